@@ -1,0 +1,37 @@
+# Trainyard — the commands a newcomer types. Every target installs what it needs first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: setup tools test test-unit test-integration test-e2e up down demo bench fmt
+
+setup:            ## install pinned Python dependencies into .venv (skipped when up to date)
+	@bash scripts/setup.sh
+
+tools:            ## offline infrastructure scanners (checkov) in their own venv
+	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
+
+test: setup tools ## the whole suite: unit, terraform, integration (emulators), e2e
+	@$(PY) -m pytest tests
+
+test-unit: setup
+	@$(PY) -m pytest tests/unit
+
+test-integration: setup
+	@$(PY) -m pytest tests/integration
+
+test-e2e: setup
+	@$(PY) -m pytest tests/e2e
+
+up: setup         ## start the local stack (emulators + functions); prints the API URL
+	@$(PY) -m scripts.stack up
+
+down:             ## stop exactly what `make up` started
+	@$(PY) -m scripts.stack down
+
+demo: setup       ## start the stack, run a training run end to end, stop the stack
+	@$(PY) -m scripts.demo
+
+bench: setup
+	@$(PY) bench/control_plane.py

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what is missing into .venv (pinned by requirements/constraints.txt). Idempotent: a stamp
+# holding the hash of the requirement files skips the install when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+VENV=${VENV:-.venv}
+stamp="$VENV/.trainyard-installed"
+want=$(cat requirements/*.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "setup: installing pinned dependencies into $VENV (first time takes several minutes)"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade "pip<25" wheel
+# tfx 1.15's metadata says Python < 3.11 but it runs on 3.11 (../shared/ARCHITECTURE.md).
+"$VENV/bin/python" -m pip install --quiet --ignore-requires-python \
+  -c requirements/constraints.txt \
+  -r requirements/runtime.txt -r requirements/ml.txt -r requirements/dev.txt
+echo "$want" > "$stamp"
+echo "setup: done"

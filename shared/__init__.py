@@ -1,0 +1,1 @@
+"""Trainyard's domain and everything the functions share. Light: no TensorFlow, TFX or Vertex SDK."""

@@ -1,0 +1,239 @@
+"""The catalog a training run is built from: datasets, feature configs, model configs, experiments.
+
+These schemas are the contract between the API (which validates them) and pipeline_compiler (which
+turns them into ExampleGen queries, a preprocessing_fn and a TFRS model).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ModelType = Literal["retrieval", "ranking", "multitask"]
+SplitStrategy = Literal["strict_time", "random"]
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error (HTTP 400), not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class BigQuerySource(Strict):
+    kind: Literal["bigquery"] = "bigquery"
+    table: Optional[str] = Field(None, description="project.dataset.table")
+    query: Optional[str] = Field(None, description="a SELECT producing the columns below")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if bool(self.table) == bool(self.query):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+
+class FileSource(Strict):
+    kind: Literal["files"] = "files"
+    uri: str = Field(..., min_length=1, description="a file, directory or glob (local path or gs://)")
+    format: Literal["csv", "parquet"] = "csv"
+
+
+DataSource = Annotated[Union[BigQuerySource, FileSource], Field(discriminator="kind")]
+
+
+class ColumnMapping(Strict):
+    user_id: str = Field(..., min_length=1)
+    item_id: str = Field(..., min_length=1)
+    timestamp: str = Field(..., min_length=1, description="seconds since the epoch, or ISO 8601")
+    label: Optional[str] = None
+    rating: Optional[str] = None
+    quantity: Optional[str] = None
+
+
+class DatasetStats(Strict):
+    rows: Optional[int] = Field(None, ge=0)
+    users: Optional[int] = Field(None, ge=0)
+    items: Optional[int] = Field(None, ge=0)
+
+
+class Dataset(Strict):
+    id: Optional[str] = None
+    name: str = Field(..., min_length=1, max_length=200)
+    description: str = ""
+    source: DataSource
+    columns: ColumnMapping
+    features: list[str] = Field(default_factory=list, description="extra columns used as features")
+    split_strategy: SplitStrategy = "strict_time"
+    sample_percent: int = Field(100, ge=1, le=100)
+    stats: DatasetStats = Field(default_factory=DatasetStats)
+    created_at: Optional[datetime] = None
+    created_by: Optional[str] = None
+
+
+# --------------------------------------------------------------------------- feature configs
+
+
+class VocabularyTransform(Strict):
+    type: Literal["vocabulary"] = "vocabulary"
+    embedding_dim: int = Field(32, ge=1, le=1024)
+    num_oov_buckets: int = Field(1, ge=1, le=1000)
+    max_tokens: Optional[int] = Field(None, ge=1)
+
+
+class HashingTransform(Strict):
+    type: Literal["hashing"] = "hashing"
+    num_buckets: int = Field(..., ge=2, le=10_000_000)
+    embedding_dim: int = Field(32, ge=1, le=1024)
+
+
+class NormalizeTransform(Strict):
+    type: Literal["normalize"] = "normalize"  # z-score
+    log1p: bool = False
+
+
+class BucketizeTransform(Strict):
+    type: Literal["bucketize"] = "bucketize"
+    num_buckets: int = Field(10, ge=2, le=1000)
+    embedding_dim: Optional[int] = Field(None, ge=1, le=1024)
+
+
+CyclicalComponent = Literal["hour_of_day", "day_of_week", "month"]
+
+
+class CyclicalTransform(Strict):
+    type: Literal["cyclical"] = "cyclical"
+    components: list[CyclicalComponent] = Field(
+        default_factory=lambda: ["hour_of_day", "day_of_week", "month"], min_length=1
+    )
+
+
+class CrossTransform(Strict):
+    type: Literal["cross"] = "cross"
+    columns: list[str] = Field(..., min_length=2, max_length=2)
+    hash_buckets: int = Field(1000, ge=2, le=10_000_000)
+    embedding_dim: int = Field(16, ge=1, le=1024)
+
+
+FeatureTransform = Annotated[
+    Union[
+        VocabularyTransform,
+        HashingTransform,
+        NormalizeTransform,
+        BucketizeTransform,
+        CyclicalTransform,
+        CrossTransform,
+    ],
+    Field(discriminator="type"),
+]
+
+
+class FeatureSpec(Strict):
+    name: str = Field(..., min_length=1, max_length=100, description="output feature name")
+    column: Optional[str] = Field(None, description="input column; not used by a cross")
+    side: Literal["query", "candidate"]
+    transform: FeatureTransform
+
+    @model_validator(mode="after")
+    def _column_needed(self):
+        if self.transform.type != "cross" and not self.column:
+            raise ValueError(f"feature {self.name!r}: column is required for a {self.transform.type} transform")
+        return self
+
+
+class FeatureConfig(Strict):
+    id: Optional[str] = None
+    name: str = Field(..., min_length=1, max_length=200)
+    description: str = ""
+    features: list[FeatureSpec] = Field(..., min_length=1)
+    created_at: Optional[datetime] = None
+    created_by: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _unique_names_and_towers(self):
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature names must be unique: {', '.join(dupes)}")
+        sides = {f.side for f in self.features}
+        if sides != {"query", "candidate"}:
+            raise ValueError("needs at least one query-side and one candidate-side feature")
+        return self
+
+
+# --------------------------------------------------------------------------- model configs
+
+
+class MultitaskWeights(Strict):
+    retrieval: float = Field(1.0, ge=0)
+    ranking: float = Field(1.0, ge=0)
+
+
+class ModelConfig(Strict):
+    id: Optional[str] = None
+    name: str = Field(..., min_length=1, max_length=200)
+    description: str = ""
+    model_type: ModelType
+    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
+    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
+    ranking_head: list[int] = Field(default_factory=lambda: [256, 64], description="hidden layers before the score")
+    multitask_weights: MultitaskWeights = Field(default_factory=MultitaskWeights)
+    optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"
+    created_at: Optional[datetime] = None
+    created_by: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _towers_agree(self):
+        for field in ("query_tower", "candidate_tower", "ranking_head"):
+            if any(n < 1 or n > 8192 for n in getattr(self, field)):
+                raise ValueError(f"{field}: layer sizes must be between 1 and 8192")
+        if self.query_tower[-1] != self.candidate_tower[-1]:
+            raise ValueError("query_tower and candidate_tower must end in the same output dimension")
+        return self
+
+    @property
+    def output_dim(self) -> int:
+        return self.query_tower[-1]
+
+
+# --------------------------------------------------------------------------- experiments (quick tests)
+
+
+class ExperimentMetrics(Strict):
+    loss: Optional[float] = None
+    recall_at_5: Optional[float] = None
+    recall_at_10: Optional[float] = None
+    recall_at_50: Optional[float] = None
+    recall_at_100: Optional[float] = None
+    test_rmse: Optional[float] = None
+    test_mae: Optional[float] = None
+
+
+class ExperimentParams(Strict):
+    epochs: Optional[int] = Field(None, ge=1)
+    batch_size: Optional[int] = Field(None, ge=1)
+    learning_rate: Optional[float] = Field(None, gt=0)
+    data_sample_percent: Optional[int] = Field(None, ge=1, le=100)
+
+
+class Experiment(Strict):
+    """A quick test: a short run on sampled data whose winner gets promoted to full training."""
+
+    id: Optional[str] = None
+    number: Optional[int] = Field(None, ge=1, description="shown as 'Exp #N'; assigned when omitted")
+    name: str = Field(..., min_length=1, max_length=200)
+    model_type: ModelType
+    dataset_id: str
+    feature_config_id: str
+    model_config_id: str
+    params: ExperimentParams = Field(default_factory=ExperimentParams)
+    metrics: ExperimentMetrics = Field(default_factory=ExperimentMetrics)
+    saved_model_uri: Optional[str] = Field(None, description="for warm restart")
+    created_at: Optional[datetime] = None
+    created_by: Optional[str] = None
+
+    @property
+    def display_name(self) -> str:
+        return f"Exp #{self.number}" if self.number else self.name

@@ -1,0 +1,94 @@
+"""The result contract: the files a pipeline attempt leaves under the run's `artifacts_uri` for the
+progress consumer (functions/pipeline_events) to read when the job succeeds.
+
+pipeline_compiler writes exactly these (as `Model.model_dump_json()`), shared/ reads them. Paths are
+relative to RunSpec.artifacts_uri, i.e. `{artifacts_root}/{run_id}/`; the layout is the spec's §2.2.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONFIG_FILE = "config.json"  # the frozen RunSpec, written by the submitter
+PIPELINE_JOB_FILE = "pipeline_job.json"  # the compiled Vertex PipelineJob JSON, written by the submitter
+TRAINING_METRICS_FILE = "training_metrics.json"  # TrainingMetrics, written by the Trainer
+EVALUATION_FILE = "evaluation/evaluation_results.json"  # Evaluation, written by the Evaluator
+REGISTRY_FILE = "registry/registry_entry.json"  # RegistryEntry, written by the Pusher (only when registered)
+ARTIFACTS_FILE = "artifacts.json"  # ArtifactLocations, written by the Trainer
+
+# Artifact layout (spec §2.2), relative to artifacts_uri.
+SAVED_MODEL_DIR = "model/saved_model"
+QUERY_MODEL_DIR = "model/query_model"
+CANDIDATE_MODEL_DIR = "model/candidate_model"
+TRANSFORM_DIR = "transform"
+VOCABULARIES_DIR = "vocabularies"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+
+class EpochMetrics(_Result):
+    """One epoch of training, as the Trainer publishes it to `training-progress` and keeps in history."""
+
+    run_id: str
+    attempt: int = 1
+    epoch: int = Field(..., ge=1, description="1-based")
+    total_epochs: int
+    loss: Optional[float] = None
+    val_loss: Optional[float] = None
+    learning_rate: Optional[float] = None
+    metrics: dict[str, float] = Field(default_factory=dict, description="e.g. recall_at_100, rmse")
+    timestamp: Optional[datetime] = None
+
+
+class TrainingMetrics(_Result):
+    epochs: list[EpochMetrics] = Field(default_factory=list)
+    final: dict[str, float] = Field(default_factory=dict, description="last/best-epoch metrics")
+    best_epoch: Optional[int] = None
+    stopped_early: bool = False
+    resumed_from_epoch: Optional[int] = None
+    warm_start: Literal["none", "loaded", "fallback"] = "none"
+    warm_start_warning: Optional[str] = None
+    examples_per_second: Optional[float] = None
+
+
+class Evaluation(_Result):
+    """The gate: blessed when the threshold metric passes on the test split (or evaluator disabled)."""
+
+    evaluator_enabled: bool = True
+    metrics: dict[str, float] = Field(default_factory=dict, description="recall_at_k and/or test_rmse/test_mae")
+    baseline_metrics: dict[str, float] = Field(default_factory=dict, description="most-popular / predict-the-mean")
+    threshold_metric: Optional[str] = None
+    threshold_value: Optional[float] = None
+    actual_value: Optional[float] = None
+    passed: bool
+    blessed: bool
+
+
+class RegistryEntry(_Result):
+    model_display_name: str
+    model_resource_name: str = Field(..., description="projects/P/locations/L/models/M (local: a registry path)")
+    model_version_id: str
+    serving_model_uri: str
+    registered_at: datetime
+    pushed_anyway: bool = False
+
+
+class ArtifactLocations(_Result):
+    saved_model: Optional[str] = None
+    query_model: Optional[str] = None
+    candidate_model: Optional[str] = None
+    transform_graph: Optional[str] = None
+    vocabularies: Optional[str] = None
+    checkpoints: Optional[str] = None
+    training_metrics: Optional[str] = None
+    evaluation: Optional[str] = None
+
+
+def join(base: str, relative: str) -> str:
+    """Join a gs:// or local base URI and a relative path without doubling slashes."""
+    return base.rstrip("/") + "/" + relative.lstrip("/")

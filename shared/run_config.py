@@ -1,0 +1,239 @@
+"""A training run's configuration: parameters, GPU, evaluator gate, deployment, and the frozen
+run spec (config.json) the submitter hands to pipeline_compiler. Defaults are the spec's Appendix B.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, Field, model_validator
+
+from shared.catalog import Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict
+
+# --------------------------------------------------------------------------- training params
+
+
+class EarlyStopping(Strict):
+    enabled: bool = True
+    patience: int = Field(10, ge=1, le=100)
+
+
+class ConstantLR(Strict):
+    type: Literal["constant"] = "constant"
+
+
+class ReduceOnPlateauLR(Strict):
+    type: Literal["reduce_on_plateau"] = "reduce_on_plateau"
+    factor: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(3, ge=1, le=100)
+    min_lr: float = Field(0.001, ge=0)
+
+
+class CosineLR(Strict):
+    """Cosine decay to 1% of the initial learning rate over the run's epochs."""
+
+    type: Literal["cosine"] = "cosine"
+
+
+class WarmupCosineLR(Strict):
+    """Linear warm-up for warmup_epochs, then cosine decay to 1% of the initial learning rate."""
+
+    type: Literal["warmup_cosine"] = "warmup_cosine"
+    warmup_epochs: int = Field(1, ge=1, le=100)
+
+
+LRSchedule = Annotated[
+    Union[ConstantLR, ReduceOnPlateauLR, CosineLR, WarmupCosineLR], Field(discriminator="type")
+]
+
+
+class WarmRestart(Strict):
+    enabled: bool = False
+    experiment_id: Optional[str] = Field(None, description="defaults to the base experiment")
+
+
+class RetrievalIndex(Strict):
+    type: Literal["scann", "brute_force"] = "scann"
+    num_leaves: Union[Literal["auto"], int] = "auto"
+    num_leaves_to_search: Union[Literal["auto"], int] = "auto"
+
+    @model_validator(mode="after")
+    def _positive(self):
+        for field in ("num_leaves", "num_leaves_to_search"):
+            value = getattr(self, field)
+            if value != "auto" and not 1 <= value <= 1_000_000:
+                raise ValueError(f"{field} must be 'auto' or between 1 and 1000000")
+        if isinstance(self.num_leaves, int) and isinstance(self.num_leaves_to_search, int):
+            if self.num_leaves_to_search > self.num_leaves:
+                raise ValueError("num_leaves_to_search cannot exceed num_leaves")
+        return self
+
+
+class TrainingParams(Strict):
+    data_sample_percent: int = Field(100, ge=1, le=100)
+    epochs: int = Field(150, ge=1, le=1000)
+    batch_size: int = Field(8192, ge=1, le=131072)
+    learning_rate: float = Field(0.1, gt=0, le=10)
+    split_strategy: SplitStrategy = "strict_time"
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    lr_schedule: LRSchedule = Field(default_factory=ReduceOnPlateauLR)
+    mixed_precision: bool = False
+    warm_restart: WarmRestart = Field(default_factory=WarmRestart)
+    retrieval_index: RetrievalIndex = Field(default_factory=RetrievalIndex)
+    checkpoint_every_epochs: int = Field(10, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _schedule_fits(self):
+        schedule = self.lr_schedule
+        if isinstance(schedule, ReduceOnPlateauLR) and schedule.min_lr >= self.learning_rate:
+            raise ValueError("lr_schedule.min_lr must be below learning_rate")
+        if isinstance(schedule, WarmupCosineLR) and schedule.warmup_epochs >= self.epochs:
+            raise ValueError("lr_schedule.warmup_epochs must be fewer than epochs")
+        return self
+
+
+# --------------------------------------------------------------------------- GPU
+
+# Spec Appendix A, with the machine each accelerator count needs. T4/V100 attach to n1 machines;
+# L4 comes only in g2 and A100 only in a2, whose machine type fixes the GPU count.
+GPU_MACHINES: dict[str, dict[int, str]] = {
+    "NVIDIA_TESLA_T4": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
+    "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
+    "NVIDIA_TESLA_V100": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
+    "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g"},
+}
+GPU_FAMILY = {"NVIDIA_TESLA_T4": "n1", "NVIDIA_TESLA_V100": "n1", "NVIDIA_L4": "g2", "NVIDIA_TESLA_A100": "a2"}
+GpuType = Literal["NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_A100"]
+
+
+class GpuConfig(Strict):
+    gpu_type: GpuType = "NVIDIA_L4"
+    gpu_count: Literal[1, 2, 4, 8] = 2
+    preemptible: bool = True
+    machine_type: Optional[str] = Field(None, description="defaults to the machine Appendix A pairs with the GPUs")
+
+    @model_validator(mode="after")
+    def _vertex_would_accept(self):
+        machines = GPU_MACHINES[self.gpu_type]
+        if self.gpu_count not in machines:
+            raise ValueError(
+                f"{self.gpu_type} comes in counts {sorted(machines)} per machine, not {self.gpu_count}"
+            )
+        if self.machine_type is None:
+            self.machine_type = machines[self.gpu_count]
+            return self
+        family = GPU_FAMILY[self.gpu_type]
+        if not self.machine_type.startswith(family + "-"):
+            raise ValueError(f"{self.gpu_type} needs an {family} machine type, not {self.machine_type}")
+        if family in ("g2", "a2") and self.machine_type != machines[self.gpu_count]:
+            raise ValueError(
+                f"{self.machine_type} does not hold {self.gpu_count} x {self.gpu_type}; use {machines[self.gpu_count]}"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- evaluator gate
+
+RETRIEVAL_METRICS = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100")
+RANKING_METRICS = ("test_rmse", "test_mae")
+LOWER_IS_BETTER = frozenset(RANKING_METRICS)
+METRICS_FOR_MODEL_TYPE: dict[str, tuple[str, ...]] = {
+    "retrieval": RETRIEVAL_METRICS,
+    "ranking": RANKING_METRICS,
+    "multitask": RETRIEVAL_METRICS + RANKING_METRICS,
+}
+
+
+class BlessingThreshold(Strict):
+    metric: Literal["recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "test_rmse", "test_mae"] = (
+        "recall_at_100"
+    )
+    min_value: Optional[float] = Field(None, description="for recall metrics: blessed when actual >= min_value")
+    max_value: Optional[float] = Field(None, description="for error metrics: blessed when actual <= max_value")
+
+    @model_validator(mode="after")
+    def _direction(self):
+        if self.metric in LOWER_IS_BETTER:
+            if self.min_value is not None or self.max_value is None:
+                raise ValueError(f"{self.metric} is lower-is-better: give max_value, not min_value")
+            if self.max_value <= 0:
+                raise ValueError("max_value must be positive")
+        else:
+            if self.max_value is not None or self.min_value is None:
+                raise ValueError(f"{self.metric} is higher-is-better: give min_value, not max_value")
+            if not 0 <= self.min_value <= 1:
+                raise ValueError("min_value of a recall must be between 0 and 1")
+        return self
+
+    @property
+    def value(self) -> float:
+        return self.max_value if self.metric in LOWER_IS_BETTER else self.min_value  # type: ignore[return-value]
+
+    def passes(self, actual: float) -> bool:
+        return actual <= self.value if self.metric in LOWER_IS_BETTER else actual >= self.value
+
+
+class EvaluatorConfig(Strict):
+    enabled: bool = True
+    blessing_threshold: Optional[BlessingThreshold] = None
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+class DeploymentConfig(Strict):
+    action: Literal["register_only", "deploy_new", "deploy_existing"] = "register_only"
+    endpoint_name: Optional[str] = Field(None, max_length=128, description="deploy_new; defaults to the run name")
+    existing_endpoint_id: Optional[str] = Field(None, description="required for deploy_existing")
+    traffic_split: int = Field(100, ge=1, le=100, description="percent of traffic the new model takes")
+
+    @model_validator(mode="after")
+    def _endpoint_given(self):
+        if self.action == "deploy_existing" and not self.existing_endpoint_id:
+            raise ValueError("deploy_existing needs existing_endpoint_id")
+        if self.action != "deploy_existing" and self.existing_endpoint_id:
+            raise ValueError(f"existing_endpoint_id only goes with deploy_existing, not {self.action}")
+        if self.action != "deploy_new" and self.endpoint_name:
+            raise ValueError(f"endpoint_name only goes with deploy_new, not {self.action}")
+        return self
+
+
+# --------------------------------------------------------------------------- the frozen run spec
+
+
+class BaseExperimentRef(Strict):
+    id: str
+    number: Optional[int] = None
+    name: str
+    metrics: ExperimentMetrics = Field(default_factory=ExperimentMetrics)
+    saved_model_uri: Optional[str] = None
+
+
+class RunSpec(Strict):
+    """Everything a pipeline needs to train one attempt of one run, resolved and frozen.
+
+    Written as `{artifacts_uri}/config.json` by the submitter; pipeline_compiler builds the TFX
+    pipeline from it alone (plus its own environment settings).
+    """
+
+    run_id: str
+    run_name: str
+    run_number: int
+    attempt: int = Field(1, ge=1)
+    model_type: ModelType
+    dataset: Dataset
+    feature_config: FeatureConfig
+    model_config_: ModelConfig = Field(..., alias="model_config")
+    base_experiment: Optional[BaseExperimentRef] = None
+    training_params: TrainingParams
+    gpu_config: GpuConfig
+    evaluator_config: EvaluatorConfig
+    deployment_config: DeploymentConfig
+    artifacts_uri: str = Field(..., description="{artifacts_root}/{run_id}: where the run's files live")
+    pipeline_root: str
+    progress_topic: Optional[str] = Field(None, description="projects/P/topics/training-progress")
+    created_by: Optional[str] = None
+
+    model_config = {"extra": "forbid", "populate_by_name": True, "protected_namespaces": ()}
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)

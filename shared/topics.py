@@ -1,0 +1,13 @@
+"""Pub/Sub topic names (one place; Terraform and the local stack create the same ones)."""
+
+RUN_SUBMIT = "run-submit"  # {run_id, attempt}: the submitter claims, compiles and submits
+PIPELINE_EVENTS = "pipeline-events"  # Cloud Logging sink of Vertex pipeline job/task events
+TRAINING_PROGRESS = "training-progress"  # EpochMetrics from the Trainer
+SCHEDULE_TRIGGER = "schedule-trigger"  # {schedule_id}: Cloud Scheduler / the local ticker
+RUN_COMMANDS = "run-commands"  # {run_id, command, ...}: cancel, deploy, push-anyway (slow cloud calls)
+
+ALL = (RUN_SUBMIT, PIPELINE_EVENTS, TRAINING_PROGRESS, SCHEDULE_TRIGGER, RUN_COMMANDS)
+
+
+def dead_letter(topic: str) -> str:
+    return f"{topic}-dead-letter"
