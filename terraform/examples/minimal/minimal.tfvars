@@ -1,0 +1,7 @@
+# Copy and edit: the only values without a default.
+project_id          = "my-trainyard-project"
+org_domain          = "example.com"
+api_invoker_members = ["domain:example.com"]
+region              = "europe-west4"
+firestore_location  = "europe-west4"
+gpu_image_tag       = "latest"

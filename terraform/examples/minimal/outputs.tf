@@ -1,0 +1,24 @@
+output "api_url" {
+  description = "HTTPS URL of the API function."
+  value       = module.trainyard.api_url
+}
+
+output "topics" {
+  description = "Pub/Sub topic names."
+  value       = module.trainyard.topics
+}
+
+output "artifacts_bucket" {
+  description = "Bucket of run artifacts."
+  value       = module.trainyard.artifacts_bucket
+}
+
+output "pipeline_root_bucket" {
+  description = "Vertex AI pipeline root bucket."
+  value       = module.trainyard.pipeline_root_bucket
+}
+
+output "service_accounts" {
+  description = "Service account e-mails of the workloads."
+  value       = module.trainyard.service_accounts
+}

@@ -1,0 +1,39 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project that hosts Trainyard."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, services, buckets and pipelines."
+  default     = "europe-west4"
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Location of the Firestore database."
+  default     = "europe-west4"
+}
+
+variable "org_domain" {
+  type        = string
+  description = "The organisation's e-mail domain (dashboard readers, API callers)."
+}
+
+variable "api_invoker_members" {
+  type        = list(string)
+  description = "IAM members allowed to call the API, e.g. [\"domain:example.com\"]."
+  default     = []
+}
+
+variable "gpu_image_tag" {
+  type        = string
+  description = "Tag of the GPU image pushed by Cloud Build."
+  default     = "latest"
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the Firestore database and Cloud Run services from deletion."
+  default     = true
+}

@@ -1,0 +1,98 @@
+# Firestore (native mode), the composite indexes of the API's queries, and the security rules.
+
+locals {
+  # Composite indexes: collection => list of [field_path, order] in index order.
+  firestore_indexes = {
+    "training_runs-status-created_at" = {
+      collection = "training_runs"
+      fields     = [["status", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-model_type-created_at" = {
+      collection = "training_runs"
+      fields     = [["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-status-model_type-created_at" = {
+      collection = "training_runs"
+      fields     = [["status", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-schedule_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["schedule_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "experiments-model_type-recall_at_100" = {
+      collection = "experiments"
+      fields     = [["model_type", "ASCENDING"], ["metrics.recall_at_100", "DESCENDING"]]
+    }
+    "experiments-model_type-test_rmse" = {
+      collection = "experiments"
+      fields     = [["model_type", "ASCENDING"], ["metrics.test_rmse", "ASCENDING"]]
+    }
+    "training_schedules-status-next_run_at" = {
+      collection = "training_schedules"
+      fields     = [["status", "ASCENDING"], ["next_run_at", "ASCENDING"]]
+    }
+  }
+}
+
+resource "google_firestore_database" "default" {
+  project                           = var.project_id
+  name                              = "(default)"
+  location_id                       = var.firestore_location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "OPTIMISTIC"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy                   = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_firestore_index" "composite" {
+  for_each = local.firestore_indexes
+
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value[0]
+      order      = fields.value[1]
+    }
+  }
+}
+
+resource "google_firebaserules_ruleset" "firestore" {
+  project = var.project_id
+
+  source {
+    files {
+      name = "firestore.rules"
+      content = templatefile("${path.module}/firestore.rules", {
+        org_domain_regex = replace(lower(var.org_domain), ".", "[.]")
+      })
+    }
+  }
+
+  depends_on = [google_firestore_database.default]
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "google_firebaserules_release" "firestore" {
+  project      = var.project_id
+  name         = "cloud.firestore"
+  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore.name}"
+
+  lifecycle {
+    replace_triggered_by = [google_firebaserules_ruleset.firestore]
+  }
+}

@@ -1,0 +1,188 @@
+# Identities and grants. One service account per function/service and one for the Vertex pipeline
+# jobs; no primitive roles; iam.serviceAccountUser only on the pipeline account, only for the
+# services that submit or act on pipeline jobs. tests/unit/test_terraform.py holds the same table
+# and fails when a grant goes missing or a new one appears.
+
+locals {
+  service_accounts = {
+    api             = { account_id = "trainyard-api", display_name = "Trainyard API function" }
+    submitter       = { account_id = "trainyard-submitter", display_name = "Trainyard submitter (Cloud Run)" }
+    pipeline_events = { account_id = "trainyard-pipeline-events", display_name = "Trainyard pipeline_events functions" }
+    scheduler       = { account_id = "trainyard-scheduler", display_name = "Trainyard scheduler function" }
+    run_commands    = { account_id = "trainyard-run-commands", display_name = "Trainyard run-commands (Cloud Run)" }
+    pipeline        = { account_id = "trainyard-pipeline", display_name = "Trainyard Vertex AI pipeline jobs" }
+  }
+
+  # Identities of the Eventarc triggers: each may invoke exactly one function/service.
+  trigger_accounts = {
+    submitter         = { account_id = "trainyard-trg-submitter", display_name = "Eventarc trigger: run-submit -> submitter" }
+    run_commands      = { account_id = "trainyard-trg-run-commands", display_name = "Eventarc trigger: run-commands -> run-commands" }
+    pipeline_events   = { account_id = "trainyard-trg-pipeline-events", display_name = "Eventarc trigger: pipeline-events -> pipeline_events" }
+    training_progress = { account_id = "trainyard-trg-progress", display_name = "Eventarc trigger: training-progress -> pipeline_events" }
+    scheduler         = { account_id = "trainyard-trg-scheduler", display_name = "Eventarc trigger: schedule-trigger -> scheduler" }
+  }
+
+  # Project-level roles (Firestore, Vertex AI, Cloud Scheduler, quotas, BigQuery and Dataflow have
+  # no narrower resource to grant on for what the code does).
+  project_roles = {
+    api = [
+      "roles/datastore.user",       # Firestore read/write
+      "roles/cloudscheduler.admin", # create/update/delete the schedules' jobs
+      "roles/cloudquotas.viewer",   # GPU quota for /api/gpu-availability
+      "roles/aiplatform.viewer",    # read pipeline jobs for run details
+    ]
+    submitter       = ["roles/datastore.user", "roles/aiplatform.user"]
+    pipeline_events = ["roles/datastore.user", "roles/aiplatform.viewer"]
+    scheduler       = ["roles/datastore.user"]
+    run_commands    = ["roles/datastore.user", "roles/aiplatform.user"]
+    pipeline = [
+      "roles/aiplatform.user",
+      "roles/bigquery.dataViewer",
+      "roles/bigquery.jobUser",
+      "roles/dataflow.worker",
+      "roles/dataflow.developer",
+    ]
+  }
+
+  # Topic-level publishers (topic name => who may publish).
+  topic_publishers = {
+    api       = ["run-submit", "run-commands", "schedule-trigger"]
+    scheduler = ["run-submit"]
+    pipeline  = ["training-progress"]
+  }
+
+  # Bucket-level roles. "artifacts_read_delete" is the custom role below.
+  bucket_roles = {
+    api             = { artifacts = ["artifacts_read_delete"] }
+    submitter       = { artifacts = ["roles/storage.objectUser"], pipeline_root = ["roles/storage.objectUser"] }
+    pipeline_events = { artifacts = ["roles/storage.objectViewer"] }
+    run_commands    = { artifacts = ["roles/storage.objectUser"] }
+    pipeline        = { artifacts = ["roles/storage.objectUser"], pipeline_root = ["roles/storage.objectUser"] }
+  }
+
+  # Artifact Registry repository readers.
+  repository_readers = ["submitter", "pipeline"]
+
+  # iam.serviceAccountUser: who may act as which account. Submitting/cancelling/deploying pipeline
+  # jobs runs them as the pipeline account; the pipeline account launches Dataflow workers as itself.
+  act_as = {
+    submitter    = ["pipeline"]
+    run_commands = ["pipeline"]
+    pipeline     = ["pipeline"]
+  }
+
+  project_role_bindings = {
+    for b in flatten([for sa, roles in local.project_roles : [for role in roles : { sa = sa, role = role }]]) :
+    "${b.sa}/${b.role}" => b
+  }
+  topic_publisher_bindings = {
+    for b in flatten([for sa, topics in local.topic_publishers : [for topic in topics : { sa = sa, topic = topic }]]) :
+    "${b.sa}/${b.topic}" => b
+  }
+  bucket_role_bindings = {
+    for b in flatten([
+      for sa, buckets in local.bucket_roles : [
+        for bucket, roles in buckets : [for role in roles : { sa = sa, bucket = bucket, role = role }]
+      ]
+    ]) : "${b.sa}/${b.bucket}/${b.role}" => b
+  }
+  act_as_bindings = {
+    for b in flatten([for sa, targets in local.act_as : [for target in targets : { sa = sa, target = target }]]) :
+    "${b.sa}/${b.target}" => b
+  }
+
+  bucket_names = {
+    artifacts     = google_storage_bucket.artifacts.name
+    pipeline_root = google_storage_bucket.pipeline_root.name
+  }
+}
+
+resource "google_service_account" "sa" {
+  for_each = local.service_accounts
+
+  project      = var.project_id
+  account_id   = each.value.account_id
+  display_name = each.value.display_name
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "trigger" {
+  for_each = local.trigger_accounts
+
+  project      = var.project_id
+  account_id   = each.value.account_id
+  display_name = each.value.display_name
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "sa_roles" {
+  for_each = local.project_role_bindings
+
+  project = var.project_id
+  role    = each.value.role
+  member  = google_service_account.sa[each.value.sa].member
+}
+
+resource "google_pubsub_topic_iam_member" "publishers" {
+  for_each = local.topic_publisher_bindings
+
+  project = var.project_id
+  topic   = module.topic[each.value.topic].topic_name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.sa[each.value.sa].member
+}
+
+# Run deletion removes a run's artifacts: read, list and delete objects, but never create them.
+resource "google_project_iam_custom_role" "artifacts_read_delete" {
+  project     = var.project_id
+  role_id     = "trainyardArtifactsReadDelete"
+  title       = "Trainyard artifacts read/delete"
+  description = "Read, list and delete objects (granted on the artifacts bucket only)."
+  permissions = ["storage.objects.get", "storage.objects.list", "storage.objects.delete"]
+}
+
+resource "google_storage_bucket_iam_member" "sa_roles" {
+  for_each = local.bucket_role_bindings
+
+  bucket = local.bucket_names[each.value.bucket]
+  role   = each.value.role == "artifacts_read_delete" ? google_project_iam_custom_role.artifacts_read_delete.name : each.value.role
+  member = google_service_account.sa[each.value.sa].member
+}
+
+resource "google_artifact_registry_repository_iam_member" "readers" {
+  for_each = toset(local.repository_readers)
+
+  project    = var.project_id
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = google_service_account.sa[each.value].member
+}
+
+resource "google_service_account_iam_member" "act_as" {
+  for_each = local.act_as_bindings
+
+  service_account_id = google_service_account.sa[each.value.target].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.sa[each.value.sa].member
+}
+
+# Pub/Sub mints the OIDC token of a push to a function/service as the trigger's identity.
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  for_each = local.trigger_accounts
+
+  service_account_id = google_service_account.trigger[each.key].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_project_service_identity.pubsub.email}"
+}
+
+# The api creates Cloud Scheduler jobs at run time with Pub/Sub targets on schedule-trigger; those
+# messages are published by the Cloud Scheduler service agent.
+resource "google_pubsub_topic_iam_member" "scheduler_agent_publisher" {
+  project = var.project_id
+  topic   = module.topic["schedule-trigger"].topic_name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_project_service_identity.cloudscheduler.email}"
+}

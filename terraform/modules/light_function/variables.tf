@@ -1,0 +1,151 @@
+variable "project_id" {
+  type        = string
+  description = "Project to deploy the function into."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the function (and of its Eventarc trigger)."
+}
+
+variable "name" {
+  type        = string
+  description = "Function name (also the name of its Cloud Run service)."
+}
+
+variable "description" {
+  type        = string
+  description = "Human-readable description of the function."
+  default     = ""
+}
+
+variable "source_dir" {
+  type        = string
+  description = "The function's folder (functions/<name>/): main.py and requirements.txt land at the zip's root."
+}
+
+variable "shared_dir" {
+  type        = string
+  description = "The repository's shared/ folder, packaged as the `shared` package next to main.py."
+}
+
+variable "include_pattern" {
+  type        = string
+  description = "fileset() pattern of the files packaged from source_dir and shared_dir (text files only; caches and binaries are left out)."
+  default     = "**/*.{py,txt,json,yaml,yml,cfg,toml}"
+}
+
+variable "source_bucket" {
+  type        = string
+  description = "Bucket holding the zipped sources; the object name carries the zip's SHA-256 so a change of any file redeploys."
+}
+
+variable "entry_point" {
+  type        = string
+  description = "Python function called by the Functions Framework."
+}
+
+variable "runtime" {
+  type        = string
+  description = "Cloud Functions runtime."
+  default     = "python311"
+}
+
+variable "service_account_email" {
+  type        = string
+  description = "Runtime identity of the function (one per function, least privilege)."
+}
+
+variable "environment_variables" {
+  type        = map(string)
+  description = "Environment of the function (read by shared/settings.py)."
+  default     = {}
+}
+
+variable "available_memory" {
+  type        = string
+  description = "Memory of one instance, e.g. \"512Mi\"."
+  default     = "512Mi"
+}
+
+variable "timeout_seconds" {
+  type        = number
+  description = "Request timeout; for event functions also the Pub/Sub ack deadline the handler must finish within."
+  default     = 120
+}
+
+variable "max_instance_count" {
+  type        = number
+  description = "Upper bound on instances (caps cost and Firestore contention)."
+  default     = 10
+}
+
+variable "ingress_settings" {
+  type        = string
+  description = "ALLOW_ALL for the HTTP API (authentication is still required), ALLOW_INTERNAL_ONLY for event consumers."
+  default     = "ALLOW_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
+    error_message = "ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "invoker_members" {
+  type        = list(string)
+  description = "IAM members allowed to invoke the function (roles/run.invoker on its service). Never allUsers: the function requires authentication."
+  default     = []
+
+  validation {
+    condition     = !contains(var.invoker_members, "allUsers") && !contains(var.invoker_members, "allAuthenticatedUsers")
+    error_message = "The function requires authentication: allUsers/allAuthenticatedUsers are not allowed."
+  }
+}
+
+variable "trigger_topic_id" {
+  type        = string
+  description = "Full id of the Pub/Sub topic that triggers the function; null for an HTTP function."
+  default     = null
+}
+
+variable "trigger_service_account_email" {
+  type        = string
+  description = "Identity the Eventarc trigger uses to invoke the function (gets roles/run.invoker); required with trigger_topic_id."
+  default     = null
+}
+
+variable "dead_letter_topic_id" {
+  type        = string
+  description = "Dead-letter topic for the trigger's subscription; required with trigger_topic_id."
+  default     = null
+}
+
+variable "max_delivery_attempts" {
+  type        = number
+  description = "Deliveries before a message is dead-lettered."
+  default     = 5
+}
+
+variable "minimum_backoff" {
+  type        = string
+  description = "Retry policy minimum backoff of the trigger's subscription."
+  default     = "10s"
+}
+
+variable "maximum_backoff" {
+  type        = string
+  description = "Retry policy maximum backoff of the trigger's subscription."
+  default     = "600s"
+}
+
+variable "pubsub_service_agent_email" {
+  type        = string
+  description = "Email of the Pub/Sub service agent (dead-lettering needs it as subscriber on the trigger's subscription)."
+  default     = null
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels of the function."
+  default     = {}
+}

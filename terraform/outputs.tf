@@ -1,0 +1,69 @@
+output "api_url" {
+  description = "HTTPS URL of the API function (call with an ID token: Authorization: Bearer $(gcloud auth print-identity-token))."
+  value       = module.fn_api.uri
+}
+
+output "topics" {
+  description = "Pub/Sub topic names by shared/topics.py name."
+  value       = { for name, t in module.topic : name => t.topic_name }
+}
+
+output "dead_letter_topics" {
+  description = "Dead-letter topic of each topic."
+  value       = { for name, t in module.topic : name => t.dead_letter_topic_name }
+}
+
+output "dead_letter_subscriptions" {
+  description = "Subscriptions holding dead-lettered messages, by topic."
+  value       = { for name, t in module.topic : name => t.dead_letter_subscription_name }
+}
+
+output "artifacts_bucket" {
+  description = "Bucket of run artifacts (TRAINYARD_ARTIFACTS_ROOT is gs://<bucket>/training)."
+  value       = google_storage_bucket.artifacts.name
+}
+
+output "pipeline_root_bucket" {
+  description = "Bucket used as the Vertex AI pipeline root."
+  value       = google_storage_bucket.pipeline_root.name
+}
+
+output "function_source_bucket" {
+  description = "Bucket of the zipped function sources."
+  value       = google_storage_bucket.function_source.name
+}
+
+output "service_accounts" {
+  description = "E-mail of each workload's service account (api, submitter, pipeline_events, scheduler, run_commands, pipeline)."
+  value       = { for k, sa in google_service_account.sa : k => sa.email }
+}
+
+output "trigger_service_accounts" {
+  description = "E-mail of each Eventarc trigger identity."
+  value       = { for k, sa in google_service_account.trigger : k => sa.email }
+}
+
+output "gpu_image" {
+  description = "Image the Cloud Run consumers run (build and push it first, see docs/deploy.md)."
+  value       = local.gpu_image
+}
+
+output "artifact_registry_repository" {
+  description = "Docker repository URL for the GPU image."
+  value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+}
+
+output "cloud_run_services" {
+  description = "Cloud Run consumer services."
+  value       = { submitter = module.run_submitter.name, run_commands = module.run_commands.name }
+}
+
+output "functions" {
+  description = "Cloud Functions gen2 names."
+  value = {
+    api               = module.fn_api.name
+    pipeline_events   = module.fn_pipeline_events.name
+    training_progress = module.fn_training_progress.name
+    scheduler         = module.fn_scheduler.name
+  }
+}
