@@ -35,7 +35,7 @@ variable "artifact_registry_repository" {
 variable "gpu_image_name" {
   type        = string
   description = "Image name inside the repository, as gpu_image/cloudbuild.yaml pushes it."
-  default     = "trainyard-gpu"
+  default     = "tfx-trainer-gpu"
 }
 
 variable "gpu_image_tag" {
