@@ -286,3 +286,178 @@ def test_checkov_has_no_failed_checks():
     assert passed > 0, "checkov passed no check: did it scan anything?"
     assert not failed, "checkov failures (fix, or waive next to the resource with a reason):\n" + "\n".join(
         f"{c['check_id']} {c['resource']} {c.get('file_path')}:{c.get('file_line_range')}" for c in failed)
+
+
+# ----------------------------------------------------------------------------- negative tests
+# The checkers must reject deliberately broken Terraform.
+
+BROKEN_SUBSCRIPTION = '''
+resource "google_pubsub_subscription" "no_dlq" {
+  name  = "x"
+  topic = google_pubsub_topic.this.id
+  retry_policy {
+    minimum_backoff = "10s"
+  }
+}
+resource "google_pubsub_subscription" "no_retry" {
+  name  = "y"
+  topic = google_pubsub_topic.this.id
+  dead_letter_policy {
+    dead_letter_topic = google_pubsub_topic.dead_letter.id
+  }
+}
+resource "google_eventarc_trigger" "orphan" {
+  name     = "t"
+  location = "europe-west4"
+}
+resource "google_cloudfunctions2_function" "fn" {
+  name = "f"
+  event_trigger {
+    event_type   = "google.cloud.pubsub.topic.v1.messagePublished"
+    retry_policy = "RETRY_POLICY_DO_NOT_RETRY"
+  }
+}
+'''
+
+
+def test_negative_missing_dead_letter_and_retry_policies():
+    problems = hcl.check_subscriptions_and_triggers({"snippet": hcl.parse_text(BROKEN_SUBSCRIPTION)})
+    text = "\n".join(problems)
+    assert "subscription no_dlq has no dead_letter_policy" in text
+    assert "subscription no_retry has no retry_policy" in text
+    assert "eventarc trigger orphan has no dead-letter module" in text
+    assert "function fn trigger retry_policy is not RETRY_POLICY_RETRY" in text
+    assert "function fn trigger has no dead-letter module" in text
+
+
+def test_negative_primitive_role_and_stray_service_account_user():
+    snippet = hcl.parse_text('''
+resource "google_project_iam_member" "bad" {
+  project = "p"
+  role    = "roles/editor"
+  member  = "serviceAccount:x@p.iam.gserviceaccount.com"
+}
+resource "google_project_iam_member" "act" {
+  project = "p"
+  role    = "roles/iam.serviceAccountUser"
+  member  = "serviceAccount:x@p.iam.gserviceaccount.com"
+}
+''')
+    assert any("roles/editor" in p for p in hcl.check_no_primitive_roles({"snippet": snippet}))
+    problems = hcl.check_service_account_user({"root": snippet}, EXPECTED_ACT_AS)
+    assert any("google_project_iam_member.act" in p for p in problems)
+    assert any("act_as missing" in p for p in problems)
+    # roles/viewer is primitive, roles/aiplatform.viewer is not
+    ok = hcl.parse_text('resource "x" "y" {\n  role = "roles/aiplatform.viewer"\n}\n')
+    assert hcl.check_no_primitive_roles({"ok": ok}) == []
+
+
+def test_negative_trigger_on_unknown_topic_and_wrong_dead_letter():
+    snippet = hcl.parse_text('''
+locals {
+  topics = ["run-submit"]
+}
+module "topic" {
+  source   = "./modules/pubsub_topic_with_dlq"
+  for_each = toset(local.topics)
+}
+module "fn" {
+  source                        = "./modules/light_function"
+  trigger_topic_id              = module.topic["run-submitt"].topic_id
+  dead_letter_topic_id          = module.topic["run-submit"].dead_letter_topic_id
+  trigger_service_account_email = google_service_account.trigger["x"].email
+}
+module "svc" {
+  source = "./modules/run_consumer"
+}
+''')
+    text = "\n".join(hcl.check_pubsub_wiring(snippet, ["run-submit"]))
+    assert "is not a declared topic" in text
+    assert "is not run-submitt's dead-letter topic" in text
+    assert "module.svc: Cloud Run consumer without trigger_topic_id" in text
+    assert "max_delivery_attempts not set" in text
+
+
+def test_negative_sink_missing_task_events_and_writer_grant():
+    snippet = hcl.parse_text('''
+resource "google_logging_project_sink" "s" {
+  name                   = "s"
+  destination            = "pubsub.googleapis.com/${module.topic["pipeline-events"].topic_id}"
+  unique_writer_identity = true
+  filter                 = "resource.type=\\"aiplatform.googleapis.com/PipelineJob\\" AND logName=\\"projects/${var.project_id}/logs/aiplatform.googleapis.com%2Fpipeline_job_events\\""
+}
+''')
+    text = "\n".join(hcl.check_sink(snippet))
+    assert "misses aiplatform.googleapis.com%2Fpipeline_job_task_events" in text
+    assert "misses aiplatform.googleapis.com%2Fpipeline_job_events" not in text
+    assert "PipelineJob resource" not in text
+    assert "writer identity cannot publish" in text
+
+
+def test_negative_grants_and_identities():
+    snippet = hcl.parse_text('''
+locals {
+  service_accounts = { api = { account_id = "a" } }
+  project_roles    = { api = ["roles/datastore.user", "roles/storage.admin"] }
+}
+module "fn_api" {
+  source                = "./modules/light_function"
+  service_account_email = google_service_account.sa["ghost"].email
+}
+''')
+    text = "\n".join(hcl.check_grants(snippet, {"api": EXPECTED_GRANTS["api"]}))
+    assert "api: project grants" in text and "roles/storage.admin" in text
+    assert "api: topics grants []" in text
+    assert "does not iterate over local.project_role_bindings" not in text  # resource missing instead
+    assert "google_project_iam_member.sa_roles missing" in text
+    text = "\n".join(hcl.check_workload_identities(snippet, {"fn_api": "api"}))
+    assert "runs as 'ghost', expected 'api'" in text and "'ghost' is not declared" in text
+
+
+def test_negative_variables_indexes_and_source_hash():
+    snippet = hcl.parse_text('''
+variable "untyped" {
+  description = "no type"
+}
+variable "undescribed" {
+  type = string
+}
+locals {
+  firestore_indexes = {
+    a = { collection = "training_runs", fields = [["status", "ASCENDING"], ["created_at", "ASCENDING"]] }
+  }
+}
+resource "google_storage_bucket_object" "src" {
+  name   = "functions/${var.name}.zip"
+  bucket = "b"
+}
+resource "google_cloudfunctions2_function" "f" {
+  name = "f"
+  build_config {
+    source {
+      storage_source {
+        object = "static.zip"
+      }
+    }
+  }
+}
+''')
+    text = "\n".join(hcl.check_variables(snippet, "snippet"))
+    assert "untyped has no type" in text and "undescribed has no description" in text
+    text = "\n".join(hcl.check_indexes(snippet, EXPECTED_INDEXES[:1]))
+    assert "missing Firestore index" in text and "does not iterate" in text
+    text = "\n".join(hcl.check_source_hash(snippet))
+    assert "carries no content hash" in text and "not built from the content-hash object" in text
+
+
+def test_negative_public_event_function():
+    light = hcl.parse_text('variable "ingress_settings" {\n  type = string\n  default = "ALLOW_ALL"\n}\n')
+    root = hcl.parse_text('''
+module "fn_events" {
+  source           = "./modules/light_function"
+  ingress_settings = "ALLOW_ALL"
+  trigger_topic_id = module.topic["run-submit"].topic_id
+}
+''')
+    text = "\n".join(hcl.check_ingress(root, light, {"fn_api"}))
+    assert "ingress_settings default is 'ALLOW_ALL'" in text and "module.fn_events: ingress 'ALLOW_ALL'" in text

@@ -276,7 +276,7 @@ def check_sink(root: dict) -> list[str]:
         return ["no logging sink routes to pipeline-events"]
     for name in routed:
         body = sinks[name]
-        flt = body.get("filter", "")
+        flt = body.get("filter", "").replace('\\"', '"')
         if 'resource.type="aiplatform.googleapis.com/PipelineJob"' not in flt:
             problems.append(f"sink {name}: filter does not select the PipelineJob resource")
         for log in LOG_EVENTS:
