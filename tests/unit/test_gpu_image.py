@@ -1,0 +1,402 @@
+"""gpu_image/: the Dockerfile installs exactly the pinned versions, cloudbuild.yaml pushes both tags,
+test_gpu.py passes its CPU checks here, submit_test_job.py builds the right Vertex CustomJob request
+(checked at the client boundary with a fake JobServiceClient) and explains the spec §11 failures."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from google.api_core import exceptions as api_exceptions
+from google.cloud import aiplatform_v1
+from packaging.specifiers import SpecifierSet
+
+from gpu_image import submit_test_job as sj
+from gpu_image import verify_image as vi
+from shared.run_config import GPU_MACHINES
+
+ROOT = Path(__file__).resolve().parents[2]
+GPU_IMAGE = ROOT / "gpu_image"
+REQ = ROOT / "requirements"
+PINS = vi.constraint_pins(REQ / "constraints.txt")
+
+
+# --------------------------------------------------------------------------- Dockerfile parsing
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    out, current = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        keyword, _, rest = current.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+        current = ""
+    return out
+
+
+def pip_install_commands(instructions: list[tuple[str, str]]) -> list[list[str]]:
+    """The argument lists of every `pip install` inside RUN instructions."""
+    commands = []
+    separators = {"&&", "||", ";", "|"}
+    for keyword, args in instructions:
+        if keyword != "RUN":
+            continue
+        tokens = shlex.split(args)
+        for i in range(len(tokens) - 1):
+            start = None
+            if tokens[i].endswith("pip") and tokens[i + 1] == "install":
+                start = i + 2
+            elif tokens[i:i + 3] == ["-m", "pip", "install"]:
+                start = i + 3
+            if start is not None:
+                end = next((j for j in range(start, len(tokens)) if tokens[j] in separators), len(tokens))
+                commands.append(tokens[start:end])
+    return commands
+
+
+OPTIONS_WITH_VALUE = {"-c", "-r", "--constraint", "--requirement", "-i", "--index-url", "--extra-index-url", "-f"}
+
+
+def pip_pin_problems(args: list[str], pins: dict[str, str]) -> list[str]:
+    """What is wrong with one `pip install` argument list, measured against constraints.txt."""
+    problems = []
+    files = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a in OPTIONS_WITH_VALUE}
+    if files.get("-c", files.get("--constraint")) != "requirements/constraints.txt":
+        problems.append(f"pip install {' '.join(args)} does not use -c requirements/constraints.txt")
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in OPTIONS_WITH_VALUE:
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?(.*)$", arg)
+        name, spec = vi.canonical(match.group(1)), match.group(3)
+        if name not in pins:
+            problems.append(f"{arg}: {name} is not pinned in constraints.txt")
+        elif spec and spec != f"=={pins[name]}":
+            problems.append(f"{arg}: constraints.txt pins {name}=={pins[name]}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def dockerfile():
+    return dockerfile_instructions((GPU_IMAGE / "Dockerfile").read_text())
+
+
+def test_base_image_is_a_tf_2_15_python_3_10_dlc_matching_the_pins(dockerfile):
+    args = dict(a.split("=", 1) for k, a in dockerfile if k == "ARG" and "=" in a)
+    froms = [a for k, a in dockerfile if k == "FROM"]
+    assert froms == ["${BASE_IMAGE}"]
+    base = args["BASE_IMAGE"]
+    match = re.fullmatch(r"[a-z0-9.-]+/deeplearning-platform-release/(?:gcr\.io/)?tf2?-gpu\.(\d+)-(\d+)\.py(\d)(\d+)", base)
+    assert match, f"not a TensorFlow GPU Deep Learning Container: {base}"
+    tf_minor = f"{match.group(1)}.{match.group(2)}"
+    python = f"{match.group(3)}.{match.group(4)}"
+    assert tf_minor == "2.15"
+    assert PINS["tensorflow"].startswith(tf_minor + "."), f"base TF {tf_minor} vs pin {PINS['tensorflow']}"
+    assert python == "3.10"
+    tfx_requires = SpecifierSet(importlib.metadata.metadata("tfx")["Requires-Python"])
+    assert python in tfx_requires, f"tfx {PINS['tfx']} needs Python {tfx_requires}"
+    assert importlib.metadata.version("tfx") == PINS["tfx"]
+
+
+def test_dockerfile_installs_from_the_constraints_and_the_requirement_sets(dockerfile):
+    commands = pip_install_commands(dockerfile)
+    assert commands, "the Dockerfile installs nothing with pip"
+    for args in commands:
+        assert pip_pin_problems(args, PINS) == []
+    everything = [a for args in commands for a in args]
+    for needed in ("requirements/ml.txt", "requirements/runtime.txt"):
+        assert needed in everything
+    assert "--ignore-requires-python" in everything
+
+
+def test_pin_checker_rejects_the_specs_unpinned_install_lines():
+    # spec §10.3's own lines: kfp is not a project dependency, >= is not a pin, wrong version.
+    assert pip_pin_problems(["--no-cache-dir", "tfx==1.15.0", "kfp>=2.0.0"], PINS) != []
+    assert any("pins tensorflow-recommenders==0.7.3" in p for p in pip_pin_problems(
+        ["-c", "requirements/constraints.txt", "tensorflow-recommenders>=0.7.3"], PINS))
+    assert pip_pin_problems(["-c", "requirements/constraints.txt", "scann==1.2.9"], PINS) != []
+    assert pip_pin_problems(["scann==1.3.0"], PINS) != []  # no -c
+    assert pip_pin_problems(["-c", "requirements/constraints.txt", "scann==1.3.0", "apache-beam[gcp]"], PINS) == []
+
+
+def test_every_package_the_image_installs_by_name_is_pinned_and_installed_here_at_its_pin():
+    for filename in vi.IMAGE_REQUIREMENT_FILES:
+        for name in vi.requirement_names(REQ / filename):
+            assert name in PINS, f"{name} ({filename}) is not pinned"
+    # The image runs this same check at build time; here it holds for the local environment too.
+    assert vi.pin_problems(REQ) == []
+    drifted = vi.pin_problems(REQ, installed_version=lambda n: "0.0.1" if n == "scann" else PINS.get(n))
+    assert drifted == ["scann 0.0.1 is installed but constraints.txt pins 1.3.0"]
+    missing = vi.pin_problems(REQ, installed_version=lambda n: None if n == "tfx" else PINS.get(n))
+    assert missing == ["tfx is not installed (pinned 1.15.0)"]
+
+
+def test_dockerfile_copies_the_project_packages_and_runs_the_build_checks(dockerfile):
+    copies = [a.split() for k, a in dockerfile if k == "COPY"]
+    sources = {src.rstrip("/") for c in copies for src in c[:-1]}
+    for needed in ("requirements", "shared", "pipeline_compiler", "functions/submitter",
+                   "gpu_image/test_gpu.py", "gpu_image/verify_image.py"):
+        assert needed in sources, f"the image does not copy {needed}"
+    for src in sources:  # a missing source would fail `docker build` (context = repo root)
+        assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
+    env = " ".join(a for k, a in dockerfile if k == "ENV")
+    assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in env
+    assert re.search(r"\bNCCL_[A-Z_]+=", env)
+    assert "PYTHONPATH=/app" in env
+    order = [k + " " + a for k, a in dockerfile]
+    check = next(i for i, line in enumerate(order) if "verify_image.py" in line and line.startswith("RUN"))
+    assert "--expect-cuda" in order[check]
+    last_copy = max(i for i, line in enumerate(order) if line.startswith("COPY"))
+    first_install = next(i for i, line in enumerate(order) if "pip install" in line)
+    assert check > last_copy > first_install  # checks see everything; code changes keep the pip layer cached
+
+
+def test_default_command_serves_the_submitter_with_functions_framework(dockerfile):
+    entrypoints = [a for k, a in dockerfile if k == "ENTRYPOINT"]
+    assert entrypoints == ["[]"]
+    cmd = [a for k, a in dockerfile if k == "CMD"][-1]
+    assert "functions-framework" in cmd
+    for part in ("--target=on_run_submit", "--source=functions/submitter/main.py", "--signature-type=cloudevent"):
+        assert part in cmd
+    assert "${PORT}" in cmd or "$PORT" in cmd
+
+
+# --------------------------------------------------------------------------- cloudbuild.yaml
+
+
+@pytest.fixture(scope="module")
+def cloudbuild():
+    return yaml.safe_load((GPU_IMAGE / "cloudbuild.yaml").read_text())
+
+
+def substitute(value, subs):
+    """Cloud Build's ${VAR} / $VAR expansion (enough for this file)."""
+    if isinstance(value, list):
+        return [substitute(v, subs) for v in value]
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: subs[m.group(1) or m.group(2)], value)
+
+
+def test_cloudbuild_substitutions_and_options(cloudbuild):
+    subs = cloudbuild["substitutions"]
+    assert subs["_PROJECT_ID"] == "${PROJECT_ID}"
+    assert subs["_TAG"] == "${SHORT_SHA}"
+    for key in ("_REGION", "_REPOSITORY", "_IMAGE"):
+        assert subs[key]
+    assert cloudbuild["options"]["dynamicSubstitutions"] is True  # defaults refer to built-ins
+    assert cloudbuild["options"]["machineType"]
+    assert re.fullmatch(r"\d+s", cloudbuild["timeout"])
+    used = set(re.findall(r"\$\{(_\w+)\}", (GPU_IMAGE / "cloudbuild.yaml").read_text()))
+    assert used <= set(subs), f"undefined substitutions {used - set(subs)}"
+
+
+def test_cloudbuild_builds_smoke_tests_and_pushes_latest_and_the_version_tag(cloudbuild):
+    builtins = {"PROJECT_ID": "proj", "SHORT_SHA": "abc1234"}
+    subs = {k: substitute(v, builtins) for k, v in cloudbuild["substitutions"].items()} | builtins
+    subs |= {"_REGION": "europe-central2", "_REPOSITORY": "tfx-builder", "_IMAGE": "tfx-trainer-gpu"}
+    repo = "europe-central2-docker.pkg.dev/proj/tfx-builder/tfx-trainer-gpu"
+    assert sorted(substitute(cloudbuild["images"], subs)) == [f"{repo}:abc1234", f"{repo}:latest"]
+
+    steps = {s["id"]: s for s in cloudbuild["steps"]}
+    build = " ".join(substitute(steps["build"]["args"], subs))
+    for part in (f"--tag {repo}:latest", f"--tag {repo}:abc1234", "--file gpu_image/Dockerfile"):
+        assert part in build
+    assert build.rstrip().endswith(" .")  # the repository root is the build context
+    smoke = substitute(steps["cpu-smoke-test"]["args"], subs)
+    assert f"{repo}:abc1234" in smoke and "/app/gpu_image/test_gpu.py" in smoke
+    assert substitute(steps["push"]["args"], subs) == ["push", "--all-tags", repo]
+    order = [s["id"] for s in cloudbuild["steps"]]
+    assert order.index("build") < order.index("cpu-smoke-test") < order.index("push")
+
+
+# --------------------------------------------------------------------------- test_gpu.py here
+
+
+def run_test_gpu(*args, timeout=150):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(GPU_IMAGE / "test_gpu.py"), *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    return {m.group(2): m.group(1) for m in re.finditer(r"^\[(PASS|FAIL|SKIPPED)\s*\] (\w+):", stdout, re.M)}
+
+
+@pytest.mark.slow
+def test_test_gpu_passes_its_cpu_checks_and_skips_the_gpu_ones_here():
+    result = run_test_gpu()
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert statuses(result.stdout) == {
+        "gpus_visible": "SKIPPED", "cuda_build": "SKIPPED", "mirrored_strategy": "SKIPPED",
+        "tfrs_model": "PASS", "scann_index": "PASS", "tfx_components": "PASS", "mixed_precision": "PASS",
+    }
+    assert "ALL TESTS PASSED" in result.stdout
+
+
+@pytest.mark.slow
+def test_test_gpu_fails_without_gpus_when_they_are_required():
+    result = run_test_gpu("--require-gpu", "--only", "gpus_visible,mirrored_strategy")
+    assert result.returncode == 1
+    assert statuses(result.stdout) == {"gpus_visible": "FAIL", "mirrored_strategy": "FAIL"}
+
+
+@pytest.mark.slow
+def test_test_gpu_multi_replica_paths_on_logical_cpus():
+    result = run_test_gpu("--cpu-replicas", "2", "--only", "mirrored_strategy,tfrs_model,mixed_precision")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert set(statuses(result.stdout).values()) == {"PASS"}
+    assert "replicas: 2" in result.stdout and "2 CPU replica(s)" in result.stdout
+
+
+# --------------------------------------------------------------------------- submit_test_job.py
+
+
+class FakeJobServiceClient:
+    """Stands in for aiplatform_v1.JobServiceClient: records requests, walks the job through states."""
+
+    def __init__(self, states=("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"),
+                 create_error=None, error_message=""):
+        self.requests, self.gets = [], []
+        self.states = [aiplatform_v1.JobState[s] for s in states]
+        self.create_error = create_error
+        self.error_message = error_message
+
+    def _job(self, name, state):
+        job = aiplatform_v1.CustomJob(name=name, state=state)
+        if state == aiplatform_v1.JobState.JOB_STATE_FAILED:
+            job.error.message = self.error_message
+        return job
+
+    def create_custom_job(self, request):
+        assert isinstance(request, aiplatform_v1.CreateCustomJobRequest)
+        self.requests.append(request)
+        if self.create_error:
+            raise self.create_error
+        self.name = f"{request.parent}/customJobs/123"
+        return self._job(self.name, self.states.pop(0))
+
+    def get_custom_job(self, name):
+        self.gets.append(name)
+        return self._job(name, self.states.pop(0))
+
+
+CASES = [(gpu, count) for gpu, machines in GPU_MACHINES.items() for count in machines]
+
+
+@pytest.mark.parametrize("gpu_type,gpu_count", CASES)
+@pytest.mark.parametrize("spot", [False, True])
+def test_request_for_each_gpu_type_at_the_client_boundary(gpu_type, gpu_count, spot, capsys):
+    client = FakeJobServiceClient()
+    short = sj.short_gpu(gpu_type)
+    argv = ["--project", "proj", "--region", "us-central1", "--gpu-type", short, "--gpu-count", str(gpu_count),
+            "--image", "europe-central2-docker.pkg.dev/proj/tfx-builder/tfx-trainer-gpu:abc1234"]
+    assert sj.main(argv + (["--spot"] if spot else []), client=client, sleep=lambda s: None) == 0
+    assert client.gets == ["projects/proj/locations/us-central1/customJobs/123"] * 2
+
+    (request,) = client.requests
+    assert request.parent == "projects/proj/locations/us-central1"
+    (pool,) = request.custom_job.job_spec.worker_pool_specs
+    assert pool.replica_count == 1
+    assert pool.machine_spec.machine_type == GPU_MACHINES[gpu_type][gpu_count]
+    assert pool.machine_spec.accelerator_type == aiplatform_v1.AcceleratorType[gpu_type]
+    assert pool.machine_spec.accelerator_count == gpu_count
+    assert pool.container_spec.image_uri.endswith("tfx-trainer-gpu:abc1234")
+    assert list(pool.container_spec.command) == ["python", "/app/gpu_image/test_gpu.py"]
+    assert list(pool.container_spec.args) == ["--require-gpu", "--expect-gpus", str(gpu_count)]
+    strategy = request.custom_job.job_spec.scheduling.strategy
+    assert strategy == (aiplatform_v1.Scheduling.Strategy.SPOT if spot else aiplatform_v1.Scheduling.Strategy.STANDARD)
+    assert "succeeded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("gpu_arg,count,machine", [
+    # spec Appendix A, written out independently of shared.run_config
+    ("T4", 1, "n1-standard-8"), ("NVIDIA_L4", 2, "g2-standard-24"), ("v100", 2, "n1-standard-16"),
+    ("NVIDIA_TESLA_A100", 1, "a2-highgpu-1g"),
+])
+def test_appendix_a_machine_types_and_full_gpu_names(gpu_arg, count, machine):
+    request = sj.build_custom_job_request(project="p", region="europe-west1", gpu_type=gpu_arg, gpu_count=count,
+                                          image="img")
+    assert request.custom_job.job_spec.worker_pool_specs[0].machine_spec.machine_type == machine
+
+
+def test_impossible_gpu_configs_are_usage_errors():
+    with pytest.raises(SystemExit) as exit_info:
+        sj.parse_args(["--project", "p", "--gpu-type", "T4", "--gpu-count", "8"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        sj.parse_args(["--project", "p", "--gpu-type", "P100"])
+
+
+CTX = dict(project="b2b-recs", region="europe-central2", gpu_type="NVIDIA_TESLA_T4", gpu_count=1,
+           machine_type="n1-standard-8")
+
+
+@pytest.mark.parametrize("message,context,expected", [
+    ('ERROR: Accelerator "NVIDIA_TESLA_T4" is not supported for machine type "n1-standard-8"', CTX,
+     ["NVIDIA_TESLA_T4 is not offered with n1-standard-8", "europe-central2", "--region", "us-central1",
+      "vertex-ai/docs/general/locations"]),
+    ('ERROR: Machine type "g2-standard-8" is not supported',
+     CTX | dict(region="europe-west1", gpu_type="NVIDIA_L4", machine_type="g2-standard-8"),
+     ["Machine type g2-standard-8", "1 x L4", "europe-west1", "--region", "g2 machines"]),
+    ("ERROR: RESOURCE_EXHAUSTED: The following quota metrics exceed quota limits: "
+     "aiplatform.googleapis.com/custom_model_training_nvidia_t4_gpus", CTX | dict(region="us-central1"),
+     ["quota exhausted", "aiplatform.googleapis.com/custom_model_training_nvidia_t4_gpus", "us-central1",
+      "request at least 1", "https://console.cloud.google.com/iam-admin/quotas?project=b2b-recs"]),
+    ("429 Quota exceeded for resource", CTX | dict(gpu_type="NVIDIA_L4", gpu_count=2, spot=True),
+     ["custom_model_training_preemptible_nvidia_l4_gpus", "request at least 2"]),
+])
+def test_spec_section_11_failures_become_one_line_fixes(message, context, expected):
+    line = sj.explain_failure(message, **context)
+    assert line is not None and "\n" not in line
+    for part in expected:
+        assert part in line, f"{part!r} not in {line!r}"
+    assert "us-central1 or" not in sj.explain_failure(message, **(context | {"region": "us-central1"})) \
+        or "Accelerator" not in message
+
+
+def test_unknown_failures_are_not_explained():
+    assert sj.explain_failure("something else entirely", **CTX) is None
+
+
+@pytest.mark.parametrize("error,expected", [
+    (api_exceptions.ResourceExhausted("The following quota metrics exceed quota limits: "
+                                      "aiplatform.googleapis.com/custom_model_training_nvidia_t4_gpus"),
+     "custom_model_training_nvidia_t4_gpus"),
+    (api_exceptions.InvalidArgument('Accelerator "NVIDIA_TESLA_T4" is not supported for machine type "n1-standard-8"'),
+     "is not offered with n1-standard-8"),
+])
+def test_create_errors_exit_non_zero_with_the_explanation(error, expected, capsys):
+    client = FakeJobServiceClient(create_error=error)
+    rc = sj.main(["--project", "b2b-recs", "--gpu-type", "T4", "--region", "europe-central2"], client=client,
+                 sleep=lambda s: None)
+    assert rc == 1
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("ERROR: ") and expected in first
+
+
+def test_a_failed_job_exits_non_zero_with_the_explanation(capsys):
+    client = FakeJobServiceClient(states=("JOB_STATE_PENDING", "JOB_STATE_FAILED"),
+                                  error_message='Machine type "g2-standard-8" is not supported.')
+    rc = sj.main(["--project", "p", "--gpu-type", "L4", "--region", "europe-west1"], client=client, sleep=lambda s: None)
+    assert rc == 1
+    assert "Machine type g2-standard-8 (needed for 1 x L4) is not offered" in capsys.readouterr().err
