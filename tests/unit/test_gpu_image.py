@@ -400,3 +400,12 @@ def test_a_failed_job_exits_non_zero_with_the_explanation(capsys):
     rc = sj.main(["--project", "p", "--gpu-type", "L4", "--region", "europe-west1"], client=client, sleep=lambda s: None)
     assert rc == 1
     assert "Machine type g2-standard-8 (needed for 1 x L4) is not offered" in capsys.readouterr().err
+
+
+def test_dockerignore_lets_every_copied_path_into_the_context(dockerfile):
+    lines = [l.strip() for l in (GPU_IMAGE / "Dockerfile.dockerignore").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    assert lines[0] == "*"
+    allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
+    copies = [a.split() for k, a in dockerfile if k == "COPY"]
+    assert {src.rstrip("/") for c in copies for src in c[:-1]} == allowed
