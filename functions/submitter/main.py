@@ -1,0 +1,40 @@
+"""Consumes `run-submit`: claim → snapshot → compile → submit (runs on Cloud Run from the GPU image)."""
+from __future__ import annotations
+
+import os
+import sys
+
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _here if os.path.isdir(os.path.join(_here, "shared")) else os.path.dirname(os.path.dirname(_here)))
+
+import functions_framework  # noqa: E402
+
+from shared.consumer import consume, event_data  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
+
+_deps = None
+
+
+def deps():
+    global _deps
+    if _deps is None:
+        from shared.artifact_store import ArtifactStore
+        from shared.pipelines import backend_from_settings
+        from shared.repository import FirestoreRepository
+        from shared.services.submission import Compiler
+
+        settings = get_settings()
+        _deps = dict(repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
+                     store=ArtifactStore(), compiler=Compiler.load(settings.compiler), settings=settings)
+    return _deps
+
+
+def handle_payload(payload) -> str:
+    from shared.services import submission
+
+    return submission.submit(submission.parse_message(payload), **deps())
+
+
+@functions_framework.cloud_event
+def on_run_submit(cloud_event):
+    consume(event_data(cloud_event), handle_payload, "submitter")

@@ -1,0 +1,40 @@
+"""What every Pub/Sub consumer does around its service call (the event envelope and error mapping):
+
+- malformed or unknown messages are logged and acknowledged (never crash-looped);
+- TransientError is raised, so the push gets a 5xx and Pub/Sub redelivers (then dead-letters);
+- anything else unexpected is raised too: retried, and dead-lettered after the subscription's
+  maximum delivery attempts, never lost and never looping forever.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from shared import structured_log as log
+from shared.errors import TransientError
+from shared.messaging import MalformedMessage, parse_push
+
+
+def consume(event_data: Any, handle: Callable[[Any], str], consumer: str) -> str:
+    try:
+        message = parse_push(event_data)
+        payload = message.json()
+    except (MalformedMessage, ValueError) as exc:
+        log.warning("malformed message acknowledged", consumer=consumer, error=str(exc))
+        return "malformed"
+    try:
+        outcome = handle(payload)
+    except ValueError as exc:
+        log.warning("unreadable message acknowledged", consumer=consumer, message_id=message.message_id,
+                    error=str(exc))
+        return "malformed"
+    except TransientError as exc:
+        log.warning("transient failure; the message will be redelivered", consumer=consumer,
+                    message_id=message.message_id, error=str(exc))
+        raise
+    log.info("message handled", consumer=consumer, message_id=message.message_id, outcome=outcome)
+    return outcome
+
+
+def event_data(cloud_event) -> Any:
+    """The data of a CloudEvent (functions-framework) or a plain dict (tests)."""
+    return cloud_event.data if hasattr(cloud_event, "data") else cloud_event

@@ -1,0 +1,101 @@
+"""The OpenAPI 3 document, generated from the same pydantic models that validate requests."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic.json_schema import models_json_schema
+
+from shared.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
+from shared.run_config import TrainingParams
+from shared.services.runs import CreateRunRequest
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _response(description: str, schema: dict | None = None) -> dict:
+    out = {"description": description}
+    if schema:
+        out["content"] = {"application/json": {"schema": schema}}
+    return out
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "invalid input: each error names the field path and the rule", 401: "no or invalid identity",
+            404: "not found", 409: "not allowed in the run's current state"}
+    return {str(c): _response(text[c], _ERROR) for c in codes}
+
+
+@lru_cache(maxsize=1)
+def document() -> dict:
+    models = [(CreateRunRequest, "validation"), (Dataset, "validation"), (FeatureConfig, "validation"),
+              (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation")]
+    _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    schemas = schema.get("$defs", {})
+    # training_params is validated after inheritance from the base experiment; document its full shape.
+    schemas["CreateRunRequest"]["properties"]["training_params"] = {
+        "allOf": [{"$ref": "#/components/schemas/TrainingParams"}],
+        "description": "omitted fields are inherited from the base experiment (batch_size, learning_rate) or "
+                       "take the Appendix B defaults"}
+    schemas["Error"] = {"type": "object", "properties": {
+        "success": {"type": "boolean"}, "error": {"type": "string"}, "message": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "message": {"type": "string"}}}}}}
+    schemas["TrainingRun"] = {"type": "object", "description": "a training run document (spec §6.1)",
+                              "additionalProperties": True}
+
+    def ref(name: str) -> dict:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    run_id = [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    paths: dict = {
+        "/health": {"get": {"summary": "Health check (no identity needed)", "security": [],
+                            "responses": {"200": _response("ok")}}},
+        "/api/training-runs": {
+            "post": {"summary": "Create a training run", "requestBody": {
+                "required": True, "content": {"application/json": {"schema": ref("CreateRunRequest")}}},
+                     "responses": {"201": _response("created; queued for submission", ref("TrainingRun")),
+                                   **_errors(400, 401)}},
+            "get": {"summary": "List training runs, newest first", "parameters": [
+                {"name": n, "in": "query", "schema": {"type": "string"}} for n in
+                ("status", "model_type", "dataset", "search", "page_size", "page_token")],
+                    "responses": {"200": _response("a page of runs"), **_errors(400, 401)}}},
+        "/api/training-runs/{run_id}": {
+            "get": {"summary": "Get a training run", "parameters": run_id,
+                    "responses": {"200": _response("the run", ref("TrainingRun")), **_errors(401, 404)}},
+            "delete": {"summary": "Delete a finished run and its artifacts", "parameters": run_id,
+                       "responses": {"200": _response("deleted"), **_errors(401, 404, 409)}}},
+        "/api/training-runs/{run_id}/submit": {
+            "post": {"summary": "Queue a pending run for submission again", "parameters": run_id,
+                     "responses": {"202": _response("queued"), **_errors(401, 404, 409)}}},
+        "/api/experiments/top-for-training": {
+            "get": {"summary": "Best experiments by primary metric", "parameters": [
+                {"name": "model_type", "in": "query", "required": True,
+                 "schema": {"enum": ["retrieval", "ranking", "multitask"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50}}],
+                    "responses": {"200": _response("experiments"), **_errors(400, 401)}}},
+        "/api/experiments/search": {
+            "get": {"summary": "Search experiments by name, number ('Exp #65') or config name",
+                    "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _response("experiments"), **_errors(400, 401)}}},
+    }
+    for route, model in (("datasets", "Dataset"), ("feature-configs", "FeatureConfig"),
+                         ("model-configs", "ModelConfig"), ("experiments", "Experiment")):
+        paths[f"/api/{route}"] = {
+            "post": {"summary": f"Create a {model}", "requestBody": {
+                "required": True, "content": {"application/json": {"schema": ref(model)}}},
+                     "responses": {"201": _response("created"), **_errors(400, 401)}},
+            "get": {"summary": f"List {model}s", "responses": {"200": _response("items"), **_errors(401)}}}
+        paths[f"/api/{route}/{{id}}"] = {"get": {
+            "summary": f"Get a {model}", "parameters": [{"name": "id", "in": "path", "required": True,
+                                                        "schema": {"type": "string"}}],
+            "responses": {"200": _response("the item", ref(model)), **_errors(401, 404)}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Trainyard API", "version": "1.0.0",
+                 "description": "Promote a recommender experiment to full-scale GPU training."},
+        "security": [{"bearer": []}],
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "a Google ID token (cloud) or the "
+                                                                            "local stack's developer token"}}},
+        "paths": paths,
+    }

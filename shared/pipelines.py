@@ -1,0 +1,252 @@
+"""PipelineBackend: create / get / cancel a pipeline job. One interface, two sides:
+
+- VertexPipelineBackend: Vertex AI Pipelines through the official GAPIC client
+  (`google.cloud.aiplatform_v1`, imported lazily — it is heavy for a cold start).
+- LocalPipelineServiceBackend: the local pipeline service (same contract over HTTP), which runs the
+  same compiled TFX pipeline on this machine.
+
+Both speak Vertex's vocabulary: job states `PIPELINE_STATE_*`, task states `PENDING|RUNNING|SUCCEEDED|
+SKIPPED|FAILED|CANCELLED|...`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional, Protocol
+
+from shared.errors import NotFound, PermanentError, TransientError
+
+RUN_ID_LABEL = "trainyard-run-id"
+ATTEMPT_LABEL = "trainyard-attempt"
+TERMINAL_JOB_STATES = frozenset(
+    {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    task_name: str
+    state: str
+    start_time: Optional[datetime] = None
+    end_time: Optional[datetime] = None
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    job_id: str
+    name: str
+    state: str
+    create_time: Optional[datetime] = None
+    start_time: Optional[datetime] = None
+    end_time: Optional[datetime] = None
+    error: Optional[str] = None
+    labels: dict = field(default_factory=dict)
+    tasks: tuple[TaskSnapshot, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_JOB_STATES
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    job_id: str
+    display_name: str
+    labels: dict
+    pipeline_job_path: str  # the compiled PipelineJob JSON (local path)
+    pipeline_job_uri: str  # the same JSON kept with the run's artifacts
+    run_spec_uri: str
+    pipeline_root: str
+    service_account: str = ""
+    enable_caching: bool = True
+
+
+class PipelineBackend(Protocol):
+    def create_job(self, request: JobRequest) -> JobSnapshot:
+        """Create the job; an already existing job with this id is success (returns it)."""
+
+    def get_job(self, job_id: str) -> JobSnapshot:
+        ...
+
+    def cancel_job(self, job_id: str) -> None:
+        ...
+
+
+def _parse_time(value) -> Optional[datetime]:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+# --------------------------------------------------------------------------- Vertex AI Pipelines
+
+
+class VertexPipelineBackend:
+    def __init__(self, project: str, region: str, client=None):
+        self.project = project
+        self.region = region
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            from google.cloud import aiplatform_v1  # heavy: only when a job is touched
+
+            self._client = aiplatform_v1.PipelineServiceClient(
+                client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
+        return self._client
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
+    def job_name(self, job_id: str) -> str:
+        return f"{self.parent}/pipelineJobs/{job_id}"
+
+    @staticmethod
+    def build_pipeline_job(request: JobRequest, compiled: dict):
+        """The PipelineJob proto for a compiled KubeflowV2DagRunner JSON (pure: tested at the boundary)."""
+        from google.cloud import aiplatform_v1
+
+        spec = compiled.get("pipelineSpec", compiled)
+        if request.enable_caching:  # what aiplatform.PipelineJob(enable_caching=True) does
+            for task in spec.get("root", {}).get("dag", {}).get("tasks", {}).values():
+                task.setdefault("cachingOptions", {})["enableCache"] = True
+        runtime = compiled.get("runtimeConfig", {})
+        return aiplatform_v1.PipelineJob(
+            display_name=request.display_name,
+            pipeline_spec=spec,
+            labels={**compiled.get("labels", {}), **request.labels},
+            runtime_config=aiplatform_v1.PipelineJob.RuntimeConfig(
+                gcs_output_directory=request.pipeline_root,
+                parameter_values=runtime.get("parameterValues", {}),
+            ),
+            service_account=request.service_account,
+        )
+
+    def create_job(self, request: JobRequest) -> JobSnapshot:
+        from google.api_core import exceptions
+
+        with open(request.pipeline_job_path) as handle:
+            compiled = json.load(handle)
+        job = self.build_pipeline_job(request, compiled)
+        try:
+            created = self.client.create_pipeline_job(parent=self.parent, pipeline_job=job,
+                                                      pipeline_job_id=request.job_id)
+            return self._snapshot(created, request.job_id)
+        except exceptions.AlreadyExists:
+            return self.get_job(request.job_id)  # a redelivered run-submit: the job is ours
+        except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded, exceptions.InternalServerError,
+                exceptions.TooManyRequests) as exc:
+            raise TransientError(f"Vertex AI Pipelines: {exc.message}") from exc
+        except exceptions.GoogleAPICallError as exc:
+            raise PermanentError(f"Vertex AI Pipelines refused the job: {exc.message}", stage="Compile") from exc
+
+    def get_job(self, job_id: str) -> JobSnapshot:
+        from google.api_core import exceptions
+
+        try:
+            return self._snapshot(self.client.get_pipeline_job(name=self.job_name(job_id)), job_id)
+        except exceptions.NotFound as exc:
+            raise NotFound(f"pipeline job {job_id}") from exc
+        except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded, exceptions.InternalServerError,
+                exceptions.TooManyRequests) as exc:
+            raise TransientError(f"Vertex AI Pipelines: {exc.message}") from exc
+
+    def cancel_job(self, job_id: str) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self.client.cancel_pipeline_job(name=self.job_name(job_id))
+        except exceptions.FailedPrecondition:
+            pass  # already terminal
+        except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded) as exc:
+            raise TransientError(str(exc)) from exc
+
+    @staticmethod
+    def _snapshot(job, job_id: str) -> JobSnapshot:
+        def state_name(value) -> str:
+            return getattr(value, "name", str(value))
+
+        tasks = tuple(
+            TaskSnapshot(task_name=t.task_name, state=state_name(t.state), start_time=_parse_time(t.start_time),
+                         end_time=_parse_time(t.end_time), error=(t.error.message or None) if t.error else None)
+            for t in job.job_detail.task_details)
+        return JobSnapshot(job_id=job_id, name=job.name, state=state_name(job.state),
+                           create_time=_parse_time(job.create_time), start_time=_parse_time(job.start_time),
+                           end_time=_parse_time(job.end_time),
+                           error=(job.error.message or None) if job.error else None,
+                           labels=dict(job.labels), tasks=tasks)
+
+
+# --------------------------------------------------------------------------- the local pipeline service
+
+
+class LocalPipelineServiceBackend:
+    """HTTP client of the local pipeline service (pipeline_compiler's local runner of compiled jobs).
+
+    Contract: POST /v1/jobs {job_id, display_name, labels, pipeline_job_uri, run_spec_uri,
+    pipeline_root} → 200 job (409 when the id exists); GET /v1/jobs/{job_id} → job;
+    POST /v1/jobs/{job_id}:cancel. A job is {job_id, name, state, create_time, start_time, end_time,
+    error, labels, tasks: [{task_name, state, start_time, end_time, error}]}.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: dict | None = None):
+        import requests
+
+        try:
+            response = requests.request(method, self.base_url + path, json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise TransientError(f"local pipeline service unreachable: {exc}") from exc
+        if response.status_code >= 500:
+            raise TransientError(f"local pipeline service: HTTP {response.status_code} {response.text[:200]}")
+        return response
+
+    def create_job(self, request: JobRequest) -> JobSnapshot:
+        response = self._call("POST", "/v1/jobs", {
+            "job_id": request.job_id, "display_name": request.display_name, "labels": request.labels,
+            "pipeline_job_uri": request.pipeline_job_uri, "run_spec_uri": request.run_spec_uri,
+            "pipeline_root": request.pipeline_root, "enable_caching": request.enable_caching})
+        if response.status_code == 409:
+            return self.get_job(request.job_id)
+        if response.status_code >= 400:
+            raise PermanentError(f"local pipeline service refused the job: {response.text[:500]}", stage="Compile")
+        return self.snapshot(response.json())
+
+    def get_job(self, job_id: str) -> JobSnapshot:
+        response = self._call("GET", f"/v1/jobs/{job_id}")
+        if response.status_code == 404:
+            raise NotFound(f"pipeline job {job_id}")
+        return self.snapshot(response.json())
+
+    def cancel_job(self, job_id: str) -> None:
+        response = self._call("POST", f"/v1/jobs/{job_id}:cancel")
+        if response.status_code == 404:
+            raise NotFound(f"pipeline job {job_id}")
+
+    @staticmethod
+    def snapshot(body: dict) -> JobSnapshot:
+        tasks = tuple(TaskSnapshot(task_name=t["task_name"], state=t["state"],
+                                   start_time=_parse_time(t.get("start_time")),
+                                   end_time=_parse_time(t.get("end_time")), error=t.get("error"))
+                      for t in body.get("tasks", []))
+        return JobSnapshot(job_id=body["job_id"], name=body.get("name", body["job_id"]), state=body["state"],
+                           create_time=_parse_time(body.get("create_time")),
+                           start_time=_parse_time(body.get("start_time")),
+                           end_time=_parse_time(body.get("end_time")), error=body.get("error"),
+                           labels=body.get("labels", {}), tasks=tasks)
+
+
+def backend_from_settings(settings) -> PipelineBackend:
+    if settings.pipeline_backend == "vertex":
+        return VertexPipelineBackend(settings.project, settings.region)
+    if settings.pipeline_backend == "local":
+        return LocalPipelineServiceBackend(settings.local_pipeline_url)
+    raise ValueError(f"TRAINYARD_PIPELINE_BACKEND must be vertex or local, not {settings.pipeline_backend!r}")

@@ -1,0 +1,341 @@
+"""The training-run domain: statuses, stages, and the forward-only rules every consumer applies.
+
+A run document is a plain dict (what Firestore stores). These functions take a document and an
+observation (a job snapshot, an epoch, a submit outcome) and return the new document, or None when
+the observation changes nothing — a late, repeated or stale event never moves a run backwards.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from shared.pipelines import JobSnapshot, TaskSnapshot
+
+PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
+COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"
+STATUSES = (PENDING, SCHEDULED, SUBMITTING, RUNNING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, NOT_BLESSED})
+_STATUS_RANK = {PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, **{s: 3 for s in TERMINAL}}
+
+STAGES = ("Compile", "Examples", "Stats", "Schema", "Transform", "Train", "Evaluate", "Push")
+# Share of the progress bar each stage stands for (Train dominates; it advances per epoch).
+STAGE_WEIGHTS = {"Compile": 3, "Examples": 10, "Stats": 5, "Schema": 2, "Transform": 10, "Train": 60, "Evaluate": 7, "Push": 3}
+
+STAGE_PENDING, STAGE_RUNNING, STAGE_COMPLETED = "pending", "running", "completed"
+STAGE_CACHED, STAGE_FAILED, STAGE_CANCELLED, STAGE_SKIPPED = "cached", "failed", "cancelled", "skipped"
+_STAGE_RANK = {STAGE_PENDING: 0, STAGE_RUNNING: 1, STAGE_COMPLETED: 2, STAGE_CACHED: 2, STAGE_FAILED: 2,
+               STAGE_CANCELLED: 2, STAGE_SKIPPED: 2}
+_STAGE_DONE = frozenset({STAGE_COMPLETED, STAGE_CACHED, STAGE_SKIPPED})
+
+# Vertex task state → stage status. SKIPPED is how Vertex reports a cache hit.
+TASK_STATE_TO_STAGE = {
+    "PENDING": STAGE_PENDING, "NOT_TRIGGERED": STAGE_PENDING, "STATE_UNSPECIFIED": STAGE_PENDING,
+    "RUNNING": STAGE_RUNNING, "CANCEL_PENDING": STAGE_RUNNING, "CANCELLING": STAGE_RUNNING,
+    "SUCCEEDED": STAGE_COMPLETED, "SKIPPED": STAGE_CACHED, "FAILED": STAGE_FAILED, "CANCELLED": STAGE_CANCELLED,
+}
+
+_TASK_TO_STAGE = (
+    ("ExampleGen", "Examples"), ("StatisticsGen", "Stats"), ("SchemaGen", "Schema"), ("Transform", "Transform"),
+    ("Trainer", "Train"), ("Evaluator", "Evaluate"), ("Pusher", "Push"),
+)
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stage_for_task(task_name: str) -> Optional[str]:
+    """Map a pipeline task (TFX component id) to a Trainyard stage; None for the DAG's own task."""
+    for marker, stage in _TASK_TO_STAGE:
+        if marker.lower() in task_name.lower():
+            return stage
+    return None
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL
+
+
+def job_id_for(run_id: str, attempt: int) -> str:
+    """Vertex pipeline job id: deterministic, so a redelivered run-submit finds the job it made."""
+    return f"{run_id}-a{attempt}"
+
+
+def parse_job_id(job_id: str) -> tuple[str, int] | None:
+    match = re.fullmatch(r"(?P<run_id>.+)-a(?P<attempt>\d+)", job_id or "")
+    return (match["run_id"], int(match["attempt"])) if match else None
+
+
+def initial_stages() -> list[dict]:
+    return [{"name": name, "status": STAGE_PENDING, "duration_seconds": None, "started_at": None,
+             "completed_at": None} for name in STAGES]
+
+
+def format_duration(seconds: Optional[float]) -> Optional[str]:
+    if seconds is None:
+        return None
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress_percent(stages: list[dict], current_epoch: Optional[int], total_epochs: Optional[int]) -> int:
+    done = 0.0
+    for stage in stages:
+        weight = STAGE_WEIGHTS[stage["name"]]
+        if stage["status"] in _STAGE_DONE:
+            done += weight
+        elif stage["name"] == "Train" and stage["status"] == STAGE_RUNNING and current_epoch and total_epochs:
+            done += weight * min(current_epoch, total_epochs) / total_epochs
+    return int(min(100, done))
+
+
+def current_stage(stages: list[dict]) -> Optional[str]:
+    running = [s["name"] for s in stages if s["status"] == STAGE_RUNNING]
+    if running:
+        return running[-1]
+    for stage in stages:
+        if stage["status"] == STAGE_PENDING:
+            return stage["name"]
+    return None
+
+
+def _refresh_progress(doc: dict) -> None:
+    # A function of the stages alone (never of the order events came in), so redeliveries agree.
+    if doc["status"] in (COMPLETED, NOT_BLESSED):
+        doc["current_stage"] = None
+    elif doc["status"] == FAILED:
+        doc["current_stage"] = doc.get("error_stage") or None
+    elif doc["status"] == CANCELLED:
+        doc["current_stage"] = doc.get("cancelled_at_stage")
+    else:
+        doc["current_stage"] = current_stage(doc["stage_details"])
+    percent = progress_percent(doc["stage_details"], doc.get("current_epoch"), doc.get("total_epochs"))
+    if doc["status"] in (COMPLETED, NOT_BLESSED):
+        percent = 100
+    doc["progress_percent"] = max(doc.get("progress_percent") or 0, percent)
+
+
+def _set_stage(doc: dict, name: str, status: str, started: Optional[datetime] = None,
+               ended: Optional[datetime] = None) -> None:
+    """Move one stage forward (never back) and keep its timing."""
+    stage = next(s for s in doc["stage_details"] if s["name"] == name)
+    if _STAGE_RANK[status] < _STAGE_RANK[stage["status"]]:
+        return
+    if _STAGE_RANK[status] == _STAGE_RANK[stage["status"]] and status != stage["status"]:
+        return  # already terminal in another way: the first word stands
+    stage["status"] = status
+    if started and not stage.get("started_at"):
+        stage["started_at"] = started
+    if ended and _STAGE_RANK[status] == 2:
+        stage["completed_at"] = stage.get("completed_at") or ended
+    if stage.get("started_at") and stage.get("completed_at"):
+        stage["duration_seconds"] = round((stage["completed_at"] - stage["started_at"]).total_seconds(), 3)
+    stage["duration"] = format_duration(stage.get("duration_seconds"))
+
+
+def _advance_status(doc: dict, status: str) -> bool:
+    if _STATUS_RANK[status] <= _STATUS_RANK[doc["status"]]:
+        return False
+    doc["status"] = status
+    return True
+
+
+# --------------------------------------------------------------------------- submit path
+
+
+def claim_for_submit(doc: dict, attempt: int, at: datetime) -> Optional[dict]:
+    """pending → submitting for this attempt; None when another delivery already claimed it."""
+    if doc.get("attempt") != attempt or doc["status"] != PENDING:
+        return None
+    new = copy.deepcopy(doc)
+    new["status"] = SUBMITTING
+    _set_stage(new, "Compile", STAGE_RUNNING, started=at)
+    new.setdefault("attempts", [])
+    new["attempts"] = [a for a in new["attempts"] if a.get("attempt") != attempt] + [
+        {"attempt": attempt, "claimed_at": at, "status": SUBMITTING}]
+    _refresh_progress(new)
+    return new
+
+
+def record_submitted(doc: dict, attempt: int, job_name: str, artifacts_uri: str, at: datetime) -> Optional[dict]:
+    if doc.get("attempt") != attempt or doc["status"] in TERMINAL:
+        return None
+    new = copy.deepcopy(doc)
+    new["vertex_pipeline_job_name"] = job_name
+    new["gcs_artifacts_path"] = artifacts_uri
+    _set_stage(new, "Compile", STAGE_COMPLETED, ended=at)
+    _advance_status(new, RUNNING)
+    new["started_at"] = new.get("started_at") or at
+    for entry in new.get("attempts", []):
+        if entry.get("attempt") == attempt:
+            entry.update(status=RUNNING, job_name=job_name, submitted_at=at)
+    _refresh_progress(new)
+    return new
+
+
+def record_failure(doc: dict, attempt: int, stage: str, message: str, details: dict | None, at: datetime) -> Optional[dict]:
+    if doc.get("attempt") != attempt or doc["status"] in TERMINAL:
+        return None
+    new = copy.deepcopy(doc)
+    new["status"] = FAILED
+    new["error_stage"] = stage
+    new["error_message"] = message
+    new["error_details"] = details or {}
+    if stage in STAGES:
+        _set_stage(new, stage, STAGE_FAILED, ended=at)
+    _finish(new, at)
+    for entry in new.get("attempts", []):
+        if entry.get("attempt") == attempt:
+            entry.update(status=FAILED, error_stage=stage, error_message=message, ended_at=at)
+    return new
+
+
+def _finish(doc: dict, at: datetime) -> None:
+    doc["completed_at"] = doc.get("completed_at") or at
+    if doc.get("started_at"):
+        doc["duration_seconds"] = int((doc["completed_at"] - doc["started_at"]).total_seconds())
+    _refresh_progress(doc)
+
+
+# --------------------------------------------------------------------------- progress path
+
+
+def apply_job_snapshot(doc: dict, job: JobSnapshot, results: Optional[dict] = None) -> Optional[dict]:
+    """Fold what the pipeline backend says about the job into the run document.
+
+    `results` (metrics, evaluation, registry, artifacts) must be given when the job SUCCEEDED.
+    """
+    parsed = parse_job_id(job.job_id)
+    if parsed is None or parsed[1] != doc.get("attempt") or doc["status"] in TERMINAL:
+        return None
+    new = copy.deepcopy(doc)
+    for task in job.tasks:
+        stage = stage_for_task(task.task_name)
+        if stage:
+            _set_stage(new, stage, TASK_STATE_TO_STAGE.get(task.state, STAGE_PENDING), task.start_time, task.end_time)
+    if job.start_time:
+        new["started_at"] = new.get("started_at") or job.start_time
+
+    if job.state == "PIPELINE_STATE_SUCCEEDED":
+        _complete(new, job, results or {})
+    elif job.state == "PIPELINE_STATE_FAILED":
+        failed = _failed_task(job.tasks)
+        stage = stage_for_task(failed.task_name) if failed else None
+        stage = stage or current_stage(new["stage_details"]) or "Examples"
+        message = (failed.error if failed and failed.error else job.error) or "the pipeline failed"
+        new["status"] = FAILED
+        new["error_stage"] = stage
+        new["error_message"] = message
+        new["error_details"] = {"job_name": job.name, "task": failed.task_name if failed else None}
+        _set_stage(new, stage, STAGE_FAILED, ended=job.end_time)
+        _finish(new, job.end_time or now())
+    elif job.state == "PIPELINE_STATE_CANCELLED":
+        new["status"] = CANCELLED
+        for stage in new["stage_details"]:
+            if stage["status"] == STAGE_RUNNING:
+                _set_stage(new, stage["name"], STAGE_CANCELLED, ended=job.end_time)
+        stopped = [s["name"] for s in new["stage_details"] if s["status"] == STAGE_CANCELLED]
+        new["cancelled_at_stage"] = stopped[0] if stopped else current_stage(new["stage_details"])
+        new["cancelled_at_epoch"] = new.get("current_epoch")
+        _finish(new, job.end_time or now())
+    else:
+        _advance_status(new, RUNNING)
+    _refresh_progress(new)
+    for entry in new.get("attempts", []):
+        if entry.get("attempt") == new["attempt"] and new["status"] in TERMINAL:
+            entry.update(status=new["status"], ended_at=new.get("completed_at"),
+                         error_stage=new.get("error_stage"), error_message=new.get("error_message"))
+    return new if _changed(doc, new) else None
+
+
+def _failed_task(tasks: list[TaskSnapshot]) -> Optional[TaskSnapshot]:
+    failed = [t for t in tasks if t.state == "FAILED" and stage_for_task(t.task_name)]
+    if not failed:
+        return None
+    order = {name: i for i, name in enumerate(STAGES)}
+    return min(failed, key=lambda t: order[stage_for_task(t.task_name)])
+
+
+def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:
+    evaluation = results.get("evaluation") or {}
+    registry = results.get("registry")
+    training = results.get("training_metrics") or {}
+    blessed = bool(evaluation.get("blessed"))
+    doc["status"] = COMPLETED if blessed else NOT_BLESSED
+    doc["is_blessed"] = blessed
+    doc["evaluation_results"] = {k: evaluation.get(k) for k in (
+        "blessed", "passed", "threshold_metric", "threshold_value", "actual_value", "evaluator_enabled",
+        "baseline_metrics")}
+    metrics = {**training.get("final", {}), **evaluation.get("metrics", {})}
+    for key in ("loss", "recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "rmse", "mae",
+                "test_rmse", "test_mae"):
+        if key in metrics:
+            doc[key] = metrics[key]
+    doc["metrics"] = metrics
+    if training.get("epochs"):
+        last = training["epochs"][-1]
+        doc["current_epoch"] = max(doc.get("current_epoch") or 0, last["epoch"])
+        doc["total_epochs"] = last.get("total_epochs") or doc.get("total_epochs")
+    doc["stopped_early"] = training.get("stopped_early", False)
+    if training.get("warm_start_warning"):
+        doc.setdefault("warnings", []).append(training["warm_start_warning"])
+    if registry:
+        doc["vertex_model_name"] = registry.get("model_display_name")
+        doc["vertex_model_resource_name"] = registry.get("model_resource_name")
+        doc["vertex_model_version"] = registry.get("model_version_id")
+    else:
+        for stage in doc["stage_details"]:
+            if stage["name"] == "Push" and stage["status"] == STAGE_PENDING:
+                stage["status"] = STAGE_SKIPPED
+    doc["artifacts"] = {k: v for k, v in (results.get("artifacts") or {}).items() if v}
+    for stage in doc["stage_details"]:  # a succeeded job has no stage left running
+        if stage["status"] in (STAGE_PENDING, STAGE_RUNNING) and stage["name"] != "Compile":
+            _set_stage(doc, stage["name"], STAGE_COMPLETED if stage["status"] == STAGE_RUNNING else STAGE_SKIPPED,
+                       ended=job.end_time)
+    _finish(doc, job.end_time or now())
+
+
+def apply_epoch(doc: dict, epoch: dict, at: datetime, min_interval_s: float) -> Optional[dict]:
+    """Fold one EpochMetrics message into the live fields, at most about once per min_interval_s."""
+    if epoch.get("attempt", 1) != doc.get("attempt") or doc["status"] in TERMINAL:
+        return None
+    if epoch["epoch"] <= (doc.get("current_epoch") or 0):
+        return None
+    last_write = doc.get("progress_written_at")
+    final_epoch = epoch["epoch"] >= epoch["total_epochs"]
+    if last_write and (at - last_write).total_seconds() < min_interval_s and not final_epoch:
+        return None  # the history subcollection has it; the run document catches up on the next one
+    new = copy.deepcopy(doc)
+    new["current_epoch"] = epoch["epoch"]
+    new["total_epochs"] = epoch["total_epochs"]
+    new["live_metrics"] = {"loss": epoch.get("loss"), "val_loss": epoch.get("val_loss"),
+                           "learning_rate": epoch.get("learning_rate"), **epoch.get("metrics", {})}
+    new["progress_written_at"] = at
+    _advance_status(new, RUNNING)
+    _set_stage(new, "Train", STAGE_RUNNING)
+    _refresh_progress(new)
+    return new
+
+
+def _changed(old: dict, new: dict) -> bool:
+    ignore = {"updated_at", "version"}
+    return {k: v for k, v in old.items() if k not in ignore} != {k: v for k, v in new.items() if k not in ignore}
+
+
+def public_view(doc: dict) -> dict[str, Any]:
+    """The run as the API returns it (internal bookkeeping left out)."""
+    hidden = {"progress_written_at", "search_text", "run_spec"}
+    return {k: v for k, v in doc.items() if k not in hidden}

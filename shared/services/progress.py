@@ -1,0 +1,109 @@
+"""The progress path: Vertex job/task state changes and per-epoch metrics → the run document."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from pydantic import ValidationError
+
+from shared import results, runs, structured_log as log
+from shared.artifact_store import ArtifactStore
+from shared.errors import NotFound, PermanentError
+from shared.pipelines import JobSnapshot, PipelineBackend
+from shared.repository import Repository
+
+PIPELINE_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
+PIPELINE_LOGS = ("aiplatform.googleapis.com%2Fpipeline_job_events", "aiplatform.googleapis.com%2Fpipeline_job_task_events",
+                 "aiplatform.googleapis.com/pipeline_job_events", "aiplatform.googleapis.com/pipeline_job_task_events")
+
+
+def job_id_from_log_entry(entry) -> str:
+    """The Vertex job a sink entry is about. The payloads are not relied on: the entry only says
+    'this job changed'; the state is read from the backend."""
+    if not isinstance(entry, dict):
+        raise ValueError("log entry is not a JSON object")
+    resource = entry.get("resource") or {}
+    if resource.get("type") != PIPELINE_RESOURCE_TYPE:
+        raise ValueError(f"not a pipeline job entry (resource.type={resource.get('type')!r})")
+    if not any(str(entry.get("logName", "")).endswith(name) for name in PIPELINE_LOGS):
+        raise ValueError(f"not a pipeline job log (logName={entry.get('logName')!r})")
+    job_id = (resource.get("labels") or {}).get("pipeline_job_id")
+    if not job_id:
+        raise ValueError("entry has no resource.labels.pipeline_job_id")
+    return job_id
+
+
+def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
+    """The pipeline's result files (shared/results.py). The evaluation is required; the rest optional."""
+    def load(relative: str, model) -> Optional[dict]:
+        text = store.read_text(results.join(artifacts_uri, relative))
+        if text is None:
+            return None
+        try:
+            return model.model_validate_json(text).model_dump(mode="json")
+        except ValidationError as exc:
+            raise PermanentError(f"{relative} does not follow the result contract: {exc}", stage="Evaluate") from None
+
+    evaluation = load(results.EVALUATION_FILE, results.Evaluation)
+    if evaluation is None:
+        raise PermanentError(f"the pipeline succeeded but left no {results.EVALUATION_FILE} under {artifacts_uri}",
+                             stage="Evaluate")
+    return {
+        "evaluation": evaluation,
+        "registry": load(results.REGISTRY_FILE, results.RegistryEntry),
+        "training_metrics": load(results.TRAINING_METRICS_FILE, results.TrainingMetrics),
+        "artifacts": load(results.ARTIFACTS_FILE, results.ArtifactLocations),
+    }
+
+
+def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: ArtifactStore) -> str:
+    job_id = job_id_from_log_entry(entry)
+    parsed = runs.parse_job_id(job_id)
+    if parsed is None:
+        log.info("pipeline event for a job Trainyard did not create", job_id=job_id)
+        return "ignored"
+    run_id, attempt = parsed
+    run = repo.get_run(run_id)
+    if run is None or run.get("attempt") != attempt or runs.is_terminal(run["status"]):
+        return "ignored"  # deleted run, an old attempt, or already final: nothing moves back
+    try:
+        job = backend.get_job(job_id)
+    except NotFound:
+        log.warning("pipeline event for a job the backend does not know", job_id=job_id, run_id=run_id)
+        return "ignored"
+    return apply_job(run_id, job, repo, store, run.get("gcs_artifacts_path") or "")
+
+
+def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactStore, artifacts_uri: str) -> str:
+    found: dict = {}
+    if job.state == "PIPELINE_STATE_SUCCEEDED":
+        try:
+            found = read_results(store, artifacts_uri)
+        except PermanentError as exc:
+            attempt = runs.parse_job_id(job.job_id)[1]
+            repo.mutate_run(run_id, lambda doc: runs.record_failure(doc, attempt, exc.stage or "Evaluate", str(exc),
+                                                                    {"job_name": job.name}, runs.now()))
+            return "failed"
+    updated = repo.mutate_run(run_id, lambda doc: runs.apply_job_snapshot(doc, job, found))
+    if updated is not None:
+        log.info("run progressed", run_id=run_id, status=updated["status"], stage=updated.get("current_stage"),
+                 progress=updated.get("progress_percent"))
+    return "updated" if updated is not None else "unchanged"
+
+
+def on_training_progress(payload, repo: Repository, min_interval_s: float) -> str:
+    try:
+        epoch = results.EpochMetrics.model_validate(payload)
+    except ValidationError as exc:
+        raise ValueError(f"not an epoch message: {exc.errors(include_url=False)}") from None
+    data = epoch.model_dump(mode="json", exclude_none=True)
+    try:
+        repo.put_epoch(epoch.run_id, epoch.attempt, data)
+        updated = repo.mutate_run(epoch.run_id, lambda doc: runs.apply_epoch(doc, data, runs.now(), min_interval_s))
+    except NotFound:
+        return "ignored"
+    return "updated" if updated is not None else "unchanged"
+
+
+def decode_log_entry(data: bytes):
+    return json.loads(data.decode("utf-8"))

@@ -1,0 +1,306 @@
+"""Training-run services: create (validate, inherit, default, number, queue), list, get, delete, submit."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared import runs, structured_log as log, topics
+from shared.catalog import ModelType
+from shared.errors import Conflict, FieldError, NotFound, TransientError
+from shared.messaging import Publisher
+from shared.repository import Repository
+from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
+                               GpuConfig, TrainingParams)
+from shared.validation import field_errors
+
+DEFAULT_RECALL_THRESHOLD = 0.40  # Appendix B
+RANKING_THRESHOLD_SLACK = 1.10  # ranking default gate: within 10% of the base experiment's test RMSE
+
+
+class CreateRunRequest(BaseModel):
+    """The body of POST /api/training-runs (spec §7.5). Omitted parts are inherited or defaulted."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str = Field(..., description="3–63 characters: lowercase letters, digits and hyphens, starting with a "
+                                       "letter; becomes the model's name in the registry")
+    description: str = Field("", max_length=2000)
+    base_experiment_id: Optional[str] = None
+    model_type: Optional[ModelType] = None
+    dataset_id: Optional[str] = None
+    feature_config_id: Optional[str] = None
+    model_config_id: Optional[str] = None
+    training_params: dict[str, Any] = Field(default_factory=dict)
+    gpu_config: GpuConfig = Field(default_factory=GpuConfig)
+    evaluator_config: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    deployment_config: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    scheduled_at: Optional[datetime] = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not runs.NAME_PATTERN.match(value):
+            raise ValueError("must be 3-63 characters of lowercase letters, digits and hyphens, starting with a "
+                             "letter and not ending with a hyphen")
+        return value
+
+
+def _parse_request(body: Any) -> CreateRunRequest:
+    if not isinstance(body, dict):
+        raise FieldError.one("body", "must be a JSON object")
+    try:
+        return CreateRunRequest.model_validate(body)
+    except ValidationError as exc:
+        raise FieldError(field_errors(exc)) from None
+
+
+def _lookup(repo: Repository, kind: str, doc_id: Optional[str], field: str, errors: list) -> Optional[dict]:
+    if not doc_id:
+        errors.append({"field": field, "message": "is required when there is no base experiment to inherit it from"})
+        return None
+    doc = repo.get_catalog(kind, doc_id)
+    if doc is None:
+        errors.append({"field": field, "message": f"no {kind[:-1].replace('_', ' ')} with id {doc_id!r}"})
+    return doc
+
+
+def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
+               run_id: Optional[str] = None, at: Optional[datetime] = None) -> dict:
+    request = _parse_request(body)
+    at = at or runs.now()
+    errors: list[dict] = []
+
+    experiment = None
+    if request.base_experiment_id:
+        experiment = repo.get_catalog("experiments", request.base_experiment_id)
+        if experiment is None:
+            errors.append({"field": "base_experiment_id",
+                           "message": f"no experiment with id {request.base_experiment_id!r}"})
+    inherited = experiment or {}
+    dataset = _lookup(repo, "datasets", request.dataset_id or inherited.get("dataset_id"), "dataset_id", errors)
+    feature_config = _lookup(repo, "feature_configs", request.feature_config_id or inherited.get("feature_config_id"),
+                             "feature_config_id", errors)
+    model_config = _lookup(repo, "model_configs", request.model_config_id or inherited.get("model_config_id"),
+                           "model_config_id", errors)
+    if experiment is None and request.base_experiment_id:
+        errors = [e for e in errors if "is required" not in e["message"]]  # the real problem is the experiment
+    if errors:
+        raise FieldError(errors)
+
+    model_type = request.model_type or inherited.get("model_type") or model_config["model_type"]
+    if model_config["model_type"] != model_type:
+        raise FieldError.one("model_type", f"the model config {model_config['name']!r} is a "
+                                           f"{model_config['model_type']} model, not {model_type}")
+
+    # Training parameters: Appendix B defaults ← the experiment's batch size and learning rate ← the request.
+    exp_params = inherited.get("params") or {}
+    params_body = {k: exp_params[k] for k in ("batch_size", "learning_rate") if exp_params.get(k) is not None}
+    params_body.update(request.training_params)
+    try:
+        params = TrainingParams.model_validate(params_body)
+    except ValidationError as exc:
+        raise FieldError(field_errors(exc, "training_params")) from None
+    if params.warm_restart.enabled and not (params.warm_restart.experiment_id or experiment):
+        raise FieldError.one("training_params.warm_restart.experiment_id",
+                             "warm restart needs a base experiment or an experiment_id to load weights from")
+    if params.warm_restart.experiment_id and repo.get_catalog("experiments", params.warm_restart.experiment_id) is None:
+        raise FieldError.one("training_params.warm_restart.experiment_id",
+                             f"no experiment with id {params.warm_restart.experiment_id!r}")
+
+    evaluator = _evaluator_for(request.evaluator_config, model_type, inherited)
+    deployment = request.deployment_config
+    if deployment.action == "deploy_new" and not deployment.endpoint_name:
+        deployment = deployment.model_copy(update={"endpoint_name": request.name})
+    if request.scheduled_at is not None:
+        scheduled = request.scheduled_at if request.scheduled_at.tzinfo else request.scheduled_at.replace(
+            tzinfo=timezone.utc)
+        if scheduled <= at:
+            raise FieldError.one("scheduled_at", "is in the past; give a future time or null to run now")
+        raise FieldError.one("scheduled_at", "scheduled runs are not available yet; send null to run now")
+
+    doc = {
+        "name": request.name,
+        "description": request.description,
+        "ml_model": request.name,
+        "model_type": model_type,
+        "status": runs.PENDING,
+        "attempt": 1,
+        "attempts": [],
+        "base_experiment": _experiment_summary(experiment) if experiment else None,
+        "dataset_id": dataset["id"],
+        "dataset": {"id": dataset["id"], "name": dataset["name"]},
+        "feature_config_id": feature_config["id"],
+        "feature_config": {"id": feature_config["id"], "name": feature_config["name"]},
+        "model_config_id": model_config["id"],
+        "model_config": {"id": model_config["id"], "name": model_config["name"]},
+        "training_params": params.model_dump(mode="json"),
+        "gpu_config": request.gpu_config.model_dump(mode="json"),
+        "evaluator_config": evaluator.model_dump(mode="json"),
+        "deployment_config": deployment.model_dump(mode="json"),
+        "scheduled_at": None,
+        "schedule_id": None,
+        "stage_details": runs.initial_stages(),
+        "current_stage": "Compile",
+        "current_epoch": None,
+        "total_epochs": params.epochs,
+        "progress_percent": 0,
+        "vertex_pipeline_job_name": "",
+        "gcs_artifacts_path": "",
+        "metrics": {},
+        "live_metrics": {},
+        "is_blessed": None,
+        "evaluation_results": {},
+        "artifacts": {},
+        "warnings": [],
+        "error_message": "",
+        "error_stage": "",
+        "error_details": {},
+        "created_at": at,
+        "created_by": identity,
+        "started_at": None,
+        "completed_at": None,
+        "duration_seconds": None,
+    }
+    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or new_run_id())
+    if created:
+        _queue_submit(publisher, stored)
+    return stored
+
+
+def new_run_id() -> str:
+    # Short, lowercase and unique: it is also the prefix of the Vertex job id and a label value.
+    return "tr-" + uuid.uuid4().hex[:16]
+
+
+def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -> EvaluatorConfig:
+    threshold = config.blessing_threshold
+    if threshold is None and config.enabled:
+        if model_type == "ranking":
+            baseline = (experiment.get("metrics") or {}).get("test_rmse")
+            if baseline is None:
+                raise FieldError.one("evaluator_config.blessing_threshold",
+                                     "a ranking run needs a threshold (e.g. {\"metric\": \"test_rmse\", "
+                                     "\"max_value\": 0.9}) when its base experiment has no test_rmse to derive it from")
+            threshold = BlessingThreshold(metric="test_rmse", max_value=round(baseline * RANKING_THRESHOLD_SLACK, 6))
+        else:
+            threshold = BlessingThreshold(metric="recall_at_100", min_value=DEFAULT_RECALL_THRESHOLD)
+    if threshold is not None and threshold.metric not in METRICS_FOR_MODEL_TYPE[model_type]:
+        raise FieldError.one("evaluator_config.blessing_threshold.metric",
+                             f"{threshold.metric} does not fit a {model_type} model; use one of "
+                             f"{', '.join(METRICS_FOR_MODEL_TYPE[model_type])}")
+    return EvaluatorConfig(enabled=config.enabled, blessing_threshold=threshold)
+
+
+def _experiment_summary(experiment: dict) -> dict:
+    number = experiment.get("number")
+    return {"id": experiment["id"], "number": number, "name": experiment["name"],
+            "display_name": f"Exp #{number}" if number else experiment["name"],
+            "metrics": experiment.get("metrics") or {}, "saved_model_uri": experiment.get("saved_model_uri")}
+
+
+def _queue_submit(publisher: Publisher, run: dict) -> None:
+    try:
+        publisher.publish(topics.RUN_SUBMIT, {"run_id": run["id"], "attempt": run["attempt"]},
+                          run_id=run["id"])
+    except TransientError as exc:
+        # The run is stored and pending; POST …/submit queues it again. Nothing is lost.
+        log.error("run-submit publish failed", run_id=run["id"], error=str(exc))
+        run.setdefault("warnings", []).append(
+            f"queueing for submission failed ({exc}); POST /api/training-runs/{run['id']}/submit to retry")
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def get_run(repo: Repository, run_id: str) -> dict:
+    run = repo.get_run(run_id)
+    if run is None:
+        raise NotFound(f"training run {run_id}")
+    return run
+
+
+LIST_FILTERS = ("status", "model_type", "dataset_id")
+
+
+def list_runs(repo: Repository, args: dict) -> dict:
+    """Newest first; equality filters in the query, free text over name/description on top."""
+    filters = {k: args[k] for k in LIST_FILTERS if args.get(k)}
+    if "dataset" in args and args["dataset"]:
+        filters["dataset_id"] = args["dataset"]
+    if filters.get("status") and filters["status"] not in runs.STATUSES:
+        raise FieldError.one("status", f"must be one of {', '.join(runs.STATUSES)}")
+    if filters.get("model_type") and filters["model_type"] not in ("retrieval", "ranking", "multitask"):
+        raise FieldError.one("model_type", "must be one of retrieval, ranking, multitask")
+    try:
+        page_size = int(args.get("page_size") or 20)
+    except ValueError:
+        raise FieldError.one("page_size", "must be a whole number") from None
+    if not 1 <= page_size <= 100:
+        raise FieldError.one("page_size", "must be between 1 and 100")
+    after = _decode_token(args.get("page_token"))
+    text = (args.get("search") or args.get("q") or "").strip().lower()
+
+    found: list[dict] = []
+    scanned, batch = 0, max(page_size * 2, 50)
+    while len(found) < page_size + 1:
+        chunk = repo.list_runs(filters, batch, after)
+        for run in chunk:
+            after = (run["created_at"], run["id"])
+            if not text or text in f"{run.get('name', '')} {run.get('description', '')}".lower():
+                found.append(run)
+                if len(found) == page_size + 1:
+                    break
+        scanned += len(chunk)
+        if len(chunk) < batch or scanned >= 5000:
+            break
+    page = found[:page_size]
+    next_token = _encode_token(page[-1]) if len(found) > page_size else None
+    return {
+        "training_runs": [runs.public_view(r) for r in page],
+        "page_size": page_size,
+        "next_page_token": next_token,
+        "total": None if text else repo.count_runs(filters),
+    }
+
+
+def _encode_token(run: dict) -> str:
+    raw = json.dumps([run["created_at"].isoformat(), run["id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_token(token: Optional[str]):
+    if not token:
+        return None
+    try:
+        created, run_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(created), run_id
+    except (ValueError, TypeError):
+        raise FieldError.one("page_token", "is not a token this API issued") from None
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def delete_run(repo: Repository, store, run_id: str) -> dict:
+    def terminal_only(run: dict) -> None:
+        if not runs.is_terminal(run["status"]):
+            raise Conflict(f"run {run_id} is {run['status']}; only completed, failed, cancelled or not_blessed "
+                           f"runs can be deleted (cancel it first)")
+
+    run = repo.delete_run(run_id, terminal_only)
+    removed = store.delete_tree(run["gcs_artifacts_path"]) if run.get("gcs_artifacts_path") else 0
+    return {"deleted": run_id, "artifacts_removed": removed}
+
+
+def submit_run(repo: Repository, publisher: Publisher, run_id: str) -> dict:
+    """Queue a pending run for submission again (e.g. after a failed publish). Idempotent."""
+    run = get_run(repo, run_id)
+    if run["status"] != runs.PENDING:
+        raise Conflict(f"run {run_id} is {run['status']}; only pending runs can be submitted")
+    publisher.publish(topics.RUN_SUBMIT, {"run_id": run_id, "attempt": run["attempt"]}, run_id=run_id)
+    return run

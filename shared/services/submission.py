@@ -1,0 +1,143 @@
+"""The submit path: claim the run → snapshot its spec and modules → compile → create the pipeline job."""
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared import results, runs, structured_log as log
+from shared.artifact_store import ArtifactStore
+from shared.catalog import Dataset, FeatureConfig, ModelConfig
+from shared.errors import NotFound, PermanentError, TransientError
+from shared.pipelines import ATTEMPT_LABEL, RUN_ID_LABEL, JobRequest, PipelineBackend
+from shared.repository import Repository
+from shared.run_config import BaseExperimentRef, RunSpec
+
+# A claim older than this is taken over by a redelivery (its holder died mid-submit).
+CLAIM_LEASE = timedelta(minutes=10)
+
+
+class RunSubmit(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    run_id: str
+    attempt: int = 1
+
+
+@dataclass
+class Compiler:
+    """The narrow interface to pipeline_compiler: compile a RunSpec to Vertex JSON; list module files."""
+
+    compile_run: Callable[[RunSpec, str], str]
+    module_files: Callable[[], dict[str, str]]
+
+    @classmethod
+    def load(cls, target: str) -> "Compiler":
+        module_name, _, function = target.partition(":")
+        module = importlib.import_module(module_name)  # TFX loads here, in the submitter only
+        return cls(compile_run=getattr(module, function or "compile_run"),
+                   module_files=getattr(module, "module_files", lambda: {}))
+
+
+def parse_message(payload) -> RunSubmit:
+    try:
+        return RunSubmit.model_validate(payload)
+    except ValidationError as exc:
+        raise ValueError(f"not a run-submit message: {exc.errors(include_url=False)}") from None
+
+
+def _claim(doc: dict, attempt: int, at) -> Optional[dict]:
+    claimed = runs.claim_for_submit(doc, attempt, at)
+    if claimed is not None:
+        return claimed
+    if doc.get("attempt") == attempt and doc["status"] == runs.SUBMITTING:
+        entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), {})
+        claimed_at = entry.get("claimed_at")
+        if claimed_at and at - claimed_at > CLAIM_LEASE:  # the earlier holder is gone: take it over
+            entry["claimed_at"] = at
+            return doc
+        raise TransientError(f"run {doc['id']} attempt {attempt} is being submitted by another delivery")
+    return None
+
+
+def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
+           compiler: Compiler, settings) -> str:
+    """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
+    at = runs.now()
+    try:
+        claimed = repo.mutate_run(message.run_id, lambda doc: _claim(doc, message.attempt, at))
+    except NotFound:
+        log.warning("run-submit for a run that no longer exists", run_id=message.run_id)
+        return "skipped"
+    if claimed is None:
+        log.info("run-submit ignored: run already past pending", run_id=message.run_id, attempt=message.attempt)
+        return "skipped"
+
+    try:
+        job = _snapshot_compile_create(claimed, repo, backend, store, compiler, settings)
+    except PermanentError as exc:
+        repo.mutate_run(message.run_id, lambda doc: runs.record_failure(
+            doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()))
+        log.error("submission failed", run_id=message.run_id, stage=exc.stage, error=str(exc))
+        return "failed"
+    repo.mutate_run(message.run_id, lambda doc: runs.record_submitted(
+        doc, message.attempt, job.name, results.join(settings.artifacts_root, message.run_id), runs.now()))
+    log.info("pipeline job submitted", run_id=message.run_id, job=job.name, attempt=message.attempt)
+    return "submitted"
+
+
+def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:
+    def load(kind: str, doc_id: str, model):
+        doc = repo.get_catalog(kind, doc_id)
+        if doc is None:
+            raise PermanentError(f"the run's {kind[:-1].replace('_', ' ')} {doc_id} no longer exists",
+                                 stage="Compile")
+        return model.model_validate({k: v for k, v in doc.items() if k in model.model_fields})
+
+    base = run.get("base_experiment")
+    artifacts_uri = results.join(settings.artifacts_root, run["id"])
+    try:
+        return RunSpec.model_validate({
+            "run_id": run["id"], "run_name": run["name"], "run_number": run["run_number"],
+            "attempt": run["attempt"], "model_type": run["model_type"],
+            "dataset": load("datasets", run["dataset_id"], Dataset),
+            "feature_config": load("feature_configs", run["feature_config_id"], FeatureConfig),
+            "model_config": load("model_configs", run["model_config_id"], ModelConfig),
+            "base_experiment": BaseExperimentRef.model_validate(
+                {k: base.get(k) for k in BaseExperimentRef.model_fields}) if base else None,
+            "training_params": run["training_params"], "gpu_config": run["gpu_config"],
+            "evaluator_config": run["evaluator_config"], "deployment_config": run["deployment_config"],
+            "artifacts_uri": artifacts_uri,
+            "pipeline_root": results.join(settings.pipeline_root, run["id"]),
+            "progress_topic": settings.progress_topic_path,
+            "created_by": run.get("created_by"),
+        })
+    except ValidationError as exc:
+        raise PermanentError(f"the run's configuration is no longer valid: {exc}", stage="Compile") from None
+
+
+def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler, settings):
+    spec = build_run_spec(run, repo, settings)
+    config_uri = results.join(spec.artifacts_uri, results.CONFIG_FILE)
+    store.write_text(config_uri, spec.to_json())
+    for name, path in compiler.module_files().items():
+        store.copy_file(path, results.join(spec.artifacts_uri, name))
+    with tempfile.TemporaryDirectory(prefix="trainyard-compile-") as workdir:
+        job_path = os.path.join(workdir, results.PIPELINE_JOB_FILE)
+        try:
+            compiler.compile_run(spec, job_path)
+        except Exception as exc:  # a pipeline that does not compile will not compile on a retry either
+            raise PermanentError(f"compiling the pipeline failed: {type(exc).__name__}: {exc}",
+                                 stage="Compile") from exc
+        job_uri = results.join(spec.artifacts_uri, results.PIPELINE_JOB_FILE)
+        store.copy_file(job_path, job_uri)  # kept with the run's artifacts, as in the cloud
+        request = JobRequest(
+            job_id=runs.job_id_for(spec.run_id, spec.attempt), display_name=f"{spec.run_name}-{spec.run_number}",
+            labels={RUN_ID_LABEL: spec.run_id, ATTEMPT_LABEL: str(spec.attempt)},
+            pipeline_job_path=job_path, pipeline_job_uri=job_uri, run_spec_uri=config_uri,
+            pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account)
+        return backend.create_job(request)

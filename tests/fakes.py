@@ -1,0 +1,165 @@
+"""In-memory fakes with the same semantics as the real adapters (cosmicpython style)."""
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import uuid
+from datetime import datetime
+from typing import Callable, Optional
+
+from shared.errors import NotFound, PermanentError, TransientError
+from shared.pipelines import JobRequest, JobSnapshot
+from shared.repository import epoch_doc_id
+from shared.runs import now
+
+
+class InMemoryRepository:
+    def __init__(self):
+        self.runs: dict[str, dict] = {}
+        self.history: dict[str, dict[str, dict]] = {}
+        self.catalog: dict[str, dict[str, dict]] = {}
+        self.counters: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.writes = 0
+
+    def create_run(self, doc, counter_key, run_id=None):
+        with self.lock:
+            if run_id and run_id in self.runs:
+                return copy.deepcopy(self.runs[run_id]), False
+            number = self.counters.get(counter_key, 0) + 1
+            self.counters[counter_key] = number
+            new_id = run_id or f"{counter_key}-r{number}"
+            stored = {**copy.deepcopy(doc), "id": new_id, "run_number": number, "version": 1, "updated_at": now()}
+            self.runs[new_id] = stored
+            self.writes += 1
+            return copy.deepcopy(stored), True
+
+    def get_run(self, run_id):
+        doc = self.runs.get(run_id)
+        return copy.deepcopy(doc) if doc else None
+
+    def mutate_run(self, run_id, mutate):
+        with self.lock:
+            if run_id not in self.runs:
+                raise NotFound(f"training run {run_id}")
+            current = copy.deepcopy(self.runs[run_id])
+            new = mutate(current)
+            if new is None:
+                return None
+            new = {**copy.deepcopy(new), "version": self.runs[run_id].get("version", 0) + 1, "updated_at": now()}
+            self.runs[run_id] = new
+            self.writes += 1
+            return copy.deepcopy(new)
+
+    def delete_run(self, run_id, check):
+        with self.lock:
+            if run_id not in self.runs:
+                raise NotFound(f"training run {run_id}")
+            check(copy.deepcopy(self.runs[run_id]))
+            self.history.pop(run_id, None)
+            return self.runs.pop(run_id)
+
+    def _matching(self, filters):
+        return [r for r in self.runs.values() if all(r.get(k) == v for k, v in filters.items() if v)]
+
+    def list_runs(self, filters, limit, after=None):
+        ordered = sorted(self._matching(filters), key=lambda r: (r["created_at"], r["id"]), reverse=True)
+        if after:
+            ordered = [r for r in ordered if (r["created_at"], r["id"]) < after]
+        return copy.deepcopy(ordered[:limit])
+
+    def count_runs(self, filters):
+        return len(self._matching(filters))
+
+    def put_epoch(self, run_id, attempt, epoch):
+        self.history.setdefault(run_id, {})[epoch_doc_id(attempt, epoch["epoch"])] = {**epoch, "attempt": attempt}
+
+    def list_epochs(self, run_id, attempt):
+        return sorted((e for e in self.history.get(run_id, {}).values() if e["attempt"] == attempt),
+                      key=lambda e: e["epoch"])
+
+    def create_catalog(self, kind, doc):
+        with self.lock:
+            doc = copy.deepcopy(doc)
+            doc["id"] = doc.get("id") or uuid.uuid4().hex[:20]
+            if kind == "experiments" and not doc.get("number"):
+                self.counters["experiment-number"] = self.counters.get("experiment-number", 0) + 1
+                doc["number"] = self.counters["experiment-number"]
+            self.catalog.setdefault(kind, {})[doc["id"]] = doc
+            return copy.deepcopy(doc)
+
+    def get_catalog(self, kind, doc_id):
+        doc = self.catalog.get(kind, {}).get(doc_id)
+        return copy.deepcopy(doc) if doc else None
+
+    def list_catalog(self, kind, limit, filters=None):
+        items = [d for d in self.catalog.get(kind, {}).values()
+                 if all(d.get(k) == v for k, v in (filters or {}).items())]
+        if not filters:
+            items.sort(key=lambda d: d.get("created_at") or datetime.min, reverse=True)
+        return copy.deepcopy(items[:limit])
+
+    def top_experiments(self, model_type, metric, descending, limit):
+        items = [d for d in self.catalog.get("experiments", {}).values()
+                 if d.get("model_type") == model_type and (d.get("metrics") or {}).get(metric) is not None]
+        items.sort(key=lambda d: d["metrics"][metric], reverse=descending)
+        return copy.deepcopy(items[:limit])
+
+
+class FakePublisher:
+    def __init__(self, fail: bool = False):
+        self.messages: list[tuple[str, dict, dict]] = []
+        self.fail = fail
+        self.ids = itertools.count(1)
+
+    def publish(self, topic, payload, **attributes):
+        if self.fail:
+            raise TransientError("pubsub unavailable")
+        self.messages.append((topic, payload, attributes))
+        return str(next(self.ids))
+
+
+class FakeBackend:
+    """A scripted pipeline backend: tests set the snapshot get_job returns."""
+
+    def __init__(self):
+        self.created: list[JobRequest] = []
+        self.jobs: dict[str, JobSnapshot] = {}
+        self.cancelled: list[str] = []
+        self.fail_create: Optional[Exception] = None
+
+    def create_job(self, request):
+        if self.fail_create:
+            raise self.fail_create
+        self.created.append(request)
+        job = self.jobs.setdefault(request.job_id, JobSnapshot(
+            job_id=request.job_id, name=f"projects/p/locations/r/pipelineJobs/{request.job_id}",
+            state="PIPELINE_STATE_PENDING", labels=request.labels))
+        return job
+
+    def get_job(self, job_id):
+        if job_id not in self.jobs:
+            raise NotFound(job_id)
+        return self.jobs[job_id]
+
+    def cancel_job(self, job_id):
+        self.cancelled.append(job_id)
+
+
+class FakeCompiler:
+    def __init__(self, fail: Optional[Exception] = None):
+        self.compiled: list = []
+        self.fail = fail
+
+    def compile_run(self, spec, out_path):
+        if self.fail:
+            raise self.fail
+        self.compiled.append(spec)
+        with open(out_path, "w") as handle:
+            handle.write('{"displayName": "%s", "pipelineSpec": {"root": {"dag": {"tasks": {}}}}, '
+                         '"runtimeConfig": {}}' % spec.run_id)
+        return out_path
+
+    def module_files(self):
+        return {}
