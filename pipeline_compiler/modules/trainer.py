@@ -288,8 +288,9 @@ class EpochRecorder(tf.keras.callbacks.Callback):
         logs = dict(logs or {})
         loss = logs.pop("loss", None)
         val_loss = logs.pop("val_loss", None)
-        logs.pop("lr", None)
-        logs.pop("learning_rate", None)
+        for redundant in ("lr", "learning_rate", "regularization_loss", "total_loss",
+                          "val_regularization_loss", "val_total_loss"):
+            logs.pop(redundant, None)
         record = R.EpochMetrics(
             run_id=self.spec.run_id, attempt=self.spec.attempt, epoch=epoch + 1, total_epochs=self.total_epochs,
             loss=_finite(loss), val_loss=_finite(val_loss), learning_rate=self._epoch_lr,

@@ -1,0 +1,278 @@
+"""The Evaluator and Pusher of the pipeline: TFX Python function components over plain functions.
+
+Evaluator: the gate metric on the test split against the full candidate set (the exported serving
+model's index), plus the baselines, -> ModelBlessing + evaluation/evaluation_results.json.
+Pusher: a blessed model becomes a new version of the model named after the run, in the Vertex
+Model Registry (google-cloud-aiplatform; parent model versions; run labels) or in a local registry
+directory -> registry/registry_entry.json. A not-blessed model is not registered.
+"""
+# No `from __future__ import annotations`: TFX reads the component signatures at runtime.
+
+import json
+import logging
+import os
+import re
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from pipeline_compiler.modules import features as F
+from shared import results as R
+from shared.run_config import METRICS_FOR_MODEL_TYPE, RunSpec
+
+log = logging.getLogger("trainyard.components")
+
+RECALL_KS = (5, 10, 50, 100)
+BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"  # TFX's convention in a ModelBlessing dir
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _raw_batches(examples_uri: str, split: str, columns: dict[str, tf.dtypes.DType], batch_size: int = 1024) -> Iterator[dict[str, np.ndarray]]:
+    """Raw examples of one split as dicts of rank-1 arrays (missing values become ''/0)."""
+    files = tf.io.gfile.glob(R.join(examples_uri, f"Split-{split}/*"))
+    if not files:
+        raise FileNotFoundError(f"no examples in split {split!r} under {examples_uri}")
+    spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in columns.items()}
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+    for records in dataset:
+        parsed = tf.io.parse_example(records, spec)
+        rows = int(tf.shape(records)[0])
+        batch = {}
+        for name, value in parsed.items():
+            default = b"" if value.dtype == tf.string else value.dtype.as_numpy_dtype(0)
+            dense = tf.sparse.to_dense(value, default_value=default).numpy()
+            batch[name] = dense[:, 0] if dense.shape[1] else np.full(rows, default)
+        yield batch
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+
+
+def _raw_dtypes(transform_dir: str) -> dict[str, tf.dtypes.DType]:
+    import tensorflow_transform as tft
+
+    return {name: spec.dtype for name, spec in tft.TFTransformOutput(transform_dir).raw_feature_spec().items()}
+
+
+def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, transform_dir: str) -> R.Evaluation:
+    """Test-split metrics of the exported serving model, the baselines, and the blessing decision."""
+    loaded = tf.saved_model.load(serving_model_dir)
+    dtypes = _raw_dtypes(transform_dir)
+    columns = spec.dataset.columns
+    label = F.label_column(spec)
+    wanted = set(F.all_raw_columns(spec))
+    metrics: dict[str, float] = {}
+    baselines: dict[str, float] = {}
+
+    train_items: Counter = Counter()
+    train_label_sum, train_label_count = 0.0, 0
+    base_columns = {columns.item_id: dtypes[columns.item_id]}
+    if label:
+        base_columns[label] = dtypes[label]
+    for batch in _raw_batches(examples_uri, "train", base_columns):
+        train_items.update(_as_text(batch[columns.item_id]))
+        if label:
+            train_label_sum += float(np.sum(batch[label].astype(np.float64)))
+            train_label_count += len(batch[label])
+    most_popular = [item for item, _ in train_items.most_common(max(RECALL_KS))]
+
+    retrieval = spec.model_type in ("retrieval", "multitask")
+    ranking = spec.model_type in ("ranking", "multitask")
+    retrieve = loaded.signatures["serving_default"] if retrieval else None
+    rank = loaded.signatures["serving_default" if spec.model_type == "ranking" else "rank"] if ranking else None
+    hits = {k: 0 for k in RECALL_KS}
+    popular_hits = {k: 0 for k in RECALL_KS}
+    squared, absolute, mean_squared, mean_absolute, count = 0.0, 0.0, 0.0, 0.0, 0
+    train_mean = train_label_sum / train_label_count if train_label_count else 0.0
+
+    for batch in _raw_batches(examples_uri, "test", {c: dtypes[c] for c in wanted}):
+        count += len(batch[columns.item_id])
+        if retrieve is not None:
+            inputs = {name: tf.constant(batch[name], dtype=spec_.dtype)
+                      for name, spec_ in retrieve.structured_input_signature[1].items()}
+            top_ids = retrieve(**inputs)["ids"].numpy()
+            actual = _as_text(batch[columns.item_id])
+            top_text = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else str(v))(top_ids)
+            for k in RECALL_KS:
+                hits[k] += int(np.sum(np.any(top_text[:, :k] == actual[:, None], axis=1)))
+                popular_hits[k] += int(np.sum(np.isin(actual, most_popular[:k])))
+        if rank is not None:
+            inputs = {name: tf.constant(batch[name], dtype=spec_.dtype)
+                      for name, spec_ in rank.structured_input_signature[1].items()}
+            predicted = rank(**inputs)["score"].numpy().astype(np.float64)
+            truth = batch[label].astype(np.float64)
+            squared += float(np.sum((predicted - truth) ** 2))
+            absolute += float(np.sum(np.abs(predicted - truth)))
+            mean_squared += float(np.sum((train_mean - truth) ** 2))
+            mean_absolute += float(np.sum(np.abs(train_mean - truth)))
+
+    if count:
+        if retrieval:
+            for k in RECALL_KS:
+                metrics[f"recall_at_{k}"] = hits[k] / count
+                baselines[f"recall_at_{k}"] = popular_hits[k] / count
+        if ranking:
+            metrics["test_rmse"] = float(np.sqrt(squared / count))
+            metrics["test_mae"] = absolute / count
+            baselines["test_rmse"] = float(np.sqrt(mean_squared / count))
+            baselines["test_mae"] = mean_absolute / count
+    metrics["test_examples"] = float(count)
+    return decide_blessing(spec, metrics, baselines)
+
+
+def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[str, float]) -> R.Evaluation:
+    config = spec.evaluator_config
+    threshold = config.blessing_threshold
+    if not config.enabled or threshold is None:
+        # Disabled evaluator or no threshold: no gate, the model is pushed unconditionally.
+        return R.Evaluation(evaluator_enabled=config.enabled, metrics=metrics, baseline_metrics=baselines,
+                            threshold_metric=threshold.metric if threshold else None,
+                            threshold_value=threshold.value if threshold else None,
+                            actual_value=metrics.get(threshold.metric) if threshold else None,
+                            passed=True, blessed=True)
+    actual = metrics.get(threshold.metric)
+    if threshold.metric not in METRICS_FOR_MODEL_TYPE[spec.model_type]:
+        log.warning("gate metric %s is not computed for a %s model", threshold.metric, spec.model_type)
+    passed = actual is not None and threshold.passes(actual)
+    return R.Evaluation(evaluator_enabled=True, metrics=metrics, baseline_metrics=baselines,
+                        threshold_metric=threshold.metric, threshold_value=threshold.value,
+                        actual_value=actual, passed=passed, blessed=passed)
+
+
+def write_json(path: str, text: str) -> None:
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write(text)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def label_value(value: Any) -> str:
+    """A Vertex label value: lowercase letters, digits, '_' and '-', at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]", "-", str(value).lower())[:63]
+
+
+def run_labels(spec: RunSpec) -> dict[str, str]:
+    return {"trainyard-run-id": label_value(spec.run_id), "trainyard-attempt": str(spec.attempt),
+            "trainyard-run-number": str(spec.run_number), "trainyard-model-type": spec.model_type}
+
+
+def register_local(spec: RunSpec, serving_model_uri: str, registry_dir: str) -> R.RegistryEntry:
+    """{registry_dir}/{run_name}/versions/{n}/ holds a copy of the SavedModel and its metadata.json.
+
+    Idempotent per run attempt: a repeated push of the same attempt returns the version it made.
+    """
+    from pipeline_compiler.modules.trainer import copy_tree
+
+    model_dir = os.path.join(registry_dir, label_value(spec.run_name))
+    versions_dir = os.path.join(model_dir, "versions")
+    tf.io.gfile.makedirs(versions_dir)
+    labels = run_labels(spec)
+    existing = sorted((int(v) for v in tf.io.gfile.listdir(versions_dir) if v.strip("/").isdigit()))
+    for version in existing:
+        metadata_path = os.path.join(versions_dir, str(version), "metadata.json")
+        if tf.io.gfile.exists(metadata_path):
+            with tf.io.gfile.GFile(metadata_path) as handle:
+                metadata = json.load(handle)
+            if metadata.get("labels") == labels:
+                return R.RegistryEntry.model_validate(metadata["entry"])
+    version = (existing[-1] + 1) if existing else 1
+    version_dir = os.path.join(versions_dir, str(version))
+    copy_tree(serving_model_uri, os.path.join(version_dir, "saved_model"))
+    entry = R.RegistryEntry(model_display_name=spec.run_name, model_resource_name=model_dir,
+                            model_version_id=str(version), serving_model_uri=os.path.join(version_dir, "saved_model"),
+                            registered_at=datetime.now(timezone.utc))
+    write_json(os.path.join(version_dir, "metadata.json"),
+               json.dumps({"labels": labels, "run_id": spec.run_id, "entry": entry.model_dump(mode="json")}, indent=2))
+    return entry
+
+
+def register_vertex(spec: RunSpec, serving_model_uri: str, project: str, region: str, serving_image: str) -> R.RegistryEntry:
+    """Upload as a new version of the model displayed as the run name (its parent), labelled with the run."""
+    from google.cloud import aiplatform
+
+    aiplatform.init(project=project, location=region)
+    labels = run_labels(spec)
+    same_attempt = aiplatform.Model.list(
+        filter=f'labels.trainyard-run-id="{labels["trainyard-run-id"]}" AND labels.trainyard-attempt="{spec.attempt}"')
+    if same_attempt:  # a retried Pusher of the same attempt: do not add a second version
+        model = same_attempt[0]
+    else:
+        parents = aiplatform.Model.list(filter=f'display_name="{spec.run_name}"', order_by="create_time")
+        model = aiplatform.Model.upload(
+            display_name=spec.run_name,
+            artifact_uri=serving_model_uri,
+            serving_container_image_uri=serving_image,
+            parent_model=parents[0].resource_name if parents else None,
+            is_default_version=True,
+            version_description=f"Trainyard run {spec.run_id} attempt {spec.attempt}",
+            labels=labels,
+            sync=True,
+        )
+    return R.RegistryEntry(model_display_name=spec.run_name, model_resource_name=model.resource_name,
+                           model_version_id=str(model.version_id), serving_model_uri=serving_model_uri,
+                           registered_at=datetime.now(timezone.utc))
+
+
+def is_blessed(blessing_uri: str) -> bool:
+    return tf.io.gfile.exists(R.join(blessing_uri, BLESSED_FILE))
+
+
+# --------------------------------------------------------------------------- TFX components
+
+
+@tfx.dsl.components.component
+def TrainyardEvaluator(
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
+    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    run_spec: tfx.dsl.components.Parameter[str],
+) -> None:
+    """Gate on the test split; writes the ModelBlessing and evaluation/evaluation_results.json."""
+    spec = RunSpec.model_validate_json(run_spec)
+    evaluation = evaluate_model(spec, examples.uri, R.join(model.uri, "Format-Serving"), transform_graph.uri)
+    text = evaluation.model_dump_json(indent=2)
+    write_json(R.join(spec.artifacts_uri, R.EVALUATION_FILE), text)
+    write_json(R.join(blessing.uri, BLESSED_FILE if evaluation.blessed else NOT_BLESSED_FILE), text)
+    blessing.set_int_custom_property("blessed", int(evaluation.blessed))
+    blessing.set_string_custom_property("current_model", model.uri)
+    if evaluation.actual_value is not None:
+        blessing.set_float_custom_property("actual_value", evaluation.actual_value)
+
+
+@tfx.dsl.components.component
+def TrainyardPusher(
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    pushed_model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.PushedModel],
+    run_spec: tfx.dsl.components.Parameter[str],
+    target: tfx.dsl.components.Parameter[str],
+    project: tfx.dsl.components.Parameter[str],
+    region: tfx.dsl.components.Parameter[str],
+    serving_image: tfx.dsl.components.Parameter[str],
+    local_registry_dir: tfx.dsl.components.Parameter[str],
+) -> None:
+    """Registers a blessed model (Vertex Model Registry or the local registry); skips a not-blessed one."""
+    spec = RunSpec.model_validate_json(run_spec)
+    if not is_blessed(blessing.uri):
+        log.info("model of run %s is not blessed: kept in %s, not registered", spec.run_id, spec.artifacts_uri)
+        pushed_model.set_int_custom_property("pushed", 0)
+        return
+    serving_model_uri = R.join(spec.artifacts_uri, R.SAVED_MODEL_DIR)
+    if target == "vertex":
+        entry = register_vertex(spec, serving_model_uri, project, region, serving_image)
+    else:
+        entry = register_local(spec, serving_model_uri, local_registry_dir)
+    write_json(R.join(spec.artifacts_uri, R.REGISTRY_FILE), entry.model_dump_json(indent=2))
+    pushed_model.set_int_custom_property("pushed", 1)
+    pushed_model.set_string_custom_property("pushed_destination", entry.model_resource_name)
+    pushed_model.set_string_custom_property("pushed_version", entry.model_version_id)

@@ -1,0 +1,201 @@
+"""The TFX pipeline factory: RunSpec + PipelineEnv -> the 7-component `tfx.dsl.Pipeline` (pure).
+
+Node ids (the Vertex task names and the LocalDagRunner node ids, stable across targets):
+ExampleGen, StatisticsGen, SchemaGen, Transform, Trainer, Evaluator, Pusher.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Optional
+
+from tfx import v1 as tfx
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
+from tfx.proto import example_gen_pb2
+
+from pipeline_compiler import example_gen
+from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
+from pipeline_compiler.environment import PipelineEnv
+from pipeline_compiler.modules import features as F
+from shared.catalog import BigQuerySource, FileSource
+from shared.run_config import RunSpec
+
+NODE_IDS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
+# The stage names of the run document (ARCHITECTURE.md) each node reports to.
+STAGE_OF_NODE = {
+    "ExampleGen": "Examples", "StatisticsGen": "Stats", "SchemaGen": "Schema", "Transform": "Transform",
+    "Trainer": "Train", "Evaluator": "Evaluate", "Pusher": "Push",
+}
+MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
+TRANSFORM_MODULE = os.path.join(MODULES_DIR, "transform.py")
+TRAINER_MODULE = os.path.join(MODULES_DIR, "trainer.py")
+
+
+def pipeline_name(spec: RunSpec) -> str:
+    """Vertex pipeline names are [a-z0-9-], at most 128 characters."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", spec.run_id.lower()).strip("-")
+    return f"trainyard-{slug}"[:128].rstrip("-")
+
+
+def _split_file_uri(uri: str) -> tuple[str, str]:
+    """(input_base, relative glob pattern) for a file, directory or glob, local or gs://."""
+    glob_at = min((uri.find(c) for c in "*?[" if c in uri), default=-1)
+    if glob_at >= 0:
+        base = uri[: uri.rfind("/", 0, glob_at)]
+        return base, uri[len(base) + 1:]
+    if uri.endswith("/") or (not uri.startswith("gs://") and os.path.isdir(uri)):
+        return uri.rstrip("/"), "*"
+    if os.path.splitext(uri)[1]:
+        return uri.rsplit("/", 1)[0], uri.rsplit("/", 1)[1]
+    return uri.rstrip("/"), "*"
+
+
+def _hash_output_config() -> example_gen_pb2.Output:
+    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+        for name, buckets in zip(example_gen.SPLITS, example_gen.HASH_BUCKETS)
+    ]))
+
+
+def bigquery_queries(spec: RunSpec) -> dict[str, str]:
+    """The SQL of each split ({"all": q} for the random strategy, which hash-splits afterwards)."""
+    source = spec.dataset.source
+    assert isinstance(source, BigQuerySource)
+    columns = ", ".join(f"`{c}`" for c in F.all_raw_columns(spec))
+    origin = f"`{source.table}`" if source.table else f"({source.query})"
+    query = f"SELECT {columns} FROM {origin} AS t"
+    percent = spec.training_params.data_sample_percent
+    if percent < 100:
+        query += f" WHERE MOD(ABS(FARM_FINGERPRINT(TO_JSON_STRING(t))), 100) < {percent}"
+    if spec.training_params.split_strategy != "strict_time":
+        return {"all": query}
+    ts = f"`{spec.dataset.columns.timestamp}`"
+    head = f"WITH data AS ({query}), cutoffs AS (SELECT APPROX_QUANTILES({ts}, 20) AS q FROM data) " \
+           f"SELECT data.* FROM data, cutoffs WHERE "
+    return {
+        "train": head + f"{ts} < q[OFFSET(16)]",
+        "eval": head + f"{ts} >= q[OFFSET(16)] AND {ts} < q[OFFSET(19)]",
+        "test": head + f"{ts} >= q[OFFSET(19)]",
+    }
+
+
+def _example_gen(spec: RunSpec) -> Any:
+    source = spec.dataset.source
+    if isinstance(source, FileSource):
+        input_base, pattern = _split_file_uri(source.uri)
+        settings = {
+            "format": source.format,
+            "split_strategy": spec.training_params.split_strategy,
+            "sample_percent": spec.training_params.data_sample_percent,
+            "timestamp_column": spec.dataset.columns.timestamp,
+        }
+        return FileBasedExampleGen(
+            input_base=input_base,
+            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]),
+            output_config=_hash_output_config(),  # names the splits; the executor decides membership
+            custom_config=example_gen.pack_settings(settings),
+            custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
+        )
+    queries = bigquery_queries(spec)
+    if "all" in queries:
+        return tfx.extensions.google_cloud_big_query.BigQueryExampleGen(
+            query=queries["all"], output_config=_hash_output_config())
+    return tfx.extensions.google_cloud_big_query.BigQueryExampleGen(input_config=example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=sql) for name, sql in queries.items()]))
+
+
+def trainer_job_spec(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
+    """The Vertex CustomJob the Trainer runs as: the run's GPUs, Spot when preemptible, the GPU image."""
+    gpu = spec.gpu_config
+    job_spec: dict[str, Any] = {
+        "worker_pool_specs": [{
+            "machine_spec": {
+                "machine_type": gpu.machine_type,
+                "accelerator_type": gpu.gpu_type,
+                "accelerator_count": gpu.gpu_count,
+            },
+            "replica_count": 1,
+            "container_spec": {"image_uri": env.pipeline_image},
+        }],
+    }
+    if gpu.preemptible:
+        # A preempted Spot VM restarts the job; the trainer resumes from its last checkpoint.
+        job_spec["scheduling"] = {"strategy": "SPOT", "restart_job_on_worker_restart": True}
+    if env.service_account:
+        job_spec["service_account"] = env.service_account
+    return job_spec
+
+
+def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -> Any:
+    custom_config: dict[str, Any] = {F.RUN_SPEC_KEY: spec.to_json()}
+    kwargs = dict(
+        module_file=TRAINER_MODULE,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+    )
+    if not env.is_vertex:
+        return tfx.components.Trainer(custom_config=custom_config, **kwargs)
+    custom_config.update({
+        vertex_constants.ENABLE_VERTEX_KEY: True,
+        vertex_constants.VERTEX_REGION_KEY: env.region,
+        vertex_trainer_executor.TRAINING_ARGS_KEY: {
+            "project": env.project,
+            "job_spec": trainer_job_spec(spec, env),
+            "labels": {"trainyard-run-id": re.sub(r"[^a-z0-9_-]", "-", spec.run_id.lower())[:63]},
+        },
+    })
+    return tfx.extensions.google_cloud_ai_platform.Trainer(custom_config=custom_config, **kwargs)
+
+
+def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
+                    metadata_connection_config: Any = None, enable_cache: bool = False) -> tfx.dsl.Pipeline:
+    """The 7 components, wired; pure (reads nothing but its arguments)."""
+    env = env or PipelineEnv()
+    env.require_cloud()
+    run_spec_json = spec.to_json()
+
+    examples = _example_gen(spec).with_id("ExampleGen")
+    statistics = tfx.components.StatisticsGen(examples=examples.outputs["examples"]).with_id("StatisticsGen")
+    schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"],
+                                      infer_feature_shape=True).with_id("SchemaGen")
+    transform = tfx.components.Transform(
+        examples=examples.outputs["examples"],
+        schema=schema.outputs["schema"],
+        module_file=TRANSFORM_MODULE,
+        custom_config={F.RUN_SPEC_KEY: run_spec_json},
+        # Vocabularies and statistics from train + eval only; test stays unseen.
+        splits_config=tfx.proto.SplitsConfig(analyze=["train", "eval"], transform=["train", "eval", "test"]),
+    ).with_id("Transform")
+    trainer = _trainer(spec, env, transform, schema).with_id("Trainer")
+    evaluator = TrainyardEvaluator(
+        examples=examples.outputs["examples"],
+        model=trainer.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
+        run_spec=run_spec_json,
+    ).with_id("Evaluator")
+    pusher = TrainyardPusher(
+        model=trainer.outputs["model"],
+        blessing=evaluator.outputs["blessing"],
+        run_spec=run_spec_json,
+        target=env.target,
+        project=env.project or "",
+        region=env.region,
+        serving_image=env.serving_image,
+        local_registry_dir=env.local_registry_dir,
+    ).with_id("Pusher")
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name(spec),
+        pipeline_root=spec.pipeline_root,
+        components=[examples, statistics, schema, transform, trainer, evaluator, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=env.beam_pipeline_args(),
+    )
+
