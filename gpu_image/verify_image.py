@@ -150,7 +150,9 @@ def check_scann_ops() -> str:
 
 
 def check_project_packages(root: Path) -> str:
-    """shared and pipeline_compiler import; the submitter's entry point is defined."""
+    """shared and pipeline_compiler import; the submitter module loads and defines on_run_submit."""
+    import importlib.util
+
     sys.path.insert(0, str(root))
     import pipeline_compiler  # noqa: F401
     import shared  # noqa: F401
@@ -159,7 +161,13 @@ def check_project_packages(root: Path) -> str:
     tree = ast.parse(main.read_text(), filename=str(main))
     if "on_run_submit" not in {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}:
         raise AssertionError(f"{main} defines no on_run_submit")
-    return "shared, pipeline_compiler import; functions/submitter/main.py defines on_run_submit"
+    # Load it the way functions-framework does (--source=functions/submitter/main.py).
+    spec = importlib.util.spec_from_file_location("submitter_main", main)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "on_run_submit", None)):
+        raise AssertionError(f"{main}: on_run_submit is not callable after import")
+    return "shared, pipeline_compiler import; functions/submitter/main.py loads and defines on_run_submit"
 
 
 def main(argv: Optional[list[str]] = None) -> int:

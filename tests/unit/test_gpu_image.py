@@ -414,3 +414,14 @@ def test_dockerignore_lets_every_copied_path_into_the_context(dockerfile):
     allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
     copies = [a.split() for k, a in dockerfile if k == "COPY"]
     assert {src.rstrip("/") for c in copies for src in c[:-1]} == allowed
+
+
+@pytest.mark.slow
+def test_the_build_time_checks_pass_in_the_local_environment():
+    """verify_image.py is what the Dockerfile runs; it must work before it costs a 12-minute build."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(GPU_IMAGE / "verify_image.py")], capture_output=True, text=True,
+                            timeout=150, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    for name in ("pinned versions", "tensorflow", "tfx", "tfrs", "scann_ops", "project"):
+        assert re.search(rf"^PASS  {name}:", result.stdout, re.M), result.stdout
