@@ -1,0 +1,126 @@
+"""Compile the pipeline for Vertex in a temp dir and check the PipelineJob JSON."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline_compiler import NODE_IDS, PipelineEnv, PipelineEnvError, compile_run, module_files
+from pipeline_compiler.demo_data import demo_run_spec
+
+VERTEX_ENV = PipelineEnv(
+    target="vertex", project="demo-project", region="europe-west4",
+    pipeline_image="europe-docker.pkg.dev/demo-project/trainyard/gpu:1", dataflow_temp="gs://demo-bucket/tmp",
+    service_account="pipelines@demo-project.iam.gserviceaccount.com",
+)
+
+
+def _spec(tmp_path, **overrides):
+    return demo_run_spec(str(tmp_path / "data.csv"), "gs://demo-bucket/artifacts/run-1", str(tmp_path / "root"),
+                         run_id="run-1", **overrides)
+
+
+def _executor_config(job, node):
+    """The custom_config exec property the compiler stored for one node."""
+    params = job["pipelineSpec"]["root"]["dag"]["tasks"][node]["inputs"]["parameters"]
+    return json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+
+
+def _beam_args(job, node):
+    executor = job["pipelineSpec"]["deploymentSpec"]["executors"][f"{node}_executor"]["container"]["args"]
+    return executor
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("compile")
+    spec = _spec(tmp_path, gpu_config={"gpu_type": "NVIDIA_TESLA_T4", "gpu_count": 4, "preemptible": True})
+    path = compile_run(spec, str(tmp_path / "pipeline_job.json"), VERTEX_ENV)
+    with open(path) as handle:
+        return json.load(handle), spec
+
+
+def test_job_json_is_a_pipeline_job_with_seven_named_tasks(compiled):
+    job, spec = compiled
+    assert job["displayName"] == spec.run_name
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == spec.pipeline_root
+    assert sorted(job["pipelineSpec"]["root"]["dag"]["tasks"]) == sorted(NODE_IDS)
+    assert job["labels"]["trainyard-run-id"] == "run-1"
+
+
+def test_trainer_worker_pool_has_the_gpus_spot_and_image(compiled):
+    job, _ = compiled
+    config = _executor_config(job, "Trainer")
+    assert config["ai_platform_enable_vertex"] is True
+    assert config["ai_platform_vertex_region"] == "europe-west4"
+    args = config["ai_platform_training_args"]
+    assert args["project"] == "demo-project"
+    pool = args["job_spec"]["worker_pool_specs"][0]
+    assert pool["machine_spec"] == {"machine_type": "n1-standard-32", "accelerator_type": "NVIDIA_TESLA_T4",
+                                    "accelerator_count": 4}
+    assert pool["container_spec"]["image_uri"] == VERTEX_ENV.pipeline_image
+    assert args["job_spec"]["scheduling"]["strategy"] == "SPOT"
+    assert args["job_spec"]["service_account"] == VERTEX_ENV.service_account
+    assert "run_spec" in config  # the module config travels in custom_config
+
+
+def test_data_stages_run_on_dataflow_in_the_cloud(compiled):
+    job, _ = compiled
+    args = " ".join(_beam_args(job, "Transform"))
+    assert "--runner=DataflowRunner" in args
+    assert "--temp_location=gs://demo-bucket/tmp" in args
+    assert "--project=demo-project" in args and "--region=europe-west4" in args
+    assert "--service_account_email=pipelines@demo-project.iam.gserviceaccount.com" in args
+
+
+def test_beam_args_switch_between_direct_runner_and_dataflow():
+    local = PipelineEnv.from_env({})
+    assert local.target == "local"
+    assert "--runner=DirectRunner" in local.beam_pipeline_args()
+    cloud = PipelineEnv.from_env({
+        "TRAINYARD_TARGET": "vertex", "GOOGLE_CLOUD_PROJECT": "p", "TRAINYARD_REGION": "us-central1",
+        "TRAINYARD_PIPELINE_IMAGE": "img", "TRAINYARD_DATAFLOW_TEMP": "gs://b/t",
+    })
+    assert cloud.beam_pipeline_args()[:4] == ["--runner=DataflowRunner", "--project=p", "--region=us-central1",
+                                              "--temp_location=gs://b/t"]
+    with pytest.raises(PipelineEnvError, match="TRAINYARD_DATAFLOW_TEMP"):
+        PipelineEnv(target="vertex", project="p", pipeline_image="i").beam_pipeline_args()
+
+
+def test_local_pipeline_uses_plain_trainer_and_direct_runner(tmp_path):
+    from pipeline_compiler.pipeline import create_pipeline
+
+    pipeline = create_pipeline(_spec(tmp_path), PipelineEnv(local_registry_dir=str(tmp_path / "registry")))
+    assert [c.id for c in pipeline.components] == list(NODE_IDS)
+    trainer = pipeline.components[4]
+    assert "ai_platform_training_args" not in trainer.exec_properties["custom_config"]
+    assert "--runner=DirectRunner" in pipeline.beam_pipeline_args
+
+
+def test_bigquery_strict_time_split_queries(tmp_path):
+    from pipeline_compiler.pipeline import bigquery_queries
+
+    spec = _spec(tmp_path, dataset={
+        "name": "bq", "source": {"kind": "bigquery", "table": "p.d.t"},
+        "columns": {"user_id": "customer_id", "item_id": "product_id", "timestamp": "timestamp", "quantity": "quantity"},
+    })
+    queries = bigquery_queries(spec)
+    assert set(queries) == {"train", "eval", "test"}
+    assert "q[OFFSET(16)]" in queries["train"] and "q[OFFSET(19)]" in queries["test"]
+    assert "FROM `p.d.t`" in queries["train"]
+
+
+def test_package_import_does_not_load_tensorflow_or_tfx():
+    code = ("import sys, pipeline_compiler; "
+            "heavy = [m for m in ('tensorflow', 'tfx', 'google.cloud.aiplatform') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_module_files_exist():
+    files = module_files()
+    assert set(files) >= {"transform.py", "trainer.py"}
+    for path in files.values():
+        with open(path) as handle:
+            assert handle.read(10)
