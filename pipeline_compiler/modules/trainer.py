@@ -143,17 +143,25 @@ class RecommenderModel(tfrs.Model):
                                             config.candidate_tower, name="candidate_tower")
         self.retrieval_weight = config.multitask_weights.retrieval if self.model_type == "multitask" else 1.0
         self.ranking_weight = config.multitask_weights.ranking if self.model_type == "multitask" else 1.0
-        if self.model_type in ("retrieval", "multitask"):
-            self.retrieval_task = tfrs.tasks.Retrieval(remove_accidental_hits=True)
+        # The tasks compute losses in float32 under mixed precision too (they take no dtype argument,
+        # so they are built under a float32 policy).
+        policy = tf.keras.mixed_precision.global_policy()
+        tf.keras.mixed_precision.set_global_policy("float32")
+        try:
+            if self.model_type in ("retrieval", "multitask"):
+                self.retrieval_task = tfrs.tasks.Retrieval(remove_accidental_hits=True)
+            if self.model_type in ("ranking", "multitask"):
+                self.ranking_task = tfrs.tasks.Ranking(
+                    loss=tf.keras.losses.MeanSquaredError(),
+                    metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
+                )
+        finally:
+            tf.keras.mixed_precision.set_global_policy(policy)
         if self.model_type in ("ranking", "multitask"):
             self.ranking_head = tf.keras.Sequential(
                 [tf.keras.layers.Dense(n, activation="relu") for n in config.ranking_head]
                 + [tf.keras.layers.Dense(1, dtype="float32")],
                 name="ranking_head",
-            )
-            self.ranking_task = tfrs.tasks.Ranking(
-                loss=tf.keras.losses.MeanSquaredError(),
-                metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
             )
 
     def score(self, query_embedding: tf.Tensor, candidate_embedding: tf.Tensor) -> tf.Tensor:
@@ -501,6 +509,8 @@ class TrainingResult:
     metrics: R.TrainingMetrics
     artifacts: R.ArtifactLocations
     model: RecommenderModel
+    replicas: int
+    global_batch_size: int
 
 
 def train_and_export(
@@ -623,7 +633,8 @@ def train_and_export(
                 candidate_model=paths["candidate_model"], transform_graph=transform_copy, vocabularies=vocabularies))
         _write_text(R.join(artifacts_uri, R.TRAINING_METRICS_FILE), metrics.model_dump_json(indent=2))
         _write_text(R.join(artifacts_uri, R.ARTIFACTS_FILE), artifacts.model_dump_json(indent=2))
-        return TrainingResult(metrics=metrics, artifacts=artifacts, model=model)
+        return TrainingResult(metrics=metrics, artifacts=artifacts, model=model, replicas=replicas,
+                              global_batch_size=global_batch)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
 

@@ -48,7 +48,7 @@ def raw_feature_spec(raw: dict[str, np.ndarray]) -> dict[str, Any]:
     return {name: tf.io.FixedLenFeature([], dtype(values)) for name, values in raw.items()}
 
 
-def run_tiny_transform(workdir: Optional[str] = None) -> TinyTransform:
+def run_tiny_transform(workdir: Optional[str] = None, sizes: Optional[dict[str, int]] = None) -> TinyTransform:
     """Analyze on train+eval, transform both, write gzipped TFRecords and the transform graph."""
     import apache_beam as beam
     import tensorflow as tf
@@ -59,7 +59,7 @@ def run_tiny_transform(workdir: Optional[str] = None) -> TinyTransform:
     from pipeline_compiler.modules.transform import build_preprocessing_fn
 
     workdir = workdir or tempfile.mkdtemp(prefix="trainyard-tiny-")
-    raw = generate_transactions(**TINY_SIZES)
+    raw = generate_transactions(**(sizes or TINY_SIZES))
     spec = tiny_spec(workdir)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_feature_spec(raw)))
     rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in raw.items()} for i in range(len(raw["timestamp"]))]
