@@ -15,6 +15,7 @@ to Pub/Sub), and exports the spec §2.2 artifacts under RunSpec.artifacts_uri:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -129,6 +130,18 @@ class FeatureTower(tf.keras.layers.Layer):
         return self.output_layer(x)
 
 
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Build layers in float32 under mixed precision: the TFRS tasks take no dtype argument and must
+    compute losses in float32 (the towers' outputs already are)."""
+    policy = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(policy)
+
+
 class RecommenderModel(tfrs.Model):
     """Two towers; retrieval (in-batch softmax), ranking (MSE on the label) or a weighted sum of both."""
 
@@ -143,11 +156,7 @@ class RecommenderModel(tfrs.Model):
                                             config.candidate_tower, name="candidate_tower")
         self.retrieval_weight = config.multitask_weights.retrieval if self.model_type == "multitask" else 1.0
         self.ranking_weight = config.multitask_weights.ranking if self.model_type == "multitask" else 1.0
-        # The tasks compute losses in float32 under mixed precision too (they take no dtype argument,
-        # so they are built under a float32 policy).
-        policy = tf.keras.mixed_precision.global_policy()
-        tf.keras.mixed_precision.set_global_policy("float32")
-        try:
+        with float32_policy():
             if self.model_type in ("retrieval", "multitask"):
                 self.retrieval_task = tfrs.tasks.Retrieval(remove_accidental_hits=True)
             if self.model_type in ("ranking", "multitask"):
@@ -155,8 +164,6 @@ class RecommenderModel(tfrs.Model):
                     loss=tf.keras.losses.MeanSquaredError(),
                     metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
                 )
-        finally:
-            tf.keras.mixed_precision.set_global_policy(policy)
         if self.model_type in ("ranking", "multitask"):
             self.ranking_head = tf.keras.Sequential(
                 [tf.keras.layers.Dense(n, activation="relu") for n in config.ranking_head]
@@ -172,8 +179,9 @@ class RecommenderModel(tfrs.Model):
         candidate = self.candidate_tower(inputs)
         loss = tf.constant(0.0)
         if self.model_type in ("retrieval", "multitask"):
-            loss += self.retrieval_weight * self.retrieval_task(
-                query, candidate, candidate_ids=inputs[F.ITEM_ID_KEY], compute_metrics=False)
+            with float32_policy():  # RemoveAccidentalHits is a layer made inside the task's call
+                loss += self.retrieval_weight * self.retrieval_task(
+                    query, candidate, candidate_ids=inputs[F.ITEM_ID_KEY], compute_metrics=False)
         if self.model_type in ("ranking", "multitask"):
             loss += self.ranking_weight * self.ranking_task(
                 labels=inputs[F.LABEL_KEY], predictions=self.score(query, candidate))

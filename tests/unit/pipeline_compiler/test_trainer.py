@@ -165,7 +165,6 @@ def test_mirrored_strategy_path_on_two_cpu_replicas(tiny_transform):
     result = json.loads(line[len("RESULT "):])
     assert result["replicas"] == 2 and result["global_batch"] == 256
     assert len(result["losses"]) == 2 and all(np.isfinite(result["losses"]))
-    assert "MirroredStrategy" in process.stderr or "Using MirroredStrategy" in process.stdout + process.stderr
 
 
 def test_exports_and_result_files(tiny_transform):
