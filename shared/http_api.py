@@ -9,7 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from shared import runs, structured_log as log
-from shared.errors import Conflict, FieldError, NotFound, Unauthenticated
+from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.identity import authenticate
 from shared.services import catalog as catalog_service
 from shared.services import runs as run_service
@@ -73,6 +73,11 @@ def create_app(deps: Dependencies) -> Flask:
     @app.errorhandler(Conflict)
     def conflict(exc):
         return jsonify(success=False, error="conflict", message=str(exc)), 409
+
+    @app.errorhandler(TransientError)
+    def unavailable(exc):
+        log.warning("transient failure", path=request.path, error=str(exc))
+        return jsonify(success=False, error="unavailable", message=f"{exc}; retry shortly"), 503, {"Retry-After": "1"}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

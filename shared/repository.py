@@ -7,10 +7,14 @@ read-modify-write, which is what makes every consumer idempotent and order-toler
 """
 from __future__ import annotations
 
+import random
+import threading
+import time
+import zlib
 from datetime import datetime
-from typing import Callable, Iterable, Optional, Protocol
+from typing import Callable, Optional, Protocol
 
-from shared.errors import NotFound
+from shared.errors import NotFound, TransientError
 from shared.runs import now
 
 RUNS = "training_runs"
@@ -23,8 +27,8 @@ Mutator = Callable[[dict], Optional[dict]]
 
 class Repository(Protocol):
     def create_run(self, doc: dict, counter_key: str, run_id: Optional[str] = None) -> tuple[dict, bool]:
-        """Assign the next run number for counter_key and store the run, atomically. With an explicit
-        run_id that already exists, return the existing run and False (idempotent creation)."""
+        """Store a run with the next run number for counter_key (unique under concurrency). With an
+        explicit run_id that already exists, return the existing run and False (idempotent creation)."""
 
     def get_run(self, run_id: str) -> Optional[dict]: ...
 
@@ -46,6 +50,9 @@ class Repository(Protocol):
 
     def get_catalog(self, kind: str, doc_id: str) -> Optional[dict]: ...
 
+    def get_catalog_many(self, refs: list[tuple[str, str]]) -> list[Optional[dict]]:
+        """Several catalog documents in one round trip, in the order asked (None where missing)."""
+
     def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]: ...
 
     def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int) -> list[dict]: ...
@@ -56,9 +63,14 @@ def epoch_doc_id(attempt: int, epoch: int) -> str:
 
 
 class FirestoreRepository:
+    TRANSACTION_ATTEMPTS = 30
+
     def __init__(self, project: str, client=None):
         self.project = project
         self._client = client
+        # Threads of one instance updating the same run queue here instead of deadlocking on
+        # Firestore's pessimistic locks (both read, both wait to write, one times out).
+        self._run_locks = [threading.Lock() for _ in range(64)]
 
     @property
     def db(self):
@@ -68,40 +80,61 @@ class FirestoreRepository:
             self._client = firestore.Client(project=self.project)
         return self._client
 
+    def _in_transaction(self, body):
+        """Run body(tx) in a transaction, retrying contention with jittered backoff (the client's own
+        retries are immediate, so writers of one busy run document keep colliding). Exhausted →
+        TransientError: a 503 to API callers, a redelivery to consumers."""
+        from google.api_core import exceptions
+        from google.cloud import firestore
+
+        error: Exception | None = None
+        for attempt in range(1, self.TRANSACTION_ATTEMPTS + 1):
+            try:
+                return firestore.transactional(body)(self.db.transaction(max_attempts=1))
+            except (exceptions.Aborted, exceptions.Conflict) as exc:
+                error = exc
+            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
+                if "transaction" not in str(exc).lower():
+                    raise
+                error = exc
+            time.sleep(random.uniform(0.002, 0.01) * min(attempt, 10))
+        raise TransientError(f"Firestore transaction kept conflicting: {error}")
+
+    def _next_number(self, counter_id: str) -> int:
+        """An atomic server-side increment: unique numbers without a read-modify-write transaction, so
+        concurrent creators never queue on a lock. A create that fails afterwards leaves a gap."""
+        from google.cloud import firestore
+
+        result = self.db.collection(COUNTERS).document(counter_id).set(
+            {"value": firestore.Increment(1), "updated_at": now()}, merge=True)
+        return int(result.transform_results[0].integer_value)
+
     # ------------------------------------------------------------------ runs
 
     def create_run(self, doc: dict, counter_key: str, run_id: Optional[str] = None) -> tuple[dict, bool]:
-        from google.cloud import firestore
+        from google.api_core import exceptions
 
-        counter_ref = self.db.collection(COUNTERS).document(f"run-number-{counter_key}")
-
-        @firestore.transactional
-        def create(tx):
-            existing_ref = self.db.collection(RUNS).document(run_id) if run_id else None
-            if existing_ref is not None:
-                snap = existing_ref.get(transaction=tx)
-                if snap.exists:
-                    return snap.to_dict(), False
-            counter = counter_ref.get(transaction=tx)
-            number = (counter.to_dict() or {}).get("value", 0) + 1 if counter.exists else 1
-            new_id = run_id or f"{counter_key}-r{number}"
-            stored = {**doc, "id": new_id, "run_number": number, "version": 1, "updated_at": now()}
-            tx.set(counter_ref, {"value": number, "updated_at": now()})
-            tx.create(self.db.collection(RUNS).document(new_id), stored)
-            return stored, True
-
-        return create(self.db.transaction())
+        ref = self.db.collection(RUNS).document(run_id) if run_id else None
+        if ref is not None:
+            snap = ref.get()
+            if snap.exists:
+                return snap.to_dict(), False
+        number = self._next_number(f"run-number-{counter_key}")
+        ref = ref or self.db.collection(RUNS).document(f"{counter_key}-r{number}")
+        stored = {**doc, "id": ref.id, "run_number": number, "version": 1, "updated_at": now()}
+        try:
+            ref.create(stored)
+        except exceptions.AlreadyExists:  # the same run_id created concurrently: the first one stands
+            return ref.get().to_dict(), False
+        return stored, True
 
     def get_run(self, run_id: str) -> Optional[dict]:
         snap = self.db.collection(RUNS).document(run_id).get()
         return snap.to_dict() if snap.exists else None
 
     def mutate_run(self, run_id: str, mutate: Mutator) -> Optional[dict]:
-        from google.cloud import firestore
-
         ref = self.db.collection(RUNS).document(run_id)
 
-        @firestore.transactional
         def apply(tx):
             snap = ref.get(transaction=tx)
             if not snap.exists:
@@ -114,14 +147,12 @@ class FirestoreRepository:
             tx.set(ref, new)
             return new
 
-        return apply(self.db.transaction())
+        with self._run_locks[zlib.crc32(run_id.encode()) % len(self._run_locks)]:
+            return self._in_transaction(apply)
 
     def delete_run(self, run_id: str, check: Callable[[dict], None]) -> dict:
-        from google.cloud import firestore
-
         ref = self.db.collection(RUNS).document(run_id)
 
-        @firestore.transactional
         def delete(tx):
             snap = ref.get(transaction=tx)
             if not snap.exists:
@@ -131,7 +162,7 @@ class FirestoreRepository:
             tx.delete(ref)
             return doc
 
-        doc = delete(self.db.transaction())
+        doc = self._in_transaction(delete)
         for history in ref.collection(HISTORY).list_documents():
             history.delete()
         return doc
@@ -173,30 +204,22 @@ class FirestoreRepository:
     # ------------------------------------------------------------------ catalog
 
     def create_catalog(self, kind: str, doc: dict) -> dict:
-        from google.cloud import firestore
-
         collection = self.db.collection(kind)
         ref = collection.document(doc["id"]) if doc.get("id") else collection.document()
-        if kind != "experiments" or doc.get("number"):
-            stored = {**doc, "id": ref.id}
-            ref.create(stored)
-            return stored
-        counter_ref = self.db.collection(COUNTERS).document("experiment-number")
-
-        @firestore.transactional
-        def create(tx):  # experiments are numbered ("Exp #65") in creation order
-            counter = counter_ref.get(transaction=tx)
-            number = (counter.to_dict() or {}).get("value", 0) + 1 if counter.exists else 1
-            stored = {**doc, "id": ref.id, "number": number}
-            tx.set(counter_ref, {"value": number})
-            tx.create(ref, stored)
-            return stored
-
-        return create(self.db.transaction())
+        stored = {**doc, "id": ref.id}
+        if kind == "experiments" and not doc.get("number"):
+            stored["number"] = self._next_number("experiment-number")  # shown as "Exp #65"
+        ref.create(stored)
+        return stored
 
     def get_catalog(self, kind: str, doc_id: str) -> Optional[dict]:
         snap = self.db.collection(kind).document(doc_id).get()
         return snap.to_dict() if snap.exists else None
+
+    def get_catalog_many(self, refs: list[tuple[str, str]]) -> list[Optional[dict]]:
+        wanted = [self.db.collection(kind).document(doc_id) for kind, doc_id in refs]
+        found = {snap.reference.path: snap.to_dict() for snap in self.db.get_all(wanted) if snap.exists}
+        return [found.get(ref.path) for ref in wanted]
 
     def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]:
         from google.cloud import firestore
@@ -217,14 +240,3 @@ class FirestoreRepository:
         query = (self.db.collection("experiments").where(filter=FieldFilter("model_type", "==", model_type))
                  .order_by(f"metrics.{metric}", direction=direction).limit(limit))
         return [s.to_dict() for s in query.stream()]
-
-
-def chunks(items: Iterable, size: int):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -93,6 +93,9 @@ class InMemoryRepository:
         doc = self.catalog.get(kind, {}).get(doc_id)
         return copy.deepcopy(doc) if doc else None
 
+    def get_catalog_many(self, refs):
+        return [self.get_catalog(kind, doc_id) for kind, doc_id in refs]
+
     def list_catalog(self, kind, limit, filters=None):
         items = [d for d in self.catalog.get(kind, {}).values()
                  if all(d.get(k) == v for k, v in (filters or {}).items())]

@@ -19,7 +19,8 @@ _EXP_NUMBER = re.compile(r"^\s*(?:exp(?:eriment)?\s*)?#?\s*(\d+)\s*$", re.IGNORE
 
 
 def _stored(model, identity: str) -> dict:
-    doc = model.model_dump(mode="python")
+    # Unset fields are left out: Firestore orders nulls first, which would top an ascending ranking list.
+    doc = model.model_dump(mode="python", exclude_none=True)
     doc["created_at"] = now()
     doc["created_by"] = identity
     return doc

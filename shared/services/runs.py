@@ -59,14 +59,17 @@ def _parse_request(body: Any) -> CreateRunRequest:
         raise FieldError(field_errors(exc)) from None
 
 
-def _lookup(repo: Repository, kind: str, doc_id: Optional[str], field: str, errors: list) -> Optional[dict]:
-    if not doc_id:
-        errors.append({"field": field, "message": "is required when there is no base experiment to inherit it from"})
-        return None
-    doc = repo.get_catalog(kind, doc_id)
-    if doc is None:
-        errors.append({"field": field, "message": f"no {kind[:-1].replace('_', ' ')} with id {doc_id!r}"})
-    return doc
+def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: list) -> dict[str, Optional[dict]]:
+    """The run's dataset, feature config and model config in one round trip; errors name the field."""
+    kinds = {"dataset_id": "datasets", "feature_config_id": "feature_configs", "model_config_id": "model_configs"}
+    wanted = [(field, kinds[field], doc_id) for field, doc_id in ids.items() if doc_id]
+    docs = dict(zip((w[0] for w in wanted), repo.get_catalog_many([(kind, doc_id) for _, kind, doc_id in wanted])))
+    for field, doc_id in ids.items():
+        if not doc_id:
+            errors.append({"field": field, "message": "is required when there is no base experiment to inherit it from"})
+        elif docs.get(field) is None:
+            errors.append({"field": field, "message": f"no {kinds[field][:-1].replace('_', ' ')} with id {doc_id!r}"})
+    return docs
 
 
 def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
@@ -82,11 +85,10 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
             errors.append({"field": "base_experiment_id",
                            "message": f"no experiment with id {request.base_experiment_id!r}"})
     inherited = experiment or {}
-    dataset = _lookup(repo, "datasets", request.dataset_id or inherited.get("dataset_id"), "dataset_id", errors)
-    feature_config = _lookup(repo, "feature_configs", request.feature_config_id or inherited.get("feature_config_id"),
-                             "feature_config_id", errors)
-    model_config = _lookup(repo, "model_configs", request.model_config_id or inherited.get("model_config_id"),
-                           "model_config_id", errors)
+    configs = _lookup_configs(repo, {field: getattr(request, field) or inherited.get(field)
+                                     for field in ("dataset_id", "feature_config_id", "model_config_id")}, errors)
+    dataset, feature_config, model_config = (configs.get(f) for f in ("dataset_id", "feature_config_id",
+                                                                       "model_config_id"))
     if experiment is None and request.base_experiment_id:
         errors = [e for e in errors if "is required" not in e["message"]]  # the real problem is the experiment
     if errors:

@@ -1,0 +1,298 @@
+"""The local stack: the official Firestore and Pub/Sub emulators, the topics and push subscriptions
+production has, and every function under functions-framework on its own port.
+
+    python -m scripts.stack up      # start (idempotent: a running stack is reported, not doubled)
+    python -m scripts.stack down    # stop exactly the processes `up` started
+    python -m scripts.stack status
+
+Ports and paths come from the environment (TRAINYARD_*_PORT, TRAINYARD_LOCAL_DIR), so two stacks
+(e.g. the test suite's and yours) can run side by side. Tests use the same `Stack` class.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_DEV_TOKEN = "trainyard-local-dev-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Function:
+    """One functions-framework process: a target in a source file, fed by push subscriptions."""
+
+    name: str
+    source: str
+    target: str
+    port_env: str
+    default_port: int
+    signature: str = "cloudevent"
+    topics: tuple[str, ...] = ()
+    ack_deadline_s: int = 60
+
+
+FUNCTIONS = (
+    Function("api", "functions/api/main.py", "handle", "TRAINYARD_API_PORT", 8080, signature="http"),
+    # The submitter compiles a TFX pipeline: give its deliveries time before Pub/Sub retries them.
+    Function("submitter", "functions/submitter/main.py", "on_run_submit", "TRAINYARD_SUBMITTER_PORT", 8081,
+             topics=("run-submit",), ack_deadline_s=600),
+    Function("pipeline_events", "functions/pipeline_events/main.py", "on_pipeline_event",
+             "TRAINYARD_EVENTS_PORT", 8082, topics=("pipeline-events",)),
+    Function("training_progress", "functions/pipeline_events/main.py", "on_training_progress",
+             "TRAINYARD_PROGRESS_PORT", 8083, topics=("training-progress",)),
+)
+
+
+@dataclass
+class StackConfig:
+    project: str = "trainyard-local"
+    local_dir: Path = REPO / ".local"
+    firestore_port: int = 8085
+    pubsub_port: int = 8086
+    function_ports: dict = field(default_factory=dict)
+    dev_token: str = DEFAULT_DEV_TOKEN
+    dev_identity: str = "developer@localhost"
+    extra_env: dict = field(default_factory=dict)
+    functions: tuple = FUNCTIONS
+
+    @classmethod
+    def from_env(cls) -> "StackConfig":
+        env = os.environ
+        return cls(
+            project=env.get("GOOGLE_CLOUD_PROJECT", "trainyard-local"),
+            local_dir=Path(env.get("TRAINYARD_LOCAL_DIR", REPO / ".local")).resolve(),
+            firestore_port=int(env.get("TRAINYARD_FIRESTORE_PORT", 8085)),
+            pubsub_port=int(env.get("TRAINYARD_PUBSUB_PORT", 8086)),
+            function_ports={f.name: int(env.get(f.port_env, f.default_port)) for f in FUNCTIONS},
+            dev_token=env.get("TRAINYARD_DEV_TOKEN", DEFAULT_DEV_TOKEN),
+            dev_identity=env.get("TRAINYARD_DEV_IDENTITY", "developer@localhost"),
+        )
+
+    @classmethod
+    def ephemeral(cls, local_dir: Path, **kwargs) -> "StackConfig":
+        """Free ports everywhere: for tests running beside a developer's stack."""
+        return cls(local_dir=local_dir, firestore_port=free_port(), pubsub_port=free_port(),
+                   function_ports={f.name: free_port() for f in FUNCTIONS}, **kwargs)
+
+    def port(self, name: str) -> int:
+        fn = next(f for f in self.functions if f.name == name)
+        return self.function_ports.get(name, fn.default_port)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('api')}"
+
+    @property
+    def state_file(self) -> Path:
+        return self.local_dir / "stack" / "processes.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.local_dir / "stack" / "logs"
+
+    def emulator_env(self) -> dict:
+        return {"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.firestore_port}",
+                "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub_port}", "GOOGLE_CLOUD_PROJECT": self.project}
+
+    def function_env(self) -> dict:
+        return {
+            **os.environ, **self.emulator_env(),
+            "PYTHONPATH": str(REPO),
+            "TRAINYARD_AUTH": "local", "TRAINYARD_DEV_TOKEN": self.dev_token,
+            "TRAINYARD_DEV_IDENTITY": self.dev_identity,
+            "TRAINYARD_LOCAL_DIR": str(self.local_dir),
+            "TRAINYARD_ARTIFACTS_ROOT": str(self.local_dir / "artifacts"),
+            "TRAINYARD_PIPELINE_ROOT": str(self.local_dir / "pipeline-root"),
+            "TRAINYARD_PIPELINE_BACKEND": "local",
+            **self.extra_env,
+        }
+
+
+class Stack:
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.processes: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def up(self, timeout_s: float = 90) -> None:
+        if not shutil.which("gcloud"):
+            raise RuntimeError("gcloud is not installed: the local stack needs the Google Cloud CLI with the "
+                               "Firestore and Pub/Sub emulators (and Java 17)")
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.running():
+            raise RuntimeError(f"a stack is already running (see {self.config.state_file}); `make down` first")
+        try:
+            self._spawn("firestore", ["gcloud", "emulators", "firestore", "start",
+                                      f"--host-port=127.0.0.1:{self.config.firestore_port}"], os.environ)
+            self._spawn("pubsub", ["gcloud", "beta", "emulators", "pubsub", "start",
+                                   f"--host-port=127.0.0.1:{self.config.pubsub_port}",
+                                   f"--project={self.config.project}"], os.environ)
+            self._wait_http(f"http://127.0.0.1:{self.config.firestore_port}", timeout_s, "Firestore emulator")
+            self._wait_http(f"http://127.0.0.1:{self.config.pubsub_port}", timeout_s, "Pub/Sub emulator")
+            env = self.config.function_env()
+            for fn in self.config.functions:
+                self._spawn(fn.name, [str(VENV_BIN / "functions-framework"), "--target", fn.target, "--source",
+                                      str(REPO / fn.source), "--signature-type", fn.signature, "--host", "127.0.0.1",
+                                      "--port", str(self.config.port(fn.name))], env)
+            for fn in self.config.functions:
+                self._wait_tcp(self.config.port(fn.name), timeout_s, f"function {fn.name}")
+            self.create_topics_and_subscriptions()
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> list[str]:
+        stopped = []
+        for name, proc in self._load().items():
+            try:
+                os.killpg(proc["pgid"], signal.SIGTERM)
+                stopped.append(name)
+            except ProcessLookupError:
+                continue
+        deadline = time.time() + 10
+        for proc in self._load().values():
+            while time.time() < deadline and _alive(proc["pgid"]):
+                time.sleep(0.1)
+            if _alive(proc["pgid"]):
+                os.killpg(proc["pgid"], signal.SIGKILL)
+        if self.config.state_file.exists():
+            self.config.state_file.unlink()
+        self.processes = {}
+        return stopped
+
+    def running(self) -> bool:
+        return any(_alive(p["pgid"]) for p in self._load().values())
+
+    # ------------------------------------------------------------------ Pub/Sub wiring
+
+    def create_topics_and_subscriptions(self) -> None:
+        from google.api_core import exceptions
+        from google.cloud import pubsub_v1
+
+        from shared import topics
+
+        os.environ.update(self.config.emulator_env())
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        project = self.config.project
+        for topic in topics.ALL + tuple(topics.dead_letter(t) for t in topics.ALL):
+            try:
+                publisher.create_topic(name=publisher.topic_path(project, topic))
+            except exceptions.AlreadyExists:
+                pass
+        for fn in self.config.functions:
+            for topic in fn.topics:
+                # The push path names the topic, which is how functions-framework builds the event source.
+                endpoint = f"http://127.0.0.1:{self.config.port(fn.name)}/projects/{project}/topics/{topic}"
+                request = {
+                    "name": subscriber.subscription_path(project, f"{topic}-{fn.name}"),
+                    "topic": publisher.topic_path(project, topic),
+                    "push_config": {"push_endpoint": endpoint},
+                    "ack_deadline_seconds": fn.ack_deadline_s,
+                    "retry_policy": {"minimum_backoff": {"seconds": 1}, "maximum_backoff": {"seconds": 30}},
+                    "dead_letter_policy": {"dead_letter_topic": publisher.topic_path(project, topics.dead_letter(topic)),
+                                           "max_delivery_attempts": 10},
+                }
+                try:
+                    subscriber.create_subscription(request=request)
+                except exceptions.AlreadyExists:
+                    pass
+        for topic in topics.ALL:  # keep what was dead-lettered, to look at
+            try:
+                subscriber.create_subscription(name=subscriber.subscription_path(project, f"{topics.dead_letter(topic)}-hold"),
+                                               topic=publisher.topic_path(project, topics.dead_letter(topic)))
+            except exceptions.AlreadyExists:
+                pass
+
+    # ------------------------------------------------------------------ internals
+
+    def _spawn(self, name: str, argv: list[str], env) -> None:
+        log = open(self.config.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                start_new_session=True)  # its own process group: `down` stops its children too
+        self.processes[name] = {"pid": proc.pid, "pgid": os.getpgid(proc.pid), "argv": argv,
+                                "log": str(self.config.log_dir / f"{name}.log")}
+        self.config.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config.state_file.write_text(json.dumps(self.processes, indent=2))
+
+    def _load(self) -> dict:
+        if self.processes:
+            return self.processes
+        if self.config.state_file.exists():
+            return json.loads(self.config.state_file.read_text())
+        return {}
+
+    def _wait_http(self, url: str, timeout_s: float, what: str) -> None:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.25)
+        raise RuntimeError(f"{what} did not start within {timeout_s:.0f}s (logs: {self.config.log_dir})")
+
+    def _wait_tcp(self, port: int, timeout_s: float, what: str) -> None:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{what} did not listen on {port} within {timeout_s:.0f}s (logs: {self.config.log_dir})")
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "status"
+    stack = Stack(StackConfig.from_env())
+    if command == "up":
+        started = time.time()
+        stack.up()
+        cfg = stack.config
+        print(f"Trainyard local stack is up ({time.time() - started:.1f}s).")
+        print(f"  API:        {cfg.api_url}   (Authorization: Bearer {cfg.dev_token})")
+        print(f"  Firestore:  127.0.0.1:{cfg.firestore_port}   Pub/Sub: 127.0.0.1:{cfg.pubsub_port}")
+        print(f"  Logs:       {cfg.log_dir}")
+        print("  Stop with:  make down")
+        return 0
+    if command == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    if command == "status":
+        for name, proc in stack._load().items():
+            print(f"{name:18} pid {proc['pid']:>7}  {'running' if _alive(proc['pgid']) else 'stopped'}")
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
