@@ -70,15 +70,15 @@ def generate_transactions(
 
     choice = rng.random(rows)
     product = np.empty(rows, dtype=np.int64)
-    regular_rows = choice < 0.7
+    regular_rows = choice < 0.75
     product[regular_rows] = regulars[buyer[regular_rows], rng.integers(0, 8, regular_rows.sum())]
-    segment_rows = (choice >= 0.7) & (choice < 0.9)
+    segment_rows = (choice >= 0.75) & (choice < 0.95)
     for segment in range(len(SEGMENTS)):
         rows_here = segment_rows & (customer_segment[buyer] == segment)
         pool = preferred_pool(segment)
         weights = popularity[pool] / popularity[pool].sum()
         product[rows_here] = rng.choice(pool, rows_here.sum(), p=weights)
-    popular_rows = choice >= 0.9
+    popular_rows = choice >= 0.95
     product[popular_rows] = rng.choice(products, popular_rows.sum(), p=popularity)
 
     # Business hours on weekdays, spread over `months` months.

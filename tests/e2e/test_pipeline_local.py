@@ -11,7 +11,7 @@ from pipeline_compiler import NODE_IDS, PipelineEnv, run_local  # noqa: E402
 from pipeline_compiler.demo_data import demo_run_spec, write_csv  # noqa: E402
 from shared import results as R  # noqa: E402
 
-DEMO_SIZES = dict(rows=15_000, customers=400, products=1_500, months=4)
+DEMO_SIZES = dict(rows=15_000, customers=400, products=2_000, months=4)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def _completed_nodes(metadata_path):
     with sqlite3.connect(metadata_path) as db:
         rows = db.execute(
             "SELECT c.name FROM Execution e JOIN Association a ON a.execution_id = e.id "
-            "JOIN Context c ON c.id = a.context_id JOIN ContextType t ON t.id = c.type_id "
+            "JOIN Context c ON c.id = a.context_id JOIN Type t ON t.id = c.type_id "
             "WHERE t.name = 'node' AND e.last_known_state = 3").fetchall()
     return {name.split(".", 1)[1] for (name,) in rows}
 
@@ -52,7 +52,7 @@ def _completed_nodes(metadata_path):
 def test_retrieval_run_is_blessed_beats_popularity_and_is_registered(workdir):
     spec, metadata = _run(workdir, "retrieval", "retrieval",
                           {"enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.2}},
-                          {"epochs": 25})
+                          {"epochs": 25, "learning_rate": 0.2})
     assert _completed_nodes(metadata) == set(NODE_IDS)
     evaluation = _read(spec, R.EVALUATION_FILE, R.Evaluation)
     assert evaluation.blessed and evaluation.passed
