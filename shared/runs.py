@@ -15,9 +15,12 @@ from shared.pipelines import JobSnapshot, TaskSnapshot
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"
-STATUSES = (PENDING, SCHEDULED, SUBMITTING, RUNNING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
+# A cancel was asked for and the job is being stopped; the job's own CANCELLED state ends it.
+CANCELLING = "cancelling"
+STATUSES = (PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, NOT_BLESSED})
-_STATUS_RANK = {PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, **{s: 3 for s in TERMINAL}}
+# cancelling ranks above running so a late "running" event never undoes a cancel request.
+_STATUS_RANK = {PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3, **{s: 4 for s in TERMINAL}}
 
 STAGES = ("Compile", "Examples", "Stats", "Schema", "Transform", "Train", "Evaluate", "Push")
 # Share of the progress bar each stage stands for (Train dominates; it advances per epoch).
@@ -339,3 +342,63 @@ def public_view(doc: dict) -> dict[str, Any]:
     """The run as the API returns it (internal bookkeeping left out)."""
     hidden = {"progress_written_at", "search_text", "run_spec"}
     return {k: v for k, v in doc.items() if k not in hidden}
+
+
+# --------------------------------------------------------------------------- actions (shared/services/actions.py)
+
+CANCELLABLE = (PENDING, SCHEDULED, SUBMITTING, RUNNING)
+RETRYABLE = (FAILED, CANCELLED)
+ACTIVE = (PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING)
+
+
+def _upsert_attempt(doc: dict, attempt: int, **fields) -> None:
+    entries = doc.setdefault("attempts", [])
+    entry = next((a for a in entries if a.get("attempt") == attempt), None)
+    if entry is None:
+        entry = {"attempt": attempt}
+        entries.append(entry)
+    entry.update(fields)
+
+
+def request_cancel(doc: dict, by: str, at: datetime) -> dict:
+    """A run that never reached the pipeline ends cancelled at once; one that has a job (or is
+    creating it) becomes `cancelling` until the job itself reports CANCELLED."""
+    new = copy.deepcopy(doc)
+    new["cancelled_by"] = by
+    new["cancel_requested_at"] = at
+    new["cancel_requested_in"] = doc["status"]
+    if doc["status"] in (PENDING, SCHEDULED):
+        new["status"] = CANCELLED
+        new["cancelled_at_stage"] = None  # it never started
+        new["cancelled_at_epoch"] = None
+        _upsert_attempt(new, new["attempt"], status=CANCELLED, ended_at=at)
+        _finish(new, at)
+    else:
+        new["status"] = CANCELLING
+        _refresh_progress(new)
+    return new
+
+
+def prepare_retry(doc: dict, by: str, at: datetime, training_params: dict, gpu_config: dict,
+                  changes: dict) -> dict:
+    """The next attempt of a failed or cancelled run: back to pending with fresh stages; the finished
+    attempt's outcome (error stage, message, details; where it was cancelled) stays in `attempts`."""
+    new = copy.deepcopy(doc)
+    previous = doc["attempt"]
+    _upsert_attempt(new, previous, status=doc["status"], error_stage=doc.get("error_stage") or None,
+                    error_message=doc.get("error_message") or None, error_details=doc.get("error_details") or {},
+                    cancelled_at_stage=doc.get("cancelled_at_stage"), cancelled_at_epoch=doc.get("cancelled_at_epoch"),
+                    cancelled_by=doc.get("cancelled_by"), ended_at=doc.get("completed_at"),
+                    retried_by=by, retried_at=at, retry_changes=changes)
+    new.update({
+        "attempt": previous + 1, "status": PENDING, "training_params": training_params, "gpu_config": gpu_config,
+        "total_epochs": training_params.get("epochs", doc.get("total_epochs")),
+        "stage_details": initial_stages(), "current_stage": "Compile", "current_epoch": None, "progress_percent": 0,
+        "live_metrics": {}, "vertex_pipeline_job_name": "", "error_message": "", "error_stage": "",
+        "error_details": {}, "completed_at": None, "duration_seconds": None, "started_at": None,
+        "last_retry": {"attempt": previous + 1, "by": by, "at": at, "changes": changes},
+    })
+    for key in ("cancelled_by", "cancel_requested_at", "cancel_requested_in", "cancelled_at_stage",
+                "cancelled_at_epoch", "progress_written_at"):
+        new.pop(key, None)
+    return new

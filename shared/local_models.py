@@ -1,0 +1,101 @@
+"""The local side of model serving: the local registry directory (the Pusher's layout) and local
+endpoints served by the local prediction server (scripts/prediction_server.py).
+
+A local endpoint is a JSON file `{endpoints_dir}/{endpoint_id}.json` listing its deployed models and
+traffic split; the prediction server loads the SavedModels it lists. Deploying writes the file and
+asks the server to load it, so a run is `deployed` only once the model really answers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from typing import Optional
+
+from shared import results
+from shared.errors import PermanentError, TransientError
+from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+
+
+class LocalRegistrar:
+    """Registers into the local registry exactly as the pipeline's Pusher does (same function, same
+    layout and labels): pipeline_compiler.components.register_local. TFX/TF load here, in the
+    run-commands consumer only."""
+
+    def __init__(self, registry_dir: str):
+        self.registry_dir = registry_dir
+
+    def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
+        from pipeline_compiler.components import register_local
+
+        if not os.path.isfile(os.path.join(serving_model_uri, "saved_model.pb")):
+            raise PermanentError(f"no SavedModel at {serving_model_uri}", stage="Push")
+        return register_local(spec, serving_model_uri, self.registry_dir)
+
+
+class NoTrainerJobs:
+    """Locally the pipeline service runs every task in its own process; cancelling the job stops them."""
+
+    def cancel_for_run(self, run_id: str) -> list[str]:
+        return []
+
+
+def read_endpoint(endpoints_dir: str, endpoint_id: str) -> Optional[dict]:
+    path = os.path.join(endpoints_dir, f"{endpoint_id}.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_endpoint(endpoints_dir: str, endpoint: dict) -> None:
+    os.makedirs(endpoints_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=endpoints_dir, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(endpoint, handle, indent=2)
+    os.replace(tmp, os.path.join(endpoints_dir, f"{endpoint['endpoint_id']}.json"))  # never half a file
+
+
+class LocalEndpoints:
+    def __init__(self, endpoints_dir: str, prediction_url: str, timeout_s: float = 120.0):
+        self.endpoints_dir = endpoints_dir
+        self.prediction_url = prediction_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def deploy(self, request: DeployRequest, started: Optional[str] = None, on_started=None) -> DeployResult:
+        endpoint_id = request.endpoint_id or endpoint_id_for(request.run_id)
+        endpoint = read_endpoint(self.endpoints_dir, endpoint_id)
+        if endpoint is None:
+            if request.endpoint_id:
+                raise PermanentError(f"there is no local endpoint {request.endpoint_id!r}", stage="Deploy")
+            endpoint = {"endpoint_id": endpoint_id, "display_name": request.endpoint_display_name,
+                        "labels": {"trainyard-run-id": request.run_id}, "deployed_models": [], "traffic_split": {}}
+        deployed_id = f"{endpoint_id_for(request.run_id)}-v{request.model_version_id}"
+        if not any(m["id"] == deployed_id for m in endpoint["deployed_models"]):
+            endpoint["deployed_models"].append({
+                "id": deployed_id, "model": request.model_resource_name, "model_version_id": request.model_version_id,
+                "saved_model_uri": request.serving_model_uri, "display_name": request.run_name,
+                "deployed_at": datetime.now(timezone.utc).isoformat()})
+        endpoint["traffic_split"] = split_traffic(endpoint.get("traffic_split", {}), deployed_id,
+                                                  request.traffic_percent)
+        write_endpoint(self.endpoints_dir, endpoint)
+        self._load(endpoint_id)
+        return DeployResult(endpoint_resource_name=f"local/endpoints/{endpoint_id}", deployed_model_id=deployed_id,
+                            traffic_split=endpoint["traffic_split"],
+                            predict_url=f"{self.prediction_url}/v1/endpoints/{endpoint_id}:predict")
+
+    def _load(self, endpoint_id: str) -> dict:
+        """The server loads every model of the endpoint before answering: deployed means it serves."""
+        import requests
+
+        try:
+            response = requests.post(f"{self.prediction_url}/v1/endpoints/{endpoint_id}:load", timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise TransientError(f"local prediction server unreachable at {self.prediction_url}: {exc}") from exc
+        if response.status_code >= 500:
+            raise TransientError(f"local prediction server: HTTP {response.status_code} {response.text[:300]}")
+        if response.status_code >= 400:
+            raise PermanentError(f"the local prediction server could not load the model: {response.text[:500]}",
+                                 stage="Deploy")
+        return response.json()

@@ -1,0 +1,284 @@
+"""Where the API reads a run's logs and the GPU quota from, chosen once from settings.
+
+Cloud: Cloud Logging (`entries:list`) for the job's task logs, the Cloud Quotas API for the Vertex
+training GPU quota and Cloud Monitoring for its current usage — all over their REST APIs with
+google-auth's AuthorizedSession (the API function stays light: no Vertex SDK, no extra clients).
+Local: the local pipeline service's per-task logs; no quota applies on one machine.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Optional, Protocol
+
+from shared import runs
+from shared.errors import FieldError, NotFound, TransientError
+
+MAX_PAGE_SIZE = 500
+# Vertex custom-training quota metric per accelerator (Spot/preemptible VMs have their own quota).
+GPU_QUOTA_NAMES = {"NVIDIA_TESLA_T4": "nvidia_t4", "NVIDIA_L4": "nvidia_l4", "NVIDIA_TESLA_V100": "nvidia_v100",
+                   "NVIDIA_TESLA_A100": "nvidia_a100"}
+_STAGE_TASK = {stage: marker for marker, stage in runs._TASK_TO_STAGE}  # Train -> Trainer, ...
+
+
+def quota_metric(gpu_type: str, preemptible: bool) -> str:
+    return (f"aiplatform.googleapis.com/custom_model_training_{'preemptible_' if preemptible else ''}"
+            f"{GPU_QUOTA_NAMES[gpu_type]}_gpus")
+
+
+def _encode(token: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+
+
+def _decode(token: str) -> dict:
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        raise FieldError.one("page_token", "is not a token this API issued") from None
+
+
+class LogSource(Protocol):
+    def read(self, run: dict, job_id: str, stage: Optional[str], page_size: int, page_token: Optional[str]) -> dict:
+        """{entries: [{timestamp, severity, stage, task, message}], next_page_token, source}"""
+
+
+class GpuQuota(Protocol):
+    def check(self, region: str, gpu_type: str, gpu_count: int, preemptible: bool) -> dict: ...
+
+
+# --------------------------------------------------------------------------- cloud
+
+
+class _RestClient:
+    """One AuthorizedSession per process (Application Default Credentials), created lazily."""
+
+    def __init__(self, session=None):
+        self._session = session
+        self._lock = threading.Lock()
+
+    @property
+    def session(self):
+        with self._lock:
+            if self._session is None:
+                import google.auth
+                from google.auth.transport.requests import AuthorizedSession
+
+                credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+                self._session = AuthorizedSession(credentials)
+            return self._session
+
+    def call(self, method: str, url: str, what: str, **kwargs) -> dict:
+        import requests
+
+        try:
+            response = self.session.request(method, url, timeout=30, **kwargs)
+        except requests.RequestException as exc:
+            raise TransientError(f"{what}: {exc}") from exc
+        if response.status_code == 404:
+            raise NotFound(what)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(f"{what}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise PermissionError(f"{what}: HTTP {response.status_code} {response.text[:300]}")
+        return response.json()
+
+
+class CloudLoggingLogs:
+    """The logs of the job's tasks: each task runs as a CustomJob (resource.type ml_job), and the
+    Trainer starts its own CustomJob labelled with the run."""
+
+    def __init__(self, project: str, region: str, rest: Optional[_RestClient] = None):
+        self.project = project
+        self.region = region
+        self.rest = rest or _RestClient()
+
+    def _task_jobs(self, run: dict, job_id: str) -> dict[str, str]:
+        base = f"https://{self.region}-aiplatform.googleapis.com/v1/projects/{self.project}/locations/{self.region}"
+        jobs: dict[str, str] = {}
+        try:
+            job = self.rest.call("GET", f"{base}/pipelineJobs/{job_id}", f"pipeline job {job_id}")
+        except NotFound:
+            return jobs
+        for task in (job.get("jobDetail") or {}).get("taskDetails", []):
+            stage = runs.stage_for_task(task.get("taskName", ""))
+            main = ((task.get("executorDetail") or {}).get("containerDetail") or {}).get("mainJob")
+            if stage and main:
+                jobs[main.rsplit("/", 1)[-1]] = stage
+        label = "".join(c if c.isalnum() or c in "_-" else "-" for c in run["id"].lower())[:63]
+        listed = self.rest.call("GET", f"{base}/customJobs", "the run's training jobs",
+                                params={"filter": f'labels.trainyard-run-id="{label}"', "pageSize": 100})
+        for custom in listed.get("customJobs", []):
+            jobs[custom["name"].rsplit("/", 1)[-1]] = "Train"
+        return jobs
+
+    def read(self, run, job_id, stage, page_size, page_token):
+        if page_token:
+            state = _decode(page_token)
+        else:
+            jobs = {k: v for k, v in self._task_jobs(run, job_id).items() if not stage or v == stage}
+            clauses = [f'resource.labels.job_id="{k}"' for k in jobs]
+            if not clauses:
+                return {"entries": [], "next_page_token": None, "source": "cloud_logging"}
+            state = {"f": f'resource.type="ml_job" AND ({" OR ".join(clauses)})', "m": jobs, "t": None}
+        body = {"resourceNames": [f"projects/{self.project}"], "filter": state["f"], "orderBy": "timestamp asc",
+                "pageSize": page_size}
+        if state.get("t"):
+            body["pageToken"] = state["t"]
+        try:
+            found = self.rest.call("POST", "https://logging.googleapis.com/v2/entries:list", "Cloud Logging", json=body)
+        except PermissionError as exc:
+            raise TransientError(str(exc)) from exc
+        entries = []
+        for entry in found.get("entries", []):
+            payload = entry.get("jsonPayload") or {}
+            job = (entry.get("resource") or {}).get("labels", {}).get("job_id", "")
+            entries.append({"timestamp": entry.get("timestamp"), "severity": entry.get("severity", "DEFAULT"),
+                            "stage": state["m"].get(job), "task": job,
+                            "message": entry.get("textPayload") or payload.get("message") or json.dumps(payload)})
+        next_token = found.get("nextPageToken")
+        return {"entries": entries, "source": "cloud_logging",
+                "next_page_token": _encode({**state, "t": next_token}) if next_token else None}
+
+
+class CloudGpuQuota:
+    """Spec §14.1 pre-flight: the project's Vertex custom-training quota for the accelerator in the
+    region (Cloud Quotas API) against what is in use (Cloud Monitoring quota usage)."""
+
+    CACHE_S = 300
+
+    def __init__(self, project: str, rest: Optional[_RestClient] = None):
+        self.project = project
+        self.rest = rest or _RestClient()
+        self._cache: dict = {}
+
+    def _quota_infos(self) -> list[dict]:
+        cached = self._cache.get("infos")
+        if cached and time.time() - cached[0] < self.CACHE_S:
+            return cached[1]
+        url = (f"https://cloudquotas.googleapis.com/v1/projects/{self.project}/locations/global/services/"
+               f"aiplatform.googleapis.com/quotaInfos")
+        infos, token = [], None
+        while True:
+            page = self.rest.call("GET", url, "Cloud Quotas", params={"pageSize": 1000, **({"pageToken": token} if token else {})})
+            infos.extend(page.get("quotaInfos", []))
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        self._cache["infos"] = (time.time(), infos)
+        return infos
+
+    @staticmethod
+    def limit_in(info: dict, region: str) -> Optional[int]:
+        fallback = None
+        for dims in info.get("dimensionsInfos", []):
+            value = (dims.get("details") or {}).get("value")
+            value = int(value) if value is not None else None
+            if (dims.get("dimensions") or {}).get("region") == region or region in dims.get("applicableLocations", []):
+                return value
+            if not dims.get("dimensions"):
+                fallback = value
+        return fallback
+
+    def _in_use(self, metric: str, region: str) -> Optional[int]:
+        end = datetime.now(timezone.utc)
+        query = (f'metric.type="serviceruntime.googleapis.com/quota/allocation/usage" AND resource.type="consumer_quota" '
+                 f'AND resource.labels.service="aiplatform.googleapis.com" AND metric.labels.quota_metric="{metric}" '
+                 f'AND resource.labels.location="{region}"')
+        try:
+            found = self.rest.call("GET", f"https://monitoring.googleapis.com/v3/projects/{self.project}/timeSeries",
+                                   "Cloud Monitoring", params={
+                                       "filter": query, "interval.endTime": end.isoformat().replace("+00:00", "Z"),
+                                       "interval.startTime": (end - timedelta(days=1)).isoformat().replace("+00:00", "Z")})
+        except (PermissionError, NotFound, TransientError):
+            return None  # usage is a refinement; the limit alone still answers most questions
+        latest = 0
+        for series in found.get("timeSeries", []):
+            points = series.get("points") or []
+            if points:
+                latest += int(points[0]["value"].get("int64Value", 0))  # newest point first
+        return latest
+
+    def check(self, region, gpu_type, gpu_count, preemptible):
+        metric = quota_metric(gpu_type, preemptible)
+        result = {"region": region, "gpu_type": gpu_type, "gpu_count": gpu_count, "preemptible": preemptible,
+                  "quota_applies": True, "quota_metric": metric, "limit": None, "in_use": None, "available": None,
+                  "sufficient": None,
+                  "request_increase_url": f"https://console.cloud.google.com/iam-admin/quotas?project={self.project}"}
+        try:
+            info = next((i for i in self._quota_infos() if i.get("metric") == metric), None)
+        except PermissionError as exc:
+            return {**result, "message": f"could not read the quota ({exc}); the run may still be accepted"}
+        if info is None:
+            return {**result, "limit": 0, "available": 0, "sufficient": False,
+                    "message": f"the project has no {metric} quota; request one before training on {gpu_type}"}
+        limit = self.limit_in(info, region) or 0
+        in_use = self._in_use(metric, region)
+        available = limit - (in_use or 0)
+        sufficient = available >= gpu_count
+        kind = "Spot " if preemptible else ""
+        message = (f"{available} of {limit} {kind}{gpu_type} GPUs free in {region}; the run needs {gpu_count}"
+                   if in_use is not None else f"the {kind}{gpu_type} quota in {region} is {limit}; the run needs {gpu_count}")
+        if not sufficient:
+            message += f" — request more quota ({metric}) or choose another region or GPU"
+        return {**result, "quota_id": info.get("quotaId"), "limit": limit, "in_use": in_use, "available": available,
+                "sufficient": sufficient, "message": message}
+
+
+# --------------------------------------------------------------------------- local
+
+
+class LocalPipelineLogs:
+    """The local pipeline service's per-task logs: GET /v1/jobs/{job_id}/logs?task=&page_size=&page_token=
+    → {entries: [{timestamp, severity, task_name, message}], next_page_token}."""
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def read(self, run, job_id, stage, page_size, page_token):
+        import requests
+
+        params = {"page_size": page_size}
+        if stage:
+            params["task"] = _STAGE_TASK.get(stage, stage)
+        if page_token:
+            params["page_token"] = page_token
+        try:
+            response = requests.get(f"{self.base_url}/v1/jobs/{job_id}/logs", params=params, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise TransientError(f"local pipeline service unreachable: {exc}") from exc
+        if response.status_code == 404:
+            return {"entries": [], "next_page_token": None, "source": "local_pipeline_service"}
+        if response.status_code >= 400:
+            raise TransientError(f"local pipeline service: HTTP {response.status_code} {response.text[:200]}")
+        body = response.json()
+        entries = [{"timestamp": e.get("timestamp"), "severity": e.get("severity", "INFO"),
+                    "stage": runs.stage_for_task(e.get("task_name", "")), "task": e.get("task_name"),
+                    "message": e.get("message", "")} for e in body.get("entries", [])][:page_size]
+        return {"entries": entries, "next_page_token": body.get("next_page_token"), "source": "local_pipeline_service"}
+
+
+class LocalGpuQuota:
+    def check(self, region, gpu_type, gpu_count, preemptible):
+        return {"region": region, "gpu_type": gpu_type, "gpu_count": gpu_count, "preemptible": preemptible,
+                "quota_applies": False, "quota_metric": quota_metric(gpu_type, preemptible), "limit": None,
+                "in_use": None, "available": None, "sufficient": True,
+                "message": "the local pipeline service trains on this machine; no Vertex quota applies"}
+
+
+class RunDataSources:
+    def __init__(self, logs: LogSource, gpu_quota: GpuQuota):
+        self.logs = logs
+        self.gpu_quota = gpu_quota
+
+
+def run_data_from_settings(settings) -> RunDataSources:
+    if settings.pipeline_backend == "vertex":
+        rest = _RestClient()
+        return RunDataSources(CloudLoggingLogs(settings.project, settings.region, rest), CloudGpuQuota(settings.project, rest))
+    if settings.pipeline_backend == "local":
+        return RunDataSources(LocalPipelineLogs(settings.local_pipeline_url), LocalGpuQuota())
+    raise ValueError(f"TRAINYARD_PIPELINE_BACKEND must be vertex or local, not {settings.pipeline_backend!r}")

@@ -1,0 +1,128 @@
+"""Model serving for run actions: register a saved model, deploy it to an endpoint, stop what a
+cancelled run started. One interface, two sides, chosen once from settings:
+
+- Vertex (shared/vertex_models.py): Vertex AI Model Registry and Endpoints (GAPIC, lazy imports).
+- local (shared/local_models.py): the local registry directory and the local prediction server
+  (scripts/prediction_server.py), which loads the pushed SavedModel with TensorFlow.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Protocol
+
+from shared import results
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    run_id: str
+    run_name: str
+    model_resource_name: str  # projects/P/locations/L/models/M (local: the registry directory of the model)
+    model_version_id: str
+    serving_model_uri: str
+    endpoint_id: Optional[str]  # an existing endpoint; None: the run's own endpoint (created if missing)
+    endpoint_display_name: str
+    traffic_percent: int  # 1–100: the new model's share; the models already there keep the rest
+    machine_type: str
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    endpoint_resource_name: str
+    deployed_model_id: str
+    traffic_split: dict
+    predict_url: str
+    console_url: Optional[str] = None
+
+
+class Registrar(Protocol):
+    def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
+        """A new version of the model named after the run, labelled with the run (idempotent per attempt)."""
+
+
+class Endpoints(Protocol):
+    def deploy(self, request: DeployRequest, started: Optional[str] = None, on_started=None) -> DeployResult:
+        """Deploy (idempotent: a model version already on the endpoint is not deployed twice).
+        `on_started(operation)` records a long operation; `started` is what an earlier delivery
+        recorded, to follow instead of starting again."""
+
+
+class TrainerJobs(Protocol):
+    def cancel_for_run(self, run_id: str) -> list[str]:
+        """Cancel jobs a run's pipeline started outside the pipeline itself; returns their names."""
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    prediction_url: str
+    endpoints_dir: str
+    registry_dir: str
+    machine_type: str
+    deploy_wait_s: float
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ=None) -> "ServingSettings":
+        env = os.environ if environ is None else environ
+        local_dir = Path(env.get("TRAINYARD_LOCAL_DIR") or Path(__file__).resolve().parent.parent / ".local")
+        return cls(
+            prediction_url=(env.get("TRAINYARD_PREDICTION_URL") or "http://127.0.0.1:8089").rstrip("/"),
+            endpoints_dir=env.get("TRAINYARD_LOCAL_ENDPOINTS_DIR") or str(local_dir / "endpoints"),
+            # The same default the Pusher uses (pipeline_compiler/environment.py), so both see one registry.
+            registry_dir=os.path.abspath(env.get("TRAINYARD_LOCAL_REGISTRY_DIR") or ".local/registry"),
+            machine_type=env.get("TRAINYARD_DEPLOY_MACHINE_TYPE") or "n1-standard-4",
+            # A Vertex deployment takes 10–30 minutes; a delivery waits this long, then a redelivery resumes.
+            deploy_wait_s=float(env.get("TRAINYARD_DEPLOY_WAIT_S") or 480),
+        )
+
+
+def endpoint_id_for(run_id: str) -> str:
+    """The run's own endpoint id: deterministic, so a redelivered deploy finds the endpoint it made.
+    Vertex accepts [a-z0-9-], up to 63 characters, starting with a letter."""
+    value = re.sub(r"[^a-z0-9-]", "-", run_id.lower()).strip("-")[:63].rstrip("-")
+    return value if value[:1].isalpha() else f"r{value}"[:63]
+
+
+def split_traffic(existing: dict, new_id: str, percent: int) -> dict:
+    """The new model takes `percent`; the models already there share the rest in their old proportions
+    (largest remainder, so the split sums to exactly 100)."""
+    others = {k: v for k, v in existing.items() if k != new_id and v > 0}
+    rest = 100 - percent
+    if not others or rest == 0:
+        return {new_id: 100} if not others else {new_id: 100, **{k: 0 for k in others}}
+    total = sum(others.values())
+    exact = {k: rest * v / total for k, v in others.items()}
+    split = {k: int(v) for k, v in exact.items()}
+    for key in sorted(exact, key=lambda k: exact[k] - split[k], reverse=True)[:rest - sum(split.values())]:
+        split[key] += 1
+    return {new_id: percent, **split}
+
+
+class Serving:
+    """The three adapters run commands need, built once from settings."""
+
+    def __init__(self, registrar: Registrar, endpoints: Endpoints, trainer_jobs: TrainerJobs, settings: ServingSettings):
+        self.registrar = registrar
+        self.endpoints = endpoints
+        self.trainer_jobs = trainer_jobs
+        self.settings = settings
+
+
+def serving_from_settings(settings, serving_settings: Optional[ServingSettings] = None) -> Serving:
+    serving_settings = serving_settings or ServingSettings.from_env()
+    if settings.pipeline_backend == "vertex":
+        from shared.vertex_models import VertexEndpoints, VertexRegistrar, VertexTrainerJobs
+
+        return Serving(VertexRegistrar(settings.project, settings.region),
+                       VertexEndpoints(settings.project, settings.region, serving_settings.deploy_wait_s),
+                       VertexTrainerJobs(settings.project, settings.region), serving_settings)
+    if settings.pipeline_backend == "local":
+        from shared.local_models import LocalEndpoints, LocalRegistrar, NoTrainerJobs
+
+        return Serving(LocalRegistrar(serving_settings.registry_dir),
+                       LocalEndpoints(serving_settings.endpoints_dir, serving_settings.prediction_url),
+                       NoTrainerJobs(), serving_settings)
+    raise ValueError(f"TRAINYARD_PIPELINE_BACKEND must be vertex or local, not {settings.pipeline_backend!r}")

@@ -1,0 +1,190 @@
+"""The Vertex AI side of model serving: Model Registry (via the Pusher's own function), Endpoints
+(create / deploy with a traffic split) and the Trainer's CustomJobs, through the official GAPIC
+client `google.cloud.aiplatform_v1`, imported lazily (used by the run-commands consumer only)."""
+from __future__ import annotations
+
+import re
+import time
+from typing import Optional
+
+from shared import results
+from shared.errors import PermanentError, TransientError
+from shared.pipelines import RUN_ID_LABEL
+from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+
+_TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")
+_RUNNING_JOB_STATES = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_UPDATING",
+                       "JOB_STATE_PAUSED")
+
+
+def _map_error(exc, what: str):
+    name = type(exc).__name__
+    if name in _TRANSIENT:
+        return TransientError(f"{what}: {exc}")
+    return PermanentError(f"{what}: {getattr(exc, 'message', exc)}", stage="Deploy")
+
+
+class VertexRegistrar:
+    """A new version of the model named after the run (its first version is the parent), labelled with
+    the run — the pipeline's Pusher function (pipeline_compiler.components.register_vertex), so a
+    push-anyway registers exactly as a blessed push would."""
+
+    def __init__(self, project: str, region: str):
+        self.project = project
+        self.region = region
+
+    def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
+        from pipeline_compiler.components import register_vertex
+        from pipeline_compiler.environment import PipelineEnv
+
+        return register_vertex(spec, serving_model_uri, self.project, self.region, PipelineEnv.from_env().serving_image)
+
+
+class VertexEndpoints:
+    def __init__(self, project: str, region: str, wait_s: float = 480, client=None):
+        self.project = project
+        self.region = region
+        self.wait_s = wait_s
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            from google.cloud import aiplatform_v1
+
+            self._client = aiplatform_v1.EndpointServiceClient(
+                client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
+        return self._client
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
+    def endpoint_name(self, endpoint_id: str) -> str:
+        return endpoint_id if endpoint_id.startswith("projects/") else f"{self.parent}/endpoints/{endpoint_id}"
+
+    def _endpoint(self, request: DeployRequest):
+        from google.api_core import exceptions
+        from google.cloud import aiplatform_v1
+
+        if request.endpoint_id:
+            try:
+                return self.client.get_endpoint(name=self.endpoint_name(request.endpoint_id))
+            except exceptions.NotFound:
+                raise PermanentError(f"there is no endpoint {request.endpoint_id} in {self.parent}", stage="Deploy") from None
+        endpoint_id = endpoint_id_for(request.run_id)
+        try:
+            return self.client.get_endpoint(name=self.endpoint_name(endpoint_id))
+        except exceptions.NotFound:
+            pass
+        try:
+            operation = self.client.create_endpoint(parent=self.parent, endpoint_id=endpoint_id, endpoint=aiplatform_v1.Endpoint(
+                display_name=request.endpoint_display_name, labels={RUN_ID_LABEL: endpoint_id}))
+            return operation.result(timeout=300)
+        except exceptions.AlreadyExists:  # another delivery made it a moment ago
+            return self.client.get_endpoint(name=self.endpoint_name(endpoint_id))
+        except exceptions.GoogleAPICallError as exc:
+            raise _map_error(exc, "creating the endpoint") from exc
+
+    def deploy(self, request: DeployRequest, started: Optional[str] = None, on_started=None) -> DeployResult:
+        from google.api_core import exceptions
+        from google.cloud import aiplatform_v1
+
+        endpoint = self._endpoint(request)
+        model = f"{request.model_resource_name}@{request.model_version_id}"
+        existing = self._deployed(endpoint, request)
+        if existing is None:
+            if started:  # an earlier delivery started this deployment: follow it instead of starting another
+                self._wait_for(started)
+                endpoint = self.client.get_endpoint(name=endpoint.name)
+                existing = self._deployed(endpoint, request)
+            if existing is None:
+                deployed = aiplatform_v1.DeployedModel(
+                    model=model, display_name=f"{request.run_name}-v{request.model_version_id}",
+                    dedicated_resources=aiplatform_v1.DedicatedResources(
+                        machine_spec=aiplatform_v1.MachineSpec(machine_type=request.machine_type),
+                        min_replica_count=1, max_replica_count=1))
+                current = {k: int(v) for k, v in endpoint.traffic_split.items()}
+                try:
+                    operation = self.client.deploy_model(endpoint=endpoint.name, deployed_model=deployed,
+                                                         traffic_split=split_traffic(current, "0", request.traffic_percent))
+                except exceptions.GoogleAPICallError as exc:
+                    raise _map_error(exc, "deploying the model") from exc
+                if on_started:  # recorded on the run, so a redelivery follows this operation
+                    on_started(operation.operation.name)
+                try:
+                    operation.result(timeout=self.wait_s)
+                except TimeoutError:  # concurrent.futures.TimeoutError is TimeoutError on 3.11
+                    raise TransientError(f"deployment {operation.operation.name} still running; "
+                                         "a redelivery will follow it") from None
+                except exceptions.GoogleAPICallError as exc:
+                    raise _map_error(exc, "deploying the model") from exc
+                endpoint = self.client.get_endpoint(name=endpoint.name)
+                existing = self._deployed(endpoint, request)
+                if existing is None:
+                    raise TransientError("the deployment finished but the endpoint does not list the model yet")
+        return DeployResult(
+            endpoint_resource_name=endpoint.name, deployed_model_id=existing.id,
+            traffic_split={k: int(v) for k, v in endpoint.traffic_split.items()},
+            predict_url=f"https://{self.region}-aiplatform.googleapis.com/v1/{endpoint.name}:predict",
+            console_url=(f"https://console.cloud.google.com/vertex-ai/online-prediction/locations/{self.region}/"
+                         f"endpoints/{endpoint.name.rsplit('/', 1)[-1]}?project={self.project}"))
+
+    @staticmethod
+    def _deployed(endpoint, request: DeployRequest):
+        for deployed in endpoint.deployed_models:
+            same_model = deployed.model.split("@")[0] == request.model_resource_name
+            if same_model and str(deployed.model_version_id or "") in ("", request.model_version_id):
+                return deployed
+        return None
+
+    def _wait_for(self, operation_name: str) -> None:
+        from google.longrunning import operations_pb2
+
+        deadline = time.time() + self.wait_s
+        while True:
+            operation = self.client.get_operation(operations_pb2.GetOperationRequest(name=operation_name))
+            if operation.done:
+                if operation.HasField("error") and operation.error.code:
+                    raise PermanentError(f"the deployment failed: {operation.error.message}", stage="Deploy")
+                return
+            if time.time() > deadline:
+                raise TransientError(f"deployment {operation_name} still running; a redelivery will follow it")
+            time.sleep(15)
+
+
+class VertexTrainerJobs:
+    """The Trainer runs as its own CustomJob (labelled with the run), which cancelling the pipeline
+    does not reach: cancel it too, so nothing the run started keeps a GPU busy."""
+
+    def __init__(self, project: str, region: str, client=None):
+        self.project = project
+        self.region = region
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            from google.cloud import aiplatform_v1
+
+            self._client = aiplatform_v1.JobServiceClient(
+                client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
+        return self._client
+
+    def cancel_for_run(self, run_id: str) -> list[str]:
+        from google.api_core import exceptions
+
+        label = re.sub(r"[^a-z0-9_-]", "-", run_id.lower())[:63]  # as pipeline_compiler labels the job
+        cancelled = []
+        try:
+            for job in self.client.list_custom_jobs(parent=f"projects/{self.project}/locations/{self.region}",
+                                                    filter=f'labels.{RUN_ID_LABEL}="{label}"'):
+                if getattr(job.state, "name", str(job.state)) in _RUNNING_JOB_STATES:
+                    try:
+                        self.client.cancel_custom_job(name=job.name)
+                        cancelled.append(job.name)
+                    except exceptions.FailedPrecondition:
+                        pass  # it ended meanwhile
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"listing the run's training jobs failed: {exc}") from exc
+        return cancelled
