@@ -61,6 +61,23 @@ FUNCTIONS = (
 
 
 @dataclass
+class Service:
+    """A long-running local process that is not a function (e.g. the local pipeline service): started
+    as `python -m <module> --port <port>` with the functions' environment."""
+
+    name: str
+    module: str
+    port_env: str
+    default_port: int
+    args: tuple[str, ...] = ()
+
+
+SERVICES = (
+    Service("pipeline_service", "pipeline_compiler.local_service", "TRAINYARD_PIPELINE_PORT", 8090),
+)
+
+
+@dataclass
 class StackConfig:
     project: str = "trainyard-local"
     local_dir: Path = REPO / ".local"
@@ -71,6 +88,7 @@ class StackConfig:
     dev_identity: str = "developer@localhost"
     extra_env: dict = field(default_factory=dict)
     functions: tuple = FUNCTIONS
+    services: tuple = SERVICES
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -80,7 +98,7 @@ class StackConfig:
             local_dir=Path(env.get("TRAINYARD_LOCAL_DIR", REPO / ".local")).resolve(),
             firestore_port=int(env.get("TRAINYARD_FIRESTORE_PORT", 8085)),
             pubsub_port=int(env.get("TRAINYARD_PUBSUB_PORT", 8086)),
-            function_ports={f.name: int(env.get(f.port_env, f.default_port)) for f in FUNCTIONS},
+            function_ports={f.name: int(env.get(f.port_env, f.default_port)) for f in FUNCTIONS + SERVICES},
             dev_token=env.get("TRAINYARD_DEV_TOKEN", DEFAULT_DEV_TOKEN),
             dev_identity=env.get("TRAINYARD_DEV_IDENTITY", "developer@localhost"),
         )
@@ -89,10 +107,10 @@ class StackConfig:
     def ephemeral(cls, local_dir: Path, **kwargs) -> "StackConfig":
         """Free ports everywhere: for tests running beside a developer's stack."""
         return cls(local_dir=local_dir, firestore_port=free_port(), pubsub_port=free_port(),
-                   function_ports={f.name: free_port() for f in FUNCTIONS}, **kwargs)
+                   function_ports={f.name: free_port() for f in FUNCTIONS + SERVICES}, **kwargs)
 
     def port(self, name: str) -> int:
-        fn = next(f for f in self.functions if f.name == name)
+        fn = next(f for f in self.functions + self.services if f.name == name)
         return self.function_ports.get(name, fn.default_port)
 
     @property
@@ -121,6 +139,8 @@ class StackConfig:
             "TRAINYARD_ARTIFACTS_ROOT": str(self.local_dir / "artifacts"),
             "TRAINYARD_PIPELINE_ROOT": str(self.local_dir / "pipeline-root"),
             "TRAINYARD_PIPELINE_BACKEND": "local",
+            **({"TRAINYARD_LOCAL_PIPELINE_URL": f"http://127.0.0.1:{self.port('pipeline_service')}"}
+               if any(s.name == "pipeline_service" for s in self.services) else {}),
             **self.extra_env,
         }
 
@@ -152,8 +172,11 @@ class Stack:
                 self._spawn(fn.name, [str(VENV_BIN / "functions-framework"), "--target", fn.target, "--source",
                                       str(REPO / fn.source), "--signature-type", fn.signature, "--host", "127.0.0.1",
                                       "--port", str(self.config.port(fn.name))], env)
-            for fn in self.config.functions:
-                self._wait_tcp(self.config.port(fn.name), timeout_s, f"function {fn.name}")
+            for service in self.config.services:
+                self._spawn(service.name, [sys.executable, "-m", service.module, "--port",
+                                           str(self.config.port(service.name)), *service.args], env)
+            for fn in self.config.functions + self.config.services:
+                self._wait_tcp(self.config.port(fn.name), timeout_s, f"{fn.name}")
             self.create_topics_and_subscriptions()
         except BaseException:
             self.down()

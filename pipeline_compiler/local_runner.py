@@ -1,0 +1,47 @@
+"""One local pipeline job, run by the local pipeline service in its own process group:
+
+    python -m pipeline_compiler.local_runner <job_dir>
+
+Reads `<job_dir>/run_spec.json`, runs the run's TFX pipeline with LocalDagRunner (Beam DirectRunner)
+into the ML Metadata store at `<job_dir>/../..`-independent `metadata_path` given in job.json, and
+writes `<job_dir>/exit.json` ({exit_code, error}) last, so the outcome survives a service restart.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+
+def main(job_dir: str) -> int:
+    with open(os.path.join(job_dir, "job.json")) as handle:
+        job = json.load(handle)
+    outcome = {"exit_code": 0, "error": None}
+    try:
+        from pipeline_compiler import run_local
+        from shared.run_config import RunSpec
+
+        with open(job["run_spec_path"]) as handle:
+            spec = RunSpec.model_validate_json(handle.read())
+        run_local(spec, metadata_path=job["metadata_path"])
+    except BaseException as exc:  # noqa: BLE001 - whatever stopped the pipeline is the job's error
+        traceback.print_exc()
+        outcome = {"exit_code": 1, "error": _one_line(exc)}
+    tmp = os.path.join(job_dir, "exit.json.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(outcome, handle)
+    os.replace(tmp, os.path.join(job_dir, "exit.json"))
+    return outcome["exit_code"]
+
+
+def _one_line(exc: BaseException) -> str:
+    """The innermost cause, which is what a person needs (TFX wraps component errors)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:2000]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
