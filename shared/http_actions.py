@@ -1,0 +1,88 @@
+"""HTTP routes of run actions and run data (spec §7.2–7.3) and the GPU pre-flight (§14.1).
+
+Added to the API by `register_action_routes(app, deps)` in shared/http_api.create_app. The log and
+quota sources come from settings (shared/run_data_sources.py) unless `deps.run_data` is set (tests).
+"""
+from __future__ import annotations
+
+from flask import Flask, g, jsonify, request
+
+from shared import runs, structured_log as log
+from shared.errors import FieldError
+from shared.services import actions
+
+
+def register_action_routes(app: Flask, deps) -> None:
+    def sources():
+        if getattr(deps, "run_data", None) is None:
+            from shared.run_data_sources import run_data_from_settings
+
+            deps.run_data = run_data_from_settings(deps.settings)  # built on first use, once
+        return deps.run_data
+
+    def body() -> dict:
+        if not request.get_data():
+            return {}  # every action body is optional
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise FieldError.one("body", "must be a JSON object (or empty)")
+        return data
+
+    def answer(outcome: dict, queued: bool):
+        # 202 when cloud work was queued; 200 when the action completed here or was a no-op repeat.
+        return jsonify(success=True, **outcome), 202 if queued and outcome["changed"] else 200
+
+    @app.post("/api/training-runs/<run_id>/cancel")
+    def cancel_run(run_id):
+        outcome = actions.cancel_run(deps.repo, deps.publisher, run_id, g.identity)
+        return answer(outcome, outcome["training_run"]["status"] == runs.CANCELLING)
+
+    @app.post("/api/training-runs/<run_id>/retry")
+    def retry_run(run_id):
+        return answer(actions.retry_run(deps.repo, deps.publisher, run_id, g.identity, body()), True)
+
+    @app.post("/api/training-runs/<run_id>/deploy")
+    def deploy_run(run_id):
+        return answer(actions.deploy_run(deps.repo, deps.publisher, run_id, g.identity, body()), True)
+
+    @app.post("/api/training-runs/<run_id>/push-anyway")
+    def push_anyway(run_id):
+        return answer(actions.push_anyway(deps.repo, deps.publisher, run_id, g.identity), True)
+
+    @app.get("/api/training-runs/<run_id>/logs")
+    def run_logs(run_id):
+        return jsonify(success=True, **actions.run_logs(deps.repo, sources(), run_id, request.args.to_dict()))
+
+    @app.get("/api/training-runs/<run_id>/training-history")
+    def training_history(run_id):
+        return jsonify(success=True, **actions.training_history(deps.repo, deps.store, run_id, request.args.to_dict()))
+
+    @app.get("/api/training-runs/<run_id>/artifacts")
+    def run_artifacts(run_id):
+        return jsonify(success=True, **actions.run_artifacts(deps.repo, run_id, deps.settings))
+
+    @app.get("/api/training-runs/<run_id>/errors")
+    def run_errors(run_id):
+        return jsonify(success=True, **actions.run_errors(deps.repo, run_id))
+
+    @app.get("/api/gpu-availability")
+    def gpu_availability():
+        return jsonify(success=True, **actions.gpu_availability(sources(), request.args.to_dict(), deps.settings))
+
+    @app.after_request
+    def warn_when_gpu_quota_is_short(response):
+        """A created run is checked against the GPU quota: short → a warning on the run, never a refusal."""
+        if request.endpoint != "create_run" or response.status_code != 201:
+            return response
+        try:
+            payload = response.get_json()
+            run = payload["training_run"]
+            warning = actions.quota_warning(sources(), run, deps.settings)
+            if warning:
+                deps.repo.mutate_run(run["id"], lambda doc: {**doc, "warnings": [*doc.get("warnings", []), warning]})
+                run.setdefault("warnings", []).append(warning)
+                payload.setdefault("warnings", []).append(warning)
+                response.set_data(app.json.dumps(payload))
+        except Exception as exc:  # the pre-flight is advice: it never turns a created run into an error
+            log.warning("gpu quota pre-flight skipped", error=repr(exc))
+        return response
