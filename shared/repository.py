@@ -18,6 +18,7 @@ from shared.errors import NotFound, TransientError
 from shared.runs import now
 
 RUNS = "training_runs"
+SCHEDULES = "training_schedules"
 HISTORY = "history"
 COUNTERS = "counters"
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
@@ -56,6 +57,20 @@ class Repository(Protocol):
     def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]: ...
 
     def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int) -> list[dict]: ...
+
+    def create_schedule(self, doc: dict) -> dict:
+        """Store a new schedule under doc["id"] (version 1)."""
+
+    def get_schedule(self, schedule_id: str) -> Optional[dict]: ...
+
+    def mutate_schedule(self, schedule_id: str, mutate: Mutator) -> Optional[dict]:
+        """Transactionally apply mutate(doc) → new doc (or None: no change), like mutate_run."""
+
+    def list_schedules(self, status: Optional[str], limit: int) -> list[dict]:
+        """Newest first, optionally of one status."""
+
+    def due_schedules(self, before: datetime, limit: int) -> list[dict]:
+        """Active schedules whose next_run_at is at or before `before`, soonest first."""
 
 
 def epoch_doc_id(attempt: int, epoch: int) -> str:
@@ -239,4 +254,52 @@ class FirestoreRepository:
         direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
         query = (self.db.collection("experiments").where(filter=FieldFilter("model_type", "==", model_type))
                  .order_by(f"metrics.{metric}", direction=direction).limit(limit))
+        return [s.to_dict() for s in query.stream()]
+
+    # ------------------------------------------------------------------ schedules
+
+    def create_schedule(self, doc: dict) -> dict:
+        stored = {**doc, "version": 1, "updated_at": now()}
+        self.db.collection(SCHEDULES).document(doc["id"]).create(stored)
+        return stored
+
+    def get_schedule(self, schedule_id: str) -> Optional[dict]:
+        snap = self.db.collection(SCHEDULES).document(schedule_id).get()
+        return snap.to_dict() if snap.exists else None
+
+    def mutate_schedule(self, schedule_id: str, mutate: Mutator) -> Optional[dict]:
+        ref = self.db.collection(SCHEDULES).document(schedule_id)
+
+        def apply(tx):
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound(f"training schedule {schedule_id}")
+            current = snap.to_dict()
+            new = mutate(current)
+            if new is None:
+                return None
+            new = {**new, "version": current.get("version", 0) + 1, "updated_at": now()}
+            tx.set(ref, new)
+            return new
+
+        with self._run_locks[zlib.crc32(schedule_id.encode()) % len(self._run_locks)]:
+            return self._in_transaction(apply)
+
+    def list_schedules(self, status: Optional[str], limit: int) -> list[dict]:
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self.db.collection(SCHEDULES)
+        if status:  # sorted here: (status, created_at) has no composite index, and schedules are few
+            found = [s.to_dict() for s in query.where(filter=FieldFilter("status", "==", status)).stream()]
+            return sorted(found, key=lambda d: d["created_at"], reverse=True)[:limit]
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [s.to_dict() for s in query.stream()]
+
+    def due_schedules(self, before: datetime, limit: int) -> list[dict]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        # The composite index (status ==, next_run_at asc) in terraform/firestore.tf serves this.
+        query = (self.db.collection(SCHEDULES).where(filter=FieldFilter("status", "==", "active"))
+                 .where(filter=FieldFilter("next_run_at", "<=", before)).order_by("next_run_at").limit(limit))
         return [s.to_dict() for s in query.stream()]

@@ -34,6 +34,9 @@ class Settings:
     compiler: str
     progress_min_interval_s: float
     extra: dict = field(default_factory=dict)
+    # "cloud-scheduler" (a Cloud Scheduler job per schedule) or "local" (scripts/ticker.py publishes).
+    scheduler_backend: str = "local"
+    scheduler_location: str = ""
 
     @property
     def progress_topic_path(self) -> str:
@@ -61,4 +64,7 @@ def get_settings() -> Settings:
         dev_token=_env("TRAINYARD_DEV_TOKEN"),
         compiler=_env("TRAINYARD_COMPILER", "pipeline_compiler:compile_run"),
         progress_min_interval_s=float(_env("TRAINYARD_PROGRESS_MIN_INTERVAL_S", "1.0")),
+        scheduler_backend=_env("TRAINYARD_SCHEDULER_BACKEND",
+                               "cloud-scheduler" if _env("TRAINYARD_PIPELINE_BACKEND", "local") == "vertex" else "local"),
+        scheduler_location=_env("TRAINYARD_SCHEDULER_LOCATION") or _env("TRAINYARD_REGION", "europe-west4"),
     )

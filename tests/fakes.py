@@ -20,6 +20,7 @@ class InMemoryRepository:
         self.history: dict[str, dict[str, dict]] = {}
         self.catalog: dict[str, dict[str, dict]] = {}
         self.counters: dict[str, int] = {}
+        self.schedules: dict[str, dict] = {}
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -108,6 +109,39 @@ class InMemoryRepository:
                  if d.get("model_type") == model_type and (d.get("metrics") or {}).get(metric) is not None]
         items.sort(key=lambda d: d["metrics"][metric], reverse=descending)
         return copy.deepcopy(items[:limit])
+
+    def create_schedule(self, doc):
+        with self.lock:
+            if doc["id"] in self.schedules:
+                raise ValueError(f"schedule {doc['id']} exists")
+            stored = {**copy.deepcopy(doc), "version": 1, "updated_at": now()}
+            self.schedules[doc["id"]] = stored
+            return copy.deepcopy(stored)
+
+    def get_schedule(self, schedule_id):
+        doc = self.schedules.get(schedule_id)
+        return copy.deepcopy(doc) if doc else None
+
+    def mutate_schedule(self, schedule_id, mutate):
+        with self.lock:
+            if schedule_id not in self.schedules:
+                raise NotFound(f"training schedule {schedule_id}")
+            new = mutate(copy.deepcopy(self.schedules[schedule_id]))
+            if new is None:
+                return None
+            new = {**copy.deepcopy(new), "version": self.schedules[schedule_id].get("version", 0) + 1,
+                   "updated_at": now()}
+            self.schedules[schedule_id] = new
+            return copy.deepcopy(new)
+
+    def list_schedules(self, status, limit):
+        items = [d for d in self.schedules.values() if not status or d["status"] == status]
+        return copy.deepcopy(sorted(items, key=lambda d: d["created_at"], reverse=True)[:limit])
+
+    def due_schedules(self, before, limit):
+        items = [d for d in self.schedules.values()
+                 if d["status"] == "active" and d.get("next_run_at") and d["next_run_at"] <= before]
+        return copy.deepcopy(sorted(items, key=lambda d: d["next_run_at"])[:limit])
 
 
 class FakePublisher:

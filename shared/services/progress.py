@@ -81,14 +81,25 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             found = read_results(store, artifacts_uri)
         except PermanentError as exc:
             attempt = runs.parse_job_id(job.job_id)[1]
-            repo.mutate_run(run_id, lambda doc: runs.record_failure(doc, attempt, exc.stage or "Evaluate", str(exc),
-                                                                    {"job_name": job.name}, runs.now()))
+            failed = repo.mutate_run(run_id, lambda doc: runs.record_failure(
+                doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()))
+            _count_on_schedule(repo, failed)
             return "failed"
     updated = repo.mutate_run(run_id, lambda doc: runs.apply_job_snapshot(doc, job, found))
+    _count_on_schedule(repo, updated)
     if updated is not None:
         log.info("run progressed", run_id=run_id, status=updated["status"], stage=updated.get("current_stage"),
                  progress=updated.get("progress_percent"))
     return "updated" if updated is not None else "unchanged"
+
+
+def _count_on_schedule(repo: Repository, run: Optional[dict]) -> None:
+    """A scheduled run that just became terminal is counted on its schedule (exactly once; a scan
+    in shared/services/schedules.py catches any this misses)."""
+    if run is not None and run.get("schedule_id") and runs.is_terminal(run["status"]):
+        from shared.services import schedules as schedule_service
+
+        schedule_service.on_run_terminal(repo, run)
 
 
 def on_training_progress(payload, repo: Repository, min_interval_s: float) -> str:

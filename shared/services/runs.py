@@ -74,8 +74,22 @@ def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: lis
 
 def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
                run_id: Optional[str] = None, at: Optional[datetime] = None) -> dict:
-    request = _parse_request(body)
     at = at or runs.now()
+    request, doc = build_run(repo, body, identity, at)
+    if doc["scheduled_at"] is not None:
+        from shared.services import schedules as schedule_service  # schedules build on runs, not the reverse
+
+        return schedule_service.schedule_run(repo, request, doc, identity, at)
+    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or new_run_id())
+    if created:
+        _queue_submit(publisher, stored)
+    return stored
+
+
+def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple[CreateRunRequest, dict]:
+    """Validate, inherit and default a run body into the run document (not stored). Schedules use it
+    to freeze a template and to make each slot's run."""
+    request = _parse_request(body)
     errors: list[dict] = []
 
     experiment = None
@@ -118,12 +132,13 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
     deployment = request.deployment_config
     if deployment.action == "deploy_new" and not deployment.endpoint_name:
         deployment = deployment.model_copy(update={"endpoint_name": request.name})
+    scheduled = None
     if request.scheduled_at is not None:
         scheduled = request.scheduled_at if request.scheduled_at.tzinfo else request.scheduled_at.replace(
             tzinfo=timezone.utc)
+        scheduled = scheduled.astimezone(timezone.utc)
         if scheduled <= at:
             raise FieldError.one("scheduled_at", "is in the past; give a future time or null to run now")
-        raise FieldError.one("scheduled_at", "scheduled runs are not available yet; send null to run now")
 
     doc = {
         "name": request.name,
@@ -144,7 +159,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
         "gpu_config": request.gpu_config.model_dump(mode="json"),
         "evaluator_config": evaluator.model_dump(mode="json"),
         "deployment_config": deployment.model_dump(mode="json"),
-        "scheduled_at": None,
+        "scheduled_at": scheduled,
         "schedule_id": None,
         "stage_details": runs.initial_stages(),
         "current_stage": "Compile",
@@ -168,10 +183,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
         "completed_at": None,
         "duration_seconds": None,
     }
-    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or new_run_id())
-    if created:
-        _queue_submit(publisher, stored)
-    return stored
+    return request, doc
 
 
 def new_run_id() -> str:

@@ -1,0 +1,172 @@
+"""Where schedule triggers come from: one Cloud Scheduler job per schedule (cloud), or nothing to
+set up because the local ticker (scripts/ticker.py) reads the schedules from Firestore and
+publishes the same messages. Chosen once, from settings (`scheduler_backend`).
+
+Every job publishes {"schedule_id": id} to `schedule-trigger` at the schedule's cron times in its
+time zone. The schedule document is the source of truth; the job mirrors it (paused when paused,
+deleted when cancelled); functions/scheduler ignores triggers the document does not allow.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from functools import lru_cache
+from typing import Protocol
+
+from shared import schedules, structured_log as log, topics
+from shared.errors import TransientError
+
+JOB_PREFIX = "trainyard-"
+# Cloud Scheduler retries a failed publish; the misfire grace in shared/schedules.py covers this span.
+RETRY_COUNT = 3
+MIN_BACKOFF_S, MAX_BACKOFF_S, MAX_RETRY_DURATION_S, MAX_DOUBLINGS = 10, 300, 900, 3
+
+
+class ScheduleJobs(Protocol):
+    def job_name(self, schedule_id: str) -> str: ...
+
+    def create(self, schedule: dict) -> None: ...
+
+    def pause(self, schedule: dict) -> None: ...
+
+    def resume(self, schedule: dict) -> None: ...
+
+    def delete(self, schedule: dict) -> None: ...
+
+
+def trigger_payload(schedule_id: str) -> dict:
+    return {"schedule_id": schedule_id}
+
+
+def _transient(exc) -> bool:
+    from google.api_core import exceptions
+
+    return isinstance(exc, (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded, exceptions.InternalServerError,
+                            exceptions.TooManyRequests, exceptions.Aborted, exceptions.GatewayTimeout))
+
+
+class CloudSchedulerJobs:
+    """google-cloud-scheduler (scheduler_v1): one Pub/Sub-target job per schedule."""
+
+    def __init__(self, project: str, location: str, client=None):
+        self.project = project
+        self.location = location
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                from google.cloud import scheduler_v1
+
+                self._client = scheduler_v1.CloudSchedulerClient()
+            return self._client
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    def job_name(self, schedule_id: str) -> str:
+        return f"{self.parent}/jobs/{JOB_PREFIX}{schedule_id}"
+
+    def job_for(self, schedule: dict):
+        from google.cloud import scheduler_v1
+        from google.protobuf import duration_pb2
+
+        return scheduler_v1.Job(
+            name=self.job_name(schedule["id"]),
+            description=f"Trainyard schedule {schedule['name']!r} ({schedule['schedule_type']})"[:500],
+            schedule=schedules.cron_for(schedule),
+            time_zone=schedule["timezone"],
+            pubsub_target=scheduler_v1.PubsubTarget(
+                topic_name=f"projects/{self.project}/topics/{topics.SCHEDULE_TRIGGER}",
+                data=json.dumps(trigger_payload(schedule["id"])).encode("utf-8"),
+                attributes={"schedule_id": schedule["id"]}),
+            retry_config=scheduler_v1.RetryConfig(
+                retry_count=RETRY_COUNT,
+                max_retry_duration=duration_pb2.Duration(seconds=MAX_RETRY_DURATION_S),
+                min_backoff_duration=duration_pb2.Duration(seconds=MIN_BACKOFF_S),
+                max_backoff_duration=duration_pb2.Duration(seconds=MAX_BACKOFF_S),
+                max_doublings=MAX_DOUBLINGS),
+        )
+
+    def _call(self, what: str, schedule: dict, fn):
+        from google.api_core import exceptions
+
+        try:
+            return fn()
+        except exceptions.GoogleAPICallError as exc:
+            if _transient(exc):
+                raise TransientError(f"Cloud Scheduler {what} for schedule {schedule['id']} failed: {exc}") from exc
+            raise
+
+    def create(self, schedule: dict) -> None:
+        from google.api_core import exceptions
+
+        job = self.job_for(schedule)
+        try:
+            self._call("create", schedule, lambda: self.client.create_job(parent=self.parent, job=job))
+        except exceptions.AlreadyExists:  # a retried create: the document wins
+            self._call("update", schedule, lambda: self.client.update_job(job=job))
+        log.info("cloud scheduler job created", schedule_id=schedule["id"], job=job.name, cron=job.schedule,
+                 time_zone=job.time_zone)
+
+    def pause(self, schedule: dict) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self._call("pause", schedule, lambda: self.client.pause_job(name=self.job_name(schedule["id"])))
+        except exceptions.NotFound:
+            log.warning("no cloud scheduler job to pause", schedule_id=schedule["id"])
+
+    def resume(self, schedule: dict) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self._call("resume", schedule, lambda: self.client.resume_job(name=self.job_name(schedule["id"])))
+        except exceptions.NotFound:  # deleted behind our back: the document says it should exist
+            self.create(schedule)
+
+    def delete(self, schedule: dict) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self._call("delete", schedule, lambda: self.client.delete_job(name=self.job_name(schedule["id"])))
+        except exceptions.NotFound:
+            pass
+
+
+class LocalTickerJobs:
+    """Nothing to create: scripts/ticker.py (started by `make up`) reads active schedules from
+    Firestore and publishes the trigger at each next_run_at."""
+
+    def job_name(self, schedule_id: str) -> str:
+        return f"local-ticker/{schedule_id}"
+
+    def create(self, schedule: dict) -> None:
+        pass
+
+    def pause(self, schedule: dict) -> None:
+        pass
+
+    def resume(self, schedule: dict) -> None:
+        pass
+
+    def delete(self, schedule: dict) -> None:
+        pass
+
+
+def jobs_from_settings(settings) -> ScheduleJobs:
+    if settings.scheduler_backend == "cloud-scheduler":
+        return CloudSchedulerJobs(settings.project, settings.scheduler_location or settings.region)
+    if settings.scheduler_backend == "local":
+        return LocalTickerJobs()
+    raise ValueError(f"TRAINYARD_SCHEDULER_BACKEND must be cloud-scheduler or local, not {settings.scheduler_backend!r}")
+
+
+@lru_cache(maxsize=1)
+def default_jobs() -> ScheduleJobs:
+    from shared.settings import get_settings
+
+    return jobs_from_settings(get_settings())

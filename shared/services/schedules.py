@@ -1,0 +1,385 @@
+"""Schedule services: create, list, get (with run history), pause, resume (catch-up), cancel,
+trigger, the schedule-trigger consumer, the terminal-run hook, and run-now for scheduled runs.
+
+The schedule document is the source of truth; the Cloud Scheduler job (or the local ticker) only
+mirrors it, so a trigger for a paused, cancelled or completed schedule is ignored here.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Optional
+
+from shared import runs, schedules, structured_log as log, topics
+from shared.errors import Conflict, FieldError, NotFound, TransientError
+from shared.messaging import Publisher
+from shared.repository import Repository
+
+HISTORY_LIMIT = 20
+
+
+def new_schedule_id() -> str:
+    return "ts-" + uuid.uuid4().hex[:12]
+
+
+def _jobs(jobs):
+    if jobs is not None:
+        return jobs
+    from shared.scheduler_jobs import default_jobs
+
+    return default_jobs()
+
+
+def _mutate(repo: Repository, schedule_id: str, mutate) -> Optional[dict]:
+    return repo.mutate_schedule(schedule_id, mutate)
+
+
+# --------------------------------------------------------------------------- create and read
+
+
+def freeze_template(repo: Repository, template: Any, identity: str, at: datetime) -> dict:
+    """Validate a run template exactly as POST /api/training-runs would, and resolve it (inherited
+    values and defaults written out) so later catalog edits do not change what the schedule trains."""
+    from shared.services import runs as run_service
+
+    if not isinstance(template, dict):
+        raise FieldError.one("run_template", "must be a JSON object (the body of POST /api/training-runs)")
+    if template.get("scheduled_at") is not None:
+        raise FieldError.one("run_template.scheduled_at", "is not part of a template; the schedule decides when")
+    try:
+        _, doc = run_service.build_run(repo, {k: v for k, v in template.items() if k != "scheduled_at"}, identity, at)
+    except FieldError as exc:
+        raise FieldError([{**e, "field": f"run_template.{e['field']}" if e["field"] != "body" else "run_template"}
+                          for e in exc.errors]) from None
+    return schedules.run_template_from(doc)
+
+
+def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: Optional[datetime] = None) -> dict:
+    at = at or runs.now()
+    request = schedules.parse_request(body, at)
+    template = freeze_template(repo, request.run_template, identity, at)
+    doc = schedules.new_schedule(request, template, new_schedule_id(), identity, at)
+    return _store_with_job(repo, _jobs(jobs), doc)
+
+
+def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:
+    # The job first: if Cloud Scheduler refuses, nothing is stored and the caller gets the error.
+    doc["cloud_scheduler_job_name"] = jobs.job_name(doc["id"])
+    if doc["status"] == schedules.ACTIVE:
+        jobs.create(doc)
+    try:
+        stored = repo.create_schedule(doc)
+    except Exception:
+        jobs.delete(doc)
+        raise
+    log.info("schedule created", schedule_id=doc["id"], schedule_type=doc["schedule_type"],
+             next_run_at=doc["next_run_at"], job=doc["cloud_scheduler_job_name"])
+    return stored
+
+
+def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: datetime, jobs=None) -> dict:
+    """POST /api/training-runs with a future scheduled_at: a one-time schedule plus its run, stored
+    now in status `scheduled`; the run is queued for submission when its slot fires (or run-now)."""
+    scheduled_at = run_doc["scheduled_at"]
+    schedule_request = schedules.ScheduleRequest(name=request.name, description=request.description,
+                                                 schedule_type=schedules.ONCE, run_at=scheduled_at,
+                                                 timezone="UTC", run_template={})
+    doc = schedules.new_schedule(schedule_request, schedules.run_template_from(run_doc), new_schedule_id(),
+                                 identity, at)
+    _store_with_job(repo, _jobs(jobs), doc)
+    run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at}
+    stored, _ = repo.create_run(run_doc, counter_key=request.name,
+                                run_id=schedules.slot_run_id(doc["id"], scheduled_at))
+    return stored
+
+
+def list_schedules(repo: Repository, args: dict) -> dict:
+    status = args.get("status") or None
+    if status and status not in schedules.STATUSES:
+        raise FieldError.one("status", f"must be one of {', '.join(schedules.STATUSES)}")
+    try:
+        limit = int(args.get("limit") or 50)
+    except ValueError:
+        raise FieldError.one("limit", "must be a whole number") from None
+    if not 1 <= limit <= 200:
+        raise FieldError.one("limit", "must be between 1 and 200")
+    return {"schedules": [schedules.public_view(s) for s in repo.list_schedules(status, limit)]}
+
+
+def get_schedule(repo: Repository, schedule_id: str, at: Optional[datetime] = None) -> dict:
+    schedule = settle_tracked(repo, _require(repo, schedule_id), at or runs.now())
+    history = repo.list_runs({"schedule_id": schedule_id}, HISTORY_LIMIT)
+    return {"schedule": schedules.public_view(schedule), "runs": [runs.public_view(r) for r in history]}
+
+
+def _require(repo: Repository, schedule_id: str) -> dict:
+    schedule = repo.get_schedule(schedule_id)
+    if schedule is None:
+        raise NotFound(f"training schedule {schedule_id}")
+    return schedule
+
+
+# --------------------------------------------------------------------------- firing a slot
+
+
+def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: str, slot: datetime,
+              at: datetime, manual: bool = False, strict: bool = True) -> dict:
+    """Decide one slot (active / queued / skipped, per the concurrency policy), make its run with
+    the deterministic `run_id`, and queue an active one for submission. Idempotent: a repeated call
+    finds the decision and the run already made and only re-queues a still-pending run."""
+    settle_tracked(repo, _require(repo, schedule_id), at, publisher)
+    updated = _mutate(repo, schedule_id, lambda s: schedules.admit(s, run_id, slot, at, manual))
+    schedule = updated or _require(repo, schedule_id)
+    outcome = schedules.decision(schedule, run_id)
+    if outcome is None:
+        log.info("slot ignored", schedule_id=schedule_id, run_id=run_id, status=schedule["status"])
+        return {"outcome": "ignored", "run": repo.get_run(run_id), "schedule": schedule}
+    if outcome == "skipped":
+        if updated is not None:
+            log.warning("slot skipped", schedule_id=schedule_id, run_id=run_id, slot=slot,
+                        reason=schedule["skipped_slots"][-1]["reason"])
+        return {"outcome": "skipped", "run": None, "schedule": schedule}
+    try:
+        run = _ensure_run(repo, schedule, run_id, slot, at, manual)
+    except FieldError as exc:  # the template no longer resolves (e.g. its dataset was deleted)
+        schedule = _mutate(repo, schedule_id, lambda s: schedules.drop(s, run_id, f"run not created: {exc}", at))
+        log.error("slot dropped: its run could not be created", schedule_id=schedule_id, run_id=run_id, error=str(exc))
+        return {"outcome": "dropped", "run": None, "schedule": schedule or _require(repo, schedule_id)}
+    if outcome == "active":
+        run = _release(repo, publisher, run, strict)
+    if updated is not None:
+        log.info("slot fired", schedule_id=schedule_id, run_id=run_id, slot=slot, outcome=outcome, manual=manual)
+    return {"outcome": outcome, "run": run, "schedule": schedule}
+
+
+def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool) -> dict:
+    from shared.services import runs as run_service
+
+    existing = repo.get_run(run_id)
+    if existing is not None:
+        return existing
+    request, doc = run_service.build_run(repo, schedule["run_template"], schedule["created_by"], at)
+    doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
+               triggered_by="manual" if manual else "schedule")
+    stored, _ = repo.create_run(doc, counter_key=request.name, run_id=run_id)
+    return stored
+
+
+def _released(doc: dict) -> Optional[dict]:
+    if doc["status"] != runs.SCHEDULED:
+        return None
+    return {**doc, "status": runs.PENDING}
+
+
+def _release(repo: Repository, publisher: Publisher, run: dict, strict: bool) -> dict:
+    """scheduled → pending, then run-submit. Published whenever the run is still pending, so a
+    redelivered trigger re-queues a run whose first publish was lost (the submitter's claim
+    makes extra messages harmless)."""
+    from shared.services import runs as run_service
+
+    run = repo.mutate_run(run["id"], _released) or repo.get_run(run["id"])
+    if run["status"] != runs.PENDING:
+        return run
+    if strict:
+        publisher.publish(topics.RUN_SUBMIT, {"run_id": run["id"], "attempt": run["attempt"]}, run_id=run["id"])
+    else:
+        run_service._queue_submit(publisher, run)
+    if run.get("schedule_id"):
+        _mutate(repo, run["schedule_id"], lambda s: schedules.mark_last_run_status(s, run["id"], runs.PENDING))
+    return run
+
+
+def release_active(repo: Repository, publisher: Publisher, schedule: dict, strict: bool = True) -> list[str]:
+    """Queue every admitted run that is still waiting in `scheduled` (promoted from the queue)."""
+    released = []
+    for run_id in list(schedule["active_runs"]):
+        run = repo.get_run(run_id)
+        if run is not None and run["status"] == runs.SCHEDULED:
+            _release(repo, publisher, run, strict)
+            released.append(run_id)
+    return released
+
+
+# --------------------------------------------------------------------------- terminal runs
+
+
+def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Optional[Publisher] = None) -> dict:
+    """The backstop for the terminal-run hook: settle tracked runs that ended without the hook
+    (a submit failure, a lost event). Idempotent, like the hook."""
+    tracked = list(schedule["active_runs"]) + [q["run_id"] for q in schedule["queued_runs"]]
+    for run_id in tracked:
+        run = repo.get_run(run_id)
+        if run is not None and runs.is_terminal(run["status"]):
+            schedule = _mutate(repo, schedule["id"], lambda s: schedules.settle(s, run, at)) or schedule
+    if publisher is not None and tracked:
+        release_active(repo, publisher, schedule)
+    return schedule
+
+
+def on_run_terminal(repo: Repository, run: dict, publisher: Optional[Publisher] = None,
+                    at: Optional[datetime] = None) -> Optional[dict]:
+    """Called where a run becomes terminal: count it on its schedule (exactly once), auto-pause
+    after N failures, and promote a queued run (queued for submission when a publisher is given,
+    else on the schedule's next trigger)."""
+    if not run.get("schedule_id") or not runs.is_terminal(run["status"]):
+        return None
+    at = at or runs.now()
+    try:
+        updated = _mutate(repo, run["schedule_id"], lambda s: schedules.settle(s, run, at))
+    except NotFound:
+        return None
+    if updated is not None:
+        log.info("schedule counted a finished run", schedule_id=run["schedule_id"], run_id=run["id"],
+                 run_status=run["status"], schedule_status=updated["status"],
+                 consecutive_failures=updated["consecutive_failures"])
+        if updated["status"] == schedules.PAUSED and updated.get("paused_reason", "").startswith("auto-paused"):
+            log.warning("schedule auto-paused", schedule_id=run["schedule_id"], reason=updated["paused_reason"])
+        if publisher is not None:
+            release_active(repo, publisher, updated, strict=False)
+    return updated
+
+
+# --------------------------------------------------------------------------- the trigger consumer
+
+
+def parse_trigger(payload: Any) -> tuple[str, Optional[datetime]]:
+    """{"schedule_id": ..., "slot"?: ISO time}. ValueError = malformed (acknowledged, not retried)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("schedule_id"), str) or not payload["schedule_id"]:
+        raise ValueError("a schedule-trigger message needs a string schedule_id")
+    slot = payload.get("slot")
+    if slot is None:
+        return payload["schedule_id"], None
+    try:
+        parsed = datetime.fromisoformat(str(slot).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"slot {slot!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("slot needs a UTC offset")
+    return payload["schedule_id"], parsed
+
+
+def on_trigger(repo: Repository, publisher: Publisher, payload: Any, published_at: Optional[datetime],
+               at: Optional[datetime] = None) -> str:
+    """A schedule-trigger message: work out its slot from the message (or its publish time) and
+    fire it. Paused, cancelled and completed schedules ignore triggers."""
+    schedule_id, slot = parse_trigger(payload)
+    at = at or runs.now()
+    schedule = repo.get_schedule(schedule_id)
+    if schedule is None:
+        log.warning("trigger for an unknown schedule", schedule_id=schedule_id)
+        return "ignored"
+    if schedule["status"] != schedules.ACTIVE:
+        log.info("trigger ignored", schedule_id=schedule_id, status=schedule["status"])
+        return "ignored"
+    if slot is not None and not schedules.is_slot(schedule, slot):
+        log.warning("trigger names a time that is not a slot of the schedule", schedule_id=schedule_id, slot=slot)
+        slot = None
+    slot = slot or schedules.slot_for_trigger(schedule, published_at or at)
+    if slot is None:
+        _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at))
+        log.info("trigger matches no slot", schedule_id=schedule_id, published_at=published_at)
+        return "no-slot"
+    result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at)
+    _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at))
+    return result["outcome"]
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def pause_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None, at: Optional[datetime] = None) -> dict:
+    at = at or runs.now()
+    _require(repo, schedule_id)
+    try:
+        updated = _mutate(repo, schedule_id, lambda s: schedules.pause(s, at, f"paused by {identity}"))
+    except ValueError as exc:
+        raise Conflict(str(exc)) from None
+    schedule = updated or _require(repo, schedule_id)
+    _jobs(jobs).pause(schedule)
+    return schedule
+
+
+def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jobs=None,
+                    at: Optional[datetime] = None) -> dict:
+    """paused → active; the missed slots the catch-up policy asks for fire now, through the same
+    concurrency policy as any slot."""
+    at = at or runs.now()
+    _require(repo, schedule_id)
+    missed: list[datetime] = []
+
+    def resume(s):
+        nonlocal missed
+        new, missed = schedules.resume(s, at)
+        return new
+
+    try:
+        updated = _mutate(repo, schedule_id, resume)
+    except ValueError as exc:
+        raise Conflict(str(exc)) from None
+    schedule = updated or _require(repo, schedule_id)
+    _jobs(jobs).resume(schedule)
+    caught_up = []
+    for slot in missed if updated is not None else []:
+        result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
+                           strict=False)
+        caught_up.append({"slot": slot, "outcome": result["outcome"],
+                          "run_id": result["run"]["id"] if result["run"] else None})
+    schedule = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
+    return {"schedule": schedules.public_view(schedule), "caught_up": caught_up}
+
+
+def cancel_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None,
+                    at: Optional[datetime] = None) -> dict:
+    """Stop the schedule for good, delete its job, and cancel its runs that have not started
+    (queued ones, and a one-time schedule's scheduled run). Runs already submitted go on."""
+    at = at or runs.now()
+    _require(repo, schedule_id)
+    schedule = _mutate(repo, schedule_id, lambda s: schedules.cancel(s, at)) or _require(repo, schedule_id)
+    _jobs(jobs).delete(schedule)
+    waiting = repo.list_runs({"schedule_id": schedule_id, "status": runs.SCHEDULED}, 200)
+    for run in waiting:
+        cancelled = repo.mutate_run(run["id"], lambda d: _cancel_waiting(d, identity, at))
+        if cancelled is not None:
+            schedule = on_run_terminal(repo, cancelled, at=at) or schedule
+    return {"schedule": schedules.public_view(_require(repo, schedule_id)),
+            "cancelled_runs": [r["id"] for r in waiting]}
+
+
+def _cancel_waiting(doc: dict, identity: str, at: datetime) -> Optional[dict]:
+    if doc["status"] != runs.SCHEDULED:
+        return None
+    return {**doc, "status": runs.CANCELLED, "cancelled_by": identity, "completed_at": at,
+            "error_message": "", "cancelled_at_stage": None, "warnings": doc.get("warnings", []) + [
+                "cancelled before it started: its schedule was cancelled"]}
+
+
+def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, at: Optional[datetime] = None) -> dict:
+    """Run now, outside the schedule's slots (an active or paused schedule); the concurrency
+    policy still applies."""
+    at = at or runs.now()
+    schedule = _require(repo, schedule_id)
+    if schedule["status"] not in (schedules.ACTIVE, schedules.PAUSED):
+        raise Conflict(f"schedule {schedule_id} is {schedule['status']}; only active or paused schedules can be "
+                       f"triggered")
+    result = fire_slot(repo, publisher, schedule_id, schedules.manual_run_id(schedule_id, at), at, at,
+                       manual=True, strict=False)
+    return {"outcome": result["outcome"], "training_run": runs.public_view(result["run"]) if result["run"] else None,
+            "schedule": schedules.public_view(result["schedule"])}
+
+
+def run_now(repo: Repository, publisher: Publisher, run_id: str, jobs=None, at: Optional[datetime] = None) -> dict:
+    """POST /api/training-runs/{id}/run-now: a scheduled run starts now and its one-time schedule
+    is consumed (a later trigger for it is ignored)."""
+    at = at or runs.now()
+    run = repo.get_run(run_id)
+    if run is None:
+        raise NotFound(f"training run {run_id}")
+    schedule = repo.get_schedule(run["schedule_id"]) if run.get("schedule_id") else None
+    if run["status"] != runs.SCHEDULED or schedule is None:
+        raise Conflict(f"run {run_id} is {run['status']}; only a run waiting for its scheduled time can run now")
+    if schedule["schedule_type"] != schedules.ONCE:
+        raise Conflict(f"run {run_id} is queued by the recurring schedule {schedule['id']}; it starts when a "
+                       f"place is free (POST /api/training/schedules/{schedule['id']}/trigger runs one now)")
+    result = fire_slot(repo, publisher, schedule["id"], run_id, run["scheduled_at"], at, manual=True, strict=False)
+    _jobs(jobs).delete(schedule)
+    return result["run"] or repo.get_run(run_id)

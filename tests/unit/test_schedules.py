@@ -1,0 +1,424 @@
+"""Schedules with a controllable clock and in-memory fakes: slots across DST, validation, triggers
+(duplicates, paused, windows), concurrency skip/queue, catch-up on resume, statistics, auto-pause."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared import runs, schedules, topics
+from shared.errors import Conflict, FieldError
+from shared.services import progress, schedules as service
+from shared.services import runs as run_service
+from tests.builders import seed_catalog
+from tests.fakes import FakePublisher, InMemoryRepository
+
+UTC = timezone.utc
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class NoJobs:
+    def __init__(self):
+        self.calls = []
+
+    def job_name(self, schedule_id):
+        return f"jobs/{schedule_id}"
+
+    def create(self, schedule):
+        self.calls.append(("create", schedule["id"]))
+
+    def pause(self, schedule):
+        self.calls.append(("pause", schedule["id"]))
+
+    def resume(self, schedule):
+        self.calls.append(("resume", schedule["id"]))
+
+    def delete(self, schedule):
+        self.calls.append(("delete", schedule["id"]))
+
+
+@pytest.fixture
+def env():
+    repo = InMemoryRepository()
+    return {"repo": repo, "publisher": FakePublisher(), "jobs": NoJobs(), "ids": seed_catalog(repo)}
+
+
+def body(ids, **overrides):
+    data = {"name": "nightly retrain", "schedule_type": "daily", "time_of_day": "02:30", "timezone": "Europe/Berlin",
+            "run_template": {"name": "nightly-recs", "base_experiment_id": ids["experiment"],
+                             "training_params": {"epochs": 3}}}
+    data.update(overrides)
+    return data
+
+
+def make(env, at, **overrides):
+    return service.create_schedule(env["repo"], body(env["ids"], **overrides), "dev@example.com", env["jobs"], at=at)
+
+
+def trigger(env, schedule_id, published, at=None, **payload):
+    return service.on_trigger(env["repo"], env["publisher"], {"schedule_id": schedule_id, **payload}, published,
+                              at=at or published)
+
+
+def finish(env, run_id, status, at, message="boom"):
+    """The run ends the way the progress path ends it, then the terminal hook counts it."""
+    def end(doc):
+        extra = {"error_stage": "Train", "error_message": message} if status == runs.FAILED else {}
+        return {**doc, "status": status, "completed_at": at, **extra}
+
+    run = env["repo"].mutate_run(run_id, end)
+    service.on_run_terminal(env["repo"], run, at=at)
+    return run
+
+
+def submitted(env):
+    return [p["run_id"] for t, p, _ in env["publisher"].messages if t == topics.RUN_SUBMIT]
+
+
+def local(dt, tz=BERLIN):
+    return dt.astimezone(tz).replace(tzinfo=None)
+
+
+# ----------------------------------------------------------------------------- slots across DST
+
+
+def test_daily_next_run_at_across_spring_forward_in_berlin(env):
+    at = datetime(2026, 3, 27, 12, tzinfo=UTC)
+    schedule = make(env, at)
+    slots, t = [], at
+    for _ in range(4):
+        t = schedules.next_slot(schedule, t)
+        slots.append(t)
+    assert schedule["next_run_at"] == slots[0] == datetime(2026, 3, 28, 1, 30, tzinfo=UTC)  # 02:30 CET
+    # 29 March 02:30 does not exist (02:00 → 03:00): it fires at 03:30 CEST, once
+    assert slots[1] == datetime(2026, 3, 29, 1, 30, tzinfo=UTC) and local(slots[1]).hour == 3
+    assert [local(s).strftime("%H:%M") for s in slots[2:]] == ["02:30", "02:30"]  # now 00:30 UTC
+    assert slots[2] == datetime(2026, 3, 30, 0, 30, tzinfo=UTC)
+
+
+def test_weekly_next_run_at_across_fall_back_in_new_york(env):
+    at = datetime(2026, 10, 20, tzinfo=UTC)
+    schedule = make(env, at, schedule_type="weekly", day_of_week="sunday", time_of_day="01:30",
+                    timezone="America/New_York")
+    assert schedule["cron_expression"] == "30 1 * * 0"
+    first = schedule["next_run_at"]
+    second = schedules.next_slot(schedule, first)
+    third = schedules.next_slot(schedule, second)
+    assert first == datetime(2026, 10, 25, 5, 30, tzinfo=UTC)  # EDT (UTC-4)
+    # 1 November 01:30 happens twice: the first one (still EDT) is the slot, and only once
+    assert second == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+    assert third == datetime(2026, 11, 8, 6, 30, tzinfo=UTC)  # EST (UTC-5)
+    assert all(local(s, NEW_YORK).strftime("%a %H:%M") == "Sun 01:30" for s in (first, second, third))
+
+
+def test_cron_every_30_minutes_across_fall_back_keeps_real_time_order(env):
+    at = datetime(2026, 10, 24, 23, 50, tzinfo=UTC)  # 01:50 CEST on 25 October
+    schedule = make(env, at, schedule_type="cron", cron_expression="*/30 * * * *")
+    t, slots = at, []
+    for _ in range(6):
+        t = schedules.next_slot(schedule, t)
+        slots.append(t)
+    assert slots == sorted(set(slots))
+    # 02:00 and 02:30 local happen twice; each wall time fires once (at its first occurrence)
+    walls = [local(s).strftime("%H:%M") for s in slots]
+    assert walls == ["02:00", "02:30", "03:00", "03:30", "04:00", "04:30"]
+    assert slots[2] - slots[1] == timedelta(minutes=90)  # the repeated hour's wall times already fired
+
+
+def test_window_bounds_slots_and_completes_the_schedule(env):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at, start_at="2026-05-03T00:00:00", end_at="2026-05-04T12:00:00")
+    assert local(schedule["next_run_at"]).date().isoformat() == "2026-05-03"
+    last = schedules.next_slot(schedule, schedule["next_run_at"])
+    assert local(last).date().isoformat() == "2026-05-04" and schedules.next_slot(schedule, last) is None
+    trigger(env, schedule["id"], last)
+    assert env["repo"].get_schedule(schedule["id"])["status"] == "completed"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"schedule_type": "cron", "cron_expression": "61 * * * *"}, "cron_expression"),
+    ({"schedule_type": "cron", "cron_expression": "0 0 * *"}, "cron_expression"),
+    ({"timezone": "Mars/Olympus"}, "timezone"),
+    ({"schedule_type": "once", "run_at": "2020-01-01T00:00:00Z"}, "run_at"),
+    ({"schedule_type": "weekly"}, "day_of_week"),
+    ({"schedule_type": "weekly", "day_of_week": "someday"}, "day_of_week"),
+    ({"time_of_day": "25:00"}, "time_of_day"),
+    ({"start_at": "2030-02-01T00:00:00Z", "end_at": "2030-01-01T00:00:00Z"}, "end_at"),
+    ({"run_template": {"name": "x"}}, "run_template.name"),
+    ({"run_template": {"name": "nightly-recs", "base_experiment_id": "nope"}}, "run_template.base_experiment_id"),
+    ({"concurrency_policy": "drop"}, "concurrency_policy"),
+])
+def test_bad_input_names_the_field(env, overrides, field):
+    with pytest.raises(FieldError) as caught:
+        make(env, datetime(2026, 5, 1, tzinfo=UTC), **overrides)
+    assert field in [e["field"] for e in caught.value.errors], caught.value.errors
+
+
+def test_the_template_is_frozen_resolved(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC))
+    template = schedule["run_template"]
+    assert template["training_params"]["batch_size"] == 4096 and template["training_params"]["epochs"] == 3
+    assert template["dataset_id"] == env["ids"]["dataset"]
+    assert template["evaluator_config"]["blessing_threshold"]["metric"] == "recall_at_100"
+    assert env["jobs"].calls == [("create", schedule["id"])]
+
+
+# ----------------------------------------------------------------------------- triggers
+
+
+def test_duplicate_triggers_make_one_run(env):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at)
+    slot = schedule["next_run_at"]
+    outcomes = [trigger(env, schedule["id"], slot + timedelta(seconds=s)) for s in (0, 2, 40, 300)]
+    outcomes.append(trigger(env, schedule["id"], slot + timedelta(seconds=3), slot=slot.isoformat()))
+    run_id = schedules.slot_run_id(schedule["id"], slot)
+    assert outcomes[0] == "active" and set(outcomes[1:]) == {"active"}
+    assert [r["id"] for r in env["repo"].runs.values() if r.get("schedule_id") == schedule["id"]] == [run_id]
+    run = env["repo"].get_run(run_id)
+    assert run["status"] == "pending" and run["scheduled_at"] == slot and run["triggered_by"] == "schedule"
+    assert set(submitted(env)) == {run_id}  # re-sent while pending; the submitter's claim takes one
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["total_runs"] == 1 and stored["last_run_id"] == run_id and stored["last_run_status"] == "pending"
+    assert stored["next_run_at"] == slot + timedelta(days=1)
+
+
+def test_a_trigger_far_from_any_slot_makes_no_run(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC))
+    assert trigger(env, schedule["id"], schedule["next_run_at"] + timedelta(hours=3)) == "no-slot"
+    assert not env["repo"].runs
+
+
+@pytest.mark.parametrize("action", ["pause", "cancel"])
+def test_paused_and_cancelled_schedules_ignore_triggers(env, action):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at)
+    if action == "pause":
+        service.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    else:
+        service.cancel_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    assert trigger(env, schedule["id"], schedule["next_run_at"]) == "ignored"
+    assert not env["repo"].runs and not env["publisher"].messages
+    assert env["jobs"].calls[-1] == (action if action == "pause" else "delete", schedule["id"])
+
+
+def test_a_one_time_schedule_completes_when_its_run_is_made(env):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at, schedule_type="once", run_at="2026-05-02T09:00:00")  # Berlin time
+    assert schedule["next_run_at"] == datetime(2026, 5, 2, 7, tzinfo=UTC)
+    assert trigger(env, schedule["id"], schedule["next_run_at"]) == "active"
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["status"] == "completed" and stored["next_run_at"] is None
+    assert trigger(env, schedule["id"], schedule["next_run_at"] + timedelta(days=365)) == "ignored"
+    assert len(env["repo"].runs) == 1
+
+
+def test_scheduled_at_makes_a_scheduled_run_that_starts_at_its_slot(env):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"], "scheduled_at": "2026-05-01T18:00:00Z"}
+    run = run_service.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at)
+    assert run["status"] == "scheduled" and run["schedule_id"] and not env["publisher"].messages
+    schedule = env["repo"].get_schedule(run["schedule_id"])
+    assert schedule["schedule_type"] == "once" and schedule["next_run_at"] == datetime(2026, 5, 1, 18, tzinfo=UTC)
+    assert run["id"] == schedules.slot_run_id(schedule["id"], schedule["run_at"])
+    assert trigger(env, schedule["id"], datetime(2026, 5, 1, 18, 0, 1, tzinfo=UTC)) == "active"
+    assert env["repo"].get_run(run["id"])["status"] == "pending" and submitted(env) == [run["id"]]
+    assert len(env["repo"].runs) == 1
+
+
+def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"], "scheduled_at": "2026-05-03T18:00:00Z"}
+    run = run_service.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at)
+    started = service.run_now(env["repo"], env["publisher"], run["id"], env["jobs"], at=at + timedelta(minutes=5))
+    assert started["status"] == "pending" and submitted(env) == [run["id"]]
+    schedule = env["repo"].get_schedule(run["schedule_id"])
+    assert schedule["status"] == "completed" and ("delete", schedule["id"]) in env["jobs"].calls
+    assert trigger(env, schedule["id"], datetime(2026, 5, 3, 18, tzinfo=UTC)) == "ignored"
+    with pytest.raises(Conflict):
+        service.run_now(env["repo"], env["publisher"], run["id"], env["jobs"], at=at)
+
+
+def test_past_scheduled_at_is_still_a_400(env):
+    with pytest.raises(FieldError) as caught:
+        run_service.create_run(env["repo"], env["publisher"], {"name": "later-run", "base_experiment_id":
+                               env["ids"]["experiment"], "scheduled_at": "2026-04-30T00:00:00Z"},
+                               "dev@example.com", at=datetime(2026, 5, 1, tzinfo=UTC))
+    assert caught.value.errors[0]["field"] == "scheduled_at"
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+def test_concurrency_skip_records_the_skipped_slot(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), schedule_type="cron", cron_expression="0 * * * *")
+    first = schedule["next_run_at"]
+    assert trigger(env, schedule["id"], first) == "active"
+    assert trigger(env, schedule["id"], first + timedelta(hours=1)) == "skipped"
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["skipped_count"] == 1 and "max_concurrent_runs=1" in stored["skipped_slots"][0]["reason"]
+    assert stored["skipped_slots"][0]["slot"] == first + timedelta(hours=1) and len(env["repo"].runs) == 1
+    assert trigger(env, schedule["id"], first + timedelta(hours=1, seconds=5)) == "skipped"  # still one record
+    assert env["repo"].get_schedule(schedule["id"])["skipped_count"] == 1
+    finish(env, schedules.slot_run_id(schedule["id"], first), runs.COMPLETED, first + timedelta(hours=1, minutes=30))
+    assert trigger(env, schedule["id"], first + timedelta(hours=2)) == "active"
+
+
+def test_concurrency_queue_starts_the_queued_run_when_a_place_frees(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), schedule_type="cron", cron_expression="0 * * * *",
+                    concurrency_policy="queue", max_concurrent_runs=1)
+    first = schedule["next_run_at"]
+    second = first + timedelta(hours=1)
+    assert trigger(env, schedule["id"], first) == "active"
+    assert trigger(env, schedule["id"], second) == "queued"
+    queued_id = schedules.slot_run_id(schedule["id"], second)
+    assert env["repo"].get_run(queued_id)["status"] == "scheduled" and queued_id not in submitted(env)
+    finish(env, schedules.slot_run_id(schedule["id"], first), runs.COMPLETED, second + timedelta(minutes=10))
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["active_runs"] == {queued_id: second} and stored["queued_runs"] == []
+    # The hook promoted it; the next trigger (or a hook with a publisher) queues it for submission.
+    service.release_active(env["repo"], env["publisher"], stored)
+    assert env["repo"].get_run(queued_id)["status"] == "pending" and queued_id in submitted(env)
+
+
+def test_terminal_hook_with_a_publisher_submits_the_promoted_run(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), schedule_type="cron", cron_expression="0 * * * *",
+                    concurrency_policy="queue")
+    first = schedule["next_run_at"]
+    trigger(env, schedule["id"], first)
+    trigger(env, schedule["id"], first + timedelta(hours=1))
+    run = env["repo"].mutate_run(schedules.slot_run_id(schedule["id"], first), lambda d: {**d, "status": "completed"})
+    service.on_run_terminal(env["repo"], run, env["publisher"], at=first + timedelta(hours=2))
+    assert schedules.slot_run_id(schedule["id"], first + timedelta(hours=1)) in submitted(env)
+
+
+# ----------------------------------------------------------------------------- statistics, auto-pause
+
+
+def test_statistics_count_each_terminal_run_once_however_often_events_arrive(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), schedule_type="cron", cron_expression="0 * * * *",
+                    max_concurrent_runs=3)
+    first = schedule["next_run_at"]
+    ids = []
+    for hours, status in enumerate((runs.COMPLETED, runs.FAILED, runs.NOT_BLESSED)):
+        slot = first + timedelta(hours=hours)
+        trigger(env, schedule["id"], slot)
+        ids.append(schedules.slot_run_id(schedule["id"], slot))
+        run = finish(env, ids[-1], status, slot + timedelta(minutes=30))
+        for _ in range(3):  # the same terminal state again and again
+            service.on_run_terminal(env["repo"], run, at=slot + timedelta(minutes=40))
+    service.get_schedule(env["repo"], schedule["id"])  # the scan backstop finds nothing more to count
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert (stored["total_runs"], stored["successful_runs"], stored["failed_runs"]) == (3, 2, 1)
+    assert stored["success_rate"] == pytest.approx(66.7) and stored["last_run_status"] == "not_blessed"
+    assert stored["last_run_id"] == ids[-1] and stored["consecutive_failures"] == 0
+
+
+def test_the_scan_counts_a_run_whose_terminal_event_never_reached_the_hook(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC))
+    trigger(env, schedule["id"], schedule["next_run_at"])
+    run_id = schedules.slot_run_id(schedule["id"], schedule["next_run_at"])
+    env["repo"].mutate_run(run_id, lambda d: {**d, "status": "failed", "error_message": "compile failed"})
+    view = service.get_schedule(env["repo"], schedule["id"])
+    assert view["schedule"]["failed_runs"] == 1 and view["schedule"]["active_run_ids"] == []
+    assert [r["id"] for r in view["runs"]] == [run_id]
+
+
+def test_auto_pause_after_n_consecutive_failures_with_the_reason(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), auto_pause_after_failures=3)
+    slot = schedule["next_run_at"]
+    for day in range(3):
+        when = slot + timedelta(days=day)
+        assert trigger(env, schedule["id"], when) == "active"
+        finish(env, schedules.slot_run_id(schedule["id"], when), runs.FAILED, when + timedelta(hours=1),
+               message=f"OOM on day {day}")
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["status"] == "paused" and stored["consecutive_failures"] == 3 and stored["next_run_at"] is None
+    assert "3 consecutive failed runs" in stored["paused_reason"] and "OOM on day 2" in stored["paused_reason"]
+    assert trigger(env, schedule["id"], slot + timedelta(days=3)) == "ignored"
+
+
+def test_a_success_resets_the_failure_streak(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), auto_pause_after_failures=2)
+    slot = schedule["next_run_at"]
+    for day, status in enumerate((runs.FAILED, runs.COMPLETED, runs.FAILED)):
+        when = slot + timedelta(days=day)
+        trigger(env, schedule["id"], when)
+        finish(env, schedules.slot_run_id(schedule["id"], when), status, when + timedelta(hours=1))
+    assert env["repo"].get_schedule(schedule["id"])["status"] == "active"
+
+
+def test_the_progress_path_counts_a_scheduled_run_when_its_job_ends(env):
+    from tests.fakes import FakeBackend
+    from tests.unit.scenario import job_timeline
+
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC))
+    trigger(env, schedule["id"], schedule["next_run_at"])
+    run_id = schedules.slot_run_id(schedule["id"], schedule["next_run_at"])
+    env["repo"].mutate_run(run_id, lambda d: {**d, "status": "running", "gcs_artifacts_path": "/nonexistent"})
+    failed = job_timeline(f"{run_id}-a1", fail_at="Trainer")[-1]
+    backend = FakeBackend()
+    backend.jobs[failed.job_id] = failed
+    for _ in range(2):
+        progress.apply_job(run_id, failed, env["repo"], None, "/nonexistent")
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["failed_runs"] == 1 and stored["last_run_status"] == "failed"
+
+
+# ----------------------------------------------------------------------------- resume and catch-up
+
+
+@pytest.mark.parametrize("mode, limit, expected", [("none", 5, 0), ("latest", 5, 1), ("all", 2, 2), ("all", 10, 3)])
+def test_resume_catches_up_per_policy(env, mode, limit, expected):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at, catch_up=mode, catch_up_limit=limit, max_concurrent_runs=10)
+    service.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    resumed_at = schedule["next_run_at"] + timedelta(days=2, hours=1)  # three daily slots missed
+    result = service.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"], at=resumed_at)
+    caught = [c["slot"] for c in result["caught_up"]]
+    missed = [schedule["next_run_at"] + timedelta(days=d) for d in range(3)]
+    assert caught == missed[len(missed) - expected:] if expected else caught == []
+    assert all(c["outcome"] == "active" for c in result["caught_up"])
+    assert sorted(submitted(env)) == sorted(schedules.slot_run_id(schedule["id"], s) for s in caught)
+    assert result["schedule"]["status"] == "active" and result["schedule"]["next_run_at"] == missed[-1] + timedelta(days=1)
+    assert env["jobs"].calls[-1] == ("resume", schedule["id"])
+
+
+def test_catch_up_goes_through_the_concurrency_policy(env):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at, catch_up="all", concurrency_policy="queue")
+    service.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    result = service.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"],
+                                     at=schedule["next_run_at"] + timedelta(days=2, hours=1))
+    assert [c["outcome"] for c in result["caught_up"]] == ["active", "queued", "queued"]
+
+
+def test_resume_after_auto_pause_clears_the_reason(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), auto_pause_after_failures=1)
+    slot = schedule["next_run_at"]
+    trigger(env, schedule["id"], slot)
+    finish(env, schedules.slot_run_id(schedule["id"], slot), runs.FAILED, slot + timedelta(hours=1))
+    result = service.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"],
+                                     at=slot + timedelta(hours=2))
+    assert result["schedule"]["paused_reason"] is None and result["schedule"]["consecutive_failures"] == 0
+    assert result["caught_up"] == []
+
+
+def test_manual_trigger_and_cancel_of_waiting_runs(env):
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at, concurrency_policy="queue")
+    first = service.trigger_schedule(env["repo"], env["publisher"], schedule["id"], at=at)
+    second = service.trigger_schedule(env["repo"], env["publisher"], schedule["id"], at=at + timedelta(seconds=1))
+    assert (first["outcome"], second["outcome"]) == ("active", "queued")
+    assert first["training_run"]["triggered_by"] == "manual"
+    result = service.cancel_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    assert result["cancelled_runs"] == [second["training_run"]["id"]]
+    assert env["repo"].get_run(second["training_run"]["id"])["status"] == "cancelled"
+    assert result["schedule"]["cancelled_runs"] == 1 and result["schedule"]["status"] == "cancelled"
+    with pytest.raises(Conflict):
+        service.trigger_schedule(env["repo"], env["publisher"], schedule["id"], at=at)
