@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from shared import runs, structured_log as log
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
+from shared.http_actions import register_action_routes
 from shared.identity import authenticate
 from shared.http_schedules import register_schedule_routes
 from shared.services import catalog as catalog_service
@@ -159,5 +160,6 @@ def create_app(deps: Dependencies) -> Flask:
     def get_catalog(kind, doc_id):
         return jsonify(success=True, item=catalog_service.get(deps.repo, CATALOG_ROUTES[kind], doc_id))
 
+    register_action_routes(app, deps)  # cancel, retry, deploy, push-anyway, run data, gpu availability
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http_schedules.py)
     return app
