@@ -57,6 +57,8 @@ FUNCTIONS = (
              "TRAINYARD_EVENTS_PORT", 8082, topics=("pipeline-events",)),
     Function("training_progress", "functions/pipeline_events/main.py", "on_training_progress",
              "TRAINYARD_PROGRESS_PORT", 8083, topics=("training-progress",)),
+    Function("scheduler", "functions/scheduler/main.py", "on_schedule_trigger", "TRAINYARD_SCHEDULER_PORT", 8084,
+             topics=("schedule-trigger",)),
 )
 
 
@@ -89,6 +91,8 @@ class StackConfig:
     extra_env: dict = field(default_factory=dict)
     functions: tuple = FUNCTIONS
     services: tuple = SERVICES
+    # scripts/ticker.py: what Cloud Scheduler does in the cloud (publishes schedule-trigger on time).
+    ticker: bool = True
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -178,6 +182,8 @@ class Stack:
             for fn in self.config.functions + self.config.services:
                 self._wait_tcp(self.config.port(fn.name), timeout_s, f"{fn.name}")
             self.create_topics_and_subscriptions()
+            if self.config.ticker:  # after the topics: it publishes to schedule-trigger
+                self._spawn("ticker", [sys.executable, "-m", "scripts.ticker"], env)
         except BaseException:
             self.down()
             raise
