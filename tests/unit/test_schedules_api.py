@@ -253,3 +253,37 @@ def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
     # The consumer handles it (publish time = the tick): next_run_at moves on, and so does the ticker.
     assert service.on_trigger(api["repo"], api["publisher"], publisher.messages[0][1], slot, at=slot) == "active"
     assert ticker.tick(slot + timedelta(days=1)) == [(first["id"], slot + timedelta(days=1))]
+
+
+# ----------------------------------------------------------------------------- functions/scheduler entry point
+
+
+def test_scheduler_function_reads_the_slot_from_the_publish_time(api):
+    import base64
+    import importlib.util
+
+    from shared.services import schedules as service
+
+    spec = importlib.util.spec_from_file_location("scheduler_main", "functions/scheduler/main.py")
+    main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main)
+    main._deps = {"repo": api["repo"], "publisher": api["publisher"]}
+    created = service.create_schedule(api["repo"], schedule_body(api["ids"], schedule_type="cron",
+                                                                 cron_expression="*/5 * * * *", timezone="UTC"),
+                                      "dev@example.com", api["jobs"], at=datetime.now(UTC) - timedelta(hours=1))
+    now = datetime.now(UTC)
+    slot = schedules.slots_up_to(api["repo"].get_schedule(created["id"]), now)[-1]
+
+    def envelope(data: bytes, message_id: str) -> dict:
+        return {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id,
+                            "publishTime": (slot + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")},
+                "subscription": "projects/p/subscriptions/schedule-trigger-scheduler"}
+
+    payload = json.dumps({"schedule_id": created["id"]}).encode()
+    for message_id in ("1", "2"):  # a redelivery
+        main.on_schedule_trigger(envelope(payload, message_id))
+    runs_made = [r["id"] for r in api["repo"].runs.values() if r.get("schedule_id") == created["id"]]
+    assert runs_made == [schedules.slot_run_id(created["id"], slot)]
+    main.on_schedule_trigger(envelope(b"not json", "3"))  # acknowledged as malformed, not raised
+    main.on_schedule_trigger(envelope(b'{"no": "id"}', "4"))
+    assert len(api["repo"].runs) == 1
