@@ -66,3 +66,36 @@ def _from_settings(settings):
     if key not in _cached:
         _cached[key] = jobs_from_settings(settings)
     return _cached[key]
+
+
+def openapi_paths(ref, response, errors) -> dict:
+    """The schedule routes for shared/openapi.py (it passes its helpers; ScheduleRequest is a schema there)."""
+    sid = [{"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+    def action(summary: str, ok: str, code: str = "200") -> dict:
+        return {"post": {"summary": summary, "parameters": sid, "responses": {code: response(ok), **errors(401, 404, 409)}}}
+
+    return {
+        "/api/training/schedules": {
+            "get": {"summary": "List schedules, newest first", "parameters": [
+                {"name": "status", "in": "query", "schema": {"enum": list(schedules.STATUSES)}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+                    "responses": {"200": response("schedules"), **errors(400, 401)}},
+            "post": {"summary": "Create a schedule (once, daily, weekly or cron, in an IANA time zone)",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": ref("ScheduleRequest")}}},
+                     "responses": {"201": response("created; its job fires schedule-trigger"), **errors(400, 401)}}},
+        "/api/training/schedules/{schedule_id}": {
+            "get": {"summary": "A schedule with its latest runs", "parameters": sid,
+                    "responses": {"200": response("the schedule and runs"), **errors(401, 404)}}},
+        "/api/training/schedules/{schedule_id}/pause": action("Pause an active schedule", "paused"),
+        "/api/training/schedules/{schedule_id}/resume": action("Resume; missed slots fire per catch_up", "resumed"),
+        "/api/training/schedules/{schedule_id}/cancel": action("Cancel for good; waiting runs are cancelled",
+                                                               "cancelled"),
+        "/api/training/schedules/{schedule_id}/trigger": action("One run now (concurrency policy applies)",
+                                                                "the run made (or the skip)", "201"),
+        "/api/training-runs/{run_id}/run-now": {"post": {
+            "summary": "Start a scheduled run now; its one-time schedule is consumed",
+            "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"202": response("queued for submission"), **errors(401, 404, 409)}}},
+    }

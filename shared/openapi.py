@@ -7,6 +7,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.run_config import TrainingParams
+from shared.schedules import ScheduleRequest
 from shared.services.runs import CreateRunRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -28,7 +29,8 @@ def _errors(*codes: int) -> dict:
 @lru_cache(maxsize=1)
 def document() -> dict:
     models = [(CreateRunRequest, "validation"), (Dataset, "validation"), (FeatureConfig, "validation"),
-              (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation")]
+              (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation"),
+              (ScheduleRequest, "validation")]
     _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = schema.get("$defs", {})
     # training_params is validated after inheritance from the base experiment; document its full shape.
@@ -89,6 +91,9 @@ def document() -> dict:
             "summary": f"Get a {model}", "parameters": [{"name": "id", "in": "path", "required": True,
                                                         "schema": {"type": "string"}}],
             "responses": {"200": _response("the item", ref(model)), **_errors(401, 404)}}}
+    from shared.http_schedules import openapi_paths  # the schedule routes document themselves
+
+    paths.update(openapi_paths(ref, _response, _errors))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Trainyard API", "version": "1.0.0",

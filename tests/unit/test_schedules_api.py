@@ -287,3 +287,11 @@ def test_scheduler_function_reads_the_slot_from_the_publish_time(api):
     main.on_schedule_trigger(envelope(b"not json", "3"))  # acknowledged as malformed, not raised
     main.on_schedule_trigger(envelope(b'{"no": "id"}', "4"))
     assert len(api["repo"].runs) == 1
+
+
+def test_openapi_documents_the_schedule_routes(api):
+    doc = get(api, "/api/openapi.json").get_json()
+    assert "/api/training/schedules/{schedule_id}/resume" in doc["paths"]
+    assert "/api/training-runs/{run_id}/run-now" in doc["paths"]
+    assert doc["components"]["schemas"]["ScheduleRequest"]["properties"]["schedule_type"]["enum"] == [
+        "once", "daily", "weekly", "cron"]
