@@ -382,7 +382,8 @@ def drop(schedule: dict, run_id: str, reason: str, at: datetime) -> Optional[dic
     doc["total_runs"] = max(0, doc["total_runs"] - 1)
     doc["last_error"] = reason
     _record_skip(doc, run_id, slot, reason, at)
-    promote(doc)
+    if doc["status"] == ACTIVE:
+        promote(doc)
     _refresh_next(doc, at)
     return doc
 
@@ -425,7 +426,8 @@ def settle(schedule: dict, run: dict, at: datetime) -> Optional[dict]:
         doc["paused_reason"] = (f"auto-paused after {doc['consecutive_failures']} consecutive failed runs "
                                 f"(last: {run['id']} failed at {run.get('error_stage') or 'an unknown stage'}: "
                                 f"{run.get('error_message') or 'no message'})")
-    promote(doc)
+    if doc["status"] == ACTIVE:  # a paused schedule starts nothing, queued runs included
+        promote(doc)
     _refresh_next(doc, at)
     return doc
 
@@ -463,6 +465,7 @@ def resume(schedule: dict, at: datetime) -> tuple[Optional[dict], list[datetime]
         missed = [s for s in missed if s > doc["last_triggered_slot"]]
     doc.update(status=ACTIVE, paused_at=None, paused_reason=None, consecutive_failures=0)
     doc["resumed_at"] = at
+    promote(doc)  # runs queued while paused take the free places first
     _refresh_next(doc, at)
     if missed and doc["status"] == COMPLETED:  # the missed slots still fire; admit() needs it active
         doc["status"], doc["completed_at"] = ACTIVE, None

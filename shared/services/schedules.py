@@ -276,6 +276,7 @@ def on_trigger(repo: Repository, publisher: Publisher, payload: Any, published_a
         slot = None
     slot = slot or schedules.slot_for_trigger(schedule, published_at or at)
     if slot is None:
+        settle_tracked(repo, schedule, at, publisher)  # still a chance to start a promoted run
         _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at))
         log.info("trigger matches no slot", schedule_id=schedule_id, published_at=published_at)
         return "no-slot"
@@ -318,6 +319,7 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jo
         raise Conflict(str(exc)) from None
     schedule = updated or _require(repo, schedule_id)
     _jobs(jobs).resume(schedule)
+    release_active(repo, publisher, schedule, strict=False)
     caught_up = []
     for slot in missed if updated is not None else []:
         result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,

@@ -422,3 +422,19 @@ def test_manual_trigger_and_cancel_of_waiting_runs(env):
     assert result["schedule"]["cancelled_runs"] == 1 and result["schedule"]["status"] == "cancelled"
     with pytest.raises(Conflict):
         service.trigger_schedule(env["repo"], env["publisher"], schedule["id"], at=at)
+
+
+def test_a_paused_schedule_keeps_its_queue_until_resumed(env):
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), schedule_type="cron", cron_expression="0 * * * *",
+                    concurrency_policy="queue", auto_pause_after_failures=1)
+    first = schedule["next_run_at"]
+    trigger(env, schedule["id"], first)
+    assert trigger(env, schedule["id"], first + timedelta(hours=1)) == "queued"
+    queued_id = schedules.slot_run_id(schedule["id"], first + timedelta(hours=1))
+    finish(env, schedules.slot_run_id(schedule["id"], first), runs.FAILED, first + timedelta(hours=1, minutes=5))
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["status"] == "paused" and stored["queued_runs"][0]["run_id"] == queued_id
+    assert stored["active_runs"] == {}
+    service.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"],
+                            at=first + timedelta(hours=1, minutes=10))
+    assert env["repo"].get_run(queued_id)["status"] == "pending" and queued_id in submitted(env)
