@@ -59,6 +59,9 @@ FUNCTIONS = (
              "TRAINYARD_PROGRESS_PORT", 8083, topics=("training-progress",)),
     Function("scheduler", "functions/scheduler/main.py", "on_schedule_trigger", "TRAINYARD_SCHEDULER_PORT", 8084,
              topics=("schedule-trigger",)),
+    # Cancel / deploy / push-anyway: a deployment waits for the model to load before acknowledging.
+    Function("run_commands", "functions/run_commands/main.py", "on_run_command", "TRAINYARD_RUN_COMMANDS_PORT", 8087,
+             topics=("run-commands",), ack_deadline_s=600),
 )
 
 
@@ -76,6 +79,8 @@ class Service:
 
 SERVICES = (
     Service("pipeline_service", "pipeline_compiler.local_service", "TRAINYARD_PIPELINE_PORT", 8090),
+    # The local endpoints' server: loads deployed SavedModels and answers predict requests.
+    Service("prediction_server", "scripts.prediction_server", "TRAINYARD_PREDICTION_PORT", 8089),
 )
 
 
@@ -145,6 +150,11 @@ class StackConfig:
             "TRAINYARD_PIPELINE_BACKEND": "local",
             **({"TRAINYARD_LOCAL_PIPELINE_URL": f"http://127.0.0.1:{self.port('pipeline_service')}"}
                if any(s.name == "pipeline_service" for s in self.services) else {}),
+            # One registry for the Pusher and push-anyway; endpoints shared by run_commands and the server.
+            "TRAINYARD_LOCAL_REGISTRY_DIR": str(self.local_dir / "registry"),
+            "TRAINYARD_LOCAL_ENDPOINTS_DIR": str(self.local_dir / "endpoints"),
+            **({"TRAINYARD_PREDICTION_URL": f"http://127.0.0.1:{self.port('prediction_server')}"}
+               if any(s.name == "prediction_server" for s in self.services) else {}),
             **self.extra_env,
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -231,34 +232,67 @@ class CloudGpuQuota:
 
 
 class LocalPipelineLogs:
-    """The local pipeline service's per-task logs: GET /v1/jobs/{job_id}/logs?task=&page_size=&page_token=
-    → {entries: [{timestamp, severity, task_name, message}], next_page_token}."""
+    """The local pipeline service's job log (pipeline_compiler/local_service.py):
+    GET /v1/jobs/{job_id}/logs?offset=&limit= → {lines, total_lines}. LocalDagRunner runs one component
+    at a time and logs "Component <id> is running.", which attributes each line to its stage."""
+
+    CHUNK = 5000
+    MAX_CHUNKS = 4  # bounded work per request; the page token carries on from there
+    _MARKER = re.compile(r"Component (\w+) is (running|finished)")
 
     def __init__(self, base_url: str, timeout_s: float = 10.0):
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
 
-    def read(self, run, job_id, stage, page_size, page_token):
+    def _chunk(self, job_id: str, offset: int) -> Optional[dict]:
         import requests
 
-        params = {"page_size": page_size}
-        if stage:
-            params["task"] = _STAGE_TASK.get(stage, stage)
-        if page_token:
-            params["page_token"] = page_token
         try:
-            response = requests.get(f"{self.base_url}/v1/jobs/{job_id}/logs", params=params, timeout=self.timeout_s)
+            response = requests.get(f"{self.base_url}/v1/jobs/{job_id}/logs",
+                                    params={"offset": offset, "limit": self.CHUNK}, timeout=self.timeout_s)
         except requests.RequestException as exc:
             raise TransientError(f"local pipeline service unreachable: {exc}") from exc
         if response.status_code == 404:
-            return {"entries": [], "next_page_token": None, "source": "local_pipeline_service"}
+            return None
         if response.status_code >= 400:
             raise TransientError(f"local pipeline service: HTTP {response.status_code} {response.text[:200]}")
-        body = response.json()
-        entries = [{"timestamp": e.get("timestamp"), "severity": e.get("severity", "INFO"),
-                    "stage": runs.stage_for_task(e.get("task_name", "")), "task": e.get("task_name"),
-                    "message": e.get("message", "")} for e in body.get("entries", [])][:page_size]
-        return {"entries": entries, "next_page_token": body.get("next_page_token"), "source": "local_pipeline_service"}
+        return response.json()
+
+    def read(self, run, job_id, stage, page_size, page_token):
+        state = _decode(page_token) if page_token else {"o": 0, "s": None}
+        offset, current = int(state["o"]), state.get("s")
+        entries, more = [], False
+        for _ in range(self.MAX_CHUNKS):
+            chunk = self._chunk(job_id, offset)
+            if chunk is None:
+                break
+            lines = chunk.get("lines", [])
+            for index, line in enumerate(lines):
+                marker = self._MARKER.search(line)
+                if marker:
+                    current = runs.stage_for_task(marker.group(1)) or current
+                if stage is None or current == stage:
+                    entries.append({"timestamp": None, "severity": _severity(line), "stage": current,
+                                    "task": _STAGE_TASK.get(current) if current else None, "message": line})
+                if len(entries) == page_size:
+                    offset += index + 1
+                    more = offset < chunk.get("total_lines", 0)
+                    break
+            else:
+                offset += len(lines)
+                more = offset < chunk.get("total_lines", 0)
+                if more and lines:
+                    continue
+            break
+        return {"entries": entries, "source": "local_pipeline_service",
+                "next_page_token": _encode({"o": offset, "s": current}) if more else None}
+
+
+def _severity(line: str) -> str:
+    for level in ("ERROR", "WARNING", "INFO", "DEBUG"):
+        if line.startswith(level) or f" {level} " in line[:40]:
+            return level
+    return "DEFAULT"
 
 
 class LocalGpuQuota:

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from scripts.stack import Stack, StackConfig
+from scripts.stack import SERVICES, Stack, StackConfig
 from tests.integration.scripted_pipeline_service import ScriptedPipelineService
 
 MISSING = [tool for tool in ("gcloud", "java") if not shutil.which(tool)]
@@ -89,7 +89,9 @@ class LocalStack:
 def local_stack(tmp_path_factory):
     pipeline = ScriptedPipelineService().start()
     # The scripted pipeline service stands in for the real one: control-plane tests need no TFX.
-    config = StackConfig.ephemeral(tmp_path_factory.mktemp("stack"), services=(), extra_env={
+    # The prediction server is real (run-commands deploys to it); it imports TensorFlow only on a load.
+    config = StackConfig.ephemeral(tmp_path_factory.mktemp("stack"), services=tuple(
+        s for s in SERVICES if s.name == "prediction_server"), extra_env={
         "TRAINYARD_LOCAL_PIPELINE_URL": pipeline.url,
         "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run",
     })

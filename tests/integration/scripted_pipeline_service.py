@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from collections import Counter
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -14,6 +15,8 @@ class ScriptedPipelineService:
         self.jobs: dict[str, dict] = {}
         self.create_calls: Counter = Counter()
         self.get_calls: Counter = Counter()
+        self.cancel_calls: Counter = Counter()
+        self.logs: dict[str, list[str]] = {}  # job id -> its process log lines
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -41,6 +44,18 @@ class ScriptedPipelineService:
                 "end_time": iso(snapshot.end_time), "error": snapshot.error, "labels": snapshot.labels,
                 "tasks": [{"task_name": t.task_name, "state": t.state, "start_time": iso(t.start_time),
                            "end_time": iso(t.end_time), "error": t.error} for t in snapshot.tasks]}
+
+    @staticmethod
+    def _cancel(job: dict) -> None:
+        """As the real service: a job not yet ended stops, and every task still going ends CANCELLED."""
+        if job["state"] in ("PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"):
+            return
+        job["state"] = "PIPELINE_STATE_CANCELLED"
+        job["end_time"] = job.get("end_time") or datetime.now(timezone.utc).isoformat()
+        for task in job.get("tasks", []):
+            if task["state"] in ("PENDING", "RUNNING", "NOT_TRIGGERED"):
+                task["state"] = "CANCELLED"
+                task["end_time"] = task.get("end_time") or job["end_time"]
 
     def _handler(self):
         service = self
@@ -72,10 +87,23 @@ class ScriptedPipelineService:
                         return self._send(200, service.jobs[body["job_id"]])
                 match = re.fullmatch(r"/v1/jobs/([^/:]+):cancel", self.path)
                 if match:
-                    return self._send(200 if match[1] in service.jobs else 404, {})
+                    with service.lock:
+                        if match[1] not in service.jobs:
+                            return self._send(404, {})
+                        service.cancel_calls[match[1]] += 1
+                        service._cancel(service.jobs[match[1]])
+                        return self._send(200, service.jobs[match[1]])
                 self._send(404, {})
 
             def do_GET(self):
+                logs = re.fullmatch(r"/v1/jobs/([^/]+)/logs\?offset=(\d+)&limit=(\d+)", self.path)
+                if logs:  # the real service's contract: the job's process log, in lines
+                    lines = service.logs.get(logs[1])
+                    if lines is None:
+                        return self._send(404, {"error": "no such job"})
+                    offset, limit = int(logs[2]), int(logs[3])
+                    return self._send(200, {"job_id": logs[1], "offset": offset, "total_lines": len(lines),
+                                            "lines": lines[offset:offset + limit]})
                 match = re.fullmatch(r"/v1/jobs/([^/]+)", self.path)
                 with service.lock:
                     if not match or match[1] not in service.jobs:
