@@ -95,8 +95,10 @@ class JobRecord:
 
 
 class LocalPipelineService:
-    def __init__(self, state_dir: Path, project: str, publisher=None, poll_s: float = 0.5):
+    def __init__(self, state_dir: Path, project: str, publisher=None, poll_s: float = 0.5,
+                 runner_module: str = "pipeline_compiler.local_runner"):
         self.state_dir = state_dir
+        self.runner_module = runner_module
         (state_dir / "jobs").mkdir(parents=True, exist_ok=True)
         self.project = project
         self.publisher = publisher
@@ -124,6 +126,7 @@ class LocalPipelineService:
             from pipeline_compiler import NODE_IDS
 
             spec = json.loads(spec_text)
+            name = _pipeline_name(spec)
             directory = self.state_dir / "jobs" / job_id
             directory.mkdir(parents=True)
             (directory / "run_spec.json").write_text(spec_text)
@@ -136,7 +139,7 @@ class LocalPipelineService:
                 "run_spec_path": str(directory / "run_spec.json"),
                 # One metadata store per run, shared by its attempts, so a retry reuses cached stages.
                 "metadata_path": os.path.join(body["pipeline_root"], "metadata.sqlite"),
-                "pipeline_name": _pipeline_name(spec),
+                "pipeline_name": name,
                 "tasks": [{"task_name": node, "state": "PENDING", "start_time": None, "end_time": None,
                            "error": None} for node in NODE_IDS],
                 "pid": None, "published_version": 0, "version": 1,
@@ -179,7 +182,7 @@ class LocalPipelineService:
 
     def _start(self, record: JobRecord) -> None:
         logfile = open(record.dir / "runner.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline_compiler.local_runner", str(record.dir)],
+        proc = subprocess.Popen([sys.executable, "-m", self.runner_module, str(record.dir)],
                                 stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "TRAINYARD_TARGET": "local"})
         self.processes[record.data["job_id"]] = proc

@@ -1,0 +1,161 @@
+"""End to end through HTTP, both emulators, the submitter, the local pipeline service (LocalDagRunner)
+and pipeline_events: what a user of `make up` sees, stage by stage, in Firestore."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from shared import runs as run_domain
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SIZES = dict(rows=6_000, customers=150, products=600, months=4)
+PARAMS = {"epochs": 4, "batch_size": 256, "learning_rate": 0.2, "lr_schedule": {"type": "constant"},
+          "checkpoint_every_epochs": 2}
+
+
+class Recorder:
+    """A Firestore listener on one run: every version of the document, as a dashboard sees it."""
+
+    def __init__(self, db, run_id):
+        self.versions: list[dict] = []
+        self.lock = threading.Lock()
+        self.watch = db.collection("training_runs").document(run_id).on_snapshot(self._on)
+
+    def _on(self, docs, changes, read_time):
+        with self.lock:
+            self.versions += [d.to_dict() for d in docs if d.exists]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from pipeline_compiler.demo_data import write_csv
+    from scripts.demo import load_demo_catalog
+    from scripts.stack import Stack, StackConfig
+    from trainyard_cli.client import ApiClient
+
+    root = tmp_path_factory.mktemp("e2e")
+    data = str(root / "data" / "transactions.csv")
+    write_csv(data, **SIZES)
+    config = StackConfig.ephemeral(root / "stack")
+    stack = Stack(config)
+    stack.up(timeout_s=180)
+    os.environ.update(config.emulator_env())
+    client = ApiClient(url=config.api_url, token=config.dev_token)
+    ids = load_demo_catalog(client, data)
+    best = client.get("/api/experiments/top-for-training", model_type="retrieval", limit=1)["experiments"][0]
+    from google.cloud import firestore
+
+    db = firestore.Client(project=config.project)
+
+    def create(name, **extra):
+        body = {"name": name, "base_experiment_id": best["id"], "training_params": PARAMS,
+                "gpu_config": {"gpu_type": "NVIDIA_TESLA_T4", "gpu_count": 1}, **extra}
+        run = client.post("/api/training-runs", body)["training_run"]
+        return run, Recorder(db, run["id"])
+
+    missing = client.post("/api/datasets", {**_dataset(client, ids["dataset"]),
+                                            "name": "missing-file",
+                                            "source": {"kind": "files", "uri": str(root / "nope.csv"), "format": "csv"}})
+    # Start every run now: the local pipeline service runs them side by side.
+    started = {
+        "completed": create("e2e-blessed", evaluator_config={
+            "enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.01}}),
+        "not_blessed": create("e2e-unreachable", evaluator_config={
+            "enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.999}}),
+        "missing_data": create("e2e-missing-data", dataset_id=missing["item"]["id"]),
+        "cancel": create("e2e-cancel", training_params={**PARAMS, "epochs": 200}),
+    }
+    try:
+        yield {"client": client, "config": config, "runs": started, "stack": stack}
+    finally:
+        for _, recorder in started.values():
+            recorder.watch.unsubscribe()
+        stack.down()
+
+
+def _dataset(client, dataset_id):
+    item = client.get(f"/api/datasets/{dataset_id}")["item"]
+    return {k: v for k, v in item.items() if k not in ("id", "created_at", "created_by")}
+
+
+def wait(stack, key, predicate, timeout_s=900):
+    run, _ = stack["runs"][key]
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        current = stack["client"].get(f"/api/training-runs/{run['id']}")["training_run"]
+        if predicate(current):
+            return current
+        time.sleep(0.5)
+    raise AssertionError(f"{key}: timed out; run is {current}")
+
+
+def test_a_run_passes_every_stage_in_order_and_completes(stack):
+    final = wait(stack, "completed", lambda r: run_domain.is_terminal(r["status"]))
+    assert final["status"] == "completed", (final.get("error_stage"), final.get("error_message"))
+    assert final["is_blessed"] is True and final["recall_at_100"] > 0
+    assert final["vertex_model_version"] and final["vertex_model_resource_name"]
+    assert [s["status"] for s in final["stage_details"]] == ["completed"] * 8
+    _, recorder = stack["runs"]["completed"]
+    order: list[str] = []
+    for version in recorder.versions:  # the order stages left "pending", as Firestore showed it
+        for stage in version["stage_details"]:
+            if stage["status"] != "pending" and stage["name"] not in order:
+                order.append(stage["name"])
+    assert order == list(run_domain.STAGES)
+    assert any(v.get("current_stage") == "Train" and v.get("current_epoch") for v in recorder.versions)
+    from shared.repository import FirestoreRepository
+
+    history = FirestoreRepository(stack["config"].project).list_epochs(final["id"], 1)
+    assert [e["epoch"] for e in history] == list(range(1, len(history) + 1)) and len(history) >= 2
+    assert all(e.get("loss") is not None and e.get("learning_rate") is not None for e in history)
+    job = os.path.join(final["gcs_artifacts_path"], "pipeline_job.json")
+    assert os.path.exists(job), "the compiled job JSON is kept with the run's artifacts"
+
+
+def test_an_unreachable_threshold_ends_not_blessed_and_unregistered(stack):
+    final = wait(stack, "not_blessed", lambda r: run_domain.is_terminal(r["status"]))
+    assert final["status"] == "not_blessed", (final.get("error_stage"), final.get("error_message"))
+    assert final["is_blessed"] is False and not final.get("vertex_model_resource_name")
+    assert final["evaluation_results"]["threshold_value"] == 0.999
+    assert final["stage_details"][-1]["status"] in ("completed", "skipped")
+
+
+def test_a_missing_data_file_fails_at_examples_with_a_readable_error(stack):
+    final = wait(stack, "missing_data", lambda r: run_domain.is_terminal(r["status"]))
+    assert final["status"] == "failed" and final["error_stage"] == "Examples"
+    assert "nope.csv" in final["error_message"] or "No such file" in final["error_message"] \
+        or "not found" in final["error_message"].lower(), final["error_message"]
+
+
+def test_cancelling_a_running_run_stops_its_process(stack):
+    run = wait(stack, "cancel", lambda r: r.get("current_stage") in ("Transform", "Train") or
+               run_domain.is_terminal(r["status"]))
+    assert run["status"] == "running"
+    job_id = f"{run['id']}-a1"
+    from shared.pipelines import LocalPipelineServiceBackend
+
+    backend = LocalPipelineServiceBackend(f"http://127.0.0.1:{stack['config'].port('pipeline_service')}")
+    try:
+        stack["client"].post(f"/api/training-runs/{run['id']}/cancel")
+    except Exception:  # the cancel action lands with "Run actions"; the backend contract is what stops it
+        backend.cancel_job(job_id)
+    final = wait(stack, "cancel", lambda r: run_domain.is_terminal(r["status"]), timeout_s=120)
+    assert final["status"] == "cancelled"
+    assert final.get("cancelled_at_stage") in ("Transform", "Train", "Evaluate")
+    record = stack["config"].local_dir / "pipeline-service" / "jobs" / job_id / "job.json"
+    import json
+
+    pid = json.loads(record.read_text())["pid"]
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the pipeline's process group is still running after cancel")

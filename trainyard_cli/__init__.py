@@ -1,0 +1,1 @@
+"""`trainyard`: a small command-line client of the Trainyard HTTP API."""
