@@ -73,7 +73,8 @@ def openapi_paths(ref, response, errors) -> dict:
     sid = [{"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
     def action(summary: str, ok: str, code: str = "200") -> dict:
-        return {"post": {"summary": summary, "parameters": sid, "responses": {code: response(ok), **errors(401, 404, 409)}}}
+        return {"post": {"summary": summary, "parameters": sid,
+                         "responses": {code: response(ok), **errors(401, 404, 409)}}}
 
     return {
         "/api/training/schedules": {

@@ -162,7 +162,8 @@ def jobs_from_settings(settings) -> ScheduleJobs:
         return CloudSchedulerJobs(settings.project, settings.scheduler_location or settings.region)
     if settings.scheduler_backend == "local":
         return LocalTickerJobs()
-    raise ValueError(f"TRAINYARD_SCHEDULER_BACKEND must be cloud-scheduler or local, not {settings.scheduler_backend!r}")
+    raise ValueError(f"TRAINYARD_SCHEDULER_BACKEND must be cloud-scheduler or local, "
+                     f"not {settings.scheduler_backend!r}")
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from shared import runs, schedules, structured_log as log, topics
-from shared.errors import Conflict, FieldError, NotFound, TransientError
+from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
 from shared.repository import Repository
 

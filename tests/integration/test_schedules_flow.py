@@ -37,7 +37,7 @@ def schedule(local_stack, body) -> dict:
     return response.json()["schedule"]
 
 
-def wait_for_run(local_stack, run_id, predicate, timeout_s=20, what="run"):
+def wait_for_run(local_stack, run_id, predicate, timeout_s=45, what="run"):
     deadline = time.time() + timeout_s
     last = None
     while time.time() < deadline:
@@ -67,6 +67,8 @@ def test_the_ticker_fires_a_one_time_schedule_and_its_run_is_submitted(local_sta
     detail = local_stack.get(f"/api/training/schedules/{created['id']}").json()
     assert detail["schedule"]["status"] == "completed" and detail["schedule"]["total_runs"] == 1
     assert [r["id"] for r in detail["runs"]] == [run_id]
+    completed = local_stack.get("/api/training/schedules", status="completed").json()["schedules"]
+    assert created["id"] in [s["id"] for s in completed]
     ticks = [line for line in local_stack.log_lines("ticker") if created["id"] in line and "schedule triggered" in line]
     assert len(ticks) == 1
     print(f"one-time schedule → running run: {time.perf_counter() - started:.1f}s")

@@ -220,7 +220,8 @@ def test_a_one_time_schedule_completes_when_its_run_is_made(env):
 
 def test_scheduled_at_makes_a_scheduled_run_that_starts_at_its_slot(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
-    body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"], "scheduled_at": "2026-05-01T18:00:00Z"}
+    body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
+             "scheduled_at": "2026-05-01T18:00:00Z"}
     run = run_service.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at)
     assert run["status"] == "scheduled" and run["schedule_id"] and not env["publisher"].messages
     schedule = env["repo"].get_schedule(run["schedule_id"])
@@ -233,7 +234,8 @@ def test_scheduled_at_makes_a_scheduled_run_that_starts_at_its_slot(env):
 
 def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
-    body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"], "scheduled_at": "2026-05-03T18:00:00Z"}
+    body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
+             "scheduled_at": "2026-05-03T18:00:00Z"}
     run = run_service.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at)
     started = service.run_now(env["repo"], env["publisher"], run["id"], env["jobs"], at=at + timedelta(minutes=5))
     assert started["status"] == "pending" and submitted(env) == [run["id"]]
@@ -385,7 +387,8 @@ def test_resume_catches_up_per_policy(env, mode, limit, expected):
     assert caught == missed[len(missed) - expected:] if expected else caught == []
     assert all(c["outcome"] == "active" for c in result["caught_up"])
     assert sorted(submitted(env)) == sorted(schedules.slot_run_id(schedule["id"], s) for s in caught)
-    assert result["schedule"]["status"] == "active" and result["schedule"]["next_run_at"] == missed[-1] + timedelta(days=1)
+    assert result["schedule"]["status"] == "active"
+    assert result["schedule"]["next_run_at"] == missed[-1] + timedelta(days=1)
     assert env["jobs"].calls[-1] == ("resume", schedule["id"])
 
 

@@ -227,7 +227,8 @@ def test_the_adapter_is_chosen_from_settings():
     assert isinstance(jobs_from_settings(replace(base, scheduler_backend="local")), LocalTickerJobs)
     cloud = jobs_from_settings(replace(base, scheduler_backend="cloud-scheduler", project="p",
                                        scheduler_location="asia-east1"))
-    assert isinstance(cloud, CloudSchedulerJobs) and cloud.job_name("x") == "projects/p/locations/asia-east1/jobs/trainyard-x"
+    assert isinstance(cloud, CloudSchedulerJobs)
+    assert cloud.job_name("x") == "projects/p/locations/asia-east1/jobs/trainyard-x"
     with pytest.raises(ValueError):
         jobs_from_settings(replace(base, scheduler_backend="cron"))
 
