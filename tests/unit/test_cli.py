@@ -1,0 +1,116 @@
+"""The trainyard CLI against the API (Flask test client behind a requests-shaped adapter)."""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+
+import pytest
+
+import trainyard_cli.__main__ as cli
+from shared.artifact_store import ArtifactStore
+from shared.http_api import Dependencies, create_app
+from shared.settings import get_settings
+from tests.builders import seed_catalog
+from tests.fakes import FakePublisher, InMemoryRepository
+from trainyard_cli.client import ApiClient, ApiError
+from trainyard_cli.watch import progress_line, watch
+
+
+class FlaskSession:
+    """requests.Session's request() over a Flask test client."""
+
+    def __init__(self, app):
+        self.client = app.test_client()
+        self.headers = {}
+
+    def request(self, method, url, json=None, timeout=None, params=None):
+        path = url.split("://", 1)[1].split("/", 1)[1]
+        response = self.client.open("/" + path, method=method, json=json, query_string=params or {},
+                                    headers=self.headers)
+
+        class Response:
+            status_code = response.status_code
+            text = response.get_data(as_text=True)
+
+            def json(self_inner):
+                return response.get_json()
+
+        return Response()
+
+
+@pytest.fixture
+def api(monkeypatch):
+    repo = InMemoryRepository()
+    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com")
+    app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings))
+    ids = seed_catalog(repo)
+
+    def client_factory(url=None, token=None, timeout_s=30):
+        client = ApiClient.__new__(ApiClient)
+        client.url, client.timeout_s = "http://test", timeout_s
+        client.session = FlaskSession(app)
+        client.session.headers["Authorization"] = "Bearer t"
+        return client
+
+    monkeypatch.setattr(cli, "ApiClient", client_factory)
+    return repo, ids
+
+
+def run_cli(*argv):
+    out = io.StringIO()
+    code = cli.run(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_create_from_best_experiment_and_list_as_table_and_json(api):
+    repo, ids = api
+    code, out = run_cli("runs", "create", "--name", "cli-model", "--best", "retrieval", "--epochs", "7",
+                        "--threshold", "0.3")
+    assert code == 0 and "created tr-" in out and "pending" in out
+    run = next(iter(repo.runs.values()))
+    assert run["base_experiment"]["id"] == ids["experiment"] and run["training_params"]["epochs"] == 7
+    assert run["evaluator_config"]["blessing_threshold"]["min_value"] == 0.3
+    code, out = run_cli("runs", "list")
+    assert code == 0 and out.splitlines()[0].split()[:4] == ["ID", "NAME", "#", "STATUS"] and "cli-model" in out
+    code, out = run_cli("--json", "runs", "list", "--status", "pending")
+    assert json.loads(out)["training_runs"][0]["name"] == "cli-model"
+
+
+def test_api_errors_are_reported_with_the_field(api, capsys):
+    code, _ = run_cli("runs", "create", "--name", "Bad Name", "--best", "retrieval")
+    assert code == 1
+    assert "name:" in capsys.readouterr().err
+
+
+def test_experiments_top_and_search(api):
+    repo, ids = api
+    code, out = run_cli("experiments", "top", "--model-type", "retrieval")
+    assert code == 0 and "retrieval quick test" in out
+    code, out = run_cli("--json", "experiments", "search", f"Exp #{ids['experiment_number']}")
+    assert json.loads(out)["experiments"][0]["id"] == ids["experiment"]
+
+
+def test_watch_follows_to_the_end_and_returns_the_status_code():
+    states = iter([
+        {"id": "r", "status": "running", "current_stage": "Examples", "progress_percent": 5},
+        {"id": "r", "status": "running", "current_stage": "Train", "progress_percent": 40, "current_epoch": 2,
+         "total_epochs": 10, "live_metrics": {"loss": 0.5}},
+        {"id": "r", "status": "completed", "current_stage": None, "progress_percent": 100},
+    ])
+    out = io.StringIO()
+    final = watch(lambda: next(states), interval_s=0, out=out, interactive=False)
+    assert final["status"] == "completed"
+    text = out.getvalue()
+    assert "stage Examples" in text and "epoch 2/10" in text and "loss 0.5000" in text
+
+
+def test_progress_line_draws_the_bar():
+    line = progress_line({"status": "running", "progress_percent": 50, "current_stage": "Train",
+                          "current_epoch": 3, "total_epochs": 6, "live_metrics": {"recall_at_100": 0.41}}, width=10)
+    assert line.startswith("[#####-----]  50%") and "epoch 3/6" in line and "recall_at_100 0.4100" in line
+
+
+def test_api_error_message_lists_fields():
+    error = ApiError(400, {"errors": [{"field": "name", "message": "bad"}]})
+    assert str(error) == "HTTP 400: name: bad"
