@@ -1,0 +1,43 @@
+// The API client: same origin, bearer token on every call, 400 field errors kept as a list.
+let tokenProvider = async () => null;
+
+export function setTokenProvider(fn) {
+  tokenProvider = fn;
+}
+
+export class ApiError extends Error {
+  constructor(status, payload) {
+    super(payload?.message || (payload?.errors || []).map((e) => `${e.field}: ${e.message}`).join('; ') || `HTTP ${status}`);
+    this.status = status;
+    this.payload = payload || {};
+    this.errors = payload?.errors || [];
+  }
+}
+
+export async function api(method, path, body) {
+  const token = await tokenProvider();
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    throw new ApiError(0, { message: `the API is unreachable (${err.message})` });
+  }
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = { message: `HTTP ${response.status} (no JSON body)` };
+  }
+  if (response.status === 404 && payload?.error === 'not_found' && !payload.message?.includes('does not exist')) {
+    payload.message = `${method} ${path} is not available on this API`;
+  }
+  if (!response.ok) throw new ApiError(response.status, payload);
+  return payload;
+}
+
+export const get = (path) => api('GET', path);
+export const post = (path, body) => api('POST', path, body ?? {});
+export const del = (path) => api('DELETE', path);

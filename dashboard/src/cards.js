@@ -1,0 +1,96 @@
+// Run cards (spec §5.1–5.2): one HTML string per run; the list is re-rendered from a listener snapshot.
+import {
+  ACTION_LABEL, STATUS_ICON, STATUS_LABEL, actionsFor, ago, baseText, cssStatus, duration, epochText, esc, gateMetric,
+  gpuText, inHowLong, isDeployed, isDeploying, METRIC_LABEL, metricValue, toDate, when, LOWER_IS_BETTER,
+} from './format.js';
+
+const SEP = '<span class="sep">│</span>';
+
+function line(parts) {
+  return `<div class="card-line">${parts.filter(Boolean).join(SEP)}</div>`;
+}
+
+function progress(run, label) {
+  const pct = Math.max(0, Math.min(100, Number(run.progress_percent) || 0));
+  return `<div class="progress"><div class="progress-track"><div class="progress-fill" style="width:${pct}%"></div></div>
+    <span class="progress-label" data-role="progress-label">${pct}%${label ? ` (${esc(label)})` : ''}</span></div>`;
+}
+
+function vsBase(run, metric) {
+  const base = run.base_experiment?.metrics?.[metric];
+  const value = run.metrics?.[metric] ?? run[metric];
+  if (typeof base !== 'number' || typeof value !== 'number') return '';
+  const diff = value - base;
+  const better = LOWER_IS_BETTER.has(metric) ? diff <= 0 : diff >= 0;
+  return `vs Exp: <b class="${better ? '' : 'card-warn'}">${diff >= 0 ? '+' : ''}${diff.toFixed(3)} ${better ? '↑' : '↓'}</b>`;
+}
+
+export function renderCard(run, now = new Date()) {
+  const status = run.status || 'pending';
+  const metric = gateMetric(run);
+  const mLabel = METRIC_LABEL[metric] || metric;
+  const finalValue = run.metrics?.[metric] ?? run[metric];
+  const liveValue = run.live_metrics?.[metric];
+  const header = `<div class="card-top"><div class="card-title"><span class="card-icon">${STATUS_ICON[status] || ''}</span>${esc(run.name)}
+      <span class="muted small">#${esc(run.run_number ?? '')}</span></div>
+    <span class="status-badge ${cssStatus(status)}" data-role="status">${STATUS_LABEL[status] || esc(status)}${status === 'completed' && isDeployed(run) ? ' • Deployed' : ''}${isDeploying(run) ? ' • Deploying' : ''}</span></div>`;
+  const basics = line([`Based on: ${esc(baseText(run))}`, `Dataset: ${esc(run.dataset?.name || '—')}`,
+    `GPU: ${esc(gpuText(run.gpu_config))}`, `<span class="muted">${esc(run.model_type || '')}</span>`]);
+  let body = '';
+  switch (status) {
+    case 'pending':
+      body = line(['Waiting for resources…', `Created ${ago(run.created_at, now)}`]);
+      break;
+    case 'submitting':
+      body = progress(run, 'Compile') + line(['Compiling and submitting the pipeline…', `Created ${ago(run.created_at, now)}`]);
+      break;
+    case 'scheduled':
+      body = line([`Scheduled: ${when(run.scheduled_at)} (${inHowLong(run.scheduled_at, now)})`,
+        run.schedule_id ? `Schedule: ${esc(run.schedule_id)}` : '']);
+      break;
+    case 'running':
+    case 'cancelling':
+      body = progress(run, epochText(run)) + line([
+        `Stage: <b data-role="stage">${esc(run.current_stage || '—')}</b>`,
+        `Started: ${ago(run.started_at || run.created_at, now)}`,
+        liveValue != null ? `Current ${esc(mLabel)}: ${metricValue(liveValue)}` : '',
+        run.live_metrics?.loss != null ? `Loss: ${metricValue(run.live_metrics.loss)}` : '',
+        status === 'cancelling' ? '<span class="card-warn">Cancelling…</span>' : '']);
+      break;
+    case 'completed':
+      body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
+        vsBase(run, metric), isDeployed(run) ? `Endpoint: ${esc(run.endpoint_resource_name || run.deployment?.endpoint_name || '—')}` : ''])
+        + (run.vertex_model_resource_name ? line([`Model: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`]) : '');
+      break;
+    case 'failed':
+      body = line([`Failed at: ${esc(run.error_stage || '—')}${run.current_epoch ? ` (epoch ${run.current_epoch})` : ''}`,
+        `<span class="card-error">Error: ${esc(String(run.error_message || 'unknown').slice(0, 160))}</span>`]);
+      break;
+    case 'cancelled':
+      body = line([`Cancelled at: ${esc(run.cancelled_at_stage || 'before start')}${run.cancelled_at_epoch ? ` (epoch ${run.cancelled_at_epoch})` : ''}`,
+        `By: ${esc(run.cancelled_by || '—')}`]);
+      break;
+    case 'not_blessed': {
+      const threshold = run.evaluation_results?.threshold_value ?? run.evaluator_config?.blessing_threshold?.min_value
+        ?? run.evaluator_config?.blessing_threshold?.max_value;
+      body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
+        `Threshold: ${metricValue(threshold)}`])
+        + (run.vertex_model_resource_name
+          ? line([`Pushed anyway: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`])
+          : `<div class="card-line card-warn">⚠️ Model saved but not pushed to registry (below threshold)</div>`);
+      break;
+    }
+    default:
+      body = line([esc(status)]);
+  }
+  const { left, right } = actionsFor(run);
+  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${ACTION_LABEL[a]}</button>`;
+  const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${right.map(button).join('')}</div></div>`;
+  return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${actions}</article>`;
+}
+
+export function renderCards(runs, now = new Date()) {
+  return runs.map((r) => renderCard(r, now)).join('');
+}
+
+export { toDate };

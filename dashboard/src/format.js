@@ -1,0 +1,210 @@
+// Pure helpers: formatting and what each run state shows. No DOM, no Firebase (unit-tested).
+
+export const STAGES = ['Compile', 'Examples', 'Stats', 'Schema', 'Transform', 'Train', 'Evaluate', 'Push'];
+export const ACTIVE = ['pending', 'scheduled', 'submitting', 'running', 'cancelling'];
+export const TERMINAL = ['completed', 'failed', 'cancelled', 'not_blessed'];
+
+export const STATUS_LABEL = {
+  pending: 'Pending', scheduled: 'Scheduled', submitting: 'Submitting', running: 'Running',
+  cancelling: 'Cancelling', completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled',
+  not_blessed: 'Not Blessed',
+};
+export const STATUS_ICON = {
+  pending: '⏳', scheduled: '⏰', submitting: '📤', running: '🔄', cancelling: '⏹️', completed: '✅',
+  failed: '❌', cancelled: '⊘', not_blessed: '⚠️',
+};
+
+// Filter chips → the statuses each stands for.
+export const STATUS_CHIPS = [
+  ['all', 'All', null],
+  ['active', 'Running', ['pending', 'submitting', 'running', 'cancelling']],
+  ['scheduled', 'Scheduled', ['scheduled']],
+  ['completed', 'Completed', ['completed']],
+  ['failed', 'Failed', ['failed']],
+  ['cancelled', 'Cancelled', ['cancelled']],
+  ['not_blessed', 'Not Blessed', ['not_blessed']],
+];
+
+export const MODEL_TYPES = ['retrieval', 'ranking', 'multitask'];
+export const MODEL_TYPE_LABEL = { retrieval: 'Retrieval', ranking: 'Ranking', multitask: 'Hybrid' };
+export const MODEL_TYPE_ICON = { retrieval: '🔍', ranking: '📊', multitask: '📚' };
+export const PRIMARY_METRIC = { retrieval: 'recall_at_100', ranking: 'test_rmse', multitask: 'recall_at_100' };
+export const LOWER_IS_BETTER = new Set(['test_rmse', 'test_mae', 'rmse', 'mae', 'loss', 'val_loss']);
+export const METRIC_LABEL = {
+  recall_at_5: 'R@5', recall_at_10: 'R@10', recall_at_50: 'R@50', recall_at_100: 'R@100',
+  test_rmse: 'Test RMSE', test_mae: 'Test MAE', rmse: 'RMSE', mae: 'MAE', loss: 'Loss', val_loss: 'Val loss',
+};
+export const GPU_LABEL = { NVIDIA_TESLA_T4: 'T4', NVIDIA_L4: 'L4', NVIDIA_TESLA_V100: 'V100', NVIDIA_TESLA_A100: 'A100' };
+
+export function esc(value) {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+
+/** Firestore Timestamp, ISO string, Date or millis → Date (or null). */
+export function toDate(value) {
+  if (value == null || value === '') return null;
+  if (value instanceof Date) return value;
+  if (typeof value.toDate === 'function') return value.toDate();
+  if (typeof value === 'object' && 'seconds' in value) return new Date(value.seconds * 1000);
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+export function duration(seconds) {
+  if (seconds == null || Number.isNaN(seconds)) return '—';
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  if (h) return `${h}h ${m}m`;
+  if (m) return `${m}m ${r}s`;
+  return `${r}s`;
+}
+
+export function ago(date, now = new Date()) {
+  const d = toDate(date);
+  if (!d) return '—';
+  return `${duration((now - d) / 1000)} ago`;
+}
+
+export function when(date) {
+  const d = toDate(date);
+  if (!d) return '—';
+  return d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+}
+
+export function inHowLong(date, now = new Date()) {
+  const d = toDate(date);
+  if (!d) return '';
+  const s = (d - now) / 1000;
+  return s > 0 ? `in ${duration(s)}` : `${duration(-s)} ago`;
+}
+
+export function metricValue(value) {
+  if (value == null || Number.isNaN(Number(value))) return '—';
+  const n = Number(value);
+  return Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(Math.abs(n) < 1 ? 3 : 2);
+}
+
+export function gateMetric(run) {
+  return run?.evaluator_config?.blessing_threshold?.metric || PRIMARY_METRIC[run?.model_type] || 'recall_at_100';
+}
+
+export function gpuText(gpu) {
+  if (!gpu) return '—';
+  return `${gpu.gpu_count}x ${GPU_LABEL[gpu.gpu_type] || gpu.gpu_type}${gpu.preemptible ? ' (Spot)' : ''}`;
+}
+
+export function cssStatus(status) {
+  return String(status || '').replace(/_/g, '-');
+}
+
+/** The actions a card shows for a run, in order (spec §5.1 plus cancelling/submitting). */
+export function actionsFor(run) {
+  const status = run.status;
+  const left = ['view'];
+  const right = [];
+  if (status === 'scheduled') left.push('run-now');
+  if (['pending', 'scheduled', 'submitting', 'running'].includes(status)) right.push('cancel');
+  if (['failed', 'cancelled'].includes(status)) left.push('retry');
+  if (status === 'completed' && run.vertex_model_resource_name && !isDeployed(run) && !isDeploying(run)) left.push('deploy');
+  if (status === 'not_blessed' && !run.vertex_model_resource_name && !run.pushed_anyway) left.push('push-anyway');
+  if (TERMINAL.includes(status)) right.push('delete');
+  return { left, right };
+}
+
+export const ACTION_LABEL = {
+  view: 'View', 'run-now': 'Run now', cancel: 'Cancel', retry: 'Retry', deploy: 'Deploy to Endpoint',
+  'push-anyway': 'Push anyway', delete: 'Delete',
+};
+
+export function isDeployed(run) {
+  return Boolean(run.is_deployed || run.deployment_status === 'deployed' || run.deployment?.status === 'deployed');
+}
+export function isDeploying(run) {
+  return run.deployment_status === 'deploying' || run.deployment?.status === 'deploying';
+}
+
+export function baseText(run) {
+  const base = run.base_experiment;
+  return base ? (base.display_name || base.name) : 'no base experiment';
+}
+
+/** One epoch line for the progress bar: "Epoch 3/10" when the Train stage reported epochs. */
+export function epochText(run) {
+  if (run.current_epoch && run.total_epochs) return `Epoch ${run.current_epoch}/${run.total_epochs}`;
+  if (run.total_epochs) return `${run.total_epochs} epochs`;
+  return '';
+}
+
+/** Firestore query plan for the run list: equality filters the listener can apply. */
+export function runQueryPlan(filters) {
+  const chip = STATUS_CHIPS.find(([key]) => key === filters.status);
+  const statuses = chip ? chip[2] : null;
+  const wheres = [];
+  if (statuses) wheres.push(statuses.length === 1 ? ['status', '==', statuses[0]] : ['status', 'in', statuses]);
+  if (filters.modelType) wheres.push(['model_type', '==', filters.modelType]);
+  if (filters.dataset) wheres.push(['dataset_id', '==', filters.dataset]);
+  return wheres;
+}
+
+export function matchesSearch(run, text) {
+  const needle = (text || '').trim().toLowerCase();
+  if (!needle) return true;
+  const hay = [run.name, run.description, run.base_experiment?.display_name, run.base_experiment?.name,
+    run.dataset?.name, run.id, run.run_number != null ? `#${run.run_number}` : ''].join(' ').toLowerCase();
+  return hay.includes(needle);
+}
+
+export function debounce(fn, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** Registry view: registered model versions grouped by model name, newest first. */
+export function registryModels(runs) {
+  const byName = new Map();
+  for (const run of runs) {
+    if (!run.vertex_model_resource_name) continue;
+    const name = run.vertex_model_name || run.name;
+    if (!byName.has(name)) byName.set(name, { name, model_type: run.model_type, versions: [] });
+    byName.get(name).versions.push(run);
+  }
+  const models = [...byName.values()];
+  for (const model of models) {
+    model.versions.sort((a, b) => (toDate(b.completed_at || b.created_at) || 0) - (toDate(a.completed_at || a.created_at) || 0));
+  }
+  models.sort((a, b) => (toDate(b.versions[0].completed_at || b.versions[0].created_at) || 0)
+    - (toDate(a.versions[0].completed_at || a.versions[0].created_at) || 0));
+  return models;
+}
+
+/** Best-experiments KPIs for one model type. */
+export function kpis(experiments, modelType) {
+  const rows = experiments.filter((e) => e.model_type === modelType);
+  const keys = modelType === 'ranking' ? ['test_rmse', 'test_mae', 'rmse']
+    : modelType === 'retrieval' ? ['recall_at_5', 'recall_at_10', 'recall_at_100'] : ['recall_at_50', 'recall_at_100', 'test_rmse'];
+  const best = {};
+  for (const key of keys) {
+    const values = rows.map((e) => e.metrics?.[key]).filter((v) => typeof v === 'number');
+    best[key] = values.length ? (LOWER_IS_BETTER.has(key) ? Math.min(...values) : Math.max(...values)) : null;
+  }
+  return { count: rows.length, best, keys };
+}
+
+export function sortByPrimary(experiments, modelType) {
+  const metric = PRIMARY_METRIC[modelType];
+  const lower = LOWER_IS_BETTER.has(metric);
+  return experiments.filter((e) => e.model_type === modelType && typeof e.metrics?.[metric] === 'number')
+    .sort((a, b) => (lower ? a.metrics[metric] - b.metrics[metric] : b.metrics[metric] - a.metrics[metric]));
+}
+
+/** Wizard: which step holds the field an API error names (schedule errors arrive as run_template.*). */
+export function stepForField(field) {
+  const f = String(field || '').replace(/^run_template\./, '');
+  if (['name', 'model_type', 'base_experiment_id', 'description'].includes(f)) return 1;
+  if (/^(dataset_id|feature_config_id|model_config_id|training_params)/.test(f)) return 2;
+  if (/^(gpu_config|evaluator_config|deployment_config|scheduled_at|run_at|time_of_day|timezone|day_of_week|schedule_type|start_at|end_at|name_schedule)/.test(f)) return 3;
+  return null;
+}

@@ -1,0 +1,58 @@
+// Firestore listeners (the Firebase web SDK; the emulator locally). The page never writes to Firestore.
+import { initializeApp } from 'firebase/app';
+import {
+  collection, connectFirestoreEmulator, doc, getFirestore, limit, onSnapshot, orderBy, query, where,
+} from 'firebase/firestore';
+
+let db = null;
+
+export async function connect(config) {
+  const app = initializeApp(config.firebase || { projectId: config.projectId, apiKey: 'local-emulator' });
+  db = getFirestore(app);
+  if (config.firestoreEmulatorHost) {
+    const [host, port] = config.firestoreEmulatorHost.split(':');
+    // The emulator evaluates the security rules against this (unsigned) identity, like a signed-in user.
+    connectFirestoreEmulator(db, host, Number(port), {
+      mockUserToken: { sub: config.devIdentity || 'developer', email: config.devIdentity || 'developer@localhost', email_verified: true },
+    });
+  }
+  if (config.authMode !== 'local') {
+    const { signIn } = await import('./auth.js');
+    return signIn(app, config);
+  }
+  return { identity: config.devIdentity, token: async () => config.devToken };
+}
+
+const docs = (snap) => snap.docs.map((d) => ({ id: d.id, ...d.data() }));
+
+function listen(q, onData, onError) {
+  return onSnapshot(q, (snap) => onData(docs(snap), snap), (err) => onError?.(err));
+}
+
+export function listenRuns(wheres, max, onData, onError) {
+  const clauses = wheres.map(([f, op, v]) => where(f, op, v));
+  return listen(query(collection(db, 'training_runs'), ...clauses, orderBy('created_at', 'desc'), limit(max)), onData, onError);
+}
+
+export function listenRegistry(onData, onError) {
+  return listen(query(collection(db, 'training_runs'), where('status', 'in', ['completed', 'not_blessed']),
+    orderBy('created_at', 'desc'), limit(300)), onData, onError);
+}
+
+export function listenRun(runId, onData, onError) {
+  return onSnapshot(doc(db, 'training_runs', runId), (snap) => onData(snap.exists() ? { id: snap.id, ...snap.data() } : null),
+    (err) => onError?.(err));
+}
+
+export function listenHistory(runId, attempt, onData, onError) {
+  return listen(query(collection(db, 'training_runs', runId, 'history'), where('attempt', '==', attempt)),
+    (rows) => onData(rows.sort((a, b) => a.epoch - b.epoch)), onError);
+}
+
+export function listenSchedules(onData, onError) {
+  return listen(query(collection(db, 'training_schedules'), where('status', 'in', ['active', 'paused']), limit(100)), onData, onError);
+}
+
+export function listenCatalog(kind, onData, onError) {
+  return listen(query(collection(db, kind), limit(500)), onData, onError);
+}

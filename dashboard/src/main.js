@@ -1,0 +1,336 @@
+// The Training page: three chapters, live from Firestore listeners; every change goes through the API.
+import './styles.css';
+import { ApiError, del, get, post, setTokenProvider } from './api.js';
+import { renderCards } from './cards.js';
+import {
+  MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, METRIC_LABEL, PRIMARY_METRIC, STATUS_CHIPS, debounce, esc, gpuText,
+  inHowLong, kpis, matchesSearch, metricValue, registryModels, runQueryPlan, sortByPrimary, toDate, when, isDeployed,
+} from './format.js';
+import * as live from './live.js';
+import { $, $$, confirmDialog, openModal, toast } from './ui.js';
+import { openRunView } from './runview.js';
+import { openWizard } from './wizard.js';
+
+const PAGE_SIZE = 20;
+const state = {
+  config: null,
+  chapter: 'experiments',
+  filters: { status: 'all', modelType: '', dataset: '', search: '' },
+  page: 0,
+  runs: [],
+  runsLoaded: false,
+  unsubRuns: null,
+  schedules: [],
+  experiments: [],
+  datasets: [],
+  registry: [],
+  expType: 'retrieval',
+  started: performance.now(),
+};
+window.__trainyard = { state, firstRunsRenderMs: null, renders: 0 };
+
+function setLive(ok, text) {
+  const el = $('#live-indicator');
+  el.className = `live ${ok === true ? 'on' : ok === false ? 'error' : 'off'}`;
+  el.textContent = `● ${text}`;
+}
+
+function listenerError(what) {
+  return (err) => {
+    setLive(false, `${what}: ${err.code || err.message}`);
+    console.error(what, err);
+  };
+}
+
+// ------------------------------------------------------------------ chapters
+
+function showChapter(name) {
+  state.chapter = name;
+  $$('.chapter-tab').forEach((t) => t.classList.toggle('active', t.dataset.chapter === name));
+  $$('.chapter').forEach((c) => { c.hidden = c.dataset.chapter !== name; });
+  history.replaceState(null, '', `#${name}`);
+}
+
+// ------------------------------------------------------------------ chapter 1: best experiments
+
+function renderExperiments() {
+  const root = $('#chapter-experiments');
+  const rows = MODEL_TYPES.map((type) => {
+    const k = kpis(state.experiments, type);
+    const cells = k.keys.map((key) => `<div class="kpi"><b>${metricValue(k.best[key])}</b><span>${METRIC_LABEL[key] || key}</span></div>`).join('');
+    return `<div class="kpi-row ${state.expType === type ? 'selected' : ''}" data-exp-type="${type}">
+      <div class="kpi-type">${MODEL_TYPE_ICON[type]} ${MODEL_TYPE_LABEL[type].toUpperCase()}</div>
+      <div class="kpi"><b>${k.count}</b><span>Exps</span></div>${cells}</div>`;
+  }).join('');
+  const metric = PRIMARY_METRIC[state.expType];
+  const top = sortByPrimary(state.experiments, state.expType);
+  const table = top.length ? `<div class="table-scroll"><table id="top-configs"><thead><tr><th>#</th><th>Experiment</th><th>Dataset</th><th>Feature</th><th>Model</th><th>LR</th><th>Batch</th><th>${METRIC_LABEL[metric]}</th></tr></thead><tbody>
+      ${top.map((e, i) => `<tr class="clickable" data-experiment="${esc(e.id)}"><td>${i + 1}</td><td>${esc(e.number ? `Exp #${e.number}` : e.name)}<div class="muted small">${esc(e.name)}</div></td>
+        <td>${esc(e.dataset_name || e.dataset_id || '—')}</td><td>${esc(e.feature_config_name || e.feature_config_id || '—')}</td><td>${esc(e.model_config_name || e.model_config_id || '—')}</td>
+        <td>${esc(e.params?.learning_rate ?? '—')}</td><td>${esc(e.params?.batch_size ?? '—')}</td><td><b>${metricValue(e.metrics?.[metric])}</b></td></tr>`).join('')}
+      </tbody></table></div>`
+    : `<div class="empty-state"><div class="big">🧪</div><p>No ${MODEL_TYPE_LABEL[state.expType].toLowerCase()} experiments with ${METRIC_LABEL[metric]} yet.</p></div>`;
+  root.innerHTML = `<div class="section-head"><div><h2>Best Experiments</h2><div class="muted">Top performing experiment configurations</div></div></div>
+    ${rows}<h3>Top configurations — ${MODEL_TYPE_LABEL[state.expType]}</h3>${table}`;
+}
+
+export function openExperimentView(experimentId) {
+  const e = state.experiments.find((x) => x.id === experimentId);
+  if (!e) return;
+  const metrics = Object.entries(e.metrics || {}).map(([k, v]) => `<dt>${esc(METRIC_LABEL[k] || k)}</dt><dd>${metricValue(v)}</dd>`).join('');
+  const params = Object.entries(e.params || {}).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</dd>`).join('');
+  const { el, close } = openModal(`<div class="modal-head"><div><h2>${esc(e.number ? `Exp #${e.number}` : e.name)} — ${esc(e.name)}</h2>
+      <div class="muted">${MODEL_TYPE_ICON[e.model_type] || ''} ${esc(MODEL_TYPE_LABEL[e.model_type] || e.model_type)}</div></div><button data-close>✕</button></div>
+    <div class="modal-body"><dl class="kv"><dt>Dataset</dt><dd>${esc(e.dataset_name || e.dataset_id)}</dd><dt>Feature config</dt><dd>${esc(e.feature_config_name || e.feature_config_id)}</dd>
+      <dt>Model config</dt><dd>${esc(e.model_config_name || e.model_config_id)}</dd></dl>
+      <h3>Metrics</h3><dl class="kv">${metrics || '<dd class="muted">none</dd>'}</dl><h3>Parameters</h3><dl class="kv">${params || '<dd class="muted">none</dd>'}</dl></div>
+    <div class="modal-foot"><button data-close>Close</button><button class="btn-primary" data-start-training>🚀 Start training from this experiment</button></div>`, { id: 'experiment-view' });
+  $('[data-start-training]', el).addEventListener('click', () => {
+    close();
+    showChapter('training');
+    openWizard({ experiment: e, onCreated: onWizardCreated });
+  });
+}
+
+// ------------------------------------------------------------------ chapter 2: training
+
+function trainingSkeleton() {
+  const root = $('#chapter-training');
+  const chips = STATUS_CHIPS.map(([key, label]) => `<button class="chip ${state.filters.status === key ? 'active' : ''}" data-chip="${key}">${label}</button>`).join('');
+  root.innerHTML = `<div class="section-head"><div><h2>Training</h2><div class="muted">Full-scale GPU training runs</div></div>
+      <button class="btn-primary" data-new-run>+ New Training Run</button></div>
+    <div id="schedules-section"></div>
+    <div class="filter-bar"><div class="chips">${chips}</div>
+      <select id="filter-model-type"><option value="">Model type: All</option>${MODEL_TYPES.map((t) => `<option value="${t}">${MODEL_TYPE_LABEL[t]}</option>`).join('')}</select>
+      <select id="filter-dataset"><option value="">Dataset: All</option></select>
+      <input id="filter-search" class="search" type="search" placeholder="🔍 Search runs by name, experiment, dataset…" /></div>
+    <div id="run-list"></div><div id="pagination" class="pagination"></div>`;
+  $('#filter-search', root).addEventListener('input', debounce((e) => {
+    state.filters.search = e.target.value;
+    state.page = 0;
+    renderRuns();
+  }, 250));
+  $('#filter-model-type', root).addEventListener('change', (e) => { state.filters.modelType = e.target.value; resubscribeRuns(); });
+  $('#filter-dataset', root).addEventListener('change', (e) => { state.filters.dataset = e.target.value; resubscribeRuns(); });
+  renderDatasetOptions();
+}
+
+function renderDatasetOptions() {
+  const select = $('#filter-dataset');
+  if (!select) return;
+  const current = state.filters.dataset;
+  select.innerHTML = `<option value="">Dataset: All</option>${state.datasets.map((d) => `<option value="${esc(d.id)}">${esc(d.name)}</option>`).join('')}`;
+  select.value = current;
+}
+
+function resubscribeRuns() {
+  state.unsubRuns?.();
+  state.page = 0;
+  state.runsLoaded = false;
+  const wheres = runQueryPlan(state.filters);
+  // One listener over the newest runs that match the equality filters; search and paging work on it.
+  state.unsubRuns = live.listenRuns(wheres, 500, (runs) => {
+    state.runs = runs;
+    state.runsLoaded = true;
+    setLive(true, 'live');
+    renderRuns();
+    if (window.__trainyard.firstRunsRenderMs == null) window.__trainyard.firstRunsRenderMs = performance.now() - state.started;
+  }, listenerError('runs'));
+  $$('.chip').forEach((c) => c.classList.toggle('active', c.dataset.chip === state.filters.status));
+}
+
+function renderRuns() {
+  const list = $('#run-list');
+  if (!list) return;
+  window.__trainyard.renders += 1;
+  if (!state.runsLoaded) {
+    list.innerHTML = '<div class="muted">Loading runs…</div>';
+    return;
+  }
+  const matching = state.runs.filter((r) => matchesSearch(r, state.filters.search));
+  const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
+  state.page = Math.min(state.page, pages - 1);
+  const shown = matching.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
+  const filtered = state.filters.status !== 'all' || state.filters.modelType || state.filters.dataset || state.filters.search;
+  if (!matching.length) {
+    list.innerHTML = filtered
+      ? '<div class="empty-state" data-empty="filtered"><div class="big">🔍</div><h2>No runs match these filters</h2><p class="muted">Clear a filter or search for something else.</p></div>'
+      : '<div class="empty-state" data-empty="none"><div class="big">🚀</div><h2>No training runs yet</h2><p class="muted">Run experiments first, then promote the best to full training</p><button class="btn-primary" data-new-run>+ New Training Run</button></div>';
+  } else {
+    list.innerHTML = renderCards(shown);
+  }
+  $('#pagination').innerHTML = matching.length > PAGE_SIZE
+    ? `<button data-page="prev" ${state.page === 0 ? 'disabled' : ''}>← Previous</button><span>Page ${state.page + 1} of ${pages} · ${matching.length} runs</span><button data-page="next" ${state.page >= pages - 1 ? 'disabled' : ''}>Next →</button>`
+    : (matching.length ? `<span class="muted small">${matching.length} run${matching.length === 1 ? '' : 's'}</span>` : '');
+}
+
+async function runAction(action, runId) {
+  const run = state.runs.find((r) => r.id === runId) || { id: runId, name: runId };
+  try {
+    switch (action) {
+      case 'view':
+        openRunView(runId, { onAction: runAction });
+        return;
+      case 'cancel':
+        if (!(await confirmDialog(`Cancel training run "${run.name}"?`))) return;
+        toast((await post(`/api/training-runs/${runId}/cancel`)).message || 'Cancel requested');
+        return;
+      case 'run-now':
+        await post(`/api/training-runs/${runId}/run-now`);
+        toast(`${run.name}: starting now`);
+        return;
+      case 'retry':
+        toast((await post(`/api/training-runs/${runId}/retry`)).message || 'Retry queued');
+        return;
+      case 'deploy':
+        toast((await post(`/api/training-runs/${runId}/deploy`)).message || 'Deployment queued');
+        return;
+      case 'push-anyway':
+        if (!(await confirmDialog(`Push "${run.name}" to the registry although it did not pass the evaluator's threshold?`))) return;
+        toast((await post(`/api/training-runs/${runId}/push-anyway`)).message || 'Push queued');
+        return;
+      case 'delete':
+        if (!(await confirmDialog(`Delete training run "${run.name}" and its artifacts?`))) return;
+        await del(`/api/training-runs/${runId}`);
+        toast(`${run.name} deleted`);
+        return;
+      default:
+    }
+  } catch (err) {
+    toast(err instanceof ApiError ? `${action}: ${err.message}` : String(err), 'error');
+  }
+}
+
+function onWizardCreated(result) {
+  if (result.schedule) toast(`Schedule "${result.schedule.name}" created: next run ${when(result.schedule.next_run_at)}`);
+  else toast(`Training run "${result.training_run.name}" created`);
+  if (state.filters.status !== 'all' || state.filters.modelType || state.filters.dataset || state.filters.search) {
+    state.filters = { status: 'all', modelType: '', dataset: '', search: '' };
+    trainingSkeleton();
+    resubscribeRuns();
+    renderSchedules();
+  }
+}
+
+// ------------------------------------------------------------------ active schedules
+
+function renderSchedules() {
+  const root = $('#schedules-section');
+  if (!root) return;
+  if (!state.schedules.length) {
+    root.innerHTML = '';
+    return;
+  }
+  const cards = state.schedules.sort((a, b) => (toDate(a.next_run_at) || 0) - (toDate(b.next_run_at) || 0)).map((s) => {
+    const rate = s.success_rate == null ? '—' : `${Math.round(s.success_rate)}%`;
+    const when_ = s.schedule_type === 'once' ? `once at ${when(s.run_at || s.next_run_at)}`
+      : s.schedule_type === 'weekly' ? `weekly, day ${esc(s.day_of_week)} at ${esc(s.time_of_day)} ${esc(s.timezone)}`
+        : s.schedule_type === 'daily' ? `daily at ${esc(s.time_of_day)} ${esc(s.timezone)}` : `cron ${esc(s.cron_expression)}`;
+    return `<div class="schedule-card ${esc(s.status)}" data-schedule-id="${esc(s.id)}"><div class="card-top"><b>⏰ ${esc(s.name)}</b><span class="status-badge ${s.status === 'active' ? 'scheduled' : ''}">${esc(s.status)}</span></div>
+      <div class="muted small">${when_}</div>
+      <div class="stats"><div class="kpi"><b>${s.status === 'active' ? esc(inHowLong(s.next_run_at)) : '—'}</b><span>Next run</span></div>
+        <div class="kpi"><b>${s.total_runs ?? 0}</b><span>Total runs</span></div><div class="kpi"><b>${rate}</b><span>Success</span></div></div>
+      ${s.paused_reason ? `<div class="small card-warn">${esc(s.paused_reason)}</div>` : ''}
+      <div class="card-actions"><div><button data-sched-action="trigger" data-schedule="${esc(s.id)}">Run now</button>
+        ${s.status === 'active' ? `<button data-sched-action="pause" data-schedule="${esc(s.id)}">Pause</button>` : `<button data-sched-action="resume" data-schedule="${esc(s.id)}">Resume</button>`}</div>
+        <div><button class="btn-danger" data-sched-action="cancel" data-schedule="${esc(s.id)}">Cancel</button></div></div></div>`;
+  }).join('');
+  root.innerHTML = `<h3>Active Schedules</h3><div class="schedule-grid" id="schedule-grid">${cards}</div>`;
+}
+
+async function scheduleAction(action, scheduleId) {
+  const s = state.schedules.find((x) => x.id === scheduleId) || { name: scheduleId };
+  try {
+    if (action === 'cancel' && !(await confirmDialog(`Cancel schedule "${s.name}" for good?`))) return;
+    const result = await post(`/api/training/schedules/${scheduleId}/${action}`);
+    const outcome = action === 'trigger' ? ` (${result.outcome || 'triggered'})` : '';
+    toast(`Schedule "${s.name}": ${action}${outcome}`);
+  } catch (err) {
+    toast(`${action}: ${err.message}${err.status === 404 ? ' — schedules are not available on this API' : ''}`, 'error');
+  }
+}
+
+// ------------------------------------------------------------------ chapter 3: models registry
+
+function renderRegistry() {
+  const root = $('#chapter-registry');
+  const models = registryModels(state.registry);
+  const body = models.length ? models.map((m) => {
+    const metric = PRIMARY_METRIC[m.model_type] || 'recall_at_100';
+    const rows = m.versions.map((r) => `<tr data-registry-run="${esc(r.id)}"><td>v${esc(r.vertex_model_version ?? '?')}</td><td>${esc(r.name)} #${esc(r.run_number ?? '')}${r.pushed_anyway ? ' <span class="badge">pushed anyway</span>' : ''}</td>
+        <td>${metricValue(r.metrics?.[metric] ?? r[metric])}</td><td>${esc(when(r.completed_at))}</td>
+        <td>${isDeployed(r) ? `🟢 ${esc(r.endpoint_resource_name || r.deployment?.endpoint_name || 'deployed')}` : r.deployment_status === 'deploying' ? '⏳ deploying' : r.deployment_status === 'failed' ? '🔴 deploy failed' : '<span class="muted">not deployed</span>'}</td>
+        <td><button data-action="view" data-run="${esc(r.id)}">View</button> ${!isDeployed(r) && r.deployment_status !== 'deploying' ? `<button data-action="deploy" data-run="${esc(r.id)}">Deploy</button>` : ''}</td></tr>`).join('');
+    return `<div class="card-box"><div class="card-top"><h2>📦 ${esc(m.name)}</h2><span class="muted">${MODEL_TYPE_LABEL[m.model_type] || ''} · ${m.versions.length} version${m.versions.length === 1 ? '' : 's'}</span></div>
+      <table><thead><tr><th>Version</th><th>Run</th><th>${METRIC_LABEL[metric]}</th><th>Registered</th><th>Endpoint</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
+  }).join('') : '<div class="empty-state"><div class="big">📦</div><h2>No registered models yet</h2><p class="muted">Completed, blessed runs (and runs pushed anyway) appear here with their versions.</p></div>';
+  root.innerHTML = `<div class="section-head"><div><h2>Models Registry</h2><div class="muted">Registered models and versions from completed runs</div></div></div>${body}`;
+}
+
+// ------------------------------------------------------------------ wiring
+
+function wire() {
+  document.addEventListener('click', (e) => {
+    const t = e.target;
+    const tab = t.closest('.chapter-tab');
+    if (tab) return showChapter(tab.dataset.chapter);
+    if (t.closest('[data-new-run]')) return openWizard({ onCreated: onWizardCreated });
+    const chip = t.closest('[data-chip]');
+    if (chip) {
+      state.filters.status = chip.dataset.chip;
+      return resubscribeRuns();
+    }
+    const action = t.closest('[data-action]');
+    if (action && !action.closest('.modal')) return runAction(action.dataset.action, action.dataset.run);
+    const sched = t.closest('[data-sched-action]');
+    if (sched) return scheduleAction(sched.dataset.schedAction, sched.dataset.schedule);
+    const page = t.closest('[data-page]');
+    if (page) {
+      state.page += page.dataset.page === 'next' ? 1 : -1;
+      return renderRuns();
+    }
+    const kpi = t.closest('[data-exp-type]');
+    if (kpi) {
+      state.expType = kpi.dataset.expType;
+      return renderExperiments();
+    }
+    const row = t.closest('[data-experiment]');
+    if (row && !row.closest('.modal')) return openExperimentView(row.dataset.experiment);
+    return undefined;
+  });
+}
+
+async function main() {
+  wire();
+  renderExperiments();
+  trainingSkeleton();
+  renderRegistry();
+  const initial = (location.hash || '#experiments').slice(1);
+  showChapter(['experiments', 'training', 'registry'].includes(initial) ? initial : 'experiments');
+  try {
+    const response = await fetch('/training/config.json');
+    state.config = await response.json();
+  } catch (err) {
+    setLive(false, 'no config');
+    $('#banner').hidden = false;
+    $('#banner').textContent = `Cannot load /training/config.json: ${err.message}`;
+    return;
+  }
+  const session = await live.connect(state.config);
+  setTokenProvider(session.token);
+  $('#identity').textContent = session.identity || '';
+  window.__trainyard.ready = true;
+  resubscribeRuns();
+  live.listenSchedules((rows) => { state.schedules = rows; renderSchedules(); }, listenerError('schedules'));
+  live.listenCatalog('experiments', (rows) => { state.experiments = rows; renderExperiments(); }, listenerError('experiments'));
+  live.listenCatalog('datasets', (rows) => { state.datasets = rows; renderDatasetOptions(); }, listenerError('datasets'));
+  live.listenRegistry((rows) => { state.registry = rows; renderRegistry(); }, listenerError('registry'));
+  // Relative times ("4m ago", "in 2h") age without any data change.
+  setInterval(() => { if (state.chapter === 'training') { renderRuns(); renderSchedules(); } }, 30000);
+}
+
+export function catalogState() {
+  return state;
+}
+
+main();

@@ -1,0 +1,204 @@
+// The run view (spec §5.3): Overview, Pipeline, Training (charts per epoch), Artifacts, Logs.
+// The run document and its history are Firestore listeners: the open view updates by itself.
+import {
+  Chart, CategoryScale, Legend, LineController, LineElement, LinearScale, LogarithmicScale, PointElement, Tooltip,
+} from 'chart.js';
+import { get } from './api.js';
+import {
+  ACTION_LABEL, LOWER_IS_BETTER, METRIC_LABEL, STAGES, STATUS_ICON, STATUS_LABEL, actionsFor, baseText, cssStatus,
+  duration, esc, gateMetric, gpuText, metricValue, when,
+} from './format.js';
+import { listenHistory, listenRun } from './live.js';
+import { $, $$, openModal } from './ui.js';
+
+Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, CategoryScale, Legend, Tooltip);
+
+const TABS = ['overview', 'pipeline', 'training', 'artifacts', 'logs'];
+
+export function openRunView(runId, { onAction } = {}) {
+  const view = { run: null, history: [], tab: 'overview', charts: {}, unsubHistory: null, historyAttempt: null, logStage: '' };
+  const { el } = openModal(`<div class="modal-head"><div><h2 data-role="title">Loading…</h2><div class="muted" data-role="subtitle"></div></div>
+      <div data-role="actions"></div><button data-close>✕</button></div>
+    <div class="tabs">${TABS.map((t) => `<button class="tab ${t === 'overview' ? 'active' : ''}" data-tab="${t}">${t[0].toUpperCase() + t.slice(1)}</button>`).join('')}</div>
+    <div class="modal-body" data-role="body"></div>`, {
+    id: 'run-view',
+    onClose: () => {
+      unsubRun();
+      view.unsubHistory?.();
+      Object.values(view.charts).forEach((c) => c.destroy());
+    },
+  });
+  el.dataset.runId = runId;
+
+  el.addEventListener('click', (e) => {
+    const tab = e.target.closest('[data-tab]');
+    if (tab) {
+      view.tab = tab.dataset.tab;
+      $$('.tab', el).forEach((t) => t.classList.toggle('active', t.dataset.tab === view.tab));
+      render(true);
+    }
+    const action = e.target.closest('[data-action]');
+    if (action && action.dataset.action !== 'view') onAction?.(action.dataset.action, runId);
+    const stage = e.target.closest('[data-log-stage]');
+    if (stage) {
+      view.logStage = stage.dataset.logStage;
+      loadLogs();
+    }
+  });
+
+  const unsubRun = listenRun(runId, (run) => {
+    view.run = run;
+    if (run && view.historyAttempt !== run.attempt) {
+      view.unsubHistory?.();
+      view.historyAttempt = run.attempt;
+      view.unsubHistory = listenHistory(runId, run.attempt || 1, (rows) => {
+        view.history = rows;
+        if (view.tab === 'training') updateCharts();
+      });
+    }
+    render(false);
+  });
+
+  function render(tabChanged) {
+    const run = view.run;
+    if (!run) {
+      $('[data-role=title]', el).textContent = 'This run no longer exists';
+      $('[data-role=body]', el).innerHTML = '';
+      return;
+    }
+    $('[data-role=title]', el).innerHTML = `${STATUS_ICON[run.status] || ''} ${esc(run.name)} <span class="muted small">#${esc(run.run_number ?? '')}</span>`;
+    $('[data-role=subtitle]', el).innerHTML = `<span class="status-badge ${cssStatus(run.status)}" data-role="view-status">${STATUS_LABEL[run.status] || esc(run.status)}</span>
+      ${esc(run.model_type)} · attempt ${esc(run.attempt)} · ${run.progress_percent ?? 0}%`;
+    const { left, right } = actionsFor(run);
+    $('[data-role=actions]', el).innerHTML = [...left, ...right].filter((a) => a !== 'view')
+      .map((a) => `<button data-action="${a}" class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : ''}">${ACTION_LABEL[a]}</button>`).join(' ');
+    const body = $('[data-role=body]', el);
+    if (view.tab === 'overview') body.innerHTML = overview(run);
+    else if (view.tab === 'pipeline') body.innerHTML = pipeline(run);
+    else if (view.tab === 'training') {
+      if (tabChanged || !$('#chart-loss', body)) {
+        Object.values(view.charts).forEach((c) => c.destroy());
+        view.charts = {};
+        body.innerHTML = trainingTab(run);
+      }
+      updateCharts();
+      const summary = $('[data-role=epoch-summary]', body);
+      if (summary) summary.textContent = epochSummary(run);
+    } else if (tabChanged && view.tab === 'artifacts') loadArtifacts();
+    else if (tabChanged && view.tab === 'logs') loadLogs();
+  }
+
+  function epochSummary(run) {
+    return `Epoch ${run.current_epoch ?? 0} of ${run.total_epochs ?? '?'} · ${view.history.length} epoch${view.history.length === 1 ? '' : 's'} recorded`;
+  }
+
+  function trainingTab(run) {
+    const gate = gateMetric(run);
+    return `<div class="muted" data-role="epoch-summary">${esc(epochSummary(run))}</div><div class="charts">
+      <div class="chart-box"><canvas id="chart-loss" data-chart="loss"></canvas></div>
+      <div class="chart-box"><canvas id="chart-val-loss" data-chart="val_loss"></canvas></div>
+      <div class="chart-box"><canvas id="chart-gate" data-chart="gate"></canvas></div>
+      <div class="chart-box"><canvas id="chart-lr" data-chart="learning_rate"></canvas></div></div>
+      <p class="muted small">Gate metric: ${esc(METRIC_LABEL[gate] || gate)} (${LOWER_IS_BETTER.has(gate) ? 'lower' : 'higher'} is better). One point per epoch, from training_runs/${esc(run.id)}/history.</p>`;
+  }
+
+  function updateCharts() {
+    const body = $('[data-role=body]', el);
+    if (view.tab !== 'training' || !view.run || !$('#chart-loss', body)) return;
+    const gate = gateMetric(view.run);
+    const epochs = view.history.map((h) => h.epoch);
+    const series = {
+      loss: ['Loss', view.history.map((h) => h.loss ?? null), '#3b82f6'],
+      val_loss: ['Validation loss', view.history.map((h) => h.val_loss ?? null), '#f97316'],
+      gate: [METRIC_LABEL[gate] || gate, view.history.map((h) => h.metrics?.[gate] ?? h[gate] ?? null), '#10b981'],
+      learning_rate: ['Learning rate', view.history.map((h) => h.learning_rate ?? null), '#8b5cf6'],
+    };
+    for (const canvas of $$('canvas[data-chart]', body)) {
+      const key = canvas.dataset.chart;
+      const [label, data, color] = series[key];
+      let chart = view.charts[key];
+      if (!chart) {
+        chart = new Chart(canvas, {
+          type: 'line',
+          data: { labels: [], datasets: [{ label, data: [], borderColor: color, backgroundColor: color, pointRadius: 3, tension: 0.2 }] },
+          options: { animation: false, maintainAspectRatio: false, responsive: true,
+            scales: { x: { title: { display: true, text: 'epoch' } } }, plugins: { legend: { display: true } } },
+        });
+        view.charts[key] = chart;
+      }
+      chart.data.labels = epochs;
+      chart.data.datasets[0].data = data;
+      chart.update('none');
+      canvas.dataset.points = String(data.length);
+      canvas.dataset.epochs = epochs.join(',');
+    }
+  }
+
+  async function loadArtifacts() {
+    const body = $('[data-role=body]', el);
+    body.innerHTML = '<div class="muted">Loading artifacts…</div>';
+    try {
+      const a = await get(`/api/training-runs/${runId}/artifacts`);
+      const link = (uri, url) => (url ? `<a href="${esc(url)}" target="_blank" rel="noopener">${esc(uri)}</a>` : `<code>${esc(uri)}</code>`);
+      const rows = Object.entries(a.artifacts || {}).map(([name, v]) => `<tr><td>${esc(name)}</td><td>${link(v.uri, v.console_url)}</td></tr>`).join('');
+      body.innerHTML = `<dl class="kv"><dt>Artifacts root</dt><dd>${a.artifacts_uri ? link(a.artifacts_uri, a.console_url) : '<span class="muted">not yet written</span>'}</dd>
+        <dt>Registry</dt><dd>${a.registry ? `${link(a.registry.model_resource_name, a.registry.console_url)} (version ${esc(a.registry.model_version)})${a.registry.pushed_anyway ? ' — pushed anyway' : ''}` : '<span class="muted">not registered</span>'}</dd>
+        <dt>Endpoint</dt><dd>${a.endpoint ? `${esc(a.endpoint.status)} ${esc(a.endpoint.endpoint_resource_name || '')} ${a.endpoint.predict_url ? `· <code>${esc(a.endpoint.predict_url)}</code>` : ''}` : '<span class="muted">not deployed</span>'}</dd></dl>
+        <table data-role="artifacts"><thead><tr><th>Artifact</th><th>Location</th></tr></thead><tbody>${rows || '<tr><td colspan="2" class="muted">none yet</td></tr>'}</tbody></table>`;
+    } catch (err) {
+      body.innerHTML = `<div class="general-error">Artifacts are not available: ${esc(err.message)}</div>`;
+    }
+  }
+
+  async function loadLogs() {
+    const body = $('[data-role=body]', el);
+    const stages = ['', ...STAGES].map((s) => `<button class="chip ${view.logStage === s ? 'active' : ''}" data-log-stage="${s}">${s || 'All stages'}</button>`).join('');
+    body.innerHTML = `<div class="chips">${stages}</div><div class="logs" data-role="logs">Loading…</div>`;
+    try {
+      const logs = await get(`/api/training-runs/${runId}/logs?page_size=200${view.logStage ? `&stage=${view.logStage}` : ''}`);
+      const entries = logs.entries || logs.logs || [];
+      $('[data-role=logs]', body).textContent = entries.length
+        ? entries.map((e) => `${e.timestamp || ''} ${e.severity || ''} ${e.stage ? `[${e.stage}] ` : ''}${e.message || e.text || JSON.stringify(e)}`).join('\n')
+        : 'No log entries for this selection.';
+    } catch (err) {
+      $('[data-role=logs]', body).textContent = `Logs are not available: ${err.message}`;
+    }
+  }
+}
+
+function overview(run) {
+  const p = run.training_params || {};
+  const gate = gateMetric(run);
+  const base = run.base_experiment?.metrics || {};
+  const metricKeys = [...new Set([...Object.keys(run.metrics || {}), ...Object.keys(base)])].filter((k) => typeof (run.metrics?.[k] ?? base[k]) === 'number');
+  const rows = metricKeys.map((k) => {
+    const v = run.metrics?.[k]; const b = base[k];
+    const diff = typeof v === 'number' && typeof b === 'number' ? v - b : null;
+    return `<tr><td>${esc(METRIC_LABEL[k] || k)}${k === gate ? ' <span class="badge">gate</span>' : ''}</td><td>${metricValue(v)}</td><td>${metricValue(b)}</td><td>${diff == null ? '—' : `${diff >= 0 ? '+' : ''}${diff.toFixed(3)}`}</td></tr>`;
+  }).join('');
+  const threshold = run.evaluator_config?.blessing_threshold;
+  return `${run.error_message ? `<div class="general-error">Failed at ${esc(run.error_stage)}: ${esc(run.error_message)}</div>` : ''}
+    ${(run.warnings || []).map((w) => `<div class="banner" style="margin:0 0 8px">${esc(w)}</div>`).join('')}
+    <div class="grid2"><div><h3>Configuration</h3><dl class="kv">
+      <dt>Base experiment</dt><dd>${esc(baseText(run))}</dd><dt>Dataset</dt><dd>${esc(run.dataset?.name)}</dd>
+      <dt>Feature config</dt><dd>${esc(run.feature_config?.name)}</dd><dt>Model config</dt><dd>${esc(run.model_config?.name)}</dd>
+      <dt>Epochs</dt><dd>${esc(p.epochs)} · batch ${esc(p.batch_size)} · LR ${esc(p.learning_rate)} (${esc(p.lr_schedule?.type)})</dd>
+      <dt>Early stopping</dt><dd>${p.early_stopping?.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</dd>
+      <dt>GPU</dt><dd>${esc(gpuText(run.gpu_config))} · ${esc(run.gpu_config?.machine_type || '')}</dd>
+      <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${esc(METRIC_LABEL[threshold?.metric] || threshold?.metric)} ${threshold?.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold?.max_value}`}` : 'off'}</dd>
+      <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
+      <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
+      <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd></dl></div>
+    <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
+      <tbody>${rows || '<tr><td colspan="4" class="muted">No final metrics yet</td></tr>'}</tbody></table>
+      ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(METRIC_LABEL[k] || k)}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}</div></div>`;
+}
+
+function pipeline(run) {
+  const stages = run.stage_details || STAGES.map((name) => ({ name, status: 'pending' }));
+  const nodes = stages.map((s) => `<div class="dag-node ${esc(s.status)}" data-stage="${esc(s.name)}" data-stage-status="${esc(s.status)}"><div class="n">${esc(s.name)}</div>
+      <div class="d">${esc(s.status)}${s.duration_seconds != null ? ` · ${esc(duration(s.duration_seconds))}` : s.duration ? ` · ${esc(s.duration)}` : ''}</div></div>`).join('<span class="dag-arrow">→</span>');
+  return `<div class="dag" data-role="dag">${nodes}</div>
+    <table><thead><tr><th>Stage</th><th>Status</th><th>Started</th><th>Finished</th><th>Duration</th></tr></thead><tbody>
+    ${stages.map((s) => `<tr><td>${esc(s.name)}</td><td>${esc(s.status)}</td><td>${esc(when(s.started_at))}</td><td>${esc(when(s.completed_at))}</td><td>${esc(duration(s.duration_seconds))}</td></tr>`).join('')}</tbody></table>`;
+}

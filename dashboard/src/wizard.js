@@ -1,0 +1,443 @@
+// The 3-step New Training Run wizard (spec §4). The API validates; its 400 field errors are shown
+// next to the field they name (the wizard jumps to the step that holds it).
+import { ApiError, get, post } from './api.js';
+import {
+  GPU_LABEL, METRIC_LABEL, MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, PRIMARY_METRIC, debounce, esc, metricValue,
+  stepForField,
+} from './format.js';
+import { $, $$, openModal } from './ui.js';
+
+const GPUS = [
+  ['NVIDIA_TESLA_T4', 'T4 (16GB each)', 'Good availability, solid performance'],
+  ['NVIDIA_L4', 'L4 (24GB each)', 'Best value, great for large embeddings'],
+  ['NVIDIA_TESLA_V100', 'V100 (16GB each)', 'Highest performance, limited availability'],
+  ['NVIDIA_TESLA_A100', 'A100 (40GB each)', 'Very large models only, premium pricing'],
+];
+const DAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
+const STEP_TITLES = ['Select base experiment', 'Configuration & parameters', 'GPU, deployment & schedule'];
+
+function defaults(experiment) {
+  const type = experiment?.model_type || 'retrieval';
+  return {
+    step: 1,
+    name: '',
+    model_type: type,
+    experiment: experiment || null,
+    experiments: [],
+    search: '',
+    searchResults: null,
+    configs: experiment ? {
+      dataset: { id: experiment.dataset_id, name: experiment.dataset_name || experiment.dataset_id },
+      feature_config: { id: experiment.feature_config_id, name: experiment.feature_config_name || experiment.feature_config_id },
+      model_config: { id: experiment.model_config_id, name: experiment.model_config_name || experiment.model_config_id },
+    } : null,
+    params: paramsFrom(experiment),
+    advancedOpen: false,
+    gpu: { gpu_type: 'NVIDIA_L4', gpu_count: 2, preemptible: true },
+    evaluator: thresholdFor(type),
+    deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10 },
+    schedule: { type: 'now', date: tomorrow(), time: '02:00', day_of_week: 0, timezone: 'UTC' },
+    errors: [],
+    submitting: false,
+  };
+}
+
+function paramsFrom(experiment) {
+  const p = experiment?.params || {};
+  return {
+    data_sample_percent: 100, epochs: 150, batch_size: p.batch_size ?? 8192, learning_rate: p.learning_rate ?? 0.1,
+    split_strategy: 'strict_time', early_stopping: { enabled: true, patience: 10 },
+    lr_schedule: { type: 'reduce_on_plateau', factor: 0.5, patience: 3, min_lr: 0.001 },
+    mixed_precision: false, warm_restart: { enabled: false }, retrieval_index: { type: 'scann', num_leaves: 'auto', num_leaves_to_search: 'auto' },
+  };
+}
+
+function thresholdFor(type) {
+  return type === 'ranking' ? { enabled: true, metric: 'test_rmse', value: '' } : { enabled: true, metric: 'recall_at_100', value: '0.40' };
+}
+
+function tomorrow() {
+  const d = new Date(Date.now() + 86400000);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Wall-clock date+time in an IANA zone → ISO instant (UTC). */
+export function zonedToUtc(date, time, timeZone) {
+  const [y, m, d] = date.split('-').map(Number);
+  const [hh, mm] = time.split(':').map(Number);
+  const wall = Date.UTC(y, m - 1, d, hh, mm);
+  const offsetAt = (instant) => {
+    const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', {
+      timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    }).formatToParts(new Date(instant)).map((p) => [p.type, p.value]));
+    return Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second) - instant;
+  };
+  let guess = wall - offsetAt(wall);
+  guess = wall - offsetAt(guess);
+  return new Date(guess).toISOString().replace('.000Z', 'Z');
+}
+
+export function openWizard({ experiment, onCreated } = {}) {
+  const w = defaults(experiment);
+  const { el, close } = openModal(`<div class="modal-head"><div><h2>New Training Run</h2><div class="muted" data-role="step-title"></div></div>
+      <div class="steps" data-role="dots"></div></div>
+    <div class="modal-body" data-role="body"></div>
+    <div class="modal-foot" data-role="foot"></div>`, { id: 'wizard' });
+
+  const body = () => $('[data-role=body]', el);
+
+  async function loadExperiments() {
+    try {
+      const top = await get(`/api/experiments/top-for-training?model_type=${w.model_type}&limit=5`);
+      w.experiments = top.experiments || [];
+    } catch (err) {
+      w.experiments = [];
+      w.loadError = err.message;
+    }
+    if (!w.experiment && w.experiments.length) selectExperiment(w.experiments[0]);
+    if (w.step === 1) render();
+  }
+
+  function selectExperiment(exp) {
+    w.experiment = exp;
+    w.configs = {
+      dataset: { id: exp.dataset_id, name: exp.dataset_name || exp.dataset_id },
+      feature_config: { id: exp.feature_config_id, name: exp.feature_config_name || exp.feature_config_id },
+      model_config: { id: exp.model_config_id, name: exp.model_config_name || exp.model_config_id },
+    };
+    w.params = { ...w.params, batch_size: exp.params?.batch_size ?? w.params.batch_size, learning_rate: exp.params?.learning_rate ?? w.params.learning_rate };
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  function errorSlot(field) {
+    return `<div class="field-error" data-error-for="${field}"></div>`;
+  }
+
+  function expRow(e) {
+    const metric = PRIMARY_METRIC[w.model_type];
+    return `<div class="exp-row ${w.experiment?.id === e.id ? 'selected' : ''}" data-select-exp="${esc(e.id)}">
+      <input type="radio" name="exp" ${w.experiment?.id === e.id ? 'checked' : ''} />
+      <b>${esc(e.number ? `Exp #${e.number}` : e.name)}</b><span>${esc(e.dataset_name || '')}</span><span>${esc(e.feature_config_name || '')}</span>
+      <span>${METRIC_LABEL[metric]}: <b>${metricValue(e.metrics?.[metric])}</b></span><span class="muted">${esc(e.params?.epochs ?? '?')} ep</span></div>`;
+  }
+
+  function step1() {
+    const list = w.searchResults ?? w.experiments;
+    const exp = w.experiment;
+    return `<div class="field" data-field="name"><label class="lbl" for="wiz-name">Training run name *</label>
+        <input type="text" id="wiz-name" data-bind="name" value="${esc(w.name)}" placeholder="product-recommender-v3" autocomplete="off" />
+        ${errorSlot('name')}<div class="muted small">ℹ️ This name will be used as model name and endpoint identifier. Allowed: lowercase letters, numbers, hyphens (e.g. my-model-v2)</div></div>
+      <div class="field"><label class="lbl">Model type *</label><div class="option-cards">
+        ${MODEL_TYPES.map((t) => `<label class="option-card ${w.model_type === t ? 'selected' : ''}"><input type="radio" name="model_type" value="${t}" data-model-type="${t}" ${w.model_type === t ? 'checked' : ''} />${MODEL_TYPE_LABEL[t]} ${MODEL_TYPE_ICON[t]}</label>`).join('')}
+        </div>${errorSlot('model_type')}</div>
+      <div class="field"><label class="lbl">Select experiment</label>
+        <input type="text" id="wiz-exp-search" value="${esc(w.search)}" placeholder="🔍 Search by name, number, config… (e.g. &quot;Exp #65&quot;)" />
+        <div class="muted small" style="margin:6px 0">${w.searchResults ? `Search results (${list.length})` : `Top 5 ${MODEL_TYPE_LABEL[w.model_type]} experiments by ${METRIC_LABEL[PRIMARY_METRIC[w.model_type]]}:`}</div>
+        <div class="exp-list" data-role="exp-list">${list.length ? list.map(expRow).join('') : `<div class="exp-row muted">${w.loadError ? esc(w.loadError) : 'No experiments of this type yet.'}</div>`}</div>
+        ${errorSlot('base_experiment_id')}</div>
+      ${exp ? `<div class="summary-box" data-role="exp-summary"><b>${esc(exp.number ? `Exp #${exp.number}` : '')} ${esc(exp.name)}</b><ul>
+        <li>Dataset: ${esc(exp.dataset_name || exp.dataset_id)}</li><li>Features: ${esc(exp.feature_config_name || exp.feature_config_id)}</li>
+        <li>Model: ${esc(exp.model_config_name || exp.model_config_id)}</li>
+        <li>Results: ${Object.entries(exp.metrics || {}).map(([k, v]) => `${esc(METRIC_LABEL[k] || k)}: ${metricValue(v)}`).join(', ') || '—'}</li></ul></div>` : ''}`;
+  }
+
+  function num(bind, value, attrs = '') {
+    return `<input type="number" data-bind="${bind}" value="${esc(value)}" ${attrs} />`;
+  }
+
+  function step2() {
+    const p = w.params;
+    const exp = w.experiment?.params || {};
+    const inherited = (kind, label, icon) => `<div class="inherited" data-config="${kind}"><div><div class="muted small">${label}</div>${icon} <b>${esc(w.configs?.[kind]?.name || '—')}</b></div>
+      <button data-change="${kind}">Change</button></div>${errorSlot(`${kind}_id`)}`;
+    const lr = p.lr_schedule;
+    const lrOption = (type, label, extra = '') => `<label style="display:block;margin:4px 0"><input type="radio" name="lr_type" value="${type}" data-lr-type ${lr.type === type ? 'checked' : ''} /> ${label}</label>${lr.type === type ? extra : ''}`;
+    return `<h3>Inherited configuration ${w.experiment ? `(from ${esc(w.experiment.number ? `Exp #${w.experiment.number}` : w.experiment.name)})` : ''}</h3>
+      ${inherited('dataset', 'Dataset', '📊')}${inherited('feature_config', 'Feature config', '⚙️')}${inherited('model_config', 'Model config', '🏗️')}
+      <h3>Training parameters</h3><div class="grid2">
+        <div class="field"><label class="lbl">Data sample %</label>${num('params.data_sample_percent', p.data_sample_percent, 'min=1 max=100')}<div class="muted small">(Exp used: ${esc(exp.sample_percent ?? exp.data_sample_percent ?? '—')})</div>${errorSlot('training_params.data_sample_percent')}</div>
+        <div class="field"><label class="lbl" for="wiz-epochs">Epochs</label><input type="number" id="wiz-epochs" data-bind="params.epochs" value="${esc(p.epochs)}" /><div class="muted small">(Exp used: ${esc(exp.epochs ?? '—')})${exp.epochs && p.epochs > exp.epochs ? ' ⚠️ INCREASED' : ''}</div>${errorSlot('training_params.epochs')}</div>
+        <div class="field"><label class="lbl">Batch size</label>${num('params.batch_size', p.batch_size)}<div class="muted small">(Exp used: ${esc(exp.batch_size ?? '—')})</div>${errorSlot('training_params.batch_size')}</div>
+        <div class="field"><label class="lbl">Learning rate</label>${num('params.learning_rate', p.learning_rate, 'step=any')}<div class="muted small">(Exp used: ${esc(exp.learning_rate ?? '—')})</div>${errorSlot('training_params.learning_rate')}</div></div>
+      <div class="field"><label class="lbl">Split strategy</label><select data-bind="params.split_strategy"><option value="strict_time" ${p.split_strategy === 'strict_time' ? 'selected' : ''}>Strict time (train 80% · validation 15% · test 5%)</option><option value="random" ${p.split_strategy === 'random' ? 'selected' : ''}>Random</option></select>${errorSlot('training_params.split_strategy')}</div>
+      <div class="field"><label><input type="checkbox" data-bind="params.early_stopping.enabled" ${p.early_stopping.enabled ? 'checked' : ''} /> Early stopping</label>
+        — patience ${num('params.early_stopping.patience', p.early_stopping.patience, 'style="width:80px"')} epochs${errorSlot('training_params.early_stopping.patience')}</div>
+      <details class="advanced" data-role="advanced" ${w.advancedOpen ? 'open' : ''}><summary>Advanced parameters</summary>
+        <h3>Learning rate schedule</h3>
+        ${lrOption('constant', 'Constant (fixed LR throughout)')}
+        ${lrOption('reduce_on_plateau', 'Reduce on plateau', `<div style="margin-left:24px">factor ${num('params.lr_schedule.factor', lr.factor ?? 0.5, 'step=any style="width:80px"')} patience ${num('params.lr_schedule.patience', lr.patience ?? 3, 'style="width:70px"')} min LR ${num('params.lr_schedule.min_lr', lr.min_lr ?? 0.001, 'step=any style="width:90px"')}</div>`)}
+        ${lrOption('cosine', 'Cosine decay')}
+        ${lrOption('warmup_cosine', 'Warmup + cosine', `<div style="margin-left:24px">warmup epochs ${num('params.lr_schedule.warmup_epochs', lr.warmup_epochs ?? 1, 'style="width:70px"')}</div>`)}
+        ${errorSlot('training_params.lr_schedule')}${errorSlot('training_params.lr_schedule.min_lr')}${errorSlot('training_params.lr_schedule.warmup_epochs')}
+        <div class="field"><label><input type="checkbox" data-bind="params.mixed_precision" ${p.mixed_precision ? 'checked' : ''} /> Mixed precision training (FP16) — ~2x faster on T4, L4, V100, A100</label></div>
+        <div class="field"><label><input type="checkbox" data-bind="params.warm_restart.enabled" ${p.warm_restart.enabled ? 'checked' : ''} /> Warm restart from the experiment (falls back to a fresh start if its artifacts are unavailable)</label>${errorSlot('training_params.warm_restart.experiment_id')}</div>
+        ${w.model_type !== 'ranking' ? `<h3>Retrieval index</h3><select data-bind="params.retrieval_index.type"><option value="scann" ${p.retrieval_index.type === 'scann' ? 'selected' : ''}>ScaNN (approximate, 10K+ products)</option><option value="brute_force" ${p.retrieval_index.type === 'brute_force' ? 'selected' : ''}>Brute force (exact, &lt;10K products)</option></select>
+          num leaves <input type="text" data-bind="params.retrieval_index.num_leaves" value="${esc(p.retrieval_index.num_leaves)}" style="width:80px" /> to search <input type="text" data-bind="params.retrieval_index.num_leaves_to_search" value="${esc(p.retrieval_index.num_leaves_to_search)}" style="width:80px" />${errorSlot('training_params.retrieval_index')}` : ''}
+      </details>${errorSlot('training_params')}`;
+  }
+
+  function step3() {
+    const s = w.schedule;
+    const d = w.deployment;
+    const ev = w.evaluator;
+    const metrics = w.model_type === 'ranking' ? ['test_rmse', 'test_mae'] : w.model_type === 'retrieval' ? ['recall_at_5', 'recall_at_10', 'recall_at_50', 'recall_at_100'] : ['recall_at_100', 'recall_at_50', 'test_rmse', 'test_mae'];
+    const lower = ev.metric === 'test_rmse' || ev.metric === 'test_mae';
+    const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : ['UTC', 'Europe/Berlin', 'America/New_York'];
+    const sched = (type, label) => `<label class="option-card ${s.type === type ? 'selected' : ''}"><input type="radio" name="schedule" value="${type}" data-schedule-type ${s.type === type ? 'checked' : ''} />${label}</label>`;
+    const p = w.params;
+    return `<h3>GPU configuration</h3><div class="option-cards" data-role="gpu-cards">${GPUS.map(([id, label, note]) => `<label class="option-card ${w.gpu.gpu_type === id ? 'selected' : ''}" data-gpu="${id}"><input type="radio" name="gpu" value="${id}" data-gpu-type ${w.gpu.gpu_type === id ? 'checked' : ''} /><b>${label}</b>${id === 'NVIDIA_L4' ? '<span class="badge">★ Recommended</span>' : ''}<div class="muted small">${note}</div></label>`).join('')}</div>
+      ${errorSlot('gpu_config.gpu_type')}
+      <div class="grid2" style="margin-top:8px"><div class="field"><label class="lbl">Number of GPUs</label><select data-bind="gpu.gpu_count">${[1, 2, 4, 8].map((n) => `<option value="${n}" ${w.gpu.gpu_count === n ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}${errorSlot('gpu_config')}</div>
+        <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
+      <h3>Evaluator</h3><div class="field"><label><input type="checkbox" data-bind="evaluator.enabled" ${ev.enabled ? 'checked' : ''} /> Enable model evaluation (TFMA)</label>
+        <div style="margin-top:6px">Blessing threshold: <select data-bind="evaluator.metric">${metrics.map((m) => `<option value="${m}" ${ev.metric === m ? 'selected' : ''}>${METRIC_LABEL[m]}</option>`).join('')}</select>
+        must be ${lower ? 'at most' : 'at least'} <input type="number" step="any" data-bind="evaluator.value" value="${esc(ev.value)}" placeholder="${lower ? 'from the experiment' : '0.40'}" style="width:110px" /></div>
+        <div class="muted small">ℹ️ Models below the threshold are saved but marked "not blessed".</div>${errorSlot('evaluator_config.blessing_threshold')}${errorSlot('evaluator_config.blessing_threshold.metric')}${errorSlot('evaluator_config')}</div>
+      <h3>Deployment</h3><div class="field">
+        <label style="display:block"><input type="radio" name="deploy" value="register_only" data-deploy ${d.action === 'register_only' ? 'checked' : ''} /> Register model only (deploy manually later)</label>
+        <label style="display:block"><input type="radio" name="deploy" value="deploy_new" data-deploy ${d.action === 'deploy_new' ? 'checked' : ''} /> Deploy to a new endpoint: <input type="text" data-bind="deployment.endpoint_name" value="${esc(d.endpoint_name)}" placeholder="${esc(w.name || 'run name')}" /></label>
+        <label style="display:block"><input type="radio" name="deploy" value="deploy_existing" data-deploy ${d.action === 'deploy_existing' ? 'checked' : ''} /> Deploy to an existing endpoint: <input type="text" data-bind="deployment.existing_endpoint_id" value="${esc(d.existing_endpoint_id)}" placeholder="endpoint id" />
+          traffic <input type="number" data-bind="deployment.traffic_split" value="${esc(d.traffic_split)}" style="width:70px" />%</label>
+        ${errorSlot('deployment_config')}${errorSlot('deployment_config.existing_endpoint_id')}${errorSlot('deployment_config.traffic_split')}${errorSlot('deployment_config.endpoint_name')}</div>
+      <h3>Schedule</h3><div class="option-cards">${sched('now', 'Run immediately')}${sched('once', 'Once, later')}${sched('daily', 'Daily')}${sched('weekly', 'Weekly')}</div>
+      ${s.type !== 'now' ? `<div class="grid2" style="margin-top:8px">
+        ${s.type === 'once' ? `<div class="field"><label class="lbl">Date</label><input type="date" data-bind="schedule.date" value="${esc(s.date)}" />${errorSlot('scheduled_at')}${errorSlot('run_at')}</div>` : ''}
+        ${s.type === 'weekly' ? `<div class="field"><label class="lbl">Day</label><select data-bind="schedule.day_of_week">${DAYS.map((day, i) => `<option value="${i}" ${Number(s.day_of_week) === i ? 'selected' : ''}>${day}</option>`).join('')}</select>${errorSlot('day_of_week')}</div>` : ''}
+        <div class="field"><label class="lbl">Time</label><input type="time" data-bind="schedule.time" value="${esc(s.time)}" />${errorSlot('time_of_day')}</div>
+        <div class="field"><label class="lbl">Time zone</label><select data-bind="schedule.timezone">${['UTC', ...zones.filter((z) => z !== 'UTC')].map((z) => `<option ${s.timezone === z ? 'selected' : ''}>${esc(z)}</option>`).join('')}</select>${errorSlot('timezone')}</div></div>
+        <div class="muted small">ℹ️ Off-peak hours may have better GPU availability.</div>` : ''}
+      ${errorSlot('schedule')}
+      <h3>Summary</h3><div class="summary-box" data-role="summary">
+        <b>Training run: ${esc(w.name || '—')}</b><div>Based on: ${esc(w.experiment ? `${w.experiment.number ? `Exp #${w.experiment.number}` : w.experiment.name} (${METRIC_LABEL[PRIMARY_METRIC[w.model_type]]}: ${metricValue(w.experiment.metrics?.[PRIMARY_METRIC[w.model_type]])})` : '—')}</div>
+        <ul><li>Dataset: ${esc(w.configs?.dataset?.name)} (${esc(p.data_sample_percent)}%)</li><li>Features: ${esc(w.configs?.feature_config?.name)}</li><li>Model: ${esc(w.configs?.model_config?.name)}</li>
+        <li>${esc(p.epochs)} epochs, batch ${esc(p.batch_size)}, LR ${esc(p.learning_rate)} (${esc(p.lr_schedule.type)})</li><li>Early stopping: ${p.early_stopping.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</li>
+        ${w.model_type !== 'ranking' ? `<li>Index: ${esc(p.retrieval_index.type)}</li>` : ''}
+        <li>GPU: ${esc(w.gpu.gpu_count)}x ${esc(GPU_LABEL[w.gpu.gpu_type])}${w.gpu.preemptible ? ' (Spot)' : ''}</li>
+        <li>Evaluator: ${ev.enabled ? `${esc(METRIC_LABEL[ev.metric])} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
+        <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
+        <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
+  }
+
+  function render() {
+    $('[data-role=step-title]', el).textContent = `Step ${w.step} of 3 · ${STEP_TITLES[w.step - 1].toUpperCase()}`;
+    $('[data-role=dots]', el).innerHTML = [1, 2, 3].map((i) => `<span class="step-dot ${i <= w.step ? 'done' : ''}"></span>`).join('');
+    el.dataset.step = String(w.step);
+    body().innerHTML = `<div class="general-error" data-role="general-error"></div>${w.step === 1 ? step1() : w.step === 2 ? step2() : step3()}`;
+    $('[data-role=foot]', el).innerHTML = `${w.step > 1 ? '<button data-wiz="back">← Back</button>' : ''}<button data-close>Cancel</button>
+      ${w.step < 3 ? '<button class="btn-primary" data-wiz="next">Next →</button>' : `<button class="btn-primary" data-wiz="submit" ${w.submitting ? 'disabled' : ''}>▶ ${w.schedule.type === 'now' ? 'Run Training' : 'Schedule Training'}</button>`}`;
+    showErrors();
+    const search = $('#wiz-exp-search', el);
+    if (search) search.addEventListener('input', debounce(runSearch, 300));
+  }
+
+  function showErrors() {
+    const general = [];
+    for (const err of w.errors) {
+      const field = String(err.field || '').replace(/^run_template\./, '');
+      let slot = null;
+      for (let f = field; f && !slot; f = f.includes('.') ? f.slice(0, f.lastIndexOf('.')) : '') {
+        slot = $(`[data-error-for="${CSS.escape(f)}"]`, el);
+      }
+      if (slot) {
+        slot.textContent = slot.textContent ? `${slot.textContent}; ${err.message}` : err.message;
+        slot.closest('.field')?.classList.add('has-error');
+      } else general.push(`${err.field}: ${err.message}`);
+    }
+    $('[data-role=general-error]', el).textContent = general.join(' · ');
+  }
+
+  // ---------------------------------------------------------------- input
+
+  function setPath(path, value) {
+    const keys = path.split('.');
+    let obj = w;
+    for (const k of keys.slice(0, -1)) obj = obj[k];
+    obj[keys.at(-1)] = value;
+  }
+
+  function collect() {
+    for (const input of $$('[data-bind]', el)) {
+      const path = input.dataset.bind;
+      let value;
+      if (input.type === 'checkbox') value = input.checked;
+      else if (input.type === 'number' || path === 'gpu.gpu_count') value = input.value === '' ? '' : Number(input.value);
+      else value = input.value;
+      if (path === 'evaluator.value') value = input.value;
+      setPath(path, value);
+    }
+    const details = $('[data-role=advanced]', el);
+    if (details) w.advancedOpen = details.open;
+  }
+
+  async function runSearch(e) {
+    w.search = e.target.value;
+    if (!w.search.trim()) {
+      w.searchResults = null;
+    } else {
+      try {
+        const found = await get(`/api/experiments/search?q=${encodeURIComponent(w.search)}`);
+        w.searchResults = (found.experiments || []).filter((x) => x.model_type === w.model_type);
+      } catch (err) {
+        w.searchResults = [];
+        w.loadError = err.message;
+      }
+    }
+    collect();
+    const list = $('[data-role=exp-list]', el);
+    const rows = w.searchResults ?? w.experiments;
+    if (list) list.innerHTML = rows.length ? rows.map(expRow).join('') : '<div class="exp-row muted">No matching experiments.</div>';
+  }
+
+  el.addEventListener('change', (e) => {
+    const t = e.target;
+    if (t.dataset.modelType !== undefined && t.name === 'model_type') {
+      collect();
+      w.model_type = t.value;
+      w.experiment = null;
+      w.searchResults = null;
+      w.search = '';
+      w.evaluator = thresholdFor(w.model_type);
+      render();
+      loadExperiments();
+    } else if (t.name === 'lr_type') {
+      collect();
+      const base = { constant: {}, reduce_on_plateau: { factor: 0.5, patience: 3, min_lr: 0.001 }, cosine: {}, warmup_cosine: { warmup_epochs: 1 } };
+      w.params.lr_schedule = { type: t.value, ...base[t.value] };
+      render();
+    } else if (t.name === 'gpu') {
+      collect();
+      w.gpu.gpu_type = t.value;
+      render();
+    } else if (t.name === 'deploy') {
+      collect();
+      w.deployment.action = t.value;
+      render();
+    } else if (t.name === 'schedule') {
+      collect();
+      w.schedule.type = t.value;
+      render();
+    } else if (w.step === 3 && t.dataset.bind) {
+      collect();
+      render();
+    }
+  });
+
+  el.addEventListener('click', async (e) => {
+    const row = e.target.closest('[data-select-exp]');
+    if (row) {
+      collect();
+      const list = w.searchResults ?? w.experiments;
+      selectExperiment(list.find((x) => x.id === row.dataset.selectExp));
+      render();
+      return;
+    }
+    const change = e.target.closest('[data-change]');
+    if (change) {
+      collect();
+      changeConfig(change.dataset.change);
+      return;
+    }
+    const nav = e.target.closest('[data-wiz]');
+    if (!nav) return;
+    collect();
+    if (nav.dataset.wiz === 'back') w.step -= 1;
+    if (nav.dataset.wiz === 'next') {
+      if (w.step === 1 && !w.experiment) {
+        w.errors = [{ field: 'base_experiment_id', message: 'select a base experiment to train from' }];
+        render();
+        return;
+      }
+      w.errors = w.errors.filter((er) => stepForField(er.field) !== w.step);
+      w.step += 1;
+    }
+    if (nav.dataset.wiz === 'submit') {
+      await submit();
+      return;
+    }
+    render();
+  });
+
+  async function changeConfig(kind) {
+    const path = { dataset: 'datasets', feature_config: 'feature-configs', model_config: 'model-configs' }[kind];
+    let items = [];
+    try {
+      items = (await get(`/api/${path}?limit=200${kind === 'model_config' ? `&model_type=${w.model_type}` : ''}`)).items || [];
+    } catch (err) {
+      items = [];
+    }
+    const current = w.configs?.[kind]?.id;
+    const picker = openModal(`<div class="modal-head"><h2>Select ${kind.replace('_', ' ')}</h2><button data-close>✕</button></div>
+      <div class="modal-body">${items.map((it) => `<div class="exp-row ${it.id === current ? 'selected' : ''}" data-pick="${esc(it.id)}"><input type="radio" ${it.id === current ? 'checked' : ''} /> <b>${esc(it.name)}</b> <span class="muted small">${esc(it.id)}</span>${it.id === current ? '<span class="badge">★ Current</span>' : ''}</div>`).join('') || '<div class="muted">Nothing to choose from.</div>'}</div>`, { narrow: true });
+    picker.el.addEventListener('click', (e) => {
+      const pick = e.target.closest('[data-pick]');
+      if (!pick) return;
+      const item = items.find((x) => x.id === pick.dataset.pick);
+      w.configs = { ...(w.configs || {}), [kind]: { id: item.id, name: item.name } };
+      picker.close();
+      render();
+    });
+  }
+
+  function runBody() {
+    const p = structuredClone(w.params);
+    for (const key of ['num_leaves', 'num_leaves_to_search']) {
+      const v = p.retrieval_index[key];
+      p.retrieval_index[key] = v === 'auto' || v === '' ? 'auto' : Number(v);
+    }
+    if (w.model_type === 'ranking') delete p.retrieval_index;
+    const ev = w.evaluator;
+    const lower = ev.metric === 'test_rmse' || ev.metric === 'test_mae';
+    const threshold = ev.value === '' || ev.value == null ? null
+      : { metric: ev.metric, [lower ? 'max_value' : 'min_value']: Number(ev.value) };
+    const d = w.deployment;
+    const deployment = { action: d.action };
+    if (d.action === 'deploy_new' && d.endpoint_name) deployment.endpoint_name = d.endpoint_name;
+    if (d.action === 'deploy_existing') Object.assign(deployment, { existing_endpoint_id: d.existing_endpoint_id || null, traffic_split: Number(d.traffic_split) || 100 });
+    return {
+      name: w.name,
+      model_type: w.model_type,
+      base_experiment_id: w.experiment?.id,
+      dataset_id: w.configs?.dataset?.id,
+      feature_config_id: w.configs?.feature_config?.id,
+      model_config_id: w.configs?.model_config?.id,
+      training_params: p,
+      gpu_config: { gpu_type: w.gpu.gpu_type, gpu_count: Number(w.gpu.gpu_count), preemptible: w.gpu.preemptible },
+      evaluator_config: { enabled: ev.enabled, blessing_threshold: ev.enabled ? threshold : null },
+      deployment_config: deployment,
+    };
+  }
+
+  async function submit() {
+    w.errors = [];
+    w.submitting = true;
+    render();
+    const body = runBody();
+    const s = w.schedule;
+    try {
+      let result;
+      if (s.type === 'now') {
+        result = await post('/api/training-runs', body);
+      } else if (s.type === 'once') {
+        result = await post('/api/training-runs', { ...body, scheduled_at: zonedToUtc(s.date, s.time, s.timezone) });
+      } else {
+        result = await post('/api/training/schedules', {
+          name: w.name || 'schedule', schedule_type: s.type, time_of_day: s.time, timezone: s.timezone,
+          ...(s.type === 'weekly' ? { day_of_week: Number(s.day_of_week) } : {}), run_template: body,
+        });
+      }
+      close();
+      onCreated?.(result);
+    } catch (err) {
+      w.submitting = false;
+      w.errors = err instanceof ApiError && err.errors.length ? err.errors : [{ field: 'general', message: err.message }];
+      const steps = w.errors.map((er) => stepForField(er.field)).filter(Boolean);
+      if (steps.length) w.step = Math.min(...steps);
+      render();
+    }
+  }
+
+  render();
+  loadExperiments();
+  return { el, close, state: w };
+}

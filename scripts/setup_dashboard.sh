@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the Training dashboard needs and builds it (docs/dashboard.md). Idempotent: a stamp
+# holding the hash of the inputs skips the work when nothing changed.
+#   - Debian's chromium (headless browser for tests/browser; Playwright drives /usr/bin/chromium)
+#   - the Python Playwright client in .venv (its own browser download is never used)
+#   - `npm ci` in dashboard/ (versions locked by dashboard/package-lock.json) and `npm run build`
+#     → dashboard/dist/, which the API serves at /training (shared/http_dashboard.py)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PLAYWRIGHT_VERSION=1.65.2
+stamp="dashboard/.setup-stamp"
+want=$( (cat scripts/setup_dashboard.sh dashboard/package.json dashboard/package-lock.json dashboard/vite.config.js;
+         find dashboard/src dashboard/index.html -type f -print0 | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f dashboard/dist/index.html ] \
+   && command -v chromium >/dev/null; then
+  exit 0
+fi
+if ! command -v chromium >/dev/null; then
+  echo "setup_dashboard: installing Debian's chromium"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
+  echo "setup_dashboard: installing playwright==$PLAYWRIGHT_VERSION into $VENV (no browser download)"
+  "$VENV/bin/python" -m pip install --quiet "playwright==$PLAYWRIGHT_VERSION"
+fi
+command -v npm >/dev/null || { echo "setup_dashboard: node/npm are missing; install Node.js 20+" >&2; exit 1; }
+echo "setup_dashboard: npm ci + build"
+(cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+echo "$want" > "$stamp"
+echo "setup_dashboard: done (dashboard/dist)"

@@ -1,0 +1,102 @@
+"""The Training dashboard, served by the API function from its own origin (docs/dashboard.md).
+
+    GET /                      → redirect to /training
+    GET /training              → the page (dashboard/dist/index.html, built by scripts/setup_dashboard.sh)
+    GET /training/assets/...   → the bundled JS/CSS (immutable, content-hashed names)
+    GET /training/config.json  → how the page reaches Firestore and identifies itself
+
+These paths need no bearer token (a browser cannot send one for a page load); every /api call the
+page makes sends one. Locally (TRAINYARD_AUTH=local) the config hands the page the stack's developer
+token and the Firestore emulator's address; in the cloud it hands the Firebase web config, and the
+page signs in with Google (Firebase Auth) and sends the Google ID token.
+
+Registered by `register_dashboard_routes(app, deps)` in shared/http_api.create_app.
+"""
+from __future__ import annotations
+
+import mimetypes
+import os
+from pathlib import Path
+
+from flask import Flask, Response, jsonify, redirect, request, send_from_directory
+
+PREFIX = "/training"
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def dashboard_dir() -> Path:
+    """dashboard/dist in the repository; beside shared/ when deployed (TRAINYARD_DASHBOARD_DIR overrides)."""
+    configured = os.environ.get("TRAINYARD_DASHBOARD_DIR")
+    if configured:
+        return Path(configured)
+    for candidate in (_REPO / "dashboard" / "dist", _REPO / "dashboard_dist"):
+        if candidate.is_dir():
+            return candidate
+    return _REPO / "dashboard" / "dist"
+
+
+def page_config(settings) -> dict:
+    """What the page needs to read Firestore and call the API. Never a secret in the cloud."""
+    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    config = {
+        "projectId": os.environ.get("TRAINYARD_FIREBASE_PROJECT_ID") or settings.project,
+        "authMode": settings.auth_mode,
+        "apiBase": "",  # same origin
+        "firestoreEmulatorHost": emulator or None,
+    }
+    if settings.auth_mode == "local":
+        # The local stack's developer identity: the page sends the token to the API and presents the
+        # same identity to the emulator's security rules as an (unsigned) mock user token.
+        config["devToken"] = settings.dev_token
+        config["devIdentity"] = getattr(settings, "dev_identity", "developer@localhost")
+    else:
+        config["firebase"] = {
+            "apiKey": os.environ.get("TRAINYARD_FIREBASE_API_KEY", ""),
+            "authDomain": os.environ.get("TRAINYARD_FIREBASE_AUTH_DOMAIN", f"{settings.project}.firebaseapp.com"),
+            "projectId": config["projectId"],
+            "appId": os.environ.get("TRAINYARD_FIREBASE_APP_ID", ""),
+        }
+        config["googleClientId"] = os.environ.get("TRAINYARD_GOOGLE_CLIENT_ID", "")
+    return config
+
+
+def register_dashboard_routes(app: Flask, deps) -> None:
+    mimetypes.add_type("text/javascript", ".js")
+    mimetypes.add_type("text/css", ".css")
+
+    def index():
+        root = dashboard_dir()
+        if not (root / "index.html").is_file():
+            return Response("The dashboard is not built: run `make setup` (scripts/setup_dashboard.sh builds "
+                            "dashboard/dist).\n", status=503, mimetype="text/plain")
+        response = send_from_directory(root, "index.html", max_age=0)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    def asset(path: str):
+        response = send_from_directory(dashboard_dir() / "assets", path, max_age=31536000)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+    def config():
+        response = jsonify(page_config(deps.settings))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def home():
+        return redirect(PREFIX, code=302)
+
+    app.add_url_rule("/", "dashboard_home", home)
+    app.add_url_rule(PREFIX, "dashboard_index", index)
+    app.add_url_rule(f"{PREFIX}/config.json", "dashboard_config", config)
+    app.add_url_rule(f"{PREFIX}/assets/<path:path>", "dashboard_asset", asset)
+    open_endpoints = {"dashboard_home", "dashboard_index", "dashboard_config", "dashboard_asset"}
+
+    def serve_open_routes():
+        # Runs before the API's identity check (inserted first): the page and its assets are public;
+        # answering here ends the request, so `authenticate` never sees it.
+        if request.method in ("GET", "HEAD") and request.endpoint in open_endpoints:
+            return app.view_functions[request.endpoint](**(request.view_args or {}))
+        return None
+
+    app.before_request_funcs.setdefault(None, []).insert(0, serve_open_routes)
