@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from shared import runs, structured_log as log
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.http_actions import register_action_routes
+from shared.http_dashboard import register_dashboard_routes
 from shared.identity import authenticate
 from shared.http_schedules import register_schedule_routes
 from shared.services import catalog as catalog_service
@@ -162,4 +163,5 @@ def create_app(deps: Dependencies) -> Flask:
 
     register_action_routes(app, deps)  # cancel, retry, deploy, push-anyway, run data, gpu availability
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http_schedules.py)
+    register_dashboard_routes(app, deps)  # the Training page at /training (shared/http_dashboard.py)
     return app
