@@ -129,17 +129,12 @@ class FirestoreRepository:
     def create_run(self, doc: dict, counter_key: str, run_id: Optional[str] = None) -> tuple[dict, bool]:
         from google.api_core import exceptions
 
-        ref = self.db.collection(RUNS).document(run_id) if run_id else None
-        if ref is not None:
-            snap = ref.get()
-            if snap.exists:
-                return snap.to_dict(), False
         number = self._next_number(f"run-number-{counter_key}")
-        ref = ref or self.db.collection(RUNS).document(f"{counter_key}-r{number}")
+        ref = self.db.collection(RUNS).document(run_id or f"{counter_key}-r{number}")
         stored = {**doc, "id": ref.id, "run_number": number, "version": 1, "updated_at": now()}
         try:
-            ref.create(stored)
-        except exceptions.AlreadyExists:  # the same run_id created concurrently: the first one stands
+            ref.create(stored)  # fails on an existing id: no read first, one round trip fewer
+        except exceptions.AlreadyExists:  # a deterministic id made before (a duplicate trigger): it stands
             return ref.get().to_dict(), False
         return stored, True
 

@@ -30,6 +30,8 @@ locals {
       "roles/cloudscheduler.admin", # create/update/delete the schedules' jobs
       "roles/cloudquotas.viewer",   # GPU quota for /api/gpu-availability
       "roles/aiplatform.viewer",    # read pipeline jobs for run details
+      "roles/logging.viewer",       # a run's per-stage logs (GET .../logs)
+      "roles/monitoring.viewer",    # current GPU quota usage for /api/gpu-availability
     ]
     submitter       = ["roles/datastore.user", "roles/aiplatform.user"]
     pipeline_events = ["roles/datastore.user", "roles/aiplatform.viewer"]
@@ -48,7 +50,9 @@ locals {
   topic_publishers = {
     api       = ["run-submit", "run-commands", "schedule-trigger"]
     scheduler = ["run-submit"]
-    pipeline  = ["training-progress"]
+    # a finished scheduled run releases the schedule's queued run at once
+    pipeline_events = ["run-submit"]
+    pipeline        = ["training-progress"]
   }
 
   # Bucket-level roles. "artifacts_read_delete" is the custom role below.

@@ -19,12 +19,13 @@ def deps():
     global _deps
     if _deps is None:
         from shared.artifact_store import ArtifactStore
+        from shared.messaging import PubSubPublisher
         from shared.pipelines import backend_from_settings
         from shared.repository import FirestoreRepository
 
         settings = get_settings()
         _deps = dict(repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
-                     store=ArtifactStore(), settings=settings)
+                     store=ArtifactStore(), publisher=PubSubPublisher(settings.project), settings=settings)
     return _deps
 
 
@@ -32,7 +33,7 @@ def handle_pipeline_event(entry) -> str:
     from shared.services import progress
 
     d = deps()
-    return progress.on_pipeline_event(entry, d["repo"], d["backend"], d["store"])
+    return progress.on_pipeline_event(entry, d["repo"], d["backend"], d["store"], d["publisher"])
 
 
 def handle_training_progress(payload) -> str:

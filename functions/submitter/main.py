@@ -12,10 +12,20 @@ import functions_framework  # noqa: E402
 from shared.consumer import consume, event_data  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 
+import threading  # noqa: E402
+
 _deps = None
+# One lock for building the clients and for the warm-up import of TFX: two threads importing the
+# same packages at once can see a partially initialised module.
+_deps_lock = threading.Lock()
 
 
 def deps():
+    with _deps_lock:
+        return _build_deps()
+
+
+def _build_deps():
     global _deps
     if _deps is None:
         from shared.artifact_store import ArtifactStore
@@ -36,17 +46,17 @@ def handle_payload(payload) -> str:
 
 
 def _warm_compiler() -> None:
-    """Load TFX in the background at start, so the first run's Compile stage does not pay ~20 s.
-    The submitter is the heavy consumer (Cloud Run, GPU image); this never delays serving."""
-    try:
-        import pipeline_compiler.pipeline  # noqa: F401
-    except Exception:  # noqa: BLE001 - a compiler that cannot load fails its run with the real error
-        pass
+    """Load the clients and TFX in the background at start, so the first run's Compile stage does
+    not pay ~20 s. The submitter is the heavy consumer (Cloud Run, GPU image)."""
+    with _deps_lock:
+        try:
+            _build_deps()
+            import pipeline_compiler.pipeline  # noqa: F401
+        except Exception:  # noqa: BLE001 - a compiler that cannot load fails its run with the real error
+            pass
 
 
 if os.environ.get("TRAINYARD_WARM_COMPILER", "1") == "1" and get_settings().compiler.startswith("pipeline_compiler"):
-    import threading
-
     threading.Thread(target=_warm_compiler, daemon=True).start()
 
 

@@ -20,7 +20,7 @@ from tests.unit.terraform_support.hcl import REPO_ROOT, TF_ROOT
 EXPECTED_GRANTS = {
     "api": {
         "project": ["roles/datastore.user", "roles/cloudscheduler.admin", "roles/cloudquotas.viewer",
-                    "roles/aiplatform.viewer"],
+                    "roles/aiplatform.viewer", "roles/logging.viewer", "roles/monitoring.viewer"],
         "topics": ["run-submit", "run-commands", "schedule-trigger"],
         "buckets": {"artifacts": ["artifacts_read_delete"]},
     },
@@ -32,6 +32,7 @@ EXPECTED_GRANTS = {
     },
     "pipeline_events": {
         "project": ["roles/datastore.user", "roles/aiplatform.viewer"],
+        "topics": ["run-submit"],
         "buckets": {"artifacts": ["roles/storage.objectViewer"]},
     },
     "scheduler": {
