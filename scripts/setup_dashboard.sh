@@ -17,10 +17,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f dashboard/dist/ind
   exit 0
 fi
 if ! command -v chromium >/dev/null; then
-  echo "setup_dashboard: installing Debian's chromium"
+  echo "setup_dashboard: installing Debian's chromium and an emoji font"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
 fi
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
   echo "setup_dashboard: installing playwright==$PLAYWRIGHT_VERSION into $VENV (no browser download)"

@@ -132,6 +132,8 @@ export function openRunView(runId, { onAction } = {}) {
       canvas.dataset.points = String(data.length);
       canvas.dataset.epochs = epochs.join(',');
     }
+    const summary = $('[data-role=epoch-summary]', body);
+    if (summary) summary.textContent = epochSummary(view.run);
   }
 
   async function loadArtifacts() {
