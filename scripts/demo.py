@@ -73,25 +73,33 @@ def summary(run: dict) -> str:
     return "\n".join(lines)
 
 
-def recommend(run: dict, data_uri: str) -> str:
-    """One customer's top recommendations from the trained model, through a local prediction endpoint."""
-    from shared import results
-
-    try:
-        from shared.local_models import LocalPredictionServer  # the run-actions side's local endpoint
-    except ImportError:
-        return "  (the local prediction endpoint is not available in this checkout)"
+def recommend(client, run: dict, data_uri: str, timeout_s: float = 300) -> str:
+    """Deploy the run to a local endpoint (the same deploy action as in the cloud: the run-commands
+    consumer loads the registered SavedModel into the local prediction server) and ask it for one
+    customer's top recommendations."""
     import csv
+
+    import requests
 
     with open(data_uri) as handle:
         row = next(csv.DictReader(handle))
-    saved_model = (run.get("artifacts") or {}).get("saved_model") or results.join(
-        run["gcs_artifacts_path"], results.SAVED_MODEL_DIR)
-    with LocalPredictionServer(saved_model) as server:
-        answer = server.predict([{k: row[k] for k in ("customer_id", "segment", "city", "timestamp")}], k=10)
+    client.post(f"/api/training-runs/{run['id']}/deploy", {"traffic_split": 100})
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        current = client.get(f"/api/training-runs/{run['id']}")["training_run"]
+        if current.get("deployment_status") in ("deployed", "failed"):
+            break
+        time.sleep(0.5)
+    if current.get("deployment_status") != "deployed":
+        raise RuntimeError(f"deployment did not finish: {current.get('deployment_status')} "
+                           f"{current.get('deployment', {}).get('error') or ''}")
+    predict_url = current["deployment"]["predict_url"]
+    instance = {k: row[k] for k in ("customer_id", "segment", "city", "timestamp") if k in row}
+    answer = requests.post(predict_url, json={"instances": [instance]}, timeout=60).json()
     top = answer["predictions"][0]
-    return (f"  top-10 for customer {row['customer_id']} (via {server.url}):\n    "
-            + ", ".join(f"{item} ({score:.2f})" for item, score in zip(top["ids"], top["scores"])))
+    return (f"  endpoint: {current.get('endpoint_resource_name')}\n"
+            f"  top-10 for customer {row['customer_id']} ({predict_url}):\n    "
+            + ", ".join(f"{item} ({score:.2f})" for item, score in list(zip(top["ids"], top["scores"]))[:10]))
 
 
 def main() -> int:
@@ -130,7 +138,7 @@ def main() -> int:
         print(summary(final))
         if final["status"] != "completed":
             return 1
-        print(recommend(final, data_uri))
+        print(recommend(client, final, data_uri))
         print(f"demo finished in {time.time() - started:.0f}s")
         return 0
     finally:

@@ -1,46 +1,36 @@
 """Consumes the log sink (`pipeline-events`) and `training-progress` into live run progress."""
 from __future__ import annotations
 
-import os
-import sys
+import functions_framework
 
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _here if os.path.isdir(os.path.join(_here, "shared")) else os.path.dirname(os.path.dirname(_here)))
-
-import functions_framework  # noqa: E402
-
-from shared.consumer import consume, event_data  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-
-_deps = None
+from shared.consumer import consume, event_data
+from shared.once import Once
 
 
-def deps():
-    global _deps
-    if _deps is None:
-        from shared.artifact_store import ArtifactStore
-        from shared.messaging import PubSubPublisher
-        from shared.pipelines import backend_from_settings
-        from shared.repository import FirestoreRepository
+def _build():
+    from shared.artifact_store import ArtifactStore
+    from shared.messaging import PubSubPublisher
+    from shared.pipelines import backend_from_settings
+    from shared.repository import FirestoreRepository
+    from shared.services import progress
+    from shared.settings import get_settings
 
-        settings = get_settings()
-        _deps = dict(repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
-                     store=ArtifactStore(), publisher=PubSubPublisher(settings.project), settings=settings)
-    return _deps
+    settings = get_settings()
+    return dict(progress=progress, repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
+                store=ArtifactStore(), publisher=PubSubPublisher(settings.project), settings=settings)
+
+
+deps = Once(_build)
 
 
 def handle_pipeline_event(entry) -> str:
-    from shared.services import progress
-
     d = deps()
-    return progress.on_pipeline_event(entry, d["repo"], d["backend"], d["store"], d["publisher"])
+    return d["progress"].on_pipeline_event(entry, d["repo"], d["backend"], d["store"], d["publisher"])
 
 
 def handle_training_progress(payload) -> str:
-    from shared.services import progress
-
     d = deps()
-    return progress.on_training_progress(payload, d["repo"], d["settings"].progress_min_interval_s)
+    return d["progress"].on_training_progress(payload, d["repo"], d["settings"].progress_min_interval_s)
 
 
 @functions_framework.cloud_event

@@ -3,38 +3,32 @@ Trainer's own job), deploy a registered model to an endpoint, register a not-ble
 Runs on Cloud Run from the GPU image (push-anyway registers with the Pusher's code, which needs TFX)."""
 from __future__ import annotations
 
-import os
-import sys
+import functions_framework
 
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _here if os.path.isdir(os.path.join(_here, "shared")) else os.path.dirname(os.path.dirname(_here)))
-
-import functions_framework  # noqa: E402
-
-from shared.consumer import consume, event_data  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-
-_deps = None
+from shared.consumer import consume, event_data
+from shared.once import Once
 
 
-def deps():
-    global _deps
-    if _deps is None:
-        from shared.artifact_store import ArtifactStore
-        from shared.pipelines import backend_from_settings
-        from shared.repository import FirestoreRepository
-        from shared.serving import serving_from_settings
+def _build():
+    from shared.artifact_store import ArtifactStore
+    from shared.pipelines import backend_from_settings
+    from shared.repository import FirestoreRepository
+    from shared.serving import serving_from_settings
+    from shared.services import actions
+    from shared.settings import get_settings
 
-        settings = get_settings()
-        _deps = dict(repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
-                     store=ArtifactStore(), serving=serving_from_settings(settings))
-    return _deps
+    settings = get_settings()
+    return dict(actions=actions, repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
+                store=ArtifactStore(), serving=serving_from_settings(settings))
+
+
+deps = Once(_build)
 
 
 def handle_payload(payload) -> str:
-    from shared.services import actions
-
-    return actions.handle_command(actions.parse_command(payload), **deps())
+    d = dict(deps())
+    actions = d.pop("actions")
+    return actions.handle_command(actions.parse_command(payload), **d)
 
 
 @functions_framework.cloud_event

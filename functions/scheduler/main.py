@@ -1,31 +1,27 @@
 """Consumes `schedule-trigger` (Cloud Scheduler or the local ticker): the slot's run, made once."""
 from __future__ import annotations
 
-import os
-import sys
 from datetime import datetime
 
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _here if os.path.isdir(os.path.join(_here, "shared")) else os.path.dirname(os.path.dirname(_here)))
+import functions_framework
 
-import functions_framework  # noqa: E402
-
-from shared.consumer import consume, event_data  # noqa: E402
-from shared.messaging import MalformedMessage, parse_push  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-
-_deps = None
+from shared.consumer import consume, event_data
+from shared.messaging import MalformedMessage, parse_push
+from shared.once import Once
 
 
-def deps():
-    global _deps
-    if _deps is None:
-        from shared.messaging import PubSubPublisher
-        from shared.repository import FirestoreRepository
+def _build():
+    from shared.messaging import PubSubPublisher
+    from shared.repository import FirestoreRepository
+    from shared.services import schedules
+    from shared.settings import get_settings
 
-        settings = get_settings()
-        _deps = dict(repo=FirestoreRepository(settings.project), publisher=PubSubPublisher(settings.project))
-    return _deps
+    settings = get_settings()
+    return dict(schedules=schedules, repo=FirestoreRepository(settings.project),
+                publisher=PubSubPublisher(settings.project))
+
+
+deps = Once(_build)
 
 
 def published_at(data) -> datetime | None:
@@ -44,10 +40,8 @@ def published_at(data) -> datetime | None:
 
 
 def handle_trigger(payload, publish_time: datetime | None) -> str:
-    from shared.services import schedules
-
     d = deps()
-    return schedules.on_trigger(d["repo"], d["publisher"], payload, publish_time)
+    return d["schedules"].on_trigger(d["repo"], d["publisher"], payload, publish_time)
 
 
 @functions_framework.cloud_event

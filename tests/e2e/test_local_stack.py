@@ -159,3 +159,30 @@ def test_cancelling_a_running_run_stops_its_process(stack):
         time.sleep(0.2)
     else:
         raise AssertionError("the pipeline's process group is still running after cancel")
+
+
+def test_the_deployed_model_answers_like_the_exported_model(stack):
+    """Deploy (the run-commands consumer loads the registered SavedModel into the local prediction
+    server), then compare the endpoint's top-K with the SavedModel called directly."""
+    import requests
+
+    final = wait(stack, "completed", lambda r: run_domain.is_terminal(r["status"]))
+    assert final["status"] == "completed"
+    client = stack["client"]
+    client.post(f"/api/training-runs/{final['id']}/deploy", {"traffic_split": 100})
+    deployed = wait(stack, "completed", lambda r: r.get("deployment_status") in ("deployed", "failed"), timeout_s=300)
+    assert deployed["deployment_status"] == "deployed", deployed.get("deployment")
+    assert deployed["is_deployed"] and deployed["endpoint_resource_name"] and deployed["deployed_at"]
+    instance = {"customer_id": "C00007", "segment": "retail", "city": "Porto", "timestamp": "1700000000"}
+    served = requests.post(deployed["deployment"]["predict_url"], json={"instances": [instance]},
+                           timeout=120).json()["predictions"][0]
+
+    import tensorflow as tf
+
+    model = tf.saved_model.load(final["artifacts"]["saved_model"])
+    signature = model.signatures["serving_default"]
+    inputs = {name: tf.constant([str(instance.get(name, ""))]) for name in signature.structured_input_signature[1]}
+    direct = signature(**inputs)
+    ids_key = next(k for k in direct if "id" in k)
+    direct_ids = [x.decode() for x in direct[ids_key].numpy()[0].tolist()]
+    assert served["ids"][:10] == direct_ids[:10]

@@ -268,7 +268,7 @@ def test_scheduler_function_reads_the_slot_from_the_publish_time(api):
     spec = importlib.util.spec_from_file_location("scheduler_main", "functions/scheduler/main.py")
     main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(main)
-    main._deps = {"repo": api["repo"], "publisher": api["publisher"]}
+    main.deps.set({"schedules": service, "repo": api["repo"], "publisher": api["publisher"]})
     created = service.create_schedule(api["repo"], schedule_body(api["ids"], schedule_type="cron",
                                                                  cron_expression="*/5 * * * *", timezone="UTC"),
                                       "dev@example.com", api["jobs"], at=datetime.now(UTC) - timedelta(hours=1))
