@@ -191,10 +191,19 @@ def test_exports_and_result_files(tiny_transform):
 
 def test_scann_parameters_auto_scale_with_the_candidate_count():
     auto = RetrievalIndex()
-    assert trainer.scann_parameters(1_000_000, 100, auto)["num_leaves"] == 1000
-    assert trainer.scann_parameters(10_000, 100, auto)["num_leaves"] == 100
+    # Chosen with bench/ml.py: recall@100 >= 0.99 vs exact search on 1M x 32 clustered vectors.
+    assert trainer.scann_parameters(1_000_000, 100, auto) == {
+        "num_leaves": 1000, "num_leaves_to_search": 100, "dimensions_per_block": 1,
+        "num_reordering_candidates": 1000}
+    # Smaller indexes search enough leaves to cover ~100k candidates (all of them below that).
+    assert trainer.scann_parameters(200_000, 100, auto)["num_leaves_to_search"] == 224
+    small = trainer.scann_parameters(10_000, 100, auto)
+    assert small["num_leaves"] == 100 and small["num_leaves_to_search"] == 100
+    assert trainer.scann_parameters(10_000_000, 100, auto)["num_leaves_to_search"] == 317  # 10% of 3162
+    assert trainer.scann_parameters(100, 100, auto)["num_reordering_candidates"] == 100
     fixed = trainer.scann_parameters(10_000, 10, RetrievalIndex(num_leaves=50, num_leaves_to_search=5))
     assert fixed["num_leaves"] == 50 and fixed["num_leaves_to_search"] == 5
+    assert fixed["num_reordering_candidates"] == 250
 
 
 def test_progress_publishing_is_best_effort(monkeypatch):
