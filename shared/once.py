@@ -26,3 +26,11 @@ class Once:
 
     def warm_in_background(self) -> None:
         threading.Thread(target=self, daemon=True).start()
+
+    def warm_after_fork(self) -> None:
+        """Build in the background in each forked worker. functions-framework loads the source in
+        gunicorn's master and then forks: a thread started at import would run in the master and
+        leave its locks held, forever, in the worker."""
+        import os
+
+        os.register_at_fork(after_in_child=self.warm_in_background)

@@ -23,7 +23,7 @@ def _build():
 
 
 deps = Once(_build)
-deps.warm_in_background()  # the heavy consumer: be ready before the first message, not during it
+deps.warm_after_fork()  # the heavy consumer: be ready before the first message, not during it
 
 
 def handle_payload(payload) -> str:

@@ -122,6 +122,11 @@ def test_an_unreachable_threshold_ends_not_blessed_and_unregistered(stack):
     assert final["is_blessed"] is False and not final.get("vertex_model_resource_name")
     assert final["evaluation_results"]["threshold_value"] == 0.999
     assert final["stage_details"][-1]["status"] in ("completed", "skipped")
+    from shared import results
+
+    artifacts = final["gcs_artifacts_path"]
+    assert os.path.exists(os.path.join(artifacts, results.SAVED_MODEL_DIR, "saved_model.pb"))  # kept
+    assert not os.path.exists(os.path.join(artifacts, results.REGISTRY_FILE))  # not registered
 
 
 def test_a_missing_data_file_fails_at_examples_with_a_readable_error(stack):
