@@ -8,6 +8,7 @@ from pydantic.json_schema import models_json_schema
 from shared.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.run_config import TrainingParams
 from shared.schedules import ScheduleRequest
+from shared.services.actions import DeployBody, RetryBody
 from shared.services.runs import CreateRunRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -30,7 +31,7 @@ def _errors(*codes: int) -> dict:
 def document() -> dict:
     models = [(CreateRunRequest, "validation"), (Dataset, "validation"), (FeatureConfig, "validation"),
               (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation"),
-              (ScheduleRequest, "validation")]
+              (ScheduleRequest, "validation"), (RetryBody, "validation"), (DeployBody, "validation")]
     _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = schema.get("$defs", {})
     # training_params is validated after inheritance from the base experiment; document its full shape.
@@ -94,6 +95,7 @@ def document() -> dict:
     from shared.http_schedules import openapi_paths  # the schedule routes document themselves
 
     paths.update(openapi_paths(ref, _response, _errors))
+    paths.update(_action_paths(ref, run_id))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Trainyard API", "version": "1.0.0",
@@ -103,4 +105,39 @@ def document() -> dict:
             "bearer": {"type": "http", "scheme": "bearer", "description": "a Google ID token (cloud) or the "
                                                                             "local stack's developer token"}}},
         "paths": paths,
+    }
+
+
+def _action_paths(ref, run_id: list) -> dict:
+    """Run actions and run data (shared/http_actions.py, docs/run-actions.md)."""
+    def action(summary: str, body: str | None = None) -> dict:
+        op = {"summary": summary, "parameters": run_id,
+              "responses": {"200": _response("done now, or a repeat that changed nothing"),
+                            "202": _response("queued; the run shows the work under way"), **_errors(400, 401, 404, 409)}}
+        if body:
+            op["requestBody"] = {"required": False, "content": {"application/json": {"schema": ref(body)}}}
+        return {"post": op}
+
+    def data(summary: str, *query: str) -> dict:
+        return {"get": {"summary": summary, "parameters": run_id + [
+            {"name": name, "in": "query", "schema": {"type": "string"}} for name in query],
+            "responses": {"200": _response(summary), **_errors(400, 401, 404)}}}
+
+    base = "/api/training-runs/{run_id}"
+    return {
+        f"{base}/cancel": action("Cancel a pending, scheduled, submitting or running run"),
+        f"{base}/retry": action("A new attempt of a failed or cancelled run (optionally with changed GPU or "
+                                "training parameters)", "RetryBody"),
+        f"{base}/deploy": action("Deploy a completed run's registered model to a new or existing endpoint",
+                                 "DeployBody"),
+        f"{base}/push-anyway": action("Register a not-blessed run's model anyway"),
+        f"{base}/logs": data("Per-stage logs, bounded and paginated", "stage", "attempt", "page_size", "page_token"),
+        f"{base}/training-history": data("Per-epoch metrics and learning rate", "attempt"),
+        f"{base}/artifacts": data("Artifact URIs and registry/endpoint links"),
+        f"{base}/errors": data("Error stage, message and details, per attempt"),
+        "/api/gpu-availability": {"get": {
+            "summary": "Whether the Vertex training quota covers a GPU request (pre-flight)",
+            "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                           for n in ("region", "gpu_type", "gpu_count", "preemptible")],
+            "responses": {"200": _response("availability"), **_errors(400, 401)}}},
     }

@@ -329,3 +329,20 @@ def test_openapi_comes_from_the_validating_models(client):
 def test_unknown_route_and_method(client):
     assert client.get("/api/nothing-here", headers=AUTH).status_code == 404
     assert client.put("/api/training-runs", headers=AUTH).status_code == 405
+
+
+def test_every_api_route_is_in_the_openapi_document(client):
+    import re
+
+    from shared.http_api import CATALOG_ROUTES
+
+    documented = set(client.get("/api/openapi.json", headers=AUTH).get_json()["paths"])
+    for rule in client.application.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        if not path.startswith("/api/") or path == "/api/openapi.json":
+            continue
+        if path in ("/api/{kind}", "/api/{kind}/{doc_id}"):  # one rule serving every catalog kind
+            for kind in CATALOG_ROUTES:
+                assert path.replace("{kind}", kind).replace("{doc_id}", "{id}") in documented
+            continue
+        assert path in documented, f"{path} is served but not in /api/openapi.json"
