@@ -1,14 +1,16 @@
 // Firestore listeners (the Firebase web SDK; the emulator locally). The page never writes to Firestore.
 import { initializeApp } from 'firebase/app';
 import {
-  collection, connectFirestoreEmulator, doc, getFirestore, limit, onSnapshot, orderBy, query, where,
+  collection, connectFirestoreEmulator, doc, initializeFirestore, limit, onSnapshot, orderBy, query, where,
 } from 'firebase/firestore';
 
 let db = null;
 
 export async function connect(config) {
   const app = initializeApp(config.firebase || { projectId: config.projectId, apiKey: 'local-emulator' });
-  db = getFirestore(app);
+  // Locally the emulator speaks plain HTTP: long polling starts at once, where the default
+  // auto-detection first tries a streaming connection and costs seconds before the first snapshot.
+  db = initializeFirestore(app, config.firestoreEmulatorHost ? { experimentalAutoDetectLongPolling: false } : {});
   if (config.firestoreEmulatorHost) {
     const [host, port] = config.firestoreEmulatorHost.split(':');
     // The emulator evaluates the security rules against this (unsigned) identity, like a signed-in user.

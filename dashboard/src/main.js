@@ -11,7 +11,8 @@ import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
 
-const PAGE_SIZE = 20;
+// ?page_size=N (1–100) shows more cards per page; 20 by default.
+const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
 const state = {
   config: null,
   chapter: 'experiments',
@@ -27,7 +28,8 @@ const state = {
   expType: 'retrieval',
   started: performance.now(),
 };
-window.__trainyard = { state, firstRunsRenderMs: null, renders: 0 };
+window.__trainyard = { state, firstRunsRenderMs: null, renders: 0, timings: {} };
+const mark = (what) => { window.__trainyard.timings[what] = Math.round(performance.now()); };
 
 function setLive(ok, text) {
   const el = $('#live-indicator');
@@ -131,10 +133,15 @@ function resubscribeRuns() {
   // One listener over the newest runs that match the equality filters; search and paging work on it.
   state.unsubRuns = live.listenRuns(wheres, 500, (runs) => {
     state.runs = runs;
+    if (!window.__trainyard.timings.runsSnapshot) mark('runsSnapshot');
     state.runsLoaded = true;
     setLive(true, 'live');
     renderRuns();
-    if (window.__trainyard.firstRunsRenderMs == null) window.__trainyard.firstRunsRenderMs = performance.now() - state.started;
+    // Milliseconds from navigation start to the first rendered list (performance.now()'s origin).
+    if (window.__trainyard.firstRunsRenderMs == null) {
+      window.__trainyard.firstRunsRenderMs = performance.now();
+      window.__trainyard.firstPaintSource = 'listener';
+    }
   }, listenerError('runs'));
   $$('.chip').forEach((c) => c.classList.toggle('active', c.dataset.chip === state.filters.status));
 }
@@ -143,6 +150,7 @@ function renderRuns() {
   const list = $('#run-list');
   if (!list) return;
   window.__trainyard.renders += 1;
+  const t0 = performance.now();
   if (!state.runsLoaded) {
     list.innerHTML = '<div class="muted">Loading runs…</div>';
     return;
@@ -162,6 +170,7 @@ function renderRuns() {
   $('#pagination').innerHTML = matching.length > PAGE_SIZE
     ? `<button data-page="prev" ${state.page === 0 ? 'disabled' : ''}>← Previous</button><span>Page ${state.page + 1} of ${pages} · ${matching.length} runs</span><button data-page="next" ${state.page >= pages - 1 ? 'disabled' : ''}>Next →</button>`
     : (matching.length ? `<span class="muted small">${matching.length} run${matching.length === 1 ? '' : 's'}</span>` : '');
+  window.__trainyard.lastRenderMs = performance.now() - t0;
 }
 
 async function runAction(action, runId) {
@@ -316,13 +325,15 @@ async function main() {
     $('#banner').textContent = `Cannot load /training/config.json: ${err.message}`;
     return;
   }
+  mark('config');
   const session = await live.connect(state.config);
+  mark('connected');
   setTokenProvider(session.token);
   $('#identity').textContent = session.identity || '';
   window.__trainyard.ready = true;
   resubscribeRuns();
   live.listenSchedules((rows) => { state.schedules = rows; renderSchedules(); }, listenerError('schedules'));
-  live.listenCatalog('experiments', (rows) => { state.experiments = rows; renderExperiments(); }, listenerError('experiments'));
+  live.listenCatalog('experiments', (rows) => { state.experiments = rows; mark('experiments'); renderExperiments(); }, listenerError('experiments'));
   live.listenCatalog('datasets', (rows) => { state.datasets = rows; renderDatasetOptions(); }, listenerError('datasets'));
   live.listenRegistry((rows) => { state.registry = rows; renderRegistry(); }, listenerError('registry'));
   // Relative times ("4m ago", "in 2h") age without any data change.
