@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { renderCard } from './cards.js';
+import {
+  actionsFor, kpis, matchesSearch, registryModels, runQueryPlan, sortByPrimary, stepForField, toDate,
+} from './format.js';
+import { zonedToUtc } from './wizard.js';
+
+const base = { id: 'tr-1', name: 'product-recommender-v3', model_type: 'retrieval', run_number: 3, progress_percent: 55,
+  gpu_config: { gpu_type: 'NVIDIA_L4', gpu_count: 2, preemptible: true }, base_experiment: { display_name: 'Exp #47', metrics: { recall_at_100: 0.44 } },
+  dataset: { name: 'Q4 2024' }, evaluator_config: { blessing_threshold: { metric: 'recall_at_100', min_value: 0.4 } } };
+
+describe('card actions per state', () => {
+  const cases = {
+    pending: [['view'], ['cancel']], scheduled: [['view', 'run-now'], ['cancel']], submitting: [['view'], ['cancel']],
+    running: [['view'], ['cancel']], cancelling: [['view'], []], failed: [['view', 'retry'], ['delete']],
+    cancelled: [['view', 'retry'], ['delete']], not_blessed: [['view', 'push-anyway'], ['delete']],
+    completed: [['view'], ['delete']],
+  };
+  for (const [status, [left, right]] of Object.entries(cases)) {
+    it(status, () => expect(actionsFor({ ...base, status })).toEqual({ left, right }));
+  }
+  it('a registered, undeployed completed run can be deployed', () => {
+    expect(actionsFor({ ...base, status: 'completed', vertex_model_resource_name: 'm' }).left).toEqual(['view', 'deploy']);
+    expect(actionsFor({ ...base, status: 'completed', vertex_model_resource_name: 'm', is_deployed: true }).left).toEqual(['view']);
+  });
+  it('a not-blessed run already pushed is not offered the push again', () => {
+    expect(actionsFor({ ...base, status: 'not_blessed', vertex_model_resource_name: 'm', pushed_anyway: true }).left).toEqual(['view']);
+  });
+});
+
+describe('renderCard', () => {
+  it('running: class, progress, stage, epoch and live metric', () => {
+    const html = renderCard({ ...base, status: 'running', current_stage: 'Train', current_epoch: 82, total_epochs: 150,
+      live_metrics: { recall_at_100: 0.412 } });
+    expect(html).toContain('training-run-card running');
+    expect(html).toContain('55% (Epoch 82/150)');
+    expect(html).toContain('Current R@100: 0.412');
+    expect(html).toContain('2x L4 (Spot)');
+  });
+  it('not blessed uses the not-blessed class and says why', () => {
+    const html = renderCard({ ...base, status: 'not_blessed', metrics: { recall_at_100: 0.285 } });
+    expect(html).toContain('training-run-card not-blessed');
+    expect(html).toContain('not pushed to registry');
+  });
+  it('escapes what users typed', () => {
+    expect(renderCard({ ...base, status: 'failed', error_message: '<img src=x onerror=alert(1)>' })).not.toContain('<img');
+  });
+  it('renders 100 cards quickly', () => {
+    const runs = Array.from({ length: 100 }, (_, i) => ({ ...base, id: `tr-${i}`, status: ['running', 'completed', 'failed', 'scheduled'][i % 4] }));
+    const t0 = performance.now();
+    const html = runs.map((r) => renderCard(r)).join('');
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(html.match(/<article/g)).toHaveLength(100);
+  });
+});
+
+describe('helpers', () => {
+  it('query plan: chips become status filters', () => {
+    expect(runQueryPlan({ status: 'all' })).toEqual([]);
+    expect(runQueryPlan({ status: 'failed', modelType: 'ranking', dataset: 'ds-1' })).toEqual([
+      ['status', '==', 'failed'], ['model_type', '==', 'ranking'], ['dataset_id', '==', 'ds-1']]);
+    expect(runQueryPlan({ status: 'active' })[0][1]).toBe('in');
+  });
+  it('search over name, experiment and dataset', () => {
+    expect(matchesSearch(base, 'exp #47')).toBe(true);
+    expect(matchesSearch(base, 'nothing-like-it')).toBe(false);
+  });
+  it('API error fields map to wizard steps (schedule errors arrive under run_template.)', () => {
+    expect(stepForField('name')).toBe(1);
+    expect(stepForField('run_template.training_params.epochs')).toBe(2);
+    expect(stepForField('gpu_config.gpu_count')).toBe(3);
+    expect(stepForField('time_of_day')).toBe(3);
+    expect(stepForField('body')).toBe(null);
+  });
+  it('time zones: wall clock to UTC, across DST', () => {
+    expect(zonedToUtc('2026-01-17', '02:00', 'UTC')).toBe('2026-01-17T02:00:00Z');
+    expect(zonedToUtc('2026-01-17', '02:00', 'Europe/Berlin')).toBe('2026-01-17T01:00:00Z');
+    expect(zonedToUtc('2026-07-17', '02:00', 'Europe/Berlin')).toBe('2026-07-17T00:00:00Z');
+  });
+  it('timestamps from Firestore and from the API', () => {
+    expect(toDate({ seconds: 10, nanoseconds: 0 }).getTime()).toBe(10000);
+    expect(toDate('2026-01-01T00:00:00Z').getTime()).toBe(Date.UTC(2026, 0, 1));
+    expect(toDate(null)).toBe(null);
+  });
+  it('registry groups versions by model name', () => {
+    const models = registryModels([
+      { ...base, id: 'a', status: 'completed', vertex_model_resource_name: 'm/1', vertex_model_name: 'recs', completed_at: '2026-01-01T00:00:00Z' },
+      { ...base, id: 'b', status: 'completed', vertex_model_resource_name: 'm/2', vertex_model_name: 'recs', completed_at: '2026-01-02T00:00:00Z' },
+      { ...base, id: 'c', status: 'completed' }]);
+    expect(models).toHaveLength(1);
+    expect(models[0].versions.map((v) => v.id)).toEqual(['b', 'a']);
+  });
+  it('best experiments: KPIs and ordering by the primary metric', () => {
+    const exps = [{ model_type: 'ranking', metrics: { test_rmse: 0.9 } }, { model_type: 'ranking', metrics: { test_rmse: 0.7 } },
+      { model_type: 'retrieval', metrics: { recall_at_100: 0.5 } }];
+    expect(kpis(exps, 'ranking').best.test_rmse).toBe(0.7);
+    expect(sortByPrimary(exps, 'ranking').map((e) => e.metrics.test_rmse)).toEqual([0.7, 0.9]);
+  });
+});

@@ -1,0 +1,74 @@
+"""The dashboard routes of the API (shared/http_dashboard.py): the page and its assets need no token,
+the config tells the page how to reach Firestore, and the API itself still does."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from shared.http_api import Dependencies, create_app
+
+
+def settings(**overrides):
+    base = dict(project="trainyard-local", auth_mode="local", dev_token="dev-token", dev_identity="dev@localhost",
+                auth_audience=None, allowed_domain=None)
+    base.update(overrides)
+    return SimpleNamespace(**base)
+
+
+@pytest.fixture()
+def dist(tmp_path, monkeypatch):
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text("<!doctype html><title>Training</title>")
+    (tmp_path / "assets" / "index-abc123.js").write_text("console.log('hi')")
+    monkeypatch.setenv("TRAINYARD_DASHBOARD_DIR", str(tmp_path))
+    return tmp_path
+
+
+def client(**overrides):
+    return create_app(Dependencies(repo=None, publisher=None, store=None, settings=settings(**overrides))).test_client()
+
+
+def test_the_page_and_its_assets_need_no_token(dist):
+    c = client()
+    page = c.get("/training")
+    assert page.status_code == 200 and b"Training" in page.data
+    assert page.headers["Cache-Control"] == "no-cache"
+    asset = c.get("/training/assets/index-abc123.js")
+    assert asset.status_code == 200 and asset.mimetype == "text/javascript"
+    assert "immutable" in asset.headers["Cache-Control"]
+    assert c.get("/").headers["Location"].endswith("/training")
+
+
+def test_the_api_still_needs_a_token(dist):
+    c = client()
+    assert c.get("/api/training-runs").status_code == 401
+    assert c.post("/training").status_code == 401  # only GET/HEAD of the page are open
+
+
+def test_no_path_escapes_the_assets_folder(dist):
+    (dist.parent / "secret.txt").write_text("no")
+    assert client().get("/training/assets/../../secret.txt").status_code == 404
+
+
+def test_local_config_hands_over_the_emulator_and_the_developer_token(dist, monkeypatch):
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8085")
+    config = client().get("/training/config.json").get_json()
+    assert config == {"projectId": "trainyard-local", "authMode": "local", "apiBase": "",
+                      "firestoreEmulatorHost": "127.0.0.1:8085", "devToken": "dev-token",
+                      "devIdentity": "dev@localhost"}
+
+
+def test_cloud_config_carries_the_firebase_web_config_and_no_token(dist, monkeypatch):
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("TRAINYARD_FIREBASE_API_KEY", "AIza-public-key")
+    config = client(auth_mode="google", project="prod-proj", dev_token=None).get("/training/config.json").get_json()
+    assert "devToken" not in config and config["firestoreEmulatorHost"] is None
+    assert config["firebase"] == {"apiKey": "AIza-public-key", "authDomain": "prod-proj.firebaseapp.com",
+                                  "projectId": "prod-proj", "appId": ""}
+
+
+def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINYARD_DASHBOARD_DIR", str(tmp_path / "missing"))
+    response = client().get("/training")
+    assert response.status_code == 503 and b"make setup" in response.data
