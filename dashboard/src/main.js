@@ -142,6 +142,7 @@ function resubscribeRuns() {
       window.__trainyard.firstRunsRenderMs = performance.now();
       window.__trainyard.firstPaintSource = 'listener';
     }
+    state.onFirstRuns?.();
   }, listenerError('runs'));
   $$('.chip').forEach((c) => c.classList.toggle('active', c.dataset.chip === state.filters.status));
 }
@@ -331,11 +332,27 @@ async function main() {
   setTokenProvider(session.token);
   $('#identity').textContent = session.identity || '';
   window.__trainyard.ready = true;
+  // What the open chapter shows is asked for first; the other listeners follow its first snapshot
+  // (or half a second later), so they do not compete with it on the way in.
+  let restStarted = false;
+  const startRest = () => {
+    if (restStarted) return;
+    restStarted = true;
+    if (state.chapter !== 'experiments') listenExperiments();
+    live.listenSchedules((rows) => { state.schedules = rows; renderSchedules(); }, listenerError('schedules'));
+    live.listenCatalog('datasets', (rows) => { state.datasets = rows; renderDatasetOptions(); }, listenerError('datasets'));
+    live.listenRegistry((rows) => { state.registry = rows; renderRegistry(); }, listenerError('registry'));
+  };
+  const listenExperiments = () => live.listenCatalog('experiments', (rows) => {
+    state.experiments = rows;
+    mark('experiments');
+    renderExperiments();
+    if (state.chapter === 'experiments') startRest();
+  }, listenerError('experiments'));
+  state.onFirstRuns = () => { if (state.chapter !== 'experiments') startRest(); };
+  if (state.chapter === 'experiments') listenExperiments();
   resubscribeRuns();
-  live.listenSchedules((rows) => { state.schedules = rows; renderSchedules(); }, listenerError('schedules'));
-  live.listenCatalog('experiments', (rows) => { state.experiments = rows; mark('experiments'); renderExperiments(); }, listenerError('experiments'));
-  live.listenCatalog('datasets', (rows) => { state.datasets = rows; renderDatasetOptions(); }, listenerError('datasets'));
-  live.listenRegistry((rows) => { state.registry = rows; renderRegistry(); }, listenerError('registry'));
+  setTimeout(startRest, 500);
   // Relative times ("4m ago", "in 2h") age without any data change.
   setInterval(() => { if (state.chapter === 'training') { renderRuns(); renderSchedules(); } }, 30000);
 }
