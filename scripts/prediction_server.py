@@ -75,8 +75,18 @@ def predict(model, instances: list[dict]) -> list[dict]:
     missing = sorted({name for name in specs for inst in instances if name not in inst})
     if missing:
         raise BadRequest(f"every instance needs the features {sorted(specs)}; missing {missing}")
+    def value(name, spec, raw):
+        # JSON clients (and CSV rows) often send numbers as strings: "1704092581" for an int64 feature.
+        if isinstance(raw, str) and (spec.dtype.is_integer or spec.dtype.is_floating):
+            try:
+                return int(raw) if spec.dtype.is_integer else float(raw)
+            except ValueError:
+                raise BadRequest(f"feature {name!r} must be a {spec.dtype.name} number, not {raw!r}") from None
+        return raw
+
     try:
-        batch = {name: tf.constant([inst[name] for inst in instances], dtype=spec.dtype) for name, spec in specs.items()}
+        batch = {name: tf.constant([value(name, spec, inst[name]) for inst in instances], dtype=spec.dtype)
+                 for name, spec in specs.items()}
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"an instance has a value of the wrong type: {exc}") from None
     outputs = {key: value.numpy() for key, value in signature(**batch).items()}

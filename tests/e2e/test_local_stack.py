@@ -178,15 +178,19 @@ def test_the_deployed_model_answers_like_the_exported_model(stack):
     deployed = wait(stack, "completed", lambda r: r.get("deployment_status") in ("deployed", "failed"), timeout_s=300)
     assert deployed["deployment_status"] == "deployed", deployed.get("deployment")
     assert deployed["is_deployed"] and deployed["endpoint_resource_name"] and deployed["deployed_at"]
-    instance = {"customer_id": "C00007", "segment": "retail", "city": "Porto", "timestamp": "1700000000"}
+    # As a JSON client sends it: the int64 timestamp as a string too (the endpoint converts it).
+    instance = {"customer_id": "C00007", "segment": "retail", "city": "bialystok", "timestamp": "1704092581"}
     served = requests.post(deployed["deployment"]["predict_url"], json={"instances": [instance]},
                            timeout=120).json()["predictions"][0]
 
+    import scann  # noqa: F401 - registers the ScaNN ops the exported index uses
     import tensorflow as tf
 
     model = tf.saved_model.load(final["artifacts"]["saved_model"])
     signature = model.signatures["serving_default"]
-    inputs = {name: tf.constant([str(instance.get(name, ""))]) for name in signature.structured_input_signature[1]}
+    specs = signature.structured_input_signature[1]
+    inputs = {name: tf.constant([int(instance[name]) if spec.dtype.is_integer else instance[name]], dtype=spec.dtype)
+              for name, spec in specs.items()}
     direct = signature(**inputs)
     ids_key = next(k for k in direct if "id" in k)
     direct_ids = [x.decode() for x in direct[ids_key].numpy()[0].tolist()]
