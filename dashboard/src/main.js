@@ -76,8 +76,8 @@ function renderExperiments() {
     ${rows}<h3>Top configurations — ${MODEL_TYPE_LABEL[state.expType]}</h3>${table}`;
 }
 
-export function openExperimentView(experimentId) {
-  const e = state.experiments.find((x) => x.id === experimentId);
+export function openExperimentView(experimentId, { fromWizard = false, experiment } = {}) {
+  const e = experiment || state.experiments.find((x) => x.id === experimentId);
   if (!e) return;
   const metrics = Object.entries(e.metrics || {}).map(([k, v]) => `<dt>${esc(METRIC_LABEL[k] || k)}</dt><dd>${metricValue(v)}</dd>`).join('');
   const params = Object.entries(e.params || {}).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</dd>`).join('');
@@ -86,12 +86,16 @@ export function openExperimentView(experimentId) {
     <div class="modal-body"><dl class="kv"><dt>Dataset</dt><dd>${esc(e.dataset_name || e.dataset_id)}</dd><dt>Feature config</dt><dd>${esc(e.feature_config_name || e.feature_config_id)}</dd>
       <dt>Model config</dt><dd>${esc(e.model_config_name || e.model_config_id)}</dd></dl>
       <h3>Metrics</h3><dl class="kv">${metrics || '<dd class="muted">none</dd>'}</dl><h3>Parameters</h3><dl class="kv">${params || '<dd class="muted">none</dd>'}</dl></div>
-    <div class="modal-foot"><button data-close>Close</button><button class="btn-primary" data-start-training>🚀 Start training from this experiment</button></div>`, { id: 'experiment-view' });
-  $('[data-start-training]', el).addEventListener('click', () => {
+    <div class="modal-foot"><button data-close>Close</button>${fromWizard ? '' : '<button class="btn-primary" data-start-training>🚀 Start training from this experiment</button>'}</div>`, { id: 'experiment-view' });
+  $('[data-start-training]', el)?.addEventListener('click', () => {
     close();
     showChapter('training');
-    openWizard({ experiment: e, onCreated: onWizardCreated });
+    openWizard({ experiment: e, onCreated: onWizardCreated, onViewExperiment: viewFromWizard });
   });
+}
+
+function viewFromWizard(experiment) {
+  if (experiment) openExperimentView(experiment.id, { fromWizard: true, experiment });
 }
 
 // ------------------------------------------------------------------ chapter 2: training
@@ -284,7 +288,7 @@ function wire() {
     const t = e.target;
     const tab = t.closest('.chapter-tab');
     if (tab) return showChapter(tab.dataset.chapter);
-    if (t.closest('[data-new-run]')) return openWizard({ onCreated: onWizardCreated });
+    if (t.closest('[data-new-run]')) return openWizard({ onCreated: onWizardCreated, onViewExperiment: viewFromWizard });
     const chip = t.closest('[data-chip]');
     if (chip) {
       state.filters.status = chip.dataset.chip;

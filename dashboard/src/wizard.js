@@ -77,7 +77,7 @@ export function zonedToUtc(date, time, timeZone) {
   return new Date(guess).toISOString().replace('.000Z', 'Z');
 }
 
-export function openWizard({ experiment, onCreated } = {}) {
+export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   const w = defaults(experiment);
   const { el, close } = openModal(`<div class="modal-head"><div><h2>New Training Run</h2><div class="muted" data-role="step-title"></div></div>
       <div class="steps" data-role="dots"></div></div>
@@ -119,7 +119,7 @@ export function openWizard({ experiment, onCreated } = {}) {
     return `<div class="exp-row ${w.experiment?.id === e.id ? 'selected' : ''}" data-select-exp="${esc(e.id)}">
       <input type="radio" name="exp" ${w.experiment?.id === e.id ? 'checked' : ''} />
       <b>${esc(e.number ? `Exp #${e.number}` : e.name)}</b><span>${esc(e.dataset_name || '')}</span><span>${esc(e.feature_config_name || '')}</span>
-      <span>${METRIC_LABEL[metric]}: <b>${metricValue(e.metrics?.[metric])}</b></span><span class="muted">${esc(e.params?.epochs ?? '?')} ep</span></div>`;
+      <span>${METRIC_LABEL[metric]}: <b>${metricValue(e.metrics?.[metric])}</b></span><span class="muted">${esc(e.params?.epochs ?? '?')} ep</span>${onViewExperiment ? `<button class="btn-link" data-view-exp="${esc(e.id)}">👁 View</button>` : ''}</div>`;
   }
 
   function step1() {
@@ -187,6 +187,7 @@ export function openWizard({ experiment, onCreated } = {}) {
     const sched = (type, label) => `<label class="option-card ${s.type === type ? 'selected' : ''}"><input type="radio" name="schedule" value="${type}" data-schedule-type ${s.type === type ? 'checked' : ''} />${label}</label>`;
     const p = w.params;
     return `<h3>GPU configuration</h3><div class="option-cards" data-role="gpu-cards">${GPUS.map(([id, label, note]) => `<label class="option-card ${w.gpu.gpu_type === id ? 'selected' : ''}" data-gpu="${id}"><input type="radio" name="gpu" value="${id}" data-gpu-type ${w.gpu.gpu_type === id ? 'checked' : ''} /><b>${label}</b>${id === 'NVIDIA_L4' ? '<span class="badge">★ Recommended</span>' : ''}<div class="muted small">${note}</div></label>`).join('')}</div>
+      <div class="muted small" data-role="gpu-availability">${esc(w.gpuAvailability?.[gpuKey()] ?? 'Checking GPU quota…')}</div>
       ${errorSlot('gpu_config.gpu_type')}
       <div class="grid2" style="margin-top:8px"><div class="field"><label class="lbl">Number of GPUs</label><select data-bind="gpu.gpu_count">${[1, 2, 4, 8].map((n) => `<option value="${n}" ${w.gpu.gpu_count === n ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}${errorSlot('gpu_config')}</div>
         <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
@@ -219,6 +220,25 @@ export function openWizard({ experiment, onCreated } = {}) {
         <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
   }
 
+  function gpuKey() {
+    return `${w.gpu.gpu_type}/${w.gpu.gpu_count}/${w.gpu.preemptible}`;
+  }
+
+  // GPU pre-flight (GET /api/gpu-availability): advice shown under the GPU cards, never a refusal.
+  async function checkGpu() {
+    const key = gpuKey();
+    w.gpuAvailability = w.gpuAvailability || {};
+    if (key in w.gpuAvailability) return;
+    try {
+      const a = await get(`/api/gpu-availability?gpu_type=${w.gpu.gpu_type}&gpu_count=${w.gpu.gpu_count}&preemptible=${w.gpu.preemptible}`);
+      w.gpuAvailability[key] = `${a.sufficient === false ? '⚠️ ' : a.sufficient ? '✔ ' : ''}${a.message || ''}`;
+    } catch (err) {
+      w.gpuAvailability[key] = `GPU availability is not known (${err.message})`;
+    }
+    const slot = $('[data-role=gpu-availability]', el);
+    if (slot && key === gpuKey()) slot.textContent = w.gpuAvailability[key];
+  }
+
   function render() {
     $('[data-role=step-title]', el).textContent = `Step ${w.step} of 3 · ${STEP_TITLES[w.step - 1].toUpperCase()}`;
     $('[data-role=dots]', el).innerHTML = [1, 2, 3].map((i) => `<span class="step-dot ${i <= w.step ? 'done' : ''}"></span>`).join('');
@@ -227,6 +247,7 @@ export function openWizard({ experiment, onCreated } = {}) {
     $('[data-role=foot]', el).innerHTML = `${w.step > 1 ? '<button data-wiz="back">← Back</button>' : ''}<button data-close>Cancel</button>
       ${w.step < 3 ? '<button class="btn-primary" data-wiz="next">Next →</button>' : `<button class="btn-primary" data-wiz="submit" ${w.submitting ? 'disabled' : ''}>▶ ${w.schedule.type === 'now' ? 'Run Training' : 'Schedule Training'}</button>`}`;
     showErrors();
+    if (w.step === 3) checkGpu();
     const search = $('#wiz-exp-search', el);
     if (search) search.addEventListener('input', debounce(runSearch, 300));
   }
@@ -324,6 +345,12 @@ export function openWizard({ experiment, onCreated } = {}) {
   });
 
   el.addEventListener('click', async (e) => {
+    const viewExp = e.target.closest('[data-view-exp]');
+    if (viewExp) {
+      const list = w.searchResults ?? w.experiments;
+      onViewExperiment(list.find((x) => x.id === viewExp.dataset.viewExp), { fromWizard: true });
+      return;
+    }
     const row = e.target.closest('[data-select-exp]');
     if (row) {
       collect();

@@ -50,6 +50,7 @@ def walk_wizard(page, name, screenshots=False, schedule=None):
     if schedule:
         wizard.locator(f"input[name=schedule][value={schedule}]").check()
         wizard.locator("[data-bind='schedule.time']").fill("03:30")
+    expect(wizard.locator("[data-role=gpu-availability]")).not_to_have_text("Checking GPU quota…")
     if screenshots:
         shot(page, "wizard-step3")
     wizard.locator("[data-wiz=submit]").click()
@@ -81,6 +82,13 @@ def test_chapters_and_experiment_view(page, catalog):
     view.locator("[data-start-training]").click()
     wizard = page.locator("#wizard")
     expect(wizard.locator("[data-role=exp-summary]")).to_contain_text("quick test 1")
+    # Step 1's [View] opens the same experiment view over the wizard (without "Start training").
+    wizard.locator("[data-view-exp]").nth(1).click()
+    expect(page.locator("#experiment-view")).to_contain_text("quick test 2")
+    expect(page.locator("#experiment-view [data-start-training]")).to_have_count(0)
+    page.keyboard.press("Escape")
+    expect(page.locator("#experiment-view")).to_have_count(0)
+    expect(wizard).to_be_visible()
     wizard.locator("[data-close]").first.click()
     page.locator(".chapter-tab[data-chapter=registry]").click()
     expect(page.locator("#chapter-registry")).to_contain_text("Models Registry")
