@@ -5,6 +5,7 @@ service would (tests/integration's scripted pipeline service); the page must fol
 through its Firestore listeners."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -150,6 +151,9 @@ def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, st
     expect(c).to_have_attribute("data-status", "completed")
     expect(c.locator("[data-action=deploy]")).to_be_visible()
     shot(page, "chapter-2-training-completed")
+    c.locator("[data-action=deploy]").click()
+    expect(page.locator(".toast").last).not_to_have_class(re.compile("error"))
+    assert stack.run(run_id).get("deployment_status") in ("deploying", "deployed", "failed")
     page.locator(".chapter-tab[data-chapter=registry]").click()
     expect(page.locator(f'[data-registry-run="{run_id}"]')).to_be_visible()
     shot(page, "chapter-3-models-registry-with-model")
@@ -172,7 +176,7 @@ def test_cancel_from_a_card(page, stack, catalog):
     c = card(page, run_id)
     expect(c).to_have_attribute("data-status", "running", timeout=30_000)
     c.locator("[data-action=cancel]").click()  # the confirm dialog is accepted by the fixture
-    expect(c).to_have_attribute("data-status", __import__("re").compile("cancelling|cancelled"), timeout=5_000)
+    expect(c).to_have_attribute("data-status", re.compile("cancelling|cancelled"), timeout=5_000)
     snapshot = job_timeline(f"{run_id}-a1")[2]
     from dataclasses import replace
 
@@ -180,6 +184,9 @@ def test_cancel_from_a_card(page, stack, catalog):
     expect(c).to_have_attribute("data-status", "cancelled", timeout=10_000)
     expect(c.locator("[data-action=retry]")).to_be_visible()
     shot(page, "card-cancelled")
+    c.locator("[data-action=retry]").click()  # attempt 2 goes through the real submitter again
+    expect(c).to_have_attribute("data-status", "running", timeout=30_000)
+    assert stack.run(run_id)["attempt"] == 2
 
 
 def test_a_schedule_created_in_the_wizard_appears_in_active_schedules(page, stack):
