@@ -13,7 +13,8 @@ stamp="dashboard/.setup-stamp"
 want=$( (cat scripts/setup_dashboard.sh dashboard/package.json dashboard/package-lock.json dashboard/vite.config.js;
          find dashboard/src dashboard/index.html -type f -print0 | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f dashboard/dist/index.html ] \
-   && command -v chromium >/dev/null; then
+   && [ -d dashboard/node_modules ] && command -v chromium >/dev/null \
+   && { [ ! -x "$VENV/bin/python" ] || "$VENV/bin/python" -c "import playwright" 2>/dev/null; }; then
   exit 0
 fi
 if ! command -v chromium >/dev/null; then
