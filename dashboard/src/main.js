@@ -238,7 +238,7 @@ function renderSchedules() {
   const cards = state.schedules.sort((a, b) => (toDate(a.next_run_at) || 0) - (toDate(b.next_run_at) || 0)).map((s) => {
     const rate = s.success_rate == null ? '—' : `${Math.round(s.success_rate)}%`;
     const when_ = s.schedule_type === 'once' ? `once at ${when(s.run_at || s.next_run_at)}`
-      : s.schedule_type === 'weekly' ? `weekly, day ${esc(s.day_of_week)} at ${esc(s.time_of_day)} ${esc(s.timezone)}`
+      : s.schedule_type === 'weekly' ? `weekly on ${esc(dayName(s.day_of_week))} at ${esc(s.time_of_day)} ${esc(s.timezone)}`
         : s.schedule_type === 'daily' ? `daily at ${esc(s.time_of_day)} ${esc(s.timezone)}` : `cron ${esc(s.cron_expression)}`;
     return `<div class="schedule-card ${esc(s.status)}" data-schedule-id="${esc(s.id)}"><div class="card-top"><b>⏰ ${esc(s.name)}</b><span class="status-badge ${s.status === 'active' ? 'scheduled' : ''}">${esc(s.status)}</span></div>
       <div class="muted small">${when_}</div>
@@ -250,6 +250,11 @@ function renderSchedules() {
         <div><button class="btn-danger" data-sched-action="cancel" data-schedule="${esc(s.id)}">Cancel</button></div></div></div>`;
   }).join('');
   root.innerHTML = `<h3>Active Schedules</h3><div class="schedule-grid" id="schedule-grid">${cards}</div>`;
+}
+
+const DAY_NAMES = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
+function dayName(day) {
+  return typeof day === 'number' || /^\d$/.test(String(day)) ? DAY_NAMES[Number(day)] : String(day);
 }
 
 async function scheduleAction(action, scheduleId) {

@@ -35,14 +35,20 @@ def open_wizard(page):
     return wizard
 
 
-def walk_wizard(page, name, screenshots=False, schedule=None):
+def walk_wizard(page, name, screenshots=False, schedule=None, epochs="3", timezone=None, day=None, change_config=False):
     wizard = open_wizard(page)
     wizard.locator("#wiz-name").fill(name)
     if screenshots:
         shot(page, "wizard-step1")
     wizard.locator("[data-wiz=next]").click()
     expect(wizard).to_have_attribute("data-step", "2")
-    wizard.locator("#wiz-epochs").fill("3")
+    wizard.locator("#wiz-epochs").fill(epochs)
+    if change_config:  # [Change] opens a picker over the API's catalog; picking closes it
+        wizard.locator("[data-change=dataset]").click()
+        picker = page.locator(".modal", has_text="Select dataset")
+        expect(picker.locator("[data-pick]")).not_to_have_count(0)
+        picker.locator("[data-pick]").first.click()
+        expect(picker).to_have_count(0)
     wizard.locator("[data-role=advanced] summary").click()
     if screenshots:
         shot(page, "wizard-step2")
@@ -51,6 +57,10 @@ def walk_wizard(page, name, screenshots=False, schedule=None):
     if schedule:
         wizard.locator(f"input[name=schedule][value={schedule}]").check()
         wizard.locator("[data-bind='schedule.time']").fill("03:30")
+        if timezone:
+            wizard.locator("[data-bind='schedule.timezone']").select_option(timezone)
+        if day is not None:
+            wizard.locator("[data-bind='schedule.day_of_week']").select_option(str(day))
     expect(wizard.locator("[data-role=gpu-availability]")).not_to_have_text("Checking GPU quota…")
     if screenshots:
         shot(page, "wizard-step3")
@@ -98,7 +108,7 @@ def test_chapters_and_experiment_view(page, catalog):
 
 def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, stack):
     name = "browser-happy-path"
-    walk_wizard(page, name, screenshots=True)
+    walk_wizard(page, name, screenshots=True, change_config=True)
     expect(page.locator("#wizard")).to_have_count(0)
     run_id = run_id_by_name(stack, name)
     c = card(page, run_id)
@@ -169,6 +179,16 @@ def test_an_invalid_name_shows_the_apis_message_next_to_the_field(page, stack, c
     shot(page, "wizard-invalid-name")
 
 
+def test_a_parameter_error_shows_on_step_two_next_to_its_field(page, stack, catalog):
+    api = stack.post("/api/training-runs", {"name": "zero-epochs", "base_experiment_id": catalog["best"]["id"],
+                                            "training_params": {"epochs": 0}})
+    message = next(e["message"] for e in api.json()["errors"] if e["field"] == "training_params.epochs")
+    wizard = walk_wizard(page, "zero-epochs", epochs="0")
+    expect(wizard).to_have_attribute("data-step", "2")
+    expect(wizard.locator('[data-error-for="training_params.epochs"]')).to_have_text(message)
+    shot(page, "wizard-invalid-epochs")
+
+
 def test_cancel_from_a_card(page, stack, catalog):
     response = stack.post("/api/training-runs", {"name": "browser-cancel-me", "base_experiment_id": catalog["best"]["id"],
                                                  "training_params": {"epochs": 3}})
@@ -202,6 +222,18 @@ def test_a_schedule_created_in_the_wizard_appears_in_active_schedules(page, stac
     expect(sched.locator(".status-badge")).to_have_text("active", timeout=5_000)
     sched.locator("[data-sched-action=cancel]").click()
     expect(sched).to_have_count(0, timeout=5_000)
+
+
+def test_a_weekly_schedule_in_a_time_zone(page, stack):
+    walk_wizard(page, "browser-weekly", schedule="weekly", timezone="Europe/Berlin", day=2)
+    expect(page.locator("#wizard")).to_have_count(0)
+    sched = page.locator(".schedule-card", has_text="browser-weekly")
+    expect(sched).to_contain_text("weekly on Wednesday at 03:30 Europe/Berlin")
+    stored = next(s for s in stack.get("/api/training/schedules").json()["schedules"] if s["name"] == "browser-weekly")
+    assert stored["timezone"] == "Europe/Berlin" and stored["schedule_type"] == "weekly"
+    assert stored["run_template"]["training_params"]["epochs"] == 3
+    sched.locator("[data-sched-action=cancel]").click()
+    expect(sched).to_have_count(0)
 
 
 def test_filters_search_and_empty_state(page, stack):
