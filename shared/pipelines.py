@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Optional, Protocol
 
 from shared.errors import NotFound, PermanentError, TransientError
+from shared.vertex import RegionalService, gapic
 
 RUN_ID_LABEL = "trainyard-run-id"
 ATTEMPT_LABEL = "trainyard-attempt"
@@ -84,24 +85,8 @@ def _parse_time(value) -> Optional[datetime]:
 # --------------------------------------------------------------------------- Vertex AI Pipelines
 
 
-class VertexPipelineBackend:
-    def __init__(self, project: str, region: str, client=None):
-        self.project = project
-        self.region = region
-        self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            from google.cloud import aiplatform_v1  # heavy: only when a job is touched
-
-            self._client = aiplatform_v1.PipelineServiceClient(
-                client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
-        return self._client
-
-    @property
-    def parent(self) -> str:
-        return f"projects/{self.project}/locations/{self.region}"
+class VertexPipelineBackend(RegionalService):
+    CLIENT = "PipelineServiceClient"
 
     def job_name(self, job_id: str) -> str:
         return f"{self.parent}/pipelineJobs/{job_id}"
@@ -109,8 +94,7 @@ class VertexPipelineBackend:
     @staticmethod
     def build_pipeline_job(request: JobRequest, compiled: dict):
         """The PipelineJob proto for a compiled KubeflowV2DagRunner JSON (pure: tested at the boundary)."""
-        from google.cloud import aiplatform_v1
-
+        aiplatform_v1 = gapic()
         spec = compiled.get("pipelineSpec", compiled)
         if request.enable_caching:  # what aiplatform.PipelineJob(enable_caching=True) does
             for task in spec.get("root", {}).get("dag", {}).get("tasks", {}).values():

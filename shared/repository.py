@@ -64,7 +64,7 @@ class Repository(Protocol):
     def get_schedule(self, schedule_id: str) -> Optional[dict]: ...
 
     def mutate_schedule(self, schedule_id: str, mutate: Mutator) -> Optional[dict]:
-        """Transactionally apply mutate(doc) → new doc (or None: no change), like mutate_run."""
+        return self._mutate(SCHEDULES, schedule_id, mutate, "training schedule")
 
     def list_schedules(self, status: Optional[str], limit: int) -> list[dict]:
         """Newest first, optionally of one status."""
@@ -142,13 +142,14 @@ class FirestoreRepository:
         snap = self.db.collection(RUNS).document(run_id).get()
         return snap.to_dict() if snap.exists else None
 
-    def mutate_run(self, run_id: str, mutate: Mutator) -> Optional[dict]:
-        ref = self.db.collection(RUNS).document(run_id)
+    def _mutate(self, collection: str, doc_id: str, mutate: Mutator, what: str) -> Optional[dict]:
+        """Transactional read-modify-write of one document; bumps `version` when it changes."""
+        ref = self.db.collection(collection).document(doc_id)
 
         def apply(tx):
             snap = ref.get(transaction=tx)
             if not snap.exists:
-                raise NotFound(f"training run {run_id}")
+                raise NotFound(f"{what} {doc_id}")
             current = snap.to_dict()
             new = mutate(current)
             if new is None:
@@ -157,8 +158,11 @@ class FirestoreRepository:
             tx.set(ref, new)
             return new
 
-        with self._run_locks[zlib.crc32(run_id.encode()) % len(self._run_locks)]:
+        with self._run_locks[zlib.crc32(f"{collection}/{doc_id}".encode()) % len(self._run_locks)]:
             return self._in_transaction(apply)
+
+    def mutate_run(self, run_id: str, mutate: Mutator) -> Optional[dict]:
+        return self._mutate(RUNS, run_id, mutate, "training run")
 
     def delete_run(self, run_id: str, check: Callable[[dict], None]) -> dict:
         ref = self.db.collection(RUNS).document(run_id)

@@ -11,6 +11,7 @@ from shared import results
 from shared.errors import PermanentError, TransientError
 from shared.pipelines import RUN_ID_LABEL
 from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+from shared.vertex import RegionalService, gapic
 
 _TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")
 _RUNNING_JOB_STATES = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_UPDATING",
@@ -40,32 +41,19 @@ class VertexRegistrar:
         return register_vertex(spec, serving_model_uri, self.project, self.region, PipelineEnv.from_env().serving_image)
 
 
-class VertexEndpoints:
+class VertexEndpoints(RegionalService):
+    CLIENT = "EndpointServiceClient"
+
     def __init__(self, project: str, region: str, wait_s: float = 480, client=None):
-        self.project = project
-        self.region = region
+        super().__init__(project, region, client)
         self.wait_s = wait_s
-        self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            from google.cloud import aiplatform_v1
-
-            self._client = aiplatform_v1.EndpointServiceClient(
-                client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
-        return self._client
-
-    @property
-    def parent(self) -> str:
-        return f"projects/{self.project}/locations/{self.region}"
 
     def endpoint_name(self, endpoint_id: str) -> str:
         return endpoint_id if endpoint_id.startswith("projects/") else f"{self.parent}/endpoints/{endpoint_id}"
 
     def _endpoint(self, request: DeployRequest):
         from google.api_core import exceptions
-        from google.cloud import aiplatform_v1
+        aiplatform_v1 = gapic()
 
         if request.endpoint_id:
             try:
@@ -88,7 +76,7 @@ class VertexEndpoints:
 
     def deploy(self, request: DeployRequest, started: Optional[str] = None, on_started=None) -> DeployResult:
         from google.api_core import exceptions
-        from google.cloud import aiplatform_v1
+        aiplatform_v1 = gapic()
 
         endpoint = self._endpoint(request)
         model = f"{request.model_resource_name}@{request.model_version_id}"
@@ -153,23 +141,11 @@ class VertexEndpoints:
             time.sleep(15)
 
 
-class VertexTrainerJobs:
+class VertexTrainerJobs(RegionalService):
     """The Trainer runs as its own CustomJob (labelled with the run), which cancelling the pipeline
     does not reach: cancel it too, so nothing the run started keeps a GPU busy."""
 
-    def __init__(self, project: str, region: str, client=None):
-        self.project = project
-        self.region = region
-        self._client = client
-
-    @property
-    def client(self):
-        if self._client is None:
-            from google.cloud import aiplatform_v1
-
-            self._client = aiplatform_v1.JobServiceClient(
-                client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
-        return self._client
+    CLIENT = "JobServiceClient"
 
     def cancel_for_run(self, run_id: str) -> list[str]:
         from google.api_core import exceptions
