@@ -116,7 +116,9 @@ def page(browser, stack, catalog):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(stack.api + "/training#training")
-    page.wait_for_function("window.__trainyard && window.__trainyard.ready === true")
+    # Ready and live: the run list's first snapshot arrived (the first page after the stack starts
+    # waits for the emulator's JVM to warm up, which on a busy machine takes several seconds).
+    page.wait_for_function("window.__trainyard && window.__trainyard.firstRunsRenderMs != null", timeout=30_000)
     yield page
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"

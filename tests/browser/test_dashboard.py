@@ -83,7 +83,7 @@ def test_chapters_and_experiment_view(page, catalog):
     page.locator(".chapter-tab[data-chapter=experiments]").click()
     expect(page.locator(".kpi-row")).to_have_count(3)
     rows = page.locator("#top-configs tbody tr")
-    expect(rows).to_have_count(len(catalog["experiments"]))
+    expect(rows).to_have_count(len(catalog["experiments"]), timeout=20_000)  # first listener on a cold emulator
     expect(rows.first).to_contain_text("0.610")  # sorted by R@100, best first
     shot(page, "chapter-1-best-experiments")
     rows.first.click()
@@ -147,7 +147,7 @@ def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, st
     expect(view.locator('canvas[data-chart="loss"]')).to_have_attribute("data-epochs", "1,2,3")
     shot(page, "run-view-training-charts")
     deliver(stack, timeline[10:], job_id)
-    expect(view.locator("[data-role=view-status]")).to_have_text("Completed", timeout=10_000)
+    expect(view.locator("[data-role=view-status]")).to_have_text("Completed", timeout=LIVE_MS)  # the open view follows
     view.locator("[data-tab=pipeline]").click()
     expect(view.locator('.dag-node[data-stage-status="completed"]')).to_have_count(8)
     shot(page, "run-view-pipeline-completed")
