@@ -4,10 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-unit test-integration test-e2e up down demo bench fmt
+.PHONY: setup tools test test-unit test-integration test-e2e test-browser up down demo bench fmt
 
-setup:            ## install pinned Python dependencies into .venv (skipped when up to date)
+setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
+	@bash scripts/setup_dashboard.sh
 
 tools:            ## offline infrastructure scanners (checkov) in their own venv
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
@@ -23,6 +24,9 @@ test-integration: setup
 
 test-e2e: setup
 	@$(PY) -m pytest tests/e2e
+
+test-browser: setup
+	@$(PY) -m pytest tests/browser
 
 up: setup         ## start the local stack (emulators + functions); prints the API URL
 	@$(PY) -m scripts.stack up
