@@ -10,7 +10,8 @@ import time
 
 import pytest
 import requests
-from playwright.sync_api import expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="browser tests need the Python Playwright client (make setup installs it)").expect
 
 from shared.artifact_store import ArtifactStore
 from tests.browser.conftest import shot

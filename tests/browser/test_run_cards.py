@@ -7,7 +7,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from playwright.sync_api import expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="browser tests need the Python Playwright client (make setup installs it)").expect
 
 from shared import runs as run_domain
 from tests.browser.conftest import shot
