@@ -19,6 +19,19 @@ locals {
       collection = "training_runs"
       fields     = [["status", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # The API's list and the dashboard's filter bar combine dataset with status and model type.
+    "training_runs-status-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["status", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-model_type-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["model_type", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-status-model_type-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["status", "ASCENDING"], ["model_type", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     "training_runs-schedule_id-created_at" = {
       collection = "training_runs"
       fields     = [["schedule_id", "ASCENDING"], ["created_at", "DESCENDING"]]

@@ -78,12 +78,24 @@ EXPECTED_INDEXES = [
     ("training_runs", [("status", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("dataset_id", "ASCENDING"), ("created_at", "DESCENDING")]),
-    ("training_runs", [("status", "ASCENDING"), ("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("schedule_id", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.recall_at_100", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.test_rmse", "ASCENDING")]),
     ("training_schedules", [("status", "ASCENDING"), ("next_run_at", "ASCENDING")]),
 ]
+
+
+def _run_list_indexes():
+    """GET /api/training-runs combines its filters, newest first: one index per combination."""
+    from itertools import combinations
+
+    from shared.services.runs import LIST_FILTERS
+
+    return [("training_runs", [(field, "ASCENDING") for field in combo] + [("created_at", "DESCENDING")])
+            for n in range(2, len(LIST_FILTERS) + 1) for combo in combinations(LIST_FILTERS, n)]
+
+
+EXPECTED_INDEXES += _run_list_indexes()
 
 # Every checkov waiver must be one of these (and carry its reason next to the resource).
 ALLOWED_WAIVERS = {"CKV_GCP_62", "CKV_GCP_83", "CKV_GCP_84", "CKV_GCP_124"}
