@@ -168,7 +168,9 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         examples=examples.outputs["examples"],
         schema=schema.outputs["schema"],
         module_file=TRANSFORM_MODULE,
-        custom_config={F.RUN_SPEC_KEY: run_spec_json},
+        # The attempt does not change what Transform computes: leaving it out keeps Transform's cache
+        # valid when a run is retried (Vertex caching keys on the inputs, custom_config included).
+        custom_config={F.RUN_SPEC_KEY: spec.model_copy(update={"attempt": 1}).to_json()},
         # Vocabularies and statistics from train + eval only; test stays unseen.
         splits_config=tfx.proto.SplitsConfig(analyze=["train", "eval"], transform=["train", "eval", "test"]),
     ).with_id("Transform")

@@ -124,3 +124,15 @@ def test_module_files_exist():
     for path in files.values():
         with open(path) as handle:
             assert handle.read(10)
+
+
+def test_a_retry_keeps_the_data_stages_cacheable(compiled, tmp_path):
+    """Vertex caches a task on its inputs: a second attempt must give ExampleGen and Transform the
+    same ones (the Trainer gets the attempt, for its progress messages; it resumes from checkpoints)."""
+    job, spec = compiled
+    retry = spec.model_copy(update={"attempt": 2})
+    with open(compile_run(retry, str(tmp_path / "retry.json"), VERTEX_ENV)) as handle:
+        again = json.load(handle)
+    for node in ("ExampleGen", "Transform"):
+        assert _executor_config(again, node) == _executor_config(job, node), node
+    assert json.loads(_executor_config(again, "Trainer")["run_spec"])["attempt"] == 2
