@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-unit test-integration test-e2e test-browser up down demo bench fmt
+.PHONY: setup tools test test-unit test-integration test-e2e test-browser up down demo bench bench-ml
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
@@ -37,5 +37,8 @@ down:             ## stop exactly what `make up` started
 demo: setup       ## start the stack, run a training run end to end, stop the stack
 	@$(PY) -m scripts.demo
 
-bench: setup
+bench: setup      ## control-plane latency/throughput against the local stack (not a test)
 	@$(PY) bench/control_plane.py
+
+bench-ml: setup   ## ScaNN vs brute-force serving and training examples/s (not a test; CPU-heavy)
+	@$(PY) bench/ml.py
