@@ -7,10 +7,12 @@ read-modify-write, which is what makes every consumer idempotent and order-toler
 """
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from datetime import datetime
 from typing import Callable, Optional, Protocol
 
@@ -79,6 +81,10 @@ def epoch_doc_id(attempt: int, epoch: int) -> str:
 
 class FirestoreRepository:
     TRANSACTION_ATTEMPTS = 30
+    # Catalog documents are create-only (the API has no update or delete for them), so an instance
+    # may keep the ones it has read: creating runs from a known experiment then costs two round
+    # trips fewer. An update route for the catalog would have to invalidate this.
+    CATALOG_CACHE_SIZE = 2048
 
     def __init__(self, project: str, client=None):
         self.project = project
@@ -86,6 +92,21 @@ class FirestoreRepository:
         # Threads of one instance updating the same run queue here instead of deadlocking on
         # Firestore's pessimistic locks (both read, both wait to write, one times out).
         self._run_locks = [threading.Lock() for _ in range(64)]
+        self._catalog_cache: OrderedDict = OrderedDict()
+        self._catalog_lock = threading.Lock()
+
+    def _cached(self, kind: str, doc_id: str) -> Optional[dict]:
+        with self._catalog_lock:
+            doc = self._catalog_cache.get((kind, doc_id))
+            if doc is not None:
+                self._catalog_cache.move_to_end((kind, doc_id))
+            return copy.deepcopy(doc)
+
+    def _remember(self, kind: str, doc_id: str, doc: dict) -> None:
+        with self._catalog_lock:
+            self._catalog_cache[(kind, doc_id)] = copy.deepcopy(doc)
+            if len(self._catalog_cache) > self.CATALOG_CACHE_SIZE:
+                self._catalog_cache.popitem(last=False)
 
     @property
     def db(self):
@@ -224,16 +245,24 @@ class FirestoreRepository:
         if kind == "experiments" and not doc.get("number"):
             stored["number"] = self._next_number("experiment-number")  # shown as "Exp #65"
         ref.create(stored)
+        self._remember(kind, ref.id, stored)
         return stored
 
     def get_catalog(self, kind: str, doc_id: str) -> Optional[dict]:
-        snap = self.db.collection(kind).document(doc_id).get()
-        return snap.to_dict() if snap.exists else None
+        return self.get_catalog_many([(kind, doc_id)])[0]
 
     def get_catalog_many(self, refs: list[tuple[str, str]]) -> list[Optional[dict]]:
-        wanted = [self.db.collection(kind).document(doc_id) for kind, doc_id in refs]
-        found = {snap.reference.path: snap.to_dict() for snap in self.db.get_all(wanted) if snap.exists}
-        return [found.get(ref.path) for ref in wanted]
+        docs = [self._cached(kind, doc_id) for kind, doc_id in refs]
+        missing = [(n, self.db.collection(kind).document(doc_id)) for n, (kind, doc_id) in enumerate(refs)
+                   if docs[n] is None]
+        if missing:
+            found = {snap.reference.path: snap.to_dict() for snap in self.db.get_all([ref for _, ref in missing])
+                     if snap.exists}
+            for n, ref in missing:
+                docs[n] = found.get(ref.path)
+                if docs[n] is not None:
+                    self._remember(refs[n][0], refs[n][1], docs[n])
+        return docs
 
     def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]:
         from google.cloud import firestore

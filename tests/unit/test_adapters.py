@@ -192,3 +192,47 @@ def test_pubsub_publisher_sends_json_to_the_project_topic_and_maps_failures():
     publisher.client.error = exceptions.ServiceUnavailable("emulator down")
     with pytest.raises(TransientError):
         publisher.publish("run-submit", {"run_id": "tr-1"})
+
+
+class FakeFirestore:
+    """Just enough of the Firestore client for catalog reads: documents by path, get_all counted."""
+
+    def __init__(self, docs: dict):
+        self.docs = docs
+        self.get_all_calls = []
+
+    def collection(self, kind):
+        db = self
+
+        class Collection:
+            def document(self_inner, doc_id):
+                class Ref:
+                    path = f"{kind}/{doc_id}"
+                    id = doc_id
+                return Ref()
+
+        return Collection()
+
+    def get_all(self, refs):
+        self.get_all_calls.append([r.path for r in refs])
+        for ref in refs:
+            class Snap:
+                reference = ref
+                exists = ref.path in self.docs
+                to_dict = staticmethod(lambda path=ref.path: dict(self.docs[path]))
+            yield Snap()
+
+
+def test_catalog_reads_are_cached_after_the_first_and_misses_are_not():
+    from shared.repository import FirestoreRepository
+
+    db = FakeFirestore({"datasets/d1": {"id": "d1", "name": "sales"}, "model_configs/m1": {"id": "m1"}})
+    repo = FirestoreRepository("p", client=db)
+    first = repo.get_catalog_many([("datasets", "d1"), ("model_configs", "m1"), ("feature_configs", "nope")])
+    assert [d and d["id"] for d in first] == ["d1", "m1", None]
+    again = repo.get_catalog_many([("datasets", "d1"), ("model_configs", "m1"), ("feature_configs", "nope")])
+    assert again == first
+    assert db.get_all_calls == [["datasets/d1", "model_configs/m1", "feature_configs/nope"],
+                                ["feature_configs/nope"]]  # only the miss is asked again
+    again[0]["name"] = "changed by a caller"
+    assert repo.get_catalog("datasets", "d1")["name"] == "sales"  # callers get copies
