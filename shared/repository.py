@@ -66,7 +66,7 @@ class Repository(Protocol):
     def get_schedule(self, schedule_id: str) -> Optional[dict]: ...
 
     def mutate_schedule(self, schedule_id: str, mutate: Mutator) -> Optional[dict]:
-        return self._mutate(SCHEDULES, schedule_id, mutate, "training schedule")
+        """Transactionally apply mutate(doc) → new doc (or None: no change), as mutate_run."""
 
     def list_schedules(self, status: Optional[str], limit: int) -> list[dict]:
         """Newest first, optionally of one status."""
@@ -296,22 +296,7 @@ class FirestoreRepository:
         return snap.to_dict() if snap.exists else None
 
     def mutate_schedule(self, schedule_id: str, mutate: Mutator) -> Optional[dict]:
-        ref = self.db.collection(SCHEDULES).document(schedule_id)
-
-        def apply(tx):
-            snap = ref.get(transaction=tx)
-            if not snap.exists:
-                raise NotFound(f"training schedule {schedule_id}")
-            current = snap.to_dict()
-            new = mutate(current)
-            if new is None:
-                return None
-            new = {**new, "version": current.get("version", 0) + 1, "updated_at": now()}
-            tx.set(ref, new)
-            return new
-
-        with self._run_locks[zlib.crc32(schedule_id.encode()) % len(self._run_locks)]:
-            return self._in_transaction(apply)
+        return self._mutate(SCHEDULES, schedule_id, mutate, "training schedule")
 
     def list_schedules(self, status: Optional[str], limit: int) -> list[dict]:
         from google.cloud import firestore
