@@ -54,3 +54,15 @@ def run_body(experiment_id: str, **overrides) -> dict:
             "training_params": {"epochs": 5}}
     body.update(overrides)
     return body
+
+
+def post_catalog(post, experiment_name: str, params: dict, metrics: dict) -> str:
+    """Create a dataset, feature config, model config and one retrieval experiment through the HTTP
+    API (`post(path, body)` returns a response); returns the experiment's id."""
+    dataset = post("/api/datasets", dataset_body()).json()["item"]
+    features = post("/api/feature-configs", feature_config_body()).json()["item"]
+    model = post("/api/model-configs", model_config_body()).json()["item"]
+    return post("/api/experiments", {
+        "name": experiment_name, "model_type": "retrieval", "dataset_id": dataset["id"],
+        "feature_config_id": features["id"], "model_config_id": model["id"],
+        "params": params, "metrics": metrics}).json()["item"]["id"]

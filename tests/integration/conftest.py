@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import pytest
 import requests
 
 from scripts.stack import SERVICES, Stack, StackConfig
+from tests.conftest import skip_without_emulators
 from tests.integration.scripted_pipeline_service import ScriptedPipelineService
 
-MISSING = [tool for tool in ("gcloud", "java") if not shutil.which(tool)]
 pytestmark = pytest.mark.integration
 
 
 def pytest_collection_modifyitems(config, items):
-    if MISSING:
-        skip = pytest.mark.skip(reason=f"integration tests need the Google Cloud CLI emulators and Java 17; "
-                                       f"missing here: {', '.join(MISSING)}")
-        for item in items:
-            if "tests/integration" in str(item.fspath):
-                item.add_marker(skip)
+    skip_without_emulators(items, "tests/integration", "integration")
 
 
 class LocalStack:

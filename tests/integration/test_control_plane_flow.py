@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared.artifact_store import ArtifactStore
-from tests.builders import dataset_body, feature_config_body, model_config_body
+from tests.builders import post_catalog
 from tests.unit.scenario import job_timeline, write_results
 
 pytestmark = pytest.mark.integration
@@ -18,15 +18,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def catalog(local_stack):
-    post = local_stack.post
-    dataset = post("/api/datasets", dataset_body()).json()["item"]
-    features = post("/api/feature-configs", feature_config_body()).json()["item"]
-    model = post("/api/model-configs", model_config_body()).json()["item"]
-    experiment = post("/api/experiments", {
-        "name": "winning quick test", "model_type": "retrieval", "dataset_id": dataset["id"],
-        "feature_config_id": features["id"], "model_config_id": model["id"],
-        "params": {"batch_size": 1024, "learning_rate": 0.05}, "metrics": {"recall_at_100": 0.61}}).json()["item"]
-    return {"experiment": experiment["id"]}
+    return {"experiment": post_catalog(local_stack.post, "winning quick test",
+                                       {"batch_size": 1024, "learning_rate": 0.05}, {"recall_at_100": 0.61})}
 
 
 def create(local_stack, catalog, name, **extra):

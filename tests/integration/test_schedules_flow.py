@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared import schedules
-from tests.builders import dataset_body, feature_config_body, model_config_body
+from tests.builders import post_catalog
 
 pytestmark = pytest.mark.integration
 UTC = timezone.utc
@@ -17,14 +17,8 @@ UTC = timezone.utc
 
 @pytest.fixture(scope="module")
 def experiment(local_stack):
-    post = local_stack.post
-    dataset = post("/api/datasets", dataset_body()).json()["item"]
-    features = post("/api/feature-configs", feature_config_body()).json()["item"]
-    model = post("/api/model-configs", model_config_body()).json()["item"]
-    return post("/api/experiments", {
-        "name": "scheduled quick test", "model_type": "retrieval", "dataset_id": dataset["id"],
-        "feature_config_id": features["id"], "model_config_id": model["id"],
-        "params": {"batch_size": 512, "learning_rate": 0.05}, "metrics": {"recall_at_100": 0.5}}).json()["item"]["id"]
+    return post_catalog(local_stack.post, "scheduled quick test", {"batch_size": 512, "learning_rate": 0.05},
+                        {"recall_at_100": 0.5})
 
 
 def template(experiment, name):
