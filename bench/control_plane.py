@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.stack import Stack, StackConfig  # noqa: E402
+from shared.settings import child_environment, export  # noqa: E402
 from tests.builders import dataset_body, feature_config_body, model_config_body  # noqa: E402
 from tests.integration.scripted_pipeline_service import ScriptedPipelineService  # noqa: E402
 from tests.unit.scenario import job_timeline  # noqa: E402
@@ -57,7 +58,7 @@ def import_times(repeats: int = 5) -> dict:
         samples = []
         for _ in range(repeats):
             result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
-                                    cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+                                    cwd=REPO, env=child_environment(PYTHONPATH=str(REPO)))
             samples.append(float(result.stdout.strip().splitlines()[-1]) * 1000)
         out[name] = {"median_ms": round(statistics.median(samples), 1), "max_ms": round(max(samples), 1)}
     return out
@@ -82,7 +83,7 @@ def main() -> int:
         "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run"})
     stack = Stack(config)
     stack.up()
-    os.environ.update(config.emulator_env())
+    export(config.emulator_env())
     try:
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {config.dev_token}"

@@ -32,6 +32,7 @@ from typing import Optional
 
 from shared import structured_log as log
 from shared import topics
+from shared.settings import child_environment, read
 
 # ML Metadata Execution.last_known_state → Vertex PipelineTaskDetail.State
 MLMD_TO_TASK_STATE = {0: "PENDING", 1: "PENDING", 2: "RUNNING", 3: "SUCCEEDED", 4: "FAILED", 5: "SKIPPED",
@@ -184,7 +185,7 @@ class LocalPipelineService:
         logfile = open(record.dir / "runner.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", self.runner_module, str(record.dir)],
                                 stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "TRAINYARD_TARGET": "local"})
+                                env=child_environment(TRAINYARD_PIPELINE_BACKEND="local"))
         self.processes[record.data["job_id"]] = proc
         record.data["pid"] = proc.pid
         record.data["start_time"] = _now()
@@ -383,13 +384,13 @@ def main(argv=None) -> int:
     from shared.settings import get_settings
 
     parser = argparse.ArgumentParser(description="Trainyard's local pipeline service")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("TRAINYARD_PIPELINE_PORT", 8090)))
+    parser.add_argument("--port", type=int, default=int(read("TRAINYARD_PIPELINE_PORT") or 8090))
     parser.add_argument("--state-dir", default=None)
     args = parser.parse_args(argv)
     settings = get_settings()
     import pipeline_compiler.pipeline  # noqa: F401 - TFX loads now, before listening, not in a create call
 
-    state_dir = Path(args.state_dir or Path(os.environ.get("TRAINYARD_LOCAL_DIR", ".local")) / "pipeline-service")
+    state_dir = Path(args.state_dir or Path(settings.local_dir) / "pipeline-service")
     service = LocalPipelineService(state_dir.resolve(), settings.project, PubSubPublisher(settings.project))
     threading.Thread(target=service.monitor_forever, daemon=True).start()
     server = make_server("127.0.0.1", args.port, create_app(service), threaded=True)

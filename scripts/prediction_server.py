@@ -29,7 +29,7 @@ if _repo not in sys.path:
 from flask import Flask, jsonify, request  # noqa: E402
 
 from shared.local_models import read_endpoint  # noqa: E402
-from shared.serving import ServingSettings  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
 
 MAX_INSTANCES = 1000
 
@@ -94,7 +94,7 @@ def predict(model, instances: list[dict]) -> list[dict]:
 
 
 def create_app(endpoints_dir: str | None = None) -> Flask:
-    endpoints_dir = endpoints_dir or ServingSettings.from_env().endpoints_dir
+    endpoints_dir = endpoints_dir or get_settings().local_endpoints_dir
     cache = ModelCache()
     app = Flask("trainyard-prediction-server")
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from shared.settings import child_environment, export, read
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_DEV_TOKEN = "trainyard-local-dev-token"
@@ -101,15 +103,14 @@ class StackConfig:
 
     @classmethod
     def from_env(cls) -> "StackConfig":
-        env = os.environ
         return cls(
-            project=env.get("GOOGLE_CLOUD_PROJECT", "trainyard-local"),
-            local_dir=Path(env.get("TRAINYARD_LOCAL_DIR", REPO / ".local")).resolve(),
-            firestore_port=int(env.get("TRAINYARD_FIRESTORE_PORT", 8085)),
-            pubsub_port=int(env.get("TRAINYARD_PUBSUB_PORT", 8086)),
-            function_ports={f.name: int(env.get(f.port_env, f.default_port)) for f in FUNCTIONS + SERVICES},
-            dev_token=env.get("TRAINYARD_DEV_TOKEN", DEFAULT_DEV_TOKEN),
-            dev_identity=env.get("TRAINYARD_DEV_IDENTITY", "developer@localhost"),
+            project=read("GOOGLE_CLOUD_PROJECT") or "trainyard-local",
+            local_dir=Path(read("TRAINYARD_LOCAL_DIR") or REPO / ".local").resolve(),
+            firestore_port=int(read("TRAINYARD_FIRESTORE_PORT") or 8085),
+            pubsub_port=int(read("TRAINYARD_PUBSUB_PORT") or 8086),
+            function_ports={f.name: int(read(f.port_env) or f.default_port) for f in FUNCTIONS + SERVICES},
+            dev_token=read("TRAINYARD_DEV_TOKEN") or DEFAULT_DEV_TOKEN,
+            dev_identity=read("TRAINYARD_DEV_IDENTITY") or "developer@localhost",
         )
 
     @classmethod
@@ -139,8 +140,8 @@ class StackConfig:
                 "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub_port}", "GOOGLE_CLOUD_PROJECT": self.project}
 
     def function_env(self) -> dict:
-        return {
-            **os.environ, **self.emulator_env(),
+        return child_environment(**{
+            **self.emulator_env(),
             "PYTHONPATH": str(REPO),
             "TRAINYARD_AUTH": "local", "TRAINYARD_DEV_TOKEN": self.dev_token,
             "TRAINYARD_DEV_IDENTITY": self.dev_identity,
@@ -156,7 +157,7 @@ class StackConfig:
             **({"TRAINYARD_PREDICTION_URL": f"http://127.0.0.1:{self.port('prediction_server')}"}
                if any(s.name == "prediction_server" for s in self.services) else {}),
             **self.extra_env,
-        }
+        })
 
 
 class Stack:
@@ -175,10 +176,10 @@ class Stack:
             raise RuntimeError(f"a stack is already running (see {self.config.state_file}); `make down` first")
         try:
             self._spawn("firestore", ["gcloud", "emulators", "firestore", "start",
-                                      f"--host-port=127.0.0.1:{self.config.firestore_port}"], os.environ)
+                                      f"--host-port=127.0.0.1:{self.config.firestore_port}"], child_environment())
             self._spawn("pubsub", ["gcloud", "beta", "emulators", "pubsub", "start",
                                    f"--host-port=127.0.0.1:{self.config.pubsub_port}",
-                                   f"--project={self.config.project}"], os.environ)
+                                   f"--project={self.config.project}"], child_environment())
             self._wait_http(f"http://127.0.0.1:{self.config.firestore_port}", timeout_s, "Firestore emulator")
             self._wait_http(f"http://127.0.0.1:{self.config.pubsub_port}", timeout_s, "Pub/Sub emulator")
             env = self.config.function_env()
@@ -228,7 +229,7 @@ class Stack:
 
         from shared import topics
 
-        os.environ.update(self.config.emulator_env())
+        export(self.config.emulator_env())
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         project = self.config.project
         for topic in topics.ALL + tuple(topics.dead_letter(t) for t in topics.ALL):

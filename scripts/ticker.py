@@ -10,7 +10,6 @@ it looks (default 0.5 s).
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -61,7 +60,7 @@ def main() -> int:
     from shared.settings import get_settings
 
     settings = get_settings()
-    interval = float(os.environ.get("TRAINYARD_TICKER_INTERVAL_S", "0.5"))
+    interval = settings.ticker_interval_s
     ticker = Ticker(FirestoreRepository(settings.project), PubSubPublisher(settings.project))
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))

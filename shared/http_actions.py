@@ -1,7 +1,7 @@
 """HTTP routes of run actions and run data (spec §7.2–7.3) and the GPU pre-flight (§14.1).
 
 Added to the API by `register_action_routes(app, deps)` in shared/http_api.create_app. The log and
-quota sources come from settings (shared/run_data_sources.py) unless `deps.run_data` is set (tests).
+quota sources are `deps.run_data` (built by shared/composition.py).
 """
 from __future__ import annotations
 
@@ -13,13 +13,6 @@ from shared.services import actions
 
 
 def register_action_routes(app: Flask, deps) -> None:
-    def sources():
-        if getattr(deps, "run_data", None) is None:
-            from shared.run_data_sources import run_data_from_settings
-
-            deps.run_data = run_data_from_settings(deps.settings)  # built on first use, once
-        return deps.run_data
-
     def body() -> dict:
         if not request.get_data():
             return {}  # every action body is optional
@@ -51,7 +44,7 @@ def register_action_routes(app: Flask, deps) -> None:
 
     @app.get("/api/training-runs/<run_id>/logs")
     def run_logs(run_id):
-        return jsonify(success=True, **actions.run_logs(deps.repo, sources(), run_id, request.args.to_dict()))
+        return jsonify(success=True, **actions.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict()))
 
     @app.get("/api/training-runs/<run_id>/training-history")
     def training_history(run_id):
@@ -67,7 +60,7 @@ def register_action_routes(app: Flask, deps) -> None:
 
     @app.get("/api/gpu-availability")
     def gpu_availability():
-        return jsonify(success=True, **actions.gpu_availability(sources(), request.args.to_dict(), deps.settings))
+        return jsonify(success=True, **actions.gpu_availability(deps.run_data, request.args.to_dict(), deps.settings))
 
     @app.after_request
     def warn_when_gpu_quota_is_short(response):
@@ -77,7 +70,7 @@ def register_action_routes(app: Flask, deps) -> None:
         try:
             payload = response.get_json()
             run = payload["training_run"]
-            warning = actions.quota_warning(sources(), run, deps.settings)
+            warning = actions.quota_warning(deps.run_data, run, deps.settings)
             if warning:
                 deps.repo.mutate_run(run["id"], lambda doc: {**doc, "warnings": [*doc.get("warnings", []), warning]})
                 run.setdefault("warnings", []).append(warning)

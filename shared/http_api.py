@@ -36,11 +36,24 @@ class JSONProvider(DefaultJSONProvider):
 
 @dataclass
 class Dependencies:
+    """What the routes use. The composition root (shared/composition.py) fills every adapter; a test
+    gives the ones it fakes, and the rest are built from its settings by the same builders."""
+
     repo: object
     publisher: object
     store: object
     settings: object
     verify_token: object = None  # tests replace Google's token check; production leaves None
+    scheduler_jobs: object = None
+    run_data: object = None
+
+    def __post_init__(self):
+        from shared import composition
+
+        if self.scheduler_jobs is None:
+            self.scheduler_jobs = composition.schedule_jobs(self.settings)
+        if self.run_data is None:
+            self.run_data = composition.run_data(self.settings)
 
 
 def create_app(deps: Dependencies) -> Flask:
@@ -106,7 +119,7 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/training-runs")
     def create_run():
-        run = run_service.create_run(deps.repo, deps.publisher, body(), g.identity)
+        run = run_service.create_run(deps.repo, deps.publisher, body(), g.identity, jobs=deps.scheduler_jobs)
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 201
 
     @app.get("/api/training-runs")

@@ -15,7 +15,6 @@ Registered by `register_dashboard_routes(app, deps)` in shared/http_api.create_a
 from __future__ import annotations
 
 import mimetypes
-import os
 from pathlib import Path
 
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
@@ -24,11 +23,10 @@ PREFIX = "/training"
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def dashboard_dir() -> Path:
+def dashboard_dir(settings) -> Path:
     """dashboard/dist in the repository; beside shared/ when deployed (TRAINYARD_DASHBOARD_DIR overrides)."""
-    configured = os.environ.get("TRAINYARD_DASHBOARD_DIR")
-    if configured:
-        return Path(configured)
+    if settings.dashboard_dir:
+        return Path(settings.dashboard_dir)
     for candidate in (_REPO / "dashboard" / "dist", _REPO / "dashboard_dist"):
         if candidate.is_dir():
             return candidate
@@ -37,9 +35,9 @@ def dashboard_dir() -> Path:
 
 def page_config(settings) -> dict:
     """What the page needs to read Firestore and call the API. Never a secret in the cloud."""
-    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    emulator = settings.firestore_emulator_host
     config = {
-        "projectId": os.environ.get("TRAINYARD_FIREBASE_PROJECT_ID") or settings.project,
+        "projectId": settings.firebase.get("projectId") or settings.project,
         "authMode": settings.auth_mode,
         "apiBase": "",  # same origin
         "firestoreEmulatorHost": emulator or None,
@@ -50,13 +48,14 @@ def page_config(settings) -> dict:
         config["devToken"] = settings.dev_token
         config["devIdentity"] = getattr(settings, "dev_identity", "developer@localhost")
     else:
+        firebase = settings.firebase
         config["firebase"] = {
-            "apiKey": os.environ.get("TRAINYARD_FIREBASE_API_KEY", ""),
-            "authDomain": os.environ.get("TRAINYARD_FIREBASE_AUTH_DOMAIN", f"{settings.project}.firebaseapp.com"),
+            "apiKey": firebase.get("apiKey", ""),
+            "authDomain": firebase.get("authDomain") or f"{settings.project}.firebaseapp.com",
             "projectId": config["projectId"],
-            "appId": os.environ.get("TRAINYARD_FIREBASE_APP_ID", ""),
+            "appId": firebase.get("appId", ""),
         }
-        config["googleClientId"] = os.environ.get("TRAINYARD_GOOGLE_CLIENT_ID", "")
+        config["googleClientId"] = firebase.get("googleClientId", "")
     return config
 
 
@@ -65,7 +64,7 @@ def register_dashboard_routes(app: Flask, deps) -> None:
     mimetypes.add_type("text/css", ".css")
 
     def index():
-        root = dashboard_dir()
+        root = dashboard_dir(deps.settings)
         if not (root / "index.html").is_file():
             return Response("The dashboard is not built: run `make setup` (scripts/setup_dashboard.sh builds "
                             "dashboard/dist).\n", status=503, mimetype="text/plain")
@@ -74,7 +73,7 @@ def register_dashboard_routes(app: Flask, deps) -> None:
         return response
 
     def asset(path: str):
-        response = send_from_directory(dashboard_dir() / "assets", path, max_age=31536000)
+        response = send_from_directory(dashboard_dir(deps.settings) / "assets", path, max_age=31536000)
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 

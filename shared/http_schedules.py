@@ -9,10 +9,6 @@ from shared.services import schedules as schedule_service
 
 
 def register_schedule_routes(app: Flask, deps) -> None:
-    def jobs():
-        # Tests put a fake on deps.scheduler_jobs; otherwise the settings choose (cached).
-        return getattr(deps, "scheduler_jobs", None) or _from_settings(deps.settings)
-
     def body() -> dict:
         data = request.get_json(silent=True)
         if data is None:
@@ -25,7 +21,7 @@ def register_schedule_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training/schedules")
     def create_schedule():
-        schedule = schedule_service.create_schedule(deps.repo, body(), g.identity, jobs())
+        schedule = schedule_service.create_schedule(deps.repo, body(), g.identity, deps.scheduler_jobs)
         return jsonify(success=True, schedule=schedules.public_view(schedule)), 201
 
     @app.get("/api/training/schedules/<schedule_id>")
@@ -34,16 +30,16 @@ def register_schedule_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training/schedules/<schedule_id>/pause")
     def pause_schedule(schedule_id):
-        schedule = schedule_service.pause_schedule(deps.repo, schedule_id, g.identity, jobs())
+        schedule = schedule_service.pause_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs)
         return jsonify(success=True, schedule=schedules.public_view(schedule))
 
     @app.post("/api/training/schedules/<schedule_id>/resume")
     def resume_schedule(schedule_id):
-        return jsonify(success=True, **schedule_service.resume_schedule(deps.repo, deps.publisher, schedule_id, jobs()))
+        return jsonify(success=True, **schedule_service.resume_schedule(deps.repo, deps.publisher, schedule_id, deps.scheduler_jobs))
 
     @app.post("/api/training/schedules/<schedule_id>/cancel")
     def cancel_schedule(schedule_id):
-        return jsonify(success=True, **schedule_service.cancel_schedule(deps.repo, schedule_id, g.identity, jobs()))
+        return jsonify(success=True, **schedule_service.cancel_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs))
 
     @app.post("/api/training/schedules/<schedule_id>/trigger")
     def trigger_schedule(schedule_id):
@@ -52,20 +48,8 @@ def register_schedule_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training-runs/<run_id>/run-now")
     def run_now(run_id):
-        run = schedule_service.run_now(deps.repo, deps.publisher, run_id, jobs())
+        run = schedule_service.run_now(deps.repo, deps.publisher, run_id, deps.scheduler_jobs)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
-
-
-_cached: dict = {}
-
-
-def _from_settings(settings):
-    from shared.scheduler_jobs import jobs_from_settings
-
-    key = (settings.scheduler_backend, settings.project, settings.scheduler_location)
-    if key not in _cached:
-        _cached[key] = jobs_from_settings(settings)
-    return _cached[key]
 
 
 def openapi_paths(ref, response, errors) -> dict:

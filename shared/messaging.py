@@ -7,6 +7,7 @@ publishTime}, "subscription": ...}; `parse_push` reads that one shape.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import threading
 from dataclasses import dataclass, field
@@ -83,5 +84,5 @@ class PubSubPublisher:
         data = json.dumps(payload, default=str).encode("utf-8")
         try:
             return self.client.publish(path, data, **attributes).result(timeout=self.timeout_s)
-        except (exceptions.GoogleAPICallError, TimeoutError) as exc:
+        except (exceptions.GoogleAPICallError, TimeoutError, concurrent.futures.TimeoutError) as exc:
             raise TransientError(f"publish to {topic} failed: {exc}") from exc

@@ -226,11 +226,3 @@ class LocalPipelineServiceBackend:
                            start_time=_parse_time(body.get("start_time")),
                            end_time=_parse_time(body.get("end_time")), error=body.get("error"),
                            labels=body.get("labels", {}), tasks=tasks)
-
-
-def backend_from_settings(settings) -> PipelineBackend:
-    if settings.pipeline_backend == "vertex":
-        return VertexPipelineBackend(settings.project, settings.region)
-    if settings.pipeline_backend == "local":
-        return LocalPipelineServiceBackend(settings.local_pipeline_url)
-    raise ValueError(f"TRAINYARD_PIPELINE_BACKEND must be vertex or local, not {settings.pipeline_backend!r}")

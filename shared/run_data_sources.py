@@ -53,7 +53,7 @@ class GpuQuota(Protocol):
 # --------------------------------------------------------------------------- cloud
 
 
-class _RestClient:
+class RestClient:
     """One AuthorizedSession per process (Application Default Credentials), created lazily."""
 
     def __init__(self, session=None):
@@ -91,10 +91,10 @@ class CloudLoggingLogs:
     """The logs of the job's tasks: each task runs as a CustomJob (resource.type ml_job), and the
     Trainer starts its own CustomJob labelled with the run."""
 
-    def __init__(self, project: str, region: str, rest: Optional[_RestClient] = None):
+    def __init__(self, project: str, region: str, rest: Optional[RestClient] = None):
         self.project = project
         self.region = region
-        self.rest = rest or _RestClient()
+        self.rest = rest or RestClient()
 
     def _task_jobs(self, run: dict, job_id: str) -> dict[str, str]:
         base = f"https://{self.region}-aiplatform.googleapis.com/v1/projects/{self.project}/locations/{self.region}"
@@ -150,9 +150,9 @@ class CloudGpuQuota:
 
     CACHE_S = 300
 
-    def __init__(self, project: str, rest: Optional[_RestClient] = None):
+    def __init__(self, project: str, rest: Optional[RestClient] = None):
         self.project = project
-        self.rest = rest or _RestClient()
+        self.rest = rest or RestClient()
         self._cache: dict = {}
 
     def _quota_infos(self) -> list[dict]:
@@ -307,12 +307,3 @@ class RunDataSources:
     def __init__(self, logs: LogSource, gpu_quota: GpuQuota):
         self.logs = logs
         self.gpu_quota = gpu_quota
-
-
-def run_data_from_settings(settings) -> RunDataSources:
-    if settings.pipeline_backend == "vertex":
-        rest = _RestClient()
-        return RunDataSources(CloudLoggingLogs(settings.project, settings.region, rest), CloudGpuQuota(settings.project, rest))
-    if settings.pipeline_backend == "local":
-        return RunDataSources(LocalPipelineLogs(settings.local_pipeline_url), LocalGpuQuota())
-    raise ValueError(f"TRAINYARD_PIPELINE_BACKEND must be vertex or local, not {settings.pipeline_backend!r}")

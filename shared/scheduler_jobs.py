@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from functools import lru_cache
 from typing import Protocol
 
 from shared import schedules, structured_log as log, topics
@@ -155,19 +154,3 @@ class LocalTickerJobs:
 
     def delete(self, schedule: dict) -> None:
         pass
-
-
-def jobs_from_settings(settings) -> ScheduleJobs:
-    if settings.scheduler_backend == "cloud-scheduler":
-        return CloudSchedulerJobs(settings.project, settings.scheduler_location or settings.region)
-    if settings.scheduler_backend == "local":
-        return LocalTickerJobs()
-    raise ValueError(f"TRAINYARD_SCHEDULER_BACKEND must be cloud-scheduler or local, "
-                     f"not {settings.scheduler_backend!r}")
-
-
-@lru_cache(maxsize=1)
-def default_jobs() -> ScheduleJobs:
-    from shared.settings import get_settings
-
-    return jobs_from_settings(get_settings())

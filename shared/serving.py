@@ -1,5 +1,5 @@
 """Model serving for run actions: register a saved model, deploy it to an endpoint, stop what a
-cancelled run started. One interface, two sides, chosen once from settings:
+cancelled run started. One interface, two sides, chosen once from settings (shared/composition.py):
 
 - Vertex (shared/vertex_models.py): Vertex AI Model Registry and Endpoints (GAPIC, lazy imports).
 - local (shared/local_models.py): the local registry directory and the local prediction server
@@ -7,10 +7,8 @@ cancelled run started. One interface, two sides, chosen once from settings:
 """
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Optional, Protocol
 
 from shared import results
@@ -55,30 +53,6 @@ class TrainerJobs(Protocol):
         """Cancel jobs a run's pipeline started outside the pipeline itself; returns their names."""
 
 
-@dataclass(frozen=True)
-class ServingSettings:
-    prediction_url: str
-    endpoints_dir: str
-    registry_dir: str
-    machine_type: str
-    deploy_wait_s: float
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, environ=None) -> "ServingSettings":
-        env = os.environ if environ is None else environ
-        local_dir = Path(env.get("TRAINYARD_LOCAL_DIR") or Path(__file__).resolve().parent.parent / ".local")
-        return cls(
-            prediction_url=(env.get("TRAINYARD_PREDICTION_URL") or "http://127.0.0.1:8089").rstrip("/"),
-            endpoints_dir=env.get("TRAINYARD_LOCAL_ENDPOINTS_DIR") or str(local_dir / "endpoints"),
-            # The same default the Pusher uses (pipeline_compiler/environment.py), so both see one registry.
-            registry_dir=os.path.abspath(env.get("TRAINYARD_LOCAL_REGISTRY_DIR") or ".local/registry"),
-            machine_type=env.get("TRAINYARD_DEPLOY_MACHINE_TYPE") or "n1-standard-4",
-            # A Vertex deployment takes 10–30 minutes; a delivery waits this long, then a redelivery resumes.
-            deploy_wait_s=float(env.get("TRAINYARD_DEPLOY_WAIT_S") or 480),
-        )
-
-
 def endpoint_id_for(run_id: str) -> str:
     """The run's own endpoint id: deterministic, so a redelivered deploy finds the endpoint it made.
     Vertex accepts [a-z0-9-], up to 63 characters, starting with a letter."""
@@ -102,27 +76,11 @@ def split_traffic(existing: dict, new_id: str, percent: int) -> dict:
 
 
 class Serving:
-    """The three adapters run commands need, built once from settings."""
+    """The three adapters run commands need, built by the composition root (shared/composition.py)."""
 
-    def __init__(self, registrar: Registrar, endpoints: Endpoints, trainer_jobs: TrainerJobs, settings: ServingSettings):
+    def __init__(self, registrar: Registrar, endpoints: Endpoints, trainer_jobs: TrainerJobs,
+                 machine_type: str = "n1-standard-4"):
         self.registrar = registrar
         self.endpoints = endpoints
         self.trainer_jobs = trainer_jobs
-        self.settings = settings
-
-
-def serving_from_settings(settings, serving_settings: Optional[ServingSettings] = None) -> Serving:
-    serving_settings = serving_settings or ServingSettings.from_env()
-    if settings.pipeline_backend == "vertex":
-        from shared.vertex_models import VertexEndpoints, VertexRegistrar, VertexTrainerJobs
-
-        return Serving(VertexRegistrar(settings.project, settings.region),
-                       VertexEndpoints(settings.project, settings.region, serving_settings.deploy_wait_s),
-                       VertexTrainerJobs(settings.project, settings.region), serving_settings)
-    if settings.pipeline_backend == "local":
-        from shared.local_models import LocalEndpoints, LocalRegistrar, NoTrainerJobs
-
-        return Serving(LocalRegistrar(serving_settings.registry_dir),
-                       LocalEndpoints(serving_settings.endpoints_dir, serving_settings.prediction_url),
-                       NoTrainerJobs(), serving_settings)
-    raise ValueError(f"TRAINYARD_PIPELINE_BACKEND must be vertex or local, not {settings.pipeline_backend!r}")
+        self.machine_type = machine_type  # of a deployed model's replicas

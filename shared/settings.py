@@ -1,42 +1,234 @@
-"""Settings from the environment, read once. The cloud/local choice is made here and nowhere else."""
+"""Every environment variable a Trainyard process reads, declared once, and read once into `Settings`.
+
+Each declaration says what the variable means, its default, which processes read it and what
+Terraform must do with it:
+
+- `TERRAFORM`: the default is wrong in the cloud; Terraform sets it for every deployable that reads it;
+- `OPTIONAL`: the default is right in the cloud; Terraform may set it;
+- `LOCAL`: only the local twin sets it; Terraform never does (a test fails if it does).
+
+No other module reads `os.environ` (tests/unit/test_settings.py enforces it); the rehearsal
+(tests/rehearsal/) computes each deployable's environment from terraform/ and checks it against this
+table. `python -m shared.settings` prints the table (docs/settings.md is that output).
+"""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Who reads a variable: the deployables terraform/ describes ...
+API, SUBMITTER, PIPELINE_EVENTS, SCHEDULER, RUN_COMMANDS = "api", "submitter", "pipeline_events", "scheduler", "run_commands"
+DEPLOYABLES = (API, SUBMITTER, PIPELINE_EVENTS, SCHEDULER, RUN_COMMANDS)
+# ... and the local twin's own processes, which have no cloud counterpart.
+PIPELINE_SERVICE, PREDICTION_SERVER, TICKER, STACK, CLI = (
+    "pipeline_service", "prediction_server", "ticker", "stack", "cli")
+ROLES = DEPLOYABLES + (PIPELINE_SERVICE, PREDICTION_SERVER, TICKER, STACK, CLI)
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+TERRAFORM, OPTIONAL, LOCAL = "terraform", "optional", "local"
+FUNCTIONS_FRAMEWORK = DEPLOYABLES  # every deployable serves through functions-framework
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    meaning: str
+    default: str  # as documented; "" means unset. Derived defaults are spelled out in words.
+    readers: tuple[str, ...]
+    cloud: str  # TERRAFORM | OPTIONAL | LOCAL
+
+
+_ALL_CLIENTS = DEPLOYABLES + (PIPELINE_SERVICE, TICKER, STACK)
+
+VARIABLES: tuple[Variable, ...] = (
+    # ------------------------------------------------------------------ where
+    Variable("GOOGLE_CLOUD_PROJECT", "the Google Cloud project (Firestore, Pub/Sub, Vertex AI, Dataflow)",
+             "trainyard-local", _ALL_CLIENTS, TERRAFORM),
+    Variable("TRAINYARD_REGION", "region of Vertex AI, Dataflow, Cloud Scheduler and the quota pre-flight",
+             "europe-west4", (API, SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), TERRAFORM),
+    Variable("TRAINYARD_ARTIFACTS_ROOT", "where each run's files live: {root}/{run_id}/ (gs:// in the cloud)",
+             "{TRAINYARD_LOCAL_DIR}/artifacts", (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_PIPELINE_ROOT", "the pipeline root of each run: {root}/{run_id}/ (gs:// in the cloud)",
+             "{TRAINYARD_LOCAL_DIR}/pipeline-root", (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_PIPELINE_BACKEND", "vertex (Vertex AI Pipelines, Model Registry, Endpoints, Cloud Logging, "
+             "quotas) or local (the local pipeline service, registry and prediction server); it is also the target "
+             "a run's pipeline is compiled for", "local",
+             (API, SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), TERRAFORM),
+    # ------------------------------------------------------------------ the pipeline in the cloud
+    Variable("TRAINYARD_PIPELINE_SERVICE_ACCOUNT", "identity of the pipeline job, its Trainer custom job and its "
+             "Dataflow workers", "", (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_PIPELINE_IMAGE", "the image every pipeline task and the Trainer run in (gpu_image/)", "",
+             (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_DATAFLOW_IMAGE", "the Dataflow workers' SDK container (dataflow_image/)", "",
+             (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_DATAFLOW_TEMP", "gs:// temp and staging location of Dataflow jobs and BigQuery exports", "",
+             (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_DATAFLOW_SUBNETWORK", "subnetwork of the Dataflow workers (regions/R/subnetworks/S, or a "
+             "full URL for a Shared VPC)", "", (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_DATAFLOW_PUBLIC_IPS", "give Dataflow workers public IPs (false: Private Google Access only)",
+             "false", (SUBMITTER,), OPTIONAL),
+    Variable("TRAINYARD_DATAFLOW_MACHINE_TYPE", "machine type of the Dataflow workers", "e2-standard-4",
+             (SUBMITTER,), OPTIONAL),
+    Variable("TRAINYARD_DATAFLOW_MAX_WORKERS", "upper bound of Dataflow autoscaling per data stage", "10",
+             (SUBMITTER,), OPTIONAL),
+    Variable("TRAINYARD_DATAFLOW_MIN_ROWS", "a dataset with fewer rows (stats.rows x sample percent) runs its data "
+             "stages with Beam's DirectRunner inside the task instead of a Dataflow job", "1000000",
+             (SUBMITTER,), OPTIONAL),
+    Variable("TRAINYARD_DATAFLOW_MIN_BYTES", "without row stats: files smaller than this in total (x sample percent) "
+             "stay off Dataflow; BigQuery sources without stats always use Dataflow", "268435456",
+             (SUBMITTER,), OPTIONAL),
+    Variable("TRAINYARD_SERVING_IMAGE", "prediction container registered with every model in the Vertex Model "
+             "Registry", "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+             (SUBMITTER, RUN_COMMANDS), TERRAFORM),
+    Variable("TRAINYARD_COMPILER", "module:function compiling a run to a Vertex PipelineJob (tests swap it)",
+             "pipeline_compiler:compile_run", (SUBMITTER,), OPTIONAL),
+    # ------------------------------------------------------------------ identity
+    Variable("TRAINYARD_AUTH", "google (a Google identity on every request) or local (the developer token)",
+             "google", (API,), TERRAFORM),
+    Variable("TRAINYARD_AUTH_AUDIENCE", "the audience a caller's ID token must carry", "", (API,), OPTIONAL),
+    Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API", "", (API,), TERRAFORM),
+    Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
+             (API, STACK), LOCAL),
+    Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
+             "trainyard-local-dev-token; the API accepts none unless it is set)", "", (API, STACK, CLI), LOCAL),
+    # ------------------------------------------------------------------ the dashboard page
+    Variable("TRAINYARD_DASHBOARD_DIR", "the built dashboard", "dashboard/dist or dashboard_dist beside shared/",
+             (API,), OPTIONAL),
+    Variable("TRAINYARD_FIREBASE_PROJECT_ID", "Firebase project of the page's sign-in and Firestore",
+             "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL),
+    Variable("TRAINYARD_FIREBASE_API_KEY", "Firebase web API key of the page", "", (API,), OPTIONAL),
+    Variable("TRAINYARD_FIREBASE_AUTH_DOMAIN", "Firebase Auth domain of the page", "{project}.firebaseapp.com",
+             (API,), OPTIONAL),
+    Variable("TRAINYARD_FIREBASE_APP_ID", "Firebase web app id of the page", "", (API,), OPTIONAL),
+    Variable("TRAINYARD_GOOGLE_CLIENT_ID", "OAuth client id of the page's Google sign-in", "", (API,), OPTIONAL),
+    # ------------------------------------------------------------------ consumers
+    Variable("TRAINYARD_PROGRESS_MIN_INTERVAL_S", "at most one run-document write per run this often, per epoch "
+             "stream (every epoch is kept in history/)", "1.0", (PIPELINE_EVENTS,), OPTIONAL),
+    Variable("TRAINYARD_SCHEDULER_BACKEND", "cloud-scheduler (a Cloud Scheduler job per schedule) or local "
+             "(scripts/ticker.py publishes)", "cloud-scheduler when the pipeline backend is vertex, else local",
+             (API,), OPTIONAL),
+    Variable("TRAINYARD_SCHEDULER_LOCATION", "location of the Cloud Scheduler jobs", "TRAINYARD_REGION",
+             (API,), OPTIONAL),
+    Variable("TRAINYARD_DEPLOY_MACHINE_TYPE", "machine type of a deployed model's replicas", "n1-standard-4",
+             (RUN_COMMANDS,), OPTIONAL),
+    Variable("TRAINYARD_DEPLOY_WAIT_S", "how long one delivery follows a deployment before a redelivery resumes it",
+             "480", (RUN_COMMANDS,), OPTIONAL),
+    Variable("LOG_EXECUTION_ID", "functions-framework adds each request's execution id to its log entries", "",
+             FUNCTIONS_FRAMEWORK, TERRAFORM),
+    # ------------------------------------------------------------------ the local twin only
+    Variable("TRAINYARD_LOCAL_DIR", "state and logs of the local stack", ".local",
+             (API, SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS, PIPELINE_SERVICE, PREDICTION_SERVER, STACK), LOCAL),
+    Variable("TRAINYARD_LOCAL_PIPELINE_URL", "the local pipeline service", "http://127.0.0.1:8090",
+             (API, SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), LOCAL),
+    Variable("TRAINYARD_LOCAL_REGISTRY_DIR", "the local model registry", "{TRAINYARD_LOCAL_DIR}/registry",
+             (SUBMITTER, RUN_COMMANDS, PIPELINE_SERVICE), LOCAL),
+    Variable("TRAINYARD_LOCAL_ENDPOINTS_DIR", "the local endpoints", "{TRAINYARD_LOCAL_DIR}/endpoints",
+             (RUN_COMMANDS, PREDICTION_SERVER), LOCAL),
+    Variable("TRAINYARD_PREDICTION_URL", "the local prediction server", "http://127.0.0.1:8089",
+             (RUN_COMMANDS,), LOCAL),
+    Variable("TRAINYARD_VERTEX_EMULATOR_HOST", "host:port of a Vertex AI stand-in spoken to over plain gRPC "
+             "(the rehearsal's protocol fakes); unset: {region}-aiplatform.googleapis.com", "",
+             (SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), LOCAL),
+    Variable("FIRESTORE_EMULATOR_HOST", "the Firestore emulator (read by the client library and the page config)",
+             "", _ALL_CLIENTS + (PREDICTION_SERVER,), LOCAL),
+    Variable("PUBSUB_EMULATOR_HOST", "the Pub/Sub emulator (read by the client library)", "", _ALL_CLIENTS, LOCAL),
+    Variable("TRAINYARD_TICKER_INTERVAL_S", "how often the local ticker looks for due schedules", "0.5",
+             (TICKER,), LOCAL),
+    Variable("TRAINYARD_FIRESTORE_PORT", "the local stack's Firestore emulator port", "8085", (STACK,), LOCAL),
+    Variable("TRAINYARD_PUBSUB_PORT", "the local stack's Pub/Sub emulator port", "8086", (STACK,), LOCAL),
+    Variable("TRAINYARD_API_PORT", "the local API's port", "8080", (STACK,), LOCAL),
+    Variable("TRAINYARD_SUBMITTER_PORT", "the local submitter's port", "8081", (STACK,), LOCAL),
+    Variable("TRAINYARD_EVENTS_PORT", "the local pipeline_events function's port", "8082", (STACK,), LOCAL),
+    Variable("TRAINYARD_PROGRESS_PORT", "the local training-progress function's port", "8083", (STACK,), LOCAL),
+    Variable("TRAINYARD_SCHEDULER_PORT", "the local scheduler function's port", "8084", (STACK,), LOCAL),
+    Variable("TRAINYARD_RUN_COMMANDS_PORT", "the local run-commands consumer's port", "8087", (STACK,), LOCAL),
+    Variable("TRAINYARD_PREDICTION_PORT", "the local prediction server's port", "8089", (STACK,), LOCAL),
+    Variable("TRAINYARD_PIPELINE_PORT", "the local pipeline service's port", "8090", (STACK, PIPELINE_SERVICE), LOCAL),
+    Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
+    Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
+             "`gcloud auth print-identity-token`)", "", (CLI,), LOCAL),
+)
+BY_NAME = {v.name: v for v in VARIABLES}
+
+
+def read(name: str, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The raw value of one declared variable ('' when unset). Undeclared names are a bug."""
+    if name not in BY_NAME:
+        raise KeyError(f"{name} is not declared in shared/settings.py")
+    return ((os.environ if environ is None else environ).get(name) or "").strip()
+
+
+def required_by(role: str) -> list[Variable]:
+    """What Terraform must set for a deployable."""
+    return [v for v in VARIABLES if role in v.readers and v.cloud == TERRAFORM]
+
+
+def read_by(role: str) -> list[Variable]:
+    return [v for v in VARIABLES if role in v.readers]
+
+
+# --------------------------------------------------------------------------- the typed settings
+
+
+def _bool(value: str, name: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
+def _number(value: str, name: str, kind=float):
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
 
 
 @dataclass(frozen=True)
 class Settings:
     project: str
     region: str
-    # Where each run's files live: {artifacts_root}/{run_id}/ (gs://bucket/training or a local dir).
     artifacts_root: str
     pipeline_root: str
-    # "vertex" (Vertex AI Pipelines) or "local" (the local pipeline service at local_pipeline_url).
-    pipeline_backend: str
+    pipeline_backend: str  # "vertex" | "local"
     local_pipeline_url: str
     pipeline_service_account: str
-    # "google": verified Google identity (ID token); "local": a configured developer identity.
-    auth_mode: str
+    auth_mode: str  # "google" | "local"
     auth_audience: str
     allowed_domain: str
     dev_identity: str
     dev_token: str
-    # A "module:function" compiling a RunSpec to Vertex JSON; the production one unless a test swaps it.
     compiler: str
     progress_min_interval_s: float
-    extra: dict = field(default_factory=dict)
-    # "cloud-scheduler" (a Cloud Scheduler job per schedule) or "local" (scripts/ticker.py publishes).
     scheduler_backend: str = "local"
     scheduler_location: str = ""
+    local_dir: str = str(REPO_ROOT / ".local")
+    pipeline_image: str = ""
+    dataflow_image: str = ""
+    dataflow_temp: str = ""
+    dataflow_subnetwork: str = ""
+    dataflow_public_ips: bool = False
+    dataflow_machine_type: str = "e2-standard-4"
+    dataflow_max_workers: int = 10
+    dataflow_min_rows: int = 1_000_000
+    dataflow_min_bytes: int = 256 * 1024 * 1024
+    serving_image: str = BY_NAME["TRAINYARD_SERVING_IMAGE"].default
+    local_registry_dir: str = ""
+    local_endpoints_dir: str = ""
+    prediction_url: str = "http://127.0.0.1:8089"
+    deploy_machine_type: str = "n1-standard-4"
+    deploy_wait_s: float = 480.0
+    vertex_emulator_host: str = ""
+    firestore_emulator_host: str = ""
+    dashboard_dir: str = ""
+    firebase: dict = field(default_factory=dict)
+    ticker_interval_s: float = 0.5
 
     @property
     def progress_topic_path(self) -> str:
@@ -44,27 +236,100 @@ class Settings:
 
         return f"projects/{self.project}/topics/{topics.TRAINING_PROGRESS}"
 
+    @property
+    def is_cloud(self) -> bool:
+        return self.pipeline_backend == "vertex"
+
+    @classmethod
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        def get(name: str) -> str:
+            return read(name, environ) or BY_NAME[name].default
+
+        local_dir = Path(read("TRAINYARD_LOCAL_DIR", environ) or REPO_ROOT / ".local").resolve()
+        backend = get("TRAINYARD_PIPELINE_BACKEND")
+        if backend not in ("vertex", "local"):
+            raise ValueError(f"TRAINYARD_PIPELINE_BACKEND must be vertex or local, not {backend!r}")
+        project, region = get("GOOGLE_CLOUD_PROJECT"), get("TRAINYARD_REGION")
+        return cls(
+            project=project,
+            region=region,
+            artifacts_root=read("TRAINYARD_ARTIFACTS_ROOT", environ) or str(local_dir / "artifacts"),
+            pipeline_root=read("TRAINYARD_PIPELINE_ROOT", environ) or str(local_dir / "pipeline-root"),
+            pipeline_backend=backend,
+            local_pipeline_url=get("TRAINYARD_LOCAL_PIPELINE_URL"),
+            pipeline_service_account=read("TRAINYARD_PIPELINE_SERVICE_ACCOUNT", environ),
+            auth_mode=get("TRAINYARD_AUTH"),
+            auth_audience=read("TRAINYARD_AUTH_AUDIENCE", environ),
+            allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
+            dev_identity=get("TRAINYARD_DEV_IDENTITY"),
+            # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
+            dev_token=read("TRAINYARD_DEV_TOKEN", environ),
+            compiler=get("TRAINYARD_COMPILER"),
+            progress_min_interval_s=_number(get("TRAINYARD_PROGRESS_MIN_INTERVAL_S"), "TRAINYARD_PROGRESS_MIN_INTERVAL_S"),
+            scheduler_backend=read("TRAINYARD_SCHEDULER_BACKEND", environ)
+            or ("cloud-scheduler" if backend == "vertex" else "local"),
+            scheduler_location=read("TRAINYARD_SCHEDULER_LOCATION", environ) or region,
+            local_dir=str(local_dir),
+            pipeline_image=read("TRAINYARD_PIPELINE_IMAGE", environ),
+            dataflow_image=read("TRAINYARD_DATAFLOW_IMAGE", environ),
+            dataflow_temp=read("TRAINYARD_DATAFLOW_TEMP", environ),
+            dataflow_subnetwork=read("TRAINYARD_DATAFLOW_SUBNETWORK", environ),
+            dataflow_public_ips=_bool(get("TRAINYARD_DATAFLOW_PUBLIC_IPS"), "TRAINYARD_DATAFLOW_PUBLIC_IPS"),
+            dataflow_machine_type=get("TRAINYARD_DATAFLOW_MACHINE_TYPE"),
+            dataflow_max_workers=_number(get("TRAINYARD_DATAFLOW_MAX_WORKERS"), "TRAINYARD_DATAFLOW_MAX_WORKERS", int),
+            dataflow_min_rows=_number(get("TRAINYARD_DATAFLOW_MIN_ROWS"), "TRAINYARD_DATAFLOW_MIN_ROWS", int),
+            dataflow_min_bytes=_number(get("TRAINYARD_DATAFLOW_MIN_BYTES"), "TRAINYARD_DATAFLOW_MIN_BYTES", int),
+            serving_image=get("TRAINYARD_SERVING_IMAGE"),
+            local_registry_dir=read("TRAINYARD_LOCAL_REGISTRY_DIR", environ) or str(local_dir / "registry"),
+            local_endpoints_dir=read("TRAINYARD_LOCAL_ENDPOINTS_DIR", environ) or str(local_dir / "endpoints"),
+            prediction_url=get("TRAINYARD_PREDICTION_URL").rstrip("/"),
+            deploy_machine_type=get("TRAINYARD_DEPLOY_MACHINE_TYPE"),
+            deploy_wait_s=_number(get("TRAINYARD_DEPLOY_WAIT_S"), "TRAINYARD_DEPLOY_WAIT_S"),
+            vertex_emulator_host=read("TRAINYARD_VERTEX_EMULATOR_HOST", environ),
+            firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),
+            dashboard_dir=read("TRAINYARD_DASHBOARD_DIR", environ),
+            firebase={
+                "projectId": read("TRAINYARD_FIREBASE_PROJECT_ID", environ) or project,
+                "apiKey": read("TRAINYARD_FIREBASE_API_KEY", environ),
+                "authDomain": read("TRAINYARD_FIREBASE_AUTH_DOMAIN", environ) or f"{project}.firebaseapp.com",
+                "appId": read("TRAINYARD_FIREBASE_APP_ID", environ),
+                "googleClientId": read("TRAINYARD_GOOGLE_CLIENT_ID", environ),
+            },
+            ticker_interval_s=_number(get("TRAINYARD_TICKER_INTERVAL_S"), "TRAINYARD_TICKER_INTERVAL_S"),
+        )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    local_root = Path(_env("TRAINYARD_LOCAL_DIR", str(REPO_ROOT / ".local"))).resolve()
-    artifacts_root = _env("TRAINYARD_ARTIFACTS_ROOT", str(local_root / "artifacts"))
-    return Settings(
-        project=_env("GOOGLE_CLOUD_PROJECT", "trainyard-local"),
-        region=_env("TRAINYARD_REGION", "europe-west4"),
-        artifacts_root=artifacts_root,
-        pipeline_root=_env("TRAINYARD_PIPELINE_ROOT", str(local_root / "pipeline-root")),
-        pipeline_backend=_env("TRAINYARD_PIPELINE_BACKEND", "local"),
-        local_pipeline_url=_env("TRAINYARD_LOCAL_PIPELINE_URL", "http://127.0.0.1:8090"),
-        pipeline_service_account=_env("TRAINYARD_PIPELINE_SERVICE_ACCOUNT"),
-        auth_mode=_env("TRAINYARD_AUTH", "google"),
-        auth_audience=_env("TRAINYARD_AUTH_AUDIENCE"),
-        allowed_domain=_env("TRAINYARD_ALLOWED_DOMAIN"),
-        dev_identity=_env("TRAINYARD_DEV_IDENTITY", "developer@localhost"),
-        dev_token=_env("TRAINYARD_DEV_TOKEN"),
-        compiler=_env("TRAINYARD_COMPILER", "pipeline_compiler:compile_run"),
-        progress_min_interval_s=float(_env("TRAINYARD_PROGRESS_MIN_INTERVAL_S", "1.0")),
-        scheduler_backend=_env("TRAINYARD_SCHEDULER_BACKEND",
-                               "cloud-scheduler" if _env("TRAINYARD_PIPELINE_BACKEND", "local") == "vertex" else "local"),
-        scheduler_location=_env("TRAINYARD_SCHEDULER_LOCATION") or _env("TRAINYARD_REGION", "europe-west4"),
-    )
+    return Settings.from_environ()
+
+
+# --------------------------------------------------------------------------- processes started from here
+
+
+def child_environment(**overrides: str) -> dict[str, str]:
+    """This process's environment plus overrides, for a child process (the local stack's processes)."""
+    return {**os.environ, **overrides}
+
+
+def export(values: Mapping[str, str]) -> None:
+    """Make values visible to this process's client libraries (e.g. the emulator hosts for the Google
+    clients a test or a script creates here), and forget the settings read before."""
+    unknown = sorted(set(values) - set(BY_NAME))
+    if unknown:
+        raise KeyError(f"not declared in shared/settings.py: {unknown}")
+    os.environ.update(values)
+    get_settings.cache_clear()
+
+
+def markdown_table() -> str:
+    lines = ["| variable | meaning | default | read by | in the cloud |", "| --- | --- | --- | --- | --- |"]
+    where = {TERRAFORM: "set by Terraform", OPTIONAL: "default (Terraform may set it)", LOCAL: "local twin only"}
+    for v in VARIABLES:
+        default = f"`{v.default}`" if v.default else ""
+        lines.append(f"| `{v.name}` | {v.meaning} | {default} | {', '.join(v.readers)} | {where[v.cloud]} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table())

@@ -3,6 +3,7 @@
 client `google.cloud.aiplatform_v1`, imported lazily (used by the run-commands consumer only)."""
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import time
 from typing import Optional
@@ -30,22 +31,22 @@ class VertexRegistrar:
     the run — the pipeline's Pusher function (pipeline_compiler.components.register_vertex), so a
     push-anyway registers exactly as a blessed push would."""
 
-    def __init__(self, project: str, region: str):
+    def __init__(self, project: str, region: str, serving_image: str):
         self.project = project
         self.region = region
+        self.serving_image = serving_image
 
     def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
         from pipeline_compiler.components import register_vertex
-        from pipeline_compiler.environment import PipelineEnv
 
-        return register_vertex(spec, serving_model_uri, self.project, self.region, PipelineEnv.from_env().serving_image)
+        return register_vertex(spec, serving_model_uri, self.project, self.region, self.serving_image)
 
 
 class VertexEndpoints(RegionalService):
     CLIENT = "EndpointServiceClient"
 
-    def __init__(self, project: str, region: str, wait_s: float = 480, client=None):
-        super().__init__(project, region, client)
+    def __init__(self, project: str, region: str, wait_s: float = 480, client=None, emulator_host: str = ""):
+        super().__init__(project, region, client, emulator_host)
         self.wait_s = wait_s
 
     def endpoint_name(self, endpoint_id: str) -> str:
@@ -102,7 +103,7 @@ class VertexEndpoints(RegionalService):
                     on_started(operation.operation.name)
                 try:
                     operation.result(timeout=self.wait_s)
-                except TimeoutError:  # concurrent.futures.TimeoutError is TimeoutError on 3.11
+                except (TimeoutError, concurrent.futures.TimeoutError):  # distinct before Python 3.11 (the images' 3.10)
                     raise TransientError(f"deployment {operation.operation.name} still running; "
                                          "a redelivery will follow it") from None
                 except exceptions.GoogleAPICallError as exc:

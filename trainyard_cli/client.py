@@ -1,11 +1,12 @@
 """HTTP client of the API: URL and identity from settings (environment)."""
 from __future__ import annotations
 
-import os
 import subprocess
 from typing import Any, Optional
 
 import requests
+
+from shared.settings import read
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_LOCAL_TOKEN = "trainyard-local-dev-token"
@@ -22,18 +23,18 @@ class ApiError(Exception):
 
 def identity_token() -> str:
     """TRAINYARD_TOKEN, else the local stack's developer token, else the gcloud user's ID token."""
-    if os.environ.get("TRAINYARD_TOKEN"):
-        return os.environ["TRAINYARD_TOKEN"]
-    url = os.environ.get("TRAINYARD_API_URL", DEFAULT_URL)
+    if read("TRAINYARD_TOKEN"):
+        return read("TRAINYARD_TOKEN")
+    url = read("TRAINYARD_API_URL") or DEFAULT_URL
     if "127.0.0.1" in url or "localhost" in url:
-        return os.environ.get("TRAINYARD_DEV_TOKEN", DEFAULT_LOCAL_TOKEN)
+        return read("TRAINYARD_DEV_TOKEN") or DEFAULT_LOCAL_TOKEN
     return subprocess.run(["gcloud", "auth", "print-identity-token"], check=True, capture_output=True,
                           text=True).stdout.strip()
 
 
 class ApiClient:
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, timeout_s: float = 30):
-        self.url = (url or os.environ.get("TRAINYARD_API_URL", DEFAULT_URL)).rstrip("/")
+        self.url = (url or read("TRAINYARD_API_URL") or DEFAULT_URL).rstrip("/")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token or identity_token()}"
         self.timeout_s = timeout_s

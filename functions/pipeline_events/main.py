@@ -3,34 +3,20 @@ from __future__ import annotations
 
 import functions_framework
 
+from shared.composition import root
 from shared.consumer import consume, event_data
-from shared.once import Once
-
-
-def _build():
-    from shared.artifact_store import ArtifactStore
-    from shared.messaging import PubSubPublisher
-    from shared.pipelines import backend_from_settings
-    from shared.repository import FirestoreRepository
-    from shared.services import progress
-    from shared.settings import get_settings
-
-    settings = get_settings()
-    return dict(progress=progress, repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
-                store=ArtifactStore(), publisher=PubSubPublisher(settings.project), settings=settings)
-
-
-deps = Once(_build)
 
 
 def handle_pipeline_event(entry) -> str:
-    d = deps()
-    return d["progress"].on_pipeline_event(entry, d["repo"], d["backend"], d["store"], d["publisher"])
+    from shared.services import progress
+
+    return progress.on_pipeline_event(entry, root.repo, root.pipelines, root.store, root.publisher)
 
 
 def handle_training_progress(payload) -> str:
-    d = deps()
-    return d["progress"].on_training_progress(payload, d["repo"], d["settings"].progress_min_interval_s)
+    from shared.services import progress
+
+    return progress.on_training_progress(payload, root.repo, root.settings.progress_min_interval_s)
 
 
 @functions_framework.cloud_event

@@ -5,30 +5,15 @@ from __future__ import annotations
 
 import functions_framework
 
+from shared.composition import root
 from shared.consumer import consume, event_data
-from shared.once import Once
-
-
-def _build():
-    from shared.artifact_store import ArtifactStore
-    from shared.pipelines import backend_from_settings
-    from shared.repository import FirestoreRepository
-    from shared.serving import serving_from_settings
-    from shared.services import actions
-    from shared.settings import get_settings
-
-    settings = get_settings()
-    return dict(actions=actions, repo=FirestoreRepository(settings.project), backend=backend_from_settings(settings),
-                store=ArtifactStore(), serving=serving_from_settings(settings))
-
-
-deps = Once(_build)
 
 
 def handle_payload(payload) -> str:
-    d = dict(deps())
-    actions = d.pop("actions")
-    return actions.handle_command(actions.parse_command(payload), **d)
+    from shared.services import actions
+
+    return actions.handle_command(actions.parse_command(payload), repo=root.repo, backend=root.pipelines,
+                                  store=root.store, serving=root.serving)
 
 
 @functions_framework.cloud_event

@@ -5,23 +5,9 @@ from datetime import datetime
 
 import functions_framework
 
+from shared.composition import root
 from shared.consumer import consume, event_data
 from shared.messaging import MalformedMessage, parse_push
-from shared.once import Once
-
-
-def _build():
-    from shared.messaging import PubSubPublisher
-    from shared.repository import FirestoreRepository
-    from shared.services import schedules
-    from shared.settings import get_settings
-
-    settings = get_settings()
-    return dict(schedules=schedules, repo=FirestoreRepository(settings.project),
-                publisher=PubSubPublisher(settings.project))
-
-
-deps = Once(_build)
 
 
 def published_at(data) -> datetime | None:
@@ -40,8 +26,9 @@ def published_at(data) -> datetime | None:
 
 
 def handle_trigger(payload, publish_time: datetime | None) -> str:
-    d = deps()
-    return d["schedules"].on_trigger(d["repo"], d["publisher"], payload, publish_time)
+    from shared.services import schedules
+
+    return schedules.on_trigger(root.repo, root.publisher, payload, publish_time)
 
 
 @functions_framework.cloud_event

@@ -3,33 +3,18 @@ from __future__ import annotations
 
 import functions_framework
 
+from shared.composition import root
 from shared.consumer import consume, event_data
-from shared.once import Once
-from shared.settings import get_settings
 
-
-def _build():
-    from shared.artifact_store import ArtifactStore
-    from shared.pipelines import backend_from_settings
-    from shared.repository import FirestoreRepository
-    from shared.services import submission
-
-    settings = get_settings()
-    compiler = submission.Compiler.load(settings.compiler)
-    if settings.compiler.startswith("pipeline_compiler"):
-        import pipeline_compiler.pipeline  # noqa: F401 - TFX, loaded here rather than in the first Compile stage
-    return dict(submission=submission, repo=FirestoreRepository(settings.project),
-                backend=backend_from_settings(settings), store=ArtifactStore(), compiler=compiler, settings=settings)
-
-
-deps = Once(_build)
-deps.warm_after_fork()  # the heavy consumer: be ready before the first message, not during it
+# The heavy consumer: TFX loads before the first message, not during it.
+root.warm_after_fork("compiler", "repo", "pipelines", "store")
 
 
 def handle_payload(payload) -> str:
-    d = dict(deps())
-    submission = d.pop("submission")
-    return submission.submit(submission.parse_message(payload), **d)
+    from shared.services import submission
+
+    return submission.submit(submission.parse_message(payload), repo=root.repo, backend=root.pipelines,
+                             store=root.store, compiler=root.compiler, settings=root.settings)
 
 
 @functions_framework.cloud_event

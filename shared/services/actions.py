@@ -437,7 +437,7 @@ def execute_deploy(run: dict, command: RunCommand, repo, store, serving) -> str:
             serving_model_uri=entry.serving_model_uri if entry else results.join(run["gcs_artifacts_path"],
                                                                                results.SAVED_MODEL_DIR),
             endpoint_id=deployment.get("endpoint_id"), endpoint_display_name=deployment.get("endpoint_name") or run["name"],
-            traffic_percent=int(deployment["traffic_split"]), machine_type=serving.settings.machine_type)
+            traffic_percent=int(deployment["traffic_split"]), machine_type=serving.machine_type)
         result = serving.endpoints.deploy(request, started=deployment.get("operation"),
                                           on_started=lambda operation: update({"operation": operation}))
     except PermanentError as exc:

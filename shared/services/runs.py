@@ -73,13 +73,13 @@ def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: lis
 
 
 def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
-               run_id: Optional[str] = None, at: Optional[datetime] = None) -> dict:
+               run_id: Optional[str] = None, at: Optional[datetime] = None, jobs=None) -> dict:
     at = at or runs.now()
     request, doc = build_run(repo, body, identity, at)
     if doc["scheduled_at"] is not None:
         from shared.services import schedules as schedule_service  # schedules build on runs, not the reverse
 
-        return schedule_service.schedule_run(repo, request, doc, identity, at)
+        return schedule_service.schedule_run(repo, request, doc, identity, at, jobs)
     stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or new_run_id())
     if created:
         _queue_submit(publisher, stored)

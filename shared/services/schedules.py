@@ -23,11 +23,9 @@ def new_schedule_id() -> str:
 
 
 def _jobs(jobs):
-    if jobs is not None:
-        return jobs
-    from shared.scheduler_jobs import default_jobs
-
-    return default_jobs()
+    if jobs is None:  # every caller hands in the adapter the composition root built
+        raise TypeError("the schedules' job adapter (shared/composition.py schedule_jobs) was not given")
+    return jobs
 
 
 def _mutate(repo: Repository, schedule_id: str, mutate) -> Optional[dict]:

@@ -38,7 +38,9 @@ class Compiler:
     @classmethod
     def load(cls, target: str) -> "Compiler":
         module_name, _, function = target.partition(":")
-        module = importlib.import_module(module_name)  # TFX loads here, in the submitter only
+        module = importlib.import_module(module_name)
+        if callable(getattr(module, "warm", None)):
+            module.warm()  # TFX loads here, once, in the submitter only
         return cls(compile_run=getattr(module, function or "compile_run"),
                    module_files=getattr(module, "module_files", lambda: {}))
 

@@ -12,7 +12,7 @@ from shared.errors import PermanentError, TransientError
 from shared.http_api import Dependencies, create_app
 from shared.pipelines import JobSnapshot, TaskSnapshot
 from shared.run_data_sources import RunDataSources
-from shared.serving import DeployResult, Serving, ServingSettings
+from shared.serving import DeployResult, Serving
 from shared.services import actions
 from shared.services import runs as run_service
 from shared.settings import get_settings
@@ -103,10 +103,9 @@ def world():
     repo, publisher, store = InMemoryRepository(), FakePublisher(), MemoryStore()
     settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com",
                        region="europe-west4")
-    deps = Dependencies(repo=repo, publisher=publisher, store=store, settings=settings)
-    deps.run_data = RunDataSources(FakeLogs(), FakeQuota())
-    serving = Serving(FakeRegistrar(), FakeEndpoints(), FakeTrainerJobs(),
-                      ServingSettings("http://pred", "/e", "/r", "n1-standard-4", 1))
+    deps = Dependencies(repo=repo, publisher=publisher, store=store, settings=settings,
+                        run_data=RunDataSources(FakeLogs(), FakeQuota()))
+    serving = Serving(FakeRegistrar(), FakeEndpoints(), FakeTrainerJobs(), machine_type="n1-standard-4")
 
     class World:
         pass

@@ -2,31 +2,27 @@
 the config tells the page how to reach Firestore, and the API itself still does."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from shared.http_api import Dependencies, create_app
+from shared.settings import Settings
 
-
-def settings(**overrides):
-    base = dict(project="trainyard-local", auth_mode="local", dev_token="dev-token", dev_identity="dev@localhost",
-                auth_audience=None, allowed_domain=None)
-    base.update(overrides)
-    return SimpleNamespace(**base)
+ENV = {"TRAINYARD_AUTH": "local", "TRAINYARD_DEV_TOKEN": "dev-token", "TRAINYARD_DEV_IDENTITY": "dev@localhost"}
 
 
 @pytest.fixture()
-def dist(tmp_path, monkeypatch):
+def dist(tmp_path):
     (tmp_path / "assets").mkdir()
     (tmp_path / "index.html").write_text("<!doctype html><title>Training</title>")
     (tmp_path / "assets" / "index-abc123.js").write_text("console.log('hi')")
-    monkeypatch.setenv("TRAINYARD_DASHBOARD_DIR", str(tmp_path))
-    return tmp_path
+    ENV["TRAINYARD_DASHBOARD_DIR"] = str(tmp_path)
+    yield tmp_path
+    ENV.pop("TRAINYARD_DASHBOARD_DIR")
 
 
-def client(**overrides):
-    return create_app(Dependencies(repo=None, publisher=None, store=None, settings=settings(**overrides))).test_client()
+def client(**env):
+    settings = Settings.from_environ({**ENV, **env})
+    return create_app(Dependencies(repo=None, publisher=None, store=None, settings=settings)).test_client()
 
 
 def test_the_page_and_its_assets_need_no_token(dist):
@@ -51,24 +47,21 @@ def test_no_path_escapes_the_assets_folder(dist):
     assert client().get("/training/assets/../../secret.txt").status_code == 404
 
 
-def test_local_config_hands_over_the_emulator_and_the_developer_token(dist, monkeypatch):
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8085")
-    config = client().get("/training/config.json").get_json()
+def test_local_config_hands_over_the_emulator_and_the_developer_token(dist):
+    config = client(FIRESTORE_EMULATOR_HOST="127.0.0.1:8085").get("/training/config.json").get_json()
     assert config == {"projectId": "trainyard-local", "authMode": "local", "apiBase": "",
                       "firestoreEmulatorHost": "127.0.0.1:8085", "devToken": "dev-token",
                       "devIdentity": "dev@localhost"}
 
 
-def test_cloud_config_carries_the_firebase_web_config_and_no_token(dist, monkeypatch):
-    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
-    monkeypatch.setenv("TRAINYARD_FIREBASE_API_KEY", "AIza-public-key")
-    config = client(auth_mode="google", project="prod-proj", dev_token=None).get("/training/config.json").get_json()
+def test_cloud_config_carries_the_firebase_web_config_and_no_token(dist):
+    config = client(TRAINYARD_AUTH="google", GOOGLE_CLOUD_PROJECT="prod-proj", TRAINYARD_DEV_TOKEN="",
+                    TRAINYARD_FIREBASE_API_KEY="AIza-public-key").get("/training/config.json").get_json()
     assert "devToken" not in config and config["firestoreEmulatorHost"] is None
     assert config["firebase"] == {"apiKey": "AIza-public-key", "authDomain": "prod-proj.firebaseapp.com",
                                   "projectId": "prod-proj", "appId": ""}
 
 
-def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRAINYARD_DASHBOARD_DIR", str(tmp_path / "missing"))
-    response = client().get("/training")
+def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path):
+    response = client(TRAINYARD_DASHBOARD_DIR=str(tmp_path / "missing")).get("/training")
     assert response.status_code == 503 and b"make setup" in response.data

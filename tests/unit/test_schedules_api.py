@@ -15,7 +15,8 @@ from shared import schedules, topics
 from shared.artifact_store import ArtifactStore
 from shared.errors import TransientError
 from shared.http_api import Dependencies, create_app
-from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs, jobs_from_settings
+from shared.composition import schedule_jobs as jobs_from_settings
+from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 from shared.settings import get_settings
 from tests.builders import seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -259,7 +260,15 @@ def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
 # ----------------------------------------------------------------------------- functions/scheduler entry point
 
 
-def test_scheduler_function_reads_the_slot_from_the_publish_time(api):
+@pytest.fixture
+def composition_root():
+    from shared.composition import root
+
+    yield root
+    root.reset()
+
+
+def test_scheduler_function_reads_the_slot_from_the_publish_time(api, composition_root):
     import base64
     import importlib.util
 
@@ -268,7 +277,7 @@ def test_scheduler_function_reads_the_slot_from_the_publish_time(api):
     spec = importlib.util.spec_from_file_location("scheduler_main", "functions/scheduler/main.py")
     main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(main)
-    main.deps.set({"schedules": service, "repo": api["repo"], "publisher": api["publisher"]})
+    composition_root.provide(repo=api["repo"], publisher=api["publisher"])
     created = service.create_schedule(api["repo"], schedule_body(api["ids"], schedule_type="cron",
                                                                  cron_expression="*/5 * * * *", timezone="UTC"),
                                       "dev@example.com", api["jobs"], at=datetime.now(UTC) - timedelta(hours=1))

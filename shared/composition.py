@@ -1,0 +1,166 @@
+"""The composition root: every adapter an entry point uses is built here, from settings, once per
+process. The cloud/local choice of each adapter is made here and nowhere else.
+
+Entry points (functions/*/main.py) ask `root` for what they need. Nothing is built at import (cold
+starts stay light); the first use builds under one lock, so concurrent first requests never import the
+same packages side by side (which can hand a thread a half-initialised module). Tests hand in fakes
+with `root.provide(...)` or build a `Root(settings)` of their own.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, Optional
+
+from shared.settings import Settings, get_settings
+
+# --------------------------------------------------------------------------- builders (one per adapter)
+
+
+def repository(settings: Settings):
+    from shared.repository import FirestoreRepository
+
+    return FirestoreRepository(settings.project)
+
+
+def publisher(settings: Settings):
+    from shared.messaging import PubSubPublisher
+
+    return PubSubPublisher(settings.project)
+
+
+def artifact_store(settings: Settings):
+    from shared.artifact_store import ArtifactStore
+
+    return ArtifactStore()
+
+
+def pipelines(settings: Settings):
+    """Vertex AI Pipelines (GAPIC), or the local pipeline service with the same contract."""
+    if settings.pipeline_backend == "vertex":
+        from shared.pipelines import VertexPipelineBackend
+
+        return VertexPipelineBackend(settings.project, settings.region, emulator_host=settings.vertex_emulator_host)
+    from shared.pipelines import LocalPipelineServiceBackend
+
+    return LocalPipelineServiceBackend(settings.local_pipeline_url)
+
+
+def serving(settings: Settings):
+    """Model registry, endpoints and the Trainer's own jobs: Vertex AI, or the local registry and server."""
+    from shared.serving import Serving
+
+    if settings.pipeline_backend == "vertex":
+        from shared.vertex_models import VertexEndpoints, VertexRegistrar, VertexTrainerJobs
+
+        host = settings.vertex_emulator_host
+        return Serving(VertexRegistrar(settings.project, settings.region, settings.serving_image),
+                       VertexEndpoints(settings.project, settings.region, settings.deploy_wait_s, emulator_host=host),
+                       VertexTrainerJobs(settings.project, settings.region, emulator_host=host),
+                       machine_type=settings.deploy_machine_type)
+    from shared.local_models import LocalEndpoints, LocalRegistrar, NoTrainerJobs
+
+    return Serving(LocalRegistrar(settings.local_registry_dir),
+                   LocalEndpoints(settings.local_endpoints_dir, settings.prediction_url),
+                   NoTrainerJobs(), machine_type=settings.deploy_machine_type)
+
+
+def schedule_jobs(settings: Settings):
+    """One Cloud Scheduler job per schedule, or nothing (the local ticker reads Firestore)."""
+    from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
+
+    if settings.scheduler_backend == "cloud-scheduler":
+        return CloudSchedulerJobs(settings.project, settings.scheduler_location or settings.region)
+    if settings.scheduler_backend == "local":
+        return LocalTickerJobs()
+    raise ValueError(f"TRAINYARD_SCHEDULER_BACKEND must be cloud-scheduler or local, not {settings.scheduler_backend!r}")
+
+
+def run_data(settings: Settings):
+    """Where a run's logs and the GPU quota are read: Cloud Logging + Cloud Quotas, or the local service."""
+    from shared import run_data_sources as sources
+
+    if settings.pipeline_backend == "vertex":
+        rest = sources.RestClient()
+        return sources.RunDataSources(sources.CloudLoggingLogs(settings.project, settings.region, rest),
+                                      sources.CloudGpuQuota(settings.project, rest))
+    return sources.RunDataSources(sources.LocalPipelineLogs(settings.local_pipeline_url), sources.LocalGpuQuota())
+
+
+def compiler(settings: Settings):
+    from shared.services.submission import Compiler
+
+    return Compiler.load(settings.compiler)  # pipeline_compiler (TFX) loads here, in the submitter only
+
+
+BUILDERS: dict[str, Callable[[Settings], Any]] = {
+    "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
+    "serving": serving, "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler,
+}
+
+
+# --------------------------------------------------------------------------- the process's root
+
+
+class Root:
+    def __init__(self, settings: Optional[Settings] = None):
+        self._settings = settings
+        self._built: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def settings(self) -> Settings:
+        with self._lock:
+            if self._settings is None:
+                self._settings = get_settings()
+            return self._settings
+
+    def get(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = BUILDERS[name](self.settings) if name in BUILDERS else getattr(self, f"_build_{name}")()
+            return self._built[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or (name not in BUILDERS and not hasattr(type(self), f"_build_{name}")):
+            raise AttributeError(name)
+        return self.get(name)
+
+    def provide(self, settings: Optional[Settings] = None, **adapters: Any) -> "Root":
+        """Use these instead of building them (tests); returns self."""
+        with self._lock:
+            if settings is not None:
+                self._settings = settings
+            self._built.update(adapters)
+        return self
+
+    def reset(self) -> None:
+        with self._lock:
+            self._settings = None
+            self._built.clear()
+
+    # ------------------------------------------------------------------ what entry points need
+
+    def _build_api_app(self):
+        from shared.http_api import create_app
+
+        return create_app(self.api_dependencies())
+
+    def api_dependencies(self):
+        from shared.http_api import Dependencies
+
+        return Dependencies(repo=self.get("repo"), publisher=self.get("publisher"), store=self.get("store"),
+                            settings=self.settings, scheduler_jobs=self.get("schedule_jobs"),
+                            run_data=self.get("run_data"))
+
+    def warm_after_fork(self, *names: str) -> None:
+        """Build these in the background in each forked worker, before the first message rather than during
+        it. functions-framework loads the source in gunicorn's master and then forks: a thread started at
+        import would run in the master and leave its locks held, forever, in the worker."""
+        def warm():
+            threading.Thread(target=lambda: [self.get(n) for n in names], daemon=True).start()
+
+        os.register_at_fork(after_in_child=warm)
+
+
+root = Root()
