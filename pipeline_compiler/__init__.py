@@ -9,11 +9,13 @@ Nothing heavy is imported here (TensorFlow, TFX, aiplatform load inside the func
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import TYPE_CHECKING, Optional
 
 from pipeline_compiler.environment import PipelineEnv, PipelineEnvError
+from shared import structured_log as log
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.run_config import RunSpec
@@ -25,6 +27,11 @@ NODE_IDS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", 
 # Used only when compiling without TRAINYARD_PIPELINE_IMAGE (e.g. a local target): TFX's public image.
 DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.15.0"
 _MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
+
+
+def warm() -> None:
+    """Import TFX and the pipeline factory now (the submitter does it before its first message)."""
+    import pipeline_compiler.pipeline  # noqa: F401
 
 
 def module_files() -> dict[str, str]:
@@ -43,7 +50,15 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
 
     from pipeline_compiler.pipeline import create_pipeline
 
-    env = env or PipelineEnv.from_env()
+    from pipeline_compiler import data_scale
+
+    env = env or PipelineEnv.current()
+    labels = {"trainyard-run-id": _label(spec.run_id), "trainyard-attempt": str(spec.attempt)}
+    if env.is_vertex:
+        decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes)
+        env = dataclasses.replace(env, data_runner=decision.runner)
+        labels["trainyard-data-runner"] = decision.runner
+        log.info("data stages runner chosen", run_id=spec.run_id, runner=decision.runner, reason=decision.reason)
     pipeline = create_pipeline(spec, env)
     out_dir = os.path.dirname(os.path.abspath(out_path)) if "://" not in out_path else out_path.rsplit("/", 1)[0]
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -57,7 +72,7 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
     with open(out_path) as handle:
         job = json.load(handle)
     job["displayName"] = spec.run_name
-    job.setdefault("labels", {}).update({"trainyard-run-id": _label(spec.run_id), "trainyard-attempt": str(spec.attempt)})
+    job.setdefault("labels", {}).update(labels)
     with open(out_path, "w") as handle:
         json.dump(job, handle, indent=2, sort_keys=True)
     return out_path
@@ -85,9 +100,9 @@ def run_local(spec: "RunSpec", env: Optional[PipelineEnv] = None, metadata_path:
 
     from pipeline_compiler.pipeline import create_pipeline
 
-    env = env or PipelineEnv.from_env()
+    env = env or PipelineEnv.current()
     if env.is_vertex:
-        raise PipelineEnvError("run_local needs a local target (TRAINYARD_TARGET=local)")
+        raise PipelineEnvError("run_local needs a local target (TRAINYARD_PIPELINE_BACKEND=local)")
     metadata_path = metadata_path or local_metadata_path(spec)
     os.makedirs(os.path.dirname(os.path.abspath(metadata_path)), exist_ok=True)
     pipeline = create_pipeline(

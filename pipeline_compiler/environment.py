@@ -1,27 +1,22 @@
-"""Where a pipeline runs, read once from the environment (never `if local:` scattered elsewhere).
-
-TRAINYARD_TARGET                    local (default) | vertex
-GOOGLE_CLOUD_PROJECT                the project of Dataflow, the Trainer custom job and the registry
-TRAINYARD_REGION                    Vertex / Dataflow region (default europe-west1)
-TRAINYARD_PIPELINE_IMAGE            the GPU image every component runs in on Vertex (gpu_image/)
-TRAINYARD_DATAFLOW_TEMP             gs:// temp location for Dataflow and BigQuery exports
-TRAINYARD_PIPELINE_SERVICE_ACCOUNT  service account of Dataflow workers and the Trainer job
-TRAINYARD_LOCAL_REGISTRY_DIR        the local model registry (default .local/registry)
-TRAINYARD_SERVING_IMAGE             prediction container of registered models on Vertex
+"""Where a pipeline runs: the values compiling and running it need, built from shared/settings.py
+(never `if local:` scattered elsewhere). The target follows TRAINYARD_PIPELINE_BACKEND: a run is
+compiled for Vertex exactly when it is submitted to Vertex.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Optional
+from typing import Literal, Optional
 
 Target = Literal["local", "vertex"]
+DataRunner = Literal["dataflow", "direct"]
 
-DEFAULT_REGION = "europe-west1"
-DEFAULT_LOCAL_REGISTRY_DIR = ".local/registry"
-# Prebuilt TF 2.15 prediction image. Serving a ScaNN index needs the ScaNN ops, i.e. a custom image
-# (the GPU image has them); set TRAINYARD_SERVING_IMAGE to it for scann-indexed models.
-DEFAULT_SERVING_IMAGE = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+DEFAULT_REGION = "europe-west4"
+# TFX's own Vertex example gives Dataflow workers 50 GB disks (tensorflow/tfx v1.15.0,
+# tfx/examples/penguin/penguin_pipeline_kubeflow.py, _beam_pipeline_args_by_runner["DataflowRunner"]).
+DATAFLOW_DISK_GB = 50
+# The local twin's Beam options, and a small run's options inside its Vertex task: in_memory needs no
+# worker subprocesses (TFX's example keeps multi_processing off: b/234074054).
+DIRECT_RUNNER_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
 class PipelineEnvError(ValueError):
@@ -34,64 +29,90 @@ class PipelineEnv:
     project: Optional[str] = None
     region: str = DEFAULT_REGION
     pipeline_image: Optional[str] = None
+    dataflow_image: Optional[str] = None
     dataflow_temp: Optional[str] = None
+    dataflow_subnetwork: Optional[str] = None
+    dataflow_public_ips: bool = False
+    dataflow_machine_type: str = "e2-standard-4"
+    dataflow_max_workers: int = 10
     service_account: Optional[str] = None
-    local_registry_dir: str = DEFAULT_LOCAL_REGISTRY_DIR
-    serving_image: str = DEFAULT_SERVING_IMAGE
+    local_registry_dir: str = ".local/registry"
+    serving_image: str = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+    # Where the data stages' Beam pipelines run on Vertex: Dataflow jobs, or DirectRunner inside the
+    # component's own container (small data; see pipeline_compiler/data_scale.py).
+    data_runner: DataRunner = "dataflow"
+    dataflow_min_rows: int = 1_000_000
+    dataflow_min_bytes: int = 256 * 1024 * 1024
     extra_beam_args: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "PipelineEnv":
-        env = os.environ if environ is None else environ
-        target = (env.get("TRAINYARD_TARGET") or "local").strip().lower()
-        if target not in ("local", "vertex"):
-            raise PipelineEnvError(f"TRAINYARD_TARGET must be 'local' or 'vertex', not {target!r}")
+    def from_settings(cls, settings) -> "PipelineEnv":
         return cls(
-            target=target,  # type: ignore[arg-type]
-            project=env.get("GOOGLE_CLOUD_PROJECT") or None,
-            region=env.get("TRAINYARD_REGION") or DEFAULT_REGION,
-            pipeline_image=env.get("TRAINYARD_PIPELINE_IMAGE") or None,
-            dataflow_temp=env.get("TRAINYARD_DATAFLOW_TEMP") or None,
-            service_account=env.get("TRAINYARD_PIPELINE_SERVICE_ACCOUNT") or None,
-            local_registry_dir=os.path.abspath(env.get("TRAINYARD_LOCAL_REGISTRY_DIR") or DEFAULT_LOCAL_REGISTRY_DIR),
-            serving_image=env.get("TRAINYARD_SERVING_IMAGE") or DEFAULT_SERVING_IMAGE,
+            target="vertex" if settings.pipeline_backend == "vertex" else "local",
+            project=settings.project or None,
+            region=settings.region or DEFAULT_REGION,
+            pipeline_image=settings.pipeline_image or None,
+            dataflow_image=settings.dataflow_image or None,
+            dataflow_temp=settings.dataflow_temp or None,
+            dataflow_subnetwork=settings.dataflow_subnetwork or None,
+            dataflow_public_ips=settings.dataflow_public_ips,
+            dataflow_machine_type=settings.dataflow_machine_type,
+            dataflow_max_workers=settings.dataflow_max_workers,
+            service_account=settings.pipeline_service_account or None,
+            local_registry_dir=settings.local_registry_dir,
+            serving_image=settings.serving_image,
+            dataflow_min_rows=settings.dataflow_min_rows,
+            dataflow_min_bytes=settings.dataflow_min_bytes,
         )
+
+    @classmethod
+    def current(cls) -> "PipelineEnv":
+        from shared.settings import get_settings
+
+        return cls.from_settings(get_settings())
 
     @property
     def is_vertex(self) -> bool:
         return self.target == "vertex"
 
     def require_cloud(self) -> None:
-        """Fail early, with every missing name, instead of deep inside a compile or a Dataflow job."""
+        """Fail early, naming every missing setting, instead of deep inside a compile or a Dataflow job."""
         if not self.is_vertex:
             return
-        missing = [
-            name
-            for name, value in (
-                ("GOOGLE_CLOUD_PROJECT", self.project),
-                ("TRAINYARD_PIPELINE_IMAGE", self.pipeline_image),
-                ("TRAINYARD_DATAFLOW_TEMP", self.dataflow_temp),
-            )
-            if not value
-        ]
+        needed = [("GOOGLE_CLOUD_PROJECT", self.project), ("TRAINYARD_PIPELINE_IMAGE", self.pipeline_image)]
+        if self.data_runner == "dataflow":
+            needed += [("TRAINYARD_DATAFLOW_IMAGE", self.dataflow_image), ("TRAINYARD_DATAFLOW_TEMP", self.dataflow_temp),
+                       ("TRAINYARD_DATAFLOW_SUBNETWORK", self.dataflow_subnetwork)]
+        missing = [name for name, value in needed if not value]
         if missing:
             raise PipelineEnvError("the vertex target needs " + ", ".join(missing))
-        if not str(self.dataflow_temp).startswith("gs://"):
+        if self.data_runner == "dataflow" and not str(self.dataflow_temp).startswith("gs://"):
             raise PipelineEnvError("TRAINYARD_DATAFLOW_TEMP must be a gs:// URI")
 
     def beam_pipeline_args(self) -> list[str]:
-        """Beam options of the data stages: DirectRunner here, Dataflow in the cloud."""
-        if self.is_vertex:
-            self.require_cloud()
-            args = [
-                "--runner=DataflowRunner",
-                f"--project={self.project}",
-                f"--region={self.region}",
-                f"--temp_location={self.dataflow_temp}",
-            ]
-            if self.service_account:
-                args.append(f"--service_account_email={self.service_account}")
-        else:
-            # in_memory: no worker subprocesses, which is fastest for the small data of a laptop run.
-            args = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        """Beam options of the data stages: DirectRunner locally and for small data, Dataflow otherwise."""
+        if not self.is_vertex or self.data_runner == "direct":
+            return list(DIRECT_RUNNER_ARGS) + list(self.extra_beam_args)
+        self.require_cloud()
+        args = [
+            "--runner=DataflowRunner",
+            f"--project={self.project}",
+            f"--region={self.region}",
+            f"--temp_location={self.dataflow_temp}",
+            # Workers run our image (TFX, TFT, TFDV, shared/ and pipeline_compiler/, the pins of the
+            # launcher); the SDK comes from it, not from a staged tarball. Custom containers need
+            # Runner v2 (https://cloud.google.com/dataflow/docs/guides/build-container-image).
+            f"--sdk_container_image={self.dataflow_image}",
+            "--sdk_location=container",
+            "--experiments=use_runner_v2",
+            f"--subnetwork={self.dataflow_subnetwork}",
+            f"--machine_type={self.dataflow_machine_type}",
+            f"--max_num_workers={self.dataflow_max_workers}",
+            f"--disk_size_gb={DATAFLOW_DISK_GB}",
+        ]
+        if not self.dataflow_public_ips:
+            # Private Google Access on the subnetwork reaches GCS, BigQuery and Artifact Registry.
+            args.append("--no_use_public_ips")
+        if self.service_account:
+            args.append(f"--service_account_email={self.service_account}")
         return args + list(self.extra_beam_args)

@@ -40,7 +40,7 @@ def pipeline_name(spec: RunSpec) -> str:
     return f"trainyard-{slug}"[:128].rstrip("-")
 
 
-def _split_file_uri(uri: str) -> tuple[str, str]:
+def split_file_uri(uri: str) -> tuple[str, str]:
     """(input_base, relative glob pattern) for a file, directory or glob, local or gs://."""
     glob_at = min((uri.find(c) for c in "*?[" if c in uri), default=-1)
     if glob_at >= 0:
@@ -85,7 +85,7 @@ def bigquery_queries(spec: RunSpec) -> dict[str, str]:
 def _example_gen(spec: RunSpec) -> Any:
     source = spec.dataset.source
     if isinstance(source, FileSource):
-        input_base, pattern = _split_file_uri(source.uri)
+        input_base, pattern = split_file_uri(source.uri)
         settings = {
             "format": source.format,
             "split_strategy": spec.training_params.split_strategy,

@@ -11,6 +11,8 @@ from pipeline_compiler.demo_data import demo_run_spec
 VERTEX_ENV = PipelineEnv(
     target="vertex", project="demo-project", region="europe-west4",
     pipeline_image="europe-docker.pkg.dev/demo-project/trainyard/gpu:1", dataflow_temp="gs://demo-bucket/tmp",
+    dataflow_image="europe-docker.pkg.dev/demo-project/trainyard/dataflow:1",
+    dataflow_subnetwork="regions/europe-west4/subnetworks/trainyard-dataflow",
     service_account="pipelines@demo-project.iam.gserviceaccount.com",
 )
 
@@ -65,26 +67,65 @@ def test_trainer_worker_pool_has_the_gpus_spot_and_image(compiled):
 
 
 def test_data_stages_run_on_dataflow_in_the_cloud(compiled):
+    """A dataset of unknown size (no stats, files not readable here) goes to Dataflow, on our worker image."""
     job, _ = compiled
+    assert job["labels"]["trainyard-data-runner"] == "dataflow"
+    for node in ("ExampleGen", "StatisticsGen", "Transform"):
+        args = _beam_args(job, node)
+        for expected in ("--runner=DataflowRunner", "--temp_location=gs://demo-bucket/tmp", "--project=demo-project",
+                         "--region=europe-west4", "--sdk_location=container", "--experiments=use_runner_v2",
+                         f"--sdk_container_image={VERTEX_ENV.dataflow_image}", "--no_use_public_ips",
+                         f"--subnetwork={VERTEX_ENV.dataflow_subnetwork}",
+                         "--service_account_email=pipelines@demo-project.iam.gserviceaccount.com"):
+            assert expected in " ".join(args), (node, expected)
+
+
+def test_small_data_runs_its_beam_stages_inside_the_task(tmp_path):
+    spec = _spec(tmp_path)
+    spec = spec.model_copy(update={"dataset": spec.dataset.model_validate(
+        {**spec.dataset.model_dump(), "stats": {"rows": 20_000}})})
+    with open(compile_run(spec, str(tmp_path / "small.json"), VERTEX_ENV)) as handle:
+        job = json.load(handle)
+    assert job["labels"]["trainyard-data-runner"] == "direct"
     args = " ".join(_beam_args(job, "Transform"))
-    assert "--runner=DataflowRunner" in args
-    assert "--temp_location=gs://demo-bucket/tmp" in args
-    assert "--project=demo-project" in args and "--region=europe-west4" in args
-    assert "--service_account_email=pipelines@demo-project.iam.gserviceaccount.com" in args
+    assert "--runner=DirectRunner" in args and "DataflowRunner" not in args and "sdk_container_image" not in args
+    # still the Vertex pipeline: the GPU Trainer and the registry push
+    assert _executor_config(job, "Trainer")["ai_platform_enable_vertex"] is True
 
 
 def test_beam_args_switch_between_direct_runner_and_dataflow():
-    local = PipelineEnv.from_env({})
+    from shared.settings import Settings
+
+    local = PipelineEnv.from_settings(Settings.from_environ({}))
     assert local.target == "local"
     assert "--runner=DirectRunner" in local.beam_pipeline_args()
-    cloud = PipelineEnv.from_env({
-        "TRAINYARD_TARGET": "vertex", "GOOGLE_CLOUD_PROJECT": "p", "TRAINYARD_REGION": "us-central1",
-        "TRAINYARD_PIPELINE_IMAGE": "img", "TRAINYARD_DATAFLOW_TEMP": "gs://b/t",
-    })
-    assert cloud.beam_pipeline_args()[:4] == ["--runner=DataflowRunner", "--project=p", "--region=us-central1",
-                                              "--temp_location=gs://b/t"]
-    with pytest.raises(PipelineEnvError, match="TRAINYARD_DATAFLOW_TEMP"):
-        PipelineEnv(target="vertex", project="p", pipeline_image="i").beam_pipeline_args()
+    cloud = PipelineEnv.from_settings(Settings.from_environ({
+        "TRAINYARD_PIPELINE_BACKEND": "vertex", "GOOGLE_CLOUD_PROJECT": "p", "TRAINYARD_REGION": "us-central1",
+        "TRAINYARD_PIPELINE_IMAGE": "img", "TRAINYARD_DATAFLOW_TEMP": "gs://b/t", "TRAINYARD_DATAFLOW_IMAGE": "df",
+        "TRAINYARD_DATAFLOW_SUBNETWORK": "regions/us-central1/subnetworks/s", "TRAINYARD_DATAFLOW_PUBLIC_IPS": "true",
+    }))
+    args = cloud.beam_pipeline_args()
+    assert args[:4] == ["--runner=DataflowRunner", "--project=p", "--region=us-central1", "--temp_location=gs://b/t"]
+    assert "--no_use_public_ips" not in args and "--sdk_container_image=df" in args
+    with pytest.raises(PipelineEnvError, match="TRAINYARD_DATAFLOW_TEMP, TRAINYARD_DATAFLOW_SUBNETWORK"):
+        PipelineEnv(target="vertex", project="p", pipeline_image="i", dataflow_image="d").beam_pipeline_args()
+    # DirectRunner inside the task needs no Dataflow settings at all
+    assert "--runner=DirectRunner" in PipelineEnv(target="vertex", project="p", pipeline_image="i",
+                                                   data_runner="direct").beam_pipeline_args()
+
+
+def test_every_task_runs_the_pipeline_image(compiled):
+    job, _ = compiled
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert executors and {e["container"]["image"] for e in executors.values()} == {VERTEX_ENV.pipeline_image}
+
+
+def test_the_pusher_registers_in_vertex(compiled):
+    job, _ = compiled
+    params = job["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]
+    value = {k: v["runtimeValue"]["constantValue"]["stringValue"] for k, v in params.items()}
+    assert value["target"] == "vertex" and value["project"] == "demo-project" and value["region"] == "europe-west4"
+    assert value["serving_image"] == VERTEX_ENV.serving_image
 
 
 def test_local_pipeline_uses_plain_trainer_and_direct_runner(tmp_path):
