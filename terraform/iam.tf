@@ -1,5 +1,5 @@
-# Identities and grants. One service account per function/service and one for the Vertex pipeline
-# jobs; no primitive roles; iam.serviceAccountUser only on the pipeline account, only for the
+# Identities and grants. One service account per function/service, one for the Vertex pipeline
+# jobs and one for the builds (functions and images); no primitive roles; iam.serviceAccountUser only on the pipeline account, only for the
 # services that submit or act on pipeline jobs. tests/unit/test_terraform.py holds the same table
 # and fails when a grant goes missing or a new one appears.
 
@@ -11,15 +11,18 @@ locals {
     scheduler       = { account_id = "trainyard-scheduler", display_name = "Trainyard scheduler function" }
     run_commands    = { account_id = "trainyard-run-commands", display_name = "Trainyard run-commands (Cloud Run)" }
     pipeline        = { account_id = "trainyard-pipeline", display_name = "Trainyard Vertex AI pipeline jobs" }
+    # Cloud Build runs as this, for the functions and for the images (docs/deploy.md): projects created
+    # since mid-2024 give the default build account too little (https://cloud.google.com/functions/docs/securing/build-custom-sa).
+    build = { account_id = "trainyard-build", display_name = "Trainyard builds (functions, images)" }
   }
 
-  # Identities of the Eventarc triggers: each may invoke exactly one function/service.
-  trigger_accounts = {
-    submitter         = { account_id = "trainyard-trg-submitter", display_name = "Eventarc trigger: run-submit -> submitter" }
-    run_commands      = { account_id = "trainyard-trg-run-commands", display_name = "Eventarc trigger: run-commands -> run-commands" }
-    pipeline_events   = { account_id = "trainyard-trg-pipeline-events", display_name = "Eventarc trigger: pipeline-events -> pipeline_events" }
-    training_progress = { account_id = "trainyard-trg-progress", display_name = "Eventarc trigger: training-progress -> pipeline_events" }
-    scheduler         = { account_id = "trainyard-trg-scheduler", display_name = "Eventarc trigger: schedule-trigger -> scheduler" }
+  # Identities of the push subscriptions (pubsub.tf): each may invoke exactly one function/service.
+  push_accounts = {
+    submitter         = { account_id = "trainyard-push-submitter", display_name = "Pub/Sub push: run-submit -> submitter" }
+    run_commands      = { account_id = "trainyard-push-run-commands", display_name = "Pub/Sub push: run-commands -> run-commands" }
+    pipeline_events   = { account_id = "trainyard-push-pipeline-events", display_name = "Pub/Sub push: pipeline-events -> pipeline_events" }
+    training_progress = { account_id = "trainyard-push-progress", display_name = "Pub/Sub push: training-progress -> pipeline_events" }
+    scheduler         = { account_id = "trainyard-push-scheduler", display_name = "Pub/Sub push: schedule-trigger -> scheduler" }
   }
 
   # Project-level roles (Firestore, Vertex AI, Cloud Scheduler, quotas, BigQuery and Dataflow have
@@ -44,6 +47,9 @@ locals {
       "roles/dataflow.worker",
       "roles/dataflow.developer",
     ]
+    # Build logs, and the images Cloud Functions builds into its own gcf-artifacts repository (which
+    # it creates itself, so the grant cannot be narrowed to it in Terraform).
+    build = ["roles/logging.logWriter", "roles/artifactregistry.writer"]
   }
 
   # Topic-level publishers (topic name => who may publish).
@@ -62,6 +68,7 @@ locals {
     pipeline_events = { artifacts = ["roles/storage.objectViewer"] }
     run_commands    = { artifacts = ["roles/storage.objectUser"] }
     pipeline        = { artifacts = ["roles/storage.objectUser"], pipeline_root = ["roles/storage.objectUser"] }
+    build           = { function_source = ["roles/storage.objectViewer"], build_staging = ["roles/storage.objectViewer"] }
   }
 
   # Artifact Registry repository readers.
@@ -96,8 +103,10 @@ locals {
   }
 
   bucket_names = {
-    artifacts     = google_storage_bucket.artifacts.name
-    pipeline_root = google_storage_bucket.pipeline_root.name
+    artifacts       = google_storage_bucket.artifacts.name
+    pipeline_root   = google_storage_bucket.pipeline_root.name
+    function_source = google_storage_bucket.function_source.name
+    build_staging   = google_storage_bucket.build_staging.name
   }
 }
 
@@ -111,8 +120,8 @@ resource "google_service_account" "sa" {
   depends_on = [google_project_service.enabled]
 }
 
-resource "google_service_account" "trigger" {
-  for_each = local.trigger_accounts
+resource "google_service_account" "push" {
+  for_each = local.push_accounts
 
   project      = var.project_id
   account_id   = each.value.account_id
@@ -173,13 +182,16 @@ resource "google_service_account_iam_member" "act_as" {
   member             = google_service_account.sa[each.value.sa].member
 }
 
-# Pub/Sub mints the OIDC token of a push to a function/service as the trigger's identity.
+# Pub/Sub mints the OIDC token of a push as the subscription's push identity (projects created before
+# April 2021 need this grant explicitly; it is harmless in newer ones).
 resource "google_service_account_iam_member" "pubsub_token_creator" {
-  for_each = local.trigger_accounts
+  for_each = local.push_accounts
 
-  service_account_id = google_service_account.trigger[each.key].name
+  service_account_id = google_service_account.push[each.key].name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:${google_project_service_identity.pubsub.email}"
+  member             = "serviceAccount:${local.pubsub_agent_email}"
+
+  depends_on = [google_project_service_identity.pubsub]
 }
 
 # The api creates Cloud Scheduler jobs at run time with Pub/Sub targets on schedule-trigger; those
@@ -188,5 +200,7 @@ resource "google_pubsub_topic_iam_member" "scheduler_agent_publisher" {
   project = var.project_id
   topic   = module.topic["schedule-trigger"].topic_name
   role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${google_project_service_identity.cloudscheduler.email}"
+  member  = "serviceAccount:${local.scheduler_agent_email}"
+
+  depends_on = [google_project_service_identity.cloudscheduler]
 }

@@ -1,9 +1,10 @@
 # Trainyard on Google Cloud: everything a fresh project needs. See docs/deploy.md.
 #
-# Files: main.tf (APIs, names, service agents), iam.tf (service accounts and every grant),
-# pubsub.tf (topics + dead letters), functions.tf (light functions and Cloud Run consumers),
-# storage.tf (buckets, Artifact Registry), firestore.tf (database, indexes, rules),
-# logging.tf (Vertex pipeline events -> pipeline-events).
+# Files: main.tf (APIs, names, service agents, each deployable's environment), iam.tf (service
+# accounts and every grant), pubsub.tf (topics, dead letters, the consumers' push subscriptions),
+# functions.tf (light functions and Cloud Run consumers), network.tf (the Dataflow workers' network),
+# storage.tf (buckets, Artifact Registry), firestore.tf (database, indexes, rules), logging.tf
+# (Vertex pipeline events -> pipeline-events).
 
 locals {
   repo_root = coalesce(var.repo_root, abspath("${path.module}/.."))
@@ -11,8 +12,12 @@ locals {
   artifacts_bucket_name       = coalesce(var.artifacts_bucket_name, "${var.project_id}-trainyard-artifacts")
   pipeline_root_bucket_name   = coalesce(var.pipeline_root_bucket_name, "${var.project_id}-trainyard-pipeline-root")
   function_source_bucket_name = coalesce(var.function_source_bucket_name, "${var.project_id}-trainyard-function-source")
+  build_staging_bucket_name   = "${var.project_id}-trainyard-build"
 
-  gpu_image = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_registry_repository}/${var.gpu_image_name}:${var.gpu_image_tag}"
+  # The images cloudbuild.yaml builds and pushes (one tag for both: they come from one commit).
+  image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_registry_repository}"
+  gpu_image        = "${local.image_repository}/${var.gpu_image_name}:${var.image_tag}"
+  dataflow_image   = "${local.image_repository}/${var.dataflow_image_name}:${var.image_tag}"
 
   # The same names as shared/topics.py.
   topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands"]
@@ -28,30 +33,59 @@ locals {
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
     "dataflow.googleapis.com",
-    "eventarc.googleapis.com",
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "serviceusage.googleapis.com",
     "storage.googleapis.com",
   ]
 
-  # Settings every function/service reads (shared/settings.py).
-  common_env = {
-    GOOGLE_CLOUD_PROJECT               = var.project_id
-    TRAINYARD_REGION                   = var.region
-    TRAINYARD_ARTIFACTS_ROOT           = "gs://${local.artifacts_bucket_name}/training"
-    TRAINYARD_PIPELINE_ROOT            = "gs://${local.pipeline_root_bucket_name}"
-    TRAINYARD_PIPELINE_BACKEND         = "vertex"
-    TRAINYARD_PIPELINE_SERVICE_ACCOUNT = google_service_account.sa["pipeline"].email
-    TRAINYARD_AUTH                     = "google"
-    TRAINYARD_ALLOWED_DOMAIN           = var.org_domain
-    TRAINYARD_GPU_IMAGE                = local.gpu_image
-    LOG_EXECUTION_ID                   = "true"
+  # Service agents, by e-mail built from the project number: google_project_service_identity can
+  # return an empty e-mail (hashicorp/terraform-provider-google#18649); the resources below still
+  # make sure the agents exist before anything is granted to them.
+  project_number        = data.google_project.this.number
+  pubsub_agent_email    = "service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  scheduler_agent_email = "service-${local.project_number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+
+  # Each deployable's environment: exactly what shared/settings.py declares it reads and Terraform
+  # must set (tests/rehearsal checks this table against the declaration, both ways).
+  base_env = {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    LOG_EXECUTION_ID     = "true"
   }
+  cloud_env = merge(local.base_env, {
+    TRAINYARD_REGION           = var.region
+    TRAINYARD_PIPELINE_BACKEND = "vertex"
+  })
+  environment = {
+    api = merge(local.cloud_env, {
+      TRAINYARD_AUTH           = "google"
+      TRAINYARD_ALLOWED_DOMAIN = var.org_domain
+    })
+    submitter = merge(local.cloud_env, {
+      TRAINYARD_ARTIFACTS_ROOT           = "gs://${google_storage_bucket.artifacts.name}/training"
+      TRAINYARD_PIPELINE_ROOT            = "gs://${google_storage_bucket.pipeline_root.name}"
+      TRAINYARD_PIPELINE_SERVICE_ACCOUNT = google_service_account.sa["pipeline"].email
+      TRAINYARD_PIPELINE_IMAGE           = local.gpu_image
+      TRAINYARD_DATAFLOW_IMAGE           = local.dataflow_image
+      TRAINYARD_DATAFLOW_TEMP            = "gs://${google_storage_bucket.pipeline_root.name}/dataflow-tmp"
+      TRAINYARD_DATAFLOW_SUBNETWORK      = local.dataflow_subnetwork
+      TRAINYARD_SERVING_IMAGE            = var.serving_image
+    })
+    pipeline_events = local.cloud_env
+    scheduler       = local.base_env
+    run_commands = merge(local.cloud_env, {
+      TRAINYARD_SERVING_IMAGE = var.serving_image
+    })
+  }
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
 }
 
 resource "google_project_service" "enabled" {
@@ -62,8 +96,8 @@ resource "google_project_service" "enabled" {
   disable_on_destroy = false
 }
 
-# Service agents that need explicit grants: Pub/Sub (dead-lettering, OIDC tokens for pushes) and
-# Cloud Scheduler (publishes the schedule jobs' messages).
+# Service agents that get explicit grants: Pub/Sub (dead-lettering, the OIDC tokens of pushes) and
+# Cloud Scheduler (publishes the schedule jobs' messages). These make sure they exist.
 resource "google_project_service_identity" "pubsub" {
   provider = google-beta
 

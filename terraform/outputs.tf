@@ -38,19 +38,44 @@ output "service_accounts" {
   value       = { for k, sa in google_service_account.sa : k => sa.email }
 }
 
-output "trigger_service_accounts" {
-  description = "E-mail of each Eventarc trigger identity."
-  value       = { for k, sa in google_service_account.trigger : k => sa.email }
+output "push_service_accounts" {
+  description = "E-mail of each push subscription's identity."
+  value       = { for k, sa in google_service_account.push : k => sa.email }
+}
+
+output "push_subscriptions" {
+  description = "Each consumer's push subscription."
+  value       = { for k, p in module.push : k => p.name }
 }
 
 output "gpu_image" {
-  description = "Image the Cloud Run consumers run (build and push it first, see docs/deploy.md)."
+  description = "Image the pipeline tasks and the Cloud Run consumers run (build and push it first, see docs/deploy.md)."
   value       = local.gpu_image
 }
 
+output "dataflow_image" {
+  description = "SDK container of the Dataflow workers."
+  value       = local.dataflow_image
+}
+
 output "artifact_registry_repository" {
-  description = "Docker repository URL for the GPU image."
+  description = "Docker repository URL of the images."
   value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+}
+
+output "build_service_account" {
+  description = "Account Cloud Build runs as (pass it to `gcloud builds submit --service-account`)."
+  value       = google_service_account.sa["build"].id
+}
+
+output "build_staging_bucket" {
+  description = "Bucket for `gcloud builds submit --gcs-source-staging-dir`."
+  value       = google_storage_bucket.build_staging.name
+}
+
+output "dataflow_subnetwork" {
+  description = "Subnetwork of the Dataflow workers."
+  value       = local.dataflow_subnetwork
 }
 
 output "cloud_run_services" {

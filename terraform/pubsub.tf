@@ -1,5 +1,6 @@
-# Every topic of shared/topics.py with its dead-letter topic. The consumers' triggers (functions.tf)
-# get a retry policy and a dead-letter policy pointing at these dead-letter topics.
+# Every topic of shared/topics.py with its dead-letter topic, and each consumer's push subscription:
+# Pub/Sub pushes straight to the consumer's service (no Eventarc), so Terraform owns the ack
+# deadline, the retry backoff and the dead-letter policy of every subscription.
 
 module "topic" {
   source   = "./modules/pubsub_topic_with_dlq"
@@ -7,8 +8,48 @@ module "topic" {
 
   project_id                 = var.project_id
   name                       = each.value
-  pubsub_service_agent_email = google_project_service_identity.pubsub.email
+  pubsub_service_agent_email = local.pubsub_agent_email
   labels                     = var.labels
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [google_project_service.enabled, google_project_service_identity.pubsub]
+}
+
+locals {
+  # consumer => the topic it consumes and how long one push may take (its request timeout, so nothing
+  # is redelivered while it is still being handled). scripts/stack.py wires the local twin from the
+  # same table (tests/rehearsal checks they agree).
+  consumers = {
+    submitter         = { topic = "run-submit", ack_deadline_seconds = 600 }
+    pipeline_events   = { topic = "pipeline-events", ack_deadline_seconds = 60 }
+    training_progress = { topic = "training-progress", ack_deadline_seconds = 60 }
+    scheduler         = { topic = "schedule-trigger", ack_deadline_seconds = 60 }
+    run_commands      = { topic = "run-commands", ack_deadline_seconds = 600 }
+  }
+  consumer_urls = {
+    submitter         = module.run_submitter.uri
+    pipeline_events   = module.fn_pipeline_events.uri
+    training_progress = module.fn_training_progress.uri
+    scheduler         = module.fn_scheduler.uri
+    run_commands      = module.run_commands.uri
+  }
+}
+
+module "push" {
+  source   = "./modules/push_subscription"
+  for_each = local.consumers
+
+  project_id                 = var.project_id
+  name                       = "${each.value.topic}-${each.key}"
+  topic_name                 = module.topic[each.value.topic].topic_name
+  dead_letter_topic_name     = module.topic[each.value.topic].dead_letter_topic_name
+  endpoint_url               = local.consumer_urls[each.key]
+  push_service_account_email = google_service_account.push[each.key].email
+  ack_deadline_seconds       = each.value.ack_deadline_seconds
+  max_delivery_attempts      = var.max_delivery_attempts
+  minimum_backoff            = var.retry_minimum_backoff
+  maximum_backoff            = var.retry_maximum_backoff
+  pubsub_service_agent_email = local.pubsub_agent_email
+  labels                     = var.labels
+
+  depends_on = [google_service_account_iam_member.pubsub_token_creator]
 }

@@ -28,20 +28,44 @@ variable "api_invoker_members" {
 
 variable "artifact_registry_repository" {
   type        = string
-  description = "Artifact Registry docker repository holding the GPU image (the Cloud Build substitution _REPOSITORY)."
+  description = "Artifact Registry docker repository holding the images (the Cloud Build substitution _REPOSITORY)."
   default     = "trainyard"
 }
 
 variable "gpu_image_name" {
   type        = string
-  description = "Image name inside the repository, as gpu_image/cloudbuild.yaml pushes it."
+  description = "Name of the GPU image inside the repository (cloudbuild.yaml's _GPU_IMAGE): pipeline tasks, the Trainer, the submitter and run-commands run it."
   default     = "tfx-trainer-gpu"
 }
 
-variable "gpu_image_tag" {
+variable "dataflow_image_name" {
   type        = string
-  description = "Tag of the GPU image that the submitter and run-commands services (and the pipeline components) run."
+  description = "Name of the Dataflow worker image inside the repository (cloudbuild.yaml's _DATAFLOW_IMAGE)."
+  default     = "trainyard-dataflow"
+}
+
+variable "image_tag" {
+  type        = string
+  description = "Tag of both images, as cloudbuild.yaml pushes them (_TAG: the commit). Pin a build; `latest` does not redeploy on a new push."
   default     = "latest"
+}
+
+variable "serving_image" {
+  type        = string
+  description = "Prediction container registered with every model in the Vertex Model Registry."
+  default     = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+}
+
+variable "dataflow_subnetwork" {
+  type        = string
+  description = "An existing subnetwork for the Dataflow workers (regions/<region>/subnetworks/<name>, or a full URL for a Shared VPC; it needs Private Google Access and a rule letting workers reach each other on TCP 12345-12346). Null: Terraform creates the network `trainyard` for them."
+  default     = null
+}
+
+variable "dataflow_subnet_cidr" {
+  type        = string
+  description = "IP range of the subnetwork Terraform creates for the Dataflow workers (when dataflow_subnetwork is null)."
+  default     = "10.40.0.0/20"
 }
 
 variable "artifacts_bucket_name" {
@@ -78,17 +102,22 @@ variable "max_delivery_attempts" {
   type        = number
   description = "Deliveries of a Pub/Sub message before it goes to the topic's dead-letter topic (5-100)."
   default     = 5
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100."
+  }
 }
 
 variable "retry_minimum_backoff" {
   type        = string
-  description = "Retry policy of every trigger's subscription: minimum redelivery delay."
+  description = "Retry policy of every consumer's subscription: minimum redelivery delay."
   default     = "10s"
 }
 
 variable "retry_maximum_backoff" {
   type        = string
-  description = "Retry policy of every trigger's subscription: maximum redelivery delay."
+  description = "Retry policy of every consumer's subscription: maximum redelivery delay."
   default     = "600s"
 }
 
@@ -100,10 +129,10 @@ variable "repo_root" {
 
 variable "consumer_commands" {
   type        = map(list(string))
-  description = "Container command of each Cloud Run consumer (keys submitter, run_commands): the Functions Framework serving the consumer's handler from the GPU image."
+  description = "Container command of each Cloud Run consumer (keys submitter, run_commands): the Functions Framework serving the consumer's handler from the GPU image (it listens on Cloud Run's $PORT)."
   default = {
-    submitter    = ["functions-framework", "--source=functions/submitter/main.py", "--target=on_run_submit", "--signature-type=cloudevent", "--port=8080"]
-    run_commands = ["functions-framework", "--source=functions/run_commands/main.py", "--target=on_run_command", "--signature-type=cloudevent", "--port=8080"]
+    submitter    = ["functions-framework", "--source=functions/submitter/main.py", "--target=on_run_submit", "--signature-type=cloudevent"]
+    run_commands = ["functions-framework", "--source=functions/run_commands/main.py", "--target=on_run_command", "--signature-type=cloudevent"]
   }
 }
 

@@ -12,8 +12,14 @@ import subprocess
 import pytest
 
 from shared import topics as shared_topics
+from tests.rehearsal import terraform_model
 from tests.unit.terraform_support import hcl
 from tests.unit.terraform_support.hcl import REPO_ROOT, TF_ROOT
+
+
+def planned() -> terraform_model.Instance:
+    """terraform/ evaluated with the example's variables, as a plan would."""
+    return terraform_model.load(TF_ROOT, TF_ROOT / "examples/minimal/minimal.tfvars")
 
 # What each workload's code calls (docs: ../shared/ARCHITECTURE.md, issue 7). The Terraform must
 # grant exactly this: a missing grant breaks the code, an extra one breaks least privilege.
@@ -52,6 +58,10 @@ EXPECTED_GRANTS = {
         "repository_reader": True,
         "act_as": ["pipeline"],
     },
+    "build": {
+        "project": ["roles/logging.logWriter", "roles/artifactregistry.writer"],
+        "buckets": {"function_source": ["roles/storage.objectViewer"], "build_staging": ["roles/storage.objectViewer"]},
+    },
 }
 EXPECTED_ACT_AS = {sa: g["act_as"] for sa, g in EXPECTED_GRANTS.items() if g.get("act_as")}
 
@@ -65,13 +75,13 @@ EXPECTED_IDENTITIES = {
     "run_commands": "run_commands",
 }
 
-# module => (topic, entry point or None for Cloud Run)
-EXPECTED_TRIGGERS = {
-    "fn_pipeline_events": ("pipeline-events", "on_pipeline_event"),
-    "fn_training_progress": ("training-progress", "on_training_progress"),
-    "fn_scheduler": ("schedule-trigger", "on_schedule_trigger"),
-    "run_submitter": ("run-submit", None),
-    "run_commands": ("run-commands", None),
+# consumer => (topic, module, entry point or None for Cloud Run)
+EXPECTED_CONSUMERS = {
+    "pipeline_events": ("pipeline-events", "fn_pipeline_events", "on_pipeline_event"),
+    "training_progress": ("training-progress", "fn_training_progress", "on_training_progress"),
+    "scheduler": ("schedule-trigger", "fn_scheduler", "on_schedule_trigger"),
+    "submitter": ("run-submit", "run_submitter", None),
+    "run_commands": ("run-commands", "run_commands", None),
 }
 
 EXPECTED_INDEXES = [
@@ -142,11 +152,18 @@ def test_conventional_files_exist():
     assert (TF_ROOT / "examples/minimal/minimal.tfvars").exists()
 
 
-def test_provider_versions_pinned(root):
-    req = root["terraform"][0]["required_providers"][0]
-    for name in ("google", "google-beta", "archive"):
-        version = req[name]["version"]
-        assert re.search(r"<\s*\d", version), f"{name} has no upper bound: {version}"
+def test_provider_versions_pinned(confs):
+    """An upper bound everywhere; google >= 6.13, the first to know service-account e-mails while
+    planning (CHANGELOG 6.13.0, #20510) — the push identities' invoker grants need them."""
+    for where, conf in confs.items():
+        for block in conf.get("terraform", []):
+            for req in block.get("required_providers", []):
+                for name, spec in req.items():
+                    version = spec["version"]
+                    assert re.search(r"<\s*\d", version), f"{where}: {name} has no upper bound: {version}"
+                    if name in ("google", "google-beta"):
+                        floor = re.search(r">=\s*(\d+)\.(\d+)", version)
+                        assert floor and (int(floor[1]), int(floor[2])) >= (6, 13), f"{where}: {name} {version}"
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -156,20 +173,65 @@ def test_topics_match_shared_topics(root):
     _assert_none(hcl.check_pubsub_wiring(root, shared_topics.ALL))
 
 
-def test_triggers_use_expected_topics_and_entry_points(root):
+def test_consumers_use_expected_topics_and_entry_points(root):
     mods = hcl.modules(root)
-    for name, (topic, entry) in EXPECTED_TRIGGERS.items():
-        assert hcl.topic_key(mods[name].get("trigger_topic_id")) == topic, name
+    consumers = hcl.locals_(root)["consumers"]
+    urls = hcl.locals_(root)["consumer_urls"]
+    assert set(consumers) == set(EXPECTED_CONSUMERS)
+    for name, (topic, module, entry) in EXPECTED_CONSUMERS.items():
+        assert consumers[name]["topic"] == topic, name
+        assert f"module.{module}.uri" in urls[name], name
         if entry:
-            assert mods[name]["entry_point"] == entry, name
+            assert mods[module]["entry_point"] == entry, name
     assert mods["fn_api"]["entry_point"] == "handle"
-    assert "trigger_topic_id" not in mods["fn_api"]
 
 
-def test_every_subscription_and_trigger_has_retry_and_dead_letter(confs):
+def test_every_subscription_is_owned_by_terraform_with_retry_and_dead_letter(confs):
     _assert_none(hcl.check_subscriptions_and_triggers(confs))
-    _assert_none(hcl.check_dead_letter_command(confs["modules/eventarc_dead_letter"]))
     _assert_none(hcl.check_dlq_module(confs["modules/pubsub_topic_with_dlq"]))
+
+
+def test_ack_deadlines_cover_each_consumers_handling(root):
+    """B1: Eventarc-made subscriptions kept a 10 s ack deadline; the submitter compiles for longer."""
+    _assert_none(hcl.check_ack_deadlines(root))
+    consumers = hcl.locals_(root)["consumers"]
+    assert consumers["submitter"]["ack_deadline_seconds"] == 600
+    assert consumers["run_commands"]["ack_deadline_seconds"] == 600
+
+
+def test_every_function_builds_as_the_build_account(confs):
+    """A8: new projects' default build account lacks the permissions to build a function."""
+    fn = hcl.resources(confs["modules/light_function"])[("google_cloudfunctions2_function", "this")]
+    assert "var.build_service_account_id" in hcl.first_block(fn, "build_config").get("service_account", "")
+    for name, body in hcl.modules(confs["root"]).items():
+        if "light_function" in body.get("source", ""):
+            assert "local.build_sa_id" in body.get("build_service_account_id", ""), name
+    assert 'google_service_account.sa["build"].id' in hcl.locals_(confs["root"])["build_sa_id"].replace('\\"', '"')
+
+
+def test_dataflow_workers_have_a_network_of_their_own(root):
+    """A9: no `default` VPC in many organisations; workers need Private Google Access and their ports."""
+    res = hcl.resources(root)
+    net = res[("google_compute_network", "dataflow")]
+    sub = res[("google_compute_subnetwork", "dataflow")]
+    fw = res[("google_compute_firewall", "dataflow_workers")]
+    assert net["auto_create_subnetworks"] is False
+    assert sub["private_ip_google_access"] is True
+    assert fw["source_tags"] == ["dataflow"] and fw["target_tags"] == ["dataflow"]
+    assert hcl.first_block(fw, "allow")["ports"] == ["12345-12346"]
+    assert planned().local("environment")["submitter"]["TRAINYARD_DATAFLOW_SUBNETWORK"] == \
+        "regions/europe-west4/subnetworks/trainyard-dataflow"
+
+
+def test_service_agents_are_named_from_the_project_number(root):
+    """B6: google_project_service_identity can return an empty e-mail (provider issue 18649)."""
+    loc = hcl.locals_(root)
+    assert "data.google_project.this.number" in loc["project_number"]
+    assert loc["scheduler_agent_email"] == "service-${local.project_number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+    assert loc["pubsub_agent_email"] == "service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    for where, text in ((f.name, f.read_text()) for f in TF_ROOT.rglob("*.tf") if ".terraform" not in f.parts):
+        assert "google_project_service_identity.pubsub.email" not in text, where
+        assert "google_project_service_identity.cloudscheduler.email" not in text, where
 
 
 def test_no_primitive_roles(confs):
@@ -190,21 +252,21 @@ def test_service_accounts_have_the_roles_their_code_needs(root):
 
 def test_each_workload_runs_as_its_own_service_account(root):
     _assert_none(hcl.check_workload_identities(root, EXPECTED_IDENTITIES))
-    env = hcl.locals_(root)["common_env"]
-    assert hcl.sa_key(env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"]) == "pipeline"
+    env = planned().local("environment")["submitter"]
+    assert env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"] == "trainyard-pipeline@my-trainyard-project.iam.gserviceaccount.com"
 
 
-def test_trigger_identities_only_invoke_their_target(confs):
+def test_push_identities_only_invoke_their_consumer(confs):
     run = hcl.resources(confs["modules/run_consumer"])
-    inv = run[("google_cloud_run_v2_service_iam_member", "trigger_invoker")]
+    inv = run[("google_cloud_run_v2_service_iam_member", "invoker")]
     assert inv["role"] == "roles/run.invoker" and "google_cloud_run_v2_service.this.name" in inv["name"]
     fn = hcl.resources(confs["modules/light_function"])
     inv = fn[("google_cloud_run_v2_service_iam_member", "invoker")]
     assert inv["role"] == "roles/run.invoker" and "google_cloudfunctions2_function.this.name" in inv["name"]
-    # one trigger identity per trigger
-    keys = [hcl.sa_key(b.get("trigger_service_account_email"), "trigger")
-            for b in hcl.modules(confs["root"]).values() if "trigger_service_account_email" in b]
-    assert len(keys) == len(set(keys)) == len(EXPECTED_TRIGGERS)
+    mods = hcl.modules(confs["root"])
+    for consumer, (_, module, _) in EXPECTED_CONSUMERS.items():
+        assert hcl.sa_key(mods[module]["invokers"]["push"], "push") == consumer, module
+    assert set(hcl.locals_(confs["root"])["push_accounts"]) == set(EXPECTED_CONSUMERS)
 
 
 def test_ingress_only_api_is_public_and_authenticated(confs):
@@ -318,6 +380,9 @@ resource "google_pubsub_subscription" "no_retry" {
   dead_letter_policy {
     dead_letter_topic = google_pubsub_topic.dead_letter.id
   }
+  push_config {
+    push_endpoint = "https://x.run.app"
+  }
 }
 resource "google_eventarc_trigger" "orphan" {
   name     = "t"
@@ -327,7 +392,7 @@ resource "google_cloudfunctions2_function" "fn" {
   name = "f"
   event_trigger {
     event_type   = "google.cloud.pubsub.topic.v1.messagePublished"
-    retry_policy = "RETRY_POLICY_DO_NOT_RETRY"
+    retry_policy = "RETRY_POLICY_RETRY"
   }
 }
 '''
@@ -338,9 +403,25 @@ def test_negative_missing_dead_letter_and_retry_policies():
     text = "\n".join(problems)
     assert "subscription no_dlq has no dead_letter_policy" in text
     assert "subscription no_retry has no retry_policy" in text
-    assert "eventarc trigger orphan has no dead-letter module" in text
-    assert "function fn trigger retry_policy is not RETRY_POLICY_RETRY" in text
-    assert "function fn trigger has no dead-letter module" in text
+    assert "push subscription no_retry has no oidc_token" in text
+    assert "subscription no_retry: the Pub/Sub agent cannot dead-letter from it" in text
+    assert "eventarc trigger orphan: its subscription is out of Terraform's reach" in text
+    assert "function fn has an event_trigger" in text
+
+
+def test_negative_ack_deadline_shorter_than_the_handling():
+    snippet = hcl.parse_text('''
+locals {
+  consumers     = { submitter = { topic = "run-submit", ack_deadline_seconds = 10 } }
+  consumer_urls = { submitter = module.run_submitter.uri }
+}
+module "run_submitter" {
+  source  = "./modules/run_consumer"
+  timeout = "600s"
+}
+''')
+    text = "\n".join(hcl.check_ack_deadlines(snippet))
+    assert "the request timeout '600s' is not its ack deadline" in text
 
 
 def test_negative_primitive_role_and_stray_service_account_user():
@@ -365,29 +446,35 @@ resource "google_project_iam_member" "act" {
     assert hcl.check_no_primitive_roles({"ok": ok}) == []
 
 
-def test_negative_trigger_on_unknown_topic_and_wrong_dead_letter():
+def test_negative_consumer_on_unknown_topic_and_unwired_push():
     snippet = hcl.parse_text('''
 locals {
-  topics = ["run-submit"]
+  topics        = ["run-submit"]
+  consumers     = { submitter = { topic = "run-submitt", ack_deadline_seconds = 600 } }
+  consumer_urls = { submitter = module.run_submitter.uri }
 }
 module "topic" {
   source   = "./modules/pubsub_topic_with_dlq"
   for_each = toset(local.topics)
 }
-module "fn" {
-  source                        = "./modules/light_function"
-  trigger_topic_id              = module.topic["run-submitt"].topic_id
-  dead_letter_topic_id          = module.topic["run-submit"].dead_letter_topic_id
-  trigger_service_account_email = google_service_account.trigger["x"].email
+module "push" {
+  source                 = "./modules/push_subscription"
+  for_each               = local.consumers
+  topic_name             = module.topic[each.value.topic].topic_name
+  dead_letter_topic_name = module.topic["run-submit"].dead_letter_topic_name
+}
+module "run_submitter" {
+  source = "./modules/run_consumer"
 }
 module "svc" {
   source = "./modules/run_consumer"
 }
 ''')
     text = "\n".join(hcl.check_pubsub_wiring(snippet, ["run-submit"]))
-    assert "is not a declared topic" in text
-    assert "is not run-submitt's dead-letter topic" in text
-    assert "module.svc: Cloud Run consumer without trigger_topic_id" in text
+    assert "topic 'run-submitt' is not a declared topic" in text
+    assert "module.push: dead_letter_topic_name" in text
+    assert "module.push: push_service_account_email" in text
+    assert "module.svc: no push subscription delivers to it" in text
     assert "max_delivery_attempts not set" in text
 
 
@@ -469,7 +556,7 @@ def test_negative_public_event_function():
 module "fn_events" {
   source           = "./modules/light_function"
   ingress_settings = "ALLOW_ALL"
-  trigger_topic_id = module.topic["run-submit"].topic_id
+  invokers         = { push = google_service_account.push["x"].member }
 }
 ''')
     text = "\n".join(hcl.check_ingress(root, light, {"fn_api"}))

@@ -19,6 +19,6 @@ module "trainyard" {
   firestore_location  = var.firestore_location
   org_domain          = var.org_domain
   api_invoker_members = var.api_invoker_members
-  gpu_image_tag       = var.gpu_image_tag
+  image_tag           = var.image_tag
   deletion_protection = var.deletion_protection
 }

@@ -4,4 +4,4 @@ org_domain          = "example.com"
 api_invoker_members = ["domain:example.com"]
 region              = "europe-west4"
 firestore_location  = "europe-west4"
-gpu_image_tag       = "latest"
+image_tag           = "latest"

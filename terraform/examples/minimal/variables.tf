@@ -26,9 +26,9 @@ variable "api_invoker_members" {
   default     = []
 }
 
-variable "gpu_image_tag" {
+variable "image_tag" {
   type        = string
-  description = "Tag of the GPU image pushed by Cloud Build."
+  description = "Tag of the images pushed by Cloud Build (the commit)."
   default     = "latest"
 }
 

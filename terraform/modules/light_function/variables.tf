@@ -70,7 +70,7 @@ variable "available_memory" {
 
 variable "timeout_seconds" {
   type        = number
-  description = "Request timeout; for event functions also the Pub/Sub ack deadline the handler must finish within."
+  description = "Request timeout (an event function's push subscription waits at most its ack deadline)."
   default     = 120
 }
 
@@ -91,57 +91,20 @@ variable "ingress_settings" {
   }
 }
 
-variable "invoker_members" {
-  type        = list(string)
-  description = "IAM members allowed to invoke the function (roles/run.invoker on its service). Never allUsers: the function requires authentication."
-  default     = []
+variable "invokers" {
+  type        = map(string)
+  description = "IAM members allowed to invoke the function (roles/run.invoker on its service), by a name of the caller's choosing (the map keys must be known at plan). Never allUsers: the function requires authentication."
+  default     = {}
 
   validation {
-    condition     = !contains(var.invoker_members, "allUsers") && !contains(var.invoker_members, "allAuthenticatedUsers")
+    condition     = !contains(values(var.invokers), "allUsers") && !contains(values(var.invokers), "allAuthenticatedUsers")
     error_message = "The function requires authentication: allUsers/allAuthenticatedUsers are not allowed."
   }
 }
 
-variable "trigger_topic_id" {
+variable "build_service_account_id" {
   type        = string
-  description = "Full id of the Pub/Sub topic that triggers the function; null for an HTTP function."
-  default     = null
-}
-
-variable "trigger_service_account_email" {
-  type        = string
-  description = "Identity the Eventarc trigger uses to invoke the function (gets roles/run.invoker); required with trigger_topic_id."
-  default     = null
-}
-
-variable "dead_letter_topic_id" {
-  type        = string
-  description = "Dead-letter topic for the trigger's subscription; required with trigger_topic_id."
-  default     = null
-}
-
-variable "max_delivery_attempts" {
-  type        = number
-  description = "Deliveries before a message is dead-lettered."
-  default     = 5
-}
-
-variable "minimum_backoff" {
-  type        = string
-  description = "Retry policy minimum backoff of the trigger's subscription."
-  default     = "10s"
-}
-
-variable "maximum_backoff" {
-  type        = string
-  description = "Retry policy maximum backoff of the trigger's subscription."
-  default     = "600s"
-}
-
-variable "pubsub_service_agent_email" {
-  type        = string
-  description = "Email of the Pub/Sub service agent (dead-lettering needs it as subscriber on the trigger's subscription)."
-  default     = null
+  description = "Service account the function is built as (projects/<project>/serviceAccounts/<email>)."
 }
 
 variable "labels" {

@@ -1,6 +1,7 @@
 # A topic, its dead-letter topic, and a pull subscription on the dead-letter topic so poison
 # messages are kept (for inspection / replay) instead of being dropped. Consumers attach their own
-# subscription or trigger to `topic_id` and point its dead-letter policy at `dead_letter_topic_id`.
+# push subscription (modules/push_subscription) to `topic_name` with its dead-letter policy on
+# `dead_letter_topic_name`.
 
 resource "google_pubsub_topic" "this" {
   # checkov:skip=CKV_GCP_83:Google-managed encryption is sufficient for run ids and event envelopes (no customer data in messages); CMEK would add a KMS dependency for no gain.

@@ -1,6 +1,9 @@
+# Ids are built from configured arguments (project, name), not read from the resources' computed `id`:
+# they are known while planning a fresh project, so callers may use them in count/for_each and
+# conditions. The references to the resources keep the dependency on them.
 output "topic_id" {
   description = "Full id of the topic (projects/<project>/topics/<name>)."
-  value       = google_pubsub_topic.this.id
+  value       = "projects/${google_pubsub_topic.this.project}/topics/${google_pubsub_topic.this.name}"
 }
 
 output "topic_name" {
@@ -10,7 +13,7 @@ output "topic_name" {
 
 output "dead_letter_topic_id" {
   description = "Full id of the dead-letter topic."
-  value       = google_pubsub_topic.dead_letter.id
+  value       = "projects/${google_pubsub_topic.dead_letter.project}/topics/${google_pubsub_topic.dead_letter.name}"
 }
 
 output "dead_letter_topic_name" {

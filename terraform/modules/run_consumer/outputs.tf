@@ -4,11 +4,6 @@ output "name" {
 }
 
 output "uri" {
-  description = "Internal-only URI of the service."
+  description = "URI of the service (internal ingress: only pushes from this project reach it)."
   value       = google_cloud_run_v2_service.this.uri
-}
-
-output "trigger_name" {
-  description = "Eventarc trigger delivering the topic's messages."
-  value       = google_eventarc_trigger.this.name
 }

@@ -71,42 +71,10 @@ variable "concurrency" {
   default     = 1
 }
 
-variable "trigger_topic_id" {
-  type        = string
-  description = "Full id of the Pub/Sub topic whose messages the Eventarc trigger delivers to the service."
-}
-
-variable "trigger_service_account_email" {
-  type        = string
-  description = "Identity of the Eventarc trigger; gets roles/run.invoker on this service only."
-}
-
-variable "dead_letter_topic_id" {
-  type        = string
-  description = "Dead-letter topic for the trigger's subscription."
-}
-
-variable "max_delivery_attempts" {
-  type        = number
-  description = "Deliveries before a message is dead-lettered."
-  default     = 5
-}
-
-variable "minimum_backoff" {
-  type        = string
-  description = "Retry policy minimum backoff of the trigger's subscription."
-  default     = "10s"
-}
-
-variable "maximum_backoff" {
-  type        = string
-  description = "Retry policy maximum backoff of the trigger's subscription."
-  default     = "600s"
-}
-
-variable "pubsub_service_agent_email" {
-  type        = string
-  description = "Email of the Pub/Sub service agent (dead-lettering needs it as subscriber on the trigger's subscription)."
+variable "invokers" {
+  type        = map(string)
+  description = "IAM members allowed to invoke the service (roles/run.invoker), by a static name: its push subscription's identity."
+  default     = {}
 }
 
 variable "deletion_protection" {

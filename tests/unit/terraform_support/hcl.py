@@ -165,7 +165,8 @@ def check_service_account_user(confs: dict[str, dict], expected_act_as: dict[str
 
 
 def check_pubsub_wiring(root: dict, topics: Iterable[str]) -> list[str]:
-    """Every consumer's trigger topic exists and its dead-letter topic is the same topic's."""
+    """Every consumer pushes from a declared topic, dead-letters into that topic's dead-letter topic,
+    with its own push identity, and every function/service but the API is a consumer."""
     problems = []
     topics = set(topics)
     topic_module = modules(root).get("topic")
@@ -175,38 +176,51 @@ def check_pubsub_wiring(root: dict, topics: Iterable[str]) -> list[str]:
     declared |= {t for t in locals_(root).get("topics", []) if isinstance(t, str)}
     if declared != topics:
         problems.append(f"root: local.topics {sorted(declared)} != {sorted(topics)}")
+    consumers = locals_(root).get("consumers", {})
+    urls = locals_(root).get("consumer_urls", {})
+    if not consumers:
+        problems.append("root: local.consumers (consumer => topic) missing")
+    for name, consumer in consumers.items():
+        if consumer.get("topic") not in declared:
+            problems.append(f"consumer {name}: topic {consumer.get('topic')!r} is not a declared topic")
+        if not isinstance(consumer.get("ack_deadline_seconds"), int):
+            problems.append(f"consumer {name}: no ack_deadline_seconds")
+    if set(urls) != set(consumers):
+        problems.append(f"root: local.consumer_urls {sorted(urls)} != consumers {sorted(consumers)}")
+    push = modules(root).get("push")
+    if push is None or "push_subscription" not in push.get("source", ""):
+        problems.append('root: module "push" (push_subscription) missing')
+        return problems
+    want = {
+        "for_each": "local.consumers",
+        "topic_name": 'module.topic[each.value.topic].topic_name',
+        "dead_letter_topic_name": 'module.topic[each.value.topic].dead_letter_topic_name',
+        "push_service_account_email": "google_service_account.push[each.key].email",
+        "endpoint_url": "local.consumer_urls[each.key]",
+        "ack_deadline_seconds": "each.value.ack_deadline_seconds",
+    }
+    for arg, expr in want.items():
+        if expr not in str(push.get(arg, "")):
+            problems.append(f"module.push: {arg} is {push.get(arg)!r}, expected {expr}")
+    for arg in ("max_delivery_attempts", "minimum_backoff", "maximum_backoff", "pubsub_service_agent_email"):
+        if arg not in push:
+            problems.append(f"module.push: {arg} not set (retry/dead-letter policy)")
+    consumer_modules = {m.group(1) for m in (re.search(r"module\.(\w+)\.uri", str(u)) for u in urls.values()) if m}
     for name, body in modules(root).items():
-        source = body.get("source", "")
-        if not any(s in source for s in ("light_function", "run_consumer")):
-            continue
-        trigger = body.get("trigger_topic_id")
-        if trigger is None:
-            if "run_consumer" in source:
-                problems.append(f"module.{name}: Cloud Run consumer without trigger_topic_id")
-            continue
-        t = topic_key(trigger)
-        if t not in declared:
-            problems.append(f"module.{name}: trigger topic {trigger!r} is not a declared topic")
-        dl = body.get("dead_letter_topic_id", "")
-        if topic_key(dl) != t or not dl.rstrip("}").endswith("dead_letter_topic_id"):
-            problems.append(f"module.{name}: dead_letter_topic_id {dl!r} is not {t}'s dead-letter topic")
-        if not sa_key(body.get("trigger_service_account_email"), "trigger"):
-            problems.append(f"module.{name}: trigger identity is not a google_service_account.trigger")
-        for arg in ("max_delivery_attempts", "minimum_backoff", "maximum_backoff", "pubsub_service_agent_email"):
-            if arg not in body:
-                problems.append(f"module.{name}: {arg} not set (retry/dead-letter policy)")
+        if any(k in body.get("source", "") for k in ("light_function", "run_consumer")) and name != "fn_api" \
+                and name not in consumer_modules:
+            problems.append(f"module.{name}: no push subscription delivers to it")
     return problems
 
 
 def check_subscriptions_and_triggers(confs: dict[str, dict]) -> list[str]:
-    """Every subscription has a retry policy and a dead-letter policy (except the holding subscription
-    of a dead-letter topic); every Eventarc/function trigger has a retry policy and gets a dead-letter
-    policy through the eventarc_dead_letter module."""
+    """Terraform owns every subscription: a retry policy, a dead-letter policy (except the holding
+    subscription of a dead-letter topic), an authenticated push and the agent's subscriber grant for
+    dead-lettering. No Eventarc trigger or function event_trigger, whose subscription Eventarc makes
+    and Terraform cannot configure (10 s ack deadline, no dead-letter policy)."""
     problems = []
     for where, conf in confs.items():
         res = resources(conf)
-        mods = modules(conf)
-        dl_modules = {n: b for n, b in mods.items() if "eventarc_dead_letter" in b.get("source", "")}
         for (rtype, name), body in res.items():
             if rtype == "google_pubsub_subscription":
                 if not first_block(body, "retry_policy"):
@@ -217,36 +231,36 @@ def check_subscriptions_and_triggers(confs: dict[str, dict]) -> list[str]:
                 push = first_block(body, "push_config")
                 if push and not first_block(push, "oidc_token"):
                     problems.append(f"{where}: push subscription {name} has no oidc_token")
+                if first_block(body, "dead_letter_policy") and not any(
+                        t == "google_pubsub_subscription_iam_member" and f"google_pubsub_subscription.{name}." in
+                        b.get("subscription", "") and b.get("role") == "roles/pubsub.subscriber"
+                        and "pubsub_service_agent_email" in b.get("member", "") for (t, _), b in res.items()):
+                    problems.append(f"{where}: subscription {name}: the Pub/Sub agent cannot dead-letter from it")
             elif rtype == "google_eventarc_trigger":
-                ref = f"google_eventarc_trigger.{name}.name"
-                if not any(ref in b.get("trigger_name", "") for b in dl_modules.values()):
-                    problems.append(f"{where}: eventarc trigger {name} has no dead-letter module")
+                problems.append(f"{where}: eventarc trigger {name}: its subscription is out of Terraform's reach")
             elif rtype == "google_cloudfunctions2_function":
-                trig = first_block(body, "event_trigger") or dynamic_blocks(body).get("event_trigger")
-                if trig is None:
-                    continue
-                if trig.get("retry_policy") != "RETRY_POLICY_RETRY":
-                    problems.append(f"{where}: function {name} trigger retry_policy is not RETRY_POLICY_RETRY")
-                ref = f"google_cloudfunctions2_function.{name}.event_trigger[0].trigger"
-                if not any(ref in b.get("trigger_name", "") for b in dl_modules.values()):
-                    problems.append(f"{where}: function {name} trigger has no dead-letter module")
-        for name, body in dl_modules.items():
-            if "var.dead_letter_topic_id" not in body.get("dead_letter_topic_id", ""):
-                problems.append(f"{where}: module.{name} does not use var.dead_letter_topic_id")
+                if first_block(body, "event_trigger") or dynamic_blocks(body).get("event_trigger") is not None:
+                    problems.append(f"{where}: function {name} has an event_trigger (an Eventarc subscription)")
     return problems
 
 
-def check_dead_letter_command(conf: dict) -> list[str]:
-    """The eventarc_dead_letter module sets dead-letter + retry policy and the agent's subscriber grant."""
+def check_ack_deadlines(root: dict) -> list[str]:
+    """A push may take as long as the consumer's request timeout: the ack deadline covers it, so a
+    slow but succeeding delivery is never redelivered (and dead-lettered) mid-flight."""
     problems = []
-    body = resources(conf).get(("terraform_data", "dead_letter_policy"))
-    if body is None:
-        return ["eventarc_dead_letter: terraform_data.dead_letter_policy missing"]
-    command = " ".join(strings(first_block(body, "provisioner") or {}))
-    for needle in ("--dead-letter-topic", "--max-delivery-attempts", "--min-retry-delay",
-                   "--max-retry-delay", "roles/pubsub.subscriber", "transport.pubsub.subscription"):
-        if needle not in command:
-            problems.append(f"eventarc_dead_letter: command lacks {needle}")
+    consumers = locals_(root).get("consumers", {})
+    mods = modules(root)
+    for name, consumer in consumers.items():
+        deadline = consumer.get("ack_deadline_seconds", 0)
+        if not 10 <= deadline <= 600:
+            problems.append(f"consumer {name}: ack deadline {deadline} outside Pub/Sub's 10-600 s")
+        url = str(locals_(root).get("consumer_urls", {}).get(name, ""))
+        m = re.search(r"module\.(\w+)\.uri", url)
+        body = mods.get(m.group(1), {}) if m else {}
+        timeout = body.get("timeout_seconds", body.get("timeout"))
+        wanted = f'local.consumers["{name}"].ack_deadline_seconds'
+        if wanted not in str(timeout).replace('\\"', '"'):
+            problems.append(f"consumer {name}: the request timeout {timeout!r} is not its ack deadline")
     return problems
 
 
@@ -414,8 +428,8 @@ def check_ingress(root: dict, light_function: dict, public_modules: set[str]) ->
             continue
         ingress = body.get("ingress_settings", default)
         if name in public_modules:
-            if "trigger_topic_id" in body:
-                problems.append(f"module.{name}: the public HTTP function must not have a trigger")
+            if "google_service_account.push" in str(body.get("invokers", "")):
+                problems.append(f"module.{name}: the public HTTP function must not be a push consumer")
         elif ingress != "ALLOW_INTERNAL_ONLY":
             problems.append(f"module.{name}: ingress {ingress!r} for an event function")
     return problems
