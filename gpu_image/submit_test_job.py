@@ -76,8 +76,8 @@ def machine_type_for(gpu_type: str, gpu_count: int) -> str:
 
 
 def default_image(project: str) -> str:
-    """Where gpu_image/cloudbuild.yaml pushes with its default substitutions."""
-    return f"europe-central2-docker.pkg.dev/{project}/tfx-builder/tfx-trainer-gpu:latest"
+    """Where cloudbuild.yaml pushes the GPU image with its default substitutions."""
+    return f"europe-west4-docker.pkg.dev/{project}/trainyard/tfx-trainer-gpu:latest"
 
 
 def build_custom_job_request(

@@ -1,18 +1,23 @@
-"""Build-time checks for the GPU image (run by the Dockerfile; also runnable in any environment).
+"""Build-time checks of Trainyard's images (run by both Dockerfiles; also runnable in any environment).
 
-1. Every package the image installs by name (requirements/ml.txt + runtime.txt) is pinned in
-   requirements/constraints.txt and installed at exactly that version — the image cannot drift from
-   the local environment.
-2. TensorFlow imports (and, with --expect-cuda, was built with CUDA), TFX, TFRS and ScaNN import,
-   ScaNN's TensorFlow custom ops load, the TFX components the pipeline uses import, and the
-   project's own packages (shared, pipeline_compiler, the submitter) load.
+    verify_image.py --image gpu --expect-cuda      # gpu_image/Dockerfile
+    verify_image.py --image dataflow               # dataflow_image/Dockerfile
+
+1. The image's tree is exactly what its Dockerfile's .dockerignore lets through (a builder that
+   ignored the file would ship something else) — only inside an image (/app).
+2. Every package the image installs by name is pinned in requirements/constraints.txt and installed
+   at exactly that version: the images cannot drift from the local environment or from each other.
+3. Python 3.10 (the launcher in the GPU image and the Dataflow workers must match); TensorFlow (and,
+   with --expect-cuda, built with CUDA), TFX, the TFX components the pipeline uses and the project's
+   packages import. GPU image: TFRS and ScaNN with its TF ops, and every consumer Terraform runs from
+   it (the submitter, run-commands) loads. Dataflow image: tfx-bsl, TFT, TFDV, the DoFns and module
+   files the workers unpickle, and Beam's boot program.
 
 Exit 0 when everything holds, 1 otherwise; one line per check.
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.metadata
 import os
 import re
@@ -21,8 +26,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# What the image installs by name (the Dockerfile's `pip install -r ... -r ...`).
-IMAGE_REQUIREMENT_FILES = ("ml.txt", "runtime.txt")
+# What each image installs by name (its Dockerfile's `pip install -r ...`).
+IMAGE_REQUIREMENT_FILES = {"gpu": ("ml.txt", "runtime.txt"), "dataflow": ("dataflow.txt",)}
+DOCKERIGNORE = {"gpu": "gpu_image/Dockerfile.dockerignore", "dataflow": "dataflow_image/Dockerfile.dockerignore"}
+# The consumers Terraform runs from the GPU image (terraform/variables.tf consumer_commands).
+CONSUMERS = {"functions/submitter/main.py": "on_run_submit", "functions/run_commands/main.py": "on_run_command"}
+BEAM_BOOT = "/opt/apache/beam/boot"
 
 
 def canonical(name: str) -> str:
@@ -37,9 +46,19 @@ def _requirement_lines(path: Path) -> Iterable[str]:
             yield line
 
 
+def _included(path: Path) -> list[Path]:
+    """The files a requirements file pulls in with `-r other.txt`."""
+    out = []
+    for raw in path.read_text().splitlines():
+        parts = raw.split("#", 1)[0].split()
+        if len(parts) == 2 and parts[0] in ("-r", "--requirement"):
+            out.append(path.parent / parts[1])
+    return out
+
+
 def requirement_names(path: Path) -> list[str]:
-    """Project names a requirements file asks for (extras and markers stripped)."""
-    names = []
+    """Project names a requirements file asks for, its `-r` includes' too (extras and markers stripped)."""
+    names = [name for included in _included(path) for name in requirement_names(included)]
     for line in _requirement_lines(path):
         match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", line)
         if not match:
@@ -79,11 +98,12 @@ def _installed_version(name: str) -> Optional[str]:
 def pin_problems(
     requirements_dir: Path,
     installed_version: Callable[[str], Optional[str]] = _installed_version,
+    image: str = "gpu",
 ) -> list[str]:
     """Every package the image installs by name must be pinned and installed at its pin."""
     pins = constraint_pins(requirements_dir / "constraints.txt")
     problems = []
-    for filename in IMAGE_REQUIREMENT_FILES:
+    for filename in IMAGE_REQUIREMENT_FILES[image]:
         for name in requirement_names(requirements_dir / filename):
             pin = pins.get(name)
             if pin is None:
@@ -149,37 +169,77 @@ def check_scann_ops() -> str:
     return "ScaNN TF ops load and search"
 
 
-def check_project_packages(root: Path) -> str:
-    """shared and pipeline_compiler import; the submitter module loads and defines on_run_submit."""
+def check_python(expected: str = "3.10") -> str:
+    if "%d.%d" % sys.version_info[:2] != expected:
+        raise AssertionError(f"Python {sys.version.split()[0]}: the launcher (GPU image) and the Dataflow workers "
+                             "must both run 3.10 (Beam pickles between them)")
+    return f"Python {sys.version.split()[0]}"
+
+
+def check_tree(root: Path, image: str) -> str:
+    sys.path.insert(0, str(root / "gpu_image"))
+    import image_tree
+
+    dockerignore = root / DOCKERIGNORE[image]
+    problems = image_tree.tree_problems(root, dockerignore, ignore=("requirements/",))
+    if problems:
+        raise AssertionError("; ".join(problems[:10]))
+    return f"{root} holds exactly what {DOCKERIGNORE[image]} lets through"
+
+
+def _load(path: Path, target: str) -> None:
+    """Load a consumer the way functions-framework does (--source=<file> --target=<name>)."""
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location(path.stem + "_main", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, target, None)):
+        raise AssertionError(f"{path}: {target} is not callable after import")
+
+
+def check_project_packages(root: Path) -> str:
+    """shared and pipeline_compiler import; every consumer the image runs loads and defines its target."""
     sys.path.insert(0, str(root))
     import pipeline_compiler  # noqa: F401
     import shared  # noqa: F401
 
-    main = root / "functions" / "submitter" / "main.py"
-    tree = ast.parse(main.read_text(), filename=str(main))
-    if "on_run_submit" not in {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}:
-        raise AssertionError(f"{main} defines no on_run_submit")
-    # Load it the way functions-framework does (--source=functions/submitter/main.py).
-    spec = importlib.util.spec_from_file_location("submitter_main", main)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "on_run_submit", None)):
-        raise AssertionError(f"{main}: on_run_submit is not callable after import")
-    return "shared, pipeline_compiler import; functions/submitter/main.py loads and defines on_run_submit"
+    for source, target in CONSUMERS.items():
+        _load(root / source, target)
+    return "shared, pipeline_compiler import; " + ", ".join(f"{s} defines {t}" for s, t in CONSUMERS.items())
+
+
+def check_worker_packages(root: Path) -> str:
+    """What Dataflow workers unpickle and import: our DoFns and module files, TFT, TFDV, tfx-bsl."""
+    sys.path.insert(0, str(root))
+    import tensorflow_data_validation  # noqa: F401
+    import tensorflow_transform  # noqa: F401
+    import tfx_bsl  # noqa: F401
+
+    import pipeline_compiler.example_gen  # noqa: F401
+    import pipeline_compiler.modules.transform  # noqa: F401
+    return "tfx_bsl, tensorflow_transform, tensorflow_data_validation, pipeline_compiler.example_gen, modules.transform"
+
+
+def check_beam_boot() -> str:
+    if not os.access(BEAM_BOOT, os.X_OK):
+        raise AssertionError(f"{BEAM_BOOT} is missing: Dataflow cannot start workers in this image")
+    return f"{BEAM_BOOT} present (the image's entrypoint)"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", choices=sorted(IMAGE_REQUIREMENT_FILES), default="gpu")
     parser.add_argument("--requirements", type=Path, default=REPO_ROOT / "requirements")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="where shared/, pipeline_compiler/ live")
     parser.add_argument("--expect-cuda", action="store_true", help="fail unless TF was built with CUDA")
     parser.add_argument("--pins-only", action="store_true", help="only compare installed versions with the pins")
+    parser.add_argument("--skip", default="", help="comma-separated checks not to run (e.g. tree outside an image)")
+    parser.add_argument("--python", default="3.10", help="the Python minor version the image must run")
     args = parser.parse_args(argv)
 
     failed = False
-    problems = pin_problems(args.requirements)
+    problems = pin_problems(args.requirements, image=args.image)
     if problems:
         failed = True
         print("FAIL  pinned versions:")
@@ -189,14 +249,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("PASS  pinned versions: every package installed by name matches requirements/constraints.txt")
     if not args.pins_only:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        checks = [
-            ("tensorflow", lambda: check_tensorflow(args.expect_cuda)),
-            ("tfx", check_tfx),
-            ("tfrs", check_tfrs),
-            ("scann_ops", check_scann_ops),
-            ("project", lambda: check_project_packages(args.root)),
-        ]
+        checks = [("tree", lambda: check_tree(args.root, args.image)),
+                  ("python", lambda: check_python(args.python)),
+                   ("tensorflow", lambda: check_tensorflow(args.expect_cuda)),
+                   ("tfx", check_tfx)]
+        if args.image == "gpu":
+            checks += [("tfrs", check_tfrs), ("scann_ops", check_scann_ops),
+                       ("project", lambda: check_project_packages(args.root))]
+        else:
+            checks += [("worker_packages", lambda: check_worker_packages(args.root)), ("beam_boot", check_beam_boot)]
+        skipped = {name.strip() for name in args.skip.split(",") if name.strip()}
         for name, check in checks:
+            if name in skipped:
+                print(f"SKIP  {name}")
+                continue
             try:
                 print(f"PASS  {name}: {check()}")
             except Exception as exc:  # noqa: BLE001 - every failure is reported, none hides the rest

@@ -1,4 +1,5 @@
-"""gpu_image/: the Dockerfile installs exactly the pinned versions, cloudbuild.yaml pushes both tags,
+"""The images (gpu_image/, dataflow_image/): each Dockerfile installs exactly the pinned versions and
+copies what its .dockerignore lets through; cloudbuild.yaml builds both and pushes both tags;
 test_gpu.py passes its CPU checks here, submit_test_job.py builds the right Vertex CustomJob request
 (checked at the client boundary with a fake JobServiceClient) and explains the spec §11 failures."""
 from __future__ import annotations
@@ -18,6 +19,7 @@ from google.cloud import aiplatform_v1
 from packaging.specifiers import SpecifierSet
 
 from gpu_image import submit_test_job as sj
+from gpu_image import image_tree
 from gpu_image import verify_image as vi
 from shared.run_config import GPU_MACHINES
 
@@ -29,24 +31,10 @@ PINS = vi.constraint_pins(REQ / "constraints.txt")
 
 # --------------------------------------------------------------------------- Dockerfile parsing
 
+from tests.rehearsal.images import dockerfile_instructions, load as load_image  # noqa: E402
 
-def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
-    out, current = [], ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        current += stripped
-        keyword, _, rest = current.partition(" ")
-        out.append((keyword.upper(), rest.strip()))
-        current = ""
-    return out
+DATAFLOW_IMAGE = ROOT / "dataflow_image"
+DOCKERFILES = {"gpu": GPU_IMAGE / "Dockerfile", "dataflow": DATAFLOW_IMAGE / "Dockerfile"}
 
 
 def pip_install_commands(instructions: list[tuple[str, str]]) -> list[list[str]]:
@@ -119,15 +107,29 @@ def test_base_image_is_a_tf_2_15_python_3_10_dlc_matching_the_pins(dockerfile):
     assert importlib.metadata.version("tfx") == PINS["tfx"]
 
 
-def test_dockerfile_installs_from_the_constraints_and_the_requirement_sets(dockerfile):
-    commands = pip_install_commands(dockerfile)
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_dockerfile_installs_from_the_constraints_and_the_requirement_sets(image):
+    commands = pip_install_commands(dockerfile_instructions(DOCKERFILES[image].read_text()))
     assert commands, "the Dockerfile installs nothing with pip"
     for args in commands:
         assert pip_pin_problems(args, PINS) == []
     everything = [a for args in commands for a in args]
-    for needed in ("requirements/ml.txt", "requirements/runtime.txt"):
-        assert needed in everything
+    for needed in vi.IMAGE_REQUIREMENT_FILES[image]:
+        assert f"requirements/{needed}" in everything
     assert "--ignore-requires-python" in everything
+
+
+def test_the_dataflow_workers_match_the_launcher():
+    """Beam pickles between the launcher (a task in the GPU image) and the workers: same Python minor
+    version, the pinned Beam, and the worker image keeps Beam's boot entrypoint (A5)."""
+    base = load_image(DOCKERFILES["dataflow"]).base
+    match = re.fullmatch(r"apache/beam_python(\d+\.\d+)_sdk:(.+)", base)
+    assert match, f"not Beam's Python SDK image: {base}"
+    assert match.group(1) == "3.10" and load_image(DOCKERFILES["gpu"]).base.endswith(".py310")
+    assert match.group(2) == PINS["apache-beam"]
+    dataflow = dockerfile_instructions(DOCKERFILES["dataflow"].read_text())
+    assert not [a for k, a in dataflow if k == "ENTRYPOINT"], "the boot program must stay the entrypoint"
+    assert set(vi.requirement_names(REQ / "ml.txt")) <= set(vi.requirement_names(REQ / "dataflow.txt"))
 
 
 def test_pin_checker_rejects_the_specs_unpinned_install_lines():
@@ -141,7 +143,7 @@ def test_pin_checker_rejects_the_specs_unpinned_install_lines():
 
 
 def test_every_package_the_image_installs_by_name_is_pinned_and_installed_here_at_its_pin():
-    for filename in vi.IMAGE_REQUIREMENT_FILES:
+    for filename in {f for files in vi.IMAGE_REQUIREMENT_FILES.values() for f in files}:
         for name in vi.requirement_names(REQ / filename):
             assert name in PINS, f"{name} ({filename}) is not pinned"
     # The image runs this same check at build time; here it holds for the local environment too.
@@ -152,24 +154,65 @@ def test_every_package_the_image_installs_by_name_is_pinned_and_installed_here_a
     assert missing == ["tfx is not installed (pinned 1.15.0)"]
 
 
-def test_dockerfile_copies_the_project_packages_and_runs_the_build_checks(dockerfile):
-    copies = [a.split() for k, a in dockerfile if k == "COPY"]
-    sources = {src.rstrip("/") for c in copies for src in c[:-1]}
-    for needed in ("requirements", "shared", "pipeline_compiler", "functions/submitter",
-                   "gpu_image/test_gpu.py", "gpu_image/verify_image.py"):
-        assert needed in sources, f"the image does not copy {needed}"
-    for src in sources:  # a missing source would fail `docker build` (context = repo root)
-        assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
-    env = " ".join(a for k, a in dockerfile if k == "ENV")
-    assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in env
-    assert re.search(r"\bNCCL_[A-Z_]+=", env)
-    assert "PYTHONPATH=/app" in env
-    order = [k + " " + a for k, a in dockerfile]
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_dockerfile_copies_its_whitelist_and_checks_the_tree(image):
+    """The .dockerignore is each image's one file list: the Dockerfile copies the whole filtered
+    context, and its build checks run after the last COPY with the tree check on."""
+    instructions = dockerfile_instructions(DOCKERFILES[image].read_text())
+    copies = [a.split() for k, a in instructions if k == "COPY"]
+    assert copies == [["requirements/", "/app/requirements/"], [".", "/app/"]]
+    env = " ".join(a for k, a in instructions if k == "ENV")
+    assert "PYTHONPATH=/app" in env and "PYTHONDONTWRITEBYTECODE=1" in env
+    order = [k + " " + a for k, a in instructions]
     check = next(i for i, line in enumerate(order) if "verify_image.py" in line and line.startswith("RUN"))
-    assert "--expect-cuda" in order[check]
+    assert f"--image {image}" in order[check] and "--skip" not in order[check]
     last_copy = max(i for i, line in enumerate(order) if line.startswith("COPY"))
     first_install = next(i for i, line in enumerate(order) if "pip install" in line)
     assert check > last_copy > first_install  # checks see everything; code changes keep the pip layer cached
+    if image == "gpu":
+        assert "--expect-cuda" in order[check]
+        assert "TF_FORCE_GPU_ALLOW_GROWTH=true" in env and re.search(r"\bNCCL_[A-Z_]+=", env)
+
+
+def test_every_consumer_terraform_runs_from_the_gpu_image_is_in_it():
+    """A2: run-commands' source was not in the image, so its Cloud Run service never started."""
+    from tests.rehearsal import terraform_model
+
+    tf = terraform_model.load(ROOT / "terraform", ROOT / "terraform/examples/minimal/minimal.tfvars")
+    files = set(load_image(DOCKERFILES["gpu"]).files())
+    for consumer, command in tf.var("consumer_commands").items():
+        source = next(a.split("=", 1)[1] for a in command if a.startswith("--source="))
+        assert source in files, f"{consumer}: {source} is not in the GPU image"
+        assert vi.CONSUMERS.get(source) == next(a.split("=", 1)[1] for a in command if a.startswith("--target="))
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_whitelisted_paths_exist_and_nothing_else_gets_in(image):
+    dockerignore = DOCKERFILES[image].with_name("Dockerfile.dockerignore")
+    lines = [l.strip() for l in dockerignore.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert lines[0] == "*"
+    for rel in image_tree.whitelist(dockerignore):
+        assert (ROOT / rel).exists(), f"{dockerignore}: {rel} is not in the repository"
+    files = load_image(DOCKERFILES[image]).files()
+    assert not [f for f in files if f.startswith(("tests/", "terraform/", ".venv", "dashboard/", ".git/"))]
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    assert "shared/settings.py" in files and "pipeline_compiler/example_gen.py" in files
+
+
+def test_the_tree_check_sees_a_builder_that_ignored_the_dockerignore(tmp_path):
+    dockerignore = tmp_path / "x.dockerignore"
+    dockerignore.write_text("*\n!shared/\n!gpu_image/verify_image.py\n**/__pycache__\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "a.py").write_text("")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.py").write_text("")
+    (tmp_path / "shared" / "__pycache__").mkdir()
+    (tmp_path / "shared" / "__pycache__" / "a.pyc").write_text("")
+    problems = image_tree.tree_problems(tmp_path, dockerignore, ignore=("x.dockerignore",))
+    assert "tests/t.py is in the image but x.dockerignore leaves it out" in problems
+    assert "shared/__pycache__/a.pyc is in the image but x.dockerignore leaves it out" in problems
+    assert "gpu_image/verify_image.py is whitelisted but not in the image" in problems
+    assert image_tree.excluded("shared/a.py", image_tree.read_patterns(dockerignore)) is False
 
 
 def test_default_command_serves_the_submitter_with_functions_framework(dockerfile):
@@ -187,7 +230,7 @@ def test_default_command_serves_the_submitter_with_functions_framework(dockerfil
 
 @pytest.fixture(scope="module")
 def cloudbuild():
-    return yaml.safe_load((GPU_IMAGE / "cloudbuild.yaml").read_text())
+    return yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
 
 
 def substitute(value, subs):
@@ -201,32 +244,44 @@ def test_cloudbuild_substitutions_and_options(cloudbuild):
     subs = cloudbuild["substitutions"]
     assert subs["_PROJECT_ID"] == "${PROJECT_ID}"
     assert subs["_TAG"] == "${SHORT_SHA}"
-    for key in ("_REGION", "_REPOSITORY", "_IMAGE"):
+    for key in ("_REGION", "_REPOSITORY", "_GPU_IMAGE", "_DATAFLOW_IMAGE"):
         assert subs[key]
     assert cloudbuild["options"]["dynamicSubstitutions"] is True  # defaults refer to built-ins
+    assert cloudbuild["options"]["logging"] == "CLOUD_LOGGING_ONLY"  # needed with a user-specified build account
     assert cloudbuild["options"]["machineType"]
     assert re.fullmatch(r"\d+s", cloudbuild["timeout"])
-    used = set(re.findall(r"\$\{(_\w+)\}", (GPU_IMAGE / "cloudbuild.yaml").read_text()))
+    used = set(re.findall(r"\$\{(_\w+)\}", (ROOT / "cloudbuild.yaml").read_text()))
     assert used <= set(subs), f"undefined substitutions {used - set(subs)}"
 
 
-def test_cloudbuild_builds_smoke_tests_and_pushes_latest_and_the_version_tag(cloudbuild):
+def test_cloudbuild_defaults_are_terraforms():
+    """A trigger build without substitutions pushes where Terraform's services pull from."""
+    from tests.rehearsal import images, terraform_model
+
+    tf = terraform_model.load(ROOT / "terraform", ROOT / "terraform/examples/minimal/minimal.tfvars")
+    built = images.built_images({"_PROJECT_ID": tf.var("project_id"), "_TAG": tf.var("image_tag")})
+    assert built[tf.local("gpu_image")] == DOCKERFILES["gpu"]
+    assert built[tf.local("dataflow_image")] == DOCKERFILES["dataflow"]
+
+
+def test_cloudbuild_builds_both_images_checks_them_and_pushes_latest_and_the_version_tag(cloudbuild):
     builtins = {"PROJECT_ID": "proj", "SHORT_SHA": "abc1234"}
     subs = {k: substitute(v, builtins) for k, v in cloudbuild["substitutions"].items()} | builtins
-    subs |= {"_REGION": "europe-central2", "_REPOSITORY": "tfx-builder", "_IMAGE": "tfx-trainer-gpu"}
-    repo = "europe-central2-docker.pkg.dev/proj/tfx-builder/tfx-trainer-gpu"
-    assert sorted(substitute(cloudbuild["images"], subs)) == [f"{repo}:abc1234", f"{repo}:latest"]
-
     steps = {s["id"]: s for s in cloudbuild["steps"]}
-    build = " ".join(substitute(steps["build"]["args"], subs))
-    for part in (f"--tag {repo}:latest", f"--tag {repo}:abc1234", "--file gpu_image/Dockerfile"):
-        assert part in build
-    assert build.rstrip().endswith(" .")  # the repository root is the build context
+    for image, step, name in (("gpu", "build-gpu", "tfx-trainer-gpu"), ("dataflow", "build-dataflow", "trainyard-dataflow")):
+        repo = f"europe-west4-docker.pkg.dev/proj/trainyard/{name}"
+        assert {f"{repo}:abc1234", f"{repo}:latest"} <= set(substitute(cloudbuild["images"], subs))
+        build = " ".join(substitute(steps[step]["args"], subs))
+        for part in (f"--tag {repo}:latest", f"--tag {repo}:abc1234", f"--file {image}_image/Dockerfile"):
+            assert part in build
+        assert build.rstrip().endswith(" .")  # the repository root is the build context
+        assert "DOCKER_BUILDKIT=1" in steps[step]["env"]  # reads the Dockerfile's own .dockerignore
+        push = f"push-{image}"
+        assert substitute(steps[push]["args"], subs) == ["push", "--all-tags", repo]
+        assert "cpu-smoke-test" in steps[push]["waitFor"] and "build-dataflow" in steps[push]["waitFor"]
     smoke = substitute(steps["cpu-smoke-test"]["args"], subs)
-    assert f"{repo}:abc1234" in smoke and "/app/gpu_image/test_gpu.py" in smoke
-    assert substitute(steps["push"]["args"], subs) == ["push", "--all-tags", repo]
-    order = [s["id"] for s in cloudbuild["steps"]]
-    assert order.index("build") < order.index("cpu-smoke-test") < order.index("push")
+    assert "europe-west4-docker.pkg.dev/proj/trainyard/tfx-trainer-gpu:abc1234" in smoke
+    assert "/app/gpu_image/test_gpu.py" in smoke
 
 
 # --------------------------------------------------------------------------- test_gpu.py here
@@ -407,21 +462,13 @@ def test_a_failed_job_exits_non_zero_with_the_explanation(capsys):
     assert "Machine type g2-standard-8 (needed for 1 x L4) is not offered" in capsys.readouterr().err
 
 
-def test_dockerignore_lets_every_copied_path_into_the_context(dockerfile):
-    lines = [l.strip() for l in (GPU_IMAGE / "Dockerfile.dockerignore").read_text().splitlines()
-             if l.strip() and not l.startswith("#")]
-    assert lines[0] == "*"
-    allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
-    copies = [a.split() for k, a in dockerfile if k == "COPY"]
-    assert {src.rstrip("/") for c in copies for src in c[:-1]} == allowed
-
-
 @pytest.mark.slow
 def test_the_build_time_checks_pass_in_the_local_environment():
     """verify_image.py is what the Dockerfile runs; it must work before it costs a 12-minute build."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, str(GPU_IMAGE / "verify_image.py")], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, str(GPU_IMAGE / "verify_image.py"), "--image", "gpu", "--skip", "tree",
+                             "--python", "%d.%d" % sys.version_info[:2]], capture_output=True, text=True,
                             timeout=150, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    for name in ("pinned versions", "tensorflow", "tfx", "tfrs", "scann_ops", "project"):
+    for name in ("pinned versions", "python", "tensorflow", "tfx", "tfrs", "scann_ops", "project"):
         assert re.search(rf"^PASS  {name}:", result.stdout, re.M), result.stdout
