@@ -154,8 +154,9 @@ class VertexTrainerJobs(RegionalService):
         label = re.sub(r"[^a-z0-9_-]", "-", run_id.lower())[:63]  # as pipeline_compiler labels the job
         cancelled = []
         try:
-            for job in self.client.list_custom_jobs(parent=f"projects/{self.project}/locations/{self.region}",
-                                                    filter=f'labels.{RUN_ID_LABEL}="{label}"'):
+            # `filter` is a field of the request, not a flattened argument of list_custom_jobs.
+            for job in self.client.list_custom_jobs(request={"parent": self.parent,
+                                                             "filter": f'labels.{RUN_ID_LABEL}="{label}"'}):
                 if getattr(job.state, "name", str(job.state)) in _RUNNING_JOB_STATES:
                     try:
                         self.client.cancel_custom_job(name=job.name)
