@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-unit test-integration test-e2e test-browser up down demo bench bench-ml
+.PHONY: setup tools test test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-ml
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
@@ -13,7 +13,7 @@ setup:            ## install pinned Python dependencies into .venv, build the da
 tools:            ## offline infrastructure scanners (checkov) in their own venv
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
 
-test: setup tools ## the whole suite: unit, terraform, integration (emulators), e2e
+test: setup tools ## the whole suite: unit, terraform, rehearsal of the deployment, integration (emulators), e2e, browser
 	@$(PY) -m pytest tests
 
 test-unit: setup
@@ -27,6 +27,9 @@ test-e2e: setup
 
 test-browser: setup
 	@$(PY) -m pytest tests/browser
+
+rehearse: setup   ## the deployment terraform/ describes, assembled and started from its own trees (tests/rehearsal)
+	@$(PY) -m pytest tests/rehearsal
 
 up: setup         ## start the local stack (emulators + functions); prints the API URL
 	@$(PY) -m scripts.stack up

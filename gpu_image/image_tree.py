@@ -25,11 +25,12 @@ def read_patterns(dockerignore: Path) -> list[tuple[bool, re.Pattern]]:
             continue
         negate = line.startswith("!")
         pattern = line[1:].strip() if negate else line
-        out.append((not negate, _compile(pattern.strip("/").removeprefix("./"))))
+        out.append((not negate, glob_pattern(pattern.strip("/").removeprefix("./"))))
     return out
 
 
-def _compile(pattern: str) -> re.Pattern:
+def glob_pattern(pattern: str) -> re.Pattern:
+    """A doublestar glob as a regular expression (Docker's and Terraform's fileset() rules agree here)."""
     out, i = "", 0
     while i < len(pattern):
         if pattern.startswith("**/", i):

@@ -380,18 +380,17 @@ def create_app(service: LocalPipelineService):
 def main(argv=None) -> int:
     from werkzeug.serving import make_server
 
-    from shared.messaging import PubSubPublisher
-    from shared.settings import get_settings
+    from shared.composition import root
 
     parser = argparse.ArgumentParser(description="Trainyard's local pipeline service")
     parser.add_argument("--port", type=int, default=int(read("TRAINYARD_PIPELINE_PORT") or 8090))
     parser.add_argument("--state-dir", default=None)
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = root.settings
     import pipeline_compiler.pipeline  # noqa: F401 - TFX loads now, before listening, not in a create call
 
     state_dir = Path(args.state_dir or Path(settings.local_dir) / "pipeline-service")
-    service = LocalPipelineService(state_dir.resolve(), settings.project, PubSubPublisher(settings.project))
+    service = LocalPipelineService(state_dir.resolve(), settings.project, root.publisher)
     threading.Thread(target=service.monitor_forever, daemon=True).start()
     server = make_server("127.0.0.1", args.port, create_app(service), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: (service.stopping.set(), threading.Thread(target=server.shutdown).start()))

@@ -55,13 +55,11 @@ class Ticker:
 
 
 def main() -> int:
-    from shared.messaging import PubSubPublisher
-    from shared.repository import FirestoreRepository
-    from shared.settings import get_settings
+    from shared.composition import root
 
-    settings = get_settings()
+    settings = root.settings
     interval = settings.ticker_interval_s
-    ticker = Ticker(FirestoreRepository(settings.project), PubSubPublisher(settings.project))
+    ticker = Ticker(root.repo, root.publisher)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     log.info("ticker started", interval_s=interval, project=settings.project)

@@ -5,7 +5,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the functions, Cloud Run services, Eventarc triggers, Artifact Registry, buckets and Vertex AI pipelines."
+  description = "Region of the functions, Cloud Run services, Artifact Registry, buckets, the Dataflow network and Vertex AI pipelines."
   default     = "europe-west4"
 }
 

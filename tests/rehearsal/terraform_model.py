@@ -20,6 +20,10 @@ from typing import Any, Optional
 import hcl2
 from lark import Token, Tree
 
+from tests.rehearsal.images import image_tree
+
+glob_pattern = image_tree.glob_pattern
+
 PROJECT_NUMBER = "123456789012"  # what data.google_project.number stands for
 
 
@@ -434,7 +438,7 @@ def fileset(instance, path: str, pattern: str) -> list[str]:
         if not file.is_file():
             continue
         rel = file.relative_to(base).as_posix()
-        if any(_doublestar(p).fullmatch(rel) for p in patterns):
+        if any(glob_pattern(p).fullmatch(rel) for p in patterns):
             out.add(rel)
     return sorted(out)
 
@@ -444,22 +448,6 @@ def _expand_braces(pattern: str) -> list[str]:
     if not m:
         return [pattern]
     return [x for alt in m.group(1).split(",") for x in _expand_braces(pattern[:m.start()] + alt + pattern[m.end():])]
-
-
-def _doublestar(pattern: str) -> re.Pattern:
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out)
 
 
 def _format(spec: str, *args):

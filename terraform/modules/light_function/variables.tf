@@ -5,7 +5,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the function (and of its Eventarc trigger)."
+  description = "Region of the function."
 }
 
 variable "name" {

@@ -5,7 +5,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the Cloud Run service and its Eventarc trigger."
+  description = "Region of the Cloud Run service."
 }
 
 variable "name" {

@@ -1,0 +1,136 @@
+"""The rehearsal's fixture: the deployment terraform/ describes, started on this machine from the
+trees it is made of (tests/rehearsal/runtime.py), against the Firestore and Pub/Sub emulators and
+gRPC fakes of Vertex AI built from Google's own client protocol (tests/protocol_fakes/)."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import skip_without_emulators
+
+pytestmark = pytest.mark.rehearsal
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_without_emulators(items, "tests/rehearsal/test_deployment_runs", "rehearsal")
+
+
+@dataclass
+class Cloud:
+    """The rehearsed deployment and what a test needs to drive and read it."""
+
+    deployment: object
+    rehearsal: object
+    stack: object
+    vertex: object  # the FakeServer
+    pipelines: object
+    jobs: object
+    repo: object
+    publisher: object
+    project: str
+    region: str
+
+    def publish(self, topic: str, payload: dict) -> str:
+        return self.publisher.publish(topic, payload)
+
+    def log_entries(self, module: str) -> list[dict]:
+        out = []
+        for line in self.rehearsal.processes[module].text().splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
+    def handled(self, module: str, message_id: str, timeout_s: float = 60) -> dict:
+        """The consumer's 'message handled' entry for this message (it answered 2xx)."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            for entry in self.log_entries(module):
+                if entry.get("message_id") == message_id and entry.get("message") == "message handled":
+                    return entry
+            process = self.rehearsal.processes[module]
+            if process.popen.poll() is not None:
+                raise AssertionError(f"{module} exited:\n{process.text()[-3000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"{module} did not handle message {message_id} within {timeout_s:.0f}s:\n"
+                             f"{self.rehearsal.processes[module].text()[-4000:]}")
+
+    def wait(self, predicate, timeout_s: float, what: str):
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+    def log_entry_for(self, job_id: str, task: bool = False) -> dict:
+        """A Vertex state-change entry as the log sink publishes it (LogEntry JSON)."""
+        log_id = "pipeline_job_task_events" if task else "pipeline_job_events"
+        return {"insertId": f"{job_id}-{time.time_ns()}",
+                "logName": f"projects/{self.project}/logs/aiplatform.googleapis.com%2F{log_id}",
+                "resource": {"type": "aiplatform.googleapis.com/PipelineJob",
+                             "labels": {"location": self.region, "pipeline_job_id": job_id,
+                                        "resource_container": "projects/123456789012"}},
+                "jsonPayload": {}, "severity": "INFO"}
+
+    def dead_lettered(self) -> dict[str, int]:
+        """Messages kept by each <topic>-dead-letter-hold subscription."""
+        from google.cloud import pubsub_v1
+
+        from shared import topics
+
+        subscriber = pubsub_v1.SubscriberClient()
+        out = {}
+        for topic in topics.ALL:
+            path = subscriber.subscription_path(self.project, f"{topics.dead_letter(topic)}-hold")
+            response = subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=10)
+            out[topic] = len(response.received_messages)
+        return out
+
+
+def envelope(payload: dict, message_id: str = "1") -> dict:
+    return {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(), "messageId": message_id},
+            "subscription": "projects/p/subscriptions/s"}
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory):
+    from scripts.stack import Stack, StackConfig
+    from shared.messaging import PubSubPublisher
+    from shared.repository import FirestoreRepository
+    from shared.settings import export
+    from tests.protocol_fakes import vertex
+    from tests.rehearsal.deployment import describe
+    from tests.rehearsal.runtime import Rehearsal
+
+    workdir = tmp_path_factory.mktemp("rehearsal")
+    deployment = describe()
+    project, region = deployment.plan.var("project_id"), deployment.plan.var("region")
+    server, pipelines, jobs = vertex.start(region)
+    stack = Stack(StackConfig.ephemeral(workdir / "stack", project=project, functions=(), services=(), ticker=False))
+    rehearsal = None
+    try:
+        stack.up()
+        export(stack.config.emulator_env())
+        hosts = {k: v for k, v in stack.config.emulator_env().items() if k.endswith("_EMULATOR_HOST")}
+        rehearsal = Rehearsal(deployment, workdir, {**hosts, "TRAINYARD_VERTEX_EMULATOR_HOST": server.address})
+        for function in deployment.functions.values():
+            rehearsal.start_function(function)
+        for service in deployment.services.values():
+            rehearsal.start_service(service)
+        rehearsal.wait_ready()
+        rehearsal.subscribe(project)
+        yield Cloud(deployment, rehearsal, stack, server, pipelines, jobs, FirestoreRepository(project),
+                    PubSubPublisher(project), project, region)
+    finally:
+        if rehearsal is not None:
+            rehearsal.stop()
+        stack.down()
+        server.stop()

@@ -1,0 +1,159 @@
+"""The deployment as terraform/, the Dockerfiles and cloudbuild.yaml describe it: every deployable with
+the files it is made of, the command and environment it starts with, and the push subscription that
+feeds it. Read from those files (tests/rehearsal/terraform_model.py, images.py), never restated.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from tests.rehearsal import images, terraform_model
+from tests.rehearsal.terraform_model import _text
+
+REPO = Path(__file__).resolve().parents[2]
+TF_ROOT = REPO / "terraform"
+TFVARS = TF_ROOT / "examples" / "minimal" / "minimal.tfvars"
+
+
+@dataclass
+class Function:
+    """A Cloud Functions gen2 function: a zip built by Cloud Build's Python buildpack."""
+
+    module: str
+    role: str  # whose settings it reads (shared/settings.py), from the environment it is given
+    name: str
+    entry_point: str
+    runtime: str
+    files: dict[str, Path]  # zip path -> file in the repository (terraform's archive rules)
+    env: dict[str, str]
+    timeout_s: int
+    ingress: str
+    invokers: dict[str, str]
+    build_service_account: str
+
+
+@dataclass
+class Service:
+    """A Cloud Run service from one of the images."""
+
+    module: str
+    role: str
+    name: str
+    image: str
+    dockerfile: Path
+    command: list[str]
+    args: list[str]
+    env: dict[str, str]
+    timeout_s: int
+    invokers: dict[str, str]
+
+
+@dataclass
+class Push:
+    consumer: str
+    name: str
+    topic: str
+    dead_letter_topic: str
+    target: str  # module name of the function/service the endpoint belongs to
+    path: str  # the endpoint's path (/projects/P/topics/T)
+    ack_deadline_s: int
+    minimum_backoff_s: int
+    maximum_backoff_s: int
+    max_delivery_attempts: int
+    push_identity: str
+    audience: str
+
+
+@dataclass
+class Deployment:
+    plan: terraform_model.Instance
+    functions: dict[str, Function] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    pushes: dict[str, Push] = field(default_factory=dict)
+
+    def deployable(self, module: str):
+        return self.functions.get(module) or self.services[module]
+
+    @property
+    def deployables(self) -> dict:
+        return {**self.functions, **self.services}
+
+
+def _seconds(value: str) -> int:
+    m = re.fullmatch(r"(\d+)s", str(value))
+    if not m:
+        raise ValueError(f"not a duration in seconds: {value!r}")
+    return int(m.group(1))
+
+
+def _role(block) -> str:
+    """The deployable's settings role: which entry of local.environment it is given."""
+    m = re.search(r'local\.environment\["(\w+)"\]', _text(block.attrs["environment_variables"]))
+    if not m:
+        raise ValueError("environment_variables is not an entry of local.environment")
+    return m.group(1)
+
+
+@lru_cache(maxsize=1)
+def describe(tfvars: Path = TFVARS) -> Deployment:
+    plan = terraform_model.load(TF_ROOT, tfvars)
+    d = Deployment(plan)
+    project, region = plan.var("project_id"), plan.var("region")
+    built = images.built_images({"_PROJECT_ID": project, "_REGION": region,
+                                 "_REPOSITORY": plan.var("artifact_registry_repository"),
+                                 "_GPU_IMAGE": plan.var("gpu_image_name"),
+                                 "_DATAFLOW_IMAGE": plan.var("dataflow_image_name"), "_TAG": plan.var("image_tag")})
+    urls = {}
+    for name, block in plan.source.modules.items():
+        source = plan.ev.eval(block.attrs["source"], {})
+        if source.endswith("light_function"):
+            child = plan.child(name)
+            fn = child.resource("google_cloudfunctions2_function", "this").args
+            build, service = fn["build_config"][0], fn["service_config"][0]
+            d.functions[name] = Function(
+                module=name, role=_role(block), name=fn["name"], entry_point=build["entry_point"],
+                runtime=build["runtime"], files={k: Path(v) for k, v in child.local("files").items()},
+                env=dict(service["environment_variables"]), timeout_s=int(service["timeout_seconds"]),
+                ingress=service["ingress_settings"], invokers=dict(child.var("invokers")),
+                build_service_account=build["service_account"])
+            urls[child.output("uri")] = name
+        elif source.endswith("run_consumer"):
+            child = plan.child(name)
+            svc = child.resource("google_cloud_run_v2_service", "this").args
+            template = svc["template"][0]
+            container = template["containers"][0]
+            image = container["image"]
+            if image not in built:
+                raise ValueError(f"module.{name} runs {image}, which cloudbuild.yaml does not push")
+            d.services[name] = Service(
+                module=name, role=_role(block), name=svc["name"], image=image, dockerfile=built[image],
+                command=list(container.get("command") or []), args=list(container.get("args") or []),
+                env={e["name"]: e["value"] for e in container.get("env", [])}, timeout_s=_seconds(template["timeout"]),
+                invokers=dict(child.var("invokers")))
+            urls[child.output("uri")] = name
+    for consumer, push_module in plan.child("push").items():
+        sub = push_module.resource("google_pubsub_subscription", "this").args
+        config = sub["push_config"][0]
+        endpoint = config["push_endpoint"]
+        base = next(u for u in urls if endpoint.startswith(u))
+        retry, dead_letter = sub["retry_policy"][0], sub["dead_letter_policy"][0]
+        d.pushes[consumer] = Push(
+            consumer=consumer, name=sub["name"], topic=sub["topic"].rsplit("/", 1)[-1],
+            dead_letter_topic=dead_letter["dead_letter_topic"].rsplit("/", 1)[-1], target=urls[base],
+            path=endpoint[len(base):], ack_deadline_s=int(sub["ack_deadline_seconds"]),
+            minimum_backoff_s=_seconds(retry["minimum_backoff"]), maximum_backoff_s=_seconds(retry["maximum_backoff"]),
+            max_delivery_attempts=int(dead_letter["max_delivery_attempts"]),
+            push_identity=config["oidc_token"][0]["service_account_email"], audience=config["oidc_token"][0]["audience"])
+    return d
+
+
+def image_of(service: Service) -> images.Image:
+    return images.load(service.dockerfile)
+
+
+def invoker_of(d: Deployment, push: Push) -> Optional[str]:
+    """The member the push's target lets invoke it under the name 'push'."""
+    return d.deployable(push.target).invokers.get("push")

@@ -1,0 +1,140 @@
+"""The deployment as terraform/, the Dockerfiles and cloudbuild.yaml describe it, checked without
+starting anything: each deployable's environment against the one settings declaration, the local
+twin's wiring against Terraform's, what each function's zip holds, and terraform/ against the google,
+google-beta and archive provider schemas (tools/terraform_schema, offline), plan-time values included."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared import settings as S
+from tests.rehearsal.deployment import describe, invoker_of
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.rehearsal
+
+
+@pytest.fixture(scope="module")
+def deployment():
+    return describe()
+
+
+def test_every_deployable_gets_what_it_reads_and_nothing_else(deployment):
+    """A4: Terraform set TRAINYARD_GPU_IMAGE, which nothing read, and not what the submitter reads."""
+    problems = []
+    for module, d in deployment.deployables.items():
+        required = {v.name for v in S.required_by(d.role)}
+        allowed = {v.name for v in S.read_by(d.role) if v.cloud != S.LOCAL}
+        missing = sorted(required - set(d.env))
+        unread = sorted(set(d.env) - allowed)
+        if missing:
+            problems.append(f"module.{module} ({d.role}) lacks {missing}")
+        if unread:
+            problems.append(f"module.{module} ({d.role}) is given {unread}, which it does not read "
+                            "(or which only the local twin may set)")
+    assert problems == [], "\n".join(problems)
+    # and the values make the settings of the cloud
+    for module, d in deployment.deployables.items():
+        settings = S.Settings.from_environ(d.env)
+        assert settings.pipeline_backend == ("local" if d.role == S.SCHEDULER else "vertex"), module
+
+
+def test_every_role_has_a_deployable(deployment):
+    assert {d.role for d in deployment.deployables.values()} == set(S.DEPLOYABLES)
+
+
+def test_the_submitter_compiles_for_the_cloud_with_its_environment(deployment):
+    from pipeline_compiler.environment import PipelineEnv
+
+    env = PipelineEnv.from_settings(S.Settings.from_environ(deployment.services["run_submitter"].env))
+    assert env.is_vertex
+    env.require_cloud()  # every name the vertex target needs is there
+    assert env.pipeline_image == deployment.services["run_submitter"].image  # tasks run the submitter's own image
+    assert env.dataflow_temp.startswith("gs://") and env.dataflow_subnetwork.startswith("regions/")
+
+
+def test_the_local_twin_consumes_the_topics_terraform_pushes(deployment):
+    """scripts/stack.py wires the emulator's push subscriptions: same consumers, entry points and ack
+    deadlines as Terraform's; only the retry backoff is faster locally (1-30 s instead of 10-600 s)."""
+    from scripts.stack import FUNCTIONS
+
+    local = {(topic, fn.source, fn.target): fn.ack_deadline_s for fn in FUNCTIONS for topic in fn.topics}
+    cloud = {}
+    for push in deployment.pushes.values():
+        target = deployment.deployable(push.target)
+        if hasattr(target, "entry_point"):
+            source, entry = f"functions/{target.files['main.py'].parent.name}/main.py", target.entry_point
+        else:
+            args = dict(a.split("=", 1) for a in target.command if a.startswith("--") and "=" in a)
+            source, entry = args["--source"], args["--target"]
+        cloud[(push.topic, source, entry)] = push.ack_deadline_s
+    assert local == cloud
+
+
+def test_each_push_is_authenticated_as_the_one_identity_its_consumer_admits(deployment):
+    """The emulator checks no OIDC token; Terraform's wiring is checked here: the push's identity is
+    the only invoker of its consumer, and the token's audience is the consumer's own URL."""
+    identities = set()
+    for push in deployment.pushes.values():
+        target = deployment.deployable(push.target)
+        assert invoker_of(deployment, push) == f"serviceAccount:{push.push_identity}", push.consumer
+        assert set(target.invokers) == {"push"}, push.consumer
+        assert push.audience and push.path == f"/projects/{deployment.plan.var('project_id')}/topics/{push.topic}"
+        identities.add(push.push_identity)
+    assert len(identities) == len(deployment.pushes)  # one identity per consumer
+    assert "push" not in deployment.functions["fn_api"].invokers
+
+
+def test_each_function_zip_is_its_folder_and_shared(deployment):
+    for module, fn in deployment.functions.items():
+        names = set(fn.files)
+        assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/settings.py"} <= names, module
+        assert not [n for n in names if n.startswith(("tests/", "pipeline_compiler/")) or "__pycache__" in n], module
+        tree = ast.parse(fn.files["main.py"].read_text())
+        entry = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fn.entry_point), None)
+        assert entry is not None, f"{module}: main.py defines no {fn.entry_point}"
+        decorators = {ast.unparse(d) for d in entry.decorator_list}
+        consumer = any(p.target == module for p in deployment.pushes.values())
+        # An HTTP-deployed function behind a push subscription is a CloudEvent function by its decorator.
+        assert decorators == {"functions_framework.cloud_event" if consumer else "functions_framework.http"}, module
+
+
+def test_terraform_matches_the_provider_schemas_and_plans_on_a_fresh_project(tmp_path):
+    """A1: `count`/`for_each` that depend on values unknown until apply make `terraform plan` fail;
+    --strict turns the checker's unknown-at-plan warnings into failures."""
+    tool = REPO / "tools" / "terraform_schema" / "check_tf.py"
+    report_path = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, str(tool), "--root", "terraform", "--strict", "--json", str(report_path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["stats"]["files"] >= 30  # every .tf file of root, modules and example
+    assert [f for f in report["findings"] if f["severity"] in ("error", "warning")] == []
+
+
+def test_the_schema_check_sees_a_plan_time_unknown(tmp_path):
+    """The same check on a seeded copy of main's defect: a count on `x != null` of a resource id."""
+    (tmp_path / "main.tf").write_text('''
+resource "google_pubsub_topic" "t" {
+  name = "t"
+}
+locals {
+  is_event = google_pubsub_topic.t.id != null
+}
+resource "google_pubsub_subscription" "s" {
+  count = local.is_event ? 1 : 0
+  name  = "s"
+  topic = google_pubsub_topic.t.id
+}
+''')
+    (tmp_path / "versions.tf").write_text('terraform {\n  required_providers {\n    google = {\n'
+                                          '      source = "hashicorp/google"\n    }\n  }\n}\n')
+    tool = REPO / "tools" / "terraform_schema" / "check_tf.py"
+    result = subprocess.run([sys.executable, str(tool), "--root", str(tmp_path), "--strict"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1 and "unknown-at-plan" in result.stdout

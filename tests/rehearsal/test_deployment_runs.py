@@ -1,0 +1,210 @@
+"""The deployment, started as terraform/ and the Dockerfiles describe it, handles one real request or
+event at each deployable: the API answers; the submitter — from the GPU image's tree, with its
+Terraform environment — claims a run, compiles it for Vertex and submits it over Vertex's gRPC
+protocol; pipeline_events reads the job back; training_progress keeps an epoch; the scheduler makes
+a slot's run (small data: DirectRunner inside the task); run-commands cancels a run's pipeline job
+and its Trainer's custom job. Nothing is answered 5xx, nothing is dead-lettered."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+from google.cloud import aiplatform_v1
+from google.protobuf import json_format
+
+from shared import runs, schedules, topics
+from tests.builders import dataset_body, feature_config_body, model_config_body
+
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
+IDENTITY = "rehearsal@example.com"
+
+
+@pytest.fixture(scope="module")
+def catalog(cloud):
+    """A large dataset (Dataflow) and a small one (DirectRunner), with a retrieval experiment each."""
+    from shared.services import catalog as catalog_service
+
+    ids = {}
+    for size, rows in (("large", 5_000_000), ("small", 20_000)):
+        dataset = catalog_service.create(cloud.repo, "datasets", dataset_body(
+            name=f"{size} data", source={"kind": "files", "uri": f"gs://{cloud.project}-data/{size}/*.csv"},
+            stats={"rows": rows}), IDENTITY)
+        features = catalog_service.create(cloud.repo, "feature_configs", feature_config_body(), IDENTITY)
+        model = catalog_service.create(cloud.repo, "model_configs", model_config_body(), IDENTITY)
+        experiment = catalog_service.create(cloud.repo, "experiments", {
+            "name": f"{size} quick test", "model_type": "retrieval", "dataset_id": dataset["id"],
+            "feature_config_id": features["id"], "model_config_id": model["id"],
+            "params": {"epochs": 20, "batch_size": 4096, "learning_rate": 0.05}, "metrics": {"recall_at_100": 0.5}},
+            IDENTITY)
+        ids[size] = experiment["id"]
+    return ids
+
+
+def compiled(cloud, job_id: str) -> dict:
+    job = cloud.pipelines.job(job_id)
+    return json_format.MessageToDict(aiplatform_v1.PipelineJob.pb(job))
+
+
+def submitted_run(cloud, experiment_id: str, name: str, **body):
+    from shared.services import runs as run_service
+
+    run = run_service.create_run(cloud.repo, cloud.publisher, {"name": name, "base_experiment_id": experiment_id,
+                                                               **body}, IDENTITY)
+    job_id = runs.job_id_for(run["id"], 1)
+    # Cold start of the GPU image's tree (TensorFlow, TFX) and a real compile on two cores.
+    cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")
+    return run, job_id
+
+
+def _params(job: dict, task: str) -> dict:
+    params = job["pipelineSpec"]["root"]["dag"]["tasks"][task]["inputs"]["parameters"]
+    return {k: v["runtimeValue"]["constantValue"]["stringValue"] for k, v in params.items()}
+
+
+def _beam_args(job: dict, task: str) -> list[str]:
+    return job["pipelineSpec"]["deploymentSpec"]["executors"][f"{task}_executor"]["container"]["args"]
+
+
+# ----------------------------------------------------------------------------- the API
+
+
+def test_the_api_starts_from_its_zip_and_answers(cloud):
+    api = cloud.rehearsal.processes["fn_api"]
+    assert requests.get(api.url + "/health", timeout=30).json()["status"] == "ok"
+    refused = requests.get(api.url + "/api/training-runs", timeout=30)
+    assert refused.status_code == 401 and refused.json()["error"] == "unauthenticated"
+
+
+def test_each_function_runs_with_exactly_its_locked_packages(cloud):
+    """What Cloud Functions' build installs from the zip's requirements.txt is the lock, nothing more."""
+    from tests.rehearsal.runtime import installed
+
+    for module, fn in cloud.deployment.functions.items():
+        process = cloud.rehearsal.processes[module]
+        venv = Path(process.env["PATH"].split(":", 1)[0]).parent
+        lock = dict(line.split("==") for line in (process.cwd / "requirements.txt").read_text().splitlines()
+                    if line and not line.startswith("#"))
+        got = {k: v for k, v in installed(venv).items() if k not in ("pip", "setuptools", "wheel")}
+        assert got == lock, module
+
+
+# ----------------------------------------------------------------------------- submit, compile, Vertex
+
+
+@pytest.fixture(scope="module")
+def large_run(cloud, catalog):
+    return submitted_run(cloud, catalog["large"], "rehearsal-large",
+                         gpu_config={"gpu_type": "NVIDIA_TESLA_T4", "gpu_count": 2, "preemptible": True})
+
+
+def test_the_submitter_compiles_for_vertex_and_submits_over_grpc(cloud, large_run):
+    run, job_id = large_run
+    env = cloud.deployment.services["run_submitter"].env
+    job = compiled(cloud, job_id)
+    cloud.wait(lambda: cloud.repo.get_run(run["id"])["status"] == runs.RUNNING, 60, "the run to be running")
+
+    assert job["serviceAccount"] == env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"]
+    assert job["labels"]["trainyard-run-id"] == run["id"] and job["labels"]["trainyard-data-runner"] == "dataflow"
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {env["TRAINYARD_PIPELINE_IMAGE"]}
+
+    trainer = json.loads(_params(job, "Trainer")["custom_config"])
+    assert trainer["ai_platform_enable_vertex"] is True and trainer["ai_platform_vertex_region"] == cloud.region
+    spec = trainer["ai_platform_training_args"]["job_spec"]
+    pool = spec["worker_pool_specs"][0]
+    assert pool["machine_spec"] == {"machine_type": "n1-standard-16", "accelerator_type": "NVIDIA_TESLA_T4",
+                                    "accelerator_count": 2}
+    assert pool["container_spec"]["image_uri"] == env["TRAINYARD_PIPELINE_IMAGE"]
+    assert spec["scheduling"]["strategy"] == "SPOT"
+    assert spec["service_account"] == env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"]
+
+    bucket = env["TRAINYARD_PIPELINE_ROOT"]
+    for task in ("ExampleGen", "StatisticsGen", "Transform"):
+        args = _beam_args(job, task)
+        for expected in ("--runner=DataflowRunner", f"--region={cloud.region}", f"--project={cloud.project}",
+                         f"--temp_location={bucket}/dataflow-tmp", f"--sdk_container_image={env['TRAINYARD_DATAFLOW_IMAGE']}",
+                         "--sdk_location=container", f"--service_account_email={env['TRAINYARD_PIPELINE_SERVICE_ACCOUNT']}",
+                         f"--subnetwork={env['TRAINYARD_DATAFLOW_SUBNETWORK']}", "--no_use_public_ips"):
+            assert expected in args, (task, expected)
+
+    pusher = _params(job, "Pusher")
+    assert pusher["target"] == "vertex" and pusher["project"] == cloud.project and pusher["region"] == cloud.region
+    assert pusher["serving_image"] == env["TRAINYARD_SERVING_IMAGE"]
+
+
+def test_pipeline_events_reads_the_job_back_over_grpc(cloud, large_run):
+    run, job_id = large_run
+    cloud.pipelines.advance(job_id, "PIPELINE_STATE_RUNNING", {"ExampleGen": "SUCCEEDED", "StatisticsGen": "RUNNING"})
+    message_id = cloud.publish(topics.PIPELINE_EVENTS, cloud.log_entry_for(job_id, task=True))
+    assert cloud.handled("fn_pipeline_events", message_id)["outcome"] != "ignored"
+    def stages():
+        return {s["name"]: s["status"] for s in cloud.repo.get_run(run["id"])["stage_details"]}
+
+    cloud.wait(lambda: stages()["Stats"] == "running", 30, "the Stats stage to run")
+    assert stages()["Examples"] == "completed"
+
+
+def test_training_progress_keeps_an_epoch(cloud, large_run):
+    run, _ = large_run
+    message_id = cloud.publish(topics.TRAINING_PROGRESS, {
+        "run_id": run["id"], "attempt": 1, "epoch": 1, "total_epochs": 20, "loss": 0.9, "val_loss": 1.0,
+        "learning_rate": 0.05, "metrics": {"recall_at_100": 0.2}, "timestamp": datetime.now(timezone.utc).isoformat()})
+    cloud.handled("fn_training_progress", message_id)
+    cloud.wait(lambda: cloud.repo.get_run(run["id"]).get("current_epoch") == 1, 30, "epoch 1 on the run")
+
+
+# ----------------------------------------------------------------------------- the scheduler
+
+
+def test_the_scheduler_makes_the_slot_run_and_small_data_stays_off_dataflow(cloud, catalog):
+    from shared.scheduler_jobs import LocalTickerJobs
+    from shared.services import schedules as schedule_service
+
+    created = schedule_service.create_schedule(cloud.repo, {
+        "name": "rehearsal nightly", "schedule_type": "cron", "cron_expression": "*/5 * * * *", "timezone": "UTC",
+        "run_template": {"name": "rehearsal-small", "base_experiment_id": catalog["small"]}},
+        IDENTITY, LocalTickerJobs(), at=datetime.now(timezone.utc) - timedelta(hours=1))
+    slot = schedules.slots_up_to(cloud.repo.get_schedule(created["id"]), datetime.now(timezone.utc))[-1]
+    message_id = cloud.publish(topics.SCHEDULE_TRIGGER, {"schedule_id": created["id"],
+                                                         "slot": slot.isoformat()})
+    cloud.handled("fn_scheduler", message_id)
+    run_id = schedules.slot_run_id(created["id"], slot)
+    job_id = runs.job_id_for(run_id, 1)
+    cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")
+    job = compiled(cloud, job_id)
+    assert job["labels"]["trainyard-data-runner"] == "direct"
+    for task in ("ExampleGen", "StatisticsGen", "Transform"):
+        args = _beam_args(job, task)
+        assert "--runner=DirectRunner" in args and not [a for a in args if "Dataflow" in a or "sdk_container" in a]
+    assert json.loads(_params(job, "Trainer")["custom_config"])["ai_platform_enable_vertex"] is True
+
+
+# ----------------------------------------------------------------------------- run-commands
+
+
+def test_run_commands_cancels_the_pipeline_job_and_the_trainers_custom_job(cloud, large_run):
+    from shared.services import actions
+
+    run, job_id = large_run
+    parent = f"projects/{cloud.project}/locations/{cloud.region}"
+    custom_job = cloud.jobs.add_custom_job(parent, "trainer-rehearsal", {"trainyard-run-id": run["id"]})
+    actions.cancel_run(cloud.repo, cloud.publisher, run["id"], IDENTITY)
+    doc = cloud.wait(lambda: (d := cloud.repo.get_run(run["id"]))["status"] == runs.CANCELLED and d, 180,
+                     "the run to be cancelled")
+    assert cloud.pipelines.job(job_id).state.name == "PIPELINE_STATE_CANCELLED"
+    assert cloud.jobs.state(custom_job) == "JOB_STATE_CANCELLED"
+    assert doc["status"] == runs.CANCELLED
+
+
+# ----------------------------------------------------------------------------- nothing lost, nothing failed
+
+
+def test_nothing_was_dead_lettered_or_answered_with_an_error(cloud, large_run):
+    assert cloud.dead_lettered() == {t: 0 for t in topics.ALL}
+    for module, process in cloud.rehearsal.processes.items():
+        text = process.text()
+        assert "Traceback" not in text, f"{module}:\n{text[-3000:]}"
+        assert "transient failure" not in text, f"{module}:\n{text[-3000:]}"
