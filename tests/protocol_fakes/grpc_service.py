@@ -12,6 +12,7 @@ Unimplemented methods answer UNIMPLEMENTED, as a real server would for an unknow
 from __future__ import annotations
 
 import re
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -82,27 +83,73 @@ def snake(camel: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
 
 
+class Operations:
+    """google.longrunning.Operations, shared by every fake on one server: the long-running calls
+    (UploadModel, DeployModel, ...) answer an Operation that clients poll with GetOperation."""
+
+    def __init__(self):
+        self.operations: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.counter = 0
+
+    def start(self, parent: str, response=None, metadata=None, error: tuple | None = None, done: bool = True):
+        """A new operation under `parent`; done with `response` (a proto-plus or protobuf message), or
+        failed with error=(grpc.StatusCode, message)."""
+        from google.longrunning import operations_pb2
+        from google.protobuf import any_pb2
+        from google.rpc import status_pb2
+
+        def pack(message):
+            packed = any_pb2.Any()
+            packed.Pack(type(message).pb(message) if hasattr(type(message), "pb") else message)
+            return packed
+
+        with self.lock:
+            self.counter += 1
+            name = f"{parent}/operations/{self.counter}"
+            op = operations_pb2.Operation(name=name, done=done)
+            if metadata is not None:
+                op.metadata.CopyFrom(pack(metadata))
+            if done and error is not None:
+                op.error.CopyFrom(status_pb2.Status(code=error[0].value[0], message=error[1]))
+            elif done and response is not None:
+                op.response.CopyFrom(pack(response))
+            self.operations[name] = op
+            return op
+
+    def get_operation(self, request, context):
+        with self.lock:
+            op = self.operations.get(request.name)
+        if op is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"operation {request.name} does not exist")
+        return op
+
+    def wait_operation(self, request, context):
+        return self.get_operation(request, context)
+
+
 class FakeServer:
     def __init__(self, workers: int = 8):
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.calls: list[tuple[str, Any]] = []  # (method name, request): what the clients sent
+        self.operations = Operations()
+        self._handlers: dict[str, dict] = {}  # service -> rpc -> handler
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def add(self, transport_class, implementation) -> "FakeServer":
-        by_service: dict[str, dict] = {}
         for method in service_methods(transport_class):
             service, rpc = method.path.strip("/").split("/")
             handler = getattr(implementation, method.name, None)
-            by_service.setdefault(service, {})[rpc] = grpc.unary_unary_rpc_method_handler(
-                self._wrap(method, handler),
-                request_deserializer=_deserialize(method.request_type),
-                response_serializer=_serialize(method.response_type))
-        for service, handlers in by_service.items():
-            self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+            if service == "google.longrunning.Operations":
+                handler = getattr(self.operations, method.name, None)
+            current = self._handlers.setdefault(service, {}).get(rpc)
+            if current is not None and current[1] is not None:
+                continue  # an implemented handler stays (the mixins repeat across transports)
+            self._handlers[service][rpc] = (method, handler)
         return self
 
     def _wrap(self, method: Method, handler):
@@ -114,6 +161,11 @@ class FakeServer:
         return call
 
     def start(self) -> "FakeServer":
+        for service, rpcs in self._handlers.items():
+            handlers = {rpc: grpc.unary_unary_rpc_method_handler(
+                self._wrap(method, handler), request_deserializer=_deserialize(method.request_type),
+                response_serializer=_serialize(method.response_type)) for rpc, (method, handler) in rpcs.items()}
+            self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
         self.server.start()
         return self
 

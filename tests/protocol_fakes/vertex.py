@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import grpc
@@ -174,30 +175,238 @@ class JobServiceFake:
             return self.custom_jobs[name].state.name
 
 
-_LABEL_FILTER = re.compile(r'labels\.([a-z0-9_-]+)\s*=\s*"([^"]*)"')
+_FILTER_TERM = re.compile(r'(labels\.[a-z0-9_-]+|display_name)\s*=\s*"([^"]*)"')
 
 
 def _matches(resource, filter_text: str) -> bool:
-    """The subset of AIP-160 filters the project writes: labels.K="V" terms joined with AND."""
+    """The subset of AIP-160 filters the project writes: labels.K="V" and display_name="V" terms joined
+    with AND."""
     if not filter_text:
         return True
-    terms = [t.strip() for t in filter_text.split(" AND ")]
-    for term in terms:
-        m = _LABEL_FILTER.fullmatch(term)
+    for term in (t.strip() for t in filter_text.split(" AND ")):
+        m = _FILTER_TERM.fullmatch(term)
         if not m:
             raise ValueError(f"unsupported filter term {term!r}")
-        if resource.labels.get(m.group(1)) != m.group(2):
+        field, value = m.groups()
+        got = resource.display_name if field == "display_name" else resource.labels.get(field.split(".", 1)[1])
+        if got != value:
             return False
     return True
 
 
-def start(location: str):
-    """A server with both services; returns (server, pipelines, jobs)."""
+# --------------------------------------------------------------------------- Model Registry and Endpoints
+
+ENDPOINT_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+class ModelServiceFake:
+    """Models with versions (https://cloud.google.com/vertex-ai/docs/model-registry/versioning): an
+    upload without parent_model makes a model (version 1); with parent_model, the next version of it.
+    The alias `default` names the version a bare model name means."""
+
+    def __init__(self, operations, location: str | None = None):
+        self.operations = operations
+        self.location = location
+        self.models: dict[str, list[aiplatform_v1.Model]] = {}  # model name -> versions
+        self.lock = threading.Lock()
+        self.counter = 1000
+
+    def upload_model(self, request: aiplatform_v1.UploadModelRequest, context):
+        _parent(request.parent, context, self.location)
+        model = aiplatform_v1.Model(request.model)
+        if not model.display_name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model.display_name is required")
+        if not model.container_spec.image_uri:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model.container_spec.image_uri is required")
+        problem = _labels_problem(dict(model.labels))
+        if problem:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        with self.lock:
+            if request.parent_model:
+                versions = self.models.get(request.parent_model)
+                if versions is None:
+                    context.abort(grpc.StatusCode.NOT_FOUND, f"parent model {request.parent_model} does not exist")
+                name = request.parent_model
+            else:
+                self.counter += 1
+                name, versions = f"{request.parent}/models/{self.counter}", []
+                self.models[name] = versions
+            model.name = name
+            model.version_id = str(len(versions) + 1)
+            model.create_time = model.version_create_time = _now()
+            aliases = [a for a in model.version_aliases]
+            if not versions or "default" in aliases:
+                for old in versions:
+                    old.version_aliases = [a for a in old.version_aliases if a != "default"]
+                if "default" not in aliases:
+                    aliases.append("default")
+            model.version_aliases = aliases
+            versions.append(model)
+            response = aiplatform_v1.UploadModelResponse(model=name, model_version_id=model.version_id)
+        return self.operations.start(request.parent, response, aiplatform_v1.UploadModelOperationMetadata())
+
+    def _resolve(self, name: str, context) -> aiplatform_v1.Model:
+        base, _, version = name.partition("@")
+        versions = self.models.get(base)
+        if not versions:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Model {name} does not exist")
+        for model in versions:
+            if (not version and "default" in model.version_aliases) or model.version_id == version \
+                    or version in model.version_aliases:
+                return aiplatform_v1.Model(model)
+        context.abort(grpc.StatusCode.NOT_FOUND, f"Model {name} does not exist")
+
+    def get_model(self, request: aiplatform_v1.GetModelRequest, context):
+        with self.lock:
+            return self._resolve(request.name, context)
+
+    def list_models(self, request: aiplatform_v1.ListModelsRequest, context):
+        _parent(request.parent, context, self.location)
+        with self.lock:
+            defaults = [self._resolve(name, context) for name in self.models if name.startswith(request.parent + "/")]
+        return aiplatform_v1.ListModelsResponse(models=[m for m in defaults if _matches(m, request.filter)])
+
+    def list_model_versions(self, request: aiplatform_v1.ListModelVersionsRequest, context):
+        with self.lock:
+            versions = [aiplatform_v1.Model(m) for m in self.models.get(request.name, [])]
+        if request.name not in self.models:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Model {request.name} does not exist")
+        return aiplatform_v1.ListModelVersionsResponse(models=[m for m in versions if _matches(m, request.filter)])
+
+    def version(self, name: str) -> aiplatform_v1.Model:
+        with self.lock:
+            base, _, version = name.partition("@")
+            return next(aiplatform_v1.Model(m) for m in self.models[base] if m.version_id == version)
+
+
+class EndpointServiceFake:
+    """Endpoints, deployments and traffic splits
+    (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/deployModel):
+    a deployed model is a version of a registered model on dedicated machines; the split's percentages
+    add up to 100 ("0" names the model being deployed). `serve(model)` stands in for the model server
+    Vertex starts from the model's container: it returns None once it answers, or why it did not."""
+
+    def __init__(self, operations, models: ModelServiceFake, location: str | None = None, serve=None):
+        self.operations = operations
+        self.models = models
+        self.location = location
+        self.serve = serve
+        self.endpoints: dict[str, aiplatform_v1.Endpoint] = {}
+        self.lock = threading.Lock()
+        self.counter = 5000
+
+    def create_endpoint(self, request: aiplatform_v1.CreateEndpointRequest, context):
+        _parent(request.parent, context, self.location)
+        endpoint_id = request.endpoint_id or str(self.counter + 1)
+        if request.endpoint_id and not ENDPOINT_ID.fullmatch(request.endpoint_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"endpoint_id {request.endpoint_id!r}: a letter first, "
+                          "then up to 62 of [a-z0-9-], not ending in '-'")
+        endpoint = aiplatform_v1.Endpoint(request.endpoint)
+        if not endpoint.display_name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "endpoint.display_name is required")
+        problem = _labels_problem(dict(endpoint.labels))
+        if problem:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        name = f"{request.parent}/endpoints/{endpoint_id}"
+        with self.lock:
+            if name in self.endpoints:
+                context.abort(grpc.StatusCode.ALREADY_EXISTS, f"Endpoint {name} already exists")
+            endpoint.name = name
+            endpoint.create_time = _now()
+            self.endpoints[name] = endpoint
+            created = aiplatform_v1.Endpoint(endpoint)
+        return self.operations.start(request.parent, created, aiplatform_v1.CreateEndpointOperationMetadata())
+
+    def get_endpoint(self, request: aiplatform_v1.GetEndpointRequest, context):
+        with self.lock:
+            endpoint = self.endpoints.get(request.name)
+            if endpoint is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Endpoint {request.name} does not exist")
+            return aiplatform_v1.Endpoint(endpoint)
+
+    @staticmethod
+    def _check_split(split: dict, known: set, context) -> None:
+        if split and sum(split.values()) != 100:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"traffic_split {split} must add up to 100")
+        unknown = set(split) - known
+        if unknown:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"traffic_split names no deployed model {sorted(unknown)}")
+
+    def deploy_model(self, request: aiplatform_v1.DeployModelRequest, context):
+        with self.lock:
+            endpoint = self.endpoints.get(request.endpoint)
+            if endpoint is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Endpoint {request.endpoint} does not exist")
+            deployed = aiplatform_v1.DeployedModel(request.deployed_model)
+            model = self.models._resolve(deployed.model, context)
+            resources = deployed.dedicated_resources
+            if not resources.machine_spec.machine_type or resources.min_replica_count < 1:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a custom-trained model needs dedicated_resources "
+                              "with a machine_type and min_replica_count >= 1")
+            split = dict(request.traffic_split)
+            self._check_split(split, {d.id for d in endpoint.deployed_models} | {"0"}, context)
+        failure = self.serve(model) if self.serve else None
+        if failure:
+            return self.operations.start(request.endpoint, error=(grpc.StatusCode.FAILED_PRECONDITION,
+                                                                   f"Model server never became ready: {failure}"))
+        with self.lock:
+            self.counter += 1
+            deployed.id = str(self.counter)
+            deployed.model_version_id = model.version_id
+            deployed.create_time = _now()
+            endpoint.deployed_models.append(deployed)
+            if split:
+                endpoint.traffic_split = {(deployed.id if k == "0" else k): v for k, v in split.items()}
+            elif len(endpoint.deployed_models) == 1:
+                endpoint.traffic_split = {deployed.id: 100}
+            response = aiplatform_v1.DeployModelResponse(deployed_model=deployed)
+        return self.operations.start(request.endpoint, response, aiplatform_v1.DeployModelOperationMetadata())
+
+    def undeploy_model(self, request: aiplatform_v1.UndeployModelRequest, context):
+        with self.lock:
+            endpoint = self.endpoints.get(request.endpoint)
+            if endpoint is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Endpoint {request.endpoint} does not exist")
+            remaining = [d for d in endpoint.deployed_models if d.id != request.deployed_model_id]
+            if len(remaining) == len(endpoint.deployed_models):
+                context.abort(grpc.StatusCode.NOT_FOUND, f"no deployed model {request.deployed_model_id}")
+            split = dict(request.traffic_split) or {k: v for k, v in endpoint.traffic_split.items()
+                                                     if k != request.deployed_model_id}
+            if remaining:
+                self._check_split(split, {d.id for d in remaining}, context)
+            endpoint.deployed_models = remaining
+            endpoint.traffic_split = split if remaining else {}
+        return self.operations.start(request.endpoint, aiplatform_v1.UndeployModelResponse(),
+                                     aiplatform_v1.UndeployModelOperationMetadata())
+
+    def endpoint(self, name_or_id: str) -> aiplatform_v1.Endpoint:
+        with self.lock:
+            return next(aiplatform_v1.Endpoint(e) for n, e in self.endpoints.items()
+                        if n == name_or_id or n.endswith("/" + name_or_id))
+
+
+@dataclass
+class Vertex:
+    server: object
+    pipelines: PipelineServiceFake
+    jobs: JobServiceFake
+    models: ModelServiceFake
+    endpoints: EndpointServiceFake
+
+
+def start(location: str, serve=None) -> Vertex:
+    """One server with every Vertex AI service Trainyard calls; `serve(model)` as EndpointServiceFake's."""
+    from google.cloud.aiplatform_v1.services.endpoint_service.transports.grpc import EndpointServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.job_service.transports.grpc import JobServiceGrpcTransport
+    from google.cloud.aiplatform_v1.services.model_service.transports.grpc import ModelServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.pipeline_service.transports.grpc import PipelineServiceGrpcTransport
 
     from tests.protocol_fakes.grpc_service import FakeServer
 
+    server = FakeServer()
     pipelines, jobs = PipelineServiceFake(location), JobServiceFake(location)
-    server = FakeServer().add(PipelineServiceGrpcTransport, pipelines).add(JobServiceGrpcTransport, jobs).start()
-    return server, pipelines, jobs
+    models = ModelServiceFake(server.operations, location)
+    endpoints = EndpointServiceFake(server.operations, models, location, serve)
+    server.add(PipelineServiceGrpcTransport, pipelines).add(JobServiceGrpcTransport, jobs)
+    server.add(ModelServiceGrpcTransport, models).add(EndpointServiceGrpcTransport, endpoints)
+    return Vertex(server.start(), pipelines, jobs, models, endpoints)

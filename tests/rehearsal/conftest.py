@@ -26,13 +26,19 @@ class Cloud:
     deployment: object
     rehearsal: object
     stack: object
-    vertex: object  # the FakeServer
-    pipelines: object
-    jobs: object
+    vertex: object  # tests.protocol_fakes.vertex.Vertex: the server and each service's fake
     repo: object
     publisher: object
     project: str
     region: str
+
+    @property
+    def pipelines(self):
+        return self.vertex.pipelines
+
+    @property
+    def jobs(self):
+        return self.vertex.jobs
 
     def publish(self, topic: str, payload: dict) -> str:
         return self.publisher.publish(topic, payload)
@@ -113,24 +119,24 @@ def cloud(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("rehearsal")
     deployment = describe()
     project, region = deployment.plan.var("project_id"), deployment.plan.var("region")
-    server, pipelines, jobs = vertex.start(region)
+    fakes = vertex.start(region)
     stack = Stack(StackConfig.ephemeral(workdir / "stack", project=project, functions=(), services=(), ticker=False))
     rehearsal = None
     try:
         stack.up()
         export(stack.config.emulator_env())
         hosts = {k: v for k, v in stack.config.emulator_env().items() if k.endswith("_EMULATOR_HOST")}
-        rehearsal = Rehearsal(deployment, workdir, {**hosts, "TRAINYARD_VERTEX_EMULATOR_HOST": server.address})
+        rehearsal = Rehearsal(deployment, workdir, {**hosts, "TRAINYARD_VERTEX_EMULATOR_HOST": fakes.server.address})
         for function in deployment.functions.values():
             rehearsal.start_function(function)
         for service in deployment.services.values():
             rehearsal.start_service(service)
         rehearsal.wait_ready()
         rehearsal.subscribe(project)
-        yield Cloud(deployment, rehearsal, stack, server, pipelines, jobs, FirestoreRepository(project),
+        yield Cloud(deployment, rehearsal, stack, fakes, FirestoreRepository(project),
                     PubSubPublisher(project), project, region)
     finally:
         if rehearsal is not None:
             rehearsal.stop()
         stack.down()
-        server.stop()
+        fakes.server.stop()
