@@ -22,6 +22,7 @@ from tfx import v1 as tfx
 
 from pipeline_compiler.modules import features as F
 from shared import results as R
+from shared.serving import label_value, run_labels
 from shared.run_config import METRICS_FOR_MODEL_TYPE, RunSpec
 
 log = logging.getLogger("trainyard.components")
@@ -155,16 +156,6 @@ def write_json(path: str, text: str) -> None:
 # --------------------------------------------------------------------------- registry
 
 
-def label_value(value: Any) -> str:
-    """A Vertex label value: lowercase letters, digits, '_' and '-', at most 63 characters."""
-    return re.sub(r"[^a-z0-9_-]", "-", str(value).lower())[:63]
-
-
-def run_labels(spec: RunSpec) -> dict[str, str]:
-    return {"trainyard-run-id": label_value(spec.run_id), "trainyard-attempt": str(spec.attempt),
-            "trainyard-run-number": str(spec.run_number), "trainyard-model-type": spec.model_type}
-
-
 def register_local(spec: RunSpec, serving_model_uri: str, registry_dir: str) -> R.RegistryEntry:
     """{registry_dir}/{run_name}/versions/{n}/ holds a copy of the SavedModel and its metadata.json.
 
@@ -193,33 +184,6 @@ def register_local(spec: RunSpec, serving_model_uri: str, registry_dir: str) -> 
     write_json(os.path.join(version_dir, "metadata.json"),
                json.dumps({"labels": labels, "run_id": spec.run_id, "entry": entry.model_dump(mode="json")}, indent=2))
     return entry
-
-
-def register_vertex(spec: RunSpec, serving_model_uri: str, project: str, region: str, serving_image: str) -> R.RegistryEntry:
-    """Upload as a new version of the model displayed as the run name (its parent), labelled with the run."""
-    from google.cloud import aiplatform
-
-    aiplatform.init(project=project, location=region)
-    labels = run_labels(spec)
-    same_attempt = aiplatform.Model.list(
-        filter=f'labels.trainyard-run-id="{labels["trainyard-run-id"]}" AND labels.trainyard-attempt="{spec.attempt}"')
-    if same_attempt:  # a retried Pusher of the same attempt: do not add a second version
-        model = same_attempt[0]
-    else:
-        parents = aiplatform.Model.list(filter=f'display_name="{spec.run_name}"', order_by="create_time")
-        model = aiplatform.Model.upload(
-            display_name=spec.run_name,
-            artifact_uri=serving_model_uri,
-            serving_container_image_uri=serving_image,
-            parent_model=parents[0].resource_name if parents else None,
-            is_default_version=True,
-            version_description=f"Trainyard run {spec.run_id} attempt {spec.attempt}",
-            labels=labels,
-            sync=True,
-        )
-    return R.RegistryEntry(model_display_name=spec.run_name, model_resource_name=model.resource_name,
-                           model_version_id=str(model.version_id), serving_model_uri=serving_model_uri,
-                           registered_at=datetime.now(timezone.utc))
 
 
 def is_blessed(blessing_uri: str) -> bool:
@@ -269,7 +233,9 @@ def TrainyardPusher(
         return
     serving_model_uri = R.join(spec.artifacts_uri, R.SAVED_MODEL_DIR)
     if target == "vertex":
-        entry = register_vertex(spec, serving_model_uri, project, region, serving_image)
+        from shared.vertex_models import VertexRegistrar
+
+        entry = VertexRegistrar(project, region, serving_image).register(spec, serving_model_uri)
     else:
         entry = register_local(spec, serving_model_uri, local_registry_dir)
     write_json(R.join(spec.artifacts_uri, R.REGISTRY_FILE), entry.model_dump_json(indent=2))

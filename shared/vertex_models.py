@@ -1,17 +1,17 @@
-"""The Vertex AI side of model serving: Model Registry (via the Pusher's own function), Endpoints
+"""The Vertex AI side of model serving: Model Registry (upload a version, find an attempt's), Endpoints
 (create / deploy with a traffic split) and the Trainer's CustomJobs, through the official GAPIC
-client `google.cloud.aiplatform_v1`, imported lazily (used by the run-commands consumer only)."""
+client `google.cloud.aiplatform_v1`, imported lazily (run-commands and the pipeline's Pusher)."""
 from __future__ import annotations
 
 import concurrent.futures
-import re
 import time
 from typing import Optional
 
 from shared import results
 from shared.errors import PermanentError, TransientError
 from shared.pipelines import RUN_ID_LABEL
-from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+from shared.serving import (HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, DeployRequest, DeployResult, endpoint_id_for,
+                            label_value, run_labels, split_traffic)
 from shared.vertex import RegionalService, gapic
 
 _TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")
@@ -19,27 +19,65 @@ _RUNNING_JOB_STATES = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNI
                        "JOB_STATE_PAUSED")
 
 
-def _map_error(exc, what: str):
+def _map_error(exc, what: str, stage: str = "Deploy"):
     name = type(exc).__name__
     if name in _TRANSIENT:
         return TransientError(f"{what}: {exc}")
-    return PermanentError(f"{what}: {getattr(exc, 'message', exc)}", stage="Deploy")
+    return PermanentError(f"{what}: {getattr(exc, 'message', exc)}", stage=stage)
 
 
-class VertexRegistrar:
+class VertexRegistrar(RegionalService):
     """A new version of the model named after the run (its first version is the parent), labelled with
-    the run — the pipeline's Pusher function (pipeline_compiler.components.register_vertex), so a
-    push-anyway registers exactly as a blessed push would."""
+    the run and attempt, with Trainyard's serving container and its routes. Used by the pipeline's
+    Pusher and by push-anyway alike, so both register the same way. Idempotent per attempt: a retried
+    Pusher finds the version its attempt made (ModelService.ListModelVersions)."""
 
-    def __init__(self, project: str, region: str, serving_image: str):
-        self.project = project
-        self.region = region
+    CLIENT = "ModelServiceClient"
+
+    def __init__(self, project: str, region: str, serving_image: str, client=None, emulator_host: str = "",
+                 wait_s: float = 1800):
+        super().__init__(project, region, client, emulator_host)
         self.serving_image = serving_image
+        self.wait_s = wait_s
 
     def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
-        from pipeline_compiler.components import register_vertex
+        from google.api_core import exceptions
 
-        return register_vertex(spec, serving_model_uri, self.project, self.region, self.serving_image)
+        aiplatform_v1 = gapic()
+        labels = run_labels(spec)
+        try:
+            parent = self._model_named(spec.run_name)
+            if parent is not None:
+                mine = f'labels.trainyard-run-id="{labels["trainyard-run-id"]}" AND labels.trainyard-attempt="{spec.attempt}"'
+                for version in self.client.list_model_versions(request={"name": parent.name, "filter": mine}):
+                    return self._entry(spec, version.name, version.version_id, serving_model_uri)
+            model = aiplatform_v1.Model(
+                display_name=spec.run_name, artifact_uri=serving_model_uri, labels=labels,
+                version_aliases=["default"], version_description=f"Trainyard run {spec.run_id} attempt {spec.attempt}",
+                container_spec=aiplatform_v1.ModelContainerSpec(
+                    image_uri=self.serving_image, predict_route=PREDICT_ROUTE, health_route=HEALTH_ROUTE,
+                    ports=[aiplatform_v1.Port(container_port=SERVING_PORT)]))
+            operation = self.client.upload_model(request={"parent": self.parent, "model": model,
+                                                          "parent_model": parent.name if parent else ""})
+            uploaded = operation.result(timeout=self.wait_s)
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            raise TransientError("the model upload is still running; a retry will find its version") from None
+        except exceptions.GoogleAPICallError as exc:
+            raise _map_error(exc, "registering the model", stage="Push") from exc
+        return self._entry(spec, uploaded.model, uploaded.model_version_id, serving_model_uri)
+
+    def _model_named(self, display_name: str):
+        for model in self.client.list_models(request={"parent": self.parent, "filter": f'display_name="{display_name}"'}):
+            return model
+        return None
+
+    @staticmethod
+    def _entry(spec, model_name: str, version_id: str, serving_model_uri: str) -> results.RegistryEntry:
+        from datetime import datetime, timezone
+
+        return results.RegistryEntry(model_display_name=spec.run_name, model_resource_name=model_name.split("@")[0],
+                                     model_version_id=str(version_id), serving_model_uri=serving_model_uri,
+                                     registered_at=datetime.now(timezone.utc))
 
 
 class VertexEndpoints(RegionalService):
@@ -151,7 +189,7 @@ class VertexTrainerJobs(RegionalService):
     def cancel_for_run(self, run_id: str) -> list[str]:
         from google.api_core import exceptions
 
-        label = re.sub(r"[^a-z0-9_-]", "-", run_id.lower())[:63]  # as pipeline_compiler labels the job
+        label = label_value(run_id)  # as pipeline_compiler labels the job
         cancelled = []
         try:
             # `filter` is a field of the request, not a flattened argument of list_custom_jobs.
