@@ -54,7 +54,7 @@ def serving(settings: Settings):
         from shared.vertex_models import VertexEndpoints, VertexRegistrar, VertexTrainerJobs
 
         host = settings.vertex_emulator_host
-        return Serving(VertexRegistrar(settings.project, settings.region, settings.serving_image),
+        return Serving(VertexRegistrar(settings.project, settings.region, settings.serving_image, emulator_host=host),
                        VertexEndpoints(settings.project, settings.region, settings.deploy_wait_s, emulator_host=host),
                        VertexTrainerJobs(settings.project, settings.region, emulator_host=host),
                        machine_type=settings.deploy_machine_type)
@@ -70,7 +70,8 @@ def schedule_jobs(settings: Settings):
     from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 
     if settings.scheduler_backend == "cloud-scheduler":
-        return CloudSchedulerJobs(settings.project, settings.scheduler_location or settings.region)
+        return CloudSchedulerJobs(settings.project, settings.scheduler_location or settings.region,
+                                  emulator_host=settings.scheduler_emulator_host)
     if settings.scheduler_backend == "local":
         return LocalTickerJobs()
     raise ValueError(f"TRAINYARD_SCHEDULER_BACKEND must be cloud-scheduler or local, not {settings.scheduler_backend!r}")

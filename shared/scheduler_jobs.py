@@ -47,9 +47,10 @@ def _transient(exc) -> bool:
 class CloudSchedulerJobs:
     """google-cloud-scheduler (scheduler_v1): one Pub/Sub-target job per schedule."""
 
-    def __init__(self, project: str, location: str, client=None):
+    def __init__(self, project: str, location: str, client=None, emulator_host: str = ""):
         self.project = project
         self.location = location
+        self.emulator_host = emulator_host  # TRAINYARD_SCHEDULER_EMULATOR_HOST: a stand-in over plain gRPC
         self._client = client
         self._lock = threading.Lock()
 
@@ -59,7 +60,14 @@ class CloudSchedulerJobs:
             if self._client is None:
                 from google.cloud import scheduler_v1
 
-                self._client = scheduler_v1.CloudSchedulerClient()
+                if self.emulator_host:
+                    import grpc
+
+                    transport = scheduler_v1.CloudSchedulerClient.get_transport_class("grpc")(
+                        channel=grpc.insecure_channel(self.emulator_host))
+                    self._client = scheduler_v1.CloudSchedulerClient(transport=transport)
+                else:
+                    self._client = scheduler_v1.CloudSchedulerClient()
             return self._client
 
     @property
@@ -111,21 +119,35 @@ class CloudSchedulerJobs:
         log.info("cloud scheduler job created", schedule_id=schedule["id"], job=job.name, cron=job.schedule,
                  time_zone=job.time_zone)
 
+    def _state(self, schedule: dict) -> str:
+        job = self._call("get", schedule, lambda: self.client.get_job(name=self.job_name(schedule["id"])))
+        return getattr(job.state, "name", str(job.state))
+
     def pause(self, schedule: dict) -> None:
+        """Idempotent: "a job must be in Job.State.ENABLED to be paused"; one already paused is done
+        (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs/pause)."""
         from google.api_core import exceptions
 
         try:
             self._call("pause", schedule, lambda: self.client.pause_job(name=self.job_name(schedule["id"])))
         except exceptions.NotFound:
             log.warning("no cloud scheduler job to pause", schedule_id=schedule["id"])
+        except exceptions.FailedPrecondition:
+            if self._state(schedule) != "PAUSED":
+                raise
 
     def resume(self, schedule: dict) -> None:
+        """Idempotent: a job that is already ENABLED (e.g. the schedule was auto-paused while its job
+        kept running) is left as it is; "a job must be in Job.State.PAUSED to be resumed"."""
         from google.api_core import exceptions
 
         try:
             self._call("resume", schedule, lambda: self.client.resume_job(name=self.job_name(schedule["id"])))
         except exceptions.NotFound:  # deleted behind our back: the document says it should exist
             self.create(schedule)
+        except exceptions.FailedPrecondition:
+            if self._state(schedule) != "ENABLED":
+                raise
 
     def delete(self, schedule: dict) -> None:
         from google.api_core import exceptions

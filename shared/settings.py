@@ -109,11 +109,13 @@ VARIABLES: tuple[Variable, ...] = (
     # ------------------------------------------------------------------ consumers
     Variable("TRAINYARD_PROGRESS_MIN_INTERVAL_S", "at most one run-document write per run this often, per epoch "
              "stream (every epoch is kept in history/)", "1.0", (PIPELINE_EVENTS,), OPTIONAL),
-    Variable("TRAINYARD_SCHEDULER_BACKEND", "cloud-scheduler (a Cloud Scheduler job per schedule) or local "
-             "(scripts/ticker.py publishes)", "cloud-scheduler when the pipeline backend is vertex, else local",
-             (API,), OPTIONAL),
+    Variable("TRAINYARD_SCHEDULER_BACKEND", "cloud-scheduler (a Cloud Scheduler job per schedule: the API makes, "
+             "pauses, resumes and deletes it, pipeline_events pauses it on auto-pause, the scheduler deletes a "
+             "one-time schedule's after it fired) or local (scripts/ticker.py publishes)",
+             "cloud-scheduler when the pipeline backend is vertex, else local", (API, PIPELINE_EVENTS, SCHEDULER),
+             TERRAFORM),
     Variable("TRAINYARD_SCHEDULER_LOCATION", "location of the Cloud Scheduler jobs", "TRAINYARD_REGION",
-             (API,), OPTIONAL),
+             (API, PIPELINE_EVENTS, SCHEDULER), TERRAFORM),
     Variable("TRAINYARD_DEPLOY_MACHINE_TYPE", "machine type of a deployed model's replicas", "n1-standard-4",
              (RUN_COMMANDS,), OPTIONAL),
     Variable("TRAINYARD_DEPLOY_WAIT_S", "how long one delivery follows a deployment before a redelivery resumes it",
@@ -134,6 +136,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_VERTEX_EMULATOR_HOST", "host:port of a Vertex AI stand-in spoken to over plain gRPC "
              "(the rehearsal's protocol fakes); unset: {region}-aiplatform.googleapis.com", "",
              (SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), LOCAL),
+    Variable("TRAINYARD_SCHEDULER_EMULATOR_HOST", "host:port of a Cloud Scheduler stand-in spoken to over plain gRPC "
+             "(the rehearsal's protocol fakes)", "", (API, PIPELINE_EVENTS, SCHEDULER), LOCAL),
     Variable("FIRESTORE_EMULATOR_HOST", "the Firestore emulator (read by the client library and the page config)",
              "", _ALL_CLIENTS + (PREDICTION_SERVER,), LOCAL),
     Variable("PUBSUB_EMULATOR_HOST", "the Pub/Sub emulator (read by the client library)", "", _ALL_CLIENTS, LOCAL),
@@ -225,6 +229,7 @@ class Settings:
     deploy_machine_type: str = "n1-standard-4"
     deploy_wait_s: float = 480.0
     vertex_emulator_host: str = ""
+    scheduler_emulator_host: str = ""
     firestore_emulator_host: str = ""
     dashboard_dir: str = ""
     firebase: dict = field(default_factory=dict)
@@ -286,6 +291,7 @@ class Settings:
             deploy_machine_type=get("TRAINYARD_DEPLOY_MACHINE_TYPE"),
             deploy_wait_s=_number(get("TRAINYARD_DEPLOY_WAIT_S"), "TRAINYARD_DEPLOY_WAIT_S"),
             vertex_emulator_host=read("TRAINYARD_VERTEX_EMULATOR_HOST", environ),
+            scheduler_emulator_host=read("TRAINYARD_SCHEDULER_EMULATOR_HOST", environ),
             firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),
             dashboard_dir=read("TRAINYARD_DASHBOARD_DIR", environ),
             firebase={

@@ -29,16 +29,16 @@ locals {
   # no narrower resource to grant on for what the code does).
   project_roles = {
     api = [
-      "roles/datastore.user",       # Firestore read/write
-      "roles/cloudscheduler.admin", # create/update/delete the schedules' jobs
-      "roles/cloudquotas.viewer",   # GPU quota for /api/gpu-availability
-      "roles/aiplatform.viewer",    # read pipeline jobs for run details
-      "roles/logging.viewer",       # a run's per-stage logs (GET .../logs)
-      "roles/monitoring.viewer",    # current GPU quota usage for /api/gpu-availability
+      "roles/datastore.user",     # Firestore read/write
+      "custom:schedule_manager",  # create/update/pause/resume/delete the schedules' jobs
+      "roles/cloudquotas.viewer", # GPU quota for /api/gpu-availability
+      "roles/aiplatform.viewer",  # read pipeline jobs for run details
+      "roles/logging.viewer",     # a run's per-stage logs (GET .../logs)
+      "roles/monitoring.viewer",  # current GPU quota usage for /api/gpu-availability
     ]
     submitter       = ["roles/datastore.user", "roles/aiplatform.user"]
-    pipeline_events = ["roles/datastore.user", "roles/aiplatform.viewer"]
-    scheduler       = ["roles/datastore.user"]
+    pipeline_events = ["roles/datastore.user", "roles/aiplatform.viewer", "custom:schedule_pauser"]
+    scheduler       = ["roles/datastore.user", "custom:schedule_deleter"]
     run_commands    = ["roles/datastore.user", "roles/aiplatform.user"]
     pipeline = [
       "roles/aiplatform.user",
@@ -50,6 +50,24 @@ locals {
     # Build logs, and the images Cloud Functions builds into its own gcf-artifacts repository (which
     # it creates itself, so the grant cannot be narrowed to it in Terraform).
     build = ["roles/logging.logWriter", "roles/artifactregistry.writer"]
+  }
+
+  scheduler_job_roles = {
+    schedule_manager = {
+      role_id     = "trainyardScheduleManager"
+      title       = "Trainyard schedule jobs: manage"
+      permissions = ["cloudscheduler.jobs.create", "cloudscheduler.jobs.update", "cloudscheduler.jobs.get", "cloudscheduler.jobs.pause", "cloudscheduler.jobs.enable", "cloudscheduler.jobs.delete"]
+    }
+    schedule_pauser = {
+      role_id     = "trainyardSchedulePauser"
+      title       = "Trainyard schedule jobs: pause"
+      permissions = ["cloudscheduler.jobs.get", "cloudscheduler.jobs.pause"]
+    }
+    schedule_deleter = {
+      role_id     = "trainyardScheduleDeleter"
+      title       = "Trainyard schedule jobs: delete"
+      permissions = ["cloudscheduler.jobs.get", "cloudscheduler.jobs.delete"]
+    }
   }
 
   # Topic-level publishers (topic name => who may publish).
@@ -134,8 +152,22 @@ resource "google_project_iam_member" "sa_roles" {
   for_each = local.project_role_bindings
 
   project = var.project_id
-  role    = each.value.role
+  role    = startswith(each.value.role, "custom:") ? google_project_iam_custom_role.scheduler_jobs[trimprefix(each.value.role, "custom:")].name : each.value.role
   member  = google_service_account.sa[each.value.sa].member
+}
+
+# Cloud Scheduler jobs have no IAM of their own: narrow project roles instead of cloudscheduler.admin.
+# The API manages the schedules' jobs; pipeline_events pauses an auto-paused schedule's job so it stops
+# firing; the scheduler deletes a one-time schedule's job once it fired (Cloud Scheduler has no one-shot
+# jobs). `get` lets a pause or resume of a job already in that state count as done.
+resource "google_project_iam_custom_role" "scheduler_jobs" {
+  for_each = local.scheduler_job_roles
+
+  project     = var.project_id
+  role_id     = each.value.role_id
+  title       = each.value.title
+  description = "Cloud Scheduler jobs: ${join(", ", each.value.permissions)}."
+  permissions = each.value.permissions
 }
 
 resource "google_pubsub_topic_iam_member" "publishers" {

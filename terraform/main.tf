@@ -61,8 +61,12 @@ locals {
     TRAINYARD_REGION           = var.region
     TRAINYARD_PIPELINE_BACKEND = "vertex"
   })
+  scheduler_env = {
+    TRAINYARD_SCHEDULER_BACKEND  = "cloud-scheduler"
+    TRAINYARD_SCHEDULER_LOCATION = var.region
+  }
   environment = {
-    api = merge(local.cloud_env, {
+    api = merge(local.cloud_env, local.scheduler_env, {
       TRAINYARD_AUTH           = "google"
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
     })
@@ -76,8 +80,8 @@ locals {
       TRAINYARD_DATAFLOW_SUBNETWORK      = local.dataflow_subnetwork
       TRAINYARD_SERVING_IMAGE            = var.serving_image
     })
-    pipeline_events = local.cloud_env
-    scheduler       = local.base_env
+    pipeline_events = merge(local.cloud_env, local.scheduler_env)
+    scheduler       = merge(local.base_env, local.scheduler_env)
     run_commands = merge(local.cloud_env, {
       TRAINYARD_SERVING_IMAGE = var.serving_image
     })

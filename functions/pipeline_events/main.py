@@ -10,7 +10,8 @@ from shared.consumer import consume, event_data
 def handle_pipeline_event(entry) -> str:
     from shared.services import progress
 
-    return progress.on_pipeline_event(entry, root.repo, root.pipelines, root.store, root.publisher)
+    return progress.on_pipeline_event(entry, root.repo, root.pipelines, root.store, root.publisher,
+                                      jobs=root.schedule_jobs)
 
 
 def handle_training_progress(payload) -> str:

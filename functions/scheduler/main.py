@@ -28,7 +28,7 @@ def published_at(data) -> datetime | None:
 def handle_trigger(payload, publish_time: datetime | None) -> str:
     from shared.services import schedules
 
-    return schedules.on_trigger(root.repo, root.publisher, payload, publish_time)
+    return schedules.on_trigger(root.repo, root.publisher, payload, publish_time, jobs=root.schedule_jobs)
 
 
 @functions_framework.cloud_event

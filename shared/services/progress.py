@@ -57,8 +57,9 @@ def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
 
 
 def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
-                      publisher=None) -> str:
-    """`publisher` (optional) lets a finished scheduled run start the schedule's queued one at once."""
+                      publisher=None, jobs=None) -> str:
+    """`publisher` (optional) lets a finished scheduled run start the schedule's queued one at once;
+    `jobs` (the schedules' job adapter) pauses the schedule's job when the run auto-pauses it."""
     job_id = job_id_from_log_entry(entry)
     parsed = runs.parse_job_id(job_id)
     if parsed is None:
@@ -73,11 +74,11 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
     except NotFound:
         log.warning("pipeline event for a job the backend does not know", job_id=job_id, run_id=run_id)
         return "ignored"
-    return apply_job(run_id, job, repo, store, run.get("gcs_artifacts_path") or "", publisher)
+    return apply_job(run_id, job, repo, store, run.get("gcs_artifacts_path") or "", publisher, jobs)
 
 
 def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactStore, artifacts_uri: str,
-              publisher=None) -> str:
+              publisher=None, jobs=None) -> str:
     found: dict = {}
     if job.state == "PIPELINE_STATE_SUCCEEDED":
         try:
@@ -86,23 +87,23 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             attempt = runs.parse_job_id(job.job_id)[1]
             failed = repo.mutate_run(run_id, lambda doc: runs.record_failure(
                 doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()))
-            _count_on_schedule(repo, failed, publisher)
+            _count_on_schedule(repo, failed, publisher, jobs)
             return "failed"
     updated = repo.mutate_run(run_id, lambda doc: runs.apply_job_snapshot(doc, job, found))
-    _count_on_schedule(repo, updated, publisher)
+    _count_on_schedule(repo, updated, publisher, jobs)
     if updated is not None:
         log.info("run progressed", run_id=run_id, status=updated["status"], stage=updated.get("current_stage"),
                  progress=updated.get("progress_percent"))
     return "updated" if updated is not None else "unchanged"
 
 
-def _count_on_schedule(repo: Repository, run: Optional[dict], publisher=None) -> None:
+def _count_on_schedule(repo: Repository, run: Optional[dict], publisher=None, jobs=None) -> None:
     """A scheduled run that just became terminal is counted on its schedule (exactly once; a scan
     in shared/services/schedules.py catches any this misses), and its queued successor released."""
     if run is not None and run.get("schedule_id") and runs.is_terminal(run["status"]):
         from shared.services import schedules as schedule_service
 
-        schedule_service.on_run_terminal(repo, run, publisher)
+        schedule_service.on_run_terminal(repo, run, publisher, jobs=jobs)
 
 
 def on_training_progress(payload, repo: Repository, min_interval_s: float) -> str:

@@ -215,10 +215,11 @@ def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Op
 
 
 def on_run_terminal(repo: Repository, run: dict, publisher: Optional[Publisher] = None,
-                    at: Optional[datetime] = None) -> Optional[dict]:
+                    at: Optional[datetime] = None, jobs=None) -> Optional[dict]:
     """Called where a run becomes terminal: count it on its schedule (exactly once), auto-pause
-    after N failures, and promote a queued run (queued for submission when a publisher is given,
-    else on the schedule's next trigger)."""
+    after N failures (and pause its Cloud Scheduler job, when `jobs` is given, so it stops firing),
+    and promote a queued run (queued for submission when a publisher is given, else on the
+    schedule's next trigger)."""
     if not run.get("schedule_id") or not runs.is_terminal(run["status"]):
         return None
     at = at or runs.now()
@@ -232,6 +233,8 @@ def on_run_terminal(repo: Repository, run: dict, publisher: Optional[Publisher] 
                  consecutive_failures=updated["consecutive_failures"])
         if updated["status"] == schedules.PAUSED and updated.get("paused_reason", "").startswith("auto-paused"):
             log.warning("schedule auto-paused", schedule_id=run["schedule_id"], reason=updated["paused_reason"])
+            if jobs is not None:
+                jobs.pause(updated)
         if publisher is not None:
             release_active(repo, publisher, updated, strict=False)
     return updated
@@ -257,9 +260,10 @@ def parse_trigger(payload: Any) -> tuple[str, Optional[datetime]]:
 
 
 def on_trigger(repo: Repository, publisher: Publisher, payload: Any, published_at: Optional[datetime],
-               at: Optional[datetime] = None) -> str:
+               at: Optional[datetime] = None, jobs=None) -> str:
     """A schedule-trigger message: work out its slot from the message (or its publish time) and
-    fire it. Paused, cancelled and completed schedules ignore triggers."""
+    fire it. Paused, cancelled and completed schedules ignore triggers. A one-time schedule's job is
+    deleted once its slot fired (`jobs`): Cloud Scheduler has no one-shot jobs, so it would fire yearly."""
     schedule_id, slot = parse_trigger(payload)
     at = at or runs.now()
     schedule = repo.get_schedule(schedule_id)
@@ -268,6 +272,8 @@ def on_trigger(repo: Repository, publisher: Publisher, payload: Any, published_a
         return "ignored"
     if schedule["status"] != schedules.ACTIVE:
         log.info("trigger ignored", schedule_id=schedule_id, status=schedule["status"])
+        if jobs is not None and schedule["schedule_type"] == schedules.ONCE and schedule["status"] == schedules.COMPLETED:
+            jobs.delete(schedule)  # a yearly repeat of a spent one-time job: it goes now
         return "ignored"
     if slot is not None and not schedules.is_slot(schedule, slot):
         log.warning("trigger names a time that is not a slot of the schedule", schedule_id=schedule_id, slot=slot)
@@ -279,7 +285,10 @@ def on_trigger(repo: Repository, publisher: Publisher, payload: Any, published_a
         log.info("trigger matches no slot", schedule_id=schedule_id, published_at=published_at)
         return "no-slot"
     result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at)
-    _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at))
+    refreshed = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
+    if jobs is not None and refreshed["schedule_type"] == schedules.ONCE and refreshed["status"] == schedules.COMPLETED:
+        jobs.delete(refreshed)
+        log.info("one-time schedule's job deleted", schedule_id=schedule_id)
     return result["outcome"]
 
 

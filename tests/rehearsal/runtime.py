@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 VENVS = REPO / ".venv-rehearsal"
 
 # Stand-ins for Google's services (all declared local-only in shared/settings.py).
-STAND_INS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "TRAINYARD_VERTEX_EMULATOR_HOST")
+STAND_INS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "TRAINYARD_VERTEX_EMULATOR_HOST",
+             "TRAINYARD_SCHEDULER_EMULATOR_HOST")
 # Values swapped for local ones, and why.
 SWAPPED = {
     "TRAINYARD_ARTIFACTS_ROOT": "TensorFlow's GCS filesystem (compiling writes under the roots) has no emulator "

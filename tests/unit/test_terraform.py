@@ -25,7 +25,7 @@ def planned() -> terraform_model.Instance:
 # grant exactly this: a missing grant breaks the code, an extra one breaks least privilege.
 EXPECTED_GRANTS = {
     "api": {
-        "project": ["roles/datastore.user", "roles/cloudscheduler.admin", "roles/cloudquotas.viewer",
+        "project": ["roles/datastore.user", "custom:schedule_manager", "roles/cloudquotas.viewer",
                     "roles/aiplatform.viewer", "roles/logging.viewer", "roles/monitoring.viewer"],
         "topics": ["run-submit", "run-commands", "schedule-trigger"],
         "buckets": {"artifacts": ["artifacts_read_delete"]},
@@ -37,12 +37,12 @@ EXPECTED_GRANTS = {
         "act_as": ["pipeline"],
     },
     "pipeline_events": {
-        "project": ["roles/datastore.user", "roles/aiplatform.viewer"],
+        "project": ["roles/datastore.user", "roles/aiplatform.viewer", "custom:schedule_pauser"],
         "topics": ["run-submit"],
         "buckets": {"artifacts": ["roles/storage.objectViewer"]},
     },
     "scheduler": {
-        "project": ["roles/datastore.user"],
+        "project": ["roles/datastore.user", "custom:schedule_deleter"],
         "topics": ["run-submit"],
     },
     "run_commands": {
@@ -221,6 +221,16 @@ def test_dataflow_workers_have_a_network_of_their_own(root):
     assert hcl.first_block(fw, "allow")["ports"] == ["12345-12346"]
     assert planned().local("environment")["submitter"]["TRAINYARD_DATAFLOW_SUBNETWORK"] == \
         "regions/europe-west4/subnetworks/trainyard-dataflow"
+
+
+def test_schedule_jobs_are_managed_with_narrow_custom_roles(root):
+    """B3/B4: pipeline_events pauses an auto-paused schedule's job, the scheduler deletes a spent
+    one-time schedule's job; each holds only that (plus get), and the API no cloudscheduler.admin."""
+    roles = hcl.locals_(root)["scheduler_job_roles"]
+    assert sorted(roles["schedule_pauser"]["permissions"]) == ["cloudscheduler.jobs.get", "cloudscheduler.jobs.pause"]
+    assert sorted(roles["schedule_deleter"]["permissions"]) == ["cloudscheduler.jobs.delete", "cloudscheduler.jobs.get"]
+    assert "cloudscheduler.jobs.run" not in roles["schedule_manager"]["permissions"]
+    assert not [r for roles_ in hcl.locals_(root)["project_roles"].values() for r in roles_ if "cloudscheduler.admin" in r]
 
 
 def test_service_agents_are_named_from_the_project_number(root):
