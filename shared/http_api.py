@@ -43,7 +43,6 @@ class Dependencies:
     publisher: object
     store: object
     settings: object
-    verify_token: object = None  # tests replace Google's token check; production leaves None
     scheduler_jobs: object = None
     run_data: object = None
 
@@ -71,7 +70,7 @@ def create_app(deps: Dependencies) -> Flask:
     def identify():
         if request.path in OPEN_ROUTES:
             return None
-        g.identity = authenticate(request.headers, deps.settings, deps.verify_token)
+        g.identity = authenticate(request.headers, deps.settings)
         return None
 
     @app.errorhandler(FieldError)

@@ -90,7 +90,8 @@ VARIABLES: tuple[Variable, ...] = (
     # ------------------------------------------------------------------ identity
     Variable("TRAINYARD_AUTH", "google (a Google identity on every request) or local (the developer token)",
              "google", (API,), TERRAFORM),
-    Variable("TRAINYARD_AUTH_AUDIENCE", "the audience a caller's ID token must carry", "", (API,), OPTIONAL),
+    Variable("TRAINYARD_AUTH_AUDIENCE", "the audiences (comma-separated) a caller's ID token may carry: the API's "
+             "URLs and the Google Cloud CLI's client id; none configured refuses every token", "", (API,), TERRAFORM),
     Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API", "", (API,), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),

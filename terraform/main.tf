@@ -61,6 +61,14 @@ locals {
     TRAINYARD_REGION           = var.region
     TRAINYARD_PIPELINE_BACKEND = "vertex"
   })
+  # The audiences an ID token that passed Cloud Run IAM may carry (shared/identity.py): the API's two
+  # URLs (known before apply: a gen2 function is the Cloud Run service of the same name, whose
+  # deterministic URL carries the project number), for service accounts minting tokens for it, and
+  # the Google Cloud CLI's client id, the audience of a user's `gcloud auth print-identity-token`.
+  api_audiences = concat([
+    "https://${var.region}-${var.project_id}.cloudfunctions.net/trainyard-api",
+    "https://trainyard-api-${data.google_project.this.number}.${var.region}.run.app",
+  ], var.api_user_audiences)
   scheduler_env = {
     TRAINYARD_SCHEDULER_BACKEND  = "cloud-scheduler"
     TRAINYARD_SCHEDULER_LOCATION = var.region
@@ -68,6 +76,7 @@ locals {
   environment = {
     api = merge(local.cloud_env, local.scheduler_env, {
       TRAINYARD_AUTH           = "google"
+      TRAINYARD_AUTH_AUDIENCE  = join(",", local.api_audiences)
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
     })
     submitter = merge(local.cloud_env, {

@@ -20,6 +20,12 @@ variable "org_domain" {
   description = "The organisation's e-mail domain (e.g. example.com): signed-in users with a verified address in it may read runs, schedules and the catalog (Firestore rules) and the API checks it too."
 }
 
+variable "api_user_audiences" {
+  type        = list(string)
+  description = "Audiences besides the API's own URLs that the API accepts in a caller's ID token. The default is the Google Cloud CLI's OAuth client id, the audience of a user's `gcloud auth print-identity-token`; set [] to admit only tokens minted for the API's URL (service accounts)."
+  default     = ["32555940559.apps.googleusercontent.com"]
+}
+
 variable "api_invoker_members" {
   type        = list(string)
   description = "IAM members allowed to call the API function (roles/run.invoker), e.g. [\"domain:example.com\"] or [\"group:ml-team@example.com\"]. Never allUsers."

@@ -21,25 +21,43 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status}: {detail}")
 
 
-def identity_token() -> str:
-    """TRAINYARD_TOKEN, else the local stack's developer token, else the gcloud user's ID token."""
+def identity_token(run=subprocess.run) -> str:
+    """TRAINYARD_TOKEN, else the local stack's developer token, else gcloud's ID token for the API.
+
+    A service account's token is minted for the API's URL (`--audiences`, one of the audiences the
+    API admits); gcloud refuses `--audiences` for a user account, whose token carries gcloud's own
+    client id as its audience (also admitted: terraform's api_user_audiences)."""
     if read("TRAINYARD_TOKEN"):
         return read("TRAINYARD_TOKEN")
     url = read("TRAINYARD_API_URL") or DEFAULT_URL
     if "127.0.0.1" in url or "localhost" in url:
         return read("TRAINYARD_DEV_TOKEN") or DEFAULT_LOCAL_TOKEN
-    return subprocess.run(["gcloud", "auth", "print-identity-token"], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    try:
+        minted = run(["gcloud", "auth", "print-identity-token", f"--audiences={url.rstrip('/')}"],
+                     capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ApiError(0, {"message": "gcloud is not installed: install the Google Cloud CLI or set TRAINYARD_TOKEN"}) from None
+    if minted.returncode == 0 and minted.stdout.strip():
+        return minted.stdout.strip()
+    if "Invalid account type" not in (minted.stderr or ""):
+        raise ApiError(0, {"message": f"gcloud auth print-identity-token failed: {(minted.stderr or '').strip()}"})
+    user = run(["gcloud", "auth", "print-identity-token"], capture_output=True, text=True)
+    if user.returncode != 0 or not user.stdout.strip():
+        raise ApiError(0, {"message": f"gcloud auth print-identity-token failed: {(user.stderr or '').strip()}"})
+    return user.stdout.strip()
 
 
 class ApiClient:
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, timeout_s: float = 30):
         self.url = (url or read("TRAINYARD_API_URL") or DEFAULT_URL).rstrip("/")
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token or identity_token()}"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
         self.timeout_s = timeout_s
 
     def call(self, method: str, path: str, body: Any = None, **params) -> dict:
+        if "Authorization" not in self.session.headers:  # minted on the first call, inside the CLI's error handling
+            self.session.headers["Authorization"] = f"Bearer {identity_token()}"
         response = self.session.request(method, self.url + path, json=body, timeout=self.timeout_s,
                                         params={k: v for k, v in params.items() if v is not None})
         try:

@@ -12,6 +12,7 @@ from shared.http_api import Dependencies, create_app
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, model_config_body, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
+from tests.identity_tokens import GCLOUD_CLIENT_ID, delivered_token
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -298,23 +299,51 @@ def test_identity_is_required_except_for_health(client):
     assert client.get("/api/openapi.json").status_code == 401
 
 
-def test_google_identity_mode(repo, publisher, settings, ids):
-    def verify(token, audience):
-        if token != "good":
-            from shared.errors import Unauthenticated
-            raise Unauthenticated("bad signature")
-        return {"email": "ana@example.com", "email_verified": True}
+API_URL = "https://europe-west4-p.cloudfunctions.net/trainyard-api"
 
-    cloud = replace(settings, auth_mode="google", allowed_domain="example.com")
-    client = create_app(Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=cloud,
-                                     verify_token=verify)).test_client()
-    run = post(client, "/api/training-runs", run_body(ids["experiment"]), headers={"Authorization": "Bearer good"})
+
+def _cloud_client(repo, publisher, settings, **changes):
+    cloud = replace(settings, **{"auth_mode": "google", "allowed_domain": "example.com",
+                                 "auth_audience": f"{API_URL}, {GCLOUD_CLIENT_ID}", **changes})
+    return create_app(Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=cloud)).test_client()
+
+
+def test_google_identity_as_cloud_run_delivers_it(repo, publisher, settings, ids):
+    """A3: Cloud Run IAM removes the signature; the API accepts the claims of a token IAM passed."""
+    client = _cloud_client(repo, publisher, settings)
+    user = {"Authorization": f"Bearer {delivered_token('ana@example.com')}"}
+    run = post(client, "/api/training-runs", run_body(ids["experiment"]), headers=user)
+    assert run.status_code == 201, run.get_json()
     assert run.get_json()["training_run"]["created_by"] == "ana@example.com"
-    assert client.get("/api/training-runs", headers={"Authorization": "Bearer bad"}).status_code == 401
-    outsider = replace(cloud, allowed_domain="other.org")
-    client = create_app(Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=outsider,
-                                     verify_token=verify)).test_client()
-    assert client.get("/api/training-runs", headers={"Authorization": "Bearer good"}).status_code == 401
+    robot = {"Authorization": f"Bearer {delivered_token('ci@example.com', aud=API_URL)}"}
+    assert client.get("/api/training-runs", headers=robot).status_code == 200
+
+
+@pytest.mark.parametrize("token, says", [
+    (None, "send an identity"),
+    ("not-a-jwt", "not a JWT"),
+    ("a.!!!.b", "cannot be read"),
+    (delivered_token(aud="https://other-service.run.app"), "another audience"),
+    (delivered_token(aud="1234.apps.googleusercontent.com"), "another audience"),
+    (delivered_token(expires_in=-3600), "expired"),
+    (delivered_token(iss="https://evil.example"), "not issued by Google"),
+    (delivered_token(email="eve@other.org"), "not in example.com"),
+    (delivered_token(email_verified=False), "no verified email"),
+    (delivered_token(iat=int(__import__("time").time()) + 3600), "issued in the future"),
+])
+def test_google_identity_refusals_name_the_reason(repo, publisher, settings, token, says):
+    client = _cloud_client(repo, publisher, settings)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = client.get("/api/training-runs", headers=headers)
+    assert response.status_code == 401 and response.get_json()["error"] == "unauthenticated"
+    assert says in response.get_json()["message"]
+
+
+def test_google_identity_without_a_configured_audience_refuses_everything(repo, publisher, settings):
+    """The old behaviour (audience=None) accepted a Google token minted for any client."""
+    client = _cloud_client(repo, publisher, settings, auth_audience="")
+    response = client.get("/api/training-runs", headers={"Authorization": f"Bearer {delivered_token()}"})
+    assert response.status_code == 401 and "TRAINYARD_AUTH_AUDIENCE" in response.get_json()["message"]
 
 
 def test_openapi_comes_from_the_validating_models(client):
