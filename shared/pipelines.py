@@ -99,15 +99,16 @@ class VertexPipelineBackend(RegionalService):
         if request.enable_caching:  # what aiplatform.PipelineJob(enable_caching=True) does
             for task in spec.get("root", {}).get("dag", {}).get("tasks", {}).values():
                 task.setdefault("cachingOptions", {})["enableCache"] = True
-        runtime = compiled.get("runtimeConfig", {})
+        # TFX 1.15 writes schemaVersion 2.0.0 specs whose runtime parameters are `parameters`
+        # (typed Values); newer specs use `parameterValues`. Both are forwarded (review B8).
+        runtime = {k: v for k, v in compiled.get("runtimeConfig", {}).items() if k in ("parameters", "parameterValues")}
+        runtime_config = aiplatform_v1.PipelineJob.RuntimeConfig.from_json(json.dumps(runtime))
+        runtime_config.gcs_output_directory = request.pipeline_root
         return aiplatform_v1.PipelineJob(
             display_name=request.display_name,
             pipeline_spec=spec,
             labels={**compiled.get("labels", {}), **request.labels},
-            runtime_config=aiplatform_v1.PipelineJob.RuntimeConfig(
-                gcs_output_directory=request.pipeline_root,
-                parameter_values=runtime.get("parameterValues", {}),
-            ),
+            runtime_config=runtime_config,
             service_account=request.service_account,
         )
 

@@ -1,5 +1,11 @@
 # Vertex AI pipeline job and task state changes -> pipeline-events (consumed by pipeline_events).
-# Log names are URL-encoded in filters ("/" -> "%2F").
+# Log names are URL-encoded in filters ("/" -> "%2F"). Only Trainyard's pipeline jobs wake the
+# consumer (review B9): their ids are shared/runs.py's job_id_for(run_id, attempt), "tr-<16 hex>-a<n>"
+# (a test keeps the two equal); `=~` is the Logging query language's regular-expression match.
+
+locals {
+  pipeline_job_id_pattern = "^tr-[0-9a-f]{16}-a[0-9]+$"
+}
 
 resource "google_logging_project_sink" "pipeline_events" {
   project                = var.project_id
@@ -8,7 +14,8 @@ resource "google_logging_project_sink" "pipeline_events" {
   destination            = "pubsub.googleapis.com/${module.topic["pipeline-events"].topic_id}"
   unique_writer_identity = true
   filter                 = <<-EOT
-    resource.type="aiplatform.googleapis.com/PipelineJob" AND (
+    resource.type="aiplatform.googleapis.com/PipelineJob" AND
+    resource.labels.pipeline_job_id=~"${local.pipeline_job_id_pattern}" AND (
       logName="projects/${var.project_id}/logs/aiplatform.googleapis.com%2Fpipeline_job_events" OR
       logName="projects/${var.project_id}/logs/aiplatform.googleapis.com%2Fpipeline_job_task_events"
     )

@@ -135,6 +135,7 @@ class FakeServer:
         self.calls: list[tuple[str, Any]] = []  # (method name, request): what the clients sent
         self.operations = Operations()
         self._handlers: dict[str, dict] = {}  # service -> rpc -> handler
+        self._faults: dict[str, list] = {}  # method name -> (status code, message) to answer next, in order
 
     @property
     def address(self) -> str:
@@ -155,6 +156,10 @@ class FakeServer:
     def _wrap(self, method: Method, handler):
         def call(request, context):
             self.calls.append((method.name, request))
+            faults = self._faults.get(method.name)
+            if faults:
+                code, message = faults.pop(0)
+                context.abort(code, message)
             if handler is None:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method.path} is not implemented by this fake")
             return handler(request, context)
@@ -171,6 +176,10 @@ class FakeServer:
 
     def stop(self) -> None:
         self.server.stop(grace=None)
+
+    def fail(self, method: str, code: grpc.StatusCode, message: str = "injected", times: int = 1) -> None:
+        """The next `times` calls of `method` (snake_case) answer `code`, as an outage or a quota would."""
+        self._faults.setdefault(method, []).extend([(code, message)] * times)
 
     def requests(self, method: str) -> list:
         return [r for name, r in self.calls if name == method]

@@ -3,8 +3,10 @@ they read the answers — Vertex AI Pipelines (GAPIC), Cloud Storage, Pub/Sub.""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from dataclasses import replace
 
+
+import grpc
 import pytest
 from google.api_core import exceptions
 from google.cloud import aiplatform_v1
@@ -15,33 +17,29 @@ from shared.messaging import PubSubPublisher
 from shared.pipelines import JobRequest, VertexPipelineBackend
 
 COMPILED = {"displayName": "x", "labels": {"tfx_version": "1-15-0"},
-            "pipelineSpec": {"pipelineInfo": {"name": "trainyard-tr-1"},
+            "pipelineSpec": {"pipelineInfo": {"name": "trainyard-tr-1"}, "deploymentSpec": {"executors": {}},
+                             "schemaVersion": "2.0.0",
                              "root": {"dag": {"tasks": {"Trainer": {"taskInfo": {"name": "Trainer"}},
                                                         "Pusher": {"taskInfo": {"name": "Pusher"}}}}}},
-            "runtimeConfig": {"gcsOutputDirectory": "gs://root/tr-1", "parameterValues": {}}}
+            # TFX 1.15 (schemaVersion 2.0.0) writes RuntimeParameters as `parameters`; newer specs `parameterValues`
+            "runtimeConfig": {"gcsOutputDirectory": "gs://root/tr-1", "parameters": {"epochs": {"intValue": "3"}},
+                              "parameterValues": {"note": "hi"}}}
+REGION = "europe-west4"
 
 
-class FakePipelineClient:
-    def __init__(self, create_error=None, job=None):
-        self.created, self.cancelled, self.got = [], [], []
-        self.create_error = create_error
-        self.job = job
+@pytest.fixture
+def vertex():
+    """Vertex AI's PipelineService over its gRPC protocol (tests/protocol_fakes), reached by the real
+    PipelineServiceClient the adapter builds."""
+    from tests.protocol_fakes import vertex as fakes
 
-    def create_pipeline_job(self, parent, pipeline_job, pipeline_job_id):
-        self.created.append((parent, pipeline_job, pipeline_job_id))
-        if self.create_error:
-            raise self.create_error
-        return aiplatform_v1.PipelineJob(name=f"{parent}/pipelineJobs/{pipeline_job_id}",
-                                         state=aiplatform_v1.PipelineState.PIPELINE_STATE_QUEUED)
+    fake = fakes.start(REGION)
+    yield fake
+    fake.server.stop()
 
-    def get_pipeline_job(self, name):
-        self.got.append(name)
-        if self.job is None:
-            raise exceptions.NotFound("no job")
-        return self.job
 
-    def cancel_pipeline_job(self, name):
-        self.cancelled.append(name)
+def backend(vertex) -> VertexPipelineBackend:
+    return VertexPipelineBackend("proj", REGION, emulator_host=vertex.server.address)
 
 
 @pytest.fixture
@@ -55,65 +53,77 @@ def request_(tmp_path):
                       service_account="trainyard-pipeline@p.iam.gserviceaccount.com")
 
 
-def test_create_sends_the_job_id_labels_root_account_and_caching(request_):
-    client = FakePipelineClient()
-    snapshot = VertexPipelineBackend("proj", "europe-west4", client).create_job(request_)
-    parent, job, job_id = client.created[0]
-    assert parent == "projects/proj/locations/europe-west4" and job_id == "tr-1-a2"
+def test_create_sends_the_job_id_labels_root_account_caching_and_parameters(vertex, request_):
+    snapshot = backend(vertex).create_job(request_)
+    sent = vertex.server.requests("create_pipeline_job")[0]
+    assert sent.parent == "projects/proj/locations/europe-west4" and sent.pipeline_job_id == "tr-1-a2"
+    job = sent.pipeline_job
     assert job.display_name == "my-model-3" and job.service_account.startswith("trainyard-pipeline@")
     assert dict(job.labels) == {"tfx_version": "1-15-0", "trainyard-run-id": "tr-1", "trainyard-attempt": "2"}
     assert job.runtime_config.gcs_output_directory == "gs://root/tr-1"
+    # B8: both forms of runtime parameters reach Vertex
+    assert job.runtime_config.parameters["epochs"].int_value == 3
+    assert job.runtime_config.parameter_values["note"] == "hi"
     tasks = job.pipeline_spec["root"]["dag"]["tasks"]
     assert all(tasks[name]["cachingOptions"]["enableCache"] for name in ("Trainer", "Pusher"))
-    assert snapshot.state == "PIPELINE_STATE_QUEUED" and snapshot.name.endswith("/pipelineJobs/tr-1-a2")
+    assert snapshot.state == "PIPELINE_STATE_PENDING" and snapshot.name == \
+        "projects/proj/locations/europe-west4/pipelineJobs/tr-1-a2"
 
 
-def test_an_existing_job_is_success_and_is_read_back(request_):
-    existing = aiplatform_v1.PipelineJob(name="projects/proj/locations/r/pipelineJobs/tr-1-a2",
-                                         state=aiplatform_v1.PipelineState.PIPELINE_STATE_RUNNING)
-    client = FakePipelineClient(create_error=exceptions.AlreadyExists("exists"), job=existing)
-    snapshot = VertexPipelineBackend("proj", "r", client).create_job(request_)
+def test_an_existing_job_is_success_and_is_read_back(vertex, request_):
+    backend(vertex).create_job(request_)
+    vertex.pipelines.advance("tr-1-a2", "PIPELINE_STATE_RUNNING")
+    snapshot = backend(vertex).create_job(request_)  # a redelivered submit: ALREADY_EXISTS, then read
     assert snapshot.state == "PIPELINE_STATE_RUNNING"
-    assert client.got == ["projects/proj/locations/r/pipelineJobs/tr-1-a2"]
+    assert [r.name for r in vertex.server.requests("get_pipeline_job")] == [
+        "projects/proj/locations/europe-west4/pipelineJobs/tr-1-a2"]
 
 
-@pytest.mark.parametrize("error, kind", [
-    (exceptions.ServiceUnavailable("down"), TransientError),
-    (exceptions.TooManyRequests("slow down"), TransientError),
-    (exceptions.InvalidArgument("bad spec"), PermanentError),
-    (exceptions.PermissionDenied("no actAs"), PermanentError),
+@pytest.mark.parametrize("code, kind", [
+    (grpc.StatusCode.UNAVAILABLE, TransientError),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, TransientError),
+    (grpc.StatusCode.INVALID_ARGUMENT, PermanentError),
+    (grpc.StatusCode.PERMISSION_DENIED, PermanentError),
 ])
-def test_create_errors_are_transient_or_permanent(request_, error, kind):
+def test_create_errors_are_transient_or_permanent(vertex, request_, code, kind):
+    vertex.server.fail("create_pipeline_job", code, times=10)  # more than the client's own retries
     with pytest.raises(kind):
-        VertexPipelineBackend("proj", "r", FakePipelineClient(create_error=error)).create_job(request_)
+        backend(vertex).create_job(request_)
 
 
-def test_a_job_snapshot_reads_states_tasks_times_and_errors():
-    t = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
-    job = aiplatform_v1.PipelineJob(
-        name="projects/p/locations/r/pipelineJobs/tr-1-a1", state=aiplatform_v1.PipelineState.PIPELINE_STATE_FAILED,
-        start_time=t, end_time=t, error={"message": "The DAG failed because some tasks failed."},
-        labels={"trainyard-run-id": "tr-1"},
-        job_detail=aiplatform_v1.PipelineJobDetail(task_details=[
-            aiplatform_v1.PipelineTaskDetail(task_name="ExampleGen", state=aiplatform_v1.PipelineTaskDetail.State.SKIPPED,
-                                             start_time=t, end_time=t),
-            aiplatform_v1.PipelineTaskDetail(task_name="Trainer", state=aiplatform_v1.PipelineTaskDetail.State.FAILED,
-                                             start_time=t, end_time=t, error={"message": "OOM on NVIDIA_L4"})]))
-    snapshot = VertexPipelineBackend("p", "r", FakePipelineClient(job=job)).get_job("tr-1-a1")
+def test_a_job_the_service_refuses_is_a_permanent_error_naming_why(vertex, request_):
+    bad = replace(request_, labels={"Trainyard Run": "x"})
+    with pytest.raises(PermanentError, match="label"):
+        backend(vertex).create_job(bad)
+
+
+def test_a_job_snapshot_reads_states_tasks_times_and_errors(vertex, request_):
+    backend(vertex).create_job(request_)
+    vertex.pipelines.advance("tr-1-a2", "PIPELINE_STATE_RUNNING", {"ExampleGen": "SKIPPED", "Trainer": "RUNNING"})
+    vertex.pipelines.advance("tr-1-a2", "PIPELINE_STATE_FAILED", {"Trainer": "FAILED"})
+    with vertex.pipelines.lock:  # what Vertex writes when a task fails
+        job = vertex.pipelines.jobs["projects/proj/locations/europe-west4/pipelineJobs/tr-1-a2"]
+        job.error = {"message": "The DAG failed because some tasks failed."}
+        details = list(job.job_detail.task_details)
+        details[1].error = {"message": "OOM on NVIDIA_L4"}
+        job.job_detail = aiplatform_v1.PipelineJobDetail(task_details=details)
+    snapshot = backend(vertex).get_job("tr-1-a2")
     assert snapshot.state == "PIPELINE_STATE_FAILED" and snapshot.terminal
     assert snapshot.error.startswith("The DAG failed")
     assert [(x.task_name, x.state, x.error) for x in snapshot.tasks] == [
         ("ExampleGen", "SKIPPED", None), ("Trainer", "FAILED", "OOM on NVIDIA_L4")]
-    assert snapshot.tasks[0].start_time == t and snapshot.labels == {"trainyard-run-id": "tr-1"}
+    assert snapshot.tasks[0].start_time is None and snapshot.tasks[1].start_time is not None
+    assert snapshot.labels["trainyard-run-id"] == "tr-1"
 
 
-def test_get_unknown_job_is_not_found_and_cancel_names_the_job():
-    client = FakePipelineClient()
-    backend = VertexPipelineBackend("p", "r", client)
+def test_get_unknown_job_is_not_found_and_cancel_names_the_job(vertex, request_):
     with pytest.raises(NotFound):
-        backend.get_job("nope")
-    backend.cancel_job("tr-1-a1")
-    assert client.cancelled == ["projects/p/locations/r/pipelineJobs/tr-1-a1"]
+        backend(vertex).get_job("nope")
+    backend(vertex).create_job(request_)
+    backend(vertex).cancel_job("tr-1-a2")
+    assert [r.name for r in vertex.server.requests("cancel_pipeline_job")] == [
+        "projects/proj/locations/europe-west4/pipelineJobs/tr-1-a2"]
+    assert vertex.pipelines.job("tr-1-a2").state.name == "PIPELINE_STATE_CANCELLED"
 
 
 class FakeBlob:

@@ -571,3 +571,28 @@ module "fn_events" {
 ''')
     text = "\n".join(hcl.check_ingress(root, light, {"fn_api"}))
     assert "ingress_settings default is 'ALLOW_ALL'" in text and "module.fn_events: ingress 'ALLOW_ALL'" in text
+
+
+def test_the_log_sink_wakes_the_consumer_for_trainyard_jobs_only():
+    """B9: the sink's job-id pattern is the one shared/runs.py makes, and nothing else's."""
+    from shared import runs
+    from shared.services.runs import new_run_id
+
+    text = (TF_ROOT / "logging.tf").read_text()
+    pattern = re.search(r'pipeline_job_id_pattern\s*=\s*"([^"]+)"', text).group(1)
+    assert 'resource.labels.pipeline_job_id=~"${local.pipeline_job_id_pattern}"' in text
+    for attempt in (1, 2, 17):
+        assert re.search(pattern, runs.job_id_for(new_run_id(), attempt))
+    for foreign in ("my-other-pipeline-20261201", "tr-1-a1", "xtr-0123456789abcdef-a1", "tr-0123456789abcdef-a1-b"):
+        assert not re.search(pattern, foreign), foreign
+
+
+def test_the_api_admits_the_audiences_of_its_own_urls_and_of_gcloud_user_tokens():
+    """A3: TRAINYARD_AUTH_AUDIENCE is set (the API refuses every token without it) to the API's URLs,
+    which are known before apply, and the CLI's user-token audience."""
+    plan = planned()
+    project, region = plan.var("project_id"), plan.var("region")
+    audience = plan.local("environment")["api"]["TRAINYARD_AUTH_AUDIENCE"].split(",")
+    assert audience[:2] == [f"https://{region}-{project}.cloudfunctions.net/trainyard-api",
+                            f"https://trainyard-api-{terraform_model.PROJECT_NUMBER}.{region}.run.app"]
+    assert "32555940559.apps.googleusercontent.com" in audience
