@@ -3,9 +3,18 @@ the documented rules (https://cloud.google.com/scheduler/docs/reference/rest/v1/
 names `projects/P/locations/L/jobs/ID` (ID: letters, digits, '-' and '_', up to 500), a unix-cron
 schedule and an IANA time zone, a Pub/Sub target on `projects/P/topics/T`; "a job must be in
 Job.State.ENABLED to be paused" and "in Job.State.PAUSED to be resumed" (FAILED_PRECONDITION otherwise);
-ALREADY_EXISTS, NOT_FOUND. `fire(name, publish)` plays the service agent publishing a job's message."""
+ALREADY_EXISTS, NOT_FOUND (UpdateJob too: "If the job does not exist, NOT_FOUND is returned").
+PubsubTarget: "The topic must be in the same project as the Cloud Scheduler job" and "Pubsub message must
+contain either non-empty data, or at least one attribute"; RetryConfig.retry_count: "Values greater than
+5 and negative values are not allowed" (https://cloud.google.com/python/docs/reference/cloudscheduler/latest/
+google.cloud.scheduler_v1.types.PubsubTarget and ...types.RetryConfig).
+
+What a test plays: `fire(name, publish)` (the service agent publishing a job's message),
+`set_state(name, "DISABLED")` (the system disabling a job), and `fail(method, code)` (the next call of
+`method` answers that status, e.g. UNAVAILABLE or PERMISSION_DENIED)."""
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from datetime import datetime, timezone
@@ -16,7 +25,8 @@ from google.cloud import scheduler_v1
 from google.protobuf import empty_pb2
 
 JOB_NAME = re.compile(r"(projects/[^/]+/locations/[^/]+)/jobs/([A-Za-z0-9_-]{1,500})")
-TOPIC = re.compile(r"projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}")
+TOPIC = re.compile(r"projects/([^/]+)/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}")
+MAX_RETRY_COUNT = 5
 CRON_FIELD = re.compile(r"[0-9*,/-]+|[A-Za-z]{3}(-[A-Za-z]{3})?")
 
 
@@ -27,10 +37,24 @@ def _cron_problem(expression: str) -> str | None:
     return None
 
 
+def _injectable(method):
+    """A call answers the status `fail(...)` queued for its method, before doing anything."""
+    @functools.wraps(method)
+    def call(self, request, context):
+        with self.lock:
+            queued = self.failures.get(method.__name__)
+            failure = queued.pop(0) if queued else None
+        if failure is not None:
+            context.abort(*failure)
+        return method(self, request, context)
+    return call
+
+
 class CloudSchedulerFake:
     def __init__(self, location: str | None = None):
         self.location = location
         self.jobs: dict[str, scheduler_v1.Job] = {}
+        self.failures: dict[str, list[tuple[grpc.StatusCode, str]]] = {}
         self.lock = threading.Lock()
 
     def _job(self, name: str, context) -> scheduler_v1.Job:
@@ -50,9 +74,21 @@ class CloudSchedulerFake:
             ZoneInfo(job.time_zone or "UTC")
         except (ZoneInfoNotFoundError, ValueError):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"time_zone {job.time_zone!r} is not an IANA time zone")
-        if not TOPIC.fullmatch(job.pubsub_target.topic_name):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"pubsub_target.topic_name {job.pubsub_target.topic_name!r}")
+        target = job.pubsub_target
+        topic = TOPIC.fullmatch(target.topic_name)
+        if not topic:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"pubsub_target.topic_name {target.topic_name!r}")
+        if topic.group(1) != job.name.split("/")[1]:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"topic {target.topic_name} is not in the job's project (the same project is required)")
+        if not target.data and not target.attributes:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "pubsub_target: the message must contain either non-empty data, or at least one attribute")
+        if not 0 <= job.retry_config.retry_count <= MAX_RETRY_COUNT:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"retry_config.retry_count {job.retry_config.retry_count}: 0 to {MAX_RETRY_COUNT}")
 
+    @_injectable
     def create_job(self, request: scheduler_v1.CreateJobRequest, context):
         job = scheduler_v1.Job(request.job)
         self._check(job, context)
@@ -68,15 +104,18 @@ class CloudSchedulerFake:
             self.jobs[job.name] = job
             return scheduler_v1.Job(job)
 
+    @_injectable
     def get_job(self, request: scheduler_v1.GetJobRequest, context):
         with self.lock:
             return scheduler_v1.Job(self._job(request.name, context))
 
+    @_injectable
     def list_jobs(self, request: scheduler_v1.ListJobsRequest, context):
         with self.lock:
             jobs = [scheduler_v1.Job(j) for n, j in self.jobs.items() if n.startswith(request.parent + "/jobs/")]
         return scheduler_v1.ListJobsResponse(jobs=jobs)
 
+    @_injectable
     def update_job(self, request: scheduler_v1.UpdateJobRequest, context):
         job = scheduler_v1.Job(request.job)
         self._check(job, context)
@@ -87,6 +126,7 @@ class CloudSchedulerFake:
             self.jobs[job.name] = job
             return scheduler_v1.Job(job)
 
+    @_injectable
     def delete_job(self, request: scheduler_v1.DeleteJobRequest, context):
         with self.lock:
             self._job(request.name, context)
@@ -102,9 +142,11 @@ class CloudSchedulerFake:
             job.state = scheduler_v1.Job.State[to]
             return scheduler_v1.Job(job)
 
+    @_injectable
     def pause_job(self, request: scheduler_v1.PauseJobRequest, context):
         return self._move(request.name, context, "ENABLED", "PAUSED")
 
+    @_injectable
     def resume_job(self, request: scheduler_v1.ResumeJobRequest, context):
         return self._move(request.name, context, "PAUSED", "ENABLED")
 
@@ -114,6 +156,16 @@ class CloudSchedulerFake:
         with self.lock:
             job = self.jobs.get(name)
             return job.state.name if job else None
+
+    def set_state(self, name: str, state: str) -> None:
+        """What the system does to a job (DISABLED "due to error", UPDATE_FAILED); a user cannot."""
+        with self.lock:
+            self.jobs[name].state = scheduler_v1.Job.State[state]
+
+    def fail(self, method: str, code: grpc.StatusCode, message: str = "", times: int = 1) -> None:
+        """The next `times` calls of `method` (create_job, pause_job, ...) answer `code`."""
+        with self.lock:
+            self.failures.setdefault(method, []).extend([(code, message or f"injected {code.name}")] * times)
 
     def fire(self, name: str, publish) -> str:
         """What the Cloud Scheduler service agent does at a job's time: publish its target's message.

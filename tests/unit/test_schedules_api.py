@@ -1,11 +1,14 @@
-"""Schedule routes over HTTP (in-memory fakes), the Cloud Scheduler adapter's requests at its
-boundary (a fake scheduler_v1 client), the adapter choice from settings, and the ticker."""
+"""Schedule routes over HTTP (in-memory fakes), the Cloud Scheduler adapter through Google's own
+CloudSchedulerClient against the gRPC fake of Cloud Scheduler (tests/protocol_fakes/scheduler.py), the
+service on that adapter (auto-pause then resume, a spent one-time schedule's job), the adapter choice
+from settings, and the ticker."""
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import grpc
 import pytest
 from google.api_core import exceptions
 from google.cloud import scheduler_v1
@@ -17,6 +20,7 @@ from shared.errors import TransientError
 from shared.http_api import Dependencies, create_app
 from shared.composition import schedule_jobs as jobs_from_settings
 from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
+from shared.services import schedules as service
 from shared.settings import get_settings
 from tests.builders import seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -125,105 +129,174 @@ def test_scheduled_run_then_run_now_over_http(api):
 
 
 # ----------------------------------------------------------------------------- Cloud Scheduler adapter
+# CloudSchedulerJobs through Google's own CloudSchedulerClient, over gRPC, to the fake of the service
+# (tests/protocol_fakes/scheduler.py): requests are serialized by the real transport, and errors come
+# back as status codes that google-api-core turns into its exceptions, as they would from Google.
+
+PROJECT, LOCATION = "proj", "europe-west4"
+PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
+JOB = f"{PARENT}/jobs/trainyard-ts-abc123"
 
 
-class FakeSchedulerClient:
-    """scheduler_v1.CloudSchedulerClient's surface the adapter uses; records each request."""
+@pytest.fixture
+def cloud_scheduler():
+    """The gRPC fake of Cloud Scheduler (started here, stopped after the test) and adapters on it."""
+    from types import SimpleNamespace
 
-    def __init__(self):
-        self.requests: list[tuple[str, object]] = []
-        self.fail: dict[str, Exception] = {}
+    from tests.protocol_fakes import scheduler as scheduler_fake
 
-    def _do(self, method, value):
-        self.requests.append((method, value))
-        if method in self.fail:
-            raise self.fail.pop(method)
-        return value
+    server, fake = scheduler_fake.start(LOCATION)
+    clients: list[CloudSchedulerJobs] = []
 
-    def create_job(self, parent, job):
-        return self._do("create_job", (parent, job))
+    def adapter(project=PROJECT, location=LOCATION) -> CloudSchedulerJobs:
+        jobs = CloudSchedulerJobs(project, location, emulator_host=server.address)
+        clients.append(jobs)
+        return jobs
 
-    def update_job(self, job):
-        return self._do("update_job", job)
+    def methods() -> list[str]:
+        return [name for name, _ in server.calls]
 
-    def pause_job(self, name):
-        return self._do("pause_job", name)
-
-    def resume_job(self, name):
-        return self._do("resume_job", name)
-
-    def delete_job(self, name):
-        return self._do("delete_job", name)
+    env = SimpleNamespace(server=server, fake=fake, jobs=adapter(), adapter=adapter, methods=methods,
+                          clients=clients)
+    try:
+        yield env
+    finally:
+        for jobs in clients:
+            if jobs._client is not None:
+                jobs._client.transport.close()
+        server.stop()
 
 
-def a_schedule(**overrides):
+def a_schedule(schedule_id="ts-abc123", **overrides):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body = {"name": "nightly", "schedule_type": "daily", "time_of_day": "02:30", "timezone": "Europe/Berlin",
             "run_template": {}}
     body.update(overrides)
-    return schedules.new_schedule(schedules.parse_request(body, at), {}, "ts-abc123", "dev@example.com", at)
+    return schedules.new_schedule(schedules.parse_request(body, at), {}, schedule_id, "dev@example.com", at)
 
 
-def test_cloud_scheduler_create_request():
-    client = FakeSchedulerClient()
-    jobs = CloudSchedulerJobs("proj", "europe-west4", client=client)
-    jobs.create(a_schedule())
-    [(method, (parent, job))] = client.requests
-    assert method == "create_job" and parent == "projects/proj/locations/europe-west4"
-    assert isinstance(job, scheduler_v1.Job)
-    assert job.name == "projects/proj/locations/europe-west4/jobs/trainyard-ts-abc123"
+def test_cloud_scheduler_create_request(cloud_scheduler):
+    cloud_scheduler.jobs.create(a_schedule())
+    [request] = cloud_scheduler.server.requests("create_job")
+    assert isinstance(request, scheduler_v1.CreateJobRequest) and request.parent == PARENT
+    assert request.job.name == JOB == cloud_scheduler.jobs.job_name("ts-abc123")
+    job = cloud_scheduler.fake.jobs[JOB]  # what the service stored: the request passed its rules
+    assert job.state == scheduler_v1.Job.State.ENABLED
     assert job.schedule == "30 2 * * *" and job.time_zone == "Europe/Berlin"
-    assert job.pubsub_target.topic_name == "projects/proj/topics/schedule-trigger"
+    assert job.pubsub_target.topic_name == f"projects/{PROJECT}/topics/schedule-trigger"
     assert json.loads(job.pubsub_target.data) == {"schedule_id": "ts-abc123"}
     assert dict(job.pubsub_target.attributes) == {"schedule_id": "ts-abc123"}
     assert job.retry_config.retry_count == 3 and job.retry_config.max_doublings == 3
     assert job.retry_config.min_backoff_duration.total_seconds() == 10
+    assert job.retry_config.max_backoff_duration.total_seconds() == 300
     assert job.retry_config.max_retry_duration.total_seconds() <= schedules.MISFIRE_GRACE.total_seconds()
+    # Read back through the client: the same job, state included.
+    read = cloud_scheduler.jobs.client.get_job(name=JOB)
+    assert read.schedule == job.schedule and read.state.name == "ENABLED"
+    # What the job publishes is what functions/scheduler reads.
+    published = []
+    cloud_scheduler.fake.fire(JOB, lambda topic, data, attributes: published.append((topic, data, attributes)) or "1")
+    [(topic, data, attributes)] = published
+    assert topic.endswith("/topics/" + topics.SCHEDULE_TRIGGER)
+    assert service.parse_trigger(json.loads(data)) == ("ts-abc123", None) and attributes == {"schedule_id": "ts-abc123"}
 
 
-def test_cloud_scheduler_weekly_cron_and_one_time_job():
-    client = FakeSchedulerClient()
-    jobs = CloudSchedulerJobs("proj", "us-central1", client=client)
-    jobs.create(a_schedule(schedule_type="weekly", day_of_week="saturday", time_of_day="23:45",
+def test_cloud_scheduler_weekly_cron_and_one_time_job(cloud_scheduler):
+    jobs = cloud_scheduler.jobs
+    jobs.create(a_schedule("ts-weekly", schedule_type="weekly", day_of_week="saturday", time_of_day="23:45",
                            timezone="America/New_York"))
-    jobs.create(a_schedule(schedule_type="once", run_at="2026-07-04T09:15:00", timezone="Asia/Tokyo"))
-    jobs.create(a_schedule(schedule_type="cron", cron_expression="0 */6 * * 1-5"))
-    crons = [(job.schedule, job.time_zone) for _, (_, job) in client.requests]
-    assert crons == [("45 23 * * 6", "America/New_York"), ("15 9 4 7 *", "Asia/Tokyo"),
-                     ("0 */6 * * 1-5", "Europe/Berlin")]
+    jobs.create(a_schedule("ts-once", schedule_type="once", run_at="2026-07-04T09:15:00", timezone="Asia/Tokyo"))
+    jobs.create(a_schedule("ts-cron", schedule_type="cron", cron_expression="0 */6 * * 1-5"))
+    stored = {name.rsplit("/", 1)[1]: (job.schedule, job.time_zone) for name, job in cloud_scheduler.fake.jobs.items()}
+    assert stored == {"trainyard-ts-weekly": ("45 23 * * 6", "America/New_York"),
+                      "trainyard-ts-once": ("15 9 4 7 *", "Asia/Tokyo"),  # yearly: on_trigger deletes it once spent
+                      "trainyard-ts-cron": ("0 */6 * * 1-5", "Europe/Berlin")}
+    listed = jobs.client.list_jobs(parent=PARENT)
+    assert sorted(j.name for j in listed) == sorted(cloud_scheduler.fake.jobs)
 
 
-def test_cloud_scheduler_pause_resume_delete_and_errors():
-    client = FakeSchedulerClient()
-    jobs = CloudSchedulerJobs("proj", "europe-west4", client=client)
+def test_cloud_scheduler_pause_resume_delete(cloud_scheduler):
+    jobs, fake = cloud_scheduler.jobs, cloud_scheduler.fake
     schedule = a_schedule()
-    name = "projects/proj/locations/europe-west4/jobs/trainyard-ts-abc123"
-    jobs.pause(schedule)
-    jobs.resume(schedule)
-    jobs.delete(schedule)
-    assert client.requests == [("pause_job", name), ("resume_job", name), ("delete_job", name)]
-
-    client.requests.clear()
-    client.fail["create_job"] = exceptions.AlreadyExists("exists")  # a retried create updates instead
     jobs.create(schedule)
-    assert [m for m, _ in client.requests] == ["create_job", "update_job"]
-
-    client.requests.clear()
-    client.fail["resume_job"] = exceptions.NotFound("gone")  # deleted behind our back: made again
+    jobs.pause(schedule)
+    assert fake.state(JOB) == "PAUSED"
     jobs.resume(schedule)
-    assert [m for m, _ in client.requests] == ["resume_job", "create_job"]
+    assert fake.state(JOB) == "ENABLED"
+    jobs.delete(schedule)
+    assert fake.state(JOB) is None
+    assert cloud_scheduler.methods() == ["create_job", "pause_job", "resume_job", "delete_job"]
+    assert [r.name for r in cloud_scheduler.server.requests("pause_job")] == [JOB]
 
-    client.fail["delete_job"] = exceptions.NotFound("gone")
-    jobs.delete(schedule)  # already gone is fine
-    client.fail["pause_job"] = exceptions.ServiceUnavailable("try later")
-    with pytest.raises(TransientError):
+
+def test_cloud_scheduler_pause_of_a_paused_job_and_resume_of_an_enabled_one_are_done(cloud_scheduler):
+    """Review B3: Cloud Scheduler answers FAILED_PRECONDITION ("a job must be in Job.State.ENABLED to
+    be paused" / "PAUSED to be resumed"); the adapter reads the job and finds it already there."""
+    jobs, fake = cloud_scheduler.jobs, cloud_scheduler.fake
+    schedule = a_schedule()
+    jobs.create(schedule)
+    jobs.resume(schedule)  # ENABLED already: e.g. a schedule auto-paused while its job kept running
+    assert fake.state(JOB) == "ENABLED"
+    jobs.pause(schedule)
+    jobs.pause(schedule)  # PAUSED already: a repeated pause
+    assert fake.state(JOB) == "PAUSED"
+    assert cloud_scheduler.methods() == ["create_job", "resume_job", "get_job", "pause_job", "pause_job", "get_job"]
+    # A precondition failure for any other reason still raises: the system DISABLED the job.
+    fake.set_state(JOB, "DISABLED")
+    with pytest.raises(exceptions.FailedPrecondition):
         jobs.pause(schedule)
-    client.fail["create_job"] = exceptions.PermissionDenied("no role")
-    with pytest.raises(exceptions.PermissionDenied):
+    with pytest.raises(exceptions.FailedPrecondition):
+        jobs.resume(schedule)
+    assert fake.state(JOB) == "DISABLED"
+
+
+def test_cloud_scheduler_missing_jobs_and_retried_creates(cloud_scheduler):
+    jobs, fake = cloud_scheduler.jobs, cloud_scheduler.fake
+    schedule = a_schedule()
+    jobs.delete(schedule)  # NOT_FOUND: already gone is fine
+    jobs.pause(schedule)  # NOT_FOUND: nothing to pause, logged
+    assert fake.jobs == {}
+    jobs.resume(schedule)  # NOT_FOUND: deleted behind our back, so made again from the document
+    assert fake.state(JOB) == "ENABLED"
+    assert cloud_scheduler.methods() == ["delete_job", "pause_job", "resume_job", "create_job"]
+
+    jobs.pause(schedule)
+    moved = a_schedule(time_of_day="04:10")
+    jobs.create(moved)  # ALREADY_EXISTS (a retried create): updated from the document, its state kept
+    assert cloud_scheduler.methods()[-2:] == ["create_job", "update_job"]
+    assert fake.jobs[JOB].schedule == "10 4 * * *" and fake.state(JOB) == "PAUSED"
+    jobs.delete(moved)
+    jobs.delete(moved)  # twice: the second finds nothing, and that is fine
+    assert fake.jobs == {}
+
+
+def test_cloud_scheduler_errors_are_mapped(cloud_scheduler):
+    jobs, fake = cloud_scheduler.jobs, cloud_scheduler.fake
+    schedule = a_schedule()
+    fake.fail("create_job", grpc.StatusCode.PERMISSION_DENIED, "cloudscheduler.jobs.create denied")
+    with pytest.raises(exceptions.PermissionDenied):  # not transient: raised as it is
         jobs.create(schedule)
+    assert fake.jobs == {}
+    jobs.create(schedule)
+
+    fake.fail("pause_job", grpc.StatusCode.UNAVAILABLE)  # the client does not retry PauseJob
+    with pytest.raises(TransientError) as raised:
+        jobs.pause(schedule)
+    assert isinstance(raised.value.__cause__, exceptions.ServiceUnavailable) and fake.state(JOB) == "ENABLED"
+    fake.fail("resume_job", grpc.StatusCode.DEADLINE_EXCEEDED)
+    with pytest.raises(TransientError):
+        jobs.resume(schedule)
+
+    fake.fail("delete_job", grpc.StatusCode.UNAVAILABLE)  # DeleteJob's default retry covers UNAVAILABLE
+    jobs.delete(schedule)
+    assert fake.jobs == {} and cloud_scheduler.methods().count("delete_job") == 2
+
+    elsewhere = cloud_scheduler.adapter(location="us-central1")  # a location this endpoint does not serve
+    with pytest.raises(exceptions.InvalidArgument):
+        elsewhere.create(schedule)
 
 
-def test_the_adapter_is_chosen_from_settings():
+def test_the_adapter_is_chosen_from_settings(cloud_scheduler):
     base = get_settings()
     assert isinstance(jobs_from_settings(replace(base, scheduler_backend="local")), LocalTickerJobs)
     cloud = jobs_from_settings(replace(base, scheduler_backend="cloud-scheduler", project="p",
@@ -232,6 +305,163 @@ def test_the_adapter_is_chosen_from_settings():
     assert cloud.job_name("x") == "projects/p/locations/asia-east1/jobs/trainyard-x"
     with pytest.raises(ValueError):
         jobs_from_settings(replace(base, scheduler_backend="cron"))
+    # TRAINYARD_SCHEDULER_EMULATOR_HOST: the adapter the composition root builds talks to the stand-in.
+    built = jobs_from_settings(replace(base, scheduler_backend="cloud-scheduler", project=PROJECT,
+                                       scheduler_location=LOCATION,
+                                       scheduler_emulator_host=cloud_scheduler.server.address))
+    cloud_scheduler.clients.append(built)
+    built.create(a_schedule())
+    assert cloud_scheduler.fake.state(JOB) == "ENABLED"
+
+
+# ----------------------------------------------------------------------------- the service on Cloud Scheduler
+
+
+@pytest.fixture
+def cloud_api(cloud_scheduler):
+    """The API in-process, its schedule jobs built by the composition root from settings
+    (scheduler_backend=cloud-scheduler, the emulator host = the gRPC fake)."""
+    repo, publisher = InMemoryRepository(), FakePublisher()
+    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com",
+                       project=PROJECT, scheduler_backend="cloud-scheduler", scheduler_location=LOCATION,
+                       scheduler_emulator_host=cloud_scheduler.server.address)
+    deps = Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=settings)
+    assert isinstance(deps.scheduler_jobs, CloudSchedulerJobs)
+    cloud_scheduler.clients.append(deps.scheduler_jobs)
+    return {"client": create_app(deps).test_client(), "repo": repo, "publisher": publisher,
+            "jobs": deps.scheduler_jobs, "fake": cloud_scheduler.fake, "ids": seed_catalog(repo)}
+
+
+def job_of(api, schedule) -> str:
+    return api["jobs"].job_name(schedule["id"])
+
+
+def test_the_job_mirrors_the_schedule_over_http(cloud_api):
+    created = post(cloud_api, "/api/training/schedules", schedule_body(cloud_api["ids"]))
+    assert created.status_code == 201, created.get_json()
+    schedule = created.get_json()["schedule"]
+    name = job_of(cloud_api, schedule)
+    assert schedule["cloud_scheduler_job_name"] == name == f"{PARENT}/jobs/trainyard-{schedule['id']}"
+    job = cloud_api["fake"].jobs[name]
+    assert (job.schedule, job.time_zone, job.state.name) == ("0 3 * * 1", "Europe/Kyiv", "ENABLED")
+    sid = schedule["id"]
+    assert post(cloud_api, f"/api/training/schedules/{sid}/pause").status_code == 200
+    assert cloud_api["fake"].state(name) == "PAUSED"
+    assert post(cloud_api, f"/api/training/schedules/{sid}/pause").status_code == 200  # its job is PAUSED already
+    assert post(cloud_api, f"/api/training/schedules/{sid}/resume").status_code == 200
+    assert cloud_api["fake"].state(name) == "ENABLED"
+    assert post(cloud_api, f"/api/training/schedules/{sid}/resume").status_code == 200  # ENABLED already
+    assert post(cloud_api, f"/api/training/schedules/{sid}/cancel").status_code == 200
+    assert cloud_api["fake"].state(name) is None
+
+
+def deliver(api, name, published_at):
+    """The job fires (the fake publishes its target's message) and functions/scheduler's service
+    consumes it, with the schedules' jobs as functions/scheduler/main.py passes them."""
+    outcomes = []
+
+    def publish(topic, data, attributes):
+        assert topic == f"projects/{PROJECT}/topics/{topics.SCHEDULE_TRIGGER}"
+        outcomes.append(service.on_trigger(api["repo"], api["publisher"], json.loads(data), published_at,
+                                           at=published_at, jobs=api["jobs"]))
+        return str(len(outcomes))
+
+    api["fake"].fire(name, publish)
+    return outcomes[0]
+
+
+@pytest.mark.parametrize("job_paused_on_auto_pause", [True, False], ids=["job-paused", "job-left-enabled"])
+def test_resume_after_auto_pause_is_200_and_the_job_runs(cloud_api, job_paused_on_auto_pause):
+    """Review B3. Auto-pause (the progress path, after N failed runs) pauses the job too; where it
+    could not (the job left ENABLED: an older pipeline_events, or its pause failed), resuming over HTTP
+    must still answer 200, not 500."""
+    from shared.services import progress
+    from tests.unit.scenario import job_timeline
+
+    now = datetime.now(UTC)
+    body = schedule_body(cloud_api["ids"], schedule_type="daily", timezone="UTC", auto_pause_after_failures=1,
+                         time_of_day=(now + timedelta(hours=12)).strftime("%H:%M"))
+    created = post(cloud_api, "/api/training/schedules", body)
+    assert created.status_code == 201, created.get_json()
+    schedule = created.get_json()["schedule"]
+    name = job_of(cloud_api, schedule)
+    assert cloud_api["fake"].state(name) == "ENABLED"
+
+    stored = cloud_api["repo"].get_schedule(schedule["id"])
+    slot = schedules.slots_up_to(stored, now)[-1]  # about 12 hours ago
+    assert deliver(cloud_api, name, slot + timedelta(seconds=2)) == "active"
+    run_id = schedules.slot_run_id(schedule["id"], slot)
+    cloud_api["repo"].mutate_run(run_id, lambda d: {**d, "status": "running", "gcs_artifacts_path": "/nonexistent"})
+    failed = job_timeline(f"{run_id}-a1", fail_at="Trainer")[-1]
+    if job_paused_on_auto_pause:
+        assert progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent", cloud_api["publisher"],
+                                  jobs=cloud_api["jobs"]) == "updated"
+    else:
+        progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent", cloud_api["publisher"])
+    paused = cloud_api["repo"].get_schedule(schedule["id"])
+    assert paused["status"] == "paused" and paused["paused_reason"].startswith("auto-paused after 1")
+    assert cloud_api["fake"].state(name) == ("PAUSED" if job_paused_on_auto_pause else "ENABLED")
+
+    resumed = post(cloud_api, f"/api/training/schedules/{schedule['id']}/resume")
+    assert resumed.status_code == 200, resumed.get_json()
+    view = resumed.get_json()["schedule"]
+    assert view["status"] == "active" and view["paused_reason"] is None and resumed.get_json()["caught_up"] == []
+    assert cloud_api["fake"].state(name) == "ENABLED"
+
+
+def test_a_spent_one_time_schedule_has_its_job_deleted(cloud_api):
+    """Review B4: Cloud Scheduler has no one-shot jobs (the ONCE job's cron repeats yearly); once its
+    slot fired and the schedule completed, on_trigger deletes the job."""
+    run_at = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    created = post(cloud_api, "/api/training/schedules", schedule_body(
+        cloud_api["ids"], schedule_type="once", run_at=run_at.isoformat(), timezone="Asia/Tokyo"))
+    assert created.status_code == 201, created.get_json()
+    schedule = created.get_json()["schedule"]
+    name = job_of(cloud_api, schedule)
+    local = run_at.astimezone(schedules.zone("Asia/Tokyo"))
+    job = cloud_api["fake"].jobs[name]
+    assert (job.schedule, job.state.name) == (f"{local.minute} {local.hour} {local.day} {local.month} *", "ENABLED")
+
+    assert deliver(cloud_api, name, run_at + timedelta(seconds=3)) == "active"
+    stored = cloud_api["repo"].get_schedule(schedule["id"])
+    assert stored["status"] == "completed" and stored["total_runs"] == 1
+    assert cloud_api["publisher"].messages[-1][1]["run_id"] == schedules.slot_run_id(schedule["id"], run_at)
+    assert cloud_api["fake"].state(name) is None  # deleted once spent
+
+    # Had the delete failed (the job left behind), its next (yearly) trigger is ignored and deletes it.
+    cloud_api["jobs"].create(stored)
+    assert cloud_api["fake"].state(name) == "ENABLED"
+    assert deliver(cloud_api, name, run_at.replace(year=run_at.year + 1) + timedelta(seconds=3)) == "ignored"
+    assert cloud_api["fake"].state(name) is None and len(cloud_api["repo"].runs) == 1
+
+
+def test_a_one_time_schedule_whose_job_delete_fails_is_cleaned_on_redelivery(cloud_api):
+    """The delete after the slot fired is refused (the scheduler's role lacks cloudscheduler.jobs.delete,
+    say): the trigger fails and is redelivered; the redelivery is ignored and deletes the job, no second run."""
+    run_at = (datetime.now(UTC) + timedelta(days=1)).replace(second=0, microsecond=0)
+    created = post(cloud_api, "/api/training/schedules", schedule_body(
+        cloud_api["ids"], schedule_type="once", run_at=run_at.isoformat(), timezone="UTC"))
+    schedule = created.get_json()["schedule"]
+    name = job_of(cloud_api, schedule)
+    cloud_api["fake"].fail("delete_job", grpc.StatusCode.PERMISSION_DENIED)
+    with pytest.raises(exceptions.PermissionDenied):
+        deliver(cloud_api, name, run_at + timedelta(seconds=3))
+    assert cloud_api["repo"].get_schedule(schedule["id"])["status"] == "completed"
+    assert cloud_api["fake"].state(name) == "ENABLED"
+    assert deliver(cloud_api, name, run_at + timedelta(seconds=3)) == "ignored"
+    assert cloud_api["fake"].state(name) is None and len(cloud_api["repo"].runs) == 1
+
+
+def test_run_now_of_a_scheduled_run_deletes_its_job(cloud_api):
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    response = post(cloud_api, "/api/training-runs", {"name": "later-recs", "scheduled_at": later,
+                                                      "base_experiment_id": cloud_api["ids"]["experiment"]})
+    assert response.status_code == 201, response.get_json()
+    run = response.get_json()["training_run"]
+    name = f"{PARENT}/jobs/trainyard-{run['schedule_id']}"
+    assert cloud_api["fake"].state(name) == "ENABLED"
+    assert post(cloud_api, f"/api/training-runs/{run['id']}/run-now").status_code == 202
+    assert cloud_api["fake"].state(name) is None
 
 
 # ----------------------------------------------------------------------------- the local ticker
