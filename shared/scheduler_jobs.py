@@ -44,6 +44,9 @@ def _transient(exc) -> bool:
                             exceptions.TooManyRequests, exceptions.Aborted, exceptions.GatewayTimeout))
 
 
+CALL_BUDGET_S = 20.0
+
+
 class CloudSchedulerJobs:
     """google-cloud-scheduler (scheduler_v1): one Pub/Sub-target job per schedule."""
 
@@ -74,6 +77,18 @@ class CloudSchedulerJobs:
     def parent(self) -> str:
         return f"projects/{self.project}/locations/{self.location}"
 
+    @staticmethod
+    def call_options() -> dict:
+        """Each call's retry budget fits its caller's: the client's default retries UNAVAILABLE for
+        up to 600 s, longer than the consumers' ack deadline (60 s) and an API request; past
+        CALL_BUDGET_S the error is a TransientError and the message is redelivered."""
+        from google.api_core import exceptions, retry
+
+        return {"retry": retry.Retry(predicate=retry.if_exception_type(exceptions.ServiceUnavailable,
+                                                                       exceptions.DeadlineExceeded),
+                                     initial=0.5, maximum=5.0, multiplier=2.0, timeout=CALL_BUDGET_S),
+                "timeout": CALL_BUDGET_S}
+
     def job_name(self, schedule_id: str) -> str:
         return f"{self.parent}/jobs/{JOB_PREFIX}{schedule_id}"
 
@@ -103,6 +118,8 @@ class CloudSchedulerJobs:
 
         try:
             return fn()
+        except exceptions.RetryError as exc:  # the call's retry budget ran out (call_options)
+            raise TransientError(f"Cloud Scheduler {what} for schedule {schedule['id']} failed: {exc}") from exc
         except exceptions.GoogleAPICallError as exc:
             if _transient(exc):
                 raise TransientError(f"Cloud Scheduler {what} for schedule {schedule['id']} failed: {exc}") from exc
@@ -113,14 +130,14 @@ class CloudSchedulerJobs:
 
         job = self.job_for(schedule)
         try:
-            self._call("create", schedule, lambda: self.client.create_job(parent=self.parent, job=job))
+            self._call("create", schedule, lambda: self.client.create_job(parent=self.parent, job=job, **self.call_options()))
         except exceptions.AlreadyExists:  # a retried create: the document wins
-            self._call("update", schedule, lambda: self.client.update_job(job=job))
+            self._call("update", schedule, lambda: self.client.update_job(job=job, **self.call_options()))
         log.info("cloud scheduler job created", schedule_id=schedule["id"], job=job.name, cron=job.schedule,
                  time_zone=job.time_zone)
 
     def _state(self, schedule: dict) -> str:
-        job = self._call("get", schedule, lambda: self.client.get_job(name=self.job_name(schedule["id"])))
+        job = self._call("get", schedule, lambda: self.client.get_job(name=self.job_name(schedule["id"]), **self.call_options()))
         return getattr(job.state, "name", str(job.state))
 
     def pause(self, schedule: dict) -> None:
@@ -129,7 +146,7 @@ class CloudSchedulerJobs:
         from google.api_core import exceptions
 
         try:
-            self._call("pause", schedule, lambda: self.client.pause_job(name=self.job_name(schedule["id"])))
+            self._call("pause", schedule, lambda: self.client.pause_job(name=self.job_name(schedule["id"]), **self.call_options()))
         except exceptions.NotFound:
             log.warning("no cloud scheduler job to pause", schedule_id=schedule["id"])
         except exceptions.FailedPrecondition:
@@ -142,7 +159,7 @@ class CloudSchedulerJobs:
         from google.api_core import exceptions
 
         try:
-            self._call("resume", schedule, lambda: self.client.resume_job(name=self.job_name(schedule["id"])))
+            self._call("resume", schedule, lambda: self.client.resume_job(name=self.job_name(schedule["id"]), **self.call_options()))
         except exceptions.NotFound:  # deleted behind our back: the document says it should exist
             self.create(schedule)
         except exceptions.FailedPrecondition:
@@ -153,7 +170,7 @@ class CloudSchedulerJobs:
         from google.api_core import exceptions
 
         try:
-            self._call("delete", schedule, lambda: self.client.delete_job(name=self.job_name(schedule["id"])))
+            self._call("delete", schedule, lambda: self.client.delete_job(name=self.job_name(schedule["id"]), **self.call_options()))
         except exceptions.NotFound:
             pass
 

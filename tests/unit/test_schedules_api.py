@@ -270,7 +270,7 @@ def test_cloud_scheduler_missing_jobs_and_retried_creates(cloud_scheduler):
     assert fake.jobs == {}
 
 
-def test_cloud_scheduler_errors_are_mapped(cloud_scheduler):
+def test_cloud_scheduler_errors_are_mapped(cloud_scheduler, monkeypatch):
     jobs, fake = cloud_scheduler.jobs, cloud_scheduler.fake
     schedule = a_schedule()
     fake.fail("create_job", grpc.StatusCode.PERMISSION_DENIED, "cloudscheduler.jobs.create denied")
@@ -279,17 +279,31 @@ def test_cloud_scheduler_errors_are_mapped(cloud_scheduler):
     assert fake.jobs == {}
     jobs.create(schedule)
 
-    fake.fail("pause_job", grpc.StatusCode.UNAVAILABLE)  # the client does not retry PauseJob
+    # Every call retries UNAVAILABLE / DEADLINE_EXCEEDED within CALL_BUDGET_S (the client's default
+    # would retry some for 600 s, past a consumer's ack deadline, and others not at all).
+    fake.fail("pause_job", grpc.StatusCode.UNAVAILABLE)
+    jobs.pause(schedule)
+    assert fake.state(JOB) == "PAUSED" and cloud_scheduler.methods().count("pause_job") == 2
+    fake.fail("resume_job", grpc.StatusCode.RESOURCE_EXHAUSTED)  # a quota: transient, not retried in the call
     with pytest.raises(TransientError) as raised:
-        jobs.pause(schedule)
-    assert isinstance(raised.value.__cause__, exceptions.ServiceUnavailable) and fake.state(JOB) == "ENABLED"
-    fake.fail("resume_job", grpc.StatusCode.DEADLINE_EXCEEDED)
-    with pytest.raises(TransientError):
         jobs.resume(schedule)
+    assert isinstance(raised.value.__cause__, exceptions.TooManyRequests) and fake.state(JOB) == "PAUSED"
+    jobs.resume(schedule)
 
-    fake.fail("delete_job", grpc.StatusCode.UNAVAILABLE)  # DeleteJob's default retry covers UNAVAILABLE
+    fake.fail("delete_job", grpc.StatusCode.UNAVAILABLE)
     jobs.delete(schedule)
     assert fake.jobs == {} and cloud_scheduler.methods().count("delete_job") == 2
+
+    from shared import scheduler_jobs
+    jobs.create(schedule)
+    with monkeypatch.context() as patch:  # an outage longer than the budget: a TransientError, promptly
+        patch.setattr(scheduler_jobs, "CALL_BUDGET_S", 1.0)
+        fake.fail("pause_job", grpc.StatusCode.UNAVAILABLE, times=100)
+        with pytest.raises(TransientError) as raised:
+            jobs.pause(schedule)
+        assert isinstance(raised.value.__cause__, exceptions.RetryError) and "UNAVAILABLE" in str(raised.value)
+    fake.failures.pop("pause_job", None)
+    jobs.delete(schedule)
 
     elsewhere = cloud_scheduler.adapter(location="us-central1")  # a location this endpoint does not serve
     with pytest.raises(exceptions.InvalidArgument):
