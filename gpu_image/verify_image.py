@@ -1,17 +1,20 @@
-"""Build-time checks of Trainyard's images (run by both Dockerfiles; also runnable in any environment).
+"""Build-time checks of Trainyard's images (run by each Dockerfile; also runnable in any environment).
 
     verify_image.py --image gpu --expect-cuda      # gpu_image/Dockerfile
     verify_image.py --image dataflow               # dataflow_image/Dockerfile
+    verify_image.py --image serving                # serving_image/Dockerfile
 
 1. The image's tree is exactly what its Dockerfile's .dockerignore lets through (a builder that
    ignored the file would ship something else) — only inside an image (/app).
 2. Every package the image installs by name is pinned in requirements/constraints.txt and installed
    at exactly that version: the images cannot drift from the local environment or from each other.
-3. Python 3.10 (the launcher in the GPU image and the Dataflow workers must match); TensorFlow (and,
-   with --expect-cuda, built with CUDA), TFX, the TFX components the pipeline uses and the project's
-   packages import. GPU image: TFRS and ScaNN with its TF ops, and every consumer Terraform runs from
-   it (the submitter, run-commands) loads. Dataflow image: tfx-bsl, TFT, TFDV, the DoFns and module
-   files the workers unpickle, and Beam's boot program.
+3. Python 3.10 (the launcher in the GPU image and the Dataflow workers must match; the prediction
+   container runs 3.11); TensorFlow (and, with --expect-cuda, built with CUDA) imports. GPU and
+   Dataflow images: TFX, the TFX components the pipeline uses and the project's packages import. GPU
+   image: TFRS and ScaNN with its TF ops, and every consumer Terraform runs from it (the submitter,
+   run-commands) loads. Dataflow image: tfx-bsl, TFT, TFDV, the DoFns and module files the workers
+   unpickle, and Beam's boot program. Serving image: ScaNN's TF ops, TensorFlow's gs:// file system
+   (the model is read from $AIP_STORAGE_URI) and the container's server module.
 
 Exit 0 when everything holds, 1 otherwise; one line per check.
 """
@@ -27,8 +30,14 @@ from typing import Callable, Iterable, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What each image installs by name (its Dockerfile's `pip install -r ...`).
-IMAGE_REQUIREMENT_FILES = {"gpu": ("ml.txt", "runtime.txt"), "dataflow": ("dataflow.txt",)}
-DOCKERIGNORE = {"gpu": "gpu_image/Dockerfile.dockerignore", "dataflow": "dataflow_image/Dockerfile.dockerignore"}
+IMAGE_REQUIREMENT_FILES = {"gpu": ("ml.txt", "runtime.txt"), "dataflow": ("dataflow.txt",), "serving": ("serving.txt",)}
+DOCKERIGNORE = {"gpu": "gpu_image/Dockerfile.dockerignore", "dataflow": "dataflow_image/Dockerfile.dockerignore",
+                "serving": "serving_image/Dockerfile.dockerignore"}
+# The Python each image runs (its base image's): Beam pickles between the GPU image's launcher and the
+# Dataflow workers; the prediction container exchanges only JSON and runs the local environment's 3.11.
+IMAGE_PYTHON = {"gpu": "3.10", "dataflow": "3.10", "serving": "3.11"}
+# The prediction container's entrypoint module (serving_image/Dockerfile CMD).
+SERVING_MODULE = "model_server.vertex"
 # The consumers Terraform runs from the GPU image (terraform/variables.tf consumer_commands).
 CONSUMERS = {"functions/submitter/main.py": "on_run_submit", "functions/run_commands/main.py": "on_run_command"}
 BEAM_BOOT = "/opt/apache/beam/boot"
@@ -171,8 +180,8 @@ def check_scann_ops() -> str:
 
 def check_python(expected: str = "3.10") -> str:
     if "%d.%d" % sys.version_info[:2] != expected:
-        raise AssertionError(f"Python {sys.version.split()[0]}: the launcher (GPU image) and the Dataflow workers "
-                             "must both run 3.10 (Beam pickles between them)")
+        raise AssertionError(f"Python {sys.version.split()[0]}, expected {expected}: the launcher (GPU image) and "
+                             "the Dataflow workers must both run 3.10 (Beam pickles between them)")
     return f"Python {sys.version.split()[0]}"
 
 
@@ -221,6 +230,31 @@ def check_worker_packages(root: Path) -> str:
     return "tfx_bsl, tensorflow_transform, tensorflow_data_validation, pipeline_compiler.example_gen, modules.transform"
 
 
+def check_gcs_filesystem() -> str:
+    """tf.io.gfile (and so tf.saved_model.load) reads gs://: Vertex puts the model at a gs:// AIP_STORAGE_URI."""
+    import tensorflow as tf
+
+    schemes = set(tf.io.gfile.get_registered_schemes())
+    if "gs" not in schemes:
+        raise AssertionError(f"TensorFlow has no gs:// file system (registered: {sorted(schemes)})")
+    return "tf.io.gfile reads gs://"
+
+
+def check_serving_server(root: Path) -> str:
+    """The container's entrypoint module imports and builds its app (without loading a model)."""
+    import importlib
+
+    sys.path.insert(0, str(root))
+    module = importlib.import_module(SERVING_MODULE)
+    loader = module.Loader("")
+    loader.done.set()
+    app = module.create_app(storage_uri="", loader=loader)
+    routes = sorted(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in ("health", "predict"))
+    if routes != sorted([module.DEFAULT_HEALTH_ROUTE, module.DEFAULT_PREDICT_ROUTE]):
+        raise AssertionError(f"{SERVING_MODULE} serves {routes}")
+    return f"{SERVING_MODULE} imports; routes {routes}"
+
+
 def check_beam_boot() -> str:
     if not os.access(BEAM_BOOT, os.X_OK):
         raise AssertionError(f"{BEAM_BOOT} is missing: Dataflow cannot start workers in this image")
@@ -235,7 +269,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--expect-cuda", action="store_true", help="fail unless TF was built with CUDA")
     parser.add_argument("--pins-only", action="store_true", help="only compare installed versions with the pins")
     parser.add_argument("--skip", default="", help="comma-separated checks not to run (e.g. tree outside an image)")
-    parser.add_argument("--python", default="3.10", help="the Python minor version the image must run")
+    parser.add_argument("--python", default=None, help="the Python minor version the image must run "
+                        "(default: the image's, " + ", ".join(f"{k} {v}" for k, v in IMAGE_PYTHON.items()) + ")")
     args = parser.parse_args(argv)
 
     failed = False
@@ -249,15 +284,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("PASS  pinned versions: every package installed by name matches requirements/constraints.txt")
     if not args.pins_only:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        python = args.python or IMAGE_PYTHON[args.image]
         checks = [("tree", lambda: check_tree(args.root, args.image)),
-                  ("python", lambda: check_python(args.python)),
-                   ("tensorflow", lambda: check_tensorflow(args.expect_cuda)),
-                   ("tfx", check_tfx)]
+                  ("python", lambda: check_python(python)),
+                  ("tensorflow", lambda: check_tensorflow(args.expect_cuda))]
         if args.image == "gpu":
-            checks += [("tfrs", check_tfrs), ("scann_ops", check_scann_ops),
+            checks += [("tfx", check_tfx), ("tfrs", check_tfrs), ("scann_ops", check_scann_ops),
                        ("project", lambda: check_project_packages(args.root))]
+        elif args.image == "dataflow":
+            checks += [("tfx", check_tfx), ("worker_packages", lambda: check_worker_packages(args.root)),
+                       ("beam_boot", check_beam_boot)]
         else:
-            checks += [("worker_packages", lambda: check_worker_packages(args.root)), ("beam_boot", check_beam_boot)]
+            checks += [("scann_ops", check_scann_ops), ("gcs", check_gcs_filesystem),
+                       ("server", lambda: check_serving_server(args.root))]
         skipped = {name.strip() for name in args.skip.split(",") if name.strip()}
         for name, check in checks:
             if name in skipped:

@@ -37,7 +37,11 @@ class PipelineEnv:
     dataflow_max_workers: int = 10
     service_account: Optional[str] = None
     local_registry_dir: str = ".local/registry"
-    serving_image: str = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+    # The prediction container the Pusher registers each model with: Trainyard's serving image
+    # (serving_image/), which loads ScaNN's TF ops; Vertex's prebuilt TF images cannot load the exported
+    # ScaNN index. On Vertex, TRAINYARD_SERVING_IMAGE is the Artifact Registry reference Terraform sets;
+    # the local registry ignores it.
+    serving_image: str = "trainyard-serving"
     # Where the data stages' Beam pipelines run on Vertex: Dataflow jobs, or DirectRunner inside the
     # component's own container (small data; see pipeline_compiler/data_scale.py).
     data_runner: DataRunner = "dataflow"

@@ -2,9 +2,10 @@
 
 It serves the local endpoints the run-commands consumer deploys (shared/local_models.py): each
 `{endpoints_dir}/{endpoint_id}.json` lists deployed models (pushed SavedModels) and a traffic split.
-Models are loaded with TensorFlow and called through their `serving_default` signature — for a
-retrieval run: query features in, top-K candidate `ids` and `scores` out. Vertex's request and
-response shapes, so clients do not care which side they talk to:
+Models are loaded and called by the prediction container's own code (model_server/savedmodel.py)
+through their `serving_default` signature (or `parameters.signature_name`) — for a retrieval run:
+query features in, top-K candidate `ids` and `scores` out. Vertex's request and response shapes, so
+clients do not care which side they talk to:
 
     POST /v1/endpoints/{id}:predict   {"instances": [{"customer_id": "c1", ...}], "deployed_model_id"?: "..."}
                                       → {"predictions": [{"ids": [...], "scores": [...]}], "deployed_model_id": ...}
@@ -20,7 +21,6 @@ from __future__ import annotations
 import os
 import random
 import sys
-import threading
 
 _repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _repo not in sys.path:
@@ -28,69 +28,12 @@ if _repo not in sys.path:
 
 from flask import Flask, jsonify, request  # noqa: E402
 
+# The loading and predict logic is the prediction container's own (model_server/savedmodel.py), so a
+# local endpoint answers exactly as a Vertex endpoint running serving_image/ does.
+from model_server.savedmodel import (MAX_INSTANCES, BadRequest, ModelCache, ModelLoadError,  # noqa: E402,F401
+                                     parse_request, predict)
 from shared.local_models import read_endpoint  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
-
-MAX_INSTANCES = 1000
-
-
-class BadRequest(Exception):
-    pass
-
-
-class ModelCache:
-    """SavedModels by path, loaded once (TensorFlow is imported on the first load, not at start)."""
-
-    def __init__(self):
-        self.models: dict[str, object] = {}
-        self.lock = threading.Lock()
-
-    def get(self, saved_model_uri: str):
-        with self.lock:
-            if saved_model_uri not in self.models:
-                import tensorflow as tf
-
-                try:  # ScaNN-indexed models need ScaNN's TF ops registered before loading
-                    import scann  # noqa: F401
-                except ImportError:
-                    pass
-                self.models[saved_model_uri] = tf.saved_model.load(saved_model_uri)
-            return self.models[saved_model_uri]
-
-
-def _python(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, list):
-        return [_python(v) for v in value]
-    return value
-
-
-def predict(model, instances: list[dict]) -> list[dict]:
-    """Call serving_default on a batch of instances (one dict of features each)."""
-    import tensorflow as tf
-
-    signature = model.signatures["serving_default"]
-    specs = signature.structured_input_signature[1]
-    missing = sorted({name for name in specs for inst in instances if name not in inst})
-    if missing:
-        raise BadRequest(f"every instance needs the features {sorted(specs)}; missing {missing}")
-    def value(name, spec, raw):
-        # JSON clients (and CSV rows) often send numbers as strings: "1704092581" for an int64 feature.
-        if isinstance(raw, str) and (spec.dtype.is_integer or spec.dtype.is_floating):
-            try:
-                return int(raw) if spec.dtype.is_integer else float(raw)
-            except ValueError:
-                raise BadRequest(f"feature {name!r} must be a {spec.dtype.name} number, not {raw!r}") from None
-        return raw
-
-    try:
-        batch = {name: tf.constant([value(name, spec, inst[name]) for inst in instances], dtype=spec.dtype)
-                 for name, spec in specs.items()}
-    except (TypeError, ValueError) as exc:
-        raise BadRequest(f"an instance has a value of the wrong type: {exc}") from None
-    outputs = {key: value.numpy() for key, value in signature(**batch).items()}
-    return [{key: _python(value[i].tolist()) for key, value in outputs.items()} for i in range(len(instances))]
 
 
 def create_app(endpoints_dir: str | None = None) -> Flask:
@@ -130,7 +73,7 @@ def create_app(endpoints_dir: str | None = None) -> Flask:
         for model in endpoint["deployed_models"]:
             try:
                 cache.get(model["saved_model_uri"])
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, ModelLoadError) as exc:
                 raise BadRequest(f"deployed model {model['id']}: cannot load {model['saved_model_uri']}: {exc}") from None
             loaded.append(model["id"])
         return jsonify(endpoint_id=endpoint_id, deployed_models=loaded, traffic_split=endpoint["traffic_split"])
@@ -139,11 +82,7 @@ def create_app(endpoints_dir: str | None = None) -> Flask:
     def predict_route(endpoint_id):
         endpoint = endpoint_or_404(endpoint_id)
         body = request.get_json(silent=True) or {}
-        instances = body.get("instances")
-        if not isinstance(instances, list) or not instances or not all(isinstance(i, dict) for i in instances):
-            raise BadRequest("send {\"instances\": [{feature: value, ...}, ...]}")
-        if len(instances) > MAX_INSTANCES:
-            raise BadRequest(f"at most {MAX_INSTANCES} instances per request")
+        instances, parameters = parse_request(body)
         models = {m["id"]: m for m in endpoint["deployed_models"]}
         chosen = body.get("deployed_model_id")
         if chosen is None:  # the traffic split decides, as on Vertex
@@ -153,7 +92,9 @@ def create_app(endpoints_dir: str | None = None) -> Flask:
             chosen = random.choices(list(live), weights=list(live.values()))[0]
         if chosen not in models:
             raise BadRequest(f"endpoint {endpoint_id} has no deployed model {chosen}")
-        predictions = predict(cache.get(models[chosen]["saved_model_uri"]), instances)
+        signature = parameters.get("signature_name")
+        predictions = predict(cache.get(models[chosen]["saved_model_uri"]), instances,
+                              signature if isinstance(signature, str) else None)
         return jsonify(predictions=predictions, deployed_model_id=chosen)
 
     return app

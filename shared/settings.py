@@ -83,8 +83,9 @@ VARIABLES: tuple[Variable, ...] = (
              "stay off Dataflow; BigQuery sources without stats always use Dataflow", "268435456",
              (SUBMITTER,), OPTIONAL),
     Variable("TRAINYARD_SERVING_IMAGE", "prediction container registered with every model in the Vertex Model "
-             "Registry", "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
-             (SUBMITTER, RUN_COMMANDS), TERRAFORM),
+             "Registry: Trainyard's serving image (serving_image/: ScaNN's TF ops, Vertex's custom-container "
+             "contract); Terraform sets the Artifact Registry reference cloudbuild.yaml pushes",
+             "trainyard-serving", (SUBMITTER, RUN_COMMANDS), TERRAFORM),
     Variable("TRAINYARD_COMPILER", "module:function compiling a run to a Vertex PipelineJob (tests swap it)",
              "pipeline_compiler:compile_run", (SUBMITTER,), OPTIONAL),
     # ------------------------------------------------------------------ identity

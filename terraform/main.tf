@@ -14,10 +14,11 @@ locals {
   function_source_bucket_name = coalesce(var.function_source_bucket_name, "${var.project_id}-trainyard-function-source")
   build_staging_bucket_name   = "${var.project_id}-trainyard-build"
 
-  # The images cloudbuild.yaml builds and pushes (one tag for both: they come from one commit).
+  # The images cloudbuild.yaml builds and pushes (one tag for all: they come from one commit).
   image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_registry_repository}"
   gpu_image        = "${local.image_repository}/${var.gpu_image_name}:${var.image_tag}"
   dataflow_image   = "${local.image_repository}/${var.dataflow_image_name}:${var.image_tag}"
+  serving_image    = coalesce(var.serving_image, "${local.image_repository}/${var.serving_image_name}:${var.image_tag}")
 
   # The same names as shared/topics.py.
   topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands"]
@@ -87,12 +88,12 @@ locals {
       TRAINYARD_DATAFLOW_IMAGE           = local.dataflow_image
       TRAINYARD_DATAFLOW_TEMP            = "gs://${google_storage_bucket.pipeline_root.name}/dataflow-tmp"
       TRAINYARD_DATAFLOW_SUBNETWORK      = local.dataflow_subnetwork
-      TRAINYARD_SERVING_IMAGE            = var.serving_image
+      TRAINYARD_SERVING_IMAGE            = local.serving_image
     })
     pipeline_events = merge(local.cloud_env, local.scheduler_env)
     scheduler       = merge(local.base_env, local.scheduler_env)
     run_commands = merge(local.cloud_env, {
-      TRAINYARD_SERVING_IMAGE = var.serving_image
+      TRAINYARD_SERVING_IMAGE = local.serving_image
     })
   }
 }

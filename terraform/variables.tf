@@ -50,16 +50,22 @@ variable "dataflow_image_name" {
   default     = "trainyard-dataflow"
 }
 
+variable "serving_image_name" {
+  type        = string
+  description = "Name of the serving image inside the repository (cloudbuild.yaml's _SERVING_IMAGE): the prediction container (serving_image/) registered with every model in the Vertex Model Registry."
+  default     = "trainyard-serving"
+}
+
 variable "image_tag" {
   type        = string
-  description = "Tag of both images, as cloudbuild.yaml pushes them (_TAG: the commit). Pin a build; `latest` does not redeploy on a new push."
+  description = "Tag of the images, as cloudbuild.yaml pushes them (_TAG: the commit). Pin a build; `latest` does not redeploy on a new push."
   default     = "latest"
 }
 
 variable "serving_image" {
   type        = string
-  description = "Prediction container registered with every model in the Vertex Model Registry."
-  default     = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+  description = "Override of the prediction container registered with every model (a full image reference). Null: the serving image cloudbuild.yaml pushes (serving_image_name, image_tag). It must load ScaNN's TF ops: Vertex's prebuilt TensorFlow images cannot serve the exported index."
+  default     = null
 }
 
 variable "dataflow_subnetwork" {

@@ -1,8 +1,9 @@
 """The images as their Dockerfiles and cloudbuild.yaml describe them: instructions, environment,
 working directory, the tree each one holds (gpu_image/image_tree.py: the build context filtered by the
-Dockerfile's own .dockerignore), and which Dockerfile builds which image reference."""
+Dockerfile's own .dockerignore), the command it starts, and which Dockerfile builds which image reference."""
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -59,6 +60,18 @@ class Image:
         args = dict(a.split("=", 1) for k, a in self.instructions if k == "ARG" and "=" in a)
         base = next(a for k, a in self.instructions if k == "FROM")
         return re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
+
+    @property
+    def command(self) -> list[str]:
+        """What `docker run <image>` starts: the last ENTRYPOINT followed by the last CMD, each in exec
+        (JSON) form or shell form (`/bin/sh -c ...`), as Docker combines them."""
+        def argv(args: str) -> list[str]:
+            args = args.strip()
+            return json.loads(args) if args.startswith("[") else ["/bin/sh", "-c", args]
+
+        entrypoint = next((argv(a) for k, a in reversed(self.instructions) if k == "ENTRYPOINT"), [])
+        cmd = next((argv(a) for k, a in reversed(self.instructions) if k == "CMD"), [])
+        return entrypoint + cmd
 
     def files(self) -> list[str]:
         return image_tree.context_files(REPO, self.dockerignore)

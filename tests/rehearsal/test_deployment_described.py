@@ -58,6 +58,42 @@ def test_the_submitter_compiles_for_the_cloud_with_its_environment(deployment):
     assert env.dataflow_temp.startswith("gs://") and env.dataflow_subnetwork.startswith("regions/")
 
 
+def test_models_are_registered_with_the_serving_image_cloudbuild_pushes(deployment, tmp_path):
+    """A6: every model was registered with Vertex's prebuilt tf2-cpu image, which cannot load the ScaNN
+    index's ops. Whoever registers a model (the Pusher, compiled by the submitter; push-anyway in
+    run-commands) now names the image serving_image/Dockerfile builds, and that image serves the port
+    and routes registration declares (shared/serving.py)."""
+    from model_server import vertex
+    from shared.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT
+    from tests.rehearsal import images, terraform_model
+
+    plan = deployment.plan
+    built = images.built_images({"_PROJECT_ID": plan.var("project_id"), "_REGION": plan.var("region"),
+                                 "_REPOSITORY": plan.var("artifact_registry_repository"),
+                                 "_SERVING_IMAGE": plan.var("serving_image_name"), "_TAG": plan.var("image_tag")})
+    dockerfile = REPO / "serving_image" / "Dockerfile"
+    given = {d.role: d.env["TRAINYARD_SERVING_IMAGE"] for d in deployment.deployables.values()
+             if "TRAINYARD_SERVING_IMAGE" in d.env}
+    assert set(given) == set(S.BY_NAME["TRAINYARD_SERVING_IMAGE"].readers)  # the submitter and run-commands
+    for role, image in given.items():
+        assert built.get(image) == dockerfile, f"{role} registers models with {image}, which cloudbuild.yaml does not push"
+        assert "vertex-ai/prediction" not in image
+    assert plan.var("serving_image_name") == "trainyard-serving"
+
+    serving = images.load(dockerfile)
+    assert serving.command == ["python", "-m", vertex.__name__]
+    assert (vertex.DEFAULT_PORT, vertex.DEFAULT_PREDICT_ROUTE, vertex.DEFAULT_HEALTH_ROUTE) == (
+        SERVING_PORT, PREDICT_ROUTE, HEALTH_ROUTE)
+    assert [a for k, a in serving.instructions if k == "EXPOSE"] == [str(SERVING_PORT)]
+    assert "model_server/vertex.py" in serving.files() and not [f for f in serving.files() if f.startswith("shared/")]
+
+    # serving_image stays an override of the pushed image
+    tfvars = tmp_path / "override.tfvars"
+    override = "europe-west4-docker.pkg.dev/other/repo/my-serving:1"
+    tfvars.write_text((REPO / "terraform/examples/minimal/minimal.tfvars").read_text() + f'serving_image = "{override}"\n')
+    assert terraform_model.load(REPO / "terraform", tfvars).local("serving_image") == override
+
+
 def test_the_local_twin_consumes_the_topics_terraform_pushes(deployment):
     """scripts/stack.py wires the emulator's push subscriptions: same consumers, entry points and ack
     deadlines as Terraform's; only the retry backoff is faster locally (1-30 s instead of 10-600 s)."""
