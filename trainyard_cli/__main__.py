@@ -10,6 +10,11 @@
     trainyard experiments top [--model-type retrieval] [--limit 5]
     trainyard experiments search QUERY
 
+`runs get` prints the run's status, model and deployment (status, endpoint, predict URL). `runs watch`
+(and `runs create --watch`) follows a run to its end and, when its deployment_config deploys after
+training, on until the deployment is deployed or failed. Exit codes of watch: 0 completed (and deployed
+when it deploys), 2 not blessed, 1 failed or cancelled, 3 completed but the deployment failed.
+
 Add --json for machine-readable output. The API URL comes from TRAINYARD_API_URL (default the local
 stack), the identity from TRAINYARD_TOKEN (default: the local developer token on localhost, else
 `gcloud auth print-identity-token`).
@@ -21,7 +26,7 @@ import json
 import sys
 
 from trainyard_cli.client import ApiClient, ApiError
-from trainyard_cli.watch import EXIT_CODES, watch
+from trainyard_cli.watch import deployment_lines, exit_code, watch
 
 
 def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
@@ -103,6 +108,18 @@ def create_body(args, client: ApiClient) -> dict:
     return body
 
 
+def describe(run_: dict) -> list[str]:
+    """`runs get` for a person: what the run is, where it got to, its model and its deployment."""
+    lines = [f"{run_['id']}  {run_.get('name')} #{run_.get('run_number')}  {run_.get('status')}"]
+    lines.append(f"stage: {run_.get('current_stage') or '-'}  progress: {run_.get('progress_percent') or 0}%"
+                 + (f"  epoch {run_['current_epoch']}/{run_.get('total_epochs') or '?'}" if run_.get("current_epoch") else ""))
+    if run_.get("error_message"):
+        lines.append(f"failed at {run_.get('error_stage')}: {run_['error_message']}")
+    if run_.get("vertex_model_resource_name"):
+        lines.append(f"model: {run_['vertex_model_resource_name']} (version {run_.get('vertex_model_version')})")
+    return lines + deployment_lines(run_)
+
+
 def run(argv: list[str], out=sys.stdout) -> int:
     args = build_parser().parse_args(argv)
     client = ApiClient(url=args.url)
@@ -127,7 +144,7 @@ def run(argv: list[str], out=sys.stdout) -> int:
                 if args.watch:
                     final = watch(lambda: client.get(f"/api/training-runs/{run_['id']}")["training_run"], out=out)
                     emit(final) if args.json else None
-                    return EXIT_CODES[final["status"]]
+                    return exit_code(final)
                 if args.json:
                     emit(created)
             elif args.command == "list":
@@ -137,14 +154,15 @@ def run(argv: list[str], out=sys.stdout) -> int:
                 if not args.json and data.get("next_page_token"):
                     out.write(f"more: --page-token {data['next_page_token']}\n")
             elif args.command == "get":
-                emit(client.get(f"/api/training-runs/{args.run_id}")["training_run"])
+                run_ = client.get(f"/api/training-runs/{args.run_id}")["training_run"]
+                emit(run_) if args.json else out.write("\n".join(describe(run_)) + "\n")
             elif args.command == "watch":
                 final = watch(lambda: client.get(f"/api/training-runs/{args.run_id}")["training_run"], out=out)
                 if args.json:
                     emit(final)
                 elif final.get("error_message"):
                     out.write(f"failed at {final.get('error_stage')}: {final['error_message']}\n")
-                return EXIT_CODES[final["status"]]
+                return exit_code(final)
             elif args.command == "cancel":
                 emit(client.post(f"/api/training-runs/{args.run_id}/cancel"))
             elif args.command == "delete":

@@ -25,6 +25,21 @@ function vsBase(run, metric) {
   return `vs Exp: <b class="${better ? '' : 'card-warn'}">${diff >= 0 ? '+' : ''}${diff.toFixed(3)} ${better ? '↑' : '↓'}</b>`;
 }
 
+/** The run's deployment (manual or after training): Deploying… / Deployed to <endpoint> / Deploy failed: <error>. */
+export function deploymentLine(run) {
+  const d = run.deployment || {};
+  const status = d.status || run.deployment_status || (run.is_deployed ? 'deployed' : '');
+  if (!status) return '';
+  const where = esc(run.endpoint_resource_name || d.endpoint_resource_name || d.endpoint_id || d.endpoint_name || '—');
+  const auto = d.automatic ? ' <span class="muted small">(after training)</span>' : '';
+  const text = {
+    deploying: `⏳ Deploying… to ${where}`,
+    deployed: `🟢 Deployed to ${where}`,
+    failed: `<span class="card-error">Deploy failed: ${esc(String(d.error || 'unknown error').slice(0, 160))}</span>`,
+  }[status] || esc(status);
+  return `<div class="card-line" data-role="deployment" data-deployment="${esc(status)}">${text}${auto}</div>`;
+}
+
 export function renderCard(run, now = new Date()) {
   const status = run.status || 'pending';
   const metric = gateMetric(run);
@@ -59,8 +74,9 @@ export function renderCard(run, now = new Date()) {
       break;
     case 'completed':
       body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
-        vsBase(run, metric), isDeployed(run) ? `Endpoint: ${esc(run.endpoint_resource_name || run.deployment?.endpoint_name || '—')}` : ''])
-        + (run.vertex_model_resource_name ? line([`Model: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`]) : '');
+        vsBase(run, metric)])
+        + (run.vertex_model_resource_name ? line([`Model: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`]) : '')
+        + deploymentLine(run);
       break;
     case 'failed':
       body = line([`Failed at: ${esc(run.error_stage || '—')}${run.current_epoch ? ` (epoch ${run.current_epoch})` : ''}`,
@@ -77,7 +93,8 @@ export function renderCard(run, now = new Date()) {
         `Threshold: ${metricValue(threshold)}`])
         + (run.vertex_model_resource_name
           ? line([`Pushed anyway: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`])
-          : `<div class="card-line card-warn">⚠️ Model saved but not pushed to registry (below threshold)</div>`);
+          : `<div class="card-line card-warn">⚠️ Model saved but not pushed to registry (below threshold)</div>`)
+        + deploymentLine(run);
       break;
     }
     default:

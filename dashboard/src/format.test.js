@@ -42,6 +42,23 @@ describe('renderCard', () => {
     expect(html).toContain('training-run-card not-blessed');
     expect(html).toContain('not pushed to registry');
   });
+  it('a deployment shows on the card: deploying, deployed (after training), failed', () => {
+    const done = { ...base, status: 'completed', vertex_model_resource_name: 'm', vertex_model_version: '1' };
+    const deploying = renderCard({ ...done, deployment_status: 'deploying',
+      deployment: { status: 'deploying', automatic: true, endpoint_name: 'recs-prod' } });
+    expect(deploying).toContain('Deploying… to recs-prod');
+    expect(deploying).toContain('(after training)');
+    expect(deploying).toContain('Completed • Deploying');
+    const deployed = renderCard({ ...done, deployment_status: 'deployed', is_deployed: true, endpoint_resource_name: 'local/endpoints/tr-1',
+      deployment: { status: 'deployed', automatic: false, endpoint_name: 'recs-prod' } });
+    expect(deployed).toContain('Deployed to local/endpoints/tr-1');
+    expect(deployed).not.toContain('(after training)');
+    const failed = renderCard({ ...done, deployment_status: 'failed',
+      deployment: { status: 'failed', automatic: true, error: 'quota <exceeded>' } });
+    expect(failed).toContain('Deploy failed: quota &lt;exceeded&gt;');
+    expect(actionsFor({ ...done, deployment_status: 'failed', deployment: { status: 'failed' } }).left).toEqual(['view', 'deploy']);
+    expect(renderCard(done)).not.toContain('data-role="deployment"');
+  });
   it('escapes what users typed', () => {
     expect(renderCard({ ...base, status: 'failed', error_message: '<img src=x onerror=alert(1)>' })).not.toContain('<img');
   });

@@ -162,10 +162,24 @@ def _same_target(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in keys)
 
 
-def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
-    request = parse(DeployBody, body if body is not None else {})
+AUTOMATIC_DEPLOYER = "trainyard (deployment_config)"
+AUTOMATIC_ACTIONS = ("deploy_new", "deploy_existing")
 
+
+def deploys_after_training(doc: dict) -> bool:
+    """A completed (blessed) run whose model was registered and whose deployment_config asks for a deploy."""
+    return (doc.get("status") == runs.COMPLETED and bool(doc.get("vertex_model_resource_name"))
+            and (doc.get("deployment_config") or {}).get("action") in AUTOMATIC_ACTIONS)
+
+
+def _request_deployment(repo, publisher, run_id: str, identity: str, request: DeployBody,
+                        automatic: bool = False) -> tuple[dict, bool, Optional[str]]:
+    """The one way a deployment is requested, by hand (deploy_run) or after training (deploy_after_training):
+    check the run, record the deployment on it in one transaction, publish the `deploy` command.
+    Returns (run, changed, warning): the warning says the command could not be queued."""
     def decide(doc):
+        if automatic and (doc.get("deployment") or not deploys_after_training(doc)):
+            return None  # already requested (by hand or by an earlier delivery), or nothing to deploy
         registered = bool(doc.get("vertex_model_resource_name"))
         if doc["status"] == runs.NOT_BLESSED and not registered:
             raise Conflict(f"run {run_id} is not_blessed and its model is not registered; push it anyway first")
@@ -182,18 +196,68 @@ def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
                            f" wait for it to finish")
         new = dict(doc)
         new["deployment"] = {**target, "id": uuid.uuid4().hex[:12], "status": DEPLOYING, "requested_by": identity,
-                             "requested_at": runs.now(), "operation": None, "error": None}
+                             "requested_at": runs.now(), "automatic": automatic, "operation": None, "error": None}
         new["deployment_status"] = DEPLOYING
         return new
 
     run, changed = _mutate(repo, run_id, decide)
-    deployment = run["deployment"]
+    deployment = run.get("deployment") or {}
+    # Which deployment under way gets its command (again):
+    # - by hand, every request re-queues it: a repeat heals a lost command (the consumer skips a second one);
+    # - after training, only its own deployment and only until `queued_at` (kept on automatic deployments,
+    #   whoever queued the command) records that the command went out.
+    #   The intent is recorded (deploying) before the publish, so a failed publish leaves `deploying` without
+    #   `queued_at`; the pipeline event is then redelivered (deploy_after_training raises) and the redelivery
+    #   publishes the same deployment id again. A redelivery after a successful publish finds `queued_at`
+    #   and sends nothing. Only a crash between the publish and the `queued_at` write sends the command twice,
+    #   with the same deployment id: execute_deploy acts on the id once it is deploying and skips it after.
+    wanted = deployment.get("status") == DEPLOYING and (
+        not automatic or (deployment.get("automatic") and not deployment.get("queued_at")))
     warning = None
-    if deployment["status"] == DEPLOYING:
+    if wanted:
         warning = _publish_command(publisher, {"command": DEPLOY, "run_id": run_id, "deployment_id": deployment["id"]})
+        if warning is None and deployment.get("automatic") and not deployment.get("queued_at"):
+            run = _mark_queued(repo, run_id, deployment["id"]) or run
+    return run, changed, warning
+
+
+def _mark_queued(repo, run_id: str, deployment_id: str) -> Optional[dict]:
+    def mark(doc):
+        current = doc.get("deployment") or {}
+        if current.get("id") != deployment_id or current.get("queued_at"):
+            return None
+        return {**doc, "deployment": {**current, "queued_at": runs.now()}}
+    return repo.mutate_run(run_id, mark)
+
+
+def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+    request = parse(DeployBody, body if body is not None else {})
+    run, changed, warning = _request_deployment(repo, publisher, run_id, identity, request)
+    deployment = run["deployment"]
     message = ("deploying" if changed else f"already {deployment['status']}") + \
         f" to {deployment.get('endpoint_id') or 'a new endpoint ' + repr(deployment.get('endpoint_name'))}"
     return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
+
+
+def deploy_after_training(repo, publisher, run: dict) -> str:
+    """Called by the pipeline-events consumer with a terminal run: a completed, registered run whose
+    deployment_config says deploy_new / deploy_existing is deployed exactly as `POST …/deploy` with no body
+    would (its endpoint and split from deployment_config), marked `automatic`, by AUTOMATIC_DEPLOYER.
+
+    Idempotent: a deployment already on the run (by hand or automatic; deploying, deployed or failed) is
+    left alone, except that an automatic one whose command was not queued yet is queued. A failed publish
+    raises TransientError, so the event is redelivered and the redelivery queues it."""
+    current = run.get("deployment") or {}
+    pending_command = current.get("automatic") and current.get("status") == DEPLOYING and not current.get("queued_at")
+    if not deploys_after_training(run) or (current and not pending_command):
+        return "none"  # decided on the document in hand: most events cost no extra read
+    run, _, warning = _request_deployment(repo, publisher, run["id"], AUTOMATIC_DEPLOYER, DeployBody(), automatic=True)
+    if warning:
+        raise TransientError(warning)
+    deployment = run.get("deployment") or {}
+    log.info("automatic deploy requested", run_id=run["id"], deployment_id=deployment.get("id"),
+             status=deployment.get("status"), endpoint=deployment.get("endpoint_id") or deployment.get("endpoint_name"))
+    return "deploy_requested"
 
 
 # --------------------------------------------------------------------------- push anyway

@@ -67,8 +67,11 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
         return "ignored"
     run_id, attempt = parsed
     run = repo.get_run(run_id)
-    if run is None or run.get("attempt") != attempt or runs.is_terminal(run["status"]):
-        return "ignored"  # deleted run, an old attempt, or already final: nothing moves back
+    if run is None or run.get("attempt") != attempt:
+        return "ignored"  # a deleted run or an old attempt
+    if runs.is_terminal(run["status"]):
+        _deploy_after_training(repo, run, publisher)  # a redelivered final event queues the deploy it could not
+        return "ignored"  # already final: nothing moves back
     try:
         job = backend.get_job(job_id)
     except NotFound:
@@ -91,6 +94,7 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             return "failed"
     updated = repo.mutate_run(run_id, lambda doc: runs.apply_job_snapshot(doc, job, found))
     _count_on_schedule(repo, updated, publisher, jobs)
+    _deploy_after_training(repo, updated, publisher)
     if updated is not None:
         log.info("run progressed", run_id=run_id, status=updated["status"], stage=updated.get("current_stage"),
                  progress=updated.get("progress_percent"))
@@ -104,6 +108,16 @@ def _count_on_schedule(repo: Repository, run: Optional[dict], publisher=None, jo
         from shared.services import schedules as schedule_service
 
         schedule_service.on_run_terminal(repo, run, publisher, jobs=jobs)
+
+
+def _deploy_after_training(repo: Repository, run: Optional[dict], publisher=None) -> None:
+    """A run that completed with a registered model and a deploy in its deployment_config is deployed
+    through the run-commands path (shared/services/actions.py: deploy_after_training; idempotent, and a
+    failed publish raises TransientError so the event comes again)."""
+    if run is not None and publisher is not None and run["status"] == runs.COMPLETED:
+        from shared.services import actions
+
+        actions.deploy_after_training(repo, publisher, run)
 
 
 def on_training_progress(payload, repo: Repository, min_interval_s: float) -> str:

@@ -117,6 +117,57 @@ def test_cards_in_all_eight_states(page, seeded):
     shot(page, "card-states")
 
 
+DEPLOYMENTS = {
+    "deploy-card-deploying": {"deployment_status": "deploying", "deployment": {
+        "id": "d1", "status": "deploying", "automatic": True, "endpoint_name": "recs-prod", "endpoint_id": None,
+        "requested_by": "trainyard (deployment_config)"}},
+    "deploy-card-deployed": {"deployment_status": "deployed", "is_deployed": True,
+                             "endpoint_resource_name": "local/endpoints/tr-deploy-card-1", "deployment": {
+                                 "id": "d2", "status": "deployed", "automatic": False, "endpoint_name": "recs-b",
+                                 "endpoint_resource_name": "local/endpoints/tr-deploy-card-1"}},
+    "deploy-card-failed": {"deployment_status": "failed", "deployment": {
+        "id": "d3", "status": "failed", "automatic": True, "endpoint_id": "987",
+        "error": "endpoint 987 does not exist"}},
+}
+
+
+def test_a_deployment_shows_on_the_card_and_follows_live(page, stack):
+    """Deploying… / Deployed to <endpoint> / Deploy failed: <error>, and a deploying card turns deployed
+    when the run-commands consumer writes the result."""
+    from google.cloud import firestore
+
+    client = firestore.Client(project=stack.stack.config.project)
+    ids = {}
+    for i, (name, deployment) in enumerate(DEPLOYMENTS.items()):
+        ids[name] = f"tr-deploy-card-{i}"
+        client.collection("training_runs").document(ids[name]).set(run_doc(
+            name, "completed", 10 + i, metrics={"recall_at_100": 0.45}, duration_seconds=600, progress_percent=100,
+            vertex_model_resource_name=f"projects/p/locations/l/models/{i}", vertex_model_name=name,
+            vertex_model_version="1", completed_at=NOW - timedelta(minutes=5),
+            deployment_config={"action": "deploy_new", "endpoint_name": "recs-prod"}, **deployment))
+    page.locator("#filter-search").fill("deploy-card-")
+    expect(page.locator(".training-run-card")).to_have_count(len(DEPLOYMENTS))
+    deploying = card(page, ids["deploy-card-deploying"])
+    expect(deploying.locator("[data-role=deployment]")).to_have_text("⏳ Deploying… to recs-prod (after training)")
+    expect(deploying.locator("[data-role=status]")).to_contain_text("Completed • Deploying")
+    assert deploying.locator("[data-action=deploy]").count() == 0  # no second deploy while one is under way
+    expect(card(page, ids["deploy-card-deployed"]).locator("[data-role=deployment]")).to_have_text(
+        "🟢 Deployed to local/endpoints/tr-deploy-card-1")
+    failed = card(page, ids["deploy-card-failed"])
+    expect(failed.locator("[data-role=deployment]")).to_have_text(
+        "Deploy failed: endpoint 987 does not exist (after training)")
+    expect(failed.locator(".card-error")).to_be_visible()
+    expect(failed.locator("[data-action=deploy]")).to_be_visible()  # a failed deploy can be tried again
+    shot(page, "card-deployments")
+
+    client.collection("training_runs").document(ids["deploy-card-deploying"]).update({
+        "deployment_status": "deployed", "is_deployed": True, "endpoint_resource_name": "local/endpoints/recs-prod",
+        "deployment.status": "deployed", "deployment.endpoint_resource_name": "local/endpoints/recs-prod"})
+    expect(deploying.locator("[data-role=deployment]")).to_have_text(
+        "🟢 Deployed to local/endpoints/recs-prod (after training)", timeout=5_000)
+    expect(deploying.locator("[data-role=status]")).to_contain_text("Completed • Deployed")
+
+
 def test_delete_from_a_card_removes_it_live(page, seeded):
     page.locator("#filter-search").fill("state-cancelled")
     c = card(page, seeded["state-cancelled"])

@@ -62,8 +62,10 @@ def stack(tmp_path_factory):
                                             "source": {"kind": "files", "uri": str(root / "nope.csv"), "format": "csv"}})
     # Start every run now: the local pipeline service runs them side by side.
     started = {
+        # Deploys itself after training (deployment_config), as the wizard's "deploy to a new endpoint" asks.
         "completed": create("e2e-blessed", evaluator_config={
-            "enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.01}}),
+            "enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.01}},
+            deployment_config={"action": "deploy_new", "endpoint_name": "e2e-recs"}),
         "not_blessed": create("e2e-unreachable", evaluator_config={
             "enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.999}}),
         "missing_data": create("e2e-missing-data", dataset_id=missing["item"]["id"]),
@@ -167,17 +169,19 @@ def test_cancelling_a_running_run_stops_its_process(stack):
 
 
 def test_the_deployed_model_answers_like_the_exported_model(stack):
-    """Deploy (the run-commands consumer loads the registered SavedModel into the local prediction
-    server), then compare the endpoint's top-K with the SavedModel called directly."""
+    """The run deploys itself after training (deployment_config deploy_new: pipeline_events requests it,
+    the run-commands consumer loads the registered SavedModel into the local prediction server), then
+    compare the endpoint's top-K with the SavedModel called directly."""
     import requests
 
     final = wait(stack, "completed", lambda r: run_domain.is_terminal(r["status"]))
     assert final["status"] == "completed"
-    client = stack["client"]
-    client.post(f"/api/training-runs/{final['id']}/deploy", {"traffic_split": 100})
     deployed = wait(stack, "completed", lambda r: r.get("deployment_status") in ("deployed", "failed"), timeout_s=300)
     assert deployed["deployment_status"] == "deployed", deployed.get("deployment")
     assert deployed["is_deployed"] and deployed["endpoint_resource_name"] and deployed["deployed_at"]
+    assert deployed["deployment"]["automatic"] is True and deployed["deployment"]["endpoint_name"] == "e2e-recs"
+    again = stack["client"].post(f"/api/training-runs/{final['id']}/deploy", {"traffic_split": 100})
+    assert again["changed"] is False  # deploying by hand now repeats the automatic deployment, not a second one
     # As a JSON client sends it: the int64 timestamp as a string too (the endpoint converts it).
     instance = {"customer_id": "C00007", "segment": "retail", "city": "bialystok", "timestamp": "1704092581"}
     served = requests.post(deployed["deployment"]["predict_url"], json={"instances": [instance]},

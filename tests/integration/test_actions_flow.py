@@ -91,6 +91,48 @@ def test_deploy_a_completed_run_to_the_local_prediction_server(local_stack, cata
     assert local_stack.post(f"/api/training-runs/{run['id']}/deploy", {}).json()["changed"] is False
 
 
+def test_a_run_that_deploys_after_training_is_deployed_once_by_itself(local_stack, catalog):  # noqa: F811
+    """deployment_config deploy_new: the pipeline-events consumer requests the deploy when the run completes
+    blessed and registered; run-commands deploys it to the real local prediction server. A redelivered
+    final event changes nothing and requests nothing."""
+    run = create(local_stack, catalog, "actions-auto-deploy",
+                 deployment_config={"action": "deploy_new", "endpoint_name": "auto-recs"})
+    run = local_stack.wait_for(run["id"], lambda r: r["status"] == "running", what="submission")
+    job_id = f"{run['id']}-a1"
+    write_results(ArtifactStore(), run["gcs_artifacts_path"], blessed=True)
+    build_retrieval_saved_model(f"{run['gcs_artifacts_path']}/model/saved_model", seed=7)
+    timeline = job_timeline(job_id)
+    deliver(local_stack, timeline, job_id)
+    deployed = local_stack.wait_for(run["id"], lambda r: r.get("deployment_status") in ("deployed", "failed"),
+                                    timeout_s=120, what="the automatic deployment")
+    assert deployed["status"] == "completed" and deployed["deployment_status"] == "deployed", deployed.get("deployment")
+    deployment = deployed["deployment"]
+    assert deployment["automatic"] is True and deployment["requested_by"] == "trainyard (deployment_config)"
+    assert deployment["endpoint_name"] == "auto-recs" and deployment["queued_at"]
+    assert deployed["is_deployed"] and deployed["endpoint_resource_name"] == f"local/endpoints/{run['id']}"
+    answer = requests.post(deployment["predict_url"], json={"instances": [{"customer_id": "c2"}]}, timeout=60).json()
+    assert len(answer["predictions"]) == 1 and answer["predictions"][0]["ids"]
+
+    deliver(local_stack, [timeline[-1], timeline[-1], timeline[3]], job_id)  # redelivered and late events
+    again = local_stack.run(run["id"])
+    assert again["deployment"]["id"] == deployment["id"] and again["deployment"]["status"] == "deployed"
+    assert again["deployment"]["queued_at"] == deployment["queued_at"]
+    requested = [line for line in local_stack.log_lines("pipeline_events")
+                 if "automatic deploy requested" in line and run["id"] in line]
+    assert len(requested) == 1, requested
+    # the manual route sees the same deployment: a repeat, not a second one
+    assert local_stack.post(f"/api/training-runs/{run['id']}/deploy", {}).json()["changed"] is False
+
+
+def test_a_not_blessed_run_with_deploy_new_is_not_deployed(local_stack, catalog):  # noqa: F811
+    run = create(local_stack, catalog, "actions-auto-not-blessed", deployment_config={"action": "deploy_new"})
+    run = local_stack.wait_for(run["id"], lambda r: r["status"] == "running", what="submission")
+    write_results(ArtifactStore(), run["gcs_artifacts_path"], blessed=False)
+    deliver(local_stack, job_timeline(f"{run['id']}-a1"), f"{run['id']}-a1")
+    final = local_stack.wait_for(run["id"], lambda r: r["status"] == "not_blessed", what="not blessed")
+    assert not final.get("deployment") and not final.get("deployment_status")
+
+
 def test_logs_history_and_gpu_availability(local_stack, catalog):  # noqa: F811
     run = submitted(local_stack, catalog, "actions-data")
     job_id = f"{run['id']}-a1"

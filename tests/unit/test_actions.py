@@ -329,6 +329,7 @@ def test_deploy_queues_the_work_and_the_consumer_records_the_endpoint(world):
     stored = world.repo.get_run(run["id"])
     assert stored["deployment_status"] == "deploying" and stored["status"] == runs.COMPLETED
     assert stored["deployment"]["endpoint_name"] == run["name"] and stored["deployment"]["traffic_split"] == 100
+    assert stored["deployment"]["automatic"] is False and stored["deployment"]["requested_by"] == "dev@example.com"
     (command,) = commands(world)
     assert command == {"command": "deploy", "run_id": run["id"], "deployment_id": stored["deployment"]["id"]}
     # repeat while deploying: no-op

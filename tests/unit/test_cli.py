@@ -14,7 +14,7 @@ from shared.settings import get_settings
 from tests.builders import seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from trainyard_cli.client import ApiClient, ApiError
-from trainyard_cli.watch import progress_line, watch
+from trainyard_cli.watch import exit_code, progress_line, watch
 
 
 class FlaskSession:
@@ -114,3 +114,71 @@ def test_progress_line_draws_the_bar():
 def test_api_error_message_lists_fields():
     error = ApiError(400, {"errors": [{"field": "name", "message": "bad"}]})
     assert str(error) == "HTTP 400: name: bad"
+
+
+# ----------------------------------------------------------------------------- deploy after training
+
+REGISTERED = {"status": "completed", "progress_percent": 100, "vertex_model_resource_name": "projects/p/locations/l/models/7",
+              "vertex_model_version": "1", "deployment_config": {"action": "deploy_new", "endpoint_name": "recs-prod"}}
+DEPLOYING = {"id": "d1", "status": "deploying", "automatic": True, "endpoint_name": "recs-prod", "endpoint_id": None}
+DEPLOYED = {**DEPLOYING, "status": "deployed", "endpoint_resource_name": "local/endpoints/r",
+            "predict_url": "http://127.0.0.1:8090/v1/endpoints/r:predict"}
+
+
+def stored_run(repo, **fields) -> dict:
+    from shared.services import runs as run_service
+    from tests.builders import run_body
+
+    experiment = next(iter(repo.catalog["experiments"]))
+    run = run_service.create_run(repo, FakePublisher(), run_body(experiment), "cli@example.com")
+    return repo.mutate_run(run["id"], lambda d: {**d, **fields})
+
+
+def test_get_prints_the_deployment_status_endpoint_and_predict_url(api):
+    repo, _ = api
+    run = stored_run(repo, **REGISTERED, deployment=DEPLOYED, deployment_status="deployed")
+    code, out = run_cli("runs", "get", run["id"])
+    assert code == 0 and out.startswith(f"{run['id']}  product-recommender-v3 #1  completed")
+    assert "model: projects/p/locations/l/models/7 (version 1)" in out
+    assert "deployment: deployed (automatic) to local/endpoints/r" in out
+    assert "predict URL: http://127.0.0.1:8090/v1/endpoints/r:predict" in out
+    code, out = run_cli("--json", "runs", "get", run["id"])
+    assert json.loads(out)["deployment"]["automatic"] is True
+    failed = stored_run(repo, **REGISTERED, deployment={**DEPLOYING, "status": "failed", "error": "quota exceeded"})
+    assert "deployment: failed (automatic): quota exceeded" in run_cli("runs", "get", failed["id"])[1]
+    planned = stored_run(repo, status="running", deployment_config=REGISTERED["deployment_config"])
+    assert "deployment: deploy_new to recs-prod after training" in run_cli("runs", "get", planned["id"])[1]
+
+
+def test_watch_follows_the_automatic_deploy_to_its_end():
+    states = iter([
+        {"id": "r", "status": "running", "current_stage": "Push", "progress_percent": 95},
+        {"id": "r", **REGISTERED},  # completed; the deploy is requested a moment later
+        {"id": "r", **REGISTERED, "deployment": DEPLOYING},
+        {"id": "r", **REGISTERED, "deployment": DEPLOYING},
+        {"id": "r", **REGISTERED, "deployment": DEPLOYED},
+        {"id": "r", **REGISTERED, "deployment": DEPLOYED},
+    ])
+    out = io.StringIO()
+    final = watch(lambda: next(states), interval_s=0, out=out, interactive=False)
+    assert final["deployment"]["status"] == "deployed" and exit_code(final) == 0
+    text = out.getvalue()
+    assert text.count("deployment: deploying (automatic) to a new endpoint 'recs-prod'") == 1
+    assert "deployment: deployed (automatic) to local/endpoints/r" in text and "predict URL: http://" in text
+
+
+def test_watch_ends_non_zero_when_the_deploy_fails(api):
+    repo, _ = api
+    run = stored_run(repo, **REGISTERED, deployment={**DEPLOYING, "status": "failed", "error": "no such endpoint"})
+    code, out = run_cli("runs", "watch", run["id"])
+    assert code == 3 and "deployment: failed (automatic): no such endpoint" in out
+    assert exit_code({"status": "completed", "deployment": {"status": "deployed"}}) == 0
+    assert exit_code({"status": "not_blessed"}) == 2 and exit_code({"status": "failed"}) == 1
+
+
+def test_watch_does_not_wait_forever_for_a_deploy_that_is_never_requested():
+    out = io.StringIO()
+    final = watch(lambda: {"id": "r", **REGISTERED}, interval_s=0, out=out, interactive=False, deploy_grace_s=0)
+    assert final["status"] == "completed" and "was not requested" in out.getvalue() and exit_code(final) == 0
+    register_only = {**REGISTERED, "deployment_config": {"action": "register_only"}}
+    assert watch(lambda: register_only, interval_s=0, out=io.StringIO(), interactive=False)["status"] == "completed"

@@ -1,0 +1,227 @@
+"""Deploy after training: a completed, blessed run whose deployment_config says deploy_new /
+deploy_existing is deployed by the pipeline-events consumer through the run-commands path, once,
+whatever the events' order and however often they come (in-memory fakes, no I/O)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from shared import runs, topics
+from shared.artifact_store import ArtifactStore
+from shared.consumer import consume
+from shared.errors import PermanentError, TransientError
+from shared.serving import Serving
+from shared.services import actions, progress
+from shared.services import runs as run_service
+from tests.builders import run_body, seed_catalog
+from tests.events import load_event
+from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository
+from tests.unit.scenario import job_timeline, write_results
+from tests.unit.test_actions import FakeEndpoints, FakeRegistrar, FakeTrainerJobs
+
+DEPLOY_NEW = {"action": "deploy_new", "endpoint_name": "recs-prod"}
+
+
+class FlakyPublisher(FakePublisher):
+    """Refuses the first `failures` run-commands publishes (Pub/Sub unavailable), then works."""
+
+    def __init__(self, failures: int):
+        super().__init__()
+        self.failures = failures
+
+    def publish(self, topic, payload, **attributes):
+        if topic == topics.RUN_COMMANDS and self.failures:
+            self.failures -= 1
+            raise TransientError("pubsub unavailable")
+        return super().publish(topic, payload, **attributes)
+
+
+@pytest.fixture
+def world(tmp_path):
+    class World:
+        pass
+
+    w = World()
+    w.repo, w.backend, w.store, w.publisher = InMemoryRepository(), FakeBackend(), ArtifactStore(), FakePublisher()
+    w.serving = Serving(FakeRegistrar(), FakeEndpoints(), FakeTrainerJobs(), machine_type="n1-standard-4")
+    w.ids = seed_catalog(w.repo)
+    w.artifacts = str(tmp_path / "artifacts")
+    return w
+
+
+def running_run(w, deployment_config=None, blessed=True) -> dict:
+    body = run_body(w.ids["experiment"], **({"deployment_config": deployment_config} if deployment_config else {}))
+    run = run_service.create_run(w.repo, FakePublisher(), body, "owner@example.com")
+    write_results(w.store, w.artifacts, blessed=blessed)
+    return w.repo.mutate_run(run["id"], lambda d: {**d, "status": runs.RUNNING, "gcs_artifacts_path": w.artifacts,
+                                                   "attempts": [{"attempt": 1, "status": runs.RUNNING}]})
+
+
+def event(w, snapshot, publisher=None) -> str:
+    """One pipeline-events push (the canonical sink entry) while the backend reports `snapshot`."""
+    w.backend.jobs[snapshot.job_id] = snapshot
+    body = load_event("pipeline_job_event.json", **{"tr-0123456789abcdef-a1": snapshot.job_id})
+    return consume(body, lambda entry: progress.on_pipeline_event(entry, w.repo, w.backend, w.store,
+                                                                  publisher or w.publisher), "pipeline_events")
+
+
+def deploy_commands(publisher) -> list[dict]:
+    return [p for t, p, _ in publisher.messages if t == topics.RUN_COMMANDS and p["command"] == actions.DEPLOY]
+
+
+def finish(w, run, publisher=None) -> dict:
+    for snapshot in job_timeline(f"{run['id']}-a1"):
+        event(w, snapshot, publisher)
+    return w.repo.get_run(run["id"])
+
+
+def test_completed_blessed_deploy_new_is_deployed_once_and_marked_automatic(world):
+    run = running_run(world, DEPLOY_NEW)
+    final = finish(world, run)
+    assert final["status"] == runs.COMPLETED and final["deployment_status"] == "deploying"
+    deployment = final["deployment"]
+    assert deployment["automatic"] is True and deployment["requested_by"] == actions.AUTOMATIC_DEPLOYER
+    assert deployment["endpoint_name"] == "recs-prod" and deployment["endpoint_id"] is None
+    assert deployment["traffic_split"] == 100 and deployment["queued_at"]
+    assert deployment["model_resource_name"] == final["vertex_model_resource_name"]
+    (command,) = deploy_commands(world.publisher)
+    assert command == {"command": "deploy", "run_id": run["id"], "deployment_id": deployment["id"]}
+    # the run-commands consumer does the rest, as for a manual deploy
+    assert actions.handle_command(actions.parse_command(command), world.repo, world.backend, world.store,
+                                  world.serving) == "deployed"
+    deployed = world.repo.get_run(run["id"])
+    assert deployed["deployment_status"] == "deployed" and deployed["is_deployed"] is True
+    assert deployed["deployment"]["automatic"] is True and deployed["deployment"]["predict_url"]
+    assert world.serving.endpoints.requests[0].endpoint_display_name == "recs-prod"
+
+
+def test_redelivered_and_reordered_final_events_publish_one_deployment(world):
+    run = running_run(world, DEPLOY_NEW)
+    timeline = job_timeline(f"{run['id']}-a1")
+    events = timeline * 2
+    random.Random(3).shuffle(events)
+    for snapshot in events + [timeline[-1], timeline[-1]]:
+        event(world, snapshot)
+    first = world.repo.get_run(run["id"])
+    assert first["status"] == runs.COMPLETED
+    (command,) = deploy_commands(world.publisher)
+    assert command["deployment_id"] == first["deployment"]["id"]
+    # after the deploy finished (or failed), late events still move nothing and send nothing
+    actions.handle_command(actions.parse_command(command), world.repo, world.backend, world.store, world.serving)
+    for snapshot in (timeline[-1], timeline[5]):
+        assert event(world, snapshot) == "ignored"
+    assert len(deploy_commands(world.publisher)) == 1
+    assert world.repo.get_run(run["id"])["deployment"]["status"] == "deployed"
+
+
+def test_deploy_existing_takes_the_endpoint_and_split_from_the_config(world):
+    run = running_run(world, {"action": "deploy_existing", "existing_endpoint_id": "987", "traffic_split": 25})
+    final = finish(world, run)
+    assert final["deployment"]["endpoint_id"] == "987" and final["deployment"]["traffic_split"] == 25
+    assert final["deployment"]["endpoint_name"] is None
+    actions.handle_command(actions.parse_command(deploy_commands(world.publisher)[0]), world.repo, world.backend,
+                           world.store, world.serving)
+    request = world.serving.endpoints.requests[0]
+    assert request.endpoint_id == "987" and request.traffic_percent == 25
+
+
+def test_a_not_blessed_run_is_never_deployed(world):
+    run = running_run(world, DEPLOY_NEW, blessed=False)
+    final = finish(world, run)
+    assert final["status"] == runs.NOT_BLESSED and not final.get("deployment")
+    assert not deploy_commands(world.publisher)
+    # pushed anyway later: still not deployed automatically (only a blessed completion is)
+    world.repo.mutate_run(run["id"], lambda d: {**d, "vertex_model_resource_name": "projects/p/locations/l/models/7",
+                                                "pushed_anyway": True})
+    event(world, job_timeline(f"{run['id']}-a1")[-1])
+    assert not deploy_commands(world.publisher) and not world.repo.get_run(run["id"]).get("deployment")
+
+
+def test_register_only_is_never_deployed(world):
+    run = running_run(world)  # the default deployment_config: register_only
+    final = finish(world, run)
+    assert final["status"] == runs.COMPLETED and final["deployment_config"]["action"] == "register_only"
+    assert not final.get("deployment") and not final.get("deployment_status")
+    assert not deploy_commands(world.publisher)
+
+
+def test_a_completed_run_without_a_registered_model_is_not_deployed(world):
+    run = running_run(world, DEPLOY_NEW)
+    world.store.delete_tree(world.artifacts + "/registry")  # the Pusher registered nothing
+    final = finish(world, run)
+    assert final["status"] == runs.COMPLETED and not final.get("vertex_model_resource_name")
+    assert not final.get("deployment") and not deploy_commands(world.publisher)
+
+
+def test_a_failed_publish_is_redelivered_and_the_redelivery_publishes(world):
+    run = running_run(world, DEPLOY_NEW)
+    flaky = FlakyPublisher(failures=2)
+    timeline = job_timeline(f"{run['id']}-a1")
+    for snapshot in timeline[:-1]:
+        event(world, snapshot, flaky)
+    with pytest.raises(TransientError):
+        event(world, timeline[-1], flaky)  # completes the run, records the deployment, cannot queue it
+    stored = world.repo.get_run(run["id"])
+    assert stored["status"] == runs.COMPLETED and stored["deployment_status"] == "deploying"
+    assert not stored["deployment"].get("queued_at") and not deploy_commands(flaky)
+    deployment_id = stored["deployment"]["id"]
+    with pytest.raises(TransientError):
+        event(world, timeline[-1], flaky)  # Pub/Sub still down: redelivered again
+    assert event(world, timeline[-1], flaky) == "ignored"  # the run was already final; the deploy is queued now
+    (command,) = deploy_commands(flaky)
+    assert command["deployment_id"] == deployment_id  # the same deployment, not a second one
+    assert world.repo.get_run(run["id"])["deployment"]["queued_at"]
+    event(world, timeline[-1], flaky)
+    assert len(deploy_commands(flaky)) == 1
+
+
+def fold_without_publisher(w, run) -> dict:
+    """As the cancel path folds a finished job in (progress.apply_job with no publisher)."""
+    for snapshot in job_timeline(f"{run['id']}-a1"):
+        w.backend.jobs[snapshot.job_id] = snapshot
+        progress.apply_job(run["id"], snapshot, w.repo, w.store, w.artifacts)
+    return w.repo.get_run(run["id"])
+
+
+def test_a_deployment_already_on_the_run_is_left_alone(world):
+    run = running_run(world, DEPLOY_NEW)
+    assert fold_without_publisher(world, run)["status"] == runs.COMPLETED  # and someone deploys it by hand first
+    manual = actions.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", {"endpoint_id": "555"})
+    assert manual["changed"] is True and manual["training_run"]["deployment"]["automatic"] is False
+    event(world, job_timeline(f"{run['id']}-a1")[-1])
+    (command,) = deploy_commands(world.publisher)
+    stored = world.repo.get_run(run["id"])
+    assert command["deployment_id"] == stored["deployment"]["id"] and stored["deployment"]["endpoint_id"] == "555"
+    assert stored["deployment"]["requested_by"] == "dev@example.com"
+
+
+def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(world):
+    run = running_run(world, DEPLOY_NEW)
+    finish(world, run)
+    world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
+    actions.handle_command(actions.parse_command(deploy_commands(world.publisher)[0]), world.repo, world.backend,
+                           world.store, world.serving)
+    assert world.repo.get_run(run["id"])["deployment_status"] == "failed"
+    event(world, job_timeline(f"{run['id']}-a1")[-1])
+    assert len(deploy_commands(world.publisher)) == 1  # state only moves forward
+    again = actions.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
+    assert again["changed"] is True and again["training_run"]["deployment"]["endpoint_name"] == "recs-prod"
+    assert len(deploy_commands(world.publisher)) == 2
+
+
+def test_a_manual_repeat_of_the_automatic_deploy_is_a_no_op_that_requeues_it(world):
+    run = running_run(world, DEPLOY_NEW)
+    first = finish(world, run)
+    repeat = actions.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
+    assert repeat["changed"] is False and repeat["training_run"]["deployment"]["id"] == first["deployment"]["id"]
+    assert [c["deployment_id"] for c in deploy_commands(world.publisher)] == [first["deployment"]["id"]] * 2
+
+
+def test_without_a_publisher_nothing_is_deployed_and_the_next_event_does_it(world):
+    run = running_run(world, DEPLOY_NEW)
+    final = fold_without_publisher(world, run)
+    assert final["status"] == runs.COMPLETED and not final.get("deployment")
+    assert event(world, job_timeline(f"{run['id']}-a1")[-1]) == "ignored"  # a late event with the consumer's publisher
+    (command,) = deploy_commands(world.publisher)
+    assert command["deployment_id"] == world.repo.get_run(run["id"])["deployment"]["id"]
