@@ -38,8 +38,10 @@ CATCH_UP_NONE, CATCH_UP_LATEST, CATCH_UP_ALL = "none", "latest", "all"
 
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # A trigger may be published a little before its slot (clock skew) and, with Cloud Scheduler's
-# retries or a backlog, a while after it; outside that band it belongs to no slot.
-EARLY_TOLERANCE = timedelta(seconds=60)
+# retries or a backlog, a while after it; outside that band it belongs to no slot. The early band
+# stays well below Cloud Scheduler's shortest interval (a minute): at 60 s, a per-minute cron's
+# trigger published at 10:05:03 was taken for the 10:06 slot.
+EARLY_TOLERANCE = timedelta(seconds=10)
 MISFIRE_GRACE = timedelta(minutes=30)
 # Cloud Scheduler's minimum interval is a minute; these bound loops over slots.
 _SLOT_SCAN_LIMIT = 100_000

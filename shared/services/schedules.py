@@ -234,7 +234,13 @@ def on_run_terminal(repo: Repository, run: dict, publisher: Optional[Publisher] 
         if updated["status"] == schedules.PAUSED and updated.get("paused_reason", "").startswith("auto-paused"):
             log.warning("schedule auto-paused", schedule_id=run["schedule_id"], reason=updated["paused_reason"])
             if jobs is not None:
-                jobs.pause(updated)
+                try:
+                    jobs.pause(updated)
+                except Exception as exc:  # noqa: BLE001 — the run's event must not fail for it:
+                    # a redelivery would find the run finished and pause nothing; the job's next
+                    # trigger finds the schedule paused and pauses the job then (on_trigger).
+                    log.warning("auto-paused schedule's job not paused yet", schedule_id=run["schedule_id"],
+                                error=str(exc))
         if publisher is not None:
             release_active(repo, publisher, updated, strict=False)
     return updated
@@ -274,6 +280,8 @@ def on_trigger(repo: Repository, publisher: Publisher, payload: Any, published_a
         log.info("trigger ignored", schedule_id=schedule_id, status=schedule["status"])
         if jobs is not None and schedule["schedule_type"] == schedules.ONCE and schedule["status"] == schedules.COMPLETED:
             jobs.delete(schedule)  # a yearly repeat of a spent one-time job: it goes now
+        elif jobs is not None and schedule["status"] == schedules.PAUSED:
+            jobs.pause(schedule)  # a paused schedule's job still fires (its pause failed): it stops now
         return "ignored"
     if slot is not None and not schedules.is_slot(schedule, slot):
         log.warning("trigger names a time that is not a slot of the schedule", schedule_id=schedule_id, slot=slot)

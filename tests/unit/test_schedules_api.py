@@ -423,6 +423,31 @@ def test_resume_after_auto_pause_is_200_and_the_job_runs(cloud_api, job_paused_o
     assert cloud_api["fake"].state(name) == "ENABLED"
 
 
+def test_an_auto_pause_whose_job_pause_fails_still_settles_and_the_next_trigger_pauses_the_job(cloud_api):
+    """The job's pause is refused during auto-pause: the run's event still succeeds (a redelivery
+    would find the run finished and pause nothing), and the job's next trigger pauses it."""
+    from shared.services import progress
+    from tests.unit.scenario import job_timeline
+
+    now = datetime.now(UTC)
+    body = schedule_body(cloud_api["ids"], schedule_type="daily", timezone="UTC", auto_pause_after_failures=1,
+                         time_of_day=(now + timedelta(hours=12)).strftime("%H:%M"))
+    schedule = post(cloud_api, "/api/training/schedules", body).get_json()["schedule"]
+    name = job_of(cloud_api, schedule)
+    slot = schedules.slots_up_to(cloud_api["repo"].get_schedule(schedule["id"]), now)[-1]
+    assert deliver(cloud_api, name, slot + timedelta(seconds=2)) == "active"
+    run_id = schedules.slot_run_id(schedule["id"], slot)
+    cloud_api["repo"].mutate_run(run_id, lambda d: {**d, "status": "running", "gcs_artifacts_path": "/nonexistent"})
+    cloud_api["fake"].fail("pause_job", grpc.StatusCode.PERMISSION_DENIED)
+    failed = job_timeline(f"{run_id}-a1", fail_at="Trainer")[-1]
+    assert progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent", cloud_api["publisher"],
+                              jobs=cloud_api["jobs"]) == "updated"
+    assert cloud_api["repo"].get_schedule(schedule["id"])["status"] == "paused"
+    assert cloud_api["fake"].state(name) == "ENABLED"
+    assert deliver(cloud_api, name, slot + timedelta(days=1, seconds=2)) == "ignored"
+    assert cloud_api["fake"].state(name) == "PAUSED"
+
+
 def test_a_spent_one_time_schedule_has_its_job_deleted(cloud_api):
     """Review B4: Cloud Scheduler has no one-shot jobs (the ONCE job's cron repeats yearly); once its
     slot fired and the schedule completed, on_trigger deletes the job."""
