@@ -16,7 +16,8 @@ pytestmark = pytest.mark.rehearsal
 
 
 def pytest_collection_modifyitems(config, items):
-    skip_without_emulators(items, "tests/rehearsal/test_deployment_runs", "rehearsal")
+    for started in ("tests/rehearsal/test_deployment_runs", "tests/rehearsal/test_cloud_runs"):
+        skip_without_emulators(items, started, "rehearsal")
 
 
 @dataclass
@@ -27,10 +28,19 @@ class Cloud:
     rehearsal: object
     stack: object
     vertex: object  # tests.protocol_fakes.vertex.Vertex: the server and each service's fake
+    scheduler: object  # tests.protocol_fakes.scheduler.CloudSchedulerFake (its server: scheduler_server)
     repo: object
     publisher: object
     project: str
     region: str
+
+    @property
+    def models(self):
+        return self.vertex.models
+
+    @property
+    def endpoints(self):
+        return self.vertex.endpoints
 
     @property
     def pipelines(self):
@@ -112,7 +122,7 @@ def cloud(tmp_path_factory):
     from shared.messaging import PubSubPublisher
     from shared.repository import FirestoreRepository
     from shared.settings import export
-    from tests.protocol_fakes import vertex
+    from tests.protocol_fakes import scheduler, vertex
     from tests.rehearsal.deployment import describe
     from tests.rehearsal.runtime import Rehearsal
 
@@ -120,23 +130,26 @@ def cloud(tmp_path_factory):
     deployment = describe()
     project, region = deployment.plan.var("project_id"), deployment.plan.var("region")
     fakes = vertex.start(region)
+    scheduler_server, scheduler_fake = scheduler.start(region)
     stack = Stack(StackConfig.ephemeral(workdir / "stack", project=project, functions=(), services=(), ticker=False))
     rehearsal = None
     try:
         stack.up()
         export(stack.config.emulator_env())
         hosts = {k: v for k, v in stack.config.emulator_env().items() if k.endswith("_EMULATOR_HOST")}
-        rehearsal = Rehearsal(deployment, workdir, {**hosts, "TRAINYARD_VERTEX_EMULATOR_HOST": fakes.server.address})
+        rehearsal = Rehearsal(deployment, workdir, {**hosts, "TRAINYARD_VERTEX_EMULATOR_HOST": fakes.server.address,
+                                                    "TRAINYARD_SCHEDULER_EMULATOR_HOST": scheduler_server.address})
         for function in deployment.functions.values():
             rehearsal.start_function(function)
         for service in deployment.services.values():
             rehearsal.start_service(service)
         rehearsal.wait_ready()
         rehearsal.subscribe(project)
-        yield Cloud(deployment, rehearsal, stack, fakes, FirestoreRepository(project),
+        yield Cloud(deployment, rehearsal, stack, fakes, scheduler_fake, FirestoreRepository(project),
                     PubSubPublisher(project), project, region)
     finally:
         if rehearsal is not None:
             rehearsal.stop()
         stack.down()
         fakes.server.stop()
+        scheduler_server.stop()
