@@ -17,6 +17,6 @@ echo "setup: installing pinned dependencies into $VENV (first time takes several
 # tfx 1.15's metadata says Python < 3.11 but it runs on 3.11 (../shared/ARCHITECTURE.md).
 "$VENV/bin/python" -m pip install --quiet --ignore-requires-python \
   -c requirements/constraints.txt \
-  -r requirements/runtime.txt -r requirements/ml.txt -r requirements/dev.txt
+  -r requirements/runtime.txt -r requirements/ml.txt -r requirements/serving.txt -r requirements/dev.txt
 echo "$want" > "$stamp"
 echo "setup: done"
