@@ -333,7 +333,6 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jo
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     schedule = updated or _require(repo, schedule_id)
-    _jobs(jobs).resume(schedule)
     release_active(repo, publisher, schedule, strict=False)
     caught_up = []
     for slot in missed if updated is not None else []:
@@ -341,6 +340,10 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jo
                            strict=False)
         caught_up.append({"slot": slot, "outcome": result["outcome"],
                           "run_id": result["run"]["id"] if result["run"] else None})
+    # The job last: the missed slots are only known on the call that moved the document, so they
+    # fire before anything else can fail; a failed job resume is retried by resuming again (the
+    # document is active already, the job resume is idempotent).
+    _jobs(jobs).resume(schedule)
     schedule = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
     return {"schedule": schedules.public_view(schedule), "caught_up": caught_up}
 

@@ -392,6 +392,29 @@ def test_resume_catches_up_per_policy(env, mode, limit, expected):
     assert env["jobs"].calls[-1] == ("resume", schedule["id"])
 
 
+def test_a_failed_job_resume_still_catches_up_and_resuming_again_resumes_the_job(env, monkeypatch):
+    """The missed slots are only known on the call that moves the document: they fire before the job
+    call that may fail; the retried resume finds the schedule active and resumes the job."""
+    from shared.errors import TransientError
+
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    schedule = make(env, at, catch_up="latest", max_concurrent_runs=10)
+    service.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    resumed_at = schedule["next_run_at"] + timedelta(days=2, hours=1)
+
+    def unavailable(_schedule):
+        raise TransientError("Cloud Scheduler resume failed: 503")
+    with monkeypatch.context() as patch:
+        patch.setattr(env["jobs"], "resume", unavailable)
+        with pytest.raises(TransientError):
+            service.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"], at=resumed_at)
+    latest = schedule["next_run_at"] + timedelta(days=2)
+    assert submitted(env) == [schedules.slot_run_id(schedule["id"], latest)]
+    again = service.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"], at=resumed_at)
+    assert again["schedule"]["status"] == "active" and env["jobs"].calls[-1] == ("resume", schedule["id"])
+    assert submitted(env) == [schedules.slot_run_id(schedule["id"], latest)]  # nothing fired twice
+
+
 def test_catch_up_goes_through_the_concurrency_policy(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at, catch_up="all", concurrency_policy="queue")
