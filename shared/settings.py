@@ -55,6 +55,9 @@ VARIABLES: tuple[Variable, ...] = (
              "{TRAINYARD_LOCAL_DIR}/artifacts", (SUBMITTER,), TERRAFORM),
     Variable("TRAINYARD_PIPELINE_ROOT", "the pipeline root of each run: {root}/{run_id}/ (gs:// in the cloud)",
              "{TRAINYARD_LOCAL_DIR}/pipeline-root", (SUBMITTER,), TERRAFORM),
+    Variable("TRAINYARD_SUBMIT_LEASE_SECONDS", "how long a submit claim is held before a redelivery takes it over "
+             "(the holder's request timeout plus a margin); run-submit's retry window must outlast it "
+             "(terraform/pubsub.tf local.retry)", "630", (SUBMITTER,), TERRAFORM),
     Variable("TRAINYARD_PIPELINE_BACKEND", "vertex (Vertex AI Pipelines, Model Registry, Endpoints, Cloud Logging, "
              "quotas) or local (the local pipeline service, registry and prediction server); it is also the target "
              "a run's pipeline is compiled for", "local",
@@ -223,6 +226,7 @@ class Settings:
     dataflow_machine_type: str = "e2-standard-4"
     dataflow_max_workers: int = 10
     dataflow_min_rows: int = 1_000_000
+    submit_lease_s: float = 630.0
     dataflow_min_bytes: int = 256 * 1024 * 1024
     serving_image: str = BY_NAME["TRAINYARD_SERVING_IMAGE"].default
     local_registry_dir: str = ""
@@ -285,6 +289,7 @@ class Settings:
             dataflow_machine_type=get("TRAINYARD_DATAFLOW_MACHINE_TYPE"),
             dataflow_max_workers=_number(get("TRAINYARD_DATAFLOW_MAX_WORKERS"), "TRAINYARD_DATAFLOW_MAX_WORKERS", int),
             dataflow_min_rows=_number(get("TRAINYARD_DATAFLOW_MIN_ROWS"), "TRAINYARD_DATAFLOW_MIN_ROWS", int),
+            submit_lease_s=_number(get("TRAINYARD_SUBMIT_LEASE_SECONDS"), "TRAINYARD_SUBMIT_LEASE_SECONDS", float),
             dataflow_min_bytes=_number(get("TRAINYARD_DATAFLOW_MIN_BYTES"), "TRAINYARD_DATAFLOW_MIN_BYTES", int),
             serving_image=get("TRAINYARD_SERVING_IMAGE"),
             local_registry_dir=read("TRAINYARD_LOCAL_REGISTRY_DIR", environ) or str(local_dir / "registry"),

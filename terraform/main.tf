@@ -82,6 +82,7 @@ locals {
     })
     submitter = merge(local.cloud_env, {
       TRAINYARD_ARTIFACTS_ROOT           = "gs://${google_storage_bucket.artifacts.name}/training"
+      TRAINYARD_SUBMIT_LEASE_SECONDS     = tostring(local.submit_lease_seconds)
       TRAINYARD_PIPELINE_ROOT            = "gs://${google_storage_bucket.pipeline_root.name}"
       TRAINYARD_PIPELINE_SERVICE_ACCOUNT = google_service_account.sa["pipeline"].email
       TRAINYARD_PIPELINE_IMAGE           = local.gpu_image

@@ -25,6 +25,21 @@ locals {
     scheduler         = { topic = "schedule-trigger", ack_deadline_seconds = 60 }
     run_commands      = { topic = "run-commands", ack_deadline_seconds = 600 }
   }
+  # Each consumer's retry window. The invariant (tests/unit/test_terraform.py): a delivery refused
+  # because another one holds the work must be redelivered after that hold ends. A submit claim is
+  # held for TRAINYARD_SUBMIT_LEASE_SECONDS — the holder's request timeout plus a margin, as the
+  # holder cannot outlive its request — and every redelivery waits at least minimum_backoff, so the
+  # submitter needs (max_delivery_attempts - 1) x minimum_backoff beyond the lease, whatever the
+  # backoff's growth. The default policy (5 attempts from 10 s) gave up in about five minutes, inside
+  # the ten-minute lease, and dead-lettered a run a dead submitter left behind.
+  submit_lease_seconds = local.consumers["submitter"].ack_deadline_seconds + 30
+  retry = {
+    submitter         = { minimum_backoff = "60s", max_delivery_attempts = 15 }
+    pipeline_events   = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
+    training_progress = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
+    scheduler         = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
+    run_commands      = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
+  }
   consumer_urls = {
     submitter         = module.run_submitter.uri
     pipeline_events   = module.fn_pipeline_events.uri
@@ -45,8 +60,8 @@ module "push" {
   endpoint_url               = local.consumer_urls[each.key]
   push_service_account_email = google_service_account.push[each.key].email
   ack_deadline_seconds       = each.value.ack_deadline_seconds
-  max_delivery_attempts      = var.max_delivery_attempts
-  minimum_backoff            = var.retry_minimum_backoff
+  max_delivery_attempts      = local.retry[each.key].max_delivery_attempts
+  minimum_backoff            = local.retry[each.key].minimum_backoff
   maximum_backoff            = var.retry_maximum_backoff
   pubsub_service_agent_email = local.pubsub_agent_email
   labels                     = var.labels

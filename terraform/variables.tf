@@ -112,7 +112,7 @@ variable "noncurrent_version_retention_days" {
 
 variable "max_delivery_attempts" {
   type        = number
-  description = "Deliveries of a Pub/Sub message before it goes to the topic's dead-letter topic (5-100)."
+  description = "Deliveries of a Pub/Sub message before it goes to the topic's dead-letter topic (5-100), for every consumer but the submitter, whose retry window must outlast its claim lease (pubsub.tf local.retry)."
   default     = 5
 
   validation {

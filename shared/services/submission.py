@@ -18,8 +18,6 @@ from shared.pipelines import ATTEMPT_LABEL, RUN_ID_LABEL, JobRequest, PipelineBa
 from shared.repository import Repository
 from shared.run_config import BaseExperimentRef, RunSpec
 
-# A claim older than this is taken over by a redelivery (its holder died mid-submit).
-CLAIM_LEASE = timedelta(minutes=10)
 
 
 class RunSubmit(BaseModel):
@@ -52,14 +50,17 @@ def parse_message(payload) -> RunSubmit:
         raise ValueError(f"not a run-submit message: {exc.errors(include_url=False)}") from None
 
 
-def _claim(doc: dict, attempt: int, at) -> Optional[dict]:
+def _claim(doc: dict, attempt: int, at, lease: timedelta) -> Optional[dict]:
+    """Claim the attempt for this delivery. A claim older than `lease` (settings: the holder's request
+    timeout plus a margin, so its holder is gone) is taken over; a younger one is another delivery's,
+    and this one is refused as transient — the retry window outlasts the lease (terraform/pubsub.tf)."""
     claimed = runs.claim_for_submit(doc, attempt, at)
     if claimed is not None:
         return claimed
     if doc.get("attempt") == attempt and doc["status"] == runs.SUBMITTING:
         entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), {})
         claimed_at = entry.get("claimed_at")
-        if claimed_at and at - claimed_at > CLAIM_LEASE:  # the earlier holder is gone: take it over
+        if claimed_at and at - claimed_at > lease:  # the earlier holder is gone: take it over
             entry["claimed_at"] = at
             return doc
         raise TransientError(f"run {doc['id']} attempt {attempt} is being submitted by another delivery")
@@ -71,7 +72,8 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
     """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
     at = runs.now()
     try:
-        claimed = repo.mutate_run(message.run_id, lambda doc: _claim(doc, message.attempt, at))
+        claimed = repo.mutate_run(message.run_id, lambda doc: _claim(doc, message.attempt, at,
+                                                                      timedelta(seconds=settings.submit_lease_s)))
     except NotFound:
         log.warning("run-submit for a run that no longer exists", run_id=message.run_id)
         return "skipped"

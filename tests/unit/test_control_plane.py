@@ -80,6 +80,18 @@ def test_a_concurrent_claim_is_retried_and_a_stale_one_taken_over(env):
     assert do_submit(env) == "submitted"
 
 
+def test_the_claim_lease_is_the_settings_one(env):
+    """A claim younger than TRAINYARD_SUBMIT_LEASE_SECONDS is another delivery's; an older one is taken over."""
+    run_id = env["run"]["id"]
+    env["settings"] = replace(env["settings"], submit_lease_s=120)
+    env["repo"].mutate_run(run_id, lambda d: runs.claim_for_submit(d, 1, runs.now() - timedelta(seconds=100)))
+    with pytest.raises(TransientError, match="another delivery"):
+        do_submit(env)
+    env["repo"].mutate_run(run_id, lambda d: {**d, "attempts": [{**d["attempts"][0],
+                                                                  "claimed_at": runs.now() - timedelta(seconds=130)}]})
+    assert do_submit(env) == "submitted"
+
+
 def test_compile_failure_fails_the_run_at_compile(env):
     env["compiler"].fail = ValueError("unsupported feature transform")
     assert do_submit(env) == "failed"

@@ -596,3 +596,32 @@ def test_the_api_admits_the_audiences_of_its_own_urls_and_of_gcloud_user_tokens(
     assert audience[:2] == [f"https://{region}-{project}.cloudfunctions.net/trainyard-api",
                             f"https://trainyard-api-{terraform_model.PROJECT_NUMBER}.{region}.run.app"]
     assert "32555940559.apps.googleusercontent.com" in audience
+
+
+def _seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+def test_no_run_submit_dead_letters_while_its_claim_is_still_held():
+    """Issue 15: a redelivery refused because another delivery holds the claim must come back after
+    the lease ends. Every redelivery waits at least minimum_backoff, so the window after the first
+    delivery is at least (max_delivery_attempts - 1) x minimum_backoff, whatever the growth; the
+    lease itself outlasts the holder's request (it cannot live longer)."""
+    from shared.settings import Settings
+
+    plan = planned()
+    consumers, retry = plan.local("consumers"), plan.local("retry")
+    env = plan.local("environment")["submitter"]
+    lease = Settings.from_environ(env).submit_lease_s
+    holder_timeout = consumers["submitter"]["ack_deadline_seconds"]
+    assert lease > holder_timeout
+    submitter = retry["submitter"]
+    window = (submitter["max_delivery_attempts"] - 1) * _seconds(submitter["minimum_backoff"])
+    assert window > lease, f"run-submit gives up after >= {window:.0f} s, inside the {lease:.0f} s lease"
+    assert 5 <= submitter["max_delivery_attempts"] <= 100  # Pub/Sub's bounds
+    assert set(retry) == set(consumers)
+    text = (TF_ROOT / "pubsub.tf").read_text()
+    assert "max_delivery_attempts      = local.retry[each.key].max_delivery_attempts" in text
+    assert "minimum_backoff            = local.retry[each.key].minimum_backoff" in text
+
