@@ -47,8 +47,8 @@ _ALL_CLIENTS = DEPLOYABLES + (PIPELINE_SERVICE, TICKER, STACK)
 
 VARIABLES: tuple[Variable, ...] = (
     # ------------------------------------------------------------------ where
-    Variable("GOOGLE_CLOUD_PROJECT", "the Google Cloud project (Firestore, Pub/Sub, Vertex AI, Dataflow)",
-             "trainyard-local", _ALL_CLIENTS, TERRAFORM),
+    Variable("GOOGLE_CLOUD_PROJECT", "the Google Cloud project (Firestore, Pub/Sub, Vertex AI, Dataflow; the CLI's "
+             "`admin dead-letters`)", "trainyard-local", _ALL_CLIENTS + (CLI,), TERRAFORM),
     Variable("TRAINYARD_REGION", "region of Vertex AI, Dataflow, Cloud Scheduler and the quota pre-flight",
              "europe-west4", (API, SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), TERRAFORM),
     Variable("TRAINYARD_ARTIFACTS_ROOT", "where each run's files live: {root}/{run_id}/ (gs:// in the cloud)",

@@ -9,11 +9,18 @@
     trainyard runs delete RUN_ID
     trainyard experiments top [--model-type retrieval] [--limit 5]
     trainyard experiments search QUERY
+    trainyard admin dead-letters list TOPIC [--limit N]
+    trainyard admin dead-letters replay TOPIC [--limit N]
 
 `runs get` prints the run's status, model and deployment (status, endpoint, predict URL). `runs watch`
 (and `runs create --watch`) follows a run to its end and, when its deployment_config deploys after
 training, on until the deployment is deployed or failed. Exit codes of watch: 0 completed (and deployed
 when it deploys), 2 not blessed, 1 failed or cancelled, 3 completed but the deployment failed.
+
+`admin dead-letters` reads a topic's `<topic>-dead-letter-hold` subscription straight from Pub/Sub with
+your own credentials (GOOGLE_CLOUD_PROJECT; PUBSUB_EMULATOR_HOST locally): `list` shows what is held
+without consuming it, `replay` republishes it to its topic (marked trainyard_replay_of) and then
+acknowledges it. Every consumer is idempotent, so a replay is safe to repeat.
 
 Add --json for machine-readable output. The API URL comes from TRAINYARD_API_URL (default the local
 stack), the identity from TRAINYARD_TOKEN (default: the local developer token on localhost, else
@@ -84,7 +91,36 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--model-type", default="retrieval")
     top.add_argument("--limit", type=int, default=5)
     experiments.add_parser("search").add_argument("query")
+
+    admin = groups.add_parser("admin").add_subparsers(dest="command", required=True)
+    dead = admin.add_parser("dead-letters").add_subparsers(dest="action", required=True)
+    for name in ("list", "replay"):
+        action = dead.add_parser(name)
+        action.add_argument("topic", help="run-submit, pipeline-events, training-progress, schedule-trigger or run-commands")
+        action.add_argument("--limit", type=int, default=10)
     return parser
+
+
+def dead_letters(args, out) -> int:
+    """`admin dead-letters`: straight to Pub/Sub with the operator's credentials (no API route)."""
+    from dataclasses import asdict
+
+    from shared.dead_letters import DeadLetters
+    from shared.settings import get_settings
+
+    if args.limit < 1:
+        raise SystemExit("--limit must be at least 1")
+    letters = DeadLetters(get_settings().project)
+    found = letters.list(args.topic, args.limit) if args.action == "list" else letters.replay(args.topic, args.limit)
+    if args.json:
+        out.write(json.dumps([asdict(letter) for letter in found], indent=2) + "\n")
+        return 0
+    verb = "held" if args.action == "list" else "replayed"
+    out.write(f"{len(found)} message(s) {verb} from {args.topic}\n")
+    for letter in found:
+        line = f"{letter.message_id}  {letter.publish_time}  {letter.data[:120]}"
+        out.write(line + (f"  -> {letter.replayed_as}" if letter.replayed_as else "") + "\n")
+    return 0
 
 
 def create_body(args, client: ApiClient) -> dict:
@@ -122,6 +158,15 @@ def describe(run_: dict) -> list[str]:
 
 def run(argv: list[str], out=sys.stdout) -> int:
     args = build_parser().parse_args(argv)
+    if args.group == "admin":
+        try:
+            return dead_letters(args, out)
+        except ValueError as exc:
+            sys.stderr.write(f"trainyard: {exc}\n")
+            return 2
+        except Exception as exc:  # noqa: BLE001 — Pub/Sub's errors, said plainly
+            sys.stderr.write(f"trainyard: Pub/Sub: {exc}\n")
+            return 1
     client = ApiClient(url=args.url)
 
     def emit(data, rows=None, columns=None):

@@ -1,0 +1,87 @@
+"""Dead-letter replay on the Pub/Sub emulator: `trainyard admin dead-letters list` shows what a
+topic's `<topic>-dead-letter-hold` keeps without consuming it; `replay` republishes it onto its topic
+(same data and attributes, marked trainyard_replay_of) and only then acknowledges it."""
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pytest
+
+from shared import topics
+from trainyard_cli.__main__ import run as cli
+
+pytestmark = pytest.mark.integration
+TOPIC = topics.SCHEDULE_TRIGGER  # its consumer ignores a trigger for an unknown schedule: replay is harmless
+
+
+def call(*argv) -> tuple[int, object]:
+    out = io.StringIO()
+    code = cli(["--json", "admin", "dead-letters", *argv], out=out)
+    return code, (json.loads(out.getvalue()) if out.getvalue() else None)
+
+
+@pytest.fixture
+def watcher(local_stack):
+    """A pull subscription on the topic itself: what a replay publishes there."""
+    from google.cloud import pubsub_v1
+
+    project = local_stack.stack.config.project
+    subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
+    path = subscriber.subscription_path(project, f"watch-{uuid.uuid4().hex[:8]}")
+    subscriber.create_subscription(name=path, topic=publisher.topic_path(project, TOPIC))
+    yield subscriber, path
+    subscriber.delete_subscription(subscription=path)
+
+
+def drain_hold(project: str) -> None:
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(project, f"{topics.dead_letter(TOPIC)}-hold")
+    while True:
+        response = subscriber.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
+        if not response.received_messages:
+            return
+        subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]})
+
+
+def test_list_keeps_and_replay_republishes_then_acknowledges(local_stack, watcher, monkeypatch):
+    from google.cloud import pubsub_v1
+
+    project = local_stack.stack.config.project
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
+    drain_hold(project)
+    publisher = pubsub_v1.PublisherClient()
+    dead = publisher.topic_path(project, topics.dead_letter(TOPIC))
+    sent = {publisher.publish(dead, json.dumps({"schedule_id": f"ts-gone{i}"}).encode(), schedule_id=f"ts-gone{i}")
+            .result(timeout=30) for i in range(3)}  # as Pub/Sub forwards what it gave up on
+
+    code, held = call("list", TOPIC, "--limit", "10")
+    assert code == 0 and {m["message_id"] for m in held} == sent
+    code, again = call("list", TOPIC)
+    assert code == 0 and {m["message_id"] for m in again} == sent  # listing consumed nothing
+
+    code, replayed = call("replay", TOPIC, "--limit", "2")
+    assert code == 0 and len(replayed) == 2 and all(m["replayed_as"] for m in replayed)
+    code, rest = call("list", TOPIC)
+    assert {m["message_id"] for m in rest} == sent - {m["message_id"] for m in replayed}
+
+    subscriber, path = watcher
+    got = subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=10).received_messages
+    republished = {m.message.attributes["trainyard_replay_of"]: m.message for m in got}
+    assert set(republished) == {m["message_id"] for m in replayed}
+    for letter in replayed:
+        message = republished[letter["message_id"]]
+        assert json.loads(message.data) == json.loads(letter["data"])
+        assert message.attributes["schedule_id"] == letter["attributes"]["schedule_id"]
+
+    code, last = call("replay", TOPIC)
+    assert code == 0 and len(last) == 1
+    assert call("list", TOPIC) == (0, [])
+
+
+def test_an_unknown_topic_is_a_usage_error(local_stack, capsys):
+    assert cli(["admin", "dead-letters", "list", "not-a-topic"]) == 2
+    assert "not a Trainyard topic" in capsys.readouterr().err
