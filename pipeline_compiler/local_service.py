@@ -9,6 +9,11 @@ HTTP (the client is shared/pipelines.py:LocalPipelineServiceBackend):
     GET  /v1/jobs/{job_id}/logs?offset=&limit=   the job's process log, in lines
 
 Each job's TFX pipeline runs with LocalDagRunner in its own process group (cancel stops all of it).
+At most `max_running` jobs (TRAINYARD_LOCAL_MAX_RUNNING_JOBS, default 1) run at once; later jobs wait
+PIPELINE_STATE_QUEUED in creation order and start as running ones end (a cancelled queued job ends
+CANCELLED without ever starting a process). When the service stops (SIGTERM: `make down`), it stops
+every running job's process group; on the next start, every job that was running or queued then ends
+PIPELINE_STATE_FAILED with the error "the local stack stopped" (none is resumed).
 Task states come from the pipeline's own ML Metadata store (executions per node), never guessed.
 Every job or task state change is published to `pipeline-events` as the Cloud Logging entry the
 production log sink delivers (resource type aiplatform.googleapis.com/PipelineJob, log names
@@ -38,6 +43,8 @@ from shared.settings import child_environment, read
 MLMD_TO_TASK_STATE = {0: "PENDING", 1: "PENDING", 2: "RUNNING", 3: "SUCCEEDED", 4: "FAILED", 5: "SKIPPED",
                       6: "CANCELLED"}
 TERMINAL = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
+QUEUED = "PIPELINE_STATE_QUEUED"
+STACK_STOPPED = "the local stack stopped"
 
 
 def _now() -> str:
@@ -97,9 +104,13 @@ class JobRecord:
 
 class LocalPipelineService:
     def __init__(self, state_dir: Path, project: str, publisher=None, poll_s: float = 0.5,
-                 runner_module: str = "pipeline_compiler.local_runner"):
+                 runner_module: str = "pipeline_compiler.local_runner", max_running: int = 1,
+                 stop_grace_s: float = 3.0):
         self.state_dir = state_dir
         self.runner_module = runner_module
+        self.max_running = max(1, int(max_running))
+        self.stop_grace_s = stop_grace_s
+        self.queue: list[str] = []  # job ids waiting PIPELINE_STATE_QUEUED, in creation order
         (state_dir / "jobs").mkdir(parents=True, exist_ok=True)
         self.project = project
         self.publisher = publisher
@@ -108,6 +119,7 @@ class LocalPipelineService:
         self.processes: dict[str, subprocess.Popen] = {}
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        self.stopped = False  # stop() ran: its jobs are stopped and marked
         self._recover()
 
     # ------------------------------------------------------------------ contract
@@ -135,7 +147,7 @@ class LocalPipelineService:
             record.data = {
                 "job_id": job_id, "name": f"projects/{self.project}/locations/local/pipelineJobs/{job_id}",
                 "display_name": body.get("display_name", job_id), "labels": body.get("labels", {}),
-                "state": "PIPELINE_STATE_QUEUED", "create_time": _now(), "start_time": None, "end_time": None,
+                "state": QUEUED, "create_time": _now(), "start_time": None, "end_time": None,
                 "error": None, "pipeline_job_uri": body.get("pipeline_job_uri"),
                 "run_spec_path": str(directory / "run_spec.json"),
                 # One metadata store per run, shared by its attempts, so a retry reuses cached stages.
@@ -147,7 +159,8 @@ class LocalPipelineService:
             }
             record.save()
             self.jobs[job_id] = record
-            self._start(record)
+            self.queue.append(job_id)
+            self._schedule()  # runs now if a slot is free, else waits QUEUED
             return 200, record.public()
 
     def get(self, job_id: str) -> Optional[dict]:
@@ -161,6 +174,15 @@ class LocalPipelineService:
             if record is None:
                 return None
             if record.data["state"] in TERMINAL:
+                return record.public()
+            if record.data["state"] == QUEUED and job_id in self.queue:  # never started: nothing to stop
+                self.queue.remove(job_id)
+                record.data["cancel_requested"] = True
+                for task in record.data["tasks"]:
+                    if task["state"] == "PENDING":
+                        task["state"] = "NOT_TRIGGERED"
+                record.data["end_time"] = _now()
+                self._set_state(record, "PIPELINE_STATE_CANCELLED")
                 return record.public()
             record.data["cancel_requested"] = True
             self._set_state(record, "PIPELINE_STATE_CANCELLING")
@@ -181,6 +203,59 @@ class LocalPipelineService:
 
     # ------------------------------------------------------------------ processes
 
+    def _running_count(self) -> int:
+        """Jobs holding a slot: started (a process) and not ended yet, cancelling ones included."""
+        return sum(1 for r in self.jobs.values() if r.data["state"] not in TERMINAL and r.data.get("pid"))
+
+    def _schedule(self) -> None:
+        """Start queued jobs, oldest first, while fewer than max_running run. Call with the lock held."""
+        while self.queue and not self.stopping.is_set() and self._running_count() < self.max_running:
+            record = self.jobs[self.queue.pop(0)]
+            if record.data["state"] != QUEUED:
+                continue
+            try:
+                self._start(record)
+            except OSError as exc:  # the process could not start: the job fails, the next one gets the slot
+                record.data.update(error=f"the pipeline process could not start: {exc}", end_time=_now())
+                self._set_state(record, "PIPELINE_STATE_FAILED")
+
+    def stop(self) -> None:
+        """Stop the service (SIGTERM, i.e. `make down`): no job starts any more, and every running job's
+        process group is stopped (SIGTERM, then SIGKILL after stop_grace_s), so no pipeline outlives the
+        stack. Running and queued jobs are marked; the next start fails them with "the local stack stopped"."""
+        self.stopping.set()
+        with self.lock:
+            if self.stopped:
+                return
+            self.stopped = True
+            pids = {}
+            for job_id, record in self.jobs.items():
+                if record.data["state"] in TERMINAL:
+                    continue
+                record.data["stopped_by_stack"] = True
+                record.save()
+                if record.data.get("pid"):
+                    pids[job_id] = record.data["pid"]
+        for pid in pids.values():
+            _signal_group(pid, signal.SIGTERM)
+        deadline = time.time() + self.stop_grace_s
+        for job_id, pid in pids.items():
+            while time.time() < deadline and _group_alive(pid, self.processes.get(job_id)):
+                time.sleep(0.05)
+            if _group_alive(pid, self.processes.get(job_id)):
+                _signal_group(pid, signal.SIGKILL)
+        for job_id, pid in pids.items():  # reap our children, and wait out what SIGKILL leaves
+            proc = self.processes.get(job_id)
+            if proc is not None:
+                try:
+                    proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+            end = time.time() + 2
+            while time.time() < end and _group_alive(pid, proc):
+                time.sleep(0.05)
+        log.info("local pipeline service stopped", stopped_jobs=sorted(pids))
+
     def _start(self, record: JobRecord) -> None:
         logfile = open(record.dir / "runner.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", self.runner_module, str(record.dir)],
@@ -193,14 +268,44 @@ class LocalPipelineService:
         self._set_state(record, "PIPELINE_STATE_RUNNING")
 
     def _recover(self) -> None:
-        """Reload job history; a job whose process outlived a restart is watched again."""
+        """Reload job history. Jobs that were running or queued when the local stack stopped end
+        PIPELINE_STATE_FAILED with the error "the local stack stopped" (they are not resumed; their state
+        change is published by the monitor). A job whose process outlived a crashed service (not stopped
+        by the stack) is watched again."""
         for directory in sorted((self.state_dir / "jobs").iterdir()):
             record = JobRecord(directory)
             if not record.data:
                 continue
-            self.jobs[record.data["job_id"]] = record
-            if record.data["state"] not in TERMINAL and not _alive(record.data.get("pid")) and record.exit is None:
-                record.data["error"] = "the pipeline process ended while the pipeline service was down"
+            data = record.data
+            self.jobs[data["job_id"]] = record
+            if data["state"] in TERMINAL:
+                continue
+            alive = _alive(data.get("pid"))
+            if not alive and record.exit is not None:
+                continue  # it ended on its own (exit.json written): the monitor finishes it as it says
+            if data.get("stopped_by_stack") or data["state"] == QUEUED:
+                if alive:  # the stop did not get to it: it must not run on unwatched
+                    _signal_group(data["pid"], signal.SIGKILL)
+                self._fail_stopped(record)
+            elif not alive and record.exit is None:
+                data["error"] = "the pipeline process ended while the pipeline service was down"
+
+    def _fail_stopped(self, record: JobRecord) -> None:
+        data = record.data
+        if data.get("cancel_requested"):  # a cancel the stop overtook still ends CANCELLED
+            self._finish(record)
+            return
+        data["error"] = STACK_STOPPED
+        self._refresh_tasks(record)
+        started = bool(data.get("pid"))
+        failing = next((t for t in data["tasks"] if t["state"] == "RUNNING"), None) if started else None
+        if failing is not None:
+            failing.update(state="FAILED", error=STACK_STOPPED, end_time=failing["end_time"] or _now())
+        for task in data["tasks"]:
+            if task["state"] in ("RUNNING", "PENDING"):
+                task["state"] = "CANCELLED" if task["state"] == "RUNNING" else "NOT_TRIGGERED"
+        data["end_time"] = _now()
+        self._set_state(record, "PIPELINE_STATE_FAILED")
 
     def _alive(self, job_id: str, record: JobRecord) -> bool:
         proc = self.processes.get(job_id)
@@ -221,11 +326,14 @@ class LocalPipelineService:
 
     def _poll(self, job_id: str, record: JobRecord) -> None:
         with self.lock:
+            if self.stopping.is_set():  # a job the stop kills is failed by the next start, not as a crash
+                return
             data = record.data
-            if data["state"] not in TERMINAL:
+            if data["state"] not in TERMINAL and data["state"] != QUEUED:
                 self._refresh_tasks(record)
                 if not self._alive(job_id, record):
                     self._finish(record)
+                    self._schedule()  # its slot goes to the oldest queued job
             if data["published_version"] < data["version"]:
                 self._publish(record)
 
@@ -335,6 +443,19 @@ def _alive(pid: Optional[int]) -> bool:
         return True
 
 
+def _group_alive(pgid: int, proc: Optional[subprocess.Popen] = None) -> bool:
+    """Whether any process of the group is left (the leader, when we started it, is reaped first)."""
+    if proc is not None:
+        proc.poll()
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)  # the runner leads its own group: Beam workers and all
@@ -390,10 +511,16 @@ def main(argv=None) -> int:
     import pipeline_compiler.pipeline  # noqa: F401 - TFX loads now, before listening, not in a create call
 
     state_dir = Path(args.state_dir or Path(settings.local_dir) / "pipeline-service")
-    service = LocalPipelineService(state_dir.resolve(), settings.project, root.publisher)
+    service = LocalPipelineService(state_dir.resolve(), settings.project, root.publisher,
+                                   max_running=settings.local_max_running_jobs)
     threading.Thread(target=service.monitor_forever, daemon=True).start()
     server = make_server("127.0.0.1", args.port, create_app(service), threaded=True)
-    signal.signal(signal.SIGTERM, lambda *_: (service.stopping.set(), threading.Thread(target=server.shutdown).start()))
+
+    def stop(*_):  # scripts/stack.py (`make down`) sends SIGTERM, and SIGKILLs the service 10 s later
+        service.stopping.set()
+        threading.Thread(target=lambda: (service.stop(), server.shutdown())).start()
+
+    signal.signal(signal.SIGTERM, stop)
     log.info("local pipeline service listening", port=args.port, state_dir=str(state_dir))
     server.serve_forever()
     return 0

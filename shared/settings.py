@@ -158,6 +158,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_RUN_COMMANDS_PORT", "the local run-commands consumer's port", "8087", (STACK,), LOCAL),
     Variable("TRAINYARD_PREDICTION_PORT", "the local prediction server's port", "8089", (STACK,), LOCAL),
     Variable("TRAINYARD_PIPELINE_PORT", "the local pipeline service's port", "8090", (STACK, PIPELINE_SERVICE), LOCAL),
+    Variable("TRAINYARD_LOCAL_MAX_RUNNING_JOBS", "how many pipeline jobs the local pipeline service runs at once; "
+             "later jobs wait PIPELINE_STATE_QUEUED in creation order", "1", (PIPELINE_SERVICE,), LOCAL),
     Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
     Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
              "`gcloud auth print-identity-token`)", "", (CLI,), LOCAL),
@@ -197,6 +199,12 @@ def _number(value: str, name: str, kind=float):
         return kind(value)
     except ValueError:
         raise ValueError(f"{name} must be a number, not {value!r}") from None
+
+
+def _at_least_one(value: int, name: str) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -240,6 +248,7 @@ class Settings:
     dashboard_dir: str = ""
     firebase: dict = field(default_factory=dict)
     ticker_interval_s: float = 0.5
+    local_max_running_jobs: int = 1
 
     @property
     def progress_topic_path(self) -> str:
@@ -309,6 +318,9 @@ class Settings:
                 "googleClientId": read("TRAINYARD_GOOGLE_CLIENT_ID", environ),
             },
             ticker_interval_s=_number(get("TRAINYARD_TICKER_INTERVAL_S"), "TRAINYARD_TICKER_INTERVAL_S"),
+            local_max_running_jobs=_at_least_one(_number(get("TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
+                                                         "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
+                                                 "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
 
 

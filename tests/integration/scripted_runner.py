@@ -1,12 +1,15 @@
 """A scripted pipeline process for testing the local pipeline service alone: it records node
 executions in an ML-Metadata-shaped sqlite (the tables and states the service reads), then exits the
 way the job's run spec name says: `...-ok` succeeds, `...-crash-at-<node>` dies at that node without
-a word, `...-slow` runs until it is cancelled."""
+a word, `...-slow` runs until it is cancelled, `...-stubborn-slow` also ignores SIGTERM and starts a
+helper in its process group (as Beam workers do). Every start is recorded in `<job_dir>/started`."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -16,6 +19,12 @@ NODES = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Ev
 def main(job_dir: str) -> int:
     job = json.load(open(os.path.join(job_dir, "job.json")))
     behaviour = json.load(open(job["run_spec_path"]))["run_name"]
+    with open(os.path.join(job_dir, "started"), "a") as handle:
+        handle.write(f"{os.getpid()} {time.time()}\n")
+    if "-stubborn" in behaviour:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                          "signal.SIG_IGN); time.sleep(600)"])
     os.makedirs(os.path.dirname(job["metadata_path"]), exist_ok=True)
     db = sqlite3.connect(job["metadata_path"], isolation_level=None)
     db.executescript("""

@@ -43,7 +43,7 @@ def service(tmp_path):
     thread = threading.Thread(target=svc.monitor_forever, daemon=True)
     thread.start()
     yield svc, publisher
-    svc.stopping.set()
+    svc.stop()  # stops any job still running, as `make down` does
 
 
 def wait_state(svc, job_id, states, timeout_s=30):
