@@ -63,8 +63,11 @@ def test_reduce_on_plateau_trace_and_early_stopping(tiny_transform):
     assert trace[2] == pytest.approx(5e-10)  # reduced after epoch 2 showed no improvement
     assert all(a >= b for a, b in zip(trace, trace[1:])) and min(trace) >= 2e-10 * 0.999
     assert result.metrics.stopped_early
-    assert len(result.metrics.epochs) < 30
-    assert result.metrics.best_epoch == 1
+    # val_loss is flat only to float precision (a last-digit dip can be "best"), so the check is
+    # that best_epoch is the first minimum and training stopped exactly `patience` epochs after it.
+    val = [e.val_loss for e in result.metrics.epochs]
+    assert result.metrics.best_epoch == val.index(min(val)) + 1
+    assert len(result.metrics.epochs) == result.metrics.best_epoch + 3 < 30
 
 
 KILLED_TRAINER = textwrap.dedent("""
