@@ -22,7 +22,7 @@ from tfx import v1 as tfx
 
 from pipeline_compiler.modules import features as F
 from shared import results as R
-from shared.serving import label_value, run_labels
+from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
 from shared.run_config import METRICS_FOR_MODEL_TYPE, RunSpec
 
 log = logging.getLogger("trainyard.components")
@@ -147,45 +147,6 @@ def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[st
                         actual_value=actual, passed=passed, blessed=passed)
 
 
-def write_json(path: str, text: str) -> None:
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(text)
-
-
-# --------------------------------------------------------------------------- registry
-
-
-def register_local(spec: RunSpec, serving_model_uri: str, registry_dir: str) -> R.RegistryEntry:
-    """{registry_dir}/{run_name}/versions/{n}/ holds a copy of the SavedModel and its metadata.json.
-
-    Idempotent per run attempt: a repeated push of the same attempt returns the version it made.
-    """
-    from pipeline_compiler.modules.trainer import copy_tree
-
-    model_dir = os.path.join(registry_dir, label_value(spec.run_name))
-    versions_dir = os.path.join(model_dir, "versions")
-    tf.io.gfile.makedirs(versions_dir)
-    labels = run_labels(spec)
-    existing = sorted((int(v) for v in tf.io.gfile.listdir(versions_dir) if v.strip("/").isdigit()))
-    for version in existing:
-        metadata_path = os.path.join(versions_dir, str(version), "metadata.json")
-        if tf.io.gfile.exists(metadata_path):
-            with tf.io.gfile.GFile(metadata_path) as handle:
-                metadata = json.load(handle)
-            if metadata.get("labels") == labels:
-                return R.RegistryEntry.model_validate(metadata["entry"])
-    version = (existing[-1] + 1) if existing else 1
-    version_dir = os.path.join(versions_dir, str(version))
-    copy_tree(serving_model_uri, os.path.join(version_dir, "saved_model"))
-    entry = R.RegistryEntry(model_display_name=spec.run_name, model_resource_name=model_dir,
-                            model_version_id=str(version), serving_model_uri=os.path.join(version_dir, "saved_model"),
-                            registered_at=datetime.now(timezone.utc))
-    write_json(os.path.join(version_dir, "metadata.json"),
-               json.dumps({"labels": labels, "run_id": spec.run_id, "entry": entry.model_dump(mode="json")}, indent=2))
-    return entry
-
-
 def is_blessed(blessing_uri: str) -> bool:
     return tf.io.gfile.exists(R.join(blessing_uri, BLESSED_FILE))
 
@@ -233,8 +194,6 @@ def TrainyardPusher(
         return
     serving_model_uri = R.join(spec.artifacts_uri, R.SAVED_MODEL_DIR)
     if target == "vertex":
-        from shared.vertex_models import VertexRegistrar
-
         entry = VertexRegistrar(project, region, serving_image).register(spec, serving_model_uri)
     else:
         entry = register_local(spec, serving_model_uri, local_registry_dir)

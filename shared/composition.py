@@ -46,22 +46,22 @@ def pipelines(settings: Settings):
     return LocalPipelineServiceBackend(settings.local_pipeline_url)
 
 
-def serving(settings: Settings):
-    """Model registry, endpoints and the Trainer's own jobs: Vertex AI, or the local registry and server."""
+def serving(settings: Settings, registrar):
+    """Endpoints and the Trainer's own jobs: Vertex AI, or the local prediction server; with the
+    registrar the entry point handed in (registering is the Pusher's code, pipeline_compiler/registry.py,
+    which shared/ never imports)."""
     from shared.serving import Serving
 
     if settings.pipeline_backend == "vertex":
-        from shared.vertex_models import VertexEndpoints, VertexRegistrar, VertexTrainerJobs
+        from shared.serving.vertex import VertexEndpoints, VertexTrainerJobs
 
         host = settings.vertex_emulator_host
-        return Serving(VertexRegistrar(settings.project, settings.region, settings.serving_image, emulator_host=host),
-                       VertexEndpoints(settings.project, settings.region, settings.deploy_wait_s, emulator_host=host),
+        return Serving(registrar, VertexEndpoints(settings.project, settings.region, settings.deploy_wait_s, emulator_host=host),
                        VertexTrainerJobs(settings.project, settings.region, emulator_host=host),
                        machine_type=settings.deploy_machine_type)
-    from shared.local_models import LocalEndpoints, LocalRegistrar, NoTrainerJobs
+    from shared.serving.local import LocalEndpoints, NoTrainerJobs
 
-    return Serving(LocalRegistrar(settings.local_registry_dir),
-                   LocalEndpoints(settings.local_endpoints_dir, settings.prediction_url),
+    return Serving(registrar, LocalEndpoints(settings.local_endpoints_dir, settings.prediction_url),
                    NoTrainerJobs(), machine_type=settings.deploy_machine_type)
 
 
@@ -96,7 +96,7 @@ def compiler(settings: Settings):
 
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
-    "serving": serving, "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler,
+    "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler,
 }
 
 
@@ -107,6 +107,7 @@ class Root:
     def __init__(self, settings: Optional[Settings] = None):
         self._settings = settings
         self._built: dict[str, Any] = {}
+        self._builders: dict[str, Callable[[Settings], Any]] = dict(BUILDERS)
         self._lock = threading.RLock()
 
     @property
@@ -119,11 +120,12 @@ class Root:
     def get(self, name: str) -> Any:
         with self._lock:
             if name not in self._built:
-                self._built[name] = BUILDERS[name](self.settings) if name in BUILDERS else getattr(self, f"_build_{name}")()
+                builder = self._builders.get(name)
+                self._built[name] = builder(self.settings) if builder else getattr(self, f"_build_{name}")()
             return self._built[name]
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or (name not in BUILDERS and not hasattr(type(self), f"_build_{name}")):
+        if name.startswith("_") or (name not in self._builders and not hasattr(type(self), f"_build_{name}")):
             raise AttributeError(name)
         return self.get(name)
 
@@ -135,12 +137,24 @@ class Root:
             self._built.update(adapters)
         return self
 
+    def build_with(self, name: str, builder: Callable[[Settings], Any]) -> "Root":
+        """Build `name` with this (an entry point handing in what shared/ must not import); returns self."""
+        with self._lock:
+            self._builders[name] = builder
+        return self
+
     def reset(self) -> None:
         with self._lock:
             self._settings = None
             self._built.clear()
 
     # ------------------------------------------------------------------ what entry points need
+
+    def _build_serving(self):
+        if "registrar" not in self._built and "registrar" not in self._builders:
+            raise RuntimeError("serving needs a registrar: the entry point hands in "
+                               "pipeline_compiler.registry.build_registrar with root.build_with('registrar', ...)")
+        return serving(self.settings, self.get("registrar"))
 
     def _build_api_app(self):
         from shared.http_api import create_app

@@ -1,12 +1,16 @@
 """Consumes `run-commands`: the slow cloud work of run actions — cancel a pipeline job (and the
 Trainer's own job), deploy a registered model to an endpoint, register a not-blessed model anyway.
-Runs on Cloud Run from the GPU image (push-anyway registers with the Pusher's code, which needs TFX)."""
+Runs on Cloud Run from the GPU image: push-anyway registers with the Pusher's own code
+(pipeline_compiler/registry.py), which this entry point hands to the composition root."""
 from __future__ import annotations
 
 import functions_framework
 
+from pipeline_compiler.registry import build_registrar
 from shared.composition import root
 from shared.consumer import consume, event_data
+
+root.build_with("registrar", build_registrar)
 
 
 def handle_payload(payload) -> str:

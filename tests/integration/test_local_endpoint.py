@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import requests
 
-from shared.local_models import LocalEndpoints, LocalRegistrar
+from pipeline_compiler.registry import LocalRegistrar
 from shared.serving import DeployRequest
+from shared.serving.local import LocalEndpoints
 from tests.builders import run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 

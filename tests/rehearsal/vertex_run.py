@@ -111,7 +111,7 @@ class Player:
             actual_value=recall, passed=blessed, blessed=blessed))
 
     def _push(self) -> None:
-        from shared.vertex_models import VertexRegistrar
+        from pipeline_compiler.registry import VertexRegistrar
 
         params = pusher_parameters(self.job)
         assert params["target"] == "vertex"

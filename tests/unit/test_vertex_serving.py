@@ -1,4 +1,4 @@
-"""The Vertex serving adapters (shared/vertex_models.py) through the official GAPIC clients over
+"""The Vertex serving adapters (shared/serving/vertex.py, pipeline_compiler/registry.py) through the official GAPIC clients over
 ModelService's, EndpointService's and JobService's gRPC protocol (tests/protocol_fakes/vertex.py):
 what the Pusher registers, what run-commands deploys and cancels. The first production run is no
 longer their first integration test."""
@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
+from pipeline_compiler.registry import VertexRegistrar
 from shared.errors import PermanentError, TransientError
 from shared.serving import DeployRequest
-from shared.vertex_models import VertexEndpoints, VertexRegistrar, VertexTrainerJobs
+from shared.serving.vertex import VertexEndpoints, VertexTrainerJobs
 
 PROJECT, REGION = "proj", "europe-west4"
 PARENT = f"projects/{PROJECT}/locations/{REGION}"

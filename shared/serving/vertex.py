@@ -1,17 +1,15 @@
-"""The Vertex AI side of model serving: Model Registry (upload a version, find an attempt's), Endpoints
-(create / deploy with a traffic split) and the Trainer's CustomJobs, through the official GAPIC
-client `google.cloud.aiplatform_v1`, imported lazily (run-commands and the pipeline's Pusher)."""
+"""The Vertex AI side of model serving: Endpoints (create / deploy with a traffic split) and the
+Trainer's CustomJobs, through the official GAPIC client `google.cloud.aiplatform_v1`, imported lazily
+(run-commands). Registering a model version is the Pusher's code: pipeline_compiler/registry.py."""
 from __future__ import annotations
 
 import concurrent.futures
 import time
 from typing import Optional
 
-from shared import results
 from shared.errors import PermanentError, TransientError
 from shared.pipelines import RUN_ID_LABEL
-from shared.serving import (HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, DeployRequest, DeployResult, endpoint_id_for,
-                            label_value, run_labels, split_traffic)
+from shared.serving import DeployRequest, DeployResult, endpoint_id_for, label_value, split_traffic
 from shared.vertex import RegionalService, gapic
 
 _TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")
@@ -19,65 +17,11 @@ _RUNNING_JOB_STATES = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNI
                        "JOB_STATE_PAUSED")
 
 
-def _map_error(exc, what: str, stage: str = "Deploy"):
+def map_error(exc, what: str, stage: str = "Deploy"):
     name = type(exc).__name__
     if name in _TRANSIENT:
         return TransientError(f"{what}: {exc}")
     return PermanentError(f"{what}: {getattr(exc, 'message', exc)}", stage=stage)
-
-
-class VertexRegistrar(RegionalService):
-    """A new version of the model named after the run (its first version is the parent), labelled with
-    the run and attempt, with Trainyard's serving container and its routes. Used by the pipeline's
-    Pusher and by push-anyway alike, so both register the same way. Idempotent per attempt: a retried
-    Pusher finds the version its attempt made (ModelService.ListModelVersions)."""
-
-    CLIENT = "ModelServiceClient"
-
-    def __init__(self, project: str, region: str, serving_image: str, client=None, emulator_host: str = "",
-                 wait_s: float = 1800):
-        super().__init__(project, region, client, emulator_host)
-        self.serving_image = serving_image
-        self.wait_s = wait_s
-
-    def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
-        from google.api_core import exceptions
-
-        aiplatform_v1 = gapic()
-        labels = run_labels(spec)
-        try:
-            parent = self._model_named(spec.run_name)
-            if parent is not None:
-                mine = f'labels.trainyard-run-id="{labels["trainyard-run-id"]}" AND labels.trainyard-attempt="{spec.attempt}"'
-                for version in self.client.list_model_versions(request={"name": parent.name, "filter": mine}):
-                    return self._entry(spec, version.name, version.version_id, serving_model_uri)
-            model = aiplatform_v1.Model(
-                display_name=spec.run_name, artifact_uri=serving_model_uri, labels=labels,
-                version_aliases=["default"], version_description=f"Trainyard run {spec.run_id} attempt {spec.attempt}",
-                container_spec=aiplatform_v1.ModelContainerSpec(
-                    image_uri=self.serving_image, predict_route=PREDICT_ROUTE, health_route=HEALTH_ROUTE,
-                    ports=[aiplatform_v1.Port(container_port=SERVING_PORT)]))
-            operation = self.client.upload_model(request={"parent": self.parent, "model": model,
-                                                          "parent_model": parent.name if parent else ""})
-            uploaded = operation.result(timeout=self.wait_s)
-        except (TimeoutError, concurrent.futures.TimeoutError):
-            raise TransientError("the model upload is still running; a retry will find its version") from None
-        except exceptions.GoogleAPICallError as exc:
-            raise _map_error(exc, "registering the model", stage="Push") from exc
-        return self._entry(spec, uploaded.model, uploaded.model_version_id, serving_model_uri)
-
-    def _model_named(self, display_name: str):
-        for model in self.client.list_models(request={"parent": self.parent, "filter": f'display_name="{display_name}"'}):
-            return model
-        return None
-
-    @staticmethod
-    def _entry(spec, model_name: str, version_id: str, serving_model_uri: str) -> results.RegistryEntry:
-        from datetime import datetime, timezone
-
-        return results.RegistryEntry(model_display_name=spec.run_name, model_resource_name=model_name.split("@")[0],
-                                     model_version_id=str(version_id), serving_model_uri=serving_model_uri,
-                                     registered_at=datetime.now(timezone.utc))
 
 
 class VertexEndpoints(RegionalService):
@@ -111,7 +55,7 @@ class VertexEndpoints(RegionalService):
         except exceptions.AlreadyExists:  # another delivery made it a moment ago
             return self.client.get_endpoint(name=self.endpoint_name(endpoint_id))
         except exceptions.GoogleAPICallError as exc:
-            raise _map_error(exc, "creating the endpoint") from exc
+            raise map_error(exc, "creating the endpoint") from exc
 
     def deploy(self, request: DeployRequest, started: Optional[str] = None, on_started=None) -> DeployResult:
         from google.api_core import exceptions
@@ -136,7 +80,7 @@ class VertexEndpoints(RegionalService):
                     operation = self.client.deploy_model(endpoint=endpoint.name, deployed_model=deployed,
                                                          traffic_split=split_traffic(current, "0", request.traffic_percent))
                 except exceptions.GoogleAPICallError as exc:
-                    raise _map_error(exc, "deploying the model") from exc
+                    raise map_error(exc, "deploying the model") from exc
                 if on_started:  # recorded on the run, so a redelivery follows this operation
                     on_started(operation.operation.name)
                 try:
@@ -145,7 +89,7 @@ class VertexEndpoints(RegionalService):
                     raise TransientError(f"deployment {operation.operation.name} still running; "
                                          "a redelivery will follow it") from None
                 except exceptions.GoogleAPICallError as exc:
-                    raise _map_error(exc, "deploying the model") from exc
+                    raise map_error(exc, "deploying the model") from exc
                 endpoint = self.client.get_endpoint(name=endpoint.name)
                 existing = self._deployed(endpoint, request)
                 if existing is None:

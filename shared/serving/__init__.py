@@ -1,9 +1,12 @@
 """Model serving for run actions: register a saved model, deploy it to an endpoint, stop what a
 cancelled run started. One interface, two sides, chosen once from settings (shared/composition.py):
 
-- Vertex (shared/vertex_models.py): Vertex AI Model Registry and Endpoints (GAPIC, lazy imports).
-- local (shared/local_models.py): the local registry directory and the local prediction server
-  (scripts/prediction_server.py), which loads the pushed SavedModel with TensorFlow.
+- Vertex (shared/serving/vertex.py): Vertex AI Endpoints and the Trainer's CustomJobs (GAPIC, lazy imports).
+- local (shared/serving/local.py): the local prediction server (scripts/prediction_server.py), which
+  loads the pushed SavedModel with TensorFlow.
+
+Registering a model is the Pusher's own code (pipeline_compiler/registry.py); the run-commands entry
+point hands it in, since shared/ never imports pipeline_compiler.
 """
 from __future__ import annotations
 

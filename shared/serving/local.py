@@ -1,5 +1,5 @@
-"""The local side of model serving: the local registry directory (the Pusher's layout) and local
-endpoints served by the local prediction server (scripts/prediction_server.py).
+"""The local side of model serving: endpoints served by the local prediction server
+(scripts/prediction_server.py). The local registry (the Pusher's layout) is pipeline_compiler/registry.py.
 
 A local endpoint is a JSON file `{endpoints_dir}/{endpoint_id}.json` listing its deployed models and
 traffic split; the prediction server loads the SavedModels it lists. Deploying writes the file and
@@ -13,25 +13,8 @@ import tempfile
 from datetime import datetime, timezone
 from typing import Optional
 
-from shared import results
 from shared.errors import PermanentError, TransientError
 from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
-
-
-class LocalRegistrar:
-    """Registers into the local registry exactly as the pipeline's Pusher does (same function, same
-    layout and labels): pipeline_compiler.components.register_local. TFX/TF load here, in the
-    run-commands consumer only."""
-
-    def __init__(self, registry_dir: str):
-        self.registry_dir = registry_dir
-
-    def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
-        from pipeline_compiler.components import register_local
-
-        if not os.path.isfile(os.path.join(serving_model_uri, "saved_model.pb")):
-            raise PermanentError(f"no SavedModel at {serving_model_uri}", stage="Push")
-        return register_local(spec, serving_model_uri, self.registry_dir)
 
 
 class NoTrainerJobs:
