@@ -8,21 +8,17 @@ directory -> registry/registry_entry.json. A not-blessed model is not registered
 """
 # No `from __future__ import annotations`: TFX reads the component signatures at runtime.
 
-import json
 import logging
-import os
-import re
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
 from pipeline_compiler.modules import features as F
-from shared import results as R
 from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
+from shared import results as R
 from shared.run_config import METRICS_FOR_MODEL_TYPE, RunSpec
 
 log = logging.getLogger("trainyard.components")

@@ -402,3 +402,18 @@ def prepare_retry(doc: dict, by: str, at: datetime, training_params: dict, gpu_c
                 "cancelled_at_epoch", "progress_written_at"):
         new.pop(key, None)
     return new
+
+
+def release_scheduled(doc: dict) -> Optional[dict]:
+    """A run waiting for its slot (or its place in a schedule's queue) is released for submission."""
+    if doc["status"] != SCHEDULED:
+        return None
+    return {**doc, "status": PENDING}
+
+
+def cancel_waiting(doc: dict, identity: str, at: datetime, reason: str) -> Optional[dict]:
+    """A run that never started (scheduled) is cancelled outright: there is no job to stop."""
+    if doc["status"] != SCHEDULED:
+        return None
+    return {**doc, "status": CANCELLED, "cancelled_by": identity, "completed_at": at, "error_message": "",
+            "cancelled_at_stage": None, "warnings": doc.get("warnings", []) + [reason]}

@@ -74,8 +74,11 @@ locals {
   topic_publishers = {
     api       = ["run-submit", "run-commands", "schedule-trigger"]
     scheduler = ["run-submit"]
-    # a finished scheduled run releases the schedule's queued run at once
-    pipeline_events = ["run-submit"]
+    # Wherever a run ends (shared/services/lifecycle.py), its schedule's queued run is released at once
+    # (run-submit); a completed run whose deployment_config asks for it is deployed (run-commands).
+    pipeline_events = ["run-submit", "run-commands"]
+    submitter       = ["run-submit"]
+    run_commands    = ["run-submit"]
     pipeline        = ["training-progress"]
   }
 

@@ -7,14 +7,15 @@ from shared.composition import root
 from shared.consumer import consume, event_data
 
 # The heavy consumer: TFX loads before the first message, not during it.
-root.warm_after_fork("compiler", "repo", "pipelines", "store")
+root.warm_after_fork("compiler", "repo", "pipelines", "store", "publisher")
 
 
 def handle_payload(payload) -> str:
     from shared.services import submission
 
     return submission.submit(submission.parse_message(payload), repo=root.repo, backend=root.pipelines,
-                             store=root.store, compiler=root.compiler, settings=root.settings)
+                             store=root.store, compiler=root.compiler, settings=root.settings,
+                             publisher=root.publisher)
 
 
 @functions_framework.cloud_event

@@ -8,44 +8,23 @@ lost publish heals itself).
 """
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import results, runs, structured_log as log, topics
+from shared import results, runs, structured_log as log
 from shared.errors import Conflict, FieldError, NotFound, PermanentError, TransientError
 from shared.run_config import GpuConfig, RunSpec, TrainingParams
-from shared.services import runs as run_service
+from shared.services import lifecycle, queueing, runs as run_service
+from shared.services.deployments import (CANCEL, DEPLOY, DEPLOY_FAILED, DEPLOYED, DEPLOYING, PUSH_ANYWAY, DeployBody,
+                                         publish_command, request_deployment)
 from shared.validation import field_errors, parse
 
-CANCEL, DEPLOY, PUSH_ANYWAY = "cancel", "deploy", "push_anyway"
-DEPLOYING, DEPLOYED, DEPLOY_FAILED = "deploying", "deployed", "failed"
 PUSHING, PUSHED, PUSH_FAILED = "pushing", "pushed", "failed"
 
 
 def _outcome(run: dict, changed: bool, message: str) -> dict:
     return {"training_run": runs.public_view(run), "changed": changed, "message": message}
-
-
-def _publish_command(publisher, payload: dict) -> Optional[str]:
-    try:
-        publisher.publish(topics.RUN_COMMANDS, payload, run_id=payload["run_id"], command=payload["command"])
-        return None
-    except TransientError as exc:  # the intent is recorded; repeating the action queues it again
-        log.error("run-commands publish failed", run_id=payload["run_id"], error=str(exc))
-        return f"queueing the {payload['command']} command failed ({exc}); repeat the request to queue it again"
-
-
-def _mutate(repo, run_id: str, decide) -> tuple[dict, bool]:
-    """decide(doc) → new doc (changed) or None (a no-op); may raise Conflict/FieldError. Returns (run, changed)."""
-    updated = repo.mutate_run(run_id, decide)
-    if updated is not None:
-        return updated, True
-    run = repo.get_run(run_id)
-    if run is None:
-        raise NotFound(f"training run {run_id}")
-    return run, False
 
 
 # --------------------------------------------------------------------------- cancel
@@ -60,10 +39,10 @@ def cancel_run(repo, publisher, run_id: str, identity: str) -> dict:
                            f"can be cancelled")
         return runs.request_cancel(doc, identity, runs.now())
 
-    run, changed = _mutate(repo, run_id, decide)
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)  # cancelled at once: its schedule settles
     warning = None
     if run["status"] == runs.CANCELLING:  # the job is stopped by the consumer (re-queued on a repeat)
-        warning = _publish_command(publisher, {"command": CANCEL, "run_id": run_id, "attempt": run["attempt"]})
+        warning = publish_command(publisher, {"command": CANCEL, "run_id": run_id, "attempt": run["attempt"]})
     if run["status"] == runs.CANCELLED:
         message = "cancelled" if changed else "already cancelled"
     else:
@@ -118,10 +97,10 @@ def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
         params, gpu, changes = _retry_config(doc, request)
         return runs.prepare_retry(doc, identity, runs.now(), params, gpu, changes)
 
-    run, changed = _mutate(repo, run_id, decide)
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
     known = len(run.setdefault("warnings", []))
     if run["status"] == runs.PENDING:  # queued (again): the submitter's claim makes a duplicate harmless
-        run_service._queue_submit(publisher, run)
+        queueing.queue_submit(publisher, run)
     message = f"attempt {run['attempt']} queued" if changed else f"attempt {run['attempt']} is already under way"
     return {**_outcome(run, changed, message), "warnings": run["warnings"][known:]}
 
@@ -129,135 +108,14 @@ def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
 # --------------------------------------------------------------------------- deploy
 
 
-class DeployBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    endpoint_id: Optional[str] = Field(None, min_length=1, max_length=256,
-                                       description="an existing endpoint (id or resource name) to add the model to")
-    endpoint_name: Optional[str] = Field(None, min_length=1, max_length=128,
-                                         description="display name of a new endpoint; defaults to the run name")
-    traffic_split: Optional[int] = Field(None, ge=1, le=100, description="percent of traffic for this model")
-
-
-def _deploy_target(doc: dict, body: DeployBody) -> dict:
-    if body.endpoint_id and body.endpoint_name:
-        raise FieldError.one("endpoint_name", "give endpoint_id (an existing endpoint) or endpoint_name (a new one), "
-                                              "not both")
-    config = doc.get("deployment_config") or {}
-    endpoint_id, endpoint_name = body.endpoint_id, body.endpoint_name
-    if not endpoint_id and not endpoint_name and config.get("action") == "deploy_existing":
-        endpoint_id = config.get("existing_endpoint_id")
-    if not endpoint_id:
-        endpoint_name = endpoint_name or (config.get("endpoint_name") if config.get("action") == "deploy_new" else None) \
-            or doc["name"]
-    traffic = body.traffic_split or (config.get("traffic_split") if endpoint_id else None) or 100
-    if not endpoint_id and traffic != 100:
-        raise FieldError.one("traffic_split", "a new endpoint serves only this model: its traffic split is 100")
-    return {"endpoint_id": endpoint_id, "endpoint_name": None if endpoint_id else endpoint_name,
-            "traffic_split": traffic, "model_resource_name": doc.get("vertex_model_resource_name"),
-            "model_version_id": doc.get("vertex_model_version")}
-
-
-def _same_target(a: dict, b: dict) -> bool:
-    keys = ("endpoint_id", "endpoint_name", "traffic_split", "model_resource_name", "model_version_id")
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-AUTOMATIC_DEPLOYER = "trainyard (deployment_config)"
-AUTOMATIC_ACTIONS = ("deploy_new", "deploy_existing")
-
-
-def deploys_after_training(doc: dict) -> bool:
-    """A completed (blessed) run whose model was registered and whose deployment_config asks for a deploy."""
-    return (doc.get("status") == runs.COMPLETED and bool(doc.get("vertex_model_resource_name"))
-            and (doc.get("deployment_config") or {}).get("action") in AUTOMATIC_ACTIONS)
-
-
-def _request_deployment(repo, publisher, run_id: str, identity: str, request: DeployBody,
-                        automatic: bool = False) -> tuple[dict, bool, Optional[str]]:
-    """The one way a deployment is requested, by hand (deploy_run) or after training (deploy_after_training):
-    check the run, record the deployment on it in one transaction, publish the `deploy` command.
-    Returns (run, changed, warning): the warning says the command could not be queued."""
-    def decide(doc):
-        if automatic and (doc.get("deployment") or not deploys_after_training(doc)):
-            return None  # already requested (by hand or by an earlier delivery), or nothing to deploy
-        registered = bool(doc.get("vertex_model_resource_name"))
-        if doc["status"] == runs.NOT_BLESSED and not registered:
-            raise Conflict(f"run {run_id} is not_blessed and its model is not registered; push it anyway first")
-        if doc["status"] not in (runs.COMPLETED, runs.NOT_BLESSED):
-            raise Conflict(f"run {run_id} is {doc['status']}; only completed runs can be deployed")
-        if not registered:
-            raise Conflict(f"run {run_id} has no registered model to deploy")
-        target = _deploy_target(doc, request)
-        current = doc.get("deployment") or {}
-        if current.get("status") in (DEPLOYING, DEPLOYED) and _same_target(current, target):
-            return None
-        if current.get("status") == DEPLOYING:
-            raise Conflict(f"run {run_id} is being deployed to {current.get('endpoint_id') or current.get('endpoint_name')};"
-                           f" wait for it to finish")
-        new = dict(doc)
-        new["deployment"] = {**target, "id": uuid.uuid4().hex[:12], "status": DEPLOYING, "requested_by": identity,
-                             "requested_at": runs.now(), "automatic": automatic, "operation": None, "error": None}
-        new["deployment_status"] = DEPLOYING
-        return new
-
-    run, changed = _mutate(repo, run_id, decide)
-    deployment = run.get("deployment") or {}
-    # Which deployment under way gets its command (again):
-    # - by hand, every request re-queues it: a repeat heals a lost command (the consumer skips a second one);
-    # - after training, only its own deployment and only until `queued_at` (kept on automatic deployments,
-    #   whoever queued the command) records that the command went out.
-    #   The intent is recorded (deploying) before the publish, so a failed publish leaves `deploying` without
-    #   `queued_at`; the pipeline event is then redelivered (deploy_after_training raises) and the redelivery
-    #   publishes the same deployment id again. A redelivery after a successful publish finds `queued_at`
-    #   and sends nothing. Only a crash between the publish and the `queued_at` write sends the command twice,
-    #   with the same deployment id: execute_deploy acts on the id once it is deploying and skips it after.
-    wanted = deployment.get("status") == DEPLOYING and (
-        not automatic or (deployment.get("automatic") and not deployment.get("queued_at")))
-    warning = None
-    if wanted:
-        warning = _publish_command(publisher, {"command": DEPLOY, "run_id": run_id, "deployment_id": deployment["id"]})
-        if warning is None and deployment.get("automatic") and not deployment.get("queued_at"):
-            run = _mark_queued(repo, run_id, deployment["id"]) or run
-    return run, changed, warning
-
-
-def _mark_queued(repo, run_id: str, deployment_id: str) -> Optional[dict]:
-    def mark(doc):
-        current = doc.get("deployment") or {}
-        if current.get("id") != deployment_id or current.get("queued_at"):
-            return None
-        return {**doc, "deployment": {**current, "queued_at": runs.now()}}
-    return repo.mutate_run(run_id, mark)
-
-
 def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
     request = parse(DeployBody, body if body is not None else {})
-    run, changed, warning = _request_deployment(repo, publisher, run_id, identity, request)
+    run, changed, warning = request_deployment(repo, publisher, run_id, identity, request)
     deployment = run["deployment"]
     message = ("deploying" if changed else f"already {deployment['status']}") + \
         f" to {deployment.get('endpoint_id') or 'a new endpoint ' + repr(deployment.get('endpoint_name'))}"
     return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
 
-
-def deploy_after_training(repo, publisher, run: dict) -> str:
-    """Called by the pipeline-events consumer with a terminal run: a completed, registered run whose
-    deployment_config says deploy_new / deploy_existing is deployed exactly as `POST …/deploy` with no body
-    would (its endpoint and split from deployment_config), marked `automatic`, by AUTOMATIC_DEPLOYER.
-
-    Idempotent: a deployment already on the run (by hand or automatic; deploying, deployed or failed) is
-    left alone, except that an automatic one whose command was not queued yet is queued. A failed publish
-    raises TransientError, so the event is redelivered and the redelivery queues it."""
-    current = run.get("deployment") or {}
-    pending_command = current.get("automatic") and current.get("status") == DEPLOYING and not current.get("queued_at")
-    if not deploys_after_training(run) or (current and not pending_command):
-        return "none"  # decided on the document in hand: most events cost no extra read
-    run, _, warning = _request_deployment(repo, publisher, run["id"], AUTOMATIC_DEPLOYER, DeployBody(), automatic=True)
-    if warning:
-        raise TransientError(warning)
-    deployment = run.get("deployment") or {}
-    log.info("automatic deploy requested", run_id=run["id"], deployment_id=deployment.get("id"),
-             status=deployment.get("status"), endpoint=deployment.get("endpoint_id") or deployment.get("endpoint_name"))
-    return "deploy_requested"
 
 
 # --------------------------------------------------------------------------- push anyway
@@ -276,10 +134,10 @@ def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
         new["push_anyway"] = {"status": PUSHING, "requested_by": identity, "requested_at": runs.now(), "error": None}
         return new
 
-    run, changed = _mutate(repo, run_id, decide)
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
     warning = None
     if run["push_anyway"]["status"] == PUSHING:
-        warning = _publish_command(publisher, {"command": PUSH_ANYWAY, "run_id": run_id})
+        warning = publish_command(publisher, {"command": PUSH_ANYWAY, "run_id": run_id})
     message = "registering the model anyway" if changed else f"already {run['push_anyway']['status']}"
     return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
 
@@ -430,19 +288,19 @@ def parse_command(payload) -> RunCommand:
         raise ValueError(f"not a run command: {exc.errors(include_url=False)}") from None
 
 
-def handle_command(command: RunCommand, repo, backend, store, serving) -> str:
+def handle_command(command: RunCommand, repo, backend, store, serving, publisher=None) -> str:
     run = repo.get_run(command.run_id)
     if run is None:
         log.info("command for a run that no longer exists", run_id=command.run_id, command=command.command)
         return "skipped"
     if command.command == CANCEL:
-        return execute_cancel(run, command, repo, backend, store, serving)
+        return execute_cancel(run, command, repo, backend, store, serving, publisher)
     if command.command == DEPLOY:
         return execute_deploy(run, command, repo, store, serving)
     return execute_push_anyway(run, repo, store, serving)
 
 
-def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving) -> str:
+def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving, publisher=None) -> str:
     from shared.services import progress
 
     if run["status"] != runs.CANCELLING or (command.attempt and command.attempt != run["attempt"]):
@@ -462,7 +320,7 @@ def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving
     except NotFound:
         return "cancel_requested"
     if job.terminal:  # fold it in now; the job's own event would do the same later
-        progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "")
+        progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "", publisher)
         still_running = [t.task_name for t in job.tasks if t.state in ("RUNNING", "PENDING", "CANCELLING")]
         if still_running:
             log.warning("cancelled job reports tasks still running", run_id=run["id"], tasks=still_running)

@@ -11,6 +11,7 @@ from shared.artifact_store import ArtifactStore
 from shared.errors import NotFound, PermanentError
 from shared.pipelines import JobSnapshot, PipelineBackend
 from shared.repository import Repository
+from shared.services import lifecycle
 
 PIPELINE_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
 PIPELINE_LOGS = ("aiplatform.googleapis.com%2Fpipeline_job_events", "aiplatform.googleapis.com%2Fpipeline_job_task_events",
@@ -70,7 +71,9 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
     if run is None or run.get("attempt") != attempt:
         return "ignored"  # a deleted run or an old attempt
     if runs.is_terminal(run["status"]):
-        _deploy_after_training(repo, run, publisher)  # a redelivered final event queues the deploy it could not
+        # A redelivered final event does again what follows (each step idempotent): it queues the
+        # deploy, or settles the schedule, that an earlier delivery could not.
+        lifecycle.after_change(repo, run, run, publisher, jobs)
         return "ignored"  # already final: nothing moves back
     try:
         job = backend.get_job(job_id)
@@ -88,36 +91,14 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             found = read_results(store, artifacts_uri)
         except PermanentError as exc:
             attempt = runs.parse_job_id(job.job_id)[1]
-            failed = repo.mutate_run(run_id, lambda doc: runs.record_failure(
-                doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()))
-            _count_on_schedule(repo, failed, publisher, jobs)
+            lifecycle.move_run(repo, run_id, lambda doc: runs.record_failure(
+                doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()), publisher, jobs)
             return "failed"
-    updated = repo.mutate_run(run_id, lambda doc: runs.apply_job_snapshot(doc, job, found))
-    _count_on_schedule(repo, updated, publisher, jobs)
-    _deploy_after_training(repo, updated, publisher)
+    updated = lifecycle.move_run(repo, run_id, lambda doc: runs.apply_job_snapshot(doc, job, found), publisher, jobs)
     if updated is not None:
         log.info("run progressed", run_id=run_id, status=updated["status"], stage=updated.get("current_stage"),
                  progress=updated.get("progress_percent"))
     return "updated" if updated is not None else "unchanged"
-
-
-def _count_on_schedule(repo: Repository, run: Optional[dict], publisher=None, jobs=None) -> None:
-    """A scheduled run that just became terminal is counted on its schedule (exactly once; a scan
-    in shared/services/schedules.py catches any this misses), and its queued successor released."""
-    if run is not None and run.get("schedule_id") and runs.is_terminal(run["status"]):
-        from shared.services import schedules as schedule_service
-
-        schedule_service.on_run_terminal(repo, run, publisher, jobs=jobs)
-
-
-def _deploy_after_training(repo: Repository, run: Optional[dict], publisher=None) -> None:
-    """A run that completed with a registered model and a deploy in its deployment_config is deployed
-    through the run-commands path (shared/services/actions.py: deploy_after_training; idempotent, and a
-    failed publish raises TransientError so the event comes again)."""
-    if run is not None and publisher is not None and run["status"] == runs.COMPLETED:
-        from shared.services import actions
-
-        actions.deploy_after_training(repo, publisher, run)
 
 
 def on_training_progress(payload, repo: Repository, min_interval_s: float) -> str:

@@ -9,13 +9,14 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared import runs, structured_log as log, topics
+from shared import runs
 from shared.catalog import ModelType
-from shared.errors import Conflict, FieldError, NotFound, TransientError
+from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
 from shared.repository import Repository
 from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
                                GpuConfig, TrainingParams)
+from shared.services.queueing import publish_submit, queue_submit
 from shared.validation import field_errors
 
 DEFAULT_RECALL_THRESHOLD = 0.40  # Appendix B
@@ -82,7 +83,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
         return schedule_service.schedule_run(repo, request, doc, identity, at, jobs)
     stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or new_run_id())
     if created:
-        _queue_submit(publisher, stored)
+        queue_submit(publisher, stored)
     return stored
 
 
@@ -217,17 +218,6 @@ def _experiment_summary(experiment: dict) -> dict:
             "metrics": experiment.get("metrics") or {}, "saved_model_uri": experiment.get("saved_model_uri")}
 
 
-def _queue_submit(publisher: Publisher, run: dict) -> None:
-    try:
-        publisher.publish(topics.RUN_SUBMIT, {"run_id": run["id"], "attempt": run["attempt"]},
-                          run_id=run["id"])
-    except TransientError as exc:
-        # The run is stored and pending; POST …/submit queues it again. Nothing is lost.
-        log.error("run-submit publish failed", run_id=run["id"], error=str(exc))
-        run.setdefault("warnings", []).append(
-            f"queueing for submission failed ({exc}); POST /api/training-runs/{run['id']}/submit to retry")
-
-
 # --------------------------------------------------------------------------- reads
 
 
@@ -316,5 +306,5 @@ def submit_run(repo: Repository, publisher: Publisher, run_id: str) -> dict:
     run = get_run(repo, run_id)
     if run["status"] != runs.PENDING:
         raise Conflict(f"run {run_id} is {run['status']}; only pending runs can be submitted")
-    publisher.publish(topics.RUN_SUBMIT, {"run_id": run_id, "attempt": run["attempt"]}, run_id=run_id)
+    publish_submit(publisher, run)
     return run

@@ -1,5 +1,6 @@
 """Schedule services: create, list, get (with run history), pause, resume (catch-up), cancel,
-trigger, the schedule-trigger consumer, the terminal-run hook, and run-now for scheduled runs.
+trigger, the schedule-trigger consumer, and run-now for scheduled runs. What a finished run does to
+its schedule is shared/services/lifecycle.py.
 
 The schedule document is the source of truth; the Cloud Scheduler job (or the local ticker) only
 mirrors it, so a trigger for a paused, cancelled or completed schedule is ignored here.
@@ -10,10 +11,11 @@ import uuid
 from datetime import datetime
 from typing import Any, Optional
 
-from shared import runs, schedules, structured_log as log, topics
+from shared import runs, schedules, structured_log as log
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
 from shared.repository import Repository
+from shared.services import lifecycle
 
 HISTORY_LIMIT = 20
 
@@ -104,8 +106,8 @@ def list_schedules(repo: Repository, args: dict) -> dict:
     return {"schedules": [schedules.public_view(s) for s in repo.list_schedules(status, limit)]}
 
 
-def get_schedule(repo: Repository, schedule_id: str, at: Optional[datetime] = None) -> dict:
-    schedule = settle_tracked(repo, _require(repo, schedule_id), at or runs.now())
+def get_schedule(repo: Repository, schedule_id: str) -> dict:
+    schedule = _require(repo, schedule_id)  # a pure read: every run change settles its schedule (lifecycle)
     history = repo.list_runs({"schedule_id": schedule_id}, HISTORY_LIMIT)
     return {"schedule": schedules.public_view(schedule), "runs": [runs.public_view(r) for r in history]}
 
@@ -144,7 +146,7 @@ def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: 
         log.error("slot dropped: its run could not be created", schedule_id=schedule_id, run_id=run_id, error=str(exc))
         return {"outcome": "dropped", "run": None, "schedule": schedule or _require(repo, schedule_id)}
     if outcome == "active":
-        run = _release(repo, publisher, run, strict)
+        run = lifecycle.release(repo, publisher, run, strict)
     if updated is not None:
         log.info("slot fired", schedule_id=schedule_id, run_id=run_id, slot=slot, outcome=outcome, manual=manual)
     return {"outcome": outcome, "run": run, "schedule": schedule}
@@ -163,87 +165,20 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     return stored
 
 
-def _released(doc: dict) -> Optional[dict]:
-    if doc["status"] != runs.SCHEDULED:
-        return None
-    return {**doc, "status": runs.PENDING}
-
-
-def _release(repo: Repository, publisher: Publisher, run: dict, strict: bool) -> dict:
-    """scheduled → pending, then run-submit. Published whenever the run is still pending, so a
-    redelivered trigger re-queues a run whose first publish was lost (the submitter's claim
-    makes extra messages harmless)."""
-    from shared.services import runs as run_service
-
-    run = repo.mutate_run(run["id"], _released) or repo.get_run(run["id"])
-    if run["status"] != runs.PENDING:
-        return run
-    if strict:
-        publisher.publish(topics.RUN_SUBMIT, {"run_id": run["id"], "attempt": run["attempt"]}, run_id=run["id"])
-    else:
-        run_service._queue_submit(publisher, run)
-    if run.get("schedule_id"):
-        _mutate(repo, run["schedule_id"], lambda s: schedules.mark_last_run_status(s, run["id"], runs.PENDING))
-    return run
-
-
-def release_active(repo: Repository, publisher: Publisher, schedule: dict, strict: bool = True) -> list[str]:
-    """Queue every admitted run that is still waiting in `scheduled` (promoted from the queue)."""
-    released = []
-    for run_id in list(schedule["active_runs"]):
-        run = repo.get_run(run_id)
-        if run is not None and run["status"] == runs.SCHEDULED:
-            _release(repo, publisher, run, strict)
-            released.append(run_id)
-    return released
-
-
 # --------------------------------------------------------------------------- terminal runs
 
 
 def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Optional[Publisher] = None) -> dict:
-    """The backstop for the terminal-run hook: settle tracked runs that ended without the hook
-    (a submit failure, a lost event). Idempotent, like the hook."""
+    """Before a slot fires: settle tracked runs that ended without their change reaching the schedule
+    (a run moved before this code existed, or a hook that crashed midway). Idempotent, like the hook."""
     tracked = list(schedule["active_runs"]) + [q["run_id"] for q in schedule["queued_runs"]]
     for run_id in tracked:
         run = repo.get_run(run_id)
         if run is not None and runs.is_terminal(run["status"]):
             schedule = _mutate(repo, schedule["id"], lambda s: schedules.settle(s, run, at)) or schedule
     if publisher is not None and tracked:
-        release_active(repo, publisher, schedule)
+        lifecycle.release_active(repo, publisher, schedule)
     return schedule
-
-
-def on_run_terminal(repo: Repository, run: dict, publisher: Optional[Publisher] = None,
-                    at: Optional[datetime] = None, jobs=None) -> Optional[dict]:
-    """Called where a run becomes terminal: count it on its schedule (exactly once), auto-pause
-    after N failures (and pause its Cloud Scheduler job, when `jobs` is given, so it stops firing),
-    and promote a queued run (queued for submission when a publisher is given, else on the
-    schedule's next trigger)."""
-    if not run.get("schedule_id") or not runs.is_terminal(run["status"]):
-        return None
-    at = at or runs.now()
-    try:
-        updated = _mutate(repo, run["schedule_id"], lambda s: schedules.settle(s, run, at))
-    except NotFound:
-        return None
-    if updated is not None:
-        log.info("schedule counted a finished run", schedule_id=run["schedule_id"], run_id=run["id"],
-                 run_status=run["status"], schedule_status=updated["status"],
-                 consecutive_failures=updated["consecutive_failures"])
-        if updated["status"] == schedules.PAUSED and updated.get("paused_reason", "").startswith("auto-paused"):
-            log.warning("schedule auto-paused", schedule_id=run["schedule_id"], reason=updated["paused_reason"])
-            if jobs is not None:
-                try:
-                    jobs.pause(updated)
-                except Exception as exc:  # noqa: BLE001 — the run's event must not fail for it:
-                    # a redelivery would find the run finished and pause nothing; the job's next
-                    # trigger finds the schedule paused and pauses the job then (on_trigger).
-                    log.warning("auto-paused schedule's job not paused yet", schedule_id=run["schedule_id"],
-                                error=str(exc))
-        if publisher is not None:
-            release_active(repo, publisher, updated, strict=False)
-    return updated
 
 
 # --------------------------------------------------------------------------- the trigger consumer
@@ -333,7 +268,7 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jo
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     schedule = updated or _require(repo, schedule_id)
-    release_active(repo, publisher, schedule, strict=False)
+    lifecycle.release_active(repo, publisher, schedule, strict=False)
     caught_up = []
     for slot in missed if updated is not None else []:
         result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
@@ -359,19 +294,10 @@ def cancel_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None
     # By schedule only: (schedule_id, created_at) has an index in terraform/firestore.tf; with status it would not.
     waiting = [r for r in repo.list_runs({"schedule_id": schedule_id}, 500) if r["status"] == runs.SCHEDULED]
     for run in waiting:
-        cancelled = repo.mutate_run(run["id"], lambda d: _cancel_waiting(d, identity, at))
-        if cancelled is not None:
-            schedule = on_run_terminal(repo, cancelled, at=at) or schedule
+        lifecycle.move_run(repo, run["id"], lambda d: runs.cancel_waiting(
+            d, identity, at, "cancelled before it started: its schedule was cancelled"), at=at)
     return {"schedule": schedules.public_view(_require(repo, schedule_id)),
             "cancelled_runs": [r["id"] for r in waiting]}
-
-
-def _cancel_waiting(doc: dict, identity: str, at: datetime) -> Optional[dict]:
-    if doc["status"] != runs.SCHEDULED:
-        return None
-    return {**doc, "status": runs.CANCELLED, "cancelled_by": identity, "completed_at": at,
-            "error_message": "", "cancelled_at_stage": None, "warnings": doc.get("warnings", []) + [
-                "cancelled before it started: its schedule was cancelled"]}
 
 
 def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, at: Optional[datetime] = None) -> dict:

@@ -17,6 +17,7 @@ from shared.errors import NotFound, PermanentError, TransientError
 from shared.pipelines import ATTEMPT_LABEL, RUN_ID_LABEL, JobRequest, PipelineBackend
 from shared.repository import Repository
 from shared.run_config import BaseExperimentRef, RunSpec
+from shared.services import lifecycle
 
 
 
@@ -68,7 +69,7 @@ def _claim(doc: dict, attempt: int, at, lease: timedelta) -> Optional[dict]:
 
 
 def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
-           compiler: Compiler, settings) -> str:
+           compiler: Compiler, settings, publisher=None) -> str:
     """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
     at = runs.now()
     try:
@@ -84,8 +85,9 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
     try:
         job = _snapshot_compile_create(claimed, repo, backend, store, compiler, settings)
     except PermanentError as exc:
-        repo.mutate_run(message.run_id, lambda doc: runs.record_failure(
-            doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()))
+        # A failed run settles its schedule like any other (its queued successor is released).
+        lifecycle.move_run(repo, message.run_id, lambda doc: runs.record_failure(
+            doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()), publisher)
         log.error("submission failed", run_id=message.run_id, stage=exc.stage, error=str(exc))
         return "failed"
     repo.mutate_run(message.run_id, lambda doc: runs.record_submitted(

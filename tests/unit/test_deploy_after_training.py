@@ -12,7 +12,7 @@ from shared.artifact_store import ArtifactStore
 from shared.consumer import consume
 from shared.errors import PermanentError, TransientError
 from shared.serving import Serving
-from shared.services import actions, progress
+from shared.services import actions, deployments, progress
 from shared.services import runs as run_service
 from tests.builders import run_body, seed_catalog
 from tests.events import load_event
@@ -67,7 +67,7 @@ def event(w, snapshot, publisher=None) -> str:
 
 
 def deploy_commands(publisher) -> list[dict]:
-    return [p for t, p, _ in publisher.messages if t == topics.RUN_COMMANDS and p["command"] == actions.DEPLOY]
+    return [p for t, p, _ in publisher.messages if t == topics.RUN_COMMANDS and p["command"] == deployments.DEPLOY]
 
 
 def finish(w, run, publisher=None) -> dict:
@@ -81,7 +81,7 @@ def test_completed_blessed_deploy_new_is_deployed_once_and_marked_automatic(worl
     final = finish(world, run)
     assert final["status"] == runs.COMPLETED and final["deployment_status"] == "deploying"
     deployment = final["deployment"]
-    assert deployment["automatic"] is True and deployment["requested_by"] == actions.AUTOMATIC_DEPLOYER
+    assert deployment["automatic"] is True and deployment["requested_by"] == deployments.AUTOMATIC_DEPLOYER
     assert deployment["endpoint_name"] == "recs-prod" and deployment["endpoint_id"] is None
     assert deployment["traffic_split"] == 100 and deployment["queued_at"]
     assert deployment["model_resource_name"] == final["vertex_model_resource_name"]

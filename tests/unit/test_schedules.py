@@ -9,7 +9,7 @@ import pytest
 
 from shared import runs, schedules, topics
 from shared.errors import Conflict, FieldError
-from shared.services import progress, schedules as service
+from shared.services import lifecycle, progress, schedules as service
 from shared.services import runs as run_service
 from tests.builders import seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -63,14 +63,12 @@ def trigger(env, schedule_id, published, at=None, **payload):
 
 
 def finish(env, run_id, status, at, message="boom"):
-    """The run ends the way the progress path ends it, then the terminal hook counts it."""
+    """The run ends the way the progress path ends it: moved, and what follows done (lifecycle)."""
     def end(doc):
         extra = {"error_stage": "Train", "error_message": message} if status == runs.FAILED else {}
         return {**doc, "status": status, "completed_at": at, **extra}
 
-    run = env["repo"].mutate_run(run_id, end)
-    service.on_run_terminal(env["repo"], run, at=at)
-    return run
+    return lifecycle.move_run(env["repo"], run_id, end, at=at)
 
 
 def submitted(env):
@@ -284,7 +282,7 @@ def test_concurrency_queue_starts_the_queued_run_when_a_place_frees(env):
     stored = env["repo"].get_schedule(schedule["id"])
     assert stored["active_runs"] == {queued_id: second} and stored["queued_runs"] == []
     # The hook promoted it; the next trigger (or a hook with a publisher) queues it for submission.
-    service.release_active(env["repo"], env["publisher"], stored)
+    lifecycle.release_active(env["repo"], env["publisher"], stored)
     assert env["repo"].get_run(queued_id)["status"] == "pending" and queued_id in submitted(env)
 
 
@@ -295,7 +293,7 @@ def test_terminal_hook_with_a_publisher_submits_the_promoted_run(env):
     trigger(env, schedule["id"], first)
     trigger(env, schedule["id"], first + timedelta(hours=1))
     run = env["repo"].mutate_run(schedules.slot_run_id(schedule["id"], first), lambda d: {**d, "status": "completed"})
-    service.on_run_terminal(env["repo"], run, env["publisher"], at=first + timedelta(hours=2))
+    lifecycle.settle_schedule(env["repo"], run, env["publisher"], at=first + timedelta(hours=2))
     assert schedules.slot_run_id(schedule["id"], first + timedelta(hours=1)) in submitted(env)
 
 
@@ -313,7 +311,7 @@ def test_statistics_count_each_terminal_run_once_however_often_events_arrive(env
         ids.append(schedules.slot_run_id(schedule["id"], slot))
         run = finish(env, ids[-1], status, slot + timedelta(minutes=30))
         for _ in range(3):  # the same terminal state again and again
-            service.on_run_terminal(env["repo"], run, at=slot + timedelta(minutes=40))
+            lifecycle.settle_schedule(env["repo"], run, at=slot + timedelta(minutes=40))
     service.get_schedule(env["repo"], schedule["id"])  # the scan backstop finds nothing more to count
     stored = env["repo"].get_schedule(schedule["id"])
     assert (stored["total_runs"], stored["successful_runs"], stored["failed_runs"]) == (3, 2, 1)
@@ -321,14 +319,59 @@ def test_statistics_count_each_terminal_run_once_however_often_events_arrive(env
     assert stored["last_run_id"] == ids[-1] and stored["consecutive_failures"] == 0
 
 
-def test_the_scan_counts_a_run_whose_terminal_event_never_reached_the_hook(env):
-    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC))
-    trigger(env, schedule["id"], schedule["next_run_at"])
-    run_id = schedules.slot_run_id(schedule["id"], schedule["next_run_at"])
-    env["repo"].mutate_run(run_id, lambda d: {**d, "status": "failed", "error_message": "compile failed"})
+def _queue_of_two(env):
+    """A queue-policy schedule with one place: the first slot's run active, the second's waiting."""
+    schedule = make(env, datetime(2026, 5, 1, tzinfo=UTC), schedule_type="cron", cron_expression="0 * * * *",
+                    concurrency_policy="queue", max_concurrent_runs=1)
+    first = schedule["next_run_at"]
+    trigger(env, schedule["id"], first)
+    trigger(env, schedule["id"], first + timedelta(hours=1))
+    return schedule, schedules.slot_run_id(schedule["id"], first), schedules.slot_run_id(
+        schedule["id"], first + timedelta(hours=1))
+
+
+def test_a_failed_submit_settles_its_schedule_and_releases_the_next_run(env, tmp_path):
+    from dataclasses import replace
+
+    from shared.artifact_store import ArtifactStore
+    from shared.errors import PermanentError
+    from shared.services import submission
+    from shared.settings import get_settings
+    from tests.fakes import FakeBackend, FakeCompiler
+
+    schedule, first, second = _queue_of_two(env)
+    compiler = FakeCompiler(fail=PermanentError("the pipeline does not compile", stage="Compile"))
+    settings = replace(get_settings(), artifacts_root=str(tmp_path / "a"), pipeline_root=str(tmp_path / "r"))
+    outcome = submission.submit(submission.RunSubmit(run_id=first, attempt=1), env["repo"], FakeBackend(),
+                                ArtifactStore(), submission.Compiler(compiler.compile_run, compiler.module_files),
+                                settings, publisher=env["publisher"])
+    assert outcome == "failed"
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert stored["failed_runs"] == 1 and stored["active_runs"] == {second: stored["active_runs"][second]}
+    assert env["repo"].get_run(second)["status"] == "pending" and second in submitted(env)
+
+
+def test_cancelling_a_waiting_run_settles_its_schedule_at_once(env):
+    from shared.services import actions
+
+    schedule, first, second = _queue_of_two(env)
+    actions.cancel_run(env["repo"], env["publisher"], first, "dev@example.com")  # pending: cancelled outright
+    assert env["repo"].get_run(first)["status"] == "cancelled"
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert first not in stored["active_runs"] and second in stored["active_runs"]
+    assert second in submitted(env)
+
+
+def test_reading_a_schedule_writes_nothing(env):
+    schedule, first, _ = _queue_of_two(env)
+    # A run moved behind the lifecycle's back (no hook ran): a GET shows the schedule as stored ...
+    env["repo"].mutate_run(first, lambda d: {**d, "status": "failed", "error_message": "compile failed"})
+    before = env["repo"].get_schedule(schedule["id"])
     view = service.get_schedule(env["repo"], schedule["id"])
-    assert view["schedule"]["failed_runs"] == 1 and view["schedule"]["active_run_ids"] == []
-    assert [r["id"] for r in view["runs"]] == [run_id]
+    assert env["repo"].get_schedule(schedule["id"]) == before and view["schedule"]["failed_runs"] == 0
+    # ... and the schedule's next trigger settles it before its slot fires.
+    trigger(env, schedule["id"], schedule["next_run_at"] + timedelta(hours=2))
+    assert env["repo"].get_schedule(schedule["id"])["failed_runs"] == 1
 
 
 def test_auto_pause_after_n_consecutive_failures_with_the_reason(env):

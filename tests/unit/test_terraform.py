@@ -32,13 +32,14 @@ EXPECTED_GRANTS = {
     },
     "submitter": {
         "project": ["roles/datastore.user", "roles/aiplatform.user"],
+        "topics": ["run-submit"],
         "buckets": {"artifacts": ["roles/storage.objectUser"], "pipeline_root": ["roles/storage.objectUser"]},
         "repository_reader": True,
         "act_as": ["pipeline"],
     },
     "pipeline_events": {
         "project": ["roles/datastore.user", "roles/aiplatform.viewer", "custom:schedule_pauser"],
-        "topics": ["run-submit"],
+        "topics": ["run-submit", "run-commands"],
         "buckets": {"artifacts": ["roles/storage.objectViewer"]},
     },
     "scheduler": {
@@ -47,6 +48,7 @@ EXPECTED_GRANTS = {
     },
     "run_commands": {
         "project": ["roles/datastore.user", "roles/aiplatform.user"],
+        "topics": ["run-submit"],
         "buckets": {"artifacts": ["roles/storage.objectUser"]},
         "act_as": ["pipeline"],
     },
