@@ -60,7 +60,8 @@ def stack(tmp_path_factory):
     missing = client.post("/api/datasets", {**_dataset(client, ids["dataset"]),
                                             "name": "missing-file",
                                             "source": {"kind": "files", "uri": str(root / "nope.csv"), "format": "csv"}})
-    # Start every run now: the local pipeline service runs them side by side.
+    # Start these runs now: the local pipeline service runs them one at a time, in creation order
+    # (TRAINYARD_LOCAL_MAX_RUNNING_JOBS=1), while the tests read them.
     started = {
         # Deploys itself after training (deployment_config), as the wizard's "deploy to a new endpoint" asks.
         "completed": create("e2e-blessed", evaluator_config={
@@ -69,10 +70,9 @@ def stack(tmp_path_factory):
         "not_blessed": create("e2e-unreachable", evaluator_config={
             "enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.999}}),
         "missing_data": create("e2e-missing-data", dataset_id=missing["item"]["id"]),
-        "cancel": create("e2e-cancel", training_params={**PARAMS, "epochs": 200}),
     }
     try:
-        yield {"client": client, "config": config, "runs": started, "stack": stack}
+        yield {"client": client, "config": config, "runs": started, "stack": stack, "create": create}
     finally:
         for _, recorder in started.values():
             recorder.watch.unsubscribe()
@@ -139,6 +139,10 @@ def test_a_missing_data_file_fails_at_examples_with_a_readable_error(stack):
 
 
 def test_cancelling_a_running_run_stops_its_process(stack):
+    # Created now, so it is not finished before this test looks (the service runs one job at a time, in
+    # order); it could not finish on its own within the test anyway: 200 epochs, no early stopping.
+    stack["runs"]["cancel"] = stack["create"]("e2e-cancel", training_params={
+        **PARAMS, "epochs": 200, "early_stopping": {"enabled": False}})
     run = wait(stack, "cancel", lambda r: r.get("current_stage") in ("Transform", "Train") or
                run_domain.is_terminal(r["status"]))
     assert run["status"] == "running"
