@@ -21,17 +21,17 @@ def consume(event_data: Any, handle: Callable[[Any], str], consumer: str) -> str
     except (MalformedMessage, ValueError) as exc:
         log.warning("malformed message acknowledged", consumer=consumer, error=str(exc))
         return "malformed"
-    try:
-        outcome = handle(payload)
-    except ValueError as exc:
-        log.warning("unreadable message acknowledged", consumer=consumer, message_id=message.message_id,
-                    error=str(exc))
-        return "malformed"
-    except TransientError as exc:
-        log.warning("transient failure; the message will be redelivered", consumer=consumer,
-                    message_id=message.message_id, error=str(exc))
-        raise
-    log.info("message handled", consumer=consumer, message_id=message.message_id, outcome=outcome)
+    run_id = payload.get("run_id") if isinstance(payload, dict) and isinstance(payload.get("run_id"), str) else None
+    with log.bound(consumer=consumer, message_id=message.message_id, run_id=run_id):
+        try:
+            outcome = handle(payload)
+        except ValueError as exc:
+            log.warning("unreadable message acknowledged", error=str(exc))
+            return "malformed"
+        except TransientError as exc:
+            log.warning("transient failure; the message will be redelivered", error=str(exc))
+            raise
+        log.info("message handled", outcome=outcome)
     return outcome
 
 

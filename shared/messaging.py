@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
+from shared import structured_log as log
 from shared.errors import TransientError
 
 
@@ -83,6 +84,9 @@ class PubSubPublisher:
         path = topic if topic.startswith("projects/") else self.client.topic_path(self.project, topic)
         data = json.dumps(payload, default=str).encode("utf-8")
         try:
-            return self.client.publish(path, data, **attributes).result(timeout=self.timeout_s)
+            message_id = self.client.publish(path, data, **attributes).result(timeout=self.timeout_s)
         except (exceptions.GoogleAPICallError, TimeoutError, concurrent.futures.TimeoutError) as exc:
             raise TransientError(f"publish to {topic} failed: {exc}") from exc
+        # Which process publishes where is an IAM grant in the cloud (the rehearsal checks it from this line).
+        log.info("published", topic=path.rsplit("/", 1)[-1], published_message_id=message_id)
+        return message_id

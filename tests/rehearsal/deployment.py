@@ -33,6 +33,7 @@ class Function:
     ingress: str
     invokers: dict[str, str]
     build_service_account: str
+    service_account: str  # the identity it runs as
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Service:
     env: dict[str, str]
     timeout_s: int
     invokers: dict[str, str]
+    service_account: str  # the identity it runs as
 
 
 @dataclass
@@ -118,7 +120,7 @@ def describe(tfvars: Path = TFVARS) -> Deployment:
                 runtime=build["runtime"], files={k: Path(v) for k, v in child.local("files").items()},
                 env=dict(service["environment_variables"]), timeout_s=int(service["timeout_seconds"]),
                 ingress=service["ingress_settings"], invokers=dict(child.var("invokers")),
-                build_service_account=build["service_account"])
+                build_service_account=build["service_account"], service_account=service["service_account_email"])
             urls[child.output("uri")] = name
         elif source.endswith("run_consumer"):
             child = plan.child(name)
@@ -132,7 +134,7 @@ def describe(tfvars: Path = TFVARS) -> Deployment:
                 module=name, role=_role(block), name=svc["name"], image=image, dockerfile=built[image],
                 command=list(container.get("command") or []), args=list(container.get("args") or []),
                 env={e["name"]: e["value"] for e in container.get("env", [])}, timeout_s=_seconds(template["timeout"]),
-                invokers=dict(child.var("invokers")))
+                invokers=dict(child.var("invokers")), service_account=template["service_account"])
             urls[child.output("uri")] = name
     for consumer, push_module in plan.child("push").items():
         sub = push_module.resource("google_pubsub_subscription", "this").args
@@ -148,6 +150,12 @@ def describe(tfvars: Path = TFVARS) -> Deployment:
             max_delivery_attempts=int(dead_letter["max_delivery_attempts"]),
             push_identity=config["oidc_token"][0]["service_account_email"], audience=config["oidc_token"][0]["audience"])
     return d
+
+
+def topics_published_by(d: Deployment, service_account: str) -> set[str]:
+    """The topics Terraform lets this identity publish to (topic-level roles/pubsub.publisher)."""
+    return {r.args["topic"] for r in d.plan.resources("google_pubsub_topic_iam_member", "publishers")
+            if r.args["role"] == "roles/pubsub.publisher" and r.args["member"] == f"serviceAccount:{service_account}"}
 
 
 def image_of(service: Service) -> images.Image:

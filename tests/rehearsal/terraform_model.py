@@ -606,6 +606,11 @@ class Instance:
                 self, rtype, f"{self.address}{rtype}.{name}{suffix}", block, scope))
         return self._resources[(rtype, name)]
 
+    def resources(self, rtype: str, name: str) -> list["Resource"]:
+        """Every instance of a resource block (count/for_each expanded)."""
+        value = self._resource_values(rtype, name)
+        return list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, list) else [value]
+
     def resource_instances(self, rtype: str, name: str):
         value = self._resource_values(rtype, name)
         if isinstance(value, dict):

@@ -17,6 +17,7 @@ from google.protobuf import json_format
 
 from shared import runs, schedules, topics
 from tests.builders import dataset_body, feature_config_body, model_config_body
+from tests.rehearsal.deployment import topics_published_by
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 IDENTITY = "rehearsal@example.com"
@@ -200,6 +201,21 @@ def test_run_commands_cancels_the_pipeline_job_and_the_trainers_custom_job(cloud
 
 
 # ----------------------------------------------------------------------------- nothing lost, nothing failed
+
+
+def test_each_deployable_publishes_only_where_terraform_lets_its_identity(cloud, large_run):
+    """The Pub/Sub emulator has no IAM: in the cloud a publish without the grant is PermissionDenied. What
+    each process published (its `published` log lines) must be granted to the identity it runs as."""
+    published = {}
+    for module, process in cloud.rehearsal.processes.items():
+        entries = [json.loads(line) for line in process.text().splitlines() if line.startswith("{")]
+        published[module] = {e["topic"] for e in entries if e.get("message") == "published"}
+    # The scheduler released the slot's run above: the check sees real publishes, it is not vacuous.
+    assert "run-submit" in published["fn_scheduler"], published
+    refused = {module: sorted(topics_ - topics_published_by(cloud.deployment, cloud.deployment.deployable(module)
+                                                            .service_account))
+               for module, topics_ in published.items()}
+    assert {m: t for m, t in refused.items() if t} == {}, f"published without a grant: {refused}"
 
 
 def test_nothing_was_dead_lettered_or_answered_with_an_error(cloud, large_run):
