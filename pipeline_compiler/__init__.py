@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Optional
 
 from pipeline_compiler.environment import PipelineEnv, PipelineEnvError
 from shared import structured_log as log
+from shared.contract.labels import job_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.run_config import RunSpec
 
 __all__ = ["PipelineEnv", "PipelineEnvError", "compile_run", "module_files", "run_local",
-           "NODE_IDS", "DEFAULT_IMAGE", "local_metadata_path"]
+           "DEFAULT_IMAGE", "local_metadata_path"]
 
-NODE_IDS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
 # Used only when compiling without TRAINYARD_PIPELINE_IMAGE (e.g. a local target): TFX's public image.
 DEFAULT_IMAGE = "gcr.io/tfx-oss-public/tfx:1.15.0"
 _MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
@@ -53,7 +53,7 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
     from pipeline_compiler import data_scale
 
     env = env or PipelineEnv.current()
-    labels = {"trainyard-run-id": _label(spec.run_id), "trainyard-attempt": str(spec.attempt)}
+    labels = job_labels(spec.run_id, spec.attempt)
     if env.is_vertex:
         decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes)
         env = dataclasses.replace(env, data_runner=decision.runner)
@@ -78,12 +78,6 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
     return out_path
 
 
-def _label(value: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
-
-
 def local_metadata_path(spec: "RunSpec") -> str:
     """Default ML Metadata sqlite of a local run: {pipeline_root}/metadata.sqlite."""
     return os.path.join(spec.pipeline_root, "metadata.sqlite")
@@ -94,7 +88,7 @@ def run_local(spec: "RunSpec", env: Optional[PipelineEnv] = None, metadata_path:
 
     Task states are in the ML Metadata sqlite at metadata_path (default `local_metadata_path(spec)`):
     pipeline context name = `pipeline_compiler.pipeline.pipeline_name(spec)` ("trainyard-<run id>"),
-    node ids = NODE_IDS. Raises when a component fails.
+    node ids = shared.contract.nodes.NODE_IDS. Raises when a component fails.
     """
     from tfx import v1 as tfx
 

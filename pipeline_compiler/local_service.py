@@ -136,7 +136,7 @@ class LocalPipelineService:
                 spec_text = Path(body["run_spec_uri"]).read_text()
             except OSError as exc:
                 return 400, {"error": f"cannot read the run spec: {exc}"}
-            from pipeline_compiler import NODE_IDS
+            from shared.contract.nodes import NODE_IDS
 
             spec = json.loads(spec_text)
             name = _pipeline_name(spec)

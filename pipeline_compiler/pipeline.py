@@ -21,14 +21,9 @@ from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
 from shared.catalog import BigQuerySource, FileSource
+from shared.contract.labels import RUN_ID_LABEL, label_value
 from shared.run_config import RunSpec
 
-NODE_IDS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
-# The stage names of the run document (ARCHITECTURE.md) each node reports to.
-STAGE_OF_NODE = {
-    "ExampleGen": "Examples", "StatisticsGen": "Stats", "SchemaGen": "Schema", "Transform": "Transform",
-    "Trainer": "Train", "Evaluator": "Evaluate", "Pusher": "Push",
-}
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
 TRANSFORM_MODULE = os.path.join(MODULES_DIR, "transform.py")
 TRAINER_MODULE = os.path.join(MODULES_DIR, "trainer.py")
@@ -147,7 +142,7 @@ def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -
         vertex_trainer_executor.TRAINING_ARGS_KEY: {
             "project": env.project,
             "job_spec": trainer_job_spec(spec, env),
-            "labels": {"trainyard-run-id": re.sub(r"[^a-z0-9_-]", "-", spec.run_id.lower())[:63]},
+            "labels": {RUN_ID_LABEL: label_value(spec.run_id)},
         },
     })
     return tfx.extensions.google_cloud_ai_platform.Trainer(custom_config=custom_config, **kwargs)

@@ -15,8 +15,9 @@ import os
 from datetime import datetime, timezone
 
 from shared import results
+from shared.contract.labels import label_value, run_labels
 from shared.errors import PermanentError, TransientError
-from shared.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, Registrar, label_value, run_labels
+from shared.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, Registrar
 from shared.serving.vertex import map_error
 from shared.vertex import RegionalService, gapic
 

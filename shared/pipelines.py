@@ -18,8 +18,6 @@ from typing import Optional, Protocol
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.vertex import RegionalService, gapic
 
-RUN_ID_LABEL = "trainyard-run-id"
-ATTEMPT_LABEL = "trainyard-attempt"
 TERMINAL_JOB_STATES = frozenset(
     {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})
 

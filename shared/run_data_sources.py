@@ -15,14 +15,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Optional, Protocol
 
-from shared import runs
+from shared.contract.nodes import NODE_OF_STAGE, stage_for_task
 from shared.errors import FieldError, NotFound, TransientError
 
 MAX_PAGE_SIZE = 500
 # Vertex custom-training quota metric per accelerator (Spot/preemptible VMs have their own quota).
 GPU_QUOTA_NAMES = {"NVIDIA_TESLA_T4": "nvidia_t4", "NVIDIA_L4": "nvidia_l4", "NVIDIA_TESLA_V100": "nvidia_v100",
                    "NVIDIA_TESLA_A100": "nvidia_a100"}
-_STAGE_TASK = {stage: marker for marker, stage in runs._TASK_TO_STAGE}  # Train -> Trainer, ...
 
 
 def quota_metric(gpu_type: str, preemptible: bool) -> str:
@@ -104,7 +103,7 @@ class CloudLoggingLogs:
         except NotFound:
             return jobs
         for task in (job.get("jobDetail") or {}).get("taskDetails", []):
-            stage = runs.stage_for_task(task.get("taskName", ""))
+            stage = stage_for_task(task.get("taskName", ""))
             main = ((task.get("executorDetail") or {}).get("containerDetail") or {}).get("mainJob")
             if stage and main:
                 jobs[main.rsplit("/", 1)[-1]] = stage
@@ -270,10 +269,10 @@ class LocalPipelineLogs:
             for index, line in enumerate(lines):
                 marker = self._MARKER.search(line)
                 if marker:
-                    current = runs.stage_for_task(marker.group(1)) or current
+                    current = stage_for_task(marker.group(1)) or current
                 if stage is None or current == stage:
                     entries.append({"timestamp": None, "severity": _severity(line), "stage": current,
-                                    "task": _STAGE_TASK.get(current) if current else None, "message": line})
+                                    "task": NODE_OF_STAGE.get(current) if current else None, "message": line})
                 if len(entries) == page_size:
                     offset += index + 1
                     more = offset < chunk.get("total_lines", 0)

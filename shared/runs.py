@@ -11,6 +11,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from shared.contract.labels import parse_job_id
+from shared.contract.nodes import STAGES, stage_for_task
 from shared.pipelines import JobSnapshot, TaskSnapshot
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
@@ -22,7 +24,6 @@ TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, NOT_BLESSED})
 # cancelling ranks above running so a late "running" event never undoes a cancel request.
 _STATUS_RANK = {PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3, **{s: 4 for s in TERMINAL}}
 
-STAGES = ("Compile", "Examples", "Stats", "Schema", "Transform", "Train", "Evaluate", "Push")
 # Share of the progress bar each stage stands for (Train dominates; it advances per epoch).
 STAGE_WEIGHTS = {"Compile": 3, "Examples": 10, "Stats": 5, "Schema": 2, "Transform": 10, "Train": 60, "Evaluate": 7, "Push": 3}
 
@@ -39,11 +40,6 @@ TASK_STATE_TO_STAGE = {
     "SUCCEEDED": STAGE_COMPLETED, "SKIPPED": STAGE_CACHED, "FAILED": STAGE_FAILED, "CANCELLED": STAGE_CANCELLED,
 }
 
-_TASK_TO_STAGE = (
-    ("ExampleGen", "Examples"), ("StatisticsGen", "Stats"), ("SchemaGen", "Schema"), ("Transform", "Transform"),
-    ("Trainer", "Train"), ("Evaluator", "Evaluate"), ("Pusher", "Push"),
-)
-
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -51,26 +47,8 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def stage_for_task(task_name: str) -> Optional[str]:
-    """Map a pipeline task (TFX component id) to a Trainyard stage; None for the DAG's own task."""
-    for marker, stage in _TASK_TO_STAGE:
-        if marker.lower() in task_name.lower():
-            return stage
-    return None
-
-
 def is_terminal(status: str) -> bool:
     return status in TERMINAL
-
-
-def job_id_for(run_id: str, attempt: int) -> str:
-    """Vertex pipeline job id: deterministic, so a redelivered run-submit finds the job it made."""
-    return f"{run_id}-a{attempt}"
-
-
-def parse_job_id(job_id: str) -> tuple[str, int] | None:
-    match = re.fullmatch(r"(?P<run_id>.+)-a(?P<attempt>\d+)", job_id or "")
-    return (match["run_id"], int(match["attempt"])) if match else None
 
 
 def initial_stages() -> list[dict]:

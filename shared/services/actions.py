@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import results, runs, structured_log as log
+from shared.contract import labels
 from shared.errors import Conflict, FieldError, NotFound, PermanentError, TransientError
 from shared.run_config import GpuConfig, RunSpec, TrainingParams
 from shared.services import lifecycle, queueing, runs as run_service
@@ -168,7 +169,7 @@ def run_logs(repo, sources, run_id: str, args: dict) -> dict:
     if stage and stage not in runs.STAGES:
         raise FieldError.one("stage", f"must be one of {', '.join(runs.STAGES)}")
     page_size = _int_arg(args, "page_size", 100, 1, MAX_PAGE_SIZE)
-    found = sources.logs.read(run, runs.job_id_for(run_id, attempt), stage, page_size, args.get("page_token") or None)
+    found = sources.logs.read(run, labels.job_id_for(run_id, attempt), stage, page_size, args.get("page_token") or None)
     return {"run_id": run_id, "attempt": attempt, "stage": stage, "page_size": page_size, **found}
 
 
@@ -305,7 +306,7 @@ def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving
 
     if run["status"] != runs.CANCELLING or (command.attempt and command.attempt != run["attempt"]):
         return "skipped"  # already ended (cancelled, or finished first) or an old attempt
-    job_id = runs.job_id_for(run["id"], run["attempt"])
+    job_id = labels.job_id_for(run["id"], run["attempt"])
     try:
         backend.cancel_job(job_id)
     except NotFound:

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from shared import results, runs, structured_log as log
 from shared.artifact_store import ArtifactStore
+from shared.contract import labels
 from shared.errors import NotFound, PermanentError
 from shared.pipelines import JobSnapshot, PipelineBackend
 from shared.repository import Repository
@@ -62,7 +63,7 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
     """`publisher` (optional) lets a finished scheduled run start the schedule's queued one at once;
     `jobs` (the schedules' job adapter) pauses the schedule's job when the run auto-pauses it."""
     job_id = job_id_from_log_entry(entry)
-    parsed = runs.parse_job_id(job_id)
+    parsed = labels.parse_job_id(job_id)
     if parsed is None:
         log.info("pipeline event for a job Trainyard did not create", job_id=job_id)
         return "ignored"
@@ -90,7 +91,7 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
         try:
             found = read_results(store, artifacts_uri)
         except PermanentError as exc:
-            attempt = runs.parse_job_id(job.job_id)[1]
+            attempt = labels.parse_job_id(job.job_id)[1]
             lifecycle.move_run(repo, run_id, lambda doc: runs.record_failure(
                 doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()), publisher, jobs)
             return "failed"

@@ -14,8 +14,8 @@ from shared.catalog import ModelType
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
 from shared.repository import Repository
-from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
-                               GpuConfig, TrainingParams)
+from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig, GpuConfig,
+                               TrainingParams)
 from shared.services.queueing import publish_submit, queue_submit
 from shared.validation import field_errors
 

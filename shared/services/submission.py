@@ -13,12 +13,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from shared import results, runs, structured_log as log
 from shared.artifact_store import ArtifactStore
 from shared.catalog import Dataset, FeatureConfig, ModelConfig
+from shared.contract import labels
 from shared.errors import NotFound, PermanentError, TransientError
-from shared.pipelines import ATTEMPT_LABEL, RUN_ID_LABEL, JobRequest, PipelineBackend
+from shared.pipelines import JobRequest, PipelineBackend
 from shared.repository import Repository
 from shared.run_config import BaseExperimentRef, RunSpec
 from shared.services import lifecycle
-
 
 
 class RunSubmit(BaseModel):
@@ -142,8 +142,8 @@ def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler
         job_uri = results.join(spec.artifacts_uri, results.PIPELINE_JOB_FILE)
         store.copy_file(job_path, job_uri)  # kept with the run's artifacts, as in the cloud
         request = JobRequest(
-            job_id=runs.job_id_for(spec.run_id, spec.attempt), display_name=f"{spec.run_name}-{spec.run_number}",
-            labels={RUN_ID_LABEL: spec.run_id, ATTEMPT_LABEL: str(spec.attempt)},
+            job_id=labels.job_id_for(spec.run_id, spec.attempt), display_name=f"{spec.run_name}-{spec.run_number}",
+            labels=labels.job_labels(spec.run_id, spec.attempt),
             pipeline_job_path=job_path, pipeline_job_uri=job_uri, run_spec_uri=config_uri,
             pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account)
         return backend.create_job(request)

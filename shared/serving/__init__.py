@@ -25,17 +25,6 @@ PREDICT_ROUTE = "/predict"
 HEALTH_ROUTE = "/health"
 
 
-def label_value(value) -> str:
-    """A Vertex label value: lowercase letters, digits, '_' and '-', at most 63 characters."""
-    return re.sub(r"[^a-z0-9_-]", "-", str(value).lower())[:63]
-
-
-def run_labels(spec) -> dict[str, str]:
-    """What a registered model version carries: which run and attempt made it."""
-    return {"trainyard-run-id": label_value(spec.run_id), "trainyard-attempt": str(spec.attempt),
-            "trainyard-run-number": str(spec.run_number), "trainyard-model-type": spec.model_type}
-
-
 @dataclass(frozen=True)
 class DeployRequest:
     run_id: str

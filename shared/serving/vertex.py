@@ -7,9 +7,9 @@ import concurrent.futures
 import time
 from typing import Optional
 
+from shared.contract.labels import RUN_ID_LABEL, label_value
 from shared.errors import PermanentError, TransientError
-from shared.pipelines import RUN_ID_LABEL
-from shared.serving import DeployRequest, DeployResult, endpoint_id_for, label_value, split_traffic
+from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
 from shared.vertex import RegionalService, gapic
 
 _TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")

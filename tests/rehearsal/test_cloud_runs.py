@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from shared import runs, schedules
+from shared.contract import labels
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.identity_tokens import delivered_token
 from tests.rehearsal.vertex_run import Player, now, publish_via_pubsub
@@ -71,7 +72,7 @@ def experiment(api, cloud):
 
 def submitted(cloud, api, experiment: str, name: str, **body) -> tuple[dict, str]:
     run = api.post("/api/training-runs", {"name": name, "base_experiment_id": experiment, **body})["training_run"]
-    job_id = runs.job_id_for(run["id"], 1)
+    job_id = labels.job_id_for(run["id"], 1)
     cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")
     cloud.wait(lambda: cloud.repo.get_run(run["id"])["status"] == runs.RUNNING, 60, f"{name} to be running")
     return run, job_id
@@ -157,7 +158,7 @@ def test_schedules_on_cloud_scheduler_auto_pause_resume_and_a_spent_one_time_job
     handled = cloud.handled("fn_scheduler", cloud.scheduler.fire(name, publish_via_pubsub))
     assert handled.get("outcome") != "ignored", handled
     run_id = schedules.slot_run_id(created["id"], slot)
-    job_id = runs.job_id_for(run_id, 1)
+    job_id = labels.job_id_for(run_id, 1)
     cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the slot's PipelineJob {job_id}")
     cloud.wait(lambda: cloud.repo.get_run(run_id)["status"] == runs.RUNNING, 60, "the slot's run to be running")
     Player(cloud, job_id, run_id).fail_at("Trainer")

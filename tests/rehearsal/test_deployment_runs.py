@@ -16,6 +16,7 @@ from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
 from shared import runs, schedules, topics
+from shared.contract import labels
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.rehearsal.deployment import topics_published_by
 
@@ -54,7 +55,7 @@ def submitted_run(cloud, experiment_id: str, name: str, **body):
 
     run = run_service.create_run(cloud.repo, cloud.publisher, {"name": name, "base_experiment_id": experiment_id,
                                                                **body}, IDENTITY)
-    job_id = runs.job_id_for(run["id"], 1)
+    job_id = labels.job_id_for(run["id"], 1)
     # Cold start of the GPU image's tree (TensorFlow, TFX) and a real compile on two cores.
     cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")
     return run, job_id
@@ -173,7 +174,7 @@ def test_the_scheduler_makes_the_slot_run_and_small_data_stays_off_dataflow(clou
                                                          "slot": slot.isoformat()})
     cloud.handled("fn_scheduler", message_id)
     run_id = schedules.slot_run_id(created["id"], slot)
-    job_id = runs.job_id_for(run_id, 1)
+    job_id = labels.job_id_for(run_id, 1)
     cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")
     job = compiled(cloud, job_id)
     assert job["labels"]["trainyard-data-runner"] == "direct"

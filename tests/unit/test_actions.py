@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from shared import results, runs, topics
+from shared.contract import labels
 from shared.errors import PermanentError, TransientError
 from shared.http_api import Dependencies, create_app
 from shared.pipelines import JobSnapshot, TaskSnapshot
@@ -296,7 +297,7 @@ def test_retry_starts_the_next_attempt_keeping_the_previous_error(world):
     assert submits(world) == [{"run_id": run["id"], "attempt": 2}]
     # the submitter claims attempt 2 (its job id is {run}-a2: a new Vertex job, cached stages reused)
     assert runs.claim_for_submit(stored, 2, runs.now())["status"] == runs.SUBMITTING
-    assert runs.job_id_for(run["id"], 2) == f"{run['id']}-a2"
+    assert labels.job_id_for(run["id"], 2) == f"{run['id']}-a2"
 
 
 def test_repeated_retry_is_a_no_op(world):

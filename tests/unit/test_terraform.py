@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from shared import topics as shared_topics
+from shared.contract import labels
 from tests.rehearsal import terraform_model
 from tests.unit.terraform_support import hcl
 from tests.unit.terraform_support.hcl import REPO_ROOT, TF_ROOT
@@ -584,7 +585,7 @@ def test_the_log_sink_wakes_the_consumer_for_trainyard_jobs_only():
     pattern = re.search(r'pipeline_job_id_pattern\s*=\s*"([^"]+)"', text).group(1)
     assert 'resource.labels.pipeline_job_id=~"${local.pipeline_job_id_pattern}"' in text
     for attempt in (1, 2, 17):
-        assert re.search(pattern, runs.job_id_for(new_run_id(), attempt))
+        assert re.search(pattern, labels.job_id_for(new_run_id(), attempt))
     for foreign in ("my-other-pipeline-20261201", "tr-1-a1", "xtr-0123456789abcdef-a1", "tr-0123456789abcdef-a1-b"):
         assert not re.search(pattern, foreign), foreign
 

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from pipeline_compiler import NODE_IDS, PipelineEnv, PipelineEnvError, compile_run, module_files
+from pipeline_compiler import PipelineEnv, PipelineEnvError, compile_run, module_files
+from shared.contract.nodes import NODE_IDS
 from pipeline_compiler.demo_data import demo_run_spec
 
 VERTEX_ENV = PipelineEnv(
