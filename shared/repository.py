@@ -14,7 +14,7 @@ import time
 import zlib
 from collections import OrderedDict
 from datetime import datetime
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from shared.errors import NotFound, TransientError
 from shared.runs import now
@@ -73,6 +73,18 @@ class Repository(Protocol):
 
     def due_schedules(self, before: datetime, limit: int) -> list[dict]:
         """Active schedules whose next_run_at is at or before `before`, soonest first."""
+
+
+def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
+    """For a request: decide(doc) → new doc (changed) or None (a no-op; it may raise Conflict/FieldError).
+    Returns (the run, whether it changed); NotFound when there is no such run."""
+    updated = repo.mutate_run(run_id, decide)
+    if updated is not None:
+        return updated, True
+    run = repo.get_run(run_id)
+    if run is None:
+        raise NotFound(f"training run {run_id}")
+    return run, False
 
 
 def epoch_doc_id(attempt: int, epoch: int) -> str:
@@ -163,15 +175,22 @@ class FirestoreRepository:
         snap = self.db.collection(RUNS).document(run_id).get()
         return snap.to_dict() if snap.exists else None
 
-    def _mutate(self, collection: str, doc_id: str, mutate: Mutator, what: str) -> Optional[dict]:
-        """Transactional read-modify-write of one document; bumps `version` when it changes."""
+    def _with_document(self, collection: str, doc_id: str, what: str, act: Callable) -> Any:
+        """act(tx, ref, current) inside one transaction on an existing document (NotFound otherwise)."""
         ref = self.db.collection(collection).document(doc_id)
 
         def apply(tx):
             snap = ref.get(transaction=tx)
             if not snap.exists:
                 raise NotFound(f"{what} {doc_id}")
-            current = snap.to_dict()
+            return act(tx, ref, snap.to_dict())
+
+        with self._run_locks[zlib.crc32(f"{collection}/{doc_id}".encode()) % len(self._run_locks)]:
+            return self._in_transaction(apply)
+
+    def _mutate(self, collection: str, doc_id: str, mutate: Mutator, what: str) -> Optional[dict]:
+        """Transactional read-modify-write of one document; bumps `version` when it changes."""
+        def change(tx, ref, current):
             new = mutate(current)
             if new is None:
                 return None
@@ -179,26 +198,19 @@ class FirestoreRepository:
             tx.set(ref, new)
             return new
 
-        with self._run_locks[zlib.crc32(f"{collection}/{doc_id}".encode()) % len(self._run_locks)]:
-            return self._in_transaction(apply)
+        return self._with_document(collection, doc_id, what, change)
 
     def mutate_run(self, run_id: str, mutate: Mutator) -> Optional[dict]:
         return self._mutate(RUNS, run_id, mutate, "training run")
 
     def delete_run(self, run_id: str, check: Callable[[dict], None]) -> dict:
-        ref = self.db.collection(RUNS).document(run_id)
-
-        def delete(tx):
-            snap = ref.get(transaction=tx)
-            if not snap.exists:
-                raise NotFound(f"training run {run_id}")
-            doc = snap.to_dict()
-            check(doc)
+        def delete(tx, ref, current):
+            check(current)
             tx.delete(ref)
-            return doc
+            return current
 
-        doc = self._in_transaction(delete)
-        for history in ref.collection(HISTORY).list_documents():
+        doc = self._with_document(RUNS, run_id, "training run", delete)
+        for history in self.db.collection(RUNS).document(run_id).collection(HISTORY).list_documents():
             history.delete()
         return doc
 

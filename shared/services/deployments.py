@@ -10,7 +10,8 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import runs, structured_log as log, topics
-from shared.errors import Conflict, FieldError, NotFound, TransientError
+from shared.errors import Conflict, FieldError, TransientError
+from shared.repository import mutate_or_read_run
 
 CANCEL, DEPLOY, PUSH_ANYWAY = "cancel", "deploy", "push_anyway"  # the run-commands
 DEPLOYING, DEPLOYED, DEPLOY_FAILED = "deploying", "deployed", "failed"
@@ -23,18 +24,6 @@ def publish_command(publisher, payload: dict) -> Optional[str]:
     except TransientError as exc:  # the intent is recorded; repeating the action queues it again
         log.error("run-commands publish failed", run_id=payload["run_id"], error=str(exc))
         return f"queueing the {payload['command']} command failed ({exc}); repeat the request to queue it again"
-
-
-def mutate(repo, run_id: str, decide) -> tuple[dict, bool]:
-    """decide(doc) → new doc (changed) or None (a no-op); may raise Conflict/FieldError. Returns (run, changed)."""
-    updated = repo.mutate_run(run_id, decide)
-    if updated is not None:
-        return updated, True
-    run = repo.get_run(run_id)
-    if run is None:
-        raise NotFound(f"training run {run_id}")
-    return run, False
-
 
 
 class DeployBody(BaseModel):
@@ -108,7 +97,7 @@ def request_deployment(repo, publisher, run_id: str, identity: str, request: Dep
         new["deployment_status"] = DEPLOYING
         return new
 
-    run, changed = mutate(repo, run_id, decide)
+    run, changed = mutate_or_read_run(repo, run_id, decide)
     deployment = run.get("deployment") or {}
     # Which deployment under way gets its command (again):
     # - by hand, every request re-queues it: a repeat heals a lost command (the consumer skips a second one);

@@ -20,8 +20,15 @@ from typing import Callable, Optional
 from shared import runs, schedules, structured_log as log
 from shared.errors import NotFound
 from shared.messaging import Publisher
-from shared.repository import Repository
+from shared.repository import Repository, mutate_or_read_run
 from shared.services import deployments, queueing
+
+
+def _watching(transition: Callable[[dict], Optional[dict]], seen: dict) -> Callable[[dict], Optional[dict]]:
+    def apply(doc: dict) -> Optional[dict]:
+        seen["before"] = copy.deepcopy(doc)  # the transaction's last attempt is the one that counts
+        return transition(doc)
+    return apply
 
 
 def move_run(repo: Repository, run_id: str, transition: Callable[[dict], Optional[dict]],
@@ -29,12 +36,7 @@ def move_run(repo: Repository, run_id: str, transition: Callable[[dict], Optiona
     """Apply a transition of shared/runs.py in one transaction, then what follows from it. Returns the
     run as changed, or None when the transition changed nothing (what follows was done already)."""
     seen: dict = {}
-
-    def apply(doc: dict) -> Optional[dict]:
-        seen["before"] = copy.deepcopy(doc)  # the transaction's last attempt is the one that counts
-        return transition(doc)
-
-    after = repo.mutate_run(run_id, apply)
+    after = repo.mutate_run(run_id, _watching(transition, seen))
     after_change(repo, seen.get("before"), after, publisher, jobs, at)
     return after
 
@@ -42,13 +44,11 @@ def move_run(repo: Repository, run_id: str, transition: Callable[[dict], Optiona
 def move_or_read(repo: Repository, run_id: str, transition: Callable[[dict], Optional[dict]],
                  publisher: Optional[Publisher] = None, jobs=None) -> tuple[dict, bool]:
     """move_run for a request: (the run, whether it changed); NotFound when there is no such run."""
-    after = move_run(repo, run_id, transition, publisher, jobs)
-    if after is not None:
-        return after, True
-    run = repo.get_run(run_id)
-    if run is None:
-        raise NotFound(f"training run {run_id}")
-    return run, False
+    seen: dict = {}
+    run, changed = mutate_or_read_run(repo, run_id, _watching(transition, seen))
+    if changed:
+        after_change(repo, seen.get("before"), run, publisher, jobs)
+    return run, changed
 
 
 def after_change(repo: Repository, before: Optional[dict], after: Optional[dict], publisher: Optional[Publisher] = None,
