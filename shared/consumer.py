@@ -7,24 +7,37 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
+
+from pydantic import BaseModel, ValidationError
 
 from shared import structured_log as log
 from shared.errors import TransientError
-from shared.messaging import MalformedMessage, parse_push
+from shared.messaging import MalformedMessage, PushMessage, parse_push
 
 
-def consume(event_data: Any, handle: Callable[[Any], str], consumer: str) -> str:
+def consume(event_data: Any, model: Optional[type[BaseModel]], handle: Callable[[Any, PushMessage], str],
+            consumer: str) -> str:
+    """The push envelope → the payload validated as `model` (None: the JSON as it is, e.g. a log entry)
+    → handle(payload, message) (the message: its id, attributes, publish time)."""
     try:
         message = parse_push(event_data)
         payload = message.json()
+        if model is not None:
+            payload = model.model_validate(payload)
+    except ValidationError as exc:
+        log.warning("malformed message acknowledged", consumer=consumer,
+                    error=f"not a {model.__name__} message: {exc.errors(include_url=False)}")
+        return "malformed"
     except (MalformedMessage, ValueError) as exc:
         log.warning("malformed message acknowledged", consumer=consumer, error=str(exc))
         return "malformed"
-    run_id = payload.get("run_id") if isinstance(payload, dict) and isinstance(payload.get("run_id"), str) else None
+    run_id = getattr(payload, "run_id", None) if model is not None else (
+        payload.get("run_id") if isinstance(payload, dict) else None)
+    run_id = run_id if isinstance(run_id, str) else None
     with log.bound(consumer=consumer, message_id=message.message_id, run_id=run_id):
         try:
-            outcome = handle(payload)
+            outcome = handle(payload, message)
         except ValueError as exc:
             log.warning("unreadable message acknowledged", error=str(exc))
             return "malformed"

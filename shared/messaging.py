@@ -11,6 +11,7 @@ import concurrent.futures
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Optional, Protocol
 
 from shared import structured_log as log
@@ -26,6 +27,16 @@ class PushMessage:
 
     def json(self) -> Any:
         return json.loads(self.data.decode("utf-8"))
+
+    @property
+    def published_at(self) -> Optional[datetime]:
+        """When Pub/Sub accepted the message (None when the envelope has no readable time)."""
+        if not self.publish_time:
+            return None
+        try:
+            return datetime.fromisoformat(str(self.publish_time).replace("Z", "+00:00"))
+        except ValueError:
+            return None
 
 
 class MalformedMessage(ValueError):

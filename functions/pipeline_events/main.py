@@ -5,26 +5,28 @@ import functions_framework
 
 from shared.composition import root
 from shared.consumer import consume, event_data
+from shared.results import EpochMetrics
 
 
-def handle_pipeline_event(entry) -> str:
+def handle_pipeline_event(entry, message) -> str:
     from shared.services import progress
 
     return progress.on_pipeline_event(entry, root.repo, root.pipelines, root.store, root.publisher,
                                       jobs=root.schedule_jobs)
 
 
-def handle_training_progress(payload) -> str:
+def handle_training_progress(epoch: EpochMetrics, message) -> str:
     from shared.services import progress
 
-    return progress.on_training_progress(payload, root.repo, root.settings.progress_min_interval_s)
+    return progress.on_training_progress(epoch, root.repo, root.settings.progress_min_interval_s)
 
 
 @functions_framework.cloud_event
 def on_pipeline_event(cloud_event):
-    consume(event_data(cloud_event), handle_pipeline_event, "pipeline_events")
+    # A LogEntry from the sink: read as JSON; progress reads only the job it names.
+    consume(event_data(cloud_event), None, handle_pipeline_event, "pipeline_events")
 
 
 @functions_framework.cloud_event
 def on_training_progress(cloud_event):
-    consume(event_data(cloud_event), handle_training_progress, "training_progress")
+    consume(event_data(cloud_event), EpochMetrics, handle_training_progress, "training_progress")

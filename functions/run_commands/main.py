@@ -9,17 +9,18 @@ import functions_framework
 from pipeline_compiler.registry import build_registrar
 from shared.composition import root
 from shared.consumer import consume, event_data
+from shared.contract.messages import RunCommand
 
 root.build_with("registrar", build_registrar)
 
 
-def handle_payload(payload) -> str:
+def handle_command(command: RunCommand, message) -> str:
     from shared.services import actions
 
-    return actions.handle_command(actions.parse_command(payload), repo=root.repo, backend=root.pipelines,
+    return actions.handle_command(command, repo=root.repo, backend=root.pipelines,
                                   store=root.store, serving=root.serving, publisher=root.publisher)
 
 
 @functions_framework.cloud_event
 def on_run_command(cloud_event):
-    consume(event_data(cloud_event), handle_payload, "run_commands")
+    consume(event_data(cloud_event), RunCommand, handle_command, "run_commands")

@@ -5,19 +5,20 @@ import functions_framework
 
 from shared.composition import root
 from shared.consumer import consume, event_data
+from shared.contract.messages import RunSubmit
 
 # The heavy consumer: TFX loads before the first message, not during it.
 root.warm_after_fork("compiler", "repo", "pipelines", "store", "publisher")
 
 
-def handle_payload(payload) -> str:
+def handle_submit(request: RunSubmit, message) -> str:
     from shared.services import submission
 
-    return submission.submit(submission.parse_message(payload), repo=root.repo, backend=root.pipelines,
+    return submission.submit(request, repo=root.repo, backend=root.pipelines,
                              store=root.store, compiler=root.compiler, settings=root.settings,
                              publisher=root.publisher)
 
 
 @functions_framework.cloud_event
 def on_run_submit(cloud_event):
-    consume(event_data(cloud_event), handle_payload, "submitter")
+    consume(event_data(cloud_event), RunSubmit, handle_submit, "submitter")

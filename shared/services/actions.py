@@ -8,12 +8,13 @@ lost publish heals itself).
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import results, runs, structured_log as log
 from shared.contract import labels
+from shared.contract.messages import RunCommand
 from shared.errors import Conflict, FieldError, NotFound, PermanentError, TransientError
 from shared.run_config import GpuConfig, RunSpec, TrainingParams
 from shared.services import lifecycle, queueing, runs as run_service
@@ -272,21 +273,6 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
 
 
 # --------------------------------------------------------------------------- the run-commands consumer
-
-
-class RunCommand(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway"]
-    run_id: str
-    attempt: Optional[int] = None
-    deployment_id: Optional[str] = None
-
-
-def parse_command(payload) -> RunCommand:
-    try:
-        return RunCommand.model_validate(payload)
-    except ValidationError as exc:
-        raise ValueError(f"not a run command: {exc.errors(include_url=False)}") from None
 
 
 def handle_command(command: RunCommand, repo, backend, store, serving, publisher=None) -> str:

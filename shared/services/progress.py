@@ -102,11 +102,7 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
     return "updated" if updated is not None else "unchanged"
 
 
-def on_training_progress(payload, repo: Repository, min_interval_s: float) -> str:
-    try:
-        epoch = results.EpochMetrics.model_validate(payload)
-    except ValidationError as exc:
-        raise ValueError(f"not an epoch message: {exc.errors(include_url=False)}") from None
+def on_training_progress(epoch: results.EpochMetrics, repo: Repository, min_interval_s: float) -> str:
     data = epoch.model_dump(mode="json", exclude_none=True)
     try:
         repo.put_epoch(epoch.run_id, epoch.attempt, data)

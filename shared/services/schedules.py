@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from shared import runs, schedules, structured_log as log
+from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
 from shared.repository import Repository
@@ -184,28 +185,12 @@ def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Op
 # --------------------------------------------------------------------------- the trigger consumer
 
 
-def parse_trigger(payload: Any) -> tuple[str, Optional[datetime]]:
-    """{"schedule_id": ..., "slot"?: ISO time}. ValueError = malformed (acknowledged, not retried)."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("schedule_id"), str) or not payload["schedule_id"]:
-        raise ValueError("a schedule-trigger message needs a string schedule_id")
-    slot = payload.get("slot")
-    if slot is None:
-        return payload["schedule_id"], None
-    try:
-        parsed = datetime.fromisoformat(str(slot).replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"slot {slot!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise ValueError("slot needs a UTC offset")
-    return payload["schedule_id"], parsed
-
-
-def on_trigger(repo: Repository, publisher: Publisher, payload: Any, published_at: Optional[datetime],
+def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger, published_at: Optional[datetime],
                at: Optional[datetime] = None, jobs=None) -> str:
     """A schedule-trigger message: work out its slot from the message (or its publish time) and
     fire it. Paused, cancelled and completed schedules ignore triggers. A one-time schedule's job is
     deleted once its slot fired (`jobs`): Cloud Scheduler has no one-shot jobs, so it would fire yearly."""
-    schedule_id, slot = parse_trigger(payload)
+    schedule_id, slot = trigger.schedule_id, trigger.slot
     at = at or runs.now()
     schedule = repo.get_schedule(schedule_id)
     if schedule is None:

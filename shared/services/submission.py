@@ -8,23 +8,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Optional
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from shared import results, runs, structured_log as log
 from shared.artifact_store import ArtifactStore
 from shared.catalog import Dataset, FeatureConfig, ModelConfig
 from shared.contract import labels
+from shared.contract.messages import RunSubmit
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.pipelines import JobRequest, PipelineBackend
 from shared.repository import Repository
 from shared.run_config import BaseExperimentRef, RunSpec
 from shared.services import lifecycle
-
-
-class RunSubmit(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    run_id: str
-    attempt: int = 1
 
 
 @dataclass
@@ -42,13 +37,6 @@ class Compiler:
             module.warm()  # TFX loads here, once, in the submitter only
         return cls(compile_run=getattr(module, function or "compile_run"),
                    module_files=getattr(module, "module_files", lambda: {}))
-
-
-def parse_message(payload) -> RunSubmit:
-    try:
-        return RunSubmit.model_validate(payload)
-    except ValidationError as exc:
-        raise ValueError(f"not a run-submit message: {exc.errors(include_url=False)}") from None
 
 
 def _claim(doc: dict, attempt: int, at, lease: timedelta) -> Optional[dict]:

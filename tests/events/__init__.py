@@ -19,5 +19,14 @@ def load_event(name: str, **replace) -> dict:
     return body
 
 
+def envelope(payload, message_id: str = "1", publish_time: str | None = None) -> dict:
+    """A push body as Pub/Sub delivers it: the payload (JSON, or bytes as they are) in message.data."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    message = {"data": base64.b64encode(data).decode(), "messageId": message_id}
+    if publish_time:
+        message["publishTime"] = publish_time
+    return {"message": message, "subscription": "projects/p/subscriptions/s"}
+
+
 def payload_of(body: dict):
     return json.loads(base64.b64decode(body["message"]["data"]))

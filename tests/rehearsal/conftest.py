@@ -3,7 +3,6 @@ trees it is made of (tests/rehearsal/runtime.py), against the Firestore and Pub/
 gRPC fakes of Vertex AI built from Google's own client protocol (tests/protocol_fakes/)."""
 from __future__ import annotations
 
-import base64
 import json
 import time
 from dataclasses import dataclass
@@ -109,11 +108,6 @@ class Cloud:
             response = subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=10)
             out[topic] = len(response.received_messages)
         return out
-
-
-def envelope(payload: dict, message_id: str = "1") -> dict:
-    return {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(), "messageId": message_id},
-            "subscription": "projects/p/subscriptions/s"}
 
 
 @pytest.fixture(scope="session")

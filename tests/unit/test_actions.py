@@ -9,6 +9,7 @@ import pytest
 
 from shared import results, runs, topics
 from shared.contract import labels
+from shared.contract.messages import RunCommand
 from shared.errors import PermanentError, TransientError
 from shared.http_api import Dependencies, create_app
 from shared.pipelines import JobSnapshot, TaskSnapshot
@@ -234,7 +235,7 @@ def test_consumer_cancels_the_job_and_its_trainer_job_and_records_stage_and_epoc
         job_id=job_id, name=job_id, state="PIPELINE_STATE_CANCELLED", end_time=T0,
         tasks=(TaskSnapshot("Transform", "SUCCEEDED", T0, T0), TaskSnapshot("Trainer", "CANCELLED", T0, T0),
                TaskSnapshot("Evaluator", "CANCELLED")))
-    command = actions.parse_command(commands(world)[0])
+    command = RunCommand.model_validate(commands(world)[0])
     outcome = actions.handle_command(command, world.repo, world.backend, world.store, world.serving)
     assert outcome == "cancelled"
     assert world.backend.cancelled == [job_id] and world.serving.trainer_jobs.cancelled == [run["id"]]
@@ -262,7 +263,7 @@ def test_a_late_running_event_does_not_undo_a_cancel(world):
 def test_cancel_while_submitting_waits_for_the_job_to_exist(world):
     run = make_run(world, runs.SUBMITTING)
     post(world, f"/api/training-runs/{run['id']}/cancel")
-    command = actions.parse_command(commands(world)[0])
+    command = RunCommand.model_validate(commands(world)[0])
 
     class NoJobYet(FakeBackend):
         def cancel_job(self, job_id):
@@ -336,7 +337,7 @@ def test_deploy_queues_the_work_and_the_consumer_records_the_endpoint(world):
     # repeat while deploying: no-op
     again = post(world, f"/api/training-runs/{run['id']}/deploy")
     assert again.status_code == 200 and again.get_json()["changed"] is False
-    outcome = actions.handle_command(actions.parse_command(command), world.repo, world.backend, world.store, world.serving)
+    outcome = actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving)
     assert outcome == "deployed"
     stored = world.repo.get_run(run["id"])
     assert stored["deployment_status"] == "deployed" and stored["is_deployed"] is True
@@ -347,7 +348,7 @@ def test_deploy_queues_the_work_and_the_consumer_records_the_endpoint(world):
     assert request.serving_model_uri == f"{ARTIFACTS}/model/saved_model"
     # deployed, same target: still a no-op; a redelivered command: skipped
     assert post(world, f"/api/training-runs/{run['id']}/deploy").get_json()["changed"] is False
-    assert actions.handle_command(actions.parse_command(command), world.repo, world.backend, world.store,
+    assert actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
                                   world.serving) == "skipped"
 
 
@@ -360,7 +361,7 @@ def test_deploy_to_an_existing_endpoint_with_a_traffic_split(world):
     assert response.status_code == 202
     other = post(world, f"/api/training-runs/{run['id']}/deploy", {"endpoint_id": "456", "traffic_split": 30})
     assert other.status_code == 409 and "being deployed" in other.get_json()["message"]
-    actions.handle_command(actions.parse_command(commands(world)[0]), world.repo, world.backend, world.store,
+    actions.handle_command(RunCommand.model_validate(commands(world)[0]), world.repo, world.backend, world.store,
                            world.serving)
     assert world.serving.endpoints.requests[0].endpoint_id == "123"
     assert world.serving.endpoints.requests[0].traffic_percent == 30
@@ -370,7 +371,7 @@ def test_a_failed_deployment_is_recorded_and_can_be_retried(world):
     run = make_run(world, runs.COMPLETED)
     world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
     post(world, f"/api/training-runs/{run['id']}/deploy")
-    assert actions.handle_command(actions.parse_command(commands(world)[0]), world.repo, world.backend,
+    assert actions.handle_command(RunCommand.model_validate(commands(world)[0]), world.repo, world.backend,
                                   world.store, world.serving) == "failed"
     stored = world.repo.get_run(run["id"])
     assert stored["deployment_status"] == "failed" and "quota" in stored["deployment"]["error"]
@@ -389,7 +390,7 @@ def test_push_anyway_registers_a_not_blessed_model_and_records_it(world):
     response = post(world, f"/api/training-runs/{run['id']}/push-anyway")
     assert response.status_code == 202
     assert post(world, f"/api/training-runs/{run['id']}/push-anyway").get_json()["changed"] is False
-    command = actions.parse_command(commands(world)[0])
+    command = RunCommand.model_validate(commands(world)[0])
     assert actions.handle_command(command, world.repo, world.backend, world.store, world.serving) == "pushed"
     stored = world.repo.get_run(run["id"])
     assert stored["status"] == runs.NOT_BLESSED and stored["pushed_anyway"] is True
@@ -492,4 +493,4 @@ def test_delete_removes_the_runs_artifacts(world):
 
 def test_malformed_commands_are_refused_as_unreadable():
     with pytest.raises(ValueError):
-        actions.parse_command({"command": "explode", "run_id": "x"})
+        RunCommand.model_validate({"command": "explode", "run_id": "x"})

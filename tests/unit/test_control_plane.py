@@ -11,12 +11,13 @@ import pytest
 from shared import results, runs
 from shared.artifact_store import ArtifactStore
 from shared.consumer import consume
+from shared.contract.messages import RunCommand, RunSubmit, ScheduleTrigger
 from shared.errors import PermanentError, TransientError
 from shared.services import progress, submission
 from shared.services import runs as run_service
 from shared.settings import get_settings
 from tests.builders import run_body, seed_catalog
-from tests.events import load_event
+from tests.events import envelope, load_event
 from tests.fakes import FakeBackend, FakeCompiler, FakePublisher, InMemoryRepository
 from tests.unit.scenario import T0, job_timeline, write_results
 
@@ -236,8 +237,9 @@ def test_events_of_another_attempt_or_unknown_jobs_are_ignored(env):
 
 
 def epoch(run_id, n, total=10, attempt=1):
-    return {"run_id": run_id, "attempt": attempt, "epoch": n, "total_epochs": total, "loss": 1 / n, "val_loss": 1.2 / n,
-            "learning_rate": 0.1, "metrics": {"recall_at_100": 0.04 * n}}
+    return results.EpochMetrics.model_validate({
+        "run_id": run_id, "attempt": attempt, "epoch": n, "total_epochs": total, "loss": 1 / n, "val_loss": 1.2 / n,
+        "learning_rate": 0.1, "metrics": {"recall_at_100": 0.04 * n}})
 
 
 def test_epochs_update_live_fields_and_history(env):
@@ -286,23 +288,37 @@ def test_apply_epoch_throttle_is_time_based():
 
 def test_consumer_acks_malformed_and_unknown_messages(env):
     seen = []
-    assert consume(load_event("malformed_not_base64.json"), seen.append, "t") == "malformed"
+    assert consume(load_event("malformed_not_base64.json"), None, lambda *a: seen.append(a), "t") == "malformed"
 
-    def handle(entry):
+    def handle(entry, _):
         return progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"])
 
-    assert consume(load_event("unknown_log_entry.json"), handle, "t") == "malformed"
-    assert consume({"nothing": 1}, handle, "t") == "malformed"
-    assert consume(load_event("run_submit.json"), lambda p: submission.parse_message({"x": 1}), "t") == "malformed"
+    assert consume(load_event("unknown_log_entry.json"), None, handle, "t") == "malformed"
+    assert consume({"nothing": 1}, None, handle, "t") == "malformed"
+    # A payload that is not the topic's model is acknowledged before any handler runs.
+    assert consume(envelope({"x": 1}), RunSubmit, lambda *a: seen.append(a), "t") == "malformed"
+    explode = envelope({"command": "explode", "run_id": "r"})
+    assert consume(explode, RunCommand, lambda *a: seen.append(a), "t") == "malformed"
+    assert consume(envelope({"schedule_id": "ts-1", "slot": "2026-05-01T02:30:00"}), ScheduleTrigger,
+                   lambda *a: seen.append(a), "t") == "malformed"  # a slot without its UTC offset
     assert seen == []
 
 
+def test_consumer_hands_the_handler_the_model_and_the_envelope():
+    got = []
+    body = envelope({"schedule_id": "ts-1", "slot": "2026-05-01T02:30:00Z"}, publish_time="2026-05-01T02:30:01Z")
+    assert consume(body, ScheduleTrigger, lambda trigger, message: got.append((trigger, message)) or "ok", "t") == "ok"
+    trigger, message = got[0]
+    assert trigger.schedule_id == "ts-1" and trigger.slot.isoformat() == "2026-05-01T02:30:00+00:00"
+    assert message.published_at.isoformat() == "2026-05-01T02:30:01+00:00"
+
+
 def test_consumer_raises_transient_for_redelivery(env):
-    def handle(_):
+    def handle(*_):
         raise TransientError("firestore unavailable")
 
     with pytest.raises(TransientError):
-        consume(load_event("run_submit.json"), handle, "t")
+        consume(load_event("run_submit.json"), RunSubmit, handle, "t")
 
 
 def test_canonical_sink_entries_name_the_job(env):
@@ -312,6 +328,7 @@ def test_canonical_sink_entries_name_the_job(env):
     env["backend"].jobs[f"{run_id}-a1"] = timeline[3]
     for name in ("pipeline_job_event.json", "pipeline_job_task_event.json"):
         body = load_event(name, **{"tr-0123456789abcdef": run_id})
-        outcome = consume(body, lambda e: progress.on_pipeline_event(e, env["repo"], env["backend"], env["store"]), "t")
+        outcome = consume(body, None, lambda entry, _: progress.on_pipeline_event(
+            entry, env["repo"], env["backend"], env["store"]), "t")
         assert outcome in ("updated", "unchanged")
     assert env["repo"].get_run(run_id)["stage_details"][1]["status"] == "completed"

@@ -10,6 +10,7 @@ import pytest
 from shared import runs, topics
 from shared.artifact_store import ArtifactStore
 from shared.consumer import consume
+from shared.contract.messages import RunCommand
 from shared.errors import PermanentError, TransientError
 from shared.serving import Serving
 from shared.services import actions, deployments, progress
@@ -62,8 +63,8 @@ def event(w, snapshot, publisher=None) -> str:
     """One pipeline-events push (the canonical sink entry) while the backend reports `snapshot`."""
     w.backend.jobs[snapshot.job_id] = snapshot
     body = load_event("pipeline_job_event.json", **{"tr-0123456789abcdef-a1": snapshot.job_id})
-    return consume(body, lambda entry: progress.on_pipeline_event(entry, w.repo, w.backend, w.store,
-                                                                  publisher or w.publisher), "pipeline_events")
+    return consume(body, None, lambda entry, _: progress.on_pipeline_event(entry, w.repo, w.backend, w.store,
+                                                                        publisher or w.publisher), "pipeline_events")
 
 
 def deploy_commands(publisher) -> list[dict]:
@@ -88,7 +89,7 @@ def test_completed_blessed_deploy_new_is_deployed_once_and_marked_automatic(worl
     (command,) = deploy_commands(world.publisher)
     assert command == {"command": "deploy", "run_id": run["id"], "deployment_id": deployment["id"]}
     # the run-commands consumer does the rest, as for a manual deploy
-    assert actions.handle_command(actions.parse_command(command), world.repo, world.backend, world.store,
+    assert actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
                                   world.serving) == "deployed"
     deployed = world.repo.get_run(run["id"])
     assert deployed["deployment_status"] == "deployed" and deployed["is_deployed"] is True
@@ -108,7 +109,7 @@ def test_redelivered_and_reordered_final_events_publish_one_deployment(world):
     (command,) = deploy_commands(world.publisher)
     assert command["deployment_id"] == first["deployment"]["id"]
     # after the deploy finished (or failed), late events still move nothing and send nothing
-    actions.handle_command(actions.parse_command(command), world.repo, world.backend, world.store, world.serving)
+    actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving)
     for snapshot in (timeline[-1], timeline[5]):
         assert event(world, snapshot) == "ignored"
     assert len(deploy_commands(world.publisher)) == 1
@@ -120,7 +121,7 @@ def test_deploy_existing_takes_the_endpoint_and_split_from_the_config(world):
     final = finish(world, run)
     assert final["deployment"]["endpoint_id"] == "987" and final["deployment"]["traffic_split"] == 25
     assert final["deployment"]["endpoint_name"] is None
-    actions.handle_command(actions.parse_command(deploy_commands(world.publisher)[0]), world.repo, world.backend,
+    actions.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
                            world.store, world.serving)
     request = world.serving.endpoints.requests[0]
     assert request.endpoint_id == "987" and request.traffic_percent == 25
@@ -200,7 +201,7 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
     run = running_run(world, DEPLOY_NEW)
     finish(world, run)
     world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
-    actions.handle_command(actions.parse_command(deploy_commands(world.publisher)[0]), world.repo, world.backend,
+    actions.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
                            world.store, world.serving)
     assert world.repo.get_run(run["id"])["deployment_status"] == "failed"
     event(world, job_timeline(f"{run['id']}-a1")[-1])

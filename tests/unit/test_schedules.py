@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared import runs, schedules, topics
+from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError
 from shared.services import lifecycle, progress, schedules as service
 from shared.services import runs as run_service
@@ -58,7 +59,8 @@ def make(env, at, **overrides):
 
 
 def trigger(env, schedule_id, published, at=None, **payload):
-    return service.on_trigger(env["repo"], env["publisher"], {"schedule_id": schedule_id, **payload}, published,
+    trigger = ScheduleTrigger(schedule_id=schedule_id, **payload)
+    return service.on_trigger(env["repo"], env["publisher"], trigger, published,
                               at=at or published)
 
 

@@ -16,6 +16,7 @@ from google.cloud import scheduler_v1
 from scripts.ticker import Ticker
 from shared import schedules, topics
 from shared.artifact_store import ArtifactStore
+from shared.contract.messages import ScheduleTrigger
 from shared.errors import TransientError
 from shared.http_api import Dependencies, create_app
 from shared.composition import schedule_jobs as jobs_from_settings
@@ -23,6 +24,7 @@ from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 from shared.services import schedules as service
 from shared.settings import get_settings
 from tests.builders import seed_catalog
+from tests.events import envelope
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
 
@@ -198,7 +200,8 @@ def test_cloud_scheduler_create_request(cloud_scheduler):
     cloud_scheduler.fake.fire(JOB, lambda topic, data, attributes: published.append((topic, data, attributes)) or "1")
     [(topic, data, attributes)] = published
     assert topic.endswith("/topics/" + topics.SCHEDULE_TRIGGER)
-    assert service.parse_trigger(json.loads(data)) == ("ts-abc123", None) and attributes == {"schedule_id": "ts-abc123"}
+    assert ScheduleTrigger.model_validate_json(data) == ScheduleTrigger(schedule_id="ts-abc123")
+    assert attributes == {"schedule_id": "ts-abc123"}
 
 
 def test_cloud_scheduler_weekly_cron_and_one_time_job(cloud_scheduler):
@@ -376,8 +379,9 @@ def deliver(api, name, published_at):
 
     def publish(topic, data, attributes):
         assert topic == f"projects/{PROJECT}/topics/{topics.SCHEDULE_TRIGGER}"
-        outcomes.append(service.on_trigger(api["repo"], api["publisher"], json.loads(data), published_at,
-                                           at=published_at, jobs=api["jobs"]))
+        trigger = ScheduleTrigger.model_validate_json(data)
+        outcomes.append(service.on_trigger(api["repo"], api["publisher"], trigger, published_at, at=published_at,
+                                           jobs=api["jobs"]))
         return str(len(outcomes))
 
     api["fake"].fire(name, publish)
@@ -522,7 +526,8 @@ def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
     assert ticker.tick(slot + timedelta(seconds=1)) == []  # not yet consumed: not published again
     assert publisher.messages == [(topics.SCHEDULE_TRIGGER, {"schedule_id": first["id"]}, {"schedule_id": first["id"]})]
     # The consumer handles it (publish time = the tick): next_run_at moves on, and so does the ticker.
-    assert service.on_trigger(api["repo"], api["publisher"], publisher.messages[0][1], slot, at=slot) == "active"
+    trigger = ScheduleTrigger.model_validate(publisher.messages[0][1])
+    assert service.on_trigger(api["repo"], api["publisher"], trigger, slot, at=slot) == "active"
     assert ticker.tick(slot + timedelta(days=1)) == [(first["id"], slot + timedelta(days=1))]
 
 
@@ -538,7 +543,6 @@ def composition_root():
 
 
 def test_scheduler_function_reads_the_slot_from_the_publish_time(api, composition_root):
-    import base64
     import importlib.util
 
     from shared.services import schedules as service
@@ -553,18 +557,13 @@ def test_scheduler_function_reads_the_slot_from_the_publish_time(api, compositio
     now = datetime.now(UTC)
     slot = schedules.slots_up_to(api["repo"].get_schedule(created["id"]), now)[-1]
 
-    def envelope(data: bytes, message_id: str) -> dict:
-        return {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id,
-                            "publishTime": (slot + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")},
-                "subscription": "projects/p/subscriptions/schedule-trigger-scheduler"}
-
-    payload = json.dumps({"schedule_id": created["id"]}).encode()
+    published = (slot + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
     for message_id in ("1", "2"):  # a redelivery
-        main.on_schedule_trigger(envelope(payload, message_id))
+        main.on_schedule_trigger(envelope({"schedule_id": created["id"]}, message_id, published))
     runs_made = [r["id"] for r in api["repo"].runs.values() if r.get("schedule_id") == created["id"]]
     assert runs_made == [schedules.slot_run_id(created["id"], slot)]
-    main.on_schedule_trigger(envelope(b"not json", "3"))  # acknowledged as malformed, not raised
-    main.on_schedule_trigger(envelope(b'{"no": "id"}', "4"))
+    main.on_schedule_trigger(envelope(b"not json", "3", published))  # acknowledged as malformed, not raised
+    main.on_schedule_trigger(envelope({"no": "id"}, "4", published))
     assert len(api["repo"].runs) == 1
 
 

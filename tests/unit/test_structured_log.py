@@ -1,27 +1,24 @@
 """Structured logs: one JSON object a line, with the context a consumer binds once per message."""
 from __future__ import annotations
 
-import base64
 import json
 
 from shared import structured_log as log
 from shared.consumer import consume
+from shared.contract.messages import RunSubmit
+from tests.events import envelope
 
 
 def _entries(capsys) -> list[dict]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
-def _push(payload: dict, message_id: str = "m-1") -> dict:
-    return {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(), "messageId": message_id}}
-
-
 def test_every_entry_a_consumer_writes_carries_the_message_and_its_run(capsys):
-    def handle(payload):
+    def handle(request, message):
         log.info("working on it", step=1)
         return "done"
 
-    assert consume(_push({"run_id": "tr-1", "attempt": 1}), handle, "submitter") == "done"
+    assert consume(envelope({"run_id": "tr-1", "attempt": 1}, "m-1"), RunSubmit, handle, "submitter") == "done"
     log.info("after the message")
     working, handled, after = _entries(capsys)
     assert working == {**working, "message": "working on it", "step": 1, "run_id": "tr-1", "message_id": "m-1",

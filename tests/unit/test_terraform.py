@@ -577,8 +577,7 @@ module "fn_events" {
 
 
 def test_the_log_sink_wakes_the_consumer_for_trainyard_jobs_only():
-    """B9: the sink's job-id pattern is the one shared/runs.py makes, and nothing else's."""
-    from shared import runs
+    """B9: the sink's job-id pattern is the one shared/contract/labels.py makes, and nothing else's."""
     from shared.services.runs import new_run_id
 
     text = (TF_ROOT / "logging.tf").read_text()

@@ -1,0 +1,48 @@
+"""The payload of every topic a consumer reads, validated at the edge (shared/consumer.py `consume`).
+
+| topic | model | published by |
+| --- | --- | --- |
+| run-submit | RunSubmit | the API, the scheduler, whatever releases a run (shared/services/queueing.py) |
+| run-commands | RunCommand | the API's run actions, deploy after training (shared/services/deployments.py) |
+| schedule-trigger | ScheduleTrigger | Cloud Scheduler's job (Terraform-free: the API makes it), the local ticker |
+| training-progress | shared.results.EpochMetrics | the Trainer, once an epoch |
+| pipeline-events | a Cloud Logging LogEntry (JSON), read by shared/services/progress.py | the log sink |
+
+A payload that does not validate is logged and acknowledged as malformed, never retried.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class RunSubmit(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    run_id: str = Field(min_length=1)
+    attempt: int = Field(1, ge=1)
+
+
+class RunCommand(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    command: Literal["cancel", "deploy", "push_anyway"]
+    run_id: str = Field(min_length=1)
+    attempt: Optional[int] = None
+    deployment_id: Optional[str] = None
+
+
+class ScheduleTrigger(BaseModel):
+    """Cloud Scheduler's job sends only the schedule (its slot is the message's publish time); the local
+    ticker and a catch-up name the slot."""
+
+    model_config = ConfigDict(extra="ignore")
+    schedule_id: str = Field(min_length=1)
+    slot: Optional[datetime] = None
+
+    @field_validator("slot")
+    @classmethod
+    def _aware(cls, value: Optional[datetime]) -> Optional[datetime]:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("slot needs a UTC offset")
+        return value
