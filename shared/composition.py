@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from shared.settings import Settings, get_settings
@@ -100,6 +101,25 @@ BUILDERS: dict[str, Callable[[Settings], Any]] = {
 }
 
 
+@dataclass
+class Dependencies:
+    """What the API's routes (shared/http_api.py) use. The root fills every adapter; a test gives the
+    ones it fakes, and the rest are built from its settings by the same builders."""
+
+    repo: object
+    publisher: object
+    store: object
+    settings: object
+    scheduler_jobs: object = None
+    run_data: object = None
+
+    def __post_init__(self):
+        if self.scheduler_jobs is None:
+            self.scheduler_jobs = schedule_jobs(self.settings)
+        if self.run_data is None:
+            self.run_data = run_data(self.settings)
+
+
 # --------------------------------------------------------------------------- the process's root
 
 
@@ -156,14 +176,7 @@ class Root:
                                "pipeline_compiler.registry.build_registrar with root.build_with('registrar', ...)")
         return serving(self.settings, self.get("registrar"))
 
-    def _build_api_app(self):
-        from shared.http_api import create_app
-
-        return create_app(self.api_dependencies())
-
-    def api_dependencies(self):
-        from shared.http_api import Dependencies
-
+    def api_dependencies(self) -> Dependencies:
         return Dependencies(repo=self.get("repo"), publisher=self.get("publisher"), store=self.get("store"),
                             settings=self.settings, scheduler_jobs=self.get("schedule_jobs"),
                             run_data=self.get("run_data"))

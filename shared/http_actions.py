@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 
-from shared import runs, structured_log as log
+from shared import runs
 from shared.errors import FieldError
 from shared.services import actions
 
@@ -61,21 +61,3 @@ def register_action_routes(app: Flask, deps) -> None:
     @app.get("/api/gpu-availability")
     def gpu_availability():
         return jsonify(success=True, **actions.gpu_availability(deps.run_data, request.args.to_dict(), deps.settings))
-
-    @app.after_request
-    def warn_when_gpu_quota_is_short(response):
-        """A created run is checked against the GPU quota: short → a warning on the run, never a refusal."""
-        if request.endpoint != "create_run" or response.status_code != 201:
-            return response
-        try:
-            payload = response.get_json()
-            run = payload["training_run"]
-            warning = actions.quota_warning(deps.run_data, run, deps.settings)
-            if warning:
-                deps.repo.mutate_run(run["id"], lambda doc: {**doc, "warnings": [*doc.get("warnings", []), warning]})
-                run.setdefault("warnings", []).append(warning)
-                payload.setdefault("warnings", []).append(warning)
-                response.set_data(app.json.dumps(payload))
-        except Exception as exc:  # the pre-flight is advice: it never turns a created run into an error
-            log.warning("gpu quota pre-flight skipped", error=repr(exc))
-        return response

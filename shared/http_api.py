@@ -1,7 +1,6 @@
 """The HTTP API: thin routes — parse the request, call a service in shared/, map errors to codes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask, g, jsonify, request
@@ -9,13 +8,14 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from shared import runs, structured_log as log
+from shared.composition import Dependencies
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.http_actions import register_action_routes
 from shared.http_dashboard import register_dashboard_routes
 from shared.identity import authenticate
 from shared.http_schedules import register_schedule_routes
 from shared.services import catalog as catalog_service
-from shared.services import runs as run_service
+from shared.services import intake, runs as run_service
 
 OPEN_ROUTES = {"/health", "/healthz"}
 CATALOG_ROUTES = {"datasets": "datasets", "feature-configs": "feature_configs", "model-configs": "model_configs",
@@ -32,27 +32,6 @@ class JSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(value)
 
     sort_keys = False
-
-
-@dataclass
-class Dependencies:
-    """What the routes use. The composition root (shared/composition.py) fills every adapter; a test
-    gives the ones it fakes, and the rest are built from its settings by the same builders."""
-
-    repo: object
-    publisher: object
-    store: object
-    settings: object
-    scheduler_jobs: object = None
-    run_data: object = None
-
-    def __post_init__(self):
-        from shared import composition
-
-        if self.scheduler_jobs is None:
-            self.scheduler_jobs = composition.schedule_jobs(self.settings)
-        if self.run_data is None:
-            self.run_data = composition.run_data(self.settings)
 
 
 def create_app(deps: Dependencies) -> Flask:
@@ -118,7 +97,8 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/training-runs")
     def create_run():
-        run = run_service.create_run(deps.repo, deps.publisher, body(), g.identity, jobs=deps.scheduler_jobs)
+        run = intake.create_run(deps.repo, deps.publisher, body(), g.identity, jobs=deps.scheduler_jobs,
+                                run_data=deps.run_data, settings=deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 201
 
     @app.get("/api/training-runs")

@@ -7,6 +7,15 @@ import functions_framework
 from shared.composition import root
 
 
+def build_app(settings):
+    from shared.http_api import create_app
+
+    return create_app(root.api_dependencies())
+
+
+root.build_with("api_app", build_app)
+
+
 @functions_framework.http
 def handle(request):
     app = root.get("api_app")

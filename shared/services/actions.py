@@ -259,19 +259,6 @@ def gpu_availability(sources, args: dict, settings) -> dict:
     return sources.gpu_quota.check(region, gpu.gpu_type, gpu.gpu_count, gpu.preemptible)
 
 
-def quota_warning(sources, run: dict, settings) -> Optional[str]:
-    """For a new run: a warning (never a refusal) when the GPU quota cannot cover it."""
-    gpu = run.get("gpu_config") or {}
-    try:
-        check = sources.gpu_quota.check(settings.region, gpu["gpu_type"], gpu["gpu_count"], gpu.get("preemptible", True))
-    except (TransientError, NotFound, PermissionError, KeyError) as exc:
-        log.warning("gpu quota pre-flight failed", run_id=run.get("id"), error=str(exc))
-        return None
-    if check.get("sufficient") is False:
-        return f"GPU quota: {check['message']}. The run is queued and will fail at Train unless quota is added."
-    return None
-
-
 # --------------------------------------------------------------------------- the run-commands consumer
 
 

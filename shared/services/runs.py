@@ -16,7 +16,7 @@ from shared.messaging import Publisher
 from shared.repository import Repository
 from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig, GpuConfig,
                                TrainingParams)
-from shared.services.queueing import publish_submit, queue_submit
+from shared.services.queueing import publish_submit
 from shared.validation import field_errors
 
 DEFAULT_RECALL_THRESHOLD = 0.40  # Appendix B
@@ -71,20 +71,6 @@ def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: lis
         elif docs.get(field) is None:
             errors.append({"field": field, "message": f"no {kinds[field][:-1].replace('_', ' ')} with id {doc_id!r}"})
     return docs
-
-
-def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
-               run_id: Optional[str] = None, at: Optional[datetime] = None, jobs=None) -> dict:
-    at = at or runs.now()
-    request, doc = build_run(repo, body, identity, at)
-    if doc["scheduled_at"] is not None:
-        from shared.services import schedules as schedule_service  # schedules build on runs, not the reverse
-
-        return schedule_service.schedule_run(repo, request, doc, identity, at, jobs)
-    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or new_run_id())
-    if created:
-        queue_submit(publisher, stored)
-    return stored
 
 
 def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple[CreateRunRequest, dict]:

@@ -16,7 +16,7 @@ from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
 from shared.repository import Repository
-from shared.services import lifecycle
+from shared.services import lifecycle, runs as run_service
 
 HISTORY_LIMIT = 20
 
@@ -41,8 +41,6 @@ def _mutate(repo: Repository, schedule_id: str, mutate) -> Optional[dict]:
 def freeze_template(repo: Repository, template: Any, identity: str, at: datetime) -> dict:
     """Validate a run template exactly as POST /api/training-runs would, and resolve it (inherited
     values and defaults written out) so later catalog edits do not change what the schedule trains."""
-    from shared.services import runs as run_service
-
     if not isinstance(template, dict):
         raise FieldError.one("run_template", "must be a JSON object (the body of POST /api/training-runs)")
     if template.get("scheduled_at") is not None:
@@ -154,8 +152,6 @@ def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: 
 
 
 def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool) -> dict:
-    from shared.services import runs as run_service
-
     existing = repo.get_run(run_id)
     if existing is not None:
         return existing

@@ -128,13 +128,13 @@ def test_a_second_model_on_an_existing_endpoint_takes_its_traffic_share(tmp_path
 def test_push_anyway_registers_into_the_local_registry_like_the_pusher(tmp_path):
     from dataclasses import replace
 
-    from shared.services import runs as run_service
+    from shared.services import intake
     from shared.services.submission import build_run_spec
     from shared.settings import get_settings
 
     repo = InMemoryRepository()
     ids = seed_catalog(repo)
-    run = run_service.create_run(repo, FakePublisher(), run_body(ids["experiment"]), "dev@example.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), "dev@example.com")
     settings = replace(get_settings(), artifacts_root=str(tmp_path / "artifacts"), pipeline_root=str(tmp_path / "root"))
     spec = build_run_spec(run, repo, settings)
     saved_model = str(tmp_path / "artifacts" / run["id"] / "model" / "saved_model")

@@ -51,9 +51,9 @@ def compiled(cloud, job_id: str) -> dict:
 
 
 def submitted_run(cloud, experiment_id: str, name: str, **body):
-    from shared.services import runs as run_service
+    from shared.services import intake
 
-    run = run_service.create_run(cloud.repo, cloud.publisher, {"name": name, "base_experiment_id": experiment_id,
+    run = intake.create_run(cloud.repo, cloud.publisher, {"name": name, "base_experiment_id": experiment_id,
                                                                **body}, IDENTITY)
     job_id = labels.job_id_for(run["id"], 1)
     # Cold start of the GPU image's tree (TensorFlow, TFX) and a real compile on two cores.

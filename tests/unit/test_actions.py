@@ -16,7 +16,7 @@ from shared.pipelines import JobSnapshot, TaskSnapshot
 from shared.run_data_sources import RunDataSources
 from shared.serving import DeployResult, Serving
 from shared.services import actions
-from shared.services import runs as run_service
+from shared.services import intake
 from shared.settings import get_settings
 from tests.builders import run_body, seed_catalog
 from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository
@@ -120,7 +120,7 @@ def world():
 
 
 def make_run(w, status: str, **fields) -> dict:
-    run = run_service.create_run(w.repo, w.publisher, run_body(w.ids["experiment"]), "owner@example.com")
+    run = intake.create_run(w.repo, w.publisher, run_body(w.ids["experiment"]), "owner@example.com")
     w.publisher.messages.clear()
     extra = {"gcs_artifacts_path": ARTIFACTS}
     if status in (runs.COMPLETED, runs.NOT_BLESSED):

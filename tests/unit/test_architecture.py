@@ -4,6 +4,7 @@ Every import counts, module-level or inside a function: a lazy import is still a
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,3 +37,65 @@ def test_the_check_sees_a_lazy_upward_import(tmp_path):
     package.mkdir()
     (package / "m.py").write_text("def f():\n    from pipeline_compiler.components import register_local\n")
     assert upward_imports(package, ("pipeline_compiler",)) == ["shared/m.py:2 imports pipeline_compiler.components"]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """module → the modules of the same tree it imports (`from a import b` counts a.b when it is a module)."""
+    modules = {module_name(p): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                # a package's __init__ is not an arrow of its own modules
+                if target and target != name and not name.startswith(target + "."):
+                    edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found, state, stack = [], {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_no_import_circle_in_shared():
+    found = cycles(import_graph(REPO / "shared"))
+    assert found == [], "import circles (lazy imports count):\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_the_circle_check_sees_a_lazy_circle(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg import b\n")
+    (package / "b.py").write_text("def f():\n    from pkg.a import x\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert cycles(import_graph(package)) == [["pkg.a", "pkg.b", "pkg.a"]]

@@ -126,11 +126,11 @@ DEPLOYED = {**DEPLOYING, "status": "deployed", "endpoint_resource_name": "local/
 
 
 def stored_run(repo, **fields) -> dict:
-    from shared.services import runs as run_service
+    from shared.services import intake
     from tests.builders import run_body
 
     experiment = next(iter(repo.catalog["experiments"]))
-    run = run_service.create_run(repo, FakePublisher(), run_body(experiment), "cli@example.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(experiment), "cli@example.com")
     return repo.mutate_run(run["id"], lambda d: {**d, **fields})
 
 

@@ -14,7 +14,7 @@ from shared.consumer import consume
 from shared.contract.messages import RunCommand, RunSubmit, ScheduleTrigger
 from shared.errors import PermanentError, TransientError
 from shared.services import progress, submission
-from shared.services import runs as run_service
+from shared.services import intake
 from shared.settings import get_settings
 from tests.builders import run_body, seed_catalog
 from tests.events import envelope, load_event
@@ -29,7 +29,7 @@ def env(tmp_path):
     settings = replace(get_settings(), artifacts_root=str(tmp_path / "artifacts"),
                        pipeline_root=str(tmp_path / "root"), project="proj")
     backend, compiler, store = FakeBackend(), FakeCompiler(), ArtifactStore()
-    run = run_service.create_run(repo, FakePublisher(), run_body(ids["experiment"]), "dev@example.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), "dev@example.com")
     return dict(repo=repo, backend=backend, compiler=compiler, store=store, settings=settings, run=run, ids=ids)
 
 

@@ -11,7 +11,7 @@ from shared import runs, schedules, topics
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError
 from shared.services import lifecycle, progress, schedules as service
-from shared.services import runs as run_service
+from shared.services import intake
 from tests.builders import seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 
@@ -222,7 +222,7 @@ def test_scheduled_at_makes_a_scheduled_run_that_starts_at_its_slot(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-01T18:00:00Z"}
-    run = run_service.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
+    run = intake.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
     assert run["status"] == "scheduled" and run["schedule_id"] and not env["publisher"].messages
     schedule = env["repo"].get_schedule(run["schedule_id"])
     assert schedule["schedule_type"] == "once" and schedule["next_run_at"] == datetime(2026, 5, 1, 18, tzinfo=UTC)
@@ -236,7 +236,7 @@ def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-03T18:00:00Z"}
-    run = run_service.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
+    run = intake.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
     started = service.run_now(env["repo"], env["publisher"], run["id"], env["jobs"], at=at + timedelta(minutes=5))
     assert started["status"] == "pending" and submitted(env) == [run["id"]]
     schedule = env["repo"].get_schedule(run["schedule_id"])
@@ -248,7 +248,7 @@ def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
 
 def test_past_scheduled_at_is_still_a_400(env):
     with pytest.raises(FieldError) as caught:
-        run_service.create_run(env["repo"], env["publisher"], {"name": "later-run", "base_experiment_id":
+        intake.create_run(env["repo"], env["publisher"], {"name": "later-run", "base_experiment_id":
                                env["ids"]["experiment"], "scheduled_at": "2026-04-30T00:00:00Z"},
                                "dev@example.com", at=datetime(2026, 5, 1, tzinfo=UTC))
     assert caught.value.errors[0]["field"] == "scheduled_at"
