@@ -23,11 +23,11 @@ from typing import Any, Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared import runs
 from shared.errors import FieldError
-from shared.validation import field_errors
+from shared.validation import parse
 
 ONCE, DAILY, WEEKLY, CRON = "once", "daily", "weekly", "cron"
 TYPES = (ONCE, DAILY, WEEKLY, CRON)
@@ -123,12 +123,7 @@ def zone(name: str) -> ZoneInfo:
 
 def parse_request(body: Any, at: datetime) -> ScheduleRequest:
     """Validate the shape and the rules between fields; every error names its field (HTTP 400)."""
-    if not isinstance(body, dict):
-        raise FieldError.one("body", "must be a JSON object")
-    try:
-        request = ScheduleRequest.model_validate(body)
-    except ValidationError as exc:
-        raise FieldError(field_errors(exc)) from None
+    request = parse(ScheduleRequest, body)
     tz = zone(request.timezone)
     update = {k: _in_zone(getattr(request, k), tz) for k in ("run_at", "start_at", "end_at")}
     request = request.model_copy(update=update)

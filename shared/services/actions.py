@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared import results, runs, structured_log as log
 from shared.contract import labels
@@ -20,7 +20,7 @@ from shared.run_config import GpuConfig, RunSpec, TrainingParams
 from shared.services import lifecycle, queueing, runs as run_service
 from shared.services.deployments import (CANCEL, DEPLOY, DEPLOY_FAILED, DEPLOYED, DEPLOYING, PUSH_ANYWAY, DeployBody,
                                          publish_command, request_deployment)
-from shared.validation import field_errors, parse
+from shared.validation import parse
 
 PUSHING, PUSHED, PUSH_FAILED = "pushing", "pushed", "failed"
 
@@ -64,18 +64,12 @@ class RetryBody(BaseModel):
 
 def _retry_config(doc: dict, body: RetryBody) -> tuple[dict, dict, dict]:
     params = {**doc["training_params"], **body.training_params}
-    try:
-        params = TrainingParams.model_validate(params).model_dump(mode="json")
-    except ValidationError as exc:
-        raise FieldError(field_errors(exc, "training_params")) from None
+    params = parse(TrainingParams, params, "training_params").model_dump(mode="json")
     gpu = dict(doc["gpu_config"])
     if ({"gpu_type", "gpu_count"} & set(body.gpu_config)) and "machine_type" not in body.gpu_config:
         gpu.pop("machine_type", None)  # re-derived for the new GPUs
     gpu.update(body.gpu_config)
-    try:
-        gpu = GpuConfig.model_validate(gpu).model_dump(mode="json")
-    except ValidationError as exc:
-        raise FieldError(field_errors(exc, "gpu_config")) from None
+    gpu = parse(GpuConfig, gpu, "gpu_config").model_dump(mode="json")
     changes = {}
     for name, old, new in (("training_params", doc["training_params"], params), ("gpu_config", doc["gpu_config"], gpu)):
         diff = {k: v for k, v in new.items() if old.get(k) != v}
@@ -250,11 +244,8 @@ def run_errors(repo, run_id: str) -> dict:
 
 def gpu_availability(sources, args: dict, settings) -> dict:
     preemptible = str(args.get("preemptible", "true")).lower() not in ("false", "0", "no")
-    try:
-        gpu = GpuConfig.model_validate({"gpu_type": args.get("gpu_type") or "NVIDIA_L4",
-                                        "gpu_count": _int_arg(args, "gpu_count", 1, 1, 8), "preemptible": preemptible})
-    except ValidationError as exc:
-        raise FieldError(field_errors(exc)) from None
+    gpu = parse(GpuConfig, {"gpu_type": args.get("gpu_type") or "NVIDIA_L4",
+                            "gpu_count": _int_arg(args, "gpu_count", 1, 1, 8), "preemptible": preemptible})
     region = (args.get("region") or settings.region).strip()
     return sources.gpu_quota.check(region, gpu.gpu_type, gpu.gpu_count, gpu.preemptible)
 

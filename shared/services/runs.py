@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared import runs
 from shared.catalog import ModelType
@@ -17,7 +17,7 @@ from shared.repository import Repository
 from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig, GpuConfig,
                                TrainingParams)
 from shared.services.queueing import publish_submit
-from shared.validation import field_errors
+from shared.validation import parse
 
 DEFAULT_RECALL_THRESHOLD = 0.40  # Appendix B
 RANKING_THRESHOLD_SLACK = 1.10  # ranking default gate: within 10% of the base experiment's test RMSE
@@ -51,15 +51,6 @@ class CreateRunRequest(BaseModel):
         return value
 
 
-def _parse_request(body: Any) -> CreateRunRequest:
-    if not isinstance(body, dict):
-        raise FieldError.one("body", "must be a JSON object")
-    try:
-        return CreateRunRequest.model_validate(body)
-    except ValidationError as exc:
-        raise FieldError(field_errors(exc)) from None
-
-
 def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: list) -> dict[str, Optional[dict]]:
     """The run's dataset, feature config and model config in one round trip; errors name the field."""
     kinds = {"dataset_id": "datasets", "feature_config_id": "feature_configs", "model_config_id": "model_configs"}
@@ -76,7 +67,7 @@ def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: lis
 def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple[CreateRunRequest, dict]:
     """Validate, inherit and default a run body into the run document (not stored). Schedules use it
     to freeze a template and to make each slot's run."""
-    request = _parse_request(body)
+    request = parse(CreateRunRequest, body)
     errors: list[dict] = []
 
     experiment = None
@@ -104,10 +95,7 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple
     exp_params = inherited.get("params") or {}
     params_body = {k: exp_params[k] for k in ("batch_size", "learning_rate") if exp_params.get(k) is not None}
     params_body.update(request.training_params)
-    try:
-        params = TrainingParams.model_validate(params_body)
-    except ValidationError as exc:
-        raise FieldError(field_errors(exc, "training_params")) from None
+    params = parse(TrainingParams, params_body, "training_params")
     if params.warm_restart.enabled and not (params.warm_restart.experiment_id or experiment):
         raise FieldError.one("training_params.warm_restart.experiment_id",
                              "warm restart needs a base experiment or an experiment_id to load weights from")
