@@ -163,6 +163,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
     Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
              "`gcloud auth print-identity-token`)", "", (CLI,), LOCAL),
+    Variable("NO_COLOR", "set (to anything) for a CLI without colours even on a terminal (https://no-color.org)",
+             "", (CLI,), LOCAL),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 

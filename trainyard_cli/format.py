@@ -2,11 +2,11 @@
 durations, and states in colour — on a terminal only (never in a pipe, never with NO_COLOR set)."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from shared.runs import format_duration
+from shared.settings import read
 
 # ANSI colours per state: green done, red broken, yellow needs a look, cyan moving.
 _COLOURS = {
@@ -20,7 +20,7 @@ _COLOURS = {
 def colour_enabled(out) -> bool:
     """A TTY that did not ask for plain text (https://no-color.org)."""
     isatty = getattr(out, "isatty", None)
-    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+    return bool(isatty and isatty()) and not read("NO_COLOR")
 
 
 def state(value: Optional[str], colour: bool) -> str:
