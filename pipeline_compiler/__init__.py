@@ -15,7 +15,7 @@ import os
 from typing import TYPE_CHECKING, Optional
 
 from pipeline_compiler.environment import PipelineEnv, PipelineEnvError
-from shared import structured_log as log
+from shared import billing_labels, structured_log as log
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.run_config import RunSpec
@@ -53,11 +53,14 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
     from pipeline_compiler import data_scale
 
     env = env or PipelineEnv.current()
-    labels = {"trainyard-run-id": _label(spec.run_id), "trainyard-attempt": str(spec.attempt)}
+    labels = billing_labels.for_spec(spec)
     if env.is_vertex:
         decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes)
         env = dataclasses.replace(env, data_runner=decision.runner)
-        labels["trainyard-data-runner"] = decision.runner
+        labels[billing_labels.DATA_RUNNER_LABEL] = decision.runner
+        if decision.runner == "dataflow":  # what the cost estimate prices the Dataflow workers at
+            labels[billing_labels.DATAFLOW_MACHINE_LABEL] = billing_labels.label_value(env.dataflow_machine_type)
+            labels[billing_labels.DATAFLOW_WORKERS_LABEL] = str(env.dataflow_max_workers)
         log.info("data stages runner chosen", run_id=spec.run_id, runner=decision.runner, reason=decision.reason)
     pipeline = create_pipeline(spec, env)
     out_dir = os.path.dirname(os.path.abspath(out_path)) if "://" not in out_path else out_path.rsplit("/", 1)[0]
@@ -76,12 +79,6 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
     with open(out_path, "w") as handle:
         json.dump(job, handle, indent=2, sort_keys=True)
     return out_path
-
-
-def _label(value: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
 
 
 def local_metadata_path(spec: "RunSpec") -> str:

@@ -20,6 +20,7 @@ from pipeline_compiler import example_gen
 from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
+from shared import billing_labels
 from shared.catalog import BigQuerySource, FileSource
 from shared.run_config import RunSpec
 
@@ -147,7 +148,7 @@ def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -
         vertex_trainer_executor.TRAINING_ARGS_KEY: {
             "project": env.project,
             "job_spec": trainer_job_spec(spec, env),
-            "labels": {"trainyard-run-id": re.sub(r"[^a-z0-9_-]", "-", spec.run_id.lower())[:63]},
+            "labels": billing_labels.for_spec(spec),  # the Trainer's CustomJob: cost per run in Cloud Billing
         },
     })
     return tfx.extensions.google_cloud_ai_platform.Trainer(custom_config=custom_config, **kwargs)
@@ -198,6 +199,8 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         components=[examples, statistics, schema, transform, trainer, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=env.beam_pipeline_args(),
+        beam_pipeline_args=env.beam_pipeline_args() + (
+            billing_labels.dataflow_args(billing_labels.for_spec(spec))
+            if env.is_vertex and env.data_runner == "dataflow" else []),
     )
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared import runs
+from shared import cost, runs
 from shared.errors import FieldError
 from shared.validation import field_errors
 
@@ -288,6 +288,7 @@ def new_schedule(request: ScheduleRequest, template: dict, schedule_id: str, ide
         "failed_runs": 0,
         "cancelled_runs": 0,
         "success_rate": None,
+        "estimated_cost": None,  # {total, runs, currency}: the finished runs' estimates, summed
         "consecutive_failures": 0,
         "last_run_id": None,
         "last_run_at": None,
@@ -417,6 +418,7 @@ def settle(schedule: dict, run: dict, at: datetime) -> Optional[dict]:
         doc["consecutive_failures"] += 1
     else:
         doc["cancelled_runs"] += 1
+    doc["estimated_cost"] = cost.add(doc.get("estimated_cost"), run.get("estimated_cost"))  # summed per schedule
     finished = doc["successful_runs"] + doc["failed_runs"]
     doc["success_rate"] = round(100.0 * doc["successful_runs"] / finished, 1) if finished else None
     if doc["last_run_id"] == run["id"]:

@@ -160,6 +160,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_PIPELINE_PORT", "the local pipeline service's port", "8090", (STACK, PIPELINE_SERVICE), LOCAL),
     Variable("TRAINYARD_LOCAL_MAX_RUNNING_JOBS", "how many pipeline jobs the local pipeline service runs at once; "
              "later jobs wait PIPELINE_STATE_QUEUED in creation order", "1", (PIPELINE_SERVICE,), LOCAL),
+    Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/pricing/prices.json (same shape) for the "
+             "runs' estimated cost — your contract's prices", "", (PIPELINE_EVENTS,), OPTIONAL),
     Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
     Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
              "`gcloud auth print-identity-token`)", "", (CLI,), LOCAL),
@@ -248,6 +250,7 @@ class Settings:
     scheduler_emulator_host: str = ""
     firestore_emulator_host: str = ""
     dashboard_dir: str = ""
+    price_table: str = ""
     firebase: dict = field(default_factory=dict)
     ticker_interval_s: float = 0.5
     local_max_running_jobs: int = 1
@@ -312,6 +315,7 @@ class Settings:
             scheduler_emulator_host=read("TRAINYARD_SCHEDULER_EMULATOR_HOST", environ),
             firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),
             dashboard_dir=read("TRAINYARD_DASHBOARD_DIR", environ),
+            price_table=read("TRAINYARD_PRICE_TABLE", environ),
             firebase={
                 "projectId": read("TRAINYARD_FIREBASE_PROJECT_ID", environ) or project,
                 "apiKey": read("TRAINYARD_FIREBASE_API_KEY", environ),

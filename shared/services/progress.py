@@ -7,6 +7,7 @@ from typing import Optional
 from pydantic import ValidationError
 
 from shared import results, runs, structured_log as log
+from shared.services import costing
 from shared.artifact_store import ArtifactStore
 from shared.errors import NotFound, PermanentError
 from shared.pipelines import JobSnapshot, PipelineBackend
@@ -88,11 +89,12 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             found = read_results(store, artifacts_uri)
         except PermanentError as exc:
             attempt = runs.parse_job_id(job.job_id)[1]
-            failed = repo.mutate_run(run_id, lambda doc: runs.record_failure(
-                doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()))
+            failed = repo.mutate_run(run_id, lambda doc: costing.priced(runs.record_failure(
+                doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()), job.labels))
             _count_on_schedule(repo, failed, publisher, jobs)
             return "failed"
-    updated = repo.mutate_run(run_id, lambda doc: runs.apply_job_snapshot(doc, job, found))
+    # A run that just ended gets its estimated cost in the same write (shared/services/costing.py).
+    updated = repo.mutate_run(run_id, lambda doc: costing.priced(runs.apply_job_snapshot(doc, job, found), job.labels))
     _count_on_schedule(repo, updated, publisher, jobs)
     _deploy_after_training(repo, updated, publisher)
     if updated is not None:

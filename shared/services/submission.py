@@ -14,7 +14,8 @@ from shared import results, runs, structured_log as log
 from shared.artifact_store import ArtifactStore
 from shared.catalog import Dataset, FeatureConfig, ModelConfig
 from shared.errors import NotFound, PermanentError, TransientError
-from shared.pipelines import ATTEMPT_LABEL, RUN_ID_LABEL, JobRequest, PipelineBackend
+from shared import billing_labels
+from shared.pipelines import JobRequest, PipelineBackend
 from shared.repository import Repository
 from shared.run_config import BaseExperimentRef, RunSpec
 
@@ -119,6 +120,7 @@ def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:
             "pipeline_root": results.join(settings.pipeline_root, run["id"]),
             "progress_topic": settings.progress_topic_path,
             "created_by": run.get("created_by"),
+            "schedule_id": run.get("schedule_id"),
         })
     except ValidationError as exc:
         raise PermanentError(f"the run's configuration is no longer valid: {exc}", stage="Compile") from None
@@ -141,7 +143,7 @@ def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler
         store.copy_file(job_path, job_uri)  # kept with the run's artifacts, as in the cloud
         request = JobRequest(
             job_id=runs.job_id_for(spec.run_id, spec.attempt), display_name=f"{spec.run_name}-{spec.run_number}",
-            labels={RUN_ID_LABEL: spec.run_id, ATTEMPT_LABEL: str(spec.attempt)},
+            labels=billing_labels.for_spec(spec),  # run, attempt, schedule, model: cost per run in Cloud Billing
             pipeline_job_path=job_path, pipeline_job_uri=job_uri, run_spec_uri=config_uri,
             pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account)
         return backend.create_job(request)

@@ -294,3 +294,23 @@ def test_completion_script_knows_every_command(tmp_path):
     assert "--follow" in complete("trainyard runs logs tr-1 --")
     assert {"datasets", "feature-configs", "model-configs", "experiments"} <= set(complete("trainyard catalog list "))
     assert run_cli("completion", "zsh")[1].startswith("autoload -U +X bashcompinit")
+
+
+def test_runs_get_and_schedules_get_show_the_estimated_cost(api, tmp_path):
+    from shared import cost
+
+    repo = api["repo"]
+    done = stored_run(repo, status="completed", stage_details=[
+        {"name": name, "status": "completed", "duration_seconds": 600.0} for name in cost.PRICED_STAGES])
+    priced = cost.estimate(done, cost.load_table(), "us-central1")
+    repo.mutate_run(done["id"], lambda d: {**d, "estimated_cost": priced})
+    code, out = run_cli("runs", "get", done["id"])
+    assert code == 0 and f"estimated cost: ${priced['total']:,.2f} (us-central1, prices of 2026-12-04)" in out
+    assert "Train" in out and "+ 2 x NVIDIA_L4 Spot" in out
+    code, out = run_cli("runs", "list")
+    assert f"${priced['total']:,.2f}" in out.splitlines()[1]
+    file = write(tmp_path, "s.yaml", SCHEDULE_YAML.format(experiment=api["ids"]["experiment"]))
+    schedule_id = json.loads(run_cli("--json", "schedules", "create", "-f", file)[1])["schedule"]["id"]
+    repo.mutate_schedule(schedule_id, lambda s: {**s, "estimated_cost": {"total": 12.5, "runs": 3, "currency": "USD"}})
+    code, out = run_cli("schedules", "get", schedule_id)
+    assert code == 0 and "estimated cost: $12.50 over 3 run(s)" in out
