@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--learning-rate", type=float)
     create.add_argument("--threshold", type=float, help="blessing threshold of the primary metric")
     create.add_argument("--body", help="a YAML/JSON file with more of the request (merged under the flags)")
+    create.add_argument("--notify-webhook", action="append", metavar="URL",
+                        help="tell this webhook (Slack-compatible JSON) when the run ends; repeatable")
+    create.add_argument("--notify-secret", metavar="NAME", help="the signing secret's name for the webhooks")
+    create.add_argument("--notify-topic", metavar="TOPIC", help="publish to this Pub/Sub topic when the run ends")
     create.add_argument("--watch", action="store_true", help="follow the run to its end")
     listing = common(runs.add_parser("list", help="runs, newest first"))
     listing.add_argument("--status")
@@ -158,6 +162,15 @@ def create_body(args, client: ApiClient) -> dict:
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate")):
         if getattr(args, flag) is not None:
             params[key] = getattr(args, flag)
+    if args.notify_webhook or args.notify_topic:
+        notifications = body.setdefault("notifications", {})
+        notifications.setdefault("webhooks", []).extend(
+            {"url": url, **({"secret": args.notify_secret} if args.notify_secret else {})}
+            for url in args.notify_webhook or [])
+        if args.notify_topic:
+            notifications["pubsub_topic"] = args.notify_topic
+    elif args.notify_secret:
+        raise UsageError("--notify-secret signs --notify-webhook: give a webhook too")
     if args.threshold is not None:
         metric = "test_rmse" if args.best == "ranking" else "recall_at_100"
         bound = "max_value" if metric == "test_rmse" else "min_value"

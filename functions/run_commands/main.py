@@ -13,7 +13,7 @@ def handle_payload(payload) -> str:
     from shared.services import actions
 
     return actions.handle_command(actions.parse_command(payload), repo=root.repo, backend=root.pipelines,
-                                  store=root.store, serving=root.serving)
+                                  store=root.store, serving=root.serving, notifier=root.notifier)
 
 
 @functions_framework.cloud_event

@@ -417,10 +417,12 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
 
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway"]
+    command: Literal["cancel", "deploy", "push_anyway", "notify"]
     run_id: str
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None
+    event: Optional[str] = None  # notify: which event (shared/notifications.py)
+    schedule_id: Optional[str] = None  # notify: a schedule's event
 
 
 def parse_command(payload) -> RunCommand:
@@ -430,7 +432,12 @@ def parse_command(payload) -> RunCommand:
         raise ValueError(f"not a run command: {exc.errors(include_url=False)}") from None
 
 
-def handle_command(command: RunCommand, repo, backend, store, serving) -> str:
+def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None) -> str:
+    if command.command == "notify":  # shared/services/notify.py: webhooks and topics, at most once
+        from shared.services import notify
+
+        return notify.deliver(repo, notifier, command.run_id, command.attempt or 1, command.event or "",
+                              command.schedule_id)
     run = repo.get_run(command.run_id)
     if run is None:
         log.info("command for a run that no longer exists", run_id=command.run_id, command=command.command)

@@ -7,7 +7,7 @@ from typing import Optional
 from pydantic import ValidationError
 
 from shared import results, runs, structured_log as log
-from shared.services import costing
+from shared.services import costing, notify
 from shared.artifact_store import ArtifactStore
 from shared.errors import NotFound, PermanentError
 from shared.pipelines import JobSnapshot, PipelineBackend
@@ -92,9 +92,19 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             failed = repo.mutate_run(run_id, lambda doc: costing.priced(runs.record_failure(
                 doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()), job.labels))
             _count_on_schedule(repo, failed, publisher, jobs)
+            if publisher is not None and failed is not None:
+                notify.queue(publisher, {"status": runs.RUNNING, "attempt": attempt}, failed)
             return "failed"
-    # A run that just ended gets its estimated cost in the same write (shared/services/costing.py).
-    updated = repo.mutate_run(run_id, lambda doc: costing.priced(runs.apply_job_snapshot(doc, job, found), job.labels))
+    before: dict = {}
+
+    def change(doc):
+        before.update(doc)
+        # A run that just ended gets its estimated cost in the same write (shared/services/costing.py).
+        return costing.priced(runs.apply_job_snapshot(doc, job, found), job.labels)
+
+    updated = repo.mutate_run(run_id, change)
+    if publisher is not None and updated is not None:
+        notify.queue(publisher, before, updated)  # webhooks / topics told by the run-commands consumer
     _count_on_schedule(repo, updated, publisher, jobs)
     _deploy_after_training(repo, updated, publisher)
     if updated is not None:

@@ -233,6 +233,10 @@ def on_run_terminal(repo: Repository, run: dict, publisher: Optional[Publisher] 
                  consecutive_failures=updated["consecutive_failures"])
         if updated["status"] == schedules.PAUSED and updated.get("paused_reason", "").startswith("auto-paused"):
             log.warning("schedule auto-paused", schedule_id=run["schedule_id"], reason=updated["paused_reason"])
+            if publisher is not None:
+                from shared.services import notify
+
+                notify.queue_schedule_paused(publisher, updated, run)
             if jobs is not None:
                 try:
                     jobs.pause(updated)

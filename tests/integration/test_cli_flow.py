@@ -62,6 +62,7 @@ def test_a_failing_run_from_the_cli(cli_env, catalog, tmp_path, capsys):  # noqa
     assert code == 0 and "attempt 1: failed at Train" in out
     code, out = call("runs", "get", run_id)
     assert code == 0 and "failed at Train" in out and "stages: " in out
+    assert "estimated cost: $" in out and "prices of " in out  # priced by pipeline_events when it failed
     code, out = call("runs", "retry", run_id, "--attempt", "1", "--epochs", "3")
     assert code == 0 and "attempt 2 queued" in out
     stack.wait_for(run_id, lambda r: r["attempt"] == 2 and r["status"] == "running", what="attempt 2")

@@ -314,3 +314,14 @@ def test_runs_get_and_schedules_get_show_the_estimated_cost(api, tmp_path):
     repo.mutate_schedule(schedule_id, lambda s: {**s, "estimated_cost": {"total": 12.5, "runs": 3, "currency": "USD"}})
     code, out = run_cli("schedules", "get", schedule_id)
     assert code == 0 and "estimated cost: $12.50 over 3 run(s)" in out
+
+
+def test_runs_create_names_notification_targets(api, capsys):
+    code, out = run_cli("--json", "runs", "create", "--name", "told", "--best", "retrieval", "--notify-webhook",
+                        "https://hooks.example.com/a", "--notify-secret", "team-hook", "--notify-topic", "ml-alerts")
+    assert code == 0
+    assert json.loads(out)["training_run"]["notifications"]["webhooks"] == [
+        {"url": "https://hooks.example.com/a", "secret": "team-hook"}]
+    code, _ = run_cli("runs", "create", "--name", "told", "--best", "retrieval", "--notify-webhook", "ftp://x")
+    assert code == 1 and "notifications.webhooks.0.url" in capsys.readouterr().err
+    assert run_cli("runs", "create", "--name", "told", "--best", "retrieval", "--notify-secret", "x")[0] == 2
