@@ -74,9 +74,12 @@ locals {
   topic_publishers = {
     api       = ["run-submit", "run-commands", "schedule-trigger"]
     scheduler = ["run-submit"]
-    # a finished scheduled run releases the schedule's queued run at once
-    pipeline_events = ["run-submit"]
-    pipeline        = ["training-progress"]
+    # a finished scheduled run releases the schedule's queued run at once; a finished run's deploy after
+    # training and its notifications are commands for run-commands
+    pipeline_events = ["run-submit", "run-commands"]
+    # a run cancelled by run-commands is notified by a notify command (shared/services/notify.py)
+    run_commands = ["run-commands"]
+    pipeline     = ["training-progress"]
   }
 
   # Bucket-level roles. "artifacts_read_delete" is the custom role below.

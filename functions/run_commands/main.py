@@ -13,7 +13,8 @@ def handle_payload(payload) -> str:
     from shared.services import actions
 
     return actions.handle_command(actions.parse_command(payload), repo=root.repo, backend=root.pipelines,
-                                  store=root.store, serving=root.serving, notifier=root.notifier)
+                                  store=root.store, serving=root.serving, notifier=root.notifier,
+                                  publisher=root.publisher)
 
 
 @functions_framework.cloud_event

@@ -52,7 +52,10 @@ def _mutate(repo, run_id: str, decide) -> tuple[dict, bool]:
 
 
 def cancel_run(repo, publisher, run_id: str, identity: str) -> dict:
+    before: dict = {}
+
     def decide(doc):
+        before.update(doc)
         if doc["status"] in (runs.CANCELLING, runs.CANCELLED):
             return None
         if doc["status"] not in runs.CANCELLABLE:
@@ -66,6 +69,10 @@ def cancel_run(repo, publisher, run_id: str, identity: str) -> dict:
         warning = _publish_command(publisher, {"command": CANCEL, "run_id": run_id, "attempt": run["attempt"]})
     if run["status"] == runs.CANCELLED:
         message = "cancelled" if changed else "already cancelled"
+        if changed:  # cancelled before it started (no pipeline event will say so): notify from here
+            from shared.services import notify
+
+            notify.queue(publisher, before, run)
     else:
         message = "cancelling: the pipeline job is being stopped" if changed else "already being cancelled"
     return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
@@ -432,7 +439,7 @@ def parse_command(payload) -> RunCommand:
         raise ValueError(f"not a run command: {exc.errors(include_url=False)}") from None
 
 
-def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None) -> str:
+def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, publisher=None) -> str:
     if command.command == "notify":  # shared/services/notify.py: webhooks and topics, at most once
         from shared.services import notify
 
@@ -443,7 +450,12 @@ def handle_command(command: RunCommand, repo, backend, store, serving, notifier=
         log.info("command for a run that no longer exists", run_id=command.run_id, command=command.command)
         return "skipped"
     if command.command == CANCEL:
-        return execute_cancel(run, command, repo, backend, store, serving)
+        outcome = execute_cancel(run, command, repo, backend, store, serving)
+        if publisher is not None and outcome == "cancelled":  # folded in here: the job's own event will be ignored
+            from shared.services import notify
+
+            notify.queue(publisher, run, repo.get_run(run["id"]))
+        return outcome
     if command.command == DEPLOY:
         return execute_deploy(run, command, repo, store, serving)
     return execute_push_anyway(run, repo, store, serving)

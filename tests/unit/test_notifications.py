@@ -194,3 +194,15 @@ def test_the_run_commands_consumer_parses_a_notify_command():
                                                            "event": "failed"})))
     repo = InMemoryRepository()
     assert actions.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0]) == "skipped"
+
+
+def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
+    from shared.services import actions
+
+    repo, publisher = InMemoryRepository(), FakePublisher()
+    ids = seed_catalog(repo)
+    run = run_service.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), "d@x.com")
+    actions.cancel_run(repo, publisher, run["id"], "d@x.com")
+    assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
+    actions.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again
+    assert len([m for m in publisher.messages if m[1].get("command") == "notify"]) == 1

@@ -38,7 +38,7 @@ EXPECTED_GRANTS = {
     },
     "pipeline_events": {
         "project": ["roles/datastore.user", "roles/aiplatform.viewer", "custom:schedule_pauser"],
-        "topics": ["run-submit"],
+        "topics": ["run-submit", "run-commands"],  # deploy after training, notifications
         "buckets": {"artifacts": ["roles/storage.objectViewer"]},
     },
     "scheduler": {
@@ -47,6 +47,7 @@ EXPECTED_GRANTS = {
     },
     "run_commands": {
         "project": ["roles/datastore.user", "roles/aiplatform.user"],
+        "topics": ["run-commands"],  # a cancelled run's notification
         "buckets": {"artifacts": ["roles/storage.objectUser"]},
         "act_as": ["pipeline"],
     },
