@@ -54,9 +54,7 @@ def read_document(path: str) -> dict:
         if path.endswith((".json",)):
             data = json.loads(text)
         else:
-            import yaml  # YAML is a superset of JSON: a .yaml, .yml or stdin file may be either
-
-            data = _plain(yaml.safe_load(text))
+            data = _plain(_yaml_load(text))  # YAML is a superset of JSON: a .yaml, .yml or stdin file may be either
     except Exception as exc:  # noqa: BLE001 — the parser's own message says where
         raise UsageError(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML/JSON'}: {exc}") from None
     if not isinstance(data, dict):
@@ -75,3 +73,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def _yaml_load(text: str):
+    """yaml.safe_load, except that 02:00 stays the string "02:00" (YAML 1.1 reads it as the base-60
+    integer 120, which is never what a time_of_day means)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    int_tag = "tag:yaml.org,2002:int"
+    Loader.yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if tag != int_tag]
+                                      for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver(int_tag, re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                                                     r"|[-+]?0x[0-9a-fA-F_]+)$"), list("-+0123456789"))
+    return yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader subclass

@@ -325,3 +325,12 @@ def test_runs_create_names_notification_targets(api, capsys):
     code, _ = run_cli("runs", "create", "--name", "told", "--best", "retrieval", "--notify-webhook", "ftp://x")
     assert code == 1 and "notifications.webhooks.0.url" in capsys.readouterr().err
     assert run_cli("runs", "create", "--name", "told", "--best", "retrieval", "--notify-secret", "x")[0] == 2
+
+
+def test_yaml_files_keep_times_of_day_and_dates_as_the_api_reads_them(tmp_path):
+    from trainyard_cli.output import read_document
+
+    doc = read_document(write(tmp_path, "s.yaml", "time_of_day: 02:00\nrun_at: 2026-12-05 02:00:00\n"
+                                                  "max_concurrent_runs: 2\nthreshold: 0.3\nflag: true\n"))
+    assert doc == {"time_of_day": "02:00", "run_at": "2026-12-05T02:00:00", "max_concurrent_runs": 2,
+                   "threshold": 0.3, "flag": True}
