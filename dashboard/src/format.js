@@ -93,6 +93,18 @@ export function costText(run) {
   return `${c.upper_bound ? '≤' : '≈'} ${symbol}${amount}${c.partial ? ' (partial)' : ''}`;
 }
 
+/** Who was told what (the run's notifications_sent ledger): "failed → webhook-0 sent, pubsub failed: …". */
+export function notificationsText(run) {
+  const ledger = run?.notifications_sent || {};
+  const byEvent = {};
+  for (const [key, entry] of Object.entries(ledger)) {
+    const [attempt, event, target] = key.split(':');
+    const label = `${Number(attempt) > 1 ? `attempt ${attempt} ` : ''}${event}`;
+    (byEvent[label] = byEvent[label] || []).push(`${target} ${entry.status}${entry.status === 'failed' && entry.error ? `: ${entry.error}` : ''}`);
+  }
+  return Object.entries(byEvent).map(([label, parts]) => `${label} → ${parts.join(', ')}`).join('; ');
+}
+
 export function gateMetric(run) {
   return run?.evaluator_config?.blessing_threshold?.metric || PRIMARY_METRIC[run?.model_type] || 'recall_at_100';
 }

@@ -6,7 +6,7 @@ import {
 import { get } from './api.js';
 import {
   ACTION_LABEL, LOWER_IS_BETTER, METRIC_LABEL, STAGES, STATUS_ICON, STATUS_LABEL, actionsFor, baseText, cssStatus,
-  costText, duration, esc, gateMetric, gpuText, metricValue, when,
+  costText, duration, esc, gateMetric, gpuText, metricValue, notificationsText, when,
 } from './format.js';
 import { listenHistory, listenRun } from './live.js';
 import { $, $$, openModal } from './ui.js';
@@ -202,6 +202,7 @@ function overview(run) {
       <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
       <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
       <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd>
+      ${notificationsText(run) ? `<dt>Notifications</dt><dd data-role="notifications">${esc(notificationsText(run))}</dd>` : ''}
       ${costText(run) ? `<dt>Estimated cost</dt><dd data-role="cost">${esc(costText(run))} <span class="muted small">(${esc(run.estimated_cost.region)}, list prices of ${esc(run.estimated_cost.prices_as_of)}${run.estimated_cost.spot ? ', Spot' : ''})</span></dd>` : ''}</dl>
       ${costBreakdown(run)}</div>
     <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
