@@ -1,6 +1,8 @@
-"""The labels every cloud job of a run carries — its Vertex PipelineJob (whose step jobs Vertex labels
-alike), the Trainer's CustomJob and its Dataflow jobs — so Cloud Billing's export can sum cost per
-run, per schedule and per model (filter `labels.key = "trainyard-run-id"`).
+"""The labels every cloud job of a run carries — its Vertex PipelineJob, the Trainer's CustomJob and its
+Dataflow jobs — so Cloud Billing's export can sum cost per run, per schedule and per model (filter
+`labels.key = "trainyard-run-id"`). Each is set explicitly: Vertex propagates a pipeline run's labels
+only to the jobs Google Cloud Pipeline Components create, not to those a user-defined (here: TFX)
+component creates (https://cloud.google.com/vertex-ai/docs/pipelines/gcpc-label-propagation).
 
 Label rules (Resource Manager, the same for Vertex AI and Dataflow): keys and values at most 63
 characters of lowercase letters, digits, '_' and '-', keys starting with a letter, at most 64 labels
