@@ -16,7 +16,7 @@ from shared.services import runs as run_service
 from tests.builders import run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline
-from tests.unit.test_control_plane import do_submit, env, feed  # noqa: F401 (fixture)
+from tests.unit.test_control_plane import do_submit, env  # noqa: F401 (fixture)
 
 HOOK = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x", "secret": "team-hook"}],
         "pubsub_topic": "ml-alerts"}
