@@ -8,7 +8,8 @@ STATUSES = ("active", "paused", "completed", "cancelled")
 SCHEDULE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("status", "STATUS", fmt.state), ("schedule_type", "TYPE"),
                     ("next_run_at", "NEXT", fmt.relative), ("last_run_status", "LAST", fmt.state),
                     ("last_run_at", "LAST RUN", fmt.relative), ("total_runs", "RUNS"),
-                    ("success_rate", "SUCCESS")]
+                    ("success_rate", "SUCCESS", lambda v: "" if v is None else f"{v:g}%"),
+                    ("estimated_cost.total", "COST", fmt.money)]
 RUN_COLUMNS = [("id", "ID"), ("run_number", "#"), ("status", "STATUS", fmt.state),
                ("created_at", "CREATED", fmt.relative), ("duration_seconds", "DURATION", fmt.duration)]
 
@@ -73,7 +74,7 @@ def describe(ui: Output, schedule: dict) -> list[str]:
     lines.append(f"runs: {schedule.get('total_runs', 0)} total, {schedule.get('successful_runs', 0)} ok, "
                  f"{schedule.get('failed_runs', 0)} failed, {schedule.get('cancelled_runs', 0)} cancelled, "
                  f"{schedule.get('skipped_count', 0)} slots skipped"
-                 + (f"; success rate {fmt.metric(rate)}" if rate is not None else ""))
+                 + (f"; success rate {rate:g}%" if rate is not None else ""))
     cost = schedule.get("estimated_cost")
     if isinstance(cost, dict) and cost.get("total") is not None:
         lines.append(f"estimated cost: {fmt.money(cost['total'], cost.get('currency', 'USD'))} "
