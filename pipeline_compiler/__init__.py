@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Optional
 
 from pipeline_compiler.environment import PipelineEnv, PipelineEnvError
 from shared import structured_log as log
-from shared.contract.labels import job_labels
+from shared.contract.labels import (DATA_RUNNER_LABEL, DATAFLOW_MACHINE_LABEL, DATAFLOW_WORKERS_LABEL, billing_labels_for,
+                                    label_value)
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.run_config import RunSpec
@@ -53,11 +54,14 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
     from pipeline_compiler import data_scale
 
     env = env or PipelineEnv.current()
-    labels = job_labels(spec.run_id, spec.attempt)
+    labels = billing_labels_for(spec)
     if env.is_vertex:
         decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes)
         env = dataclasses.replace(env, data_runner=decision.runner)
-        labels["trainyard-data-runner"] = decision.runner
+        labels[DATA_RUNNER_LABEL] = decision.runner
+        if decision.runner == "dataflow":  # what the cost estimate prices the Dataflow workers at
+            labels[DATAFLOW_MACHINE_LABEL] = label_value(env.dataflow_machine_type)
+            labels[DATAFLOW_WORKERS_LABEL] = str(env.dataflow_max_workers)
         log.info("data stages runner chosen", run_id=spec.run_id, runner=decision.runner, reason=decision.reason)
     pipeline = create_pipeline(spec, env)
     out_dir = os.path.dirname(os.path.abspath(out_path)) if "://" not in out_path else out_path.rsplit("/", 1)[0]

@@ -21,12 +21,18 @@ from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
 from shared.catalog import BigQuerySource, FileSource
-from shared.contract.labels import RUN_ID_LABEL, label_value
+from shared.contract.labels import billing_labels_for
 from shared.run_config import RunSpec
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
 TRANSFORM_MODULE = os.path.join(MODULES_DIR, "transform.py")
 TRAINER_MODULE = os.path.join(MODULES_DIR, "trainer.py")
+
+
+def dataflow_label_args(labels: dict[str, str]) -> list[str]:
+    """Beam's Dataflow option for job labels: `--labels=key=value`, repeatable (apache_beam
+    options/pipeline_options.py, GoogleCloudOptions: `--labels`, action='append')."""
+    return [f"--labels={key}={value}" for key, value in sorted(labels.items())]
 
 
 def pipeline_name(spec: RunSpec) -> str:
@@ -142,7 +148,7 @@ def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -
         vertex_trainer_executor.TRAINING_ARGS_KEY: {
             "project": env.project,
             "job_spec": trainer_job_spec(spec, env),
-            "labels": {RUN_ID_LABEL: label_value(spec.run_id)},
+            "labels": billing_labels_for(spec),  # the Trainer's CustomJob: found on cancel, priced in Cloud Billing
         },
     })
     return tfx.extensions.google_cloud_ai_platform.Trainer(custom_config=custom_config, **kwargs)
@@ -193,6 +199,8 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         components=[examples, statistics, schema, transform, trainer, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=env.beam_pipeline_args(),
+        beam_pipeline_args=env.beam_pipeline_args() + (
+            dataflow_label_args(billing_labels_for(spec))
+            if env.is_vertex and env.data_runner == "dataflow" else []),
     )
 

@@ -89,6 +89,21 @@ def run_data(settings: Settings):
     return sources.RunDataSources(sources.LocalPipelineLogs(settings.local_pipeline_url), sources.LocalGpuQuota())
 
 
+def notifier(settings: Settings):
+    """Webhooks over HTTPS, the run's Pub/Sub topic, signing secrets from Secret Manager (cloud) or a setting."""
+    from shared.notify_targets import LocalSecrets, SecretManagerSecrets, TopicSender, WebhookSender
+    from shared.services.notify import Notifier
+
+    if settings.pipeline_backend == "vertex":
+        from shared.run_data_sources import RestClient
+
+        secrets = SecretManagerSecrets(settings.project, RestClient())
+    else:
+        secrets = LocalSecrets(settings.notify_secrets)
+    return Notifier(webhooks=WebhookSender(), topics=TopicSender(publisher(settings)), secrets=secrets,
+                    link_base=settings.dashboard_url)
+
+
 def compiler(settings: Settings):
     from shared.services.submission import Compiler
 
@@ -97,7 +112,7 @@ def compiler(settings: Settings):
 
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
-    "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler,
+    "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler, "notifier": notifier,
 }
 
 

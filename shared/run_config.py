@@ -232,6 +232,7 @@ class RunSpec(Strict):
     pipeline_root: str
     progress_topic: Optional[str] = Field(None, description="projects/P/topics/training-progress")
     created_by: Optional[str] = None
+    schedule_id: Optional[str] = Field(None, description="the schedule that made the run (a billing label)")
 
     model_config = {"extra": "forbid", "populate_by_name": True, "protected_namespaces": ()}
 

@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared import runs
+from shared import cost, runs
+from shared.notifications import NotificationConfig
 from shared.errors import FieldError
 from shared.validation import parse
 
@@ -72,6 +73,8 @@ class ScheduleRequest(BaseModel):
     catch_up: Literal["none", "latest", "all"] = CATCH_UP_NONE
     catch_up_limit: int = Field(5, ge=1, le=50, description="catch_up=all: at most this many missed slots")
     auto_pause_after_failures: int = Field(3, ge=0, le=100, description="0: never auto-pause")
+    notifications: Optional[NotificationConfig] = Field(None, description="told when the schedule auto-pauses (its "
+                                                                          "runs' own come from run_template)")
     run_template: dict[str, Any]
 
     @field_validator("time_of_day")
@@ -274,6 +277,7 @@ def new_schedule(request: ScheduleRequest, template: dict, schedule_id: str, ide
         "catch_up": request.catch_up,
         "catch_up_limit": request.catch_up_limit,
         "auto_pause_after_failures": request.auto_pause_after_failures,
+        "notifications": request.notifications.model_dump(mode="json") if request.notifications else None,
         "active_runs": {},
         "queued_runs": [],
         "skipped_slots": [],
@@ -283,6 +287,7 @@ def new_schedule(request: ScheduleRequest, template: dict, schedule_id: str, ide
         "failed_runs": 0,
         "cancelled_runs": 0,
         "success_rate": None,
+        "estimated_cost": None,  # {total, runs, currency}: the finished runs' estimates, summed
         "consecutive_failures": 0,
         "last_run_id": None,
         "last_run_at": None,
@@ -412,6 +417,7 @@ def settle(schedule: dict, run: dict, at: datetime) -> Optional[dict]:
         doc["consecutive_failures"] += 1
     else:
         doc["cancelled_runs"] += 1
+    doc["estimated_cost"] = cost.add(doc.get("estimated_cost"), run.get("estimated_cost"))  # summed per schedule
     finished = doc["successful_runs"] + doc["failed_runs"]
     doc["success_rate"] = round(100.0 * doc["successful_runs"] / finished, 1) if finished else None
     if doc["last_run_id"] == run["id"]:
@@ -501,5 +507,6 @@ def run_template_from(run_doc: dict, description: str = "") -> dict:
         "gpu_config": run_doc["gpu_config"],
         "evaluator_config": run_doc["evaluator_config"],
         "deployment_config": run_doc["deployment_config"],
+        **({"notifications": run_doc["notifications"]} if run_doc.get("notifications") else {}),
     }
 

@@ -160,9 +160,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_PIPELINE_PORT", "the local pipeline service's port", "8090", (STACK, PIPELINE_SERVICE), LOCAL),
     Variable("TRAINYARD_LOCAL_MAX_RUNNING_JOBS", "how many pipeline jobs the local pipeline service runs at once; "
              "later jobs wait PIPELINE_STATE_QUEUED in creation order", "1", (PIPELINE_SERVICE,), LOCAL),
+    Variable("TRAINYARD_DASHBOARD_URL", "the Training dashboard's URL: notifications link a run as {url}#run={id}",
+             "http://127.0.0.1:8080/training", (RUN_COMMANDS,), TERRAFORM),
+    Variable("TRAINYARD_NOTIFY_SECRETS", "the local twin's webhook signing secrets, a JSON object {name: secret} "
+             "(in the cloud a webhook's `secret` names a Secret Manager secret)", "", (RUN_COMMANDS,), LOCAL),
+    Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/pricing/prices.json (same shape) for the "
+             "runs' estimated cost — your contract's prices", "", (PIPELINE_EVENTS,), OPTIONAL),
     Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
     Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
              "`gcloud auth print-identity-token`)", "", (CLI,), LOCAL),
+    Variable("NO_COLOR", "set (to anything) for a CLI without colours even on a terminal (https://no-color.org)",
+             "", (CLI,), LOCAL),
 )
 BY_NAME = {v.name: v for v in VARIABLES}
 
@@ -246,6 +254,9 @@ class Settings:
     scheduler_emulator_host: str = ""
     firestore_emulator_host: str = ""
     dashboard_dir: str = ""
+    price_table: str = ""
+    dashboard_url: str = "http://127.0.0.1:8080/training"
+    notify_secrets: str = ""
     firebase: dict = field(default_factory=dict)
     ticker_interval_s: float = 0.5
     local_max_running_jobs: int = 1
@@ -310,6 +321,9 @@ class Settings:
             scheduler_emulator_host=read("TRAINYARD_SCHEDULER_EMULATOR_HOST", environ),
             firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),
             dashboard_dir=read("TRAINYARD_DASHBOARD_DIR", environ),
+            price_table=read("TRAINYARD_PRICE_TABLE", environ),
+            dashboard_url=get("TRAINYARD_DASHBOARD_URL"),
+            notify_secrets=read("TRAINYARD_NOTIFY_SECRETS", environ),
             firebase={
                 "projectId": read("TRAINYARD_FIREBASE_PROJECT_ID", environ) or project,
                 "apiKey": read("TRAINYARD_FIREBASE_API_KEY", environ),

@@ -74,11 +74,11 @@ locals {
   topic_publishers = {
     api       = ["run-submit", "run-commands", "schedule-trigger"]
     scheduler = ["run-submit"]
-    # Wherever a run ends (shared/services/lifecycle.py), its schedule's queued run is released at once
-    # (run-submit); a completed run whose deployment_config asks for it is deployed (run-commands).
+    # Wherever a run moves (shared/services/lifecycle.py) what follows may publish: a schedule's queued run
+    # released (run-submit), a deploy after training and the run's notifications (run-commands).
     pipeline_events = ["run-submit", "run-commands"]
-    submitter       = ["run-submit"]
-    run_commands    = ["run-submit"]
+    submitter       = ["run-submit", "run-commands"]
+    run_commands    = ["run-submit", "run-commands"]
     pipeline        = ["training-progress"]
   }
 

@@ -41,6 +41,7 @@ locals {
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
+    "secretmanager.googleapis.com",
     "serviceusage.googleapis.com",
     "storage.googleapis.com",
   ]
@@ -95,6 +96,8 @@ locals {
     scheduler       = merge(local.base_env, local.scheduler_env)
     run_commands = merge(local.cloud_env, {
       TRAINYARD_SERVING_IMAGE = local.serving_image
+      # Notifications link a run to the dashboard the API serves (its deterministic Cloud Run URL).
+      TRAINYARD_DASHBOARD_URL = "https://trainyard-api-${local.project_number}.${var.region}.run.app/training"
     })
   }
 }

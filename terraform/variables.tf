@@ -159,3 +159,14 @@ variable "labels" {
   description = "Labels added to every resource that supports them."
   default     = { app = "trainyard" }
 }
+
+variable "notification_secrets" {
+  type        = set(string)
+  description = "Names of the webhook signing secrets notifications may use (Secret Manager secret ids); each is created empty and readable by the run-commands consumer; add its value with gcloud secrets versions add."
+  default     = []
+
+  validation {
+    condition     = alltrue([for name in var.notification_secrets : can(regex("^[A-Za-z0-9_-]{1,255}$", name))])
+    error_message = "A secret name is 1-255 letters, digits, '_' or '-'."
+  }
+}

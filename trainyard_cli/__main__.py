@@ -1,30 +1,27 @@
-"""trainyard — command-line client of the Trainyard API.
+"""trainyard — command-line client of the Trainyard API (one command per API route, named as the route is).
 
-    trainyard runs create --name NAME (--experiment ID | --best MODEL_TYPE) [--epochs N] [--batch-size N]
-                          [--learning-rate X] [--threshold X] [--body FILE]
-    trainyard runs list [--status S] [--model-type T] [--search Q] [--page-size N]
-    trainyard runs get RUN_ID
-    trainyard runs watch RUN_ID
-    trainyard runs cancel RUN_ID
-    trainyard runs delete RUN_ID
-    trainyard experiments top [--model-type retrieval] [--limit 5]
-    trainyard experiments search QUERY
-    trainyard admin dead-letters list TOPIC [--limit N]
-    trainyard admin dead-letters replay TOPIC [--limit N]
+Every command is listed below; `trainyard GROUP COMMAND --help` gives its flags. Start with:
+    trainyard experiments top --model-type retrieval
+    trainyard runs create --name my-model --best retrieval --epochs 10 --watch
+    source <(trainyard completion bash)
 
-`runs get` prints the run's status, model and deployment (status, endpoint, predict URL). `runs watch`
-(and `runs create --watch`) follows a run to its end and, when its deployment_config deploys after
-training, on until the deployment is deployed or failed. Exit codes of watch: 0 completed (and deployed
-when it deploys), 2 not blessed, 1 failed or cancelled, 3 completed but the deployment failed.
+Files (--file, --body) are YAML or JSON ('-' reads standard input). --json (before or after the command)
+prints the API's own answer; `runs logs --json` prints one JSON entry per line. Human output rounds
+metrics to 4 significant digits, shows times relative to now and durations, and colours states on a
+terminal only (not in a pipe, not with NO_COLOR set).
+
+Exit codes: 0 ok; 1 the API refused or failed (its message on stderr, e.g. `HTTP 409: run … is running`)
+or could not be reached; 2 usage (a wrong flag, an unreadable file). `runs watch` (and `runs create
+--watch`) end with the run: 0 completed (and deployed when it deploys), 1 failed or cancelled, 2 not
+blessed, 3 completed but the deployment failed.
 
 `admin dead-letters` reads a topic's `<topic>-dead-letter-hold` subscription straight from Pub/Sub with
 your own credentials (GOOGLE_CLOUD_PROJECT; PUBSUB_EMULATOR_HOST locally): `list` shows what is held
 without consuming it, `replay` republishes it to its topic (marked trainyard_replay_of) and then
 acknowledges it. Every consumer is idempotent, so a replay is safe to repeat.
 
-Add --json for machine-readable output. The API URL comes from TRAINYARD_API_URL (default the local
-stack), the identity from TRAINYARD_TOKEN (default: the local developer token on localhost, else
-`gcloud auth print-identity-token`).
+The API URL comes from TRAINYARD_API_URL (default the local stack), the identity from TRAINYARD_TOKEN
+(default: the local developer token on localhost, else `gcloud auth print-identity-token`).
 """
 from __future__ import annotations
 
@@ -32,29 +29,26 @@ import argparse
 import json
 import sys
 
+from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands
+from trainyard_cli import format as fmt
 from trainyard_cli.client import ApiClient, ApiError
+from trainyard_cli.output import Output, UsageError, read_document
 from trainyard_cli.watch import deployment_lines, exit_code, watch
 
-
-def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
-    cells = [[str(_dig(row, key) if _dig(row, key) is not None else "") for key, _ in columns] for row in rows]
-    widths = [max([len(title)] + [len(c[i]) for c in cells]) for i, (_, title) in enumerate(columns)]
-    lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
-def _dig(row: dict, key: str):
-    for part in key.split("."):
-        row = row.get(part) if isinstance(row, dict) else None
-    return row
-
-
-RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("run_number", "#"), ("status", "STATUS"),
+RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("run_number", "#"), ("status", "STATUS", fmt.state),
                ("current_stage", "STAGE"), ("progress_percent", "%"), ("model_type", "TYPE"),
-               ("recall_at_100", "R@100"), ("created_at", "CREATED")]
+               ("recall_at_100", "R@100"), ("duration_seconds", "DURATION", fmt.duration),
+               ("estimated_cost.total", "COST", fmt.money), ("created_at", "CREATED", fmt.relative)]
 EXP_COLUMNS = [("id", "ID"), ("number", "EXP #"), ("name", "NAME"), ("model_type", "TYPE"),
                ("metrics.recall_at_100", "R@100"), ("metrics.test_rmse", "RMSE"), ("dataset_name", "DATASET")]
+
+
+def common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--json and --url on every command too (so `trainyard runs get X --json` works as well as before it);
+    SUPPRESS keeps a flag given before the command when it is not repeated after it."""
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    parser.add_argument("--url", default=argparse.SUPPRESS, help="API URL (default TRAINYARD_API_URL)")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--url", help="API URL (default TRAINYARD_API_URL)")
-    groups = parser.add_subparsers(dest="group", required=True)
+    groups = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
 
-    runs = groups.add_parser("runs").add_subparsers(dest="command", required=True)
-    create = runs.add_parser("create")
+    runs = groups.add_parser("runs", help="training runs").add_subparsers(dest="command", required=True,
+                                                                          metavar="COMMAND")
+    create = common(runs.add_parser("create", help="create a run from an experiment"))
     create.add_argument("--name", required=True)
     source = create.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", help="base experiment id")
@@ -75,30 +70,60 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--batch-size", type=int)
     create.add_argument("--learning-rate", type=float)
     create.add_argument("--threshold", type=float, help="blessing threshold of the primary metric")
-    create.add_argument("--body", help="a JSON file with more of the request (merged under the flags)")
+    create.add_argument("--body", help="a YAML/JSON file with more of the request (merged under the flags)")
+    create.add_argument("--notify-webhook", action="append", metavar="URL",
+                        help="tell this webhook (Slack-compatible JSON) when the run ends; repeatable")
+    create.add_argument("--notify-secret", metavar="NAME", help="the signing secret's name for the webhooks")
+    create.add_argument("--notify-topic", metavar="TOPIC", help="publish to this Pub/Sub topic when the run ends")
     create.add_argument("--watch", action="store_true", help="follow the run to its end")
-    listing = runs.add_parser("list")
+    listing = common(runs.add_parser("list", help="runs, newest first"))
     listing.add_argument("--status")
     listing.add_argument("--model-type")
     listing.add_argument("--search")
     listing.add_argument("--page-size", type=int, default=20)
     listing.add_argument("--page-token")
-    for name in ("get", "watch", "cancel", "delete"):
-        runs.add_parser(name).add_argument("run_id")
+    for name, helptext in (("get", "one run: stages, gate metric, cost, model, deployment"),
+                           ("watch", "follow a run until it is terminal"), ("cancel", "cancel a run"),
+                           ("delete", "delete a finished run and its artifacts")):
+        common(runs.add_parser(name, help=helptext)).add_argument("run_id")
+    run_commands.register(runs, common)
 
-    experiments = groups.add_parser("experiments").add_subparsers(dest="command", required=True)
-    top = experiments.add_parser("top")
+    experiments = groups.add_parser("experiments", help="find the experiment to train from").add_subparsers(
+        dest="command", required=True, metavar="COMMAND")
+    top = common(experiments.add_parser("top", help="the best experiments of a model type"))
     top.add_argument("--model-type", default="retrieval")
     top.add_argument("--limit", type=int, default=5)
-    experiments.add_parser("search").add_argument("query")
+    common(experiments.add_parser("search", help="experiments by name or number")).add_argument("query")
 
-    admin = groups.add_parser("admin").add_subparsers(dest="command", required=True)
-    dead = admin.add_parser("dead-letters").add_subparsers(dest="action", required=True)
+    schedule_commands.register(groups, common)
+    catalog_commands.register(groups, common)
+
+    admin = groups.add_parser("admin", help="operator tools (dead letters)").add_subparsers(
+        dest="command", required=True, metavar="COMMAND")
+    dead = admin.add_parser("dead-letters", help="list or replay what a topic gave up on").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
     for name in ("list", "replay"):
-        action = dead.add_parser(name)
+        action = common(dead.add_parser(name, help="show what the hold keeps" if name == "list"
+                                        else "republish it to its topic, then acknowledge it"))
         action.add_argument("topic", help="run-submit, pipeline-events, training-progress, schedule-trigger or run-commands")
         action.add_argument("--limit", type=int, default=10)
+
+    shells = groups.add_parser("completion", help="print a shell-completion script (bash or zsh)")
+    shells.add_argument("shell", choices=("bash", "zsh"))
+    parser.epilog = "commands:\n" + command_list(parser)
     return parser
+
+
+def command_list(parser: argparse.ArgumentParser) -> str:
+    """One line per command, generated from the parser so --help can never miss one."""
+    rows = []
+    for path, node, text in completion.commands(parser):
+        if completion.is_leaf(node) and path != "trainyard":
+            positional = " ".join(a.metavar or a.dest.upper() for a in node._actions
+                                  if not a.option_strings and a.dest != "help")
+            rows.append((f"{path} {positional}".strip(), text))
+    width = max(len(usage) for usage, _ in rows)
+    return "\n".join(f"  {usage.ljust(width)}  {text}" for usage, text in rows)
 
 
 def dead_letters(args, out) -> int:
@@ -124,12 +149,12 @@ def dead_letters(args, out) -> int:
 
 
 def create_body(args, client: ApiClient) -> dict:
-    body = json.load(open(args.body)) if args.body else {}
+    body = read_document(args.body) if args.body else {}
     body["name"] = args.name
     if args.best:
         top = client.get("/api/experiments/top-for-training", model_type=args.best, limit=1)["experiments"]
         if not top:
-            raise SystemExit(f"no {args.best} experiment with metrics to start from")
+            raise UsageError(f"no {args.best} experiment with metrics to start from")
         body["base_experiment_id"] = top[0]["id"]
     else:
         body["base_experiment_id"] = args.experiment
@@ -137,6 +162,15 @@ def create_body(args, client: ApiClient) -> dict:
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate")):
         if getattr(args, flag) is not None:
             params[key] = getattr(args, flag)
+    if args.notify_webhook or args.notify_topic:
+        notifications = body.setdefault("notifications", {})
+        notifications.setdefault("webhooks", []).extend(
+            {"url": url, **({"secret": args.notify_secret} if args.notify_secret else {})}
+            for url in args.notify_webhook or [])
+        if args.notify_topic:
+            notifications["pubsub_topic"] = args.notify_topic
+    elif args.notify_secret:
+        raise UsageError("--notify-secret signs --notify-webhook: give a webhook too")
     if args.threshold is not None:
         metric = "test_rmse" if args.best == "ranking" else "recall_at_100"
         bound = "max_value" if metric == "test_rmse" else "min_value"
@@ -144,20 +178,114 @@ def create_body(args, client: ApiClient) -> dict:
     return body
 
 
-def describe(run_: dict) -> list[str]:
-    """`runs get` for a person: what the run is, where it got to, its model and its deployment."""
-    lines = [f"{run_['id']}  {run_.get('name')} #{run_.get('run_number')}  {run_.get('status')}"]
+def gate_line(run_: dict) -> str | None:
+    """The blessing gate: the metric against its threshold, once the Evaluator has decided."""
+    gate = run_.get("evaluation_results") or {}
+    if not gate.get("threshold_metric"):
+        return None
+    verdict = "blessed" if gate.get("blessed") else "not blessed"
+    return (f"gate: {gate['threshold_metric']} {fmt.metric(gate.get('actual_value'))} vs threshold "
+            f"{fmt.metric(gate.get('threshold_value'))}: {verdict}")
+
+
+def cost_lines(run_: dict) -> list[str]:
+    cost = run_.get("estimated_cost") or {}
+    if cost.get("total") is None:
+        return []
+    currency = cost.get("currency", "USD")
+    lines = [f"estimated cost: {fmt.money(cost['total'], currency)}"
+             + (f" ({cost['region']}, prices of {cost.get('prices_as_of')})" if cost.get("region") else "")]
+    for item in cost.get("stages") or []:
+        if item.get("cost"):
+            lines.append(f"  {item['stage']:<10} {fmt.money(item['cost'], currency):>9}  "
+                         f"{fmt.metric(item.get('machine_hours'))} h {item.get('machine_type')}"
+                         + (f" + {item['accelerator_count']} x {item['accelerator_type']}" if item.get("accelerator_count") else "")
+                         + (" Spot" if item.get("spot") else ""))
+    return lines
+
+
+def describe(run_: dict, ui: Output | None = None) -> list[str]:
+    """`runs get` for a person: what the run is, where it got to, how long it took, what it cost, its model
+    and its deployment."""
+    state = ui.state if ui else (lambda v: v or "")
+    lines = [f"{run_['id']}  {run_.get('name')} #{run_.get('run_number')}  {state(run_.get('status'))}"]
+    created = run_.get("created_at")
+    if created:
+        lines.append(f"created {fmt.relative(created)} by {run_.get('created_by') or '?'}"
+                     + (f", attempt {run_['attempt']}" if (run_.get("attempt") or 1) > 1 else "")
+                     + (f", took {fmt.duration(run_['duration_seconds'])}" if run_.get("duration_seconds") else ""))
     lines.append(f"stage: {run_.get('current_stage') or '-'}  progress: {run_.get('progress_percent') or 0}%"
                  + (f"  epoch {run_['current_epoch']}/{run_.get('total_epochs') or '?'}" if run_.get("current_epoch") else ""))
+    timed = [f"{s['name']} {fmt.duration(s['duration_seconds'])}" for s in run_.get("stage_details") or []
+             if s.get("duration_seconds") is not None]
+    if timed:
+        lines.append("stages: " + ", ".join(timed))
     if run_.get("error_message"):
         lines.append(f"failed at {run_.get('error_stage')}: {run_['error_message']}")
+    if gate_line(run_):
+        lines.append(gate_line(run_))
+    metrics = {k: v for k, v in (run_.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    if metrics:
+        lines.append("metrics: " + ", ".join(f"{k} {fmt.metric(v)}" for k, v in metrics.items()))
+    lines += cost_lines(run_)
     if run_.get("vertex_model_resource_name"):
         lines.append(f"model: {run_['vertex_model_resource_name']} (version {run_.get('vertex_model_version')})")
     return lines + deployment_lines(run_)
 
 
+def run_command(args, client: ApiClient, ui: Output, out) -> int:
+    """The commands of the first version (runs create/list/get/watch/cancel/delete, experiments)."""
+    get_run = lambda: client.get(f"/api/training-runs/{args.run_id}")["training_run"]  # noqa: E731
+    if args.group == "runs":
+        if args.command == "create":
+            created = client.post("/api/training-runs", create_body(args, client))
+            run_ = created["training_run"]
+            if not args.json:
+                ui.line(f"created {run_['id']} ({run_['name']} #{run_['run_number']}), {ui.state(run_['status'])}")
+                for warning in created.get("warnings", []):
+                    ui.line(f"warning: {warning}")
+            if args.watch:
+                final = watch(lambda: client.get(f"/api/training-runs/{run_['id']}")["training_run"], out=out)
+                ui.json(final) if args.json else None
+                return exit_code(final)
+            if args.json:
+                ui.json(created)
+        elif args.command == "list":
+            data = client.get("/api/training-runs", status=args.status, model_type=args.model_type,
+                              search=args.search, page_size=args.page_size, page_token=args.page_token)
+            ui.result(data, lambda d: ui.table(d["training_runs"], RUN_COLUMNS))
+            if not args.json and data.get("next_page_token"):
+                ui.line(f"more: --page-token {data['next_page_token']}")
+        elif args.command == "get":
+            ui.result(get_run(), lambda r: ui.lines(describe(r, ui)))
+        elif args.command == "watch":
+            final = watch(get_run, out=out)
+            if args.json:
+                ui.json(final)
+            elif final.get("error_message"):
+                ui.line(f"failed at {final.get('error_stage')}: {final['error_message']}")
+            return exit_code(final)
+        elif args.command == "cancel":
+            data = client.post(f"/api/training-runs/{args.run_id}/cancel")
+            ui.result(data, lambda d: run_commands.action_result(ui, d))
+        elif args.command == "delete":
+            data = client.delete(f"/api/training-runs/{args.run_id}")
+            ui.result(data, lambda d: ui.line(f"deleted {args.run_id}"))
+    elif args.group == "experiments":
+        if args.command == "top":
+            data = client.get("/api/experiments/top-for-training", model_type=args.model_type, limit=args.limit)
+        else:
+            data = client.get("/api/experiments/search", q=args.query)
+        ui.result(data, lambda d: ui.table(d["experiments"], EXP_COLUMNS))
+    return 0
+
+
 def run(argv: list[str], out=sys.stdout) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a usage error exits 2 (argparse)
+    if args.group == "completion":
+        out.write(completion.script(parser, args.shell))
+        return 0
     if args.group == "admin":
         try:
             return dead_letters(args, out)
@@ -168,64 +296,21 @@ def run(argv: list[str], out=sys.stdout) -> int:
             sys.stderr.write(f"trainyard: Pub/Sub: {exc}\n")
             return 1
     client = ApiClient(url=args.url)
-
-    def emit(data, rows=None, columns=None):
-        if args.json:
-            out.write(json.dumps(data, indent=2) + "\n")
-        elif rows is not None:
-            out.write(table(rows, columns) + "\n")
-        else:
-            out.write(json.dumps(data, indent=2) + "\n")
-
+    ui = Output(out, args.json)
     try:
-        if args.group == "runs":
-            if args.command == "create":
-                created = client.post("/api/training-runs", create_body(args, client))
-                run_ = created["training_run"]
-                if not args.json:
-                    out.write(f"created {run_['id']} ({run_['name']} #{run_['run_number']}), {run_['status']}\n")
-                    for warning in created.get("warnings", []):
-                        out.write(f"warning: {warning}\n")
-                if args.watch:
-                    final = watch(lambda: client.get(f"/api/training-runs/{run_['id']}")["training_run"], out=out)
-                    emit(final) if args.json else None
-                    return exit_code(final)
-                if args.json:
-                    emit(created)
-            elif args.command == "list":
-                data = client.get("/api/training-runs", status=args.status, model_type=args.model_type,
-                                  search=args.search, page_size=args.page_size, page_token=args.page_token)
-                emit(data, data["training_runs"], RUN_COLUMNS)
-                if not args.json and data.get("next_page_token"):
-                    out.write(f"more: --page-token {data['next_page_token']}\n")
-            elif args.command == "get":
-                run_ = client.get(f"/api/training-runs/{args.run_id}")["training_run"]
-                emit(run_) if args.json else out.write("\n".join(describe(run_)) + "\n")
-            elif args.command == "watch":
-                final = watch(lambda: client.get(f"/api/training-runs/{args.run_id}")["training_run"], out=out)
-                if args.json:
-                    emit(final)
-                elif final.get("error_message"):
-                    out.write(f"failed at {final.get('error_stage')}: {final['error_message']}\n")
-                return exit_code(final)
-            elif args.command == "cancel":
-                emit(client.post(f"/api/training-runs/{args.run_id}/cancel"))
-            elif args.command == "delete":
-                emit(client.delete(f"/api/training-runs/{args.run_id}"))
-        elif args.group == "experiments":
-            if args.command == "top":
-                data = client.get("/api/experiments/top-for-training", model_type=args.model_type, limit=args.limit)
-                emit(data, data["experiments"], EXP_COLUMNS)
-            else:
-                data = client.get("/api/experiments/search", q=args.query)
-                emit(data, data["experiments"], EXP_COLUMNS)
+        handler = getattr(args, "handler", None)
+        return handler(args, client, ui) if handler else run_command(args, client, ui, out)
+    except UsageError as exc:
+        sys.stderr.write(f"trainyard: {exc}\n")
+        return 2
     except ApiError as exc:
         sys.stderr.write(f"trainyard: {exc}\n")
         return 1
     except OSError as exc:
         sys.stderr.write(f"trainyard: cannot reach the API at {client.url} ({exc}); is the stack up? (make up)\n")
         return 1
-    return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 // Run cards (spec §5.1–5.2): one HTML string per run; the list is re-rendered from a listener snapshot.
 import {
   ACTION_LABEL, STATUS_ICON, STATUS_LABEL, actionsFor, ago, baseText, cssStatus, duration, epochText, esc, gateMetric,
-  gpuText, inHowLong, isDeployed, isDeploying, METRIC_LABEL, metricValue, toDate, when, LOWER_IS_BETTER,
+  costText, gpuText, inHowLong, isDeployed, isDeploying, METRIC_LABEL, metricValue, toDate, when, LOWER_IS_BETTER,
 } from './format.js';
 
 const SEP = '<span class="sep">│</span>';
@@ -23,6 +23,11 @@ function vsBase(run, metric) {
   const diff = value - base;
   const better = LOWER_IS_BETTER.has(metric) ? diff <= 0 : diff >= 0;
   return `vs Exp: <b class="${better ? '' : 'card-warn'}">${diff >= 0 ? '+' : ''}${diff.toFixed(3)} ${better ? '↑' : '↓'}</b>`;
+}
+
+function cost(run) {
+  const text = costText(run);
+  return text ? `<span data-role="cost" title="estimated from stage durations × list prices of ${esc(run.estimated_cost.prices_as_of)}">Cost: ${esc(text)}</span>` : '';
 }
 
 /** The run's deployment (manual or after training): Deploying… / Deployed to <endpoint> / Deploy failed: <error>. */
@@ -74,23 +79,23 @@ export function renderCard(run, now = new Date()) {
       break;
     case 'completed':
       body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
-        vsBase(run, metric)])
+        vsBase(run, metric), cost(run)])
         + (run.vertex_model_resource_name ? line([`Model: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`]) : '')
         + deploymentLine(run);
       break;
     case 'failed':
       body = line([`Failed at: ${esc(run.error_stage || '—')}${run.current_epoch ? ` (epoch ${run.current_epoch})` : ''}`,
-        `<span class="card-error">Error: ${esc(String(run.error_message || 'unknown').slice(0, 160))}</span>`]);
+        `<span class="card-error">Error: ${esc(String(run.error_message || 'unknown').slice(0, 160))}</span>`, cost(run)]);
       break;
     case 'cancelled':
       body = line([`Cancelled at: ${esc(run.cancelled_at_stage || 'before start')}${run.cancelled_at_epoch ? ` (epoch ${run.cancelled_at_epoch})` : ''}`,
-        `By: ${esc(run.cancelled_by || '—')}`]);
+        `By: ${esc(run.cancelled_by || '—')}`, cost(run)]);
       break;
     case 'not_blessed': {
       const threshold = run.evaluation_results?.threshold_value ?? run.evaluator_config?.blessing_threshold?.min_value
         ?? run.evaluator_config?.blessing_threshold?.max_value;
       body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
-        `Threshold: ${metricValue(threshold)}`])
+        `Threshold: ${metricValue(threshold)}`, cost(run)])
         + (run.vertex_model_resource_name
           ? line([`Pushed anyway: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`])
           : `<div class="card-line card-warn">⚠️ Model saved but not pushed to registry (below threshold)</div>`)

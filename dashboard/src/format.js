@@ -84,6 +84,27 @@ export function metricValue(value) {
   return Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(Math.abs(n) < 1 ? 3 : 2);
 }
 
+/** The run's estimated cost (shared/cost.py): "≈ $1.23"; "≤" when Dataflow workers make it an upper bound. */
+export function costText(run) {
+  const c = run?.estimated_cost;
+  if (!c || typeof c.total !== 'number') return '';
+  const symbol = (c.currency || 'USD') === 'USD' ? '$' : `${c.currency} `;
+  const amount = c.total >= 0.01 || c.total === 0 ? c.total.toFixed(2) : c.total.toFixed(4);
+  return `${c.upper_bound ? '≤' : '≈'} ${symbol}${amount}${c.partial ? ' (partial)' : ''}`;
+}
+
+/** Who was told what (the run's notifications_sent ledger): "failed → webhook-0 sent, pubsub failed: …". */
+export function notificationsText(run) {
+  const ledger = run?.notifications_sent || {};
+  const byEvent = {};
+  for (const [key, entry] of Object.entries(ledger)) {
+    const [attempt, event, target] = key.split(':');
+    const label = `${Number(attempt) > 1 ? `attempt ${attempt} ` : ''}${event}`;
+    (byEvent[label] = byEvent[label] || []).push(`${target} ${entry.status}${entry.status === 'failed' && entry.error ? `: ${entry.error}` : ''}`);
+  }
+  return Object.entries(byEvent).map(([label, parts]) => `${label} → ${parts.join(', ')}`).join('; ');
+}
+
 export function gateMetric(run) {
   return run?.evaluator_config?.blessing_threshold?.metric || PRIMARY_METRIC[run?.model_type] || 'recall_at_100';
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import {
-  actionsFor, kpis, matchesSearch, registryModels, runQueryPlan, sortByPrimary, stepForField, toDate,
+  actionsFor, costText, kpis, notificationsText, matchesSearch, registryModels, runQueryPlan, sortByPrimary, stepForField, toDate,
 } from './format.js';
 import { zonedToUtc } from './wizard.js';
 
@@ -29,6 +29,20 @@ describe('card actions per state', () => {
 });
 
 describe('renderCard', () => {
+  it('a finished run shows its estimated cost; an upper bound and a partial one say so', () => {
+    const estimated_cost = { total: 1.2345, currency: 'USD', prices_as_of: '2026-12-04', upper_bound: false, partial: false };
+    expect(renderCard({ ...base, status: 'completed', estimated_cost })).toContain('Cost: ≈ $1.23');
+    expect(renderCard({ ...base, status: 'failed', estimated_cost: { ...estimated_cost, total: 0.0042 } })).toContain('Cost: ≈ $0.0042');
+    expect(costText({ estimated_cost: { ...estimated_cost, upper_bound: true, partial: true } })).toBe('≤ $1.23 (partial)');
+    expect(renderCard({ ...base, status: 'running' })).not.toContain('data-role="cost"');
+  });
+  it('the notification ledger reads per event', () => {
+    expect(notificationsText({ notifications_sent: {
+      '1:failed:webhook-0': { status: 'sent' }, '1:failed:pubsub': { status: 'failed', error: 'topic x: denied' },
+      '2:completed:webhook-0': { status: 'sent' } } }))
+      .toBe('failed → webhook-0 sent, pubsub failed: topic x: denied; attempt 2 completed → webhook-0 sent');
+    expect(notificationsText({})).toBe('');
+  });
   it('running: class, progress, stage, epoch and live metric', () => {
     const html = renderCard({ ...base, status: 'running', current_stage: 'Train', current_epoch: 82, total_epochs: 150,
       live_metrics: { recall_at_100: 0.412 } });

@@ -3,7 +3,7 @@ import './styles.css';
 import { ApiError, del, get, post, setTokenProvider } from './api.js';
 import { renderCards } from './cards.js';
 import {
-  MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, METRIC_LABEL, PRIMARY_METRIC, STATUS_CHIPS, debounce, esc, gpuText,
+  MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, METRIC_LABEL, PRIMARY_METRIC, STATUS_CHIPS, costText, debounce, esc, gpuText,
   inHowLong, kpis, matchesSearch, metricValue, registryModels, runQueryPlan, sortByPrimary, toDate, when, isDeployed,
 } from './format.js';
 import * as live from './live.js';
@@ -243,7 +243,8 @@ function renderSchedules() {
     return `<div class="schedule-card ${esc(s.status)}" data-schedule-id="${esc(s.id)}"><div class="card-top"><b>⏰ ${esc(s.name)}</b><span class="status-badge ${s.status === 'active' ? 'scheduled' : ''}">${esc(s.status)}</span></div>
       <div class="muted small">${when_}</div>
       <div class="stats"><div class="kpi"><b>${s.status === 'active' ? esc(inHowLong(s.next_run_at)) : '—'}</b><span>Next run</span></div>
-        <div class="kpi"><b>${s.total_runs ?? 0}</b><span>Total runs</span></div><div class="kpi"><b>${rate}</b><span>Success</span></div></div>
+        <div class="kpi"><b>${s.total_runs ?? 0}</b><span>Total runs</span></div><div class="kpi"><b>${rate}</b><span>Success</span></div>
+        <div class="kpi"><b data-role="schedule-cost">${esc(costText(s) || '—')}</b><span>Est. cost</span></div></div>
       ${s.paused_reason ? `<div class="small card-warn">${esc(s.paused_reason)}</div>` : ''}
       <div class="card-actions"><div><button data-sched-action="trigger" data-schedule="${esc(s.id)}">Run now</button>
         ${s.status === 'active' ? `<button data-sched-action="pause" data-schedule="${esc(s.id)}">Pause</button>` : `<button data-sched-action="resume" data-schedule="${esc(s.id)}">Resume</button>`}</div>

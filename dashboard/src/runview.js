@@ -6,7 +6,7 @@ import {
 import { get } from './api.js';
 import {
   ACTION_LABEL, LOWER_IS_BETTER, METRIC_LABEL, STAGES, STATUS_ICON, STATUS_LABEL, actionsFor, baseText, cssStatus,
-  duration, esc, gateMetric, gpuText, metricValue, when,
+  costText, duration, esc, gateMetric, gpuText, metricValue, notificationsText, when,
 } from './format.js';
 import { listenHistory, listenRun } from './live.js';
 import { $, $$, openModal } from './ui.js';
@@ -168,6 +168,17 @@ export function openRunView(runId, { onAction } = {}) {
   }
 }
 
+/** Per stage: seconds, machine (+ accelerators), machine-hours and cost, from run.estimated_cost. */
+function costBreakdown(run) {
+  const stages = (run.estimated_cost?.stages || []).filter((s) => s.seconds);
+  if (!stages.length) return '';
+  const rows = stages.map((s) => `<tr><td>${esc(s.stage)}</td><td>${esc(duration(s.seconds))}</td>
+    <td>${esc(s.machine_type)}${s.accelerator_count ? ` + ${esc(s.accelerator_count)} × ${esc(s.accelerator_type)}` : ''}${s.spot ? ' (Spot)' : ''}${s.dataflow_max_workers ? ` + ≤${esc(s.dataflow_max_workers)} Dataflow ${esc(s.dataflow_machine_type)}` : ''}</td>
+    <td>$${esc(Number(s.cost).toFixed(4))}</td></tr>`).join('');
+  return `<table data-role="cost-breakdown"><thead><tr><th>Stage</th><th>Time</th><th>Machine</th><th>Cost</th></tr></thead><tbody>${rows}
+    <tr><td>Pipeline run fee</td><td></td><td></td><td>$${esc(Number(run.estimated_cost.pipeline_run_fee || 0).toFixed(2))}</td></tr></tbody></table>`;
+}
+
 function overview(run) {
   const p = run.training_params || {};
   const gate = gateMetric(run);
@@ -190,7 +201,10 @@ function overview(run) {
       <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${esc(METRIC_LABEL[threshold?.metric] || threshold?.metric)} ${threshold?.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold?.max_value}`}` : 'off'}</dd>
       <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
       <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
-      <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd></dl></div>
+      <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd>
+      ${notificationsText(run) ? `<dt>Notifications</dt><dd data-role="notifications">${esc(notificationsText(run))}</dd>` : ''}
+      ${costText(run) ? `<dt>Estimated cost</dt><dd data-role="cost">${esc(costText(run))} <span class="muted small">(${esc(run.estimated_cost.region)}, list prices of ${esc(run.estimated_cost.prices_as_of)}${run.estimated_cost.spot ? ', Spot' : ''})</span></dd>` : ''}</dl>
+      ${costBreakdown(run)}</div>
     <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="4" class="muted">No final metrics yet</td></tr>'}</tbody></table>
       ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(METRIC_LABEL[k] || k)}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}</div></div>`;

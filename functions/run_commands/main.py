@@ -17,8 +17,8 @@ root.build_with("registrar", build_registrar)
 def handle_command(command: RunCommand, message) -> str:
     from shared.services import actions
 
-    return actions.handle_command(command, repo=root.repo, backend=root.pipelines,
-                                  store=root.store, serving=root.serving, publisher=root.publisher)
+    return actions.handle_command(command, repo=root.repo, backend=root.pipelines, store=root.store,
+                                  serving=root.serving, notifier=root.notifier, publisher=root.publisher)
 
 
 @functions_framework.cloud_event

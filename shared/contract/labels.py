@@ -1,8 +1,15 @@
-"""Labels Trainyard puts on cloud resources (pipeline jobs, the Trainer's custom job, model versions,
-endpoints) so a run finds what it started, and the ids of its pipeline jobs.
+"""Labels Trainyard puts on cloud resources (pipeline jobs, the Trainer's custom job, Dataflow jobs,
+model versions, endpoints) so a run finds what it started and Cloud Billing's export can sum cost per
+run, per schedule and per model (filter `labels.key = "trainyard-run-id"`), and the ids of its
+pipeline jobs.
 
-Label values: lowercase letters, digits, '_' and '-', at most 63 characters
-(https://cloud.google.com/vertex-ai/docs/general/resource-labels).
+Every job of a run is labelled explicitly: Vertex propagates a pipeline run's labels only to the jobs
+Google Cloud Pipeline Components create, not to those a user-defined (here: TFX) component creates
+(https://cloud.google.com/vertex-ai/docs/pipelines/gcpc-label-propagation).
+
+Label rules (Resource Manager, the same for Vertex AI and Dataflow): keys and values at most 63
+characters of lowercase letters, digits, '_' and '-', keys starting with a letter, at most 64 labels
+per resource (https://cloud.google.com/resource-manager/docs/labels-overview#requirements).
 """
 from __future__ import annotations
 
@@ -11,6 +18,12 @@ from typing import Optional
 
 RUN_ID_LABEL = "trainyard-run-id"
 ATTEMPT_LABEL = "trainyard-attempt"
+SCHEDULE_ID_LABEL = "trainyard-schedule-id"
+MODEL_LABEL = "trainyard-model"
+DATA_RUNNER_LABEL = "trainyard-data-runner"
+DATAFLOW_MACHINE_LABEL = "trainyard-dataflow-machine"
+DATAFLOW_WORKERS_LABEL = "trainyard-dataflow-workers"
+NO_SCHEDULE = "none"  # a run made by hand: "none" is filterable, an absent label is not
 
 
 def label_value(value) -> str:
@@ -21,6 +34,17 @@ def label_value(value) -> str:
 def job_labels(run_id: str, attempt: int) -> dict[str, str]:
     """What a run's pipeline job (and the Trainer's custom job) carries: which run and attempt made it."""
     return {RUN_ID_LABEL: label_value(run_id), ATTEMPT_LABEL: str(attempt)}
+
+
+def billing_labels(run_id: str, attempt: int, model_name: str, schedule_id: Optional[str]) -> dict[str, str]:
+    """What every job of a run carries (its PipelineJob, the Trainer's CustomJob, its Dataflow jobs)."""
+    return {**job_labels(run_id, attempt), MODEL_LABEL: label_value(model_name),
+            SCHEDULE_ID_LABEL: label_value(schedule_id or NO_SCHEDULE)}
+
+
+def billing_labels_for(spec) -> dict[str, str]:
+    """The labels of a RunSpec's jobs (the model is registered under the run's name)."""
+    return billing_labels(spec.run_id, spec.attempt, spec.run_name, getattr(spec, "schedule_id", None))
 
 
 def run_labels(spec) -> dict[str, str]:

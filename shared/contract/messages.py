@@ -3,7 +3,7 @@
 | topic | model | published by |
 | --- | --- | --- |
 | run-submit | RunSubmit | the API, the scheduler, whatever releases a run (shared/services/queueing.py) |
-| run-commands | RunCommand | the API's run actions, deploy after training (shared/services/deployments.py) |
+| run-commands | RunCommand | the API's run actions, deploy after training (shared/services/deployments.py), notifications (shared/services/notify.py) |
 | schedule-trigger | ScheduleTrigger | Cloud Scheduler's job (Terraform-free: the API makes it), the local ticker |
 | training-progress | shared.results.EpochMetrics | the Trainer, once an epoch |
 | pipeline-events | a Cloud Logging LogEntry (JSON), read by shared/services/progress.py | the log sink |
@@ -24,12 +24,17 @@ class RunSubmit(BaseModel):
     attempt: int = Field(1, ge=1)
 
 
+CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY = "cancel", "deploy", "push_anyway", "notify"  # the run-commands
+
+
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway"]
+    command: Literal["cancel", "deploy", "push_anyway", "notify"]
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None
+    event: Optional[str] = None  # notify: which event (shared/notifications.py)
+    schedule_id: Optional[str] = None  # notify: a schedule's event
 
 
 class ScheduleTrigger(BaseModel):

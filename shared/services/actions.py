@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import results, runs, structured_log as log
 from shared.contract import labels
-from shared.contract.messages import RunCommand
+from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, PUSH_ANYWAY, RunCommand
 from shared.errors import Conflict, FieldError, NotFound, PermanentError, TransientError
 from shared.run_config import GpuConfig, RunSpec, TrainingParams
 from shared.services import lifecycle, queueing, runs as run_service
-from shared.services.deployments import (CANCEL, DEPLOY, DEPLOY_FAILED, DEPLOYED, DEPLOYING, PUSH_ANYWAY, DeployBody,
-                                         publish_command, request_deployment)
+from shared.services.deployments import (DEPLOY_FAILED, DEPLOYED, DEPLOYING, DeployBody, publish_command,
+                                         request_deployment)
 from shared.validation import parse
 
 PUSHING, PUSHED, PUSH_FAILED = "pushing", "pushed", "failed"
@@ -253,7 +253,12 @@ def gpu_availability(sources, args: dict, settings) -> dict:
 # --------------------------------------------------------------------------- the run-commands consumer
 
 
-def handle_command(command: RunCommand, repo, backend, store, serving, publisher=None) -> str:
+def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, publisher=None) -> str:
+    if command.command == NOTIFY:  # shared/services/notify.py: webhooks and topics, at most once
+        from shared.services import notify
+
+        return notify.deliver(repo, notifier, command.run_id, command.attempt or 1, command.event or "",
+                              command.schedule_id)
     run = repo.get_run(command.run_id)
     if run is None:
         log.info("command for a run that no longer exists", run_id=command.run_id, command=command.command)

@@ -10,10 +10,10 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import runs, structured_log as log, topics
+from shared.contract.messages import DEPLOY
 from shared.errors import Conflict, FieldError, TransientError
 from shared.repository import mutate_or_read_run
 
-CANCEL, DEPLOY, PUSH_ANYWAY = "cancel", "deploy", "push_anyway"  # the run-commands
 DEPLOYING, DEPLOYED, DEPLOY_FAILED = "deploying", "deployed", "failed"
 
 

@@ -6,7 +6,9 @@ failure path), the API's actions, the run-commands consumer, the schedules — m
 
 - a run that ended is counted on its schedule exactly once (auto-pause after N failures, its Cloud
   Scheduler job paused too), and the schedule's next waiting run is released for submission;
-- a completed run whose deployment_config asks for it is deployed (shared/services/deployments.py).
+- a completed run whose deployment_config asks for it is deployed (shared/services/deployments.py);
+- a run that reached a state its notification targets asked for (completed, failed, cancelled, not
+  blessed; a schedule's auto-pause) is announced (shared/services/notify.py).
 
 Each step is idempotent, so a redelivered event, a retried request or a second caller changes
 nothing more; reading a schedule never writes (there is nothing left to catch up on).
@@ -21,7 +23,7 @@ from shared import runs, schedules, structured_log as log
 from shared.errors import NotFound
 from shared.messaging import Publisher
 from shared.repository import Repository, mutate_or_read_run
-from shared.services import deployments, queueing
+from shared.services import deployments, notify, queueing
 
 
 def _watching(transition: Callable[[dict], Optional[dict]], seen: dict) -> Callable[[dict], Optional[dict]]:
@@ -58,6 +60,8 @@ def after_change(repo: Repository, before: Optional[dict], after: Optional[dict]
     (a request that must not publish), the schedule's next trigger releases it."""
     if after is None:
         return
+    if publisher is not None:  # the run's notification targets are told by the run-commands consumer
+        notify.queue(publisher, before, after)
     if runs.is_terminal(after["status"]) and after.get("schedule_id"):
         settle_schedule(repo, after, publisher, at, jobs)
     if publisher is not None and after["status"] == runs.COMPLETED:
@@ -83,6 +87,8 @@ def settle_schedule(repo: Repository, run: dict, publisher: Optional[Publisher] 
                  consecutive_failures=updated["consecutive_failures"])
         if updated["status"] == schedules.PAUSED and updated.get("paused_reason", "").startswith("auto-paused"):
             log.warning("schedule auto-paused", schedule_id=run["schedule_id"], reason=updated["paused_reason"])
+            if publisher is not None:
+                notify.queue_schedule_paused(publisher, updated, run)
             if jobs is not None:
                 try:
                     jobs.pause(updated)

@@ -12,7 +12,7 @@ from shared.contract import labels
 from shared.errors import NotFound, PermanentError
 from shared.pipelines import JobSnapshot, PipelineBackend
 from shared.repository import Repository
-from shared.services import lifecycle
+from shared.services import costing, lifecycle
 
 PIPELINE_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
 PIPELINE_LOGS = ("aiplatform.googleapis.com%2Fpipeline_job_events", "aiplatform.googleapis.com%2Fpipeline_job_task_events",
@@ -92,10 +92,13 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             found = read_results(store, artifacts_uri)
         except PermanentError as exc:
             attempt = labels.parse_job_id(job.job_id)[1]
-            lifecycle.move_run(repo, run_id, lambda doc: runs.record_failure(
-                doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()), publisher, jobs)
+            lifecycle.move_run(repo, run_id, lambda doc: costing.priced(runs.record_failure(
+                doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()), job.labels),
+                publisher, jobs)
             return "failed"
-    updated = lifecycle.move_run(repo, run_id, lambda doc: runs.apply_job_snapshot(doc, job, found), publisher, jobs)
+    # A run that just ended gets its estimated cost in the same write (shared/services/costing.py).
+    updated = lifecycle.move_run(repo, run_id, lambda doc: costing.priced(runs.apply_job_snapshot(doc, job, found),
+                                                                          job.labels), publisher, jobs)
     if updated is not None:
         log.info("run progressed", run_id=run_id, status=updated["status"], stage=updated.get("current_stage"),
                  progress=updated.get("progress_percent"))

@@ -13,6 +13,7 @@ from shared import runs
 from shared.catalog import ModelType
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
+from shared.notifications import NotificationConfig
 from shared.repository import Repository
 from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig, GpuConfig,
                                TrainingParams)
@@ -41,6 +42,8 @@ class CreateRunRequest(BaseModel):
     evaluator_config: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
     deployment_config: DeploymentConfig = Field(default_factory=DeploymentConfig)
     scheduled_at: Optional[datetime] = None
+    notifications: Optional[NotificationConfig] = Field(None, description="webhooks / a Pub/Sub topic told when the "
+                                                                          "run ends (shared/notifications.py)")
 
     @field_validator("name")
     @classmethod
@@ -134,6 +137,7 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple
         "gpu_config": request.gpu_config.model_dump(mode="json"),
         "evaluator_config": evaluator.model_dump(mode="json"),
         "deployment_config": deployment.model_dump(mode="json"),
+        "notifications": request.notifications.model_dump(mode="json") if request.notifications else None,
         "scheduled_at": scheduled,
         "schedule_id": None,
         "stage_details": runs.initial_stages(),

@@ -109,6 +109,7 @@ def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:
             "pipeline_root": results.join(settings.pipeline_root, run["id"]),
             "progress_topic": settings.progress_topic_path,
             "created_by": run.get("created_by"),
+            "schedule_id": run.get("schedule_id"),
         })
     except ValidationError as exc:
         raise PermanentError(f"the run's configuration is no longer valid: {exc}", stage="Compile") from None
@@ -131,7 +132,7 @@ def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler
         store.copy_file(job_path, job_uri)  # kept with the run's artifacts, as in the cloud
         request = JobRequest(
             job_id=labels.job_id_for(spec.run_id, spec.attempt), display_name=f"{spec.run_name}-{spec.run_number}",
-            labels=labels.job_labels(spec.run_id, spec.attempt),
+            labels=labels.billing_labels_for(spec),  # run, attempt, schedule, model: cost per run in Cloud Billing
             pipeline_job_path=job_path, pipeline_job_uri=job_uri, run_spec_uri=config_uri,
             pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account)
         return backend.create_job(request)

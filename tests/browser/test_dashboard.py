@@ -149,6 +149,9 @@ def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, st
     shot(page, "run-view-training-charts")
     deliver(stack, timeline[10:], job_id)
     expect(view.locator("[data-role=view-status]")).to_have_text("Completed", timeout=LIVE_MS)  # the open view follows
+    view.locator("[data-tab=overview]").click()  # the run's estimated cost, priced when it completed
+    expect(view.locator("[data-role=cost]")).to_contain_text("≈ $", timeout=LIVE_MS)
+    expect(view.locator("[data-role=cost-breakdown]")).to_contain_text("Train")
     view.locator("[data-tab=pipeline]").click()
     expect(view.locator('.dag-node[data-stage-status="completed"]')).to_have_count(8)
     shot(page, "run-view-pipeline-completed")
@@ -160,6 +163,7 @@ def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, st
     shot(page, "run-view-logs")
     view.locator("[data-close]").first.click()
     expect(c).to_have_attribute("data-status", "completed")
+    expect(c.locator("[data-role=cost]")).to_contain_text("Cost: ≈ $")
     expect(c.locator("[data-action=deploy]")).to_be_visible()
     shot(page, "chapter-2-training-completed")
     c.locator("[data-action=deploy]").click()

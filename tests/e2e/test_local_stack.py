@@ -2,6 +2,7 @@
 and pipeline_events: what a user of `make up` sees, stage by stage, in Firestore."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -116,6 +117,14 @@ def test_a_run_passes_every_stage_in_order_and_completes(stack):
     assert all(e.get("loss") is not None and e.get("learning_rate") is not None for e in history)
     job = os.path.join(final["gcs_artifacts_path"], "pipeline_job.json")
     assert os.path.exists(job), "the compiled job JSON is kept with the run's artifacts"
+    # Its estimated cost, from the real stage durations (what it would cost on Vertex in TRAINYARD_REGION).
+    estimate = final["estimated_cost"]
+    priced = {s["stage"]: s["seconds"] for s in estimate["stages"]}
+    assert priced["Train"] == next(s["duration_seconds"] for s in final["stage_details"] if s["name"] == "Train")
+    assert estimate["total"] > estimate["pipeline_run_fee"] > 0 and estimate["partial"] is False
+    with open(job) as handle:  # the compiled job carries the billing labels
+        labels = json.load(handle)["labels"]
+    assert labels["trainyard-run-id"] == final["id"] and labels["trainyard-schedule-id"] == "none"
 
 
 def test_an_unreachable_threshold_ends_not_blessed_and_unregistered(stack):

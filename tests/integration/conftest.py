@@ -2,6 +2,7 @@
 (scripts/stack.py, the same code `make up` runs), a scripted pipeline service and compiler."""
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -13,6 +14,7 @@ from tests.conftest import skip_without_emulators
 from tests.integration.scripted_pipeline_service import ScriptedPipelineService
 
 pytestmark = pytest.mark.integration
+NOTIFY_SECRET_NAME, NOTIFY_SECRET = "it-hook", "it-signing-secret"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -88,6 +90,7 @@ def local_stack(tmp_path_factory):
         s for s in SERVICES if s.name == "prediction_server"), extra_env={
         "TRAINYARD_LOCAL_PIPELINE_URL": pipeline.url,
         "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run",
+        "TRAINYARD_NOTIFY_SECRETS": json.dumps({NOTIFY_SECRET_NAME: NOTIFY_SECRET}),  # test_notifications_flow
     })
     stack = Stack(config)
     stack.up()

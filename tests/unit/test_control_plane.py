@@ -52,7 +52,8 @@ def test_submit_claims_snapshots_compiles_and_creates_the_job(env):
     run = env["repo"].get_run(env["run"]["id"])
     request = env["backend"].created[0]
     assert request.job_id == f"{run['id']}-a1"
-    assert request.labels == {"trainyard-run-id": run["id"], "trainyard-attempt": "1"}
+    assert request.labels == {"trainyard-run-id": run["id"], "trainyard-attempt": "1",  # billing labels too
+                              "trainyard-model": run["name"], "trainyard-schedule-id": "none"}
     assert run["status"] == "running" and run["vertex_pipeline_job_name"].endswith(request.job_id)
     compile_stage = run["stage_details"][0]
     assert compile_stage["name"] == "Compile" and compile_stage["status"] == "completed"

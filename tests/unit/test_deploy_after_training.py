@@ -10,7 +10,7 @@ import pytest
 from shared import runs, topics
 from shared.artifact_store import ArtifactStore
 from shared.consumer import consume
-from shared.contract.messages import RunCommand
+from shared.contract.messages import DEPLOY, RunCommand
 from shared.errors import PermanentError, TransientError
 from shared.serving import Serving
 from shared.services import actions, deployments, progress
@@ -68,7 +68,7 @@ def event(w, snapshot, publisher=None) -> str:
 
 
 def deploy_commands(publisher) -> list[dict]:
-    return [p for t, p, _ in publisher.messages if t == topics.RUN_COMMANDS and p["command"] == deployments.DEPLOY]
+    return [p for t, p, _ in publisher.messages if t == topics.RUN_COMMANDS and p["command"] == DEPLOY]
 
 
 def finish(w, run, publisher=None) -> dict:

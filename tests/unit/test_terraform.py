@@ -33,14 +33,14 @@ EXPECTED_GRANTS = {
     },
     "submitter": {
         "project": ["roles/datastore.user", "roles/aiplatform.user"],
-        "topics": ["run-submit"],
+        "topics": ["run-submit", "run-commands"],  # what follows a failed submit: a released run, notifications
         "buckets": {"artifacts": ["roles/storage.objectUser"], "pipeline_root": ["roles/storage.objectUser"]},
         "repository_reader": True,
         "act_as": ["pipeline"],
     },
     "pipeline_events": {
         "project": ["roles/datastore.user", "roles/aiplatform.viewer", "custom:schedule_pauser"],
-        "topics": ["run-submit", "run-commands"],
+        "topics": ["run-submit", "run-commands"],  # released runs, deploy after training, notifications
         "buckets": {"artifacts": ["roles/storage.objectViewer"]},
     },
     "scheduler": {
@@ -49,7 +49,7 @@ EXPECTED_GRANTS = {
     },
     "run_commands": {
         "project": ["roles/datastore.user", "roles/aiplatform.user"],
-        "topics": ["run-submit"],
+        "topics": ["run-submit", "run-commands"],  # what follows a cancel: a released run, notifications
         "buckets": {"artifacts": ["roles/storage.objectUser"]},
         "act_as": ["pipeline"],
     },

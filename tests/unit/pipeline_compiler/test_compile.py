@@ -1,5 +1,6 @@
 """Compile the pipeline for Vertex in a temp dir and check the PipelineJob JSON."""
 import json
+import re
 import subprocess
 import sys
 
@@ -49,10 +50,15 @@ def test_job_json_is_a_pipeline_job_with_seven_named_tasks(compiled):
     assert job["runtimeConfig"]["gcsOutputDirectory"] == spec.pipeline_root
     assert sorted(job["pipelineSpec"]["root"]["dag"]["tasks"]) == sorted(NODE_IDS)
     assert job["labels"]["trainyard-run-id"] == "run-1"
+    # Billing labels (cost per run, schedule and model in a Cloud Billing export), within the label rules.
+    assert job["labels"]["trainyard-model"] == spec.run_name and job["labels"]["trainyard-schedule-id"] == "none"
+    assert job["labels"]["trainyard-dataflow-machine"] == "e2-standard-4" and job["labels"]["trainyard-dataflow-workers"]
+    for key, value in job["labels"].items():
+        assert re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) and re.fullmatch(r"[a-z0-9_-]{0,63}", value), (key, value)
 
 
 def test_trainer_worker_pool_has_the_gpus_spot_and_image(compiled):
-    job, _ = compiled
+    job, spec = compiled
     config = _executor_config(job, "Trainer")
     assert config["ai_platform_enable_vertex"] is True
     assert config["ai_platform_vertex_region"] == "europe-west4"
@@ -65,6 +71,8 @@ def test_trainer_worker_pool_has_the_gpus_spot_and_image(compiled):
     assert args["job_spec"]["scheduling"]["strategy"] == "SPOT"
     assert args["job_spec"]["service_account"] == VERTEX_ENV.service_account
     assert "run_spec" in config  # the module config travels in custom_config
+    assert args["labels"] == {"trainyard-run-id": "run-1", "trainyard-attempt": "1", "trainyard-model": spec.run_name,
+                              "trainyard-schedule-id": "none"}  # the CustomJob's billing labels
 
 
 def test_data_stages_run_on_dataflow_in_the_cloud(compiled):
@@ -77,7 +85,8 @@ def test_data_stages_run_on_dataflow_in_the_cloud(compiled):
                          "--region=europe-west4", "--sdk_location=container", "--experiments=use_runner_v2",
                          f"--sdk_container_image={VERTEX_ENV.dataflow_image}", "--no_use_public_ips",
                          f"--subnetwork={VERTEX_ENV.dataflow_subnetwork}",
-                         "--service_account_email=pipelines@demo-project.iam.gserviceaccount.com"):
+                         "--service_account_email=pipelines@demo-project.iam.gserviceaccount.com",
+                         "--labels=trainyard-run-id=run-1", "--labels=trainyard-schedule-id=none"):
             assert expected in " ".join(args), (node, expected)
 
 

@@ -1,0 +1,138 @@
+"""Notifications, end to end: `queue` (after a run changed: one `notify` command per event on
+run-commands — callable from shared/services/lifecycle.after_change with (before, after)),
+`queue_schedule_paused` (a schedule auto-paused), and `deliver` (the run-commands consumer: send to
+every target, retried with backoff, at most once per (run, attempt, event, target)).
+
+At most once: a target is claimed in the run's `notifications_sent` ledger ("sending") before it is
+sent and marked "sent" after; a claimed target is never sent again (a crash mid-send loses that one
+message rather than sending it twice). A failed send is marked "failed" and released: `deliver`
+raises TransientError, Pub/Sub redelivers the command with its backoff, and only the targets not yet
+sent are tried again. Nothing here ever fails the run: queueing errors are logged, delivery runs on
+its own consumer.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from shared import notifications, runs, structured_log as log, topics
+from shared.contract.messages import NOTIFY
+from shared.errors import NotFound, TransientError
+from shared.notify_targets import DeliveryError
+
+
+
+@dataclass
+class Notifier:
+    """What delivery uses (built by shared/composition.py)."""
+
+    webhooks: object  # .send(url, payload, secret)
+    topics: object  # .send(topic, payload)
+    secrets: object  # .get(name) -> str
+    link_base: str = ""  # the dashboard's URL; a run's link is {link_base}#run={id}
+    tries: int = 3  # per target and delivery, before the command is handed back to Pub/Sub
+    backoff_s: float = 1.0  # doubled after each try
+    sleep: Callable[[float], None] = time.sleep
+
+
+def _publish(publisher, payload: dict) -> bool:
+    try:
+        publisher.publish(topics.RUN_COMMANDS, payload, run_id=payload["run_id"], command=NOTIFY)
+        return True
+    except Exception as exc:  # noqa: BLE001 — a notification never fails the run's own event
+        log.error("notification not queued", run_id=payload["run_id"], event=payload["event"], error=str(exc))
+        return False
+
+
+def queue(publisher, before: Optional[dict], after: Optional[dict]) -> list[str]:
+    """After a run changed: queue one `notify` command per event the change produced."""
+    try:
+        events = notifications.events_for(before, after)
+    except ValueError as exc:  # a stored config that no longer validates: say so, never fail the run
+        log.warning("run notifications not read", run_id=(after or {}).get("id"), error=str(exc))
+        return []
+    for event in events:
+        _publish(publisher, {"command": NOTIFY, "run_id": after["id"], "attempt": after.get("attempt", 1),
+                             "event": event})
+    return events
+
+
+def queue_schedule_paused(publisher, schedule: dict, run: dict) -> bool:
+    """A schedule auto-paused after `run` failed: tell the schedule's targets."""
+    try:
+        config = notifications.config_of(schedule)
+    except ValueError:
+        return False
+    if not config or notifications.SCHEDULE_AUTO_PAUSED not in config.events:
+        return False
+    return _publish(publisher, {"command": NOTIFY, "run_id": run["id"], "attempt": run.get("attempt", 1),
+                                "event": notifications.SCHEDULE_AUTO_PAUSED, "schedule_id": schedule["id"]})
+
+
+def _set(repo, run_id: str, key: str, claim: bool, **fields) -> bool:
+    def apply(doc):
+        ledger = dict(doc.get("notifications_sent") or {})
+        entry = ledger.get(key) or {}
+        if claim and entry.get("status") in ("sent", "sending"):
+            return None
+        ledger[key] = {**entry, **fields, "tries": entry.get("tries", 0) + (1 if claim else 0)}
+        return {**doc, "notifications_sent": ledger}
+
+    return repo.mutate_run(run_id, apply) is not None
+
+
+def _send(notifier: Notifier, config, target: str, payload: dict) -> None:
+    if target == "pubsub":
+        send = lambda: notifier.topics.send(config.pubsub_topic, payload)  # noqa: E731
+    else:
+        hook = config.webhooks[int(target.split("-")[1])]
+        secret = notifier.secrets.get(hook.secret) if hook.secret else None
+        send = lambda: notifier.webhooks.send(hook.url, payload, secret)  # noqa: E731
+    wait = notifier.backoff_s
+    for attempt in range(1, notifier.tries + 1):
+        try:
+            return send()
+        except DeliveryError:
+            if attempt == notifier.tries:
+                raise
+            notifier.sleep(wait)
+            wait *= 2
+
+
+def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
+            schedule_id: Optional[str] = None) -> str:
+    run = repo.get_run(run_id)
+    if run is None:
+        return "skipped"
+    schedule = repo.get_schedule(schedule_id) if schedule_id else None
+    try:
+        config = notifications.config_of(schedule if schedule_id else run)
+    except ValueError as exc:
+        log.warning("notifications not read", run_id=run_id, error=str(exc))
+        return "skipped"
+    if config is None or event not in config.events:
+        return "skipped"
+    link = f"{notifier.link_base.rstrip('/')}#run={run_id}" if notifier.link_base else None
+    payload = notifications.message(run, event, link, schedule)
+    failed = []
+    for target in config.targets():
+        key = notifications.ledger_key(attempt, event, target)
+        if not _set(repo, run_id, key, claim=True, status="sending", at=runs.now()):
+            continue  # sent, or being sent by another delivery: at most once
+        try:
+            _send(notifier, config, target, payload)
+        except NotFound as exc:  # a signing secret that does not exist: retrying will not make it
+            _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())
+            log.error("notification not sent: no signing secret", run_id=run_id, event=event, target=target,
+                      error=str(exc))
+            continue
+        except (DeliveryError, TransientError) as exc:
+            _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())
+            failed.append(f"{target}: {exc}")
+            continue
+        _set(repo, run_id, key, claim=False, status="sent", error=None, at=runs.now())
+        log.info("notification sent", run_id=run_id, attempt=attempt, event=event, target=target)
+    if failed:  # Pub/Sub redelivers with backoff; the targets already sent are skipped then
+        raise TransientError(f"notification {event} of {run_id} not delivered to " + "; ".join(failed))
+    return "notified"

@@ -1,0 +1,209 @@
+"""Notifications: the (before, after) trigger, the message, signing, and delivery — retried with backoff,
+at most once per (run, attempt, event, target), never failing the run."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from shared import notifications, topics
+from shared.contract.messages import RunCommand
+from shared.errors import TransientError
+from shared.notify_targets import DeliveryError, LocalSecrets, TopicSender
+from shared.services import notify, progress
+from shared.services import intake
+from tests.builders import run_body, seed_catalog
+from tests.fakes import FakePublisher, InMemoryRepository
+from tests.unit.scenario import job_timeline
+from tests.unit.test_control_plane import do_submit, env  # noqa: F401 (fixture)
+
+HOOK = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x", "secret": "team-hook"}],
+        "pubsub_topic": "ml-alerts"}
+
+
+class Webhooks:
+    """A webhook receiver that refuses its first `fail` calls."""
+
+    def __init__(self, fail: int = 0):
+        self.fail, self.calls, self.received = fail, 0, []
+
+    def send(self, url, payload, secret=None):
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise DeliveryError(f"hooks.example.com: HTTP 503 (call {self.calls})")
+        self.received.append((url, payload, secret))
+
+
+def notifier(webhooks, publisher=None, secrets='{"team-hook": "s3cret"}'):
+    waits = []
+    made = notify.Notifier(webhooks=webhooks, topics=TopicSender(publisher or FakePublisher()),
+                           secrets=LocalSecrets(secrets), link_base="https://example.com/training", tries=3,
+                           backoff_s=0.5, sleep=waits.append)
+    return made, waits
+
+
+def failed_run(repo, **extra):
+    ids = seed_catalog(repo)
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK, **extra),
+                                 "dev@example.com")
+    return repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train",
+                                                 "error_message": "CUDA out of memory", "duration_seconds": 5400,
+                                                 "estimated_cost": {"total": 3.217, "currency": "USD"}})
+
+
+# ----------------------------------------------------------------------------- the trigger
+
+def test_events_for_a_change():
+    config = {"webhooks": [{"url": "https://h.example.com/x"}]}
+    running = {"id": "r", "status": "running", "attempt": 1, "notifications": config}
+    assert notifications.events_for(running, {**running, "status": "failed"}) == ["failed"]
+    assert notifications.events_for(running, {**running, "status": "not_blessed"}) == ["not_blessed"]
+    assert notifications.events_for({**running, "status": "failed"}, {**running, "status": "failed"}) == []
+    retried = {**running, "status": "failed", "attempt": 2}
+    assert notifications.events_for({**running, "status": "failed"}, retried) == ["failed"]  # a new attempt
+    assert notifications.events_for(running, {**running, "status": "completed", "notifications": None}) == []
+    only_failures = {**running, "notifications": {**config, "events": ["failed"]}}
+    assert notifications.events_for(only_failures, {**only_failures, "status": "completed"}) == []
+    assert notifications.events_for(running, {**running, "status": "running", "current_stage": "Train"}) == []
+    assert notifications.events_for(None, {**running, "status": "cancelled"}) == ["cancelled"]
+
+
+def test_bad_targets_are_refused_naming_the_field():
+    from shared.errors import FieldError
+
+    repo = InMemoryRepository()
+    ids = seed_catalog(repo)
+    for bad, field in (({"webhooks": [{"url": "ftp://x"}]}, "notifications.webhooks.0.url"),
+                       ({"webhooks": [{"url": "https://x.example.com", "secret": "not a name!"}]},
+                        "notifications.webhooks.0.secret"),
+                       ({"pubsub_topic": "projects/x/subscriptions/y"}, "notifications.pubsub_topic"),
+                       ({"events": ["exploded"]}, "notifications.events.0")):
+        with pytest.raises(FieldError) as refused:
+            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), "d@x.com")
+        assert field in [e["field"] for e in refused.value.errors], refused.value.errors
+
+
+# ----------------------------------------------------------------------------- message and signature
+
+def test_the_message_says_what_an_on_call_engineer_needs():
+    run = {"id": "tr-1", "name": "recs", "run_number": 7, "attempt": 2, "status": "not_blessed",
+           "duration_seconds": 3725, "estimated_cost": {"total": 1.234, "currency": "USD", "upper_bound": False},
+           "evaluation_results": {"threshold_metric": "recall_at_100", "actual_value": 0.28512345,
+                                  "threshold_value": 0.3, "blessed": False}}
+    message = notifications.message(run, "not_blessed", "https://example.com/training#run=tr-1")
+    text = message["text"]
+    assert "*recs #7* ⚠️ not blessed (attempt 2)" in text and "recall_at_100 0.2851 vs threshold 0.3 (below)" in text
+    assert "Duration: 1h 2m" in text and "Estimated cost: ≈ 1.23 USD" in text
+    assert "<https://example.com/training#run=tr-1|Open the run>" in text
+    assert message["blocks"][0]["text"]["type"] == "mrkdwn"  # Slack's incoming-webhook shape
+    assert message["trainyard"]["gate"] == {"metric": "recall_at_100", "value": 0.28512345, "threshold": 0.3,
+                                            "passed": False}
+
+
+def test_the_signature_is_an_hmac_a_receiver_can_recompute():
+    body = b'{"text": "x"}'
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert notifications.signature("s3cret", "1700000000", body) == "v1=" + expected
+
+
+# ----------------------------------------------------------------------------- delivery
+
+def test_a_receiver_that_fails_twice_gets_it_once_with_backoff():
+    repo, topic = InMemoryRepository(), FakePublisher()
+    run = failed_run(repo)
+    hooks = Webhooks(fail=2)
+    made, waits = notifier(hooks, topic)
+    assert notify.deliver(repo, made, run["id"], 1, "failed") == "notified"
+    assert hooks.calls == 3 and waits == [0.5, 1.0] and len(hooks.received) == 1
+    url, payload, secret = hooks.received[0]
+    assert secret == "s3cret" and payload["trainyard"]["error_message"] == "CUDA out of memory"
+    assert "Estimated cost: ≈ 3.22 USD" in payload["text"] and "Duration: 1h 30m" in payload["text"]
+    assert topic.messages[0][0] == "ml-alerts" and topic.messages[0][1]["event"] == "failed"
+    ledger = repo.get_run(run["id"])["notifications_sent"]
+    assert {k: v["status"] for k, v in ledger.items()} == {"1:failed:webhook-0": "sent", "1:failed:pubsub": "sent"}
+    # A redelivered command (Pub/Sub is at least once) sends nothing again.
+    assert notify.deliver(repo, made, run["id"], 1, "failed") == "notified"
+    assert hooks.calls == 3 and len(topic.messages) == 1
+
+
+def test_a_target_still_failing_is_handed_back_to_pub_sub_and_only_it_is_retried():
+    repo, topic = InMemoryRepository(), FakePublisher()
+    run = failed_run(repo)
+    hooks = Webhooks(fail=5)
+    made, _ = notifier(hooks, topic)
+    with pytest.raises(TransientError, match="webhook-0: hooks.example.com: HTTP 503"):
+        notify.deliver(repo, made, run["id"], 1, "failed")
+    ledger = repo.get_run(run["id"])["notifications_sent"]
+    assert ledger["1:failed:webhook-0"]["status"] == "failed" and ledger["1:failed:pubsub"]["status"] == "sent"
+    assert notify.deliver(repo, made, run["id"], 1, "failed") == "notified"  # the redelivery: 4th-6th call
+    assert len(hooks.received) == 1 and len(topic.messages) == 1
+    assert repo.get_run(run["id"])["notifications_sent"]["1:failed:webhook-0"]["tries"] == 2
+
+
+def test_a_target_being_sent_is_never_sent_twice():
+    repo = InMemoryRepository()
+    run = failed_run(repo)
+    repo.mutate_run(run["id"], lambda d: {**d, "notifications_sent": {"1:failed:webhook-0": {"status": "sending"}}})
+    hooks = Webhooks()
+    made, _ = notifier(hooks)
+    assert notify.deliver(repo, made, run["id"], 1, "failed") == "notified" and hooks.calls == 0
+
+
+def test_a_missing_signing_secret_fails_that_target_without_retrying():
+    repo = InMemoryRepository()
+    run = failed_run(repo)
+    made, _ = notifier(Webhooks(), secrets="{}")
+    assert notify.deliver(repo, made, run["id"], 1, "failed") == "notified"
+    entry = repo.get_run(run["id"])["notifications_sent"]["1:failed:webhook-0"]
+    assert entry["status"] == "failed" and "team-hook" in entry["error"]
+
+
+# ----------------------------------------------------------------------------- queued where the run ends
+
+def test_a_run_that_fails_in_the_pipeline_queues_one_notify_command(env):  # noqa: F811
+    repo, publisher = env["repo"], FakePublisher()
+    repo.mutate_run(env["run"]["id"], lambda d: {**d, "notifications": HOOK})
+    do_submit(env)
+    for snap in job_timeline(f"{env['run']['id']}-a1", fail_at="Trainer") * 2:  # every event twice
+        env["backend"].jobs[snap.job_id] = snap
+        progress.apply_job(env["run"]["id"], snap, repo, env["store"], "", publisher)
+    commands = [m for m in publisher.messages if m[0] == topics.RUN_COMMANDS]
+    assert [m[1] for m in commands] == [{"command": "notify", "run_id": env["run"]["id"], "attempt": 1,
+                                         "event": "failed"}]
+
+
+def test_a_queue_failure_never_fails_the_run():
+    run = {"id": "r", "status": "failed", "attempt": 1, "notifications": HOOK}
+    assert notify.queue(FakePublisher(fail=True), {**run, "status": "running"}, run) == ["failed"]
+
+
+def test_a_schedule_auto_pause_notifies_the_schedule_targets():
+    publisher = FakePublisher()
+    schedule = {"id": "ts-1", "notifications": HOOK, "status": "paused"}
+    assert notify.queue_schedule_paused(publisher, schedule, {"id": "tr-9", "attempt": 1}) is True
+    assert publisher.messages[0][1] == {"command": "notify", "run_id": "tr-9", "attempt": 1,
+                                        "event": "schedule_auto_paused", "schedule_id": "ts-1"}
+    assert notify.queue_schedule_paused(publisher, {"id": "ts-2", "notifications": None}, {"id": "tr-9"}) is False
+
+
+def test_the_run_commands_consumer_parses_a_notify_command():
+    from shared.services import actions
+
+    command = RunCommand.model_validate(json.loads(json.dumps({"command": "notify", "run_id": "tr-1", "attempt": 1,
+                                                           "event": "failed"})))
+    repo = InMemoryRepository()
+    assert actions.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0]) == "skipped"
+
+
+def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
+    from shared.services import actions
+
+    repo, publisher = InMemoryRepository(), FakePublisher()
+    ids = seed_catalog(repo)
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), "d@x.com")
+    actions.cancel_run(repo, publisher, run["id"], "d@x.com")
+    assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
+    actions.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again
+    assert len([m for m in publisher.messages if m[1].get("command") == "notify"]) == 1

@@ -1,0 +1,198 @@
+"""`trainyard runs …` beyond create/list/get/watch/cancel/delete: the run actions (retry, deploy,
+push-anyway, submit, run-now) and the run's data (logs [-f], history, artifacts, errors), one
+command per API route, named as the route is."""
+from __future__ import annotations
+
+import time
+
+from trainyard_cli import format as fmt
+from trainyard_cli.output import Output, read_document
+from trainyard_cli.watch import TERMINAL
+
+STAGES = ("Compile", "Examples", "Stats", "Schema", "Transform", "Train", "Evaluate", "Push")
+LOG_POLL_S = 2.0
+
+
+def register(runs, common) -> None:
+    """Add the commands to the `runs` sub-parsers; `common(parser)` adds --json to each."""
+    retry = common(runs.add_parser("retry", help="retry a failed or cancelled run as its next attempt"))
+    retry.add_argument("run_id")
+    retry.add_argument("--attempt", type=int, help="the attempt being retried (a repeat for it is a no-op)")
+    retry.add_argument("--gpu-type", help="e.g. NVIDIA_TESLA_A100 (the machine type is re-derived)")
+    retry.add_argument("--gpu-count", type=int)
+    retry.add_argument("--machine-type")
+    retry.add_argument("--on-demand", action="store_true", help="not Spot (preemptible) this time")
+    retry.add_argument("--epochs", type=int)
+    retry.add_argument("--batch-size", type=int)
+    retry.add_argument("--learning-rate", type=float)
+    retry.add_argument("--body", help="a YAML/JSON file with more of the request (flags win)")
+    retry.set_defaults(handler=retry_run)
+
+    deploy = common(runs.add_parser("deploy", help="deploy the run's registered model to an endpoint"))
+    deploy.add_argument("run_id")
+    target = deploy.add_mutually_exclusive_group()
+    target.add_argument("--endpoint-id", help="an existing endpoint (id or resource name)")
+    target.add_argument("--endpoint-name", help="display name of a new endpoint (default the run name)")
+    deploy.add_argument("--traffic-split", type=int, help="percent of the existing endpoint's traffic")
+    deploy.set_defaults(handler=deploy_run)
+
+    for name, helptext in (("push-anyway", "register a not-blessed run's model anyway"),
+                           ("submit", "submit a pending run now"),
+                           ("run-now", "start a scheduled run now (its one-time schedule is consumed)")):
+        action = common(runs.add_parser(name, help=helptext))
+        action.add_argument("run_id")
+        action.set_defaults(handler=simple_action, route=name)
+
+    logs = common(runs.add_parser("logs", help="the run's pipeline logs (-f follows until the run ends)"))
+    logs.add_argument("run_id")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run is terminal")
+    logs.add_argument("--stage", choices=STAGES)
+    logs.add_argument("--attempt", type=int)
+    logs.add_argument("--page-size", type=int, default=200)
+    logs.set_defaults(handler=run_logs)
+
+    history = common(runs.add_parser("history", help="per-epoch training history"))
+    history.add_argument("run_id")
+    history.add_argument("--attempt", type=int)
+    history.set_defaults(handler=training_history)
+
+    for name, handler, helptext in (("artifacts", artifacts, "where the run's artifacts, model and endpoint are"),
+                                    ("errors", errors, "what went wrong, per attempt")):
+        parser = common(runs.add_parser(name, help=helptext))
+        parser.add_argument("run_id")
+        parser.set_defaults(handler=handler)
+
+
+def action_result(ui: Output, data: dict) -> None:
+    run = data.get("training_run") or {}
+    ui.line(f"{run.get('id')}  {run.get('name')} #{run.get('run_number')}  {ui.state(run.get('status'))}"
+            f"  attempt {run.get('attempt')}")
+    ui.line(data.get("message") or ("done" if data.get("changed", True) else "nothing to do"))
+    for warning in data.get("warnings") or []:
+        ui.line(f"warning: {warning}")
+
+
+def retry_run(args, client, ui: Output) -> int:
+    body = read_document(args.body) if args.body else {}
+    if args.attempt is not None:
+        body["attempt"] = args.attempt
+    gpu = body.setdefault("gpu_config", {})
+    for flag, key in (("gpu_type", "gpu_type"), ("gpu_count", "gpu_count"), ("machine_type", "machine_type")):
+        if getattr(args, flag) is not None:
+            gpu[key] = getattr(args, flag)
+    if args.on_demand:
+        gpu["preemptible"] = False
+    params = body.setdefault("training_params", {})
+    for flag in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, flag) is not None:
+            params[flag] = getattr(args, flag)
+    data = client.post(f"/api/training-runs/{args.run_id}/retry", body)
+    ui.result(data, lambda d: action_result(ui, d))
+    return 0
+
+
+def deploy_run(args, client, ui: Output) -> int:
+    body = {k: v for k, v in (("endpoint_id", args.endpoint_id), ("endpoint_name", args.endpoint_name),
+                              ("traffic_split", args.traffic_split)) if v is not None}
+    data = client.post(f"/api/training-runs/{args.run_id}/deploy", body)
+    ui.result(data, lambda d: action_result(ui, d))
+    return 0
+
+
+def simple_action(args, client, ui: Output) -> int:
+    data = client.post(f"/api/training-runs/{args.run_id}/{args.route}")
+    ui.result(data, lambda d: action_result(ui, d))
+    return 0
+
+
+def _log_line(ui: Output, entry: dict) -> str:
+    stage = f"[{entry.get('stage')}] " if entry.get("stage") else ""
+    when = f"{entry['timestamp']} " if entry.get("timestamp") else ""
+    text = f"{when}{stage}{entry.get('message') or ''}"
+    colour = {"ERROR": "31", "WARNING": "33"}.get(entry.get("severity") or "") if ui.colour else None
+    return f"\033[{colour}m{text}\033[0m" if colour else text
+
+
+def run_logs(args, client, ui: Output) -> int:
+    """Page through the logs; with -f, keep re-reading the last page (the API's page token resumes
+    there) until the run is terminal and nothing more is written. --json prints one entry per line."""
+    path = f"/api/training-runs/{args.run_id}/logs"
+    token, seen = None, 0
+    while True:
+        ended = args.follow and client.get(f"/api/training-runs/{args.run_id}")["training_run"]["status"] in TERMINAL
+        page = client.get(path, stage=args.stage, attempt=args.attempt, page_size=args.page_size, page_token=token)
+        for entry in page.get("entries", [])[seen:]:
+            ui.line(fmt_json(entry) if ui.as_json else _log_line(ui, entry))
+        ui.out.flush()
+        if page.get("next_page_token"):
+            token, seen = page["next_page_token"], 0
+            continue
+        seen = len(page.get("entries", []))
+        if not args.follow or ended:
+            return 0
+        time.sleep(LOG_POLL_S)
+
+
+def fmt_json(entry: dict) -> str:
+    import json
+
+    return json.dumps(entry, default=str)
+
+
+HISTORY_COLUMNS = [("epoch", "EPOCH"), ("loss", "LOSS"), ("val_loss", "VAL_LOSS"), ("learning_rate", "LR"),
+                   ("metrics.recall_at_100", "R@100"), ("metrics.rmse", "RMSE"), ("timestamp", "WHEN", fmt.relative)]
+
+
+def training_history(args, client, ui: Output) -> int:
+    data = client.get(f"/api/training-runs/{args.run_id}/training-history", attempt=args.attempt)
+
+    def human(d):
+        ui.line(f"attempt {d['attempt']}, {len(d['epochs'])} epoch(s) from {d['source']}"
+                + (f", best epoch {d['best_epoch']}" if d.get("best_epoch") else ""))
+        ui.table(d["epochs"], HISTORY_COLUMNS)
+
+    ui.result(data, human)
+    return 0
+
+
+def artifacts(args, client, ui: Output) -> int:
+    data = client.get(f"/api/training-runs/{args.run_id}/artifacts")
+
+    def human(d):
+        ui.line(f"artifacts: {d.get('artifacts_uri') or '(none yet)'}")
+        if d.get("console_url"):
+            ui.line(f"console: {d['console_url']}")
+        width = max([len(name) for name in d.get("artifacts", {})] + [0])
+        for name, item in sorted((d.get("artifacts") or {}).items()):
+            ui.line(f"  {name.ljust(width)}  {item.get('uri')}")
+        registry = d.get("registry")
+        if registry:
+            ui.line(f"model: {registry['model_resource_name']} (version {registry.get('model_version')})"
+                    + (" pushed anyway" if registry.get("pushed_anyway") else ""))
+        endpoint = d.get("endpoint")
+        if endpoint:
+            ui.line(f"endpoint: {ui.state(endpoint.get('status'))} {endpoint.get('endpoint_resource_name') or ''}".rstrip())
+            if endpoint.get("predict_url"):
+                ui.line(f"predict URL: {endpoint['predict_url']}")
+
+    ui.result(data, human)
+    return 0
+
+
+def errors(args, client, ui: Output) -> int:
+    data = client.get(f"/api/training-runs/{args.run_id}/errors")
+
+    def human(d):
+        ui.line(f"{d['run_id']}  {ui.state(d['status'])}")
+        for attempt in d.get("attempts", []):
+            where = attempt.get("error_stage") or attempt.get("cancelled_at_stage")
+            what = attempt.get("error_message") or (f"cancelled by {attempt['cancelled_by']}" if attempt.get("cancelled_by") else "")
+            ui.line(f"attempt {attempt['attempt']}: {ui.state(attempt.get('status'))}"
+                    + (f" at {where}" if where else "") + (f": {what}" if what else ""))
+        for name, problem in (d.get("action_errors") or {}).items():
+            ui.line(f"{name}: {problem.get('status')}: {problem.get('error')}")
+        if not d.get("attempts") and not d.get("action_errors"):
+            ui.line("no errors")
+
+    ui.result(data, human)
+    return 0
