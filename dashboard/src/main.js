@@ -336,10 +336,23 @@ async function main() {
     return;
   }
   mark('config');
-  const session = await live.connect(state.config);
+  let session;
+  try {
+    session = await live.connect(state.config);
+  } catch (err) {
+    setLive(false, 'not connected');
+    $('#banner').hidden = false;
+    $('#banner').textContent = `Cannot start: ${err.message}`;
+    return;
+  }
   mark('connected');
   setTokenProvider(session.token);
   $('#identity').textContent = session.identity || '';
+  if (session.signOut) {
+    $('#signout').hidden = false;
+    $('#signout').addEventListener('click', () => session.signOut());
+  }
+  window.__trainyard.session = session;
   window.__trainyard.ready = true;
   // What the open chapter shows is asked for first; the other listeners follow its first snapshot
   // (or half a second later), so they do not compete with it on the way in.

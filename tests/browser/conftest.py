@@ -68,6 +68,11 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def catalog(stack):
+    return seed_experiments(stack)
+
+
+def seed_experiments(stack) -> dict:
+    """A dataset, configs and seven experiments, made through the API (six retrieval, one ranking)."""
     from tests.builders import dataset_body, feature_config_body, model_config_body
 
     post = stack.post

@@ -60,6 +60,14 @@ def test_cloud_config_carries_the_firebase_web_config_and_no_token(dist):
     assert "devToken" not in config and config["firestoreEmulatorHost"] is None
     assert config["firebase"] == {"apiKey": "AIza-public-key", "authDomain": "prod-proj.firebaseapp.com",
                                   "projectId": "prod-proj", "appId": ""}
+    assert config["authEmulatorHost"] is None
+
+
+def test_with_the_auth_emulator_the_page_signs_in_there(dist):
+    config = client(TRAINYARD_AUTH="firebase", TRAINYARD_ALLOWED_DOMAIN="example.com", TRAINYARD_DEV_TOKEN="",
+                    FIREBASE_AUTH_EMULATOR_HOST="127.0.0.1:9099").get("/training/config.json").get_json()
+    assert config["authMode"] == "firebase" and "devToken" not in config
+    assert config["authEmulatorHost"] == "127.0.0.1:9099" and config["allowedDomain"] == "example.com"
 
 
 def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path):
