@@ -159,3 +159,20 @@ variable "labels" {
   description = "Labels added to every resource that supports them."
   default     = { app = "trainyard" }
 }
+
+variable "google_oauth_client_id" {
+  type        = string
+  description = "OAuth 2.0 web client id of the dashboard's Google sign-in (create it in the console: APIs & Services → Credentials, redirect URI https://<project>.firebaseapp.com/__/auth/handler; no API creates one)."
+}
+
+variable "google_oauth_client_secret" {
+  type        = string
+  description = "Secret of google_oauth_client_id (kept in Terraform state: protect the state bucket)."
+  sensitive   = true
+}
+
+variable "dashboard_authorized_domains" {
+  type        = list(string)
+  description = "Hosts besides the web entrance's own URLs and <project>.firebaseapp.com / .web.app to which Google sign-in may return (a custom domain; \"localhost\" for `vite dev`)."
+  default     = []
+}
