@@ -41,6 +41,7 @@ def page_config(settings) -> dict:
         "authMode": settings.auth_mode,
         "apiBase": "",  # same origin
         "firestoreEmulatorHost": emulator or None,
+        "modelName": settings.model_name or settings.project,  # the header's "Model: …"
     }
     if settings.auth_mode == "local":
         # The local stack's developer identity: the page sends the token to the API and presents the

@@ -17,10 +17,13 @@ PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", 
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"
 # A cancel was asked for and the job is being stopped; the job's own CANCELLED state ends it.
 CANCELLING = "cancelling"
-STATUSES = (PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
+# Saved from the wizard without submitting (spec §4 "Save as Draft"); POST …/submit makes it pending.
+DRAFT = "draft"
+STATUSES = (DRAFT, PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, NOT_BLESSED})
 # cancelling ranks above running so a late "running" event never undoes a cancel request.
-_STATUS_RANK = {PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3, **{s: 4 for s in TERMINAL}}
+_STATUS_RANK = {DRAFT: -1, PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3,
+                **{s: 4 for s in TERMINAL}}
 
 STAGES = ("Compile", "Examples", "Stats", "Schema", "Transform", "Train", "Evaluate", "Push")
 # Share of the progress bar each stage stands for (Train dominates; it advances per epoch).

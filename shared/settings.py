@@ -106,6 +106,8 @@ VARIABLES: tuple[Variable, ...] = (
     # ------------------------------------------------------------------ the dashboard page
     Variable("TRAINYARD_DASHBOARD_DIR", "the built dashboard", "dashboard/dist or dashboard_dist beside shared/",
              (API,), OPTIONAL),
+    Variable("TRAINYARD_MODEL_NAME", "the recommender this deployment trains, named in the page's header "
+             "(\"Model: …\")", "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_PROJECT_ID", "Firebase project of the page's sign-in and Firestore",
              "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_API_KEY", "Firebase web API key of the page", "", (API,), OPTIONAL),
@@ -251,6 +253,7 @@ class Settings:
     dashboard_dir: str = ""
     firebase: dict = field(default_factory=dict)
     firebase_auth_emulator_host: str = ""
+    model_name: str = ""
     ticker_interval_s: float = 0.5
     local_max_running_jobs: int = 1
 
@@ -313,6 +316,7 @@ class Settings:
             vertex_emulator_host=read("TRAINYARD_VERTEX_EMULATOR_HOST", environ),
             scheduler_emulator_host=read("TRAINYARD_SCHEDULER_EMULATOR_HOST", environ),
             firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),
+            model_name=read("TRAINYARD_MODEL_NAME", environ) or project,
             firebase_auth_emulator_host=_no_emulator_in_the_cloud(
                 read("FIREBASE_AUTH_EMULATOR_HOST", environ), backend, "FIREBASE_AUTH_EMULATOR_HOST"),
             dashboard_dir=read("TRAINYARD_DASHBOARD_DIR", environ),

@@ -81,6 +81,7 @@ locals {
       TRAINYARD_AUTH           = "google"
       TRAINYARD_AUTH_AUDIENCE  = join(",", local.api_audiences)
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
+      TRAINYARD_MODEL_NAME     = coalesce(var.model_name, var.project_id)
       # The page's Firebase web configuration (firebase.tf), handed to it by /training/config.json.
       TRAINYARD_FIREBASE_PROJECT_ID  = var.project_id
       TRAINYARD_FIREBASE_API_KEY     = data.google_firebase_web_app_config.dashboard.api_key

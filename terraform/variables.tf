@@ -176,3 +176,9 @@ variable "dashboard_authorized_domains" {
   description = "Hosts besides the web entrance's own URLs and <project>.firebaseapp.com / .web.app to which Google sign-in may return (a custom domain; \"localhost\" for `vite dev`)."
   default     = []
 }
+
+variable "model_name" {
+  type        = string
+  description = "The recommender this deployment trains, named in the Training page's header (\"Model: …\"); empty: the project id."
+  default     = ""
+}

@@ -189,6 +189,10 @@ async function runAction(action, runId) {
         if (!(await confirmDialog(`Cancel training run "${run.name}"?`))) return;
         toast((await post(`/api/training-runs/${runId}/cancel`)).message || 'Cancel requested');
         return;
+      case 'submit':
+        await post(`/api/training-runs/${runId}/submit`);
+        toast(`${run.name}: submitted`);
+        return;
       case 'run-now':
         await post(`/api/training-runs/${runId}/run-now`);
         toast(`${run.name}: starting now`);
@@ -336,6 +340,7 @@ async function main() {
     return;
   }
   mark('config');
+  $('#model-name').textContent = state.config.modelName ? `Model: ${state.config.modelName}` : '';
   let session;
   try {
     session = await live.connect(state.config);
