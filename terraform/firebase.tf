@@ -88,7 +88,8 @@ resource "google_identity_platform_default_supported_idp_config" "google" {
 # A browser cannot present a Google ID token that Cloud Run IAM would take, so this function admits
 # everyone at the network level and the code refuses every /api call without a Firebase ID token it
 # verified in full (TRAINYARD_AUTH=firebase: signature, project, issuer, expiry, the organisation's
-# verified address). The page and its API share this origin: no CORS. The CLI keeps using fn_api.
+# verified address), as https://cloud.google.com/run/docs/authenticating/end-users describes. The page
+# and its API share this origin: no CORS. The CLI keeps using fn_api.
 module "fn_web" {
   source = "./modules/light_function"
 

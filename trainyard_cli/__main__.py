@@ -77,13 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--threshold", type=float, help="blessing threshold of the primary metric")
     create.add_argument("--body", help="a JSON file with more of the request (merged under the flags)")
     create.add_argument("--watch", action="store_true", help="follow the run to its end")
+    create.add_argument("--draft", action="store_true", help="save it as a draft, not submitted (`runs submit` later)")
     listing = runs.add_parser("list")
     listing.add_argument("--status")
     listing.add_argument("--model-type")
     listing.add_argument("--search")
     listing.add_argument("--page-size", type=int, default=20)
     listing.add_argument("--page-token")
-    for name in ("get", "watch", "cancel", "delete"):
+    for name in ("get", "watch", "cancel", "delete", "submit"):
         runs.add_parser(name).add_argument("run_id")
 
     experiments = groups.add_parser("experiments").add_subparsers(dest="command", required=True)
@@ -137,6 +138,8 @@ def create_body(args, client: ApiClient) -> dict:
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate")):
         if getattr(args, flag) is not None:
             params[key] = getattr(args, flag)
+    if args.draft:
+        body["draft"] = True
     if args.threshold is not None:
         metric = "test_rmse" if args.best == "ranking" else "recall_at_100"
         bound = "max_value" if metric == "test_rmse" else "min_value"
@@ -210,6 +213,8 @@ def run(argv: list[str], out=sys.stdout) -> int:
                 return exit_code(final)
             elif args.command == "cancel":
                 emit(client.post(f"/api/training-runs/{args.run_id}/cancel"))
+            elif args.command == "submit":  # a draft (or a pending run whose publish failed)
+                emit(client.post(f"/api/training-runs/{args.run_id}/submit"))
             elif args.command == "delete":
                 emit(client.delete(f"/api/training-runs/{args.run_id}"))
         elif args.group == "experiments":
