@@ -27,7 +27,7 @@ import time
 import urllib.request
 from typing import Callable, Optional
 
-from shared.errors import Unauthenticated
+from shared.errors import TransientError, Unauthenticated
 
 CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 ISSUER_PREFIX = "https://securetoken.google.com/"
@@ -53,8 +53,8 @@ class PublicKeys:
                 try:
                     certs, max_age = self._fetch(self._url)
                 except (OSError, ValueError) as exc:
-                    if not self._certs:
-                        raise Unauthenticated(f"cannot fetch Firebase's public keys ({exc}); try again") from exc
+                    if not self._certs:  # nobody can be verified now: 503, not a refusal of the caller
+                        raise TransientError(f"cannot fetch Firebase's public keys ({exc})") from exc
                     return self._certs  # keep the keys we have rather than refuse everyone
                 self._certs, self._until = certs, self._clock() + max_age
             return self._certs

@@ -357,6 +357,13 @@ async function main() {
     $('#signout').hidden = false;
     $('#signout').addEventListener('click', () => session.signOut());
   }
+  const domain = state.config.allowedDomain;
+  if (domain && session.identity && !session.identity.toLowerCase().endsWith(`@${domain.toLowerCase()}`)) {
+    // Signed in, but not as a member: the rules and the API will refuse everything. Say why.
+    $('#banner').hidden = false;
+    $('#banner').textContent = `${session.identity} is not an @${domain} account: this page shows nothing to it. `
+      + 'Sign out and sign in with your organisation account.';
+  }
   window.__trainyard.session = session;
   window.__trainyard.ready = true;
   // What the open chapter shows is asked for first; the other listeners follow its first snapshot

@@ -168,6 +168,7 @@ def test_sign_in_live_runs_wizard_and_refreshed_tokens(context, cloud_stack, clo
 def test_another_domain_gets_nothing(context, cloud_stack):
     page = open_signed_out(context, cloud_stack)
     sign_in(page, "eve@other.org")
+    expect(page.locator("#banner")).to_contain_text("eve@other.org is not an @example.com account")
     expect(page.locator("#live-indicator")).to_contain_text("permission-denied", timeout=15_000)
     assert page.locator(".training-run-card").count() == 0
     status = page.evaluate("""async () => (await fetch('/api/training-runs', {headers: {Authorization:

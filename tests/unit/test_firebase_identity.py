@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
 from shared import firebase_identity
-from shared.errors import Unauthenticated
+from shared.errors import TransientError
 from shared.http_api import Dependencies, create_app
 from shared.settings import Settings, get_settings
 from shared.artifact_store import ArtifactStore
@@ -149,7 +149,7 @@ def test_keys_that_cannot_be_fetched_refuse_with_a_reason_then_the_last_keys_are
             raise OSError("network down")
         return {"k1": CERT_PEM}, 0.0  # max-age 0: fetched again next time
     keys = firebase_identity.PublicKeys(fetch=flaky)
-    with pytest.raises(Unauthenticated, match="cannot fetch Firebase's public keys"):
+    with pytest.raises(TransientError, match="cannot fetch Firebase's public keys"):  # the API answers 503
         keys.get()
     assert keys.get() == {"k1": CERT_PEM}
     assert keys.get() == {"k1": CERT_PEM}  # the fetch failed; the keys held are kept
