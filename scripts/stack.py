@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from scripts import firestore_rules
 from shared.settings import child_environment, export, read
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,6 +129,11 @@ class StackConfig:
         return f"http://127.0.0.1:{self.port('api')}"
 
     @property
+    def rules_domain(self) -> str:
+        """The organisation the emulator's rules admit: TRAINYARD_ALLOWED_DOMAIN, else the developer's domain."""
+        return self.extra_env.get("TRAINYARD_ALLOWED_DOMAIN") or self.dev_identity.rpartition("@")[2]
+
+    @property
     def state_file(self) -> Path:
         return self.local_dir / "stack" / "processes.json"
 
@@ -175,8 +181,12 @@ class Stack:
         if self.running():
             raise RuntimeError(f"a stack is already running (see {self.config.state_file}); `make down` first")
         try:
+            # The security rules Terraform deploys, so the page's listeners are checked here as in the cloud
+            # (the server client libraries present the emulator's admin credential: rules do not apply to them).
+            rules = firestore_rules.write(self.config.rules_domain, self.config.local_dir / "stack" / "firestore.rules")
             self._spawn("firestore", ["gcloud", "emulators", "firestore", "start",
-                                      f"--host-port=127.0.0.1:{self.config.firestore_port}"], child_environment())
+                                      f"--host-port=127.0.0.1:{self.config.firestore_port}", f"--rules={rules}"],
+                        child_environment())
             self._spawn("pubsub", ["gcloud", "beta", "emulators", "pubsub", "start",
                                    f"--host-port=127.0.0.1:{self.config.pubsub_port}",
                                    f"--project={self.config.project}"], child_environment())

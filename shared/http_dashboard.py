@@ -8,7 +8,7 @@
 These paths need no bearer token (a browser cannot send one for a page load); every /api call the
 page makes sends one. Locally (TRAINYARD_AUTH=local) the config hands the page the stack's developer
 token and the Firestore emulator's address; in the cloud it hands the Firebase web config, and the
-page signs in with Google (Firebase Auth) and sends the Google ID token.
+page signs in with Google (Firebase Auth) and sends the Firebase ID token (shared/firebase_identity.py).
 
 Registered by `register_dashboard_routes(app, deps)` in shared/http_api.create_app.
 """
@@ -41,6 +41,7 @@ def page_config(settings) -> dict:
         "authMode": settings.auth_mode,
         "apiBase": "",  # same origin
         "firestoreEmulatorHost": emulator or None,
+        "modelName": settings.model_name or settings.project,  # the header's "Model: …"
     }
     if settings.auth_mode == "local":
         # The local stack's developer identity: the page sends the token to the API and presents the
@@ -55,7 +56,9 @@ def page_config(settings) -> dict:
             "projectId": config["projectId"],
             "appId": firebase.get("appId", ""),
         }
-        config["googleClientId"] = firebase.get("googleClientId", "")
+        # The page signs in there instead of Google when the stack runs the Firebase Auth emulator.
+        config["authEmulatorHost"] = settings.firebase_auth_emulator_host or None
+        config["allowedDomain"] = settings.allowed_domain
     return config
 
 

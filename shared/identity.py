@@ -23,6 +23,7 @@ import json
 import time
 from typing import Callable, Mapping, Optional
 
+from shared import firebase_identity
 from shared.errors import Unauthenticated
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
@@ -68,6 +69,11 @@ def check_google_claims(claims: dict, allowed_audiences: frozenset[str], allowed
     if not token_audiences & allowed_audiences:
         raise Unauthenticated(f"the token is for another audience ({aud!r}); mint one for this API "
                               f"(gcloud auth print-identity-token --audiences=<API URL> for a service account)")
+    return check_person(claims, allowed_domain, now)
+
+
+def check_person(claims: dict, allowed_domain: str, now: Optional[float] = None) -> str:
+    """Any token's lifetime and person: not expired, a verified email of the organisation's domain."""
     now = time.time() if now is None else now
     try:
         expires = float(claims["exp"])
@@ -93,6 +99,14 @@ def authenticate(headers: Mapping[str, str], settings, claims_of: Callable[[str]
         if not settings.dev_token or not hmac.compare_digest(token, settings.dev_token):
             raise Unauthenticated("the bearer token is not this stack's developer token")
         return settings.dev_identity
-    if settings.auth_mode != "google":
+    if settings.auth_mode not in ("google", "firebase"):
         raise Unauthenticated(f"unknown TRAINYARD_AUTH mode {settings.auth_mode!r}")
-    return check_google_claims(claims_of(token), audiences(settings.auth_audience), settings.allowed_domain)
+    claims = claims_of(token)
+    if firebase_identity.is_firebase_issuer(claims):
+        # The Training page's Firebase ID token: verified here, signature included (it never passed IAM).
+        return check_person(firebase_identity.firebase_claims(token, settings, claims_of), settings.allowed_domain)
+    if settings.auth_mode == "firebase":
+        # The public web entrance: no IAM checked anything, so only a token verified here is accepted.
+        raise Unauthenticated("this entrance accepts Firebase ID tokens only (sign in on the Training page); "
+                              "the CLI calls the API's IAM-protected URL")
+    return check_google_claims(claims, audiences(settings.auth_audience), settings.allowed_domain)

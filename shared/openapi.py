@@ -65,10 +65,10 @@ def document() -> dict:
         "/api/training-runs/{run_id}": {
             "get": {"summary": "Get a training run", "parameters": run_id,
                     "responses": {"200": _response("the run", ref("TrainingRun")), **_errors(401, 404)}},
-            "delete": {"summary": "Delete a finished run and its artifacts", "parameters": run_id,
+            "delete": {"summary": "Delete a draft or a finished run and its artifacts", "parameters": run_id,
                        "responses": {"200": _response("deleted"), **_errors(401, 404, 409)}}},
         "/api/training-runs/{run_id}/submit": {
-            "post": {"summary": "Queue a pending run for submission again", "parameters": run_id,
+            "post": {"summary": "Submit a draft (draft → pending), or queue a pending run again", "parameters": run_id,
                      "responses": {"202": _response("queued"), **_errors(401, 404, 409)}}},
         "/api/experiments/top-for-training": {
             "get": {"summary": "Best experiments by primary metric", "parameters": [

@@ -19,10 +19,13 @@ PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", 
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"
 # A cancel was asked for and the job is being stopped; the job's own CANCELLED state ends it.
 CANCELLING = "cancelling"
-STATUSES = (PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
+# Saved from the wizard without submitting (spec §4 "Save as Draft"); POST …/submit makes it pending.
+DRAFT = "draft"
+STATUSES = (DRAFT, PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, NOT_BLESSED})
 # cancelling ranks above running so a late "running" event never undoes a cancel request.
-_STATUS_RANK = {PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3, **{s: 4 for s in TERMINAL}}
+_STATUS_RANK = {DRAFT: -1, PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3,
+                **{s: 4 for s in TERMINAL}}
 
 # Share of the progress bar each stage stands for (Train dominates; it advances per epoch).
 STAGE_WEIGHTS = {"Compile": 3, "Examples": 10, "Stats": 5, "Schema": 2, "Transform": 10, "Train": 60, "Evaluate": 7, "Push": 3}

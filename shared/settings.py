@@ -92,7 +92,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_COMPILER", "module:function compiling a run to a Vertex PipelineJob (tests swap it)",
              "pipeline_compiler:compile_run", (SUBMITTER,), OPTIONAL),
     # ------------------------------------------------------------------ identity
-    Variable("TRAINYARD_AUTH", "google (a Google identity on every request) or local (the developer token)",
+    Variable("TRAINYARD_AUTH", "google (behind Cloud Run IAM: the CLI's Google ID tokens, and the page's Firebase ID "
+             "tokens, verified in full), firebase (a public entrance: Firebase ID tokens only, verified in full) or "
+             "local (the developer token)",
              "google", (API,), TERRAFORM),
     Variable("TRAINYARD_AUTH_AUDIENCE", "the audiences (comma-separated) a caller's ID token may carry: the API's "
              "URLs and the Google Cloud CLI's client id; none configured refuses every token", "", (API,), TERRAFORM),
@@ -104,13 +106,16 @@ VARIABLES: tuple[Variable, ...] = (
     # ------------------------------------------------------------------ the dashboard page
     Variable("TRAINYARD_DASHBOARD_DIR", "the built dashboard", "dashboard/dist or dashboard_dist beside shared/",
              (API,), OPTIONAL),
+    Variable("TRAINYARD_MODEL_NAME", "the recommender this deployment trains, named in the page's header "
+             "(\"Model: …\")", "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_PROJECT_ID", "Firebase project of the page's sign-in and Firestore",
              "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_API_KEY", "Firebase web API key of the page", "", (API,), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_AUTH_DOMAIN", "Firebase Auth domain of the page", "{project}.firebaseapp.com",
              (API,), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_APP_ID", "Firebase web app id of the page", "", (API,), OPTIONAL),
-    Variable("TRAINYARD_GOOGLE_CLIENT_ID", "OAuth client id of the page's Google sign-in", "", (API,), OPTIONAL),
+    Variable("FIREBASE_AUTH_EMULATOR_HOST", "the Firebase Auth emulator (host:port): the page signs in there and the "
+             "API accepts its unsigned tokens; refused with the vertex backend", "", (API,), LOCAL),
     # ------------------------------------------------------------------ consumers
     Variable("TRAINYARD_PROGRESS_MIN_INTERVAL_S", "at most one run-document write per run this often, per epoch "
              "stream (every epoch is kept in history/)", "1.0", (PIPELINE_EVENTS,), OPTIONAL),
@@ -258,6 +263,8 @@ class Settings:
     dashboard_url: str = "http://127.0.0.1:8080/training"
     notify_secrets: str = ""
     firebase: dict = field(default_factory=dict)
+    firebase_auth_emulator_host: str = ""
+    model_name: str = ""
     ticker_interval_s: float = 0.5
     local_max_running_jobs: int = 1
 
@@ -320,6 +327,9 @@ class Settings:
             vertex_emulator_host=read("TRAINYARD_VERTEX_EMULATOR_HOST", environ),
             scheduler_emulator_host=read("TRAINYARD_SCHEDULER_EMULATOR_HOST", environ),
             firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),
+            model_name=read("TRAINYARD_MODEL_NAME", environ) or project,
+            firebase_auth_emulator_host=_no_emulator_in_the_cloud(
+                read("FIREBASE_AUTH_EMULATOR_HOST", environ), backend, "FIREBASE_AUTH_EMULATOR_HOST"),
             dashboard_dir=read("TRAINYARD_DASHBOARD_DIR", environ),
             price_table=read("TRAINYARD_PRICE_TABLE", environ),
             dashboard_url=get("TRAINYARD_DASHBOARD_URL"),
@@ -329,13 +339,20 @@ class Settings:
                 "apiKey": read("TRAINYARD_FIREBASE_API_KEY", environ),
                 "authDomain": read("TRAINYARD_FIREBASE_AUTH_DOMAIN", environ) or f"{project}.firebaseapp.com",
                 "appId": read("TRAINYARD_FIREBASE_APP_ID", environ),
-                "googleClientId": read("TRAINYARD_GOOGLE_CLIENT_ID", environ),
             },
             ticker_interval_s=_number(get("TRAINYARD_TICKER_INTERVAL_S"), "TRAINYARD_TICKER_INTERVAL_S"),
             local_max_running_jobs=_at_least_one(_number(get("TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
+
+
+def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:
+    # An emulator's identities are unsigned: honouring them in the cloud would let anyone in.
+    if value and backend == "vertex":
+        raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: emulator tokens are never accepted "
+                         f"in the cloud")
+    return value
 
 
 @lru_cache(maxsize=1)

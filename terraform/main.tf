@@ -4,7 +4,7 @@
 # accounts and every grant), pubsub.tf (topics, dead letters, the consumers' push subscriptions),
 # functions.tf (light functions and Cloud Run consumers), network.tf (the Dataflow workers' network),
 # storage.tf (buckets, Artifact Registry), firestore.tf (database, indexes, rules), logging.tf
-# (Vertex pipeline events -> pipeline-events).
+# (Vertex pipeline events -> pipeline-events), firebase.tf (the dashboard's sign-in and its public entrance).
 
 locals {
   repo_root = coalesce(var.repo_root, abspath("${path.module}/.."))
@@ -34,9 +34,11 @@ locals {
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
     "dataflow.googleapis.com",
+    "firebase.googleapis.com",
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "identitytoolkit.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
@@ -80,6 +82,12 @@ locals {
       TRAINYARD_AUTH           = "google"
       TRAINYARD_AUTH_AUDIENCE  = join(",", local.api_audiences)
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
+      TRAINYARD_MODEL_NAME     = coalesce(var.model_name, var.project_id)
+      # The page's Firebase web configuration (firebase.tf), handed to it by /training/config.json.
+      TRAINYARD_FIREBASE_PROJECT_ID  = var.project_id
+      TRAINYARD_FIREBASE_API_KEY     = data.google_firebase_web_app_config.dashboard.api_key
+      TRAINYARD_FIREBASE_APP_ID      = google_firebase_web_app.dashboard.app_id
+      TRAINYARD_FIREBASE_AUTH_DOMAIN = data.google_firebase_web_app_config.dashboard.auth_domain
     })
     submitter = merge(local.cloud_env, {
       TRAINYARD_ARTIFACTS_ROOT           = "gs://${google_storage_bucket.artifacts.name}/training"

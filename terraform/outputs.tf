@@ -3,6 +3,11 @@ output "api_url" {
   value       = module.fn_api.uri
 }
 
+output "dashboard_url" {
+  description = "The Training dashboard: open it in a browser and sign in with a Google account of org_domain."
+  value       = "${module.fn_web.uri}/training"
+}
+
 output "topics" {
   description = "Pub/Sub topic names by shared/topics.py name."
   value       = { for name, t in module.topic : name => t.topic_name }

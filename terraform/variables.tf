@@ -170,3 +170,26 @@ variable "notification_secrets" {
     error_message = "A secret name is 1-255 letters, digits, '_' or '-'."
   }
 }
+
+variable "google_oauth_client_id" {
+  type        = string
+  description = "OAuth 2.0 web client id of the dashboard's Google sign-in (create it in the console: APIs & Services → Credentials, redirect URI https://<project>.firebaseapp.com/__/auth/handler; no API creates one)."
+}
+
+variable "google_oauth_client_secret" {
+  type        = string
+  description = "Secret of google_oauth_client_id (kept in Terraform state: protect the state bucket)."
+  sensitive   = true
+}
+
+variable "dashboard_authorized_domains" {
+  type        = list(string)
+  description = "Hosts besides the web entrance's own URLs and <project>.firebaseapp.com / .web.app to which Google sign-in may return (a custom domain; \"localhost\" for `vite dev`)."
+  default     = []
+}
+
+variable "model_name" {
+  type        = string
+  description = "The recommender this deployment trains, named in the Training page's header (\"Model: …\"); empty: the project id."
+  default     = ""
+}

@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--notify-secret", metavar="NAME", help="the signing secret's name for the webhooks")
     create.add_argument("--notify-topic", metavar="TOPIC", help="publish to this Pub/Sub topic when the run ends")
     create.add_argument("--watch", action="store_true", help="follow the run to its end")
+    create.add_argument("--draft", action="store_true", help="save it as a draft, not submitted (`runs submit` later)")
     listing = common(runs.add_parser("list", help="runs, newest first"))
     listing.add_argument("--status")
     listing.add_argument("--model-type")
@@ -171,6 +172,8 @@ def create_body(args, client: ApiClient) -> dict:
             notifications["pubsub_topic"] = args.notify_topic
     elif args.notify_secret:
         raise UsageError("--notify-secret signs --notify-webhook: give a webhook too")
+    if args.draft:
+        body["draft"] = True
     if args.threshold is not None:
         metric = "test_rmse" if args.best == "ranking" else "recall_at_100"
         bound = "max_value" if metric == "test_rmse" else "min_value"

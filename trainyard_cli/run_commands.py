@@ -37,7 +37,7 @@ def register(runs, common) -> None:
     deploy.set_defaults(handler=deploy_run)
 
     for name, helptext in (("push-anyway", "register a not-blessed run's model anyway"),
-                           ("submit", "submit a pending run now"),
+                           ("submit", "submit a draft, or queue a pending run again"),
                            ("run-now", "start a scheduled run now (its one-time schedule is consumed)")):
         action = common(runs.add_parser(name, help=helptext))
         action.add_argument("run_id")

@@ -1,4 +1,5 @@
-// The API client: same origin, bearer token on every call, 400 field errors kept as a list.
+// The API client: same origin, bearer token on every call (a 401 refreshes it and retries once),
+// 400 field errors kept as a list.
 let tokenProvider = async () => null;
 
 export function setTokenProvider(fn) {
@@ -15,7 +16,16 @@ export class ApiError extends Error {
 }
 
 export async function api(method, path, body) {
-  const token = await tokenProvider();
+  try {
+    return await call(method, path, body, await tokenProvider(false));
+  } catch (err) {
+    // A refused token (expired, or revoked and re-issued): refresh it and try once more.
+    if (!(err instanceof ApiError) || err.status !== 401) throw err;
+    return call(method, path, body, await tokenProvider(true));
+  }
+}
+
+async function call(method, path, body, token) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';

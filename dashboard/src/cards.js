@@ -58,6 +58,9 @@ export function renderCard(run, now = new Date()) {
     `GPU: ${esc(gpuText(run.gpu_config))}`, `<span class="muted">${esc(run.model_type || '')}</span>`]);
   let body = '';
   switch (status) {
+    case 'draft':
+      body = line(['Saved as a draft: not submitted', `Created ${ago(run.created_at, now)}${run.created_by ? ` by ${esc(run.created_by)}` : ''}`]);
+      break;
     case 'pending':
       body = line(['Waiting for resources…', `Created ${ago(run.created_at, now)}`]);
       break;

@@ -5,12 +5,12 @@ export const ACTIVE = ['pending', 'scheduled', 'submitting', 'running', 'cancell
 export const TERMINAL = ['completed', 'failed', 'cancelled', 'not_blessed'];
 
 export const STATUS_LABEL = {
-  pending: 'Pending', scheduled: 'Scheduled', submitting: 'Submitting', running: 'Running',
+  draft: 'Draft', pending: 'Pending', scheduled: 'Scheduled', submitting: 'Submitting', running: 'Running',
   cancelling: 'Cancelling', completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled',
   not_blessed: 'Not Blessed',
 };
 export const STATUS_ICON = {
-  pending: '⏳', scheduled: '⏰', submitting: '📤', running: '🔄', cancelling: '⏹️', completed: '✅',
+  draft: '📝', pending: '⏳', scheduled: '⏰', submitting: '📤', running: '🔄', cancelling: '⏹️', completed: '✅',
   failed: '❌', cancelled: '⊘', not_blessed: '⚠️',
 };
 
@@ -19,6 +19,7 @@ export const STATUS_CHIPS = [
   ['all', 'All', null],
   ['active', 'Running', ['pending', 'submitting', 'running', 'cancelling']],
   ['scheduled', 'Scheduled', ['scheduled']],
+  ['draft', 'Drafts', ['draft']],
   ['completed', 'Completed', ['completed']],
   ['failed', 'Failed', ['failed']],
   ['cancelled', 'Cancelled', ['cancelled']],
@@ -123,17 +124,18 @@ export function actionsFor(run) {
   const status = run.status;
   const left = ['view'];
   const right = [];
+  if (status === 'draft') left.push('submit');
   if (status === 'scheduled') left.push('run-now');
   if (['pending', 'scheduled', 'submitting', 'running'].includes(status)) right.push('cancel');
   if (['failed', 'cancelled'].includes(status)) left.push('retry');
   if (status === 'completed' && run.vertex_model_resource_name && !isDeployed(run) && !isDeploying(run)) left.push('deploy');
   if (status === 'not_blessed' && !run.vertex_model_resource_name && !run.pushed_anyway) left.push('push-anyway');
-  if (TERMINAL.includes(status)) right.push('delete');
+  if (TERMINAL.includes(status) || status === 'draft') right.push('delete');
   return { left, right };
 }
 
 export const ACTION_LABEL = {
-  view: 'View', 'run-now': 'Run now', cancel: 'Cancel', retry: 'Retry', deploy: 'Deploy to Endpoint',
+  view: 'View', submit: 'Submit', 'run-now': 'Run now', cancel: 'Cancel', retry: 'Retry', deploy: 'Deploy to Endpoint',
   'push-anyway': 'Push anyway', delete: 'Delete',
 };
 

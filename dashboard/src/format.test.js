@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
+import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
   actionsFor, costText, kpis, notificationsText, matchesSearch, registryModels, runQueryPlan, sortByPrimary, stepForField, toDate,
 } from './format.js';
@@ -11,7 +12,7 @@ const base = { id: 'tr-1', name: 'product-recommender-v3', model_type: 'retrieva
 
 describe('card actions per state', () => {
   const cases = {
-    pending: [['view'], ['cancel']], scheduled: [['view', 'run-now'], ['cancel']], submitting: [['view'], ['cancel']],
+    draft: [['view', 'submit'], ['delete']], pending: [['view'], ['cancel']], scheduled: [['view', 'run-now'], ['cancel']], submitting: [['view'], ['cancel']],
     running: [['view'], ['cancel']], cancelling: [['view'], []], failed: [['view', 'retry'], ['delete']],
     cancelled: [['view', 'retry'], ['delete']], not_blessed: [['view', 'push-anyway'], ['delete']],
     completed: [['view'], ['delete']],
@@ -126,5 +127,31 @@ describe('helpers', () => {
       { model_type: 'retrieval', metrics: { recall_at_100: 0.5 } }];
     expect(kpis(exps, 'ranking').best.test_rmse).toBe(0.7);
     expect(sortByPrimary(exps, 'ranking').map((e) => e.metrics.test_rmse)).toEqual([0.7, 0.9]);
+  });
+});
+
+describe('the inherited configuration in words (wizard)', () => {
+  it('dataset size from its stats', () => {
+    expect(datasetSize({ stats: { rows: 2450000, users: 98000, items: 36000 } })).toBe('2.45M rows, 98K users, 36K products');
+    expect(datasetSize({ stats: { rows: 950 } })).toBe('950 rows');
+    expect(datasetSize({})).toBe('size not recorded');
+  });
+  it('feature dimensions per tower side', () => {
+    const fc = { features: [
+      { name: 'customer_id', side: 'query', transform: { type: 'vocabulary', embedding_dim: 64 } },
+      { name: 'ts_cyc', side: 'query', transform: { type: 'cyclical', components: ['hour_of_day', 'day_of_week'] } },
+      { name: 'amount', side: 'query', transform: { type: 'normalize' } },
+      { name: 'product_id', side: 'candidate', transform: { type: 'vocabulary', embedding_dim: 64 } },
+      { name: 'cat_x_city', side: 'candidate', transform: { type: 'cross', columns: ['a', 'b'], hash_buckets: 100 } },
+    ] };
+    expect(featureDims(fc).query.total).toBe(64 + 4 + 1);
+    expect(featureDims(fc).candidate.total).toBe(64 + 16);
+    expect(featureDimsText(fc)).toBe('query 69d (customer_id: 64d, ts_cyc: 4d, amount: 1d) · candidate 80d (product_id: 64d, cat_x_city: 16d)');
+  });
+  it('tower shapes, with the ranking head where there is one', () => {
+    expect(towerShapes({ model_type: 'retrieval', query_tower: [128, 64, 32], candidate_tower: [128, 64, 32], optimizer: 'adagrad', ranking_head: [256, 64] }))
+      .toBe('query 128→64→32 · candidate 128→64→32 towers, adagrad optimizer');
+    expect(towerShapes({ model_type: 'hybrid', query_tower: [64, 32], candidate_tower: [64, 32], ranking_head: [256, 64], optimizer: 'adam' }))
+      .toBe('query 64→32 · candidate 64→32 · ranking head 256→64 towers, adam optimizer');
   });
 });

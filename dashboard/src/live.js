@@ -7,16 +7,23 @@ import {
 let db = null;
 
 export async function connect(config) {
-  const app = initializeApp(config.firebase || { projectId: config.projectId, apiKey: 'local-emulator' });
+  let firebase = config.firebase || { projectId: config.projectId, apiKey: 'local-emulator' };
+  if (!firebase.apiKey && config.authEmulatorHost) firebase = { ...firebase, apiKey: 'auth-emulator' };
+  if (!firebase.apiKey) {
+    throw new Error('this deployment has no Firebase web configuration (TRAINYARD_FIREBASE_API_KEY is empty): '
+      + 'the page cannot sign anyone in — see docs/dashboard.md, "In the cloud"');
+  }
+  const app = initializeApp(firebase);
   // Locally the emulator speaks plain HTTP: long polling starts at once, where the default
   // auto-detection first tries a streaming connection and costs seconds before the first snapshot.
   db = initializeFirestore(app, config.firestoreEmulatorHost ? { experimentalAutoDetectLongPolling: false } : {});
   if (config.firestoreEmulatorHost) {
     const [host, port] = config.firestoreEmulatorHost.split(':');
-    // The emulator evaluates the security rules against this (unsigned) identity, like a signed-in user.
-    connectFirestoreEmulator(db, host, Number(port), {
+    // Local mode: the emulator evaluates the security rules against this (unsigned) developer
+    // identity, like a signed-in user. With the Auth emulator the signed-in user's own token is used.
+    connectFirestoreEmulator(db, host, Number(port), config.authMode === 'local' ? {
       mockUserToken: { sub: config.devIdentity || 'developer', email: config.devIdentity || 'developer@localhost', email_verified: true },
-    });
+    } : {});
   }
   if (config.authMode !== 'local') {
     const { signIn } = await import('./auth.js');

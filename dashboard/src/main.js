@@ -189,6 +189,10 @@ async function runAction(action, runId) {
         if (!(await confirmDialog(`Cancel training run "${run.name}"?`))) return;
         toast((await post(`/api/training-runs/${runId}/cancel`)).message || 'Cancel requested');
         return;
+      case 'submit':
+        await post(`/api/training-runs/${runId}/submit`);
+        toast(`${run.name}: submitted`);
+        return;
       case 'run-now':
         await post(`/api/training-runs/${runId}/run-now`);
         toast(`${run.name}: starting now`);
@@ -337,10 +341,31 @@ async function main() {
     return;
   }
   mark('config');
-  const session = await live.connect(state.config);
+  $('#model-name').textContent = state.config.modelName ? `Model: ${state.config.modelName}` : '';
+  let session;
+  try {
+    session = await live.connect(state.config);
+  } catch (err) {
+    setLive(false, 'not connected');
+    $('#banner').hidden = false;
+    $('#banner').textContent = `Cannot start: ${err.message}`;
+    return;
+  }
   mark('connected');
   setTokenProvider(session.token);
   $('#identity').textContent = session.identity || '';
+  if (session.signOut) {
+    $('#signout').hidden = false;
+    $('#signout').addEventListener('click', () => session.signOut());
+  }
+  const domain = state.config.allowedDomain;
+  if (domain && session.identity && !session.identity.toLowerCase().endsWith(`@${domain.toLowerCase()}`)) {
+    // Signed in, but not as a member: the rules and the API will refuse everything. Say why.
+    $('#banner').hidden = false;
+    $('#banner').textContent = `${session.identity} is not an @${domain} account: this page shows nothing to it. `
+      + 'Sign out and sign in with your organisation account.';
+  }
+  window.__trainyard.session = session;
   window.__trainyard.ready = true;
   // What the open chapter shows is asked for first; the other listeners follow its first snapshot
   // (or half a second later), so they do not compete with it on the way in.

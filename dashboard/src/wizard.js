@@ -6,6 +6,7 @@ import {
   stepForField,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
+import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 
 const GPUS = [
   ['NVIDIA_TESLA_T4', 'T4 (16GB each)', 'Good availability, solid performance'],
@@ -106,6 +107,34 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       model_config: { id: exp.model_config_id, name: exp.model_config_name || exp.model_config_id },
     };
     w.params = { ...w.params, batch_size: exp.params?.batch_size ?? w.params.batch_size, learning_rate: exp.params?.learning_rate ?? w.params.learning_rate };
+    loadDetails();
+  }
+
+  // The chosen dataset, feature config and model config in full: their size, dimensions and shapes.
+  const CATALOG_PATH = { dataset: 'datasets', feature_config: 'feature-configs', model_config: 'model-configs' };
+  function loadDetails() {
+    w.details ||= {};
+    for (const kind of Object.keys(CATALOG_PATH)) {
+      const id = w.configs?.[kind]?.id;
+      if (!id || w.details[kind]?.id === id) continue;
+      get(`/api/${CATALOG_PATH[kind]}/${encodeURIComponent(id)}`).then((r) => {
+        if (w.configs?.[kind]?.id !== id) return;
+        w.details[kind] = r.item;
+        showDetails(); // in place: a re-render would take the caret from a field being typed in
+      }).catch(() => {});
+    }
+  }
+
+  function detail(kind) {
+    const item = w.details?.[kind];
+    if (!item || item.id !== w.configs?.[kind]?.id) return '';
+    return { dataset: datasetSize, feature_config: featureDimsText, model_config: towerShapes }[kind](item);
+  }
+  const inParens = (kind) => (detail(kind) ? ` (${detail(kind)})` : '');
+
+  function showDetails() {
+    for (const slot of $$('[data-detail]', el)) slot.textContent = detail(slot.dataset.detail);
+    for (const slot of $$('[data-detail-paren]', el)) slot.textContent = inParens(slot.dataset.detailParen);
   }
 
   // ---------------------------------------------------------------- rendering
@@ -137,8 +166,9 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <div class="exp-list" data-role="exp-list">${list.length ? list.map(expRow).join('') : `<div class="exp-row muted">${w.loadError ? esc(w.loadError) : 'No experiments of this type yet.'}</div>`}</div>
         ${errorSlot('base_experiment_id')}</div>
       ${exp ? `<div class="summary-box" data-role="exp-summary"><b>${esc(exp.number ? `Exp #${exp.number}` : '')} ${esc(exp.name)}</b><ul>
-        <li>Dataset: ${esc(exp.dataset_name || exp.dataset_id)}</li><li>Features: ${esc(exp.feature_config_name || exp.feature_config_id)}</li>
-        <li>Model: ${esc(exp.model_config_name || exp.model_config_id)}</li>
+        <li>Dataset: ${esc(exp.dataset_name || exp.dataset_id)}<span data-detail-paren="dataset">${esc(inParens('dataset'))}</span></li>
+        <li>Features: ${esc(exp.feature_config_name || exp.feature_config_id)}<span data-detail-paren="feature_config">${esc(inParens('feature_config'))}</span></li>
+        <li>Model: ${esc(exp.model_config_name || exp.model_config_id)}<span data-detail-paren="model_config">${esc(inParens('model_config'))}</span></li>
         <li>Results: ${Object.entries(exp.metrics || {}).map(([k, v]) => `${esc(METRIC_LABEL[k] || k)}: ${metricValue(v)}`).join(', ') || '—'}</li></ul></div>` : ''}`;
   }
 
@@ -149,7 +179,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   function step2() {
     const p = w.params;
     const exp = w.experiment?.params || {};
-    const inherited = (kind, label, icon) => `<div class="inherited" data-config="${kind}"><div><div class="muted small">${label}</div>${icon} <b>${esc(w.configs?.[kind]?.name || '—')}</b></div>
+    const inherited = (kind, label, icon) => `<div class="inherited" data-config="${kind}"><div><div class="muted small">${label}</div>${icon} <b>${esc(w.configs?.[kind]?.name || '—')}</b>
+      <div class="muted small" data-detail="${kind}">${esc(detail(kind))}</div></div>
       <button data-change="${kind}">Change</button></div>${errorSlot(`${kind}_id`)}`;
     const lr = p.lr_schedule;
     const lrOption = (type, label, extra = '') => `<label style="display:block;margin:4px 0"><input type="radio" name="lr_type" value="${type}" data-lr-type ${lr.type === type ? 'checked' : ''} /> ${label}</label>${lr.type === type ? extra : ''}`;
@@ -201,8 +232,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <label style="display:block"><input type="radio" name="deploy" value="deploy_existing" data-deploy ${d.action === 'deploy_existing' ? 'checked' : ''} /> Deploy to an existing endpoint: <input type="text" data-bind="deployment.existing_endpoint_id" value="${esc(d.existing_endpoint_id)}" placeholder="endpoint id" />
           traffic <input type="number" data-bind="deployment.traffic_split" value="${esc(d.traffic_split)}" style="width:70px" />%</label>
         ${errorSlot('deployment_config')}${errorSlot('deployment_config.existing_endpoint_id')}${errorSlot('deployment_config.traffic_split')}${errorSlot('deployment_config.endpoint_name')}</div>
-      <h3>Schedule</h3><div class="option-cards">${sched('now', 'Run immediately')}${sched('once', 'Once, later')}${sched('daily', 'Daily')}${sched('weekly', 'Weekly')}</div>
-      ${s.type !== 'now' ? `<div class="grid2" style="margin-top:8px">
+      <h3>Schedule</h3><div class="option-cards">${sched('now', 'Run immediately')}${sched('once', 'Once, later')}${sched('daily', 'Daily')}${sched('weekly', 'Weekly')}${sched('draft', 'Save as draft')}</div>
+      ${!['now', 'draft'].includes(s.type) ? `<div class="grid2" style="margin-top:8px">
         ${s.type === 'once' ? `<div class="field"><label class="lbl">Date</label><input type="date" data-bind="schedule.date" value="${esc(s.date)}" />${errorSlot('scheduled_at')}${errorSlot('run_at')}</div>` : ''}
         ${s.type === 'weekly' ? `<div class="field"><label class="lbl">Day</label><select data-bind="schedule.day_of_week">${DAYS.map((day, i) => `<option value="${i}" ${Number(s.day_of_week) === i ? 'selected' : ''}>${day}</option>`).join('')}</select>${errorSlot('day_of_week')}</div>` : ''}
         <div class="field"><label class="lbl">Time</label><input type="time" data-bind="schedule.time" value="${esc(s.time)}" />${errorSlot('time_of_day')}</div>
@@ -217,7 +248,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <li>GPU: ${esc(w.gpu.gpu_count)}x ${esc(GPU_LABEL[w.gpu.gpu_type])}${w.gpu.preemptible ? ' (Spot)' : ''}</li>
         <li>Evaluator: ${ev.enabled ? `${esc(METRIC_LABEL[ev.metric])} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
         <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
-        <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
+        <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'draft' ? 'saved as a draft, submitted later from its card' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
   }
 
   function gpuKey() {
@@ -245,7 +276,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     el.dataset.step = String(w.step);
     body().innerHTML = `<div class="general-error" data-role="general-error"></div>${w.step === 1 ? step1() : w.step === 2 ? step2() : step3()}`;
     $('[data-role=foot]', el).innerHTML = `${w.step > 1 ? '<button data-wiz="back">← Back</button>' : ''}<button data-close>Cancel</button>
-      ${w.step < 3 ? '<button class="btn-primary" data-wiz="next">Next →</button>' : `<button class="btn-primary" data-wiz="submit" ${w.submitting ? 'disabled' : ''}>▶ ${w.schedule.type === 'now' ? 'Run Training' : 'Schedule Training'}</button>`}`;
+      ${w.step < 3 ? '<button class="btn-primary" data-wiz="next">Next →</button>' : `<button class="btn-primary" data-wiz="submit" ${w.submitting ? 'disabled' : ''}>${{ now: '▶ Run Training', draft: '📝 Save Draft' }[w.schedule.type] || '▶ Schedule Training'}</button>`}`;
     showErrors();
     if (w.step === 3) checkGpu();
     const search = $('#wiz-exp-search', el);
@@ -401,6 +432,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       if (!pick) return;
       const item = items.find((x) => x.id === pick.dataset.pick);
       w.configs = { ...(w.configs || {}), [kind]: { id: item.id, name: item.name } };
+      w.details = { ...(w.details || {}), [kind]: item }; // the list holds the items in full
       picker.close();
       render();
     });
@@ -445,6 +477,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       let result;
       if (s.type === 'now') {
         result = await post('/api/training-runs', body);
+      } else if (s.type === 'draft') {
+        result = await post('/api/training-runs', { ...body, draft: true });
       } else if (s.type === 'once') {
         result = await post('/api/training-runs', { ...body, scheduled_at: zonedToUtc(s.date, s.time, s.timezone) });
       } else {
@@ -466,5 +500,6 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
 
   render();
   loadExperiments();
+  loadDetails();
   return { el, close, state: w };
 }

@@ -1,6 +1,7 @@
 """A new run, now or later: the one way `POST /api/training-runs` becomes a stored run.
 
 1. build: validate, inherit from the base experiment, default (shared/services/runs.build_run);
+   a draft (`"draft": true`) is stored as it is and goes no further until it is submitted;
 2. pre-flight: the run's GPUs against the project's quota — short is a warning on the run, never a
    refusal (the quota may be raised before the run reaches Train; an unreadable quota says nothing);
 3. store: now → `pending` and queued for submission; with a future `scheduled_at` → a one-time schedule
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from shared import runs, structured_log as log
+from shared.errors import FieldError
 from shared.messaging import Publisher
 from shared.repository import Repository
 from shared.services import queueing, runs as run_service, schedules as schedule_service
@@ -26,6 +28,12 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}
+    if request.draft:  # kept, not queued: POST /api/training-runs/{id}/submit sends it on
+        if doc["scheduled_at"] is not None:
+            raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
+        stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=request.name,
+                                    run_id=run_id or run_service.new_run_id())
+        return stored
     if doc["scheduled_at"] is not None:
         return schedule_service.schedule_run(repo, request, doc, identity, at, jobs)
     stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or run_service.new_run_id())

@@ -44,6 +44,8 @@ class CreateRunRequest(BaseModel):
     scheduled_at: Optional[datetime] = None
     notifications: Optional[NotificationConfig] = Field(None, description="webhooks / a Pub/Sub topic told when the "
                                                                           "run ends (shared/notifications.py)")
+    draft: bool = Field(False, description="save the run without submitting it: it waits as a draft until "
+                                           "POST /api/training-runs/{id}/submit (not with scheduled_at)")
 
     @field_validator("name")
     @classmethod
@@ -270,19 +272,25 @@ def _decode_token(token: Optional[str]):
 
 def delete_run(repo: Repository, store, run_id: str) -> dict:
     def terminal_only(run: dict) -> None:
-        if not runs.is_terminal(run["status"]):
-            raise Conflict(f"run {run_id} is {run['status']}; only completed, failed, cancelled or not_blessed "
-                           f"runs can be deleted (cancel it first)")
+        if not runs.is_terminal(run["status"]) and run["status"] != runs.DRAFT:
+            raise Conflict(f"run {run_id} is {run['status']}; only drafts and completed, failed, cancelled or "
+                           f"not_blessed runs can be deleted (cancel it first)")
 
     run = repo.delete_run(run_id, terminal_only)
     removed = store.delete_tree(run["gcs_artifacts_path"]) if run.get("gcs_artifacts_path") else 0
     return {"deleted": run_id, "artifacts_removed": removed}
 
 
+def _submitted(doc: dict) -> Optional[dict]:
+    return {**doc, "status": runs.PENDING} if doc["status"] == runs.DRAFT else None
+
+
 def submit_run(repo: Repository, publisher: Publisher, run_id: str) -> dict:
-    """Queue a pending run for submission again (e.g. after a failed publish). Idempotent."""
-    run = get_run(repo, run_id)
+    """Submit a draft (draft → pending), or queue a pending run again (e.g. after a failed publish).
+    Idempotent: the submitter's claim makes a repeated message harmless."""
+    get_run(repo, run_id)  # 404 for an unknown run
+    run = repo.mutate_run(run_id, _submitted) or get_run(repo, run_id)
     if run["status"] != runs.PENDING:
-        raise Conflict(f"run {run_id} is {run['status']}; only pending runs can be submitted")
+        raise Conflict(f"run {run_id} is {run['status']}; only drafts and pending runs can be submitted")
     publish_submit(publisher, run)
     return run

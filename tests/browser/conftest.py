@@ -68,10 +68,15 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def catalog(stack):
+    return seed_experiments(stack)
+
+
+def seed_experiments(stack) -> dict:
+    """A dataset, configs and seven experiments, made through the API (six retrieval, one ranking)."""
     from tests.builders import dataset_body, feature_config_body, model_config_body
 
     post = stack.post
-    dataset = post("/api/datasets", dataset_body()).json()["item"]
+    dataset = post("/api/datasets", dataset_body(stats={"rows": 2_450_000, "users": 98_000, "items": 36_000})).json()["item"]
     features = post("/api/feature-configs", feature_config_body()).json()["item"]
     model = post("/api/model-configs", model_config_body()).json()["item"]
     ranking_model = post("/api/model-configs", model_config_body("ranking")).json()["item"]

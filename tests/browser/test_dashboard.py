@@ -55,7 +55,9 @@ def walk_wizard(page, name, screenshots=False, schedule=None, epochs="3", timezo
         shot(page, "wizard-step2")
     wizard.locator("[data-wiz=next]").click()
     expect(wizard).to_have_attribute("data-step", "3")
-    if schedule:
+    if schedule == "draft":
+        wizard.locator("input[name=schedule][value=draft]").check()
+    elif schedule:
         wizard.locator(f"input[name=schedule][value={schedule}]").check()
         wizard.locator("[data-bind='schedule.time']").fill("03:30")
         if timezone:
@@ -105,6 +107,39 @@ def test_chapters_and_experiment_view(page, catalog):
     page.locator(".chapter-tab[data-chapter=registry]").click()
     expect(page.locator("#chapter-registry")).to_contain_text("Models Registry")
     shot(page, "chapter-3-models-registry")
+
+
+def test_the_wizard_shows_what_the_experiment_brings_and_the_header_names_the_model(page, stack):
+    expect(page.locator("#model-name")).to_have_text(f"Model: {stack.stack.config.project}")
+    wizard = open_wizard(page)
+    summary = wizard.locator("[data-role=exp-summary]")
+    expect(summary).to_contain_text("2.45M rows, 98K users, 36K products")
+    expect(summary).to_contain_text("query 54d (customer_id: 32d, ts_cyc: 6d, cat_x_city: 16d) · candidate 32d (product_id: 32d)")
+    expect(summary).to_contain_text("query 64→32 · candidate 64→32 towers, adagrad optimizer")
+    wizard.locator("#wiz-name").fill("details-only")
+    wizard.locator("[data-wiz=next]").click()
+    expect(wizard.locator('[data-config=model_config] [data-detail]')).to_have_text(
+        "query 64→32 · candidate 64→32 towers, adagrad optimizer")
+    expect(wizard.locator('[data-config=dataset] [data-detail]')).to_have_text("2.45M rows, 98K users, 36K products")
+    shot(page, "wizard-step2-details")
+
+
+def test_save_as_draft_then_submit_it_from_its_card(page, stack):
+    walk_wizard(page, "browser-draft", schedule="draft")
+    expect(page.locator("#wizard")).to_have_count(0)
+    run_id = run_id_by_name(stack, "browser-draft")
+    c = card(page, run_id)
+    expect(c).to_have_attribute("data-status", "draft")
+    assert stack.run(run_id)["status"] == "draft"  # stored, not submitted
+    expect(c.locator("[data-action=submit]")).to_be_visible()
+    expect(c.locator("[data-action=delete]")).to_be_visible()
+    page.locator("[data-chip=draft]").click()  # the Drafts filter shows it ...
+    expect(c).to_be_visible()
+    shot(page, "card-draft")
+    page.locator("[data-chip=all]").click()  # ... and All keeps it once it runs
+    c.locator("[data-action=submit]").click()
+    expect(c).to_have_attribute("data-status", "running", timeout=30_000)  # through the real submitter
+    assert stack.run(run_id)["attempt"] == 1
 
 
 def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, stack):

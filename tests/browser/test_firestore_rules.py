@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from scripts import firestore_rules
 from scripts.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,9 +27,7 @@ pytestmark = [pytest.mark.integration,
 
 
 def rendered_rules(org_domain: str) -> str:
-    # As terraform/firestore.tf renders it: templatefile(…, {org_domain_regex = replace(domain, ".", "[.]")}).
-    text = (REPO / "terraform" / "firestore.rules").read_text()
-    return text.replace("${org_domain_regex}", org_domain.lower().replace(".", "[.]"))
+    return firestore_rules.render(org_domain)
 
 
 def token(**claims) -> str:

@@ -161,12 +161,20 @@ def _computed(rtype: str, args: dict) -> dict:
         return {"email": _after_apply(""), "member": _after_apply("")}
     if rtype == "google_storage_bucket_object":
         return {"media_link": _after_apply("")}
+    if rtype == "google_firebase_web_app":
+        # Firebase assigns the app id (1:<project number>:web:<hash>) when it creates the app.
+        return {"app_id": _after_apply(f"1:{PROJECT_NUMBER}:web:rehearsal"), "api_key_id": _after_apply("")}
     return {}
 
 
 def _data(dtype: str, args: dict, source_dir: Path) -> dict:
     if dtype == "google_project":
         return {"number": PROJECT_NUMBER, "project_id": args.get("project_id", "")}
+    if dtype == "google_firebase_web_app_config":
+        # The web app's public configuration, read once the app exists.
+        project = args.get("project", "")
+        return {"api_key": _after_apply("AIza-rehearsal-web-api-key"), "auth_domain": f"{project}.firebaseapp.com",
+                "project": project, "web_app_id": args.get("web_app_id", "")}
     if dtype == "archive_file":
         return {"output_sha256": _after_apply("sha256"), "output_path": args.get("output_path", "")}
     raise Unsupported(f"data source {dtype}")

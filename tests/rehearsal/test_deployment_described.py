@@ -14,6 +14,7 @@ import pytest
 
 from shared import settings as S
 from tests.rehearsal.deployment import describe, invoker_of
+from tests.rehearsal.terraform_model import PROJECT_NUMBER
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.rehearsal
@@ -174,3 +175,33 @@ resource "google_pubsub_subscription" "s" {
     result = subprocess.run([sys.executable, str(tool), "--root", str(tmp_path), "--strict"],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 1 and "unknown-at-plan" in result.stdout
+
+
+DIST = REPO / "dashboard" / "dist"
+
+
+def test_the_web_entrance_zip_carries_the_built_dashboard(deployment):
+    """A7: dashboard/dist was never in a zip, so /training answered 503 in the cloud."""
+    import re
+
+    if not (DIST / "index.html").is_file():
+        pytest.skip("dashboard/dist is not built (scripts/setup_dashboard.sh); terraform plan refuses it too")
+    files = deployment.functions["fn_web"].files
+    built = {f"dashboard_dist/{p.relative_to(DIST)}" for p in DIST.rglob("*") if p.is_file()}
+    assert built <= set(files), f"not packaged: {sorted(built - set(files))}"
+    referenced = re.findall(r'(?:src|href)="/training/(assets/[^"]+)"', (DIST / "index.html").read_text())
+    assert referenced and all(f"dashboard_dist/{r}" in files for r in referenced)
+    assert {"main.py", "requirements.txt", "shared/http_dashboard.py"} <= set(files)
+
+
+def test_the_web_entrance_verifies_firebase_tokens_and_hands_the_page_its_config(deployment):
+    web, api = deployment.functions["fn_web"], deployment.functions["fn_api"]
+    assert web.ingress == "ALLOW_ALL" and web.entry_point == api.entry_point and web.role == api.role
+    settings = S.Settings.from_environ(web.env)
+    assert settings.auth_mode == "firebase" and not settings.firebase_auth_emulator_host
+    assert settings.firebase["projectId"] == deployment.plan.var("project_id")
+    assert settings.firebase["apiKey"] and settings.firebase["appId"].startswith("1:")
+    assert S.Settings.from_environ(api.env).auth_mode == "google"
+    host = f"trainyard-web-{PROJECT_NUMBER}.{deployment.plan.var('region')}.run.app"
+    domains = deployment.plan.resource("google_identity_platform_config", "this").args["authorized_domains"]
+    assert host in domains and f"{deployment.plan.var('project_id')}.firebaseapp.com" in domains

@@ -225,3 +225,28 @@ def test_nothing_was_dead_lettered_or_answered_with_an_error(cloud, large_run):
         text = process.text()
         assert "Traceback" not in text, f"{module}:\n{text[-3000:]}"
         assert "transient failure" not in text, f"{module}:\n{text[-3000:]}"
+
+
+def test_the_web_entrance_serves_the_page_from_its_zip_and_refuses_unverified_calls(cloud):
+    """A7: the page is reachable from the deployed zip, its assets too; every /api call still needs an
+    identity the code verified, and the page's origin is the API's (no CORS grant to any other)."""
+    import re
+
+    from tests.identity_tokens import delivered_token
+
+    web = cloud.rehearsal.processes["fn_web"]
+    page = requests.get(web.url + "/training", timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+    assets = re.findall(r'(?:src|href)="(/training/assets/[^"]+)"', page.text)
+    assert assets
+    for asset in assets:
+        assert requests.get(web.url + asset, timeout=30).status_code == 200, asset
+    config = requests.get(web.url + "/training/config.json", timeout=30).json()
+    assert config["authMode"] == "firebase" and "devToken" not in config and not config["authEmulatorHost"]
+    assert config["firebase"]["apiKey"] == cloud.deployment.functions["fn_web"].env["TRAINYARD_FIREBASE_API_KEY"]
+    refused = requests.get(web.url + "/api/training-runs", timeout=30, headers={"Origin": "https://elsewhere.example"})
+    assert refused.status_code == 401 and "Access-Control-Allow-Origin" not in refused.headers
+    # A Google ID token's claims (what IAM would have checked on the API's URL) open nothing here.
+    google = requests.get(web.url + "/api/training-runs", timeout=30,
+                          headers={"Authorization": f"Bearer {delivered_token('ana@example.com')}"})
+    assert google.status_code == 401 and "Firebase ID tokens only" in google.json()["message"]

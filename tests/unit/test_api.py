@@ -235,6 +235,38 @@ def test_submit_only_pending(client, repo, ids):
     assert client.post(f"/api/training-runs/{run_id}/submit", headers=AUTH).status_code == 409
 
 
+def test_save_as_draft_then_submit_later(client, repo, ids, publisher):
+    """Spec §4 "Save as Draft": a run stored without submitting, submitted later, deletable meanwhile."""
+    response = post(client, "/api/training-runs", run_body(ids["experiment"], draft=True))
+    assert response.status_code == 201, response.get_json()
+    run = response.get_json()["training_run"]
+    assert run["status"] == "draft" and run["run_number"] == 1 and "draft" not in run
+    assert publisher.messages == []  # nothing queued
+    listed = client.get("/api/training-runs?status=draft", headers=AUTH).get_json()["training_runs"]
+    assert [r["id"] for r in listed] == [run["id"]]
+    submitted = client.post(f"/api/training-runs/{run['id']}/submit", headers=AUTH)
+    assert submitted.status_code == 202 and repo.get_run(run["id"])["status"] == "pending"
+    assert publisher.messages[-1][1] == {"run_id": run["id"], "attempt": 1}
+    # submitting again re-queues the pending run (the submitter's claim makes it harmless)
+    assert client.post(f"/api/training-runs/{run['id']}/submit", headers=AUTH).status_code == 202
+    draft = post(client, "/api/training-runs", run_body(ids["experiment"], name="kept-as-draft", draft=True))
+    assert client.delete(f"/api/training-runs/{draft.get_json()['training_run']['id']}", headers=AUTH).status_code == 200
+
+
+def test_a_draft_is_not_scheduled(client, ids):
+    response = post(client, "/api/training-runs", run_body(ids["experiment"], draft=True,
+                                                           scheduled_at="2099-01-01T00:00:00Z"))
+    assert response.status_code == 400 and "draft" in fields(response)
+
+
+def test_a_stray_submit_message_never_starts_a_draft():
+    from datetime import datetime, timezone
+
+    from shared import runs
+
+    assert runs.claim_for_submit({"status": runs.DRAFT, "attempt": 1}, 1, datetime.now(timezone.utc)) is None
+
+
 # ----------------------------------------------------------------------------- catalog
 
 

@@ -77,6 +77,16 @@ def test_create_from_best_experiment_and_list_as_table_and_json(api):
     assert json.loads(out)["training_runs"][0]["name"] == "cli-model"
 
 
+def test_a_draft_is_created_then_submitted(api):
+    repo, _ = api
+    code, out = run_cli("runs", "create", "--name", "cli-draft", "--best", "retrieval", "--draft")
+    assert code == 0 and "draft" in out
+    run_id = next(iter(repo.runs))
+    assert repo.runs[run_id]["status"] == "draft"
+    code, out = run_cli("runs", "submit", run_id)
+    assert code == 0 and repo.runs[run_id]["status"] == "pending"
+
+
 def test_api_errors_are_reported_with_the_field(api, capsys):
     code, _ = run_cli("runs", "create", "--name", "Bad Name", "--best", "retrieval")
     assert code == 1

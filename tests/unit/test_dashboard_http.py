@@ -51,7 +51,12 @@ def test_local_config_hands_over_the_emulator_and_the_developer_token(dist):
     config = client(FIRESTORE_EMULATOR_HOST="127.0.0.1:8085").get("/training/config.json").get_json()
     assert config == {"projectId": "trainyard-local", "authMode": "local", "apiBase": "",
                       "firestoreEmulatorHost": "127.0.0.1:8085", "devToken": "dev-token",
-                      "devIdentity": "dev@localhost"}
+                      "devIdentity": "dev@localhost", "modelName": "trainyard-local"}
+
+
+def test_the_header_names_the_model_the_runs_belong_to(dist):
+    named = client(TRAINYARD_MODEL_NAME="product-recommender").get("/training/config.json").get_json()
+    assert named["modelName"] == "product-recommender"
 
 
 def test_cloud_config_carries_the_firebase_web_config_and_no_token(dist):
@@ -60,6 +65,14 @@ def test_cloud_config_carries_the_firebase_web_config_and_no_token(dist):
     assert "devToken" not in config and config["firestoreEmulatorHost"] is None
     assert config["firebase"] == {"apiKey": "AIza-public-key", "authDomain": "prod-proj.firebaseapp.com",
                                   "projectId": "prod-proj", "appId": ""}
+    assert config["authEmulatorHost"] is None
+
+
+def test_with_the_auth_emulator_the_page_signs_in_there(dist):
+    config = client(TRAINYARD_AUTH="firebase", TRAINYARD_ALLOWED_DOMAIN="example.com", TRAINYARD_DEV_TOKEN="",
+                    FIREBASE_AUTH_EMULATOR_HOST="127.0.0.1:9099").get("/training/config.json").get_json()
+    assert config["authMode"] == "firebase" and "devToken" not in config
+    assert config["authEmulatorHost"] == "127.0.0.1:9099" and config["allowedDomain"] == "example.com"
 
 
 def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path):

@@ -71,6 +71,7 @@ EXPECTED_ACT_AS = {sa: g["act_as"] for sa, g in EXPECTED_GRANTS.items() if g.get
 # module => service account it runs as
 EXPECTED_IDENTITIES = {
     "fn_api": "api",
+    "fn_web": "api",  # the dashboard's public entrance: the API's code, account and grants
     "fn_pipeline_events": "pipeline_events",
     "fn_training_progress": "pipeline_events",
     "fn_scheduler": "scheduler",
@@ -282,12 +283,22 @@ def test_push_identities_only_invoke_their_consumer(confs):
     assert set(hcl.locals_(confs["root"])["push_accounts"]) == set(EXPECTED_CONSUMERS)
 
 
-def test_ingress_only_api_is_public_and_authenticated(confs):
-    _assert_none(hcl.check_ingress(confs["root"], confs["modules/light_function"], {"fn_api"}))
+def test_ingress_only_the_http_entrances_are_reachable_and_only_the_verifying_one_is_public(confs):
+    _assert_none(hcl.check_ingress(confs["root"], confs["modules/light_function"], set(hcl.HTTP_MODULES)))
+    public = [("modules/light_function", "google_cloud_run_v2_service_iam_member", "public")]
     for where, conf in confs.items():
         for (rtype, name), body in hcl.resources(conf).items():
             for member in hcl.strings([body.get("member", ""), body.get("members", [])]):
-                assert not re.search(r"\ballUsers\b|allAuthenticatedUsers", member), f"{where}: {rtype}.{name} is public"
+                if re.search(r"\ballUsers\b|allAuthenticatedUsers", member):
+                    assert (where, rtype, name) in public, f"{where}: {rtype}.{name} is public"
+    # allUsers only behind var.public, which insists on a code that verifies every caller ...
+    grant = hcl.resources(confs["modules/light_function"])[("google_cloud_run_v2_service_iam_member", "public")]
+    assert "var.public" in str(grant["count"]) and 'TRAINYARD_AUTH", "") == "firebase"' in str(grant["lifecycle"])
+    # ... and only the dashboard's web entrance asks for it, in that mode.
+    mods = hcl.modules(confs["root"])
+    assert [m for m, body in mods.items() if str(body.get("public")).lower() == "true"] == ["fn_web"]
+    assert planned().child("fn_web").var("environment_variables")["TRAINYARD_AUTH"] == "firebase"
+    assert planned().child("fn_api").var("environment_variables")["TRAINYARD_AUTH"] == "google"
     tfvars = (TF_ROOT / "examples/minimal/minimal.tfvars").read_text()
     assert "allUsers" not in tfvars and "allAuthenticatedUsers" not in tfvars
 

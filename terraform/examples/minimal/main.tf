@@ -21,4 +21,7 @@ module "trainyard" {
   api_invoker_members = var.api_invoker_members
   image_tag           = var.image_tag
   deletion_protection = var.deletion_protection
+
+  google_oauth_client_id     = var.google_oauth_client_id
+  google_oauth_client_secret = var.google_oauth_client_secret
 }

@@ -1,7 +1,9 @@
 # Copy and edit: the only values without a default.
-project_id          = "my-trainyard-project"
-org_domain          = "example.com"
-api_invoker_members = ["domain:example.com"]
-region              = "europe-west4"
-firestore_location  = "europe-west4"
-image_tag           = "latest"
+project_id             = "my-trainyard-project"
+org_domain             = "example.com"
+api_invoker_members    = ["domain:example.com"]
+region                 = "europe-west4"
+firestore_location     = "europe-west4"
+image_tag              = "latest"
+google_oauth_client_id = "123456789012-example.apps.googleusercontent.com"
+# google_oauth_client_secret: export TF_VAR_google_oauth_client_secret=... (kept out of files)

@@ -3,6 +3,11 @@ output "api_url" {
   value       = module.trainyard.api_url
 }
 
+output "dashboard_url" {
+  description = "The Training dashboard (sign in with a Google account of org_domain)."
+  value       = module.trainyard.dashboard_url
+}
+
 output "topics" {
   description = "Pub/Sub topic names."
   value       = module.trainyard.topics

@@ -37,3 +37,14 @@ variable "deletion_protection" {
   description = "Protect the Firestore database and Cloud Run services from deletion."
   default     = true
 }
+
+variable "google_oauth_client_id" {
+  type        = string
+  description = "OAuth web client id of the dashboard's Google sign-in (console: APIs & Services → Credentials; redirect URI https://<project>.firebaseapp.com/__/auth/handler)."
+}
+
+variable "google_oauth_client_secret" {
+  type        = string
+  description = "Its secret: pass it as TF_VAR_google_oauth_client_secret rather than in a file."
+  sensitive   = true
+}

@@ -10,6 +10,7 @@ locals {
   files = merge(
     { for f in fileset(var.shared_dir, var.include_pattern) : "shared/${f}" => "${var.shared_dir}/${f}" },
     { for f in fileset(var.source_dir, var.include_pattern) : f => "${var.source_dir}/${f}" },
+    var.extra_files,
   )
 }
 
@@ -78,4 +79,23 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
   name     = google_cloudfunctions2_function.this.name
   role     = "roles/run.invoker"
   member   = each.value
+}
+
+# A public entrance (var.public): the network lets everyone in, so the code must verify every
+# caller itself. Organisations enforcing domain-restricted sharing refuse allUsers: see docs/dashboard.md.
+resource "google_cloud_run_v2_service_iam_member" "public" {
+  count = var.public ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.this.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+
+  lifecycle {
+    precondition {
+      condition     = lookup(var.environment_variables, "TRAINYARD_AUTH", "") == "firebase"
+      error_message = "A public function must verify every caller itself: set TRAINYARD_AUTH=firebase in its environment."
+    }
+  }
 }

@@ -112,3 +112,15 @@ variable "labels" {
   description = "Labels of the function."
   default     = {}
 }
+
+variable "extra_files" {
+  type        = map(string)
+  description = "More files for the zip, zip path => file on disk (text files: the built dashboard as dashboard_dist/)."
+  default     = {}
+}
+
+variable "public" {
+  type        = bool
+  description = "Let anyone reach the function (roles/run.invoker for allUsers). Only for an entrance whose code verifies every caller itself: its environment must set TRAINYARD_AUTH=firebase."
+  default     = false
+}

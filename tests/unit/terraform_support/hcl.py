@@ -207,7 +207,7 @@ def check_pubsub_wiring(root: dict, topics: Iterable[str]) -> list[str]:
             problems.append(f"module.push: {arg} not set (retry/dead-letter policy)")
     consumer_modules = {m.group(1) for m in (re.search(r"module\.(\w+)\.uri", str(u)) for u in urls.values()) if m}
     for name, body in modules(root).items():
-        if any(k in body.get("source", "") for k in ("light_function", "run_consumer")) and name != "fn_api" \
+        if any(k in body.get("source", "") for k in ("light_function", "run_consumer")) and name not in HTTP_MODULES \
                 and name not in consumer_modules:
             problems.append(f"module.{name}: no push subscription delivers to it")
     return problems
@@ -415,6 +415,10 @@ def check_workload_identities(root: dict, expected: dict[str, str]) -> list[str]
         if any(s in body.get("source", "") for s in ("light_function", "run_consumer")) and name not in expected:
             problems.append(f"module.{name} is not in the expected identity table")
     return problems
+
+
+# The HTTP entrances (no push subscription feeds them): the IAM-protected API and the public web one.
+HTTP_MODULES = ("fn_api", "fn_web")
 
 
 def check_ingress(root: dict, light_function: dict, public_modules: set[str]) -> list[str]:

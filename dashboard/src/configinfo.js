@@ -1,0 +1,53 @@
+// What an experiment's inherited configuration amounts to, in the words of the wizard (spec §4):
+// the dataset's size, each feature's dimensions per tower side, the towers' layer shapes.
+
+const compact = (n) => {
+  if (n == null) return null;
+  if (n >= 1e6) return `${+(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${+(n / 1e3).toFixed(1)}K`;
+  return String(n);
+};
+
+export function datasetSize(dataset) {
+  const s = dataset?.stats || {};
+  const parts = [[s.rows, 'rows'], [s.users, 'users'], [s.items, 'products']]
+    .filter(([n]) => n != null).map(([n, what]) => `${compact(n)} ${what}`);
+  return parts.length ? parts.join(', ') : 'size not recorded';
+}
+
+// The width a feature adds to its tower's input (shared/catalog.py's transforms).
+export function featureWidth(transform) {
+  switch (transform?.type) {
+    case 'vocabulary': case 'hashing': case 'cross': return transform.embedding_dim ?? (transform.type === 'cross' ? 16 : 32);
+    case 'bucketize': return transform.embedding_dim ?? transform.num_buckets ?? 10;
+    case 'cyclical': return 2 * (transform.components?.length ?? 3); // sin and cos of each component
+    case 'normalize': return 1;
+    default: return null;
+  }
+}
+
+export function featureDims(featureConfig) {
+  const sides = { query: [], candidate: [] };
+  for (const f of featureConfig?.features || []) (sides[f.side] ||= []).push(f);
+  const side = (name) => {
+    const features = sides[name] || [];
+    const total = features.reduce((sum, f) => sum + (featureWidth(f.transform) || 0), 0);
+    const list = features.map((f) => `${f.name}: ${featureWidth(f.transform) ?? '?'}d`).join(', ');
+    return { total, list };
+  };
+  return { query: side('query'), candidate: side('candidate') };
+}
+
+export function featureDimsText(featureConfig) {
+  if (!featureConfig?.features) return '';
+  const d = featureDims(featureConfig);
+  return `query ${d.query.total}d (${d.query.list}) · candidate ${d.candidate.total}d (${d.candidate.list})`;
+}
+
+export function towerShapes(modelConfig) {
+  if (!modelConfig?.query_tower) return '';
+  const arrow = (layers) => layers.join('→');
+  const parts = [`query ${arrow(modelConfig.query_tower)}`, `candidate ${arrow(modelConfig.candidate_tower)}`];
+  if (modelConfig.model_type !== 'retrieval' && modelConfig.ranking_head?.length) parts.push(`ranking head ${arrow(modelConfig.ranking_head)}`);
+  return `${parts.join(' · ')} towers, ${modelConfig.optimizer || 'adagrad'} optimizer`;
+}
