@@ -16,6 +16,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Callable, Optional, Protocol
 
+from shared.doc_ids import is_valid_id
 from shared.errors import NotFound, TransientError
 from shared.runs import now
 
@@ -160,11 +161,15 @@ class FirestoreRepository:
         return stored, True
 
     def get_run(self, run_id: str) -> Optional[dict]:
+        if not is_valid_id(run_id):  # no document can have it; the client would raise (shared/doc_ids.py)
+            return None
         snap = self.db.collection(RUNS).document(run_id).get()
         return snap.to_dict() if snap.exists else None
 
     def _mutate(self, collection: str, doc_id: str, mutate: Mutator, what: str) -> Optional[dict]:
         """Transactional read-modify-write of one document; bumps `version` when it changes."""
+        if not is_valid_id(doc_id):
+            raise NotFound(f"{what} {doc_id!r}")
         ref = self.db.collection(collection).document(doc_id)
 
         def apply(tx):
@@ -186,6 +191,8 @@ class FirestoreRepository:
         return self._mutate(RUNS, run_id, mutate, "training run")
 
     def delete_run(self, run_id: str, check: Callable[[dict], None]) -> dict:
+        if not is_valid_id(run_id):
+            raise NotFound(f"training run {run_id!r}")
         ref = self.db.collection(RUNS).document(run_id)
 
         def delete(tx):
@@ -254,7 +261,7 @@ class FirestoreRepository:
     def get_catalog_many(self, refs: list[tuple[str, str]]) -> list[Optional[dict]]:
         docs = [self._cached(kind, doc_id) for kind, doc_id in refs]
         missing = [(n, self.db.collection(kind).document(doc_id)) for n, (kind, doc_id) in enumerate(refs)
-                   if docs[n] is None]
+                   if docs[n] is None and is_valid_id(doc_id)]
         if missing:
             found = {snap.reference.path: snap.to_dict() for snap in self.db.get_all([ref for _, ref in missing])
                      if snap.exists}
@@ -292,6 +299,8 @@ class FirestoreRepository:
         return stored
 
     def get_schedule(self, schedule_id: str) -> Optional[dict]:
+        if not is_valid_id(schedule_id):
+            return None
         snap = self.db.collection(SCHEDULES).document(schedule_id).get()
         return snap.to_dict() if snap.exists else None
 
