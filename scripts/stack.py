@@ -64,6 +64,9 @@ FUNCTIONS = (
     # Cancel / deploy / push-anyway: a deployment waits for the model to load before acknowledging.
     Function("run_commands", "functions/run_commands/main.py", "on_run_command", "TRAINYARD_RUN_COMMANDS_PORT", 8087,
              topics=("run-commands",), ack_deadline_s=600),
+    # Re-reads runs whose events stopped (shared/services/reconcile.py); the ticker publishes `reconcile`.
+    Function("reconciler", "functions/pipeline_events/main.py", "on_reconcile", "TRAINYARD_RECONCILER_PORT", 8088,
+             topics=("reconcile",), ack_deadline_s=120),
 )
 
 

@@ -13,6 +13,7 @@ from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauth
 from shared.http_actions import register_action_routes
 from shared.http_dashboard import register_dashboard_routes
 from shared.http_guards import error_body, register_guards
+from shared.http_reconciler import register_reconciler_routes
 from shared.identity import authenticate
 from shared.http_schedules import register_schedule_routes
 from shared.services import catalog as catalog_service
@@ -180,4 +181,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_action_routes(app, deps)  # cancel, retry, deploy, push-anyway, run data, gpu availability
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http_schedules.py)
     register_dashboard_routes(app, deps)  # the Training page at /training (shared/http_dashboard.py)
+    register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http_reconciler.py)
     return app

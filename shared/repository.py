@@ -24,6 +24,7 @@ RUNS = "training_runs"
 SCHEDULES = "training_schedules"
 HISTORY = "history"
 COUNTERS = "counters"
+STATUS = "trainyard_status"  # status/reconciler: what the reconciler checked and repaired
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
@@ -74,6 +75,12 @@ class Repository(Protocol):
 
     def due_schedules(self, before: datetime, limit: int) -> list[dict]:
         """Active schedules whose next_run_at is at or before `before`, soonest first."""
+
+    def record_reconcile(self, report: dict, keep: int) -> dict:
+        """Fold one reconcile pass into the reconciler's status: totals per repair, the last pass, the
+        `keep` latest repairs (shared/services/reconcile.py). Returns the status."""
+
+    def get_reconcile_status(self) -> Optional[dict]: ...
 
 
 def epoch_doc_id(attempt: int, epoch: int) -> str:
@@ -213,7 +220,7 @@ class FirestoreRepository:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = self.db.collection(RUNS)
-        for field in ("status", "model_type", "dataset_id", "schedule_id"):
+        for field in ("status", "model_type", "dataset_id", "schedule_id", "deployment_status"):
             if filters.get(field):
                 query = query.where(filter=FieldFilter(field, "==", filters[field]))
         return query
@@ -325,3 +332,22 @@ class FirestoreRepository:
         query = (self.db.collection(SCHEDULES).where(filter=FieldFilter("status", "==", "active"))
                  .where(filter=FieldFilter("next_run_at", "<=", before)).order_by("next_run_at").limit(limit))
         return [s.to_dict() for s in query.stream()]
+
+    # ------------------------------------------------------------------ reconciler status
+
+    def record_reconcile(self, report: dict, keep: int) -> dict:
+        from shared.services.reconcile import fold_report
+
+        ref = self.db.collection(STATUS).document("reconciler")
+
+        def apply(tx):
+            snap = ref.get(transaction=tx)
+            status = fold_report(snap.to_dict() if snap.exists else None, report, keep)
+            tx.set(ref, status)
+            return status
+
+        return self._in_transaction(apply)
+
+    def get_reconcile_status(self) -> Optional[dict]:
+        snap = self.db.collection(STATUS).document("reconciler").get()
+        return snap.to_dict() if snap.exists else None

@@ -23,6 +23,7 @@ locals {
     pipeline_events   = { account_id = "trainyard-push-pipeline-events", display_name = "Pub/Sub push: pipeline-events -> pipeline_events" }
     training_progress = { account_id = "trainyard-push-progress", display_name = "Pub/Sub push: training-progress -> pipeline_events" }
     scheduler         = { account_id = "trainyard-push-scheduler", display_name = "Pub/Sub push: schedule-trigger -> scheduler" }
+    reconciler        = { account_id = "trainyard-push-reconciler", display_name = "Pub/Sub push: reconcile -> reconciler" }
   }
 
   # Project-level roles (Firestore, Vertex AI, Cloud Scheduler, quotas, BigQuery and Dataflow have
@@ -74,8 +75,9 @@ locals {
   topic_publishers = {
     api       = ["run-submit", "run-commands", "schedule-trigger"]
     scheduler = ["run-submit"]
-    # a finished scheduled run releases the schedule's queued run at once
-    pipeline_events = ["run-submit"]
+    # a finished scheduled run releases the schedule's queued run at once; the reconciler (same
+    # account) re-queues a stale submit and sends a lost cancel/deploy/push-anyway command again
+    pipeline_events = ["run-submit", "run-commands"]
     pipeline        = ["training-progress"]
   }
 

@@ -21,6 +21,7 @@ class InMemoryRepository:
         self.catalog: dict[str, dict[str, dict]] = {}
         self.counters: dict[str, int] = {}
         self.schedules: dict[str, dict] = {}
+        self.reconciler: Optional[dict] = None
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -117,6 +118,16 @@ class InMemoryRepository:
             stored = {**copy.deepcopy(doc), "version": 1, "updated_at": now()}
             self.schedules[doc["id"]] = stored
             return copy.deepcopy(stored)
+
+    def record_reconcile(self, report, keep):
+        from shared.services.reconcile import fold_report
+
+        with self.lock:
+            self.reconciler = fold_report(self.reconciler, copy.deepcopy(report), keep)
+            return copy.deepcopy(self.reconciler)
+
+    def get_reconcile_status(self):
+        return copy.deepcopy(self.reconciler)
 
     def get_schedule(self, schedule_id):
         doc = self.schedules.get(schedule_id)

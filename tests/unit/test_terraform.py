@@ -38,7 +38,7 @@ EXPECTED_GRANTS = {
     },
     "pipeline_events": {
         "project": ["roles/datastore.user", "roles/aiplatform.viewer", "custom:schedule_pauser"],
-        "topics": ["run-submit"],
+        "topics": ["run-submit", "run-commands"],
         "buckets": {"artifacts": ["roles/storage.objectViewer"]},
     },
     "scheduler": {
@@ -70,6 +70,7 @@ EXPECTED_IDENTITIES = {
     "fn_api": "api",
     "fn_pipeline_events": "pipeline_events",
     "fn_training_progress": "pipeline_events",
+    "fn_reconciler": "pipeline_events",
     "fn_scheduler": "scheduler",
     "run_submitter": "submitter",
     "run_commands": "run_commands",
@@ -82,6 +83,7 @@ EXPECTED_CONSUMERS = {
     "scheduler": ("schedule-trigger", "fn_scheduler", "on_schedule_trigger"),
     "submitter": ("run-submit", "run_submitter", None),
     "run_commands": ("run-commands", "run_commands", None),
+    "reconciler": ("reconcile", "fn_reconciler", "on_reconcile"),
 }
 
 EXPECTED_INDEXES = [
@@ -89,6 +91,7 @@ EXPECTED_INDEXES = [
     ("training_runs", [("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("dataset_id", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("schedule_id", "ASCENDING"), ("created_at", "DESCENDING")]),
+    ("training_runs", [("deployment_status", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.recall_at_100", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.test_rmse", "ASCENDING")]),
     ("training_schedules", [("status", "ASCENDING"), ("next_run_at", "ASCENDING")]),
