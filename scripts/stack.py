@@ -221,6 +221,25 @@ class Stack:
         self.processes = {}
         return stopped
 
+    def kill(self, name: str) -> None:
+        """SIGKILL one process group, as a crash would (tests inject faults with it)."""
+        proc = self._load()[name]
+        os.killpg(proc["pgid"], signal.SIGKILL)
+        deadline = time.time() + 10
+        while _alive(proc["pgid"]) and time.time() < deadline:
+            try:  # our own child stays a zombie (and "alive") until reaped
+                os.waitpid(proc["pid"], os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+
+    def respawn(self, name: str, timeout_s: float = 60) -> None:
+        """Start a stopped function or service again with its first command line."""
+        argv = self._load()[name]["argv"]
+        self._spawn(name, argv, self.config.function_env())
+        if name in self.config.function_ports:
+            self._wait_tcp(self.config.port(name), timeout_s, name)
+
     def running(self) -> bool:
         return any(_alive(p["pgid"]) for p in self._load().values())
 
