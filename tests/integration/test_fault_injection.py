@@ -43,6 +43,19 @@ def reconcile_now(local_stack) -> None:
     local_stack.wait_handled("reconciler", message_id, timeout_s=60)
 
 
+def all_but_the_final_event(local_stack, catalog, name: str):
+    """Two submitted runs with results: the clean one gets every event of its job, the other all but the
+    final one. Returns (the other, the clean one, the other's job timeline)."""
+    victim, clean = (submitted(local_stack, catalog, f"{name}-{i}") for i in range(2))
+    for run in (victim, clean):
+        write_results(ArtifactStore(), run["gcs_artifacts_path"], blessed=True)
+    clean_job, victim_job = f"{clean['id']}-a1", f"{victim['id']}-a1"
+    deliver(local_stack, job_timeline(clean_job), clean_job)
+    timeline = job_timeline(victim_job)
+    deliver(local_stack, timeline[:-1], victim_job)
+    return victim, clean, timeline
+
+
 def test_a_submitter_that_dies_after_its_claim_before_the_job_is_created_loses_no_run(local_stack, catalog):
     # A run that is not submitted by itself (scheduled tomorrow), put in the state a submitter leaves
     # when it dies between its claim and create_job: submitting, claim held, no job.
@@ -71,15 +84,7 @@ def test_a_submitter_that_dies_after_its_claim_before_the_job_is_created_loses_n
 
 
 def test_a_dropped_final_event_is_recovered_by_the_reconciler_equal_to_a_clean_run(local_stack, catalog):
-    dropped, clean = (submitted(local_stack, catalog, f"fault-dropped-final-{i}") for i in range(2))
-    store = ArtifactStore()
-    for run in (dropped, clean):
-        write_results(store, run["gcs_artifacts_path"], blessed=True)
-    clean_job, dropped_job = f"{clean['id']}-a1", f"{dropped['id']}-a1"
-    deliver(local_stack, job_timeline(clean_job), clean_job)
-
-    timeline = job_timeline(dropped_job)
-    deliver(local_stack, timeline[:-1], dropped_job)
+    dropped, clean, timeline = all_but_the_final_event(local_stack, catalog, "fault-dropped-final")
     local_stack.pipeline.set_job(timeline[-1])  # the job SUCCEEDED; its event is lost (dead-lettered)
     reconcile_now(local_stack)
     assert local_stack.run(dropped["id"])["status"] == runs.RUNNING  # young: its events may still come
@@ -99,15 +104,8 @@ def test_a_dropped_final_event_is_recovered_by_the_reconciler_equal_to_a_clean_r
 def test_pipeline_events_killed_mid_update_ends_equal_to_a_clean_replay(local_stack, catalog):
     import threading
 
-    victim, clean = (submitted(local_stack, catalog, f"fault-killed-events-{i}") for i in range(2))
-    store = ArtifactStore()
-    for run in (victim, clean):
-        write_results(store, run["gcs_artifacts_path"], blessed=True)
-    clean_job, victim_job = f"{clean['id']}-a1", f"{victim['id']}-a1"
-    deliver(local_stack, job_timeline(clean_job), clean_job)
-
-    timeline = job_timeline(victim_job)
-    deliver(local_stack, timeline[:-1], victim_job)
+    victim, clean, timeline = all_but_the_final_event(local_stack, catalog, "fault-killed-events")
+    victim_job = timeline[-1].job_id
     entered, release = threading.Event(), threading.Event()
     local_stack.pipeline.holds[victim_job] = (entered, release)
     local_stack.pipeline.set_job(timeline[-1])
