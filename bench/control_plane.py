@@ -77,23 +77,10 @@ def main() -> int:
     report: dict = {"machine": {"cores": os.cpu_count()}}
     report["import"] = import_times()
 
-    pipeline = ScriptedPipelineService().start()
-    config = StackConfig.ephemeral(Path(tempfile.mkdtemp(prefix="trainyard-bench-")), services=(), extra_env={
-        "TRAINYARD_LOCAL_PIPELINE_URL": pipeline.url,
-        "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run"})
-    stack = Stack(config)
-    stack.up()
-    export(config.emulator_env())
+    pipeline, config, stack = start_stack()
     try:
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {config.dev_token}"
-        api = config.api_url
-        ds = session.post(api + "/api/datasets", json=dataset_body()).json()["item"]["id"]
-        fc = session.post(api + "/api/feature-configs", json=feature_config_body()).json()["item"]["id"]
-        mc = session.post(api + "/api/model-configs", json=model_config_body()).json()["item"]["id"]
-        exp = session.post(api + "/api/experiments", json={
-            "name": "bench", "model_type": "retrieval", "dataset_id": ds, "feature_config_id": fc,
-            "model_config_id": mc, "metrics": {"recall_at_100": 0.5}}).json()["item"]["id"]
+        session, api = api_session(config)
+        exp = seed_experiment(session, api)
         body = {"name": "bench-run", "base_experiment_id": exp, "training_params": {"epochs": 3}}
         for _ in range(10):  # warm: clients, connections, JIT of the emulator
             session.post(api + "/api/training-runs", json=body)
@@ -123,11 +110,43 @@ def main() -> int:
     finally:
         stack.down()
         pipeline.stop()
-
-    print(json.dumps(report, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    publish_report(report, args.json)
     return 0
+
+
+def publish_report(report: dict, path=None) -> None:
+    print(json.dumps(report, indent=2))
+    if path:
+        Path(path).write_text(json.dumps(report, indent=2))
+
+
+def start_stack():
+    """The local stack with the scripted pipeline service and compiler (no TFX): (pipeline, config, stack)."""
+    pipeline = ScriptedPipelineService().start()
+    config = StackConfig.ephemeral(Path(tempfile.mkdtemp(prefix="trainyard-bench-")), services=(), extra_env={
+        "TRAINYARD_LOCAL_PIPELINE_URL": pipeline.url,
+        "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run"})
+    stack = Stack(config)
+    stack.up()
+    export(config.emulator_env())
+    return pipeline, config, stack
+
+
+def api_session(config):
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {config.dev_token}"
+    return session, config.api_url
+
+
+def seed_experiment(session, api) -> str:
+    ds = session.post(api + "/api/datasets", json=dataset_body()).json()["item"]["id"]
+    fc = session.post(api + "/api/feature-configs", json=feature_config_body()).json()["item"]["id"]
+    mc = session.post(api + "/api/model-configs", json=model_config_body()).json()["item"]["id"]
+    return session.post(api + "/api/experiments", json={
+        "name": "bench", "model_type": "retrieval", "dataset_id": ds, "feature_config_id": fc,
+        "model_config_id": mc, "metrics": {"recall_at_100": 0.5}}).json()["item"]["id"]
 
 
 def event_lags(session, api, pipeline, config, experiment_id, events: int):

@@ -65,6 +65,9 @@ FUNCTIONS = (
     # Cancel / deploy / push-anyway: a deployment waits for the model to load before acknowledging.
     Function("run_commands", "functions/run_commands/main.py", "on_run_command", "TRAINYARD_RUN_COMMANDS_PORT", 8087,
              topics=("run-commands",), ack_deadline_s=600),
+    # Re-reads runs whose events stopped (shared/services/reconcile.py); the ticker publishes `reconcile`.
+    Function("reconciler", "functions/pipeline_events/main.py", "on_reconcile", "TRAINYARD_RECONCILER_PORT", 8088,
+             topics=("reconcile",), ack_deadline_s=120),
 )
 
 
@@ -227,6 +230,25 @@ class Stack:
             self.config.state_file.unlink()
         self.processes = {}
         return stopped
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process group, as a crash would (tests inject faults with it)."""
+        proc = self._load()[name]
+        os.killpg(proc["pgid"], signal.SIGKILL)
+        deadline = time.time() + 10
+        while _alive(proc["pgid"]) and time.time() < deadline:
+            try:  # our own child stays a zombie (and "alive") until reaped
+                os.waitpid(proc["pid"], os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+
+    def respawn(self, name: str, timeout_s: float = 60) -> None:
+        """Start a stopped function or service again with its first command line."""
+        argv = self._load()[name]["argv"]
+        self._spawn(name, argv, self.config.function_env())
+        if name in self.config.function_ports:
+            self._wait_tcp(self.config.port(name), timeout_s, name)
 
     def running(self) -> bool:
         return any(_alive(p["pgid"]) for p in self._load().values())

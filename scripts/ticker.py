@@ -6,7 +6,8 @@ the Pub/Sub emulator) when an active schedule's next_run_at comes, as its Cloud 
 It reads the schedules from Firestore (active, next_run_at <= now: the same composite index the
 cloud has) and publishes each slot once; functions/scheduler advances next_run_at. Like a paused
 Cloud Scheduler job, it never fires a paused schedule. TRAINYARD_TICKER_INTERVAL_S sets how often
-it looks (default 0.5 s).
+it looks (default 0.5 s). Every TRAINYARD_RECONCILE_INTERVAL_S (default 60 s) it also publishes to
+`reconcile`, as Cloud Scheduler's reconcile job does in the cloud (terraform/reconciler.tf).
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def main() -> int:
     settings = root.settings
     interval = settings.ticker_interval_s
     ticker = Ticker(root.repo, root.publisher)
+    next_reconcile = time.monotonic() + settings.reconcile_interval_s
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     log.info("ticker started", interval_s=interval, project=settings.project)
@@ -67,6 +69,9 @@ def main() -> int:
         started = time.monotonic()
         try:
             ticker.tick()
+            if time.monotonic() >= next_reconcile:
+                next_reconcile = time.monotonic() + settings.reconcile_interval_s
+                root.publisher.publish(topics.RECONCILE, {"at": runs.now().isoformat()})
         except TransientError as exc:  # Firestore busy: the next tick tries again
             log.warning("ticker tick failed", error=str(exc))
         except Exception as exc:  # keep ticking; a bad tick must not stop every schedule

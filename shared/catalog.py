@@ -10,6 +10,8 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.doc_ids import DocumentId
+
 ModelType = Literal["retrieval", "ranking", "multitask"]
 SplitStrategy = Literal["strict_time", "random"]
 
@@ -60,7 +62,7 @@ class DatasetStats(Strict):
 
 
 class Dataset(Strict):
-    id: Optional[str] = None
+    id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
     description: str = ""
     source: DataSource
@@ -144,7 +146,7 @@ class FeatureSpec(Strict):
 
 
 class FeatureConfig(Strict):
-    id: Optional[str] = None
+    id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
     description: str = ""
     features: list[FeatureSpec] = Field(..., min_length=1)
@@ -172,7 +174,7 @@ class MultitaskWeights(Strict):
 
 
 class ModelConfig(Strict):
-    id: Optional[str] = None
+    id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
     description: str = ""
     model_type: ModelType
@@ -221,13 +223,13 @@ class ExperimentParams(Strict):
 class Experiment(Strict):
     """A quick test: a short run on sampled data whose winner gets promoted to full training."""
 
-    id: Optional[str] = None
+    id: Optional[DocumentId] = None
     number: Optional[int] = Field(None, ge=1, description="shown as 'Exp #N'; assigned when omitted")
     name: str = Field(..., min_length=1, max_length=200)
     model_type: ModelType
-    dataset_id: str
-    feature_config_id: str
-    model_config_id: str
+    dataset_id: DocumentId
+    feature_config_id: DocumentId
+    model_config_id: DocumentId
     params: ExperimentParams = Field(default_factory=ExperimentParams)
     metrics: ExperimentMetrics = Field(default_factory=ExperimentMetrics)
     saved_model_uri: Optional[str] = Field(None, description="for warm restart")

@@ -12,6 +12,8 @@ from shared.composition import Dependencies
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.http_actions import register_action_routes
 from shared.http_dashboard import register_dashboard_routes
+from shared.http_guards import error_body, register_guards
+from shared.http_reconciler import register_reconciler_routes
 from shared.identity import authenticate
 from shared.http_schedules import register_schedule_routes
 from shared.services import catalog as catalog_service
@@ -52,6 +54,8 @@ def create_app(deps: Dependencies) -> Flask:
         g.identity = authenticate(request.headers, deps.settings)
         return None
 
+    register_guards(app)  # after identity: ids Firestore would refuse are a 404/400 (shared/http_guards.py)
+
     @app.errorhandler(FieldError)
     def bad_request(exc: FieldError):
         return jsonify(success=False, error="invalid_request", errors=exc.errors), 400
@@ -75,7 +79,8 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return jsonify(success=False, error=exc.name.lower().replace(" ", "_"), message=exc.description), exc.code
+        payload, code = error_body(exc)
+        return jsonify(payload), code
 
     @app.errorhandler(Exception)
     def unexpected(exc):
@@ -156,4 +161,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_action_routes(app, deps)  # cancel, retry, deploy, push-anyway, run data, gpu availability
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http_schedules.py)
     register_dashboard_routes(app, deps)  # the Training page at /training (shared/http_dashboard.py)
+    register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http_reconciler.py)
     return app

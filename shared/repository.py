@@ -16,6 +16,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable, Optional, Protocol
 
+from shared.doc_ids import is_valid_id
 from shared.errors import NotFound, TransientError
 from shared.runs import now
 
@@ -23,6 +24,7 @@ RUNS = "training_runs"
 SCHEDULES = "training_schedules"
 HISTORY = "history"
 COUNTERS = "counters"
+STATUS = "trainyard_status"  # status/reconciler: what the reconciler checked and repaired
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
@@ -73,6 +75,12 @@ class Repository(Protocol):
 
     def due_schedules(self, before: datetime, limit: int) -> list[dict]:
         """Active schedules whose next_run_at is at or before `before`, soonest first."""
+
+    def mutate_status(self, name: str, fold: Callable[[Optional[dict]], dict]) -> dict:
+        """In one transaction: status/{name} (None when there is none yet) → fold → stored. Returns it.
+        (The reconciler keeps its passes there: shared/services/reconcile.py.)"""
+
+    def get_status(self, name: str) -> Optional[dict]: ...
 
 
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
@@ -172,11 +180,15 @@ class FirestoreRepository:
         return stored, True
 
     def get_run(self, run_id: str) -> Optional[dict]:
+        if not is_valid_id(run_id):  # no document can have it; the client would raise (shared/doc_ids.py)
+            return None
         snap = self.db.collection(RUNS).document(run_id).get()
         return snap.to_dict() if snap.exists else None
 
     def _with_document(self, collection: str, doc_id: str, what: str, act: Callable) -> Any:
         """act(tx, ref, current) inside one transaction on an existing document (NotFound otherwise)."""
+        if not is_valid_id(doc_id):
+            raise NotFound(f"{what} {doc_id!r}")
         ref = self.db.collection(collection).document(doc_id)
 
         def apply(tx):
@@ -218,7 +230,7 @@ class FirestoreRepository:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = self.db.collection(RUNS)
-        for field in ("status", "model_type", "dataset_id", "schedule_id"):
+        for field in ("status", "model_type", "dataset_id", "schedule_id", "deployment_status"):
             if filters.get(field):
                 query = query.where(filter=FieldFilter(field, "==", filters[field]))
         return query
@@ -266,7 +278,7 @@ class FirestoreRepository:
     def get_catalog_many(self, refs: list[tuple[str, str]]) -> list[Optional[dict]]:
         docs = [self._cached(kind, doc_id) for kind, doc_id in refs]
         missing = [(n, self.db.collection(kind).document(doc_id)) for n, (kind, doc_id) in enumerate(refs)
-                   if docs[n] is None]
+                   if docs[n] is None and is_valid_id(doc_id)]
         if missing:
             found = {snap.reference.path: snap.to_dict() for snap in self.db.get_all([ref for _, ref in missing])
                      if snap.exists}
@@ -304,6 +316,8 @@ class FirestoreRepository:
         return stored
 
     def get_schedule(self, schedule_id: str) -> Optional[dict]:
+        if not is_valid_id(schedule_id):
+            return None
         snap = self.db.collection(SCHEDULES).document(schedule_id).get()
         return snap.to_dict() if snap.exists else None
 
@@ -328,3 +342,20 @@ class FirestoreRepository:
         query = (self.db.collection(SCHEDULES).where(filter=FieldFilter("status", "==", "active"))
                  .where(filter=FieldFilter("next_run_at", "<=", before)).order_by("next_run_at").limit(limit))
         return [s.to_dict() for s in query.stream()]
+
+    # ------------------------------------------------------------------ status documents (the reconciler's)
+
+    def mutate_status(self, name: str, fold: Callable[[Optional[dict]], dict]) -> dict:
+        ref = self.db.collection(STATUS).document(name)
+
+        def apply(tx):
+            snap = ref.get(transaction=tx)
+            status = fold(snap.to_dict() if snap.exists else None)
+            tx.set(ref, status)
+            return status
+
+        return self._in_transaction(apply)
+
+    def get_status(self, name: str) -> Optional[dict]:
+        snap = self.db.collection(STATUS).document(name).get()
+        return snap.to_dict() if snap.exists else None

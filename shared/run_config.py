@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import BaseModel, Field, model_validator
 
 from shared.catalog import Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict
+from shared.doc_ids import DocumentId
 
 # --------------------------------------------------------------------------- training params
 
@@ -48,7 +49,7 @@ LRSchedule = Annotated[
 
 class WarmRestart(Strict):
     enabled: bool = False
-    experiment_id: Optional[str] = Field(None, description="defaults to the base experiment")
+    experiment_id: Optional[DocumentId] = Field(None, description="defaults to the base experiment")
 
 
 class RetrievalIndex(Strict):

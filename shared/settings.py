@@ -57,7 +57,8 @@ VARIABLES: tuple[Variable, ...] = (
              "{TRAINYARD_LOCAL_DIR}/pipeline-root", (SUBMITTER,), TERRAFORM),
     Variable("TRAINYARD_SUBMIT_LEASE_SECONDS", "how long a submit claim is held before a redelivery takes it over "
              "(the holder's request timeout plus a margin); run-submit's retry window must outlast it "
-             "(terraform/pubsub.tf local.retry)", "630", (SUBMITTER,), TERRAFORM),
+             "(terraform/pubsub.tf local.retry); the reconciler re-queues a run submitting longer than this",
+             "630", (SUBMITTER, PIPELINE_EVENTS), TERRAFORM),
     Variable("TRAINYARD_PIPELINE_BACKEND", "vertex (Vertex AI Pipelines, Model Registry, Endpoints, Cloud Logging, "
              "quotas) or local (the local pipeline service, registry and prediction server); it is also the target "
              "a run's pipeline is compiled for", "local",
@@ -119,6 +120,14 @@ VARIABLES: tuple[Variable, ...] = (
     # ------------------------------------------------------------------ consumers
     Variable("TRAINYARD_PROGRESS_MIN_INTERVAL_S", "at most one run-document write per run this often, per epoch "
              "stream (every epoch is kept in history/)", "1.0", (PIPELINE_EVENTS,), OPTIONAL),
+    Variable("TRAINYARD_RECONCILE_RUNNING_AFTER_S", "the reconciler reads the pipeline job of a run running "
+             "unchanged this long and applies it (a lost final event)", "600", (PIPELINE_EVENTS,), OPTIONAL),
+    Variable("TRAINYARD_RECONCILE_CANCELLING_AFTER_S", "the reconciler reads the job of a run cancelling unchanged "
+             "this long, and sends the cancel again while the job is not cancelled", "600", (PIPELINE_EVENTS,),
+             OPTIONAL),
+    Variable("TRAINYARD_RECONCILE_COMMAND_AFTER_S", "the reconciler sends again the command of a deployment "
+             "deploying or a push-anyway pushing unchanged this long (beyond run-commands' 600 s timeout)", "1800",
+             (PIPELINE_EVENTS,), OPTIONAL),
     Variable("TRAINYARD_SCHEDULER_BACKEND", "cloud-scheduler (a Cloud Scheduler job per schedule: the API makes, "
              "pauses, resumes and deletes it, pipeline_events pauses it on auto-pause, the scheduler deletes a "
              "one-time schedule's after it fired) or local (scripts/ticker.py publishes)",
@@ -153,6 +162,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PUBSUB_EMULATOR_HOST", "the Pub/Sub emulator (read by the client library)", "", _ALL_CLIENTS, LOCAL),
     Variable("TRAINYARD_TICKER_INTERVAL_S", "how often the local ticker looks for due schedules", "0.5",
              (TICKER,), LOCAL),
+    Variable("TRAINYARD_RECONCILE_INTERVAL_S", "how often the local ticker publishes to `reconcile` (Cloud "
+             "Scheduler's reconcile job in the cloud: terraform/reconciler.tf)", "60", (TICKER,), LOCAL),
     Variable("TRAINYARD_FIRESTORE_PORT", "the local stack's Firestore emulator port", "8085", (STACK,), LOCAL),
     Variable("TRAINYARD_PUBSUB_PORT", "the local stack's Pub/Sub emulator port", "8086", (STACK,), LOCAL),
     Variable("TRAINYARD_API_PORT", "the local API's port", "8080", (STACK,), LOCAL),
@@ -161,6 +172,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_PROGRESS_PORT", "the local training-progress function's port", "8083", (STACK,), LOCAL),
     Variable("TRAINYARD_SCHEDULER_PORT", "the local scheduler function's port", "8084", (STACK,), LOCAL),
     Variable("TRAINYARD_RUN_COMMANDS_PORT", "the local run-commands consumer's port", "8087", (STACK,), LOCAL),
+    Variable("TRAINYARD_RECONCILER_PORT", "the local reconciler's port", "8088", (STACK,), LOCAL),
     Variable("TRAINYARD_PREDICTION_PORT", "the local prediction server's port", "8089", (STACK,), LOCAL),
     Variable("TRAINYARD_PIPELINE_PORT", "the local pipeline service's port", "8090", (STACK, PIPELINE_SERVICE), LOCAL),
     Variable("TRAINYARD_LOCAL_MAX_RUNNING_JOBS", "how many pipeline jobs the local pipeline service runs at once; "
@@ -267,6 +279,10 @@ class Settings:
     model_name: str = ""
     ticker_interval_s: float = 0.5
     local_max_running_jobs: int = 1
+    reconcile_running_after_s: float = 600.0
+    reconcile_cancelling_after_s: float = 600.0
+    reconcile_command_after_s: float = 1800.0
+    reconcile_interval_s: float = 60.0
 
     @property
     def progress_topic_path(self) -> str:
@@ -341,6 +357,13 @@ class Settings:
                 "appId": read("TRAINYARD_FIREBASE_APP_ID", environ),
             },
             ticker_interval_s=_number(get("TRAINYARD_TICKER_INTERVAL_S"), "TRAINYARD_TICKER_INTERVAL_S"),
+            reconcile_running_after_s=_number(get("TRAINYARD_RECONCILE_RUNNING_AFTER_S"),
+                                              "TRAINYARD_RECONCILE_RUNNING_AFTER_S"),
+            reconcile_cancelling_after_s=_number(get("TRAINYARD_RECONCILE_CANCELLING_AFTER_S"),
+                                                 "TRAINYARD_RECONCILE_CANCELLING_AFTER_S"),
+            reconcile_command_after_s=_number(get("TRAINYARD_RECONCILE_COMMAND_AFTER_S"),
+                                              "TRAINYARD_RECONCILE_COMMAND_AFTER_S"),
+            reconcile_interval_s=_number(get("TRAINYARD_RECONCILE_INTERVAL_S"), "TRAINYARD_RECONCILE_INTERVAL_S"),
             local_max_running_jobs=_at_least_one(_number(get("TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),

@@ -5,8 +5,9 @@ PIPELINE_EVENTS = "pipeline-events"  # Cloud Logging sink of Vertex pipeline job
 TRAINING_PROGRESS = "training-progress"  # EpochMetrics from the Trainer
 SCHEDULE_TRIGGER = "schedule-trigger"  # {schedule_id}: Cloud Scheduler / the local ticker
 RUN_COMMANDS = "run-commands"  # {run_id, command, ...}: cancel, deploy, push-anyway (slow cloud calls)
+RECONCILE = "reconcile"  # {}: Cloud Scheduler / the local ticker, every few minutes (shared/services/reconcile.py)
 
-ALL = (RUN_SUBMIT, PIPELINE_EVENTS, TRAINING_PROGRESS, SCHEDULE_TRIGGER, RUN_COMMANDS)
+ALL = (RUN_SUBMIT, PIPELINE_EVENTS, TRAINING_PROGRESS, SCHEDULE_TRIGGER, RUN_COMMANDS, RECONCILE)
 
 
 def dead_letter(topic: str) -> str:

@@ -36,6 +36,11 @@ locals {
       collection = "training_runs"
       fields     = [["schedule_id", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # The reconciler's scan of deployments left deploying (shared/services/reconcile.py).
+    "training_runs-deployment_status-created_at" = {
+      collection = "training_runs"
+      fields     = [["deployment_status", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     "experiments-model_type-recall_at_100" = {
       collection = "experiments"
       fields     = [["model_type", "ASCENDING"], ["metrics.recall_at_100", "DESCENDING"]]

@@ -97,6 +97,30 @@ module "fn_scheduler" {
   depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles]
 }
 
+# The reconciler: the pipeline_events source and account (it applies a job through the same path),
+# fed by Cloud Scheduler's reconcile job (reconciler.tf).
+module "fn_reconciler" {
+  source = "./modules/light_function"
+
+  project_id               = var.project_id
+  region                   = var.region
+  name                     = "trainyard-reconciler"
+  description              = "Every few minutes: re-reads runs whose events stopped and repairs them."
+  source_dir               = "${local.functions_dir}/pipeline_events"
+  shared_dir               = local.shared_dir
+  source_bucket            = google_storage_bucket.function_source.name
+  entry_point              = "on_reconcile"
+  service_account_email    = google_service_account.sa["pipeline_events"].email
+  build_service_account_id = local.build_sa_id
+  environment_variables    = local.environment["pipeline_events"]
+  invokers                 = { push = google_service_account.push["reconciler"].member }
+  timeout_seconds          = local.consumers["reconciler"].ack_deadline_seconds
+  max_instance_count       = 1
+  labels                   = var.labels
+
+  depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles]
+}
+
 # Heavy consumers: they import TFX / the Vertex SDK, so they run the GPU image on Cloud Run.
 module "run_submitter" {
   source = "./modules/run_consumer"

@@ -23,6 +23,7 @@ locals {
     pipeline_events   = { account_id = "trainyard-push-pipeline-events", display_name = "Pub/Sub push: pipeline-events -> pipeline_events" }
     training_progress = { account_id = "trainyard-push-progress", display_name = "Pub/Sub push: training-progress -> pipeline_events" }
     scheduler         = { account_id = "trainyard-push-scheduler", display_name = "Pub/Sub push: schedule-trigger -> scheduler" }
+    reconciler        = { account_id = "trainyard-push-reconciler", display_name = "Pub/Sub push: reconcile -> reconciler" }
   }
 
   # Project-level roles (Firestore, Vertex AI, Cloud Scheduler, quotas, BigQuery and Dataflow have
@@ -75,7 +76,8 @@ locals {
     api       = ["run-submit", "run-commands", "schedule-trigger"]
     scheduler = ["run-submit"]
     # Wherever a run moves (shared/services/lifecycle.py) what follows may publish: a schedule's queued run
-    # released (run-submit), a deploy after training and the run's notifications (run-commands).
+    # released (run-submit), a deploy after training and the run's notifications (run-commands). The
+    # reconciler (pipeline_events' account) also re-queues a stale submit and sends a lost command again.
     pipeline_events = ["run-submit", "run-commands"]
     submitter       = ["run-submit", "run-commands"]
     run_commands    = ["run-submit", "run-commands"]

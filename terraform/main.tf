@@ -21,7 +21,7 @@ locals {
   serving_image    = coalesce(var.serving_image, "${local.image_repository}/${var.serving_image_name}:${var.image_tag}")
 
   # The same names as shared/topics.py.
-  topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands"]
+  topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands", "reconcile"]
 
   required_apis = [
     "aiplatform.googleapis.com",
@@ -100,8 +100,11 @@ locals {
       TRAINYARD_DATAFLOW_SUBNETWORK      = local.dataflow_subnetwork
       TRAINYARD_SERVING_IMAGE            = local.serving_image
     })
-    pipeline_events = merge(local.cloud_env, local.scheduler_env)
-    scheduler       = merge(local.base_env, local.scheduler_env)
+    # Also the reconciler's (the same source; it re-queues a run submitting past the submit lease).
+    pipeline_events = merge(local.cloud_env, local.scheduler_env, {
+      TRAINYARD_SUBMIT_LEASE_SECONDS = tostring(local.submit_lease_seconds)
+    })
+    scheduler = merge(local.base_env, local.scheduler_env)
     run_commands = merge(local.cloud_env, {
       TRAINYARD_SERVING_IMAGE = local.serving_image
       # Notifications link a run to the dashboard the API serves (its deterministic Cloud Run URL).

@@ -24,6 +24,7 @@ locals {
     training_progress = { topic = "training-progress", ack_deadline_seconds = 60 }
     scheduler         = { topic = "schedule-trigger", ack_deadline_seconds = 60 }
     run_commands      = { topic = "run-commands", ack_deadline_seconds = 600 }
+    reconciler        = { topic = "reconcile", ack_deadline_seconds = 120 }
   }
   # Each consumer's retry window. The invariant (tests/unit/test_terraform.py): a delivery refused
   # because another one holds the work must be redelivered after that hold ends. A submit claim is
@@ -39,6 +40,8 @@ locals {
     training_progress = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
     scheduler         = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
     run_commands      = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
+    # A lost pass costs nothing: the next one comes with the next tick of the reconcile job.
+    reconciler = { minimum_backoff = var.retry_minimum_backoff, max_delivery_attempts = var.max_delivery_attempts }
   }
   consumer_urls = {
     submitter         = module.run_submitter.uri
@@ -46,6 +49,7 @@ locals {
     training_progress = module.fn_training_progress.uri
     scheduler         = module.fn_scheduler.uri
     run_commands      = module.run_commands.uri
+    reconciler        = module.fn_reconciler.uri
   }
 }
 

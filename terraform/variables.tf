@@ -133,6 +133,12 @@ variable "retry_maximum_backoff" {
   default     = "600s"
 }
 
+variable "reconcile_schedule" {
+  type        = string
+  description = "Cron schedule (UTC) of the reconcile job: how often runs whose events stopped are re-read (reconciler.tf)."
+  default     = "*/5 * * * *"
+}
+
 variable "repo_root" {
   type        = string
   description = "Path of the Trainyard checkout (holding functions/ and shared/). Defaults to the parent of this module."

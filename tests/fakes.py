@@ -21,6 +21,7 @@ class InMemoryRepository:
         self.catalog: dict[str, dict[str, dict]] = {}
         self.counters: dict[str, int] = {}
         self.schedules: dict[str, dict] = {}
+        self.statuses: dict[str, dict] = {}
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -117,6 +118,14 @@ class InMemoryRepository:
             stored = {**copy.deepcopy(doc), "version": 1, "updated_at": now()}
             self.schedules[doc["id"]] = stored
             return copy.deepcopy(stored)
+
+    def mutate_status(self, name, fold):
+        with self.lock:
+            self.statuses[name] = fold(copy.deepcopy(self.statuses.get(name)))
+            return copy.deepcopy(self.statuses[name])
+
+    def get_status(self, name):
+        return copy.deepcopy(self.statuses.get(name))
 
     def get_schedule(self, schedule_id):
         doc = self.schedules.get(schedule_id)

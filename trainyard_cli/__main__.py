@@ -99,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_commands.register(groups, common)
     catalog_commands.register(groups, common)
 
-    admin = groups.add_parser("admin", help="operator tools (dead letters)").add_subparsers(
+    admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
+    common(admin.add_parser("reconciler", help="what the reconciler checked and repaired")).set_defaults(
+        handler=show_reconciler)
     dead = admin.add_parser("dead-letters", help="list or replay what a topic gave up on").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     for name in ("list", "replay"):
@@ -125,6 +127,22 @@ def command_list(parser: argparse.ArgumentParser) -> str:
             rows.append((f"{path} {positional}".strip(), text))
     width = max(len(usage) for usage, _ in rows)
     return "\n".join(f"  {usage.ljust(width)}  {text}" for usage, text in rows)
+
+
+def show_reconciler(args, client, ui) -> int:
+    """`admin reconciler`: GET /api/reconciler — its passes, totals per repair and latest repairs."""
+    status = client.get("/api/reconciler")["reconciler"]
+
+    def human(data):
+        ui.line(f"passes: {data['passes']}, last {fmt.relative(data.get('last_pass_at'))}")
+        last = data.get("last_pass") or {}
+        ui.line(f"last pass: checked {last.get('checked') or {}}, repaired {last.get('repaired') or {}}")
+        ui.line(f"repaired in all: {data.get('totals') or {}}")
+        for repair in data.get("recent_repairs") or []:
+            ui.line(f"  {fmt.relative(repair.get('at'))}  {repair.get('run_id')}  {repair.get('action')}")
+
+    ui.result(status, human)
+    return 0
 
 
 def dead_letters(args, out) -> int:
@@ -289,7 +307,7 @@ def run(argv: list[str], out=sys.stdout) -> int:
     if args.group == "completion":
         out.write(completion.script(parser, args.shell))
         return 0
-    if args.group == "admin":
+    if args.group == "admin" and args.command == "dead-letters":
         try:
             return dead_letters(args, out)
         except ValueError as exc:

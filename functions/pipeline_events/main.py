@@ -5,6 +5,7 @@ import functions_framework
 
 from shared.composition import root
 from shared.consumer import consume, event_data
+from shared.contract.messages import ReconcileTick
 from shared.results import EpochMetrics
 
 
@@ -30,3 +31,17 @@ def on_pipeline_event(cloud_event):
 @functions_framework.cloud_event
 def on_training_progress(cloud_event):
     consume(event_data(cloud_event), EpochMetrics, handle_training_progress, "training_progress")
+
+
+def handle_reconcile(tick: ReconcileTick, message) -> str:
+    from shared.services import reconcile
+
+    report = reconcile.reconcile(root.repo, root.publisher, root.pipelines, root.store, root.settings,
+                                 jobs=root.schedule_jobs)
+    return f"reconciled: {sum(report['repaired'].values())} repaired"
+
+
+@functions_framework.cloud_event
+def on_reconcile(cloud_event):
+    """Cloud Scheduler's reconcile job (every few minutes) → `reconcile` → one pass over stuck runs."""
+    consume(event_data(cloud_event), ReconcileTick, handle_reconcile, "reconciler")

@@ -7,6 +7,7 @@
 | schedule-trigger | ScheduleTrigger | Cloud Scheduler's job (Terraform-free: the API makes it), the local ticker |
 | training-progress | shared.results.EpochMetrics | the Trainer, once an epoch |
 | pipeline-events | a Cloud Logging LogEntry (JSON), read by shared/services/progress.py | the log sink |
+| reconcile | ReconcileTick | Cloud Scheduler's reconcile job, the local ticker (terraform/reconciler.tf) |
 
 A payload that does not validate is logged and acknowledged as malformed, never retried.
 """
@@ -51,3 +52,9 @@ class ScheduleTrigger(BaseModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("slot needs a UTC offset")
         return value
+
+
+class ReconcileTick(BaseModel):
+    """`{}`: a tick carries nothing; the reconciler reads what is stuck from Firestore."""
+
+    model_config = ConfigDict(extra="ignore")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared import runs
 from shared.catalog import ModelType
+from shared.doc_ids import DocumentId, is_valid_id
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
 from shared.notifications import NotificationConfig
@@ -30,13 +31,14 @@ class CreateRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     name: str = Field(..., description="3–63 characters: lowercase letters, digits and hyphens, starting with a "
-                                       "letter; becomes the model's name in the registry")
+                                       "letter; becomes the model's name in the registry",
+                      json_schema_extra={"pattern": runs.NAME_PATTERN.pattern, "minLength": 3, "maxLength": 63})
     description: str = Field("", max_length=2000)
-    base_experiment_id: Optional[str] = None
+    base_experiment_id: Optional[DocumentId] = None
     model_type: Optional[ModelType] = None
-    dataset_id: Optional[str] = None
-    feature_config_id: Optional[str] = None
-    model_config_id: Optional[str] = None
+    dataset_id: Optional[DocumentId] = None
+    feature_config_id: Optional[DocumentId] = None
+    model_config_id: Optional[DocumentId] = None
     training_params: dict[str, Any] = Field(default_factory=dict)
     gpu_config: GpuConfig = Field(default_factory=GpuConfig)
     evaluator_config: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
@@ -262,6 +264,8 @@ def _decode_token(token: Optional[str]):
         return None
     try:
         created, run_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not is_valid_id(run_id):
+            raise ValueError("not a run id")
         return datetime.fromisoformat(created), run_id
     except (ValueError, TypeError):
         raise FieldError.one("page_token", "is not a token this API issued") from None

@@ -17,6 +17,8 @@ class ScriptedPipelineService:
         self.get_calls: Counter = Counter()
         self.cancel_calls: Counter = Counter()
         self.logs: dict[str, list[str]] = {}  # job id -> its process log lines
+        # job id -> (entered, release): a get_job of it signals `entered`, then waits for `release`
+        self.holds: dict[str, tuple[threading.Event, threading.Event]] = {}
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -105,6 +107,10 @@ class ScriptedPipelineService:
                     return self._send(200, {"job_id": logs[1], "offset": offset, "total_lines": len(lines),
                                             "lines": lines[offset:offset + limit]})
                 match = re.fullmatch(r"/v1/jobs/([^/]+)", self.path)
+                hold = service.holds.get(match[1]) if match else None
+                if hold:  # a fault test holds the reader here (e.g. to kill it mid-handling)
+                    hold[0].set()
+                    hold[1].wait(30)
                 with service.lock:
                     if not match or match[1] not in service.jobs:
                         return self._send(404, {"error": "no such job"})

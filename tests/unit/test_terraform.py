@@ -74,6 +74,7 @@ EXPECTED_IDENTITIES = {
     "fn_web": "api",  # the dashboard's public entrance: the API's code, account and grants
     "fn_pipeline_events": "pipeline_events",
     "fn_training_progress": "pipeline_events",
+    "fn_reconciler": "pipeline_events",
     "fn_scheduler": "scheduler",
     "run_submitter": "submitter",
     "run_commands": "run_commands",
@@ -86,6 +87,7 @@ EXPECTED_CONSUMERS = {
     "scheduler": ("schedule-trigger", "fn_scheduler", "on_schedule_trigger"),
     "submitter": ("run-submit", "run_submitter", None),
     "run_commands": ("run-commands", "run_commands", None),
+    "reconciler": ("reconcile", "fn_reconciler", "on_reconcile"),
 }
 
 EXPECTED_INDEXES = [
@@ -93,6 +95,7 @@ EXPECTED_INDEXES = [
     ("training_runs", [("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("dataset_id", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("schedule_id", "ASCENDING"), ("created_at", "DESCENDING")]),
+    ("training_runs", [("deployment_status", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.recall_at_100", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.test_rmse", "ASCENDING")]),
     ("training_schedules", [("status", "ASCENDING"), ("next_run_at", "ASCENDING")]),

@@ -1,0 +1,155 @@
+"""The reconciler: runs whose events stopped are re-read from the truth, so nothing stays stuck.
+
+Events can be lost for good: a consumer outage longer than a topic's retry window dead-letters the
+final SUCCEEDED/FAILED of a job, a submitter can die between its claim and the job. Every few
+minutes (Cloud Scheduler → `reconcile` → functions/pipeline_events `on_reconcile`; the local ticker
+locally) this pass finds the runs that are not terminal and have not changed for longer than their
+status's threshold (shared/settings.py) and repairs each through the path its events would take:
+
+- `submitting` past the submit lease → `run-submit` for the same attempt again; the submitter takes
+  the stale claim over and the deterministic job id keeps it one job;
+- `running` → the pipeline job is read and applied through progress.apply_job, the same forward-only
+  path pipeline_events uses (a terminal job ends the run, results and schedule bookkeeping included);
+- `cancelling` → the job is read and applied (a cancelled job ends it), else the cancel is sent again;
+- a deployment `deploying` or a push-anyway `pushing` → its command is sent again (run-commands acts
+  on a deployment id or a push once and skips a repeat).
+
+Each pass is logged and recorded (the `reconciler` status document: totals per repair, the last pass, the latest
+repairs) and `GET /api/reconciler` shows it. The pass is idempotent: a repeat repairs nothing twice.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Iterator, Optional
+
+from shared import runs, structured_log as log
+from shared.contract import labels, messages
+from shared.errors import NotFound, TransientError
+from shared.services import actions, deployments, progress, queueing
+
+PAGE = 200
+MAX_SCAN = 5000  # per status and pass; the oldest stuck runs come last (newest first) and wait a pass
+RECENT_KEPT = 50
+STATUS = "reconciler"  # its status document (repo.mutate_status / get_status)
+
+
+def thresholds(settings) -> dict[str, timedelta]:
+    """How long each kind of run may go unchanged before it is re-read."""
+    return {
+        runs.SUBMITTING: timedelta(seconds=settings.submit_lease_s),
+        runs.RUNNING: timedelta(seconds=settings.reconcile_running_after_s),
+        runs.CANCELLING: timedelta(seconds=settings.reconcile_cancelling_after_s),
+        deployments.DEPLOYING: timedelta(seconds=settings.reconcile_command_after_s),
+        actions.PUSHING: timedelta(seconds=settings.reconcile_command_after_s),
+    }
+
+
+def _unchanged_since(repo, filters: dict, before: datetime) -> Iterator[dict]:
+    after, scanned = None, 0
+    while scanned < MAX_SCAN:
+        page = repo.list_runs(filters, PAGE, after)
+        for run in page:
+            if run.get("updated_at") and run["updated_at"] <= before:
+                yield run
+        scanned += len(page)
+        if len(page) < PAGE:
+            return
+        after = (page[-1]["created_at"], page[-1]["id"])
+
+
+def reconcile(repo, publisher, backend, store, settings, at: Optional[datetime] = None, jobs=None) -> dict:
+    """One pass. Returns (and records) what it checked and repaired."""
+    at = at or runs.now()
+    limits = thresholds(settings)
+    checked: Counter = Counter()
+    repairs: list[dict] = []
+
+    def repaired(run: dict, action: str, **details) -> None:
+        repairs.append({"run_id": run["id"], "attempt": run.get("attempt"), "status": run["status"],
+                        "action": action, "at": at, **details})
+        log.warning("reconciler repaired a run", run_id=run["id"], status=run["status"], action=action, **details)
+
+    for status, handle in ((runs.SUBMITTING, _submitting), (runs.RUNNING, _running), (runs.CANCELLING, _cancelling)):
+        for run in _unchanged_since(repo, {"status": status}, at - limits[status]):
+            checked[status] += 1
+            try:
+                action, details = handle(run, repo, publisher, backend, store, jobs)
+            except TransientError as exc:  # the next pass tries again
+                log.warning("reconciler could not repair a run yet", run_id=run["id"], status=status, error=str(exc))
+                continue
+            if action:
+                repaired(run, action, **details)
+    for run in _unchanged_since(repo, {"deployment_status": deployments.DEPLOYING}, at - limits[deployments.DEPLOYING]):
+        checked[deployments.DEPLOYING] += 1
+        deployment = run.get("deployment") or {}
+        if deployment.get("status") == deployments.DEPLOYING and _send(publisher, {
+                "command": messages.DEPLOY, "run_id": run["id"], "deployment_id": deployment.get("id")}):
+            repaired(run, "deploy_resent", deployment_id=deployment.get("id"))
+    for run in _unchanged_since(repo, {"status": runs.NOT_BLESSED}, at - limits[actions.PUSHING]):
+        if (run.get("push_anyway") or {}).get("status") != actions.PUSHING:
+            continue
+        checked[actions.PUSHING] += 1
+        if _send(publisher, {"command": messages.PUSH_ANYWAY, "run_id": run["id"]}):
+            repaired(run, "push_anyway_resent")
+
+    report = {"at": at, "checked": dict(checked), "repaired": dict(Counter(r["action"] for r in repairs)),
+              "repairs": repairs}
+    repo.mutate_status(STATUS, lambda status: fold_report(status, report, RECENT_KEPT))
+    log.info("reconcile pass", checked=dict(checked), repaired=report["repaired"])
+    return report
+
+
+def _send(publisher, command: dict) -> bool:
+    warning = deployments.publish_command(publisher, command)  # the one way commands go out
+    return warning is None
+
+
+def _submitting(run, repo, publisher, backend, store, jobs) -> tuple[Optional[str], dict]:
+    # The claim is older than the lease: its holder is gone. The submitter takes the claim over; the job
+    # id is the attempt's, so a job the dead holder did create is found, not made twice.
+    queueing.publish_submit(publisher, run)
+    return "submit_requeued", {}
+
+
+def _read_and_apply(run, repo, publisher, store, backend, jobs) -> tuple[Optional[str], dict]:
+    job_id = labels.job_id_for(run["id"], run["attempt"])
+    try:
+        job = backend.get_job(job_id)
+    except NotFound:
+        return None, {"job_id": job_id, "job": "missing"}
+    outcome = progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "", publisher, jobs)
+    return outcome, {"job_id": job_id, "job_state": job.state}
+
+
+def _running(run, repo, publisher, backend, store, jobs) -> tuple[Optional[str], dict]:
+    outcome, details = _read_and_apply(run, repo, publisher, store, backend, jobs)
+    if details.get("job") == "missing":
+        log.error("running run without its pipeline job", run_id=run["id"], job_id=details["job_id"])
+        return None, details
+    return ("job_state_applied", details) if outcome in ("updated", "failed") else (None, details)
+
+
+def _cancelling(run, repo, publisher, backend, store, jobs) -> tuple[Optional[str], dict]:
+    outcome, details = _read_and_apply(run, repo, publisher, store, backend, jobs)
+    current = repo.get_run(run["id"])
+    if current is not None and current["status"] != runs.CANCELLING:
+        return "job_state_applied", details
+    if _send(publisher, {"command": messages.CANCEL, "run_id": run["id"], "attempt": run["attempt"]}):
+        return "cancel_resent", details
+    return None, details
+
+
+def empty_status() -> dict:
+    return {"last_pass_at": None, "last_pass": None, "passes": 0, "totals": {}, "recent_repairs": []}
+
+
+def fold_report(status: Optional[dict], report: dict, keep: int) -> dict:
+    """The reconciler's status after one more pass (kept in one document, read by GET /api/reconciler)."""
+    status = {**empty_status(), **(status or {})}
+    totals = dict(status["totals"])
+    for action, n in report["repaired"].items():
+        totals[action] = totals.get(action, 0) + n
+    return {"last_pass_at": report["at"], "passes": status["passes"] + 1, "totals": totals,
+            "last_pass": {"checked": report["checked"], "repaired": report["repaired"]},
+            "recent_repairs": (list(report["repairs"]) + list(status["recent_repairs"]))[:keep]}

@@ -1,0 +1,29 @@
+# The reconciler's clock: Cloud Scheduler publishes to `reconcile` every few minutes, and the
+# reconciler function (functions.tf fn_reconciler, fed by its push subscription in pubsub.tf) re-reads
+# the runs whose events stopped (shared/services/reconcile.py). Locally, scripts/ticker.py publishes.
+
+resource "google_cloud_scheduler_job" "reconcile" {
+  project     = var.project_id
+  region      = var.region
+  name        = "trainyard-reconcile"
+  description = "Trainyard: re-read runs whose events stopped (submitting, running, cancelling, deploying, pushing)."
+  schedule    = var.reconcile_schedule
+  time_zone   = "Etc/UTC"
+
+  pubsub_target {
+    topic_name = module.topic["reconcile"].topic_id
+    data       = base64encode("{}")
+  }
+
+  depends_on = [google_project_service.enabled, google_pubsub_topic_iam_member.scheduler_agent_reconcile_publisher]
+}
+
+# The Cloud Scheduler service agent publishes the job's messages.
+resource "google_pubsub_topic_iam_member" "scheduler_agent_reconcile_publisher" {
+  project = var.project_id
+  topic   = module.topic["reconcile"].topic_name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${local.scheduler_agent_email}"
+
+  depends_on = [google_project_service_identity.cloudscheduler]
+}
