@@ -7,7 +7,8 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.catalog import Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict
+from shared.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
+                            towers_mismatch)
 
 # --------------------------------------------------------------------------- training params
 
@@ -21,11 +22,21 @@ class ConstantLR(Strict):
     type: Literal["constant"] = "constant"
 
 
+DEFAULT_MIN_LR = 0.001
+
+
 class ReduceOnPlateauLR(Strict):
     type: Literal["reduce_on_plateau"] = "reduce_on_plateau"
     factor: float = Field(0.5, gt=0, lt=1)
     patience: int = Field(3, ge=1, le=100)
-    min_lr: float = Field(0.001, ge=0)
+    min_lr: Optional[float] = Field(
+        None, ge=0, description="floor of the reductions; default 0.001 (spec), or 1% of learning_rate when that "
+        "is not above 0.001 (an experiment trained at 0.001 promotes as it is)")
+
+    def floor(self, learning_rate: float) -> float:
+        if self.min_lr is not None:
+            return self.min_lr
+        return DEFAULT_MIN_LR if DEFAULT_MIN_LR < learning_rate else learning_rate * 0.01
 
 
 class CosineLR(Strict):
@@ -80,12 +91,17 @@ class TrainingParams(Strict):
     warm_restart: WarmRestart = Field(default_factory=WarmRestart)
     retrieval_index: RetrievalIndex = Field(default_factory=RetrievalIndex)
     checkpoint_every_epochs: int = Field(10, ge=1, le=1000)
+    gradient_clipnorm: Optional[float] = Field(
+        None, gt=0, le=1e6, description="clip each variable's gradient to this L2 norm; null = no clipping")
 
     @model_validator(mode="after")
     def _schedule_fits(self):
         schedule = self.lr_schedule
-        if isinstance(schedule, ReduceOnPlateauLR) and schedule.min_lr >= self.learning_rate:
-            raise ValueError("lr_schedule.min_lr must be below learning_rate")
+        if isinstance(schedule, ReduceOnPlateauLR):
+            if schedule.min_lr is None:  # resolved here so the stored run shows the floor it trains with
+                schedule.min_lr = schedule.floor(self.learning_rate)
+            elif schedule.min_lr >= self.learning_rate:
+                raise ValueError("lr_schedule.min_lr must be below learning_rate")
         if isinstance(schedule, WarmupCosineLR) and schedule.warmup_epochs >= self.epochs:
             raise ValueError("lr_schedule.warmup_epochs must be fewer than epochs")
         return self
@@ -98,7 +114,7 @@ class TrainingParams(Strict):
 GPU_MACHINES: dict[str, dict[int, str]] = {
     "NVIDIA_TESLA_T4": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
     "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
-    "NVIDIA_TESLA_V100": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
+    "NVIDIA_TESLA_V100": {1: "n1-standard-16", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
     "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g"},
 }
 GPU_FAMILY = {"NVIDIA_TESLA_T4": "n1", "NVIDIA_TESLA_V100": "n1", "NVIDIA_L4": "g2", "NVIDIA_TESLA_A100": "a2"}
@@ -180,11 +196,16 @@ class EvaluatorConfig(Strict):
 # --------------------------------------------------------------------------- deployment
 
 
+EXISTING_ENDPOINT_TRAFFIC = 10  # spec: "Traffic split: [10%] (gradual rollout)"
+
+
 class DeploymentConfig(Strict):
     action: Literal["register_only", "deploy_new", "deploy_existing"] = "register_only"
     endpoint_name: Optional[str] = Field(None, max_length=128, description="deploy_new; defaults to the run name")
     existing_endpoint_id: Optional[str] = Field(None, description="required for deploy_existing")
-    traffic_split: int = Field(100, ge=1, le=100, description="percent of traffic the new model takes")
+    traffic_split: Optional[int] = Field(
+        None, ge=1, le=100, description="percent of traffic the new model takes; defaults to 10 on an existing "
+        "endpoint (spec: gradual rollout), 100 on a new one (it serves only this model)")
 
     @model_validator(mode="after")
     def _endpoint_given(self):
@@ -194,6 +215,8 @@ class DeploymentConfig(Strict):
             raise ValueError(f"existing_endpoint_id only goes with deploy_existing, not {self.action}")
         if self.action != "deploy_new" and self.endpoint_name:
             raise ValueError(f"endpoint_name only goes with deploy_new, not {self.action}")
+        if self.traffic_split is None:
+            self.traffic_split = EXISTING_ENDPOINT_TRAFFIC if self.action == "deploy_existing" else 100
         return self
 
 
@@ -234,6 +257,14 @@ class RunSpec(Strict):
     created_by: Optional[str] = None
 
     model_config = {"extra": "forbid", "populate_by_name": True, "protected_namespaces": ()}
+
+    @model_validator(mode="after")
+    def _towers_fit(self):
+        if self.model_type != "ranking":  # retrieval scores are dot products of the two towers' outputs
+            mismatch = towers_mismatch(self.feature_config, self.model_config_)
+            if mismatch:
+                raise ValueError(mismatch)
+        return self
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

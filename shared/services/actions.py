@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import results, runs, structured_log as log, topics
 from shared.errors import Conflict, FieldError, NotFound, PermanentError, TransientError
-from shared.run_config import GpuConfig, RunSpec, TrainingParams
+from shared.run_config import EXISTING_ENDPOINT_TRAFFIC, GpuConfig, RunSpec, TrainingParams
 from shared.services import runs as run_service
 from shared.validation import field_errors, parse
 
@@ -149,7 +149,9 @@ def _deploy_target(doc: dict, body: DeployBody) -> dict:
     if not endpoint_id:
         endpoint_name = endpoint_name or (config.get("endpoint_name") if config.get("action") == "deploy_new" else None) \
             or doc["name"]
-    traffic = body.traffic_split or (config.get("traffic_split") if endpoint_id else None) or 100
+    # An existing endpoint: the run's deploy_existing split, else the spec's gradual-rollout default.
+    configured = config.get("traffic_split") if config.get("action") == "deploy_existing" else None
+    traffic = body.traffic_split or ((configured or EXISTING_ENDPOINT_TRAFFIC) if endpoint_id else 100)
     if not endpoint_id and traffic != 100:
         raise FieldError.one("traffic_split", "a new endpoint serves only this model: its traffic split is 100")
     return {"endpoint_id": endpoint_id, "endpoint_name": None if endpoint_id else endpoint_name,

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared import runs, structured_log as log, topics
-from shared.catalog import ModelType
+from shared.catalog import FeatureConfig, ModelConfig, ModelType, towers_mismatch
 from shared.errors import Conflict, FieldError, NotFound, TransientError
 from shared.messaging import Publisher
 from shared.repository import Repository
@@ -72,6 +72,16 @@ def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: lis
     return docs
 
 
+def _towers_mismatch(feature_config: dict, model_config: dict) -> Optional[str]:
+    """The stored configs' tower sizes disagree (an embedding-only tower's size comes from its features)."""
+    try:
+        features = FeatureConfig.model_validate({k: v for k, v in feature_config.items() if k in FeatureConfig.model_fields})
+        model = ModelConfig.model_validate({k: v for k, v in model_config.items() if k in ModelConfig.model_fields})
+    except ValidationError:
+        return None  # each was validated when stored; a stale document fails at Compile with its own error
+    return towers_mismatch(features, model)
+
+
 def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
                run_id: Optional[str] = None, at: Optional[datetime] = None, jobs=None) -> dict:
     at = at or runs.now()
@@ -112,6 +122,10 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple
     if model_config["model_type"] != model_type:
         raise FieldError.one("model_type", f"the model config {model_config['name']!r} is a "
                                            f"{model_config['model_type']} model, not {model_type}")
+    if model_type != "ranking":
+        mismatch = _towers_mismatch(feature_config, model_config)
+        if mismatch:
+            raise FieldError.one("model_config_id", mismatch)
 
     # Training parameters: Appendix B defaults ← the experiment's batch size and learning rate ← the request.
     exp_params = inherited.get("params") or {}
