@@ -13,9 +13,15 @@ from shared.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConf
 # --------------------------------------------------------------------------- training params
 
 
+Monitor = Literal["val_loss", "gate_metric"]
+MONITOR_DOC = ("val_loss, or gate_metric: the run's gate metric as the trainer measures it live "
+               "(recall@k on an eval sample, or the eval split's rmse/mae; training_params.live_metrics_every_epochs)")
+
+
 class EarlyStopping(Strict):
     enabled: bool = True
     patience: int = Field(10, ge=1, le=100)
+    monitor: Monitor = Field("val_loss", description=MONITOR_DOC)
 
 
 class ConstantLR(Strict):
@@ -29,6 +35,7 @@ class ReduceOnPlateauLR(Strict):
     type: Literal["reduce_on_plateau"] = "reduce_on_plateau"
     factor: float = Field(0.5, gt=0, lt=1)
     patience: int = Field(3, ge=1, le=100)
+    monitor: Monitor = Field("val_loss", description=MONITOR_DOC)
     min_lr: Optional[float] = Field(
         None, ge=0, description="floor of the reductions; default 0.001 (spec), or 1% of learning_rate when that "
         "is not above 0.001 (an experiment trained at 0.001 promotes as it is)")
@@ -91,6 +98,8 @@ class TrainingParams(Strict):
     warm_restart: WarmRestart = Field(default_factory=WarmRestart)
     retrieval_index: RetrievalIndex = Field(default_factory=RetrievalIndex)
     checkpoint_every_epochs: int = Field(10, ge=1, le=1000)
+    live_metrics_every_epochs: int = Field(
+        1, ge=1, le=1000, description="measure the gate metric on an eval sample every N epochs (and the last)")
     gradient_clipnorm: Optional[float] = Field(
         None, gt=0, le=1e6, description="clip each variable's gradient to this L2 norm; null = no clipping")
 
@@ -157,6 +166,13 @@ METRICS_FOR_MODEL_TYPE: dict[str, tuple[str, ...]] = {
     "ranking": RANKING_METRICS,
     "multitask": RETRIEVAL_METRICS + RANKING_METRICS,
 }
+
+
+def gate_metric(model_type: str, threshold: Optional["BlessingThreshold"]) -> str:
+    """The metric a run is gated on: the evaluator's threshold metric, else the model type's primary one."""
+    if threshold is not None:
+        return threshold.metric
+    return "test_rmse" if model_type == "ranking" else "recall_at_100"
 
 
 class BlessingThreshold(Strict):

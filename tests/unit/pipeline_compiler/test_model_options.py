@@ -125,3 +125,67 @@ def test_gradient_clipping_is_a_setting(tiny_transform):
     spec = _spec(tiny_transform, "clipped", epochs=1, gradient_clipnorm=5.0)
     assert _train(tiny_transform, spec).model.optimizer.clipnorm == 5.0
     assert os.path.exists(os.path.join(spec.artifacts_uri, R.TRAINING_METRICS_FILE))
+
+
+# --------------------------------------------------------------------------- live gate metric
+
+
+def test_exact_recall_counts_rows_whose_item_is_in_their_top_k():
+    from pipeline_compiler.modules.live_metrics import exact_recall
+
+    candidates = tf.constant(np.eye(4, dtype=np.float32))  # candidate r scores 1 only for a query along r
+    queries = tf.constant([[1, 0, 0, 0], [0, 0.9, 0.8, 0], [0, 0, 0, 1]], dtype=np.float32)
+    # row 0 -> candidate 0 is top-1; row 1 -> candidate 2 is 2nd; row 2 -> item unknown to the candidates
+    recall = exact_recall(queries, candidates, np.array([0, 2, -1]), ks=(1, 2, 4))
+    assert recall == {"recall_at_1": pytest.approx(1 / 3), "recall_at_2": pytest.approx(2 / 3),
+                      "recall_at_4": pytest.approx(2 / 3)}
+
+
+def test_retrieval_epochs_publish_recall_every_n_epochs_and_at_the_last(tiny_transform):
+    spec = _spec(tiny_transform, "live-recall", epochs=3, live_metrics_every_epochs=2)
+    result = trainer.train_and_export(spec, [tiny_transform.train_pattern], [tiny_transform.eval_pattern],
+                                      tiny_transform.transform_output_dir, export=False)
+    published = [e.metrics for e in result.metrics.epochs]
+    assert "recall_at_100" not in published[0]
+    for metrics in published[1:]:
+        assert {"recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100"} <= set(metrics)
+        assert 0 <= metrics["recall_at_10"] <= metrics["recall_at_100"] <= 1
+    # The last epoch's figure is exact top-100 of the final model over every distinct item, recomputed here.
+    feature_spec = _transformed_spec(tiny_transform)
+    query_keys = [k for f in spec.feature_config.features if f.side == "query" for k in F.output_keys(f)]
+    candidate_keys = [k for f in spec.feature_config.features if f.side == "candidate" for k in F.output_keys(f)]
+    candidates = trainer.unique_candidates([tiny_transform.train_pattern, tiny_transform.eval_pattern],
+                                           feature_spec, candidate_keys)
+    sample = next(iter(trainer.make_dataset([tiny_transform.eval_pattern], feature_spec, 1000)))
+    scores = (result.model.query_tower(sample).numpy()
+              @ result.model.candidate_tower({k: tf.constant(candidates[k]) for k in candidate_keys}).numpy().T)
+    top = np.argsort(-scores, axis=1)[:, :100]
+    found = np.any(candidates[F.ITEM_ID_KEY][top] == sample[F.ITEM_ID_KEY].numpy()[:, None], axis=1)
+    assert published[-1]["recall_at_100"] == pytest.approx(found.mean(), abs=2e-3)  # ties may order apart
+    assert result.metrics.final.get("recall_at_100") is not None
+
+
+def test_ranking_epochs_publish_the_gate_metric_under_its_own_name(tiny_transform):
+    result = _train(tiny_transform, _spec(tiny_transform, "live-rmse", model_type="ranking", epochs=1))
+    metrics = result.metrics.epochs[0].metrics
+    assert metrics["test_rmse"] == metrics["val_rmse"] and metrics["test_mae"] == metrics["val_mae"]
+
+
+def test_early_stopping_and_plateau_can_watch_the_gate_metric(tiny_transform, monkeypatch):
+    seen = {}
+    for name in ("EarlyStopping", "ReduceLROnPlateau"):
+        original = getattr(tf.keras.callbacks, name)
+
+        class Watching(original):
+            def on_epoch_end(self, epoch, logs=None, _name=name):
+                seen.setdefault(_name, []).append((self.monitor, (logs or {}).get(self.monitor)))
+                return super().on_epoch_end(epoch, logs)
+
+        monkeypatch.setattr(tf.keras.callbacks, name, Watching)
+    spec = _spec(tiny_transform, "watch-gate", epochs=2,
+                 early_stopping={"enabled": True, "patience": 5, "monitor": "gate_metric"},
+                 lr_schedule={"type": "reduce_on_plateau", "patience": 5, "monitor": "gate_metric"})
+    _train(tiny_transform, spec)
+    for name in ("EarlyStopping", "ReduceLROnPlateau"):
+        assert [m for m, _ in seen[name]] == ["recall_at_100"] * 2
+        assert all(value is not None for _, value in seen[name])
