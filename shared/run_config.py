@@ -207,6 +207,17 @@ class BlessingThreshold(Strict):
 class EvaluatorConfig(Strict):
     enabled: bool = True
     blessing_threshold: Optional[BlessingThreshold] = None
+    min_lift_over_baseline_percent: Optional[float] = Field(
+        None, ge=0, le=1000, description="also require the gate metric to beat the baseline (most-popular for "
+        "recall, predict-the-train-mean for rmse/mae) by at least this many percent")
+
+
+def lift_percent(metric: str, actual: float, baseline: float) -> Optional[float]:
+    """How much better than the baseline, in percent of it (positive = better; error metrics: lower)."""
+    if not baseline:
+        return None
+    better = baseline - actual if metric in LOWER_IS_BETTER else actual - baseline
+    return 100.0 * better / abs(baseline)
 
 
 # --------------------------------------------------------------------------- deployment

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import {
-  actionsFor, kpis, matchesSearch, registryModels, runQueryPlan, sortByPrimary, stepForField, toDate,
+  actionsFor, gateSummary, kpis, matchesSearch, registryModels, runQueryPlan, sortByPrimary, stepForField, toDate,
 } from './format.js';
 import { zonedToUtc } from './wizard.js';
 
@@ -112,5 +112,19 @@ describe('helpers', () => {
       { model_type: 'retrieval', metrics: { recall_at_100: 0.5 } }];
     expect(kpis(exps, 'ranking').best.test_rmse).toBe(0.7);
     expect(sortByPrimary(exps, 'ranking').map((e) => e.metrics.test_rmse)).toEqual([0.7, 0.9]);
+  });
+});
+
+describe('gateSummary', () => {
+  it('shows the gate metric against the threshold and against the baseline with the required lift', () => {
+    const run = { model_type: 'retrieval', evaluation_results: { threshold_metric: 'recall_at_100', actual_value: 0.398,
+      threshold_value: 0.3, baseline_value: 0.298, lift_percent: 33.56, required_lift_percent: 15, passed: true } };
+    expect(gateSummary(run)).toBe('R@100 0.398 · threshold ≥ 0.300 · most-popular 0.298 (+33.6% better, required ≥ 15%) → passed');
+  });
+  it('names predict-the-mean for error metrics and says when the gate failed', () => {
+    const run = { model_type: 'ranking', evaluation_results: { threshold_metric: 'test_rmse', actual_value: 0.97,
+      threshold_value: null, baseline_value: 1.0, lift_percent: 3, required_lift_percent: 5, passed: false } };
+    expect(gateSummary(run)).toContain('predict-the-mean 1.00 (+3.0% better, required ≥ 5%) → not passed');
+    expect(gateSummary({})).toBe('');
   });
 });

@@ -207,7 +207,8 @@ def new_run_id() -> str:
 
 def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -> EvaluatorConfig:
     threshold = config.blessing_threshold
-    if threshold is None and config.enabled:
+    lift_only = config.min_lift_over_baseline_percent is not None
+    if threshold is None and config.enabled and not lift_only:  # a lift-only gate needs no fixed threshold
         if model_type == "ranking":
             baseline = (experiment.get("metrics") or {}).get("test_rmse")
             if baseline is None:
@@ -221,7 +222,8 @@ def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -
         raise FieldError.one("evaluator_config.blessing_threshold.metric",
                              f"{threshold.metric} does not fit a {model_type} model; use one of "
                              f"{', '.join(METRICS_FOR_MODEL_TYPE[model_type])}")
-    return EvaluatorConfig(enabled=config.enabled, blessing_threshold=threshold)
+    return EvaluatorConfig(enabled=config.enabled, blessing_threshold=threshold,
+                           min_lift_over_baseline_percent=config.min_lift_over_baseline_percent)
 
 
 def _experiment_summary(experiment: dict) -> dict:

@@ -90,3 +90,15 @@ def test_spec_appendix_a_and_the_gradual_rollout_default():
     assert DeploymentConfig(action="deploy_existing", existing_endpoint_id="9").traffic_split == 10
     assert DeploymentConfig(action="deploy_new").traffic_split == 100  # a new endpoint serves only this model
     assert DeploymentConfig(action="deploy_existing", existing_endpoint_id="9", traffic_split=40).traffic_split == 40
+
+
+def test_a_lift_only_gate_needs_no_fixed_threshold_and_is_validated(client, repo):
+    ids = seed_catalog(repo)
+    response = post(client, "/api/training-runs", run_body(
+        ids["experiment"], evaluator_config={"enabled": True, "min_lift_over_baseline_percent": 15}))
+    assert response.status_code == 201, response.get_json()
+    evaluator = response.get_json()["training_run"]["evaluator_config"]
+    assert evaluator["min_lift_over_baseline_percent"] == 15 and evaluator["blessing_threshold"] is None
+    bad = post(client, "/api/training-runs", run_body(
+        ids["experiment"], evaluator_config={"enabled": True, "min_lift_over_baseline_percent": -3}))
+    assert bad.status_code == 400 and "evaluator_config.min_lift_over_baseline_percent" in fields(bad)
