@@ -236,24 +236,27 @@ def _glob(patterns: Iterable[str]) -> list[str]:
 def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_size: int,
                  shuffle: bool = False, seed: int = 42,
                  item_probabilities: Optional[tf.lookup.StaticHashTable] = None,
-                 cache: bool = False) -> tf.data.Dataset:
+                 cache: bool = False, keep: Optional[Sequence[str]] = None) -> tf.data.Dataset:
     """Gzipped TFRecords of transformed tf.Examples -> batches of dicts of rank-1 tensors (one pass).
 
     With `item_probabilities` each batch also carries F.CANDIDATE_PROBABILITY_KEY (the item's share
     of the training rows) for the sampling-bias correction. With `cache` the parsed batches of the
     first pass stay in memory and later epochs only reshuffle their order (as the TFRS tutorials'
     `.batch().cache()`): reading, decompressing and parsing every epoch cost half of the CPU step
-    time on bench/quality.py.
+    time on bench/quality.py. `keep`: only these keys reach the model (less to parse and to feed).
     """
     dataset = tf.data.TFRecordDataset(_glob(patterns), compression_type="GZIP")
     if shuffle:
         dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
+    if keep is not None:
+        needed = set(keep) | ({F.ITEM_ID_KEY} if item_probabilities is not None else set())
+        feature_spec = {k: v for k, v in feature_spec.items() if k in needed}
 
     def parse(records: tf.Tensor) -> dict[str, tf.Tensor]:
         batch = tf.io.parse_example(records, feature_spec)
         if item_probabilities is not None:
             batch[F.CANDIDATE_PROBABILITY_KEY] = item_probabilities.lookup(batch[F.ITEM_ID_KEY])
-        return batch
+        return {k: v for k, v in batch.items() if keep is None or k in keep}
 
     dataset = dataset.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
@@ -261,6 +264,18 @@ def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_si
         if shuffle:
             dataset = dataset.shuffle(CACHE_MAX_EXAMPLES // batch_size + 1, seed=seed, reshuffle_each_iteration=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def model_inputs(spec: RunSpec, corrected: bool) -> list[str]:
+    """The transformed keys the model's loss reads: the features, plus what the tasks need."""
+    keys = [k for f in spec.feature_config.features for k in F.output_keys(f)]
+    if spec.model_type != "retrieval":
+        keys.append(F.LABEL_KEY)
+    if spec.model_type != "ranking" and spec.model_config_.remove_accidental_hits:
+        keys.append(F.ITEM_ID_KEY)
+    if corrected:
+        keys.append(F.CANDIDATE_PROBABILITY_KEY)
+    return keys
 
 
 def item_probability_table(patterns: Iterable[str]) -> tf.lookup.StaticHashTable:
@@ -616,9 +631,12 @@ def train_and_export(
         if spec.model_type != "ranking" and spec.model_config_.sampling_bias_correction:
             probabilities = item_probability_table(train_patterns)
         train_examples = count_examples(train_patterns)
+        keep = model_inputs(spec, probabilities is not None)
         train_data = make_dataset(train_patterns, feature_spec, global_batch, shuffle=True,
-                                  item_probabilities=probabilities, cache=train_examples <= CACHE_MAX_EXAMPLES)
-        eval_data = make_dataset(eval_patterns, feature_spec, global_batch, item_probabilities=probabilities)
+                                  item_probabilities=probabilities, cache=train_examples <= CACHE_MAX_EXAMPLES,
+                                  keep=keep)
+        eval_data = make_dataset(eval_patterns, feature_spec, global_batch, item_probabilities=probabilities,
+                                 keep=keep)
 
         def build() -> tuple[RecommenderModel, tf.keras.optimizers.Optimizer]:
             with strategy.scope():
