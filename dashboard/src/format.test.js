@@ -128,3 +128,11 @@ describe('gateSummary', () => {
     expect(gateSummary({})).toBe('');
   });
 });
+
+describe('wizard min LR default', () => {
+  it('is the spec 0.001 unless the inherited rate is not above it', async () => {
+    const { minLrFor } = await import('./wizard.js');
+    expect(minLrFor(0.1)).toBe(0.001);
+    expect(minLrFor(0.001)).toBeCloseTo(0.00001);
+  });
+});
