@@ -101,7 +101,8 @@ class TrainingParams(Strict):
     live_metrics_every_epochs: int = Field(
         1, ge=1, le=1000, description="measure the gate metric on an eval sample every N epochs (and the last)")
     gradient_clipnorm: Optional[float] = Field(
-        None, gt=0, le=1e6, description="clip each variable's gradient to this L2 norm; null = no clipping")
+        1.0, gt=0, le=1e6, description="clip each variable's gradient to this L2 norm; null = no clipping "
+        "(steadies small batches through dense towers; hurts large-batch embedding-only models, docs/pipeline.md)")
 
     @model_validator(mode="after")
     def _schedule_fits(self):

@@ -242,8 +242,8 @@ def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_si
     With `item_probabilities` each batch also carries F.CANDIDATE_PROBABILITY_KEY (the item's share
     of the training rows) for the sampling-bias correction. With `cache` the parsed batches of the
     first pass stay in memory and later epochs only reshuffle their order (as the TFRS tutorials'
-    `.batch().cache()`): reading, decompressing and parsing every epoch cost half of the CPU step
-    time on bench/quality.py. `keep`: only these keys reach the model (less to parse and to feed).
+    `.batch().cache()`): reading, decompressing and parsing every epoch was a large part of the gap
+    to the tutorial code's examples/s on bench/quality.py. `keep`: only these keys reach the model (less to parse and to feed).
     """
     dataset = tf.data.TFRecordDataset(_glob(patterns), compression_type="GZIP")
     if shuffle:

@@ -121,7 +121,9 @@ def test_ranking_epochs_carry_rmse_and_mae(tiny_transform):
 
 
 def test_gradient_clipping_is_a_setting(tiny_transform):
-    assert trainer.make_optimizer("adagrad", 0.1, False).clipnorm is None
+    assert tiny_spec(tiny_transform.workdir).training_params.gradient_clipnorm == 1.0  # the default
+    spec = _spec(tiny_transform, "unclipped", epochs=1, gradient_clipnorm=None)
+    assert _train(tiny_transform, spec).model.optimizer.clipnorm is None
     spec = _spec(tiny_transform, "clipped", epochs=1, gradient_clipnorm=5.0)
     assert _train(tiny_transform, spec).model.optimizer.clipnorm == 5.0
     assert os.path.exists(os.path.join(spec.artifacts_uri, R.TRAINING_METRICS_FILE))
