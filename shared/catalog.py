@@ -173,16 +173,27 @@ class MultitaskWeights(Strict):
     ranking: float = Field(1.0, ge=0)
 
 
+TOWER_DOC = ("dense layer sizes, ReLU between them; the last is the embedding size. [] = embedding-only: "
+             "the tower's output is its features' vectors concatenated (the TFRS tutorials' model)")
+
+
 class ModelConfig(Strict):
     id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
     description: str = ""
     model_type: ModelType
-    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
-    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
+    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], description=TOWER_DOC)
+    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], description=TOWER_DOC)
     ranking_head: list[int] = Field(default_factory=lambda: [256, 64], description="hidden layers before the score")
     multitask_weights: MultitaskWeights = Field(default_factory=MultitaskWeights)
     optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"
+    # Retrieval loss options (docs/pipeline.md "Model options" says what each did on bench/quality.py).
+    normalize_embeddings: bool = Field(False, description="L2-normalise both towers' outputs (cosine scores)")
+    temperature: float = Field(1.0, gt=0, le=100, description="the retrieval logits are divided by it")
+    sampling_bias_correction: bool = Field(
+        True, description="subtract log(item frequency) from in-batch negatives' logits (logQ correction)")
+    remove_accidental_hits: bool = Field(
+        False, description="in-batch copies of a row's own item are not treated as its negatives")
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
 
@@ -191,13 +202,38 @@ class ModelConfig(Strict):
         for field in ("query_tower", "candidate_tower", "ranking_head"):
             if any(n < 1 or n > 8192 for n in getattr(self, field)):
                 raise ValueError(f"{field}: layer sizes must be between 1 and 8192")
-        if self.query_tower[-1] != self.candidate_tower[-1]:
+        if self.query_tower and self.candidate_tower and self.query_tower[-1] != self.candidate_tower[-1]:
             raise ValueError("query_tower and candidate_tower must end in the same output dimension")
         return self
 
-    @property
-    def output_dim(self) -> int:
-        return self.query_tower[-1]
+
+def feature_width(feature: FeatureSpec) -> int:
+    """Width of the vector one feature contributes to its tower."""
+    transform = feature.transform
+    if transform.type in ("vocabulary", "hashing", "cross"):
+        return transform.embedding_dim
+    if transform.type == "bucketize":
+        return transform.embedding_dim or transform.num_buckets + 1
+    if transform.type == "cyclical":
+        return 2 * len(transform.components)
+    return 1  # normalize
+
+
+def tower_output_dim(features: FeatureConfig, model: ModelConfig, side: str) -> int:
+    layers = model.query_tower if side == "query" else model.candidate_tower
+    if layers:
+        return layers[-1]
+    return sum(feature_width(f) for f in features.features if f.side == side)
+
+
+def towers_mismatch(features: FeatureConfig, model: ModelConfig) -> Optional[str]:
+    """Why the two towers' embeddings cannot be dot-multiplied, or None when their sizes agree."""
+    query, candidate = (tower_output_dim(features, model, side) for side in ("query", "candidate"))
+    if query == candidate:
+        return None
+    return (f"the query tower's embeddings have {query} dimensions and the candidate tower's {candidate}: "
+            "an embedding-only tower ([]) outputs its features' vectors concatenated, so give the two sides "
+            "features of equal total width or end the towers in a dense layer of the same size")
 
 
 # --------------------------------------------------------------------------- experiments (quick tests)

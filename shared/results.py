@@ -65,6 +65,9 @@ class Evaluation(_Result):
     threshold_metric: Optional[str] = None
     threshold_value: Optional[float] = None
     actual_value: Optional[float] = None
+    baseline_value: Optional[float] = Field(None, description="the baseline's value of the threshold metric")
+    lift_percent: Optional[float] = Field(None, description="how much the model beats the baseline, % of it")
+    required_lift_percent: Optional[float] = None
     passed: bool
     blessed: bool
 

@@ -7,26 +7,44 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.catalog import Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict
+from shared.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
+                            towers_mismatch)
 from shared.doc_ids import DocumentId
 
 # --------------------------------------------------------------------------- training params
 
 
+Monitor = Literal["val_loss", "gate_metric"]
+MONITOR_DOC = ("val_loss, or gate_metric: the run's gate metric as the trainer measures it live "
+               "(recall@k on an eval sample, or the eval split's rmse/mae; training_params.live_metrics_every_epochs)")
+
+
 class EarlyStopping(Strict):
     enabled: bool = True
     patience: int = Field(10, ge=1, le=100)
+    monitor: Monitor = Field("val_loss", description=MONITOR_DOC)
 
 
 class ConstantLR(Strict):
     type: Literal["constant"] = "constant"
 
 
+DEFAULT_MIN_LR = 0.001
+
+
 class ReduceOnPlateauLR(Strict):
     type: Literal["reduce_on_plateau"] = "reduce_on_plateau"
     factor: float = Field(0.5, gt=0, lt=1)
     patience: int = Field(3, ge=1, le=100)
-    min_lr: float = Field(0.001, ge=0)
+    monitor: Monitor = Field("val_loss", description=MONITOR_DOC)
+    min_lr: Optional[float] = Field(
+        None, ge=0, description="floor of the reductions; default 0.001 (spec), or 1% of learning_rate when that "
+        "is not above 0.001 (an experiment trained at 0.001 promotes as it is)")
+
+    def floor(self, learning_rate: float) -> float:
+        if self.min_lr is not None:
+            return self.min_lr
+        return DEFAULT_MIN_LR if DEFAULT_MIN_LR < learning_rate else learning_rate * 0.01
 
 
 class CosineLR(Strict):
@@ -81,12 +99,20 @@ class TrainingParams(Strict):
     warm_restart: WarmRestart = Field(default_factory=WarmRestart)
     retrieval_index: RetrievalIndex = Field(default_factory=RetrievalIndex)
     checkpoint_every_epochs: int = Field(10, ge=1, le=1000)
+    live_metrics_every_epochs: int = Field(
+        1, ge=1, le=1000, description="measure the gate metric on an eval sample every N epochs (and the last)")
+    gradient_clipnorm: Optional[float] = Field(
+        1.0, gt=0, le=1e6, description="clip each variable's gradient to this L2 norm; null = no clipping "
+        "(steadies small batches through dense towers; hurts large-batch embedding-only models, docs/pipeline.md)")
 
     @model_validator(mode="after")
     def _schedule_fits(self):
         schedule = self.lr_schedule
-        if isinstance(schedule, ReduceOnPlateauLR) and schedule.min_lr >= self.learning_rate:
-            raise ValueError("lr_schedule.min_lr must be below learning_rate")
+        if isinstance(schedule, ReduceOnPlateauLR):
+            if schedule.min_lr is None:  # resolved here so the stored run shows the floor it trains with
+                schedule.min_lr = schedule.floor(self.learning_rate)
+            elif schedule.min_lr >= self.learning_rate:
+                raise ValueError("lr_schedule.min_lr must be below learning_rate")
         if isinstance(schedule, WarmupCosineLR) and schedule.warmup_epochs >= self.epochs:
             raise ValueError("lr_schedule.warmup_epochs must be fewer than epochs")
         return self
@@ -99,7 +125,7 @@ class TrainingParams(Strict):
 GPU_MACHINES: dict[str, dict[int, str]] = {
     "NVIDIA_TESLA_T4": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
     "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
-    "NVIDIA_TESLA_V100": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
+    "NVIDIA_TESLA_V100": {1: "n1-standard-16", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
     "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g"},
 }
 GPU_FAMILY = {"NVIDIA_TESLA_T4": "n1", "NVIDIA_TESLA_V100": "n1", "NVIDIA_L4": "g2", "NVIDIA_TESLA_A100": "a2"}
@@ -144,6 +170,13 @@ METRICS_FOR_MODEL_TYPE: dict[str, tuple[str, ...]] = {
 }
 
 
+def gate_metric(model_type: str, threshold: Optional["BlessingThreshold"]) -> str:
+    """The metric a run is gated on: the evaluator's threshold metric, else the model type's primary one."""
+    if threshold is not None:
+        return threshold.metric
+    return "test_rmse" if model_type == "ranking" else "recall_at_100"
+
+
 class BlessingThreshold(Strict):
     metric: Literal["recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "test_rmse", "test_mae"] = (
         "recall_at_100"
@@ -176,16 +209,32 @@ class BlessingThreshold(Strict):
 class EvaluatorConfig(Strict):
     enabled: bool = True
     blessing_threshold: Optional[BlessingThreshold] = None
+    min_lift_over_baseline_percent: Optional[float] = Field(
+        None, ge=0, le=1000, description="also require the gate metric to beat the baseline (most-popular for "
+        "recall, predict-the-train-mean for rmse/mae) by at least this many percent")
+
+
+def lift_percent(metric: str, actual: float, baseline: float) -> Optional[float]:
+    """How much better than the baseline, in percent of it (positive = better; error metrics: lower)."""
+    if not baseline:
+        return None
+    better = baseline - actual if metric in LOWER_IS_BETTER else actual - baseline
+    return 100.0 * better / abs(baseline)
 
 
 # --------------------------------------------------------------------------- deployment
+
+
+EXISTING_ENDPOINT_TRAFFIC = 10  # spec: "Traffic split: [10%] (gradual rollout)"
 
 
 class DeploymentConfig(Strict):
     action: Literal["register_only", "deploy_new", "deploy_existing"] = "register_only"
     endpoint_name: Optional[str] = Field(None, max_length=128, description="deploy_new; defaults to the run name")
     existing_endpoint_id: Optional[str] = Field(None, description="required for deploy_existing")
-    traffic_split: int = Field(100, ge=1, le=100, description="percent of traffic the new model takes")
+    traffic_split: Optional[int] = Field(
+        None, ge=1, le=100, description="percent of traffic the new model takes; defaults to 10 on an existing "
+        "endpoint (spec: gradual rollout), 100 on a new one (it serves only this model)")
 
     @model_validator(mode="after")
     def _endpoint_given(self):
@@ -195,6 +244,8 @@ class DeploymentConfig(Strict):
             raise ValueError(f"existing_endpoint_id only goes with deploy_existing, not {self.action}")
         if self.action != "deploy_new" and self.endpoint_name:
             raise ValueError(f"endpoint_name only goes with deploy_new, not {self.action}")
+        if self.traffic_split is None:
+            self.traffic_split = EXISTING_ENDPOINT_TRAFFIC if self.action == "deploy_existing" else 100
         return self
 
 
@@ -236,6 +287,14 @@ class RunSpec(Strict):
     schedule_id: Optional[str] = Field(None, description="the schedule that made the run (a billing label)")
 
     model_config = {"extra": "forbid", "populate_by_name": True, "protected_namespaces": ()}
+
+    @model_validator(mode="after")
+    def _towers_fit(self):
+        if self.model_type != "ranking":  # retrieval scores are dot products of the two towers' outputs
+            mismatch = towers_mismatch(self.feature_config, self.model_config_)
+            if mismatch:
+                raise ValueError(mismatch)
+        return self
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

@@ -262,7 +262,7 @@ def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:
     doc["is_blessed"] = blessed
     doc["evaluation_results"] = {k: evaluation.get(k) for k in (
         "blessed", "passed", "threshold_metric", "threshold_value", "actual_value", "evaluator_enabled",
-        "baseline_metrics")}
+        "baseline_metrics", "baseline_value", "lift_percent", "required_lift_percent")}
     metrics = {**training.get("final", {}), **evaluation.get("metrics", {})}
     for key in ("loss", "recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "rmse", "mae",
                 "test_rmse", "test_mae"):

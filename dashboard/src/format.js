@@ -110,6 +110,25 @@ export function gateMetric(run) {
   return run?.evaluator_config?.blessing_threshold?.metric || PRIMARY_METRIC[run?.model_type] || 'recall_at_100';
 }
 
+/** The gate's outcome in one line: the metric against the fixed threshold and against the baseline
+ * (most-popular / predict-the-mean) with the lift the evaluator required, when it did. */
+export function gateSummary(run) {
+  const e = run?.evaluation_results;
+  if (!e || e.actual_value == null) return '';
+  const metric = e.threshold_metric || gateMetric(run);
+  const label = METRIC_LABEL[metric] || metric;
+  const lower = LOWER_IS_BETTER.has(metric);
+  const parts = [`${label} ${metricValue(e.actual_value)}`];
+  if (e.threshold_value != null) parts.push(`threshold ${lower ? '≤' : '≥'} ${metricValue(e.threshold_value)}`);
+  if (e.baseline_value != null) {
+    const name = lower ? 'predict-the-mean' : 'most-popular';
+    const lift = e.lift_percent == null ? '' : ` (${e.lift_percent >= 0 ? '+' : ''}${Number(e.lift_percent).toFixed(1)}% better`
+      + `${e.required_lift_percent != null ? `, required ≥ ${e.required_lift_percent}%` : ''})`;
+    parts.push(`${name} ${metricValue(e.baseline_value)}${lift}`);
+  }
+  return `${parts.join(' · ')} → ${e.passed ? 'passed' : 'not passed'}`;
+}
+
 export function gpuText(gpu) {
   if (!gpu) return '—';
   return `${gpu.gpu_count}x ${GPU_LABEL[gpu.gpu_type] || gpu.gpu_type}${gpu.preemptible ? ' (Spot)' : ''}`;

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, kpis, notificationsText, matchesSearch, registryModels, runQueryPlan, sortByPrimary, stepForField, toDate,
+  actionsFor, costText, gateSummary, kpis, notificationsText, matchesSearch, registryModels, runQueryPlan, sortByPrimary,
+  stepForField, toDate,
 } from './format.js';
 import { zonedToUtc } from './wizard.js';
 
@@ -153,5 +154,27 @@ describe('the inherited configuration in words (wizard)', () => {
       .toBe('query 128→64→32 · candidate 128→64→32 towers, adagrad optimizer');
     expect(towerShapes({ model_type: 'hybrid', query_tower: [64, 32], candidate_tower: [64, 32], ranking_head: [256, 64], optimizer: 'adam' }))
       .toBe('query 64→32 · candidate 64→32 · ranking head 256→64 towers, adam optimizer');
+  });
+});
+
+describe('gateSummary', () => {
+  it('shows the gate metric against the threshold and against the baseline with the required lift', () => {
+    const run = { model_type: 'retrieval', evaluation_results: { threshold_metric: 'recall_at_100', actual_value: 0.398,
+      threshold_value: 0.3, baseline_value: 0.298, lift_percent: 33.56, required_lift_percent: 15, passed: true } };
+    expect(gateSummary(run)).toBe('R@100 0.398 · threshold ≥ 0.300 · most-popular 0.298 (+33.6% better, required ≥ 15%) → passed');
+  });
+  it('names predict-the-mean for error metrics and says when the gate failed', () => {
+    const run = { model_type: 'ranking', evaluation_results: { threshold_metric: 'test_rmse', actual_value: 0.97,
+      threshold_value: null, baseline_value: 1.0, lift_percent: 3, required_lift_percent: 5, passed: false } };
+    expect(gateSummary(run)).toContain('predict-the-mean 1.00 (+3.0% better, required ≥ 5%) → not passed');
+    expect(gateSummary({})).toBe('');
+  });
+});
+
+describe('wizard min LR default', () => {
+  it('is the spec 0.001 unless the inherited rate is not above it', async () => {
+    const { minLrFor } = await import('./wizard.js');
+    expect(minLrFor(0.1)).toBe(0.001);
+    expect(minLrFor(0.001)).toBeCloseTo(0.00001);
   });
 });

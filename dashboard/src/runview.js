@@ -6,7 +6,7 @@ import {
 import { get } from './api.js';
 import {
   ACTION_LABEL, LOWER_IS_BETTER, METRIC_LABEL, STAGES, STATUS_ICON, STATUS_LABEL, actionsFor, baseText, cssStatus,
-  costText, duration, esc, gateMetric, gpuText, metricValue, notificationsText, when,
+  costText, duration, esc, gateMetric, gateSummary, gpuText, metricValue, notificationsText, when,
 } from './format.js';
 import { listenHistory, listenRun } from './live.js';
 import { $, $$, openModal } from './ui.js';
@@ -198,7 +198,8 @@ function overview(run) {
       <dt>Epochs</dt><dd>${esc(p.epochs)} · batch ${esc(p.batch_size)} · LR ${esc(p.learning_rate)} (${esc(p.lr_schedule?.type)})</dd>
       <dt>Early stopping</dt><dd>${p.early_stopping?.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</dd>
       <dt>GPU</dt><dd>${esc(gpuText(run.gpu_config))} · ${esc(run.gpu_config?.machine_type || '')}</dd>
-      <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${esc(METRIC_LABEL[threshold?.metric] || threshold?.metric)} ${threshold?.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold?.max_value}`}` : 'off'}</dd>
+      <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${threshold ? `${esc(METRIC_LABEL[threshold.metric] || threshold.metric)} ${threshold.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold.max_value}`}` : ''}${run.evaluator_config.min_lift_over_baseline_percent != null ? `${threshold ? ' and ' : ''}beats the baseline by ≥ ${esc(run.evaluator_config.min_lift_over_baseline_percent)}%` : ''}` : 'off'}</dd>
+      ${gateSummary(run) ? `<dt>Gate</dt><dd data-role="gate-summary">${esc(gateSummary(run))}</dd>` : ''}
       <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
       <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
       <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd>

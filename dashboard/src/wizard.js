@@ -45,12 +45,19 @@ function defaults(experiment) {
 
 function paramsFrom(experiment) {
   const p = experiment?.params || {};
+  const lr = p.learning_rate ?? 0.1;
   return {
-    data_sample_percent: 100, epochs: 150, batch_size: p.batch_size ?? 8192, learning_rate: p.learning_rate ?? 0.1,
+    data_sample_percent: 100, epochs: 150, batch_size: p.batch_size ?? 8192, learning_rate: lr,
     split_strategy: 'strict_time', early_stopping: { enabled: true, patience: 10 },
-    lr_schedule: { type: 'reduce_on_plateau', factor: 0.5, patience: 3, min_lr: 0.001 },
+    lr_schedule: { type: 'reduce_on_plateau', factor: 0.5, patience: 3, min_lr: minLrFor(lr) },
     mixed_precision: false, warm_restart: { enabled: false }, retrieval_index: { type: 'scann', num_leaves: 'auto', num_leaves_to_search: 'auto' },
   };
+}
+
+// The API's default floor: the spec's 0.001, or 1% of the rate when that is not above 0.001 (an
+// experiment trained at 0.001 must promote as it is).
+export function minLrFor(learningRate) {
+  return learningRate > 0.001 ? 0.001 : learningRate / 100;
 }
 
 function thresholdFor(type) {
@@ -354,7 +361,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       loadExperiments();
     } else if (t.name === 'lr_type') {
       collect();
-      const base = { constant: {}, reduce_on_plateau: { factor: 0.5, patience: 3, min_lr: 0.001 }, cosine: {}, warmup_cosine: { warmup_epochs: 1 } };
+      const base = { constant: {}, reduce_on_plateau: { factor: 0.5, patience: 3, min_lr: minLrFor(Number(w.params.learning_rate) || 0.1) }, cosine: {}, warmup_cosine: { warmup_epochs: 1 } };
       w.params.lr_schedule = { type: t.value, ...base[t.value] };
       render();
     } else if (t.name === 'gpu') {

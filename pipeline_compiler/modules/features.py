@@ -15,6 +15,9 @@ USER_ID_KEY = "__user_id__"  # raw user id as a string
 ITEM_ID_KEY = "__item_id__"  # raw item id as a string: the identifier the retrieval index returns
 TIMESTAMP_KEY = "__timestamp__"  # int64 seconds since the epoch
 LABEL_KEY = "__label__"  # float target of ranking (rating, else label, else quantity)
+# Added by the Trainer's input pipeline (not by Transform) when sampling_bias_correction is on:
+# the item's share of the training rows, for the logQ correction of in-batch negatives.
+CANDIDATE_PROBABILITY_KEY = "__candidate_probability__"
 
 RUN_SPEC_KEY = "run_spec"  # custom_config key holding the serialised RunSpec
 

@@ -31,14 +31,16 @@ import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
 from pipeline_compiler.modules import features as F
+from pipeline_compiler.modules import live_metrics as L
 from shared import results as R
 from shared.catalog import FeatureSpec
-from shared.run_config import CosineLR, ReduceOnPlateauLR, RunSpec, WarmupCosineLR
+from shared.run_config import CosineLR, ReduceOnPlateauLR, RunSpec, WarmupCosineLR, gate_metric
 
 log = logging.getLogger("trainyard.trainer")
 
+ID_HASH_BUCKETS = 2**62  # item ids -> int64 for in-batch comparisons (collisions: ~n²/2^63)
+CACHE_MAX_EXAMPLES = 5_000_000  # a train split up to this size is parsed once and kept in memory
 TOP_K = 100  # the index returns this many candidates (recall@100 is the widest gate metric)
-CLIPNORM = 1.0
 COSINE_FLOOR = 0.01  # cosine schedules decay to 1% of the initial learning rate
 HISTORY_FILE = "history.json"  # next to the checkpoints: epochs done before a restart
 
@@ -70,13 +72,14 @@ def select_strategy(devices: Optional[Sequence[str]] = None) -> tf.distribute.St
     return tf.distribute.get_strategy()
 
 
-def make_optimizer(name: str, learning_rate: float, mixed_precision: bool) -> tf.keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate: float, mixed_precision: bool,
+                   clipnorm: Optional[float] = None) -> tf.keras.optimizers.Optimizer:
     optimizers = {
         "adagrad": tf.keras.optimizers.Adagrad,
         "adam": tf.keras.optimizers.Adam,
         "sgd": tf.keras.optimizers.SGD,
     }
-    optimizer = optimizers[name](learning_rate=learning_rate, clipnorm=CLIPNORM)
+    optimizer = optimizers[name](learning_rate=learning_rate, clipnorm=clipnorm)
     if mixed_precision:
         optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
     return optimizer
@@ -93,7 +96,7 @@ class FeatureTower(tf.keras.layers.Layer):
     """One side's configured features -> embeddings/values -> concatenated -> dense layers."""
 
     def __init__(self, features: Sequence[FeatureSpec], vocabulary_sizes: dict[str, int],
-                 layer_sizes: Sequence[int], **kwargs: Any) -> None:
+                 layer_sizes: Sequence[int], normalize: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.feature_specs = list(features)
         self.embeddings: dict[str, tf.keras.layers.Layer] = {}
@@ -108,10 +111,13 @@ class FeatureTower(tf.keras.layers.Layer):
                 self.embeddings[feature.name] = tf.keras.layers.Embedding(transform.hash_buckets, transform.embedding_dim, name=f"embedding_{feature.name}")
             elif transform.type == "bucketize" and transform.embedding_dim:
                 self.embeddings[feature.name] = tf.keras.layers.Embedding(transform.num_buckets + 1, transform.embedding_dim, name=f"embedding_{feature.name}")
+        self.normalize = normalize
         hidden = list(layer_sizes[:-1])
         self.dense_layers = [tf.keras.layers.Dense(n, activation="relu", name=f"dense_{i}") for i, n in enumerate(hidden)]
         # The output stays float32 under mixed precision: dot products and the index want full precision.
-        self.output_layer = tf.keras.layers.Dense(layer_sizes[-1], dtype="float32", name="output")
+        # No layer sizes: an embedding-only tower (the concatenated feature vectors are the embedding).
+        self.output_layer = (tf.keras.layers.Dense(layer_sizes[-1], dtype="float32", name="output")
+                             if layer_sizes else None)
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         parts = []
@@ -127,7 +133,8 @@ class FeatureTower(tf.keras.layers.Layer):
         x = tf.concat([tf.cast(p, self.compute_dtype) for p in parts], axis=-1)
         for layer in self.dense_layers:
             x = layer(x)
-        return self.output_layer(x)
+        x = self.output_layer(x) if self.output_layer is not None else tf.cast(x, tf.float32)
+        return tf.math.l2_normalize(x, axis=-1) if self.normalize else x
 
 
 @contextlib.contextmanager
@@ -150,19 +157,24 @@ class RecommenderModel(tfrs.Model):
         config = spec.model_config_
         features = spec.feature_config.features
         self.model_type = spec.model_type
+        normalize = config.normalize_embeddings
         self.query_tower = FeatureTower([f for f in features if f.side == "query"], vocabulary_sizes,
-                                        config.query_tower, name="query_tower")
+                                        config.query_tower, normalize, name="query_tower")
         self.candidate_tower = FeatureTower([f for f in features if f.side == "candidate"], vocabulary_sizes,
-                                            config.candidate_tower, name="candidate_tower")
+                                            config.candidate_tower, normalize, name="candidate_tower")
+        self.remove_accidental_hits = config.remove_accidental_hits
         self.retrieval_weight = config.multitask_weights.retrieval if self.model_type == "multitask" else 1.0
         self.ranking_weight = config.multitask_weights.ranking if self.model_type == "multitask" else 1.0
         with float32_policy():
             if self.model_type in ("retrieval", "multitask"):
-                self.retrieval_task = tfrs.tasks.Retrieval(remove_accidental_hits=True)
+                self.retrieval_task = tfrs.tasks.Retrieval(
+                    temperature=config.temperature if config.temperature != 1.0 else None,
+                    remove_accidental_hits=config.remove_accidental_hits)
             if self.model_type in ("ranking", "multitask"):
                 self.ranking_task = tfrs.tasks.Ranking(
                     loss=tf.keras.losses.MeanSquaredError(),
-                    metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse")],
+                    metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse"),
+                             tf.keras.metrics.MeanAbsoluteError(name="mae")],
                 )
         if self.model_type in ("ranking", "multitask"):
             self.ranking_head = tf.keras.Sequential(
@@ -179,9 +191,13 @@ class RecommenderModel(tfrs.Model):
         candidate = self.candidate_tower(inputs)
         loss = tf.constant(0.0)
         if self.model_type in ("retrieval", "multitask"):
+            # Accidental hits compare ids pairwise over the batch (8192² pairs at the default batch):
+            # int64 fingerprints of the ids, not the strings, or that comparison dominates the step.
+            ids = tf.strings.to_hash_bucket_fast(inputs[F.ITEM_ID_KEY], ID_HASH_BUCKETS) if self.remove_accidental_hits else None
             with float32_policy():  # RemoveAccidentalHits is a layer made inside the task's call
                 loss += self.retrieval_weight * self.retrieval_task(
-                    query, candidate, candidate_ids=inputs[F.ITEM_ID_KEY], compute_metrics=False)
+                    query, candidate, candidate_ids=ids, compute_metrics=False,
+                    candidate_sampling_probability=inputs.get(F.CANDIDATE_PROBABILITY_KEY))
         if self.model_type in ("ranking", "multitask"):
             loss += self.ranking_weight * self.ranking_task(
                 labels=inputs[F.LABEL_KEY], predictions=self.score(query, candidate))
@@ -218,14 +234,62 @@ def _glob(patterns: Iterable[str]) -> list[str]:
 
 
 def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_size: int,
-                 shuffle: bool = False, seed: int = 42) -> tf.data.Dataset:
-    """Gzipped TFRecords of transformed tf.Examples -> batches of dicts of rank-1 tensors (one pass)."""
+                 shuffle: bool = False, seed: int = 42,
+                 item_probabilities: Optional[tf.lookup.StaticHashTable] = None,
+                 cache: bool = False, keep: Optional[Sequence[str]] = None) -> tf.data.Dataset:
+    """Gzipped TFRecords of transformed tf.Examples -> batches of dicts of rank-1 tensors (one pass).
+
+    With `item_probabilities` each batch also carries F.CANDIDATE_PROBABILITY_KEY (the item's share
+    of the training rows) for the sampling-bias correction. With `cache` the parsed batches of the
+    first pass stay in memory and later epochs only reshuffle their order (as the TFRS tutorials'
+    `.batch().cache()`): reading, decompressing and parsing every epoch was a large part of the gap
+    to the tutorial code's examples/s on bench/quality.py. `keep`: only these keys reach the model (less to parse and to feed).
+    """
     dataset = tf.data.TFRecordDataset(_glob(patterns), compression_type="GZIP")
     if shuffle:
         dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(lambda records: tf.io.parse_example(records, feature_spec),
-                                            num_parallel_calls=tf.data.AUTOTUNE)
+    if keep is not None:
+        needed = set(keep) | ({F.ITEM_ID_KEY} if item_probabilities is not None else set())
+        feature_spec = {k: v for k, v in feature_spec.items() if k in needed}
+
+    def parse(records: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = tf.io.parse_example(records, feature_spec)
+        if item_probabilities is not None:
+            batch[F.CANDIDATE_PROBABILITY_KEY] = item_probabilities.lookup(batch[F.ITEM_ID_KEY])
+        return {k: v for k, v in batch.items() if keep is None or k in keep}
+
+    dataset = dataset.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache()
+        if shuffle:
+            dataset = dataset.shuffle(CACHE_MAX_EXAMPLES // batch_size + 1, seed=seed, reshuffle_each_iteration=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def model_inputs(spec: RunSpec, corrected: bool) -> list[str]:
+    """The transformed keys the model's loss reads: the features, plus what the tasks need."""
+    keys = [k for f in spec.feature_config.features for k in F.output_keys(f)]
+    if spec.model_type != "retrieval":
+        keys.append(F.LABEL_KEY)
+    if spec.model_type != "ranking" and spec.model_config_.remove_accidental_hits:
+        keys.append(F.ITEM_ID_KEY)
+    if corrected:
+        keys.append(F.CANDIDATE_PROBABILITY_KEY)
+    return keys
+
+
+def item_probability_table(patterns: Iterable[str]) -> tf.lookup.StaticHashTable:
+    """Item id -> its share of the rows of `patterns` (the training split); unseen items get one row's share."""
+    spec = {F.ITEM_ID_KEY: tf.io.FixedLenFeature([], tf.string)}
+    counts: dict[bytes, int] = {}
+    for batch in make_dataset(patterns, spec, 8192):
+        ids, batch_counts = np.unique(batch[F.ITEM_ID_KEY].numpy(), return_counts=True)
+        for item, count in zip(ids, batch_counts):
+            counts[item] = counts.get(item, 0) + int(count)
+    total = max(1, sum(counts.values()))
+    keys = tf.constant(list(counts) or [b""], tf.string)
+    values = tf.constant([c / total for c in counts.values()] or [1.0], tf.float32)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=1.0 / total)
 
 
 def count_examples(patterns: Iterable[str]) -> int:
@@ -563,13 +627,22 @@ def train_and_export(
         replicas = strategy.num_replicas_in_sync
         global_batch = params.batch_size * replicas  # batch_size is per replica
         log.info("training on %d replica(s), global batch %d", replicas, global_batch)
-        train_data = make_dataset(train_patterns, feature_spec, global_batch, shuffle=True)
-        eval_data = make_dataset(eval_patterns, feature_spec, global_batch)
+        probabilities = None
+        if spec.model_type != "ranking" and spec.model_config_.sampling_bias_correction:
+            probabilities = item_probability_table(train_patterns)
+        train_examples = count_examples(train_patterns)
+        keep = model_inputs(spec, probabilities is not None)
+        train_data = make_dataset(train_patterns, feature_spec, global_batch, shuffle=True,
+                                  item_probabilities=probabilities, cache=train_examples <= CACHE_MAX_EXAMPLES,
+                                  keep=keep)
+        eval_data = make_dataset(eval_patterns, feature_spec, global_batch, item_probabilities=probabilities,
+                                 keep=keep)
 
         def build() -> tuple[RecommenderModel, tf.keras.optimizers.Optimizer]:
             with strategy.scope():
                 built = RecommenderModel(spec, vocabulary_sizes)
-                optimizer = make_optimizer(spec.model_config_.optimizer, params.learning_rate, params.mixed_precision)
+                optimizer = make_optimizer(spec.model_config_.optimizer, params.learning_rate, params.mixed_precision,
+                                           params.gradient_clipnorm)
                 built.compile(optimizer=optimizer)
                 # Create the variables now (checkpoint restore and warm start need them).
                 sample = next(iter(make_dataset(eval_patterns, feature_spec, 2)))
@@ -604,22 +677,44 @@ def train_and_export(
                 manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
 
         publisher = ProgressPublisher(spec.progress_topic)
-        callbacks: list[tf.keras.callbacks.Callback] = []
+        retrieval = spec.model_type in ("retrieval", "multitask")
+        query_keys = [k for f in spec.feature_config.features if f.side == "query" for k in F.output_keys(f)]
+        candidate_keys = [k for f in spec.feature_config.features if f.side == "candidate" for k in F.output_keys(f)]
+        candidates = None
+        if retrieval:  # the full candidate set: the live metric scores against it, the export indexes it
+            candidates = unique_candidates(list(train_patterns) + list(eval_patterns), feature_spec, candidate_keys)
+        live = L.LiveGateMetrics(
+            spec.model_type, params.live_metrics_every_epochs, params.epochs,
+            sample=L.eval_sample(make_dataset(eval_patterns, feature_spec, L.LIVE_SAMPLE_ROWS),
+                                 [F.ITEM_ID_KEY, *query_keys]) if retrieval else None,
+            candidates=candidates, query_keys=query_keys, candidate_keys=candidate_keys)
+        gate = gate_metric(spec.model_type, spec.evaluator_config.blessing_threshold)
+
+        def monitored(choice: str) -> dict[str, str]:
+            if choice == "gate_metric":
+                return {"monitor": gate, "mode": "min" if gate in ("test_rmse", "test_mae") else "max"}
+            return {"monitor": "val_loss", "mode": "min"}
+
+        schedulers: list[tf.keras.callbacks.Callback] = []
         schedule = params.lr_schedule
         if isinstance(schedule, ReduceOnPlateauLR):
-            callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=schedule.factor, patience=schedule.patience, min_lr=schedule.min_lr))
+            schedulers.append(tf.keras.callbacks.ReduceLROnPlateau(
+                **monitored(schedule.monitor), factor=schedule.factor, patience=schedule.patience,
+                min_lr=schedule.floor(params.learning_rate)))
         elif isinstance(schedule, (CosineLR, WarmupCosineLR)):
-            callbacks.append(tf.keras.callbacks.LearningRateScheduler(
+            schedulers.append(tf.keras.callbacks.LearningRateScheduler(
                 lambda epoch, lr: learning_rate_for_epoch(schedule, params.learning_rate, epoch, params.epochs)))
         early_stopping = None
         if params.early_stopping.enabled:
             early_stopping = tf.keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=params.early_stopping.patience, restore_best_weights=True)
-            callbacks.append(early_stopping)
+                **monitored(params.early_stopping.monitor), patience=params.early_stopping.patience,
+                restore_best_weights=True)
         recorder = EpochRecorder(spec, params.epochs, history, publisher)
-        # The LR schedulers run first so the recorder sees the rate each epoch actually used.
-        callbacks = callbacks[:1] + [recorder] + callbacks[1:]
+        # The live metric first (the others see its values in the logs), then the LR schedulers so the
+        # recorder sees the rate each epoch actually used.
+        callbacks: list[tf.keras.callbacks.Callback] = [live, *schedulers, recorder]
+        if early_stopping is not None:
+            callbacks.append(early_stopping)
         callbacks.append(PeriodicCheckpoint(manager, epoch_variable, params.checkpoint_every_epochs, history, checkpoint_dir))
         callbacks += list(extra_callbacks)
 
@@ -630,16 +725,11 @@ def train_and_export(
                       initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)
         elapsed = time.monotonic() - started
         epochs_run = len(history) - initial_epoch
-        train_examples = count_examples(train_patterns)
 
         metrics = _training_metrics(history, early_stopping, resumed_from, warm, epochs_run * train_examples / elapsed if elapsed > 0 and epochs_run else None)
         artifacts = R.ArtifactLocations(checkpoints=checkpoint_dir,
                                         training_metrics=R.join(artifacts_uri, R.TRAINING_METRICS_FILE))
         if export:
-            candidates = None
-            if spec.model_type in ("retrieval", "multitask"):
-                candidate_keys = [k for f in spec.feature_config.features if f.side == "candidate" for k in F.output_keys(f)]
-                candidates = unique_candidates(list(train_patterns) + list(eval_patterns), feature_spec, candidate_keys)
             paths = export_models(model, spec, tf_transform_output, candidates, artifacts_uri)
             transform_copy = R.join(artifacts_uri, R.TRANSFORM_DIR)
             copy_tree(transform_output_dir, transform_copy)

@@ -29,8 +29,24 @@ def _as_string(value: tf.Tensor) -> tf.Tensor:
     return value if value.dtype == tf.string else tf.strings.as_string(value)
 
 
-def _as_float(value: tf.Tensor) -> tf.Tensor:
-    return tf.strings.to_number(value, tf.float32) if value.dtype == tf.string else tf.cast(value, tf.float32)
+NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"
+BAD_VALUES_SHOWN = 5
+
+
+def _as_float(value: tf.Tensor, what: str = "") -> tf.Tensor:
+    """Numbers from a numeric column, or from a text column whose every value parses as a number.
+
+    A text value that is not a number fails the run here with a message naming `what` (the column
+    and its use) and the first few bad values of the batch, instead of StringToNumber's own error.
+    """
+    if value.dtype != tf.string:
+        return tf.cast(value, tf.float32)
+    bad = tf.boolean_mask(value, tf.logical_not(tf.strings.regex_full_match(value, NUMBER)))
+    check = tf.debugging.Assert(tf.equal(tf.size(bad), 0), summarize=BAD_VALUES_SHOWN, data=[
+        f"{what or 'a numeric input'} needs numbers, but the column holds text that is not a number "
+        "(the data's schema types it as a string); non-numeric values:", bad[:BAD_VALUES_SHOWN]])
+    with tf.control_dependencies([check]):
+        return tf.strings.to_number(tf.identity(value), tf.float32)
 
 
 def _days_from_civil(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Tensor:
@@ -101,12 +117,13 @@ def _transform_feature(feature, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tenso
     if kind == "hashing":
         return {feature.name: tf.strings.to_hash_bucket_fast(_as_string(value), transform.num_buckets)}
     if kind == "normalize":
-        number = _as_float(value)
+        number = _as_float(value, f"column {feature.column!r} (feature {feature.name!r}, normalize)")
         if transform.log1p:
             number = tf.math.log1p(tf.maximum(number, 0.0))
         return {feature.name: tft.scale_to_z_score(number)}
     if kind == "bucketize":
-        return {feature.name: tft.bucketize(_as_float(value), transform.num_buckets)}
+        number = _as_float(value, f"column {feature.column!r} (feature {feature.name!r}, bucketize)")
+        return {feature.name: tft.bucketize(number, transform.num_buckets)}
     if kind == "cyclical":
         seconds = epoch_seconds(value)
         outputs = {}
@@ -137,7 +154,7 @@ def build_preprocessing_fn(spec):
             F.TIMESTAMP_KEY: epoch_seconds(raw[columns.timestamp]),
         }
         if label:
-            outputs[F.LABEL_KEY] = _as_float(raw[label])
+            outputs[F.LABEL_KEY] = _as_float(raw[label], f"label column {label!r}")
         for feature in spec.feature_config.features:
             outputs.update(_transform_feature(feature, raw))
         return outputs

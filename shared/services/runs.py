@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared import runs
-from shared.catalog import ModelType
+from shared.catalog import FeatureConfig, ModelConfig, ModelType, towers_mismatch
 from shared.doc_ids import DocumentId, is_valid_id
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
@@ -71,6 +71,16 @@ def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: lis
     return docs
 
 
+def _towers_mismatch(feature_config: dict, model_config: dict) -> Optional[str]:
+    """The stored configs' tower sizes disagree (an embedding-only tower's size comes from its features)."""
+    try:
+        features = FeatureConfig.model_validate({k: v for k, v in feature_config.items() if k in FeatureConfig.model_fields})
+        model = ModelConfig.model_validate({k: v for k, v in model_config.items() if k in ModelConfig.model_fields})
+    except ValidationError:
+        return None  # each was validated when stored; a stale document fails at Compile with its own error
+    return towers_mismatch(features, model)
+
+
 def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple[CreateRunRequest, dict]:
     """Validate, inherit and default a run body into the run document (not stored). Schedules use it
     to freeze a template and to make each slot's run."""
@@ -97,6 +107,10 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple
     if model_config["model_type"] != model_type:
         raise FieldError.one("model_type", f"the model config {model_config['name']!r} is a "
                                            f"{model_config['model_type']} model, not {model_type}")
+    if model_type != "ranking":
+        mismatch = _towers_mismatch(feature_config, model_config)
+        if mismatch:
+            raise FieldError.one("model_config_id", mismatch)
 
     # Training parameters: Appendix B defaults ← the experiment's batch size and learning rate ← the request.
     exp_params = inherited.get("params") or {}
@@ -176,7 +190,8 @@ def new_run_id() -> str:
 
 def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -> EvaluatorConfig:
     threshold = config.blessing_threshold
-    if threshold is None and config.enabled:
+    lift_only = config.min_lift_over_baseline_percent is not None
+    if threshold is None and config.enabled and not lift_only:  # a lift-only gate needs no fixed threshold
         if model_type == "ranking":
             baseline = (experiment.get("metrics") or {}).get("test_rmse")
             if baseline is None:
@@ -190,7 +205,8 @@ def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -
         raise FieldError.one("evaluator_config.blessing_threshold.metric",
                              f"{threshold.metric} does not fit a {model_type} model; use one of "
                              f"{', '.join(METRICS_FOR_MODEL_TYPE[model_type])}")
-    return EvaluatorConfig(enabled=config.enabled, blessing_threshold=threshold)
+    return EvaluatorConfig(enabled=config.enabled, blessing_threshold=threshold,
+                           min_lift_over_baseline_percent=config.min_lift_over_baseline_percent)
 
 
 def _experiment_summary(experiment: dict) -> dict:

@@ -67,7 +67,8 @@ def test_create_inherits_from_experiment_fills_defaults_and_queues_submit(client
     assert params["epochs"] == 5  # given
     assert params["batch_size"] == 4096 and params["learning_rate"] == 0.05  # inherited from the experiment
     assert params["data_sample_percent"] == 100 and params["split_strategy"] == "strict_time"  # Appendix B
-    assert params["lr_schedule"] == {"type": "reduce_on_plateau", "factor": 0.5, "patience": 3, "min_lr": 0.001}
+    assert params["lr_schedule"] == {"type": "reduce_on_plateau", "factor": 0.5, "patience": 3, "min_lr": 0.001,
+                                     "monitor": "val_loss"}
     assert run["gpu_config"] == {"gpu_type": "NVIDIA_L4", "gpu_count": 2, "preemptible": True,
                                  "machine_type": "g2-standard-24"}
     assert run["evaluator_config"]["blessing_threshold"] == {"metric": "recall_at_100", "min_value": 0.4,

@@ -48,8 +48,13 @@ def raw_feature_spec(raw: dict[str, np.ndarray]) -> dict[str, Any]:
     return {name: tf.io.FixedLenFeature([], dtype(values)) for name, values in raw.items()}
 
 
-def run_tiny_transform(workdir: Optional[str] = None, sizes: Optional[dict[str, int]] = None) -> TinyTransform:
-    """Analyze on train+eval, transform both, write gzipped TFRecords and the transform graph."""
+def run_tiny_transform(workdir: Optional[str] = None, sizes: Optional[dict[str, int]] = None, spec: Any = None,
+                       raw: Optional[dict[str, np.ndarray]] = None, train_rows: Optional[int] = None) -> TinyTransform:
+    """Analyze on train+eval, transform both, write gzipped TFRecords and the transform graph.
+
+    Defaults: the tiny demo data and spec, the first 80% of rows for train; bench/quality.py passes
+    its own spec, columns and cut.
+    """
     import apache_beam as beam
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -59,15 +64,15 @@ def run_tiny_transform(workdir: Optional[str] = None, sizes: Optional[dict[str, 
     from pipeline_compiler.modules.transform import build_preprocessing_fn
 
     workdir = workdir or tempfile.mkdtemp(prefix="trainyard-tiny-")
-    raw = generate_transactions(**(sizes or TINY_SIZES))
-    spec = tiny_spec(workdir)
+    raw = raw if raw is not None else generate_transactions(**(sizes or TINY_SIZES))
+    spec = spec or tiny_spec(workdir)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_feature_spec(raw)))
     rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in raw.items()} for i in range(len(raw["timestamp"]))]
     for row in rows:
         for key, value in row.items():
             if isinstance(value, str):
                 row[key] = value.encode()
-    cut = int(len(rows) * 0.8)
+    cut = train_rows if train_rows is not None else int(len(rows) * 0.8)
     train_rows, eval_rows = rows[:cut], rows[cut:]
     transform_dir = os.path.join(workdir, "transform_output")
     examples_dir = os.path.join(workdir, "transformed")
