@@ -231,11 +231,13 @@ resource "google_service_account_iam_member" "pubsub_token_creator" {
   depends_on = [google_project_service_identity.pubsub]
 }
 
-# The api creates Cloud Scheduler jobs at run time with Pub/Sub targets on schedule-trigger; those
-# messages are published by the Cloud Scheduler service agent.
+# Cloud Scheduler jobs publish as the Cloud Scheduler service agent: the schedules' jobs the api creates
+# at run time (schedule-trigger) and the reconciler's clock (reconcile, reconciler.tf).
 resource "google_pubsub_topic_iam_member" "scheduler_agent_publisher" {
+  for_each = toset(["schedule-trigger", "reconcile"])
+
   project = var.project_id
-  topic   = module.topic["schedule-trigger"].topic_name
+  topic   = module.topic[each.key].topic_name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${local.scheduler_agent_email}"
 

@@ -15,15 +15,5 @@ resource "google_cloud_scheduler_job" "reconcile" {
     data       = base64encode("{}")
   }
 
-  depends_on = [google_project_service.enabled, google_pubsub_topic_iam_member.scheduler_agent_reconcile_publisher]
-}
-
-# The Cloud Scheduler service agent publishes the job's messages.
-resource "google_pubsub_topic_iam_member" "scheduler_agent_reconcile_publisher" {
-  project = var.project_id
-  topic   = module.topic["reconcile"].topic_name
-  role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${local.scheduler_agent_email}"
-
-  depends_on = [google_project_service_identity.cloudscheduler]
+  depends_on = [google_project_service.enabled, google_pubsub_topic_iam_member.scheduler_agent_publisher["reconcile"]]
 }
