@@ -60,7 +60,7 @@ def bench_serving(candidates_count: int, queries_count: int, dim: int = 32, seed
     import tensorflow_recommenders as tfrs
 
     from pipeline_compiler.modules import trainer
-    from shared.run_config import RetrievalIndex
+    from shared.domain.run_config import RetrievalIndex
 
     rng = np.random.default_rng(seed)
     candidates = clustered_vectors(candidates_count, dim, 1000, rng)

@@ -193,7 +193,7 @@ def example_config(name: str) -> dict[str, Any]:
 
 
 def ours_spec(workdir: str, config: dict[str, Any], epochs: int, batch_size: int):
-    from shared.run_config import RunSpec
+    from shared.domain.run_config import RunSpec
 
     params = {**config.get("training_params", {}), "epochs": epochs, "batch_size": batch_size,
               "early_stopping": {"enabled": False}}

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.control_plane import api_session, publish_report, seed_experiment, start_stack, summary  # noqa: E402
-from shared.artifact_store import ArtifactStore  # noqa: E402
+from shared.adapters.artifact_store import ArtifactStore  # noqa: E402
 from tests.unit.scenario import job_timeline, write_results  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 import { defineConfig } from 'vite';
 
-// Served by the API at /training (shared/http_dashboard.py); `npm run build` writes dist/.
+// Served by the API at /training (shared/http/dashboard_routes.py); `npm run build` writes dist/.
 export default defineConfig({
   base: '/training/',
   build: {

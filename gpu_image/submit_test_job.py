@@ -4,7 +4,7 @@
     python gpu_image/submit_test_job.py --project my-proj --gpu-type T4 --gpu-count 1 --region europe-west1
     python gpu_image/submit_test_job.py --project my-proj --gpu-type L4 --gpu-count 2 --spot
 
-The machine type comes from shared/run_config.GPU_MACHINES (spec Appendix A), so the test runs on
+The machine type comes from shared/domain/run_config.GPU_MACHINES (spec Appendix A), so the test runs on
 exactly the machine a training run with that GPU config would get. The job runs
 `python /app/gpu_image/test_gpu.py --require-gpu --expect-gpus N`: a missing GPU is a FAIL.
 
@@ -29,7 +29,7 @@ if str(REPO_ROOT) not in sys.path:
 from google.cloud import aiplatform_v1  # noqa: E402
 from google.protobuf import duration_pb2  # noqa: E402
 
-from shared.run_config import GPU_MACHINES  # noqa: E402
+from shared.domain.run_config import GPU_MACHINES  # noqa: E402
 
 GPU_ALIASES = {
     "T4": "NVIDIA_TESLA_T4",

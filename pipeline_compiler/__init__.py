@@ -20,7 +20,7 @@ from shared.contract.labels import (DATA_RUNNER_LABEL, DATAFLOW_MACHINE_LABEL, D
                                     label_value)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from shared.run_config import RunSpec
+    from shared.domain.run_config import RunSpec
 
 __all__ = ["PipelineEnv", "PipelineEnvError", "compile_run", "module_files", "run_local",
            "DEFAULT_IMAGE", "local_metadata_path"]

@@ -18,8 +18,8 @@ from tfx import v1 as tfx
 
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
-from shared import results as R
-from shared.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
+from shared.contract import results as R
+from shared.domain.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
 
 log = logging.getLogger("trainyard.components")
 

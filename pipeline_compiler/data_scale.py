@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from shared.catalog import FileSource
-from shared.run_config import RunSpec
+from shared.domain.catalog import FileSource
+from shared.domain.run_config import RunSpec
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def write_csv(path: str, rows: int = 50_000, **sizes: Any) -> str:
 
 
 def demo_catalog(data_uri: str, model_type: str = "retrieval", rows: Optional[int] = None) -> dict[str, dict]:
-    """Dataset, FeatureConfig and ModelConfig dicts (valid against shared/catalog.py) for the demo data."""
+    """Dataset, FeatureConfig and ModelConfig dicts (valid against shared/domain/catalog.py) for the demo data."""
     dataset = {
         "name": "demo-b2b-transactions",
         "description": "Synthetic B2B transactions with planted segment and customer preferences",
@@ -178,7 +178,7 @@ def demo_run_spec(
     **overrides: Any,
 ):
     """A RunSpec over the demo catalog, for tests, the benchmark and local demos."""
-    from shared.run_config import RunSpec
+    from shared.domain.run_config import RunSpec
 
     catalog = demo_catalog(data_uri, model_type)
     spec = {

@@ -22,7 +22,7 @@ def main(job_dir: str) -> int:
     outcome = {"exit_code": 0, "error": None}
     try:
         from pipeline_compiler import run_local
-        from shared.run_config import RunSpec
+        from shared.domain.run_config import RunSpec
 
         with open(job["run_spec_path"]) as handle:
             spec = RunSpec.model_validate_json(handle.read())

@@ -2,7 +2,7 @@
 
     python -m pipeline_compiler.local_service --port 8090 [--state-dir .local/pipeline-service]
 
-HTTP (the client is shared/pipelines.py:LocalPipelineServiceBackend):
+HTTP (the client is shared/adapters/pipelines.py:LocalPipelineServiceBackend):
     POST /v1/jobs                 {job_id, display_name, labels, pipeline_job_uri, run_spec_uri, pipeline_root}
     GET  /v1/jobs/{job_id}        {job_id, name, state, create_time, start_time, end_time, error, labels, tasks}
     POST /v1/jobs/{job_id}:cancel
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Optional
 
 from shared import structured_log as log
-from shared import topics
+from shared.contract import topics
 from shared.settings import child_environment, read
 
 # ML Metadata Execution.last_known_state → Vertex PipelineTaskDetail.State
@@ -423,7 +423,7 @@ class LocalPipelineService:
 
 def _pipeline_name(spec: dict) -> str:
     from pipeline_compiler.pipeline import pipeline_name
-    from shared.run_config import RunSpec
+    from shared.domain.run_config import RunSpec
 
     return pipeline_name(RunSpec.model_validate(spec))
 

@@ -20,9 +20,9 @@ from pipeline_compiler import example_gen
 from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
-from shared.catalog import BigQuerySource, FileSource
+from shared.domain.catalog import BigQuerySource, FileSource
 from shared.contract.labels import billing_labels_for
-from shared.run_config import RunSpec
+from shared.domain.run_config import RunSpec
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
 TRANSFORM_MODULE = os.path.join(MODULES_DIR, "transform.py")

@@ -14,12 +14,12 @@ import json
 import os
 from datetime import datetime, timezone
 
-from shared import results
+from shared.contract import results
 from shared.contract.labels import label_value, run_labels
 from shared.errors import PermanentError, TransientError
 from shared.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, Registrar
 from shared.serving.vertex import map_error
-from shared.vertex import RegionalService, gapic
+from shared.adapters.vertex_gapic import RegionalService, gapic
 
 
 def build_registrar(settings) -> Registrar:

@@ -4,7 +4,7 @@
 #   - Debian's chromium (headless browser for tests/browser; Playwright drives /usr/bin/chromium)
 #   - the Python Playwright client in .venv (its own browser download is never used)
 #   - `npm ci` in dashboard/ (versions locked by dashboard/package-lock.json) and `npm run build`
-#     → dashboard/dist/, which the API serves at /training (shared/http_dashboard.py)
+#     → dashboard/dist/, which the API serves at /training (shared/http/dashboard_routes.py)
 #   - `npm ci` in tools/firebase_emulators/: firebase-tools, for its Firebase Auth emulator (Node only,
 #     nothing downloaded at run time), which tests/browser/test_cloud_signin.py signs in against
 set -euo pipefail

@@ -259,7 +259,7 @@ class Stack:
         from google.api_core import exceptions
         from google.cloud import pubsub_v1
 
-        from shared import topics
+        from shared.contract import topics
 
         export(self.config.emulator_env())
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()

@@ -20,9 +20,11 @@ from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import runs, structured_log as log, topics  # noqa: E402
+from shared.domain import runs  # noqa: E402
+from shared import structured_log as log
+from shared.contract import topics
 from shared.errors import TransientError  # noqa: E402
-from shared.scheduler_jobs import trigger_payload  # noqa: E402
+from shared.adapters.scheduler_jobs import trigger_payload  # noqa: E402
 
 BATCH = 500
 

@@ -19,19 +19,19 @@ from shared.settings import Settings, get_settings
 
 
 def repository(settings: Settings):
-    from shared.repository import FirestoreRepository
+    from shared.adapters.repository import FirestoreRepository
 
     return FirestoreRepository(settings.project)
 
 
 def publisher(settings: Settings):
-    from shared.messaging import PubSubPublisher
+    from shared.adapters.messaging import PubSubPublisher
 
     return PubSubPublisher(settings.project)
 
 
 def artifact_store(settings: Settings):
-    from shared.artifact_store import ArtifactStore
+    from shared.adapters.artifact_store import ArtifactStore
 
     return ArtifactStore()
 
@@ -39,10 +39,10 @@ def artifact_store(settings: Settings):
 def pipelines(settings: Settings):
     """Vertex AI Pipelines (GAPIC), or the local pipeline service with the same contract."""
     if settings.pipeline_backend == "vertex":
-        from shared.pipelines import VertexPipelineBackend
+        from shared.adapters.pipelines import VertexPipelineBackend
 
         return VertexPipelineBackend(settings.project, settings.region, emulator_host=settings.vertex_emulator_host)
-    from shared.pipelines import LocalPipelineServiceBackend
+    from shared.adapters.pipelines import LocalPipelineServiceBackend
 
     return LocalPipelineServiceBackend(settings.local_pipeline_url)
 
@@ -68,7 +68,7 @@ def serving(settings: Settings, registrar):
 
 def schedule_jobs(settings: Settings):
     """One Cloud Scheduler job per schedule, or nothing (the local ticker reads Firestore)."""
-    from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
+    from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 
     if settings.scheduler_backend == "cloud-scheduler":
         return CloudSchedulerJobs(settings.project, settings.scheduler_location or settings.region,
@@ -80,7 +80,7 @@ def schedule_jobs(settings: Settings):
 
 def run_data(settings: Settings):
     """Where a run's logs and the GPU quota are read: Cloud Logging + Cloud Quotas, or the local service."""
-    from shared import run_data_sources as sources
+    from shared.adapters import run_data_sources as sources
 
     if settings.pipeline_backend == "vertex":
         rest = sources.RestClient()
@@ -91,11 +91,11 @@ def run_data(settings: Settings):
 
 def notifier(settings: Settings):
     """Webhooks over HTTPS, the run's Pub/Sub topic, signing secrets from Secret Manager (cloud) or a setting."""
-    from shared.notify_targets import LocalSecrets, SecretManagerSecrets, TopicSender, WebhookSender
+    from shared.adapters.notify_targets import LocalSecrets, SecretManagerSecrets, TopicSender, WebhookSender
     from shared.services.notify import Notifier
 
     if settings.pipeline_backend == "vertex":
-        from shared.run_data_sources import RestClient
+        from shared.adapters.run_data_sources import RestClient
 
         secrets = SecretManagerSecrets(settings.project, RestClient())
     else:
@@ -118,7 +118,7 @@ BUILDERS: dict[str, Callable[[Settings], Any]] = {
 
 @dataclass
 class Dependencies:
-    """What the API's routes (shared/http_api.py) use. The root fills every adapter; a test gives the
+    """What the API's routes (shared/http/app.py) use. The root fills every adapter; a test gives the
     ones it fakes, and the rest are built from its settings by the same builders."""
 
     repo: object

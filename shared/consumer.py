@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import structured_log as log
 from shared.errors import TransientError
-from shared.messaging import MalformedMessage, PushMessage, parse_push
+from shared.adapters.messaging import MalformedMessage, PushMessage, parse_push
 
 
 def consume(event_data: Any, model: Optional[type[BaseModel]], handle: Callable[[Any, PushMessage], str],

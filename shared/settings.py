@@ -181,7 +181,7 @@ VARIABLES: tuple[Variable, ...] = (
              "http://127.0.0.1:8080/training", (RUN_COMMANDS,), TERRAFORM),
     Variable("TRAINYARD_NOTIFY_SECRETS", "the local twin's webhook signing secrets, a JSON object {name: secret} "
              "(in the cloud a webhook's `secret` names a Secret Manager secret)", "", (RUN_COMMANDS,), LOCAL),
-    Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/pricing/prices.json (same shape) for the "
+    Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/domain/pricing/prices.json (same shape) for the "
              "runs' estimated cost — your contract's prices", "", (PIPELINE_EVENTS,), OPTIONAL),
     Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
     Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
@@ -286,7 +286,7 @@ class Settings:
 
     @property
     def progress_topic_path(self) -> str:
-        from shared import topics
+        from shared.contract import topics
 
         return f"projects/{self.project}/topics/{topics.TRAINING_PROGRESS}"
 

@@ -2,7 +2,7 @@
 # (its API key, app id and auth domain reach the page through the API's environment, see
 # local.environment in main.tf), Identity Platform with Google as the provider, and the page's hosts
 # as the domains sign-in may return to. The page sends the Firebase ID token it gets; the API
-# verifies it (shared/firebase_identity.py) and Firestore's rules read it (firestore.rules).
+# verifies it (shared/http/firebase_identity.py) and Firestore's rules read it (firestore.rules).
 
 locals {
   # The public web entrance's two URLs (a gen2 function is the Cloud Run service of the same name,
@@ -18,7 +18,7 @@ locals {
   ))
 
   # The built page (scripts/setup_dashboard.sh → dashboard/dist), packaged beside shared/ as
-  # dashboard_dist/, where shared/http_dashboard.py looks for it.
+  # dashboard_dist/, where shared/http/dashboard_routes.py looks for it.
   dashboard_dist = "${local.repo_root}/dashboard/dist"
   dashboard_files = {
     for f in fileset(local.dashboard_dist, "**/*.{html,js,css}") : "dashboard_dist/${f}" => "${local.dashboard_dist}/${f}"

@@ -1,6 +1,6 @@
 # Vertex AI pipeline job and task state changes -> pipeline-events (consumed by pipeline_events).
 # Log names are URL-encoded in filters ("/" -> "%2F"). Only Trainyard's pipeline jobs wake the
-# consumer (review B9): their ids are shared/runs.py's job_id_for(run_id, attempt), "tr-<16 hex>-a<n>"
+# consumer (review B9): their ids are shared/domain/runs.py's job_id_for(run_id, attempt), "tr-<16 hex>-a<n>"
 # (a test keeps the two equal); `=~` is the Logging query language's regular-expression match.
 
 locals {

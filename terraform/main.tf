@@ -20,7 +20,7 @@ locals {
   dataflow_image   = "${local.image_repository}/${var.dataflow_image_name}:${var.image_tag}"
   serving_image    = coalesce(var.serving_image, "${local.image_repository}/${var.serving_image_name}:${var.image_tag}")
 
-  # The same names as shared/topics.py.
+  # The same names as shared/contract/topics.py.
   topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands", "reconcile"]
 
   required_apis = [
@@ -65,7 +65,7 @@ locals {
     TRAINYARD_REGION           = var.region
     TRAINYARD_PIPELINE_BACKEND = "vertex"
   })
-  # The audiences an ID token that passed Cloud Run IAM may carry (shared/identity.py): the API's two
+  # The audiences an ID token that passed Cloud Run IAM may carry (shared/http/identity.py): the API's two
   # URLs (known before apply: a gen2 function is the Cloud Run service of the same name, whose
   # deterministic URL carries the project number), for service accounts minting tokens for it, and
   # the Google Cloud CLI's client id, the audience of a user's `gcloud auth print-identity-token`.

@@ -9,7 +9,7 @@ output "dashboard_url" {
 }
 
 output "topics" {
-  description = "Pub/Sub topic names by shared/topics.py name."
+  description = "Pub/Sub topic names by shared/contract/topics.py name."
   value       = { for name, t in module.topic : name => t.topic_name }
 }
 

@@ -1,4 +1,4 @@
-# Every topic of shared/topics.py with its dead-letter topic, and each consumer's push subscription:
+# Every topic of shared/contract/topics.py with its dead-letter topic, and each consumer's push subscription:
 # Pub/Sub pushes straight to the consumer's service (no Eventarc), so Terraform owns the ack
 # deadline, the retry backoff and the dead-letter policy of every subscription.
 

@@ -34,13 +34,13 @@ def model_config_body(model_type="retrieval", **overrides) -> dict:
 
 def seed_catalog(repo, model_type="retrieval", recall=0.5, rmse=None) -> dict:
     """Create a dataset, feature config, model config and one experiment; return their ids."""
-    from shared.services import catalog
+    from shared.services import catalog_entries
 
-    dataset = catalog.create(repo, "datasets", dataset_body(), "dev@example.com")
-    features = catalog.create(repo, "feature_configs", feature_config_body(), "dev@example.com")
-    model = catalog.create(repo, "model_configs", model_config_body(model_type), "dev@example.com")
+    dataset = catalog_entries.create(repo, "datasets", dataset_body(), "dev@example.com")
+    features = catalog_entries.create(repo, "feature_configs", feature_config_body(), "dev@example.com")
+    model = catalog_entries.create(repo, "model_configs", model_config_body(model_type), "dev@example.com")
     metrics = {"recall_at_100": recall} if rmse is None else {"test_rmse": rmse}
-    experiment = catalog.create(repo, "experiments", {
+    experiment = catalog_entries.create(repo, "experiments", {
         "name": f"{model_type} quick test", "model_type": model_type, "dataset_id": dataset["id"],
         "feature_config_id": features["id"], "model_config_id": model["id"],
         "params": {"epochs": 20, "batch_size": 4096, "learning_rate": 0.05, "data_sample_percent": 10},

@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from shared.errors import NotFound, PermanentError, TransientError
-from shared.pipelines import JobRequest, JobSnapshot
-from shared.repository import epoch_doc_id
-from shared.runs import now
+from shared.adapters.pipelines import JobRequest, JobSnapshot
+from shared.adapters.repository import epoch_doc_id
+from shared.domain.runs import now
 
 
 class InMemoryRepository:

@@ -149,7 +149,7 @@ def dead_letters(args, out) -> int:
     """`admin dead-letters`: straight to Pub/Sub with the operator's credentials (no API route)."""
     from dataclasses import asdict
 
-    from shared.dead_letters import DeadLetters
+    from shared.adapters.dead_letters import DeadLetters
     from shared.settings import get_settings
 
     if args.limit < 1:

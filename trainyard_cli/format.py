@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from shared.runs import format_duration
+from shared.domain.runs import format_duration
 from shared.settings import read
 
 # ANSI colours per state: green done, red broken, yellow needs a look, cyan moving.

@@ -15,7 +15,7 @@ export function datasetSize(dataset) {
   return parts.length ? parts.join(', ') : 'size not recorded';
 }
 
-// The width a feature adds to its tower's input (shared/catalog.py's transforms).
+// The width a feature adds to its tower's input (shared/domain/catalog.py's transforms).
 export function featureWidth(transform) {
   switch (transform?.type) {
     case 'vocabulary': case 'hashing': case 'cross': return transform.embedding_dim ?? (transform.type === 'cross' ? 16 : 32);

@@ -85,7 +85,7 @@ export function metricValue(value) {
   return Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(Math.abs(n) < 1 ? 3 : 2);
 }
 
-/** The run's estimated cost (shared/cost.py): "≈ $1.23"; "≤" when Dataflow workers make it an upper bound. */
+/** The run's estimated cost (shared/domain/cost.py): "≈ $1.23"; "≤" when Dataflow workers make it an upper bound. */
 export function costText(run) {
   const c = run?.estimated_cost;
   if (!c || typeof c.total !== 'number') return '';

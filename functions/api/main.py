@@ -7,11 +7,11 @@ import functions_framework
 from werkzeug.exceptions import HTTPException
 
 from shared.composition import root
-from shared.http_guards import error_body
+from shared.http.guards import error_body
 
 
 def build_app(settings):
-    from shared.http_api import create_app
+    from shared.http.app import create_app
 
     return create_app(root.api_dependencies())
 

@@ -6,7 +6,7 @@ import functions_framework
 from shared.composition import root
 from shared.consumer import consume, event_data
 from shared.contract.messages import ReconcileTick
-from shared.results import EpochMetrics
+from shared.contract.results import EpochMetrics
 
 
 def handle_pipeline_event(entry, message) -> str:

@@ -9,10 +9,10 @@ from shared.contract.messages import ScheduleTrigger
 
 
 def handle_trigger(trigger: ScheduleTrigger, message) -> str:
-    from shared.services import schedules
+    from shared.services import scheduling
 
     # A Cloud Scheduler trigger names only its schedule: its publish time says which slot it is.
-    return schedules.on_trigger(root.repo, root.publisher, trigger, message.published_at, jobs=root.schedule_jobs)
+    return scheduling.on_trigger(root.repo, root.publisher, trigger, message.published_at, jobs=root.schedule_jobs)
 
 
 @functions_framework.cloud_event

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Optional
 
-from shared.catalog import FeatureSpec
-from shared.run_config import RunSpec
+from shared.domain.catalog import FeatureSpec
+from shared.domain.run_config import RunSpec
 
 # Pass-through outputs the Trainer and Evaluator need besides the configured features.
 USER_ID_KEY = "__user_id__"  # raw user id as a string

@@ -11,7 +11,7 @@ to Pub/Sub), and exports the spec §2.2 artifacts under RunSpec.artifacts_uri:
     model/candidate_model  raw candidate features -> embedding
     transform/             the Transform graph;  vocabularies/  its vocabulary files
     checkpoints/           every N epochs; a restarted trainer resumes from the newest
-    training_metrics.json  shared.results.TrainingMetrics;  artifacts.json  ArtifactLocations
+    training_metrics.json  shared.contract.results.TrainingMetrics;  artifacts.json  ArtifactLocations
 """
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ import tensorflow_transform as tft
 
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import live_metrics as L
-from shared import results as R
-from shared.catalog import FeatureSpec
-from shared.run_config import CosineLR, ReduceOnPlateauLR, RunSpec, WarmupCosineLR, gate_metric
+from shared.contract import results as R
+from shared.domain.catalog import FeatureSpec
+from shared.domain.run_config import CosineLR, ReduceOnPlateauLR, RunSpec, WarmupCosineLR, gate_metric
 
 log = logging.getLogger("trainyard.trainer")
 

@@ -5,7 +5,7 @@
 | run-submit | RunSubmit | the API, the scheduler, whatever releases a run (shared/services/queueing.py) |
 | run-commands | RunCommand | the API's run actions, deploy after training (shared/services/deployments.py), notifications (shared/services/notify.py) |
 | schedule-trigger | ScheduleTrigger | Cloud Scheduler's job (Terraform-free: the API makes it), the local ticker |
-| training-progress | shared.results.EpochMetrics | the Trainer, once an epoch |
+| training-progress | shared.contract.results.EpochMetrics | the Trainer, once an epoch |
 | pipeline-events | a Cloud Logging LogEntry (JSON), read by shared/services/progress.py | the log sink |
 | reconcile | ReconcileTick | Cloud Scheduler's reconcile job, the local ticker (terraform/reconciler.tf) |
 
@@ -34,7 +34,7 @@ class RunCommand(BaseModel):
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None
-    event: Optional[str] = None  # notify: which event (shared/notifications.py)
+    event: Optional[str] = None  # notify: which event (shared/domain/notifications.py)
     schedule_id: Optional[str] = None  # notify: a schedule's event
 
 

@@ -12,11 +12,13 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import results, runs, structured_log as log
+from shared.contract import results
+from shared.domain import runs
+from shared import structured_log as log
 from shared.contract import labels
 from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, PUSH_ANYWAY, RunCommand
 from shared.errors import Conflict, FieldError, NotFound, PermanentError, TransientError
-from shared.run_config import GpuConfig, RunSpec, TrainingParams
+from shared.domain.run_config import GpuConfig, RunSpec, TrainingParams
 from shared.services import lifecycle, queueing, runs as run_service
 from shared.services.deployments import (DEPLOY_FAILED, DEPLOYED, DEPLOYING, DeployBody, publish_command,
                                          request_deployment)
@@ -156,7 +158,7 @@ def _attempt_arg(run: dict, args: dict) -> int:
 
 
 def run_logs(repo, sources, run_id: str, args: dict) -> dict:
-    from shared.run_data_sources import MAX_PAGE_SIZE
+    from shared.adapters.run_data_sources import MAX_PAGE_SIZE
 
     run = run_service.get_run(repo, run_id)
     attempt = _attempt_arg(run, args)

@@ -1,4 +1,4 @@
-"""Puts the estimated cost (shared/cost.py) on a run when it becomes terminal, from the run's stages,
+"""Puts the estimated cost (shared/domain/cost.py) on a run when it becomes terminal, from the run's stages,
 its GPUs, the region, and what its pipeline job's labels say about the data stages (Dataflow or not).
 An estimate is advice: a price table that cannot be read leaves the run without one, never failed."""
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Optional
 
-from shared import cost, runs, structured_log as log
+from shared.domain import cost, runs
+from shared import structured_log as log
 from shared.contract.labels import DATA_RUNNER_LABEL, DATAFLOW_MACHINE_LABEL, DATAFLOW_WORKERS_LABEL
 
 

@@ -9,10 +9,12 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import runs, structured_log as log, topics
+from shared.domain import runs
+from shared import structured_log as log
+from shared.contract import topics
 from shared.contract.messages import DEPLOY
 from shared.errors import Conflict, FieldError, TransientError
-from shared.repository import mutate_or_read_run
+from shared.adapters.repository import mutate_or_read_run
 
 DEPLOYING, DEPLOYED, DEPLOY_FAILED = "deploying", "deployed", "failed"
 

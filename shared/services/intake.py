@@ -5,7 +5,7 @@
 2. pre-flight: the run's GPUs against the project's quota — short is a warning on the run, never a
    refusal (the quota may be raised before the run reaches Train; an unreadable quota says nothing);
 3. store: now → `pending` and queued for submission; with a future `scheduled_at` → a one-time schedule
-   and its run, `scheduled` (shared/services/schedules.schedule_run), with the same schedules adapter as
+   and its run, `scheduled` (shared/services/scheduling.schedule_run), with the same schedules adapter as
    `POST /api/training/schedules`.
 """
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from shared import runs, structured_log as log
+from shared.domain import runs
+from shared import structured_log as log
 from shared.errors import FieldError
-from shared.messaging import Publisher
-from shared.repository import Repository
-from shared.services import queueing, runs as run_service, schedules as schedule_service
+from shared.adapters.messaging import Publisher
+from shared.adapters.repository import Repository
+from shared.services import queueing, runs as run_service, scheduling
 
 
 def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str, jobs=None, run_data=None,
@@ -35,7 +36,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
                                     run_id=run_id or run_service.new_run_id())
         return stored
     if doc["scheduled_at"] is not None:
-        return schedule_service.schedule_run(repo, request, doc, identity, at, jobs)
+        return scheduling.schedule_run(repo, request, doc, identity, at, jobs)
     stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or run_service.new_run_id())
     if created:
         queueing.queue_submit(publisher, stored)

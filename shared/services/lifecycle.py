@@ -19,10 +19,11 @@ import copy
 from datetime import datetime
 from typing import Callable, Optional
 
-from shared import runs, schedules, structured_log as log
+from shared.domain import runs, schedules
+from shared import structured_log as log
 from shared.errors import NotFound
-from shared.messaging import Publisher
-from shared.repository import Repository, mutate_or_read_run
+from shared.adapters.messaging import Publisher
+from shared.adapters.repository import Repository, mutate_or_read_run
 from shared.services import deployments, notify, queueing
 
 
@@ -35,7 +36,7 @@ def _watching(transition: Callable[[dict], Optional[dict]], seen: dict) -> Calla
 
 def move_run(repo: Repository, run_id: str, transition: Callable[[dict], Optional[dict]],
              publisher: Optional[Publisher] = None, jobs=None, at: Optional[datetime] = None) -> Optional[dict]:
-    """Apply a transition of shared/runs.py in one transaction, then what follows from it. Returns the
+    """Apply a transition of shared/domain/runs.py in one transaction, then what follows from it. Returns the
     run as changed, or None when the transition changed nothing (what follows was done already)."""
     seen: dict = {}
     after = repo.mutate_run(run_id, _watching(transition, seen))

@@ -16,10 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from shared import notifications, runs, structured_log as log, topics
+from shared.domain import notifications, runs
+from shared import structured_log as log
+from shared.contract import topics
 from shared.contract.messages import NOTIFY
 from shared.errors import NotFound, TransientError
-from shared.notify_targets import DeliveryError
+from shared.adapters.notify_targets import DeliveryError
 
 
 

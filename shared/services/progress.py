@@ -6,12 +6,14 @@ from typing import Optional
 
 from pydantic import ValidationError
 
-from shared import results, runs, structured_log as log
-from shared.artifact_store import ArtifactStore
+from shared.contract import results
+from shared.domain import runs
+from shared import structured_log as log
+from shared.adapters.artifact_store import ArtifactStore
 from shared.contract import labels
 from shared.errors import NotFound, PermanentError
-from shared.pipelines import JobSnapshot, PipelineBackend
-from shared.repository import Repository
+from shared.adapters.pipelines import JobSnapshot, PipelineBackend
+from shared.adapters.repository import Repository
 from shared.services import costing, lifecycle
 
 PIPELINE_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
@@ -36,7 +38,7 @@ def job_id_from_log_entry(entry) -> str:
 
 
 def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
-    """The pipeline's result files (shared/results.py). The evaluation is required; the rest optional."""
+    """The pipeline's result files (shared/contract/results.py). The evaluation is required; the rest optional."""
     def load(relative: str, model) -> Optional[dict]:
         text = store.read_text(results.join(artifacts_uri, relative))
         if text is None:

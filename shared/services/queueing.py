@@ -3,9 +3,10 @@
 duplicate message harmless."""
 from __future__ import annotations
 
-from shared import structured_log as log, topics
+from shared import structured_log as log
+from shared.contract import topics
 from shared.errors import TransientError
-from shared.messaging import Publisher
+from shared.adapters.messaging import Publisher
 
 
 def publish_submit(publisher: Publisher, run: dict) -> None:

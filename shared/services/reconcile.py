@@ -23,7 +23,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Iterator, Optional
 
-from shared import runs, structured_log as log
+from shared.domain import runs
+from shared import structured_log as log
 from shared.contract import labels, messages
 from shared.errors import NotFound, TransientError
 from shared.services import actions, deployments, progress, queueing

@@ -9,14 +9,14 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared import runs
-from shared.catalog import FeatureConfig, ModelConfig, ModelType, towers_mismatch
-from shared.doc_ids import DocumentId, is_valid_id
+from shared.domain import runs
+from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, towers_mismatch
+from shared.domain.doc_ids import DocumentId, is_valid_id
 from shared.errors import Conflict, FieldError, NotFound
-from shared.messaging import Publisher
-from shared.notifications import NotificationConfig
-from shared.repository import Repository
-from shared.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig, GpuConfig,
+from shared.adapters.messaging import Publisher
+from shared.domain.notifications import NotificationConfig
+from shared.adapters.repository import Repository
+from shared.domain.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig, GpuConfig,
                                TrainingParams)
 from shared.services.queueing import publish_submit
 from shared.validation import parse
@@ -45,7 +45,7 @@ class CreateRunRequest(BaseModel):
     deployment_config: DeploymentConfig = Field(default_factory=DeploymentConfig)
     scheduled_at: Optional[datetime] = None
     notifications: Optional[NotificationConfig] = Field(None, description="webhooks / a Pub/Sub topic told when the "
-                                                                          "run ends (shared/notifications.py)")
+                                                                          "run ends (shared/domain/notifications.py)")
     draft: bool = Field(False, description="save the run without submitting it: it waits as a draft until "
                                            "POST /api/training-runs/{id}/submit (not with scheduled_at)")
 

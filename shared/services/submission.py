@@ -10,15 +10,17 @@ from typing import Callable, Optional
 
 from pydantic import ValidationError
 
-from shared import results, runs, structured_log as log
-from shared.artifact_store import ArtifactStore
-from shared.catalog import Dataset, FeatureConfig, ModelConfig
+from shared.contract import results
+from shared.domain import runs
+from shared import structured_log as log
+from shared.adapters.artifact_store import ArtifactStore
+from shared.domain.catalog import Dataset, FeatureConfig, ModelConfig
 from shared.contract import labels
 from shared.contract.messages import RunSubmit
 from shared.errors import NotFound, PermanentError, TransientError
-from shared.pipelines import JobRequest, PipelineBackend
-from shared.repository import Repository
-from shared.run_config import BaseExperimentRef, RunSpec
+from shared.adapters.pipelines import JobRequest, PipelineBackend
+from shared.adapters.repository import Repository
+from shared.domain.run_config import BaseExperimentRef, RunSpec
 from shared.services import lifecycle
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
-from shared import results
+from shared.contract import results
 
 
 # The serving contract of Trainyard's prediction container (serving_image/, scripts/prediction_server.py):

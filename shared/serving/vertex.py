@@ -10,7 +10,7 @@ from typing import Optional
 from shared.contract.labels import RUN_ID_LABEL, label_value
 from shared.errors import PermanentError, TransientError
 from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
-from shared.vertex import RegionalService, gapic
+from shared.adapters.vertex_gapic import RegionalService, gapic
 
 _TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")
 _RUNNING_JOB_STATES = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_UPDATING",

@@ -13,7 +13,7 @@ import requests
 expect = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need the Python Playwright client (make setup installs it)").expect
 
-from shared.artifact_store import ArtifactStore
+from shared.adapters.artifact_store import ArtifactStore
 from tests.browser.conftest import shot
 from tests.integration.test_control_plane_flow import deliver
 from tests.unit.scenario import job_timeline, write_results

@@ -10,7 +10,7 @@ import pytest
 expect = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need the Python Playwright client (make setup installs it)").expect
 
-from shared import runs as run_domain
+from shared.domain import runs as run_domain
 from tests.browser.conftest import shot
 from tests.browser.test_dashboard import card, walk_wizard
 

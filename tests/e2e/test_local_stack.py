@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from shared import runs as run_domain
+from shared.domain import runs as run_domain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -110,7 +110,7 @@ def test_a_run_passes_every_stage_in_order_and_completes(stack):
                 order.append(stage["name"])
     assert order == list(run_domain.STAGES)
     assert any(v.get("current_stage") == "Train" and v.get("current_epoch") for v in recorder.versions)
-    from shared.repository import FirestoreRepository
+    from shared.adapters.repository import FirestoreRepository
 
     history = FirestoreRepository(stack["config"].project).list_epochs(final["id"], 1)
     assert [e["epoch"] for e in history] == list(range(1, len(history) + 1)) and len(history) >= 2
@@ -133,7 +133,7 @@ def test_an_unreachable_threshold_ends_not_blessed_and_unregistered(stack):
     assert final["is_blessed"] is False and not final.get("vertex_model_resource_name")
     assert final["evaluation_results"]["threshold_value"] == 0.999
     assert final["stage_details"][-1]["status"] in ("completed", "skipped")
-    from shared import results
+    from shared.contract import results
 
     artifacts = final["gcs_artifacts_path"]
     assert os.path.exists(os.path.join(artifacts, results.SAVED_MODEL_DIR, "saved_model.pb"))  # kept
@@ -156,7 +156,7 @@ def test_cancelling_a_running_run_stops_its_process(stack):
                run_domain.is_terminal(r["status"]))
     assert run["status"] == "running"
     job_id = f"{run['id']}-a1"
-    from shared.pipelines import LocalPipelineServiceBackend
+    from shared.adapters.pipelines import LocalPipelineServiceBackend
 
     backend = LocalPipelineServiceBackend(f"http://127.0.0.1:{stack['config'].port('pipeline_service')}")
     try:

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 from pipeline_compiler import PipelineEnv, run_local  # noqa: E402
 from shared.contract.nodes import NODE_IDS  # noqa: E402
 from pipeline_compiler.demo_data import demo_run_spec, write_csv  # noqa: E402
-from shared import results as R  # noqa: E402
+from shared.contract import results as R  # noqa: E402
 
 DEMO_SIZES = dict(rows=15_000, customers=400, products=2_000, months=4)
 

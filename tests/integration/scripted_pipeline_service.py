@@ -1,5 +1,5 @@
 """A scripted stand-in for the local pipeline service, speaking its HTTP contract
-(shared/pipelines.py: LocalPipelineServiceBackend). Tests decide what each job reports."""
+(shared/adapters/pipelines.py: LocalPipelineServiceBackend). Tests decide what each job reports."""
 from __future__ import annotations
 
 import json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared.artifact_store import ArtifactStore
+from shared.adapters.artifact_store import ArtifactStore
 from tests.integration.test_control_plane_flow import catalog, create, deliver, submitted  # noqa: F401 (fixture)
 from tests.integration.test_local_endpoint import build_retrieval_saved_model
 from tests.unit.scenario import job_timeline, write_results

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 
 import schemathesis
-from shared.openapi import document
+from shared.http.openapi import document
 from tests.builders import post_catalog
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode

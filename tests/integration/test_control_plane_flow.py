@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.artifact_store import ArtifactStore
+from shared.adapters.artifact_store import ArtifactStore
 from tests.builders import post_catalog
 from tests.unit.scenario import job_timeline, write_results
 
@@ -134,7 +134,7 @@ def test_epochs_stream_into_live_fields_and_history(local_stack, catalog):
     live = local_stack.wait_for(run["id"], lambda r: r.get("current_epoch") == 3, what="epoch 3")
     assert live["live_metrics"]["recall_at_100"] == pytest.approx(0.3)
     assert live["current_stage"] == "Train" and live["status"] == "running"
-    from shared.repository import FirestoreRepository
+    from shared.adapters.repository import FirestoreRepository
 
     history = FirestoreRepository(local_stack.stack.config.project).list_epochs(run["id"], 1)
     assert [e["epoch"] for e in history] == [1, 2, 3]

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from shared import topics
+from shared.contract import topics
 from trainyard_cli.__main__ import run as cli
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 
 from shared.contract.labels import job_id_for
-from shared import runs, topics
-from shared.artifact_store import ArtifactStore
+from shared.domain import runs
+from shared.contract import topics
+from shared.adapters.artifact_store import ArtifactStore
 from tests.integration.test_control_plane_flow import catalog, comparable, create, deliver, submitted  # noqa: F401
 from tests.unit.scenario import job_timeline, write_results
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_compiler.local_service import LocalPipelineService, create_app
-from shared.pipelines import LocalPipelineServiceBackend
+from shared.adapters.pipelines import LocalPipelineServiceBackend
 from shared.services.progress import job_id_from_log_entry
 
 pytestmark = pytest.mark.integration
@@ -89,7 +89,7 @@ def test_duplicate_create_is_409_and_the_http_contract_matches_the_backend(servi
     server = make_server("127.0.0.1", 0, create_app(svc), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     backend = LocalPipelineServiceBackend(f"http://127.0.0.1:{server.server_port}")
-    from shared.pipelines import JobRequest
+    from shared.adapters.pipelines import JobRequest
 
     request = JobRequest(job_id="tr-http-a1", display_name="http", labels={}, pipeline_job_path="",
                          pipeline_job_uri="", run_spec_uri=spec_file(tmp_path, "http-ok"),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared import schedules
+from shared.domain import schedules
 from tests.builders import post_catalog
 
 pytestmark = pytest.mark.integration

@@ -99,7 +99,7 @@ class Cloud:
         """Messages kept by each <topic>-dead-letter-hold subscription."""
         from google.cloud import pubsub_v1
 
-        from shared import topics
+        from shared.contract import topics
 
         subscriber = pubsub_v1.SubscriberClient()
         out = {}
@@ -113,8 +113,8 @@ class Cloud:
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory):
     from scripts.stack import Stack, StackConfig
-    from shared.messaging import PubSubPublisher
-    from shared.repository import FirestoreRepository
+    from shared.adapters.messaging import PubSubPublisher
+    from shared.adapters.repository import FirestoreRepository
     from shared.settings import export
     from tests.protocol_fakes import scheduler, vertex
     from tests.rehearsal.deployment import describe

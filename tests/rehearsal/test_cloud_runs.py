@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from shared import runs, schedules
+from shared.domain import runs, schedules
 from shared.contract import labels
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.identity_tokens import delivered_token

@@ -191,7 +191,7 @@ def test_the_web_entrance_zip_carries_the_built_dashboard(deployment):
     assert built <= set(files), f"not packaged: {sorted(built - set(files))}"
     referenced = re.findall(r'(?:src|href)="/training/(assets/[^"]+)"', (DIST / "index.html").read_text())
     assert referenced and all(f"dashboard_dist/{r}" in files for r in referenced)
-    assert {"main.py", "requirements.txt", "shared/http_dashboard.py"} <= set(files)
+    assert {"main.py", "requirements.txt", "shared/http/dashboard_routes.py"} <= set(files)
 
 
 def test_the_web_entrance_verifies_firebase_tokens_and_hands_the_page_its_config(deployment):

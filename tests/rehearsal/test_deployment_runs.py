@@ -15,7 +15,8 @@ import requests
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from shared import runs, schedules, topics
+from shared.domain import runs, schedules
+from shared.contract import topics
 from shared.contract import labels
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.rehearsal.deployment import topics_published_by
@@ -27,16 +28,16 @@ IDENTITY = "rehearsal@example.com"
 @pytest.fixture(scope="module")
 def catalog(cloud):
     """A large dataset (Dataflow) and a small one (DirectRunner), with a retrieval experiment each."""
-    from shared.services import catalog as catalog_service
+    from shared.services import catalog_entries
 
     ids = {}
     for size, rows in (("large", 5_000_000), ("small", 20_000)):
-        dataset = catalog_service.create(cloud.repo, "datasets", dataset_body(
+        dataset = catalog_entries.create(cloud.repo, "datasets", dataset_body(
             name=f"{size} data", source={"kind": "files", "uri": f"gs://{cloud.project}-data/{size}/*.csv"},
             stats={"rows": rows}), IDENTITY)
-        features = catalog_service.create(cloud.repo, "feature_configs", feature_config_body(), IDENTITY)
-        model = catalog_service.create(cloud.repo, "model_configs", model_config_body(), IDENTITY)
-        experiment = catalog_service.create(cloud.repo, "experiments", {
+        features = catalog_entries.create(cloud.repo, "feature_configs", feature_config_body(), IDENTITY)
+        model = catalog_entries.create(cloud.repo, "model_configs", model_config_body(), IDENTITY)
+        experiment = catalog_entries.create(cloud.repo, "experiments", {
             "name": f"{size} quick test", "model_type": "retrieval", "dataset_id": dataset["id"],
             "feature_config_id": features["id"], "model_config_id": model["id"],
             "params": {"epochs": 20, "batch_size": 4096, "learning_rate": 0.05}, "metrics": {"recall_at_100": 0.5}},
@@ -162,10 +163,10 @@ def test_training_progress_keeps_an_epoch(cloud, large_run):
 
 
 def test_the_scheduler_makes_the_slot_run_and_small_data_stays_off_dataflow(cloud, catalog):
-    from shared.scheduler_jobs import LocalTickerJobs
-    from shared.services import schedules as schedule_service
+    from shared.adapters.scheduler_jobs import LocalTickerJobs
+    from shared.services import scheduling
 
-    created = schedule_service.create_schedule(cloud.repo, {
+    created = scheduling.create_schedule(cloud.repo, {
         "name": "rehearsal nightly", "schedule_type": "cron", "cron_expression": "*/5 * * * *", "timezone": "UTC",
         "run_template": {"name": "rehearsal-small", "base_experiment_id": catalog["small"]}},
         IDENTITY, LocalTickerJobs(), at=datetime.now(timezone.utc) - timedelta(hours=1))

@@ -4,7 +4,7 @@ order and, after each change, publishes what Cloud Logging's sink publishes (a L
 job) on `pipeline-events`. Where a task leaves files or calls a Google service in the cloud, the
 player does the same with the project's own code and contract:
 
-- the Trainer and Evaluator leave the result files of shared/results.py under the run's
+- the Trainer and Evaluator leave the result files of shared/contract/results.py under the run's
   artifacts_uri (their values are the played run's, not a trained model's);
 - the Pusher registers the model through VertexRegistrar (the Pusher's own registrar) over
   ModelService's gRPC protocol, with the serving image the submitter compiled into the job.
@@ -15,8 +15,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from shared import results, topics
-from shared.run_config import RunSpec
+from shared.contract import results, topics
+from shared.domain.run_config import RunSpec
 
 
 def task_order(job) -> list[str]:

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from shared import results, runs, topics
+from shared.contract import results, topics
+from shared.domain import runs
 from shared.contract import labels
 from shared.contract.messages import RunCommand
 from shared.errors import PermanentError, TransientError
-from shared.http_api import Dependencies, create_app
-from shared.pipelines import JobSnapshot, TaskSnapshot
-from shared.run_data_sources import RunDataSources
+from shared.http.app import Dependencies, create_app
+from shared.adapters.pipelines import JobSnapshot, TaskSnapshot
+from shared.adapters.run_data_sources import RunDataSources
 from shared.serving import DeployResult, Serving
 from shared.services import actions
 from shared.services import intake

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.run_data_sources import CloudGpuQuota, CloudLoggingLogs, LocalPipelineLogs, quota_metric
+from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, LocalPipelineLogs, quota_metric
 from shared.serving import endpoint_id_for, split_traffic
 
 

@@ -11,10 +11,10 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import aiplatform_v1
 
-from shared.artifact_store import ArtifactStore
+from shared.adapters.artifact_store import ArtifactStore
 from shared.errors import NotFound, PermanentError, TransientError
-from shared.messaging import PubSubPublisher
-from shared.pipelines import JobRequest, VertexPipelineBackend
+from shared.adapters.messaging import PubSubPublisher
+from shared.adapters.pipelines import JobRequest, VertexPipelineBackend
 
 COMPILED = {"displayName": "x", "labels": {"tfx_version": "1-15-0"},
             "pipelineSpec": {"pipelineInfo": {"name": "trainyard-tr-1"}, "deploymentSpec": {"executors": {}},
@@ -234,7 +234,7 @@ class FakeFirestore:
 
 
 def test_catalog_reads_are_cached_after_the_first_and_misses_are_not():
-    from shared.repository import FirestoreRepository
+    from shared.adapters.repository import FirestoreRepository
 
     db = FakeFirestore({"datasets/d1": {"id": "d1", "name": "sales"}, "model_configs/m1": {"id": "m1"}})
     repo = FirestoreRepository("p", client=db)

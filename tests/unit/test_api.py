@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from shared import runs, topics
-from shared.artifact_store import ArtifactStore
-from shared.http_api import Dependencies, create_app
+from shared.domain import runs
+from shared.contract import topics
+from shared.adapters.artifact_store import ArtifactStore
+from shared.http.app import Dependencies, create_app
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, model_config_body, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -263,7 +264,7 @@ def test_a_draft_is_not_scheduled(client, ids):
 def test_a_stray_submit_message_never_starts_a_draft():
     from datetime import datetime, timezone
 
-    from shared import runs
+    from shared.domain import runs
 
     assert runs.claim_for_submit({"status": runs.DRAFT, "attempt": 1}, 1, datetime.now(timezone.utc)) is None
 
@@ -396,7 +397,7 @@ def test_unknown_route_and_method(client):
 def test_every_api_route_is_in_the_openapi_document(client):
     import re
 
-    from shared.http_api import CATALOG_ROUTES
+    from shared.http.app import CATALOG_ROUTES
 
     documented = set(client.get("/api/openapi.json", headers=AUTH).get_json()["paths"])
     for rule in client.application.url_map.iter_rules():

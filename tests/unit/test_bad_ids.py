@@ -1,5 +1,5 @@
 """Ids and numbers Firestore would refuse never reach the repository: a path id is a 404, a body id or
-an integer outside the 64-bit range is a 400 naming the field (shared/doc_ids.py, shared/http_guards.py).
+an integer outside the 64-bit range is a 400 naming the field (shared/domain/doc_ids.py, shared/http/guards.py).
 The repository here raises as the Firestore client does on such an id, so a leak would be a 500."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from shared import doc_ids
-from shared.artifact_store import ArtifactStore
-from shared.http_api import Dependencies, create_app
-from shared.repository import FirestoreRepository
+from shared.domain import doc_ids
+from shared.adapters.artifact_store import ArtifactStore
+from shared.http.app import Dependencies, create_app
+from shared.adapters.repository import FirestoreRepository
 from tests.builders import run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_api import AUTH, settings  # noqa: F401  (the fixture)
@@ -128,7 +128,7 @@ def test_the_firestore_repository_answers_none_or_not_found_without_calling_fire
 
 
 def test_the_document_says_what_an_id_is():
-    from shared.openapi import document
+    from shared.http.openapi import document
 
     props = document()["components"]["schemas"]["CreateRunRequest"]["properties"]
     schema = props["dataset_id"]["anyOf"][0]

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 import trainyard_cli.__main__ as cli
-from shared.artifact_store import ArtifactStore
-from shared.http_api import Dependencies, create_app
+from shared.adapters.artifact_store import ArtifactStore
+from shared.http.app import Dependencies, create_app
 from shared.settings import get_settings
 from tests.builders import seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository

@@ -1,4 +1,4 @@
-"""The CLI's identity in the cloud: a token the API admits (shared/identity.py)."""
+"""The CLI's identity in the cloud: a token the API admits (shared/http/identity.py)."""
 from __future__ import annotations
 
 import subprocess

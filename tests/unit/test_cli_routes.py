@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import trainyard_cli.__main__ as cli
-from shared.artifact_store import ArtifactStore
-from shared.http_api import Dependencies, create_app
-from shared.openapi import document
-from shared.run_data_sources import LocalGpuQuota, RunDataSources
+from shared.adapters.artifact_store import ArtifactStore
+from shared.http.app import Dependencies, create_app
+from shared.http.openapi import document
+from shared.adapters.run_data_sources import LocalGpuQuota, RunDataSources
 from shared.settings import get_settings
 from tests.builders import dataset_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -298,7 +298,7 @@ def test_completion_script_knows_every_command(tmp_path):
 
 
 def test_runs_get_and_schedules_get_show_the_estimated_cost(api, tmp_path):
-    from shared import cost
+    from shared.domain import cost
 
     repo = api["repo"]
     done = stored_run(repo, status="completed", stage_details=[

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from shared import results, runs
-from shared.artifact_store import ArtifactStore
+from shared.contract import results
+from shared.domain import runs
+from shared.adapters.artifact_store import ArtifactStore
 from shared.consumer import consume
 from shared.contract.messages import RunCommand, RunSubmit, ScheduleTrigger
 from shared.errors import PermanentError, TransientError

@@ -1,11 +1,11 @@
-"""The run cost estimate (shared/cost.py): machine-hours per stage × the price table, by hand."""
+"""The run cost estimate (shared/domain/cost.py): machine-hours per stage × the price table, by hand."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from shared import cost
+from shared.domain import cost
 
 TABLE = cost.load_table()
 
@@ -129,7 +129,7 @@ def test_a_failed_run_costs_what_ran_until_it_failed(env):  # noqa: F811
 def test_a_schedule_sums_its_runs_estimates():
     from datetime import datetime, timezone
 
-    from shared import schedules
+    from shared.domain import schedules
 
     at = datetime(2026, 12, 4, tzinfo=timezone.utc)
     request = schedules.parse_request({"name": "nightly", "schedule_type": "daily", "time_of_day": "02:00",

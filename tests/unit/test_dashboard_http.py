@@ -1,10 +1,10 @@
-"""The dashboard routes of the API (shared/http_dashboard.py): the page and its assets need no token,
+"""The dashboard routes of the API (shared/http/dashboard_routes.py): the page and its assets need no token,
 the config tells the page how to reach Firestore, and the API itself still does."""
 from __future__ import annotations
 
 import pytest
 
-from shared.http_api import Dependencies, create_app
+from shared.http.app import Dependencies, create_app
 from shared.settings import Settings
 
 ENV = {"TRAINYARD_AUTH": "local", "TRAINYARD_DEV_TOKEN": "dev-token", "TRAINYARD_DEV_IDENTITY": "dev@localhost"}

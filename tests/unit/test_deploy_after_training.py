@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from shared import runs, topics
-from shared.artifact_store import ArtifactStore
+from shared.domain import runs
+from shared.contract import topics
+from shared.adapters.artifact_store import ArtifactStore
 from shared.consumer import consume
 from shared.contract.messages import DEPLOY, RunCommand
 from shared.errors import PermanentError, TransientError

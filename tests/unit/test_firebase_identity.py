@@ -1,4 +1,4 @@
-"""The page's Firebase ID tokens (shared/firebase_identity.py, review B2): verified in full, signature
+"""The page's Firebase ID tokens (shared/http/firebase_identity.py, review B2): verified in full, signature
 included, against Firebase's published keys (here a key pair made for the test, published the way
 Google publishes them: {kid: x509 PEM}); the Auth emulator's unsigned tokens only while it is configured."""
 import base64
@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from shared import firebase_identity
+from shared.http import firebase_identity
 from shared.errors import TransientError
-from shared.http_api import Dependencies, create_app
+from shared.http.app import Dependencies, create_app
 from shared.settings import Settings, get_settings
-from shared.artifact_store import ArtifactStore
+from shared.adapters.artifact_store import ArtifactStore
 from tests.fakes import FakePublisher, InMemoryRepository
 
 PROJECT = "prod-proj"

@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 from gpu_image import submit_test_job as sj
 from gpu_image import image_tree
 from gpu_image import verify_image as vi
-from shared.run_config import GPU_MACHINES
+from shared.domain.run_config import GPU_MACHINES
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_IMAGE = ROOT / "gpu_image"
@@ -384,7 +384,7 @@ def test_request_for_each_gpu_type_at_the_client_boundary(gpu_type, gpu_count, s
 
 
 @pytest.mark.parametrize("gpu_arg,count,machine", [
-    # spec Appendix A, written out independently of shared.run_config
+    # spec Appendix A, written out independently of shared.domain.run_config
     ("T4", 1, "n1-standard-8"), ("NVIDIA_L4", 2, "g2-standard-24"), ("v100", 2, "n1-standard-16"),
     ("NVIDIA_TESLA_A100", 1, "a2-highgpu-1g"),
 ])

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from shared.artifact_store import ArtifactStore
-from shared.http_api import Dependencies, create_app
-from shared.run_config import DeploymentConfig, GpuConfig, TrainingParams
+from shared.adapters.artifact_store import ArtifactStore
+from shared.http.app import Dependencies, create_app
+from shared.domain.run_config import DeploymentConfig, GpuConfig, TrainingParams
 from shared.settings import get_settings
 from tests.builders import feature_config_body, model_config_body, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from shared import notifications, topics
+from shared.domain import notifications
+from shared.contract import topics
 from shared.contract.messages import RunCommand
 from shared.errors import TransientError
-from shared.notify_targets import DeliveryError, LocalSecrets, TopicSender
+from shared.adapters.notify_targets import DeliveryError, LocalSecrets, TopicSender
 from shared.services import notify, progress
 from shared.services import intake
 from tests.builders import run_body, seed_catalog

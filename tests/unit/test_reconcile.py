@@ -9,8 +9,9 @@ import pytest
 
 from shared.contract.labels import job_id_for
 from shared.services.deployments import DEPLOYING
-from shared import runs, topics
-from shared.artifact_store import ArtifactStore
+from shared.domain import runs
+from shared.contract import topics
+from shared.adapters.artifact_store import ArtifactStore
 from shared.services import actions, reconcile, submission
 from shared.settings import get_settings
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -144,7 +145,7 @@ def test_a_failed_publish_is_tried_again_on_the_next_pass(env):
 
 
 def test_passes_are_counted_and_shown_by_the_api(env):
-    from shared.http_api import Dependencies, create_app
+    from shared.http.app import Dependencies, create_app
     from tests.unit.test_api import AUTH
 
     env["repo"].mutate_run(env["run_id"], lambda d: runs.claim_for_submit(d, 1, runs.now()))
@@ -161,7 +162,7 @@ def test_passes_are_counted_and_shown_by_the_api(env):
 
 
 def test_before_any_pass_the_api_says_so():
-    from shared.http_api import Dependencies, create_app
+    from shared.http.app import Dependencies, create_app
     from tests.unit.test_api import AUTH
 
     settings = replace(get_settings(), auth_mode="local", dev_token="test-token", dev_identity="dev@example.com")

@@ -14,14 +14,15 @@ from google.api_core import exceptions
 from google.cloud import scheduler_v1
 
 from scripts.ticker import Ticker
-from shared import schedules, topics
-from shared.artifact_store import ArtifactStore
+from shared.domain import schedules
+from shared.contract import topics
+from shared.adapters.artifact_store import ArtifactStore
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import TransientError
-from shared.http_api import Dependencies, create_app
+from shared.http.app import Dependencies, create_app
 from shared.composition import schedule_jobs as jobs_from_settings
-from shared.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
-from shared.services import schedules as service
+from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
+from shared.services import scheduling
 from shared.settings import get_settings
 from tests.builders import seed_catalog
 from tests.events import envelope
@@ -297,7 +298,7 @@ def test_cloud_scheduler_errors_are_mapped(cloud_scheduler, monkeypatch):
     jobs.delete(schedule)
     assert fake.jobs == {} and cloud_scheduler.methods().count("delete_job") == 2
 
-    from shared import scheduler_jobs
+    from shared.adapters import scheduler_jobs
     jobs.create(schedule)
     with monkeypatch.context() as patch:  # an outage longer than the budget: a TransientError, promptly
         patch.setattr(scheduler_jobs, "CALL_BUDGET_S", 1.0)
@@ -380,7 +381,7 @@ def deliver(api, name, published_at):
     def publish(topic, data, attributes):
         assert topic == f"projects/{PROJECT}/topics/{topics.SCHEDULE_TRIGGER}"
         trigger = ScheduleTrigger.model_validate_json(data)
-        outcomes.append(service.on_trigger(api["repo"], api["publisher"], trigger, published_at, at=published_at,
+        outcomes.append(scheduling.on_trigger(api["repo"], api["publisher"], trigger, published_at, at=published_at,
                                            jobs=api["jobs"]))
         return str(len(outcomes))
 
@@ -511,13 +512,13 @@ def test_run_now_of_a_scheduled_run_deletes_its_job(cloud_api):
 
 
 def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
-    from shared.services import schedules as service
+    from shared.services import scheduling
 
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body = schedule_body(api["ids"], schedule_type="daily", timezone="UTC")
-    first = service.create_schedule(api["repo"], body, "dev@example.com", api["jobs"], at=at)
-    paused = service.create_schedule(api["repo"], body, "dev@example.com", api["jobs"], at=at)
-    service.pause_schedule(api["repo"], paused["id"], "dev@example.com", api["jobs"], at=at)
+    first = scheduling.create_schedule(api["repo"], body, "dev@example.com", api["jobs"], at=at)
+    paused = scheduling.create_schedule(api["repo"], body, "dev@example.com", api["jobs"], at=at)
+    scheduling.pause_schedule(api["repo"], paused["id"], "dev@example.com", api["jobs"], at=at)
     publisher = FakePublisher()
     ticker = Ticker(api["repo"], publisher)
     slot = first["next_run_at"]
@@ -527,7 +528,7 @@ def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
     assert publisher.messages == [(topics.SCHEDULE_TRIGGER, {"schedule_id": first["id"]}, {"schedule_id": first["id"]})]
     # The consumer handles it (publish time = the tick): next_run_at moves on, and so does the ticker.
     trigger = ScheduleTrigger.model_validate(publisher.messages[0][1])
-    assert service.on_trigger(api["repo"], api["publisher"], trigger, slot, at=slot) == "active"
+    assert scheduling.on_trigger(api["repo"], api["publisher"], trigger, slot, at=slot) == "active"
     assert ticker.tick(slot + timedelta(days=1)) == [(first["id"], slot + timedelta(days=1))]
 
 
@@ -545,13 +546,13 @@ def composition_root():
 def test_scheduler_function_reads_the_slot_from_the_publish_time(api, composition_root):
     import importlib.util
 
-    from shared.services import schedules as service
+    from shared.services import scheduling
 
     spec = importlib.util.spec_from_file_location("scheduler_main", "functions/scheduler/main.py")
     main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(main)
     composition_root.provide(repo=api["repo"], publisher=api["publisher"])
-    created = service.create_schedule(api["repo"], schedule_body(api["ids"], schedule_type="cron",
+    created = scheduling.create_schedule(api["repo"], schedule_body(api["ids"], schedule_type="cron",
                                                                  cron_expression="*/5 * * * *", timezone="UTC"),
                                       "dev@example.com", api["jobs"], at=datetime.now(UTC) - timedelta(hours=1))
     now = datetime.now(UTC)

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from shared import topics as shared_topics
+from shared.contract import topics as shared_topics
 from shared.contract import labels
 from tests.rehearsal import terraform_model
 from tests.unit.terraform_support import hcl

@@ -5,7 +5,7 @@ variable "project_id" {
 
 variable "name" {
   type        = string
-  description = "Topic name (one of shared/topics.py). The dead-letter topic is named \"<name>-dead-letter\"."
+  description = "Topic name (one of shared/contract/topics.py). The dead-letter topic is named \"<name>-dead-letter\"."
 }
 
 variable "pubsub_service_agent_email" {

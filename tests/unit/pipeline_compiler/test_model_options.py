@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 
 from pipeline_compiler.modules import features as F  # noqa: E402
 from pipeline_compiler.modules import trainer  # noqa: E402
-from shared import results as R  # noqa: E402
+from shared.contract import results as R  # noqa: E402
 from tests.unit.pipeline_compiler.tiny_data import tiny_spec  # noqa: E402
 
 IDS_ONLY = {

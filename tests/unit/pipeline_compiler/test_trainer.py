@@ -12,8 +12,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from pipeline_compiler.modules import trainer  # noqa: E402
-from shared import results as R  # noqa: E402
-from shared.run_config import CosineLR, RetrievalIndex, WarmupCosineLR  # noqa: E402
+from shared.contract import results as R  # noqa: E402
+from shared.domain.run_config import CosineLR, RetrievalIndex, WarmupCosineLR  # noqa: E402
 from tests.unit.pipeline_compiler.tiny_data import tiny_spec  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

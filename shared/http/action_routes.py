@@ -1,13 +1,13 @@
 """HTTP routes of run actions and run data (spec §7.2–7.3) and the GPU pre-flight (§14.1).
 
-Added to the API by `register_action_routes(app, deps)` in shared/http_api.create_app. The log and
+Added to the API by `register_action_routes(app, deps)` in shared/http/app.create_app. The log and
 quota sources are `deps.run_data` (built by shared/composition.py).
 """
 from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 
-from shared import runs
+from shared.domain import runs
 from shared.errors import FieldError
 from shared.services import actions
 

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared import cost, runs
-from shared.notifications import NotificationConfig
+from shared.domain import cost, runs
+from shared.domain.notifications import NotificationConfig
 from shared.errors import FieldError
 from shared.validation import parse
 

@@ -1,4 +1,4 @@
-"""A run's estimated cost: machine-hours per stage × the price table (shared/pricing/prices.json, or
+"""A run's estimated cost: machine-hours per stage × the price table (shared/domain/pricing/prices.json, or
 the file TRAINYARD_PRICE_TABLE names).
 
 What runs where on Vertex, per stage (the model `estimate` prices):

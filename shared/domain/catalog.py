@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.doc_ids import DocumentId
+from shared.domain.doc_ids import DocumentId
 
 ModelType = Literal["retrieval", "ranking", "multitask"]
 SplitStrategy = Literal["strict_time", "random"]

@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared import runs
+from shared.domain import runs
 
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = runs.COMPLETED, runs.FAILED, runs.CANCELLED, runs.NOT_BLESSED
 SCHEDULE_AUTO_PAUSED = "schedule_auto_paused"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from shared import topics
+from shared.contract import topics
 
 REPLAY_ATTRIBUTE = "trainyard_replay_of"
 PULL_TIMEOUT_S = 10.0

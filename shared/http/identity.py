@@ -23,7 +23,7 @@ import json
 import time
 from typing import Callable, Mapping, Optional
 
-from shared import firebase_identity
+from shared.http import firebase_identity
 from shared.errors import Unauthenticated
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")

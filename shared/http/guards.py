@@ -1,12 +1,12 @@
 """Request checks every API route gets before its service runs: what Firestore would refuse never
-reaches it (shared/doc_ids.py). A path id that cannot name a document is a 404; a JSON body with an
+reaches it (shared/domain/doc_ids.py). A path id that cannot name a document is a 404; a JSON body with an
 integer outside the 64-bit range or a string that is not Unicode is a 400 naming each field."""
 from __future__ import annotations
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from shared import doc_ids
+from shared.domain import doc_ids
 from shared.errors import FieldError, NotFound
 
 WHAT = {"run_id": "training run", "schedule_id": "training schedule", "doc_id": "document"}

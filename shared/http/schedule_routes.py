@@ -1,11 +1,11 @@
-"""HTTP routes for schedules (registered by shared/http_api.create_app): thin, like the rest."""
+"""HTTP routes for schedules (registered by shared/http/app.create_app): thin, like the rest."""
 from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 
-from shared import runs, schedules
+from shared.domain import runs, schedules
 from shared.errors import FieldError
-from shared.services import schedules as schedule_service
+from shared.services import scheduling
 
 
 def register_schedule_routes(app: Flask, deps) -> None:
@@ -17,43 +17,43 @@ def register_schedule_routes(app: Flask, deps) -> None:
 
     @app.get("/api/training/schedules")
     def list_schedules():
-        return jsonify(success=True, **schedule_service.list_schedules(deps.repo, request.args.to_dict()))
+        return jsonify(success=True, **scheduling.list_schedules(deps.repo, request.args.to_dict()))
 
     @app.post("/api/training/schedules")
     def create_schedule():
-        schedule = schedule_service.create_schedule(deps.repo, body(), g.identity, deps.scheduler_jobs)
+        schedule = scheduling.create_schedule(deps.repo, body(), g.identity, deps.scheduler_jobs)
         return jsonify(success=True, schedule=schedules.public_view(schedule)), 201
 
     @app.get("/api/training/schedules/<schedule_id>")
     def get_schedule(schedule_id):
-        return jsonify(success=True, **schedule_service.get_schedule(deps.repo, schedule_id))
+        return jsonify(success=True, **scheduling.get_schedule(deps.repo, schedule_id))
 
     @app.post("/api/training/schedules/<schedule_id>/pause")
     def pause_schedule(schedule_id):
-        schedule = schedule_service.pause_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs)
+        schedule = scheduling.pause_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs)
         return jsonify(success=True, schedule=schedules.public_view(schedule))
 
     @app.post("/api/training/schedules/<schedule_id>/resume")
     def resume_schedule(schedule_id):
-        return jsonify(success=True, **schedule_service.resume_schedule(deps.repo, deps.publisher, schedule_id, deps.scheduler_jobs))
+        return jsonify(success=True, **scheduling.resume_schedule(deps.repo, deps.publisher, schedule_id, deps.scheduler_jobs))
 
     @app.post("/api/training/schedules/<schedule_id>/cancel")
     def cancel_schedule(schedule_id):
-        return jsonify(success=True, **schedule_service.cancel_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs))
+        return jsonify(success=True, **scheduling.cancel_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs))
 
     @app.post("/api/training/schedules/<schedule_id>/trigger")
     def trigger_schedule(schedule_id):
-        result = schedule_service.trigger_schedule(deps.repo, deps.publisher, schedule_id)
+        result = scheduling.trigger_schedule(deps.repo, deps.publisher, schedule_id)
         return jsonify(success=True, **result), 201 if result["training_run"] else 200
 
     @app.post("/api/training-runs/<run_id>/run-now")
     def run_now(run_id):
-        run = schedule_service.run_now(deps.repo, deps.publisher, run_id, deps.scheduler_jobs)
+        run = scheduling.run_now(deps.repo, deps.publisher, run_id, deps.scheduler_jobs)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
 
 def openapi_paths(ref, response, errors) -> dict:
-    """The schedule routes for shared/openapi.py (it passes its helpers; ScheduleRequest is a schema there)."""
+    """The schedule routes for shared/http/openapi.py (it passes its helpers; ScheduleRequest is a schema there)."""
     sid = [{"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
     def action(summary: str, ok: str, code: str = "200") -> dict:

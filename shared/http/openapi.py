@@ -5,9 +5,9 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
-from shared.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
-from shared.run_config import TrainingParams
-from shared.schedules import ScheduleRequest
+from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
+from shared.domain.run_config import TrainingParams
+from shared.domain.schedules import ScheduleRequest
 from shared.services.actions import DeployBody, RetryBody
 from shared.services.runs import CreateRunRequest
 
@@ -92,10 +92,10 @@ def document() -> dict:
             "summary": f"Get a {model}", "parameters": [{"name": "id", "in": "path", "required": True,
                                                         "schema": {"type": "string"}}],
             "responses": {"200": _response("the item", ref(model)), **_errors(401, 404)}}}
-    from shared.http_schedules import openapi_paths  # the schedule routes document themselves
+    from shared.http.schedule_routes import openapi_paths  # the schedule routes document themselves
 
     paths.update(openapi_paths(ref, _response, _errors))
-    from shared.http_reconciler import openapi_paths as reconciler_paths
+    from shared.http.reconciler_routes import openapi_paths as reconciler_paths
 
     paths.update(reconciler_paths(_response, _errors))
     paths.update(_action_paths(ref, run_id))
@@ -112,7 +112,7 @@ def document() -> dict:
 
 
 def _action_paths(ref, run_id: list) -> dict:
-    """Run actions and run data (shared/http_actions.py, docs/run-actions.md)."""
+    """Run actions and run data (shared/http/action_routes.py, docs/run-actions.md)."""
     def action(summary: str, body: str | None = None) -> dict:
         op = {"summary": summary, "parameters": run_id,
               "responses": {"200": _response("done now, or a repeat that changed nothing"),

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from shared.contract.labels import parse_job_id
 from shared.contract.nodes import STAGES, stage_for_task
-from shared.pipelines import JobSnapshot, TaskSnapshot
+from shared.adapters.pipelines import JobSnapshot, TaskSnapshot
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"

@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from shared.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
+from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.errors import FieldError, NotFound
-from shared.repository import Repository
-from shared.runs import now
+from shared.adapters.repository import Repository
+from shared.domain.runs import now
 from shared.validation import parse
 
 KINDS = {"datasets": Dataset, "feature_configs": FeatureConfig, "model_configs": ModelConfig,

@@ -12,11 +12,13 @@ import json
 import threading
 from typing import Protocol
 
-from shared import schedules, structured_log as log, topics
+from shared.domain import schedules
+from shared import structured_log as log
+from shared.contract import topics
 from shared.errors import TransientError
 
 JOB_PREFIX = "trainyard-"
-# Cloud Scheduler retries a failed publish; the misfire grace in shared/schedules.py covers this span.
+# Cloud Scheduler retries a failed publish; the misfire grace in shared/domain/schedules.py covers this span.
 RETRY_COUNT = 3
 MIN_BACKOFF_S, MAX_BACKOFF_S, MAX_RETRY_DURATION_S, MAX_DOUBLINGS = 10, 300, 900, 3
 

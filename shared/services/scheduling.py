@@ -11,11 +11,12 @@ import uuid
 from datetime import datetime
 from typing import Any, Optional
 
-from shared import runs, schedules, structured_log as log
+from shared.domain import runs, schedules
+from shared import structured_log as log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
-from shared.messaging import Publisher
-from shared.repository import Repository
+from shared.adapters.messaging import Publisher
+from shared.adapters.repository import Repository
 from shared.services import lifecycle, runs as run_service
 
 HISTORY_LIMIT = 20

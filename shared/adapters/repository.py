@@ -16,9 +16,9 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable, Optional, Protocol
 
-from shared.doc_ids import is_valid_id
+from shared.domain.doc_ids import is_valid_id
 from shared.errors import NotFound, TransientError
-from shared.runs import now
+from shared.domain.runs import now
 
 RUNS = "training_runs"
 SCHEDULES = "training_schedules"
@@ -180,7 +180,7 @@ class FirestoreRepository:
         return stored, True
 
     def get_run(self, run_id: str) -> Optional[dict]:
-        if not is_valid_id(run_id):  # no document can have it; the client would raise (shared/doc_ids.py)
+        if not is_valid_id(run_id):  # no document can have it; the client would raise (shared/domain/doc_ids.py)
             return None
         snap = self.db.collection(RUNS).document(run_id).get()
         return snap.to_dict() if snap.exists else None

@@ -7,16 +7,17 @@ from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from shared import runs, structured_log as log
+from shared.domain import runs
+from shared import structured_log as log
 from shared.composition import Dependencies
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
-from shared.http_actions import register_action_routes
-from shared.http_dashboard import register_dashboard_routes
-from shared.http_guards import error_body, register_guards
-from shared.http_reconciler import register_reconciler_routes
-from shared.identity import authenticate
-from shared.http_schedules import register_schedule_routes
-from shared.services import catalog as catalog_service
+from shared.http.action_routes import register_action_routes
+from shared.http.dashboard_routes import register_dashboard_routes
+from shared.http.guards import error_body, register_guards
+from shared.http.reconciler_routes import register_reconciler_routes
+from shared.http.identity import authenticate
+from shared.http.schedule_routes import register_schedule_routes
+from shared.services import catalog_entries
 from shared.services import intake, runs as run_service
 
 OPEN_ROUTES = {"/health", "/healthz"}
@@ -54,7 +55,7 @@ def create_app(deps: Dependencies) -> Flask:
         g.identity = authenticate(request.headers, deps.settings)
         return None
 
-    register_guards(app)  # after identity: ids Firestore would refuse are a 404/400 (shared/http_guards.py)
+    register_guards(app)  # after identity: ids Firestore would refuse are a 404/400 (shared/http/guards.py)
 
     @app.errorhandler(FieldError)
     def bad_request(exc: FieldError):
@@ -94,7 +95,7 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.get("/api/openapi.json")
     def openapi():
-        from shared.openapi import document  # noqa: built on first request
+        from shared.http.openapi import document  # noqa: built on first request
 
         return jsonify(document())
 
@@ -131,16 +132,16 @@ def create_app(deps: Dependencies) -> Flask:
             limit = int(request.args.get("limit", 5))
         except ValueError:
             raise FieldError.one("limit", "must be a whole number") from None
-        result = catalog_service.top_for_training(deps.repo, request.args.get("model_type", ""), limit)
+        result = catalog_entries.top_for_training(deps.repo, request.args.get("model_type", ""), limit)
         return jsonify(success=True, **result)
 
     @app.get("/api/experiments/search")
     def search_experiments():
-        return jsonify(success=True, experiments=catalog_service.search(deps.repo, request.args.get("q", "")))
+        return jsonify(success=True, experiments=catalog_entries.search(deps.repo, request.args.get("q", "")))
 
     @app.post("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")
     def create_catalog(kind):
-        doc = catalog_service.create(deps.repo, CATALOG_ROUTES[kind], body(), g.identity)
+        doc = catalog_entries.create(deps.repo, CATALOG_ROUTES[kind], body(), g.identity)
         return jsonify(success=True, item=doc), 201
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")
@@ -151,15 +152,15 @@ def create_app(deps: Dependencies) -> Flask:
             raise FieldError.one("limit", "must be a whole number") from None
         if not 1 <= limit <= 500:
             raise FieldError.one("limit", "must be between 1 and 500")
-        items = catalog_service.list_all(deps.repo, CATALOG_ROUTES[kind], limit, request.args.get("model_type"))
+        items = catalog_entries.list_all(deps.repo, CATALOG_ROUTES[kind], limit, request.args.get("model_type"))
         return jsonify(success=True, items=items)
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>/<doc_id>")
     def get_catalog(kind, doc_id):
-        return jsonify(success=True, item=catalog_service.get(deps.repo, CATALOG_ROUTES[kind], doc_id))
+        return jsonify(success=True, item=catalog_entries.get(deps.repo, CATALOG_ROUTES[kind], doc_id))
 
     register_action_routes(app, deps)  # cancel, retry, deploy, push-anyway, run data, gpu availability
-    register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http_schedules.py)
-    register_dashboard_routes(app, deps)  # the Training page at /training (shared/http_dashboard.py)
-    register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http_reconciler.py)
+    register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http/schedule_routes.py)
+    register_dashboard_routes(app, deps)  # the Training page at /training (shared/http/dashboard_routes.py)
+    register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http/reconciler_routes.py)
     return app

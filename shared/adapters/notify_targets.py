@@ -8,7 +8,7 @@ import time
 from typing import Optional, Protocol
 
 from shared.errors import NotFound, TransientError
-from shared.notifications import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from shared.domain.notifications import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
 
 class Secrets(Protocol):

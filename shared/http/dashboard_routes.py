@@ -8,9 +8,9 @@
 These paths need no bearer token (a browser cannot send one for a page load); every /api call the
 page makes sends one. Locally (TRAINYARD_AUTH=local) the config hands the page the stack's developer
 token and the Firestore emulator's address; in the cloud it hands the Firebase web config, and the
-page signs in with Google (Firebase Auth) and sends the Firebase ID token (shared/firebase_identity.py).
+page signs in with Google (Firebase Auth) and sends the Firebase ID token (shared/http/firebase_identity.py).
 
-Registered by `register_dashboard_routes(app, deps)` in shared/http_api.create_app.
+Registered by `register_dashboard_routes(app, deps)` in shared/http/app.create_app.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 
 PREFIX = "/training"
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 
 
 def dashboard_dir(settings) -> Path:

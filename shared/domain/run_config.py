@@ -7,9 +7,9 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
+from shared.domain.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
                             towers_mismatch)
-from shared.doc_ids import DocumentId
+from shared.domain.doc_ids import DocumentId
 
 # --------------------------------------------------------------------------- training params
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Optional, Protocol
 
 from shared.errors import NotFound, PermanentError, TransientError
-from shared.vertex import RegionalService, gapic
+from shared.adapters.vertex_gapic import RegionalService, gapic
 
 TERMINAL_JOB_STATES = frozenset(
     {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})

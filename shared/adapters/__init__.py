@@ -1,0 +1,1 @@
+"""Adapters: the one way each outside system is reached (Firestore, Pub/Sub, Vertex AI Pipelines, Cloud Scheduler, the artifact store, Cloud Logging and quotas, webhooks), each with its cloud and local side."""
