@@ -15,7 +15,7 @@ import os
 from typing import TYPE_CHECKING, Optional
 
 from pipeline_compiler.environment import PipelineEnv, PipelineEnvError
-from shared import structured_log as log
+from shared import log
 from shared.contract.labels import (DATA_RUNNER_LABEL, DATAFLOW_MACHINE_LABEL, DATAFLOW_WORKERS_LABEL, billing_labels_for,
                                     label_value)
 

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from shared import structured_log as log
+from shared import log
 from shared.contract import topics
 from shared.settings import child_environment, read
 

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.domain import runs  # noqa: E402
-from shared import structured_log as log
+from shared import log
 from shared.contract import topics
 from shared.errors import TransientError  # noqa: E402
 from shared.adapters.scheduler_jobs import trigger_payload  # noqa: E402

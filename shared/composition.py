@@ -80,13 +80,13 @@ def schedule_jobs(settings: Settings):
 
 def run_data(settings: Settings):
     """Where a run's logs and the GPU quota are read: Cloud Logging + Cloud Quotas, or the local service."""
-    from shared.adapters import run_data_sources as sources
+    from shared.adapters.run_data_sources import (CloudGpuQuota, CloudLoggingLogs, LocalGpuQuota, LocalPipelineLogs,
+                                                  RestClient, RunDataSources)
 
     if settings.pipeline_backend == "vertex":
-        rest = sources.RestClient()
-        return sources.RunDataSources(sources.CloudLoggingLogs(settings.project, settings.region, rest),
-                                      sources.CloudGpuQuota(settings.project, rest))
-    return sources.RunDataSources(sources.LocalPipelineLogs(settings.local_pipeline_url), sources.LocalGpuQuota())
+        rest = RestClient()
+        return RunDataSources(CloudLoggingLogs(settings.project, settings.region, rest), CloudGpuQuota(settings.project, rest))
+    return RunDataSources(LocalPipelineLogs(settings.local_pipeline_url), LocalGpuQuota())
 
 
 def notifier(settings: Settings):

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ValidationError
 
-from shared import structured_log as log
+from shared import log
 from shared.errors import TransientError
 from shared.adapters.messaging import MalformedMessage, PushMessage, parse_push
 

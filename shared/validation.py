@@ -1,4 +1,5 @@
-"""Turn pydantic validation errors into field-path errors for HTTP 400 responses."""
+"""Bad input → field-path errors for HTTP 400 responses: pydantic models (`parse`) and integer parameters
+(`whole_number`)."""
 from __future__ import annotations
 
 from typing import Any, Type, TypeVar
@@ -21,6 +22,19 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[dict]:
             message = "unknown field"
         errors.append({"field": path or "body", "message": message})
     return errors
+
+
+def whole_number(args: dict, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter (`limit`, `page_size`, `attempt`, …): a 400 naming it when it is not a whole
+    number in [low, high]."""
+    raw = args.get(name)
+    try:
+        value = int(raw) if raw not in (None, "") else default
+    except (TypeError, ValueError):
+        raise FieldError.one(name, "must be a whole number") from None
+    if not low <= value <= high:
+        raise FieldError.one(name, f"must be between {low} and {high}")
+    return value
 
 
 def parse(model: Type[M], data: Any, prefix: str = "") -> M:

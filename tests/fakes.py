@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from shared.errors import NotFound, PermanentError, TransientError
-from shared.adapters.pipelines import JobRequest, JobSnapshot
+from shared.adapters.pipelines import JobRequest
+from shared.contract.pipeline_jobs import JobSnapshot
 from shared.adapters.repository import epoch_doc_id
 from shared.domain.runs import now
 

@@ -15,9 +15,9 @@ root.build_with("registrar", build_registrar)
 
 
 def handle_command(command: RunCommand, message) -> str:
-    from shared.services import actions
+    from shared.services import commands
 
-    return actions.handle_command(command, repo=root.repo, backend=root.pipelines, store=root.store,
+    return commands.handle_command(command, repo=root.repo, backend=root.pipelines, store=root.store,
                                   serving=root.serving, notifier=root.notifier, publisher=root.publisher)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional, Protocol
 
-from shared import structured_log as log
+from shared import log
 from shared.errors import TransientError
 
 

@@ -11,41 +11,13 @@ SKIPPED|FAILED|CANCELLED|...`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Protocol
 
+from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.vertex_gapic import RegionalService, gapic
-
-TERMINAL_JOB_STATES = frozenset(
-    {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})
-
-
-@dataclass(frozen=True)
-class TaskSnapshot:
-    task_name: str
-    state: str
-    start_time: Optional[datetime] = None
-    end_time: Optional[datetime] = None
-    error: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class JobSnapshot:
-    job_id: str
-    name: str
-    state: str
-    create_time: Optional[datetime] = None
-    start_time: Optional[datetime] = None
-    end_time: Optional[datetime] = None
-    error: Optional[str] = None
-    labels: dict = field(default_factory=dict)
-    tasks: tuple[TaskSnapshot, ...] = ()
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL_JOB_STATES
 
 
 @dataclass(frozen=True)

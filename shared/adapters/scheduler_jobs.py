@@ -13,7 +13,7 @@ import threading
 from typing import Protocol
 
 from shared.domain import schedules
-from shared import structured_log as log
+from shared import log
 from shared.contract import topics
 from shared.errors import TransientError
 

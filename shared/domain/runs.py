@@ -13,12 +13,14 @@ from typing import Any, Optional
 
 from shared.contract.labels import parse_job_id
 from shared.contract.nodes import STAGES, stage_for_task
-from shared.adapters.pipelines import JobSnapshot, TaskSnapshot
+from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"
 # A cancel was asked for and the job is being stopped; the job's own CANCELLED state ends it.
 CANCELLING = "cancelling"
+# The state of a not_blessed run's "push anyway" (its `push_anyway.status`), not a run status.
+PUSHING, PUSHED, PUSH_FAILED = "pushing", "pushed", "failed"
 # Saved from the wizard without submitting (spec §4 "Save as Draft"); POST …/submit makes it pending.
 DRAFT = "draft"
 STATUSES = (DRAFT, PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
@@ -325,7 +327,7 @@ def public_view(doc: dict) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in hidden}
 
 
-# --------------------------------------------------------------------------- actions (shared/services/actions.py)
+# --------------------------------------------------------------------------- intents (shared/services/intents.py)
 
 CANCELLABLE = (PENDING, SCHEDULED, SUBMITTING, RUNNING)
 RETRYABLE = (FAILED, CANCELLED)

@@ -8,56 +8,48 @@ from __future__ import annotations
 from flask import Flask, g, jsonify, request
 
 from shared.domain import runs
-from shared.errors import FieldError
-from shared.services import actions
+from shared.http.request_body import body
+from shared.services import intents, run_data
 
 
 def register_action_routes(app: Flask, deps) -> None:
-    def body() -> dict:
-        if not request.get_data():
-            return {}  # every action body is optional
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise FieldError.one("body", "must be a JSON object (or empty)")
-        return data
-
     def answer(outcome: dict, queued: bool):
         # 202 when cloud work was queued; 200 when the action completed here or was a no-op repeat.
         return jsonify(success=True, **outcome), 202 if queued and outcome["changed"] else 200
 
     @app.post("/api/training-runs/<run_id>/cancel")
     def cancel_run(run_id):
-        outcome = actions.cancel_run(deps.repo, deps.publisher, run_id, g.identity)
+        outcome = intents.cancel_run(deps.repo, deps.publisher, run_id, g.identity)
         return answer(outcome, outcome["training_run"]["status"] == runs.CANCELLING)
 
     @app.post("/api/training-runs/<run_id>/retry")
     def retry_run(run_id):
-        return answer(actions.retry_run(deps.repo, deps.publisher, run_id, g.identity, body()), True)
+        return answer(intents.retry_run(deps.repo, deps.publisher, run_id, g.identity, body(optional=True)), True)
 
     @app.post("/api/training-runs/<run_id>/deploy")
     def deploy_run(run_id):
-        return answer(actions.deploy_run(deps.repo, deps.publisher, run_id, g.identity, body()), True)
+        return answer(intents.deploy_run(deps.repo, deps.publisher, run_id, g.identity, body(optional=True)), True)
 
     @app.post("/api/training-runs/<run_id>/push-anyway")
     def push_anyway(run_id):
-        return answer(actions.push_anyway(deps.repo, deps.publisher, run_id, g.identity), True)
+        return answer(intents.push_anyway(deps.repo, deps.publisher, run_id, g.identity), True)
 
     @app.get("/api/training-runs/<run_id>/logs")
     def run_logs(run_id):
-        return jsonify(success=True, **actions.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict()))
+        return jsonify(success=True, **run_data.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict()))
 
     @app.get("/api/training-runs/<run_id>/training-history")
     def training_history(run_id):
-        return jsonify(success=True, **actions.training_history(deps.repo, deps.store, run_id, request.args.to_dict()))
+        return jsonify(success=True, **run_data.training_history(deps.repo, deps.store, run_id, request.args.to_dict()))
 
     @app.get("/api/training-runs/<run_id>/artifacts")
     def run_artifacts(run_id):
-        return jsonify(success=True, **actions.run_artifacts(deps.repo, run_id, deps.settings))
+        return jsonify(success=True, **run_data.run_artifacts(deps.repo, run_id, deps.settings))
 
     @app.get("/api/training-runs/<run_id>/errors")
     def run_errors(run_id):
-        return jsonify(success=True, **actions.run_errors(deps.repo, run_id))
+        return jsonify(success=True, **run_data.run_errors(deps.repo, run_id))
 
     @app.get("/api/gpu-availability")
     def gpu_availability():
-        return jsonify(success=True, **actions.gpu_availability(deps.run_data, request.args.to_dict(), deps.settings))
+        return jsonify(success=True, **run_data.gpu_availability(deps.run_data, request.args.to_dict(), deps.settings))

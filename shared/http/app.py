@@ -8,7 +8,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from shared.domain import runs
-from shared import structured_log as log
+from shared import log
 from shared.composition import Dependencies
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.http.action_routes import register_action_routes
@@ -17,8 +17,9 @@ from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
 from shared.http.identity import authenticate
 from shared.http.schedule_routes import register_schedule_routes
-from shared.services import catalog_entries
-from shared.services import intake, runs as run_service
+from shared.http.request_body import body
+from shared.services import catalog_entries, intake, intents, run_data
+from shared.validation import whole_number
 
 OPEN_ROUTES = {"/health", "/healthz"}
 CATALOG_ROUTES = {"datasets": "datasets", "feature-configs": "feature_configs", "model-configs": "model_configs",
@@ -41,12 +42,6 @@ def create_app(deps: Dependencies) -> Flask:
     app = Flask("trainyard-api")
     app.json = JSONProvider(app)
     app.url_map.strict_slashes = False
-
-    def body() -> dict:
-        data = request.get_json(silent=True)
-        if data is None:
-            raise FieldError.one("body", "is not valid JSON (send Content-Type: application/json and a JSON object)")
-        return data
 
     @app.before_request
     def identify():
@@ -109,29 +104,26 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.get("/api/training-runs")
     def list_runs():
-        return jsonify(success=True, **run_service.list_runs(deps.repo, request.args.to_dict()))
+        return jsonify(success=True, **run_data.list_runs(deps.repo, request.args.to_dict()))
 
     @app.get("/api/training-runs/<run_id>")
     def get_run(run_id):
-        return jsonify(success=True, training_run=runs.public_view(run_service.get_run(deps.repo, run_id)))
+        return jsonify(success=True, training_run=runs.public_view(run_data.get_run(deps.repo, run_id)))
 
     @app.delete("/api/training-runs/<run_id>")
     def delete_run(run_id):
-        return jsonify(success=True, **run_service.delete_run(deps.repo, deps.store, run_id))
+        return jsonify(success=True, **intents.delete_run(deps.repo, deps.store, run_id))
 
     @app.post("/api/training-runs/<run_id>/submit")
     def submit_run(run_id):
-        run = run_service.submit_run(deps.repo, deps.publisher, run_id)
+        run = intake.submit_run(deps.repo, deps.publisher, run_id)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
     # ---------------------------------------------------------------- catalog
 
     @app.get("/api/experiments/top-for-training")
     def top_for_training():
-        try:
-            limit = int(request.args.get("limit", 5))
-        except ValueError:
-            raise FieldError.one("limit", "must be a whole number") from None
+        limit = whole_number(request.args, "limit", 5, 1, 50)
         result = catalog_entries.top_for_training(deps.repo, request.args.get("model_type", ""), limit)
         return jsonify(success=True, **result)
 
@@ -146,12 +138,7 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")
     def list_catalog(kind):
-        try:
-            limit = int(request.args.get("limit", 50))
-        except ValueError:
-            raise FieldError.one("limit", "must be a whole number") from None
-        if not 1 <= limit <= 500:
-            raise FieldError.one("limit", "must be between 1 and 500")
+        limit = whole_number(request.args, "limit", 50, 1, 500)
         items = catalog_entries.list_all(deps.repo, CATALOG_ROUTES[kind], limit, request.args.get("model_type"))
         return jsonify(success=True, items=items)
 

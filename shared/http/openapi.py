@@ -8,8 +8,9 @@ from pydantic.json_schema import models_json_schema
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
-from shared.services.actions import DeployBody, RetryBody
-from shared.services.runs import CreateRunRequest
+from shared.services.deployments import DeployBody
+from shared.services.intents import RetryBody
+from shared.services.run_builder import CreateRunRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

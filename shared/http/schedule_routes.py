@@ -4,17 +4,11 @@ from __future__ import annotations
 from flask import Flask, g, jsonify, request
 
 from shared.domain import runs, schedules
-from shared.errors import FieldError
+from shared.http.request_body import body
 from shared.services import scheduling
 
 
 def register_schedule_routes(app: Flask, deps) -> None:
-    def body() -> dict:
-        data = request.get_json(silent=True)
-        if data is None:
-            raise FieldError.one("body", "is not valid JSON (send Content-Type: application/json and a JSON object)")
-        return data
-
     @app.get("/api/training/schedules")
     def list_schedules():
         return jsonify(success=True, **scheduling.list_schedules(deps.repo, request.args.to_dict()))

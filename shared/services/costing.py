@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Optional
 
 from shared.domain import cost, runs
-from shared import structured_log as log
+from shared import log
 from shared.contract.labels import DATA_RUNNER_LABEL, DATAFLOW_MACHINE_LABEL, DATAFLOW_WORKERS_LABEL
 
 

@@ -1,7 +1,7 @@
 """Deployments of a run's registered model: the one way a deployment is requested, by hand
-(`POST …/deploy`, shared/services/actions.py) or after training (shared/services/lifecycle.py), and
+(`POST …/deploy`, shared/services/intents.py) or after training (shared/services/lifecycle.py), and
 the run-commands helpers both share. The run-commands consumer carries the deployment out
-(actions.execute_deploy)."""
+(commands.execute_deploy)."""
 from __future__ import annotations
 
 import uuid
@@ -10,7 +10,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import runs
-from shared import structured_log as log
+from shared import log
 from shared.contract import topics
 from shared.contract.messages import DEPLOY
 from shared.errors import Conflict, FieldError, TransientError

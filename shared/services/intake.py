@@ -1,6 +1,6 @@
 """A new run, now or later: the one way `POST /api/training-runs` becomes a stored run.
 
-1. build: validate, inherit from the base experiment, default (shared/services/runs.build_run);
+1. build: validate, inherit from the base experiment, default (shared/services/run_builder.build_run);
    a draft (`"draft": true`) is stored as it is and goes no further until it is submitted;
 2. pre-flight: the run's GPUs against the project's quota — short is a warning on the run, never a
    refusal (the quota may be raised before the run reaches Train; an unreadable quota says nothing);
@@ -14,18 +14,19 @@ from datetime import datetime
 from typing import Any, Optional
 
 from shared.domain import runs
-from shared import structured_log as log
-from shared.errors import FieldError
+from shared import log
+from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import queueing, runs as run_service, scheduling
+from shared.services import queueing, run_builder, scheduling
+from shared.services.run_data import get_run
 
 
 def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str, jobs=None, run_data=None,
                settings=None, run_id: Optional[str] = None, at: Optional[datetime] = None) -> dict:
     """`run_data` and `settings` enable the GPU quota pre-flight (the API gives them; tests may not)."""
     at = at or runs.now()
-    request, doc = run_service.build_run(repo, body, identity, at)
+    request, doc = run_builder.build_run(repo, body, identity, at)
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}
@@ -33,11 +34,11 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
         if doc["scheduled_at"] is not None:
             raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
         stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=request.name,
-                                    run_id=run_id or run_service.new_run_id())
+                                    run_id=run_id or run_builder.new_run_id())
         return stored
     if doc["scheduled_at"] is not None:
         return scheduling.schedule_run(repo, request, doc, identity, at, jobs)
-    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or run_service.new_run_id())
+    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or run_builder.new_run_id())
     if created:
         queueing.queue_submit(publisher, stored)
     return stored
@@ -54,3 +55,18 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
     if check.get("sufficient") is False:
         return f"GPU quota: {check['message']}. The run is queued and will fail at Train unless quota is added."
     return None
+
+
+def _submitted(doc: dict) -> Optional[dict]:
+    return {**doc, "status": runs.PENDING} if doc["status"] == runs.DRAFT else None
+
+
+def submit_run(repo: Repository, publisher: Publisher, run_id: str) -> dict:
+    """Submit a draft (draft → pending), or queue a pending run again (e.g. after a failed publish).
+    Idempotent: the submitter's claim makes a repeated message harmless."""
+    get_run(repo, run_id)  # 404 for an unknown run
+    run = repo.mutate_run(run_id, _submitted) or get_run(repo, run_id)
+    if run["status"] != runs.PENDING:
+        raise Conflict(f"run {run_id} is {run['status']}; only drafts and pending runs can be submitted")
+    queueing.publish_submit(publisher, run)
+    return run

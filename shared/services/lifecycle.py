@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from shared.domain import runs, schedules
-from shared import structured_log as log
+from shared import log
 from shared.errors import NotFound
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository, mutate_or_read_run

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from shared.domain import notifications, runs
-from shared import structured_log as log
+from shared import log
 from shared.contract import topics
 from shared.contract.messages import NOTIFY
 from shared.errors import NotFound, TransientError

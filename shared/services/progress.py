@@ -8,11 +8,12 @@ from pydantic import ValidationError
 
 from shared.contract import results
 from shared.domain import runs
-from shared import structured_log as log
+from shared import log
 from shared.adapters.artifact_store import ArtifactStore
 from shared.contract import labels
 from shared.errors import NotFound, PermanentError
-from shared.adapters.pipelines import JobSnapshot, PipelineBackend
+from shared.adapters.pipelines import PipelineBackend
+from shared.contract.pipeline_jobs import JobSnapshot
 from shared.adapters.repository import Repository
 from shared.services import costing, lifecycle
 

@@ -3,7 +3,7 @@
 duplicate message harmless."""
 from __future__ import annotations
 
-from shared import structured_log as log
+from shared import log
 from shared.contract import topics
 from shared.errors import TransientError
 from shared.adapters.messaging import Publisher

@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import Iterator, Optional
 
 from shared.domain import runs
-from shared import structured_log as log
+from shared import log
 from shared.contract import labels, messages
 from shared.errors import NotFound, TransientError
-from shared.services import actions, deployments, progress, queueing
+from shared.services import deployments, progress, queueing
 
 PAGE = 200
 MAX_SCAN = 5000  # per status and pass; the oldest stuck runs come last (newest first) and wait a pass
@@ -42,7 +42,7 @@ def thresholds(settings) -> dict[str, timedelta]:
         runs.RUNNING: timedelta(seconds=settings.reconcile_running_after_s),
         runs.CANCELLING: timedelta(seconds=settings.reconcile_cancelling_after_s),
         deployments.DEPLOYING: timedelta(seconds=settings.reconcile_command_after_s),
-        actions.PUSHING: timedelta(seconds=settings.reconcile_command_after_s),
+        runs.PUSHING: timedelta(seconds=settings.reconcile_command_after_s),
     }
 
 
@@ -87,10 +87,10 @@ def reconcile(repo, publisher, backend, store, settings, at: Optional[datetime] 
         if deployment.get("status") == deployments.DEPLOYING and _send(publisher, {
                 "command": messages.DEPLOY, "run_id": run["id"], "deployment_id": deployment.get("id")}):
             repaired(run, "deploy_resent", deployment_id=deployment.get("id"))
-    for run in _unchanged_since(repo, {"status": runs.NOT_BLESSED}, at - limits[actions.PUSHING]):
-        if (run.get("push_anyway") or {}).get("status") != actions.PUSHING:
+    for run in _unchanged_since(repo, {"status": runs.NOT_BLESSED}, at - limits[runs.PUSHING]):
+        if (run.get("push_anyway") or {}).get("status") != runs.PUSHING:
             continue
-        checked[actions.PUSHING] += 1
+        checked[runs.PUSHING] += 1
         if _send(publisher, {"command": messages.PUSH_ANYWAY, "run_id": run["id"]}):
             repaired(run, "push_anyway_resent")
 

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any, Optional
 
 from shared.domain import runs, schedules
-from shared import structured_log as log
+from shared import log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
+from shared.validation import whole_number
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import lifecycle, runs as run_service
+from shared.services import lifecycle, run_builder
 
 HISTORY_LIMIT = 20
 
@@ -47,7 +48,7 @@ def freeze_template(repo: Repository, template: Any, identity: str, at: datetime
     if template.get("scheduled_at") is not None:
         raise FieldError.one("run_template.scheduled_at", "is not part of a template; the schedule decides when")
     try:
-        _, doc = run_service.build_run(repo, {k: v for k, v in template.items() if k != "scheduled_at"}, identity, at)
+        _, doc = run_builder.build_run(repo, {k: v for k, v in template.items() if k != "scheduled_at"}, identity, at)
     except FieldError as exc:
         raise FieldError([{**e, "field": f"run_template.{e['field']}" if e["field"] != "body" else "run_template"}
                           for e in exc.errors]) from None
@@ -97,12 +98,7 @@ def list_schedules(repo: Repository, args: dict) -> dict:
     status = args.get("status") or None
     if status and status not in schedules.STATUSES:
         raise FieldError.one("status", f"must be one of {', '.join(schedules.STATUSES)}")
-    try:
-        limit = int(args.get("limit") or 50)
-    except ValueError:
-        raise FieldError.one("limit", "must be a whole number") from None
-    if not 1 <= limit <= 200:
-        raise FieldError.one("limit", "must be between 1 and 200")
+    limit = whole_number(args, "limit", 50, 1, 200)
     return {"schedules": [schedules.public_view(s) for s in repo.list_schedules(status, limit)]}
 
 
@@ -156,7 +152,7 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     existing = repo.get_run(run_id)
     if existing is not None:
         return existing
-    request, doc = run_service.build_run(repo, schedule["run_template"], schedule["created_by"], at)
+    request, doc = run_builder.build_run(repo, schedule["run_template"], schedule["created_by"], at)
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="manual" if manual else "schedule")
     stored, _ = repo.create_run(doc, counter_key=request.name, run_id=run_id)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from shared.contract import results
 from shared.domain import runs
-from shared import structured_log as log
+from shared import log
 from shared.adapters.artifact_store import ArtifactStore
 from shared.domain.catalog import Dataset, FeatureConfig, ModelConfig
 from shared.contract import labels

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from shared.contract import results
-from shared.adapters.pipelines import JobSnapshot, TaskSnapshot
+from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
 TASKS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")

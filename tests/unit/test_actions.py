@@ -13,10 +13,10 @@ from shared.contract import labels
 from shared.contract.messages import RunCommand
 from shared.errors import PermanentError, TransientError
 from shared.http.app import Dependencies, create_app
-from shared.adapters.pipelines import JobSnapshot, TaskSnapshot
+from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
 from shared.adapters.run_data_sources import RunDataSources
 from shared.serving import DeployResult, Serving
-from shared.services import actions
+from shared.services import commands
 from shared.services import intake
 from shared.settings import get_settings
 from tests.builders import run_body, seed_catalog
@@ -142,7 +142,7 @@ def post(w, path, body=None):
     return w.client.post(path, data=json.dumps(body) if body is not None else None, headers=AUTH)
 
 
-def commands(w):
+def published_commands(w):
     return [p for t, p, _ in w.publisher.messages if t == topics.RUN_COMMANDS]
 
 
@@ -190,7 +190,7 @@ def test_every_action_in_every_status(world, action, status):
         elif action != "deploy":
             assert REASON[action] in body["message"]
         assert world.repo.get_run(run["id"])["status"] == status  # nothing moved
-        assert not commands(world) and not submits(world)
+        assert not published_commands(world) and not submits(world)
 
 
 def test_unknown_run_is_404_for_every_action(world):
@@ -208,7 +208,7 @@ def test_cancel_pending_ends_at_once_and_records_who(world):
     assert body["training_run"]["status"] == stored["status"] == runs.CANCELLED
     assert stored["cancelled_by"] == "dev@example.com" and stored["cancelled_at_stage"] is None
     assert stored["attempts"][-1]["status"] == runs.CANCELLED and stored["completed_at"]
-    assert not commands(world)  # no job to stop
+    assert not published_commands(world)  # no job to stop
     # the submitter's claim no longer takes it
     assert runs.claim_for_submit(stored, 1, runs.now()) is None
 
@@ -217,12 +217,12 @@ def test_cancel_running_queues_the_job_cancel_and_repeats_are_no_ops(world):
     run = make_run(world, runs.RUNNING, current_epoch=12)
     first = post(world, f"/api/training-runs/{run['id']}/cancel")
     assert first.status_code == 202 and first.get_json()["training_run"]["status"] == runs.CANCELLING
-    assert commands(world) == [{"command": "cancel", "run_id": run["id"], "attempt": 1}]
+    assert published_commands(world) == [{"command": "cancel", "run_id": run["id"], "attempt": 1}]
     version = world.repo.get_run(run["id"])["version"]
     again = post(world, f"/api/training-runs/{run['id']}/cancel")
     assert again.status_code == 200 and again.get_json()["changed"] is False
     assert world.repo.get_run(run["id"])["version"] == version  # no write
-    assert len(commands(world)) == 2  # re-queued: a lost publish heals itself, the consumer is idempotent
+    assert len(published_commands(world)) == 2  # re-queued: a lost publish heals itself, the consumer is idempotent
 
 
 def test_consumer_cancels_the_job_and_its_trainer_job_and_records_stage_and_epoch(world):
@@ -236,8 +236,8 @@ def test_consumer_cancels_the_job_and_its_trainer_job_and_records_stage_and_epoc
         job_id=job_id, name=job_id, state="PIPELINE_STATE_CANCELLED", end_time=T0,
         tasks=(TaskSnapshot("Transform", "SUCCEEDED", T0, T0), TaskSnapshot("Trainer", "CANCELLED", T0, T0),
                TaskSnapshot("Evaluator", "CANCELLED")))
-    command = RunCommand.model_validate(commands(world)[0])
-    outcome = actions.handle_command(command, world.repo, world.backend, world.store, world.serving)
+    command = RunCommand.model_validate(published_commands(world)[0])
+    outcome = commands.handle_command(command, world.repo, world.backend, world.store, world.serving)
     assert outcome == "cancelled"
     assert world.backend.cancelled == [job_id] and world.serving.trainer_jobs.cancelled == [run["id"]]
     stored = world.repo.get_run(run["id"])
@@ -247,7 +247,7 @@ def test_consumer_cancels_the_job_and_its_trainer_job_and_records_stage_and_epoc
     train = next(s for s in stored["stage_details"] if s["name"] == "Train")
     assert train["status"] == runs.STAGE_CANCELLED
     # a redelivery does nothing
-    assert actions.handle_command(command, world.repo, world.backend, world.store, world.serving) == "skipped"
+    assert commands.handle_command(command, world.repo, world.backend, world.store, world.serving) == "skipped"
     assert world.backend.cancelled == [job_id]
 
 
@@ -264,7 +264,7 @@ def test_a_late_running_event_does_not_undo_a_cancel(world):
 def test_cancel_while_submitting_waits_for_the_job_to_exist(world):
     run = make_run(world, runs.SUBMITTING)
     post(world, f"/api/training-runs/{run['id']}/cancel")
-    command = RunCommand.model_validate(commands(world)[0])
+    command = RunCommand.model_validate(published_commands(world)[0])
 
     class NoJobYet(FakeBackend):
         def cancel_job(self, job_id):
@@ -273,7 +273,7 @@ def test_cancel_while_submitting_waits_for_the_job_to_exist(world):
             raise NotFound(job_id)
 
     with pytest.raises(TransientError):  # redelivered until the submitter has created the job
-        actions.handle_command(command, world.repo, NoJobYet(), world.store, world.serving)
+        commands.handle_command(command, world.repo, NoJobYet(), world.store, world.serving)
     # the submitter finishes: the job name is recorded, the run stays cancelling
     doc = runs.record_submitted(world.repo.get_run(run["id"]), 1, "jobs/x", ARTIFACTS, runs.now())
     assert doc["status"] == runs.CANCELLING and doc["vertex_pipeline_job_name"] == "jobs/x"
@@ -333,12 +333,12 @@ def test_deploy_queues_the_work_and_the_consumer_records_the_endpoint(world):
     assert stored["deployment_status"] == "deploying" and stored["status"] == runs.COMPLETED
     assert stored["deployment"]["endpoint_name"] == run["name"] and stored["deployment"]["traffic_split"] == 100
     assert stored["deployment"]["automatic"] is False and stored["deployment"]["requested_by"] == "dev@example.com"
-    (command,) = commands(world)
+    (command,) = published_commands(world)
     assert command == {"command": "deploy", "run_id": run["id"], "deployment_id": stored["deployment"]["id"]}
     # repeat while deploying: no-op
     again = post(world, f"/api/training-runs/{run['id']}/deploy")
     assert again.status_code == 200 and again.get_json()["changed"] is False
-    outcome = actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving)
+    outcome = commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving)
     assert outcome == "deployed"
     stored = world.repo.get_run(run["id"])
     assert stored["deployment_status"] == "deployed" and stored["is_deployed"] is True
@@ -349,7 +349,7 @@ def test_deploy_queues_the_work_and_the_consumer_records_the_endpoint(world):
     assert request.serving_model_uri == f"{ARTIFACTS}/model/saved_model"
     # deployed, same target: still a no-op; a redelivered command: skipped
     assert post(world, f"/api/training-runs/{run['id']}/deploy").get_json()["changed"] is False
-    assert actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
+    assert commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
                                   world.serving) == "skipped"
 
 
@@ -362,7 +362,7 @@ def test_deploy_to_an_existing_endpoint_with_a_traffic_split(world):
     assert response.status_code == 202
     other = post(world, f"/api/training-runs/{run['id']}/deploy", {"endpoint_id": "456", "traffic_split": 30})
     assert other.status_code == 409 and "being deployed" in other.get_json()["message"]
-    actions.handle_command(RunCommand.model_validate(commands(world)[0]), world.repo, world.backend, world.store,
+    commands.handle_command(RunCommand.model_validate(published_commands(world)[0]), world.repo, world.backend, world.store,
                            world.serving)
     assert world.serving.endpoints.requests[0].endpoint_id == "123"
     assert world.serving.endpoints.requests[0].traffic_percent == 30
@@ -372,7 +372,7 @@ def test_a_failed_deployment_is_recorded_and_can_be_retried(world):
     run = make_run(world, runs.COMPLETED)
     world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
     post(world, f"/api/training-runs/{run['id']}/deploy")
-    assert actions.handle_command(RunCommand.model_validate(commands(world)[0]), world.repo, world.backend,
+    assert commands.handle_command(RunCommand.model_validate(published_commands(world)[0]), world.repo, world.backend,
                                   world.store, world.serving) == "failed"
     stored = world.repo.get_run(run["id"])
     assert stored["deployment_status"] == "failed" and "quota" in stored["deployment"]["error"]
@@ -391,8 +391,8 @@ def test_push_anyway_registers_a_not_blessed_model_and_records_it(world):
     response = post(world, f"/api/training-runs/{run['id']}/push-anyway")
     assert response.status_code == 202
     assert post(world, f"/api/training-runs/{run['id']}/push-anyway").get_json()["changed"] is False
-    command = RunCommand.model_validate(commands(world)[0])
-    assert actions.handle_command(command, world.repo, world.backend, world.store, world.serving) == "pushed"
+    command = RunCommand.model_validate(published_commands(world)[0])
+    assert commands.handle_command(command, world.repo, world.backend, world.store, world.serving) == "pushed"
     stored = world.repo.get_run(run["id"])
     assert stored["status"] == runs.NOT_BLESSED and stored["pushed_anyway"] is True
     assert stored["vertex_model_resource_name"] == "projects/p/locations/l/models/7"

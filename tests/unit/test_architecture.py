@@ -99,3 +99,53 @@ def test_the_circle_check_sees_a_lazy_circle(tmp_path, monkeypatch):
     (package / "b.py").write_text("def f():\n    from pkg.a import x\n")
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     assert cycles(import_graph(package)) == [["pkg.a", "pkg.b", "pkg.a"]]
+
+
+# What each room of shared/ may import from the others (docs/architecture.md). The pure rooms (domain,
+# contract) reach no outside system; adapters know no service; services know no HTTP; nothing below the
+# entry points builds adapters (shared/composition.py does, once).
+MAY_NOT_IMPORT = {
+    "shared.domain": ("shared.adapters", "shared.serving", "shared.services", "shared.http", "shared.composition",
+                      "shared.settings", "shared.consumer"),
+    "shared.contract": ("shared.adapters", "shared.serving", "shared.services", "shared.http", "shared.composition",
+                        "shared.settings", "shared.consumer"),
+    "shared.adapters": ("shared.services", "shared.http", "shared.composition"),
+    "shared.serving": ("shared.services", "shared.http", "shared.composition"),
+    "shared.services": ("shared.http", "shared.composition"),
+}
+
+
+def wrong_arrows(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{module} imports {target}"
+            for module, targets in sorted(graph.items())
+            for room, forbidden in MAY_NOT_IMPORT.items() if module == room or module.startswith(room + ".")
+            for target in sorted(targets) if any(target == f or target.startswith(f + ".") for f in forbidden)]
+
+
+def test_each_room_of_shared_imports_only_the_rooms_below_it():
+    found = wrong_arrows(import_graph(REPO / "shared"))
+    assert found == [], "imports against the rooms' order (docs/architecture.md):\n" + "\n".join(found)
+
+
+def test_the_room_check_sees_a_domain_module_reaching_an_adapter():
+    graph = {"shared.domain.runs": {"shared.adapters.pipelines", "shared.contract.nodes"}}
+    assert wrong_arrows(graph) == ["shared.domain.runs imports shared.adapters.pipelines"]
+
+
+def aliased_project_imports(paths) -> list[str]:
+    """`from shared.x import y as z` where y is one of our modules: two modules sharing a name."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "shared":
+                for alias in node.names:
+                    target = REPO / Path(*node.module.split("."), alias.name)
+                    if alias.asname and (target.with_suffix(".py").exists() or target.is_dir()):
+                        found.append(f"{path.relative_to(REPO)}:{node.lineno} imports {alias.name} as {alias.asname}")
+    return found
+
+
+def test_no_module_of_shared_needs_an_alias_where_the_project_imports_it():
+    roots = ("shared", "functions", "pipeline_compiler", "scripts", "trainyard_cli", "bench")
+    found = aliased_project_imports(p for root in roots for p in sorted((REPO / root).rglob("*.py")))
+    assert found == [], "modules imported under another name (give them distinct names instead):\n" + "\n".join(found)

@@ -14,7 +14,7 @@ from shared.consumer import consume
 from shared.contract.messages import DEPLOY, RunCommand
 from shared.errors import PermanentError, TransientError
 from shared.serving import Serving
-from shared.services import actions, deployments, progress
+from shared.services import commands, deployments, intents, progress
 from shared.services import intake
 from tests.builders import run_body, seed_catalog
 from tests.events import load_event
@@ -90,7 +90,7 @@ def test_completed_blessed_deploy_new_is_deployed_once_and_marked_automatic(worl
     (command,) = deploy_commands(world.publisher)
     assert command == {"command": "deploy", "run_id": run["id"], "deployment_id": deployment["id"]}
     # the run-commands consumer does the rest, as for a manual deploy
-    assert actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
+    assert commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
                                   world.serving) == "deployed"
     deployed = world.repo.get_run(run["id"])
     assert deployed["deployment_status"] == "deployed" and deployed["is_deployed"] is True
@@ -110,7 +110,7 @@ def test_redelivered_and_reordered_final_events_publish_one_deployment(world):
     (command,) = deploy_commands(world.publisher)
     assert command["deployment_id"] == first["deployment"]["id"]
     # after the deploy finished (or failed), late events still move nothing and send nothing
-    actions.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving)
+    commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving)
     for snapshot in (timeline[-1], timeline[5]):
         assert event(world, snapshot) == "ignored"
     assert len(deploy_commands(world.publisher)) == 1
@@ -122,7 +122,7 @@ def test_deploy_existing_takes_the_endpoint_and_split_from_the_config(world):
     final = finish(world, run)
     assert final["deployment"]["endpoint_id"] == "987" and final["deployment"]["traffic_split"] == 25
     assert final["deployment"]["endpoint_name"] is None
-    actions.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
+    commands.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
                            world.store, world.serving)
     request = world.serving.endpoints.requests[0]
     assert request.endpoint_id == "987" and request.traffic_percent == 25
@@ -189,7 +189,7 @@ def fold_without_publisher(w, run) -> dict:
 def test_a_deployment_already_on_the_run_is_left_alone(world):
     run = running_run(world, DEPLOY_NEW)
     assert fold_without_publisher(world, run)["status"] == runs.COMPLETED  # and someone deploys it by hand first
-    manual = actions.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", {"endpoint_id": "555"})
+    manual = intents.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", {"endpoint_id": "555"})
     assert manual["changed"] is True and manual["training_run"]["deployment"]["automatic"] is False
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     (command,) = deploy_commands(world.publisher)
@@ -202,12 +202,12 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
     run = running_run(world, DEPLOY_NEW)
     finish(world, run)
     world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
-    actions.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
+    commands.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
                            world.store, world.serving)
     assert world.repo.get_run(run["id"])["deployment_status"] == "failed"
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert len(deploy_commands(world.publisher)) == 1  # state only moves forward
-    again = actions.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
+    again = intents.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
     assert again["changed"] is True and again["training_run"]["deployment"]["endpoint_name"] == "recs-prod"
     assert len(deploy_commands(world.publisher)) == 2
 
@@ -215,7 +215,7 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
 def test_a_manual_repeat_of_the_automatic_deploy_is_a_no_op_that_requeues_it(world):
     run = running_run(world, DEPLOY_NEW)
     first = finish(world, run)
-    repeat = actions.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
+    repeat = intents.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
     assert repeat["changed"] is False and repeat["training_run"]["deployment"]["id"] == first["deployment"]["id"]
     assert [c["deployment_id"] for c in deploy_commands(world.publisher)] == [first["deployment"]["id"]] * 2
 

@@ -190,21 +190,21 @@ def test_a_schedule_auto_pause_notifies_the_schedule_targets():
 
 
 def test_the_run_commands_consumer_parses_a_notify_command():
-    from shared.services import actions
+    from shared.services import commands
 
     command = RunCommand.model_validate(json.loads(json.dumps({"command": "notify", "run_id": "tr-1", "attempt": 1,
                                                            "event": "failed"})))
     repo = InMemoryRepository()
-    assert actions.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0]) == "skipped"
+    assert commands.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0]) == "skipped"
 
 
 def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
-    from shared.services import actions
+    from shared.services import intents
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
     run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), "d@x.com")
-    actions.cancel_run(repo, publisher, run["id"], "d@x.com")
+    intents.cancel_run(repo, publisher, run["id"], "d@x.com")
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
-    actions.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again
+    intents.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again
     assert len([m for m in publisher.messages if m[1].get("command") == "notify"]) == 1

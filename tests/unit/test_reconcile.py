@@ -12,7 +12,7 @@ from shared.services.deployments import DEPLOYING
 from shared.domain import runs
 from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
-from shared.services import actions, reconcile, submission
+from shared.services import reconcile, submission
 from shared.settings import get_settings
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline, write_results
@@ -131,7 +131,7 @@ def test_a_deployment_left_deploying_gets_its_command_again(env):
 
 def test_a_push_anyway_left_pushing_gets_its_command_again(env):
     env["repo"].mutate_run(env["run_id"], lambda d: {**d, "status": runs.NOT_BLESSED,
-                                                     "push_anyway": {"status": actions.PUSHING}})
+                                                     "push_anyway": {"status": runs.PUSHING}})
     assert reconcile_at(env, HOUR)["repaired"] == {"push_anyway_resent": 1}
     assert env["publisher"].messages[-1][1] == {"command": "push_anyway", "run_id": env["run_id"]}
 

@@ -355,10 +355,10 @@ def test_a_failed_submit_settles_its_schedule_and_releases_the_next_run(env, tmp
 
 
 def test_cancelling_a_waiting_run_settles_its_schedule_at_once(env):
-    from shared.services import actions
+    from shared.services import intents
 
     schedule, first, second = _queue_of_two(env)
-    actions.cancel_run(env["repo"], env["publisher"], first, "dev@example.com")  # pending: cancelled outright
+    intents.cancel_run(env["repo"], env["publisher"], first, "dev@example.com")  # pending: cancelled outright
     assert env["repo"].get_run(first)["status"] == "cancelled"
     stored = env["repo"].get_schedule(schedule["id"])
     assert first not in stored["active_runs"] and second in stored["active_runs"]

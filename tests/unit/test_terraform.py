@@ -106,7 +106,7 @@ def _run_list_indexes():
     """GET /api/training-runs combines its filters, newest first: one index per combination."""
     from itertools import combinations
 
-    from shared.services.runs import LIST_FILTERS
+    from shared.services.run_data import LIST_FILTERS
 
     return [("training_runs", [(field, "ASCENDING") for field in combo] + [("created_at", "DESCENDING")])
             for n in range(2, len(LIST_FILTERS) + 1) for combo in combinations(LIST_FILTERS, n)]
@@ -592,7 +592,7 @@ module "fn_events" {
 
 def test_the_log_sink_wakes_the_consumer_for_trainyard_jobs_only():
     """B9: the sink's job-id pattern is the one shared/contract/labels.py makes, and nothing else's."""
-    from shared.services.runs import new_run_id
+    from shared.services.run_builder import new_run_id
 
     text = (TF_ROOT / "logging.tf").read_text()
     pattern = re.search(r'pipeline_job_id_pattern\s*=\s*"([^"]+)"', text).group(1)

@@ -1,24 +1,22 @@
-"""Training-run services: create (validate, inherit, default, number, queue), list, get, delete, submit."""
+"""Building a run from a create request: validate, look up and inherit from the base experiment, default
+(spec Appendix B). Used by intake (a new run, now or later) and by schedules (each slot's run from the
+schedule's frozen template)."""
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.adapters.repository import Repository
 from shared.domain import runs
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, towers_mismatch
-from shared.domain.doc_ids import DocumentId, is_valid_id
-from shared.errors import Conflict, FieldError, NotFound
-from shared.adapters.messaging import Publisher
+from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
-from shared.adapters.repository import Repository
-from shared.domain.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig, GpuConfig,
-                               TrainingParams)
-from shared.services.queueing import publish_submit
+from shared.domain.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
+                                      GpuConfig, TrainingParams)
+from shared.errors import FieldError
 from shared.validation import parse
 
 DEFAULT_RECALL_THRESHOLD = 0.40  # Appendix B
@@ -214,103 +212,3 @@ def _experiment_summary(experiment: dict) -> dict:
     return {"id": experiment["id"], "number": number, "name": experiment["name"],
             "display_name": f"Exp #{number}" if number else experiment["name"],
             "metrics": experiment.get("metrics") or {}, "saved_model_uri": experiment.get("saved_model_uri")}
-
-
-# --------------------------------------------------------------------------- reads
-
-
-def get_run(repo: Repository, run_id: str) -> dict:
-    run = repo.get_run(run_id)
-    if run is None:
-        raise NotFound(f"training run {run_id}")
-    return run
-
-
-LIST_FILTERS = ("status", "model_type", "dataset_id")
-
-
-def list_runs(repo: Repository, args: dict) -> dict:
-    """Newest first; equality filters in the query, free text over name/description on top."""
-    filters = {k: args[k] for k in LIST_FILTERS if args.get(k)}
-    if "dataset" in args and args["dataset"]:
-        filters["dataset_id"] = args["dataset"]
-    if filters.get("status") and filters["status"] not in runs.STATUSES:
-        raise FieldError.one("status", f"must be one of {', '.join(runs.STATUSES)}")
-    if filters.get("model_type") and filters["model_type"] not in ("retrieval", "ranking", "multitask"):
-        raise FieldError.one("model_type", "must be one of retrieval, ranking, multitask")
-    try:
-        page_size = int(args.get("page_size") or 20)
-    except ValueError:
-        raise FieldError.one("page_size", "must be a whole number") from None
-    if not 1 <= page_size <= 100:
-        raise FieldError.one("page_size", "must be between 1 and 100")
-    after = _decode_token(args.get("page_token"))
-    text = (args.get("search") or args.get("q") or "").strip().lower()
-
-    found: list[dict] = []
-    scanned, batch = 0, max(page_size * 2, 50)
-    while len(found) < page_size + 1:
-        chunk = repo.list_runs(filters, batch, after)
-        for run in chunk:
-            after = (run["created_at"], run["id"])
-            if not text or text in f"{run.get('name', '')} {run.get('description', '')}".lower():
-                found.append(run)
-                if len(found) == page_size + 1:
-                    break
-        scanned += len(chunk)
-        if len(chunk) < batch or scanned >= 5000:
-            break
-    page = found[:page_size]
-    next_token = _encode_token(page[-1]) if len(found) > page_size else None
-    return {
-        "training_runs": [runs.public_view(r) for r in page],
-        "page_size": page_size,
-        "next_page_token": next_token,
-        "total": None if text else repo.count_runs(filters),
-    }
-
-
-def _encode_token(run: dict) -> str:
-    raw = json.dumps([run["created_at"].isoformat(), run["id"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: Optional[str]):
-    if not token:
-        return None
-    try:
-        created, run_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not is_valid_id(run_id):
-            raise ValueError("not a run id")
-        return datetime.fromisoformat(created), run_id
-    except (ValueError, TypeError):
-        raise FieldError.one("page_token", "is not a token this API issued") from None
-
-
-# --------------------------------------------------------------------------- actions
-
-
-def delete_run(repo: Repository, store, run_id: str) -> dict:
-    def terminal_only(run: dict) -> None:
-        if not runs.is_terminal(run["status"]) and run["status"] != runs.DRAFT:
-            raise Conflict(f"run {run_id} is {run['status']}; only drafts and completed, failed, cancelled or "
-                           f"not_blessed runs can be deleted (cancel it first)")
-
-    run = repo.delete_run(run_id, terminal_only)
-    removed = store.delete_tree(run["gcs_artifacts_path"]) if run.get("gcs_artifacts_path") else 0
-    return {"deleted": run_id, "artifacts_removed": removed}
-
-
-def _submitted(doc: dict) -> Optional[dict]:
-    return {**doc, "status": runs.PENDING} if doc["status"] == runs.DRAFT else None
-
-
-def submit_run(repo: Repository, publisher: Publisher, run_id: str) -> dict:
-    """Submit a draft (draft → pending), or queue a pending run again (e.g. after a failed publish).
-    Idempotent: the submitter's claim makes a repeated message harmless."""
-    get_run(repo, run_id)  # 404 for an unknown run
-    run = repo.mutate_run(run_id, _submitted) or get_run(repo, run_id)
-    if run["status"] != runs.PENDING:
-        raise Conflict(f"run {run_id} is {run['status']}; only drafts and pending runs can be submitted")
-    publish_submit(publisher, run)
-    return run

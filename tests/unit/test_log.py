@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from shared import structured_log as log
+from shared import log
 from shared.consumer import consume
 from shared.contract.messages import RunSubmit
 from tests.events import envelope

@@ -1,0 +1,149 @@
+"""Run intents (spec §7.2): cancel, retry, deploy, push anyway, delete.
+
+Each follows the architecture's rule: the API checks the run's state, records the intent in the run
+document in one transaction and publishes a command; the run-commands consumer (shared/services/commands.py)
+does the slow cloud work (cancel the job, deploy, register). Each intent is allowed in some states (409 with
+the reason otherwise) and a repeat is a no-op that returns the run as it is (re-queueing the command, so a
+lost publish heals itself).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.adapters.repository import Repository
+from shared.contract.messages import CANCEL, PUSH_ANYWAY
+from shared.domain import runs
+from shared.domain.run_config import GpuConfig, TrainingParams
+from shared.errors import Conflict, FieldError
+from shared.services import lifecycle, queueing
+from shared.services.deployments import DeployBody, publish_command, request_deployment
+from shared.validation import parse
+
+
+def _outcome(run: dict, changed: bool, message: str) -> dict:
+    return {"training_run": runs.public_view(run), "changed": changed, "message": message}
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def cancel_run(repo, publisher, run_id: str, identity: str) -> dict:
+    def decide(doc):
+        if doc["status"] in (runs.CANCELLING, runs.CANCELLED):
+            return None
+        if doc["status"] not in runs.CANCELLABLE:
+            raise Conflict(f"run {run_id} is {doc['status']}; only pending, scheduled, submitting or running runs "
+                           f"can be cancelled")
+        return runs.request_cancel(doc, identity, runs.now())
+
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)  # cancelled at once: its schedule settles
+    warning = None
+    if run["status"] == runs.CANCELLING:  # the job is stopped by the consumer (re-queued on a repeat)
+        warning = publish_command(publisher, {"command": CANCEL, "run_id": run_id, "attempt": run["attempt"]})
+    if run["status"] == runs.CANCELLED:
+        message = "cancelled" if changed else "already cancelled"
+    else:
+        message = "cancelling: the pipeline job is being stopped" if changed else "already being cancelled"
+    return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
+
+
+# --------------------------------------------------------------------------- retry
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attempt: Optional[int] = Field(None, ge=1, description="the attempt being retried; a repeat for it is a no-op")
+    gpu_config: dict[str, Any] = Field(default_factory=dict)
+    training_params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _retry_config(doc: dict, body: RetryBody) -> tuple[dict, dict, dict]:
+    params = {**doc["training_params"], **body.training_params}
+    params = parse(TrainingParams, params, "training_params").model_dump(mode="json")
+    gpu = dict(doc["gpu_config"])
+    if ({"gpu_type", "gpu_count"} & set(body.gpu_config)) and "machine_type" not in body.gpu_config:
+        gpu.pop("machine_type", None)  # re-derived for the new GPUs
+    gpu.update(body.gpu_config)
+    gpu = parse(GpuConfig, gpu, "gpu_config").model_dump(mode="json")
+    changes = {}
+    for name, old, new in (("training_params", doc["training_params"], params), ("gpu_config", doc["gpu_config"], gpu)):
+        diff = {k: v for k, v in new.items() if old.get(k) != v}
+        if diff:
+            changes[name] = diff
+    return params, gpu, changes
+
+
+def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+    request = parse(RetryBody, body if body is not None else {})
+
+    def decide(doc):
+        if request.attempt is not None and doc["attempt"] > request.attempt:
+            return None  # that attempt was already retried
+        if request.attempt is not None and request.attempt != doc["attempt"]:
+            raise FieldError.one("attempt", f"run {run_id} is on attempt {doc['attempt']}, not {request.attempt}")
+        if request.attempt is None and doc["status"] in runs.ACTIVE and doc["attempt"] > 1:
+            return None  # a retry is already under way
+        if doc["status"] not in runs.RETRYABLE:
+            raise Conflict(f"run {run_id} is {doc['status']}; only failed or cancelled runs can be retried")
+        params, gpu, changes = _retry_config(doc, request)
+        return runs.prepare_retry(doc, identity, runs.now(), params, gpu, changes)
+
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    known = len(run.setdefault("warnings", []))
+    if run["status"] == runs.PENDING:  # queued (again): the submitter's claim makes a duplicate harmless
+        queueing.queue_submit(publisher, run)
+    message = f"attempt {run['attempt']} queued" if changed else f"attempt {run['attempt']} is already under way"
+    return {**_outcome(run, changed, message), "warnings": run["warnings"][known:]}
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+    request = parse(DeployBody, body if body is not None else {})
+    run, changed, warning = request_deployment(repo, publisher, run_id, identity, request)
+    deployment = run["deployment"]
+    message = ("deploying" if changed else f"already {deployment['status']}") + \
+        f" to {deployment.get('endpoint_id') or 'a new endpoint ' + repr(deployment.get('endpoint_name'))}"
+    return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
+
+
+
+# --------------------------------------------------------------------------- push anyway
+
+
+def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
+    def decide(doc):
+        state = (doc.get("push_anyway") or {}).get("status")
+        if doc["status"] == runs.NOT_BLESSED and state in (runs.PUSHING, runs.PUSHED):
+            return None
+        if doc["status"] != runs.NOT_BLESSED:
+            reason = "its model was registered when it completed" if doc["status"] == runs.COMPLETED else \
+                "only not_blessed runs can be pushed anyway"
+            raise Conflict(f"run {run_id} is {doc['status']}; {reason}")
+        new = dict(doc)
+        new["push_anyway"] = {"status": runs.PUSHING, "requested_by": identity, "requested_at": runs.now(), "error": None}
+        return new
+
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    warning = None
+    if run["push_anyway"]["status"] == runs.PUSHING:
+        warning = publish_command(publisher, {"command": PUSH_ANYWAY, "run_id": run_id})
+    message = "registering the model anyway" if changed else f"already {run['push_anyway']['status']}"
+    return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def delete_run(repo: Repository, store, run_id: str) -> dict:
+    def terminal_only(run: dict) -> None:
+        if not runs.is_terminal(run["status"]) and run["status"] != runs.DRAFT:
+            raise Conflict(f"run {run_id} is {run['status']}; only drafts and completed, failed, cancelled or "
+                           f"not_blessed runs can be deleted (cancel it first)")
+
+    run = repo.delete_run(run_id, terminal_only)
+    removed = store.delete_tree(run["gcs_artifacts_path"]) if run.get("gcs_artifacts_path") else 0
+    return {"deleted": run_id, "artifacts_removed": removed}

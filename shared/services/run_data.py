@@ -1,0 +1,178 @@
+"""Run data, read only (spec §7.2–7.3): a run, the list of runs, its logs, its training history, its
+artifacts, its errors, and the GPU pre-flight. Nothing here writes."""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Optional
+
+from shared.adapters.repository import Repository
+from shared.contract import labels, results
+from shared.domain import runs
+from shared.domain.doc_ids import is_valid_id
+from shared.domain.run_config import GpuConfig
+from shared.errors import FieldError, NotFound
+from shared.validation import parse, whole_number
+
+
+def get_run(repo: Repository, run_id: str) -> dict:
+    run = repo.get_run(run_id)
+    if run is None:
+        raise NotFound(f"training run {run_id}")
+    return run
+
+
+LIST_FILTERS = ("status", "model_type", "dataset_id")
+
+
+def list_runs(repo: Repository, args: dict) -> dict:
+    """Newest first; equality filters in the query, free text over name/description on top."""
+    filters = {k: args[k] for k in LIST_FILTERS if args.get(k)}
+    if "dataset" in args and args["dataset"]:
+        filters["dataset_id"] = args["dataset"]
+    if filters.get("status") and filters["status"] not in runs.STATUSES:
+        raise FieldError.one("status", f"must be one of {', '.join(runs.STATUSES)}")
+    if filters.get("model_type") and filters["model_type"] not in ("retrieval", "ranking", "multitask"):
+        raise FieldError.one("model_type", "must be one of retrieval, ranking, multitask")
+    page_size = whole_number(args, "page_size", 20, 1, 100)
+    after = _decode_token(args.get("page_token"))
+    text = (args.get("search") or args.get("q") or "").strip().lower()
+
+    found: list[dict] = []
+    scanned, batch = 0, max(page_size * 2, 50)
+    while len(found) < page_size + 1:
+        chunk = repo.list_runs(filters, batch, after)
+        for run in chunk:
+            after = (run["created_at"], run["id"])
+            if not text or text in f"{run.get('name', '')} {run.get('description', '')}".lower():
+                found.append(run)
+                if len(found) == page_size + 1:
+                    break
+        scanned += len(chunk)
+        if len(chunk) < batch or scanned >= 5000:
+            break
+    page = found[:page_size]
+    next_token = _encode_token(page[-1]) if len(found) > page_size else None
+    return {
+        "training_runs": [runs.public_view(r) for r in page],
+        "page_size": page_size,
+        "next_page_token": next_token,
+        "total": None if text else repo.count_runs(filters),
+    }
+
+
+def _encode_token(run: dict) -> str:
+    raw = json.dumps([run["created_at"].isoformat(), run["id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_token(token: Optional[str]):
+    if not token:
+        return None
+    try:
+        created, run_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not is_valid_id(run_id):
+            raise ValueError("not a run id")
+        return datetime.fromisoformat(created), run_id
+    except (ValueError, TypeError):
+        raise FieldError.one("page_token", "is not a token this API issued") from None
+
+
+def _attempt_arg(run: dict, args: dict) -> int:
+    return whole_number(args, "attempt", run["attempt"], 1, run["attempt"])
+
+
+def run_logs(repo, sources, run_id: str, args: dict) -> dict:
+    from shared.adapters.run_data_sources import MAX_PAGE_SIZE
+
+    run = get_run(repo, run_id)
+    attempt = _attempt_arg(run, args)
+    stage = args.get("stage") or None
+    if stage and stage not in runs.STAGES:
+        raise FieldError.one("stage", f"must be one of {', '.join(runs.STAGES)}")
+    page_size = whole_number(args, "page_size", 100, 1, MAX_PAGE_SIZE)
+    found = sources.logs.read(run, labels.job_id_for(run_id, attempt), stage, page_size, args.get("page_token") or None)
+    return {"run_id": run_id, "attempt": attempt, "stage": stage, "page_size": page_size, **found}
+
+
+def training_history(repo, store, run_id: str, args: dict) -> dict:
+    run = get_run(repo, run_id)
+    attempt = _attempt_arg(run, args)
+    epochs, source = repo.list_epochs(run_id, attempt), "history"
+    best = None
+    if not epochs and attempt == run["attempt"] and run.get("gcs_artifacts_path"):
+        # What the Trainer wrote at the end, when the per-epoch messages did not arrive.
+        text = store.read_text(results.join(run["gcs_artifacts_path"], results.TRAINING_METRICS_FILE))
+        if text:
+            metrics = results.TrainingMetrics.model_validate_json(text)
+            epochs = [e.model_dump(mode="json") for e in metrics.epochs]
+            best, source = metrics.best_epoch, "training_metrics"
+    keys = ("epoch", "total_epochs", "loss", "val_loss", "learning_rate", "metrics", "timestamp")
+    return {"run_id": run_id, "attempt": attempt, "source": source, "best_epoch": best,
+            "epochs": [{k: e.get(k) for k in keys} for e in epochs]}
+
+
+ARTIFACT_LAYOUT = {
+    "config": results.CONFIG_FILE, "pipeline_job": results.PIPELINE_JOB_FILE,
+    "saved_model": results.SAVED_MODEL_DIR, "query_model": results.QUERY_MODEL_DIR,
+    "candidate_model": results.CANDIDATE_MODEL_DIR, "transform_graph": results.TRANSFORM_DIR,
+    "vocabularies": results.VOCABULARIES_DIR, "checkpoints": results.CHECKPOINTS_DIR,
+    "training_metrics": results.TRAINING_METRICS_FILE, "evaluation": results.EVALUATION_FILE,
+    "registry_entry": results.REGISTRY_FILE,
+}
+
+
+def _browser_url(uri: Optional[str]) -> Optional[str]:
+    if uri and uri.startswith("gs://"):
+        return "https://console.cloud.google.com/storage/browser/" + uri.removeprefix("gs://")
+    return None
+
+
+def run_artifacts(repo, run_id: str, settings) -> dict:
+    run = get_run(repo, run_id)
+    base = run.get("gcs_artifacts_path") or ""
+    uris = {name: results.join(base, relative) for name, relative in ARTIFACT_LAYOUT.items()} if base else {}
+    uris.update({k: v for k, v in (run.get("artifacts") or {}).items() if v})  # what the pipeline reported wins
+    artifacts = {name: {"uri": uri, "console_url": _browser_url(uri)} for name, uri in uris.items()}
+    model = run.get("vertex_model_resource_name")
+    registry = None
+    if model:
+        console = None
+        if model.startswith("projects/"):
+            parts = model.split("/")
+            console = (f"https://console.cloud.google.com/vertex-ai/models/locations/{parts[3]}/models/{parts[5]}/"
+                       f"versions/{run.get('vertex_model_version')}?project={parts[1]}")
+        registry = {"model_name": run.get("vertex_model_name"), "model_resource_name": model,
+                    "model_version": run.get("vertex_model_version"), "pushed_anyway": bool(run.get("pushed_anyway")),
+                    "console_url": console}
+    deployment = run.get("deployment") or {}
+    endpoint = None
+    if deployment:
+        endpoint = {k: deployment.get(k) for k in ("status", "endpoint_resource_name", "deployed_model_id",
+                                                   "traffic_split", "predict_url", "console_url", "deployed_at")}
+    return {"run_id": run_id, "artifacts_uri": base or None, "console_url": _browser_url(base),
+            "artifacts": artifacts, "registry": registry, "endpoint": endpoint}
+
+
+def run_errors(repo, run_id: str) -> dict:
+    run = get_run(repo, run_id)
+    keys = ("attempt", "status", "error_stage", "error_message", "error_details", "cancelled_at_stage",
+            "cancelled_at_epoch", "cancelled_by", "ended_at")
+    attempts = {a["attempt"]: {k: a.get(k) for k in keys} for a in run.get("attempts", [])}
+    current = attempts.setdefault(run["attempt"], {"attempt": run["attempt"]})
+    current.update({"status": run["status"], "error_stage": run.get("error_stage") or None,
+                    "error_message": run.get("error_message") or None, "error_details": run.get("error_details") or {}})
+    actions = {name: {k: (run.get(name) or {}).get(k) for k in ("status", "error")}
+               for name in ("deployment", "push_anyway") if (run.get(name) or {}).get("error")}
+    return {"run_id": run_id, "status": run["status"], "error_stage": run.get("error_stage") or None,
+            "error_message": run.get("error_message") or None, "error_details": run.get("error_details") or {},
+            "attempts": [attempts[n] for n in sorted(attempts)], "action_errors": actions}
+
+
+def gpu_availability(sources, args: dict, settings) -> dict:
+    preemptible = str(args.get("preemptible", "true")).lower() not in ("false", "0", "no")
+    gpu = parse(GpuConfig, {"gpu_type": args.get("gpu_type") or "NVIDIA_L4",
+                            "gpu_count": whole_number(args, "gpu_count", 1, 1, 8), "preemptible": preemptible})
+    region = (args.get("region") or settings.region).strip()
+    return sources.gpu_quota.check(region, gpu.gpu_type, gpu.gpu_count, gpu.preemptible)
