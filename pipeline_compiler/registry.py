@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from shared.contract import results
 from shared.contract.labels import label_value, run_labels
 from shared.errors import PermanentError, TransientError
-from shared.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, Registrar
-from shared.serving.vertex import map_error
+from shared.adapters.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, Registrar
+from shared.adapters.serving.vertex import map_error
 from shared.adapters.vertex_gapic import RegionalService, gapic
 
 

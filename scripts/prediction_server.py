@@ -1,6 +1,6 @@
 """The local prediction server: the local side of a Vertex AI Endpoint.
 
-It serves the local endpoints the run-commands consumer deploys (shared/serving/local.py): each
+It serves the local endpoints the run-commands consumer deploys (shared/adapters/serving/local.py): each
 `{endpoints_dir}/{endpoint_id}.json` lists deployed models (pushed SavedModels) and a traffic split.
 Models are loaded and called by the prediction container's own code (model_server/savedmodel.py)
 through their `serving_default` signature (or `parameters.signature_name`) — for a retrieval run:
@@ -32,7 +32,7 @@ from flask import Flask, jsonify, request  # noqa: E402
 # local endpoint answers exactly as a Vertex endpoint running serving_image/ does.
 from model_server.savedmodel import (MAX_INSTANCES, BadRequest, ModelCache, ModelLoadError,  # noqa: E402,F401
                                      parse_request, predict)
-from shared.serving.local import read_endpoint  # noqa: E402
+from shared.adapters.serving.local import read_endpoint  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 
 

@@ -51,16 +51,16 @@ def serving(settings: Settings, registrar):
     """Endpoints and the Trainer's own jobs: Vertex AI, or the local prediction server; with the
     registrar the entry point handed in (registering is the Pusher's code, pipeline_compiler/registry.py,
     which shared/ never imports)."""
-    from shared.serving import Serving
+    from shared.adapters.serving import Serving
 
     if settings.pipeline_backend == "vertex":
-        from shared.serving.vertex import VertexEndpoints, VertexTrainerJobs
+        from shared.adapters.serving.vertex import VertexEndpoints, VertexTrainerJobs
 
         host = settings.vertex_emulator_host
         return Serving(registrar, VertexEndpoints(settings.project, settings.region, settings.deploy_wait_s, emulator_host=host),
                        VertexTrainerJobs(settings.project, settings.region, emulator_host=host),
                        machine_type=settings.deploy_machine_type)
-    from shared.serving.local import LocalEndpoints, NoTrainerJobs
+    from shared.adapters.serving.local import LocalEndpoints, NoTrainerJobs
 
     return Serving(registrar, LocalEndpoints(settings.local_endpoints_dir, settings.prediction_url),
                    NoTrainerJobs(), machine_type=settings.deploy_machine_type)

@@ -66,7 +66,7 @@ def _registry_entry(store, run: dict) -> Optional[results.RegistryEntry]:
 
 
 def execute_deploy(run: dict, command: RunCommand, repo, store, serving) -> str:
-    from shared.serving import DeployRequest
+    from shared.adapters.serving import DeployRequest
 
     deployment = run.get("deployment") or {}
     if deployment.get("id") != command.deployment_id or deployment.get("status") != DEPLOYING:

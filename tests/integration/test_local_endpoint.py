@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from pipeline_compiler.registry import LocalRegistrar
-from shared.serving import DeployRequest
-from shared.serving.local import LocalEndpoints
+from shared.adapters.serving import DeployRequest
+from shared.adapters.serving.local import LocalEndpoints
 from tests.builders import run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 

@@ -63,9 +63,9 @@ def test_models_are_registered_with_the_serving_image_cloudbuild_pushes(deployme
     """A6: every model was registered with Vertex's prebuilt tf2-cpu image, which cannot load the ScaNN
     index's ops. Whoever registers a model (the Pusher, compiled by the submitter; push-anyway in
     run-commands) now names the image serving_image/Dockerfile builds, and that image serves the port
-    and routes registration declares (shared/serving/__init__.py)."""
+    and routes registration declares (shared/adapters/serving/__init__.py)."""
     from model_server import vertex
-    from shared.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT
+    from shared.adapters.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT
     from tests.rehearsal import images, terraform_model
 
     plan = deployment.plan

@@ -15,7 +15,7 @@ from shared.errors import PermanentError, TransientError
 from shared.http.app import Dependencies, create_app
 from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
 from shared.adapters.run_data_sources import RunDataSources
-from shared.serving import DeployResult, Serving
+from shared.adapters.serving import DeployResult, Serving
 from shared.services import commands
 from shared.services import intake
 from shared.settings import get_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, LocalPipelineLogs, quota_metric
-from shared.serving import endpoint_id_for, split_traffic
+from shared.adapters.serving import endpoint_id_for, split_traffic
 
 
 def test_split_traffic_keeps_the_rest_in_proportion_and_sums_to_100():

@@ -105,12 +105,11 @@ def test_the_circle_check_sees_a_lazy_circle(tmp_path, monkeypatch):
 # contract) reach no outside system; adapters know no service; services know no HTTP; nothing below the
 # entry points builds adapters (shared/composition.py does, once).
 MAY_NOT_IMPORT = {
-    "shared.domain": ("shared.adapters", "shared.serving", "shared.services", "shared.http", "shared.composition",
-                      "shared.settings", "shared.consumer"),
-    "shared.contract": ("shared.adapters", "shared.serving", "shared.services", "shared.http", "shared.composition",
-                        "shared.settings", "shared.consumer"),
+    "shared.domain": ("shared.adapters", "shared.services", "shared.http", "shared.composition", "shared.settings",
+                      "shared.consumer"),
+    "shared.contract": ("shared.adapters", "shared.services", "shared.http", "shared.composition", "shared.settings",
+                        "shared.consumer"),
     "shared.adapters": ("shared.services", "shared.http", "shared.composition"),
-    "shared.serving": ("shared.services", "shared.http", "shared.composition"),
     "shared.services": ("shared.http", "shared.composition"),
 }
 
@@ -149,3 +148,21 @@ def test_no_module_of_shared_needs_an_alias_where_the_project_imports_it():
     roots = ("shared", "functions", "pipeline_compiler", "scripts", "trainyard_cli", "bench")
     found = aliased_project_imports(p for root in roots for p in sorted((REPO / root).rglob("*.py")))
     assert found == [], "modules imported under another name (give them distinct names instead):\n" + "\n".join(found)
+
+
+def layout_table() -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("\n## Layout\n"):]
+    return section[:section.index("\n## ", 4)]
+
+
+def test_the_readme_layout_table_names_every_folder_and_every_room_of_shared():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    folders = sorted({path.split("/")[0] for path in tracked if "/" in path and not path.startswith(".")})
+    rooms = sorted(p.parent.name for p in (REPO / "shared").glob("*/__init__.py"))
+    table = layout_table()
+    missing = [f"{name}/" for name in folders if f"`{name}/" not in table]
+    missing += [f"shared/{name}/" for name in rooms if f"`{name}/`" not in table and f"`shared/{name}/`" not in table]
+    assert missing == [], "README.md's layout table does not name: " + ", ".join(missing)

@@ -13,7 +13,7 @@ from shared.adapters.artifact_store import ArtifactStore
 from shared.consumer import consume
 from shared.contract.messages import DEPLOY, RunCommand
 from shared.errors import PermanentError, TransientError
-from shared.serving import Serving
+from shared.adapters.serving import Serving
 from shared.services import commands, deployments, intents, progress
 from shared.services import intake
 from tests.builders import run_body, seed_catalog

@@ -1,4 +1,4 @@
-"""The Vertex serving adapters (shared/serving/vertex.py, pipeline_compiler/registry.py) through the official GAPIC clients over
+"""The Vertex serving adapters (shared/adapters/serving/vertex.py, pipeline_compiler/registry.py) through the official GAPIC clients over
 ModelService's, EndpointService's and JobService's gRPC protocol (tests/protocol_fakes/vertex.py):
 what the Pusher registers, what run-commands deploys and cancels. The first production run is no
 longer their first integration test."""
@@ -11,8 +11,8 @@ import pytest
 
 from pipeline_compiler.registry import VertexRegistrar
 from shared.errors import PermanentError, TransientError
-from shared.serving import DeployRequest
-from shared.serving.vertex import VertexEndpoints, VertexTrainerJobs
+from shared.adapters.serving import DeployRequest
+from shared.adapters.serving.vertex import VertexEndpoints, VertexTrainerJobs
 
 PROJECT, REGION = "proj", "europe-west4"
 PARENT = f"projects/{PROJECT}/locations/{REGION}"

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from shared.errors import PermanentError, TransientError
-from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+from shared.adapters.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
 
 
 class NoTrainerJobs:

@@ -9,7 +9,7 @@ from typing import Optional
 
 from shared.contract.labels import RUN_ID_LABEL, label_value
 from shared.errors import PermanentError, TransientError
-from shared.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+from shared.adapters.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
 from shared.adapters.vertex_gapic import RegionalService, gapic
 
 _TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")

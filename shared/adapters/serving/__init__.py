@@ -1,8 +1,8 @@
 """Model serving for run actions: register a saved model, deploy it to an endpoint, stop what a
 cancelled run started. One interface, two sides, chosen once from settings (shared/composition.py):
 
-- Vertex (shared/serving/vertex.py): Vertex AI Endpoints and the Trainer's CustomJobs (GAPIC, lazy imports).
-- local (shared/serving/local.py): the local prediction server (scripts/prediction_server.py), which
+- Vertex (shared/adapters/serving/vertex.py): Vertex AI Endpoints and the Trainer's CustomJobs (GAPIC, lazy imports).
+- local (shared/adapters/serving/local.py): the local prediction server (scripts/prediction_server.py), which
   loads the pushed SavedModel with TensorFlow.
 
 Registering a model is the Pusher's own code (pipeline_compiler/registry.py); the run-commands entry
