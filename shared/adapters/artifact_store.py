@@ -6,18 +6,22 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from shared.adapters.lazy_client import LazyClient
+
 
 class ArtifactStore:
     def __init__(self, storage_client=None):
-        self._storage = storage_client
+        self._storage = LazyClient(self._make_client, storage_client)
+
+    @staticmethod
+    def _make_client():
+        from google.cloud import storage
+
+        return storage.Client()
 
     @property
     def storage(self):
-        if self._storage is None:
-            from google.cloud import storage
-
-            self._storage = storage.Client()
-        return self._storage
+        return self._storage.get()
 
     @staticmethod
     def _split(uri: str) -> tuple[str, str]:

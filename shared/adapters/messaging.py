@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional, Protocol
 
 from shared import log
+from shared.adapters.lazy_client import LazyClient
 from shared.errors import TransientError
 
 
@@ -75,19 +75,18 @@ class PubSubPublisher:
     def __init__(self, project: str, timeout_s: float = 10.0):
         self.project = project
         self.timeout_s = timeout_s
-        self._client = None
-        self._lock = threading.Lock()
+        self._client = LazyClient(self._make_client)
+
+    @staticmethod
+    def _make_client():
+        from google.cloud import pubsub_v1
+
+        # Publish at once rather than batching for 10 ms: commands are single messages.
+        return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
 
     @property
     def client(self):
-        with self._lock:
-            if self._client is None:
-                from google.cloud import pubsub_v1
-
-                # Publish at once rather than batching for 10 ms: commands are single messages.
-                self._client = pubsub_v1.PublisherClient(
-                    batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
-            return self._client
+        return self._client.get()
 
     def publish(self, topic: str, payload: dict, **attributes: str) -> str:
         from google.api_core import exceptions

@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Optional, Protocol
 
+from shared.adapters.lazy_client import LazyClient
 from shared.contract.nodes import NODE_OF_STAGE, stage_for_task
 from shared.errors import FieldError, NotFound, TransientError
 
@@ -56,19 +56,19 @@ class RestClient:
     """One AuthorizedSession per process (Application Default Credentials), created lazily."""
 
     def __init__(self, session=None):
-        self._session = session
-        self._lock = threading.Lock()
+        self._session = LazyClient(self._make_session, session)
+
+    @staticmethod
+    def _make_session():
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        return AuthorizedSession(credentials)
 
     @property
     def session(self):
-        with self._lock:
-            if self._session is None:
-                import google.auth
-                from google.auth.transport.requests import AuthorizedSession
-
-                credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-                self._session = AuthorizedSession(credentials)
-            return self._session
+        return self._session.get()
 
     def call(self, method: str, url: str, what: str, **kwargs) -> dict:
         import requests

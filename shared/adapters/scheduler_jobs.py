@@ -9,12 +9,12 @@ deleted when cancelled); functions/scheduler ignores triggers the document does 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Protocol
 
 from shared.domain import schedules
 from shared import log
 from shared.contract import topics
+from shared.adapters.lazy_client import LazyClient, gapic_client
 from shared.errors import TransientError
 
 JOB_PREFIX = "trainyard-"
@@ -56,24 +56,16 @@ class CloudSchedulerJobs:
         self.project = project
         self.location = location
         self.emulator_host = emulator_host  # TRAINYARD_SCHEDULER_EMULATOR_HOST: a stand-in over plain gRPC
-        self._client = client
-        self._lock = threading.Lock()
+        self._client = LazyClient(self._make_client, client)
+
+    def _make_client(self):
+        from google.cloud import scheduler_v1
+
+        return gapic_client(scheduler_v1.CloudSchedulerClient, self.emulator_host)
 
     @property
     def client(self):
-        with self._lock:
-            if self._client is None:
-                from google.cloud import scheduler_v1
-
-                if self.emulator_host:
-                    import grpc
-
-                    transport = scheduler_v1.CloudSchedulerClient.get_transport_class("grpc")(
-                        channel=grpc.insecure_channel(self.emulator_host))
-                    self._client = scheduler_v1.CloudSchedulerClient(transport=transport)
-                else:
-                    self._client = scheduler_v1.CloudSchedulerClient()
-            return self._client
+        return self._client.get()
 
     @property
     def parent(self) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 
+from shared.adapters.lazy_client import LazyClient, gapic_client
+
 
 def gapic():
     """The `google.cloud.aiplatform_v1` module (imported now, the first time it is needed)."""
@@ -23,20 +25,15 @@ class RegionalService:
         self.project = project
         self.region = region
         self.emulator_host = emulator_host
-        self._client = client
+        self._client = LazyClient(self._make_client, client)
+
+    def _make_client(self):
+        return gapic_client(getattr(gapic(), self.CLIENT), self.emulator_host,
+                            client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
 
     @property
     def client(self):
-        if self._client is None:
-            client_class = getattr(gapic(), self.CLIENT)
-            if self.emulator_host:
-                import grpc
-
-                transport = client_class.get_transport_class("grpc")(channel=grpc.insecure_channel(self.emulator_host))
-                self._client = client_class(transport=transport)
-            else:
-                self._client = client_class(client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
-        return self._client
+        return self._client.get()
 
     @property
     def parent(self) -> str:

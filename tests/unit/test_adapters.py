@@ -12,6 +12,7 @@ from google.api_core import exceptions
 from google.cloud import aiplatform_v1
 
 from shared.adapters.artifact_store import ArtifactStore
+from shared.adapters.lazy_client import LazyClient
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.messaging import PubSubPublisher
 from shared.adapters.pipelines import JobRequest, VertexPipelineBackend
@@ -195,7 +196,7 @@ def test_pubsub_publisher_sends_json_to_the_project_topic_and_maps_failures():
             return Future(self.error)
 
     publisher = PubSubPublisher("proj")
-    publisher._client = Client()
+    publisher._client = LazyClient(Client)
     assert publisher.publish("run-submit", {"run_id": "tr-1", "attempt": 1}, run_id="tr-1") == "42"
     assert publisher.client.sent == [("projects/proj/topics/run-submit", {"run_id": "tr-1", "attempt": 1},
                                       {"run_id": "tr-1"})]

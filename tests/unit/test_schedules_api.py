@@ -165,8 +165,8 @@ def cloud_scheduler():
         yield env
     finally:
         for jobs in clients:
-            if jobs._client is not None:
-                jobs._client.transport.close()
+            if jobs._client.made is not None:
+                jobs._client.made.transport.close()
         server.stop()
 
 
