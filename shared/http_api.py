@@ -16,6 +16,7 @@ from shared.http_guards import error_body, register_guards
 from shared.http_reconciler import register_reconciler_routes
 from shared.identity import authenticate
 from shared.http_schedules import register_schedule_routes
+from shared.http_vocabulary import register_vocabulary_routes
 from shared.services import catalog as catalog_service
 from shared.services import intake, runs as run_service
 
@@ -162,4 +163,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http_schedules.py)
     register_dashboard_routes(app, deps)  # the Training page at /training (shared/http_dashboard.py)
     register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http_reconciler.py)
+    register_vocabulary_routes(app)  # GET /api/vocabulary (shared/http_vocabulary.py)
     return app

@@ -98,6 +98,9 @@ def document() -> dict:
     from shared.http_reconciler import openapi_paths as reconciler_paths
 
     paths.update(reconciler_paths(_response, _errors))
+    from shared.http_vocabulary import openapi_paths as vocabulary_paths
+
+    paths.update(vocabulary_paths(_response, _errors))
     paths.update(_action_paths(ref, run_id))
     return {
         "openapi": "3.1.0",
