@@ -71,3 +71,9 @@ def vocabulary() -> dict:
                      "unless": list(a.get("unless", ())), "method": a["method"], "path": a["path"]}
                     for a in ACTIONS],
     }
+
+
+if __name__ == "__main__":  # the dashboard's test copy: python -m shared.contract.vocabulary > dashboard/src/testdata/vocabulary.json
+    import json
+
+    print(json.dumps(vocabulary(), indent=1))

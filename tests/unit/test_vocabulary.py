@@ -3,8 +3,10 @@ dashboard cannot drift from the server: the sets are compared with the domain's 
 statuses with what the services really accept."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -128,3 +130,10 @@ def test_get_vocabulary_needs_an_identity_and_serves_the_vocabulary():
     assert client.get("/api/vocabulary").status_code == 401
     response = client.get("/api/vocabulary", headers={"Authorization": "Bearer t"})
     assert response.status_code == 200 and response.get_json() == {"success": True, "vocabulary": vocabulary()}
+
+
+def test_the_dashboards_test_copy_is_the_vocabulary():
+    """dashboard/src/format.test.js runs on this copy; regenerate it with
+    `python -m shared.contract.vocabulary > dashboard/src/testdata/vocabulary.json`."""
+    copy = Path(__file__).resolve().parents[2] / "dashboard" / "src" / "testdata" / "vocabulary.json"
+    assert json.loads(copy.read_text()) == vocabulary()
