@@ -54,31 +54,34 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
     from pipeline_compiler import data_scale
 
     env = env or PipelineEnv.current()
-    labels = billing_labels_for(spec)
-    if env.is_vertex:
-        decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes)
-        env = dataclasses.replace(env, data_runner=decision.runner)
-        labels[DATA_RUNNER_LABEL] = decision.runner
-        if decision.runner == "dataflow":  # what the cost estimate prices the Dataflow workers at
-            labels[DATAFLOW_MACHINE_LABEL] = label_value(env.dataflow_machine_type)
-            labels[DATAFLOW_WORKERS_LABEL] = str(env.dataflow_max_workers)
-        log.info("data stages runner chosen", run_id=spec.run_id, runner=decision.runner, reason=decision.reason)
-    pipeline = create_pipeline(spec, env)
-    out_dir = os.path.dirname(os.path.abspath(out_path)) if "://" not in out_path else out_path.rsplit("/", 1)[0]
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=env.pipeline_image or DEFAULT_IMAGE),
-        output_dir=out_dir,
-        output_filename=os.path.basename(out_path),
-    )
-    runner.run(pipeline, write_out=True)
-    # The display name is the run's name, not the pipeline id, so the console shows what users typed.
-    with open(out_path) as handle:
-        job = json.load(handle)
-    job["displayName"] = spec.run_name
-    job.setdefault("labels", {}).update(labels)
-    with open(out_path, "w") as handle:
-        json.dump(job, handle, indent=2, sort_keys=True)
+    with log.bound(run_id=spec.run_id, attempt=spec.attempt):  # every line of this compile names its run
+        log.info("compiling the pipeline", target=env.target, out_path=out_path)
+        labels = billing_labels_for(spec)
+        if env.is_vertex:
+            decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes)
+            env = dataclasses.replace(env, data_runner=decision.runner)
+            labels[DATA_RUNNER_LABEL] = decision.runner
+            if decision.runner == "dataflow":  # what the cost estimate prices the Dataflow workers at
+                labels[DATAFLOW_MACHINE_LABEL] = label_value(env.dataflow_machine_type)
+                labels[DATAFLOW_WORKERS_LABEL] = str(env.dataflow_max_workers)
+            log.info("data stages runner chosen", runner=decision.runner, reason=decision.reason)
+        pipeline = create_pipeline(spec, env)
+        out_dir = os.path.dirname(os.path.abspath(out_path)) if "://" not in out_path else out_path.rsplit("/", 1)[0]
+        runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+            config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+                default_image=env.pipeline_image or DEFAULT_IMAGE),
+            output_dir=out_dir,
+            output_filename=os.path.basename(out_path),
+        )
+        runner.run(pipeline, write_out=True)
+        # The display name is the run's name, not the pipeline id, so the console shows what users typed.
+        with open(out_path) as handle:
+            job = json.load(handle)
+        job["displayName"] = spec.run_name
+        job.setdefault("labels", {}).update(labels)
+        with open(out_path, "w") as handle:
+            json.dump(job, handle, indent=2, sort_keys=True)
+        log.info("pipeline compiled", out_path=out_path, image=env.pipeline_image or DEFAULT_IMAGE)
     return out_path
 
 
@@ -103,6 +106,9 @@ def run_local(spec: "RunSpec", env: Optional[PipelineEnv] = None, metadata_path:
         raise PipelineEnvError("run_local needs a local target (TRAINYARD_PIPELINE_BACKEND=local)")
     metadata_path = metadata_path or local_metadata_path(spec)
     os.makedirs(os.path.dirname(os.path.abspath(metadata_path)), exist_ok=True)
-    pipeline = create_pipeline(
-        spec, env, metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    with log.bound(run_id=spec.run_id, attempt=spec.attempt):
+        log.info("local pipeline run started", metadata_path=metadata_path)
+        pipeline = create_pipeline(
+            spec, env, metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        log.info("local pipeline run finished")

@@ -8,7 +8,6 @@ directory -> registry/registry_entry.json. A not-blessed model is not registered
 """
 # No `from __future__ import annotations`: TFX reads the component signatures at runtime.
 
-import logging
 from collections import Counter
 from typing import Iterator
 
@@ -19,9 +18,8 @@ from tfx import v1 as tfx
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
 from shared.contract import results as R
+from shared import log
 from shared.domain.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
-
-log = logging.getLogger("trainyard.components")
 
 RECALL_KS = (5, 10, 50, 100)
 BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"  # TFX's convention in a ModelBlessing dir
@@ -140,7 +138,7 @@ def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[st
                             actual_value=metrics.get(threshold.metric) if threshold else None,
                             passed=True, blessed=True, **against_baseline)
     if metric not in METRICS_FOR_MODEL_TYPE[spec.model_type]:
-        log.warning("gate metric %s is not computed for a %s model", metric, spec.model_type)
+        log.warning("the gate metric is not computed for this model type", metric=metric, model_type=spec.model_type)
     passed = actual is not None
     if threshold is not None:
         passed = passed and threshold.passes(actual)
@@ -168,7 +166,11 @@ def TrainyardEvaluator(
 ) -> None:
     """Gate on the test split; writes the ModelBlessing and evaluation/evaluation_results.json."""
     spec = RunSpec.model_validate_json(run_spec)
-    evaluation = evaluate_model(spec, examples.uri, R.join(model.uri, "Format-Serving"), transform_graph.uri)
+    with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Evaluate"):
+        evaluation = evaluate_model(spec, examples.uri, R.join(model.uri, "Format-Serving"), transform_graph.uri)
+        log.info("model evaluated", blessed=evaluation.blessed, metric=evaluation.threshold_metric,
+                 actual_value=evaluation.actual_value, threshold_value=evaluation.threshold_value,
+                 baseline_value=evaluation.baseline_value)
     text = evaluation.model_dump_json(indent=2)
     write_json(R.join(spec.artifacts_uri, R.EVALUATION_FILE), text)
     write_json(R.join(blessing.uri, BLESSED_FILE if evaluation.blessed else NOT_BLESSED_FILE), text)
@@ -192,15 +194,17 @@ def TrainyardPusher(
 ) -> None:
     """Registers a blessed model (Vertex Model Registry or the local registry); skips a not-blessed one."""
     spec = RunSpec.model_validate_json(run_spec)
-    if not is_blessed(blessing.uri):
-        log.info("model of run %s is not blessed: kept in %s, not registered", spec.run_id, spec.artifacts_uri)
-        pushed_model.set_int_custom_property("pushed", 0)
-        return
-    serving_model_uri = R.join(spec.artifacts_uri, R.SAVED_MODEL_DIR)
-    if target == "vertex":
-        entry = VertexRegistrar(project, region, serving_image).register(spec, serving_model_uri)
-    else:
-        entry = register_local(spec, serving_model_uri, local_registry_dir)
+    with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Push"):
+        if not is_blessed(blessing.uri):
+            log.info("the model is not blessed: kept, not registered", artifacts_uri=spec.artifacts_uri)
+            pushed_model.set_int_custom_property("pushed", 0)
+            return
+        serving_model_uri = R.join(spec.artifacts_uri, R.SAVED_MODEL_DIR)
+        if target == "vertex":
+            entry = VertexRegistrar(project, region, serving_image).register(spec, serving_model_uri)
+        else:
+            entry = register_local(spec, serving_model_uri, local_registry_dir)
+        log.info("model version registered", model=entry.model_resource_name, version=entry.model_version_id)
     write_json(R.join(spec.artifacts_uri, R.REGISTRY_FILE), entry.model_dump_json(indent=2))
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", entry.model_resource_name)

@@ -14,22 +14,32 @@ import sys
 import traceback
 
 from pipeline_compiler.root_cause import root_cause
+from shared import log
+from shared.contract.labels import parse_job_id
+
+
+def job_context(job_id: str) -> dict:
+    """What every log line about a pipeline job carries: its run and attempt (the job id is
+    "<run id>-a<attempt>", shared/contract/labels.py) and the job id itself."""
+    run_id, attempt = parse_job_id(job_id) or (None, None)
+    return {"run_id": run_id, "attempt": attempt, "job_id": job_id or None}
 
 
 def main(job_dir: str) -> int:
     with open(os.path.join(job_dir, "job.json")) as handle:
         job = json.load(handle)
     outcome = {"exit_code": 0, "error": None}
-    try:
-        from pipeline_compiler import run_local
-        from shared.domain.run_config import RunSpec
+    with log.bound(**job_context(job.get("job_id", ""))):
+        try:
+            from pipeline_compiler import run_local
+            from shared.domain.run_config import RunSpec
 
-        with open(job["run_spec_path"]) as handle:
-            spec = RunSpec.model_validate_json(handle.read())
-        run_local(spec, metadata_path=job["metadata_path"])
-    except BaseException as exc:  # noqa: BLE001 - whatever stopped the pipeline is the job's error
-        traceback.print_exc()
-        outcome = {"exit_code": 1, "error": root_cause(exc)}
+            with open(job["run_spec_path"]) as handle:
+                spec = RunSpec.model_validate_json(handle.read())
+            run_local(spec, metadata_path=job["metadata_path"])
+        except BaseException as exc:  # noqa: BLE001 - whatever stopped the pipeline is the job's error
+            outcome = {"exit_code": 1, "error": root_cause(exc)}
+            log.error("local pipeline run failed", error=outcome["error"], traceback=traceback.format_exc())
     tmp = os.path.join(job_dir, "exit.json.tmp")
     with open(tmp, "w") as handle:
         json.dump(outcome, handle)

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from pipeline_compiler.local_runner import job_context
 from shared import log
 from shared.contract import topics
 from shared.settings import child_environment, read
@@ -129,7 +130,7 @@ class LocalPipelineService:
         if missing:
             return 400, {"error": f"missing {', '.join(missing)}"}
         job_id = body["job_id"]
-        with self.lock:
+        with self.lock, log.bound(**job_context(job_id)):
             if job_id in self.jobs:
                 return 409, {"error": f"job {job_id} already exists", "job": self.jobs[job_id].public()}
             try:
@@ -160,6 +161,7 @@ class LocalPipelineService:
             record.save()
             self.jobs[job_id] = record
             self.queue.append(job_id)
+            log.info("pipeline job created", display_name=record.data["display_name"], pipeline_name=name)
             self._schedule()  # runs now if a slot is free, else waits QUEUED
             return 200, record.public()
 
@@ -169,12 +171,13 @@ class LocalPipelineService:
             return record.public() if record else None
 
     def cancel(self, job_id: str) -> Optional[dict]:
-        with self.lock:
+        with self.lock, log.bound(**job_context(job_id)):
             record = self.jobs.get(job_id)
             if record is None:
                 return None
             if record.data["state"] in TERMINAL:
                 return record.public()
+            log.info("pipeline job cancel requested", state=record.data["state"])
             if record.data["state"] == QUEUED and job_id in self.queue:  # never started: nothing to stop
                 self.queue.remove(job_id)
                 record.data["cancel_requested"] = True
@@ -318,10 +321,11 @@ class LocalPipelineService:
     def monitor_forever(self) -> None:
         while not self.stopping.is_set():
             for job_id, record in list(self.jobs.items()):
-                try:
-                    self._poll(job_id, record)
-                except Exception as exc:  # noqa: BLE001 - one bad job must not stop the others
-                    log.error("pipeline service poll failed", job_id=job_id, error=repr(exc))
+                with log.bound(**job_context(job_id)):
+                    try:
+                        self._poll(job_id, record)
+                    except Exception as exc:  # noqa: BLE001 - one bad job must not stop the others
+                        log.error("pipeline service poll failed", error=repr(exc))
             self.stopping.wait(self.poll_s)
 
     def _poll(self, job_id: str, record: JobRecord) -> None:
@@ -389,6 +393,9 @@ class LocalPipelineService:
     def _set_state(self, record: JobRecord, state: str) -> None:
         record.data["state"] = state
         self._bump(record, task_change=False)
+        with log.bound(**job_context(record.data["job_id"])):
+            log.log("ERROR" if state == "PIPELINE_STATE_FAILED" else "INFO", "pipeline job state changed", state=state,
+                    pid=record.data.get("pid"), error=record.data.get("error"))
 
     def _bump(self, record: JobRecord, task_change: bool) -> None:
         record.data["version"] += 1

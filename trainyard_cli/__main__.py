@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("topic", help="run-submit, pipeline-events, training-progress, schedule-trigger or run-commands")
         action.add_argument("--limit", type=int, default=10)
 
+    common(groups.add_parser("vocabulary", help="the API's statuses, stages, metrics, GPU types and which action "
+                                                "a run offers in which status")).set_defaults(handler=show_vocabulary)
+
     shells = groups.add_parser("completion", help="print a shell-completion script (bash or zsh)")
     shells.add_argument("shell", choices=("bash", "zsh"))
     parser.epilog = "commands:\n" + command_list(parser)
@@ -142,6 +145,29 @@ def show_reconciler(args, client, ui) -> int:
             ui.line(f"  {fmt.relative(repair.get('at'))}  {repair.get('run_id')}  {repair.get('action')}")
 
     ui.result(status, human)
+    return 0
+
+
+def show_vocabulary(args, client, ui) -> int:
+    """`vocabulary`: GET /api/vocabulary — the words the API (and the dashboard) use."""
+    data = client.get("/api/vocabulary")["vocabulary"]
+
+    def human(v):
+        ui.line("statuses: " + ", ".join(v["statuses"]))
+        for group, members in v["status_groups"].items():
+            ui.line(f"  {group}: {', '.join(members)}")
+        ui.line("stages: " + " → ".join(s["name"] for s in v["stages"]))
+        for model in v["model_types"]:
+            ui.line(f"{model['name']}: primary metric {model['primary_metric']}; gate metrics "
+                    f"{', '.join(model['gate_metrics'])}")
+        ui.line("lower is better: " + ", ".join(m["name"] for m in v["metrics"] if m["lower_is_better"]))
+        ui.line("GPUs: " + ", ".join(f"{g['name']} x{'/'.join(map(str, g['counts']))}" for g in v["gpu_types"]))
+        for action in v["actions"]:
+            conditions = [f"with {f}" for f in action["requires"]] + [f"without {f}" for f in action["unless"]]
+            ui.line(f"{action['name']}: {', '.join(action['statuses'])}{' (' + ', '.join(conditions) + ')' if conditions else ''}"
+                    f"  {action['method']} {action['path']}")
+
+    ui.result(data, human)
     return 0
 
 

@@ -1,7 +1,7 @@
 // Run cards (spec §5.1–5.2): one HTML string per run; the list is re-rendered from a listener snapshot.
 import {
-  ACTION_LABEL, STATUS_ICON, STATUS_LABEL, actionsFor, ago, baseText, cssStatus, duration, epochText, esc, gateMetric,
-  costText, gpuText, inHowLong, isDeployed, isDeploying, METRIC_LABEL, metricValue, toDate, when, LOWER_IS_BETTER,
+  actionLabel, actionsFor, ago, baseText, cssStatus, duration, epochText, esc, gateMetric, costText, gpuText, inHowLong,
+  isDeployed, isDeploying, lowerIsBetter, metricLabel, metricValue, statusIcon, statusLabel, toDate, when,
 } from './format.js';
 
 const SEP = '<span class="sep">│</span>';
@@ -21,7 +21,7 @@ function vsBase(run, metric) {
   const value = run.metrics?.[metric] ?? run[metric];
   if (typeof base !== 'number' || typeof value !== 'number') return '';
   const diff = value - base;
-  const better = LOWER_IS_BETTER.has(metric) ? diff <= 0 : diff >= 0;
+  const better = lowerIsBetter(metric) ? diff <= 0 : diff >= 0;
   return `vs Exp: <b class="${better ? '' : 'card-warn'}">${diff >= 0 ? '+' : ''}${diff.toFixed(3)} ${better ? '↑' : '↓'}</b>`;
 }
 
@@ -48,12 +48,12 @@ export function deploymentLine(run) {
 export function renderCard(run, now = new Date()) {
   const status = run.status || 'pending';
   const metric = gateMetric(run);
-  const mLabel = METRIC_LABEL[metric] || metric;
+  const mLabel = metricLabel(metric);
   const finalValue = run.metrics?.[metric] ?? run[metric];
   const liveValue = run.live_metrics?.[metric];
-  const header = `<div class="card-top"><div class="card-title"><span class="card-icon">${STATUS_ICON[status] || ''}</span>${esc(run.name)}
+  const header = `<div class="card-top"><div class="card-title"><span class="card-icon">${statusIcon(status)}</span>${esc(run.name)}
       <span class="muted small">#${esc(run.run_number ?? '')}</span></div>
-    <span class="status-badge ${cssStatus(status)}" data-role="status">${STATUS_LABEL[status] || esc(status)}${status === 'completed' && isDeployed(run) ? ' • Deployed' : ''}${isDeploying(run) ? ' • Deploying' : ''}</span></div>`;
+    <span class="status-badge ${cssStatus(status)}" data-role="status">${esc(statusLabel(status))}${status === 'completed' && isDeployed(run) ? ' • Deployed' : ''}${isDeploying(run) ? ' • Deploying' : ''}</span></div>`;
   const basics = line([`Based on: ${esc(baseText(run))}`, `Dataset: ${esc(run.dataset?.name || '—')}`,
     `GPU: ${esc(gpuText(run.gpu_config))}`, `<span class="muted">${esc(run.model_type || '')}</span>`]);
   let body = '';
@@ -105,11 +105,12 @@ export function renderCard(run, now = new Date()) {
         + deploymentLine(run);
       break;
     }
-    default:
-      body = line([esc(status)]);
+    default: // a status the server added that this page has no words for yet
+      body = line([`Status: ${esc(status)}`, run.current_stage ? `Stage: <b data-role="stage">${esc(run.current_stage)}</b>` : '',
+        `Created ${ago(run.created_at, now)}`]);
   }
   const { left, right } = actionsFor(run);
-  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${ACTION_LABEL[a]}</button>`;
+  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
   const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${right.map(button).join('')}</div></div>`;
   return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${actions}</article>`;
 }

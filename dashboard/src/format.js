@@ -1,40 +1,75 @@
 // Pure helpers: formatting and what each run state shows. No DOM, no Firebase (unit-tested).
+//
+// The vocabulary — statuses, stages, model types and their metrics, metric directions, GPU types, which
+// action a run offers in which status — is the server's (GET /api/vocabulary, shared/contract/vocabulary.py),
+// set once at start with setVocabulary(). What stays here is presentation only (words, icons), keyed by the
+// server's values; a value the server adds and this page does not know still shows, in plain words.
 
-export const STAGES = ['Compile', 'Examples', 'Stats', 'Schema', 'Transform', 'Train', 'Evaluate', 'Push'];
-export const ACTIVE = ['pending', 'scheduled', 'submitting', 'running', 'cancelling'];
-export const TERMINAL = ['completed', 'failed', 'cancelled', 'not_blessed'];
+const vocab = {
+  statuses: [], status_groups: {}, stages: [], stage_statuses: [], model_types: [], metrics: [], gpu_types: [],
+  default_gpu: null, actions: [],
+};
 
-export const STATUS_LABEL = {
+/** The server's vocabulary (the `vocabulary` of GET /api/vocabulary); every helper below reads it. */
+export function setVocabulary(value) {
+  Object.assign(vocab, value || {});
+}
+
+export const vocabularyLoaded = () => vocab.statuses.length > 0;
+export const statuses = () => vocab.statuses;
+export const stageNames = () => vocab.stages.map((s) => s.name);
+export const modelTypes = () => vocab.model_types.map((m) => m.name);
+export const gpuTypes = () => vocab.gpu_types;
+export const defaultGpu = () => ({ ...(vocab.default_gpu || {}) });
+export const isTerminal = (status) => (vocab.status_groups.terminal || []).includes(status);
+const modelType = (type) => vocab.model_types.find((m) => m.name === type);
+export const primaryMetric = (type) => modelType(type)?.primary_metric;
+export const gateMetrics = (type) => modelType(type)?.gate_metrics || [];
+export const lowerIsBetter = (metric) => Boolean(vocab.metrics.find((m) => m.name === metric)?.lower_is_better);
+
+/** A value this page has no words for ("paused_by_quota" → "Paused by quota"). */
+export function humanize(value) {
+  const text = String(value ?? '').replace(/[_-]+/g, ' ').trim();
+  return text ? text[0].toUpperCase() + text.slice(1) : '';
+}
+
+const STATUS_LABEL = {
   draft: 'Draft', pending: 'Pending', scheduled: 'Scheduled', submitting: 'Submitting', running: 'Running',
   cancelling: 'Cancelling', completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled',
   not_blessed: 'Not Blessed',
 };
-export const STATUS_ICON = {
+const STATUS_ICON = {
   draft: '📝', pending: '⏳', scheduled: '⏰', submitting: '📤', running: '🔄', cancelling: '⏹️', completed: '✅',
   failed: '❌', cancelled: '⊘', not_blessed: '⚠️',
 };
+export const statusLabel = (status) => STATUS_LABEL[status] || humanize(status);
+export const statusIcon = (status) => STATUS_ICON[status] || '•';
 
-// Filter chips → the statuses each stands for.
-export const STATUS_CHIPS = [
-  ['all', 'All', null],
-  ['active', 'Running', ['pending', 'submitting', 'running', 'cancelling']],
-  ['scheduled', 'Scheduled', ['scheduled']],
-  ['draft', 'Drafts', ['draft']],
-  ['completed', 'Completed', ['completed']],
-  ['failed', 'Failed', ['failed']],
-  ['cancelled', 'Cancelled', ['cancelled']],
-  ['not_blessed', 'Not Blessed', ['not_blessed']],
-];
+// Filter chips: All, the active statuses that have no chip of their own as "Running", then one per status.
+const OWN_CHIP = new Set(['scheduled']);
+const CHIP_LABEL = { draft: 'Drafts' };
 
-export const MODEL_TYPES = ['retrieval', 'ranking', 'multitask'];
-export const MODEL_TYPE_LABEL = { retrieval: 'Retrieval', ranking: 'Ranking', multitask: 'Hybrid' };
-export const MODEL_TYPE_ICON = { retrieval: '🔍', ranking: '📊', multitask: '📚' };
-export const PRIMARY_METRIC = { retrieval: 'recall_at_100', ranking: 'test_rmse', multitask: 'recall_at_100' };
-export const LOWER_IS_BETTER = new Set(['test_rmse', 'test_mae', 'rmse', 'mae', 'loss', 'val_loss']);
+/** [key, label, statuses (null: all)] per chip, from the server's statuses. */
+export function statusChips() {
+  const running = (vocab.status_groups.active || []).filter((s) => !OWN_CHIP.has(s));
+  return [['all', 'All', null], ...(running.length ? [['active', 'Running', running]] : []),
+    ...vocab.statuses.filter((s) => !running.includes(s)).map((s) => [s, CHIP_LABEL[s] || statusLabel(s), [s]])];
+}
+
+const MODEL_TYPE_LABEL = { retrieval: 'Retrieval', ranking: 'Ranking', multitask: 'Hybrid' };
+const MODEL_TYPE_ICON = { retrieval: '🔍', ranking: '📊', multitask: '📚' };
+export const modelTypeLabel = (type) => MODEL_TYPE_LABEL[type] || humanize(type);
+export const modelTypeIcon = (type) => MODEL_TYPE_ICON[type] || '';
+// The best-experiment KPIs shown per model type (a type the page does not know shows its gate metrics).
+const KPI_METRICS = {
+  retrieval: ['recall_at_5', 'recall_at_10', 'recall_at_100'], ranking: ['test_rmse', 'test_mae', 'rmse'],
+  multitask: ['recall_at_50', 'recall_at_100', 'test_rmse'],
+};
 export const METRIC_LABEL = {
   recall_at_5: 'R@5', recall_at_10: 'R@10', recall_at_50: 'R@50', recall_at_100: 'R@100',
   test_rmse: 'Test RMSE', test_mae: 'Test MAE', rmse: 'RMSE', mae: 'MAE', loss: 'Loss', val_loss: 'Val loss',
 };
+export const metricLabel = (metric) => METRIC_LABEL[metric] || (metric ?? '');
 export const GPU_LABEL = { NVIDIA_TESLA_T4: 'T4', NVIDIA_L4: 'L4', NVIDIA_TESLA_V100: 'V100', NVIDIA_TESLA_A100: 'A100' };
 
 export function esc(value) {
@@ -107,7 +142,7 @@ export function notificationsText(run) {
 }
 
 export function gateMetric(run) {
-  return run?.evaluator_config?.blessing_threshold?.metric || PRIMARY_METRIC[run?.model_type] || 'recall_at_100';
+  return run?.evaluator_config?.blessing_threshold?.metric || primaryMetric(run?.model_type) || 'recall_at_100';
 }
 
 /** The gate's outcome in one line: the metric against the fixed threshold and against the baseline
@@ -116,8 +151,8 @@ export function gateSummary(run) {
   const e = run?.evaluation_results;
   if (!e || e.actual_value == null) return '';
   const metric = e.threshold_metric || gateMetric(run);
-  const label = METRIC_LABEL[metric] || metric;
-  const lower = LOWER_IS_BETTER.has(metric);
+  const label = metricLabel(metric);
+  const lower = lowerIsBetter(metric);
   const parts = [`${label} ${metricValue(e.actual_value)}`];
   if (e.threshold_value != null) parts.push(`threshold ${lower ? '≤' : '≥'} ${metricValue(e.threshold_value)}`);
   if (e.baseline_value != null) {
@@ -138,25 +173,36 @@ export function cssStatus(status) {
   return String(status || '').replace(/_/g, '-');
 }
 
-/** The actions a card shows for a run, in order (spec §5.1 plus cancelling/submitting). */
+// Destructive actions sit on the card's right; the rest on its left, in the server's order.
+const RIGHT_ACTIONS = new Set(['cancel', 'delete']);
+
+/** Whether the page offers this action beyond the server's rule: no second deploy while one is under
+ * way or done, no second push once pushed. */
+function worthOffering(name, run) {
+  if (name === 'deploy') return !isDeployed(run) && !isDeploying(run);
+  if (name === 'push-anyway') return !run.pushed_anyway;
+  return true;
+}
+
+/** The actions a card shows for a run, in order: View, then what the server's vocabulary offers in the
+ * run's status (its `requires` fields set, its `unless` fields unset). */
 export function actionsFor(run) {
-  const status = run.status;
   const left = ['view'];
   const right = [];
-  if (status === 'draft') left.push('submit');
-  if (status === 'scheduled') left.push('run-now');
-  if (['pending', 'scheduled', 'submitting', 'running'].includes(status)) right.push('cancel');
-  if (['failed', 'cancelled'].includes(status)) left.push('retry');
-  if (status === 'completed' && run.vertex_model_resource_name && !isDeployed(run) && !isDeploying(run)) left.push('deploy');
-  if (status === 'not_blessed' && !run.vertex_model_resource_name && !run.pushed_anyway) left.push('push-anyway');
-  if (TERMINAL.includes(status) || status === 'draft') right.push('delete');
+  for (const action of vocab.actions) {
+    if (!action.statuses.includes(run.status)) continue;
+    if ((action.requires || []).some((field) => !run[field]) || (action.unless || []).some((field) => run[field])) continue;
+    if (!worthOffering(action.name, run)) continue;
+    (RIGHT_ACTIONS.has(action.name) ? right : left).push(action.name);
+  }
   return { left, right };
 }
 
-export const ACTION_LABEL = {
+const ACTION_LABEL = {
   view: 'View', submit: 'Submit', 'run-now': 'Run now', cancel: 'Cancel', retry: 'Retry', deploy: 'Deploy to Endpoint',
   'push-anyway': 'Push anyway', delete: 'Delete',
 };
+export const actionLabel = (action) => ACTION_LABEL[action] || humanize(action);
 
 export function isDeployed(run) {
   return Boolean(run.is_deployed || run.deployment_status === 'deployed' || run.deployment?.status === 'deployed');
@@ -179,7 +225,7 @@ export function epochText(run) {
 
 /** Firestore query plan for the run list: equality filters the listener can apply. */
 export function runQueryPlan(filters) {
-  const chip = STATUS_CHIPS.find(([key]) => key === filters.status);
+  const chip = statusChips().find(([key]) => key === filters.status);
   const statuses = chip ? chip[2] : null;
   const wheres = [];
   if (statuses) wheres.push(statuses.length === 1 ? ['status', '==', statuses[0]] : ['status', 'in', statuses]);
@@ -225,19 +271,18 @@ export function registryModels(runs) {
 /** Best-experiments KPIs for one model type. */
 export function kpis(experiments, modelType) {
   const rows = experiments.filter((e) => e.model_type === modelType);
-  const keys = modelType === 'ranking' ? ['test_rmse', 'test_mae', 'rmse']
-    : modelType === 'retrieval' ? ['recall_at_5', 'recall_at_10', 'recall_at_100'] : ['recall_at_50', 'recall_at_100', 'test_rmse'];
+  const keys = KPI_METRICS[modelType] || gateMetrics(modelType);
   const best = {};
   for (const key of keys) {
     const values = rows.map((e) => e.metrics?.[key]).filter((v) => typeof v === 'number');
-    best[key] = values.length ? (LOWER_IS_BETTER.has(key) ? Math.min(...values) : Math.max(...values)) : null;
+    best[key] = values.length ? (lowerIsBetter(key) ? Math.min(...values) : Math.max(...values)) : null;
   }
   return { count: rows.length, best, keys };
 }
 
 export function sortByPrimary(experiments, modelType) {
-  const metric = PRIMARY_METRIC[modelType];
-  const lower = LOWER_IS_BETTER.has(metric);
+  const metric = primaryMetric(modelType);
+  const lower = lowerIsBetter(metric);
   return experiments.filter((e) => e.model_type === modelType && typeof e.metrics?.[metric] === 'number')
     .sort((a, b) => (lower ? a.metrics[metric] - b.metrics[metric] : b.metrics[metric] - a.metrics[metric]));
 }

@@ -1,11 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, gateSummary, kpis, notificationsText, matchesSearch, registryModels, runQueryPlan, sortByPrimary,
-  stepForField, toDate,
+  actionsFor, costText, gateSummary, kpis, lowerIsBetter, notificationsText, matchesSearch, primaryMetric, registryModels,
+  runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate,
 } from './format.js';
 import { zonedToUtc } from './wizard.js';
+// The server's vocabulary (GET /api/vocabulary); tests/unit/test_vocabulary.py keeps this copy equal to it.
+import served from './testdata/vocabulary.json';
+
+const vocabulary = () => structuredClone(served);
+beforeEach(() => setVocabulary(vocabulary()));
 
 const base = { id: 'tr-1', name: 'product-recommender-v3', model_type: 'retrieval', run_number: 3, progress_percent: 55,
   gpu_config: { gpu_type: 'NVIDIA_L4', gpu_count: 2, preemptible: true }, base_experiment: { display_name: 'Exp #47', metrics: { recall_at_100: 0.44 } },
@@ -25,8 +30,54 @@ describe('card actions per state', () => {
     expect(actionsFor({ ...base, status: 'completed', vertex_model_resource_name: 'm' }).left).toEqual(['view', 'deploy']);
     expect(actionsFor({ ...base, status: 'completed', vertex_model_resource_name: 'm', is_deployed: true }).left).toEqual(['view']);
   });
-  it('a not-blessed run already pushed is not offered the push again', () => {
-    expect(actionsFor({ ...base, status: 'not_blessed', vertex_model_resource_name: 'm', pushed_anyway: true }).left).toEqual(['view']);
+  it('a not-blessed run already pushed is not offered the push again, but its registered model can be deployed', () => {
+    expect(actionsFor({ ...base, status: 'not_blessed', vertex_model_resource_name: 'm', pushed_anyway: true }).left).toEqual(['view', 'deploy']);
+  });
+  it('follows the server: an action it allows in another status shows there', () => {
+    const v = vocabulary();
+    v.actions.find((a) => a.name === 'retry').statuses.push('completed');
+    setVocabulary(v);
+    expect(actionsFor({ ...base, status: 'completed' })).toEqual({ left: ['view', 'retry'], right: ['delete'] });
+  });
+});
+
+describe('the server\'s vocabulary', () => {
+  it('primary metrics and directions come from it', () => {
+    expect(primaryMetric('ranking')).toBe('test_rmse');
+    expect(lowerIsBetter('test_rmse')).toBe(true);
+    expect(lowerIsBetter('recall_at_100')).toBe(false);
+    const v = vocabulary();
+    v.model_types.push({ name: 'sequential', primary_metric: 'ndcg_at_10', gate_metrics: ['ndcg_at_10'] });
+    v.metrics.push({ name: 'ndcg_at_10', lower_is_better: false });
+    setVocabulary(v);
+    expect(kpis([{ model_type: 'sequential', metrics: { ndcg_at_10: 0.3 } }, { model_type: 'sequential', metrics: { ndcg_at_10: 0.4 } }], 'sequential'))
+      .toEqual({ count: 2, best: { ndcg_at_10: 0.4 }, keys: ['ndcg_at_10'] });
+  });
+  it('a status the server adds and the page does not know still renders, with its actions and a chip', () => {
+    const v = vocabulary();
+    v.statuses.push('quota_waiting');
+    v.status_groups.active.push('quota_waiting');
+    v.actions.find((a) => a.name === 'cancel').statuses.push('quota_waiting');
+    setVocabulary(v);
+    const html = renderCard({ ...base, status: 'quota_waiting', current_stage: 'Compile' });
+    expect(html).toContain('training-run-card quota-waiting');
+    expect(html).toContain('data-role="status">Quota waiting');
+    expect(html).toContain('Status: quota_waiting');
+    expect(html).toContain('data-action="cancel"');
+    expect(statusLabel('quota_waiting')).toBe('Quota waiting');
+    expect(statusChips().find(([key]) => key === 'active')[2]).toContain('quota_waiting');
+    v.status_groups.active.pop();
+    setVocabulary(v);
+    expect(statusChips().map(([key]) => key)).toContain('quota_waiting');
+  });
+  it('chips: All, Running (the active statuses without a chip of their own), one per other status', () => {
+    expect(statusChips().map(([key]) => key)).toEqual(['all', 'active', 'draft', 'scheduled', 'completed', 'failed', 'cancelled', 'not_blessed']);
+    expect(statusChips()[1][2]).toEqual(['pending', 'submitting', 'running', 'cancelling']);
+  });
+  it('without a vocabulary a card still renders, offering only View', () => {
+    setVocabulary({ statuses: [], status_groups: {}, actions: [], model_types: [], metrics: [] });
+    expect(actionsFor({ ...base, status: 'failed' })).toEqual({ left: ['view'], right: [] });
+    expect(renderCard({ ...base, status: 'failed', error_message: 'x' })).toContain('Error: x');
   });
 });
 

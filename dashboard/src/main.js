@@ -3,8 +3,9 @@ import './styles.css';
 import { ApiError, del, get, post, setTokenProvider } from './api.js';
 import { renderCards } from './cards.js';
 import {
-  MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, METRIC_LABEL, PRIMARY_METRIC, STATUS_CHIPS, costText, debounce, esc, gpuText,
-  inHowLong, kpis, matchesSearch, metricValue, registryModels, runQueryPlan, sortByPrimary, toDate, when, isDeployed,
+  costText, debounce, esc, inHowLong, isDeployed, kpis, matchesSearch, metricLabel, metricValue, modelTypeIcon,
+  modelTypeLabel, modelTypes, primaryMetric, registryModels, runQueryPlan, setVocabulary, sortByPrimary, statusChips,
+  toDate, when,
 } from './format.js';
 import * as live from './live.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
@@ -57,32 +58,32 @@ function showChapter(name) {
 
 function renderExperiments() {
   const root = $('#chapter-experiments');
-  const rows = MODEL_TYPES.map((type) => {
+  const rows = modelTypes().map((type) => {
     const k = kpis(state.experiments, type);
-    const cells = k.keys.map((key) => `<div class="kpi"><b>${metricValue(k.best[key])}</b><span>${METRIC_LABEL[key] || key}</span></div>`).join('');
+    const cells = k.keys.map((key) => `<div class="kpi"><b>${metricValue(k.best[key])}</b><span>${esc(metricLabel(key))}</span></div>`).join('');
     return `<div class="kpi-row ${state.expType === type ? 'selected' : ''}" data-exp-type="${type}">
-      <div class="kpi-type">${MODEL_TYPE_ICON[type]} ${MODEL_TYPE_LABEL[type].toUpperCase()}</div>
+      <div class="kpi-type">${modelTypeIcon(type)} ${esc(modelTypeLabel(type).toUpperCase())}</div>
       <div class="kpi"><b>${k.count}</b><span>Exps</span></div>${cells}</div>`;
   }).join('');
-  const metric = PRIMARY_METRIC[state.expType];
+  const metric = primaryMetric(state.expType);
   const top = sortByPrimary(state.experiments, state.expType);
-  const table = top.length ? `<div class="table-scroll"><table id="top-configs"><thead><tr><th>#</th><th>Experiment</th><th>Dataset</th><th>Feature</th><th>Model</th><th>LR</th><th>Batch</th><th>${METRIC_LABEL[metric]}</th></tr></thead><tbody>
+  const table = top.length ? `<div class="table-scroll"><table id="top-configs"><thead><tr><th>#</th><th>Experiment</th><th>Dataset</th><th>Feature</th><th>Model</th><th>LR</th><th>Batch</th><th>${esc(metricLabel(metric))}</th></tr></thead><tbody>
       ${top.map((e, i) => `<tr class="clickable" data-experiment="${esc(e.id)}"><td>${i + 1}</td><td>${esc(e.number ? `Exp #${e.number}` : e.name)}<div class="muted small">${esc(e.name)}</div></td>
         <td>${esc(e.dataset_name || e.dataset_id || '—')}</td><td>${esc(e.feature_config_name || e.feature_config_id || '—')}</td><td>${esc(e.model_config_name || e.model_config_id || '—')}</td>
         <td>${esc(e.params?.learning_rate ?? '—')}</td><td>${esc(e.params?.batch_size ?? '—')}</td><td><b>${metricValue(e.metrics?.[metric])}</b></td></tr>`).join('')}
       </tbody></table></div>`
-    : `<div class="empty-state"><div class="big">🧪</div><p>No ${MODEL_TYPE_LABEL[state.expType].toLowerCase()} experiments with ${METRIC_LABEL[metric]} yet.</p></div>`;
+    : `<div class="empty-state"><div class="big">🧪</div><p>No ${esc(modelTypeLabel(state.expType).toLowerCase())} experiments with ${esc(metricLabel(metric))} yet.</p></div>`;
   root.innerHTML = `<div class="section-head"><div><h2>Best Experiments</h2><div class="muted">Top performing experiment configurations</div></div></div>
-    ${rows}<h3>Top configurations — ${MODEL_TYPE_LABEL[state.expType]}</h3>${table}`;
+    ${rows}<h3>Top configurations — ${esc(modelTypeLabel(state.expType))}</h3>${table}`;
 }
 
 export function openExperimentView(experimentId, { fromWizard = false, experiment } = {}) {
   const e = experiment || state.experiments.find((x) => x.id === experimentId);
   if (!e) return;
-  const metrics = Object.entries(e.metrics || {}).map(([k, v]) => `<dt>${esc(METRIC_LABEL[k] || k)}</dt><dd>${metricValue(v)}</dd>`).join('');
+  const metrics = Object.entries(e.metrics || {}).map(([k, v]) => `<dt>${esc(metricLabel(k) || k)}</dt><dd>${metricValue(v)}</dd>`).join('');
   const params = Object.entries(e.params || {}).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</dd>`).join('');
   const { el, close } = openModal(`<div class="modal-head"><div><h2>${esc(e.number ? `Exp #${e.number}` : e.name)} — ${esc(e.name)}</h2>
-      <div class="muted">${MODEL_TYPE_ICON[e.model_type] || ''} ${esc(MODEL_TYPE_LABEL[e.model_type] || e.model_type)}</div></div><button data-close>✕</button></div>
+      <div class="muted">${modelTypeIcon(e.model_type)} ${esc(modelTypeLabel(e.model_type))}</div></div><button data-close>✕</button></div>
     <div class="modal-body"><dl class="kv"><dt>Dataset</dt><dd>${esc(e.dataset_name || e.dataset_id)}</dd><dt>Feature config</dt><dd>${esc(e.feature_config_name || e.feature_config_id)}</dd>
       <dt>Model config</dt><dd>${esc(e.model_config_name || e.model_config_id)}</dd></dl>
       <h3>Metrics</h3><dl class="kv">${metrics || '<dd class="muted">none</dd>'}</dl><h3>Parameters</h3><dl class="kv">${params || '<dd class="muted">none</dd>'}</dl></div>
@@ -102,12 +103,12 @@ function viewFromWizard(experiment) {
 
 function trainingSkeleton() {
   const root = $('#chapter-training');
-  const chips = STATUS_CHIPS.map(([key, label]) => `<button class="chip ${state.filters.status === key ? 'active' : ''}" data-chip="${key}">${label}</button>`).join('');
+  const chips = statusChips().map(([key, label]) => `<button class="chip ${state.filters.status === key ? 'active' : ''}" data-chip="${esc(key)}">${esc(label)}</button>`).join('');
   root.innerHTML = `<div class="section-head"><div><h2>Training</h2><div class="muted">Full-scale GPU training runs</div></div>
       <button class="btn-primary" data-new-run>+ New Training Run</button></div>
     <div id="schedules-section"></div>
     <div class="filter-bar"><div class="chips">${chips}</div>
-      <select id="filter-model-type"><option value="">Model type: All</option>${MODEL_TYPES.map((t) => `<option value="${t}">${MODEL_TYPE_LABEL[t]}</option>`).join('')}</select>
+      <select id="filter-model-type"><option value="">Model type: All</option>${modelTypes().map((t) => `<option value="${esc(t)}">${esc(modelTypeLabel(t))}</option>`).join('')}</select>
       <select id="filter-dataset"><option value="">Dataset: All</option></select>
       <input id="filter-search" class="search" type="search" placeholder="🔍 Search runs by name, experiment, dataset…" /></div>
     <div id="run-list"></div><div id="pagination" class="pagination"></div>`;
@@ -280,13 +281,13 @@ function renderRegistry() {
   const root = $('#chapter-registry');
   const models = registryModels(state.registry);
   const body = models.length ? models.map((m) => {
-    const metric = PRIMARY_METRIC[m.model_type] || 'recall_at_100';
+    const metric = primaryMetric(m.model_type) || 'recall_at_100';
     const rows = m.versions.map((r) => `<tr data-registry-run="${esc(r.id)}"><td>v${esc(r.vertex_model_version ?? '?')}</td><td>${esc(r.name)} #${esc(r.run_number ?? '')}${r.pushed_anyway ? ' <span class="badge">pushed anyway</span>' : ''}</td>
         <td>${metricValue(r.metrics?.[metric] ?? r[metric])}</td><td>${esc(when(r.completed_at))}</td>
         <td>${isDeployed(r) ? `🟢 ${esc(r.endpoint_resource_name || r.deployment?.endpoint_name || 'deployed')}` : r.deployment_status === 'deploying' ? '⏳ deploying' : r.deployment_status === 'failed' ? '🔴 deploy failed' : '<span class="muted">not deployed</span>'}</td>
         <td><button data-action="view" data-run="${esc(r.id)}">View</button> ${!isDeployed(r) && r.deployment_status !== 'deploying' ? `<button data-action="deploy" data-run="${esc(r.id)}">Deploy</button>` : ''}</td></tr>`).join('');
-    return `<div class="card-box"><div class="card-top"><h2>📦 ${esc(m.name)}</h2><span class="muted">${MODEL_TYPE_LABEL[m.model_type] || ''} · ${m.versions.length} version${m.versions.length === 1 ? '' : 's'}</span></div>
-      <table><thead><tr><th>Version</th><th>Run</th><th>${METRIC_LABEL[metric]}</th><th>Registered</th><th>Endpoint</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
+    return `<div class="card-box"><div class="card-top"><h2>📦 ${esc(m.name)}</h2><span class="muted">${esc(modelTypeLabel(m.model_type))} · ${m.versions.length} version${m.versions.length === 1 ? '' : 's'}</span></div>
+      <table><thead><tr><th>Version</th><th>Run</th><th>${esc(metricLabel(metric))}</th><th>Registered</th><th>Endpoint</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
   }).join('') : '<div class="empty-state"><div class="big">📦</div><h2>No registered models yet</h2><p class="muted">Completed, blessed runs (and runs pushed anyway) appear here with their versions.</p></div>';
   root.innerHTML = `<div class="section-head"><div><h2>Models Registry</h2><div class="muted">Registered models and versions from completed runs</div></div></div>${body}`;
 }
@@ -353,6 +354,18 @@ async function main() {
   }
   mark('connected');
   setTokenProvider(session.token);
+  // The server's vocabulary (statuses, stages, metrics, actions per status) before anything is drawn
+  // from it; the chapters drawn so far are drawn again with it.
+  try {
+    setVocabulary((await get('/api/vocabulary')).vocabulary);
+    mark('vocabulary');
+  } catch (err) {
+    $('#banner').hidden = false;
+    $('#banner').textContent = `Cannot load the API's vocabulary (/api/vocabulary): ${err.message}. Runs show without their actions.`;
+  }
+  renderExperiments();
+  trainingSkeleton();
+  renderRegistry();
   $('#identity').textContent = session.identity || '';
   if (session.signOut) {
     $('#signout').hidden = false;

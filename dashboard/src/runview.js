@@ -5,8 +5,8 @@ import {
 } from 'chart.js';
 import { get } from './api.js';
 import {
-  ACTION_LABEL, LOWER_IS_BETTER, METRIC_LABEL, STAGES, STATUS_ICON, STATUS_LABEL, actionsFor, baseText, cssStatus,
-  costText, duration, esc, gateMetric, gateSummary, gpuText, metricValue, notificationsText, when,
+  actionLabel, actionsFor, baseText, cssStatus, costText, duration, esc, gateMetric, gateSummary, gpuText, lowerIsBetter,
+  metricLabel, metricValue, notificationsText, stageNames, statusIcon, statusLabel, when,
 } from './format.js';
 import { listenHistory, listenRun } from './live.js';
 import { $, $$, openModal } from './ui.js';
@@ -66,12 +66,12 @@ export function openRunView(runId, { onAction } = {}) {
       $('[data-role=body]', el).innerHTML = '';
       return;
     }
-    $('[data-role=title]', el).innerHTML = `${STATUS_ICON[run.status] || ''} ${esc(run.name)} <span class="muted small">#${esc(run.run_number ?? '')}</span>`;
-    $('[data-role=subtitle]', el).innerHTML = `<span class="status-badge ${cssStatus(run.status)}" data-role="view-status">${STATUS_LABEL[run.status] || esc(run.status)}</span>
+    $('[data-role=title]', el).innerHTML = `${statusIcon(run.status)} ${esc(run.name)} <span class="muted small">#${esc(run.run_number ?? '')}</span>`;
+    $('[data-role=subtitle]', el).innerHTML = `<span class="status-badge ${cssStatus(run.status)}" data-role="view-status">${esc(statusLabel(run.status))}</span>
       ${esc(run.model_type)} · attempt ${esc(run.attempt)} · ${run.progress_percent ?? 0}%`;
     const { left, right } = actionsFor(run);
     $('[data-role=actions]', el).innerHTML = [...left, ...right].filter((a) => a !== 'view')
-      .map((a) => `<button data-action="${a}" class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : ''}">${ACTION_LABEL[a]}</button>`).join(' ');
+      .map((a) => `<button data-action="${a}" class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : ''}">${esc(actionLabel(a))}</button>`).join(' ');
     const body = $('[data-role=body]', el);
     if (view.tab === 'overview') body.innerHTML = overview(run);
     else if (view.tab === 'pipeline') body.innerHTML = pipeline(run);
@@ -99,7 +99,7 @@ export function openRunView(runId, { onAction } = {}) {
       <div class="chart-box"><canvas id="chart-val-loss" data-chart="val_loss"></canvas></div>
       <div class="chart-box"><canvas id="chart-gate" data-chart="gate"></canvas></div>
       <div class="chart-box"><canvas id="chart-lr" data-chart="learning_rate"></canvas></div></div>
-      <p class="muted small">Gate metric: ${esc(METRIC_LABEL[gate] || gate)} (${LOWER_IS_BETTER.has(gate) ? 'lower' : 'higher'} is better). One point per epoch, from training_runs/${esc(run.id)}/history.</p>`;
+      <p class="muted small">Gate metric: ${esc(metricLabel(gate))} (${lowerIsBetter(gate) ? 'lower' : 'higher'} is better). One point per epoch, from training_runs/${esc(run.id)}/history.</p>`;
   }
 
   function updateCharts() {
@@ -110,7 +110,7 @@ export function openRunView(runId, { onAction } = {}) {
     const series = {
       loss: ['Loss', view.history.map((h) => h.loss ?? null), '#3b82f6'],
       val_loss: ['Validation loss', view.history.map((h) => h.val_loss ?? null), '#f97316'],
-      gate: [METRIC_LABEL[gate] || gate, view.history.map((h) => h.metrics?.[gate] ?? h[gate] ?? null), '#10b981'],
+      gate: [metricLabel(gate), view.history.map((h) => h.metrics?.[gate] ?? h[gate] ?? null), '#10b981'],
       learning_rate: ['Learning rate', view.history.map((h) => h.learning_rate ?? null), '#8b5cf6'],
     };
     for (const canvas of $$('canvas[data-chart]', body)) {
@@ -154,7 +154,7 @@ export function openRunView(runId, { onAction } = {}) {
 
   async function loadLogs() {
     const body = $('[data-role=body]', el);
-    const stages = ['', ...STAGES].map((s) => `<button class="chip ${view.logStage === s ? 'active' : ''}" data-log-stage="${s}">${s || 'All stages'}</button>`).join('');
+    const stages = ['', ...stageNames()].map((s) => `<button class="chip ${view.logStage === s ? 'active' : ''}" data-log-stage="${s}">${s || 'All stages'}</button>`).join('');
     body.innerHTML = `<div class="chips">${stages}</div><div class="logs" data-role="logs">Loading…</div>`;
     try {
       const logs = await get(`/api/training-runs/${runId}/logs?page_size=200${view.logStage ? `&stage=${view.logStage}` : ''}`);
@@ -187,7 +187,7 @@ function overview(run) {
   const rows = metricKeys.map((k) => {
     const v = run.metrics?.[k]; const b = base[k];
     const diff = typeof v === 'number' && typeof b === 'number' ? v - b : null;
-    return `<tr><td>${esc(METRIC_LABEL[k] || k)}${k === gate ? ' <span class="badge">gate</span>' : ''}</td><td>${metricValue(v)}</td><td>${metricValue(b)}</td><td>${diff == null ? '—' : `${diff >= 0 ? '+' : ''}${diff.toFixed(3)}`}</td></tr>`;
+    return `<tr><td>${esc(metricLabel(k))}${k === gate ? ' <span class="badge">gate</span>' : ''}</td><td>${metricValue(v)}</td><td>${metricValue(b)}</td><td>${diff == null ? '—' : `${diff >= 0 ? '+' : ''}${diff.toFixed(3)}`}</td></tr>`;
   }).join('');
   const threshold = run.evaluator_config?.blessing_threshold;
   return `${run.error_message ? `<div class="general-error">Failed at ${esc(run.error_stage)}: ${esc(run.error_message)}</div>` : ''}
@@ -198,7 +198,7 @@ function overview(run) {
       <dt>Epochs</dt><dd>${esc(p.epochs)} · batch ${esc(p.batch_size)} · LR ${esc(p.learning_rate)} (${esc(p.lr_schedule?.type)})</dd>
       <dt>Early stopping</dt><dd>${p.early_stopping?.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</dd>
       <dt>GPU</dt><dd>${esc(gpuText(run.gpu_config))} · ${esc(run.gpu_config?.machine_type || '')}</dd>
-      <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${threshold ? `${esc(METRIC_LABEL[threshold.metric] || threshold.metric)} ${threshold.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold.max_value}`}` : ''}${run.evaluator_config.min_lift_over_baseline_percent != null ? `${threshold ? ' and ' : ''}beats the baseline by ≥ ${esc(run.evaluator_config.min_lift_over_baseline_percent)}%` : ''}` : 'off'}</dd>
+      <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${threshold ? `${esc(metricLabel(threshold.metric))} ${threshold.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold.max_value}`}` : ''}${run.evaluator_config.min_lift_over_baseline_percent != null ? `${threshold ? ' and ' : ''}beats the baseline by ≥ ${esc(run.evaluator_config.min_lift_over_baseline_percent)}%` : ''}` : 'off'}</dd>
       ${gateSummary(run) ? `<dt>Gate</dt><dd data-role="gate-summary">${esc(gateSummary(run))}</dd>` : ''}
       <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
       <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
@@ -208,11 +208,11 @@ function overview(run) {
       ${costBreakdown(run)}</div>
     <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="4" class="muted">No final metrics yet</td></tr>'}</tbody></table>
-      ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(METRIC_LABEL[k] || k)}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}</div></div>`;
+      ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(metricLabel(k))}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}</div></div>`;
 }
 
 function pipeline(run) {
-  const stages = run.stage_details || STAGES.map((name) => ({ name, status: 'pending' }));
+  const stages = run.stage_details || stageNames().map((name) => ({ name, status: 'pending' }));
   const nodes = stages.map((s) => `<div class="dag-node ${esc(s.status)}" data-stage="${esc(s.name)}" data-stage-status="${esc(s.status)}"><div class="n">${esc(s.name)}</div>
       <div class="d">${esc(s.status)}${s.duration_seconds != null ? ` · ${esc(duration(s.duration_seconds))}` : s.duration ? ` · ${esc(s.duration)}` : ''}</div></div>`).join('<span class="dag-arrow">→</span>');
   return `<div class="dag" data-role="dag">${nodes}</div>

@@ -2,18 +2,20 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, METRIC_LABEL, MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, PRIMARY_METRIC, debounce, esc, metricValue,
-  stepForField,
+  GPU_LABEL, debounce, defaultGpu, esc, gateMetrics, gpuTypes, lowerIsBetter, metricLabel, metricValue, modelTypeIcon,
+  modelTypeLabel, modelTypes, primaryMetric, stepForField,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 
-const GPUS = [
-  ['NVIDIA_TESLA_T4', 'T4 (16GB each)', 'Good availability, solid performance'],
-  ['NVIDIA_L4', 'L4 (24GB each)', 'Best value, great for large embeddings'],
-  ['NVIDIA_TESLA_V100', 'V100 (16GB each)', 'Highest performance, limited availability'],
-  ['NVIDIA_TESLA_A100', 'A100 (40GB each)', 'Very large models only, premium pricing'],
-];
+// Words for the GPU types the server offers (its vocabulary's gpu_types); a type without words shows its name.
+const GPU_WORDS = {
+  NVIDIA_TESLA_T4: ['T4 (16GB each)', 'Good availability, solid performance'],
+  NVIDIA_L4: ['L4 (24GB each)', 'Best value, great for large embeddings'],
+  NVIDIA_TESLA_V100: ['V100 (16GB each)', 'Highest performance, limited availability'],
+  NVIDIA_TESLA_A100: ['A100 (40GB each)', 'Very large models only, premium pricing'],
+};
+const gpuCounts = (type) => gpuTypes().find((g) => g.name === type)?.counts || [];
 const DAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
 const STEP_TITLES = ['Select base experiment', 'Configuration & parameters', 'GPU, deployment & schedule'];
 
@@ -34,7 +36,7 @@ function defaults(experiment) {
     } : null,
     params: paramsFrom(experiment),
     advancedOpen: false,
-    gpu: { gpu_type: 'NVIDIA_L4', gpu_count: 2, preemptible: true },
+    gpu: defaultGpu(),
     evaluator: thresholdFor(type),
     deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10 },
     schedule: { type: 'now', date: tomorrow(), time: '02:00', day_of_week: 0, timezone: 'UTC' },
@@ -60,8 +62,10 @@ export function minLrFor(learningRate) {
   return learningRate > 0.001 ? 0.001 : learningRate / 100;
 }
 
+// The gate starts on the model type's primary metric: a recall at 0.40; an error derived from the experiment.
 function thresholdFor(type) {
-  return type === 'ranking' ? { enabled: true, metric: 'test_rmse', value: '' } : { enabled: true, metric: 'recall_at_100', value: '0.40' };
+  const metric = primaryMetric(type);
+  return { enabled: true, metric, value: lowerIsBetter(metric) ? '' : '0.40' };
 }
 
 function tomorrow() {
@@ -151,11 +155,11 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   }
 
   function expRow(e) {
-    const metric = PRIMARY_METRIC[w.model_type];
+    const metric = primaryMetric(w.model_type);
     return `<div class="exp-row ${w.experiment?.id === e.id ? 'selected' : ''}" data-select-exp="${esc(e.id)}">
       <input type="radio" name="exp" ${w.experiment?.id === e.id ? 'checked' : ''} />
       <b>${esc(e.number ? `Exp #${e.number}` : e.name)}</b><span>${esc(e.dataset_name || '')}</span><span>${esc(e.feature_config_name || '')}</span>
-      <span>${METRIC_LABEL[metric]}: <b>${metricValue(e.metrics?.[metric])}</b></span><span class="muted">${esc(e.params?.epochs ?? '?')} ep</span>${onViewExperiment ? `<button class="btn-link" data-view-exp="${esc(e.id)}">👁 View</button>` : ''}</div>`;
+      <span>${esc(metricLabel(metric))}: <b>${metricValue(e.metrics?.[metric])}</b></span><span class="muted">${esc(e.params?.epochs ?? '?')} ep</span>${onViewExperiment ? `<button class="btn-link" data-view-exp="${esc(e.id)}">👁 View</button>` : ''}</div>`;
   }
 
   function step1() {
@@ -165,18 +169,18 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <input type="text" id="wiz-name" data-bind="name" value="${esc(w.name)}" placeholder="product-recommender-v3" autocomplete="off" />
         ${errorSlot('name')}<div class="muted small">ℹ️ This name will be used as model name and endpoint identifier. Allowed: lowercase letters, numbers, hyphens (e.g. my-model-v2)</div></div>
       <div class="field"><label class="lbl">Model type *</label><div class="option-cards">
-        ${MODEL_TYPES.map((t) => `<label class="option-card ${w.model_type === t ? 'selected' : ''}"><input type="radio" name="model_type" value="${t}" data-model-type="${t}" ${w.model_type === t ? 'checked' : ''} />${MODEL_TYPE_LABEL[t]} ${MODEL_TYPE_ICON[t]}</label>`).join('')}
+        ${modelTypes().map((t) => `<label class="option-card ${w.model_type === t ? 'selected' : ''}"><input type="radio" name="model_type" value="${esc(t)}" data-model-type="${esc(t)}" ${w.model_type === t ? 'checked' : ''} />${esc(modelTypeLabel(t))} ${modelTypeIcon(t)}</label>`).join('')}
         </div>${errorSlot('model_type')}</div>
       <div class="field"><label class="lbl">Select experiment</label>
         <input type="text" id="wiz-exp-search" value="${esc(w.search)}" placeholder="🔍 Search by name, number, config… (e.g. &quot;Exp #65&quot;)" />
-        <div class="muted small" style="margin:6px 0">${w.searchResults ? `Search results (${list.length})` : `Top 5 ${MODEL_TYPE_LABEL[w.model_type]} experiments by ${METRIC_LABEL[PRIMARY_METRIC[w.model_type]]}:`}</div>
+        <div class="muted small" style="margin:6px 0">${w.searchResults ? `Search results (${list.length})` : `Top 5 ${esc(modelTypeLabel(w.model_type))} experiments by ${esc(metricLabel(primaryMetric(w.model_type)))}:`}</div>
         <div class="exp-list" data-role="exp-list">${list.length ? list.map(expRow).join('') : `<div class="exp-row muted">${w.loadError ? esc(w.loadError) : 'No experiments of this type yet.'}</div>`}</div>
         ${errorSlot('base_experiment_id')}</div>
       ${exp ? `<div class="summary-box" data-role="exp-summary"><b>${esc(exp.number ? `Exp #${exp.number}` : '')} ${esc(exp.name)}</b><ul>
         <li>Dataset: ${esc(exp.dataset_name || exp.dataset_id)}<span data-detail-paren="dataset">${esc(inParens('dataset'))}</span></li>
         <li>Features: ${esc(exp.feature_config_name || exp.feature_config_id)}<span data-detail-paren="feature_config">${esc(inParens('feature_config'))}</span></li>
         <li>Model: ${esc(exp.model_config_name || exp.model_config_id)}<span data-detail-paren="model_config">${esc(inParens('model_config'))}</span></li>
-        <li>Results: ${Object.entries(exp.metrics || {}).map(([k, v]) => `${esc(METRIC_LABEL[k] || k)}: ${metricValue(v)}`).join(', ') || '—'}</li></ul></div>` : ''}`;
+        <li>Results: ${Object.entries(exp.metrics || {}).map(([k, v]) => `${esc(metricLabel(k))}: ${metricValue(v)}`).join(', ') || '—'}</li></ul></div>` : ''}`;
   }
 
   function num(bind, value, attrs = '') {
@@ -219,18 +223,18 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     const s = w.schedule;
     const d = w.deployment;
     const ev = w.evaluator;
-    const metrics = w.model_type === 'ranking' ? ['test_rmse', 'test_mae'] : w.model_type === 'retrieval' ? ['recall_at_5', 'recall_at_10', 'recall_at_50', 'recall_at_100'] : ['recall_at_100', 'recall_at_50', 'test_rmse', 'test_mae'];
-    const lower = ev.metric === 'test_rmse' || ev.metric === 'test_mae';
+    const metrics = gateMetrics(w.model_type);
+    const lower = lowerIsBetter(ev.metric);
     const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : ['UTC', 'Europe/Berlin', 'America/New_York'];
     const sched = (type, label) => `<label class="option-card ${s.type === type ? 'selected' : ''}"><input type="radio" name="schedule" value="${type}" data-schedule-type ${s.type === type ? 'checked' : ''} />${label}</label>`;
     const p = w.params;
-    return `<h3>GPU configuration</h3><div class="option-cards" data-role="gpu-cards">${GPUS.map(([id, label, note]) => `<label class="option-card ${w.gpu.gpu_type === id ? 'selected' : ''}" data-gpu="${id}"><input type="radio" name="gpu" value="${id}" data-gpu-type ${w.gpu.gpu_type === id ? 'checked' : ''} /><b>${label}</b>${id === 'NVIDIA_L4' ? '<span class="badge">★ Recommended</span>' : ''}<div class="muted small">${note}</div></label>`).join('')}</div>
+    return `<h3>GPU configuration</h3><div class="option-cards" data-role="gpu-cards">${gpuTypes().map(({ name: id }) => [id, ...(GPU_WORDS[id] || [id, ''])]).map(([id, label, note]) => `<label class="option-card ${w.gpu.gpu_type === id ? 'selected' : ''}" data-gpu="${id}"><input type="radio" name="gpu" value="${id}" data-gpu-type ${w.gpu.gpu_type === id ? 'checked' : ''} /><b>${label}</b>${id === defaultGpu().gpu_type ? '<span class="badge">★ Recommended</span>' : ''}<div class="muted small">${note}</div></label>`).join('')}</div>
       <div class="muted small" data-role="gpu-availability">${esc(w.gpuAvailability?.[gpuKey()] ?? 'Checking GPU quota…')}</div>
       ${errorSlot('gpu_config.gpu_type')}
-      <div class="grid2" style="margin-top:8px"><div class="field"><label class="lbl">Number of GPUs</label><select data-bind="gpu.gpu_count">${[1, 2, 4, 8].map((n) => `<option value="${n}" ${w.gpu.gpu_count === n ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}${errorSlot('gpu_config')}</div>
+      <div class="grid2" style="margin-top:8px"><div class="field"><label class="lbl">Number of GPUs</label><select data-bind="gpu.gpu_count">${gpuCounts(w.gpu.gpu_type).map((n) => `<option value="${n}" ${w.gpu.gpu_count === n ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}${errorSlot('gpu_config')}</div>
         <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
       <h3>Evaluator</h3><div class="field"><label><input type="checkbox" data-bind="evaluator.enabled" ${ev.enabled ? 'checked' : ''} /> Enable model evaluation (TFMA)</label>
-        <div class="inline" style="margin-top:6px">Blessing threshold: <select data-bind="evaluator.metric">${metrics.map((m) => `<option value="${m}" ${ev.metric === m ? 'selected' : ''}>${METRIC_LABEL[m]}</option>`).join('')}</select>
+        <div class="inline" style="margin-top:6px">Blessing threshold: <select data-bind="evaluator.metric">${metrics.map((m) => `<option value="${esc(m)}" ${ev.metric === m ? 'selected' : ''}>${esc(metricLabel(m))}</option>`).join('')}</select>
         must be ${lower ? 'at most' : 'at least'} <input type="number" step="any" data-bind="evaluator.value" value="${esc(ev.value)}" placeholder="${lower ? 'from the experiment' : '0.40'}" style="width:110px" /></div>
         <div class="muted small">ℹ️ Models below the threshold are saved but marked "not blessed".</div>${errorSlot('evaluator_config.blessing_threshold')}${errorSlot('evaluator_config.blessing_threshold.metric')}${errorSlot('evaluator_config')}</div>
       <h3>Deployment</h3><div class="field">
@@ -248,12 +252,12 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <div class="muted small">ℹ️ Off-peak hours may have better GPU availability.</div>` : ''}
       ${errorSlot('schedule')}
       <h3>Summary</h3><div class="summary-box" data-role="summary">
-        <b>Training run: ${esc(w.name || '—')}</b><div>Based on: ${esc(w.experiment ? `${w.experiment.number ? `Exp #${w.experiment.number}` : w.experiment.name} (${METRIC_LABEL[PRIMARY_METRIC[w.model_type]]}: ${metricValue(w.experiment.metrics?.[PRIMARY_METRIC[w.model_type]])})` : '—')}</div>
+        <b>Training run: ${esc(w.name || '—')}</b><div>Based on: ${esc(w.experiment ? `${w.experiment.number ? `Exp #${w.experiment.number}` : w.experiment.name} (${metricLabel(primaryMetric(w.model_type))}: ${metricValue(w.experiment.metrics?.[primaryMetric(w.model_type)])})` : '—')}</div>
         <ul><li>Dataset: ${esc(w.configs?.dataset?.name)} (${esc(p.data_sample_percent)}%)</li><li>Features: ${esc(w.configs?.feature_config?.name)}</li><li>Model: ${esc(w.configs?.model_config?.name)}</li>
         <li>${esc(p.epochs)} epochs, batch ${esc(p.batch_size)}, LR ${esc(p.learning_rate)} (${esc(p.lr_schedule.type)})</li><li>Early stopping: ${p.early_stopping.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</li>
         ${w.model_type !== 'ranking' ? `<li>Index: ${esc(p.retrieval_index.type)}</li>` : ''}
-        <li>GPU: ${esc(w.gpu.gpu_count)}x ${esc(GPU_LABEL[w.gpu.gpu_type])}${w.gpu.preemptible ? ' (Spot)' : ''}</li>
-        <li>Evaluator: ${ev.enabled ? `${esc(METRIC_LABEL[ev.metric])} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
+        <li>GPU: ${esc(w.gpu.gpu_count)}x ${esc(GPU_LABEL[w.gpu.gpu_type] || w.gpu.gpu_type)}${w.gpu.preemptible ? ' (Spot)' : ''}</li>
+        <li>Evaluator: ${ev.enabled ? `${esc(metricLabel(ev.metric))} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
         <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
         <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'draft' ? 'saved as a draft, submitted later from its card' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
   }
@@ -367,6 +371,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     } else if (t.name === 'gpu') {
       collect();
       w.gpu.gpu_type = t.value;
+      const counts = gpuCounts(t.value); // a machine of this type holds only these counts
+      if (counts.length && !counts.includes(Number(w.gpu.gpu_count))) w.gpu.gpu_count = Math.max(...counts.filter((n) => n <= w.gpu.gpu_count), counts[0]);
       render();
     } else if (t.name === 'deploy') {
       collect();
@@ -453,7 +459,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     }
     if (w.model_type === 'ranking') delete p.retrieval_index;
     const ev = w.evaluator;
-    const lower = ev.metric === 'test_rmse' || ev.metric === 'test_mae';
+    const lower = lowerIsBetter(ev.metric);
     const threshold = ev.value === '' || ev.value == null ? null
       : { metric: ev.metric, [lower ? 'max_value' : 'min_value']: Number(ev.value) };
     const d = w.deployment;

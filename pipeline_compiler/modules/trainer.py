@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import os
 import time
@@ -33,10 +32,9 @@ import tensorflow_transform as tft
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import live_metrics as L
 from shared.contract import results as R
+from shared import log
 from shared.domain.catalog import FeatureSpec
 from shared.domain.run_config import CosineLR, ReduceOnPlateauLR, RunSpec, WarmupCosineLR, gate_metric
-
-log = logging.getLogger("trainyard.trainer")
 
 ID_HASH_BUCKETS = 2**62  # item ids -> int64 for in-batch comparisons (collisions: ~n²/2^63)
 CACHE_MAX_EXAMPLES = 5_000_000  # a train split up to this size is parsed once and kept in memory
@@ -345,7 +343,8 @@ class ProgressPublisher:
             return True
         except Exception as error:  # noqa: BLE001 - progress is best effort by contract
             self.failures += 1
-            log.warning("could not publish epoch %s progress to %s: %s", metrics.epoch, self.topic, error)
+            log.warning("epoch progress not published", epoch=metrics.epoch, topic=self.topic, error=str(error),
+                        failures=self.failures)
             return False
 
 
@@ -626,7 +625,7 @@ def train_and_export(
         strategy = select_strategy(devices)
         replicas = strategy.num_replicas_in_sync
         global_batch = params.batch_size * replicas  # batch_size is per replica
-        log.info("training on %d replica(s), global batch %d", replicas, global_batch)
+        log.info("training", replicas=replicas, global_batch=global_batch)
         probabilities = None
         if spec.model_type != "ranking" and spec.model_config_.sampling_bias_correction:
             probabilities = item_probability_table(train_patterns)
@@ -666,12 +665,12 @@ def train_and_export(
             resumed_from = int(epoch_variable.numpy())
             with tf.io.gfile.GFile(history_path) as handle:
                 history = [R.EpochMetrics.model_validate(h) for h in json.load(handle)][:resumed_from]
-            log.info("resuming from the checkpoint of epoch %d", resumed_from)
+            log.info("resuming from a checkpoint", epoch=resumed_from)
         elif params.warm_restart.enabled:
             with strategy.scope():
                 warm = warm_start(model, spec)
             if warm[0] == "fallback":
-                log.warning("warm restart failed, starting fresh: %s", warm[1])
+                log.warning("warm restart failed, starting fresh", error=warm[1])
                 model, optimizer = build()  # nothing half-loaded survives
                 checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_variable)
                 manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
@@ -778,10 +777,11 @@ def _training_metrics(history: list[R.EpochMetrics], early_stopping: Any, resume
 def run_fn(fn_args: Any) -> None:
     """TFX Trainer entry point (GenericExecutor): fn_args.custom_config["run_spec"] holds the RunSpec."""
     spec = F.run_spec_from_custom_config(fn_args.custom_config)
-    train_and_export(
-        spec,
-        train_patterns=fn_args.train_files,
-        eval_patterns=fn_args.eval_files,
-        transform_output_dir=fn_args.transform_output,
-        serving_model_dir=fn_args.serving_model_dir,
-    )
+    with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Train"):  # the Trainer's lines name the run
+        train_and_export(
+            spec,
+            train_patterns=fn_args.train_files,
+            eval_patterns=fn_args.eval_files,
+            transform_output_dir=fn_args.transform_output,
+            serving_model_dir=fn_args.serving_model_dir,
+        )

@@ -288,6 +288,11 @@ class LocalPipelineLogs:
 
 
 def _severity(line: str) -> str:
+    if line.startswith("{"):  # a structured line (shared/log.py) says its own severity
+        try:
+            return str(json.loads(line).get("severity") or "DEFAULT")
+        except (ValueError, AttributeError):
+            pass
     for level in ("ERROR", "WARNING", "INFO", "DEBUG"):
         if line.startswith(level) or f" {level} " in line[:40]:
             return level

@@ -170,11 +170,17 @@ METRICS_FOR_MODEL_TYPE: dict[str, tuple[str, ...]] = {
 }
 
 
+# The metric that ranks a model type's experiments and gates its runs when no threshold names one.
+PRIMARY_METRIC: dict[str, str] = {"retrieval": "recall_at_100", "ranking": "test_rmse", "multitask": "recall_at_100"}
+# What the Trainer reports per epoch besides the gate metrics (shared/contract/results.py): errors, lower is better.
+TRAINING_METRICS = ("loss", "val_loss", "rmse", "mae")
+
+
 def gate_metric(model_type: str, threshold: Optional["BlessingThreshold"]) -> str:
     """The metric a run is gated on: the evaluator's threshold metric, else the model type's primary one."""
     if threshold is not None:
         return threshold.metric
-    return "test_rmse" if model_type == "ranking" else "recall_at_100"
+    return PRIMARY_METRIC.get(model_type, "recall_at_100")
 
 
 class BlessingThreshold(Strict):

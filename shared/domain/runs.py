@@ -332,6 +332,8 @@ def public_view(doc: dict) -> dict[str, Any]:
 CANCELLABLE = (PENDING, SCHEDULED, SUBMITTING, RUNNING)
 RETRYABLE = (FAILED, CANCELLED)
 ACTIVE = (PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING)
+DELETABLE = (DRAFT, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)  # nothing of it still runs
+DEPLOYABLE = (COMPLETED, NOT_BLESSED)  # when its model is registered (a not_blessed one: pushed anyway)
 
 
 def _upsert_attempt(doc: dict, attempt: int, **fields) -> None:

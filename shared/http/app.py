@@ -17,6 +17,7 @@ from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
 from shared.http.identity import authenticate
 from shared.http.schedule_routes import register_schedule_routes
+from shared.http.vocabulary_routes import register_vocabulary_routes
 from shared.http.request_body import body
 from shared.services import catalog_entries, intake, intents, run_data
 from shared.validation import whole_number
@@ -150,4 +151,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http/schedule_routes.py)
     register_dashboard_routes(app, deps)  # the Training page at /training (shared/http/dashboard_routes.py)
     register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http/reconciler_routes.py)
+    register_vocabulary_routes(app)  # GET /api/vocabulary (shared/http/vocabulary_routes.py)
     return app

@@ -99,6 +99,9 @@ def document() -> dict:
     from shared.http.reconciler_routes import openapi_paths as reconciler_paths
 
     paths.update(reconciler_paths(_response, _errors))
+    from shared.http.vocabulary_routes import openapi_paths as vocabulary_paths
+
+    paths.update(vocabulary_paths(_response, _errors))
     paths.update(_action_paths(ref, run_id))
     return {
         "openapi": "3.1.0",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from shared.domain import run_config
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.errors import FieldError, NotFound
 from shared.adapters.repository import Repository
@@ -12,9 +13,9 @@ from shared.validation import parse
 
 KINDS = {"datasets": Dataset, "feature_configs": FeatureConfig, "model_configs": ModelConfig,
          "experiments": Experiment}
-# The primary metric that ranks experiments for promotion, and its direction.
-PRIMARY_METRIC = {"retrieval": ("recall_at_100", True), "multitask": ("recall_at_100", True),
-                  "ranking": ("test_rmse", False)}
+# The primary metric that ranks experiments for promotion, and its direction (descending unless lower is better).
+PRIMARY_METRIC = {model_type: (metric, metric not in run_config.LOWER_IS_BETTER)
+                  for model_type, metric in run_config.PRIMARY_METRIC.items()}
 _EXP_NUMBER = re.compile(r"^\s*(?:exp(?:eriment)?\s*)?#?\s*(\d+)\s*$", re.IGNORECASE)
 
 

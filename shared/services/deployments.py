@@ -82,7 +82,7 @@ def request_deployment(repo, publisher, run_id: str, identity: str, request: Dep
         registered = bool(doc.get("vertex_model_resource_name"))
         if doc["status"] == runs.NOT_BLESSED and not registered:
             raise Conflict(f"run {run_id} is not_blessed and its model is not registered; push it anyway first")
-        if doc["status"] not in (runs.COMPLETED, runs.NOT_BLESSED):
+        if doc["status"] not in runs.DEPLOYABLE:
             raise Conflict(f"run {run_id} is {doc['status']}; only completed runs can be deployed")
         if not registered:
             raise Conflict(f"run {run_id} has no registered model to deploy")

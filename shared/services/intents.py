@@ -140,7 +140,7 @@ def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
 
 def delete_run(repo: Repository, store, run_id: str) -> dict:
     def terminal_only(run: dict) -> None:
-        if not runs.is_terminal(run["status"]) and run["status"] != runs.DRAFT:
+        if run["status"] not in runs.DELETABLE:
             raise Conflict(f"run {run_id} is {run['status']}; only drafts and completed, failed, cancelled or "
                            f"not_blessed runs can be deleted (cancel it first)")
 

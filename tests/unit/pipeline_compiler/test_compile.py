@@ -90,6 +90,19 @@ def test_data_stages_run_on_dataflow_in_the_cloud(compiled):
             assert expected in " ".join(args), (node, expected)
 
 
+def test_a_compile_logs_json_lines_with_its_run_id(tmp_path, capsys):
+    """The compile's own lines (shared/log.py) are JSON with the run bound once, so Cloud Logging
+    finds a run's compile by jsonPayload.run_id."""
+    spec = _spec(tmp_path)
+    capsys.readouterr()
+    compile_run(spec, str(tmp_path / "logged.json"), VERTEX_ENV)
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [e["message"] for e in entries] == ["compiling the pipeline", "data stages runner chosen", "pipeline compiled"]
+    for entry in entries:
+        assert entry["severity"] == "INFO" and entry["run_id"] == "run-1" and entry["attempt"] == spec.attempt, entry
+    assert entries[-1]["out_path"] == str(tmp_path / "logged.json")
+
+
 def test_small_data_runs_its_beam_stages_inside_the_task(tmp_path):
     spec = _spec(tmp_path)
     spec = spec.model_copy(update={"dataset": spec.dataset.model_validate(

@@ -1,0 +1,79 @@
+"""The words a client needs to show runs, served at `GET /api/vocabulary` and built here from the domain's
+own sets, so the dashboard (and any other client) never restates them:
+
+- `statuses`: every run status in lifecycle order, and the groups the rules use (active, terminal, …);
+- `stages`: the pipeline's stages in order, the node each comes from and its share of the progress bar;
+  `stage_statuses`: what a stage can be;
+- `model_types`: each with its primary metric (ranks experiments; the gate when no threshold names one)
+  and the metrics a blessing threshold may use;
+- `metrics`: each metric with its direction;
+- `gpu_types`: each accelerator with the counts a machine holds, and the default GPU request;
+- `actions`: what a run offers in which status — `statuses` where the API accepts it, `requires` run
+  fields that must be set, `unless` run fields that must be unset — and the route that carries it out.
+
+Presentation (words, icons, colours) stays with the client, keyed by these values: a client shows a
+value it does not know in a neutral way rather than failing.
+"""
+from __future__ import annotations
+
+from typing import get_args
+
+from shared.domain import run_config, runs
+from shared.domain.catalog import ModelType
+from shared.contract.nodes import NODE_OF_STAGE, STAGES
+
+_RUN = "/api/training-runs/{run_id}"
+_REGISTERED = "vertex_model_resource_name"  # a run whose model is in the Model Registry
+
+# Each action: the statuses it is offered in (the same sets the services check), and its route.
+# `submit` is offered for drafts; the API also accepts it for a pending run, to queue it again.
+ACTIONS: tuple[dict, ...] = (
+    {"name": "submit", "statuses": (runs.DRAFT,), "method": "POST", "path": f"{_RUN}/submit"},
+    {"name": "run-now", "statuses": (runs.SCHEDULED,), "method": "POST", "path": f"{_RUN}/run-now"},
+    {"name": "cancel", "statuses": runs.CANCELLABLE, "method": "POST", "path": f"{_RUN}/cancel"},
+    {"name": "retry", "statuses": runs.RETRYABLE, "method": "POST", "path": f"{_RUN}/retry"},
+    {"name": "deploy", "statuses": runs.DEPLOYABLE, "requires": (_REGISTERED,), "method": "POST",
+     "path": f"{_RUN}/deploy"},
+    {"name": "push-anyway", "statuses": (runs.NOT_BLESSED,), "unless": (_REGISTERED,), "method": "POST",
+     "path": f"{_RUN}/push-anyway"},
+    {"name": "delete", "statuses": runs.DELETABLE, "method": "DELETE", "path": _RUN},
+)
+
+STAGE_STATUSES = (runs.STAGE_PENDING, runs.STAGE_RUNNING, runs.STAGE_COMPLETED, runs.STAGE_CACHED,
+                  runs.STAGE_FAILED, runs.STAGE_CANCELLED, runs.STAGE_SKIPPED)
+
+
+def _metrics() -> list[dict]:
+    names = dict.fromkeys(run_config.RETRIEVAL_METRICS + run_config.RANKING_METRICS + run_config.TRAINING_METRICS)
+    return [{"name": name, "lower_is_better": name in run_config.LOWER_IS_BETTER or name in run_config.TRAINING_METRICS}
+            for name in names]
+
+
+def vocabulary() -> dict:
+    """The vocabulary as JSON-ready data (lists, in the domain's order)."""
+    default_gpu = run_config.GpuConfig()
+    return {
+        "statuses": list(runs.STATUSES),
+        "status_groups": {"active": list(runs.ACTIVE), "terminal": [s for s in runs.STATUSES if s in runs.TERMINAL],
+                          "cancellable": list(runs.CANCELLABLE), "retryable": list(runs.RETRYABLE),
+                          "deletable": list(runs.DELETABLE)},
+        "stages": [{"name": stage, "node": NODE_OF_STAGE.get(stage), "weight": runs.STAGE_WEIGHTS[stage]}
+                   for stage in STAGES],
+        "stage_statuses": list(STAGE_STATUSES),
+        "model_types": [{"name": model_type, "primary_metric": run_config.PRIMARY_METRIC[model_type],
+                         "gate_metrics": list(run_config.METRICS_FOR_MODEL_TYPE[model_type])}
+                        for model_type in get_args(ModelType)],
+        "metrics": _metrics(),
+        "gpu_types": [{"name": gpu, "counts": sorted(machines)} for gpu, machines in run_config.GPU_MACHINES.items()],
+        "default_gpu": {"gpu_type": default_gpu.gpu_type, "gpu_count": default_gpu.gpu_count,
+                        "preemptible": default_gpu.preemptible},
+        "actions": [{"name": a["name"], "statuses": list(a["statuses"]), "requires": list(a.get("requires", ())),
+                     "unless": list(a.get("unless", ())), "method": a["method"], "path": a["path"]}
+                    for a in ACTIONS],
+    }
+
+
+if __name__ == "__main__":  # the dashboard's test copy: python -m shared.contract.vocabulary > dashboard/src/testdata/vocabulary.json
+    import json
+
+    print(json.dumps(vocabulary(), indent=1))
