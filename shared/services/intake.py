@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from shared import runs, structured_log as log
+from shared import run_numbers, runs, structured_log as log
 from shared.errors import FieldError
 from shared.messaging import Publisher
 from shared.repository import Repository
@@ -31,12 +31,13 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
     if request.draft:  # kept, not queued: POST /api/training-runs/{id}/submit sends it on
         if doc["scheduled_at"] is not None:
             raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
-        stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=request.name,
+        stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=run_numbers.counter_key(settings),
                                     run_id=run_id or run_service.new_run_id())
         return stored
     if doc["scheduled_at"] is not None:
         return schedule_service.schedule_run(repo, request, doc, identity, at, jobs)
-    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or run_service.new_run_id())
+    stored, created = repo.create_run(doc, counter_key=run_numbers.counter_key(settings),
+                                      run_id=run_id or run_service.new_run_id())
     if created:
         queueing.queue_submit(publisher, stored)
     return stored

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Optional
 
-from shared import runs, schedules, structured_log as log
+from shared import run_numbers, runs, schedules, structured_log as log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
 from shared.messaging import Publisher
@@ -87,7 +87,7 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
                                  identity, at)
     _store_with_job(repo, _jobs(jobs), doc)
     run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at}
-    stored, _ = repo.create_run(run_doc, counter_key=request.name,
+    stored, _ = repo.create_run(run_doc, counter_key=run_numbers.counter_key(),
                                 run_id=schedules.slot_run_id(doc["id"], scheduled_at))
     return stored
 
@@ -155,10 +155,10 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     existing = repo.get_run(run_id)
     if existing is not None:
         return existing
-    request, doc = run_service.build_run(repo, schedule["run_template"], schedule["created_by"], at)
+    _, doc = run_service.build_run(repo, schedule["run_template"], schedule["created_by"], at)
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="manual" if manual else "schedule")
-    stored, _ = repo.create_run(doc, counter_key=request.name, run_id=run_id)
+    stored, _ = repo.create_run(doc, counter_key=run_numbers.counter_key(), run_id=run_id)
     return stored
 
 
