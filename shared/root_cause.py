@@ -27,6 +27,9 @@ _CHAINS = re.compile(r"^(?:The above exception was the direct cause of the follo
                      r"During handling of the above exception, another exception occurred:)\s*$", re.M)
 _EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*)(?::\s?(.*))?$", re.S)
 _FRAME = re.compile(r"^\s+File \"")
+# A text-format proto's `message: "…"` field (a google.rpc.Status inside a printed CustomJob).
+_QUOTED_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 # Vertex's first line for a container that failed (CustomJob and pipeline task errors).
 _REPLICA = re.compile(r"^The replica \S+ exited with a non-zero status of \d+\.(?: Termination reason: \w+\.)?\s*")
 
@@ -64,6 +67,17 @@ def _exception_of(block: str) -> str | None:
     return "\n".join(rest).strip() or None
 
 
+def _nested_error(exception: str) -> str | None:
+    """The error of a job an exception quotes, when it holds a traceback: TFX's Vertex Trainer raises
+    `RuntimeError: Job '…/customJobs/N' did not succeed.  Detailed response <the CustomJob proto>`,
+    whose `error { message: "The replica … \\nTraceback …" }` is the training container's own cause."""
+    for quoted in _QUOTED_MESSAGE.findall(exception):
+        text = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), quoted)
+        if has_traceback(text):
+            return text
+    return None
+
+
 def has_traceback(text: str) -> bool:
     """Whether the text holds (the tail of) a Python traceback."""
     return bool(text) and (_TRACEBACK in text or any(_FRAME.match(line) for line in text.splitlines()))
@@ -77,6 +91,9 @@ def from_text(text: str) -> str:
         return text.strip()[:MAX_CHARS]
     for block in _CHAINS.split(text):  # the first block holding an exception is the innermost cause
         exception = _exception_of(block)
+        nested = _nested_error(exception or "")
+        if nested:
+            return from_text(nested)
         if exception:
             match = _EXCEPTION.match(exception)
             if match and match.group(2) is not None:

@@ -94,3 +94,28 @@ def test_an_unreadable_custom_job_keeps_the_tasks_own_error(vertex):
                              main_jobs={"Trainer": f"{parent}/customJobs/does-not-exist"})
     snapshot = VertexPipelineBackend(PROJECT, REGION, emulator_host=vertex.server.address).get_job("tr-0123456789abcdef-a2")
     assert snapshot.tasks[0].error == "The replica workerpool0-0 exited with a non-zero status of 137."
+
+
+def test_the_trainers_own_custom_job_error_inside_tfxs_runtime_error_is_the_cause():
+    """TFX's Vertex Trainer polls the training CustomJob and raises RuntimeError("Job … did not succeed.
+    Detailed response <CustomJob>") (tfx/extensions/google_cloud_ai_platform/runner.py): the printed proto
+    quotes the training container's traceback, escaped."""
+    from google.cloud import aiplatform_v1
+    from google.rpc import status_pb2
+
+    training = aiplatform_v1.CustomJob(name=f"projects/1/locations/{REGION}/customJobs/99", display_name="trainer",
+                                       state=aiplatform_v1.JobState.JOB_STATE_FAILED)
+    training.error = status_pb2.Status(code=3, message=(
+        "The replica workerpool0-0 exited with a non-zero status of 1. Termination reason: Error. \n"
+        "Traceback (most recent call last):\n  File \"/pipeline/trainer.py\", line 80, in run_fn\n"
+        "    model.fit(train, epochs=epochs)\n"
+        "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor with "
+        "shape[8192,131072] and type float on /job:localhost/replica:0/task:0/device:GPU:0\n"))
+    detailed = f"Job '{training.name}' did not succeed.  Detailed response {training}."
+    task_error = ("The replica workerpool0-0 exited with a non-zero status of 1. Termination reason: Error. \n"
+                  "Traceback (most recent call last):\n  [...]\n"
+                  "  File \"/usr/local/lib/python3.10/dist-packages/tfx/extensions/google_cloud_ai_platform/runner.py\", "
+                  "line 120, in _wait_for_job\n    raise RuntimeError(err_msg)\n"
+                  f"RuntimeError: {detailed}\n")
+    assert from_text(task_error) == ("ResourceExhaustedError: OOM when allocating tensor with shape[8192,131072] and "
+                                     "type float on /job:localhost/replica:0/task:0/device:GPU:0")
