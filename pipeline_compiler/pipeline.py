@@ -17,6 +17,7 @@ from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_t
 from tfx.proto import example_gen_pb2
 
 from pipeline_compiler import example_gen
+from pipeline_compiler.checked_schema_gen import CheckedSchemaGen
 from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
@@ -160,18 +161,20 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
     env = env or PipelineEnv()
     env.require_cloud()
     run_spec_json = spec.to_json()
+    # The attempt does not change what the data stages compute: leaving it out keeps their cache
+    # valid when a run is retried (Vertex caching keys on the inputs, parameters included).
+    data_spec_json = spec.model_copy(update={"attempt": 1}).to_json()
 
     examples = _example_gen(spec).with_id("ExampleGen")
     statistics = tfx.components.StatisticsGen(examples=examples.outputs["examples"]).with_id("StatisticsGen")
-    schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"],
-                                      infer_feature_shape=True).with_id("SchemaGen")
+    # SchemaGen, then the data check (pipeline_compiler/data_check.py) in the same task.
+    schema = CheckedSchemaGen(statistics=statistics.outputs["statistics"], run_spec=data_spec_json,
+                              infer_feature_shape=True).with_id("SchemaGen")
     transform = tfx.components.Transform(
         examples=examples.outputs["examples"],
         schema=schema.outputs["schema"],
         module_file=TRANSFORM_MODULE,
-        # The attempt does not change what Transform computes: leaving it out keeps Transform's cache
-        # valid when a run is retried (Vertex caching keys on the inputs, custom_config included).
-        custom_config={F.RUN_SPEC_KEY: spec.model_copy(update={"attempt": 1}).to_json()},
+        custom_config={F.RUN_SPEC_KEY: data_spec_json},
         # Vocabularies and statistics from train + eval only; test stays unseen.
         splits_config=tfx.proto.SplitsConfig(analyze=["train", "eval"], transform=["train", "eval", "test"]),
     ).with_id("Transform")

@@ -108,7 +108,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_DASHBOARD_DIR", "the built dashboard", "dashboard/dist or dashboard_dist beside shared/",
              (API,), OPTIONAL),
     Variable("TRAINYARD_MODEL_NAME", "the recommender this deployment trains, named in the page's header "
-             "(\"Model: …\")", "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL),
+             "(\"Model: …\"); its runs are numbered per model", "GOOGLE_CLOUD_PROJECT", (API, SCHEDULER), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_PROJECT_ID", "Firebase project of the page's sign-in and Firestore",
              "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL),
     Variable("TRAINYARD_FIREBASE_API_KEY", "Firebase web API key of the page", "", (API,), OPTIONAL),

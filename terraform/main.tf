@@ -104,7 +104,8 @@ locals {
     pipeline_events = merge(local.cloud_env, local.scheduler_env, {
       TRAINYARD_SUBMIT_LEASE_SECONDS = tostring(local.submit_lease_seconds)
     })
-    scheduler = merge(local.base_env, local.scheduler_env)
+    # A slot's run draws its run_number from the model's counter, as the API's runs do (shared/domain/run_numbers.py).
+    scheduler = merge(local.base_env, local.scheduler_env, { TRAINYARD_MODEL_NAME = coalesce(var.model_name, var.project_id) })
     run_commands = merge(local.cloud_env, {
       TRAINYARD_SERVING_IMAGE = local.serving_image
       # Notifications link a run to the dashboard the API serves (its deterministic Cloud Run URL).

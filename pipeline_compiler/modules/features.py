@@ -21,6 +21,9 @@ CANDIDATE_PROBABILITY_KEY = "__candidate_probability__"
 
 RUN_SPEC_KEY = "run_spec"  # custom_config key holding the serialised RunSpec
 
+# A text value that reads as a number (the Transform's check and the data check agree on it).
+NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"
+
 
 def run_spec_from_custom_config(custom_config: Optional[Mapping[str, Any]]) -> RunSpec:
     if not custom_config or RUN_SPEC_KEY not in custom_config:

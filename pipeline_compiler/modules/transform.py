@@ -29,24 +29,33 @@ def _as_string(value: tf.Tensor) -> tf.Tensor:
     return value if value.dtype == tf.string else tf.strings.as_string(value)
 
 
-NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"
 BAD_VALUES_SHOWN = 5
 
 
-def _as_float(value: tf.Tensor, what: str = "") -> tf.Tensor:
+def _as_float(value: tf.Tensor, what: str = "", coerce: bool = False) -> tf.Tensor:
     """Numbers from a numeric column, or from a text column whose every value parses as a number.
 
     A text value that is not a number fails the run here with a message naming `what` (the column
-    and its use) and the first few bad values of the batch, instead of StringToNumber's own error.
+    and its use) and the first few bad values of the batch, instead of StringToNumber's own error
+    (the data check after SchemaGen names them first, from the statistics; this is the backstop for
+    a value too rare to be in them). An empty text value is a missing one: 0, as in a numeric column.
+    With `coerce` (on_non_numeric "missing"), a value that is not a number is missing instead and
+    takes the mean of the column's numbers (analyzed on train + eval).
     """
     if value.dtype != tf.string:
         return tf.cast(value, tf.float32)
-    bad = tf.boolean_mask(value, tf.logical_not(tf.strings.regex_full_match(value, NUMBER)))
+    is_number = tf.strings.regex_full_match(value, F.NUMBER)
+    number = tf.strings.to_number(tf.where(is_number, value, "0"), tf.float32)
+    if coerce:
+        weight = tf.cast(is_number, tf.float32)
+        mean = tft.sum(number * weight) / tf.maximum(tft.sum(weight), 1.0)
+        return tf.where(is_number, number, mean)
+    bad = tf.boolean_mask(value, tf.logical_not(tf.logical_or(is_number, tf.equal(value, ""))))
     check = tf.debugging.Assert(tf.equal(tf.size(bad), 0), summarize=BAD_VALUES_SHOWN, data=[
         f"{what or 'a numeric input'} needs numbers, but the column holds text that is not a number "
         "(the data's schema types it as a string); non-numeric values:", bad[:BAD_VALUES_SHOWN]])
     with tf.control_dependencies([check]):
-        return tf.strings.to_number(tf.identity(value), tf.float32)
+        return tf.identity(number)
 
 
 def _days_from_civil(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Tensor:
@@ -117,12 +126,14 @@ def _transform_feature(feature, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tenso
     if kind == "hashing":
         return {feature.name: tf.strings.to_hash_bucket_fast(_as_string(value), transform.num_buckets)}
     if kind == "normalize":
-        number = _as_float(value, f"column {feature.column!r} (feature {feature.name!r}, normalize)")
+        number = _as_float(value, f"column {feature.column!r} (feature {feature.name!r}, normalize)",
+                           coerce=transform.on_non_numeric == "missing")
         if transform.log1p:
             number = tf.math.log1p(tf.maximum(number, 0.0))
         return {feature.name: tft.scale_to_z_score(number)}
     if kind == "bucketize":
-        number = _as_float(value, f"column {feature.column!r} (feature {feature.name!r}, bucketize)")
+        number = _as_float(value, f"column {feature.column!r} (feature {feature.name!r}, bucketize)",
+                           coerce=transform.on_non_numeric == "missing")
         return {feature.name: tft.bucketize(number, transform.num_buckets)}
     if kind == "cyclical":
         seconds = epoch_seconds(value)

@@ -18,6 +18,7 @@ from typing import Optional, Protocol
 from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.vertex_gapic import RegionalService, gapic
+from shared.domain.root_cause import from_text, has_traceback
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class VertexPipelineBackend(RegionalService):
         from google.api_core import exceptions
 
         try:
-            return self._snapshot(self.client.get_pipeline_job(name=self.job_name(job_id)), job_id)
+            return self._snapshot(self.client.get_pipeline_job(name=self.job_name(job_id)), job_id,
+                                  self._custom_job_error)
         except exceptions.NotFound as exc:
             raise NotFound(f"pipeline job {job_id}") from exc
         except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded, exceptions.InternalServerError,
@@ -121,20 +123,50 @@ class VertexPipelineBackend(RegionalService):
         except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded) as exc:
             raise TransientError(str(exc)) from exc
 
+    def _custom_job_error(self, name: str) -> str:
+        """The error text of the CustomJob a container task ran as (JobService.GetCustomJob); "" if unreadable."""
+        from google.api_core import exceptions
+
+        try:
+            job = _JobService(self.project, self.region, emulator_host=self.emulator_host).client.get_custom_job(name=name)
+        except exceptions.GoogleAPICallError:
+            return ""
+        return job.error.message if job.error else ""
+
     @staticmethod
-    def _snapshot(job, job_id: str) -> JobSnapshot:
+    def _snapshot(job, job_id: str, custom_job_error=None) -> JobSnapshot:
         def state_name(value) -> str:
             return getattr(value, "name", str(value))
 
         tasks = tuple(
             TaskSnapshot(task_name=t.task_name, state=state_name(t.state), start_time=_parse_time(t.start_time),
-                         end_time=_parse_time(t.end_time), error=(t.error.message or None) if t.error else None)
+                         end_time=_parse_time(t.end_time), error=task_error(t, custom_job_error))
             for t in job.job_detail.task_details)
         return JobSnapshot(job_id=job_id, name=job.name, state=state_name(job.state),
                            create_time=_parse_time(job.create_time), start_time=_parse_time(job.start_time),
                            end_time=_parse_time(job.end_time),
                            error=(job.error.message or None) if job.error else None,
                            labels=dict(job.labels), tasks=tasks)
+
+
+class _JobService(RegionalService):
+    CLIENT = "JobServiceClient"
+
+
+def task_error(task, custom_job_error=None) -> Optional[str]:
+    """A failed task's root cause (shared/domain/root_cause.py) from its `error` (google.rpc.Status). When that
+    holds no traceback (a wrapper such as "The replica workerpool0-0 exited with a non-zero status of 1"),
+    the CustomJob the task ran as (`executor_detail.container_detail.failed_main_jobs`, else `main_job`)
+    is read through `custom_job_error(name)`, and its error used when it holds the traceback."""
+    message = (task.error.message or "") if task.error else ""
+    if not message:
+        return None
+    if has_traceback(message) or custom_job_error is None:
+        return from_text(message)
+    container = task.executor_detail.container_detail
+    names = list(container.failed_main_jobs) or ([container.main_job] if container.main_job else [])
+    inner = custom_job_error(names[-1]) if names else ""
+    return from_text(inner if has_traceback(inner) else message)
 
 
 # --------------------------------------------------------------------------- the local pipeline service

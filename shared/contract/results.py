@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 CONFIG_FILE = "config.json"  # the frozen RunSpec, written by the submitter
 PIPELINE_JOB_FILE = "pipeline_job.json"  # the compiled Vertex PipelineJob JSON, written by the submitter
@@ -17,6 +17,7 @@ TRAINING_METRICS_FILE = "training_metrics.json"  # TrainingMetrics, written by t
 EVALUATION_FILE = "evaluation/evaluation_results.json"  # Evaluation, written by the Evaluator
 REGISTRY_FILE = "registry/registry_entry.json"  # RegistryEntry, written by the Pusher (only when registered)
 ARTIFACTS_FILE = "artifacts.json"  # ArtifactLocations, written by the Trainer
+DATA_CHECK_FILE = "data_check.json"  # DataCheck, written by SchemaGen's data check (pipeline_compiler/data_check.py)
 
 # Artifact layout (spec §2.2), relative to artifacts_uri.
 SAVED_MODEL_DIR = "model/saved_model"
@@ -70,6 +71,35 @@ class Evaluation(_Result):
     required_lift_percent: Optional[float] = None
     passed: bool
     blessed: bool
+
+
+class DataCoercion(_Result):
+    """Non-numeric values of a numeric transform's column treated as missing (`on_non_numeric: "missing"`)."""
+
+    column: str
+    feature: str
+    transform: str
+    count: int = Field(..., ge=0, description="values that were not numbers, over train, eval and test")
+    rows: int = Field(..., ge=0)
+    exact: bool = Field(True, description="False: the column has more distinct values than the statistics "
+                                          "keep, so count is a lower bound")
+    examples: list[str] = Field(default_factory=list, description="a few of the values, most frequent first")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warning(self) -> str:
+        """The run's warning line (the run view and `trainyard runs show` print warnings)."""
+        amount = f"{self.count:,}" if self.exact else f"at least {self.count:,}"
+        shown = ", ".join(repr(v) for v in self.examples)
+        return (f"column {self.column!r} (feature {self.feature!r}, {self.transform}): {amount} of {self.rows:,} "
+                f"values were not numbers and were treated as missing (e.g. {shown})")
+
+
+class DataCheck(_Result):
+    """What the data check after SchemaGen found: problems fail the run; coercions are reported on it."""
+
+    problems: list[str] = Field(default_factory=list)
+    coercions: list[DataCoercion] = Field(default_factory=list)
 
 
 class RegistryEntry(_Result):

@@ -91,15 +91,23 @@ class HashingTransform(Strict):
     embedding_dim: int = Field(32, ge=1, le=1024)
 
 
+OnNonNumeric = Literal["fail", "missing"]
+ON_NON_NUMERIC = Field("fail", description='a value that is not a number: "fail" the run at the data check (naming '
+                       'the column and a few values), or treat it as "missing" (it takes the mean of the column\'s '
+                       'numbers; counted and reported on the run as data_coercions)')
+
+
 class NormalizeTransform(Strict):
     type: Literal["normalize"] = "normalize"  # z-score
     log1p: bool = False
+    on_non_numeric: OnNonNumeric = ON_NON_NUMERIC
 
 
 class BucketizeTransform(Strict):
     type: Literal["bucketize"] = "bucketize"
     num_buckets: int = Field(10, ge=2, le=1000)
     embedding_dim: Optional[int] = Field(None, ge=1, le=1024)
+    on_non_numeric: OnNonNumeric = ON_NON_NUMERIC
 
 
 CyclicalComponent = Literal["hour_of_day", "day_of_week", "month"]

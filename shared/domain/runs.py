@@ -278,6 +278,10 @@ def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:
     doc["stopped_early"] = training.get("stopped_early", False)
     if training.get("warm_start_warning"):
         doc.setdefault("warnings", []).append(training["warm_start_warning"])
+    coercions = (results.get("data_check") or {}).get("coercions") or []
+    if coercions:  # non-numeric values a feature config asked to treat as missing (data check)
+        doc["data_coercions"] = coercions
+        doc.setdefault("warnings", []).extend(c["warning"] for c in coercions)
     if registry:
         doc["vertex_model_name"] = registry.get("model_display_name")
         doc["vertex_model_resource_name"] = registry.get("model_resource_name")

@@ -33,12 +33,13 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
     if request.draft:  # kept, not queued: POST /api/training-runs/{id}/submit sends it on
         if doc["scheduled_at"] is not None:
             raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
-        stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=request.name,
+        stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=run_builder.run_counter(settings),
                                     run_id=run_id or run_builder.new_run_id())
         return stored
     if doc["scheduled_at"] is not None:
         return scheduling.schedule_run(repo, request, doc, identity, at, jobs)
-    stored, created = repo.create_run(doc, counter_key=request.name, run_id=run_id or run_builder.new_run_id())
+    stored, created = repo.create_run(doc, counter_key=run_builder.run_counter(settings),
+                                      run_id=run_id or run_builder.new_run_id())
     if created:
         queueing.queue_submit(publisher, stored)
     return stored

@@ -58,6 +58,7 @@ def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
         "registry": load(results.REGISTRY_FILE, results.RegistryEntry),
         "training_metrics": load(results.TRAINING_METRICS_FILE, results.TrainingMetrics),
         "artifacts": load(results.ARTIFACTS_FILE, results.ArtifactLocations),
+        "data_check": load(results.DATA_CHECK_FILE, results.DataCheck),
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.adapters.repository import Repository
-from shared.domain import runs
+from shared.domain import run_numbers, runs
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, towers_mismatch
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
@@ -212,3 +212,12 @@ def _experiment_summary(experiment: dict) -> dict:
     return {"id": experiment["id"], "number": number, "name": experiment["name"],
             "display_name": f"Exp #{number}" if number else experiment["name"],
             "metrics": experiment.get("metrics") or {}, "saved_model_uri": experiment.get("saved_model_uri")}
+
+
+def run_counter(settings=None) -> str:
+    """The counter a new run's number is drawn from: its model's (shared/domain/run_numbers.py)."""
+    if settings is None:
+        from shared.settings import get_settings
+
+        settings = get_settings()
+    return run_numbers.counter_key(run_numbers.model_name(settings))

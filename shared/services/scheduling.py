@@ -89,7 +89,7 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
                                  identity, at)
     _store_with_job(repo, _jobs(jobs), doc)
     run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at}
-    stored, _ = repo.create_run(run_doc, counter_key=request.name,
+    stored, _ = repo.create_run(run_doc, counter_key=run_builder.run_counter(),
                                 run_id=schedules.slot_run_id(doc["id"], scheduled_at))
     return stored
 
@@ -152,10 +152,10 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     existing = repo.get_run(run_id)
     if existing is not None:
         return existing
-    request, doc = run_builder.build_run(repo, schedule["run_template"], schedule["created_by"], at)
+    _, doc = run_builder.build_run(repo, schedule["run_template"], schedule["created_by"], at)
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="manual" if manual else "schedule")
-    stored, _ = repo.create_run(doc, counter_key=request.name, run_id=run_id)
+    stored, _ = repo.create_run(doc, counter_key=run_builder.run_counter(), run_id=run_id)
     return stored
 
 

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 import grpc
 from google.cloud import aiplatform_v1
 from google.protobuf import empty_pb2
+from google.rpc import status_pb2
 
 NAME = re.compile(r"projects/([^/]+)/locations/([^/]+)")
 JOB_ID = re.compile(r"[a-z][a-z0-9-]{0,127}")
@@ -52,6 +53,15 @@ def _parent(parent: str, context, location: str | None):
     if location and m.group(2) != location:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"location {m.group(2)} is not served at this endpoint ({location})")
     return m
+
+
+def _copy_of(resources: dict, lock, name: str, message_class, context):
+    """Get<Resource>: a copy of the stored resource, NOT_FOUND as Vertex answers an unknown name."""
+    with lock:
+        resource = resources.get(name)
+        if resource is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"{message_class.__name__} {name} does not exist")
+        return message_class(resource)
 
 
 class PipelineServiceFake:
@@ -87,11 +97,7 @@ class PipelineServiceFake:
             return aiplatform_v1.PipelineJob(job)
 
     def get_pipeline_job(self, request: aiplatform_v1.GetPipelineJobRequest, context):
-        with self.lock:
-            job = self.jobs.get(request.name)
-            if job is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"PipelineJob {request.name} does not exist")
-            return aiplatform_v1.PipelineJob(job)
+        return _copy_of(self.jobs, self.lock, request.name, aiplatform_v1.PipelineJob, context)
 
     def list_pipeline_jobs(self, request: aiplatform_v1.ListPipelineJobsRequest, context):
         _parent(request.parent, context, self.location)
@@ -116,8 +122,11 @@ class PipelineServiceFake:
         with self.lock:
             return next(aiplatform_v1.PipelineJob(j) for n, j in self.jobs.items() if n.endswith("/" + job_id))
 
-    def advance(self, job_id: str, state: str, tasks: dict[str, str] | None = None) -> aiplatform_v1.PipelineJob:
-        """Move a job (and its tasks, name -> PipelineTaskDetail.State name) as Vertex would."""
+    def advance(self, job_id: str, state: str, tasks: dict[str, str] | None = None,
+                task_errors: dict[str, str] | None = None, main_jobs: dict[str, str] | None = None
+                ) -> aiplatform_v1.PipelineJob:
+        """Move a job (and its tasks, name -> PipelineTaskDetail.State name) as Vertex would; a failed
+        task's `error` (google.rpc.Status message) and the CustomJob it ran as (`main_jobs`) when given."""
         with self.lock:
             job = next(j for n, j in self.jobs.items() if n.endswith("/" + job_id))
             job.state = aiplatform_v1.PipelineState[state]
@@ -134,6 +143,13 @@ class PipelineServiceFake:
                     task.start_time = now
                 if task_state in ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"):
                     task.end_time = now
+                if task_name in (task_errors or {}):
+                    task.error = status_pb2.Status(code=9, message=task_errors[task_name])
+                if task_name in (main_jobs or {}):
+                    container = aiplatform_v1.PipelineTaskExecutorDetail.ContainerDetail(
+                        main_job=main_jobs[task_name],
+                        failed_main_jobs=[main_jobs[task_name]] if task_state == "FAILED" else [])
+                    task.executor_detail = aiplatform_v1.PipelineTaskExecutorDetail(container_detail=container)
                 details[task_name] = task
             job.job_detail = aiplatform_v1.PipelineJobDetail(task_details=list(details.values()))
             return aiplatform_v1.PipelineJob(job)
@@ -153,6 +169,9 @@ class JobServiceFake:
             jobs = [aiplatform_v1.CustomJob(j) for n, j in self.custom_jobs.items() if n.startswith(request.parent + "/")]
         return aiplatform_v1.ListCustomJobsResponse(custom_jobs=[j for j in jobs if _matches(j, request.filter)])
 
+    def get_custom_job(self, request: aiplatform_v1.GetCustomJobRequest, context):
+        return _copy_of(self.custom_jobs, self.lock, request.name, aiplatform_v1.CustomJob, context)
+
     def cancel_custom_job(self, request: aiplatform_v1.CancelCustomJobRequest, context):
         with self.lock:
             job = self.custom_jobs.get(request.name)
@@ -163,11 +182,14 @@ class JobServiceFake:
             job.state = aiplatform_v1.JobState.JOB_STATE_CANCELLED
         return empty_pb2.Empty()
 
-    def add_custom_job(self, parent: str, job_id: str, labels: dict, state: str = "JOB_STATE_RUNNING"):
+    def add_custom_job(self, parent: str, job_id: str, labels: dict, state: str = "JOB_STATE_RUNNING",
+                       error: str = ""):
         with self.lock:
             name = f"{parent}/customJobs/{job_id}"
             self.custom_jobs[name] = aiplatform_v1.CustomJob(name=name, display_name=job_id, labels=labels,
                                                              state=aiplatform_v1.JobState[state], create_time=_now())
+            if error:  # what Vertex sets on a failed job: google.rpc.Status
+                self.custom_jobs[name].error = status_pb2.Status(code=3, message=error)
             return name
 
     def state(self, name: str) -> str:

@@ -80,12 +80,29 @@ def test_create_inherits_from_experiment_fills_defaults_and_queues_submit(client
     assert publisher.messages == [(topics.RUN_SUBMIT, {"run_id": run["id"], "attempt": 1}, {"run_id": run["id"]})]
 
 
-def test_run_numbers_count_per_model_name(client, ids):
+def test_run_numbers_count_per_model_not_per_run_name(client, ids):
+    """Spec §6.1: run_number auto-increments per ml_model, the deployment's model (TRAINYARD_MODEL_NAME);
+    a run's name names its Vertex Model Registry entry, not the model the run belongs to."""
     numbers = [post(client, "/api/training-runs", run_body(ids["experiment"])).get_json()["training_run"]["run_number"]
                for _ in range(3)]
-    other = post(client, "/api/training-runs", run_body(ids["experiment"], name="other-model"))
+    other = post(client, "/api/training-runs", run_body(ids["experiment"], name="other-name"))
+    later = post(client, "/api/training-runs", run_body(ids["experiment"]))
     assert numbers == [1, 2, 3]
-    assert other.get_json()["training_run"]["run_number"] == 1
+    assert other.get_json()["training_run"]["run_number"] == 4
+    assert later.get_json()["training_run"]["run_number"] == 5
+
+
+def test_each_model_has_its_own_run_number_counter():
+    from dataclasses import replace
+
+    from shared.domain import run_numbers
+    from shared.services import run_builder
+    from shared.settings import get_settings
+
+    settings = replace(get_settings(), model_name="recs/eu", project="p")
+    assert run_builder.run_counter(settings) == "model-recs%2Feu"  # a document id has no '/'
+    assert run_builder.run_counter(replace(settings, model_name="")) == "model-p"  # the header's default: the project
+    assert run_numbers.counter_key("other") != run_builder.run_counter(settings)
 
 
 def test_create_without_experiment_needs_the_configs(client, ids):

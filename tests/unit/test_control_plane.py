@@ -154,6 +154,22 @@ def test_in_order_run_ends_completed_with_metrics_and_registry(env):
     assert final["artifacts"]["saved_model"].endswith("model/saved_model")
 
 
+def test_coerced_values_of_the_data_check_are_reported_on_the_run(env):
+    do_submit(env)
+    run = env["repo"].get_run(env["run"]["id"])
+    write_results(env["store"], run["gcs_artifacts_path"], blessed=True)
+    coercion = results.DataCoercion(column="price", feature="price_bucket", transform="bucketize", count=15,
+                                    rows=100_000, examples=["V"])
+    env["store"].write_text(results.join(run["gcs_artifacts_path"], results.DATA_CHECK_FILE),
+                            results.DataCheck(coercions=[coercion]).model_dump_json())
+    final = feed(env, job_timeline(f"{run['id']}-a1"))
+    assert final["status"] == "completed"
+    assert final["data_coercions"] == [coercion.model_dump(mode="json")]
+    assert final["data_coercions"][0]["count"] == 15
+    assert ("column 'price' (feature 'price_bucket', bucketize): 15 of 100,000 values were not numbers and were "
+            "treated as missing (e.g. 'V')") in final["warnings"]
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_shuffled_and_duplicated_events_end_in_the_same_document(env, seed):
     do_submit(env)

@@ -51,3 +51,32 @@ def test_text_columns_that_hold_numbers_still_transform(tmp_path):
     raw["price"] = np.array([f"{p:.2f}" for p in raw["price"]])
     data = run_tiny_transform(str(tmp_path), raw=raw)
     assert data.transform_output_dir
+
+
+def test_on_non_numeric_missing_gives_text_values_the_column_mean(tmp_path):
+    from tests.unit.pipeline_compiler.tiny_data import tiny_spec
+
+    raw = generate_transactions(rows=300, customers=30, products=40, months=2, seed=6)
+    price = np.array([f"{p:.2f}" for p in raw["price"]], dtype=object)
+    price[[5, 17]] = "V"
+    raw["price"] = price.astype(str)
+    spec = tiny_spec(str(tmp_path))
+    features = [f.model_dump() for f in spec.feature_config.features]
+    for feature in features:
+        if feature["column"] == "price":
+            feature["transform"]["on_non_numeric"] = "missing"
+    spec = spec.model_copy(update={"feature_config": spec.feature_config.model_validate(
+        {**spec.feature_config.model_dump(), "features": features})})
+    data = run_tiny_transform(str(tmp_path), raw=raw, spec=spec)
+
+    import tensorflow_transform as tft
+
+    output = tft.TFTransformOutput(data.transform_output_dir)
+    numbers = np.array([float(p) for p in raw["price"] if p != "V"])
+    transformed = output.transform_raw_features(
+        {name: tf.constant(raw[name][:20]) for name in output.raw_feature_spec()}, drop_unused_features=True)
+    z = transformed["price"].numpy()
+    assert np.isfinite(z).all()
+    # log1p(mean) standardized: both 'V' rows get the same value, the one of the mean of the column's numbers
+    assert z[5] == pytest.approx(z[17]) and abs(z[5]) < 1.0, z
+    assert numbers.size == 298
