@@ -11,6 +11,7 @@ from shared import runs, structured_log as log
 from shared.composition import Dependencies
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.http_actions import register_action_routes
+from shared.http_admin import register_admin_routes
 from shared.http_dashboard import register_dashboard_routes
 from shared.http_guards import error_body, register_guards
 from shared.http_reconciler import register_reconciler_routes
@@ -162,4 +163,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http_schedules.py)
     register_dashboard_routes(app, deps)  # the Training page at /training (shared/http_dashboard.py)
     register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http_reconciler.py)
+    register_admin_routes(app, deps)  # admin-only: dead-letter list and replay (shared/http_admin.py)
     return app
