@@ -659,7 +659,11 @@ def test_the_api_may_read_and_replay_every_dead_letter_hold_and_nothing_else():
     assert grants == {(dead_letters.hold_subscription(t), "roles/pubsub.subscriber", api_member) for t in topics.ALL}
     publishers = {(r.args["topic"], r.args["member"]) for r in plan.resources("google_pubsub_topic_iam_member", "publishers")}
     assert {(t, api_member) for t in topics.ALL} <= publishers
-    assert plan.local("environment")["api"]["TRAINYARD_ADMINS"] == ""  # the example names no admin: nobody
+    assert plan.local("environment")["api"]["TRAINYARD_ADMINS"] == "ops@example.com"  # the example's operator
+    nobody = {k: v for k, v in terraform_model.read_tfvars(TF_ROOT / "examples/minimal/minimal.tfvars").items()
+              if k != "admin_emails"}
+    assert terraform_model.Instance(terraform_model.ModuleSource(TF_ROOT), nobody, TF_ROOT.resolve()).local(
+        "environment")["api"]["TRAINYARD_ADMINS"] == ""  # by default nobody
     inputs = {**terraform_model.read_tfvars(TF_ROOT / "examples/minimal/minimal.tfvars"),
               "admin_emails": ["ops@example.com", "Ana@Example.com"]}
     admins = terraform_model.Instance(terraform_model.ModuleSource(TF_ROOT), inputs, TF_ROOT.resolve())
