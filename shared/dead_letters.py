@@ -9,7 +9,7 @@ replayed onto their topic once the cause is fixed.
   idempotent (ARCHITECTURE.md), so a duplicate is harmless, and nothing is lost.
 
 Through google-cloud-pubsub (PUBSUB_EMULATOR_HOST honoured), with the credentials of whoever runs
-it: the API's service account behind the admin routes (shared/http_dead_letters.py; terraform/
+it: the API's service account behind the admin routes (shared/http_admin.py; terraform/
 dead_letters.tf grants it roles/pubsub.subscriber on every hold subscription and iam.tf
 roles/pubsub.publisher on every topic), or an operator's own with `trainyard admin dead-letters
 --direct`. Pub/Sub's failures are TransientError (503 at the API), an unknown topic is NotFound and a
