@@ -154,6 +154,7 @@ class StackConfig:
             "PYTHONPATH": str(REPO),
             "TRAINYARD_AUTH": "local", "TRAINYARD_DEV_TOKEN": self.dev_token,
             "TRAINYARD_DEV_IDENTITY": self.dev_identity,
+            "TRAINYARD_ADMINS": self.dev_identity,  # the laptop's developer operates its stack (admin routes)
             "TRAINYARD_LOCAL_DIR": str(self.local_dir),
             "TRAINYARD_ARTIFACTS_ROOT": str(self.local_dir / "artifacts"),
             "TRAINYARD_PIPELINE_ROOT": str(self.local_dir / "pipeline-root"),

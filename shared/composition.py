@@ -104,6 +104,13 @@ def notifier(settings: Settings):
                     link_base=settings.dashboard_url)
 
 
+def dead_letters(settings: Settings):
+    """What each topic dead-lettered, read and replayed through Pub/Sub (the admin routes)."""
+    from shared.adapters.dead_letters import DeadLetters
+
+    return DeadLetters(settings.project)
+
+
 def compiler(settings: Settings):
     from shared.services.submission import Compiler
 
@@ -113,6 +120,7 @@ def compiler(settings: Settings):
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
     "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler, "notifier": notifier,
+    "dead_letters": dead_letters,
 }
 
 
@@ -127,12 +135,15 @@ class Dependencies:
     settings: object
     scheduler_jobs: object = None
     run_data: object = None
+    dead_letters: object = None
 
     def __post_init__(self):
         if self.scheduler_jobs is None:
             self.scheduler_jobs = schedule_jobs(self.settings)
         if self.run_data is None:
             self.run_data = run_data(self.settings)
+        if self.dead_letters is None:
+            self.dead_letters = dead_letters(self.settings)
 
 
 # --------------------------------------------------------------------------- the process's root
@@ -194,7 +205,7 @@ class Root:
     def api_dependencies(self) -> Dependencies:
         return Dependencies(repo=self.get("repo"), publisher=self.get("publisher"), store=self.get("store"),
                             settings=self.settings, scheduler_jobs=self.get("schedule_jobs"),
-                            run_data=self.get("run_data"))
+                            run_data=self.get("run_data"), dead_letters=self.get("dead_letters"))
 
     def warm_after_fork(self, *names: str) -> None:
         """Build these in the background in each forked worker, before the first message rather than during

@@ -100,6 +100,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_AUTH_AUDIENCE", "the audiences (comma-separated) a caller's ID token may carry: the API's "
              "URLs and the Google Cloud CLI's client id; none configured refuses every token", "", (API,), TERRAFORM),
     Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API", "", (API,), TERRAFORM),
+    Variable("TRAINYARD_ADMINS", "e-mail addresses (comma-separated, any case) of the operators the admin routes "
+             "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody",
+             "", (API,), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
@@ -283,6 +286,7 @@ class Settings:
     reconcile_cancelling_after_s: float = 600.0
     reconcile_command_after_s: float = 1800.0
     reconcile_interval_s: float = 60.0
+    admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
 
     @property
     def progress_topic_path(self) -> str:
@@ -316,6 +320,7 @@ class Settings:
             auth_audience=read("TRAINYARD_AUTH_AUDIENCE", environ),
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
+            admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
             dev_token=read("TRAINYARD_DEV_TOKEN", environ),
             compiler=get("TRAINYARD_COMPILER"),

@@ -73,7 +73,10 @@ locals {
 
   # Topic-level publishers (topic name => who may publish).
   topic_publishers = {
-    api       = ["run-submit", "run-commands", "schedule-trigger"]
+    # The API publishes run-submit, run-commands and schedule-trigger itself; an admin's dead-letter replay
+    # (POST /api/admin/dead-letters/{topic}/replay, shared/http/admin_routes.py) republishes onto any topic. Its
+    # pull from each <topic>-dead-letter-hold is granted in dead_letters.tf.
+    api       = ["run-submit", "run-commands", "schedule-trigger", "pipeline-events", "training-progress", "reconcile"]
     scheduler = ["run-submit"]
     # Wherever a run moves (shared/services/lifecycle.py) what follows may publish: a schedule's queued run
     # released (run-submit), a deploy after training and the run's notifications (run-commands). The

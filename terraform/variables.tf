@@ -32,6 +32,17 @@ variable "api_invoker_members" {
   default     = []
 }
 
+variable "admin_emails" {
+  type        = list(string)
+  description = "E-mail addresses of the operators the API's admin routes admit (dead-letter list and replay: `trainyard admin dead-letters`); everyone else gets 403. Each also needs run.invoker on the API (api_invoker_members). Empty: nobody."
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.admin_emails : can(regex("^[^@,\\s]+@[^@,\\s]+$", email))])
+    error_message = "admin_emails must be plain e-mail addresses (no commas, no spaces, no group: or user: prefix)."
+  }
+}
+
 variable "artifact_registry_repository" {
   type        = string
   description = "Artifact Registry docker repository holding the images (the Cloud Build substitution _REPOSITORY)."

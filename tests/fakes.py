@@ -210,3 +210,71 @@ class FakeCompiler:
 
     def module_files(self):
         return {}
+
+
+class FakePubSub:
+    """The few Pub/Sub client calls shared/adapters/dead_letters.py makes (pull, modify_ack_deadline, acknowledge,
+    publish), over in-memory subscriptions: a pulled message is out until acknowledged or handed back
+    (deadline 0). `fail_publish_after` makes the (n+1)th publish fail as Pub/Sub would."""
+
+    def __init__(self, fail_publish_after: Optional[int] = None):
+        self.held: dict[str, list] = {}  # subscription path -> messages (types.PubsubMessage)
+        self.out: dict[str, tuple[str, object]] = {}  # ack id -> (subscription, message)
+        self.published: list[tuple[str, bytes, dict]] = []
+        self.fail_publish_after = fail_publish_after
+        self._ids = 0
+
+    def subscription_path(self, project, name):
+        return f"projects/{project}/subscriptions/{name}"
+
+    def topic_path(self, project, name):
+        return f"projects/{project}/topics/{name}"
+
+    def dead_letter(self, subscription: str, data: bytes, **attributes) -> str:
+        from google.protobuf import timestamp_pb2
+        from google.pubsub_v1 import types
+
+        self._ids += 1
+        stamp = timestamp_pb2.Timestamp()
+        stamp.GetCurrentTime()
+        message = types.PubsubMessage(data=data, attributes=attributes, message_id=str(self._ids),
+                                      publish_time=stamp)
+        self.held.setdefault(subscription, []).append(message)
+        return message.message_id
+
+    def pull(self, request, timeout=None):
+        from google.pubsub_v1 import types
+
+        path, wanted = request["subscription"], request["max_messages"]
+        taken, self.held[path] = self.held.get(path, [])[:wanted], self.held.get(path, [])[wanted:]
+        received = []
+        for message in taken:
+            self._ids += 1
+            ack_id = f"ack-{self._ids}"
+            self.out[ack_id] = (path, message)
+            received.append(types.ReceivedMessage(ack_id=ack_id, message=message))
+        return types.PullResponse(received_messages=received)
+
+    def modify_ack_deadline(self, request):
+        assert request["ack_deadline_seconds"] == 0
+        for ack_id in reversed(request["ack_ids"]):  # back at the front, in their order
+            path, message = self.out.pop(ack_id)
+            self.held.setdefault(path, []).insert(0, message)
+
+    def acknowledge(self, request):
+        for ack_id in request["ack_ids"]:
+            self.out.pop(ack_id)
+
+    def publish(self, topic, data, **attributes):
+        from concurrent.futures import Future
+
+        from google.api_core import exceptions
+
+        future: Future = Future()
+        if self.fail_publish_after is not None and len(self.published) >= self.fail_publish_after:
+            future.set_exception(exceptions.ServiceUnavailable("Pub/Sub is unavailable"))
+            return future
+        self.published.append((topic, data, attributes))
+        self._ids += 1
+        future.set_result(f"replayed-{self._ids}")
+        return future

@@ -15,10 +15,12 @@ or could not be reached; 2 usage (a wrong flag, an unreadable file). `runs watch
 --watch`) end with the run: 0 completed (and deployed when it deploys), 1 failed or cancelled, 2 not
 blessed, 3 completed but the deployment failed.
 
-`admin dead-letters` reads a topic's `<topic>-dead-letter-hold` subscription straight from Pub/Sub with
-your own credentials (GOOGLE_CLOUD_PROJECT; PUBSUB_EMULATOR_HOST locally): `list` shows what is held
-without consuming it, `replay` republishes it to its topic (marked trainyard_replay_of) and then
-acknowledges it. Every consumer is idempotent, so a replay is safe to repeat.
+`admin dead-letters` shows what a topic's `<topic>-dead-letter-hold` subscription keeps (`list`, nothing
+consumed) or republishes it onto its topic, marked trainyard_replay_of, acknowledging each message only
+after its publish (`replay`). It calls the admin-only API routes (your e-mail must be in the
+deployment's TRAINYARD_ADMINS); with --direct it goes straight to Pub/Sub with your own credentials
+instead (GOOGLE_CLOUD_PROJECT; PUBSUB_EMULATOR_HOST locally), for when the API itself is down. Every
+consumer is idempotent, so a replay is safe to repeat.
 
 The API URL comes from TRAINYARD_API_URL (default the local stack), the identity from TRAINYARD_TOKEN
 (default: the local developer token on localhost, else `gcloud auth print-identity-token`).
@@ -26,9 +28,10 @@ The API URL comes from TRAINYARD_API_URL (default the local stack), the identity
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from shared.contract import topics
+from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
 from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands
 from trainyard_cli import format as fmt
 from trainyard_cli.client import ApiClient, ApiError
@@ -108,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("list", "replay"):
         action = common(dead.add_parser(name, help="show what the hold keeps" if name == "list"
                                         else "republish it to its topic, then acknowledge it"))
-        action.add_argument("topic", help="run-submit, pipeline-events, training-progress, schedule-trigger or run-commands")
-        action.add_argument("--limit", type=int, default=10)
+        action.add_argument("topic", choices=topics.ALL, metavar="TOPIC", help=", ".join(topics.ALL))
+        action.add_argument("--limit", type=int, default=10, help=f"at most this many (1 to {MAX_DEAD_LETTERS})")
+        action.add_argument("--direct", action="store_true",
+                            help="straight to Pub/Sub with your own credentials, not through the API")
+        action.set_defaults(handler=dead_letters)
 
     common(groups.add_parser("vocabulary", help="the API's statuses, stages, metrics, GPU types and which action "
                                                 "a run offers in which status")).set_defaults(handler=show_vocabulary)
@@ -171,25 +177,36 @@ def show_vocabulary(args, client, ui) -> int:
     return 0
 
 
-def dead_letters(args, out) -> int:
-    """`admin dead-letters`: straight to Pub/Sub with the operator's credentials (no API route)."""
-    from dataclasses import asdict
+def dead_letters(args, client, ui) -> int:
+    """`admin dead-letters list|replay TOPIC`: GET /api/admin/dead-letters/TOPIC or POST …/replay (admins
+    only); --direct: the same shared/adapters/dead_letters.py, straight to Pub/Sub with the operator's credentials."""
+    if args.direct:
+        from dataclasses import asdict
 
-    from shared.adapters.dead_letters import DeadLetters
-    from shared.settings import get_settings
+        from shared.adapters.dead_letters import DeadLetters
+        from shared.errors import FieldError, NotFound, TransientError
+        from shared.settings import get_settings
 
-    if args.limit < 1:
-        raise SystemExit("--limit must be at least 1")
-    letters = DeadLetters(get_settings().project)
-    found = letters.list(args.topic, args.limit) if args.action == "list" else letters.replay(args.topic, args.limit)
-    if args.json:
-        out.write(json.dumps([asdict(letter) for letter in found], indent=2) + "\n")
-        return 0
-    verb = "held" if args.action == "list" else "replayed"
-    out.write(f"{len(found)} message(s) {verb} from {args.topic}\n")
-    for letter in found:
-        line = f"{letter.message_id}  {letter.publish_time}  {letter.data[:120]}"
-        out.write(line + (f"  -> {letter.replayed_as}" if letter.replayed_as else "") + "\n")
+        letters = DeadLetters(get_settings().project)
+        try:
+            found = (letters.list if args.action == "list" else letters.replay)(args.topic, args.limit)
+        except (FieldError, NotFound) as exc:
+            raise UsageError(str(exc)) from None
+        except TransientError as exc:
+            raise ApiError(0, {"message": str(exc)}) from None
+        found = [asdict(letter) for letter in found]
+    elif args.action == "list":
+        found = client.get(f"/api/admin/dead-letters/{args.topic}", limit=args.limit)["dead_letters"]
+    else:
+        found = client.post(f"/api/admin/dead-letters/{args.topic}/replay", limit=args.limit)["dead_letters"]
+
+    def human(letters):
+        ui.line(f"{len(letters)} message(s) {'held' if args.action == 'list' else 'replayed'} from {args.topic}")
+        for letter in letters:
+            ui.line(f"{letter['message_id']}  {letter['publish_time']}  {letter['data'][:120]}"
+                    + (f"  -> {letter['replayed_as']}" if letter.get("replayed_as") else ""))
+
+    ui.result(found, human)
     return 0
 
 
@@ -333,15 +350,6 @@ def run(argv: list[str], out=sys.stdout) -> int:
     if args.group == "completion":
         out.write(completion.script(parser, args.shell))
         return 0
-    if args.group == "admin" and args.command == "dead-letters":
-        try:
-            return dead_letters(args, out)
-        except ValueError as exc:
-            sys.stderr.write(f"trainyard: {exc}\n")
-            return 2
-        except Exception as exc:  # noqa: BLE001 — Pub/Sub's errors, said plainly
-            sys.stderr.write(f"trainyard: Pub/Sub: {exc}\n")
-            return 1
     client = ApiClient(url=args.url)
     ui = Output(out, args.json)
     try:

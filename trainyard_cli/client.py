@@ -71,8 +71,8 @@ class ApiClient:
     def get(self, path: str, **params) -> dict:
         return self.call("GET", path, **params)
 
-    def post(self, path: str, body: Any = None) -> dict:
-        return self.call("POST", path, body)
+    def post(self, path: str, body: Any = None, **params) -> dict:
+        return self.call("POST", path, body, **params)
 
     def delete(self, path: str) -> dict:
         return self.call("DELETE", path)

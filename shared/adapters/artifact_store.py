@@ -6,18 +6,12 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from shared.adapters.lazy_client import LazyClient
+from shared.adapters.lazy_client import LazyClient, cloud_client
 
 
 class ArtifactStore:
     def __init__(self, storage_client=None):
-        self._storage = LazyClient(self._make_client, storage_client)
-
-    @staticmethod
-    def _make_client():
-        from google.cloud import storage
-
-        return storage.Client()
+        self._storage = LazyClient(cloud_client("storage", "Client"), storage_client)
 
     @property
     def storage(self):

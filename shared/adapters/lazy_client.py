@@ -39,3 +39,12 @@ def gapic_client(client_class, emulator_host: str = "", **options):
         transport = client_class.get_transport_class("grpc")(channel=grpc.insecure_channel(emulator_host))
         return client_class(transport=transport)
     return client_class(**options)
+
+
+def cloud_client(module: str, client_class: str) -> Callable[[], object]:
+    """A maker of `google.cloud.<module>.<client_class>()` that imports the library only when called."""
+    def make():
+        import importlib
+
+        return getattr(importlib.import_module(f"google.cloud.{module}"), client_class)()
+    return make

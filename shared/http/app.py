@@ -12,6 +12,7 @@ from shared import log
 from shared.composition import Dependencies
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.http.action_routes import register_action_routes
+from shared.http.admin_routes import register_admin_routes
 from shared.http.dashboard_routes import register_dashboard_routes
 from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
@@ -152,4 +153,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_dashboard_routes(app, deps)  # the Training page at /training (shared/http/dashboard_routes.py)
     register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http/reconciler_routes.py)
     register_vocabulary_routes(app)  # GET /api/vocabulary (shared/http/vocabulary_routes.py)
+    register_admin_routes(app, deps)  # admin-only: dead-letter list and replay (shared/http/admin_routes.py)
     return app

@@ -24,7 +24,8 @@ def _response(description: str, schema: dict | None = None) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "invalid input: each error names the field path and the rule", 401: "no or invalid identity",
-            404: "not found", 409: "not allowed in the run's current state"}
+            403: "not allowed to this identity (admin routes: TRAINYARD_ADMINS)", 404: "not found",
+            409: "not allowed in the run's current state", 503: "a service it depends on is unavailable; retry shortly"}
     return {str(c): _response(text[c], _ERROR) for c in codes}
 
 
@@ -102,6 +103,10 @@ def document() -> dict:
     from shared.http.vocabulary_routes import openapi_paths as vocabulary_paths
 
     paths.update(vocabulary_paths(_response, _errors))
+
+    from shared.http.admin_routes import openapi_paths as admin_paths
+
+    paths.update(admin_paths(_response, _errors))
     paths.update(_action_paths(ref, run_id))
     return {
         "openapi": "3.1.0",

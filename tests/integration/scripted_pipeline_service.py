@@ -19,6 +19,9 @@ class ScriptedPipelineService:
         self.logs: dict[str, list[str]] = {}  # job id -> its process log lines
         # job id -> (entered, release): a get_job of it signals `entered`, then waits for `release`
         self.holds: dict[str, tuple[threading.Event, threading.Event]] = {}
+        # An outage: while set, every request is answered 503 (counted per method and path in refused)
+        self.outage = threading.Event()
+        self.refused: Counter = Counter()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -74,9 +77,18 @@ class ScriptedPipelineService:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _unavailable(self, what: str = "") -> bool:
+                if not service.outage.is_set():
+                    return False
+                service.refused[what or f"{self.command} {self.path}"] += 1
+                self._send(503, {"error": "the pipeline service is unavailable"})
+                return True
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self._unavailable(f"create {body.get('job_id')}" if self.path == "/v1/jobs" else ""):
+                    return
                 if self.path == "/v1/jobs":
                     with service.lock:
                         service.create_calls[body["job_id"]] += 1
@@ -98,6 +110,8 @@ class ScriptedPipelineService:
                 self._send(404, {})
 
             def do_GET(self):
+                if self._unavailable():
+                    return
                 logs = re.fullmatch(r"/v1/jobs/([^/]+)/logs\?offset=(\d+)&limit=(\d+)", self.path)
                 if logs:  # the real service's contract: the job's process log, in lines
                     lines = service.logs.get(logs[1])

@@ -1,6 +1,8 @@
-"""Dead-letter replay on the Pub/Sub emulator: `trainyard admin dead-letters list` shows what a
-topic's `<topic>-dead-letter-hold` keeps without consuming it; `replay` republishes it onto its topic
-(same data and attributes, marked trainyard_replay_of) and only then acknowledges it."""
+"""Dead-letter replay on the Pub/Sub emulator, through the admin-only API routes of the running API
+(the stack's developer is its admin) and, with --direct, straight to Pub/Sub: `trainyard admin
+dead-letters list` shows what a topic's `<topic>-dead-letter-hold` keeps without consuming it; `replay`
+republishes it onto its topic (same data and attributes, marked trainyard_replay_of) and only then
+acknowledges it."""
 from __future__ import annotations
 
 import io
@@ -16,9 +18,18 @@ pytestmark = pytest.mark.integration
 TOPIC = topics.SCHEDULE_TRIGGER  # its consumer ignores a trigger for an unknown schedule: replay is harmless
 
 
+API_URL: list[str] = []  # the stack's API, set by the fixture below
+
+
+@pytest.fixture(autouse=True)
+def api_url(local_stack):
+    API_URL[:] = [local_stack.api]
+
+
 def call(*argv) -> tuple[int, object]:
+    """The CLI as an operator runs it: through the API's admin routes, or with --direct to Pub/Sub."""
     out = io.StringIO()
-    code = cli(["--json", "admin", "dead-letters", *argv], out=out)
+    code = cli(["--json", "--url", API_URL[0], "admin", "dead-letters", *argv], out=out)
     return code, (json.loads(out.getvalue()) if out.getvalue() else None)
 
 
@@ -77,11 +88,22 @@ def test_list_keeps_and_replay_republishes_then_acknowledges(local_stack, watche
         assert json.loads(message.data) == json.loads(letter["data"])
         assert message.attributes["schedule_id"] == letter["attributes"]["schedule_id"]
 
-    code, last = call("replay", TOPIC)
+    code, last = call("replay", TOPIC, "--direct")  # the operator's own credentials, the same logic
     assert code == 0 and len(last) == 1
-    assert call("list", TOPIC) == (0, [])
+    assert call("list", TOPIC) == (0, []) and call("list", TOPIC, "--direct") == (0, [])
+    replayed_by_api = [json.loads(line) for line in local_stack.log_lines("api") if '"dead letters replayed"' in line]
+    assert replayed_by_api and replayed_by_api[-1]["by"] == local_stack.stack.config.dev_identity
+
+
+def test_the_admin_routes_answer_as_documented(local_stack):
+    listed = local_stack.get(f"/api/admin/dead-letters/{TOPIC}", limit=5)
+    assert listed.status_code == 200 and listed.json()["subscription"] == f"{TOPIC}-dead-letter-hold"
+    assert local_stack.get("/api/admin/dead-letters/not-a-topic").status_code == 404
+    bad = local_stack.get(f"/api/admin/dead-letters/{TOPIC}", limit=0)
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "limit"
 
 
 def test_an_unknown_topic_is_a_usage_error(local_stack, capsys):
-    assert cli(["admin", "dead-letters", "list", "not-a-topic"]) == 2
-    assert "not a Trainyard topic" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli(["admin", "dead-letters", "list", "not-a-topic"])
+    assert usage.value.code == 2 and "invalid choice: 'not-a-topic'" in capsys.readouterr().err

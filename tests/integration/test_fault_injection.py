@@ -8,6 +8,8 @@ then letting the system (the reconciler, through `reconcile` like Cloud Schedule
 """
 from __future__ import annotations
 
+import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -126,3 +128,77 @@ def test_pipeline_events_killed_mid_update_ends_equal_to_a_clean_replay(local_st
                              what="completion after the crash")
     a = local_stack.wait_for(clean["id"], lambda r: r["status"] == runs.COMPLETED, what="clean completion")
     assert comparable(b) == comparable(a)
+
+
+def wait_until(probe, timeout_s: float, what: str):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def dead_lettered_submit(local_stack, run_id: str):
+    """The run's run-submit in run-submit-dead-letter-hold, through the admin route (nothing consumed)."""
+    held = local_stack.get(f"/api/admin/dead-letters/{topics.RUN_SUBMIT}", limit=100).json()["dead_letters"]
+    return next((m for m in held if json.loads(m["data"]).get("run_id") == run_id), None)
+
+
+def test_a_backend_outage_inside_the_retry_window_is_ridden_out_by_redelivery(local_stack, catalog):
+    """Each delivery that meets the 5xx gives its claim back, so Pub/Sub's next redelivery submits: no
+    dead letter, no reconciler, one job."""
+    local_stack.pipeline.outage.set()
+    try:
+        run = create(local_stack, catalog, "fault-short-outage")
+        job_id = job_id_for(run["id"], 1)
+        wait_until(lambda: local_stack.pipeline.refused[f"create {job_id}"] >= 2, 60,
+                   "two deliveries to meet the outage")
+    finally:
+        local_stack.pipeline.outage.clear()
+    running = local_stack.wait_for(run["id"], lambda r: r["status"] == runs.RUNNING, timeout_s=90,
+                                   what="submission by a redelivery")
+    assert local_stack.pipeline.create_calls[job_id] == 1 and running["attempt"] == 1
+    assert dead_lettered_submit(local_stack, run["id"]) is None
+    repairs = local_stack.get("/api/reconciler").json()["reconciler"]["recent_repairs"]
+    assert not [r for r in repairs if r["run_id"] == run["id"]]
+
+
+def test_a_backend_failing_5xx_longer_than_the_retry_window_is_re_driven_not_stuck(local_stack, catalog):
+    """The pipeline backend answers 503 to every delivery of a run's run-submit until Pub/Sub gives up
+    (the stack's subscription: 10 deliveries) and dead-letters it; once the backend is back the
+    reconciler re-drives the run past the submit lease, it completes equal to a clean run with one job,
+    and an admin's replay of the dead letter afterwards changes nothing."""
+    clean = submitted(local_stack, catalog, "fault-long-outage-clean")
+    local_stack.pipeline.outage.set()
+    try:
+        victim = create(local_stack, catalog, "fault-long-outage")
+        job_id = job_id_for(victim["id"], 1)
+        letter = wait_until(lambda: dead_lettered_submit(local_stack, victim["id"]), 300, "run-submit dead-lettered")
+        assert local_stack.pipeline.refused[f"create {job_id}"] >= 10  # every delivery reached the backend
+        stuck = local_stack.run(victim["id"])
+        assert stuck["status"] == runs.SUBMITTING and job_id not in local_stack.pipeline.jobs
+    finally:
+        local_stack.pipeline.outage.clear()
+
+    age(victim["id"], timedelta(minutes=11))  # past TRAINYARD_SUBMIT_LEASE_SECONDS with nothing arriving
+    reconcile_now(local_stack)
+    running = local_stack.wait_for(victim["id"], lambda r: r["status"] == runs.RUNNING, what="re-driven submission")
+    for run in (running, clean):
+        write_results(ArtifactStore(), run["gcs_artifacts_path"], blessed=True)
+        job = job_id_for(run["id"], 1)
+        deliver(local_stack, job_timeline(job), job)
+    a = local_stack.wait_for(clean["id"], lambda r: r["status"] == runs.COMPLETED, what="clean completion")
+    b = local_stack.wait_for(victim["id"], lambda r: r["status"] == runs.COMPLETED, what="re-driven completion")
+    assert comparable(b) == comparable(a) and local_stack.pipeline.create_calls[job_id] == 1
+    repairs = local_stack.get("/api/reconciler").json()["reconciler"]["recent_repairs"]
+    assert any(r["run_id"] == victim["id"] and r["action"] == "submit_requeued" for r in repairs)
+
+    replay = local_stack.session.post(f"{local_stack.api}/api/admin/dead-letters/{topics.RUN_SUBMIT}/replay",
+                                      params={"limit": 100}, timeout=60)
+    assert replay.status_code == 200, replay.text
+    replayed = {m["message_id"]: m["replayed_as"] for m in replay.json()["dead_letters"]}
+    local_stack.wait_handled("submitter", replayed[letter["message_id"]])
+    assert comparable(local_stack.run(victim["id"])) == comparable(b)  # a late duplicate changes nothing
+    assert local_stack.pipeline.create_calls[job_id] == 1 and dead_lettered_submit(local_stack, victim["id"]) is None

@@ -202,6 +202,39 @@ def test_run_commands_cancels_the_pipeline_job_and_the_trainers_custom_job(cloud
     assert doc["status"] == runs.CANCELLED
 
 
+# ----------------------------------------------------------------------------- dead letters
+
+
+def test_an_admin_replays_a_dead_letter_through_the_api_as_its_terraform_identity(cloud):
+    """The admin routes as deployed: an operator of var.admin_emails sees what a topic dead-lettered and
+    replays it — the API pulls the hold and publishes as its own account (the next test checks that
+    Terraform grants it); someone else of the organisation is refused 403."""
+    from google.cloud import pubsub_v1
+
+    from tests.identity_tokens import delivered_token
+
+    env = cloud.deployment.functions["fn_api"].env
+    url, audience = cloud.rehearsal.processes["fn_api"].url, env["TRAINYARD_AUTH_AUDIENCE"].split(",")[0]
+    admin = env["TRAINYARD_ADMINS"].split(",")[0]
+    assert admin, "the example tfvars name an operator in admin_emails"
+    client = pubsub_v1.PublisherClient()
+    lost = client.publish(client.topic_path(cloud.project, topics.dead_letter(topics.RECONCILE)),
+                          b"{}").result(timeout=30)  # a reconcile tick, as Pub/Sub forwards what it gave up on
+
+    def call(method: str, email: str, path: str):
+        return requests.request(method, f"{url}/api/admin/dead-letters/{topics.RECONCILE}{path}", timeout=60,
+                                params={"limit": 10}, headers={"Authorization": f"Bearer {delivered_token(email, aud=audience)}"})
+
+    refused = call("POST", f"ana@{env['TRAINYARD_ALLOWED_DOMAIN']}", "/replay")
+    assert refused.status_code == 403 and "TRAINYARD_ADMINS" in refused.json()["message"]
+    held = call("GET", admin, "")
+    assert held.status_code == 200 and [m["message_id"] for m in held.json()["dead_letters"]] == [lost]
+    replayed = call("POST", admin, "/replay")
+    assert replayed.status_code == 200 and [m["message_id"] for m in replayed.json()["dead_letters"]] == [lost]
+    cloud.handled("fn_reconciler", replayed.json()["dead_letters"][0]["replayed_as"])
+    assert call("GET", admin, "").json()["dead_letters"] == []
+
+
 # ----------------------------------------------------------------------------- nothing lost, nothing failed
 
 

@@ -20,7 +20,8 @@ from shared.http.openapi import document
 from shared.adapters.run_data_sources import LocalGpuQuota, RunDataSources
 from shared.settings import get_settings
 from tests.builders import dataset_body, seed_catalog
-from tests.fakes import FakePublisher, InMemoryRepository
+from shared.adapters.dead_letters import DeadLetters
+from tests.fakes import FakePublisher, FakePubSub, InMemoryRepository
 from tests.unit.test_cli import FlaskSession, stored_run
 from tests.unit.test_schedules import NoJobs
 from trainyard_cli import format as fmt
@@ -51,9 +52,12 @@ class GrowingLogs:
 @pytest.fixture
 def api(monkeypatch):
     repo, logs = InMemoryRepository(), GrowingLogs()
-    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com")
+    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com",
+                       admins=frozenset({"cli@example.com"}))
+    pubsub = FakePubSub()
     app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,
-                                  scheduler_jobs=NoJobs(), run_data=RunDataSources(logs, LocalGpuQuota())))
+                                  scheduler_jobs=NoJobs(), run_data=RunDataSources(logs, LocalGpuQuota()),
+                                  dead_letters=DeadLetters("p", pubsub, pubsub)))
     ids = seed_catalog(repo)
     calls: list[tuple[str, str]] = []
 
@@ -137,7 +141,8 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("schedules", "list"), ("schedules", "get", schedule_id), ("schedules", "pause", schedule_id),
         ("schedules", "resume", schedule_id), ("schedules", "trigger", schedule_id),
         ("schedules", "cancel", schedule_id), ("gpu", "availability", "--gpu-count", "2"),
-        ("admin", "reconciler"), ("vocabulary",),
+        ("admin", "reconciler"), ("vocabulary",), ("admin", "dead-letters", "list", "run-submit"),
+        ("admin", "dead-letters", "replay", "run-submit"),
     ]
     for argv in commands:
         code, out = run_cli(*argv)

@@ -95,6 +95,31 @@ def test_the_claim_lease_is_the_settings_one(env):
     assert do_submit(env) == "submitted"
 
 
+def test_a_transient_failure_releases_the_claim_so_the_next_redelivery_submits_at_once(env):
+    """Issue 15: a backend 5xx used to keep the failed delivery's claim for the whole lease (630 s), so
+    every redelivery was refused until then — on the local stack's retry window (10 deliveries, about a
+    minute) a two-second outage dead-lettered the run's run-submit."""
+    env["backend"].fail_create = TransientError("Vertex AI Pipelines: 503 unavailable")
+    for _ in range(2):
+        with pytest.raises(TransientError, match="503"):  # the backend's error, not "another delivery"
+            do_submit(env)
+    run = env["repo"].get_run(env["run"]["id"])
+    assert run["status"] == "submitting" and run["attempts"][0]["claimed_at"] is None
+    env["backend"].fail_create = None
+    assert do_submit(env) == "submitted"
+    assert len(env["backend"].created) == 1
+
+
+def test_a_release_never_frees_a_claim_taken_over_since(env):
+    run_id = env["run"]["id"]
+    old = runs.now() - timedelta(hours=1)
+    env["repo"].mutate_run(run_id, lambda d: runs.claim_for_submit(d, 1, old))
+    newer = runs.now()
+    env["repo"].mutate_run(run_id, lambda d: {**d, "attempts": [{**d["attempts"][0], "claimed_at": newer}]})
+    env["repo"].mutate_run(run_id, lambda d: submission._release(d, 1, old))  # the first holder, late
+    assert env["repo"].get_run(run_id)["attempts"][0]["claimed_at"] == newer
+
+
 def test_compile_failure_fails_the_run_at_compile(env):
     env["compiler"].fail = ValueError("unsupported feature transform")
     assert do_submit(env) == "failed"
@@ -109,8 +134,6 @@ def test_vertex_refusal_is_permanent_and_outage_is_transient(env):
     with pytest.raises(TransientError):
         do_submit(env)
     assert env["repo"].get_run(env["run"]["id"])["status"] == "submitting"
-    env["repo"].mutate_run(env["run"]["id"], lambda d: {**d, "attempts": [
-        {**d["attempts"][0], "claimed_at": runs.now() - timedelta(hours=1)}]})
     env["backend"].fail_create = PermanentError("quota: NVIDIA_L4 not available", stage="Compile")
     assert do_submit(env) == "failed"
     assert "NVIDIA_L4" in env["repo"].get_run(env["run"]["id"])["error_message"]

@@ -510,3 +510,36 @@ def test_a_paused_schedule_keeps_its_queue_until_resumed(env):
     scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"],
                             at=first + timedelta(hours=1, minutes=10))
     assert env["repo"].get_run(queued_id)["status"] == "pending" and queued_id in submitted(env)
+
+
+def test_a_lost_final_event_no_longer_blocks_a_schedule_capped_at_one_run(env, tmp_path):
+    """Issue 15: a schedule with max_concurrent_runs=1 whose running run's SUCCEEDED event was lost
+    (dead-lettered) never fired again; the reconciler completes the run from its job and the schedule's
+    waiting run is released."""
+    from dataclasses import replace
+
+    from shared.adapters.artifact_store import ArtifactStore
+    from shared.contract.labels import job_id_for
+    from shared.services import reconcile, submission
+    from shared.settings import get_settings
+    from tests.fakes import FakeBackend, FakeCompiler
+    from tests.unit.scenario import job_timeline, write_results
+
+    schedule, first, second = _queue_of_two(env)
+    backend, compiler = FakeBackend(), FakeCompiler()
+    settings = replace(get_settings(), artifacts_root=str(tmp_path / "a"), pipeline_root=str(tmp_path / "r"))
+    assert submission.submit(submission.RunSubmit(run_id=first, attempt=1), env["repo"], backend, ArtifactStore(),
+                             submission.Compiler(compiler.compile_run, compiler.module_files), settings,
+                             publisher=env["publisher"]) == "submitted"
+    job_id = job_id_for(first, 1)
+    backend.jobs[job_id] = job_timeline(job_id)[-1]  # the job SUCCEEDED; no event of it ever arrives
+    write_results(ArtifactStore(), env["repo"].get_run(first)["gcs_artifacts_path"])
+    assert second not in submitted(env)
+
+    report = reconcile.reconcile(env["repo"], env["publisher"], backend, ArtifactStore(), settings,
+                                 at=runs.now() + timedelta(hours=1))
+    assert report["repaired"] == {"job_state_applied": 1}
+    assert env["repo"].get_run(first)["status"] == runs.COMPLETED
+    stored = env["repo"].get_schedule(schedule["id"])
+    assert first not in stored["active_runs"] and second in stored["active_runs"]
+    assert env["repo"].get_run(second)["status"] == "pending" and second in submitted(env)

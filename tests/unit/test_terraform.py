@@ -28,7 +28,9 @@ EXPECTED_GRANTS = {
     "api": {
         "project": ["roles/datastore.user", "custom:schedule_manager", "roles/cloudquotas.viewer",
                     "roles/aiplatform.viewer", "roles/logging.viewer", "roles/monitoring.viewer"],
-        "topics": ["run-submit", "run-commands", "schedule-trigger"],
+        # its own publishes, and an admin's dead-letter replay onto any topic (shared/http/admin_routes.py)
+        "topics": ["run-submit", "run-commands", "schedule-trigger", "pipeline-events", "training-progress",
+                   "reconcile"],
         "buckets": {"artifacts": ["artifacts_read_delete"]},
     },
     "submitter": {
@@ -641,3 +643,29 @@ def test_no_run_submit_dead_letters_while_its_claim_is_still_held():
     assert "max_delivery_attempts      = local.retry[each.key].max_delivery_attempts" in text
     assert "minimum_backoff            = local.retry[each.key].minimum_backoff" in text
 
+
+
+def test_the_api_may_read_and_replay_every_dead_letter_hold_and_nothing_else():
+    """The admin routes pull from `<topic>-dead-letter-hold` (roles/pubsub.subscriber on each hold, not
+    on the project) and republish onto the topic; TRAINYARD_ADMINS comes from var.admin_emails."""
+    from shared.adapters import dead_letters
+    from shared.settings import Settings
+
+    topics = shared_topics
+    plan = planned()
+    api_member = f"serviceAccount:trainyard-api@{plan.var('project_id')}.iam.gserviceaccount.com"
+    grants = {(r.args["subscription"], r.args["role"], r.args["member"])
+              for r in plan.resources("google_pubsub_subscription_iam_member", "dead_letter_readers")}
+    assert grants == {(dead_letters.hold_subscription(t), "roles/pubsub.subscriber", api_member) for t in topics.ALL}
+    publishers = {(r.args["topic"], r.args["member"]) for r in plan.resources("google_pubsub_topic_iam_member", "publishers")}
+    assert {(t, api_member) for t in topics.ALL} <= publishers
+    assert plan.local("environment")["api"]["TRAINYARD_ADMINS"] == "ops@example.com"  # the example's operator
+    nobody = {k: v for k, v in terraform_model.read_tfvars(TF_ROOT / "examples/minimal/minimal.tfvars").items()
+              if k != "admin_emails"}
+    assert terraform_model.Instance(terraform_model.ModuleSource(TF_ROOT), nobody, TF_ROOT.resolve()).local(
+        "environment")["api"]["TRAINYARD_ADMINS"] == ""  # by default nobody
+    inputs = {**terraform_model.read_tfvars(TF_ROOT / "examples/minimal/minimal.tfvars"),
+              "admin_emails": ["ops@example.com", "Ana@Example.com"]}
+    admins = terraform_model.Instance(terraform_model.ModuleSource(TF_ROOT), inputs, TF_ROOT.resolve())
+    env = admins.local("environment")["api"]
+    assert Settings.from_environ(env).admins == {"ops@example.com", "ana@example.com"}

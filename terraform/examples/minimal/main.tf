@@ -19,6 +19,7 @@ module "trainyard" {
   firestore_location  = var.firestore_location
   org_domain          = var.org_domain
   api_invoker_members = var.api_invoker_members
+  admin_emails        = var.admin_emails
   image_tag           = var.image_tag
   deletion_protection = var.deletion_protection
 

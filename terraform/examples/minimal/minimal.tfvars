@@ -7,3 +7,6 @@ firestore_location     = "europe-west4"
 image_tag              = "latest"
 google_oauth_client_id = "123456789012-example.apps.googleusercontent.com"
 # google_oauth_client_secret: export TF_VAR_google_oauth_client_secret=... (kept out of files)
+
+# Optional: who may list and replay dead letters through the API (`trainyard admin dead-letters`).
+admin_emails = ["ops@example.com"]

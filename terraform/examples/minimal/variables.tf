@@ -48,3 +48,9 @@ variable "google_oauth_client_secret" {
   description = "Its secret: pass it as TF_VAR_google_oauth_client_secret rather than in a file."
   sensitive   = true
 }
+
+variable "admin_emails" {
+  type        = list(string)
+  description = "Operators who may list and replay dead letters through the API (plain e-mail addresses); empty: nobody."
+  default     = []
+}

@@ -1,0 +1,89 @@
+"""Admin-only routes: what Pub/Sub dead-lettered, listed and replayed (shared/adapters/dead_letters.py).
+
+    GET  /api/admin/dead-letters/{topic}?limit=N         what `<topic>-dead-letter-hold` keeps (nothing consumed)
+    POST /api/admin/dead-letters/{topic}/replay?limit=N  republish up to N onto the topic, then acknowledge each
+
+Who is an admin: the caller's verified e-mail (shared/http/identity.py: a Google ID token behind Cloud Run
+IAM, a Firebase ID token verified in full, or the local developer identity) is one of TRAINYARD_ADMINS,
+which Terraform sets from `var.admin_emails`. An allowlist rather than a Firebase custom claim: the
+CLI's Google ID tokens (`gcloud auth print-identity-token`) carry no custom claims, and a list in
+Terraform is reviewed like every other grant. Everyone else is refused with 403 naming the setting.
+The calls to Pub/Sub run as the API's service account (terraform/dead_letters.tf, iam.tf).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import Forbidden
+
+from shared.adapters import dead_letters
+from shared import log
+from shared.contract import topics
+from shared.errors import FieldError
+
+DEFAULT_LIMIT = 10
+
+
+def require_admin(identity: str, settings) -> None:
+    if (identity or "").strip().lower() not in settings.admins:
+        raise Forbidden(f"{identity} is not an administrator of this deployment: the admin routes admit only "
+                        f"the e-mails in TRAINYARD_ADMINS (Terraform variable admin_emails)")
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise FieldError.one("limit", f"must be a whole number from 1 to {dead_letters.MAX_LIMIT}, not {raw!r}") from None
+    return dead_letters.checked_limit(value)
+
+
+def register_admin_routes(app: Flask, deps) -> None:
+    @app.get("/api/admin/dead-letters/<topic>")
+    def list_dead_letters(topic):
+        require_admin(g.identity, deps.settings)
+        hold = dead_letters.hold_subscription(topic)  # an unknown topic is a 404 before the limit is read
+        held = deps.dead_letters.list(topic, _limit())
+        return jsonify(success=True, topic=topic, subscription=hold, dead_letters=[asdict(letter) for letter in held])
+
+    @app.post("/api/admin/dead-letters/<topic>/replay")
+    def replay_dead_letters(topic):
+        require_admin(g.identity, deps.settings)
+        hold = dead_letters.hold_subscription(topic)
+        replayed = deps.dead_letters.replay(topic, _limit())
+        log.info("dead letters replayed", by=g.identity, topic=topic, count=len(replayed),
+                 replayed={letter.message_id: letter.replayed_as for letter in replayed})
+        return jsonify(success=True, topic=topic, subscription=hold,
+                       dead_letters=[asdict(letter) for letter in replayed])
+
+
+def openapi_paths(response, errors) -> dict:
+    letter = {"type": "object", "required": ["message_id", "publish_time", "data", "attributes"], "properties": {
+        "message_id": {"type": "string", "description": "the dead-lettered message's id"},
+        "publish_time": {"type": "string", "description": "when it was dead-lettered (ISO 8601)"},
+        "data": {"type": "string", "description": "its data as text (UTF-8; undecodable bytes replaced)"},
+        "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+        "replayed_as": {"type": ["string", "null"],
+                        "description": "replay: the id of the message published onto the topic"}}}
+    answer = {"type": "object", "required": ["success", "topic", "subscription", "dead_letters"], "properties": {
+        "success": {"type": "boolean"}, "topic": {"type": "string"}, "subscription": {"type": "string"},
+        "dead_letters": {"type": "array", "items": letter}}}
+    parameters = [
+        {"name": "topic", "in": "path", "required": True, "schema": {"type": "string", "enum": list(topics.ALL)}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                    "maximum": dead_letters.MAX_LIMIT, "default": DEFAULT_LIMIT}}]
+    refused = errors(400, 401, 403, 404, 503)
+    return {
+        "/api/admin/dead-letters/{topic}": {"get": {
+            "summary": "Admin: the messages Pub/Sub gave up delivering on a topic (its dead-letter hold), "
+                       "shown without consuming them",
+            "parameters": parameters, "responses": {"200": response("held messages", answer), **refused}}},
+        "/api/admin/dead-letters/{topic}/replay": {"post": {
+            "summary": "Admin: republish held messages onto their topic (marked trainyard_replay_of), "
+                       "acknowledging each only after its publish; every consumer is idempotent",
+            "parameters": parameters, "responses": {"200": response("the messages replayed", answer), **refused}}},
+    }
