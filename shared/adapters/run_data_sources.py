@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional, Protocol
 
 from shared.adapters.lazy_client import LazyClient
+from shared.contract import labels
 from shared.contract.nodes import NODE_OF_STAGE, stage_for_task
 from shared.errors import FieldError, NotFound, TransientError
 
@@ -107,9 +108,9 @@ class CloudLoggingLogs:
             main = ((task.get("executorDetail") or {}).get("containerDetail") or {}).get("mainJob")
             if stage and main:
                 jobs[main.rsplit("/", 1)[-1]] = stage
-        label = "".join(c if c.isalnum() or c in "_-" else "-" for c in run["id"].lower())[:63]
+        run_filter = f'labels.{labels.RUN_ID_LABEL}="{labels.label_value(run["id"])}"'  # the Trainer's CustomJobs carry it
         listed = self.rest.call("GET", f"{base}/customJobs", "the run's training jobs",
-                                params={"filter": f'labels.trainyard-run-id="{label}"', "pageSize": 100})
+                                params={"filter": run_filter, "pageSize": 100})
         for custom in listed.get("customJobs", []):
             jobs[custom["name"].rsplit("/", 1)[-1]] = "Train"
         return jobs
