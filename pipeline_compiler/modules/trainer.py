@@ -1,7 +1,8 @@
 """TFX Trainer module: one `run_fn` driven by the RunSpec (in `custom_config["run_spec"]`).
 
 Builds a TFRS two-tower model (retrieval, ranking or multitask) from the FeatureConfig and
-ModelConfig, trains it with the run's full-training features (MirroredStrategy, mixed precision,
+ModelConfig, trains it with the run's full-training features (MirroredStrategy over a machine's GPUs,
+MultiWorkerMirroredStrategy over several machines (cluster.py), mixed precision,
 early stopping, LR schedules with clipnorm 1.0, checkpoint/resume, warm restart, per-epoch progress
 to Pub/Sub), and exports the spec §2.2 artifacts under RunSpec.artifacts_uri:
 
@@ -30,6 +31,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
+from pipeline_compiler.modules import cluster as C
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import live_metrics as L
 from shared import results as R
@@ -63,8 +65,13 @@ def learning_rate_for_epoch(schedule: Any, initial_lr: float, epoch: int, total_
     return initial_lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def select_strategy(devices: Optional[Sequence[str]] = None) -> tf.distribute.Strategy:
-    """MirroredStrategy over the GPUs when there are several (or over `devices`, which tests pass)."""
+def select_strategy(devices: Optional[Sequence[str]] = None,
+                    cluster: Optional[C.Cluster] = None) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when TF_CONFIG names several machines (each one's GPUs take part);
+    else MirroredStrategy over the GPUs when there are several (or over `devices`, which tests pass)."""
+    if cluster is not None and cluster.multi_worker:
+        # Reads TF_CONFIG itself (TFConfigClusterResolver); synchronous all-reduce across the machines.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if devices is None:
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
     if len(devices) > 1:
@@ -264,6 +271,15 @@ def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_si
         if shuffle:
             dataset = dataset.shuffle(CACHE_MAX_EXAMPLES // batch_size + 1, seed=seed, reshuffle_each_iteration=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Each worker reads every file and keeps its share of each global batch. Sharding by file (the
+    default) fails when a split has fewer files than there are workers, and leaves workers with
+    unequal steps when the files differ in size; the seeded shuffle gives every worker the same order."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def model_inputs(spec: RunSpec, corrected: bool) -> list[str]:
@@ -608,10 +624,19 @@ def train_and_export(
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     export: bool = True,
 ) -> TrainingResult:
-    """Train on transformed examples and write every result file of the Trainer under artifacts_uri."""
+    """Train on transformed examples and write every result file of the Trainer under artifacts_uri.
+
+    On several machines (TF_CONFIG) every worker runs this; only the chief writes under
+    artifacts_uri, serving_model_dir and the progress topic (cluster.py), and every worker returns
+    only once the chief's files are written (TFX's executor checks serving_model_dir on each)."""
     params = spec.training_params
     artifacts_uri = spec.artifacts_uri
     checkpoint_dir = R.join(artifacts_uri, R.CHECKPOINTS_DIR)
+    cluster = C.from_tf_config()
+    # The strategy first: a multi-worker one starts this worker's server and joins the others.
+    strategy = select_strategy(devices, cluster)
+    output_dir = cluster.write_dir(artifacts_uri, "artifacts")
+    checkpoint_write_dir = R.join(output_dir, R.CHECKPOINTS_DIR)
     tf_transform_output = tft.TFTransformOutput(transform_output_dir)
     feature_spec = tf_transform_output.transformed_feature_spec()
     vocabulary_sizes = {
@@ -623,10 +648,10 @@ def train_and_export(
     if params.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        strategy = select_strategy(devices)
         replicas = strategy.num_replicas_in_sync
         global_batch = params.batch_size * replicas  # batch_size is per replica
-        log.info("training on %d replica(s), global batch %d", replicas, global_batch)
+        log.info("training on %d replica(s) on %d machine(s) as %s %d, global batch %d", replicas,
+                 cluster.machines, cluster.task_type, cluster.task_index, global_batch)
         probabilities = None
         if spec.model_type != "ranking" and spec.model_config_.sampling_bias_correction:
             probabilities = item_probability_table(train_patterns)
@@ -637,6 +662,8 @@ def train_and_export(
                                   keep=keep)
         eval_data = make_dataset(eval_patterns, feature_spec, global_batch, item_probabilities=probabilities,
                                  keep=keep)
+        if cluster.multi_worker:
+            train_data, eval_data = shard_by_data(train_data), shard_by_data(eval_data)
 
         def build() -> tuple[RecommenderModel, tf.keras.optimizers.Optimizer]:
             with strategy.scope():
@@ -655,14 +682,16 @@ def train_and_export(
         history: list[R.EpochMetrics] = []
         epoch_variable = tf.Variable(0, dtype=tf.int64, trainable=False)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_variable)
-        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+        manager = tf.train.CheckpointManager(checkpoint, checkpoint_write_dir, max_to_keep=2)
 
         resumed_from: Optional[int] = None
         warm = ("none", None)
+        # Every worker resumes from the chief's checkpoints (the others' are scratch).
         history_path = R.join(checkpoint_dir, HISTORY_FILE)
-        if manager.latest_checkpoint and tf.io.gfile.exists(history_path):
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        if latest and tf.io.gfile.exists(history_path):
             with strategy.scope():
-                checkpoint.restore(manager.latest_checkpoint).expect_partial()
+                checkpoint.restore(latest).expect_partial()
             resumed_from = int(epoch_variable.numpy())
             with tf.io.gfile.GFile(history_path) as handle:
                 history = [R.EpochMetrics.model_validate(h) for h in json.load(handle)][:resumed_from]
@@ -674,9 +703,9 @@ def train_and_export(
                 log.warning("warm restart failed, starting fresh: %s", warm[1])
                 model, optimizer = build()  # nothing half-loaded survives
                 checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_variable)
-                manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+                manager = tf.train.CheckpointManager(checkpoint, checkpoint_write_dir, max_to_keep=2)
 
-        publisher = ProgressPublisher(spec.progress_topic)
+        publisher = ProgressPublisher(spec.progress_topic if cluster.is_chief else None)
         retrieval = spec.model_type in ("retrieval", "multitask")
         query_keys = [k for f in spec.feature_config.features if f.side == "query" for k in F.output_keys(f)]
         candidate_keys = [k for f in spec.feature_config.features if f.side == "candidate" for k in F.output_keys(f)]
@@ -715,7 +744,8 @@ def train_and_export(
         callbacks: list[tf.keras.callbacks.Callback] = [live, *schedulers, recorder]
         if early_stopping is not None:
             callbacks.append(early_stopping)
-        callbacks.append(PeriodicCheckpoint(manager, epoch_variable, params.checkpoint_every_epochs, history, checkpoint_dir))
+        callbacks.append(PeriodicCheckpoint(manager, epoch_variable, params.checkpoint_every_epochs, history,
+                                            checkpoint_write_dir))
         callbacks += list(extra_callbacks)
 
         initial_epoch = resumed_from or 0
@@ -728,26 +758,40 @@ def train_and_export(
 
         metrics = _training_metrics(history, early_stopping, resumed_from, warm, epochs_run * train_examples / elapsed if elapsed > 0 and epochs_run else None)
         artifacts = R.ArtifactLocations(checkpoints=checkpoint_dir,
-                                        training_metrics=R.join(artifacts_uri, R.TRAINING_METRICS_FILE))
+                                        training_metrics=R.join(output_dir, R.TRAINING_METRICS_FILE))
         if export:
-            paths = export_models(model, spec, tf_transform_output, candidates, artifacts_uri)
-            transform_copy = R.join(artifacts_uri, R.TRANSFORM_DIR)
+            # Every worker exports (saving may all-reduce variables); only the chief's copy is kept.
+            paths = export_models(model, spec, tf_transform_output, candidates, output_dir)
+            transform_copy = R.join(output_dir, R.TRANSFORM_DIR)
             copy_tree(transform_output_dir, transform_copy)
-            vocabularies = R.join(artifacts_uri, R.VOCABULARIES_DIR)
+            vocabularies = R.join(output_dir, R.VOCABULARIES_DIR)
             assets = R.join(transform_output_dir, "transform_fn/assets")
             if tf.io.gfile.exists(assets):
                 copy_tree(assets, vocabularies)
-            if serving_model_dir:
+            if serving_model_dir and cluster.is_chief:
                 copy_tree(paths["saved_model"], serving_model_dir)
             artifacts = artifacts.model_copy(update=dict(
                 saved_model=paths["saved_model"], query_model=paths["query_model"],
                 candidate_model=paths["candidate_model"], transform_graph=transform_copy, vocabularies=vocabularies))
-        _write_text(R.join(artifacts_uri, R.TRAINING_METRICS_FILE), metrics.model_dump_json(indent=2))
-        _write_text(R.join(artifacts_uri, R.ARTIFACTS_FILE), artifacts.model_dump_json(indent=2))
+        _write_text(R.join(output_dir, R.TRAINING_METRICS_FILE), metrics.model_dump_json(indent=2))
+        _write_text(R.join(output_dir, R.ARTIFACTS_FILE), artifacts.model_dump_json(indent=2))
+        if cluster.multi_worker:
+            all_workers_reach(strategy)  # the chief's files are written before any worker returns
+            cluster.discard_scratch()
         return TrainingResult(metrics=metrics, artifacts=artifacts, model=model, replicas=replicas,
                               global_batch_size=global_batch)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def all_workers_reach(strategy: tf.distribute.Strategy) -> None:
+    """A barrier: one all-reduce every worker must join before any of them goes on."""
+    @tf.function
+    def count() -> tf.Tensor:
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+    joined = int(count().numpy())
+    log.info("all %d replica(s) finished", joined)
 
 
 def _training_metrics(history: list[R.EpochMetrics], early_stopping: Any, resumed_from: Optional[int],
