@@ -131,7 +131,9 @@ export function gateSummary(run) {
 
 export function gpuText(gpu) {
   if (!gpu) return '—';
-  return `${gpu.gpu_count}x ${GPU_LABEL[gpu.gpu_type] || gpu.gpu_type}${gpu.preemptible ? ' (Spot)' : ''}`;
+  const machines = Number(gpu.machine_count || 1);
+  const onEach = `${gpu.gpu_count}x ${GPU_LABEL[gpu.gpu_type] || gpu.gpu_type}`;
+  return `${machines > 1 ? `${machines} machines × ${onEach}` : onEach}${gpu.preemptible ? ' (Spot)' : ''}`;
 }
 
 export function cssStatus(status) {

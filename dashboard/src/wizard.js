@@ -2,8 +2,8 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, METRIC_LABEL, MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, PRIMARY_METRIC, debounce, esc, metricValue,
-  stepForField,
+  METRIC_LABEL, MODEL_TYPES, MODEL_TYPE_ICON, MODEL_TYPE_LABEL, PRIMARY_METRIC, debounce, esc, metricValue,
+  gpuText, stepForField,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
@@ -34,7 +34,7 @@ function defaults(experiment) {
     } : null,
     params: paramsFrom(experiment),
     advancedOpen: false,
-    gpu: { gpu_type: 'NVIDIA_L4', gpu_count: 2, preemptible: true },
+    gpu: { gpu_type: 'NVIDIA_L4', gpu_count: 2, machine_count: 1, preemptible: true },
     evaluator: thresholdFor(type),
     deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10 },
     schedule: { type: 'now', date: tomorrow(), time: '02:00', day_of_week: 0, timezone: 'UTC' },
@@ -228,6 +228,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       <div class="muted small" data-role="gpu-availability">${esc(w.gpuAvailability?.[gpuKey()] ?? 'Checking GPU quota…')}</div>
       ${errorSlot('gpu_config.gpu_type')}
       <div class="grid2" style="margin-top:8px"><div class="field"><label class="lbl">Number of GPUs</label><select data-bind="gpu.gpu_count">${[1, 2, 4, 8].map((n) => `<option value="${n}" ${w.gpu.gpu_count === n ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}${errorSlot('gpu_config')}</div>
+        <div class="field"><label class="lbl">Machines</label><input type="number" min="1" max="16" step="1" data-bind="gpu.machine_count" value="${esc(w.gpu.machine_count)}" style="width:70px" />
+          <div class="muted small">1 = one VM. More: a chief + workers training together (MultiWorkerMirroredStrategy), each with the GPUs above.</div>${errorSlot('gpu_config.machine_count')}</div>
         <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
       <h3>Evaluator</h3><div class="field"><label><input type="checkbox" data-bind="evaluator.enabled" ${ev.enabled ? 'checked' : ''} /> Enable model evaluation (TFMA)</label>
         <div class="inline" style="margin-top:6px">Blessing threshold: <select data-bind="evaluator.metric">${metrics.map((m) => `<option value="${m}" ${ev.metric === m ? 'selected' : ''}>${METRIC_LABEL[m]}</option>`).join('')}</select>
@@ -252,14 +254,14 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <ul><li>Dataset: ${esc(w.configs?.dataset?.name)} (${esc(p.data_sample_percent)}%)</li><li>Features: ${esc(w.configs?.feature_config?.name)}</li><li>Model: ${esc(w.configs?.model_config?.name)}</li>
         <li>${esc(p.epochs)} epochs, batch ${esc(p.batch_size)}, LR ${esc(p.learning_rate)} (${esc(p.lr_schedule.type)})</li><li>Early stopping: ${p.early_stopping.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</li>
         ${w.model_type !== 'ranking' ? `<li>Index: ${esc(p.retrieval_index.type)}</li>` : ''}
-        <li>GPU: ${esc(w.gpu.gpu_count)}x ${esc(GPU_LABEL[w.gpu.gpu_type])}${w.gpu.preemptible ? ' (Spot)' : ''}</li>
+        <li>GPU: ${esc(gpuText(w.gpu))}</li>
         <li>Evaluator: ${ev.enabled ? `${esc(METRIC_LABEL[ev.metric])} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
         <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
         <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'draft' ? 'saved as a draft, submitted later from its card' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
   }
 
   function gpuKey() {
-    return `${w.gpu.gpu_type}/${w.gpu.gpu_count}/${w.gpu.preemptible}`;
+    return `${w.gpu.gpu_type}/${w.gpu.gpu_count}/${w.gpu.machine_count}/${w.gpu.preemptible}`;
   }
 
   // GPU pre-flight (GET /api/gpu-availability): advice shown under the GPU cards, never a refusal.
@@ -268,7 +270,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     w.gpuAvailability = w.gpuAvailability || {};
     if (key in w.gpuAvailability) return;
     try {
-      const a = await get(`/api/gpu-availability?gpu_type=${w.gpu.gpu_type}&gpu_count=${w.gpu.gpu_count}&preemptible=${w.gpu.preemptible}`);
+      const a = await get(`/api/gpu-availability?gpu_type=${w.gpu.gpu_type}&gpu_count=${w.gpu.gpu_count}&machine_count=${w.gpu.machine_count}&preemptible=${w.gpu.preemptible}`);
       w.gpuAvailability[key] = `${a.sufficient === false ? '⚠️ ' : a.sufficient ? '✔ ' : ''}${a.message || ''}`;
     } catch (err) {
       w.gpuAvailability[key] = `GPU availability is not known (${err.message})`;
@@ -468,7 +470,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       feature_config_id: w.configs?.feature_config?.id,
       model_config_id: w.configs?.model_config?.id,
       training_params: p,
-      gpu_config: { gpu_type: w.gpu.gpu_type, gpu_count: Number(w.gpu.gpu_count), preemptible: w.gpu.preemptible },
+      gpu_config: { gpu_type: w.gpu.gpu_type, gpu_count: Number(w.gpu.gpu_count), machine_count: w.gpu.machine_count,
+        preemptible: w.gpu.preemptible },
       evaluator_config: { enabled: ev.enabled, blessing_threshold: ev.enabled ? threshold : null },
       deployment_config: deployment,
     };

@@ -24,6 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from shared.settings import read
+
 TF_CONFIG = "TF_CONFIG"
 TRAINING_TASK_TYPES = ("chief", "master", "worker")  # the tasks that train (not ps, not evaluator)
 
@@ -60,7 +62,7 @@ class Cluster:
 
 def from_tf_config(environ: Optional[Mapping[str, str]] = None) -> Cluster:
     """The cluster TF_CONFIG describes; no TF_CONFIG (or one task) is a single machine."""
-    raw = (os.environ if environ is None else environ).get(TF_CONFIG) or ""
+    raw = read(TF_CONFIG, environ)
     if not raw.strip():
         return Cluster()
     try:

@@ -652,6 +652,9 @@ def train_and_export(
         global_batch = params.batch_size * replicas  # batch_size is per replica
         log.info("training on %d replica(s) on %d machine(s) as %s %d, global batch %d", replicas,
                  cluster.machines, cluster.task_type, cluster.task_index, global_batch)
+        if cluster.machines != spec.gpu_config.machine_count:  # e.g. the local runner: one process, no TF_CONFIG
+            log.warning("the run asks for %d machine(s); this Trainer runs on %d", spec.gpu_config.machine_count,
+                        cluster.machines)
         probabilities = None
         if spec.model_type != "ranking" and spec.model_config_.sampling_bias_correction:
             probabilities = item_probability_table(train_patterns)

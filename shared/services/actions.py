@@ -16,7 +16,7 @@ from shared import results, runs, structured_log as log
 from shared.contract import labels
 from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, PUSH_ANYWAY, RunCommand
 from shared.errors import Conflict, FieldError, NotFound, PermanentError, TransientError
-from shared.run_config import GpuConfig, RunSpec, TrainingParams
+from shared.run_config import MAX_MACHINES, GpuConfig, RunSpec, TrainingParams
 from shared.services import lifecycle, queueing, runs as run_service
 from shared.services.deployments import (DEPLOY_FAILED, DEPLOYED, DEPLOYING, DeployBody, publish_command,
                                          request_deployment)
@@ -245,9 +245,10 @@ def run_errors(repo, run_id: str) -> dict:
 def gpu_availability(sources, args: dict, settings) -> dict:
     preemptible = str(args.get("preemptible", "true")).lower() not in ("false", "0", "no")
     gpu = parse(GpuConfig, {"gpu_type": args.get("gpu_type") or "NVIDIA_L4",
-                            "gpu_count": _int_arg(args, "gpu_count", 1, 1, 8), "preemptible": preemptible})
+                            "gpu_count": _int_arg(args, "gpu_count", 1, 1, 8), "preemptible": preemptible,
+                            "machine_count": _int_arg(args, "machine_count", 1, 1, MAX_MACHINES)})
     region = (args.get("region") or settings.region).strip()
-    return sources.gpu_quota.check(region, gpu.gpu_type, gpu.gpu_count, gpu.preemptible)
+    return sources.gpu_quota.check(region, gpu.gpu_type, gpu.gpu_count * gpu.machine_count, gpu.preemptible)
 
 
 # --------------------------------------------------------------------------- the run-commands consumer

@@ -108,7 +108,7 @@ class TwoMachines:
     """A chief and a worker process; every process it starts is stopped by pid."""
 
     def __init__(self, tiny, logs):
-        self.tiny, self.logs, self.processes = tiny, logs, {}
+        self.tiny, self.logs, self.processes, self.started = tiny, logs, {}, 0
 
     def start(self, worker_pauses_after=0):
         ports = [_free_port(), _free_port()]
@@ -117,7 +117,8 @@ class TwoMachines:
         for role, pause in (("chief", 0), ("worker", worker_pauses_after)):
             env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2",
                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": role, "index": 0}})}
-            log = open(os.path.join(self.logs, f"{role}-{len(self.processes)}.log"), "w")
+            self.started += 1
+            log = open(os.path.join(self.logs, f"{self.started}-{role}.log"), "w")
             self.processes[role] = (subprocess.Popen(
                 [sys.executable, "-c", WORKER, t.workdir, t.train_pattern, t.eval_pattern, t.transform_output_dir,
                  str(pause), str(EPOCHS), str(CHECKPOINT_EVERY)],
@@ -162,8 +163,8 @@ def killed_and_resumed(tiny_transform, tmp_path_factory):
         marker = os.path.join(tiny_transform.workdir, f"paused-{machines.pid('worker')}")
         deadline = time.monotonic() + 90
         while not os.path.exists(marker):
-            assert time.monotonic() < deadline, open(os.path.join(logs, "worker-1.log")).read()[-3000:]
-            assert machines.processes["chief"][0].poll() is None, open(os.path.join(logs, "chief-0.log")).read()[-3000:]
+            assert time.monotonic() < deadline, open(os.path.join(logs, "2-worker.log")).read()[-3000:]
+            assert machines.processes["chief"][0].poll() is None, open(os.path.join(logs, "1-chief.log")).read()[-3000:]
             time.sleep(0.2)
         machines.kill("worker")  # mid-training: the chief is waiting for it in epoch 4's all-reduce
         killed_at = datetime.now().astimezone()
