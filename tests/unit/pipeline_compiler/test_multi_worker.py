@@ -161,7 +161,7 @@ def killed_and_resumed(tiny_transform, tmp_path_factory):
     try:
         machines.start(worker_pauses_after=WORKER_PAUSES_AFTER)
         marker = os.path.join(tiny_transform.workdir, f"paused-{machines.pid('worker')}")
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # generous: the machine is shared
         while not os.path.exists(marker):
             assert time.monotonic() < deadline, open(os.path.join(logs, "2-worker.log")).read()[-3000:]
             assert machines.processes["chief"][0].poll() is None, open(os.path.join(logs, "1-chief.log")).read()[-3000:]
@@ -173,7 +173,7 @@ def killed_and_resumed(tiny_transform, tmp_path_factory):
         shutil.rmtree(os.path.join(tempfile.gettempdir(), f"trainyard-worker-0-{machines.pid('worker')}"),
                       ignore_errors=True)
         machines.start()
-        results = machines.wait(timeout=150)
+        results = machines.wait(timeout=300)
         results["killed_at"] = killed_at
         results["worker_scratch"] = os.path.join(tempfile.gettempdir(), f"trainyard-worker-0-{machines.pid('worker')}")
         return results
