@@ -46,10 +46,13 @@ class Cluster:
         return self.task_type in ("chief", "master") or (
             self.task_type == "worker" and self.task_index == 0 and not self.has_chief)
 
+    @property
+    def scratch_root(self) -> str:
+        """This worker's own directory (not the chief's): what it writes there is thrown away."""
+        return os.path.join(tempfile.gettempdir(), f"trainyard-{self.task_type}-{self.task_index}-{os.getpid()}")
+
     def scratch_dir(self, name: str) -> str:
-        """A directory of this worker's own (not the chief's): what it writes there is thrown away."""
-        root = f"trainyard-{self.task_type}-{self.task_index}-{os.getpid()}"
-        return os.path.join(tempfile.gettempdir(), root, name)
+        return os.path.join(self.scratch_root, name)
 
     def write_dir(self, shared_dir: str, name: str) -> str:
         """The chief writes to `shared_dir`; every other worker to its scratch directory."""
@@ -57,7 +60,7 @@ class Cluster:
 
     def discard_scratch(self) -> None:
         if not self.is_chief:
-            shutil.rmtree(os.path.dirname(self.scratch_dir("x")), ignore_errors=True)
+            shutil.rmtree(self.scratch_root, ignore_errors=True)
 
 
 def from_tf_config(environ: Optional[Mapping[str, str]] = None) -> Cluster:
