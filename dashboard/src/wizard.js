@@ -228,7 +228,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       <div class="muted small" data-role="gpu-availability">${esc(w.gpuAvailability?.[gpuKey()] ?? 'Checking GPU quota…')}</div>
       ${errorSlot('gpu_config.gpu_type')}
       <div class="grid2" style="margin-top:8px"><div class="field"><label class="lbl">Number of GPUs</label><select data-bind="gpu.gpu_count">${[1, 2, 4, 8].map((n) => `<option value="${n}" ${w.gpu.gpu_count === n ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}${errorSlot('gpu_config')}</div>
-        <div class="field"><label class="lbl">Machines</label><input type="number" min="1" max="16" step="1" data-bind="gpu.machine_count" value="${esc(w.gpu.machine_count)}" style="width:70px" />
+        <div class="field"><label class="lbl">Machines</label><select data-bind="gpu.machine_count">${Array.from({ length: 16 }, (_, i) => i + 1).map((n) => `<option value="${n}" ${Number(w.gpu.machine_count) === n ? 'selected' : ''}>${n}</option>`).join('')}</select>
           <div class="muted small">1 = one VM. More: a chief + workers training together (MultiWorkerMirroredStrategy), each with the GPUs above.</div>${errorSlot('gpu_config.machine_count')}</div>
         <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
       <h3>Evaluator</h3><div class="field"><label><input type="checkbox" data-bind="evaluator.enabled" ${ev.enabled ? 'checked' : ''} /> Enable model evaluation (TFMA)</label>
@@ -322,7 +322,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       const path = input.dataset.bind;
       let value;
       if (input.type === 'checkbox') value = input.checked;
-      else if (input.type === 'number' || path === 'gpu.gpu_count') value = input.value === '' ? '' : Number(input.value);
+      else if (input.type === 'number' || path === 'gpu.gpu_count' || path === 'gpu.machine_count') value = input.value === '' ? '' : Number(input.value);
       else value = input.value;
       if (path === 'evaluator.value') value = input.value;
       setPath(path, value);
