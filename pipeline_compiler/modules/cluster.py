@@ -4,8 +4,9 @@ On Vertex AI every replica of a CustomJob with several worker pools gets TF_CONF
 task types to the replicas' addresses and `task` names this replica's type and index;
 workerPoolSpecs[0] (the primary replica) is the task type `chief`, workerPoolSpecs[1] `worker`
 (cloud.google.com/vertex-ai/docs/training/distributed-training, "Configure a distributed training
-job" and the TF_CONFIG section). With one machine Vertex sets no cluster of several tasks and the
-Trainer keeps its single-machine strategy.
+job": workerPoolSpecs[0] = "Primary, chief", [1] = workers; the TF_CONFIG format, and "chief" vs the
+legacy "master": cloud.google.com/ai-platform/training/docs/distributed-training-details). With one
+machine there is no cluster of several tasks and the Trainer keeps its single-machine strategy.
 
 Every replica runs the same run_fn (TFX's Vertex Trainer gives every worker pool the executor's
 command: tfx/extensions/google_cloud_ai_platform/training_clients.py, VertexJobClient). With
