@@ -21,7 +21,7 @@ from tfx.utils import json_utils
 
 from pipeline_compiler import data_check
 from pipeline_compiler.registry import write_json
-from shared.contract import results as R
+from shared.contract import results
 from shared.domain.run_config import RunSpec
 
 RUN_SPEC_KEY = "run_spec"
@@ -45,7 +45,7 @@ class Executor(schema_gen_executor.Executor):
         super().Do(input_dict, output_dict, {k: v for k, v in exec_properties.items() if k != RUN_SPEC_KEY})
         statistics = artifact_utils.get_single_instance(input_dict[standard_component_specs.STATISTICS_KEY])
         result = data_check.check(spec, data_check.facts_from_statistics(load_statistics(statistics)))
-        write_json(R.join(spec.artifacts_uri, R.DATA_CHECK_FILE), result.model_dump_json(indent=2))
+        write_json(results.join(spec.artifacts_uri, results.DATA_CHECK_FILE), result.model_dump_json(indent=2))
         data_check.raise_problems(result)
 
 

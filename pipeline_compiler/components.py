@@ -17,7 +17,7 @@ from tfx import v1 as tfx
 
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
-from shared.contract import results as R
+from shared.contract import results
 from shared import log
 from shared.domain.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
 
@@ -30,7 +30,7 @@ BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"  # TFX's convention in
 
 def _raw_batches(examples_uri: str, split: str, columns: dict[str, tf.dtypes.DType], batch_size: int = 1024) -> Iterator[dict[str, np.ndarray]]:
     """Raw examples of one split as dicts of rank-1 arrays (missing values become ''/0)."""
-    files = tf.io.gfile.glob(R.join(examples_uri, f"Split-{split}/*"))
+    files = tf.io.gfile.glob(results.join(examples_uri, f"Split-{split}/*"))
     if not files:
         raise FileNotFoundError(f"no examples in split {split!r} under {examples_uri}")
     spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in columns.items()}
@@ -56,7 +56,7 @@ def _raw_dtypes(transform_dir: str) -> dict[str, tf.dtypes.DType]:
     return {name: spec.dtype for name, spec in tft.TFTransformOutput(transform_dir).raw_feature_spec().items()}
 
 
-def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, transform_dir: str) -> R.Evaluation:
+def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, transform_dir: str) -> results.Evaluation:
     """Test-split metrics of the exported serving model, the baselines, and the blessing decision."""
     loaded = tf.saved_model.load(serving_model_dir)
     dtypes = _raw_dtypes(transform_dir)
@@ -122,7 +122,7 @@ def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, tra
     return decide_blessing(spec, metrics, baselines)
 
 
-def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[str, float]) -> R.Evaluation:
+def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[str, float]) -> results.Evaluation:
     config = spec.evaluator_config
     threshold = config.blessing_threshold
     metric = gate_metric(spec.model_type, threshold)
@@ -132,7 +132,7 @@ def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[st
     against_baseline = dict(baseline_value=baseline, lift_percent=lift, required_lift_percent=required)
     if not config.enabled or (threshold is None and required is None):
         # Disabled evaluator or no gate at all: the model is pushed unconditionally.
-        return R.Evaluation(evaluator_enabled=config.enabled, metrics=metrics, baseline_metrics=baselines,
+        return results.Evaluation(evaluator_enabled=config.enabled, metrics=metrics, baseline_metrics=baselines,
                             threshold_metric=threshold.metric if threshold else None,
                             threshold_value=threshold.value if threshold else None,
                             actual_value=metrics.get(threshold.metric) if threshold else None,
@@ -144,13 +144,13 @@ def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[st
         passed = passed and threshold.passes(actual)
     if required is not None:  # "beats most-popular / predict-the-mean by at least X %"
         passed = passed and lift is not None and lift >= required
-    return R.Evaluation(evaluator_enabled=True, metrics=metrics, baseline_metrics=baselines,
+    return results.Evaluation(evaluator_enabled=True, metrics=metrics, baseline_metrics=baselines,
                         threshold_metric=metric, threshold_value=threshold.value if threshold else None,
                         actual_value=actual, passed=passed, blessed=passed, **against_baseline)
 
 
 def is_blessed(blessing_uri: str) -> bool:
-    return tf.io.gfile.exists(R.join(blessing_uri, BLESSED_FILE))
+    return tf.io.gfile.exists(results.join(blessing_uri, BLESSED_FILE))
 
 
 # --------------------------------------------------------------------------- TFX components
@@ -167,13 +167,13 @@ def TrainyardEvaluator(
     """Gate on the test split; writes the ModelBlessing and evaluation/evaluation_results.json."""
     spec = RunSpec.model_validate_json(run_spec)
     with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Evaluate"):
-        evaluation = evaluate_model(spec, examples.uri, R.join(model.uri, "Format-Serving"), transform_graph.uri)
+        evaluation = evaluate_model(spec, examples.uri, results.join(model.uri, "Format-Serving"), transform_graph.uri)
         log.info("model evaluated", blessed=evaluation.blessed, metric=evaluation.threshold_metric,
                  actual_value=evaluation.actual_value, threshold_value=evaluation.threshold_value,
                  baseline_value=evaluation.baseline_value)
     text = evaluation.model_dump_json(indent=2)
-    write_json(R.join(spec.artifacts_uri, R.EVALUATION_FILE), text)
-    write_json(R.join(blessing.uri, BLESSED_FILE if evaluation.blessed else NOT_BLESSED_FILE), text)
+    write_json(results.join(spec.artifacts_uri, results.EVALUATION_FILE), text)
+    write_json(results.join(blessing.uri, BLESSED_FILE if evaluation.blessed else NOT_BLESSED_FILE), text)
     blessing.set_int_custom_property("blessed", int(evaluation.blessed))
     blessing.set_string_custom_property("current_model", model.uri)
     if evaluation.actual_value is not None:
@@ -199,13 +199,13 @@ def TrainyardPusher(
             log.info("the model is not blessed: kept, not registered", artifacts_uri=spec.artifacts_uri)
             pushed_model.set_int_custom_property("pushed", 0)
             return
-        serving_model_uri = R.join(spec.artifacts_uri, R.SAVED_MODEL_DIR)
+        serving_model_uri = results.join(spec.artifacts_uri, results.SAVED_MODEL_DIR)
         if target == "vertex":
             entry = VertexRegistrar(project, region, serving_image).register(spec, serving_model_uri)
         else:
             entry = register_local(spec, serving_model_uri, local_registry_dir)
         log.info("model version registered", model=entry.model_resource_name, version=entry.model_version_id)
-    write_json(R.join(spec.artifacts_uri, R.REGISTRY_FILE), entry.model_dump_json(indent=2))
+    write_json(results.join(spec.artifacts_uri, results.REGISTRY_FILE), entry.model_dump_json(indent=2))
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", entry.model_resource_name)
     pushed_model.set_string_custom_property("pushed_version", entry.model_version_id)

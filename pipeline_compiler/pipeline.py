@@ -110,22 +110,39 @@ def _example_gen(spec: RunSpec) -> Any:
 
 
 def trainer_job_spec(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
-    """The Vertex CustomJob the Trainer runs as: the run's GPUs, Spot when preemptible, the GPU image."""
+    """The Vertex CustomJob the Trainer runs as: the run's GPUs, Spot when preemptible, the GPU image.
+
+    With gpu_config.machine_count N > 1: worker pool 0 is the primary replica (replica_count 1; TF_CONFIG
+    task type "chief") and worker pool 1 holds the N-1 workers ("worker"), same machine, GPUs and image
+    (cloud.google.com/vertex-ai/docs/training/distributed-training: workerPoolSpecs[0] = primary/chief
+    with replicaCount 1, workerPoolSpecs[1] = workers). TFX's Vertex Trainer puts the executor's
+    command into every pool's container_spec (training_clients.VertexJobClient), so every replica
+    runs run_fn, which trains with MultiWorkerMirroredStrategy (modules/cluster.py).
+    """
     gpu = spec.gpu_config
-    job_spec: dict[str, Any] = {
-        "worker_pool_specs": [{
+
+    def pool(replicas: int) -> dict[str, Any]:
+        return {
             "machine_spec": {
                 "machine_type": gpu.machine_type,
                 "accelerator_type": gpu.gpu_type,
                 "accelerator_count": gpu.gpu_count,
             },
-            "replica_count": 1,
+            "replica_count": replicas,
             "container_spec": {"image_uri": env.pipeline_image},
-        }],
-    }
+        }
+
+    job_spec: dict[str, Any] = {"worker_pool_specs": [pool(1)]}
+    if gpu.machine_count > 1:
+        job_spec["worker_pool_specs"].append(pool(gpu.machine_count - 1))
     if gpu.preemptible:
         # A preempted Spot VM restarts the job; the trainer resumes from its last checkpoint.
         job_spec["scheduling"] = {"strategy": "SPOT", "restart_job_on_worker_restart": True}
+    elif gpu.machine_count > 1:
+        # All-reduce cannot go on without a worker that restarted (Scheduling.restart_job_on_worker_restart:
+        # "for distributed training jobs that are not resilient to workers leaving and joining"):
+        # the whole job restarts and every worker resumes from the chief's last checkpoint.
+        job_spec["scheduling"] = {"restart_job_on_worker_restart": True}
     if env.service_account:
         job_spec["service_account"] = env.service_account
     return job_spec

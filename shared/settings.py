@@ -5,7 +5,8 @@ Terraform must do with it:
 
 - `TERRAFORM`: the default is wrong in the cloud; Terraform sets it for every deployable that reads it;
 - `OPTIONAL`: the default is right in the cloud; Terraform may set it;
-- `LOCAL`: only the local twin sets it; Terraform never does (a test fails if it does).
+- `LOCAL`: only the local twin sets it; Terraform never does (a test fails if it does);
+- `VERTEX`: Vertex AI sets it on the replicas of a job it runs (Terraform never does).
 
 No other module reads `os.environ` (tests/unit/test_settings.py enforces it); the rehearsal
 (tests/rehearsal/) computes each deployable's environment from terraform/ and checks it against this
@@ -28,9 +29,11 @@ DEPLOYABLES = (API, SUBMITTER, PIPELINE_EVENTS, SCHEDULER, RUN_COMMANDS)
 # ... and the local twin's own processes, which have no cloud counterpart.
 PIPELINE_SERVICE, PREDICTION_SERVER, TICKER, STACK, CLI = (
     "pipeline_service", "prediction_server", "ticker", "stack", "cli")
-ROLES = DEPLOYABLES + (PIPELINE_SERVICE, PREDICTION_SERVER, TICKER, STACK, CLI)
+# ... and the pipeline's Trainer (pipeline_compiler/modules/), in its Vertex CustomJob or the local runner.
+TRAINER = "trainer"
+ROLES = DEPLOYABLES + (PIPELINE_SERVICE, PREDICTION_SERVER, TICKER, STACK, CLI, TRAINER)
 
-TERRAFORM, OPTIONAL, LOCAL = "terraform", "optional", "local"
+TERRAFORM, OPTIONAL, LOCAL, VERTEX = "terraform", "optional", "local", "vertex"
 FUNCTIONS_FRAMEWORK = DEPLOYABLES  # every deployable serves through functions-framework
 
 
@@ -40,7 +43,7 @@ class Variable:
     meaning: str
     default: str  # as documented; "" means unset. Derived defaults are spelled out in words.
     readers: tuple[str, ...]
-    cloud: str  # TERRAFORM | OPTIONAL | LOCAL
+    cloud: str  # TERRAFORM | OPTIONAL | LOCAL | VERTEX
 
 
 _ALL_CLIENTS = DEPLOYABLES + (PIPELINE_SERVICE, TICKER, STACK)
@@ -186,6 +189,9 @@ VARIABLES: tuple[Variable, ...] = (
              "(in the cloud a webhook's `secret` names a Secret Manager secret)", "", (RUN_COMMANDS,), LOCAL),
     Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/domain/pricing/prices.json (same shape) for the "
              "runs' estimated cost — your contract's prices", "", (PIPELINE_EVENTS,), OPTIONAL),
+    Variable("TF_CONFIG", "the training cluster (JSON: cluster = chief/worker addresses, task = this replica) Vertex AI "
+             "gives every replica of a Trainer job on several machines (gpu_config.machine_count); unset: one machine",
+             "", (TRAINER,), VERTEX),
     Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
     Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
              "`gcloud auth print-identity-token`)", "", (CLI,), LOCAL),
@@ -408,7 +414,8 @@ def export(values: Mapping[str, str]) -> None:
 
 def markdown_table() -> str:
     lines = ["| variable | meaning | default | read by | in the cloud |", "| --- | --- | --- | --- | --- |"]
-    where = {TERRAFORM: "set by Terraform", OPTIONAL: "default (Terraform may set it)", LOCAL: "local twin only"}
+    where = {TERRAFORM: "set by Terraform", OPTIONAL: "default (Terraform may set it)", LOCAL: "local twin only",
+             VERTEX: "set by Vertex AI"}
     for v in VARIABLES:
         default = f"`{v.default}`" if v.default else ""
         lines.append(f"| `{v.name}` | {v.meaning} | {default} | {', '.join(v.readers)} | {where[v.cloud]} |")

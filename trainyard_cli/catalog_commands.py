@@ -39,6 +39,7 @@ def register(groups, common) -> None:
     check = common(gpu.add_parser("availability", help="can the region's Vertex quota take these GPUs?"))
     check.add_argument("--gpu-type", default="NVIDIA_L4")
     check.add_argument("--gpu-count", type=int, default=1)
+    check.add_argument("--machine-count", type=int, default=1, help="machines of gpu-count GPUs each")
     check.add_argument("--region", help="default: the API's region")
     check.add_argument("--on-demand", action="store_true", help="check the on-demand quota (default Spot)")
     check.set_defaults(handler=gpu_availability)
@@ -78,7 +79,8 @@ def get_item(args, client, ui: Output) -> int:
 
 
 def gpu_availability(args, client, ui: Output) -> int:
-    data = client.get("/api/gpu-availability", gpu_type=args.gpu_type, gpu_count=args.gpu_count, region=args.region,
+    data = client.get("/api/gpu-availability", gpu_type=args.gpu_type, gpu_count=args.gpu_count,
+                      machine_count=args.machine_count, region=args.region,
                       preemptible="false" if args.on_demand else "true")
 
     def human(d):

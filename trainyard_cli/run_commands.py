@@ -21,6 +21,7 @@ def register(runs, common) -> None:
     retry.add_argument("--gpu-type", help="e.g. NVIDIA_TESLA_A100 (the machine type is re-derived)")
     retry.add_argument("--gpu-count", type=int)
     retry.add_argument("--machine-type")
+    retry.add_argument("--machine-count", type=int, help="machines training together (a chief + workers on Vertex)")
     retry.add_argument("--on-demand", action="store_true", help="not Spot (preemptible) this time")
     retry.add_argument("--epochs", type=int)
     retry.add_argument("--batch-size", type=int)
@@ -77,7 +78,8 @@ def retry_run(args, client, ui: Output) -> int:
     if args.attempt is not None:
         body["attempt"] = args.attempt
     gpu = body.setdefault("gpu_config", {})
-    for flag, key in (("gpu_type", "gpu_type"), ("gpu_count", "gpu_count"), ("machine_type", "machine_type")):
+    for flag, key in (("gpu_type", "gpu_type"), ("gpu_count", "gpu_count"), ("machine_type", "machine_type"),
+                      ("machine_count", "machine_count")):
         if getattr(args, flag) is not None:
             gpu[key] = getattr(args, flag)
     if args.on_demand:

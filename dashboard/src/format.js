@@ -21,6 +21,7 @@ export const stageNames = () => vocab.stages.map((s) => s.name);
 export const modelTypes = () => vocab.model_types.map((m) => m.name);
 export const gpuTypes = () => vocab.gpu_types;
 export const defaultGpu = () => ({ ...(vocab.default_gpu || {}) });
+export const maxMachines = () => vocab.max_machines || 1;
 export const isTerminal = (status) => (vocab.status_groups.terminal || []).includes(status);
 const modelType = (type) => vocab.model_types.find((m) => m.name === type);
 export const primaryMetric = (type) => modelType(type)?.primary_metric;
@@ -166,7 +167,9 @@ export function gateSummary(run) {
 
 export function gpuText(gpu) {
   if (!gpu) return '—';
-  return `${gpu.gpu_count}x ${GPU_LABEL[gpu.gpu_type] || gpu.gpu_type}${gpu.preemptible ? ' (Spot)' : ''}`;
+  const machines = Number(gpu.machine_count || 1);
+  const onEach = `${gpu.gpu_count}x ${GPU_LABEL[gpu.gpu_type] || gpu.gpu_type}`;
+  return `${machines > 1 ? `${machines} machines × ${onEach}` : onEach}${gpu.preemptible ? ' (Spot)' : ''}`;
 }
 
 export function cssStatus(status) {

@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, gateSummary, kpis, lowerIsBetter, notificationsText, matchesSearch, primaryMetric, registryModels,
+  actionsFor, costText, gateSummary, gpuText, kpis, lowerIsBetter, notificationsText, matchesSearch, primaryMetric, registryModels,
   runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate,
 } from './format.js';
 import { zonedToUtc } from './wizard.js';
@@ -145,6 +145,11 @@ describe('helpers', () => {
       ['status', '==', 'failed'], ['model_type', '==', 'ranking'], ['dataset_id', '==', 'ds-1']]);
     expect(runQueryPlan({ status: 'active' })[0][1]).toBe('in');
   });
+  it('GPU text: one machine as before, several named', () => {
+    expect(gpuText(base.gpu_config)).toBe('2x L4 (Spot)');
+    expect(gpuText({ ...base.gpu_config, machine_count: 1 })).toBe('2x L4 (Spot)');
+    expect(gpuText({ ...base.gpu_config, machine_count: 3, preemptible: false })).toBe('3 machines × 2x L4');
+  });
   it('search over name, experiment and dataset', () => {
     expect(matchesSearch(base, 'exp #47')).toBe(true);
     expect(matchesSearch(base, 'nothing-like-it')).toBe(false);
@@ -153,6 +158,7 @@ describe('helpers', () => {
     expect(stepForField('name')).toBe(1);
     expect(stepForField('run_template.training_params.epochs')).toBe(2);
     expect(stepForField('gpu_config.gpu_count')).toBe(3);
+    expect(stepForField('gpu_config.machine_count')).toBe(3);
     expect(stepForField('time_of_day')).toBe(3);
     expect(stepForField('body')).toBe(null);
   });

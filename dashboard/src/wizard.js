@@ -2,7 +2,7 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, debounce, defaultGpu, esc, gateMetrics, gpuTypes, lowerIsBetter, metricLabel, metricValue, modelTypeIcon,
+  GPU_LABEL, debounce, defaultGpu, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, maxMachines, metricLabel, metricValue, modelTypeIcon,
   modelTypeLabel, modelTypes, primaryMetric, stepForField,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
@@ -232,6 +232,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       <div class="muted small" data-role="gpu-availability">${esc(w.gpuAvailability?.[gpuKey()] ?? 'Checking GPU quota…')}</div>
       ${errorSlot('gpu_config.gpu_type')}
       <div class="grid2" style="margin-top:8px"><div class="field"><label class="lbl">Number of GPUs</label><select data-bind="gpu.gpu_count">${gpuCounts(w.gpu.gpu_type).map((n) => `<option value="${n}" ${w.gpu.gpu_count === n ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}${errorSlot('gpu_config')}</div>
+        <div class="field"><label class="lbl">Machines</label><select data-bind="gpu.machine_count">${Array.from({ length: maxMachines() }, (_, i) => i + 1).map((n) => `<option value="${n}" ${Number(w.gpu.machine_count) === n ? 'selected' : ''}>${n}</option>`).join('')}</select>
+          <div class="muted small">1 = one VM. More: a chief + workers training together (MultiWorkerMirroredStrategy), each with the GPUs above.</div>${errorSlot('gpu_config.machine_count')}</div>
         <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
       <h3>Evaluator</h3><div class="field"><label><input type="checkbox" data-bind="evaluator.enabled" ${ev.enabled ? 'checked' : ''} /> Enable model evaluation (TFMA)</label>
         <div class="inline" style="margin-top:6px">Blessing threshold: <select data-bind="evaluator.metric">${metrics.map((m) => `<option value="${esc(m)}" ${ev.metric === m ? 'selected' : ''}>${esc(metricLabel(m))}</option>`).join('')}</select>
@@ -256,14 +258,14 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <ul><li>Dataset: ${esc(w.configs?.dataset?.name)} (${esc(p.data_sample_percent)}%)</li><li>Features: ${esc(w.configs?.feature_config?.name)}</li><li>Model: ${esc(w.configs?.model_config?.name)}</li>
         <li>${esc(p.epochs)} epochs, batch ${esc(p.batch_size)}, LR ${esc(p.learning_rate)} (${esc(p.lr_schedule.type)})</li><li>Early stopping: ${p.early_stopping.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</li>
         ${w.model_type !== 'ranking' ? `<li>Index: ${esc(p.retrieval_index.type)}</li>` : ''}
-        <li>GPU: ${esc(w.gpu.gpu_count)}x ${esc(GPU_LABEL[w.gpu.gpu_type] || w.gpu.gpu_type)}${w.gpu.preemptible ? ' (Spot)' : ''}</li>
+        <li>GPU: ${esc(gpuText(w.gpu))}</li>
         <li>Evaluator: ${ev.enabled ? `${esc(metricLabel(ev.metric))} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
         <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
         <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'draft' ? 'saved as a draft, submitted later from its card' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
   }
 
   function gpuKey() {
-    return `${w.gpu.gpu_type}/${w.gpu.gpu_count}/${w.gpu.preemptible}`;
+    return `${w.gpu.gpu_type}/${w.gpu.gpu_count}/${w.gpu.machine_count}/${w.gpu.preemptible}`;
   }
 
   // GPU pre-flight (GET /api/gpu-availability): advice shown under the GPU cards, never a refusal.
@@ -272,7 +274,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     w.gpuAvailability = w.gpuAvailability || {};
     if (key in w.gpuAvailability) return;
     try {
-      const a = await get(`/api/gpu-availability?gpu_type=${w.gpu.gpu_type}&gpu_count=${w.gpu.gpu_count}&preemptible=${w.gpu.preemptible}`);
+      const a = await get(`/api/gpu-availability?gpu_type=${w.gpu.gpu_type}&gpu_count=${w.gpu.gpu_count}&machine_count=${w.gpu.machine_count}&preemptible=${w.gpu.preemptible}`);
       w.gpuAvailability[key] = `${a.sufficient === false ? '⚠️ ' : a.sufficient ? '✔ ' : ''}${a.message || ''}`;
     } catch (err) {
       w.gpuAvailability[key] = `GPU availability is not known (${err.message})`;
@@ -324,7 +326,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       const path = input.dataset.bind;
       let value;
       if (input.type === 'checkbox') value = input.checked;
-      else if (input.type === 'number' || path === 'gpu.gpu_count') value = input.value === '' ? '' : Number(input.value);
+      else if (input.type === 'number' || path === 'gpu.gpu_count' || path === 'gpu.machine_count') value = input.value === '' ? '' : Number(input.value);
       else value = input.value;
       if (path === 'evaluator.value') value = input.value;
       setPath(path, value);
@@ -474,7 +476,8 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       feature_config_id: w.configs?.feature_config?.id,
       model_config_id: w.configs?.model_config?.id,
       training_params: p,
-      gpu_config: { gpu_type: w.gpu.gpu_type, gpu_count: Number(w.gpu.gpu_count), preemptible: w.gpu.preemptible },
+      gpu_config: { gpu_type: w.gpu.gpu_type, gpu_count: Number(w.gpu.gpu_count), machine_count: w.gpu.machine_count,
+        preemptible: w.gpu.preemptible },
       evaluator_config: { enabled: ev.enabled, blessing_threshold: ev.enabled ? threshold : null },
       deployment_config: deployment,
     };

@@ -1,7 +1,8 @@
 """TFX Trainer module: one `run_fn` driven by the RunSpec (in `custom_config["run_spec"]`).
 
 Builds a TFRS two-tower model (retrieval, ranking or multitask) from the FeatureConfig and
-ModelConfig, trains it with the run's full-training features (MirroredStrategy, mixed precision,
+ModelConfig, trains it with the run's full-training features (MirroredStrategy over a machine's GPUs,
+MultiWorkerMirroredStrategy over several machines (cluster.py), mixed precision,
 early stopping, LR schedules with clipnorm 1.0, checkpoint/resume, warm restart, per-epoch progress
 to Pub/Sub), and exports the spec §2.2 artifacts under RunSpec.artifacts_uri:
 
@@ -29,9 +30,10 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tensorflow_transform as tft
 
+from pipeline_compiler.modules import cluster as C
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import live_metrics as L
-from shared.contract import results as R
+from shared.contract import results
 from shared import log
 from shared.domain.catalog import FeatureSpec
 from shared.domain.run_config import CosineLR, ReduceOnPlateauLR, RunSpec, WarmupCosineLR, gate_metric
@@ -61,8 +63,13 @@ def learning_rate_for_epoch(schedule: Any, initial_lr: float, epoch: int, total_
     return initial_lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def select_strategy(devices: Optional[Sequence[str]] = None) -> tf.distribute.Strategy:
-    """MirroredStrategy over the GPUs when there are several (or over `devices`, which tests pass)."""
+def select_strategy(devices: Optional[Sequence[str]] = None,
+                    cluster: Optional[C.Cluster] = None) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when TF_CONFIG names several machines (each one's GPUs take part);
+    else MirroredStrategy over the GPUs when there are several (or over `devices`, which tests pass)."""
+    if cluster is not None and cluster.multi_worker:
+        # Reads TF_CONFIG itself (TFConfigClusterResolver); synchronous all-reduce across the machines.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if devices is None:
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
     if len(devices) > 1:
@@ -264,6 +271,15 @@ def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_si
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Each worker reads every file and keeps its share of each global batch. Sharding by file (the
+    default) fails when a split has fewer files than there are workers, and leaves workers with
+    unequal steps when the files differ in size; the seeded shuffle gives every worker the same order."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def model_inputs(spec: RunSpec, corrected: bool) -> list[str]:
     """The transformed keys the model's loss reads: the features, plus what the tasks need."""
     keys = [k for f in spec.feature_config.features for k in F.output_keys(f)]
@@ -327,7 +343,7 @@ class ProgressPublisher:
         self.published = 0
         self._client = None
 
-    def publish(self, metrics: R.EpochMetrics) -> bool:
+    def publish(self, metrics: results.EpochMetrics) -> bool:
         if not self.topic or self.failures >= 3:
             return False
         try:
@@ -351,7 +367,7 @@ class ProgressPublisher:
 class EpochRecorder(tf.keras.callbacks.Callback):
     """Keeps the per-epoch history (with the LR each epoch used) and publishes it as it goes."""
 
-    def __init__(self, spec: RunSpec, total_epochs: int, history: list[R.EpochMetrics],
+    def __init__(self, spec: RunSpec, total_epochs: int, history: list[results.EpochMetrics],
                  publisher: ProgressPublisher) -> None:
         super().__init__()
         self.spec = spec
@@ -370,7 +386,7 @@ class EpochRecorder(tf.keras.callbacks.Callback):
         for redundant in ("lr", "learning_rate", "regularization_loss", "total_loss",
                           "val_regularization_loss", "val_total_loss"):
             logs.pop(redundant, None)
-        record = R.EpochMetrics(
+        record = results.EpochMetrics(
             run_id=self.spec.run_id, attempt=self.spec.attempt, epoch=epoch + 1, total_epochs=self.total_epochs,
             loss=_finite(loss), val_loss=_finite(val_loss), learning_rate=self._epoch_lr,
             metrics={k: float(v) for k, v in logs.items() if _finite(v) is not None},
@@ -391,7 +407,7 @@ class PeriodicCheckpoint(tf.keras.callbacks.Callback):
     """Saves model + optimizer + epoch every `every` epochs (and the history so far) for resume."""
 
     def __init__(self, manager: tf.train.CheckpointManager, epoch_variable: tf.Variable, every: int,
-                 history: list[R.EpochMetrics], directory: str) -> None:
+                 history: list[results.EpochMetrics], directory: str) -> None:
         super().__init__()
         self.manager, self.epoch_variable, self.every = manager, epoch_variable, every
         self.history, self.directory = history, directory
@@ -401,7 +417,7 @@ class PeriodicCheckpoint(tf.keras.callbacks.Callback):
             return
         self.epoch_variable.assign(epoch + 1)
         # The history first: a checkpoint is only used when its history is there too.
-        _write_text(R.join(self.directory, HISTORY_FILE),
+        _write_text(results.join(self.directory, HISTORY_FILE),
                     json.dumps([h.model_dump(mode="json") for h in self.history]))
         self.manager.save(checkpoint_number=epoch + 1)
 
@@ -418,18 +434,18 @@ def copy_tree(source: str, destination: str) -> None:
     """Recursive copy that works between local paths and gs:// alike."""
     for directory, _, files in tf.io.gfile.walk(source):
         relative = os.path.relpath(directory, source)
-        target = destination if relative == "." else R.join(destination, relative)
+        target = destination if relative == "." else results.join(destination, relative)
         tf.io.gfile.makedirs(target)
         for name in files:
-            tf.io.gfile.copy(R.join(directory, name), R.join(target, name), overwrite=True)
+            tf.io.gfile.copy(results.join(directory, name), results.join(target, name), overwrite=True)
 
 
 # --------------------------------------------------------------------------- warm restart
 
 
 def _saved_model_dir(uri: str) -> Optional[str]:
-    for candidate in (uri, R.join(uri, R.SAVED_MODEL_DIR), R.join(uri, "Format-Serving")):
-        if tf.io.gfile.exists(R.join(candidate, "saved_model.pb")):
+    for candidate in (uri, results.join(uri, results.SAVED_MODEL_DIR), results.join(uri, "Format-Serving")):
+        if tf.io.gfile.exists(results.join(candidate, "saved_model.pb")):
             return candidate
     return None
 
@@ -450,7 +466,7 @@ def warm_start(model: RecommenderModel, spec: RunSpec) -> tuple[str, Optional[st
     if directory is None:
         return "fallback", f"no SavedModel at {base.saved_model_uri}"
     try:
-        status = tf.train.Checkpoint(model=model).read(R.join(directory, "variables/variables"))
+        status = tf.train.Checkpoint(model=model).read(results.join(directory, "variables/variables"))
         status.assert_existing_objects_matched()
     except Exception as error:  # noqa: BLE001 - any mismatch means a fresh start, never a failure
         return "fallback", f"could not load weights from {directory}: {type(error).__name__}: {str(error)[:300]}"
@@ -543,9 +559,9 @@ def export_models(model: RecommenderModel, spec: RunSpec, tf_transform_output: t
     candidate_columns = F.side_raw_columns(spec, "candidate")
     tft_layer = tf_transform_output.transform_features_layer()
     paths = {
-        "saved_model": R.join(export_dir, R.SAVED_MODEL_DIR),
-        "query_model": R.join(export_dir, R.QUERY_MODEL_DIR),
-        "candidate_model": R.join(export_dir, R.CANDIDATE_MODEL_DIR),
+        "saved_model": results.join(export_dir, results.SAVED_MODEL_DIR),
+        "query_model": results.join(export_dir, results.QUERY_MODEL_DIR),
+        "candidate_model": results.join(export_dir, results.CANDIDATE_MODEL_DIR),
     }
 
     query_module = ServingModule(model, tft_layer, raw_spec)
@@ -590,8 +606,8 @@ def export_models(model: RecommenderModel, spec: RunSpec, tf_transform_output: t
 
 @dataclass
 class TrainingResult:
-    metrics: R.TrainingMetrics
-    artifacts: R.ArtifactLocations
+    metrics: results.TrainingMetrics
+    artifacts: results.ArtifactLocations
     model: RecommenderModel
     replicas: int
     global_batch_size: int
@@ -607,10 +623,19 @@ def train_and_export(
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     export: bool = True,
 ) -> TrainingResult:
-    """Train on transformed examples and write every result file of the Trainer under artifacts_uri."""
+    """Train on transformed examples and write every result file of the Trainer under artifacts_uri.
+
+    On several machines (TF_CONFIG) every worker runs this; only the chief writes under
+    artifacts_uri, serving_model_dir and the progress topic (cluster.py), and every worker returns
+    only once the chief's files are written (TFX's executor checks serving_model_dir on each)."""
     params = spec.training_params
     artifacts_uri = spec.artifacts_uri
-    checkpoint_dir = R.join(artifacts_uri, R.CHECKPOINTS_DIR)
+    checkpoint_dir = results.join(artifacts_uri, results.CHECKPOINTS_DIR)
+    cluster = C.from_tf_config()
+    # The strategy first: a multi-worker one starts this worker's server and joins the others.
+    strategy = select_strategy(devices, cluster)
+    output_dir = cluster.write_dir(artifacts_uri, "artifacts")
+    checkpoint_write_dir = results.join(output_dir, results.CHECKPOINTS_DIR)
     tf_transform_output = tft.TFTransformOutput(transform_output_dir)
     feature_spec = tf_transform_output.transformed_feature_spec()
     vocabulary_sizes = {
@@ -622,10 +647,13 @@ def train_and_export(
     if params.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        strategy = select_strategy(devices)
         replicas = strategy.num_replicas_in_sync
         global_batch = params.batch_size * replicas  # batch_size is per replica
-        log.info("training", replicas=replicas, global_batch=global_batch)
+        log.info("training", replicas=replicas, machines=cluster.machines, task_type=cluster.task_type,
+                 task_index=cluster.task_index, global_batch=global_batch)
+        if cluster.machines != spec.gpu_config.machine_count:  # e.g. the local runner: one process, no TF_CONFIG
+            log.warning("the run asks for more machines than this Trainer runs on",
+                        machines_asked=spec.gpu_config.machine_count, machines=cluster.machines)
         probabilities = None
         if spec.model_type != "ranking" and spec.model_config_.sampling_bias_correction:
             probabilities = item_probability_table(train_patterns)
@@ -636,6 +664,8 @@ def train_and_export(
                                   keep=keep)
         eval_data = make_dataset(eval_patterns, feature_spec, global_batch, item_probabilities=probabilities,
                                  keep=keep)
+        if cluster.multi_worker:
+            train_data, eval_data = shard_by_data(train_data), shard_by_data(eval_data)
 
         def build() -> tuple[RecommenderModel, tf.keras.optimizers.Optimizer]:
             with strategy.scope():
@@ -651,20 +681,22 @@ def train_and_export(
             return built, optimizer
 
         model, optimizer = build()
-        history: list[R.EpochMetrics] = []
+        history: list[results.EpochMetrics] = []
         epoch_variable = tf.Variable(0, dtype=tf.int64, trainable=False)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_variable)
-        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+        manager = tf.train.CheckpointManager(checkpoint, checkpoint_write_dir, max_to_keep=2)
 
         resumed_from: Optional[int] = None
         warm = ("none", None)
-        history_path = R.join(checkpoint_dir, HISTORY_FILE)
-        if manager.latest_checkpoint and tf.io.gfile.exists(history_path):
+        # Every worker resumes from the chief's checkpoints (the others' are scratch).
+        history_path = results.join(checkpoint_dir, HISTORY_FILE)
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        if latest and tf.io.gfile.exists(history_path):
             with strategy.scope():
-                checkpoint.restore(manager.latest_checkpoint).expect_partial()
+                checkpoint.restore(latest).expect_partial()
             resumed_from = int(epoch_variable.numpy())
             with tf.io.gfile.GFile(history_path) as handle:
-                history = [R.EpochMetrics.model_validate(h) for h in json.load(handle)][:resumed_from]
+                history = [results.EpochMetrics.model_validate(h) for h in json.load(handle)][:resumed_from]
             log.info("resuming from a checkpoint", epoch=resumed_from)
         elif params.warm_restart.enabled:
             with strategy.scope():
@@ -673,9 +705,9 @@ def train_and_export(
                 log.warning("warm restart failed, starting fresh", error=warm[1])
                 model, optimizer = build()  # nothing half-loaded survives
                 checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_variable)
-                manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+                manager = tf.train.CheckpointManager(checkpoint, checkpoint_write_dir, max_to_keep=2)
 
-        publisher = ProgressPublisher(spec.progress_topic)
+        publisher = ProgressPublisher(spec.progress_topic if cluster.is_chief else None)
         retrieval = spec.model_type in ("retrieval", "multitask")
         query_keys = [k for f in spec.feature_config.features if f.side == "query" for k in F.output_keys(f)]
         candidate_keys = [k for f in spec.feature_config.features if f.side == "candidate" for k in F.output_keys(f)]
@@ -714,7 +746,8 @@ def train_and_export(
         callbacks: list[tf.keras.callbacks.Callback] = [live, *schedulers, recorder]
         if early_stopping is not None:
             callbacks.append(early_stopping)
-        callbacks.append(PeriodicCheckpoint(manager, epoch_variable, params.checkpoint_every_epochs, history, checkpoint_dir))
+        callbacks.append(PeriodicCheckpoint(manager, epoch_variable, params.checkpoint_every_epochs, history,
+                                            checkpoint_write_dir))
         callbacks += list(extra_callbacks)
 
         initial_epoch = resumed_from or 0
@@ -726,31 +759,45 @@ def train_and_export(
         epochs_run = len(history) - initial_epoch
 
         metrics = _training_metrics(history, early_stopping, resumed_from, warm, epochs_run * train_examples / elapsed if elapsed > 0 and epochs_run else None)
-        artifacts = R.ArtifactLocations(checkpoints=checkpoint_dir,
-                                        training_metrics=R.join(artifacts_uri, R.TRAINING_METRICS_FILE))
+        artifacts = results.ArtifactLocations(checkpoints=checkpoint_dir,
+                                        training_metrics=results.join(output_dir, results.TRAINING_METRICS_FILE))
         if export:
-            paths = export_models(model, spec, tf_transform_output, candidates, artifacts_uri)
-            transform_copy = R.join(artifacts_uri, R.TRANSFORM_DIR)
+            # Every worker exports (saving may all-reduce variables); only the chief's copy is kept.
+            paths = export_models(model, spec, tf_transform_output, candidates, output_dir)
+            transform_copy = results.join(output_dir, results.TRANSFORM_DIR)
             copy_tree(transform_output_dir, transform_copy)
-            vocabularies = R.join(artifacts_uri, R.VOCABULARIES_DIR)
-            assets = R.join(transform_output_dir, "transform_fn/assets")
+            vocabularies = results.join(output_dir, results.VOCABULARIES_DIR)
+            assets = results.join(transform_output_dir, "transform_fn/assets")
             if tf.io.gfile.exists(assets):
                 copy_tree(assets, vocabularies)
-            if serving_model_dir:
+            if serving_model_dir and cluster.is_chief:
                 copy_tree(paths["saved_model"], serving_model_dir)
             artifacts = artifacts.model_copy(update=dict(
                 saved_model=paths["saved_model"], query_model=paths["query_model"],
                 candidate_model=paths["candidate_model"], transform_graph=transform_copy, vocabularies=vocabularies))
-        _write_text(R.join(artifacts_uri, R.TRAINING_METRICS_FILE), metrics.model_dump_json(indent=2))
-        _write_text(R.join(artifacts_uri, R.ARTIFACTS_FILE), artifacts.model_dump_json(indent=2))
+        _write_text(results.join(output_dir, results.TRAINING_METRICS_FILE), metrics.model_dump_json(indent=2))
+        _write_text(results.join(output_dir, results.ARTIFACTS_FILE), artifacts.model_dump_json(indent=2))
+        if cluster.multi_worker:
+            all_workers_reach(strategy)  # the chief's files are written before any worker returns
+            cluster.discard_scratch()
         return TrainingResult(metrics=metrics, artifacts=artifacts, model=model, replicas=replicas,
                               global_batch_size=global_batch)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _training_metrics(history: list[R.EpochMetrics], early_stopping: Any, resumed_from: Optional[int],
-                      warm: tuple[str, Optional[str]], examples_per_second: Optional[float]) -> R.TrainingMetrics:
+def all_workers_reach(strategy: tf.distribute.Strategy) -> None:
+    """A barrier: one all-reduce every worker must join before any of them goes on."""
+    @tf.function
+    def count() -> tf.Tensor:
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+    joined = int(count().numpy())
+    log.info("all replicas finished", replicas=joined)
+
+
+def _training_metrics(history: list[results.EpochMetrics], early_stopping: Any, resumed_from: Optional[int],
+                      warm: tuple[str, Optional[str]], examples_per_second: Optional[float]) -> results.TrainingMetrics:
     best = None
     scored = [h for h in history if h.val_loss is not None]
     if scored:
@@ -762,7 +809,7 @@ def _training_metrics(history: list[R.EpochMetrics], early_stopping: Any, resume
             if value is not None:
                 final[key] = value
         final.update(final_epoch.metrics)
-    return R.TrainingMetrics(
+    return results.TrainingMetrics(
         epochs=history,
         final=final,
         best_epoch=best.epoch if best else None,

@@ -66,7 +66,8 @@ def vocabulary() -> dict:
         "metrics": _metrics(),
         "gpu_types": [{"name": gpu, "counts": sorted(machines)} for gpu, machines in run_config.GPU_MACHINES.items()],
         "default_gpu": {"gpu_type": default_gpu.gpu_type, "gpu_count": default_gpu.gpu_count,
-                        "preemptible": default_gpu.preemptible},
+                        "machine_count": default_gpu.machine_count, "preemptible": default_gpu.preemptible},
+        "max_machines": run_config.MAX_MACHINES,
         "actions": [{"name": a["name"], "statuses": list(a["statuses"]), "requires": list(a.get("requires", ())),
                      "unless": list(a.get("unless", ())), "method": a["method"], "path": a["path"]}
                     for a in ACTIONS],

@@ -4,8 +4,8 @@ the file TRAINYARD_PRICE_TABLE names).
 What runs where on Vertex, per stage (the model `estimate` prices):
 - every pipeline step runs as a custom job on `pipeline_step_machine` (e2-standard-4 unless set) for
   the stage's duration — Examples, Stats, Schema, Transform, Train (its launcher), Evaluate, Push;
-- Train also runs the Trainer's custom job: the run's `gpu_config` machine + its accelerators, at the
-  Spot multiplier when preemptible;
+- Train also runs the Trainer's custom job: the run's `gpu_config` machine + its accelerators, times
+  `machine_count` (a chief and its workers, all alike), at the Spot multiplier when preemptible;
 - when the data stages ran on Dataflow (the job's label trainyard-data-runner=dataflow), Examples,
   Stats, Transform and Evaluate also pay Dataflow workers: at most `max_workers` of the configured
   machine for the stage's duration — an upper bound, because autoscaling may have used fewer;
@@ -100,10 +100,11 @@ def estimate(run: dict, table: dict, region: str, data_runner: Optional[str] = N
         cost = hours * hourly("machines", step_machine)
         if stage["name"] == "Train":
             count = int(gpu.get("gpu_count") or 0)
+            machines = int(gpu.get("machine_count") or 1)
             item.update(machine_type=gpu.get("machine_type"), spot=spot, accelerator_type=gpu.get("gpu_type"),
-                        accelerator_count=count, launcher_machine_type=step_machine)
-            cost += hours * (hourly("machines", gpu.get("machine_type"), spot)
-                             + count * hourly("accelerators", gpu.get("gpu_type"), spot))
+                        accelerator_count=count, machine_count=machines, launcher_machine_type=step_machine)
+            cost += hours * machines * (hourly("machines", gpu.get("machine_type"), spot)
+                                        + count * hourly("accelerators", gpu.get("gpu_type"), spot))
         if stage["name"] in BEAM_STAGES and dataflow_hourly:
             item.update(dataflow_machine_type=dataflow.machine_type, dataflow_max_workers=dataflow.max_workers)
             cost += hours * dataflow_hourly

@@ -129,6 +129,7 @@ GPU_MACHINES: dict[str, dict[int, str]] = {
     "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g"},
 }
 GPU_FAMILY = {"NVIDIA_TESLA_T4": "n1", "NVIDIA_TESLA_V100": "n1", "NVIDIA_L4": "g2", "NVIDIA_TESLA_A100": "a2"}
+MAX_MACHINES = 16  # machines one Trainer job may span (chief + workers)
 GpuType = Literal["NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_A100"]
 
 
@@ -137,6 +138,9 @@ class GpuConfig(Strict):
     gpu_count: Literal[1, 2, 4, 8] = 2
     preemptible: bool = True
     machine_type: Optional[str] = Field(None, description="defaults to the machine Appendix A pairs with the GPUs")
+    machine_count: int = Field(
+        1, ge=1, le=MAX_MACHINES, description="machines of this shape training together: 1 = one VM (the default); "
+        "N = a chief and N-1 workers on Vertex (MultiWorkerMirroredStrategy; GPUs in all = gpu_count x machine_count)")
 
     @model_validator(mode="after")
     def _vertex_would_accept(self):

@@ -150,6 +150,6 @@ def _action_paths(ref, run_id: list) -> dict:
         "/api/gpu-availability": {"get": {
             "summary": "Whether the Vertex training quota covers a GPU request (pre-flight)",
             "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                           for n in ("region", "gpu_type", "gpu_count", "preemptible")],
+                           for n in ("region", "gpu_type", "gpu_count", "machine_count", "preemptible")],
             "responses": {"200": _response("availability"), **_errors(400, 401)}}},
     }

@@ -49,7 +49,8 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
     """A warning (never a refusal) when the GPU quota cannot cover the run."""
     gpu = run.get("gpu_config") or {}
     try:
-        check = sources.gpu_quota.check(settings.region, gpu["gpu_type"], gpu["gpu_count"], gpu.get("preemptible", True))
+        gpus = gpu["gpu_count"] * gpu.get("machine_count", 1)  # every machine of the Trainer holds gpu_count
+        check = sources.gpu_quota.check(settings.region, gpu["gpu_type"], gpus, gpu.get("preemptible", True))
     except Exception as exc:  # noqa: BLE001 — the pre-flight is advice: it never turns a create into an error
         log.warning("gpu quota pre-flight failed", run_name=run.get("name"), error=repr(exc))
         return None

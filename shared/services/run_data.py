@@ -11,7 +11,7 @@ from shared.adapters.repository import Repository
 from shared.contract import labels, results
 from shared.domain import runs
 from shared.domain.doc_ids import is_valid_id
-from shared.domain.run_config import GpuConfig
+from shared.domain.run_config import MAX_MACHINES, GpuConfig
 from shared.errors import FieldError, NotFound
 from shared.validation import parse, whole_number
 
@@ -173,6 +173,7 @@ def run_errors(repo, run_id: str) -> dict:
 def gpu_availability(sources, args: dict, settings) -> dict:
     preemptible = str(args.get("preemptible", "true")).lower() not in ("false", "0", "no")
     gpu = parse(GpuConfig, {"gpu_type": args.get("gpu_type") or "NVIDIA_L4",
-                            "gpu_count": whole_number(args, "gpu_count", 1, 1, 8), "preemptible": preemptible})
+                            "gpu_count": whole_number(args, "gpu_count", 1, 1, 8), "preemptible": preemptible,
+                            "machine_count": whole_number(args, "machine_count", 1, 1, MAX_MACHINES)})
     region = (args.get("region") or settings.region).strip()
-    return sources.gpu_quota.check(region, gpu.gpu_type, gpu.gpu_count, gpu.preemptible)
+    return sources.gpu_quota.check(region, gpu.gpu_type, gpu.gpu_count * gpu.machine_count, gpu.preemptible)

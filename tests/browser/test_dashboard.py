@@ -36,7 +36,8 @@ def open_wizard(page):
     return wizard
 
 
-def walk_wizard(page, name, screenshots=False, schedule=None, epochs="3", timezone=None, day=None, change_config=False):
+def walk_wizard(page, name, screenshots=False, schedule=None, epochs="3", timezone=None, day=None, change_config=False,
+                machines=None):
     wizard = open_wizard(page)
     wizard.locator("#wiz-name").fill(name)
     if screenshots:
@@ -64,6 +65,8 @@ def walk_wizard(page, name, screenshots=False, schedule=None, epochs="3", timezo
             wizard.locator("[data-bind='schedule.timezone']").select_option(timezone)
         if day is not None:
             wizard.locator("[data-bind='schedule.day_of_week']").select_option(str(day))
+    if machines:
+        wizard.locator("[data-bind='gpu.machine_count']").select_option(machines)
     expect(wizard.locator("[data-role=gpu-availability]")).not_to_have_text("Checking GPU quota…")
     if screenshots:
         shot(page, "wizard-step3")
@@ -125,12 +128,14 @@ def test_the_wizard_shows_what_the_experiment_brings_and_the_header_names_the_mo
 
 
 def test_save_as_draft_then_submit_it_from_its_card(page, stack):
-    walk_wizard(page, "browser-draft", schedule="draft")
+    walk_wizard(page, "browser-draft", schedule="draft", machines="2")
     expect(page.locator("#wizard")).to_have_count(0)
     run_id = run_id_by_name(stack, "browser-draft")
     c = card(page, run_id)
     expect(c).to_have_attribute("data-status", "draft")
     assert stack.run(run_id)["status"] == "draft"  # stored, not submitted
+    assert stack.run(run_id)["gpu_config"]["machine_count"] == 2  # the wizard's "Machines"
+    expect(c).to_contain_text("2 machines × 2x L4")
     expect(c.locator("[data-action=submit]")).to_be_visible()
     expect(c.locator("[data-action=delete]")).to_be_visible()
     page.locator("[data-chip=draft]").click()  # the Drafts filter shows it ...

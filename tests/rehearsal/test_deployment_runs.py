@@ -100,7 +100,8 @@ def test_each_function_runs_with_exactly_its_locked_packages(cloud):
 @pytest.fixture(scope="module")
 def large_run(cloud, catalog):
     return submitted_run(cloud, catalog["large"], "rehearsal-large",
-                         gpu_config={"gpu_type": "NVIDIA_TESLA_T4", "gpu_count": 2, "preemptible": True})
+                         gpu_config={"gpu_type": "NVIDIA_TESLA_T4", "gpu_count": 2, "preemptible": True,
+                                     "machine_count": 2})
 
 
 def test_the_submitter_compiles_for_vertex_and_submits_over_grpc(cloud, large_run):
@@ -117,10 +118,11 @@ def test_the_submitter_compiles_for_vertex_and_submits_over_grpc(cloud, large_ru
     trainer = json.loads(_params(job, "Trainer")["custom_config"])
     assert trainer["ai_platform_enable_vertex"] is True and trainer["ai_platform_vertex_region"] == cloud.region
     spec = trainer["ai_platform_training_args"]["job_spec"]
-    pool = spec["worker_pool_specs"][0]
+    pool, workers = spec["worker_pool_specs"]  # two machines: the chief's pool and one worker's
     assert pool["machine_spec"] == {"machine_type": "n1-standard-16", "accelerator_type": "NVIDIA_TESLA_T4",
                                     "accelerator_count": 2}
     assert pool["container_spec"]["image_uri"] == env["TRAINYARD_PIPELINE_IMAGE"]
+    assert pool["replica_count"] == 1 and workers == {**pool, "replica_count": 1}
     assert spec["scheduling"]["strategy"] == "SPOT"
     assert spec["service_account"] == env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"]
 

@@ -5,7 +5,10 @@ job) on `pipeline-events`. Where a task leaves files or calls a Google service i
 player does the same with the project's own code and contract:
 
 - the Trainer and Evaluator leave the result files of shared/contract/results.py under the run's
-  artifacts_uri (their values are the played run's, not a trained model's);
+  artifacts_uri (their values are the played run's, not a trained model's). The Trainer's CustomJob
+  is not run, so a job spec of several machines (a chief pool + a worker pool) passes through as
+  compiled and is played like one; tests/unit/pipeline_compiler/test_multi_worker.py runs the
+  trainer itself as a chief and a worker;
 - the Pusher registers the model through VertexRegistrar (the Pusher's own registrar) over
   ModelService's gRPC protocol, with the serving image the submitter compiled into the job.
 """

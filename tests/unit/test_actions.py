@@ -483,6 +483,16 @@ def test_gpu_availability_and_the_create_warning(world):
     warnings = response.get_json()["warnings"]
     assert any("GPU quota" in w for w in warnings)
     assert any("GPU quota" in w for w in world.repo.get_run(response.get_json()["training_run"]["id"])["warnings"])
+    # Several machines: the quota must cover every machine's GPUs (4 free; 2 machines x 2 L4 fit, 3 do not).
+    world.deps.run_data.gpu_quota.limit = 4
+    assert get(world, "/api/gpu-availability", gpu_type="NVIDIA_L4", gpu_count=2, machine_count=2).get_json()["sufficient"]
+    body = get(world, "/api/gpu-availability", gpu_type="NVIDIA_L4", gpu_count=2, machine_count=3).get_json()
+    assert body["sufficient"] is False and body["gpu_count"] == 6
+    assert get(world, "/api/gpu-availability", gpu_type="NVIDIA_L4", machine_count=17).status_code == 400
+    response = post(world, "/api/training-runs", run_body(world.ids["experiment"], name="three-machines",
+                                                          gpu_config={"gpu_type": "NVIDIA_L4", "gpu_count": 2,
+                                                                      "machine_count": 3}))
+    assert response.status_code == 201 and any("needs 6" in w for w in response.get_json()["warnings"])
 
 
 def test_delete_removes_the_runs_artifacts(world):

@@ -71,7 +71,7 @@ def test_create_inherits_from_experiment_fills_defaults_and_queues_submit(client
     assert params["lr_schedule"] == {"type": "reduce_on_plateau", "factor": 0.5, "patience": 3, "min_lr": 0.001,
                                      "monitor": "val_loss"}
     assert run["gpu_config"] == {"gpu_type": "NVIDIA_L4", "gpu_count": 2, "preemptible": True,
-                                 "machine_type": "g2-standard-24"}
+                                 "machine_type": "g2-standard-24", "machine_count": 1}
     assert run["evaluator_config"]["blessing_threshold"] == {"metric": "recall_at_100", "min_value": 0.4,
                                                              "max_value": None}
     assert run["base_experiment"]["display_name"] == f"Exp #{ids['experiment_number']}"
@@ -137,6 +137,9 @@ def test_create_without_experiment_needs_the_configs(client, ids):
      "gpu_config", "use a2-highgpu-2g"),
     ({"gpu_config": {"gpu_type": "NVIDIA_H100", "gpu_count": 1}}, "gpu_config.gpu_type", "Input should be"),
     ({"gpu_config": {"gpu_count": 3}}, "gpu_config.gpu_count", "Input should be"),
+    ({"gpu_config": {"machine_count": 0}}, "gpu_config.machine_count", "greater than or equal to 1"),
+    ({"gpu_config": {"machine_count": 17}}, "gpu_config.machine_count", "less than or equal to 16"),
+    ({"gpu_config": {"machine_count": "two"}}, "gpu_config.machine_count", "valid integer"),
     ({"evaluator_config": {"blessing_threshold": {"metric": "test_rmse", "max_value": 1.0}}},
      "evaluator_config.blessing_threshold.metric", "does not fit a retrieval model"),
     ({"evaluator_config": {"blessing_threshold": {"metric": "recall_at_100", "max_value": 0.3}}},

@@ -251,9 +251,10 @@ def test_retry_deploy_and_errors_speak_the_api(api):
     code, out = run_cli("runs", "errors", failed["id"])
     assert code == 0 and "attempt 1: failed at Train: CUDA out of memory" in out
     code, out = run_cli("runs", "retry", failed["id"], "--attempt", "1", "--gpu-type", "NVIDIA_TESLA_A100",
-                        "--epochs", "3", "--on-demand")
+                        "--epochs", "3", "--on-demand", "--machine-count", "2")
     assert code == 0 and "attempt 2 queued" in out
     retried = repo.get_run(failed["id"])
+    assert retried["gpu_config"]["machine_count"] == 2
     assert retried["gpu_config"]["gpu_type"] == "NVIDIA_TESLA_A100" and retried["gpu_config"]["preemptible"] is False
     assert retried["training_params"]["epochs"] == 3
     assert "already" in run_cli("runs", "retry", failed["id"], "--attempt", "1")[1]

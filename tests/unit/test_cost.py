@@ -37,6 +37,17 @@ def test_spot_l4_run_in_the_base_region():
     assert estimate["partial"] is False and estimate["region_priced"] is True and estimate["upper_bound"] is False
 
 
+def test_several_machines_pay_for_every_machine_and_its_gpus():
+    gpu = {"gpu_type": "NVIDIA_L4", "gpu_count": 2, "machine_type": "g2-standard-24", "preemptible": True}
+    one = cost.estimate(run_doc(gpu=gpu), TABLE, "us-central1")
+    three = cost.estimate(run_doc(gpu={**gpu, "machine_count": 3}), TABLE, "us-central1")
+    trainer = 1.0 * (1.0147 + 2 * 0.6440) * 0.4  # one g2-standard-24 + 2 L4, Spot, for the hour
+    assert three["total"] == pytest.approx(one["total"] + 2 * trainer, abs=1e-4)
+    train = next(s for s in three["stages"] if s["stage"] == "Train")
+    assert train["machine_count"] == 3 and train["cost"] == pytest.approx(3 * trainer + 0.1541, abs=1e-4)
+    assert next(s for s in one["stages"] if s["stage"] == "Train")["machine_count"] == 1
+
+
 def test_on_demand_costs_more_and_the_region_scales_it():
     on_demand = run_doc(gpu={"gpu_type": "NVIDIA_TESLA_A100", "gpu_count": 1, "machine_type": "a2-highgpu-1g",
                              "preemptible": False})

@@ -72,7 +72,7 @@ def test_declarations_are_complete_and_unique():
     for v in S.VARIABLES:
         assert v.meaning and v.readers, v.name
         assert set(v.readers) <= set(S.ROLES), v.name
-        assert v.cloud in (S.TERRAFORM, S.OPTIONAL, S.LOCAL), v.name
+        assert v.cloud in (S.TERRAFORM, S.OPTIONAL, S.LOCAL, S.VERTEX), v.name
         if v.cloud == S.TERRAFORM:
             assert set(v.readers) & set(S.DEPLOYABLES), f"{v.name}: Terraform sets it, but no deployable reads it"
 

@@ -200,3 +200,37 @@ def test_a_retry_keeps_the_data_stages_cacheable(compiled, tmp_path):
     for node in ("ExampleGen", "Transform"):
         assert _executor_config(again, node) == _executor_config(job, node), node
     assert json.loads(_executor_config(again, "Trainer")["run_spec"])["attempt"] == 2
+
+
+def test_several_machines_compile_to_a_chief_pool_and_a_worker_pool(tmp_path):
+    """machine_count 3: Vertex's primary pool (1 replica, TF_CONFIG chief) + a pool of 2 workers, alike in
+    machine, GPUs and image; Vertex restarts the whole job when one restarts (all-reduce needs everyone)."""
+    from google.cloud import aiplatform_v1
+    from tfx.extensions.google_cloud_ai_platform import training_clients
+
+    spec = _spec(tmp_path, gpu_config={"gpu_type": "NVIDIA_L4", "gpu_count": 2, "preemptible": False,
+                                       "machine_count": 3})
+    with open(compile_run(spec, str(tmp_path / "multi.json"), VERTEX_ENV)) as handle:
+        args = _executor_config(json.load(handle), "Trainer")["ai_platform_training_args"]
+    chief, workers = args["job_spec"]["worker_pool_specs"]
+    machine = {"machine_type": "g2-standard-24", "accelerator_type": "NVIDIA_L4", "accelerator_count": 2}
+    assert chief == {"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": VERTEX_ENV.pipeline_image}}
+    assert workers == {**chief, "replica_count": 2}
+    assert args["job_spec"]["scheduling"] == {"restart_job_on_worker_restart": True}  # on-demand: no SPOT
+
+    # What TFX's Vertex Trainer makes of it: every pool runs the Trainer executor, and the CustomJob
+    # is one the official client (the aiplatform_v1 protos) accepts as it is.
+    client = object.__new__(training_clients.VertexJobClient)  # building the job needs no API client
+    job = client.create_training_job({}, {}, {}, "tfx.components.trainer.executor.GenericExecutor",
+                                     json.loads(json.dumps(args)), None, None)
+    commands = [p["container_spec"]["command"] for p in job["job_spec"]["worker_pool_specs"]]
+    assert len(commands) == 2 and commands[0] == commands[1] and "tfx.scripts.run_executor" in " ".join(commands[0])
+    proto = aiplatform_v1.CustomJob(job)
+    assert [p.replica_count for p in proto.job_spec.worker_pool_specs] == [1, 2]
+    assert proto.job_spec.scheduling.restart_job_on_worker_restart
+
+
+def test_one_machine_is_one_pool(compiled):
+    job, _ = compiled
+    pools = _executor_config(job, "Trainer")["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
+    assert len(pools) == 1 and pools[0]["replica_count"] == 1
