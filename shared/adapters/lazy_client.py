@@ -48,3 +48,19 @@ def cloud_client(module: str, client_class: str) -> Callable[[], object]:
 
         return getattr(importlib.import_module(f"google.cloud.{module}"), client_class)()
     return make
+
+
+class GapicAdapter:
+    """An adapter over one GAPIC client, made on first use (`_make_client`, which subclasses give) or
+    handed in (tests pass a fake `client`); `emulator_host` points it at a stand-in over plain gRPC."""
+
+    def __init__(self, client=None, emulator_host: str = ""):
+        self.emulator_host = emulator_host
+        self._client = LazyClient(self._make_client, client)
+
+    def _make_client(self):
+        raise NotImplementedError
+
+    @property
+    def client(self):
+        return self._client.get()

@@ -14,7 +14,7 @@ from typing import Protocol
 from shared.domain import schedules
 from shared import log
 from shared.contract import topics
-from shared.adapters.lazy_client import LazyClient, gapic_client
+from shared.adapters.lazy_client import GapicAdapter, gapic_client
 from shared.errors import TransientError
 
 JOB_PREFIX = "trainyard-"
@@ -49,23 +49,18 @@ def _transient(exc) -> bool:
 CALL_BUDGET_S = 20.0
 
 
-class CloudSchedulerJobs:
+class CloudSchedulerJobs(GapicAdapter):
     """google-cloud-scheduler (scheduler_v1): one Pub/Sub-target job per schedule."""
 
     def __init__(self, project: str, location: str, client=None, emulator_host: str = ""):
+        super().__init__(client, emulator_host)  # emulator_host: TRAINYARD_SCHEDULER_EMULATOR_HOST
         self.project = project
         self.location = location
-        self.emulator_host = emulator_host  # TRAINYARD_SCHEDULER_EMULATOR_HOST: a stand-in over plain gRPC
-        self._client = LazyClient(self._make_client, client)
 
     def _make_client(self):
         from google.cloud import scheduler_v1
 
         return gapic_client(scheduler_v1.CloudSchedulerClient, self.emulator_host)
-
-    @property
-    def client(self):
-        return self._client.get()
 
     @property
     def parent(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from shared.adapters.lazy_client import LazyClient, gapic_client
+from shared.adapters.lazy_client import GapicAdapter, gapic_client
 
 
 def gapic():
@@ -12,7 +12,7 @@ def gapic():
     return importlib.import_module("google.cloud.aiplatform_v1")
 
 
-class RegionalService:
+class RegionalService(GapicAdapter):
     """A Vertex AI service client for one project and region, created once, lazily. Subclasses name
     the client class (e.g. "PipelineServiceClient"); tests pass a fake `client`.
 
@@ -22,18 +22,13 @@ class RegionalService:
     CLIENT = ""
 
     def __init__(self, project: str, region: str, client=None, emulator_host: str = ""):
+        super().__init__(client, emulator_host)
         self.project = project
         self.region = region
-        self.emulator_host = emulator_host
-        self._client = LazyClient(self._make_client, client)
 
     def _make_client(self):
         return gapic_client(getattr(gapic(), self.CLIENT), self.emulator_host,
                             client_options={"api_endpoint": f"{self.region}-aiplatform.googleapis.com"})
-
-    @property
-    def client(self):
-        return self._client.get()
 
     @property
     def parent(self) -> str:

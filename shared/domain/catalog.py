@@ -247,14 +247,20 @@ def towers_mismatch(features: FeatureConfig, model: ModelConfig) -> Optional[str
 # --------------------------------------------------------------------------- experiments (quick tests)
 
 
+def _metric(meaning: str):
+    return Field(None, description=meaning)
+
+
 class ExperimentMetrics(Strict):
-    loss: Optional[float] = None
-    recall_at_5: Optional[float] = None
-    recall_at_10: Optional[float] = None
-    recall_at_50: Optional[float] = None
-    recall_at_100: Optional[float] = None
-    test_rmse: Optional[float] = None
-    test_mae: Optional[float] = None
+    """What the quick test measured, on its test split: what ranks experiments for promotion and what a
+    promoted run's default gate derives from."""
+    loss: Optional[float] = _metric("the quick test's final loss")
+    recall_at_5: Optional[float] = _metric("retrieval: share of test interactions whose item is in the top 5")
+    recall_at_10: Optional[float] = _metric("retrieval: … in the top 10")
+    recall_at_50: Optional[float] = _metric("retrieval: … in the top 50")
+    recall_at_100: Optional[float] = _metric("retrieval: … in the top 100 (the primary metric)")
+    test_rmse: Optional[float] = _metric("ranking: root mean squared error of the predicted rating (lower is better)")
+    test_mae: Optional[float] = _metric("ranking: mean absolute error of the predicted rating (lower is better)")
 
 
 class ExperimentParams(Strict):
