@@ -1,4 +1,5 @@
-"""A new run, now or later: the one way `POST /api/training-runs` becomes a stored run.
+"""A new run, now or later: the one way `POST /api/training-runs` becomes a stored run, and the way a draft is
+submitted (`POST …/submit`).
 
 1. build: validate, inherit from the base experiment, default (shared/services/run_builder.build_run);
    a draft (`"draft": true`) is stored as it is and goes no further until it is submitted;
