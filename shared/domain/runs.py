@@ -199,10 +199,20 @@ def _finish(doc: dict, at: datetime) -> None:
 # --------------------------------------------------------------------------- progress path
 
 
+def _record_coercions(doc: dict, results: dict) -> None:
+    """Non-numeric values a feature config asked to treat as missing (SchemaGen's data check): on the run
+    however it ended, since a run that fails later still trained on the coerced data."""
+    coercions = (results.get("data_check") or {}).get("coercions") or []
+    if coercions:
+        doc["data_coercions"] = coercions
+        doc.setdefault("warnings", []).extend(c["warning"] for c in coercions)
+
+
 def apply_job_snapshot(doc: dict, job: JobSnapshot, results: Optional[dict] = None) -> Optional[dict]:
     """Fold what the pipeline backend says about the job into the run document.
 
-    `results` (metrics, evaluation, registry, artifacts) must be given when the job SUCCEEDED.
+    `results` (metrics, evaluation, registry, artifacts) must be given when the job SUCCEEDED; when it
+    FAILED, they may hold the data check (its coercions are recorded either way).
     """
     parsed = parse_job_id(job.job_id)
     if parsed is None or parsed[1] != doc.get("attempt") or doc["status"] in TERMINAL:
@@ -226,6 +236,7 @@ def apply_job_snapshot(doc: dict, job: JobSnapshot, results: Optional[dict] = No
         new["error_stage"] = stage
         new["error_message"] = message
         new["error_details"] = {"job_name": job.name, "task": failed.task_name if failed else None}
+        _record_coercions(new, results or {})
         _set_stage(new, stage, STAGE_FAILED, ended=job.end_time)
         _finish(new, job.end_time or now())
     elif job.state == "PIPELINE_STATE_CANCELLED":
@@ -278,10 +289,7 @@ def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:
     doc["stopped_early"] = training.get("stopped_early", False)
     if training.get("warm_start_warning"):
         doc.setdefault("warnings", []).append(training["warm_start_warning"])
-    coercions = (results.get("data_check") or {}).get("coercions") or []
-    if coercions:  # non-numeric values a feature config asked to treat as missing (data check)
-        doc["data_coercions"] = coercions
-        doc.setdefault("warnings", []).extend(c["warning"] for c in coercions)
+    _record_coercions(doc, results)
     if registry:
         doc["vertex_model_name"] = registry.get("model_display_name")
         doc["vertex_model_resource_name"] = registry.get("model_resource_name")

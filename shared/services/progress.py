@@ -38,16 +38,20 @@ def job_id_from_log_entry(entry) -> str:
     return job_id
 
 
+def _load(store: ArtifactStore, artifacts_uri: str, relative: str, model) -> Optional[dict]:
+    text = store.read_text(results.join(artifacts_uri, relative))
+    if text is None:
+        return None
+    try:
+        return model.model_validate_json(text).model_dump(mode="json")
+    except ValidationError as exc:
+        raise PermanentError(f"{relative} does not follow the result contract: {exc}", stage="Evaluate") from None
+
+
 def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
     """The pipeline's result files (shared/contract/results.py). The evaluation is required; the rest optional."""
     def load(relative: str, model) -> Optional[dict]:
-        text = store.read_text(results.join(artifacts_uri, relative))
-        if text is None:
-            return None
-        try:
-            return model.model_validate_json(text).model_dump(mode="json")
-        except ValidationError as exc:
-            raise PermanentError(f"{relative} does not follow the result contract: {exc}", stage="Evaluate") from None
+        return _load(store, artifacts_uri, relative, model)
 
     evaluation = load(results.EVALUATION_FILE, results.Evaluation)
     if evaluation is None:
@@ -91,6 +95,11 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
 def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactStore, artifacts_uri: str,
               publisher=None, jobs=None) -> str:
     found: dict = {}
+    if job.state == "PIPELINE_STATE_FAILED" and artifacts_uri and store is not None:
+        try:  # what the data check coerced before a later stage failed (advice: an unreadable file says nothing)
+            found = {"data_check": _load(store, artifacts_uri, results.DATA_CHECK_FILE, results.DataCheck)}
+        except PermanentError as exc:
+            log.warning("unreadable data check on a failed run", run_id=run_id, error=str(exc))
     if job.state == "PIPELINE_STATE_SUCCEEDED":
         try:
             found = read_results(store, artifacts_uri)

@@ -193,6 +193,28 @@ def test_coerced_values_of_the_data_check_are_reported_on_the_run(env):
             "treated as missing (e.g. 'V')") in final["warnings"]
 
 
+def test_a_run_that_fails_after_the_data_check_coerced_values_still_reports_them(env):
+    do_submit(env)
+    run = env["repo"].get_run(env["run"]["id"])
+    coercion = results.DataCoercion(column="price", feature="price_bucket", transform="bucketize", count=15,
+                                    rows=100_000, examples=["V"])
+    env["store"].write_text(results.join(run["gcs_artifacts_path"], results.DATA_CHECK_FILE),
+                            results.DataCheck(coercions=[coercion]).model_dump_json())
+    final = feed(env, job_timeline(f"{run['id']}-a1", fail_at="Trainer"))
+    assert final["status"] == "failed" and final["error_stage"] == "Train"
+    assert final["data_coercions"] == [coercion.model_dump(mode="json")]
+    assert sum("15 of 100,000 values were not numbers" in w for w in final["warnings"]) == 1
+
+
+def test_a_failed_run_without_a_data_check_or_with_an_unreadable_one_fails_as_before(env):
+    do_submit(env)
+    run = env["repo"].get_run(env["run"]["id"])
+    env["store"].write_text(results.join(run["gcs_artifacts_path"], results.DATA_CHECK_FILE), "{not json")
+    final = feed(env, job_timeline(f"{run['id']}-a1", fail_at="Trainer"))
+    assert final["status"] == "failed" and final["error_stage"] == "Train" and "out of memory" in final["error_message"]
+    assert "data_coercions" not in final
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_shuffled_and_duplicated_events_end_in_the_same_document(env, seed):
     do_submit(env)
