@@ -9,7 +9,6 @@ then letting the system (the reconciler, through `reconcile` like Cloud Schedule
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -19,6 +18,7 @@ from shared.domain import runs
 from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from tests.integration.test_control_plane_flow import catalog, comparable, create, deliver, submitted  # noqa: F401
+from tests.polling import wait_until
 from tests.unit.scenario import job_timeline, write_results
 
 pytestmark = pytest.mark.integration
@@ -128,16 +128,6 @@ def test_pipeline_events_killed_mid_update_ends_equal_to_a_clean_replay(local_st
                              what="completion after the crash")
     a = local_stack.wait_for(clean["id"], lambda r: r["status"] == runs.COMPLETED, what="clean completion")
     assert comparable(b) == comparable(a)
-
-
-def wait_until(probe, timeout_s: float, what: str):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def dead_lettered_submit(local_stack, run_id: str):

@@ -14,6 +14,7 @@ import pytest
 from pipeline_compiler.local_service import LocalPipelineService
 from shared.settings import Settings
 from tests.integration.test_local_pipeline_service import CollectingPublisher, create, wait_state
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -73,12 +74,7 @@ def published_states(publisher, job_id) -> list[str]:
 
 
 def wait_for(condition, timeout_s=20, what="condition"):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(condition, timeout_s, what, interval_s=0.1)
 
 
 def test_with_one_slot_jobs_wait_queued_and_start_in_creation_order(services, tmp_path):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import skip_without_emulators
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.rehearsal
 
@@ -77,13 +78,7 @@ class Cloud:
                              f"{self.rehearsal.processes[module].text()[-4000:]}")
 
     def wait(self, predicate, timeout_s: float, what: str):
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        return wait_until(predicate, timeout_s, what)
 
     def log_entry_for(self, job_id: str, task: bool = False) -> dict:
         """A Vertex state-change entry as the log sink publishes it (LogEntry JSON)."""
