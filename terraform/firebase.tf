@@ -110,6 +110,7 @@ module "fn_web" {
   environment_variables    = merge(local.environment["api"], { TRAINYARD_AUTH = "firebase" })
   ingress_settings         = "ALLOW_ALL"
   public                   = true
+  public_by                = var.domain_restricted_sharing ? "invoker_iam_check_disabled" : "allUsers"
   timeout_seconds          = 60
   max_instance_count       = 20
   labels                   = var.labels

@@ -650,6 +650,52 @@ def _seconds(duration: str) -> float:
     return float(duration[:-1])
 
 
+def _instances(inst: terraform_model.Instance):
+    """The root module and every module instance under it."""
+    yield inst
+    for name in inst.source.modules:
+        child = inst.child(name)
+        for each in child.values() if isinstance(child, dict) else child if isinstance(child, list) else [child]:
+            yield from _instances(each)
+
+
+def _invoker_members(plan: terraform_model.Instance) -> list[tuple[str, str]]:
+    """Every member granted on a Cloud Run service or function (where allUsers could make one public;
+    test_ingress_only_the_http_entrances_... keeps allUsers out of every other resource)."""
+    return [(r.address, r.args["member"]) for inst in _instances(plan)
+            for (rtype, name) in inst.source.resources
+            if rtype in ("google_cloud_run_v2_service_iam_member", "google_cloudfunctions2_function_iam_member")
+            for r in inst.resources(rtype, name)]
+
+
+def test_domain_restricted_sharing_makes_the_entrance_public_without_all_users(tmp_path):
+    """N13: fn_web granted allUsers unconditionally, which organisations with domain-restricted sharing
+    refuse, failing the apply. With domain_restricted_sharing = true no IAM member anywhere is allUsers
+    and the entrance's Cloud Run service gets its invoker IAM check disabled instead; by default the
+    allUsers grant stays and nothing runs gcloud."""
+    tfvars = tmp_path / "restricted.tfvars"
+    tfvars.write_text((TF_ROOT / "examples/minimal/minimal.tfvars").read_text() + "domain_restricted_sharing = true\n")
+    restricted, default = terraform_model.load(TF_ROOT, tfvars), planned()
+    public_members = {"allUsers", "allAuthenticatedUsers"}
+
+    def check_disabled(plan):
+        web = plan.child("fn_web")
+        block = web.source.resources[("terraform_data", "invoker_iam_check_disabled")]
+        return [r.instance.ev.eval(block.nested("provisioner")[0].attrs["command"], r.scope).split()
+                for r in web.resources("terraform_data", "invoker_iam_check_disabled")]
+
+    assert [a for a, m in _invoker_members(restricted) if m in public_members] == []
+    web_name = restricted.child("fn_web").resource("google_cloudfunctions2_function", "this").args["name"]
+    assert check_disabled(restricted) == [[
+        "gcloud", "run", "services", "update", web_name, f"--project={restricted.var('project_id')}",
+        f"--region={restricted.var('region')}", "--no-invoker-iam-check", "--quiet"]]
+    assert restricted.child("fn_api").resources("terraform_data", "invoker_iam_check_disabled") == []
+
+    assert [a for a, m in _invoker_members(default) if m in public_members] == [
+        'module.fn_web.google_cloud_run_v2_service_iam_member.public[0]']
+    assert check_disabled(default) == []
+
+
 def test_no_run_submit_dead_letters_while_its_claim_is_still_held():
     """Issue 15: a redelivery refused because another delivery holds the claim must come back after
     the lease ends. Every redelivery waits at least minimum_backoff, so the window after the first
