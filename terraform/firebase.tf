@@ -5,12 +5,15 @@
 # verifies it (shared/http/firebase_identity.py) and Firestore's rules read it (firestore.rules).
 
 locals {
-  # The public web entrance's two URLs (a gen2 function is the Cloud Run service of the same name,
-  # whose deterministic URL carries the project number), Firebase's own hosts (the auth handler
-  # lives on <project>.firebaseapp.com), and any the operator adds (a custom domain, localhost).
+  # Every host the public web entrance answers at (main.tf local.web_url, the one dashboard_url names;
+  # its cloudfunctions.net host; and the hashed run.app host, known after apply: nothing fn_web needs
+  # depends on this config, so no cycle), Firebase's own hosts (the auth handler lives on
+  # <project>.firebaseapp.com), and any the operator adds (a custom domain, localhost). A browser on
+  # a host not listed gets auth/unauthorized-domain at sign-in (review N5).
   dashboard_hosts = [
+    trimprefix(local.web_url, "https://"),
     "${var.region}-${var.project_id}.cloudfunctions.net",
-    "trainyard-web-${data.google_project.this.number}.${var.region}.run.app",
+    trimprefix(module.fn_web.uri, "https://"),
   ]
   dashboard_authorized_domains = distinct(concat(
     ["${var.project_id}.firebaseapp.com", "${var.project_id}.web.app"],
@@ -95,7 +98,7 @@ module "fn_web" {
 
   project_id               = var.project_id
   region                   = var.region
-  name                     = "trainyard-web"
+  name                     = local.web_name
   description              = "Trainyard Training dashboard and its API for signed-in browsers (Firebase ID tokens)."
   source_dir               = "${local.functions_dir}/api"
   shared_dir               = local.shared_dir
@@ -107,6 +110,7 @@ module "fn_web" {
   environment_variables    = merge(local.environment["api"], { TRAINYARD_AUTH = "firebase" })
   ingress_settings         = "ALLOW_ALL"
   public                   = true
+  public_by                = var.domain_restricted_sharing ? "invoker_iam_check_disabled" : "allUsers"
   timeout_seconds          = 60
   max_instance_count       = 20
   labels                   = var.labels

@@ -16,7 +16,7 @@ module "fn_api" {
 
   project_id               = var.project_id
   region                   = var.region
-  name                     = "trainyard-api"
+  name                     = local.api_name
   description              = "Trainyard HTTP API (/api/...)."
   source_dir               = "${local.functions_dir}/api"
   shared_dir               = local.shared_dir

@@ -1,10 +1,13 @@
 # Vertex AI pipeline job and task state changes -> pipeline-events (consumed by pipeline_events).
 # Log names are URL-encoded in filters ("/" -> "%2F"). Only Trainyard's pipeline jobs wake the
-# consumer (review B9): their ids are shared/domain/runs.py's job_id_for(run_id, attempt), "tr-<16 hex>-a<n>"
-# (a test keeps the two equal); `=~` is the Logging query language's regular-expression match.
+# consumer (review B9), and all of them (review N8: the pattern once admitted only "tr-" runs, so
+# scheduled and run-now runs got no live progress): the pattern is shared/contract/labels.py's
+# JOB_ID_PATTERN, the ids job_id_for makes from every run-id generator (a test keeps the two equal and
+# calls the generators). `=~` is the Logging query language's regular-expression match, in RE2
+# syntax (https://cloud.google.com/logging/docs/view/logging-query-language#regular-expressions).
 
 locals {
-  pipeline_job_id_pattern = "^tr-[0-9a-f]{16}-a[0-9]+$"
+  pipeline_job_id_pattern = "^(tr-[0-9a-f]{16}|ts-[0-9a-f]{12}-m?[0-9]{8}-[0-9]{6})-a[0-9]+$"
 }
 
 resource "google_logging_project_sink" "pipeline_events" {

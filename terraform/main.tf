@@ -65,13 +65,25 @@ locals {
     TRAINYARD_REGION           = var.region
     TRAINYARD_PIPELINE_BACKEND = "vertex"
   })
-  # The audiences an ID token that passed Cloud Run IAM may carry (shared/http/identity.py): the API's two
-  # URLs (known before apply: a gen2 function is the Cloud Run service of the same name, whose
-  # deterministic URL carries the project number), for service accounts minting tokens for it, and
-  # the Google Cloud CLI's client id, the audience of a user's `gcloud auth print-identity-token`.
+  # The URLs people and clients use (outputs api_url, dashboard_url; docs/deploy.md "Which URL is for
+  # what"). A gen2 function is the Cloud Run service of the same name; besides its hashed
+  # <name>-<hash>.a.run.app URL (service_config[0].uri, known only after apply) the same service answers
+  # at the deterministic https://SERVICE-PROJECT_NUMBER.REGION.run.app, known before apply
+  # (https://cloud.google.com/run/docs/triggering/https-request#deterministic: available while the DNS
+  # segment "<name>-<project number>" is at most 63 characters). One URL each, used everywhere: the
+  # audience clients mint for, the sign-in domain, the links notifications carry.
+  api_name      = "trainyard-api"
+  web_name      = "trainyard-web"
+  api_url       = "https://${local.api_name}-${local.project_number}.${var.region}.run.app"
+  web_url       = "https://${local.web_name}-${local.project_number}.${var.region}.run.app"
+  dashboard_url = "${local.web_url}/training"
+
+  # The audiences an ID token that passed Cloud Run IAM may carry (shared/http/identity.py): the API's
+  # cloudfunctions.net URL and api_url, for service accounts minting tokens for it, and the Google
+  # Cloud CLI's client id, the audience of a user's `gcloud auth print-identity-token`.
   api_audiences = concat([
-    "https://${var.region}-${var.project_id}.cloudfunctions.net/trainyard-api",
-    "https://trainyard-api-${data.google_project.this.number}.${var.region}.run.app",
+    "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.api_name}",
+    local.api_url,
   ], var.api_user_audiences)
   scheduler_env = {
     TRAINYARD_SCHEDULER_BACKEND  = "cloud-scheduler"
@@ -109,8 +121,9 @@ locals {
     scheduler = merge(local.base_env, local.scheduler_env, { TRAINYARD_MODEL_NAME = coalesce(var.model_name, var.project_id) })
     run_commands = merge(local.cloud_env, {
       TRAINYARD_SERVING_IMAGE = local.serving_image
-      # Notifications link a run to the dashboard the API serves (its deterministic Cloud Run URL).
-      TRAINYARD_DASHBOARD_URL = "https://trainyard-api-${local.project_number}.${var.region}.run.app/training"
+      # Notifications link a run to the dashboard where people sign in: the public web entrance, not
+      # trainyard-api, which Cloud Run IAM closes to a browser (review N11).
+      TRAINYARD_DASHBOARD_URL = local.dashboard_url
     })
   }
 }

@@ -1,11 +1,11 @@
 output "api_url" {
-  description = "HTTPS URL of the API function (call with an ID token: Authorization: Bearer $(gcloud auth print-identity-token))."
-  value       = module.fn_api.uri
+  description = "HTTPS URL of the API for the CLI and scripts (an accepted token audience: mint service-account tokens with --audiences=<this>; call with Authorization: Bearer <ID token>)."
+  value       = local.api_url
 }
 
 output "dashboard_url" {
-  description = "The Training dashboard: open it in a browser and sign in with a Google account of org_domain."
-  value       = "${module.fn_web.uri}/training"
+  description = "The Training dashboard: open it in a browser and sign in with a Google account of org_domain (its host is an authorised sign-in domain; notifications link here)."
+  value       = local.dashboard_url
 }
 
 output "topics" {

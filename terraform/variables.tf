@@ -26,6 +26,12 @@ variable "api_user_audiences" {
   default     = ["32555940559.apps.googleusercontent.com"]
 }
 
+variable "domain_restricted_sharing" {
+  type        = bool
+  description = "The organisation enforces domain-restricted sharing (constraints/iam.allowedPolicyMemberDomains), which refuses the allUsers grant that makes the dashboard's entrance (trainyard-web) public. true: no allUsers grant; Cloud Run's invoker IAM check is disabled on trainyard-web instead, by gcloud during apply (the applying account needs run.services.update and run.services.setIamPolicy, e.g. roles/run.admin). See docs/deploy.md."
+  default     = false
+}
+
 variable "api_invoker_members" {
   type        = list(string)
   description = "IAM members allowed to call the API function (roles/run.invoker), e.g. [\"domain:example.com\"] or [\"group:ml-team@example.com\"]. Never allUsers."

@@ -146,7 +146,8 @@ def _computed(rtype: str, args: dict) -> dict:
     if rtype == "google_cloudfunctions2_function":
         return {"service_config": [{**(args.get("service_config") or [{}])[0],
                                     "uri": _after_apply(f"https://{name}-rehearsal-{region}.a.run.app")}],
-                "url": _after_apply(f"https://{region}-{project}.cloudfunctions.net/{name}")}
+                "url": _after_apply(f"https://{region}-{project}.cloudfunctions.net/{name}"),
+                "update_time": _after_apply("")}
     if rtype == "google_cloud_run_v2_service":
         return {"uri": _after_apply(f"https://{name}-rehearsal-{region}.a.run.app")}
     if rtype == "google_artifact_registry_repository":

@@ -32,7 +32,8 @@ class Api:
     def __init__(self, cloud):
         env = cloud.deployment.functions["fn_api"].env
         self.url = cloud.rehearsal.processes["fn_api"].url
-        self.audience = env["TRAINYARD_AUTH_AUDIENCE"].split(",")[0]  # the API's own URL, from Terraform
+        # As a user would: the token is minted for Terraform's api_url output (review N10).
+        self.audience = cloud.deployment.plan.output("api_url")
         self.email = f"ana@{env['TRAINYARD_ALLOWED_DOMAIN']}"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {delivered_token(self.email, aud=self.audience)}"

@@ -14,6 +14,7 @@ import pytest
 
 from shared import settings as S
 from tests.rehearsal.deployment import describe, invoker_of
+from tests.rehearsal import terraform_model
 from tests.rehearsal.terraform_model import PROJECT_NUMBER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,3 +206,75 @@ def test_the_web_entrance_verifies_firebase_tokens_and_hands_the_page_its_config
     host = f"trainyard-web-{PROJECT_NUMBER}.{deployment.plan.var('region')}.run.app"
     domains = deployment.plan.resource("google_identity_platform_config", "this").args["authorized_domains"]
     assert host in domains and f"{deployment.plan.var('project_id')}.firebaseapp.com" in domains
+
+
+# --------------------------------------------------------------------------- URLs that agree (issue 28 part 3)
+
+
+def test_a_token_minted_for_the_api_url_output_is_accepted_by_the_api(deployment):
+    """N10: api_url was the hashed *.a.run.app host, which the API does not accept as an audience, so a
+    service account minting `--audiences=$(terraform output -raw api_url)` (docs/deploy.md, the CLI)
+    got 401. The API's own check, with its Terraform environment, takes a token minted for the output."""
+    from shared.http.identity import authenticate
+    from tests.identity_tokens import delivered_token
+
+    api_url = deployment.plan.output("api_url")
+    settings = S.Settings.from_environ(deployment.functions["fn_api"].env)
+    email = f"ci-bot@{settings.allowed_domain}"
+    token = delivered_token(email, aud=api_url)
+    assert authenticate({"Authorization": f"Bearer {token}"}, settings) == email
+    assert not isinstance(api_url, terraform_model.AfterApply)  # known before apply, like the audiences
+
+
+def test_the_dashboard_url_output_is_on_an_authorised_sign_in_domain(deployment):
+    """N5: dashboard_url was built on the hashed trainyard-web host, which Identity Platform did not
+    authorise: signInWithPopup fails there with auth/unauthorized-domain. Both hosts the entrance
+    answers at are authorised; the output names the deterministic one."""
+    from urllib.parse import urlsplit
+
+    dashboard_url = deployment.plan.output("dashboard_url")
+    domains = deployment.plan.resource("google_identity_platform_config", "this").args["authorized_domains"]
+    assert urlsplit(dashboard_url).hostname in domains, (dashboard_url, domains)
+    assert urlsplit(deployment.plan.child("fn_web").output("uri")).hostname in domains
+    assert urlsplit(dashboard_url).path == "/training"  # where shared/http/dashboard_routes.py serves the page
+
+
+def test_every_notification_link_opens_the_dashboard_url(deployment):
+    """N11: run-commands linked runs to /training on trainyard-api, which Cloud Run IAM closes to a
+    browser (403). A notification rendered by run-commands' own code, with its Terraform environment,
+    links to the dashboard_url output."""
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from shared import composition
+    from shared.adapters.notify_targets import LocalSecrets, TopicSender
+    from shared.services import intake, notify
+    from tests.builders import run_body, seed_catalog
+    from tests.fakes import FakePublisher, InMemoryRepository
+
+    class Received:
+        def __init__(self):
+            self.payloads = []
+
+        def send(self, url, payload, secret=None):
+            self.payloads.append(payload)
+
+    settings = S.Settings.from_environ(deployment.services["run_commands"].env)
+    received, topic = Received(), FakePublisher()
+    notifier = dataclasses.replace(composition.notifier(settings), webhooks=received,
+                                   topics=TopicSender(topic), secrets=LocalSecrets("{}"))
+    repo = InMemoryRepository()
+    targets = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x"}], "pubsub_topic": "ml-alerts"}
+    run = intake.create_run(repo, FakePublisher(), run_body(seed_catalog(repo)["experiment"], notifications=targets),
+                            "dev@example.com")
+    repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train", "error_message": "OOM"})
+    assert notify.deliver(repo, notifier, run["id"], 1, "failed") == "notified"
+
+    dashboard = urlsplit(deployment.plan.output("dashboard_url"))
+    links = [p["trainyard"]["link"] for p in received.payloads]
+    links += [payload["link"] for _, payload, _ in topic.messages]
+    assert len(links) == 2  # the webhook's and the topic's
+    for link in links:
+        to = urlsplit(link)
+        assert (to.scheme, to.hostname, to.path) == (dashboard.scheme, dashboard.hostname, dashboard.path), link
+        assert to.fragment == f"run={run['id']}"

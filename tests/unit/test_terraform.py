@@ -592,17 +592,46 @@ module "fn_events" {
     assert "ingress_settings default is 'ALLOW_ALL'" in text and "module.fn_events: ingress 'ALLOW_ALL'" in text
 
 
-def test_the_log_sink_wakes_the_consumer_for_trainyard_jobs_only():
-    """B9: the sink's job-id pattern is the one shared/contract/labels.py makes, and nothing else's."""
-    from shared.services.run_builder import new_run_id
-
+def _sink_pattern() -> str:
     text = (TF_ROOT / "logging.tf").read_text()
-    pattern = re.search(r'pipeline_job_id_pattern\s*=\s*"([^"]+)"', text).group(1)
     assert 'resource.labels.pipeline_job_id=~"${local.pipeline_job_id_pattern}"' in text
-    for attempt in (1, 2, 17):
-        assert re.search(pattern, labels.job_id_for(new_run_id(), attempt))
-    for foreign in ("my-other-pipeline-20261201", "tr-1-a1", "xtr-0123456789abcdef-a1", "tr-0123456789abcdef-a1-b"):
-        assert not re.search(pattern, foreign), foreign
+    return re.search(r'pipeline_job_id_pattern\s*=\s*"([^"]+)"', text).group(1)
+
+
+def _every_kind_of_job_id() -> dict[str, str]:
+    """A job id of each kind of run, made by the generators themselves, at a first and later attempts."""
+    from datetime import datetime, timedelta, timezone
+
+    from shared.domain import schedules
+    from shared.services.run_builder import new_run_id
+    from shared.services.scheduling import new_schedule_id
+
+    schedule_id = new_schedule_id()
+    slot = datetime(2026, 12, 6, 9, 30, tzinfo=timezone.utc)
+    run_ids = {
+        "manual": new_run_id(),
+        "schedule slot (triggered)": schedules.slot_run_id(schedule_id, slot),
+        "schedule run-now": schedules.manual_run_id(schedule_id, slot + timedelta(minutes=7, seconds=3)),
+    }
+    return {f"{kind}, attempt {attempt}": labels.job_id_for(run_id, attempt)
+            for kind, run_id in run_ids.items() for attempt in (1, 2, 17)}
+
+
+def test_the_log_sink_wakes_the_consumer_for_every_trainyard_job_and_no_other():
+    """B9 and N8: the sink's job-id pattern is labels.JOB_ID_PATTERN; it admits the job of every kind of
+    run (the scheduled and run-now ones were dropped, so they got no live progress) and nothing else's."""
+    pattern = _sink_pattern()
+    assert pattern == labels.JOB_ID_PATTERN
+    dropped = {kind: job for kind, job in _every_kind_of_job_id().items() if not re.search(pattern, job)}
+    assert dropped == {}, f"the sink drops {dropped}"
+    foreign = ["my-other-pipeline-20261201", "tr-1-a1", "xtr-0123456789abcdef-a1", "tr-0123456789abcdef-a1-b",
+               "tr-0123456789abcdef", "ts-0123456789ab-a1", "ts-0123456789ab-20261206-a1",
+               "ts-0123456789ab-x20261206-093000-a1", "ts-0123456789ab-20261206-093000-a", "ts-0123456789abc-20261206-093000-a1",
+               "training-ts-0123456789ab-20261206-093000-a1", "tr-0123456789abcdef-a1\nx"]
+    assert [f for f in foreign if re.search(pattern, f)] == []
+    # Cloud Logging evaluates `=~` with RE2, this test with Python's re: only the syntax both read alike
+    # (no lookaround, backreference, possessive or atomic group, which RE2 refuses; no escapes).
+    assert re.fullmatch(r"\^[a-z0-9\-\[\]{}()|?+]*\$", pattern) and not re.search(r"\(\?|\+\+|\*\+", pattern)
 
 
 def test_the_api_admits_the_audiences_of_its_own_urls_and_of_gcloud_user_tokens():
@@ -619,6 +648,52 @@ def test_the_api_admits_the_audiences_of_its_own_urls_and_of_gcloud_user_tokens(
 def _seconds(duration: str) -> float:
     assert duration.endswith("s"), duration
     return float(duration[:-1])
+
+
+def _instances(inst: terraform_model.Instance):
+    """The root module and every module instance under it."""
+    yield inst
+    for name in inst.source.modules:
+        child = inst.child(name)
+        for each in child.values() if isinstance(child, dict) else child if isinstance(child, list) else [child]:
+            yield from _instances(each)
+
+
+def _invoker_members(plan: terraform_model.Instance) -> list[tuple[str, str]]:
+    """Every member granted on a Cloud Run service or function (where allUsers could make one public;
+    test_ingress_only_the_http_entrances_... keeps allUsers out of every other resource)."""
+    return [(r.address, r.args["member"]) for inst in _instances(plan)
+            for (rtype, name) in inst.source.resources
+            if rtype in ("google_cloud_run_v2_service_iam_member", "google_cloudfunctions2_function_iam_member")
+            for r in inst.resources(rtype, name)]
+
+
+def test_domain_restricted_sharing_makes_the_entrance_public_without_all_users(tmp_path):
+    """N13: fn_web granted allUsers unconditionally, which organisations with domain-restricted sharing
+    refuse, failing the apply. With domain_restricted_sharing = true no IAM member anywhere is allUsers
+    and the entrance's Cloud Run service gets its invoker IAM check disabled instead; by default the
+    allUsers grant stays and nothing runs gcloud."""
+    tfvars = tmp_path / "restricted.tfvars"
+    tfvars.write_text((TF_ROOT / "examples/minimal/minimal.tfvars").read_text() + "domain_restricted_sharing = true\n")
+    restricted, default = terraform_model.load(TF_ROOT, tfvars), planned()
+    public_members = {"allUsers", "allAuthenticatedUsers"}
+
+    def check_disabled(plan):
+        web = plan.child("fn_web")
+        block = web.source.resources[("terraform_data", "invoker_iam_check_disabled")]
+        return [r.instance.ev.eval(block.nested("provisioner")[0].attrs["command"], r.scope).split()
+                for r in web.resources("terraform_data", "invoker_iam_check_disabled")]
+
+    assert [a for a, m in _invoker_members(restricted) if m in public_members] == []
+    web_name = restricted.child("fn_web").resource("google_cloudfunctions2_function", "this").args["name"]
+    assert check_disabled(restricted) == [[
+        "gcloud", "run", "services", "update", web_name, f"--project={restricted.var('project_id')}",
+        f"--region={restricted.var('region')}", "--no-invoker-iam-check", "--quiet"]]
+    assert restricted.child("fn_api").resources("terraform_data", "invoker_iam_check_disabled") == []
+
+    assert [a for a, m in _invoker_members(default) if m in public_members] == [
+        'module.fn_web.google_cloud_run_v2_service_iam_member.public[0]']
+    assert check_disabled(default) == []
 
 
 def test_no_run_submit_dead_letters_while_its_claim_is_still_held():

@@ -82,15 +82,38 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
 }
 
 # A public entrance (var.public): the network lets everyone in, so the code must verify every
-# caller itself. Organisations enforcing domain-restricted sharing refuse allUsers: see docs/dashboard.md.
+# caller itself. Cloud Run has two ways to make a service public
+# (https://cloud.google.com/run/docs/authenticating/public): roles/run.invoker for allUsers, which
+# organisations enforcing domain-restricted sharing refuse, or the invoker IAM check disabled.
 resource "google_cloud_run_v2_service_iam_member" "public" {
-  count = var.public ? 1 : 0
+  count = var.public && var.public_by == "allUsers" ? 1 : 0
 
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.this.name
   role     = "roles/run.invoker"
   member   = "allUsers"
+
+  lifecycle {
+    precondition {
+      condition     = lookup(var.environment_variables, "TRAINYARD_AUTH", "") == "firebase"
+      error_message = "A public function must verify every caller itself: set TRAINYARD_AUTH=firebase in its environment."
+    }
+  }
+}
+
+# The other way (public_by = "invoker_iam_check_disabled"). It is a setting of the Cloud Run service,
+# which the Cloud Functions v2 API does not expose on a function
+# (hashicorp/terraform-provider-google#23360), so gcloud sets it on the function's service once the
+# function exists, and again after every update of the function (its update_time changes).
+resource "terraform_data" "invoker_iam_check_disabled" {
+  count = var.public && var.public_by == "invoker_iam_check_disabled" ? 1 : 0
+
+  triggers_replace = [google_cloudfunctions2_function.this.update_time]
+
+  provisioner "local-exec" {
+    command = "gcloud run services update ${google_cloudfunctions2_function.this.name} --project=${var.project_id} --region=${var.region} --no-invoker-iam-check --quiet"
+  }
 
   lifecycle {
     precondition {

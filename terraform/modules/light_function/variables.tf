@@ -121,6 +121,17 @@ variable "extra_files" {
 
 variable "public" {
   type        = bool
-  description = "Let anyone reach the function (roles/run.invoker for allUsers). Only for an entrance whose code verifies every caller itself: its environment must set TRAINYARD_AUTH=firebase."
+  description = "Let anyone reach the function (see public_by). Only for an entrance whose code verifies every caller itself: its environment must set TRAINYARD_AUTH=firebase."
   default     = false
+}
+
+variable "public_by" {
+  type        = string
+  description = "How a public function admits everyone: \"allUsers\" (roles/run.invoker for allUsers) or \"invoker_iam_check_disabled\" (Cloud Run's invoker IAM check disabled on the function's service, for organisations whose domain-restricted sharing refuses allUsers; runs gcloud during apply)."
+  default     = "allUsers"
+
+  validation {
+    condition     = contains(["allUsers", "invoker_iam_check_disabled"], var.public_by)
+    error_message = "public_by is \"allUsers\" or \"invoker_iam_check_disabled\"."
+  }
 }
