@@ -149,6 +149,8 @@ def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler
         job_path = os.path.join(workdir, results.PIPELINE_JOB_FILE)
         try:
             compiler.compile_run(spec, job_path)
+        except (TransientError, PermanentError):
+            raise  # the compiler's own verdict: a transient read is retried; unreadable data fails the run
         except Exception as exc:  # a pipeline that does not compile will not compile on a retry either
             raise PermanentError(f"compiling the pipeline failed: {type(exc).__name__}: {exc}",
                                  stage="Compile") from exc

@@ -129,6 +129,23 @@ def test_compile_failure_fails_the_run_at_compile(env):
     assert run["stage_details"][0]["status"] == "failed"
 
 
+def test_unreadable_data_fails_at_compile_and_a_transient_read_is_retried(env):
+    """Review N7: the compiler's own verdicts pass through the submitter unwrapped. Data Trainyard may not
+    read fails the run at Compile with the compiler's message (the data, the account, the fix); a
+    transient read is raised, so the run-submit is redelivered."""
+    from pipeline_compiler.data_scale import DataUnreadable
+
+    env["compiler"].fail = TransientError("measuring the run's data failed transiently: 503")
+    with pytest.raises(TransientError, match="measuring"):
+        do_submit(env)
+    assert env["repo"].get_run(env["run"]["id"])["status"] == "submitting"
+    message = "the run's data gs://team-data/x.csv cannot be read by p@x (403). Fix: list 'team-data' in data_buckets."
+    env["compiler"].fail = DataUnreadable(message)
+    assert do_submit(env) == "failed"
+    run = env["repo"].get_run(env["run"]["id"])
+    assert (run["status"], run["error_stage"], run["error_message"]) == ("failed", "Compile", message)
+
+
 def test_vertex_refusal_is_permanent_and_outage_is_transient(env):
     env["backend"].fail_create = TransientError("503")
     with pytest.raises(TransientError):
