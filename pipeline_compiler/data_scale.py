@@ -22,7 +22,8 @@ from shared.domain.catalog import BigQuerySource, FileSource
 from shared.domain.run_config import RunSpec
 from shared.errors import PermanentError, TransientError
 
-# What the BigQuery API answers with 403 when it means "later" (cloud.google.com/bigquery/docs/error-messages).
+# BigQuery answers an exceeded quota or rate limit with 403 too; the reason tells it from a refusal
+# (cloud.google.com/bigquery/docs/troubleshoot-quotas). Both are retried: the run-submit's redelivery window.
 _BIGQUERY_RETRY_REASONS = {"rateLimitExceeded", "quotaExceeded"}
 
 
