@@ -58,7 +58,9 @@ def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = Non
         log.info("compiling the pipeline", target=env.target, out_path=out_path)
         labels = billing_labels_for(spec)
         if env.is_vertex:
-            decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes)
+            # Raises DataUnreadable (the run fails at Compile) or TransientError (the submit is redelivered).
+            decision = data_scale.decide(spec, env.dataflow_min_rows, env.dataflow_min_bytes,
+                                         account=env.service_account or "")
             env = dataclasses.replace(env, data_runner=decision.runner)
             labels[DATA_RUNNER_LABEL] = decision.runner
             if decision.runner == "dataflow":  # what the cost estimate prices the Dataflow workers at

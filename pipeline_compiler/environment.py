@@ -83,21 +83,31 @@ class PipelineEnv:
         """Fail early, naming every missing setting, instead of deep inside a compile or a Dataflow job."""
         if not self.is_vertex:
             return
-        needed = [("GOOGLE_CLOUD_PROJECT", self.project), ("TRAINYARD_PIPELINE_IMAGE", self.pipeline_image)]
+        # Both runners need the temp location: DirectRunner inside the task reads BigQuery through it too.
+        needed = [("GOOGLE_CLOUD_PROJECT", self.project), ("TRAINYARD_PIPELINE_IMAGE", self.pipeline_image),
+                  ("TRAINYARD_DATAFLOW_TEMP", self.dataflow_temp)]
         if self.data_runner == "dataflow":
-            needed += [("TRAINYARD_DATAFLOW_IMAGE", self.dataflow_image), ("TRAINYARD_DATAFLOW_TEMP", self.dataflow_temp),
+            needed += [("TRAINYARD_DATAFLOW_IMAGE", self.dataflow_image),
                        ("TRAINYARD_DATAFLOW_SUBNETWORK", self.dataflow_subnetwork)]
         missing = [name for name, value in needed if not value]
         if missing:
             raise PipelineEnvError("the vertex target needs " + ", ".join(missing))
-        if self.data_runner == "dataflow" and not str(self.dataflow_temp).startswith("gs://"):
+        if not str(self.dataflow_temp).startswith("gs://"):
             raise PipelineEnvError("TRAINYARD_DATAFLOW_TEMP must be a gs:// URI")
 
     def beam_pipeline_args(self) -> list[str]:
         """Beam options of the data stages: DirectRunner locally and for small data, Dataflow otherwise."""
-        if not self.is_vertex or self.data_runner == "direct":
+        if not self.is_vertex:
             return list(DIRECT_RUNNER_ARGS) + list(self.extra_beam_args)
         self.require_cloud()
+        if self.data_runner == "direct":
+            # DirectRunner inside a Vertex task still reads BigQuery: Beam's ReadFromBigQuery exports the
+            # query result under --temp_location and raises "ReadFromBigQuery requires a GCS location"
+            # without one (apache_beam/io/gcp/bigquery_read_internal.py), and TFX's BigQueryExampleGen runs
+            # its query in GoogleCloudOptions.project (tfx/extensions/google_cloud_big_query/utils.py,
+            # parse_gcp_project). The temp is Dataflow's, which Terraform lets the pipeline account write.
+            return list(DIRECT_RUNNER_ARGS) + [f"--project={self.project}", f"--temp_location={self.dataflow_temp}"] \
+                + list(self.extra_beam_args)
         args = [
             "--runner=DataflowRunner",
             f"--project={self.project}",

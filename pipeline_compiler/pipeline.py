@@ -84,11 +84,28 @@ def bigquery_queries(spec: RunSpec) -> dict[str, str]:
     }
 
 
+def run_scope(spec: RunSpec) -> str:
+    """What makes ExampleGen's inputs differ from run to run (and not between attempts of one run).
+
+    Vertex reuses a task's earlier execution when its cache key matches: input parameter values, input
+    artifact ids, output definitions and the container's image, command and arguments, within pipelines
+    of the same name (cloud.google.com/vertex-ai/docs/pipelines/configure-caching). An ExampleGen reading
+    the same SQL text or the same path would otherwise be served a previous run's snapshot of data that
+    has changed since; only FileBasedExampleGen gets a pre-cache-check driver that fingerprints its files
+    (tfx/orchestration/kubeflow/v2/step_builder.py). With the run id among its parameters, a new run
+    always reads fresh data, and so do StatisticsGen and everything downstream (their input artifact is
+    new), while a retry of the run reuses the run's own snapshot. Pipeline names are per run too
+    (pipeline_name), but this rule must not rest on that.
+    """
+    return re.sub(r"[^A-Za-z0-9_-]", "", spec.run_id)
+
+
 def _example_gen(spec: RunSpec) -> Any:
     source = spec.dataset.source
     if isinstance(source, FileSource):
         input_base, pattern = split_file_uri(source.uri)
         settings = {
+            "run_scope": run_scope(spec),  # read by nobody: it keys Vertex's cache to the run
             "format": source.format,
             "split_strategy": spec.training_params.split_strategy,
             "sample_percent": spec.training_params.data_sample_percent,
@@ -101,7 +118,9 @@ def _example_gen(spec: RunSpec) -> Any:
             custom_config=example_gen.pack_settings(settings),
             custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
         )
-    queries = bigquery_queries(spec)
+    # BigQueryExampleGen's custom_config becomes keyword arguments of Beam's ReadFromBigQuery
+    # (tfx/extensions/google_cloud_big_query/example_gen/executor.py), so the run scope rides in the SQL.
+    queries = {name: f"/* trainyard run {run_scope(spec)} */ {sql}" for name, sql in bigquery_queries(spec).items()}
     if "all" in queries:
         return tfx.extensions.google_cloud_big_query.BigQueryExampleGen(
             query=queries["all"], output_config=_hash_output_config())

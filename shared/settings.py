@@ -89,6 +89,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_DATAFLOW_MIN_BYTES", "without row stats: files smaller than this in total (x sample percent) "
              "stay off Dataflow; BigQuery sources without stats always use Dataflow", "268435456",
              (SUBMITTER,), OPTIONAL),
+    Variable("TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS", "days after which the pipeline root's objects are deleted "
+             "(terraform/storage.tf, var.pipeline_root_retention_days); a retry of a run older than this minus a "
+             "margin is submitted without Vertex caching, whose hits would point at deleted outputs "
+             "(shared/domain/pipeline_cache.py)", "none: never deleted (the local twin)", (SUBMITTER,), TERRAFORM),
     Variable("TRAINYARD_SERVING_IMAGE", "prediction container registered with every model in the Vertex Model "
              "Registry: Trainyard's serving image (serving_image/: ScaNN's TF ops, Vertex's custom-container "
              "contract); Terraform sets the Artifact Registry reference cloudbuild.yaml pushes",
@@ -235,6 +239,11 @@ def _number(value: str, name: str, kind=float):
         raise ValueError(f"{name} must be a number, not {value!r}") from None
 
 
+def _optional_days(value: str, name: str) -> Optional[float]:
+    """A number of days, at least 1; unset is None."""
+    return _at_least_one(_number(value, name), name) if value else None
+
+
 def _at_least_one(value: int, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
@@ -270,6 +279,7 @@ class Settings:
     dataflow_min_rows: int = 1_000_000
     submit_lease_s: float = 630.0
     dataflow_min_bytes: int = 256 * 1024 * 1024
+    pipeline_root_retention_days: Optional[float] = None
     serving_image: str = BY_NAME["TRAINYARD_SERVING_IMAGE"].default
     local_registry_dir: str = ""
     local_endpoints_dir: str = ""
@@ -345,6 +355,8 @@ class Settings:
             dataflow_min_rows=_number(get("TRAINYARD_DATAFLOW_MIN_ROWS"), "TRAINYARD_DATAFLOW_MIN_ROWS", int),
             submit_lease_s=_number(get("TRAINYARD_SUBMIT_LEASE_SECONDS"), "TRAINYARD_SUBMIT_LEASE_SECONDS", float),
             dataflow_min_bytes=_number(get("TRAINYARD_DATAFLOW_MIN_BYTES"), "TRAINYARD_DATAFLOW_MIN_BYTES", int),
+            pipeline_root_retention_days=_optional_days(read("TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS", environ),
+                                                        "TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS"),
             serving_image=get("TRAINYARD_SERVING_IMAGE"),
             local_registry_dir=read("TRAINYARD_LOCAL_REGISTRY_DIR", environ) or str(local_dir / "registry"),
             local_endpoints_dir=read("TRAINYARD_LOCAL_ENDPOINTS_DIR", environ) or str(local_dir / "endpoints"),

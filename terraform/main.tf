@@ -112,6 +112,8 @@ locals {
       TRAINYARD_DATAFLOW_TEMP            = "gs://${google_storage_bucket.pipeline_root.name}/dataflow-tmp"
       TRAINYARD_DATAFLOW_SUBNETWORK      = local.dataflow_subnetwork
       TRAINYARD_SERVING_IMAGE            = local.serving_image
+      # The pipeline root's lifecycle age (storage.tf): a retry too old for its cached outputs runs uncached.
+      TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS = tostring(var.pipeline_root_retention_days)
     })
     # Also the reconciler's (the same source; it re-queues a run submitting past the submit lease).
     pipeline_events = merge(local.cloud_env, local.scheduler_env, {

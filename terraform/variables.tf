@@ -117,8 +117,14 @@ variable "function_source_bucket_name" {
 
 variable "pipeline_root_retention_days" {
   type        = number
-  description = "Age in days after which intermediate pipeline-root objects are deleted."
+  description = "Age in days after which intermediate pipeline-root objects (examples, statistics, transform graphs: what Vertex caching reuses) are deleted. The submitter gets the same number and submits a retry of a run older than this minus 8 days without caching (shared/domain/pipeline_cache.py), so no cache hit points at deleted objects."
   default     = 90
+
+  validation {
+    # Below the cache margin every retry runs uncached; that is allowed, but a whole number of days is required.
+    condition     = var.pipeline_root_retention_days >= 1 && floor(var.pipeline_root_retention_days) == var.pipeline_root_retention_days
+    error_message = "pipeline_root_retention_days must be a whole number of days, at least 1."
+  }
 }
 
 variable "noncurrent_version_retention_days" {

@@ -67,9 +67,11 @@ class VertexPipelineBackend(RegionalService):
         """The PipelineJob proto for a compiled KubeflowV2DagRunner JSON (pure: tested at the boundary)."""
         aiplatform_v1 = gapic()
         spec = compiled.get("pipelineSpec", compiled)
-        if request.enable_caching:  # what aiplatform.PipelineJob(enable_caching=True) does
-            for task in spec.get("root", {}).get("dag", {}).get("tasks", {}).values():
-                task.setdefault("cachingOptions", {})["enableCache"] = True
+        # What aiplatform.PipelineJob(enable_caching=...) does (pipeline_jobs.py, _set_enable_caching_value): every
+        # task says it, off included. Which runs may hit the cache is decided by what the compiled tasks carry
+        # (pipeline_compiler/pipeline.py run_scope) and by the submitter (shared/domain/pipeline_cache.py).
+        for task in spec.get("root", {}).get("dag", {}).get("tasks", {}).values():
+            task["cachingOptions"] = {"enableCache": request.enable_caching}
         # TFX 1.15 writes schemaVersion 2.0.0 specs whose runtime parameters are `parameters`
         # (typed Values); newer specs use `parameterValues`. Both are forwarded (review B8).
         runtime = {k: v for k, v in compiled.get("runtimeConfig", {}).items() if k in ("parameters", "parameterValues")}

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 from pydantic import ValidationError
 
 from shared.contract import results
-from shared.domain import runs
+from shared.domain import pipeline_cache, runs
 from shared import log
 from shared.adapters.artifact_store import ArtifactStore
 from shared.domain.catalog import Dataset, FeatureConfig, ModelConfig
@@ -149,14 +149,21 @@ def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler
         job_path = os.path.join(workdir, results.PIPELINE_JOB_FILE)
         try:
             compiler.compile_run(spec, job_path)
+        except (TransientError, PermanentError):
+            raise  # the compiler's own verdict: a transient read is retried; unreadable data fails the run
         except Exception as exc:  # a pipeline that does not compile will not compile on a retry either
             raise PermanentError(f"compiling the pipeline failed: {type(exc).__name__}: {exc}",
                                  stage="Compile") from exc
         job_uri = results.join(spec.artifacts_uri, results.PIPELINE_JOB_FILE)
         store.copy_file(job_path, job_uri)  # kept with the run's artifacts, as in the cloud
+        caching = pipeline_cache.caching_allowed(run, settings.pipeline_root_retention_days, runs.now())
+        if not caching:
+            log.info("submitting without caching: the run's cached outputs may outlive the pipeline root's retention",
+                     run_id=spec.run_id, attempt=spec.attempt, retention_days=settings.pipeline_root_retention_days)
         request = JobRequest(
             job_id=labels.job_id_for(spec.run_id, spec.attempt), display_name=f"{spec.run_name}-{spec.run_number}",
             labels=labels.billing_labels_for(spec),  # run, attempt, schedule, model: cost per run in Cloud Billing
             pipeline_job_path=job_path, pipeline_job_uri=job_uri, run_spec_uri=config_uri,
-            pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account)
+            pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account,
+            enable_caching=caching)
         return backend.create_job(request)

@@ -71,6 +71,15 @@ def test_create_sends_the_job_id_labels_root_account_caching_and_parameters(vert
         "projects/proj/locations/europe-west4/pipelineJobs/tr-1-a2"
 
 
+def test_a_job_submitted_without_caching_says_so_on_every_task(request_):
+    """As aiplatform.PipelineJob(enable_caching=False) does: no task of the job is served from the cache."""
+    from dataclasses import replace
+
+    job = VertexPipelineBackend.build_pipeline_job(replace(request_, enable_caching=False), COMPILED)
+    tasks = job.pipeline_spec["root"]["dag"]["tasks"]
+    assert tasks and all(task["cachingOptions"]["enableCache"] is False for task in tasks.values())
+
+
 def test_an_existing_job_is_success_and_is_read_back(vertex, request_):
     backend(vertex).create_job(request_)
     vertex.pipelines.advance("tr-1-a2", "PIPELINE_STATE_RUNNING")

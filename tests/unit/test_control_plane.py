@@ -129,6 +129,41 @@ def test_compile_failure_fails_the_run_at_compile(env):
     assert run["stage_details"][0]["status"] == "failed"
 
 
+def test_unreadable_data_fails_at_compile_and_a_transient_read_is_retried(env):
+    """Review N7: the compiler's own verdicts pass through the submitter unwrapped. Data Trainyard may not
+    read fails the run at Compile with the compiler's message (the data, the account, the fix); a
+    transient read is raised, so the run-submit is redelivered."""
+    from pipeline_compiler.data_scale import DataUnreadable
+
+    env["compiler"].fail = TransientError("measuring the run's data failed transiently: 503")
+    with pytest.raises(TransientError, match="measuring"):
+        do_submit(env)
+    assert env["repo"].get_run(env["run"]["id"])["status"] == "submitting"
+    message = "the run's data gs://team-data/x.csv cannot be read by p@x (403). Fix: list 'team-data' in data_buckets."
+    env["compiler"].fail = DataUnreadable(message)
+    assert do_submit(env) == "failed"
+    run = env["repo"].get_run(env["run"]["id"])
+    assert (run["status"], run["error_stage"], run["error_message"]) == ("failed", "Compile", message)
+
+
+@pytest.mark.parametrize("age_days, retention, cached", [
+    (0, None, True),  # the local twin: nothing is ever deleted
+    (10, 90, True), (81, 90, True),
+    (83, 90, False),  # its first attempt's outputs could be deleted while this attempt still reads them
+    (0, 5, False),  # a retention inside the margin: every submit recomputes
+])
+def test_a_submit_uses_the_cache_only_while_the_runs_outputs_outlive_it(env, age_days, retention, cached):
+    """Review N12: the pipeline root deletes objects after TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS (Terraform's
+    lifecycle rule), so a retry of a run older than that minus the margin must not be served from the cache."""
+    from shared.domain.pipeline_cache import CACHE_MARGIN
+
+    assert CACHE_MARGIN == timedelta(days=8)
+    env["settings"] = replace(env["settings"], pipeline_root_retention_days=retention)
+    env["repo"].mutate_run(env["run"]["id"], lambda d: {**d, "created_at": runs.now() - timedelta(days=age_days)})
+    assert do_submit(env) == "submitted"
+    assert env["backend"].created[0].enable_caching is cached
+
+
 def test_vertex_refusal_is_permanent_and_outage_is_transient(env):
     env["backend"].fail_create = TransientError("503")
     with pytest.raises(TransientError):

@@ -96,12 +96,16 @@ def test_settings_of_the_cloud():
                                  "TRAINYARD_DATAFLOW_PUBLIC_IPS": "true", "TRAINYARD_DATAFLOW_MIN_ROWS": "5"})
     assert s.scheduler_backend == "cloud-scheduler" and s.scheduler_location == "us-central1"
     assert s.dataflow_public_ips is True and s.dataflow_min_rows == 5
+    assert S.Settings.from_environ({"TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS": "90"}).pipeline_root_retention_days == 90
+    assert S.Settings.from_environ({}).pipeline_root_retention_days is None  # the local twin deletes nothing
 
 
 @pytest.mark.parametrize("env, message", [
     ({"TRAINYARD_PIPELINE_BACKEND": "vertx"}, "TRAINYARD_PIPELINE_BACKEND must be vertex or local"),
     ({"TRAINYARD_DATAFLOW_PUBLIC_IPS": "maybe"}, "TRAINYARD_DATAFLOW_PUBLIC_IPS must be true or false"),
     ({"TRAINYARD_DEPLOY_WAIT_S": "soon"}, "TRAINYARD_DEPLOY_WAIT_S must be a number"),
+    ({"TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS": "ninety"}, "TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS must be a number"),
+    ({"TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS": "0"}, "TRAINYARD_PIPELINE_ROOT_RETENTION_DAYS must be at least 1"),
 ])
 def test_a_bad_value_names_the_variable(env, message):
     with pytest.raises(ValueError, match=message):

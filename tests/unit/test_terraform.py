@@ -744,3 +744,17 @@ def test_the_api_may_read_and_replay_every_dead_letter_hold_and_nothing_else():
     admins = terraform_model.Instance(terraform_model.ModuleSource(TF_ROOT), inputs, TF_ROOT.resolve())
     env = admins.local("environment")["api"]
     assert Settings.from_environ(env).admins == {"ops@example.com", "ana@example.com"}
+
+
+def test_the_submitter_knows_when_the_pipeline_root_deletes_cached_outputs():
+    """Review N12: the pipeline root's Delete rule and the submitter's cache rule read one variable, so a
+    retry is never served from cached outputs the bucket has deleted (shared/domain/pipeline_cache.py)."""
+    from shared.settings import Settings
+
+    plan = terraform_model.load(TF_ROOT, TF_ROOT / "examples/minimal/minimal.tfvars")
+    plan.inputs["pipeline_root_retention_days"] = 30  # not the default: the two must move together
+    bucket = plan.resource("google_storage_bucket", "pipeline_root").args
+    deletes = [r["condition"][0]["age"] for r in bucket["lifecycle_rule"]
+               if r["action"][0]["type"] == "Delete" and "age" in r["condition"][0]]
+    submitter = Settings.from_environ(plan.local("environment")["submitter"])
+    assert deletes == [30] and submitter.pipeline_root_retention_days == 30

@@ -16,10 +16,12 @@ VERTEX_ENV = PipelineEnv(
     dataflow_image="europe-docker.pkg.dev/demo-project/trainyard/dataflow:1",
     dataflow_subnetwork="regions/europe-west4/subnetworks/trainyard-dataflow",
     service_account="pipelines@demo-project.iam.gserviceaccount.com",
+    dataflow_min_bytes=1,  # the data file below is measured: any size goes to Dataflow
 )
 
 
 def _spec(tmp_path, **overrides):
+    (tmp_path / "data.csv").write_text("customer_id,product_id,ts\n1,2,3\n")
     return demo_run_spec(str(tmp_path / "data.csv"), "gs://demo-bucket/artifacts/run-1", str(tmp_path / "root"),
                          run_id="run-1", **overrides)
 
@@ -76,7 +78,7 @@ def test_trainer_worker_pool_has_the_gpus_spot_and_image(compiled):
 
 
 def test_data_stages_run_on_dataflow_in_the_cloud(compiled):
-    """A dataset of unknown size (no stats, files not readable here) goes to Dataflow, on our worker image."""
+    """A dataset measured large goes to Dataflow, on our worker image."""
     job, _ = compiled
     assert job["labels"]["trainyard-data-runner"] == "dataflow"
     for node in ("ExampleGen", "StatisticsGen", "Transform"):
@@ -132,9 +134,12 @@ def test_beam_args_switch_between_direct_runner_and_dataflow():
     assert "--no_use_public_ips" not in args and "--sdk_container_image=df" in args
     with pytest.raises(PipelineEnvError, match="TRAINYARD_DATAFLOW_TEMP, TRAINYARD_DATAFLOW_SUBNETWORK"):
         PipelineEnv(target="vertex", project="p", pipeline_image="i", dataflow_image="d").beam_pipeline_args()
-    # DirectRunner inside the task needs no Dataflow settings at all
-    assert "--runner=DirectRunner" in PipelineEnv(target="vertex", project="p", pipeline_image="i",
-                                                   data_runner="direct").beam_pipeline_args()
+    # DirectRunner inside the task needs no Dataflow image or network, but a project and temp (BigQuery reads)
+    direct = PipelineEnv(target="vertex", project="p", pipeline_image="i", dataflow_temp="gs://b/t",
+                         data_runner="direct").beam_pipeline_args()
+    assert "--runner=DirectRunner" in direct and "--project=p" in direct and "--temp_location=gs://b/t" in direct
+    with pytest.raises(PipelineEnvError, match="needs TRAINYARD_DATAFLOW_TEMP$"):
+        PipelineEnv(target="vertex", project="p", pipeline_image="i", data_runner="direct").beam_pipeline_args()
 
 
 def test_every_task_runs_the_pipeline_image(compiled):
@@ -234,3 +239,74 @@ def test_one_machine_is_one_pool(compiled):
     job, _ = compiled
     pools = _executor_config(job, "Trainer")["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
     assert len(pools) == 1 and pools[0]["replica_count"] == 1
+
+
+def _bigquery_spec(tmp_path, run_id="run-1", rows=20_000, **overrides):
+    return demo_run_spec(str(tmp_path / "unused.csv"), f"gs://demo-bucket/artifacts/{run_id}", str(tmp_path / run_id),
+                         run_id=run_id, dataset={
+                             "name": "bq", "source": {"kind": "bigquery", "table": "p.d.t"}, "stats": {"rows": rows},
+                             "columns": {"user_id": "customer_id", "item_id": "product_id", "timestamp": "timestamp",
+                                         "quantity": "quantity"}}, **overrides)
+
+
+def _compile(spec, path):
+    with open(compile_run(spec, str(path), VERTEX_ENV)) as handle:
+        return json.load(handle)
+
+
+def test_a_small_bigquery_run_reads_with_a_project_and_a_temp_location(tmp_path):
+    """Review N6: DirectRunner inside the Vertex task gets --project (TFX's BigQueryExampleGen runs its query
+    there) and --temp_location (Beam's ReadFromBigQuery exports through it, and raised without it)."""
+    from apache_beam.io.gcp.bigquery_read_internal import bigquery_export_destination_uri
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+    from tfx.extensions.google_cloud_big_query.utils import parse_gcp_project
+
+    job = _compile(_bigquery_spec(tmp_path), tmp_path / "bq.json")
+    assert job["labels"]["trainyard-data-runner"] == "direct"
+    for node in ("ExampleGen", "StatisticsGen", "Transform"):
+        args = _beam_args(job, node)
+        assert "--runner=DirectRunner" in args, node
+        options = PipelineOptions(args).view_as(GoogleCloudOptions)  # Beam's own parsing of the task's arguments
+        assert (options.project, options.temp_location) == ("demo-project", "gs://demo-bucket/tmp"), node
+        assert parse_gcp_project(args) == "demo-project"
+        assert bigquery_export_destination_uri(None, options.temp_location, "u").startswith("gs://demo-bucket/tmp/u/")
+
+
+def test_the_local_twin_keeps_its_direct_runner_options(tmp_path):
+    from pipeline_compiler.environment import DIRECT_RUNNER_ARGS
+    from pipeline_compiler.pipeline import create_pipeline
+
+    pipeline = create_pipeline(_bigquery_spec(tmp_path), PipelineEnv(local_registry_dir=str(tmp_path / "registry")))
+    assert pipeline.beam_pipeline_args == list(DIRECT_RUNNER_ARGS)
+
+
+def _file_spec(tmp_path, run_id="run-1", **overrides):
+    spec = demo_run_spec(
+        str(tmp_path / "data.csv"), f"gs://demo-bucket/artifacts/{run_id}", str(tmp_path / run_id), run_id=run_id,
+        **overrides)
+    return spec.model_copy(update={"dataset": spec.dataset.model_validate(
+        {**spec.dataset.model_dump(), "stats": {"rows": 20_000}})})
+
+
+@pytest.mark.parametrize("make_spec", [_bigquery_spec, _file_spec], ids=["bigquery", "files"])
+def test_each_run_reads_fresh_data_and_a_retry_its_own_snapshot(tmp_path, make_spec):
+    """Review N12: Vertex serves a task from a previous execution with the same inputs, outputs and container
+    arguments. ExampleGen's parameters carry the run, so another run with the same SQL or path reads the data
+    again; a retry of the run (attempt 2) keeps the same parameters and may reuse its run's snapshot."""
+    (tmp_path / "data.csv").write_text("customer_id,product_id,ts\n1,2,3\n")
+    first = _compile(make_spec(tmp_path), tmp_path / "first.json")
+    retry = _compile(make_spec(tmp_path).model_copy(update={"attempt": 2}), tmp_path / "retry.json")
+    other = _compile(make_spec(tmp_path, run_id="run-2"), tmp_path / "other.json")
+
+    def task(job, node):
+        return job["pipelineSpec"]["root"]["dag"]["tasks"][node]
+
+    def key(job, node):  # what Vertex's cache key holds of the task's spec (the artifact ids come at run time)
+        executor = job["pipelineSpec"]["deploymentSpec"]["executors"][f"{node}_executor"]["container"]
+        return task(job, node)["inputs"].get("parameters"), executor["args"], executor["image"]
+
+    assert key(first, "ExampleGen") == key(retry, "ExampleGen")
+    assert key(first, "ExampleGen") != key(other, "ExampleGen")
+    # StatisticsGen reads the ExampleGen execution's own artifact: a fresh ExampleGen is a fresh StatisticsGen.
+    examples = task(first, "StatisticsGen")["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
+    assert examples["producerTask"] == "ExampleGen"
