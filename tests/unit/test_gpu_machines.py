@@ -14,6 +14,7 @@ from shared.domain.run_config import GPU_MACHINES, GpuConfig
 from tests.builders import run_body
 from shared.domain import runs
 from tests.unit.test_actions import make_run, post, world  # noqa: F401 — world is a fixture
+from tests.unit.test_cli import api, run_cli  # noqa: F401 — api is a fixture
 
 PRICES = json.loads((Path(__file__).resolve().parents[2] / "shared/domain/pricing/prices.json").read_text())
 DEFAULTS = [(gpu, count, machine) for gpu, by_count in GPU_MACHINES.items() for count, machine in by_count.items()]
@@ -96,3 +97,11 @@ def test_a_retry_to_another_gpu_type_gets_that_types_default_machine(world):
     response = post(world, f"/api/training-runs/{run['id']}/retry", {"gpu_config": {"gpu_type": "NVIDIA_TESLA_V100"}})
     assert response.status_code == 202, response.get_json()
     assert world.repo.get_run(run["id"])["gpu_config"]["machine_type"] == "n1-standard-8"  # not T4's n1-highmem-16
+
+
+def test_the_cli_vocabulary_names_each_counts_machine(api):
+    code, out = run_cli("vocabulary")
+    assert code == 0, out
+    line = next(line for line in out.splitlines() if line.strip().startswith("NVIDIA_TESLA_V100:"))
+    assert "x1 n1-standard-8 (or n1-standard-4, n1-highmem-2, n1-highmem-4, n1-highmem-8)" in line
+    assert "x2 n1-standard-16" in line
