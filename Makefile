@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-ml bench-soak bench-quality
+.PHONY: setup tools test test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
@@ -42,6 +42,9 @@ demo: setup       ## start the stack, run a training run end to end, stop the st
 
 bench: setup      ## control-plane latency/throughput against the local stack (not a test)
 	@$(PY) bench/control_plane.py
+
+bench-create: setup ## create-run p50/p99 in the cloud configuration (GPU pre-flight with delayed quota fakes) beside local (not a test)
+	@$(PY) bench/create_latency.py
 
 bench-soak: setup ## N creators + M event streams for K minutes on the local stack: no lost, duplicate or stuck run (not a test)
 	@$(PY) bench/soak.py

@@ -149,6 +149,11 @@ VARIABLES: tuple[Variable, ...] = (
              (RUN_COMMANDS,), OPTIONAL),
     Variable("TRAINYARD_DEPLOY_WAIT_S", "how long one delivery follows a deployment before a redelivery resumes it",
              "480", (RUN_COMMANDS,), OPTIONAL),
+    Variable("TRAINYARD_GPU_USAGE_CACHE_S", "how long the GPU quota pre-flight reuses a Cloud Monitoring quota-usage "
+             "reading (per GPU metric and region; Monitoring samples it every 60 s)", "60", (API,), OPTIONAL),
+    Variable("TRAINYARD_PREFLIGHT_DEADLINE_S", "how long a create waits for the GPU quota pre-flight; past it the run "
+             "is stored with a warning that the quota was not checked, and the check finishes in the background",
+             "1.5", (API,), OPTIONAL),
     Variable("LOG_EXECUTION_ID", "functions-framework adds each request's execution id to its log entries", "",
              FUNCTIONS_FRAMEWORK, TERRAFORM),
     # ------------------------------------------------------------------ the local twin only
@@ -286,6 +291,8 @@ class Settings:
     prediction_url: str = "http://127.0.0.1:8089"
     deploy_machine_type: str = "n1-standard-4"
     deploy_wait_s: float = 480.0
+    gpu_usage_cache_s: float = 60.0
+    preflight_deadline_s: float = 1.5
     vertex_emulator_host: str = ""
     scheduler_emulator_host: str = ""
     firestore_emulator_host: str = ""
@@ -363,6 +370,8 @@ class Settings:
             prediction_url=get("TRAINYARD_PREDICTION_URL").rstrip("/"),
             deploy_machine_type=get("TRAINYARD_DEPLOY_MACHINE_TYPE"),
             deploy_wait_s=_number(get("TRAINYARD_DEPLOY_WAIT_S"), "TRAINYARD_DEPLOY_WAIT_S"),
+            gpu_usage_cache_s=_number(get("TRAINYARD_GPU_USAGE_CACHE_S"), "TRAINYARD_GPU_USAGE_CACHE_S"),
+            preflight_deadline_s=_number(get("TRAINYARD_PREFLIGHT_DEADLINE_S"), "TRAINYARD_PREFLIGHT_DEADLINE_S"),
             vertex_emulator_host=read("TRAINYARD_VERTEX_EMULATOR_HOST", environ),
             scheduler_emulator_host=read("TRAINYARD_SCHEDULER_EMULATOR_HOST", environ),
             firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),

@@ -168,6 +168,10 @@ def show_vocabulary(args, client, ui) -> int:
                     f"{', '.join(model['gate_metrics'])}")
         ui.line("lower is better: " + ", ".join(m["name"] for m in v["metrics"] if m["lower_is_better"]))
         ui.line("GPUs: " + ", ".join(f"{g['name']} x{'/'.join(map(str, g['counts']))}" for g in v["gpu_types"]))
+        for g in v["gpu_types"]:  # the machine each count gets, then the others Vertex accepts with it
+            ui.line(f"  {g['name']}: " + "; ".join(
+                f"x{n} {m['default']}" + (f" (or {', '.join(t for t in m['admitted'] if t != m['default'])})"
+                                          if len(m["admitted"]) > 1 else "") for n, m in g["machines"].items()))
         for action in v["actions"]:
             conditions = [f"with {f}" for f in action["requires"]] + [f"without {f}" for f in action["unless"]]
             ui.line(f"{action['name']}: {', '.join(action['statuses'])}{' (' + ', '.join(conditions) + ')' if conditions else ''}"

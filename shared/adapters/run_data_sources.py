@@ -150,14 +150,24 @@ class CloudGpuQuota:
 
     CACHE_S = 300
 
-    def __init__(self, project: str, rest: Optional[RestClient] = None):
+    def __init__(self, project: str, rest: Optional[RestClient] = None, usage_cache_s: float = 60.0,
+                 clock=time.monotonic):
         self.project = project
         self.rest = rest or RestClient()
+        # Usage is read at most once per usage_cache_s per (metric, region): Monitoring samples quota usage
+        # every 60 s and shows a point only after a delay
+        # (https://cloud.google.com/monitoring/api/v3/latency-n-retention), so a fresher read adds little.
+        self.usage_cache_s = usage_cache_s
+        self.clock = clock
         self._cache: dict = {}
 
+    def _fresh(self, key, max_age_s: float):
+        cached = self._cache.get(key)
+        return cached if cached and self.clock() - cached[0] < max_age_s else None
+
     def _quota_infos(self) -> list[dict]:
-        cached = self._cache.get("infos")
-        if cached and time.time() - cached[0] < self.CACHE_S:
+        cached = self._fresh("infos", self.CACHE_S)
+        if cached:
             return cached[1]
         url = (f"https://cloudquotas.googleapis.com/v1/projects/{self.project}/locations/global/services/"
                f"aiplatform.googleapis.com/quotaInfos")
@@ -168,7 +178,7 @@ class CloudGpuQuota:
             token = page.get("nextPageToken")
             if not token:
                 break
-        self._cache["infos"] = (time.time(), infos)
+        self._cache["infos"] = (self.clock(), infos)
         return infos
 
     @staticmethod
@@ -184,6 +194,14 @@ class CloudGpuQuota:
         return fallback
 
     def _in_use(self, metric: str, region: str) -> Optional[int]:
+        cached = self._fresh(("usage", metric, region), self.usage_cache_s)
+        if cached:
+            return cached[1]
+        in_use = self._read_in_use(metric, region)  # an unreadable usage (None) is remembered as briefly
+        self._cache[("usage", metric, region)] = (self.clock(), in_use)
+        return in_use
+
+    def _read_in_use(self, metric: str, region: str) -> Optional[int]:
         end = datetime.now(timezone.utc)
         query = (f'metric.type="serviceruntime.googleapis.com/quota/allocation/usage" AND resource.type="consumer_quota" '
                  f'AND resource.labels.service="aiplatform.googleapis.com" AND metric.labels.quota_metric="{metric}" '

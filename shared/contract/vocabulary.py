@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from shared.domain import run_config, runs
+from shared.domain import gpu_machines, run_config, runs
 from shared.domain.catalog import ModelType
 from shared.contract.nodes import NODE_OF_STAGE, STAGES
 
@@ -64,7 +64,11 @@ def vocabulary() -> dict:
                          "gate_metrics": list(run_config.METRICS_FOR_MODEL_TYPE[model_type])}
                         for model_type in get_args(ModelType)],
         "metrics": _metrics(),
-        "gpu_types": [{"name": gpu, "counts": sorted(machines)} for gpu, machines in run_config.GPU_MACHINES.items()],
+        # per GPU count: the machine a run gets by default and every machine Vertex accepts with it
+        "gpu_types": [{"name": gpu, "counts": gpu_machines.counts(gpu),
+                       "machines": {str(n): {"default": run_config.GPU_MACHINES[gpu][n],
+                                             "admitted": gpu_machines.admitted(gpu, n)} for n in gpu_machines.counts(gpu)}}
+                      for gpu in get_args(run_config.GpuType)],
         "default_gpu": {"gpu_type": default_gpu.gpu_type, "gpu_count": default_gpu.gpu_count,
                         "machine_count": default_gpu.machine_count, "preemptible": default_gpu.preemptible},
         "max_machines": run_config.MAX_MACHINES,

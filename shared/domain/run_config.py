@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from shared.domain.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
                             towers_mismatch)
+from shared.domain import gpu_machines
 from shared.domain.doc_ids import DocumentId
 
 # --------------------------------------------------------------------------- training params
@@ -120,15 +121,9 @@ class TrainingParams(Strict):
 
 # --------------------------------------------------------------------------- GPU
 
-# Spec Appendix A, with the machine each accelerator count needs. T4/V100 attach to n1 machines;
-# L4 comes only in g2 and A100 only in a2, whose machine type fixes the GPU count.
-GPU_MACHINES: dict[str, dict[int, str]] = {
-    "NVIDIA_TESLA_T4": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
-    "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
-    "NVIDIA_TESLA_V100": {1: "n1-standard-16", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
-    "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g"},
-}
-GPU_FAMILY = {"NVIDIA_TESLA_T4": "n1", "NVIDIA_TESLA_V100": "n1", "NVIDIA_L4": "g2", "NVIDIA_TESLA_A100": "a2"}
+# Which machines hold which GPUs: shared/domain/gpu_machines.py (Compute Engine's and Vertex AI's tables).
+GPU_MACHINES = gpu_machines.DEFAULT_MACHINES  # the machine each GPU count gets when the run names none
+GPU_FAMILY = gpu_machines.FAMILY
 MAX_MACHINES = 16  # machines one Trainer job may span (chief + workers)
 GpuType = Literal["NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_A100"]
 
@@ -137,29 +132,36 @@ class GpuConfig(Strict):
     gpu_type: GpuType = "NVIDIA_L4"
     gpu_count: Literal[1, 2, 4, 8] = 2
     preemptible: bool = True
-    machine_type: Optional[str] = Field(None, description="defaults to the machine Appendix A pairs with the GPUs")
+    machine_type: Optional[str] = Field(
+        None, validate_default=True,
+        description="defaults to the machine Appendix A pairs with the GPUs (where Compute Engine admits it)")
     machine_count: int = Field(
         1, ge=1, le=MAX_MACHINES, description="machines of this shape training together: 1 = one VM (the default); "
         "N = a chief and N-1 workers on Vertex (MultiWorkerMirroredStrategy; GPUs in all = gpu_count x machine_count)")
 
-    @model_validator(mode="after")
-    def _vertex_would_accept(self):
-        machines = GPU_MACHINES[self.gpu_type]
-        if self.gpu_count not in machines:
-            raise ValueError(
-                f"{self.gpu_type} comes in counts {sorted(machines)} per machine, not {self.gpu_count}"
-            )
-        if self.machine_type is None:
-            self.machine_type = machines[self.gpu_count]
-            return self
-        family = GPU_FAMILY[self.gpu_type]
-        if not self.machine_type.startswith(family + "-"):
-            raise ValueError(f"{self.gpu_type} needs an {family} machine type, not {self.machine_type}")
-        if family in ("g2", "a2") and self.machine_type != machines[self.gpu_count]:
-            raise ValueError(
-                f"{self.machine_type} does not hold {self.gpu_count} x {self.gpu_type}; use {machines[self.gpu_count]}"
-            )
-        return self
+    # Field validators (not one model validator) so that a 400 names the field at fault:
+    # gpu_config.gpu_count or gpu_config.machine_type. Fields validate in declaration order, so
+    # gpu_type and gpu_count are in info.data here (absent when they failed themselves).
+    @field_validator("gpu_count")
+    @classmethod
+    def _count_fits_one_machine(cls, count, info: ValidationInfo):
+        gpu_type = info.data.get("gpu_type")
+        if gpu_type is not None and count not in gpu_machines.counts(gpu_type):
+            raise ValueError(f"{gpu_type} comes in counts {gpu_machines.counts(gpu_type)} per machine, not {count}")
+        return count
+
+    @field_validator("machine_type")
+    @classmethod
+    def _vertex_would_accept(cls, machine_type, info: ValidationInfo):
+        gpu_type, count = info.data.get("gpu_type"), info.data.get("gpu_count")
+        if gpu_type is None or count is None:
+            return machine_type  # the GPU fields' own errors say what is wrong
+        if machine_type is None:
+            return GPU_MACHINES[gpu_type][count]
+        problem = gpu_machines.machine_problem(gpu_type, count, machine_type)
+        if problem:
+            raise ValueError(problem)
+        return machine_type
 
 
 # --------------------------------------------------------------------------- evaluator gate

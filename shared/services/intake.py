@@ -4,13 +4,19 @@ submitted (`POST …/submit`).
 1. build: validate, inherit from the base experiment, default (shared/services/run_builder.build_run);
    a draft (`"draft": true`) is stored as it is and goes no further until it is submitted;
 2. pre-flight: the run's GPUs against the project's quota — short is a warning on the run, never a
-   refusal (the quota may be raised before the run reaches Train; an unreadable quota says nothing);
+   refusal (the quota may be raised before the run reaches Train; an unreadable quota says nothing).
+   It waits at most `settings.preflight_deadline_s`: past it the run is stored with a warning that the
+   quota was not checked, and the check finishes on a worker thread (warming the quota reader's caches
+   for the next create). Not attached to the run later: Cloud Run gives an instance CPU only while it
+   serves a request (https://cloud.google.com/run/docs/configuring/billing-settings), so a write after
+   the response may never happen, and the submitter may already hold the run;
 3. store: now → `pending` and queued for submission; with a future `scheduled_at` → a one-time schedule
    and its run, `scheduled` (shared/services/scheduling.schedule_run), with the same schedules adapter as
    `POST /api/training/schedules`.
 """
 from __future__ import annotations
 
+import concurrent.futures
 from datetime import datetime
 from typing import Any, Optional
 
@@ -46,12 +52,22 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
     return stored
 
 
+# Pre-flight checks run here so a create can stop waiting for one; a few workers, as a slow check holds one.
+_PREFLIGHT = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="gpu-preflight")
+
+
 def quota_warning(sources, run: dict, settings) -> Optional[str]:
-    """A warning (never a refusal) when the GPU quota cannot cover the run."""
+    """A warning (never a refusal) when the GPU quota cannot cover the run, or was not read in time."""
     gpu = run.get("gpu_config") or {}
     try:
         gpus = gpu["gpu_count"] * gpu.get("machine_count", 1)  # every machine of the Trainer holds gpu_count
-        check = sources.gpu_quota.check(settings.region, gpu["gpu_type"], gpus, gpu.get("preemptible", True))
+        check = _PREFLIGHT.submit(sources.gpu_quota.check, settings.region, gpu["gpu_type"], gpus,
+                                  gpu.get("preemptible", True)).result(timeout=settings.preflight_deadline_s)
+    except concurrent.futures.TimeoutError:  # distinct from the builtin before Python 3.11 (the images' 3.10)
+        log.info("gpu quota pre-flight past its deadline", run_name=run.get("name"),
+                 deadline_s=settings.preflight_deadline_s)
+        return (f"GPU quota: not checked (the quota services did not answer within {settings.preflight_deadline_s:g} s); "
+                f"GET /api/gpu-availability checks it.")
     except Exception as exc:  # noqa: BLE001 — the pre-flight is advice: it never turns a create into an error
         log.warning("gpu quota pre-flight failed", run_name=run.get("name"), error=repr(exc))
         return None

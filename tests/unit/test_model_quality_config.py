@@ -86,7 +86,7 @@ def test_promoting_an_experiment_trained_at_0_001_is_accepted(client, repo):
 
 
 def test_spec_appendix_a_and_the_gradual_rollout_default():
-    assert GpuConfig(gpu_type="NVIDIA_TESLA_V100", gpu_count=1).machine_type == "n1-standard-16"
+    assert GpuConfig(gpu_type="NVIDIA_TESLA_V100", gpu_count=2).machine_type == "n1-standard-16"  # Appendix A's V100 machine
     assert DeploymentConfig(action="deploy_existing", existing_endpoint_id="9").traffic_split == 10
     assert DeploymentConfig(action="deploy_new").traffic_split == 100  # a new endpoint serves only this model
     assert DeploymentConfig(action="deploy_existing", existing_endpoint_id="9", traffic_split=40).traffic_split == 40
