@@ -115,5 +115,5 @@ module "fn_web" {
   max_instance_count       = 20
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles, terraform_data.dashboard_built]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation, terraform_data.dashboard_built]
 }

@@ -31,7 +31,7 @@ module "fn_api" {
   max_instance_count       = 20
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
 module "fn_pipeline_events" {
@@ -52,7 +52,7 @@ module "fn_pipeline_events" {
   timeout_seconds          = local.consumers["pipeline_events"].ack_deadline_seconds
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
 module "fn_training_progress" {
@@ -73,7 +73,7 @@ module "fn_training_progress" {
   timeout_seconds          = local.consumers["training_progress"].ack_deadline_seconds
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
 module "fn_scheduler" {
@@ -94,7 +94,7 @@ module "fn_scheduler" {
   timeout_seconds          = local.consumers["scheduler"].ack_deadline_seconds
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
 # The reconciler: the pipeline_events source and account (it applies a job through the same path),
@@ -118,7 +118,7 @@ module "fn_reconciler" {
   max_instance_count       = 1
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, google_project_iam_member.sa_roles, google_storage_bucket_iam_member.sa_roles]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
 # Heavy consumers: they import TFX / the Vertex SDK, so they run the GPU image on Cloud Run.
@@ -137,7 +137,7 @@ module "run_submitter" {
   deletion_protection   = var.deletion_protection
   labels                = var.labels
 
-  depends_on = [google_project_service.enabled, google_artifact_registry_repository_iam_member.readers]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
 module "run_commands" {
@@ -155,5 +155,5 @@ module "run_commands" {
   deletion_protection   = var.deletion_protection
   labels                = var.labels
 
-  depends_on = [google_project_service.enabled, google_artifact_registry_repository_iam_member.readers]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }

@@ -43,14 +43,22 @@ locals {
     run_commands    = ["roles/datastore.user", "roles/aiplatform.user"]
     pipeline = [
       "roles/aiplatform.user",
-      "roles/bigquery.dataViewer",
-      "roles/bigquery.jobUser",
+      # Beam's ReadFromBigQuery(query=...) runs the query into a temporary dataset it creates and
+      # deletes (apache_beam/io/gcp/bigquery.py _setup_temporary_dataset, bigquery_tools.py
+      # create_temporary_dataset): bigquery.datasets.create and jobs.create. BigQuery makes the
+      # creator OWNER of the new dataset (docs: bigquery/docs/access-control-basic-roles). Reading
+      # the users' tables is granted per dataset (data_bigquery_datasets), not project-wide.
+      "roles/bigquery.user",
       "roles/dataflow.worker",
       "roles/dataflow.developer",
     ]
-    # Build logs, and the images Cloud Functions builds into its own gcf-artifacts repository (which
-    # it creates itself, so the grant cannot be narrowed to it in Terraform).
-    build = ["roles/logging.logWriter", "roles/artifactregistry.writer"]
+    # Gen2 function builds as a custom account need logWriter, artifactregistry.writer and
+    # storage.objectAdmin, the latter project-wide: the build reads the source Cloud Functions copies
+    # into its own gcf-v2-sources-<number>-<region> bucket, and writes the gcf-artifacts repository,
+    # both created by the platform, not Terraform
+    # (https://cloud.google.com/run/docs/configuring/services/build-service-account). It also covers
+    # the image builds' staging bucket (docs/deploy.md step 2).
+    build = ["roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin"]
   }
 
   scheduler_job_roles = {
@@ -94,7 +102,6 @@ locals {
     pipeline_events = { artifacts = ["roles/storage.objectViewer"] }
     run_commands    = { artifacts = ["roles/storage.objectUser"] }
     pipeline        = { artifacts = ["roles/storage.objectUser"], pipeline_root = ["roles/storage.objectUser"] }
-    build           = { function_source = ["roles/storage.objectViewer"], build_staging = ["roles/storage.objectViewer"] }
   }
 
   # Artifact Registry repository readers.
@@ -245,4 +252,66 @@ resource "google_pubsub_topic_iam_member" "scheduler_agent_publisher" {
   member  = "serviceAccount:${local.scheduler_agent_email}"
 
   depends_on = [google_project_service_identity.cloudscheduler]
+}
+
+# The users' own data (data_buckets, data_bigquery_datasets): the pipeline reads it in ExampleGen,
+# and the submitter's size probe (pipeline_compiler/data_scale.py) lists the files and reads their
+# sizes when it chooses DirectRunner or Dataflow. Read only, on exactly the listed buckets/datasets.
+locals {
+  data_readers = ["pipeline", "submitter"]
+
+  data_bucket_bindings = {
+    for b in setproduct(var.data_buckets, local.data_readers) : "${b[0]}/${b[1]}" => { bucket = b[0], sa = b[1] }
+  }
+  # "project.dataset" (the project may be domain-scoped, "example.com:project") or a dataset of var.project_id.
+  data_dataset_bindings = {
+    for b in setproduct(var.data_bigquery_datasets, local.data_readers) : "${b[0]}/${b[1]}" => {
+      project = length(split(".", b[0])) > 1 ? join(".", slice(split(".", b[0]), 0, length(split(".", b[0])) - 1)) : var.project_id
+      dataset = reverse(split(".", b[0]))[0]
+      sa      = b[1]
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "data_readers" {
+  for_each = local.data_bucket_bindings
+
+  bucket = each.value.bucket
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.sa[each.value.sa].member
+}
+
+resource "google_bigquery_dataset_iam_member" "data_readers" {
+  for_each = local.data_dataset_bindings
+
+  project    = each.value.project
+  dataset_id = each.value.dataset
+  role       = "roles/bigquery.dataViewer"
+  member     = google_service_account.sa[each.value.sa].member
+}
+
+# IAM grants take effect within about a minute, not at once: builds, pushes and services that first
+# use a fresh grant wait for it (the provider's own gen2 custom-build-account example waits 60 s,
+# `time_sleep.wait_60s` in resource_cloudfunctions2_function_generated_test.go). A change of the
+# grants replaces this, so a new grant is waited for too.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "60s"
+
+  triggers = {
+    grants = sha1(jsonencode([
+      keys(local.project_role_bindings), keys(local.bucket_role_bindings), keys(local.topic_publisher_bindings),
+      keys(local.act_as_bindings), local.repository_readers, keys(local.data_bucket_bindings),
+      keys(local.data_dataset_bindings),
+    ]))
+  }
+
+  depends_on = [
+    google_project_iam_member.sa_roles,
+    google_storage_bucket_iam_member.sa_roles,
+    google_pubsub_topic_iam_member.publishers,
+    google_artifact_registry_repository_iam_member.readers,
+    google_service_account_iam_member.act_as,
+    google_storage_bucket_iam_member.data_readers,
+    google_bigquery_dataset_iam_member.data_readers,
+  ]
 }

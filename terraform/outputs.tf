@@ -97,3 +97,13 @@ output "functions" {
     scheduler         = module.fn_scheduler.name
   }
 }
+
+output "image_build_command" {
+  description = "Ready-to-paste command that builds and pushes the images (docs/deploy.md step 2), in build_region, pushing to the repository in region."
+  value = join(" ", [
+    "gcloud builds submit --project ${var.project_id} --region ${var.build_region} --config cloudbuild.yaml",
+    "--service-account ${google_service_account.sa["build"].id}",
+    "--gcs-source-staging-dir gs://${google_storage_bucket.build_staging.name}/source",
+    "--substitutions=_PROJECT_ID=${var.project_id},_REGION=${var.region},_REPOSITORY=${var.artifact_registry_repository},_GPU_IMAGE=${var.gpu_image_name},_DATAFLOW_IMAGE=${var.dataflow_image_name},_SERVING_IMAGE=${var.serving_image_name},_TAG=$(git rev-parse --short HEAD) .",
+  ])
+}

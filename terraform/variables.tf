@@ -222,3 +222,36 @@ variable "model_name" {
   description = "The recommender this deployment trains, named in the Training page's header (\"Model: …\"); empty: the project id."
   default     = ""
 }
+
+variable "data_buckets" {
+  type        = list(string)
+  description = "Buckets holding your training data (names, without gs://), in this project or another you may grant on: the pipeline and the submitter get roles/storage.objectViewer on each (ExampleGen reads the files, the size probe lists them). Empty: only Trainyard's own buckets are readable."
+  default     = []
+
+  validation {
+    condition     = alltrue([for b in var.data_buckets : can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", b))])
+    error_message = "data_buckets: bucket names only (3-222 lowercase letters, digits, '.', '_', '-'; no gs:// prefix, no path)."
+  }
+}
+
+variable "data_bigquery_datasets" {
+  type        = list(string)
+  description = "BigQuery datasets holding your training data, as \"project.dataset\" (the project may be domain-scoped, \"example.com:project.dataset\") or a bare dataset id of project_id: the pipeline and the submitter get roles/bigquery.dataViewer on each. Empty: no BigQuery data is readable."
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.data_bigquery_datasets : can(regex("^((([a-z0-9-]+\\.)*[a-z0-9-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\\.)?[A-Za-z0-9_]+$", d))])
+    error_message = "data_bigquery_datasets: each entry is \"project.dataset\" or a dataset id (letters, digits, underscores)."
+  }
+}
+
+variable "build_region" {
+  type        = string
+  description = "Region `gcloud builds submit` runs the image builds in (the images are still pushed to the repository in region). Cloud Build limits some new projects to a few regions (https://cloud.google.com/build/docs/locations, \"Restricted regions for some projects\"); only those, or global, are accepted."
+  default     = "europe-west1"
+
+  validation {
+    condition     = contains(["global", "us-central1", "us-west2", "europe-west1", "asia-east1", "australia-southeast1", "southamerica-east1"], var.build_region)
+    error_message = "build_region must be global or one of the regions every project may build in: us-central1, us-west2, europe-west1, asia-east1, australia-southeast1, southamerica-east1."
+  }
+}

@@ -133,6 +133,7 @@ class FakeServer:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.calls: list[tuple[str, Any]] = []  # (method name, request): what the clients sent
+        self.served: set[str] = set()  # the /package.Service/Method paths called (the IAM table covers them)
         self.operations = Operations()
         self._handlers: dict[str, dict] = {}  # service -> rpc -> handler
         self._faults: dict[str, list] = {}  # method name -> (status code, message) to answer next, in order
@@ -156,6 +157,7 @@ class FakeServer:
     def _wrap(self, method: Method, handler):
         def call(request, context):
             self.calls.append((method.name, request))
+            self.served.add(method.path)
             faults = self._faults.get(method.name)
             if faults:
                 code, message = faults.pop(0)

@@ -33,6 +33,7 @@ class Cloud:
     publisher: object
     project: str
     region: str
+    scheduler_server: object = None  # tests.protocol_fakes.grpc_service.FakeServer of the scheduler fake
 
     @property
     def models(self):
@@ -135,7 +136,7 @@ def cloud(tmp_path_factory):
         rehearsal.wait_ready()
         rehearsal.subscribe(project)
         yield Cloud(deployment, rehearsal, stack, fakes, scheduler_fake, FirestoreRepository(project),
-                    PubSubPublisher(project), project, region)
+                    PubSubPublisher(project), project, region, scheduler_server)
     finally:
         if rehearsal is not None:
             rehearsal.stop()

@@ -10,6 +10,8 @@ language (the subset terraform/ uses: an unsupported construct raises, it is nev
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import re
@@ -474,6 +476,11 @@ def _toset(values) -> list:
     return sorted(set(values), key=str)
 
 
+def _flatten(values) -> list:
+    """Terraform's flatten(): nested lists at any depth become one list."""
+    return [y for x in values for y in (_flatten(x) if isinstance(x, list) else [x])]
+
+
 def _merge(*maps):
     out = {}
     for m in maps:
@@ -496,7 +503,7 @@ FUNCTIONS = {
     "values": lambda m: [m[k] for k in sorted(m)],
     "lookup": lambda m, k, *d: m.get(k, d[0]) if d else m[k],
     "length": len,
-    "flatten": lambda lst: [y for x in lst for y in (x if isinstance(x, list) else [x])],
+    "flatten": lambda lst: _flatten(lst),
     "contains": lambda lst, v: v in lst,
     "replace": _replace,
     "lower": str.lower,
@@ -515,6 +522,10 @@ FUNCTIONS = {
     "trimprefix": lambda s, p: s[len(p):] if s.startswith(p) else s,
     "trimsuffix": lambda s, p: s[: -len(p)] if p and s.endswith(p) else s,
     "substr": lambda s, o, n: s[o:o + n] if n >= 0 else s[o:],
+    "setproduct": lambda *lists: [list(t) for t in itertools.product(*lists)],
+    "reverse": lambda lst: list(reversed(lst)),
+    "slice": lambda lst, start, end: lst[int(start):int(end)],
+    "sha1": lambda s: hashlib.sha1(s.encode()).hexdigest(),
 }
 
 

@@ -22,6 +22,8 @@ from shared.contract import labels
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.identity_tokens import delivered_token
 from tests.rehearsal.vertex_run import Player, now, publish_via_pubsub
+from tests.unit.terraform_support.iam_table import rows as iam_rows
+from tests.unit.terraform_support.iam_table import rpc_methods, served_method
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 
@@ -115,6 +117,7 @@ def test_a_run_completes_registers_and_deploys_after_training(cloud, api, experi
     # A redelivered final event changes nothing: one model version, one deployment.
     Player(cloud, job_id, run["id"]).step("PIPELINE_STATE_SUCCEEDED", task=False)
     assert len(cloud.vertex.server.requests("deploy_model")) == 1
+    _assert_iam_table_names_every_rpc_served(cloud)
     assert len([r for r in cloud.vertex.server.requests("upload_model") if r.model.labels["trainyard-run-id"] == run["id"]]) == 1
 
 
@@ -129,6 +132,15 @@ def test_a_cancelled_run_cancels_its_pipeline_job_and_its_trainers_custom_job(cl
     cloud.wait(lambda: cloud.repo.get_run(run["id"])["status"] == runs.CANCELLED, 180, "the run to be cancelled")
     assert cloud.pipelines.job(job_id).state.name == "PIPELINE_STATE_CANCELLED"
     assert cloud.jobs.state(custom_job) == "JOB_STATE_CANCELLED"
+
+
+def _assert_iam_table_names_every_rpc_served(cloud):
+    """Every Vertex AI and Cloud Scheduler method the deployables called so far is a row of
+    terraform/iam_requirements.yaml, so the IAM test checks its grant. Long-running operations are
+    polled on the resource their call names: Operations.GetOperation has no row of its own."""
+    served = {served_method(p) for p in cloud.vertex.server.served | cloud.scheduler_server.served}
+    served -= {"Operations.GetOperation", "Operations.WaitOperation"}
+    assert served and served <= rpc_methods(iam_rows()), sorted(served - rpc_methods(iam_rows()))
 
 
 def _job(cloud, schedule_id: str) -> str:
@@ -180,3 +192,4 @@ def test_schedules_on_cloud_scheduler_auto_pause_resume_and_a_spent_one_time_job
     cloud.wait(lambda: cloud.scheduler.state(once_name) is None, 60, "the spent one-time job to be deleted")
     spent = api.get(f"/api/training/schedules/{once['id']}")["schedule"]
     assert spent["status"] == "completed" and spent["total_runs"] == 1
+    _assert_iam_table_names_every_rpc_served(cloud)

@@ -56,16 +56,17 @@ EXPECTED_GRANTS = {
         "act_as": ["pipeline"],
     },
     "pipeline": {
-        "project": ["roles/aiplatform.user", "roles/bigquery.dataViewer", "roles/bigquery.jobUser",
-                    "roles/dataflow.worker", "roles/dataflow.developer"],
+        # bigquery.user: Beam's BigQuery read creates and deletes a temporary dataset; the users' tables
+        # are read per dataset (data_bigquery_datasets), not project-wide.
+        "project": ["roles/aiplatform.user", "roles/bigquery.user", "roles/dataflow.worker", "roles/dataflow.developer"],
         "topics": ["training-progress"],
         "buckets": {"artifacts": ["roles/storage.objectUser"], "pipeline_root": ["roles/storage.objectUser"]},
         "repository_reader": True,
         "act_as": ["pipeline"],
     },
     "build": {
-        "project": ["roles/logging.logWriter", "roles/artifactregistry.writer"],
-        "buckets": {"function_source": ["roles/storage.objectViewer"], "build_staging": ["roles/storage.objectViewer"]},
+        # what a gen2 build as a custom account needs (cloud.google.com/run/docs/configuring/services/build-service-account)
+        "project": ["roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin"],
     },
 }
 EXPECTED_ACT_AS = {sa: g["act_as"] for sa, g in EXPECTED_GRANTS.items() if g.get("act_as")}

@@ -27,3 +27,8 @@ output "service_accounts" {
   description = "Service account e-mails of the workloads."
   value       = module.trainyard.service_accounts
 }
+
+output "image_build_command" {
+  description = "The command that builds and pushes the images (docs/deploy.md step 2)."
+  value       = module.trainyard.image_build_command
+}

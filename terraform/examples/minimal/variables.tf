@@ -54,3 +54,21 @@ variable "admin_emails" {
   description = "Operators who may list and replay dead letters through the API (plain e-mail addresses); empty: nobody."
   default     = []
 }
+
+variable "build_region" {
+  type        = string
+  description = "Region of the image builds (a Cloud Build region every project may use, or global)."
+  default     = "europe-west1"
+}
+
+variable "data_buckets" {
+  type        = list(string)
+  description = "Buckets of your training data (names, no gs://): the pipeline and the submitter may read them."
+  default     = []
+}
+
+variable "data_bigquery_datasets" {
+  type        = list(string)
+  description = "BigQuery datasets of your training data (\"project.dataset\" or a dataset of project_id): the pipeline and the submitter may read them."
+  default     = []
+}
