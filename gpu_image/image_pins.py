@@ -16,8 +16,10 @@ the build would, against the public package index only, for that Python on manyl
   an sdist (for this target), the sdist is built with `pip wheel --no-deps`. An image without a compiler
   (ARG COMPILER=none) gets compilers that always fail: only a pure `*-none-any` wheel counts. An image
   whose base ships one (e.g. Beam's SDK image, FROM python:<v>-bullseye) may build native code: built
-  here with this machine's compiler when this Python is the image's. Anything else fails, naming the pin. A pin with no wheel for the image's tags and no such sdist fails and is lifted from
-  the constraints so the resolver can go on and report every other failing pin in the same run.
+  here with this machine's compiler when this Python is the image's (for another Python it is reported
+  unverified). An sdist whose Requires-Python excludes the image's Python does not count. A pin with no
+  wheel for the image's tags and no such sdist fails, naming it, and is lifted from the constraints so
+  the resolver goes on to report every other failing pin in the same run.
 - The resolved closure: every distribution must be pinned at the resolved version (else drift), and
   its Requires-Python must admit the image's Python, except the caps listed in KNOWN_PYTHON_CAPS that
   the Dockerfile knowingly overrides with --ignore-requires-python (verify_image.KNOWN_PYTHON_CAPS).
@@ -243,11 +245,14 @@ def classify_pin(spec: ImageSpec, name: str, version: str, files: list[dict]) ->
         return "wheel", None
     if fitting:
         return "fail", f"{name}=={version}: its wheels require Python {fitting[0][2]}, the image runs {spec.python}"
+    have = ", ".join(sorted({t for w in wheels for t in w[1]})[:6]) or "none"
+    target = f"cp{spec.python.replace('.', '')} on manylinux_2_{spec.glibc.split('.')[1]} x86_64"
+    if sdists and not _admits(sdists[0][1], spec.python) and name not in KNOWN_PYTHON_CAPS:
+        # Built anyway under --ignore-requires-python, it would be code its authors do not run on this Python.
+        return "fail", f"{name}=={version}: no wheel for {target} (wheels: {have}); its sdist requires Python {sdists[0][1]}"
     if sdists:
         return "sdist", sdists[0][0]
-    have = ", ".join(sorted({t for w in wheels for t in w[1]})[:6]) or "none"
-    return "fail", (f"{name}=={version}: no wheel for cp{spec.python.replace('.', '')} on manylinux_2_"
-                    f"{spec.glibc.split('.')[1]} x86_64 (wheels: {have}) and no sdist")
+    return "fail", f"{name}=={version}: no wheel for {target} (wheels: {have}) and no sdist"
 
 
 NO_COMPILER_TOOLS = ("cc", "gcc", "g++", "c++", "clang", "clang++", "cargo", "rustc", "gfortran")
@@ -272,42 +277,56 @@ def _wheel_for(directory: Path, name: str, version: str) -> Optional[Path]:
     return None
 
 
+def _pip_wheel(name: str, version: str, out: Path, cache_dir: Path, index_url: str,
+               compilers: bool) -> tuple[Optional[Path], str]:
+    env = isolated_env(cache_dir)
+    if not compilers:
+        env = _without_compilers(env, out / "no-compilers")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", ":all:", "--no-cache-dir",
+                           "--index-url", index_url, "--quiet", "-w", str(out), f"{name}=={version}"],
+                          env=env, capture_output=True, text=True, timeout=900)
+    wheel = _wheel_for(out, name, version)
+    return (wheel if proc.returncode == 0 else None), " ".join(proc.stderr.strip().splitlines()[-2:])[-300:]
+
+
 def build_sdist_wheel(spec: ImageSpec, name: str, version: str, pure_dir: Path, native_dir: Path,
-                      cache_dir: Path, index_url: str = INDEX_URL) -> tuple[Optional[Path], str]:
-    """Build name==version from its sdist the way the image's pip would: without a compiler, only a pure
-    wheel counts; with one (ARG COMPILER), a native wheel for the image's Python counts too. Pure wheels
-    are cached (they do not depend on the machine); native ones live for this run only."""
+                      cache_dir: Path, index_url: str = INDEX_URL) -> tuple[Optional[Path], str, bool]:
+    """Build name==version from its sdist the way the image's pip would: (wheel, what happened, verified).
+
+    Without a compiler only a pure wheel counts. With one (ARG COMPILER) a native wheel counts too, when
+    this checker runs the image's Python. For another Python (a what-if) a native build cannot be judged
+    here: the pin is reported unverified (a failure), and the wheel built for this Python stands in for
+    it in the resolution only, so the check goes on to list the other pins. Pure wheels are cached (they
+    do not depend on the machine); native ones live for this run only."""
     cached = _wheel_for(pure_dir, name, version)
     if cached:
-        return cached, "cached pure wheel"
-    native = spec.builds_native_sdists and spec.python == "%d.%d" % sys.version_info[:2]
-    with tempfile.TemporaryDirectory() as out:
-        env = isolated_env(cache_dir)
-        if not native:
-            env = _without_compilers(env, Path(out) / "no-compilers")
-        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary", ":all:",
-                               "--no-cache-dir", "--index-url", index_url, "--quiet", "-w", out, f"{name}=={version}"],
-                              env=env, capture_output=True, text=True, timeout=900)
-        wheel = _wheel_for(Path(out), name, version)
-        if proc.returncode != 0 or wheel is None:
-            tail = " ".join(proc.stderr.strip().splitlines()[-2:])[-300:]
-            if native:
-                return None, f"{name}=={version}: only an sdist for this target, and it does not build ({tail})"
-            if spec.builds_native_sdists:
-                return None, (f"{name}=={version}: only an sdist for this target, with native code: build it on "
-                              f"Python {spec.python} to check it (this checker runs {sys.version.split()[0]})")
-            return None, (f"{name}=={version}: only an sdist for this target, and it needs a compiler the image "
-                          f"lacks (ARG COMPILER=none)")
-        tags = {str(t) for t in parse_wheel_filename(wheel.name)[3]}
-        if all(t.endswith("-none-any") for t in tags):
-            target = pure_dir / wheel.name
-        elif native and tags <= {f"{spec.abi}-{spec.abi}-linux_x86_64"}:
-            target = native_dir / wheel.name
-        else:
-            return None, f"{name}=={version}: only an sdist, and it builds {wheel.name}, which the image cannot use"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(wheel), target)
-        return target, "built " + ("pure" if target.parent == pure_dir else f"native ({spec.compiler})") + " wheel"
+        return cached, "cached pure wheel", True
+    same_python = spec.python == "%d.%d" % sys.version_info[:2]
+    native_tag = f"{spec.abi}-{spec.abi}-linux_x86_64"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        wheel, tail = _pip_wheel(name, version, out / "plain", cache_dir, index_url, compilers=False)
+        if wheel is not None and all(str(t).endswith("-none-any") for t in parse_wheel_filename(wheel.name)[3]):
+            pure_dir.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(wheel), pure_dir / wheel.name)
+            return pure_dir / wheel.name, "built pure wheel", True
+        if not spec.builds_native_sdists:
+            return None, (f"{name}=={version}: only an sdist for this target, and it does not build into a pure wheel "
+                          f"without a compiler, which the image lacks (ARG COMPILER=none): {tail}"), False
+        wheel, tail = _pip_wheel(name, version, out / "native", cache_dir, index_url, compilers=True)
+        if wheel is None:
+            return None, f"{name}=={version}: only an sdist for this target, and it does not build: {tail}", False
+        native_dir.mkdir(parents=True, exist_ok=True)
+        if same_python:
+            if {str(t) for t in parse_wheel_filename(wheel.name)[3]} != {native_tag}:
+                return None, f"{name}=={version}: its sdist builds {wheel.name}, which the image cannot use", False
+            shutil.move(str(wheel), native_dir / wheel.name)
+            return native_dir / wheel.name, f"built native ({spec.compiler}) wheel", True
+        dist, wheel_version, _, _ = parse_wheel_filename(wheel.name)
+        stand_in = native_dir / f"{dist.replace('-', '_')}-{wheel_version}-{native_tag}.whl"
+        shutil.move(str(wheel), stand_in)
+        return stand_in, (f"{name}=={version}: only an sdist for this target, with native code: not verified for "
+                          f"Python {spec.python} (this checker runs {sys.version.split()[0]}); build it there"), False
 
 
 CULPRIT_PATTERNS = (
@@ -362,6 +381,7 @@ def check_image(spec: ImageSpec, cache_dir: Path = CACHE_DIR, index_url: str = I
     pure_dir = cache_dir / "pure-wheels"
     pure_dir.mkdir(parents=True, exist_ok=True)
     lifted: set[str] = set()
+    unverified: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
         constraints, report = Path(tmp) / "constraints.txt", Path(tmp) / "report.json"
         native_dir = Path(tmp) / "native-wheels"
@@ -380,7 +400,7 @@ def check_image(spec: ImageSpec, cache_dir: Path = CACHE_DIR, index_url: str = I
                 raise IndexUnreachable(proc.stderr.strip().splitlines()[-1])
             progressed = False
             for name in culprits(output):
-                if name in lifted or any(b.startswith(name + ":") for b in result.built):
+                if name in lifted or name in unverified or any(b.startswith(name + ":") for b in result.built):
                     continue
                 if name not in pins:
                     result.failures[name] = f"{name}: not pinned in {spec.constraints.name}, and pip cannot resolve it"
@@ -389,10 +409,16 @@ def check_image(spec: ImageSpec, cache_dir: Path = CACHE_DIR, index_url: str = I
                 if kind == "wheel":
                     continue  # installable; the conflict is another culprit's
                 if kind == "sdist":
-                    wheel, why = build_sdist_wheel(spec, name, pins[name], pure_dir, native_dir, cache_dir, index_url)
+                    wheel, why, verified = build_sdist_wheel(spec, name, pins[name], pure_dir, native_dir, cache_dir,
+                                                             index_url)
                     if wheel is not None:
-                        log(f"  {name}=={pins[name]}: sdist only; {why} {wheel.name}")
-                        result.built.append(f"{name}: {why}")
+                        log(f"  {name}=={pins[name]}: sdist only; {why} {wheel.name}" if verified
+                            else f"  {why} (a stand-in lets the resolution go on)")
+                        if verified:
+                            result.built.append(f"{name}: {why}")
+                        else:
+                            result.failures[name] = why  # a failure, though a stand-in lets the resolution go on
+                            unverified.add(name)
                         progressed = True
                         continue
                     detail = why
@@ -406,7 +432,7 @@ def check_image(spec: ImageSpec, cache_dir: Path = CACHE_DIR, index_url: str = I
         else:
             result.failures.setdefault("<resolver>", f"gave up after {MAX_ROUNDS} rounds")
         if report.exists() and "<resolver>" not in result.failures:
-            _check_report(json.loads(report.read_text()), spec, pins, result, lifted)
+            _check_report(json.loads(report.read_text()), spec, pins, result, lifted | unverified)
     result.seconds = time.monotonic() - started
     return result
 
@@ -473,7 +499,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"FAIL  {image}: {exc}")
                 failed = True
                 continue
-            result = check_image(spec, args.cache_dir, args.index_url, log=print)
+            result = check_image(spec, args.cache_dir, args.index_url, log=lambda line: print(line, flush=True))
             print("\n".join(format_result(result)), flush=True)
             failed |= bool(result.failures)
     except IndexUnreachable as exc:

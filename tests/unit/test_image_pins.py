@@ -58,6 +58,9 @@ def test_a_pin_is_judged_by_the_files_of_its_version():
     kind, _ = image_pins.classify_pin(spec310, "rpds-py", "2026.9.1",
                                       rpds + _files("rpds_py-2026.9.1.tar.gz"))
     assert kind == "sdist"  # it will be built (and, needing Rust, fail there)
+    kind, why = image_pins.classify_pin(spec310, "rpds-py", "2026.9.1",
+                                        rpds + _files("rpds_py-2026.9.1.tar.gz", requires=">=3.11"))
+    assert kind == "fail" and "its sdist requires Python >=3.11" in why  # the review's criterion
     wheel = _files("absl_py-1.4.0-py3-none-any.whl", requires=">=3.6")
     assert image_pins.classify_pin(spec310, "absl-py", "1.4.0", wheel) == ("wheel", None)
     spec_strict = image_pins.ImageSpec("s", Path("D"), "3.10", "2.36", Path("c"), [], [], False, "none")
