@@ -444,11 +444,11 @@ def _check_report(report: dict, spec: ImageSpec, pins: dict[str, str], result: I
         metadata = item["metadata"]
         name, version = canonicalize_name(metadata["name"]), metadata["version"]
         result.resolved[name] = version
+        if name in lifted:
+            continue  # already failed; its replacement version (or stand-in) says nothing new
         url = (item.get("download_info") or {}).get("url", "")
         if url.startswith("file:") and not any(b.startswith(name + ":") for b in result.built):
             result.built.append(f"{name}: pure wheel built from its sdist earlier (cached)")
-        if name in lifted:
-            continue  # already failed; its replacement version says nothing new
         pin = pins.get(name)
         if pin is None:
             result.failures[name] = f"{name} {version} is in the image's closure but not pinned (drift)"

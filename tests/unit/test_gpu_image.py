@@ -8,7 +8,6 @@ import importlib.metadata
 import importlib.util
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
