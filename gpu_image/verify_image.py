@@ -1,15 +1,18 @@
 """Build-time checks of Trainyard's images (run by each Dockerfile; also runnable in any environment).
 
-    verify_image.py --image gpu --expect-cuda      # gpu_image/Dockerfile
-    verify_image.py --image dataflow               # dataflow_image/Dockerfile
-    verify_image.py --image serving                # serving_image/Dockerfile
+    verify_image.py --image gpu --expect-cuda --python 3.11 --glibc 2.36    # gpu_image/Dockerfile
+    verify_image.py --image dataflow --python 3.11 --glibc 2.31             # dataflow_image/Dockerfile
+    verify_image.py --image serving --python 3.11 --glibc 2.36              # serving_image/Dockerfile
 
 1. The image's tree is exactly what its Dockerfile's .dockerignore lets through (a builder that
    ignored the file would ship something else) — only inside an image (/app).
 2. Every package the image installs by name is pinned in requirements/constraints.txt and installed
    at exactly that version: the images cannot drift from the local environment or from each other.
-3. Python 3.10 (the launcher in the GPU image and the Dataflow workers must match; the prediction
-   container runs 3.11); TensorFlow (and, with --expect-cuda, built with CUDA) imports. GPU and
+3. The running Python and glibc are the ones the Dockerfile declares (ARG PYTHON_VERSION, GLIBC_VERSION:
+   the lock was checked for exactly that target, gpu_image/image_pins.py), and every installed
+   distribution's Requires-Python admits it but the TFX caps we override; TensorFlow imports (with
+   --expect-cuda: built with CUDA, and the CUDA runtime, cuBLAS, cuDNN, cuFFT, cuSOLVER, cuSPARSE,
+   CUPTI and NCCL libraries load from where TensorFlow looks for them, and ptxas runs). GPU and
    Dataflow images: TFX, the TFX components the pipeline uses and the project's packages import. GPU
    image: TFRS and ScaNN with its TF ops, and every consumer Terraform runs from it (the submitter,
    run-commands) loads. Dataflow image: tfx-bsl, TFT, TFDV, the DoFns and module files the workers
@@ -29,15 +32,20 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# What each image installs by name (its Dockerfile's `pip install -r ...`).
-IMAGE_REQUIREMENT_FILES = {"gpu": ("ml.txt", "runtime.txt"), "dataflow": ("dataflow.txt",), "serving": ("serving.txt",)}
+IMAGE_REQUIREMENT_FILES = {"gpu": ("gpu.txt",), "dataflow": ("dataflow.txt",), "serving": ("serving.txt",)}
 DOCKERIGNORE = {"gpu": "gpu_image/Dockerfile.dockerignore", "dataflow": "dataflow_image/Dockerfile.dockerignore",
                 "serving": "serving_image/Dockerfile.dockerignore"}
-# The Python each image runs (its base image's): Beam pickles between the GPU image's launcher and the
-# Dataflow workers; the prediction container exchanges only JSON and runs the local environment's 3.11.
-IMAGE_PYTHON = {"gpu": "3.10", "dataflow": "3.10", "serving": "3.11"}
+# What each image's Dockerfile installs with pip -r (tests/unit/test_gpu_image.py checks the Dockerfiles).
 # The prediction container's entrypoint module (serving_image/Dockerfile CMD).
 SERVING_MODULE = "model_server.vertex"
+# Requires-Python caps the images override with --ignore-requires-python, each knowingly: TFX 1.15's
+# wheels say <3.11 although it runs on 3.11 (../shared/ARCHITECTURE.md "Versions"; the local environment
+# runs it on 3.11 and the suite passes). These are the only distributions in any image's closure whose
+# Requires-Python excludes 3.11 (python -m gpu_image.image_pins). Any other one fails the build.
+KNOWN_PYTHON_CAPS = {
+    "tfx": "TFX 1.15 caps Python <3.11 in its metadata; it runs on 3.11 (ARCHITECTURE.md)",
+    "ml-pipelines-sdk": "released with tfx 1.15 (its pipeline DSL), same cap",
+}
 # The consumers Terraform runs from the GPU image (terraform/variables.tf consumer_commands).
 CONSUMERS = {"functions/submitter/main.py": "on_run_submit", "functions/run_commands/main.py": "on_run_command"}
 BEAM_BOOT = "/opt/apache/beam/boot"
@@ -178,11 +186,110 @@ def check_scann_ops() -> str:
     return "ScaNN TF ops load and search"
 
 
-def check_python(expected: str = "3.10") -> str:
+def check_python(expected: str) -> str:
+    """The Python the Dockerfile declares (and the lock was checked for) is the one running."""
     if "%d.%d" % sys.version_info[:2] != expected:
-        raise AssertionError(f"Python {sys.version.split()[0]}, expected {expected}: the launcher (GPU image) and "
-                             "the Dataflow workers must both run 3.10 (Beam pickles between them)")
+        raise AssertionError(f"Python {sys.version.split()[0]}, but the Dockerfile declares {expected}: the base "
+                             "image is not the one its PYTHON_VERSION names")
     return f"Python {sys.version.split()[0]}"
+
+
+def requires_python_problems(distributions=None, version: Optional[str] = None) -> list[str]:
+    """Installed distributions whose Requires-Python excludes the running Python (pip was told to ignore
+    it), other than KNOWN_PYTHON_CAPS."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    version = version or "%d.%d.%d" % sys.version_info[:3]
+    problems = []
+    for dist in distributions if distributions is not None else importlib.metadata.distributions():
+        requires = dist.metadata.get("Requires-Python")
+        name = canonical(dist.metadata.get("Name") or "")
+        if not requires or name in KNOWN_PYTHON_CAPS:
+            continue
+        try:
+            if not SpecifierSet(requires).contains(version, prereleases=True):
+                problems.append(f"{name} {dist.version} requires Python {requires}")
+        except InvalidSpecifier:
+            continue
+    return sorted(problems)
+
+
+def check_requires_python() -> str:
+    problems = requires_python_problems()
+    if problems:
+        raise AssertionError(f"Python {sys.version.split()[0]} is excluded by: " + "; ".join(problems))
+    return f"every installed distribution admits Python {sys.version.split()[0]} (known caps: {', '.join(KNOWN_PYTHON_CAPS)})"
+
+
+def check_glibc(expected: str) -> str:
+    """The base's glibc is the declared one: gpu_image/image_pins.py checked wheels up to manylinux_2_<minor>."""
+    found = (os.confstr("CS_GNU_LIBC_VERSION") or "").split()  # "glibc 2.36"
+    if len(found) != 2 or found[0] != "glibc" or found[1] != expected:
+        raise AssertionError(f"C library {' '.join(found) or 'unknown'}, but the Dockerfile declares glibc {expected}")
+    return f"glibc {found[1]}"
+
+
+def check_compiler(declared: str) -> str:
+    """A base said to ship a compiler does (image_pins.py let sdists with native code through for it)."""
+    import shutil
+
+    if declared == "none":
+        return "no compiler declared (only wheels and pure-Python sdists were allowed)"
+    if shutil.which(declared) is None:
+        raise AssertionError(f"the Dockerfile declares COMPILER={declared}, but the base has no {declared}")
+    return f"{declared} present (native sdists such as pyfarmhash build)"
+
+
+# The CUDA 12 libraries TensorFlow 2.15.1 opens at run time, by the nvidia-*-cu12 wheel directory under
+# site-packages/nvidia that its own RUNPATH names (libtensorflow_framework.so.2, libtensorflow_cc.so.2 and
+# _pywrap_tensorflow_internal.so; readelf -d on the wheel), in an order where each library's
+# dependencies come first. dlopen needs no GPU driver: libcudart loads libcuda lazily.
+CUDA_LIBRARIES = (
+    ("cuda_runtime", "libcudart.so.12"),
+    ("cublas", "libcublasLt.so.12"),
+    ("cublas", "libcublas.so.12"),
+    ("cudnn", "libcudnn.so.8"),
+    ("cufft", "libcufft.so.11"),
+    ("cusparse", "libcusparse.so.12"),
+    ("cusolver", "libcusolver.so.11"),
+    ("cuda_cupti", "libcupti.so.12"),
+    ("nccl", "libnccl.so.2"),
+)
+# XLA compiles GPU kernels with ptxas, which it looks for under nvidia/cuda_nvcc next to TensorFlow.
+PTXAS = ("cuda_nvcc", "bin/ptxas")
+
+
+def nvidia_root() -> Path:
+    """site-packages/nvidia, beside the installed tensorflow package (where its RUNPATH points)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        raise AssertionError("tensorflow is not installed")
+    return Path(list(spec.submodule_search_locations)[0]).parent / "nvidia"
+
+
+def check_cuda_libraries(root: Optional[Path] = None) -> str:
+    """Every CUDA library TensorFlow needs loads from where TensorFlow looks, and ptxas runs."""
+    import ctypes
+    import subprocess
+
+    root = root if root is not None else nvidia_root()
+    problems = []
+    for package, soname in CUDA_LIBRARIES:
+        path = root / package / "lib" / soname
+        try:
+            ctypes.CDLL(str(path))
+        except OSError as exc:
+            problems.append(f"{package}/lib/{soname}: {exc}")
+    ptxas = root / PTXAS[0] / PTXAS[1]
+    try:
+        subprocess.run([str(ptxas), "--version"], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        problems.append(f"{PTXAS[0]}/{PTXAS[1]}: {exc}")
+    if problems:
+        raise AssertionError(f"under {root}: " + "; ".join(problems))
+    return f"{len(CUDA_LIBRARIES)} CUDA/cuDNN/NCCL libraries load from {root}; ptxas runs"
 
 
 def check_tree(root: Path, image: str) -> str:
@@ -269,8 +376,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--expect-cuda", action="store_true", help="fail unless TF was built with CUDA")
     parser.add_argument("--pins-only", action="store_true", help="only compare installed versions with the pins")
     parser.add_argument("--skip", default="", help="comma-separated checks not to run (e.g. tree outside an image)")
-    parser.add_argument("--python", default=None, help="the Python minor version the image must run "
-                        "(default: the image's, " + ", ".join(f"{k} {v}" for k, v in IMAGE_PYTHON.items()) + ")")
+    parser.add_argument("--python", help="the Python (major.minor) the Dockerfile declares (ARG PYTHON_VERSION)")
+    parser.add_argument("--glibc", help="the glibc the Dockerfile declares (ARG GLIBC_VERSION)")
+    parser.add_argument("--compiler", default="none", help="the compiler the Dockerfile says its base ships "
+                        "(ARG COMPILER; 'none' for no compiler)")
     args = parser.parse_args(argv)
 
     failed = False
@@ -284,10 +393,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("PASS  pinned versions: every package installed by name matches requirements/constraints.txt")
     if not args.pins_only:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        python = args.python or IMAGE_PYTHON[args.image]
+        if not args.python or not args.glibc:
+            parser.error("--python and --glibc (the Dockerfile's PYTHON_VERSION and GLIBC_VERSION) are required")
         checks = [("tree", lambda: check_tree(args.root, args.image)),
-                  ("python", lambda: check_python(python)),
+                  ("python", lambda: check_python(args.python)),
+                  ("glibc", lambda: check_glibc(args.glibc)),
+                  ("requires_python", check_requires_python),
+                  ("compiler", lambda: check_compiler(args.compiler)),
                   ("tensorflow", lambda: check_tensorflow(args.expect_cuda))]
+        if args.expect_cuda:
+            checks.append(("cuda_libraries", check_cuda_libraries))
         if args.image == "gpu":
             checks += [("tfx", check_tfx), ("tfrs", check_tfrs), ("scann_ops", check_scann_ops),
                        ("project", lambda: check_project_packages(args.root))]

@@ -15,25 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "gpu_image"))
 import image_tree  # noqa: E402
-
-
-def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
-    out, current = [], ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        current += stripped
-        keyword, _, rest = current.partition(" ")
-        out.append((keyword.upper(), rest.strip()))
-        current = ""
-    return out
+from gpu_image.dockerfile import base_image, dockerfile_instructions  # noqa: E402,F401
 
 
 def _env_pairs(args: str) -> dict[str, str]:
@@ -57,9 +39,7 @@ class Image:
 
     @property
     def base(self) -> str:
-        args = dict(a.split("=", 1) for k, a in self.instructions if k == "ARG" and "=" in a)
-        base = next(a for k, a in self.instructions if k == "FROM")
-        return re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
+        return base_image(self.instructions)
 
     @property
     def command(self) -> list[str]:

@@ -42,7 +42,7 @@ SWAPPED = {
                                 "endpoint: gs:// is a local directory here",
     "TRAINYARD_PIPELINE_ROOT": "as TRAINYARD_ARTIFACTS_ROOT",
 }
-# And: the images' Python is 3.10, the rehearsal runs their trees with this machine's Python and the
+# And: the rehearsal runs the images' trees with this machine's Python (3.11, the images' too) and the
 # project's .venv, installed from the same requirements/constraints.txt; IAM, OIDC push tokens and
 # ingress are not checked by the emulators (tests/unit/test_terraform.py checks the grants statically).
 

@@ -271,7 +271,9 @@ def test_the_dockerfile_installs_the_serving_pins_and_checks_its_tree(image):
     assert "--image serving" in order[check] and "--skip" not in order[check]
     assert check > max(i for i, line in enumerate(order) if line.startswith("COPY"))
     assert image.env["PYTHONPATH"] == "/app" and image.workdir == "/app"
-    assert image.base.startswith("python:" + vi.IMAGE_PYTHON["serving"])
+    from gpu_image import image_pins
+
+    assert image.base == f"python:{image_pins.read_image_spec('serving').python}-slim-bookworm"
     assert image.command == ["python", "-m", vi.SERVING_MODULE]
     files = set(image.files())
     assert {"model_server/vertex.py", "model_server/savedmodel.py", "gpu_image/verify_image.py"} <= files

@@ -5,9 +5,9 @@ test_gpu.py passes its CPU checks here, submit_test_job.py builds the right Vert
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +19,7 @@ from google.cloud import aiplatform_v1
 from packaging.specifiers import SpecifierSet
 
 from gpu_image import submit_test_job as sj
-from gpu_image import image_tree
+from gpu_image import image_pins, image_tree
 from gpu_image import verify_image as vi
 from shared.domain.run_config import GPU_MACHINES
 
@@ -31,30 +31,11 @@ PINS = vi.constraint_pins(REQ / "constraints.txt")
 
 # --------------------------------------------------------------------------- Dockerfile parsing
 
-from tests.rehearsal.images import dockerfile_instructions, load as load_image  # noqa: E402
+from gpu_image.dockerfile import dockerfile_instructions, pip_install_commands  # noqa: E402
+from tests.rehearsal.images import load as load_image  # noqa: E402
 
 DATAFLOW_IMAGE = ROOT / "dataflow_image"
 DOCKERFILES = {"gpu": GPU_IMAGE / "Dockerfile", "dataflow": DATAFLOW_IMAGE / "Dockerfile"}
-
-
-def pip_install_commands(instructions: list[tuple[str, str]]) -> list[list[str]]:
-    """The argument lists of every `pip install` inside RUN instructions."""
-    commands = []
-    separators = {"&&", "||", ";", "|"}
-    for keyword, args in instructions:
-        if keyword != "RUN":
-            continue
-        tokens = shlex.split(args)
-        for i in range(len(tokens) - 1):
-            start = None
-            if tokens[i].endswith("pip") and tokens[i + 1] == "install":
-                start = i + 2
-            elif tokens[i:i + 3] == ["-m", "pip", "install"]:
-                start = i + 3
-            if start is not None:
-                end = next((j for j in range(start, len(tokens)) if tokens[j] in separators), len(tokens))
-                commands.append(tokens[start:end])
-    return commands
 
 
 OPTIONS_WITH_VALUE = {"-c", "-r", "--constraint", "--requirement", "-i", "--index-url", "--extra-index-url", "-f"}
@@ -90,21 +71,40 @@ def dockerfile():
     return dockerfile_instructions((GPU_IMAGE / "Dockerfile").read_text())
 
 
-def test_base_image_is_a_tf_2_15_python_3_10_dlc_matching_the_pins(dockerfile):
-    args = dict(a.split("=", 1) for k, a in dockerfile if k == "ARG" and "=" in a)
-    froms = [a for k, a in dockerfile if k == "FROM"]
-    assert froms == ["${BASE_IMAGE}"]
-    base = args["BASE_IMAGE"]
-    match = re.fullmatch(r"[a-z0-9.-]+/deeplearning-platform-release/(?:gcr\.io/)?tf2?-gpu\.(\d+)-(\d+)\.py(\d)(\d+)", base)
-    assert match, f"not a TensorFlow GPU Deep Learning Container: {base}"
-    tf_minor = f"{match.group(1)}.{match.group(2)}"
-    python = f"{match.group(3)}.{match.group(4)}"
-    assert tf_minor == "2.15"
-    assert PINS["tensorflow"].startswith(tf_minor + "."), f"base TF {tf_minor} vs pin {PINS['tensorflow']}"
-    assert python == "3.10"
+def test_base_image_is_python_the_dockerfile_declares_once_with_tensorflow_and_cuda_from_pip(dockerfile):
+    """N1: the GPU image runs the Python the one lock is for (the local environment's), stated once in an
+    ARG the FROM line and the build checks read; TensorFlow and CUDA come from the pins (and-cuda)."""
+    declared = image_pins.read_image_spec("gpu")
+    assert declared.python == "%d.%d" % sys.version_info[:2]  # the lock is a freeze of this Python
+    assert [a for k, a in dockerfile if k == "FROM"] == ["python:${PYTHON_VERSION}-bookworm"]
+    assert load_image(DOCKERFILES["gpu"]).base == f"python:{declared.python}-bookworm"
+    assert declared.compiler == "g++"  # the full image: pyfarmhash (TFDV) ships no Linux wheel
+    assert declared.glibc == "2.36"  # Debian 12 bookworm
+    assert declared.requirement_files == [REQ / "gpu.txt"] and declared.ignore_requires_python
+    assert "tensorflow[and-cuda]" in (REQ / "gpu.txt").read_text().split()
+    assert PINS["tensorflow"] == "2.15.1" and PINS["tfx"] == "1.15.0"
+    for name in ("nvidia-cudnn-cu12", "nvidia-cuda-runtime-cu12", "nvidia-nccl-cu12", "nvidia-cuda-nvcc-cu12"):
+        assert name in PINS, f"{name} (tensorflow[and-cuda]) is not pinned"
+    # tfx 1.15 caps Python below 3.11: the image overrides that knowingly, and the closure check allows it.
     tfx_requires = SpecifierSet(importlib.metadata.metadata("tfx")["Requires-Python"])
-    assert python in tfx_requires, f"tfx {PINS['tfx']} needs Python {tfx_requires}"
-    assert importlib.metadata.version("tfx") == PINS["tfx"]
+    assert declared.python not in tfx_requires and "tfx" in image_pins.KNOWN_PYTHON_CAPS
+
+
+@pytest.mark.parametrize("image", sorted(image_pins.DOCKERFILES))
+def test_every_image_states_its_python_and_glibc_once_and_checks_them_at_build_time(image):
+    text = (ROOT / image_pins.DOCKERFILES[image]).read_text()
+    instructions = dockerfile_instructions(text)
+    assert len(re.findall(r"^ARG PYTHON_VERSION=", text, re.M)) == 1
+    assert len(re.findall(r"^ARG GLIBC_VERSION=", text, re.M)) == 1
+    assert "${PYTHON_VERSION}" in next(a for k, a in instructions if k == "FROM")
+    assert not re.search(r"python_version=\"3|py3\d\d|python3\.\d+", text.split("FROM", 1)[1]), "a second Python literal"
+    check = next(a for k, a in instructions if k == "RUN" and "verify_image.py" in a)
+    assert '--python "${PYTHON_VERSION}"' in check and '--glibc "${GLIBC_VERSION}"' in check
+    assert '--compiler "${COMPILER}"' in check
+    # Re-declared after FROM, or the RUN line would see them empty (Docker's ARG scoping).
+    after_from = [a for k, a in instructions[[k for k, _ in instructions].index("FROM"):] if k == "ARG"]
+    assert {"PYTHON_VERSION", "GLIBC_VERSION", "COMPILER"} <= set(after_from)
+    assert "BASE_IMAGE" not in (ROOT / "cloudbuild.yaml").read_text()  # nothing overrides the base
 
 
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))
@@ -125,7 +125,7 @@ def test_the_dataflow_workers_match_the_launcher():
     base = load_image(DOCKERFILES["dataflow"]).base
     match = re.fullmatch(r"apache/beam_python(\d+\.\d+)_sdk:(.+)", base)
     assert match, f"not Beam's Python SDK image: {base}"
-    assert match.group(1) == "3.10" and load_image(DOCKERFILES["gpu"]).base.endswith(".py310")
+    assert match.group(1) == image_pins.read_image_spec("dataflow").python == image_pins.read_image_spec("gpu").python
     assert match.group(2) == PINS["apache-beam"]
     dataflow = dockerfile_instructions(DOCKERFILES["dataflow"].read_text())
     assert not [a for k, a in dataflow if k == "ENTRYPOINT"], "the boot program must stay the entrypoint"
@@ -467,8 +467,89 @@ def test_the_build_time_checks_pass_in_the_local_environment():
     """verify_image.py is what the Dockerfile runs; it must work before it costs a 12-minute build."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, str(GPU_IMAGE / "verify_image.py"), "--image", "gpu", "--skip", "tree",
-                             "--python", "%d.%d" % sys.version_info[:2]], capture_output=True, text=True,
-                            timeout=150, cwd=ROOT, env=env)
+                             "--python", "%d.%d" % sys.version_info[:2], "--glibc", LOCAL_GLIBC],
+                            capture_output=True, text=True, timeout=150, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    for name in ("pinned versions", "python", "tensorflow", "tfx", "tfrs", "scann_ops", "project"):
+    for name in ("pinned versions", "python", "glibc", "requires_python", "tensorflow", "tfx", "tfrs", "scann_ops",
+                 "project"):
         assert re.search(rf"^PASS  {name}:", result.stdout, re.M), result.stdout
+
+
+LOCAL_GLIBC = os.confstr("CS_GNU_LIBC_VERSION").split()[1]
+
+
+def test_the_build_fails_when_the_running_python_or_glibc_is_not_the_declared_one():
+    """A base image that is not what PYTHON_VERSION / GLIBC_VERSION say (the lock was checked for those)
+    fails the build instead of installing wheels for another target."""
+    running = "%d.%d" % sys.version_info[:2]
+    assert vi.check_python(running) == f"Python {sys.version.split()[0]}"
+    other = "3.10" if running != "3.10" else "3.12"
+    with pytest.raises(AssertionError, match=f"declares {other}"):
+        vi.check_python(other)
+    assert vi.check_glibc(LOCAL_GLIBC) == f"glibc {LOCAL_GLIBC}"
+    with pytest.raises(AssertionError, match="declares glibc 2.99"):
+        vi.check_glibc("2.99")
+    assert vi.check_compiler("none").startswith("no compiler declared")
+    with pytest.raises(AssertionError, match="no-such-cc"):
+        vi.check_compiler("no-such-cc")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(GPU_IMAGE / "verify_image.py"), "--image", "serving", "--skip",
+                             "tree,tensorflow,scann_ops,gcs,server", "--python", running, "--glibc", "2.17"],
+                            capture_output=True, text=True, timeout=150, cwd=ROOT, env=env)
+    assert result.returncode == 1 and re.search(r"^FAIL  glibc: .*declares glibc 2.17", result.stdout, re.M)
+    result = subprocess.run([sys.executable, str(GPU_IMAGE / "verify_image.py"), "--image", "serving", "--pins-only"],
+                            capture_output=True, text=True, timeout=150, cwd=ROOT, env=env)
+    assert result.returncode == 0  # --pins-only needs no target
+    result = subprocess.run([sys.executable, str(GPU_IMAGE / "verify_image.py"), "--image", "serving"],
+                            capture_output=True, text=True, timeout=150, cwd=ROOT, env=env)
+    assert result.returncode == 2 and "--python and --glibc" in result.stderr  # the Dockerfile must say
+
+
+def test_the_build_fails_on_an_installed_distribution_whose_requires_python_excludes_the_running_one():
+    """--ignore-requires-python installs anything; the build then admits only the TFX caps we override."""
+    class Dist:
+        def __init__(self, name, requires):
+            self.metadata, self.version = {"Name": name, "Requires-Python": requires}, "1.0"
+
+    dists = [Dist("tfx", ">=3.9,<3.11"), Dist("soupsieve", ">=3.11.5"), Dist("fastavro", ">=3.11"), Dist("six", None)]
+    assert vi.requires_python_problems(dists, "3.11.7") == []
+    assert vi.requires_python_problems(dists, "3.11.4") == ["soupsieve 1.0 requires Python >=3.11.5"]
+    assert vi.requires_python_problems(dists, "3.10.14") == ["fastavro 1.0 requires Python >=3.11",
+                                                             "soupsieve 1.0 requires Python >=3.11.5"]
+    assert vi.requires_python_problems() == []  # this environment, installed with the same flag
+
+
+def _fake_nvidia_tree(root: Path) -> Path:
+    """site-packages/nvidia as the and-cuda wheels lay it out, each library a real loadable ELF (a copy of
+    this Python's own C library dependency) and ptxas a program that runs."""
+    import ctypes.util
+
+    real = Path("/lib/x86_64-linux-gnu") / (ctypes.util.find_library("z") or "libz.so.1")
+    assert real.exists(), real
+    for package, soname in vi.CUDA_LIBRARIES:
+        (root / package / "lib").mkdir(parents=True, exist_ok=True)
+        (root / package / "lib" / soname).write_bytes(real.read_bytes())
+    ptxas = root / vi.PTXAS[0] / vi.PTXAS[1]
+    ptxas.parent.mkdir(parents=True)
+    ptxas.write_text("#!/bin/sh\necho 'ptxas: NVIDIA (R) Ptx optimizing assembler'\n")
+    ptxas.chmod(0o755)
+    return root
+
+
+def test_the_cuda_check_loads_each_library_where_tensorflow_looks_and_names_what_is_missing(tmp_path):
+    """MINOR (review 2): is_built_with_cuda() alone passes without any CUDA library; the build now also
+    dlopens the CUDA runtime, cuBLAS, cuDNN, cuFFT, cuSPARSE, cuSOLVER, CUPTI and NCCL (no driver needed)
+    from site-packages/nvidia beside tensorflow, and runs ptxas."""
+    assert vi.nvidia_root() == Path(importlib.util.find_spec("tensorflow").origin).parent.parent / "nvidia"
+    nvidia = _fake_nvidia_tree(tmp_path / "complete" / "nvidia")
+    assert vi.check_cuda_libraries(nvidia).startswith(f"{len(vi.CUDA_LIBRARIES)} CUDA/cuDNN/NCCL libraries load")
+    # Another tree: the loader remembers paths it has opened in this process.
+    nvidia = _fake_nvidia_tree(tmp_path / "broken" / "nvidia")
+    (nvidia / "cudnn" / "lib" / "libcudnn.so.8").unlink()
+    (nvidia / "nccl" / "lib" / "libnccl.so.2").write_text("not an ELF file")
+    (nvidia / "cuda_nvcc" / "bin" / "ptxas").unlink()
+    with pytest.raises(AssertionError) as failure:
+        vi.check_cuda_libraries(nvidia)
+    message = str(failure.value)
+    assert "cudnn/lib/libcudnn.so.8" in message and "nccl/lib/libnccl.so.2" in message and "cuda_nvcc/bin/ptxas" in message
+    assert "cublas/lib/libcublas.so.12" not in message

@@ -85,7 +85,7 @@ class VertexEndpoints(RegionalService):
                     on_started(operation.operation.name)
                 try:
                     operation.result(timeout=self.wait_s)
-                except (TimeoutError, concurrent.futures.TimeoutError):  # distinct before Python 3.11 (the images' 3.10)
+                except (TimeoutError, concurrent.futures.TimeoutError):  # distinct before Python 3.11; one name since
                     raise TransientError(f"deployment {operation.operation.name} still running; "
                                          "a redelivery will follow it") from None
                 except exceptions.GoogleAPICallError as exc:
