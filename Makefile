@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality
+.PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
@@ -13,8 +13,11 @@ setup:            ## install pinned Python dependencies into .venv, build the da
 tools:            ## offline infrastructure scanners (checkov) in their own venv
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
 
-test: setup tools ## the whole suite: unit, terraform, rehearsal of the deployment, integration (emulators), e2e, browser
-	@$(PY) -m pytest tests
+test: setup tools ## the whole suite: unit, terraform, rehearsal of the deployment, integration (emulators), e2e, browser; the images' pins beside it
+	@PY=$(PY) bash scripts/test_suite.sh
+
+test-images: setup ## each image's pinned closure resolved against the package index for its own Python and platform
+	@$(PY) -m pytest tests/images
 
 test-unit: setup
 	@$(PY) -m pytest tests/unit
