@@ -63,7 +63,7 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
         gpus = gpu["gpu_count"] * gpu.get("machine_count", 1)  # every machine of the Trainer holds gpu_count
         check = _PREFLIGHT.submit(sources.gpu_quota.check, settings.region, gpu["gpu_type"], gpus,
                                   gpu.get("preemptible", True)).result(timeout=settings.preflight_deadline_s)
-    except concurrent.futures.TimeoutError:  # distinct from the builtin before Python 3.11 (the images' 3.10)
+    except concurrent.futures.TimeoutError:  # distinct from the builtin before Python 3.11; kept explicit
         log.info("gpu quota pre-flight past its deadline", run_name=run.get("name"),
                  deadline_s=settings.preflight_deadline_s)
         return (f"GPU quota: not checked (the quota services did not answer within {settings.preflight_deadline_s:g} s); "
