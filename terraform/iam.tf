@@ -291,11 +291,11 @@ resource "google_bigquery_dataset_iam_member" "data_readers" {
 }
 
 # IAM grants take effect within about a minute, not at once: builds, pushes and services that first
-# use a fresh grant wait for it (the provider's own gen2 custom-build-account example waits 60 s,
-# `time_sleep.wait_60s` in resource_cloudfunctions2_function_generated_test.go). A change of the
+# use a fresh grant wait for it: policy changes "typically propagate in 2 minutes, but could potentially
+# take 7 minutes or longer" (https://cloud.google.com/iam/docs/access-change-propagation). A change of the
 # grants replaces this, so a new grant is waited for too.
 resource "time_sleep" "iam_propagation" {
-  create_duration = "60s"
+  create_duration = "120s"
 
   triggers = {
     grants = sha1(jsonencode([
