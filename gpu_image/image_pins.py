@@ -128,11 +128,11 @@ class ImageResult:
     seconds: float = 0.0
 
 
-def _python_from(args: dict[str, str], dockerfile: Path, name: str) -> str:
+def _declared_version(args: dict[str, str], dockerfile: Path, name: str, what: str) -> str:
+    """A major.minor version the Dockerfile declares as `ARG name=...` (the image's Python or glibc)."""
     value = args.get(name)
     if not value or not re.fullmatch(r"\d+\.\d+", value):
-        raise ValueError(f"{dockerfile}: no `ARG {name}=<major.minor>` declares the image's "
-                         f"{'Python' if name == 'PYTHON_VERSION' else 'glibc'} (found {value!r})")
+        raise ValueError(f"{dockerfile}: no `ARG {name}=<major.minor>` declares the image's {what} (found {value!r})")
     return value
 
 
@@ -142,8 +142,8 @@ def read_image_spec(image: str, root: Path = REPO_ROOT, python: Optional[str] = 
     dockerfile = root / DOCKERFILES[image]
     instructions = dockerfile_instructions(dockerfile.read_text())
     args = build_args(instructions)
-    python = python or _python_from(args, dockerfile, "PYTHON_VERSION")
-    glibc = glibc or _python_from(args, dockerfile, "GLIBC_VERSION")
+    python = python or _declared_version(args, dockerfile, "PYTHON_VERSION", "Python")
+    glibc = glibc or _declared_version(args, dockerfile, "GLIBC_VERSION", "glibc")
     compiler = compiler or args.get("COMPILER")
     if not compiler:
         raise ValueError(f"{dockerfile}: no `ARG COMPILER=<none|the C/C++ compiler the base ships>`")

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# What each image's Dockerfile installs with pip -r (tests/unit/test_gpu_image.py checks the Dockerfiles;
+# the Dockerfile is not in the image, so the build check cannot read it there).
 IMAGE_REQUIREMENT_FILES = {"gpu": ("gpu.txt",), "dataflow": ("dataflow.txt",), "serving": ("serving.txt",)}
 DOCKERIGNORE = {"gpu": "gpu_image/Dockerfile.dockerignore", "dataflow": "dataflow_image/Dockerfile.dockerignore",
                 "serving": "serving_image/Dockerfile.dockerignore"}
-# What each image's Dockerfile installs with pip -r (tests/unit/test_gpu_image.py checks the Dockerfiles).
 # The prediction container's entrypoint module (serving_image/Dockerfile CMD).
 SERVING_MODULE = "model_server.vertex"
 # Requires-Python caps the images override with --ignore-requires-python, each knowingly: TFX 1.15's

@@ -123,7 +123,6 @@ class TrainingParams(Strict):
 
 # Which machines hold which GPUs: shared/domain/gpu_machines.py (Compute Engine's and Vertex AI's tables).
 GPU_MACHINES = gpu_machines.DEFAULT_MACHINES  # the machine each GPU count gets when the run names none
-GPU_FAMILY = gpu_machines.FAMILY
 MAX_MACHINES = 16  # machines one Trainer job may span (chief + workers)
 GpuType = Literal["NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_A100"]
 
