@@ -137,6 +137,8 @@ class Dependencies:
     scheduler_jobs: object = None
     run_data: object = None
     dead_letters: object = None
+    # The caller's groups (e-mail -> group addresses), matched against a team's `group:` members.
+    groups_of: Callable[[str], Any] = lambda email: ()
 
     def __post_init__(self):
         if self.scheduler_jobs is None:

@@ -30,6 +30,14 @@ class Unauthenticated(TrainyardError):
     """HTTP 401."""
 
 
+class Forbidden(TrainyardError):
+    """The caller is known but lacks the role this needs (HTTP 403): the message names what is missing."""
+
+    def __init__(self, message: str, team: str | None = None, needed: str | None = None, role: str | None = None):
+        super().__init__(message)
+        self.team, self.needed, self.role = team, needed, role
+
+
 class TransientError(TrainyardError):
     """Worth retrying: the event is nacked so Pub/Sub redelivers it."""
 

@@ -14,6 +14,7 @@ table. `python -m shared.settings` prints the table (docs/settings.md is that ou
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -110,6 +111,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_ADMINS", "e-mail addresses (comma-separated, any case) of the operators the admin routes "
              "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody",
              "", (API,), TERRAFORM),
+    Variable("TRAINYARD_TEAMS", "the deployment's teams (JSON: name -> members and roles, model names, endpoints, "
+             "datasets, buckets, budget, schedule limits; shared/domain/teams.py, docs/security.md); unset: locally, "
+             "one `demo` team whose admin is the developer; in the cloud, no team (only TRAINYARD_ADMINS may act)",
+             "", (API, SUBMITTER, SCHEDULER, RUN_COMMANDS), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
@@ -310,6 +315,7 @@ class Settings:
     reconcile_command_after_s: float = 1800.0
     reconcile_interval_s: float = 60.0
     admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
+    teams: tuple = ()  # shared/domain/teams.Team, from TRAINYARD_TEAMS (or the local demo team)
 
     @property
     def progress_topic_path(self) -> str:
@@ -344,6 +350,7 @@ class Settings:
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
+            teams=_teams(read("TRAINYARD_TEAMS", environ), backend, get("TRAINYARD_DEV_IDENTITY")),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
             dev_token=read("TRAINYARD_DEV_TOKEN", environ),
             compiler=get("TRAINYARD_COMPILER"),
@@ -400,6 +407,20 @@ class Settings:
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
+
+
+def _teams(value: str, backend: str, dev_identity: str) -> tuple:
+    from shared.domain import teams
+    from shared.errors import FieldError
+
+    if not value:
+        return () if backend == "vertex" else teams.demo(dev_identity)
+    try:
+        return teams.parse(json.loads(value))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"TRAINYARD_TEAMS is not JSON: {exc}") from None
+    except FieldError as exc:
+        raise ValueError(f"TRAINYARD_TEAMS: {exc}") from None
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:

@@ -89,8 +89,10 @@ locals {
     TRAINYARD_SCHEDULER_BACKEND  = "cloud-scheduler"
     TRAINYARD_SCHEDULER_LOCATION = var.region
   }
+  # Who may do what (shared/domain/teams.py): every deployable that checks a team's role or limits.
+  teams_env = { TRAINYARD_TEAMS = jsonencode(var.teams) }
   environment = {
-    api = merge(local.cloud_env, local.scheduler_env, {
+    api = merge(local.cloud_env, local.scheduler_env, local.teams_env, {
       TRAINYARD_AUTH           = "google"
       TRAINYARD_AUTH_AUDIENCE  = join(",", local.api_audiences)
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
@@ -102,7 +104,7 @@ locals {
       TRAINYARD_FIREBASE_APP_ID      = google_firebase_web_app.dashboard.app_id
       TRAINYARD_FIREBASE_AUTH_DOMAIN = data.google_firebase_web_app_config.dashboard.auth_domain
     })
-    submitter = merge(local.cloud_env, {
+    submitter = merge(local.cloud_env, local.teams_env, {
       TRAINYARD_ARTIFACTS_ROOT           = "gs://${google_storage_bucket.artifacts.name}/training"
       TRAINYARD_SUBMIT_LEASE_SECONDS     = tostring(local.submit_lease_seconds)
       TRAINYARD_PIPELINE_ROOT            = "gs://${google_storage_bucket.pipeline_root.name}"
@@ -120,8 +122,8 @@ locals {
       TRAINYARD_SUBMIT_LEASE_SECONDS = tostring(local.submit_lease_seconds)
     })
     # A slot's run draws its run_number from the model's counter, as the API's runs do (shared/domain/run_numbers.py).
-    scheduler = merge(local.base_env, local.scheduler_env, { TRAINYARD_MODEL_NAME = coalesce(var.model_name, var.project_id) })
-    run_commands = merge(local.cloud_env, {
+    scheduler = merge(local.base_env, local.scheduler_env, local.teams_env, { TRAINYARD_MODEL_NAME = coalesce(var.model_name, var.project_id) })
+    run_commands = merge(local.cloud_env, local.teams_env, {
       TRAINYARD_SERVING_IMAGE = local.serving_image
       # Notifications link a run to the dashboard where people sign in: the public web entrance, not
       # trainyard-api, which Cloud Run IAM closes to a browser (review N11).

@@ -49,6 +49,38 @@ variable "admin_emails" {
   }
 }
 
+variable "teams" {
+  type = map(object({
+    members     = map(string)
+    model_names = optional(list(string), [])
+    endpoints   = optional(list(string), [])
+    datasets    = optional(list(string), [])
+    buckets     = optional(list(string), [])
+    budget = optional(object({
+      gpu_hours_per_month = optional(number)
+      usd_per_month       = optional(number)
+      max_gpus_per_run    = optional(number)
+      max_usd_per_run     = optional(number)
+    }), {})
+    schedules = optional(object({
+      min_interval_minutes = optional(number, 60)
+      max_active           = optional(number, 10)
+    }), {})
+  }))
+  description = "The teams sharing this deployment (docs/security.md, \"Teams and roles\"): per team, its members (user:, group: or serviceAccount: principals) with a role each (viewer, trainer, deployer, admin), the registry model names and endpoints it owns, the BigQuery datasets (project.dataset) and gs:// buckets it may read, its monthly budget and per-run caps, and its schedule limits. Handed to the services as TRAINYARD_TEAMS. Empty: only admin_emails may act."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for name, team in var.teams : can(regex("^[a-z][a-z0-9-]{0,29}$", name))])
+    error_message = "Team names are 1-30 lower-case letters, digits or '-', starting with a letter."
+  }
+  validation {
+    condition = alltrue(flatten([for team in var.teams : [for member, role in team.members :
+    contains(["viewer", "trainer", "deployer", "admin"], role) && can(regex("^((user|group|serviceAccount):)?[^@:\\s]+@[^@:\\s]+\\.[^@:\\s]+$", member))]]))
+    error_message = "Each member is user:EMAIL, group:EMAIL or serviceAccount:EMAIL with a role of viewer, trainer, deployer or admin."
+  }
+}
+
 variable "artifact_registry_repository" {
   type        = string
   description = "Artifact Registry docker repository holding the images (the Cloud Build substitution _REPOSITORY)."

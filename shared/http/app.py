@@ -10,7 +10,8 @@ from werkzeug.exceptions import HTTPException
 from shared.domain import runs
 from shared import log
 from shared.composition import Dependencies
-from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
+from shared.domain import teams
+from shared.errors import Conflict, FieldError, Forbidden, NotFound, TransientError, Unauthenticated
 from shared.http.action_routes import register_action_routes
 from shared.http.admin_routes import register_admin_routes
 from shared.http.dashboard_routes import register_dashboard_routes
@@ -50,6 +51,8 @@ def create_app(deps: Dependencies) -> Flask:
         if request.path in OPEN_ROUTES:
             return None
         g.identity = authenticate(request.headers, deps.settings)
+        # What the caller may do: their role on each team (shared/domain/teams.py); routes check it.
+        g.caller = teams.caller(g.identity, deps.settings.teams, deps.settings.admins, deps.groups_of(g.identity))
         return None
 
     register_guards(app)  # after identity: ids Firestore would refuse are a 404/400 (shared/http/guards.py)
@@ -61,6 +64,11 @@ def create_app(deps: Dependencies) -> Flask:
     @app.errorhandler(Unauthenticated)
     def unauthenticated(exc):
         return jsonify(success=False, error="unauthenticated", message=str(exc)), 401
+
+    @app.errorhandler(Forbidden)
+    def forbidden(exc: Forbidden):
+        return jsonify(success=False, error="forbidden", message=str(exc), team=exc.team, needed=exc.needed,
+                       role=exc.role), 403
 
     @app.errorhandler(NotFound)
     def not_found(exc):
