@@ -110,6 +110,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_ADMINS", "e-mail addresses (comma-separated, any case) of the operators the admin routes "
              "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody",
              "", (API,), TERRAFORM),
+    Variable("TRAINYARD_AUDIT_RETENTION_DAYS", "days an audit record (every state-changing API request: "
+             "GET /api/admin/audit) is kept before Firestore's TTL policy deletes it (terraform/firestore.tf, "
+             "var.audit_retention_days)", "400", (API,), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
@@ -310,6 +313,7 @@ class Settings:
     reconcile_command_after_s: float = 1800.0
     reconcile_interval_s: float = 60.0
     admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
+    audit_retention_days: int = 400
 
     @property
     def progress_topic_path(self) -> str:
@@ -344,6 +348,9 @@ class Settings:
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
+            audit_retention_days=_at_least_one(_number(get("TRAINYARD_AUDIT_RETENTION_DAYS"),
+                                                       "TRAINYARD_AUDIT_RETENTION_DAYS", int),
+                                               "TRAINYARD_AUDIT_RETENTION_DAYS"),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
             dev_token=read("TRAINYARD_DEV_TOKEN", environ),
             compiler=get("TRAINYARD_COMPILER"),

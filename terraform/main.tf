@@ -95,7 +95,9 @@ locals {
       TRAINYARD_AUTH_AUDIENCE  = join(",", local.api_audiences)
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
       TRAINYARD_ADMINS         = join(",", var.admin_emails) # the admin routes (shared/http/admin_routes.py)
-      TRAINYARD_MODEL_NAME     = coalesce(var.model_name, var.project_id)
+      # Each audit record's expire_at, which the TTL policy on audit_records (firestore.tf) acts on.
+      TRAINYARD_AUDIT_RETENTION_DAYS = tostring(var.audit_retention_days)
+      TRAINYARD_MODEL_NAME           = coalesce(var.model_name, var.project_id)
       # The page's Firebase web configuration (firebase.tf), handed to it by /training/config.json.
       TRAINYARD_FIREBASE_PROJECT_ID  = var.project_id
       TRAINYARD_FIREBASE_API_KEY     = data.google_firebase_web_app_config.dashboard.api_key

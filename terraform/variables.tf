@@ -127,6 +127,17 @@ variable "pipeline_root_retention_days" {
   }
 }
 
+variable "audit_retention_days" {
+  type        = number
+  description = "Days an audit record (every state-changing API request: who, which role, what, when, the result; GET /api/admin/audit) is kept before Firestore's TTL policy deletes it (firestore.tf). The API sets each record's expire_at from it (TRAINYARD_AUDIT_RETENTION_DAYS)."
+  default     = 400
+
+  validation {
+    condition     = var.audit_retention_days >= 1 && floor(var.audit_retention_days) == var.audit_retention_days
+    error_message = "audit_retention_days must be a whole number of days, at least 1."
+  }
+}
+
 variable "noncurrent_version_retention_days" {
   type        = number
   description = "Days a replaced or deleted object version is kept (both buckets are versioned)."

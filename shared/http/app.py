@@ -13,6 +13,7 @@ from shared.composition import Dependencies
 from shared.errors import Conflict, FieldError, NotFound, TransientError, Unauthenticated
 from shared.http.action_routes import register_action_routes
 from shared.http.admin_routes import register_admin_routes
+from shared.http.audit_trail import register_audit_trail
 from shared.http.dashboard_routes import register_dashboard_routes
 from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
@@ -52,6 +53,7 @@ def create_app(deps: Dependencies) -> Flask:
         g.identity = authenticate(request.headers, deps.settings)
         return None
 
+    register_audit_trail(app, deps)  # every POST/PUT/PATCH/DELETE under /api, refused ones too
     register_guards(app)  # after identity: ids Firestore would refuse are a 404/400 (shared/http/guards.py)
 
     @app.errorhandler(FieldError)
