@@ -59,6 +59,9 @@ def register_admin_routes(app: Flask, deps) -> None:
     def replay_dead_letters(topic):
         require_admin(g.identity, deps.settings)
         hold = dead_letters.hold_subscription(topic)
+        if topic not in topics.API_PUBLISHES:
+            raise Forbidden(f"the API's account may publish only to {', '.join(topics.API_PUBLISHES)}: replay {topic} "
+                            f"with your own credentials: trainyard admin dead-letters replay {topic} --direct")
         replayed = deps.dead_letters.replay(topic, _limit())
         log.info("dead letters replayed", by=g.identity, topic=topic, count=len(replayed),
                  replayed={letter.message_id: letter.replayed_as for letter in replayed})
