@@ -94,6 +94,20 @@ def test_refusals_are_recorded_400_404_409_and_403(repo, mallory):
     assert forbidden["actor"] == MALLORY and forbidden["status"] == 403 and "TRAINYARD_ADMINS" in forbidden["message"]
 
 
+def test_the_actor_is_the_verified_identity_never_a_claimed_one(repo, mallory):
+    """Not in the review: a caller names someone else in a header or the body; the record keeps who was
+    verified (an audit field the review found forgeable before C1: created_by, cancelled_by)."""
+    claimed = {**AUTH, "X-Goog-Authenticated-User-Email": "accounts.google.com:alice@example.com",
+               "X-Forwarded-User": "alice@example.com"}
+    mallory.post("/api/training-runs/tr-1/cancel", data=json.dumps({"cancelled_by": "alice@example.com"}),
+                 headers=claimed)
+    experiment = seed_catalog(repo)["experiment"]
+    mallory.post("/api/training-runs", data=json.dumps(run_body(experiment, created_by="alice@example.com")),
+                 headers=claimed)
+    assert [r["actor"] for r in records(repo)] == [MALLORY, MALLORY]
+    assert "alice" not in json.dumps(records(repo), default=str)
+
+
 def test_reads_are_not_recorded(repo, mallory):
     mallory.get("/api/training-runs", headers=AUTH)
     mallory.get("/api/vocabulary", headers=AUTH)
