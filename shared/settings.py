@@ -115,6 +115,9 @@ VARIABLES: tuple[Variable, ...] = (
              "datasets, buckets, budget, schedule limits; shared/domain/teams.py, docs/security.md); unset: locally, "
              "one `demo` team whose admin is the developer; in the cloud, no team (only TRAINYARD_ADMINS may act)",
              "", (API, SUBMITTER, SCHEDULER, RUN_COMMANDS), TERRAFORM),
+    Variable("TRAINYARD_AUDIT_RETENTION_DAYS", "days an audit record (every state-changing API request: "
+             "GET /api/admin/audit) is kept before Firestore's TTL policy deletes it (terraform/firestore.tf, "
+             "var.audit_retention_days)", "400", (API,), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
@@ -316,6 +319,7 @@ class Settings:
     reconcile_interval_s: float = 60.0
     admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
     teams: tuple = ()  # shared/domain/teams.Team, from TRAINYARD_TEAMS (or the local demo team)
+    audit_retention_days: int = 400
 
     @property
     def progress_topic_path(self) -> str:
@@ -351,6 +355,9 @@ class Settings:
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
             teams=_teams(read("TRAINYARD_TEAMS", environ), backend, get("TRAINYARD_DEV_IDENTITY")),
+            audit_retention_days=_at_least_one(_number(get("TRAINYARD_AUDIT_RETENTION_DAYS"),
+                                                       "TRAINYARD_AUDIT_RETENTION_DAYS", int),
+                                               "TRAINYARD_AUDIT_RETENTION_DAYS"),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
             dev_token=read("TRAINYARD_DEV_TOKEN", environ),
             compiler=get("TRAINYARD_COMPILER"),

@@ -53,7 +53,44 @@ locals {
       collection = "training_schedules"
       fields     = [["status", "ASCENDING"], ["next_run_at", "ASCENDING"]]
     }
+    # The audit trail (GET /api/admin/audit, shared/adapters/repository.py list_audit): each filter, newest
+    # first. Several filters at once are served by merging these (Firestore's index merging for equality
+    # filters with one order: https://firebase.google.com/docs/firestore/query-data/index-overview).
+    "audit_records-actor-at" = {
+      collection = "audit_records"
+      fields     = [["actor", "ASCENDING"], ["at", "DESCENDING"]]
+    }
+    "audit_records-team-at" = {
+      collection = "audit_records"
+      fields     = [["team", "ASCENDING"], ["at", "DESCENDING"]]
+    }
+    "audit_records-action-at" = {
+      collection = "audit_records"
+      fields     = [["action", "ASCENDING"], ["at", "DESCENDING"]]
+    }
+    "audit_records-outcome-at" = {
+      collection = "audit_records"
+      fields     = [["outcome", "ASCENDING"], ["at", "DESCENDING"]]
+    }
+    "audit_records-status-at" = {
+      collection = "audit_records"
+      fields     = [["status", "ASCENDING"], ["at", "DESCENDING"]]
+    }
   }
+}
+
+# Audit records expire: Firestore's TTL policy deletes a record once its expire_at (the API sets it
+# TRAINYARD_AUDIT_RETENTION_DAYS = var.audit_retention_days after the request) has passed, typically
+# within a day of it (https://firebase.google.com/docs/firestore/ttl). The field is not queried, so it
+# is kept out of the single-field indexes (a timestamp rising with every write would hotspot them).
+resource "google_firestore_field" "audit_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "audit_records"
+  field      = "expire_at"
+
+  ttl_config {}
+  index_config {}
 }
 
 resource "google_firestore_database" "default" {

@@ -81,10 +81,12 @@ locals {
 
   # Topic-level publishers (topic name => who may publish).
   topic_publishers = {
-    # The API publishes run-submit, run-commands and schedule-trigger itself; an admin's dead-letter replay
-    # (POST /api/admin/dead-letters/{topic}/replay, shared/http/admin_routes.py) republishes onto any topic. Its
-    # pull from each <topic>-dead-letter-hold is granted in dead_letters.tf.
-    api       = ["run-submit", "run-commands", "schedule-trigger", "pipeline-events", "training-progress", "reconcile"]
+    # The API publishes run-submit and run-commands, and its Cloud Scheduler jobs target schedule-trigger
+    # (shared/contract/topics.py API_PUBLISHES); an admin's dead-letter replay through the API republishes onto
+    # those only (security review LOW: it could publish to every topic). The other topics' holds are replayed
+    # with an operator's own credentials (`trainyard admin dead-letters replay TOPIC --direct`). Its pull from
+    # each <topic>-dead-letter-hold (listing) is granted in dead_letters.tf.
+    api       = ["run-submit", "run-commands", "schedule-trigger"]
     scheduler = ["run-submit"]
     # Wherever a run moves (shared/services/lifecycle.py) what follows may publish: a schedule's queued run
     # released (run-submit), a deploy after training and the run's notifications (run-commands). The

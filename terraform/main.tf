@@ -16,9 +16,12 @@ locals {
 
   # The images cloudbuild.yaml builds and pushes (one tag for all: they come from one commit).
   image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_registry_repository}"
-  gpu_image        = "${local.image_repository}/${var.gpu_image_name}:${var.image_tag}"
-  dataflow_image   = "${local.image_repository}/${var.dataflow_image_name}:${var.image_tag}"
-  serving_image    = coalesce(var.serving_image, "${local.image_repository}/${var.serving_image_name}:${var.image_tag}")
+  # image_tag is null only for the first, targeted apply (docs/deploy.md step 6), which runs none of these;
+  # terraform_data.image_tag_is_set stops a full apply without it.
+  image_tag      = coalesce(var.image_tag, "unset")
+  gpu_image      = "${local.image_repository}/${var.gpu_image_name}:${local.image_tag}"
+  dataflow_image = "${local.image_repository}/${var.dataflow_image_name}:${local.image_tag}"
+  serving_image  = coalesce(var.serving_image, "${local.image_repository}/${var.serving_image_name}:${local.image_tag}")
 
   # The same names as shared/contract/topics.py.
   topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands", "reconcile"]
@@ -27,6 +30,7 @@ locals {
     "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
+    "billingbudgets.googleapis.com", # the Cloud Billing budget (budget.tf), when billing_account is set
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudquotas.googleapis.com",
@@ -97,7 +101,9 @@ locals {
       TRAINYARD_AUTH_AUDIENCE  = join(",", local.api_audiences)
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
       TRAINYARD_ADMINS         = join(",", var.admin_emails) # the admin routes (shared/http/admin_routes.py)
-      TRAINYARD_MODEL_NAME     = coalesce(var.model_name, var.project_id)
+      # Each audit record's expire_at, which the TTL policy on audit_records (firestore.tf) acts on.
+      TRAINYARD_AUDIT_RETENTION_DAYS = tostring(var.audit_retention_days)
+      TRAINYARD_MODEL_NAME           = coalesce(var.model_name, var.project_id)
       # The page's Firebase web configuration (firebase.tf), handed to it by /training/config.json.
       TRAINYARD_FIREBASE_PROJECT_ID  = var.project_id
       TRAINYARD_FIREBASE_API_KEY     = data.google_firebase_web_app_config.dashboard.api_key
@@ -162,4 +168,17 @@ resource "google_project_service_identity" "cloudscheduler" {
   service = "cloudscheduler.googleapis.com"
 
   depends_on = [google_project_service.enabled]
+}
+
+# A full apply deploys the images: it needs the immutable tag the build pushed (security review LOW: the
+# default was the mutable `latest`). The first, targeted apply (docs/deploy.md step 6) does not include this.
+resource "terraform_data" "image_tag_is_set" {
+  input = var.image_tag
+
+  lifecycle {
+    precondition {
+      condition     = var.image_tag != null
+      error_message = "Set image_tag to the tag `gcloud builds submit` pushed (docs/deploy.md step 7): terraform -chdir=terraform output -raw image_build_command prints the build."
+    }
+  }
 }

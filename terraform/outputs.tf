@@ -107,3 +107,8 @@ output "image_build_command" {
     "--substitutions=_PROJECT_ID=${var.project_id},_REGION=${var.region},_REPOSITORY=${var.artifact_registry_repository},_GPU_IMAGE=${var.gpu_image_name},_DATAFLOW_IMAGE=${var.dataflow_image_name},_SERVING_IMAGE=${var.serving_image_name},_TAG=$(git rev-parse --short HEAD) .",
   ])
 }
+
+output "budget_alert_topic" {
+  description = "The Pub/Sub topic Cloud Billing publishes budget alerts to (JSON, schema 1.0), or null without billing_account."
+  value       = local.budget_enabled ? google_pubsub_topic.budget_alerts[0].id : null
+}

@@ -107,8 +107,14 @@ variable "serving_image_name" {
 
 variable "image_tag" {
   type        = string
-  description = "Tag of the images, as cloudbuild.yaml pushes them (_TAG: the commit). Pin a build; `latest` does not redeploy on a new push."
-  default     = "latest"
+  description = "Tag of the images, as cloudbuild.yaml pushes them (_TAG: the commit, docs/deploy.md step 7). Null (the default) is enough for the first, targeted apply that makes the repository and the build account; the full apply refuses to run without it. `latest` is refused: it is mutable (any later push changes what the services and every registered model run) and does not redeploy."
+  default     = null
+
+  validation {
+    # Docker's tag grammar (https://docs.docker.com/reference/cli/docker/image/tag/): up to 128 of [A-Za-z0-9_.-], not starting with . or -.
+    condition     = var.image_tag == null || (can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag)) && var.image_tag != "latest")
+    error_message = "image_tag must be the tag `gcloud builds submit` pushed (e.g. the short commit), not latest: a mutable tag lets any later push change what runs."
+  }
 }
 
 variable "serving_image" {
@@ -156,6 +162,17 @@ variable "pipeline_root_retention_days" {
     # Below the cache margin every retry runs uncached; that is allowed, but a whole number of days is required.
     condition     = var.pipeline_root_retention_days >= 1 && floor(var.pipeline_root_retention_days) == var.pipeline_root_retention_days
     error_message = "pipeline_root_retention_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "audit_retention_days" {
+  type        = number
+  description = "Days an audit record (every state-changing API request: who, which role, what, when, the result; GET /api/admin/audit) is kept before Firestore's TTL policy deletes it (firestore.tf). The API sets each record's expire_at from it (TRAINYARD_AUDIT_RETENTION_DAYS)."
+  default     = 400
+
+  validation {
+    condition     = var.audit_retention_days >= 1 && floor(var.audit_retention_days) == var.audit_retention_days
+    error_message = "audit_retention_days must be a whole number of days, at least 1."
   }
 }
 
@@ -285,5 +302,49 @@ variable "build_region" {
   validation {
     condition     = contains(["global", "us-central1", "us-west2", "europe-west1", "asia-east1", "australia-southeast1", "southamerica-east1"], var.build_region)
     error_message = "build_region must be global or one of the regions every project may build in: us-central1, us-west2, europe-west1, asia-east1, australia-southeast1, southamerica-east1."
+  }
+}
+
+variable "billing_account" {
+  type        = string
+  description = "Billing account id (XXXXXX-XXXXXX-XXXXXX) of the project: set it to create a monthly Cloud Billing budget on this project with alerts (budget.tf). The applying account needs billing.budgets.create on it (e.g. roles/billing.costsManager). Null: no budget."
+  default     = null
+
+  validation {
+    condition     = var.billing_account == null || can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_account))
+    error_message = "billing_account must be a billing account id such as 012345-6789AB-CDEF01 (no billingAccounts/ prefix)."
+  }
+}
+
+variable "monthly_budget" {
+  type        = number
+  description = "The project's monthly budget, in whole units of the billing account's currency (e.g. 5000); required with billing_account. Alerts fire at budget_thresholds of it and when the month's forecast reaches it."
+  default     = null
+
+  validation {
+    condition     = var.monthly_budget == null || (try(var.monthly_budget >= 1, false) && try(floor(var.monthly_budget) == var.monthly_budget, false))
+    error_message = "monthly_budget must be a whole amount, at least 1."
+  }
+}
+
+variable "budget_thresholds" {
+  type        = list(number)
+  description = "Fractions of monthly_budget at which the budget alerts (actual spend), e.g. [0.5, 0.9, 1.0]."
+  default     = [0.5, 0.9, 1.0]
+
+  validation {
+    condition     = length(var.budget_thresholds) >= 1 && alltrue([for t in var.budget_thresholds : t > 0 && t <= 10])
+    error_message = "budget_thresholds: at least one fraction, each above 0 and at most 10 (1.0 is the whole budget)."
+  }
+}
+
+variable "budget_alert_emails" {
+  type        = list(string)
+  description = "E-mail addresses told when a budget threshold is crossed (Cloud Monitoring e-mail channels; Cloud Billing allows at most 5), besides the billing account's administrators and users."
+  default     = []
+
+  validation {
+    condition     = length(var.budget_alert_emails) <= 5 && alltrue([for email in var.budget_alert_emails : can(regex("^[^@,\\s]+@[^@,\\s]+$", email))])
+    error_message = "budget_alert_emails: at most 5 plain e-mail addresses."
   }
 }

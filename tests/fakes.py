@@ -23,6 +23,8 @@ class InMemoryRepository:
         self.counters: dict[str, int] = {}
         self.schedules: dict[str, dict] = {}
         self.statuses: dict[str, dict] = {}
+        self.audit: dict[str, dict] = {}
+        self.fail_audit: Optional[Exception] = None  # the next audit writes raise this
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -152,6 +154,20 @@ class InMemoryRepository:
         items = [d for d in self.schedules.values()
                  if d["status"] == "active" and d.get("next_run_at") and d["next_run_at"] <= before]
         return copy.deepcopy(sorted(items, key=lambda d: d["next_run_at"])[:limit])
+
+    def add_audit(self, doc):
+        if self.fail_audit:
+            raise self.fail_audit
+        with self.lock:
+            if doc["id"] in self.audit:
+                raise ValueError(f"audit record {doc['id']} exists")
+            self.audit[doc["id"]] = copy.deepcopy(doc)
+
+    def list_audit(self, query, limit):
+        from shared.domain.audit import matches
+
+        found = [d for d in self.audit.values() if matches(d, query)]
+        return copy.deepcopy(sorted(found, key=lambda d: (d["at"], d["id"]), reverse=True)[:limit])
 
 
 class FakePublisher:

@@ -22,6 +22,11 @@ deployment's TRAINYARD_ADMINS); with --direct it goes straight to Pub/Sub with y
 instead (GOOGLE_CLOUD_PROJECT; PUBSUB_EMULATOR_HOST locally), for when the API itself is down. Every
 consumer is idempotent, so a replay is safe to repeat.
 
+`admin audit` shows the audit trail (admins only): every state-changing request, refused ones included,
+newest first — who, which role on which team, what, when, the result. Filter with --actor, --team,
+--action 'POST /api/training-runs/<run_id>/cancel', --result ok|refused|failed|403, --since/--until
+(ISO 8601); --cursor continues where the previous page stopped.
+
 The API URL comes from TRAINYARD_API_URL (default the local stack), the identity from TRAINYARD_TOKEN
 (default: the local developer token on localhost, else `gcloud auth print-identity-token`).
 """
@@ -102,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_commands.register(groups, common)
     catalog_commands.register(groups, common)
 
-    admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters)").add_subparsers(
+    admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters, the audit trail)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
     common(admin.add_parser("reconciler", help="what the reconciler checked and repaired")).set_defaults(
         handler=show_reconciler)
@@ -116,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--direct", action="store_true",
                             help="straight to Pub/Sub with your own credentials, not through the API")
         action.set_defaults(handler=dead_letters)
+
+    trail = common(admin.add_parser("audit", help="who did what: every state-changing request, newest first"))
+    trail.add_argument("--actor", help="an e-mail, or 'unauthenticated'")
+    trail.add_argument("--team")
+    trail.add_argument("--action", help="method and route, e.g. 'POST /api/training-runs/<run_id>/cancel'")
+    trail.add_argument("--result", help="ok, refused, failed, or an HTTP status such as 403")
+    trail.add_argument("--since", help="ISO 8601 time (inclusive)")
+    trail.add_argument("--until", help="ISO 8601 time (exclusive)")
+    trail.add_argument("--limit", type=int, default=50)
+    trail.add_argument("--cursor", help="the next page (printed under the table)")
+    trail.set_defaults(handler=show_audit)
 
     common(groups.add_parser("vocabulary", help="the API's statuses, stages, metrics, GPU types and which action "
                                                 "a run offers in which status")).set_defaults(handler=show_vocabulary)
@@ -151,6 +167,25 @@ def show_reconciler(args, client, ui) -> int:
             ui.line(f"  {fmt.relative(repair.get('at'))}  {repair.get('run_id')}  {repair.get('action')}")
 
     ui.result(status, human)
+    return 0
+
+
+AUDIT_COLUMNS = [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"), ("path_params", "PARAMS", fmt.pairs),
+                 ("authorization", "ROLE", lambda a: f"{a.get('role')}@{a.get('team')}" if a else ""),
+                 ("status", "RESULT", str), ("error", "ERROR", lambda e: e or "")]
+
+
+def show_audit(args, client, ui) -> int:
+    """`admin audit`: GET /api/admin/audit (admins only) — the audit trail, filtered, newest first."""
+    data = client.get("/api/admin/audit", actor=args.actor, team=args.team, action=args.action, result=args.result,
+                      since=args.since, until=args.until, limit=args.limit, cursor=args.cursor)
+
+    def human(d):
+        ui.table(d["records"], AUDIT_COLUMNS)
+        if d.get("next_cursor"):
+            ui.line(f"more: --cursor {d['next_cursor']}")
+
+    ui.result(data, human)
     return 0
 
 

@@ -112,3 +112,8 @@ def fields(pairs: list[tuple[str, Any]], formatter: Callable[[Any], str] = metri
     """'key: value' lines for the values that are set."""
     return [f"{key}: {formatter(value) if not isinstance(value, str) else value}"
             for key, value in pairs if value not in (None, "", [], {})]
+
+
+def pairs(value: Any) -> str:
+    """A mapping as k=v k=v (an audit record's path parameters)."""
+    return " ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else ""

@@ -25,6 +25,7 @@ SCHEDULES = "training_schedules"
 HISTORY = "history"
 COUNTERS = "counters"
 STATUS = "trainyard_status"  # status/reconciler: what the reconciler checked and repaired
+AUDIT = "audit_records"  # the audit trail (shared/domain/audit.py); expire_at is its TTL field (terraform/firestore.tf)
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
@@ -81,6 +82,13 @@ class Repository(Protocol):
         (The reconciler keeps its passes there: shared/services/reconcile.py.)"""
 
     def get_status(self, name: str) -> Optional[dict]: ...
+
+    def add_audit(self, doc: dict) -> None:
+        """Store one audit record under doc["id"] (shared/domain/audit.py)."""
+
+    def list_audit(self, query, limit: int) -> list[dict]:
+        """Audit records matching an audit.Query (equality filters, since <= at < until, after the cursor),
+        newest first (at, then id, descending)."""
 
 
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
@@ -359,3 +367,28 @@ class FirestoreRepository:
     def get_status(self, name: str) -> Optional[dict]:
         snap = self.db.collection(STATUS).document(name).get()
         return snap.to_dict() if snap.exists else None
+
+    # ------------------------------------------------------------------ the audit trail
+
+    def add_audit(self, doc: dict) -> None:
+        self.db.collection(AUDIT).document(doc["id"]).create(doc)
+
+    def list_audit(self, query, limit: int) -> list[dict]:
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        # Equality filters, a range on `at` and the order by `at`: served by the (filter, at desc)
+        # composite indexes of terraform/firestore.tf (several filters at once by index merging).
+        found = self.db.collection(AUDIT)
+        for field, value in query.filters.items():
+            found = found.where(filter=FieldFilter(field, "==", value))
+        if query.since:
+            found = found.where(filter=FieldFilter("at", ">=", query.since))
+        if query.until:
+            found = found.where(filter=FieldFilter("at", "<", query.until))
+        found = found.order_by("at", direction=firestore.Query.DESCENDING).order_by(
+            "__name__", direction=firestore.Query.DESCENDING)
+        if query.after:
+            found = found.start_after({"at": query.after[0],
+                                       "__name__": self.db.collection(AUDIT).document(query.after[1])})
+        return [snap.to_dict() for snap in found.limit(limit).stream()]

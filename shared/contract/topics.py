@@ -8,6 +8,11 @@ RUN_COMMANDS = "run-commands"  # {run_id, command, ...}: cancel, deploy, push-an
 RECONCILE = "reconcile"  # {}: Cloud Scheduler / the local ticker, every few minutes (shared/services/reconcile.py)
 
 ALL = (RUN_SUBMIT, PIPELINE_EVENTS, TRAINING_PROGRESS, SCHEDULE_TRIGGER, RUN_COMMANDS, RECONCILE)
+# What the API's account may publish to (terraform/iam.tf local.topic_publishers): its own messages (runs to
+# submit, run commands) and schedule-trigger, which its Cloud Scheduler jobs target. Only those it can
+# replay from a dead-letter hold; the others are replayed with an operator's own credentials
+# (`trainyard admin dead-letters replay TOPIC --direct`). Security review LOW "IAM breadth".
+API_PUBLISHES = (RUN_SUBMIT, RUN_COMMANDS, SCHEDULE_TRIGGER)
 
 
 def dead_letter(topic: str) -> str:

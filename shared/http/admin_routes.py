@@ -1,7 +1,10 @@
-"""Admin-only routes: what Pub/Sub dead-lettered, listed and replayed (shared/adapters/dead_letters.py).
+"""Admin-only routes: what Pub/Sub dead-lettered, listed and replayed (shared/adapters/dead_letters.py), and
+the audit trail (shared/domain/audit.py).
 
     GET  /api/admin/dead-letters/{topic}?limit=N         what `<topic>-dead-letter-hold` keeps (nothing consumed)
     POST /api/admin/dead-letters/{topic}/replay?limit=N  republish up to N onto the topic, then acknowledge each
+    GET  /api/admin/audit?actor=&team=&action=&result=&since=&until=&limit=&cursor=
+                                                         who did what, newest first
 
 Who is an admin: the caller's verified e-mail (shared/http/identity.py: a Google ID token behind Cloud Run
 IAM, a Firebase ID token verified in full, or the local developer identity) is one of TRAINYARD_ADMINS,
@@ -20,7 +23,9 @@ from werkzeug.exceptions import Forbidden
 from shared.adapters import dead_letters
 from shared import log
 from shared.contract import topics
+from shared.domain import audit
 from shared.errors import FieldError
+from shared.services import audit_trail
 
 DEFAULT_LIMIT = 10
 
@@ -54,11 +59,19 @@ def register_admin_routes(app: Flask, deps) -> None:
     def replay_dead_letters(topic):
         require_admin(g.identity, deps.settings)
         hold = dead_letters.hold_subscription(topic)
+        if topic not in topics.API_PUBLISHES:
+            raise Forbidden(f"the API's account may publish only to {', '.join(topics.API_PUBLISHES)}: replay {topic} "
+                            f"with your own credentials: trainyard admin dead-letters replay {topic} --direct")
         replayed = deps.dead_letters.replay(topic, _limit())
         log.info("dead letters replayed", by=g.identity, topic=topic, count=len(replayed),
                  replayed={letter.message_id: letter.replayed_as for letter in replayed})
         return jsonify(success=True, topic=topic, subscription=hold,
                        dead_letters=[asdict(letter) for letter in replayed])
+
+    @app.get("/api/admin/audit")
+    def list_audit():
+        require_admin(g.identity, deps.settings)
+        return jsonify(success=True, **audit_trail.list_records(deps.repo, request.args.to_dict()))
 
 
 def openapi_paths(response, errors) -> dict:
@@ -77,7 +90,34 @@ def openapi_paths(response, errors) -> dict:
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                     "maximum": dead_letters.MAX_LIMIT, "default": DEFAULT_LIMIT}}]
     refused = errors(400, 401, 403, 404, 503)
+    record = {"type": "object", "required": ["id", "at", "actor", "method", "action", "status", "outcome"], "properties": {
+        "id": {"type": "string"}, "at": {"type": "string", "description": "when (ISO 8601)"},
+        "actor": {"type": "string", "description": "the verified e-mail, or 'unauthenticated' (see reason)"},
+        "reason": {"type": ["string", "null"], "description": "why the identity was refused"},
+        "authorization": {"type": ["object", "null"], "description": "the role checked: team, role, needed"},
+        "team": {"type": ["string", "null"]}, "method": {"type": "string"},
+        "route": {"type": ["string", "null"], "description": "the route rule, e.g. /api/training-runs/<run_id>/cancel"},
+        "action": {"type": "string", "description": "method and route rule"}, "path": {"type": "string"},
+        "path_params": {"type": "object", "additionalProperties": {"type": "string"}},
+        "status": {"type": "integer"}, "outcome": {"type": "string", "enum": list(audit.OUTCOMES)},
+        "error": {"type": ["string", "null"]}, "created": {"type": ["string", "null"]},
+        "fields": {"type": "array", "items": {"type": "string"}, "description": "a 400's fields"},
+        "message": {"type": "string", "description": "the refusal's message (not for a 400)"}}}
+    audit_answer = {"type": "object", "required": ["success", "records", "limit", "next_cursor"], "properties": {
+        "success": {"type": "boolean"}, "records": {"type": "array", "items": record},
+        "limit": {"type": "integer"}, "next_cursor": {"type": ["string", "null"]}}}
+    audit_parameters = [{"name": name, "in": "query", "schema": {"type": "string"}, "description": text} for name, text in (
+        ("actor", "an e-mail, or 'unauthenticated'"), ("team", "a team"),
+        ("action", "method and route rule, e.g. 'POST /api/training-runs/<run_id>/cancel'"),
+        ("result", "ok, refused, failed, or an HTTP status"), ("since", "ISO 8601, inclusive"),
+        ("until", "ISO 8601, exclusive"), ("cursor", "next_cursor of the previous page"))]
+    audit_parameters.append({"name": "limit", "in": "query", "schema": {
+        "type": "integer", "minimum": 1, "maximum": audit.MAX_LIMIT, "default": audit.DEFAULT_LIMIT}})
     return {
+        "/api/admin/audit": {"get": {
+            "summary": "Admin: the audit trail of state-changing requests (refused ones included), newest first",
+            "parameters": audit_parameters,
+            "responses": {"200": response("audit records", audit_answer), **errors(400, 401, 403, 503)}}},
         "/api/admin/dead-letters/{topic}": {"get": {
             "summary": "Admin: the messages Pub/Sub gave up delivering on a topic (its dead-letter hold), "
                        "shown without consuming them",

@@ -14,6 +14,7 @@ from shared.domain import teams
 from shared.errors import Conflict, FieldError, Forbidden, NotFound, TransientError, Unauthenticated
 from shared.http.action_routes import register_action_routes
 from shared.http.admin_routes import register_admin_routes
+from shared.http.audit_trail import register_audit_trail
 from shared.http.dashboard_routes import register_dashboard_routes
 from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
@@ -55,6 +56,7 @@ def create_app(deps: Dependencies) -> Flask:
         g.caller = teams.caller(g.identity, deps.settings.teams, deps.settings.admins, deps.groups_of(g.identity))
         return None
 
+    register_audit_trail(app, deps)  # every POST/PUT/PATCH/DELETE under /api, refused ones too
     register_guards(app)  # after identity: ids Firestore would refuse are a 404/400 (shared/http/guards.py)
 
     @app.errorhandler(FieldError)

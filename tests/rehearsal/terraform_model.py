@@ -162,6 +162,10 @@ def _computed(rtype: str, args: dict) -> dict:
     if rtype == "google_project_service_identity":
         # Provider issue 18649: can be empty; nothing in terraform/ may rely on it.
         return {"email": _after_apply(""), "member": _after_apply("")}
+    if rtype == "google_monitoring_notification_channel":
+        # Cloud Monitoring assigns the channel's id when it creates it.
+        channel = _after_apply(f"projects/{project}/notificationChannels/rehearsal")
+        return {"id": channel, "name": channel}
     if rtype == "google_storage_bucket_object":
         return {"media_link": _after_apply("")}
     if rtype == "google_firebase_web_app":

@@ -210,7 +210,8 @@ def test_run_commands_cancels_the_pipeline_job_and_the_trainers_custom_job(cloud
 def test_an_admin_replays_a_dead_letter_through_the_api_as_its_terraform_identity(cloud):
     """The admin routes as deployed: an operator of var.admin_emails sees what a topic dead-lettered and
     replays it — the API pulls the hold and publishes as its own account (the next test checks that
-    Terraform grants it); someone else of the organisation is refused 403."""
+    Terraform grants it); someone else of the organisation is refused 403. A topic the API's account may
+    not publish to (reconcile: security review LOW "IAM breadth") is refused 403 too, its hold untouched."""
     from google.cloud import pubsub_v1
 
     from tests.identity_tokens import delivered_token
@@ -220,11 +221,15 @@ def test_an_admin_replays_a_dead_letter_through_the_api_as_its_terraform_identit
     admin = env["TRAINYARD_ADMINS"].split(",")[0]
     assert admin, "the example tfvars name an operator in admin_emails"
     client = pubsub_v1.PublisherClient()
-    lost = client.publish(client.topic_path(cloud.project, topics.dead_letter(topics.RECONCILE)),
-                          b"{}").result(timeout=30)  # a reconcile tick, as Pub/Sub forwards what it gave up on
+    # A trigger of a schedule that no longer exists (its consumer acknowledges it), as Pub/Sub forwards
+    # what it gave up on, and a reconcile tick.
+    lost = client.publish(client.topic_path(cloud.project, topics.dead_letter(topics.SCHEDULE_TRIGGER)),
+                          json.dumps({"schedule_id": "ts-gone"}).encode(), schedule_id="ts-gone").result(timeout=30)
+    tick = client.publish(client.topic_path(cloud.project, topics.dead_letter(topics.RECONCILE)),
+                          b"{}").result(timeout=30)
 
-    def call(method: str, email: str, path: str):
-        return requests.request(method, f"{url}/api/admin/dead-letters/{topics.RECONCILE}{path}", timeout=60,
+    def call(method: str, email: str, path: str, topic: str = topics.SCHEDULE_TRIGGER):
+        return requests.request(method, f"{url}/api/admin/dead-letters/{topic}{path}", timeout=60,
                                 params={"limit": 10}, headers={"Authorization": f"Bearer {delivered_token(email, aud=audience)}"})
 
     refused = call("POST", f"ana@{env['TRAINYARD_ALLOWED_DOMAIN']}", "/replay")
@@ -233,8 +238,16 @@ def test_an_admin_replays_a_dead_letter_through_the_api_as_its_terraform_identit
     assert held.status_code == 200 and [m["message_id"] for m in held.json()["dead_letters"]] == [lost]
     replayed = call("POST", admin, "/replay")
     assert replayed.status_code == 200 and [m["message_id"] for m in replayed.json()["dead_letters"]] == [lost]
-    cloud.handled("fn_reconciler", replayed.json()["dead_letters"][0]["replayed_as"])
+    cloud.handled("fn_scheduler", replayed.json()["dead_letters"][0]["replayed_as"])
     assert call("GET", admin, "").json()["dead_letters"] == []
+    not_its_topic = call("POST", admin, "/replay", topics.RECONCILE)
+    assert not_its_topic.status_code == 403 and "--direct" in not_its_topic.json()["message"]
+    assert [m["message_id"] for m in call("GET", admin, "", topics.RECONCILE).json()["dead_letters"]] == [tick]
+    from shared.adapters.dead_letters import DeadLetters  # what `replay reconcile --direct` runs, as the operator
+
+    (direct,) = DeadLetters(cloud.project).replay(topics.RECONCILE, 10)
+    assert direct.message_id == tick
+    cloud.handled("fn_reconciler", direct.replayed_as)
 
 
 # ----------------------------------------------------------------------------- nothing lost, nothing failed

@@ -4,7 +4,7 @@ org_domain             = "example.com"
 api_invoker_members    = ["domain:example.com"]
 region                 = "europe-west4"
 firestore_location     = "europe-west4"
-image_tag              = "latest"
+image_tag              = "3f9c2ab" # the tag `gcloud builds submit` pushed (docs/deploy.md step 7)
 google_oauth_client_id = "123456789012-example.apps.googleusercontent.com"
 # google_oauth_client_secret: export TF_VAR_google_oauth_client_secret=... (kept out of files)
 

@@ -28,8 +28,8 @@ variable "api_invoker_members" {
 
 variable "image_tag" {
   type        = string
-  description = "Tag of the images pushed by Cloud Build (the commit)."
-  default     = "latest"
+  description = "Tag of the images pushed by Cloud Build (the commit; never latest). Null only for the first, targeted apply."
+  default     = null
 }
 
 variable "deletion_protection" {
