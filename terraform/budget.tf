@@ -14,6 +14,7 @@ locals {
 }
 
 resource "google_pubsub_topic" "budget_alerts" {
+  # checkov:skip=CKV_GCP_83:Google-managed encryption is sufficient for budget notifications (amounts and thresholds, no customer data); CMEK would add a KMS dependency for no gain.
   count = local.budget_enabled ? 1 : 0
 
   project = var.project_id
