@@ -14,7 +14,9 @@ table. `python -m shared.settings` prints the table (docs/settings.md is that ou
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -196,6 +198,13 @@ VARIABLES: tuple[Variable, ...] = (
              "http://127.0.0.1:8080/training", (RUN_COMMANDS,), TERRAFORM),
     Variable("TRAINYARD_NOTIFY_SECRETS", "the local twin's webhook signing secrets, a JSON object {name: secret} "
              "(in the cloud a webhook's `secret` names a Secret Manager secret)", "", (RUN_COMMANDS,), LOCAL),
+    Variable("TRAINYARD_NOTIFY_SIGNING_SECRETS", "which webhook URLs each signing secret may sign for, a JSON object "
+             "{name: [URL prefix, ...]} (each prefix https://host/...); a webhook naming a secret for a URL outside "
+             "its prefixes is refused (400) and not sent; unset: no webhook may be signed (Terraform: "
+             "notification_secrets)", "", (API, RUN_COMMANDS), TERRAFORM),
+    Variable("TRAINYARD_NOTIFY_LOCAL_RECEIVERS", "let webhooks be http:// and reach loopback receivers (127.0.0.1, "
+             "::1, localhost), as the local twin's tests do; refused with TRAINYARD_PIPELINE_BACKEND=vertex",
+             "false", (API, RUN_COMMANDS), LOCAL),
     Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/domain/pricing/prices.json (same shape) for the "
              "runs' estimated cost — your contract's prices", "", (PIPELINE_EVENTS,), OPTIONAL),
     Variable("TF_CONFIG", "the training cluster (JSON: cluster = chief/worker addresses, task = this replica) Vertex AI "
@@ -300,6 +309,8 @@ class Settings:
     price_table: str = ""
     dashboard_url: str = "http://127.0.0.1:8080/training"
     notify_secrets: str = ""
+    notify_signing_secrets: dict = field(default_factory=dict)  # name -> tuple of URL prefixes
+    notify_local_receivers: bool = False
     firebase: dict = field(default_factory=dict)
     firebase_auth_emulator_host: str = ""
     model_name: str = ""
@@ -382,6 +393,10 @@ class Settings:
             price_table=read("TRAINYARD_PRICE_TABLE", environ),
             dashboard_url=get("TRAINYARD_DASHBOARD_URL"),
             notify_secrets=read("TRAINYARD_NOTIFY_SECRETS", environ),
+            notify_signing_secrets=_signing_secrets(read("TRAINYARD_NOTIFY_SIGNING_SECRETS", environ)),
+            notify_local_receivers=_local_only(
+                _bool(get("TRAINYARD_NOTIFY_LOCAL_RECEIVERS"), "TRAINYARD_NOTIFY_LOCAL_RECEIVERS"), backend,
+                "TRAINYARD_NOTIFY_LOCAL_RECEIVERS", "webhooks reach only public https:// addresses in the cloud"),
             firebase={
                 "projectId": read("TRAINYARD_FIREBASE_PROJECT_ID", environ) or project,
                 "apiKey": read("TRAINYARD_FIREBASE_API_KEY", environ),
@@ -400,6 +415,37 @@ class Settings:
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
+
+
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+# A prefix ends its host with "/", so https://hooks.example.com cannot admit https://hooks.example.com.evil.io.
+_URL_PREFIX = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
+
+
+def _signing_secrets(raw: str) -> dict:
+    """TRAINYARD_NOTIFY_SIGNING_SECRETS: {name: [URL prefix, ...]}, each secret bound to where it may sign."""
+    name = "TRAINYARD_NOTIFY_SIGNING_SECRETS"
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        raise ValueError(f"{name} must be a JSON object {{\"secret-name\": [\"https://host/path-prefix\"]}}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object of secret names")
+    bound = {}
+    for secret, prefixes in value.items():
+        if not _SECRET_NAME.match(secret):
+            raise ValueError(f"{name}: {secret!r} is not a secret name (letters, digits, '_' and '-')")
+        if not isinstance(prefixes, list) or not prefixes or not all(
+                isinstance(p, str) and _URL_PREFIX.match(p) for p in prefixes):
+            raise ValueError(f"{name}: {secret!r} needs a list of URL prefixes, each https://host/ or longer")
+        bound[secret] = tuple(prefixes)
+    return bound
+
+
+def _local_only(value: bool, backend: str, name: str, why: str) -> bool:
+    if value and backend == "vertex":
+        raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: {why}")
+    return value
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:

@@ -334,9 +334,14 @@ def _changed(old: dict, new: dict) -> bool:
 
 
 def public_view(doc: dict) -> dict[str, Any]:
-    """The run as the API returns it (internal bookkeeping left out)."""
+    """The run as the API returns it (internal bookkeeping left out, webhooks by host only)."""
+    from shared.domain import notifications  # it imports this module
+
     hidden = {"progress_written_at", "search_text", "run_spec"}
-    return {k: v for k, v in doc.items() if k not in hidden}
+    view = {k: v for k, v in doc.items() if k not in hidden}
+    if view.get("notifications"):
+        view["notifications"] = notifications.public(view["notifications"])
+    return view
 
 
 # --------------------------------------------------------------------------- intents (shared/services/intents.py)

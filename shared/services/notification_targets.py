@@ -1,0 +1,98 @@
+"""A run's or schedule's notification targets as they are accepted and stored (security review M1, M2).
+
+`check` refuses, naming the field (HTTP 400): a webhook that is not https:// or names an internal host or
+address (shared/domain/webhook_addresses.py), a signing secret used for a URL outside its prefixes, and
+Trainyard's own or another project's Pub/Sub topic. `seal` then moves each webhook URL into the secret
+store — one secret per target, named for its owner and position (`trainyard-webhook-<run or schedule
+id>-<n>`), so storing the same target again writes nothing new — and keeps only the reference and the
+host on the document. The sender checks the address again when it sends (shared/adapters/notify_targets.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from shared.domain import notifications, webhook_addresses
+from shared.errors import FieldError
+from shared.validation import parse
+
+URL_SECRET_PREFIX = "trainyard-webhook-"  # Terraform's IAM conditions name it (terraform/notifications.tf)
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    project: str
+    local_receivers: bool = False  # TRAINYARD_NOTIFY_LOCAL_RECEIVERS (the local twin only)
+    signing_secrets: dict = field(default_factory=dict)  # name -> URL prefixes (TRAINYARD_NOTIFY_SIGNING_SECRETS)
+
+    @classmethod
+    def of(cls, settings) -> "TargetPolicy":
+        return cls(settings.project, settings.notify_local_receivers, dict(settings.notify_signing_secrets))
+
+
+def url_secret_name(owner_id: str, index: int, part: str = "") -> str:
+    return f"{URL_SECRET_PREFIX}{owner_id}-{part}{index}"
+
+
+@dataclass
+class NotificationTargets:
+    """What the API and the schedules use to accept targets (built by shared/composition.py)."""
+
+    policy: TargetPolicy
+    store: object  # shared/adapters/secret_store.SecretStore
+
+    def check(self, raw: Optional[dict], prefix: str = "notifications") -> None:
+        if not raw:
+            return
+        config = parse(notifications.NotificationConfig, raw, prefix)
+        errors = []
+        for i, hook in enumerate(config.webhooks):
+            problem = webhook_addresses.url_problem(hook.url, self.policy.local_receivers)
+            if problem:
+                errors.append({"field": f"{prefix}.webhooks.{i}.url", "message": problem})
+            elif hook.secret:
+                problem = notifications.signing_problem(hook.url, hook.secret, self.policy.signing_secrets)
+                if problem:
+                    errors.append({"field": f"{prefix}.webhooks.{i}.secret", "message": problem})
+        if config.pubsub_topic:
+            problem = notifications.topic_problem(config.pubsub_topic, self.policy.project)
+            if problem:
+                errors.append({"field": f"{prefix}.pubsub_topic", "message": problem})
+        if errors:
+            raise FieldError(errors)
+
+    def seal(self, raw: Optional[dict], owner: tuple[str, str], part: str = "") -> Optional[dict]:
+        """`owner`: ("run", run id) or ("schedule", schedule id), named in the secret and its labels."""
+        if not raw or not raw.get("webhooks"):
+            return raw
+        kind, owner_id = owner
+        sealed = []
+        for i, hook in enumerate(raw["webhooks"]):
+            name = url_secret_name(owner_id, i, part)
+            self.store.put(name, hook["url"], {"trainyard": "webhook-url", kind: owner_id.lower()})
+            sealed.append({"url_ref": name, "host": webhook_addresses.host_of(hook["url"]),
+                           "secret": hook.get("secret")})
+        return {**raw, "webhooks": sealed}
+
+
+def given(targets: Optional[NotificationTargets], *raws: Optional[dict]) -> Optional[NotificationTargets]:
+    """The targets' service, which a request naming any target needs (every caller hands in the one the
+    composition root built); None when nothing is named."""
+    if not any(raw and (raw.get("webhooks") or raw.get("pubsub_topic")) for raw in raws):
+        return None
+    if targets is None:
+        raise TypeError("notification targets (shared/composition.py notification_targets) were not given")
+    return targets
+
+
+def check(targets: Optional[NotificationTargets], raw: Optional[dict], prefix: str = "notifications") -> None:
+    targets = given(targets, raw)
+    if targets:
+        targets.check(raw, prefix)
+
+
+def seal(targets: Optional[NotificationTargets], raw: Optional[dict], owner: tuple[str, str],
+         part: str = "") -> Optional[dict]:
+    """Seal a config already checked; a request with no targets passes as it is."""
+    targets = given(targets, raw)
+    return targets.seal(raw, owner, part) if targets else raw
