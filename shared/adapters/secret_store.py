@@ -32,6 +32,12 @@ def _transient(exc) -> bool:
                             exceptions.TooManyRequests, exceptions.Aborted))
 
 
+def _crc32c(data: bytes) -> int:
+    import google_crc32c
+
+    return int.from_bytes(google_crc32c.Checksum(data).digest(), "big")
+
+
 class SecretManagerStore(GapicAdapter):
     """One Secret Manager secret per name, replicated automatically
     (https://cloud.google.com/secret-manager/docs/reference/rpc/google.cloud.secretmanager.v1)."""
@@ -91,7 +97,10 @@ class SecretManagerStore(GapicAdapter):
             if _transient(exc):
                 raise TransientError(f"Secret Manager: {type(exc).__name__}") from None
             raise
-        value = found.payload.data.decode()
+        data = found.payload.data
+        if found.payload.data_crc32c and found.payload.data_crc32c != _crc32c(data):  # as Google's samples check
+            raise TransientError(f"Secret Manager: secret {name!r} arrived corrupted (CRC32C mismatch)")
+        value = data.decode()
         with self._lock:
             self._cache[name] = (time.monotonic(), value)
         return value

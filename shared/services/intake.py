@@ -35,7 +35,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str,
     `targets` checks and seals the run's notification targets (shared/services/notification_targets.py)."""
     at = at or runs.now()
     request, doc = run_builder.build_run(repo, body, identity, at)
-    notification_targets.check(targets, doc["notifications"])
+    notification_targets.check(targets, (doc["notifications"], "notifications"))
     if request.draft and doc["scheduled_at"] is not None:
         raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None

@@ -85,10 +85,17 @@ def given(targets: Optional[NotificationTargets], *raws: Optional[dict]) -> Opti
     return targets
 
 
-def check(targets: Optional[NotificationTargets], raw: Optional[dict], prefix: str = "notifications") -> None:
-    targets = given(targets, raw)
-    if targets:
-        targets.check(raw, prefix)
+def check(targets: Optional[NotificationTargets], *configs: tuple[Optional[dict], str]) -> None:
+    """Check each (config, its field) and refuse with every problem at once."""
+    errors = []
+    for raw, prefix in configs:
+        try:
+            if given(targets, raw):
+                targets.check(raw, prefix)
+        except FieldError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise FieldError(errors)
 
 
 def seal(targets: Optional[NotificationTargets], raw: Optional[dict], owner: tuple[str, str],

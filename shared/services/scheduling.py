@@ -63,8 +63,8 @@ def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: O
     request = schedules.parse_request(body, at)
     template = freeze_template(repo, request.run_template, identity, at)
     doc = schedules.new_schedule(request, template, new_schedule_id(), identity, at)
-    notification_targets.check(targets, template.get("notifications"), "run_template.notifications")
-    notification_targets.check(targets, doc["notifications"])
+    notification_targets.check(targets, (template.get("notifications"), "run_template.notifications"),
+                               (doc["notifications"], "notifications"))
     return _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
 
 
@@ -104,7 +104,7 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
                                                  timezone="UTC", run_template={})
     doc = schedules.new_schedule(schedule_request, schedules.run_template_from(run_doc), new_schedule_id(),
                                  identity, at)
-    notification_targets.check(targets, run_doc["notifications"])
+    notification_targets.check(targets, (run_doc["notifications"], "notifications"))
     doc = _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
     run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at,
                "notifications": doc["run_template"].get("notifications")}
