@@ -46,16 +46,21 @@ def loopback_only(monkeypatch):
     return opened
 
 
+def settings_with(settings, **fields):
+    """These settings, where the tree declares them (so the attacks replay on a tree before the fix too)."""
+    return replace(settings, **{k: v for k, v in fields.items() if hasattr(settings, k)})
+
+
 @pytest.fixture
 def platform(tmp_path):
     """One repository, seen by alice and by mallory (two signed-in users of the same deployment)."""
     repo, publisher = InMemoryRepository(), FakePublisher()
-    base = replace(get_settings(), auth_mode="local", dev_token=TOKEN, local_dir=str(tmp_path),
-                   notify_signing_secrets={"alice-hook": ("https://hooks.slack.com/services/T0ALICE/",)})
+    base = settings_with(replace(get_settings(), auth_mode="local", dev_token=TOKEN, local_dir=str(tmp_path)),
+                         notify_signing_secrets={"alice-hook": ("https://hooks.slack.com/services/T0ALICE/",)})
 
     def client(identity, **settings):
         deps = Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(),
-                            settings=replace(base, dev_identity=identity, **settings), scheduler_jobs=NoJobs())
+                            settings=settings_with(base, dev_identity=identity, **settings), scheduler_jobs=NoJobs())
         return create_app(deps).test_client()
 
     return {"repo": repo, "publisher": publisher, "ids": seed_catalog(repo), "alice": client("alice@example.com"),
@@ -211,7 +216,7 @@ def deliver_failed(platform, url, resolve=None, local_receivers=False):
     platform["repo"].mutate_run(run_id, lambda d: {**d, "status": "failed"})
     from shared.composition import secret_store
 
-    settings = replace(platform["settings"], notify_local_receivers=local_receivers)
+    settings = settings_with(platform["settings"], notify_local_receivers=local_receivers)
     sender = WebhookSender(allow_loopback=local_receivers, **({"resolve": resolve} if resolve else {}))
     notifier = notify.Notifier(webhooks=sender, topics=TopicSender(FakePublisher()), secrets=LocalSecrets(""),
                                urls=secret_store(settings), tries=1, sleep=lambda s: None)
