@@ -95,7 +95,9 @@ locals {
       TRAINYARD_AUTH_AUDIENCE  = join(",", local.api_audiences)
       TRAINYARD_ALLOWED_DOMAIN = var.org_domain
       TRAINYARD_ADMINS         = join(",", var.admin_emails) # the admin routes (shared/http/admin_routes.py)
-      TRAINYARD_MODEL_NAME     = coalesce(var.model_name, var.project_id)
+      # Which URLs each webhook signing secret may sign for (notifications.tf): checked when a run is made.
+      TRAINYARD_NOTIFY_SIGNING_SECRETS = jsonencode(var.notification_secrets)
+      TRAINYARD_MODEL_NAME             = coalesce(var.model_name, var.project_id)
       # The page's Firebase web configuration (firebase.tf), handed to it by /training/config.json.
       TRAINYARD_FIREBASE_PROJECT_ID  = var.project_id
       TRAINYARD_FIREBASE_API_KEY     = data.google_firebase_web_app_config.dashboard.api_key
@@ -126,6 +128,8 @@ locals {
       # Notifications link a run to the dashboard where people sign in: the public web entrance, not
       # trainyard-api, which Cloud Run IAM closes to a browser (review N11).
       TRAINYARD_DASHBOARD_URL = local.dashboard_url
+      # ... and checked again when a notification is sent (the bindings may have changed since).
+      TRAINYARD_NOTIFY_SIGNING_SECRETS = jsonencode(var.notification_secrets)
     })
   }
 }
