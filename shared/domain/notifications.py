@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 from typing import Any, Literal, Optional, Union
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -123,9 +124,22 @@ def signing_problem(url: str, secret: str, bindings: dict) -> Optional[str]:
     prefixes = bindings.get(secret)
     if not prefixes:
         return f"signing secret {secret!r} is not declared (TRAINYARD_NOTIFY_SIGNING_SECRETS)"
-    if not any(url.startswith(prefix) for prefix in prefixes):
-        return f"signing secret {secret!r} may sign only for URLs starting with {', '.join(prefixes)}"
+    if not any(_under(url, prefix) for prefix in prefixes):
+        return f"signing secret {secret!r} may sign only for URLs under {', '.join(prefixes)}"
     return None
+
+
+def _under(url: str, prefix: str) -> bool:
+    """The same scheme and host (and port, when the prefix names one), and a path that starts with the
+    prefix's: compared by parts, so https://hooks.example.com.evil.io is not under https://hooks.example.com/."""
+    try:
+        have, want = urlsplit(url), urlsplit(prefix)
+        ports = (have.port, want.port)
+    except ValueError:
+        return False
+    return (have.scheme == want.scheme and (have.hostname or "") == (want.hostname or "")
+            and (ports[1] is None or ports[0] == ports[1])
+            and (have.path or "/").startswith(want.path or "/") and not have.username and not have.password)
 
 
 def config_of(doc: Optional[dict]) -> Optional[StoredNotifications]:

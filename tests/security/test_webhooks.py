@@ -131,6 +131,8 @@ def test_a_signing_secret_cannot_sign_for_a_url_outside_its_prefixes(platform):
     # a prefix is matched from a host boundary: a look-alike host does not pass
     lookalike = {"webhooks": [{"url": "https://hooks.slack.com.mallory.net/services/T0ALICE/x", "secret": "alice-hook"}]}
     assert create(platform["mallory"], platform["ids"], lookalike).status_code == 400
+    other_workspace = {"webhooks": [{"url": "https://hooks.slack.com/services/T0MALLORY/B0/x", "secret": "alice-hook"}]}
+    assert create(platform["mallory"], platform["ids"], other_workspace).status_code == 400
     undeclared = {"webhooks": [{"url": SLACK, "secret": "nobody-declared-this"}]}
     assert create(platform["alice"], platform["ids"], undeclared).status_code == 400
     assert create(platform["alice"], platform["ids"], {"webhooks": [{"url": SLACK, "secret": "alice-hook"}]}
