@@ -101,3 +101,30 @@ def test_an_address_refused_at_send_time_is_never_connected_to(https_receiver):
     with pytest.raises(DeliveryRefused):
         send.send(f"https://hooks.test:{https_receiver['port']}/x", {"text": "hi"})
     assert Receiver.seen == []
+
+
+@pytest.mark.parametrize("address,refused", [
+    ("93.184.216.34", False), ("2606:2800:220:1:248:1893:25c8:1946", False), ("8.8.8.8", False),
+    ("127.0.0.1", True), ("10.1.2.3", True), ("172.31.255.255", True), ("192.168.0.1", True),
+    ("100.100.100.200", True), ("169.254.169.254", True), ("169.254.1.1", True), ("0.0.0.0", True),
+    ("255.255.255.255", True), ("224.0.0.251", True), ("::", True), ("::1", True), ("fe80::1%eth0", True),
+    ("fd00:ec2::254", True), ("fc00::1", True), ("ff02::1", True), ("::ffff:10.0.0.1", True),
+    ("2002:0a00:0001::1", True),  # 6to4 carrying 10.0.0.1
+    ("192.0.2.1", True),  # documentation range: not globally reachable
+])
+def test_which_addresses_a_webhook_may_reach(address, refused):
+    from shared.domain.webhook_addresses import address_problem
+
+    assert bool(address_problem(address)) is refused, address_problem(address)
+
+
+def test_the_local_receivers_allowance_admits_loopback_and_nothing_else():
+    from shared.domain.webhook_addresses import address_problem, url_problem
+
+    assert address_problem("127.0.0.1", allow_loopback=True) is None
+    assert address_problem("::1", allow_loopback=True) is None
+    for other in ("10.0.0.5", "169.254.169.254", "192.168.1.1"):
+        assert address_problem(other, allow_loopback=True)
+    assert url_problem("http://127.0.0.1:9000/hook", allow_loopback=True) is None
+    assert url_problem("http://127.0.0.1:9000/hook") == "must be an https:// URL"
+    assert url_problem("https://metadata.google.internal/", allow_loopback=True)
