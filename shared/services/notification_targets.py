@@ -62,12 +62,16 @@ class NotificationTargets:
             raise FieldError(errors)
 
     def seal(self, raw: Optional[dict], owner: tuple[str, str], part: str = "") -> Optional[dict]:
-        """`owner`: ("run", run id) or ("schedule", schedule id), named in the secret and its labels."""
+        """`owner`: ("run", run id) or ("schedule", schedule id), named in the secret and its labels.
+        Webhooks already sealed stay as they are."""
         if not raw or not raw.get("webhooks"):
             return raw
         kind, owner_id = owner
         sealed = []
         for i, hook in enumerate(raw["webhooks"]):
+            if "url" not in hook:
+                sealed.append(hook)
+                continue
             name = url_secret_name(owner_id, i, part)
             self.store.put(name, hook["url"], {"trainyard": "webhook-url", kind: owner_id.lower()})
             sealed.append({"url_ref": name, "host": webhook_addresses.host_of(hook["url"]),
@@ -103,3 +107,50 @@ def seal(targets: Optional[NotificationTargets], raw: Optional[dict], owner: tup
     """Seal a config already checked; a request with no targets passes as it is."""
     targets = given(targets, raw)
     return targets.seal(raw, owner, part) if targets else raw
+
+
+# --------------------------------------------------------------------------- documents stored before sealing
+
+def _plain(raw: Optional[dict]) -> bool:
+    return bool(raw) and any("url" in hook for hook in raw.get("webhooks") or [])
+
+
+def _seal_document(targets: NotificationTargets, doc: dict, kind: str) -> Optional[dict]:
+    """The run or schedule with every plain webhook URL sealed (its own targets, and a schedule's runs'),
+    or None when it holds none."""
+    template = doc.get("run_template") or {}
+    if not _plain(doc.get("notifications")) and not _plain(template.get("notifications")):
+        return None
+    owner = (kind, doc["id"])
+    sealed = {**doc, "notifications": targets.seal(doc.get("notifications"), owner)}
+    if _plain(template.get("notifications")):
+        sealed["run_template"] = {**template, "notifications": targets.seal(template["notifications"], owner, "run-")}
+    return sealed
+
+
+def seal_stored(repo, targets: NotificationTargets, page: int = 200, max_schedules: int = 10_000) -> dict:
+    """Seal the webhook URLs of runs and schedules stored before URLs were secrets (scripts/seal_webhook_urls.py):
+    afterwards no document the dashboard reads holds one. Repeatable: sealed documents are left alone,
+    and the secrets' names are those the same target would get now."""
+    counts = {"runs": 0, "schedules": 0}
+    after = None
+    while True:
+        batch = repo.list_runs({}, page, after)
+        for run in batch:
+            sealed = _seal_document(targets, run, "run")
+            if sealed is not None and repo.mutate_run(
+                    run["id"], lambda d, s=sealed: {**d, "notifications": s["notifications"]}
+                    if d.get("notifications") == run.get("notifications") else None) is not None:
+                counts["runs"] += 1
+        if len(batch) < page:
+            break
+        after = (batch[-1]["created_at"], batch[-1]["id"])
+    for schedule in repo.list_schedules(None, max_schedules):
+        sealed = _seal_document(targets, schedule, "schedule")
+        if sealed is not None and repo.mutate_schedule(
+                schedule["id"], lambda d, s=sealed: {**d, "notifications": s["notifications"],
+                                                      "run_template": s["run_template"]}
+                if d.get("notifications") == schedule.get("notifications")
+                and d.get("run_template") == schedule.get("run_template") else None) is not None:
+            counts["schedules"] += 1
+    return counts

@@ -256,3 +256,27 @@ def test_the_local_receivers_allowance_is_refused_in_the_cloud():
 
     with pytest.raises(ValueError, match="TRAINYARD_NOTIFY_LOCAL_RECEIVERS"):
         Settings.from_environ({"TRAINYARD_PIPELINE_BACKEND": "vertex", "TRAINYARD_NOTIFY_LOCAL_RECEIVERS": "true"})
+
+
+def test_documents_stored_with_plain_urls_are_sealed_by_the_migration(platform):
+    """Runs and schedules stored before URLs were secrets: the Firestore documents themselves (which the
+    dashboard's listeners read) lose their URLs, and delivery still reaches them."""
+    from shared.composition import notification_targets, secret_store
+    from shared.services.notification_targets import seal_stored
+
+    repo = platform["repo"]
+    run_id = create(platform["alice"], platform["ids"], None).get_json()["training_run"]["id"]
+    repo.mutate_run(run_id, lambda d: {**d, "notifications": {"webhooks": [{"url": SLACK}]}})
+    body = {"name": "nightly", "schedule_type": "daily", "time_of_day": "03:00",
+            "run_template": {"name": "nightly-recs", "base_experiment_id": platform["ids"]["experiment"]}}
+    sid = platform["alice"].post("/api/training/schedules", data=json.dumps(body), headers=AUTH).get_json()["schedule"]["id"]
+    repo.mutate_schedule(sid, lambda d: {**d, "notifications": {"webhooks": [{"url": SLACK}]},
+                                         "run_template": {**d["run_template"],
+                                                          "notifications": {"webhooks": [{"url": SLACK}]}}})
+    targets = notification_targets(platform["settings"])
+    assert seal_stored(repo, targets, page=1) == {"runs": 1, "schedules": 1}
+    assert seal_stored(repo, targets) == {"runs": 0, "schedules": 0}  # repeatable
+    for doc in (repo.get_run(run_id), repo.get_schedule(sid)):
+        assert CREDENTIAL not in json.dumps(doc, default=str)
+    ref = repo.get_run(run_id)["notifications"]["webhooks"][0]["url_ref"]
+    assert secret_store(platform["settings"]).get(ref) == SLACK
