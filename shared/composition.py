@@ -116,7 +116,8 @@ def notifier(settings: Settings):
     signing = urls if settings.pipeline_backend == "vertex" else LocalSecrets(settings.notify_secrets)
     return Notifier(webhooks=WebhookSender(allow_loopback=settings.notify_local_receivers),
                     topics=TopicSender(publisher(settings)), secrets=signing, urls=urls,
-                    signing_bindings=dict(settings.notify_signing_secrets), link_base=settings.dashboard_url)
+                    signing_bindings=dict(settings.notify_signing_secrets), project=settings.project,
+                    link_base=settings.dashboard_url)
 
 
 def dead_letters(settings: Settings):

@@ -35,6 +35,7 @@ class Notifier:
     secrets: object  # .get(name) -> str: signing secrets
     urls: object = None  # .get(url_ref) -> str: sealed webhook URLs (shared/services/notification_targets.py)
     signing_bindings: dict = field(default_factory=dict)  # secret name -> URL prefixes it may sign for
+    project: str = ""  # a run's topic must be of this project and not Trainyard's own (checked again here)
     link_base: str = ""  # the dashboard's URL; a run's link is {link_base}#run={id}
     tries: int = 3  # per target and delivery, before the command is handed back to Pub/Sub
     backoff_s: float = 1.0  # doubled after each try
@@ -89,6 +90,9 @@ def _set(repo, run_id: str, key: str, claim: bool, **fields) -> bool:
 
 def _send(notifier: Notifier, config, target: str, payload: dict) -> None:
     if target == "pubsub":
+        problem = notifications.topic_problem(config.pubsub_topic, notifier.project) if notifier.project else None
+        if problem:  # a run stored before its topic was checked
+            raise DeliveryRefused(f"topic {config.pubsub_topic}: refused: {problem}")
         send = lambda: notifier.topics.send(config.pubsub_topic, payload)  # noqa: E731
     else:
         hook = config.webhooks[int(target.split("-")[1])]

@@ -280,3 +280,15 @@ def test_documents_stored_with_plain_urls_are_sealed_by_the_migration(platform):
         assert CREDENTIAL not in json.dumps(doc, default=str)
     ref = repo.get_run(run_id)["notifications"]["webhooks"][0]["url_ref"]
     assert secret_store(platform["settings"]).get(ref) == SLACK
+
+
+def test_a_run_stored_with_an_internal_topic_before_the_check_is_not_published_to(platform):
+    run_id = create(platform["alice"], platform["ids"], None).get_json()["training_run"]["id"]
+    platform["repo"].mutate_run(run_id, lambda d: {**d, "status": "failed",
+                                                   "notifications": {"pubsub_topic": "run-submit"}})
+    topic = FakePublisher()
+    notifier = notify.Notifier(webhooks=None, topics=TopicSender(topic), secrets=LocalSecrets(""),
+                               project=platform["settings"].project, tries=1, sleep=lambda s: None)
+    notify.deliver(platform["repo"], notifier, run_id, 1, "failed")
+    entry = platform["repo"].get_run(run_id)["notifications_sent"]["1:failed:pubsub"]
+    assert entry["status"] == "failed" and "refused" in entry["error"] and topic.messages == []
