@@ -42,7 +42,8 @@ class SecretManagerStore(GapicAdapter):
     """One Secret Manager secret per name, replicated automatically
     (https://cloud.google.com/secret-manager/docs/reference/rpc/google.cloud.secretmanager.v1)."""
 
-    def __init__(self, project: str, client=None, emulator_host: str = "", ttl_s: float = 300.0, timeout_s: float = 10.0):
+    def __init__(self, project: str, client=None, emulator_host: str = "", ttl_s: float = 300.0,
+                 timeout_s: float = 10.0):
         super().__init__(client, emulator_host)
         self.project, self.ttl_s, self.timeout_s = project, ttl_s, timeout_s
         self._cache: dict[str, tuple[float, str]] = {}

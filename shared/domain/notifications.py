@@ -1,7 +1,8 @@
 """Notifications: who a run (or a schedule) tells when it ends, and what it says.
 
 A run's or schedule's `notifications` names its targets — webhooks (Slack-compatible JSON, optionally
-signed with a named secret; stored sealed, `SealedWebhook`, and shown by host only, `public`) and/or a
+signed with a named secret; stored sealed, `SealedWebhook`, and shown by host only,
+webhook_addresses.public_targets) and/or a
 Pub/Sub topic — and the events that reach them. `events_for(before,
 after)` is the pure "what to notify when a run changed" rule: called with the run document before and
 after a change (shared/services/lifecycle.after_change can call it as it is), it names the events that
@@ -89,16 +90,6 @@ class StoredNotifications(NotificationConfig):
     """What a run or schedule document holds: sealed webhooks, or plain URLs stored before they were
     sealed (still delivered, never shown)."""
     webhooks: list[Union[SealedWebhook, WebhookTarget]] = Field(default_factory=list, max_length=5)
-
-
-def public(raw: Optional[dict]) -> Optional[dict]:
-    """Notifications as anyone may see them: each webhook's host (and signing secret's name), never its
-    URL, whose path may be the credential (Slack's is), nor the URL's reference in the secret store."""
-    if not raw:
-        return raw
-    hooks = [{"host": hook.get("host") or host_of(hook.get("url") or ""), "secret": hook.get("secret")}
-             for hook in raw.get("webhooks") or []]
-    return {**raw, "webhooks": hooks}
 
 
 def topic_problem(topic: str, project: str) -> Optional[str]:

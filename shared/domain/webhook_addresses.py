@@ -1,4 +1,5 @@
-"""Where a webhook may point (security review M1, SSRF): a public https:// address only.
+"""Where a webhook may point (security review M1, SSRF): a public https:// address only; and what of it is
+shown (M2): its host (`public_targets`).
 
 Checked twice: when a target is created (`url_problem`: the scheme, a literal IP, a known internal name)
 and when it is sent (`address_problem` on every address the host resolves to at that moment, so a name
@@ -98,3 +99,14 @@ def url_problem(url: str, allow_loopback: bool = False) -> Optional[str]:
     if parts.username or parts.password:
         return "must not carry a user or password before the host"
     return host_problem(parts.hostname, allow_loopback)
+
+
+def public_targets(raw: Optional[dict]) -> Optional[dict]:
+    """A run's or schedule's notifications as anyone may see them: each webhook's host (and signing
+    secret's name), never its URL, whose path may be the credential (Slack's is), nor the URL's reference
+    in the secret store."""
+    if not raw:
+        return raw
+    hooks = [{"host": hook.get("host") or host_of(hook.get("url") or ""), "secret": hook.get("secret")}
+             for hook in raw.get("webhooks") or []]
+    return {**raw, "webhooks": hooks}

@@ -76,7 +76,8 @@ def _sealed(targets, doc: dict) -> dict:
     if template.get("notifications"):
         template = {**template, "notifications": notification_targets.seal(targets, template["notifications"], owner,
                                                                             "run-")}
-    return {**doc, "run_template": template, "notifications": notification_targets.seal(targets, doc["notifications"], owner)}
+    return {**doc, "run_template": template,
+            "notifications": notification_targets.seal(targets, doc["notifications"], owner)}
 
 
 def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:

@@ -129,7 +129,8 @@ def test_a_signing_secret_cannot_sign_for_a_url_outside_its_prefixes(platform):
     response = create(platform["mallory"], platform["ids"], stolen)
     assert response.status_code == 400 and "notifications.webhooks.0.secret" in errors(response)
     # a prefix is matched from a host boundary: a look-alike host does not pass
-    lookalike = {"webhooks": [{"url": "https://hooks.slack.com.mallory.net/services/T0ALICE/x", "secret": "alice-hook"}]}
+    lookalike = {"webhooks": [{"url": "https://hooks.slack.com.mallory.net/services/T0ALICE/x",
+                               "secret": "alice-hook"}]}
     assert create(platform["mallory"], platform["ids"], lookalike).status_code == 400
     other_workspace = {"webhooks": [{"url": "https://hooks.slack.com/services/T0MALLORY/B0/x", "secret": "alice-hook"}]}
     assert create(platform["mallory"], platform["ids"], other_workspace).status_code == 400
@@ -269,7 +270,8 @@ def test_documents_stored_with_plain_urls_are_sealed_by_the_migration(platform):
     repo.mutate_run(run_id, lambda d: {**d, "notifications": {"webhooks": [{"url": SLACK}]}})
     body = {"name": "nightly", "schedule_type": "daily", "time_of_day": "03:00",
             "run_template": {"name": "nightly-recs", "base_experiment_id": platform["ids"]["experiment"]}}
-    sid = platform["alice"].post("/api/training/schedules", data=json.dumps(body), headers=AUTH).get_json()["schedule"]["id"]
+    made = platform["alice"].post("/api/training/schedules", data=json.dumps(body), headers=AUTH)
+    sid = made.get_json()["schedule"]["id"]
     repo.mutate_schedule(sid, lambda d: {**d, "notifications": {"webhooks": [{"url": SLACK}]},
                                          "run_template": {**d["run_template"],
                                                           "notifications": {"webhooks": [{"url": SLACK}]}}})
