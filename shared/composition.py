@@ -90,18 +90,33 @@ def run_data(settings: Settings):
     return RunDataSources(LocalPipelineLogs(settings.local_pipeline_url), LocalGpuQuota())
 
 
-def notifier(settings: Settings):
-    """Webhooks over HTTPS, the run's Pub/Sub topic, signing secrets from Secret Manager (cloud) or a setting."""
-    from shared.adapters.notify_targets import LocalSecrets, SecretManagerSecrets, TopicSender, WebhookSender
-    from shared.services.notify import Notifier
+def secret_store(settings: Settings):
+    """Webhook URLs (and, in the cloud, signing secrets): Secret Manager, or a 0600 file under the local dir."""
+    from shared.adapters.secret_store import LocalSecretFile, SecretManagerStore
 
     if settings.pipeline_backend == "vertex":
-        from shared.adapters.run_data_sources import RestClient
+        return SecretManagerStore(settings.project)
+    return LocalSecretFile(os.path.join(settings.local_dir, "secrets", "webhook-urls.json"))
 
-        secrets = SecretManagerSecrets(settings.project, RestClient())
-    else:
-        secrets = LocalSecrets(settings.notify_secrets)
-    return Notifier(webhooks=WebhookSender(), topics=TopicSender(publisher(settings)), secrets=secrets,
+
+def notification_targets(settings: Settings):
+    """Checks a run's or schedule's targets against the deployment's policy and seals webhook URLs away."""
+    from shared.services.notification_targets import NotificationTargets, TargetPolicy
+
+    return NotificationTargets(TargetPolicy.of(settings), secret_store(settings))
+
+
+def notifier(settings: Settings):
+    """Webhooks over HTTPS to public addresses, the run's Pub/Sub topic; webhook URLs and signing secrets
+    from Secret Manager (cloud), or a file and a setting (local)."""
+    from shared.adapters.notify_targets import LocalSecrets, TopicSender, WebhookSender
+    from shared.services.notify import Notifier
+
+    urls = secret_store(settings)
+    signing = urls if settings.pipeline_backend == "vertex" else LocalSecrets(settings.notify_secrets)
+    return Notifier(webhooks=WebhookSender(allow_loopback=settings.notify_local_receivers),
+                    topics=TopicSender(publisher(settings)), secrets=signing, urls=urls,
+                    signing_bindings=dict(settings.notify_signing_secrets), project=settings.project,
                     link_base=settings.dashboard_url)
 
 
@@ -121,7 +136,7 @@ def compiler(settings: Settings):
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
     "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler, "notifier": notifier,
-    "dead_letters": dead_letters,
+    "dead_letters": dead_letters, "notification_targets": notification_targets,
 }
 
 
@@ -139,6 +154,7 @@ class Dependencies:
     dead_letters: object = None
     # The caller's groups (e-mail -> group addresses), matched against a team's `group:` members.
     groups_of: Callable[[str], Any] = lambda email: ()
+    notification_targets: object = None
 
     def __post_init__(self):
         if self.scheduler_jobs is None:
@@ -147,6 +163,8 @@ class Dependencies:
             self.run_data = run_data(self.settings)
         if self.dead_letters is None:
             self.dead_letters = dead_letters(self.settings)
+        if self.notification_targets is None:
+            self.notification_targets = notification_targets(self.settings)
 
 
 # --------------------------------------------------------------------------- the process's root
@@ -208,7 +226,8 @@ class Root:
     def api_dependencies(self) -> Dependencies:
         return Dependencies(repo=self.get("repo"), publisher=self.get("publisher"), store=self.get("store"),
                             settings=self.settings, scheduler_jobs=self.get("schedule_jobs"),
-                            run_data=self.get("run_data"), dead_letters=self.get("dead_letters"))
+                            run_data=self.get("run_data"), dead_letters=self.get("dead_letters"),
+                            notification_targets=self.get("notification_targets"))
 
     def warm_after_fork(self, *names: str) -> None:
         """Build these in the background in each forked worker, before the first message rather than during

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -204,6 +205,13 @@ VARIABLES: tuple[Variable, ...] = (
              "http://127.0.0.1:8080/training", (RUN_COMMANDS,), TERRAFORM),
     Variable("TRAINYARD_NOTIFY_SECRETS", "the local twin's webhook signing secrets, a JSON object {name: secret} "
              "(in the cloud a webhook's `secret` names a Secret Manager secret)", "", (RUN_COMMANDS,), LOCAL),
+    Variable("TRAINYARD_NOTIFY_SIGNING_SECRETS", "which webhook URLs each signing secret may sign for, a JSON object "
+             "{name: [URL prefix, ...]} (each prefix https://host/...); a webhook naming a secret for a URL outside "
+             "its prefixes is refused (400) and not sent; unset: no webhook may be signed (Terraform: "
+             "notification_secrets)", "", (API, RUN_COMMANDS), TERRAFORM),
+    Variable("TRAINYARD_NOTIFY_LOCAL_RECEIVERS", "let webhooks be http:// and reach loopback receivers (127.0.0.1, "
+             "::1, localhost), as the local twin's tests do; refused with TRAINYARD_PIPELINE_BACKEND=vertex",
+             "false", (API, RUN_COMMANDS), LOCAL),
     Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/domain/pricing/prices.json (same shape) for the "
              "runs' estimated cost — your contract's prices", "", (PIPELINE_EVENTS,), OPTIONAL),
     Variable("TF_CONFIG", "the training cluster (JSON: cluster = chief/worker addresses, task = this replica) Vertex AI "
@@ -308,6 +316,8 @@ class Settings:
     price_table: str = ""
     dashboard_url: str = "http://127.0.0.1:8080/training"
     notify_secrets: str = ""
+    notify_signing_secrets: dict = field(default_factory=dict)  # name -> tuple of URL prefixes
+    notify_local_receivers: bool = False
     firebase: dict = field(default_factory=dict)
     firebase_auth_emulator_host: str = ""
     model_name: str = ""
@@ -396,6 +406,10 @@ class Settings:
             price_table=read("TRAINYARD_PRICE_TABLE", environ),
             dashboard_url=get("TRAINYARD_DASHBOARD_URL"),
             notify_secrets=read("TRAINYARD_NOTIFY_SECRETS", environ),
+            notify_signing_secrets=_signing_secrets(read("TRAINYARD_NOTIFY_SIGNING_SECRETS", environ)),
+            notify_local_receivers=_local_only(
+                _bool(get("TRAINYARD_NOTIFY_LOCAL_RECEIVERS"), "TRAINYARD_NOTIFY_LOCAL_RECEIVERS"), backend,
+                "TRAINYARD_NOTIFY_LOCAL_RECEIVERS", "webhooks reach only public https:// addresses in the cloud"),
             firebase={
                 "projectId": read("TRAINYARD_FIREBASE_PROJECT_ID", environ) or project,
                 "apiKey": read("TRAINYARD_FIREBASE_API_KEY", environ),
@@ -428,6 +442,35 @@ def _teams(value: str, backend: str, dev_identity: str) -> tuple:
         raise ValueError(f"TRAINYARD_TEAMS is not JSON: {exc}") from None
     except FieldError as exc:
         raise ValueError(f"TRAINYARD_TEAMS: {exc}") from None
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+# A prefix ends its host with "/", so https://hooks.example.com cannot admit https://hooks.example.com.evil.io.
+_URL_PREFIX = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
+
+
+def _signing_secrets(raw: str) -> dict:
+    """TRAINYARD_NOTIFY_SIGNING_SECRETS: {name: [URL prefix, ...]}, each secret bound to where it may sign."""
+    name = "TRAINYARD_NOTIFY_SIGNING_SECRETS"
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        raise ValueError(f"{name} must be a JSON object {{\"secret-name\": [\"https://host/path-prefix\"]}}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object of secret names")
+    bound = {}
+    for secret, prefixes in value.items():
+        if not _SECRET_NAME.match(secret):
+            raise ValueError(f"{name}: {secret!r} is not a secret name (letters, digits, '_' and '-')")
+        if not isinstance(prefixes, list) or not prefixes or not all(
+                isinstance(p, str) and _URL_PREFIX.match(p) for p in prefixes):
+            raise ValueError(f"{name}: {secret!r} needs a list of URL prefixes, each https://host/ or longer")
+        bound[secret] = tuple(prefixes)
+    return bound
+
+
+def _local_only(value: bool, backend: str, name: str, why: str) -> bool:
+    if value and backend == "vertex":
+        raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: {why}")
+    return value
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:

@@ -315,5 +315,9 @@ resource "time_sleep" "iam_propagation" {
     google_service_account_iam_member.act_as,
     google_storage_bucket_iam_member.data_readers,
     google_bigquery_dataset_iam_member.data_readers,
+    # notifications.tf: the webhook URL secrets
+    google_project_iam_member.webhook_secret_creator,
+    google_project_iam_member.webhook_url_writer,
+    google_project_iam_member.webhook_url_reader,
   ]
 }

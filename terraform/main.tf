@@ -103,7 +103,9 @@ locals {
       TRAINYARD_ADMINS         = join(",", var.admin_emails) # the admin routes (shared/http/admin_routes.py)
       # Each audit record's expire_at, which the TTL policy on audit_records (firestore.tf) acts on.
       TRAINYARD_AUDIT_RETENTION_DAYS = tostring(var.audit_retention_days)
-      TRAINYARD_MODEL_NAME           = coalesce(var.model_name, var.project_id)
+      # Which URLs each webhook signing secret may sign for (notifications.tf): checked when a run is made.
+      TRAINYARD_NOTIFY_SIGNING_SECRETS = jsonencode(var.notification_secrets)
+      TRAINYARD_MODEL_NAME             = coalesce(var.model_name, var.project_id)
       # The page's Firebase web configuration (firebase.tf), handed to it by /training/config.json.
       TRAINYARD_FIREBASE_PROJECT_ID  = var.project_id
       TRAINYARD_FIREBASE_API_KEY     = data.google_firebase_web_app_config.dashboard.api_key
@@ -134,6 +136,8 @@ locals {
       # Notifications link a run to the dashboard where people sign in: the public web entrance, not
       # trainyard-api, which Cloud Run IAM closes to a browser (review N11).
       TRAINYARD_DASHBOARD_URL = local.dashboard_url
+      # ... and checked again when a notification is sent (the bindings may have changed since).
+      TRAINYARD_NOTIFY_SIGNING_SECRETS = jsonencode(var.notification_secrets)
     })
   }
 }

@@ -239,13 +239,20 @@ variable "labels" {
 }
 
 variable "notification_secrets" {
-  type        = set(string)
-  description = "Names of the webhook signing secrets notifications may use (Secret Manager secret ids); each is created empty and readable by the run-commands consumer; add its value with gcloud secrets versions add."
-  default     = []
+  type        = map(list(string))
+  description = "The webhook signing secrets notifications may use (Secret Manager secret ids), each bound to the webhook URL prefixes it may sign for: { \"team-ml-hook\" = [\"https://hooks.slack.com/services/T0123/\"] }. A run naming a secret for a URL outside its prefixes is refused (docs/security.md, Notifications). Each is created empty and readable by the run-commands consumer; add its value with gcloud secrets versions add."
+  default     = {}
 
   validation {
-    condition     = alltrue([for name in var.notification_secrets : can(regex("^[A-Za-z0-9_-]{1,255}$", name))])
+    condition     = alltrue([for name, prefixes in var.notification_secrets : can(regex("^[A-Za-z0-9_-]{1,255}$", name))])
     error_message = "A secret name is 1-255 letters, digits, '_' or '-'."
+  }
+  validation {
+    # The prefix ends its host with "/": https://hooks.example.com would also admit https://hooks.example.com.evil.io.
+    condition = alltrue([for name, prefixes in var.notification_secrets : length(prefixes) > 0 && alltrue([
+      for prefix in prefixes : can(regex("^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^[:space:]]*$", prefix))
+    ])])
+    error_message = "Each secret needs at least one URL prefix, each https://host/ or longer (the host ends with '/')."
   }
 }
 

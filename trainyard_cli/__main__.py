@@ -80,9 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--threshold", type=float, help="blessing threshold of the primary metric")
     create.add_argument("--body", help="a YAML/JSON file with more of the request (merged under the flags)")
     create.add_argument("--notify-webhook", action="append", metavar="URL",
-                        help="tell this webhook (Slack-compatible JSON) when the run ends; repeatable")
-    create.add_argument("--notify-secret", metavar="NAME", help="the signing secret's name for the webhooks")
-    create.add_argument("--notify-topic", metavar="TOPIC", help="publish to this Pub/Sub topic when the run ends")
+                        help="tell this https:// webhook on a public address (Slack-compatible JSON) when the run "
+                             "ends; repeatable; stored as a secret, shown by host only")
+    create.add_argument("--notify-secret", metavar="NAME",
+                        help="the signing secret's name for the webhooks (it must be declared for their URLs)")
+    create.add_argument("--notify-topic", metavar="TOPIC",
+                        help="publish to this Pub/Sub topic of the project (not one of Trainyard's own) when the run ends")
     create.add_argument("--watch", action="store_true", help="follow the run to its end")
     create.add_argument("--draft", action="store_true", help="save it as a draft, not submitted (`runs submit` later)")
     listing = common(runs.add_parser("list", help="runs, newest first"))

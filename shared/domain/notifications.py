@@ -1,7 +1,9 @@
 """Notifications: who a run (or a schedule) tells when it ends, and what it says.
 
 A run's or schedule's `notifications` names its targets — webhooks (Slack-compatible JSON, optionally
-signed with a named secret) and/or a Pub/Sub topic — and the events that reach them. `events_for(before,
+signed with a named secret; stored sealed, `SealedWebhook`, and shown by host only,
+webhook_addresses.public_targets) and/or a
+Pub/Sub topic — and the events that reach them. `events_for(before,
 after)` is the pure "what to notify when a run changed" rule: called with the run document before and
 after a change (shared/services/lifecycle.after_change can call it as it is), it names the events that
 change produced. `message` builds what is sent; `signature` signs a webhook body.
@@ -11,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain import runs
+from shared.domain.webhook_addresses import host_of
 
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = runs.COMPLETED, runs.FAILED, runs.CANCELLED, runs.NOT_BLESSED
 SCHEDULE_AUTO_PAUSED = "schedule_auto_paused"
@@ -24,36 +28,48 @@ EVENTS = RUN_EVENTS + (SCHEDULE_AUTO_PAUSED,)
 Event = Literal["completed", "failed", "cancelled", "not_blessed", "schedule_auto_paused"]
 SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Trainyard-Signature", "X-Trainyard-Timestamp"
 _TOPIC = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/)?[A-Za-z][A-Za-z0-9._~%+-]{2,254}$")
-_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # a Secret Manager secret id
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # a Secret Manager secret id
 
 
 class WebhookTarget(BaseModel):
+    """A webhook as a request names it. Where it may point (https, public addresses) is checked against
+    the deployment's policy by shared/services/notification_targets.py; the URL is then sealed away."""
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(..., max_length=2048, description="https:// (http:// for a local receiver); Slack incoming "
-                                                       "webhooks work as they are")
-    secret: Optional[str] = Field(None, description="name of the signing secret: a Secret Manager secret id in the "
-                                                    "cloud, a key of TRAINYARD_NOTIFY_SECRETS locally (never the "
-                                                    "secret itself)")
+    url: str = Field(..., max_length=2048, description="https://, on a public address; Slack incoming webhooks "
+                                                       "work as they are. A secret: stored in Secret Manager, shown "
+                                                       "as its host only")
+    secret: Optional[str] = Field(None, description="name of the signing secret, bound to the URL prefixes it may "
+                                                    "sign for (TRAINYARD_NOTIFY_SIGNING_SECRETS); never the secret "
+                                                    "itself")
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http(s):// URL")
+            raise ValueError("must be an https:// URL")
         return value
 
     @field_validator("secret")
     @classmethod
     def _secret(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not _SECRET.match(value):
+        if value is not None and not SECRET_NAME.match(value):
             raise ValueError("must be a secret's name (letters, digits, '_' and '-'), not its value")
         return value
+
+
+class SealedWebhook(BaseModel):
+    """A webhook as it is stored: its URL is in the secret store under `url_ref`; `host` is what is shown."""
+    model_config = ConfigDict(extra="forbid")
+    url_ref: str = Field(..., pattern=SECRET_NAME.pattern)
+    host: str
+    secret: Optional[str] = Field(None, pattern=SECRET_NAME.pattern)
 
 
 class NotificationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     webhooks: list[WebhookTarget] = Field(default_factory=list, max_length=5)
-    pubsub_topic: Optional[str] = Field(None, description="a topic name or projects/P/topics/T for integrations")
+    pubsub_topic: Optional[str] = Field(None, description="a topic name or projects/P/topics/T of this project, "
+                                                          "not one of Trainyard's own")
     events: list[Event] = Field(default_factory=lambda: list(EVENTS),
                                 description="which events notify (default: every terminal state, not blessed "
                                             "and a schedule's auto-pause)")
@@ -70,11 +86,58 @@ class NotificationConfig(BaseModel):
         return [f"webhook-{i}" for i in range(len(self.webhooks))] + (["pubsub"] if self.pubsub_topic else [])
 
 
-def config_of(doc: Optional[dict]) -> Optional[NotificationConfig]:
+class StoredNotifications(NotificationConfig):
+    """What a run or schedule document holds: sealed webhooks, or plain URLs stored before they were
+    sealed (still delivered, never shown)."""
+    webhooks: list[Union[SealedWebhook, WebhookTarget]] = Field(default_factory=list, max_length=5)
+
+
+def topic_problem(topic: str, project: str) -> Optional[str]:
+    """Why a run may not publish to this topic: Trainyard's own (their consumers would take the message for
+    one of theirs) or another project's (the notifier's identity is not anyone's to lend)."""
+    from shared.contract import topics
+
+    name = topic
+    if topic.startswith("projects/"):
+        owner, name = topic.split("/")[1], topic.split("/")[3]
+        if owner != project:
+            return f"must be a topic of this project ({project}), not of {owner}"
+    own = set(topics.ALL) | {topics.dead_letter(t) for t in topics.ALL}
+    if name in own or name.startswith("trainyard-"):
+        return f"{name} is one of Trainyard's own topics; name a topic of your own"
+    return None
+
+
+def signing_problem(url: str, secret: str, bindings: dict) -> Optional[str]:
+    """Why this signing secret may not sign for this URL: each secret is bound to the URL prefixes its
+    owners declared (TRAINYARD_NOTIFY_SIGNING_SECRETS), so nobody signs their own receiver's messages with
+    another team's secret and then reads it off them."""
+    prefixes = bindings.get(secret)
+    if not prefixes:
+        return f"signing secret {secret!r} is not declared (TRAINYARD_NOTIFY_SIGNING_SECRETS)"
+    if not any(_under(url, prefix) for prefix in prefixes):
+        return f"signing secret {secret!r} may sign only for URLs under {', '.join(prefixes)}"
+    return None
+
+
+def _under(url: str, prefix: str) -> bool:
+    """The same scheme and host (and port, when the prefix names one), and a path that starts with the
+    prefix's: compared by parts, so https://hooks.example.com.evil.io is not under https://hooks.example.com/."""
+    try:
+        have, want = urlsplit(url), urlsplit(prefix)
+        ports = (have.port, want.port)
+    except ValueError:
+        return False
+    return (have.scheme == want.scheme and (have.hostname or "") == (want.hostname or "")
+            and (ports[1] is None or ports[0] == ports[1])
+            and (have.path or "/").startswith(want.path or "/") and not have.username and not have.password)
+
+
+def config_of(doc: Optional[dict]) -> Optional[StoredNotifications]:
     raw = (doc or {}).get("notifications")
     if not raw:
         return None
-    config = NotificationConfig.model_validate(raw)
+    config = StoredNotifications.model_validate(raw)
     return config if config.targets() else None
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from shared.contract.labels import parse_job_id
 from shared.contract.nodes import STAGES, stage_for_task
 from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
+from shared.domain import webhook_addresses
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"
@@ -334,9 +335,12 @@ def _changed(old: dict, new: dict) -> bool:
 
 
 def public_view(doc: dict) -> dict[str, Any]:
-    """The run as the API returns it (internal bookkeeping left out)."""
+    """The run as the API returns it (internal bookkeeping left out, webhooks by host only)."""
     hidden = {"progress_written_at", "search_text", "run_spec"}
-    return {k: v for k, v in doc.items() if k not in hidden}
+    view = {k: v for k, v in doc.items() if k not in hidden}
+    if view.get("notifications"):
+        view["notifications"] = webhook_addresses.public_targets(view["notifications"])
+    return view
 
 
 # --------------------------------------------------------------------------- intents (shared/services/intents.py)

@@ -26,6 +26,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain import cost, runs
+from shared.domain import webhook_addresses
 from shared.domain.notifications import NotificationConfig
 from shared.errors import FieldError
 from shared.validation import parse
@@ -485,6 +486,10 @@ def cancel(schedule: dict, at: datetime) -> Optional[dict]:
 
 def public_view(schedule: dict) -> dict:
     view = dict(schedule)
+    view["notifications"] = webhook_addresses.public_targets(schedule.get("notifications"))
+    template = schedule.get("run_template") or {}
+    if template.get("notifications"):
+        view["run_template"] = {**template, "notifications": webhook_addresses.public_targets(template["notifications"])}
     view["active_run_ids"] = sorted(schedule.get("active_runs", {}))
     view["queued_run_ids"] = [q["run_id"] for q in schedule.get("queued_runs", [])]
     view.pop("active_runs", None)

@@ -111,7 +111,7 @@ def create_app(deps: Dependencies) -> Flask:
     @app.post("/api/training-runs")
     def create_run():
         run = intake.create_run(deps.repo, deps.publisher, body(), g.identity, jobs=deps.scheduler_jobs,
-                                run_data=deps.run_data, settings=deps.settings)
+                                run_data=deps.run_data, settings=deps.settings, targets=deps.notification_targets)
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 201
 
     @app.get("/api/training-runs")

@@ -25,28 +25,31 @@ from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import queueing, run_builder, scheduling
+from shared.services import notification_targets, queueing, run_builder, scheduling
 from shared.services.run_data import get_run
 
 
 def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str, jobs=None, run_data=None,
-               settings=None, run_id: Optional[str] = None, at: Optional[datetime] = None) -> dict:
-    """`run_data` and `settings` enable the GPU quota pre-flight (the API gives them; tests may not)."""
+               settings=None, run_id: Optional[str] = None, at: Optional[datetime] = None, targets=None) -> dict:
+    """`run_data` and `settings` enable the GPU quota pre-flight (the API gives them; tests may not);
+    `targets` checks and seals the run's notification targets (shared/services/notification_targets.py)."""
     at = at or runs.now()
     request, doc = run_builder.build_run(repo, body, identity, at)
+    notification_targets.check(targets, (doc["notifications"], "notifications"))
+    if request.draft and doc["scheduled_at"] is not None:
+        raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}
+    if doc["scheduled_at"] is not None:  # its one-time schedule seals the targets under the schedule's id
+        return scheduling.schedule_run(repo, request, doc, identity, at, jobs, targets=targets)
+    run_id = run_id or run_builder.new_run_id()
+    doc = {**doc, "notifications": notification_targets.seal(targets, doc["notifications"], ("run", run_id))}
     if request.draft:  # kept, not queued: POST /api/training-runs/{id}/submit sends it on
-        if doc["scheduled_at"] is not None:
-            raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
         stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=run_builder.run_counter(settings),
-                                    run_id=run_id or run_builder.new_run_id())
+                                    run_id=run_id)
         return stored
-    if doc["scheduled_at"] is not None:
-        return scheduling.schedule_run(repo, request, doc, identity, at, jobs)
-    stored, created = repo.create_run(doc, counter_key=run_builder.run_counter(settings),
-                                      run_id=run_id or run_builder.new_run_id())
+    stored, created = repo.create_run(doc, counter_key=run_builder.run_counter(settings), run_id=run_id)
     if created:
         queueing.queue_submit(publisher, stored)
     return stored

@@ -13,7 +13,7 @@ its own consumer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from shared.domain import notifications, runs
@@ -21,7 +21,8 @@ from shared import log
 from shared.contract import topics
 from shared.contract.messages import NOTIFY
 from shared.errors import NotFound, TransientError
-from shared.adapters.notify_targets import DeliveryError
+from shared.adapters.notify_targets import DeliveryError, DeliveryRefused
+from shared.domain.webhook_addresses import host_of
 
 
 
@@ -31,7 +32,10 @@ class Notifier:
 
     webhooks: object  # .send(url, payload, secret)
     topics: object  # .send(topic, payload)
-    secrets: object  # .get(name) -> str
+    secrets: object  # .get(name) -> str: signing secrets
+    urls: object = None  # .get(url_ref) -> str: sealed webhook URLs (shared/services/notification_targets.py)
+    signing_bindings: dict = field(default_factory=dict)  # secret name -> URL prefixes it may sign for
+    project: str = ""  # a run's topic must be of this project and not Trainyard's own (checked again here)
     link_base: str = ""  # the dashboard's URL; a run's link is {link_base}#run={id}
     tries: int = 3  # per target and delivery, before the command is handed back to Pub/Sub
     backoff_s: float = 1.0  # doubled after each try
@@ -86,15 +90,25 @@ def _set(repo, run_id: str, key: str, claim: bool, **fields) -> bool:
 
 def _send(notifier: Notifier, config, target: str, payload: dict) -> None:
     if target == "pubsub":
+        problem = notifications.topic_problem(config.pubsub_topic, notifier.project) if notifier.project else None
+        if problem:  # a run stored before its topic was checked
+            raise DeliveryRefused(f"topic {config.pubsub_topic}: refused: {problem}")
         send = lambda: notifier.topics.send(config.pubsub_topic, payload)  # noqa: E731
     else:
         hook = config.webhooks[int(target.split("-")[1])]
+        url = notifier.urls.get(hook.url_ref) if isinstance(hook, notifications.SealedWebhook) else hook.url
+        if hook.secret:  # checked when the target was made; checked again, as the bindings may have changed
+            problem = notifications.signing_problem(url, hook.secret, notifier.signing_bindings)
+            if problem:
+                raise DeliveryRefused(f"{host_of(url)}: refused: {problem}")
         secret = notifier.secrets.get(hook.secret) if hook.secret else None
-        send = lambda: notifier.webhooks.send(hook.url, payload, secret)  # noqa: E731
+        send = lambda: notifier.webhooks.send(url, payload, secret)  # noqa: E731
     wait = notifier.backoff_s
     for attempt in range(1, notifier.tries + 1):
         try:
             return send()
+        except DeliveryRefused:
+            raise
         except DeliveryError:
             if attempt == notifier.tries:
                 raise
@@ -124,10 +138,9 @@ def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
             continue  # sent, or being sent by another delivery: at most once
         try:
             _send(notifier, config, target, payload)
-        except NotFound as exc:  # a signing secret that does not exist: retrying will not make it
+        except (NotFound, DeliveryRefused) as exc:  # no such secret, or a refused target: retrying will not help
             _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())
-            log.error("notification not sent: no signing secret", run_id=run_id, event=event, target=target,
-                      error=str(exc))
+            log.error("notification not sent", run_id=run_id, event=event, target=target, error=str(exc))
             continue
         except (DeliveryError, TransientError) as exc:
             _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())

@@ -18,7 +18,7 @@ from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import lifecycle, run_builder
+from shared.services import lifecycle, notification_targets, run_builder
 
 HISTORY_LIMIT = 20
 
@@ -55,12 +55,29 @@ def freeze_template(repo: Repository, template: Any, identity: str, at: datetime
     return schedules.run_template_from(doc)
 
 
-def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: Optional[datetime] = None) -> dict:
+def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: Optional[datetime] = None,
+                    targets=None) -> dict:
+    """`targets` checks and seals the notification targets, the runs' and the schedule's own
+    (shared/services/notification_targets.py)."""
     at = at or runs.now()
     request = schedules.parse_request(body, at)
     template = freeze_template(repo, request.run_template, identity, at)
     doc = schedules.new_schedule(request, template, new_schedule_id(), identity, at)
-    return _store_with_job(repo, _jobs(jobs), doc)
+    notification_targets.check(targets, (template.get("notifications"), "run_template.notifications"),
+                               (doc["notifications"], "notifications"))
+    return _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
+
+
+def _sealed(targets, doc: dict) -> dict:
+    """The schedule with its targets' URLs in the secret store: the runs' (`…-<id>-run-<n>`, which every
+    run it makes refers to) and its own (`…-<id>-<n>`)."""
+    owner = ("schedule", doc["id"])
+    template = doc["run_template"]
+    if template.get("notifications"):
+        template = {**template, "notifications": notification_targets.seal(targets, template["notifications"], owner,
+                                                                            "run-")}
+    return {**doc, "run_template": template,
+            "notifications": notification_targets.seal(targets, doc["notifications"], owner)}
 
 
 def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:
@@ -78,7 +95,8 @@ def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:
     return stored
 
 
-def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: datetime, jobs=None) -> dict:
+def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: datetime, jobs=None,
+                 targets=None) -> dict:
     """POST /api/training-runs with a future scheduled_at: a one-time schedule plus its run, stored
     now in status `scheduled`; the run is queued for submission when its slot fires (or run-now)."""
     scheduled_at = run_doc["scheduled_at"]
@@ -87,8 +105,10 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
                                                  timezone="UTC", run_template={})
     doc = schedules.new_schedule(schedule_request, schedules.run_template_from(run_doc), new_schedule_id(),
                                  identity, at)
-    _store_with_job(repo, _jobs(jobs), doc)
-    run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at}
+    notification_targets.check(targets, (run_doc["notifications"], "notifications"))
+    doc = _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
+    run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at,
+               "notifications": doc["run_template"].get("notifications")}
     stored, _ = repo.create_run(run_doc, counter_key=run_builder.run_counter(),
                                 run_id=schedules.slot_run_id(doc["id"], scheduled_at))
     return stored
@@ -152,9 +172,12 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     existing = repo.get_run(run_id)
     if existing is not None:
         return existing
-    _, doc = run_builder.build_run(repo, schedule["run_template"], schedule["created_by"], at)
+    # The template's targets were checked and sealed with the schedule: its runs refer to the same secrets.
+    template = {k: v for k, v in schedule["run_template"].items() if k != "notifications"}
+    _, doc = run_builder.build_run(repo, template, schedule["created_by"], at)
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
-               triggered_by="manual" if manual else "schedule")
+               triggered_by="manual" if manual else "schedule",
+               notifications=schedule["run_template"].get("notifications"))
     stored, _ = repo.create_run(doc, counter_key=run_builder.run_counter(), run_id=run_id)
     return stored
 

@@ -91,6 +91,9 @@ def local_stack(tmp_path_factory):
         "TRAINYARD_LOCAL_PIPELINE_URL": pipeline.url,
         "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run",
         "TRAINYARD_NOTIFY_SECRETS": json.dumps({NOTIFY_SECRET_NAME: NOTIFY_SECRET}),  # test_notifications_flow
+        # ... whose receiver listens on loopback over http, and signs only for it
+        "TRAINYARD_NOTIFY_LOCAL_RECEIVERS": "true",
+        "TRAINYARD_NOTIFY_SIGNING_SECRETS": json.dumps({NOTIFY_SECRET_NAME: ["http://127.0.0.1/hooks/"]}),
     })
     stack = Stack(config)
     stack.up()

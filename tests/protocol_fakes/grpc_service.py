@@ -40,6 +40,10 @@ class _RecordingChannel:
     unary_stream = stream_unary = stream_stream = unary_unary
 
 
+# The mixin services a GAPIC client may serve under its own service's path (protobuf types, not proto-plus).
+_MIXINS = ("google.iam.v1.IAMPolicy", "google.cloud.location.Locations", "google.longrunning.Operations")
+
+
 def _message_class(function, path: str, side: str) -> Any:
     """The class whose (de)serializer the stub uses: a proto-plus type's classmethod names it; for a
     plain protobuf type (the long-running-operation mixins) the service is in protobuf's pool."""
@@ -49,7 +53,12 @@ def _message_class(function, path: str, side: str) -> Any:
     from google.protobuf import descriptor_pool, message_factory
 
     service, rpc = path.strip("/").split("/")
-    method = descriptor_pool.Default().FindServiceByName(service).FindMethodByName(rpc)
+    pool = descriptor_pool.Default()
+    try:
+        method = pool.FindServiceByName(service).FindMethodByName(rpc)
+    except KeyError:  # a mixin served under the service's own path (Secret Manager's GetIamPolicy, GetLocation)
+        method = next(pool.FindServiceByName(mixin).FindMethodByName(rpc) for mixin in _MIXINS
+                      if rpc in pool.FindServiceByName(mixin).methods_by_name)
     return message_factory.GetMessageClass(method.input_type if side == "request" else method.output_type)
 
 

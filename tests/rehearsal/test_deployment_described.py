@@ -239,7 +239,7 @@ def test_the_dashboard_url_output_is_on_an_authorised_sign_in_domain(deployment)
     assert urlsplit(dashboard_url).path == "/training"  # where shared/http/dashboard_routes.py serves the page
 
 
-def test_every_notification_link_opens_the_dashboard_url(deployment):
+def test_every_notification_link_opens_the_dashboard_url(deployment, tmp_path):
     """N11: run-commands linked runs to /training on trainyard-api, which Cloud Run IAM closes to a
     browser (403). A notification rendered by run-commands' own code, with its Terraform environment,
     links to the dashboard_url output."""
@@ -248,7 +248,9 @@ def test_every_notification_link_opens_the_dashboard_url(deployment):
 
     from shared import composition
     from shared.adapters.notify_targets import LocalSecrets, TopicSender
+    from shared.adapters.secret_store import LocalSecretFile
     from shared.services import intake, notify
+    from shared.services.notification_targets import NotificationTargets, TargetPolicy
     from tests.builders import run_body, seed_catalog
     from tests.fakes import FakePublisher, InMemoryRepository
 
@@ -261,12 +263,13 @@ def test_every_notification_link_opens_the_dashboard_url(deployment):
 
     settings = S.Settings.from_environ(deployment.services["run_commands"].env)
     received, topic = Received(), FakePublisher()
+    urls = LocalSecretFile(str(tmp_path / "webhook-urls.json"))  # Secret Manager's stand-in for the URLs
     notifier = dataclasses.replace(composition.notifier(settings), webhooks=received,
-                                   topics=TopicSender(topic), secrets=LocalSecrets("{}"))
+                                   topics=TopicSender(topic), secrets=LocalSecrets("{}"), urls=urls)
     repo = InMemoryRepository()
     targets = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x"}], "pubsub_topic": "ml-alerts"}
     run = intake.create_run(repo, FakePublisher(), run_body(seed_catalog(repo)["experiment"], notifications=targets),
-                            "dev@example.com")
+                            "dev@example.com", targets=NotificationTargets(TargetPolicy.of(settings), urls))
     repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train", "error_message": "OOM"})
     assert notify.deliver(repo, notifier, run["id"], 1, "failed") == "notified"
 

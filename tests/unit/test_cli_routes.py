@@ -50,10 +50,11 @@ class GrowingLogs:
 
 
 @pytest.fixture
-def api(monkeypatch):
+def api(monkeypatch, tmp_path):
     repo, logs = InMemoryRepository(), GrowingLogs()
     settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com",
-                       admins=frozenset({"cli@example.com"}))
+                       admins=frozenset({"cli@example.com"}), local_dir=str(tmp_path),
+                       notify_signing_secrets={"team-hook": ("https://hooks.example.com/",)})
     pubsub = FakePubSub()
     app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,
                                   scheduler_jobs=NoJobs(), run_data=RunDataSources(logs, LocalGpuQuota()),
@@ -327,8 +328,8 @@ def test_runs_create_names_notification_targets(api, capsys):
     code, out = run_cli("--json", "runs", "create", "--name", "told", "--best", "retrieval", "--notify-webhook",
                         "https://hooks.example.com/a", "--notify-secret", "team-hook", "--notify-topic", "ml-alerts")
     assert code == 0
-    assert json.loads(out)["training_run"]["notifications"]["webhooks"] == [
-        {"url": "https://hooks.example.com/a", "secret": "team-hook"}]
+    assert json.loads(out)["training_run"]["notifications"]["webhooks"] == [  # the URL is a secret: its host only
+        {"host": "hooks.example.com", "secret": "team-hook"}]
     code, _ = run_cli("runs", "create", "--name", "told", "--best", "retrieval", "--notify-webhook", "ftp://x")
     assert code == 1 and "notifications.webhooks.0.url" in capsys.readouterr().err
     assert run_cli("runs", "create", "--name", "told", "--best", "retrieval", "--notify-secret", "x")[0] == 2

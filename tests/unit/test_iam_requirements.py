@@ -62,9 +62,25 @@ def terraform_grants(root: dict) -> tuple[dict[str, set[tuple[str, str]]], dict[
     add(_sa(holds["member"]), "subscription:dead_letter_holds", holds["role"])
     secrets = res[("google_secret_manager_secret_iam_member", "notify_reader")]
     add(_sa(secrets["member"]), "secret:notify", secrets["role"])
+    # The webhook URL secrets (notifications.tf): project grants held to the trainyard-webhook- name prefix.
+    for name in ("webhook_secret_creator", "webhook_url_writer", "webhook_url_reader"):
+        body = res[("google_project_iam_member", name)]
+        condition = body.get("condition")
+        condition = condition[0] if isinstance(condition, list) else condition
+        scope = "project" if not condition else "secret:webhook_urls"
+        if condition:  # the prefix the API names its secrets with (shared/services/notification_targets.py)
+            from shared.services.notification_targets import URL_SECRET_PREFIX
+
+            assert "local.webhook_url_secrets" in condition["expression"], condition
+            assert loc["webhook_url_secrets"].endswith(f"/secrets/{URL_SECRET_PREFIX}"), loc["webhook_url_secrets"]
+        role = body["role"]
+        custom_role = re.search(r"google_project_iam_custom_role\.(\w+)\.name", role)
+        add(_sa(body["member"]), scope, custom_role.group(1) if custom_role else role)
 
     custom = {f"custom:{name}": set(r["permissions"]) for name, r in loc["scheduler_job_roles"].items()}
     custom["artifacts_read_delete"] = set(res[("google_project_iam_custom_role", "artifacts_read_delete")]["permissions"])
+    for name in ("webhook_secret_creator", "webhook_url_writer"):
+        custom[name] = set(res[("google_project_iam_custom_role", name)]["permissions"])
     return grants, custom
 
 

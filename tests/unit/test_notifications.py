@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import tempfile
 
 import pytest
 
@@ -15,6 +17,8 @@ from shared.errors import TransientError
 from shared.adapters.notify_targets import DeliveryError, LocalSecrets, TopicSender
 from shared.services import notify, progress
 from shared.services import intake
+from shared.adapters.secret_store import LocalSecretFile
+from shared.services.notification_targets import NotificationTargets, TargetPolicy
 from tests.builders import run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline
@@ -22,6 +26,9 @@ from tests.unit.test_control_plane import do_submit, env  # noqa: F401 (fixture)
 
 HOOK = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x", "secret": "team-hook"}],
         "pubsub_topic": "ml-alerts"}
+BINDINGS = {"team-hook": ("https://hooks.example.com/services/",)}
+URLS = LocalSecretFile(os.path.join(tempfile.mkdtemp(prefix="trainyard-test-urls-"), "webhook-urls.json"))
+TARGETS = NotificationTargets(TargetPolicy("trainyard-local", signing_secrets=BINDINGS), URLS)
 
 
 class Webhooks:
@@ -40,7 +47,8 @@ class Webhooks:
 def notifier(webhooks, publisher=None, secrets='{"team-hook": "s3cret"}'):
     waits = []
     made = notify.Notifier(webhooks=webhooks, topics=TopicSender(publisher or FakePublisher()),
-                           secrets=LocalSecrets(secrets), link_base="https://example.com/training", tries=3,
+                           secrets=LocalSecrets(secrets), urls=URLS, signing_bindings=BINDINGS,
+                           link_base="https://example.com/training", tries=3,
                            backoff_s=0.5, sleep=waits.append)
     return made, waits
 
@@ -48,7 +56,7 @@ def notifier(webhooks, publisher=None, secrets='{"team-hook": "s3cret"}'):
 def failed_run(repo, **extra):
     ids = seed_catalog(repo)
     run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK, **extra),
-                                 "dev@example.com")
+                            "dev@example.com", targets=TARGETS)
     return repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train",
                                                  "error_message": "CUDA out of memory", "duration_seconds": 5400,
                                                  "estimated_cost": {"total": 3.217, "currency": "USD"}})
@@ -82,7 +90,8 @@ def test_bad_targets_are_refused_naming_the_field():
                        ({"pubsub_topic": "projects/x/subscriptions/y"}, "notifications.pubsub_topic"),
                        ({"events": ["exploded"]}, "notifications.events.0")):
         with pytest.raises(FieldError) as refused:
-            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), "d@x.com")
+            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), "d@x.com",
+                              targets=TARGETS)
         assert field in [e["field"] for e in refused.value.errors], refused.value.errors
 
 
@@ -203,7 +212,8 @@ def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), "d@x.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), "d@x.com",
+                            targets=TARGETS)
     intents.cancel_run(repo, publisher, run["id"], "d@x.com")
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
     intents.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again
