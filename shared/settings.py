@@ -15,6 +15,7 @@ table. `python -m shared.settings` prints the table (docs/settings.md is that ou
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -109,6 +110,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API", "", (API,), TERRAFORM),
     Variable("TRAINYARD_ADMINS", "e-mail addresses (comma-separated, any case) of the operators the admin routes "
              "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody",
+             "", (API,), TERRAFORM),
+    Variable("TRAINYARD_CURSOR_KEY", "the key (32 characters or more) the API signs its opaque page tokens with "
+             "(HMAC-SHA256; shared/page_tokens.py); in the cloud from Secret Manager (the API refuses to start "
+             "without it); locally the stack makes one per .local directory, else each process draws its own",
              "", (API,), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
@@ -310,6 +315,8 @@ class Settings:
     reconcile_command_after_s: float = 1800.0
     reconcile_interval_s: float = 60.0
     admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
+    # TRAINYARD_CURSOR_KEY; b"" in the cloud when unset (the API refuses to start: shared/http/app.py)
+    cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
     def progress_topic_path(self) -> str:
@@ -343,6 +350,7 @@ class Settings:
             auth_audience=read("TRAINYARD_AUTH_AUDIENCE", environ),
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
+            cursor_key=_cursor_key(read("TRAINYARD_CURSOR_KEY", environ), backend),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
             dev_token=read("TRAINYARD_DEV_TOKEN", environ),
@@ -400,6 +408,16 @@ class Settings:
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
+
+
+def _cursor_key(value: str, backend: str) -> bytes:
+    if value and len(value) < 32:
+        raise ValueError("TRAINYARD_CURSOR_KEY must be at least 32 characters (e.g. openssl rand -base64 32)")
+    if value:
+        return value.encode()
+    # One process alone locally: its own key (tokens do not survive a restart). Never in the cloud, where
+    # instances must agree on the key.
+    return b"" if backend == "vertex" else secrets.token_bytes(32)
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:

@@ -36,7 +36,8 @@ def register_action_routes(app: Flask, deps) -> None:
 
     @app.get("/api/training-runs/<run_id>/logs")
     def run_logs(run_id):
-        return jsonify(success=True, **run_data.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict()))
+        return jsonify(success=True, **run_data.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict(),
+                                                         deps.settings.cursor_key))
 
     @app.get("/api/training-runs/<run_id>/training-history")
     def training_history(run_id):

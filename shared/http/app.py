@@ -41,6 +41,9 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def create_app(deps: Dependencies) -> Flask:
+    if not deps.settings.cursor_key:  # every instance must sign and check page tokens with the same key
+        raise RuntimeError("TRAINYARD_CURSOR_KEY is not set: the API signs its page tokens with it "
+                           "(docs/deploy.md: the trainyard-cursor-key secret)")
     app = Flask("trainyard-api")
     app.json = JSONProvider(app)
     app.url_map.strict_slashes = False

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Optional
 
+from shared import page_tokens
 from shared.adapters.repository import Repository
 from shared.contract import labels, results
 from shared.domain import runs
@@ -83,7 +84,9 @@ def _attempt_arg(run: dict, args: dict) -> int:
     return whole_number(args, "attempt", run["attempt"], 1, run["attempt"])
 
 
-def run_logs(repo, sources, run_id: str, args: dict) -> dict:
+def run_logs(repo, sources, run_id: str, args: dict, token_key: bytes) -> dict:
+    """One page of a run's logs. Where the logs are read from is decided here from the run alone; the
+    page token is opaque, signed with token_key and good only for this run, attempt and stage."""
     from shared.adapters.run_data_sources import MAX_PAGE_SIZE
 
     run = get_run(repo, run_id)
@@ -92,8 +95,12 @@ def run_logs(repo, sources, run_id: str, args: dict) -> dict:
     if stage and stage not in runs.STAGES:
         raise FieldError.one("stage", f"must be one of {', '.join(runs.STAGES)}")
     page_size = whole_number(args, "page_size", 100, 1, MAX_PAGE_SIZE)
-    found = sources.logs.read(run, labels.job_id_for(run_id, attempt), stage, page_size, args.get("page_token") or None)
-    return {"run_id": run_id, "attempt": attempt, "stage": stage, "page_size": page_size, **found}
+    bound = {"run": run_id, "attempt": attempt, "stage": stage}
+    cursor = page_tokens.redeem(token_key, args["page_token"], bound) if args.get("page_token") else None
+    found = sources.logs.read(run, labels.job_id_for(run_id, attempt), stage, page_size, cursor)
+    next_cursor = found.pop("next_cursor", None)
+    return {"run_id": run_id, "attempt": attempt, "stage": stage, "page_size": page_size, **found,
+            "next_page_token": page_tokens.issue(token_key, bound, next_cursor) if next_cursor else None}
 
 
 def training_history(repo, store, run_id: str, args: dict) -> dict:
