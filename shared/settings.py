@@ -143,6 +143,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_RECONCILE_COMMAND_AFTER_S", "the reconciler sends again the command of a deployment "
              "deploying or a push-anyway pushing unchanged this long (beyond run-commands' 600 s timeout)", "1800",
              (PIPELINE_EVENTS,), OPTIONAL),
+    Variable("TRAINYARD_DELETE_GRACE_DAYS", "how long a deleted run stays restorable (POST …/restore), its document "
+             "and artifacts kept; the reconciler purges both after it (at least 1)", "7", (API,), OPTIONAL),
     Variable("TRAINYARD_SCHEDULER_BACKEND", "cloud-scheduler (a Cloud Scheduler job per schedule: the API makes, "
              "pauses, resumes and deletes it, pipeline_events pauses it on auto-pause, the scheduler deletes a "
              "one-time schedule's after it fired) or local (scripts/ticker.py publishes)",
@@ -315,6 +317,7 @@ class Settings:
     reconcile_command_after_s: float = 1800.0
     reconcile_interval_s: float = 60.0
     admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
+    delete_grace_days: float = 7.0
     # TRAINYARD_CURSOR_KEY; b"" in the cloud when unset (the API refuses to start: shared/http/app.py)
     cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
@@ -350,6 +353,8 @@ class Settings:
             auth_audience=read("TRAINYARD_AUTH_AUDIENCE", environ),
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
+            delete_grace_days=_at_least_one(_number(get("TRAINYARD_DELETE_GRACE_DAYS"), "TRAINYARD_DELETE_GRACE_DAYS"),
+                                            "TRAINYARD_DELETE_GRACE_DAYS"),
             cursor_key=_cursor_key(read("TRAINYARD_CURSOR_KEY", environ), backend),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.

@@ -117,7 +117,8 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.delete("/api/training-runs/<run_id>")
     def delete_run(run_id):
-        return jsonify(success=True, **intents.delete_run(deps.repo, deps.store, run_id))
+        return jsonify(success=True, **intents.delete_run(deps.repo, run_id, g.identity,
+                                                          deps.settings.delete_grace_days))
 
     @app.post("/api/training-runs/<run_id>/submit")
     def submit_run(run_id):

@@ -18,8 +18,9 @@ from shared.validation import parse, whole_number
 
 
 def get_run(repo: Repository, run_id: str) -> dict:
+    """The run as its readers see it: a deleted one is gone for them (404) until it is restored."""
     run = repo.get_run(run_id)
-    if run is None:
+    if run is None or runs.is_deleted(run):
         raise NotFound(f"training run {run_id}")
     return run
 
@@ -39,13 +40,19 @@ def list_runs(repo: Repository, args: dict) -> dict:
     page_size = whole_number(args, "page_size", 20, 1, 100)
     after = _decode_token(args.get("page_token"))
     text = (args.get("search") or args.get("q") or "").strip().lower()
+    deleted = _flag(args, "deleted")  # the deleted runs (restorable until purge_after), alone
+    if deleted and filters:
+        raise FieldError.one("deleted", "lists the deleted runs alone; drop status, model_type and dataset")
+    query = {"deleted": True} if deleted else filters
 
     found: list[dict] = []
     scanned, batch = 0, max(page_size * 2, 50)
     while len(found) < page_size + 1:
-        chunk = repo.list_runs(filters, batch, after)
+        chunk = repo.list_runs(query, batch, after)
         for run in chunk:
             after = (run["created_at"], run["id"])
+            if runs.is_deleted(run) != deleted:
+                continue
             if not text or text in f"{run.get('name', '')} {run.get('description', '')}".lower():
                 found.append(run)
                 if len(found) == page_size + 1:
@@ -59,8 +66,16 @@ def list_runs(repo: Repository, args: dict) -> dict:
         "training_runs": [runs.public_view(r) for r in page],
         "page_size": page_size,
         "next_page_token": next_token,
-        "total": None if text else repo.count_runs(filters),
+        "total": None if text else repo.count_runs(query) if deleted else
+        repo.count_runs(filters) - repo.count_runs({**filters, "deleted": True}),
     }
+
+
+def _flag(args: dict, name: str) -> bool:
+    value = str(args.get(name) or "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise FieldError.one(name, "must be true or false")
+    return value in ("true", "1")
 
 
 def _encode_token(run: dict) -> str:

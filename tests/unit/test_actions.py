@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -498,11 +499,17 @@ def test_gpu_availability_and_the_create_warning(world):
     assert response.status_code == 201 and any("needs 6" in w for w in response.get_json()["warnings"])
 
 
-def test_delete_removes_the_runs_artifacts(world):
+def test_delete_removes_the_runs_artifacts_once_the_grace_period_is_over(world):
+    from shared.services import reconcile
+
     run = make_run(world, runs.COMPLETED)
     world.store.write_text(f"{ARTIFACTS}/model/saved_model/saved_model.pb", "x")
     response = world.client.delete(f"/api/training-runs/{run['id']}", headers=AUTH)
-    assert response.get_json()["artifacts_removed"] == 1 and not world.store.files
+    assert response.status_code == 200 and world.store.files  # kept while it may be restored
+    later = runs.now() + timedelta(days=world.deps.settings.delete_grace_days, minutes=1)
+    report = reconcile.reconcile(world.repo, world.publisher, world.backend, world.store, world.deps.settings, at=later)
+    assert report["repaired"] == {"purged": 1} and report["repairs"][0]["artifacts_removed"] == 1
+    assert not world.store.files and world.repo.get_run(run["id"]) is None
 
 
 def test_malformed_commands_are_refused_as_unreadable():
