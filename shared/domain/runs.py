@@ -459,11 +459,9 @@ def soft_delete(doc: dict, by: str, at: datetime, purge_after: datetime) -> Opti
 
 
 def restore(doc: dict, by: str, at: datetime) -> Optional[dict]:
-    """Back in the lists with everything it had; None when it is not deleted (a repeat). Refused once
-    the purge has begun (see start_purge): its files may be gone already."""
+    """Back in the lists with everything it had; None when it is not deleted (a repeat). The caller refuses
+    it once the purge has begun (`purging`, see start_purge): its files may be gone already."""
     if not is_deleted(doc):
-        return None
-    if doc.get("purging"):
         return None
     new = copy.deepcopy(doc)
     for key in _DELETION_FIELDS:
