@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -148,6 +149,18 @@ class StackConfig:
         return {"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.firestore_port}",
                 "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub_port}", "GOOGLE_CLOUD_PROJECT": self.project}
 
+    def cursor_key(self) -> str:
+        """The API's page-token key for this .local directory: made once and kept (owner-only), so a
+        restarted stack still honours the tokens it issued."""
+        path = self.local_dir / "stack" / "cursor-key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(secrets.token_urlsafe(32))
+        except FileExistsError:
+            pass
+        return path.read_text().strip()
+
     def function_env(self) -> dict:
         return child_environment(**{
             **self.emulator_env(),
@@ -155,6 +168,7 @@ class StackConfig:
             "TRAINYARD_AUTH": "local", "TRAINYARD_DEV_TOKEN": self.dev_token,
             "TRAINYARD_DEV_IDENTITY": self.dev_identity,
             "TRAINYARD_ADMINS": self.dev_identity,  # the laptop's developer operates its stack (admin routes)
+            "TRAINYARD_CURSOR_KEY": self.cursor_key(),
             "TRAINYARD_LOCAL_DIR": str(self.local_dir),
             "TRAINYARD_ARTIFACTS_ROOT": str(self.local_dir / "artifacts"),
             "TRAINYARD_PIPELINE_ROOT": str(self.local_dir / "pipeline-root"),

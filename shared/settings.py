@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -119,6 +120,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_AUDIT_RETENTION_DAYS", "days an audit record (every state-changing API request: "
              "GET /api/admin/audit) is kept before Firestore's TTL policy deletes it (terraform/firestore.tf, "
              "var.audit_retention_days)", "400", (API,), TERRAFORM),
+    Variable("TRAINYARD_CURSOR_KEY", "the key (32 characters or more) the API signs its opaque page tokens with "
+             "(HMAC-SHA256; shared/page_tokens.py); in the cloud from Secret Manager (the API refuses to start "
+             "without it); locally the stack makes one per .local directory, else each process draws its own",
+             "", (API,), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
@@ -147,6 +152,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_RECONCILE_COMMAND_AFTER_S", "the reconciler sends again the command of a deployment "
              "deploying or a push-anyway pushing unchanged this long (beyond run-commands' 600 s timeout)", "1800",
              (PIPELINE_EVENTS,), OPTIONAL),
+    Variable("TRAINYARD_DELETE_GRACE_DAYS", "how long a deleted run stays restorable (POST …/restore), its document "
+             "and artifacts kept; the reconciler purges both after it (at least 1)", "7", (API,), OPTIONAL),
     Variable("TRAINYARD_SCHEDULER_BACKEND", "cloud-scheduler (a Cloud Scheduler job per schedule: the API makes, "
              "pauses, resumes and deletes it, pipeline_events pauses it on auto-pause, the scheduler deletes a "
              "one-time schedule's after it fired) or local (scripts/ticker.py publishes)",
@@ -330,6 +337,9 @@ class Settings:
     admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
     teams: tuple = ()  # shared/domain/teams.Team, from TRAINYARD_TEAMS (or the local demo team)
     audit_retention_days: int = 400
+    delete_grace_days: float = 7.0
+    # TRAINYARD_CURSOR_KEY; b"" in the cloud when unset (the API refuses to start: shared/http/app.py)
+    cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
     def progress_topic_path(self) -> str:
@@ -363,6 +373,9 @@ class Settings:
             auth_audience=read("TRAINYARD_AUTH_AUDIENCE", environ),
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
+            delete_grace_days=_at_least_one(_number(get("TRAINYARD_DELETE_GRACE_DAYS"), "TRAINYARD_DELETE_GRACE_DAYS"),
+                                            "TRAINYARD_DELETE_GRACE_DAYS"),
+            cursor_key=_cursor_key(read("TRAINYARD_CURSOR_KEY", environ), backend),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
             teams=_teams(read("TRAINYARD_TEAMS", environ), backend, get("TRAINYARD_DEV_IDENTITY")),
             audit_retention_days=_at_least_one(_number(get("TRAINYARD_AUDIT_RETENTION_DAYS"),
@@ -442,6 +455,8 @@ def _teams(value: str, backend: str, dev_identity: str) -> tuple:
         raise ValueError(f"TRAINYARD_TEAMS is not JSON: {exc}") from None
     except FieldError as exc:
         raise ValueError(f"TRAINYARD_TEAMS: {exc}") from None
+
+
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 # A prefix ends its host with "/", so https://hooks.example.com cannot admit https://hooks.example.com.evil.io.
 _URL_PREFIX = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S*$")
@@ -471,6 +486,14 @@ def _local_only(value: bool, backend: str, name: str, why: str) -> bool:
     if value and backend == "vertex":
         raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: {why}")
     return value
+def _cursor_key(value: str, backend: str) -> bytes:
+    if value and len(value) < 32:
+        raise ValueError("TRAINYARD_CURSOR_KEY must be at least 32 characters (e.g. openssl rand -base64 32)")
+    if value:
+        return value.encode()
+    # One process alone locally: its own key (tokens do not survive a restart). Never in the cloud, where
+    # instances must agree on the key.
+    return b"" if backend == "vertex" else secrets.token_bytes(32)
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:

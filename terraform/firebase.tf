@@ -108,6 +108,7 @@ module "fn_web" {
   service_account_email    = google_service_account.sa["api"].email
   build_service_account_id = local.build_sa_id
   environment_variables    = merge(local.environment["api"], { TRAINYARD_AUTH = "firebase" })
+  secret_env               = local.api_secrets
   ingress_settings         = "ALLOW_ALL"
   public                   = true
   public_by                = var.domain_restricted_sharing ? "invoker_iam_check_disabled" : "allUsers"
@@ -115,5 +116,6 @@ module "fn_web" {
   max_instance_count       = 20
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, time_sleep.iam_propagation, terraform_data.dashboard_built]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation, terraform_data.dashboard_built,
+  terraform_data.cursor_key_version, google_secret_manager_secret_iam_member.cursor_key_reader]
 }

@@ -41,6 +41,11 @@ locals {
       collection = "training_runs"
       fields     = [["deployment_status", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # The deleted runs: GET /api/training-runs?deleted=true and the reconciler's purge (reconcile.py).
+    "training_runs-deleted-created_at" = {
+      collection = "training_runs"
+      fields     = [["deleted", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     "experiments-model_type-recall_at_100" = {
       collection = "experiments"
       fields     = [["model_type", "ASCENDING"], ["metrics.recall_at_100", "DESCENDING"]]

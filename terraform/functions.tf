@@ -25,13 +25,15 @@ module "fn_api" {
   service_account_email    = google_service_account.sa["api"].email
   build_service_account_id = local.build_sa_id
   environment_variables    = local.environment["api"]
+  secret_env               = local.api_secrets
   ingress_settings         = "ALLOW_ALL"
   invokers                 = { for member in var.api_invoker_members : member => member }
   timeout_seconds          = 60
   max_instance_count       = 20
   labels                   = var.labels
 
-  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
+  depends_on = [google_project_service.enabled, time_sleep.iam_propagation, terraform_data.cursor_key_version,
+  google_secret_manager_secret_iam_member.cursor_key_reader]
 }
 
 module "fn_pipeline_events" {

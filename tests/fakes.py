@@ -15,6 +15,24 @@ from shared.adapters.repository import epoch_doc_id
 from shared.domain.runs import now
 
 
+class RecordedRest:
+    """shared.adapters.run_data_sources.RestClient answering with recorded API shapes: (url marker, answer)
+    pairs, an answer being a JSON body, an exception to raise or a function of the call's kwargs."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = []
+
+    def call(self, method, url, what, **kwargs):
+        self.calls.append((method, url, kwargs))
+        for marker, answer in self.answers:
+            if marker in url:
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer(kwargs) if callable(answer) else answer
+        raise AssertionError(f"unexpected call {url}")
+
+
 class InMemoryRepository:
     def __init__(self):
         self.runs: dict[str, dict] = {}

@@ -94,9 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--search")
     listing.add_argument("--page-size", type=int, default=20)
     listing.add_argument("--page-token")
+    listing.add_argument("--deleted", action="store_true",
+                         help="the deleted runs, restorable until their purge_after (`runs restore`)")
     for name, helptext in (("get", "one run: stages, gate metric, cost, model, deployment"),
                            ("watch", "follow a run until it is terminal"), ("cancel", "cancel a run"),
-                           ("delete", "delete a finished run and its artifacts")):
+                           ("delete", "delete a finished run (restorable for the grace period, then purged "
+                                      "with its artifacts)")):
         common(runs.add_parser(name, help=helptext)).add_argument("run_id")
     run_commands.register(runs, common)
 
@@ -358,7 +361,8 @@ def run_command(args, client: ApiClient, ui: Output, out) -> int:
                 ui.json(created)
         elif args.command == "list":
             data = client.get("/api/training-runs", status=args.status, model_type=args.model_type,
-                              search=args.search, page_size=args.page_size, page_token=args.page_token)
+                              search=args.search, page_size=args.page_size, page_token=args.page_token,
+                              deleted="true" if args.deleted else None)
             ui.result(data, lambda d: ui.table(d["training_runs"], RUN_COLUMNS))
             if not args.json and data.get("next_page_token"):
                 ui.line(f"more: --page-token {data['next_page_token']}")
@@ -376,7 +380,7 @@ def run_command(args, client: ApiClient, ui: Output, out) -> int:
             ui.result(data, lambda d: run_commands.action_result(ui, d))
         elif args.command == "delete":
             data = client.delete(f"/api/training-runs/{args.run_id}")
-            ui.result(data, lambda d: ui.line(f"deleted {args.run_id}"))
+            ui.result(data, lambda d: ui.line(f"deleted {args.run_id}: {d.get('message') or ''}".rstrip(": ")))
     elif args.group == "experiments":
         if args.command == "top":
             data = client.get("/api/experiments/top-for-training", model_type=args.model_type, limit=args.limit)

@@ -1,5 +1,5 @@
 """`trainyard runs …` beyond create/list/get/watch/cancel/delete: the run actions (retry, deploy,
-push-anyway, submit, run-now) and the run's data (logs [-f], history, artifacts, errors), one
+push-anyway, submit, run-now, restore) and the run's data (logs [-f], history, artifacts, errors), one
 command per API route, named as the route is."""
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def register(runs, common) -> None:
 
     for name, helptext in (("push-anyway", "register a not-blessed run's model anyway"),
                            ("submit", "submit a draft, or queue a pending run again"),
-                           ("run-now", "start a scheduled run now (its one-time schedule is consumed)")):
+                           ("run-now", "start a scheduled run now (its one-time schedule is consumed)"),
+                           ("restore", "bring a deleted run back before its grace period ends")):
         action = common(runs.add_parser(name, help=helptext))
         action.add_argument("run_id")
         action.set_defaults(handler=simple_action, route=name)

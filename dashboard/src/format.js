@@ -180,10 +180,12 @@ export function cssStatus(status) {
 const RIGHT_ACTIONS = new Set(['cancel', 'delete']);
 
 /** Whether the page offers this action beyond the server's rule: no second deploy while one is under
- * way or done, no second push once pushed. */
+ * way or done, no second push once pushed, no delete of a run whose model is deployed or on its way. */
 function worthOffering(name, run) {
   if (name === 'deploy') return !isDeployed(run) && !isDeploying(run);
   if (name === 'push-anyway') return !run.pushed_anyway;
+  // The API refuses (409) to delete a run whose model is deploying, deployed or being pushed.
+  if (name === 'delete') return !isDeployed(run) && !isDeploying(run) && run.push_anyway?.status !== 'pushing';
   return true;
 }
 

@@ -29,6 +29,9 @@ describe('card actions per state', () => {
   it('a registered, undeployed completed run can be deployed', () => {
     expect(actionsFor({ ...base, status: 'completed', vertex_model_resource_name: 'm' }).left).toEqual(['view', 'deploy']);
     expect(actionsFor({ ...base, status: 'completed', vertex_model_resource_name: 'm', is_deployed: true }).left).toEqual(['view']);
+    expect(actionsFor({ ...base, status: 'completed', vertex_model_resource_name: 'm', is_deployed: true }).right).toEqual([]);
+    expect(actionsFor({ ...base, status: 'completed', deployment: { status: 'deploying' } }).right).toEqual([]);
+    expect(actionsFor({ ...base, status: 'not_blessed', push_anyway: { status: 'pushing' } }).right).toEqual([]);
   });
   it('a not-blessed run already pushed is not offered the push again, but its registered model can be deployed', () => {
     expect(actionsFor({ ...base, status: 'not_blessed', vertex_model_resource_name: 'm', pushed_anyway: true }).left).toEqual(['view', 'deploy']);

@@ -32,7 +32,9 @@ export async function connect(config) {
   return { identity: config.devIdentity, token: async () => config.devToken };
 }
 
-const docs = (snap) => snap.docs.map((d) => ({ id: d.id, ...d.data() }));
+// A deleted run (restorable for its grace period, docs/run-actions.md) is gone from the page as from the API.
+const visible = (run) => run.deleted !== true;
+const docs = (snap) => snap.docs.map((d) => ({ id: d.id, ...d.data() })).filter(visible);
 
 function listen(q, onData, onError) {
   return onSnapshot(q, (snap) => onData(docs(snap), snap), (err) => onError?.(err));
@@ -49,7 +51,8 @@ export function listenRegistry(onData, onError) {
 }
 
 export function listenRun(runId, onData, onError) {
-  return onSnapshot(doc(db, 'training_runs', runId), (snap) => onData(snap.exists() ? { id: snap.id, ...snap.data() } : null),
+  return onSnapshot(doc(db, 'training_runs', runId),
+    (snap) => onData(snap.exists() && visible(snap.data()) ? { id: snap.id, ...snap.data() } : null),
     (err) => onError?.(err));
 }
 

@@ -209,9 +209,8 @@ async function runAction(action, runId) {
         toast((await post(`/api/training-runs/${runId}/push-anyway`)).message || 'Push queued');
         return;
       case 'delete':
-        if (!(await confirmDialog(`Delete training run "${run.name}" and its artifacts?`))) return;
-        await del(`/api/training-runs/${runId}`);
-        toast(`${run.name} deleted`);
+        if (!(await confirmDialog(`Delete training run "${run.name}"? It can be restored (trainyard runs restore) until its grace period ends; then it is purged with its artifacts.`))) return;
+        toast(`${run.name} ${(await del(`/api/training-runs/${runId}`)).message || 'deleted'}`);
         return;
       default:
     }

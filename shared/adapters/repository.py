@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from shared.domain.doc_ids import is_valid_id
 from shared.errors import NotFound, TransientError
-from shared.domain.runs import now
+from shared.domain.runs import is_deleted, now
 
 RUNS = "training_runs"
 SCHEDULES = "training_schedules"
@@ -93,12 +93,18 @@ class Repository(Protocol):
 
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
     """For a request: decide(doc) → new doc (changed) or None (a no-op; it may raise Conflict/FieldError).
-    Returns (the run, whether it changed); NotFound when there is no such run."""
-    updated = repo.mutate_run(run_id, decide)
+    Returns (the run, whether it changed); NotFound when there is no such run, or it is deleted (a deleted
+    run takes no action but its restore: shared/services/intents.py)."""
+    def unless_deleted(doc: dict) -> Optional[dict]:
+        if is_deleted(doc):
+            raise NotFound(f"training run {run_id}")
+        return decide(doc)
+
+    updated = repo.mutate_run(run_id, unless_deleted)
     if updated is not None:
         return updated, True
     run = repo.get_run(run_id)
-    if run is None:
+    if run is None or is_deleted(run):
         raise NotFound(f"training run {run_id}")
     return run, False
 
@@ -238,7 +244,7 @@ class FirestoreRepository:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = self.db.collection(RUNS)
-        for field in ("status", "model_type", "dataset_id", "schedule_id", "deployment_status"):
+        for field in ("status", "model_type", "dataset_id", "schedule_id", "deployment_status", "deleted"):
             if filters.get(field):
                 query = query.where(filter=FieldFilter(field, "==", filters[field]))
         return query

@@ -7,7 +7,6 @@ Local: the local pipeline service's per-task logs; no quota applies on one machi
 """
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -17,7 +16,7 @@ from typing import Optional, Protocol
 from shared.adapters.lazy_client import LazyClient
 from shared.contract import labels
 from shared.contract.nodes import NODE_OF_STAGE, stage_for_task
-from shared.errors import FieldError, NotFound, TransientError
+from shared.errors import NotFound, TransientError
 
 MAX_PAGE_SIZE = 500
 # Vertex custom-training quota metric per accelerator (Spot/preemptible VMs have their own quota).
@@ -30,20 +29,11 @@ def quota_metric(gpu_type: str, preemptible: bool) -> str:
             f"{GPU_QUOTA_NAMES[gpu_type]}_gpus")
 
 
-def _encode(token: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
-
-
-def _decode(token: str) -> dict:
-    try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError:
-        raise FieldError.one("page_token", "is not a token this API issued") from None
-
-
 class LogSource(Protocol):
-    def read(self, run: dict, job_id: str, stage: Optional[str], page_size: int, page_token: Optional[str]) -> dict:
-        """{entries: [{timestamp, severity, stage, task, message}], next_page_token, source}"""
+    def read(self, run: dict, job_id: str, stage: Optional[str], page_size: int, cursor: Optional[dict]) -> dict:
+        """{entries: [{timestamp, severity, stage, task, message}], next_cursor, source}. The cursor is where a
+        previous read ended (its next_cursor), handed back by the API only inside a token it signed
+        (shared/page_tokens.py); a source never sees anything a client wrote."""
 
 
 class GpuQuota(Protocol):
@@ -115,19 +105,18 @@ class CloudLoggingLogs:
             jobs[custom["name"].rsplit("/", 1)[-1]] = "Train"
         return jobs
 
-    def read(self, run, job_id, stage, page_size, page_token):
-        if page_token:
-            state = _decode(page_token)
+    def read(self, run, job_id, stage, page_size, cursor):
+        if cursor:  # the same jobs as the first page: Logging pages only with the same filter
+            jobs = cursor["m"]
         else:
             jobs = {k: v for k, v in self._task_jobs(run, job_id).items() if not stage or v == stage}
-            clauses = [f'resource.labels.job_id="{k}"' for k in jobs]
-            if not clauses:
-                return {"entries": [], "next_page_token": None, "source": "cloud_logging"}
-            state = {"f": f'resource.type="ml_job" AND ({" OR ".join(clauses)})', "m": jobs, "t": None}
-        body = {"resourceNames": [f"projects/{self.project}"], "filter": state["f"], "orderBy": "timestamp asc",
+        log_filter = task_logs_filter(jobs)
+        if log_filter is None:
+            return {"entries": [], "next_cursor": None, "source": "cloud_logging"}
+        body = {"resourceNames": [f"projects/{self.project}"], "filter": log_filter, "orderBy": "timestamp asc",
                 "pageSize": page_size}
-        if state.get("t"):
-            body["pageToken"] = state["t"]
+        if cursor and cursor.get("t"):
+            body["pageToken"] = cursor["t"]
         try:
             found = self.rest.call("POST", "https://logging.googleapis.com/v2/entries:list", "Cloud Logging", json=body)
         except PermissionError as exc:
@@ -137,11 +126,30 @@ class CloudLoggingLogs:
             payload = entry.get("jsonPayload") or {}
             job = (entry.get("resource") or {}).get("labels", {}).get("job_id", "")
             entries.append({"timestamp": entry.get("timestamp"), "severity": entry.get("severity", "DEFAULT"),
-                            "stage": state["m"].get(job), "task": job,
+                            "stage": jobs.get(job), "task": job,
                             "message": entry.get("textPayload") or payload.get("message") or json.dumps(payload)})
         next_token = found.get("nextPageToken")
+        # Logging wants "the values of other method parameters identical to those in the previous call"
+        # (https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list): the jobs ride along.
         return {"entries": entries, "source": "cloud_logging",
-                "next_page_token": _encode({**state, "t": next_token}) if next_token else None}
+                "next_cursor": {"t": next_token, "m": jobs} if next_token else None}
+
+
+# A Vertex CustomJob id is numeric; anything else is not a job of ours and never reaches a filter.
+_JOB_ID = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
+
+
+def logging_string(value: str) -> str:
+    """A Logging query string literal, double-quoted with backslash and quote escaped (Logging query language:
+    https://cloud.google.com/logging/docs/view/logging-query-language). Values are validated first; this is
+    the second lock, so a value can never end its literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def task_logs_filter(jobs: dict[str, str]) -> Optional[str]:
+    """The only filter the API sends to Cloud Logging: the ml_job logs of the run's own task jobs."""
+    clauses = [f"resource.labels.job_id={logging_string(k)}" for k in sorted(jobs) if _JOB_ID.fullmatch(k)]
+    return f'resource.type="ml_job" AND ({" OR ".join(clauses)})' if clauses else None
 
 
 class CloudGpuQuota:
@@ -276,9 +284,8 @@ class LocalPipelineLogs:
             raise TransientError(f"local pipeline service: HTTP {response.status_code} {response.text[:200]}")
         return response.json()
 
-    def read(self, run, job_id, stage, page_size, page_token):
-        state = _decode(page_token) if page_token else {"o": 0, "s": None}
-        offset, current = int(state["o"]), state.get("s")
+    def read(self, run, job_id, stage, page_size, cursor):
+        offset, current = int((cursor or {}).get("o", 0)), (cursor or {}).get("s")
         entries, more = [], False
         for _ in range(self.MAX_CHUNKS):
             chunk = self._chunk(job_id, offset)
@@ -303,7 +310,7 @@ class LocalPipelineLogs:
                     continue
             break
         return {"entries": entries, "source": "local_pipeline_service",
-                "next_page_token": _encode({"o": offset, "s": current}) if more else None}
+                "next_cursor": {"o": offset, "s": current} if more else None}
 
 
 def _severity(line: str) -> str:

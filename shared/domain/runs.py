@@ -418,3 +418,65 @@ def cancel_waiting(doc: dict, identity: str, at: datetime, reason: str) -> Optio
         return None
     return {**doc, "status": CANCELLED, "cancelled_by": identity, "completed_at": at, "error_message": "",
             "cancelled_at_stage": None, "warnings": doc.get("warnings", []) + [reason]}
+
+
+# --------------------------------------------------------------------------- deletion (security review M4)
+#
+# Deletion is not a status: a run is deleted only once nothing of it runs (its status is terminal, or a
+# draft), so the forward-only status never moves again. It is a lifecycle of the document beside the
+# status, forward only: live → deleted (hidden, artifacts kept until purge_after) → purging → gone.
+# A restore takes deleted back to live until the purge has begun; a repeat of either is a no-op.
+
+_DELETION_FIELDS = ("deleted_at", "deleted_by", "purge_after")
+
+
+def is_deleted(doc: dict) -> bool:
+    return bool(doc.get("deleted"))
+
+
+def delete_refusal(doc: dict) -> Optional[str]:
+    """Why this run cannot be deleted now (None: it can). A deleted run's model must not vanish from
+    under an endpoint or a registration in flight (they would fail half-way, leaving what nothing tracks)."""
+    if doc["status"] not in DELETABLE:
+        return (f"it is {doc['status']}; only drafts and completed, failed, cancelled or not_blessed runs can be "
+                f"deleted (cancel it first)")
+    deployment = doc.get("deployment") or {}
+    if deployment.get("status") in ("deploying", "deployed"):  # shared/services/deployments.py DEPLOYING, DEPLOYED
+        where = deployment.get("endpoint_resource_name") or deployment.get("endpoint_id") or "its endpoint"
+        action = "wait for the deployment to finish, then undeploy it" if deployment["status"] == "deploying" \
+            else "undeploy it first"
+        return f"its model is {deployment['status']} to {where}; {action}"
+    if (doc.get("push_anyway") or {}).get("status") == PUSHING:
+        return "its model is being pushed anyway; wait for the push to finish"
+    return None
+
+
+def soft_delete(doc: dict, by: str, at: datetime, purge_after: datetime) -> Optional[dict]:
+    """Hidden and kept until purge_after; None when it is deleted already (the first delete stands)."""
+    if is_deleted(doc):
+        return None
+    new = copy.deepcopy(doc)
+    new.update(deleted=True, deleted_at=at, deleted_by=by, purge_after=purge_after)
+    new.pop("restored_at", None)
+    new.pop("restored_by", None)
+    return new
+
+
+def restore(doc: dict, by: str, at: datetime) -> Optional[dict]:
+    """Back in the lists with everything it had; None when it is not deleted (a repeat). The caller refuses
+    it once the purge has begun (`purging`, see start_purge): its files may be gone already."""
+    if not is_deleted(doc):
+        return None
+    new = copy.deepcopy(doc)
+    for key in _DELETION_FIELDS:
+        new.pop(key, None)
+    new.update(deleted=False, restored_at=at, restored_by=by)
+    return new
+
+
+def start_purge(doc: dict, at: datetime) -> Optional[dict]:
+    """The point of no return: a deleted run past its grace period is marked purging (None: not due, or
+    restored meanwhile, or already purging)."""
+    if not is_deleted(doc) or doc.get("purging") or not doc.get("purge_after") or doc["purge_after"] > at:
+        return None
+    return {**copy.deepcopy(doc), "purging": True, "purge_started_at": at}

@@ -34,9 +34,14 @@ def register_action_routes(app: Flask, deps) -> None:
     def push_anyway(run_id):
         return answer(intents.push_anyway(deps.repo, deps.publisher, run_id, g.identity), True)
 
+    @app.post("/api/training-runs/<run_id>/restore")
+    def restore_run(run_id):
+        return answer(intents.restore_run(deps.repo, run_id, g.identity), False)
+
     @app.get("/api/training-runs/<run_id>/logs")
     def run_logs(run_id):
-        return jsonify(success=True, **run_data.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict()))
+        return jsonify(success=True, **run_data.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict(),
+                                                         deps.settings.cursor_key))
 
     @app.get("/api/training-runs/<run_id>/training-history")
     def training_history(run_id):

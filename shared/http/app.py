@@ -43,6 +43,9 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def create_app(deps: Dependencies) -> Flask:
+    if not deps.settings.cursor_key:  # every instance must sign and check page tokens with the same key
+        raise RuntimeError("TRAINYARD_CURSOR_KEY is not set: the API signs its page tokens with it "
+                           "(docs/deploy.md: the trainyard-cursor-key secret)")
     app = Flask("trainyard-api")
     app.json = JSONProvider(app)
     app.url_map.strict_slashes = False
@@ -124,7 +127,8 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.delete("/api/training-runs/<run_id>")
     def delete_run(run_id):
-        return jsonify(success=True, **intents.delete_run(deps.repo, deps.store, run_id))
+        return jsonify(success=True, **intents.delete_run(deps.repo, run_id, g.identity,
+                                                          deps.settings.delete_grace_days))
 
     @app.post("/api/training-runs/<run_id>/submit")
     def submit_run(run_id):

@@ -62,13 +62,16 @@ def document() -> dict:
                                    **_errors(400, 401)}},
             "get": {"summary": "List training runs, newest first", "parameters": [
                 {"name": n, "in": "query", "schema": {"type": "string"}} for n in
-                ("status", "model_type", "dataset", "search", "page_size", "page_token")],
+                ("status", "model_type", "dataset", "search", "page_size", "page_token", "deleted")],
                     "responses": {"200": _response("a page of runs"), **_errors(400, 401)}}},
         "/api/training-runs/{run_id}": {
             "get": {"summary": "Get a training run", "parameters": run_id,
                     "responses": {"200": _response("the run", ref("TrainingRun")), **_errors(401, 404)}},
-            "delete": {"summary": "Delete a draft or a finished run and its artifacts", "parameters": run_id,
-                       "responses": {"200": _response("deleted"), **_errors(401, 404, 409)}}},
+            "delete": {"summary": "Delete a draft or a finished run: hidden at once, restorable for the grace period "
+                                  "(TRAINYARD_DELETE_GRACE_DAYS), then purged with its artifacts; refused while its "
+                                  "model is deploying, deployed or being pushed", "parameters": run_id,
+                       "responses": {"200": _response("deleted (or already deleted): purge_after says until when it "
+                                                      "may be restored"), **_errors(401, 404, 409)}}},
         "/api/training-runs/{run_id}/submit": {
             "post": {"summary": "Submit a draft (draft → pending), or queue a pending run again", "parameters": run_id,
                      "responses": {"202": _response("queued"), **_errors(401, 404, 409)}}},
@@ -143,6 +146,7 @@ def _action_paths(ref, run_id: list) -> dict:
         f"{base}/deploy": action("Deploy a completed run's registered model to a new or existing endpoint",
                                  "DeployBody"),
         f"{base}/push-anyway": action("Register a not-blessed run's model anyway"),
+        f"{base}/restore": action("Bring a deleted run back before its grace period ends (409 once its purge began)"),
         f"{base}/logs": data("Per-stage logs, bounded and paginated", "stage", "attempt", "page_size", "page_token"),
         f"{base}/training-history": data("Per-epoch metrics and learning rate", "attempt"),
         f"{base}/artifacts": data("Artifact URIs and registry/endpoint links"),

@@ -13,7 +13,7 @@ from shared.domain import runs
 from shared import log
 from shared.contract import topics
 from shared.contract.messages import DEPLOY
-from shared.errors import Conflict, FieldError, TransientError
+from shared.errors import Conflict, FieldError, NotFound, TransientError
 from shared.adapters.repository import mutate_or_read_run
 
 DEPLOYING, DEPLOYED, DEPLOY_FAILED = "deploying", "deployed", "failed"
@@ -141,7 +141,11 @@ def deploy_after_training(repo, publisher, run: dict) -> str:
     pending_command = current.get("automatic") and current.get("status") == DEPLOYING and not current.get("queued_at")
     if not deploys_after_training(run) or (current and not pending_command):
         return "none"  # decided on the document in hand: most events cost no extra read
-    run, _, warning = request_deployment(repo, publisher, run["id"], AUTOMATIC_DEPLOYER, DeployBody(), automatic=True)
+    try:
+        run, _, warning = request_deployment(repo, publisher, run["id"], AUTOMATIC_DEPLOYER, DeployBody(), automatic=True)
+    except NotFound:  # deleted since it completed (a redelivered event): a deleted run takes no action
+        log.info("automatic deploy skipped: the run was deleted", run_id=run["id"])
+        return "none"
     if warning:
         raise TransientError(warning)
     deployment = run.get("deployment") or {}

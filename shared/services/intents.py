@@ -1,4 +1,4 @@
-"""Run intents (spec §7.2): cancel, retry, deploy, push anyway, delete.
+"""Run intents (spec §7.2): cancel, retry, deploy, push anyway, delete and restore.
 
 Each follows the architecture's rule: the API checks the run's state, records the intent in the run
 document in one transaction and publishes a command; the run-commands consumer (shared/services/commands.py)
@@ -8,6 +8,7 @@ lost publish heals itself).
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +17,7 @@ from shared.adapters.repository import Repository
 from shared.contract.messages import CANCEL, PUSH_ANYWAY
 from shared.domain import runs
 from shared.domain.run_config import GpuConfig, TrainingParams
-from shared.errors import Conflict, FieldError
+from shared.errors import Conflict, FieldError, NotFound
 from shared.services import lifecycle, queueing
 from shared.services.deployments import DeployBody, publish_command, request_deployment
 from shared.validation import parse
@@ -138,12 +139,38 @@ def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
 # --------------------------------------------------------------------------- delete
 
 
-def delete_run(repo: Repository, store, run_id: str) -> dict:
-    def terminal_only(run: dict) -> None:
-        if run["status"] not in runs.DELETABLE:
-            raise Conflict(f"run {run_id} is {run['status']}; only drafts and completed, failed, cancelled or "
-                           f"not_blessed runs can be deleted (cancel it first)")
+def delete_run(repo: Repository, run_id: str, identity: str, grace_days: float) -> dict:
+    """A soft delete: the run leaves every list and read at once; its document and artifacts stay until the
+    grace period ends (the reconciler then purges both: shared/services/reconcile.py), and
+    POST …/restore brings it back until then. Refused while its model is deploying, deployed or pushing."""
+    def decide(doc):
+        if runs.is_deleted(doc):
+            return None  # a repeat: the first delete's grace period stands
+        why = runs.delete_refusal(doc)
+        if why:
+            raise Conflict(f"run {run_id} cannot be deleted: {why}")
+        at = runs.now()
+        return runs.soft_delete(doc, identity, at, at + timedelta(days=grace_days))
 
-    run = repo.delete_run(run_id, terminal_only)
-    removed = store.delete_tree(run["gcs_artifacts_path"]) if run.get("gcs_artifacts_path") else 0
-    return {"deleted": run_id, "artifacts_removed": removed}
+    updated = repo.mutate_run(run_id, decide)
+    run = updated or repo.get_run(run_id)
+    if run is None:
+        raise NotFound(f"training run {run_id}")
+    until = run["purge_after"]
+    return {"deleted": run_id, "changed": updated is not None, "deleted_at": run["deleted_at"],
+            "deleted_by": run["deleted_by"], "purge_after": until,
+            "message": f"deleted; restorable until {until.isoformat()} (POST /api/training-runs/{run_id}/restore)"}
+
+
+def restore_run(repo: Repository, run_id: str, identity: str) -> dict:
+    """A deleted run back as it was, within its grace period; a repeat (or a run never deleted) changes nothing."""
+    def decide(doc):
+        if doc.get("purging"):
+            raise Conflict(f"run {run_id} cannot be restored: its grace period is over and it is being purged")
+        return runs.restore(doc, identity, runs.now())
+
+    updated = repo.mutate_run(run_id, decide)  # NotFound once purged
+    run = updated or repo.get_run(run_id)
+    if run is None:
+        raise NotFound(f"training run {run_id}")
+    return _outcome(run, updated is not None, "restored" if updated is not None else "not deleted; nothing to restore")

@@ -12,7 +12,9 @@ status's threshold (shared/settings.py) and repairs each through the path its ev
   path pipeline_events uses (a terminal job ends the run, results and schedule bookkeeping included);
 - `cancelling` → the job is read and applied (a cancelled job ends it), else the cancel is sent again;
 - a deployment `deploying` or a push-anyway `pushing` → its command is sent again (run-commands acts
-  on a deployment id or a push once and skips a repeat).
+  on a deployment id or a push once and skips a repeat);
+- a deleted run past its grace period (`purge_after`) → purged: marked `purging` (no restore after that),
+  its artifacts removed, then its document (security review M4: deletes are soft first).
 
 Each pass is logged and recorded (the `reconciler` status document: totals per repair, the last pass, the latest
 repairs) and `GET /api/reconciler` shows it. The pass is idempotent: a repeat repairs nothing twice.
@@ -21,12 +23,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from shared.domain import runs
 from shared import log
 from shared.contract import labels, messages
-from shared.errors import NotFound, TransientError
+from shared.errors import Conflict, NotFound, TransientError
 from shared.services import deployments, progress, queueing
 
 PAGE = 200
@@ -47,11 +49,15 @@ def thresholds(settings) -> dict[str, timedelta]:
 
 
 def _unchanged_since(repo, filters: dict, before: datetime) -> Iterator[dict]:
+    return _scan(repo, filters, lambda run: bool(run.get("updated_at") and run["updated_at"] <= before))
+
+
+def _scan(repo, filters: dict, wanted: Callable[[dict], bool]) -> Iterator[dict]:
     after, scanned = None, 0
     while scanned < MAX_SCAN:
         page = repo.list_runs(filters, PAGE, after)
         for run in page:
-            if run.get("updated_at") and run["updated_at"] <= before:
+            if wanted(run):
                 yield run
         scanned += len(page)
         if len(page) < PAGE:
@@ -93,6 +99,16 @@ def reconcile(repo, publisher, backend, store, settings, at: Optional[datetime] 
         checked[runs.PUSHING] += 1
         if _send(publisher, {"command": messages.PUSH_ANYWAY, "run_id": run["id"]}):
             repaired(run, "push_anyway_resent")
+
+    for run in _scan(repo, {"deleted": True}, lambda r: bool(r.get("purge_after") and r["purge_after"] <= at)):
+        checked["deleted"] += 1
+        try:
+            purged = _purge(run, repo, store, at)
+        except TransientError as exc:  # the next pass carries on: a purge once begun is resumed
+            log.warning("reconciler could not purge a deleted run yet", run_id=run["id"], error=str(exc))
+            continue
+        if purged is not None:
+            repaired(run, "purged", **purged)
 
     report = {"at": at, "checked": dict(checked), "repaired": dict(Counter(r["action"] for r in repairs)),
               "repairs": repairs}
@@ -139,6 +155,28 @@ def _cancelling(run, repo, publisher, backend, store, jobs) -> tuple[Optional[st
     if _send(publisher, {"command": messages.CANCEL, "run_id": run["id"], "attempt": run["attempt"]}):
         return "cancel_resent", details
     return None, details
+
+
+def _purge(run, repo, store, at: datetime) -> Optional[dict]:
+    """A deleted run past its grace period: claimed (no restore after this), its artifacts removed, then its
+    document and history. None when it was restored meanwhile (or is gone already)."""
+    try:
+        current = repo.mutate_run(run["id"], lambda doc: runs.start_purge(doc, at)) or repo.get_run(run["id"])
+    except NotFound:
+        return None
+    if current is None or not current.get("purging"):
+        return None  # a purge interrupted earlier is resumed: it is still purging
+    removed = store.delete_tree(current["gcs_artifacts_path"]) if current.get("gcs_artifacts_path") else 0
+
+    def still_purging(doc: dict) -> None:
+        if not doc.get("purging"):
+            raise Conflict(f"run {run['id']} is not being purged")
+
+    try:
+        repo.delete_run(run["id"], still_purging)
+    except NotFound:
+        pass  # another pass finished it
+    return {"artifacts_removed": removed}
 
 
 def empty_status() -> dict:

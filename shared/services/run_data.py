@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Optional
 
+from shared import page_tokens
 from shared.adapters.repository import Repository
 from shared.contract import labels, results
 from shared.domain import runs
@@ -17,8 +18,9 @@ from shared.validation import parse, whole_number
 
 
 def get_run(repo: Repository, run_id: str) -> dict:
+    """The run as its readers see it: a deleted one is gone for them (404) until it is restored."""
     run = repo.get_run(run_id)
-    if run is None:
+    if run is None or runs.is_deleted(run):
         raise NotFound(f"training run {run_id}")
     return run
 
@@ -38,13 +40,19 @@ def list_runs(repo: Repository, args: dict) -> dict:
     page_size = whole_number(args, "page_size", 20, 1, 100)
     after = _decode_token(args.get("page_token"))
     text = (args.get("search") or args.get("q") or "").strip().lower()
+    deleted = _flag(args, "deleted")  # the deleted runs (restorable until purge_after), alone
+    if deleted and filters:
+        raise FieldError.one("deleted", "lists the deleted runs alone; drop status, model_type and dataset")
+    query = {"deleted": True} if deleted else filters
 
     found: list[dict] = []
     scanned, batch = 0, max(page_size * 2, 50)
     while len(found) < page_size + 1:
-        chunk = repo.list_runs(filters, batch, after)
+        chunk = repo.list_runs(query, batch, after)
         for run in chunk:
             after = (run["created_at"], run["id"])
+            if runs.is_deleted(run) != deleted:
+                continue
             if not text or text in f"{run.get('name', '')} {run.get('description', '')}".lower():
                 found.append(run)
                 if len(found) == page_size + 1:
@@ -58,8 +66,16 @@ def list_runs(repo: Repository, args: dict) -> dict:
         "training_runs": [runs.public_view(r) for r in page],
         "page_size": page_size,
         "next_page_token": next_token,
-        "total": None if text else repo.count_runs(filters),
+        "total": None if text else repo.count_runs(query) if deleted else
+        repo.count_runs(filters) - repo.count_runs({**filters, "deleted": True}),
     }
+
+
+def _flag(args: dict, name: str) -> bool:
+    value = str(args.get(name) or "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise FieldError.one(name, "must be true or false")
+    return value in ("true", "1")
 
 
 def _encode_token(run: dict) -> str:
@@ -83,7 +99,9 @@ def _attempt_arg(run: dict, args: dict) -> int:
     return whole_number(args, "attempt", run["attempt"], 1, run["attempt"])
 
 
-def run_logs(repo, sources, run_id: str, args: dict) -> dict:
+def run_logs(repo, sources, run_id: str, args: dict, token_key: bytes) -> dict:
+    """One page of a run's logs. Where the logs are read from is decided here from the run alone; the
+    page token is opaque, signed with token_key and good only for this run, attempt and stage."""
     from shared.adapters.run_data_sources import MAX_PAGE_SIZE
 
     run = get_run(repo, run_id)
@@ -92,8 +110,12 @@ def run_logs(repo, sources, run_id: str, args: dict) -> dict:
     if stage and stage not in runs.STAGES:
         raise FieldError.one("stage", f"must be one of {', '.join(runs.STAGES)}")
     page_size = whole_number(args, "page_size", 100, 1, MAX_PAGE_SIZE)
-    found = sources.logs.read(run, labels.job_id_for(run_id, attempt), stage, page_size, args.get("page_token") or None)
-    return {"run_id": run_id, "attempt": attempt, "stage": stage, "page_size": page_size, **found}
+    bound = {"run": run_id, "attempt": attempt, "stage": stage}
+    cursor = page_tokens.redeem(token_key, args["page_token"], bound) if args.get("page_token") else None
+    found = sources.logs.read(run, labels.job_id_for(run_id, attempt), stage, page_size, cursor)
+    next_cursor = found.pop("next_cursor", None)
+    return {"run_id": run_id, "attempt": attempt, "stage": stage, "page_size": page_size, **found,
+            "next_page_token": page_tokens.issue(token_key, bound, next_cursor) if next_cursor else None}
 
 
 def training_history(repo, store, run_id: str, args: dict) -> dict:

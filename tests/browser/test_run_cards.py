@@ -69,7 +69,7 @@ STATES = {
 EXPECTED_ACTIONS = {
     "state-pending": ["view", "cancel"], "state-scheduled": ["view", "run-now", "cancel"],
     "state-running": ["view", "cancel"], "state-completed": ["view", "deploy", "delete"],
-    "state-deployed": ["view", "delete"], "state-failed": ["view", "retry", "delete"],
+    "state-deployed": ["view"], "state-failed": ["view", "retry", "delete"],
     "state-cancelled": ["view", "retry", "delete"], "state-not-blessed": ["view", "push-anyway", "delete"],
 }
 BORDER = {"running": "rgb(59, 130, 246)", "completed": "rgb(16, 185, 129)", "failed": "rgb(239, 68, 68)",

@@ -165,3 +165,24 @@ def test_push_anyway_registers_a_not_blessed_model_locally(local_stack, catalog)
     assert pushed["push_anyway"]["status"] == "pushed", pushed["push_anyway"]
     assert pushed["pushed_anyway"] is True and pushed["vertex_model_version"] == "1"
     assert pushed["vertex_model_resource_name"].endswith("registry/actions-push-anyway")
+
+
+def test_a_deleted_run_is_hidden_in_firestore_and_restored(local_stack, catalog):  # noqa: F811
+    """The soft delete against the Firestore emulator: the `deleted` query, the counts, the restore."""
+    run = submitted(local_stack, catalog, "actions-delete")
+    deliver(local_stack, job_timeline(f"{run['id']}-a1", fail_at="Trainer"), f"{run['id']}-a1")
+    local_stack.wait_for(run["id"], lambda r: r["status"] == "failed", what="failure")
+    before = local_stack.get("/api/training-runs").json()["total"]
+
+    deleted = local_stack.session.delete(f"{local_stack.api}/api/training-runs/{run['id']}", timeout=30)
+    assert deleted.status_code == 200 and deleted.json()["deleted_by"] == "developer@localhost"
+    assert local_stack.get(f"/api/training-runs/{run['id']}").status_code == 404
+    listed = local_stack.get("/api/training-runs", page_size=100).json()
+    assert run["id"] not in [r["id"] for r in listed["training_runs"]] and listed["total"] == before - 1
+    bin_ = local_stack.get("/api/training-runs", deleted="true").json()
+    assert run["id"] in [r["id"] for r in bin_["training_runs"]] and bin_["total"] >= 1
+
+    restored = local_stack.post(f"/api/training-runs/{run['id']}/restore", {})
+    assert restored.status_code == 200 and restored.json()["changed"] is True
+    assert local_stack.run(run["id"])["status"] == "failed"
+    assert local_stack.get("/api/training-runs").json()["total"] == before

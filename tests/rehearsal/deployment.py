@@ -91,6 +91,11 @@ def _seconds(value: str) -> int:
     return int(m.group(1))
 
 
+def _secret_env(secrets: dict) -> dict:
+    """What a function reads from Secret Manager is in its environment too; the value is not known offline."""
+    return {name: f"<secret {secret}: 32 or more characters>" for name, secret in (secrets or {}).items()}
+
+
 def _role(block) -> str:
     """The deployable's settings role: which entry of local.environment it is given."""
     m = re.search(r'local\.environment\["(\w+)"\]', _text(block.attrs["environment_variables"]))
@@ -118,7 +123,8 @@ def describe(tfvars: Path = TFVARS) -> Deployment:
             d.functions[name] = Function(
                 module=name, role=_role(block), name=fn["name"], entry_point=build["entry_point"],
                 runtime=build["runtime"], files={k: Path(v) for k, v in child.local("files").items()},
-                env=dict(service["environment_variables"]), timeout_s=int(service["timeout_seconds"]),
+                env={**service["environment_variables"], **_secret_env(child.var("secret_env"))},
+                timeout_s=int(service["timeout_seconds"]),
                 ingress=service["ingress_settings"], invokers=dict(child.var("invokers")),
                 build_service_account=build["service_account"], service_account=service["service_account_email"])
             urls[child.output("uri")] = name

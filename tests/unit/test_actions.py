@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -49,11 +50,11 @@ class FakeLogs:
     def __init__(self):
         self.calls = []
 
-    def read(self, run, job_id, stage, page_size, page_token):
-        self.calls.append((job_id, stage, page_size, page_token))
+    def read(self, run, job_id, stage, page_size, cursor):
+        self.calls.append((job_id, stage, page_size, cursor))
         entries = [{"timestamp": "2026-01-01T00:00:00Z", "severity": "INFO", "stage": stage or "Train",
                     "task": "Trainer", "message": f"line {i}"} for i in range(page_size)]
-        return {"entries": entries, "next_page_token": "next" if not page_token else None, "source": "fake"}
+        return {"entries": entries, "next_cursor": {"next": True} if not cursor else None, "source": "fake"}
 
 
 class FakeQuota:
@@ -421,8 +422,11 @@ def get(w, path, **params):
 def test_logs_are_bounded_and_paginated(world):
     run = make_run(world, runs.RUNNING)
     body = get(world, f"/api/training-runs/{run['id']}/logs", stage="Train", page_size=5).get_json()
-    assert len(body["entries"]) == 5 and body["next_page_token"] == "next" and body["attempt"] == 1
+    assert len(body["entries"]) == 5 and body["next_page_token"] and body["attempt"] == 1
     assert world.deps.run_data.logs.calls[0] == (f"{run['id']}-a1", "Train", 5, None)
+    more = get(world, f"/api/training-runs/{run['id']}/logs", stage="Train", page_size=5,
+               page_token=body["next_page_token"]).get_json()
+    assert world.deps.run_data.logs.calls[1][3] == {"next": True} and more["next_page_token"] is None
     assert get(world, f"/api/training-runs/{run['id']}/logs", page_size=501).status_code == 400
     assert get(world, f"/api/training-runs/{run['id']}/logs", stage="Nope").status_code == 400
     assert get(world, f"/api/training-runs/{run['id']}/logs", attempt=2).status_code == 400
@@ -495,11 +499,17 @@ def test_gpu_availability_and_the_create_warning(world):
     assert response.status_code == 201 and any("needs 6" in w for w in response.get_json()["warnings"])
 
 
-def test_delete_removes_the_runs_artifacts(world):
+def test_delete_removes_the_runs_artifacts_once_the_grace_period_is_over(world):
+    from shared.services import reconcile
+
     run = make_run(world, runs.COMPLETED)
     world.store.write_text(f"{ARTIFACTS}/model/saved_model/saved_model.pb", "x")
     response = world.client.delete(f"/api/training-runs/{run['id']}", headers=AUTH)
-    assert response.get_json()["artifacts_removed"] == 1 and not world.store.files
+    assert response.status_code == 200 and world.store.files  # kept while it may be restored
+    later = runs.now() + timedelta(days=world.deps.settings.delete_grace_days, minutes=1)
+    report = reconcile.reconcile(world.repo, world.publisher, world.backend, world.store, world.deps.settings, at=later)
+    assert report["repaired"] == {"purged": 1} and report["repairs"][0]["artifacts_removed"] == 1
+    assert not world.store.files and world.repo.get_run(run["id"]) is None
 
 
 def test_malformed_commands_are_refused_as_unreadable():

@@ -6,6 +6,7 @@ import pytest
 
 from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, LocalPipelineLogs, quota_metric
 from shared.adapters.serving import endpoint_id_for, split_traffic
+from tests.fakes import RecordedRest as FakeRest
 
 
 def test_split_traffic_keeps_the_rest_in_proportion_and_sums_to_100():
@@ -20,21 +21,6 @@ def test_endpoint_ids_are_what_vertex_accepts():
     assert endpoint_id_for("tr-0123abcd") == "tr-0123abcd"
     assert endpoint_id_for("Product_Recommender-v3-r1") == "product-recommender-v3-r1"
     assert endpoint_id_for("9lives")[0].isalpha()
-
-
-class FakeRest:
-    def __init__(self, answers):
-        self.answers = answers
-        self.calls = []
-
-    def call(self, method, url, what, **kwargs):
-        self.calls.append((method, url, kwargs))
-        for marker, answer in self.answers:
-            if marker in url:
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer(kwargs) if callable(answer) else answer
-        raise AssertionError(f"unexpected call {url}")
 
 
 L4_INFO = {"quotaId": "CustomModelTrainingNvidiaL4GpusPerProjectPerRegion",
@@ -84,8 +70,9 @@ def test_cloud_logs_read_the_tasks_custom_jobs_and_page_with_the_same_filter():
     body = rest.calls[-1][2]["json"]
     assert 'resource.labels.job_id="111"' in body["filter"] and 'resource.labels.job_id="333"' in body["filter"]
     assert "222" not in body["filter"] and body["pageSize"] == 1
-    second = logs.read({"id": "tr-1"}, "tr-1-a1", "Train", 1, first["next_page_token"])
-    assert second["entries"][0]["message"] == "OOM" and second["next_page_token"] is None
+    assert first["next_cursor"] == {"t": "abc", "m": {"111": "Train", "333": "Train"}}
+    second = logs.read({"id": "tr-1"}, "tr-1-a1", "Train", 1, first["next_cursor"])
+    assert second["entries"][0]["message"] == "OOM" and second["next_cursor"] is None
     assert rest.calls[-1][2]["json"]["pageToken"] == "abc" and rest.calls[-1][2]["json"]["filter"] == body["filter"]
 
 
@@ -97,14 +84,16 @@ def test_local_logs_attribute_lines_to_stages_and_page(monkeypatch):
     monkeypatch.setattr(LocalPipelineLogs, "MAX_CHUNKS", 10)
     page = logs.read({}, "j", "Examples", 2, None)
     assert [e["message"] for e in page["entries"]] == ["Component ExampleGen is running.", "x0"]
-    page = logs.read({}, "j", "Examples", 10, page["next_page_token"])
-    assert [e["message"] for e in page["entries"]] == ["x1", "x2", "x3"] and page["next_page_token"] is None
+    page = logs.read({}, "j", "Examples", 10, page["next_cursor"])
+    assert [e["message"] for e in page["entries"]] == ["x1", "x2", "x3"] and page["next_cursor"] is None
     train = logs.read({}, "j", "Train", 10, None)
     assert [e["message"] for e in train["entries"]] == ["Component Trainer is running.", "t0"]
 
 
-def test_unissued_page_tokens_are_refused():
-    from shared.errors import FieldError
+def test_the_logging_filter_names_only_valid_job_ids_each_quoted():
+    from shared.adapters.run_data_sources import logging_string, task_logs_filter
 
-    with pytest.raises(FieldError):
-        LocalPipelineLogs("http://svc").read({}, "j", None, 10, "not-a-token!!")
+    assert logging_string('a"b\\c') == '"a\\"b\\\\c"'
+    assert task_logs_filter({"111": "Train", '1" OR logName:"x': "Train"}) == \
+        'resource.type="ml_job" AND (resource.labels.job_id="111")'
+    assert task_logs_filter({'" OR true OR "': "Train"}) is None

@@ -245,19 +245,24 @@ def test_delete_only_terminal_runs(client, repo, ids):
     refused = client.delete(f"/api/training-runs/{run_id}", headers=AUTH)
     assert refused.status_code == 409 and "pending" in refused.get_json()["message"]
     repo.mutate_run(run_id, lambda d: {**d, "status": "completed"})
-    assert client.delete(f"/api/training-runs/{run_id}", headers=AUTH).status_code == 200
-    assert repo.get_run(run_id) is None
-    assert client.delete(f"/api/training-runs/{run_id}", headers=AUTH).status_code == 404
+    deleted = client.delete(f"/api/training-runs/{run_id}", headers=AUTH)
+    assert deleted.status_code == 200 and deleted.get_json()["changed"] is True
+    assert repo.get_run(run_id)["deleted"] is True  # soft: kept for the grace period (tests/security/test_deletes.py)
+    assert client.get(f"/api/training-runs/{run_id}", headers=AUTH).status_code == 404
+    again = client.delete(f"/api/training-runs/{run_id}", headers=AUTH)  # a repeat: the first delete stands
+    assert again.status_code == 200 and again.get_json()["changed"] is False
+    assert again.get_json()["purge_after"] == deleted.get_json()["purge_after"]
 
 
-def test_delete_removes_the_run_artifacts(client, repo, ids, tmp_path):
+def test_delete_keeps_the_run_artifacts_for_the_grace_period(client, repo, ids, tmp_path):
     run_id = post(client, "/api/training-runs", run_body(ids["experiment"])).get_json()["training_run"]["id"]
     artifacts = tmp_path / run_id
     (artifacts / "model").mkdir(parents=True)
     (artifacts / "model" / "weights.bin").write_text("x")
     repo.mutate_run(run_id, lambda d: {**d, "status": "failed", "gcs_artifacts_path": str(artifacts)})
     response = client.delete(f"/api/training-runs/{run_id}", headers=AUTH)
-    assert response.get_json()["artifacts_removed"] == 1 and not artifacts.exists()
+    assert response.status_code == 200 and "restorable until" in response.get_json()["message"]
+    assert (artifacts / "model" / "weights.bin").exists()
 
 
 def test_submit_only_pending(client, repo, ids):

@@ -32,21 +32,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class GrowingLogs:
-    """A log source like the local pipeline service's: an offset page token; `grow` lines appear per read."""
+    """A log source like the local pipeline service's: an offset cursor; `grow` lines appear per read."""
 
     def __init__(self):
         self.lines: list[str] = []
         self.on_read = None
 
-    def read(self, run, job_id, stage, page_size, page_token):
+    def read(self, run, job_id, stage, page_size, cursor):
         if self.on_read:
             self.on_read()
-        offset = int(page_token or 0)
+        offset = (cursor or {}).get("o", 0)
         page = self.lines[offset:offset + page_size]
         more = offset + len(page) < len(self.lines)
         return {"entries": [{"timestamp": None, "severity": "ERROR" if "Traceback" in line else "INFO",
                              "stage": "Train", "task": "Trainer", "message": line} for line in page],
-                "source": "fake", "next_page_token": str(offset + len(page)) if more else None}
+                "source": "fake", "next_cursor": {"o": offset + len(page)} if more else None}
 
 
 @pytest.fixture
@@ -132,7 +132,8 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("runs", "cancel", pending["id"]), ("runs", "retry", failed["id"], "--gpu-type", "NVIDIA_TESLA_A100"),
         ("runs", "deploy", done["id"], "--endpoint-name", "recs"), ("runs", "push-anyway", gated["id"]),
         ("runs", "logs", done["id"]), ("runs", "history", done["id"]), ("runs", "artifacts", done["id"]),
-        ("runs", "errors", failed["id"]), ("runs", "delete", gone["id"]),
+        ("runs", "errors", failed["id"]), ("runs", "delete", gone["id"]), ("runs", "list", "--deleted"),
+        ("runs", "restore", gone["id"]),
         ("experiments", "top"), ("experiments", "search", "quick"),
         ("catalog", "create", "datasets", "--file", dataset_file),
         *[("catalog", verb, kind) for verb in ("list",) for kind in cli.catalog_commands.KINDS],

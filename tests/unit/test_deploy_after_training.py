@@ -227,3 +227,13 @@ def test_without_a_publisher_nothing_is_deployed_and_the_next_event_does_it(worl
     assert event(world, job_timeline(f"{run['id']}-a1")[-1]) == "ignored"  # a late event with the consumer's publisher
     (command,) = deploy_commands(world.publisher)
     assert command["deployment_id"] == world.repo.get_run(run["id"])["deployment"]["id"]
+
+
+def test_a_run_deleted_before_its_automatic_deploy_is_not_deployed(world):
+    """A completed run whose automatic deploy was not requested yet (folded without a publisher) is deleted;
+    the redelivered final event then deploys nothing and does not fail (a deleted run takes no action)."""
+    run = running_run(world, DEPLOY_NEW)
+    assert fold_without_publisher(world, run)["status"] == runs.COMPLETED
+    assert intents.delete_run(world.repo, run["id"], "dev@example.com", grace_days=7)["changed"] is True
+    event(world, job_timeline(f"{run['id']}-a1")[-1])
+    assert deploy_commands(world.publisher) == [] and not world.repo.get_run(run["id"]).get("deployment")

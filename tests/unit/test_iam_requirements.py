@@ -60,8 +60,6 @@ def terraform_grants(root: dict) -> tuple[dict[str, set[tuple[str, str]]], dict[
             add(sa, scope, body["role"])
     holds = res[("google_pubsub_subscription_iam_member", "dead_letter_readers")]
     add(_sa(holds["member"]), "subscription:dead_letter_holds", holds["role"])
-    secrets = res[("google_secret_manager_secret_iam_member", "notify_reader")]
-    add(_sa(secrets["member"]), "secret:notify", secrets["role"])
     # The webhook URL secrets (notifications.tf): project grants held to the trainyard-webhook- name prefix.
     for name in ("webhook_secret_creator", "webhook_url_writer", "webhook_url_reader"):
         body = res[("google_project_iam_member", name)]
@@ -76,6 +74,9 @@ def terraform_grants(root: dict) -> tuple[dict[str, set[tuple[str, str]]], dict[
         role = body["role"]
         custom_role = re.search(r"google_project_iam_custom_role\.(\w+)\.name", role)
         add(_sa(body["member"]), scope, custom_role.group(1) if custom_role else role)
+    for name, scope in (("notify_reader", "secret:notify"), ("cursor_key_reader", "secret:cursor_key")):
+        secrets = res[("google_secret_manager_secret_iam_member", name)]
+        add(_sa(secrets["member"]), scope, secrets["role"])
 
     custom = {f"custom:{name}": set(r["permissions"]) for name, r in loc["scheduler_job_roles"].items()}
     custom["artifacts_read_delete"] = set(res[("google_project_iam_custom_role", "artifacts_read_delete")]["permissions"])

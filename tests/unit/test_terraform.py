@@ -98,6 +98,7 @@ EXPECTED_INDEXES = [
     ("training_runs", [("dataset_id", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("schedule_id", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("deployment_status", "ASCENDING"), ("created_at", "DESCENDING")]),
+    ("training_runs", [("deleted", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.recall_at_100", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.test_rmse", "ASCENDING")]),
     ("training_schedules", [("status", "ASCENDING"), ("next_run_at", "ASCENDING")]),

@@ -82,7 +82,7 @@ def _call(name: str, repo, publisher, run_id: str) -> None:
         "retry": lambda: intents.retry_run(repo, publisher, run_id, who, {}),
         "deploy": lambda: intents.deploy_run(repo, publisher, run_id, who, {"endpoint_name": "recs"}),
         "push-anyway": lambda: intents.push_anyway(repo, publisher, run_id, who),
-        "delete": lambda: intents.delete_run(repo, ArtifactStore(), run_id),
+        "delete": lambda: intents.delete_run(repo, run_id, who, grace_days=7),
     }[name]()
 
 

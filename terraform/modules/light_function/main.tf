@@ -66,6 +66,18 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision = true
     service_account_email          = var.service_account_email
     environment_variables          = var.environment_variables
+
+    # Read from Secret Manager when an instance starts (the function's identity needs secretAccessor):
+    # https://cloud.google.com/functions/docs/configuring/secrets
+    dynamic "secret_environment_variables" {
+      for_each = var.secret_env
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
   }
 }
 

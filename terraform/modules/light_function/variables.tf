@@ -62,6 +62,18 @@ variable "environment_variables" {
   default     = {}
 }
 
+variable "secret_env" {
+  type        = map(string)
+  description = "Environment variables read from Secret Manager, name => secret id in this project (its latest version); the function's identity must be able to read each."
+  default     = {}
+
+  validation {
+    condition = alltrue([for name, secret in var.secret_env :
+    can(regex("^[A-Z][A-Z0-9_]*$", name)) && can(regex("^[A-Za-z0-9_-]{1,255}$", secret))])
+    error_message = "A name is an upper-case environment variable name; a secret id is 1-255 letters, digits, '_' or '-'."
+  }
+}
+
 variable "available_memory" {
   type        = string
   description = "Memory of one instance, e.g. \"512Mi\"."

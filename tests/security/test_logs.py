@@ -1,0 +1,148 @@
+"""H2 (security review): the logs route sent the Cloud Logging filter a client wrote into the page token.
+Each attack is replayed through the HTTP app, with Cloud Logging and Vertex answering in their REST
+shapes (tests/fakes.RecordedRest), and must be refused with the filter never leaving the server."""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+
+import pytest
+
+from shared.adapters.run_data_sources import CloudLoggingLogs, RunDataSources
+from shared.composition import Dependencies
+from shared.http.app import create_app
+from shared.services import intake
+from shared.settings import Settings, get_settings
+from tests.builders import run_body, seed_catalog
+from tests.fakes import FakePublisher, InMemoryRepository, RecordedRest
+
+TOKEN = "security-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PROBE = 'logName:"cloudaudit.googleapis.com" OR resource.type="cloud_run_revision"'  # the review's probe_logs.py
+
+
+class NoQuota:
+    def check(self, *args):
+        raise AssertionError("not asked")
+
+
+def pipeline_job(*main_jobs: str) -> dict:
+    return {"jobDetail": {"taskDetails": [
+        {"taskName": "Trainer", "executorDetail": {"containerDetail": {"mainJob": f"projects/p/locations/l/customJobs/{j}"}}}
+        for j in main_jobs]}}
+
+
+class World:
+    def __init__(self, main_jobs=("111",)):
+        self.filters: list[str] = []
+        self.rest = RecordedRest([("pipelineJobs", pipeline_job(*main_jobs)), ("customJobs", {"customJobs": []}),
+                                  ("entries:list", self.entries)])
+        self.repo = InMemoryRepository()
+        settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="mallory@example.com")
+        deps = Dependencies(repo=self.repo, publisher=FakePublisher(), store=None, settings=settings,
+                            run_data=RunDataSources(CloudLoggingLogs("p", "l", self.rest), NoQuota()))
+        self.client = create_app(deps).test_client()
+        self.ids = seed_catalog(self.repo)
+
+    def entries(self, kwargs) -> dict:
+        body = kwargs["json"]
+        self.filters.append(body["filter"])
+        return {"entries": [{"timestamp": "t", "severity": "INFO", "textPayload": "secret audit entry",
+                             "resource": {"labels": {"job_id": "111"}}}], "nextPageToken": "logging-page-2"}
+
+    def run(self, name: str) -> str:
+        return intake.create_run(self.repo, FakePublisher(), run_body(self.ids["experiment"], name=name),
+                                 "alice@example.com")["id"]
+
+    def logs(self, run_id: str, **params):
+        return self.client.get(f"/api/training-runs/{run_id}/logs", query_string=params, headers=AUTH)
+
+
+def _refused(response) -> bool:
+    return response.status_code == 400 and "page_token" in json.dumps(response.get_json())
+
+
+def _rewrite(token: str, change) -> str:
+    """The token's readable part decoded, changed, encoded again; a signature, if any, kept as it was."""
+    body, dot, signature = token.partition(".")
+    data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    change(data)
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode() + dot + signature
+
+
+def test_the_reviews_probe_filter_in_a_page_token_is_refused_and_never_sent():
+    world = World()
+    run_id = world.run("alice-run")
+    forged = base64.urlsafe_b64encode(json.dumps({"f": PROBE, "m": {}, "t": None}).encode()).decode()
+    response = world.logs(run_id, page_token=forged)
+    assert _refused(response), response.get_json()
+    assert all("cloudaudit" not in f and "cloud_run_revision" not in f for f in world.filters)
+
+
+def test_the_filter_is_the_servers_own_built_from_the_run():
+    world = World(main_jobs=("111",))
+    run_id = world.run("alice-run")
+    first = world.logs(run_id, stage="Train", page_size=1).get_json()
+    assert first["next_page_token"] and world.filters == ['resource.type="ml_job" AND (resource.labels.job_id="111")']
+    second = world.logs(run_id, stage="Train", page_size=1, page_token=first["next_page_token"])
+    assert second.status_code == 200 and world.filters[1] == world.filters[0]  # the token never carries a filter
+    assert world.rest.calls[-1][2]["json"]["pageToken"] == "logging-page-2"
+
+
+def test_a_token_of_run_a_is_refused_on_run_b():
+    world = World()
+    run_a, run_b = world.run("alice-run"), world.run("bob-run")
+    token = world.logs(run_a, stage="Train", page_size=1).get_json()["next_page_token"]
+    sent = len(world.filters)
+    assert _refused(world.logs(run_b, stage="Train", page_size=1, page_token=token))
+    assert _refused(world.logs(run_a, stage="Examples", page_size=1, page_token=token))  # another stage either
+    assert len(world.filters) == sent
+
+
+def test_a_tampered_token_is_refused():
+    world = World()
+    run_id = world.run("alice-run")
+    token = world.logs(run_id, stage="Train", page_size=1).get_json()["next_page_token"]
+
+    def point_elsewhere(data):  # another project's job, whatever the token's layout
+        for holder in (data, data.get("c") or {}):
+            if "m" in holder:
+                holder["m"] = {"999": "Train"}
+            if "f" in holder:
+                holder["f"] = 'resource.labels.job_id="999"'
+    sent = len(world.filters)
+    assert _refused(world.logs(run_id, stage="Train", page_size=1, page_token=_rewrite(token, point_elsewhere)))
+    assert _refused(world.logs(run_id, stage="Train", page_size=1, page_token=token[:-2] + "AA"))
+    assert len(world.filters) == sent
+
+
+def test_an_expired_token_is_refused(monkeypatch):
+    import shared.page_tokens as page_tokens
+
+    world = World()
+    run_id = world.run("alice-run")
+    token = world.logs(run_id, stage="Train", page_size=1).get_json()["next_page_token"]
+    later = page_tokens.time.time() + page_tokens.TTL_S + 60
+    monkeypatch.setattr(page_tokens.time, "time", lambda: later)
+    assert _refused(world.logs(run_id, stage="Train", page_size=1, page_token=token))
+
+
+def test_a_job_id_vertex_reports_cannot_extend_the_filter():
+    """Not in the review: a value interpolated into the filter comes from Vertex's answer; one that is not
+    a job id (here one closing its quote) is left out rather than trusted."""
+    world = World(main_jobs=("111", '222" OR logName:"cloudaudit.googleapis.com'))
+    run_id = world.run("alice-run")
+    assert world.logs(run_id, stage="Train").status_code == 200
+    assert world.filters == ['resource.type="ml_job" AND (resource.labels.job_id="111")']
+
+
+def test_the_api_does_not_start_in_the_cloud_without_its_token_key():
+    """Not in the review: a per-instance key would make tokens fail across instances, an empty one forgeable."""
+    cloud = Settings.from_environ({"TRAINYARD_PIPELINE_BACKEND": "vertex", "GOOGLE_CLOUD_PROJECT": "p"})
+    with pytest.raises(RuntimeError, match="TRAINYARD_CURSOR_KEY"):
+        create_app(Dependencies(repo=InMemoryRepository(), publisher=FakePublisher(), store=None, settings=cloud,
+                                run_data=RunDataSources(CloudLoggingLogs("p", "l", RecordedRest([])), NoQuota()),
+                                scheduler_jobs=object(), dead_letters=object()))
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings.from_environ({"TRAINYARD_CURSOR_KEY": "short"})
