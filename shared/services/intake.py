@@ -26,7 +26,7 @@ from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import queueing, run_builder, scheduling
+from shared.services import access, queueing, run_builder, scheduling
 from shared.services.run_data import get_run
 
 
@@ -40,6 +40,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, d
     team = teams.team_for_new(who, run_builder.requested_team(body), declared, teams.TRAINER, "creating a run")
     identity = who.email
     request, doc = run_builder.build_run(repo, body, identity, at, team)
+    access.check_new_run(repo, who, declared, doc)
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}
@@ -86,10 +87,10 @@ def _submitted(doc: dict) -> Optional[dict]:
     return {**doc, "status": runs.PENDING} if doc["status"] == runs.DRAFT else None
 
 
-def submit_run(repo: Repository, publisher: Publisher, run_id: str) -> dict:
+def submit_run(repo: Repository, publisher: Publisher, run_id: str, who: Caller) -> dict:
     """Submit a draft (draft → pending), or queue a pending run again (e.g. after a failed publish).
     Idempotent: the submitter's claim makes a repeated message harmless."""
-    get_run(repo, run_id)  # 404 for an unknown run
+    access.run(repo, who, run_id, teams.TRAINER, "submitting a run")  # 404 for an unknown run
     run = repo.mutate_run(run_id, _submitted) or get_run(repo, run_id)
     if run["status"] != runs.PENDING:
         raise Conflict(f"run {run_id} is {run['status']}; only drafts and pending runs can be submitted")

@@ -8,16 +8,17 @@ lost publish heals itself).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.repository import Repository
 from shared.contract.messages import CANCEL, PUSH_ANYWAY
-from shared.domain import runs
+from shared.domain import runs, teams
+from shared.domain.teams import Caller
 from shared.domain.run_config import GpuConfig, TrainingParams
 from shared.errors import Conflict, FieldError
-from shared.services import lifecycle, queueing
+from shared.services import access, lifecycle, queueing
 from shared.services.deployments import DeployBody, publish_command, request_deployment
 from shared.validation import parse
 
@@ -29,7 +30,10 @@ def _outcome(run: dict, changed: bool, message: str) -> dict:
 # --------------------------------------------------------------------------- cancel
 
 
-def cancel_run(repo, publisher, run_id: str, identity: str) -> dict:
+def cancel_run(repo, publisher, run_id: str, who: Caller) -> dict:
+    access.run(repo, who, run_id, teams.TRAINER, "cancelling a run")
+    identity = who.email
+
     def decide(doc):
         if doc["status"] in (runs.CANCELLING, runs.CANCELLED):
             return None
@@ -75,7 +79,9 @@ def _retry_config(doc: dict, body: RetryBody) -> tuple[dict, dict, dict]:
     return params, gpu, changes
 
 
-def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+def retry_run(repo, publisher, run_id: str, who: Caller, body: Any) -> dict:
+    access.run(repo, who, run_id, teams.TRAINER, "retrying a run")
+    identity = who.email
     request = parse(RetryBody, body if body is not None else {})
 
     def decide(doc):
@@ -101,9 +107,17 @@ def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
 # --------------------------------------------------------------------------- deploy
 
 
-def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+def deploy_run(repo, publisher, run_id: str, who: Caller, body: Any, declared: Iterable[teams.Team]) -> dict:
+    """Deploy the run's model: deployer on its team, to a new endpoint or an existing one the team owns
+    (checked again by the run-commands consumer that deploys, commands.execute_deploy)."""
     request = parse(DeployBody, body if body is not None else {})
-    run, changed, warning = request_deployment(repo, publisher, run_id, identity, request)
+    doc = access.run(repo, who, run_id, teams.DEPLOYER, "deploying a run")
+    config = doc.get("deployment_config") or {}
+    endpoint, field = request.endpoint_id, "endpoint_id"
+    if not endpoint and not request.endpoint_name and config.get("action") == "deploy_existing":
+        endpoint, field = config.get("existing_endpoint_id"), "deployment_config.existing_endpoint_id"
+    access.check_endpoint(access.declared_team(declared, doc.get("team")), endpoint, field)
+    run, changed, warning = request_deployment(repo, publisher, run_id, who.email, request)
     deployment = run["deployment"]
     message = ("deploying" if changed else f"already {deployment['status']}") + \
         f" to {deployment.get('endpoint_id') or 'a new endpoint ' + repr(deployment.get('endpoint_name'))}"
@@ -114,7 +128,12 @@ def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
 # --------------------------------------------------------------------------- push anyway
 
 
-def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
+def push_anyway(repo, publisher, run_id: str, who: Caller, declared: Iterable[teams.Team]) -> dict:
+    """Register a not-blessed model anyway: deployer on its team, under a model name the team owns."""
+    doc = access.run(repo, who, run_id, teams.DEPLOYER, "pushing a run anyway")
+    access.check_model_name(access.declared_team(declared, doc.get("team")), doc["name"])
+    identity = who.email
+
     def decide(doc):
         state = (doc.get("push_anyway") or {}).get("status")
         if doc["status"] == runs.NOT_BLESSED and state in (runs.PUSHING, runs.PUSHED):
@@ -138,7 +157,9 @@ def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
 # --------------------------------------------------------------------------- delete
 
 
-def delete_run(repo: Repository, store, run_id: str) -> dict:
+def delete_run(repo: Repository, store, run_id: str, who: Caller) -> dict:
+    access.run(repo, who, run_id, teams.ADMIN, "deleting a run")
+
     def terminal_only(run: dict) -> None:
         if run["status"] not in runs.DELETABLE:
             raise Conflict(f"run {run_id} is {run['status']}; only drafts and completed, failed, cancelled or "

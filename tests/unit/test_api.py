@@ -366,7 +366,8 @@ API_URL = "https://europe-west4-p.cloudfunctions.net/trainyard-api"
 
 
 # The seeded catalog's team, with the people these tests sign in as.
-CLOUD_TEAMS = teams.parse({"demo": {"members": {"ana@example.com": "trainer", "ci@example.com": "viewer"}}})
+CLOUD_TEAMS = teams.parse({"demo": {"members": {"ana@example.com": "trainer", "ci@example.com": "viewer"},
+                                     "model_names": ["product-recommender-*"]}})
 
 
 def _cloud_client(repo, publisher, settings, **changes):

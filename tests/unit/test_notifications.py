@@ -195,7 +195,7 @@ def test_the_run_commands_consumer_parses_a_notify_command():
     command = RunCommand.model_validate(json.loads(json.dumps({"command": "notify", "run_id": "tr-1", "attempt": 1,
                                                            "event": "failed"})))
     repo = InMemoryRepository()
-    assert commands.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0]) == "skipped"
+    assert commands.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0], declared=()) == "skipped"
 
 
 def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
@@ -204,7 +204,7 @@ def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
     run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"))
-    intents.cancel_run(repo, publisher, run["id"], "d@x.com")
+    intents.cancel_run(repo, publisher, run["id"], demo_member("d@x.com")[0])
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
-    intents.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again
+    intents.cancel_run(repo, publisher, run["id"], demo_member("d@x.com")[0])  # a repeat changes nothing and tells no one again
     assert len([m for m in publisher.messages if m[1].get("command") == "notify"]) == 1

@@ -25,9 +25,12 @@ from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 from shared.services import scheduling
 from shared.settings import get_settings
 from tests.builders import demo_member, local_settings, seed_catalog
+
 from tests.events import envelope
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
+
+DEV = demo_member()[0]  # the demo team's admin
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -518,7 +521,7 @@ def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
     body = schedule_body(api["ids"], schedule_type="daily", timezone="UTC")
     first = scheduling.create_schedule(api["repo"], body, *demo_member("dev@example.com"), api["jobs"], at=at)
     paused = scheduling.create_schedule(api["repo"], body, *demo_member("dev@example.com"), api["jobs"], at=at)
-    scheduling.pause_schedule(api["repo"], paused["id"], "dev@example.com", api["jobs"], at=at)
+    scheduling.pause_schedule(api["repo"], paused["id"], DEV, api["jobs"], at=at)
     publisher = FakePublisher()
     ticker = Ticker(api["repo"], publisher)
     slot = first["next_run_at"]

@@ -88,7 +88,7 @@ def test_a_schedule_and_every_run_it_makes_belong_to_its_team(ids, repo):
     outcome = scheduling.on_trigger(repo, FakePublisher(), ScheduleTrigger(schedule_id=schedule["id"]), slot, at=slot)
     assert outcome == "active"
     assert repo.get_run(schedules.slot_run_id(schedule["id"], slot))["team"] == "recs"
-    manual = scheduling.trigger_schedule(repo, FakePublisher(), schedule["id"], at=slot)
+    manual = scheduling.trigger_schedule(repo, FakePublisher(), schedule["id"], as_("bob@example.com")[0], at=slot)
     assert manual["training_run"]["team"] == "recs"
 
 

@@ -72,15 +72,15 @@ def world():
 
 
 def _call(name: str, repo, publisher, run_id: str) -> None:
-    who = "vocab@example.com"
+    who, declared = demo_member("vocab@example.com")
     {
-        "submit": lambda: intake.submit_run(repo, publisher, run_id),
-        "run-now": lambda: scheduling.run_now(repo, publisher, run_id, NoJobs()),
+        "submit": lambda: intake.submit_run(repo, publisher, run_id, who),
+        "run-now": lambda: scheduling.run_now(repo, publisher, run_id, who, NoJobs()),
         "cancel": lambda: intents.cancel_run(repo, publisher, run_id, who),
         "retry": lambda: intents.retry_run(repo, publisher, run_id, who, {}),
-        "deploy": lambda: intents.deploy_run(repo, publisher, run_id, who, {"endpoint_name": "recs"}),
-        "push-anyway": lambda: intents.push_anyway(repo, publisher, run_id, who),
-        "delete": lambda: intents.delete_run(repo, ArtifactStore(), run_id),
+        "deploy": lambda: intents.deploy_run(repo, publisher, run_id, who, {"endpoint_name": "recs"}, declared),
+        "push-anyway": lambda: intents.push_anyway(repo, publisher, run_id, who, declared),
+        "delete": lambda: intents.delete_run(repo, ArtifactStore(), run_id, who),
     }[name]()
 
 
