@@ -32,18 +32,19 @@ import sys
 
 from shared.contract import topics
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
-from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands
+from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, team_option
 from trainyard_cli import format as fmt
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli.output import Output, UsageError, read_document
 from trainyard_cli.watch import deployment_lines, exit_code, watch
 
-RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("run_number", "#"), ("status", "STATUS", fmt.state),
+RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("run_number", "#"), ("status", "STATUS", fmt.state),
                ("current_stage", "STAGE"), ("progress_percent", "%"), ("model_type", "TYPE"),
                ("recall_at_100", "R@100"), ("duration_seconds", "DURATION", fmt.duration),
                ("estimated_cost.total", "COST", fmt.money), ("created_at", "CREATED", fmt.relative)]
-EXP_COLUMNS = [("id", "ID"), ("number", "EXP #"), ("name", "NAME"), ("model_type", "TYPE"),
-               ("metrics.recall_at_100", "R@100"), ("metrics.test_rmse", "RMSE"), ("dataset_name", "DATASET")]
+EXP_COLUMNS = [("id", "ID"), ("number", "EXP #"), ("name", "NAME"), ("team", "TEAM"), ("model_type", "TYPE"),
+               ("metrics.recall_at_100", "R@100"), ("metrics.test_rmse", "RMSE"), ("dataset_name", "DATASET"),
+               ("source.by", "POSTED BY")]
 
 
 def common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                           metavar="COMMAND")
     create = common(runs.add_parser("create", help="create a run from an experiment"))
     create.add_argument("--name", required=True)
+    team_option.add(create)
     source = create.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", help="base experiment id")
     source.add_argument("--best", choices=["retrieval", "ranking", "multitask"],
@@ -215,7 +217,7 @@ def dead_letters(args, client, ui) -> int:
 
 
 def create_body(args, client: ApiClient) -> dict:
-    body = read_document(args.body) if args.body else {}
+    body = team_option.apply(read_document(args.body) if args.body else {}, args)
     body["name"] = args.name
     if args.best:
         top = client.get("/api/experiments/top-for-training", model_type=args.best, limit=1)["experiments"]
@@ -280,6 +282,7 @@ def describe(run_: dict, ui: Output | None = None) -> list[str]:
     created = run_.get("created_at")
     if created:
         lines.append(f"created {fmt.relative(created)} by {run_.get('created_by') or '?'}"
+                     + (f" for team {run_['team']}" if run_.get("team") else "")
                      + (f", attempt {run_['attempt']}" if (run_.get("attempt") or 1) > 1 else "")
                      + (f", took {fmt.duration(run_['duration_seconds'])}" if run_.get("duration_seconds") else ""))
     lines.append(f"stage: {run_.get('current_stage') or '-'}  progress: {run_.get('progress_percent') or 0}%"
