@@ -119,3 +119,17 @@ def test_the_api_shows_the_team_and_a_retry_keeps_it(repo):
     assert retried["training_run"]["attempt"] == 2 and retried["training_run"]["team"] == teams.DEMO_TEAM
     listed = client.get("/api/training-runs", headers=AUTH).get_json()["training_runs"]
     assert [r["team"] for r in listed] == [teams.DEMO_TEAM]
+
+
+def test_the_openapi_document_names_the_team_fields_and_the_403_of_every_team_route():
+    from shared.http.openapi import TEAM_ROUTES, document
+
+    doc = document()
+    for schema in ("CreateRunRequest", "ScheduleRequest", "Dataset", "FeatureConfig", "ModelConfig", "Experiment"):
+        assert "team" in doc["components"]["schemas"][schema]["properties"], schema
+    team_routes = {p: ops for p, ops in doc["paths"].items() if p.startswith(TEAM_ROUTES)}
+    assert len(team_routes) > 20
+    for path, operations in team_routes.items():
+        for method, operation in operations.items():
+            assert "403" in operation["responses"], (method, path)
+    assert "403" not in doc["paths"]["/health"]["get"]["responses"]
