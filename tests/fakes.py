@@ -116,6 +116,11 @@ class InMemoryRepository:
             items.sort(key=lambda d: d.get("created_at") or datetime.min, reverse=True)
         return copy.deepcopy(items[:limit])
 
+    def set_catalog_team(self, kind, doc_id, team):
+        with self.lock:
+            self.catalog[kind][doc_id]["team"] = team
+            return copy.deepcopy(self.catalog[kind][doc_id])
+
     def top_experiments(self, model_type, metric, descending, limit, teams=None):
         items = [d for d in self.catalog.get("experiments", {}).values()
                  if d.get("model_type") == model_type and (d.get("metrics") or {}).get(metric) is not None

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_commands.register(groups, common)
     catalog_commands.register(groups, common)
 
-    admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters)").add_subparsers(
+    admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters, team assignments)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
     common(admin.add_parser("reconciler", help="what the reconciler checked and repaired")).set_defaults(
         handler=show_reconciler)
@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--direct", action="store_true",
                             help="straight to Pub/Sub with your own credentials, not through the API")
         action.set_defaults(handler=dead_letters)
+
+    assign = common(admin.add_parser("assign-team", help="give a run, schedule or catalog entry a team (admins of "
+                                                         "both teams; a platform admin for one made before teams)"))
+    assign.add_argument("kind", choices=ASSIGNABLE, metavar="KIND", help=", ".join(ASSIGNABLE))
+    assign.add_argument("item_id", metavar="ID")
+    assign.add_argument("team", metavar="TEAM")
+    assign.set_defaults(handler=assign_team)
 
     common(groups.add_parser("vocabulary", help="the API's statuses, stages, metrics, GPU types and which action "
                                                 "a run offers in which status")).set_defaults(handler=show_vocabulary)
@@ -180,6 +187,19 @@ def show_vocabulary(args, client, ui) -> int:
                     f"  {action['method']} {action['path']}")
 
     ui.result(data, human)
+    return 0
+
+
+# The kinds as the API names its routes, and the collections POST /api/admin/team-assignments takes.
+ASSIGNABLE = {"runs": "training_runs", "schedules": "training_schedules", "datasets": "datasets",
+              "feature-configs": "feature_configs", "model-configs": "model_configs", "experiments": "experiments"}
+
+
+def assign_team(args, client, ui) -> int:
+    """`admin assign-team KIND ID TEAM`: POST /api/admin/team-assignments."""
+    data = client.post("/api/admin/team-assignments",
+                       {"kind": ASSIGNABLE[args.kind], "id": args.item_id, "team": args.team})
+    ui.result(data, lambda d: ui.line(f"{args.kind} {d['id']} now belongs to team {d['team']}"))
     return 0
 
 

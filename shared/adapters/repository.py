@@ -77,6 +77,9 @@ class Repository(Protocol):
                         teams: Optional[list[str]] = None) -> list[dict]:
         """Best first by `metric`; only those of `teams` when given."""
 
+    def set_catalog_team(self, kind: str, doc_id: str, team: str) -> dict:
+        """Give a catalog entry made before teams its team (the only change a catalog entry takes)."""
+
     def create_schedule(self, doc: dict) -> dict:
         """Store a new schedule under doc["id"] (version 1)."""
 
@@ -336,6 +339,15 @@ class FirestoreRepository:
         if len(found) > limit or (filters.get(TEAMS_KEY) is not None and not equal):
             found.sort(key=lambda d: d.get("created_at") or datetime.min, reverse=True)
         return found[:limit]
+
+    def set_catalog_team(self, kind: str, doc_id: str, team: str) -> dict:
+        # Only a team-less entry takes a team (shared/services/access.assign_team): another instance's
+        # cached copy still says "no team", which admits platform admins only, so it is never looser.
+        ref = self.db.collection(kind).document(doc_id)
+        ref.update({"team": team})
+        with self._catalog_lock:
+            self._catalog_cache.pop((kind, doc_id), None)
+        return ref.get().to_dict()
 
     def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int,
                         teams: Optional[list[str]] = None) -> list[dict]:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from shared.domain import teams
+from shared.domain.doc_ids import is_valid_id
 from shared.domain.teams import Caller
-from shared.errors import FieldError, Forbidden, NotFound
+from shared.errors import Conflict, FieldError, Forbidden, NotFound
 
 WHAT = {"datasets": "dataset", "feature_configs": "feature config", "model_configs": "model config",
         "experiments": "experiment"}
@@ -99,3 +100,35 @@ def check_new_run(repo, who: Caller, declared: Iterable[teams.Team], doc: dict, 
     for kind, doc_id in used:
         if doc_id:
             catalog(repo, who, kind, doc_id, teams.VIEWER, f"building a run from a {WHAT[kind]}")
+
+
+COLLECTIONS = ("training_runs", "training_schedules", *WHAT)
+
+
+def assign_team(repo, who: Caller, declared: Iterable[teams.Team], kind: str, doc_id: str, team: str) -> dict:
+    """Give a resource a team (POST /api/admin/team-assignments): admin on the team it leaves (a platform
+    admin for one made before teams) and on the team it joins. A run or schedule may move between
+    teams; a catalog entry only takes a team when it has none (API instances cache catalog entries,
+    and a stale copy must never admit more than the document does)."""
+    if kind not in COLLECTIONS:
+        raise FieldError.one("kind", f"must be one of {', '.join(COLLECTIONS)}")
+    if not isinstance(doc_id, str) or not is_valid_id(doc_id):
+        raise FieldError.one("id", "must be the id of a document of that kind")
+    if not isinstance(team, str) or teams.by_name(declared, team) is None:
+        raise FieldError.one("team", f"{team!r} is not a team of this deployment "
+                                     f"(teams: {', '.join(t.name for t in declared) or 'none declared'})")
+    what = {"training_runs": "run", "training_schedules": "schedule"}.get(kind) or WHAT[kind]
+    found = {"training_runs": repo.get_run, "training_schedules": repo.get_schedule}.get(
+        kind, lambda i: repo.get_catalog(kind, i))(doc_id)
+    doc = _checked(found, f"{what} {doc_id}", who, teams.ADMIN, f"moving a {what} out of its team")
+    teams.require(who, team, teams.ADMIN, f"moving a {what} into team {team!r}")
+    if doc.get("team") == team:
+        return doc
+    if kind == "training_runs":
+        return repo.mutate_run(doc_id, lambda d: {**d, "team": team}) or repo.get_run(doc_id)
+    if kind == "training_schedules":  # its next runs follow it; those it made stay where they are
+        return repo.mutate_schedule(doc_id, lambda d: {**d, "team": team}) or repo.get_schedule(doc_id)
+    if doc.get("team"):
+        raise Conflict(f"{what} {doc_id} belongs to team {doc['team']!r}; a catalog entry keeps its team "
+                       f"(create it again in {team!r})")
+    return repo.set_catalog_team(kind, doc_id, team)

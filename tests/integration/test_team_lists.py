@@ -40,3 +40,11 @@ def test_team_filters_beyond_one_in_query_are_asked_in_chunks_and_merged(local_s
     assert [e["team"] for e in repo.list_catalog("experiments", 3, {"team": wanted})] == [names[n] for n in (34, 33, 32)]
     assert [s["team"] for s in repo.list_schedules(None, 50, wanted)] == [names[n] for n in (34, 33, 32, 1, 0)]
     assert [s["team"] for s in repo.list_schedules("active", 2, wanted)] == [names[34], names[33]]
+
+
+def test_a_catalog_entry_made_before_teams_takes_a_team_and_this_instance_forgets_its_cached_copy(local_stack):
+    repo = FirestoreRepository(local_stack.stack.config.project)
+    made = repo.create_catalog("datasets", {"name": "legacy", "created_at": T0})
+    assert repo.get_catalog("datasets", made["id"]).get("team") is None  # now cached
+    assert repo.set_catalog_team("datasets", made["id"], "recs")["team"] == "recs"
+    assert repo.get_catalog("datasets", made["id"])["team"] == "recs"

@@ -309,3 +309,28 @@ def test_each_decision_is_left_for_the_audit_trail(world):
     with world.client:
         world.call("tom@example.com", "POST", f"/api/training-runs/{run_id}/cancel", {})
         assert flask.g.authorization == {"team": "recs", "role": "trainer", "needed": "trainer"}
+
+
+def test_only_admins_of_both_teams_move_a_resource_and_a_legacy_one_takes_a_team_from_a_platform_admin(world):
+    run_id = world.run("alice@example.com", world.recs_exp, "recs-v1", runs.FAILED)
+    move = {"kind": "training_runs", "id": run_id, "team": "ads"}
+    refused(world.call("mallory@example.com", "POST", "/api/admin/team-assignments", move), needed="admin")
+    refused(world.call("alice@example.com", "POST", "/api/admin/team-assignments", move), team="ads", needed="admin")
+    assert world.repo.get_run(run_id)["team"] == "recs"
+
+    world.repo.mutate_run(run_id, lambda d: {k: v for k, v in d.items() if k != "team"})  # made before teams
+    legacy = {"kind": "training_runs", "id": run_id, "team": "recs"}
+    refused(world.call("alice@example.com", "POST", "/api/admin/team-assignments", legacy), team=None)
+    taken = world.call("ops@example.com", "POST", "/api/admin/team-assignments", legacy)
+    assert taken.status_code == 200 and world.repo.get_run(run_id)["team"] == "recs"
+    assert world.call("vic@example.com", "GET", f"/api/training-runs/{run_id}").status_code == 200
+
+    experiment = {"kind": "experiments", "id": world.recs_exp, "team": "ads"}
+    moved = world.call("ops@example.com", "POST", "/api/admin/team-assignments", experiment)
+    assert moved.status_code == 409 and world.repo.get_catalog("experiments", world.recs_exp)["team"] == "recs"
+    bad = world.call("ops@example.com", "POST", "/api/admin/team-assignments", {**experiment, "team": "nope"})
+    assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "team"
+    world.repo.catalog["experiments"][world.recs_exp].pop("team")  # a catalog entry made before teams
+    assert world.call("alice@example.com", "GET", f"/api/experiments/{world.recs_exp}").status_code == 403
+    assert world.call("ops@example.com", "POST", "/api/admin/team-assignments", experiment).status_code == 200
+    assert world.call("mallory@example.com", "GET", f"/api/experiments/{world.recs_exp}").status_code == 200

@@ -140,7 +140,7 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("schedules", "resume", schedule_id), ("schedules", "trigger", schedule_id),
         ("schedules", "cancel", schedule_id), ("gpu", "availability", "--gpu-count", "2"),
         ("admin", "reconciler"), ("vocabulary",), ("admin", "dead-letters", "list", "run-submit"),
-        ("admin", "dead-letters", "replay", "run-submit"),
+        ("admin", "dead-letters", "replay", "run-submit"), ("admin", "assign-team", "runs", failed["id"], "demo"),
     ]
     for argv in commands:
         code, out = run_cli(*argv)
