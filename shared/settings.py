@@ -115,6 +115,9 @@ VARIABLES: tuple[Variable, ...] = (
              "datasets, buckets, budget, schedule limits; shared/domain/teams.py, docs/security.md); unset: locally, "
              "one `demo` team whose admin is the developer; in the cloud, no team (only TRAINYARD_ADMINS may act)",
              "", (API, SUBMITTER, SCHEDULER, RUN_COMMANDS), TERRAFORM),
+    Variable("TRAINYARD_GROUPS", "the local stack's group memberships (JSON: e-mail -> list of group addresses), "
+             "matched against teams' `group:` members; unset: in the cloud, the Cloud Identity Groups API answers "
+             "(shared/adapters/group_directory.py); locally, nobody is in a group", "", (API,), LOCAL),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
@@ -316,6 +319,7 @@ class Settings:
     reconcile_interval_s: float = 60.0
     admins: frozenset = frozenset()  # lower-cased e-mails (TRAINYARD_ADMINS)
     teams: tuple = ()  # shared/domain/teams.Team, from TRAINYARD_TEAMS (or the local demo team)
+    groups: Optional[dict] = None  # TRAINYARD_GROUPS: e-mail -> frozenset of groups (None: not configured)
 
     @property
     def progress_topic_path(self) -> str:
@@ -351,6 +355,7 @@ class Settings:
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
             teams=_teams(read("TRAINYARD_TEAMS", environ), backend, get("TRAINYARD_DEV_IDENTITY")),
+            groups=_groups(read("TRAINYARD_GROUPS", environ)),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
             dev_token=read("TRAINYARD_DEV_TOKEN", environ),
             compiler=get("TRAINYARD_COMPILER"),
@@ -407,6 +412,19 @@ class Settings:
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
+
+
+def _groups(value: str) -> Optional[dict]:
+    if not value:
+        return None
+    try:
+        declared = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"TRAINYARD_GROUPS is not JSON: {exc}") from None
+    if not isinstance(declared, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(g, str) for g in v) for k, v in declared.items()):
+        raise ValueError("TRAINYARD_GROUPS must be a JSON object of e-mail -> list of group addresses")
+    return {k.strip().lower(): frozenset(g.strip().lower() for g in v) for k, v in declared.items()}
 
 
 def _teams(value: str, backend: str, dev_identity: str) -> tuple:

@@ -13,9 +13,11 @@ members, each with one role, and what the team owns or may use:
 
 Roles are ordered; each includes the ones before it:
     viewer    reads the team's runs, schedules, catalog, logs and artifacts
-    trainer   + creates, submits, cancels and retries runs; creates catalog entries and schedules
+    trainer   + creates, submits, cancels and retries runs; creates catalog entries; creates, pauses,
+              resumes, triggers and cancels schedules
     deployer  + deploys and pushes anyway
-    admin     + everything else on the team's resources (delete, restore, schedule cancel, approvals)
+    admin     + everything else on the team's resources (delete, restore, approvals, team assignments)
+(shared/services/access.py applies them, route by route.)
 The deployment's platform admins (TRAINYARD_ADMINS) are admin on every team.
 
 Members are IAM-style principals (`user:`, `group:`, `serviceAccount:`; a bare address is a user).
