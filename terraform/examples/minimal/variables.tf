@@ -72,3 +72,19 @@ variable "data_bigquery_datasets" {
   description = "BigQuery datasets of your training data (\"project.dataset\" or a dataset of project_id): the pipeline and the submitter may read them."
   default     = []
 }
+
+variable "teams" {
+  # The root module's type, in short: its optional parts (datasets, buckets, budget, schedules) are
+  # accepted as they are and the root module validates them (terraform/variables.tf).
+  type = map(object({
+    members     = map(string)
+    model_names = optional(list(string), [])
+    endpoints   = optional(list(string), [])
+    datasets    = optional(list(string), [])
+    buckets     = optional(list(string), [])
+    budget      = optional(map(number), {})
+    schedules   = optional(map(number), {})
+  }))
+  description = "The teams sharing the deployment: members with a role each (viewer, trainer, deployer, admin), the model names and endpoints each owns, the data it may read, its budget and schedule limits (docs/security.md, \"Teams and roles\"). Empty: only admin_emails may act."
+  default     = {}
+}
