@@ -74,17 +74,9 @@ variable "data_bigquery_datasets" {
 }
 
 variable "teams" {
-  # The root module's type, in short: its optional parts (datasets, buckets, budget, schedules) are
-  # accepted as they are and the root module validates them (terraform/variables.tf).
-  type = map(object({
-    members     = map(string)
-    model_names = optional(list(string), [])
-    endpoints   = optional(list(string), [])
-    datasets    = optional(list(string), [])
-    buckets     = optional(list(string), [])
-    budget      = optional(map(number), {})
-    schedules   = optional(map(number), {})
-  }))
+  # Passed through as it is: the module's own `teams` variable is its one typed and validated
+  # declaration (terraform/variables.tf); a copy of its type here would drift from it.
+  type        = any
   description = "The teams sharing the deployment: members with a role each (viewer, trainer, deployer, admin), the model names and endpoints each owns, the data it may read, its budget and schedule limits (docs/security.md, \"Teams and roles\"). Empty: only admin_emails may act."
   default     = {}
 }
