@@ -120,6 +120,20 @@ def notifier(settings: Settings):
                     link_base=settings.dashboard_url)
 
 
+def groups_of(settings: Settings):
+    """Who is in which group, for the teams' `group:` members: TRAINYARD_GROUPS when set (the local
+    stack, tests); in the cloud the Cloud Identity Groups API, asked only if a team names a group."""
+    from shared.adapters.group_directory import CloudIdentityGroups, StaticGroups, names_groups
+
+    if settings.groups is not None:
+        return StaticGroups(settings.groups)
+    if settings.pipeline_backend == "vertex" and names_groups(settings.teams):
+        from shared.adapters.run_data_sources import RestClient
+
+        return CloudIdentityGroups(RestClient())
+    return StaticGroups({})
+
+
 def dead_letters(settings: Settings):
     """What each topic dead-lettered, read and replayed through Pub/Sub (the admin routes)."""
     from shared.adapters.dead_letters import DeadLetters
@@ -136,7 +150,7 @@ def compiler(settings: Settings):
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
     "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler, "notifier": notifier,
-    "dead_letters": dead_letters, "notification_targets": notification_targets,
+    "dead_letters": dead_letters, "notification_targets": notification_targets, "groups_of": groups_of,
 }
 
 
@@ -153,10 +167,12 @@ class Dependencies:
     run_data: object = None
     dead_letters: object = None
     # The caller's groups (e-mail -> group addresses), matched against a team's `group:` members.
-    groups_of: Callable[[str], Any] = lambda email: ()
     notification_targets: object = None
+    groups_of: Optional[Callable[[str], Any]] = None
 
     def __post_init__(self):
+        if self.groups_of is None:
+            self.groups_of = groups_of(self.settings)
         if self.scheduler_jobs is None:
             self.scheduler_jobs = schedule_jobs(self.settings)
         if self.run_data is None:
@@ -227,7 +243,7 @@ class Root:
         return Dependencies(repo=self.get("repo"), publisher=self.get("publisher"), store=self.get("store"),
                             settings=self.settings, scheduler_jobs=self.get("schedule_jobs"),
                             run_data=self.get("run_data"), dead_letters=self.get("dead_letters"),
-                            notification_targets=self.get("notification_targets"))
+                            notification_targets=self.get("notification_targets"), groups_of=self.get("groups_of"))
 
     def warm_after_fork(self, *names: str) -> None:
         """Build these in the background in each forked worker, before the first message rather than during

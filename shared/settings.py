@@ -124,6 +124,9 @@ VARIABLES: tuple[Variable, ...] = (
              "(HMAC-SHA256; shared/page_tokens.py); in the cloud from Secret Manager (the API refuses to start "
              "without it); locally the stack makes one per .local directory, else each process draws its own",
              "", (API,), TERRAFORM),
+    Variable("TRAINYARD_GROUPS", "the local stack's group memberships (JSON: e-mail -> list of group addresses), "
+             "matched against teams' `group:` members; unset: in the cloud, the Cloud Identity Groups API answers "
+             "(shared/adapters/group_directory.py); locally, nobody is in a group", "", (API,), LOCAL),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
@@ -340,6 +343,7 @@ class Settings:
     delete_grace_days: float = 7.0
     # TRAINYARD_CURSOR_KEY; b"" in the cloud when unset (the API refuses to start: shared/http/app.py)
     cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    groups: Optional[dict] = None  # TRAINYARD_GROUPS: e-mail -> frozenset of groups (None: not configured)
 
     @property
     def progress_topic_path(self) -> str:
@@ -381,6 +385,7 @@ class Settings:
             audit_retention_days=_at_least_one(_number(get("TRAINYARD_AUDIT_RETENTION_DAYS"),
                                                        "TRAINYARD_AUDIT_RETENTION_DAYS", int),
                                                "TRAINYARD_AUDIT_RETENTION_DAYS"),
+            groups=_groups(read("TRAINYARD_GROUPS", environ)),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
             dev_token=read("TRAINYARD_DEV_TOKEN", environ),
             compiler=get("TRAINYARD_COMPILER"),
@@ -441,6 +446,19 @@ class Settings:
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
+
+
+def _groups(value: str) -> Optional[dict]:
+    if not value:
+        return None
+    try:
+        declared = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"TRAINYARD_GROUPS is not JSON: {exc}") from None
+    if not isinstance(declared, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(g, str) for g in v) for k, v in declared.items()):
+        raise ValueError("TRAINYARD_GROUPS must be a JSON object of e-mail -> list of group addresses")
+    return {k.strip().lower(): frozenset(g.strip().lower() for g in v) for k, v in declared.items()}
 
 
 def _teams(value: str, backend: str, dev_identity: str) -> tuple:

@@ -81,6 +81,72 @@ locals {
       collection = "audit_records"
       fields     = [["status", "ASCENDING"], ["at", "DESCENDING"]]
     }
+    # Lists show only the caller's teams (`team in [...]`, shared/services/access.team_filter): the run
+    # list's filter combinations with team, the promotion list, and the catalog and schedule lists.
+    "training_runs-team-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-status-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["status", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-model_type-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-status-model_type-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["status", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-status-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["status", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-model_type-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-status-model_type-dataset_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["status", "ASCENDING"], ["model_type", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "experiments-team-model_type-recall_at_100" = {
+      collection = "experiments"
+      fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["metrics.recall_at_100", "DESCENDING"]]
+    }
+    "experiments-team-model_type-test_rmse" = {
+      collection = "experiments"
+      fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["metrics.test_rmse", "ASCENDING"]]
+    }
+    "datasets-team-created_at" = {
+      collection = "datasets"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "feature_configs-team-created_at" = {
+      collection = "feature_configs"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "model_configs-team-created_at" = {
+      collection = "model_configs"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "experiments-team-created_at" = {
+      collection = "experiments"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_schedules-team-created_at" = {
+      collection = "training_schedules"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-deleted-team-created_at" = {
+      collection = "training_runs"
+      fields     = [["deleted", "ASCENDING"], ["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
   }
 }
 

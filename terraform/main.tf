@@ -33,6 +33,10 @@ locals {
     "billingbudgets.googleapis.com", # the Cloud Billing budget (budget.tf), when billing_account is set
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    # The API asks the Cloud Identity Groups API for a caller's groups (teams' `group:` members,
+    # shared/adapters/group_directory.py). What it may see is granted in the Google Admin console
+    # (a role such as Groups Reader for the API's service account), not by project IAM.
+    "cloudidentity.googleapis.com",
     "cloudquotas.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",

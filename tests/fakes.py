@@ -11,7 +11,7 @@ from typing import Callable, Optional
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.pipelines import JobRequest
 from shared.contract.pipeline_jobs import JobSnapshot
-from shared.adapters.repository import epoch_doc_id
+from shared.adapters.repository import TEAMS_KEY, epoch_doc_id
 from shared.domain.runs import now
 
 
@@ -31,6 +31,15 @@ class RecordedRest:
                     raise answer
                 return answer(kwargs) if callable(answer) else answer
         raise AssertionError(f"unexpected call {url}")
+def _matches(doc: dict, filters: dict) -> bool:
+    """Firestore's semantics: equality per field (a falsy value: no filter); `team` a list, any of which."""
+    for key, value in filters.items():
+        if key == TEAMS_KEY and value is not None:
+            if doc.get(TEAMS_KEY) not in value:
+                return False
+        elif value and doc.get(key) != value:
+            return False
+    return True
 
 
 class InMemoryRepository:
@@ -84,7 +93,7 @@ class InMemoryRepository:
             return self.runs.pop(run_id)
 
     def _matching(self, filters):
-        return [r for r in self.runs.values() if all(r.get(k) == v for k, v in filters.items() if v)]
+        return [r for r in self.runs.values() if _matches(r, filters)]
 
     def list_runs(self, filters, limit, after=None):
         ordered = sorted(self._matching(filters), key=lambda r: (r["created_at"], r["id"]), reverse=True)
@@ -120,15 +129,20 @@ class InMemoryRepository:
         return [self.get_catalog(kind, doc_id) for kind, doc_id in refs]
 
     def list_catalog(self, kind, limit, filters=None):
-        items = [d for d in self.catalog.get(kind, {}).values()
-                 if all(d.get(k) == v for k, v in (filters or {}).items())]
-        if not filters:
+        items = [d for d in self.catalog.get(kind, {}).values() if _matches(d, filters or {})]
+        if not set(filters or {}) - {TEAMS_KEY}:
             items.sort(key=lambda d: d.get("created_at") or datetime.min, reverse=True)
         return copy.deepcopy(items[:limit])
 
-    def top_experiments(self, model_type, metric, descending, limit):
+    def set_catalog_team(self, kind, doc_id, team):
+        with self.lock:
+            self.catalog[kind][doc_id]["team"] = team
+            return copy.deepcopy(self.catalog[kind][doc_id])
+
+    def top_experiments(self, model_type, metric, descending, limit, teams=None):
         items = [d for d in self.catalog.get("experiments", {}).values()
-                 if d.get("model_type") == model_type and (d.get("metrics") or {}).get(metric) is not None]
+                 if d.get("model_type") == model_type and (d.get("metrics") or {}).get(metric) is not None
+                 and _matches(d, {TEAMS_KEY: teams})]
         items.sort(key=lambda d: d["metrics"][metric], reverse=descending)
         return copy.deepcopy(items[:limit])
 
@@ -164,8 +178,8 @@ class InMemoryRepository:
             self.schedules[schedule_id] = new
             return copy.deepcopy(new)
 
-    def list_schedules(self, status, limit):
-        items = [d for d in self.schedules.values() if not status or d["status"] == status]
+    def list_schedules(self, status, limit, teams=None):
+        items = [d for d in self.schedules.values() if _matches(d, {"status": status, TEAMS_KEY: teams})]
         return copy.deepcopy(sorted(items, key=lambda d: d["created_at"], reverse=True)[:limit])
 
     def due_schedules(self, before, limit):

@@ -37,18 +37,19 @@ import sys
 
 from shared.contract import topics
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
-from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands
+from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, team_option
 from trainyard_cli import format as fmt
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli.output import Output, UsageError, read_document
 from trainyard_cli.watch import deployment_lines, exit_code, watch
 
-RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("run_number", "#"), ("status", "STATUS", fmt.state),
+RUN_COLUMNS = [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("run_number", "#"), ("status", "STATUS", fmt.state),
                ("current_stage", "STAGE"), ("progress_percent", "%"), ("model_type", "TYPE"),
                ("recall_at_100", "R@100"), ("duration_seconds", "DURATION", fmt.duration),
                ("estimated_cost.total", "COST", fmt.money), ("created_at", "CREATED", fmt.relative)]
-EXP_COLUMNS = [("id", "ID"), ("number", "EXP #"), ("name", "NAME"), ("model_type", "TYPE"),
-               ("metrics.recall_at_100", "R@100"), ("metrics.test_rmse", "RMSE"), ("dataset_name", "DATASET")]
+EXP_COLUMNS = [("id", "ID"), ("number", "EXP #"), ("name", "NAME"), ("team", "TEAM"), ("model_type", "TYPE"),
+               ("metrics.recall_at_100", "R@100"), ("metrics.test_rmse", "RMSE"), ("dataset_name", "DATASET"),
+               ("source.by", "POSTED BY")]
 
 
 def common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                           metavar="COMMAND")
     create = common(runs.add_parser("create", help="create a run from an experiment"))
     create.add_argument("--name", required=True)
+    team_option.add(create)
     source = create.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", help="base experiment id")
     source.add_argument("--best", choices=["retrieval", "ranking", "multitask"],
@@ -113,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_commands.register(groups, common)
     catalog_commands.register(groups, common)
 
-    admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters, the audit trail)").add_subparsers(
+    admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters, the audit trail, team assignments)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
     common(admin.add_parser("reconciler", help="what the reconciler checked and repaired")).set_defaults(
         handler=show_reconciler)
@@ -138,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     trail.add_argument("--limit", type=int, default=50)
     trail.add_argument("--cursor", help="the next page (printed under the table)")
     trail.set_defaults(handler=show_audit)
+    assign = common(admin.add_parser("assign-team", help="give a run, schedule or catalog entry a team (admins of "
+                                                         "both teams; a platform admin for one made before teams)"))
+    assign.add_argument("kind", choices=ASSIGNABLE, metavar="KIND", help=", ".join(ASSIGNABLE))
+    assign.add_argument("item_id", metavar="ID")
+    assign.add_argument("team", metavar="TEAM")
+    assign.set_defaults(handler=assign_team)
 
     common(groups.add_parser("vocabulary", help="the API's statuses, stages, metrics, GPU types and which action "
                                                 "a run offers in which status")).set_defaults(handler=show_vocabulary)
@@ -222,6 +230,19 @@ def show_vocabulary(args, client, ui) -> int:
     return 0
 
 
+# The kinds as the API names its routes, and the collections POST /api/admin/team-assignments takes.
+ASSIGNABLE = {"runs": "training_runs", "schedules": "training_schedules", "datasets": "datasets",
+              "feature-configs": "feature_configs", "model-configs": "model_configs", "experiments": "experiments"}
+
+
+def assign_team(args, client, ui) -> int:
+    """`admin assign-team KIND ID TEAM`: POST /api/admin/team-assignments."""
+    data = client.post("/api/admin/team-assignments",
+                       {"kind": ASSIGNABLE[args.kind], "id": args.item_id, "team": args.team})
+    ui.result(data, lambda d: ui.line(f"{args.kind} {d['id']} now belongs to team {d['team']}"))
+    return 0
+
+
 def dead_letters(args, client, ui) -> int:
     """`admin dead-letters list|replay TOPIC`: GET /api/admin/dead-letters/TOPIC or POST …/replay (admins
     only); --direct: the same shared/adapters/dead_letters.py, straight to Pub/Sub with the operator's credentials."""
@@ -256,7 +277,7 @@ def dead_letters(args, client, ui) -> int:
 
 
 def create_body(args, client: ApiClient) -> dict:
-    body = read_document(args.body) if args.body else {}
+    body = team_option.apply(read_document(args.body) if args.body else {}, args)
     body["name"] = args.name
     if args.best:
         top = client.get("/api/experiments/top-for-training", model_type=args.best, limit=1)["experiments"]
@@ -321,6 +342,7 @@ def describe(run_: dict, ui: Output | None = None) -> list[str]:
     created = run_.get("created_at")
     if created:
         lines.append(f"created {fmt.relative(created)} by {run_.get('created_by') or '?'}"
+                     + (f" for team {run_['team']}" if run_.get("team") else "")
                      + (f", attempt {run_['attempt']}" if (run_.get("attempt") or 1) > 1 else "")
                      + (f", took {fmt.duration(run_['duration_seconds'])}" if run_.get("duration_seconds") else ""))
     lines.append(f"stage: {run_.get('current_stage') or '-'}  progress: {run_.get('progress_percent') or 0}%"

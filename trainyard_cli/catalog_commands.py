@@ -2,17 +2,19 @@
 the API's own route names) and `trainyard gpu availability`."""
 from __future__ import annotations
 
-from trainyard_cli import format as fmt
+from trainyard_cli import format as fmt, team_option
 from trainyard_cli.output import Output, read_document
 
 KINDS = ("datasets", "feature-configs", "model-configs", "experiments")
 COLUMNS = {
-    "datasets": [("id", "ID"), ("name", "NAME"), ("row_count", "ROWS"), ("created_at", "CREATED", fmt.relative)],
-    "feature-configs": [("id", "ID"), ("name", "NAME"), ("dataset_id", "DATASET"),
+    "datasets": [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("row_count", "ROWS"),
+                 ("created_at", "CREATED", fmt.relative)],
+    "feature-configs": [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("dataset_id", "DATASET"),
                         ("created_at", "CREATED", fmt.relative)],
-    "model-configs": [("id", "ID"), ("name", "NAME"), ("model_type", "TYPE"), ("created_at", "CREATED", fmt.relative)],
-    "experiments": [("id", "ID"), ("number", "EXP #"), ("name", "NAME"), ("model_type", "TYPE"),
-                    ("metrics.recall_at_100", "R@100"), ("metrics.test_rmse", "RMSE"),
+    "model-configs": [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("model_type", "TYPE"),
+                      ("created_at", "CREATED", fmt.relative)],
+    "experiments": [("id", "ID"), ("number", "EXP #"), ("name", "NAME"), ("team", "TEAM"), ("model_type", "TYPE"),
+                    ("metrics.recall_at_100", "R@100"), ("metrics.test_rmse", "RMSE"), ("source.by", "POSTED BY"),
                     ("created_at", "CREATED", fmt.relative)],
 }
 
@@ -23,6 +25,7 @@ def register(groups, common) -> None:
     create = common(catalog.add_parser("create", help="create an item from a YAML or JSON file"))
     create.add_argument("kind", choices=KINDS)
     create.add_argument("--file", "-f", required=True, help="the item's fields; '-' reads standard input")
+    team_option.add(create)
     create.set_defaults(handler=create_item)
     listing = common(catalog.add_parser("list", help="the items of a kind"))
     listing.add_argument("kind", choices=KINDS)
@@ -61,7 +64,7 @@ def _item_lines(item: dict) -> list[str]:
 
 
 def create_item(args, client, ui: Output) -> int:
-    data = client.post(f"/api/{args.kind}", read_document(args.file))
+    data = client.post(f"/api/{args.kind}", team_option.apply(read_document(args.file), args))
     ui.result(data, lambda d: ui.lines(["created " + _item_lines(d["item"])[0]]))
     return 0
 

@@ -1,11 +1,11 @@
 """`trainyard schedules create|list|get|pause|resume|trigger|cancel`, one per schedule route."""
 from __future__ import annotations
 
-from trainyard_cli import format as fmt
+from trainyard_cli import format as fmt, team_option
 from trainyard_cli.output import Output, read_document
 
 STATUSES = ("active", "paused", "completed", "cancelled")
-SCHEDULE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("status", "STATUS", fmt.state), ("schedule_type", "TYPE"),
+SCHEDULE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("status", "STATUS", fmt.state), ("schedule_type", "TYPE"),
                     ("next_run_at", "NEXT", fmt.relative), ("last_run_status", "LAST", fmt.state),
                     ("last_run_at", "LAST RUN", fmt.relative), ("total_runs", "RUNS"),
                     ("success_rate", "SUCCESS", lambda v: "" if v is None else f"{v:g}%"),
@@ -22,6 +22,7 @@ def register(groups, common) -> None:
                         help="the ScheduleRequest (name, schedule_type, time_of_day / cron_expression, timezone, "
                              "run_template, …); '-' reads standard input")
     create.add_argument("--name", help="overrides the file's name")
+    team_option.add(create)
     create.set_defaults(handler=create_schedule)
     listing = common(schedules.add_parser("list", help="schedules, newest first"))
     listing.add_argument("--status", choices=STATUSES)
@@ -38,7 +39,7 @@ def register(groups, common) -> None:
 
 
 def create_schedule(args, client, ui: Output) -> int:
-    body = read_document(args.file)
+    body = team_option.apply(read_document(args.file), args)
     if args.name:
         body["name"] = args.name
     data = client.post("/api/training/schedules", body)

@@ -29,6 +29,16 @@ AUDIT = "audit_records"  # the audit trail (shared/domain/audit.py); expire_at i
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
+TEAMS_KEY = "team"  # in filters: a list of team names, any of which matches
+# Firestore answers an `in` filter of at most 30 values (30 disjunctions in disjunctive normal form:
+# https://firebase.google.com/docs/firestore/query-data/queries#limits_on_or_queries); more teams are
+# asked for in chunks and the answers merged.
+IN_LIMIT = 30
+
+
+def chunks(values: list, size: int = IN_LIMIT) -> list[list]:
+    values = list(values)
+    return [values[i:i + size] for i in range(0, len(values), size)] or [[]]
 
 
 class Repository(Protocol):
@@ -44,7 +54,9 @@ class Repository(Protocol):
     def delete_run(self, run_id: str, check: Callable[[dict], None]) -> dict:
         """Delete after check(doc) passes (it raises to refuse), in one transaction."""
 
-    def list_runs(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]: ...
+    def list_runs(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
+        """Newest first. filters: equality on status, model_type, dataset_id, schedule_id, deployment_status;
+        `team` is a list of teams (any of them: TEAMS_KEY)."""
 
     def count_runs(self, filters: dict) -> int: ...
 
@@ -59,9 +71,15 @@ class Repository(Protocol):
     def get_catalog_many(self, refs: list[tuple[str, str]]) -> list[Optional[dict]]:
         """Several catalog documents in one round trip, in the order asked (None where missing)."""
 
-    def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]: ...
+    def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]:
+        """Newest first; equality filters, and `team` as a list of teams (any of them)."""
 
-    def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int) -> list[dict]: ...
+    def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int,
+                        teams: Optional[list[str]] = None) -> list[dict]:
+        """Best first by `metric`; only those of `teams` when given."""
+
+    def set_catalog_team(self, kind: str, doc_id: str, team: str) -> dict:
+        """Give a catalog entry made before teams its team (the only change a catalog entry takes)."""
 
     def create_schedule(self, doc: dict) -> dict:
         """Store a new schedule under doc["id"] (version 1)."""
@@ -71,8 +89,8 @@ class Repository(Protocol):
     def mutate_schedule(self, schedule_id: str, mutate: Mutator) -> Optional[dict]:
         """Transactionally apply mutate(doc) → new doc (or None: no change), as mutate_run."""
 
-    def list_schedules(self, status: Optional[str], limit: int) -> list[dict]:
-        """Newest first, optionally of one status."""
+    def list_schedules(self, status: Optional[str], limit: int, teams: Optional[list[str]] = None) -> list[dict]:
+        """Newest first, optionally of one status; only those of `teams` when given."""
 
     def due_schedules(self, before: datetime, limit: int) -> list[dict]:
         """Active schedules whose next_run_at is at or before `before`, soonest first."""
@@ -240,27 +258,46 @@ class FirestoreRepository:
             history.delete()
         return doc
 
-    def _runs_query(self, filters: dict):
+    @staticmethod
+    def _filtered(query, filters: dict, fields, team_chunk: Optional[list]):
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        query = self.db.collection(RUNS)
-        for field in ("status", "model_type", "dataset_id", "schedule_id", "deployment_status", "deleted"):
+        for field in fields:
             if filters.get(field):
                 query = query.where(filter=FieldFilter(field, "==", filters[field]))
+        if team_chunk is not None:
+            query = query.where(filter=FieldFilter(TEAMS_KEY, "in", team_chunk))
         return query
+
+    @staticmethod
+    def _team_chunks(filters: dict) -> list:
+        """[None] when no team filter; else the teams in chunks Firestore accepts ([] when none: no query)."""
+        if filters.get(TEAMS_KEY) is None:
+            return [None]
+        return [c for c in chunks(filters[TEAMS_KEY]) if c]
+
+    RUN_FIELDS = ("status", "model_type", "dataset_id", "schedule_id", "deployment_status", "deleted")
 
     def list_runs(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
         from google.cloud import firestore
 
-        query = self._runs_query(filters).order_by("created_at", direction=firestore.Query.DESCENDING).order_by(
-            "__name__", direction=firestore.Query.DESCENDING)
-        if after:
-            query = query.start_after({"created_at": after[0], "__name__": self.db.collection(RUNS).document(after[1])})
-        return [snap.to_dict() for snap in query.limit(limit).stream()]
+        found: list[dict] = []
+        for chunk in self._team_chunks(filters):
+            query = self._filtered(self.db.collection(RUNS), filters, self.RUN_FIELDS, chunk).order_by(
+                "created_at", direction=firestore.Query.DESCENDING).order_by("__name__", direction=firestore.Query.DESCENDING)
+            if after:
+                query = query.start_after({"created_at": after[0],
+                                           "__name__": self.db.collection(RUNS).document(after[1])})
+            found += [snap.to_dict() for snap in query.limit(limit).stream()]
+        # Each chunk is newest first; merged, the newest `limit` of all are the page.
+        return sorted(found, key=lambda r: (r["created_at"], r["id"]), reverse=True)[:limit]
 
     def count_runs(self, filters: dict) -> int:
-        result = self._runs_query(filters).count().get()
-        return int(result[0][0].value)
+        total = 0
+        for chunk in self._team_chunks(filters):  # the chunks' teams are disjoint: their counts add up
+            result = self._filtered(self.db.collection(RUNS), filters, self.RUN_FIELDS, chunk).count().get()
+            total += int(result[0][0].value)
+        return total
 
     def put_epoch(self, run_id: str, attempt: int, epoch: dict) -> None:
         ref = self.db.collection(RUNS).document(run_id).collection(HISTORY).document(
@@ -304,23 +341,41 @@ class FirestoreRepository:
 
     def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]:
         from google.cloud import firestore
-        from google.cloud.firestore_v1.base_query import FieldFilter
 
-        query = self.db.collection(kind)
-        for field, value in (filters or {}).items():
-            query = query.where(filter=FieldFilter(field, "==", value))
-        if not filters:
-            query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
-        return [s.to_dict() for s in query.limit(limit).stream()]
+        filters = filters or {}
+        equal = [f for f in filters if f != TEAMS_KEY]
+        found: list[dict] = []
+        for chunk in self._team_chunks(filters):
+            query = self._filtered(self.db.collection(kind), filters, equal, chunk)
+            if not equal:  # newest first (terraform/firestore.tf has (team, created_at) for the team filter)
+                query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
+            found += [s.to_dict() for s in query.limit(limit).stream()]
+        if len(found) > limit or (filters.get(TEAMS_KEY) is not None and not equal):
+            found.sort(key=lambda d: d.get("created_at") or datetime.min, reverse=True)
+        return found[:limit]
 
-    def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int) -> list[dict]:
+    def set_catalog_team(self, kind: str, doc_id: str, team: str) -> dict:
+        # Only a team-less entry takes a team (shared/services/access.assign_team): another instance's
+        # cached copy still says "no team", which admits platform admins only, so it is never looser.
+        ref = self.db.collection(kind).document(doc_id)
+        ref.update({"team": team})
+        with self._catalog_lock:
+            self._catalog_cache.pop((kind, doc_id), None)
+        return ref.get().to_dict()
+
+    def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int,
+                        teams: Optional[list[str]] = None) -> list[dict]:
         from google.cloud import firestore
-        from google.cloud.firestore_v1.base_query import FieldFilter
 
         direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
-        query = (self.db.collection("experiments").where(filter=FieldFilter("model_type", "==", model_type))
-                 .order_by(f"metrics.{metric}", direction=direction).limit(limit))
-        return [s.to_dict() for s in query.stream()]
+        filters = {"model_type": model_type, TEAMS_KEY: teams}
+        found: list[dict] = []
+        for chunk in self._team_chunks(filters):
+            query = self._filtered(self.db.collection("experiments"), filters, ("model_type",), chunk).order_by(
+                f"metrics.{metric}", direction=direction).limit(limit)
+            found += [s.to_dict() for s in query.stream()]
+        found.sort(key=lambda d: d["metrics"][metric], reverse=descending)  # the chunks' bests, merged
+        return found[:limit]
 
     # ------------------------------------------------------------------ schedules
 
@@ -338,16 +393,19 @@ class FirestoreRepository:
     def mutate_schedule(self, schedule_id: str, mutate: Mutator) -> Optional[dict]:
         return self._mutate(SCHEDULES, schedule_id, mutate, "training schedule")
 
-    def list_schedules(self, status: Optional[str], limit: int) -> list[dict]:
+    def list_schedules(self, status: Optional[str], limit: int, teams: Optional[list[str]] = None) -> list[dict]:
         from google.cloud import firestore
-        from google.cloud.firestore_v1.base_query import FieldFilter
 
-        query = self.db.collection(SCHEDULES)
-        if status:  # sorted here: (status, created_at) has no composite index, and schedules are few
-            found = [s.to_dict() for s in query.where(filter=FieldFilter("status", "==", status)).stream()]
-            return sorted(found, key=lambda d: d["created_at"], reverse=True)[:limit]
-        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
-        return [s.to_dict() for s in query.stream()]
+        filters = {"status": status, TEAMS_KEY: teams}
+        found: list[dict] = []
+        for chunk in self._team_chunks(filters):
+            query = self._filtered(self.db.collection(SCHEDULES), filters, ("status",), chunk)
+            if status:  # sorted here: (status, created_at) has no composite index, and schedules are few
+                found += [s.to_dict() for s in query.stream()]
+            else:
+                found += [s.to_dict() for s in query.order_by("created_at", direction=firestore.Query.DESCENDING)
+                          .limit(limit).stream()]
+        return sorted(found, key=lambda d: d["created_at"], reverse=True)[:limit]
 
     def due_schedules(self, before: datetime, limit: int) -> list[dict]:
         from google.cloud.firestore_v1.base_query import FieldFilter

@@ -19,41 +19,42 @@ def register_action_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training-runs/<run_id>/cancel")
     def cancel_run(run_id):
-        outcome = intents.cancel_run(deps.repo, deps.publisher, run_id, g.identity)
+        outcome = intents.cancel_run(deps.repo, deps.publisher, run_id, g.caller)
         return answer(outcome, outcome["training_run"]["status"] == runs.CANCELLING)
 
     @app.post("/api/training-runs/<run_id>/retry")
     def retry_run(run_id):
-        return answer(intents.retry_run(deps.repo, deps.publisher, run_id, g.identity, body(optional=True)), True)
+        return answer(intents.retry_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True)), True)
 
     @app.post("/api/training-runs/<run_id>/deploy")
     def deploy_run(run_id):
-        return answer(intents.deploy_run(deps.repo, deps.publisher, run_id, g.identity, body(optional=True)), True)
+        return answer(intents.deploy_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True),
+                                         deps.settings.teams), True)
 
     @app.post("/api/training-runs/<run_id>/push-anyway")
     def push_anyway(run_id):
-        return answer(intents.push_anyway(deps.repo, deps.publisher, run_id, g.identity), True)
+        return answer(intents.push_anyway(deps.repo, deps.publisher, run_id, g.caller, deps.settings.teams), True)
 
     @app.post("/api/training-runs/<run_id>/restore")
     def restore_run(run_id):
-        return answer(intents.restore_run(deps.repo, run_id, g.identity), False)
+        return answer(intents.restore_run(deps.repo, run_id, g.caller), False)
 
     @app.get("/api/training-runs/<run_id>/logs")
     def run_logs(run_id):
         return jsonify(success=True, **run_data.run_logs(deps.repo, deps.run_data, run_id, request.args.to_dict(),
-                                                         deps.settings.cursor_key))
+                                                         g.caller, deps.settings.cursor_key))
 
     @app.get("/api/training-runs/<run_id>/training-history")
     def training_history(run_id):
-        return jsonify(success=True, **run_data.training_history(deps.repo, deps.store, run_id, request.args.to_dict()))
+        return jsonify(success=True, **run_data.training_history(deps.repo, deps.store, run_id, request.args.to_dict(), g.caller))
 
     @app.get("/api/training-runs/<run_id>/artifacts")
     def run_artifacts(run_id):
-        return jsonify(success=True, **run_data.run_artifacts(deps.repo, run_id, deps.settings))
+        return jsonify(success=True, **run_data.run_artifacts(deps.repo, run_id, deps.settings, g.caller))
 
     @app.get("/api/training-runs/<run_id>/errors")
     def run_errors(run_id):
-        return jsonify(success=True, **run_data.run_errors(deps.repo, run_id))
+        return jsonify(success=True, **run_data.run_errors(deps.repo, run_id, g.caller))
 
     @app.get("/api/gpu-availability")
     def gpu_availability():

@@ -5,6 +5,8 @@ the audit trail (shared/domain/audit.py).
     POST /api/admin/dead-letters/{topic}/replay?limit=N  republish up to N onto the topic, then acknowledge each
     GET  /api/admin/audit?actor=&team=&action=&result=&since=&until=&limit=&cursor=
                                                          who did what, newest first
+    POST /api/admin/team-assignments                     give a run, schedule or catalog entry a team (admins of
+                                                         the teams concerned: shared/services/access.assign_team)
 
 Who is an admin: the caller's verified e-mail (shared/http/identity.py: a Google ID token behind Cloud Run
 IAM, a Firebase ID token verified in full, or the local developer identity) is one of TRAINYARD_ADMINS,
@@ -25,7 +27,8 @@ from shared import log
 from shared.contract import topics
 from shared.domain import audit
 from shared.errors import FieldError
-from shared.services import audit_trail
+from shared.http.request_body import body
+from shared.services import access, audit_trail
 
 DEFAULT_LIMIT = 10
 
@@ -48,6 +51,15 @@ def _limit() -> int:
 
 
 def register_admin_routes(app: Flask, deps) -> None:
+    @app.post("/api/admin/team-assignments")
+    def assign_team():
+        request_body = body()
+        if not isinstance(request_body, dict):
+            raise FieldError.one("body", "must be a JSON object: {kind, id, team}")
+        doc = access.assign_team(deps.repo, g.caller, deps.settings.teams, request_body.get("kind"),
+                                 request_body.get("id"), request_body.get("team"))
+        return jsonify(success=True, kind=request_body["kind"], id=request_body["id"], team=doc.get("team"))
+
     @app.get("/api/admin/dead-letters/<topic>")
     def list_dead_letters(topic):
         require_admin(g.identity, deps.settings)
@@ -113,11 +125,19 @@ def openapi_paths(response, errors) -> dict:
         ("until", "ISO 8601, exclusive"), ("cursor", "next_cursor of the previous page"))]
     audit_parameters.append({"name": "limit", "in": "query", "schema": {
         "type": "integer", "minimum": 1, "maximum": audit.MAX_LIMIT, "default": audit.DEFAULT_LIMIT}})
+    assignment = {"type": "object", "required": ["kind", "id", "team"], "properties": {
+        "kind": {"enum": list(access.COLLECTIONS)}, "id": {"type": "string"}, "team": {"type": "string"}}}
     return {
         "/api/admin/audit": {"get": {
             "summary": "Admin: the audit trail of state-changing requests (refused ones included), newest first",
             "parameters": audit_parameters,
             "responses": {"200": response("audit records", audit_answer), **errors(400, 401, 403, 503)}}},
+        "/api/admin/team-assignments": {"post": {
+            "summary": "Give a run, schedule or catalog entry a team: admin on the team it leaves (a platform "
+                       "admin for one made before teams) and on the one it joins; a catalog entry only takes "
+                       "a team when it has none",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": assignment}}},
+            "responses": {"200": response("assigned", assignment), **errors(400, 401, 403, 404, 409)}}},
         "/api/admin/dead-letters/{topic}": {"get": {
             "summary": "Admin: the messages Pub/Sub gave up delivering on a topic (its dead-letter hold), "
                        "shown without consuming them",

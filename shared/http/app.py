@@ -60,6 +60,17 @@ def create_app(deps: Dependencies) -> Flask:
         return None
 
     register_audit_trail(app, deps)  # every POST/PUT/PATCH/DELETE under /api, refused ones too
+
+    @app.after_request
+    def record_authorization(response):
+        # The audit trail reads g.authorization: the last role check of this request (teams.require),
+        # passed or refused. Kept on g for whatever runs after this hook; the response is unchanged.
+        caller = g.get("caller")
+        if caller is not None and caller.decisions:
+            team, role, needed = caller.decisions[-1]
+            g.authorization = {"team": team, "role": role, "needed": needed}
+        return response
+
     register_guards(app)  # after identity: ids Firestore would refuse are a 404/400 (shared/http/guards.py)
 
     @app.errorhandler(FieldError)
@@ -113,26 +124,25 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/training-runs")
     def create_run():
-        run = intake.create_run(deps.repo, deps.publisher, body(), g.identity, jobs=deps.scheduler_jobs,
+        run = intake.create_run(deps.repo, deps.publisher, body(), g.caller, deps.settings.teams, jobs=deps.scheduler_jobs,
                                 run_data=deps.run_data, settings=deps.settings, targets=deps.notification_targets)
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 201
 
     @app.get("/api/training-runs")
     def list_runs():
-        return jsonify(success=True, **run_data.list_runs(deps.repo, request.args.to_dict()))
+        return jsonify(success=True, **run_data.list_runs(deps.repo, request.args.to_dict(), g.caller))
 
     @app.get("/api/training-runs/<run_id>")
     def get_run(run_id):
-        return jsonify(success=True, training_run=runs.public_view(run_data.get_run(deps.repo, run_id)))
+        return jsonify(success=True, training_run=runs.public_view(run_data.read_run(deps.repo, run_id, g.caller)))
 
     @app.delete("/api/training-runs/<run_id>")
     def delete_run(run_id):
-        return jsonify(success=True, **intents.delete_run(deps.repo, run_id, g.identity,
-                                                          deps.settings.delete_grace_days))
+        return jsonify(success=True, **intents.delete_run(deps.repo, run_id, g.caller, deps.settings.delete_grace_days))
 
     @app.post("/api/training-runs/<run_id>/submit")
     def submit_run(run_id):
-        run = intake.submit_run(deps.repo, deps.publisher, run_id)
+        run = intake.submit_run(deps.repo, deps.publisher, run_id, g.caller)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
     # ---------------------------------------------------------------- catalog
@@ -140,27 +150,28 @@ def create_app(deps: Dependencies) -> Flask:
     @app.get("/api/experiments/top-for-training")
     def top_for_training():
         limit = whole_number(request.args, "limit", 5, 1, 50)
-        result = catalog_entries.top_for_training(deps.repo, request.args.get("model_type", ""), limit)
+        result = catalog_entries.top_for_training(deps.repo, request.args.get("model_type", ""), g.caller, limit)
         return jsonify(success=True, **result)
 
     @app.get("/api/experiments/search")
     def search_experiments():
-        return jsonify(success=True, experiments=catalog_entries.search(deps.repo, request.args.get("q", "")))
+        return jsonify(success=True, experiments=catalog_entries.search(deps.repo, request.args.get("q", ""), g.caller))
 
     @app.post("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")
     def create_catalog(kind):
-        doc = catalog_entries.create(deps.repo, CATALOG_ROUTES[kind], body(), g.identity)
+        doc = catalog_entries.create(deps.repo, CATALOG_ROUTES[kind], body(), g.caller, deps.settings.teams)
         return jsonify(success=True, item=doc), 201
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")
     def list_catalog(kind):
         limit = whole_number(request.args, "limit", 50, 1, 500)
-        items = catalog_entries.list_all(deps.repo, CATALOG_ROUTES[kind], limit, request.args.get("model_type"))
+        items = catalog_entries.list_all(deps.repo, CATALOG_ROUTES[kind], g.caller, limit,
+                                         request.args.get("model_type"))
         return jsonify(success=True, items=items)
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>/<doc_id>")
     def get_catalog(kind, doc_id):
-        return jsonify(success=True, item=catalog_entries.get(deps.repo, CATALOG_ROUTES[kind], doc_id))
+        return jsonify(success=True, item=catalog_entries.get(deps.repo, CATALOG_ROUTES[kind], doc_id, g.caller))
 
     register_action_routes(app, deps)  # cancel, retry, deploy, push-anyway, run data, gpu availability
     register_schedule_routes(app, deps)  # schedules, trigger, run-now (shared/http/schedule_routes.py)

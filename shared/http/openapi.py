@@ -13,6 +13,9 @@ from shared.services.intents import RetryBody
 from shared.services.run_builder import CreateRunRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+# Routes whose service checks the caller's role on a team (shared/services/access.py).
+TEAM_ROUTES = ("/api/training-runs", "/api/training/schedules", "/api/datasets", "/api/feature-configs",
+               "/api/model-configs", "/api/experiments")
 
 
 def _response(description: str, schema: dict | None = None) -> dict:
@@ -24,7 +27,9 @@ def _response(description: str, schema: dict | None = None) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "invalid input: each error names the field path and the rule", 401: "no or invalid identity",
-            403: "not allowed to this identity (admin routes: TRAINYARD_ADMINS)", 404: "not found",
+            403: "not allowed to this identity: its role on the resource's team is short of what the action "
+                 "needs (team, role and needed say which; docs/security.md), or an admin route "
+                 "(TRAINYARD_ADMINS)", 404: "not found",
             409: "not allowed in the run's current state", 503: "a service it depends on is unavailable; retry shortly"}
     return {str(c): _response(text[c], _ERROR) for c in codes}
 
@@ -43,6 +48,9 @@ def document() -> dict:
                        "take the Appendix B defaults"}
     schemas["Error"] = {"type": "object", "properties": {
         "success": {"type": "boolean"}, "error": {"type": "string"}, "message": {"type": "string"},
+        "team": {"type": ["string", "null"], "description": "403: the team whose role was checked"},
+        "role": {"type": ["string", "null"], "description": "403: the caller's role on it (null: none)"},
+        "needed": {"type": ["string", "null"], "description": "403: the role the action needs"},
         "errors": {"type": "array", "items": {"type": "object", "properties": {
             "field": {"type": "string"}, "message": {"type": "string"}}}}}}
     schemas["TrainingRun"] = {"type": "object", "description": "a training run document (spec §6.1)",
@@ -111,6 +119,10 @@ def document() -> dict:
 
     paths.update(admin_paths(_response, _errors))
     paths.update(_action_paths(ref, run_id))
+    for path, operations in paths.items():  # every route on a team's resources can refuse the caller's role
+        if path.startswith(TEAM_ROUTES):
+            for operation in operations.values():
+                operation["responses"].update(_errors(403))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Trainyard API", "version": "1.0.0",

@@ -11,39 +11,40 @@ from shared.services import scheduling
 def register_schedule_routes(app: Flask, deps) -> None:
     @app.get("/api/training/schedules")
     def list_schedules():
-        return jsonify(success=True, **scheduling.list_schedules(deps.repo, request.args.to_dict()))
+        return jsonify(success=True, **scheduling.list_schedules(deps.repo, request.args.to_dict(), g.caller))
 
     @app.post("/api/training/schedules")
     def create_schedule():
-        schedule = scheduling.create_schedule(deps.repo, body(), g.identity, deps.scheduler_jobs,
+        schedule = scheduling.create_schedule(deps.repo, body(), g.caller, deps.settings.teams, deps.scheduler_jobs,
                                               targets=deps.notification_targets)
         return jsonify(success=True, schedule=schedules.public_view(schedule)), 201
 
     @app.get("/api/training/schedules/<schedule_id>")
     def get_schedule(schedule_id):
-        return jsonify(success=True, **scheduling.get_schedule(deps.repo, schedule_id))
+        return jsonify(success=True, **scheduling.get_schedule(deps.repo, schedule_id, g.caller))
 
     @app.post("/api/training/schedules/<schedule_id>/pause")
     def pause_schedule(schedule_id):
-        schedule = scheduling.pause_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs)
+        schedule = scheduling.pause_schedule(deps.repo, schedule_id, g.caller, deps.scheduler_jobs)
         return jsonify(success=True, schedule=schedules.public_view(schedule))
 
     @app.post("/api/training/schedules/<schedule_id>/resume")
     def resume_schedule(schedule_id):
-        return jsonify(success=True, **scheduling.resume_schedule(deps.repo, deps.publisher, schedule_id, deps.scheduler_jobs))
+        return jsonify(success=True, **scheduling.resume_schedule(deps.repo, deps.publisher, schedule_id, g.caller,
+                                                                      deps.scheduler_jobs))
 
     @app.post("/api/training/schedules/<schedule_id>/cancel")
     def cancel_schedule(schedule_id):
-        return jsonify(success=True, **scheduling.cancel_schedule(deps.repo, schedule_id, g.identity, deps.scheduler_jobs))
+        return jsonify(success=True, **scheduling.cancel_schedule(deps.repo, schedule_id, g.caller, deps.scheduler_jobs))
 
     @app.post("/api/training/schedules/<schedule_id>/trigger")
     def trigger_schedule(schedule_id):
-        result = scheduling.trigger_schedule(deps.repo, deps.publisher, schedule_id)
+        result = scheduling.trigger_schedule(deps.repo, deps.publisher, schedule_id, g.caller)
         return jsonify(success=True, **result), 201 if result["training_run"] else 200
 
     @app.post("/api/training-runs/<run_id>/run-now")
     def run_now(run_id):
-        run = scheduling.run_now(deps.repo, deps.publisher, run_id, deps.scheduler_jobs)
+        run = scheduling.run_now(deps.repo, deps.publisher, run_id, g.caller, deps.scheduler_jobs)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Iterable, Optional
 
-from shared.domain import run_config
+from shared.domain import run_config, teams
+from shared.domain.teams import Caller
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
-from shared.errors import FieldError, NotFound
-from shared.adapters.repository import Repository
+from shared.errors import FieldError
+from shared.adapters.repository import TEAMS_KEY, Repository
+from shared.services import access
 from shared.domain.runs import now
 from shared.validation import parse
 
@@ -16,29 +18,36 @@ KINDS = {"datasets": Dataset, "feature_configs": FeatureConfig, "model_configs":
 # The primary metric that ranks experiments for promotion, and its direction (descending unless lower is better).
 PRIMARY_METRIC = {model_type: (metric, metric not in run_config.LOWER_IS_BETTER)
                   for model_type, metric in run_config.PRIMARY_METRIC.items()}
+POSTED = "posted"  # an experiment's metrics as its creator posted them (the only source today)
 _EXP_NUMBER = re.compile(r"^\s*(?:exp(?:eriment)?\s*)?#?\s*(\d+)\s*$", re.IGNORECASE)
 
 
-def _stored(model, identity: str) -> dict:
+def _stored(model, who: Caller, team: str) -> dict:
     # Unset fields are left out: Firestore orders nulls first, which would top an ascending ranking list.
     doc = model.model_dump(mode="python", exclude_none=True)
     doc["created_at"] = now()
-    doc["created_by"] = identity
+    doc["created_by"] = who.email
+    doc["team"] = team
     return doc
 
 
-def create(repo: Repository, kind: str, body: dict, identity: str) -> dict:
+def create(repo: Repository, kind: str, body: dict, who: Caller, declared: Iterable[teams.Team]) -> dict:
+    """A new catalog entry of `kind`, owned by the team named in the body (or the caller's only one)."""
     model = parse(KINDS[kind], body)
     if model.id:
         raise FieldError.one("id", "is assigned by the server")
-    doc = _stored(model, identity)
+    team = teams.team_for_new(who, model.team, declared, teams.TRAINER, f"creating a {access.WHAT[kind]}")
+    doc = _stored(model, who, team)
     if kind == "experiments":
-        doc.update(_experiment_references(repo, model))
+        doc.update(_experiment_references(repo, model, who))
+        # Where its metrics come from, set here and never by the client: the promotion list shows it.
+        doc["source"] = {"kind": POSTED, "by": who.email}
     return repo.create_catalog(kind, doc)
 
 
-def _experiment_references(repo: Repository, experiment: Experiment) -> dict:
-    """Check what an experiment points at, and keep the names for search and display."""
+def _experiment_references(repo: Repository, experiment: Experiment, who: Caller) -> dict:
+    """Check what an experiment points at (entries the caller may read), and keep the names for search
+    and display."""
     errors, names = [], {}
     for field, kind in (("dataset_id", "datasets"), ("feature_config_id", "feature_configs"),
                         ("model_config_id", "model_configs")):
@@ -47,6 +56,7 @@ def _experiment_references(repo: Repository, experiment: Experiment) -> dict:
             errors.append({"field": field, "message": f"no {kind[:-1].replace('_', ' ')} with id "
                                                       f"{getattr(experiment, field)!r}"})
         else:
+            teams.require_on(who, target, teams.VIEWER, f"an experiment on a {access.WHAT[kind]} ({field})")
             names[field.replace("_id", "_name")] = target["name"]
             if kind == "model_configs" and target["model_type"] != experiment.model_type:
                 errors.append({"field": "model_type", "message": f"the model config is a {target['model_type']} "
@@ -56,40 +66,47 @@ def _experiment_references(repo: Repository, experiment: Experiment) -> dict:
     return names
 
 
-def get(repo: Repository, kind: str, doc_id: str) -> dict:
-    doc = repo.get_catalog(kind, doc_id)
-    if doc is None:
-        raise NotFound(f"{kind[:-1].replace('_', ' ')} {doc_id}")
-    return doc
+def get(repo: Repository, kind: str, doc_id: str, who: Caller) -> dict:
+    return access.catalog(repo, who, kind, doc_id)
 
 
-def list_all(repo: Repository, kind: str, limit: int = 50, model_type: Optional[str] = None) -> list[dict]:
-    filters = {"model_type": model_type} if model_type else None
-    return repo.list_catalog(kind, limit, filters)
+def list_all(repo: Repository, kind: str, who: Caller, limit: int = 50, model_type: Optional[str] = None) -> list[dict]:
+    """Newest first, of the teams the caller may view."""
+    filters = {"model_type": model_type} if model_type else {}
+    return _visible(repo, kind, who, limit, filters)
 
 
-def top_for_training(repo: Repository, model_type: str, limit: int = 5) -> dict:
+def _visible(repo: Repository, kind: str, who: Caller, limit: int, filters: dict) -> list[dict]:
+    shown = access.team_filter(who)
+    if shown is not None:
+        filters = {**filters, TEAMS_KEY: shown}
+    return repo.list_catalog(kind, limit, filters or None)
+
+
+def top_for_training(repo: Repository, model_type: str, who: Caller, limit: int = 5) -> dict:
+    """The best experiments of the teams the caller may view (another team's, whatever its posted
+    metrics, never reaches this list), each with its `source` (who posted its metrics)."""
     if model_type not in PRIMARY_METRIC:
         raise FieldError.one("model_type", "must be one of retrieval, ranking, multitask")
     if not 1 <= limit <= 50:
         raise FieldError.one("limit", "must be between 1 and 50")
     metric, descending = PRIMARY_METRIC[model_type]
-    experiments = repo.top_experiments(model_type, metric, descending, limit)
+    experiments = repo.top_experiments(model_type, metric, descending, limit, access.team_filter(who))
     return {"model_type": model_type, "metric": metric, "direction": "desc" if descending else "asc",
             "experiments": experiments}
 
 
-def search(repo: Repository, query: str, limit: int = 20) -> list[dict]:
+def search(repo: Repository, query: str, who: Caller, limit: int = 20) -> list[dict]:
     query = (query or "").strip()
     if not query:
         raise FieldError.one("q", "give a name, an experiment number such as 'Exp #65', or a config name")
     match = _EXP_NUMBER.match(query)
     if match:
-        return repo.list_catalog("experiments", limit, {"number": int(match.group(1))})
+        return _visible(repo, "experiments", who, limit, {"number": int(match.group(1))})
     needle = query.lower()
     # Firestore has no substring search; the catalog of experiments is small enough to scan.
     found = []
-    for exp in repo.list_catalog("experiments", 1000):
+    for exp in _visible(repo, "experiments", who, 1000, {}):
         haystack = " ".join(str(exp.get(k) or "") for k in (
             "name", "dataset_name", "feature_config_name", "model_config_name")).lower()
         if needle in haystack:

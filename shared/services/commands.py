@@ -4,18 +4,23 @@ anyway — and notifications (shared/services/notify.py). Each command re-reads 
 unless the run still asks for it, so redeliveries and stale commands are harmless."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional
 
 from shared import log
 from shared.contract import labels, results
 from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, RunCommand
-from shared.domain import runs
+from shared.domain import runs, teams
 from shared.domain.run_config import RunSpec
-from shared.errors import NotFound, PermanentError, TransientError
+from shared.errors import FieldError, Forbidden, NotFound, PermanentError, TransientError
+from shared.services import access
 from shared.services.deployments import DEPLOY_FAILED, DEPLOYED, DEPLOYING
 
 
-def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, publisher=None) -> str:
+def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, publisher=None, *,
+                   declared: Iterable[teams.Team]) -> str:
+    """`declared`: the deployment's teams, whose model names and endpoints a deploy or a push-anyway is
+    checked against again here (the API checked them when it was asked; this catches a command that
+    did not come through it, or a team whose declaration changed since)."""
     if command.command == NOTIFY:  # shared/services/notify.py: webhooks and topics, at most once
         from shared.services import notify
 
@@ -28,8 +33,8 @@ def handle_command(command: RunCommand, repo, backend, store, serving, notifier=
     if command.command == CANCEL:
         return execute_cancel(run, command, repo, backend, store, serving, publisher)
     if command.command == DEPLOY:
-        return execute_deploy(run, command, repo, store, serving)
-    return execute_push_anyway(run, repo, store, serving)
+        return execute_deploy(run, command, repo, store, serving, declared)
+    return execute_push_anyway(run, repo, store, serving, declared)
 
 
 def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving, publisher=None) -> str:
@@ -65,7 +70,7 @@ def _registry_entry(store, run: dict) -> Optional[results.RegistryEntry]:
     return results.RegistryEntry.model_validate_json(text) if text else None
 
 
-def execute_deploy(run: dict, command: RunCommand, repo, store, serving) -> str:
+def execute_deploy(run: dict, command: RunCommand, repo, store, serving, declared: Iterable[teams.Team] = ()) -> str:
     from shared.adapters.serving import DeployRequest
 
     deployment = run.get("deployment") or {}
@@ -84,6 +89,7 @@ def execute_deploy(run: dict, command: RunCommand, repo, store, serving) -> str:
         return repo.mutate_run(run["id"], apply)
 
     try:
+        _owned(declared, run, lambda team: access.check_endpoint(team, deployment.get("endpoint_id"), "endpoint_id"))
         entry = _registry_entry(store, run)
         request = DeployRequest(
             run_id=run["id"], run_name=run["name"], model_resource_name=deployment["model_resource_name"],
@@ -108,7 +114,16 @@ def execute_deploy(run: dict, command: RunCommand, repo, store, serving) -> str:
     return "deployed"
 
 
-def execute_push_anyway(run: dict, repo, store, serving) -> str:
+def _owned(declared, run: dict, check) -> None:
+    """Defence in depth: the run's team must still own what the command touches; a refusal fails the
+    action with its reason (PermanentError), as any other reason the cloud gives."""
+    try:
+        check(access.declared_team(declared, run.get("team")))
+    except (Forbidden, FieldError) as exc:
+        raise PermanentError(f"refused: {exc}") from None
+
+
+def execute_push_anyway(run: dict, repo, store, serving, declared: Iterable[teams.Team] = ()) -> str:
     if run["status"] != runs.NOT_BLESSED or (run.get("push_anyway") or {}).get("status") != runs.PUSHING:
         return "skipped"
 
@@ -124,6 +139,7 @@ def execute_push_anyway(run: dict, repo, store, serving) -> str:
 
     base = run.get("gcs_artifacts_path") or ""
     try:
+        _owned(declared, run, lambda team: access.check_model_name(team, run["name"]))
         text = store.read_text(results.join(base, results.CONFIG_FILE)) if base else None
         if not text:
             raise PermanentError(f"the run has no {results.CONFIG_FILE} under {base!r}", stage="Push")

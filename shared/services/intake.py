@@ -18,23 +18,30 @@ from __future__ import annotations
 
 import concurrent.futures
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from shared.domain import runs
+from shared.domain import runs, teams
+from shared.domain.teams import Caller
 from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import notification_targets, queueing, run_builder, scheduling
+from shared.services import access, notification_targets, queueing, run_builder, scheduling
 from shared.services.run_data import get_run
 
 
-def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str, jobs=None, run_data=None,
-               settings=None, run_id: Optional[str] = None, at: Optional[datetime] = None, targets=None) -> dict:
-    """`run_data` and `settings` enable the GPU quota pre-flight (the API gives them; tests may not);
-    `targets` checks and seals the run's notification targets (shared/services/notification_targets.py)."""
+def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, declared: Iterable[teams.Team],
+               jobs=None, run_data=None, settings=None, run_id: Optional[str] = None,
+               at: Optional[datetime] = None, targets=None) -> dict:
+    """A run owned by the team the body names (or the caller's only team where they are trainer);
+    `declared` is the deployment's teams. `run_data` and `settings` enable the GPU quota pre-flight
+    (the API gives them; tests may not); `targets` checks and seals the run's notification targets
+    (shared/services/notification_targets.py)."""
     at = at or runs.now()
-    request, doc = run_builder.build_run(repo, body, identity, at)
+    team = teams.team_for_new(who, run_builder.requested_team(body), declared, teams.TRAINER, "creating a run")
+    identity = who.email
+    request, doc = run_builder.build_run(repo, body, identity, at, team)
+    access.check_new_run(repo, who, declared, doc)
     notification_targets.check(targets, (doc["notifications"], "notifications"))
     if request.draft and doc["scheduled_at"] is not None:
         raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
@@ -83,10 +90,10 @@ def _submitted(doc: dict) -> Optional[dict]:
     return {**doc, "status": runs.PENDING} if doc["status"] == runs.DRAFT else None
 
 
-def submit_run(repo: Repository, publisher: Publisher, run_id: str) -> dict:
+def submit_run(repo: Repository, publisher: Publisher, run_id: str, who: Caller) -> dict:
     """Submit a draft (draft → pending), or queue a pending run again (e.g. after a failed publish).
     Idempotent: the submitter's claim makes a repeated message harmless."""
-    get_run(repo, run_id)  # 404 for an unknown run
+    access.run(repo, who, run_id, teams.TRAINER, "submitting a run")  # 404 for an unknown run
     run = repo.mutate_run(run_id, _submitted) or get_run(repo, run_id)
     if run["status"] != runs.PENDING:
         raise Conflict(f"run {run_id} is {run['status']}; only drafts and pending runs can be submitted")

@@ -9,16 +9,17 @@ lost publish heals itself).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.repository import Repository
 from shared.contract.messages import CANCEL, PUSH_ANYWAY
-from shared.domain import runs
+from shared.domain import runs, teams
+from shared.domain.teams import Caller
 from shared.domain.run_config import GpuConfig, TrainingParams
 from shared.errors import Conflict, FieldError, NotFound
-from shared.services import lifecycle, queueing
+from shared.services import access, lifecycle, queueing
 from shared.services.deployments import DeployBody, publish_command, request_deployment
 from shared.validation import parse
 
@@ -30,7 +31,10 @@ def _outcome(run: dict, changed: bool, message: str) -> dict:
 # --------------------------------------------------------------------------- cancel
 
 
-def cancel_run(repo, publisher, run_id: str, identity: str) -> dict:
+def cancel_run(repo, publisher, run_id: str, who: Caller) -> dict:
+    access.run(repo, who, run_id, teams.TRAINER, "cancelling a run")
+    identity = who.email
+
     def decide(doc):
         if doc["status"] in (runs.CANCELLING, runs.CANCELLED):
             return None
@@ -76,7 +80,9 @@ def _retry_config(doc: dict, body: RetryBody) -> tuple[dict, dict, dict]:
     return params, gpu, changes
 
 
-def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+def retry_run(repo, publisher, run_id: str, who: Caller, body: Any) -> dict:
+    access.run(repo, who, run_id, teams.TRAINER, "retrying a run")
+    identity = who.email
     request = parse(RetryBody, body if body is not None else {})
 
     def decide(doc):
@@ -102,9 +108,17 @@ def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
 # --------------------------------------------------------------------------- deploy
 
 
-def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+def deploy_run(repo, publisher, run_id: str, who: Caller, body: Any, declared: Iterable[teams.Team]) -> dict:
+    """Deploy the run's model: deployer on its team, to a new endpoint or an existing one the team owns
+    (checked again by the run-commands consumer that deploys, commands.execute_deploy)."""
     request = parse(DeployBody, body if body is not None else {})
-    run, changed, warning = request_deployment(repo, publisher, run_id, identity, request)
+    doc = access.run(repo, who, run_id, teams.DEPLOYER, "deploying a run")
+    config = doc.get("deployment_config") or {}
+    endpoint, field = request.endpoint_id, "endpoint_id"
+    if not endpoint and not request.endpoint_name and config.get("action") == "deploy_existing":
+        endpoint, field = config.get("existing_endpoint_id"), "deployment_config.existing_endpoint_id"
+    access.check_endpoint(access.declared_team(declared, doc.get("team")), endpoint, field)
+    run, changed, warning = request_deployment(repo, publisher, run_id, who.email, request)
     deployment = run["deployment"]
     message = ("deploying" if changed else f"already {deployment['status']}") + \
         f" to {deployment.get('endpoint_id') or 'a new endpoint ' + repr(deployment.get('endpoint_name'))}"
@@ -115,7 +129,12 @@ def deploy_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
 # --------------------------------------------------------------------------- push anyway
 
 
-def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
+def push_anyway(repo, publisher, run_id: str, who: Caller, declared: Iterable[teams.Team]) -> dict:
+    """Register a not-blessed model anyway: deployer on its team, under a model name the team owns."""
+    doc = access.run(repo, who, run_id, teams.DEPLOYER, "pushing a run anyway")
+    access.check_model_name(access.declared_team(declared, doc.get("team")), doc["name"])
+    identity = who.email
+
     def decide(doc):
         state = (doc.get("push_anyway") or {}).get("status")
         if doc["status"] == runs.NOT_BLESSED and state in (runs.PUSHING, runs.PUSHED):
@@ -139,10 +158,14 @@ def push_anyway(repo, publisher, run_id: str, identity: str) -> dict:
 # --------------------------------------------------------------------------- delete
 
 
-def delete_run(repo: Repository, run_id: str, identity: str, grace_days: float) -> dict:
+def delete_run(repo: Repository, run_id: str, who: Caller, grace_days: float) -> dict:
     """A soft delete: the run leaves every list and read at once; its document and artifacts stay until the
     grace period ends (the reconciler then purges both: shared/services/reconcile.py), and
-    POST …/restore brings it back until then. Refused while its model is deploying, deployed or pushing."""
+    POST …/restore brings it back until then. Refused while its model is deploying, deployed or pushing.
+    Needs admin on the run's team."""
+    access.run(repo, who, run_id, teams.ADMIN, "deleting a run", deleted_ok=True)
+    identity = who.email
+
     def decide(doc):
         if runs.is_deleted(doc):
             return None  # a repeat: the first delete's grace period stands
@@ -162,8 +185,11 @@ def delete_run(repo: Repository, run_id: str, identity: str, grace_days: float) 
             "message": f"deleted; restorable until {until.isoformat()} (POST /api/training-runs/{run_id}/restore)"}
 
 
-def restore_run(repo: Repository, run_id: str, identity: str) -> dict:
-    """A deleted run back as it was, within its grace period; a repeat (or a run never deleted) changes nothing."""
+def restore_run(repo: Repository, run_id: str, who: Caller) -> dict:
+    """A deleted run back as it was, within its grace period; a repeat (or a run never deleted) changes nothing.
+    Needs admin on the run's team, as the delete did."""
+    access.run(repo, who, run_id, teams.ADMIN, "restoring a run", deleted_ok=True)
+    identity = who.email
     def decide(doc):
         if doc.get("purging"):
             raise Conflict(f"run {run_id} cannot be restored: its grace period is over and it is being purged")

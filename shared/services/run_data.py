@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Optional
 
 from shared import page_tokens
-from shared.adapters.repository import Repository
+from shared.adapters.repository import TEAMS_KEY, Repository
 from shared.contract import labels, results
-from shared.domain import runs
+from shared.domain import runs, teams
+from shared.domain.teams import Caller
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.run_config import MAX_MACHINES, GpuConfig
 from shared.errors import FieldError, NotFound
+from shared.services import access
 from shared.validation import parse, whole_number
 
 
@@ -25,12 +27,18 @@ def get_run(repo: Repository, run_id: str) -> dict:
     return run
 
 
+def read_run(repo: Repository, run_id: str, who: Caller) -> dict:
+    return access.run(repo, who, run_id, teams.VIEWER, "reading a run")
+
+
 LIST_FILTERS = ("status", "model_type", "dataset_id")
 
 
-def list_runs(repo: Repository, args: dict) -> dict:
-    """Newest first; equality filters in the query, free text over name/description on top."""
+def list_runs(repo: Repository, args: dict, who: Caller) -> dict:
+    """Newest first, of the teams the caller may view; equality filters in the query, free text over
+    name/description on top."""
     filters = {k: args[k] for k in LIST_FILTERS if args.get(k)}
+    shown = access.team_filter(who)
     if "dataset" in args and args["dataset"]:
         filters["dataset_id"] = args["dataset"]
     if filters.get("status") and filters["status"] not in runs.STATUSES:
@@ -44,6 +52,8 @@ def list_runs(repo: Repository, args: dict) -> dict:
     if deleted and filters:
         raise FieldError.one("deleted", "lists the deleted runs alone; drop status, model_type and dataset")
     query = {"deleted": True} if deleted else filters
+    if shown is not None:  # the deleted runs too: only those of the teams the caller may view
+        query = {**query, TEAMS_KEY: shown}
 
     found: list[dict] = []
     scanned, batch = 0, max(page_size * 2, 50)
@@ -99,12 +109,12 @@ def _attempt_arg(run: dict, args: dict) -> int:
     return whole_number(args, "attempt", run["attempt"], 1, run["attempt"])
 
 
-def run_logs(repo, sources, run_id: str, args: dict, token_key: bytes) -> dict:
+def run_logs(repo, sources, run_id: str, args: dict, who: Caller, token_key: bytes) -> dict:
     """One page of a run's logs. Where the logs are read from is decided here from the run alone; the
     page token is opaque, signed with token_key and good only for this run, attempt and stage."""
     from shared.adapters.run_data_sources import MAX_PAGE_SIZE
 
-    run = get_run(repo, run_id)
+    run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's logs")
     attempt = _attempt_arg(run, args)
     stage = args.get("stage") or None
     if stage and stage not in runs.STAGES:
@@ -118,8 +128,8 @@ def run_logs(repo, sources, run_id: str, args: dict, token_key: bytes) -> dict:
             "next_page_token": page_tokens.issue(token_key, bound, next_cursor) if next_cursor else None}
 
 
-def training_history(repo, store, run_id: str, args: dict) -> dict:
-    run = get_run(repo, run_id)
+def training_history(repo, store, run_id: str, args: dict, who: Caller) -> dict:
+    run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's training history")
     attempt = _attempt_arg(run, args)
     epochs, source = repo.list_epochs(run_id, attempt), "history"
     best = None
@@ -151,8 +161,8 @@ def _browser_url(uri: Optional[str]) -> Optional[str]:
     return None
 
 
-def run_artifacts(repo, run_id: str, settings) -> dict:
-    run = get_run(repo, run_id)
+def run_artifacts(repo, run_id: str, settings, who: Caller) -> dict:
+    run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's artifacts")
     base = run.get("gcs_artifacts_path") or ""
     uris = {name: results.join(base, relative) for name, relative in ARTIFACT_LAYOUT.items()} if base else {}
     uris.update({k: v for k, v in (run.get("artifacts") or {}).items() if v})  # what the pipeline reported wins
@@ -177,8 +187,8 @@ def run_artifacts(repo, run_id: str, settings) -> dict:
             "artifacts": artifacts, "registry": registry, "endpoint": endpoint}
 
 
-def run_errors(repo, run_id: str) -> dict:
-    run = get_run(repo, run_id)
+def run_errors(repo, run_id: str, who: Caller) -> dict:
+    run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's errors")
     keys = ("attempt", "status", "error_stage", "error_message", "error_details", "cancelled_at_stage",
             "cancelled_at_epoch", "cancelled_by", "ended_at")
     attempts = {a["attempt"]: {k: a.get(k) for k in keys} for a in run.get("attempts", [])}

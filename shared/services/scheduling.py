@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from shared.domain import runs, schedules
+from shared.domain import runs, schedules, teams
+from shared.domain.teams import Caller
 from shared import log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import lifecycle, notification_targets, run_builder
+from shared.services import access, lifecycle, notification_targets, run_builder
 
 HISTORY_LIMIT = 20
 
@@ -40,29 +41,40 @@ def _mutate(repo: Repository, schedule_id: str, mutate) -> Optional[dict]:
 # --------------------------------------------------------------------------- create and read
 
 
-def freeze_template(repo: Repository, template: Any, identity: str, at: datetime) -> dict:
+def freeze_template(repo: Repository, template: Any, identity: str, at: datetime, team: Optional[str],
+                    check=None) -> dict:
     """Validate a run template exactly as POST /api/training-runs would, and resolve it (inherited
-    values and defaults written out) so later catalog edits do not change what the schedule trains."""
+    values and defaults written out) so later catalog edits do not change what the schedule trains.
+    Its runs belong to the schedule's `team`: a template naming another is refused."""
     if not isinstance(template, dict):
         raise FieldError.one("run_template", "must be a JSON object (the body of POST /api/training-runs)")
     if template.get("scheduled_at") is not None:
         raise FieldError.one("run_template.scheduled_at", "is not part of a template; the schedule decides when")
+    if template.get("team") not in (None, "", team):
+        raise FieldError.one("run_template.team", f"the schedule's runs belong to its team {team!r}; "
+                                                  f"name the team in the schedule's own `team`")
+    body = {k: v for k, v in template.items() if k not in ("scheduled_at", "team")}
     try:
-        _, doc = run_builder.build_run(repo, {k: v for k, v in template.items() if k != "scheduled_at"}, identity, at)
+        _, doc = run_builder.build_run(repo, body, identity, at, team)
     except FieldError as exc:
         raise FieldError([{**e, "field": f"run_template.{e['field']}" if e["field"] != "body" else "run_template"}
                           for e in exc.errors]) from None
+    if check is not None:  # what the caller may put in it (shared/services/access.check_new_run)
+        check(doc)
     return schedules.run_template_from(doc)
 
 
-def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: Optional[datetime] = None,
-                    targets=None) -> dict:
-    """`targets` checks and seals the notification targets, the runs' and the schedule's own
+def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable[teams.Team], jobs=None,
+                    at: Optional[datetime] = None, targets=None) -> dict:
+    """A schedule owned by the team the body names (or the caller's only team where they are trainer).
+    `targets` checks and seals the notification targets, the runs' and the schedule's own
     (shared/services/notification_targets.py)."""
     at = at or runs.now()
     request = schedules.parse_request(body, at)
-    template = freeze_template(repo, request.run_template, identity, at)
-    doc = schedules.new_schedule(request, template, new_schedule_id(), identity, at)
+    team = teams.team_for_new(who, request.team, declared, teams.TRAINER, "creating a schedule")
+    template = freeze_template(repo, request.run_template, who.email, at, team,
+                               lambda doc: access.check_new_run(repo, who, declared, doc, "run_template."))
+    doc = schedules.new_schedule(request, template, new_schedule_id(), who.email, at, team)
     notification_targets.check(targets, (template.get("notifications"), "run_template.notifications"),
                                (doc["notifications"], "notifications"))
     return _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
@@ -104,7 +116,7 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
                                                  schedule_type=schedules.ONCE, run_at=scheduled_at,
                                                  timezone="UTC", run_template={})
     doc = schedules.new_schedule(schedule_request, schedules.run_template_from(run_doc), new_schedule_id(),
-                                 identity, at)
+                                 identity, at, run_doc["team"])
     notification_targets.check(targets, (run_doc["notifications"], "notifications"))
     doc = _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
     run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at,
@@ -114,16 +126,17 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
     return stored
 
 
-def list_schedules(repo: Repository, args: dict) -> dict:
+def list_schedules(repo: Repository, args: dict, who: Caller) -> dict:
     status = args.get("status") or None
     if status and status not in schedules.STATUSES:
         raise FieldError.one("status", f"must be one of {', '.join(schedules.STATUSES)}")
     limit = whole_number(args, "limit", 50, 1, 200)
-    return {"schedules": [schedules.public_view(s) for s in repo.list_schedules(status, limit)]}
+    return {"schedules": [schedules.public_view(s) for s in repo.list_schedules(status, limit, access.team_filter(who))]}
 
 
-def get_schedule(repo: Repository, schedule_id: str) -> dict:
-    schedule = _require(repo, schedule_id)  # a pure read: every run change settles its schedule (lifecycle)
+def get_schedule(repo: Repository, schedule_id: str, who: Caller) -> dict:
+    # a pure read: every run change settles its schedule (lifecycle)
+    schedule = access.schedule(repo, who, schedule_id, teams.VIEWER, "reading a schedule")
     history = repo.list_runs({"schedule_id": schedule_id}, HISTORY_LIMIT)
     return {"schedule": schedules.public_view(schedule), "runs": [runs.public_view(r) for r in history]}
 
@@ -173,8 +186,9 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     if existing is not None:
         return existing
     # The template's targets were checked and sealed with the schedule: its runs refer to the same secrets.
+    # The slot's run belongs to the schedule's team (a schedule made before teams: to none, like it).
     template = {k: v for k, v in schedule["run_template"].items() if k != "notifications"}
-    _, doc = run_builder.build_run(repo, template, schedule["created_by"], at)
+    _, doc = run_builder.build_run(repo, template, schedule["created_by"], at, schedule.get("team"))
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="manual" if manual else "schedule",
                notifications=schedule["run_template"].get("notifications"))
@@ -239,11 +253,11 @@ def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger,
 # --------------------------------------------------------------------------- commands
 
 
-def pause_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None, at: Optional[datetime] = None) -> dict:
+def pause_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None, at: Optional[datetime] = None) -> dict:
     at = at or runs.now()
-    _require(repo, schedule_id)
+    access.schedule(repo, who, schedule_id, teams.TRAINER, "pausing a schedule")
     try:
-        updated = _mutate(repo, schedule_id, lambda s: schedules.pause(s, at, f"paused by {identity}"))
+        updated = _mutate(repo, schedule_id, lambda s: schedules.pause(s, at, f"paused by {who.email}"))
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     schedule = updated or _require(repo, schedule_id)
@@ -251,12 +265,12 @@ def pause_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None,
     return schedule
 
 
-def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jobs=None,
+def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, who: Caller, jobs=None,
                     at: Optional[datetime] = None) -> dict:
     """paused → active; the missed slots the catch-up policy asks for fire now, through the same
     concurrency policy as any slot."""
     at = at or runs.now()
-    _require(repo, schedule_id)
+    access.schedule(repo, who, schedule_id, teams.TRAINER, "resuming a schedule")
     missed: list[datetime] = []
 
     def resume(s):
@@ -284,12 +298,13 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jo
     return {"schedule": schedules.public_view(schedule), "caught_up": caught_up}
 
 
-def cancel_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None,
+def cancel_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None,
                     at: Optional[datetime] = None) -> dict:
     """Stop the schedule for good, delete its job, and cancel its runs that have not started
     (queued ones, and a one-time schedule's scheduled run). Runs already submitted go on."""
     at = at or runs.now()
-    _require(repo, schedule_id)
+    access.schedule(repo, who, schedule_id, teams.TRAINER, "cancelling a schedule")
+    identity = who.email
     schedule = _mutate(repo, schedule_id, lambda s: schedules.cancel(s, at)) or _require(repo, schedule_id)
     _jobs(jobs).delete(schedule)
     # By schedule only: (schedule_id, created_at) has an index in terraform/firestore.tf; with status it would not.
@@ -301,11 +316,12 @@ def cancel_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None
             "cancelled_runs": [r["id"] for r in waiting]}
 
 
-def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, at: Optional[datetime] = None) -> dict:
+def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, who: Caller,
+                     at: Optional[datetime] = None) -> dict:
     """Run now, outside the schedule's slots (an active or paused schedule); the concurrency
     policy still applies."""
     at = at or runs.now()
-    schedule = _require(repo, schedule_id)
+    schedule = access.schedule(repo, who, schedule_id, teams.TRAINER, "triggering a schedule")
     if schedule["status"] not in (schedules.ACTIVE, schedules.PAUSED):
         raise Conflict(f"schedule {schedule_id} is {schedule['status']}; only active or paused schedules can be "
                        f"triggered")
@@ -315,13 +331,12 @@ def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, a
             "schedule": schedules.public_view(result["schedule"])}
 
 
-def run_now(repo: Repository, publisher: Publisher, run_id: str, jobs=None, at: Optional[datetime] = None) -> dict:
+def run_now(repo: Repository, publisher: Publisher, run_id: str, who: Caller, jobs=None,
+            at: Optional[datetime] = None) -> dict:
     """POST /api/training-runs/{id}/run-now: a scheduled run starts now and its one-time schedule
     is consumed (a later trigger for it is ignored)."""
     at = at or runs.now()
-    run = repo.get_run(run_id)
-    if run is None:
-        raise NotFound(f"training run {run_id}")
+    run = access.run(repo, who, run_id, teams.TRAINER, "starting a scheduled run now")
     schedule = repo.get_schedule(run["schedule_id"]) if run.get("schedule_id") else None
     if run["status"] != runs.SCHEDULED or schedule is None:
         raise Conflict(f"run {run_id} is {run['status']}; only a run waiting for its scheduled time can run now")

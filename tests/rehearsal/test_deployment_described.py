@@ -251,7 +251,7 @@ def test_every_notification_link_opens_the_dashboard_url(deployment, tmp_path):
     from shared.adapters.secret_store import LocalSecretFile
     from shared.services import intake, notify
     from shared.services.notification_targets import NotificationTargets, TargetPolicy
-    from tests.builders import run_body, seed_catalog
+    from tests.builders import demo_member, run_body, seed_catalog
     from tests.fakes import FakePublisher, InMemoryRepository
 
     class Received:
@@ -269,7 +269,7 @@ def test_every_notification_link_opens_the_dashboard_url(deployment, tmp_path):
     repo = InMemoryRepository()
     targets = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x"}], "pubsub_topic": "ml-alerts"}
     run = intake.create_run(repo, FakePublisher(), run_body(seed_catalog(repo)["experiment"], notifications=targets),
-                            "dev@example.com", targets=NotificationTargets(TargetPolicy.of(settings), urls))
+                            *demo_member("dev@example.com"), targets=NotificationTargets(TargetPolicy.of(settings), urls))
     repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train", "error_message": "OOM"})
     assert notify.deliver(repo, notifier, run["id"], 1, "failed") == "notified"
 

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 
 import pytest
 
 import trainyard_cli.__main__ as cli
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
-from shared.settings import get_settings
-from tests.builders import seed_catalog
+from tests.builders import dataset_body, demo_member, local_settings, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli.watch import exit_code, progress_line, watch
@@ -42,7 +40,7 @@ class FlaskSession:
 @pytest.fixture
 def api(monkeypatch):
     repo = InMemoryRepository()
-    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com")
+    settings = local_settings("cli@example.com", "t")
     app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings))
     ids = seed_catalog(repo)
 
@@ -72,9 +70,24 @@ def test_create_from_best_experiment_and_list_as_table_and_json(api):
     assert run["base_experiment"]["id"] == ids["experiment"] and run["training_params"]["epochs"] == 7
     assert run["evaluator_config"]["blessing_threshold"]["min_value"] == 0.3
     code, out = run_cli("runs", "list")
-    assert code == 0 and out.splitlines()[0].split()[:4] == ["ID", "NAME", "#", "STATUS"] and "cli-model" in out
+    assert code == 0 and out.splitlines()[0].split()[:4] == ["ID", "NAME", "TEAM", "#"] and "cli-model" in out
+    assert " demo " in out.splitlines()[1]  # the team of each run
     code, out = run_cli("--json", "runs", "list", "--status", "pending")
     assert json.loads(out)["training_runs"][0]["name"] == "cli-model"
+
+
+def test_team_is_sent_by_every_create_command_and_a_wrong_one_is_named(api, tmp_path, capsys):
+    repo, ids = api
+    code, out = run_cli("runs", "create", "--name", "cli-team", "--experiment", ids["experiment"], "--team", "demo")
+    assert code == 0 and next(iter(repo.runs.values()))["team"] == "demo"
+    code, out = run_cli("runs", "create", "--name", "cli-team", "--experiment", ids["experiment"], "--team", "ads")
+    assert code == 1 and "team: 'ads' is not a team of this deployment" in capsys.readouterr().err
+    item = tmp_path / "dataset.json"
+    item.write_text(json.dumps(dataset_body()))
+    code, out = run_cli("catalog", "create", "datasets", "-f", str(item), "--team", "demo")
+    assert code == 0 and "created" in out
+    code, out = run_cli("catalog", "create", "datasets", "-f", str(item), "--team", "nope")
+    assert code == 1 and "team: 'nope' is not a team" in capsys.readouterr().err
 
 
 def test_a_draft_is_created_then_submitted(api):
@@ -140,7 +153,7 @@ def stored_run(repo, **fields) -> dict:
     from tests.builders import run_body
 
     experiment = next(iter(repo.catalog["experiments"]))
-    run = intake.create_run(repo, FakePublisher(), run_body(experiment), "cli@example.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(experiment), *demo_member("cli@example.com"))
     return repo.mutate_run(run["id"], lambda d: {**d, **fields})
 
 

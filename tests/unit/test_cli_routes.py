@@ -7,7 +7,6 @@ import io
 import json
 import re
 import subprocess
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from shared.http.openapi import document
 from shared.adapters.run_data_sources import LocalGpuQuota, RunDataSources
-from shared.settings import get_settings
-from tests.builders import dataset_body, seed_catalog
+from tests.builders import dataset_body, local_settings, seed_catalog
 from shared.adapters.dead_letters import DeadLetters
 from tests.fakes import FakePublisher, FakePubSub, InMemoryRepository
 from tests.unit.test_cli import FlaskSession, stored_run
@@ -52,9 +50,8 @@ class GrowingLogs:
 @pytest.fixture
 def api(monkeypatch, tmp_path):
     repo, logs = InMemoryRepository(), GrowingLogs()
-    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com",
-                       admins=frozenset({"cli@example.com"}), local_dir=str(tmp_path),
-                       notify_signing_secrets={"team-hook": ("https://hooks.example.com/",)})
+    settings = local_settings("cli@example.com", "t", admins=frozenset({"cli@example.com"}), local_dir=str(tmp_path),
+                              notify_signing_secrets={"team-hook": ("https://hooks.example.com/",)})
     pubsub = FakePubSub()
     app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,
                                   scheduler_jobs=NoJobs(), run_data=RunDataSources(logs, LocalGpuQuota()),
@@ -145,6 +142,7 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("schedules", "cancel", schedule_id), ("gpu", "availability", "--gpu-count", "2"),
         ("admin", "reconciler"), ("vocabulary",), ("admin", "dead-letters", "list", "run-submit"),
         ("admin", "dead-letters", "replay", "run-submit"), ("admin", "audit", "--result", "refused"),
+        ("admin", "assign-team", "runs", failed["id"], "demo"),
     ]
     for argv in commands:
         code, out = run_cli(*argv)

@@ -16,11 +16,13 @@ from shared.errors import PermanentError, TransientError
 from shared.adapters.serving import Serving
 from shared.services import commands, deployments, intents, progress
 from shared.services import intake
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.events import load_event
 from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline, write_results
 from tests.unit.test_actions import FakeEndpoints, FakeRegistrar, FakeTrainerJobs
+
+DEV, DEMO = demo_member("dev@example.com")  # admin of the runs' team (demo: it owns every name and endpoint)
 
 DEPLOY_NEW = {"action": "deploy_new", "endpoint_name": "recs-prod"}
 
@@ -54,7 +56,7 @@ def world(tmp_path):
 
 def running_run(w, deployment_config=None, blessed=True) -> dict:
     body = run_body(w.ids["experiment"], **({"deployment_config": deployment_config} if deployment_config else {}))
-    run = intake.create_run(w.repo, FakePublisher(), body, "owner@example.com")
+    run = intake.create_run(w.repo, FakePublisher(), body, *demo_member("owner@example.com"))
     write_results(w.store, w.artifacts, blessed=blessed)
     return w.repo.mutate_run(run["id"], lambda d: {**d, "status": runs.RUNNING, "gcs_artifacts_path": w.artifacts,
                                                    "attempts": [{"attempt": 1, "status": runs.RUNNING}]})
@@ -91,7 +93,7 @@ def test_completed_blessed_deploy_new_is_deployed_once_and_marked_automatic(worl
     assert command == {"command": "deploy", "run_id": run["id"], "deployment_id": deployment["id"]}
     # the run-commands consumer does the rest, as for a manual deploy
     assert commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
-                                  world.serving) == "deployed"
+                                  world.serving, declared=DEMO) == "deployed"
     deployed = world.repo.get_run(run["id"])
     assert deployed["deployment_status"] == "deployed" and deployed["is_deployed"] is True
     assert deployed["deployment"]["automatic"] is True and deployed["deployment"]["predict_url"]
@@ -110,7 +112,7 @@ def test_redelivered_and_reordered_final_events_publish_one_deployment(world):
     (command,) = deploy_commands(world.publisher)
     assert command["deployment_id"] == first["deployment"]["id"]
     # after the deploy finished (or failed), late events still move nothing and send nothing
-    commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving)
+    commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving, declared=DEMO)
     for snapshot in (timeline[-1], timeline[5]):
         assert event(world, snapshot) == "ignored"
     assert len(deploy_commands(world.publisher)) == 1
@@ -123,7 +125,7 @@ def test_deploy_existing_takes_the_endpoint_and_split_from_the_config(world):
     assert final["deployment"]["endpoint_id"] == "987" and final["deployment"]["traffic_split"] == 25
     assert final["deployment"]["endpoint_name"] is None
     commands.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
-                           world.store, world.serving)
+                           world.store, world.serving, declared=DEMO)
     request = world.serving.endpoints.requests[0]
     assert request.endpoint_id == "987" and request.traffic_percent == 25
 
@@ -189,7 +191,7 @@ def fold_without_publisher(w, run) -> dict:
 def test_a_deployment_already_on_the_run_is_left_alone(world):
     run = running_run(world, DEPLOY_NEW)
     assert fold_without_publisher(world, run)["status"] == runs.COMPLETED  # and someone deploys it by hand first
-    manual = intents.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", {"endpoint_id": "555"})
+    manual = intents.deploy_run(world.repo, world.publisher, run["id"], DEV, {"endpoint_id": "555"}, DEMO)
     assert manual["changed"] is True and manual["training_run"]["deployment"]["automatic"] is False
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     (command,) = deploy_commands(world.publisher)
@@ -203,11 +205,11 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
     finish(world, run)
     world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
     commands.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
-                           world.store, world.serving)
+                           world.store, world.serving, declared=DEMO)
     assert world.repo.get_run(run["id"])["deployment_status"] == "failed"
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert len(deploy_commands(world.publisher)) == 1  # state only moves forward
-    again = intents.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
+    again = intents.deploy_run(world.repo, world.publisher, run["id"], DEV, None, DEMO)
     assert again["changed"] is True and again["training_run"]["deployment"]["endpoint_name"] == "recs-prod"
     assert len(deploy_commands(world.publisher)) == 2
 
@@ -215,7 +217,7 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
 def test_a_manual_repeat_of_the_automatic_deploy_is_a_no_op_that_requeues_it(world):
     run = running_run(world, DEPLOY_NEW)
     first = finish(world, run)
-    repeat = intents.deploy_run(world.repo, world.publisher, run["id"], "dev@example.com", None)
+    repeat = intents.deploy_run(world.repo, world.publisher, run["id"], DEV, None, DEMO)
     assert repeat["changed"] is False and repeat["training_run"]["deployment"]["id"] == first["deployment"]["id"]
     assert [c["deployment_id"] for c in deploy_commands(world.publisher)] == [first["deployment"]["id"]] * 2
 

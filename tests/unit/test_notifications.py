@@ -19,7 +19,7 @@ from shared.services import notify, progress
 from shared.services import intake
 from shared.adapters.secret_store import LocalSecretFile
 from shared.services.notification_targets import NotificationTargets, TargetPolicy
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline
 from tests.unit.test_control_plane import do_submit, env  # noqa: F401 (fixture)
@@ -56,7 +56,7 @@ def notifier(webhooks, publisher=None, secrets='{"team-hook": "s3cret"}'):
 def failed_run(repo, **extra):
     ids = seed_catalog(repo)
     run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK, **extra),
-                            "dev@example.com", targets=TARGETS)
+                            *demo_member("dev@example.com"), targets=TARGETS)
     return repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train",
                                                  "error_message": "CUDA out of memory", "duration_seconds": 5400,
                                                  "estimated_cost": {"total": 3.217, "currency": "USD"}})
@@ -90,7 +90,7 @@ def test_bad_targets_are_refused_naming_the_field():
                        ({"pubsub_topic": "projects/x/subscriptions/y"}, "notifications.pubsub_topic"),
                        ({"events": ["exploded"]}, "notifications.events.0")):
         with pytest.raises(FieldError) as refused:
-            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), "d@x.com",
+            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), *demo_member("d@x.com"),
                               targets=TARGETS)
         assert field in [e["field"] for e in refused.value.errors], refused.value.errors
 
@@ -204,7 +204,7 @@ def test_the_run_commands_consumer_parses_a_notify_command():
     command = RunCommand.model_validate(json.loads(json.dumps({"command": "notify", "run_id": "tr-1", "attempt": 1,
                                                            "event": "failed"})))
     repo = InMemoryRepository()
-    assert commands.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0]) == "skipped"
+    assert commands.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0], declared=()) == "skipped"
 
 
 def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
@@ -212,9 +212,9 @@ def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), "d@x.com",
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"),
                             targets=TARGETS)
-    intents.cancel_run(repo, publisher, run["id"], "d@x.com")
+    intents.cancel_run(repo, publisher, run["id"], demo_member("d@x.com")[0])
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
-    intents.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again
+    intents.cancel_run(repo, publisher, run["id"], demo_member("d@x.com")[0])  # a repeat changes nothing and tells no one again
     assert len([m for m in publisher.messages if m[1].get("command") == "notify"]) == 1

@@ -13,8 +13,10 @@ from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError
 from shared.services import lifecycle, progress, scheduling
 from shared.services import intake
-from tests.builders import seed_catalog
+from tests.builders import demo_member, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
+
+DEV = demo_member()[0]  # the demo team's admin
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -56,7 +58,7 @@ def body(ids, **overrides):
 
 
 def make(env, at, **overrides):
-    return scheduling.create_schedule(env["repo"], body(env["ids"], **overrides), "dev@example.com", env["jobs"], at=at)
+    return scheduling.create_schedule(env["repo"], body(env["ids"], **overrides), *demo_member("dev@example.com"), env["jobs"], at=at)
 
 
 def trigger(env, schedule_id, published, at=None, **payload):
@@ -200,9 +202,9 @@ def test_paused_and_cancelled_schedules_ignore_triggers(env, action):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at)
     if action == "pause":
-        scheduling.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+        scheduling.pause_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
     else:
-        scheduling.cancel_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+        scheduling.cancel_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
     assert trigger(env, schedule["id"], schedule["next_run_at"]) == "ignored"
     assert not env["repo"].runs and not env["publisher"].messages
     assert env["jobs"].calls[-1] == (action if action == "pause" else "delete", schedule["id"])
@@ -223,7 +225,7 @@ def test_scheduled_at_makes_a_scheduled_run_that_starts_at_its_slot(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-01T18:00:00Z"}
-    run = intake.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
+    run = intake.create_run(env["repo"], env["publisher"], body_, *demo_member("dev@example.com"), at=at, jobs=env["jobs"])
     assert run["status"] == "scheduled" and run["schedule_id"] and not env["publisher"].messages
     schedule = env["repo"].get_schedule(run["schedule_id"])
     assert schedule["schedule_type"] == "once" and schedule["next_run_at"] == datetime(2026, 5, 1, 18, tzinfo=UTC)
@@ -237,21 +239,21 @@ def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-03T18:00:00Z"}
-    run = intake.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
-    started = scheduling.run_now(env["repo"], env["publisher"], run["id"], env["jobs"], at=at + timedelta(minutes=5))
+    run = intake.create_run(env["repo"], env["publisher"], body_, *demo_member("dev@example.com"), at=at, jobs=env["jobs"])
+    started = scheduling.run_now(env["repo"], env["publisher"], run["id"], DEV, env["jobs"], at=at + timedelta(minutes=5))
     assert started["status"] == "pending" and submitted(env) == [run["id"]]
     schedule = env["repo"].get_schedule(run["schedule_id"])
     assert schedule["status"] == "completed" and ("delete", schedule["id"]) in env["jobs"].calls
     assert trigger(env, schedule["id"], datetime(2026, 5, 3, 18, tzinfo=UTC)) == "ignored"
     with pytest.raises(Conflict):
-        scheduling.run_now(env["repo"], env["publisher"], run["id"], env["jobs"], at=at)
+        scheduling.run_now(env["repo"], env["publisher"], run["id"], DEV, env["jobs"], at=at)
 
 
 def test_past_scheduled_at_is_still_a_400(env):
     with pytest.raises(FieldError) as caught:
         intake.create_run(env["repo"], env["publisher"], {"name": "later-run", "base_experiment_id":
                                env["ids"]["experiment"], "scheduled_at": "2026-04-30T00:00:00Z"},
-                               "dev@example.com", at=datetime(2026, 5, 1, tzinfo=UTC))
+                               *demo_member("dev@example.com"), at=datetime(2026, 5, 1, tzinfo=UTC))
     assert caught.value.errors[0]["field"] == "scheduled_at"
 
 
@@ -315,7 +317,7 @@ def test_statistics_count_each_terminal_run_once_however_often_events_arrive(env
         run = finish(env, ids[-1], status, slot + timedelta(minutes=30))
         for _ in range(3):  # the same terminal state again and again
             lifecycle.settle_schedule(env["repo"], run, at=slot + timedelta(minutes=40))
-    scheduling.get_schedule(env["repo"], schedule["id"])  # the scan backstop finds nothing more to count
+    scheduling.get_schedule(env["repo"], schedule["id"], DEV)  # the scan backstop finds nothing more to count
     stored = env["repo"].get_schedule(schedule["id"])
     assert (stored["total_runs"], stored["successful_runs"], stored["failed_runs"]) == (3, 2, 1)
     assert stored["success_rate"] == pytest.approx(66.7) and stored["last_run_status"] == "not_blessed"
@@ -358,7 +360,7 @@ def test_cancelling_a_waiting_run_settles_its_schedule_at_once(env):
     from shared.services import intents
 
     schedule, first, second = _queue_of_two(env)
-    intents.cancel_run(env["repo"], env["publisher"], first, "dev@example.com")  # pending: cancelled outright
+    intents.cancel_run(env["repo"], env["publisher"], first, demo_member()[0])  # pending: cancelled outright
     assert env["repo"].get_run(first)["status"] == "cancelled"
     stored = env["repo"].get_schedule(schedule["id"])
     assert first not in stored["active_runs"] and second in stored["active_runs"]
@@ -370,7 +372,7 @@ def test_reading_a_schedule_writes_nothing(env):
     # A run moved behind the lifecycle's back (no hook ran): a GET shows the schedule as stored ...
     env["repo"].mutate_run(first, lambda d: {**d, "status": "failed", "error_message": "compile failed"})
     before = env["repo"].get_schedule(schedule["id"])
-    view = scheduling.get_schedule(env["repo"], schedule["id"])
+    view = scheduling.get_schedule(env["repo"], schedule["id"], DEV)
     assert env["repo"].get_schedule(schedule["id"]) == before and view["schedule"]["failed_runs"] == 0
     # ... and the schedule's next trigger settles it before its slot fires.
     trigger(env, schedule["id"], schedule["next_run_at"] + timedelta(hours=2))
@@ -425,9 +427,9 @@ def test_the_progress_path_counts_a_scheduled_run_when_its_job_ends(env):
 def test_resume_catches_up_per_policy(env, mode, limit, expected):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at, catch_up=mode, catch_up_limit=limit, max_concurrent_runs=10)
-    scheduling.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    scheduling.pause_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
     resumed_at = schedule["next_run_at"] + timedelta(days=2, hours=1)  # three daily slots missed
-    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"], at=resumed_at)
+    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"], at=resumed_at)
     caught = [c["slot"] for c in result["caught_up"]]
     missed = [schedule["next_run_at"] + timedelta(days=d) for d in range(3)]
     assert caught == missed[len(missed) - expected:] if expected else caught == []
@@ -445,7 +447,7 @@ def test_a_failed_job_resume_still_catches_up_and_resuming_again_resumes_the_job
 
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at, catch_up="latest", max_concurrent_runs=10)
-    scheduling.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    scheduling.pause_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
     resumed_at = schedule["next_run_at"] + timedelta(days=2, hours=1)
 
     def unavailable(_schedule):
@@ -453,10 +455,10 @@ def test_a_failed_job_resume_still_catches_up_and_resuming_again_resumes_the_job
     with monkeypatch.context() as patch:
         patch.setattr(env["jobs"], "resume", unavailable)
         with pytest.raises(TransientError):
-            scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"], at=resumed_at)
+            scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"], at=resumed_at)
     latest = schedule["next_run_at"] + timedelta(days=2)
     assert submitted(env) == [schedules.slot_run_id(schedule["id"], latest)]
-    again = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"], at=resumed_at)
+    again = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"], at=resumed_at)
     assert again["schedule"]["status"] == "active" and env["jobs"].calls[-1] == ("resume", schedule["id"])
     assert submitted(env) == [schedules.slot_run_id(schedule["id"], latest)]  # nothing fired twice
 
@@ -464,8 +466,8 @@ def test_a_failed_job_resume_still_catches_up_and_resuming_again_resumes_the_job
 def test_catch_up_goes_through_the_concurrency_policy(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at, catch_up="all", concurrency_policy="queue")
-    scheduling.pause_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
-    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"],
+    scheduling.pause_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
+    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"],
                                      at=schedule["next_run_at"] + timedelta(days=2, hours=1))
     assert [c["outcome"] for c in result["caught_up"]] == ["active", "queued", "queued"]
 
@@ -475,7 +477,7 @@ def test_resume_after_auto_pause_clears_the_reason(env):
     slot = schedule["next_run_at"]
     trigger(env, schedule["id"], slot)
     finish(env, schedules.slot_run_id(schedule["id"], slot), runs.FAILED, slot + timedelta(hours=1))
-    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"],
+    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"],
                                      at=slot + timedelta(hours=2))
     assert result["schedule"]["paused_reason"] is None and result["schedule"]["consecutive_failures"] == 0
     assert result["caught_up"] == []
@@ -484,16 +486,16 @@ def test_resume_after_auto_pause_clears_the_reason(env):
 def test_manual_trigger_and_cancel_of_waiting_runs(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at, concurrency_policy="queue")
-    first = scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], at=at)
-    second = scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], at=at + timedelta(seconds=1))
+    first = scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], DEV, at=at)
+    second = scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], DEV, at=at + timedelta(seconds=1))
     assert (first["outcome"], second["outcome"]) == ("active", "queued")
     assert first["training_run"]["triggered_by"] == "manual"
-    result = scheduling.cancel_schedule(env["repo"], schedule["id"], "dev@example.com", env["jobs"], at=at)
+    result = scheduling.cancel_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
     assert result["cancelled_runs"] == [second["training_run"]["id"]]
     assert env["repo"].get_run(second["training_run"]["id"])["status"] == "cancelled"
     assert result["schedule"]["cancelled_runs"] == 1 and result["schedule"]["status"] == "cancelled"
     with pytest.raises(Conflict):
-        scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], at=at)
+        scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], DEV, at=at)
 
 
 def test_a_paused_schedule_keeps_its_queue_until_resumed(env):
@@ -507,7 +509,7 @@ def test_a_paused_schedule_keeps_its_queue_until_resumed(env):
     stored = env["repo"].get_schedule(schedule["id"])
     assert stored["status"] == "paused" and stored["queued_runs"][0]["run_id"] == queued_id
     assert stored["active_runs"] == {}
-    scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], env["jobs"],
+    scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"],
                             at=first + timedelta(hours=1, minutes=10))
     assert env["repo"].get_run(queued_id)["status"] == "pending" and queued_id in submitted(env)
 

@@ -117,11 +117,30 @@ def _run_list_indexes():
 
 EXPECTED_INDEXES += _run_list_indexes()
 
+
+def _team_list_indexes():
+    """Lists show the caller's teams (shared/services/access.team_filter): `team in [...]` first."""
+    from itertools import combinations
+
+    from shared.services.run_data import LIST_FILTERS
+
+    team = [("team", "ASCENDING")]
+    runs_ = [("training_runs", team + [(field, "ASCENDING") for field in combo] + [("created_at", "DESCENDING")])
+             for n in range(0, len(LIST_FILTERS) + 1) for combo in combinations(LIST_FILTERS, n)]
+    top = [("experiments", team + [("model_type", "ASCENDING"), ("metrics.recall_at_100", "DESCENDING")]),
+           ("experiments", team + [("model_type", "ASCENDING"), ("metrics.test_rmse", "ASCENDING")])]
+    newest = [(kind, team + [("created_at", "DESCENDING")]) for kind in READABLE_COLLECTIONS if kind != "training_runs"]
+    return runs_ + top + newest
+
+
+
 # Every checkov waiver must be one of these (and carry its reason next to the resource).
 ALLOWED_WAIVERS = {"CKV_GCP_62", "CKV_GCP_83", "CKV_GCP_84", "CKV_GCP_124"}
 
 READABLE_COLLECTIONS = ["training_runs", "training_schedules", "experiments", "datasets",
                         "feature_configs", "model_configs"]
+
+EXPECTED_INDEXES += _team_list_indexes()
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ module "trainyard" {
   org_domain          = var.org_domain
   api_invoker_members = var.api_invoker_members
   admin_emails        = var.admin_emails
+  teams               = var.teams
   image_tag           = var.image_tag
   deletion_protection = var.deletion_protection
   build_region        = var.build_region

@@ -10,3 +10,13 @@ google_oauth_client_id = "123456789012-example.apps.googleusercontent.com"
 
 # Optional: who may list and replay dead letters through the API (`trainyard admin dead-letters`).
 admin_emails = ["ops@example.com"]
+
+# Who may do what (docs/security.md, "Teams and roles"): each team's members with a role (viewer,
+# trainer, deployer, admin) and what it owns. Without a team only admin_emails may act.
+teams = {
+  recs = {
+    members     = { "user:ana@example.com" = "deployer", "user:ops@example.com" = "admin" }
+    model_names = ["*"] # registry model names (= run names) it owns; e.g. ["recs-*"]
+    endpoints   = ["*"] # existing endpoints it may deploy to; e.g. ["recs-prod"]
+  }
+}

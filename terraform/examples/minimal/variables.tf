@@ -72,3 +72,11 @@ variable "data_bigquery_datasets" {
   description = "BigQuery datasets of your training data (\"project.dataset\" or a dataset of project_id): the pipeline and the submitter may read them."
   default     = []
 }
+
+variable "teams" {
+  # Passed through as it is: the module's own `teams` variable is its one typed and validated
+  # declaration (terraform/variables.tf); a copy of its type here would drift from it.
+  type        = any
+  description = "The teams sharing the deployment: members with a role each (viewer, trainer, deployer, admin), the model names and endpoints each owns, the data it may read, its budget and schedule limits (docs/security.md, \"Teams and roles\"). Empty: only admin_emails may act."
+  default     = {}
+}
