@@ -57,8 +57,9 @@ def bigquery_table_rows(table: str) -> Optional[int]:
     """Rows of a BigQuery table (tables.get: its metadata, no query); None for a view, which has no count."""
     from google.cloud import bigquery
 
-    project = table.split(".")[0] if table.count(".") == 2 else None
-    return bigquery.Client(project=project).get_table(table).num_rows
+    from shared.domain.data_access import table_ref
+
+    return bigquery.Client(project=table_ref(table).project).get_table(table).num_rows
 
 
 def failure_kind(exc: BaseException) -> Optional[str]:
