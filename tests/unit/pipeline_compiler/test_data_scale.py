@@ -68,14 +68,14 @@ def _gcs_denied():
 @pytest.mark.parametrize("source, error, words", [
     ({"kind": "files", "uri": "gs://team-data/events/*.csv"}, _gcs_denied,
      ["gs://team-data/events/*.csv", ACCOUNT, "PermissionDeniedError", "storage.objects.list",
-      "'team-data'", "data_buckets"]),
+      "gs://team-data/", "teams"]),
     ({"kind": "files", "uri": "gs://team-data/events/"}, lambda: FileNotFoundError("no files match gs://team-data/events/"),
-     ["not found", "no files match", "data_buckets"]),
+     ["not found", "no files match", "team's buckets"]),
     ({"kind": "bigquery", "table": "analytics.shop.events"},
      lambda: api.Forbidden("Access Denied: Table analytics:shop.events: Permission bigquery.tables.get denied"),
-     ["analytics.shop.events", ACCOUNT, "bigquery.tables.get", "'analytics.shop'", "data_bigquery_datasets"]),
+     ["analytics.shop.events", ACCOUNT, "bigquery.tables.get", "'analytics.shop'", "teams"]),
     ({"kind": "bigquery", "table": "analytics.shop.events"}, lambda: api.NotFound("Not found: Table analytics:shop.events"),
-     ["not found", "data_bigquery_datasets"]),
+     ["not found", "team's datasets"]),
 ])
 def test_unreadable_data_fails_the_run_at_compile_with_its_root_cause(tmp_path, source, error, words):
     """Review N7: a 403 or a 404 on the users' data no longer sends the run to Dataflow as 'large'."""
