@@ -160,6 +160,19 @@ def require_source(source, team: teams.Team, who: teams.Caller) -> None:
         raise problem
 
 
+def run_data_problem(source, team_name: Optional[str], declared, author: Optional[str], admins) -> Optional[str]:
+    """Why a run of team `team_name` may not read `source` (a message naming the data), or None. Checked
+    when the run is created and again before it is compiled: a team's datasets may shrink since.
+    `author`: who wrote the dataset (free SQL compiles only if a platform admin, one of `admins`, did)."""
+    if team_name is None:
+        return None  # no team: a platform admin's, in a deployment with none (teams.team_for_new)
+    team = teams.by_name(declared, team_name)
+    if team is None:
+        return f"{data_named(source)}: the run's team {team_name!r} is no longer declared"
+    problem = source_problem(source, team, (author or "").strip().lower() in admins)
+    return None if problem is None else f"{data_named(source)}: {problem.errors[0]['message']}"
+
+
 def data_named(source) -> str:
     """What a source reads, for messages: the table, the query's start, or the uri."""
     if getattr(source, "kind", None) == "bigquery":

@@ -26,7 +26,7 @@ from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import queueing, run_builder, scheduling
+from shared.services import catalog_entries, queueing, run_builder, scheduling
 from shared.services.run_data import get_run
 
 
@@ -40,6 +40,8 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, d
     team = teams.team_for_new(who, run_builder.requested_team(body), declared, teams.TRAINER, "creating a run")
     identity = who.email
     request, doc = run_builder.build_run(repo, body, identity, at, team)
+    catalog_entries.require_usable_dataset(repo, doc["dataset_id"], team, declared,
+                                           settings.admins if settings is not None else frozenset())
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}
