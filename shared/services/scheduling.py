@@ -19,7 +19,7 @@ from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import lifecycle, run_builder
+from shared.services import catalog_entries, lifecycle, run_builder
 
 HISTORY_LIMIT = 20
 
@@ -62,12 +62,15 @@ def freeze_template(repo: Repository, template: Any, identity: str, at: datetime
 
 
 def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable[teams.Team], jobs=None,
-                    at: Optional[datetime] = None) -> dict:
-    """A schedule owned by the team the body names (or the caller's only team where they are trainer)."""
+                    at: Optional[datetime] = None, admins=frozenset()) -> dict:
+    """A schedule owned by the team the body names (or the caller's only team where they are trainer);
+    its dataset must be one the team may read (`admins`: TRAINYARD_ADMINS, who may write free SQL)."""
     at = at or runs.now()
     request = schedules.parse_request(body, at)
     team = teams.team_for_new(who, request.team, declared, teams.TRAINER, "creating a schedule")
     template = freeze_template(repo, request.run_template, who.email, at, team)
+    catalog_entries.require_usable_dataset(repo, template["dataset_id"], team, declared, admins,
+                                           field="run_template.dataset_id")
     doc = schedules.new_schedule(request, template, new_schedule_id(), who.email, at, team)
     return _store_with_job(repo, _jobs(jobs), doc)
 

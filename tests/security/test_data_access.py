@@ -16,6 +16,7 @@ from shared.services import catalog_entries, submission
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, local_settings, model_config_body
 from tests.fakes import FakeBackend, FakeCompiler, FakePublisher, InMemoryRepository
+from tests.unit.test_schedules import NoJobs
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -38,7 +39,8 @@ def repo():
 
 def client_as(repo, email, declared=DECLARED):
     settings = local_settings(email, TOKEN, teams=declared, admins=ADMINS)
-    app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings))
+    app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,
+                                  scheduler_jobs=NoJobs()))
     return app.test_client()
 
 
@@ -178,6 +180,18 @@ def test_a_run_on_another_teams_dataset_is_refused(repo):
     if response.status_code == 400:
         assert "not one team 'recs' may read" in fields(response)["dataset_id"]
     assert repo.runs == {}
+
+
+def test_a_schedule_on_another_teams_dataset_is_refused(repo):
+    """Its slot runs would fail at Compile anyway; the schedule itself is refused when it is made."""
+    hr = catalog_entries.create(repo, "datasets", dataset_body(team="hr", source={
+        "kind": "bigquery", "table": "warehouse-prj.hr.employees"}), teams.caller(OPS, DECLARED, ADMINS), DECLARED)
+    body = {"name": "nightly", "schedule_type": "daily", "time_of_day": "03:00", "timezone": "UTC",
+            "run_template": _run_body(hr["id"], _configs(repo))}
+    response = post(client_as(repo, MALLORY), "/api/training/schedules", body)
+    assert response.status_code == 400, response.get_json()
+    assert "not one team 'recs' may read" in fields(response)["run_template.dataset_id"]
+    assert repo.schedules == {}
 
 
 def test_a_stored_dataset_with_the_p4_probe_cannot_be_run(repo):
