@@ -8,7 +8,7 @@ for file sources without stats, the total size of the matched files against TRAI
 A BigQuery query without stats goes to Dataflow: the safe side for data we cannot measure.
 
 Measuring is also the run's first read of the users' data. When it is refused or finds nothing (a
-bucket or table Trainyard's accounts may not read: Terraform's `data_buckets` / `data_bigquery_datasets`),
+bucket or table Trainyard's accounts may not read: a team's `buckets` / `datasets` in Terraform's `teams`),
 the run fails at Compile naming the data, the account and the fix, instead of going to Dataflow and
 failing there obscurely. A transient failure of the read is raised as TransientError, so the run-submit
 is redelivered (shared/consumer.py).
@@ -57,8 +57,9 @@ def bigquery_table_rows(table: str) -> Optional[int]:
     """Rows of a BigQuery table (tables.get: its metadata, no query); None for a view, which has no count."""
     from google.cloud import bigquery
 
-    project = table.split(".")[0] if table.count(".") == 2 else None
-    return bigquery.Client(project=project).get_table(table).num_rows
+    from shared.domain.data_access import table_ref
+
+    return bigquery.Client(project=table_ref(table).project).get_table(table).num_rows
 
 
 def failure_kind(exc: BaseException) -> Optional[str]:
@@ -87,13 +88,13 @@ def _unreadable(source, kind: str, exc: BaseException, account: str) -> DataUnre
     who = account or "the pipeline's service account"
     if isinstance(source, FileSource):
         what, bucket = source.uri, source.uri[5:].split("/")[0] if source.uri.startswith("gs://") else ""
-        grant = (f"list the bucket {bucket!r} in the Terraform variable data_buckets (it grants the pipeline and "
-                 f"submitter accounts read access) and apply" if bucket else "use a gs:// URI the pipeline can read")
+        grant = (f"list gs://{bucket}/ in the team's buckets (the Terraform variable teams; it grants the pipeline "
+                 f"and submitter accounts read access) and apply" if bucket else "use a gs:// URI the pipeline can read")
     else:
         what = source.table
         dataset = ".".join(what.split(".")[:-1])
-        grant = (f"list the dataset {dataset!r} in the Terraform variable data_bigquery_datasets (it grants the "
-                 f"pipeline and submitter accounts read access) and apply")
+        grant = (f"list the dataset {dataset!r} in the team's datasets (the Terraform variable teams; it grants "
+                 f"the pipeline and submitter accounts read access) and apply")
     cause = f"{type(exc).__name__}: {exc}"
     if kind == "denied":
         return DataUnreadable(f"the run's data {what} cannot be read by {who} ({cause}). Fix: {grant}.")

@@ -21,9 +21,11 @@ from pipeline_compiler.checked_schema_gen import CheckedSchemaGen
 from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
+from shared.domain import data_access
 from shared.domain.catalog import BigQuerySource, FileSource
 from shared.contract.labels import billing_labels_for
 from shared.domain.run_config import RunSpec
+from shared.errors import PermanentError
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules")
 TRANSFORM_MODULE = os.path.join(MODULES_DIR, "transform.py")
@@ -66,15 +68,21 @@ def bigquery_queries(spec: RunSpec) -> dict[str, str]:
     """The SQL of each split ({"all": q} for the random strategy, which hash-splits afterwards)."""
     source = spec.dataset.source
     assert isinstance(source, BigQuerySource)
-    columns = ", ".join(f"`{c}`" for c in F.all_raw_columns(spec))
-    origin = f"`{source.table}`" if source.table else f"({source.query})"
+    # Every name is checked again and quoted part by part here, whatever the API admitted: a table or
+    # column that could close its backticks never reaches the SQL (shared/domain/data_access.py).
+    try:
+        columns = ", ".join(data_access.quoted_column(c) for c in F.all_raw_columns(spec))
+        origin = data_access.quoted_table(source.table) if source.table else f"({source.query})"
+        ts = data_access.quoted_column(spec.dataset.columns.timestamp)
+    except ValueError as exc:
+        raise PermanentError(f"the run's dataset names data that cannot be queried safely: {exc}",
+                             stage="Compile") from None
     query = f"SELECT {columns} FROM {origin} AS t"
     percent = spec.training_params.data_sample_percent
     if percent < 100:
         query += f" WHERE MOD(ABS(FARM_FINGERPRINT(TO_JSON_STRING(t))), 100) < {percent}"
     if spec.training_params.split_strategy != "strict_time":
         return {"all": query}
-    ts = f"`{spec.dataset.columns.timestamp}`"
     head = f"WITH data AS ({query}), cutoffs AS (SELECT APPROX_QUANTILES({ts}, 20) AS q FROM data) " \
            f"SELECT data.* FROM data, cutoffs WHERE "
     return {

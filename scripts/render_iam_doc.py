@@ -29,8 +29,9 @@ rely on with the Google page that states them ({snapshot}; {reference}); custom 
 that workload at that scope, and when a project role is granted that no row needs. What it cannot
 see: calls missing from the table. Add a row with every new client call.
 
-Scopes: `project`; `bucket:<artifacts|pipeline_root>`; `bucket:data` and `dataset:data` (your data,
-`data_buckets` and `data_bigquery_datasets`, docs/deploy.md "Let Trainyard read your data");
+Scopes: `project`; `bucket:<artifacts|pipeline_root>`; `bucket:data` and `dataset:data` (your data:
+every team's `buckets` and `datasets`, and `data_buckets` / `data_bigquery_datasets`, docs/deploy.md
+"Let Trainyard read your data");
 `dataset:created` (Beam's temporary dataset: BigQuery makes its creator OWNER); `topic:<name>`;
 `subscription:dead_letter_holds`; `repository:images`; `service_account:<workload>` (act as it);
 `secret:notify`.

@@ -111,8 +111,9 @@ VARIABLES: tuple[Variable, ...] = (
              "URLs and the Google Cloud CLI's client id; none configured refuses every token", "", (API,), TERRAFORM),
     Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API", "", (API,), TERRAFORM),
     Variable("TRAINYARD_ADMINS", "e-mail addresses (comma-separated, any case) of the operators the admin routes "
-             "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody",
-             "", (API,), TERRAFORM),
+             "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody. The "
+             "submitter compiles a free-SQL dataset only if one of them wrote it",
+             "", (API, SUBMITTER), TERRAFORM),
     Variable("TRAINYARD_TEAMS", "the deployment's teams (JSON: name -> members and roles, model names, endpoints, "
              "datasets, buckets, budget, schedule limits; shared/domain/teams.py, docs/security.md); unset: locally, "
              "one `demo` team whose admin is the developer; in the cloud, no team (only TRAINYARD_ADMINS may act)",

@@ -256,18 +256,34 @@ resource "google_pubsub_topic_iam_member" "scheduler_agent_publisher" {
   depends_on = [google_project_service_identity.cloudscheduler]
 }
 
-# The users' own data (data_buckets, data_bigquery_datasets): the pipeline reads it in ExampleGen,
-# and the submitter's size probe (pipeline_compiler/data_scale.py) lists the files and reads their
-# sizes when it chooses DirectRunner or Dataflow. Read only, on exactly the listed buckets/datasets.
+# The users' own data: the pipeline reads it in ExampleGen, and the submitter's size probe
+# (pipeline_compiler/data_scale.py) lists the files and reads their sizes when it chooses DirectRunner or
+# Dataflow. Read only, on exactly the declared buckets/datasets: every team's `datasets` and `buckets`
+# (var.teams; the API confines each team to its own, docs/security.md "Data confined to each team") plus
+# data_buckets / data_bigquery_datasets (kept from before teams: data no team names, which only a platform
+# admin's free SQL reads). One pipeline account reads them all: IAM cannot tell team A's run from team B's.
 locals {
   data_readers = ["pipeline", "submitter"]
 
+  # A team's bucket is gs://bucket/ or gs://bucket/prefix/: IAM grants on the bucket (a prefix is the API's
+  # rule, not IAM's).
+  readable_buckets = distinct(concat(var.data_buckets, flatten([
+    for team in values(var.teams) : [for uri in team.buckets : split("/", trimprefix(uri, "gs://"))[0]]
+  ])))
+  # data_bigquery_datasets keep their keys (an upgrading deploy's bindings stay put); a team's dataset
+  # already granted there, bare or in full, is not granted twice (two resources for one binding would
+  # remove it when either goes).
+  data_datasets_in_full = [for d in var.data_bigquery_datasets : length(split(".", d)) > 1 ? d : "${var.project_id}.${d}"]
+  readable_datasets = concat(var.data_bigquery_datasets, [
+    for d in distinct(flatten([for team in values(var.teams) : team.datasets])) : d if !contains(local.data_datasets_in_full, d)
+  ])
+
   data_bucket_bindings = {
-    for b in setproduct(var.data_buckets, local.data_readers) : "${b[0]}/${b[1]}" => { bucket = b[0], sa = b[1] }
+    for b in setproduct(local.readable_buckets, local.data_readers) : "${b[0]}/${b[1]}" => { bucket = b[0], sa = b[1] }
   }
   # "project.dataset" (the project may be domain-scoped, "example.com:project") or a dataset of var.project_id.
   data_dataset_bindings = {
-    for b in setproduct(var.data_bigquery_datasets, local.data_readers) : "${b[0]}/${b[1]}" => {
+    for b in setproduct(local.readable_datasets, local.data_readers) : "${b[0]}/${b[1]}" => {
       project = length(split(".", b[0])) > 1 ? join(".", slice(split(".", b[0]), 0, length(split(".", b[0])) - 1)) : var.project_id
       dataset = reverse(split(".", b[0]))[0]
       sa      = b[1]

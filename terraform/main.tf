@@ -117,6 +117,7 @@ locals {
       TRAINYARD_FIREBASE_AUTH_DOMAIN = data.google_firebase_web_app_config.dashboard.auth_domain
     })
     submitter = merge(local.cloud_env, local.teams_env, {
+      TRAINYARD_ADMINS                   = join(",", var.admin_emails) # free SQL compiles only if an admin wrote it (shared/domain/data_access.py)
       TRAINYARD_ARTIFACTS_ROOT           = "gs://${google_storage_bucket.artifacts.name}/training"
       TRAINYARD_SUBMIT_LEASE_SECONDS     = tostring(local.submit_lease_seconds)
       TRAINYARD_PIPELINE_ROOT            = "gs://${google_storage_bucket.pipeline_root.name}"

@@ -79,6 +79,17 @@ variable "teams" {
     contains(["viewer", "trainer", "deployer", "admin"], role) && can(regex("^((user|group|serviceAccount):)?[^@:\\s]+@[^@:\\s]+\\.[^@:\\s]+$", member))]]))
     error_message = "Each member is user:EMAIL, group:EMAIL or serviceAccount:EMAIL with a role of viewer, trainer, deployer or admin."
   }
+  # Each dataset and bucket becomes an IAM grant to the pipeline (iam.tf): exact names only, no patterns.
+  validation {
+    condition = alltrue(flatten([for team in var.teams : [for d in team.datasets :
+    can(regex("^(([a-z0-9-]+\\.)*[a-z0-9-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[A-Za-z0-9_]+$", d))]]))
+    error_message = "A team's datasets are exact \"project.dataset\" names (the project may be domain-scoped, \"example.com:project.dataset\"); no '*': each one is granted to the pipeline."
+  }
+  validation {
+    condition = alltrue(flatten([for team in var.teams : [for b in team.buckets :
+    can(regex("^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/([A-Za-z0-9._=-]+/)*$", b)) && !can(regex("(^|/)\\.\\.?/", trimprefix(b, "gs://")))]]))
+    error_message = "A team's buckets are gs://bucket/ or gs://bucket/prefix/ (ending in '/', no '*', no '..'): each bucket is granted to the pipeline, and the API keeps the team's files under the prefix."
+  }
 }
 
 variable "artifact_registry_repository" {
@@ -281,7 +292,7 @@ variable "model_name" {
 
 variable "data_buckets" {
   type        = list(string)
-  description = "Buckets holding your training data (names, without gs://), in this project or another you may grant on: the pipeline and the submitter get roles/storage.objectViewer on each (ExampleGen reads the files, the size probe lists them). Empty: only Trainyard's own buckets are readable."
+  description = "Buckets (names, without gs://) the pipeline and the submitter may read beyond the teams' own buckets (var.teams): they get roles/storage.objectViewer on each. No team may use one unless its `buckets` list it (the API's rule), so these serve a platform admin's free SQL and deploys from before teams. Empty: only Trainyard's own buckets and the teams' buckets are readable."
   default     = []
 
   validation {
@@ -292,7 +303,7 @@ variable "data_buckets" {
 
 variable "data_bigquery_datasets" {
   type        = list(string)
-  description = "BigQuery datasets holding your training data, as \"project.dataset\" (the project may be domain-scoped, \"example.com:project.dataset\") or a bare dataset id of project_id: the pipeline and the submitter get roles/bigquery.dataViewer on each. Empty: no BigQuery data is readable."
+  description = "BigQuery datasets, as \"project.dataset\" (the project may be domain-scoped, \"example.com:project.dataset\") or a bare dataset id of project_id, that the pipeline and the submitter may read beyond the teams' own datasets (var.teams): they get roles/bigquery.dataViewer on each. No team may train on one unless its `datasets` list it (the API's rule), so these serve a platform admin's free SQL and deploys from before teams. Empty: only the teams' datasets are readable."
   default     = []
 
   validation {

@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from shared.domain import data_access
 from shared.domain.doc_ids import DocumentId
 
 ModelType = Literal["retrieval", "ranking", "multitask"]
@@ -28,13 +29,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+# Names that reach SQL and TensorFlow feature keys (shared/domain/data_access.py has the rules and sources).
+ColumnName = Annotated[str, AfterValidator(data_access.column)]
+
+
+def _table_path(value: str) -> str:
+    data_access.table_ref(value)
+    return value
+
+
 # --------------------------------------------------------------------------- datasets
 
 
 class BigQuerySource(Strict):
     kind: Literal["bigquery"] = "bigquery"
-    table: Optional[str] = Field(None, description="project.dataset.table")
-    query: Optional[str] = Field(None, description="a SELECT producing the columns below")
+    table: Optional[Annotated[str, AfterValidator(_table_path)]] = Field(
+        None, description="project.dataset.table, the dataset one of the team's datasets")
+    query: Optional[str] = Field(None, max_length=100_000,
+                                 description="a SELECT producing the columns below: platform admins only (the "
+                                             "tables it reads cannot be checked against the team's datasets)")
 
     @model_validator(mode="after")
     def _one_of(self):
@@ -45,7 +58,9 @@ class BigQuerySource(Strict):
 
 class FileSource(Strict):
     kind: Literal["files"] = "files"
-    uri: str = Field(..., min_length=1, description="a file, directory or glob (local path or gs://)")
+    uri: Annotated[str, AfterValidator(data_access.file_uri)] = Field(
+        ..., min_length=1, description="a file, directory or glob under one of the team's buckets (gs://; a local "
+                                       "path only on the local stack)")
     format: Literal["csv", "parquet"] = "csv"
 
 
@@ -53,12 +68,12 @@ DataSource = Annotated[Union[BigQuerySource, FileSource], Field(discriminator="k
 
 
 class ColumnMapping(Strict):
-    user_id: str = Field(..., min_length=1)
-    item_id: str = Field(..., min_length=1)
-    timestamp: str = Field(..., min_length=1, description="seconds since the epoch, or ISO 8601")
-    label: Optional[str] = None
-    rating: Optional[str] = None
-    quantity: Optional[str] = None
+    user_id: ColumnName
+    item_id: ColumnName
+    timestamp: ColumnName = Field(..., description="seconds since the epoch, or ISO 8601")
+    label: Optional[ColumnName] = None
+    rating: Optional[ColumnName] = None
+    quantity: Optional[ColumnName] = None
 
 
 class DatasetStats(Strict):
@@ -73,7 +88,7 @@ class Dataset(Strict):
     description: str = ""
     source: DataSource
     columns: ColumnMapping
-    features: list[str] = Field(default_factory=list, description="extra columns used as features")
+    features: list[ColumnName] = Field(default_factory=list, description="extra columns used as features")
     split_strategy: SplitStrategy = "strict_time"
     sample_percent: int = Field(100, ge=1, le=100)
     stats: DatasetStats = Field(default_factory=DatasetStats)
@@ -129,7 +144,7 @@ class CyclicalTransform(Strict):
 
 class CrossTransform(Strict):
     type: Literal["cross"] = "cross"
-    columns: list[str] = Field(..., min_length=2, max_length=2)
+    columns: list[ColumnName] = Field(..., min_length=2, max_length=2)
     hash_buckets: int = Field(1000, ge=2, le=10_000_000)
     embedding_dim: int = Field(16, ge=1, le=1024)
 
@@ -149,7 +164,7 @@ FeatureTransform = Annotated[
 
 class FeatureSpec(Strict):
     name: str = Field(..., min_length=1, max_length=100, description="output feature name")
-    column: Optional[str] = Field(None, description="input column; not used by a cross")
+    column: Optional[ColumnName] = Field(None, description="input column; not used by a cross")
     side: Literal["query", "candidate"]
     transform: FeatureTransform
 

@@ -16,7 +16,7 @@ def register_schedule_routes(app: Flask, deps) -> None:
     @app.post("/api/training/schedules")
     def create_schedule():
         schedule = scheduling.create_schedule(deps.repo, body(), g.caller, deps.settings.teams, deps.scheduler_jobs,
-                                              targets=deps.notification_targets)
+                                              targets=deps.notification_targets, admins=deps.settings.admins)
         return jsonify(success=True, schedule=schedules.public_view(schedule)), 201
 
     @app.get("/api/training/schedules/<schedule_id>")

@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
-from shared.domain import run_config, teams
+from pydantic import ValidationError
+
+from shared.domain import data_access, run_config, teams
 from shared.domain.teams import Caller
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.errors import FieldError
@@ -37,12 +39,30 @@ def create(repo: Repository, kind: str, body: dict, who: Caller, declared: Itera
     if model.id:
         raise FieldError.one("id", "is assigned by the server")
     team = teams.team_for_new(who, model.team, declared, teams.TRAINER, f"creating a {access.WHAT[kind]}")
+    if kind == "datasets" and team is not None:  # no team: a platform admin's, in a deployment with none
+        data_access.require_source(model.source, teams.by_name(declared, team), who)
     doc = _stored(model, who, team)
     if kind == "experiments":
         doc.update(_experiment_references(repo, model, who))
         # Where its metrics come from, set here and never by the client: the promotion list shows it.
         doc["source"] = {"kind": POSTED, "by": who.email}
     return repo.create_catalog(kind, doc)
+
+
+def require_usable_dataset(repo: Repository, dataset_id: str, team: Optional[str], declared: Iterable[teams.Team],
+                           admins, field: str = "dataset_id") -> None:
+    """A run of `team` may read the dataset's data (shared/domain/data_access.py): else a 400 naming `field`
+    and what the team may use. A dataset stored before its rules existed is checked as it is now."""
+    doc = repo.get_catalog("datasets", dataset_id)
+    if doc is None:
+        raise FieldError.one(field, f"no dataset with id {dataset_id!r}")
+    try:
+        dataset = Dataset.model_validate({k: v for k, v in doc.items() if k in Dataset.model_fields})
+    except ValidationError as exc:
+        raise FieldError.one(field, f"the dataset {doc.get('name')!r} is no longer valid: {exc}") from None
+    problem = data_access.run_data_problem(dataset.source, team, declared, doc.get("created_by"), admins)
+    if problem:
+        raise FieldError.one(field, f"the dataset {doc.get('name')!r} reads {problem}")
 
 
 def _experiment_references(repo: Repository, experiment: Experiment, who: Caller) -> dict:

@@ -26,7 +26,7 @@ from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import access, notification_targets, queueing, run_builder, scheduling
+from shared.services import access, catalog_entries, notification_targets, queueing, run_builder, scheduling
 from shared.services.run_data import get_run
 
 
@@ -42,6 +42,8 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, d
     identity = who.email
     request, doc = run_builder.build_run(repo, body, identity, at, team)
     access.check_new_run(repo, who, declared, doc)
+    catalog_entries.require_usable_dataset(repo, doc["dataset_id"], team, declared,
+                                           settings.admins if settings is not None else frozenset())
     notification_targets.check(targets, (doc["notifications"], "notifications"))
     if request.draft and doc["scheduled_at"] is not None:
         raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")

@@ -19,7 +19,7 @@ from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import access, lifecycle, notification_targets, run_builder
+from shared.services import access, catalog_entries, lifecycle, notification_targets, run_builder
 
 HISTORY_LIMIT = 20
 
@@ -65,8 +65,9 @@ def freeze_template(repo: Repository, template: Any, identity: str, at: datetime
 
 
 def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable[teams.Team], jobs=None,
-                    at: Optional[datetime] = None, targets=None) -> dict:
-    """A schedule owned by the team the body names (or the caller's only team where they are trainer).
+                    at: Optional[datetime] = None, targets=None, admins=frozenset()) -> dict:
+    """A schedule owned by the team the body names (or the caller's only team where they are trainer);
+    its dataset must be one the team may read (`admins`: TRAINYARD_ADMINS, who may write free SQL).
     `targets` checks and seals the notification targets, the runs' and the schedule's own
     (shared/services/notification_targets.py)."""
     at = at or runs.now()
@@ -74,6 +75,8 @@ def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable
     team = teams.team_for_new(who, request.team, declared, teams.TRAINER, "creating a schedule")
     template = freeze_template(repo, request.run_template, who.email, at, team,
                                lambda doc: access.check_new_run(repo, who, declared, doc, "run_template."))
+    catalog_entries.require_usable_dataset(repo, template["dataset_id"], team, declared, admins,
+                                           field="run_template.dataset_id")
     doc = schedules.new_schedule(request, template, new_schedule_id(), who.email, at, team)
     notification_targets.check(targets, (template.get("notifications"), "run_template.notifications"),
                                (doc["notifications"], "notifications"))

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 from pydantic import ValidationError
 
 from shared.contract import results
-from shared.domain import pipeline_cache, runs
+from shared.domain import data_access, pipeline_cache, runs
 from shared import log
 from shared.adapters.artifact_store import ArtifactStore
 from shared.domain.catalog import Dataset, FeatureConfig, ModelConfig
@@ -141,6 +141,12 @@ def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:
 
 def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler, settings):
     spec = build_run_spec(run, repo, settings)
+    # Again here, before anything reads the data: the team's datasets may have shrunk since the run was
+    # created, and a schedule's slot runs and retries were not checked by the API (docs/security.md).
+    problem = data_access.run_data_problem(spec.dataset.source, run.get("team"), settings.teams,
+                                           spec.dataset.created_by, settings.admins)
+    if problem:
+        raise PermanentError(f"the run's team may not read its data: {problem}", stage="Compile")
     config_uri = results.join(spec.artifacts_uri, results.CONFIG_FILE)
     store.write_text(config_uri, spec.to_json())
     for name, path in compiler.module_files().items():

@@ -371,8 +371,9 @@ API_URL = "https://europe-west4-p.cloudfunctions.net/trainyard-api"
 
 
 # The seeded catalog's team, with the people these tests sign in as.
+# The seeded dataset reads a local file: the team may read anything (data confinement: tests/security).
 CLOUD_TEAMS = teams.parse({"demo": {"members": {"ana@example.com": "trainer", "ci@example.com": "viewer"},
-                                     "model_names": ["product-recommender-*"]}})
+                                    "model_names": ["product-recommender-*"], "buckets": ["*"]}})
 
 
 def _cloud_client(repo, publisher, settings, **changes):

@@ -20,9 +20,12 @@ from tests.unit.test_schedules import NoJobs
 UTC = timezone.utc
 AUTH = {"Authorization": "Bearer test-token"}
 AT = datetime(2026, 5, 1, tzinfo=UTC)
+# The seeded dataset reads a local file, which only a team that may read anything may use (tests/security).
 DECLARED = teams.parse({
-    "recs": {"members": {"alice@example.com": "admin", "bob@example.com": "trainer"}, "model_names": ["*"]},
-    "ads": {"members": {"bob@example.com": "viewer", "carol@example.com": "trainer"}, "model_names": ["*"]},
+    "recs": {"members": {"alice@example.com": "admin", "bob@example.com": "trainer"}, "model_names": ["*"],
+             "buckets": ["*"]},
+    "ads": {"members": {"bob@example.com": "viewer", "carol@example.com": "trainer"}, "model_names": ["*"],
+            "buckets": ["*"]},
 })
 
 

@@ -163,6 +163,35 @@ def test_the_pipeline_and_the_submitter_may_read_the_listed_data_and_nothing_mor
     assert "roles/bigquery.dataViewer" not in plan.local("project_roles")["pipeline"]
 
 
+def test_every_teams_declared_data_is_granted_and_nothing_else(tmp_path):
+    """The teams' datasets and buckets (security review H1: IAM scoped to the declared data) are granted
+    with the data_* variables, each once; a team's bucket prefix is granted on its bucket."""
+    tfvars = tmp_path / "teams.tfvars"
+    tfvars.write_text((TF_ROOT / "examples/minimal/minimal.tfvars").read_text() + """
+data_buckets           = ["team-data"]
+data_bigquery_datasets = ["sales"]
+teams = {
+  recs = { members = { "user:a@example.com" = "admin" }, model_names = [], endpoints = [],
+           datasets = ["warehouse-prj.recs", "my-trainyard-project.sales"],
+           buckets = ["gs://recs-data/", "gs://shared-data/recs/"] }
+  ads  = { members = { "user:b@example.com" = "admin" }, model_names = [], endpoints = [],
+           datasets = ["warehouse-prj.ads"], buckets = ["gs://shared-data/ads/", "gs://team-data/"] }
+}
+""")
+    plan = terraform_model.load(TF_ROOT, tfvars)
+    pipeline = "serviceAccount:trainyard-pipeline@my-trainyard-project.iam.gserviceaccount.com"
+    buckets = sorted(r.args["bucket"] for r in plan.resources("google_storage_bucket_iam_member", "data_readers")
+                     if r.args["member"] == pipeline)
+    assert buckets == ["recs-data", "shared-data", "team-data"]
+    datasets = sorted((r.args["project"], r.args["dataset_id"])
+                      for r in plan.resources("google_bigquery_dataset_iam_member", "data_readers")
+                      if r.args["member"] == pipeline)
+    # "sales" (data_bigquery_datasets) and recs' "my-trainyard-project.sales" are one binding, not two.
+    assert datasets == [("my-trainyard-project", "sales"), ("warehouse-prj", "ads"), ("warehouse-prj", "recs")]
+    keys = {k.rsplit("/", 1)[0] for k in plan.local("data_dataset_bindings")}
+    assert "sales" in keys, "an upgrading deploy's binding keeps its key"
+
+
 def test_the_example_passes_the_data_variables_through(confs):
     call = hcl.modules(confs["examples/minimal"])["trainyard"]
     for name in ("data_buckets", "data_bigquery_datasets", "build_region"):
@@ -190,6 +219,15 @@ def _console(tmp_path, assignments: dict[str, str], expr: str) -> subprocess.Com
     ("data_bigquery_datasets", '["sales","warehouse-prj.events","example.com:warehouse-prj.web_logs"]', True),
     ("data_bigquery_datasets", '["warehouse-prj.events.clicks"]', False),
     ("data_bigquery_datasets", '["bq://warehouse-prj.events"]', False),
+    ("teams", '{recs={members={"user:a@x.com"="admin"},datasets=["my-proj.recs_data","example.com:my-proj.web"],'
+              'buckets=["gs://recs-data/","gs://shared-data/recs/2024/"]}}', True),
+    ("teams", '{recs={members={},datasets=["my-proj.recs_*"]}}', False),  # a pattern is no IAM grant
+    ("teams", '{recs={members={},datasets=["*"]}}', False),
+    ("teams", '{recs={members={},datasets=["my-proj.recs.events"]}}', False),  # a table, not a dataset
+    ("teams", '{recs={members={},buckets=["gs://recs-data"]}}', False),  # a folder ends in '/'
+    ("teams", '{recs={members={},buckets=["recs-data/"]}}', False),
+    ("teams", '{recs={members={},buckets=["gs://recs-data/../hr/"]}}', False),
+    ("teams", '{recs={members={},buckets=["gs://recs-data/*"]}}', False),
     ("build_region", "europe-west1", True),
     ("build_region", "global", True),
     ("build_region", "europe-west4", False),

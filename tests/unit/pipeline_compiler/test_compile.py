@@ -170,13 +170,13 @@ def test_bigquery_strict_time_split_queries(tmp_path):
     from pipeline_compiler.pipeline import bigquery_queries
 
     spec = _spec(tmp_path, dataset={
-        "name": "bq", "source": {"kind": "bigquery", "table": "p.d.t"},
+        "name": "bq", "source": {"kind": "bigquery", "table": "my-project.d.t"},
         "columns": {"user_id": "customer_id", "item_id": "product_id", "timestamp": "timestamp", "quantity": "quantity"},
     })
     queries = bigquery_queries(spec)
     assert set(queries) == {"train", "eval", "test"}
     assert "q[OFFSET(16)]" in queries["train"] and "q[OFFSET(19)]" in queries["test"]
-    assert "FROM `p.d.t`" in queries["train"]
+    assert "FROM `my-project`.`d`.`t`" in queries["train"]
 
 
 def test_package_import_does_not_load_tensorflow_or_tfx():
@@ -244,7 +244,7 @@ def test_one_machine_is_one_pool(compiled):
 def _bigquery_spec(tmp_path, run_id="run-1", rows=20_000, **overrides):
     return demo_run_spec(str(tmp_path / "unused.csv"), f"gs://demo-bucket/artifacts/{run_id}", str(tmp_path / run_id),
                          run_id=run_id, dataset={
-                             "name": "bq", "source": {"kind": "bigquery", "table": "p.d.t"}, "stats": {"rows": rows},
+                             "name": "bq", "source": {"kind": "bigquery", "table": "my-project.d.t"}, "stats": {"rows": rows},
                              "columns": {"user_id": "customer_id", "item_id": "product_id", "timestamp": "timestamp",
                                          "quantity": "quantity"}}, **overrides)
 

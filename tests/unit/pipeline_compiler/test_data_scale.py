@@ -38,15 +38,15 @@ def test_what_cannot_be_measured_goes_to_dataflow(tmp_path):
     assert unknown.runner == "dataflow" and "unknown" in unknown.reason
     query = _spec(tmp_path, source={"kind": "bigquery", "query": "SELECT 1"})
     assert data_scale.decide(query, 1, 10**12).runner == "dataflow"
-    view = _spec(tmp_path, source={"kind": "bigquery", "table": "p.d.v"})
+    view = _spec(tmp_path, source={"kind": "bigquery", "table": "my-project.d.v"})
     assert data_scale.decide(view, 1, 10**12, table_rows=lambda table: None).runner == "dataflow"
 
 
 def test_a_bigquery_table_without_stats_is_counted(tmp_path):
-    bigquery = _spec(tmp_path, source={"kind": "bigquery", "table": "p.d.t"}, percent=10)
-    small = data_scale.decide(bigquery, 1_000, 1, table_rows={"p.d.t": 5_000}.get)
+    bigquery = _spec(tmp_path, source={"kind": "bigquery", "table": "my-project.d.t"}, percent=10)
+    small = data_scale.decide(bigquery, 1_000, 1, table_rows={"my-project.d.t": 5_000}.get)
     assert small.runner == "direct" and small.reason == "500 rows (table) < 1000"
-    assert data_scale.decide(bigquery, 100, 1, table_rows={"p.d.t": 5_000}.get).runner == "dataflow"
+    assert data_scale.decide(bigquery, 100, 1, table_rows={"my-project.d.t": 5_000}.get).runner == "dataflow"
 
 
 def _raises(exc):
@@ -68,14 +68,14 @@ def _gcs_denied():
 @pytest.mark.parametrize("source, error, words", [
     ({"kind": "files", "uri": "gs://team-data/events/*.csv"}, _gcs_denied,
      ["gs://team-data/events/*.csv", ACCOUNT, "PermissionDeniedError", "storage.objects.list",
-      "'team-data'", "data_buckets"]),
+      "gs://team-data/", "teams"]),
     ({"kind": "files", "uri": "gs://team-data/events/"}, lambda: FileNotFoundError("no files match gs://team-data/events/"),
-     ["not found", "no files match", "data_buckets"]),
+     ["not found", "no files match", "team's buckets"]),
     ({"kind": "bigquery", "table": "analytics.shop.events"},
      lambda: api.Forbidden("Access Denied: Table analytics:shop.events: Permission bigquery.tables.get denied"),
-     ["analytics.shop.events", ACCOUNT, "bigquery.tables.get", "'analytics.shop'", "data_bigquery_datasets"]),
+     ["analytics.shop.events", ACCOUNT, "bigquery.tables.get", "'analytics.shop'", "teams"]),
     ({"kind": "bigquery", "table": "analytics.shop.events"}, lambda: api.NotFound("Not found: Table analytics:shop.events"),
-     ["not found", "data_bigquery_datasets"]),
+     ["not found", "team's datasets"]),
 ])
 def test_unreadable_data_fails_the_run_at_compile_with_its_root_cause(tmp_path, source, error, words):
     """Review N7: a 403 or a 404 on the users' data no longer sends the run to Dataflow as 'large'."""
@@ -93,7 +93,7 @@ def test_unreadable_data_fails_the_run_at_compile_with_its_root_cause(tmp_path, 
     lambda: ConnectionResetError("reset"), lambda: __import__("tensorflow").errors.UnavailableError(None, None, "503"),
 ])
 def test_a_transient_failure_of_the_probe_is_retried(tmp_path, error):
-    spec = _spec(tmp_path, source={"kind": "bigquery", "table": "p.d.t"})
+    spec = _spec(tmp_path, source={"kind": "bigquery", "table": "my-project.d.t"})
     with pytest.raises(TransientError):
         data_scale.decide(spec, 1, 1, table_rows=_raises(error()))
     with pytest.raises(TransientError):
