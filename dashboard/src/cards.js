@@ -61,6 +61,11 @@ export function renderCard(run, now = new Date()) {
     case 'draft':
       body = line(['Saved as a draft: not submitted', `Created ${ago(run.created_at, now)}${run.created_by ? ` by ${esc(run.created_by)}` : ''}`]);
       break;
+    case 'awaiting_approval':
+      body = line([`<span class="card-warn">Awaiting a team admin's approval: ${esc(run.approval?.reason || 'above the per-run cap')}</span>`,
+        run.approval?.estimate ? `Estimate: ${esc(run.approval.estimate.gpu_hours)} GPU-hours, $${esc(run.approval.estimate.usd)}` : '',
+        `Created ${ago(run.created_at, now)}${run.created_by ? ` by ${esc(run.created_by)}` : ''}`]);
+      break;
     case 'pending':
       body = line(['Waiting for resources…', `Created ${ago(run.created_at, now)}`]);
       break;

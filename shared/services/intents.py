@@ -17,7 +17,8 @@ from shared.contract.messages import CANCEL, PUSH_ANYWAY
 from shared.domain import runs
 from shared.domain.run_config import GpuConfig, TrainingParams
 from shared.errors import Conflict, FieldError
-from shared.services import lifecycle, queueing
+from shared.services import intake, lifecycle, queueing, spending
+from shared.services.run_data import get_run
 from shared.services.deployments import DeployBody, publish_command, request_deployment
 from shared.validation import parse
 
@@ -75,23 +76,46 @@ def _retry_config(doc: dict, body: RetryBody) -> tuple[dict, dict, dict]:
     return params, gpu, changes
 
 
-def retry_run(repo, publisher, run_id: str, identity: str, body: Any) -> dict:
+def _next_attempt(doc: dict, request: RetryBody, run_id: str, identity: str, at) -> Optional[dict]:
+    """The run's next attempt (pending), or None when the retry was already made; 409/400 when it cannot be."""
+    if request.attempt is not None and doc["attempt"] > request.attempt:
+        return None  # that attempt was already retried
+    if request.attempt is not None and request.attempt != doc["attempt"]:
+        raise FieldError.one("attempt", f"run {run_id} is on attempt {doc['attempt']}, not {request.attempt}")
+    if request.attempt is None and doc["status"] in runs.ACTIVE and doc["attempt"] > 1:
+        return None  # a retry is already under way
+    if doc["status"] not in runs.RETRYABLE:
+        raise Conflict(f"run {run_id} is {doc['status']}; only failed or cancelled runs can be retried")
+    params, gpu, changes = _retry_config(doc, request)
+    return runs.prepare_retry(doc, identity, at, params, gpu, changes)
+
+
+def retry_run(repo, publisher, run_id: str, identity: str, body: Any, settings=None, run_data=None) -> dict:
+    """The next attempt, admitted by the spend guard as a new run is (reserved, awaiting approval above the
+    team's per-run cap, or refused over the month's budget) and checked against the GPU quota when
+    `run_data` is given."""
     request = parse(RetryBody, body if body is not None else {})
+    at = runs.now()
+    first = _next_attempt(get_run(repo, run_id), request, run_id, identity, at)
+    admitted = spending.admit(repo, first, run_id, settings, at) if first is not None else None
 
     def decide(doc):
-        if request.attempt is not None and doc["attempt"] > request.attempt:
-            return None  # that attempt was already retried
-        if request.attempt is not None and request.attempt != doc["attempt"]:
-            raise FieldError.one("attempt", f"run {run_id} is on attempt {doc['attempt']}, not {request.attempt}")
-        if request.attempt is None and doc["status"] in runs.ACTIVE and doc["attempt"] > 1:
-            return None  # a retry is already under way
-        if doc["status"] not in runs.RETRYABLE:
-            raise Conflict(f"run {run_id} is {doc['status']}; only failed or cancelled runs can be retried")
-        params, gpu, changes = _retry_config(doc, request)
-        return runs.prepare_retry(doc, identity, runs.now(), params, gpu, changes)
+        new = _next_attempt(doc, request, run_id, identity, at)
+        if new is None:
+            return None
+        if admitted is None or new["attempt"] != admitted["attempt"]:
+            raise Conflict(f"run {run_id} changed while it was being retried; retry it again")
+        new.pop("approval", None)  # an earlier attempt's approval does not carry over
+        return {**new, "status": admitted["status"], **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
 
     run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    if admitted is not None and (run.get("spend") or {}).get("key") != (admitted.get("spend") or {}).get("key"):
+        spending.release(repo, admitted, at)  # this request's reservation did not become the run's
     known = len(run.setdefault("warnings", []))
+    if changed and run_data is not None and settings is not None:  # the GPU quota pre-flight, as at create
+        warning = intake.quota_warning(run_data, run, settings)
+        if warning:
+            run["warnings"].append(warning)
     if run["status"] == runs.PENDING:  # queued (again): the submitter's claim makes a duplicate harmless
         queueing.queue_submit(publisher, run)
     message = f"attempt {run['attempt']} queued" if changed else f"attempt {run['attempt']} is already under way"

@@ -11,16 +11,17 @@ import uuid
 from datetime import datetime
 from typing import Any, Optional
 
-from shared.domain import runs, schedules
+from shared.domain import runs, schedules, spend, teams
 from shared import log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import lifecycle, run_builder
+from shared.services import lifecycle, run_builder, spending
 
 HISTORY_LIMIT = 20
+ACTIVE_SCAN = 1000  # active schedules read to count a team's (a deployment has far fewer)
 
 
 def new_schedule_id() -> str:
@@ -55,12 +56,31 @@ def freeze_template(repo: Repository, template: Any, identity: str, at: datetime
     return schedules.run_template_from(doc)
 
 
-def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: Optional[datetime] = None) -> dict:
+def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: Optional[datetime] = None,
+                    settings=None) -> dict:
     at = at or runs.now()
     request = schedules.parse_request(body, at)
     template = freeze_template(repo, request.run_template, identity, at)
     doc = schedules.new_schedule(request, template, new_schedule_id(), identity, at)
+    check_spend_limits(repo, doc, settings, at)
     return _store_with_job(repo, _jobs(jobs), doc)
+
+
+def check_spend_limits(repo: Repository, doc: dict, settings, at: datetime) -> None:
+    """The spend guard on a new schedule of a team (shared/domain/spend.schedule_problems): its minimum
+    interval (400 naming cron_expression), auto_pause_after_failures=0 only for daily or rarer slots, its
+    cap on active schedules (409), and at least one slot's run must fit this month's budget (409 over_budget;
+    each slot is admitted again when it fires)."""
+    settings = spending.settings_or_default(settings)
+    team = teams.by_name(settings.teams, doc.get("team") or "")
+    if team is None:
+        return
+    active = sum(1 for s in repo.list_schedules(schedules.ACTIVE, ACTIVE_SCAN) if s.get("team") == team.name)
+    spend.schedule_problems(doc, team.schedules, active)
+    if spending.guarded_team(settings, {"team": team.name}) is not None:
+        run_cost = spending.quote(repo, settings, team, doc["run_template"])
+        month = spend.month_of(at)
+        spend.check_month(repo.get_ledger(team.name, month), team.name, month, team.budget, run_cost)
 
 
 def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:
@@ -119,7 +139,7 @@ def _require(repo: Repository, schedule_id: str) -> dict:
 
 
 def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: str, slot: datetime,
-              at: datetime, manual: bool = False, strict: bool = True) -> dict:
+              at: datetime, manual: bool = False, strict: bool = True, settings=None) -> dict:
     """Decide one slot (active / queued / skipped, per the concurrency policy), make its run with
     the deterministic `run_id`, and queue an active one for submission. Idempotent: a repeated call
     finds the decision and the run already made and only re-queues a still-pending run."""
@@ -136,9 +156,14 @@ def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: 
                         reason=schedule["skipped_slots"][-1]["reason"])
         return {"outcome": "skipped", "run": None, "schedule": schedule}
     try:
-        run = _ensure_run(repo, schedule, run_id, slot, at, manual)
-    except FieldError as exc:  # the template no longer resolves (e.g. its dataset was deleted)
-        schedule = _mutate(repo, schedule_id, lambda s: schedules.drop(s, run_id, f"run not created: {exc}", at))
+        run = _ensure_run(repo, schedule, run_id, slot, at, manual, settings)
+    except (FieldError, spending.OverBudget) as exc:  # the template no longer resolves (e.g. its dataset was
+        # deleted), or the team's month is spent: no run; why is on the schedule (skipped_slots, last_error)
+        reason = f"over budget: {exc}" if isinstance(exc, spending.OverBudget) else f"run not created: {exc}"
+        schedule = _mutate(repo, schedule_id, lambda s: schedules.drop(s, run_id, reason, at))
+        waiting = repo.get_run(run_id)  # a one-time schedule's run, made when it was scheduled
+        if waiting is not None and waiting["status"] == runs.SCHEDULED:
+            lifecycle.move_run(repo, run_id, lambda d: runs.cancel_waiting(d, "spend guard", at, reason), at=at)
         log.error("slot dropped: its run could not be created", schedule_id=schedule_id, run_id=run_id, error=str(exc))
         return {"outcome": "dropped", "run": None, "schedule": schedule or _require(repo, schedule_id)}
     if outcome == "active":
@@ -148,14 +173,32 @@ def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: 
     return {"outcome": outcome, "run": run, "schedule": schedule}
 
 
-def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool) -> dict:
+def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
+                settings=None) -> dict:
+    """The slot's run, admitted by the spend guard (reserved on its team's ledger; above the team's per-run cap
+    it waits for approval instead of its turn); OverBudget when the team's month is spent."""
     existing = repo.get_run(run_id)
     if existing is not None:
+        if existing["status"] == runs.SCHEDULED and not existing.get("spend") and not existing.get("approval"):
+            admitted = spending.admit(repo, existing, run_id, settings, at)  # a one-time schedule's run
+            if admitted is not existing:
+                changes = {k: admitted[k] for k in ("status", "spend", "approval") if k in admitted}
+                existing = repo.mutate_run(run_id, lambda d: {**d, **changes} if d["status"] == runs.SCHEDULED
+                                           else None) or repo.get_run(run_id)
         return existing
     _, doc = run_builder.build_run(repo, schedule["run_template"], schedule["created_by"], at)
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="manual" if manual else "schedule")
-    stored, _ = repo.create_run(doc, counter_key=run_builder.run_counter(), run_id=run_id)
+    if schedule.get("team") and not doc.get("team"):
+        doc["team"] = schedule["team"]
+    doc = spending.admit(repo, doc, run_id, settings, at)
+    if doc["status"] == runs.PENDING:  # admitted: it still waits for its place (scheduled) like any slot's run
+        doc["status"] = runs.SCHEDULED
+    try:
+        stored, _ = repo.create_run(doc, counter_key=run_builder.run_counter(), run_id=run_id)
+    except Exception:
+        spending.release(repo, doc, at)
+        raise
     return stored
 
 
@@ -179,7 +222,7 @@ def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Op
 
 
 def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger, published_at: Optional[datetime],
-               at: Optional[datetime] = None, jobs=None) -> str:
+               at: Optional[datetime] = None, jobs=None, settings=None) -> str:
     """A schedule-trigger message: work out its slot from the message (or its publish time) and
     fire it. Paused, cancelled and completed schedules ignore triggers. A one-time schedule's job is
     deleted once its slot fired (`jobs`): Cloud Scheduler has no one-shot jobs, so it would fire yearly."""
@@ -205,7 +248,8 @@ def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger,
         _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at))
         log.info("trigger matches no slot", schedule_id=schedule_id, published_at=published_at)
         return "no-slot"
-    result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at)
+    result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
+                       settings=settings)
     refreshed = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
     if jobs is not None and refreshed["schedule_type"] == schedules.ONCE and refreshed["status"] == schedules.COMPLETED:
         jobs.delete(refreshed)
