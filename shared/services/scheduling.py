@@ -71,22 +71,21 @@ def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable
     team = teams.team_for_new(who, request.team, declared, teams.TRAINER, "creating a schedule")
     template = freeze_template(repo, request.run_template, who.email, at, team)
     doc = schedules.new_schedule(request, template, new_schedule_id(), who.email, at, team)
-    check_spend_limits(repo, doc, settings, at)
+    check_spend_limits(repo, doc, teams.by_name(declared, team), settings, at)
     return _store_with_job(repo, _jobs(jobs), doc)
 
 
-def check_spend_limits(repo: Repository, doc: dict, settings, at: datetime) -> None:
+def check_spend_limits(repo: Repository, doc: dict, team: Optional[teams.Team], settings, at: datetime) -> None:
     """The spend guard on a new schedule of a team (shared/domain/spend.schedule_problems): its minimum
     interval (400 naming cron_expression), auto_pause_after_failures=0 only for daily or rarer slots, its
     cap on active schedules (409), and at least one slot's run must fit this month's budget (409 over_budget;
     each slot is admitted again when it fires)."""
-    settings = spending.settings_or_default(settings)
-    team = teams.by_name(settings.teams, doc.get("team") or "")
-    if team is None:
+    if team is None:  # a deployment without teams: its platform admins alone make schedules
         return
     active = sum(1 for s in repo.list_schedules(schedules.ACTIVE, ACTIVE_SCAN) if s.get("team") == team.name)
     spend.schedule_problems(doc, team.schedules, active)
-    if spending.guarded_team(settings, {"team": team.name}) is not None:
+    if team.budget != teams.Budget():
+        settings = spending.settings_or_default(settings)
         run_cost = spending.quote(repo, settings, team, doc["run_template"])
         month = spend.month_of(at)
         spend.check_month(repo.get_ledger(team.name, month), team.name, month, team.budget, run_cost)

@@ -10,7 +10,6 @@ A team without any cap (the local demo team) is not estimated at all.
 """
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from typing import Optional
 
@@ -18,7 +17,6 @@ from shared import log
 from shared.domain import runs, spend, teams
 from shared.domain.spend import OverBudget, RunCost
 from shared.adapters.repository import Repository
-from shared.errors import Conflict, FieldError
 from shared.services import costing
 
 
@@ -102,58 +100,4 @@ def month_view(repo: Repository, settings, team_name: str, at: Optional[datetime
             "entries": {k: {**e} for k, e in ((ledger or {}).get("entries") or {}).items()}}
 
 
-# --------------------------------------------------------------------------- approval
-
-
-def approve(repo: Repository, publisher, run_id: str, identity: str, settings=None) -> dict:
-    """awaiting_approval → pending and queued, reserved on the ledger (the month's budget still applies)."""
-    from shared.services import lifecycle, queueing
-    from shared.services.run_data import get_run
-
-    run = get_run(repo, run_id)
-    if run["status"] != runs.AWAITING_APPROVAL:
-        if run.get("approval", {}).get("approved_by"):
-            return run  # a repeat
-        raise Conflict(f"run {run_id} is {run['status']}; only a run awaiting approval can be approved")
-    at = runs.now()
-    admitted = admit(repo, run, run_id, settings, at, approval_needed=False)
-
-    def decide(doc):
-        if doc["status"] != runs.AWAITING_APPROVAL:
-            return None
-        return {**doc, "status": runs.PENDING, "spend": admitted.get("spend"),
-                "approval": {**doc.get("approval", {}), "approved_by": identity, "approved_at": at}}
-
-    moved, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
-    if not changed and moved.get("spend", {}).get("key") != (admitted.get("spend") or {}).get("key"):
-        release(repo, admitted, at)
-    if moved["status"] == runs.PENDING:
-        queueing.queue_submit(publisher, moved)
-    return moved
-
-
-def reject(repo: Repository, publisher, run_id: str, identity: str, body) -> dict:
-    """awaiting_approval → cancelled, with the admin's reason on the run."""
-    from shared.services import lifecycle
-
-    body = body if body is not None else {}
-    reason = body.get("reason", "") if isinstance(body, dict) else None
-    if not isinstance(reason, str) or len(reason) > 2000 or (isinstance(body, dict) and set(body) - {"reason"}):
-        raise FieldError.one("reason", "an optional string of at most 2000 characters (the only field)")
-    at = runs.now()
-
-    def decide(doc):
-        if doc["status"] == runs.CANCELLED and doc.get("approval", {}).get("rejected_by"):
-            return None
-        if doc["status"] != runs.AWAITING_APPROVAL:
-            raise Conflict(f"run {run_id} is {doc['status']}; only a run awaiting approval can be rejected")
-        new = runs.cancel_waiting(doc, identity, at, f"rejected by {identity}" + (f": {reason}" if reason else ""))
-        new["approval"] = {**copy.deepcopy(doc.get("approval", {})), "rejected_by": identity, "rejected_at": at,
-                           "reason_given": reason}
-        return new
-
-    run, _ = lifecycle.move_or_read(repo, run_id, decide, publisher)
-    return run
-
-
-__all__ = ["OverBudget", "admit", "release", "settle", "approve", "reject", "quote", "month_view", "guarded_team"]
+__all__ = ["OverBudget", "admit", "release", "settle", "quote", "month_view", "guarded_team"]
