@@ -41,6 +41,11 @@ locals {
       collection = "training_runs"
       fields     = [["deployment_status", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # The spend guard's read of a team's recent runs (shared/services/spending.quote).
+    "training_runs-team-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     "experiments-model_type-recall_at_100" = {
       collection = "experiments"
       fields     = [["model_type", "ASCENDING"], ["metrics.recall_at_100", "DESCENDING"]]

@@ -115,7 +115,7 @@ export function renderCard(run, now = new Date()) {
         `Created ${ago(run.created_at, now)}`]);
   }
   const { left, right } = actionsFor(run);
-  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
+  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
   const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${right.map(button).join('')}</div></div>`;
   return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${actions}</article>`;
 }

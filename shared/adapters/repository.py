@@ -242,7 +242,7 @@ class FirestoreRepository:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = self.db.collection(RUNS)
-        for field in ("status", "model_type", "dataset_id", "schedule_id", "deployment_status"):
+        for field in ("status", "model_type", "dataset_id", "schedule_id", "deployment_status", "team"):
             if filters.get(field):
                 query = query.where(filter=FieldFilter(field, "==", filters[field]))
         return query
