@@ -280,7 +280,7 @@ def pause_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None,
 
 
 def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jobs=None,
-                    at: Optional[datetime] = None) -> dict:
+                    at: Optional[datetime] = None, settings=None) -> dict:
     """paused → active; the missed slots the catch-up policy asks for fire now, through the same
     concurrency policy as any slot."""
     at = at or runs.now()
@@ -301,7 +301,7 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, jo
     caught_up = []
     for slot in missed if updated is not None else []:
         result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
-                           strict=False)
+                           strict=False, settings=settings)
         caught_up.append({"slot": slot, "outcome": result["outcome"],
                           "run_id": result["run"]["id"] if result["run"] else None})
     # The job last: the missed slots are only known on the call that moved the document, so they
@@ -329,7 +329,8 @@ def cancel_schedule(repo: Repository, schedule_id: str, identity: str, jobs=None
             "cancelled_runs": [r["id"] for r in waiting]}
 
 
-def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, at: Optional[datetime] = None) -> dict:
+def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, at: Optional[datetime] = None,
+                     settings=None) -> dict:
     """Run now, outside the schedule's slots (an active or paused schedule); the concurrency
     policy still applies."""
     at = at or runs.now()
@@ -338,12 +339,13 @@ def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, a
         raise Conflict(f"schedule {schedule_id} is {schedule['status']}; only active or paused schedules can be "
                        f"triggered")
     result = fire_slot(repo, publisher, schedule_id, schedules.manual_run_id(schedule_id, at), at, at,
-                       manual=True, strict=False)
+                       manual=True, strict=False, settings=settings)
     return {"outcome": result["outcome"], "training_run": runs.public_view(result["run"]) if result["run"] else None,
             "schedule": schedules.public_view(result["schedule"])}
 
 
-def run_now(repo: Repository, publisher: Publisher, run_id: str, jobs=None, at: Optional[datetime] = None) -> dict:
+def run_now(repo: Repository, publisher: Publisher, run_id: str, jobs=None, at: Optional[datetime] = None,
+            settings=None) -> dict:
     """POST /api/training-runs/{id}/run-now: a scheduled run starts now and its one-time schedule
     is consumed (a later trigger for it is ignored)."""
     at = at or runs.now()
@@ -356,6 +358,7 @@ def run_now(repo: Repository, publisher: Publisher, run_id: str, jobs=None, at: 
     if schedule["schedule_type"] != schedules.ONCE:
         raise Conflict(f"run {run_id} is queued by the recurring schedule {schedule['id']}; it starts when a "
                        f"place is free (POST /api/training/schedules/{schedule['id']}/trigger runs one now)")
-    result = fire_slot(repo, publisher, schedule["id"], run_id, run["scheduled_at"], at, manual=True, strict=False)
+    result = fire_slot(repo, publisher, schedule["id"], run_id, run["scheduled_at"], at, manual=True, strict=False,
+                       settings=settings)
     _jobs(jobs).delete(schedule)
     return result["run"] or repo.get_run(run_id)

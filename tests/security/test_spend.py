@@ -258,3 +258,25 @@ def test_a_team_sees_its_spend_this_month(env):
     answer = env["trainer"].get("/api/teams/recs/spend", headers=HEADERS).get_json()
     assert answer["budget"]["gpu_hours_per_month"] == 100 and answer["spent"]["gpu_hours"] > 0
     assert answer["month"] == month() and datetime.now(timezone.utc).strftime("%Y-%m") == answer["month"]
+
+
+def test_a_manual_trigger_when_the_month_is_spent_makes_no_run(env):
+    created = post(env["trainer"], "/api/training/schedules", schedule_body(env)).get_json()["schedule"]
+    fill_ledger(env, 100, 1000)
+    response = post(env["trainer"], f"/api/training/schedules/{created['id']}/trigger")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["outcome"] == "dropped" and response.get_json()["training_run"] is None
+    assert submitted(env) == [] and all(not r.get("schedule_id") for r in env["repo"].runs.values())
+
+
+def test_scheduling_a_big_run_a_minute_ahead_does_not_skip_the_approval(env):
+    """Not in the review: a run above the per-run cap made with `scheduled_at` (a one-time schedule) and
+    started with run-now still waits for a team admin instead of being queued."""
+    later = (runs.now() + timedelta(minutes=1)).isoformat()
+    body = run_body(env["ids"]["experiment"], gpu_config=TWO_MACHINES, training_params={"epochs": 1},
+                    scheduled_at=later)
+    run = post(env["trainer"], "/api/training-runs", body).get_json()["training_run"]
+    assert run["status"] == runs.SCHEDULED
+    started = post(env["trainer"], f"/api/training-runs/{run['id']}/run-now")
+    assert started.status_code in (200, 202), started.get_json()
+    assert env["repo"].get_run(run["id"])["status"] == runs.AWAITING_APPROVAL and submitted(env) == []
