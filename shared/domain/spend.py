@@ -26,7 +26,7 @@ from typing import Iterable, Optional
 from croniter import croniter
 
 from shared.domain import cost, runs
-from shared.errors import TrainyardError
+from shared.errors import Conflict, FieldError, TrainyardError
 
 RESERVED, ACTUAL, RELEASED = "reserved", "actual", "released"
 HISTORY_RUNS = 50  # the team's most recent runs read for its per-epoch time: enough to see each GPU shape
@@ -247,8 +247,6 @@ def slot_gap_minutes(schedule: dict, floor_minutes: float) -> Optional[float]:
 def schedule_problems(schedule: dict, limits, active_of_team: int) -> None:
     """FieldError naming the field when the schedule's slots are closer than the team's minimum interval or it
     never auto-pauses while firing more than daily; Conflict when the team already has `max_active` schedules."""
-    from shared.errors import Conflict, FieldError
-
     gap = slot_gap_minutes(schedule, limits.min_interval_minutes)
     if gap is not None and gap < limits.min_interval_minutes:
         field = "cron_expression" if schedule["schedule_type"] == "cron" else "schedule_type"
