@@ -224,7 +224,11 @@ VARIABLES: tuple[Variable, ...] = (
              "::1, localhost), as the local twin's tests do; refused with TRAINYARD_PIPELINE_BACKEND=vertex",
              "false", (API, RUN_COMMANDS), LOCAL),
     Variable("TRAINYARD_PRICE_TABLE", "a JSON price table replacing shared/domain/pricing/prices.json (same shape) for the "
-             "runs' estimated cost — your contract's prices", "", (PIPELINE_EVENTS,), OPTIONAL),
+             "runs' estimated cost and the spend guard's admission estimate — your contract's prices", "",
+             (PIPELINE_EVENTS, API, SCHEDULER), OPTIONAL),
+    Variable("TRAINYARD_SPEND_EPOCH_SECONDS", "the spend guard's Train seconds per epoch (at 100 % of the data) for a "
+             "team with no measured run yet; set it from one of your runs (docs/cost.md, \"Before a run\")", "600",
+             (API, SCHEDULER), OPTIONAL),
     Variable("TF_CONFIG", "the training cluster (JSON: cluster = chief/worker addresses, task = this replica) Vertex AI "
              "gives every replica of a Trainer job on several machines (gpu_config.machine_count); unset: one machine",
              "", (TRAINER,), VERTEX),
@@ -269,6 +273,12 @@ def _number(value: str, name: str, kind=float):
         return kind(value)
     except ValueError:
         raise ValueError(f"{name} must be a number, not {value!r}") from None
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be above 0, not {value!r}")
+    return value
 
 
 def _optional_days(value: str, name: str) -> Optional[float]:
@@ -320,6 +330,7 @@ class Settings:
     deploy_wait_s: float = 480.0
     gpu_usage_cache_s: float = 60.0
     preflight_deadline_s: float = 1.5
+    spend_epoch_seconds: float = 600.0
     vertex_emulator_host: str = ""
     scheduler_emulator_host: str = ""
     firestore_emulator_host: str = ""
@@ -415,6 +426,8 @@ class Settings:
             deploy_wait_s=_number(get("TRAINYARD_DEPLOY_WAIT_S"), "TRAINYARD_DEPLOY_WAIT_S"),
             gpu_usage_cache_s=_number(get("TRAINYARD_GPU_USAGE_CACHE_S"), "TRAINYARD_GPU_USAGE_CACHE_S"),
             preflight_deadline_s=_number(get("TRAINYARD_PREFLIGHT_DEADLINE_S"), "TRAINYARD_PREFLIGHT_DEADLINE_S"),
+            spend_epoch_seconds=_positive(_number(get("TRAINYARD_SPEND_EPOCH_SECONDS"), "TRAINYARD_SPEND_EPOCH_SECONDS"),
+                                          "TRAINYARD_SPEND_EPOCH_SECONDS"),
             vertex_emulator_host=read("TRAINYARD_VERTEX_EMULATOR_HOST", environ),
             scheduler_emulator_host=read("TRAINYARD_SCHEDULER_EMULATOR_HOST", environ),
             firestore_emulator_host=read("FIRESTORE_EMULATOR_HOST", environ),

@@ -82,7 +82,8 @@ locals {
       fields     = [["status", "ASCENDING"], ["at", "DESCENDING"]]
     }
     # Lists show only the caller's teams (`team in [...]`, shared/services/access.team_filter): the run
-    # list's filter combinations with team, the promotion list, and the catalog and schedule lists.
+    # list's filter combinations with team, the promotion list, and the catalog and schedule lists; also
+    # the spend guard's read of a team's recent runs (shared/services/spending.quote).
     "training_runs-team-created_at" = {
       collection = "training_runs"
       fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.pipelines import JobRequest
 from shared.contract.pipeline_jobs import JobSnapshot
-from shared.adapters.repository import TEAMS_KEY, epoch_doc_id
+from shared.adapters.repository import TEAMS_KEY, epoch_doc_id, ledger_id
 from shared.domain.runs import now
 
 
@@ -52,6 +52,7 @@ class InMemoryRepository:
         self.statuses: dict[str, dict] = {}
         self.audit: dict[str, dict] = {}
         self.fail_audit: Optional[Exception] = None  # the next audit writes raise this
+        self.ledgers: dict[str, dict] = {}
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -161,6 +162,16 @@ class InMemoryRepository:
 
     def get_status(self, name):
         return copy.deepcopy(self.statuses.get(name))
+
+    def mutate_ledger(self, team, month, fold):
+        with self.lock:  # one lock, as Firestore's transaction serialises writers of one document
+            new = fold(copy.deepcopy(self.ledgers.get(ledger_id(team, month))))
+            if new is not None:
+                self.ledgers[ledger_id(team, month)] = copy.deepcopy(new)
+            return copy.deepcopy(new)
+
+    def get_ledger(self, team, month):
+        return copy.deepcopy(self.ledgers.get(ledger_id(team, month)))
 
     def get_schedule(self, schedule_id):
         doc = self.schedules.get(schedule_id)

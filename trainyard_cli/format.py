@@ -12,7 +12,7 @@ from shared.settings import read
 _COLOURS = {
     "completed": "32", "deployed": "32", "sufficient": "32", "insufficient": "31", "active": "32", "ok": "32",
     "failed": "31", "cancelled": "31", "cancelling": "31",
-    "not_blessed": "33", "paused": "33", "skipped": "33",
+    "not_blessed": "33", "paused": "33", "skipped": "33", "awaiting_approval": "33",
     "running": "36", "submitting": "36", "pending": "36", "scheduled": "36", "deploying": "36", "queued": "36",
 }
 

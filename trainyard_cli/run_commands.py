@@ -1,5 +1,5 @@
 """`trainyard runs …` beyond create/list/get/watch/cancel/delete: the run actions (retry, deploy,
-push-anyway, submit, run-now, restore) and the run's data (logs [-f], history, artifacts, errors), one
+push-anyway, submit, run-now, restore, approve, reject) and the run's data (logs [-f], history, artifacts, errors), one
 command per API route, named as the route is."""
 from __future__ import annotations
 
@@ -40,10 +40,16 @@ def register(runs, common) -> None:
     for name, helptext in (("push-anyway", "register a not-blessed run's model anyway"),
                            ("submit", "submit a draft, or queue a pending run again"),
                            ("run-now", "start a scheduled run now (its one-time schedule is consumed)"),
-                           ("restore", "bring a deleted run back before its grace period ends")):
+                           ("restore", "bring a deleted run back before its grace period ends"),
+                           ("approve", "a team admin approves a run above the team's per-run cap: it is queued")):
         action = common(runs.add_parser(name, help=helptext))
         action.add_argument("run_id")
         action.set_defaults(handler=simple_action, route=name)
+
+    reject = common(runs.add_parser("reject", help="a team admin rejects a run awaiting approval: it is cancelled"))
+    reject.add_argument("run_id")
+    reject.add_argument("--reason", help="why (shown on the run)")
+    reject.set_defaults(handler=reject_run)
 
     logs = common(runs.add_parser("logs", help="the run's pipeline logs (-f follows until the run ends)"))
     logs.add_argument("run_id")
@@ -104,6 +110,12 @@ def deploy_run(args, client, ui: Output) -> int:
 
 def simple_action(args, client, ui: Output) -> int:
     data = client.post(f"/api/training-runs/{args.run_id}/{args.route}")
+    ui.result(data, lambda d: action_result(ui, d))
+    return 0
+
+
+def reject_run(args, client, ui: Output) -> int:
+    data = client.post(f"/api/training-runs/{args.run_id}/reject", {"reason": args.reason} if args.reason else {})
     ui.result(data, lambda d: action_result(ui, d))
     return 0
 

@@ -61,6 +61,11 @@ export function renderCard(run, now = new Date()) {
     case 'draft':
       body = line(['Saved as a draft: not submitted', `Created ${ago(run.created_at, now)}${run.created_by ? ` by ${esc(run.created_by)}` : ''}`]);
       break;
+    case 'awaiting_approval':
+      body = line([`<span class="card-warn">Awaiting a team admin's approval: ${esc(run.approval?.reason || 'above the per-run cap')}</span>`,
+        run.approval?.estimate ? `Estimate: ${esc(run.approval.estimate.gpu_hours)} GPU-hours, $${esc(run.approval.estimate.usd)}` : '',
+        `Created ${ago(run.created_at, now)}${run.created_by ? ` by ${esc(run.created_by)}` : ''}`]);
+      break;
     case 'pending':
       body = line(['Waiting for resources…', `Created ${ago(run.created_at, now)}`]);
       break;
@@ -110,7 +115,7 @@ export function renderCard(run, now = new Date()) {
         `Created ${ago(run.created_at, now)}`]);
   }
   const { left, right } = actionsFor(run);
-  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
+  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
   const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${right.map(button).join('')}</div></div>`;
   return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${actions}</article>`;
 }

@@ -35,19 +35,19 @@ export function humanize(value) {
 }
 
 const STATUS_LABEL = {
-  draft: 'Draft', pending: 'Pending', scheduled: 'Scheduled', submitting: 'Submitting', running: 'Running',
+  draft: 'Draft', awaiting_approval: 'Awaiting approval', pending: 'Pending', scheduled: 'Scheduled', submitting: 'Submitting', running: 'Running',
   cancelling: 'Cancelling', completed: 'Completed', failed: 'Failed', cancelled: 'Cancelled',
   not_blessed: 'Not Blessed',
 };
 const STATUS_ICON = {
-  draft: '📝', pending: '⏳', scheduled: '⏰', submitting: '📤', running: '🔄', cancelling: '⏹️', completed: '✅',
+  draft: '📝', awaiting_approval: '✋', pending: '⏳', scheduled: '⏰', submitting: '📤', running: '🔄', cancelling: '⏹️', completed: '✅',
   failed: '❌', cancelled: '⊘', not_blessed: '⚠️',
 };
 export const statusLabel = (status) => STATUS_LABEL[status] || humanize(status);
 export const statusIcon = (status) => STATUS_ICON[status] || '•';
 
 // Filter chips: All, the active statuses that have no chip of their own as "Running", then one per status.
-const OWN_CHIP = new Set(['scheduled']);
+const OWN_CHIP = new Set(['scheduled', 'awaiting_approval']);
 const CHIP_LABEL = { draft: 'Drafts' };
 
 /** [key, label, statuses (null: all)] per chip, from the server's statuses. */
@@ -177,7 +177,7 @@ export function cssStatus(status) {
 }
 
 // Destructive actions sit on the card's right; the rest on its left, in the server's order.
-const RIGHT_ACTIONS = new Set(['cancel', 'delete']);
+const RIGHT_ACTIONS = new Set(['cancel', 'delete', 'reject']);
 
 /** Whether the page offers this action beyond the server's rule: no second deploy while one is under
  * way or done, no second push once pushed, no delete of a run whose model is deployed or on its way. */

@@ -18,7 +18,7 @@ const base = { id: 'tr-1', name: 'product-recommender-v3', model_type: 'retrieva
 
 describe('card actions per state', () => {
   const cases = {
-    draft: [['view', 'submit'], ['delete']], pending: [['view'], ['cancel']], scheduled: [['view', 'run-now'], ['cancel']], submitting: [['view'], ['cancel']],
+    draft: [['view', 'submit'], ['delete']], awaiting_approval: [['view', 'approve'], ['reject', 'cancel']], pending: [['view'], ['cancel']], scheduled: [['view', 'run-now'], ['cancel']], submitting: [['view'], ['cancel']],
     running: [['view'], ['cancel']], cancelling: [['view'], []], failed: [['view', 'retry'], ['delete']],
     cancelled: [['view', 'retry'], ['delete']], not_blessed: [['view', 'push-anyway'], ['delete']],
     completed: [['view'], ['delete']],
@@ -74,7 +74,7 @@ describe('the server\'s vocabulary', () => {
     expect(statusChips().map(([key]) => key)).toContain('quota_waiting');
   });
   it('chips: All, Running (the active statuses without a chip of their own), one per other status', () => {
-    expect(statusChips().map(([key]) => key)).toEqual(['all', 'active', 'draft', 'scheduled', 'completed', 'failed', 'cancelled', 'not_blessed']);
+    expect(statusChips().map(([key]) => key)).toEqual(['all', 'active', 'draft', 'awaiting_approval', 'scheduled', 'completed', 'failed', 'cancelled', 'not_blessed']);
     expect(statusChips()[1][2]).toEqual(['pending', 'submitting', 'running', 'cancelling']);
   });
   it('without a vocabulary a card still renders, offering only View', () => {

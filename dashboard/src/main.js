@@ -201,6 +201,16 @@ async function runAction(action, runId) {
       case 'retry':
         toast((await post(`/api/training-runs/${runId}/retry`)).message || 'Retry queued');
         return;
+      case 'approve': // above the team's per-run cap: a team admin's decision (docs/security.md, Spend guard)
+        if (!(await confirmDialog(`Approve "${run.name}"? ${run.approval?.reason || ''}`))) return;
+        await post(`/api/training-runs/${runId}/approve`);
+        toast(`${run.name}: approved and queued`);
+        return;
+      case 'reject':
+        if (!(await confirmDialog(`Reject "${run.name}"? It will be cancelled.`))) return;
+        await post(`/api/training-runs/${runId}/reject`);
+        toast(`${run.name}: rejected`);
+        return;
       case 'deploy':
         toast((await post(`/api/training-runs/${runId}/deploy`)).message || 'Deployment queued');
         return;

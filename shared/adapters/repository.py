@@ -26,6 +26,7 @@ HISTORY = "history"
 COUNTERS = "counters"
 STATUS = "trainyard_status"  # status/reconciler: what the reconciler checked and repaired
 AUDIT = "audit_records"  # the audit trail (shared/domain/audit.py); expire_at is its TTL field (terraform/firestore.tf)
+LEDGERS = "spend_ledgers"  # {team}-{YYYY-MM}: a team's spend this month (shared/domain/spend.py)
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
@@ -107,6 +108,16 @@ class Repository(Protocol):
     def list_audit(self, query, limit: int) -> list[dict]:
         """Audit records matching an audit.Query (equality filters, since <= at < until, after the cursor),
         newest first (at, then id, descending)."""
+    def mutate_ledger(self, team: str, month: str, fold: Callable[[Optional[dict]], Optional[dict]]) -> Optional[dict]:
+        """In one transaction: the team's ledger for the month (None when there is none yet) → fold → stored
+        (fold returns None: nothing written; it may raise to refuse). Returns what was stored, or None.
+        The one document per team-month is what makes two admissions against the last budget serialise."""
+
+    def get_ledger(self, team: str, month: str) -> Optional[dict]: ...
+
+
+def ledger_id(team: str, month: str) -> str:
+    return f"{team}-{month}"
 
 
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
@@ -456,3 +467,18 @@ class FirestoreRepository:
             found = found.start_after({"at": query.after[0],
                                        "__name__": self.db.collection(AUDIT).document(query.after[1])})
         return [snap.to_dict() for snap in found.limit(limit).stream()]
+    def mutate_ledger(self, team: str, month: str, fold: Callable[[Optional[dict]], Optional[dict]]) -> Optional[dict]:
+        ref = self.db.collection(LEDGERS).document(ledger_id(team, month))
+
+        def apply(tx):
+            snap = ref.get(transaction=tx)
+            ledger = fold(snap.to_dict() if snap.exists else None)
+            if ledger is not None:
+                tx.set(ref, ledger)
+            return ledger
+
+        return self._in_transaction(apply)
+
+    def get_ledger(self, team: str, month: str) -> Optional[dict]:
+        snap = self.db.collection(LEDGERS).document(ledger_id(team, month)).get()
+        return snap.to_dict() if snap.exists else None

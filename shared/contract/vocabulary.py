@@ -30,6 +30,9 @@ _REGISTERED = "vertex_model_resource_name"  # a run whose model is in the Model 
 ACTIONS: tuple[dict, ...] = (
     {"name": "submit", "statuses": (runs.DRAFT,), "method": "POST", "path": f"{_RUN}/submit"},
     {"name": "run-now", "statuses": (runs.SCHEDULED,), "method": "POST", "path": f"{_RUN}/run-now"},
+    # a team admin's decision on a run above the team's per-run cap (shared/services/spending.py)
+    {"name": "approve", "statuses": (runs.AWAITING_APPROVAL,), "method": "POST", "path": f"{_RUN}/approve"},
+    {"name": "reject", "statuses": (runs.AWAITING_APPROVAL,), "method": "POST", "path": f"{_RUN}/reject"},
     {"name": "cancel", "statuses": runs.CANCELLABLE, "method": "POST", "path": f"{_RUN}/cancel"},
     {"name": "retry", "statuses": runs.RETRYABLE, "method": "POST", "path": f"{_RUN}/retry"},
     {"name": "deploy", "statuses": runs.DEPLOYABLE, "requires": (_REGISTERED,), "method": "POST",

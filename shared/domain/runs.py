@@ -24,10 +24,13 @@ CANCELLING = "cancelling"
 PUSHING, PUSHED, PUSH_FAILED = "pushing", "pushed", "failed"
 # Saved from the wizard without submitting (spec §4 "Save as Draft"); POST …/submit makes it pending.
 DRAFT = "draft"
-STATUSES = (DRAFT, PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
+# Above its team's per-run cap (GPUs or money): waits for a team admin's approve (→ pending) or reject
+# (→ cancelled); shared/services/spending.py.
+AWAITING_APPROVAL = "awaiting_approval"
+STATUSES = (DRAFT, AWAITING_APPROVAL, PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, NOT_BLESSED})
 # cancelling ranks above running so a late "running" event never undoes a cancel request.
-_STATUS_RANK = {DRAFT: -1, PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3,
+_STATUS_RANK = {DRAFT: -1, AWAITING_APPROVAL: -1, PENDING: 0, SCHEDULED: 0, SUBMITTING: 1, RUNNING: 2, CANCELLING: 3,
                 **{s: 4 for s in TERMINAL}}
 
 # Share of the progress bar each stage stands for (Train dominates; it advances per epoch).
@@ -345,9 +348,9 @@ def public_view(doc: dict) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- intents (shared/services/intents.py)
 
-CANCELLABLE = (PENDING, SCHEDULED, SUBMITTING, RUNNING)
+CANCELLABLE = (AWAITING_APPROVAL, PENDING, SCHEDULED, SUBMITTING, RUNNING)
 RETRYABLE = (FAILED, CANCELLED)
-ACTIVE = (PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING)
+ACTIVE = (AWAITING_APPROVAL, PENDING, SCHEDULED, SUBMITTING, RUNNING, CANCELLING)
 DELETABLE = (DRAFT, COMPLETED, FAILED, CANCELLED, NOT_BLESSED)  # nothing of it still runs
 DEPLOYABLE = (COMPLETED, NOT_BLESSED)  # when its model is registered (a not_blessed one: pushed anyway)
 
@@ -368,7 +371,7 @@ def request_cancel(doc: dict, by: str, at: datetime) -> dict:
     new["cancelled_by"] = by
     new["cancel_requested_at"] = at
     new["cancel_requested_in"] = doc["status"]
-    if doc["status"] in (PENDING, SCHEDULED):
+    if doc["status"] in (AWAITING_APPROVAL, PENDING, SCHEDULED):
         new["status"] = CANCELLED
         new["cancelled_at_stage"] = None  # it never started
         new["cancelled_at_epoch"] = None
@@ -413,8 +416,8 @@ def release_scheduled(doc: dict) -> Optional[dict]:
 
 
 def cancel_waiting(doc: dict, identity: str, at: datetime, reason: str) -> Optional[dict]:
-    """A run that never started (scheduled) is cancelled outright: there is no job to stop."""
-    if doc["status"] != SCHEDULED:
+    """A run that never started (scheduled, or awaiting approval) is cancelled outright: there is no job to stop."""
+    if doc["status"] not in (SCHEDULED, AWAITING_APPROVAL):
         return None
     return {**doc, "status": CANCELLED, "cancelled_by": identity, "completed_at": at, "error_message": "",
             "cancelled_at_stage": None, "warnings": doc.get("warnings", []) + [reason]}

@@ -70,12 +70,15 @@ class ScheduleRequest(BaseModel):
     timezone: str = "UTC"
     start_at: Optional[datetime] = None
     end_at: Optional[datetime] = None
-    max_concurrent_runs: int = Field(1, ge=1, le=20)
+    # Tighter than before the security review (H4: 20 / 50 / 50): the team's budget is the real bound, these
+    # keep one schedule from filling it in one go.
+    max_concurrent_runs: int = Field(1, ge=1, le=10)
     concurrency_policy: Literal["skip", "queue"] = SKIP
-    max_queued_runs: int = Field(5, ge=1, le=50)
+    max_queued_runs: int = Field(5, ge=1, le=20)
     catch_up: Literal["none", "latest", "all"] = CATCH_UP_NONE
-    catch_up_limit: int = Field(5, ge=1, le=50, description="catch_up=all: at most this many missed slots")
-    auto_pause_after_failures: int = Field(3, ge=0, le=100, description="0: never auto-pause")
+    catch_up_limit: int = Field(5, ge=1, le=10, description="catch_up=all: at most this many missed slots")
+    auto_pause_after_failures: int = Field(3, ge=0, le=100, description="0: never auto-pause (only for slots a day "
+                                                                        "or more apart: shared/domain/spend.py)")
     notifications: Optional[NotificationConfig] = Field(None, description="told when the schedule auto-pauses (its "
                                                                           "runs' own come from run_template)")
     run_template: dict[str, Any]

@@ -178,10 +178,16 @@ def _numbers(spec, kind, path: str, bad):
     return kind(**values)
 
 
+# The demo team's schedules: Cloud Scheduler's own floor (one minute, its cron's finest unit) and no practical cap;
+# the local stack spends nothing, and its tests fire per-minute schedules.
+DEMO_SCHEDULES = ScheduleLimits(min_interval_minutes=1, max_active=1000)
+
+
 def demo(identity: str) -> tuple[Team, ...]:
     """The local stack's team when none is declared: its developer is its admin; it may use anything."""
     return (Team(name=DEMO_TEAM, members={principal(identity): ADMIN} if "@" in identity else {},
-                 model_names=(ANYTHING,), endpoints=(ANYTHING,), datasets=(ANYTHING,), buckets=(ANYTHING,)),)
+                 model_names=(ANYTHING,), endpoints=(ANYTHING,), datasets=(ANYTHING,), buckets=(ANYTHING,),
+                 schedules=DEMO_SCHEDULES),)
 
 
 # --------------------------------------------------------------------------- who the caller is

@@ -24,7 +24,8 @@ def register_action_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training-runs/<run_id>/retry")
     def retry_run(run_id):
-        return answer(intents.retry_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True)), True)
+        return answer(intents.retry_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True),
+                                        deps.settings, deps.run_data), True)
 
     @app.post("/api/training-runs/<run_id>/deploy")
     def deploy_run(run_id):

@@ -11,6 +11,7 @@ from shared.domain import runs
 from shared import log
 from shared.composition import Dependencies
 from shared.domain import teams
+from shared.domain.spend import OverBudget
 from shared.errors import Conflict, FieldError, Forbidden, NotFound, TransientError, Unauthenticated
 from shared.http.action_routes import register_action_routes
 from shared.http.admin_routes import register_admin_routes
@@ -20,6 +21,7 @@ from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
 from shared.http.identity import authenticate
 from shared.http.schedule_routes import register_schedule_routes
+from shared.http.spend_routes import register_spend_routes
 from shared.http.vocabulary_routes import register_vocabulary_routes
 from shared.http.request_body import body
 from shared.services import catalog_entries, intake, intents, run_data
@@ -94,6 +96,11 @@ def create_app(deps: Dependencies) -> Flask:
     def conflict(exc):
         return jsonify(success=False, error="conflict", message=str(exc)), 409
 
+    @app.errorhandler(OverBudget)
+    def over_budget(exc: OverBudget):  # 409: allowed in itself, not against this month's ledger (it may pass later)
+        return jsonify(success=False, error="over_budget", message=str(exc), team=exc.team, month=exc.month,
+                       budget=exc.budget, spent=exc.spent, run_cost=exc.run_cost), 409
+
     @app.errorhandler(TransientError)
     def unavailable(exc):
         log.warning("transient failure", path=request.path, error=str(exc))
@@ -142,7 +149,7 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/training-runs/<run_id>/submit")
     def submit_run(run_id):
-        run = intake.submit_run(deps.repo, deps.publisher, run_id, g.caller)
+        run = intake.submit_run(deps.repo, deps.publisher, run_id, g.caller, deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
     # ---------------------------------------------------------------- catalog
@@ -179,4 +186,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_reconciler_routes(app, deps)  # GET /api/reconciler (shared/http/reconciler_routes.py)
     register_vocabulary_routes(app)  # GET /api/vocabulary (shared/http/vocabulary_routes.py)
     register_admin_routes(app, deps)  # admin-only: dead-letter list and replay (shared/http/admin_routes.py)
+    register_spend_routes(app, deps)  # approve / reject a run above its team's cap; a team's spend
     return app

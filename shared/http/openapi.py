@@ -5,6 +5,7 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
+from shared.domain import runs
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
@@ -30,7 +31,9 @@ def _errors(*codes: int) -> dict:
             403: "not allowed to this identity: its role on the resource's team is short of what the action "
                  "needs (team, role and needed say which; docs/security.md), or an admin route "
                  "(TRAINYARD_ADMINS)", 404: "not found",
-            409: "not allowed in the run's current state", 503: "a service it depends on is unavailable; retry shortly"}
+            409: "not allowed in the run's current state (error over_budget: over the team's monthly budget; "
+                 "the message says the budget, what is spent this month and what the run would cost)",
+            503: "a service it depends on is unavailable; retry shortly"}
     return {str(c): _response(text[c], _ERROR) for c in codes}
 
 
@@ -54,6 +57,7 @@ def document() -> dict:
         "errors": {"type": "array", "items": {"type": "object", "properties": {
             "field": {"type": "string"}, "message": {"type": "string"}}}}}}
     schemas["TrainingRun"] = {"type": "object", "description": "a training run document (spec §6.1)",
+                              "properties": {"status": {"enum": list(runs.STATUSES)}},
                               "additionalProperties": True}
 
     def ref(name: str) -> dict:
@@ -118,6 +122,9 @@ def document() -> dict:
     from shared.http.admin_routes import openapi_paths as admin_paths
 
     paths.update(admin_paths(_response, _errors))
+    from shared.http.spend_routes import openapi_paths as spend_paths
+
+    paths.update(spend_paths(_response, _errors))
     paths.update(_action_paths(ref, run_id))
     for path, operations in paths.items():  # every route on a team's resources can refuse the caller's role
         if path.startswith(TEAM_ROUTES):

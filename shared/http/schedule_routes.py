@@ -16,7 +16,8 @@ def register_schedule_routes(app: Flask, deps) -> None:
     @app.post("/api/training/schedules")
     def create_schedule():
         schedule = scheduling.create_schedule(deps.repo, body(), g.caller, deps.settings.teams, deps.scheduler_jobs,
-                                              targets=deps.notification_targets, admins=deps.settings.admins)
+                                              targets=deps.notification_targets, admins=deps.settings.admins,
+                                              settings=deps.settings)
         return jsonify(success=True, schedule=schedules.public_view(schedule)), 201
 
     @app.get("/api/training/schedules/<schedule_id>")
@@ -31,7 +32,7 @@ def register_schedule_routes(app: Flask, deps) -> None:
     @app.post("/api/training/schedules/<schedule_id>/resume")
     def resume_schedule(schedule_id):
         return jsonify(success=True, **scheduling.resume_schedule(deps.repo, deps.publisher, schedule_id, g.caller,
-                                                                      deps.scheduler_jobs))
+                                                                      deps.scheduler_jobs, settings=deps.settings))
 
     @app.post("/api/training/schedules/<schedule_id>/cancel")
     def cancel_schedule(schedule_id):
@@ -39,12 +40,12 @@ def register_schedule_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training/schedules/<schedule_id>/trigger")
     def trigger_schedule(schedule_id):
-        result = scheduling.trigger_schedule(deps.repo, deps.publisher, schedule_id, g.caller)
+        result = scheduling.trigger_schedule(deps.repo, deps.publisher, schedule_id, g.caller, settings=deps.settings)
         return jsonify(success=True, **result), 201 if result["training_run"] else 200
 
     @app.post("/api/training-runs/<run_id>/run-now")
     def run_now(run_id):
-        run = scheduling.run_now(deps.repo, deps.publisher, run_id, g.caller, deps.scheduler_jobs)
+        run = scheduling.run_now(deps.repo, deps.publisher, run_id, g.caller, deps.scheduler_jobs, settings=deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
 

@@ -12,7 +12,8 @@ from shared.contract.labels import DATA_RUNNER_LABEL, DATAFLOW_MACHINE_LABEL, DA
 
 
 @lru_cache(maxsize=4)
-def _table(path: str) -> dict:
+def price_table(path: str) -> dict:
+    """The price table (cached: it is read once per path)."""
     return cost.load_table(path or None)
 
 
@@ -28,7 +29,7 @@ def priced(doc: Optional[dict], labels: Optional[dict] = None, settings=None) ->
     try:
         shape = cost.DataflowShape(machine_type=labels.get(DATAFLOW_MACHINE_LABEL) or settings.dataflow_machine_type,
                                    max_workers=int(labels.get(DATAFLOW_WORKERS_LABEL) or settings.dataflow_max_workers))
-        estimate = cost.estimate(doc, _table(settings.price_table), settings.region, labels.get(DATA_RUNNER_LABEL), shape)
+        estimate = cost.estimate(doc, price_table(settings.price_table), settings.region, labels.get(DATA_RUNNER_LABEL), shape)
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("run cost not estimated", run_id=doc.get("id"), error=str(exc))
         return doc

@@ -10,7 +10,9 @@ submitted (`POST …/submit`).
    for the next create). Not attached to the run later: Cloud Run gives an instance CPU only while it
    serves a request (https://cloud.google.com/run/docs/configuring/billing-settings), so a write after
    the response may never happen, and the submitter may already hold the run;
-3. store: now → `pending` and queued for submission; with a future `scheduled_at` → a one-time schedule
+3. spend guard (shared/services/spending.py): the run's estimate is reserved on its team's monthly ledger,
+   or it waits in `awaiting_approval` above the team's per-run cap, or it is refused over the month's budget;
+4. store: now → `pending` and queued for submission; with a future `scheduled_at` → a one-time schedule
    and its run, `scheduled` (shared/services/scheduling.schedule_run), with the same schedules adapter as
    `POST /api/training/schedules`.
 """
@@ -26,7 +28,7 @@ from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import access, catalog_entries, notification_targets, queueing, run_builder, scheduling
+from shared.services import access, catalog_entries, notification_targets, queueing, run_builder, scheduling, spending
 from shared.services.run_data import get_run
 
 
@@ -58,8 +60,13 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, d
         stored, _ = repo.create_run({**doc, "status": runs.DRAFT}, counter_key=run_builder.run_counter(settings),
                                     run_id=run_id)
         return stored
-    stored, created = repo.create_run(doc, counter_key=run_builder.run_counter(settings), run_id=run_id)
-    if created:
+    doc = spending.admit(repo, doc, run_id, settings, at)  # OverBudget, or awaiting_approval above the run cap
+    try:
+        stored, created = repo.create_run(doc, counter_key=run_builder.run_counter(settings), run_id=run_id)
+    except Exception:
+        spending.release(repo, doc, at)
+        raise
+    if created and stored["status"] == runs.PENDING:
         queueing.queue_submit(publisher, stored)
     return stored
 
@@ -88,15 +95,28 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
     return None
 
 
-def _submitted(doc: dict) -> Optional[dict]:
-    return {**doc, "status": runs.PENDING} if doc["status"] == runs.DRAFT else None
-
-
-def submit_run(repo: Repository, publisher: Publisher, run_id: str, who: Caller) -> dict:
-    """Submit a draft (draft → pending), or queue a pending run again (e.g. after a failed publish).
+def submit_run(repo: Repository, publisher: Publisher, run_id: str, who: Caller, settings=None) -> dict:
+    """Submit a draft (draft → pending, or awaiting_approval above the team's per-run cap; admitted by the
+    spend guard), or queue a pending run again (e.g. after a failed publish).
     Idempotent: the submitter's claim makes a repeated message harmless."""
-    access.run(repo, who, run_id, teams.TRAINER, "submitting a run")  # 404 for an unknown run
-    run = repo.mutate_run(run_id, _submitted) or get_run(repo, run_id)
+    draft = access.run(repo, who, run_id, teams.TRAINER, "submitting a run")  # 404 for an unknown run
+    admitted = None
+    if draft["status"] == runs.DRAFT:
+        admitted = spending.admit(repo, {**draft, "status": runs.PENDING}, run_id, settings)
+
+    def submitted(doc: dict) -> Optional[dict]:
+        if doc["status"] != runs.DRAFT or admitted is None:
+            return None
+        return {**doc, "status": admitted["status"],
+                **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
+
+    run = repo.mutate_run(run_id, submitted)
+    if run is None:
+        run = get_run(repo, run_id)
+        if admitted is not None and (run.get("spend") or {}).get("key") != (admitted.get("spend") or {}).get("key"):
+            spending.release(repo, admitted)
+    if run["status"] == runs.AWAITING_APPROVAL:
+        return run
     if run["status"] != runs.PENDING:
         raise Conflict(f"run {run_id} is {run['status']}; only drafts and pending runs can be submitted")
     queueing.publish_submit(publisher, run)

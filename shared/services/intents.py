@@ -8,6 +8,7 @@ lost publish heals itself).
 """
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any, Iterable, Optional
 
@@ -19,7 +20,8 @@ from shared.domain import runs, teams
 from shared.domain.teams import Caller
 from shared.domain.run_config import GpuConfig, TrainingParams
 from shared.errors import Conflict, FieldError, NotFound
-from shared.services import access, lifecycle, queueing
+from shared.services import access, intake, lifecycle, queueing, spending
+from shared.services.run_data import get_run
 from shared.services.deployments import DeployBody, publish_command, request_deployment
 from shared.validation import parse
 
@@ -39,8 +41,8 @@ def cancel_run(repo, publisher, run_id: str, who: Caller) -> dict:
         if doc["status"] in (runs.CANCELLING, runs.CANCELLED):
             return None
         if doc["status"] not in runs.CANCELLABLE:
-            raise Conflict(f"run {run_id} is {doc['status']}; only pending, scheduled, submitting or running runs "
-                           f"can be cancelled")
+            raise Conflict(f"run {run_id} is {doc['status']}; only awaiting_approval, pending, scheduled, submitting "
+                           f"or running runs can be cancelled")
         return runs.request_cancel(doc, identity, runs.now())
 
     run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)  # cancelled at once: its schedule settles
@@ -80,29 +82,101 @@ def _retry_config(doc: dict, body: RetryBody) -> tuple[dict, dict, dict]:
     return params, gpu, changes
 
 
-def retry_run(repo, publisher, run_id: str, who: Caller, body: Any) -> dict:
+def _next_attempt(doc: dict, request: RetryBody, run_id: str, identity: str, at) -> Optional[dict]:
+    """The run's next attempt (pending), or None when the retry was already made; 409/400 when it cannot be."""
+    if request.attempt is not None and doc["attempt"] > request.attempt:
+        return None  # that attempt was already retried
+    if request.attempt is not None and request.attempt != doc["attempt"]:
+        raise FieldError.one("attempt", f"run {run_id} is on attempt {doc['attempt']}, not {request.attempt}")
+    if request.attempt is None and doc["status"] in runs.ACTIVE and doc["attempt"] > 1:
+        return None  # a retry is already under way
+    if doc["status"] not in runs.RETRYABLE:
+        raise Conflict(f"run {run_id} is {doc['status']}; only failed or cancelled runs can be retried")
+    params, gpu, changes = _retry_config(doc, request)
+    return runs.prepare_retry(doc, identity, at, params, gpu, changes)
+
+
+def retry_run(repo, publisher, run_id: str, who: Caller, body: Any, settings=None, run_data=None) -> dict:
+    """The next attempt, admitted by the spend guard as a new run is (reserved, awaiting approval above the
+    team's per-run cap, or refused over the month's budget) and checked against the GPU quota when
+    `run_data` is given."""
     access.run(repo, who, run_id, teams.TRAINER, "retrying a run")
     identity = who.email
     request = parse(RetryBody, body if body is not None else {})
+    at = runs.now()
+    first = _next_attempt(get_run(repo, run_id), request, run_id, identity, at)
+    admitted = spending.admit(repo, first, run_id, settings, at) if first is not None else None
 
     def decide(doc):
-        if request.attempt is not None and doc["attempt"] > request.attempt:
-            return None  # that attempt was already retried
-        if request.attempt is not None and request.attempt != doc["attempt"]:
-            raise FieldError.one("attempt", f"run {run_id} is on attempt {doc['attempt']}, not {request.attempt}")
-        if request.attempt is None and doc["status"] in runs.ACTIVE and doc["attempt"] > 1:
-            return None  # a retry is already under way
-        if doc["status"] not in runs.RETRYABLE:
-            raise Conflict(f"run {run_id} is {doc['status']}; only failed or cancelled runs can be retried")
-        params, gpu, changes = _retry_config(doc, request)
-        return runs.prepare_retry(doc, identity, runs.now(), params, gpu, changes)
+        new = _next_attempt(doc, request, run_id, identity, at)
+        if new is None:
+            return None
+        if admitted is None or new["attempt"] != admitted["attempt"]:
+            raise Conflict(f"run {run_id} changed while it was being retried; retry it again")
+        new.pop("approval", None)  # an earlier attempt's approval does not carry over
+        return {**new, "status": admitted["status"], **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
 
     run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    if admitted is not None and (run.get("spend") or {}).get("key") != (admitted.get("spend") or {}).get("key"):
+        spending.release(repo, admitted, at)  # this request's reservation did not become the run's
     known = len(run.setdefault("warnings", []))
+    if changed and run_data is not None and settings is not None:  # the GPU quota pre-flight, as at create
+        warning = intake.quota_warning(run_data, run, settings)
+        if warning:
+            run["warnings"].append(warning)
     if run["status"] == runs.PENDING:  # queued (again): the submitter's claim makes a duplicate harmless
         queueing.queue_submit(publisher, run)
     message = f"attempt {run['attempt']} queued" if changed else f"attempt {run['attempt']} is already under way"
     return {**_outcome(run, changed, message), "warnings": run["warnings"][known:]}
+
+
+# --------------------------------------------------------------------------- approve / reject (above the team's per-run cap)
+
+
+def approve_run(repo: Repository, publisher, run_id: str, identity: str, settings=None) -> dict:
+    """awaiting_approval → pending and queued, reserved on the ledger (the month's budget still applies)."""
+    run = get_run(repo, run_id)
+    if run["status"] != runs.AWAITING_APPROVAL:
+        if run.get("approval", {}).get("approved_by"):
+            return run  # a repeat
+        raise Conflict(f"run {run_id} is {run['status']}; only a run awaiting approval can be approved")
+    at = runs.now()
+    admitted = spending.admit(repo, run, run_id, settings, at, approval_needed=False)
+
+    def decide(doc):
+        if doc["status"] != runs.AWAITING_APPROVAL:
+            return None
+        return {**doc, "status": runs.PENDING, "spend": admitted.get("spend"),
+                "approval": {**doc.get("approval", {}), "approved_by": identity, "approved_at": at}}
+
+    moved, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    if not changed and moved.get("spend", {}).get("key") != (admitted.get("spend") or {}).get("key"):
+        spending.release(repo, admitted, at)
+    if moved["status"] == runs.PENDING:
+        queueing.queue_submit(publisher, moved)
+    return moved
+
+
+def reject_run(repo: Repository, publisher, run_id: str, identity: str, body) -> dict:
+    """awaiting_approval → cancelled, with the admin's reason on the run."""
+    body = body if body is not None else {}
+    reason = body.get("reason", "") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or len(reason) > 2000 or (isinstance(body, dict) and set(body) - {"reason"}):
+        raise FieldError.one("reason", "an optional string of at most 2000 characters (the only field)")
+    at = runs.now()
+
+    def decide(doc):
+        if doc["status"] == runs.CANCELLED and doc.get("approval", {}).get("rejected_by"):
+            return None
+        if doc["status"] != runs.AWAITING_APPROVAL:
+            raise Conflict(f"run {run_id} is {doc['status']}; only a run awaiting approval can be rejected")
+        new = runs.cancel_waiting(doc, identity, at, f"rejected by {identity}" + (f": {reason}" if reason else ""))
+        new["approval"] = {**copy.deepcopy(doc.get("approval", {})), "rejected_by": identity, "rejected_at": at,
+                           "reason_given": reason}
+        return new
+
+    run, _ = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    return run
 
 
 # --------------------------------------------------------------------------- deploy

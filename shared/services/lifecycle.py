@@ -6,6 +6,7 @@ failure path), the API's actions, the run-commands consumer, the schedules — m
 
 - a run that ended is counted on its schedule exactly once (auto-pause after N failures, its Cloud
   Scheduler job paused too), and the schedule's next waiting run is released for submission;
+- a run that ended has its measured cost replace its spend reservation (shared/services/spending.py);
 - a completed run whose deployment_config asks for it is deployed (shared/services/deployments.py);
 - a run that reached a state its notification targets asked for (completed, failed, cancelled, not
   blessed; a schedule's auto-pause) is announced (shared/services/notify.py).
@@ -24,7 +25,7 @@ from shared import log
 from shared.errors import NotFound
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository, mutate_or_read_run
-from shared.services import deployments, notify, queueing
+from shared.services import deployments, notify, queueing, spending
 
 
 def _watching(transition: Callable[[dict], Optional[dict]], seen: dict) -> Callable[[dict], Optional[dict]]:
@@ -61,6 +62,8 @@ def after_change(repo: Repository, before: Optional[dict], after: Optional[dict]
     (a request that must not publish), the schedule's next trigger releases it."""
     if after is None:
         return
+    if runs.is_terminal(after["status"]):  # its measured cost replaces its spend reservation (idempotent)
+        spending.settle(repo, after, at)
     if publisher is not None:  # the run's notification targets are told by the run-commands consumer
         notify.queue(publisher, before, after)
     if runs.is_terminal(after["status"]) and after.get("schedule_id"):

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from shared.domain import runs, schedules, teams
+from shared.domain import runs, schedules, spend, teams
 from shared.domain.teams import Caller
 from shared import log
 from shared.contract.messages import ScheduleTrigger
@@ -19,9 +19,10 @@ from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import access, catalog_entries, lifecycle, notification_targets, run_builder
+from shared.services import access, catalog_entries, lifecycle, notification_targets, run_builder, spending
 
 HISTORY_LIMIT = 20
+ACTIVE_SCAN = 1000  # active schedules read to count a team's (a deployment has far fewer)
 
 
 def new_schedule_id() -> str:
@@ -65,11 +66,11 @@ def freeze_template(repo: Repository, template: Any, identity: str, at: datetime
 
 
 def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable[teams.Team], jobs=None,
-                    at: Optional[datetime] = None, targets=None, admins=frozenset()) -> dict:
-    """A schedule owned by the team the body names (or the caller's only team where they are trainer);
-    its dataset must be one the team may read (`admins`: TRAINYARD_ADMINS, who may write free SQL).
-    `targets` checks and seals the notification targets, the runs' and the schedule's own
-    (shared/services/notification_targets.py)."""
+                    at: Optional[datetime] = None, targets=None, admins=frozenset(), settings=None) -> dict:
+    """A schedule owned by the team the body names (or the caller's only team where they are trainer), within
+    the team's spend limits (check_spend_limits); its dataset must be one the team may read (`admins`:
+    TRAINYARD_ADMINS, who may write free SQL). `targets` checks and seals the notification targets, the runs'
+    and the schedule's own (shared/services/notification_targets.py)."""
     at = at or runs.now()
     request = schedules.parse_request(body, at)
     team = teams.team_for_new(who, request.team, declared, teams.TRAINER, "creating a schedule")
@@ -78,6 +79,7 @@ def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable
     catalog_entries.require_usable_dataset(repo, template["dataset_id"], team, declared, admins,
                                            field="run_template.dataset_id")
     doc = schedules.new_schedule(request, template, new_schedule_id(), who.email, at, team)
+    check_spend_limits(repo, doc, teams.by_name(declared, team), settings, at)
     notification_targets.check(targets, (template.get("notifications"), "run_template.notifications"),
                                (doc["notifications"], "notifications"))
     return _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
@@ -93,6 +95,22 @@ def _sealed(targets, doc: dict) -> dict:
                                                                             "run-")}
     return {**doc, "run_template": template,
             "notifications": notification_targets.seal(targets, doc["notifications"], owner)}
+
+
+def check_spend_limits(repo: Repository, doc: dict, team: Optional[teams.Team], settings, at: datetime) -> None:
+    """The spend guard on a new schedule of a team (shared/domain/spend.schedule_problems): its minimum
+    interval (400 naming cron_expression), auto_pause_after_failures=0 only for daily or rarer slots, its
+    cap on active schedules (409), and at least one slot's run must fit this month's budget (409 over_budget;
+    each slot is admitted again when it fires)."""
+    if team is None:  # a deployment without teams: its platform admins alone make schedules
+        return
+    active = sum(1 for s in repo.list_schedules(schedules.ACTIVE, ACTIVE_SCAN) if s.get("team") == team.name)
+    spend.schedule_problems(doc, team.schedules, active)
+    if team.budget != teams.Budget():
+        settings = spending.settings_or_default(settings)
+        run_cost = spending.quote(repo, settings, team, doc["run_template"])
+        month = spend.month_of(at)
+        spend.check_month(repo.get_ledger(team.name, month), team.name, month, team.budget, run_cost)
 
 
 def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:
@@ -155,7 +173,7 @@ def _require(repo: Repository, schedule_id: str) -> dict:
 
 
 def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: str, slot: datetime,
-              at: datetime, manual: bool = False, strict: bool = True) -> dict:
+              at: datetime, manual: bool = False, strict: bool = True, settings=None) -> dict:
     """Decide one slot (active / queued / skipped, per the concurrency policy), make its run with
     the deterministic `run_id`, and queue an active one for submission. Idempotent: a repeated call
     finds the decision and the run already made and only re-queues a still-pending run."""
@@ -172,9 +190,14 @@ def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: 
                         reason=schedule["skipped_slots"][-1]["reason"])
         return {"outcome": "skipped", "run": None, "schedule": schedule}
     try:
-        run = _ensure_run(repo, schedule, run_id, slot, at, manual)
-    except FieldError as exc:  # the template no longer resolves (e.g. its dataset was deleted)
-        schedule = _mutate(repo, schedule_id, lambda s: schedules.drop(s, run_id, f"run not created: {exc}", at))
+        run = _ensure_run(repo, schedule, run_id, slot, at, manual, settings)
+    except (FieldError, spending.OverBudget) as exc:  # the template no longer resolves (e.g. its dataset was
+        # deleted), or the team's month is spent: no run; why is on the schedule (skipped_slots, last_error)
+        reason = f"over budget: {exc}" if isinstance(exc, spending.OverBudget) else f"run not created: {exc}"
+        schedule = _mutate(repo, schedule_id, lambda s: schedules.drop(s, run_id, reason, at))
+        waiting = repo.get_run(run_id)  # a one-time schedule's run, made when it was scheduled
+        if waiting is not None and waiting["status"] == runs.SCHEDULED:
+            lifecycle.move_run(repo, run_id, lambda d: runs.cancel_waiting(d, "spend guard", at, reason), at=at)
         log.error("slot dropped: its run could not be created", schedule_id=schedule_id, run_id=run_id, error=str(exc))
         return {"outcome": "dropped", "run": None, "schedule": schedule or _require(repo, schedule_id)}
     if outcome == "active":
@@ -184,9 +207,18 @@ def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: 
     return {"outcome": outcome, "run": run, "schedule": schedule}
 
 
-def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool) -> dict:
+def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
+                settings=None) -> dict:
+    """The slot's run, admitted by the spend guard (reserved on its team's ledger; above the team's per-run cap
+    it waits for approval instead of its turn); OverBudget when the team's month is spent."""
     existing = repo.get_run(run_id)
     if existing is not None:
+        if existing["status"] == runs.SCHEDULED and not existing.get("spend") and not existing.get("approval"):
+            admitted = spending.admit(repo, existing, run_id, settings, at)  # a one-time schedule's run
+            if admitted is not existing:
+                changes = {k: admitted[k] for k in ("status", "spend", "approval") if k in admitted}
+                existing = repo.mutate_run(run_id, lambda d: {**d, **changes} if d["status"] == runs.SCHEDULED
+                                           else None) or repo.get_run(run_id)
         return existing
     # The template's targets were checked and sealed with the schedule: its runs refer to the same secrets.
     # The slot's run belongs to the schedule's team (a schedule made before teams: to none, like it).
@@ -195,7 +227,14 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="manual" if manual else "schedule",
                notifications=schedule["run_template"].get("notifications"))
-    stored, _ = repo.create_run(doc, counter_key=run_builder.run_counter(), run_id=run_id)
+    doc = spending.admit(repo, doc, run_id, settings, at)
+    if doc["status"] == runs.PENDING:  # admitted: it still waits for its place (scheduled) like any slot's run
+        doc["status"] = runs.SCHEDULED
+    try:
+        stored, _ = repo.create_run(doc, counter_key=run_builder.run_counter(), run_id=run_id)
+    except Exception:
+        spending.release(repo, doc, at)
+        raise
     return stored
 
 
@@ -219,7 +258,7 @@ def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Op
 
 
 def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger, published_at: Optional[datetime],
-               at: Optional[datetime] = None, jobs=None) -> str:
+               at: Optional[datetime] = None, jobs=None, settings=None) -> str:
     """A schedule-trigger message: work out its slot from the message (or its publish time) and
     fire it. Paused, cancelled and completed schedules ignore triggers. A one-time schedule's job is
     deleted once its slot fired (`jobs`): Cloud Scheduler has no one-shot jobs, so it would fire yearly."""
@@ -245,7 +284,8 @@ def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger,
         _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at))
         log.info("trigger matches no slot", schedule_id=schedule_id, published_at=published_at)
         return "no-slot"
-    result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at)
+    result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
+                       settings=settings)
     refreshed = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
     if jobs is not None and refreshed["schedule_type"] == schedules.ONCE and refreshed["status"] == schedules.COMPLETED:
         jobs.delete(refreshed)
@@ -269,7 +309,7 @@ def pause_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None, a
 
 
 def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, who: Caller, jobs=None,
-                    at: Optional[datetime] = None) -> dict:
+                    at: Optional[datetime] = None, settings=None) -> dict:
     """paused → active; the missed slots the catch-up policy asks for fire now, through the same
     concurrency policy as any slot."""
     at = at or runs.now()
@@ -290,7 +330,7 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, wh
     caught_up = []
     for slot in missed if updated is not None else []:
         result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
-                           strict=False)
+                           strict=False, settings=settings)
         caught_up.append({"slot": slot, "outcome": result["outcome"],
                           "run_id": result["run"]["id"] if result["run"] else None})
     # The job last: the missed slots are only known on the call that moved the document, so they
@@ -320,7 +360,7 @@ def cancel_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None,
 
 
 def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, who: Caller,
-                     at: Optional[datetime] = None) -> dict:
+                     at: Optional[datetime] = None, settings=None) -> dict:
     """Run now, outside the schedule's slots (an active or paused schedule); the concurrency
     policy still applies."""
     at = at or runs.now()
@@ -329,13 +369,13 @@ def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, w
         raise Conflict(f"schedule {schedule_id} is {schedule['status']}; only active or paused schedules can be "
                        f"triggered")
     result = fire_slot(repo, publisher, schedule_id, schedules.manual_run_id(schedule_id, at), at, at,
-                       manual=True, strict=False)
+                       manual=True, strict=False, settings=settings)
     return {"outcome": result["outcome"], "training_run": runs.public_view(result["run"]) if result["run"] else None,
             "schedule": schedules.public_view(result["schedule"])}
 
 
 def run_now(repo: Repository, publisher: Publisher, run_id: str, who: Caller, jobs=None,
-            at: Optional[datetime] = None) -> dict:
+            at: Optional[datetime] = None, settings=None) -> dict:
     """POST /api/training-runs/{id}/run-now: a scheduled run starts now and its one-time schedule
     is consumed (a later trigger for it is ignored)."""
     at = at or runs.now()
@@ -346,6 +386,7 @@ def run_now(repo: Repository, publisher: Publisher, run_id: str, who: Caller, jo
     if schedule["schedule_type"] != schedules.ONCE:
         raise Conflict(f"run {run_id} is queued by the recurring schedule {schedule['id']}; it starts when a "
                        f"place is free (POST /api/training/schedules/{schedule['id']}/trigger runs one now)")
-    result = fire_slot(repo, publisher, schedule["id"], run_id, run["scheduled_at"], at, manual=True, strict=False)
+    result = fire_slot(repo, publisher, schedule["id"], run_id, run["scheduled_at"], at, manual=True, strict=False,
+                       settings=settings)
     _jobs(jobs).delete(schedule)
     return result["run"] or repo.get_run(run_id)

@@ -153,13 +153,13 @@ def submits(w):
 # ----------------------------------------------------------------------------- every action × every status
 
 ALLOWED = {
-    "cancel": {runs.PENDING, runs.SCHEDULED, runs.SUBMITTING, runs.RUNNING},
+    "cancel": {runs.AWAITING_APPROVAL, runs.PENDING, runs.SCHEDULED, runs.SUBMITTING, runs.RUNNING},
     "retry": {runs.FAILED, runs.CANCELLED},
     "deploy": {runs.COMPLETED},
     "push-anyway": {runs.NOT_BLESSED},
 }
 NO_OP = {"cancel": {runs.CANCELLING, runs.CANCELLED}}
-REASON = {"cancel": "only pending, scheduled, submitting or running runs can be cancelled",
+REASON = {"cancel": "only awaiting_approval, pending, scheduled, submitting or running runs can be cancelled",
           "retry": "only failed or cancelled runs can be retried", "deploy": "deployed",
           "push-anyway": "only not_blessed runs can be pushed anyway"}
 

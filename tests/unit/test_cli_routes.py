@@ -112,6 +112,7 @@ def test_every_api_route_has_a_command(api, tmp_path):
     gated = stored_run(repo, status="not_blessed")
     pending = stored_run(repo)
     gone = stored_run(repo, status="cancelled")
+    waiting, unwanted = stored_run(repo, status="awaiting_approval"), stored_run(repo, status="awaiting_approval")
     schedule_file = write(tmp_path, "s.yaml", SCHEDULE_YAML.format(experiment=ids["experiment"]))
     dataset_file = write(tmp_path, "d.json", json.dumps(dataset_body(name="second dataset")))
     code, out = run_cli("--json", "schedules", "create", "--file", schedule_file)
@@ -131,6 +132,8 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("runs", "logs", done["id"]), ("runs", "history", done["id"]), ("runs", "artifacts", done["id"]),
         ("runs", "errors", failed["id"]), ("runs", "delete", gone["id"]), ("runs", "list", "--deleted"),
         ("runs", "restore", gone["id"]),
+        ("runs", "approve", waiting["id"]), ("runs", "reject", unwanted["id"], "--reason", "too big"),
+        ("spend", "demo"),
         ("experiments", "top"), ("experiments", "search", "quick"),
         ("catalog", "create", "datasets", "--file", dataset_file),
         *[("catalog", verb, kind) for verb in ("list",) for kind in cli.catalog_commands.KINDS],
