@@ -41,6 +41,14 @@ locals {
       collection = "training_runs"
       fields     = [["deployment_status", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # The dashboard's run listeners: where('team', 'in', teams) newest first (terraform/firestore.rules
+    # require the team constraint). With equality filters on status, model type or dataset as well,
+    # Firestore merges this index with theirs ("Taking advantage of index merging",
+    # https://firebase.google.com/docs/firestore/query-data/index-overview).
+    "training_runs-team-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     "experiments-model_type-recall_at_100" = {
       collection = "experiments"
       fields     = [["model_type", "ASCENDING"], ["metrics.recall_at_100", "DESCENDING"]]

@@ -23,6 +23,7 @@ class InMemoryRepository:
         self.counters: dict[str, int] = {}
         self.schedules: dict[str, dict] = {}
         self.statuses: dict[str, dict] = {}
+        self.access: dict[str, dict] = {}
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -127,6 +128,14 @@ class InMemoryRepository:
 
     def get_status(self, name):
         return copy.deepcopy(self.statuses.get(name))
+
+    def put_access(self, email, doc):
+        with self.lock:
+            self.access[email] = copy.deepcopy(doc)
+            self.writes += 1
+
+    def get_access(self, email):
+        return copy.deepcopy(self.access.get(email))
 
     def get_schedule(self, schedule_id):
         doc = self.schedules.get(schedule_id)

@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="straight to Pub/Sub with your own credentials, not through the API")
         action.set_defaults(handler=dead_letters)
 
+    common(groups.add_parser("whoami", help="who the API says you are: your role per team, platform admin or "
+                                            "not")).set_defaults(handler=whoami)
     common(groups.add_parser("vocabulary", help="the API's statuses, stages, metrics, GPU types and which action "
                                                 "a run offers in which status")).set_defaults(handler=show_vocabulary)
 
@@ -151,6 +153,23 @@ def show_reconciler(args, client, ui) -> int:
             ui.line(f"  {fmt.relative(repair.get('at'))}  {repair.get('run_id')}  {repair.get('action')}")
 
     ui.result(status, human)
+    return 0
+
+
+def whoami(args, client, ui) -> int:
+    """`whoami`: GET /api/me — the identity the API verified and what it may do on each team."""
+    me = client.get("/api/me")["me"]
+
+    def human(data):
+        ui.line(data["email"] + ("  (platform admin: admin on every team)" if data["platform_admin"] else ""))
+        for team, role in sorted(data["roles"].items()):
+            ui.line(f"  {team}: {role}")
+        if not data["roles"]:
+            ui.line("  no role on any team: ask a team's admin to add you (docs/security.md, \"Teams and roles\")")
+        if data.get("groups"):
+            ui.line("groups: " + ", ".join(data["groups"]))
+
+    ui.result(me, human)
     return 0
 
 

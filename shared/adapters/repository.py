@@ -25,6 +25,7 @@ SCHEDULES = "training_schedules"
 HISTORY = "history"
 COUNTERS = "counters"
 STATUS = "trainyard_status"  # status/reconciler: what the reconciler checked and repaired
+ACCESS = "access"  # access/{email}: the teams a dashboard user may read (shared/domain/access.py)
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
@@ -81,6 +82,11 @@ class Repository(Protocol):
         (The reconciler keeps its passes there: shared/services/reconcile.py.)"""
 
     def get_status(self, name: str) -> Optional[dict]: ...
+
+    def put_access(self, email: str, doc: dict) -> None:
+        """Replace the caller's access document (terraform/firestore.rules reads it)."""
+
+    def get_access(self, email: str) -> Optional[dict]: ...
 
 
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
@@ -358,4 +364,14 @@ class FirestoreRepository:
 
     def get_status(self, name: str) -> Optional[dict]:
         snap = self.db.collection(STATUS).document(name).get()
+        return snap.to_dict() if snap.exists else None
+
+    # ------------------------------------------------------------------ access documents (GET /api/me)
+
+    def put_access(self, email: str, doc: dict) -> None:
+        # A whole-document set: teams someone has lost must disappear, not linger from a merge.
+        self.db.collection(ACCESS).document(email).set(doc)
+
+    def get_access(self, email: str) -> Optional[dict]:
+        snap = self.db.collection(ACCESS).document(email).get()
         return snap.to_dict() if snap.exists else None
