@@ -1,5 +1,27 @@
-"""Valid request bodies for tests."""
+"""Valid request bodies for tests, and a deployment with teams for the identities they act as."""
 from __future__ import annotations
+
+from dataclasses import replace
+
+from shared.domain import teams
+
+DEV = "dev@example.com"
+
+
+def demo_member(identity: str = DEV, declared=None) -> tuple:
+    """(caller, the deployment's teams) for a service call: by default `identity` is the admin of a
+    demo team (the local stack's own team when none is declared) that may use anything."""
+    declared = teams.demo(identity) if declared is None else declared
+    return teams.caller(identity, declared), declared
+
+
+def local_settings(identity: str = DEV, token: str = "test-token", **changes):
+    """The local stack's settings for an API whose developer `identity` is admin of the demo team
+    (pass `teams=`/`admins=` to declare others)."""
+    from shared.settings import get_settings
+
+    changes.setdefault("teams", teams.demo(identity))
+    return replace(get_settings(), auth_mode="local", dev_token=token, dev_identity=identity, **changes)
 
 
 def dataset_body(**overrides) -> dict:
@@ -32,19 +54,21 @@ def model_config_body(model_type="retrieval", **overrides) -> dict:
     return body
 
 
-def seed_catalog(repo, model_type="retrieval", recall=0.5, rmse=None) -> dict:
-    """Create a dataset, feature config, model config and one experiment; return their ids."""
+def seed_catalog(repo, model_type="retrieval", recall=0.5, rmse=None, member=None) -> dict:
+    """Create a dataset, feature config, model config and one experiment (as `member`, a
+    (caller, teams) pair; by default the demo team's admin); return their ids."""
     from shared.services import catalog_entries
 
-    dataset = catalog_entries.create(repo, "datasets", dataset_body(), "dev@example.com")
-    features = catalog_entries.create(repo, "feature_configs", feature_config_body(), "dev@example.com")
-    model = catalog_entries.create(repo, "model_configs", model_config_body(model_type), "dev@example.com")
+    member = member or demo_member()
+    dataset = catalog_entries.create(repo, "datasets", dataset_body(), *member)
+    features = catalog_entries.create(repo, "feature_configs", feature_config_body(), *member)
+    model = catalog_entries.create(repo, "model_configs", model_config_body(model_type), *member)
     metrics = {"recall_at_100": recall} if rmse is None else {"test_rmse": rmse}
     experiment = catalog_entries.create(repo, "experiments", {
         "name": f"{model_type} quick test", "model_type": model_type, "dataset_id": dataset["id"],
         "feature_config_id": features["id"], "model_config_id": model["id"],
         "params": {"epochs": 20, "batch_size": 4096, "learning_rate": 0.05, "data_sample_percent": 10},
-        "metrics": metrics}, "dev@example.com")
+        "metrics": metrics}, *member)
     return {"dataset": dataset["id"], "features": features["id"], "model": model["id"],
             "experiment": experiment["id"], "experiment_number": experiment["number"]}
 

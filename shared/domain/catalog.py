@@ -16,6 +16,12 @@ ModelType = Literal["retrieval", "ranking", "multitask"]
 SplitStrategy = Literal["strict_time", "random"]
 
 
+def team_field():
+    """The `team` a new resource belongs to (shared/domain/teams.team_for_new): one of the caller's teams;
+    left out, the caller's only team where they may create it."""
+    return Field(None, description="the team it belongs to (left out: your only team with the role it needs)")
+
+
 class Strict(BaseModel):
     """Unknown fields are an error (HTTP 400), not silently dropped."""
 
@@ -73,6 +79,7 @@ class Dataset(Strict):
     stats: DatasetStats = Field(default_factory=DatasetStats)
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
+    team: Optional[str] = team_field()
 
 
 # --------------------------------------------------------------------------- feature configs
@@ -160,6 +167,7 @@ class FeatureConfig(Strict):
     features: list[FeatureSpec] = Field(..., min_length=1)
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
+    team: Optional[str] = team_field()
 
     @model_validator(mode="after")
     def _unique_names_and_towers(self):
@@ -204,6 +212,7 @@ class ModelConfig(Strict):
         False, description="in-batch copies of a row's own item are not treated as its negatives")
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
+    team: Optional[str] = team_field()
 
     @model_validator(mode="after")
     def _towers_agree(self):
@@ -285,6 +294,7 @@ class Experiment(Strict):
     saved_model_uri: Optional[str] = Field(None, description="for warm restart")
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
+    team: Optional[str] = team_field()
 
     @property
     def display_name(self) -> str:

@@ -26,6 +26,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain import cost, runs
+from shared.domain.catalog import team_field
 from shared.domain.notifications import NotificationConfig
 from shared.errors import FieldError
 from shared.validation import parse
@@ -59,6 +60,7 @@ class ScheduleRequest(BaseModel):
 
     name: str = Field(..., min_length=1, max_length=100)
     description: str = Field("", max_length=2000)
+    team: Optional[str] = team_field()
     schedule_type: Literal["once", "daily", "weekly", "cron"]
     run_at: Optional[datetime] = Field(None, description="once: when (a time without offset is in `timezone`)")
     time_of_day: Optional[str] = Field(None, description="daily/weekly: HH:MM in `timezone`")
@@ -255,11 +257,13 @@ def manual_run_id(schedule_id: str, at: datetime) -> str:
 
 
 def new_schedule(request: ScheduleRequest, template: dict, schedule_id: str, identity: str,
-                 at: datetime) -> dict:
+                 at: datetime, team: Optional[str]) -> dict:
+    """`team` owns the schedule and every run it makes (resolved and checked by the service)."""
     doc = {
         "id": schedule_id,
         "name": request.name,
         "description": request.description,
+        "team": team,
         "schedule_type": request.schedule_type,
         "run_at": request.run_at,
         "time_of_day": request.time_of_day,

@@ -79,6 +79,9 @@ class Caller:
     roles: Mapping[str, str] = field(default_factory=dict)  # team -> the caller's highest role
     platform_admin: bool = False
     groups: frozenset = frozenset()
+    # Every check `require` passed or refused, in order: (team, role, needed). The API copies the last one
+    # to flask.g.authorization for the audit trail. A list in a frozen dataclass: the caller is per request.
+    decisions: list = field(default_factory=list, compare=False, repr=False)
 
     def role_on(self, team: str) -> Optional[str]:
         return ADMIN if self.platform_admin else self.roles.get(team)
@@ -206,6 +209,7 @@ def by_name(teams: Iterable[Team], name: str) -> Optional[Team]:
 def require(who: Caller, team: str, needed: str, action: str) -> str:
     """The caller's role on `team` if it is at least `needed`; else Forbidden saying what is missing."""
     role = who.role_on(team)
+    who.decisions.append((team, role, needed))
     if role is not None and RANK[role] >= RANK[needed]:
         return role
     held = f"is {role} on team {team!r}" if role else f"has no role on team {team!r}"
@@ -213,10 +217,36 @@ def require(who: Caller, team: str, needed: str, action: str) -> str:
                     team=team, needed=needed, role=role)
 
 
+def require_on(who: Caller, resource: Mapping, needed: str, action: str) -> str:
+    """The caller's role on a stored resource's team, at least `needed`. A resource made before teams
+    existed has no `team`: it belongs to nobody, so only a platform admin may see or act on it (and
+    give it a team: POST /api/admin/team-assignments)."""
+    team = resource.get("team")
+    if team:
+        return require(who, team, needed, action)
+    who.decisions.append((None, ADMIN if who.platform_admin else None, needed))
+    if who.platform_admin:
+        return ADMIN
+    raise Forbidden(f"{who.email} may not do this: {action} needs a platform admin (TRAINYARD_ADMINS), as it "
+                    f"belongs to no team (made before teams were declared; an admin can assign it one)",
+                    team=None, needed=ADMIN, role=None)
+
+
+def visible(who: Caller, resource: Mapping) -> bool:
+    """Whether a list shows the resource to the caller: viewer on its team; a team-less one to platform admins."""
+    team = resource.get("team")
+    return who.may(team, VIEWER) if team else who.platform_admin
+
+
 def team_for_new(who: Caller, requested: Optional[str], teams: Iterable[Team], needed: str, action: str,
-                 field_name: str = "team") -> str:
-    """The team a new resource belongs to: the one named, or the caller's only team with `needed`."""
+                 field_name: str = "team") -> Optional[str]:
+    """The team a new resource belongs to: the one named, or the caller's only team with `needed`.
+    A deployment that declares no team is run by its platform admins alone: what they make belongs
+    to no team (None), like a resource made before teams, and only platform admins see it."""
     names = [t.name for t in teams]
+    if not names and who.platform_admin and requested in (None, ""):
+        who.decisions.append((None, ADMIN, needed))
+        return None
     if requested not in (None, ""):
         if not isinstance(requested, str) or requested not in names:
             raise FieldError.one(field_name, f"{requested!r} is not a team of this deployment "
@@ -225,8 +255,10 @@ def team_for_new(who: Caller, requested: Optional[str], teams: Iterable[Team], n
         return requested
     mine = who.teams_where(needed, names)
     if len(mine) == 1:
+        who.decisions.append((mine[0], who.role_on(mine[0]), needed))
         return mine[0]
     if not mine:
+        who.decisions.append((None, None, needed))
         raise Forbidden(f"{who.email} has no team on which they are {needed} or above; {action} needs one "
                         f"(teams: {', '.join(names) or 'none declared'})", team=None, needed=needed, role=None)
     raise FieldError.one(field_name, f"name the team this belongs to: one of {', '.join(mine)}")

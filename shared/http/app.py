@@ -109,7 +109,7 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/training-runs")
     def create_run():
-        run = intake.create_run(deps.repo, deps.publisher, body(), g.identity, jobs=deps.scheduler_jobs,
+        run = intake.create_run(deps.repo, deps.publisher, body(), g.caller, deps.settings.teams, jobs=deps.scheduler_jobs,
                                 run_data=deps.run_data, settings=deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 201
 
@@ -144,7 +144,7 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")
     def create_catalog(kind):
-        doc = catalog_entries.create(deps.repo, CATALOG_ROUTES[kind], body(), g.identity)
+        doc = catalog_entries.create(deps.repo, CATALOG_ROUTES[kind], body(), g.caller, deps.settings.teams)
         return jsonify(success=True, item=doc), 201
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")

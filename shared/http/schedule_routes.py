@@ -15,7 +15,7 @@ def register_schedule_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training/schedules")
     def create_schedule():
-        schedule = scheduling.create_schedule(deps.repo, body(), g.identity, deps.scheduler_jobs)
+        schedule = scheduling.create_schedule(deps.repo, body(), g.caller, deps.settings.teams, deps.scheduler_jobs)
         return jsonify(success=True, schedule=schedules.public_view(schedule)), 201
 
     @app.get("/api/training/schedules/<schedule_id>")

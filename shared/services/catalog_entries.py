@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Iterable, Optional
 
-from shared.domain import run_config
+from shared.domain import run_config, teams
+from shared.domain.teams import Caller
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.errors import FieldError, NotFound
 from shared.adapters.repository import Repository
@@ -19,19 +20,26 @@ PRIMARY_METRIC = {model_type: (metric, metric not in run_config.LOWER_IS_BETTER)
 _EXP_NUMBER = re.compile(r"^\s*(?:exp(?:eriment)?\s*)?#?\s*(\d+)\s*$", re.IGNORECASE)
 
 
-def _stored(model, identity: str) -> dict:
+WHAT = {"datasets": "dataset", "feature_configs": "feature config", "model_configs": "model config",
+        "experiments": "experiment"}
+
+
+def _stored(model, who: Caller, team: str) -> dict:
     # Unset fields are left out: Firestore orders nulls first, which would top an ascending ranking list.
     doc = model.model_dump(mode="python", exclude_none=True)
     doc["created_at"] = now()
-    doc["created_by"] = identity
+    doc["created_by"] = who.email
+    doc["team"] = team
     return doc
 
 
-def create(repo: Repository, kind: str, body: dict, identity: str) -> dict:
+def create(repo: Repository, kind: str, body: dict, who: Caller, declared: Iterable[teams.Team]) -> dict:
+    """A new catalog entry of `kind`, owned by the team named in the body (or the caller's only one)."""
     model = parse(KINDS[kind], body)
     if model.id:
         raise FieldError.one("id", "is assigned by the server")
-    doc = _stored(model, identity)
+    team = teams.team_for_new(who, model.team, declared, teams.TRAINER, f"creating a {WHAT[kind]}")
+    doc = _stored(model, who, team)
     if kind == "experiments":
         doc.update(_experiment_references(repo, model))
     return repo.create_catalog(kind, doc)

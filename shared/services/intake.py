@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import concurrent.futures
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from shared.domain import runs
+from shared.domain import runs, teams
+from shared.domain.teams import Caller
 from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
@@ -29,11 +30,16 @@ from shared.services import queueing, run_builder, scheduling
 from shared.services.run_data import get_run
 
 
-def create_run(repo: Repository, publisher: Publisher, body: Any, identity: str, jobs=None, run_data=None,
-               settings=None, run_id: Optional[str] = None, at: Optional[datetime] = None) -> dict:
-    """`run_data` and `settings` enable the GPU quota pre-flight (the API gives them; tests may not)."""
+def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, declared: Iterable[teams.Team],
+               jobs=None, run_data=None, settings=None, run_id: Optional[str] = None,
+               at: Optional[datetime] = None) -> dict:
+    """A run owned by the team the body names (or the caller's only team where they are trainer);
+    `declared` is the deployment's teams. `run_data` and `settings` enable the GPU quota pre-flight
+    (the API gives them; tests may not)."""
     at = at or runs.now()
-    request, doc = run_builder.build_run(repo, body, identity, at)
+    team = teams.team_for_new(who, run_builder.requested_team(body), declared, teams.TRAINER, "creating a run")
+    identity = who.email
+    request, doc = run_builder.build_run(repo, body, identity, at, team)
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}

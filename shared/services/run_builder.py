@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.adapters.repository import Repository
 from shared.domain import run_numbers, runs
-from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, towers_mismatch
+from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_mismatch
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
 from shared.domain.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
@@ -32,6 +32,7 @@ class CreateRunRequest(BaseModel):
                                        "letter; becomes the model's name in the registry",
                       json_schema_extra={"pattern": runs.NAME_PATTERN.pattern, "minLength": 3, "maxLength": 63})
     description: str = Field("", max_length=2000)
+    team: Optional[str] = team_field()
     base_experiment_id: Optional[DocumentId] = None
     model_type: Optional[ModelType] = None
     dataset_id: Optional[DocumentId] = None
@@ -79,9 +80,15 @@ def _towers_mismatch(feature_config: dict, model_config: dict) -> Optional[str]:
     return towers_mismatch(features, model)
 
 
-def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple[CreateRunRequest, dict]:
-    """Validate, inherit and default a run body into the run document (not stored). Schedules use it
-    to freeze a template and to make each slot's run."""
+def requested_team(body: Any) -> Optional[Any]:
+    """The `team` a create body names, read before the body is validated: who may create is decided first."""
+    return body.get("team") if isinstance(body, dict) else None
+
+
+def build_run(repo: Repository, body: Any, identity: str, at: datetime, team: Optional[str]) -> tuple[CreateRunRequest, dict]:
+    """Validate, inherit and default a run body into the run document (not stored), owned by `team`
+    (already resolved and checked by the caller). Schedules use it to freeze a template and to make
+    each slot's run."""
     request = parse(CreateRunRequest, body)
     errors: list[dict] = []
 
@@ -137,6 +144,7 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime) -> tuple
     doc = {
         "name": request.name,
         "description": request.description,
+        "team": team,
         "ml_model": request.name,
         "model_type": model_type,
         "status": runs.PENDING,

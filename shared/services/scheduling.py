@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from shared.domain import runs, schedules
+from shared.domain import runs, schedules, teams
+from shared.domain.teams import Caller
 from shared import log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
@@ -40,26 +41,34 @@ def _mutate(repo: Repository, schedule_id: str, mutate) -> Optional[dict]:
 # --------------------------------------------------------------------------- create and read
 
 
-def freeze_template(repo: Repository, template: Any, identity: str, at: datetime) -> dict:
+def freeze_template(repo: Repository, template: Any, identity: str, at: datetime, team: Optional[str]) -> dict:
     """Validate a run template exactly as POST /api/training-runs would, and resolve it (inherited
-    values and defaults written out) so later catalog edits do not change what the schedule trains."""
+    values and defaults written out) so later catalog edits do not change what the schedule trains.
+    Its runs belong to the schedule's `team`: a template naming another is refused."""
     if not isinstance(template, dict):
         raise FieldError.one("run_template", "must be a JSON object (the body of POST /api/training-runs)")
     if template.get("scheduled_at") is not None:
         raise FieldError.one("run_template.scheduled_at", "is not part of a template; the schedule decides when")
+    if template.get("team") not in (None, "", team):
+        raise FieldError.one("run_template.team", f"the schedule's runs belong to its team {team!r}; "
+                                                  f"name the team in the schedule's own `team`")
+    body = {k: v for k, v in template.items() if k not in ("scheduled_at", "team")}
     try:
-        _, doc = run_builder.build_run(repo, {k: v for k, v in template.items() if k != "scheduled_at"}, identity, at)
+        _, doc = run_builder.build_run(repo, body, identity, at, team)
     except FieldError as exc:
         raise FieldError([{**e, "field": f"run_template.{e['field']}" if e["field"] != "body" else "run_template"}
                           for e in exc.errors]) from None
     return schedules.run_template_from(doc)
 
 
-def create_schedule(repo: Repository, body: Any, identity: str, jobs=None, at: Optional[datetime] = None) -> dict:
+def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable[teams.Team], jobs=None,
+                    at: Optional[datetime] = None) -> dict:
+    """A schedule owned by the team the body names (or the caller's only team where they are trainer)."""
     at = at or runs.now()
     request = schedules.parse_request(body, at)
-    template = freeze_template(repo, request.run_template, identity, at)
-    doc = schedules.new_schedule(request, template, new_schedule_id(), identity, at)
+    team = teams.team_for_new(who, request.team, declared, teams.TRAINER, "creating a schedule")
+    template = freeze_template(repo, request.run_template, who.email, at, team)
+    doc = schedules.new_schedule(request, template, new_schedule_id(), who.email, at, team)
     return _store_with_job(repo, _jobs(jobs), doc)
 
 
@@ -86,7 +95,7 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
                                                  schedule_type=schedules.ONCE, run_at=scheduled_at,
                                                  timezone="UTC", run_template={})
     doc = schedules.new_schedule(schedule_request, schedules.run_template_from(run_doc), new_schedule_id(),
-                                 identity, at)
+                                 identity, at, run_doc["team"])
     _store_with_job(repo, _jobs(jobs), doc)
     run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at}
     stored, _ = repo.create_run(run_doc, counter_key=run_builder.run_counter(),
@@ -152,7 +161,8 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
     existing = repo.get_run(run_id)
     if existing is not None:
         return existing
-    _, doc = run_builder.build_run(repo, schedule["run_template"], schedule["created_by"], at)
+    # The slot's run belongs to the schedule's team (a schedule made before teams: to none, like it).
+    _, doc = run_builder.build_run(repo, schedule["run_template"], schedule["created_by"], at, schedule.get("team"))
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="manual" if manual else "schedule")
     stored, _ = repo.create_run(doc, counter_key=run_builder.run_counter(), run_id=run_id)

@@ -249,7 +249,7 @@ def test_every_notification_link_opens_the_dashboard_url(deployment):
     from shared import composition
     from shared.adapters.notify_targets import LocalSecrets, TopicSender
     from shared.services import intake, notify
-    from tests.builders import run_body, seed_catalog
+    from tests.builders import demo_member, run_body, seed_catalog
     from tests.fakes import FakePublisher, InMemoryRepository
 
     class Received:
@@ -266,7 +266,7 @@ def test_every_notification_link_opens_the_dashboard_url(deployment):
     repo = InMemoryRepository()
     targets = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x"}], "pubsub_topic": "ml-alerts"}
     run = intake.create_run(repo, FakePublisher(), run_body(seed_catalog(repo)["experiment"], notifications=targets),
-                            "dev@example.com")
+                            *demo_member("dev@example.com"))
     repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train", "error_message": "OOM"})
     assert notify.deliver(repo, notifier, run["id"], 1, "failed") == "notified"
 

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from shared.domain import runs, schedules
 from shared.contract import topics
 from shared.contract import labels
-from tests.builders import dataset_body, feature_config_body, model_config_body
+from tests.builders import dataset_body, demo_member, feature_config_body, model_config_body
 from tests.rehearsal.deployment import topics_published_by
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
@@ -34,14 +34,14 @@ def catalog(cloud):
     for size, rows in (("large", 5_000_000), ("small", 20_000)):
         dataset = catalog_entries.create(cloud.repo, "datasets", dataset_body(
             name=f"{size} data", source={"kind": "files", "uri": f"gs://{cloud.project}-data/{size}/*.csv"},
-            stats={"rows": rows}), IDENTITY)
-        features = catalog_entries.create(cloud.repo, "feature_configs", feature_config_body(), IDENTITY)
-        model = catalog_entries.create(cloud.repo, "model_configs", model_config_body(), IDENTITY)
+            stats={"rows": rows}), *demo_member(IDENTITY))
+        features = catalog_entries.create(cloud.repo, "feature_configs", feature_config_body(), *demo_member(IDENTITY))
+        model = catalog_entries.create(cloud.repo, "model_configs", model_config_body(), *demo_member(IDENTITY))
         experiment = catalog_entries.create(cloud.repo, "experiments", {
             "name": f"{size} quick test", "model_type": "retrieval", "dataset_id": dataset["id"],
             "feature_config_id": features["id"], "model_config_id": model["id"],
             "params": {"epochs": 20, "batch_size": 4096, "learning_rate": 0.05}, "metrics": {"recall_at_100": 0.5}},
-            IDENTITY)
+            *demo_member(IDENTITY))
         ids[size] = experiment["id"]
     return ids
 
@@ -55,7 +55,7 @@ def submitted_run(cloud, experiment_id: str, name: str, **body):
     from shared.services import intake
 
     run = intake.create_run(cloud.repo, cloud.publisher, {"name": name, "base_experiment_id": experiment_id,
-                                                               **body}, IDENTITY)
+                                                               **body}, *demo_member(IDENTITY))
     job_id = labels.job_id_for(run["id"], 1)
     # Cold start of the GPU image's tree (TensorFlow, TFX) and a real compile on two cores.
     cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")
@@ -171,7 +171,7 @@ def test_the_scheduler_makes_the_slot_run_and_small_data_stays_off_dataflow(clou
     created = scheduling.create_schedule(cloud.repo, {
         "name": "rehearsal nightly", "schedule_type": "cron", "cron_expression": "*/5 * * * *", "timezone": "UTC",
         "run_template": {"name": "rehearsal-small", "base_experiment_id": catalog["small"]}},
-        IDENTITY, LocalTickerJobs(), at=datetime.now(timezone.utc) - timedelta(hours=1))
+        *demo_member(IDENTITY), LocalTickerJobs(), at=datetime.now(timezone.utc) - timedelta(hours=1))
     slot = schedules.slots_up_to(cloud.repo.get_schedule(created["id"]), datetime.now(timezone.utc))[-1]
     message_id = cloud.publish(topics.SCHEDULE_TRIGGER, {"schedule_id": created["id"],
                                                          "slot": slot.isoformat()})

@@ -18,8 +18,7 @@ from shared.adapters.run_data_sources import RunDataSources
 from shared.adapters.serving import DeployResult, Serving
 from shared.services import commands
 from shared.services import intake
-from shared.settings import get_settings
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, local_settings, run_body, seed_catalog
 from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository
 from tests.unit.scenario import T0
 
@@ -104,7 +103,7 @@ class FakeTrainerJobs:
 @pytest.fixture
 def world():
     repo, publisher, store = InMemoryRepository(), FakePublisher(), MemoryStore()
-    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com",
+    settings = local_settings("dev@example.com", TOKEN,
                        region="europe-west4")
     deps = Dependencies(repo=repo, publisher=publisher, store=store, settings=settings,
                         run_data=RunDataSources(FakeLogs(), FakeQuota()))
@@ -121,7 +120,7 @@ def world():
 
 
 def make_run(w, status: str, **fields) -> dict:
-    run = intake.create_run(w.repo, w.publisher, run_body(w.ids["experiment"]), "owner@example.com")
+    run = intake.create_run(w.repo, w.publisher, run_body(w.ids["experiment"]), *demo_member("owner@example.com"))
     w.publisher.messages.clear()
     extra = {"gcs_artifacts_path": ARTIFACTS}
     if status in (runs.COMPLETED, runs.NOT_BLESSED):

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from shared.domain import runs
+from shared.domain import runs, teams
 from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from shared.settings import get_settings
-from tests.builders import dataset_body, feature_config_body, model_config_body, run_body, seed_catalog
+from tests.builders import dataset_body, feature_config_body, local_settings, model_config_body, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.identity_tokens import GCLOUD_CLIENT_ID, delivered_token
 
@@ -31,7 +31,7 @@ def publisher():
 
 @pytest.fixture
 def settings():
-    return replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com")
+    return local_settings("dev@example.com", TOKEN)
 
 
 @pytest.fixture
@@ -365,9 +365,13 @@ def test_identity_is_required_except_for_health(client):
 API_URL = "https://europe-west4-p.cloudfunctions.net/trainyard-api"
 
 
+# The seeded catalog's team, with the people these tests sign in as.
+CLOUD_TEAMS = teams.parse({"demo": {"members": {"ana@example.com": "trainer", "ci@example.com": "viewer"}}})
+
+
 def _cloud_client(repo, publisher, settings, **changes):
     cloud = replace(settings, **{"auth_mode": "google", "allowed_domain": "example.com",
-                                 "auth_audience": f"{API_URL}, {GCLOUD_CLIENT_ID}", **changes})
+                                 "auth_audience": f"{API_URL}, {GCLOUD_CLIENT_ID}", "teams": CLOUD_TEAMS, **changes})
     return create_app(Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=cloud)).test_client()
 
 

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 
 import pytest
 
 import trainyard_cli.__main__ as cli
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
-from shared.settings import get_settings
-from tests.builders import seed_catalog
+from tests.builders import demo_member, local_settings, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli.watch import exit_code, progress_line, watch
@@ -42,7 +40,7 @@ class FlaskSession:
 @pytest.fixture
 def api(monkeypatch):
     repo = InMemoryRepository()
-    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com")
+    settings = local_settings("cli@example.com", "t")
     app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings))
     ids = seed_catalog(repo)
 
@@ -140,7 +138,7 @@ def stored_run(repo, **fields) -> dict:
     from tests.builders import run_body
 
     experiment = next(iter(repo.catalog["experiments"]))
-    run = intake.create_run(repo, FakePublisher(), run_body(experiment), "cli@example.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(experiment), *demo_member("cli@example.com"))
     return repo.mutate_run(run["id"], lambda d: {**d, **fields})
 
 

@@ -7,7 +7,6 @@ import io
 import json
 import re
 import subprocess
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from shared.http.openapi import document
 from shared.adapters.run_data_sources import LocalGpuQuota, RunDataSources
-from shared.settings import get_settings
-from tests.builders import dataset_body, seed_catalog
+from tests.builders import dataset_body, local_settings, seed_catalog
 from shared.adapters.dead_letters import DeadLetters
 from tests.fakes import FakePublisher, FakePubSub, InMemoryRepository
 from tests.unit.test_cli import FlaskSession, stored_run
@@ -52,7 +50,7 @@ class GrowingLogs:
 @pytest.fixture
 def api(monkeypatch):
     repo, logs = InMemoryRepository(), GrowingLogs()
-    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="cli@example.com",
+    settings = local_settings("cli@example.com", "t",
                        admins=frozenset({"cli@example.com"}))
     pubsub = FakePubSub()
     app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,

@@ -17,7 +17,7 @@ from shared.errors import PermanentError, TransientError
 from shared.services import progress, submission
 from shared.services import intake
 from shared.settings import get_settings
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.events import envelope, load_event
 from tests.fakes import FakeBackend, FakeCompiler, FakePublisher, InMemoryRepository
 from tests.unit.scenario import T0, job_timeline, write_results
@@ -30,7 +30,7 @@ def env(tmp_path):
     settings = replace(get_settings(), artifacts_root=str(tmp_path / "artifacts"),
                        pipeline_root=str(tmp_path / "root"), project="proj")
     backend, compiler, store = FakeBackend(), FakeCompiler(), ArtifactStore()
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), "dev@example.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), *demo_member("dev@example.com"))
     return dict(repo=repo, backend=backend, compiler=compiler, store=store, settings=settings, run=run, ids=ids)
 
 

@@ -145,7 +145,7 @@ def test_a_schedule_sums_its_runs_estimates():
     at = datetime(2026, 12, 4, tzinfo=timezone.utc)
     request = schedules.parse_request({"name": "nightly", "schedule_type": "daily", "time_of_day": "02:00",
                                        "run_template": {"name": "x"}}, at)
-    schedule = schedules.new_schedule(request, {"name": "x"}, "ts-1", "dev@example.com", at)
+    schedule = schedules.new_schedule(request, {"name": "x"}, "ts-1", "dev@example.com", at, "demo")
     for n, (status, total) in enumerate((("completed", 1.5), ("failed", 0.25))):
         schedule = schedules.admit(schedule, f"tr-{n}", at, at, manual=True) or schedule
         schedule = schedules.settle(schedule, {"id": f"tr-{n}", "status": status,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -14,7 +13,8 @@ from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from shared.adapters.dead_letters import REPLAY_ATTRIBUTE, DeadLetters
 from shared.http.app import Dependencies, create_app
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
+from tests.builders import local_settings
 from tests.fakes import FakePublisher, FakePubSub, InMemoryRepository
 from tests.unit.test_cli import FlaskSession
 from trainyard_cli.client import ApiClient
@@ -26,7 +26,7 @@ BASE = "/api/admin/dead-letters"
 
 
 def make_app(identity: str, admins: str, pubsub: FakePubSub):
-    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity=identity,
+    settings = local_settings(identity, TOKEN,
                        admins=Settings.from_environ({"TRAINYARD_ADMINS": admins}).admins)
     return create_app(Dependencies(repo=InMemoryRepository(), publisher=FakePublisher(), store=ArtifactStore(),
                                    settings=settings, dead_letters=DeadLetters("p", pubsub, pubsub)))

@@ -16,7 +16,7 @@ from shared.errors import PermanentError, TransientError
 from shared.adapters.serving import Serving
 from shared.services import commands, deployments, intents, progress
 from shared.services import intake
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.events import load_event
 from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline, write_results
@@ -54,7 +54,7 @@ def world(tmp_path):
 
 def running_run(w, deployment_config=None, blessed=True) -> dict:
     body = run_body(w.ids["experiment"], **({"deployment_config": deployment_config} if deployment_config else {}))
-    run = intake.create_run(w.repo, FakePublisher(), body, "owner@example.com")
+    run = intake.create_run(w.repo, FakePublisher(), body, *demo_member("owner@example.com"))
     write_results(w.store, w.artifacts, blessed=blessed)
     return w.repo.mutate_run(run["id"], lambda d: {**d, "status": runs.RUNNING, "gcs_artifacts_path": w.artifacts,
                                                    "attempts": [{"attempt": 1, "status": runs.RUNNING}]})

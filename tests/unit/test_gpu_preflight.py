@@ -10,7 +10,7 @@ from dataclasses import replace
 from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, RunDataSources
 from shared.services import intake
 from shared.settings import get_settings
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 
 METRIC = "aiplatform.googleapis.com/custom_model_training_preemptible_nvidia_l4_gpus"
@@ -58,7 +58,7 @@ def world(rest: FakeRest, clock: FakeClock, **settings_changes):
 
 
 def create(repo, ids, settings, sources, name):
-    return intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], name=name), "dev@example.com",
+    return intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], name=name), *demo_member("dev@example.com"),
                              run_data=sources, settings=settings)
 
 

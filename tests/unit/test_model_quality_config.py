@@ -2,15 +2,13 @@
 towers checked against the run's features, and the spec details (min_lr default, V100 machine,
 traffic split on an existing endpoint)."""
 import json
-from dataclasses import replace
 
 import pytest
 
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from shared.domain.run_config import DeploymentConfig, GpuConfig, TrainingParams
-from shared.settings import get_settings
-from tests.builders import feature_config_body, model_config_body, run_body, seed_catalog
+from tests.builders import feature_config_body, local_settings, model_config_body, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 
 TOKEN = "t0ken"
@@ -24,7 +22,7 @@ def repo():
 
 @pytest.fixture
 def client(repo):
-    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com")
+    settings = local_settings("dev@example.com", TOKEN)
     return create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(),
                                    settings=settings)).test_client()
 

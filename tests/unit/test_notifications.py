@@ -15,7 +15,7 @@ from shared.errors import TransientError
 from shared.adapters.notify_targets import DeliveryError, LocalSecrets, TopicSender
 from shared.services import notify, progress
 from shared.services import intake
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline
 from tests.unit.test_control_plane import do_submit, env  # noqa: F401 (fixture)
@@ -48,7 +48,7 @@ def notifier(webhooks, publisher=None, secrets='{"team-hook": "s3cret"}'):
 def failed_run(repo, **extra):
     ids = seed_catalog(repo)
     run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK, **extra),
-                                 "dev@example.com")
+                                 *demo_member("dev@example.com"))
     return repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train",
                                                  "error_message": "CUDA out of memory", "duration_seconds": 5400,
                                                  "estimated_cost": {"total": 3.217, "currency": "USD"}})
@@ -82,7 +82,7 @@ def test_bad_targets_are_refused_naming_the_field():
                        ({"pubsub_topic": "projects/x/subscriptions/y"}, "notifications.pubsub_topic"),
                        ({"events": ["exploded"]}, "notifications.events.0")):
         with pytest.raises(FieldError) as refused:
-            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), "d@x.com")
+            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), *demo_member("d@x.com"))
         assert field in [e["field"] for e in refused.value.errors], refused.value.errors
 
 
@@ -203,7 +203,7 @@ def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), "d@x.com")
+    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"))
     intents.cancel_run(repo, publisher, run["id"], "d@x.com")
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
     intents.cancel_run(repo, publisher, run["id"], "d@x.com")  # a repeat changes nothing and tells no one again

@@ -13,7 +13,7 @@ from shared.domain import runs
 from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from shared.services import reconcile, submission
-from shared.settings import get_settings
+from tests.builders import local_settings
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline, write_results
 
@@ -165,7 +165,7 @@ def test_before_any_pass_the_api_says_so():
     from shared.http.app import Dependencies, create_app
     from tests.unit.test_api import AUTH
 
-    settings = replace(get_settings(), auth_mode="local", dev_token="test-token", dev_identity="dev@example.com")
+    settings = local_settings("dev@example.com", "test-token")
     client = create_app(Dependencies(repo=InMemoryRepository(), publisher=FakePublisher(), store=ArtifactStore(),
                                      settings=settings)).test_client()
     assert client.get("/api/reconciler", headers=AUTH).get_json()["reconciler"]["passes"] == 0

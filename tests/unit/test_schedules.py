@@ -13,7 +13,7 @@ from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError
 from shared.services import lifecycle, progress, scheduling
 from shared.services import intake
-from tests.builders import seed_catalog
+from tests.builders import demo_member, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 
 UTC = timezone.utc
@@ -56,7 +56,7 @@ def body(ids, **overrides):
 
 
 def make(env, at, **overrides):
-    return scheduling.create_schedule(env["repo"], body(env["ids"], **overrides), "dev@example.com", env["jobs"], at=at)
+    return scheduling.create_schedule(env["repo"], body(env["ids"], **overrides), *demo_member("dev@example.com"), env["jobs"], at=at)
 
 
 def trigger(env, schedule_id, published, at=None, **payload):
@@ -223,7 +223,7 @@ def test_scheduled_at_makes_a_scheduled_run_that_starts_at_its_slot(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-01T18:00:00Z"}
-    run = intake.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
+    run = intake.create_run(env["repo"], env["publisher"], body_, *demo_member("dev@example.com"), at=at, jobs=env["jobs"])
     assert run["status"] == "scheduled" and run["schedule_id"] and not env["publisher"].messages
     schedule = env["repo"].get_schedule(run["schedule_id"])
     assert schedule["schedule_type"] == "once" and schedule["next_run_at"] == datetime(2026, 5, 1, 18, tzinfo=UTC)
@@ -237,7 +237,7 @@ def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-03T18:00:00Z"}
-    run = intake.create_run(env["repo"], env["publisher"], body_, "dev@example.com", at=at, jobs=env["jobs"])
+    run = intake.create_run(env["repo"], env["publisher"], body_, *demo_member("dev@example.com"), at=at, jobs=env["jobs"])
     started = scheduling.run_now(env["repo"], env["publisher"], run["id"], env["jobs"], at=at + timedelta(minutes=5))
     assert started["status"] == "pending" and submitted(env) == [run["id"]]
     schedule = env["repo"].get_schedule(run["schedule_id"])
@@ -251,7 +251,7 @@ def test_past_scheduled_at_is_still_a_400(env):
     with pytest.raises(FieldError) as caught:
         intake.create_run(env["repo"], env["publisher"], {"name": "later-run", "base_experiment_id":
                                env["ids"]["experiment"], "scheduled_at": "2026-04-30T00:00:00Z"},
-                               "dev@example.com", at=datetime(2026, 5, 1, tzinfo=UTC))
+                               *demo_member("dev@example.com"), at=datetime(2026, 5, 1, tzinfo=UTC))
     assert caught.value.errors[0]["field"] == "scheduled_at"
 
 

@@ -24,7 +24,7 @@ from shared.composition import schedule_jobs as jobs_from_settings
 from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 from shared.services import scheduling
 from shared.settings import get_settings
-from tests.builders import seed_catalog
+from tests.builders import demo_member, local_settings, seed_catalog
 from tests.events import envelope
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
@@ -37,7 +37,7 @@ UTC = timezone.utc
 @pytest.fixture
 def api():
     repo, publisher, jobs = InMemoryRepository(), FakePublisher(), NoJobs()
-    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com")
+    settings = local_settings("dev@example.com", TOKEN)
     deps = Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=settings)
     deps.scheduler_jobs = jobs
     client = create_app(deps).test_client()
@@ -175,7 +175,7 @@ def a_schedule(schedule_id="ts-abc123", **overrides):
     body = {"name": "nightly", "schedule_type": "daily", "time_of_day": "02:30", "timezone": "Europe/Berlin",
             "run_template": {}}
     body.update(overrides)
-    return schedules.new_schedule(schedules.parse_request(body, at), {}, schedule_id, "dev@example.com", at)
+    return schedules.new_schedule(schedules.parse_request(body, at), {}, schedule_id, "dev@example.com", at, "demo")
 
 
 def test_cloud_scheduler_create_request(cloud_scheduler):
@@ -340,7 +340,7 @@ def cloud_api(cloud_scheduler):
     """The API in-process, its schedule jobs built by the composition root from settings
     (scheduler_backend=cloud-scheduler, the emulator host = the gRPC fake)."""
     repo, publisher = InMemoryRepository(), FakePublisher()
-    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com",
+    settings = local_settings("dev@example.com", TOKEN,
                        project=PROJECT, scheduler_backend="cloud-scheduler", scheduler_location=LOCATION,
                        scheduler_emulator_host=cloud_scheduler.server.address)
     deps = Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=settings)
@@ -516,8 +516,8 @@ def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
 
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body = schedule_body(api["ids"], schedule_type="daily", timezone="UTC")
-    first = scheduling.create_schedule(api["repo"], body, "dev@example.com", api["jobs"], at=at)
-    paused = scheduling.create_schedule(api["repo"], body, "dev@example.com", api["jobs"], at=at)
+    first = scheduling.create_schedule(api["repo"], body, *demo_member("dev@example.com"), api["jobs"], at=at)
+    paused = scheduling.create_schedule(api["repo"], body, *demo_member("dev@example.com"), api["jobs"], at=at)
     scheduling.pause_schedule(api["repo"], paused["id"], "dev@example.com", api["jobs"], at=at)
     publisher = FakePublisher()
     ticker = Ticker(api["repo"], publisher)
@@ -554,7 +554,7 @@ def test_scheduler_function_reads_the_slot_from_the_publish_time(api, compositio
     composition_root.provide(repo=api["repo"], publisher=api["publisher"])
     created = scheduling.create_schedule(api["repo"], schedule_body(api["ids"], schedule_type="cron",
                                                                  cron_expression="*/5 * * * *", timezone="UTC"),
-                                      "dev@example.com", api["jobs"], at=datetime.now(UTC) - timedelta(hours=1))
+                                      *demo_member("dev@example.com"), api["jobs"], at=datetime.now(UTC) - timedelta(hours=1))
     now = datetime.now(UTC)
     slot = schedules.slots_up_to(api["repo"].get_schedule(created["id"]), now)[-1]
 

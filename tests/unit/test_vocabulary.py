@@ -4,7 +4,6 @@ statuses with what the services really accept."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import get_args
@@ -20,8 +19,7 @@ from shared.errors import Conflict
 from shared.http.app import Dependencies, create_app
 from shared.http.openapi import document
 from shared.services import catalog_entries, intake, intents, scheduling
-from shared.settings import get_settings
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, local_settings, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
 
@@ -95,7 +93,7 @@ def test_an_action_is_offered_exactly_where_the_service_accepts_it(world, action
     entry = next(a for a in vocabulary()["actions"] if a["name"] == action)
     later = (runs.now() + timedelta(days=1)).isoformat()
     # a run waiting for a one-time schedule (run-now needs one), then put in the status under test
-    made = intake.create_run(repo, publisher, run_body(ids["experiment"], scheduled_at=later), "vocab@example.com",
+    made = intake.create_run(repo, publisher, run_body(ids["experiment"], scheduled_at=later), *demo_member("vocab@example.com"),
                              jobs=NoJobs())
     fields = {"status": status, **(REGISTERED if "vertex_model_resource_name" in entry["requires"] else {})}
     before = repo.mutate_run(made["id"], lambda d: {**d, **fields})
@@ -114,7 +112,7 @@ def test_an_action_is_offered_exactly_where_the_service_accepts_it(world, action
 
 def test_deploy_needs_a_registered_model_as_the_vocabulary_says(world):
     repo, publisher, ids = world
-    made = intake.create_run(repo, publisher, run_body(ids["experiment"]), "vocab@example.com")
+    made = intake.create_run(repo, publisher, run_body(ids["experiment"]), *demo_member("vocab@example.com"))
     repo.mutate_run(made["id"], lambda d: {**d, "status": runs.COMPLETED})
     with pytest.raises(Conflict):
         _call("deploy", repo, publisher, made["id"])
@@ -123,7 +121,7 @@ def test_deploy_needs_a_registered_model_as_the_vocabulary_says(world):
 
 
 def test_get_vocabulary_needs_an_identity_and_serves_the_vocabulary():
-    settings = replace(get_settings(), auth_mode="local", dev_token="t", dev_identity="vocab@example.com")
+    settings = local_settings("vocab@example.com", "t")
     app = create_app(Dependencies(repo=InMemoryRepository(), publisher=FakePublisher(), store=ArtifactStore(),
                                   settings=settings, scheduler_jobs=NoJobs(), run_data=None))
     client = app.test_client()
