@@ -195,6 +195,18 @@ resource "google_firestore_index" "composite" {
   }
 }
 
+# access/{email} (GET /api/me writes it; the rules read it) is void once expires_at passes: the rules
+# check request.time. Firestore's TTL removes the stale documents some time after that
+# (Field.TtlConfig: "a timestamp value ... is the document's absolute expiration time").
+resource "google_firestore_field" "access_expiry" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "access"
+  field      = "expires_at"
+
+  ttl_config {}
+}
+
 resource "google_firebaserules_ruleset" "firestore" {
   project = var.project_id
 

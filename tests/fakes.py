@@ -53,6 +53,7 @@ class InMemoryRepository:
         self.audit: dict[str, dict] = {}
         self.fail_audit: Optional[Exception] = None  # the next audit writes raise this
         self.ledgers: dict[str, dict] = {}
+        self.access: dict[str, dict] = {}
         self.lock = threading.Lock()
         self.writes = 0
 
@@ -172,6 +173,14 @@ class InMemoryRepository:
 
     def get_ledger(self, team, month):
         return copy.deepcopy(self.ledgers.get(ledger_id(team, month)))
+
+    def put_access(self, email, doc):
+        with self.lock:
+            self.access[email] = copy.deepcopy(doc)
+            self.writes += 1
+
+    def get_access(self, email):
+        return copy.deepcopy(self.access.get(email))
 
     def get_schedule(self, schedule_id):
         doc = self.schedules.get(schedule_id)

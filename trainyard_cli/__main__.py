@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("team", metavar="TEAM")
     assign.set_defaults(handler=assign_team)
 
+    common(groups.add_parser("whoami", help="who the API says you are: your role per team, platform admin or "
+                                            "not")).set_defaults(handler=whoami)
     common(groups.add_parser("vocabulary", help="the API's statuses, stages, metrics, GPU types and which action "
                                                 "a run offers in which status")).set_defaults(handler=show_vocabulary)
 
@@ -201,6 +203,20 @@ def show_audit(args, client, ui) -> int:
             ui.line(f"more: --cursor {d['next_cursor']}")
 
     ui.result(data, human)
+def whoami(args, client, ui) -> int:
+    """`whoami`: GET /api/me — the identity the API verified and what it may do on each team."""
+    me = client.get("/api/me")["me"]
+
+    def human(data):
+        ui.line(data["email"] + ("  (platform admin: admin on every team)" if data["platform_admin"] else ""))
+        for team, role in sorted(data["roles"].items()):
+            ui.line(f"  {team}: {role}")
+        if not data["roles"]:
+            ui.line("  no role on any team: ask a team's admin to add you (docs/security.md, \"Teams and roles\")")
+        if data.get("groups"):
+            ui.line("groups: " + ", ".join(data["groups"]))
+
+    ui.result(me, human)
     return 0
 
 

@@ -3,8 +3,15 @@ import { initializeApp } from 'firebase/app';
 import {
   collection, connectFirestoreEmulator, doc, initializeFirestore, limit, onSnapshot, orderBy, query, where,
 } from 'firebase/firestore';
+import { mergeRows, teamChunks } from './teams.js';
 
 let db = null;
+// The teams GET /api/me says the caller may view (main.js sets them before any listener starts).
+let myTeams = [];
+
+export function setTeams(teams) {
+  myTeams = [...teams];
+}
 
 export async function connect(config) {
   let firebase = config.firebase || { projectId: config.projectId, apiKey: 'local-emulator' };
@@ -40,14 +47,34 @@ function listen(q, onData, onError) {
   return onSnapshot(q, (snap) => onData(docs(snap), snap), (err) => onError?.(err));
 }
 
+// A list listener over the caller's teams: where('team', 'in', …) on every query, which is what
+// terraform/firestore.rules can prove (dashboard/src/teams.js says why, and why several queries
+// for someone on many teams). `build(teamClause)` makes the query for one group of teams.
+function listenTeams(wheres, build, onData, onError, merge = {}) {
+  const chunks = teamChunks(myTeams, wheres);
+  if (!chunks.length) {
+    onData([]);
+    return () => {};
+  }
+  const parts = new Array(chunks.length).fill(null);
+  const stops = chunks.map((chunk, i) => listen(build(where('team', 'in', chunk)), (rows) => {
+    parts[i] = rows;
+    if (parts.every(Boolean)) onData(mergeRows(parts, merge));
+  }, onError));
+  return () => stops.forEach((stop) => stop());
+}
+
 export function listenRuns(wheres, max, onData, onError) {
   const clauses = wheres.map(([f, op, v]) => where(f, op, v));
-  return listen(query(collection(db, 'training_runs'), ...clauses, orderBy('created_at', 'desc'), limit(max)), onData, onError);
+  return listenTeams(wheres, (team) => query(collection(db, 'training_runs'), team, ...clauses,
+    orderBy('created_at', 'desc'), limit(max)), onData, onError, { orderField: 'created_at', max });
 }
 
 export function listenRegistry(onData, onError) {
-  return listen(query(collection(db, 'training_runs'), where('status', 'in', ['completed', 'not_blessed']),
-    orderBy('created_at', 'desc'), limit(300)), onData, onError);
+  const statuses = ['completed', 'not_blessed'];
+  return listenTeams([['status', 'in', statuses]], (team) => query(collection(db, 'training_runs'), team,
+    where('status', 'in', statuses), orderBy('created_at', 'desc'), limit(300)), onData, onError,
+  { orderField: 'created_at', max: 300 });
 }
 
 export function listenRun(runId, onData, onError) {
@@ -62,9 +89,11 @@ export function listenHistory(runId, attempt, onData, onError) {
 }
 
 export function listenSchedules(onData, onError) {
-  return listen(query(collection(db, 'training_schedules'), where('status', 'in', ['active', 'paused']), limit(100)), onData, onError);
+  const statuses = ['active', 'paused'];
+  return listenTeams([['status', 'in', statuses]], (team) => query(collection(db, 'training_schedules'), team,
+    where('status', 'in', statuses), limit(100)), onData, onError);
 }
 
 export function listenCatalog(kind, onData, onError) {
-  return listen(query(collection(db, kind), limit(500)), onData, onError);
+  return listenTeams([], (team) => query(collection(db, kind), team, limit(500)), onData, onError);
 }

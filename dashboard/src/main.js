@@ -8,6 +8,7 @@ import {
   toDate, when,
 } from './format.js';
 import * as live from './live.js';
+import { noTeamMessage } from './teams.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
@@ -381,13 +382,29 @@ async function main() {
     $('#signout').addEventListener('click', () => session.signOut());
   }
   const domain = state.config.allowedDomain;
+  window.__trainyard.session = session;
   if (domain && session.identity && !session.identity.toLowerCase().endsWith(`@${domain.toLowerCase()}`)) {
     // Signed in, but not as a member: the rules and the API will refuse everything. Say why.
     $('#banner').hidden = false;
     $('#banner').textContent = `${session.identity} is not an @${domain} account: this page shows nothing to it. `
       + 'Sign out and sign in with your organisation account.';
+    setLive(false, 'not a member');
+    return;
   }
-  window.__trainyard.session = session;
+  // Which teams' documents the listeners may ask for: GET /api/me says, and writes the access
+  // document terraform/firestore.rules check (shared/domain/access.py). It expires; renew it first.
+  try {
+    await renewAccess();
+  } catch (err) {
+    setLive(false, 'no access');
+    $('#banner').hidden = false;
+    $('#banner').textContent = `Cannot learn which teams you are on (/api/me): ${err.message}`;
+    return;
+  }
+  if (!state.me.teams.length) {
+    showNoTeam(state.me);
+    return;
+  }
   window.__trainyard.ready = true;
   // What the open chapter shows is asked for first; the other listeners follow its first snapshot
   // (or half a second later), so they do not compete with it on the way in.
@@ -412,6 +429,52 @@ async function main() {
   setTimeout(startRest, 500);
   // Relative times ("4m ago", "in 2h") age without any data change.
   setInterval(() => { if (state.chapter === 'training') { renderRuns(); renderSchedules(); } }, 30000);
+}
+
+// ------------------------------------------------------------------ access: the caller's teams
+
+async function renewAccess() {
+  const me = (await get('/api/me')).me;
+  const changed = state.me && state.me.teams.join() !== me.teams.join();
+  // A grant that lapsed (a tab asleep past it) has already cost the listeners: Firestore ends a
+  // listener the rules refuse.
+  const lapsed = state.me && Date.now() >= Date.parse(state.me.access_expires_at);
+  state.me = me;
+  window.__trainyard.me = me;
+  live.setTeams(me.teams);
+  if (changed || lapsed) {
+    // Listeners are built for a set of teams; a different set means different queries.
+    location.reload();
+    return;
+  }
+  // Renew at three quarters of its life; a sleeping tab's timers are late, so also on waking.
+  const renewAt = Date.parse(me.access_expires_at) - (Date.parse(me.access_expires_at) - Date.now()) / 4;
+  clearTimeout(state.renewTimer);
+  state.renewTimer = setTimeout(renewInBackground, Math.max(1000, renewAt - Date.now()));
+  state.renewAt = renewAt;
+}
+
+function renewInBackground() {
+  renewAccess().catch((err) => {
+    setLive(false, 'access not renewed');
+    console.error('access', err);
+    state.renewTimer = setTimeout(renewInBackground, 60_000);
+  });
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && state.renewAt && Date.now() >= state.renewAt) renewInBackground();
+});
+
+function showNoTeam(me) {
+  const text = noTeamMessage(me);
+  setLive(null, 'no team');
+  $('#banner').hidden = false;
+  $('#banner').textContent = text;
+  for (const chapter of ['experiments', 'training', 'registry']) {
+    $(`#chapter-${chapter}`).innerHTML = `<div class="empty-state" data-empty="no-team"><div class="big">👥</div>
+      <h2>You are not on any team</h2><p class="muted">${esc(text)}</p></div>`;
+  }
 }
 
 export function catalogState() {

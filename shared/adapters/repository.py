@@ -27,6 +27,7 @@ COUNTERS = "counters"
 STATUS = "trainyard_status"  # status/reconciler: what the reconciler checked and repaired
 AUDIT = "audit_records"  # the audit trail (shared/domain/audit.py); expire_at is its TTL field (terraform/firestore.tf)
 LEDGERS = "spend_ledgers"  # {team}-{YYYY-MM}: a team's spend this month (shared/domain/spend.py)
+ACCESS = "access"  # access/{email}: the teams a dashboard user may read (shared/domain/access.py)
 CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
@@ -118,6 +119,11 @@ class Repository(Protocol):
 
 def ledger_id(team: str, month: str) -> str:
     return f"{team}-{month}"
+
+    def put_access(self, email: str, doc: dict) -> None:
+        """Replace the caller's access document (terraform/firestore.rules reads it)."""
+
+    def get_access(self, email: str) -> Optional[dict]: ...
 
 
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
@@ -481,4 +487,13 @@ class FirestoreRepository:
 
     def get_ledger(self, team: str, month: str) -> Optional[dict]:
         snap = self.db.collection(LEDGERS).document(ledger_id(team, month)).get()
+
+    # ------------------------------------------------------------------ access documents (GET /api/me)
+
+    def put_access(self, email: str, doc: dict) -> None:
+        # A whole-document set: teams someone has lost must disappear, not linger from a merge.
+        self.db.collection(ACCESS).document(email).set(doc)
+
+    def get_access(self, email: str) -> Optional[dict]:
+        snap = self.db.collection(ACCESS).document(email).get()
         return snap.to_dict() if snap.exists else None

@@ -118,6 +118,9 @@ def document() -> dict:
     from shared.http.vocabulary_routes import openapi_paths as vocabulary_paths
 
     paths.update(vocabulary_paths(_response, _errors))
+    from shared.http.me_routes import openapi_paths as me_paths
+
+    paths.update(me_paths(_response, _errors))
 
     from shared.http.admin_routes import openapi_paths as admin_paths
 

@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
     if MISSING:
         skip = pytest.mark.skip(reason=f"browser tests need: {', '.join(MISSING)}")
         for item in items:
-            if "tests/browser" in str(item.fspath) and "firestore_rules" not in str(item.fspath):
+            if "tests/browser" in str(item.fspath):
                 item.add_marker(skip)
 
 

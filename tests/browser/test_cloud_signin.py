@@ -5,9 +5,12 @@ ID token, which the API verifies (unsigned tokens only because the Auth emulator
 
 sign in → the run list appears, live → a run created through the wizard → a forced token refresh →
 the next API call succeeds; a token the API refuses is refreshed and the call retried once; signed
-out, or signed in from another domain → no data."""
+out, or signed in from another domain → no data. Teams (docs/security.md, "The dashboard's Firestore
+listeners"): a member of one team sees its runs live and never another team's; a person on no team
+is told so."""
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import replace
@@ -28,6 +31,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.skipif(MISSING is not None, r
 
 PROJECT = "demo-trainyard"  # a demo- project: firebase-tools never reaches for a real one
 DOMAIN = "example.com"
+# Two teams: ana and the test's robot train for recs; ads-bot trains for ads; nina is on none.
+TEAMS = {"recs": {"members": {f"ana@{DOMAIN}": "trainer", f"robot@{DOMAIN}": "trainer"},
+                  "model_names": ["*"], "endpoints": ["*"], "datasets": ["*"], "buckets": ["*"]},
+         "ads": {"members": {f"ads-bot@{DOMAIN}": "trainer"},
+                 "model_names": ["*"], "endpoints": ["*"], "datasets": ["*"], "buckets": ["*"]}}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +50,7 @@ def cloud_stack(tmp_path_factory):
         "TRAINYARD_LOCAL_PIPELINE_URL": pipeline.url,
         "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run",
         "TRAINYARD_AUTH": "firebase", "TRAINYARD_ALLOWED_DOMAIN": DOMAIN,
-        "FIREBASE_AUTH_EMULATOR_HOST": auth.host,
+        "FIREBASE_AUTH_EMULATOR_HOST": auth.host, "TRAINYARD_TEAMS": json.dumps(TEAMS),
     })
     local = Stack(config)
     saved = dict(os.environ)
@@ -53,6 +61,9 @@ def cloud_stack(tmp_path_factory):
         # The test's own API client is a signed-in member too (the developer token is not honoured here).
         stack.session.headers["Authorization"] = f"Bearer {auth.google_user_token('robot@' + DOMAIN)}"
         stack.auth = auth
+        # Another team's trainer, through the same API with his own token.
+        stack.ads = LocalStack(local, pipeline)
+        stack.ads.session.headers["Authorization"] = f"Bearer {auth.google_user_token('ads-bot@' + DOMAIN)}"
         yield stack
     finally:
         local.down()
@@ -169,10 +180,54 @@ def test_another_domain_gets_nothing(context, cloud_stack):
     page = open_signed_out(context, cloud_stack)
     sign_in(page, "eve@other.org")
     expect(page.locator("#banner")).to_contain_text("eve@other.org is not an @example.com account")
-    expect(page.locator("#live-indicator")).to_contain_text("permission-denied", timeout=15_000)
+    expect(page.locator("#live-indicator")).to_contain_text("not a member", timeout=15_000)
     assert page.locator(".training-run-card").count() == 0
     status = page.evaluate("""async () => (await fetch('/api/training-runs', {headers: {Authorization:
         `Bearer ${await window.__trainyard.session.token()}`}})).status""")
     assert status == 401
     shot(page, "cloud-other-domain")
 
+
+@pytest.fixture(scope="module")
+def ads_catalog(cloud_stack):
+    from tests.browser.conftest import seed_experiments
+
+    return seed_experiments(cloud_stack.ads)
+
+
+def test_a_member_sees_her_teams_runs_live_and_never_another_teams(context, cloud_stack, cloud_catalog, ads_catalog):
+    ours = cloud_stack.post("/api/training-runs", run_body(cloud_catalog["best"]["id"], name="recs-before")).json()
+    theirs = cloud_stack.ads.post("/api/training-runs", run_body(ads_catalog["best"]["id"], name="ads-before")).json()
+    assert ours["training_run"]["team"] == "recs" and theirs["training_run"]["team"] == "ads"
+    page = open_signed_out(context, cloud_stack)
+    sign_in(page, "ana@" + DOMAIN)
+    page.wait_for_function("window.__trainyard.firstRunsRenderMs != null", timeout=30_000)
+    assert page.evaluate("window.__trainyard.me.teams") == ["recs"]
+    expect(card(page, ours["training_run"]["id"])).to_be_visible()
+    # Live: a new run of her team appears; the other team's new run never does.
+    later = cloud_stack.ads.post("/api/training-runs", run_body(ads_catalog["best"]["id"], name="ads-later")).json()
+    mine = cloud_stack.post("/api/training-runs", run_body(cloud_catalog["best"]["id"], name="recs-later")).json()
+    expect(card(page, mine["training_run"]["id"])).to_be_visible()
+    for other in (theirs, later):
+        assert card(page, other["training_run"]["id"]).count() == 0
+    # The catalog too: the best experiments are her team's only.
+    page.locator(".chapter-tab[data-chapter=experiments]").click()
+    names = {e["id"] for e in page.evaluate("window.__trainyard.state.experiments")}
+    assert {e["id"] for e in cloud_catalog["experiments"]} <= names
+    assert not names & {e["id"] for e in ads_catalog["experiments"]}
+    # Every listener stayed healthy: the page asked for nothing the rules refuse (a refused listener
+    # shows its error there).
+    assert page.locator("#live-indicator").inner_text().endswith("live")
+    shot(page, "cloud-team-member")
+
+
+def test_a_person_on_no_team_is_told_so(context, cloud_stack, cloud_catalog):
+    page = open_signed_out(context, cloud_stack)
+    sign_in(page, "nina@" + DOMAIN)
+    expect(page.locator("#banner")).to_contain_text(f"nina@{DOMAIN} is not on any team")
+    expect(page.locator('#chapter-training [data-empty="no-team"]')).to_contain_text("Ask an admin of your team")
+    page.locator(".chapter-tab[data-chapter=experiments]").click()
+    expect(page.locator('#chapter-experiments [data-empty="no-team"]')).to_be_visible()
+    assert page.locator(".training-run-card").count() == 0
+    assert page.evaluate("window.__trainyard.me.teams") == []
+    shot(page, "cloud-no-team")

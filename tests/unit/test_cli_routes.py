@@ -143,7 +143,7 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("schedules", "list"), ("schedules", "get", schedule_id), ("schedules", "pause", schedule_id),
         ("schedules", "resume", schedule_id), ("schedules", "trigger", schedule_id),
         ("schedules", "cancel", schedule_id), ("gpu", "availability", "--gpu-count", "2"),
-        ("admin", "reconciler"), ("vocabulary",), ("admin", "dead-letters", "list", "run-submit"),
+        ("admin", "reconciler"), ("vocabulary",), ("whoami",), ("admin", "dead-letters", "list", "run-submit"),
         ("admin", "dead-letters", "replay", "run-submit"), ("admin", "audit", "--result", "refused"),
         ("admin", "assign-team", "runs", failed["id"], "demo"),
     ]
