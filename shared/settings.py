@@ -264,7 +264,7 @@ class Settings:
     pipeline_backend: str  # "vertex" | "local"
     local_pipeline_url: str
     pipeline_service_account: str
-    auth_mode: str  # "google" | "local"
+    auth_mode: str  # "google" | "firebase" | "local"
     auth_audience: str
     allowed_domain: str
     dev_identity: str
@@ -321,6 +321,14 @@ class Settings:
     def is_cloud(self) -> bool:
         return self.pipeline_backend == "vertex"
 
+    def check_api_identity(self) -> None:
+        """What the API refuses to start with: in the cloud, no organisation domain would admit any Google
+        account (review M3). Checked when the API is built (shared/http/app.create_app), not here for every
+        process: only the API reads TRAINYARD_ALLOWED_DOMAIN (Terraform sets it for the API alone)."""
+        if self.is_cloud and not self.allowed_domain:
+            raise ValueError("TRAINYARD_ALLOWED_DOMAIN is empty with TRAINYARD_PIPELINE_BACKEND=vertex: the API "
+                             "would admit any Google account; set it (Terraform variable org_domain)")
+
     @classmethod
     def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
         def get(name: str) -> str:
@@ -339,13 +347,13 @@ class Settings:
             pipeline_backend=backend,
             local_pipeline_url=get("TRAINYARD_LOCAL_PIPELINE_URL"),
             pipeline_service_account=read("TRAINYARD_PIPELINE_SERVICE_ACCOUNT", environ),
-            auth_mode=get("TRAINYARD_AUTH"),
+            auth_mode=_auth_mode(get("TRAINYARD_AUTH"), backend),
             auth_audience=read("TRAINYARD_AUTH_AUDIENCE", environ),
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
             admins=frozenset(e.strip().lower() for e in read("TRAINYARD_ADMINS", environ).split(",") if e.strip()),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
-            dev_token=read("TRAINYARD_DEV_TOKEN", environ),
+            dev_token=_no_local_identity_in_the_cloud(read("TRAINYARD_DEV_TOKEN", environ), backend, "TRAINYARD_DEV_TOKEN"),
             compiler=get("TRAINYARD_COMPILER"),
             progress_min_interval_s=_number(get("TRAINYARD_PROGRESS_MIN_INTERVAL_S"), "TRAINYARD_PROGRESS_MIN_INTERVAL_S"),
             scheduler_backend=read("TRAINYARD_SCHEDULER_BACKEND", environ)
@@ -400,6 +408,26 @@ class Settings:
                                                          "TRAINYARD_LOCAL_MAX_RUNNING_JOBS", int),
                                                  "TRAINYARD_LOCAL_MAX_RUNNING_JOBS"),
         )
+
+
+AUTH_MODES = ("google", "firebase", "local")
+
+
+def _auth_mode(value: str, backend: str) -> str:
+    if value not in AUTH_MODES:
+        raise ValueError(f"TRAINYARD_AUTH must be one of {', '.join(AUTH_MODES)}, not {value!r}")
+    if value == "local":
+        _no_local_identity_in_the_cloud(value, backend, "TRAINYARD_AUTH=local")
+    return value
+
+
+def _no_local_identity_in_the_cloud(value: str, backend: str, name: str) -> str:
+    # The local stack's developer identity is a shared string, not a verified person: in the cloud it
+    # would let whoever learns it act as the developer (review LOW, dev token).
+    if value and backend == "vertex":
+        raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: the local developer identity "
+                         f"is never accepted in the cloud (TRAINYARD_AUTH is google or firebase there)")
+    return value
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:

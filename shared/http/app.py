@@ -41,6 +41,7 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def create_app(deps: Dependencies) -> Flask:
+    deps.settings.check_api_identity()  # no API in the cloud without an organisation domain (review M3)
     app = Flask("trainyard-api")
     app.json = JSONProvider(app)
     app.url_map.strict_slashes = False
