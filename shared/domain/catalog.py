@@ -16,6 +16,18 @@ ModelType = Literal["retrieval", "ranking", "multitask"]
 SplitStrategy = Literal["strict_time", "random"]
 
 
+# Field limits (review LOW: a 2 MB dataset document was accepted, then refused by Firestore's 1 MiB
+# document limit as a 500). Descriptions as long as a run's or a schedule's; a column name as long as
+# BigQuery allows (300 characters: https://cloud.google.com/bigquery/docs/schemas#column_names);
+# list lengths far above any real recommender's.
+MAX_DESCRIPTION = 2000
+MAX_FEATURES = 500
+MAX_TOWER_LAYERS = 16
+MAX_URI = 2048
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
+ColumnName = Annotated[str, Field(min_length=1, max_length=300)]
+
+
 class Strict(BaseModel):
     """Unknown fields are an error (HTTP 400), not silently dropped."""
 
@@ -64,10 +76,11 @@ class DatasetStats(Strict):
 class Dataset(Strict):
     id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
-    description: str = ""
+    description: Description = ""
     source: DataSource
     columns: ColumnMapping
-    features: list[str] = Field(default_factory=list, description="extra columns used as features")
+    features: list[ColumnName] = Field(default_factory=list, max_length=MAX_FEATURES,
+                                       description="extra columns used as features")
     split_strategy: SplitStrategy = "strict_time"
     sample_percent: int = Field(100, ge=1, le=100)
     stats: DatasetStats = Field(default_factory=DatasetStats)
@@ -122,7 +135,7 @@ class CyclicalTransform(Strict):
 
 class CrossTransform(Strict):
     type: Literal["cross"] = "cross"
-    columns: list[str] = Field(..., min_length=2, max_length=2)
+    columns: list[ColumnName] = Field(..., min_length=2, max_length=2)
     hash_buckets: int = Field(1000, ge=2, le=10_000_000)
     embedding_dim: int = Field(16, ge=1, le=1024)
 
@@ -142,7 +155,7 @@ FeatureTransform = Annotated[
 
 class FeatureSpec(Strict):
     name: str = Field(..., min_length=1, max_length=100, description="output feature name")
-    column: Optional[str] = Field(None, description="input column; not used by a cross")
+    column: Optional[ColumnName] = Field(None, description="input column; not used by a cross")
     side: Literal["query", "candidate"]
     transform: FeatureTransform
 
@@ -156,8 +169,8 @@ class FeatureSpec(Strict):
 class FeatureConfig(Strict):
     id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
-    description: str = ""
-    features: list[FeatureSpec] = Field(..., min_length=1)
+    description: Description = ""
+    features: list[FeatureSpec] = Field(..., min_length=1, max_length=MAX_FEATURES)
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
 
@@ -188,11 +201,14 @@ TOWER_DOC = ("dense layer sizes, ReLU between them; the last is the embedding si
 class ModelConfig(Strict):
     id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
-    description: str = ""
+    description: Description = ""
     model_type: ModelType
-    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], description=TOWER_DOC)
-    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], description=TOWER_DOC)
-    ranking_head: list[int] = Field(default_factory=lambda: [256, 64], description="hidden layers before the score")
+    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
+                                   description=TOWER_DOC)
+    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
+                                       description=TOWER_DOC)
+    ranking_head: list[int] = Field(default_factory=lambda: [256, 64], max_length=MAX_TOWER_LAYERS,
+                                    description="hidden layers before the score")
     multitask_weights: MultitaskWeights = Field(default_factory=MultitaskWeights)
     optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"
     # Retrieval loss options (docs/pipeline.md "Model options" says what each did on bench/quality.py).
@@ -282,7 +298,7 @@ class Experiment(Strict):
     model_config_id: DocumentId
     params: ExperimentParams = Field(default_factory=ExperimentParams)
     metrics: ExperimentMetrics = Field(default_factory=ExperimentMetrics)
-    saved_model_uri: Optional[str] = Field(None, description="for warm restart")
+    saved_model_uri: Optional[str] = Field(None, max_length=MAX_URI, description="for warm restart")
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
 
