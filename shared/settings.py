@@ -106,14 +106,17 @@ VARIABLES: tuple[Variable, ...] = (
              "google", (API,), TERRAFORM),
     Variable("TRAINYARD_AUTH_AUDIENCE", "the audiences (comma-separated) a caller's ID token may carry: the API's "
              "URLs and the Google Cloud CLI's client id; none configured refuses every token", "", (API,), TERRAFORM),
-    Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API", "", (API,), TERRAFORM),
+    Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API (a Google user token's hd "
+             "claim must equal it too); required with the vertex backend: the API refuses to start without it, "
+             "and with none every person is refused", "", (API,), TERRAFORM),
     Variable("TRAINYARD_ADMINS", "e-mail addresses (comma-separated, any case) of the operators the admin routes "
              "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody",
              "", (API,), TERRAFORM),
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
-             "trainyard-local-dev-token; the API accepts none unless it is set)", "", (API, STACK, CLI), LOCAL),
+             "trainyard-local-dev-token; the API accepts none unless it is set); refused with the vertex backend, "
+             "as TRAINYARD_AUTH=local is", "", (API, STACK, CLI), LOCAL),
     # ------------------------------------------------------------------ the dashboard page
     Variable("TRAINYARD_DASHBOARD_DIR", "the built dashboard", "dashboard/dist or dashboard_dist beside shared/",
              (API,), OPTIONAL),
