@@ -12,7 +12,9 @@ review C1). Per TRAINYARD_AUTH:
   (https://cloud.google.com/run/docs/authenticating/service-to-service#acquire-token, confirmed by
   Cloud Run's PM in GoogleCloudPlatform/cloud-run-proxy#25). So with that header the identity is its
   token's, and an `Authorization` beside it must name the same principal or the request is refused:
-  otherwise any invoker could put an unsigned token for an admin in `Authorization`.
+  otherwise any invoker could put an unsigned token for an admin in `Authorization`. (Cloud Run
+  replaces the signature of the X-Serverless-Authorization token too, as observed in
+  na0fu3y/ochakai#740; nothing here depends on it: IAM-checked claims are read, never re-verified.)
 - `firebase` (trainyard-web, public: allUsers, no IAM check). Nothing Cloud Run forwards there was
   checked, in either header, so only a Firebase ID token verified here in full (signature included)
   identifies the caller, and a request carrying `X-Serverless-Authorization` is refused.
