@@ -109,7 +109,9 @@ VARIABLES: tuple[Variable, ...] = (
              "google", (API,), TERRAFORM),
     Variable("TRAINYARD_AUTH_AUDIENCE", "the audiences (comma-separated) a caller's ID token may carry: the API's "
              "URLs and the Google Cloud CLI's client id; none configured refuses every token", "", (API,), TERRAFORM),
-    Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API", "", (API,), TERRAFORM),
+    Variable("TRAINYARD_ALLOWED_DOMAIN", "e-mail domain of the people who may use the API (a Google user token's hd "
+             "claim must equal it too); required with the vertex backend: the API refuses to start without it, "
+             "and with none every person is refused", "", (API,), TERRAFORM),
     Variable("TRAINYARD_ADMINS", "e-mail addresses (comma-separated, any case) of the operators the admin routes "
              "admit (dead-letter list and replay, /api/admin/...); everyone else gets 403; none: nobody. The "
              "submitter compiles a free-SQL dataset only if one of them wrote it",
@@ -131,7 +133,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_DEV_IDENTITY", "the local stack's developer identity (created_by)", "developer@localhost",
              (API, STACK), LOCAL),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
-             "trainyard-local-dev-token; the API accepts none unless it is set)", "", (API, STACK, CLI), LOCAL),
+             "trainyard-local-dev-token; the API accepts none unless it is set); refused with the vertex backend, "
+             "as TRAINYARD_AUTH=local is", "", (API, STACK, CLI), LOCAL),
     # ------------------------------------------------------------------ the dashboard page
     Variable("TRAINYARD_DASHBOARD_DIR", "the built dashboard", "dashboard/dist or dashboard_dist beside shared/",
              (API,), OPTIONAL),
@@ -301,7 +304,7 @@ class Settings:
     pipeline_backend: str  # "vertex" | "local"
     local_pipeline_url: str
     pipeline_service_account: str
-    auth_mode: str  # "google" | "local"
+    auth_mode: str  # "google" | "firebase" | "local"
     auth_audience: str
     allowed_domain: str
     dev_identity: str
@@ -367,6 +370,14 @@ class Settings:
     def is_cloud(self) -> bool:
         return self.pipeline_backend == "vertex"
 
+    def check_api_identity(self) -> None:
+        """What the API refuses to start with: in the cloud, no organisation domain would admit any Google
+        account (review M3). Checked when the API is built (shared/http/app.create_app), not here for every
+        process: only the API reads TRAINYARD_ALLOWED_DOMAIN (Terraform sets it for the API alone)."""
+        if self.is_cloud and not self.allowed_domain:
+            raise ValueError("TRAINYARD_ALLOWED_DOMAIN is empty with TRAINYARD_PIPELINE_BACKEND=vertex: the API "
+                             "would admit any Google account; set it (Terraform variable org_domain)")
+
     @classmethod
     def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
         def get(name: str) -> str:
@@ -385,7 +396,7 @@ class Settings:
             pipeline_backend=backend,
             local_pipeline_url=get("TRAINYARD_LOCAL_PIPELINE_URL"),
             pipeline_service_account=read("TRAINYARD_PIPELINE_SERVICE_ACCOUNT", environ),
-            auth_mode=get("TRAINYARD_AUTH"),
+            auth_mode=_auth_mode(get("TRAINYARD_AUTH"), backend),
             auth_audience=read("TRAINYARD_AUTH_AUDIENCE", environ),
             allowed_domain=read("TRAINYARD_ALLOWED_DOMAIN", environ),
             dev_identity=get("TRAINYARD_DEV_IDENTITY"),
@@ -399,7 +410,7 @@ class Settings:
                                                "TRAINYARD_AUDIT_RETENTION_DAYS"),
             groups=_groups(read("TRAINYARD_GROUPS", environ)),
             # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
-            dev_token=read("TRAINYARD_DEV_TOKEN", environ),
+            dev_token=_no_local_identity_in_the_cloud(read("TRAINYARD_DEV_TOKEN", environ), backend, "TRAINYARD_DEV_TOKEN"),
             compiler=get("TRAINYARD_COMPILER"),
             progress_min_interval_s=_number(get("TRAINYARD_PROGRESS_MIN_INTERVAL_S"), "TRAINYARD_PROGRESS_MIN_INTERVAL_S"),
             scheduler_backend=read("TRAINYARD_SCHEDULER_BACKEND", environ)
@@ -518,6 +529,8 @@ def _local_only(value: bool, backend: str, name: str, why: str) -> bool:
     if value and backend == "vertex":
         raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: {why}")
     return value
+
+
 def _cursor_key(value: str, backend: str) -> bytes:
     if value and len(value) < 32:
         raise ValueError("TRAINYARD_CURSOR_KEY must be at least 32 characters (e.g. openssl rand -base64 32)")
@@ -526,6 +539,26 @@ def _cursor_key(value: str, backend: str) -> bytes:
     # One process alone locally: its own key (tokens do not survive a restart). Never in the cloud, where
     # instances must agree on the key.
     return b"" if backend == "vertex" else secrets.token_bytes(32)
+
+
+AUTH_MODES = ("google", "firebase", "local")
+
+
+def _auth_mode(value: str, backend: str) -> str:
+    if value not in AUTH_MODES:
+        raise ValueError(f"TRAINYARD_AUTH must be one of {', '.join(AUTH_MODES)}, not {value!r}")
+    if value == "local":
+        _no_local_identity_in_the_cloud(value, backend, "TRAINYARD_AUTH=local")
+    return value
+
+
+def _no_local_identity_in_the_cloud(value: str, backend: str, name: str) -> str:
+    # The local stack's developer identity is a shared string, not a verified person: in the cloud it
+    # would let whoever learns it act as the developer (review LOW, dev token).
+    if value and backend == "vertex":
+        raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: the local developer identity "
+                         f"is never accepted in the cloud (TRAINYARD_AUTH is google or firebase there)")
+    return value
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:

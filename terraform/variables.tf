@@ -17,7 +17,12 @@ variable "firestore_location" {
 
 variable "org_domain" {
   type        = string
-  description = "The organisation's e-mail domain (e.g. example.com): signed-in users with a verified address in it may read runs, schedules and the catalog (Firestore rules) and the API checks it too."
+  description = "The organisation's e-mail domain (e.g. example.com): signed-in users with a verified address in it may read runs, schedules and the catalog (Firestore rules) and the API checks it too (with the hd claim of Google tokens). Required: empty would admit any Google account."
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$", var.org_domain))
+    error_message = "org_domain must be a lower-case domain such as example.com (not empty, no @, no scheme): an empty domain would admit any Google account."
+  }
 }
 
 variable "api_user_audiences" {

@@ -16,7 +16,8 @@ from typing import Optional, Protocol
 from shared.adapters.lazy_client import LazyClient
 from shared.contract import labels
 from shared.contract.nodes import NODE_OF_STAGE, stage_for_task
-from shared.errors import NotFound, TransientError
+from shared.errors import FieldError, NotFound, TransientError
+from shared.validation import REGION
 
 MAX_PAGE_SIZE = 500
 # Vertex custom-training quota metric per accelerator (Spot/preemptible VMs have their own quota).
@@ -210,6 +211,8 @@ class CloudGpuQuota:
         return in_use
 
     def _read_in_use(self, metric: str, region: str) -> Optional[int]:
+        if not REGION.fullmatch(region):  # it goes inside the filter string below: nothing but a region may
+            raise FieldError.one("region", "must be a Google Cloud region such as europe-west4")
         end = datetime.now(timezone.utc)
         query = (f'metric.type="serviceruntime.googleapis.com/quota/allocation/usage" AND resource.type="consumer_quota" '
                  f'AND resource.labels.service="aiplatform.googleapis.com" AND metric.labels.quota_metric="{metric}" '

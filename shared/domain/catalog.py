@@ -23,13 +23,24 @@ def team_field():
     return Field(None, description="the team it belongs to (left out: your only team with the role it needs)")
 
 
+# Field limits (review LOW: a 2 MB dataset document was accepted, then refused by Firestore's 1 MiB
+# document limit as a 500). Descriptions as long as a run's or a schedule's; list lengths far above any
+# real recommender's. A column name's length (BigQuery's 300 characters) is checked with its form below.
+MAX_DESCRIPTION = 2000
+MAX_FEATURES = 500
+MAX_TOWER_LAYERS = 16
+MAX_URI = 2048
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION)]
+
+
 class Strict(BaseModel):
     """Unknown fields are an error (HTTP 400), not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-# Names that reach SQL and TensorFlow feature keys (shared/domain/data_access.py has the rules and sources).
+# Names that reach SQL and TensorFlow feature keys (shared/domain/data_access.py has the rules and sources;
+# at most 300 characters, as BigQuery allows: https://cloud.google.com/bigquery/docs/schemas#column_names).
 ColumnName = Annotated[str, AfterValidator(data_access.column)]
 
 
@@ -85,10 +96,11 @@ class DatasetStats(Strict):
 class Dataset(Strict):
     id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
-    description: str = ""
+    description: Description = ""
     source: DataSource
     columns: ColumnMapping
-    features: list[ColumnName] = Field(default_factory=list, description="extra columns used as features")
+    features: list[ColumnName] = Field(default_factory=list, max_length=MAX_FEATURES,
+                                       description="extra columns used as features")
     split_strategy: SplitStrategy = "strict_time"
     sample_percent: int = Field(100, ge=1, le=100)
     stats: DatasetStats = Field(default_factory=DatasetStats)
@@ -178,8 +190,8 @@ class FeatureSpec(Strict):
 class FeatureConfig(Strict):
     id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
-    description: str = ""
-    features: list[FeatureSpec] = Field(..., min_length=1)
+    description: Description = ""
+    features: list[FeatureSpec] = Field(..., min_length=1, max_length=MAX_FEATURES)
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
     team: Optional[str] = team_field()
@@ -211,11 +223,14 @@ TOWER_DOC = ("dense layer sizes, ReLU between them; the last is the embedding si
 class ModelConfig(Strict):
     id: Optional[DocumentId] = None
     name: str = Field(..., min_length=1, max_length=200)
-    description: str = ""
+    description: Description = ""
     model_type: ModelType
-    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], description=TOWER_DOC)
-    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], description=TOWER_DOC)
-    ranking_head: list[int] = Field(default_factory=lambda: [256, 64], description="hidden layers before the score")
+    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
+                                   description=TOWER_DOC)
+    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
+                                       description=TOWER_DOC)
+    ranking_head: list[int] = Field(default_factory=lambda: [256, 64], max_length=MAX_TOWER_LAYERS,
+                                    description="hidden layers before the score")
     multitask_weights: MultitaskWeights = Field(default_factory=MultitaskWeights)
     optimizer: Literal["adagrad", "adam", "sgd"] = "adagrad"
     # Retrieval loss options (docs/pipeline.md "Model options" says what each did on bench/quality.py).
@@ -306,7 +321,7 @@ class Experiment(Strict):
     model_config_id: DocumentId
     params: ExperimentParams = Field(default_factory=ExperimentParams)
     metrics: ExperimentMetrics = Field(default_factory=ExperimentMetrics)
-    saved_model_uri: Optional[str] = Field(None, description="for warm restart")
+    saved_model_uri: Optional[str] = Field(None, max_length=MAX_URI, description="for warm restart")
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
     team: Optional[str] = team_field()

@@ -49,6 +49,7 @@ def create_app(deps: Dependencies) -> Flask:
     if not deps.settings.cursor_key:  # every instance must sign and check page tokens with the same key
         raise RuntimeError("TRAINYARD_CURSOR_KEY is not set: the API signs its page tokens with it "
                            "(docs/deploy.md: the trainyard-cursor-key secret)")
+    deps.settings.check_api_identity()  # no API in the cloud without an organisation domain (review M3)
     app = Flask("trainyard-api")
     app.json = JSONProvider(app)
     app.url_map.strict_slashes = False

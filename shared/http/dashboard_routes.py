@@ -17,7 +17,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from flask import Flask, Response, jsonify, redirect, request, send_from_directory
+from flask import Flask, Response, jsonify, make_response, redirect, request, send_from_directory
 
 PREFIX = "/training"
 _REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +62,38 @@ def page_config(settings) -> dict:
     return config
 
 
+# What the page's Firebase SDK talks to in the cloud (read off dashboard/dist: Auth's REST hosts and
+# Firestore's WebChannel host), and the loader of Auth's sign-in popup (gapi, apis.google.com), which
+# frames https://<authDomain>/__/auth/iframe.
+FIREBASE_HOSTS = ("https://identitytoolkit.googleapis.com", "https://securetoken.googleapis.com")
+FIRESTORE_HOST = "https://firestore.googleapis.com"
+POPUP_LOADER = "https://apis.google.com"
+NONE = "'none'"
+
+
+def page_policy(settings) -> str:
+    """The page's Content-Security-Policy: its own scripts only (no inline script, no eval), and
+    connections to this origin plus what its Firebase SDK needs here: the emulators locally, Google's
+    hosts in the cloud. Inline style attributes stay allowed: the page renders markup that carries them."""
+    config = page_config(settings)
+    scripts, connect, frames = ["'self'"], ["'self'"], []
+    emulator = config["firestoreEmulatorHost"]
+    connect.append(f"http://{emulator}" if emulator else FIRESTORE_HOST)
+    if settings.auth_mode != "local":
+        auth_emulator = config["authEmulatorHost"]
+        if auth_emulator:
+            connect.append(f"http://{auth_emulator}")
+            frames.append(f"http://{auth_emulator}")
+        else:
+            connect.extend(FIREBASE_HOSTS)
+            scripts.append(POPUP_LOADER)
+            frames.append(f"https://{config['firebase']['authDomain']}")
+    return "; ".join([
+        "default-src 'self'", f"script-src {' '.join(scripts)}", "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:", f"connect-src {' '.join(connect)}", f"frame-src {' '.join(frames or [NONE])}",
+        f"object-src {NONE}", f"base-uri {NONE}", f"form-action {NONE}", f"frame-ancestors {NONE}"])
+
+
 def register_dashboard_routes(app: Flask, deps) -> None:
     mimetypes.add_type("text/javascript", ".js")
     mimetypes.add_type("text/css", ".css")
@@ -98,7 +130,9 @@ def register_dashboard_routes(app: Flask, deps) -> None:
         # Runs before the API's identity check (inserted first): the page and its assets are public;
         # answering here ends the request, so `authenticate` never sees it.
         if request.method in ("GET", "HEAD") and request.endpoint in open_endpoints:
-            return app.view_functions[request.endpoint](**(request.view_args or {}))
+            response = make_response(app.view_functions[request.endpoint](**(request.view_args or {})))
+            response.headers["Content-Security-Policy"] = page_policy(deps.settings)
+            return response
         return None
 
     app.before_request_funcs.setdefault(None, []).insert(0, serve_open_routes)

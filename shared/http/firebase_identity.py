@@ -31,6 +31,7 @@ from shared.errors import TransientError, Unauthenticated
 
 CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 ISSUER_PREFIX = "https://securetoken.google.com/"
+GOOGLE_PROVIDER = "google.com"
 
 
 def is_firebase_issuer(claims: dict) -> bool:
@@ -100,6 +101,14 @@ def check_claims(claims: dict, project: str) -> None:
         raise Unauthenticated(f"the Firebase ID token has the wrong issuer ({claims.get('iss')!r})")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise Unauthenticated("the Firebase ID token has no subject")
+    # The page signs in with Google only. Another provider (password, email link, anonymous, a custom
+    # token minted with the Admin SDK) would let whoever controls it name any address. Firebase Auth sets
+    # `firebase.sign_in_provider` (https://firebase.google.com/docs/rules/rules-and-auth).
+    firebase = claims.get("firebase")
+    provider = firebase.get("sign_in_provider") if isinstance(firebase, dict) else None
+    if provider != GOOGLE_PROVIDER:
+        raise Unauthenticated(f"the Firebase ID token was not obtained by signing in with Google "
+                              f"(sign_in_provider={provider!r})")
 
 
 def firebase_claims(token: str, settings, claims_of: Callable[[str], dict],

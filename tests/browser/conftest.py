@@ -119,11 +119,16 @@ def page(browser, stack, catalog):
     page.set_default_timeout(10_000)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Chromium reports what the page's Content-Security-Policy refused on the console ("Refused to …
+    # because it violates the following Content Security Policy directive"): none may happen.
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(stack.api + "/training#training")
     # Ready and live: the run list's first snapshot arrived (the first page after the stack starts
     # waits for the emulator's JVM to warm up, which on a busy machine takes several seconds).
-    page.wait_for_function("window.__trainyard && window.__trainyard.firstRunsRenderMs != null", timeout=30_000)
+    # A function, not an expression: Playwright evaluates a function once and polls it, where it would eval an
+    # expression on every poll, which the page's CSP (no unsafe-eval) refuses (microsoft/playwright#36986).
+    page.wait_for_function("() => window.__trainyard && window.__trainyard.firstRunsRenderMs != null", timeout=30_000)
     yield page
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"

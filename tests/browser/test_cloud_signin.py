@@ -120,7 +120,7 @@ def test_sign_in_live_runs_wizard_and_refreshed_tokens(context, cloud_stack, clo
     sign_in(page, "ana@" + DOMAIN)
     expect(page.locator("#signin")).to_be_hidden()
     expect(page.locator("#identity")).to_have_text("ana@" + DOMAIN)
-    page.wait_for_function("window.__trainyard.firstRunsRenderMs != null", timeout=30_000)
+    page.wait_for_function("() => window.__trainyard.firstRunsRenderMs != null", timeout=30_000)  # a function: CSP
     # The run list arrives under the rules, and follows a new run live.
     live = cloud_stack.post("/api/training-runs", run_body(cloud_catalog["best"]["id"], name="appears-live")).json()
     expect(card(page, live["training_run"]["id"])).to_be_visible()

@@ -53,7 +53,8 @@ def emulator_token(email="ana@example.com", **claims) -> str:
     """As the Firebase Auth emulator issues them: alg none, empty signature."""
     now = int(time.time())
     payload = {"iss": f"https://securetoken.google.com/{PROJECT}", "aud": PROJECT, "sub": "uid-ana", "iat": now,
-               "exp": now + 3600, "email": email, "email_verified": True, **claims}
+               "exp": now + 3600, "email": email, "email_verified": True,
+               "firebase": {"sign_in_provider": "google.com"}, **claims}
 
     def part(obj):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")

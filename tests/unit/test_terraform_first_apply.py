@@ -206,7 +206,8 @@ def _console(tmp_path, assignments: dict[str, str], expr: str) -> subprocess.Com
         pytest.skip("terraform binary not installed: cannot evaluate the validation rules")
     shutil.copy(TF_ROOT / "variables.tf", tmp_path / "variables.tf")
     required = [n for n, v in hcl.variables(hcl.load_dir(TF_ROOT)).items() if "default" not in v]
-    args = [f"-var={n}=x" for n in required if n not in assignments]
+    valid = {"org_domain": "example.com"}  # a required variable whose validation refuses a bare "x"
+    args = [f"-var={n}={valid.get(n, 'x')}" for n in required if n not in assignments]
     args += [f"-var={n}={v}" for n, v in assignments.items()]
     return subprocess.run([terraform, "console", "-input=false", "-no-color", *args], input=expr, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
@@ -231,6 +232,10 @@ def _console(tmp_path, assignments: dict[str, str], expr: str) -> subprocess.Com
     ("build_region", "europe-west1", True),
     ("build_region", "global", True),
     ("build_region", "europe-west4", False),
+    ("org_domain", "example.com", True),
+    ("org_domain", "", False),               # review M3: an empty domain admitted any Google account
+    ("org_domain", "@example.com", False),
+    ("org_domain", "Example.com", False),
 ])
 def test_the_new_variables_reject_what_google_would_refuse(tmp_path, name, value, ok):
     proc = _console(tmp_path, {name: value}, f"var.{name}\n")
