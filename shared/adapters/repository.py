@@ -487,6 +487,7 @@ class FirestoreRepository:
 
     def get_ledger(self, team: str, month: str) -> Optional[dict]:
         snap = self.db.collection(LEDGERS).document(ledger_id(team, month)).get()
+        return snap.to_dict() if snap.exists else None
 
     # ------------------------------------------------------------------ access documents (GET /api/me)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from shared.domain import teams
+from shared.domain import runs, teams
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.teams import Caller
 from shared.errors import Conflict, FieldError, Forbidden, NotFound
