@@ -203,6 +203,9 @@ def show_audit(args, client, ui) -> int:
             ui.line(f"more: --cursor {d['next_cursor']}")
 
     ui.result(data, human)
+    return 0
+
+
 def whoami(args, client, ui) -> int:
     """`whoami`: GET /api/me — the identity the API verified and what it may do on each team."""
     me = client.get("/api/me")["me"]

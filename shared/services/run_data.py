@@ -54,6 +54,7 @@ def list_runs(repo: Repository, args: dict, who: Caller) -> dict:
     query = {"deleted": True} if deleted else filters
     if shown is not None:  # the deleted runs too: only those of the teams the caller may view
         query = {**query, TEAMS_KEY: shown}
+        filters = {**filters, TEAMS_KEY: shown}  # and the total counts only those teams' runs
 
     found: list[dict] = []
     scanned, batch = 0, max(page_size * 2, 50)

@@ -203,7 +203,7 @@ def test_run_commands_cancels_the_pipeline_job_and_the_trainers_custom_job(cloud
     run, job_id = large_run
     parent = f"projects/{cloud.project}/locations/{cloud.region}"
     custom_job = cloud.jobs.add_custom_job(parent, "trainer-rehearsal", {"trainyard-run-id": run["id"]})
-    intents.cancel_run(cloud.repo, cloud.publisher, run["id"], demo_member(IDENTITY)[0])
+    intents.cancel_run(cloud.repo, cloud.publisher, run["id"], member()[0])
     doc = cloud.wait(lambda: (d := cloud.repo.get_run(run["id"]))["status"] == runs.CANCELLED and d, 180,
                      "the run to be cancelled")
     assert cloud.pipelines.job(job_id).state.name == "PIPELINE_STATE_CANCELLED"

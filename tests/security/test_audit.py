@@ -13,10 +13,10 @@ import pytest
 
 import trainyard_cli.__main__ as cli
 from shared.adapters.artifact_store import ArtifactStore
-from shared.domain import audit
+from shared.domain import audit, teams
 from shared.http.app import Dependencies, create_app
 from shared.settings import Settings, get_settings
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, local_settings, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_cli import FlaskSession
 from trainyard_cli.client import ApiClient
@@ -25,6 +25,9 @@ TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 OPS, MALLORY = "ops@example.com", "mallory@example.com"
 HOOK = "https://hooks.slack.com/services/T000/B000/very-secret-path"
+# The local stack's teams: mallory is its developer, admin of its demo team (she may act; the trail must
+# still show what she did); ops is a platform admin (TRAINYARD_ADMINS), the one who reads the trail.
+TEAMS = teams.demo(MALLORY)
 
 
 @pytest.fixture
@@ -33,8 +36,8 @@ def repo():
 
 
 def client_as(repo, identity: str, admins: str = OPS):
-    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity=identity,
-                       admins=Settings.from_environ({"TRAINYARD_ADMINS": admins}).admins)
+    settings = local_settings(identity, TOKEN, teams=TEAMS,
+                              admins=Settings.from_environ({"TRAINYARD_ADMINS": admins}).admins)
     return create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(),
                                    settings=settings)).test_client()
 
@@ -54,7 +57,7 @@ def records(repo) -> list[dict]:
 
 
 def create_run(client, repo, **overrides):
-    experiment = seed_catalog(repo)["experiment"]
+    experiment = seed_catalog(repo, member=demo_member(MALLORY, TEAMS))["experiment"]
     return client.post("/api/training-runs", data=json.dumps(run_body(experiment, **overrides)), headers=AUTH)
 
 
@@ -101,7 +104,7 @@ def test_the_actor_is_the_verified_identity_never_a_claimed_one(repo, mallory):
                "X-Forwarded-User": "alice@example.com"}
     mallory.post("/api/training-runs/tr-1/cancel", data=json.dumps({"cancelled_by": "alice@example.com"}),
                  headers=claimed)
-    experiment = seed_catalog(repo)["experiment"]
+    experiment = seed_catalog(repo, member=demo_member(MALLORY, TEAMS))["experiment"]
     mallory.post("/api/training-runs", data=json.dumps(run_body(experiment, created_by="alice@example.com")),
                  headers=claimed)
     assert [r["actor"] for r in records(repo)] == [MALLORY, MALLORY]

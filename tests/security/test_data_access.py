@@ -188,7 +188,17 @@ def test_a_schedule_on_another_teams_dataset_is_refused(repo):
         "kind": "bigquery", "table": "warehouse-prj.hr.employees"}), teams.caller(OPS, DECLARED, ADMINS), DECLARED)
     body = {"name": "nightly", "schedule_type": "daily", "time_of_day": "03:00", "timezone": "UTC",
             "run_template": _run_body(hr["id"], _configs(repo))}
+    # With no role on 'hr', Mallory may not even name its dataset (the team check comes first).
     response = post(client_as(repo, MALLORY), "/api/training/schedules", body)
+    assert response.status_code == 403 and response.get_json()["team"] == "hr", response.get_json()
+    assert repo.schedules == {}
+    # A viewer of 'hr' may see the dataset, but the schedule is 'recs''s, and 'recs' may not read it.
+    hr_viewer = teams.parse({
+        "recs": {"members": {MALLORY: "trainer", ALICE: "admin"}, "model_names": ["*"],
+                 "datasets": ["warehouse-prj.recs_events"], "buckets": ["gs://recs-data/", "gs://shared-data/recs/"]},
+        "hr": {"members": {"hr-lead@example.com": "admin", MALLORY: "viewer"}, "datasets": ["warehouse-prj.hr"],
+               "buckets": ["gs://hr-data/"]}})
+    response = post(client_as(repo, MALLORY, declared=hr_viewer), "/api/training/schedules", body)
     assert response.status_code == 400, response.get_json()
     assert "not one team 'recs' may read" in fields(response)["run_template.dataset_id"]
     assert repo.schedules == {}

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import replace
 
 import pytest
 
 from shared.adapters.run_data_sources import CloudLoggingLogs, RunDataSources
 from shared.composition import Dependencies
 from shared.http.app import create_app
+from shared.domain import teams
 from shared.services import intake
-from shared.settings import Settings, get_settings
-from tests.builders import run_body, seed_catalog
+from shared.settings import Settings
+from tests.builders import demo_member, local_settings, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository, RecordedRest
 
 TOKEN = "security-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# Alice's team, on which mallory may read (a viewer): she may page through the logs of its runs, and what
+# she tries is to make a page token read other logs than the run's.
+TEAMS = teams.parse({"recs": {"members": {"alice@example.com": "admin", "mallory@example.com": "viewer"},
+                              "model_names": ["*"], "buckets": ["*"]}})
 PROBE = 'logName:"cloudaudit.googleapis.com" OR resource.type="cloud_run_revision"'  # the review's probe_logs.py
 
 
@@ -39,11 +43,11 @@ class World:
         self.rest = RecordedRest([("pipelineJobs", pipeline_job(*main_jobs)), ("customJobs", {"customJobs": []}),
                                   ("entries:list", self.entries)])
         self.repo = InMemoryRepository()
-        settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="mallory@example.com")
+        settings = local_settings("mallory@example.com", TOKEN, teams=TEAMS)
         deps = Dependencies(repo=self.repo, publisher=FakePublisher(), store=None, settings=settings,
                             run_data=RunDataSources(CloudLoggingLogs("p", "l", self.rest), NoQuota()))
         self.client = create_app(deps).test_client()
-        self.ids = seed_catalog(self.repo)
+        self.ids = seed_catalog(self.repo, member=demo_member("alice@example.com", TEAMS))
 
     def entries(self, kwargs) -> dict:
         body = kwargs["json"]
@@ -53,7 +57,7 @@ class World:
 
     def run(self, name: str) -> str:
         return intake.create_run(self.repo, FakePublisher(), run_body(self.ids["experiment"], name=name),
-                                 "alice@example.com")["id"]
+                                 *demo_member("alice@example.com", TEAMS))["id"]
 
     def logs(self, run_id: str, **params):
         return self.client.get(f"/api/training-runs/{run_id}/logs", query_string=params, headers=AUTH)

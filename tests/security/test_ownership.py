@@ -27,8 +27,9 @@ API_URL = "https://europe-west4-p.cloudfunctions.net/trainyard-api"
 TEAMS = teams.parse({
     "recs": {"members": {"alice@example.com": "admin", "vic@example.com": "viewer", "tom@example.com": "trainer",
                          "dan@example.com": "deployer"},
-             "model_names": ["recs-*"], "endpoints": ["recs-prod"]},
-    "ads": {"members": {"mallory@example.com": "admin"}, "model_names": ["ads-*"], "endpoints": ["ads-prod"]},
+             "model_names": ["recs-*"], "endpoints": ["recs-prod"], "buckets": ["gs://recs-data/"]},
+    "ads": {"members": {"mallory@example.com": "admin"}, "model_names": ["ads-*"], "endpoints": ["ads-prod"],
+            "buckets": ["gs://ads-data/"]},
 })
 REGISTERED = {"vertex_model_name": "recs-v1", "vertex_model_resource_name": "projects/p/locations/l/models/7",
               "vertex_model_version": "1", "gcs_artifacts_path": "gs://b/runs/x"}
@@ -56,9 +57,11 @@ class World:
         return self.client.open(path, method=method, headers=headers,
                                 data=json.dumps(body) if body is not None else None)
 
-    def catalog(self, who: str, name: str, metrics: dict) -> str:
+    def catalog(self, who: str, name: str, metrics: dict, bucket: str) -> str:
+        """A catalog as `who`, on data in `bucket` (a bucket of their team: data is confined to a team's)."""
+        data = dataset_body(source={"kind": "files", "uri": f"{bucket}transactions.csv", "format": "csv"})
         made = {kind: self.call(who, "POST", f"/api/{kind}", body).get_json()["item"]["id"] for kind, body in (
-            ("datasets", dataset_body()), ("feature-configs", feature_config_body()),
+            ("datasets", data), ("feature-configs", feature_config_body()),
             ("model-configs", model_config_body()))}
         return self.call(who, "POST", "/api/experiments", {
             "name": name, "model_type": "retrieval", "dataset_id": made["datasets"],
@@ -79,8 +82,8 @@ class World:
 @pytest.fixture
 def world():
     w = World()
-    w.recs_exp = w.catalog("alice@example.com", "recs quick test", {"recall_at_100": 0.31})
-    w.ads_exp = w.catalog("mallory@example.com", "ads quick test", {"recall_at_100": 0.32})
+    w.recs_exp = w.catalog("alice@example.com", "recs quick test", {"recall_at_100": 0.31}, "gs://recs-data/")
+    w.ads_exp = w.catalog("mallory@example.com", "ads quick test", {"recall_at_100": 0.32}, "gs://ads-data/")
     return w
 
 
@@ -266,11 +269,13 @@ def test_lists_show_only_the_teams_the_caller_may_view(world):
 
 def test_more_teams_than_one_firestore_in_filter_holds_are_all_listed(world):
     """A caller on 31+ teams: the repository asks in chunks of 30 and merges (newest first)."""
-    many = teams.parse({f"t{n}": {"members": {"multi@example.com": "trainer"}, "model_names": ["*"]}
+    many = teams.parse({f"t{n}": {"members": {"multi@example.com": "trainer"}, "model_names": ["*"],
+                               "buckets": [f"gs://t{n}-data/"]}
                         for n in range(35)})
     world.serve(many)
     for n in (0, 31, 34):
-        made = world.call("multi@example.com", "POST", "/api/datasets", dataset_body(name=f"data {n}", team=f"t{n}"))
+        made = world.call("multi@example.com", "POST", "/api/datasets", dataset_body(
+            name=f"data {n}", team=f"t{n}", source={"kind": "files", "uri": f"gs://t{n}-data/a.csv", "format": "csv"}))
         assert made.status_code == 201, made.get_json()
     items = world.call("multi@example.com", "GET", "/api/datasets").get_json()["items"]
     assert sorted(i["team"] for i in items) == ["t0", "t31", "t34"]

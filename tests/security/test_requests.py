@@ -6,15 +6,14 @@ carried a CSP, X-Frame-Options or nosniff."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
 from shared.adapters.artifact_store import ArtifactStore
 from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, RunDataSources
 from shared.http.app import Dependencies, create_app
-from shared.settings import Settings, get_settings
-from tests.builders import dataset_body, run_body, seed_catalog
+from shared.settings import Settings
+from tests.builders import dataset_body, local_settings, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 
 TOKEN = "dev-token"
@@ -43,7 +42,7 @@ def repo():
 
 
 def app_with(repo, **deps):
-    settings = replace(get_settings(), auth_mode="local", dev_token=TOKEN, dev_identity="dev@example.com")
+    settings = local_settings("dev@example.com", TOKEN)  # the demo team's admin
     return create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,
                                    **deps)).test_client()
 

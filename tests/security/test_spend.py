@@ -22,7 +22,7 @@ from shared.domain import runs, schedules, spend, teams
 from shared.http.app import Dependencies, create_app
 from shared.services import scheduling
 from shared.settings import get_settings
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
 
@@ -50,7 +50,7 @@ def env():
         deps.scheduler_jobs = jobs
         return create_app(deps).test_client()
 
-    return {"repo": repo, "publisher": publisher, "jobs": jobs, "ids": seed_catalog(repo), "settings": base,
+    return {"repo": repo, "publisher": publisher, "jobs": jobs, "ids": seed_catalog(repo, member=demo_member(TRAINER, TEAMS)), "settings": base,
             "trainer": client(TRAINER), "admin": client(ADMIN)}
 
 

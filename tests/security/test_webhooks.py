@@ -16,10 +16,11 @@ import pytest
 from shared.adapters.artifact_store import ArtifactStore
 from shared.errors import TransientError
 from shared.adapters.notify_targets import LocalSecrets, TopicSender, WebhookSender
+from shared.domain import teams
 from shared.http.app import Dependencies, create_app
 from shared.services import notify
 from shared.settings import get_settings
-from tests.builders import run_body, seed_catalog
+from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
 
@@ -51,19 +52,29 @@ def settings_with(settings, **fields):
     return replace(settings, **{k: v for k, v in fields.items() if hasattr(settings, k)})
 
 
+# alice trains on team recs; mallory may read recs' runs and schedules (viewer) and trains on her own team,
+# so she is a signed-in user who sees alice's work and can name alice's signing secret in runs of her own.
+TEAMS = teams.parse({
+    "recs": {"members": {"user:alice@example.com": "trainer", "user:mallory@example.com": "viewer"},
+             "model_names": ["*"], "datasets": ["*"], "buckets": ["*"]},
+    "lab": {"members": {"user:mallory@example.com": "trainer"},
+            "model_names": ["*"], "datasets": ["*"], "buckets": ["*"]}})
+
+
 @pytest.fixture
 def platform(tmp_path):
     """One repository, seen by alice and by mallory (two signed-in users of the same deployment)."""
     repo, publisher = InMemoryRepository(), FakePublisher()
     base = settings_with(replace(get_settings(), auth_mode="local", dev_token=TOKEN, local_dir=str(tmp_path)),
-                         notify_signing_secrets={"alice-hook": ("https://hooks.slack.com/services/T0ALICE/",)})
+                         notify_signing_secrets={"alice-hook": ("https://hooks.slack.com/services/T0ALICE/",)},
+                         teams=TEAMS)
 
     def client(identity, **settings):
         deps = Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(),
                             settings=settings_with(base, dev_identity=identity, **settings), scheduler_jobs=NoJobs())
         return create_app(deps).test_client()
 
-    return {"repo": repo, "publisher": publisher, "ids": seed_catalog(repo), "alice": client("alice@example.com"),
+    return {"repo": repo, "publisher": publisher, "ids": seed_catalog(repo, member=demo_member("alice@example.com", TEAMS)), "alice": client("alice@example.com"),
             "mallory": client("mallory@example.com"), "client": client, "settings": base}
 
 

@@ -236,6 +236,6 @@ def test_a_run_deleted_before_its_automatic_deploy_is_not_deployed(world):
     the redelivered final event then deploys nothing and does not fail (a deleted run takes no action)."""
     run = running_run(world, DEPLOY_NEW)
     assert fold_without_publisher(world, run)["status"] == runs.COMPLETED
-    assert intents.delete_run(world.repo, run["id"], "dev@example.com", grace_days=7)["changed"] is True
+    assert intents.delete_run(world.repo, run["id"], DEV, grace_days=7)["changed"] is True
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert deploy_commands(world.publisher) == [] and not world.repo.get_run(run["id"]).get("deployment")

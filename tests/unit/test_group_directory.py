@@ -122,14 +122,15 @@ def test_the_local_map_comes_from_trainyard_groups():
 
 
 def test_a_group_members_role_reaches_the_api_and_only_teams_naming_groups_ask():
-    declared = teams.parse({"recs": {"members": {"group:recs-ml@example.com": "trainer"}, "model_names": ["*"]}})
+    declared = teams.parse({"recs": {"members": {"group:recs-ml@example.com": "trainer"}, "model_names": ["*"],
+                                     "buckets": ["gs://recs-data/"]}})
     assert names_groups(declared) and not names_groups(teams.demo("dev@example.com"))
     settings = replace(local_settings("alice@example.com", "t", teams=declared),
                        groups={"alice@example.com": frozenset({"recs-ml@example.com"})})
     client = create_app(Dependencies(repo=InMemoryRepository(), publisher=FakePublisher(), store=ArtifactStore(),
                                      settings=settings)).test_client()
     made = client.post("/api/datasets", headers={"Authorization": "Bearer t"},
-                       json={"name": "d", "source": {"kind": "files", "uri": "/data/x.csv", "format": "csv"},
+                       json={"name": "d", "source": {"kind": "files", "uri": "gs://recs-data/x.csv", "format": "csv"},
                              "columns": {"user_id": "u", "item_id": "i", "timestamp": "t"}})
     assert made.status_code == 201 and made.get_json()["item"]["team"] == "recs"
     nobody = replace(settings, groups={})

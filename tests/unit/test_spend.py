@@ -90,7 +90,7 @@ def test_a_run_that_ends_has_its_measured_cost_replace_its_reservation_once():
                       datasets=("*",), buckets=("*",), budget=teams.Budget(gpu_hours_per_month=100))
     settings = replace(get_settings(), teams=(team,), spend_epoch_seconds=600.0)
     repo, publisher = InMemoryRepository(), FakePublisher()
-    ids = seed_catalog(repo)
+    ids = seed_catalog(repo, member=(teams.caller("dev@example.com", (team,)), (team,)))
     run = intake.create_run(repo, publisher, run_body(ids["experiment"]), teams.caller("dev@example.com", (team,)),
                             (team,), settings=settings)
     month = run["spend"]["month"]
