@@ -201,7 +201,7 @@ def test_a_member_sees_her_teams_runs_live_and_never_another_teams(context, clou
     assert ours["training_run"]["team"] == "recs" and theirs["training_run"]["team"] == "ads"
     page = open_signed_out(context, cloud_stack)
     sign_in(page, "ana@" + DOMAIN)
-    page.wait_for_function("window.__trainyard.firstRunsRenderMs != null", timeout=30_000)
+    page.wait_for_function("() => window.__trainyard.firstRunsRenderMs != null", timeout=30_000)  # a function: CSP
     assert page.evaluate("window.__trainyard.me.teams") == ["recs"]
     expect(card(page, ours["training_run"]["id"])).to_be_visible()
     # Live: a new run of her team appears; the other team's new run never does.

@@ -33,7 +33,7 @@ def run_doc(name, status, minutes_ago, **extra):
         "gpu_config": {"gpu_type": "NVIDIA_L4", "gpu_count": 2, "preemptible": True, "machine_type": "g2-standard-24"},
         "evaluator_config": {"enabled": True, "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.4}},
         "deployment_config": {"action": "register_only"}, "gcs_artifacts_path": "", "error_message": "", "error_stage": "",
-        "created_at": NOW - timedelta(minutes=minutes_ago), "created_by": "developer@localhost",
+        "created_at": NOW - timedelta(minutes=minutes_ago), "created_by": "developer@localhost", "team": "demo",
         "started_at": None, "completed_at": None, "duration_seconds": None, "warnings": [], "artifacts": {},
     }
     for stage in stages[: {"running": 6, "completed": 8, "not_blessed": 7, "failed": 6, "cancelled": 6}.get(status, 0)]:
