@@ -144,14 +144,9 @@ def test_every_documented_image_build_runs_in_an_allowed_region(confs):
 def _plan_with_data(tmp_path) -> terraform_model.Instance:
     tfvars = tmp_path / "data.tfvars"
     example = (TF_ROOT / "examples/minimal/minimal.tfvars").read_text()
-    # The example's teams leave `datasets` and `buckets` to their optional() default, []; the Terraform model
-    # (tests/rehearsal/terraform_model.py) does not apply a variable type's optional() defaults, so they are
-    # spelled out here: the same plan Terraform makes, in which no team names any data.
-    anchor = re.search(r"^(\s*)endpoints\s*=.*$", example, re.M)
-    assert anchor and "buckets" not in example and "datasets" not in example, "the example's teams changed"
-    indent = anchor[1]
-    example = (example[:anchor.end()] + f"\n{indent}datasets    = []\n{indent}buckets     = []"
-               + example[anchor.end():])
+    # The example's team spells out its data (the Terraform model, tests/rehearsal/terraform_model.py, does
+    # not apply a variable type's optional() defaults): no dataset, one bucket.
+    assert 'buckets     = ["gs://my-trainyard-project-data/"]' in example, "the example's teams changed"
     tfvars.write_text(example
                       + '\ndata_buckets = ["team-data", "shared.example.com"]\n'
                       + 'data_bigquery_datasets = ["sales", "warehouse-prj.events"]\n')
@@ -163,7 +158,8 @@ def test_the_pipeline_and_the_submitter_may_read_the_listed_data_and_nothing_mor
     sa = {k: f"serviceAccount:trainyard-{k}@my-trainyard-project.iam.gserviceaccount.com" for k in ("pipeline", "submitter")}
     buckets = {(r.args["bucket"], r.args["role"], r.args["member"])
                for r in plan.resources("google_storage_bucket_iam_member", "data_readers")}
-    assert buckets == {(b, "roles/storage.objectViewer", sa[k]) for b in ("team-data", "shared.example.com") for k in sa}
+    assert buckets == {(b, "roles/storage.objectViewer", sa[k])
+                       for b in ("team-data", "shared.example.com", "my-trainyard-project-data") for k in sa}
     datasets = {(r.args["project"], r.args["dataset_id"], r.args["role"], r.args["member"])
                 for r in plan.resources("google_bigquery_dataset_iam_member", "data_readers")}
     assert datasets == {(p, d, "roles/bigquery.dataViewer", sa[k])

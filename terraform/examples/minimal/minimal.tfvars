@@ -16,7 +16,9 @@ admin_emails = ["ops@example.com"]
 teams = {
   recs = {
     members     = { "user:ana@example.com" = "deployer", "user:ops@example.com" = "admin" }
-    model_names = ["*"] # registry model names (= run names) it owns; e.g. ["recs-*"]
-    endpoints   = ["*"] # existing endpoints it may deploy to; e.g. ["recs-prod"]
+    model_names = ["*"]                               # registry model names (= run names) it owns; e.g. ["recs-*"]
+    endpoints   = ["*"]                               # existing endpoints it may deploy to; e.g. ["recs-prod"]
+    datasets    = []                                  # BigQuery datasets its runs may read, project.dataset; e.g. ["my-trainyard-project.recs"]
+    buckets     = ["gs://my-trainyard-project-data/"] # where its runs' files may lie
   }
 }
