@@ -525,7 +525,8 @@ def _signing_secrets(raw: str) -> dict:
     return bound
 
 
-def _local_only(value: bool, backend: str, name: str, why: str) -> bool:
+def _local_only(value, backend: str, name: str, why: str):
+    """`value`, unless it is set in the cloud: a local-twin setting there is refused, saying why."""
     if value and backend == "vertex":
         raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: {why}")
     return value
@@ -555,18 +556,13 @@ def _auth_mode(value: str, backend: str) -> str:
 def _no_local_identity_in_the_cloud(value: str, backend: str, name: str) -> str:
     # The local stack's developer identity is a shared string, not a verified person: in the cloud it
     # would let whoever learns it act as the developer (review LOW, dev token).
-    if value and backend == "vertex":
-        raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: the local developer identity "
-                         f"is never accepted in the cloud (TRAINYARD_AUTH is google or firebase there)")
-    return value
+    return _local_only(value, backend, name, "the local developer identity is never accepted in the cloud "
+                                             "(TRAINYARD_AUTH is google or firebase there)")
 
 
 def _no_emulator_in_the_cloud(value: str, backend: str, name: str) -> str:
     # An emulator's identities are unsigned: honouring them in the cloud would let anyone in.
-    if value and backend == "vertex":
-        raise ValueError(f"{name} is set with TRAINYARD_PIPELINE_BACKEND=vertex: emulator tokens are never accepted "
-                         f"in the cloud")
-    return value
+    return _local_only(value, backend, name, "emulator tokens are never accepted in the cloud")
 
 
 @lru_cache(maxsize=1)

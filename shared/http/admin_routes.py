@@ -33,9 +33,10 @@ from shared.services import access, audit_trail
 DEFAULT_LIMIT = 10
 
 
-def require_admin(identity: str, settings) -> None:
-    if (identity or "").strip().lower() not in settings.admins:
-        raise Forbidden(f"{identity} is not an administrator of this deployment: the admin routes admit only "
+def require_admin(caller) -> None:
+    """A platform admin: the caller's roles (shared/domain/teams.caller) already say whether they are one."""
+    if not caller.platform_admin:
+        raise Forbidden(f"{caller.email} is not an administrator of this deployment: the admin routes admit only "
                         f"the e-mails in TRAINYARD_ADMINS (Terraform variable admin_emails)")
 
 
@@ -62,14 +63,14 @@ def register_admin_routes(app: Flask, deps) -> None:
 
     @app.get("/api/admin/dead-letters/<topic>")
     def list_dead_letters(topic):
-        require_admin(g.identity, deps.settings)
+        require_admin(g.caller)
         hold = dead_letters.hold_subscription(topic)  # an unknown topic is a 404 before the limit is read
         held = deps.dead_letters.list(topic, _limit())
         return jsonify(success=True, topic=topic, subscription=hold, dead_letters=[asdict(letter) for letter in held])
 
     @app.post("/api/admin/dead-letters/<topic>/replay")
     def replay_dead_letters(topic):
-        require_admin(g.identity, deps.settings)
+        require_admin(g.caller)
         hold = dead_letters.hold_subscription(topic)
         if topic not in topics.API_PUBLISHES:
             raise Forbidden(f"the API's account may publish only to {', '.join(topics.API_PUBLISHES)}: replay {topic} "
@@ -82,7 +83,7 @@ def register_admin_routes(app: Flask, deps) -> None:
 
     @app.get("/api/admin/audit")
     def list_audit():
-        require_admin(g.identity, deps.settings)
+        require_admin(g.caller)
         return jsonify(success=True, **audit_trail.list_records(deps.repo, request.args.to_dict()))
 
 
