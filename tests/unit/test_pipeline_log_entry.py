@@ -13,7 +13,6 @@ from shared.contract.labels import job_id_for
 from shared.contract.pipeline_log_entry import PIPELINE_RESOURCE_TYPE, PipelineLogEntry
 from shared.services import progress
 from tests.events import load_event, payload_of
-from tests.fakes import FakeBackend, InMemoryRepository
 
 
 def entry(job_id: str, log_id: str = "aiplatform.googleapis.com%2Fpipeline_job_events") -> dict:
@@ -51,10 +50,9 @@ def test_an_entry_that_is_not_a_pipeline_jobs_is_refused(bad):
         PipelineLogEntry.of(["not", "an", "object"])
 
 
-def test_every_line_pipeline_events_logs_carries_the_run(capsys):
+def test_every_line_pipeline_events_logs_carries_the_run(capsys, repo, backend):
     """Review §1.3: the consumer bound run_id=None for every LogEntry; now the run is read before the
     handler runs, so the handler's lines and the outcome line carry it."""
-    repo, backend = InMemoryRepository(), FakeBackend()
     body = load_event("pipeline_job_event.json", **{"tr-0123456789abcdef": "tr-00000000000000aa"})
 
     def handle(parsed: PipelineLogEntry, message) -> str:
