@@ -73,3 +73,29 @@ def test_an_unknown_entry_is_acknowledged_before_the_handler_runs(capsys):
     assert seen == []
     (line,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert line["message"] == "malformed message acknowledged" and "PipelineLogEntry" in line["error"]
+
+
+def test_every_consumer_validates_a_model_that_names_its_run_or_is_about_none():
+    """What holds docs/architecture.md's "a consumer binds its message id and run id": each consume()
+    in functions/ passes a contract model, and that model has `run_id` (a field or a property) unless
+    its messages concern no one run."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    from shared.contract.messages import ReconcileTick, ScheduleTrigger
+
+    about_no_run = {ScheduleTrigger, ReconcileTick}  # a schedule's slot; a reconcile pass over all runs
+    found = {}
+    for main in sorted((Path(__file__).resolve().parents[2] / "functions").glob("*/main.py")):
+        module = ast.parse(main.read_text())
+        imported = {alias.asname or alias.name: node.module for node in ast.walk(module)
+                    if isinstance(node, ast.ImportFrom) for alias in node.names}
+        for call in ast.walk(module):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "consume":
+                name = call.args[1].id  # a bare None here would not be a Name: the check fails on it
+                found[f"{main.parent.name}:{name}"] = getattr(importlib.import_module(imported[name]), name)
+    assert len(found) == 6 and "pipeline_events:PipelineLogEntry" in found
+    for where, model in found.items():
+        assert model in about_no_run or "run_id" in model.model_fields or isinstance(
+            getattr(model, "run_id", None), property), where
