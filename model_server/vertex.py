@@ -11,7 +11,7 @@ Vertex's custom-container contract (https://cloud.google.com/vertex-ai/docs/pred
 - the model artifacts are at $AIP_STORAGE_URI (Vertex copies the model's artifact_uri there, a gs://
   directory; tf.io.gfile reads it with the container's credentials).
 
-Registration (pipeline_compiler/registry.py VertexRegistrar) passes the routes and port of shared/adapters/serving.py
+Registration (pipeline_compiler/registry.py VertexRegistrar) passes the routes and port of shared/adapters/serving/__init__.py
 (PREDICT_ROUTE, HEALTH_ROUTE, SERVING_PORT); the defaults below are the same values, for a container
 started by hand. `parameters` may name another signature of the SavedModel:
 `{"signature_name": "rank"}` (a multitask export's ranking signature).

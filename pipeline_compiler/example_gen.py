@@ -8,7 +8,6 @@ by timestamp quantiles or by a hash (16:3:1). BigQuery sources do the same in SQ
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import apache_beam as beam
@@ -23,7 +22,6 @@ from tfx.utils import proto_utils
 
 SPLITS = ("train", "eval", "test")
 HASH_BUCKETS = (16, 3, 1)  # random strategy: 16:3:1
-TIME_FRACTIONS = (0.80, 0.15, 0.05)  # strict_time strategy
 
 
 def pack_settings(settings: dict[str, Any]) -> example_gen_pb2.CustomConfig:
@@ -99,7 +97,3 @@ class Executor(BaseExampleGenExecutor):
         else:
             parts = examples | "SplitByHash" >> beam.Partition(_hash_split, 3)
         return {name: parts[i] for i, name in enumerate(SPLITS)}
-
-
-def settings_json(settings: dict[str, Any]) -> str:
-    return json.dumps(settings, sort_keys=True)

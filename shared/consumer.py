@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,15 +16,15 @@ from shared.errors import TransientError
 from shared.adapters.messaging import MalformedMessage, PushMessage, parse_push
 
 
-def consume(event_data: Any, model: Optional[type[BaseModel]], handle: Callable[[Any, PushMessage], str],
+def consume(event_data: Any, model: type[BaseModel], handle: Callable[[Any, PushMessage], str],
             consumer: str) -> str:
-    """The push envelope → the payload validated as `model` (None: the JSON as it is, e.g. a log entry)
-    → handle(payload, message) (the message: its id, attributes, publish time)."""
+    """The push envelope → the payload validated as `model` (every topic has one: shared/contract/messages.py)
+    → handle(payload, message) (the message: its id, attributes, publish time). Every line logged
+    inside carries the message id and the payload's run (`run_id`, a field or a property: a
+    PipelineLogEntry reads it from its job id)."""
     try:
         message = parse_push(event_data)
-        payload = message.json()
-        if model is not None:
-            payload = model.model_validate(payload)
+        payload = model.model_validate(message.json())
     except ValidationError as exc:
         log.warning("malformed message acknowledged", consumer=consumer,
                     error=f"not a {model.__name__} message: {exc.errors(include_url=False)}")
@@ -32,9 +32,7 @@ def consume(event_data: Any, model: Optional[type[BaseModel]], handle: Callable[
     except (MalformedMessage, ValueError) as exc:
         log.warning("malformed message acknowledged", consumer=consumer, error=str(exc))
         return "malformed"
-    run_id = getattr(payload, "run_id", None) if model is not None else (
-        payload.get("run_id") if isinstance(payload, dict) else None)
-    run_id = run_id if isinstance(run_id, str) else None
+    run_id = getattr(payload, "run_id", None)
     with log.bound(consumer=consumer, message_id=message.message_id, run_id=run_id):
         try:
             outcome = handle(payload, message)

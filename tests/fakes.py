@@ -8,6 +8,8 @@ import uuid
 from datetime import datetime
 from typing import Callable, Optional
 
+from google.api_core.exceptions import AlreadyExists
+
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.pipelines import JobRequest
 from shared.contract.pipeline_jobs import JobSnapshot
@@ -117,6 +119,8 @@ class InMemoryRepository:
         with self.lock:
             doc = copy.deepcopy(doc)
             doc["id"] = doc.get("id") or uuid.uuid4().hex[:20]
+            if doc["id"] in self.catalog.get(kind, {}):  # Firestore's create() refuses an existing id
+                raise AlreadyExists(f"{kind}/{doc['id']}")
             if kind == "experiments" and not doc.get("number"):
                 self.counters["experiment-number"] = self.counters.get("experiment-number", 0) + 1
                 doc["number"] = self.counters["experiment-number"]
@@ -151,7 +155,7 @@ class InMemoryRepository:
     def create_schedule(self, doc):
         with self.lock:
             if doc["id"] in self.schedules:
-                raise ValueError(f"schedule {doc['id']} exists")
+                raise AlreadyExists(f"schedule {doc['id']}")
             stored = {**copy.deepcopy(doc), "version": 1, "updated_at": now()}
             self.schedules[doc["id"]] = stored
             return copy.deepcopy(stored)
@@ -212,7 +216,7 @@ class InMemoryRepository:
             raise self.fail_audit
         with self.lock:
             if doc["id"] in self.audit:
-                raise ValueError(f"audit record {doc['id']} exists")
+                raise AlreadyExists(f"audit record {doc['id']}")
             self.audit[doc["id"]] = copy.deepcopy(doc)
 
     def list_audit(self, query, limit):

@@ -6,10 +6,11 @@ import functions_framework
 from shared.composition import root
 from shared.consumer import consume, event_data
 from shared.contract.messages import ReconcileTick
+from shared.contract.pipeline_log_entry import PipelineLogEntry
 from shared.contract.results import EpochMetrics
 
 
-def handle_pipeline_event(entry, message) -> str:
+def handle_pipeline_event(entry: PipelineLogEntry, message) -> str:
     from shared.services import progress
 
     return progress.on_pipeline_event(entry, root.repo, root.pipelines, root.store, root.publisher,
@@ -24,8 +25,8 @@ def handle_training_progress(epoch: EpochMetrics, message) -> str:
 
 @functions_framework.cloud_event
 def on_pipeline_event(cloud_event):
-    # A LogEntry from the sink: read as JSON; progress reads only the job it names.
-    consume(event_data(cloud_event), None, handle_pipeline_event, "pipeline_events")
+    # A LogEntry from the sink; progress reads only the job it names (and every line logs its run).
+    consume(event_data(cloud_event), PipelineLogEntry, handle_pipeline_event, "pipeline_events")
 
 
 @functions_framework.cloud_event

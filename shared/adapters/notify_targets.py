@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from shared import log
 from shared.errors import NotFound, TransientError
 from shared.domain.notifications import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from shared.domain.webhook_addresses import address_problem, host_of, url_problem
-
-
-class Secrets(Protocol):
-    def get(self, name: str) -> str:
-        ...
 
 
 class LocalSecrets:

@@ -28,7 +28,6 @@ STATUS = "trainyard_status"  # status/reconciler: what the reconciler checked an
 AUDIT = "audit_records"  # the audit trail (shared/domain/audit.py); expire_at is its TTL field (terraform/firestore.tf)
 LEDGERS = "spend_ledgers"  # {team}-{YYYY-MM}: a team's spend this month (shared/domain/spend.py)
 ACCESS = "access"  # access/{email}: the teams a dashboard user may read (shared/domain/access.py)
-CATALOG_KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 
 Mutator = Callable[[dict], Optional[dict]]
 TEAMS_KEY = "team"  # in filters: a list of team names, any of which matches
@@ -116,14 +115,14 @@ class Repository(Protocol):
 
     def get_ledger(self, team: str, month: str) -> Optional[dict]: ...
 
-
-def ledger_id(team: str, month: str) -> str:
-    return f"{team}-{month}"
-
     def put_access(self, email: str, doc: dict) -> None:
         """Replace the caller's access document (terraform/firestore.rules reads it)."""
 
     def get_access(self, email: str) -> Optional[dict]: ...
+
+
+def ledger_id(team: str, month: str) -> str:
+    return f"{team}-{month}"
 
 
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:

@@ -6,7 +6,7 @@
 | run-commands | RunCommand | the API's run actions, deploy after training (shared/services/deployments.py), notifications (shared/services/notify.py) |
 | schedule-trigger | ScheduleTrigger | Cloud Scheduler's job (Terraform-free: the API makes it), the local ticker |
 | training-progress | shared.contract.results.EpochMetrics | the Trainer, once an epoch |
-| pipeline-events | a Cloud Logging LogEntry (JSON), read by shared/services/progress.py | the log sink |
+| pipeline-events | shared.contract.pipeline_log_entry.PipelineLogEntry (a Cloud Logging LogEntry) | the log sink |
 | reconcile | ReconcileTick | Cloud Scheduler's reconcile job, the local ticker (terraform/reconciler.tf) |
 
 A payload that does not validate is logged and acknowledged as malformed, never retried.

@@ -37,7 +37,6 @@ PROJECT = r"(?:(?:[a-z0-9-]+\.)*[a-z0-9-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
 DATASET = r"[A-Za-z0-9_]{1,1024}"
 TABLE = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,1022}[A-Za-z0-9_])?"
 TABLE_PATH = re.compile(rf"(?P<project>{PROJECT})\.(?P<dataset>{DATASET})\.(?P<table>{TABLE})")
-DATASET_PATH = re.compile(rf"(?P<project>{PROJECT})\.(?P<dataset>{DATASET})")
 COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
 # Bucket names: 3-63 characters per dot-separated part, 222 in all; lower-case letters, digits, -, _ and .
 # (cloud.google.com/storage/docs/buckets#naming), the form Terraform's data_buckets checks.

@@ -33,7 +33,6 @@ from shared.errors import FieldError
 from shared.validation import parse
 
 ONCE, DAILY, WEEKLY, CRON = "once", "daily", "weekly", "cron"
-TYPES = (ONCE, DAILY, WEEKLY, CRON)
 ACTIVE, PAUSED, COMPLETED, CANCELLED = "active", "paused", "completed", "cancelled"
 STATUSES = (ACTIVE, PAUSED, COMPLETED, CANCELLED)
 SKIP, QUEUE = "skip", "queue"

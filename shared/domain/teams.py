@@ -240,12 +240,6 @@ def require_on(who: Caller, resource: Mapping, needed: str, action: str) -> str:
                     team=None, needed=ADMIN, role=None)
 
 
-def visible(who: Caller, resource: Mapping) -> bool:
-    """Whether a list shows the resource to the caller: viewer on its team; a team-less one to platform admins."""
-    team = resource.get("team")
-    return who.may(team, VIEWER) if team else who.platform_admin
-
-
 def team_for_new(who: Caller, requested: Optional[str], teams: Iterable[Team], needed: str, action: str,
                  field_name: str = "team") -> Optional[str]:
     """The team a new resource belongs to: the one named, or the caller's only team with `needed`.

@@ -1,7 +1,6 @@
 """The progress path: Vertex job/task state changes and per-epoch metrics → the run document."""
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 from pydantic import ValidationError
@@ -11,31 +10,19 @@ from shared.domain import runs
 from shared import log
 from shared.adapters.artifact_store import ArtifactStore
 from shared.contract import labels
+from shared.contract.pipeline_log_entry import PipelineLogEntry
 from shared.errors import NotFound, PermanentError
 from shared.adapters.pipelines import PipelineBackend
 from shared.contract.pipeline_jobs import JobSnapshot
 from shared.adapters.repository import Repository
 from shared.services import costing, lifecycle
 
-PIPELINE_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
-PIPELINE_LOGS = ("aiplatform.googleapis.com%2Fpipeline_job_events", "aiplatform.googleapis.com%2Fpipeline_job_task_events",
-                 "aiplatform.googleapis.com/pipeline_job_events", "aiplatform.googleapis.com/pipeline_job_task_events")
 
 
 def job_id_from_log_entry(entry) -> str:
-    """The Vertex job a sink entry is about. The payloads are not relied on: the entry only says
-    'this job changed'; the state is read from the backend."""
-    if not isinstance(entry, dict):
-        raise ValueError("log entry is not a JSON object")
-    resource = entry.get("resource") or {}
-    if resource.get("type") != PIPELINE_RESOURCE_TYPE:
-        raise ValueError(f"not a pipeline job entry (resource.type={resource.get('type')!r})")
-    if not any(str(entry.get("logName", "")).endswith(name) for name in PIPELINE_LOGS):
-        raise ValueError(f"not a pipeline job log (logName={entry.get('logName')!r})")
-    job_id = (resource.get("labels") or {}).get("pipeline_job_id")
-    if not job_id:
-        raise ValueError("entry has no resource.labels.pipeline_job_id")
-    return job_id
+    """The Vertex job a sink entry is about (a PipelineLogEntry, or its JSON). The payloads are not
+    relied on: the entry only says 'this job changed'; the state is read from the backend."""
+    return PipelineLogEntry.of(entry).job_id
 
 
 def _load(store: ArtifactStore, artifacts_uri: str, relative: str, model) -> Optional[dict]:
@@ -126,7 +113,3 @@ def on_training_progress(epoch: results.EpochMetrics, repo: Repository, min_inte
     except NotFound:
         return "ignored"
     return "updated" if updated is not None else "unchanged"
-
-
-def decode_log_entry(data: bytes):
-    return json.loads(data.decode("utf-8"))

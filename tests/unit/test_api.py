@@ -12,21 +12,11 @@ from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, local_settings, model_config_body, run_body, seed_catalog
-from tests.fakes import FakePublisher, InMemoryRepository
+from tests.fakes import FakePublisher
 from tests.identity_tokens import GCLOUD_CLIENT_ID, delivered_token
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def repo():
-    return InMemoryRepository()
-
-
-@pytest.fixture
-def publisher():
-    return FakePublisher()
 
 
 @pytest.fixture
@@ -35,14 +25,9 @@ def settings():
 
 
 @pytest.fixture
-def client(repo, publisher, settings):
-    app = create_app(Dependencies(repo=repo, publisher=publisher, store=ArtifactStore(), settings=settings))
+def client(repo, publisher, store, settings):
+    app = create_app(Dependencies(repo=repo, publisher=publisher, store=store, settings=settings))
     return app.test_client()
-
-
-@pytest.fixture
-def ids(repo):
-    return seed_catalog(repo)
 
 
 def post(client, path, body, headers=AUTH):

@@ -7,10 +7,9 @@ import json
 import pytest
 
 import trainyard_cli.__main__ as cli
-from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
-from tests.builders import dataset_body, demo_member, local_settings, seed_catalog
-from tests.fakes import FakePublisher, InMemoryRepository
+from tests.builders import dataset_body, demo_member, local_settings
+from tests.fakes import FakePublisher
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli.watch import exit_code, progress_line, watch
 
@@ -38,11 +37,9 @@ class FlaskSession:
 
 
 @pytest.fixture
-def api(monkeypatch):
-    repo = InMemoryRepository()
+def api(monkeypatch, repo, publisher, store, ids):
     settings = local_settings("cli@example.com", "t")
-    app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings))
-    ids = seed_catalog(repo)
+    app = create_app(Dependencies(repo=repo, publisher=publisher, store=store, settings=settings))
 
     def client_factory(url=None, token=None, timeout_s=30):
         client = ApiClient.__new__(ApiClient)

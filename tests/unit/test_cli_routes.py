@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 import trainyard_cli.__main__ as cli
-from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from shared.http.openapi import document
 from shared.adapters.run_data_sources import LocalGpuQuota, RunDataSources
-from tests.builders import dataset_body, local_settings, seed_catalog
+from tests.builders import dataset_body, local_settings
 from shared.adapters.dead_letters import DeadLetters
-from tests.fakes import FakePublisher, FakePubSub, InMemoryRepository
+from tests.fakes import FakePubSub
 from tests.unit.test_cli import FlaskSession, stored_run
 from tests.unit.test_schedules import NoJobs
 from trainyard_cli import format as fmt
@@ -48,15 +47,14 @@ class GrowingLogs:
 
 
 @pytest.fixture
-def api(monkeypatch, tmp_path):
-    repo, logs = InMemoryRepository(), GrowingLogs()
+def api(monkeypatch, tmp_path, repo, publisher, store, ids):
+    logs = GrowingLogs()
     settings = local_settings("cli@example.com", "t", admins=frozenset({"cli@example.com"}), local_dir=str(tmp_path),
                               notify_signing_secrets={"team-hook": ("https://hooks.example.com/",)})
     pubsub = FakePubSub()
-    app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,
+    app = create_app(Dependencies(repo=repo, publisher=publisher, store=store, settings=settings,
                                   scheduler_jobs=NoJobs(), run_data=RunDataSources(logs, LocalGpuQuota()),
                                   dead_letters=DeadLetters("p", pubsub, pubsub)))
-    ids = seed_catalog(repo)
     calls: list[tuple[str, str]] = []
 
     def client_factory(url=None, token=None, timeout_s=30):

@@ -13,6 +13,7 @@ from shared.domain import runs
 from shared.adapters.artifact_store import ArtifactStore
 from shared.consumer import consume
 from shared.contract.messages import RunCommand, RunSubmit, ScheduleTrigger
+from shared.contract.pipeline_log_entry import PIPELINE_RESOURCE_TYPE, PipelineLogEntry
 from shared.errors import PermanentError, TransientError
 from shared.services import progress, submission
 from shared.services import intake
@@ -191,7 +192,7 @@ def feed(env, snapshots, seed=None, twice=False):
     for snap in events:
         env["backend"].jobs[snap.job_id] = snap
         entry = {"logName": "projects/p/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
-                 "resource": {"type": progress.PIPELINE_RESOURCE_TYPE, "labels": {"pipeline_job_id": snap.job_id}}}
+                 "resource": {"type": PIPELINE_RESOURCE_TYPE, "labels": {"pipeline_job_id": snap.job_id}}}
         progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"])
     return env["repo"].get_run(env["run"]["id"])
 
@@ -327,7 +328,7 @@ def test_events_of_another_attempt_or_unknown_jobs_are_ignored(env):
     before = env["repo"].get_run(run_id)
     assert stable(feed(env, old)) == stable(before)
     entry = {"logName": "x/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
-             "resource": {"type": progress.PIPELINE_RESOURCE_TYPE, "labels": {"pipeline_job_id": "someone-elses"}}}
+             "resource": {"type": PIPELINE_RESOURCE_TYPE, "labels": {"pipeline_job_id": "someone-elses"}}}
     assert progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"]) == "ignored"
 
 
@@ -386,13 +387,14 @@ def test_apply_epoch_throttle_is_time_based():
 
 def test_consumer_acks_malformed_and_unknown_messages(env):
     seen = []
-    assert consume(load_event("malformed_not_base64.json"), None, lambda *a: seen.append(a), "t") == "malformed"
+    assert consume(load_event("malformed_not_base64.json"), PipelineLogEntry,
+                   lambda *a: seen.append(a), "t") == "malformed"
 
     def handle(entry, _):
         return progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"])
 
-    assert consume(load_event("unknown_log_entry.json"), None, handle, "t") == "malformed"
-    assert consume({"nothing": 1}, None, handle, "t") == "malformed"
+    assert consume(load_event("unknown_log_entry.json"), PipelineLogEntry, handle, "t") == "malformed"
+    assert consume({"nothing": 1}, PipelineLogEntry, handle, "t") == "malformed"
     # A payload that is not the topic's model is acknowledged before any handler runs.
     assert consume(envelope({"x": 1}), RunSubmit, lambda *a: seen.append(a), "t") == "malformed"
     explode = envelope({"command": "explode", "run_id": "r"})
@@ -426,7 +428,7 @@ def test_canonical_sink_entries_name_the_job(env):
     env["backend"].jobs[f"{run_id}-a1"] = timeline[3]
     for name in ("pipeline_job_event.json", "pipeline_job_task_event.json"):
         body = load_event(name, **{"tr-0123456789abcdef": run_id})
-        outcome = consume(body, None, lambda entry, _: progress.on_pipeline_event(
+        outcome = consume(body, PipelineLogEntry, lambda entry, _: progress.on_pipeline_event(
             entry, env["repo"], env["backend"], env["store"]), "t")
         assert outcome in ("updated", "unchanged")
     assert env["repo"].get_run(run_id)["stage_details"][1]["status"] == "completed"

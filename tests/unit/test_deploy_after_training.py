@@ -12,6 +12,7 @@ from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from shared.consumer import consume
 from shared.contract.messages import DEPLOY, RunCommand
+from shared.contract.pipeline_log_entry import PipelineLogEntry
 from shared.errors import PermanentError, TransientError
 from shared.adapters.serving import Serving
 from shared.services import commands, deployments, intents, progress
@@ -66,8 +67,8 @@ def event(w, snapshot, publisher=None) -> str:
     """One pipeline-events push (the canonical sink entry) while the backend reports `snapshot`."""
     w.backend.jobs[snapshot.job_id] = snapshot
     body = load_event("pipeline_job_event.json", **{"tr-0123456789abcdef-a1": snapshot.job_id})
-    return consume(body, None, lambda entry, _: progress.on_pipeline_event(entry, w.repo, w.backend, w.store,
-                                                                        publisher or w.publisher), "pipeline_events")
+    return consume(body, PipelineLogEntry, lambda entry, _: progress.on_pipeline_event(
+        entry, w.repo, w.backend, w.store, publisher or w.publisher), "pipeline_events")
 
 
 def deploy_commands(publisher) -> list[dict]:

@@ -12,7 +12,7 @@ from shared.domain import access, teams
 from shared.domain.runs import now
 from shared.http.app import Dependencies, create_app
 from shared.settings import get_settings
-from tests.fakes import FakePublisher, InMemoryRepository
+from tests.fakes import FakePublisher
 
 TEAMS = {"recs": {"members": {"alice@example.com": "trainer", "group:ml@example.com": "deployer"}},
          "ads": {"members": {"bob@example.com": "admin", "alice@example.com": "viewer"}}}
@@ -24,11 +24,6 @@ def me(repo, email, declared=TEAMS, admins=(), groups=()):
     app = create_app(Dependencies(repo=repo, publisher=FakePublisher(), store=ArtifactStore(), settings=settings,
                                   groups_of=lambda _: groups))
     return app.test_client().get("/api/me", headers={"Authorization": "Bearer t"})
-
-
-@pytest.fixture
-def repo():
-    return InMemoryRepository()
 
 
 def test_a_member_learns_her_role_per_team_and_her_access_document_is_written(repo):

@@ -9,15 +9,10 @@ from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from shared.domain.run_config import DeploymentConfig, GpuConfig, TrainingParams
 from tests.builders import feature_config_body, local_settings, model_config_body, run_body, seed_catalog
-from tests.fakes import FakePublisher, InMemoryRepository
+from tests.fakes import FakePublisher
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def repo():
-    return InMemoryRepository()
 
 
 @pytest.fixture

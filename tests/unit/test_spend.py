@@ -12,7 +12,6 @@ from shared.domain import cost, runs, spend, teams
 from shared.services import costing, intake, lifecycle
 from shared.settings import get_settings
 from tests.builders import run_body, seed_catalog
-from tests.fakes import FakePublisher, InMemoryRepository
 
 TABLE = cost.load_table()
 L4 = {"gpu_type": "NVIDIA_L4", "gpu_count": 2, "machine_count": 1, "machine_type": "g2-standard-24", "preemptible": True}
@@ -85,11 +84,10 @@ def test_the_smallest_gap_of_a_cron_is_found_over_a_leap_year(cron, gap):
     assert spend.smallest_gap_minutes(cron, 60) < 60 if gap < 60 else spend.smallest_gap_minutes(cron, 60) >= 60
 
 
-def test_a_run_that_ends_has_its_measured_cost_replace_its_reservation_once():
+def test_a_run_that_ends_has_its_measured_cost_replace_its_reservation_once(repo, publisher):
     team = teams.Team(name="recs", members={"user:dev@example.com": teams.TRAINER}, model_names=("*",),
                       datasets=("*",), buckets=("*",), budget=teams.Budget(gpu_hours_per_month=100))
     settings = replace(get_settings(), teams=(team,), spend_epoch_seconds=600.0)
-    repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo, member=(teams.caller("dev@example.com", (team,)), (team,)))
     run = intake.create_run(repo, publisher, run_body(ids["experiment"]), teams.caller("dev@example.com", (team,)),
                             (team,), settings=settings)

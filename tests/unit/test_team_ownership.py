@@ -14,7 +14,7 @@ from shared.services import catalog_entries, intake, scheduling
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from tests.builders import dataset_body, local_settings, run_body, seed_catalog
-from tests.fakes import FakePublisher, InMemoryRepository
+from tests.fakes import FakePublisher
 from tests.unit.test_schedules import NoJobs
 
 UTC = timezone.utc
@@ -31,11 +31,6 @@ DECLARED = teams.parse({
 
 def as_(email: str, admins=()) -> tuple:
     return teams.caller(email, DECLARED, admins), DECLARED
-
-
-@pytest.fixture
-def repo():
-    return InMemoryRepository()
 
 
 @pytest.fixture

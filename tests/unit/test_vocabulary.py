@@ -19,7 +19,7 @@ from shared.errors import Conflict
 from shared.http.app import Dependencies, create_app
 from shared.http.openapi import document
 from shared.services import catalog_entries, intake, intents, scheduling
-from tests.builders import demo_member, local_settings, run_body, seed_catalog
+from tests.builders import demo_member, local_settings, run_body
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
 
@@ -65,9 +65,7 @@ def test_every_action_names_a_route_of_the_openapi_document():
 
 
 @pytest.fixture
-def world():
-    repo, publisher = InMemoryRepository(), FakePublisher()
-    ids = seed_catalog(repo)
+def world(repo, publisher, ids):
     return repo, publisher, ids
 
 
