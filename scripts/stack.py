@@ -60,24 +60,19 @@ class Function:
         return _default_port(self.port_env)
 
 
-FUNCTIONS = (
-    Function("api", "functions/api/main.py", "handle", "TRAINYARD_API_PORT", signature="http"),
-    # The submitter compiles a TFX pipeline: give its deliveries time before Pub/Sub retries them.
-    Function("submitter", "functions/submitter/main.py", "on_run_submit", "TRAINYARD_SUBMITTER_PORT",
-             topics=("run-submit",), ack_deadline_s=600),
-    Function("pipeline_events", "functions/pipeline_events/main.py", "on_pipeline_event",
-             "TRAINYARD_EVENTS_PORT", topics=("pipeline-events",)),
-    Function("training_progress", "functions/pipeline_events/main.py", "on_training_progress",
-             "TRAINYARD_PROGRESS_PORT", topics=("training-progress",)),
-    Function("scheduler", "functions/scheduler/main.py", "on_schedule_trigger", "TRAINYARD_SCHEDULER_PORT",
-             topics=("schedule-trigger",)),
-    # Cancel / deploy / push-anyway: a deployment waits for the model to load before acknowledging.
-    Function("run_commands", "functions/run_commands/main.py", "on_run_command", "TRAINYARD_RUN_COMMANDS_PORT",
-             topics=("run-commands",), ack_deadline_s=600),
-    # Re-reads runs whose events stopped (shared/services/reconcile.py); the ticker publishes `reconcile`.
-    Function("reconciler", "functions/pipeline_events/main.py", "on_reconcile", "TRAINYARD_RECONCILER_PORT",
-             topics=("reconcile",), ack_deadline_s=120),
-)
+# The consumers are terraform/consumers.json's rows, the table Terraform deploys and subscribes in the
+# cloud: the same topics, handlers and ack deadlines here (only the retry backoff is faster locally).
+CONSUMERS_TABLE = REPO / "terraform" / "consumers.json"
+
+
+def consumers() -> tuple[Function, ...]:
+    rows = json.loads(CONSUMERS_TABLE.read_text())["consumers"]
+    return tuple(Function(name, f"{row['source']}/main.py", row["entry_point"], row["local_port"],
+                          topics=(row["topic"],), ack_deadline_s=row["ack_deadline_seconds"])
+                 for name, row in rows.items())
+
+
+FUNCTIONS = (Function("api", "functions/api/main.py", "handle", "TRAINYARD_API_PORT", signature="http"),) + consumers()
 
 
 @dataclass

@@ -85,17 +85,12 @@ output "dataflow_subnetwork" {
 
 output "cloud_run_services" {
   description = "Cloud Run consumer services."
-  value       = { submitter = module.run_submitter.name, run_commands = module.run_commands.name }
+  value       = { for name, m in module.consumer_service : name => m.name }
 }
 
 output "functions" {
   description = "Cloud Functions gen2 names."
-  value = {
-    api               = module.fn_api.name
-    pipeline_events   = module.fn_pipeline_events.name
-    training_progress = module.fn_training_progress.name
-    scheduler         = module.fn_scheduler.name
-  }
+  value       = merge({ api = module.fn_api.name }, { for name, m in module.consumer_function : name => m.name })
 }
 
 output "image_build_command" {
