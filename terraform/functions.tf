@@ -24,7 +24,7 @@ module "fn_api" {
   description              = "Trainyard HTTP API (/api/...)."
   source_dir               = "${local.functions_dir}/api"
   shared_dir               = local.shared_dir
-  source_bucket            = google_storage_bucket.function_source.name
+  source_bucket            = google_storage_bucket.bucket["function_source"].name
   entry_point              = "handle"
   service_account_email    = google_service_account.sa["api"].email
   build_service_account_id = local.build_sa_id
@@ -54,7 +54,7 @@ module "consumer_function" {
   description              = each.value.description
   source_dir               = "${local.repo_root}/${each.value.source}"
   shared_dir               = local.shared_dir
-  source_bucket            = google_storage_bucket.function_source.name
+  source_bucket            = google_storage_bucket.bucket["function_source"].name
   entry_point              = each.value.entry_point
   service_account_email    = google_service_account.sa[each.value.service_account].email
   build_service_account_id = local.build_sa_id

@@ -130,12 +130,7 @@ locals {
     "${b.sa}/${b.target}" => b
   }
 
-  bucket_names = {
-    artifacts       = google_storage_bucket.artifacts.name
-    pipeline_root   = google_storage_bucket.pipeline_root.name
-    function_source = google_storage_bucket.function_source.name
-    build_staging   = google_storage_bucket.build_staging.name
-  }
+  bucket_names = { for key, bucket in google_storage_bucket.bucket : key => bucket.name }
 }
 
 resource "google_service_account" "sa" {

@@ -367,6 +367,28 @@ def test_buckets_are_private_and_uniform(root):
             assert hcl.first_block(body, "versioning") or body.get("lifecycle_rule"), name
 
 
+def test_each_bucket_keeps_its_retention():
+    """The buckets' one declaration (storage.tf local.buckets) gives each the rules it had: live objects
+    deleted after `age` days where they age out, superseded versions after days_since_noncurrent_time."""
+    plan = planned()
+    noncurrent = plan.var("noncurrent_version_retention_days")
+    want = {
+        "artifacts": (False, [{"days_since_noncurrent_time": noncurrent}]),
+        "pipeline_root": (False, [{"age": plan.var("pipeline_root_retention_days")},
+                                  {"days_since_noncurrent_time": noncurrent}]),
+        "function_source": (True, [{"age": 30}, {"days_since_noncurrent_time": 7}]),
+        "build_staging": (True, [{"age": 7}, {"days_since_noncurrent_time": 1}]),
+    }
+    got = {}
+    for key, bucket in plan.resource_instances("google_storage_bucket", "bucket").items():
+        args = plan.resource("google_storage_bucket", "bucket", key).args
+        assert args["uniform_bucket_level_access"] is True and args["public_access_prevention"] == "enforced", key
+        assert args["versioning"] == [{"enabled": True}], key
+        assert all(r["action"] == [{"type": "Delete"}] for r in args["lifecycle_rule"]), key
+        got[key] = (args["force_destroy"], [r["condition"][0] for r in args["lifecycle_rule"]])
+    assert got == want
+
+
 def test_firestore_rules_give_each_collection_the_api_read_rule_and_no_writes():
     # Behaviour on the emulator: tests/security/test_firestore_rules.py. Here: every listened-to
     # collection is guarded by the team check, and nothing a client may write.
@@ -801,7 +823,7 @@ def test_the_submitter_knows_when_the_pipeline_root_deletes_cached_outputs():
 
     plan = terraform_model.load(TF_ROOT, TF_ROOT / "examples/minimal/minimal.tfvars")
     plan.inputs["pipeline_root_retention_days"] = 30  # not the default: the two must move together
-    bucket = plan.resource("google_storage_bucket", "pipeline_root").args
+    bucket = plan.resource("google_storage_bucket", "bucket", "pipeline_root").args
     deletes = [r["condition"][0]["age"] for r in bucket["lifecycle_rule"]
                if r["action"][0]["type"] == "Delete" and "age" in r["condition"][0]]
     submitter = Settings.from_environ(plan.local("environment")["submitter"])
@@ -815,6 +837,8 @@ def test_the_submitter_knows_when_the_pipeline_root_deletes_cached_outputs():
 FORMER_ADDRESSES = [
     "module.fn_pipeline_events", "module.fn_training_progress", "module.fn_scheduler", "module.fn_reconciler",
     "module.run_submitter", "module.run_commands",
+    "google_storage_bucket.artifacts", "google_storage_bucket.pipeline_root", "google_storage_bucket.function_source",
+    "google_storage_bucket.build_staging",
 ]
 
 
@@ -845,7 +869,8 @@ def test_the_moved_check_sees_a_missing_target():
     plan = planned()
     assert not _declared(plan, 'module.consumer_function["nope"]') and not _declared(plan, "module.nope")
     assert _declared(plan, 'module.consumer_service["submitter"]') and _declared(plan, "module.fn_api")
-    assert _declared(plan, "google_storage_bucket.function_source") and not _declared(plan, "google_storage_bucket.nope")
+    assert _declared(plan, "google_artifact_registry_repository.images") and not _declared(plan, "google_storage_bucket.nope")
+    assert _declared(plan, 'google_storage_bucket.bucket["artifacts"]') and not _declared(plan, "google_storage_bucket.bucket")
     assert _declared(plan, 'google_service_account.push["submitter"]') and not _declared(plan, "google_service_account.push")
 
 
