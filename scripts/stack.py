@@ -25,11 +25,16 @@ from pathlib import Path
 from typing import Optional
 
 from scripts import firestore_rules
-from shared.settings import child_environment, export, read
+from shared.settings import BY_NAME, child_environment, export, read, read_or_default
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_DEV_TOKEN = "trainyard-local-dev-token"
+
+
+def _default_port(port_env: str) -> int:
+    """A port's default is its declaration's (shared/settings.py), not restated here."""
+    return int(BY_NAME[port_env].default)
 
 
 def free_port() -> int:
@@ -46,30 +51,28 @@ class Function:
     source: str
     target: str
     port_env: str
-    default_port: int
     signature: str = "cloudevent"
     topics: tuple[str, ...] = ()
     ack_deadline_s: int = 60
 
+    @property
+    def default_port(self) -> int:
+        return _default_port(self.port_env)
 
-FUNCTIONS = (
-    Function("api", "functions/api/main.py", "handle", "TRAINYARD_API_PORT", 8080, signature="http"),
-    # The submitter compiles a TFX pipeline: give its deliveries time before Pub/Sub retries them.
-    Function("submitter", "functions/submitter/main.py", "on_run_submit", "TRAINYARD_SUBMITTER_PORT", 8081,
-             topics=("run-submit",), ack_deadline_s=600),
-    Function("pipeline_events", "functions/pipeline_events/main.py", "on_pipeline_event",
-             "TRAINYARD_EVENTS_PORT", 8082, topics=("pipeline-events",)),
-    Function("training_progress", "functions/pipeline_events/main.py", "on_training_progress",
-             "TRAINYARD_PROGRESS_PORT", 8083, topics=("training-progress",)),
-    Function("scheduler", "functions/scheduler/main.py", "on_schedule_trigger", "TRAINYARD_SCHEDULER_PORT", 8084,
-             topics=("schedule-trigger",)),
-    # Cancel / deploy / push-anyway: a deployment waits for the model to load before acknowledging.
-    Function("run_commands", "functions/run_commands/main.py", "on_run_command", "TRAINYARD_RUN_COMMANDS_PORT", 8087,
-             topics=("run-commands",), ack_deadline_s=600),
-    # Re-reads runs whose events stopped (shared/services/reconcile.py); the ticker publishes `reconcile`.
-    Function("reconciler", "functions/pipeline_events/main.py", "on_reconcile", "TRAINYARD_RECONCILER_PORT", 8088,
-             topics=("reconcile",), ack_deadline_s=120),
-)
+
+# The consumers are terraform/consumers.json's rows, the table Terraform deploys and subscribes in the
+# cloud: the same topics, handlers and ack deadlines here (only the retry backoff is faster locally).
+CONSUMERS_TABLE = REPO / "terraform" / "consumers.json"
+
+
+def consumers() -> tuple[Function, ...]:
+    rows = json.loads(CONSUMERS_TABLE.read_text())["consumers"]
+    return tuple(Function(name, f"{row['source']}/main.py", row["entry_point"], row["local_port"],
+                          topics=(row["topic"],), ack_deadline_s=row["ack_deadline_seconds"])
+                 for name, row in rows.items())
+
+
+FUNCTIONS = (Function("api", "functions/api/main.py", "handle", "TRAINYARD_API_PORT", signature="http"),) + consumers()
 
 
 @dataclass
@@ -80,26 +83,29 @@ class Service:
     name: str
     module: str
     port_env: str
-    default_port: int
     args: tuple[str, ...] = ()
+
+    @property
+    def default_port(self) -> int:
+        return _default_port(self.port_env)
 
 
 SERVICES = (
-    Service("pipeline_service", "pipeline_compiler.local_service", "TRAINYARD_PIPELINE_PORT", 8090),
+    Service("pipeline_service", "pipeline_compiler.local_service", "TRAINYARD_PIPELINE_PORT"),
     # The local endpoints' server: loads deployed SavedModels and answers predict requests.
-    Service("prediction_server", "scripts.prediction_server", "TRAINYARD_PREDICTION_PORT", 8089),
+    Service("prediction_server", "scripts.prediction_server", "TRAINYARD_PREDICTION_PORT"),
 )
 
 
 @dataclass
 class StackConfig:
-    project: str = "trainyard-local"
-    local_dir: Path = REPO / ".local"
-    firestore_port: int = 8085
-    pubsub_port: int = 8086
+    project: str = BY_NAME["GOOGLE_CLOUD_PROJECT"].default
+    local_dir: Path = REPO / BY_NAME["TRAINYARD_LOCAL_DIR"].default
+    firestore_port: int = _default_port("TRAINYARD_FIRESTORE_PORT")
+    pubsub_port: int = _default_port("TRAINYARD_PUBSUB_PORT")
     function_ports: dict = field(default_factory=dict)
     dev_token: str = DEFAULT_DEV_TOKEN
-    dev_identity: str = "developer@localhost"
+    dev_identity: str = BY_NAME["TRAINYARD_DEV_IDENTITY"].default
     extra_env: dict = field(default_factory=dict)
     functions: tuple = FUNCTIONS
     services: tuple = SERVICES
@@ -109,13 +115,14 @@ class StackConfig:
     @classmethod
     def from_env(cls) -> "StackConfig":
         return cls(
-            project=read("GOOGLE_CLOUD_PROJECT") or "trainyard-local",
-            local_dir=Path(read("TRAINYARD_LOCAL_DIR") or REPO / ".local").resolve(),
-            firestore_port=int(read("TRAINYARD_FIRESTORE_PORT") or 8085),
-            pubsub_port=int(read("TRAINYARD_PUBSUB_PORT") or 8086),
-            function_ports={f.name: int(read(f.port_env) or f.default_port) for f in FUNCTIONS + SERVICES},
-            dev_token=read("TRAINYARD_DEV_TOKEN") or DEFAULT_DEV_TOKEN,
-            dev_identity=read("TRAINYARD_DEV_IDENTITY") or "developer@localhost",
+            project=read_or_default("GOOGLE_CLOUD_PROJECT"),
+            local_dir=Path(read("TRAINYARD_LOCAL_DIR") or REPO / BY_NAME["TRAINYARD_LOCAL_DIR"].default).resolve(),
+            firestore_port=int(read_or_default("TRAINYARD_FIRESTORE_PORT")),
+            pubsub_port=int(read_or_default("TRAINYARD_PUBSUB_PORT")),
+            function_ports={f.name: int(read_or_default(f.port_env)) for f in FUNCTIONS + SERVICES},
+            # The API's own default is no token (shared/settings.py): the stack is what issues this one.
+            dev_token=read_or_default("TRAINYARD_DEV_TOKEN") or DEFAULT_DEV_TOKEN,
+            dev_identity=read_or_default("TRAINYARD_DEV_IDENTITY"),
         )
 
     @classmethod

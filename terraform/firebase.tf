@@ -103,7 +103,7 @@ module "fn_web" {
   source_dir               = "${local.functions_dir}/api"
   shared_dir               = local.shared_dir
   extra_files              = local.dashboard_files
-  source_bucket            = google_storage_bucket.function_source.name
+  source_bucket            = google_storage_bucket.bucket["function_source"].name
   entry_point              = "handle"
   service_account_email    = google_service_account.sa["api"].email
   build_service_account_id = local.build_sa_id

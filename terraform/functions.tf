@@ -1,11 +1,15 @@
 # The light functions (Cloud Functions gen2, Python 3.11, source = functions/<name>/ + shared/) and
 # the heavy consumers (Cloud Run from the GPU image). Every consumer is reached by a Terraform-owned
-# push subscription (pubsub.tf) whose identity alone may invoke it.
+# push subscription (pubsub.tf) whose identity alone may invoke it; the HTTP API is the one function
+# that is not a consumer.
 
 locals {
   functions_dir = "${local.repo_root}/functions"
   shared_dir    = "${local.repo_root}/shared"
   build_sa_id   = google_service_account.sa["build"].id
+  # A Cloud Run consumer's command: the Functions Framework serving its handler from the GPU image (on
+  # Cloud Run's $PORT), unless var.consumer_commands replaces it.
+  consumer_commands = { for name, c in local.consumers : name => lookup(var.consumer_commands, name, ["functions-framework", "--source=${c.source}/main.py", "--target=${c.entry_point}", "--signature-type=cloudevent"]) }
 }
 
 # HTTP API (/api/...). Requires authentication: Cloud Run's front end checks the caller's Google ID
@@ -20,7 +24,7 @@ module "fn_api" {
   description              = "Trainyard HTTP API (/api/...)."
   source_dir               = "${local.functions_dir}/api"
   shared_dir               = local.shared_dir
-  source_bucket            = google_storage_bucket.function_source.name
+  source_bucket            = google_storage_bucket.bucket["function_source"].name
   entry_point              = "handle"
   service_account_email    = google_service_account.sa["api"].email
   build_service_account_id = local.build_sa_id
@@ -36,126 +40,79 @@ module "fn_api" {
   google_secret_manager_secret_iam_member.cursor_key_reader]
 }
 
-module "fn_pipeline_events" {
-  source = "./modules/light_function"
+# The consumers (consumers.json, one row each; scripts/stack.py starts the local twin's from the same rows):
+# light functions, and the heavy ones, which import TFX / the Vertex SDK and so run the GPU image on
+# Cloud Run. Each runs as its settings role's account with that role's environment, is invoked only
+# by its push identity, and may take as long as its ack deadline.
+module "consumer_function" {
+  source   = "./modules/light_function"
+  for_each = { for name, c in local.consumers : name => c if c.runs_on == "function" }
 
   project_id               = var.project_id
   region                   = var.region
-  name                     = "trainyard-pipeline-events"
-  description              = "Vertex pipeline job/task events -> run status and stages."
-  source_dir               = "${local.functions_dir}/pipeline_events"
+  name                     = each.value.name
+  description              = each.value.description
+  source_dir               = "${local.repo_root}/${each.value.source}"
   shared_dir               = local.shared_dir
-  source_bucket            = google_storage_bucket.function_source.name
-  entry_point              = "on_pipeline_event"
-  service_account_email    = google_service_account.sa["pipeline_events"].email
+  source_bucket            = google_storage_bucket.bucket["function_source"].name
+  entry_point              = each.value.entry_point
+  service_account_email    = google_service_account.sa[each.value.service_account].email
   build_service_account_id = local.build_sa_id
-  environment_variables    = local.environment["pipeline_events"]
-  invokers                 = { push = google_service_account.push["pipeline_events"].member }
-  timeout_seconds          = local.consumers["pipeline_events"].ack_deadline_seconds
+  environment_variables    = local.environment[each.value.service_account]
+  invokers                 = { push = google_service_account.push[each.key].member }
+  timeout_seconds          = each.value.ack_deadline_seconds
+  max_instance_count       = try(each.value.max_instance_count, null) # null: the module's default
   labels                   = var.labels
 
   depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
-module "fn_training_progress" {
-  source = "./modules/light_function"
-
-  project_id               = var.project_id
-  region                   = var.region
-  name                     = "trainyard-training-progress"
-  description              = "Per-epoch training metrics -> run progress."
-  source_dir               = "${local.functions_dir}/pipeline_events"
-  shared_dir               = local.shared_dir
-  source_bucket            = google_storage_bucket.function_source.name
-  entry_point              = "on_training_progress"
-  service_account_email    = google_service_account.sa["pipeline_events"].email
-  build_service_account_id = local.build_sa_id
-  environment_variables    = local.environment["pipeline_events"]
-  invokers                 = { push = google_service_account.push["training_progress"].member }
-  timeout_seconds          = local.consumers["training_progress"].ack_deadline_seconds
-  labels                   = var.labels
-
-  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
-}
-
-module "fn_scheduler" {
-  source = "./modules/light_function"
-
-  project_id               = var.project_id
-  region                   = var.region
-  name                     = "trainyard-scheduler"
-  description              = "Schedule slot -> training run (idempotent) -> run-submit."
-  source_dir               = "${local.functions_dir}/scheduler"
-  shared_dir               = local.shared_dir
-  source_bucket            = google_storage_bucket.function_source.name
-  entry_point              = "on_schedule_trigger"
-  service_account_email    = google_service_account.sa["scheduler"].email
-  build_service_account_id = local.build_sa_id
-  environment_variables    = local.environment["scheduler"]
-  invokers                 = { push = google_service_account.push["scheduler"].member }
-  timeout_seconds          = local.consumers["scheduler"].ack_deadline_seconds
-  labels                   = var.labels
-
-  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
-}
-
-# The reconciler: the pipeline_events source and account (it applies a job through the same path),
-# fed by Cloud Scheduler's reconcile job (reconciler.tf).
-module "fn_reconciler" {
-  source = "./modules/light_function"
-
-  project_id               = var.project_id
-  region                   = var.region
-  name                     = "trainyard-reconciler"
-  description              = "Every few minutes: re-reads runs whose events stopped and repairs them."
-  source_dir               = "${local.functions_dir}/pipeline_events"
-  shared_dir               = local.shared_dir
-  source_bucket            = google_storage_bucket.function_source.name
-  entry_point              = "on_reconcile"
-  service_account_email    = google_service_account.sa["pipeline_events"].email
-  build_service_account_id = local.build_sa_id
-  environment_variables    = local.environment["pipeline_events"]
-  invokers                 = { push = google_service_account.push["reconciler"].member }
-  timeout_seconds          = local.consumers["reconciler"].ack_deadline_seconds
-  max_instance_count       = 1
-  labels                   = var.labels
-
-  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
-}
-
-# Heavy consumers: they import TFX / the Vertex SDK, so they run the GPU image on Cloud Run.
-module "run_submitter" {
-  source = "./modules/run_consumer"
+module "consumer_service" {
+  source   = "./modules/run_consumer"
+  for_each = { for name, c in local.consumers : name => c if c.runs_on == "cloud_run" }
 
   project_id            = var.project_id
   region                = var.region
-  name                  = "trainyard-submitter"
+  name                  = each.value.name
   image                 = local.gpu_image
-  command               = var.consumer_commands["submitter"]
-  service_account_email = google_service_account.sa["submitter"].email
-  environment_variables = local.environment["submitter"]
-  timeout               = "${local.consumers["submitter"].ack_deadline_seconds}s"
-  invokers              = { push = google_service_account.push["submitter"].member }
+  command               = local.consumer_commands[each.key]
+  service_account_email = google_service_account.sa[each.value.service_account].email
+  environment_variables = local.environment[each.value.service_account]
+  timeout               = "${each.value.ack_deadline_seconds}s"
+  invokers              = { push = google_service_account.push[each.key].member }
   deletion_protection   = var.deletion_protection
   labels                = var.labels
 
   depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
 }
 
-module "run_commands" {
-  source = "./modules/run_consumer"
+# Where each consumer was before the table (an existing deployment plans no destroy/create).
+moved {
+  from = module.fn_pipeline_events
+  to   = module.consumer_function["pipeline_events"]
+}
 
-  project_id            = var.project_id
-  region                = var.region
-  name                  = "trainyard-run-commands"
-  image                 = local.gpu_image
-  command               = var.consumer_commands["run_commands"]
-  service_account_email = google_service_account.sa["run_commands"].email
-  environment_variables = local.environment["run_commands"]
-  timeout               = "${local.consumers["run_commands"].ack_deadline_seconds}s"
-  invokers              = { push = google_service_account.push["run_commands"].member }
-  deletion_protection   = var.deletion_protection
-  labels                = var.labels
+moved {
+  from = module.fn_training_progress
+  to   = module.consumer_function["training_progress"]
+}
 
-  depends_on = [google_project_service.enabled, time_sleep.iam_propagation]
+moved {
+  from = module.fn_scheduler
+  to   = module.consumer_function["scheduler"]
+}
+
+moved {
+  from = module.fn_reconciler
+  to   = module.consumer_function["reconciler"]
+}
+
+moved {
+  from = module.run_submitter
+  to   = module.consumer_service["submitter"]
+}
+
+moved {
+  from = module.run_commands
+  to   = module.consumer_service["run_commands"]
 }

@@ -16,15 +16,8 @@ locals {
     build = { account_id = "trainyard-build", display_name = "Trainyard builds (functions, images)" }
   }
 
-  # Identities of the push subscriptions (pubsub.tf): each may invoke exactly one function/service.
-  push_accounts = {
-    submitter         = { account_id = "trainyard-push-submitter", display_name = "Pub/Sub push: run-submit -> submitter" }
-    run_commands      = { account_id = "trainyard-push-run-commands", display_name = "Pub/Sub push: run-commands -> run-commands" }
-    pipeline_events   = { account_id = "trainyard-push-pipeline-events", display_name = "Pub/Sub push: pipeline-events -> pipeline_events" }
-    training_progress = { account_id = "trainyard-push-progress", display_name = "Pub/Sub push: training-progress -> pipeline_events" }
-    scheduler         = { account_id = "trainyard-push-scheduler", display_name = "Pub/Sub push: schedule-trigger -> scheduler" }
-    reconciler        = { account_id = "trainyard-push-reconciler", display_name = "Pub/Sub push: reconcile -> reconciler" }
-  }
+  # Identities of the push subscriptions (pubsub.tf): each may invoke exactly one consumer (consumers.json).
+  push_accounts = { for name, c in local.consumers : name => c.push_account }
 
   # Project-level roles (Firestore, Vertex AI, Cloud Scheduler, quotas, BigQuery and Dataflow have
   # no narrower resource to grant on for what the code does).
@@ -137,12 +130,7 @@ locals {
     "${b.sa}/${b.target}" => b
   }
 
-  bucket_names = {
-    artifacts       = google_storage_bucket.artifacts.name
-    pipeline_root   = google_storage_bucket.pipeline_root.name
-    function_source = google_storage_bucket.function_source.name
-    build_staging   = google_storage_bucket.build_staging.name
-  }
+  bucket_names = { for key, bucket in google_storage_bucket.bucket : key => bucket.name }
 }
 
 resource "google_service_account" "sa" {

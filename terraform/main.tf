@@ -118,13 +118,13 @@ locals {
     })
     submitter = merge(local.cloud_env, local.teams_env, {
       TRAINYARD_ADMINS                   = join(",", var.admin_emails) # free SQL compiles only if an admin wrote it (shared/domain/data_access.py)
-      TRAINYARD_ARTIFACTS_ROOT           = "gs://${google_storage_bucket.artifacts.name}/training"
+      TRAINYARD_ARTIFACTS_ROOT           = "gs://${google_storage_bucket.bucket["artifacts"].name}/training"
       TRAINYARD_SUBMIT_LEASE_SECONDS     = tostring(local.submit_lease_seconds)
-      TRAINYARD_PIPELINE_ROOT            = "gs://${google_storage_bucket.pipeline_root.name}"
+      TRAINYARD_PIPELINE_ROOT            = "gs://${google_storage_bucket.bucket["pipeline_root"].name}"
       TRAINYARD_PIPELINE_SERVICE_ACCOUNT = google_service_account.sa["pipeline"].email
       TRAINYARD_PIPELINE_IMAGE           = local.gpu_image
       TRAINYARD_DATAFLOW_IMAGE           = local.dataflow_image
-      TRAINYARD_DATAFLOW_TEMP            = "gs://${google_storage_bucket.pipeline_root.name}/dataflow-tmp"
+      TRAINYARD_DATAFLOW_TEMP            = "gs://${google_storage_bucket.bucket["pipeline_root"].name}/dataflow-tmp"
       TRAINYARD_DATAFLOW_SUBNETWORK      = local.dataflow_subnetwork
       TRAINYARD_SERVING_IMAGE            = local.serving_image
       # The pipeline root's lifecycle age (storage.tf): a retry too old for its cached outputs runs uncached.

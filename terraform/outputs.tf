@@ -25,17 +25,17 @@ output "dead_letter_subscriptions" {
 
 output "artifacts_bucket" {
   description = "Bucket of run artifacts (TRAINYARD_ARTIFACTS_ROOT is gs://<bucket>/training)."
-  value       = google_storage_bucket.artifacts.name
+  value       = google_storage_bucket.bucket["artifacts"].name
 }
 
 output "pipeline_root_bucket" {
   description = "Bucket used as the Vertex AI pipeline root."
-  value       = google_storage_bucket.pipeline_root.name
+  value       = google_storage_bucket.bucket["pipeline_root"].name
 }
 
 output "function_source_bucket" {
   description = "Bucket of the zipped function sources."
-  value       = google_storage_bucket.function_source.name
+  value       = google_storage_bucket.bucket["function_source"].name
 }
 
 output "service_accounts" {
@@ -75,7 +75,7 @@ output "build_service_account" {
 
 output "build_staging_bucket" {
   description = "Bucket for `gcloud builds submit --gcs-source-staging-dir`."
-  value       = google_storage_bucket.build_staging.name
+  value       = google_storage_bucket.bucket["build_staging"].name
 }
 
 output "dataflow_subnetwork" {
@@ -85,17 +85,12 @@ output "dataflow_subnetwork" {
 
 output "cloud_run_services" {
   description = "Cloud Run consumer services."
-  value       = { submitter = module.run_submitter.name, run_commands = module.run_commands.name }
+  value       = { for name, m in module.consumer_service : name => m.name }
 }
 
 output "functions" {
   description = "Cloud Functions gen2 names."
-  value = {
-    api               = module.fn_api.name
-    pipeline_events   = module.fn_pipeline_events.name
-    training_progress = module.fn_training_progress.name
-    scheduler         = module.fn_scheduler.name
-  }
+  value       = merge({ api = module.fn_api.name }, { for name, m in module.consumer_function : name => m.name })
 }
 
 output "image_build_command" {
@@ -103,7 +98,7 @@ output "image_build_command" {
   value = join(" ", [
     "gcloud builds submit --project ${var.project_id} --region ${var.build_region} --config cloudbuild.yaml",
     "--service-account ${google_service_account.sa["build"].id}",
-    "--gcs-source-staging-dir gs://${google_storage_bucket.build_staging.name}/source",
+    "--gcs-source-staging-dir gs://${google_storage_bucket.bucket["build_staging"].name}/source",
     "--substitutions=_PROJECT_ID=${var.project_id},_REGION=${var.region},_REPOSITORY=${var.artifact_registry_repository},_GPU_IMAGE=${var.gpu_image_name},_DATAFLOW_IMAGE=${var.dataflow_image_name},_SERVING_IMAGE=${var.serving_image_name},_TAG=$(git rev-parse --short HEAD) .",
   ])
 }

@@ -1,5 +1,5 @@
 # The reconciler's clock: Cloud Scheduler publishes to `reconcile` every few minutes, and the
-# reconciler function (functions.tf fn_reconciler, fed by its push subscription in pubsub.tf) re-reads
+# reconciler function (consumers.json, deployed by functions.tf, fed by its push subscription in pubsub.tf) re-reads
 # the runs whose events stopped (shared/services/reconcile.py). Locally, scripts/ticker.py publishes.
 
 resource "google_cloud_scheduler_job" "reconcile" {

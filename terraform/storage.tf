@@ -1,24 +1,54 @@
 # Buckets (uniform access, public access prevention, versioned with a bounded history) and the
 # Artifact Registry repository of the GPU image.
 
-resource "google_storage_bucket" "artifacts" {
+locals {
+  # Every bucket Trainyard owns, each with how long its objects live: `age_days` deletes live objects
+  # (null: kept), `noncurrent_days` superseded versions.
+  buckets = {
+    # Artifacts (models, snapshots, metrics) are kept; only superseded versions expire.
+    artifacts = { name = local.artifacts_bucket_name, force_destroy = false, age_days = null, noncurrent_days = var.noncurrent_version_retention_days }
+    # Intermediate pipeline outputs (examples, statistics, transform graphs) age out.
+    pipeline_root = { name = local.pipeline_root_bucket_name, force_destroy = false, age_days = var.pipeline_root_retention_days, noncurrent_days = var.noncurrent_version_retention_days }
+    # Only build inputs, reproducible from the repository; old source zips (content-hash names) are only
+    # needed for rollbacks.
+    function_source = { name = local.function_source_bucket_name, force_destroy = true, age_days = 30, noncurrent_days = 7 }
+    # What `gcloud builds submit` uploads for an image build (docs/deploy.md), read by the build account.
+    build_staging = { name = local.build_staging_bucket_name, force_destroy = true, age_days = 7, noncurrent_days = 1 }
+  }
+}
+
+resource "google_storage_bucket" "bucket" {
   # checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (data access logs), not legacy bucket access logs, which would need a third bucket.
+  for_each = local.buckets
+
   project                     = var.project_id
-  name                        = local.artifacts_bucket_name
+  name                        = each.value.name
   location                    = var.region
   labels                      = var.labels
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  force_destroy               = false
+  force_destroy               = each.value.force_destroy
 
   versioning {
     enabled = true
   }
 
-  # Artifacts (models, snapshots, metrics) are kept; only superseded versions expire.
+  # The age rule first, then the noncurrent one: the order the buckets had (no change to plan).
+  dynamic "lifecycle_rule" {
+    for_each = each.value.age_days == null ? [] : [each.value.age_days]
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
   lifecycle_rule {
     condition {
-      days_since_noncurrent_time = var.noncurrent_version_retention_days
+      days_since_noncurrent_time = each.value.noncurrent_days
     }
     action {
       type = "Delete"
@@ -28,112 +58,24 @@ resource "google_storage_bucket" "artifacts" {
   depends_on = [google_project_service.enabled]
 }
 
-resource "google_storage_bucket" "pipeline_root" {
-  # checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (data access logs), not legacy bucket access logs, which would need a third bucket.
-  project                     = var.project_id
-  name                        = local.pipeline_root_bucket_name
-  location                    = var.region
-  labels                      = var.labels
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = false
-
-  versioning {
-    enabled = true
-  }
-
-  # Intermediate pipeline outputs (examples, statistics, transform graphs) age out.
-  lifecycle_rule {
-    condition {
-      age = var.pipeline_root_retention_days
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = var.noncurrent_version_retention_days
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  depends_on = [google_project_service.enabled]
+moved {
+  from = google_storage_bucket.artifacts
+  to   = google_storage_bucket.bucket["artifacts"]
 }
 
-resource "google_storage_bucket" "function_source" {
-  # checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (data access logs), not legacy bucket access logs, which would need a third bucket.
-  project                     = var.project_id
-  name                        = local.function_source_bucket_name
-  location                    = var.region
-  labels                      = var.labels
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = true # only build inputs, reproducible from the repository
-
-  versioning {
-    enabled = true
-  }
-
-  # Old source zips (content-hash names) are only needed for rollbacks.
-  lifecycle_rule {
-    condition {
-      age = 30
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = 7
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  depends_on = [google_project_service.enabled]
+moved {
+  from = google_storage_bucket.pipeline_root
+  to   = google_storage_bucket.bucket["pipeline_root"]
 }
 
-# What `gcloud builds submit` uploads for an image build (docs/deploy.md), read by the build account.
-resource "google_storage_bucket" "build_staging" {
-  # checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (data access logs), not legacy bucket access logs, which would need a third bucket.
-  project                     = var.project_id
-  name                        = local.build_staging_bucket_name
-  location                    = var.region
-  labels                      = var.labels
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = true # only build inputs, reproducible from the repository
+moved {
+  from = google_storage_bucket.function_source
+  to   = google_storage_bucket.bucket["function_source"]
+}
 
-  versioning {
-    enabled = true
-  }
-
-  lifecycle_rule {
-    condition {
-      age = 7
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = 1
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  depends_on = [google_project_service.enabled]
+moved {
+  from = google_storage_bucket.build_staging
+  to   = google_storage_bucket.bucket["build_staging"]
 }
 
 # The artifacts cloudbuild.yaml pushes: written by the build account, read by the workloads.

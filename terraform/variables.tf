@@ -235,11 +235,8 @@ variable "repo_root" {
 
 variable "consumer_commands" {
   type        = map(list(string))
-  description = "Container command of each Cloud Run consumer (keys submitter, run_commands): the Functions Framework serving the consumer's handler from the GPU image (it listens on Cloud Run's $PORT)."
-  default = {
-    submitter    = ["functions-framework", "--source=functions/submitter/main.py", "--target=on_run_submit", "--signature-type=cloudevent"]
-    run_commands = ["functions-framework", "--source=functions/run_commands/main.py", "--target=on_run_command", "--signature-type=cloudevent"]
-  }
+  description = "Container command of a Cloud Run consumer (keys submitter, run_commands), replacing the one its consumers.json row gives: the Functions Framework serving the consumer's handler from the GPU image (it listens on Cloud Run's $PORT)."
+  default     = {}
 }
 
 variable "deletion_protection" {

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from tests.rehearsal import images, terraform_model
 from tests.rehearsal.terraform_model import _text
@@ -96,12 +96,25 @@ def _secret_env(secrets: dict) -> dict:
     return {name: f"<secret {secret}: 32 or more characters>" for name, secret in (secrets or {}).items()}
 
 
-def _role(block) -> str:
-    """The deployable's settings role: which entry of local.environment it is given."""
-    m = re.search(r'local\.environment\["(\w+)"\]', _text(block.attrs["environment_variables"]))
-    if not m:
-        raise ValueError("environment_variables is not an entry of local.environment")
-    return m.group(1)
+def _role(block, row: Optional[dict] = None) -> str:
+    """The deployable's settings role: which entry of local.environment it is given (by name, or by a
+    field of its for_each row: local.environment[each.value.service_account])."""
+    text = _text(block.attrs["environment_variables"])
+    m = re.search(r'local\.environment\["(\w+)"\]', text)
+    if m:
+        return m.group(1)
+    m = re.search(r'local\.environment\[each\.value\.(\w+)\]', text)
+    if m and row is not None:
+        return row[m.group(1)]
+    raise ValueError("environment_variables is not an entry of local.environment")
+
+
+def _instances(plan, name: str, block) -> list[tuple[str, Any, Optional[dict]]]:
+    """(address, instance, for_each row) of each instance of a module call: `name`, or `name["key"]`."""
+    if "for_each" not in block.attrs:
+        return [(name, plan.child(name), None)]
+    rows = plan.ev.eval(block.attrs["for_each"], {})
+    return [(f'{name}["{key}"]', plan.child(name, key), rows[key]) for key in rows]
 
 
 @lru_cache(maxsize=1)
@@ -114,34 +127,12 @@ def describe(tfvars: Path = TFVARS) -> Deployment:
                                  "_GPU_IMAGE": plan.var("gpu_image_name"),
                                  "_DATAFLOW_IMAGE": plan.var("dataflow_image_name"), "_TAG": plan.var("image_tag")})
     urls = {}
-    for name, block in plan.source.modules.items():
+    for call, block in plan.source.modules.items():
         source = plan.ev.eval(block.attrs["source"], {})
-        if source.endswith("light_function"):
-            child = plan.child(name)
-            fn = child.resource("google_cloudfunctions2_function", "this").args
-            build, service = fn["build_config"][0], fn["service_config"][0]
-            d.functions[name] = Function(
-                module=name, role=_role(block), name=fn["name"], entry_point=build["entry_point"],
-                runtime=build["runtime"], files={k: Path(v) for k, v in child.local("files").items()},
-                env={**service["environment_variables"], **_secret_env(child.var("secret_env"))},
-                timeout_s=int(service["timeout_seconds"]),
-                ingress=service["ingress_settings"], invokers=dict(child.var("invokers")),
-                build_service_account=build["service_account"], service_account=service["service_account_email"])
-            urls[child.output("uri")] = name
-        elif source.endswith("run_consumer"):
-            child = plan.child(name)
-            svc = child.resource("google_cloud_run_v2_service", "this").args
-            template = svc["template"][0]
-            container = template["containers"][0]
-            image = container["image"]
-            if image not in built:
-                raise ValueError(f"module.{name} runs {image}, which cloudbuild.yaml does not push")
-            d.services[name] = Service(
-                module=name, role=_role(block), name=svc["name"], image=image, dockerfile=built[image],
-                command=list(container.get("command") or []), args=list(container.get("args") or []),
-                env={e["name"]: e["value"] for e in container.get("env", [])}, timeout_s=_seconds(template["timeout"]),
-                invokers=dict(child.var("invokers")), service_account=template["service_account"])
-            urls[child.output("uri")] = name
+        if not source.endswith(("light_function", "run_consumer")):
+            continue
+        for name, child, row in _instances(plan, call, block):
+            _describe(d, name, child, _role(block, row), source, built, urls)
     for consumer, push_module in plan.child("push").items():
         sub = push_module.resource("google_pubsub_subscription", "this").args
         config = sub["push_config"][0]
@@ -156,6 +147,34 @@ def describe(tfvars: Path = TFVARS) -> Deployment:
             max_delivery_attempts=int(dead_letter["max_delivery_attempts"]),
             push_identity=config["oidc_token"][0]["service_account_email"], audience=config["oidc_token"][0]["audience"])
     return d
+
+
+def _describe(d: Deployment, name: str, child, role: str, source: str, built: dict, urls: dict) -> None:
+    """One function or service instance, as its module instance describes it."""
+    if source.endswith("light_function"):
+        fn = child.resource("google_cloudfunctions2_function", "this").args
+        build, service = fn["build_config"][0], fn["service_config"][0]
+        d.functions[name] = Function(
+            module=name, role=role, name=fn["name"], entry_point=build["entry_point"],
+            runtime=build["runtime"], files={k: Path(v) for k, v in child.local("files").items()},
+            env={**service["environment_variables"], **_secret_env(child.var("secret_env"))},
+            timeout_s=int(service["timeout_seconds"]),
+            ingress=service["ingress_settings"], invokers=dict(child.var("invokers")),
+            build_service_account=build["service_account"], service_account=service["service_account_email"])
+        urls[child.output("uri")] = name
+    else:
+        svc = child.resource("google_cloud_run_v2_service", "this").args
+        template = svc["template"][0]
+        container = template["containers"][0]
+        image = container["image"]
+        if image not in built:
+            raise ValueError(f"module.{name} runs {image}, which cloudbuild.yaml does not push")
+        d.services[name] = Service(
+            module=name, role=role, name=svc["name"], image=image, dockerfile=built[image],
+            command=list(container.get("command") or []), args=list(container.get("args") or []),
+            env={e["name"]: e["value"] for e in container.get("env", [])}, timeout_s=_seconds(template["timeout"]),
+            invokers=dict(child.var("invokers")), service_account=template["service_account"])
+        urls[child.output("uri")] = name
 
 
 def topics_published_by(d: Deployment, service_account: str) -> set[str]:

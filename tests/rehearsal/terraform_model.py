@@ -517,6 +517,7 @@ FUNCTIONS = {
     "element": lambda lst, i: lst[i % len(lst)],
     "format": _format,
     "jsonencode": lambda v: json.dumps(v, separators=(",", ":")),
+    "jsondecode": json.loads,
     "tostring": _to_string,
     "tonumber": float,
     "distinct": lambda lst: list(dict.fromkeys(lst)),
@@ -555,9 +556,11 @@ class Instance:
     # ------------------------------------------------------------------ values
 
     def var(self, name: str):
-        if name in self.inputs:
-            return self.inputs[name]
         block = self.source.variables.get(name)
+        # A caller's null is the variable's value, unless it says nullable = false: then its default.
+        nullable = block is None or "nullable" not in block.attrs or self.ev.eval(block.attrs["nullable"], {})
+        if name in self.inputs and (self.inputs[name] is not None or nullable):
+            return self.inputs[name]
         if block is None:
             raise KeyError(f"{self.address or 'root'}: no variable {name}")
         if "default" not in block.attrs:

@@ -98,7 +98,7 @@ def test_a_run_completes_registers_and_deploys_after_training(cloud, api, experi
     model_name = done["vertex_model_resource_name"]
     assert model_name.startswith(f"projects/{cloud.project}/locations/{cloud.region}/models/")
     uploaded = cloud.vertex.server.requests("upload_model")[-1].model
-    serving_image = cloud.deployment.services["run_commands"].env["TRAINYARD_SERVING_IMAGE"]
+    serving_image = cloud.deployment.services['consumer_service["run_commands"]'].env["TRAINYARD_SERVING_IMAGE"]
     assert uploaded.container_spec.image_uri == serving_image
     assert (uploaded.container_spec.predict_route, uploaded.container_spec.health_route) == ("/predict", "/health")
     assert [p.container_port for p in uploaded.container_spec.ports] == [8080]
@@ -168,7 +168,7 @@ def test_schedules_on_cloud_scheduler_auto_pause_resume_and_a_spent_one_time_job
     # slot's run; its pipeline fails; one failure pauses the schedule and its job.
     slot = (now() + timedelta(minutes=1)).replace(second=0, microsecond=0)
     cloud.wait(lambda: now() >= slot + timedelta(seconds=1), 90, "the cron job's next minute")
-    handled = cloud.handled("fn_scheduler", cloud.scheduler.fire(name, publish_via_pubsub))
+    handled = cloud.handled('consumer_function["scheduler"]', cloud.scheduler.fire(name, publish_via_pubsub))
     assert handled.get("outcome") != "ignored", handled
     run_id = schedules.slot_run_id(created["id"], slot)
     job_id = labels.job_id_for(run_id, 1)
@@ -188,7 +188,7 @@ def test_schedules_on_cloud_scheduler_auto_pause_resume_and_a_spent_one_time_job
     # The one-time schedule fires at its minute, makes its run, and its (yearly) job is gone.
     once_name = _job(cloud, once["id"])
     cloud.wait(lambda: now() >= run_at + timedelta(seconds=2), 120, "the one-time schedule's minute")
-    cloud.handled("fn_scheduler", cloud.scheduler.fire(once_name, publish_via_pubsub))
+    cloud.handled('consumer_function["scheduler"]', cloud.scheduler.fire(once_name, publish_via_pubsub))
     cloud.wait(lambda: cloud.scheduler.state(once_name) is None, 60, "the spent one-time job to be deleted")
     spent = api.get(f"/api/training/schedules/{once['id']}")["schedule"]
     assert spent["status"] == "completed" and spent["total_runs"] == 1

@@ -1,6 +1,6 @@
 """The deployment as terraform/, the Dockerfiles and cloudbuild.yaml describe it, checked without
-starting anything: each deployable's environment against the one settings declaration, the local
-twin's wiring against Terraform's, what each function's zip holds, and terraform/ against the google,
+starting anything: each deployable's environment against the one settings declaration, what each
+function's zip holds, and terraform/ against the google,
 google-beta and archive provider schemas (tools/terraform_schema, offline), plan-time values included."""
 from __future__ import annotations
 
@@ -53,10 +53,10 @@ def test_every_role_has_a_deployable(deployment):
 def test_the_submitter_compiles_for_the_cloud_with_its_environment(deployment):
     from pipeline_compiler.environment import PipelineEnv
 
-    env = PipelineEnv.from_settings(S.Settings.from_environ(deployment.services["run_submitter"].env))
+    env = PipelineEnv.from_settings(S.Settings.from_environ(deployment.services['consumer_service["submitter"]'].env))
     assert env.is_vertex
     env.require_cloud()  # every name the vertex target needs is there
-    assert env.pipeline_image == deployment.services["run_submitter"].image  # tasks run the submitter's own image
+    assert env.pipeline_image == deployment.services['consumer_service["submitter"]'].image  # tasks run the submitter's own image
     assert env.dataflow_temp.startswith("gs://") and env.dataflow_subnetwork.startswith("regions/")
 
 
@@ -94,24 +94,6 @@ def test_models_are_registered_with_the_serving_image_cloudbuild_pushes(deployme
     override = "europe-west4-docker.pkg.dev/other/repo/my-serving:1"
     tfvars.write_text((REPO / "terraform/examples/minimal/minimal.tfvars").read_text() + f'serving_image = "{override}"\n')
     assert terraform_model.load(REPO / "terraform", tfvars).local("serving_image") == override
-
-
-def test_the_local_twin_consumes_the_topics_terraform_pushes(deployment):
-    """scripts/stack.py wires the emulator's push subscriptions: same consumers, entry points and ack
-    deadlines as Terraform's; only the retry backoff is faster locally (1-30 s instead of 10-600 s)."""
-    from scripts.stack import FUNCTIONS
-
-    local = {(topic, fn.source, fn.target): fn.ack_deadline_s for fn in FUNCTIONS for topic in fn.topics}
-    cloud = {}
-    for push in deployment.pushes.values():
-        target = deployment.deployable(push.target)
-        if hasattr(target, "entry_point"):
-            source, entry = f"functions/{target.files['main.py'].parent.name}/main.py", target.entry_point
-        else:
-            args = dict(a.split("=", 1) for a in target.command if a.startswith("--") and "=" in a)
-            source, entry = args["--source"], args["--target"]
-        cloud[(push.topic, source, entry)] = push.ack_deadline_s
-    assert local == cloud
 
 
 def test_each_push_is_authenticated_as_the_one_identity_its_consumer_admits(deployment):
@@ -261,7 +243,7 @@ def test_every_notification_link_opens_the_dashboard_url(deployment, tmp_path):
         def send(self, url, payload, secret=None):
             self.payloads.append(payload)
 
-    settings = S.Settings.from_environ(deployment.services["run_commands"].env)
+    settings = S.Settings.from_environ(deployment.services['consumer_service["run_commands"]'].env)
     received, topic = Received(), FakePublisher()
     urls = LocalSecretFile(str(tmp_path / "webhook-urls.json"))  # Secret Manager's stand-in for the URLs
     notifier = dataclasses.replace(composition.notifier(settings), webhooks=received,

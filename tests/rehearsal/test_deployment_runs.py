@@ -113,7 +113,7 @@ def large_run(cloud, catalog):
 
 def test_the_submitter_compiles_for_vertex_and_submits_over_grpc(cloud, large_run):
     run, job_id = large_run
-    env = cloud.deployment.services["run_submitter"].env
+    env = cloud.deployment.services['consumer_service["submitter"]'].env
     job = compiled(cloud, job_id)
     cloud.wait(lambda: cloud.repo.get_run(run["id"])["status"] == runs.RUNNING, 60, "the run to be running")
 
@@ -151,7 +151,7 @@ def test_pipeline_events_reads_the_job_back_over_grpc(cloud, large_run):
     run, job_id = large_run
     cloud.pipelines.advance(job_id, "PIPELINE_STATE_RUNNING", {"ExampleGen": "SUCCEEDED", "StatisticsGen": "RUNNING"})
     message_id = cloud.publish(topics.PIPELINE_EVENTS, cloud.log_entry_for(job_id, task=True))
-    assert cloud.handled("fn_pipeline_events", message_id)["outcome"] != "ignored"
+    assert cloud.handled('consumer_function["pipeline_events"]', message_id)["outcome"] != "ignored"
     def stages():
         return {s["name"]: s["status"] for s in cloud.repo.get_run(run["id"])["stage_details"]}
 
@@ -164,7 +164,7 @@ def test_training_progress_keeps_an_epoch(cloud, large_run):
     message_id = cloud.publish(topics.TRAINING_PROGRESS, {
         "run_id": run["id"], "attempt": 1, "epoch": 1, "total_epochs": 20, "loss": 0.9, "val_loss": 1.0,
         "learning_rate": 0.05, "metrics": {"recall_at_100": 0.2}, "timestamp": datetime.now(timezone.utc).isoformat()})
-    cloud.handled("fn_training_progress", message_id)
+    cloud.handled('consumer_function["training_progress"]', message_id)
     cloud.wait(lambda: cloud.repo.get_run(run["id"]).get("current_epoch") == 1, 30, "epoch 1 on the run")
 
 
@@ -182,7 +182,7 @@ def test_the_scheduler_makes_the_slot_run_and_small_data_stays_off_dataflow(clou
     slot = schedules.slots_up_to(cloud.repo.get_schedule(created["id"]), datetime.now(timezone.utc))[-1]
     message_id = cloud.publish(topics.SCHEDULE_TRIGGER, {"schedule_id": created["id"],
                                                          "slot": slot.isoformat()})
-    cloud.handled("fn_scheduler", message_id)
+    cloud.handled('consumer_function["scheduler"]', message_id)
     run_id = schedules.slot_run_id(created["id"], slot)
     job_id = labels.job_id_for(run_id, 1)
     cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")
@@ -245,7 +245,7 @@ def test_an_admin_replays_a_dead_letter_through_the_api_as_its_terraform_identit
     assert held.status_code == 200 and [m["message_id"] for m in held.json()["dead_letters"]] == [lost]
     replayed = call("POST", admin, "/replay")
     assert replayed.status_code == 200 and [m["message_id"] for m in replayed.json()["dead_letters"]] == [lost]
-    cloud.handled("fn_scheduler", replayed.json()["dead_letters"][0]["replayed_as"])
+    cloud.handled('consumer_function["scheduler"]', replayed.json()["dead_letters"][0]["replayed_as"])
     assert call("GET", admin, "").json()["dead_letters"] == []
     not_its_topic = call("POST", admin, "/replay", topics.RECONCILE)
     assert not_its_topic.status_code == 403 and "--direct" in not_its_topic.json()["message"]
@@ -254,7 +254,7 @@ def test_an_admin_replays_a_dead_letter_through_the_api_as_its_terraform_identit
 
     (direct,) = DeadLetters(cloud.project).replay(topics.RECONCILE, 10)
     assert direct.message_id == tick
-    cloud.handled("fn_reconciler", direct.replayed_as)
+    cloud.handled('consumer_function["reconciler"]', direct.replayed_as)
 
 
 # ----------------------------------------------------------------------------- nothing lost, nothing failed
@@ -268,7 +268,7 @@ def test_each_deployable_publishes_only_where_terraform_lets_its_identity(cloud,
         entries = [json.loads(line) for line in process.text().splitlines() if line.startswith("{")]
         published[module] = {e["topic"] for e in entries if e.get("message") == "published"}
     # The scheduler released the slot's run above: the check sees real publishes, it is not vacuous.
-    assert "run-submit" in published["fn_scheduler"], published
+    assert "run-submit" in published['consumer_function["scheduler"]'], published
     refused = {module: sorted(topics_ - topics_published_by(cloud.deployment, cloud.deployment.deployable(module)
                                                             .service_account))
                for module, topics_ in published.items()}

@@ -62,7 +62,7 @@ class Player:
     def _event(self, task: bool) -> None:
         message_id = self.cloud.publish(topics.PIPELINE_EVENTS, self.cloud.log_entry_for(self.job_id, task=task))
         self.published.append(message_id)
-        self.cloud.handled("fn_pipeline_events", message_id)
+        self.cloud.handled('consumer_function["pipeline_events"]', message_id)
 
     def step(self, state: str, tasks: dict[str, str] | None = None, task: bool = True) -> None:
         self.cloud.pipelines.advance(self.job_id, state, tasks)

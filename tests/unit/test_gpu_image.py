@@ -180,7 +180,10 @@ def test_every_consumer_terraform_runs_from_the_gpu_image_is_in_it():
 
     tf = terraform_model.load(ROOT / "terraform", ROOT / "terraform/examples/minimal/minimal.tfvars")
     files = set(load_image(DOCKERFILES["gpu"]).files())
-    for consumer, command in tf.var("consumer_commands").items():
+    services = tf.child("consumer_service")
+    assert set(services) == {"submitter", "run_commands"}
+    for consumer, service in services.items():
+        command = service.var("command")
         source = next(a.split("=", 1)[1] for a in command if a.startswith("--source="))
         assert source in files, f"{consumer}: {source} is not in the GPU image"
         assert vi.CONSUMERS.get(source) == next(a.split("=", 1)[1] for a in command if a.startswith("--target="))

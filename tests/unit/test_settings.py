@@ -116,3 +116,49 @@ def test_the_settings_document_is_the_declaration():
     """docs/settings.md holds `python -m shared.settings`'s table (regenerate it when this fails)."""
     text = (REPO / "docs" / "settings.md").read_text()
     assert S.markdown_table() in text, "run: python -m shared.settings, and paste the table into docs/settings.md"
+
+
+# The typed settings are generated from the declarations: what an unset variable reads as, and the
+# local stack's defaults, are the declared ones.
+_RANDOM_WHEN_UNSET = {"TRAINYARD_CURSOR_KEY"}  # locally, each process draws its own key
+
+
+@pytest.mark.parametrize("v", [v for v in S.VARIABLES if v.field and v.unset is None and v.name not in _RANDOM_WHEN_UNSET],
+                         ids=lambda v: v.name)
+def test_an_unset_variable_reads_as_its_documented_default(v):
+    attribute, _, key = v.field.partition(".")
+    unset, documented = (getattr(S.Settings.from_environ(env), attribute) for env in ({}, {v.name: v.default}))
+    if key:  # one key of a dict attribute (firebase.*)
+        unset, documented = unset[key], documented[key]
+    assert unset == documented
+
+
+def test_derived_defaults_follow_the_settings_they_derive_from(tmp_path):
+    s = S.Settings.from_environ({"TRAINYARD_LOCAL_DIR": str(tmp_path), "GOOGLE_CLOUD_PROJECT": "p",
+                                 "TRAINYARD_REGION": "us-east1", "TRAINYARD_PIPELINE_BACKEND": "vertex",
+                                 "TRAINYARD_ALLOWED_DOMAIN": "example.com"})
+    assert (s.artifacts_root, s.pipeline_root, s.local_registry_dir, s.local_endpoints_dir) == tuple(
+        str(tmp_path / d) for d in ("artifacts", "pipeline-root", "registry", "endpoints"))
+    assert s.model_name == "p" and s.firebase == {"projectId": "p", "apiKey": "", "authDomain": "p.firebaseapp.com",
+                                                   "appId": ""}
+    assert (s.scheduler_backend, s.scheduler_location, s.teams, s.cursor_key) == ("cloud-scheduler", "us-east1", (), b"")
+
+
+def test_the_cursor_key_stays_out_of_the_settings_repr():
+    key = "k" * 40
+    assert key not in repr(S.Settings.from_environ({"TRAINYARD_CURSOR_KEY": key}))
+
+
+def test_the_local_stack_starts_with_the_declared_defaults(monkeypatch):
+    from scripts import stack
+
+    for v in S.VARIABLES:
+        if S.STACK in v.readers or v.name == "GOOGLE_CLOUD_PROJECT":
+            monkeypatch.delenv(v.name, raising=False)
+    config = stack.StackConfig.from_env()
+    assert (config.project, config.dev_identity) == ("trainyard-local", "developer@localhost")
+    assert (config.firestore_port, config.pubsub_port) == (8085, 8086)
+    assert config.function_ports == {"api": 8080, "submitter": 8081, "pipeline_events": 8082, "training_progress": 8083,
+                                     "scheduler": 8084, "run_commands": 8087, "reconciler": 8088,
+                                     "pipeline_service": 8090, "prediction_server": 8089}
+    assert config.dev_token == stack.DEFAULT_DEV_TOKEN and config.local_dir == (S.REPO_ROOT / ".local").resolve()

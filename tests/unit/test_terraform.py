@@ -74,23 +74,25 @@ EXPECTED_ACT_AS = {sa: g["act_as"] for sa, g in EXPECTED_GRANTS.items() if g.get
 EXPECTED_IDENTITIES = {
     "fn_api": "api",
     "fn_web": "api",  # the dashboard's public entrance: the API's code, account and grants
-    "fn_pipeline_events": "pipeline_events",
-    "fn_training_progress": "pipeline_events",
-    "fn_reconciler": "pipeline_events",
-    "fn_scheduler": "scheduler",
-    "run_submitter": "submitter",
-    "run_commands": "run_commands",
 }
 
-# consumer => (topic, module, entry point or None for Cloud Run)
+# consumer => (topic, module deploying it (one instance per consumer), entry point, service account)
 EXPECTED_CONSUMERS = {
-    "pipeline_events": ("pipeline-events", "fn_pipeline_events", "on_pipeline_event"),
-    "training_progress": ("training-progress", "fn_training_progress", "on_training_progress"),
-    "scheduler": ("schedule-trigger", "fn_scheduler", "on_schedule_trigger"),
-    "submitter": ("run-submit", "run_submitter", None),
-    "run_commands": ("run-commands", "run_commands", None),
-    "reconciler": ("reconcile", "fn_reconciler", "on_reconcile"),
+    "pipeline_events": ("pipeline-events", "consumer_function", "on_pipeline_event", "pipeline_events"),
+    "training_progress": ("training-progress", "consumer_function", "on_training_progress", "pipeline_events"),
+    "scheduler": ("schedule-trigger", "consumer_function", "on_schedule_trigger", "scheduler"),
+    "submitter": ("run-submit", "consumer_service", "on_run_submit", "submitter"),
+    "run_commands": ("run-commands", "consumer_service", "on_run_command", "run_commands"),
+    "reconciler": ("reconcile", "consumer_function", "on_reconcile", "pipeline_events"),
 }
+
+
+def _entry_point(instance) -> str:
+    """A consumer instance's handler: the function's entry point, or the service's --target."""
+    if "entry_point" in instance.inputs:
+        return instance.var("entry_point")
+    return next(a.split("=", 1)[1] for a in instance.var("command") if a.startswith("--target="))
+
 
 EXPECTED_INDEXES = [
     ("training_runs", [("status", "ASCENDING"), ("created_at", "DESCENDING")]),
@@ -200,20 +202,20 @@ def test_provider_versions_pinned(confs):
 
 
 def test_topics_match_shared_topics(root):
-    _assert_none(hcl.check_pubsub_wiring(root, shared_topics.ALL))
+    plan = planned()
+    _assert_none(hcl.check_pubsub_wiring(root, shared_topics.ALL, plan.local("consumers"), plan.local("consumer_urls")))
 
 
 def test_consumers_use_expected_topics_and_entry_points(root):
-    mods = hcl.modules(root)
-    consumers = hcl.locals_(root)["consumers"]
-    urls = hcl.locals_(root)["consumer_urls"]
+    plan = planned()
+    consumers, urls = plan.local("consumers"), plan.local("consumer_urls")
     assert set(consumers) == set(EXPECTED_CONSUMERS)
-    for name, (topic, module, entry) in EXPECTED_CONSUMERS.items():
+    for name, (topic, module, entry, _) in EXPECTED_CONSUMERS.items():
+        instance = plan.child(module, name)
         assert consumers[name]["topic"] == topic, name
-        assert f"module.{module}.uri" in urls[name], name
-        if entry:
-            assert mods[module]["entry_point"] == entry, name
-    assert mods["fn_api"]["entry_point"] == "handle"
+        assert urls[name] == instance.output("uri"), name
+        assert _entry_point(instance) == entry, name
+    assert hcl.modules(root)["fn_api"]["entry_point"] == "handle"
 
 
 def test_every_subscription_is_owned_by_terraform_with_retry_and_dead_letter(confs):
@@ -223,10 +225,15 @@ def test_every_subscription_is_owned_by_terraform_with_retry_and_dead_letter(con
 
 def test_ack_deadlines_cover_each_consumers_handling(root):
     """B1: Eventarc-made subscriptions kept a 10 s ack deadline; the submitter compiles for longer."""
-    _assert_none(hcl.check_ack_deadlines(root))
-    consumers = hcl.locals_(root)["consumers"]
+    plan = planned()
+    consumers = plan.local("consumers")
+    _assert_none(hcl.check_ack_deadlines(root, consumers))
     assert consumers["submitter"]["ack_deadline_seconds"] == 600
     assert consumers["run_commands"]["ack_deadline_seconds"] == 600
+    for name, (_, module, _, _) in EXPECTED_CONSUMERS.items():  # the request timeout each instance gets
+        instance = plan.child(module, name)
+        timeout = instance.var("timeout_seconds") if module == "consumer_function" else instance.var("timeout")
+        assert str(timeout).removesuffix("s") == str(consumers[name]["ack_deadline_seconds"]), name
 
 
 def test_every_function_builds_as_the_build_account(confs):
@@ -292,6 +299,12 @@ def test_service_accounts_have_the_roles_their_code_needs(root):
 
 def test_each_workload_runs_as_its_own_service_account(root):
     _assert_none(hcl.check_workload_identities(root, EXPECTED_IDENTITIES))
+    plan = planned()
+    for name, (_, module, _, account) in EXPECTED_CONSUMERS.items():
+        instance = plan.child(module, name)
+        assert instance.var("service_account_email") == \
+            f"{plan.local('service_accounts')[account]['account_id']}@my-trainyard-project.iam.gserviceaccount.com", name
+        assert instance.var("environment_variables") == plan.local("environment")[account], name
     env = planned().local("environment")["submitter"]
     assert env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"] == "trainyard-pipeline@my-trainyard-project.iam.gserviceaccount.com"
 
@@ -303,10 +316,12 @@ def test_push_identities_only_invoke_their_consumer(confs):
     fn = hcl.resources(confs["modules/light_function"])
     inv = fn[("google_cloud_run_v2_service_iam_member", "invoker")]
     assert inv["role"] == "roles/run.invoker" and "google_cloudfunctions2_function.this.name" in inv["name"]
-    mods = hcl.modules(confs["root"])
-    for consumer, (_, module, _) in EXPECTED_CONSUMERS.items():
-        assert hcl.sa_key(mods[module]["invokers"]["push"], "push") == consumer, module
-    assert set(hcl.locals_(confs["root"])["push_accounts"]) == set(EXPECTED_CONSUMERS)
+    plan = planned()
+    push_accounts = plan.local("push_accounts")
+    assert set(push_accounts) == set(EXPECTED_CONSUMERS)
+    for consumer, (_, module, _, _) in EXPECTED_CONSUMERS.items():
+        email = f"{push_accounts[consumer]['account_id']}@my-trainyard-project.iam.gserviceaccount.com"
+        assert plan.child(module, consumer).var("invokers") == {"push": f"serviceAccount:{email}"}, consumer
 
 
 def test_ingress_only_the_http_entrances_are_reachable_and_only_the_verifying_one_is_public(confs):
@@ -350,6 +365,28 @@ def test_buckets_are_private_and_uniform(root):
             assert body.get("uniform_bucket_level_access") is True, name
             assert body.get("public_access_prevention") == "enforced", name
             assert hcl.first_block(body, "versioning") or body.get("lifecycle_rule"), name
+
+
+def test_each_bucket_keeps_its_retention():
+    """The buckets' one declaration (storage.tf local.buckets) gives each the rules it had: live objects
+    deleted after `age` days where they age out, superseded versions after days_since_noncurrent_time."""
+    plan = planned()
+    noncurrent = plan.var("noncurrent_version_retention_days")
+    want = {
+        "artifacts": (False, [{"days_since_noncurrent_time": noncurrent}]),
+        "pipeline_root": (False, [{"age": plan.var("pipeline_root_retention_days")},
+                                  {"days_since_noncurrent_time": noncurrent}]),
+        "function_source": (True, [{"age": 30}, {"days_since_noncurrent_time": 7}]),
+        "build_staging": (True, [{"age": 7}, {"days_since_noncurrent_time": 1}]),
+    }
+    got = {}
+    for key, bucket in plan.resource_instances("google_storage_bucket", "bucket").items():
+        args = plan.resource("google_storage_bucket", "bucket", key).args
+        assert args["uniform_bucket_level_access"] is True and args["public_access_prevention"] == "enforced", key
+        assert args["versioning"] == [{"enabled": True}], key
+        assert all(r["action"] == [{"type": "Delete"}] for r in args["lifecycle_rule"]), key
+        got[key] = (args["force_destroy"], [r["condition"][0] for r in args["lifecycle_rule"]])
+    assert got == want
 
 
 def test_firestore_rules_give_each_collection_the_api_read_rule_and_no_writes():
@@ -475,6 +512,15 @@ module "run_submitter" {
 ''')
     text = "\n".join(hcl.check_ack_deadlines(snippet))
     assert "the request timeout '600s' is not its ack deadline" in text
+    per_consumer = hcl.parse_text('''
+module "consumer_service" {
+  source   = "./modules/run_consumer"
+  for_each = local.consumers
+  timeout  = "600s"
+}
+''')
+    text = "\n".join(hcl.check_ack_deadlines(per_consumer, {}))
+    assert "module.consumer_service: the request timeout '600s' is not its consumer's ack deadline" in text
 
 
 def test_negative_primitive_role_and_stray_service_account_user():
@@ -777,8 +823,83 @@ def test_the_submitter_knows_when_the_pipeline_root_deletes_cached_outputs():
 
     plan = terraform_model.load(TF_ROOT, TF_ROOT / "examples/minimal/minimal.tfvars")
     plan.inputs["pipeline_root_retention_days"] = 30  # not the default: the two must move together
-    bucket = plan.resource("google_storage_bucket", "pipeline_root").args
+    bucket = plan.resource("google_storage_bucket", "bucket", "pipeline_root").args
     deletes = [r["condition"][0]["age"] for r in bucket["lifecycle_rule"]
                if r["action"][0]["type"] == "Delete" and "age" in r["condition"][0]]
     submitter = Settings.from_environ(plan.local("environment")["submitter"])
     assert deletes == [30] and submitter.pipeline_root_retention_days == 30
+
+
+# ----------------------------------------------------------------------------- tables declared once
+
+# Addresses an existing deployment holds from before the tables (issue 24): each must be moved to
+# where its object is declared now, or the next apply would destroy and recreate it.
+FORMER_ADDRESSES = [
+    "module.fn_pipeline_events", "module.fn_training_progress", "module.fn_scheduler", "module.fn_reconciler",
+    "module.run_submitter", "module.run_commands",
+    "google_storage_bucket.artifacts", "google_storage_bucket.pipeline_root", "google_storage_bucket.function_source",
+    "google_storage_bucket.build_staging",
+]
+
+
+def _moves(root: dict) -> dict[str, str]:
+    return {m["from"].strip("${}"): m["to"].removeprefix("${").removesuffix("}") for m in root.get("moved", [])}
+
+
+def _declared(plan, address: str) -> bool:
+    """Whether the configuration declares this module or resource instance (module.X["k"] / TYPE.NAME["k"])."""
+    m = re.fullmatch(r'(?:module\.(\w+)|(\w+)\.(\w+))(?:\["([^"]+)"\])?', address)
+    module, rtype, name, key = m.groups()
+    try:
+        instances = plan.child(module) if module else plan.resource_instances(rtype, name)
+    except KeyError:
+        return False
+    return key in instances if key is not None else not isinstance(instances, dict)
+
+
+def test_every_former_address_is_moved_to_a_declared_one(root):
+    moves, plan = _moves(root), planned()
+    assert sorted(moves) == sorted(FORMER_ADDRESSES), "a moved block for each former address, and no other"
+    for former, now in moves.items():
+        assert not _declared(plan, former), f"{former} is still declared: the move would be refused"
+        assert _declared(plan, now), f"moved {former} to {now}, which is not declared"
+
+
+def test_the_moved_check_sees_a_missing_target():
+    plan = planned()
+    assert not _declared(plan, 'module.consumer_function["nope"]') and not _declared(plan, "module.nope")
+    assert _declared(plan, 'module.consumer_service["submitter"]') and _declared(plan, "module.fn_api")
+    assert _declared(plan, "google_artifact_registry_repository.images") and not _declared(plan, "google_storage_bucket.nope")
+    assert _declared(plan, 'google_storage_bucket.bucket["artifacts"]') and not _declared(plan, "google_storage_bucket.bucket")
+    assert _declared(plan, 'google_service_account.push["submitter"]') and not _declared(plan, "google_service_account.push")
+
+
+def test_the_consumer_table_names_declared_settings_and_accounts():
+    """consumers.json: each row's local port is a declared variable of the stack, its account and
+    environment are a deployable's (shared/settings.py roles, iam.tf), and it runs one way or the other."""
+    from shared import settings as S
+
+    plan = planned()
+    for name, row in plan.local("consumers").items():
+        assert S.STACK in S.BY_NAME[row["local_port"]].readers, name
+        assert row["service_account"] in S.DEPLOYABLES and row["service_account"] in plan.local("service_accounts"), name
+        assert row["runs_on"] in ("function", "cloud_run"), name
+        assert (REPO_ROOT / row["source"] / "main.py").exists(), name
+
+
+def test_the_local_twin_starts_the_consumers_terraform_deploys():
+    """scripts/stack.py starts one process per consumers.json row: the same topic, handler and ack
+    deadline as Terraform's push subscription and deployment of it."""
+    from scripts.stack import FUNCTIONS
+
+    plan = planned()
+    local = {f.name: (f.topics, f.source, f.target, f.ack_deadline_s) for f in FUNCTIONS if f.topics}
+    cloud = {}
+    for name, push in plan.child("push").items():
+        _, module, _, _ = EXPECTED_CONSUMERS[name]
+        instance = plan.child(module, name)
+        source = (f"{instance.var('source_dir').removeprefix(str(REPO_ROOT) + '/')}/main.py" if module == "consumer_function"
+                  else next(a.split("=", 1)[1] for a in instance.var("command") if a.startswith("--source=")))
+        topic = push.resource("google_pubsub_subscription", "this").args["topic"].rsplit("/", 1)[-1]
+        cloud[name] = ((topic,), source, _entry_point(instance), push.var("ack_deadline_seconds"))
+    assert local == cloud

@@ -88,8 +88,9 @@ variable "timeout_seconds" {
 
 variable "max_instance_count" {
   type        = number
-  description = "Upper bound on instances (caps cost and Firestore contention)."
+  description = "Upper bound on instances (caps cost and Firestore contention); null keeps the default."
   default     = 10
+  nullable    = false # a caller's null means the default (consumers.json rows that do not set it)
 }
 
 variable "ingress_settings" {

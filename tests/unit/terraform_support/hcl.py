@@ -164,9 +164,11 @@ def check_service_account_user(confs: dict[str, dict], expected_act_as: dict[str
     return problems
 
 
-def check_pubsub_wiring(root: dict, topics: Iterable[str]) -> list[str]:
+def check_pubsub_wiring(root: dict, topics: Iterable[str], consumers: dict | None = None,
+                        consumer_urls: dict | None = None) -> list[str]:
     """Every consumer pushes from a declared topic, dead-letters into that topic's dead-letter topic,
-    with its own push identity, and every function/service but the API is a consumer."""
+    with its own push identity, and every function/service but the API is a consumer. `consumers` and
+    `consumer_urls`: the locals' evaluated values where the text is an expression (consumers.json)."""
     problems = []
     topics = set(topics)
     topic_module = modules(root).get("topic")
@@ -176,8 +178,9 @@ def check_pubsub_wiring(root: dict, topics: Iterable[str]) -> list[str]:
     declared |= {t for t in locals_(root).get("topics", []) if isinstance(t, str)}
     if declared != topics:
         problems.append(f"root: local.topics {sorted(declared)} != {sorted(topics)}")
-    consumers = locals_(root).get("consumers", {})
-    urls = locals_(root).get("consumer_urls", {})
+    consumers = locals_(root).get("consumers", {}) if consumers is None else consumers
+    urls_text = locals_(root).get("consumer_urls", {})
+    urls = urls_text if consumer_urls is None else consumer_urls
     if not consumers:
         problems.append("root: local.consumers (consumer => topic) missing")
     for name, consumer in consumers.items():
@@ -205,7 +208,7 @@ def check_pubsub_wiring(root: dict, topics: Iterable[str]) -> list[str]:
     for arg in ("max_delivery_attempts", "minimum_backoff", "maximum_backoff", "pubsub_service_agent_email"):
         if arg not in push:
             problems.append(f"module.push: {arg} not set (retry/dead-letter policy)")
-    consumer_modules = {m.group(1) for m in (re.search(r"module\.(\w+)\.uri", str(u)) for u in urls.values()) if m}
+    consumer_modules = set(re.findall(r"module\.(\w+)", str(urls_text)))
     for name, body in modules(root).items():
         if any(k in body.get("source", "") for k in ("light_function", "run_consumer")) and name not in HTTP_MODULES \
                 and name not in consumer_modules:
@@ -244,23 +247,31 @@ def check_subscriptions_and_triggers(confs: dict[str, dict]) -> list[str]:
     return problems
 
 
-def check_ack_deadlines(root: dict) -> list[str]:
+def check_ack_deadlines(root: dict, consumers: dict | None = None) -> list[str]:
     """A push may take as long as the consumer's request timeout: the ack deadline covers it, so a
-    slow but succeeding delivery is never redelivered (and dead-lettered) mid-flight."""
+    slow but succeeding delivery is never redelivered (and dead-lettered) mid-flight. `consumers`: the
+    evaluated local where its text is an expression (consumers.json)."""
     problems = []
-    consumers = locals_(root).get("consumers", {})
+    consumers = locals_(root).get("consumers", {}) if consumers is None else consumers
     mods = modules(root)
     for name, consumer in consumers.items():
         deadline = consumer.get("ack_deadline_seconds", 0)
         if not 10 <= deadline <= 600:
             problems.append(f"consumer {name}: ack deadline {deadline} outside Pub/Sub's 10-600 s")
-        url = str(locals_(root).get("consumer_urls", {}).get(name, ""))
-        m = re.search(r"module\.(\w+)\.uri", url)
+        urls = locals_(root).get("consumer_urls", {})
+        m = re.search(r"module\.(\w+)\.uri", str(urls.get(name, "")) if isinstance(urls, dict) else "")
         body = mods.get(m.group(1), {}) if m else {}
         timeout = body.get("timeout_seconds", body.get("timeout"))
         wanted = f'local.consumers["{name}"].ack_deadline_seconds'
-        if wanted not in str(timeout).replace('\\"', '"'):
+        if m and wanted not in str(timeout).replace('\\"', '"'):
             problems.append(f"consumer {name}: the request timeout {timeout!r} is not its ack deadline")
+    # A module deployed once per consumer (for_each over the table): its own row's deadline.
+    for module, body in mods.items():
+        deployed = any(k in body.get("source", "") for k in ("light_function", "run_consumer"))
+        if deployed and "local.consumers" in str(body.get("for_each", "")):
+            timeout = body.get("timeout_seconds", body.get("timeout"))
+            if "each.value.ack_deadline_seconds" not in str(timeout):
+                problems.append(f"module.{module}: the request timeout {timeout!r} is not its consumer's ack deadline")
     return problems
 
 
@@ -412,7 +423,9 @@ def check_workload_identities(root: dict, expected: dict[str, str]) -> list[str]
         if got not in sas:
             problems.append(f"module.{module_name}: service account {got!r} is not declared")
     for name, body in mods.items():
-        if any(s in body.get("source", "") for s in ("light_function", "run_consumer")) and name not in expected:
+        per_consumer = "local.consumers" in str(body.get("for_each", ""))  # checked on the plan, per instance
+        if any(s in body.get("source", "") for s in ("light_function", "run_consumer")) and name not in expected \
+                and not per_consumer:
             problems.append(f"module.{name} is not in the expected identity table")
     return problems
 
