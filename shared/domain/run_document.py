@@ -175,6 +175,18 @@ class NotificationSent(_Part):
     tries: int = 0
 
 
+class DataCoercion(_Part):
+    """shared/contract/results.py DataCoercion as the run keeps it (with its warning line)."""
+    column: str
+    feature: str
+    transform: str
+    count: int
+    rows: int
+    exact: bool = True
+    examples: list[str] = Field(default_factory=list)
+    warning: Optional[str] = None
+
+
 class EstimatedCost(_Part):
     """shared/domain/cost.estimate."""
     currency: str
@@ -250,7 +262,7 @@ class TrainingRun(_Part):
     completed_at: Optional[datetime] = None
     duration_seconds: Optional[float] = None
     warnings: Optional[list[str]] = None
-    data_coercions: Optional[list[dict[str, Any]]] = None  # shared/contract/results.py DataCoercion
+    data_coercions: Optional[list[DataCoercion]] = None
     error_message: Optional[str] = None
     error_stage: Optional[str] = None
     error_details: Optional[dict[str, Any]] = None
