@@ -97,7 +97,7 @@ class EvaluationResults(_Part):
     threshold_value: Optional[float] = None
     actual_value: Optional[float] = None
     evaluator_enabled: Optional[bool] = None
-    baseline_metrics: Optional[dict[str, Any]] = None
+    baseline_metrics: Optional[dict[str, float]] = None
     baseline_value: Optional[float] = None
     lift_percent: Optional[float] = None
     required_lift_percent: Optional[float] = None
@@ -273,8 +273,8 @@ class TrainingRun(_Part):
     cancelled_at_epoch: Optional[int] = None
 
     # What it produced
-    live_metrics: Optional[dict[str, Any]] = None
-    metrics: Optional[dict[str, Any]] = None
+    live_metrics: Optional[dict[str, Optional[float]]] = None  # the last epoch's: loss, val_loss, learning_rate, …
+    metrics: Optional[dict[str, float]] = None  # training's final and the evaluation's
     # The headline metrics, also top-level so Firestore can order and the dashboard show them.
     loss: Optional[float] = None
     recall_at_5: Optional[float] = None
@@ -288,7 +288,7 @@ class TrainingRun(_Part):
     stopped_early: Optional[bool] = None
     is_blessed: Optional[bool] = None
     evaluation_results: Optional[EvaluationResults] = None
-    artifacts: Optional[dict[str, Any]] = None
+    artifacts: Optional[dict[str, str]] = None  # name → URI (shared/contract/results.py ArtifactLocations)
     vertex_model_name: Optional[str] = None
     vertex_model_resource_name: Optional[str] = None
     vertex_model_version: Optional[Union[str, int]] = None
