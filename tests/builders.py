@@ -90,3 +90,14 @@ def post_catalog(post, experiment_name: str, params: dict, metrics: dict) -> str
         "name": experiment_name, "model_type": "retrieval", "dataset_id": dataset["id"],
         "feature_config_id": features["id"], "model_config_id": model["id"],
         "params": params, "metrics": metrics}).json()["item"]["id"]
+
+
+def estimated_cost(total: float, currency: str = "USD", **overrides) -> dict:
+    """A run's `estimated_cost` in the shape shared/domain/cost.estimate writes (an attempt-1 run, direct
+    runner, no stages priced), with `total` as its only cost."""
+    cost = {"currency": currency, "total": total, "attempt_total": total, "earlier_attempts_total": 0.0,
+            "pipeline_run_fee": 0.0, "region": "us-central1", "region_priced": True, "attempt": 1, "spot": True,
+            "data_runner": "direct", "stages": [], "unpriced": [], "partial": False, "prices_as_of": "2026-12-04",
+            "upper_bound": False}
+    cost.update(overrides)
+    return cost

@@ -14,6 +14,7 @@ from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.pipelines import JobRequest
 from shared.contract.pipeline_jobs import JobSnapshot
 from shared.adapters.repository import TEAMS_KEY, epoch_doc_id, ledger_id
+from shared.domain import run_document
 from shared.domain.runs import now
 
 
@@ -66,7 +67,8 @@ class InMemoryRepository:
             number = self.counters.get(counter_key, 0) + 1
             self.counters[counter_key] = number
             new_id = run_id or f"{counter_key}-r{number}"
-            stored = {**copy.deepcopy(doc), "id": new_id, "run_number": number, "version": 1, "updated_at": now()}
+            stored = run_document.check({**copy.deepcopy(doc), "id": new_id, "run_number": number, "version": 1,
+                                         "updated_at": now()})
             self.runs[new_id] = stored
             self.writes += 1
             return copy.deepcopy(stored), True
@@ -83,7 +85,8 @@ class InMemoryRepository:
             new = mutate(current)
             if new is None:
                 return None
-            new = {**copy.deepcopy(new), "version": self.runs[run_id].get("version", 0) + 1, "updated_at": now()}
+            new = run_document.check({**copy.deepcopy(new), "version": self.runs[run_id].get("version", 0) + 1,
+                                      "updated_at": now()})
             self.runs[run_id] = new
             self.writes += 1
             return copy.deepcopy(new)

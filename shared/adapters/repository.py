@@ -3,7 +3,8 @@
 FirestoreRepository is the real one (Firestore in the cloud, the Firestore emulator locally — the
 same client code; FIRESTORE_EMULATOR_HOST decides). Unit tests use an in-memory fake with the same
 semantics (tests/fakes.py). Run documents change only through `mutate_run`: a transactional
-read-modify-write, which is what makes every consumer idempotent and order-tolerant.
+read-modify-write, which is what makes every consumer idempotent and order-tolerant. Every run written
+is checked against its declaration first (shared/domain/run_document.check), so no writer drifts from it.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable, Optional, Protocol
 
+from shared.domain import run_document
 from shared.domain.doc_ids import is_valid_id
 from shared.errors import NotFound, TransientError
 from shared.domain.runs import is_deleted, now
@@ -220,7 +222,7 @@ class FirestoreRepository:
 
         number = self._next_number(f"run-number-{counter_key}")
         ref = self.db.collection(RUNS).document(run_id or f"{counter_key}-r{number}")
-        stored = {**doc, "id": ref.id, "run_number": number, "version": 1, "updated_at": now()}
+        stored = run_document.check({**doc, "id": ref.id, "run_number": number, "version": 1, "updated_at": now()})
         try:
             ref.create(stored)  # fails on an existing id: no read first, one round trip fewer
         except exceptions.AlreadyExists:  # a deterministic id made before (a duplicate trigger): it stands
@@ -248,20 +250,22 @@ class FirestoreRepository:
         with self._run_locks[zlib.crc32(f"{collection}/{doc_id}".encode()) % len(self._run_locks)]:
             return self._in_transaction(apply)
 
-    def _mutate(self, collection: str, doc_id: str, mutate: Mutator, what: str) -> Optional[dict]:
-        """Transactional read-modify-write of one document; bumps `version` when it changes."""
+    def _mutate(self, collection: str, doc_id: str, mutate: Mutator, what: str,
+                checked: Callable[[dict], dict] = lambda doc: doc) -> Optional[dict]:
+        """Transactional read-modify-write of one document; bumps `version` when it changes. `checked`
+        validates what is written (and may upgrade it): it raises before anything is stored."""
         def change(tx, ref, current):
             new = mutate(current)
             if new is None:
                 return None
-            new = {**new, "version": current.get("version", 0) + 1, "updated_at": now()}
+            new = checked({**new, "version": current.get("version", 0) + 1, "updated_at": now()})
             tx.set(ref, new)
             return new
 
         return self._with_document(collection, doc_id, what, change)
 
     def mutate_run(self, run_id: str, mutate: Mutator) -> Optional[dict]:
-        return self._mutate(RUNS, run_id, mutate, "training run")
+        return self._mutate(RUNS, run_id, mutate, "training run", run_document.check)
 
     def delete_run(self, run_id: str, check: Callable[[dict], None]) -> dict:
         def delete(tx, ref, current):

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.adapters.repository import Repository
-from shared.domain import run_numbers, runs
+from shared.domain import run_document, run_numbers, runs
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_mismatch
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
@@ -141,52 +141,15 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime, team: Op
         if scheduled <= at:
             raise FieldError.one("scheduled_at", "is in the past; give a future time or null to run now")
 
-    doc = {
-        "name": request.name,
-        "description": request.description,
-        "team": team,
-        "ml_model": request.name,
-        "model_type": model_type,
-        "status": runs.PENDING,
-        "attempt": 1,
-        "attempts": [],
-        "base_experiment": _experiment_summary(experiment) if experiment else None,
-        "dataset_id": dataset["id"],
-        "dataset": {"id": dataset["id"], "name": dataset["name"]},
-        "feature_config_id": feature_config["id"],
-        "feature_config": {"id": feature_config["id"], "name": feature_config["name"]},
-        "model_config_id": model_config["id"],
-        "model_config": {"id": model_config["id"], "name": model_config["name"]},
-        "training_params": params.model_dump(mode="json"),
-        "gpu_config": request.gpu_config.model_dump(mode="json"),
-        "evaluator_config": evaluator.model_dump(mode="json"),
-        "deployment_config": deployment.model_dump(mode="json"),
-        "notifications": request.notifications.model_dump(mode="json") if request.notifications else None,
-        "scheduled_at": scheduled,
-        "schedule_id": None,
-        "stage_details": runs.initial_stages(),
-        "current_stage": "Compile",
-        "current_epoch": None,
-        "total_epochs": params.epochs,
-        "progress_percent": 0,
-        "vertex_pipeline_job_name": "",
-        "gcs_artifacts_path": "",
-        "metrics": {},
-        "live_metrics": {},
-        "is_blessed": None,
-        "evaluation_results": {},
-        "artifacts": {},
-        "warnings": [],
-        "error_message": "",
-        "error_stage": "",
-        "error_details": {},
-        "created_at": at,
-        "created_by": identity,
-        "started_at": None,
-        "completed_at": None,
-        "duration_seconds": None,
-    }
-    return request, doc
+    run = run_document.new_run(
+        name=request.name, description=request.description, team=team, model_type=model_type,
+        base_experiment=_experiment_summary(experiment) if experiment else None,
+        dataset=dataset, feature_config=feature_config, model_config=model_config,
+        training_params=params.model_dump(mode="json"), gpu_config=request.gpu_config.model_dump(mode="json"),
+        evaluator_config=evaluator.model_dump(mode="json"), deployment_config=deployment.model_dump(mode="json"),
+        notifications=request.notifications.model_dump(mode="json") if request.notifications else None,
+        scheduled_at=scheduled, created_at=at, created_by=identity)
+    return request, run.to_document()
 
 
 def new_run_id() -> str:

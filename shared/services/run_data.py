@@ -14,6 +14,7 @@ from shared.domain import runs, teams
 from shared.domain.teams import Caller
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.run_config import MAX_MACHINES, GpuConfig
+from shared.domain.run_document import TrainingRun
 from shared.errors import FieldError, NotFound
 from shared.services import access
 from shared.validation import parse, whole_number
@@ -106,8 +107,8 @@ def _decode_token(token: Optional[str]):
         raise FieldError.one("page_token", "is not a token this API issued") from None
 
 
-def _attempt_arg(run: dict, args: dict) -> int:
-    return whole_number(args, "attempt", run["attempt"], 1, run["attempt"])
+def _attempt_arg(run: TrainingRun, args: dict) -> int:
+    return whole_number(args, "attempt", run.attempt, 1, run.attempt)
 
 
 def run_logs(repo, sources, run_id: str, args: dict, who: Caller, token_key: bytes) -> dict:
@@ -116,7 +117,7 @@ def run_logs(repo, sources, run_id: str, args: dict, who: Caller, token_key: byt
     from shared.adapters.run_data_sources import MAX_PAGE_SIZE
 
     run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's logs")
-    attempt = _attempt_arg(run, args)
+    attempt = _attempt_arg(TrainingRun.from_document(run), args)
     stage = args.get("stage") or None
     if stage and stage not in runs.STAGES:
         raise FieldError.one("stage", f"must be one of {', '.join(runs.STAGES)}")
@@ -130,13 +131,13 @@ def run_logs(repo, sources, run_id: str, args: dict, who: Caller, token_key: byt
 
 
 def training_history(repo, store, run_id: str, args: dict, who: Caller) -> dict:
-    run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's training history")
+    run = TrainingRun.from_document(access.run(repo, who, run_id, teams.VIEWER, "reading a run's training history"))
     attempt = _attempt_arg(run, args)
     epochs, source = repo.list_epochs(run_id, attempt), "history"
     best = None
-    if not epochs and attempt == run["attempt"] and run.get("gcs_artifacts_path"):
+    if not epochs and attempt == run.attempt and run.gcs_artifacts_path:
         # What the Trainer wrote at the end, when the per-epoch messages did not arrive.
-        text = store.read_text(results.join(run["gcs_artifacts_path"], results.TRAINING_METRICS_FILE))
+        text = store.read_text(results.join(run.gcs_artifacts_path, results.TRAINING_METRICS_FILE))
         if text:
             metrics = results.TrainingMetrics.model_validate_json(text)
             epochs = [e.model_dump(mode="json") for e in metrics.epochs]
@@ -163,44 +164,44 @@ def _browser_url(uri: Optional[str]) -> Optional[str]:
 
 
 def run_artifacts(repo, run_id: str, settings, who: Caller) -> dict:
-    run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's artifacts")
-    base = run.get("gcs_artifacts_path") or ""
+    run = TrainingRun.from_document(access.run(repo, who, run_id, teams.VIEWER, "reading a run's artifacts"))
+    base = run.gcs_artifacts_path or ""
     uris = {name: results.join(base, relative) for name, relative in ARTIFACT_LAYOUT.items()} if base else {}
-    uris.update({k: v for k, v in (run.get("artifacts") or {}).items() if v})  # what the pipeline reported wins
+    uris.update({k: v for k, v in (run.artifacts or {}).items() if v})  # what the pipeline reported wins
     artifacts = {name: {"uri": uri, "console_url": _browser_url(uri)} for name, uri in uris.items()}
-    model = run.get("vertex_model_resource_name")
+    model = run.vertex_model_resource_name
     registry = None
     if model:
         console = None
         if model.startswith("projects/"):
             parts = model.split("/")
             console = (f"https://console.cloud.google.com/vertex-ai/models/locations/{parts[3]}/models/{parts[5]}/"
-                       f"versions/{run.get('vertex_model_version')}?project={parts[1]}")
-        registry = {"model_name": run.get("vertex_model_name"), "model_resource_name": model,
-                    "model_version": run.get("vertex_model_version"), "pushed_anyway": bool(run.get("pushed_anyway")),
+                       f"versions/{run.vertex_model_version}?project={parts[1]}")
+        registry = {"model_name": run.vertex_model_name, "model_resource_name": model,
+                    "model_version": run.vertex_model_version, "pushed_anyway": bool(run.pushed_anyway),
                     "console_url": console}
-    deployment = run.get("deployment") or {}
     endpoint = None
-    if deployment:
-        endpoint = {k: deployment.get(k) for k in ("status", "endpoint_resource_name", "deployed_model_id",
-                                                   "traffic_split", "predict_url", "console_url", "deployed_at")}
+    if run.deployment:
+        endpoint = {k: getattr(run.deployment, k) for k in ("status", "endpoint_resource_name", "deployed_model_id",
+                                                            "traffic_split", "predict_url", "console_url", "deployed_at")}
     return {"run_id": run_id, "artifacts_uri": base or None, "console_url": _browser_url(base),
             "artifacts": artifacts, "registry": registry, "endpoint": endpoint}
 
 
 def run_errors(repo, run_id: str, who: Caller) -> dict:
-    run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's errors")
+    run = TrainingRun.from_document(access.run(repo, who, run_id, teams.VIEWER, "reading a run's errors"))
     keys = ("attempt", "status", "error_stage", "error_message", "error_details", "cancelled_at_stage",
             "cancelled_at_epoch", "cancelled_by", "ended_at")
-    attempts = {a["attempt"]: {k: a.get(k) for k in keys} for a in run.get("attempts", [])}
-    current = attempts.setdefault(run["attempt"], {"attempt": run["attempt"]})
-    current.update({"status": run["status"], "error_stage": run.get("error_stage") or None,
-                    "error_message": run.get("error_message") or None, "error_details": run.get("error_details") or {}})
-    actions = {name: {k: (run.get(name) or {}).get(k) for k in ("status", "error")}
-               for name in ("deployment", "push_anyway") if (run.get(name) or {}).get("error")}
-    return {"run_id": run_id, "status": run["status"], "error_stage": run.get("error_stage") or None,
-            "error_message": run.get("error_message") or None, "error_details": run.get("error_details") or {},
-            "attempts": [attempts[n] for n in sorted(attempts)], "action_errors": actions}
+    attempts = {a.attempt: {k: getattr(a, k) for k in keys} for a in run.attempts or []}
+    current = attempts.setdefault(run.attempt, {"attempt": run.attempt})
+    outcome = {"status": run.status, "error_stage": run.error_stage or None,
+               "error_message": run.error_message or None, "error_details": run.error_details or {}}
+    current.update(outcome)
+    actions = {name: {"status": action.status, "error": action.error}
+               for name, action in (("deployment", run.deployment), ("push_anyway", run.push_anyway))
+               if action is not None and action.error}
+    return {"run_id": run_id, **outcome, "attempts": [attempts[n] for n in sorted(attempts)],
+            "action_errors": actions}
 
 
 def gpu_availability(sources, args: dict, settings) -> dict:

@@ -19,7 +19,7 @@ from shared.services import notify, progress
 from shared.services import intake
 from shared.adapters.secret_store import LocalSecretFile
 from shared.services.notification_targets import NotificationTargets, TargetPolicy
-from tests.builders import demo_member, run_body, seed_catalog
+from tests.builders import demo_member, estimated_cost, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline
 from tests.unit.test_control_plane import do_submit, env  # noqa: F401 (fixture)
@@ -59,7 +59,7 @@ def failed_run(repo, **extra):
                             *demo_member("dev@example.com"), targets=TARGETS)
     return repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train",
                                                  "error_message": "CUDA out of memory", "duration_seconds": 5400,
-                                                 "estimated_cost": {"total": 3.217, "currency": "USD"}})
+                                                 "estimated_cost": estimated_cost(3.217)})
 
 
 # ----------------------------------------------------------------------------- the trigger

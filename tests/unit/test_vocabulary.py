@@ -75,8 +75,8 @@ def _call(name: str, repo, publisher, run_id: str) -> None:
         "submit": lambda: intake.submit_run(repo, publisher, run_id, who),
         "run-now": lambda: scheduling.run_now(repo, publisher, run_id, who, NoJobs()),
         "cancel": lambda: intents.cancel_run(repo, publisher, run_id, who),
-        "approve": lambda: intents.approve_run(repo, publisher, run_id, who),
-        "reject": lambda: intents.reject_run(repo, publisher, run_id, who, {}),
+        "approve": lambda: intents.approve_run(repo, publisher, run_id, who.email),  # as spend_routes calls them
+        "reject": lambda: intents.reject_run(repo, publisher, run_id, who.email, {}),
         "retry": lambda: intents.retry_run(repo, publisher, run_id, who, {}),
         "deploy": lambda: intents.deploy_run(repo, publisher, run_id, who, {"endpoint_name": "recs"}, declared),
         "push-anyway": lambda: intents.push_anyway(repo, publisher, run_id, who, declared),

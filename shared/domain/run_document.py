@@ -1,0 +1,404 @@
+"""The run document: every key a training run carries in Firestore, typed, in one place.
+
+`TrainingRun` declares the document; `new_run` builds a new one (shared/services/run_builder.py hands it
+the resolved request), `check` is what both repositories call on every run they write (an undeclared key
+or a wrong type raises RunDocumentError naming the key), and `TrainingRun.from_document` gives readers
+fields instead of `doc["…"]`.
+
+Versioned: a document carries `schema_version`. One written before the version existed is version 1,
+the shape declared here; `upgrade` is where a later version's migration of older documents goes, and
+the repositories write every run upgraded. Declared fields are all optional (None when absent) because
+documents of every age must read; `new_run` is what sets a new run's full shape.
+
+Adding a field: declare it here (a nested model when its value is a structured object), set it where
+the system writes it, and read it through the model. docs/architecture.md "The run document".
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.contract.nodes import STAGES
+
+SCHEMA_VERSION = 1
+
+
+class RunDocumentError(Exception):
+    """A run document that does not fit the declaration: a programming error, never a user's (so not a
+    ValueError, which some callers read as bad input)."""
+
+
+class _Part(BaseModel):
+    # Unknown keys fail: a writer that drifts from the declared shape is caught on its first write.
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- nested parts
+
+
+class CatalogRef(_Part):
+    """The dataset, feature config or model config the run was made from, by id and the name it had."""
+    id: str
+    name: str
+
+
+class BaseExperimentSummary(_Part):
+    id: str
+    number: Optional[int] = None
+    name: str
+    display_name: str
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    saved_model_uri: Optional[str] = None
+
+
+class StageDetail(_Part):
+    """One pipeline stage (shared/contract/nodes.py STAGES) as shared/domain/runs.py moves it."""
+    name: str
+    status: str
+    duration_seconds: Optional[float] = None
+    started_at: Optional[datetime] = None
+    completed_at: Optional[datetime] = None
+    duration: Optional[str] = None  # duration_seconds for people ("1m 5s")
+
+
+class Attempt(_Part):
+    """One attempt's claim and outcome; the finished ones stay when the run is retried."""
+    attempt: int
+    status: Optional[str] = None
+    claimed_at: Optional[datetime] = None  # the submit claim's lease (shared/services/submission.py)
+    job_name: Optional[str] = None
+    submitted_at: Optional[datetime] = None
+    ended_at: Optional[datetime] = None
+    error_stage: Optional[str] = None
+    error_message: Optional[str] = None
+    error_details: Optional[dict[str, Any]] = None
+    cancelled_at_stage: Optional[str] = None
+    cancelled_at_epoch: Optional[int] = None
+    cancelled_by: Optional[str] = None
+    retried_by: Optional[str] = None
+    retried_at: Optional[datetime] = None
+    retry_changes: Optional[dict[str, Any]] = None
+
+
+class LastRetry(_Part):
+    attempt: int
+    by: str
+    at: datetime
+    changes: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluationResults(_Part):
+    """The evaluator's verdict (shared/contract/results.py Evaluation), as the run keeps it."""
+    blessed: Optional[bool] = None
+    passed: Optional[bool] = None
+    threshold_metric: Optional[str] = None
+    threshold_value: Optional[float] = None
+    actual_value: Optional[float] = None
+    evaluator_enabled: Optional[bool] = None
+    baseline_metrics: Optional[dict[str, float]] = None
+    baseline_value: Optional[float] = None
+    lift_percent: Optional[float] = None
+    required_lift_percent: Optional[float] = None
+
+
+class Deployment(_Part):
+    """The run's deployment (shared/services/deployments.py asks for it, commands.execute_deploy does it)."""
+    id: str
+    status: str
+    endpoint_id: Optional[str] = None
+    endpoint_name: Optional[str] = None
+    traffic_split: Optional[int] = None
+    model_resource_name: Optional[str] = None
+    model_version_id: Optional[Union[str, int]] = None
+    requested_by: Optional[str] = None
+    requested_at: Optional[datetime] = None
+    automatic: bool = False
+    queued_at: Optional[datetime] = None  # the automatic deploy's command went out (its ledger)
+    operation: Optional[str] = None  # Vertex's long-running operation, followed by a redelivery
+    error: Optional[str] = None
+    failed_at: Optional[datetime] = None
+    endpoint_resource_name: Optional[str] = None
+    deployed_model_id: Optional[str] = None
+    traffic: Optional[dict[str, Any]] = None
+    predict_url: Optional[str] = None
+    console_url: Optional[str] = None
+    deployed_at: Optional[datetime] = None
+
+
+class PushAnyway(_Part):
+    """A not_blessed run's model registered anyway (shared/services/intents.push_anyway)."""
+    status: str
+    requested_by: Optional[str] = None
+    requested_at: Optional[datetime] = None
+    error: Optional[str] = None
+    pushed_at: Optional[datetime] = None
+    model_resource_name: Optional[str] = None
+    model_version_id: Optional[Union[str, int]] = None
+
+
+class SpendEstimate(_Part):
+    """shared/domain/spend.py RunCost.as_dict."""
+    gpu_hours: float
+    usd: float
+    gpus: int
+    train_hours: float
+    method: str
+
+
+class Spend(_Part):
+    """Where the run's estimate is reserved: its team's ledger for the month (shared/services/spending.py)."""
+    team: str
+    month: str
+    key: str
+    estimate: SpendEstimate
+
+
+class Approval(_Part):
+    """A run above its team's per-run cap: why it waits, and the team admin's answer."""
+    reason: Optional[str] = None
+    estimate: Optional[SpendEstimate] = None
+    requested_at: Optional[datetime] = None
+    approved_by: Optional[str] = None
+    approved_at: Optional[datetime] = None
+    rejected_by: Optional[str] = None
+    rejected_at: Optional[datetime] = None
+    reason_given: Optional[str] = None
+
+
+class NotificationSent(_Part):
+    """One (attempt, event, target) of the notification ledger (shared/services/notify.py)."""
+    status: str  # sending, sent or failed
+    at: Optional[datetime] = None
+    error: Optional[str] = None
+    tries: int = 0
+
+
+class DataCoercion(_Part):
+    """shared/contract/results.py DataCoercion as the run keeps it (with its warning line)."""
+    column: str
+    feature: str
+    transform: str
+    count: int
+    rows: int
+    exact: bool = True
+    examples: list[str] = Field(default_factory=list)
+    warning: Optional[str] = None
+
+
+class EstimatedCost(_Part):
+    """shared/domain/cost.estimate."""
+    currency: str
+    total: float
+    attempt_total: float
+    earlier_attempts_total: float
+    pipeline_run_fee: float
+    region: str
+    region_priced: bool
+    attempt: int
+    spot: bool
+    data_runner: str
+    stages: list[dict[str, Any]]
+    unpriced: list[str]
+    partial: bool
+    prices_as_of: str
+    upper_bound: bool
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class TrainingRun(_Part):
+    """A training run as stored in `training_runs/{id}`."""
+
+    schema_version: Optional[int] = None  # absent: written before versions (1)
+    # The repository's own: the document id, the run's number under its model, the write counter.
+    id: Optional[str] = None
+    run_number: Optional[int] = None
+    version: Optional[int] = None
+    updated_at: Optional[datetime] = None
+
+    # What was asked for (shared/services/run_builder.py)
+    name: Optional[str] = None
+    description: Optional[str] = None
+    team: Optional[str] = None
+    ml_model: Optional[str] = None
+    model_type: Optional[str] = None
+    base_experiment: Optional[BaseExperimentSummary] = None
+    dataset_id: Optional[str] = None
+    dataset: Optional[CatalogRef] = None
+    feature_config_id: Optional[str] = None
+    feature_config: Optional[CatalogRef] = None
+    model_config_id: Optional[str] = None
+    model_config_ref: Optional[CatalogRef] = Field(None, alias="model_config")  # `model_config` is pydantic's
+    # The request's configs as validated when the run was made (shared/domain/run_config.py and
+    # shared/domain/notifications.py declare them): kept as stored, so a config older than its model still reads.
+    training_params: Optional[dict[str, Any]] = None
+    gpu_config: Optional[dict[str, Any]] = None
+    evaluator_config: Optional[dict[str, Any]] = None
+    deployment_config: Optional[dict[str, Any]] = None
+    notifications: Optional[dict[str, Any]] = None
+    created_at: Optional[datetime] = None
+    created_by: Optional[str] = None
+    schedule_id: Optional[str] = None
+    scheduled_at: Optional[datetime] = None
+    triggered_by: Optional[str] = None  # a schedule's slot run: "schedule" or "manual" (run now)
+
+    # Where it is (shared/domain/runs.py)
+    status: Optional[str] = None
+    attempt: Optional[int] = None
+    attempts: Optional[list[Attempt]] = None
+    last_retry: Optional[LastRetry] = None
+    stage_details: Optional[list[StageDetail]] = None
+    current_stage: Optional[str] = None
+    current_epoch: Optional[int] = None
+    total_epochs: Optional[int] = None
+    progress_percent: Optional[int] = None
+    progress_written_at: Optional[datetime] = None
+    vertex_pipeline_job_name: Optional[str] = None
+    gcs_artifacts_path: Optional[str] = None
+    started_at: Optional[datetime] = None
+    completed_at: Optional[datetime] = None
+    duration_seconds: Optional[float] = None
+    warnings: Optional[list[str]] = None
+    data_coercions: Optional[list[DataCoercion]] = None
+    error_message: Optional[str] = None
+    error_stage: Optional[str] = None
+    error_details: Optional[dict[str, Any]] = None
+    cancelled_by: Optional[str] = None
+    cancel_requested_at: Optional[datetime] = None
+    cancel_requested_in: Optional[str] = None
+    cancelled_at_stage: Optional[str] = None
+    cancelled_at_epoch: Optional[int] = None
+
+    # What it produced
+    live_metrics: Optional[dict[str, Optional[float]]] = None  # the last epoch's: loss, val_loss, learning_rate, …
+    metrics: Optional[dict[str, float]] = None  # training's final and the evaluation's
+    # The headline metrics, also top-level so Firestore can order and the dashboard show them.
+    loss: Optional[float] = None
+    recall_at_5: Optional[float] = None
+    recall_at_10: Optional[float] = None
+    recall_at_50: Optional[float] = None
+    recall_at_100: Optional[float] = None
+    rmse: Optional[float] = None
+    mae: Optional[float] = None
+    test_rmse: Optional[float] = None
+    test_mae: Optional[float] = None
+    stopped_early: Optional[bool] = None
+    is_blessed: Optional[bool] = None
+    evaluation_results: Optional[EvaluationResults] = None
+    artifacts: Optional[dict[str, str]] = None  # name → URI (shared/contract/results.py ArtifactLocations)
+    vertex_model_name: Optional[str] = None
+    vertex_model_resource_name: Optional[str] = None
+    vertex_model_version: Optional[Union[str, int]] = None
+    estimated_cost: Optional[EstimatedCost] = None
+
+    # After training: deployment and push anyway (with their top-level copies, which lists filter on)
+    deployment: Optional[Deployment] = None
+    deployment_status: Optional[str] = None
+    is_deployed: Optional[bool] = None
+    endpoint_resource_name: Optional[str] = None
+    deployed_at: Optional[datetime] = None
+    push_anyway: Optional[PushAnyway] = None
+    pushed_anyway: Optional[bool] = None
+    notifications_sent: Optional[dict[str, NotificationSent]] = None  # ledger key (notifications.ledger_key) →
+
+    # The team's money (shared/services/spending.py)
+    spend: Optional[Spend] = None
+    approval: Optional[Approval] = None
+
+    # Deletion (shared/domain/runs.py: soft delete, restore, purge)
+    deleted: Optional[bool] = None
+    deleted_at: Optional[datetime] = None
+    deleted_by: Optional[str] = None
+    purge_after: Optional[datetime] = None
+    restored_at: Optional[datetime] = None
+    restored_by: Optional[str] = None
+    purging: Optional[bool] = None
+    purge_started_at: Optional[datetime] = None
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, value: Optional[str]) -> Optional[str]:
+        from shared.domain import runs  # imported here: runs.py may come to build on this module
+
+        if value is not None and value not in runs.STATUSES:
+            raise ValueError(f"{value!r} is not a run status ({', '.join(runs.STATUSES)})")
+        return value
+
+    @classmethod
+    def from_document(cls, doc: dict) -> "TrainingRun":
+        """The stored document (of any version) as the current model; RunDocumentError when it does not fit."""
+        try:
+            return cls.model_validate(upgrade(doc))
+        except ValidationError as exc:
+            raise RunDocumentError(_explain(exc, doc.get("id"))) from None
+
+    def to_document(self) -> dict:
+        """The dict Firestore stores: only the keys that were set, under their stored names."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+def upgrade(doc: dict) -> dict:
+    """A stored document in the current schema version. Version 1 is the first: a document without
+    `schema_version` has the same shape, so it only gains the number. A later version migrates here."""
+    if doc.get("schema_version") == SCHEMA_VERSION:
+        return doc
+    if doc.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise RunDocumentError(f"run {doc.get('id')}: schema_version {doc['schema_version']!r} is newer than "
+                               f"this code's {SCHEMA_VERSION}")
+    return {**doc, "schema_version": SCHEMA_VERSION}
+
+
+def check(doc: dict) -> dict:
+    """What a repository stores for a run it writes: the document upgraded to the current version, after
+    checking every key against the declaration (RunDocumentError names each misfit)."""
+    doc = upgrade(doc)
+    try:
+        TrainingRun.model_validate(doc)
+    except ValidationError as exc:
+        raise RunDocumentError(_explain(exc, doc.get("id"))) from None
+    return doc
+
+
+def _explain(exc: ValidationError, run_id: Optional[str]) -> str:
+    problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
+    return f"run document {run_id or '(new)'} does not fit shared/domain/run_document.py: {problems}"
+
+
+def declared_keys() -> frozenset[str]:
+    """Every top-level key a run document may carry, under its stored name."""
+    return frozenset(field.alias or name for name, field in TrainingRun.model_fields.items())
+
+
+def new_run(*, name: str, description: str, team: Optional[str], model_type: str,
+            base_experiment: Optional[dict], dataset: dict, feature_config: dict, model_config: dict,
+            training_params: dict, gpu_config: dict, evaluator_config: dict, deployment_config: dict,
+            notifications: Optional[dict], scheduled_at: Optional[datetime], created_at: datetime,
+            created_by: str) -> TrainingRun:
+    """A new run, pending its first attempt, from the resolved parts of a create request (the catalog
+    documents it was made from by id and name; the validated configs as JSON)."""
+    from shared.domain import runs  # imported here: runs.py may come to build on this module
+
+    def ref(catalog_doc: dict) -> CatalogRef:
+        return CatalogRef(id=catalog_doc["id"], name=catalog_doc["name"])
+
+    return TrainingRun(
+        schema_version=SCHEMA_VERSION,
+        name=name, description=description, team=team, ml_model=name, model_type=model_type,
+        status=runs.PENDING, attempt=1, attempts=[],
+        base_experiment=base_experiment,
+        dataset_id=dataset["id"], dataset=ref(dataset),
+        feature_config_id=feature_config["id"], feature_config=ref(feature_config),
+        model_config_id=model_config["id"], model_config=ref(model_config),
+        training_params=training_params, gpu_config=gpu_config, evaluator_config=evaluator_config,
+        deployment_config=deployment_config, notifications=notifications,
+        scheduled_at=scheduled_at, schedule_id=None,
+        stage_details=runs.initial_stages(), current_stage=STAGES[0], current_epoch=None,
+        total_epochs=training_params.get("epochs"), progress_percent=0,
+        vertex_pipeline_job_name="", gcs_artifacts_path="",
+        metrics={}, live_metrics={}, is_blessed=None, evaluation_results={}, artifacts={}, warnings=[],
+        error_message="", error_stage="", error_details={},
+        created_at=created_at, created_by=created_by, started_at=None, completed_at=None, duration_seconds=None,
+    )
