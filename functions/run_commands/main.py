@@ -18,7 +18,7 @@ def handle_command(command: RunCommand, message) -> str:
     from shared.services import commands
 
     return commands.handle_command(command, repo=root.repo, backend=root.pipelines, store=root.store,
-                                  serving=root.serving, notifier=root.notifier, publisher=root.publisher,
+                                   serving=root.serving, notifier=root.notifier, effects=root.effects,
                                    declared=root.settings.teams)
 
 

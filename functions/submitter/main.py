@@ -16,7 +16,7 @@ def handle_submit(request: RunSubmit, message) -> str:
 
     return submission.submit(request, repo=root.repo, backend=root.pipelines,
                              store=root.store, compiler=root.compiler, settings=root.settings,
-                             publisher=root.publisher)
+                             effects=root.effects)
 
 
 @functions_framework.cloud_event

@@ -23,7 +23,7 @@ RETRY_COUNT = 3
 MIN_BACKOFF_S, MAX_BACKOFF_S, MAX_RETRY_DURATION_S, MAX_DOUBLINGS = 10, 300, 900, 3
 
 
-class ScheduleJobs(Protocol):
+class SchedulerJobs(Protocol):
     def job_name(self, schedule_id: str) -> str: ...
 
     def create(self, schedule: dict) -> None: ...

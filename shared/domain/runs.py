@@ -60,6 +60,12 @@ def is_terminal(status: str) -> bool:
     return status in TERMINAL
 
 
+def moves(before: dict, after: dict) -> bool:
+    """Whether a change moves the run: its status or its attempt. Everything that follows a change
+    (shared/services/lifecycle.after_change) follows from a move."""
+    return before.get("status") != after.get("status") or before.get("attempt") != after.get("attempt")
+
+
 def initial_stages() -> list[dict]:
     return [{"name": name, "status": STAGE_PENDING, "duration_seconds": None, "started_at": None,
              "completed_at": None} for name in STAGES]

@@ -19,22 +19,22 @@ def register_action_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training-runs/<run_id>/cancel")
     def cancel_run(run_id):
-        outcome = intents.cancel_run(deps.repo, deps.publisher, run_id, g.caller)
+        outcome = intents.cancel_run(deps.repo, deps.effects, run_id, g.caller)
         return answer(outcome, outcome["training_run"]["status"] == runs.CANCELLING)
 
     @app.post("/api/training-runs/<run_id>/retry")
     def retry_run(run_id):
-        return answer(intents.retry_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True),
+        return answer(intents.retry_run(deps.repo, deps.effects, run_id, g.caller, body(optional=True),
                                         deps.settings, deps.run_data), True)
 
     @app.post("/api/training-runs/<run_id>/deploy")
     def deploy_run(run_id):
-        return answer(intents.deploy_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True),
+        return answer(intents.deploy_run(deps.repo, deps.effects, run_id, g.caller, body(optional=True),
                                          deps.settings.teams), True)
 
     @app.post("/api/training-runs/<run_id>/push-anyway")
     def push_anyway(run_id):
-        return answer(intents.push_anyway(deps.repo, deps.publisher, run_id, g.caller, deps.settings.teams), True)
+        return answer(intents.push_anyway(deps.repo, deps.effects, run_id, g.caller, deps.settings.teams), True)
 
     @app.post("/api/training-runs/<run_id>/restore")
     def restore_run(run_id):

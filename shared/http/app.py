@@ -151,7 +151,7 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/training-runs/<run_id>/submit")
     def submit_run(run_id):
-        run = intake.submit_run(deps.repo, deps.publisher, run_id, g.caller, deps.settings)
+        run = intake.submit_run(deps.repo, deps.effects, run_id, g.caller, deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
     # ---------------------------------------------------------------- catalog

@@ -12,12 +12,12 @@ from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, RunCommand
 from shared.domain import runs, teams
 from shared.domain.run_config import RunSpec
 from shared.errors import FieldError, Forbidden, NotFound, PermanentError, TransientError
-from shared.services import access
+from shared.services import access, lifecycle, run_writes
 from shared.services.deployments import DEPLOY_FAILED, DEPLOYED, DEPLOYING
 
 
-def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, publisher=None, *,
-                   declared: Iterable[teams.Team]) -> str:
+def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, *,
+                   effects: lifecycle.Effects, declared: Iterable[teams.Team]) -> str:
     """`declared`: the deployment's teams, whose model names and endpoints a deploy or a push-anyway is
     checked against again here (the API checked them when it was asked; this catches a command that
     did not come through it, or a team whose declaration changed since)."""
@@ -31,13 +31,13 @@ def handle_command(command: RunCommand, repo, backend, store, serving, notifier=
         log.info("command for a run that no longer exists", run_id=command.run_id, command=command.command)
         return "skipped"
     if command.command == CANCEL:
-        return execute_cancel(run, command, repo, backend, store, serving, publisher)
+        return execute_cancel(run, command, repo, backend, store, serving, effects)
     if command.command == DEPLOY:
         return execute_deploy(run, command, repo, store, serving, declared)
     return execute_push_anyway(run, repo, store, serving, declared)
 
 
-def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving, publisher=None) -> str:
+def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving, effects: lifecycle.Effects) -> str:
     from shared.services import progress
 
     if run["status"] != runs.CANCELLING or (command.attempt and command.attempt != run["attempt"]):
@@ -57,7 +57,7 @@ def execute_cancel(run: dict, command: RunCommand, repo, backend, store, serving
     except NotFound:
         return "cancel_requested"
     if job.terminal:  # fold it in now; the job's own event would do the same later
-        progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "", publisher)
+        progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "", effects)
         still_running = [t.task_name for t in job.tasks if t.state in ("RUNNING", "PENDING", "CANCELLING")]
         if still_running:
             log.warning("cancelled job reports tasks still running", run_id=run["id"], tasks=still_running)
@@ -86,7 +86,7 @@ def execute_deploy(run: dict, command: RunCommand, repo, store, serving, declare
             new["deployment"] = {**current, **changes}
             new.update(top or {})
             return new
-        return repo.mutate_run(run["id"], apply)
+        return run_writes.write(repo, run["id"], apply)
 
     try:
         _owned(declared, run, lambda team: access.check_endpoint(team, deployment.get("endpoint_id"), "endpoint_id"))
@@ -135,7 +135,7 @@ def execute_push_anyway(run: dict, repo, store, serving, declared: Iterable[team
             new["push_anyway"] = {**doc["push_anyway"], **changes}
             new.update(top or {})
             return new
-        return repo.mutate_run(run["id"], apply)
+        return run_writes.write(repo, run["id"], apply)
 
     base = run.get("gcs_artifacts_path") or ""
     try:

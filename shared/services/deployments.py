@@ -14,7 +14,7 @@ from shared import log
 from shared.contract import topics
 from shared.contract.messages import DEPLOY
 from shared.errors import Conflict, FieldError, NotFound, TransientError
-from shared.adapters.repository import mutate_or_read_run
+from shared.services import run_writes
 
 DEPLOYING, DEPLOYED, DEPLOY_FAILED = "deploying", "deployed", "failed"
 
@@ -99,7 +99,7 @@ def request_deployment(repo, publisher, run_id: str, identity: str, request: Dep
         new["deployment_status"] = DEPLOYING
         return new
 
-    run, changed = mutate_or_read_run(repo, run_id, decide)
+    run, changed = run_writes.write_or_read(repo, run_id, decide)
     deployment = run.get("deployment") or {}
     # Which deployment under way gets its command (again):
     # - by hand, every request re-queues it: a repeat heals a lost command (the consumer skips a second one);
@@ -126,7 +126,7 @@ def _mark_queued(repo, run_id: str, deployment_id: str) -> Optional[dict]:
         if current.get("id") != deployment_id or current.get("queued_at"):
             return None
         return {**doc, "deployment": {**current, "queued_at": runs.now()}}
-    return repo.mutate_run(run_id, mark)
+    return run_writes.write(repo, run_id, mark)
 
 
 def deploy_after_training(repo, publisher, run: dict) -> str:

@@ -20,7 +20,7 @@ from shared.domain import runs, teams
 from shared.domain.teams import Caller
 from shared.domain.run_config import GpuConfig, TrainingParams
 from shared.errors import Conflict, FieldError, NotFound
-from shared.services import access, intake, lifecycle, queueing, spending
+from shared.services import access, intake, lifecycle, queueing, run_writes, spending
 from shared.services.run_data import get_run
 from shared.services.deployments import DeployBody, publish_command, request_deployment
 from shared.validation import parse
@@ -33,7 +33,7 @@ def _outcome(run: dict, changed: bool, message: str) -> dict:
 # --------------------------------------------------------------------------- cancel
 
 
-def cancel_run(repo, publisher, run_id: str, who: Caller) -> dict:
+def cancel_run(repo, effects: lifecycle.Effects, run_id: str, who: Caller) -> dict:
     access.run(repo, who, run_id, teams.TRAINER, "cancelling a run")
     identity = who.email
 
@@ -45,10 +45,10 @@ def cancel_run(repo, publisher, run_id: str, who: Caller) -> dict:
                            f"or running runs can be cancelled")
         return runs.request_cancel(doc, identity, runs.now())
 
-    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)  # cancelled at once: its schedule settles
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, effects)  # cancelled at once: its schedule settles
     warning = None
     if run["status"] == runs.CANCELLING:  # the job is stopped by the consumer (re-queued on a repeat)
-        warning = publish_command(publisher, {"command": CANCEL, "run_id": run_id, "attempt": run["attempt"]})
+        warning = publish_command(effects.publisher, {"command": CANCEL, "run_id": run_id, "attempt": run["attempt"]})
     if run["status"] == runs.CANCELLED:
         message = "cancelled" if changed else "already cancelled"
     else:
@@ -96,7 +96,7 @@ def _next_attempt(doc: dict, request: RetryBody, run_id: str, identity: str, at)
     return runs.prepare_retry(doc, identity, at, params, gpu, changes)
 
 
-def retry_run(repo, publisher, run_id: str, who: Caller, body: Any, settings=None, run_data=None) -> dict:
+def retry_run(repo, effects: lifecycle.Effects, run_id: str, who: Caller, body: Any, settings=None, run_data=None) -> dict:
     """The next attempt, admitted by the spend guard as a new run is (reserved, awaiting approval above the
     team's per-run cap, or refused over the month's budget) and checked against the GPU quota when
     `run_data` is given."""
@@ -116,7 +116,7 @@ def retry_run(repo, publisher, run_id: str, who: Caller, body: Any, settings=Non
         new.pop("approval", None)  # an earlier attempt's approval does not carry over
         return {**new, "status": admitted["status"], **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
 
-    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    run, changed = lifecycle.move_or_read(repo, run_id, decide, effects)
     if admitted is not None and (run.get("spend") or {}).get("key") != (admitted.get("spend") or {}).get("key"):
         spending.release(repo, admitted, at)  # this request's reservation did not become the run's
     known = len(run.setdefault("warnings", []))
@@ -125,7 +125,7 @@ def retry_run(repo, publisher, run_id: str, who: Caller, body: Any, settings=Non
         if warning:
             run["warnings"].append(warning)
     if run["status"] == runs.PENDING:  # queued (again): the submitter's claim makes a duplicate harmless
-        queueing.queue_submit(publisher, run)
+        queueing.queue_submit(effects.publisher, run)
     message = f"attempt {run['attempt']} queued" if changed else f"attempt {run['attempt']} is already under way"
     return {**_outcome(run, changed, message), "warnings": run["warnings"][known:]}
 
@@ -133,7 +133,7 @@ def retry_run(repo, publisher, run_id: str, who: Caller, body: Any, settings=Non
 # --------------------------------------------------------------------------- approve / reject (above the team's per-run cap)
 
 
-def approve_run(repo: Repository, publisher, run_id: str, identity: str, settings=None) -> dict:
+def approve_run(repo: Repository, effects: lifecycle.Effects, run_id: str, identity: str, settings=None) -> dict:
     """awaiting_approval → pending and queued, reserved on the ledger (the month's budget still applies)."""
     run = get_run(repo, run_id)
     if run["status"] != runs.AWAITING_APPROVAL:
@@ -149,15 +149,15 @@ def approve_run(repo: Repository, publisher, run_id: str, identity: str, setting
         return {**doc, "status": runs.PENDING, "spend": admitted.get("spend"),
                 "approval": {**doc.get("approval", {}), "approved_by": identity, "approved_at": at}}
 
-    moved, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    moved, changed = lifecycle.move_or_read(repo, run_id, decide, effects)
     if not changed and moved.get("spend", {}).get("key") != (admitted.get("spend") or {}).get("key"):
         spending.release(repo, admitted, at)
     if moved["status"] == runs.PENDING:
-        queueing.queue_submit(publisher, moved)
+        queueing.queue_submit(effects.publisher, moved)
     return moved
 
 
-def reject_run(repo: Repository, publisher, run_id: str, identity: str, body) -> dict:
+def reject_run(repo: Repository, effects: lifecycle.Effects, run_id: str, identity: str, body) -> dict:
     """awaiting_approval → cancelled, with the admin's reason on the run."""
     body = body if body is not None else {}
     reason = body.get("reason", "") if isinstance(body, dict) else None
@@ -175,14 +175,14 @@ def reject_run(repo: Repository, publisher, run_id: str, identity: str, body) ->
                            "reason_given": reason}
         return new
 
-    run, _ = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    run, _ = lifecycle.move_or_read(repo, run_id, decide, effects)
     return run
 
 
 # --------------------------------------------------------------------------- deploy
 
 
-def deploy_run(repo, publisher, run_id: str, who: Caller, body: Any, declared: Iterable[teams.Team]) -> dict:
+def deploy_run(repo, effects: lifecycle.Effects, run_id: str, who: Caller, body: Any, declared: Iterable[teams.Team]) -> dict:
     """Deploy the run's model: deployer on its team, to a new endpoint or an existing one the team owns
     (checked again by the run-commands consumer that deploys, commands.execute_deploy)."""
     request = parse(DeployBody, body if body is not None else {})
@@ -192,7 +192,7 @@ def deploy_run(repo, publisher, run_id: str, who: Caller, body: Any, declared: I
     if not endpoint and not request.endpoint_name and config.get("action") == "deploy_existing":
         endpoint, field = config.get("existing_endpoint_id"), "deployment_config.existing_endpoint_id"
     access.check_endpoint(access.declared_team(declared, doc.get("team")), endpoint, field)
-    run, changed, warning = request_deployment(repo, publisher, run_id, who.email, request)
+    run, changed, warning = request_deployment(repo, effects.publisher, run_id, who.email, request)
     deployment = run["deployment"]
     message = ("deploying" if changed else f"already {deployment['status']}") + \
         f" to {deployment.get('endpoint_id') or 'a new endpoint ' + repr(deployment.get('endpoint_name'))}"
@@ -203,7 +203,7 @@ def deploy_run(repo, publisher, run_id: str, who: Caller, body: Any, declared: I
 # --------------------------------------------------------------------------- push anyway
 
 
-def push_anyway(repo, publisher, run_id: str, who: Caller, declared: Iterable[teams.Team]) -> dict:
+def push_anyway(repo, effects: lifecycle.Effects, run_id: str, who: Caller, declared: Iterable[teams.Team]) -> dict:
     """Register a not-blessed model anyway: deployer on its team, under a model name the team owns."""
     doc = access.run(repo, who, run_id, teams.DEPLOYER, "pushing a run anyway")
     access.check_model_name(access.declared_team(declared, doc.get("team")), doc["name"])
@@ -221,10 +221,10 @@ def push_anyway(repo, publisher, run_id: str, who: Caller, declared: Iterable[te
         new["push_anyway"] = {"status": runs.PUSHING, "requested_by": identity, "requested_at": runs.now(), "error": None}
         return new
 
-    run, changed = lifecycle.move_or_read(repo, run_id, decide, publisher)
+    run, changed = run_writes.write_or_read(repo, run_id, decide)
     warning = None
     if run["push_anyway"]["status"] == runs.PUSHING:
-        warning = publish_command(publisher, {"command": PUSH_ANYWAY, "run_id": run_id})
+        warning = publish_command(effects.publisher, {"command": PUSH_ANYWAY, "run_id": run_id})
     message = "registering the model anyway" if changed else f"already {run['push_anyway']['status']}"
     return {**_outcome(run, changed, message), "warnings": [warning] if warning else []}
 
@@ -249,7 +249,7 @@ def delete_run(repo: Repository, run_id: str, who: Caller, grace_days: float) ->
         at = runs.now()
         return runs.soft_delete(doc, identity, at, at + timedelta(days=grace_days))
 
-    updated = repo.mutate_run(run_id, decide)
+    updated = run_writes.write(repo, run_id, decide)
     run = updated or repo.get_run(run_id)
     if run is None:
         raise NotFound(f"training run {run_id}")
@@ -269,7 +269,7 @@ def restore_run(repo: Repository, run_id: str, who: Caller) -> dict:
             raise Conflict(f"run {run_id} cannot be restored: its grace period is over and it is being purged")
         return runs.restore(doc, identity, runs.now())
 
-    updated = repo.mutate_run(run_id, decide)  # NotFound once purged
+    updated = run_writes.write(repo, run_id, decide)  # NotFound once purged
     run = updated or repo.get_run(run_id)
     if run is None:
         raise NotFound(f"training run {run_id}")

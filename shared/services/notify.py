@@ -23,6 +23,7 @@ from shared.contract.messages import NOTIFY
 from shared.errors import NotFound, TransientError
 from shared.adapters.notify_targets import DeliveryError, DeliveryRefused
 from shared.domain.webhook_addresses import host_of
+from shared.services import run_writes
 
 
 
@@ -85,7 +86,7 @@ def _set(repo, run_id: str, key: str, claim: bool, **fields) -> bool:
         ledger[key] = {**entry, **fields, "tries": entry.get("tries", 0) + (1 if claim else 0)}
         return {**doc, "notifications_sent": ledger}
 
-    return repo.mutate_run(run_id, apply) is not None
+    return run_writes.write(repo, run_id, apply) is not None
 
 
 def _send(notifier: Notifier, config, target: str, payload: dict) -> None:

@@ -21,7 +21,7 @@ from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.pipelines import JobRequest, PipelineBackend
 from shared.adapters.repository import Repository
 from shared.domain.run_config import BaseExperimentRef, RunSpec
-from shared.services import lifecycle
+from shared.services import lifecycle, run_writes
 
 
 @dataclass
@@ -73,12 +73,12 @@ def _release(doc: dict, attempt: int, claimed_at) -> Optional[dict]:
 
 
 def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
-           compiler: Compiler, settings, publisher=None) -> str:
+           compiler: Compiler, settings, effects: lifecycle.Effects) -> str:
     """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
     at = runs.now()
     try:
-        claimed = repo.mutate_run(message.run_id, lambda doc: _claim(doc, message.attempt, at,
-                                                                      timedelta(seconds=settings.submit_lease_s)))
+        claimed = lifecycle.move_run(repo, message.run_id, lambda doc: _claim(
+            doc, message.attempt, at, timedelta(seconds=settings.submit_lease_s)), effects)
     except NotFound:
         log.warning("run-submit for a run that no longer exists", run_id=message.run_id)
         return "skipped"
@@ -90,7 +90,7 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
         job = _snapshot_compile_create(claimed, repo, backend, store, compiler, settings)
     except TransientError as exc:
         try:
-            repo.mutate_run(message.run_id, lambda doc: _release(doc, message.attempt, at))
+            run_writes.write(repo, message.run_id, lambda doc: _release(doc, message.attempt, at))
         except Exception as release_error:  # noqa: BLE001 - the lease frees the claim in the end anyway
             log.warning("submit claim not released", run_id=message.run_id, error=str(release_error))
         log.warning("submission failed transiently; claim released for the redelivery", run_id=message.run_id,
@@ -99,11 +99,11 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
     except PermanentError as exc:
         # A failed run settles its schedule like any other (its queued successor is released).
         lifecycle.move_run(repo, message.run_id, lambda doc: runs.record_failure(
-            doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()), publisher)
+            doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()), effects)
         log.error("submission failed", run_id=message.run_id, stage=exc.stage, error=str(exc))
         return "failed"
-    repo.mutate_run(message.run_id, lambda doc: runs.record_submitted(
-        doc, message.attempt, job.name, results.join(settings.artifacts_root, message.run_id), runs.now()))
+    lifecycle.move_run(repo, message.run_id, lambda doc: runs.record_submitted(
+        doc, message.attempt, job.name, results.join(settings.artifacts_root, message.run_id), runs.now()), effects)
     log.info("pipeline job submitted", run_id=message.run_id, job=job.name, attempt=message.attempt)
     return "submitted"
 
