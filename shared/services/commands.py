@@ -9,11 +9,11 @@ from typing import Iterable, Optional
 from shared import log
 from shared.contract import labels, results
 from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, RunCommand
-from shared.domain import runs, teams
+from shared.domain import deployments, runs, teams
 from shared.domain.run_config import RunSpec
 from shared.errors import FieldError, Forbidden, NotFound, PermanentError, TransientError
 from shared.services import access, lifecycle, run_writes
-from shared.services.deployments import DEPLOY_FAILED, DEPLOYED, DEPLOYING
+from shared.domain.deployments import DEPLOY_FAILED, DEPLOYED, DEPLOYING
 
 
 def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, *,
@@ -78,15 +78,7 @@ def execute_deploy(run: dict, command: RunCommand, repo, store, serving, declare
         return "skipped"  # superseded, finished or failed already
 
     def update(changes: dict, top: Optional[dict] = None):
-        def apply(doc):
-            current = doc.get("deployment") or {}
-            if current.get("id") != command.deployment_id or current.get("status") != DEPLOYING:
-                return None
-            new = dict(doc)
-            new["deployment"] = {**current, **changes}
-            new.update(top or {})
-            return new
-        return run_writes.write(repo, run["id"], apply)
+        return run_writes.write(repo, run["id"], lambda doc: deployments.record(doc, command.deployment_id, changes, top))
 
     try:
         _owned(declared, run, lambda team: access.check_endpoint(team, deployment.get("endpoint_id"), "endpoint_id"))
@@ -128,14 +120,7 @@ def execute_push_anyway(run: dict, repo, store, serving, declared: Iterable[team
         return "skipped"
 
     def update(changes: dict, top: Optional[dict] = None):
-        def apply(doc):
-            if (doc.get("push_anyway") or {}).get("status") != runs.PUSHING:
-                return None
-            new = dict(doc)
-            new["push_anyway"] = {**doc["push_anyway"], **changes}
-            new.update(top or {})
-            return new
-        return run_writes.write(repo, run["id"], apply)
+        return run_writes.write(repo, run["id"], lambda doc: runs.record_push(doc, changes, top))
 
     base = run.get("gcs_artifacts_path") or ""
     try:

@@ -210,16 +210,7 @@ def push_anyway(repo, effects: lifecycle.Effects, run_id: str, who: Caller, decl
     identity = who.email
 
     def decide(doc):
-        state = (doc.get("push_anyway") or {}).get("status")
-        if doc["status"] == runs.NOT_BLESSED and state in (runs.PUSHING, runs.PUSHED):
-            return None
-        if doc["status"] != runs.NOT_BLESSED:
-            reason = "its model was registered when it completed" if doc["status"] == runs.COMPLETED else \
-                "only not_blessed runs can be pushed anyway"
-            raise Conflict(f"run {run_id} is {doc['status']}; {reason}")
-        new = dict(doc)
-        new["push_anyway"] = {"status": runs.PUSHING, "requested_by": identity, "requested_at": runs.now(), "error": None}
-        return new
+        return runs.request_push_anyway(doc, identity, runs.now())
 
     run, changed = run_writes.write_or_read(repo, run_id, decide)
     warning = None

@@ -77,16 +77,12 @@ def queue_schedule_paused(publisher, schedule: dict, run: dict) -> bool:
                                 "event": notifications.SCHEDULE_AUTO_PAUSED, "schedule_id": schedule["id"]})
 
 
-def _set(repo, run_id: str, key: str, claim: bool, **fields) -> bool:
-    def apply(doc):
-        ledger = dict(doc.get("notifications_sent") or {})
-        entry = ledger.get(key) or {}
-        if claim and entry.get("status") in ("sent", "sending"):
-            return None
-        ledger[key] = {**entry, **fields, "tries": entry.get("tries", 0) + (1 if claim else 0)}
-        return {**doc, "notifications_sent": ledger}
+def _claim(repo, run_id: str, key: str) -> bool:
+    return run_writes.write(repo, run_id, lambda doc: runs.claim_notification(doc, key, runs.now())) is not None
 
-    return run_writes.write(repo, run_id, apply) is not None
+
+def _record(repo, run_id: str, key: str, sent: bool, error: Optional[str] = None) -> None:
+    run_writes.write(repo, run_id, lambda doc: runs.record_notification(doc, key, sent, runs.now(), error))
 
 
 def _send(notifier: Notifier, config, target: str, payload: dict) -> None:
@@ -135,19 +131,19 @@ def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
     failed = []
     for target in config.targets():
         key = notifications.ledger_key(attempt, event, target)
-        if not _set(repo, run_id, key, claim=True, status="sending", at=runs.now()):
+        if not _claim(repo, run_id, key):
             continue  # sent, or being sent by another delivery: at most once
         try:
             _send(notifier, config, target, payload)
         except (NotFound, DeliveryRefused) as exc:  # no such secret, or a refused target: retrying will not help
-            _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())
+            _record(repo, run_id, key, False, str(exc))
             log.error("notification not sent", run_id=run_id, event=event, target=target, error=str(exc))
             continue
         except (DeliveryError, TransientError) as exc:
-            _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())
+            _record(repo, run_id, key, False, str(exc))
             failed.append(f"{target}: {exc}")
             continue
-        _set(repo, run_id, key, claim=False, status="sent", error=None, at=runs.now())
+        _record(repo, run_id, key, True)
         log.info("notification sent", run_id=run_id, attempt=attempt, event=event, target=target)
     if failed:  # Pub/Sub redelivers with backoff; the targets already sent are skipped then
         raise TransientError(f"notification {event} of {run_id} not delivered to " + "; ".join(failed))

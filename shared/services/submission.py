@@ -41,43 +41,12 @@ class Compiler:
                    module_files=getattr(module, "module_files", lambda: {}))
 
 
-def _claim(doc: dict, attempt: int, at, lease: timedelta) -> Optional[dict]:
-    """Claim the attempt for this delivery. A claim older than `lease` (settings: the holder's request
-    timeout plus a margin, so its holder is gone) or released by a holder that failed transiently is
-    taken over; a younger one is another delivery's, and this one is refused as transient — the retry
-    window outlasts the lease (terraform/pubsub.tf)."""
-    claimed = runs.claim_for_submit(doc, attempt, at)
-    if claimed is not None:
-        return claimed
-    if doc.get("attempt") == attempt and doc["status"] == runs.SUBMITTING:
-        entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), {})
-        claimed_at = entry.get("claimed_at")
-        if not claimed_at or at - claimed_at > lease:  # released, or the earlier holder is gone: take it over
-            entry["claimed_at"] = at
-            return doc
-        raise TransientError(f"run {doc['id']} attempt {attempt} is being submitted by another delivery")
-    return None
-
-
-def _release(doc: dict, attempt: int, claimed_at) -> Optional[dict]:
-    """This delivery's claim, given up after a transient failure, so that Pub/Sub's next redelivery
-    takes it at once rather than waiting out the lease (a backend outage shorter than the retry
-    window then dead-letters nothing). Only our own claim: a takeover since is left alone."""
-    if doc.get("attempt") != attempt or doc["status"] != runs.SUBMITTING:
-        return None
-    entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), {})
-    if entry.get("claimed_at") != claimed_at:
-        return None
-    entry["claimed_at"] = None
-    return doc
-
-
 def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
            compiler: Compiler, settings, effects: lifecycle.Effects) -> str:
     """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
     at = runs.now()
     try:
-        claimed = lifecycle.move_run(repo, message.run_id, lambda doc: _claim(
+        claimed = lifecycle.move_run(repo, message.run_id, lambda doc: runs.claim_submit(
             doc, message.attempt, at, timedelta(seconds=settings.submit_lease_s)), effects)
     except NotFound:
         log.warning("run-submit for a run that no longer exists", run_id=message.run_id)
@@ -90,7 +59,7 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
         job = _snapshot_compile_create(claimed, repo, backend, store, compiler, settings)
     except TransientError as exc:
         try:
-            run_writes.write(repo, message.run_id, lambda doc: _release(doc, message.attempt, at))
+            run_writes.write(repo, message.run_id, lambda doc: runs.release_submit(doc, message.attempt, at))
         except Exception as release_error:  # noqa: BLE001 - the lease frees the claim in the end anyway
             log.warning("submit claim not released", run_id=message.run_id, error=str(release_error))
         log.warning("submission failed transiently; claim released for the redelivery", run_id=message.run_id,

@@ -123,7 +123,7 @@ def test_a_release_never_frees_a_claim_taken_over_since(env):
     env["repo"].mutate_run(run_id, lambda d: runs.claim_for_submit(d, 1, old))
     newer = runs.now()
     env["repo"].mutate_run(run_id, lambda d: {**d, "attempts": [{**d["attempts"][0], "claimed_at": newer}]})
-    env["repo"].mutate_run(run_id, lambda d: submission._release(d, 1, old))  # the first holder, late
+    env["repo"].mutate_run(run_id, lambda d: runs.release_submit(d, 1, old))  # the first holder, late
     assert env["repo"].get_run(run_id)["attempts"][0]["claimed_at"] == newer
 
 
