@@ -117,7 +117,7 @@ def notifier(settings: Settings):
     """Webhooks over HTTPS to public addresses, the run's Pub/Sub topic; webhook URLs and signing secrets
     from Secret Manager (cloud), or a file and a setting (local)."""
     from shared.adapters.notify_targets import LocalSecrets, TopicSender, WebhookSender
-    from shared.services.notify import Notifier
+    from shared.services.actions.notify import Notifier
 
     urls = secret_store(settings)
     signing = urls if settings.pipeline_backend == "vertex" else LocalSecrets(settings.notify_secrets)

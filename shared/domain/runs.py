@@ -388,7 +388,7 @@ def public_view(doc: dict) -> dict[str, Any]:
     return view
 
 
-# --------------------------------------------------------------------------- intents (shared/services/intents.py)
+# --------------------------------------------------------------------------- actions (shared/services/actions/)
 
 CANCELLABLE = (AWAITING_APPROVAL, PENDING, SCHEDULED, SUBMITTING, RUNNING)
 RETRYABLE = (FAILED, CANCELLED)
@@ -406,7 +406,7 @@ def _upsert_attempt(doc: dict, attempt: int, **fields) -> None:
     entry.update(fields)
 
 
-# The notification ledger (shared/services/notify.deliver): one entry per (attempt, event, target), at most
+# The notification ledger (shared/services/actions/notify.deliver): one entry per (attempt, event, target), at most
 # once (claims without a lease). Its `status` (sending, sent, failed) is what readers see.
 SENDING, SENT, SEND_FAILED = "sending", "sent", "failed"
 
@@ -544,7 +544,7 @@ def delete_refusal(doc: dict) -> Optional[str]:
         return (f"it is {doc['status']}; only drafts and completed, failed, cancelled or not_blessed runs can be "
                 f"deleted (cancel it first)")
     deployment = doc.get("deployment") or {}
-    if deployment.get("status") in ("deploying", "deployed"):  # shared/services/deployments.py DEPLOYING, DEPLOYED
+    if deployment.get("status") in ("deploying", "deployed"):  # shared/domain/deployments.py DEPLOYING, DEPLOYED
         where = deployment.get("endpoint_resource_name") or deployment.get("endpoint_id") or "its endpoint"
         action = "wait for the deployment to finish, then undeploy it" if deployment["status"] == "deploying" \
             else "undeploy it first"

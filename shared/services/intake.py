@@ -29,7 +29,8 @@ from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
 from shared.adapters.scheduler_jobs import SchedulerJobs
-from shared.services import access, catalog_entries, lifecycle, notification_targets, queueing, run_builder, scheduling, spending
+from shared.services import (access, catalog_entries, lifecycle, notification_targets, ports, queueing, run_builder,
+                             scheduling, spending)
 from shared.services.run_data import get_run
 
 
@@ -97,7 +98,7 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
     return None
 
 
-def submit_run(repo: Repository, effects: lifecycle.Effects, run_id: str, who: Caller, settings=None) -> dict:
+def submit_run(repo: Repository, effects: ports.Effects, run_id: str, who: Caller, settings=None) -> dict:
     """Submit a draft (draft → pending, or awaiting_approval above the team's per-run cap; admitted by the
     spend guard), or queue a pending run again (e.g. after a failed publish).
     Idempotent: the submitter's claim makes a repeated message harmless."""

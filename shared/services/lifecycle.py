@@ -9,38 +9,27 @@ the process's `Effects` (its publisher and scheduler jobs). A change that cannot
 - a run that ended is counted on its schedule exactly once (auto-pause after N failures, its Cloud
   Scheduler job paused too), and the schedule's next waiting run is released for submission;
 - a run that ended has its measured cost replace its spend reservation (shared/services/spending.py);
-- a completed run whose deployment_config asks for it is deployed (shared/services/deployments.py);
+- a completed run whose deployment_config asks for it is deployed (shared/services/actions/deploy.py);
 - a run that reached a state its notification targets asked for (completed, failed, cancelled, not
-  blessed; a schedule's auto-pause) is announced (shared/services/notify.py).
+  blessed; a schedule's auto-pause) is announced (shared/services/actions/notify.py).
 
 Each step is idempotent, so a redelivered event, a retried request or a second caller changes
 nothing more; reading a schedule never writes (there is nothing left to catch up on).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Optional
 
 from shared.domain import runs, schedules
 from shared import log
 from shared.errors import NotFound
-from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.adapters.scheduler_jobs import SchedulerJobs
-from shared.services import deployments, notify, queueing, run_writes, spending
+from shared.services import queueing, run_writes, spending
+from shared.services.actions import deploy, notify
+from shared.services.ports import Effects
 
 Transition = Callable[[dict], Optional[dict]]
-
-
-@dataclass(frozen=True)
-class Effects:
-    """The ports what follows a run change reaches (built once per process in shared/composition.py):
-    the publisher (notifications, an automatic deploy, a released run's submit) and the schedules'
-    jobs (paused when a run auto-pauses its schedule)."""
-
-    publisher: Publisher
-    scheduler_jobs: SchedulerJobs
 
 
 def move_run(repo: Repository, run_id: str, transition: Transition, effects: Effects,
@@ -71,7 +60,7 @@ def after_change(repo: Repository, before: Optional[dict], after: Optional[dict]
     if runs.is_terminal(after["status"]) and after.get("schedule_id"):
         settle_schedule(repo, after, effects, at)
     if after["status"] == runs.COMPLETED:
-        deployments.deploy_after_training(repo, effects.publisher, after)
+        deploy.after_training(repo, effects.publisher, after)
 
 
 def settle_schedule(repo: Repository, run: dict, effects: Effects, at: Optional[datetime] = None) -> Optional[dict]:

@@ -15,7 +15,7 @@ from shared.errors import NotFound, PermanentError
 from shared.adapters.pipelines import PipelineBackend
 from shared.contract.pipeline_jobs import JobSnapshot
 from shared.adapters.repository import Repository
-from shared.services import costing, lifecycle
+from shared.services import costing, lifecycle, ports
 
 PIPELINE_RESOURCE_TYPE = "aiplatform.googleapis.com/PipelineJob"
 PIPELINE_LOGS = ("aiplatform.googleapis.com%2Fpipeline_job_events", "aiplatform.googleapis.com%2Fpipeline_job_task_events",
@@ -67,7 +67,7 @@ def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
 
 
 def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
-                      effects: lifecycle.Effects) -> str:
+                      effects: ports.Effects) -> str:
     """`effects`: what follows a run change reaches (a finished scheduled run starts the schedule's queued
     one at once, and pauses the schedule's job when it auto-pauses it)."""
     job_id = job_id_from_log_entry(entry)
@@ -93,7 +93,7 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
 
 
 def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactStore, artifacts_uri: str,
-              effects: lifecycle.Effects) -> str:
+              effects: ports.Effects) -> str:
     found: dict = {}
     if job.state == "PIPELINE_STATE_FAILED" and artifacts_uri and store is not None:
         try:  # what the data check coerced before a later stage failed (advice: an unreadable file says nothing)
@@ -119,7 +119,7 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
 
 
 def on_training_progress(epoch: results.EpochMetrics, repo: Repository, min_interval_s: float,
-                         effects: lifecycle.Effects) -> str:
+                         effects: ports.Effects) -> str:
     """An epoch may move the run (submitting → running), so it goes through move_run like any event."""
     data = epoch.model_dump(mode="json", exclude_none=True)
     try:

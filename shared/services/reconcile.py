@@ -25,11 +25,12 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Callable, Iterator, Optional
 
-from shared.domain import runs
+from shared.domain import deployments, runs
 from shared import log
 from shared.contract import labels, messages
 from shared.errors import Conflict, NotFound, TransientError
-from shared.services import deployments, lifecycle, progress, queueing, run_writes
+from shared.services import ports, progress, queueing, run_writes
+from shared.services.actions import publish_command
 
 PAGE = 200
 MAX_SCAN = 5000  # per status and pass; the oldest stuck runs come last (newest first) and wait a pass
@@ -65,7 +66,7 @@ def _scan(repo, filters: dict, wanted: Callable[[dict], bool]) -> Iterator[dict]
         after = (page[-1]["created_at"], page[-1]["id"])
 
 
-def reconcile(repo, effects: lifecycle.Effects, backend, store, settings, at: Optional[datetime] = None) -> dict:
+def reconcile(repo, effects: ports.Effects, backend, store, settings, at: Optional[datetime] = None) -> dict:
     """One pass. Returns (and records) what it checked and repaired."""
     at = at or runs.now()
     limits = thresholds(settings)
@@ -118,18 +119,18 @@ def reconcile(repo, effects: lifecycle.Effects, backend, store, settings, at: Op
 
 
 def _send(publisher, command: dict) -> bool:
-    warning = deployments.publish_command(publisher, command)  # the one way commands go out
+    warning = publish_command(publisher, command)  # the one way commands go out
     return warning is None
 
 
-def _submitting(run, repo, effects: lifecycle.Effects, backend, store) -> tuple[Optional[str], dict]:
+def _submitting(run, repo, effects: ports.Effects, backend, store) -> tuple[Optional[str], dict]:
     # The claim is older than the lease: its holder is gone. The submitter takes the claim over; the job
     # id is the attempt's, so a job the dead holder did create is found, not made twice.
     queueing.publish_submit(effects.publisher, run)
     return "submit_requeued", {}
 
 
-def _read_and_apply(run, repo, effects: lifecycle.Effects, store, backend) -> tuple[Optional[str], dict]:
+def _read_and_apply(run, repo, effects: ports.Effects, store, backend) -> tuple[Optional[str], dict]:
     job_id = labels.job_id_for(run["id"], run["attempt"])
     try:
         job = backend.get_job(job_id)
@@ -139,7 +140,7 @@ def _read_and_apply(run, repo, effects: lifecycle.Effects, store, backend) -> tu
     return outcome, {"job_id": job_id, "job_state": job.state}
 
 
-def _running(run, repo, effects: lifecycle.Effects, backend, store) -> tuple[Optional[str], dict]:
+def _running(run, repo, effects: ports.Effects, backend, store) -> tuple[Optional[str], dict]:
     outcome, details = _read_and_apply(run, repo, effects, store, backend)
     if details.get("job") == "missing":
         log.error("running run without its pipeline job", run_id=run["id"], job_id=details["job_id"])
@@ -147,7 +148,7 @@ def _running(run, repo, effects: lifecycle.Effects, backend, store) -> tuple[Opt
     return ("job_state_applied", details) if outcome in ("updated", "failed") else (None, details)
 
 
-def _cancelling(run, repo, effects: lifecycle.Effects, backend, store) -> tuple[Optional[str], dict]:
+def _cancelling(run, repo, effects: ports.Effects, backend, store) -> tuple[Optional[str], dict]:
     outcome, details = _read_and_apply(run, repo, effects, store, backend)
     current = repo.get_run(run["id"])
     if current is not None and current["status"] != runs.CANCELLING:

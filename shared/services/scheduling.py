@@ -19,7 +19,7 @@ from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
 from shared.adapters.repository import Repository
 from shared.adapters.scheduler_jobs import SchedulerJobs
-from shared.services import access, catalog_entries, lifecycle, notification_targets, run_builder, spending
+from shared.services import access, catalog_entries, lifecycle, notification_targets, ports, run_builder, spending
 
 HISTORY_LIMIT = 20
 ACTIVE_SCAN = 1000  # active schedules read to count a team's (a deployment has far fewer)
@@ -166,7 +166,7 @@ def _require(repo: Repository, schedule_id: str) -> dict:
 # --------------------------------------------------------------------------- firing a slot
 
 
-def fire_slot(repo: Repository, effects: lifecycle.Effects, schedule_id: str, run_id: str, slot: datetime,
+def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id: str, slot: datetime,
               at: datetime, manual: bool = False, strict: bool = True, settings=None) -> dict:
     """Decide one slot (active / queued / skipped, per the concurrency policy), make its run with
     the deterministic `run_id`, and queue an active one for submission. Idempotent: a repeated call
@@ -201,7 +201,7 @@ def fire_slot(repo: Repository, effects: lifecycle.Effects, schedule_id: str, ru
     return {"outcome": outcome, "run": run, "schedule": schedule}
 
 
-def _ensure_run(repo: Repository, effects: lifecycle.Effects, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
+def _ensure_run(repo: Repository, effects: ports.Effects, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
                 settings=None) -> dict:
     """The slot's run, admitted by the spend guard (reserved on its team's ledger; above the team's per-run cap
     it waits for approval instead of its turn); OverBudget when the team's month is spent."""
@@ -235,7 +235,7 @@ def _ensure_run(repo: Repository, effects: lifecycle.Effects, schedule: dict, ru
 # --------------------------------------------------------------------------- terminal runs
 
 
-def settle_tracked(repo: Repository, schedule: dict, at: datetime, effects: lifecycle.Effects) -> dict:
+def settle_tracked(repo: Repository, schedule: dict, at: datetime, effects: ports.Effects) -> dict:
     """Before a slot fires: settle tracked runs that ended without their change reaching the schedule
     (a run moved before this code existed, or a hook that crashed midway). Idempotent, like the hook."""
     tracked = list(schedule["active_runs"]) + [q["run_id"] for q in schedule["queued_runs"]]
@@ -251,7 +251,7 @@ def settle_tracked(repo: Repository, schedule: dict, at: datetime, effects: life
 # --------------------------------------------------------------------------- the trigger consumer
 
 
-def on_trigger(repo: Repository, effects: lifecycle.Effects, trigger: ScheduleTrigger, published_at: Optional[datetime],
+def on_trigger(repo: Repository, effects: ports.Effects, trigger: ScheduleTrigger, published_at: Optional[datetime],
                at: Optional[datetime] = None, settings=None) -> str:
     """A schedule-trigger message: work out its slot from the message (or its publish time) and
     fire it. Paused, cancelled and completed schedules ignore triggers. A one-time schedule's job is
@@ -302,7 +302,7 @@ def pause_schedule(repo: Repository, schedule_id: str, who: Caller, jobs: Schedu
     return schedule
 
 
-def resume_schedule(repo: Repository, effects: lifecycle.Effects, schedule_id: str, who: Caller,
+def resume_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, who: Caller,
                     at: Optional[datetime] = None, settings=None) -> dict:
     """paused → active; the missed slots the catch-up policy asks for fire now, through the same
     concurrency policy as any slot."""
@@ -335,7 +335,7 @@ def resume_schedule(repo: Repository, effects: lifecycle.Effects, schedule_id: s
     return {"schedule": schedules.public_view(schedule), "caught_up": caught_up}
 
 
-def cancel_schedule(repo: Repository, effects: lifecycle.Effects, schedule_id: str, who: Caller,
+def cancel_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, who: Caller,
                     at: Optional[datetime] = None) -> dict:
     """Stop the schedule for good, delete its job, and cancel its runs that have not started
     (queued ones, and a one-time schedule's scheduled run). Runs already submitted go on."""
@@ -353,7 +353,7 @@ def cancel_schedule(repo: Repository, effects: lifecycle.Effects, schedule_id: s
             "cancelled_runs": [r["id"] for r in waiting]}
 
 
-def trigger_schedule(repo: Repository, effects: lifecycle.Effects, schedule_id: str, who: Caller,
+def trigger_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, who: Caller,
                      at: Optional[datetime] = None, settings=None) -> dict:
     """Run now, outside the schedule's slots (an active or paused schedule); the concurrency
     policy still applies."""
@@ -368,7 +368,7 @@ def trigger_schedule(repo: Repository, effects: lifecycle.Effects, schedule_id: 
             "schedule": schedules.public_view(result["schedule"])}
 
 
-def run_now(repo: Repository, effects: lifecycle.Effects, run_id: str, who: Caller,
+def run_now(repo: Repository, effects: ports.Effects, run_id: str, who: Caller,
             at: Optional[datetime] = None, settings=None) -> dict:
     """POST /api/training-runs/{id}/run-now: a scheduled run starts now and its one-time schedule
     is consumed (a later trigger for it is ignored)."""

@@ -6,7 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Optional
+from typing import Callable
 
 from pydantic import ValidationError
 
@@ -21,7 +21,7 @@ from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.pipelines import JobRequest, PipelineBackend
 from shared.adapters.repository import Repository
 from shared.domain.run_config import BaseExperimentRef, RunSpec
-from shared.services import lifecycle, run_writes
+from shared.services import lifecycle, ports, run_writes
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Compiler:
 
 
 def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
-           compiler: Compiler, settings, effects: lifecycle.Effects) -> str:
+           compiler: Compiler, settings, effects: ports.Effects) -> str:
     """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
     at = runs.now()
     try:

@@ -14,7 +14,7 @@ from shared.errors import PermanentError
 from shared.http.app import Dependencies, create_app
 from shared.services import catalog_entries, submission
 from shared.adapters.scheduler_jobs import LocalTickerJobs
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, local_settings, model_config_body
 from tests.fakes import FakeBackend, FakeCompiler, FakePublisher, InMemoryRepository

@@ -18,7 +18,7 @@ from shared.domain import runs, teams
 from shared.http.app import Dependencies, create_app
 from shared.services import commands
 from shared.adapters.scheduler_jobs import LocalTickerJobs
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository

@@ -21,7 +21,7 @@ from shared.contract.messages import ScheduleTrigger
 from shared.domain import runs, schedules, spend, teams
 from shared.http.app import Dependencies, create_app
 from shared.services import scheduling
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository

@@ -16,7 +16,7 @@ from shared.contract.messages import RunCommand, RunSubmit, ScheduleTrigger
 from shared.errors import PermanentError, TransientError
 from shared.services import progress, submission
 from shared.adapters.scheduler_jobs import LocalTickerJobs
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from shared.services import intake
 from shared.settings import get_settings
 from tests.builders import demo_member, run_body, seed_catalog

@@ -14,8 +14,10 @@ from shared.consumer import consume
 from shared.contract.messages import DEPLOY, RunCommand
 from shared.errors import PermanentError, TransientError
 from shared.adapters.serving import Serving
-from shared.services import commands, deployments, intents, progress
-from shared.services.lifecycle import Effects
+from shared.domain import deployments
+from shared.services import commands, progress
+from shared.services.actions import deletion, deploy
+from shared.services.ports import Effects
 from tests.unit.test_schedules import NoJobs
 from shared.services import intake
 from tests.builders import demo_member, run_body, seed_catalog
@@ -196,7 +198,7 @@ def completed_before_its_deploy(w, run) -> dict:
 def test_a_deployment_already_on_the_run_is_left_alone(world):
     run = running_run(world, DEPLOY_NEW)
     assert completed_before_its_deploy(world, run)["status"] == runs.COMPLETED  # and someone deploys it by hand first
-    manual = intents.deploy_run(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, {"endpoint_id": "555"}, DEMO)
+    manual = deploy.request(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, {"endpoint_id": "555"}, DEMO)
     assert manual["changed"] is True and manual["training_run"]["deployment"]["automatic"] is False
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     (command,) = deploy_commands(world.publisher)
@@ -214,7 +216,7 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
     assert world.repo.get_run(run["id"])["deployment_status"] == "failed"
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert len(deploy_commands(world.publisher)) == 1  # state only moves forward
-    again = intents.deploy_run(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, None, DEMO)
+    again = deploy.request(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, None, DEMO)
     assert again["changed"] is True and again["training_run"]["deployment"]["endpoint_name"] == "recs-prod"
     assert len(deploy_commands(world.publisher)) == 2
 
@@ -222,7 +224,7 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
 def test_a_manual_repeat_of_the_automatic_deploy_is_a_no_op_that_requeues_it(world):
     run = running_run(world, DEPLOY_NEW)
     first = finish(world, run)
-    repeat = intents.deploy_run(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, None, DEMO)
+    repeat = deploy.request(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, None, DEMO)
     assert repeat["changed"] is False and repeat["training_run"]["deployment"]["id"] == first["deployment"]["id"]
     assert [c["deployment_id"] for c in deploy_commands(world.publisher)] == [first["deployment"]["id"]] * 2
 
@@ -241,6 +243,6 @@ def test_a_run_deleted_before_its_automatic_deploy_is_not_deployed(world):
     the redelivered final event then deploys nothing and does not fail (a deleted run takes no action)."""
     run = running_run(world, DEPLOY_NEW)
     assert completed_before_its_deploy(world, run)["status"] == runs.COMPLETED
-    assert intents.delete_run(world.repo, run["id"], DEV, grace_days=7)["changed"] is True
+    assert deletion.delete(world.repo, run["id"], DEV, grace_days=7)["changed"] is True
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert deploy_commands(world.publisher) == [] and not world.repo.get_run(run["id"]).get("deployment")

@@ -15,8 +15,9 @@ from shared.contract import topics
 from shared.contract.messages import RunCommand
 from shared.errors import TransientError
 from shared.adapters.notify_targets import DeliveryError, LocalSecrets, TopicSender
-from shared.services import notify, progress
-from shared.services.lifecycle import Effects
+from shared.services import progress
+from shared.services.actions import notify
+from shared.services.ports import Effects
 from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.services import intake
 from shared.adapters.secret_store import LocalSecretFile
@@ -211,15 +212,15 @@ def test_the_run_commands_consumer_parses_a_notify_command():
 
 
 def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
-    from shared.services import intents
+    from shared.services.actions import cancel
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
     run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"),
                             targets=TARGETS)
-    intents.cancel_run(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])
+    cancel.request(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
-    intents.cancel_run(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])  # a repeat changes nothing and tells no one again
+    cancel.request(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])  # a repeat changes nothing and tells no one again
     assert len([m for m in publisher.messages if m[1].get("command") == "notify"]) == 1
 
 

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 
 from shared.contract.labels import job_id_for
-from shared.services.deployments import DEPLOYING
+from shared.domain.deployments import DEPLOYING
 from shared.domain import runs
 from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from shared.services import reconcile, submission
 from shared.adapters.scheduler_jobs import LocalTickerJobs
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from tests.builders import local_settings
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline, write_results

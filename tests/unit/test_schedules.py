@@ -12,7 +12,7 @@ from shared.contract import topics
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError
 from shared.services import lifecycle, progress, scheduling
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from shared.services import intake
 from tests.builders import demo_member, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -359,10 +359,10 @@ def test_a_failed_submit_settles_its_schedule_and_releases_the_next_run(env, tmp
 
 
 def test_cancelling_a_waiting_run_settles_its_schedule_at_once(env):
-    from shared.services import intents
+    from shared.services.actions import cancel
 
     schedule, first, second = _queue_of_two(env)
-    intents.cancel_run(env["repo"], env["effects"], first, demo_member()[0])  # pending: cancelled outright
+    cancel.request(env["repo"], env["effects"], first, demo_member()[0])  # pending: cancelled outright
     assert env["repo"].get_run(first)["status"] == "cancelled"
     stored = env["repo"].get_schedule(schedule["id"])
     assert first not in stored["active_runs"] and second in stored["active_runs"]

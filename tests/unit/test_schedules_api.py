@@ -23,7 +23,7 @@ from shared.http.app import Dependencies, create_app
 from shared.composition import scheduler_jobs as jobs_from_settings
 from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 from shared.services import scheduling
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import demo_member, local_settings, seed_catalog
 

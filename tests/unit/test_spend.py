@@ -11,6 +11,7 @@ import pytest
 from shared.domain import cost, runs, spend, teams
 from shared.services import costing, intake, lifecycle
 from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -105,6 +106,6 @@ def test_a_run_that_ends_has_its_measured_cost_replace_its_reservation_once():
 
     for _ in range(2):  # a redelivered event finds the run terminal: the entry is settled once
         lifecycle.move_run(repo, run["id"], lambda d: complete(d) if d["status"] != runs.COMPLETED else None,
-                           lifecycle.Effects(FakePublisher(), LocalTickerJobs()))
+                           Effects(FakePublisher(), LocalTickerJobs()))
     entry = repo.get_ledger("recs", month)["entries"][f"{run['id']}-a1"]
     assert entry["state"] == spend.ACTUAL and entry["gpu_hours"] == pytest.approx(2 * 900 / 3600)

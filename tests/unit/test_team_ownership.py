@@ -12,7 +12,7 @@ from shared.domain import schedules, teams
 from shared.errors import FieldError, Forbidden
 from shared.services import catalog_entries, intake, scheduling
 from shared.adapters.scheduler_jobs import LocalTickerJobs
-from shared.services.lifecycle import Effects
+from shared.services.ports import Effects
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from tests.builders import dataset_body, local_settings, run_body, seed_catalog

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from shared.domain import runs
 from shared.services import lifecycle, run_writes
 from tests.builders import demo_member, run_body, seed_catalog
@@ -79,6 +80,6 @@ def test_a_move_runs_what_follows_it_with_the_effects_given():
                             *demo_member("dev@example.com"), targets=TARGETS)
     publisher = FakePublisher()
     moved = lifecycle.move_run(repo, run["id"], lambda d: runs.request_cancel(d, "dev@example.com", runs.now()),
-                               lifecycle.Effects(publisher, LocalTickerJobs()))
+                               Effects(publisher, LocalTickerJobs()))
     assert moved["status"] == runs.CANCELLED  # pending: cancelled outright
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]

@@ -1,9 +1,9 @@
-"""Notifications, end to end: `queue` (after a run changed: one `notify` command per event on
-run-commands — callable from shared/services/lifecycle.after_change with (before, after)),
-`queue_schedule_paused` (a schedule auto-paused), and `deliver` (the run-commands consumer: send to
-every target, retried with backoff, at most once per (run, attempt, event, target)).
+"""Notify a run's (or its schedule's) targets: `queue` (after a run changed: one `notify` command per event on
+run-commands — from shared/services/lifecycle.after_change with (before, after)), `queue_schedule_paused`
+(a schedule auto-paused), and `deliver` (`execute`, the run-commands consumer: send to every target,
+retried with backoff, at most once per (run, attempt, event, target)).
 
-At most once: a target is claimed in the run's `notifications_sent` ledger ("sending") before it is
+At most once: a target is claimed in the run's `notifications_sent` ledger ("sending", shared/domain/claims.py) before it is
 sent and marked "sent" after; a claimed target is never sent again (a crash mid-send loses that one
 message rather than sending it twice). A failed send is marked "failed" and released: `deliver`
 raises TransientError, Pub/Sub redelivers the command with its backoff, and only the targets not yet
@@ -19,11 +19,12 @@ from typing import Callable, Optional
 from shared.domain import notifications, runs
 from shared import log
 from shared.contract import topics
-from shared.contract.messages import NOTIFY
+from shared.contract.messages import NOTIFY, RunCommand
 from shared.errors import NotFound, TransientError
 from shared.adapters.notify_targets import DeliveryError, DeliveryRefused
 from shared.domain.webhook_addresses import host_of
 from shared.services import run_writes
+from shared.services.actions import Consumer
 
 
 
@@ -148,3 +149,8 @@ def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
     if failed:  # Pub/Sub redelivers with backoff; the targets already sent are skipped then
         raise TransientError(f"notification {event} of {run_id} not delivered to " + "; ".join(failed))
     return "notified"
+
+
+def execute(command: RunCommand, consumer: Consumer) -> str:
+    return deliver(consumer.repo, consumer.notifier, command.run_id, command.attempt or 1, command.event or "",
+                   command.schedule_id)
