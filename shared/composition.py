@@ -85,6 +85,14 @@ def effects(publisher, scheduler_jobs):
     return Effects(publisher=publisher, scheduler_jobs=scheduler_jobs)
 
 
+def scheduler_jobs_not_granted(settings: Settings):
+    """The scheduler jobs of a deployable that Terraform grants no Cloud Scheduler role (submitter, run-commands):
+    what follows a run change there leaves the job to the schedule's next trigger, as it always has."""
+    from shared.adapters.scheduler_jobs import JobsMirroredOnTrigger
+
+    return JobsMirroredOnTrigger()
+
+
 def run_data(settings: Settings):
     """Where a run's logs and the GPU quota are read: Cloud Logging + Cloud Quotas, or the local service."""
     from shared.adapters.run_data_sources import (CloudGpuQuota, CloudLoggingLogs, LocalGpuQuota, LocalPipelineLogs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from shared.adapters.pipelines import PipelineBackend
 from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, PUSH_ANYWAY, RunCommand
 from shared.domain import teams
 from shared.services import ports
@@ -18,11 +19,11 @@ EXECUTE: dict[str, Callable[[RunCommand, Consumer], str]] = {
 }
 
 
-def handle_command(command: RunCommand, repo, backend, store, serving, notifier=None, *,
+def handle_command(command: RunCommand, repo, pipelines: PipelineBackend, store, serving, notifier=None, *,
                    effects: ports.Effects, declared: Iterable[teams.Team]) -> str:
     """`declared`: the deployment's teams, whose model names and endpoints a deploy or a push-anyway is
     checked against again here (the API checked them when it was asked; this catches a command that
     did not come through it, or a team whose declaration changed since)."""
-    consumer = Consumer(repo=repo, backend=backend, store=store, serving=serving, notifier=notifier, effects=effects,
+    consumer = Consumer(repo=repo, pipelines=pipelines, store=store, serving=serving, notifier=notifier, effects=effects,
                         declared=tuple(declared))
     return EXECUTE[command.command](command, consumer)

@@ -66,7 +66,7 @@ def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
     }
 
 
-def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
+def on_pipeline_event(entry, repo: Repository, pipelines: PipelineBackend, store: ArtifactStore,
                       effects: ports.Effects) -> str:
     """`effects`: what follows a run change reaches (a finished scheduled run starts the schedule's queued
     one at once, and pauses the schedule's job when it auto-pauses it)."""
@@ -85,7 +85,7 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
         lifecycle.after_change(repo, run, run, effects)
         return "ignored"  # already final: nothing moves back
     try:
-        job = backend.get_job(job_id)
+        job = pipelines.get_job(job_id)
     except NotFound:
         log.warning("pipeline event for a job the backend does not know", job_id=job_id, run_id=run_id)
         return "ignored"

@@ -27,6 +27,7 @@ from typing import Callable, Iterator, Optional
 
 from shared.domain import deployments, runs
 from shared import log
+from shared.adapters.pipelines import PipelineBackend
 from shared.contract import labels, messages
 from shared.errors import Conflict, NotFound, TransientError
 from shared.services import ports, progress, queueing, run_writes
@@ -66,7 +67,7 @@ def _scan(repo, filters: dict, wanted: Callable[[dict], bool]) -> Iterator[dict]
         after = (page[-1]["created_at"], page[-1]["id"])
 
 
-def reconcile(repo, effects: ports.Effects, backend, store, settings, at: Optional[datetime] = None) -> dict:
+def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, settings, at: Optional[datetime] = None) -> dict:
     """One pass. Returns (and records) what it checked and repaired."""
     at = at or runs.now()
     limits = thresholds(settings)
@@ -82,7 +83,7 @@ def reconcile(repo, effects: ports.Effects, backend, store, settings, at: Option
         for run in _unchanged_since(repo, {"status": status}, at - limits[status]):
             checked[status] += 1
             try:
-                action, details = handle(run, repo, effects, backend, store)
+                action, details = handle(run, repo, effects, pipelines, store)
             except TransientError as exc:  # the next pass tries again
                 log.warning("reconciler could not repair a run yet", run_id=run["id"], status=status, error=str(exc))
                 continue
@@ -123,33 +124,33 @@ def _send(publisher, command: dict) -> bool:
     return warning is None
 
 
-def _submitting(run, repo, effects: ports.Effects, backend, store) -> tuple[Optional[str], dict]:
+def _submitting(run, repo, effects: ports.Effects, pipelines, store) -> tuple[Optional[str], dict]:
     # The claim is older than the lease: its holder is gone. The submitter takes the claim over; the job
     # id is the attempt's, so a job the dead holder did create is found, not made twice.
     queueing.publish_submit(effects.publisher, run)
     return "submit_requeued", {}
 
 
-def _read_and_apply(run, repo, effects: ports.Effects, store, backend) -> tuple[Optional[str], dict]:
+def _read_and_apply(run, repo, effects: ports.Effects, store, pipelines) -> tuple[Optional[str], dict]:
     job_id = labels.job_id_for(run["id"], run["attempt"])
     try:
-        job = backend.get_job(job_id)
+        job = pipelines.get_job(job_id)
     except NotFound:
         return None, {"job_id": job_id, "job": "missing"}
     outcome = progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "", effects)
     return outcome, {"job_id": job_id, "job_state": job.state}
 
 
-def _running(run, repo, effects: ports.Effects, backend, store) -> tuple[Optional[str], dict]:
-    outcome, details = _read_and_apply(run, repo, effects, store, backend)
+def _running(run, repo, effects: ports.Effects, pipelines, store) -> tuple[Optional[str], dict]:
+    outcome, details = _read_and_apply(run, repo, effects, store, pipelines)
     if details.get("job") == "missing":
         log.error("running run without its pipeline job", run_id=run["id"], job_id=details["job_id"])
         return None, details
     return ("job_state_applied", details) if outcome in ("updated", "failed") else (None, details)
 
 
-def _cancelling(run, repo, effects: ports.Effects, backend, store) -> tuple[Optional[str], dict]:
-    outcome, details = _read_and_apply(run, repo, effects, store, backend)
+def _cancelling(run, repo, effects: ports.Effects, pipelines, store) -> tuple[Optional[str], dict]:
+    outcome, details = _read_and_apply(run, repo, effects, store, pipelines)
     current = repo.get_run(run["id"])
     if current is not None and current["status"] != runs.CANCELLING:
         return "job_state_applied", details

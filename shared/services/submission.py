@@ -41,7 +41,7 @@ class Compiler:
                    module_files=getattr(module, "module_files", lambda: {}))
 
 
-def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
+def submit(message: RunSubmit, repo: Repository, pipelines: PipelineBackend, store: ArtifactStore,
            compiler: Compiler, settings, effects: ports.Effects) -> str:
     """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
     at = runs.now()
@@ -56,7 +56,7 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
         return "skipped"
 
     try:
-        job = _snapshot_compile_create(claimed, repo, backend, store, compiler, settings)
+        job = _snapshot_compile_create(claimed, repo, pipelines, store, compiler, settings)
     except TransientError as exc:
         try:
             run_writes.write(repo, message.run_id, lambda doc: runs.release_submit(doc, message.attempt, at))
@@ -108,7 +108,7 @@ def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:
         raise PermanentError(f"the run's configuration is no longer valid: {exc}", stage="Compile") from None
 
 
-def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler, settings):
+def _snapshot_compile_create(run: dict, repo, pipelines, store, compiler: Compiler, settings):
     spec = build_run_spec(run, repo, settings)
     # Again here, before anything reads the data: the team's datasets may have shrunk since the run was
     # created, and a schedule's slot runs and retries were not checked by the API (docs/security.md).
@@ -141,4 +141,4 @@ def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler
             pipeline_job_path=job_path, pipeline_job_uri=job_uri, run_spec_uri=config_uri,
             pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account,
             enable_caching=caching)
-        return backend.create_job(request)
+        return pipelines.create_job(request)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from shared import log
+from shared.adapters.pipelines import PipelineBackend
 from shared.contract import topics
 from shared.contract.messages import RunCommand
 from shared.domain import runs, teams
@@ -29,7 +30,7 @@ class Consumer:
     """What the run-commands consumer hands an action's `execute` (built by functions/run_commands)."""
 
     repo: object
-    backend: object  # the pipelines adapter
+    pipelines: PipelineBackend
     store: object
     serving: object
     notifier: object

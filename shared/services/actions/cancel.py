@@ -42,7 +42,7 @@ def execute(command: RunCommand, consumer: Consumer) -> str:
         return "skipped"  # gone, already ended (cancelled, or finished first) or an old attempt
     job_id = labels.job_id_for(run["id"], run["attempt"])
     try:
-        consumer.backend.cancel_job(job_id)
+        consumer.pipelines.cancel_job(job_id)
     except NotFound:
         if not run.get("vertex_pipeline_job_name"):
             # Cancelled while submitting: the submitter has not created the job yet. Retry shortly.
@@ -51,7 +51,7 @@ def execute(command: RunCommand, consumer: Consumer) -> str:
     if stopped:
         log.info("cancelled the run's training jobs", run_id=run["id"], jobs=stopped)
     try:
-        job = consumer.backend.get_job(job_id)
+        job = consumer.pipelines.get_job(job_id)
     except NotFound:
         return "cancel_requested"
     if job.terminal:  # fold it in now; the job's own event would do the same later
