@@ -443,6 +443,50 @@ def record_notification(doc: dict, key: str, sent: bool, at: datetime, error: Op
     return _with_notification(doc, key, {**ended, "status": SENT if sent else SEND_FAILED, "error": error, "at": at})
 
 
+def as_admitted(doc: dict, admitted: dict) -> dict:
+    """The run as the spend guard admitted it (shared/services/spending.admit): reserved (`spend`), or
+    awaiting approval above its team's per-run cap (`approval`)."""
+    return {**doc, "status": admitted["status"], **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
+
+
+def submit_draft(doc: dict, admitted: Optional[dict]) -> Optional[dict]:
+    """A draft submitted, as admitted; None when it is no longer a draft (a repeat) or was not admitted."""
+    if doc["status"] != DRAFT or admitted is None:
+        return None
+    return as_admitted(doc, admitted)
+
+
+def admit_attempt(doc: dict, new: Optional[dict], admitted: Optional[dict]) -> Optional[dict]:
+    """The run's next attempt (`new`, from prepare_retry; None: already retried) as admitted; Conflict when the
+    run moved on to another attempt since it was admitted."""
+    if new is None:
+        return None
+    if admitted is None or new["attempt"] != admitted["attempt"]:
+        raise Conflict(f"run {doc['id']} changed while it was being retried; retry it again")
+    new = {k: v for k, v in new.items() if k != "approval"}  # an earlier attempt's approval does not carry over
+    return as_admitted(new, admitted)
+
+
+def approve(doc: dict, spend: Optional[dict], by: str, at: datetime) -> Optional[dict]:
+    """awaiting_approval → pending, reserved on the ledger (`spend`); None when it is no longer waiting."""
+    if doc["status"] != AWAITING_APPROVAL:
+        return None
+    return {**doc, "status": PENDING, "spend": spend,
+            "approval": {**doc.get("approval", {}), "approved_by": by, "approved_at": at}}
+
+
+def reject(doc: dict, by: str, at: datetime, reason: str) -> Optional[dict]:
+    """awaiting_approval → cancelled with the admin's reason; None for a repeat; Conflict in any other state."""
+    if doc["status"] == CANCELLED and doc.get("approval", {}).get("rejected_by"):
+        return None
+    if doc["status"] != AWAITING_APPROVAL:
+        raise Conflict(f"run {doc['id']} is {doc['status']}; only a run awaiting approval can be rejected")
+    new = cancel_waiting(doc, by, at, f"rejected by {by}" + (f": {reason}" if reason else ""))
+    new["approval"] = {**copy.deepcopy(doc.get("approval", {})), "rejected_by": by, "rejected_at": at,
+                       "reason_given": reason}
+    return new
+
+
 def request_push_anyway(doc: dict, by: str, at: datetime) -> Optional[dict]:
     """A not-blessed run's model registered anyway: `pushing` until the run-commands consumer registers it.
     None when it is being pushed or was pushed (a repeat); Conflict in any other state."""

@@ -107,13 +107,7 @@ def submit_run(repo: Repository, effects: ports.Effects, run_id: str, who: Calle
     if draft["status"] == runs.DRAFT:
         admitted = spending.admit(repo, {**draft, "status": runs.PENDING}, run_id, settings)
 
-    def submitted(doc: dict) -> Optional[dict]:
-        if doc["status"] != runs.DRAFT or admitted is None:
-            return None
-        return {**doc, "status": admitted["status"],
-                **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
-
-    run = lifecycle.move_run(repo, run_id, submitted, effects)
+    run = lifecycle.move_run(repo, run_id, lambda doc: runs.submit_draft(doc, admitted), effects)
     if run is None:
         run = get_run(repo, run_id)
         if admitted is not None and (run.get("spend") or {}).get("key") != (admitted.get("spend") or {}).get("key"):

@@ -116,3 +116,29 @@ def test_push_anyway_is_requested_for_a_not_blessed_run_and_recorded_once():
     pushed = runs.record_push(pushing, {"status": runs.PUSHED}, {"pushed_anyway": True})
     assert pushed["push_anyway"]["status"] == runs.PUSHED and pushed["pushed_anyway"] is True
     assert runs.record_push(pushed, {"status": runs.PUSH_FAILED}) is None
+
+
+def test_admission_transitions_apply_what_the_spend_guard_decided():
+    draft = {"id": "tr-1", "status": runs.DRAFT, "attempt": 1}
+    reserved = {"status": runs.PENDING, "spend": {"key": "tr-1-a1"}}
+    assert runs.submit_draft(draft, reserved) == {**draft, "status": runs.PENDING, "spend": {"key": "tr-1-a1"}}
+    assert runs.submit_draft({**draft, "status": runs.PENDING}, reserved) is None and runs.submit_draft(draft, None) is None
+    waiting = {"id": "tr-1", "status": runs.AWAITING_APPROVAL, "attempt": 1, "approval": {"reason": "over the cap"}}
+    approved = runs.approve(waiting, {"key": "tr-1-a1"}, "admin@example.com", AT)
+    assert approved["status"] == runs.PENDING and approved["approval"]["approved_by"] == "admin@example.com"
+    assert approved["approval"]["reason"] == "over the cap" and runs.approve(approved, None, "a", AT) is None
+    rejected = runs.reject(waiting, "admin@example.com", AT, "too big")
+    assert rejected["status"] == runs.CANCELLED and rejected["approval"]["reason_given"] == "too big"
+    assert runs.reject(rejected, "admin@example.com", AT, "") is None
+    with pytest.raises(Conflict):
+        runs.reject(approved, "admin@example.com", AT, "")
+
+
+def test_a_retry_is_admitted_only_for_the_attempt_the_guard_admitted():
+    doc = {"id": "tr-1", "status": runs.FAILED, "attempt": 1}
+    new = {**doc, "status": runs.PENDING, "attempt": 2, "approval": {"approved_by": "earlier"}}
+    admitted = runs.admit_attempt(doc, new, {"status": runs.PENDING, "attempt": 2, "spend": {"key": "tr-1-a2"}})
+    assert admitted["attempt"] == 2 and admitted["spend"] == {"key": "tr-1-a2"} and "approval" not in admitted
+    assert runs.admit_attempt(doc, None, None) is None  # already retried
+    with pytest.raises(Conflict):
+        runs.admit_attempt(doc, new, {"status": runs.PENDING, "attempt": 3})

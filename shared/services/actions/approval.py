@@ -2,8 +2,6 @@
 shared/http/spend_routes.py). No consumer half: an approved run is queued for submission."""
 from __future__ import annotations
 
-import copy
-
 from shared.adapters.repository import Repository
 from shared.domain import runs
 from shared.errors import Conflict, FieldError
@@ -21,13 +19,8 @@ def approve(repo: Repository, effects: ports.Effects, run_id: str, identity: str
     at = runs.now()
     admitted = spending.admit(repo, run, run_id, settings, at, approval_needed=False)
 
-    def decide(doc):
-        if doc["status"] != runs.AWAITING_APPROVAL:
-            return None
-        return {**doc, "status": runs.PENDING, "spend": admitted.get("spend"),
-                "approval": {**doc.get("approval", {}), "approved_by": identity, "approved_at": at}}
-
-    moved, changed = lifecycle.move_or_read(repo, run_id, decide, effects)
+    moved, changed = lifecycle.move_or_read(repo, run_id, lambda doc: runs.approve(doc, admitted.get("spend"), identity, at),
+                                            effects)
     if not changed and moved.get("spend", {}).get("key") != (admitted.get("spend") or {}).get("key"):
         spending.release(repo, admitted, at)
     if moved["status"] == runs.PENDING:
@@ -43,15 +36,5 @@ def reject(repo: Repository, effects: ports.Effects, run_id: str, identity: str,
         raise FieldError.one("reason", "an optional string of at most 2000 characters (the only field)")
     at = runs.now()
 
-    def decide(doc):
-        if doc["status"] == runs.CANCELLED and doc.get("approval", {}).get("rejected_by"):
-            return None
-        if doc["status"] != runs.AWAITING_APPROVAL:
-            raise Conflict(f"run {run_id} is {doc['status']}; only a run awaiting approval can be rejected")
-        new = runs.cancel_waiting(doc, identity, at, f"rejected by {identity}" + (f": {reason}" if reason else ""))
-        new["approval"] = {**copy.deepcopy(doc.get("approval", {})), "rejected_by": identity, "rejected_at": at,
-                           "reason_given": reason}
-        return new
-
-    run, _ = lifecycle.move_or_read(repo, run_id, decide, effects)
+    run, _ = lifecycle.move_or_read(repo, run_id, lambda doc: runs.reject(doc, identity, at, reason), effects)
     return run

@@ -64,16 +64,8 @@ def request(repo, effects: ports.Effects, run_id: str, who: Caller, body: Any, s
     first = _next_attempt(get_run(repo, run_id), request, run_id, identity, at)
     admitted = spending.admit(repo, first, run_id, settings, at) if first is not None else None
 
-    def decide(doc):
-        new = _next_attempt(doc, request, run_id, identity, at)
-        if new is None:
-            return None
-        if admitted is None or new["attempt"] != admitted["attempt"]:
-            raise Conflict(f"run {run_id} changed while it was being retried; retry it again")
-        new.pop("approval", None)  # an earlier attempt's approval does not carry over
-        return {**new, "status": admitted["status"], **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
-
-    run, changed = lifecycle.move_or_read(repo, run_id, decide, effects)
+    run, changed = lifecycle.move_or_read(repo, run_id, lambda doc: runs.admit_attempt(
+        doc, _next_attempt(doc, request, run_id, identity, at), admitted), effects)
     if admitted is not None and (run.get("spend") or {}).get("key") != (admitted.get("spend") or {}).get("key"):
         spending.release(repo, admitted, at)  # this request's reservation did not become the run's
     known = len(run.setdefault("warnings", []))
