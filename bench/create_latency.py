@@ -85,7 +85,7 @@ def app_for(settings: Settings, rest=None):
     from shared.http.app import create_app
 
     settings = replace(settings, auth_mode="local", dev_token=TOKEN, dev_identity="bench@example.com")
-    root = Root(settings).provide(schedule_jobs=None)
+    root = Root(settings).provide(scheduler_jobs=None)
     if rest is not None:
         root.provide(run_data=RunDataSources(CloudLoggingLogs(settings.project, settings.region, rest),
                                              CloudGpuQuota(settings.project, rest,

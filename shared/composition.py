@@ -66,7 +66,7 @@ def serving(settings: Settings, registrar):
                    NoTrainerJobs(), machine_type=settings.deploy_machine_type)
 
 
-def schedule_jobs(settings: Settings):
+def scheduler_jobs(settings: Settings):
     """One Cloud Scheduler job per schedule, or nothing (the local ticker reads Firestore)."""
     from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 
@@ -76,6 +76,21 @@ def schedule_jobs(settings: Settings):
     if settings.scheduler_backend == "local":
         return LocalTickerJobs()
     raise ValueError(f"TRAINYARD_SCHEDULER_BACKEND must be cloud-scheduler or local, not {settings.scheduler_backend!r}")
+
+
+def effects(publisher, scheduler_jobs):
+    """What follows a run change reaches (shared/services/lifecycle.Effects)."""
+    from shared.services.lifecycle import Effects
+
+    return Effects(publisher=publisher, scheduler_jobs=scheduler_jobs)
+
+
+def scheduler_jobs_not_granted(settings: Settings):
+    """The scheduler jobs of a deployable that Terraform grants no Cloud Scheduler role (submitter, run-commands):
+    what follows a run change there leaves the job to the schedule's next trigger, as it always has."""
+    from shared.adapters.scheduler_jobs import JobsMirroredOnTrigger
+
+    return JobsMirroredOnTrigger()
 
 
 def run_data(settings: Settings):
@@ -110,7 +125,7 @@ def notifier(settings: Settings):
     """Webhooks over HTTPS to public addresses, the run's Pub/Sub topic; webhook URLs and signing secrets
     from Secret Manager (cloud), or a file and a setting (local)."""
     from shared.adapters.notify_targets import LocalSecrets, TopicSender, WebhookSender
-    from shared.services.notify import Notifier
+    from shared.services.actions.notify import Notifier
 
     urls = secret_store(settings)
     signing = urls if settings.pipeline_backend == "vertex" else LocalSecrets(settings.notify_secrets)
@@ -149,7 +164,7 @@ def compiler(settings: Settings):
 
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
-    "schedule_jobs": schedule_jobs, "run_data": run_data, "compiler": compiler, "notifier": notifier,
+    "scheduler_jobs": scheduler_jobs, "run_data": run_data, "compiler": compiler, "notifier": notifier,
     "dead_letters": dead_letters, "notification_targets": notification_targets, "groups_of": groups_of,
 }
 
@@ -174,13 +189,18 @@ class Dependencies:
         if self.groups_of is None:
             self.groups_of = groups_of(self.settings)
         if self.scheduler_jobs is None:
-            self.scheduler_jobs = schedule_jobs(self.settings)
+            self.scheduler_jobs = scheduler_jobs(self.settings)
         if self.run_data is None:
             self.run_data = run_data(self.settings)
         if self.dead_letters is None:
             self.dead_letters = dead_letters(self.settings)
         if self.notification_targets is None:
             self.notification_targets = notification_targets(self.settings)
+
+    @property
+    def effects(self):
+        """What follows a run change reaches: these routes' publisher and scheduler jobs."""
+        return effects(self.publisher, self.scheduler_jobs)
 
 
 # --------------------------------------------------------------------------- the process's root
@@ -239,9 +259,12 @@ class Root:
                                "pipeline_compiler.registry.build_registrar with root.build_with('registrar', ...)")
         return serving(self.settings, self.get("registrar"))
 
+    def _build_effects(self):
+        return effects(self.get("publisher"), self.get("scheduler_jobs"))
+
     def api_dependencies(self) -> Dependencies:
         return Dependencies(repo=self.get("repo"), publisher=self.get("publisher"), store=self.get("store"),
-                            settings=self.settings, scheduler_jobs=self.get("schedule_jobs"),
+                            settings=self.settings, scheduler_jobs=self.get("scheduler_jobs"),
                             run_data=self.get("run_data"), dead_letters=self.get("dead_letters"),
                             notification_targets=self.get("notification_targets"), groups_of=self.get("groups_of"))
 

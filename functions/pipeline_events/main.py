@@ -13,14 +13,13 @@ from shared.contract.results import EpochMetrics
 def handle_pipeline_event(entry: PipelineLogEntry, message) -> str:
     from shared.services import progress
 
-    return progress.on_pipeline_event(entry, root.repo, root.pipelines, root.store, root.publisher,
-                                      jobs=root.schedule_jobs)
+    return progress.on_pipeline_event(entry, root.repo, root.pipelines, root.store, root.effects)
 
 
 def handle_training_progress(epoch: EpochMetrics, message) -> str:
     from shared.services import progress
 
-    return progress.on_training_progress(epoch, root.repo, root.settings.progress_min_interval_s)
+    return progress.on_training_progress(epoch, root.repo, root.settings.progress_min_interval_s, root.effects)
 
 
 @functions_framework.cloud_event
@@ -37,8 +36,7 @@ def on_training_progress(cloud_event):
 def handle_reconcile(tick: ReconcileTick, message) -> str:
     from shared.services import reconcile
 
-    report = reconcile.reconcile(root.repo, root.publisher, root.pipelines, root.store, root.settings,
-                                 jobs=root.schedule_jobs)
+    report = reconcile.reconcile(root.repo, root.effects, root.pipelines, root.store, root.settings)
     return f"reconciled: {sum(report['repaired'].values())} repaired"
 
 

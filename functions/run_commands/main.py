@@ -7,18 +7,19 @@ from __future__ import annotations
 import functions_framework
 
 from pipeline_compiler.registry import build_registrar
-from shared.composition import root
+from shared.composition import root, scheduler_jobs_not_granted
 from shared.consumer import consume, event_data
 from shared.contract.messages import RunCommand
 
 root.build_with("registrar", build_registrar)
+root.build_with("scheduler_jobs", scheduler_jobs_not_granted)
 
 
 def handle_command(command: RunCommand, message) -> str:
     from shared.services import commands
 
-    return commands.handle_command(command, repo=root.repo, backend=root.pipelines, store=root.store,
-                                  serving=root.serving, notifier=root.notifier, publisher=root.publisher,
+    return commands.handle_command(command, repo=root.repo, pipelines=root.pipelines, store=root.store,
+                                   serving=root.serving, notifier=root.notifier, effects=root.effects,
                                    declared=root.settings.teams)
 
 

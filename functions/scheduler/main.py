@@ -12,7 +12,7 @@ def handle_trigger(trigger: ScheduleTrigger, message) -> str:
     from shared.services import scheduling
 
     # A Cloud Scheduler trigger names only its schedule: its publish time says which slot it is.
-    return scheduling.on_trigger(root.repo, root.publisher, trigger, message.published_at, jobs=root.schedule_jobs,
+    return scheduling.on_trigger(root.repo, root.effects, trigger, message.published_at,
                                  settings=root.settings)  # the spend guard's teams, prices and per-epoch default
 
 

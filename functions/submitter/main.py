@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import functions_framework
 
-from shared.composition import root
+from shared.composition import root, scheduler_jobs_not_granted
 from shared.consumer import consume, event_data
 from shared.contract.messages import RunSubmit
 
+root.build_with("scheduler_jobs", scheduler_jobs_not_granted)
 # The heavy consumer: TFX loads before the first message, not during it.
 root.warm_after_fork("compiler", "repo", "pipelines", "store", "publisher")
 
@@ -14,9 +15,9 @@ root.warm_after_fork("compiler", "repo", "pipelines", "store", "publisher")
 def handle_submit(request: RunSubmit, message) -> str:
     from shared.services import submission
 
-    return submission.submit(request, repo=root.repo, backend=root.pipelines,
+    return submission.submit(request, repo=root.repo, pipelines=root.pipelines,
                              store=root.store, compiler=root.compiler, settings=root.settings,
-                             publisher=root.publisher)
+                             effects=root.effects)
 
 
 @functions_framework.cloud_event

@@ -130,7 +130,7 @@ def ledger_id(team: str, month: str) -> str:
 def mutate_or_read_run(repo: Repository, run_id: str, decide: Mutator) -> tuple[dict, bool]:
     """For a request: decide(doc) → new doc (changed) or None (a no-op; it may raise Conflict/FieldError).
     Returns (the run, whether it changed); NotFound when there is no such run, or it is deleted (a deleted
-    run takes no action but its restore: shared/services/intents.py)."""
+    run takes no action but its restore: shared/services/actions/deletion.py)."""
     def unless_deleted(doc: dict) -> Optional[dict]:
         if is_deleted(doc):
             raise NotFound(f"training run {run_id}")

@@ -23,7 +23,7 @@ RETRY_COUNT = 3
 MIN_BACKOFF_S, MAX_BACKOFF_S, MAX_RETRY_DURATION_S, MAX_DOUBLINGS = 10, 300, 900, 3
 
 
-class ScheduleJobs(Protocol):
+class SchedulerJobs(Protocol):
     def job_name(self, schedule_id: str) -> str: ...
 
     def create(self, schedule: dict) -> None: ...
@@ -182,3 +182,12 @@ class LocalTickerJobs:
 
     def delete(self, schedule: dict) -> None:
         pass
+
+
+class JobsMirroredOnTrigger(LocalTickerJobs):
+    """For a deployable that is not granted Cloud Scheduler (the submitter, run-commands): a schedule that a
+    run's end auto-pauses there keeps its job until the job's next trigger, which finds the schedule paused
+    and pauses the job (shared/services/scheduling.on_trigger)."""
+
+    def job_name(self, schedule_id: str) -> str:
+        return f"mirrored-on-trigger/{schedule_id}"

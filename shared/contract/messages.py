@@ -3,7 +3,7 @@
 | topic | model | published by |
 | --- | --- | --- |
 | run-submit | RunSubmit | the API, the scheduler, whatever releases a run (shared/services/queueing.py) |
-| run-commands | RunCommand | the API's run actions, deploy after training (shared/services/deployments.py), notifications (shared/services/notify.py) |
+| run-commands | RunCommand | the API's run actions (shared/services/actions/), deploy after training (actions/deploy.py), notifications (actions/notify.py) |
 | schedule-trigger | ScheduleTrigger | Cloud Scheduler's job (Terraform-free: the API makes it), the local ticker |
 | training-progress | shared.contract.results.EpochMetrics | the Trainer, once an epoch |
 | pipeline-events | shared.contract.pipeline_log_entry.PipelineLogEntry (a Cloud Logging LogEntry) | the log sink |

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from shared.contract.labels import parse_job_id
 from shared.contract.nodes import STAGES, stage_for_task
 from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
-from shared.domain import webhook_addresses
+from shared.domain import claims, webhook_addresses
+from shared.errors import Conflict, TransientError
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = "completed", "failed", "cancelled", "not_blessed"
@@ -58,6 +59,12 @@ def now() -> datetime:
 
 def is_terminal(status: str) -> bool:
     return status in TERMINAL
+
+
+def moves(before: dict, after: dict) -> bool:
+    """Whether a change moves the run: its status or its attempt. Everything that follows a change
+    (shared/services/lifecycle.after_change) follows from a move."""
+    return before.get("status") != after.get("status") or before.get("attempt") != after.get("attempt")
 
 
 def initial_stages() -> list[dict]:
@@ -157,6 +164,41 @@ def claim_for_submit(doc: dict, attempt: int, at: datetime) -> Optional[dict]:
     new["attempts"] = [a for a in new["attempts"] if a.get("attempt") != attempt] + [
         {"attempt": attempt, "claimed_at": at, "status": SUBMITTING}]
     _refresh_progress(new)
+    return new
+
+
+def claim_submit(doc: dict, attempt: int, at: datetime, lease: timedelta) -> Optional[dict]:
+    """Claim the attempt for this delivery (shared/domain/claims.py: the submit lease). A claim older than
+    `lease` (settings: the holder's request timeout plus a margin, so its holder is gone) or released by a
+    holder that failed transiently is taken over; a younger one is another delivery's, and this one is
+    refused as transient — the retry window outlasts the lease (terraform/pubsub.tf). None: past pending."""
+    claimed = claim_for_submit(doc, attempt, at)
+    if claimed is not None:
+        return claimed
+    if doc.get("attempt") != attempt or doc["status"] != SUBMITTING:
+        return None
+    entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), None)
+    taken = claims.claim(entry, at, lease)
+    if taken is None:
+        raise TransientError(f"run {doc['id']} attempt {attempt} is being submitted by another delivery")
+    return _with_attempt_entry(doc, attempt, taken)
+
+
+def release_submit(doc: dict, attempt: int, claimed_at: datetime) -> Optional[dict]:
+    """This delivery's claim, given up after a transient failure, so that Pub/Sub's next redelivery
+    takes it at once rather than waiting out the lease (a backend outage shorter than the retry
+    window then dead-letters nothing). Only our own claim: a takeover since is left alone."""
+    if doc.get("attempt") != attempt or doc["status"] != SUBMITTING:
+        return None
+    entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), {})
+    released = claims.release(entry, claimed_at)
+    return None if released is None else _with_attempt_entry(doc, attempt, released)
+
+
+def _with_attempt_entry(doc: dict, attempt: int, entry: Optional[dict]) -> dict:
+    new = copy.deepcopy(doc)
+    if entry is not None:
+        new["attempts"] = [entry if a.get("attempt") == attempt else a for a in new.get("attempts", [])]
     return new
 
 
@@ -346,7 +388,7 @@ def public_view(doc: dict) -> dict[str, Any]:
     return view
 
 
-# --------------------------------------------------------------------------- intents (shared/services/intents.py)
+# --------------------------------------------------------------------------- actions (shared/services/actions/)
 
 CANCELLABLE = (AWAITING_APPROVAL, PENDING, SCHEDULED, SUBMITTING, RUNNING)
 RETRYABLE = (FAILED, CANCELLED)
@@ -362,6 +404,108 @@ def _upsert_attempt(doc: dict, attempt: int, **fields) -> None:
         entry = {"attempt": attempt}
         entries.append(entry)
     entry.update(fields)
+
+
+# The notification ledger (shared/services/actions/notify.deliver): one entry per (attempt, event, target), at most
+# once (claims without a lease). Its `status` (sending, sent, failed) is what readers see.
+SENDING, SENT, SEND_FAILED = "sending", "sent", "failed"
+
+
+def _notification_entry(doc: dict, key: str, at: datetime) -> dict:
+    entry = dict((doc.get("notifications_sent") or {}).get(key) or {})
+    # Entries written before claims.py say it by their status alone: read it as the claim it was.
+    if entry.get("status") == SENDING and not entry.get(claims.CLAIMED_AT):
+        entry[claims.CLAIMED_AT] = entry.get("at") or at
+    if entry.get("status") == SENT and not entry.get("sent_at"):
+        entry["sent_at"] = entry.get("at") or at
+    return entry
+
+
+def _with_notification(doc: dict, key: str, entry: dict) -> dict:
+    return {**doc, "notifications_sent": {**(doc.get("notifications_sent") or {}), key: entry}}
+
+
+def claim_notification(doc: dict, key: str, at: datetime) -> Optional[dict]:
+    """The target claimed for this delivery (`sending`); None when it was sent or another delivery holds it."""
+    entry = _notification_entry(doc, key, at)
+    taken = claims.claim(entry, at, done_at="sent_at")
+    if taken is None:
+        return None
+    return _with_notification(doc, key, {**taken, "status": SENDING, "at": at, "tries": entry.get("tries", 0) + 1})
+
+
+def record_notification(doc: dict, key: str, sent: bool, at: datetime, error: Optional[str] = None) -> Optional[dict]:
+    """The claimed target sent (done), or failed (its claim released, so a redelivery tries it again)."""
+    entry = _notification_entry(doc, key, at)
+    ended = claims.done(entry, at, done_at="sent_at") if sent else claims.release(entry, entry.get(claims.CLAIMED_AT))
+    if ended is None:
+        return None
+    return _with_notification(doc, key, {**ended, "status": SENT if sent else SEND_FAILED, "error": error, "at": at})
+
+
+def as_admitted(doc: dict, admitted: dict) -> dict:
+    """The run as the spend guard admitted it (shared/services/spending.admit): reserved (`spend`), or
+    awaiting approval above its team's per-run cap (`approval`)."""
+    return {**doc, "status": admitted["status"], **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
+
+
+def submit_draft(doc: dict, admitted: Optional[dict]) -> Optional[dict]:
+    """A draft submitted, as admitted; None when it is no longer a draft (a repeat) or was not admitted."""
+    if doc["status"] != DRAFT or admitted is None:
+        return None
+    return as_admitted(doc, admitted)
+
+
+def admit_attempt(doc: dict, new: Optional[dict], admitted: Optional[dict]) -> Optional[dict]:
+    """The run's next attempt (`new`, from prepare_retry; None: already retried) as admitted; Conflict when the
+    run moved on to another attempt since it was admitted."""
+    if new is None:
+        return None
+    if admitted is None or new["attempt"] != admitted["attempt"]:
+        raise Conflict(f"run {doc['id']} changed while it was being retried; retry it again")
+    new = {k: v for k, v in new.items() if k != "approval"}  # an earlier attempt's approval does not carry over
+    return as_admitted(new, admitted)
+
+
+def approve(doc: dict, spend: Optional[dict], by: str, at: datetime) -> Optional[dict]:
+    """awaiting_approval → pending, reserved on the ledger (`spend`); None when it is no longer waiting."""
+    if doc["status"] != AWAITING_APPROVAL:
+        return None
+    return {**doc, "status": PENDING, "spend": spend,
+            "approval": {**doc.get("approval", {}), "approved_by": by, "approved_at": at}}
+
+
+def reject(doc: dict, by: str, at: datetime, reason: str) -> Optional[dict]:
+    """awaiting_approval → cancelled with the admin's reason; None for a repeat; Conflict in any other state."""
+    if doc["status"] == CANCELLED and doc.get("approval", {}).get("rejected_by"):
+        return None
+    if doc["status"] != AWAITING_APPROVAL:
+        raise Conflict(f"run {doc['id']} is {doc['status']}; only a run awaiting approval can be rejected")
+    new = cancel_waiting(doc, by, at, f"rejected by {by}" + (f": {reason}" if reason else ""))
+    new["approval"] = {**copy.deepcopy(doc.get("approval", {})), "rejected_by": by, "rejected_at": at,
+                       "reason_given": reason}
+    return new
+
+
+def request_push_anyway(doc: dict, by: str, at: datetime) -> Optional[dict]:
+    """A not-blessed run's model registered anyway: `pushing` until the run-commands consumer registers it.
+    None when it is being pushed or was pushed (a repeat); Conflict in any other state."""
+    state = (doc.get("push_anyway") or {}).get("status")
+    if doc["status"] == NOT_BLESSED and state in (PUSHING, PUSHED):
+        return None
+    if doc["status"] != NOT_BLESSED:
+        reason = "its model was registered when it completed" if doc["status"] == COMPLETED else \
+            "only not_blessed runs can be pushed anyway"
+        raise Conflict(f"run {doc['id']} is {doc['status']}; {reason}")
+    return {**doc, "push_anyway": {"status": PUSHING, "requested_by": by, "requested_at": at, "error": None}}
+
+
+def record_push(doc: dict, changes: dict, top: Optional[dict] = None) -> Optional[dict]:
+    """What the push-anyway command found (`changes` on `push_anyway`, `top` on the run); None when the run
+    is no longer being pushed (a late or repeated command)."""
+    if (doc.get("push_anyway") or {}).get("status") != PUSHING:
+        return None
+    return {**doc, "push_anyway": {**doc["push_anyway"], **changes}, **(top or {})}
 
 
 def request_cancel(doc: dict, by: str, at: datetime) -> dict:
@@ -444,7 +588,7 @@ def delete_refusal(doc: dict) -> Optional[str]:
         return (f"it is {doc['status']}; only drafts and completed, failed, cancelled or not_blessed runs can be "
                 f"deleted (cancel it first)")
     deployment = doc.get("deployment") or {}
-    if deployment.get("status") in ("deploying", "deployed"):  # shared/services/deployments.py DEPLOYING, DEPLOYED
+    if deployment.get("status") in ("deploying", "deployed"):  # shared/domain/deployments.py DEPLOYING, DEPLOYED
         where = deployment.get("endpoint_resource_name") or deployment.get("endpoint_id") or "its endpoint"
         action = "wait for the deployment to finish, then undeploy it" if deployment["status"] == "deploying" \
             else "undeploy it first"

@@ -9,7 +9,8 @@ from flask import Flask, g, jsonify, request
 
 from shared.domain import runs
 from shared.http.request_body import body
-from shared.services import intents, run_data
+from shared.services import run_data
+from shared.services.actions import cancel, deletion, deploy, push_anyway, retry
 
 
 def register_action_routes(app: Flask, deps) -> None:
@@ -19,26 +20,26 @@ def register_action_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training-runs/<run_id>/cancel")
     def cancel_run(run_id):
-        outcome = intents.cancel_run(deps.repo, deps.publisher, run_id, g.caller)
+        outcome = cancel.request(deps.repo, deps.effects, run_id, g.caller)
         return answer(outcome, outcome["training_run"]["status"] == runs.CANCELLING)
 
     @app.post("/api/training-runs/<run_id>/retry")
     def retry_run(run_id):
-        return answer(intents.retry_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True),
+        return answer(retry.request(deps.repo, deps.effects, run_id, g.caller, body(optional=True),
                                         deps.settings, deps.run_data), True)
 
     @app.post("/api/training-runs/<run_id>/deploy")
     def deploy_run(run_id):
-        return answer(intents.deploy_run(deps.repo, deps.publisher, run_id, g.caller, body(optional=True),
+        return answer(deploy.request(deps.repo, deps.effects, run_id, g.caller, body(optional=True),
                                          deps.settings.teams), True)
 
     @app.post("/api/training-runs/<run_id>/push-anyway")
-    def push_anyway(run_id):
-        return answer(intents.push_anyway(deps.repo, deps.publisher, run_id, g.caller, deps.settings.teams), True)
+    def push_anyway_run(run_id):
+        return answer(push_anyway.request(deps.repo, deps.effects, run_id, g.caller, deps.settings.teams), True)
 
     @app.post("/api/training-runs/<run_id>/restore")
     def restore_run(run_id):
-        return answer(intents.restore_run(deps.repo, run_id, g.caller), False)
+        return answer(deletion.restore(deps.repo, run_id, g.caller), False)
 
     @app.get("/api/training-runs/<run_id>/logs")
     def run_logs(run_id):

@@ -25,7 +25,8 @@ from shared.http.schedule_routes import register_schedule_routes
 from shared.http.spend_routes import register_spend_routes
 from shared.http.vocabulary_routes import register_vocabulary_routes
 from shared.http.request_body import body
-from shared.services import catalog_entries, intake, intents, run_data
+from shared.services import catalog_entries, intake, run_data
+from shared.services.actions import deletion
 from shared.validation import whole_number
 
 OPEN_ROUTES = {"/health", "/healthz"}
@@ -147,11 +148,11 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.delete("/api/training-runs/<run_id>")
     def delete_run(run_id):
-        return jsonify(success=True, **intents.delete_run(deps.repo, run_id, g.caller, deps.settings.delete_grace_days))
+        return jsonify(success=True, **deletion.delete(deps.repo, run_id, g.caller, deps.settings.delete_grace_days))
 
     @app.post("/api/training-runs/<run_id>/submit")
     def submit_run(run_id):
-        run = intake.submit_run(deps.repo, deps.publisher, run_id, g.caller, deps.settings)
+        run = intake.submit_run(deps.repo, deps.effects, run_id, g.caller, deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
     # ---------------------------------------------------------------- catalog

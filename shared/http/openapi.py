@@ -9,8 +9,8 @@ from shared.domain import runs
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
-from shared.services.deployments import DeployBody
-from shared.services.intents import RetryBody
+from shared.services.actions.deploy import DeployBody
+from shared.services.actions.retry import RetryBody
 from shared.services.run_builder import CreateRunRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}

@@ -31,21 +31,21 @@ def register_schedule_routes(app: Flask, deps) -> None:
 
     @app.post("/api/training/schedules/<schedule_id>/resume")
     def resume_schedule(schedule_id):
-        return jsonify(success=True, **scheduling.resume_schedule(deps.repo, deps.publisher, schedule_id, g.caller,
-                                                                      deps.scheduler_jobs, settings=deps.settings))
+        return jsonify(success=True, **scheduling.resume_schedule(deps.repo, deps.effects, schedule_id, g.caller,
+                                                                      settings=deps.settings))
 
     @app.post("/api/training/schedules/<schedule_id>/cancel")
     def cancel_schedule(schedule_id):
-        return jsonify(success=True, **scheduling.cancel_schedule(deps.repo, schedule_id, g.caller, deps.scheduler_jobs))
+        return jsonify(success=True, **scheduling.cancel_schedule(deps.repo, deps.effects, schedule_id, g.caller))
 
     @app.post("/api/training/schedules/<schedule_id>/trigger")
     def trigger_schedule(schedule_id):
-        result = scheduling.trigger_schedule(deps.repo, deps.publisher, schedule_id, g.caller, settings=deps.settings)
+        result = scheduling.trigger_schedule(deps.repo, deps.effects, schedule_id, g.caller, settings=deps.settings)
         return jsonify(success=True, **result), 201 if result["training_run"] else 200
 
     @app.post("/api/training-runs/<run_id>/run-now")
     def run_now(run_id):
-        run = scheduling.run_now(deps.repo, deps.publisher, run_id, g.caller, deps.scheduler_jobs, settings=deps.settings)
+        run = scheduling.run_now(deps.repo, deps.effects, run_id, g.caller, settings=deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
 

@@ -10,7 +10,8 @@ from flask import Flask, g, jsonify
 from shared.domain import runs, teams
 from shared.errors import NotFound
 from shared.http.request_body import body
-from shared.services import access, intents, spending
+from shared.services import access, spending
+from shared.services.actions import approval
 
 
 def register_spend_routes(app: Flask, deps) -> None:
@@ -20,13 +21,13 @@ def register_spend_routes(app: Flask, deps) -> None:
     @app.post("/api/training-runs/<run_id>/approve")
     def approve_run(run_id):
         team_admin(run_id, "approving a run")
-        run = intents.approve_run(deps.repo, deps.publisher, run_id, g.identity, deps.settings)
+        run = approval.approve(deps.repo, deps.effects, run_id, g.identity, deps.settings)
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 202
 
     @app.post("/api/training-runs/<run_id>/reject")
     def reject_run(run_id):
         team_admin(run_id, "rejecting a run")
-        run = intents.reject_run(deps.repo, deps.publisher, run_id, g.identity, body(optional=True))
+        run = approval.reject(deps.repo, deps.effects, run_id, g.identity, body(optional=True))
         return jsonify(success=True, training_run=runs.public_view(run))
 
     @app.get("/api/teams/<team>/spend")

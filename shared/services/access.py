@@ -18,6 +18,7 @@ from shared.domain import runs, teams
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.teams import Caller
 from shared.errors import Conflict, FieldError, Forbidden, NotFound
+from shared.services import run_writes
 
 WHAT = {"datasets": "dataset", "feature_configs": "feature config", "model_configs": "model config",
         "experiments": "experiment"}
@@ -129,7 +130,7 @@ def assign_team(repo, who: Caller, declared: Iterable[teams.Team], kind: str, do
     if doc.get("team") == team:
         return doc
     if kind == "training_runs":
-        return repo.mutate_run(doc_id, lambda d: {**d, "team": team}) or repo.get_run(doc_id)
+        return run_writes.write(repo, doc_id, lambda d: {**d, "team": team}) or repo.get_run(doc_id)
     if kind == "training_schedules":  # its next runs follow it; those it made stay where they are
         return repo.mutate_schedule(doc_id, lambda d: {**d, "team": team}) or repo.get_schedule(doc_id)
     if doc.get("team"):

@@ -28,17 +28,20 @@ from shared import log
 from shared.errors import Conflict, FieldError
 from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import access, catalog_entries, notification_targets, queueing, run_builder, scheduling, spending
+from shared.adapters.scheduler_jobs import SchedulerJobs
+from shared.services import (access, catalog_entries, lifecycle, notification_targets, ports, queueing, run_builder,
+                             scheduling, spending)
 from shared.services.run_data import get_run
 
 
 def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, declared: Iterable[teams.Team],
-               jobs=None, run_data=None, settings=None, run_id: Optional[str] = None,
+               jobs: Optional[SchedulerJobs] = None, run_data=None, settings=None, run_id: Optional[str] = None,
                at: Optional[datetime] = None, targets=None) -> dict:
     """A run owned by the team the body names (or the caller's only team where they are trainer);
     `declared` is the deployment's teams. `run_data` and `settings` enable the GPU quota pre-flight
     (the API gives them; tests may not); `targets` checks and seals the run's notification targets
-    (shared/services/notification_targets.py)."""
+    (shared/services/notification_targets.py). `jobs` makes a run with a future scheduled_at (its one-time
+    schedule's job); the API always gives them."""
     at = at or runs.now()
     team = teams.team_for_new(who, run_builder.requested_team(body), declared, teams.TRAINER, "creating a run")
     identity = who.email
@@ -95,7 +98,7 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
     return None
 
 
-def submit_run(repo: Repository, publisher: Publisher, run_id: str, who: Caller, settings=None) -> dict:
+def submit_run(repo: Repository, effects: ports.Effects, run_id: str, who: Caller, settings=None) -> dict:
     """Submit a draft (draft → pending, or awaiting_approval above the team's per-run cap; admitted by the
     spend guard), or queue a pending run again (e.g. after a failed publish).
     Idempotent: the submitter's claim makes a repeated message harmless."""
@@ -104,13 +107,7 @@ def submit_run(repo: Repository, publisher: Publisher, run_id: str, who: Caller,
     if draft["status"] == runs.DRAFT:
         admitted = spending.admit(repo, {**draft, "status": runs.PENDING}, run_id, settings)
 
-    def submitted(doc: dict) -> Optional[dict]:
-        if doc["status"] != runs.DRAFT or admitted is None:
-            return None
-        return {**doc, "status": admitted["status"],
-                **{k: admitted[k] for k in ("spend", "approval") if k in admitted}}
-
-    run = repo.mutate_run(run_id, submitted)
+    run = lifecycle.move_run(repo, run_id, lambda doc: runs.submit_draft(doc, admitted), effects)
     if run is None:
         run = get_run(repo, run_id)
         if admitted is not None and (run.get("spend") or {}).get("key") != (admitted.get("spend") or {}).get("key"):
@@ -119,5 +116,5 @@ def submit_run(repo: Repository, publisher: Publisher, run_id: str, who: Caller,
         return run
     if run["status"] != runs.PENDING:
         raise Conflict(f"run {run_id} is {run['status']}; only drafts and pending runs can be submitted")
-    queueing.publish_submit(publisher, run)
+    queueing.publish_submit(effects.publisher, run)
     return run

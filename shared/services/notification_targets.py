@@ -15,6 +15,7 @@ from typing import Optional
 from shared.domain import notifications, webhook_addresses
 from shared.errors import FieldError
 from shared.validation import parse
+from shared.services import run_writes
 
 URL_SECRET_PREFIX = "trainyard-webhook-"  # Terraform's IAM conditions name it (terraform/notifications.tf)
 
@@ -138,8 +139,8 @@ def seal_stored(repo, targets: NotificationTargets, page: int = 200, max_schedul
         batch = repo.list_runs({}, page, after)
         for run in batch:
             sealed = _seal_document(targets, run, "run")
-            if sealed is not None and repo.mutate_run(
-                    run["id"], lambda d, s=sealed: {**d, "notifications": s["notifications"]}
+            if sealed is not None and run_writes.write(
+                    repo, run["id"], lambda d, s=sealed: {**d, "notifications": s["notifications"]}
                     if d.get("notifications") == run.get("notifications") else None) is not None:
                 counts["runs"] += 1
         if len(batch) < page:

@@ -15,7 +15,7 @@ from shared.errors import NotFound, PermanentError
 from shared.adapters.pipelines import PipelineBackend
 from shared.contract.pipeline_jobs import JobSnapshot
 from shared.adapters.repository import Repository
-from shared.services import costing, lifecycle
+from shared.services import costing, lifecycle, ports
 
 
 
@@ -53,10 +53,10 @@ def read_results(store: ArtifactStore, artifacts_uri: str) -> dict:
     }
 
 
-def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
-                      publisher=None, jobs=None) -> str:
-    """`publisher` (optional) lets a finished scheduled run start the schedule's queued one at once;
-    `jobs` (the schedules' job adapter) pauses the schedule's job when the run auto-pauses it."""
+def on_pipeline_event(entry, repo: Repository, pipelines: PipelineBackend, store: ArtifactStore,
+                      effects: ports.Effects) -> str:
+    """`effects`: what follows a run change reaches (a finished scheduled run starts the schedule's queued
+    one at once, and pauses the schedule's job when it auto-pauses it)."""
     job_id = job_id_from_log_entry(entry)
     parsed = labels.parse_job_id(job_id)
     if parsed is None:
@@ -69,18 +69,18 @@ def on_pipeline_event(entry, repo: Repository, backend: PipelineBackend, store: 
     if runs.is_terminal(run["status"]):
         # A redelivered final event does again what follows (each step idempotent): it queues the
         # deploy, or settles the schedule, that an earlier delivery could not.
-        lifecycle.after_change(repo, run, run, publisher, jobs)
+        lifecycle.after_change(repo, run, run, effects)
         return "ignored"  # already final: nothing moves back
     try:
-        job = backend.get_job(job_id)
+        job = pipelines.get_job(job_id)
     except NotFound:
         log.warning("pipeline event for a job the backend does not know", job_id=job_id, run_id=run_id)
         return "ignored"
-    return apply_job(run_id, job, repo, store, run.get("gcs_artifacts_path") or "", publisher, jobs)
+    return apply_job(run_id, job, repo, store, run.get("gcs_artifacts_path") or "", effects)
 
 
 def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactStore, artifacts_uri: str,
-              publisher=None, jobs=None) -> str:
+              effects: ports.Effects) -> str:
     found: dict = {}
     if job.state == "PIPELINE_STATE_FAILED" and artifacts_uri and store is not None:
         try:  # what the data check coerced before a later stage failed (advice: an unreadable file says nothing)
@@ -94,22 +94,25 @@ def apply_job(run_id: str, job: JobSnapshot, repo: Repository, store: ArtifactSt
             attempt = labels.parse_job_id(job.job_id)[1]
             lifecycle.move_run(repo, run_id, lambda doc: costing.priced(runs.record_failure(
                 doc, attempt, exc.stage or "Evaluate", str(exc), {"job_name": job.name}, runs.now()), job.labels),
-                publisher, jobs)
+                effects)
             return "failed"
     # A run that just ended gets its estimated cost in the same write (shared/services/costing.py).
     updated = lifecycle.move_run(repo, run_id, lambda doc: costing.priced(runs.apply_job_snapshot(doc, job, found),
-                                                                          job.labels), publisher, jobs)
+                                                                          job.labels), effects)
     if updated is not None:
         log.info("run progressed", run_id=run_id, status=updated["status"], stage=updated.get("current_stage"),
                  progress=updated.get("progress_percent"))
     return "updated" if updated is not None else "unchanged"
 
 
-def on_training_progress(epoch: results.EpochMetrics, repo: Repository, min_interval_s: float) -> str:
+def on_training_progress(epoch: results.EpochMetrics, repo: Repository, min_interval_s: float,
+                         effects: ports.Effects) -> str:
+    """An epoch may move the run (submitting → running), so it goes through move_run like any event."""
     data = epoch.model_dump(mode="json", exclude_none=True)
     try:
         repo.put_epoch(epoch.run_id, epoch.attempt, data)
-        updated = repo.mutate_run(epoch.run_id, lambda doc: runs.apply_epoch(doc, data, runs.now(), min_interval_s))
+        updated = lifecycle.move_run(repo, epoch.run_id, lambda doc: runs.apply_epoch(doc, data, runs.now(),
+                                                                                      min_interval_s), effects)
     except NotFound:
         return "ignored"
     return "updated" if updated is not None else "unchanged"

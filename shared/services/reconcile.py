@@ -25,11 +25,13 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Callable, Iterator, Optional
 
-from shared.domain import runs
+from shared.domain import deployments, runs
 from shared import log
+from shared.adapters.pipelines import PipelineBackend
 from shared.contract import labels, messages
 from shared.errors import Conflict, NotFound, TransientError
-from shared.services import deployments, progress, queueing
+from shared.services import ports, progress, queueing, run_writes
+from shared.services.actions import publish_command
 
 PAGE = 200
 MAX_SCAN = 5000  # per status and pass; the oldest stuck runs come last (newest first) and wait a pass
@@ -65,7 +67,7 @@ def _scan(repo, filters: dict, wanted: Callable[[dict], bool]) -> Iterator[dict]
         after = (page[-1]["created_at"], page[-1]["id"])
 
 
-def reconcile(repo, publisher, backend, store, settings, at: Optional[datetime] = None, jobs=None) -> dict:
+def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, settings, at: Optional[datetime] = None) -> dict:
     """One pass. Returns (and records) what it checked and repaired."""
     at = at or runs.now()
     limits = thresholds(settings)
@@ -81,7 +83,7 @@ def reconcile(repo, publisher, backend, store, settings, at: Optional[datetime] 
         for run in _unchanged_since(repo, {"status": status}, at - limits[status]):
             checked[status] += 1
             try:
-                action, details = handle(run, repo, publisher, backend, store, jobs)
+                action, details = handle(run, repo, effects, pipelines, store)
             except TransientError as exc:  # the next pass tries again
                 log.warning("reconciler could not repair a run yet", run_id=run["id"], status=status, error=str(exc))
                 continue
@@ -90,14 +92,14 @@ def reconcile(repo, publisher, backend, store, settings, at: Optional[datetime] 
     for run in _unchanged_since(repo, {"deployment_status": deployments.DEPLOYING}, at - limits[deployments.DEPLOYING]):
         checked[deployments.DEPLOYING] += 1
         deployment = run.get("deployment") or {}
-        if deployment.get("status") == deployments.DEPLOYING and _send(publisher, {
+        if deployment.get("status") == deployments.DEPLOYING and _send(effects.publisher, {
                 "command": messages.DEPLOY, "run_id": run["id"], "deployment_id": deployment.get("id")}):
             repaired(run, "deploy_resent", deployment_id=deployment.get("id"))
     for run in _unchanged_since(repo, {"status": runs.NOT_BLESSED}, at - limits[runs.PUSHING]):
         if (run.get("push_anyway") or {}).get("status") != runs.PUSHING:
             continue
         checked[runs.PUSHING] += 1
-        if _send(publisher, {"command": messages.PUSH_ANYWAY, "run_id": run["id"]}):
+        if _send(effects.publisher, {"command": messages.PUSH_ANYWAY, "run_id": run["id"]}):
             repaired(run, "push_anyway_resent")
 
     for run in _scan(repo, {"deleted": True}, lambda r: bool(r.get("purge_after") and r["purge_after"] <= at)):
@@ -118,41 +120,41 @@ def reconcile(repo, publisher, backend, store, settings, at: Optional[datetime] 
 
 
 def _send(publisher, command: dict) -> bool:
-    warning = deployments.publish_command(publisher, command)  # the one way commands go out
+    warning = publish_command(publisher, command)  # the one way commands go out
     return warning is None
 
 
-def _submitting(run, repo, publisher, backend, store, jobs) -> tuple[Optional[str], dict]:
+def _submitting(run, repo, effects: ports.Effects, pipelines, store) -> tuple[Optional[str], dict]:
     # The claim is older than the lease: its holder is gone. The submitter takes the claim over; the job
     # id is the attempt's, so a job the dead holder did create is found, not made twice.
-    queueing.publish_submit(publisher, run)
+    queueing.publish_submit(effects.publisher, run)
     return "submit_requeued", {}
 
 
-def _read_and_apply(run, repo, publisher, store, backend, jobs) -> tuple[Optional[str], dict]:
+def _read_and_apply(run, repo, effects: ports.Effects, store, pipelines) -> tuple[Optional[str], dict]:
     job_id = labels.job_id_for(run["id"], run["attempt"])
     try:
-        job = backend.get_job(job_id)
+        job = pipelines.get_job(job_id)
     except NotFound:
         return None, {"job_id": job_id, "job": "missing"}
-    outcome = progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "", publisher, jobs)
+    outcome = progress.apply_job(run["id"], job, repo, store, run.get("gcs_artifacts_path") or "", effects)
     return outcome, {"job_id": job_id, "job_state": job.state}
 
 
-def _running(run, repo, publisher, backend, store, jobs) -> tuple[Optional[str], dict]:
-    outcome, details = _read_and_apply(run, repo, publisher, store, backend, jobs)
+def _running(run, repo, effects: ports.Effects, pipelines, store) -> tuple[Optional[str], dict]:
+    outcome, details = _read_and_apply(run, repo, effects, store, pipelines)
     if details.get("job") == "missing":
         log.error("running run without its pipeline job", run_id=run["id"], job_id=details["job_id"])
         return None, details
     return ("job_state_applied", details) if outcome in ("updated", "failed") else (None, details)
 
 
-def _cancelling(run, repo, publisher, backend, store, jobs) -> tuple[Optional[str], dict]:
-    outcome, details = _read_and_apply(run, repo, publisher, store, backend, jobs)
+def _cancelling(run, repo, effects: ports.Effects, pipelines, store) -> tuple[Optional[str], dict]:
+    outcome, details = _read_and_apply(run, repo, effects, store, pipelines)
     current = repo.get_run(run["id"])
     if current is not None and current["status"] != runs.CANCELLING:
         return "job_state_applied", details
-    if _send(publisher, {"command": messages.CANCEL, "run_id": run["id"], "attempt": run["attempt"]}):
+    if _send(effects.publisher, {"command": messages.CANCEL, "run_id": run["id"], "attempt": run["attempt"]}):
         return "cancel_resent", details
     return None, details
 
@@ -161,7 +163,7 @@ def _purge(run, repo, store, at: datetime) -> Optional[dict]:
     """A deleted run past its grace period: claimed (no restore after this), its artifacts removed, then its
     document and history. None when it was restored meanwhile (or is gone already)."""
     try:
-        current = repo.mutate_run(run["id"], lambda doc: runs.start_purge(doc, at)) or repo.get_run(run["id"])
+        current = run_writes.write(repo, run["id"], lambda doc: runs.start_purge(doc, at)) or repo.get_run(run["id"])
     except NotFound:
         return None
     if current is None or not current.get("purging"):

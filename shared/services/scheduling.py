@@ -17,9 +17,9 @@ from shared import log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
 from shared.validation import whole_number
-from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.services import access, catalog_entries, lifecycle, notification_targets, run_builder, spending
+from shared.adapters.scheduler_jobs import SchedulerJobs
+from shared.services import access, catalog_entries, lifecycle, notification_targets, ports, run_builder, spending
 
 HISTORY_LIMIT = 20
 ACTIVE_SCAN = 1000  # active schedules read to count a team's (a deployment has far fewer)
@@ -27,12 +27,6 @@ ACTIVE_SCAN = 1000  # active schedules read to count a team's (a deployment has 
 
 def new_schedule_id() -> str:
     return "ts-" + uuid.uuid4().hex[:12]
-
-
-def _jobs(jobs):
-    if jobs is None:  # every caller hands in the adapter the composition root built
-        raise TypeError("the schedules' job adapter (shared/composition.py schedule_jobs) was not given")
-    return jobs
 
 
 def _mutate(repo: Repository, schedule_id: str, mutate) -> Optional[dict]:
@@ -65,7 +59,7 @@ def freeze_template(repo: Repository, template: Any, identity: str, at: datetime
     return schedules.run_template_from(doc)
 
 
-def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable[teams.Team], jobs=None,
+def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable[teams.Team], jobs: SchedulerJobs,
                     at: Optional[datetime] = None, targets=None, admins=frozenset(), settings=None) -> dict:
     """A schedule owned by the team the body names (or the caller's only team where they are trainer), within
     the team's spend limits (check_spend_limits); its dataset must be one the team may read (`admins`:
@@ -82,7 +76,7 @@ def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable
     check_spend_limits(repo, doc, teams.by_name(declared, team), settings, at)
     notification_targets.check(targets, (template.get("notifications"), "run_template.notifications"),
                                (doc["notifications"], "notifications"))
-    return _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
+    return _store_with_job(repo, jobs, _sealed(targets, doc))
 
 
 def _sealed(targets, doc: dict) -> dict:
@@ -113,7 +107,7 @@ def check_spend_limits(repo: Repository, doc: dict, team: Optional[teams.Team], 
         spend.check_month(repo.get_ledger(team.name, month), team.name, month, team.budget, run_cost)
 
 
-def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:
+def _store_with_job(repo: Repository, jobs: SchedulerJobs, doc: dict) -> dict:
     # The job first: if Cloud Scheduler refuses, nothing is stored and the caller gets the error.
     doc["cloud_scheduler_job_name"] = jobs.job_name(doc["id"])
     if doc["status"] == schedules.ACTIVE:
@@ -128,7 +122,7 @@ def _store_with_job(repo: Repository, jobs, doc: dict) -> dict:
     return stored
 
 
-def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: datetime, jobs=None,
+def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: datetime, jobs: SchedulerJobs,
                  targets=None) -> dict:
     """POST /api/training-runs with a future scheduled_at: a one-time schedule plus its run, stored
     now in status `scheduled`; the run is queued for submission when its slot fires (or run-now)."""
@@ -139,7 +133,7 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
     doc = schedules.new_schedule(schedule_request, schedules.run_template_from(run_doc), new_schedule_id(),
                                  identity, at, run_doc["team"])
     notification_targets.check(targets, (run_doc["notifications"], "notifications"))
-    doc = _store_with_job(repo, _jobs(jobs), _sealed(targets, doc))
+    doc = _store_with_job(repo, jobs, _sealed(targets, doc))
     run_doc = {**run_doc, "status": runs.SCHEDULED, "schedule_id": doc["id"], "scheduled_at": scheduled_at,
                "notifications": doc["run_template"].get("notifications")}
     stored, _ = repo.create_run(run_doc, counter_key=run_builder.run_counter(),
@@ -172,12 +166,12 @@ def _require(repo: Repository, schedule_id: str) -> dict:
 # --------------------------------------------------------------------------- firing a slot
 
 
-def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: str, slot: datetime,
+def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id: str, slot: datetime,
               at: datetime, manual: bool = False, strict: bool = True, settings=None) -> dict:
     """Decide one slot (active / queued / skipped, per the concurrency policy), make its run with
     the deterministic `run_id`, and queue an active one for submission. Idempotent: a repeated call
     finds the decision and the run already made and only re-queues a still-pending run."""
-    settle_tracked(repo, _require(repo, schedule_id), at, publisher)
+    settle_tracked(repo, _require(repo, schedule_id), at, effects)
     updated = _mutate(repo, schedule_id, lambda s: schedules.admit(s, run_id, slot, at, manual))
     schedule = updated or _require(repo, schedule_id)
     outcome = schedules.decision(schedule, run_id)
@@ -190,24 +184,24 @@ def fire_slot(repo: Repository, publisher: Publisher, schedule_id: str, run_id: 
                         reason=schedule["skipped_slots"][-1]["reason"])
         return {"outcome": "skipped", "run": None, "schedule": schedule}
     try:
-        run = _ensure_run(repo, schedule, run_id, slot, at, manual, settings)
+        run = _ensure_run(repo, effects, schedule, run_id, slot, at, manual, settings)
     except (FieldError, spending.OverBudget) as exc:  # the template no longer resolves (e.g. its dataset was
         # deleted), or the team's month is spent: no run; why is on the schedule (skipped_slots, last_error)
         reason = f"over budget: {exc}" if isinstance(exc, spending.OverBudget) else f"run not created: {exc}"
         schedule = _mutate(repo, schedule_id, lambda s: schedules.drop(s, run_id, reason, at))
         waiting = repo.get_run(run_id)  # a one-time schedule's run, made when it was scheduled
         if waiting is not None and waiting["status"] == runs.SCHEDULED:
-            lifecycle.move_run(repo, run_id, lambda d: runs.cancel_waiting(d, "spend guard", at, reason), at=at)
+            lifecycle.move_run(repo, run_id, lambda d: runs.cancel_waiting(d, "spend guard", at, reason), effects, at)
         log.error("slot dropped: its run could not be created", schedule_id=schedule_id, run_id=run_id, error=str(exc))
         return {"outcome": "dropped", "run": None, "schedule": schedule or _require(repo, schedule_id)}
     if outcome == "active":
-        run = lifecycle.release(repo, publisher, run, strict)
+        run = lifecycle.release(repo, effects, run, strict)
     if updated is not None:
         log.info("slot fired", schedule_id=schedule_id, run_id=run_id, slot=slot, outcome=outcome, manual=manual)
     return {"outcome": outcome, "run": run, "schedule": schedule}
 
 
-def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
+def _ensure_run(repo: Repository, effects: ports.Effects, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
                 settings=None) -> dict:
     """The slot's run, admitted by the spend guard (reserved on its team's ledger; above the team's per-run cap
     it waits for approval instead of its turn); OverBudget when the team's month is spent."""
@@ -217,8 +211,8 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
             admitted = spending.admit(repo, existing, run_id, settings, at)  # a one-time schedule's run
             if admitted is not existing:
                 changes = {k: admitted[k] for k in ("status", "spend", "approval") if k in admitted}
-                existing = repo.mutate_run(run_id, lambda d: {**d, **changes} if d["status"] == runs.SCHEDULED
-                                           else None) or repo.get_run(run_id)
+                existing = lifecycle.move_run(repo, run_id, lambda d: {**d, **changes} if d["status"] == runs.SCHEDULED
+                                              else None, effects, at) or repo.get_run(run_id)
         return existing
     # The template's targets were checked and sealed with the schedule: its runs refer to the same secrets.
     # The slot's run belongs to the schedule's team (a schedule made before teams: to none, like it).
@@ -241,7 +235,7 @@ def _ensure_run(repo: Repository, schedule: dict, run_id: str, slot: datetime, a
 # --------------------------------------------------------------------------- terminal runs
 
 
-def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Optional[Publisher] = None) -> dict:
+def settle_tracked(repo: Repository, schedule: dict, at: datetime, effects: ports.Effects) -> dict:
     """Before a slot fires: settle tracked runs that ended without their change reaching the schedule
     (a run moved before this code existed, or a hook that crashed midway). Idempotent, like the hook."""
     tracked = list(schedule["active_runs"]) + [q["run_id"] for q in schedule["queued_runs"]]
@@ -249,19 +243,19 @@ def settle_tracked(repo: Repository, schedule: dict, at: datetime, publisher: Op
         run = repo.get_run(run_id)
         if run is not None and runs.is_terminal(run["status"]):
             schedule = _mutate(repo, schedule["id"], lambda s: schedules.settle(s, run, at)) or schedule
-    if publisher is not None and tracked:
-        lifecycle.release_active(repo, publisher, schedule)
+    if tracked:
+        lifecycle.release_active(repo, effects, schedule)
     return schedule
 
 
 # --------------------------------------------------------------------------- the trigger consumer
 
 
-def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger, published_at: Optional[datetime],
-               at: Optional[datetime] = None, jobs=None, settings=None) -> str:
+def on_trigger(repo: Repository, effects: ports.Effects, trigger: ScheduleTrigger, published_at: Optional[datetime],
+               at: Optional[datetime] = None, settings=None) -> str:
     """A schedule-trigger message: work out its slot from the message (or its publish time) and
     fire it. Paused, cancelled and completed schedules ignore triggers. A one-time schedule's job is
-    deleted once its slot fired (`jobs`): Cloud Scheduler has no one-shot jobs, so it would fire yearly."""
+    deleted once its slot fired: Cloud Scheduler has no one-shot jobs, so it would fire yearly."""
     schedule_id, slot = trigger.schedule_id, trigger.slot
     at = at or runs.now()
     schedule = repo.get_schedule(schedule_id)
@@ -270,25 +264,25 @@ def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger,
         return "ignored"
     if schedule["status"] != schedules.ACTIVE:
         log.info("trigger ignored", schedule_id=schedule_id, status=schedule["status"])
-        if jobs is not None and schedule["schedule_type"] == schedules.ONCE and schedule["status"] == schedules.COMPLETED:
-            jobs.delete(schedule)  # a yearly repeat of a spent one-time job: it goes now
-        elif jobs is not None and schedule["status"] == schedules.PAUSED:
-            jobs.pause(schedule)  # a paused schedule's job still fires (its pause failed): it stops now
+        if schedule["schedule_type"] == schedules.ONCE and schedule["status"] == schedules.COMPLETED:
+            effects.scheduler_jobs.delete(schedule)  # a yearly repeat of a spent one-time job: it goes now
+        elif schedule["status"] == schedules.PAUSED:
+            effects.scheduler_jobs.pause(schedule)  # a paused schedule's job still fires (its pause failed): it stops now
         return "ignored"
     if slot is not None and not schedules.is_slot(schedule, slot):
         log.warning("trigger names a time that is not a slot of the schedule", schedule_id=schedule_id, slot=slot)
         slot = None
     slot = slot or schedules.slot_for_trigger(schedule, published_at or at)
     if slot is None:
-        settle_tracked(repo, schedule, at, publisher)  # still a chance to start a promoted run
+        settle_tracked(repo, schedule, at, effects)  # still a chance to start a promoted run
         _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at))
         log.info("trigger matches no slot", schedule_id=schedule_id, published_at=published_at)
         return "no-slot"
-    result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
+    result = fire_slot(repo, effects, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
                        settings=settings)
     refreshed = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
-    if jobs is not None and refreshed["schedule_type"] == schedules.ONCE and refreshed["status"] == schedules.COMPLETED:
-        jobs.delete(refreshed)
+    if refreshed["schedule_type"] == schedules.ONCE and refreshed["status"] == schedules.COMPLETED:
+        effects.scheduler_jobs.delete(refreshed)
         log.info("one-time schedule's job deleted", schedule_id=schedule_id)
     return result["outcome"]
 
@@ -296,7 +290,7 @@ def on_trigger(repo: Repository, publisher: Publisher, trigger: ScheduleTrigger,
 # --------------------------------------------------------------------------- commands
 
 
-def pause_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None, at: Optional[datetime] = None) -> dict:
+def pause_schedule(repo: Repository, schedule_id: str, who: Caller, jobs: SchedulerJobs, at: Optional[datetime] = None) -> dict:
     at = at or runs.now()
     access.schedule(repo, who, schedule_id, teams.TRAINER, "pausing a schedule")
     try:
@@ -304,11 +298,11 @@ def pause_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None, a
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     schedule = updated or _require(repo, schedule_id)
-    _jobs(jobs).pause(schedule)
+    jobs.pause(schedule)
     return schedule
 
 
-def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, who: Caller, jobs=None,
+def resume_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, who: Caller,
                     at: Optional[datetime] = None, settings=None) -> dict:
     """paused → active; the missed slots the catch-up policy asks for fire now, through the same
     concurrency policy as any slot."""
@@ -326,22 +320,22 @@ def resume_schedule(repo: Repository, publisher: Publisher, schedule_id: str, wh
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     schedule = updated or _require(repo, schedule_id)
-    lifecycle.release_active(repo, publisher, schedule, strict=False)
+    lifecycle.release_active(repo, effects, schedule, strict=False)
     caught_up = []
     for slot in missed if updated is not None else []:
-        result = fire_slot(repo, publisher, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
+        result = fire_slot(repo, effects, schedule_id, schedules.slot_run_id(schedule_id, slot), slot, at,
                            strict=False, settings=settings)
         caught_up.append({"slot": slot, "outcome": result["outcome"],
                           "run_id": result["run"]["id"] if result["run"] else None})
     # The job last: the missed slots are only known on the call that moved the document, so they
     # fire before anything else can fail; a failed job resume is retried by resuming again (the
     # document is active already, the job resume is idempotent).
-    _jobs(jobs).resume(schedule)
+    effects.scheduler_jobs.resume(schedule)
     schedule = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
     return {"schedule": schedules.public_view(schedule), "caught_up": caught_up}
 
 
-def cancel_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None,
+def cancel_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, who: Caller,
                     at: Optional[datetime] = None) -> dict:
     """Stop the schedule for good, delete its job, and cancel its runs that have not started
     (queued ones, and a one-time schedule's scheduled run). Runs already submitted go on."""
@@ -349,17 +343,17 @@ def cancel_schedule(repo: Repository, schedule_id: str, who: Caller, jobs=None,
     access.schedule(repo, who, schedule_id, teams.TRAINER, "cancelling a schedule")
     identity = who.email
     schedule = _mutate(repo, schedule_id, lambda s: schedules.cancel(s, at)) or _require(repo, schedule_id)
-    _jobs(jobs).delete(schedule)
+    effects.scheduler_jobs.delete(schedule)
     # By schedule only: (schedule_id, created_at) has an index in terraform/firestore.tf; with status it would not.
     waiting = [r for r in repo.list_runs({"schedule_id": schedule_id}, 500) if r["status"] == runs.SCHEDULED]
     for run in waiting:
         lifecycle.move_run(repo, run["id"], lambda d: runs.cancel_waiting(
-            d, identity, at, "cancelled before it started: its schedule was cancelled"), at=at)
+            d, identity, at, "cancelled before it started: its schedule was cancelled"), effects, at)
     return {"schedule": schedules.public_view(_require(repo, schedule_id)),
             "cancelled_runs": [r["id"] for r in waiting]}
 
 
-def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, who: Caller,
+def trigger_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, who: Caller,
                      at: Optional[datetime] = None, settings=None) -> dict:
     """Run now, outside the schedule's slots (an active or paused schedule); the concurrency
     policy still applies."""
@@ -368,13 +362,13 @@ def trigger_schedule(repo: Repository, publisher: Publisher, schedule_id: str, w
     if schedule["status"] not in (schedules.ACTIVE, schedules.PAUSED):
         raise Conflict(f"schedule {schedule_id} is {schedule['status']}; only active or paused schedules can be "
                        f"triggered")
-    result = fire_slot(repo, publisher, schedule_id, schedules.manual_run_id(schedule_id, at), at, at,
+    result = fire_slot(repo, effects, schedule_id, schedules.manual_run_id(schedule_id, at), at, at,
                        manual=True, strict=False, settings=settings)
     return {"outcome": result["outcome"], "training_run": runs.public_view(result["run"]) if result["run"] else None,
             "schedule": schedules.public_view(result["schedule"])}
 
 
-def run_now(repo: Repository, publisher: Publisher, run_id: str, who: Caller, jobs=None,
+def run_now(repo: Repository, effects: ports.Effects, run_id: str, who: Caller,
             at: Optional[datetime] = None, settings=None) -> dict:
     """POST /api/training-runs/{id}/run-now: a scheduled run starts now and its one-time schedule
     is consumed (a later trigger for it is ignored)."""
@@ -386,7 +380,7 @@ def run_now(repo: Repository, publisher: Publisher, run_id: str, who: Caller, jo
     if schedule["schedule_type"] != schedules.ONCE:
         raise Conflict(f"run {run_id} is queued by the recurring schedule {schedule['id']}; it starts when a "
                        f"place is free (POST /api/training/schedules/{schedule['id']}/trigger runs one now)")
-    result = fire_slot(repo, publisher, schedule["id"], run_id, run["scheduled_at"], at, manual=True, strict=False,
+    result = fire_slot(repo, effects, schedule["id"], run_id, run["scheduled_at"], at, manual=True, strict=False,
                        settings=settings)
-    _jobs(jobs).delete(schedule)
+    effects.scheduler_jobs.delete(schedule)
     return result["run"] or repo.get_run(run_id)

@@ -6,7 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Optional
+from typing import Callable
 
 from pydantic import ValidationError
 
@@ -21,7 +21,7 @@ from shared.errors import NotFound, PermanentError, TransientError
 from shared.adapters.pipelines import JobRequest, PipelineBackend
 from shared.adapters.repository import Repository
 from shared.domain.run_config import BaseExperimentRef, RunSpec
-from shared.services import lifecycle
+from shared.services import lifecycle, ports, run_writes
 
 
 @dataclass
@@ -41,44 +41,13 @@ class Compiler:
                    module_files=getattr(module, "module_files", lambda: {}))
 
 
-def _claim(doc: dict, attempt: int, at, lease: timedelta) -> Optional[dict]:
-    """Claim the attempt for this delivery. A claim older than `lease` (settings: the holder's request
-    timeout plus a margin, so its holder is gone) or released by a holder that failed transiently is
-    taken over; a younger one is another delivery's, and this one is refused as transient — the retry
-    window outlasts the lease (terraform/pubsub.tf)."""
-    claimed = runs.claim_for_submit(doc, attempt, at)
-    if claimed is not None:
-        return claimed
-    if doc.get("attempt") == attempt and doc["status"] == runs.SUBMITTING:
-        entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), {})
-        claimed_at = entry.get("claimed_at")
-        if not claimed_at or at - claimed_at > lease:  # released, or the earlier holder is gone: take it over
-            entry["claimed_at"] = at
-            return doc
-        raise TransientError(f"run {doc['id']} attempt {attempt} is being submitted by another delivery")
-    return None
-
-
-def _release(doc: dict, attempt: int, claimed_at) -> Optional[dict]:
-    """This delivery's claim, given up after a transient failure, so that Pub/Sub's next redelivery
-    takes it at once rather than waiting out the lease (a backend outage shorter than the retry
-    window then dead-letters nothing). Only our own claim: a takeover since is left alone."""
-    if doc.get("attempt") != attempt or doc["status"] != runs.SUBMITTING:
-        return None
-    entry = next((a for a in doc.get("attempts", []) if a.get("attempt") == attempt), {})
-    if entry.get("claimed_at") != claimed_at:
-        return None
-    entry["claimed_at"] = None
-    return doc
-
-
-def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store: ArtifactStore,
-           compiler: Compiler, settings, publisher=None) -> str:
+def submit(message: RunSubmit, repo: Repository, pipelines: PipelineBackend, store: ArtifactStore,
+           compiler: Compiler, settings, effects: ports.Effects) -> str:
     """Returns what happened: 'submitted', 'skipped' (a duplicate or late message) or 'failed'."""
     at = runs.now()
     try:
-        claimed = repo.mutate_run(message.run_id, lambda doc: _claim(doc, message.attempt, at,
-                                                                      timedelta(seconds=settings.submit_lease_s)))
+        claimed = lifecycle.move_run(repo, message.run_id, lambda doc: runs.claim_submit(
+            doc, message.attempt, at, timedelta(seconds=settings.submit_lease_s)), effects)
     except NotFound:
         log.warning("run-submit for a run that no longer exists", run_id=message.run_id)
         return "skipped"
@@ -87,10 +56,10 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
         return "skipped"
 
     try:
-        job = _snapshot_compile_create(claimed, repo, backend, store, compiler, settings)
+        job = _snapshot_compile_create(claimed, repo, pipelines, store, compiler, settings)
     except TransientError as exc:
         try:
-            repo.mutate_run(message.run_id, lambda doc: _release(doc, message.attempt, at))
+            run_writes.write(repo, message.run_id, lambda doc: runs.release_submit(doc, message.attempt, at))
         except Exception as release_error:  # noqa: BLE001 - the lease frees the claim in the end anyway
             log.warning("submit claim not released", run_id=message.run_id, error=str(release_error))
         log.warning("submission failed transiently; claim released for the redelivery", run_id=message.run_id,
@@ -99,11 +68,11 @@ def submit(message: RunSubmit, repo: Repository, backend: PipelineBackend, store
     except PermanentError as exc:
         # A failed run settles its schedule like any other (its queued successor is released).
         lifecycle.move_run(repo, message.run_id, lambda doc: runs.record_failure(
-            doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()), publisher)
+            doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()), effects)
         log.error("submission failed", run_id=message.run_id, stage=exc.stage, error=str(exc))
         return "failed"
-    repo.mutate_run(message.run_id, lambda doc: runs.record_submitted(
-        doc, message.attempt, job.name, results.join(settings.artifacts_root, message.run_id), runs.now()))
+    lifecycle.move_run(repo, message.run_id, lambda doc: runs.record_submitted(
+        doc, message.attempt, job.name, results.join(settings.artifacts_root, message.run_id), runs.now()), effects)
     log.info("pipeline job submitted", run_id=message.run_id, job=job.name, attempt=message.attempt)
     return "submitted"
 
@@ -139,7 +108,7 @@ def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:
         raise PermanentError(f"the run's configuration is no longer valid: {exc}", stage="Compile") from None
 
 
-def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler, settings):
+def _snapshot_compile_create(run: dict, repo, pipelines, store, compiler: Compiler, settings):
     spec = build_run_spec(run, repo, settings)
     # Again here, before anything reads the data: the team's datasets may have shrunk since the run was
     # created, and a schedule's slot runs and retries were not checked by the API (docs/security.md).
@@ -172,4 +141,4 @@ def _snapshot_compile_create(run: dict, repo, backend, store, compiler: Compiler
             pipeline_job_path=job_path, pipeline_job_uri=job_uri, run_spec_uri=config_uri,
             pipeline_root=spec.pipeline_root, service_account=settings.pipeline_service_account,
             enable_caching=caching)
-        return backend.create_job(request)
+        return pipelines.create_job(request)

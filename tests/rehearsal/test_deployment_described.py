@@ -231,7 +231,8 @@ def test_every_notification_link_opens_the_dashboard_url(deployment, tmp_path):
     from shared import composition
     from shared.adapters.notify_targets import LocalSecrets, TopicSender
     from shared.adapters.secret_store import LocalSecretFile
-    from shared.services import intake, notify
+    from shared.services import intake
+    from shared.services.actions import notify
     from shared.services.notification_targets import NotificationTargets, TargetPolicy
     from tests.builders import demo_member, run_body, seed_catalog
     from tests.fakes import FakePublisher, InMemoryRepository

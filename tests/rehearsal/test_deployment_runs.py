@@ -198,12 +198,14 @@ def test_the_scheduler_makes_the_slot_run_and_small_data_stays_off_dataflow(clou
 
 
 def test_run_commands_cancels_the_pipeline_job_and_the_trainers_custom_job(cloud, large_run):
-    from shared.services import intents
+    from shared.adapters.scheduler_jobs import LocalTickerJobs
+    from shared.services.actions import cancel
+    from shared.services.ports import Effects
 
     run, job_id = large_run
     parent = f"projects/{cloud.project}/locations/{cloud.region}"
     custom_job = cloud.jobs.add_custom_job(parent, "trainer-rehearsal", {"trainyard-run-id": run["id"]})
-    intents.cancel_run(cloud.repo, cloud.publisher, run["id"], member()[0])
+    cancel.request(cloud.repo, Effects(cloud.publisher, LocalTickerJobs()), run["id"], member()[0])
     doc = cloud.wait(lambda: (d := cloud.repo.get_run(run["id"]))["status"] == runs.CANCELLED and d, 180,
                      "the run to be cancelled")
     assert cloud.pipelines.job(job_id).state.name == "PIPELINE_STATE_CANCELLED"

@@ -13,6 +13,8 @@ from shared.domain import teams
 from shared.errors import PermanentError
 from shared.http.app import Dependencies, create_app
 from shared.services import catalog_entries, submission
+from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, local_settings, model_config_body
 from tests.fakes import FakeBackend, FakeCompiler, FakePublisher, InMemoryRepository
@@ -215,7 +217,8 @@ def test_a_stored_dataset_with_the_p4_probe_cannot_be_run(repo):
 def _submitted(repo, run, settings):
     backend, compiler = FakeBackend(), FakeCompiler()
     outcome = submission.submit(submission.RunSubmit(run_id=run["id"], attempt=1), repo, backend, ArtifactStore(),
-                                submission.Compiler(compiler.compile_run, compiler.module_files), settings)
+                                submission.Compiler(compiler.compile_run, compiler.module_files), settings,
+                                Effects(FakePublisher(), LocalTickerJobs()))
     return outcome, repo.get_run(run["id"]), compiler
 
 

@@ -21,7 +21,7 @@ def get(w, run_id):
 
 
 def purge_pass(w, after: timedelta):
-    return reconcile.reconcile(w.repo, w.publisher, w.backend, w.store, w.deps.settings, at=runs.now() + after)
+    return reconcile.reconcile(w.repo, w.deps.effects, w.backend, w.store, w.deps.settings, at=runs.now() + after)
 
 
 def test_deleting_a_deployed_run_is_refused(world):
@@ -95,5 +95,5 @@ def test_a_restore_after_the_purge_began_is_refused_and_the_purge_completes(worl
     world.repo.mutate_run(run["id"], lambda doc: runs.start_purge(doc, later))  # a pass that died half-way
     response = post(world, f"/api/training-runs/{run['id']}/restore")
     assert response.status_code == 409 and "purged" in response.get_json()["message"]
-    report = reconcile.reconcile(world.repo, world.publisher, world.backend, world.store, world.deps.settings, at=later)
+    report = reconcile.reconcile(world.repo, world.deps.effects, world.backend, world.store, world.deps.settings, at=later)
     assert report["repaired"] == {"purged": 1} and world.repo.get_run(run["id"]) is None

@@ -17,6 +17,8 @@ from shared.contract.messages import RunCommand
 from shared.domain import runs, teams
 from shared.http.app import Dependencies, create_app
 from shared.services import commands
+from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository
@@ -195,7 +197,8 @@ def test_the_run_commands_consumer_refuses_a_deploy_to_an_endpoint_the_team_does
     endpoints = FakeEndpoints()
     serving = Serving(FakeRegistrar(), endpoints, FakeTrainerJobs(), machine_type="n1-standard-4")
     outcome = commands.handle_command(RunCommand(command="deploy", run_id=run_id, deployment_id="d1"), world.repo,
-                                      FakeBackend(), MemoryStore(), serving, declared=TEAMS)
+                                      FakeBackend(), MemoryStore(), serving,
+                                      effects=Effects(FakePublisher(), LocalTickerJobs()), declared=TEAMS)
     deployment = world.repo.get_run(run_id)["deployment"]
     assert outcome == "failed" and not endpoints.requests
     assert deployment["status"] == "failed" and "endpoint 'ads-prod' is not one team 'recs' owns" in deployment["error"]

@@ -21,6 +21,7 @@ from shared.contract.messages import ScheduleTrigger
 from shared.domain import runs, schedules, spend, teams
 from shared.http.app import Dependencies, create_app
 from shared.services import scheduling
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -242,7 +243,7 @@ def test_a_trigger_when_the_month_is_spent_makes_no_run_and_says_why_on_the_sche
     fill_ledger(env, 100, 1000)  # the month is spent
     slot = created["next_run_at"]
     slot = datetime.fromisoformat(slot.replace("Z", "+00:00")) if isinstance(slot, str) else slot
-    outcome = scheduling.on_trigger(env["repo"], env["publisher"], ScheduleTrigger(schedule_id=created["id"]),
+    outcome = scheduling.on_trigger(env["repo"], Effects(env["publisher"], env["jobs"]), ScheduleTrigger(schedule_id=created["id"]),
                                     slot + timedelta(seconds=1), at=slot + timedelta(seconds=1),
                                     settings=env["settings"])
     assert outcome == "dropped"

@@ -18,7 +18,7 @@ from shared.errors import TransientError
 from shared.adapters.notify_targets import LocalSecrets, TopicSender, WebhookSender
 from shared.domain import teams
 from shared.http.app import Dependencies, create_app
-from shared.services import notify
+from shared.services.actions import notify
 from shared.settings import get_settings
 from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository

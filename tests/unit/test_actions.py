@@ -237,7 +237,7 @@ def test_consumer_cancels_the_job_and_its_trainer_job_and_records_stage_and_epoc
         tasks=(TaskSnapshot("Transform", "SUCCEEDED", T0, T0), TaskSnapshot("Trainer", "CANCELLED", T0, T0),
                TaskSnapshot("Evaluator", "CANCELLED")))
     command = RunCommand.model_validate(published_commands(world)[0])
-    outcome = commands.handle_command(command, world.repo, world.backend, world.store, world.serving, declared=world.deps.settings.teams)
+    outcome = commands.handle_command(command, world.repo, world.backend, world.store, world.serving, effects=world.deps.effects, declared=world.deps.settings.teams)
     assert outcome == "cancelled"
     assert world.backend.cancelled == [job_id] and world.serving.trainer_jobs.cancelled == [run["id"]]
     stored = world.repo.get_run(run["id"])
@@ -247,7 +247,7 @@ def test_consumer_cancels_the_job_and_its_trainer_job_and_records_stage_and_epoc
     train = next(s for s in stored["stage_details"] if s["name"] == "Train")
     assert train["status"] == runs.STAGE_CANCELLED
     # a redelivery does nothing
-    assert commands.handle_command(command, world.repo, world.backend, world.store, world.serving, declared=world.deps.settings.teams) == "skipped"
+    assert commands.handle_command(command, world.repo, world.backend, world.store, world.serving, effects=world.deps.effects, declared=world.deps.settings.teams) == "skipped"
     assert world.backend.cancelled == [job_id]
 
 
@@ -273,7 +273,7 @@ def test_cancel_while_submitting_waits_for_the_job_to_exist(world):
             raise NotFound(job_id)
 
     with pytest.raises(TransientError):  # redelivered until the submitter has created the job
-        commands.handle_command(command, world.repo, NoJobYet(), world.store, world.serving, declared=world.deps.settings.teams)
+        commands.handle_command(command, world.repo, NoJobYet(), world.store, world.serving, effects=world.deps.effects, declared=world.deps.settings.teams)
     # the submitter finishes: the job name is recorded, the run stays cancelling
     doc = runs.record_submitted(world.repo.get_run(run["id"]), 1, "jobs/x", ARTIFACTS, runs.now())
     assert doc["status"] == runs.CANCELLING and doc["vertex_pipeline_job_name"] == "jobs/x"
@@ -338,7 +338,7 @@ def test_deploy_queues_the_work_and_the_consumer_records_the_endpoint(world):
     # repeat while deploying: no-op
     again = post(world, f"/api/training-runs/{run['id']}/deploy")
     assert again.status_code == 200 and again.get_json()["changed"] is False
-    outcome = commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving, declared=world.deps.settings.teams)
+    outcome = commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving, effects=world.deps.effects, declared=world.deps.settings.teams)
     assert outcome == "deployed"
     stored = world.repo.get_run(run["id"])
     assert stored["deployment_status"] == "deployed" and stored["is_deployed"] is True
@@ -350,7 +350,7 @@ def test_deploy_queues_the_work_and_the_consumer_records_the_endpoint(world):
     # deployed, same target: still a no-op; a redelivered command: skipped
     assert post(world, f"/api/training-runs/{run['id']}/deploy").get_json()["changed"] is False
     assert commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
-                                  world.serving, declared=world.deps.settings.teams) == "skipped"
+                                  world.serving, effects=world.deps.effects, declared=world.deps.settings.teams) == "skipped"
 
 
 def test_deploy_to_an_existing_endpoint_with_a_traffic_split(world):
@@ -363,7 +363,7 @@ def test_deploy_to_an_existing_endpoint_with_a_traffic_split(world):
     other = post(world, f"/api/training-runs/{run['id']}/deploy", {"endpoint_id": "456", "traffic_split": 30})
     assert other.status_code == 409 and "being deployed" in other.get_json()["message"]
     commands.handle_command(RunCommand.model_validate(published_commands(world)[0]), world.repo, world.backend, world.store,
-                           world.serving, declared=world.deps.settings.teams)
+                           world.serving, effects=world.deps.effects, declared=world.deps.settings.teams)
     assert world.serving.endpoints.requests[0].endpoint_id == "123"
     assert world.serving.endpoints.requests[0].traffic_percent == 30
 
@@ -373,7 +373,7 @@ def test_a_failed_deployment_is_recorded_and_can_be_retried(world):
     world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
     post(world, f"/api/training-runs/{run['id']}/deploy")
     assert commands.handle_command(RunCommand.model_validate(published_commands(world)[0]), world.repo, world.backend,
-                                  world.store, world.serving, declared=world.deps.settings.teams) == "failed"
+                                  world.store, world.serving, effects=world.deps.effects, declared=world.deps.settings.teams) == "failed"
     stored = world.repo.get_run(run["id"])
     assert stored["deployment_status"] == "failed" and "quota" in stored["deployment"]["error"]
     assert stored["status"] == runs.COMPLETED
@@ -392,7 +392,7 @@ def test_push_anyway_registers_a_not_blessed_model_and_records_it(world):
     assert response.status_code == 202
     assert post(world, f"/api/training-runs/{run['id']}/push-anyway").get_json()["changed"] is False
     command = RunCommand.model_validate(published_commands(world)[0])
-    assert commands.handle_command(command, world.repo, world.backend, world.store, world.serving, declared=world.deps.settings.teams) == "pushed"
+    assert commands.handle_command(command, world.repo, world.backend, world.store, world.serving, effects=world.deps.effects, declared=world.deps.settings.teams) == "pushed"
     stored = world.repo.get_run(run["id"])
     assert stored["status"] == runs.NOT_BLESSED and stored["pushed_anyway"] is True
     assert stored["vertex_model_resource_name"] == "projects/p/locations/l/models/7"
@@ -506,7 +506,7 @@ def test_delete_removes_the_runs_artifacts_once_the_grace_period_is_over(world):
     response = world.client.delete(f"/api/training-runs/{run['id']}", headers=AUTH)
     assert response.status_code == 200 and world.store.files  # kept while it may be restored
     later = runs.now() + timedelta(days=world.deps.settings.delete_grace_days, minutes=1)
-    report = reconcile.reconcile(world.repo, world.publisher, world.backend, world.store, world.deps.settings, at=later)
+    report = reconcile.reconcile(world.repo, world.deps.effects, world.backend, world.store, world.deps.settings, at=later)
     assert report["repaired"] == {"purged": 1} and report["repairs"][0]["artifacts_removed"] == 1
     assert not world.store.files and world.repo.get_run(run["id"]) is None
 

@@ -16,6 +16,8 @@ from shared.contract.messages import RunCommand, RunSubmit, ScheduleTrigger
 from shared.contract.pipeline_log_entry import PIPELINE_RESOURCE_TYPE, PipelineLogEntry
 from shared.errors import PermanentError, TransientError
 from shared.services import progress, submission
+from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from shared.services import intake
 from shared.settings import get_settings
 from tests.builders import demo_member, run_body, seed_catalog
@@ -39,7 +41,12 @@ def do_submit(env, attempt=1):
     return submission.submit(submission.RunSubmit(run_id=env["run"]["id"], attempt=attempt), env["repo"],
                              env["backend"], env["store"], submission.Compiler(env["compiler"].compile_run,
                                                                                env["compiler"].module_files),
-                             env["settings"])
+                             env["settings"], quiet())
+
+
+def quiet() -> Effects:
+    """Effects whose messages no test here reads."""
+    return Effects(FakePublisher(), LocalTickerJobs())
 
 
 def stable(doc: dict) -> dict:
@@ -117,7 +124,7 @@ def test_a_release_never_frees_a_claim_taken_over_since(env):
     env["repo"].mutate_run(run_id, lambda d: runs.claim_for_submit(d, 1, old))
     newer = runs.now()
     env["repo"].mutate_run(run_id, lambda d: {**d, "attempts": [{**d["attempts"][0], "claimed_at": newer}]})
-    env["repo"].mutate_run(run_id, lambda d: submission._release(d, 1, old))  # the first holder, late
+    env["repo"].mutate_run(run_id, lambda d: runs.release_submit(d, 1, old))  # the first holder, late
     assert env["repo"].get_run(run_id)["attempts"][0]["claimed_at"] == newer
 
 
@@ -193,7 +200,7 @@ def feed(env, snapshots, seed=None, twice=False):
         env["backend"].jobs[snap.job_id] = snap
         entry = {"logName": "projects/p/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
                  "resource": {"type": PIPELINE_RESOURCE_TYPE, "labels": {"pipeline_job_id": snap.job_id}}}
-        progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"])
+        progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"], quiet())
     return env["repo"].get_run(env["run"]["id"])
 
 
@@ -329,7 +336,7 @@ def test_events_of_another_attempt_or_unknown_jobs_are_ignored(env):
     assert stable(feed(env, old)) == stable(before)
     entry = {"logName": "x/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
              "resource": {"type": PIPELINE_RESOURCE_TYPE, "labels": {"pipeline_job_id": "someone-elses"}}}
-    assert progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"]) == "ignored"
+    assert progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"], quiet()) == "ignored"
 
 
 # ----------------------------------------------------------------------------- training progress
@@ -345,7 +352,7 @@ def test_epochs_update_live_fields_and_history(env):
     do_submit(env)
     run_id = env["run"]["id"]
     for n in (1, 2, 3):
-        assert progress.on_training_progress(epoch(run_id, n), env["repo"], 0) == "updated"
+        assert progress.on_training_progress(epoch(run_id, n), env["repo"], 0, quiet()) == "updated"
     run = env["repo"].get_run(run_id)
     assert run["current_epoch"] == 3 and run["total_epochs"] == 10
     assert run["live_metrics"]["recall_at_100"] == pytest.approx(0.12)
@@ -357,7 +364,7 @@ def test_epochs_out_of_order_or_repeated_never_go_back(env):
     do_submit(env)
     run_id = env["run"]["id"]
     for n in (4, 2, 4, 3, 1):
-        progress.on_training_progress(epoch(run_id, n), env["repo"], 0)
+        progress.on_training_progress(epoch(run_id, n), env["repo"], 0, quiet())
     assert env["repo"].get_run(run_id)["current_epoch"] == 4
     assert [e["epoch"] for e in env["repo"].list_epochs(run_id, 1)] == [1, 2, 3, 4]
 
@@ -367,9 +374,9 @@ def test_fast_epochs_write_the_run_at_most_once_per_interval(env):
     run_id = env["run"]["id"]
     writes_before = env["repo"].writes
     for n in range(1, 10):
-        progress.on_training_progress(epoch(run_id, n), env["repo"], 60.0)
+        progress.on_training_progress(epoch(run_id, n), env["repo"], 60.0, quiet())
     assert env["repo"].writes - writes_before == 1  # the first epoch; the rest land in history only
-    progress.on_training_progress(epoch(run_id, 10), env["repo"], 60.0)  # the final epoch always lands
+    progress.on_training_progress(epoch(run_id, 10), env["repo"], 60.0, quiet())  # the final epoch always lands
     assert env["repo"].get_run(run_id)["current_epoch"] == 10
     assert len(env["repo"].list_epochs(run_id, 1)) == 10
 
@@ -391,7 +398,7 @@ def test_consumer_acks_malformed_and_unknown_messages(env):
                    lambda *a: seen.append(a), "t") == "malformed"
 
     def handle(entry, _):
-        return progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"])
+        return progress.on_pipeline_event(entry, env["repo"], env["backend"], env["store"], quiet())
 
     assert consume(load_event("unknown_log_entry.json"), PipelineLogEntry, handle, "t") == "malformed"
     assert consume({"nothing": 1}, PipelineLogEntry, handle, "t") == "malformed"
@@ -429,6 +436,6 @@ def test_canonical_sink_entries_name_the_job(env):
     for name in ("pipeline_job_event.json", "pipeline_job_task_event.json"):
         body = load_event(name, **{"tr-0123456789abcdef": run_id})
         outcome = consume(body, PipelineLogEntry, lambda entry, _: progress.on_pipeline_event(
-            entry, env["repo"], env["backend"], env["store"]), "t")
+            entry, env["repo"], env["backend"], env["store"], quiet()), "t")
         assert outcome in ("updated", "unchanged")
     assert env["repo"].get_run(run_id)["stage_details"][1]["status"] == "completed"

@@ -15,7 +15,11 @@ from shared.contract.messages import DEPLOY, RunCommand
 from shared.contract.pipeline_log_entry import PipelineLogEntry
 from shared.errors import PermanentError, TransientError
 from shared.adapters.serving import Serving
-from shared.services import commands, deployments, intents, progress
+from shared.domain import deployments
+from shared.services import commands, progress
+from shared.services.actions import deletion, deploy
+from shared.services.ports import Effects
+from tests.unit.test_schedules import NoJobs
 from shared.services import intake
 from tests.builders import demo_member, run_body, seed_catalog
 from tests.events import load_event
@@ -67,8 +71,9 @@ def event(w, snapshot, publisher=None) -> str:
     """One pipeline-events push (the canonical sink entry) while the backend reports `snapshot`."""
     w.backend.jobs[snapshot.job_id] = snapshot
     body = load_event("pipeline_job_event.json", **{"tr-0123456789abcdef-a1": snapshot.job_id})
-    return consume(body, PipelineLogEntry, lambda entry, _: progress.on_pipeline_event(
-        entry, w.repo, w.backend, w.store, publisher or w.publisher), "pipeline_events")
+    return consume(body, PipelineLogEntry, lambda entry, _: progress.on_pipeline_event(entry, w.repo, w.backend, w.store,
+                                                                        Effects(publisher or w.publisher, NoJobs())),
+                   "pipeline_events")
 
 
 def deploy_commands(publisher) -> list[dict]:
@@ -94,7 +99,7 @@ def test_completed_blessed_deploy_new_is_deployed_once_and_marked_automatic(worl
     assert command == {"command": "deploy", "run_id": run["id"], "deployment_id": deployment["id"]}
     # the run-commands consumer does the rest, as for a manual deploy
     assert commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store,
-                                  world.serving, declared=DEMO) == "deployed"
+                                  world.serving, effects=Effects(world.publisher, NoJobs()), declared=DEMO) == "deployed"
     deployed = world.repo.get_run(run["id"])
     assert deployed["deployment_status"] == "deployed" and deployed["is_deployed"] is True
     assert deployed["deployment"]["automatic"] is True and deployed["deployment"]["predict_url"]
@@ -113,7 +118,7 @@ def test_redelivered_and_reordered_final_events_publish_one_deployment(world):
     (command,) = deploy_commands(world.publisher)
     assert command["deployment_id"] == first["deployment"]["id"]
     # after the deploy finished (or failed), late events still move nothing and send nothing
-    commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving, declared=DEMO)
+    commands.handle_command(RunCommand.model_validate(command), world.repo, world.backend, world.store, world.serving, effects=Effects(world.publisher, NoJobs()), declared=DEMO)
     for snapshot in (timeline[-1], timeline[5]):
         assert event(world, snapshot) == "ignored"
     assert len(deploy_commands(world.publisher)) == 1
@@ -126,7 +131,7 @@ def test_deploy_existing_takes_the_endpoint_and_split_from_the_config(world):
     assert final["deployment"]["endpoint_id"] == "987" and final["deployment"]["traffic_split"] == 25
     assert final["deployment"]["endpoint_name"] is None
     commands.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
-                           world.store, world.serving, declared=DEMO)
+                           world.store, world.serving, effects=Effects(world.publisher, NoJobs()), declared=DEMO)
     request = world.serving.endpoints.requests[0]
     assert request.endpoint_id == "987" and request.traffic_percent == 25
 
@@ -181,18 +186,20 @@ def test_a_failed_publish_is_redelivered_and_the_redelivery_publishes(world):
     assert len(deploy_commands(flaky)) == 1
 
 
-def fold_without_publisher(w, run) -> dict:
-    """As the cancel path folds a finished job in (progress.apply_job with no publisher)."""
+def completed_before_its_deploy(w, run) -> dict:
+    """The run's job folded in, and the process gone before what follows the change ran (a crash between
+    the write that completed the run and its automatic deploy request): the run's transitions alone."""
     for snapshot in job_timeline(f"{run['id']}-a1"):
         w.backend.jobs[snapshot.job_id] = snapshot
-        progress.apply_job(run["id"], snapshot, w.repo, w.store, w.artifacts)
+        found = progress.read_results(w.store, w.artifacts) if snapshot.state == "PIPELINE_STATE_SUCCEEDED" else {}
+        w.repo.mutate_run(run["id"], lambda d: runs.apply_job_snapshot(d, snapshot, found))
     return w.repo.get_run(run["id"])
 
 
 def test_a_deployment_already_on_the_run_is_left_alone(world):
     run = running_run(world, DEPLOY_NEW)
-    assert fold_without_publisher(world, run)["status"] == runs.COMPLETED  # and someone deploys it by hand first
-    manual = intents.deploy_run(world.repo, world.publisher, run["id"], DEV, {"endpoint_id": "555"}, DEMO)
+    assert completed_before_its_deploy(world, run)["status"] == runs.COMPLETED  # and someone deploys it by hand first
+    manual = deploy.request(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, {"endpoint_id": "555"}, DEMO)
     assert manual["changed"] is True and manual["training_run"]["deployment"]["automatic"] is False
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     (command,) = deploy_commands(world.publisher)
@@ -206,11 +213,11 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
     finish(world, run)
     world.serving.endpoints.fail = PermanentError("quota exceeded for n1-standard-4", stage="Deploy")
     commands.handle_command(RunCommand.model_validate(deploy_commands(world.publisher)[0]), world.repo, world.backend,
-                           world.store, world.serving, declared=DEMO)
+                           world.store, world.serving, effects=Effects(world.publisher, NoJobs()), declared=DEMO)
     assert world.repo.get_run(run["id"])["deployment_status"] == "failed"
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert len(deploy_commands(world.publisher)) == 1  # state only moves forward
-    again = intents.deploy_run(world.repo, world.publisher, run["id"], DEV, None, DEMO)
+    again = deploy.request(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, None, DEMO)
     assert again["changed"] is True and again["training_run"]["deployment"]["endpoint_name"] == "recs-prod"
     assert len(deploy_commands(world.publisher)) == 2
 
@@ -218,14 +225,14 @@ def test_a_failed_automatic_deploy_is_not_retried_by_events_but_can_be_by_hand(w
 def test_a_manual_repeat_of_the_automatic_deploy_is_a_no_op_that_requeues_it(world):
     run = running_run(world, DEPLOY_NEW)
     first = finish(world, run)
-    repeat = intents.deploy_run(world.repo, world.publisher, run["id"], DEV, None, DEMO)
+    repeat = deploy.request(world.repo, Effects(world.publisher, NoJobs()), run["id"], DEV, None, DEMO)
     assert repeat["changed"] is False and repeat["training_run"]["deployment"]["id"] == first["deployment"]["id"]
     assert [c["deployment_id"] for c in deploy_commands(world.publisher)] == [first["deployment"]["id"]] * 2
 
 
-def test_without_a_publisher_nothing_is_deployed_and_the_next_event_does_it(world):
+def test_a_completed_run_whose_deploy_was_not_requested_gets_it_on_the_next_event(world):
     run = running_run(world, DEPLOY_NEW)
-    final = fold_without_publisher(world, run)
+    final = completed_before_its_deploy(world, run)
     assert final["status"] == runs.COMPLETED and not final.get("deployment")
     assert event(world, job_timeline(f"{run['id']}-a1")[-1]) == "ignored"  # a late event with the consumer's publisher
     (command,) = deploy_commands(world.publisher)
@@ -233,10 +240,10 @@ def test_without_a_publisher_nothing_is_deployed_and_the_next_event_does_it(worl
 
 
 def test_a_run_deleted_before_its_automatic_deploy_is_not_deployed(world):
-    """A completed run whose automatic deploy was not requested yet (folded without a publisher) is deleted;
+    """A completed run whose automatic deploy was not requested yet (completed_before_its_deploy) is deleted;
     the redelivered final event then deploys nothing and does not fail (a deleted run takes no action)."""
     run = running_run(world, DEPLOY_NEW)
-    assert fold_without_publisher(world, run)["status"] == runs.COMPLETED
-    assert intents.delete_run(world.repo, run["id"], DEV, grace_days=7)["changed"] is True
+    assert completed_before_its_deploy(world, run)["status"] == runs.COMPLETED
+    assert deletion.delete(world.repo, run["id"], DEV, grace_days=7)["changed"] is True
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert deploy_commands(world.publisher) == [] and not world.repo.get_run(run["id"]).get("deployment")

@@ -15,7 +15,10 @@ from shared.contract import topics
 from shared.contract.messages import RunCommand
 from shared.errors import TransientError
 from shared.adapters.notify_targets import DeliveryError, LocalSecrets, TopicSender
-from shared.services import notify, progress
+from shared.services import progress
+from shared.services.actions import notify
+from shared.services.ports import Effects
+from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.services import intake
 from shared.adapters.secret_store import LocalSecretFile
 from shared.services.notification_targets import NotificationTargets, TargetPolicy
@@ -178,7 +181,7 @@ def test_a_run_that_fails_in_the_pipeline_queues_one_notify_command(env):  # noq
     do_submit(env)
     for snap in job_timeline(f"{env['run']['id']}-a1", fail_at="Trainer") * 2:  # every event twice
         env["backend"].jobs[snap.job_id] = snap
-        progress.apply_job(env["run"]["id"], snap, repo, env["store"], "", publisher)
+        progress.apply_job(env["run"]["id"], snap, repo, env["store"], "", Effects(publisher, LocalTickerJobs()))
     commands = [m for m in publisher.messages if m[0] == topics.RUN_COMMANDS]
     assert [m[1] for m in commands] == [{"command": "notify", "run_id": env["run"]["id"], "attempt": 1,
                                          "event": "failed"}]
@@ -204,17 +207,44 @@ def test_the_run_commands_consumer_parses_a_notify_command():
     command = RunCommand.model_validate(json.loads(json.dumps({"command": "notify", "run_id": "tr-1", "attempt": 1,
                                                            "event": "failed"})))
     repo = InMemoryRepository()
-    assert commands.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0], declared=()) == "skipped"
+    assert commands.handle_command(command, repo, None, None, None, notifier=notifier(Webhooks())[0],
+                                   effects=Effects(FakePublisher(), LocalTickerJobs()), declared=()) == "skipped"
 
 
 def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
-    from shared.services import intents
+    from shared.services.actions import cancel
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
     run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"),
                             targets=TARGETS)
-    intents.cancel_run(repo, publisher, run["id"], demo_member("d@x.com")[0])
+    cancel.request(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
-    intents.cancel_run(repo, publisher, run["id"], demo_member("d@x.com")[0])  # a repeat changes nothing and tells no one again
+    cancel.request(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])  # a repeat changes nothing and tells no one again
     assert len([m for m in publisher.messages if m[1].get("command") == "notify"]) == 1
+
+
+def test_runs_cancelled_with_their_schedule_are_notified():
+    """Review claim (issue 24): cancelling a schedule cancelled its waiting runs without a publisher, so
+    a run whose targets asked for "cancelled" was never told. Each such run is told once."""
+    from datetime import datetime, timedelta, timezone
+
+    from shared.services import scheduling
+
+    repo, publisher = InMemoryRepository(), FakePublisher()
+    effects = Effects(publisher, LocalTickerJobs())
+    ids = seed_catalog(repo)
+    who, declared = demo_member("d@x.com")
+    at = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    template = run_body(ids["experiment"], notifications=HOOK)
+    schedule = scheduling.create_schedule(repo, {"name": "nightly", "schedule_type": "daily", "time_of_day": "02:30",
+                                                 "timezone": "UTC", "concurrency_policy": "queue",
+                                                 "run_template": template}, who, declared, LocalTickerJobs(),
+                                          at=at, targets=TARGETS)
+    scheduling.trigger_schedule(repo, effects, schedule["id"], who, at=at)
+    waiting = scheduling.trigger_schedule(repo, effects, schedule["id"], who, at=at + timedelta(seconds=1))
+    assert waiting["outcome"] == "queued"
+    result = scheduling.cancel_schedule(repo, effects, schedule["id"], who, at=at)
+    assert result["cancelled_runs"] == [waiting["training_run"]["id"]]
+    told = [m[1] for m in publisher.messages if m[1].get("command") == "notify"]
+    assert told == [{"command": "notify", "run_id": waiting["training_run"]["id"], "attempt": 1, "event": "cancelled"}]

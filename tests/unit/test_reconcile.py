@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 
 from shared.contract.labels import job_id_for
-from shared.services.deployments import DEPLOYING
+from shared.domain.deployments import DEPLOYING
 from shared.domain import runs
 from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from shared.services import reconcile, submission
+from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from tests.builders import local_settings
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.scenario import job_timeline, write_results
@@ -25,17 +27,18 @@ def env(tmp_path):
     from tests.unit.test_control_plane import env as control_plane_env
 
     base = control_plane_env.__wrapped__(tmp_path)  # the control plane's fakes, one run created
-    return {**base, "publisher": FakePublisher(), "run_id": base["run"]["id"]}
+    publisher = FakePublisher()
+    return {**base, "publisher": publisher, "effects": Effects(publisher, LocalTickerJobs()), "run_id": base["run"]["id"]}
 
 
 def submit(env, attempt=1) -> str:
     compiler = submission.Compiler(env["compiler"].compile_run, env["compiler"].module_files)
     return submission.submit(submission.RunSubmit(run_id=env["run_id"], attempt=attempt), env["repo"],
-                             env["backend"], env["store"], compiler, env["settings"])
+                             env["backend"], env["store"], compiler, env["settings"], env["effects"])
 
 
 def reconcile_at(env, later: timedelta) -> dict:
-    return reconcile.reconcile(env["repo"], env["publisher"], env["backend"], env["store"], env["settings"],
+    return reconcile.reconcile(env["repo"], env["effects"], env["backend"], env["store"], env["settings"],
                                at=runs.now() + later)
 
 

@@ -12,6 +12,7 @@ from shared.contract import topics
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError
 from shared.services import lifecycle, progress, scheduling
+from shared.services.ports import Effects
 from shared.services import intake
 from tests.builders import demo_member, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -46,7 +47,8 @@ class NoJobs:
 @pytest.fixture
 def env():
     repo = InMemoryRepository()
-    return {"repo": repo, "publisher": FakePublisher(), "jobs": NoJobs(), "ids": seed_catalog(repo)}
+    publisher, jobs = FakePublisher(), NoJobs()
+    return {"repo": repo, "publisher": publisher, "jobs": jobs, "effects": Effects(publisher, jobs), "ids": seed_catalog(repo)}
 
 
 def body(ids, **overrides):
@@ -63,7 +65,7 @@ def make(env, at, **overrides):
 
 def trigger(env, schedule_id, published, at=None, **payload):
     trigger = ScheduleTrigger(schedule_id=schedule_id, **payload)
-    return scheduling.on_trigger(env["repo"], env["publisher"], trigger, published,
+    return scheduling.on_trigger(env["repo"], env["effects"], trigger, published,
                               at=at or published)
 
 
@@ -73,7 +75,7 @@ def finish(env, run_id, status, at, message="boom"):
         extra = {"error_stage": "Train", "error_message": message} if status == runs.FAILED else {}
         return {**doc, "status": status, "completed_at": at, **extra}
 
-    return lifecycle.move_run(env["repo"], run_id, end, at=at)
+    return lifecycle.move_run(env["repo"], run_id, end, env["effects"], at)
 
 
 def submitted(env):
@@ -204,7 +206,7 @@ def test_paused_and_cancelled_schedules_ignore_triggers(env, action):
     if action == "pause":
         scheduling.pause_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
     else:
-        scheduling.cancel_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
+        scheduling.cancel_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=at)
     assert trigger(env, schedule["id"], schedule["next_run_at"]) == "ignored"
     assert not env["repo"].runs and not env["publisher"].messages
     assert env["jobs"].calls[-1] == (action if action == "pause" else "delete", schedule["id"])
@@ -240,13 +242,13 @@ def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-03T18:00:00Z"}
     run = intake.create_run(env["repo"], env["publisher"], body_, *demo_member("dev@example.com"), at=at, jobs=env["jobs"])
-    started = scheduling.run_now(env["repo"], env["publisher"], run["id"], DEV, env["jobs"], at=at + timedelta(minutes=5))
+    started = scheduling.run_now(env["repo"], env["effects"], run["id"], DEV, at=at + timedelta(minutes=5))
     assert started["status"] == "pending" and submitted(env) == [run["id"]]
     schedule = env["repo"].get_schedule(run["schedule_id"])
     assert schedule["status"] == "completed" and ("delete", schedule["id"]) in env["jobs"].calls
     assert trigger(env, schedule["id"], datetime(2026, 5, 3, 18, tzinfo=UTC)) == "ignored"
     with pytest.raises(Conflict):
-        scheduling.run_now(env["repo"], env["publisher"], run["id"], DEV, env["jobs"], at=at)
+        scheduling.run_now(env["repo"], env["effects"], run["id"], DEV, at=at)
 
 
 def test_past_scheduled_at_is_still_a_400(env):
@@ -287,7 +289,7 @@ def test_concurrency_queue_starts_the_queued_run_when_a_place_frees(env):
     stored = env["repo"].get_schedule(schedule["id"])
     assert stored["active_runs"] == {queued_id: second} and stored["queued_runs"] == []
     # The hook promoted it; the next trigger (or a hook with a publisher) queues it for submission.
-    lifecycle.release_active(env["repo"], env["publisher"], stored)
+    lifecycle.release_active(env["repo"], env["effects"], stored)
     assert env["repo"].get_run(queued_id)["status"] == "pending" and queued_id in submitted(env)
 
 
@@ -298,7 +300,7 @@ def test_terminal_hook_with_a_publisher_submits_the_promoted_run(env):
     trigger(env, schedule["id"], first)
     trigger(env, schedule["id"], first + timedelta(hours=1))
     run = env["repo"].mutate_run(schedules.slot_run_id(schedule["id"], first), lambda d: {**d, "status": "completed"})
-    lifecycle.settle_schedule(env["repo"], run, env["publisher"], at=first + timedelta(hours=2))
+    lifecycle.settle_schedule(env["repo"], run, env["effects"], at=first + timedelta(hours=2))
     assert schedules.slot_run_id(schedule["id"], first + timedelta(hours=1)) in submitted(env)
 
 
@@ -316,7 +318,7 @@ def test_statistics_count_each_terminal_run_once_however_often_events_arrive(env
         ids.append(schedules.slot_run_id(schedule["id"], slot))
         run = finish(env, ids[-1], status, slot + timedelta(minutes=30))
         for _ in range(3):  # the same terminal state again and again
-            lifecycle.settle_schedule(env["repo"], run, at=slot + timedelta(minutes=40))
+            lifecycle.settle_schedule(env["repo"], run, env["effects"], at=slot + timedelta(minutes=40))
     scheduling.get_schedule(env["repo"], schedule["id"], DEV)  # the scan backstop finds nothing more to count
     stored = env["repo"].get_schedule(schedule["id"])
     assert (stored["total_runs"], stored["successful_runs"], stored["failed_runs"]) == (3, 2, 1)
@@ -349,7 +351,7 @@ def test_a_failed_submit_settles_its_schedule_and_releases_the_next_run(env, tmp
     settings = replace(get_settings(), artifacts_root=str(tmp_path / "a"), pipeline_root=str(tmp_path / "r"))
     outcome = submission.submit(submission.RunSubmit(run_id=first, attempt=1), env["repo"], FakeBackend(),
                                 ArtifactStore(), submission.Compiler(compiler.compile_run, compiler.module_files),
-                                settings, publisher=env["publisher"])
+                                settings, effects=env["effects"])
     assert outcome == "failed"
     stored = env["repo"].get_schedule(schedule["id"])
     assert stored["failed_runs"] == 1 and stored["active_runs"] == {second: stored["active_runs"][second]}
@@ -357,10 +359,10 @@ def test_a_failed_submit_settles_its_schedule_and_releases_the_next_run(env, tmp
 
 
 def test_cancelling_a_waiting_run_settles_its_schedule_at_once(env):
-    from shared.services import intents
+    from shared.services.actions import cancel
 
     schedule, first, second = _queue_of_two(env)
-    intents.cancel_run(env["repo"], env["publisher"], first, demo_member()[0])  # pending: cancelled outright
+    cancel.request(env["repo"], env["effects"], first, demo_member()[0])  # pending: cancelled outright
     assert env["repo"].get_run(first)["status"] == "cancelled"
     stored = env["repo"].get_schedule(schedule["id"])
     assert first not in stored["active_runs"] and second in stored["active_runs"]
@@ -415,7 +417,7 @@ def test_the_progress_path_counts_a_scheduled_run_when_its_job_ends(env):
     backend = FakeBackend()
     backend.jobs[failed.job_id] = failed
     for _ in range(2):
-        progress.apply_job(run_id, failed, env["repo"], None, "/nonexistent")
+        progress.apply_job(run_id, failed, env["repo"], None, "/nonexistent", env["effects"])
     stored = env["repo"].get_schedule(schedule["id"])
     assert stored["failed_runs"] == 1 and stored["last_run_status"] == "failed"
 
@@ -429,7 +431,7 @@ def test_resume_catches_up_per_policy(env, mode, limit, expected):
     schedule = make(env, at, catch_up=mode, catch_up_limit=limit, max_concurrent_runs=10)
     scheduling.pause_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
     resumed_at = schedule["next_run_at"] + timedelta(days=2, hours=1)  # three daily slots missed
-    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"], at=resumed_at)
+    result = scheduling.resume_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=resumed_at)
     caught = [c["slot"] for c in result["caught_up"]]
     missed = [schedule["next_run_at"] + timedelta(days=d) for d in range(3)]
     assert caught == missed[len(missed) - expected:] if expected else caught == []
@@ -455,10 +457,10 @@ def test_a_failed_job_resume_still_catches_up_and_resuming_again_resumes_the_job
     with monkeypatch.context() as patch:
         patch.setattr(env["jobs"], "resume", unavailable)
         with pytest.raises(TransientError):
-            scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"], at=resumed_at)
+            scheduling.resume_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=resumed_at)
     latest = schedule["next_run_at"] + timedelta(days=2)
     assert submitted(env) == [schedules.slot_run_id(schedule["id"], latest)]
-    again = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"], at=resumed_at)
+    again = scheduling.resume_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=resumed_at)
     assert again["schedule"]["status"] == "active" and env["jobs"].calls[-1] == ("resume", schedule["id"])
     assert submitted(env) == [schedules.slot_run_id(schedule["id"], latest)]  # nothing fired twice
 
@@ -467,7 +469,7 @@ def test_catch_up_goes_through_the_concurrency_policy(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at, catch_up="all", concurrency_policy="queue")
     scheduling.pause_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
-    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"],
+    result = scheduling.resume_schedule(env["repo"], env["effects"], schedule["id"], DEV,
                                      at=schedule["next_run_at"] + timedelta(days=2, hours=1))
     assert [c["outcome"] for c in result["caught_up"]] == ["active", "queued", "queued"]
 
@@ -477,7 +479,7 @@ def test_resume_after_auto_pause_clears_the_reason(env):
     slot = schedule["next_run_at"]
     trigger(env, schedule["id"], slot)
     finish(env, schedules.slot_run_id(schedule["id"], slot), runs.FAILED, slot + timedelta(hours=1))
-    result = scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"],
+    result = scheduling.resume_schedule(env["repo"], env["effects"], schedule["id"], DEV,
                                      at=slot + timedelta(hours=2))
     assert result["schedule"]["paused_reason"] is None and result["schedule"]["consecutive_failures"] == 0
     assert result["caught_up"] == []
@@ -486,16 +488,16 @@ def test_resume_after_auto_pause_clears_the_reason(env):
 def test_manual_trigger_and_cancel_of_waiting_runs(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     schedule = make(env, at, concurrency_policy="queue")
-    first = scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], DEV, at=at)
-    second = scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], DEV, at=at + timedelta(seconds=1))
+    first = scheduling.trigger_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=at)
+    second = scheduling.trigger_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=at + timedelta(seconds=1))
     assert (first["outcome"], second["outcome"]) == ("active", "queued")
     assert first["training_run"]["triggered_by"] == "manual"
-    result = scheduling.cancel_schedule(env["repo"], schedule["id"], DEV, env["jobs"], at=at)
+    result = scheduling.cancel_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=at)
     assert result["cancelled_runs"] == [second["training_run"]["id"]]
     assert env["repo"].get_run(second["training_run"]["id"])["status"] == "cancelled"
     assert result["schedule"]["cancelled_runs"] == 1 and result["schedule"]["status"] == "cancelled"
     with pytest.raises(Conflict):
-        scheduling.trigger_schedule(env["repo"], env["publisher"], schedule["id"], DEV, at=at)
+        scheduling.trigger_schedule(env["repo"], env["effects"], schedule["id"], DEV, at=at)
 
 
 def test_a_paused_schedule_keeps_its_queue_until_resumed(env):
@@ -509,7 +511,7 @@ def test_a_paused_schedule_keeps_its_queue_until_resumed(env):
     stored = env["repo"].get_schedule(schedule["id"])
     assert stored["status"] == "paused" and stored["queued_runs"][0]["run_id"] == queued_id
     assert stored["active_runs"] == {}
-    scheduling.resume_schedule(env["repo"], env["publisher"], schedule["id"], DEV, env["jobs"],
+    scheduling.resume_schedule(env["repo"], env["effects"], schedule["id"], DEV,
                             at=first + timedelta(hours=1, minutes=10))
     assert env["repo"].get_run(queued_id)["status"] == "pending" and queued_id in submitted(env)
 
@@ -532,13 +534,13 @@ def test_a_lost_final_event_no_longer_blocks_a_schedule_capped_at_one_run(env, t
     settings = replace(get_settings(), artifacts_root=str(tmp_path / "a"), pipeline_root=str(tmp_path / "r"))
     assert submission.submit(submission.RunSubmit(run_id=first, attempt=1), env["repo"], backend, ArtifactStore(),
                              submission.Compiler(compiler.compile_run, compiler.module_files), settings,
-                             publisher=env["publisher"]) == "submitted"
+                             effects=env["effects"]) == "submitted"
     job_id = job_id_for(first, 1)
     backend.jobs[job_id] = job_timeline(job_id)[-1]  # the job SUCCEEDED; no event of it ever arrives
     write_results(ArtifactStore(), env["repo"].get_run(first)["gcs_artifacts_path"])
     assert second not in submitted(env)
 
-    report = reconcile.reconcile(env["repo"], env["publisher"], backend, ArtifactStore(), settings,
+    report = reconcile.reconcile(env["repo"], env["effects"], backend, ArtifactStore(), settings,
                                  at=runs.now() + timedelta(hours=1))
     assert report["repaired"] == {"job_state_applied": 1}
     assert env["repo"].get_run(first)["status"] == runs.COMPLETED

@@ -20,9 +20,10 @@ from shared.adapters.artifact_store import ArtifactStore
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import TransientError
 from shared.http.app import Dependencies, create_app
-from shared.composition import schedule_jobs as jobs_from_settings
+from shared.composition import scheduler_jobs as jobs_from_settings
 from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
 from shared.services import scheduling
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import demo_member, local_settings, seed_catalog
 
@@ -384,8 +385,8 @@ def deliver(api, name, published_at):
     def publish(topic, data, attributes):
         assert topic == f"projects/{PROJECT}/topics/{topics.SCHEDULE_TRIGGER}"
         trigger = ScheduleTrigger.model_validate_json(data)
-        outcomes.append(scheduling.on_trigger(api["repo"], api["publisher"], trigger, published_at, at=published_at,
-                                           jobs=api["jobs"]))
+        outcomes.append(scheduling.on_trigger(api["repo"], Effects(api["publisher"], api["jobs"]), trigger, published_at,
+                                              at=published_at))
         return str(len(outcomes))
 
     api["fake"].fire(name, publish)
@@ -416,10 +417,10 @@ def test_resume_after_auto_pause_is_200_and_the_job_runs(cloud_api, job_paused_o
     cloud_api["repo"].mutate_run(run_id, lambda d: {**d, "status": "running", "gcs_artifacts_path": "/nonexistent"})
     failed = job_timeline(f"{run_id}-a1", fail_at="Trainer")[-1]
     if job_paused_on_auto_pause:
-        assert progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent", cloud_api["publisher"],
-                                  jobs=cloud_api["jobs"]) == "updated"
-    else:
-        progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent", cloud_api["publisher"])
+        assert progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent",
+                                  Effects(cloud_api["publisher"], cloud_api["jobs"])) == "updated"
+    else:  # a pipeline_events whose scheduler jobs are not these (an older one): the job is left alone
+        progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent", Effects(cloud_api["publisher"], NoJobs()))
     paused = cloud_api["repo"].get_schedule(schedule["id"])
     assert paused["status"] == "paused" and paused["paused_reason"].startswith("auto-paused after 1")
     assert cloud_api["fake"].state(name) == ("PAUSED" if job_paused_on_auto_pause else "ENABLED")
@@ -448,8 +449,8 @@ def test_an_auto_pause_whose_job_pause_fails_still_settles_and_the_next_trigger_
     cloud_api["repo"].mutate_run(run_id, lambda d: {**d, "status": "running", "gcs_artifacts_path": "/nonexistent"})
     cloud_api["fake"].fail("pause_job", grpc.StatusCode.PERMISSION_DENIED)
     failed = job_timeline(f"{run_id}-a1", fail_at="Trainer")[-1]
-    assert progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent", cloud_api["publisher"],
-                              jobs=cloud_api["jobs"]) == "updated"
+    assert progress.apply_job(run_id, failed, cloud_api["repo"], None, "/nonexistent",
+                              Effects(cloud_api["publisher"], cloud_api["jobs"])) == "updated"
     assert cloud_api["repo"].get_schedule(schedule["id"])["status"] == "paused"
     assert cloud_api["fake"].state(name) == "ENABLED"
     assert deliver(cloud_api, name, slot + timedelta(days=1, seconds=2)) == "ignored"
@@ -531,7 +532,7 @@ def test_ticker_publishes_each_due_slot_once_and_skips_paused(api):
     assert publisher.messages == [(topics.SCHEDULE_TRIGGER, {"schedule_id": first["id"]}, {"schedule_id": first["id"]})]
     # The consumer handles it (publish time = the tick): next_run_at moves on, and so does the ticker.
     trigger = ScheduleTrigger.model_validate(publisher.messages[0][1])
-    assert scheduling.on_trigger(api["repo"], api["publisher"], trigger, slot, at=slot) == "active"
+    assert scheduling.on_trigger(api["repo"], Effects(api["publisher"], api["jobs"]), trigger, slot, at=slot) == "active"
     assert ticker.tick(slot + timedelta(days=1)) == [(first["id"], slot + timedelta(days=1))]
 
 

@@ -10,8 +10,11 @@ import pytest
 
 from shared.domain import cost, runs, spend, teams
 from shared.services import costing, intake, lifecycle
+from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import run_body, seed_catalog
+from tests.fakes import FakePublisher
 
 TABLE = cost.load_table()
 L4 = {"gpu_type": "NVIDIA_L4", "gpu_count": 2, "machine_count": 1, "machine_type": "g2-standard-24", "preemptible": True}
@@ -101,6 +104,7 @@ def test_a_run_that_ends_has_its_measured_cost_replace_its_reservation_once(repo
                                "stage_details": stages}, {}, settings)
 
     for _ in range(2):  # a redelivered event finds the run terminal: the entry is settled once
-        lifecycle.move_run(repo, run["id"], lambda d: complete(d) if d["status"] != runs.COMPLETED else None)
+        lifecycle.move_run(repo, run["id"], lambda d: complete(d) if d["status"] != runs.COMPLETED else None,
+                           Effects(FakePublisher(), LocalTickerJobs()))
     entry = repo.get_ledger("recs", month)["entries"][f"{run['id']}-a1"]
     assert entry["state"] == spend.ACTUAL and entry["gpu_hours"] == pytest.approx(2 * 900 / 3600)

@@ -11,6 +11,8 @@ from shared.contract.messages import ScheduleTrigger
 from shared.domain import schedules, teams
 from shared.errors import FieldError, Forbidden
 from shared.services import catalog_entries, intake, scheduling
+from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
 from tests.builders import dataset_body, local_settings, run_body, seed_catalog
@@ -83,10 +85,10 @@ def test_a_schedule_and_every_run_it_makes_belong_to_its_team(ids, repo):
     schedule = scheduling.create_schedule(repo, body, *as_("bob@example.com"), NoJobs(), at=AT)
     assert schedule["team"] == "recs" and "team" not in schedule["run_template"]
     slot = schedules.next_slot(schedule, AT)
-    outcome = scheduling.on_trigger(repo, FakePublisher(), ScheduleTrigger(schedule_id=schedule["id"]), slot, at=slot)
+    outcome = scheduling.on_trigger(repo, Effects(FakePublisher(), LocalTickerJobs()), ScheduleTrigger(schedule_id=schedule["id"]), slot, at=slot)
     assert outcome == "active"
     assert repo.get_run(schedules.slot_run_id(schedule["id"], slot))["team"] == "recs"
-    manual = scheduling.trigger_schedule(repo, FakePublisher(), schedule["id"], as_("bob@example.com")[0], at=slot)
+    manual = scheduling.trigger_schedule(repo, Effects(FakePublisher(), LocalTickerJobs()), schedule["id"], as_("bob@example.com")[0], at=slot)
     assert manual["training_run"]["team"] == "recs"
 
 

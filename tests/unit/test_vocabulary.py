@@ -18,8 +18,10 @@ from shared.contract.vocabulary import ACTIONS, vocabulary
 from shared.errors import Conflict
 from shared.http.app import Dependencies, create_app
 from shared.http.openapi import document
-from shared.services import catalog_entries, intake, intents, scheduling
-from tests.builders import demo_member, local_settings, run_body
+from shared.services import catalog_entries, intake, scheduling
+from shared.services.actions import approval, cancel, deletion, deploy, push_anyway, retry
+from shared.services.ports import Effects
+from tests.builders import demo_member, local_settings, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 from tests.unit.test_schedules import NoJobs
 
@@ -71,16 +73,17 @@ def world(repo, publisher, ids):
 
 def _call(name: str, repo, publisher, run_id: str) -> None:
     who, declared = demo_member("vocab@example.com")
+    effects = Effects(publisher, NoJobs())
     {
-        "submit": lambda: intake.submit_run(repo, publisher, run_id, who),
-        "run-now": lambda: scheduling.run_now(repo, publisher, run_id, who, NoJobs()),
-        "cancel": lambda: intents.cancel_run(repo, publisher, run_id, who),
-        "approve": lambda: intents.approve_run(repo, publisher, run_id, who.email),  # as spend_routes calls them
-        "reject": lambda: intents.reject_run(repo, publisher, run_id, who.email, {}),
-        "retry": lambda: intents.retry_run(repo, publisher, run_id, who, {}),
-        "deploy": lambda: intents.deploy_run(repo, publisher, run_id, who, {"endpoint_name": "recs"}, declared),
-        "push-anyway": lambda: intents.push_anyway(repo, publisher, run_id, who, declared),
-        "delete": lambda: intents.delete_run(repo, run_id, who, grace_days=7),
+        "submit": lambda: intake.submit_run(repo, effects, run_id, who),
+        "run-now": lambda: scheduling.run_now(repo, effects, run_id, who),
+        "cancel": lambda: cancel.request(repo, effects, run_id, who),
+        "approve": lambda: approval.approve(repo, effects, run_id, who.email),  # as spend_routes calls them
+        "reject": lambda: approval.reject(repo, effects, run_id, who.email, {}),
+        "retry": lambda: retry.request(repo, effects, run_id, who, {}),
+        "deploy": lambda: deploy.request(repo, effects, run_id, who, {"endpoint_name": "recs"}, declared),
+        "push-anyway": lambda: push_anyway.request(repo, effects, run_id, who, declared),
+        "delete": lambda: deletion.delete(repo, run_id, who, grace_days=7),
     }[name]()
 
 

@@ -1,9 +1,9 @@
-"""Notifications, end to end: `queue` (after a run changed: one `notify` command per event on
-run-commands — callable from shared/services/lifecycle.after_change with (before, after)),
-`queue_schedule_paused` (a schedule auto-paused), and `deliver` (the run-commands consumer: send to
-every target, retried with backoff, at most once per (run, attempt, event, target)).
+"""Notify a run's (or its schedule's) targets: `queue` (after a run changed: one `notify` command per event on
+run-commands — from shared/services/lifecycle.after_change with (before, after)), `queue_schedule_paused`
+(a schedule auto-paused), and `deliver` (`execute`, the run-commands consumer: send to every target,
+retried with backoff, at most once per (run, attempt, event, target)).
 
-At most once: a target is claimed in the run's `notifications_sent` ledger ("sending") before it is
+At most once: a target is claimed in the run's `notifications_sent` ledger ("sending", shared/domain/claims.py) before it is
 sent and marked "sent" after; a claimed target is never sent again (a crash mid-send loses that one
 message rather than sending it twice). A failed send is marked "failed" and released: `deliver`
 raises TransientError, Pub/Sub redelivers the command with its backoff, and only the targets not yet
@@ -19,10 +19,12 @@ from typing import Callable, Optional
 from shared.domain import notifications, runs
 from shared import log
 from shared.contract import topics
-from shared.contract.messages import NOTIFY
+from shared.contract.messages import NOTIFY, RunCommand
 from shared.errors import NotFound, TransientError
 from shared.adapters.notify_targets import DeliveryError, DeliveryRefused
 from shared.domain.webhook_addresses import host_of
+from shared.services import run_writes
+from shared.services.actions import Consumer
 
 
 
@@ -76,16 +78,12 @@ def queue_schedule_paused(publisher, schedule: dict, run: dict) -> bool:
                                 "event": notifications.SCHEDULE_AUTO_PAUSED, "schedule_id": schedule["id"]})
 
 
-def _set(repo, run_id: str, key: str, claim: bool, **fields) -> bool:
-    def apply(doc):
-        ledger = dict(doc.get("notifications_sent") or {})
-        entry = ledger.get(key) or {}
-        if claim and entry.get("status") in ("sent", "sending"):
-            return None
-        ledger[key] = {**entry, **fields, "tries": entry.get("tries", 0) + (1 if claim else 0)}
-        return {**doc, "notifications_sent": ledger}
+def _claim(repo, run_id: str, key: str) -> bool:
+    return run_writes.write(repo, run_id, lambda doc: runs.claim_notification(doc, key, runs.now())) is not None
 
-    return repo.mutate_run(run_id, apply) is not None
+
+def _record(repo, run_id: str, key: str, sent: bool, error: Optional[str] = None) -> None:
+    run_writes.write(repo, run_id, lambda doc: runs.record_notification(doc, key, sent, runs.now(), error))
 
 
 def _send(notifier: Notifier, config, target: str, payload: dict) -> None:
@@ -134,20 +132,25 @@ def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
     failed = []
     for target in config.targets():
         key = notifications.ledger_key(attempt, event, target)
-        if not _set(repo, run_id, key, claim=True, status="sending", at=runs.now()):
+        if not _claim(repo, run_id, key):
             continue  # sent, or being sent by another delivery: at most once
         try:
             _send(notifier, config, target, payload)
         except (NotFound, DeliveryRefused) as exc:  # no such secret, or a refused target: retrying will not help
-            _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())
+            _record(repo, run_id, key, False, str(exc))
             log.error("notification not sent", run_id=run_id, event=event, target=target, error=str(exc))
             continue
         except (DeliveryError, TransientError) as exc:
-            _set(repo, run_id, key, claim=False, status="failed", error=str(exc), at=runs.now())
+            _record(repo, run_id, key, False, str(exc))
             failed.append(f"{target}: {exc}")
             continue
-        _set(repo, run_id, key, claim=False, status="sent", error=None, at=runs.now())
+        _record(repo, run_id, key, True)
         log.info("notification sent", run_id=run_id, attempt=attempt, event=event, target=target)
     if failed:  # Pub/Sub redelivers with backoff; the targets already sent are skipped then
         raise TransientError(f"notification {event} of {run_id} not delivered to " + "; ".join(failed))
     return "notified"
+
+
+def execute(command: RunCommand, consumer: Consumer) -> str:
+    return deliver(consumer.repo, consumer.notifier, command.run_id, command.attempt or 1, command.event or "",
+                   command.schedule_id)
