@@ -67,7 +67,7 @@ class Attempt(_Part):
     """One attempt's claim and outcome; the finished ones stay when the run is retried."""
     attempt: int
     status: Optional[str] = None
-    claimed_at: Optional[datetime] = None  # the submit claim's lease (shared/services/submission.py)
+    claimed_at: Optional[datetime] = None  # the submit claim's lease (shared/domain/claims.py, runs.claim_submit)
     job_name: Optional[str] = None
     submitted_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None
@@ -104,7 +104,7 @@ class EvaluationResults(_Part):
 
 
 class Deployment(_Part):
-    """The run's deployment (shared/services/deployments.py asks for it, commands.execute_deploy does it)."""
+    """The run's deployment (shared/domain/deployments.py; shared/services/actions/deploy.py asks for it and does it)."""
     id: str
     status: str
     endpoint_id: Optional[str] = None
@@ -128,7 +128,7 @@ class Deployment(_Part):
 
 
 class PushAnyway(_Part):
-    """A not_blessed run's model registered anyway (shared/services/intents.push_anyway)."""
+    """A not_blessed run's model registered anyway (shared/services/actions/push_anyway.py)."""
     status: str
     requested_by: Optional[str] = None
     requested_at: Optional[datetime] = None
@@ -168,9 +168,11 @@ class Approval(_Part):
 
 
 class NotificationSent(_Part):
-    """One (attempt, event, target) of the notification ledger (shared/services/notify.py)."""
+    """One (attempt, event, target) of the notification ledger (shared/services/actions/notify.py)."""
     status: str  # sending, sent or failed
     at: Optional[datetime] = None
+    claimed_at: Optional[datetime] = None  # its claim (shared/domain/claims.py), released after a failure
+    sent_at: Optional[datetime] = None  # the claim done: sent, never again
     error: Optional[str] = None
     tries: int = 0
 

@@ -25,7 +25,7 @@ def purge_pass(w, after: timedelta):
 
 
 def test_deleting_a_deployed_run_is_refused(world):
-    run = make_run(world, runs.COMPLETED, deployment={"status": "deployed", "endpoint_resource_name":
+    run = make_run(world, runs.COMPLETED, deployment={"id": "d1", "status": "deployed", "endpoint_resource_name":
                                                       "projects/p/locations/l/endpoints/prod"},
                    deployment_status="deployed", is_deployed=True)
     response = delete(world, run["id"])

@@ -10,6 +10,9 @@ from pydantic import ValidationError
 from shared import log
 from shared.consumer import consume
 from shared.contract.labels import job_id_for
+from shared.adapters.scheduler_jobs import LocalTickerJobs
+from shared.services.ports import Effects
+from tests.fakes import FakePublisher
 from shared.contract.pipeline_log_entry import PIPELINE_RESOURCE_TYPE, PipelineLogEntry
 from shared.services import progress
 from tests.events import load_event, payload_of
@@ -57,7 +60,7 @@ def test_every_line_pipeline_events_logs_carries_the_run(capsys, repo, backend):
 
     def handle(parsed: PipelineLogEntry, message) -> str:
         log.info("looking at the job", job=parsed.job_id)
-        return progress.on_pipeline_event(parsed, repo, backend, None)
+        return progress.on_pipeline_event(parsed, repo, backend, None, Effects(FakePublisher(), LocalTickerJobs()))
 
     assert consume(body, PipelineLogEntry, handle, "pipeline_events") == "ignored"  # no such run here
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

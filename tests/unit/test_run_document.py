@@ -194,7 +194,8 @@ NOT_A_RUN = {
     ("shared/services/catalog_entries.py", "doc"): "a catalog entry",
     ("shared/services/lifecycle.py", "updated"): "a schedule (settle_schedule)",
     ("shared/services/scheduling.py", "doc"): "a schedule",
-    ("shared/services/deployments.py", "current"): "the run's deployment (run_document.Deployment)",
+    ("shared/domain/deployments.py", "current"): "the run's deployment (run_document.Deployment)",
+    ("shared/services/actions/deploy.py", "current"): "the run's deployment (run_document.Deployment)",
     ("shared/services/notification_targets.py", "doc"): "a run or a schedule (sealed alike)",
 }
 
