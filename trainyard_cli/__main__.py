@@ -33,6 +33,7 @@ The API URL comes from TRAINYARD_API_URL (default the local stack), the identity
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from shared.contract import topics
@@ -237,6 +238,7 @@ def show_vocabulary(args, client, ui) -> int:
             ui.line(f"{model['name']}: primary metric {model['primary_metric']}; gate metrics "
                     f"{', '.join(model['gate_metrics'])}")
         ui.line("lower is better: " + ", ".join(m["name"] for m in v["metrics"] if m["lower_is_better"]))
+        ui.line("training defaults: " + ", ".join(f"{k} {json.dumps(d)}" for k, d in v["training"]["defaults"].items()))
         ui.line("GPUs: " + ", ".join(f"{g['name']} x{'/'.join(map(str, g['counts']))}" for g in v["gpu_types"]))
         for g in v["gpu_types"]:  # the machine each count gets, then the others Vertex accepts with it
             ui.line(f"  {g['name']}: " + "; ".join(

@@ -217,3 +217,9 @@ def test_a_threshold_given_with_an_experiment_gates_that_experiments_kind(api):
     assert code == 0, out
     run = next(r for r in repo.runs.values() if r["name"] == "cli-ranking")
     assert run["evaluator_config"]["blessing_threshold"] == {"metric": "test_rmse", "min_value": None, "max_value": 0.95}
+
+
+def test_the_vocabulary_command_shows_the_served_training_defaults(api):
+    code, out = run_cli("vocabulary")
+    line = next(l for l in out.splitlines() if l.startswith("training defaults: "))
+    assert code == 0 and "epochs 150" in line and "batch_size 8192" in line and '"type": "reduce_on_plateau"' in line
