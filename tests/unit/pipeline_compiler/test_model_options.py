@@ -10,7 +10,7 @@ from pydantic import ValidationError
 tf = pytest.importorskip("tensorflow")
 
 from pipeline_compiler.modules import features as F  # noqa: E402
-from pipeline_compiler.modules import trainer  # noqa: E402
+from pipeline_compiler.modules import data, trainer  # noqa: E402
 from shared.contract import results as R  # noqa: E402
 from tests.unit.pipeline_compiler.tiny_data import tiny_spec  # noqa: E402
 
@@ -72,7 +72,7 @@ def test_embedding_only_towers_of_unequal_width_are_refused(tiny_transform):
 def test_normalised_embeddings_have_unit_norm_and_the_temperature_reaches_the_loss(tiny_transform):
     spec = _spec(tiny_transform, "normalised", model_config={"normalize_embeddings": True, "temperature": 0.1})
     result = _train(tiny_transform, spec)
-    batch = next(iter(trainer.make_dataset([tiny_transform.eval_pattern],
+    batch = next(iter(data.make_dataset([tiny_transform.eval_pattern],
                                            _transformed_spec(tiny_transform), 16)))
     for tower in (result.model.query_tower, result.model.candidate_tower):
         norms = np.linalg.norm(tower(batch).numpy(), axis=1)
@@ -88,14 +88,14 @@ def _transformed_spec(tiny):
 
 
 def test_item_probabilities_are_the_training_shares(tiny_transform):
-    table = trainer.item_probability_table([tiny_transform.train_pattern])
+    table = data.item_probability_table([tiny_transform.train_pattern])
     raw = tiny_transform.raw
     train_items = raw["product_id"][: int(len(raw["product_id"]) * 0.8)]
     items, counts = np.unique(train_items, return_counts=True)
     looked_up = table.lookup(tf.constant(items)).numpy()
     np.testing.assert_allclose(looked_up, counts / counts.sum(), rtol=1e-6)
     assert table.lookup(tf.constant(["never-seen"])).numpy()[0] == pytest.approx(1 / counts.sum())
-    dataset = trainer.make_dataset([tiny_transform.train_pattern], _transformed_spec(tiny_transform), 64,
+    dataset = data.make_dataset([tiny_transform.train_pattern], _transformed_spec(tiny_transform), 64,
                                    item_probabilities=table)
     batch = next(iter(dataset))
     assert batch[F.CANDIDATE_PROBABILITY_KEY].shape == batch[F.ITEM_ID_KEY].shape
@@ -156,9 +156,9 @@ def test_retrieval_epochs_publish_recall_every_n_epochs_and_at_the_last(tiny_tra
     feature_spec = _transformed_spec(tiny_transform)
     query_keys = [k for f in spec.feature_config.features if f.side == "query" for k in F.output_keys(f)]
     candidate_keys = [k for f in spec.feature_config.features if f.side == "candidate" for k in F.output_keys(f)]
-    candidates = trainer.unique_candidates([tiny_transform.train_pattern, tiny_transform.eval_pattern],
+    candidates = data.unique_candidates([tiny_transform.train_pattern, tiny_transform.eval_pattern],
                                            feature_spec, candidate_keys)
-    sample = next(iter(trainer.make_dataset([tiny_transform.eval_pattern], feature_spec, 1000)))
+    sample = next(iter(data.make_dataset([tiny_transform.eval_pattern], feature_spec, 1000)))
     scores = (result.model.query_tower(sample).numpy()
               @ result.model.candidate_tower({k: tf.constant(candidates[k]) for k in candidate_keys}).numpy().T)
     top = np.argsort(-scores, axis=1)[:, :100]
