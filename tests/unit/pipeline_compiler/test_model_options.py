@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 tf = pytest.importorskip("tensorflow")
+tft = pytest.importorskip("tensorflow_transform")
 
 from pipeline_compiler.modules import features as F  # noqa: E402
 from pipeline_compiler.modules import data, trainer  # noqa: E402
@@ -191,3 +192,41 @@ def test_early_stopping_and_plateau_can_watch_the_gate_metric(tiny_transform, mo
     for name in ("EarlyStopping", "ReduceLROnPlateau"):
         assert [m for m, _ in seen[name]] == ["recall_at_100"] * 2
         assert all(value is not None for _, value in seen[name])
+
+
+def test_a_multitask_model_trains_both_tasks_by_their_weights_and_serves_both(tiny_transform):
+    """The kind's two tasks (shared/domain/model_kinds.py): the loss is the sum of both, each scaled by the
+    model config's multitask_weights (a single-task kind ignores them); the retrieval signature is the
+    default one and the pair-scoring one is "rank"."""
+    both = _spec(tiny_transform, "multitask", model_type="multitask", epochs=1)
+    result = _train(tiny_transform, both, export=True)
+    assert {"rmse", "mae", "test_rmse", "recall_at_100"} <= set(result.metrics.epochs[0].metrics)
+    loaded = tf.saved_model.load(result.artifacts.saved_model)
+    assert set(loaded.signatures) == {"serving_default", "rank"}
+    raw = tiny_transform.raw
+    for name, output in (("rank", "score"), ("serving_default", "ids")):
+        signature = loaded.signatures[name]
+        inputs = {column: tf.constant(raw[column][:3], dtype=spec.dtype)
+                  for column, spec in signature.structured_input_signature[1].items()}
+        assert signature(**inputs)[output].shape[0] == 3
+
+    batch = next(iter(data.make_dataset([tiny_transform.eval_pattern], _transformed_spec(tiny_transform), 64,
+                                        keep=data.model_inputs(both, False))))
+    trained, losses = result.model, {}
+    for weights in ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)):
+        trained.retrieval_weight, trained.ranking_weight = weights
+        losses[weights] = float(trained.compute_loss(batch))
+    assert losses[(1.0, 0.0)] > 0 and losses[(0.0, 1.0)] > 0
+    assert losses[(1.0, 1.0)] == pytest.approx(losses[(1.0, 0.0)] + losses[(0.0, 1.0)], rel=1e-5)
+
+    from pipeline_compiler.modules.model import RecommenderModel
+
+    output = tft.TFTransformOutput(tiny_transform.transform_output_dir)
+    sizes = {f.name: output.vocabulary_size_by_name(f.name) for f in both.feature_config.features
+             if f.transform.type == "vocabulary"}
+    weights = {"multitask_weights": {"retrieval": 0.5, "ranking": 0.25}}
+    weighted = RecommenderModel(_spec(tiny_transform, "w", model_config=weights, model_type="multitask"), sizes)
+    assert (weighted.retrieval_weight, weighted.ranking_weight) == (0.5, 0.25)
+    single = RecommenderModel(_spec(tiny_transform, "w1", model_config=weights, model_type="ranking"), sizes)
+    assert (single.retrieval_weight, single.ranking_weight) == (1.0, 1.0)
+    assert not hasattr(single, "retrieval_task") and hasattr(single, "ranking_head")
