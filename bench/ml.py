@@ -5,7 +5,7 @@
 1. Training: the demo data (50k rows) through the real preprocessing_fn (tft_beam), then the
    Trainer's train_and_export for a few epochs; reports TrainingMetrics.examples_per_second.
 2. Serving: 1M x 32 clustered candidate vectors, a batch of 1000 queries. The ScaNN index exactly as
-   the Trainer exports it (trainer.build_index with "auto" parameters, saved in a SavedModel and
+   the Trainer exports it (export.build_index with "auto" parameters, saved in a SavedModel and
    loaded back) against the TFRS BruteForce layer and ScaNN's own exact (brute-force) scan on the
    same vectors: recall@100 relative to exact search and queries/s.
 """
@@ -59,7 +59,7 @@ def bench_serving(candidates_count: int, queries_count: int, dim: int = 32, seed
     import tensorflow as tf
     import tensorflow_recommenders as tfrs
 
-    from pipeline_compiler.modules import trainer
+    from pipeline_compiler.modules import export
     from shared.domain.run_config import RetrievalIndex
 
     rng = np.random.default_rng(seed)
@@ -70,9 +70,9 @@ def bench_serving(candidates_count: int, queries_count: int, dim: int = 32, seed
     query_tensor = tf.constant(queries)
 
     started = time.perf_counter()
-    scann_layer = trainer.build_index(candidates, ids, RetrievalIndex())
+    scann_layer = export.build_index(candidates, ids, RetrievalIndex())
     scann_build_seconds = time.perf_counter() - started
-    params = trainer.scann_parameters(candidates_count, K, RetrievalIndex())
+    params = export.scann_parameters(candidates_count, K, RetrievalIndex())
 
     # Round-trip through a SavedModel, as the serving model carries it.
     module = tf.Module()

@@ -37,7 +37,7 @@ def warm() -> None:
 
 def module_files() -> dict[str, str]:
     """Name -> local path of the module files the pipeline runs (copied next to config.json)."""
-    return {name: os.path.join(_MODULES_DIR, name) for name in ("transform.py", "trainer.py", "features.py", "live_metrics.py", "cluster.py")}
+    return {name: os.path.join(_MODULES_DIR, name) for name in sorted(os.listdir(_MODULES_DIR)) if name.endswith(".py")}
 
 
 def compile_run(spec: "RunSpec", out_path: str, env: Optional[PipelineEnv] = None) -> str:

@@ -19,6 +19,7 @@ from pipeline_compiler.modules import features as F
 from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
 from shared.contract import results
 from shared import log
+from shared.domain import model_kinds
 from shared.domain.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
 
 RECALL_KS = (5, 10, 50, 100)
@@ -78,10 +79,10 @@ def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, tra
             train_label_count += len(batch[label])
     most_popular = [item for item, _ in train_items.most_common(max(RECALL_KS))]
 
-    retrieval = spec.model_type in ("retrieval", "multitask")
-    ranking = spec.model_type in ("ranking", "multitask")
+    kind = model_kinds.kind(spec.model_type)
+    retrieval, ranking = kind.retrieves, kind.ranks
     retrieve = loaded.signatures["serving_default"] if retrieval else None
-    rank = loaded.signatures["serving_default" if spec.model_type == "ranking" else "rank"] if ranking else None
+    rank = loaded.signatures[kind.rank_signature] if ranking else None
     hits = {k: 0 for k in RECALL_KS}
     popular_hits = {k: 0 for k in RECALL_KS}
     squared, absolute, mean_squared, mean_absolute, count = 0.0, 0.0, 0.0, 0.0, 0

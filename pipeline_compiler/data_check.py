@@ -32,10 +32,10 @@ from typing import Any, Mapping, Optional
 
 from pipeline_compiler.modules import features as F
 from shared.contract.results import DataCheck, DataCoercion
+from shared.domain import model_kinds
 from shared.domain.run_config import RunSpec
 
 NUMERIC_TRANSFORMS = ("normalize", "bucketize")
-RANKING_TYPES = ("ranking", "multitask")
 BAD_VALUES_SHOWN = 5
 _NUMBER = re.compile(F.NUMBER)
 _TEXT_TYPES = ("STRING", "BYTES")
@@ -180,7 +180,7 @@ def check(spec: RunSpec, facts: Mapping[str, ColumnFacts]) -> DataCheck:
     problems: list[str] = []
     coercions: list[DataCoercion] = []
     seen: set[tuple[str, str]] = set()
-    ranking = spec.model_type in RANKING_TYPES
+    ranking = model_kinds.kind(spec.model_type).needs_label
     for use in uses_of(spec):
         fact = facts.get(use.column)
         if fact is None:

@@ -45,7 +45,7 @@ def register_local(spec, serving_model_uri: str, registry_dir: str) -> results.R
     """
     import tensorflow as tf
 
-    from pipeline_compiler.modules.trainer import copy_tree
+    from pipeline_compiler.modules.data import copy_tree
 
     model_dir = os.path.join(registry_dir, label_value(spec.run_name))
     versions_dir = os.path.join(model_dir, "versions")

@@ -33,9 +33,11 @@ The API URL comes from TRAINYARD_API_URL (default the local stack), the identity
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from shared.contract import topics
+from shared.domain import model_kinds
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
 from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, spend_commands, team_option
 from trainyard_cli import format as fmt
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     team_option.add(create)
     source = create.add_mutually_exclusive_group(required=True)
     source.add_argument("--experiment", help="base experiment id")
-    source.add_argument("--best", choices=["retrieval", "ranking", "multitask"],
+    source.add_argument("--best", choices=model_kinds.NAMES,
                         help="use the best experiment of this model type")
     create.add_argument("--epochs", type=int)
     create.add_argument("--batch-size", type=int)
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments = groups.add_parser("experiments", help="find the experiment to train from").add_subparsers(
         dest="command", required=True, metavar="COMMAND")
     top = common(experiments.add_parser("top", help="the best experiments of a model type"))
-    top.add_argument("--model-type", default="retrieval")
+    top.add_argument("--model-type", default=model_kinds.NAMES[0])
     top.add_argument("--limit", type=int, default=5)
     common(experiments.add_parser("search", help="experiments by name or number")).add_argument("query")
 
@@ -236,6 +238,7 @@ def show_vocabulary(args, client, ui) -> int:
             ui.line(f"{model['name']}: primary metric {model['primary_metric']}; gate metrics "
                     f"{', '.join(model['gate_metrics'])}")
         ui.line("lower is better: " + ", ".join(m["name"] for m in v["metrics"] if m["lower_is_better"]))
+        ui.line("training defaults: " + ", ".join(f"{k} {json.dumps(d)}" for k, d in v["training"]["defaults"].items()))
         ui.line("GPUs: " + ", ".join(f"{g['name']} x{'/'.join(map(str, g['counts']))}" for g in v["gpu_types"]))
         for g in v["gpu_types"]:  # the machine each count gets, then the others Vertex accepts with it
             ui.line(f"  {g['name']}: " + "; ".join(
@@ -322,10 +325,21 @@ def create_body(args, client: ApiClient) -> dict:
     if args.draft:
         body["draft"] = True
     if args.threshold is not None:
-        metric = "test_rmse" if args.best == "ranking" else "recall_at_100"
-        bound = "max_value" if metric == "test_rmse" else "min_value"
-        body["evaluator_config"] = {"enabled": True, "blessing_threshold": {"metric": metric, bound: args.threshold}}
+        model_type = args.best or client.get(f"/api/experiments/{args.experiment}")["item"]["model_type"]
+        body["evaluator_config"] = {"enabled": True,
+                                    "blessing_threshold": primary_threshold(client, model_type, args.threshold)}
     return body
+
+
+def primary_threshold(client: ApiClient, model_type: str, value: float) -> dict:
+    """A blessing threshold on the model type's primary metric, bounded in its direction (a floor for a
+    recall, a ceiling for an error): both as the server states them in GET /api/vocabulary."""
+    words = client.get("/api/vocabulary")["vocabulary"]
+    metric = next((m["primary_metric"] for m in words["model_types"] if m["name"] == model_type), None)
+    if metric is None:
+        raise UsageError(f"the API knows no model type {model_type!r}")
+    lower = any(m["name"] == metric and m["lower_is_better"] for m in words["metrics"])
+    return {"metric": metric, "max_value" if lower else "min_value": value}
 
 
 def gate_line(run_: dict) -> str | None:

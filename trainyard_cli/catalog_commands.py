@@ -2,6 +2,7 @@
 the API's own route names) and `trainyard gpu availability`."""
 from __future__ import annotations
 
+from shared.domain import model_kinds
 from trainyard_cli import format as fmt, team_option
 from trainyard_cli.output import Output, read_document
 
@@ -29,7 +30,7 @@ def register(groups, common) -> None:
     create.set_defaults(handler=create_item)
     listing = common(catalog.add_parser("list", help="the items of a kind"))
     listing.add_argument("kind", choices=KINDS)
-    listing.add_argument("--model-type", choices=("retrieval", "ranking", "multitask"))
+    listing.add_argument("--model-type", choices=model_kinds.NAMES)
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(handler=list_items)
     get = common(catalog.add_parser("get", help="one item"))

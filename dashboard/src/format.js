@@ -1,13 +1,13 @@
 // Pure helpers: formatting and what each run state shows. No DOM, no Firebase (unit-tested).
 //
-// The vocabulary — statuses, stages, model types and their metrics, metric directions, GPU types, which
-// action a run offers in which status — is the server's (GET /api/vocabulary, shared/contract/vocabulary.py),
+// The vocabulary — statuses, stages, model types and their metrics, metric directions, the training
+// parameters' defaults, GPU types, which action a run offers in which status — is the server's (GET /api/vocabulary, shared/contract/vocabulary.py),
 // set once at start with setVocabulary(). What stays here is presentation only (words, icons), keyed by the
 // server's values; a value the server adds and this page does not know still shows, in plain words.
 
 const vocab = {
   statuses: [], status_groups: {}, stages: [], stage_statuses: [], model_types: [], metrics: [], gpu_types: [],
-  default_gpu: null, actions: [],
+  default_gpu: null, actions: [], training: { defaults: {}, lr_schedules: {}, min_lr: null },
 };
 
 /** The server's vocabulary (the `vocabulary` of GET /api/vocabulary); every helper below reads it. */
@@ -26,6 +26,23 @@ export const isTerminal = (status) => (vocab.status_groups.terminal || []).inclu
 const modelType = (type) => vocab.model_types.find((m) => m.name === type);
 export const primaryMetric = (type) => modelType(type)?.primary_metric;
 export const gateMetrics = (type) => modelType(type)?.gate_metrics || [];
+/** Whether a model type retrieves from an index (it has the retrieval index settings). */
+export const retrieves = (type) => Boolean(modelType(type)?.retrieves);
+/** The training parameters a run gets when it names none (the server's TrainingParams()). */
+export const trainingDefaults = () => structuredClone(vocab.training.defaults);
+
+/** The reduce-on-plateau floor the server would resolve for this learning rate (its min_lr rule). */
+export function minLrFor(learningRate) {
+  const rule = vocab.training.min_lr;
+  return learningRate > rule.default ? rule.default : learningRate * rule.share_of_rate;
+}
+
+/** A learning-rate schedule of `type` with the server's defaults (a floor follows the learning rate). */
+export function lrScheduleFor(type, learningRate) {
+  const schedule = { type, ...structuredClone(vocab.training.lr_schedules[type] || {}) };
+  if ('min_lr' in schedule) schedule.min_lr = minLrFor(learningRate);
+  return schedule;
+}
 export const lowerIsBetter = (metric) => Boolean(vocab.metrics.find((m) => m.name === metric)?.lower_is_better);
 
 /** A value this page has no words for ("paused_by_quota" → "Paused by quota"). */

@@ -2,8 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, gateSummary, gpuText, kpis, lowerIsBetter, notificationsText, matchesSearch, primaryMetric, registryModels,
-  runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate,
+  actionsFor, costText, gateSummary, gpuText, kpis, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, matchesSearch, primaryMetric,
+  registryModels, retrieves, runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate, trainingDefaults,
 } from './format.js';
 import { zonedToUtc } from './wizard.js';
 // The server's vocabulary (GET /api/vocabulary); tests/unit/test_vocabulary.py keeps this copy equal to it.
@@ -231,10 +231,24 @@ describe('gateSummary', () => {
   });
 });
 
-describe('wizard min LR default', () => {
-  it('is the spec 0.001 unless the inherited rate is not above it', async () => {
-    const { minLrFor } = await import('./wizard.js');
+describe('wizard training defaults', () => {
+  it('the min LR is the spec 0.001 unless the inherited rate is not above it (the served rule)', () => {
     expect(minLrFor(0.1)).toBe(0.001);
     expect(minLrFor(0.001)).toBeCloseTo(0.00001);
+  });
+  it('a schedule starts from the served defaults, its floor from the learning rate', () => {
+    expect(lrScheduleFor('reduce_on_plateau', 0.001)).toEqual({ type: 'reduce_on_plateau', factor: 0.5, patience: 3,
+      monitor: 'val_loss', min_lr: 0.001 * 0.01 });
+    expect(lrScheduleFor('warmup_cosine', 0.1)).toEqual({ type: 'warmup_cosine', warmup_epochs: 1 });
+    expect(lrScheduleFor('cosine', 0.1)).toEqual({ type: 'cosine' });
+  });
+  it('the defaults are a copy: a form that edits them leaves the next one untouched', () => {
+    const params = trainingDefaults();
+    expect([params.epochs, params.batch_size, params.learning_rate, params.early_stopping.patience]).toEqual([150, 8192, 0.1, 10]);
+    params.early_stopping.patience = 99;
+    expect(trainingDefaults().early_stopping.patience).toBe(10);
+  });
+  it('only a kind that retrieves has a retrieval index', () => {
+    expect(['retrieval', 'ranking', 'multitask'].map(retrieves)).toEqual([true, false, true]);
   });
 });

@@ -2,8 +2,8 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, debounce, defaultGpu, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, maxMachines, metricLabel, metricValue, modelTypeIcon,
-  modelTypeLabel, modelTypes, primaryMetric, stepForField,
+  GPU_LABEL, debounce, defaultGpu, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
+  modelTypeIcon, modelTypeLabel, modelTypes, primaryMetric, retrieves, stepForField, trainingDefaults,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
@@ -20,7 +20,7 @@ const DAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'
 const STEP_TITLES = ['Select base experiment', 'Configuration & parameters', 'GPU, deployment & schedule'];
 
 function defaults(experiment) {
-  const type = experiment?.model_type || 'retrieval';
+  const type = experiment?.model_type || modelTypes()[0];
   return {
     step: 1,
     name: '',
@@ -45,21 +45,15 @@ function defaults(experiment) {
   };
 }
 
+// The server's defaults (its vocabulary's training.defaults), with the experiment's batch size and
+// learning rate, as the API inherits them; the schedule's floor follows that rate.
 function paramsFrom(experiment) {
   const p = experiment?.params || {};
-  const lr = p.learning_rate ?? 0.1;
-  return {
-    data_sample_percent: 100, epochs: 150, batch_size: p.batch_size ?? 8192, learning_rate: lr,
-    split_strategy: 'strict_time', early_stopping: { enabled: true, patience: 10 },
-    lr_schedule: { type: 'reduce_on_plateau', factor: 0.5, patience: 3, min_lr: minLrFor(lr) },
-    mixed_precision: false, warm_restart: { enabled: false }, retrieval_index: { type: 'scann', num_leaves: 'auto', num_leaves_to_search: 'auto' },
-  };
-}
-
-// The API's default floor: the spec's 0.001, or 1% of the rate when that is not above 0.001 (an
-// experiment trained at 0.001 must promote as it is).
-export function minLrFor(learningRate) {
-  return learningRate > 0.001 ? 0.001 : learningRate / 100;
+  const params = trainingDefaults();
+  params.batch_size = p.batch_size ?? params.batch_size;
+  params.learning_rate = p.learning_rate ?? params.learning_rate;
+  params.lr_schedule = lrScheduleFor(params.lr_schedule.type, params.learning_rate);
+  return params;
 }
 
 // The gate starts on the model type's primary metric: a recall at 0.40; an error derived from the experiment.
@@ -208,13 +202,13 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       <details class="advanced" data-role="advanced" ${w.advancedOpen ? 'open' : ''}><summary>Advanced parameters</summary>
         <h3>Learning rate schedule</h3>
         ${lrOption('constant', 'Constant (fixed LR throughout)')}
-        ${lrOption('reduce_on_plateau', 'Reduce on plateau', `<div style="margin-left:24px">factor ${num('params.lr_schedule.factor', lr.factor ?? 0.5, 'step=any style="width:80px"')} patience ${num('params.lr_schedule.patience', lr.patience ?? 3, 'style="width:70px"')} min LR ${num('params.lr_schedule.min_lr', lr.min_lr ?? 0.001, 'step=any style="width:90px"')}</div>`)}
+        ${lrOption('reduce_on_plateau', 'Reduce on plateau', `<div style="margin-left:24px">factor ${num('params.lr_schedule.factor', lr.factor, 'step=any style="width:80px"')} patience ${num('params.lr_schedule.patience', lr.patience, 'style="width:70px"')} min LR ${num('params.lr_schedule.min_lr', lr.min_lr, 'step=any style="width:90px"')}</div>`)}
         ${lrOption('cosine', 'Cosine decay')}
-        ${lrOption('warmup_cosine', 'Warmup + cosine', `<div style="margin-left:24px">warmup epochs ${num('params.lr_schedule.warmup_epochs', lr.warmup_epochs ?? 1, 'style="width:70px"')}</div>`)}
+        ${lrOption('warmup_cosine', 'Warmup + cosine', `<div style="margin-left:24px">warmup epochs ${num('params.lr_schedule.warmup_epochs', lr.warmup_epochs, 'style="width:70px"')}</div>`)}
         ${errorSlot('training_params.lr_schedule')}${errorSlot('training_params.lr_schedule.min_lr')}${errorSlot('training_params.lr_schedule.warmup_epochs')}
         <div class="field"><label><input type="checkbox" data-bind="params.mixed_precision" ${p.mixed_precision ? 'checked' : ''} /> Mixed precision training (FP16) — ~2x faster on T4, L4, V100, A100</label></div>
         <div class="field"><label><input type="checkbox" data-bind="params.warm_restart.enabled" ${p.warm_restart.enabled ? 'checked' : ''} /> Warm restart from the experiment (falls back to a fresh start if its artifacts are unavailable)</label>${errorSlot('training_params.warm_restart.experiment_id')}</div>
-        ${w.model_type !== 'ranking' ? `<h3>Retrieval index</h3><select data-bind="params.retrieval_index.type"><option value="scann" ${p.retrieval_index.type === 'scann' ? 'selected' : ''}>ScaNN (approximate, 10K+ products)</option><option value="brute_force" ${p.retrieval_index.type === 'brute_force' ? 'selected' : ''}>Brute force (exact, &lt;10K products)</option></select>
+        ${retrieves(w.model_type) ? `<h3>Retrieval index</h3><select data-bind="params.retrieval_index.type"><option value="scann" ${p.retrieval_index.type === 'scann' ? 'selected' : ''}>ScaNN (approximate, 10K+ products)</option><option value="brute_force" ${p.retrieval_index.type === 'brute_force' ? 'selected' : ''}>Brute force (exact, &lt;10K products)</option></select>
           num leaves <input type="text" data-bind="params.retrieval_index.num_leaves" value="${esc(p.retrieval_index.num_leaves)}" style="width:80px" /> to search <input type="text" data-bind="params.retrieval_index.num_leaves_to_search" value="${esc(p.retrieval_index.num_leaves_to_search)}" style="width:80px" />${errorSlot('training_params.retrieval_index')}` : ''}
       </details>${errorSlot('training_params')}`;
   }
@@ -257,7 +251,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <b>Training run: ${esc(w.name || '—')}</b><div>Based on: ${esc(w.experiment ? `${w.experiment.number ? `Exp #${w.experiment.number}` : w.experiment.name} (${metricLabel(primaryMetric(w.model_type))}: ${metricValue(w.experiment.metrics?.[primaryMetric(w.model_type)])})` : '—')}</div>
         <ul><li>Dataset: ${esc(w.configs?.dataset?.name)} (${esc(p.data_sample_percent)}%)</li><li>Features: ${esc(w.configs?.feature_config?.name)}</li><li>Model: ${esc(w.configs?.model_config?.name)}</li>
         <li>${esc(p.epochs)} epochs, batch ${esc(p.batch_size)}, LR ${esc(p.learning_rate)} (${esc(p.lr_schedule.type)})</li><li>Early stopping: ${p.early_stopping.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</li>
-        ${w.model_type !== 'ranking' ? `<li>Index: ${esc(p.retrieval_index.type)}</li>` : ''}
+        ${retrieves(w.model_type) ? `<li>Index: ${esc(p.retrieval_index.type)}</li>` : ''}
         <li>GPU: ${esc(gpuText(w.gpu))}</li>
         <li>Evaluator: ${ev.enabled ? `${esc(metricLabel(ev.metric))} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
         <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
@@ -367,8 +361,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       loadExperiments();
     } else if (t.name === 'lr_type') {
       collect();
-      const base = { constant: {}, reduce_on_plateau: { factor: 0.5, patience: 3, min_lr: minLrFor(Number(w.params.learning_rate) || 0.1) }, cosine: {}, warmup_cosine: { warmup_epochs: 1 } };
-      w.params.lr_schedule = { type: t.value, ...base[t.value] };
+      w.params.lr_schedule = lrScheduleFor(t.value, Number(w.params.learning_rate) || trainingDefaults().learning_rate);
       render();
     } else if (t.name === 'gpu') {
       collect();
@@ -459,7 +452,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       const v = p.retrieval_index[key];
       p.retrieval_index[key] = v === 'auto' || v === '' ? 'auto' : Number(v);
     }
-    if (w.model_type === 'ranking') delete p.retrieval_index;
+    if (!retrieves(w.model_type)) delete p.retrieval_index;
     const ev = w.evaluator;
     const lower = lowerIsBetter(ev.metric);
     const threshold = ev.value === '' || ev.value == null ? null

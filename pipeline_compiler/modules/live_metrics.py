@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline_compiler.modules import features as F
+from shared.domain import model_kinds
 
 RECALL_KS = (5, 10, 50, 100)
 LIVE_SAMPLE_ROWS = 1000  # eval rows scored per measurement: ±1.5 points of recall@100 at 0.3
@@ -67,7 +68,7 @@ class LiveGateMetrics(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         if logs is None:
             return
-        if self.model_type in ("ranking", "multitask"):
+        if model_kinds.kind(self.model_type).ranks:  # the Evaluator's names for the eval split's errors
             for name in ("rmse", "mae"):
                 if f"val_{name}" in logs:
                     logs[f"test_{name}"] = logs[f"val_{name}"]

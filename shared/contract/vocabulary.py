@@ -4,9 +4,13 @@ own sets, so the dashboard (and any other client) never restates them:
 - `statuses`: every run status in lifecycle order, and the groups the rules use (active, terminal, …);
 - `stages`: the pipeline's stages in order, the node each comes from and its share of the progress bar;
   `stage_statuses`: what a stage can be;
-- `model_types`: each with its primary metric (ranks experiments; the gate when no threshold names one)
-  and the metrics a blessing threshold may use;
+- `model_types`: each kind of shared/domain/model_kinds.py: what it retrieves or ranks, its tasks and
+  towers, its primary metric (ranks experiments; the gate when no threshold names one) and the metrics a
+  blessing threshold may use;
 - `metrics`: each metric with its direction;
+- `training`: the training parameters a new run gets when it names none (`defaults`, TrainingParams()),
+  each LR schedule's own defaults, and the rule for reduce-on-plateau's min_lr floor, which follows
+  the learning rate (`min_lr`: `default` when it is below the rate, else `share_of_rate` of the rate);
 - `gpu_types`: each accelerator with the counts a machine holds, and the default GPU request;
 - `actions`: what a run offers in which status — `statuses` where the API accepts it, `requires` run
   fields that must be set, `unless` run fields that must be unset — and the route that carries it out.
@@ -18,8 +22,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from shared.domain import gpu_machines, run_config, runs
-from shared.domain.catalog import ModelType
+from shared.domain import gpu_machines, model_kinds, run_config, runs
 from shared.contract.nodes import NODE_OF_STAGE, STAGES
 
 _RUN = "/api/training-runs/{run_id}"
@@ -47,9 +50,26 @@ STAGE_STATUSES = (runs.STAGE_PENDING, runs.STAGE_RUNNING, runs.STAGE_COMPLETED, 
 
 
 def _metrics() -> list[dict]:
-    names = dict.fromkeys(run_config.RETRIEVAL_METRICS + run_config.RANKING_METRICS + run_config.TRAINING_METRICS)
-    return [{"name": name, "lower_is_better": name in run_config.LOWER_IS_BETTER or name in run_config.TRAINING_METRICS}
+    names = dict.fromkeys(model_kinds.RETRIEVAL_METRICS + model_kinds.RANKING_METRICS + run_config.TRAINING_METRICS)
+    return [{"name": name, "lower_is_better": model_kinds.lower_is_better(name) or name in run_config.TRAINING_METRICS}
             for name in names]
+
+
+def _model_types() -> list[dict]:
+    return [{"name": k.name, "summary": k.summary, "retrieves": k.retrieves, "ranks": k.ranks, "tasks": list(k.tasks),
+             "towers": list(k.towers), "primary_metric": k.primary_metric, "gate_metrics": list(k.gate_metrics)}
+            for k in model_kinds.KINDS]
+
+
+def _training() -> dict:
+    """TrainingParams' defaults as the API fills them in, so a client's form starts where the server would."""
+    schedules = get_args(get_args(run_config.LRSchedule)[0])
+    return {
+        "defaults": run_config.TrainingParams().model_dump(mode="json"),
+        "lr_schedules": {s.model_fields["type"].default: s().model_dump(mode="json", exclude={"type"})
+                         for s in schedules},
+        "min_lr": {"default": run_config.DEFAULT_MIN_LR, "share_of_rate": run_config.MIN_LR_SHARE},
+    }
 
 
 def vocabulary() -> dict:
@@ -63,10 +83,9 @@ def vocabulary() -> dict:
         "stages": [{"name": stage, "node": NODE_OF_STAGE.get(stage), "weight": runs.STAGE_WEIGHTS[stage]}
                    for stage in STAGES],
         "stage_statuses": list(STAGE_STATUSES),
-        "model_types": [{"name": model_type, "primary_metric": run_config.PRIMARY_METRIC[model_type],
-                         "gate_metrics": list(run_config.METRICS_FOR_MODEL_TYPE[model_type])}
-                        for model_type in get_args(ModelType)],
+        "model_types": _model_types(),
         "metrics": _metrics(),
+        "training": _training(),
         # per GPU count: the machine a run gets by default and every machine Vertex accepts with it
         "gpu_types": [{"name": gpu, "counts": gpu_machines.counts(gpu),
                        "machines": {str(n): {"default": run_config.GPU_MACHINES[gpu][n],

@@ -10,10 +10,10 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from shared.domain import data_access
+from shared.domain import data_access, model_kinds
 from shared.domain.doc_ids import DocumentId
 
-ModelType = Literal["retrieval", "ranking", "multitask"]
+ModelType = Literal[model_kinds.NAMES]  # the kinds declared in model_kinds.py; the API's enum
 SplitStrategy = Literal["strict_time", "random"]
 
 
@@ -281,6 +281,13 @@ def towers_mismatch(features: FeatureConfig, model: ModelConfig) -> Optional[str
     return (f"the query tower's embeddings have {query} dimensions and the candidate tower's {candidate}: "
             "an embedding-only tower ([]) outputs its features' vectors concatenated, so give the two sides "
             "features of equal total width or end the towers in a dense layer of the same size")
+
+
+def towers_problem(model_type: str, features: FeatureConfig, model: ModelConfig) -> Optional[str]:
+    """Why these configs cannot train a `model_type` model (its towers must fit when it retrieves), or None."""
+    if not model_kinds.kind(model_type).towers_must_fit:
+        return None
+    return towers_mismatch(features, model)
 
 
 # --------------------------------------------------------------------------- experiments (quick tests)

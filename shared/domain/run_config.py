@@ -8,8 +8,8 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from shared.domain.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
-                            towers_mismatch)
-from shared.domain import gpu_machines
+                                   towers_problem)
+from shared.domain import gpu_machines, model_kinds
 from shared.domain.doc_ids import DocumentId
 
 # --------------------------------------------------------------------------- training params
@@ -31,6 +31,7 @@ class ConstantLR(Strict):
 
 
 DEFAULT_MIN_LR = 0.001
+MIN_LR_SHARE = 0.01  # the floor when the learning rate is not above DEFAULT_MIN_LR: this share of it
 
 
 class ReduceOnPlateauLR(Strict):
@@ -45,7 +46,7 @@ class ReduceOnPlateauLR(Strict):
     def floor(self, learning_rate: float) -> float:
         if self.min_lr is not None:
             return self.min_lr
-        return DEFAULT_MIN_LR if DEFAULT_MIN_LR < learning_rate else learning_rate * 0.01
+        return DEFAULT_MIN_LR if DEFAULT_MIN_LR < learning_rate else learning_rate * MIN_LR_SHARE
 
 
 class CosineLR(Strict):
@@ -165,18 +166,15 @@ class GpuConfig(Strict):
 
 # --------------------------------------------------------------------------- evaluator gate
 
-RETRIEVAL_METRICS = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100")
-RANKING_METRICS = ("test_rmse", "test_mae")
-LOWER_IS_BETTER = frozenset(RANKING_METRICS)
-METRICS_FOR_MODEL_TYPE: dict[str, tuple[str, ...]] = {
-    "retrieval": RETRIEVAL_METRICS,
-    "ranking": RANKING_METRICS,
-    "multitask": RETRIEVAL_METRICS + RANKING_METRICS,
-}
-
+# The gate metrics and their directions are declared with the model kinds (shared/domain/model_kinds.py).
+RETRIEVAL_METRICS = model_kinds.RETRIEVAL_METRICS
+RANKING_METRICS = model_kinds.RANKING_METRICS
+LOWER_IS_BETTER = model_kinds.LOWER_IS_BETTER
+METRICS_FOR_MODEL_TYPE: dict[str, tuple[str, ...]] = {k.name: k.gate_metrics for k in model_kinds.KINDS}
+GateMetric = Literal[RETRIEVAL_METRICS + RANKING_METRICS]
 
 # The metric that ranks a model type's experiments and gates its runs when no threshold names one.
-PRIMARY_METRIC: dict[str, str] = {"retrieval": "recall_at_100", "ranking": "test_rmse", "multitask": "recall_at_100"}
+PRIMARY_METRIC: dict[str, str] = {k.name: k.primary_metric for k in model_kinds.KINDS}
 # What the Trainer reports per epoch besides the gate metrics (shared/contract/results.py): errors, lower is better.
 TRAINING_METRICS = ("loss", "val_loss", "rmse", "mae")
 
@@ -185,13 +183,11 @@ def gate_metric(model_type: str, threshold: Optional["BlessingThreshold"]) -> st
     """The metric a run is gated on: the evaluator's threshold metric, else the model type's primary one."""
     if threshold is not None:
         return threshold.metric
-    return PRIMARY_METRIC.get(model_type, "recall_at_100")
+    return PRIMARY_METRIC.get(model_type, "recall_at_100")  # a stored run of an unknown kind still shows a gate
 
 
 class BlessingThreshold(Strict):
-    metric: Literal["recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "test_rmse", "test_mae"] = (
-        "recall_at_100"
-    )
+    metric: GateMetric = "recall_at_100"
     min_value: Optional[float] = Field(None, description="for recall metrics: blessed when actual >= min_value")
     max_value: Optional[float] = Field(None, description="for error metrics: blessed when actual <= max_value")
 
@@ -301,10 +297,9 @@ class RunSpec(Strict):
 
     @model_validator(mode="after")
     def _towers_fit(self):
-        if self.model_type != "ranking":  # retrieval scores are dot products of the two towers' outputs
-            mismatch = towers_mismatch(self.feature_config, self.model_config_)
-            if mismatch:
-                raise ValueError(mismatch)
+        mismatch = towers_problem(self.model_type, self.feature_config, self.model_config_)
+        if mismatch:
+            raise ValueError(mismatch)
         return self
 
     def to_json(self) -> str:

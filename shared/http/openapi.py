@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
-from shared.domain import runs
+from shared.domain import model_kinds, runs
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
@@ -90,7 +90,7 @@ def document() -> dict:
         "/api/experiments/top-for-training": {
             "get": {"summary": "Best experiments by primary metric", "parameters": [
                 {"name": "model_type", "in": "query", "required": True,
-                 "schema": {"enum": ["retrieval", "ranking", "multitask"]}},
+                 "schema": {"enum": list(model_kinds.NAMES)}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50}}],
                     "responses": {"200": _response("experiments"), **_errors(400, 401)}}},
         "/api/experiments/search": {

@@ -15,6 +15,7 @@ def register_vocabulary_routes(app: Flask) -> None:
 
 def openapi_paths(response, errors) -> dict:
     return {"/api/vocabulary": {"get": {
-        "summary": "The run statuses (and their groups), stages, model types with their primary and gate "
-                   "metrics, metric directions, GPU types and which action a run offers in which status",
+        "summary": "The run statuses (and their groups), stages, model types with their tasks and their primary "
+                   "and gate metrics, metric directions, the training parameters' defaults, GPU types and which "
+                   "action a run offers in which status",
         "responses": {"200": response("the vocabulary"), **errors(401)}}}}

@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 
 from pydantic import ValidationError
 
-from shared.domain import data_access, run_config, teams
+from shared.domain import data_access, model_kinds, teams
 from shared.domain.teams import Caller
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.errors import FieldError
@@ -18,8 +18,8 @@ from shared.validation import parse
 KINDS = {"datasets": Dataset, "feature_configs": FeatureConfig, "model_configs": ModelConfig,
          "experiments": Experiment}
 # The primary metric that ranks experiments for promotion, and its direction (descending unless lower is better).
-PRIMARY_METRIC = {model_type: (metric, metric not in run_config.LOWER_IS_BETTER)
-                  for model_type, metric in run_config.PRIMARY_METRIC.items()}
+PRIMARY_METRIC = {k.name: (k.primary_metric, not model_kinds.lower_is_better(k.primary_metric))
+                  for k in model_kinds.KINDS}
 POSTED = "posted"  # an experiment's metrics as its creator posted them (the only source today)
 _EXP_NUMBER = re.compile(r"^\s*(?:exp(?:eriment)?\s*)?#?\s*(\d+)\s*$", re.IGNORECASE)
 
@@ -107,7 +107,7 @@ def top_for_training(repo: Repository, model_type: str, who: Caller, limit: int 
     """The best experiments of the teams the caller may view (another team's, whatever its posted
     metrics, never reaches this list), each with its `source` (who posted its metrics)."""
     if model_type not in PRIMARY_METRIC:
-        raise FieldError.one("model_type", "must be one of retrieval, ranking, multitask")
+        raise FieldError.one("model_type", model_kinds.ONE_OF)
     if not 1 <= limit <= 50:
         raise FieldError.one("limit", "must be between 1 and 50")
     metric, descending = PRIMARY_METRIC[model_type]

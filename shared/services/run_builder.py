@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.adapters.repository import Repository
 from shared.domain import run_document, run_numbers, runs
-from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_mismatch
+from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_problem
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
 from shared.domain.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
@@ -70,14 +70,15 @@ def _lookup_configs(repo: Repository, ids: dict[str, Optional[str]], errors: lis
     return docs
 
 
-def _towers_mismatch(feature_config: dict, model_config: dict) -> Optional[str]:
-    """The stored configs' tower sizes disagree (an embedding-only tower's size comes from its features)."""
+def _towers_mismatch(model_type: str, feature_config: dict, model_config: dict) -> Optional[str]:
+    """The stored configs cannot train this kind: its towers must fit and their sizes disagree (an
+    embedding-only tower's size comes from its features). The rule is the run spec's (catalog.towers_problem)."""
     try:
         features = FeatureConfig.model_validate({k: v for k, v in feature_config.items() if k in FeatureConfig.model_fields})
         model = ModelConfig.model_validate({k: v for k, v in model_config.items() if k in ModelConfig.model_fields})
     except ValidationError:
         return None  # each was validated when stored; a stale document fails at Compile with its own error
-    return towers_mismatch(features, model)
+    return towers_problem(model_type, features, model)
 
 
 def requested_team(body: Any) -> Optional[Any]:
@@ -112,10 +113,9 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime, team: Op
     if model_config["model_type"] != model_type:
         raise FieldError.one("model_type", f"the model config {model_config['name']!r} is a "
                                            f"{model_config['model_type']} model, not {model_type}")
-    if model_type != "ranking":
-        mismatch = _towers_mismatch(feature_config, model_config)
-        if mismatch:
-            raise FieldError.one("model_config_id", mismatch)
+    mismatch = _towers_mismatch(model_type, feature_config, model_config)
+    if mismatch:
+        raise FieldError.one("model_config_id", mismatch)
 
     # Training parameters: Appendix B defaults ← the experiment's batch size and learning rate ← the request.
     exp_params = inherited.get("params") or {}

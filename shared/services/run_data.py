@@ -10,7 +10,7 @@ from typing import Optional
 from shared import page_tokens
 from shared.adapters.repository import TEAMS_KEY, Repository
 from shared.contract import labels, results
-from shared.domain import runs, teams
+from shared.domain import model_kinds, runs, teams
 from shared.domain.teams import Caller
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.run_config import MAX_MACHINES, GpuConfig
@@ -44,8 +44,8 @@ def list_runs(repo: Repository, args: dict, who: Caller) -> dict:
         filters["dataset_id"] = args["dataset"]
     if filters.get("status") and filters["status"] not in runs.STATUSES:
         raise FieldError.one("status", f"must be one of {', '.join(runs.STATUSES)}")
-    if filters.get("model_type") and filters["model_type"] not in ("retrieval", "ranking", "multitask"):
-        raise FieldError.one("model_type", "must be one of retrieval, ranking, multitask")
+    if filters.get("model_type") and not model_kinds.is_kind(filters["model_type"]):
+        raise FieldError.one("model_type", model_kinds.ONE_OF)
     page_size = whole_number(args, "page_size", 20, 1, 100)
     after = _decode_token(args.get("page_token"))
     text = (args.get("search") or args.get("q") or "").strip().lower()

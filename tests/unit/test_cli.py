@@ -202,3 +202,21 @@ def test_watch_does_not_wait_forever_for_a_deploy_that_is_never_requested():
     assert final["status"] == "completed" and "was not requested" in out.getvalue() and exit_code(final) == 0
     register_only = {**REGISTERED, "deployment_config": {"action": "register_only"}}
     assert watch(lambda: register_only, interval_s=0, out=io.StringIO(), interactive=False)["status"] == "completed"
+
+
+def test_a_threshold_given_with_an_experiment_gates_that_experiments_kind(api):
+    """--threshold bounds the primary metric of the base experiment's kind, in its direction, as the
+    vocabulary states them (a ranking experiment: a test_rmse ceiling)."""
+    repo, _ = api
+    ranking = seed_catalog(repo, "ranking", rmse=0.9)
+    code, out = run_cli("runs", "create", "--name", "cli-ranking", "--experiment", ranking["experiment"],
+                        "--threshold", "0.95")
+    assert code == 0, out
+    run = next(r for r in repo.runs.values() if r["name"] == "cli-ranking")
+    assert run["evaluator_config"]["blessing_threshold"] == {"metric": "test_rmse", "min_value": None, "max_value": 0.95}
+
+
+def test_the_vocabulary_command_shows_the_served_training_defaults(api):
+    code, out = run_cli("vocabulary")
+    line = next(l for l in out.splitlines() if l.startswith("training defaults: "))
+    assert code == 0 and "epochs 150" in line and "batch_size 8192" in line and '"type": "reduce_on_plateau"' in line

@@ -195,6 +195,42 @@ def test_module_files_exist():
             assert handle.read(10)
 
 
+def _module_imports(path: str) -> set[str]:
+    import ast
+
+    package = "pipeline_compiler.modules"
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.ImportFrom) and node.module == package:  # from pipeline_compiler.modules import x
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(package + "."):
+            found.add(node.module.rsplit(".", 1)[1])
+    return {name + ".py" for name in found}
+
+
+def test_the_snapshot_and_the_training_image_hold_every_module_the_trainer_imports():
+    """The Trainer runs pipeline.TRAINER_MODULE (`run_fn` in trainer.py), which imports its parts from
+    pipeline_compiler.modules: each is in the run's snapshot and in the GPU image the Trainer runs in."""
+    from pipeline_compiler.pipeline import TRAINER_MODULE
+    from tests.rehearsal.images import load as load_image
+    from pathlib import Path
+
+    files = module_files()
+    assert files["trainer.py"] == TRAINER_MODULE
+    needed, todo = set(), ["trainer.py"]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += sorted(_module_imports(files[name]))
+    assert needed >= {"trainer.py", "model.py", "data.py", "callbacks.py", "export.py", "features.py", "cluster.py",
+                      "live_metrics.py"}
+    assert needed <= set(files)
+    root = Path(__file__).resolve().parents[3]
+    image = load_image(root / "gpu_image" / "Dockerfile").files()
+    assert {f"pipeline_compiler/modules/{name}" for name in needed} <= set(image)
+
+
 def test_a_retry_keeps_the_data_stages_cacheable(compiled, tmp_path):
     """Vertex caches a task on its inputs: a second attempt must give ExampleGen and Transform the
     same ones (the Trainer gets the attempt, for its progress messages; it resumes from checkpoints)."""

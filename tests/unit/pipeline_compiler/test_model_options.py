@@ -8,9 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 tf = pytest.importorskip("tensorflow")
+tft = pytest.importorskip("tensorflow_transform")
 
 from pipeline_compiler.modules import features as F  # noqa: E402
-from pipeline_compiler.modules import trainer  # noqa: E402
+from pipeline_compiler.modules import data, trainer  # noqa: E402
 from shared.contract import results as R  # noqa: E402
 from tests.unit.pipeline_compiler.tiny_data import tiny_spec  # noqa: E402
 
@@ -72,7 +73,7 @@ def test_embedding_only_towers_of_unequal_width_are_refused(tiny_transform):
 def test_normalised_embeddings_have_unit_norm_and_the_temperature_reaches_the_loss(tiny_transform):
     spec = _spec(tiny_transform, "normalised", model_config={"normalize_embeddings": True, "temperature": 0.1})
     result = _train(tiny_transform, spec)
-    batch = next(iter(trainer.make_dataset([tiny_transform.eval_pattern],
+    batch = next(iter(data.make_dataset([tiny_transform.eval_pattern],
                                            _transformed_spec(tiny_transform), 16)))
     for tower in (result.model.query_tower, result.model.candidate_tower):
         norms = np.linalg.norm(tower(batch).numpy(), axis=1)
@@ -88,14 +89,14 @@ def _transformed_spec(tiny):
 
 
 def test_item_probabilities_are_the_training_shares(tiny_transform):
-    table = trainer.item_probability_table([tiny_transform.train_pattern])
+    table = data.item_probability_table([tiny_transform.train_pattern])
     raw = tiny_transform.raw
     train_items = raw["product_id"][: int(len(raw["product_id"]) * 0.8)]
     items, counts = np.unique(train_items, return_counts=True)
     looked_up = table.lookup(tf.constant(items)).numpy()
     np.testing.assert_allclose(looked_up, counts / counts.sum(), rtol=1e-6)
     assert table.lookup(tf.constant(["never-seen"])).numpy()[0] == pytest.approx(1 / counts.sum())
-    dataset = trainer.make_dataset([tiny_transform.train_pattern], _transformed_spec(tiny_transform), 64,
+    dataset = data.make_dataset([tiny_transform.train_pattern], _transformed_spec(tiny_transform), 64,
                                    item_probabilities=table)
     batch = next(iter(dataset))
     assert batch[F.CANDIDATE_PROBABILITY_KEY].shape == batch[F.ITEM_ID_KEY].shape
@@ -156,9 +157,9 @@ def test_retrieval_epochs_publish_recall_every_n_epochs_and_at_the_last(tiny_tra
     feature_spec = _transformed_spec(tiny_transform)
     query_keys = [k for f in spec.feature_config.features if f.side == "query" for k in F.output_keys(f)]
     candidate_keys = [k for f in spec.feature_config.features if f.side == "candidate" for k in F.output_keys(f)]
-    candidates = trainer.unique_candidates([tiny_transform.train_pattern, tiny_transform.eval_pattern],
+    candidates = data.unique_candidates([tiny_transform.train_pattern, tiny_transform.eval_pattern],
                                            feature_spec, candidate_keys)
-    sample = next(iter(trainer.make_dataset([tiny_transform.eval_pattern], feature_spec, 1000)))
+    sample = next(iter(data.make_dataset([tiny_transform.eval_pattern], feature_spec, 1000)))
     scores = (result.model.query_tower(sample).numpy()
               @ result.model.candidate_tower({k: tf.constant(candidates[k]) for k in candidate_keys}).numpy().T)
     top = np.argsort(-scores, axis=1)[:, :100]
@@ -191,3 +192,41 @@ def test_early_stopping_and_plateau_can_watch_the_gate_metric(tiny_transform, mo
     for name in ("EarlyStopping", "ReduceLROnPlateau"):
         assert [m for m, _ in seen[name]] == ["recall_at_100"] * 2
         assert all(value is not None for _, value in seen[name])
+
+
+def test_a_multitask_model_trains_both_tasks_by_their_weights_and_serves_both(tiny_transform):
+    """The kind's two tasks (shared/domain/model_kinds.py): the loss is the sum of both, each scaled by the
+    model config's multitask_weights (a single-task kind ignores them); the retrieval signature is the
+    default one and the pair-scoring one is "rank"."""
+    both = _spec(tiny_transform, "multitask", model_type="multitask", epochs=1)
+    result = _train(tiny_transform, both, export=True)
+    assert {"rmse", "mae", "test_rmse", "recall_at_100"} <= set(result.metrics.epochs[0].metrics)
+    loaded = tf.saved_model.load(result.artifacts.saved_model)
+    assert set(loaded.signatures) == {"serving_default", "rank"}
+    raw = tiny_transform.raw
+    for name, output in (("rank", "score"), ("serving_default", "ids")):
+        signature = loaded.signatures[name]
+        inputs = {column: tf.constant(raw[column][:3], dtype=spec.dtype)
+                  for column, spec in signature.structured_input_signature[1].items()}
+        assert signature(**inputs)[output].shape[0] == 3
+
+    batch = next(iter(data.make_dataset([tiny_transform.eval_pattern], _transformed_spec(tiny_transform), 64,
+                                        keep=data.model_inputs(both, False))))
+    trained, losses = result.model, {}
+    for weights in ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)):
+        trained.retrieval_weight, trained.ranking_weight = weights
+        losses[weights] = float(trained.compute_loss(batch))
+    assert losses[(1.0, 0.0)] > 0 and losses[(0.0, 1.0)] > 0
+    assert losses[(1.0, 1.0)] == pytest.approx(losses[(1.0, 0.0)] + losses[(0.0, 1.0)], rel=1e-5)
+
+    from pipeline_compiler.modules.model import RecommenderModel
+
+    output = tft.TFTransformOutput(tiny_transform.transform_output_dir)
+    sizes = {f.name: output.vocabulary_size_by_name(f.name) for f in both.feature_config.features
+             if f.transform.type == "vocabulary"}
+    weights = {"multitask_weights": {"retrieval": 0.5, "ranking": 0.25}}
+    weighted = RecommenderModel(_spec(tiny_transform, "w", model_config=weights, model_type="multitask"), sizes)
+    assert (weighted.retrieval_weight, weighted.ranking_weight) == (0.5, 0.25)
+    single = RecommenderModel(_spec(tiny_transform, "w1", model_config=weights, model_type="ranking"), sizes)
+    assert (single.retrieval_weight, single.ranking_weight) == (1.0, 1.0)
+    assert not hasattr(single, "retrieval_task") and hasattr(single, "ranking_head")

@@ -65,7 +65,7 @@ WORKER = textwrap.dedent("""
     import json, os, sys, time
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)  # two processes on a shared 2-core machine
-    from pipeline_compiler.modules import trainer
+    from pipeline_compiler.modules import callbacks, trainer
     from tests.unit.pipeline_compiler.tiny_data import tiny_spec
 
     workdir, train, evaluation, transform, pause_after, epochs, every = sys.argv[1:8]
@@ -75,7 +75,7 @@ WORKER = textwrap.dedent("""
         published.append([self.topic, metrics.epoch])
         return False
 
-    trainer.ProgressPublisher.publish = record
+    callbacks.ProgressPublisher.publish = record
 
     class PauseAfter(tf.keras.callbacks.Callback):
         # Holds this process after an epoch so the test can kill it there: mid-training, by pid.

@@ -11,7 +11,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from pipeline_compiler.modules import trainer  # noqa: E402
+from pipeline_compiler.modules import callbacks, export, trainer  # noqa: E402
 from shared.contract import results as R  # noqa: E402
 from shared.domain.run_config import CosineLR, RetrievalIndex, WarmupCosineLR  # noqa: E402
 from tests.unit.pipeline_compiler.tiny_data import tiny_spec  # noqa: E402
@@ -30,19 +30,19 @@ def _trace(result):
 
 
 def test_learning_rate_for_epoch_cosine_and_warmup():
-    cosine = [trainer.learning_rate_for_epoch(CosineLR(), 0.1, e, 5) for e in range(5)]
+    cosine = [callbacks.learning_rate_for_epoch(CosineLR(), 0.1, e, 5) for e in range(5)]
     assert cosine[0] == pytest.approx(0.1) and cosine[-1] == pytest.approx(0.001)
     assert all(a > b for a, b in zip(cosine, cosine[1:]))
-    warm = [trainer.learning_rate_for_epoch(WarmupCosineLR(warmup_epochs=2), 0.1, e, 6) for e in range(6)]
+    warm = [callbacks.learning_rate_for_epoch(WarmupCosineLR(warmup_epochs=2), 0.1, e, 6) for e in range(6)]
     assert warm[:4] == pytest.approx([0.05, 0.1, 0.1, 0.1 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi / 3)))])
     assert warm[-1] == pytest.approx(0.001)
 
 
 @pytest.mark.parametrize("schedule,expected", [
     ({"type": "constant"}, [0.1] * 4),
-    ({"type": "cosine"}, [trainer.learning_rate_for_epoch(CosineLR(), 0.1, e, 4) for e in range(4)]),
+    ({"type": "cosine"}, [callbacks.learning_rate_for_epoch(CosineLR(), 0.1, e, 4) for e in range(4)]),
     ({"type": "warmup_cosine", "warmup_epochs": 1},
-     [trainer.learning_rate_for_epoch(WarmupCosineLR(warmup_epochs=1), 0.1, e, 4) for e in range(4)]),
+     [callbacks.learning_rate_for_epoch(WarmupCosineLR(warmup_epochs=1), 0.1, e, 4) for e in range(4)]),
 ])
 def test_schedule_learning_rate_trace(tiny_transform, schedule, expected):
     result = _train(tiny_transform, f"lr-{schedule['type']}",
@@ -195,25 +195,25 @@ def test_exports_and_result_files(tiny_transform):
 def test_scann_parameters_auto_scale_with_the_candidate_count():
     auto = RetrievalIndex()
     # Chosen with bench/ml.py: recall@100 >= 0.99 vs exact search on 1M x 32 clustered vectors.
-    assert trainer.scann_parameters(1_000_000, 100, auto) == {
+    assert export.scann_parameters(1_000_000, 100, auto) == {
         "num_leaves": 1000, "num_leaves_to_search": 100, "dimensions_per_block": 1,
         "num_reordering_candidates": 1000}
     # Smaller indexes search enough leaves to cover ~100k candidates (all of them below that).
-    assert trainer.scann_parameters(200_000, 100, auto)["num_leaves_to_search"] == 224
-    small = trainer.scann_parameters(10_000, 100, auto)
+    assert export.scann_parameters(200_000, 100, auto)["num_leaves_to_search"] == 224
+    small = export.scann_parameters(10_000, 100, auto)
     assert small["num_leaves"] == 100 and small["num_leaves_to_search"] == 100
-    assert trainer.scann_parameters(10_000_000, 100, auto)["num_leaves_to_search"] == 317  # 10% of 3162
-    assert trainer.scann_parameters(100, 100, auto)["num_reordering_candidates"] == 100
-    fixed = trainer.scann_parameters(10_000, 10, RetrievalIndex(num_leaves=50, num_leaves_to_search=5))
+    assert export.scann_parameters(10_000_000, 100, auto)["num_leaves_to_search"] == 317  # 10% of 3162
+    assert export.scann_parameters(100, 100, auto)["num_reordering_candidates"] == 100
+    fixed = export.scann_parameters(10_000, 10, RetrievalIndex(num_leaves=50, num_leaves_to_search=5))
     assert fixed["num_leaves"] == 50 and fixed["num_leaves_to_search"] == 5
     assert fixed["num_reordering_candidates"] == 250
 
 
 def test_progress_publishing_is_best_effort(monkeypatch):
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")  # nothing listens there
-    publisher = trainer.ProgressPublisher("projects/p/topics/training-progress", timeout_seconds=0.5)
+    publisher = callbacks.ProgressPublisher("projects/p/topics/training-progress", timeout_seconds=0.5)
     metrics = R.EpochMetrics(run_id="r", epoch=1, total_epochs=2, loss=1.0)
     for _ in range(5):
         assert publisher.publish(metrics) is False  # never raises
     assert publisher.failures == 3  # and gives up after three failures in a row
-    assert trainer.ProgressPublisher(None).publish(metrics) is False
+    assert callbacks.ProgressPublisher(None).publish(metrics) is False

@@ -1,0 +1,212 @@
+"""The recommender model the Trainer fits: two feature towers and the tasks the run's model kind
+declares (shared/domain/model_kinds.py): retrieval (in-batch softmax over the towers' dot products),
+ranking (MSE of a head over both towers against the label), or both with weighted losses. Also the
+optimizer and the warm start from a base experiment's SavedModel.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from pipeline_compiler.modules import features as F
+from shared.contract import results
+from shared.domain import model_kinds
+from shared.domain.catalog import FeatureSpec
+from shared.domain.run_config import RunSpec
+
+ID_HASH_BUCKETS = 2**62  # item ids -> int64 for in-batch comparisons (collisions: ~n²/2^63)
+
+
+def make_optimizer(name: str, learning_rate: float, mixed_precision: bool,
+                   clipnorm: Optional[float] = None) -> tf.keras.optimizers.Optimizer:
+    optimizers = {
+        "adagrad": tf.keras.optimizers.Adagrad,
+        "adam": tf.keras.optimizers.Adam,
+        "sgd": tf.keras.optimizers.SGD,
+    }
+    optimizer = optimizers[name](learning_rate=learning_rate, clipnorm=clipnorm)
+    if mixed_precision:
+        optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class FeatureTower(tf.keras.layers.Layer):
+    """One side's configured features -> embeddings/values -> concatenated -> dense layers."""
+
+    def __init__(self, features: Sequence[FeatureSpec], vocabulary_sizes: dict[str, int],
+                 layer_sizes: Sequence[int], normalize: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.feature_specs = list(features)
+        self.embeddings: dict[str, tf.keras.layers.Layer] = {}
+        for feature in self.feature_specs:
+            transform = feature.transform
+            if transform.type == "vocabulary":
+                size = vocabulary_sizes[feature.name] + transform.num_oov_buckets
+                self.embeddings[feature.name] = tf.keras.layers.Embedding(size, transform.embedding_dim, name=f"embedding_{feature.name}")
+            elif transform.type == "hashing":
+                self.embeddings[feature.name] = tf.keras.layers.Embedding(transform.num_buckets, transform.embedding_dim, name=f"embedding_{feature.name}")
+            elif transform.type == "cross":
+                self.embeddings[feature.name] = tf.keras.layers.Embedding(transform.hash_buckets, transform.embedding_dim, name=f"embedding_{feature.name}")
+            elif transform.type == "bucketize" and transform.embedding_dim:
+                self.embeddings[feature.name] = tf.keras.layers.Embedding(transform.num_buckets + 1, transform.embedding_dim, name=f"embedding_{feature.name}")
+        self.normalize = normalize
+        hidden = list(layer_sizes[:-1])
+        self.dense_layers = [tf.keras.layers.Dense(n, activation="relu", name=f"dense_{i}") for i, n in enumerate(hidden)]
+        # The output stays float32 under mixed precision: dot products and the index want full precision.
+        # No layer sizes: an embedding-only tower (the concatenated feature vectors are the embedding).
+        self.output_layer = (tf.keras.layers.Dense(layer_sizes[-1], dtype="float32", name="output")
+                             if layer_sizes else None)
+
+    def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        parts = []
+        for feature in self.feature_specs:
+            transform = feature.transform
+            if feature.name in self.embeddings:
+                parts.append(self.embeddings[feature.name](inputs[feature.name]))
+            elif transform.type == "bucketize":
+                parts.append(tf.one_hot(inputs[feature.name], transform.num_buckets + 1))
+            else:  # normalize, cyclical: float values
+                for key in F.output_keys(feature):
+                    parts.append(tf.expand_dims(tf.cast(inputs[key], tf.float32), -1))
+        x = tf.concat([tf.cast(p, self.compute_dtype) for p in parts], axis=-1)
+        for layer in self.dense_layers:
+            x = layer(x)
+        x = self.output_layer(x) if self.output_layer is not None else tf.cast(x, tf.float32)
+        return tf.math.l2_normalize(x, axis=-1) if self.normalize else x
+
+
+@contextlib.contextmanager
+def float32_policy() -> Iterator[None]:
+    """Build layers in float32 under mixed precision: the TFRS tasks take no dtype argument and must
+    compute losses in float32 (the towers' outputs already are)."""
+    policy = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(policy)
+
+
+class RecommenderModel(tfrs.Model):
+    """Two towers and the kind's tasks: retrieval (in-batch softmax), ranking (MSE on the label), or a
+    weighted sum of both. Attribute names are the checkpoint's object paths: warm restart and resume read them."""
+
+    def __init__(self, spec: RunSpec, vocabulary_sizes: dict[str, int]) -> None:
+        super().__init__()
+        config = spec.model_config_
+        features = spec.feature_config.features
+        self.kind = model_kinds.kind(spec.model_type)
+        normalize = config.normalize_embeddings
+        self.query_tower = FeatureTower([f for f in features if f.side == "query"], vocabulary_sizes,
+                                        config.query_tower, normalize, name="query_tower")
+        self.candidate_tower = FeatureTower([f for f in features if f.side == "candidate"], vocabulary_sizes,
+                                            config.candidate_tower, normalize, name="candidate_tower")
+        self.remove_accidental_hits = config.remove_accidental_hits
+        self.retrieval_weight = config.multitask_weights.retrieval if self.kind.weighted else 1.0
+        self.ranking_weight = config.multitask_weights.ranking if self.kind.weighted else 1.0
+        with float32_policy():
+            if self.kind.retrieves:
+                self.retrieval_task = tfrs.tasks.Retrieval(
+                    temperature=config.temperature if config.temperature != 1.0 else None,
+                    remove_accidental_hits=config.remove_accidental_hits)
+            if self.kind.ranks:
+                self.ranking_task = tfrs.tasks.Ranking(
+                    loss=tf.keras.losses.MeanSquaredError(),
+                    metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse"),
+                             tf.keras.metrics.MeanAbsoluteError(name="mae")],
+                )
+        if self.kind.ranks:
+            self.ranking_head = tf.keras.Sequential(
+                [tf.keras.layers.Dense(n, activation="relu") for n in config.ranking_head]
+                + [tf.keras.layers.Dense(1, dtype="float32")],
+                name="ranking_head",
+            )
+
+    def score(self, query_embedding: tf.Tensor, candidate_embedding: tf.Tensor) -> tf.Tensor:
+        return tf.squeeze(self.ranking_head(tf.concat([query_embedding, candidate_embedding], axis=-1)), -1)
+
+    def compute_loss(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        query = self.query_tower(inputs)
+        candidate = self.candidate_tower(inputs)
+        loss = tf.constant(0.0)
+        if self.kind.retrieves:
+            # Accidental hits compare ids pairwise over the batch (8192² pairs at the default batch):
+            # int64 fingerprints of the ids, not the strings, or that comparison dominates the step.
+            ids = tf.strings.to_hash_bucket_fast(inputs[F.ITEM_ID_KEY], ID_HASH_BUCKETS) if self.remove_accidental_hits else None
+            with float32_policy():  # RemoveAccidentalHits is a layer made inside the task's call
+                loss += self.retrieval_weight * self.retrieval_task(
+                    query, candidate, candidate_ids=ids, compute_metrics=False,
+                    candidate_sampling_probability=inputs.get(F.CANDIDATE_PROBABILITY_KEY))
+        if self.kind.ranks:
+            loss += self.ranking_weight * self.ranking_task(
+                labels=inputs[F.LABEL_KEY], predictions=self.score(query, candidate))
+        return loss
+
+    def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        # tfrs.Model.train_step does not scale the loss, which mixed_float16 needs against underflow.
+        scaled = isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            total_loss = loss + tf.add_n(self.losses) if self.losses else loss
+            tape_loss = self.optimizer.get_scaled_loss(total_loss) if scaled else total_loss
+        gradients = tape.gradient(tape_loss, self.trainable_variables)
+        if scaled:
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics["loss"] = loss
+        return metrics
+
+
+def build(spec: RunSpec, vocabulary_sizes: dict[str, int], strategy: tf.distribute.Strategy,
+          sample: Callable[[], dict[str, tf.Tensor]]) -> tuple[RecommenderModel, tf.keras.optimizers.Optimizer]:
+    """The model and its compiled optimizer in the strategy's scope, with their variables created on a
+    `sample()` batch (checkpoint restore and warm start need them)."""
+    params = spec.training_params
+    with strategy.scope():
+        built = RecommenderModel(spec, vocabulary_sizes)
+        optimizer = make_optimizer(spec.model_config_.optimizer, params.learning_rate, params.mixed_precision,
+                                   params.gradient_clipnorm)
+        built.compile(optimizer=optimizer)
+        batch = sample()
+        built.query_tower(batch), built.candidate_tower(batch)
+        if built.kind.ranks:
+            built.score(built.query_tower(batch), built.candidate_tower(batch))
+    return built, optimizer
+
+
+# --------------------------------------------------------------------------- warm restart
+
+
+def _saved_model_dir(uri: str) -> Optional[str]:
+    for candidate in (uri, results.join(uri, results.SAVED_MODEL_DIR), results.join(uri, "Format-Serving")):
+        if tf.io.gfile.exists(results.join(candidate, "saved_model.pb")):
+            return candidate
+    return None
+
+
+def warm_start(model: RecommenderModel, spec: RunSpec) -> tuple[str, Optional[str]]:
+    """Load the base experiment's weights into `model`: ("loaded", None) or ("fallback", why).
+
+    All or nothing: the SavedModel's variables must match the model's object graph and shapes
+    (a model trained by this module from the same configs); anything else falls back to fresh weights.
+    """
+    params = spec.training_params.warm_restart
+    base = spec.base_experiment
+    if params.experiment_id and base and params.experiment_id != base.id:
+        return "fallback", f"warm restart asked for experiment {params.experiment_id}, only the base experiment {base.id} is in the run spec"
+    if not base or not base.saved_model_uri:
+        return "fallback", "the base experiment has no saved_model_uri"
+    directory = _saved_model_dir(base.saved_model_uri)
+    if directory is None:
+        return "fallback", f"no SavedModel at {base.saved_model_uri}"
+    try:
+        status = tf.train.Checkpoint(model=model).read(results.join(directory, "variables/variables"))
+        status.assert_existing_objects_matched()
+    except Exception as error:  # noqa: BLE001 - any mismatch means a fresh start, never a failure
+        return "fallback", f"could not load weights from {directory}: {type(error).__name__}: {str(error)[:300]}"
+    return "loaded", None
+
