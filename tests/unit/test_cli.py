@@ -8,7 +8,7 @@ import pytest
 
 import trainyard_cli.__main__ as cli
 from shared.http.app import Dependencies, create_app
-from tests.builders import dataset_body, demo_member, local_settings
+from tests.builders import dataset_body, demo_member, local_settings, seed_catalog
 from tests.fakes import FakePublisher
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli.watch import exit_code, progress_line, watch
