@@ -1,4 +1,4 @@
-# Notifications (shared/services/notify.py, docs/notifications.md, docs/security.md "Notifications").
+# Notifications (shared/services/actions/notify.py, docs/notifications.md, docs/security.md "Notifications").
 #
 # Webhook signing secrets: one Secret Manager secret per name in var.notification_secrets, readable by the
 # run-commands consumer that delivers notifications, and bound to the URL prefixes it may sign for
