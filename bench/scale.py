@@ -91,7 +91,8 @@ class Sampler:
         return self.samples
 
     def peak(self, start: float = 0.0, end: float = math.inf) -> int:
-        inside = [rss for t, rss in self.samples if start <= t <= end]
+        # A stage shorter than the sampling interval gets the samples on either side of it.
+        inside = [rss for t, rss in self.samples if start - self.every <= t <= end + self.every]
         return max(inside) if inside else 0
 
 
@@ -309,6 +310,42 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model or platform.machine()}), {mem_kb / 2**20:.1f} GiB RAM, {platform.system()}"
 
 
+def build_report(runs: dict[int, list[dict[str, Any]]], labels: dict[int, str], settings: dict[str, Any],
+                 data_seconds: dict[int, float]) -> dict[str, Any]:
+    """The report from every repeat's figures: medians and spread per size, exponents, the projection."""
+    from pipeline_compiler import PipelineEnv
+
+    env = PipelineEnv.current()  # the Dataflow machine, worker cap and row threshold a cloud run would use
+    by_size = {rows: {**summarise(repeats), "data_seconds": data_seconds.get(rows), "runs": repeats}
+               for rows, repeats in runs.items()}
+    sizes = sorted(by_size)
+    exponents = {}
+    for stage in list(by_size[sizes[0]]["stages"]) + ["Evaluator alone"]:
+        if stage == "Evaluator alone":
+            secs = [by_size[s]["evaluator_alone_seconds"]["median"] for s in sizes]
+            rss = [by_size[s]["evaluator_alone_peak_rss_mb"]["median"] for s in sizes]
+        else:
+            secs = [by_size[s]["stages"][stage]["seconds"]["median"] for s in sizes]
+            rss = [by_size[s]["stages"][stage]["peak_rss_mb"]["median"] for s in sizes]
+        exponents[stage] = {"seconds": slope(sizes, secs), "peak_rss_mb": slope(sizes, rss)}
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        "settings": settings,
+        "sizes": {labels[s]: by_size[s] for s in sizes},
+        "growth_exponents": exponents,
+        "evaluator_rss_ratio": {f"{labels[s]}/{labels[sizes[0]]}": round(
+            by_size[s]["evaluator_alone_peak_rss_mb"]["median"] / by_size[sizes[0]]["evaluator_alone_peak_rss_mb"]["median"], 3)
+            for s in sizes[1:]},
+        "dataflow": dataflow_projection(by_size, {s: e["seconds"] for s, e in exponents.items()},
+                                        env.dataflow_min_rows, _vcpus(env.dataflow_machine_type),
+                                        env.dataflow_max_workers),
+    }
+
+
+def _label(rows: int) -> str:
+    return next((name for name, value in SIZES.items() if value == rows), str(rows))
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-pipeline":
         return child_pipeline(*sys.argv[2:5])
@@ -323,51 +360,32 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=5_000)
     parser.add_argument("--sample-seconds", type=float, default=0.25)
     parser.add_argument("--out", default=os.path.join(ROOT, ".local", "bench-scale"))
+    parser.add_argument("--from-runs", nargs="*", metavar="LOG",
+                        help="no runs: rebuild the report from the per-repeat JSON lines earlier runs printed")
     args = parser.parse_args()
 
-    from pipeline_compiler import PipelineEnv
-
-    env = PipelineEnv.current()  # the Dataflow machine, worker cap and row threshold a cloud run would use
+    settings = {"epochs": args.epochs, "batch_size": args.batch_size, "products": args.products,
+                "users": "rows / 50 (at least 400)"}
     os.makedirs(args.out, exist_ok=True)
-    by_size: dict[int, dict[str, Any]] = {}
-    labels: dict[int, str] = {}
-    for item in [s for s in args.sizes.split(",") if s]:
+    runs: dict[int, list[dict[str, Any]]] = {}
+    data_seconds: dict[int, float] = {}
+    for path in args.from_runs or []:
+        with open(path) as handle:
+            for line in handle:
+                if line.startswith('{"rows"'):
+                    figures = json.loads(line)
+                    runs.setdefault(figures["rows"], []).append(figures)
+    for item in [s for s in args.sizes.split(",") if s] if args.from_runs is None else []:
         label, _, times = item.partition(":")
         rows = SIZES.get(label) or int(label)
-        labels[rows] = label
         workroot = tempfile.mkdtemp(prefix=f"trainyard-scale-{label}-")
         data = os.path.join(workroot, "data", "interactions.csv")
-        data_seconds = write_data(data, rows, args.products)
-        repeats = []
+        data_seconds[rows] = round(write_data(data, rows, args.products), 1)
         for repeat in range(int(times or args.repeats)):
             outcome = one_run(rows, data, os.path.join(workroot, f"r{repeat}"), args)
             print(json.dumps({"rows": rows, "repeat": repeat + 1, **outcome}), flush=True)
-            repeats.append(outcome)
-        by_size[rows] = {**summarise(repeats), "data_seconds": round(data_seconds, 1), "runs": repeats}
-    sizes = sorted(by_size)
-    stages = list(by_size[sizes[0]]["stages"]) + ["Evaluator alone"]
-    exponents = {}
-    for stage in stages:
-        if stage == "Evaluator alone":
-            secs = [by_size[s]["evaluator_alone_seconds"]["median"] for s in sizes]
-            rss = [by_size[s]["evaluator_alone_peak_rss_mb"]["median"] for s in sizes]
-        else:
-            secs = [by_size[s]["stages"][stage]["seconds"]["median"] for s in sizes]
-            rss = [by_size[s]["stages"][stage]["peak_rss_mb"]["median"] for s in sizes]
-        exponents[stage] = {"seconds": slope(sizes, secs), "peak_rss_mb": slope(sizes, rss)}
-    report = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-        "settings": {"epochs": args.epochs, "batch_size": args.batch_size, "products": args.products,
-                     "users": "rows / 50 (at least 400)"},
-        "sizes": {labels[s]: {k: v for k, v in by_size[s].items()} for s in sizes},
-        "growth_exponents": exponents,
-        "evaluator_rss_ratio": {f"{labels[s]}/{labels[sizes[0]]}": round(
-            by_size[s]["evaluator_alone_peak_rss_mb"]["median"] / by_size[sizes[0]]["evaluator_alone_peak_rss_mb"]["median"], 3)
-            for s in sizes[1:]},
-        "dataflow": dataflow_projection(by_size, {s: e["seconds"] for s, e in exponents.items()},
-                                        env.dataflow_min_rows, _vcpus(env.dataflow_machine_type),
-                                        env.dataflow_max_workers),
-    }
+            runs.setdefault(rows, []).append(outcome)
+    report = build_report(runs, {rows: _label(rows) for rows in runs}, settings, data_seconds)
     path = os.path.join(args.out, f"scale-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json")
     with open(path, "w") as handle:
         json.dump(report, handle, indent=2)
