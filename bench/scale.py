@@ -120,20 +120,87 @@ def child_pipeline(spec_path: str, registry_dir: str, metadata_path: str) -> Non
     os._exit(0)  # TF + Beam threads can crash at interpreter teardown; every file is written by now
 
 
-def child_evaluate(spec_path: str, out_path: str) -> None:
+def child_evaluate(spec_path: str, out_path: str, examples: str = "") -> None:
     from pipeline_compiler.components import evaluate_model
     from shared.domain.run_config import RunSpec
 
     with open(spec_path) as handle:
         spec = RunSpec.model_validate_json(handle.read())
     root = spec.pipeline_root
-    examples = _newest(f"{root}/**/ExampleGen/examples/*")
+    examples = examples or _newest(f"{root}/**/ExampleGen/examples/*")
     model = _newest(f"{root}/**/Trainer/model/*")
     transform = _newest(f"{root}/**/Transform/transform_graph/*")
     evaluation = evaluate_model(spec, examples, os.path.join(model, "Format-Serving"), transform)
     with open(out_path, "w") as handle:
         handle.write(evaluation.model_dump_json(indent=2))
     os._exit(0)
+
+
+def write_examples(out_dir: str, rows: int, products: int, train_share: float = 0.8) -> str:
+    """ExampleGen-shaped output (Split-train / Split-test gzipped tf.Examples) of the synthetic data,
+    written directly: the Evaluator alone at a size without running the pipeline up to it."""
+    import tensorflow as tf
+
+    from pipeline_compiler.demo_data import generate_transactions
+
+    data = generate_transactions(rows=rows, customers=max(400, rows // 50), products=products, months=6)
+    cut = int(rows * train_share)
+    names = list(data)
+    kinds = {name: data[name].dtype.kind for name in names}
+    for split, (lo, hi) in (("train", (0, cut)), ("test", (cut, rows))):
+        os.makedirs(os.path.join(out_dir, f"Split-{split}"), exist_ok=True)
+        path = os.path.join(out_dir, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for start in range(lo, hi, 100_000):
+                chunk = {name: data[name][start:min(hi, start + 100_000)].tolist() for name in names}
+                for i in range(len(chunk[names[0]])):
+                    feature = {}
+                    for name in names:
+                        value = chunk[name][i]
+                        if kinds[name] == "U":
+                            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+                        elif kinds[name] == "f":
+                            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                        else:
+                            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+                    writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return out_dir
+
+
+def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: float, out: str) -> dict[str, Any]:
+    """The Evaluator alone, in a fresh process per size, over one trained run's model and transform:
+    only the rows grow (the catalog is the same), so its peak RSS ratio is the streaming's."""
+    figures = {}
+    for rows in sizes:
+        workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-eval-{rows}-")
+        started = time.time()
+        examples = write_examples(os.path.join(workdir, "examples"), rows, products)
+        written = time.time() - started
+        result = os.path.join(workdir, "evaluation.json")
+        seconds, sampler, code = run_measured(
+            [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples],
+            every, os.path.join(workdir, "child.log"))
+        if code:
+            raise SystemExit(f"the Evaluator at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
+        with open(result) as handle:
+            evaluation = json.load(handle)
+        figures[_label(rows)] = {"seconds": round(seconds, 1), "peak_rss_mb": round(sampler.peak() / 2**20),
+                                 "examples_written_seconds": round(written, 1),
+                                 "load_average_1min": round(statistics.median(sampler.loads), 2),
+                                 "ease_skipped_reason": evaluation.get("ease_skipped_reason"),
+                                 "recall_at_100": evaluation["metrics"].get("recall_at_100"),
+                                 "most_popular_recall_at_100": evaluation["baseline_metrics"].get("recall_at_100"),
+                                 "ease_recall_at_100": evaluation.get("ease_metrics", {}).get("recall_at_100")}
+        print(json.dumps({"evaluator_alone_rows": rows, **figures[_label(rows)]}), flush=True)
+    first = next(iter(figures.values()))["peak_rss_mb"]
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "model_of": spec_path, "sizes": figures,
+              "peak_rss_ratio": {label: round(f["peak_rss_mb"] / first, 3) for label, f in figures.items()}}
+    path = os.path.join(out, f"evaluator-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json")
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(json.dumps(report, indent=2))
+    return report
 
 
 def _newest(pattern: str) -> str:
@@ -350,7 +417,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-pipeline":
         return child_pipeline(*sys.argv[2:5])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-evaluate":
-        return child_evaluate(*sys.argv[2:4])
+        return child_evaluate(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k:3,1M,5M",
                         help=f"comma-separated, of {', '.join(SIZES)} or a number, each with :repeats (else --repeats)")
@@ -362,7 +429,15 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(ROOT, ".local", "bench-scale"))
     parser.add_argument("--from-runs", nargs="*", metavar="LOG",
                         help="no runs: rebuild the report from the per-repeat JSON lines earlier runs printed")
+    parser.add_argument("--evaluator-alone", metavar="RUN_SPEC",
+                        help="only the Evaluator, at each size, over this finished run's model and transform")
     args = parser.parse_args()
+
+    if args.evaluator_alone:
+        sizes = [SIZES.get(item.partition(":")[0]) or int(item.partition(":")[0]) for item in args.sizes.split(",") if item]
+        os.makedirs(args.out, exist_ok=True)
+        evaluator_alone(args.evaluator_alone, sizes, args.products, args.sample_seconds, args.out)
+        return
 
     settings = {"epochs": args.epochs, "batch_size": args.batch_size, "products": args.products,
                 "users": "rows / 50 (at least 400)"}
