@@ -307,9 +307,8 @@ def summarise(repeats: list[dict[str, Any]]) -> dict[str, Any]:
 # The data stages a Dataflow-bound run sends to Dataflow (pipeline_compiler/pipeline.py passes the
 # Beam args to ExampleGen, StatisticsGen and Transform; SchemaGen and the rest run in their own tasks).
 DATAFLOW_STAGES = ("Examples", "Stats", "Transform")
-# Dataflow docs: a job's workers take minutes to start ("Worker VMs ... startup", the job's
-# startup/shutdown overhead, cloud.google.com/dataflow/docs/guides/troubleshoot-slow-jobs); 3 minutes
-# is the allowance here, an assumption to replace with a measured figure from the first cloud run.
+# Each Dataflow job first starts its worker VMs and their SDK containers; 3 minutes is the allowance
+# here: an assumption (no documented figure was found), to replace with the first cloud run's measure.
 DATAFLOW_STARTUP_SECONDS = 180
 
 
@@ -319,7 +318,9 @@ def dataflow_projection(by_size: dict[int, dict[str, Any]], exponents: dict[str,
 
     Basis: the largest measured size's throughput on one DirectRunner worker (one core) scaled by the
     stage's growth exponent to the target size; Dataflow divides that work over workers x vCPUs
-    (Dataflow runs one SDK worker per vCPU for Python pipelines) with perfect scaling as the optimistic
+    (a Python SDK container uses every core of its worker unless its image asks for one core:
+    SdkHarnessContainerImage.use_single_core_per_container, cloud.google.com/python/docs/reference/
+    dataflow/latest/google.cloud.dataflow_v1beta3.types.SdkHarnessContainerImage) with perfect scaling as the optimistic
     bound, plus the start-up allowance; the worker count is what brings each stage under 10 minutes
     of work, capped at TRAINYARD_DATAFLOW_MAX_WORKERS.
     """
