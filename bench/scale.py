@@ -70,11 +70,26 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of pid and its live descendants (/proc/<pid>/stat fields 14 and 15)."""
+    ticks, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+        todo += _children(current)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler:
     """Samples a process tree's RSS on a thread: [(unix seconds, bytes)]."""
 
     def __init__(self, pid: int, every: float):
-        self.pid, self.every, self.samples, self.loads = pid, every, [], []
+        self.pid, self.every, self.samples, self.loads, self.cpu = pid, every, [], [], []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -82,6 +97,7 @@ class Sampler:
     def _run(self):
         while not self._stop.is_set():
             self.samples.append((time.time(), tree_rss(self.pid)))
+            self.cpu.append((time.time(), tree_cpu_seconds(self.pid)))
             self.loads.append(os.getloadavg()[0])
             self._stop.wait(self.every)
 
@@ -89,6 +105,11 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         return self.samples
+
+    def cpu_seconds(self, start: float, end: float) -> float:
+        """CPU seconds the tree used between start and end: on a loaded machine, the stage's own work."""
+        inside = [cpu for t, cpu in self.cpu if start - self.every <= t <= end + self.every]
+        return round(inside[-1] - inside[0], 2) if len(inside) > 1 else 0.0
 
     def peak(self, start: float = 0.0, end: float = math.inf) -> int:
         # A stage shorter than the sampling interval gets the samples on either side of it.
@@ -259,6 +280,7 @@ def one_run(rows: int, data_path: str, workdir: str, args) -> dict[str, Any]:
         start, end = windows[node]
         stages[STAGE_OF_NODE[node]] = {"seconds": round(end - start, 2),
                                        "rows_per_second": round(rows / max(end - start, 1e-3)),
+                                       "cpu_seconds": sampler.cpu_seconds(start, end),
                                        "peak_rss_mb": round(sampler.peak(start, end) / 2**20)}
     eval_out = os.path.join(workdir, "evaluation_alone.json")
     eval_seconds, eval_sampler, code = run_measured(
@@ -294,7 +316,8 @@ def summarise(repeats: list[dict[str, Any]]) -> dict[str, Any]:
         return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
                 "max": round(max(values), 2)}
 
-    stages = {stage: {key: fig([r["stages"][stage][key] for r in repeats]) for key in repeats[0]["stages"][stage]}
+    stages = {stage: {key: fig([r["stages"][stage][key] for r in repeats]) for key in repeats[0]["stages"][stage]
+                      if all(key in r["stages"][stage] for r in repeats)}
               for stage in repeats[0]["stages"]}
     return {"repeats": len(repeats), "stages": stages,
             "pipeline_seconds": fig([r["pipeline_seconds"] for r in repeats]),
@@ -316,8 +339,9 @@ def dataflow_projection(by_size: dict[int, dict[str, Any]], exponents: dict[str,
                         min_rows: int, machine_vcpus: int, max_workers: int, local_workers: int = 1) -> dict[str, Any]:
     """Time per data stage at 10M and 100M rows on Dataflow, and the worker count, from the local figures.
 
-    Basis: the largest measured size's throughput on one DirectRunner worker (one core) scaled by the
-    stage's growth exponent to the target size; Dataflow divides that work over workers x vCPUs
+    Basis: the largest measured size's seconds on one DirectRunner worker scaled to the target size
+    (linearly, or by the fitted exponent when the sizes measured span 10x or more); on a loaded
+    machine those seconds overstate one core's work, so the projection errs long; Dataflow divides that work over workers x vCPUs
     (a Python SDK container uses every core of its worker unless its image asks for one core:
     SdkHarnessContainerImage.use_single_core_per_container, cloud.google.com/python/docs/reference/
     dataflow/latest/google.cloud.dataflow_v1beta3.types.SdkHarnessContainerImage) with perfect scaling as the optimistic
@@ -331,8 +355,11 @@ def dataflow_projection(by_size: dict[int, dict[str, Any]], exponents: dict[str,
         plan = {}
         for stage in DATAFLOW_STAGES:
             measured = by_size[largest]["stages"][stage]["seconds"]["median"] * local_workers
-            # Below 1 only where fixed start-up costs dominate the small sizes: the work itself is linear.
-            exponent = max(1.0, exponents.get(stage) or 1.0)
+            # The data stages' work is linear in rows; a fitted exponent is used only when the sizes span
+            # at least 10x (below that, start-up costs and the shared machine's load swing the fit), and
+            # never below 1 (a sub-linear fit is start-up cost).
+            fitted = exponents.get(stage) or 1.0
+            exponent = max(1.0, fitted) if max(by_size) >= 10 * min(by_size) else 1.0
             one_core = measured * (target / largest) ** exponent
             workers = min(max_workers, max(1, math.ceil(one_core / (600 * machine_vcpus))))
             plan[stage] = {"one_core_seconds": round(one_core), "workers": workers,

@@ -35,8 +35,15 @@ def test_tree_rss_counts_the_children():
         child.wait()
 
 
+def test_tree_cpu_seconds_grow_with_work():
+    before = scale.tree_cpu_seconds(os.getpid())
+    sum(i * i for i in range(3_000_000))
+    assert scale.tree_cpu_seconds(os.getpid()) > before
+
+
 def test_the_dataflow_projection_scales_time_and_caps_workers():
-    measured = {1_000_000: {"stages": {stage: {"seconds": {"median": 100.0}} for stage in scale.DATAFLOW_STAGES}}}
+    one = {"stages": {stage: {"seconds": {"median": 100.0}} for stage in scale.DATAFLOW_STAGES}}
+    measured = {100_000: one, 1_000_000: one}  # a 10x span: fitted exponents of 1 or more are used
     plan = scale.dataflow_projection(measured, {"Examples": 1.0, "Stats": 0.5, "Transform": 1.2},
                                      min_rows=1_000_000, machine_vcpus=4, max_workers=10)
     ten = plan["10,000,000 rows"]
@@ -47,6 +54,8 @@ def test_the_dataflow_projection_scales_time_and_caps_workers():
     assert hundred["Transform"]["one_core_seconds"] == round(100 * 100 ** 1.2)
     assert hundred["Transform"]["workers"] == 10  # capped at the setting
     assert plan["goes_to_dataflow_from_rows"] == 1_000_000
+    narrow = scale.dataflow_projection({500_000: one, 1_000_000: one}, {"Transform": 1.7}, 1_000_000, 4, 10)
+    assert narrow["10,000,000 rows"]["Transform"]["growth_exponent_used"] == 1.0  # a 2x span: linear
 
 
 def test_machine_types_name_their_vcpus():
