@@ -56,32 +56,35 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of pid and all its descendants (statm's second field, in pages)."""
-    total, todo = 0, [pid]
+def _tree(pid: int):
+    """pid and its live descendants, parents first."""
+    todo = [pid]
     while todo:
         current = todo.pop()
-        try:
-            with open(f"/proc/{current}/statm") as handle:
-                total += int(handle.read().split()[1]) * PAGE
-        except OSError:
-            continue
+        yield current
         todo += _children(current)
-    return total
+
+
+def _read_proc(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}") as handle:
+            return handle.read()
+    except OSError:  # the process ended between listing and reading
+        return ""
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of pid and all its descendants (statm's second field, in pages)."""
+    return sum(int(statm.split()[1]) * PAGE for statm in (_read_proc(p, "statm") for p in _tree(pid)) if statm)
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of pid and its live descendants (/proc/<pid>/stat fields 14 and 15)."""
-    ticks, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            with open(f"/proc/{current}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
+    ticks = 0
+    for stat in (_read_proc(p, "stat") for p in _tree(pid)):
+        if stat:
+            fields = stat.rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])
-        except OSError:
-            continue
-        todo += _children(current)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
