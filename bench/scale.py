@@ -123,8 +123,8 @@ class Sampler:
 def run_measured(argv: list[str], every: float, log_path: str) -> tuple[float, Sampler, int]:
     started = time.time()
     with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
-                                 env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        # The child inherits the environment; this file puts the repository on its sys.path itself.
+        child = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
         sampler = Sampler(child.pid, every)
         code = child.wait()
     sampler.stop()
