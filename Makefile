@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality
+.PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
@@ -54,6 +54,9 @@ bench-soak: setup ## N creators + M event streams for K minutes on the local sta
 
 bench-ml: setup   ## ScaNN vs brute-force serving and training examples/s (not a test; CPU-heavy)
 	@$(PY) bench/ml.py
+
+bench-scale: setup  ## each pipeline stage's seconds, rows/s, peak RSS and growth exponent at 100k/1M/5M rows, the Dataflow projection (not a test; long: SIZES=100k:3,1M,5M)
+	@nice -n 10 $(PY) bench/scale.py --sizes $(or $(SIZES),100k:3,1M,5M)
 
 bench-quality: setup  ## our trainer vs plain TFRS tutorial code on MovieLens 100k: recall@10/50/100, examples/s (not a test)
 	@$(PY) bench/quality.py

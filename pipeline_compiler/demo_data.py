@@ -116,8 +116,9 @@ def write_csv(path: str, rows: int = 50_000, **sizes: Any) -> str:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        for i in range(len(data["timestamp"])):
-            writer.writerow([data[c][i] for c in COLUMNS])
+        # Plain Python values (tolist) in chunks: the same text as numpy scalars, fast enough for 5M rows.
+        for start in range(0, len(data["timestamp"]), 100_000):
+            writer.writerows(zip(*(data[c][start:start + 100_000].tolist() for c in COLUMNS)))
     return path
 
 

@@ -67,8 +67,16 @@ class Evaluation(_Result):
     threshold_value: Optional[float] = None
     actual_value: Optional[float] = None
     baseline_value: Optional[float] = Field(None, description="the baseline's value of the threshold metric")
-    lift_percent: Optional[float] = Field(None, description="how much the model beats the baseline, % of it")
+    lift_percent: Optional[float] = Field(None, description="how much the model beats the baseline (most-popular "
+                                          "/ predict-the-mean), % of it")
     required_lift_percent: Optional[float] = None
+    ease_metrics: dict[str, float] = Field(default_factory=dict, description="EASE (Steck 2019) on the same test "
+                                           "rows; empty when the catalog exceeds evaluator_config.ease_max_items")
+    ease_lambda: Optional[float] = Field(None, description="EASE's ridge λ, chosen on a validation cut of train")
+    ease_skipped_reason: Optional[str] = None
+    ease_value: Optional[float] = Field(None, description="EASE's value of the threshold metric")
+    lift_over_ease_percent: Optional[float] = Field(None, description="how much the model beats EASE, % of it")
+    required_lift_over_ease_percent: Optional[float] = None
     passed: bool
     blessed: bool
 

@@ -219,6 +219,13 @@ class EvaluatorConfig(Strict):
     min_lift_over_baseline_percent: Optional[float] = Field(
         None, ge=0, le=1000, description="also require the gate metric to beat the baseline (most-popular for "
         "recall, predict-the-train-mean for rmse/mae) by at least this many percent")
+    # EASE holds items x items float32 matrices (Gram, inverse): ~1 GB measured at 5k items, growing with items².
+    ease_max_items: int = Field(10_000, ge=0, le=30_000, description="retrieval: also score EASE (closed-form "
+                                "item-item baseline) on the test split when the catalog has at most this many items; "
+                                "0 turns it off")
+    min_lift_over_ease_percent: Optional[float] = Field(
+        None, ge=-100, le=1000, description="retrieval: also require the gate metric to reach EASE's plus this many "
+        "percent (-10: at least 0.9x EASE); not held when EASE was not scored")
 
 
 def lift_percent(metric: str, actual: float, baseline: float) -> Optional[float]:

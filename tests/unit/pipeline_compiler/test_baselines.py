@@ -1,0 +1,67 @@
+"""The Evaluator's baselines (issue 25): EASE's closed form against hand-computed and ridge solutions,
+the train pass that keeps EASE's pairs only while the catalog fits, and EASE's λ chosen on validation."""
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy")
+
+from pipeline_compiler.baselines import Ease, TrainInteractions, ease_weights, fit_ease  # noqa: E402
+
+
+def test_ease_on_two_items_is_the_hand_computed_solution():
+    # X = [[1,1],[1,0],[0,1]] -> G = [[2,1],[1,2]]; λ = 1: P = (G + I)⁻¹ = [[3,-1],[-1,3]] / 8,
+    # B_12 = -P_12 / P_22 = (1/8) / (3/8) = 1/3, and the same by symmetry; the diagonal is 0.
+    weights = ease_weights(np.array([[2.0, 1.0], [1.0, 2.0]]), lam=1.0)
+    assert weights == pytest.approx(np.array([[0.0, 1 / 3], [1 / 3, 0.0]]), abs=1e-6)
+
+
+def test_each_column_is_the_ridge_regression_of_that_item_on_the_others():
+    x = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1], [0, 0, 1]], dtype=np.float64)
+    lam = 0.5
+    weights = ease_weights(x.T @ x, lam)
+    for j in range(3):
+        others = [i for i in range(3) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + lam * np.eye(2), a.T @ x[:, j])  # argmin |x_j - A b|² + λ|b|²
+        assert weights[others, j] == pytest.approx(expected, abs=1e-5)
+        assert weights[j, j] == 0.0
+
+
+def test_the_train_pass_counts_items_and_drops_pairs_when_the_catalog_is_too_big():
+    train = TrainInteractions(max_items=3)
+    train.add(["u1", "u2", "u1"], ["a", "b", "a"])
+    assert train.most_popular(2) == ["a", "b"] and train.keeps_pairs
+    users, items = train.pairs()
+    assert users.tolist() == [0, 1, 0] and items.tolist() == [0, 1, 0]
+    train.add(["u3", "u3"], ["c", "d"])  # four items > 3
+    assert not train.keeps_pairs and train.pairs()[0].size == 0
+    assert train.most_popular(1) == ["a"] and train.rows == 5  # counting goes on
+    ease, reason = fit_ease(train, gate_k=10)
+    assert ease is None and "more than 3 items" in reason
+    assert fit_ease(TrainInteractions(max_items=0), 10)[1].startswith("EASE is turned off")
+
+
+def _planted(users=300, seed=3):
+    """Items come in pairs (0,1), (2,3), ...: who bought one of a pair bought the other; item 0 is the
+    most popular alone."""
+    rng = np.random.default_rng(seed)
+    rows_u, rows_i = [], []
+    for u in range(users):
+        pair = rng.integers(0, 10)
+        rows_u += [f"u{u}", f"u{u}", f"u{u}"]
+        rows_i += [f"i{2 * pair}", f"i{2 * pair + 1}", "i0"]
+    return rows_u, rows_i
+
+
+def test_ease_learns_the_planted_pairs_and_beats_popularity():
+    users, items = _planted()
+    train = TrainInteractions(max_items=100)
+    users, items = users + ["probe"], items + ["i6"]
+    for start in range(0, len(users), 64):  # streamed in batches, as the Evaluator does
+        train.add(users[start:start + 64], items[start:start + 64])
+    ease = Ease(train, gate_k=1)
+    assert set(ease.validation_recall) and ease.lam in ease.validation_recall
+    # A user who bought only i6 is shown i7 first; an unknown user gets the most popular item.
+    ranks = ease.ranks(["probe", "probe", "stranger"], ["i7", "i0", "i0"])
+    assert ranks[0] == 0 and ranks[1] > 0 and ranks[2] == 0
+    assert ease.ranks(["u1"], ["never-seen"])[0] > 10**9  # an item outside the catalog is never found

@@ -1,0 +1,62 @@
+"""bench/scale.py's arithmetic (the bench itself is not a test): the growth exponent, the process
+tree's memory from /proc, and the Dataflow projection from measured stage times."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+
+import scale  # noqa: E402
+
+
+def test_the_growth_exponent_is_the_log_log_slope():
+    assert scale.slope([1e5, 1e6, 5e6], [10, 100, 500]) == pytest.approx(1.0)
+    assert scale.slope([1e5, 1e6], [10, 10]) == pytest.approx(0.0)
+    assert scale.slope([1e5, 1e6], [1, 100]) == pytest.approx(2.0)
+    assert scale.slope([1e5], [10]) is None
+
+
+def test_tree_rss_counts_the_children():
+    child = subprocess.Popen([sys.executable, "-c", "x = bytearray(200 * 2**20); import time; time.sleep(30)"])
+    try:
+        alone = scale.tree_rss(child.pid)
+        for _ in range(100):  # until the child has touched its 200 MB
+            alone = scale.tree_rss(child.pid)
+            if alone > 190 * 2**20:
+                break
+            import time
+            time.sleep(0.05)
+        assert alone > 190 * 2**20
+        assert scale.tree_rss(os.getpid()) >= alone  # the child is in this process's tree
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_tree_cpu_seconds_grow_with_work():
+    before = scale.tree_cpu_seconds(os.getpid())
+    sum(i * i for i in range(3_000_000))
+    assert scale.tree_cpu_seconds(os.getpid()) > before
+
+
+def test_the_dataflow_projection_scales_time_and_caps_workers():
+    one = {"stages": {stage: {"seconds": {"median": 100.0}} for stage in scale.DATAFLOW_STAGES}}
+    measured = {100_000: one, 1_000_000: one}  # a 10x span: fitted exponents of 1 or more are used
+    plan = scale.dataflow_projection(measured, {"Examples": 1.0, "Stats": 0.5, "Transform": 1.2},
+                                     min_rows=1_000_000, machine_vcpus=4, max_workers=10)
+    ten = plan["10,000,000 rows"]
+    assert ten["Examples"]["one_core_seconds"] == 1000  # linear: 10x the rows, 10x the time
+    assert ten["Stats"]["growth_exponent_used"] == 1.0  # sub-linear fits are start-up cost: taken as linear
+    assert ten["Examples"]["workers"] == 1 and ten["Examples"]["seconds"] == 1000 // 4 + scale.DATAFLOW_STARTUP_SECONDS
+    hundred = plan["100,000,000 rows"]
+    assert hundred["Transform"]["one_core_seconds"] == round(100 * 100 ** 1.2)
+    assert hundred["Transform"]["workers"] == 10  # capped at the setting
+    assert plan["goes_to_dataflow_from_rows"] == 1_000_000
+    narrow = scale.dataflow_projection({500_000: one, 1_000_000: one}, {"Transform": 1.7}, 1_000_000, 4, 10)
+    assert narrow["10,000,000 rows"]["Transform"]["growth_exponent_used"] == 1.0  # a 2x span: linear
+
+
+def test_machine_types_name_their_vcpus():
+    assert scale._vcpus("e2-standard-4") == 4 and scale._vcpus("n2-highmem-16") == 16 and scale._vcpus("custom") == 1
