@@ -70,7 +70,7 @@ def repo(store):
 
 def run(n: int, **fields) -> dict:
     """A run document made n seconds after T0."""
-    return {"name": f"run {n}", "status": "queued", "model_type": "retrieval", "team": "demo",
+    return {"name": f"run {n}", "status": "pending", "model_type": "retrieval", "team": "demo",
             "created_at": T0 + timedelta(seconds=n), **fields}
 
 
@@ -146,12 +146,12 @@ def test_a_mutator_that_raises_writes_nothing(repo):
 
 
 def test_mutate_run_is_a_transaction_no_concurrent_write_is_lost(store):
-    created, _ = store.repo.create_run(run(1, count=0), "demo")
+    created, _ = store.repo.create_run(run(1, current_epoch=0), "demo")
     handles = [store.repo, store.another()]  # two instances contend through Firestore itself
 
     def bump(handle):
         for _ in range(3):
-            handle.mutate_run(created["id"], lambda doc: {**doc, "count": doc["count"] + 1})
+            handle.mutate_run(created["id"], lambda doc: {**doc, "current_epoch": doc["current_epoch"] + 1})
 
     threads = [threading.Thread(target=bump, args=(handles[n % 2],)) for n in range(6)]
     for thread in threads:
@@ -159,7 +159,7 @@ def test_mutate_run_is_a_transaction_no_concurrent_write_is_lost(store):
     for thread in threads:
         thread.join()
     final = store.repo.get_run(created["id"])
-    assert final["count"] == 18 and final["version"] == 19
+    assert final["current_epoch"] == 18 and final["version"] == 19
 
 
 def test_delete_run_checks_first_and_takes_its_history(repo):
@@ -180,7 +180,7 @@ def test_delete_run_checks_first_and_takes_its_history(repo):
 
 
 def test_list_runs_newest_first_filtered_limited_and_paged(repo):
-    made = [repo.create_run(run(n, status="running" if n % 2 else "queued", model_type="ranking" if n == 3
+    made = [repo.create_run(run(n, status="running" if n % 2 else "pending", model_type="ranking" if n == 3
                                 else "retrieval"), "demo")[0] for n in range(1, 8)]
     newest_first = ids(reversed(made))
     assert ids(repo.list_runs({}, 100)) == newest_first
