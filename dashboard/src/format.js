@@ -28,6 +28,8 @@ export const primaryMetric = (type) => modelType(type)?.primary_metric;
 export const gateMetrics = (type) => modelType(type)?.gate_metrics || [];
 /** Whether a model type retrieves from an index (it has the retrieval index settings). */
 export const retrieves = (type) => Boolean(modelType(type)?.retrieves);
+/** Whether a model type trains this tower of a model config; a type the server does not name trains what the config holds. */
+export const trainsTower = (type, tower) => modelType(type)?.towers.includes(tower) ?? true;
 /** The training parameters a run gets when it names none (the server's TrainingParams()). */
 export const trainingDefaults = () => structuredClone(vocab.training.defaults);
 

@@ -215,6 +215,16 @@ describe('the inherited configuration in words (wizard)', () => {
     expect(towerShapes({ model_type: 'hybrid', query_tower: [64, 32], candidate_tower: [64, 32], ranking_head: [256, 64], optimizer: 'adam' }))
       .toBe('query 64→32 · candidate 64→32 · ranking head 256→64 towers, adam optimizer');
   });
+  it('the ranking head shows for the kinds whose towers the server says include it', () => {
+    const shapes = (type) => towerShapes({ model_type: type, query_tower: [8], candidate_tower: [8], ranking_head: [4] });
+    for (const kind of vocabulary().model_types) {
+      expect(shapes(kind.name).includes('ranking head 4'), kind.name).toBe(kind.towers.includes('ranking_head'));
+    }
+    const v = vocabulary();
+    v.model_types.find((m) => m.name === 'retrieval').towers.push('ranking_head');
+    setVocabulary(v);
+    expect(shapes('retrieval')).toContain('ranking head 4');
+  });
 });
 
 describe('gateSummary', () => {

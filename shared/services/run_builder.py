@@ -10,7 +10,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.adapters.repository import Repository
-from shared.domain import run_document, run_numbers, runs
+from shared.domain import model_kinds, run_document, run_numbers, runs
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_problem
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
@@ -161,15 +161,17 @@ def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -
     threshold = config.blessing_threshold
     lift_only = config.min_lift_over_baseline_percent is not None
     if threshold is None and config.enabled and not lift_only:  # a lift-only gate needs no fixed threshold
-        if model_type == "ranking":
-            baseline = (experiment.get("metrics") or {}).get("test_rmse")
+        # the kind's primary metric: an error is held near the base experiment's, a recall at a fixed floor
+        metric = model_kinds.kind(model_type).primary_metric
+        if model_kinds.lower_is_better(metric):
+            baseline = (experiment.get("metrics") or {}).get(metric)
             if baseline is None:
                 raise FieldError.one("evaluator_config.blessing_threshold",
-                                     "a ranking run needs a threshold (e.g. {\"metric\": \"test_rmse\", "
-                                     "\"max_value\": 0.9}) when its base experiment has no test_rmse to derive it from")
-            threshold = BlessingThreshold(metric="test_rmse", max_value=round(baseline * RANKING_THRESHOLD_SLACK, 6))
+                                     f"a {model_type} run needs a threshold (e.g. {{\"metric\": \"{metric}\", "
+                                     f"\"max_value\": 0.9}}) when its base experiment has no {metric} to derive it from")
+            threshold = BlessingThreshold(metric=metric, max_value=round(baseline * RANKING_THRESHOLD_SLACK, 6))
         else:
-            threshold = BlessingThreshold(metric="recall_at_100", min_value=DEFAULT_RECALL_THRESHOLD)
+            threshold = BlessingThreshold(metric=metric, min_value=DEFAULT_RECALL_THRESHOLD)
     if threshold is not None and threshold.metric not in METRICS_FOR_MODEL_TYPE[model_type]:
         raise FieldError.one("evaluator_config.blessing_threshold.metric",
                              f"{threshold.metric} does not fit a {model_type} model; use one of "
