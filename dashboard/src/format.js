@@ -1,13 +1,13 @@
 // Pure helpers: formatting and what each run state shows. No DOM, no Firebase (unit-tested).
 //
 // The vocabulary — statuses, stages, model types and their metrics, metric directions, the training
-// parameters' defaults, GPU types, which action a run offers in which status — is the server's (GET /api/vocabulary, shared/contract/vocabulary.py),
+// parameters' defaults, the default gate, GPU types, which action a run offers in which status — is the server's (GET /api/vocabulary, shared/contract/vocabulary.py),
 // set once at start with setVocabulary(). What stays here is presentation only (words, icons), keyed by the
 // server's values; a value the server adds and this page does not know still shows, in plain words.
 
 const vocab = {
   statuses: [], status_groups: {}, stages: [], stage_statuses: [], model_types: [], metrics: [], gpu_types: [],
-  default_gpu: null, actions: [], training: { defaults: {}, lr_schedules: {}, min_lr: null },
+  default_gpu: null, actions: [], training: { defaults: {}, lr_schedules: {}, min_lr: null }, gate: {},
 };
 
 /** The server's vocabulary (the `vocabulary` of GET /api/vocabulary); every helper below reads it. */
@@ -45,6 +45,8 @@ export function lrScheduleFor(type, learningRate) {
   if ('min_lr' in schedule) schedule.min_lr = minLrFor(learningRate);
   return schedule;
 }
+/** The floor a higher-is-better gate gets when a run names no threshold (the server's default gate). */
+export const defaultMinValue = () => vocab.gate.default_min_value;
 export const lowerIsBetter = (metric) => Boolean(vocab.metrics.find((m) => m.name === metric)?.lower_is_better);
 
 /** A value this page has no words for ("paused_by_quota" → "Paused by quota"). */

@@ -5,7 +5,7 @@ import {
   actionsFor, costText, gateSummary, gpuText, kpis, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, matchesSearch, primaryMetric,
   registryModels, retrieves, runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate, trainingDefaults,
 } from './format.js';
-import { zonedToUtc } from './wizard.js';
+import { thresholdFor, zonedToUtc } from './wizard.js';
 // The server's vocabulary (GET /api/vocabulary); tests/unit/test_vocabulary.py keeps this copy equal to it.
 import served from './testdata/vocabulary.json';
 
@@ -164,6 +164,12 @@ describe('helpers', () => {
     expect(stepForField('gpu_config.machine_count')).toBe(3);
     expect(stepForField('time_of_day')).toBe(3);
     expect(stepForField('body')).toBe(null);
+  });
+  it("the wizard's gate starts where the server's would: the served floor for a recall, empty for an error", () => {
+    expect(thresholdFor('retrieval')).toEqual({ enabled: true, metric: 'recall_at_100', value: String(served.gate.default_min_value) });
+    expect(thresholdFor('ranking')).toEqual({ enabled: true, metric: 'test_rmse', value: '' });
+    setVocabulary({ ...vocabulary(), gate: { ...served.gate, default_min_value: 0.25 } });
+    expect(thresholdFor('multitask').value).toBe('0.25');
   });
   it('time zones: wall clock to UTC, across DST', () => {
     expect(zonedToUtc('2026-01-17', '02:00', 'UTC')).toBe('2026-01-17T02:00:00Z');

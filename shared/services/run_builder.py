@@ -14,13 +14,10 @@ from shared.domain import model_kinds, run_document, run_numbers, runs
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_problem
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
-from shared.domain.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
-                                      GpuConfig, TrainingParams)
+from shared.domain.run_config import (DEFAULT_MIN_VALUE, DERIVED_MAX_SLACK, METRICS_FOR_MODEL_TYPE, BlessingThreshold,
+                                      DeploymentConfig, EvaluatorConfig, GpuConfig, TrainingParams)
 from shared.errors import FieldError
 from shared.validation import parse
-
-DEFAULT_RECALL_THRESHOLD = 0.40  # Appendix B
-RANKING_THRESHOLD_SLACK = 1.10  # ranking default gate: within 10% of the base experiment's test RMSE
 
 
 class CreateRunRequest(BaseModel):
@@ -169,9 +166,9 @@ def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -
                 raise FieldError.one("evaluator_config.blessing_threshold",
                                      f"a {model_type} run needs a threshold (e.g. {{\"metric\": \"{metric}\", "
                                      f"\"max_value\": 0.9}}) when its base experiment has no {metric} to derive it from")
-            threshold = BlessingThreshold(metric=metric, max_value=round(baseline * RANKING_THRESHOLD_SLACK, 6))
+            threshold = BlessingThreshold(metric=metric, max_value=round(baseline * DERIVED_MAX_SLACK, 6))
         else:
-            threshold = BlessingThreshold(metric=metric, min_value=DEFAULT_RECALL_THRESHOLD)
+            threshold = BlessingThreshold(metric=metric, min_value=DEFAULT_MIN_VALUE)
     if threshold is not None and threshold.metric not in METRICS_FOR_MODEL_TYPE[model_type]:
         raise FieldError.one("evaluator_config.blessing_threshold.metric",
                              f"{threshold.metric} does not fit a {model_type} model; use one of "

@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 
-from shared.domain import run_config, runs
+from shared.domain import model_kinds, run_config, runs
 from shared.adapters.artifact_store import ArtifactStore
 from shared.domain.catalog import ModelType
 from shared.contract import nodes
@@ -121,6 +121,18 @@ def test_deploy_needs_a_registered_model_as_the_vocabulary_says(world):
         _call("deploy", repo, publisher, made["id"])
     deploy = next(a for a in vocabulary()["actions"] if a["name"] == "deploy")
     assert deploy["requires"] == ["vertex_model_resource_name"]
+
+
+@pytest.mark.parametrize("model_type", [k.name for k in model_kinds.KINDS])
+def test_the_served_default_gate_is_the_one_a_new_run_gets(repo, model_type):
+    gate, primary = vocabulary()["gate"], model_kinds.kind(model_type).primary_metric
+    lower = model_kinds.lower_is_better(primary)
+    ids = seed_catalog(repo, model_type=model_type, rmse=0.8 if lower else None)
+    made = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), *demo_member("vocab@example.com"))
+    expected = ({"max_value": pytest.approx(0.8 * gate["derived_max_slack"])} if lower
+                else {"min_value": gate["default_min_value"]})
+    assert made["evaluator_config"]["blessing_threshold"] == {"metric": primary, "min_value": None,
+                                                              "max_value": None, **expected}
 
 
 def test_get_vocabulary_needs_an_identity_and_serves_the_vocabulary():
