@@ -173,8 +173,7 @@ def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -
         raise FieldError.one("evaluator_config.blessing_threshold.metric",
                              f"{threshold.metric} does not fit a {model_type} model; use one of "
                              f"{', '.join(METRICS_FOR_MODEL_TYPE[model_type])}")
-    return EvaluatorConfig(enabled=config.enabled, blessing_threshold=threshold,
-                           min_lift_over_baseline_percent=config.min_lift_over_baseline_percent)
+    return config.model_copy(update={"blessing_threshold": threshold})  # the rest of the request as given
 
 
 def _experiment_summary(experiment: dict) -> dict:

@@ -175,6 +175,17 @@ def test_ranking_gate_defaults_from_the_experiment(client, repo):
     assert run["evaluator_config"]["blessing_threshold"]["max_value"] == pytest.approx(0.88)
 
 
+def test_the_evaluator_config_keeps_what_the_request_gives(client, ids):
+    asked = {"min_lift_over_baseline_percent": 5.0, "ease_max_items": 500, "min_lift_over_ease_percent": -10.0}
+    run = post(client, "/api/training-runs", run_body(ids["experiment"], evaluator_config=asked)).get_json()["training_run"]
+    assert {k: run["evaluator_config"][k] for k in asked} == asked
+    assert run["evaluator_config"]["blessing_threshold"] is None  # a lift-only gate gets no fixed threshold
+    del asked["min_lift_over_baseline_percent"]
+    run = post(client, "/api/training-runs", run_body(ids["experiment"], evaluator_config=asked)).get_json()["training_run"]
+    assert {k: run["evaluator_config"][k] for k in asked} == asked
+    assert run["evaluator_config"]["blessing_threshold"]["metric"] == "recall_at_100"  # the default gate, added
+
+
 @pytest.mark.parametrize("kind", model_kinds.KINDS, ids=lambda k: k.name)
 def test_the_default_gate_is_the_kinds_primary_metric(client, repo, kind):
     lower = model_kinds.lower_is_better(kind.primary_metric)
