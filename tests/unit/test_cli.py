@@ -7,7 +7,9 @@ import json
 import pytest
 
 import trainyard_cli.__main__ as cli
+from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.http.app import Dependencies, create_app
+from shared.services.ports import Effects
 from tests.builders import dataset_body, demo_member, local_settings, seed_catalog
 from tests.fakes import FakePublisher
 from trainyard_cli.client import ApiClient, ApiError
@@ -150,7 +152,8 @@ def stored_run(repo, **fields) -> dict:
     from tests.builders import run_body
 
     experiment = next(iter(repo.catalog["experiments"]))
-    run = intake.create_run(repo, FakePublisher(), run_body(experiment), *demo_member("cli@example.com"))
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(experiment), *demo_member("cli@example.com"))
     return repo.mutate_run(run["id"], lambda d: {**d, **fields})
 
 

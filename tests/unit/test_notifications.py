@@ -58,7 +58,8 @@ def notifier(webhooks, publisher=None, secrets='{"team-hook": "s3cret"}'):
 
 def failed_run(repo, **extra):
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK, **extra),
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"], notifications=HOOK, **extra),
                             *demo_member("dev@example.com"), targets=TARGETS)
     return repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train",
                                                  "error_message": "CUDA out of memory", "duration_seconds": 5400,
@@ -93,7 +94,8 @@ def test_bad_targets_are_refused_naming_the_field():
                        ({"pubsub_topic": "projects/x/subscriptions/y"}, "notifications.pubsub_topic"),
                        ({"events": ["exploded"]}, "notifications.events.0")):
         with pytest.raises(FieldError) as refused:
-            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), *demo_member("d@x.com"),
+            intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                              run_body(ids["experiment"], notifications=bad), *demo_member("d@x.com"),
                               targets=TARGETS)
         assert field in [e["field"] for e in refused.value.errors], refused.value.errors
 
@@ -216,7 +218,8 @@ def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"),
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"),
                             targets=TARGETS)
     cancel.request(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]
