@@ -167,8 +167,19 @@ export function gateMetric(run) {
   return run?.evaluator_config?.blessing_threshold?.metric || primaryMetric(run?.model_type) || 'recall_at_100';
 }
 
-/** The gate's outcome in one line: the metric against the fixed threshold and against the baseline
- * (most-popular / predict-the-mean) with the lift the evaluator required, when it did. */
+const signed = (percent) => `${percent >= 0 ? '+' : ''}${Number(percent).toFixed(1)}%`;
+// The baselines the Evaluator scores, each with its value, the model's lift over it and the lift required.
+const baselines = (e) => [
+  { name: lowerIsBetter(e.threshold_metric) ? 'predict-the-mean' : 'most-popular', value: e.baseline_value,
+    lift: e.lift_percent, required: e.required_lift_percent },
+  { name: 'EASE', value: e.ease_value, lift: e.lift_over_ease_percent, required: e.required_lift_over_ease_percent },
+];
+// A required EASE lift that was not held, as EASE was not scored (the catalog too big, or EASE turned off).
+const easeNotHeld = (e) => (e.ease_value == null && e.required_lift_over_ease_percent != null && e.ease_skipped_reason
+  ? `EASE not scored, its lift not held: ${e.ease_skipped_reason}` : '');
+
+/** The gate's outcome in one line: the metric against the fixed threshold and against each baseline
+ * (most-popular / predict-the-mean, then EASE) with the lift the evaluator required, when it did. */
 export function gateSummary(run) {
   const e = run?.evaluation_results;
   if (!e || e.actual_value == null) return '';
@@ -177,13 +188,20 @@ export function gateSummary(run) {
   const lower = lowerIsBetter(metric);
   const parts = [`${label} ${metricValue(e.actual_value)}`];
   if (e.threshold_value != null) parts.push(`threshold ${lower ? '≤' : '≥'} ${metricValue(e.threshold_value)}`);
-  if (e.baseline_value != null) {
-    const name = lower ? 'predict-the-mean' : 'most-popular';
-    const lift = e.lift_percent == null ? '' : ` (${e.lift_percent >= 0 ? '+' : ''}${Number(e.lift_percent).toFixed(1)}% better`
-      + `${e.required_lift_percent != null ? `, required ≥ ${e.required_lift_percent}%` : ''})`;
-    parts.push(`${name} ${metricValue(e.baseline_value)}${lift}`);
+  for (const b of baselines({ ...e, threshold_metric: metric }).filter((x) => x.value != null)) {
+    const lift = b.lift == null ? '' : ` (${signed(b.lift)} better${b.required != null ? `, required ≥ ${b.required}%` : ''})`;
+    parts.push(`${b.name} ${metricValue(b.value)}${lift}`);
   }
+  if (easeNotHeld(e)) parts.push(easeNotHeld(e));
   return `${parts.join(' · ')} → ${e.passed ? 'passed' : 'not passed'}`;
+}
+
+/** A finished run's lift over each baseline, for its card ("+33.6% over most-popular · -2.9% over EASE"). */
+export function liftsText(run) {
+  const e = run?.evaluation_results;
+  if (!e) return '';
+  return baselines({ ...e, threshold_metric: e.threshold_metric || gateMetric(run) }).filter((b) => b.lift != null)
+    .map((b) => `${signed(b.lift)} over ${b.name}`).join(' · ');
 }
 
 export function gpuText(gpu) {
