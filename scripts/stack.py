@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Optional
 
 from scripts import firestore_rules
-from shared.settings import BY_NAME, child_environment, export, read, read_or_default
+from shared.settings import BY_NAME, LOCAL_DEV_TOKEN, child_environment, export, read, read_or_default
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-DEFAULT_DEV_TOKEN = "trainyard-local-dev-token"
 
 
 def _default_port(port_env: str) -> int:
@@ -104,7 +103,7 @@ class StackConfig:
     firestore_port: int = _default_port("TRAINYARD_FIRESTORE_PORT")
     pubsub_port: int = _default_port("TRAINYARD_PUBSUB_PORT")
     function_ports: dict = field(default_factory=dict)
-    dev_token: str = DEFAULT_DEV_TOKEN
+    dev_token: str = LOCAL_DEV_TOKEN
     dev_identity: str = BY_NAME["TRAINYARD_DEV_IDENTITY"].default
     extra_env: dict = field(default_factory=dict)
     functions: tuple = FUNCTIONS
@@ -121,7 +120,7 @@ class StackConfig:
             pubsub_port=int(read_or_default("TRAINYARD_PUBSUB_PORT")),
             function_ports={f.name: int(read_or_default(f.port_env)) for f in FUNCTIONS + SERVICES},
             # The API's own default is no token (shared/settings.py): the stack is what issues this one.
-            dev_token=read_or_default("TRAINYARD_DEV_TOKEN") or DEFAULT_DEV_TOKEN,
+            dev_token=read_or_default("TRAINYARD_DEV_TOKEN") or LOCAL_DEV_TOKEN,
             dev_identity=read_or_default("TRAINYARD_DEV_IDENTITY"),
         )
 

@@ -214,6 +214,9 @@ def _cursor_key(value: str, name: str, r: "_Reading") -> bytes:
 
 
 AUTH_MODES = ("google", "firebase", "local")
+# The bearer token the local stack gives its API and the CLI sends to a local API when TRAINYARD_DEV_TOKEN
+# is unset; the API itself accepts none unless the variable is set.
+LOCAL_DEV_TOKEN = "trainyard-local-dev-token"
 
 
 def _auth_mode(value: str, name: str, r: "_Reading") -> str:
@@ -362,7 +365,7 @@ VARIABLES: tuple[Variable, ...] = (
              (API, STACK), LOCAL,
              field="dev_identity"),
     Variable("TRAINYARD_DEV_TOKEN", "the local stack's developer bearer token (the stack and the CLI default to "
-             "trainyard-local-dev-token; the API accepts none unless it is set); refused with the vertex backend, "
+             f"{LOCAL_DEV_TOKEN}; the API accepts none unless it is set); refused with the vertex backend, "
              "as TRAINYARD_AUTH=local is", "", (API, STACK, CLI), LOCAL,
              field="dev_token", parse=_dev_token),
     # ------------------------------------------------------------------ the dashboard page

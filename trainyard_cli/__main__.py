@@ -38,6 +38,7 @@ import sys
 
 from shared.contract import topics
 from shared.domain import model_kinds
+from shared.domain.runs import gate_lifts
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
 from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, spend_commands, team_option
 from trainyard_cli import format as fmt
@@ -343,13 +344,15 @@ def primary_threshold(client: ApiClient, model_type: str, value: float) -> dict:
 
 
 def gate_line(run_: dict) -> str | None:
-    """The blessing gate: the metric against its threshold, once the Evaluator has decided."""
+    """The blessing gate: the metric against its threshold and its lift over the baselines, once the
+    Evaluator has decided."""
     gate = run_.get("evaluation_results") or {}
     if not gate.get("threshold_metric"):
         return None
     verdict = "blessed" if gate.get("blessed") else "not blessed"
+    lifts = "".join(f"; {words}" for words in gate_lifts(gate))
     return (f"gate: {gate['threshold_metric']} {fmt.metric(gate.get('actual_value'))} vs threshold "
-            f"{fmt.metric(gate.get('threshold_value'))}: {verdict}")
+            f"{fmt.metric(gate.get('threshold_value'))}{lifts}: {verdict}")
 
 
 def cost_lines(run_: dict) -> list[str]:

@@ -6,10 +6,9 @@ from typing import Any, Optional
 
 import requests
 
-from shared.settings import read
+from shared.settings import LOCAL_DEV_TOKEN, read
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_LOCAL_TOKEN = "trainyard-local-dev-token"
 
 
 class ApiError(Exception):
@@ -31,7 +30,7 @@ def identity_token(run=subprocess.run) -> str:
         return read("TRAINYARD_TOKEN")
     url = read("TRAINYARD_API_URL") or DEFAULT_URL
     if "127.0.0.1" in url or "localhost" in url:
-        return read("TRAINYARD_DEV_TOKEN") or DEFAULT_LOCAL_TOKEN
+        return read("TRAINYARD_DEV_TOKEN") or LOCAL_DEV_TOKEN
     try:
         minted = run(["gcloud", "auth", "print-identity-token", f"--audiences={url.rstrip('/')}"],
                      capture_output=True, text=True)

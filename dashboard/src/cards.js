@@ -1,7 +1,7 @@
 // Run cards (spec §5.1–5.2): one HTML string per run; the list is re-rendered from a listener snapshot.
 import {
   actionLabel, actionsFor, ago, baseText, cssStatus, duration, epochText, esc, gateMetric, costText, gpuText, inHowLong,
-  isDeployed, isDeploying, lowerIsBetter, metricLabel, metricValue, statusIcon, statusLabel, toDate, when,
+  isDeployed, isDeploying, liftsText, lowerIsBetter, metricLabel, metricValue, statusIcon, statusLabel, toDate, when,
 } from './format.js';
 
 const SEP = '<span class="sep">│</span>';
@@ -23,6 +23,11 @@ function vsBase(run, metric) {
   const diff = value - base;
   const better = lowerIsBetter(metric) ? diff <= 0 : diff >= 0;
   return `vs Exp: <b class="${better ? '' : 'card-warn'}">${diff >= 0 ? '+' : ''}${diff.toFixed(3)} ${better ? '↑' : '↓'}</b>`;
+}
+
+function lifts(run) {
+  const text = liftsText(run);
+  return text ? `<span data-role="lifts">Lift: ${esc(text)}</span>` : '';
 }
 
 function cost(run) {
@@ -87,7 +92,7 @@ export function renderCard(run, now = new Date()) {
       break;
     case 'completed':
       body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
-        vsBase(run, metric), cost(run)])
+        vsBase(run, metric), lifts(run), cost(run)])
         + (run.vertex_model_resource_name ? line([`Model: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`]) : '')
         + deploymentLine(run);
       break;
@@ -103,7 +108,7 @@ export function renderCard(run, now = new Date()) {
       const threshold = run.evaluation_results?.threshold_value ?? run.evaluator_config?.blessing_threshold?.min_value
         ?? run.evaluator_config?.blessing_threshold?.max_value;
       body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
-        `Threshold: ${metricValue(threshold)}`, cost(run)])
+        `Threshold: ${metricValue(threshold)}`, lifts(run), cost(run)])
         + (run.vertex_model_resource_name
           ? line([`Pushed anyway: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`])
           : `<div class="card-line card-warn">⚠️ Model saved but not pushed to registry (below threshold)</div>`)

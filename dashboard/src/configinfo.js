@@ -1,6 +1,8 @@
 // What an experiment's inherited configuration amounts to, in the words of the wizard (spec §4):
 // the dataset's size, each feature's dimensions per tower side, the towers' layer shapes.
 
+import { trainsTower } from './format.js';
+
 const compact = (n) => {
   if (n == null) return null;
   if (n >= 1e6) return `${+(n / 1e6).toFixed(2)}M`;
@@ -48,6 +50,6 @@ export function towerShapes(modelConfig) {
   if (!modelConfig?.query_tower) return '';
   const arrow = (layers) => layers.join('→');
   const parts = [`query ${arrow(modelConfig.query_tower)}`, `candidate ${arrow(modelConfig.candidate_tower)}`];
-  if (modelConfig.model_type !== 'retrieval' && modelConfig.ranking_head?.length) parts.push(`ranking head ${arrow(modelConfig.ranking_head)}`);
+  if (trainsTower(modelConfig.model_type, 'ranking_head') && modelConfig.ranking_head?.length) parts.push(`ranking head ${arrow(modelConfig.ranking_head)}`);
   return `${parts.join(' · ')} towers, ${modelConfig.optimizer || 'adagrad'} optimizer`;
 }

@@ -1,13 +1,13 @@
 // Pure helpers: formatting and what each run state shows. No DOM, no Firebase (unit-tested).
 //
 // The vocabulary — statuses, stages, model types and their metrics, metric directions, the training
-// parameters' defaults, GPU types, which action a run offers in which status — is the server's (GET /api/vocabulary, shared/contract/vocabulary.py),
+// parameters' defaults, the default gate, GPU types, which action a run offers in which status — is the server's (GET /api/vocabulary, shared/contract/vocabulary.py),
 // set once at start with setVocabulary(). What stays here is presentation only (words, icons), keyed by the
 // server's values; a value the server adds and this page does not know still shows, in plain words.
 
 const vocab = {
   statuses: [], status_groups: {}, stages: [], stage_statuses: [], model_types: [], metrics: [], gpu_types: [],
-  default_gpu: null, actions: [], training: { defaults: {}, lr_schedules: {}, min_lr: null },
+  default_gpu: null, actions: [], training: { defaults: {}, lr_schedules: {}, min_lr: null }, gate: {},
 };
 
 /** The server's vocabulary (the `vocabulary` of GET /api/vocabulary); every helper below reads it. */
@@ -28,6 +28,8 @@ export const primaryMetric = (type) => modelType(type)?.primary_metric;
 export const gateMetrics = (type) => modelType(type)?.gate_metrics || [];
 /** Whether a model type retrieves from an index (it has the retrieval index settings). */
 export const retrieves = (type) => Boolean(modelType(type)?.retrieves);
+/** Whether a model type trains this tower of a model config; a type the server does not name trains what the config holds. */
+export const trainsTower = (type, tower) => modelType(type)?.towers.includes(tower) ?? true;
 /** The training parameters a run gets when it names none (the server's TrainingParams()). */
 export const trainingDefaults = () => structuredClone(vocab.training.defaults);
 
@@ -43,6 +45,8 @@ export function lrScheduleFor(type, learningRate) {
   if ('min_lr' in schedule) schedule.min_lr = minLrFor(learningRate);
   return schedule;
 }
+/** The floor a higher-is-better gate gets when a run names no threshold (the server's default gate). */
+export const defaultMinValue = () => vocab.gate.default_min_value;
 export const lowerIsBetter = (metric) => Boolean(vocab.metrics.find((m) => m.name === metric)?.lower_is_better);
 
 /** A value this page has no words for ("paused_by_quota" → "Paused by quota"). */
@@ -163,8 +167,19 @@ export function gateMetric(run) {
   return run?.evaluator_config?.blessing_threshold?.metric || primaryMetric(run?.model_type) || 'recall_at_100';
 }
 
-/** The gate's outcome in one line: the metric against the fixed threshold and against the baseline
- * (most-popular / predict-the-mean) with the lift the evaluator required, when it did. */
+const signed = (percent) => `${percent >= 0 ? '+' : ''}${Number(percent).toFixed(1)}%`;
+// The baselines the Evaluator scores, each with its value, the model's lift over it and the lift required.
+const baselines = (e) => [
+  { name: lowerIsBetter(e.threshold_metric) ? 'predict-the-mean' : 'most-popular', value: e.baseline_value,
+    lift: e.lift_percent, required: e.required_lift_percent },
+  { name: 'EASE', value: e.ease_value, lift: e.lift_over_ease_percent, required: e.required_lift_over_ease_percent },
+];
+// A required EASE lift that was not held, as EASE was not scored (the catalog too big, or EASE turned off).
+const easeNotHeld = (e) => (e.ease_value == null && e.required_lift_over_ease_percent != null && e.ease_skipped_reason
+  ? `EASE not scored, its lift not held: ${e.ease_skipped_reason}` : '');
+
+/** The gate's outcome in one line: the metric against the fixed threshold and against each baseline
+ * (most-popular / predict-the-mean, then EASE) with the lift the evaluator required, when it did. */
 export function gateSummary(run) {
   const e = run?.evaluation_results;
   if (!e || e.actual_value == null) return '';
@@ -173,13 +188,20 @@ export function gateSummary(run) {
   const lower = lowerIsBetter(metric);
   const parts = [`${label} ${metricValue(e.actual_value)}`];
   if (e.threshold_value != null) parts.push(`threshold ${lower ? '≤' : '≥'} ${metricValue(e.threshold_value)}`);
-  if (e.baseline_value != null) {
-    const name = lower ? 'predict-the-mean' : 'most-popular';
-    const lift = e.lift_percent == null ? '' : ` (${e.lift_percent >= 0 ? '+' : ''}${Number(e.lift_percent).toFixed(1)}% better`
-      + `${e.required_lift_percent != null ? `, required ≥ ${e.required_lift_percent}%` : ''})`;
-    parts.push(`${name} ${metricValue(e.baseline_value)}${lift}`);
+  for (const b of baselines({ ...e, threshold_metric: metric }).filter((x) => x.value != null)) {
+    const lift = b.lift == null ? '' : ` (${signed(b.lift)} better${b.required != null ? `, required ≥ ${b.required}%` : ''})`;
+    parts.push(`${b.name} ${metricValue(b.value)}${lift}`);
   }
+  if (easeNotHeld(e)) parts.push(easeNotHeld(e));
   return `${parts.join(' · ')} → ${e.passed ? 'passed' : 'not passed'}`;
+}
+
+/** A finished run's lift over each baseline, for its card ("+33.6% over most-popular · -2.9% over EASE"). */
+export function liftsText(run) {
+  const e = run?.evaluation_results;
+  if (!e) return '';
+  return baselines({ ...e, threshold_metric: e.threshold_metric || gateMetric(run) }).filter((b) => b.lift != null)
+    .map((b) => `${signed(b.lift)} over ${b.name}`).join(' · ');
 }
 
 export function gpuText(gpu) {

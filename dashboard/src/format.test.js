@@ -2,10 +2,10 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, gateSummary, gpuText, kpis, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, matchesSearch, primaryMetric,
+  actionsFor, costText, gateSummary, gpuText, kpis, liftsText, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, matchesSearch, primaryMetric,
   registryModels, retrieves, runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate, trainingDefaults,
 } from './format.js';
-import { zonedToUtc } from './wizard.js';
+import { thresholdFor, zonedToUtc } from './wizard.js';
 // The server's vocabulary (GET /api/vocabulary); tests/unit/test_vocabulary.py keeps this copy equal to it.
 import served from './testdata/vocabulary.json';
 
@@ -85,6 +85,13 @@ describe('the server\'s vocabulary', () => {
 });
 
 describe('renderCard', () => {
+  it('a finished run shows its lift over most-popular and over EASE', () => {
+    const evaluation_results = { threshold_metric: 'recall_at_100', actual_value: 0.4, lift_percent: 33.33, lift_over_ease_percent: -2.91 };
+    for (const status of ['completed', 'not_blessed']) {
+      expect(renderCard({ ...base, status, evaluation_results })).toContain('Lift: +33.3% over most-popular · -2.9% over EASE');
+    }
+    expect(renderCard({ ...base, status: 'completed' })).not.toContain('Lift:');
+  });
   it('a finished run shows its estimated cost; an upper bound and a partial one say so', () => {
     const estimated_cost = { total: 1.2345, currency: 'USD', prices_as_of: '2026-12-04', upper_bound: false, partial: false };
     expect(renderCard({ ...base, status: 'completed', estimated_cost })).toContain('Cost: ≈ $1.23');
@@ -165,6 +172,12 @@ describe('helpers', () => {
     expect(stepForField('time_of_day')).toBe(3);
     expect(stepForField('body')).toBe(null);
   });
+  it("the wizard's gate starts where the server's would: the served floor for a recall, empty for an error", () => {
+    expect(thresholdFor('retrieval')).toEqual({ enabled: true, metric: 'recall_at_100', value: String(served.gate.default_min_value) });
+    expect(thresholdFor('ranking')).toEqual({ enabled: true, metric: 'test_rmse', value: '' });
+    setVocabulary({ ...vocabulary(), gate: { ...served.gate, default_min_value: 0.25 } });
+    expect(thresholdFor('multitask').value).toBe('0.25');
+  });
   it('time zones: wall clock to UTC, across DST', () => {
     expect(zonedToUtc('2026-01-17', '02:00', 'UTC')).toBe('2026-01-17T02:00:00Z');
     expect(zonedToUtc('2026-01-17', '02:00', 'Europe/Berlin')).toBe('2026-01-17T01:00:00Z');
@@ -215,6 +228,16 @@ describe('the inherited configuration in words (wizard)', () => {
     expect(towerShapes({ model_type: 'hybrid', query_tower: [64, 32], candidate_tower: [64, 32], ranking_head: [256, 64], optimizer: 'adam' }))
       .toBe('query 64→32 · candidate 64→32 · ranking head 256→64 towers, adam optimizer');
   });
+  it('the ranking head shows for the kinds whose towers the server says include it', () => {
+    const shapes = (type) => towerShapes({ model_type: type, query_tower: [8], candidate_tower: [8], ranking_head: [4] });
+    for (const kind of vocabulary().model_types) {
+      expect(shapes(kind.name).includes('ranking head 4'), kind.name).toBe(kind.towers.includes('ranking_head'));
+    }
+    const v = vocabulary();
+    v.model_types.find((m) => m.name === 'retrieval').towers.push('ranking_head');
+    setVocabulary(v);
+    expect(shapes('retrieval')).toContain('ranking head 4');
+  });
 });
 
 describe('gateSummary', () => {
@@ -228,6 +251,17 @@ describe('gateSummary', () => {
       threshold_value: null, baseline_value: 1.0, lift_percent: 3, required_lift_percent: 5, passed: false } };
     expect(gateSummary(run)).toContain('predict-the-mean 1.00 (+3.0% better, required ≥ 5%) → not passed');
     expect(gateSummary({})).toBe('');
+  });
+  it('shows EASE beside most-popular, and says why a required EASE lift was not held', () => {
+    const e = { threshold_metric: 'recall_at_100', actual_value: 0.4, threshold_value: 0.3, baseline_value: 0.3, lift_percent: 33.33,
+      required_lift_percent: null, ease_value: 0.412, lift_over_ease_percent: -2.91, required_lift_over_ease_percent: -10, passed: true };
+    expect(gateSummary({ model_type: 'retrieval', evaluation_results: e }))
+      .toBe('R@100 0.400 · threshold ≥ 0.300 · most-popular 0.300 (+33.3% better) · EASE 0.412 (-2.9% better, required ≥ -10%) → passed');
+    const skipped = { ...e, ease_value: null, lift_over_ease_percent: null, ease_skipped_reason: 'the catalog has more than 10,000 items' };
+    expect(gateSummary({ model_type: 'retrieval', evaluation_results: skipped }))
+      .toContain('most-popular 0.300 (+33.3% better) · EASE not scored, its lift not held: the catalog has more than 10,000 items → passed');
+    expect(liftsText({ model_type: 'retrieval', evaluation_results: e })).toBe('+33.3% over most-popular · -2.9% over EASE');
+    expect(liftsText({ model_type: 'retrieval', evaluation_results: skipped })).toBe('+33.3% over most-popular');
   });
 });
 

@@ -27,7 +27,7 @@ const state = {
   experiments: [],
   datasets: [],
   registry: [],
-  expType: 'retrieval',
+  expType: null, // the chapter's model type: the vocabulary's first until one is picked
   started: performance.now(),
 };
 window.__trainyard = { state, firstRunsRenderMs: null, renders: 0, timings: {} };
@@ -368,6 +368,7 @@ async function main() {
   // from it; the chapters drawn so far are drawn again with it.
   try {
     setVocabulary((await get('/api/vocabulary')).vocabulary);
+    state.expType ??= modelTypes()[0];
     mark('vocabulary');
   } catch (err) {
     $('#banner').hidden = false;

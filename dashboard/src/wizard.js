@@ -2,7 +2,7 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, debounce, defaultGpu, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
+  GPU_LABEL, debounce, defaultGpu, defaultMinValue, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
   modelTypeIcon, modelTypeLabel, modelTypes, primaryMetric, retrieves, stepForField, trainingDefaults,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
@@ -56,10 +56,11 @@ function paramsFrom(experiment) {
   return params;
 }
 
-// The gate starts on the model type's primary metric: a recall at 0.40; an error derived from the experiment.
-function thresholdFor(type) {
+// The gate starts where the server's would (its vocabulary's gate), on the model type's primary metric:
+// a recall at the default floor; an error left empty, for the server to derive from the experiment.
+export function thresholdFor(type) {
   const metric = primaryMetric(type);
-  return { enabled: true, metric, value: lowerIsBetter(metric) ? '' : '0.40' };
+  return { enabled: true, metric, value: lowerIsBetter(metric) ? '' : String(defaultMinValue()) };
 }
 
 function tomorrow() {
@@ -231,7 +232,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
       <h3>Evaluator</h3><div class="field"><label><input type="checkbox" data-bind="evaluator.enabled" ${ev.enabled ? 'checked' : ''} /> Enable model evaluation (TFMA)</label>
         <div class="inline" style="margin-top:6px">Blessing threshold: <select data-bind="evaluator.metric">${metrics.map((m) => `<option value="${esc(m)}" ${ev.metric === m ? 'selected' : ''}>${esc(metricLabel(m))}</option>`).join('')}</select>
-        must be ${lower ? 'at most' : 'at least'} <input type="number" step="any" data-bind="evaluator.value" value="${esc(ev.value)}" placeholder="${lower ? 'from the experiment' : '0.40'}" style="width:110px" /></div>
+        must be ${lower ? 'at most' : 'at least'} <input type="number" step="any" data-bind="evaluator.value" value="${esc(ev.value)}" placeholder="${lower ? 'from the experiment' : esc(defaultMinValue())}" style="width:110px" /></div>
         <div class="muted small">ℹ️ Models below the threshold are saved but marked "not blessed".</div>${errorSlot('evaluator_config.blessing_threshold')}${errorSlot('evaluator_config.blessing_threshold.metric')}${errorSlot('evaluator_config')}</div>
       <h3>Deployment</h3><div class="field">
         <label style="display:block"><input type="radio" name="deploy" value="register_only" data-deploy ${d.action === 'register_only' ? 'checked' : ''} /> Register model only (deploy manually later)</label>

@@ -11,6 +11,9 @@ own sets, so the dashboard (and any other client) never restates them:
 - `training`: the training parameters a new run gets when it names none (`defaults`, TrainingParams()),
   each LR schedule's own defaults, and the rule for reduce-on-plateau's min_lr floor, which follows
   the learning rate (`min_lr`: `default` when it is below the rate, else `share_of_rate` of the rate);
+- `gate`: the blessing threshold a run gets when it names none, on its kind's primary metric: a
+  higher-is-better metric at least `default_min_value`; a lower-is-better one at most `derived_max_slack`
+  times the base experiment's;
 - `gpu_types`: each accelerator with the counts a machine holds, and the default GPU request;
 - `actions`: what a run offers in which status — `statuses` where the API accepts it, `requires` run
   fields that must be set, `unless` run fields that must be unset — and the route that carries it out.
@@ -86,6 +89,7 @@ def vocabulary() -> dict:
         "model_types": _model_types(),
         "metrics": _metrics(),
         "training": _training(),
+        "gate": {"default_min_value": run_config.DEFAULT_MIN_VALUE, "derived_max_slack": run_config.DERIVED_MAX_SLACK},
         # per GPU count: the machine a run gets by default and every machine Vertex accepts with it
         "gpu_types": [{"name": gpu, "counts": gpu_machines.counts(gpu),
                        "machines": {str(n): {"default": run_config.GPU_MACHINES[gpu][n],

@@ -161,7 +161,8 @@ def _gate(run: dict) -> Optional[dict]:
     if not gate.get("threshold_metric"):
         return None
     return {"metric": gate["threshold_metric"], "value": gate.get("actual_value"),
-            "threshold": gate.get("threshold_value"), "passed": bool(gate.get("blessed"))}
+            "threshold": gate.get("threshold_value"), "passed": bool(gate.get("blessed")),
+            "lift_percent": gate.get("lift_percent"), "lift_over_ease_percent": gate.get("lift_over_ease_percent")}
 
 
 def _num(value: Any) -> str:
@@ -185,7 +186,7 @@ def message(run: dict, event: str, link: Optional[str], schedule: Optional[dict]
         facts.append(f"Failed at {run.get('error_stage')}: {str(run['error_message'])[:300]}")
     if gate:
         facts.append(f"Gate: {gate['metric']} {_num(gate['value'])} vs threshold {_num(gate['threshold'])}"
-                     f" ({'passed' if gate['passed'] else 'below'})")
+                     f" ({'passed' if gate['passed'] else 'below'})" + "".join(f"; {w}" for w in runs.gate_lifts(run["evaluation_results"])))
     if run.get("duration_seconds") is not None:
         facts.append(f"Duration: {runs.format_duration(run['duration_seconds'])}")
     if cost.get("total") is not None:

@@ -179,6 +179,11 @@ PRIMARY_METRIC: dict[str, str] = {k.name: k.primary_metric for k in model_kinds.
 TRAINING_METRICS = ("loss", "val_loss", "rmse", "mae")
 
 
+# The gate a run gets when it names no threshold, on its kind's primary metric (shared/services/run_builder.py):
+DEFAULT_MIN_VALUE = 0.40  # a recall at least this (Appendix B)
+DERIVED_MAX_SLACK = 1.10  # an error within 10% of the base experiment's
+
+
 def gate_metric(model_type: str, threshold: Optional["BlessingThreshold"]) -> str:
     """The metric a run is gated on: the evaluator's threshold metric, else the model type's primary one."""
     if threshold is not None:

@@ -90,7 +90,8 @@ class LastRetry(_Part):
 
 
 class EvaluationResults(_Part):
-    """The evaluator's verdict (shared/contract/results.py Evaluation), as the run keeps it."""
+    """The evaluator's verdict (shared/contract/results.py Evaluation), as the run keeps it: a completed run
+    copies these fields of the Evaluation (runs.EVALUATION_FIELDS, held equal to these by a test)."""
     blessed: Optional[bool] = None
     passed: Optional[bool] = None
     threshold_metric: Optional[str] = None
@@ -101,6 +102,10 @@ class EvaluationResults(_Part):
     baseline_value: Optional[float] = None
     lift_percent: Optional[float] = None
     required_lift_percent: Optional[float] = None
+    ease_value: Optional[float] = None  # EASE's value of the gate metric; None when EASE was not scored
+    lift_over_ease_percent: Optional[float] = None
+    required_lift_over_ease_percent: Optional[float] = None
+    ease_skipped_reason: Optional[str] = None
 
 
 class Deployment(_Part):

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from shared.contract.labels import parse_job_id
 from shared.contract.nodes import STAGES, stage_for_task
 from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
-from shared.domain import claims, webhook_addresses
+from shared.domain import claims, model_kinds, webhook_addresses
 from shared.errors import Conflict, TransientError
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
@@ -83,6 +83,24 @@ def format_duration(seconds: Optional[float]) -> Optional[str]:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+def gate_lifts(gate: dict) -> list[str]:
+    """A run's lift over each baseline its Evaluator scored (`evaluation_results`), with the lift the gate
+    required: most-popular (predict-the-mean for an error metric), then EASE. A required EASE lift that was
+    not held, as EASE was not scored, says why. The CLI and the notifications show these words."""
+    def lift(name: str, percent: float, required: Optional[float]) -> str:
+        return f"{percent:+.1f}% over {name}" + (f" (required ≥ {required:g}%)" if required is not None else "")
+
+    words = []
+    if gate.get("lift_percent") is not None:
+        words.append(lift("predict-the-mean" if model_kinds.lower_is_better(gate.get("threshold_metric") or "")
+                          else "most-popular", gate["lift_percent"], gate.get("required_lift_percent")))
+    if gate.get("lift_over_ease_percent") is not None:
+        words.append(lift("EASE", gate["lift_over_ease_percent"], gate.get("required_lift_over_ease_percent")))
+    elif gate.get("required_lift_over_ease_percent") is not None and gate.get("ease_skipped_reason"):
+        words.append(f"EASE not scored, its lift not held: {gate['ease_skipped_reason']}")
+    return words
 
 
 # --------------------------------------------------------------------------- progress
@@ -312,6 +330,13 @@ def _failed_task(tasks: list[TaskSnapshot]) -> Optional[TaskSnapshot]:
     return min(failed, key=lambda t: order[stage_for_task(t.task_name)])
 
 
+# What a completed run keeps of its Evaluation (shared/contract/results.py): run_document.EvaluationResults'
+# fields (tests/unit/test_run_document.py holds the two equal; run_document imports this module).
+EVALUATION_FIELDS = ("blessed", "passed", "threshold_metric", "threshold_value", "actual_value", "evaluator_enabled",
+                     "baseline_metrics", "baseline_value", "lift_percent", "required_lift_percent", "ease_value",
+                     "lift_over_ease_percent", "required_lift_over_ease_percent", "ease_skipped_reason")
+
+
 def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:
     evaluation = results.get("evaluation") or {}
     registry = results.get("registry")
@@ -319,9 +344,7 @@ def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:
     blessed = bool(evaluation.get("blessed"))
     doc["status"] = COMPLETED if blessed else NOT_BLESSED
     doc["is_blessed"] = blessed
-    doc["evaluation_results"] = {k: evaluation.get(k) for k in (
-        "blessed", "passed", "threshold_metric", "threshold_value", "actual_value", "evaluator_enabled",
-        "baseline_metrics", "baseline_value", "lift_percent", "required_lift_percent")}
+    doc["evaluation_results"] = {k: evaluation.get(k) for k in EVALUATION_FIELDS}
     metrics = {**training.get("final", {}), **evaluation.get("metrics", {})}
     for key in ("loss", "recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100", "rmse", "mae",
                 "test_rmse", "test_mae"):

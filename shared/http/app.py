@@ -134,8 +134,8 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.post("/api/training-runs")
     def create_run():
-        run = intake.create_run(deps.repo, deps.publisher, body(), g.caller, deps.settings.teams, jobs=deps.scheduler_jobs,
-                                run_data=deps.run_data, settings=deps.settings, targets=deps.notification_targets)
+        run = intake.create_run(deps.repo, deps.effects, body(), g.caller, deps.settings.teams, run_data=deps.run_data,
+                                settings=deps.settings, targets=deps.notification_targets)
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 201
 
     @app.get("/api/training-runs")

@@ -26,22 +26,20 @@ from shared.domain import runs, teams
 from shared.domain.teams import Caller
 from shared import log
 from shared.errors import Conflict, FieldError
-from shared.adapters.messaging import Publisher
 from shared.adapters.repository import Repository
-from shared.adapters.scheduler_jobs import SchedulerJobs
 from shared.services import (access, catalog_entries, lifecycle, notification_targets, ports, queueing, run_builder,
                              scheduling, spending)
 from shared.services.run_data import get_run
 
 
-def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, declared: Iterable[teams.Team],
-               jobs: Optional[SchedulerJobs] = None, run_data=None, settings=None, run_id: Optional[str] = None,
-               at: Optional[datetime] = None, targets=None) -> dict:
+def create_run(repo: Repository, effects: ports.Effects, body: Any, who: Caller, declared: Iterable[teams.Team],
+               run_data=None, settings=None, run_id: Optional[str] = None, at: Optional[datetime] = None,
+               targets=None) -> dict:
     """A run owned by the team the body names (or the caller's only team where they are trainer);
     `declared` is the deployment's teams. `run_data` and `settings` enable the GPU quota pre-flight
     (the API gives them; tests may not); `targets` checks and seals the run's notification targets
-    (shared/services/notification_targets.py). `jobs` makes a run with a future scheduled_at (its one-time
-    schedule's job); the API always gives them."""
+    (shared/services/notification_targets.py). The effects' publisher queues a run for now; their
+    scheduler jobs hold a run with a future scheduled_at (its one-time schedule's job)."""
     at = at or runs.now()
     team = teams.team_for_new(who, run_builder.requested_team(body), declared, teams.TRAINER, "creating a run")
     identity = who.email
@@ -56,7 +54,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, d
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}
     if doc["scheduled_at"] is not None:  # its one-time schedule seals the targets under the schedule's id
-        return scheduling.schedule_run(repo, request, doc, identity, at, jobs, targets=targets)
+        return scheduling.schedule_run(repo, request, doc, identity, at, effects.scheduler_jobs, targets=targets)
     run_id = run_id or run_builder.new_run_id()
     doc = {**doc, "notifications": notification_targets.seal(targets, doc["notifications"], ("run", run_id))}
     if request.draft:  # kept, not queued: POST /api/training-runs/{id}/submit sends it on
@@ -70,7 +68,7 @@ def create_run(repo: Repository, publisher: Publisher, body: Any, who: Caller, d
         spending.release(repo, doc, at)
         raise
     if created and stored["status"] == runs.PENDING:
-        queueing.queue_submit(publisher, stored)
+        queueing.queue_submit(effects.publisher, stored)
     return stored
 
 

@@ -10,17 +10,14 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.adapters.repository import Repository
-from shared.domain import run_document, run_numbers, runs
+from shared.domain import model_kinds, run_document, run_numbers, runs
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_problem
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
-from shared.domain.run_config import (METRICS_FOR_MODEL_TYPE, BlessingThreshold, DeploymentConfig, EvaluatorConfig,
-                                      GpuConfig, TrainingParams)
+from shared.domain.run_config import (DEFAULT_MIN_VALUE, DERIVED_MAX_SLACK, METRICS_FOR_MODEL_TYPE, BlessingThreshold,
+                                      DeploymentConfig, EvaluatorConfig, GpuConfig, TrainingParams)
 from shared.errors import FieldError
 from shared.validation import parse
-
-DEFAULT_RECALL_THRESHOLD = 0.40  # Appendix B
-RANKING_THRESHOLD_SLACK = 1.10  # ranking default gate: within 10% of the base experiment's test RMSE
 
 
 class CreateRunRequest(BaseModel):
@@ -161,21 +158,22 @@ def _evaluator_for(config: EvaluatorConfig, model_type: str, experiment: dict) -
     threshold = config.blessing_threshold
     lift_only = config.min_lift_over_baseline_percent is not None
     if threshold is None and config.enabled and not lift_only:  # a lift-only gate needs no fixed threshold
-        if model_type == "ranking":
-            baseline = (experiment.get("metrics") or {}).get("test_rmse")
+        # the kind's primary metric: an error is held near the base experiment's, a recall at a fixed floor
+        metric = model_kinds.kind(model_type).primary_metric
+        if model_kinds.lower_is_better(metric):
+            baseline = (experiment.get("metrics") or {}).get(metric)
             if baseline is None:
                 raise FieldError.one("evaluator_config.blessing_threshold",
-                                     "a ranking run needs a threshold (e.g. {\"metric\": \"test_rmse\", "
-                                     "\"max_value\": 0.9}) when its base experiment has no test_rmse to derive it from")
-            threshold = BlessingThreshold(metric="test_rmse", max_value=round(baseline * RANKING_THRESHOLD_SLACK, 6))
+                                     f"a {model_type} run needs a threshold (e.g. {{\"metric\": \"{metric}\", "
+                                     f"\"max_value\": 0.9}}) when its base experiment has no {metric} to derive it from")
+            threshold = BlessingThreshold(metric=metric, max_value=round(baseline * DERIVED_MAX_SLACK, 6))
         else:
-            threshold = BlessingThreshold(metric="recall_at_100", min_value=DEFAULT_RECALL_THRESHOLD)
+            threshold = BlessingThreshold(metric=metric, min_value=DEFAULT_MIN_VALUE)
     if threshold is not None and threshold.metric not in METRICS_FOR_MODEL_TYPE[model_type]:
         raise FieldError.one("evaluator_config.blessing_threshold.metric",
                              f"{threshold.metric} does not fit a {model_type} model; use one of "
                              f"{', '.join(METRICS_FOR_MODEL_TYPE[model_type])}")
-    return EvaluatorConfig(enabled=config.enabled, blessing_threshold=threshold,
-                           min_lift_over_baseline_percent=config.min_lift_over_baseline_percent)
+    return config.model_copy(update={"blessing_threshold": threshold})  # the rest of the request as given
 
 
 def _experiment_summary(experiment: dict) -> dict:

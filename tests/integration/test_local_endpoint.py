@@ -14,8 +14,10 @@ import pytest
 import requests
 
 from pipeline_compiler.registry import LocalRegistrar
+from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.adapters.serving import DeployRequest
 from shared.adapters.serving.local import LocalEndpoints
+from shared.services.ports import Effects
 from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
 
@@ -134,7 +136,8 @@ def test_push_anyway_registers_into_the_local_registry_like_the_pusher(tmp_path)
 
     repo = InMemoryRepository()
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), *demo_member("dev@example.com"))
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"]), *demo_member("dev@example.com"))
     settings = replace(get_settings(), artifacts_root=str(tmp_path / "artifacts"), pipeline_root=str(tmp_path / "root"))
     spec = build_run_spec(run, repo, settings)
     saved_model = str(tmp_path / "artifacts" / run["id"] / "model" / "saved_model")

@@ -230,10 +230,12 @@ def test_every_notification_link_opens_the_dashboard_url(deployment, tmp_path):
 
     from shared import composition
     from shared.adapters.notify_targets import LocalSecrets, TopicSender
+    from shared.adapters.scheduler_jobs import LocalTickerJobs
     from shared.adapters.secret_store import LocalSecretFile
     from shared.services import intake
     from shared.services.actions import notify
     from shared.services.notification_targets import NotificationTargets, TargetPolicy
+    from shared.services.ports import Effects
     from tests.builders import demo_member, run_body, seed_catalog
     from tests.fakes import FakePublisher, InMemoryRepository
 
@@ -251,7 +253,8 @@ def test_every_notification_link_opens_the_dashboard_url(deployment, tmp_path):
                                    topics=TopicSender(topic), secrets=LocalSecrets("{}"), urls=urls)
     repo = InMemoryRepository()
     targets = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x"}], "pubsub_topic": "ml-alerts"}
-    run = intake.create_run(repo, FakePublisher(), run_body(seed_catalog(repo)["experiment"], notifications=targets),
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(seed_catalog(repo)["experiment"], notifications=targets),
                             *demo_member("dev@example.com"), targets=NotificationTargets(TargetPolicy.of(settings), urls))
     repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train", "error_message": "OOM"})
     assert notify.deliver(repo, notifier, run["id"], 1, "failed") == "notified"

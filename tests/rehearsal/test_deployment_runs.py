@@ -59,10 +59,12 @@ def compiled(cloud, job_id: str) -> dict:
 
 
 def submitted_run(cloud, experiment_id: str, name: str, **body):
+    from shared.adapters.scheduler_jobs import LocalTickerJobs
     from shared.services import intake
+    from shared.services.ports import Effects
 
-    run = intake.create_run(cloud.repo, cloud.publisher, {"name": name, "base_experiment_id": experiment_id,
-                                                               **body}, *member())
+    run = intake.create_run(cloud.repo, Effects(cloud.publisher, LocalTickerJobs()),
+                            {"name": name, "base_experiment_id": experiment_id, **body}, *member())
     job_id = labels.job_id_for(run["id"], 1)
     # Cold start of the GPU image's tree (TensorFlow, TFX) and a real compile on two cores.
     cloud.wait(lambda: any(n.endswith("/" + job_id) for n in cloud.pipelines.jobs), 420, f"the PipelineJob {job_id}")

@@ -12,7 +12,9 @@ from shared.adapters.run_data_sources import CloudLoggingLogs, RunDataSources
 from shared.composition import Dependencies
 from shared.http.app import create_app
 from shared.domain import teams
+from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.services import intake
+from shared.services.ports import Effects
 from shared.settings import Settings
 from tests.builders import demo_member, local_settings, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository, RecordedRest
@@ -56,7 +58,8 @@ class World:
                              "resource": {"labels": {"job_id": "111"}}}], "nextPageToken": "logging-page-2"}
 
     def run(self, name: str) -> str:
-        return intake.create_run(self.repo, FakePublisher(), run_body(self.ids["experiment"], name=name),
+        return intake.create_run(self.repo, Effects(FakePublisher(), LocalTickerJobs()),
+                                 run_body(self.ids["experiment"], name=name),
                                  *demo_member("alice@example.com", TEAMS))["id"]
 
     def logs(self, run_id: str, **params):

@@ -16,9 +16,11 @@ from shared.errors import PermanentError, TransientError
 from shared.http.app import Dependencies, create_app
 from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
 from shared.adapters.run_data_sources import RunDataSources
+from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.adapters.serving import DeployResult, Serving
 from shared.services import commands
 from shared.services import intake
+from shared.services.ports import Effects
 from tests.builders import demo_member, local_settings, run_body, seed_catalog
 from tests.fakes import FakeBackend, FakePublisher, InMemoryRepository
 from tests.unit.scenario import T0
@@ -121,7 +123,8 @@ def world():
 
 
 def make_run(w, status: str, **fields) -> dict:
-    run = intake.create_run(w.repo, w.publisher, run_body(w.ids["experiment"]), *demo_member("owner@example.com"))
+    run = intake.create_run(w.repo, Effects(w.publisher, LocalTickerJobs()),
+                            run_body(w.ids["experiment"]), *demo_member("owner@example.com"))
     w.publisher.messages.clear()
     extra = {"gcs_artifacts_path": ARTIFACTS}
     if status in (runs.COMPLETED, runs.NOT_BLESSED):

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.domain import runs, teams
+from shared.domain import model_kinds, runs, teams
 from shared.contract import topics
 from shared.adapters.artifact_store import ArtifactStore
 from shared.http.app import Dependencies, create_app
@@ -173,6 +173,32 @@ def test_ranking_gate_defaults_from_the_experiment(client, repo):
     run = post(client, "/api/training-runs", run_body(ids["experiment"])).get_json()["training_run"]
     assert run["evaluator_config"]["blessing_threshold"]["metric"] == "test_rmse"
     assert run["evaluator_config"]["blessing_threshold"]["max_value"] == pytest.approx(0.88)
+
+
+def test_the_evaluator_config_keeps_what_the_request_gives(client, ids):
+    asked = {"min_lift_over_baseline_percent": 5.0, "ease_max_items": 500, "min_lift_over_ease_percent": -10.0}
+    run = post(client, "/api/training-runs", run_body(ids["experiment"], evaluator_config=asked)).get_json()["training_run"]
+    assert {k: run["evaluator_config"][k] for k in asked} == asked
+    assert run["evaluator_config"]["blessing_threshold"] is None  # a lift-only gate gets no fixed threshold
+    del asked["min_lift_over_baseline_percent"]
+    run = post(client, "/api/training-runs", run_body(ids["experiment"], evaluator_config=asked)).get_json()["training_run"]
+    assert {k: run["evaluator_config"][k] for k in asked} == asked
+    assert run["evaluator_config"]["blessing_threshold"]["metric"] == "recall_at_100"  # the default gate, added
+
+
+@pytest.mark.parametrize("kind", model_kinds.KINDS, ids=lambda k: k.name)
+def test_the_default_gate_is_the_kinds_primary_metric(client, repo, kind):
+    lower = model_kinds.lower_is_better(kind.primary_metric)
+    ids = seed_catalog(repo, model_type=kind.name, rmse=0.8 if lower else None)
+    gate = post(client, "/api/training-runs", run_body(ids["experiment"])).get_json()["training_run"][
+        "evaluator_config"]["blessing_threshold"]
+    assert gate["metric"] == kind.primary_metric
+    assert gate["max_value" if lower else "min_value"] == pytest.approx(0.88 if lower else 0.40)
+    if lower:  # no base metric to hold the run near: the request must name a threshold
+        bare = seed_catalog(repo, model_type=kind.name)
+        response = post(client, "/api/training-runs", run_body(bare["experiment"]))
+        assert response.status_code == 400
+        assert f"no {kind.primary_metric} to derive it from" in fields(response)["evaluator_config.blessing_threshold"]
 
 
 def test_a_failed_publish_keeps_the_run_and_says_how_to_retry(repo, settings, ids):

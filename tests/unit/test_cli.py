@@ -7,7 +7,9 @@ import json
 import pytest
 
 import trainyard_cli.__main__ as cli
+from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.http.app import Dependencies, create_app
+from shared.services.ports import Effects
 from tests.builders import dataset_body, demo_member, local_settings, seed_catalog
 from tests.fakes import FakePublisher
 from trainyard_cli.client import ApiClient, ApiError
@@ -150,7 +152,8 @@ def stored_run(repo, **fields) -> dict:
     from tests.builders import run_body
 
     experiment = next(iter(repo.catalog["experiments"]))
-    run = intake.create_run(repo, FakePublisher(), run_body(experiment), *demo_member("cli@example.com"))
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(experiment), *demo_member("cli@example.com"))
     return repo.mutate_run(run["id"], lambda d: {**d, **fields})
 
 
@@ -168,6 +171,17 @@ def test_get_prints_the_deployment_status_endpoint_and_predict_url(api):
     assert "deployment: failed (automatic): quota exceeded" in run_cli("runs", "get", failed["id"])[1]
     planned = stored_run(repo, status="running", deployment_config=REGISTERED["deployment_config"])
     assert "deployment: deploy_new to recs-prod after training" in run_cli("runs", "get", planned["id"])[1]
+
+
+def test_get_prints_the_gate_with_its_lift_over_most_popular_and_over_ease(api):
+    repo, _ = api
+    gate = {"threshold_metric": "recall_at_100", "actual_value": 0.4, "threshold_value": 0.3, "blessed": True,
+            "passed": True, "baseline_value": 0.3, "lift_percent": 33.3, "required_lift_percent": None,
+            "ease_value": 0.412, "lift_over_ease_percent": -2.9, "required_lift_over_ease_percent": -10.0}
+    run = stored_run(repo, status="completed", evaluation_results=gate)
+    out = run_cli("runs", "get", run["id"])[1]
+    assert ("gate: recall_at_100 0.4 vs threshold 0.3; +33.3% over most-popular; "
+            "-2.9% over EASE (required ≥ -10%): blessed") in out
 
 
 def test_watch_follows_the_automatic_deploy_to_its_end():

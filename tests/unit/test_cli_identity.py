@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from shared import settings
 from trainyard_cli import client
 from trainyard_cli.client import ApiError, identity_token
 
@@ -56,4 +57,4 @@ def test_the_token_setting_and_the_local_stack_need_no_gcloud(monkeypatch):
     assert identity_token(None) == "given"
     monkeypatch.delenv("TRAINYARD_TOKEN")
     monkeypatch.setenv("TRAINYARD_API_URL", "http://127.0.0.1:8080")
-    assert identity_token(None) == (client.read("TRAINYARD_DEV_TOKEN") or client.DEFAULT_LOCAL_TOKEN)
+    assert identity_token(None) == (client.read("TRAINYARD_DEV_TOKEN") or settings.LOCAL_DEV_TOKEN)

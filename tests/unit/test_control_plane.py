@@ -33,7 +33,8 @@ def env(tmp_path):
     settings = replace(get_settings(), artifacts_root=str(tmp_path / "artifacts"),
                        pipeline_root=str(tmp_path / "root"), project="proj")
     backend, compiler, store = FakeBackend(), FakeCompiler(), ArtifactStore()
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), *demo_member("dev@example.com"))
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"]), *demo_member("dev@example.com"))
     return dict(repo=repo, backend=backend, compiler=compiler, store=store, settings=settings, run=run, ids=ids)
 
 

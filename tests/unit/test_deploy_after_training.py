@@ -61,7 +61,7 @@ def world(tmp_path):
 
 def running_run(w, deployment_config=None, blessed=True) -> dict:
     body = run_body(w.ids["experiment"], **({"deployment_config": deployment_config} if deployment_config else {}))
-    run = intake.create_run(w.repo, FakePublisher(), body, *demo_member("owner@example.com"))
+    run = intake.create_run(w.repo, Effects(FakePublisher(), NoJobs()), body, *demo_member("owner@example.com"))
     write_results(w.store, w.artifacts, blessed=blessed)
     return w.repo.mutate_run(run["id"], lambda d: {**d, "status": runs.RUNNING, "gcs_artifacts_path": w.artifacts,
                                                    "attempts": [{"attempt": 1, "status": runs.RUNNING}]})

@@ -8,7 +8,9 @@ import threading
 from dataclasses import replace
 
 from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, RunDataSources
+from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.services import intake
+from shared.services.ports import Effects
 from shared.settings import get_settings
 from tests.builders import demo_member, run_body, seed_catalog
 from tests.fakes import FakePublisher, InMemoryRepository
@@ -58,7 +60,8 @@ def world(rest: FakeRest, clock: FakeClock, **settings_changes):
 
 
 def create(repo, ids, settings, sources, name):
-    return intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], name=name), *demo_member("dev@example.com"),
+    return intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                             run_body(ids["experiment"], name=name), *demo_member("dev@example.com"),
                              run_data=sources, settings=settings)
 
 

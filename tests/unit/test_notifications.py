@@ -58,7 +58,8 @@ def notifier(webhooks, publisher=None, secrets='{"team-hook": "s3cret"}'):
 
 def failed_run(repo, **extra):
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK, **extra),
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"], notifications=HOOK, **extra),
                             *demo_member("dev@example.com"), targets=TARGETS)
     return repo.mutate_run(run["id"], lambda d: {**d, "status": "failed", "error_stage": "Train",
                                                  "error_message": "CUDA out of memory", "duration_seconds": 5400,
@@ -93,7 +94,8 @@ def test_bad_targets_are_refused_naming_the_field():
                        ({"pubsub_topic": "projects/x/subscriptions/y"}, "notifications.pubsub_topic"),
                        ({"events": ["exploded"]}, "notifications.events.0")):
         with pytest.raises(FieldError) as refused:
-            intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=bad), *demo_member("d@x.com"),
+            intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                              run_body(ids["experiment"], notifications=bad), *demo_member("d@x.com"),
                               targets=TARGETS)
         assert field in [e["field"] for e in refused.value.errors], refused.value.errors
 
@@ -112,7 +114,22 @@ def test_the_message_says_what_an_on_call_engineer_needs():
     assert "<https://example.com/training#run=tr-1|Open the run>" in text
     assert message["blocks"][0]["text"]["type"] == "mrkdwn"  # Slack's incoming-webhook shape
     assert message["trainyard"]["gate"] == {"metric": "recall_at_100", "value": 0.28512345, "threshold": 0.3,
-                                            "passed": False}
+                                            "passed": False, "lift_percent": None, "lift_over_ease_percent": None}
+
+
+def test_the_message_gives_the_lift_over_most_popular_and_over_ease():
+    gate = {"threshold_metric": "recall_at_100", "actual_value": 0.4, "threshold_value": 0.3, "blessed": True,
+            "lift_percent": 33.56, "required_lift_percent": 15.0, "lift_over_ease_percent": -2.94,
+            "required_lift_over_ease_percent": -10.0, "ease_value": 0.412}
+    message = notifications.message({"name": "recs", "run_number": 8, "evaluation_results": gate}, "completed", None)
+    assert ("recall_at_100 0.4 vs threshold 0.3 (passed); +33.6% over most-popular (required ≥ 15%); "
+            "-2.9% over EASE (required ≥ -10%)") in message["text"]
+    assert message["trainyard"]["gate"]["lift_percent"] == 33.56
+    assert message["trainyard"]["gate"]["lift_over_ease_percent"] == -2.94
+    skipped = {**gate, "lift_over_ease_percent": None, "ease_value": None,
+               "ease_skipped_reason": "the catalog has more than 10,000 items (evaluator_config.ease_max_items)"}
+    text = notifications.message({"name": "recs", "evaluation_results": skipped}, "completed", None)["text"]
+    assert "EASE not scored, its lift not held: the catalog has more than 10,000 items" in text
 
 
 def test_the_signature_is_an_hmac_a_receiver_can_recompute():
@@ -216,7 +233,8 @@ def test_a_run_cancelled_before_it_started_is_notified_from_the_api():
 
     repo, publisher = InMemoryRepository(), FakePublisher()
     ids = seed_catalog(repo)
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"),
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"], notifications=HOOK), *demo_member("d@x.com"),
                             targets=TARGETS)
     cancel.request(repo, Effects(publisher, LocalTickerJobs()), run["id"], demo_member("d@x.com")[0])
     assert [m[1]["event"] for m in publisher.messages if m[1].get("command") == "notify"] == ["cancelled"]

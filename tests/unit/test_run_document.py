@@ -179,6 +179,32 @@ def test_every_transition_of_a_run_writes_a_declared_document():
     assert TrainingRun.from_document(completed).evaluation_results.blessed is True
 
 
+def test_a_completed_run_keeps_the_evaluations_lift_over_most_popular_and_over_ease():
+    from shared.contract import results
+    from shared.contract.labels import job_id_for
+    from shared.contract.pipeline_jobs import JobSnapshot
+
+    evaluation = results.Evaluation(
+        metrics={"recall_at_100": 0.4}, baseline_metrics={"recall_at_100": 0.3}, threshold_metric="recall_at_100",
+        threshold_value=0.3, actual_value=0.4, baseline_value=0.3, lift_percent=33.3, required_lift_percent=10.0,
+        ease_metrics={"recall_at_100": 0.412}, ease_lambda=250.0, ease_value=0.412, lift_over_ease_percent=-2.9,
+        required_lift_over_ease_percent=-10.0, passed=True, blessed=True).model_dump(mode="json")
+    doc = {**_built(), "id": "tr-1", "run_number": 1, "version": 1, "updated_at": AT}
+    doc = runs.record_submitted(runs.claim_for_submit(doc, 1, AT), 1, "projects/p/locations/r/pipelineJobs/j",
+                                "gs://a/tr-1", AT)
+    job = JobSnapshot(job_id=job_id_for("tr-1", 1), name="j", state="PIPELINE_STATE_SUCCEEDED", end_time=AT)
+    kept = TrainingRun.from_document(runs.apply_job_snapshot(doc, job, {"evaluation": evaluation})).evaluation_results
+    assert (kept.lift_percent, kept.required_lift_percent) == (33.3, 10.0)
+    assert (kept.ease_value, kept.lift_over_ease_percent, kept.required_lift_over_ease_percent) == (0.412, -2.9, -10.0)
+    assert kept.ease_skipped_reason is None
+    skipped = {**evaluation, "ease_value": None, "lift_over_ease_percent": None, "ease_skipped_reason": "too many items"}
+    kept = TrainingRun.from_document(runs.apply_job_snapshot(doc, job, {"evaluation": skipped})).evaluation_results
+    assert (kept.ease_value, kept.ease_skipped_reason) == (None, "too many items")
+    # every field the run declares is copied, and each is one the Evaluator writes
+    assert runs.EVALUATION_FIELDS == tuple(run_document.EvaluationResults.model_fields)
+    assert set(runs.EVALUATION_FIELDS) <= set(results.Evaluation.model_fields)
+
+
 # --------------------------------------------------------------------------- reads name declared fields
 
 # Variables that hold a run wherever they appear in shared/ — except in these places, where the same

@@ -227,7 +227,7 @@ def test_scheduled_at_makes_a_scheduled_run_that_starts_at_its_slot(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-01T18:00:00Z"}
-    run = intake.create_run(env["repo"], env["publisher"], body_, *demo_member("dev@example.com"), at=at, jobs=env["jobs"])
+    run = intake.create_run(env["repo"], env["effects"], body_, *demo_member("dev@example.com"), at=at)
     assert run["status"] == "scheduled" and run["schedule_id"] and not env["publisher"].messages
     schedule = env["repo"].get_schedule(run["schedule_id"])
     assert schedule["schedule_type"] == "once" and schedule["next_run_at"] == datetime(2026, 5, 1, 18, tzinfo=UTC)
@@ -241,7 +241,7 @@ def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
     at = datetime(2026, 5, 1, tzinfo=UTC)
     body_ = {"name": "later-run", "base_experiment_id": env["ids"]["experiment"],
              "scheduled_at": "2026-05-03T18:00:00Z"}
-    run = intake.create_run(env["repo"], env["publisher"], body_, *demo_member("dev@example.com"), at=at, jobs=env["jobs"])
+    run = intake.create_run(env["repo"], env["effects"], body_, *demo_member("dev@example.com"), at=at)
     started = scheduling.run_now(env["repo"], env["effects"], run["id"], DEV, at=at + timedelta(minutes=5))
     assert started["status"] == "pending" and submitted(env) == [run["id"]]
     schedule = env["repo"].get_schedule(run["schedule_id"])
@@ -253,7 +253,7 @@ def test_run_now_starts_a_scheduled_run_and_consumes_its_schedule(env):
 
 def test_past_scheduled_at_is_still_a_400(env):
     with pytest.raises(FieldError) as caught:
-        intake.create_run(env["repo"], env["publisher"], {"name": "later-run", "base_experiment_id":
+        intake.create_run(env["repo"], env["effects"], {"name": "later-run", "base_experiment_id":
                                env["ids"]["experiment"], "scheduled_at": "2026-04-30T00:00:00Z"},
                                *demo_member("dev@example.com"), at=datetime(2026, 5, 1, tzinfo=UTC))
     assert caught.value.errors[0]["field"] == "scheduled_at"

@@ -393,6 +393,22 @@ def deliver(api, name, published_at):
     return outcomes[0]
 
 
+def fired_daily_schedule(api) -> tuple[dict, str, datetime]:
+    """A daily schedule that auto-pauses after one failed run, its ENABLED job, and the slot (about 12 hours
+    ago) whose run the job's trigger has just made."""
+    now = datetime.now(UTC)
+    body = schedule_body(api["ids"], schedule_type="daily", timezone="UTC", auto_pause_after_failures=1,
+                         time_of_day=(now + timedelta(hours=12)).strftime("%H:%M"))
+    created = post(api, "/api/training/schedules", body)
+    assert created.status_code == 201, created.get_json()
+    schedule = created.get_json()["schedule"]
+    name = job_of(api, schedule)
+    assert api["fake"].state(name) == "ENABLED"
+    slot = schedules.slots_up_to(api["repo"].get_schedule(schedule["id"]), now)[-1]
+    assert deliver(api, name, slot + timedelta(seconds=2)) == "active"
+    return schedule, name, slot
+
+
 @pytest.mark.parametrize("job_paused_on_auto_pause", [True, False], ids=["job-paused", "job-left-enabled"])
 def test_resume_after_auto_pause_is_200_and_the_job_runs(cloud_api, job_paused_on_auto_pause):
     """Review B3. Auto-pause (the progress path, after N failed runs) pauses the job too; where it
@@ -401,18 +417,7 @@ def test_resume_after_auto_pause_is_200_and_the_job_runs(cloud_api, job_paused_o
     from shared.services import progress
     from tests.unit.scenario import job_timeline
 
-    now = datetime.now(UTC)
-    body = schedule_body(cloud_api["ids"], schedule_type="daily", timezone="UTC", auto_pause_after_failures=1,
-                         time_of_day=(now + timedelta(hours=12)).strftime("%H:%M"))
-    created = post(cloud_api, "/api/training/schedules", body)
-    assert created.status_code == 201, created.get_json()
-    schedule = created.get_json()["schedule"]
-    name = job_of(cloud_api, schedule)
-    assert cloud_api["fake"].state(name) == "ENABLED"
-
-    stored = cloud_api["repo"].get_schedule(schedule["id"])
-    slot = schedules.slots_up_to(stored, now)[-1]  # about 12 hours ago
-    assert deliver(cloud_api, name, slot + timedelta(seconds=2)) == "active"
+    schedule, name, slot = fired_daily_schedule(cloud_api)
     run_id = schedules.slot_run_id(schedule["id"], slot)
     cloud_api["repo"].mutate_run(run_id, lambda d: {**d, "status": "running", "gcs_artifacts_path": "/nonexistent"})
     failed = job_timeline(f"{run_id}-a1", fail_at="Trainer")[-1]
@@ -438,13 +443,7 @@ def test_an_auto_pause_whose_job_pause_fails_still_settles_and_the_next_trigger_
     from shared.services import progress
     from tests.unit.scenario import job_timeline
 
-    now = datetime.now(UTC)
-    body = schedule_body(cloud_api["ids"], schedule_type="daily", timezone="UTC", auto_pause_after_failures=1,
-                         time_of_day=(now + timedelta(hours=12)).strftime("%H:%M"))
-    schedule = post(cloud_api, "/api/training/schedules", body).get_json()["schedule"]
-    name = job_of(cloud_api, schedule)
-    slot = schedules.slots_up_to(cloud_api["repo"].get_schedule(schedule["id"]), now)[-1]
-    assert deliver(cloud_api, name, slot + timedelta(seconds=2)) == "active"
+    schedule, name, slot = fired_daily_schedule(cloud_api)
     run_id = schedules.slot_run_id(schedule["id"], slot)
     cloud_api["repo"].mutate_run(run_id, lambda d: {**d, "status": "running", "gcs_artifacts_path": "/nonexistent"})
     cloud_api["fake"].fail("pause_job", grpc.StatusCode.PERMISSION_DENIED)
@@ -455,6 +454,35 @@ def test_an_auto_pause_whose_job_pause_fails_still_settles_and_the_next_trigger_
     assert cloud_api["fake"].state(name) == "ENABLED"
     assert deliver(cloud_api, name, slot + timedelta(days=1, seconds=2)) == "ignored"
     assert cloud_api["fake"].state(name) == "PAUSED"
+
+
+def test_a_schedule_auto_paused_where_cloud_scheduler_is_not_granted_has_its_job_paused_on_the_next_trigger(
+        cloud_api, tmp_path):
+    """The submitter and run-commands hold no Cloud Scheduler role, so their scheduler jobs are
+    JobsMirroredOnTrigger: a run failing there auto-pauses its schedule and leaves the job ENABLED; the
+    job's next trigger finds the schedule paused and pauses the job (scheduling.on_trigger)."""
+    from shared.adapters.scheduler_jobs import JobsMirroredOnTrigger
+    from shared.composition import scheduler_jobs_not_granted
+    from shared.errors import PermanentError
+    from shared.services import submission
+    from tests.fakes import FakeBackend, FakeCompiler
+
+    schedule, name, slot = fired_daily_schedule(cloud_api)
+    settings = replace(get_settings(), artifacts_root=str(tmp_path / "a"), pipeline_root=str(tmp_path / "r"))
+    submitters = scheduler_jobs_not_granted(settings)  # as functions/submitter/main.py builds them
+    assert isinstance(submitters, JobsMirroredOnTrigger)
+    compiler = FakeCompiler(fail=PermanentError("the pipeline does not compile", stage="Compile"))
+    run_id = schedules.slot_run_id(schedule["id"], slot)
+    assert submission.submit(submission.RunSubmit(run_id=run_id, attempt=1), cloud_api["repo"], FakeBackend(),
+                             ArtifactStore(), submission.Compiler(compiler.compile_run, compiler.module_files),
+                             settings, effects=Effects(cloud_api["publisher"], submitters)) == "failed"
+    paused = cloud_api["repo"].get_schedule(schedule["id"])
+    assert paused["status"] == "paused" and paused["paused_reason"].startswith("auto-paused after 1")
+    assert cloud_api["fake"].state(name) == "ENABLED"  # the submitter could not pause it
+
+    assert deliver(cloud_api, name, slot + timedelta(days=1, seconds=2)) == "ignored"
+    assert cloud_api["fake"].state(name) == "PAUSED"
+    assert cloud_api["repo"].get_run(schedules.slot_run_id(schedule["id"], slot + timedelta(days=1))) is None
 
 
 def test_a_spent_one_time_schedule_has_its_job_deleted(cloud_api):

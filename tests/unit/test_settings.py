@@ -161,4 +161,4 @@ def test_the_local_stack_starts_with_the_declared_defaults(monkeypatch):
     assert config.function_ports == {"api": 8080, "submitter": 8081, "pipeline_events": 8082, "training_progress": 8083,
                                      "scheduler": 8084, "run_commands": 8087, "reconciler": 8088,
                                      "pipeline_service": 8090, "prediction_server": 8089}
-    assert config.dev_token == stack.DEFAULT_DEV_TOKEN and config.local_dir == (S.REPO_ROOT / ".local").resolve()
+    assert config.dev_token == S.LOCAL_DEV_TOKEN and config.local_dir == (S.REPO_ROOT / ".local").resolve()

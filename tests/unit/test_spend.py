@@ -92,7 +92,8 @@ def test_a_run_that_ends_has_its_measured_cost_replace_its_reservation_once(repo
                       datasets=("*",), buckets=("*",), budget=teams.Budget(gpu_hours_per_month=100))
     settings = replace(get_settings(), teams=(team,), spend_epoch_seconds=600.0)
     ids = seed_catalog(repo, member=(teams.caller("dev@example.com", (team,)), (team,)))
-    run = intake.create_run(repo, publisher, run_body(ids["experiment"]), teams.caller("dev@example.com", (team,)),
+    run = intake.create_run(repo, Effects(publisher, LocalTickerJobs()),
+                            run_body(ids["experiment"]), teams.caller("dev@example.com", (team,)),
                             (team,), settings=settings)
     month = run["spend"]["month"]
     assert repo.get_ledger("recs", month)["entries"][f"{run['id']}-a1"]["state"] == spend.RESERVED

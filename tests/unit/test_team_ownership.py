@@ -46,18 +46,22 @@ def test_a_catalog_entry_belongs_to_the_callers_only_team(ids, repo):
 
 
 def test_a_run_belongs_to_the_team_it_names_or_the_callers_only_trainer_team(ids, repo):
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), *as_("bob@example.com"))
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"]), *as_("bob@example.com"))
     assert run["team"] == "recs"  # bob is trainer on recs, only viewer on ads
-    named = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], name="named-run", team="recs"),
+    named = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                              run_body(ids["experiment"], name="named-run", team="recs"),
                               *as_("alice@example.com"))
     assert named["team"] == "recs"
 
 
 def test_naming_a_team_where_the_caller_is_not_trainer_is_refused(ids, repo):
     with pytest.raises(Forbidden, match="bob@example.com is viewer on team 'ads'; creating a run needs trainer"):
-        intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], team="ads"), *as_("bob@example.com"))
+        intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                          run_body(ids["experiment"], team="ads"), *as_("bob@example.com"))
     with pytest.raises(FieldError) as unknown:
-        intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], team="nope"), *as_("bob@example.com"))
+        intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                          run_body(ids["experiment"], team="nope"), *as_("bob@example.com"))
     assert unknown.value.errors[0]["field"] == "team"
     with pytest.raises(Forbidden, match="mallory@example.com has no team on which they are trainer"):
         catalog_entries.create(repo, "datasets", dataset_body(), *as_("mallory@example.com"))
@@ -101,8 +105,9 @@ def test_a_schedules_template_may_not_name_another_team(ids, repo):
 
 
 def test_a_one_time_scheduled_run_and_its_schedule_belong_to_the_runs_team(ids, repo):
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"], scheduled_at="2026-05-02T00:00:00Z"),
-                            *as_("bob@example.com"), jobs=NoJobs(), at=AT)
+    run = intake.create_run(repo, Effects(FakePublisher(), NoJobs()),
+                            run_body(ids["experiment"], scheduled_at="2026-05-02T00:00:00Z"),
+                            *as_("bob@example.com"), at=AT)
     assert run["status"] == "scheduled" and run["team"] == "recs"
     assert repo.get_schedule(run["schedule_id"])["team"] == "recs"
 

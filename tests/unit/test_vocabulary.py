@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 
-from shared.domain import run_config, runs
+from shared.domain import model_kinds, run_config, runs
 from shared.adapters.artifact_store import ArtifactStore
 from shared.domain.catalog import ModelType
 from shared.contract import nodes
@@ -96,8 +96,8 @@ def test_an_action_is_offered_exactly_where_the_service_accepts_it(world, action
     entry = next(a for a in vocabulary()["actions"] if a["name"] == action)
     later = (runs.now() + timedelta(days=1)).isoformat()
     # a run waiting for a one-time schedule (run-now needs one), then put in the status under test
-    made = intake.create_run(repo, publisher, run_body(ids["experiment"], scheduled_at=later), *demo_member("vocab@example.com"),
-                             jobs=NoJobs())
+    made = intake.create_run(repo, Effects(publisher, NoJobs()),
+                             run_body(ids["experiment"], scheduled_at=later), *demo_member("vocab@example.com"))
     fields = {"status": status, **(REGISTERED if "vertex_model_resource_name" in entry["requires"] else {})}
     before = repo.mutate_run(made["id"], lambda d: {**d, **fields})
     try:
@@ -115,12 +115,26 @@ def test_an_action_is_offered_exactly_where_the_service_accepts_it(world, action
 
 def test_deploy_needs_a_registered_model_as_the_vocabulary_says(world):
     repo, publisher, ids = world
-    made = intake.create_run(repo, publisher, run_body(ids["experiment"]), *demo_member("vocab@example.com"))
+    made = intake.create_run(repo, Effects(publisher, NoJobs()),
+                             run_body(ids["experiment"]), *demo_member("vocab@example.com"))
     repo.mutate_run(made["id"], lambda d: {**d, "status": runs.COMPLETED})
     with pytest.raises(Conflict):
         _call("deploy", repo, publisher, made["id"])
     deploy = next(a for a in vocabulary()["actions"] if a["name"] == "deploy")
     assert deploy["requires"] == ["vertex_model_resource_name"]
+
+
+@pytest.mark.parametrize("model_type", [k.name for k in model_kinds.KINDS])
+def test_the_served_default_gate_is_the_one_a_new_run_gets(repo, model_type):
+    gate, primary = vocabulary()["gate"], model_kinds.kind(model_type).primary_metric
+    lower = model_kinds.lower_is_better(primary)
+    ids = seed_catalog(repo, model_type=model_type, rmse=0.8 if lower else None)
+    made = intake.create_run(repo, Effects(FakePublisher(), NoJobs()),
+                             run_body(ids["experiment"]), *demo_member("vocab@example.com"))
+    expected = ({"max_value": pytest.approx(0.8 * gate["derived_max_slack"])} if lower
+                else {"min_value": gate["default_min_value"]})
+    assert made["evaluator_config"]["blessing_threshold"] == {"metric": primary, "min_value": None,
+                                                              "max_value": None, **expected}
 
 
 def test_get_vocabulary_needs_an_identity_and_serves_the_vocabulary():

@@ -57,7 +57,8 @@ def stored():
     ids = seed_catalog(repo)
     from shared.services import intake
 
-    run = intake.create_run(repo, FakePublisher(), run_body(ids["experiment"]), *demo_member("dev@example.com"))
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(ids["experiment"]), *demo_member("dev@example.com"))
     return repo, run
 
 
@@ -76,7 +77,8 @@ def test_a_move_runs_what_follows_it_with_the_effects_given():
     from shared.services import intake
 
     repo = InMemoryRepository()
-    run = intake.create_run(repo, FakePublisher(), run_body(seed_catalog(repo)["experiment"], notifications=HOOK),
+    run = intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()),
+                            run_body(seed_catalog(repo)["experiment"], notifications=HOOK),
                             *demo_member("dev@example.com"), targets=TARGETS)
     publisher = FakePublisher()
     moved = lifecycle.move_run(repo, run["id"], lambda d: runs.request_cancel(d, "dev@example.com", runs.now()),
