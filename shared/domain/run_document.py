@@ -16,7 +16,7 @@ the system writes it, and read it through the model. docs/architecture.md "The r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -116,7 +116,9 @@ class Deployment(_Part):
     endpoint_name: Optional[str] = None
     traffic_split: Optional[int] = None
     model_resource_name: Optional[str] = None
-    model_version_id: Optional[Union[str, int]] = None
+    # int | str, in this order, as schedules.day_of_week: typing caches equal unions, so the first order
+    # imported would win everywhere and the served OpenAPI document would depend on import order.
+    model_version_id: Optional[int | str] = None
     requested_by: Optional[str] = None
     requested_at: Optional[datetime] = None
     automatic: bool = False
@@ -140,7 +142,7 @@ class PushAnyway(_Part):
     error: Optional[str] = None
     pushed_at: Optional[datetime] = None
     model_resource_name: Optional[str] = None
-    model_version_id: Optional[Union[str, int]] = None
+    model_version_id: Optional[int | str] = None
 
 
 class SpendEstimate(_Part):
@@ -298,7 +300,7 @@ class TrainingRun(_Part):
     artifacts: Optional[dict[str, str]] = None  # name → URI (shared/contract/results.py ArtifactLocations)
     vertex_model_name: Optional[str] = None
     vertex_model_resource_name: Optional[str] = None
-    vertex_model_version: Optional[Union[str, int]] = None
+    vertex_model_version: Optional[int | str] = None
     estimated_cost: Optional[EstimatedCost] = None
 
     # After training: deployment and push anyway (with their top-level copies, which lists filter on)
