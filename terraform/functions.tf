@@ -87,6 +87,9 @@ module "consumer_service" {
 }
 
 # Where each consumer was before the table (an existing deployment plans no destroy/create).
+# `from` is the address the state still holds, which the configuration no longer declares: that is the
+# point of the block (https://developer.hashicorp.com/terraform/language/moved). Checkers that read
+# `from` as a reference report these as undeclared; tools/terraform_schema/check_tf.py reads only `to`.
 moved {
   from = module.fn_pipeline_events
   to   = module.consumer_function["pipeline_events"]

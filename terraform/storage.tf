@@ -58,6 +58,7 @@ resource "google_storage_bucket" "bucket" {
   depends_on = [google_project_service.enabled]
 }
 
+# Where each bucket was before local.buckets (the state keeps its objects; see functions.tf's moved blocks).
 moved {
   from = google_storage_bucket.artifacts
   to   = google_storage_bucket.bucket["artifacts"]
