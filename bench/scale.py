@@ -145,7 +145,7 @@ def child_pipeline(spec_path: str, registry_dir: str, metadata_path: str) -> Non
 
 
 def child_evaluate(spec_path: str, out_path: str, examples: str = "") -> None:
-    from pipeline_compiler.components import evaluate_model
+    from pipeline_compiler.evaluation import evaluate_model
     from shared.domain.run_config import RunSpec
 
     with open(spec_path) as handle:

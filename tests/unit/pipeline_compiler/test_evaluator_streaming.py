@@ -8,11 +8,11 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from pipeline_compiler import components  # noqa: E402
+from pipeline_compiler import evaluation as components  # noqa: E402
 from pipeline_compiler.demo_data import generate_transactions  # noqa: E402
 from tests.unit.pipeline_compiler.tiny_data import tiny_spec  # noqa: E402
 
-REAL_BATCHES = components._raw_batches
+REAL_BATCHES = components.raw_batches
 TOP = [f"P{p:05d}" for p in range(100)]  # the fake model's answer for everyone
 
 
@@ -54,7 +54,7 @@ def evaluation_inputs(tmp_path_factory):
 
 
 def _evaluate(root, dtypes, monkeypatch, batch_rows, **evaluator):
-    monkeypatch.setattr(components, "_raw_dtypes", lambda transform_dir: dtypes)
+    monkeypatch.setattr(components, "raw_dtypes", lambda transform_dir: dtypes)
     monkeypatch.setattr(components, "EVAL_BATCH_ROWS", batch_rows)
     seen = []
 
@@ -63,7 +63,7 @@ def _evaluate(root, dtypes, monkeypatch, batch_rows, **evaluator):
             seen.append(max(len(v) for v in batch.values()))
             yield batch
 
-    monkeypatch.setattr(components, "_raw_batches", spy)
+    monkeypatch.setattr(components, "raw_batches", spy)
     spec = tiny_spec(str(root), evaluator_config={"enabled": True, **evaluator})
     return components.evaluate_model(spec, str(root / "examples"), str(root / "model"), "unused"), seen
 
@@ -104,3 +104,21 @@ def test_a_catalog_over_the_limit_skips_ease_and_says_why(evaluation_inputs, mon
     evaluation, _ = _evaluate(root, dtypes, monkeypatch, 64, ease_max_items=20, min_lift_over_ease_percent=0)
     assert evaluation.ease_metrics == {} and "more than 20 items" in evaluation.ease_skipped_reason
     assert evaluation.blessed  # the EASE requirement is not held without an EASE figure
+
+
+def test_partial_scores_merge_to_the_whole():
+    """Scores from parts of the test split (workers of a distributed Evaluator) merge to the one-pass figures."""
+    rng = np.random.default_rng(3)
+    actual = rng.choice(TOP + ["other"], 500)
+    top = np.tile(np.array(TOP), (500, 1))
+    whole, first, second = components.Scores(), components.Scores(), components.Scores()
+    whole.add_top_ids(top, actual)
+    first.add_top_ids(top[:123], actual[:123])
+    second.add_top_ids(top[123:], actual[123:])
+    truth, predicted = rng.normal(size=500), rng.normal(size=500)
+    whole.add_predictions(predicted, truth)
+    first.add_predictions(predicted[:123], truth[:123])
+    second.add_predictions(predicted[123:], truth[123:])
+    assert first.merge(second).metrics() == pytest.approx(whole.metrics())
+    assert whole.metrics()["recall_at_5"] == pytest.approx(np.mean(np.isin(actual, TOP[:5])))
+    assert whole.metrics()["test_rmse"] == pytest.approx(np.sqrt(np.mean((predicted - truth) ** 2)))

@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from pipeline_compiler.components import decide_blessing  # noqa: E402
+from pipeline_compiler.evaluation import decide_blessing  # noqa: E402
 from shared.domain.run_config import EvaluatorConfig, lift_percent  # noqa: E402
 from tests.unit.pipeline_compiler.tiny_data import tiny_spec  # noqa: E402
 

@@ -1,0 +1,214 @@
+"""The Evaluator's scoring, in pieces every evaluation path shares: the in-process Evaluator
+(components.TrainyardEvaluator), a distributed one, and scoring another model (a champion) on the same
+split all read raw batches (`raw_batches`), ask a serving signature for its answer
+(`signature_top_ids`, `signature_scores`) and add them into a `Scores` accumulator, which merges
+(so partial scores from workers combine) and yields the metrics the gate reads (`decide_blessing`).
+
+Both splits are read in batches, so memory does not grow with the test split (bench/scale.py measures it).
+"""
+# No `from __future__ import annotations`: kept like components.py, whose TFX signatures need real types.
+
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline_compiler.baselines import TrainInteractions, fit_ease
+from pipeline_compiler.modules import features as F
+from shared import log
+from shared.contract import results
+from shared.domain import model_kinds
+from shared.domain.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
+
+RECALL_KS = (5, 10, 50, 100)
+EVAL_BATCH_ROWS = 1024  # rows per batch the Evaluator holds: its memory does not grow with the splits
+
+
+def raw_batches(examples_uri: str, split: str, columns: dict[str, tf.dtypes.DType],
+                batch_size: Optional[int] = None) -> Iterator[dict[str, np.ndarray]]:
+    """Raw examples of one split as dicts of rank-1 arrays (missing values become ''/0), a batch at a time."""
+    batch_size = batch_size or EVAL_BATCH_ROWS
+    files = tf.io.gfile.glob(results.join(examples_uri, f"Split-{split}/*"))
+    if not files:
+        raise FileNotFoundError(f"no examples in split {split!r} under {examples_uri}")
+    spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in columns.items()}
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+    for records in dataset:
+        parsed = tf.io.parse_example(records, spec)
+        rows = int(tf.shape(records)[0])
+        batch = {}
+        for name, value in parsed.items():
+            default = b"" if value.dtype == tf.string else value.dtype.as_numpy_dtype(0)
+            dense = tf.sparse.to_dense(value, default_value=default).numpy()
+            batch[name] = dense[:, 0] if dense.shape[1] else np.full(rows, default)
+        yield batch
+
+
+def as_text(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+
+
+def raw_dtypes(transform_dir: str) -> dict[str, tf.dtypes.DType]:
+    import tensorflow_transform as tft
+
+    return {name: spec.dtype for name, spec in tft.TFTransformOutput(transform_dir).raw_feature_spec().items()}
+
+
+def _signature_inputs(signature, batch: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+    """The batch's columns the signature declares (raw features in), as tensors of its dtypes."""
+    return {name: tf.constant(batch[name], dtype=spec.dtype)
+            for name, spec in signature.structured_input_signature[1].items()}
+
+
+def signature_top_ids(signature, batch: dict[str, np.ndarray]) -> np.ndarray:
+    """A retrieval signature's top-K item ids for each row, as text (rows × K): the model's own
+    vocabulary maps its answer back to raw ids, so models trained on different vocabularies compare."""
+    top_ids = signature(**_signature_inputs(signature, batch))["ids"].numpy()
+    return np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else str(v))(top_ids)
+
+
+def signature_scores(signature, batch: dict[str, np.ndarray]) -> np.ndarray:
+    """A ranking signature's predicted score for each row."""
+    return signature(**_signature_inputs(signature, batch))["score"].numpy().astype(np.float64)
+
+
+@dataclass
+class Scores:
+    """Running sums over test batches; `merge` combines partial sums, `metrics` reads them out."""
+    hits: dict = field(default_factory=lambda: {k: 0 for k in RECALL_KS})
+    squared: float = 0.0
+    absolute: float = 0.0
+    retrieval_rows: int = 0
+    ranking_rows: int = 0
+
+    def add_top_ids(self, top_text: np.ndarray, actual: np.ndarray) -> None:
+        """Rows' top-K ids (text) against the items they actually had: recall@k for every k."""
+        self.retrieval_rows += len(actual)
+        for k in RECALL_KS:
+            self.hits[k] += int(np.sum(np.any(top_text[:, :k] == actual[:, None], axis=1)))
+
+    def add_ranks(self, ranks: np.ndarray) -> None:
+        """Rows' rank of the actual item (0 = first): recall@k = rank < k."""
+        self.retrieval_rows += len(ranks)
+        for k in RECALL_KS:
+            self.hits[k] += int(np.sum(ranks < k))
+
+    def add_popular(self, actual: np.ndarray, most_popular: np.ndarray) -> None:
+        """The same list (most-popular) for every row."""
+        self.retrieval_rows += len(actual)
+        for k in RECALL_KS:
+            self.hits[k] += int(np.sum(np.isin(actual, most_popular[:k])))
+
+    def add_predictions(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        self.ranking_rows += len(truth)
+        self.squared += float(np.sum((predicted - truth) ** 2))
+        self.absolute += float(np.sum(np.abs(predicted - truth)))
+
+    def merge(self, other: "Scores") -> "Scores":
+        return Scores(hits={k: self.hits[k] + other.hits[k] for k in RECALL_KS},
+                      squared=self.squared + other.squared, absolute=self.absolute + other.absolute,
+                      retrieval_rows=self.retrieval_rows + other.retrieval_rows,
+                      ranking_rows=self.ranking_rows + other.ranking_rows)
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.retrieval_rows:
+            out.update({f"recall_at_{k}": self.hits[k] / self.retrieval_rows for k in RECALL_KS})
+        if self.ranking_rows:
+            out["test_rmse"] = float(np.sqrt(self.squared / self.ranking_rows))
+            out["test_mae"] = self.absolute / self.ranking_rows
+        return out
+
+
+def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, transform_dir: str) -> results.Evaluation:
+    """Test-split metrics of the exported serving model, the baselines, and the blessing decision."""
+    loaded = tf.saved_model.load(serving_model_dir)
+    dtypes = raw_dtypes(transform_dir)
+    columns = spec.dataset.columns
+    label = F.label_column(spec)
+    wanted = set(F.all_raw_columns(spec))
+
+    kind = model_kinds.kind(spec.model_type)
+    retrieval, ranking = kind.retrieves, kind.ranks
+    # One streaming pass over train: item counts (most-popular) and, for EASE, the (user, item) pairs.
+    train = TrainInteractions(spec.evaluator_config.ease_max_items if retrieval else 0)
+    train_label_sum, train_label_count = 0.0, 0
+    base_columns = {columns.item_id: dtypes[columns.item_id], columns.user_id: dtypes[columns.user_id]}
+    if label:
+        base_columns[label] = dtypes[label]
+    for batch in raw_batches(examples_uri, "train", base_columns):
+        train.add(as_text(batch[columns.user_id]), as_text(batch[columns.item_id]))
+        if label:
+            train_label_sum += float(np.sum(batch[label].astype(np.float64)))
+            train_label_count += len(batch[label])
+    most_popular = train.most_popular(max(RECALL_KS))
+    ease, ease_skipped = fit_ease(train, _gate_k(spec)) if retrieval else (None, None)
+    del train  # EASE keeps its own matrix; the pairs and counts are not needed while scoring
+    retrieve = loaded.signatures["serving_default"] if retrieval else None
+    rank = loaded.signatures[kind.rank_signature] if ranking else None
+    model, popular, ease_scores = Scores(), Scores(), Scores()
+    train_mean = train_label_sum / train_label_count if train_label_count else 0.0
+    count = 0
+
+    test_columns = wanted | ({columns.user_id} if ease is not None else set())
+    for batch in raw_batches(examples_uri, "test", {c: dtypes[c] for c in test_columns}):
+        count += len(batch[columns.item_id])
+        if retrieve is not None:
+            actual = as_text(batch[columns.item_id])
+            model.add_top_ids(signature_top_ids(retrieve, batch), actual)
+            popular.add_popular(actual, most_popular)
+            if ease is not None:
+                ease_scores.add_ranks(ease.ranks(as_text(batch[columns.user_id]), actual))
+        if rank is not None:
+            truth = batch[label].astype(np.float64)
+            model.add_predictions(signature_scores(rank, batch), truth)
+            popular.add_predictions(np.full(len(truth), train_mean), truth)  # predict-the-mean
+
+    metrics, baselines, ease_metrics = model.metrics(), popular.metrics(), ease_scores.metrics()
+    metrics["test_examples"] = float(count)
+    return decide_blessing(spec, metrics, baselines, ease_metrics,
+                           ease_lambda=ease.lam if ease is not None else None, ease_skipped=ease_skipped)
+
+
+def _gate_k(spec: RunSpec) -> int:
+    """The k of the gate's recall@k (EASE's λ is chosen on it); 100 when the gate is not a recall."""
+    metric = gate_metric(spec.model_type, spec.evaluator_config.blessing_threshold)
+    return int(metric.rsplit("_", 1)[1]) if metric.startswith("recall_at_") else max(RECALL_KS)
+
+
+def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[str, float],
+                    ease_metrics: Optional[dict[str, float]] = None, ease_lambda: Optional[float] = None,
+                    ease_skipped: Optional[str] = None) -> results.Evaluation:
+    config = spec.evaluator_config
+    threshold = config.blessing_threshold
+    metric = gate_metric(spec.model_type, threshold)
+    actual, baseline = metrics.get(metric), baselines.get(metric)
+    lift = lift_percent(metric, actual, baseline) if actual is not None and baseline is not None else None
+    required = config.min_lift_over_baseline_percent
+    ease_value = (ease_metrics or {}).get(metric)
+    ease_lift = lift_percent(metric, actual, ease_value) if actual is not None and ease_value is not None else None
+    required_ease = config.min_lift_over_ease_percent
+    against_baseline = dict(baseline_value=baseline, lift_percent=lift, required_lift_percent=required,
+                            ease_metrics=ease_metrics or {}, ease_lambda=ease_lambda, ease_skipped_reason=ease_skipped,
+                            ease_value=ease_value, lift_over_ease_percent=ease_lift,
+                            required_lift_over_ease_percent=required_ease)
+    if not config.enabled or (threshold is None and required is None and required_ease is None):
+        # Disabled evaluator or no gate at all: the model is pushed unconditionally.
+        return results.Evaluation(evaluator_enabled=config.enabled, metrics=metrics, baseline_metrics=baselines,
+                            threshold_metric=threshold.metric if threshold else None,
+                            threshold_value=threshold.value if threshold else None,
+                            actual_value=metrics.get(threshold.metric) if threshold else None,
+                            passed=True, blessed=True, **against_baseline)
+    if metric not in METRICS_FOR_MODEL_TYPE[spec.model_type]:
+        log.warning("the gate metric is not computed for this model type", metric=metric, model_type=spec.model_type)
+    passed = actual is not None
+    if threshold is not None:
+        passed = passed and threshold.passes(actual)
+    if required is not None:  # "beats most-popular / predict-the-mean by at least X %"
+        passed = passed and lift is not None and lift >= required
+    if required_ease is not None:  # "within / above EASE by X %"; no EASE figure (catalog too big): not held
+        passed = passed and (ease_value is None or (ease_lift is not None and ease_lift >= required_ease))
+    return results.Evaluation(evaluator_enabled=True, metrics=metrics, baseline_metrics=baselines,
+                        threshold_metric=metric, threshold_value=threshold.value if threshold else None,
+                        actual_value=actual, passed=passed, blessed=passed, **against_baseline)
