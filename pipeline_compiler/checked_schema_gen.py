@@ -44,7 +44,9 @@ class Executor(schema_gen_executor.Executor):
         spec = RunSpec.model_validate_json(exec_properties[RUN_SPEC_KEY])
         super().Do(input_dict, output_dict, {k: v for k, v in exec_properties.items() if k != RUN_SPEC_KEY})
         statistics = artifact_utils.get_single_instance(input_dict[standard_component_specs.STATISTICS_KEY])
-        result = data_check.check(spec, data_check.facts_from_statistics(load_statistics(statistics)))
+        stats_by_split = load_statistics(statistics)
+        result = data_check.check(spec, data_check.facts_from_statistics(stats_by_split))
+        result.rows_per_split = data_check.rows_per_split(stats_by_split)
         write_json(results.join(spec.artifacts_uri, results.DATA_CHECK_FILE), result.model_dump_json(indent=2))
         data_check.raise_problems(result)
 

@@ -5,7 +5,8 @@ model's index), plus the baselines (most-popular, and EASE where the catalog fit
 -> ModelBlessing + evaluation/evaluation_results.json. The scoring is evaluation.py's.
 Pusher: a blessed model becomes a new version of the model named after the run, in the Vertex
 Model Registry (google-cloud-aiplatform; parent model versions; run labels) or in a local registry
-directory -> registry/registry_entry.json. A not-blessed model is not registered.
+directory -> registry/registry_entry.json, and its model card beside it (shared/services/model_cards.py).
+A not-blessed model is not registered.
 """
 # No `from __future__ import annotations`: TFX reads the component signatures at runtime.
 
@@ -13,10 +14,11 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from pipeline_compiler.evaluation import evaluate_model
-from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
+from pipeline_compiler.registry import GfileStore, VertexRegistrar, register_local, write_json
 from shared.contract import results
 from shared import log
 from shared.domain.run_config import RunSpec
+from shared.services import model_cards
 
 BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"  # TFX's convention in a ModelBlessing dir
 
@@ -63,6 +65,7 @@ def TrainyardPusher(
     region: tfx.dsl.components.Parameter[str],
     serving_image: tfx.dsl.components.Parameter[str],
     local_registry_dir: tfx.dsl.components.Parameter[str],
+    pipeline_image: tfx.dsl.components.Parameter[str],
 ) -> None:
     """Registers a blessed model (Vertex Model Registry or the local registry); skips a not-blessed one."""
     spec = RunSpec.model_validate_json(run_spec)
@@ -77,6 +80,8 @@ def TrainyardPusher(
         else:
             entry = register_local(spec, serving_model_uri, local_registry_dir)
         log.info("model version registered", model=entry.model_resource_name, version=entry.model_version_id)
+        model_cards.write_card(GfileStore(), spec, entry, pipeline_image=pipeline_image,
+                               serving_image=serving_image if target == "vertex" else None)
     write_json(results.join(spec.artifacts_uri, results.REGISTRY_FILE), entry.model_dump_json(indent=2))
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", entry.model_resource_name)

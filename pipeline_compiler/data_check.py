@@ -80,6 +80,12 @@ def _feature_name(feature) -> str:
     return feature.path.step[0] if feature.HasField("path") and feature.path.step else feature.name
 
 
+def rows_per_split(stats_by_split: Mapping[str, Any]) -> dict[str, int]:
+    """{split: rows} as StatisticsGen counted them (the model card's "rows per split")."""
+    return {split: sum(int(dataset.num_examples) for dataset in stats_list.datasets)
+            for split, stats_list in stats_by_split.items()}
+
+
 def facts_from_statistics(stats_by_split: Mapping[str, Any]) -> dict[str, ColumnFacts]:
     """{column: ColumnFacts} from {split: DatasetFeatureStatisticsList} (tensorflow_metadata protos).
 

@@ -238,6 +238,7 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         region=env.region,
         serving_image=env.serving_image,
         local_registry_dir=env.local_registry_dir,
+        pipeline_image=env.pipeline_image or "",  # the model card's lineage
     ).with_id("Pusher")
 
     return tfx.dsl.Pipeline(

@@ -20,6 +20,7 @@ from shared.errors import PermanentError, TransientError
 from shared.adapters.serving import HEALTH_ROUTE, PREDICT_ROUTE, SERVING_PORT, Registrar
 from shared.adapters.serving.vertex import map_error
 from shared.adapters.vertex_gapic import RegionalService, gapic
+from shared.services.model_cards import card_uri
 
 
 def build_registrar(settings) -> Registrar:
@@ -70,8 +71,28 @@ def register_local(spec, serving_model_uri: str, registry_dir: str) -> results.R
     return entry
 
 
+class GfileStore:
+    """The run's files through TensorFlow's gfile (gs:// or local), as the pipeline's components read them:
+    the text store model cards are written with (shared/services/model_cards.py)."""
+
+    @staticmethod
+    def read_text(uri: str):
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(uri):
+            return None
+        with tf.io.gfile.GFile(uri) as handle:
+            return handle.read()
+
+    @staticmethod
+    def write_text(uri: str, text: str) -> None:
+        write_json(uri, text)
+
+
 class LocalRegistrar:
     """Registers into the local registry exactly as the pipeline's Pusher does (register_local)."""
+
+    serving_image = None  # the local prediction server (scripts/prediction_server.py)
 
     def __init__(self, registry_dir: str):
         self.registry_dir = registry_dir
@@ -109,7 +130,8 @@ class VertexRegistrar(RegionalService):
                     return self._entry(spec, version.name, version.version_id, serving_model_uri)
             model = aiplatform_v1.Model(
                 display_name=spec.run_name, artifact_uri=serving_model_uri, labels=labels,
-                version_aliases=["default"], version_description=f"Trainyard run {spec.run_id} attempt {spec.attempt}",
+                version_aliases=["default"],
+                version_description=f"Trainyard run {spec.run_id} attempt {spec.attempt}; model card: {card_uri(spec)}",
                 container_spec=aiplatform_v1.ModelContainerSpec(
                     image_uri=self.serving_image, predict_route=PREDICT_ROUTE, health_route=HEALTH_ROUTE,
                     ports=[aiplatform_v1.Port(container_port=SERVING_PORT)]))

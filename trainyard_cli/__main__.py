@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with its artifacts)")):
         common(runs.add_parser(name, help=helptext)).add_argument("run_id")
     run_commands.register(runs, common)
+    run_commands.register_models(groups, common)
 
     experiments = groups.add_parser("experiments", help="find the experiment to train from").add_subparsers(
         dest="command", required=True, metavar="COMMAND")

@@ -170,6 +170,22 @@ def training_history(args, client, ui: Output) -> int:
     return 0
 
 
+def register_models(groups, common) -> None:
+    """`trainyard models card RUN_ID`: the registered version's model card."""
+    models = groups.add_parser("models", help="registered model versions").add_subparsers(dest="command", required=True,
+                                                                                       metavar="COMMAND")
+    card = common(models.add_parser("card", help="the model card of a run's registered version (Markdown; --json: "
+                                                 "the card's fields)"))
+    card.add_argument("run_id")
+    card.set_defaults(handler=model_card)
+
+
+def model_card(args, client, ui: Output) -> int:
+    data = client.get(f"/api/training-runs/{args.run_id}/model-card")
+    ui.result(data, lambda d: ui.line(d["markdown"].rstrip("\n") + f"\n\n(stored at {d['uri']})"))
+    return 0
+
+
 def artifacts(args, client, ui: Output) -> int:
     data = client.get(f"/api/training-runs/{args.run_id}/artifacts")
 

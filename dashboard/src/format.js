@@ -339,3 +339,33 @@ export function stepForField(field) {
   if (/^(gpu_config|evaluator_config|deployment_config|scheduled_at|run_at|time_of_day|timezone|day_of_week|schedule_type|start_at|end_at|name_schedule)/.test(f)) return 3;
   return null;
 }
+
+/** A registered version's model card (GET …/model-card's `card`) as HTML: the gate, the data, the metrics
+ *  against each baseline, the training curve and the lineage (shared/domain/model_card.py). */
+export function modelCardHtml(card) {
+  const n = (v) => (v === null || v === undefined ? '—' : metricValue(v));
+  const table = (head, rows) => `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${
+    rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  const baselines = Object.keys(card.baselines || {}).sort();
+  const metrics = Object.keys(card.metrics || {}).sort();
+  const curveNames = [...new Set((card.training?.epochs || []).flatMap((e) => Object.keys(e.metrics || {})))].sort();
+  const rows = card.data?.rows_per_split || {};
+  const lineage = card.lineage || {};
+  return `<h2>Model card: ${esc(card.model_name)}, version ${esc(card.model_version)}</h2>
+    <p class="card-gate"><strong>Gate:</strong> ${esc(card.gate?.decision)}</p>
+    <h3>Data</h3><ul><li>Dataset: ${esc(card.data?.dataset)} (${esc(card.data?.source?.kind || '')}: ${esc(card.data?.source?.uri || card.data?.source?.table || 'a query')})</li>
+      <li>Rows per split: ${Object.keys(rows).length ? Object.entries(rows).map(([k, v]) => `${esc(k)} ${Number(v).toLocaleString('en')}`).join(', ') : 'not recorded'}</li>
+      <li>Data check: ${(card.data?.findings || []).length ? `<ul>${card.data.findings.map((f) => `<li>${esc(f)}</li>`).join('')}</ul>` : 'no findings'}</li></ul>
+    <h3>Metrics (test split)</h3>${metrics.length ? table(['metric', 'model', ...baselines],
+      metrics.map((m) => [esc(m), n(card.metrics[m]), ...baselines.map((b) => n(card.baselines[b][m]))])) : '<p class="muted">No test metrics recorded.</p>'}
+    <h3>Training curve</h3>${(card.training?.epochs || []).length ? table(['epoch', 'loss', 'val_loss', ...curveNames],
+      card.training.epochs.map((e) => [esc(e.epoch), n(e.loss), n(e.val_loss), ...curveNames.map((c) => n(e.metrics?.[c]))])) : '<p class="muted">No epochs recorded.</p>'}
+    <h3>Features and model</h3><ul><li>Model type: ${esc(card.model?.model_type)}</li>
+      <li>Model config: <code>${esc(JSON.stringify(card.model?.model_config))}</code></li>
+      <li>Training: <code>${esc(JSON.stringify(card.model?.training_params))}</code></li></ul>
+    <h3>Lineage</h3><ul><li>Run: ${esc(lineage.run_name)} #${esc(lineage.run_number)} (<code>${esc(lineage.run_id)}</code>), attempt ${esc(lineage.attempt)}</li>
+      <li>Experiment: ${lineage.experiment ? `${esc(lineage.experiment.name)} (<code>${esc(lineage.experiment.id)}</code>)` : 'none'}</li>
+      <li>Schedule: ${esc(lineage.schedule_id || 'none')}</li>
+      <li>Registered: ${esc(lineage.model_resource_name)} version ${esc(lineage.model_version_id)}</li>
+      <li>Pipeline image: ${esc(lineage.pipeline_image || '—')} · serving image: ${esc(lineage.serving_image || '—')}</li></ul>`;
+}

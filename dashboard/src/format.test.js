@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, gateSummary, gpuText, kpis, liftsText, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, matchesSearch, primaryMetric,
+  actionsFor, costText, gateSummary, modelCardHtml, gpuText, kpis, liftsText, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, matchesSearch, primaryMetric,
   registryModels, retrieves, runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate, trainingDefaults,
 } from './format.js';
 import { thresholdFor, zonedToUtc } from './wizard.js';
@@ -284,5 +284,28 @@ describe('wizard training defaults', () => {
   });
   it('only a kind that retrieves has a retrieval index', () => {
     expect(['retrieval', 'ranking', 'multitask'].map(retrieves)).toEqual([true, false, true]);
+  });
+});
+
+describe('model card', () => {
+  const card = {
+    model_name: 'recs', model_version: '4',
+    gate: { decision: 'blessed: recall_at_100 0.6000; threshold 0.5' },
+    data: { dataset: 'q4', source: { kind: 'files', uri: 'gs://b/d.csv' }, rows_per_split: { train: 800, test: 100 },
+      findings: ['column <price> had 3 non-numbers'] },
+    metrics: { recall_at_100: 0.6 }, baselines: { ease: { recall_at_100: 0.65 }, most_popular: { recall_at_100: 0.3 } },
+    training: { epochs: [{ epoch: 1, loss: 1, val_loss: null, metrics: { recall_at_100: 0.3 } }] },
+    model: { model_type: 'retrieval', model_config: {}, training_params: {} },
+    lineage: { run_name: 'recs', run_number: 3, run_id: 'tr-1', attempt: 1, model_resource_name: 'm', model_version_id: '4' },
+  };
+  it('shows the gate, rows, the metrics beside each baseline and the curve, escaped', () => {
+    const html = modelCardHtml(card);
+    expect(html).toContain('Model card: recs, version 4');
+    expect(html).toContain('blessed: recall_at_100 0.6000');
+    expect(html).toContain('train 800, test 100');
+    expect(html).toContain('<th>metric</th><th>model</th><th>ease</th><th>most_popular</th>');
+    expect(html).toContain('column &lt;price&gt;');
+    expect(html).not.toContain('<price>');
+    expect(html).toContain('Experiment: none');
   });
 });

@@ -4,7 +4,7 @@ import { ApiError, del, get, post, setTokenProvider } from './api.js';
 import { renderCards } from './cards.js';
 import {
   costText, debounce, esc, inHowLong, isDeployed, kpis, matchesSearch, metricLabel, metricValue, modelTypeIcon,
-  modelTypeLabel, modelTypes, primaryMetric, registryModels, runQueryPlan, setVocabulary, sortByPrimary, statusChips,
+  modelCardHtml, modelTypeLabel, modelTypes, primaryMetric, registryModels, runQueryPlan, setVocabulary, sortByPrimary, statusChips,
   toDate, when,
 } from './format.js';
 import * as live from './live.js';
@@ -215,6 +215,12 @@ async function runAction(action, runId) {
       case 'deploy':
         toast((await post(`/api/training-runs/${runId}/deploy`)).message || 'Deployment queued');
         return;
+      case 'card': {
+        const { card, uri } = await get(`/api/training-runs/${runId}/model-card`);
+        openModal(`${modelCardHtml(card)}<p class="muted">Stored at <code>${esc(uri)}</code></p>
+          <div class="modal-actions"><button data-close>Close</button></div>`, { id: 'model-card' });
+        return;
+      }
       case 'push-anyway':
         if (!(await confirmDialog(`Push "${run.name}" to the registry although it did not pass the evaluator's threshold?`))) return;
         toast((await post(`/api/training-runs/${runId}/push-anyway`)).message || 'Push queued');
@@ -295,7 +301,7 @@ function renderRegistry() {
     const rows = m.versions.map((r) => `<tr data-registry-run="${esc(r.id)}"><td>v${esc(r.vertex_model_version ?? '?')}</td><td>${esc(r.name)} #${esc(r.run_number ?? '')}${r.pushed_anyway ? ' <span class="badge">pushed anyway</span>' : ''}</td>
         <td>${metricValue(r.metrics?.[metric] ?? r[metric])}</td><td>${esc(when(r.completed_at))}</td>
         <td>${isDeployed(r) ? `🟢 ${esc(r.endpoint_resource_name || r.deployment?.endpoint_name || 'deployed')}` : r.deployment_status === 'deploying' ? '⏳ deploying' : r.deployment_status === 'failed' ? '🔴 deploy failed' : '<span class="muted">not deployed</span>'}</td>
-        <td><button data-action="view" data-run="${esc(r.id)}">View</button> ${!isDeployed(r) && r.deployment_status !== 'deploying' ? `<button data-action="deploy" data-run="${esc(r.id)}">Deploy</button>` : ''}</td></tr>`).join('');
+        <td><button data-action="view" data-run="${esc(r.id)}">View</button> <button data-action="card" data-run="${esc(r.id)}">Model card</button> ${!isDeployed(r) && r.deployment_status !== 'deploying' ? `<button data-action="deploy" data-run="${esc(r.id)}">Deploy</button>` : ''}</td></tr>`).join('');
     return `<div class="card-box"><div class="card-top"><h2>📦 ${esc(m.name)}</h2><span class="muted">${esc(modelTypeLabel(m.model_type))} · ${m.versions.length} version${m.versions.length === 1 ? '' : 's'}</span></div>
       <table><thead><tr><th>Version</th><th>Run</th><th>${esc(metricLabel(metric))}</th><th>Registered</th><th>Endpoint</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
   }).join('') : '<div class="empty-state"><div class="big">📦</div><h2>No registered models yet</h2><p class="muted">Completed, blessed runs (and runs pushed anyway) appear here with their versions.</p></div>';

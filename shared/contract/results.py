@@ -17,6 +17,8 @@ TRAINING_METRICS_FILE = "training_metrics.json"  # TrainingMetrics, written by t
 EVALUATION_FILE = "evaluation/evaluation_results.json"  # Evaluation, written by the Evaluator
 REGISTRY_FILE = "registry/registry_entry.json"  # RegistryEntry, written by the Pusher (only when registered)
 ARTIFACTS_FILE = "artifacts.json"  # ArtifactLocations, written by the Trainer
+MODEL_CARD_JSON = "model_card/model_card.json"  # ModelCard (shared/domain/model_card.py), written when registered
+MODEL_CARD_MARKDOWN = "model_card/model_card.md"  # the same card as a reviewer reads it
 DATA_CHECK_FILE = "data_check.json"  # DataCheck, written by SchemaGen's data check (pipeline_compiler/data_check.py)
 
 # Artifact layout (spec §2.2), relative to artifacts_uri.
@@ -108,6 +110,7 @@ class DataCheck(_Result):
 
     problems: list[str] = Field(default_factory=list)
     coercions: list[DataCoercion] = Field(default_factory=list)
+    rows_per_split: dict[str, int] = Field(default_factory=dict, description="rows StatisticsGen counted per split")
 
 
 class RegistryEntry(_Result):

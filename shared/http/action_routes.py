@@ -54,6 +54,10 @@ def register_action_routes(app: Flask, deps) -> None:
     def run_artifacts(run_id):
         return jsonify(success=True, **run_data.run_artifacts(deps.repo, run_id, deps.settings, g.caller))
 
+    @app.get("/api/training-runs/<run_id>/model-card")
+    def model_card(run_id):
+        return jsonify(success=True, **run_data.model_card(deps.repo, deps.store, run_id, g.caller))
+
     @app.get("/api/training-runs/<run_id>/errors")
     def run_errors(run_id):
         return jsonify(success=True, **run_data.run_errors(deps.repo, run_id, g.caller))

@@ -173,6 +173,9 @@ def _action_paths(ref, run_id: list) -> dict:
         f"{base}/training-history": data("Per-epoch metrics and learning rate", "attempt"),
         f"{base}/artifacts": data("Artifact URIs and registry/endpoint links"),
         f"{base}/errors": data("Error stage, message and details, per attempt"),
+        f"{base}/model-card": data("The registered version's model card: data, features and config, training "
+                                   "curve, metrics against the baselines, the gate's decision, lineage (JSON and "
+                                   "Markdown)"),
         "/api/gpu-availability": {"get": {
             "summary": "Whether the Vertex training quota covers a GPU request (pre-flight)",
             "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}

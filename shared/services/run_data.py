@@ -10,13 +10,13 @@ from typing import Optional
 from shared import page_tokens
 from shared.adapters.repository import TEAMS_KEY, Repository
 from shared.contract import labels, results
-from shared.domain import model_kinds, runs, teams
+from shared.domain import model_card as model_card_domain, model_kinds, runs, teams
 from shared.domain.teams import Caller
 from shared.domain.doc_ids import is_valid_id
-from shared.domain.run_config import MAX_MACHINES, GpuConfig
+from shared.domain.run_config import MAX_MACHINES, GpuConfig, RunSpec
 from shared.domain.run_document import TrainingRun
 from shared.errors import FieldError, NotFound
-from shared.services import access
+from shared.services import access, model_cards
 from shared.validation import parse, whole_number
 
 
@@ -186,6 +186,29 @@ def run_artifacts(repo, run_id: str, settings, who: Caller) -> dict:
                                                             "traffic_split", "predict_url", "console_url", "deployed_at")}
     return {"run_id": run_id, "artifacts_uri": base or None, "console_url": _browser_url(base),
             "artifacts": artifacts, "registry": registry, "endpoint": endpoint}
+
+
+def model_card(repo, store, run_id: str, who: Caller) -> dict:
+    """The card of the run's registered version (shared/domain/model_card.py): as written when it was
+    registered, or, for a version registered before cards were written, built now from the same files."""
+    run = TrainingRun.from_document(access.run(repo, who, run_id, teams.VIEWER, "reading a run's model card"))
+    base = run.gcs_artifacts_path or ""
+    if not run.vertex_model_resource_name or not base:
+        raise NotFound(f"a model card for training run {run_id} (it has no registered model: status {run.status}; "
+                       f"a not-blessed model is registered only by push-anyway)")
+    text = store.read_text(results.join(base, results.MODEL_CARD_JSON))
+    if text:
+        card = model_card_domain.ModelCard.model_validate_json(text)
+    else:
+        config, entry = (store.read_text(results.join(base, name)) for name in (results.CONFIG_FILE, results.REGISTRY_FILE))
+        if not config or not entry:
+            raise NotFound(f"a model card for training run {run_id} (its {results.CONFIG_FILE} or "
+                           f"{results.REGISTRY_FILE} is missing under {base})")
+        card = model_cards.build_from_files(store, RunSpec.model_validate_json(config),
+                                            results.RegistryEntry.model_validate_json(entry), artifacts_uri=base)
+    uri = results.join(base, results.MODEL_CARD_MARKDOWN)
+    return {"run_id": run_id, "uri": uri, "console_url": _browser_url(uri),
+            "card": card.model_dump(mode="json", by_alias=True), "markdown": model_card_domain.to_markdown(card)}
 
 
 def run_errors(repo, run_id: str, who: Caller) -> dict:

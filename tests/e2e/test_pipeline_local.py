@@ -70,6 +70,17 @@ def test_retrieval_run_is_blessed_beats_popularity_and_is_registered(workdir):
     assert os.path.exists(os.path.join(entry.serving_model_uri, "saved_model.pb"))
     with open(os.path.join(entry.model_resource_name, "versions", "1", "metadata.json")) as handle:
         assert json.load(handle)["labels"]["trainyard-run-id"] == "retrieval"
+    # The registered version's model card, from what each stage wrote (shared/domain/model_card.py).
+    from shared.domain.model_card import ModelCard
+
+    card = _read(spec, R.MODEL_CARD_JSON, ModelCard)
+    assert card.model_version == "1" and card.lineage.run_id == spec.run_id and card.gate.blessed
+    assert set(card.data.rows_per_split) == {"train", "eval", "test"} and all(card.data.rows_per_split.values())
+    assert card.data.rows_per_split["test"] == evaluation.metrics["test_examples"]
+    assert card.metrics == evaluation.metrics and card.baselines["most_popular"] == evaluation.baseline_metrics
+    assert len(card.training.epochs) == len(metrics.epochs) and card.gate.decision.startswith("blessed: recall_at_100")
+    with open(os.path.join(spec.artifacts_uri, R.MODEL_CARD_MARKDOWN)) as handle:
+        assert handle.read().startswith(f"# Model card: {spec.run_name}, version 1")
 
 
 # An unreachable threshold (not blessed, model kept, nothing registered) is covered through the

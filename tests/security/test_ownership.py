@@ -137,7 +137,7 @@ def test_push_anyway_and_deploy_of_alices_run_are_refused(world):
 
 def test_reading_alices_run_its_logs_and_artifacts_is_refused(world):
     run_id = world.run("alice@example.com", world.recs_exp, "recs-v1")
-    for suffix in ("", "/errors", "/artifacts", "/training-history"):
+    for suffix in ("", "/errors", "/artifacts", "/training-history", "/model-card"):
         refused(world.call("mallory@example.com", "GET", f"/api/training-runs/{run_id}{suffix}"), needed="viewer")
 
 

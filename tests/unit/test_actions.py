@@ -69,6 +69,8 @@ class FakeQuota:
 
 
 class FakeRegistrar:
+    serving_image = "europe-docker.pkg.dev/p/trainyard/serving:1"
+
     def __init__(self):
         self.registered = []
 
@@ -389,8 +391,11 @@ def test_a_failed_deployment_is_recorded_and_can_be_retried(world):
 
 
 def test_push_anyway_registers_a_not_blessed_model_and_records_it(world):
+    from tests.unit.scenario import write_results
+
     run = make_run(world, runs.NOT_BLESSED)
     world.store.write_text(f"{ARTIFACTS}/config.json", json.dumps(_spec_json(world, run)))  # the submitter's snapshot
+    write_results(world.store, ARTIFACTS, blessed=False)
     response = post(world, f"/api/training-runs/{run['id']}/push-anyway")
     assert response.status_code == 202
     assert post(world, f"/api/training-runs/{run['id']}/push-anyway").get_json()["changed"] is False
@@ -403,6 +408,10 @@ def test_push_anyway_registers_a_not_blessed_model_and_records_it(world):
     entry = results.RegistryEntry.model_validate_json(world.store.read_text(f"{ARTIFACTS}/{results.REGISTRY_FILE}"))
     assert entry.pushed_anyway is True
     assert world.serving.registrar.registered == [(run["id"], f"{ARTIFACTS}/model/saved_model")]
+    card = get(world, f"/api/training-runs/{run['id']}/model-card").get_json()  # written when registered anyway
+    assert card["card"]["gate"]["pushed_anyway"] is True and "registered anyway by hand" in card["markdown"]
+    assert card["card"]["lineage"]["serving_image"] == FakeRegistrar.serving_image
+    assert world.store.read_text(f"{ARTIFACTS}/{results.MODEL_CARD_MARKDOWN}") == card["markdown"]
     # now it can be deployed
     assert post(world, f"/api/training-runs/{run['id']}/deploy").status_code == 202
 
@@ -462,6 +471,31 @@ def test_artifacts_follow_the_layout_and_link_registry_and_endpoint(world):
     assert body["artifacts"]["saved_model"]["console_url"].startswith("https://console.cloud.google.com/storage/browser/")
     assert body["registry"]["console_url"].endswith("/models/7/versions/1?project=p")
     assert body["endpoint"] is None
+
+
+def test_model_card_of_a_version_registered_before_cards_is_built_from_its_files(world):
+    from tests.unit.scenario import write_results
+
+    run = make_run(world, runs.COMPLETED)
+    world.store.write_text(f"{ARTIFACTS}/config.json", json.dumps(_spec_json(world, run)))
+    write_results(world.store, ARTIFACTS, recall=0.47)
+    body = get(world, f"/api/training-runs/{run['id']}/model-card").get_json()
+    card = body["card"]
+    assert card["lineage"]["run_id"] == run["id"] and card["lineage"]["model_resource_name"].endswith("/models/42")
+    assert card["metrics"]["recall_at_100"] == 0.47 and card["baselines"]["most_popular"]["recall_at_100"] == 0.47 / 3
+    assert [e["epoch"] for e in card["training"]["epochs"]] == [1, 2, 3] and card["training"]["best_epoch"] == 3
+    assert card["gate"]["decision"] == "blessed: recall_at_100 0.4700; threshold 0.4"
+    assert body["uri"] == f"{ARTIFACTS}/{results.MODEL_CARD_MARKDOWN}" and "# Model card: " in body["markdown"]
+    assert world.store.read_text(body["uri"]) is None  # reading never writes
+
+
+def test_model_card_of_a_run_without_a_registered_model_is_a_404_saying_why(world):
+    run = make_run(world, runs.NOT_BLESSED)
+    response = get(world, f"/api/training-runs/{run['id']}/model-card")
+    assert response.status_code == 404 and "no registered model: status not_blessed" in response.get_json()["message"]
+    registered = make_run(world, runs.COMPLETED)  # registered, but its files are gone
+    response = get(world, f"/api/training-runs/{registered['id']}/model-card")
+    assert response.status_code == 404 and "config.json" in response.get_json()["message"]
 
 
 def test_errors_per_attempt(world):

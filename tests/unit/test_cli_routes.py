@@ -73,7 +73,7 @@ def api(monkeypatch, tmp_path, repo, publisher, store, ids):
 
     monkeypatch.setattr(cli, "ApiClient", client_factory)
     monkeypatch.setattr(run_commands, "LOG_POLL_S", 0)
-    return {"repo": repo, "ids": ids, "logs": logs, "calls": calls}
+    return {"repo": repo, "ids": ids, "logs": logs, "calls": calls, "store": store}
 
 
 def run_cli(*argv):
@@ -100,6 +100,31 @@ run_template:
 """
 
 
+def _run_with_card(store, repo, base: str) -> dict:
+    """A registered run whose model card was written when it was registered."""
+    from shared.contract import results
+    from shared.services import model_cards
+    from tests.unit.pipeline_compiler.tiny_data import tiny_spec
+    from tests.unit.scenario import T0
+
+    run = stored_run(repo, status="completed", vertex_model_resource_name="projects/p/locations/l/models/8",
+                     vertex_model_version="2", gcs_artifacts_path=base)
+    entry = results.RegistryEntry(model_display_name=run["name"], model_resource_name="projects/p/locations/l/models/8",
+                                  model_version_id="2", serving_model_uri=f"{base}/model/saved_model",
+                                  registered_at=T0)
+    model_cards.write_card(store, tiny_spec("/tmp/unused", run_id=run["id"]), entry, artifacts_uri=run["gcs_artifacts_path"])
+    return run
+
+
+def test_models_card_prints_the_card_and_where_it_is_stored(api, tmp_path):
+    run = _run_with_card(api["store"], api["repo"], str(tmp_path / "carded"))
+    code, out = run_cli("models", "card", run["id"])
+    assert code == 0 and out.startswith(f"# Model card: {run['name']}, version 2") and "## Lineage" in out
+    assert out.rstrip().endswith(f"(stored at {tmp_path}/carded/model_card/model_card.md)")
+    code, out = run_cli("--json", "models", "card", run["id"])
+    assert code == 0 and json.loads(out)["card"]["model_version"] == "2"
+
+
 def test_every_api_route_has_a_command(api, tmp_path):
     """Each (method, route) of the OpenAPI document is called by some CLI command: a new route without
     a command fails here."""
@@ -108,6 +133,7 @@ def test_every_api_route_has_a_command(api, tmp_path):
     done = stored_run(repo, status="completed", vertex_model_resource_name="projects/p/locations/l/models/7",
                       vertex_model_version="1")
     gated = stored_run(repo, status="not_blessed")
+    carded = _run_with_card(api["store"], repo, str(tmp_path / "carded"))
     pending = stored_run(repo)
     gone = stored_run(repo, status="cancelled")
     waiting, unwanted = stored_run(repo, status="awaiting_approval"), stored_run(repo, status="awaiting_approval")
@@ -128,7 +154,8 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("runs", "cancel", pending["id"]), ("runs", "retry", failed["id"], "--gpu-type", "NVIDIA_TESLA_A100"),
         ("runs", "deploy", done["id"], "--endpoint-name", "recs"), ("runs", "push-anyway", gated["id"]),
         ("runs", "logs", done["id"]), ("runs", "history", done["id"]), ("runs", "artifacts", done["id"]),
-        ("runs", "errors", failed["id"]), ("runs", "delete", gone["id"]), ("runs", "list", "--deleted"),
+        ("runs", "errors", failed["id"]), ("models", "card", carded["id"]),
+        ("runs", "delete", gone["id"]), ("runs", "list", "--deleted"),
         ("runs", "restore", gone["id"]),
         ("runs", "approve", waiting["id"]), ("runs", "reject", unwanted["id"], "--reason", "too big"),
         ("spend", "demo"),

@@ -48,6 +48,8 @@ class DeployResult:
 
 
 class Registrar(Protocol):
+    serving_image: Optional[str]  # the prediction container versions are registered with (None: local server)
+
     def register(self, spec, serving_model_uri: str) -> results.RegistryEntry:
         """A new version of the model named after the run, labelled with the run (idempotent per attempt)."""
 

@@ -11,7 +11,7 @@ from shared.domain import runs, teams
 from shared.domain.run_config import RunSpec
 from shared.domain.teams import Caller
 from shared.errors import PermanentError
-from shared.services import access, ports, run_writes
+from shared.services import access, model_cards, ports, run_writes
 from shared.services.actions import Consumer, outcome, owned, publish_command, run_for
 
 
@@ -54,6 +54,7 @@ def execute(command: RunCommand, consumer: Consumer) -> str:
         return "failed"
     entry = entry.model_copy(update={"pushed_anyway": True})
     store.write_text(results.join(base, results.REGISTRY_FILE), entry.model_dump_json(indent=2))
+    model_cards.write_card(store, spec, entry, serving_image=serving.registrar.serving_image, artifacts_uri=base)
     update({"status": runs.PUSHED, "pushed_at": runs.now(), "model_resource_name": entry.model_resource_name,
             "model_version_id": entry.model_version_id},
            {"pushed_anyway": True, "vertex_model_name": entry.model_display_name,
