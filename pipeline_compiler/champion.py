@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from shared.adapters.serving.local import read_endpoint
-from shared.adapters.vertex_gapic import RegionalService
+from shared.adapters.vertex_gapic import RegionalService, gapic
 from shared.contract.labels import label_value
 
 
@@ -82,10 +82,15 @@ class VertexChampions(RegionalService):
         self.endpoints = _Endpoints(project, region, endpoint_client, emulator_host)
 
     def find(self, spec) -> Optional[Champion]:
+        from google.api_core import exceptions
+
         endpoint_id = _existing_endpoint(spec)
         if endpoint_id:
             name = endpoint_id if endpoint_id.startswith("projects/") else f"{self.parent}/endpoints/{endpoint_id}"
-            endpoint = self.endpoints.client.get_endpoint(request={"name": name})
+            try:
+                endpoint = self.endpoints.client.get_endpoint(request={"name": name})
+            except exceptions.NotFound:  # nothing serves there (as a local endpoint file that is gone)
+                endpoint = gapic().Endpoint()
             serving = _serving_most([(m.id, m) for m in endpoint.deployed_models], dict(endpoint.traffic_split))
             if serving is not None:
                 version = serving.model_version_id

@@ -50,8 +50,16 @@ def test_on_an_existing_endpoint_the_version_serving_most_traffic_is_the_champio
     assert lookup(vertex).find(run_spec("deploy_existing", deployed.endpoint_resource_name)).version == "3"
 
 
-def test_a_missing_endpoint_is_an_error_the_evaluator_reports(vertex):  # noqa: F811
+def test_a_missing_endpoint_leaves_the_registrys_default_as_the_champion(vertex):  # noqa: F811
+    assert lookup(vertex).find(run_spec("deploy_existing", "no-such-endpoint")) is None
+    registrar(vertex).register(spec(run_id="tr-1"), "gs://a/tr-1/model/saved_model")
+    found = lookup(vertex).find(run_spec("deploy_existing", "no-such-endpoint"))
+    assert (found.version, found.source) == ("1", "registry default")
+
+
+def test_an_unreachable_vertex_is_an_error_the_evaluator_reports(vertex):  # noqa: F811
     from google.api_core import exceptions
 
-    with pytest.raises(exceptions.NotFound):
-        lookup(vertex).find(run_spec("deploy_existing", "no-such-endpoint"))
+    vertex.server.stop()
+    with pytest.raises(exceptions.GoogleAPICallError):
+        VertexChampions(PROJECT, REGION, emulator_host=vertex.server.address).find(run_spec())
