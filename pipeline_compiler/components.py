@@ -13,6 +13,7 @@ A not-blessed model is not registered.
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from pipeline_compiler import champion
 from pipeline_compiler.evaluation import evaluate_model
 from pipeline_compiler.registry import GfileStore, VertexRegistrar, register_local, write_json
 from shared.contract import results
@@ -37,14 +38,23 @@ def TrainyardEvaluator(
     transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     run_spec: tfx.dsl.components.Parameter[str],
+    target: tfx.dsl.components.Parameter[str],
+    project: tfx.dsl.components.Parameter[str],
+    region: tfx.dsl.components.Parameter[str],
+    local_registry_dir: tfx.dsl.components.Parameter[str],
+    local_endpoints_dir: tfx.dsl.components.Parameter[str],
 ) -> None:
-    """Gate on the test split; writes the ModelBlessing and evaluation/evaluation_results.json."""
+    """Gate on the test split, against the champion where the Pusher registers (champion.py); writes the
+    ModelBlessing and evaluation/evaluation_results.json."""
     spec = RunSpec.model_validate_json(run_spec)
     with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Evaluate"):
-        evaluation = evaluate_model(spec, examples.uri, results.join(model.uri, "Format-Serving"), transform_graph.uri)
+        evaluation = evaluate_model(
+            spec, examples.uri, results.join(model.uri, "Format-Serving"), transform_graph.uri,
+            find_champion=lambda: champion.find(spec, target, project, region, local_registry_dir, local_endpoints_dir))
         log.info("model evaluated", blessed=evaluation.blessed, metric=evaluation.threshold_metric,
                  actual_value=evaluation.actual_value, threshold_value=evaluation.threshold_value,
-                 baseline_value=evaluation.baseline_value)
+                 baseline_value=evaluation.baseline_value, champion_value=evaluation.champion_value,
+                 champion_error=evaluation.champion_error, reason=evaluation.reason)
     text = evaluation.model_dump_json(indent=2)
     write_json(results.join(spec.artifacts_uri, results.EVALUATION_FILE), text)
     write_json(results.join(blessing.uri, BLESSED_FILE if evaluation.blessed else NOT_BLESSED_FILE), text)

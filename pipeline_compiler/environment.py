@@ -37,6 +37,7 @@ class PipelineEnv:
     dataflow_max_workers: int = 10
     service_account: Optional[str] = None
     local_registry_dir: str = ".local/registry"
+    local_endpoints_dir: str = ".local/endpoints"  # the Evaluator finds a local champion's endpoint here
     # The prediction container the Pusher registers each model with: Trainyard's serving image
     # (serving_image/), which loads ScaNN's TF ops; Vertex's prebuilt TF images cannot load the exported
     # ScaNN index. On Vertex, TRAINYARD_SERVING_IMAGE is the Artifact Registry reference Terraform sets;
@@ -64,6 +65,7 @@ class PipelineEnv:
             dataflow_max_workers=settings.dataflow_max_workers,
             service_account=settings.pipeline_service_account or None,
             local_registry_dir=settings.local_registry_dir,
+            local_endpoints_dir=settings.local_endpoints_dir,
             serving_image=settings.serving_image,
             dataflow_min_rows=settings.dataflow_min_rows,
             dataflow_min_bytes=settings.dataflow_min_bytes,

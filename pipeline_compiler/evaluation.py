@@ -3,23 +3,26 @@
 split all read raw batches (`raw_batches`), ask a serving signature for its answer
 (`signature_top_ids`, `signature_scores`) and add them into a `Scores` accumulator, which merges
 (so partial scores from workers combine) and yields the metrics the gate reads (`decide_blessing`).
+The champion (champion.py finds it) is scored in the same pass over the test split as the challenger,
+through its own serving signature, and the gate holds the challenger to it within a tolerance.
 
 Both splits are read in batches, so memory does not grow with the test split (bench/scale.py measures it).
 """
 # No `from __future__ import annotations`: kept like components.py, whose TFX signatures need real types.
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from pipeline_compiler.baselines import TrainInteractions, fit_ease
+from pipeline_compiler.champion import Champion
 from pipeline_compiler.modules import features as F
 from shared import log
 from shared.contract import results
 from shared.domain import model_kinds
-from shared.domain.run_config import METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
+from shared.domain.run_config import LOWER_IS_BETTER, METRICS_FOR_MODEL_TYPE, RunSpec, gate_metric, lift_percent
 
 RECALL_KS = (5, 10, 50, 100)
 EVAL_BATCH_ROWS = 1024  # rows per batch the Evaluator holds: its memory does not grow with the splits
@@ -121,8 +124,77 @@ class Scores:
         return out
 
 
-def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, transform_dir: str) -> results.Evaluation:
-    """Test-split metrics of the exported serving model, the baselines, and the blessing decision."""
+@dataclass
+class ChampionScore:
+    """The champion as the gate sees it: what was found, its metrics, or why it could not be scored."""
+    champion: Optional[Champion] = None
+    metrics: dict = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+class _ChampionScoring:
+    """The champion's signatures and running Scores; a failure at any step is kept as `error` and ends its
+    scoring (the threshold alone decides then: the run never fails for its champion)."""
+
+    def __init__(self, spec: RunSpec, find: Optional[Callable[[], Optional[Champion]]],
+                 dtypes: dict[str, tf.dtypes.DType]):
+        self.champion, self.error, self.retrieve, self.rank, self.scores = None, None, None, None, Scores()
+        if find is None or not spec.evaluator_config.enabled or not spec.evaluator_config.compare_to_champion:
+            return
+        try:
+            self.champion = find()
+        except Exception as exc:  # noqa: BLE001 -- any lookup failure is reported on the run, not raised
+            self.error = f"the champion could not be looked up: {exc}"
+            return
+        if self.champion is None:
+            return
+        kind = model_kinds.kind(spec.model_type)
+        try:
+            loaded = tf.saved_model.load(self.champion.artifact_uri)
+            self.retrieve = loaded.signatures["serving_default"] if kind.retrieves else None
+            self.rank = loaded.signatures[kind.rank_signature] if kind.ranks else None
+        except Exception as exc:  # noqa: BLE001
+            self._fail(f"could not be loaded from {self.champion.artifact_uri}: {exc}")
+            return
+        self._loaded = loaded  # the signatures hold only weak references to their SavedModel
+        missing = sorted(self.columns() - set(dtypes))
+        if missing:
+            self._fail(f"its signature reads {', '.join(missing)}, which the test split lacks")
+
+    def _fail(self, why: str) -> None:
+        self.error = f"champion {self.champion.version} ({self.champion.source}) {why}"
+        self.retrieve = self.rank = None
+
+    @property
+    def active(self) -> bool:
+        return self.retrieve is not None or self.rank is not None
+
+    def columns(self) -> set[str]:
+        return {name for signature in (self.retrieve, self.rank) if signature is not None
+                for name in signature.structured_input_signature[1]}
+
+    def add(self, batch: dict[str, np.ndarray], actual: Optional[np.ndarray], truth: Optional[np.ndarray]) -> None:
+        if not self.active:
+            return
+        try:
+            if self.retrieve is not None:
+                self.scores.add_top_ids(signature_top_ids(self.retrieve, batch), actual)
+            if self.rank is not None:
+                self.scores.add_predictions(signature_scores(self.rank, batch), truth)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(f"could not score the test split: {exc}")
+
+    def result(self) -> Optional[ChampionScore]:
+        if self.champion is None and self.error is None:
+            return None
+        metrics = self.scores.metrics() if self.error is None else {}
+        return ChampionScore(self.champion, metrics, self.error)
+
+
+def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, transform_dir: str,
+                   find_champion: Optional[Callable[[], Optional[Champion]]] = None) -> results.Evaluation:
+    """Test-split metrics of the exported serving model, the baselines, the champion (`find_champion`
+    finds it; scored on the same batches), and the blessing decision."""
     loaded = tf.saved_model.load(serving_model_dir)
     dtypes = raw_dtypes(transform_dir)
     columns = spec.dataset.columns
@@ -150,10 +222,13 @@ def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, tra
     model, popular, ease_scores = Scores(), Scores(), Scores()
     train_mean = train_label_sum / train_label_count if train_label_count else 0.0
     count = 0
+    champion = _ChampionScoring(spec, find_champion, dtypes)
 
-    test_columns = wanted | ({columns.user_id} if ease is not None else set())
+    # The champion reads its own raw features: the challenger's, plus any its signature declares.
+    test_columns = wanted | ({columns.user_id} if ease is not None else set()) | champion.columns()
     for batch in raw_batches(examples_uri, "test", {c: dtypes[c] for c in test_columns}):
         count += len(batch[columns.item_id])
+        actual = truth = None
         if retrieve is not None:
             actual = as_text(batch[columns.item_id])
             model.add_top_ids(signature_top_ids(retrieve, batch), actual)
@@ -164,11 +239,13 @@ def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, tra
             truth = batch[label].astype(np.float64)
             model.add_predictions(signature_scores(rank, batch), truth)
             popular.add_predictions(np.full(len(truth), train_mean), truth)  # predict-the-mean
+        champion.add(batch, actual, truth)
 
     metrics, baselines, ease_metrics = model.metrics(), popular.metrics(), ease_scores.metrics()
     metrics["test_examples"] = float(count)
     return decide_blessing(spec, metrics, baselines, ease_metrics,
-                           ease_lambda=ease.lam if ease is not None else None, ease_skipped=ease_skipped)
+                           ease_lambda=ease.lam if ease is not None else None, ease_skipped=ease_skipped,
+                           champion=champion.result())
 
 
 def _gate_k(spec: RunSpec) -> int:
@@ -177,9 +254,32 @@ def _gate_k(spec: RunSpec) -> int:
     return int(metric.rsplit("_", 1)[1]) if metric.startswith("recall_at_") else max(RECALL_KS)
 
 
+def _num(value: Optional[float]) -> str:
+    return "none" if value is None else f"{value:.4g}"
+
+
+def _against_champion(metric: str, actual: Optional[float], score: Optional[ChampionScore], tolerance: float) -> dict:
+    """The champion's fields of the Evaluation, with `holds`: None when there is no champion figure to hold
+    the challenger to (none found, or it could not be scored)."""
+    found = score.champion if score else None
+    fields = dict(champion_model=found.model if found else None, champion_version=found.version if found else None,
+                  champion_source=found.source if found else None, champion_error=score.error if score else None,
+                  champion_metrics=score.metrics if score else {}, champion_tolerance=tolerance if score else None)
+    value = score.metrics.get(metric) if score else None
+    required = holds = None
+    if value is not None:
+        lower = metric in LOWER_IS_BETTER
+        required = value * (1 + tolerance if lower else 1 - tolerance)
+        holds = actual is not None and (actual <= required if lower else actual >= required)
+    return {**fields, "champion_value": value, "champion_required_value": required, "holds": holds}
+
+
 def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[str, float],
                     ease_metrics: Optional[dict[str, float]] = None, ease_lambda: Optional[float] = None,
-                    ease_skipped: Optional[str] = None) -> results.Evaluation:
+                    ease_skipped: Optional[str] = None, champion: Optional[ChampionScore] = None) -> results.Evaluation:
+    """Blessed when the model clears every gate the run sets: its threshold, its lifts over the baselines,
+    and the champion's figure within the tolerance (`challenger >= champion x (1 - tolerance)`). With no
+    champion, or one that could not be scored (said in `champion_error`), the other gates alone decide."""
     config = spec.evaluator_config
     threshold = config.blessing_threshold
     metric = gate_metric(spec.model_type, threshold)
@@ -189,26 +289,49 @@ def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[st
     ease_value = (ease_metrics or {}).get(metric)
     ease_lift = lift_percent(metric, actual, ease_value) if actual is not None and ease_value is not None else None
     required_ease = config.min_lift_over_ease_percent
+    against_champion = _against_champion(metric, actual, champion, config.champion_tolerance)
+    holds_champion = against_champion.pop("holds")
     against_baseline = dict(baseline_value=baseline, lift_percent=lift, required_lift_percent=required,
                             ease_metrics=ease_metrics or {}, ease_lambda=ease_lambda, ease_skipped_reason=ease_skipped,
                             ease_value=ease_value, lift_over_ease_percent=ease_lift,
-                            required_lift_over_ease_percent=required_ease)
-    if not config.enabled or (threshold is None and required is None and required_ease is None):
+                            required_lift_over_ease_percent=required_ease, **against_champion)
+    if not config.enabled or (threshold is None and required is None and required_ease is None
+                              and holds_champion is None):
         # Disabled evaluator or no gate at all: the model is pushed unconditionally.
         return results.Evaluation(evaluator_enabled=config.enabled, metrics=metrics, baseline_metrics=baselines,
                             threshold_metric=threshold.metric if threshold else None,
                             threshold_value=threshold.value if threshold else None,
                             actual_value=metrics.get(threshold.metric) if threshold else None,
-                            passed=True, blessed=True, **against_baseline)
+                            passed=True, blessed=True, reason="blessed: no gate" if config.enabled
+                            else "blessed: the evaluator is disabled", **against_baseline)
     if metric not in METRICS_FOR_MODEL_TYPE[spec.model_type]:
         log.warning("the gate metric is not computed for this model type", metric=metric, model_type=spec.model_type)
-    passed = actual is not None
-    if threshold is not None:
-        passed = passed and threshold.passes(actual)
+    lower = metric in LOWER_IS_BETTER
+    worse, better = (">", "≤") if lower else ("<", "≥")
+    failed, held = [], []
+    if actual is None:
+        failed.append(f"{metric} was not computed")
+    if threshold is not None and actual is not None:
+        (held if threshold.passes(actual) else failed).append(
+            f"{metric} {_num(actual)} {better if threshold.passes(actual) else worse} threshold {_num(threshold.value)}")
     if required is not None:  # "beats most-popular / predict-the-mean by at least X %"
-        passed = passed and lift is not None and lift >= required
+        if lift is None or lift < required:
+            failed.append(f"lift over the baseline {'unknown' if lift is None else f'{lift:+.1f}%'} < {required:g}%")
     if required_ease is not None:  # "within / above EASE by X %"; no EASE figure (catalog too big): not held
-        passed = passed and (ease_value is None or (ease_lift is not None and ease_lift >= required_ease))
+        if ease_value is not None and (ease_lift is None or ease_lift < required_ease):
+            failed.append(f"lift over EASE {'unknown' if ease_lift is None else f'{ease_lift:+.1f}%'} "
+                          f"< {required_ease:g}%")
+    factor = f"{1 + config.champion_tolerance if lower else 1 - config.champion_tolerance:g}"
+    if holds_champion is not None:
+        words = (f"{metric} {_num(actual)} {better if holds_champion else worse} champion "
+                 f"{_num(against_champion['champion_value'])} × {factor}")
+        (held if holds_champion else failed).append(words)
+    elif against_champion["champion_error"]:
+        held.append(f"champion not scored ({against_champion['champion_error']}), the threshold alone decided")
+    elif champion is None and config.compare_to_champion:
+        held.append("no champion yet")
+    passed = not failed
+    reason = ("blessed: " + "; ".join(held)) if passed else ("not blessed: " + "; ".join(failed))
     return results.Evaluation(evaluator_enabled=True, metrics=metrics, baseline_metrics=baselines,
                         threshold_metric=metric, threshold_value=threshold.value if threshold else None,
-                        actual_value=actual, passed=passed, blessed=passed, **against_baseline)
+                        actual_value=actual, passed=passed, blessed=passed, reason=reason, **against_baseline)

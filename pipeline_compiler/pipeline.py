@@ -228,6 +228,12 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         model=trainer.outputs["model"],
         transform_graph=transform.outputs["transform_graph"],
         run_spec=run_spec_json,
+        # The champion is looked up where the Pusher registers: the Pusher's parameters.
+        target=env.target,
+        project=env.project or "",
+        region=env.region,
+        local_registry_dir=env.local_registry_dir,
+        local_endpoints_dir=env.local_endpoints_dir,
     ).with_id("Evaluator")
     pusher = TrainyardPusher(
         model=trainer.outputs["model"],

@@ -353,7 +353,7 @@ def gate_line(run_: dict) -> str | None:
     verdict = "blessed" if gate.get("blessed") else "not blessed"
     lifts = "".join(f"; {words}" for words in gate_lifts(gate))
     return (f"gate: {gate['threshold_metric']} {fmt.metric(gate.get('actual_value'))} vs threshold "
-            f"{fmt.metric(gate.get('threshold_value'))}{lifts}: {verdict}")
+            f"{fmt.metric(gate.get('threshold_value'))}{lifts}: {gate.get('reason') or verdict}")
 
 
 def cost_lines(run_: dict) -> list[str]:

@@ -30,6 +30,18 @@ function lifts(run) {
   return text ? `<span data-role="lifts">Lift: ${esc(text)}</span>` : '';
 }
 
+/** The champion the run was held to: its figure and what the run needed ("Champion v3: 0.520 (needs ≥ 0.515)"),
+ * or that it could not be scored (the threshold alone decided; the reason in the tooltip and the run view). */
+export function championText(run) {
+  const e = run.evaluation_results || {};
+  if (e.champion_value != null) {
+    const lower = lowerIsBetter(e.threshold_metric || gateMetric(run));
+    return `<span data-role="champion">Champion v${esc(e.champion_version ?? '')}: ${metricValue(e.champion_value)} `
+      + `(needs ${lower ? '≤' : '≥'} ${metricValue(e.champion_required_value)})</span>`;
+  }
+  return e.champion_error ? `<span data-role="champion" class="card-warn" title="${esc(e.champion_error)}">Champion not scored</span>` : '';
+}
+
 function cost(run) {
   const text = costText(run);
   return text ? `<span data-role="cost" title="estimated from stage durations × list prices of ${esc(run.estimated_cost.prices_as_of)}">Cost: ${esc(text)}</span>` : '';
@@ -92,7 +104,7 @@ export function renderCard(run, now = new Date()) {
       break;
     case 'completed':
       body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
-        vsBase(run, metric), lifts(run), cost(run)])
+        vsBase(run, metric), lifts(run), championText(run), cost(run)])
         + (run.vertex_model_resource_name ? line([`Model: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`]) : '')
         + deploymentLine(run);
       break;
@@ -108,10 +120,11 @@ export function renderCard(run, now = new Date()) {
       const threshold = run.evaluation_results?.threshold_value ?? run.evaluator_config?.blessing_threshold?.min_value
         ?? run.evaluator_config?.blessing_threshold?.max_value;
       body = line([`Duration: ${duration(run.duration_seconds)}`, `Final ${esc(mLabel)}: ${metricValue(finalValue)}`,
-        `Threshold: ${metricValue(threshold)}`, lifts(run), cost(run)])
+        `Threshold: ${metricValue(threshold)}`, lifts(run), championText(run), cost(run)])
         + (run.vertex_model_resource_name
           ? line([`Pushed anyway: ${esc(run.vertex_model_name || run.name)}/${esc(run.vertex_model_version ?? '')}`])
-          : `<div class="card-line card-warn">⚠️ Model saved but not pushed to registry (below threshold)</div>`)
+          : `<div class="card-line card-warn">⚠️ Model saved but not pushed to registry (${
+            esc(String(run.evaluation_results?.reason || 'below threshold').replace(/^not blessed: /, ''))})</div>`)
         + deploymentLine(run);
       break;
     }

@@ -179,6 +179,25 @@ function costBreakdown(run) {
     <tr><td>Pipeline run fee</td><td></td><td></td><td>$${esc(Number(run.estimated_cost.pipeline_run_fee || 0).toFixed(2))}</td></tr></tbody></table>`;
 }
 
+/** Champion vs challenger: the champion the run was held to (which version, where it serves, its figure
+ * against the run's), or why it could not be scored, and the verdict in words. */
+export function championRows(run) {
+  const e = run.evaluation_results || {};
+  const rows = [];
+  if (e.champion_value != null) {
+    const metric = e.threshold_metric || gateMetric(run);
+    const lower = lowerIsBetter(metric);
+    const factor = lower ? 1 + e.champion_tolerance : 1 - e.champion_tolerance;
+    rows.push(`<dt>Champion</dt><dd data-role="champion">v${esc(e.champion_version ?? '')} (${esc(e.champion_source || '')}): `
+      + `${esc(metricLabel(metric))} ${metricValue(e.champion_value)} · this run ${metricValue(e.actual_value)} · needed `
+      + `${lower ? '≤' : '≥'} ${metricValue(e.champion_required_value)} (× ${esc(Number(factor.toFixed(4)))})</dd>`);
+  } else if (e.champion_error) {
+    rows.push(`<dt>Champion</dt><dd data-role="champion">not scored, the threshold alone decided: ${esc(e.champion_error)}</dd>`);
+  }
+  if (e.reason) rows.push(`<dt>Verdict</dt><dd data-role="verdict">${esc(e.reason)}</dd>`);
+  return rows.join('');
+}
+
 function overview(run) {
   const p = run.training_params || {};
   const gate = gateMetric(run);
@@ -200,6 +219,7 @@ function overview(run) {
       <dt>GPU</dt><dd>${esc(gpuText(run.gpu_config))} · ${esc(run.gpu_config?.machine_type || '')}</dd>
       <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${threshold ? `${esc(metricLabel(threshold.metric))} ${threshold.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold.max_value}`}` : ''}${run.evaluator_config.min_lift_over_baseline_percent != null ? `${threshold ? ' and ' : ''}beats the baseline by ≥ ${esc(run.evaluator_config.min_lift_over_baseline_percent)}%` : ''}` : 'off'}</dd>
       ${gateSummary(run) ? `<dt>Gate</dt><dd data-role="gate-summary">${esc(gateSummary(run))}</dd>` : ''}
+      ${championRows(run)}
       <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
       <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
       <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd>

@@ -79,6 +79,19 @@ class Evaluation(_Result):
     ease_value: Optional[float] = Field(None, description="EASE's value of the threshold metric")
     lift_over_ease_percent: Optional[float] = Field(None, description="how much the model beats EASE, % of it")
     required_lift_over_ease_percent: Optional[float] = None
+    # Champion vs challenger: the serving (or registry default) version scored on the same test split.
+    champion_model: Optional[str] = Field(None, description="the champion's model resource (local: registry dir)")
+    champion_version: Optional[str] = None
+    champion_source: Optional[str] = Field(None, description='"endpoint E" or "registry default"')
+    champion_metrics: dict[str, float] = Field(default_factory=dict, description="the champion's on the same rows")
+    champion_value: Optional[float] = Field(None, description="the champion's value of the threshold metric")
+    champion_tolerance: Optional[float] = None
+    champion_required_value: Optional[float] = Field(None, description="champion x (1 - tolerance); error "
+                                                     "metrics: x (1 + tolerance)")
+    champion_error: Optional[str] = Field(None, description="why the champion was not scored (the threshold "
+                                          "alone decided); None when scored or when there is none")
+    reason: Optional[str] = Field(None, description="the verdict in words, e.g. 'not blessed: recall_at_100 "
+                                  "0.41 < champion 0.52 x 0.99'")
     passed: bool
     blessed: bool
 

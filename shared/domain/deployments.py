@@ -17,7 +17,7 @@ _TARGET = ("endpoint_id", "endpoint_name", "traffic_split", "model_resource_name
 
 def deploys_after_training(doc: dict) -> bool:
     """A completed (blessed) run whose model was registered and whose deployment_config asks for a deploy."""
-    return (doc.get("status") == runs.COMPLETED and bool(doc.get("vertex_model_resource_name"))
+    return (doc.get("status") == runs.COMPLETED and doc.get("is_blessed") is not False and bool(doc.get("vertex_model_resource_name"))
             and (doc.get("deployment_config") or {}).get("action") in AUTOMATIC_ACTIONS)
 
 

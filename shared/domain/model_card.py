@@ -104,14 +104,17 @@ def _decision(evaluation: Optional[results.Evaluation], pushed_anyway: bool) -> 
         return "no evaluation was recorded"
     if not evaluation.evaluator_enabled:
         return "the evaluator was disabled: registered without a gate"
+    anyway = "; registered anyway by hand" if pushed_anyway and not evaluation.blessed else ""
+    lifts = runs.gate_lifts(evaluation.model_dump())
+    if evaluation.reason:  # the Evaluator's own verdict in words (threshold, lifts required, the champion)
+        return evaluation.reason + anyway + "".join(f"; {w}" for w in lifts if w not in evaluation.reason)
     metric, actual, threshold = evaluation.threshold_metric, evaluation.actual_value, evaluation.threshold_value
     words = [f"{metric} {actual:.4f}" if actual is not None else f"{metric} not computed"]
     if threshold is not None:
         words.append(f"threshold {threshold:g}")
-    words += runs.gate_lifts(evaluation.model_dump())
     verdict = "blessed" if evaluation.blessed else ("not blessed; registered anyway by hand" if pushed_anyway
                                                     else "not blessed")
-    return f"{verdict}: " + "; ".join(words)
+    return f"{verdict}: " + "; ".join(words + lifts)
 
 
 def build(spec: RunSpec, entry: results.RegistryEntry, evaluation: Optional[results.Evaluation] = None,
@@ -128,6 +131,8 @@ def build(spec: RunSpec, entry: results.RegistryEntry, evaluation: Optional[resu
                       else "most_popular"] = evaluation.baseline_metrics
         if evaluation.ease_metrics:
             baselines["ease"] = evaluation.ease_metrics
+        if evaluation.champion_metrics:  # the version that served (or the registry default), same test rows
+            baselines[f"champion v{evaluation.champion_version or '?'}"] = evaluation.champion_metrics
     trained = training or results.TrainingMetrics()
     return ModelCard(
         model_name=entry.model_display_name, model_version=entry.model_version_id,

@@ -162,7 +162,10 @@ def _gate(run: dict) -> Optional[dict]:
         return None
     return {"metric": gate["threshold_metric"], "value": gate.get("actual_value"),
             "threshold": gate.get("threshold_value"), "passed": bool(gate.get("blessed")),
-            "lift_percent": gate.get("lift_percent"), "lift_over_ease_percent": gate.get("lift_over_ease_percent")}
+            "lift_percent": gate.get("lift_percent"), "lift_over_ease_percent": gate.get("lift_over_ease_percent"),
+            "champion_value": gate.get("champion_value"), "champion_version": gate.get("champion_version"),
+            "champion_required_value": gate.get("champion_required_value"),
+            "champion_error": gate.get("champion_error"), "reason": gate.get("reason")}
 
 
 def _num(value: Any) -> str:
@@ -187,6 +190,8 @@ def message(run: dict, event: str, link: Optional[str], schedule: Optional[dict]
     if gate:
         facts.append(f"Gate: {gate['metric']} {_num(gate['value'])} vs threshold {_num(gate['threshold'])}"
                      f" ({'passed' if gate['passed'] else 'below'})" + "".join(f"; {w}" for w in runs.gate_lifts(run["evaluation_results"])))
+        if gate["reason"]:  # the verdict in words: which gate held it back (the champion, the threshold, a lift)
+            facts.append(f"Verdict: {gate['reason']}")
     if run.get("duration_seconds") is not None:
         facts.append(f"Duration: {runs.format_duration(run['duration_seconds'])}")
     if cost.get("total") is not None:

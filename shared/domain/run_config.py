@@ -231,6 +231,14 @@ class EvaluatorConfig(Strict):
     min_lift_over_ease_percent: Optional[float] = Field(
         None, ge=-100, le=1000, description="retrieval: also require the gate metric to reach EASE's plus this many "
         "percent (-10: at least 0.9x EASE); not held when EASE was not scored")
+    # Champion vs challenger (pipeline_compiler/champion.py finds it, evaluation.py scores it). 1 %: a retrain of
+    # the same config on the same data lands within noise of the model it replaces, and an equal model should
+    # not be held back by it; kept small because it compounds (each retrain may give up to this much).
+    compare_to_champion: bool = Field(True, description="also require the gate metric to reach the champion's "
+                                      "(the version serving on the target endpoint, else the registry's default "
+                                      "version of the model) on the same test split")
+    champion_tolerance: float = Field(0.01, ge=0, le=0.5, description="blessed when challenger >= champion x "
+                                      "(1 - tolerance) (error metrics: <= champion x (1 + tolerance))")
 
 
 def lift_percent(metric: str, actual: float, baseline: float) -> Optional[float]:

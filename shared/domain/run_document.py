@@ -106,6 +106,16 @@ class EvaluationResults(_Part):
     lift_over_ease_percent: Optional[float] = None
     required_lift_over_ease_percent: Optional[float] = None
     ease_skipped_reason: Optional[str] = None
+    # Champion vs challenger (pipeline_compiler/evaluation.py): the champion's figure on the same test split.
+    champion_model: Optional[str] = None
+    champion_version: Optional[str] = None
+    champion_source: Optional[str] = None  # "endpoint E" or "registry default"
+    champion_metrics: Optional[dict[str, float]] = None
+    champion_value: Optional[float] = None
+    champion_tolerance: Optional[float] = None
+    champion_required_value: Optional[float] = None
+    champion_error: Optional[str] = None  # why it was not scored: the threshold alone decided
+    reason: Optional[str] = None  # the verdict in words
 
 
 class Deployment(_Part):

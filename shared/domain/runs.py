@@ -100,7 +100,23 @@ def gate_lifts(gate: dict) -> list[str]:
         words.append(lift("EASE", gate["lift_over_ease_percent"], gate.get("required_lift_over_ease_percent")))
     elif gate.get("required_lift_over_ease_percent") is not None and gate.get("ease_skipped_reason"):
         words.append(f"EASE not scored, its lift not held: {gate['ease_skipped_reason']}")
+    words.extend(champion_words(gate))
     return words
+
+
+def champion_words(gate: dict) -> list[str]:
+    """The champion the run was held to (its figure, what it needed, where it serves), or why it was not."""
+    if gate.get("champion_value") is not None:
+        tolerance = gate.get("champion_tolerance") or 0.0
+        lower = model_kinds.lower_is_better(gate.get("threshold_metric") or "")
+        factor = 1 + tolerance if lower else 1 - tolerance
+        required = gate.get("champion_required_value")
+        required = gate["champion_value"] * factor if required is None else required
+        return [f"champion v{gate.get('champion_version')} ({gate.get('champion_source')}) {gate['champion_value']:.4g}, "
+                f"required {'≤' if lower else '≥'} {required:.4g} (× {factor:g})"]
+    if gate.get("champion_error"):
+        return [f"champion not scored, the threshold alone decided: {gate['champion_error']}"]
+    return []
 
 
 # --------------------------------------------------------------------------- progress
@@ -334,7 +350,9 @@ def _failed_task(tasks: list[TaskSnapshot]) -> Optional[TaskSnapshot]:
 # fields (tests/unit/test_run_document.py holds the two equal; run_document imports this module).
 EVALUATION_FIELDS = ("blessed", "passed", "threshold_metric", "threshold_value", "actual_value", "evaluator_enabled",
                      "baseline_metrics", "baseline_value", "lift_percent", "required_lift_percent", "ease_value",
-                     "lift_over_ease_percent", "required_lift_over_ease_percent", "ease_skipped_reason")
+                     "lift_over_ease_percent", "required_lift_over_ease_percent", "ease_skipped_reason",
+                     "champion_model", "champion_version", "champion_source", "champion_metrics", "champion_value",
+                     "champion_tolerance", "champion_required_value", "champion_error", "reason")
 
 
 def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:

@@ -184,6 +184,18 @@ def test_get_prints_the_gate_with_its_lift_over_most_popular_and_over_ease(api):
             "-2.9% over EASE (required ≥ -10%): blessed") in out
 
 
+def test_get_prints_the_champion_and_why_the_run_was_not_blessed(api):
+    repo, _ = api
+    gate = {"threshold_metric": "recall_at_100", "actual_value": 0.41, "threshold_value": 0.3, "blessed": False,
+            "passed": False, "champion_value": 0.52, "champion_version": "3", "champion_source": "endpoint 987",
+            "champion_tolerance": 0.01, "champion_required_value": 0.5148,
+            "reason": "not blessed: recall_at_100 0.41 < champion 0.52 × 0.99"}
+    run = stored_run(repo, status="not_blessed", evaluation_results=gate)
+    out = run_cli("runs", "get", run["id"])[1]
+    assert ("gate: recall_at_100 0.41 vs threshold 0.3; champion v3 (endpoint 987) 0.52, required ≥ 0.5148 (× 0.99): "
+            "not blessed: recall_at_100 0.41 < champion 0.52 × 0.99") in out
+
+
 def test_watch_follows_the_automatic_deploy_to_its_end():
     states = iter([
         {"id": "r", "status": "running", "current_stage": "Push", "progress_percent": 95},

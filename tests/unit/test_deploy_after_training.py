@@ -247,3 +247,24 @@ def test_a_run_deleted_before_its_automatic_deploy_is_not_deployed(world):
     assert deletion.delete(world.repo, run["id"], DEV, grace_days=7)["changed"] is True
     event(world, job_timeline(f"{run['id']}-a1")[-1])
     assert deploy_commands(world.publisher) == [] and not world.repo.get_run(run["id"]).get("deployment")
+
+
+def test_a_challenger_that_loses_to_the_champion_is_not_deployed_and_the_run_says_why(world):
+    from shared.contract import results
+
+    run = running_run(world, DEPLOY_NEW, blessed=False)
+    lost = results.Evaluation(
+        metrics={"recall_at_100": 0.41}, threshold_metric="recall_at_100", threshold_value=0.3, actual_value=0.41,
+        champion_model="projects/p/locations/l/models/42", champion_version="3", champion_source="registry default",
+        champion_metrics={"recall_at_100": 0.52}, champion_value=0.52, champion_tolerance=0.01,
+        champion_required_value=0.5148, reason="not blessed: recall_at_100 0.41 < champion 0.52 × 0.99",
+        passed=False, blessed=False)
+    world.store.write_text(results.join(world.artifacts, results.EVALUATION_FILE), lost.model_dump_json())
+    final = finish(world, run)
+    assert final["status"] == runs.NOT_BLESSED and not final.get("deployment") and not deploy_commands(world.publisher)
+    gate = final["evaluation_results"]
+    assert gate["reason"] == "not blessed: recall_at_100 0.41 < champion 0.52 × 0.99"
+    assert (gate["champion_value"], gate["champion_version"], gate["champion_required_value"]) == (0.52, "3", 0.5148)
+    # a run document that says completed but not blessed is never deployed either
+    assert not deployments.deploys_after_training({**final, "status": runs.COMPLETED, "is_blessed": False,
+                                                   "vertex_model_resource_name": "projects/p/locations/l/models/7"})

@@ -67,3 +67,16 @@ def test_a_not_blessed_version_pushed_anyway_says_so():
     failing = EVALUATION.model_copy(update={"passed": False, "blessed": False, "actual_value": 0.4})
     card = model_card.build(_spec(), ENTRY.model_copy(update={"pushed_anyway": True}), failing)
     assert card.gate.decision.startswith("not blessed; registered anyway by hand: recall_at_100 0.4000")
+
+
+def test_the_champion_is_beside_the_baselines_and_the_evaluators_verdict_is_the_decision():
+    judged = EVALUATION.model_copy(update={
+        "champion_metrics": {"recall_at_10": 0.22, "recall_at_100": 0.62}, "champion_version": "3",
+        "champion_source": "registry default", "champion_value": 0.62, "champion_tolerance": 0.01,
+        "champion_required_value": 0.6138, "passed": False, "blessed": False,
+        "reason": "not blessed: recall_at_100 0.6 < champion 0.62 × 0.99"})
+    card = model_card.build(_spec(), ENTRY, judged)
+    assert card.baselines["champion v3"] == judged.champion_metrics
+    assert card.gate.decision == ("not blessed: recall_at_100 0.6 < champion 0.62 × 0.99; +100.0% over most-popular; "
+                                  "-7.7% over EASE; champion v3 (registry default) 0.62, required ≥ 0.6138 (× 0.99)")
+    assert "| recall_at_100 | 0.6000 | 0.6200 | 0.6500 | 0.3000 |" in model_card.to_markdown(card)

@@ -114,7 +114,9 @@ def test_the_message_says_what_an_on_call_engineer_needs():
     assert "<https://example.com/training#run=tr-1|Open the run>" in text
     assert message["blocks"][0]["text"]["type"] == "mrkdwn"  # Slack's incoming-webhook shape
     assert message["trainyard"]["gate"] == {"metric": "recall_at_100", "value": 0.28512345, "threshold": 0.3,
-                                            "passed": False, "lift_percent": None, "lift_over_ease_percent": None}
+                                            "passed": False, "lift_percent": None, "lift_over_ease_percent": None,
+                                            "champion_value": None, "champion_version": None,
+                                            "champion_required_value": None, "champion_error": None, "reason": None}
 
 
 def test_the_message_gives_the_lift_over_most_popular_and_over_ease():
@@ -130,6 +132,26 @@ def test_the_message_gives_the_lift_over_most_popular_and_over_ease():
                "ease_skipped_reason": "the catalog has more than 10,000 items (evaluator_config.ease_max_items)"}
     text = notifications.message({"name": "recs", "evaluation_results": skipped}, "completed", None)["text"]
     assert "EASE not scored, its lift not held: the catalog has more than 10,000 items" in text
+
+
+LOST_TO_CHAMPION = {"threshold_metric": "recall_at_100", "actual_value": 0.41, "threshold_value": 0.3, "blessed": False,
+                    "champion_value": 0.52, "champion_version": "3", "champion_source": "registry default",
+                    "champion_tolerance": 0.01, "champion_required_value": 0.5148,
+                    "reason": "not blessed: recall_at_100 0.41 < champion 0.52 × 0.99"}
+
+
+def test_the_message_says_the_champion_held_the_run_back():
+    message = notifications.message({"name": "recs", "run_number": 9, "evaluation_results": LOST_TO_CHAMPION},
+                                    "not_blessed", None)
+    assert "champion v3 (registry default) 0.52, required ≥ 0.5148 (× 0.99)" in message["text"]
+    assert "Verdict: not blessed: recall_at_100 0.41 < champion 0.52 × 0.99" in message["text"]
+    gate = message["trainyard"]["gate"]
+    assert (gate["champion_value"], gate["champion_required_value"], gate["reason"]) == \
+        (0.52, 0.5148, LOST_TO_CHAMPION["reason"])
+    unscored = {**LOST_TO_CHAMPION, "blessed": True, "champion_value": None, "champion_required_value": None,
+                "champion_error": "champion 3 (registry default) could not be loaded from /gone"}
+    text = notifications.message({"name": "recs", "evaluation_results": unscored}, "completed", None)["text"]
+    assert "champion not scored, the threshold alone decided: champion 3 (registry default) could not be loaded" in text
 
 
 def test_the_signature_is_an_hmac_a_receiver_can_recompute():

@@ -1,0 +1,65 @@
+"""The Vertex champion lookup (pipeline_compiler/champion.py) through the official GAPIC clients over
+ModelService's and EndpointService's gRPC protocol (tests/protocol_fakes/vertex.py): the version taking
+most of the target endpoint's traffic (GetEndpoint's deployed_models and traffic_split, GetModel with
+@version), else the model's default version (GetModel with @default), registered and deployed exactly as
+the Pusher and run-commands do."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline_compiler.champion import VertexChampions
+from tests.unit.test_vertex_serving import PROJECT, REGION, deploy_request, endpoints, registrar, spec, vertex  # noqa: F401
+
+
+def lookup(vertex) -> VertexChampions:  # noqa: F811
+    return VertexChampions(PROJECT, REGION, emulator_host=vertex.server.address)
+
+
+def run_spec(action="register_only", endpoint_id=None, name="recs-v3"):
+    return SimpleNamespace(run_name=name, deployment_config=SimpleNamespace(action=action,
+                                                                            existing_endpoint_id=endpoint_id))
+
+
+def test_no_model_of_the_name_means_no_champion(vertex):  # noqa: F811
+    registrar(vertex).register(spec(name="other-model"), "gs://a/tr-0/model/saved_model")
+    assert lookup(vertex).find(run_spec()) is None
+
+
+def test_the_registrys_default_version_is_the_champion(vertex):  # noqa: F811
+    registrar(vertex).register(spec(run_id="tr-1"), "gs://a/tr-1/model/saved_model")
+    second = registrar(vertex).register(spec(run_id="tr-2"), "gs://a/tr-2/model/saved_model")
+    found = lookup(vertex).find(run_spec())
+    assert (found.model, found.version, found.source) == (second.model_resource_name, "2", "registry default")
+    assert found.artifact_uri == "gs://a/tr-2/model/saved_model"
+
+
+def test_on_an_existing_endpoint_the_version_serving_most_traffic_is_the_champion(vertex):  # noqa: F811
+    first = registrar(vertex).register(spec(run_id="tr-1"), "gs://a/tr-1/model/saved_model")
+    deployed = endpoints(vertex).deploy(deploy_request(first, run_id="tr-1"))
+    endpoint_id = deployed.endpoint_resource_name.rsplit("/", 1)[-1]
+    second = registrar(vertex).register(spec(run_id="tr-2"), "gs://a/tr-2/model/saved_model")
+    endpoints(vertex).deploy(deploy_request(second, run_id="tr-2", endpoint_id=endpoint_id, percent=30))
+    found = lookup(vertex).find(run_spec("deploy_existing", endpoint_id))
+    # v2 is the registry's default, but v1 serves 70 % of the endpoint: the endpoint decides
+    assert (found.version, found.artifact_uri, found.source) == ("1", "gs://a/tr-1/model/saved_model",
+                                                                  f"endpoint {endpoint_id}")
+    third = registrar(vertex).register(spec(run_id="tr-3"), "gs://a/tr-3/model/saved_model")
+    endpoints(vertex).deploy(deploy_request(third, run_id="tr-3", endpoint_id=endpoint_id, percent=100))
+    assert lookup(vertex).find(run_spec("deploy_existing", deployed.endpoint_resource_name)).version == "3"
+
+
+def test_a_missing_endpoint_leaves_the_registrys_default_as_the_champion(vertex):  # noqa: F811
+    assert lookup(vertex).find(run_spec("deploy_existing", "no-such-endpoint")) is None
+    registrar(vertex).register(spec(run_id="tr-1"), "gs://a/tr-1/model/saved_model")
+    found = lookup(vertex).find(run_spec("deploy_existing", "no-such-endpoint"))
+    assert (found.version, found.source) == ("1", "registry default")
+
+
+def test_an_unreachable_vertex_is_an_error_the_evaluator_reports(vertex):  # noqa: F811
+    from google.api_core import exceptions
+
+    vertex.server.stop()
+    with pytest.raises(exceptions.GoogleAPICallError):
+        VertexChampions(PROJECT, REGION, emulator_host=vertex.server.address).find(run_spec())
