@@ -401,6 +401,27 @@ class EndpointServiceFake:
         return self.operations.start(request.endpoint, aiplatform_v1.UndeployModelResponse(),
                                      aiplatform_v1.UndeployModelOperationMetadata())
 
+    def update_endpoint(self, request: aiplatform_v1.UpdateEndpointRequest, context):
+        """Only the fields `update_mask` names change (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/
+        projects.locations.endpoints/patch); traffic_split as in deploy_model, over the models deployed."""
+        paths = list(request.update_mask.paths)
+        if not paths:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "update_mask is required")
+        unsupported = sorted(set(paths) - {"traffic_split", "display_name", "description", "labels"})
+        if unsupported:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"update_mask names fields that cannot change: {unsupported}")
+        with self.lock:
+            endpoint = self.endpoints.get(request.endpoint.name)
+            if endpoint is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Endpoint {request.endpoint.name} does not exist")
+            if "traffic_split" in paths:
+                split = dict(request.endpoint.traffic_split)
+                self._check_split(split, {d.id for d in endpoint.deployed_models}, context)
+                endpoint.traffic_split = split
+            for field in set(paths) - {"traffic_split"}:
+                setattr(endpoint, field, getattr(request.endpoint, field))
+            return aiplatform_v1.Endpoint(endpoint)
+
     def endpoint(self, name_or_id: str) -> aiplatform_v1.Endpoint:
         with self.lock:
             return next(aiplatform_v1.Endpoint(e) for n, e in self.endpoints.items()
