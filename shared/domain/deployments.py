@@ -44,7 +44,10 @@ def target(doc: dict, endpoint_id: Optional[str], endpoint_name: Optional[str], 
     if not endpoint_id:
         endpoint_name = endpoint_name or (config.get("endpoint_name") if config.get("action") == "deploy_new" else None) \
             or doc["name"]
-    staged = canary if canary is not None else config.get("canary")
+    # deployment_config's canary stages a deploy to its own endpoint; a request naming another target stages
+    # only if it asks to
+    from_config = config.get("action") == "deploy_existing" and endpoint_id == config.get("existing_endpoint_id")
+    staged = canary if canary is not None else (config.get("canary") if from_config else None)
     if staged:
         if not endpoint_id:
             raise FieldError.one("canary", "a canary shares an existing endpoint with the model serving there: "

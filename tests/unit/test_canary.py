@@ -257,3 +257,33 @@ def test_a_canary_in_deployment_config_is_staged_after_training(staged):
     assert run_commands(staged) == ["canary"]
     stored = staged.repo.get_run(run["id"])
     assert stored["deployment"]["canary"]["status"] == "watching" and stored["deployment"]["automatic"] is True
+
+
+def test_deployment_configs_canary_stages_only_a_deploy_to_its_endpoint(staged):
+    run = make_run(staged, runs.COMPLETED, deployment_config={
+        "action": "deploy_existing", "existing_endpoint_id": "123", "traffic_split": 10, "canary": LIMITS})
+    assert post(staged, f"/api/training-runs/{run['id']}/deploy", {"endpoint_name": "fresh"}).status_code == 202
+    assert staged.repo.get_run(run["id"])["deployment"]["canary"] is None  # a new endpoint: all at once
+    other = make_run(staged, runs.COMPLETED, deployment_config={
+        "action": "deploy_existing", "existing_endpoint_id": "123", "traffic_split": 10, "canary": LIMITS})
+    assert post(staged, f"/api/training-runs/{other['id']}/deploy").status_code == 202  # no body: the config's
+    assert staged.repo.get_run(other["id"])["deployment"]["canary"]["percent"] == 10
+
+
+def test_a_canary_in_deployment_config_is_validated_naming_the_field(staged):
+    from tests.builders import run_body
+
+    def errors(config):
+        response = post(staged, "/api/training-runs", {**run_body(staged.ids["experiment"]), "deployment_config": config})
+        assert response.status_code == 400, response.get_json()
+        return " ".join(f"{e['field']}: {e['message']}" for e in response.get_json()["errors"])
+
+    existing = {"action": "deploy_existing", "existing_endpoint_id": "123"}
+    assert "deployment_config.canary.percent" in errors({**existing, "canary": {**LIMITS, "percent": 0}})
+    assert "deployment_config.canary.watch_minutes" in errors({**existing, "canary": {"percent": 5}})
+    assert "canary only goes with deploy_existing" in errors({"action": "deploy_new", "canary": LIMITS})
+    assert "leave traffic_split out" in errors({**existing, "traffic_split": 30, "canary": LIMITS})
+    made = post(staged, "/api/training-runs", {**run_body(staged.ids["experiment"]),
+                                               "deployment_config": {**existing, "canary": LIMITS}})
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["training_run"]["deployment_config"]["traffic_split"] == 10
