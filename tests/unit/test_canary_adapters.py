@@ -46,6 +46,12 @@ def test_vertex_traffic_is_promoted_and_restored_with_update_endpoint(vertex):  
     with pytest.raises(PermanentError, match="add up to 100"):
         adapter.set_traffic(name, {old_id: 50})
 
+    # deploying the rolled-back model again gives it its share back (it is still deployed, at 0 %)
+    again = endpoints(vertex).deploy(deploy_request(new, endpoint_id=name.rsplit("/", 1)[-1], percent=10))
+    assert again.deployed_model_id == new_id and again.traffic_split == {old_id: 90, new_id: 10}
+    assert again.previous_traffic_split == {old_id: 100, new_id: 0}
+    assert len(vertex.server.requests("deploy_model")) == 2  # the old model's and the new one's, once
+
 
 # ----------------------------------------------------------------------------- Vertex: Cloud Monitoring
 

@@ -64,7 +64,13 @@ class VertexEndpoints(RegionalService):
         endpoint = self._endpoint(request)
         model = f"{request.model_resource_name}@{request.model_version_id}"
         existing = self._deployed(endpoint, request)
-        before = {} if existing is not None else {k: int(v) for k, v in endpoint.traffic_split.items()}
+        share = _every_model(endpoint).get(existing.id, 0) if existing is not None else None
+        # Unknown for a redelivery (the model already has its share); the endpoint's split otherwise.
+        before = {} if share == request.traffic_percent else _every_model(endpoint)
+        if existing is not None and share != request.traffic_percent:
+            # Deployed here before (rolled back to 0 %, or at another share): it takes the asked share again.
+            self.set_traffic(endpoint.name, split_traffic(_every_model(endpoint), existing.id, request.traffic_percent))
+            endpoint = self.client.get_endpoint(name=endpoint.name)
         if existing is None:
             if started:  # an earlier delivery started this deployment: follow it instead of starting another
                 self._wait_for(started)
