@@ -435,21 +435,26 @@ class Vertex:
     jobs: JobServiceFake
     models: ModelServiceFake
     endpoints: EndpointServiceFake
+    monitoring: object = None  # tests.protocol_fakes.monitoring.MetricServiceFake: the endpoints' serving metrics
 
 
 def start(location: str, serve=None) -> Vertex:
-    """One server with every Vertex AI service Trainyard calls; `serve(model)` as EndpointServiceFake's."""
+    """One server with every Vertex AI service Trainyard calls, and Cloud Monitoring's MetricService (the
+    adapters reach both at TRAINYARD_VERTEX_EMULATOR_HOST); `serve(model)` as EndpointServiceFake's."""
+    from google.cloud.monitoring_v3.services.metric_service.transports.grpc import MetricServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.endpoint_service.transports.grpc import EndpointServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.job_service.transports.grpc import JobServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.model_service.transports.grpc import ModelServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.pipeline_service.transports.grpc import PipelineServiceGrpcTransport
 
     from tests.protocol_fakes.grpc_service import FakeServer
+    from tests.protocol_fakes.monitoring import MetricServiceFake
 
     server = FakeServer()
-    pipelines, jobs = PipelineServiceFake(location), JobServiceFake(location)
+    pipelines, jobs, monitoring = PipelineServiceFake(location), JobServiceFake(location), MetricServiceFake()
     models = ModelServiceFake(server.operations, location)
     endpoints = EndpointServiceFake(server.operations, models, location, serve)
     server.add(PipelineServiceGrpcTransport, pipelines).add(JobServiceGrpcTransport, jobs)
     server.add(ModelServiceGrpcTransport, models).add(EndpointServiceGrpcTransport, endpoints)
-    return Vertex(server.start(), pipelines, jobs, models, endpoints)
+    server.add(MetricServiceGrpcTransport, monitoring)
+    return Vertex(server.start(), pipelines, jobs, models, endpoints, monitoring)
