@@ -100,11 +100,12 @@ def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, s
                     "command": command, "run_id": run["id"], "deployment_id": deployment.get("id")}):
                 repaired(run, repair, deployment_id=deployment.get("id"))
     for run in _scan(repo, {"deployment_status": deployments.CANARY}, lambda r: True):
-        checked[deployments.CANARY] += 1  # watched every pass, however recently it changed
+        # Watched every pass, however recently it changed: routine, so counted as checked, not as a repair
+        # (the status document's latest repairs stay the reconciler's repairs).
         deployment = run.get("deployment") or {}
         if deployment.get("status") == deployments.CANARY and _send(effects.publisher, {
                 "command": messages.CANARY_CHECK, "run_id": run["id"], "deployment_id": deployment.get("id")}):
-            repaired(run, "canary_checked", deployment_id=deployment.get("id"))
+            checked[deployments.CANARY] += 1
     for run in _unchanged_since(repo, {"status": runs.NOT_BLESSED}, at - limits[runs.PUSHING]):
         if (run.get("push_anyway") or {}).get("status") != runs.PUSHING:
             continue

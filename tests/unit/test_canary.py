@@ -165,7 +165,8 @@ def test_a_clean_watch_is_promoted_once(staged):
     assert deployment["canary"]["watch_until"] - deployment["canary"]["watch_started_at"] == timedelta(minutes=30)
     # every reconciler pass sends a check; inside the watch, a clean check waits and keeps its figures
     staged.serving.metrics.seen = Observation(200, 2, 90.0)
-    assert reconcile_pass(staged)["repaired"] == {"canary_checked": 1}
+    report = reconcile_pass(staged)
+    assert report["checked"] == {"canary": 1} and report["repaired"] == {}  # a routine check, not a repair
     assert run_commands(staged) == ["watching"]
     stored = staged.repo.get_run(run["id"])
     assert stored["deployment"]["canary"]["last_check"]["requests"] == 200 and stored["deployment_status"] == "canary"
@@ -185,7 +186,7 @@ def test_a_clean_watch_is_promoted_once(staged):
     # a late or repeated check changes nothing; the reconciler no longer watches it
     staged.publisher.messages.extend((t, p, a) for t, p, a in [("run-commands", check[0], {})])
     assert run_commands(staged) == ["skipped"]
-    assert len(staged.serving.endpoints.changes) == 1 and reconcile_pass(staged)["repaired"] == {}
+    assert len(staged.serving.endpoints.changes) == 1 and reconcile_pass(staged)["checked"] == {}
 
 
 def test_a_breach_rolls_traffic_back_automatically(staged):
@@ -203,7 +204,7 @@ def test_a_breach_rolls_traffic_back_automatically(staged):
     assert last["action"] == "rolled_back" and last["from"] == {"dm-new": 10, OLD: 90}
     assert last["to"] == {"dm-new": 0, OLD: 100} and "25.0%" in last["reason"]
     # nothing further: no more checks, a repeat rollback command is skipped, a rollback by hand is a no-op
-    assert reconcile_pass(staged)["repaired"] == {}
+    assert reconcile_pass(staged)["checked"] == {}
     again = post(staged, f"/api/training-runs/{run['id']}/rollback")
     assert again.status_code == 200 and again.get_json()["changed"] is False
     assert len(staged.serving.endpoints.changes) == 1
