@@ -1,7 +1,7 @@
 """A run's deployment, as pure transitions: requested (by hand or after training), its command marked
 queued (shared/domain/claims.py), and what the run-commands consumer found recorded. The services that
 request and carry it out: shared/services/actions/deploy.py, and for a staged deploy and its rollback
-actions/canary.py and actions/rollback.py (the decisions: shared/domain/canary.py).
+actions/canary_watch.py and actions/rollback.py (the decisions: shared/domain/canary.py).
 
 The status only moves forward: deploying → canary (a staged deploy, watched) → deployed, and canary or
 deployed → rolling_back → rolled_back; `failed` ends a deploy. The one step back: a rollback the cloud
