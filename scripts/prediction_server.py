@@ -11,6 +11,9 @@ clients do not care which side they talk to:
                                       → {"predictions": [{"ids": [...], "scores": [...]}], "deployed_model_id": ...}
     POST /v1/endpoints/{id}:load      (re)load the endpoint's models now → {"endpoint_id", "deployed_models"}
     GET  /v1/endpoints/{id}           the endpoint and which models are loaded
+    GET  /v1/endpoints/{id}/metrics?deployed_model_id=…&since=…&until=…
+                                      what that model served in the window (model_server/counters.py):
+                                      → {"requests", "errors", "p95_latency_ms"}; a canary's watch reads it
     GET  /health
 
 Run it under functions-framework (the local stack: `--target serve --signature-type http`) or
@@ -21,6 +24,8 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
+from datetime import datetime, timezone
 
 _repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _repo not in sys.path:
@@ -32,6 +37,7 @@ from flask import Flask, jsonify, request  # noqa: E402
 # local endpoint answers exactly as a Vertex endpoint running serving_image/ does.
 from model_server.savedmodel import (MAX_INSTANCES, BadRequest, ModelCache, ModelLoadError,  # noqa: E402,F401
                                      parse_request, predict)
+from model_server.counters import ServingCounters  # noqa: E402
 from shared.adapters.serving.local import read_endpoint  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 
@@ -39,7 +45,9 @@ from shared.settings import get_settings  # noqa: E402
 def create_app(endpoints_dir: str | None = None) -> Flask:
     endpoints_dir = endpoints_dir or get_settings().local_endpoints_dir
     cache = ModelCache()
+    counters = ServingCounters()
     app = Flask("trainyard-prediction-server")
+    app.config["counters"] = counters
 
     def endpoint_or_404(endpoint_id: str) -> dict:
         endpoint = read_endpoint(endpoints_dir, endpoint_id)
@@ -93,9 +101,32 @@ def create_app(endpoints_dir: str | None = None) -> Flask:
         if chosen not in models:
             raise BadRequest(f"endpoint {endpoint_id} has no deployed model {chosen}")
         signature = parameters.get("signature_name")
-        predictions = predict(cache.get(models[chosen]["saved_model_uri"]), instances,
-                              signature if isinstance(signature, str) else None)
+        started, failed = time.monotonic(), True
+        try:
+            predictions = predict(cache.get(models[chosen]["saved_model_uri"]), instances,
+                                  signature if isinstance(signature, str) else None)
+            failed = False
+        except BadRequest:
+            failed = False  # the caller's error, not the model's
+            raise
+        except Exception as exc:  # noqa: BLE001 - a serving error of this model: counted, answered 500
+            return jsonify(error="prediction_failed", message=f"{type(exc).__name__}: {exc}",
+                           deployed_model_id=chosen), 500
+        finally:
+            counters.record(endpoint_id, chosen, datetime.now(timezone.utc), 1000 * (time.monotonic() - started), failed)
         return jsonify(predictions=predictions, deployed_model_id=chosen)
+
+    @app.get("/v1/endpoints/<endpoint_id>/metrics")
+    def metrics(endpoint_id):
+        chosen = request.args.get("deployed_model_id")
+        if not chosen:
+            raise BadRequest("deployed_model_id is required")
+        try:
+            since, until = (datetime.fromisoformat(request.args[k]) if request.args.get(k) else None
+                            for k in ("since", "until"))
+        except ValueError as exc:
+            raise BadRequest(f"since/until must be ISO 8601 times: {exc}") from None
+        return jsonify(endpoint_id=endpoint_id, **counters.summary(endpoint_id, chosen, since, until))
 
     return app
 

@@ -33,7 +33,11 @@ locals {
     submitter       = ["roles/datastore.user", "roles/aiplatform.user"]
     pipeline_events = ["roles/datastore.user", "roles/aiplatform.viewer", "custom:schedule_pauser"]
     scheduler       = ["roles/datastore.user", "custom:schedule_deleter"]
-    run_commands    = ["roles/datastore.user", "roles/aiplatform.user"]
+    run_commands = [
+      "roles/datastore.user",
+      "roles/aiplatform.user",
+      "roles/monitoring.viewer", # a canary's watch: the deployed model's serving metrics
+    ]
     pipeline = [
       "roles/aiplatform.user",
       # Beam's ReadFromBigQuery(query=...) runs the query into a temporary dataset it creates and

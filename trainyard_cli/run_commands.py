@@ -1,6 +1,6 @@
-"""`trainyard runs …` beyond create/list/get/watch/cancel/delete: the run actions (retry, deploy,
-push-anyway, submit, run-now, restore, approve, reject) and the run's data (logs [-f], history, artifacts, errors), one
-command per API route, named as the route is."""
+"""`trainyard runs …` beyond create/list/get/watch/cancel/delete: the run actions (retry, deploy [--canary-percent],
+rollback, push-anyway, submit, run-now, restore, approve, reject) and the run's data (logs [-f], history, artifacts,
+errors, endpoint-history), one command per API route, named as the route is."""
 from __future__ import annotations
 
 import time
@@ -35,7 +35,26 @@ def register(runs, common) -> None:
     target.add_argument("--endpoint-id", help="an existing endpoint (id or resource name)")
     target.add_argument("--endpoint-name", help="display name of a new endpoint (default the run name)")
     deploy.add_argument("--traffic-split", type=int, help="percent of the existing endpoint's traffic")
+    staged = deploy.add_argument_group("canary", "stage the deploy on an existing endpoint: watched, then 100 % or "
+                                                 "rolled back automatically")
+    staged.add_argument("--canary-percent", type=int, help="the new model's share while it is watched")
+    staged.add_argument("--watch-minutes", type=int, help="how long it is watched")
+    staged.add_argument("--max-error-rate", type=float, help="errors / requests above which it is rolled back "
+                                                             "(default 0.01)")
+    staged.add_argument("--max-p95-latency-ms", type=float, help="p95 latency above which it is rolled back")
+    staged.add_argument("--min-requests", type=int, help="requests before the error rate is judged (default 20)")
     deploy.set_defaults(handler=deploy_run)
+
+    rollback = common(runs.add_parser("rollback", help="send the run's endpoint traffic back to the split before its "
+                                                       "deploy (deployer; the model stays deployed at 0 %%)"))
+    rollback.add_argument("run_id")
+    rollback.add_argument("--reason", help="why (kept in the endpoint history)")
+    rollback.set_defaults(handler=rollback_run)
+
+    endpoint_history = common(runs.add_parser("endpoint-history", help="every traffic change of the run's "
+                                                                       "deployment: who, when, from → to, why"))
+    endpoint_history.add_argument("run_id")
+    endpoint_history.set_defaults(handler=show_endpoint_history)
 
     for name, helptext in (("push-anyway", "register a not-blessed run's model anyway"),
                            ("submit", "submit a draft, or queue a pending run again"),
@@ -100,11 +119,51 @@ def retry_run(args, client, ui: Output) -> int:
     return 0
 
 
+CANARY_FLAGS = (("percent", "canary_percent"), ("watch_minutes", "watch_minutes"), ("max_error_rate", "max_error_rate"),
+                ("max_p95_latency_ms", "max_p95_latency_ms"), ("min_requests", "min_requests"))
+
+
 def deploy_run(args, client, ui: Output) -> int:
     body = {k: v for k, v in (("endpoint_id", args.endpoint_id), ("endpoint_name", args.endpoint_name),
                               ("traffic_split", args.traffic_split)) if v is not None}
+    canary = {key: getattr(args, flag) for key, flag in CANARY_FLAGS if getattr(args, flag) is not None}
+    if canary:  # the API names what is missing (canary.percent, canary.watch_minutes)
+        body["canary"] = canary
     data = client.post(f"/api/training-runs/{args.run_id}/deploy", body)
     ui.result(data, lambda d: action_result(ui, d))
+    return 0
+
+
+def rollback_run(args, client, ui: Output) -> int:
+    data = client.post(f"/api/training-runs/{args.run_id}/rollback", {"reason": args.reason} if args.reason else {})
+    ui.result(data, lambda d: action_result(ui, d))
+    return 0
+
+
+def _split(split: dict) -> str:
+    return ", ".join(f"{k} {v}%" for k, v in sorted((split or {}).items(), key=lambda kv: -kv[1])) or "-"
+
+
+def show_endpoint_history(args, client, ui: Output) -> int:
+    run = client.get(f"/api/training-runs/{args.run_id}")["training_run"]
+    data = {"run_id": run["id"], "deployment": run.get("deployment"), "endpoint_history": run.get("endpoint_history") or []}
+
+    def human(d):
+        deployment = d["deployment"] or {}
+        watched = deployment.get("canary") or {}
+        ui.line(f"{d['run_id']}  deployment {ui.state(deployment.get('status') or 'none')}"
+                + (f"  canary {watched.get('status')}" + (f" until {watched['watch_until']}"
+                                                           if watched.get("status") == "watching" else "")
+                   if watched else ""))
+        if watched.get("last_check"):
+            check = watched["last_check"]
+            ui.line(f"last check: {check.get('requests')} requests, {check.get('errors')} errors"
+                    + (f", p95 {check['p95_latency_ms']:.0f} ms" if check.get("p95_latency_ms") is not None else ""))
+        rows = [{**e, "split": f"{_split(e.get('from'))} → {_split(e.get('to'))}"} for e in d["endpoint_history"]]
+        ui.table(rows, [("at", "WHEN", fmt.relative), ("action", "CHANGE"), ("by", "BY"), ("split", "FROM → TO"),
+                        ("reason", "WHY")])
+
+    ui.result(data, human)
     return 0
 
 

@@ -3,13 +3,13 @@
 import {
   Chart, CategoryScale, Legend, LineController, LineElement, LinearScale, LogarithmicScale, PointElement, Tooltip,
 } from 'chart.js';
-import { get } from './api.js';
+import { get, post } from './api.js';
 import {
   actionLabel, actionsFor, baseText, cssStatus, costText, duration, esc, gateMetric, gateSummary, gpuText, lowerIsBetter,
   metricLabel, metricValue, notificationsText, stageNames, statusIcon, statusLabel, when,
 } from './format.js';
 import { listenHistory, listenRun } from './live.js';
-import { $, $$, openModal } from './ui.js';
+import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, CategoryScale, Legend, Tooltip);
 
@@ -39,6 +39,7 @@ export function openRunView(runId, { onAction } = {}) {
     }
     const action = e.target.closest('[data-action]');
     if (action && action.dataset.action !== 'view') onAction?.(action.dataset.action, runId);
+    if (e.target.closest('[data-deployment-action=rollback]')) rollBack();
     const stage = e.target.closest('[data-log-stage]');
     if (stage) {
       view.logStage = stage.dataset.logStage;
@@ -136,6 +137,18 @@ export function openRunView(runId, { onAction } = {}) {
     if (summary) summary.textContent = epochSummary(view.run);
   }
 
+  // POST …/rollback (deployer on the run's team; the API says why it refuses): traffic goes back to the split
+  // before this run's deploy; the listener redraws the deployment section as the rollback lands.
+  async function rollBack() {
+    const run = view.run || {};
+    if (!(await confirmDialog(`Roll back "${run.name}"? The endpoint's traffic goes back to the split it had before this deploy; the model stays deployed at 0 %.`))) return;
+    try {
+      toast((await post(`/api/training-runs/${runId}/rollback`)).message || 'Rollback queued');
+    } catch (err) {
+      toast(`rollback: ${err.message}`, 'error');
+    }
+  }
+
   async function loadArtifacts() {
     const body = $('[data-role=body]', el);
     body.innerHTML = '<div class="muted">Loading artifacts…</div>';
@@ -166,6 +179,33 @@ export function openRunView(runId, { onAction } = {}) {
       $('[data-role=logs]', body).textContent = `Logs are not available: ${err.message}`;
     }
   }
+}
+
+const splitText = (split) => Object.entries(split || {}).sort((a, b) => b[1] - a[1])
+  .map(([id, pct]) => `${id} ${pct}%`).join(', ') || '—';
+
+/** The run's deployment: status, a canary's watch (limits, last check, decision), a rollback button while
+ * its model takes traffic on a shared endpoint, and the endpoint history (every traffic change: when, what,
+ * who, from → to, why). Empty when the run was never deployed. */
+export function deploymentSection(run) {
+  const d = run.deployment;
+  if (!d) return '';
+  const c = d.canary;
+  const check = c?.last_check;
+  const limits = c ? `${c.percent}% for ${c.watch_minutes} min; rolled back above ${(c.max_error_rate * 100).toFixed(1)}% errors`
+    + `${c.max_p95_latency_ms != null ? ` or p95 ${c.max_p95_latency_ms} ms` : ''} (judged over ≥ ${c.min_requests} requests)` : '';
+  const canRollBack = ['canary', 'deployed'].includes(d.status) && d.endpoint_id;
+  const history = (run.endpoint_history || []).map((e) => `<tr><td>${esc(when(e.at))}</td><td>${esc(e.action)}</td><td>${esc(e.by)}</td>
+    <td>${esc(splitText(e.from))} → ${esc(splitText(e.to))}</td><td>${esc(e.reason || '')}</td></tr>`).join('');
+  return `<div data-role="deployment"><h3>Deployment</h3><dl class="kv">
+    <dt>Status</dt><dd data-role="deployment-status">${esc(d.status)}${d.endpoint_resource_name || d.endpoint_id ? ` on ${esc(d.endpoint_resource_name || d.endpoint_id)}` : ''}
+      ${canRollBack ? '<button data-deployment-action="rollback">Roll back</button>' : ''}</dd>
+    ${c ? `<dt>Canary</dt><dd data-role="canary">${esc(c.status || 'pending')}${c.status === 'watching' ? ` until ${esc(when(c.watch_until))}` : ''} · ${esc(limits)}</dd>` : ''}
+    ${check ? `<dt>Last check</dt><dd data-role="canary-check">${esc(check.requests)} requests, ${esc(check.errors)} errors${check.p95_latency_ms != null ? `, p95 ${esc(Math.round(check.p95_latency_ms))} ms` : ''}${check.error ? ` · ${esc(check.error)}` : ''}</dd>` : ''}
+    ${c?.reason ? `<dt>Decision</dt><dd>${esc(c.reason)}</dd>` : ''}
+    ${d.rollback ? `<dt>Rollback</dt><dd data-role="rollback">${d.rollback.automatic ? 'automatic' : `by ${esc(d.rollback.requested_by)}`}: ${esc(d.rollback.reason)}${d.rollback.error ? ` — failed: ${esc(d.rollback.error)}` : ''}</dd>` : ''}</dl>
+    <table data-role="endpoint-history"><thead><tr><th>When</th><th>Change</th><th>By</th><th>Traffic (from → to)</th><th>Why</th></tr></thead>
+      <tbody>${history || '<tr><td colspan="5" class="muted">no traffic change yet</td></tr>'}</tbody></table></div>`;
 }
 
 /** Per stage: seconds, machine (+ accelerators), machine-hours and cost, from run.estimated_cost. */
@@ -225,7 +265,7 @@ function overview(run) {
       <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd>
       ${notificationsText(run) ? `<dt>Notifications</dt><dd data-role="notifications">${esc(notificationsText(run))}</dd>` : ''}
       ${costText(run) ? `<dt>Estimated cost</dt><dd data-role="cost">${esc(costText(run))} <span class="muted small">(${esc(run.estimated_cost.region)}, list prices of ${esc(run.estimated_cost.prices_as_of)}${run.estimated_cost.spot ? ', Spot' : ''})</span></dd>` : ''}</dl>
-      ${costBreakdown(run)}</div>
+      ${costBreakdown(run)}${deploymentSection(run)}</div>
     <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="4" class="muted">No final metrics yet</td></tr>'}</tbody></table>
       ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(metricLabel(k))}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}</div></div>`;

@@ -26,14 +26,15 @@ class RunSubmit(BaseModel):
 
 
 CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY = "cancel", "deploy", "push_anyway", "notify"  # the run-commands
+CANARY_CHECK, ROLLBACK = "canary_check", "rollback"  # a canary's watch (sent by the reconciler), a rollback
 
 
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway", "notify"]
+    command: Literal["cancel", "deploy", "push_anyway", "notify", "canary_check", "rollback"]
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
-    deployment_id: Optional[str] = None
+    deployment_id: Optional[str] = None  # deploy, canary_check, rollback: acted on only while it is the run's
     event: Optional[str] = None  # notify: which event (shared/domain/notifications.py)
     schedule_id: Optional[str] = None  # notify: a schedule's event
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from shared.domain.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
                                    towers_problem)
 from shared.domain import gpu_machines, model_kinds
+from shared.domain.canary import CanaryConfig
 from shared.domain.doc_ids import DocumentId
 
 # --------------------------------------------------------------------------- training params
@@ -262,6 +263,8 @@ class DeploymentConfig(Strict):
     traffic_split: Optional[int] = Field(
         None, ge=1, le=100, description="percent of traffic the new model takes; defaults to 10 on an existing "
         "endpoint (spec: gradual rollout), 100 on a new one (it serves only this model)")
+    canary: Optional[CanaryConfig] = Field(None, description="deploy_existing: stage the deploy (canary.percent, "
+                                                             "watched, then 100 % or rolled back)")
 
     @model_validator(mode="after")
     def _endpoint_given(self):
@@ -271,6 +274,14 @@ class DeploymentConfig(Strict):
             raise ValueError(f"existing_endpoint_id only goes with deploy_existing, not {self.action}")
         if self.action != "deploy_new" and self.endpoint_name:
             raise ValueError(f"endpoint_name only goes with deploy_new, not {self.action}")
+        if self.canary is not None and self.action != "deploy_existing":
+            raise ValueError(f"canary only goes with deploy_existing (a new endpoint serves only its model), "
+                             f"not {self.action}")
+        if self.canary is not None:
+            if self.traffic_split not in (None, self.canary.percent):
+                raise ValueError(f"a canary deploy takes canary.percent ({self.canary.percent}) of the traffic; "
+                                 f"leave traffic_split out")
+            self.traffic_split = self.canary.percent
         if self.traffic_split is None:
             self.traffic_split = EXISTING_ENDPOINT_TRAFFIC if self.action == "deploy_existing" else 100
         return self

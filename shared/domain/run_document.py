@@ -118,6 +118,46 @@ class EvaluationResults(_Part):
     reason: Optional[str] = None  # the verdict in words
 
 
+class Canary(_Part):
+    """A staged deploy (shared/domain/canary.py): its limits, then its watch and what it decided."""
+    percent: int
+    watch_minutes: int
+    max_error_rate: float
+    max_p95_latency_ms: Optional[float] = None
+    min_requests: int
+    status: Optional[str] = None  # watching → promoted | breached | stopped (rolled back by hand)
+    watch_started_at: Optional[datetime] = None
+    watch_until: Optional[datetime] = None
+    last_check: Optional[dict[str, Any]] = None  # requests, errors, error_rate, p95_latency_ms, at
+    checks: Optional[int] = None
+    decided_at: Optional[datetime] = None
+    reason: Optional[str] = None
+
+
+class Rollback(_Part):
+    """Traffic sent back to the split before the deploy (shared/services/actions/rollback.py)."""
+    requested_by: str
+    requested_at: datetime
+    reason: str
+    automatic: bool = False
+    from_status: Optional[str] = None
+    error: Optional[str] = None
+    failed_at: Optional[datetime] = None
+    done_at: Optional[datetime] = None
+
+
+class TrafficChange(_Part):
+    """One traffic change of the run's endpoint (`endpoint_history`): who or what, when, from → to, why."""
+    at: datetime
+    by: str
+    action: str  # deployed, canary_started, promoted, rolled_back
+    endpoint: Optional[str] = None
+    deployed_model_id: Optional[str] = None
+    from_: dict[str, int] = Field(default_factory=dict, alias="from")
+    to: dict[str, int] = Field(default_factory=dict)
+    reason: Optional[str] = None
+
+
 class Deployment(_Part):
     """The run's deployment (shared/domain/deployments.py; shared/services/actions/deploy.py asks for it and does it)."""
     id: str
@@ -142,6 +182,9 @@ class Deployment(_Part):
     predict_url: Optional[str] = None
     console_url: Optional[str] = None
     deployed_at: Optional[datetime] = None
+    canary: Optional[Canary] = None
+    previous_traffic: Optional[dict[str, int]] = None  # the endpoint's split before this deploy
+    rollback: Optional[Rollback] = None
 
 
 class PushAnyway(_Part):
@@ -319,6 +362,7 @@ class TrainingRun(_Part):
     is_deployed: Optional[bool] = None
     endpoint_resource_name: Optional[str] = None
     deployed_at: Optional[datetime] = None
+    endpoint_history: Optional[list[TrafficChange]] = None
     push_anyway: Optional[PushAnyway] = None
     pushed_anyway: Optional[bool] = None
     notifications_sent: Optional[dict[str, NotificationSent]] = None  # ledger key (notifications.ledger_key) →

@@ -629,7 +629,7 @@ def delete_refusal(doc: dict) -> Optional[str]:
         return (f"it is {doc['status']}; only drafts and completed, failed, cancelled or not_blessed runs can be "
                 f"deleted (cancel it first)")
     deployment = doc.get("deployment") or {}
-    if deployment.get("status") in ("deploying", "deployed"):  # shared/domain/deployments.py DEPLOYING, DEPLOYED
+    if deployment.get("status") in ("deploying", "canary", "deployed", "rolling_back"):  # deployments.UNDER_WAY, SERVING
         where = deployment.get("endpoint_resource_name") or deployment.get("endpoint_id") or "its endpoint"
         action = "wait for the deployment to finish, then undeploy it" if deployment["status"] == "deploying" \
             else "undeploy it first"

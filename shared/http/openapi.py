@@ -11,6 +11,7 @@ from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
 from shared.services.actions.deploy import DeployBody
 from shared.services.actions.retry import RetryBody
+from shared.services.actions.rollback import RollbackBody
 from shared.services.run_builder import CreateRunRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -41,7 +42,8 @@ def _errors(*codes: int) -> dict:
 def document() -> dict:
     models = [(CreateRunRequest, "validation"), (Dataset, "validation"), (FeatureConfig, "validation"),
               (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation"),
-              (ScheduleRequest, "validation"), (RetryBody, "validation"), (DeployBody, "validation")]
+              (ScheduleRequest, "validation"), (RetryBody, "validation"), (DeployBody, "validation"),
+              (RollbackBody, "validation")]
     _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = schema.get("$defs", {})
     # training_params is validated after inheritance from the base experiment; document its full shape.
@@ -167,6 +169,8 @@ def _action_paths(ref, run_id: list) -> dict:
                                 "training parameters)", "RetryBody"),
         f"{base}/deploy": action("Deploy a completed run's registered model to a new or existing endpoint",
                                  "DeployBody"),
+        f"{base}/rollback": action("Send the run's endpoint traffic back to the split before its deploy (the model "
+                                   "stays deployed at 0 %)", "RollbackBody"),
         f"{base}/push-anyway": action("Register a not-blessed run's model anyway"),
         f"{base}/restore": action("Bring a deleted run back before its grace period ends (409 once its purge began)"),
         f"{base}/logs": data("Per-stage logs, bounded and paginated", "stage", "attempt", "page_size", "page_token"),

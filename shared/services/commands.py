@@ -6,16 +6,18 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from shared.adapters.pipelines import PipelineBackend
-from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, PUSH_ANYWAY, RunCommand
+from shared.contract.messages import CANARY_CHECK, CANCEL, DEPLOY, NOTIFY, PUSH_ANYWAY, ROLLBACK, RunCommand
 from shared.domain import teams
 from shared.services import ports
-from shared.services.actions import Consumer, cancel, deploy, notify, push_anyway
+from shared.services.actions import Consumer, canary_watch, cancel, deploy, notify, push_anyway, rollback
 
 EXECUTE: dict[str, Callable[[RunCommand, Consumer], str]] = {
     CANCEL: cancel.execute,  # stop the pipeline job and the Trainer's own jobs
     DEPLOY: deploy.execute,  # deploy a registered model to an endpoint
     PUSH_ANYWAY: push_anyway.execute,  # register a not-blessed model anyway
     NOTIFY: notify.execute,  # webhooks and topics, at most once
+    CANARY_CHECK: canary_watch.execute,  # judge a canary's serving so far: wait, promote or roll back
+    ROLLBACK: rollback.execute,  # send an endpoint's traffic back to the split before the run's deploy
 }
 
 

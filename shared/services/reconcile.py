@@ -11,8 +11,10 @@ status's threshold (shared/settings.py) and repairs each through the path its ev
 - `running` → the pipeline job is read and applied through progress.apply_job, the same forward-only
   path pipeline_events uses (a terminal job ends the run, results and schedule bookkeeping included);
 - `cancelling` → the job is read and applied (a cancelled job ends it), else the cancel is sent again;
-- a deployment `deploying` or a push-anyway `pushing` → its command is sent again (run-commands acts
-  on a deployment id or a push once and skips a repeat);
+- a deployment `deploying` or `rolling_back`, or a push-anyway `pushing` → its command is sent again
+  (run-commands acts on a deployment id or a push once and skips a repeat);
+- a deployment in `canary` → `canary_check`, every pass: the watch of a staged deploy (run-commands reads
+  its serving metrics and waits, promotes it or rolls it back; shared/services/actions/canary_watch.py);
 - a deleted run past its grace period (`purge_after`) → purged: marked `purging` (no restore after that),
   its artifacts removed, then its document (security review M4: deletes are soft first).
 
@@ -89,12 +91,21 @@ def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, s
                 continue
             if action:
                 repaired(run, action, **details)
-    for run in _unchanged_since(repo, {"deployment_status": deployments.DEPLOYING}, at - limits[deployments.DEPLOYING]):
-        checked[deployments.DEPLOYING] += 1
+    for status, command, repair in ((deployments.DEPLOYING, messages.DEPLOY, "deploy_resent"),
+                                    (deployments.ROLLING_BACK, messages.ROLLBACK, "rollback_resent")):
+        for run in _unchanged_since(repo, {"deployment_status": status}, at - limits[deployments.DEPLOYING]):
+            checked[status] += 1
+            deployment = run.get("deployment") or {}
+            if deployment.get("status") == status and _send(effects.publisher, {
+                    "command": command, "run_id": run["id"], "deployment_id": deployment.get("id")}):
+                repaired(run, repair, deployment_id=deployment.get("id"))
+    for run in _scan(repo, {"deployment_status": deployments.CANARY}, lambda r: True):
+        # Watched every pass, however recently it changed: routine, so counted as checked, not as a repair
+        # (the status document's latest repairs stay the reconciler's repairs).
         deployment = run.get("deployment") or {}
-        if deployment.get("status") == deployments.DEPLOYING and _send(effects.publisher, {
-                "command": messages.DEPLOY, "run_id": run["id"], "deployment_id": deployment.get("id")}):
-            repaired(run, "deploy_resent", deployment_id=deployment.get("id"))
+        if deployment.get("status") == deployments.CANARY and _send(effects.publisher, {
+                "command": messages.CANARY_CHECK, "run_id": run["id"], "deployment_id": deployment.get("id")}):
+            checked[deployments.CANARY] += 1
     for run in _unchanged_since(repo, {"status": runs.NOT_BLESSED}, at - limits[runs.PUSHING]):
         if (run.get("push_anyway") or {}).get("status") != runs.PUSHING:
             continue

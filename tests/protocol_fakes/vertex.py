@@ -401,6 +401,27 @@ class EndpointServiceFake:
         return self.operations.start(request.endpoint, aiplatform_v1.UndeployModelResponse(),
                                      aiplatform_v1.UndeployModelOperationMetadata())
 
+    def update_endpoint(self, request: aiplatform_v1.UpdateEndpointRequest, context):
+        """Only the fields `update_mask` names change (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/
+        projects.locations.endpoints/patch); traffic_split as in deploy_model, over the models deployed."""
+        paths = list(request.update_mask.paths)
+        if not paths:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "update_mask is required")
+        unsupported = sorted(set(paths) - {"traffic_split", "display_name", "description", "labels"})
+        if unsupported:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"update_mask names fields that cannot change: {unsupported}")
+        with self.lock:
+            endpoint = self.endpoints.get(request.endpoint.name)
+            if endpoint is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Endpoint {request.endpoint.name} does not exist")
+            if "traffic_split" in paths:
+                split = dict(request.endpoint.traffic_split)
+                self._check_split(split, {d.id for d in endpoint.deployed_models}, context)
+                endpoint.traffic_split = split
+            for field in set(paths) - {"traffic_split"}:
+                setattr(endpoint, field, getattr(request.endpoint, field))
+            return aiplatform_v1.Endpoint(endpoint)
+
     def endpoint(self, name_or_id: str) -> aiplatform_v1.Endpoint:
         with self.lock:
             return next(aiplatform_v1.Endpoint(e) for n, e in self.endpoints.items()
@@ -414,21 +435,26 @@ class Vertex:
     jobs: JobServiceFake
     models: ModelServiceFake
     endpoints: EndpointServiceFake
+    monitoring: object = None  # tests.protocol_fakes.monitoring.MetricServiceFake: the endpoints' serving metrics
 
 
 def start(location: str, serve=None) -> Vertex:
-    """One server with every Vertex AI service Trainyard calls; `serve(model)` as EndpointServiceFake's."""
+    """One server with every Vertex AI service Trainyard calls, and Cloud Monitoring's MetricService (the
+    adapters reach both at TRAINYARD_VERTEX_EMULATOR_HOST); `serve(model)` as EndpointServiceFake's."""
+    from google.cloud.monitoring_v3.services.metric_service.transports.grpc import MetricServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.endpoint_service.transports.grpc import EndpointServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.job_service.transports.grpc import JobServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.model_service.transports.grpc import ModelServiceGrpcTransport
     from google.cloud.aiplatform_v1.services.pipeline_service.transports.grpc import PipelineServiceGrpcTransport
 
     from tests.protocol_fakes.grpc_service import FakeServer
+    from tests.protocol_fakes.monitoring import MetricServiceFake
 
     server = FakeServer()
-    pipelines, jobs = PipelineServiceFake(location), JobServiceFake(location)
+    pipelines, jobs, monitoring = PipelineServiceFake(location), JobServiceFake(location), MetricServiceFake()
     models = ModelServiceFake(server.operations, location)
     endpoints = EndpointServiceFake(server.operations, models, location, serve)
     server.add(PipelineServiceGrpcTransport, pipelines).add(JobServiceGrpcTransport, jobs)
     server.add(ModelServiceGrpcTransport, models).add(EndpointServiceGrpcTransport, endpoints)
-    return Vertex(server.start(), pipelines, jobs, models, endpoints)
+    server.add(MetricServiceGrpcTransport, monitoring)
+    return Vertex(server.start(), pipelines, jobs, models, endpoints, monitoring)

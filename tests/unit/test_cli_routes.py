@@ -20,6 +20,7 @@ from tests.builders import dataset_body, local_settings
 from shared.adapters.dead_letters import DeadLetters
 from tests.fakes import FakePubSub
 from tests.unit.test_cli import FlaskSession, stored_run
+from tests.unit.test_canary import CANARY_SERVING
 from tests.unit.test_schedules import NoJobs
 from trainyard_cli import format as fmt
 from trainyard_cli import run_commands
@@ -134,6 +135,7 @@ def test_every_api_route_has_a_command(api, tmp_path):
                       vertex_model_version="1")
     gated = stored_run(repo, status="not_blessed")
     carded = _run_with_card(api["store"], repo, str(tmp_path / "carded"))
+    serving = stored_run(repo, status="completed", **CANARY_SERVING)
     pending = stored_run(repo)
     gone = stored_run(repo, status="cancelled")
     waiting, unwanted = stored_run(repo, status="awaiting_approval"), stored_run(repo, status="awaiting_approval")
@@ -153,6 +155,7 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("runs", "submit", pending["id"]), ("runs", "run-now", scheduled_run),
         ("runs", "cancel", pending["id"]), ("runs", "retry", failed["id"], "--gpu-type", "NVIDIA_TESLA_A100"),
         ("runs", "deploy", done["id"], "--endpoint-name", "recs"), ("runs", "push-anyway", gated["id"]),
+        ("runs", "rollback", serving["id"]), ("runs", "endpoint-history", serving["id"]),
         ("runs", "logs", done["id"]), ("runs", "history", done["id"]), ("runs", "artifacts", done["id"]),
         ("runs", "errors", failed["id"]), ("models", "card", carded["id"]),
         ("runs", "delete", gone["id"]), ("runs", "list", "--deleted"),

@@ -49,7 +49,7 @@ EXPECTED_GRANTS = {
         "topics": ["run-submit"],
     },
     "run_commands": {
-        "project": ["roles/datastore.user", "roles/aiplatform.user"],
+        "project": ["roles/datastore.user", "roles/aiplatform.user", "roles/monitoring.viewer"],  # + a canary's watch
         "topics": ["run-submit", "run-commands"],  # what follows a cancel: a released run, notifications
         "buckets": {"artifacts": ["roles/storage.objectUser"]},
         "act_as": ["pipeline"],

@@ -1,9 +1,11 @@
-"""Model serving for run actions: register a saved model, deploy it to an endpoint, stop what a
-cancelled run started. One interface, two sides, chosen once from settings (shared/composition.py):
+"""Model serving for run actions: register a saved model, deploy it to an endpoint, change an endpoint's
+traffic split, read what a deployed model served (a canary's watch), stop what a cancelled run started.
+One interface, two sides, chosen once from settings (shared/composition.py):
 
-- Vertex (shared/adapters/serving/vertex.py): Vertex AI Endpoints and the Trainer's CustomJobs (GAPIC, lazy imports).
+- Vertex (shared/adapters/serving/vertex.py): Vertex AI Endpoints and the Trainer's CustomJobs (GAPIC, lazy
+  imports); serving metrics from Cloud Monitoring (shared/adapters/serving/monitoring.py).
 - local (shared/adapters/serving/local.py): the local prediction server (scripts/prediction_server.py), which
-  loads the pushed SavedModel with TensorFlow.
+  loads the pushed SavedModel with TensorFlow and counts what each deployed model served.
 
 Registering a model is the Pusher's own code (pipeline_compiler/registry.py); the run-commands entry
 point hands it in, since shared/ never imports pipeline_compiler.
@@ -11,10 +13,12 @@ point hands it in, since shared/ never imports pipeline_compiler.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Optional, Protocol
 
 from shared.contract import results
+from shared.domain.canary import Observation, whole_percents
 
 
 # The serving contract of Trainyard's prediction container (serving_image/, scripts/prediction_server.py):
@@ -45,6 +49,7 @@ class DeployResult:
     traffic_split: dict
     predict_url: str
     console_url: Optional[str] = None
+    previous_traffic_split: dict = field(default_factory=dict)  # the endpoint's split before (empty: unknown or new)
 
 
 class Registrar(Protocol):
@@ -59,6 +64,19 @@ class Endpoints(Protocol):
         """Deploy (idempotent: a model version already on the endpoint is not deployed twice).
         `on_started(operation)` records a long operation; `started` is what an earlier delivery
         recorded, to follow instead of starting again."""
+
+    def traffic(self, endpoint_resource_name: str) -> dict:
+        """The endpoint's traffic split now: deployed model id → percent."""
+
+    def set_traffic(self, endpoint_resource_name: str, split: dict) -> dict:
+        """Route the endpoint's traffic as `split` (ids of models deployed there, summing to 100);
+        returns the split now in force. Idempotent: the same split twice changes nothing."""
+
+
+class ServingMetrics(Protocol):
+    def read(self, endpoint_resource_name: str, deployed_model_id: str, since: datetime,
+             until: datetime) -> Observation:
+        """What one deployed model of the endpoint served in [since, until): requests, errors, p95 latency."""
 
 
 class TrainerJobs(Protocol):
@@ -80,20 +98,16 @@ def split_traffic(existing: dict, new_id: str, percent: int) -> dict:
     rest = 100 - percent
     if not others or rest == 0:
         return {new_id: 100} if not others else {new_id: 100, **{k: 0 for k in others}}
-    total = sum(others.values())
-    exact = {k: rest * v / total for k, v in others.items()}
-    split = {k: int(v) for k, v in exact.items()}
-    for key in sorted(exact, key=lambda k: exact[k] - split[k], reverse=True)[:rest - sum(split.values())]:
-        split[key] += 1
-    return {new_id: percent, **split}
+    return {new_id: percent, **whole_percents(others, rest)}
 
 
 class Serving:
-    """The three adapters run commands need, built by the composition root (shared/composition.py)."""
+    """The adapters run commands need, built by the composition root (shared/composition.py)."""
 
     def __init__(self, registrar: Registrar, endpoints: Endpoints, trainer_jobs: TrainerJobs,
-                 machine_type: str = "n1-standard-4"):
+                 machine_type: str = "n1-standard-4", metrics: Optional[ServingMetrics] = None):
         self.registrar = registrar
         self.endpoints = endpoints
         self.trainer_jobs = trainer_jobs
+        self.metrics = metrics  # a canary's watch reads it
         self.machine_type = machine_type  # of a deployed model's replicas

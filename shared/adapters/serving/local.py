@@ -3,7 +3,9 @@
 
 A local endpoint is a JSON file `{endpoints_dir}/{endpoint_id}.json` listing its deployed models and
 traffic split; the prediction server loads the SavedModels it lists. Deploying writes the file and
-asks the server to load it, so a run is `deployed` only once the model really answers.
+asks the server to load it, so a run is `deployed` only once the model really answers. A traffic change
+rewrites the file's split (the server reads it on every request); what each deployed model served is
+counted by the server itself (`GET /v1/endpoints/{id}/metrics`), the local side of Cloud Monitoring.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import tempfile
 from datetime import datetime, timezone
 from typing import Optional
 
+from shared.domain.canary import Observation
 from shared.errors import PermanentError, TransientError
 from shared.adapters.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
 
@@ -40,6 +43,10 @@ def write_endpoint(endpoints_dir: str, endpoint: dict) -> None:
     os.replace(tmp, os.path.join(endpoints_dir, f"{endpoint['endpoint_id']}.json"))  # never half a file
 
 
+def local_endpoint_id(endpoint_resource_name: str) -> str:
+    return endpoint_resource_name.rsplit("/", 1)[-1]  # local/endpoints/{id}
+
+
 class LocalEndpoints:
     def __init__(self, endpoints_dir: str, prediction_url: str, timeout_s: float = 120.0):
         self.endpoints_dir = endpoints_dir
@@ -55,6 +62,7 @@ class LocalEndpoints:
             endpoint = {"endpoint_id": endpoint_id, "display_name": request.endpoint_display_name,
                         "labels": {"trainyard-run-id": request.run_id}, "deployed_models": [], "traffic_split": {}}
         deployed_id = f"{endpoint_id_for(request.run_id)}-v{request.model_version_id}"
+        before = dict(endpoint.get("traffic_split", {}))
         if not any(m["id"] == deployed_id for m in endpoint["deployed_models"]):
             endpoint["deployed_models"].append({
                 "id": deployed_id, "model": request.model_resource_name, "model_version_id": request.model_version_id,
@@ -65,8 +73,29 @@ class LocalEndpoints:
         write_endpoint(self.endpoints_dir, endpoint)
         self._load(endpoint_id)
         return DeployResult(endpoint_resource_name=f"local/endpoints/{endpoint_id}", deployed_model_id=deployed_id,
-                            traffic_split=endpoint["traffic_split"],
+                            traffic_split=endpoint["traffic_split"], previous_traffic_split=before,
                             predict_url=f"{self.prediction_url}/v1/endpoints/{endpoint_id}:predict")
+
+    def _existing(self, endpoint_resource_name: str) -> dict:
+        endpoint = read_endpoint(self.endpoints_dir, local_endpoint_id(endpoint_resource_name))
+        if endpoint is None:
+            raise PermanentError(f"there is no local endpoint {endpoint_resource_name!r}", stage="Deploy")
+        return endpoint
+
+    def traffic(self, endpoint_resource_name: str) -> dict:
+        return dict(self._existing(endpoint_resource_name).get("traffic_split", {}))
+
+    def set_traffic(self, endpoint_resource_name: str, split: dict) -> dict:
+        endpoint = self._existing(endpoint_resource_name)
+        deployed = {m["id"] for m in endpoint["deployed_models"]}
+        unknown = sorted(set(split) - deployed)
+        if unknown or sum(split.values()) != 100:
+            raise PermanentError(f"traffic split {split} is not one of endpoint {endpoint['endpoint_id']}: "
+                                 f"{'unknown models ' + str(unknown) if unknown else 'it must sum to 100'}",
+                                 stage="Deploy")
+        endpoint["traffic_split"] = {k: int(v) for k, v in split.items()}
+        write_endpoint(self.endpoints_dir, endpoint)  # the server reads the file on every request
+        return dict(endpoint["traffic_split"])
 
     def _load(self, endpoint_id: str) -> dict:
         """The server loads every model of the endpoint before answering: deployed means it serves."""
@@ -82,3 +111,27 @@ class LocalEndpoints:
             raise PermanentError(f"the local prediction server could not load the model: {response.text[:500]}",
                                  stage="Deploy")
         return response.json()
+
+
+class LocalServingMetrics:
+    """The prediction server's own counters of what each deployed model served."""
+
+    def __init__(self, prediction_url: str, timeout_s: float = 30.0):
+        self.prediction_url = prediction_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def read(self, endpoint_resource_name: str, deployed_model_id: str, since: datetime,
+             until: datetime) -> Observation:
+        import requests
+
+        url = f"{self.prediction_url}/v1/endpoints/{local_endpoint_id(endpoint_resource_name)}/metrics"
+        try:
+            response = requests.get(url, timeout=self.timeout_s, params={
+                "deployed_model_id": deployed_model_id, "since": since.isoformat(), "until": until.isoformat()})
+        except requests.RequestException as exc:
+            raise TransientError(f"local prediction server unreachable at {self.prediction_url}: {exc}") from exc
+        if response.status_code != 200:
+            raise TransientError(f"local prediction server metrics: HTTP {response.status_code} {response.text[:300]}")
+        body = response.json()
+        return Observation(requests=int(body["requests"]), errors=int(body["errors"]),
+                           p95_latency_ms=body.get("p95_latency_ms"))

@@ -64,6 +64,13 @@ class VertexEndpoints(RegionalService):
         endpoint = self._endpoint(request)
         model = f"{request.model_resource_name}@{request.model_version_id}"
         existing = self._deployed(endpoint, request)
+        share = _every_model(endpoint).get(existing.id, 0) if existing is not None else None
+        # Unknown for a redelivery (the model already has its share); the endpoint's split otherwise.
+        before = {} if share == request.traffic_percent else _every_model(endpoint)
+        if existing is not None and share != request.traffic_percent:
+            # Deployed here before (rolled back to 0 %, or at another share): it takes the asked share again.
+            self.set_traffic(endpoint.name, split_traffic(_every_model(endpoint), existing.id, request.traffic_percent))
+            endpoint = self.client.get_endpoint(name=endpoint.name)
         if existing is None:
             if started:  # an earlier delivery started this deployment: follow it instead of starting another
                 self._wait_for(started)
@@ -96,10 +103,36 @@ class VertexEndpoints(RegionalService):
                     raise TransientError("the deployment finished but the endpoint does not list the model yet")
         return DeployResult(
             endpoint_resource_name=endpoint.name, deployed_model_id=existing.id,
-            traffic_split={k: int(v) for k, v in endpoint.traffic_split.items()},
+            traffic_split={k: int(v) for k, v in endpoint.traffic_split.items()}, previous_traffic_split=before,
             predict_url=f"https://{self.region}-aiplatform.googleapis.com/v1/{endpoint.name}:predict",
             console_url=(f"https://console.cloud.google.com/vertex-ai/online-prediction/locations/{self.region}/"
                          f"endpoints/{endpoint.name.rsplit('/', 1)[-1]}?project={self.project}"))
+
+    def traffic(self, endpoint_resource_name: str) -> dict:
+        from google.api_core import exceptions
+
+        try:
+            endpoint = self.client.get_endpoint(name=self.endpoint_name(endpoint_resource_name))
+        except exceptions.GoogleAPICallError as exc:
+            raise map_error(exc, "reading the endpoint's traffic split") from exc
+        return _every_model(endpoint)
+
+    def set_traffic(self, endpoint_resource_name: str, split: dict) -> dict:
+        """EndpointService.UpdateEndpoint with update_mask `traffic_split` (aiplatform_v1 UpdateEndpointRequest;
+        Endpoint.traffic_split: ids of DeployedModels → percent, "must add up to 100", an unlisted model gets
+        no traffic, so models at 0 are left out). The models stay deployed."""
+        from google.api_core import exceptions
+        from google.protobuf import field_mask_pb2
+        aiplatform_v1 = gapic()
+
+        name = self.endpoint_name(endpoint_resource_name)
+        try:
+            endpoint = self.client.update_endpoint(
+                endpoint=aiplatform_v1.Endpoint(name=name, traffic_split={k: int(v) for k, v in split.items() if v}),
+                update_mask=field_mask_pb2.FieldMask(paths=["traffic_split"]))
+        except exceptions.GoogleAPICallError as exc:
+            raise map_error(exc, "changing the endpoint's traffic split") from exc
+        return _every_model(endpoint)
 
     @staticmethod
     def _deployed(endpoint, request: DeployRequest):
@@ -122,6 +155,13 @@ class VertexEndpoints(RegionalService):
             if time.time() > deadline:
                 raise TransientError(f"deployment {operation_name} still running; a redelivery will follow it")
             time.sleep(15)
+
+
+def _every_model(endpoint) -> dict:
+    """Every deployed model's share, those Vertex leaves out of traffic_split at 0 (so a model kept at 0 after a
+    promotion is still there for a rollback to restore)."""
+    split = {k: int(v) for k, v in endpoint.traffic_split.items()}
+    return {**{m.id: 0 for m in endpoint.deployed_models}, **split}
 
 
 class VertexTrainerJobs(RegionalService):

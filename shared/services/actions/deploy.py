@@ -13,7 +13,8 @@ from shared import log
 from shared.contract import results
 from shared.contract.messages import DEPLOY, RunCommand
 from shared.domain import deployments, runs, teams
-from shared.domain.deployments import AUTOMATIC_DEPLOYER, DEPLOY_FAILED, DEPLOYED, DEPLOYING, deploys_after_training
+from shared.domain.canary import CanaryConfig
+from shared.domain.deployments import AUTOMATIC_DEPLOYER, DEPLOY_FAILED, DEPLOYING, deploys_after_training
 from shared.domain.teams import Caller
 from shared.errors import NotFound, PermanentError, TransientError
 from shared.services import access, ports, run_writes
@@ -28,6 +29,8 @@ class DeployBody(BaseModel):
     endpoint_name: Optional[str] = Field(None, min_length=1, max_length=128,
                                          description="display name of a new endpoint; defaults to the run name")
     traffic_split: Optional[int] = Field(None, ge=1, le=100, description="percent of traffic for this model")
+    canary: Optional[CanaryConfig] = Field(None, description="stage the deploy: canary.percent of an existing "
+                                                             "endpoint's traffic, watched, then 100 % or rolled back")
 
 
 def request_deployment(repo, publisher, run_id: str, identity: str, request: DeployBody,
@@ -134,11 +137,11 @@ def execute(command: RunCommand, consumer: Consumer) -> str:
         update({"status": DEPLOY_FAILED, "error": str(exc), "failed_at": runs.now()}, {"deployment_status": DEPLOY_FAILED})
         log.error("deployment failed", run_id=run["id"], error=str(exc))
         return "failed"
-    at = runs.now()
-    update({"status": DEPLOYED, "endpoint_resource_name": result.endpoint_resource_name,
-            "deployed_model_id": result.deployed_model_id, "traffic": result.traffic_split,
-            "predict_url": result.predict_url, "console_url": result.console_url, "deployed_at": at},
-           {"deployment_status": DEPLOYED, "is_deployed": True, "endpoint_resource_name": result.endpoint_resource_name,
-            "deployed_at": at})
-    log.info("model deployed", run_id=run["id"], endpoint=result.endpoint_resource_name)
-    return "deployed"
+    served = {"endpoint_resource_name": result.endpoint_resource_name, "deployed_model_id": result.deployed_model_id,
+              "traffic_split": result.traffic_split, "previous_traffic_split": result.previous_traffic_split,
+              "predict_url": result.predict_url, "console_url": result.console_url}
+    done = run_writes.write(repo, run["id"], lambda doc: deployments.deployed(doc, command.deployment_id, served,
+                                                                              runs.now()))
+    status = ((done or {}).get("deployment") or {}).get("status", "deployed")
+    log.info("model deployed", run_id=run["id"], endpoint=result.endpoint_resource_name, status=status)
+    return status
