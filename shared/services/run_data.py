@@ -10,7 +10,8 @@ from typing import Optional
 from shared import page_tokens
 from shared.adapters.repository import TEAMS_KEY, Repository
 from shared.contract import labels, results
-from shared.domain import model_card as model_card_domain, model_kinds, runs, teams
+from shared.domain import model_kinds, runs, teams
+from shared.domain.model_card import ModelCard, to_markdown
 from shared.domain.teams import Caller
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.run_config import MAX_MACHINES, GpuConfig, RunSpec
@@ -198,7 +199,7 @@ def model_card(repo, store, run_id: str, who: Caller) -> dict:
                        f"a not-blessed model is registered only by push-anyway)")
     text = store.read_text(results.join(base, results.MODEL_CARD_JSON))
     if text:
-        card = model_card_domain.ModelCard.model_validate_json(text)
+        card = ModelCard.model_validate_json(text)
     else:
         config, entry = (store.read_text(results.join(base, name)) for name in (results.CONFIG_FILE, results.REGISTRY_FILE))
         if not config or not entry:
@@ -208,7 +209,7 @@ def model_card(repo, store, run_id: str, who: Caller) -> dict:
                                             results.RegistryEntry.model_validate_json(entry), artifacts_uri=base)
     uri = results.join(base, results.MODEL_CARD_MARKDOWN)
     return {"run_id": run_id, "uri": uri, "console_url": _browser_url(uri),
-            "card": card.model_dump(mode="json", by_alias=True), "markdown": model_card_domain.to_markdown(card)}
+            "card": card.model_dump(mode="json", by_alias=True), "markdown": to_markdown(card)}
 
 
 def run_errors(repo, run_id: str, who: Caller) -> dict:

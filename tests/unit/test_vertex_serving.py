@@ -31,7 +31,8 @@ def vertex():
 
 
 def spec(run_id="tr-0123456789abcdef", attempt=1, name="recs-v3"):
-    return SimpleNamespace(run_id=run_id, attempt=attempt, run_number=3, model_type="retrieval", run_name=name)
+    return SimpleNamespace(run_id=run_id, attempt=attempt, run_number=3, model_type="retrieval", run_name=name,
+                           artifacts_uri=f"gs://bucket/training/{run_id}")
 
 
 def registrar(vertex) -> VertexRegistrar:
@@ -56,6 +57,7 @@ def test_register_uploads_our_serving_container_and_is_idempotent_per_attempt(ve
     assert model.container_spec.image_uri == IMAGE
     assert (model.container_spec.predict_route, model.container_spec.health_route) == ("/predict", "/health")
     assert [p.container_port for p in model.container_spec.ports] == [8080]
+    assert model.version_description.endswith("model card: gs://bucket/training/tr-0123456789abcdef/model_card/model_card.md")
     assert model.artifact_uri == "gs://a/tr-1/model/saved_model"
     assert dict(model.labels)["trainyard-attempt"] == "1"
 

@@ -73,7 +73,15 @@ def _check(spec, *features, splits=("train",)):
 
 
 def test_clean_data_passes():
-    assert _check(_spec(), *_good_columns()).model_dump() == {"problems": [], "coercions": []}
+    assert _check(_spec(), *_good_columns()).model_dump() == {"problems": [], "coercions": [], "rows_per_split": {}}
+
+
+def test_rows_per_split_are_statistics_gens_counts():
+    def split(rows):
+        return S.DatasetFeatureStatisticsList(datasets=[S.DatasetFeatureStatistics(num_examples=rows)])
+
+    assert D.rows_per_split({"train": split(800), "eval": split(100), "test": split(120)}) == {
+        "train": 800, "eval": 100, "test": 120}
 
 
 def test_a_missing_column_is_named_with_the_columns_there_are_and_a_close_match():
