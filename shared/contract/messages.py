@@ -25,15 +25,16 @@ class RunSubmit(BaseModel):
     attempt: int = Field(1, ge=1)
 
 
-CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY = "cancel", "deploy", "push_anyway", "notify"  # the run-commands
+CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY, BATCH_PREDICT = "cancel", "deploy", "push_anyway", "notify", "batch_predict"  # the run-commands
 
 
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway", "notify"]
+    command: Literal["cancel", "deploy", "push_anyway", "notify", "batch_predict"]
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None
+    batch_id: Optional[str] = None  # batch_predict: which batch prediction of the run
     event: Optional[str] = None  # notify: which event (shared/domain/notifications.py)
     schedule_id: Optional[str] = None  # notify: a schedule's event
 

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pydantic.json_schema import models_json_schema
 
 from shared.domain import model_kinds, runs
+from shared.domain.batch_predictions import BatchPredictionBody
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
@@ -41,7 +42,8 @@ def _errors(*codes: int) -> dict:
 def document() -> dict:
     models = [(CreateRunRequest, "validation"), (Dataset, "validation"), (FeatureConfig, "validation"),
               (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation"),
-              (ScheduleRequest, "validation"), (RetryBody, "validation"), (DeployBody, "validation")]
+              (ScheduleRequest, "validation"), (RetryBody, "validation"), (DeployBody, "validation"),
+              (BatchPredictionBody, "validation")]
     _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = schema.get("$defs", {})
     # training_params is validated after inheritance from the base experiment; document its full shape.
@@ -167,6 +169,8 @@ def _action_paths(ref, run_id: list) -> dict:
                                 "training parameters)", "RetryBody"),
         f"{base}/deploy": action("Deploy a completed run's registered model to a new or existing endpoint",
                                  "DeployBody"),
+        f"{base}/batch-predictions": action("Write top-K items for a list of users to GCS JSONL and/or a BigQuery "
+                                            "dataset of the run's team (deployer)", "BatchPredictionBody"),
         f"{base}/push-anyway": action("Register a not-blessed run's model anyway"),
         f"{base}/restore": action("Bring a deleted run back before its grace period ends (409 once its purge began)"),
         f"{base}/logs": data("Per-stage logs, bounded and paginated", "stage", "attempt", "page_size", "page_token"),

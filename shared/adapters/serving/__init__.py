@@ -89,11 +89,12 @@ def split_traffic(existing: dict, new_id: str, percent: int) -> dict:
 
 
 class Serving:
-    """The three adapters run commands need, built by the composition root (shared/composition.py)."""
+    """The adapters run commands need, built by the composition root (shared/composition.py)."""
 
     def __init__(self, registrar: Registrar, endpoints: Endpoints, trainer_jobs: TrainerJobs,
-                 machine_type: str = "n1-standard-4"):
+                 machine_type: str = "n1-standard-4", batch_predictions=None):
         self.registrar = registrar
         self.endpoints = endpoints
         self.trainer_jobs = trainer_jobs
         self.machine_type = machine_type  # of a deployed model's replicas
+        self.batch_predictions = batch_predictions  # shared/adapters/batch_prediction.py
