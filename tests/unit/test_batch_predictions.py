@@ -261,3 +261,28 @@ def test_runs_get_shows_the_batch_progress_and_where_the_rows_are():
         "  gcs: succeeded  200 rows  → gs://b/out/prediction-x",
         "  bigquery: running  50 rows, 2 failed  → my-proj.recs"]
     assert batch_lines({}) == []
+
+
+def test_the_consumer_follows_a_vertex_job_to_completion_across_redeliveries(world, vertex):
+    """The cloud side end to end with the official client: the API's request, the consumer's job (model
+    version, input, output, machines), a redelivery while it runs (no second job), the counts at the end."""
+    world.serving.batch_predictions = VertexBatchPredictions(PROJECT, REGION, "n1-standard-4", wait_s=0, poll_s=0,
+                                                             emulator_host=vertex.server.address)
+    run = make_run(world, runs.COMPLETED)
+    post(world, f"/api/training-runs/{run['id']}/batch-predictions", BODY)
+    (command,) = published_commands(world)
+    with pytest.raises(TransientError, match="still running"):
+        consume(world, command)
+    (name,) = vertex.jobs.batch_jobs
+    job = vertex.jobs.batch_jobs[name]
+    assert job.model == "projects/p/locations/l/models/7@1" and dict(job.model_parameters) == {"k": 5}
+    batch = world.repo.get_run(run["id"])["batch_prediction"]
+    assert list(job.input_config.gcs_source.uris) == [batch["input_uri"]]
+    assert batch["outputs"]["gcs"]["job"] == name and batch["outputs"]["gcs"]["state"] == "running"
+    with pytest.raises(TransientError):
+        consume(world, command)  # redelivered while it runs: followed, not started again
+    assert len(vertex.jobs.batch_jobs) == 1
+    vertex.jobs.finish_batch(name, successful=3)
+    assert consume(world, command) == "done"
+    output = world.repo.get_run(run["id"])["batch_prediction"]["outputs"]["gcs"]
+    assert output["rows"] == 3 and output["location"].startswith("gs://recs-data/batch/prediction-")
