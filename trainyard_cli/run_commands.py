@@ -123,7 +123,7 @@ def batch_lines(run: dict) -> list[str]:
     if not batch:
         return []
     rows = sum(o.get("rows") or 0 for o in batch.get("outputs", {}).values())
-    share = min(100, round(100 * rows / (batch["users"] * max(1, len(batch.get("outputs") or {}))))) if batch.get("users") else 0
+    share = min(100, int(100 * rows / (batch["users"] * max(1, len(batch.get("outputs") or {}))) + 0.5)) if batch.get("users") else 0  # as the dashboard rounds
     lines = [f"batch predictions: {batch.get('status')}  top-{batch.get('k')} for {batch.get('users')} users  "
              f"{share}%  ({batch.get('machine_count')} machine(s))"]
     if batch.get("error"):

@@ -257,7 +257,7 @@ def test_runs_get_shows_the_batch_progress_and_where_the_rows_are():
         "gcs": {"state": "succeeded", "rows": 200, "location": "gs://b/out/prediction-x", "destination": "gs://b/out"},
         "bigquery": {"state": "running", "rows": 50, "failed_rows": 2, "destination": "my-proj.recs"}}}}
     assert batch_lines(run) == [
-        "batch predictions: running  top-10 for 200 users  62%  (1 machine(s))",
+        "batch predictions: running  top-10 for 200 users  63%  (1 machine(s))",
         "  gcs: succeeded  200 rows  → gs://b/out/prediction-x",
         "  bigquery: running  50 rows, 2 failed  → my-proj.recs"]
     assert batch_lines({}) == []
