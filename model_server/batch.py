@@ -20,6 +20,7 @@ from model_server.savedmodel import MAX_INSTANCES, BadRequest, predict
 
 PREDICTIONS_FILE = "predictions.jsonl"
 ERRORS_FILE = "errors.jsonl"
+RESULT_FILE = "_RESULT.json"  # written last: its presence says the output is complete
 RANKED = ("ids", "scores")  # the retrieval signature's outputs, best first
 
 
@@ -58,11 +59,13 @@ def _chunks(lines: Iterator[str], size: int) -> Iterator[list[dict]]:
 def predict_file(model, input_uri: str, output_dir: str, k: Optional[int] = None,
                  signature_name: Optional[str] = None, batch_size: int = MAX_INSTANCES, on_progress=None) -> dict:
     """Every instance of `input_uri` (JSONL) through the model, written under `output_dir`; returns
-    {"rows": answered, "failed_rows": refused, "location": output_dir}. `on_progress(rows, failed)` after each batch."""
+    {"rows": answered, "failed_rows": refused, "location": output_dir, "first_error": the first refusal's reason
+    or None}. `on_progress(rows, failed)` after each batch."""
     import tensorflow as tf
 
     tf.io.gfile.makedirs(output_dir)
     rows = failed = 0
+    first_error = None
     with tf.io.gfile.GFile(input_uri) as source, \
             tf.io.gfile.GFile(f"{output_dir}/{PREDICTIONS_FILE}", "w") as out, \
             tf.io.gfile.GFile(f"{output_dir}/{ERRORS_FILE}", "w") as errors:
@@ -70,6 +73,7 @@ def predict_file(model, input_uri: str, output_dir: str, k: Optional[int] = None
             try:
                 answers = predict(model, chunk, signature_name)
             except BadRequest as exc:
+                first_error = first_error or str(exc)
                 for instance in chunk:
                     errors.write(json.dumps({"instance": instance, "error": str(exc)}) + "\n")
                 failed += len(chunk)
@@ -79,4 +83,22 @@ def predict_file(model, input_uri: str, output_dir: str, k: Optional[int] = None
                 rows += len(chunk)
             if on_progress:
                 on_progress(rows, failed)
-    return {"rows": rows, "failed_rows": failed, "location": output_dir}
+    return {"rows": rows, "failed_rows": failed, "location": output_dir, "first_error": first_error}
+
+
+def write_result(output_dir: str, result: dict) -> None:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(f"{output_dir}/{RESULT_FILE}", "w") as handle:
+        handle.write(json.dumps(result))
+
+
+def read_result(output_dir: str) -> Optional[dict]:
+    """The finished output's result, or None while there is none (local paths and gs:// alike)."""
+    import tensorflow as tf
+
+    path = f"{output_dir}/{RESULT_FILE}"
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.loads(handle.read())

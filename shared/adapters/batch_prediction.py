@@ -22,8 +22,6 @@ prediction container's own code. One interface, two sides, chosen once from sett
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
@@ -139,7 +137,6 @@ class LocalBatchPredictions:
     """The container's code in this process (the local run-commands consumer), synchronously: `start`
     returns once the file is written, so a redelivery finds the result and does nothing again."""
 
-    RESULT = "_RESULT.json"
     wait_s, poll_s = 0.0, 0.0
 
     def __init__(self, models=None):
@@ -149,7 +146,7 @@ class LocalBatchPredictions:
         if request.kind != "gcs":
             raise PermanentError("the local stack writes batch predictions as JSONL files only: it has no BigQuery",
                                  stage="BatchPredict")
-        from model_server.batch import predict_file
+        from model_server.batch import predict_file, write_result
         from model_server.savedmodel import BadRequest, ModelCache, ModelLoadError
 
         job = f"{request.destination.rstrip('/')}/{label_value(request.run_id)}-{request.batch_id}"
@@ -162,16 +159,17 @@ class LocalBatchPredictions:
             result = {"error": str(exc)}
         except OSError as exc:
             raise TransientError(f"batch prediction over {request.input_uri}: {exc}") from exc
-        with open(os.path.join(job, self.RESULT), "w") as handle:
-            json.dump(result, handle)
+        if not result.get("error") and not result["rows"] and result["failed_rows"]:
+            result["error"] = f"every instance was refused: {result['first_error']}"  # as a job that answered none
+        write_result(job, result)
         return job
 
     def status(self, job: str) -> BatchJobStatus:
-        path = os.path.join(job, self.RESULT)
-        if not os.path.isfile(path):
+        from model_server.batch import read_result
+
+        result = read_result(job)
+        if result is None:
             return BatchJobStatus(state=RUNNING)
-        with open(path) as handle:
-            result = json.load(handle)
         if result.get("error"):
             return BatchJobStatus(state=FAILED, error=result["error"])
         return BatchJobStatus(state=SUCCEEDED, rows=result["rows"], failed_rows=result["failed_rows"],

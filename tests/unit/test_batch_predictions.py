@@ -246,6 +246,9 @@ def test_local_batch_writes_the_endpoints_top_k_for_every_user(tmp_path):
     assert cut["predictions"][0] == written[3]["prediction"]
     assert app.post("/predict", json={"instances": [{"customer_id": "c3"}], "parameters": {"k": 0}}).status_code == 400
     assert adapter.start(request) == job  # a redelivery: the result is there, nothing runs again
+    (tmp_path / "bad.jsonl").write_text('{"user": "c1"}\n')  # not the signature's feature: refused, with the reason
+    refused = adapter.start(BatchJobRequest(**{**request.__dict__, "batch_id": "b2", "input_uri": str(tmp_path / "bad.jsonl")}))
+    assert adapter.status(refused).state == "failed" and "customer_id" in adapter.status(refused).error
     with pytest.raises(PermanentError, match="no BigQuery"):
         adapter.start(BatchJobRequest(**{**request.__dict__, "kind": "bigquery"}))
 
