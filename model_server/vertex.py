@@ -14,7 +14,8 @@ Vertex's custom-container contract (https://cloud.google.com/vertex-ai/docs/pred
 Registration (pipeline_compiler/registry.py VertexRegistrar) passes the routes and port of shared/adapters/serving/__init__.py
 (PREDICT_ROUTE, HEALTH_ROUTE, SERVING_PORT); the defaults below are the same values, for a container
 started by hand. `parameters` may name another signature of the SavedModel:
-`{"signature_name": "rank"}` (a multitask export's ranking signature).
+`{"signature_name": "rank"}` (a multitask export's ranking signature), and `{"k": 10}` keeps the first
+10 of the ranked ids and scores (what a batch prediction job passes as its model_parameters).
 
 AIP_* are Vertex's variables, not Trainyard settings: this image holds no `shared/`, so they are read
 here. Served by gunicorn (one worker process holding one copy of the model, several threads).
@@ -29,13 +30,14 @@ import threading
 import time
 from typing import Optional
 
+from model_server.batch import check_k, truncate
 from model_server.savedmodel import BadRequest, ModelLoadError, load_saved_model, parse_request, predict
 
 CONTRACT = "https://cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements"
 DEFAULT_PORT = 8080
 DEFAULT_PREDICT_ROUTE = "/predict"
 DEFAULT_HEALTH_ROUTE = "/health"
-PARAMETERS = ("signature_name",)
+PARAMETERS = ("signature_name", "k")
 
 
 def _log(severity: str, message: str, **fields) -> None:
@@ -121,7 +123,8 @@ def create_app(storage_uri: Optional[str] = None, predict_route: Optional[str] =
         signature = parameters.get("signature_name")
         if signature is not None and not isinstance(signature, str):
             raise BadRequest("\"signature_name\" must be a string")
-        return jsonify(predictions=predict(loader.model, instances, signature))
+        k = check_k(parameters.get("k"))  # a batch job's own k (BatchPredictionJob.model_parameters)
+        return jsonify(predictions=[truncate(p, k) for p in predict(loader.model, instances, signature)])
 
     return app
 

@@ -55,18 +55,22 @@ def serving(settings: Settings, registrar):
 
     if settings.pipeline_backend == "vertex":
         from shared.adapters.serving.monitoring import CloudMonitoringMetrics
+        from shared.adapters.batch_prediction import VertexBatchPredictions
         from shared.adapters.serving.vertex import VertexEndpoints, VertexTrainerJobs
 
         host = settings.vertex_emulator_host
         return Serving(registrar, VertexEndpoints(settings.project, settings.region, settings.deploy_wait_s, emulator_host=host),
                        VertexTrainerJobs(settings.project, settings.region, emulator_host=host),
                        machine_type=settings.deploy_machine_type,
-                       metrics=CloudMonitoringMetrics(settings.project, emulator_host=host))
+                       metrics=CloudMonitoringMetrics(settings.project, emulator_host=host),
+                       batch_predictions=VertexBatchPredictions(settings.project, settings.region, settings.deploy_machine_type,
+                                                                settings.deploy_wait_s, emulator_host=host))
+    from shared.adapters.batch_prediction import LocalBatchPredictions
     from shared.adapters.serving.local import LocalEndpoints, LocalServingMetrics, NoTrainerJobs
 
     return Serving(registrar, LocalEndpoints(settings.local_endpoints_dir, settings.prediction_url),
                    NoTrainerJobs(), machine_type=settings.deploy_machine_type,
-                   metrics=LocalServingMetrics(settings.prediction_url))
+                   metrics=LocalServingMetrics(settings.prediction_url), batch_predictions=LocalBatchPredictions())
 
 
 def scheduler_jobs(settings: Settings):

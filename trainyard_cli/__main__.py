@@ -399,7 +399,7 @@ def describe(run_: dict, ui: Output | None = None) -> list[str]:
     lines += cost_lines(run_)
     if run_.get("vertex_model_resource_name"):
         lines.append(f"model: {run_['vertex_model_resource_name']} (version {run_.get('vertex_model_version')})")
-    return lines + deployment_lines(run_)
+    return lines + deployment_lines(run_) + run_commands.batch_lines(run_)
 
 
 def run_command(args, client: ApiClient, ui: Output, out) -> int:

@@ -1,6 +1,7 @@
 """`trainyard runs …` beyond create/list/get/watch/cancel/delete: the run actions (retry, deploy [--canary-percent],
-rollback, push-anyway, submit, run-now, restore, approve, reject) and the run's data (logs [-f], history, artifacts,
-errors, endpoint-history), one command per API route, named as the route is."""
+rollback, batch-predict, push-anyway, submit, run-now, restore, approve, reject) and the run's data (logs [-f],
+history, artifacts, errors, endpoint-history), one command per API route, named as the route is; and
+`trainyard models card`."""
 from __future__ import annotations
 
 import time
@@ -55,6 +56,14 @@ def register(runs, common) -> None:
                                                                        "deployment: who, when, from → to, why"))
     endpoint_history.add_argument("run_id")
     endpoint_history.set_defaults(handler=show_endpoint_history)
+    batch = common(runs.add_parser("batch-predict", help="write top-K items per user to GCS JSONL and/or BigQuery"))
+    batch.add_argument("run_id")
+    batch.add_argument("--users", required=True, type=_users_file,
+                       help="a file of user ids, one a line (or JSON lines of whole instances)")
+    batch.add_argument("--k", type=int, help="items per user (default 10, at most the model's K)")
+    batch.add_argument("--gcs-output", help="gs:// prefix under one of the team's buckets")
+    batch.add_argument("--bigquery-output", help="project.dataset of the team (Vertex writes a predictions table)")
+    batch.set_defaults(handler=batch_predict_run)
 
     for name, helptext in (("push-anyway", "register a not-blessed run's model anyway"),
                            ("submit", "submit a draft, or queue a pending run again"),
@@ -136,6 +145,45 @@ def deploy_run(args, client, ui: Output) -> int:
 
 def rollback_run(args, client, ui: Output) -> int:
     data = client.post(f"/api/training-runs/{args.run_id}/rollback", {"reason": args.reason} if args.reason else {})
+    ui.result(data, lambda d: action_result(ui, d))
+    return 0
+
+
+def batch_lines(run: dict) -> list[str]:
+    """What `runs get` shows of the run's batch predictions: status, progress and, per output, rows and where."""
+    batch = run.get("batch_prediction") or {}
+    if not batch:
+        return []
+    rows = sum(o.get("rows") or 0 for o in batch.get("outputs", {}).values())
+    share = min(100, int(100 * rows / (batch["users"] * max(1, len(batch.get("outputs") or {}))) + 0.5)) if batch.get("users") else 0  # as the dashboard rounds
+    lines = [f"batch predictions: {batch.get('status')}  top-{batch.get('k')} for {batch.get('users')} users  "
+             f"{share}%  ({batch.get('machine_count')} machine(s))"]
+    if batch.get("error"):
+        lines.append(f"  failed: {batch['error']}")
+    for kind, output in (batch.get("outputs") or {}).items():
+        lines.append(f"  {kind}: {output.get('state') or 'queued'}  {output.get('rows') or 0} rows"
+                     + (f", {output['failed_rows']} failed" if output.get("failed_rows") else "")
+                     + f"  → {output.get('location') or output.get('destination')}")
+    return lines
+
+
+def _users_file(path: str) -> list:
+    """One user id a line; a line starting with `{` is a whole instance (JSON)."""
+    import argparse
+    import json
+
+    try:
+        with open(path) as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+        return [json.loads(line) if line.startswith("{") else line for line in lines]
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
+
+
+def batch_predict_run(args, client, ui: Output) -> int:
+    body = {"users": args.users, **{k: v for k, v in (("k", args.k), ("gcs_output", args.gcs_output),
+                                                       ("bigquery_output", args.bigquery_output)) if v is not None}}
+    data = client.post(f"/api/training-runs/{args.run_id}/batch-predictions", body)
     ui.result(data, lambda d: action_result(ui, d))
     return 0
 

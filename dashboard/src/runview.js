@@ -268,7 +268,24 @@ function overview(run) {
       ${costBreakdown(run)}${deploymentSection(run)}</div>
     <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="4" class="muted">No final metrics yet</td></tr>'}</tbody></table>
-      ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(metricLabel(k))}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}</div></div>`;
+      ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(metricLabel(k))}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}
+      ${batchSection(run)}</div></div>`;
+}
+
+/** The run's batch predictions: status, progress and, per output, rows and where they are. */
+export function batchSection(run) {
+  const batch = run.batch_prediction;
+  if (!batch) return '';
+  const outputs = Object.entries(batch.outputs || {});
+  const rows = outputs.reduce((sum, [, o]) => sum + (o.rows || 0), 0);
+  const share = batch.users ? Math.min(100, Math.round((100 * rows) / (batch.users * Math.max(1, outputs.length)))) : 0;
+  const lines = outputs.map(([kind, o]) => `<tr data-output="${esc(kind)}"><td>${kind === 'gcs' ? 'GCS JSONL' : 'BigQuery'}</td>
+    <td>${esc(o.state || 'queued')}</td><td>${esc(o.rows || 0)}${o.failed_rows ? ` (${esc(o.failed_rows)} failed)` : ''}</td>
+    <td><code>${esc(o.location || o.destination)}</code>${o.error ? ` <span class="general-error">${esc(o.error)}</span>` : ''}</td></tr>`).join('');
+  return `<h3>Batch predictions</h3><div data-role="batch-predictions">
+    <div class="muted">${esc(batch.status)} · top-${esc(batch.k)} for ${esc(batch.users)} users · ${share}% · ${esc(batch.machine_count)} machine(s) · by ${esc(batch.requested_by)}</div>
+    ${batch.error ? `<div class="general-error">${esc(batch.error)}</div>` : ''}
+    <table><thead><tr><th>Output</th><th>State</th><th>Rows</th><th>Where</th></tr></thead><tbody>${lines}</tbody></table></div>`;
 }
 
 function pipeline(run) {

@@ -27,14 +27,16 @@ class RunSubmit(BaseModel):
 
 CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY = "cancel", "deploy", "push_anyway", "notify"  # the run-commands
 CANARY_CHECK, ROLLBACK = "canary_check", "rollback"  # a canary's watch (sent by the reconciler), a rollback
+BATCH_PREDICT = "batch_predict"  # top-K for a list of users
 
 
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway", "notify", "canary_check", "rollback"]
+    command: Literal["cancel", "deploy", "push_anyway", "notify", "canary_check", "rollback", "batch_predict"]
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None  # deploy, canary_check, rollback: acted on only while it is the run's
+    batch_id: Optional[str] = None  # batch_predict: which batch prediction of the run
     event: Optional[str] = None  # notify: which event (shared/domain/notifications.py)
     schedule_id: Optional[str] = None  # notify: a schedule's event
 

@@ -187,6 +187,37 @@ class Deployment(_Part):
     rollback: Optional[Rollback] = None
 
 
+class BatchOutput(_Part):
+    """One destination of a batch prediction and the job writing it (shared/domain/batch_predictions.py)."""
+    destination: str  # gs://prefix or project.dataset
+    job: Optional[str] = None  # the Vertex BatchPredictionJob (locally: the output directory)
+    state: Optional[str] = None  # running, succeeded, failed
+    location: Optional[str] = None  # where the rows are: a gs:// directory or a BigQuery table
+    rows: int = 0
+    failed_rows: int = 0
+    error: Optional[str] = None
+    finished_at: Optional[datetime] = None
+
+
+class BatchPrediction(_Part):
+    """Top-K for a list of users (shared/services/actions/batch_predict.py asks for it and does it)."""
+    id: str
+    status: str  # running, succeeded, failed
+    requested_by: Optional[str] = None
+    requested_at: Optional[datetime] = None
+    model_resource_name: Optional[str] = None
+    model_version_id: Optional[str] = None
+    users: int = 0
+    k: int = 10
+    machine_count: int = 1
+    fingerprint: Optional[str] = None
+    input_uri: Optional[str] = None
+    automatic: bool = False
+    outputs: dict[str, BatchOutput] = Field(default_factory=dict)  # "gcs" / "bigquery" →
+    error: Optional[str] = None
+    finished_at: Optional[datetime] = None
+
+
 class PushAnyway(_Part):
     """A not_blessed run's model registered anyway (shared/services/actions/push_anyway.py)."""
     status: str
@@ -366,6 +397,9 @@ class TrainingRun(_Part):
     push_anyway: Optional[PushAnyway] = None
     pushed_anyway: Optional[bool] = None
     notifications_sent: Optional[dict[str, NotificationSent]] = None  # ledger key (notifications.ledger_key) →
+
+    # Batch recommendations (shared/services/actions/batch_predict.py)
+    batch_prediction: Optional[BatchPrediction] = None
 
     # The team's money (shared/services/spending.py)
     spend: Optional[Spend] = None

@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, request
 from shared.domain import runs
 from shared.http.request_body import body
 from shared.services import run_data
-from shared.services.actions import cancel, deletion, deploy, push_anyway, retry, rollback
+from shared.services.actions import batch_predict, cancel, deletion, deploy, push_anyway, retry, rollback
 
 
 def register_action_routes(app: Flask, deps) -> None:
@@ -36,6 +36,11 @@ def register_action_routes(app: Flask, deps) -> None:
     @app.post("/api/training-runs/<run_id>/rollback")
     def rollback_run(run_id):
         return answer(rollback.request(deps.repo, deps.effects, run_id, g.caller, body(optional=True)), True)
+
+    @app.post("/api/training-runs/<run_id>/batch-predictions")
+    def batch_predict_run(run_id):
+        return answer(batch_predict.request(deps.repo, deps.effects, deps.store, run_id, g.caller, body(),
+                                            deps.settings.teams), True)
 
     @app.post("/api/training-runs/<run_id>/push-anyway")
     def push_anyway_run(run_id):

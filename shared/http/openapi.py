@@ -6,6 +6,7 @@ from functools import lru_cache
 from pydantic.json_schema import models_json_schema
 
 from shared.domain import model_kinds, runs
+from shared.domain.batch_predictions import BatchPredictionBody
 from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfig
 from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
@@ -43,7 +44,7 @@ def document() -> dict:
     models = [(CreateRunRequest, "validation"), (Dataset, "validation"), (FeatureConfig, "validation"),
               (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation"),
               (ScheduleRequest, "validation"), (RetryBody, "validation"), (DeployBody, "validation"),
-              (RollbackBody, "validation")]
+              (RollbackBody, "validation"), (BatchPredictionBody, "validation")]
     _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = schema.get("$defs", {})
     # training_params is validated after inheritance from the base experiment; document its full shape.
@@ -171,6 +172,8 @@ def _action_paths(ref, run_id: list) -> dict:
                                  "DeployBody"),
         f"{base}/rollback": action("Send the run's endpoint traffic back to the split before its deploy (the model "
                                    "stays deployed at 0 %)", "RollbackBody"),
+        f"{base}/batch-predictions": action("Write top-K items for a list of users to GCS JSONL and/or a BigQuery "
+                                            "dataset of the run's team (deployer)", "BatchPredictionBody"),
         f"{base}/push-anyway": action("Register a not-blessed run's model anyway"),
         f"{base}/restore": action("Bring a deleted run back before its grace period ends (409 once its purge began)"),
         f"{base}/logs": data("Per-stage logs, bounded and paginated", "stage", "attempt", "page_size", "page_token"),

@@ -156,12 +156,72 @@ class PipelineServiceFake:
 
 
 class JobServiceFake:
-    """CustomJobs: the Trainer's own job (TFX's Vertex Trainer creates it, labelled with the run)."""
+    """CustomJobs: the Trainer's own job (TFX's Vertex Trainer creates it, labelled with the run).
+    BatchPredictionJobs: batch recommendations (shared/adapters/batch_prediction.py); created PENDING, with
+    the documented checks (a model version, a JSONL or BigQuery input, exactly one output destination,
+    replica counts ≥ 1: cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.batchPredictionJobs);
+    tests end them with `finish_batch(...)`, as Vertex would."""
 
     def __init__(self, location: str | None = None):
         self.location = location
         self.custom_jobs: dict[str, aiplatform_v1.CustomJob] = {}
+        self.batch_jobs: dict[str, aiplatform_v1.BatchPredictionJob] = {}
         self.lock = threading.Lock()
+
+    def create_batch_prediction_job(self, request: aiplatform_v1.CreateBatchPredictionJobRequest, context):
+        _parent(request.parent, context, self.location)
+        job = aiplatform_v1.BatchPredictionJob(request.batch_prediction_job)
+        problem = _labels_problem(job.labels)
+        if not job.display_name:
+            problem = "display_name is required"
+        elif not re.fullmatch(r"projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/]+)?", job.model):
+            problem = f"model {job.model!r} is not projects/P/locations/L/models/M[@version]"
+        elif job.input_config.instances_format not in ("jsonl", "bigquery", "csv", "tf-record", "file-list"):
+            problem = f"instances_format {job.input_config.instances_format!r} is not supported"
+        elif not (list(job.input_config.gcs_source.uris) or job.input_config.bigquery_source.input_uri):
+            problem = "input_config needs a gcs_source or a bigquery_source"
+        elif bool(job.output_config.gcs_destination.output_uri_prefix) == bool(job.output_config.bigquery_destination.output_uri):
+            problem = "output_config takes exactly one of gcs_destination and bigquery_destination"
+        elif job.dedicated_resources.starting_replica_count < 1 or \
+                job.dedicated_resources.max_replica_count < job.dedicated_resources.starting_replica_count:
+            problem = "dedicated_resources: starting_replica_count ≥ 1 and max_replica_count ≥ it"
+        if problem:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        with self.lock:
+            job.name = f"{request.parent}/batchPredictionJobs/{len(self.batch_jobs) + 1000}"
+            job.state = aiplatform_v1.JobState.JOB_STATE_PENDING
+            job.create_time = _now()
+            self.batch_jobs[job.name] = job
+            return aiplatform_v1.BatchPredictionJob(job)
+
+    def get_batch_prediction_job(self, request: aiplatform_v1.GetBatchPredictionJobRequest, context):
+        return _copy_of(self.batch_jobs, self.lock, request.name, aiplatform_v1.BatchPredictionJob, context)
+
+    def list_batch_prediction_jobs(self, request: aiplatform_v1.ListBatchPredictionJobsRequest, context):
+        _parent(request.parent, context, self.location)
+        with self.lock:
+            jobs = [aiplatform_v1.BatchPredictionJob(j) for n, j in self.batch_jobs.items()
+                    if n.startswith(request.parent + "/")]
+        return aiplatform_v1.ListBatchPredictionJobsResponse(
+            batch_prediction_jobs=[j for j in jobs if _matches(j, request.filter)])
+
+    def finish_batch(self, name: str, state: str = "JOB_STATE_SUCCEEDED", successful: int = 0, failed: int = 0,
+                     error: str = ""):
+        """End a batch job as Vertex does: its counts, where it wrote, or the error."""
+        with self.lock:
+            job = self.batch_jobs[name]
+            job.state = aiplatform_v1.JobState[state]
+            job.completion_stats = aiplatform_v1.CompletionStats(successful_count=successful, failed_count=failed)
+            stamp = _now().strftime("%Y_%m_%dT%H_%M_%S_%fZ")
+            if job.output_config.gcs_destination.output_uri_prefix:
+                job.output_info = aiplatform_v1.BatchPredictionJob.OutputInfo(
+                    gcs_output_directory=f"{job.output_config.gcs_destination.output_uri_prefix}/prediction-{job.display_name}-{stamp}")
+            else:
+                job.output_info = aiplatform_v1.BatchPredictionJob.OutputInfo(
+                    bigquery_output_dataset=job.output_config.bigquery_destination.output_uri,
+                    bigquery_output_table=f"predictions_{stamp}")
+            if error:
+                job.error = status_pb2.Status(code=8, message=error)
 
     def list_custom_jobs(self, request: aiplatform_v1.ListCustomJobsRequest, context):
         _parent(request.parent, context, self.location)

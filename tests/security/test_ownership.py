@@ -141,6 +141,24 @@ def test_reading_alices_run_its_logs_and_artifacts_is_refused(world):
         refused(world.call("mallory@example.com", "GET", f"/api/training-runs/{run_id}{suffix}"), needed="viewer")
 
 
+def test_batch_predictions_need_a_deployer_of_the_runs_team_and_write_only_into_its_data(world, tmp_path):
+    """Batch predictions put the team's model to work and write where products read: deployer, like a deploy,
+    and only into the team's own buckets and datasets (400 naming the field otherwise)."""
+    run_id = world.run("alice@example.com", world.recs_exp, "recs-v1")
+    world.repo.mutate_run(run_id, lambda d: {**d, "gcs_artifacts_path": str(tmp_path / "run")})
+    path = f"/api/training-runs/{run_id}/batch-predictions"
+    body = {"users": ["c1", "c2"], "gcs_output": "gs://recs-data/batch/"}
+    refused(world.call("mallory@example.com", "POST", path, body), needed="deployer")
+    refused(world.call("tom@example.com", "POST", path, body), needed="deployer")
+    for field, value in (("gcs_output", "gs://ads-data/stolen/"), ("bigquery_output", "ads-proj.ads_data")):
+        response = world.call("dan@example.com", "POST", path, {"users": ["c1"], field: value})
+        assert response.status_code == 400 and response.get_json()["errors"][0]["field"] == field
+    assert "batch_prediction" not in world.repo.get_run(run_id) and not world.publisher.messages
+    allowed = world.call("dan@example.com", "POST", path, body)
+    assert allowed.status_code == 202, allowed.get_json()
+    assert world.repo.get_run(run_id)["batch_prediction"]["outputs"]["gcs"]["destination"] == "gs://recs-data/batch"
+
+
 # ----------------------------------------------------------------------------- owned endpoints and model names
 
 

@@ -134,6 +134,8 @@ def test_every_api_route_has_a_command(api, tmp_path):
     done = stored_run(repo, status="completed", vertex_model_resource_name="projects/p/locations/l/models/7",
                       vertex_model_version="1")
     gated = stored_run(repo, status="not_blessed")
+    batched = stored_run(repo, status="completed", vertex_model_resource_name="projects/p/locations/l/models/7",
+                         vertex_model_version="1", gcs_artifacts_path=str(tmp_path / "batched"))
     carded = _run_with_card(api["store"], repo, str(tmp_path / "carded"))
     serving = stored_run(repo, status="completed", **CANARY_SERVING)
     pending = stored_run(repo)
@@ -156,6 +158,8 @@ def test_every_api_route_has_a_command(api, tmp_path):
         ("runs", "cancel", pending["id"]), ("runs", "retry", failed["id"], "--gpu-type", "NVIDIA_TESLA_A100"),
         ("runs", "deploy", done["id"], "--endpoint-name", "recs"), ("runs", "push-anyway", gated["id"]),
         ("runs", "rollback", serving["id"]), ("runs", "endpoint-history", serving["id"]),
+        ("runs", "batch-predict", batched["id"], "--users", write(tmp_path, "users.txt", "c1\nc2\n"), "--k", "5",
+         "--gcs-output", str(tmp_path / "batch")),
         ("runs", "logs", done["id"]), ("runs", "history", done["id"]), ("runs", "artifacts", done["id"]),
         ("runs", "errors", failed["id"]), ("models", "card", carded["id"]),
         ("runs", "delete", gone["id"]), ("runs", "list", "--deleted"),

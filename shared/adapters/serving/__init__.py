@@ -105,9 +105,11 @@ class Serving:
     """The adapters run commands need, built by the composition root (shared/composition.py)."""
 
     def __init__(self, registrar: Registrar, endpoints: Endpoints, trainer_jobs: TrainerJobs,
-                 machine_type: str = "n1-standard-4", metrics: Optional[ServingMetrics] = None):
+                 machine_type: str = "n1-standard-4", metrics: Optional[ServingMetrics] = None,
+                 batch_predictions=None):
         self.registrar = registrar
         self.endpoints = endpoints
         self.trainer_jobs = trainer_jobs
         self.metrics = metrics  # a canary's watch reads it
         self.machine_type = machine_type  # of a deployed model's replicas
+        self.batch_predictions = batch_predictions  # shared/adapters/batch_prediction.py

@@ -104,9 +104,11 @@ def request(repo, effects: ports.Effects, run_id: str, who: Caller, body: Any, d
     return {**outcome(run, changed, message), "warnings": [warning] if warning else []}
 
 
-def _registry_entry(store, run: dict) -> Optional[results.RegistryEntry]:
+def serving_model_uri(store, run: dict) -> str:
+    """The SavedModel the run registered (the Pusher's entry), else the one its Trainer exported."""
     text = store.read_text(results.join(run.get("gcs_artifacts_path") or "", results.REGISTRY_FILE))
-    return results.RegistryEntry.model_validate_json(text) if text else None
+    entry = results.RegistryEntry.model_validate_json(text) if text else None
+    return entry.serving_model_uri if entry else results.join(run["gcs_artifacts_path"], results.SAVED_MODEL_DIR)
 
 
 def execute(command: RunCommand, consumer: Consumer) -> str:
@@ -123,12 +125,10 @@ def execute(command: RunCommand, consumer: Consumer) -> str:
 
     try:
         owned(consumer.declared, run, lambda team: access.check_endpoint(team, deployment.get("endpoint_id"), "endpoint_id"))
-        entry = _registry_entry(store, run)
         request = DeployRequest(
             run_id=run["id"], run_name=run["name"], model_resource_name=deployment["model_resource_name"],
             model_version_id=str(deployment["model_version_id"]),
-            serving_model_uri=entry.serving_model_uri if entry else results.join(run["gcs_artifacts_path"],
-                                                                               results.SAVED_MODEL_DIR),
+            serving_model_uri=serving_model_uri(store, run),
             endpoint_id=deployment.get("endpoint_id"), endpoint_display_name=deployment.get("endpoint_name") or run["name"],
             traffic_percent=int(deployment["traffic_split"]), machine_type=serving.machine_type)
         result = serving.endpoints.deploy(request, started=deployment.get("operation"),
