@@ -605,4 +605,6 @@ def test_openapi_documents_the_schedule_routes(api):
     assert "/api/training/schedules/{schedule_id}/resume" in doc["paths"]
     assert "/api/training-runs/{run_id}/run-now" in doc["paths"]
     assert doc["components"]["schemas"]["ScheduleRequest"]["properties"]["schedule_type"]["enum"] == [
-        "once", "daily", "weekly", "cron"]
+        "once", "daily", "weekly", "cron", "data"]
+    assert doc["components"]["schemas"]["DataTriggerRequest"]["properties"]["source"]["enum"] == [
+        "gcs", "bigquery", "folder"]
