@@ -16,12 +16,10 @@ to start a run that reads the whole folder, and the consumer's dedupe and order 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -135,24 +133,10 @@ class Watcher:
 
 
 def main() -> int:
+    from scripts.poll_loop import run_until_stopped
     from shared.composition import root
 
-    interval = root.settings.watcher_interval_s
-    watcher = Watcher(root.repo, root.publisher)
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    log.info("watcher started", interval_s=interval)
-    while not stopping:
-        started = time.monotonic()
-        try:
-            watcher.scan()
-        except TransientError as exc:  # Firestore busy: the next pass tries again
-            log.warning("watcher pass failed", error=str(exc))
-        except Exception as exc:  # keep watching; one bad pass must not stop every folder
-            log.error("watcher pass failed", error=repr(exc))
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
-    log.info("watcher stopped")
-    return 0
+    return run_until_stopped("watcher", root.settings.watcher_interval_s, Watcher(root.repo, root.publisher).scan)
 
 
 if __name__ == "__main__":
