@@ -110,6 +110,8 @@ class StackConfig:
     services: tuple = SERVICES
     # scripts/ticker.py: what Cloud Scheduler does in the cloud (publishes schedule-trigger on time).
     ticker: bool = True
+    # scripts/watcher.py: what bucket notifications do in the cloud (publishes data-landed for new files).
+    watcher: bool = True
 
     @classmethod
     def from_env(cls) -> "StackConfig":
@@ -229,6 +231,8 @@ class Stack:
             self.create_topics_and_subscriptions()
             if self.config.ticker:  # after the topics: it publishes to schedule-trigger
                 self._spawn("ticker", [sys.executable, "-m", "scripts.ticker"], env)
+            if self.config.watcher:  # after the topics: it publishes to data-landed
+                self._spawn("watcher", [sys.executable, "-m", "scripts.watcher"], env)
         except BaseException:
             self.down()
             raise

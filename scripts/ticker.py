@@ -11,7 +11,6 @@ it looks (default 0.5 s). Every TRAINYARD_RECONCILE_INTERVAL_S (default 60 s) it
 """
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from datetime import datetime
@@ -60,27 +59,19 @@ class Ticker:
 def main() -> int:
     from shared.composition import root
 
+    from scripts.poll_loop import run_until_stopped
+
     settings = root.settings
-    interval = settings.ticker_interval_s
     ticker = Ticker(root.repo, root.publisher)
-    next_reconcile = time.monotonic() + settings.reconcile_interval_s
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    log.info("ticker started", interval_s=interval, project=settings.project)
-    while not stopping:
-        started = time.monotonic()
-        try:
-            ticker.tick()
-            if time.monotonic() >= next_reconcile:
-                next_reconcile = time.monotonic() + settings.reconcile_interval_s
-                root.publisher.publish(topics.RECONCILE, {"at": runs.now().isoformat()})
-        except TransientError as exc:  # Firestore busy: the next tick tries again
-            log.warning("ticker tick failed", error=str(exc))
-        except Exception as exc:  # keep ticking; a bad tick must not stop every schedule
-            log.error("ticker tick failed", error=repr(exc))
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
-    log.info("ticker stopped")
-    return 0
+    next_reconcile = [time.monotonic() + settings.reconcile_interval_s]
+
+    def step():
+        ticker.tick()
+        if time.monotonic() >= next_reconcile[0]:
+            next_reconcile[0] = time.monotonic() + settings.reconcile_interval_s
+            root.publisher.publish(topics.RECONCILE, {"at": runs.now().isoformat()})
+
+    return run_until_stopped("ticker", settings.ticker_interval_s, step, project=settings.project)
 
 
 if __name__ == "__main__":

@@ -460,6 +460,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_TICKER_INTERVAL_S", "how often the local ticker looks for due schedules", "0.5",
              (TICKER,), LOCAL,
              field="ticker_interval_s", parse=_float),
+    Variable("TRAINYARD_WATCHER_INTERVAL_S", "how often the local watcher (scripts/watcher.py) lists the folders "
+             "of data-triggered schedules; a file is reported once unchanged for one interval", "1.0",
+             (TICKER,), LOCAL, field="watcher_interval_s", parse=_float),
     Variable("TRAINYARD_RECONCILE_INTERVAL_S", "how often the local ticker publishes to `reconcile` (Cloud "
              "Scheduler's reconcile job in the cloud: terraform/reconciler.tf)", "60", (TICKER,), LOCAL,
              field="reconcile_interval_s", parse=_float),
@@ -472,6 +475,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_SCHEDULER_PORT", "the local scheduler function's port", "8084", (STACK,), LOCAL),
     Variable("TRAINYARD_RUN_COMMANDS_PORT", "the local run-commands consumer's port", "8087", (STACK,), LOCAL),
     Variable("TRAINYARD_RECONCILER_PORT", "the local reconciler's port", "8088", (STACK,), LOCAL),
+    Variable("TRAINYARD_DATA_TRIGGERS_PORT", "the local data-landed consumer's port", "8091", (STACK,), LOCAL),
     Variable("TRAINYARD_PREDICTION_PORT", "the local prediction server's port", "8089", (STACK,), LOCAL),
     Variable("TRAINYARD_PIPELINE_PORT", "the local pipeline service's port", "8090", (STACK, PIPELINE_SERVICE), LOCAL),
     Variable("TRAINYARD_LOCAL_MAX_RUNNING_JOBS", "how many pipeline jobs the local pipeline service runs at once; "

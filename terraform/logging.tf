@@ -7,7 +7,7 @@
 # syntax (https://cloud.google.com/logging/docs/view/logging-query-language#regular-expressions).
 
 locals {
-  pipeline_job_id_pattern = "^(tr-[0-9a-f]{16}|ts-[0-9a-f]{12}-m?[0-9]{8}-[0-9]{6})-a[0-9]+$"
+  pipeline_job_id_pattern = "^(tr-[0-9a-f]{16}|ts-[0-9a-f]{12}-[md]?[0-9]{8}-[0-9]{6})-a[0-9]+$"
 }
 
 resource "google_logging_project_sink" "pipeline_events" {

@@ -24,7 +24,7 @@ locals {
   serving_image  = coalesce(var.serving_image, "${local.image_repository}/${var.serving_image_name}:${local.image_tag}")
 
   # The same names as shared/contract/topics.py.
-  topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands", "reconcile"]
+  topics = ["run-submit", "pipeline-events", "training-progress", "schedule-trigger", "run-commands", "reconcile", "data-landed"]
 
   required_apis = [
     "aiplatform.googleapis.com",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from trainyard_cli import format as fmt, team_option
-from trainyard_cli.output import Output, read_document
+from trainyard_cli.output import Output, UsageError, read_document
 
 STATUSES = ("active", "paused", "completed", "cancelled")
 SCHEDULE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("status", "STATUS", fmt.state), ("schedule_type", "TYPE"),
@@ -10,7 +10,7 @@ SCHEDULE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("team", "TEAM"), ("status",
                     ("last_run_at", "LAST RUN", fmt.relative), ("total_runs", "RUNS"),
                     ("success_rate", "SUCCESS", lambda v: "" if v is None else f"{v:g}%"),
                     ("estimated_cost.total", "COST", fmt.money)]
-RUN_COLUMNS = [("id", "ID"), ("run_number", "#"), ("status", "STATUS", fmt.state),
+RUN_COLUMNS = [("id", "ID"), ("run_number", "#"), ("status", "STATUS", fmt.state), ("triggered_by", "BY"),
                ("created_at", "CREATED", fmt.relative), ("duration_seconds", "DURATION", fmt.duration)]
 
 
@@ -22,6 +22,11 @@ def register(groups, common) -> None:
                         help="the ScheduleRequest (name, schedule_type, time_of_day / cron_expression, timezone, "
                              "run_template, …); '-' reads standard input")
     create.add_argument("--name", help="overrides the file's name")
+    create.add_argument("--on-new-data", metavar="WHERE",
+                        help="also fire when data lands: gs://BUCKET/PREFIX, bigquery:PROJECT.DATASET.TABLE, or "
+                             "(locally) /ABSOLUTE/FOLDER; with the file's schedule_type 'data', only then")
+    create.add_argument("--min-interval-minutes", type=int, metavar="N",
+                        help="at most one data-triggered run per N minutes (default 60)")
     team_option.add(create)
     create.set_defaults(handler=create_schedule)
     listing = common(schedules.add_parser("list", help="schedules, newest first"))
@@ -42,9 +47,30 @@ def create_schedule(args, client, ui: Output) -> int:
     body = team_option.apply(read_document(args.file), args)
     if args.name:
         body["name"] = args.name
+    if args.on_new_data:
+        body["data_trigger"] = {**(body.get("data_trigger") or {}), **data_trigger(args.on_new_data)}
+    if args.min_interval_minutes is not None:
+        if not body.get("data_trigger"):
+            raise UsageError("--min-interval-minutes spaces data-triggered runs: give --on-new-data (or the file's "
+                             "data_trigger) too")
+        body["data_trigger"] = {**body["data_trigger"], "min_interval_minutes": args.min_interval_minutes}
     data = client.post("/api/training/schedules", body)
     ui.result(data, lambda d: ui.lines(describe(ui, d["schedule"])))
     return 0
+
+
+def data_trigger(where: str) -> dict:
+    """--on-new-data's WHERE as the API's data_trigger (the API validates the rest and names the field)."""
+    if where.startswith("gs://"):
+        bucket, _, prefix = where[len("gs://"):].partition("/")
+        return {"source": "gcs", "bucket": bucket, "prefix": prefix}
+    for scheme in ("bigquery:", "bq:"):
+        if where.startswith(scheme):
+            return {"source": "bigquery", "table": where[len(scheme):]}
+    if where.startswith("/"):
+        return {"source": "folder", "path": where}
+    raise UsageError(f"--on-new-data {where!r}: give gs://BUCKET/PREFIX, bigquery:PROJECT.DATASET.TABLE or an "
+                     f"absolute folder")
 
 
 def list_schedules(args, client, ui: Output) -> int:
@@ -62,11 +88,30 @@ def when(schedule: dict) -> str:
         return f"daily at {schedule.get('time_of_day')} ({zone})"
     if kind == "weekly":
         return f"weekly on day {schedule.get('day_of_week')} at {schedule.get('time_of_day')} ({zone})"
+    if kind == "data":
+        return "on new data only"
     return f"cron '{schedule.get('cron_expression')}' ({zone})"
+
+
+def watching(trigger: dict) -> str:
+    where = {"gcs": lambda t: f"gs://{t['bucket']}/{t.get('prefix') or ''}", "bigquery": lambda t: t["table"],
+             "folder": lambda t: t["path"]}[trigger["source"]](trigger)
+    return f"on new data: {where} (at most one run per {trigger.get('min_interval_minutes')} min)"
+
+
+def last_trigger(last: dict) -> str:
+    outcome = last.get("outcome")
+    detail = f"run {last['run_id']}" if last.get("run_id") else (last.get("reason") or "")
+    return (f"last new data: {last.get('location')} #{last.get('version')} at {last.get('occurred_at')} "
+            f"({fmt.relative(last.get('occurred_at'))}): {outcome}" + (f", {detail}" if detail else ""))
 
 
 def describe(ui: Output, schedule: dict) -> list[str]:
     lines = [f"{schedule['id']}  {schedule.get('name')}  {ui.state(schedule.get('status'))}", when(schedule)]
+    if schedule.get("data_trigger"):
+        lines.append(watching(schedule["data_trigger"]))
+    if schedule.get("last_data_trigger"):
+        lines.append(last_trigger(schedule["last_data_trigger"]))
     if schedule.get("next_run_at"):
         lines.append(f"next run: {schedule['next_run_at']} ({fmt.relative(schedule['next_run_at'])})")
     if schedule.get("paused_reason"):

@@ -336,7 +336,7 @@ export function stepForField(field) {
   const f = String(field || '').replace(/^run_template\./, '');
   if (['name', 'model_type', 'base_experiment_id', 'description'].includes(f)) return 1;
   if (/^(dataset_id|feature_config_id|model_config_id|training_params)/.test(f)) return 2;
-  if (/^(gpu_config|evaluator_config|deployment_config|scheduled_at|run_at|time_of_day|timezone|day_of_week|schedule_type|start_at|end_at|name_schedule)/.test(f)) return 3;
+  if (/^(gpu_config|evaluator_config|deployment_config|scheduled_at|run_at|time_of_day|timezone|day_of_week|schedule_type|start_at|end_at|name_schedule|data_trigger)/.test(f)) return 3;
   return null;
 }
 

@@ -39,7 +39,8 @@ function defaults(experiment) {
     gpu: defaultGpu(),
     evaluator: thresholdFor(type),
     deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10 },
-    schedule: { type: 'now', date: tomorrow(), time: '02:00', day_of_week: 0, timezone: 'UTC' },
+    schedule: { type: 'now', date: tomorrow(), time: '02:00', day_of_week: 0, timezone: 'UTC',
+      on_data: false, data_where: '', data_interval: 60 },
     errors: [],
     submitting: false,
   };
@@ -69,6 +70,21 @@ function tomorrow() {
 }
 
 /** Wall-clock date+time in an IANA zone → ISO instant (UTC). */
+// The schedule's data_trigger from what the step's "new data" fields hold (docs/schedules.md "On new data"):
+// gs://bucket/prefix, project.dataset.table, or (local stack) an absolute folder; null when it does not fire on
+// data. The API validates the rest and names the field (data_trigger.bucket, …).
+export function dataTriggerFor(schedule) {
+  if (schedule.type !== 'data' && !schedule.on_data) return null;
+  const where = String(schedule.data_where || '').trim();
+  const interval = { min_interval_minutes: Number(schedule.data_interval) || 60 };
+  if (where.startsWith('gs://')) {
+    const [bucket, ...prefix] = where.slice(5).split('/');
+    return { source: 'gcs', bucket, prefix: prefix.join('/'), ...interval };
+  }
+  if (where.startsWith('/')) return { source: 'folder', path: where, ...interval };
+  return { source: 'bigquery', table: where.replace(/^(bigquery|bq):/, ''), ...interval };
+}
+
 export function zonedToUtc(date, time, timeZone) {
   const [y, m, d] = date.split('-').map(Number);
   const [hh, mm] = time.split(':').map(Number);
@@ -240,8 +256,13 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <label style="display:block"><input type="radio" name="deploy" value="deploy_existing" data-deploy ${d.action === 'deploy_existing' ? 'checked' : ''} /> Deploy to an existing endpoint: <input type="text" data-bind="deployment.existing_endpoint_id" value="${esc(d.existing_endpoint_id)}" placeholder="endpoint id" />
           traffic <input type="number" data-bind="deployment.traffic_split" value="${esc(d.traffic_split)}" style="width:70px" />%</label>
         ${errorSlot('deployment_config')}${errorSlot('deployment_config.existing_endpoint_id')}${errorSlot('deployment_config.traffic_split')}${errorSlot('deployment_config.endpoint_name')}</div>
-      <h3>Schedule</h3><div class="option-cards">${sched('now', 'Run immediately')}${sched('once', 'Once, later')}${sched('daily', 'Daily')}${sched('weekly', 'Weekly')}${sched('draft', 'Save as draft')}</div>
-      ${!['now', 'draft'].includes(s.type) ? `<div class="grid2" style="margin-top:8px">
+      <h3>Schedule</h3><div class="option-cards">${sched('now', 'Run immediately')}${sched('once', 'Once, later')}${sched('daily', 'Daily')}${sched('weekly', 'Weekly')}${sched('data', 'When new data lands')}${sched('draft', 'Save as draft')}</div>
+      ${['daily', 'weekly'].includes(s.type) ? `<label style="display:block;margin-top:8px"><input type="checkbox" data-bind="schedule.on_data" ${s.on_data ? 'checked' : ''} /> Also when new data lands</label>` : ''}
+      ${s.type === 'data' || (['daily', 'weekly'].includes(s.type) && s.on_data) ? `<div class="grid2" style="margin-top:8px" data-role="data-trigger">
+        <div class="field"><label class="lbl">New data in</label><input type="text" data-bind="schedule.data_where" value="${esc(s.data_where)}" placeholder="gs://bucket/prefix/ · project.dataset.table · /local/folder" />${errorSlot('data_trigger')}${errorSlot('data_trigger.bucket')}${errorSlot('data_trigger.prefix')}${errorSlot('data_trigger.table')}${errorSlot('data_trigger.path')}${errorSlot('data_trigger.source')}</div>
+        <div class="field"><label class="lbl">At most one run per (minutes)</label><input type="number" min="1" data-bind="schedule.data_interval" value="${esc(s.data_interval)}" style="width:90px" />${errorSlot('data_trigger.min_interval_minutes')}</div></div>
+        <div class="muted small">ℹ️ New objects under the prefix (a bucket notification), rows written to the table (its audit log), or files in the folder (the local stack's watcher) start a run — never while one is queued or running; the same notification twice starts one.</div>` : ''}
+      ${!['now', 'draft', 'data'].includes(s.type) ? `<div class="grid2" style="margin-top:8px">
         ${s.type === 'once' ? `<div class="field"><label class="lbl">Date</label><input type="date" data-bind="schedule.date" value="${esc(s.date)}" />${errorSlot('scheduled_at')}${errorSlot('run_at')}</div>` : ''}
         ${s.type === 'weekly' ? `<div class="field"><label class="lbl">Day</label><select data-bind="schedule.day_of_week">${DAYS.map((day, i) => `<option value="${i}" ${Number(s.day_of_week) === i ? 'selected' : ''}>${day}</option>`).join('')}</select>${errorSlot('day_of_week')}</div>` : ''}
         <div class="field"><label class="lbl">Time</label><input type="time" data-bind="schedule.time" value="${esc(s.time)}" />${errorSlot('time_of_day')}</div>
@@ -256,7 +277,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <li>GPU: ${esc(gpuText(w.gpu))}</li>
         <li>Evaluator: ${ev.enabled ? `${esc(metricLabel(ev.metric))} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
         <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
-        <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'draft' ? 'saved as a draft, submitted later from its card' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}</li></ul></div>`;
+        <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'draft' ? 'saved as a draft, submitted later from its card' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'data' ? 'when new data lands' : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}${esc(dataTriggerFor(s) ? ` — new data in ${s.data_where || '…'}, at most one run per ${Number(s.data_interval) || 60} min` : '')}</li></ul></div>`;
   }
 
   function gpuKey() {
@@ -492,9 +513,12 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       } else if (s.type === 'once') {
         result = await post('/api/training-runs', { ...body, scheduled_at: zonedToUtc(s.date, s.time, s.timezone) });
       } else {
+        const dataTrigger = dataTriggerFor(s);
         result = await post('/api/training/schedules', {
-          name: w.name || 'schedule', schedule_type: s.type, time_of_day: s.time, timezone: s.timezone,
-          ...(s.type === 'weekly' ? { day_of_week: Number(s.day_of_week) } : {}), run_template: body,
+          name: w.name || 'schedule', schedule_type: s.type, timezone: s.timezone,
+          ...(s.type === 'data' ? {} : { time_of_day: s.time }),
+          ...(s.type === 'weekly' ? { day_of_week: Number(s.day_of_week) } : {}),
+          ...(dataTrigger ? { data_trigger: dataTrigger } : {}), run_template: body,
         });
       }
       close();

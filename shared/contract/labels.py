@@ -56,9 +56,10 @@ def run_labels(spec) -> dict[str, str]:
 # The run ids Trainyard makes, one alternative per generator: a run made by hand or by the API
 # (shared/services/run_builder.new_run_id, "tr-<16 hex>"), and a schedule's runs: a slot's
 # (shared/domain/schedules.slot_run_id, "<schedule id>-YYYYmmdd-HHMMSS") and run-now's
-# (manual_run_id, "<schedule id>-mYYYYmmdd-HHMMSS"), whose schedule id is "ts-<12 hex>"
+# (manual_run_id, "<schedule id>-mYYYYmmdd-HHMMSS") and new data's (shared/domain/data_triggers.run_id_for,
+# "<schedule id>-dYYYYmmdd-HHMMSS"), whose schedule id is "ts-<12 hex>"
 # (shared/services/scheduling.new_schedule_id). Every retry is a new attempt of the same run id.
-RUN_ID_PATTERN = "(tr-[0-9a-f]{16}|ts-[0-9a-f]{12}-m?[0-9]{8}-[0-9]{6})"
+RUN_ID_PATTERN = "(tr-[0-9a-f]{16}|ts-[0-9a-f]{12}-[md]?[0-9]{8}-[0-9]{6})"
 
 # A pipeline job id Trainyard made (job_id_for): the log sink's filter (terraform/logging.tf, a test
 # keeps the two equal) wakes pipeline-events for these and for no other pipeline's. The Logging query

@@ -8,6 +8,7 @@
 | training-progress | shared.contract.results.EpochMetrics | the Trainer, once an epoch |
 | pipeline-events | shared.contract.pipeline_log_entry.PipelineLogEntry (a Cloud Logging LogEntry) | the log sink |
 | reconcile | ReconcileTick | Cloud Scheduler's reconcile job, the local ticker (terraform/reconciler.tf) |
+| data-landed | DataLanded | Cloud Storage bucket notifications, the BigQuery audit log sink, the local watcher (terraform/data_triggers.tf) |
 
 A payload that does not validate is logged and acknowledged as malformed, never retried.
 """
@@ -55,6 +56,13 @@ class ScheduleTrigger(BaseModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("slot needs a UTC offset")
         return value
+
+
+class DataLanded(BaseModel):
+    """A storage notification's object resource or the sink's LogEntry, as sent: which one it is, and the event
+    in it, is shared/domain/data_triggers.from_message's (it needs the attributes too)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class ReconcileTick(BaseModel):

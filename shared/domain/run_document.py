@@ -53,6 +53,15 @@ class BaseExperimentSummary(_Part):
     saved_model_uri: Optional[str] = None
 
 
+class DataTriggerRecord(_Part):
+    """What started a data-triggered run (shared/domain/data_triggers.DataEvent.record)."""
+    source: str  # gcs | bigquery | folder
+    location: str  # gs://bucket/object, project.dataset.table, or a file's path
+    version: str  # the object's generation, the BigQuery job id, or the file's mtime (ns)
+    occurred_at: datetime
+    received_at: datetime
+
+
 class StageDetail(_Part):
     """One pipeline stage (shared/contract/nodes.py STAGES) as shared/domain/runs.py moves it."""
     name: str
@@ -336,7 +345,9 @@ class TrainingRun(_Part):
     created_by: Optional[str] = None
     schedule_id: Optional[str] = None
     scheduled_at: Optional[datetime] = None
-    triggered_by: Optional[str] = None  # a schedule's slot run: "schedule" or "manual" (run now)
+    triggered_by: Optional[str] = None  # a schedule's run: "schedule" (a slot), "manual" (run now) or "data"
+    # --- issue 27 part 3 (training when new data lands): the event that started a data-triggered run
+    data_trigger: Optional[DataTriggerRecord] = None
 
     # Where it is (shared/domain/runs.py)
     status: Optional[str] = None

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.domain import cost, runs
+from shared.domain import cost, data_triggers, runs
 from shared.domain import webhook_addresses
 from shared.domain.catalog import team_field
 from shared.domain.notifications import NotificationConfig
@@ -33,6 +33,7 @@ from shared.errors import FieldError
 from shared.validation import parse
 
 ONCE, DAILY, WEEKLY, CRON = "once", "daily", "weekly", "cron"
+DATA = "data"  # no clock: fires only on its data_trigger (shared/domain/data_triggers.py)
 ACTIVE, PAUSED, COMPLETED, CANCELLED = "active", "paused", "completed", "cancelled"
 STATUSES = (ACTIVE, PAUSED, COMPLETED, CANCELLED)
 SKIP, QUEUE = "skip", "queue"
@@ -61,7 +62,7 @@ class ScheduleRequest(BaseModel):
     name: str = Field(..., min_length=1, max_length=100)
     description: str = Field("", max_length=2000)
     team: Optional[str] = team_field()
-    schedule_type: Literal["once", "daily", "weekly", "cron"]
+    schedule_type: Literal["once", "daily", "weekly", "cron", "data"]
     run_at: Optional[datetime] = Field(None, description="once: when (a time without offset is in `timezone`)")
     time_of_day: Optional[str] = Field(None, description="daily/weekly: HH:MM in `timezone`")
     day_of_week: Optional[int | str] = Field(None, description="weekly: 0=Monday … 6=Sunday, or the day's name")
@@ -81,6 +82,8 @@ class ScheduleRequest(BaseModel):
     notifications: Optional[NotificationConfig] = Field(None, description="told when the schedule auto-pauses (its "
                                                                           "runs' own come from run_template)")
     run_template: dict[str, Any]
+    data_trigger: Optional[data_triggers.DataTriggerRequest] = Field(
+        None, description="also (or, with schedule_type=data, only) fire when new data lands")
 
     @field_validator("time_of_day")
     @classmethod
@@ -147,12 +150,18 @@ def parse_request(body: Any, at: datetime) -> ScheduleRequest:
         errors.append(("day_of_week", "is required for a weekly schedule (0=Monday … 6=Sunday)"))
     if request.schedule_type == CRON and not request.cron_expression:
         errors.append(("cron_expression", "is required for a cron schedule"))
+    if request.schedule_type == DATA and request.data_trigger is None:
+        errors.append(("data_trigger", "is required for a data schedule (what new data starts a run)"))
+    if request.schedule_type == ONCE and request.data_trigger is not None:
+        errors.append(("data_trigger", "a one-time schedule makes one run; use a data schedule to fire on data"))
     if request.start_at and request.end_at and request.end_at <= request.start_at:
         errors.append(("end_at", "must be after start_at"))
     if request.end_at and request.end_at <= at:
         errors.append(("end_at", "is in the past"))
     if errors:
         raise FieldError([{"field": f, "message": m} for f, m in errors])
+    if request.data_trigger is not None:
+        data_triggers.check(request.data_trigger)
     return request
 
 
@@ -162,9 +171,16 @@ def _in_zone(value: Optional[datetime], tz: ZoneInfo) -> Optional[datetime]:
     return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(timezone.utc)
 
 
-def cron_for(schedule: dict) -> str:
+def has_clock(schedule: dict) -> bool:
+    """Whether the schedule has slots (and so a Cloud Scheduler job); a data schedule has neither."""
+    return schedule["schedule_type"] != DATA
+
+
+def cron_for(schedule: dict) -> Optional[str]:
     """The unix-cron expression Cloud Scheduler runs (weekday 0 = Sunday), in the schedule's zone."""
     kind = schedule["schedule_type"]
+    if kind == DATA:
+        return None
     if kind == CRON:
         return schedule["cron_expression"]
     if kind == ONCE:  # Cloud Scheduler has no one-shot jobs: this fires yearly; later firings are ignored
@@ -195,6 +211,8 @@ def _in_window(schedule: dict, slot: datetime) -> bool:
 
 def next_slot(schedule: dict, after: datetime) -> Optional[datetime]:
     """The first slot strictly after `after` (and inside the window); None when there is none."""
+    if not has_clock(schedule):
+        return None
     if schedule["schedule_type"] == ONCE:
         slot = schedule["run_at"]
         return slot if slot > after and _in_window(schedule, slot) else None
@@ -213,6 +231,8 @@ def next_slot(schedule: dict, after: datetime) -> Optional[datetime]:
 
 def slots_up_to(schedule: dict, until: datetime, after: Optional[datetime] = None, limit: int = 1) -> list[datetime]:
     """The latest `limit` slots in (after, until], oldest first."""
+    if not has_clock(schedule):
+        return []
     if schedule["schedule_type"] == ONCE:
         slot = schedule["run_at"]
         ok = slot <= until and (after is None or slot > after) and _in_window(schedule, slot)
@@ -300,6 +320,11 @@ def new_schedule(request: ScheduleRequest, template: dict, schedule_id: str, ide
         "last_run_at": None,
         "last_run_status": None,
         "last_triggered_slot": None,
+        "data_trigger": data_triggers.check(request.data_trigger) if request.data_trigger else None,
+        "last_data_trigger": None,  # the newest data event: its source, location, version, times, outcome
+        "last_data_run": None,  # {run_id, key, occurred_at, fired_at}: the debounce's reference
+        "data_events_seen": [],  # the latest events' keys (dedupe)
+        "data_triggers_received": 0,
         "paused_at": None,
         "paused_reason": None,
         "cancelled_at": None,
@@ -320,6 +345,8 @@ def _refresh_next(doc: dict, at: datetime) -> None:
         doc["next_run_at"] = None
         return
     doc["next_run_at"] = next_slot(doc, at)
+    if not has_clock(doc) and (doc.get("end_at") is None or doc["end_at"] > at):
+        return  # a data schedule has no next slot and is not done for it
     if doc["next_run_at"] is None and doc["status"] == ACTIVE and not doc["queued_runs"]:
         doc["status"] = COMPLETED
         doc["completed_at"] = doc.get("completed_at") or at
@@ -496,6 +523,7 @@ def public_view(schedule: dict) -> dict:
     template = schedule.get("run_template") or {}
     if template.get("notifications"):
         view["run_template"] = {**template, "notifications": webhook_addresses.public_targets(template["notifications"])}
+    view.pop("data_events_seen", None)
     view["active_run_ids"] = sorted(schedule.get("active_runs", {}))
     view["queued_run_ids"] = [q["run_id"] for q in schedule.get("queued_runs", [])]
     view.pop("active_runs", None)

@@ -235,7 +235,7 @@ def slot_gap_minutes(schedule: dict, floor_minutes: float) -> Optional[float]:
     """The smallest gap between the schedule's slots in minutes (None: a one-time schedule). Daily and weekly
     slots are a day / a week apart in wall time (a DST change moves one by an hour)."""
     kind = schedule["schedule_type"]
-    if kind == "once":
+    if kind in ("once", "data"):  # a data schedule's gap is its trigger's min_interval_minutes (scheduling.py)
         return None
     if kind == "daily":
         return float(DAY_MINUTES)

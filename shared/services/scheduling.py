@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from shared.domain import runs, schedules, spend, teams
+from shared.domain import data_triggers, runs, schedules, spend, teams
 from shared.domain.teams import Caller
 from shared import log
 from shared.contract.messages import ScheduleTrigger
@@ -68,6 +68,7 @@ def create_schedule(repo: Repository, body: Any, who: Caller, declared: Iterable
     at = at or runs.now()
     request = schedules.parse_request(body, at)
     team = teams.team_for_new(who, request.team, declared, teams.TRAINER, "creating a schedule")
+    _check_data_trigger_access(request, teams.by_name(declared, team))
     template = freeze_template(repo, request.run_template, who.email, at, team,
                                lambda doc: access.check_new_run(repo, who, declared, doc, "run_template."))
     catalog_entries.require_usable_dataset(repo, template["dataset_id"], team, declared, admins,
@@ -98,6 +99,7 @@ def check_spend_limits(repo: Repository, doc: dict, team: Optional[teams.Team], 
     each slot is admitted again when it fires)."""
     if team is None:  # a deployment without teams: its platform admins alone make schedules
         return
+    _check_data_interval(doc, team.schedules.min_interval_minutes)
     active = sum(1 for s in repo.list_schedules(schedules.ACTIVE, ACTIVE_SCAN) if s.get("team") == team.name)
     spend.schedule_problems(doc, team.schedules, active)
     if team.budget != teams.Budget():
@@ -107,15 +109,41 @@ def check_spend_limits(repo: Repository, doc: dict, team: Optional[teams.Team], 
         spend.check_month(repo.get_ledger(team.name, month), team.name, month, team.budget, run_cost)
 
 
+def _check_data_trigger_access(request: schedules.ScheduleRequest, team: Optional[teams.Team]) -> None:
+    trigger = request.data_trigger
+    problem = trigger and team and data_triggers.access_problem(data_triggers.check(trigger), team)
+    if problem:
+        raise problem
+
+
+def _check_data_interval(doc: dict, team_minimum: int) -> None:
+    """A data trigger's runs are as close as its min_interval_minutes: the team's minimum interval bounds it
+    like a clock's slots, and never auto-pausing needs a day between runs (shared/domain/spend.py)."""
+    trigger = doc.get("data_trigger")
+    if not trigger:
+        return
+    gap = trigger["min_interval_minutes"]
+    if gap < team_minimum:
+        raise FieldError.one("data_trigger.min_interval_minutes", f"{gap} is below the team's minimum interval of "
+                                                                  f"{team_minimum} minutes")
+    if doc["auto_pause_after_failures"] == 0 and gap < spend.NEVER_PAUSE_MIN_GAP:
+        raise FieldError.one("auto_pause_after_failures", f"0 (never pause) is only for schedules whose runs are a "
+                                                          f"day or more apart; the data trigger allows one every "
+                                                          f"{gap} minutes")
+
+
 def _store_with_job(repo: Repository, jobs: SchedulerJobs, doc: dict) -> dict:
     # The job first: if Cloud Scheduler refuses, nothing is stored and the caller gets the error.
-    doc["cloud_scheduler_job_name"] = jobs.job_name(doc["id"])
-    if doc["status"] == schedules.ACTIVE:
+    # A data schedule has no slots and so no job.
+    clock = schedules.has_clock(doc)
+    doc["cloud_scheduler_job_name"] = jobs.job_name(doc["id"]) if clock else None
+    if doc["status"] == schedules.ACTIVE and clock:
         jobs.create(doc)
     try:
         stored = repo.create_schedule(doc)
     except Exception:
-        jobs.delete(doc)
+        if clock:
+            jobs.delete(doc)
         raise
     log.info("schedule created", schedule_id=doc["id"], schedule_type=doc["schedule_type"],
              next_run_at=doc["next_run_at"], job=doc["cloud_scheduler_job_name"])
@@ -167,10 +195,12 @@ def _require(repo: Repository, schedule_id: str) -> dict:
 
 
 def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id: str, slot: datetime,
-              at: datetime, manual: bool = False, strict: bool = True, settings=None) -> dict:
+              at: datetime, manual: bool = False, strict: bool = True, settings=None,
+              trigger: Optional[dict] = None) -> dict:
     """Decide one slot (active / queued / skipped, per the concurrency policy), make its run with
     the deterministic `run_id`, and queue an active one for submission. Idempotent: a repeated call
-    finds the decision and the run already made and only re-queues a still-pending run."""
+    finds the decision and the run already made and only re-queues a still-pending run. `trigger`: the
+    data event that fired it (shared/domain/data_triggers.py), recorded on the run."""
     settle_tracked(repo, _require(repo, schedule_id), at, effects)
     updated = _mutate(repo, schedule_id, lambda s: schedules.admit(s, run_id, slot, at, manual))
     schedule = updated or _require(repo, schedule_id)
@@ -184,7 +214,7 @@ def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id
                         reason=schedule["skipped_slots"][-1]["reason"])
         return {"outcome": "skipped", "run": None, "schedule": schedule}
     try:
-        run = _ensure_run(repo, effects, schedule, run_id, slot, at, manual, settings)
+        run = _ensure_run(repo, effects, schedule, run_id, slot, at, manual, settings, trigger)
     except (FieldError, spending.OverBudget) as exc:  # the template no longer resolves (e.g. its dataset was
         # deleted), or the team's month is spent: no run; why is on the schedule (skipped_slots, last_error)
         reason = f"over budget: {exc}" if isinstance(exc, spending.OverBudget) else f"run not created: {exc}"
@@ -202,7 +232,7 @@ def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id
 
 
 def _ensure_run(repo: Repository, effects: ports.Effects, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
-                settings=None) -> dict:
+                settings=None, trigger: Optional[dict] = None) -> dict:
     """The slot's run, admitted by the spend guard (reserved on its team's ledger; above the team's per-run cap
     it waits for approval instead of its turn); OverBudget when the team's month is spent."""
     existing = repo.get_run(run_id)
@@ -219,8 +249,10 @@ def _ensure_run(repo: Repository, effects: ports.Effects, schedule: dict, run_id
     template = {k: v for k, v in schedule["run_template"].items() if k != "notifications"}
     _, doc = run_builder.build_run(repo, template, schedule["created_by"], at, schedule.get("team"))
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
-               triggered_by="manual" if manual else "schedule",
+               triggered_by="data" if trigger else "manual" if manual else "schedule",
                notifications=schedule["run_template"].get("notifications"))
+    if trigger:
+        doc["data_trigger"] = trigger
     doc = spending.admit(repo, doc, run_id, settings, at)
     if doc["status"] == runs.PENDING:  # admitted: it still waits for its place (scheduled) like any slot's run
         doc["status"] = runs.SCHEDULED
@@ -298,7 +330,8 @@ def pause_schedule(repo: Repository, schedule_id: str, who: Caller, jobs: Schedu
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     schedule = updated or _require(repo, schedule_id)
-    jobs.pause(schedule)
+    if schedules.has_clock(schedule):
+        jobs.pause(schedule)
     return schedule
 
 
@@ -330,7 +363,8 @@ def resume_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, 
     # The job last: the missed slots are only known on the call that moved the document, so they
     # fire before anything else can fail; a failed job resume is retried by resuming again (the
     # document is active already, the job resume is idempotent).
-    effects.scheduler_jobs.resume(schedule)
+    if schedules.has_clock(schedule):
+        effects.scheduler_jobs.resume(schedule)
     schedule = _mutate(repo, schedule_id, lambda s: schedules.refresh_next(s, at)) or _require(repo, schedule_id)
     return {"schedule": schedules.public_view(schedule), "caught_up": caught_up}
 
@@ -343,7 +377,8 @@ def cancel_schedule(repo: Repository, effects: ports.Effects, schedule_id: str, 
     access.schedule(repo, who, schedule_id, teams.TRAINER, "cancelling a schedule")
     identity = who.email
     schedule = _mutate(repo, schedule_id, lambda s: schedules.cancel(s, at)) or _require(repo, schedule_id)
-    effects.scheduler_jobs.delete(schedule)
+    if schedules.has_clock(schedule):
+        effects.scheduler_jobs.delete(schedule)
     # By schedule only: (schedule_id, created_at) has an index in terraform/firestore.tf; with status it would not.
     waiting = [r for r in repo.list_runs({"schedule_id": schedule_id}, 500) if r["status"] == runs.SCHEDULED]
     for run in waiting:

@@ -182,6 +182,9 @@ def _data(dtype: str, args: dict, source_dir: Path) -> dict:
         project = args.get("project", "")
         return {"api_key": _after_apply("AIza-rehearsal-web-api-key"), "auth_domain": f"{project}.firebaseapp.com",
                 "project": project, "web_app_id": args.get("web_app_id", "")}
+    if dtype == "google_storage_project_service_account":  # the bucket project's Cloud Storage service agent
+        email = f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+        return {"email_address": email, "member": f"serviceAccount:{email}"}
     if dtype == "archive_file":
         return {"output_sha256": _after_apply("sha256"), "output_path": args.get("output_path", "")}
     raise Unsupported(f"data source {dtype}")

@@ -196,6 +196,33 @@ def test_the_scheduler_makes_the_slot_run_and_small_data_stays_off_dataflow(clou
     assert json.loads(_params(job, "Trainer")["custom_config"])["ai_platform_enable_vertex"] is True
 
 
+def test_a_bucket_notification_makes_a_data_run_through_the_deployed_consumer(cloud, catalog):
+    """tests/events/storage_object_finalize.json, published as Cloud Storage publishes it (its attributes), reaches
+    consumer_function["data_triggers"] by the push subscription Terraform declares, as its identity: one run; the
+    same notification again: still one."""
+    import base64
+
+    from shared.adapters.scheduler_jobs import LocalTickerJobs
+    from shared.domain import data_triggers
+    from shared.services import scheduling
+    from tests.events import load_event
+
+    created = scheduling.create_schedule(cloud.repo, {
+        "name": "rehearsal on new data", "schedule_type": "data",
+        "data_trigger": {"source": "gcs", "bucket": "acme-recs-landing", "prefix": "interactions/"},
+        "run_template": {"name": "rehearsal-fresh", "base_experiment_id": catalog["small"]}},
+        *member(), LocalTickerJobs())
+    message = load_event("storage_object_finalize.json")["message"]
+    payload = json.loads(base64.b64decode(message["data"]))
+    for _ in range(2):
+        message_id = cloud.publisher.publish(topics.DATA_LANDED, payload, **message["attributes"])
+        cloud.handled('consumer_function["data_triggers"]', message_id)
+    made = [r for r in cloud.repo.list_runs({"schedule_id": created["id"]}, 10)]
+    assert [r["triggered_by"] for r in made] == ["data"]
+    event = data_triggers.from_message(message["attributes"], payload, None)
+    assert made[0]["id"] == data_triggers.run_id_for(created["id"], event)
+
+
 # ----------------------------------------------------------------------------- run-commands
 
 

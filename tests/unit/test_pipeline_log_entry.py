@@ -86,9 +86,10 @@ def test_every_consumer_validates_a_model_that_names_its_run_or_is_about_none():
     import importlib
     from pathlib import Path
 
-    from shared.contract.messages import ReconcileTick, ScheduleTrigger
+    from shared.contract.messages import DataLanded, ReconcileTick, ScheduleTrigger
 
-    about_no_run = {ScheduleTrigger, ReconcileTick}  # a schedule's slot; a reconcile pass over all runs
+    # a schedule's slot; a reconcile pass over all runs; new data (it may start runs, names none)
+    about_no_run = {ScheduleTrigger, ReconcileTick, DataLanded}
     found = {}
     for main in sorted((Path(__file__).resolve().parents[2] / "functions").glob("*/main.py")):
         module = ast.parse(main.read_text())
@@ -98,7 +99,7 @@ def test_every_consumer_validates_a_model_that_names_its_run_or_is_about_none():
             if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "consume":
                 name = call.args[1].id  # a bare None here would not be a Name: the check fails on it
                 found[f"{main.parent.name}:{name}"] = getattr(importlib.import_module(imported[name]), name)
-    assert len(found) == 6 and "pipeline_events:PipelineLogEntry" in found
+    assert len(found) == 7 and "pipeline_events:PipelineLogEntry" in found
     for where, model in found.items():
         assert model in about_no_run or "run_id" in model.model_fields or isinstance(
             getattr(model, "run_id", None), property), where

@@ -107,6 +107,10 @@ def test_create_list_get_pause_resume_trigger_cancel(api):
     ({"start_at": "2031-01-02T00:00:00Z", "end_at": "2031-01-01T00:00:00Z"}, "end_at"),
     ({"run_template": {"name": "Bad Name", "base_experiment_id": "x"}}, "run_template.name"),
     ({"unknown": 1}, "unknown"),
+    ({"schedule_type": "data"}, "data_trigger"),
+    ({"data_trigger": {"source": "gcs", "bucket": "gs://x"}}, "data_trigger.bucket"),
+    ({"data_trigger": {"source": "bigquery", "table": "t"}}, "data_trigger.table"),
+    ({"data_trigger": {"source": "folder", "path": "/x", "min_interval_minutes": 0}}, "data_trigger.min_interval_minutes"),
 ])
 def test_bad_schedules_are_400_naming_the_field(api, overrides, field):
     response = post(api, "/api/training/schedules", schedule_body(api["ids"], **overrides))
@@ -605,4 +609,6 @@ def test_openapi_documents_the_schedule_routes(api):
     assert "/api/training/schedules/{schedule_id}/resume" in doc["paths"]
     assert "/api/training-runs/{run_id}/run-now" in doc["paths"]
     assert doc["components"]["schemas"]["ScheduleRequest"]["properties"]["schedule_type"]["enum"] == [
-        "once", "daily", "weekly", "cron"]
+        "once", "daily", "weekly", "cron", "data"]
+    assert doc["components"]["schemas"]["DataTriggerRequest"]["properties"]["source"]["enum"] == [
+        "gcs", "bigquery", "folder"]

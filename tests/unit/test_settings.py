@@ -160,5 +160,5 @@ def test_the_local_stack_starts_with_the_declared_defaults(monkeypatch):
     assert (config.firestore_port, config.pubsub_port) == (8085, 8086)
     assert config.function_ports == {"api": 8080, "submitter": 8081, "pipeline_events": 8082, "training_progress": 8083,
                                      "scheduler": 8084, "run_commands": 8087, "reconciler": 8088,
-                                     "pipeline_service": 8090, "prediction_server": 8089}
+                                     "pipeline_service": 8090, "prediction_server": 8089, "data_triggers": 8091}
     assert config.dev_token == S.LOCAL_DEV_TOKEN and config.local_dir == (S.REPO_ROOT / ".local").resolve()

@@ -84,6 +84,7 @@ EXPECTED_CONSUMERS = {
     "submitter": ("run-submit", "consumer_service", "on_run_submit", "submitter"),
     "run_commands": ("run-commands", "consumer_service", "on_run_command", "run_commands"),
     "reconciler": ("reconcile", "consumer_function", "on_reconcile", "pipeline_events"),
+    "data_triggers": ("data-landed", "consumer_function", "on_data_landed", "scheduler"),
 }
 
 
@@ -672,7 +673,7 @@ def _every_kind_of_job_id() -> dict[str, str]:
     """A job id of each kind of run, made by the generators themselves, at a first and later attempts."""
     from datetime import datetime, timedelta, timezone
 
-    from shared.domain import schedules
+    from shared.domain import data_triggers, schedules
     from shared.services.run_builder import new_run_id
     from shared.services.scheduling import new_schedule_id
 
@@ -682,6 +683,8 @@ def _every_kind_of_job_id() -> dict[str, str]:
         "manual": new_run_id(),
         "schedule slot (triggered)": schedules.slot_run_id(schedule_id, slot),
         "schedule run-now": schedules.manual_run_id(schedule_id, slot + timedelta(minutes=7, seconds=3)),
+        "new data": data_triggers.run_id_for(schedule_id, data_triggers.DataEvent(
+            data_triggers.GCS, "gs://b/o", "1", slot + timedelta(seconds=41))),
     }
     return {f"{kind}, attempt {attempt}": labels.job_id_for(run_id, attempt)
             for kind, run_id in run_ids.items() for attempt in (1, 2, 17)}
