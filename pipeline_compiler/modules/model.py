@@ -15,6 +15,7 @@ from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import retrieval_loss as R
 from shared.contract import results
 from shared.domain import model_kinds
+from shared.domain import catalog
 from shared.domain.catalog import FeatureSpec
 from shared.domain.run_config import RunSpec
 
@@ -166,6 +167,24 @@ class RecommenderModel(tfrs.Model):
         metrics = {metric.name: metric.result() for metric in self.metrics}
         metrics["loss"] = loss
         return metrics
+
+
+def training_flops_per_example(model: RecommenderModel, spec: RunSpec, batch_size: int) -> int:
+    """Floating-point operations one training example costs a built model: 3× the forward pass
+    (the backward pass is two matmuls per forward one). Forward: 2·in·out per dense layer of each tower
+    and of the ranking head, plus 2·B·d for the row's in-batch logits against the B candidates
+    (retrieval). Embedding lookups, activations and the softmax are not counted (no multiply-adds)."""
+    def dense_flops(layers: Sequence[tf.keras.layers.Layer]) -> int:
+        return sum(2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1]) for layer in layers)
+
+    forward = 0
+    for tower in (model.query_tower, model.candidate_tower):
+        forward += dense_flops([*tower.dense_layers, *([tower.output_layer] if tower.output_layer else [])])
+    if model.kind.retrieves:
+        forward += 2 * batch_size * catalog.tower_output_dim(spec.feature_config, spec.model_config_, "candidate")
+    if model.kind.ranks:
+        forward += dense_flops(model.ranking_head.layers)
+    return 3 * forward
 
 
 def build(spec: RunSpec, vocabulary_sizes: dict[str, int], strategy: tf.distribute.Strategy,
