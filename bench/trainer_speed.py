@@ -123,7 +123,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8192)
-    parser.add_argument("--arms", default="tfrs,ours,memory,memory_tfrs_task,memory_xla")
+    # memory_xla: XLA cannot compile the blocked loss (a while loop over dynamic slices), see docs/pipeline.md
+    parser.add_argument("--arms", default="tfrs,ours,memory,memory_tfrs_task")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
