@@ -19,7 +19,8 @@ embeddings, in-batch softmax, Adagrad 0.1, batch 8192) in every arm.
      tutorial's input pipeline: 1 − ours/ours-memory examples/s is the input pipeline's share of step time;
    * ours/memory, TFRS task loss: as ours/memory with the TFRS Retrieval task's loss in training (the
      trainer before retrieval_loss.py), what the blocked loss buys;
-   * ours/memory, XLA: as ours/memory compiled with jit_compile.
+   * ours/memory, XLA (`--arms ...,memory_xla`, not by default: XLA cannot compile the blocked loss):
+     as ours/memory compiled with jit_compile.
    Examples/s: training examples over seconds inside training batches (bench/quality.BatchTimer: each
    epoch from its first batch's end), recall@100 scored as bench/quality.py scores it.
 The 1-min load average is recorded before and after every arm; medians and min–max over repeats.
