@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale
+.PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale bench-trainer
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@bash scripts/setup.sh
@@ -60,3 +60,6 @@ bench-scale: setup  ## each pipeline stage's seconds, rows/s, peak RSS and growt
 
 bench-quality: setup  ## our trainer vs plain TFRS tutorial code on MovieLens 100k: recall@10/50/100, examples/s (not a test)
 	@$(PY) bench/quality.py
+
+bench-trainer: setup  ## the trainer's examples/s against the machine's matmul bound and the TFRS tutorial code, the input pipeline's share (not a test; REPEATS=3)
+	@flock /tmp/trainyard-tfx.lock nice -n 10 $(PY) bench/trainer_speed.py --repeats $(or $(REPEATS),3)

@@ -15,7 +15,11 @@ from shared.contract import results
 from shared.domain import model_kinds
 from shared.domain.run_config import RunSpec
 
-CACHE_MAX_EXAMPLES = 5_000_000  # a train split up to this size is parsed once and kept in memory
+# A train split whose parsed batches take up to this share of the memory available is parsed once and
+# kept in memory (the rest: the model, the optimizer's slots, the candidate set and the index to build).
+CACHE_MEMORY_SHARE = 0.25
+CACHE_SHUFFLE_BATCHES = 65_536  # later epochs reshuffle the cached batches' order: all of them (held by reference)
+STRING_OVERHEAD_BYTES = 24  # a tf.string element's tstring header (short strings live inside it)
 
 
 def _glob(patterns: Iterable[str]) -> list[str]:
@@ -41,7 +45,10 @@ def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_si
     `.batch().cache()`): reading, decompressing and parsing every epoch was a large part of the gap
     to the tutorial code's examples/s on bench/quality.py. `keep`: only these keys reach the model (less to parse and to feed).
     """
-    dataset = tf.data.TFRecordDataset(_glob(patterns), compression_type="GZIP")
+    files = _glob(patterns)
+    # Several files are read and decompressed in parallel (interleaved in a fixed order: seeded runs repeat).
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP",
+                                      num_parallel_reads=tf.data.AUTOTUNE if len(files) > 1 else None)
     if shuffle:
         dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
     if keep is not None:
@@ -58,8 +65,41 @@ def make_dataset(patterns: Iterable[str], feature_spec: dict[str, Any], batch_si
     if cache:
         dataset = dataset.cache()
         if shuffle:
-            dataset = dataset.shuffle(CACHE_MAX_EXAMPLES // batch_size + 1, seed=seed, reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(CACHE_SHUFFLE_BATCHES, seed=seed, reshuffle_each_iteration=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def parsed_bytes_per_example(batch: dict[str, tf.Tensor]) -> float:
+    """Memory one parsed example of `batch` takes in a cache: its tensors' bytes over its rows."""
+    total, rows = 0, 1
+    for value in batch.values():
+        array = value.numpy()
+        rows = max(rows, len(array))
+        if array.dtype == object:  # tf.string: a header per element, longer strings on the heap too
+            total += sum(STRING_OVERHEAD_BYTES + (len(v) if len(v) > STRING_OVERHEAD_BYTES - 1 else 0) for v in array.ravel())
+        else:
+            total += array.nbytes
+    return total / rows
+
+
+def available_memory_bytes() -> int:
+    """Memory this process may still use: the host's available memory, or less under a cgroup (v2)
+    limit (a Vertex training container's)."""
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        with open("/sys/fs/cgroup/memory.max") as limit, open("/sys/fs/cgroup/memory.current") as used:
+            text = limit.read().strip()
+            if text != "max":
+                available = min(available, int(text) - int(used.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return max(0, available)
+
+
+def cache_fits(examples: int, bytes_per_example: float, available_bytes: int,
+               share: float = CACHE_MEMORY_SHARE) -> bool:
+    """Whether a split of `examples` parsed examples is kept in memory: below `share` of what is available."""
+    return examples * bytes_per_example <= share * available_bytes
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:

@@ -12,8 +12,10 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from pipeline_compiler.modules import features as F
+from pipeline_compiler.modules import retrieval_loss as R
 from shared.contract import results
 from shared.domain import model_kinds
+from shared.domain import catalog
 from shared.domain.catalog import FeatureSpec
 from shared.domain.run_config import RunSpec
 
@@ -107,10 +109,11 @@ class RecommenderModel(tfrs.Model):
         self.remove_accidental_hits = config.remove_accidental_hits
         self.retrieval_weight = config.multitask_weights.retrieval if self.kind.weighted else 1.0
         self.ranking_weight = config.multitask_weights.ranking if self.kind.weighted else 1.0
+        self.temperature = config.temperature if config.temperature != 1.0 else None
         with float32_policy():
             if self.kind.retrieves:
                 self.retrieval_task = tfrs.tasks.Retrieval(
-                    temperature=config.temperature if config.temperature != 1.0 else None,
+                    temperature=self.temperature,
                     remove_accidental_hits=config.remove_accidental_hits)
             if self.kind.ranks:
                 self.ranking_task = tfrs.tasks.Ranking(
@@ -136,10 +139,15 @@ class RecommenderModel(tfrs.Model):
             # Accidental hits compare ids pairwise over the batch (8192² pairs at the default batch):
             # int64 fingerprints of the ids, not the strings, or that comparison dominates the step.
             ids = tf.strings.to_hash_bucket_fast(inputs[F.ITEM_ID_KEY], ID_HASH_BUCKETS) if self.remove_accidental_hits else None
-            with float32_policy():  # RemoveAccidentalHits is a layer made inside the task's call
-                loss += self.retrieval_weight * self.retrieval_task(
-                    query, candidate, candidate_ids=ids, compute_metrics=False,
-                    candidate_sampling_probability=inputs.get(F.CANDIDATE_PROBABILITY_KEY))
+            probability = inputs.get(F.CANDIDATE_PROBABILITY_KEY)
+            if training:  # the same loss in blocks of rows, without the B×B matrices (retrieval_loss.py)
+                loss += self.retrieval_weight * R.in_batch_softmax_loss(
+                    query, candidate, self.temperature, probability, ids)
+            else:
+                with float32_policy():  # RemoveAccidentalHits is a layer made inside the task's call
+                    loss += self.retrieval_weight * self.retrieval_task(
+                        query, candidate, candidate_ids=ids, compute_metrics=False,
+                        candidate_sampling_probability=probability)
         if self.kind.ranks:
             loss += self.ranking_weight * self.ranking_task(
                 labels=inputs[F.LABEL_KEY], predictions=self.score(query, candidate))
@@ -159,6 +167,24 @@ class RecommenderModel(tfrs.Model):
         metrics = {metric.name: metric.result() for metric in self.metrics}
         metrics["loss"] = loss
         return metrics
+
+
+def training_flops_per_example(model: RecommenderModel, spec: RunSpec, batch_size: int) -> int:
+    """Floating-point operations one training example costs a built model: 3× the forward pass
+    (the backward pass is two matmuls per forward one). Forward: 2·in·out per dense layer of each tower
+    and of the ranking head, plus 2·B·d for the row's in-batch logits against the B candidates
+    (retrieval). Embedding lookups, activations and the softmax are not counted (no multiply-adds)."""
+    def dense_flops(layers: Sequence[tf.keras.layers.Layer]) -> int:
+        return sum(2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1]) for layer in layers)
+
+    forward = 0
+    for tower in (model.query_tower, model.candidate_tower):
+        forward += dense_flops([*tower.dense_layers, *([tower.output_layer] if tower.output_layer else [])])
+    if model.kind.retrieves:
+        forward += 2 * batch_size * catalog.tower_output_dim(spec.feature_config, spec.model_config_, "candidate")
+    if model.kind.ranks:
+        forward += dense_flops(model.ranking_head.layers)
+    return 3 * forward
 
 
 def build(spec: RunSpec, vocabulary_sizes: dict[str, int], strategy: tf.distribute.Strategy,

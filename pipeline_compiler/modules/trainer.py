@@ -108,9 +108,11 @@ def train_and_export(
             probabilities = D.item_probability_table(train_patterns)
         train_examples = D.count_examples(train_patterns)
         keep = D.model_inputs(spec, probabilities is not None)
+        cache = D.cache_fits(train_examples, D.parsed_bytes_per_example(next(iter(D.make_dataset(
+            train_patterns, feature_spec, 1024, item_probabilities=probabilities, keep=keep)))), D.available_memory_bytes())
+        log.info("train split cached in memory" if cache else "train split streamed every epoch", examples=train_examples)
         train_data = D.make_dataset(train_patterns, feature_spec, global_batch, shuffle=True,
-                                    item_probabilities=probabilities, cache=train_examples <= D.CACHE_MAX_EXAMPLES,
-                                    keep=keep)
+                                    item_probabilities=probabilities, cache=cache, keep=keep)
         eval_data = D.make_dataset(eval_patterns, feature_spec, global_batch, item_probabilities=probabilities,
                                    keep=keep)
         if cluster.multi_worker:
