@@ -312,13 +312,18 @@ def run_config(name: str, dataset: str, item: str) -> tuple[dict[str, Any], bool
     """The configuration a label names, and whether it is a no-options run (its params the defaults')."""
     if name == "defaults":
         return defaults_config(dataset, item), True
-    if name in VARIANTS:
+    if is_variant(name):  # "noclip+towers_none": both changes
         config = defaults_config(dataset, item)
-        for part, patch in VARIANTS[name].items():
-            config[part] = {**config[part], **patch}
+        for variant in name.split("+"):
+            for part, patch in VARIANTS[variant].items():
+                config[part] = {**config[part], **patch}
         config["model_config"]["name"] = name
         return config, True
     return example_config(name), False
+
+
+def is_variant(name: str) -> bool:
+    return all(variant in VARIANTS for variant in name.split("+"))
 
 
 def ours_spec(workdir: str, config: dict[str, Any], epochs: int, batch_size: int, as_configured: bool):
@@ -448,7 +453,7 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     runs: dict[str, list] = {}
     transformed: dict[str, Any] = {}
     names = [n for n in args.configs.split(",") + args.variants.split(",")
-             if n and (n in VARIANTS or n == "defaults" or name == "movielens-100k")]  # the examples name ML columns
+             if n and (is_variant(n) or n == "defaults" or name == "movielens-100k")]  # the examples name ML columns
     for repeat in range(args.repeats):
         # Alternate the order so a neighbour's load on the shared machine hits both sides alike.
         order = (["tfrs"] if not args.skip_tfrs and repeat == 0 else []) + [f"ours/{n}" for n in names]
@@ -487,7 +492,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8192, help="tfrs' and the example configurations'")
     parser.add_argument("--configs", default="defaults,tutorial,ids,side_features",
                         help="defaults (no model options) and example configurations from examples/movielens/")
-    parser.add_argument("--variants", default="", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="", help=f"comma-separated, of {', '.join(VARIANTS)}; a+b combines two")
     parser.add_argument("--skip-tfrs", action="store_true")
     parser.add_argument("--max-rows", type=int, help="a seeded sample of each data set's rows (development)")
     parser.add_argument("--output", help="also write the figures to this JSON file")

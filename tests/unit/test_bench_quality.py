@@ -67,3 +67,6 @@ def test_the_no_options_run_is_the_apis_defaults_but_the_epochs_budget(tmp_path)
         name="x", model_type="retrieval").model_dump(exclude={"name"})
     variant, _ = quality.run_config("noclip", "insteval", "item_id")
     assert variant["training_params"] == {"gradient_clipnorm": None}
+    both, _ = quality.run_config("noclip+towers_none", "insteval", "item_id")
+    assert both["training_params"] == {"gradient_clipnorm": None}
+    assert both["model_config"]["query_tower"] == both["model_config"]["candidate_tower"] == []
