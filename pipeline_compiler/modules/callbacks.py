@@ -157,3 +157,25 @@ def schedule_callbacks(params: TrainingParams, gate: str) -> tuple[list[tf.keras
             **monitored(params.early_stopping.monitor), patience=params.early_stopping.patience,
             restore_best_weights=True)
     return schedulers, early_stopping
+
+
+class RestoreBestEpoch(tf.keras.callbacks.Callback):
+    """Ends training on the early stopping's best epoch even when patience never ran out.
+
+    Keras 2's EarlyStopping restores its best weights only when it stops the run
+    (EarlyStopping.on_epoch_end): a run that reached its last epoch kept that epoch's weights, however
+    much worse than the best. Placed after the EarlyStopping; restored_epoch is the 1-based epoch
+    whose weights the model ends with (None when no epoch was monitored)."""
+
+    def __init__(self, early_stopping: tf.keras.callbacks.EarlyStopping) -> None:
+        super().__init__()
+        self.early_stopping = early_stopping
+        self.restored_epoch: Optional[int] = None
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        stopping = self.early_stopping
+        if stopping.best_weights is None:
+            return
+        self.restored_epoch = stopping.best_epoch + 1
+        if stopping.stopped_epoch == 0:  # when it stopped the run, Keras has restored them already
+            self.model.set_weights(stopping.best_weights)

@@ -166,7 +166,7 @@ def train_and_export(
         # recorder sees the rate each epoch actually used.
         callbacks: list[tf.keras.callbacks.Callback] = [live, *schedulers, recorder]
         if early_stopping is not None:
-            callbacks.append(early_stopping)
+            callbacks += [early_stopping, K.RestoreBestEpoch(early_stopping)]
         callbacks.append(K.PeriodicCheckpoint(manager, epoch_variable, params.checkpoint_every_epochs, history,
                                               checkpoint_write_dir))
         callbacks += list(extra_callbacks)
