@@ -58,7 +58,7 @@ bench-ml: setup   ## ScaNN vs brute-force serving and training examples/s (not a
 bench-scale: setup  ## each pipeline stage's seconds, rows/s, peak RSS and growth exponent at 100k/1M/5M rows, the Dataflow projection (not a test; long: SIZES=100k:3,1M,5M)
 	@nice -n 10 $(PY) bench/scale.py --sizes $(or $(SIZES),100k:3,1M,5M)
 
-bench-quality: setup  ## our trainer vs plain TFRS tutorial code on MovieLens 100k: recall@10/50/100, examples/s (not a test)
+bench-quality: setup  ## the no-options run, the tutorial code, most-popular and EASE on MovieLens 100k, MovieLens latest-small and InstEval: recall@10/50/100, ratios, examples/s (not a test; long)
 	@$(PY) bench/quality.py
 
 bench-trainer: setup  ## the trainer's examples/s against the machine's matmul bound and the TFRS tutorial code, the input pipeline's share (not a test; REPEATS=3)
