@@ -9,9 +9,12 @@ directory -> registry/registry_entry.json. A not-blessed model is not registered
 """
 # No `from __future__ import annotations`: TFX reads the component signatures at runtime.
 
+
+import apache_beam as beam
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from pipeline_compiler import evaluation_beam
 from pipeline_compiler.evaluation import evaluate_model
 from pipeline_compiler.registry import VertexRegistrar, register_local, write_json
 from shared.contract import results
@@ -28,18 +31,27 @@ def is_blessed(blessing_uri: str) -> bool:
 # --------------------------------------------------------------------------- TFX components
 
 
-@tfx.dsl.components.component
+@tfx.dsl.components.component(use_beam=True)
 def TrainyardEvaluator(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     run_spec: tfx.dsl.components.Parameter[str],
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """Gate on the test split; writes the ModelBlessing and evaluation/evaluation_results.json."""
+    """Gate on the test split; writes the ModelBlessing and evaluation/evaluation_results.json.
+    A test split of evaluator_config.beam_min_test_rows or more is scored by a Beam job on the pipeline's
+    beam_pipeline_args (the data stages' runner: Dataflow in the cloud)."""
     spec = RunSpec.model_validate_json(run_spec)
     with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Evaluate"):
-        evaluation = evaluate_model(spec, examples.uri, results.join(model.uri, "Format-Serving"), transform_graph.uri)
+        serving = results.join(model.uri, "Format-Serving")
+        if beam_pipeline is not None and evaluation_beam.runs_as_beam(spec, examples.uri):
+            log.info("the test split is scored by a Beam job", threshold=spec.evaluator_config.beam_min_test_rows)
+            evaluation = evaluation_beam.evaluate_model_beam(spec, examples.uri, serving, transform_graph.uri,
+                                                             beam_pipeline, results.join(blessing.uri, "scores"))
+        else:
+            evaluation = evaluate_model(spec, examples.uri, serving, transform_graph.uri)
         log.info("model evaluated", blessed=evaluation.blessed, metric=evaluation.threshold_metric,
                  actual_value=evaluation.actual_value, threshold_value=evaluation.threshold_value,
                  baseline_value=evaluation.baseline_value)

@@ -231,6 +231,11 @@ class EvaluatorConfig(Strict):
     min_lift_over_ease_percent: Optional[float] = Field(
         None, ge=-100, le=1000, description="retrieval: also require the gate metric to reach EASE's plus this many "
         "percent (-10: at least 0.9x EASE); not held when EASE was not scored")
+    # One process scores ~1M test rows in minutes (docs/scale.md); above that the test split is scored by a Beam
+    # job on the run's data runner (Dataflow in the cloud): pipeline_compiler/evaluation_beam.py.
+    beam_min_test_rows: Optional[int] = Field(
+        1_000_000, ge=0, description="score the test split as a Beam job (Dataflow in the cloud) when it holds at "
+        "least this many rows (estimated from its files' size); null: always in the Evaluator's process")
 
 
 def lift_percent(metric: str, actual: float, baseline: float) -> Optional[float]:
