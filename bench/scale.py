@@ -227,6 +227,88 @@ def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: floa
     return report
 
 
+# --------------------------------------------------------------------------- the ScaNN index alone
+
+SCANN_DIM, SCANN_QUERIES, SCANN_K = 32, 1000, 100  # the default towers' embedding width; recall@100
+
+
+def child_scann(count: str, variant: str, out_path: str) -> None:
+    """Builds the index over `count` clustered vectors as the Trainer exports it ("sized": export.build_index)
+    or as TFRS's own ScaNN layer with the same leaves ("tfrs": the 100k training sample it fixes); writes the
+    build's seconds and this process's peak RSS (ru_maxrss, taken before the recall's exact search), and
+    recall@100 against the exact top 100 of SCANN_QUERIES queries."""
+    import resource
+
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    from bench.ml import clustered_vectors, exact_top_k, recall
+    from pipeline_compiler.modules import export
+    from shared.domain.run_config import RetrievalIndex
+
+    rows = int(count)
+    rng = np.random.default_rng(11)
+    candidates = clustered_vectors(rows, SCANN_DIM, 1000, rng)
+    queries = clustered_vectors(SCANN_QUERIES, SCANN_DIM, 1000, rng)
+    ids = np.arange(rows).astype(str)
+    held_mb = int(_read_proc(os.getpid(), "statm").split()[1]) * PAGE / 2**20
+    plan = export.index_plan(rows, SCANN_K, RetrievalIndex())
+    started = time.perf_counter()
+    if variant == "sized":
+        index = export.build_index(candidates, ids, RetrievalIndex(), k=SCANN_K)
+    else:
+        params = export.scann_parameters(rows, SCANN_K, RetrievalIndex())
+        index = tfrs.layers.factorized_top_k.ScaNN(k=SCANN_K, **params)
+        index.index(tf.constant(candidates), tf.constant(ids))
+    build_seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    _, found = index(tf.constant(queries))
+    search_seconds = time.perf_counter() - started
+    found = found.numpy().astype(np.int64)
+    truth = exact_top_k(queries, candidates, SCANN_K)
+    with open(out_path, "w") as handle:
+        json.dump({"candidates": rows, "variant": variant, "plan": plan if variant == "sized" else
+                   {**export.scann_parameters(rows, SCANN_K, RetrievalIndex()), "training_sample_size": 100_000},
+                   "build_seconds": round(build_seconds, 1), "peak_rss_mb": round(peak_mb),
+                   "vectors_held_rss_mb": round(held_mb), "recall_at_100": round(recall(found, truth), 4),
+                   "queries_per_second": round(SCANN_QUERIES / search_seconds)}, handle)
+    os._exit(0)
+
+
+def scann_only(sizes: list[tuple[int, int]], variants: list[str], out: str) -> dict[str, Any]:
+    """The index build alone per size (fresh process each), medians over repeats, load beside each."""
+    figures: dict[str, Any] = {}
+    for rows, repeats in sizes:
+        for variant in variants:
+            runs = []
+            for _ in range(repeats):
+                workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-scann-{rows}-")
+                result = os.path.join(workdir, "scann.json")
+                load_before = os.getloadavg()[0]
+                _, _, code = run_measured([sys.executable, os.path.abspath(__file__), "--child-scann", str(rows),
+                                           variant, result], 1.0, os.path.join(workdir, "child.log"))
+                if code:
+                    raise SystemExit(f"the ScaNN build at {rows:,} failed (exit {code}); see {workdir}/child.log")
+                with open(result) as handle:
+                    runs.append({**json.load(handle), "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+                print(json.dumps(runs[-1]), flush=True)
+            summary = {key: {"median": statistics.median(r[key] for r in runs),
+                             "min": min(r[key] for r in runs), "max": max(r[key] for r in runs)}
+                       for key in ("build_seconds", "peak_rss_mb", "recall_at_100", "queries_per_second")}
+            figures[f"{_label(rows)} {variant}"] = {"repeats": len(runs), "plan": runs[0]["plan"], **summary,
+                                                    "vectors_held_rss_mb": runs[0]["vectors_held_rss_mb"],
+                                                    "load_1min": [r["load_1min"] for r in runs]}
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "dim": SCANN_DIM, "queries": SCANN_QUERIES, "k": SCANN_K, "indexes": figures}
+    path = os.path.join(out, f"scann-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json")
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def _newest(pattern: str) -> str:
     found = sorted(glob.glob(pattern, recursive=True), key=os.path.getmtime)
     if not found:
@@ -449,6 +531,8 @@ def main() -> None:
         return child_pipeline(*sys.argv[2:5])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-evaluate":
         return child_evaluate(*sys.argv[2:5])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-scann":
+        return child_scann(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k:3,1M,5M",
                         help=f"comma-separated, of {', '.join(SIZES)} or a number, each with :repeats (else --repeats)")
@@ -462,8 +546,17 @@ def main() -> None:
                         help="no runs: rebuild the report from the per-repeat JSON lines earlier runs printed")
     parser.add_argument("--evaluator-alone", metavar="RUN_SPEC",
                         help="only the Evaluator, at each size, over this finished run's model and transform")
+    parser.add_argument("--scann-only", nargs="?", const="sized", metavar="VARIANTS",
+                        help="only the retrieval index build at each size: sized (the export's), tfrs (TFRS's own "
+                             "ScaNN, the 100k sample), or both comma-separated")
     args = parser.parse_args()
 
+    if args.scann_only:
+        os.makedirs(args.out, exist_ok=True)
+        sizes = [(SIZES.get(label) or int(label), int(times or args.repeats))
+                 for label, _, times in (item.partition(":") for item in args.sizes.split(",") if item)]
+        scann_only(sizes, args.scann_only.split(","), args.out)
+        return
     if args.evaluator_alone:
         sizes = [SIZES.get(item.partition(":")[0]) or int(item.partition(":")[0]) for item in args.sizes.split(",") if item]
         os.makedirs(args.out, exist_ok=True)
