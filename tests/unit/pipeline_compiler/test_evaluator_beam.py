@@ -55,3 +55,17 @@ def test_the_threshold_chooses_the_beam_job(tmp_path):
     assert evaluation_beam.runs_as_beam(spec(400), str(tmp_path))
     assert not evaluation_beam.runs_as_beam(spec(600), str(tmp_path))
     assert not evaluation_beam.runs_as_beam(spec(None), str(tmp_path))
+
+
+def test_the_evaluator_gets_the_pipelines_beam_args(tmp_path):
+    """Compiled for Vertex, the Evaluator's task carries the data stages' Dataflow options, as ExampleGen's."""
+    import json
+
+    from pipeline_compiler import compile_run
+    from tests.unit.pipeline_compiler.test_compile import VERTEX_ENV, _beam_args, _spec
+
+    with open(compile_run(_spec(tmp_path), str(tmp_path / "job.json"), VERTEX_ENV)) as handle:
+        job = json.load(handle)
+    evaluator = " ".join(_beam_args(job, "Evaluator"))
+    assert "--runner=DataflowRunner" in evaluator and f"--sdk_container_image={VERTEX_ENV.dataflow_image}" in evaluator
+    assert "--labels=trainyard-run-id=run-1" in evaluator
