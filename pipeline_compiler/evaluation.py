@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 import numpy as np
+import scann  # noqa: F401 - registers ScaNN's TF ops: the exported index does not load in a fresh process without them
 import tensorflow as tf
 
 from pipeline_compiler.baselines import TrainInteractions, fit_ease

@@ -58,8 +58,6 @@ class ScoreBatches(beam.DoFn):
         self._scorer: Optional[E.BatchScorer] = None
 
     def setup(self):
-        import scann  # noqa: F401 - registers the ScaNN ops the exported index uses (a worker has not loaded them)
-
         spec = RunSpec.model_validate_json(self._run_spec)
         self._scorer = E.BatchScorer(spec, tf.saved_model.load(self._model_dir), self._baselines)
         self._columns = {name: tf.as_dtype(dtype) for name, dtype in self._dtypes.items()}

@@ -48,3 +48,20 @@ def test_the_built_index_finds_the_exact_neighbours(count, tmp_path):
         assert _recall(found, truth) == 1.0  # ScaNN's exact scan
     else:
         assert _recall(found, truth) >= 0.95
+
+
+def test_the_evaluator_loads_the_index_in_a_fresh_process(tmp_path):
+    """The Evaluator runs in its own task (Vertex) or process (bench): importing it registers ScaNN's ops."""
+    import subprocess
+    import sys
+
+    index = export.build_index(np.eye(16, dtype=np.float32), np.arange(16).astype(str), RetrievalIndex(), k=4)
+    module = tf.Module()
+    module.index = index
+    module.search = tf.function(lambda q: module.index(q), input_signature=[tf.TensorSpec([None, 16], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "m"), options=tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]))
+    code = ("import sys; import tensorflow as tf; from pipeline_compiler import evaluation; "
+            "loaded = tf.saved_model.load(sys.argv[1]); print(loaded.search(tf.eye(16)[:1])[1].numpy()[0][0])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "b'0'"
