@@ -144,7 +144,9 @@ def child_pipeline(spec_path: str, registry_dir: str, metadata_path: str) -> Non
     os._exit(0)  # TF + Beam threads can crash at interpreter teardown; every file is written by now
 
 
-def child_evaluate(spec_path: str, out_path: str, examples: str = "") -> None:
+def child_evaluate(spec_path: str, out_path: str, examples: str = "", runner: str = "") -> None:
+    """The Evaluator over a run's model and transform: in this process, or (runner "beam") as the Beam
+    job a big test split gets (evaluation_beam, on the local DirectRunner args a run's pipeline has)."""
     from pipeline_compiler.evaluation import evaluate_model
     from shared.domain.run_config import RunSpec
 
@@ -154,7 +156,18 @@ def child_evaluate(spec_path: str, out_path: str, examples: str = "") -> None:
     examples = examples or _newest(f"{root}/**/ExampleGen/examples/*")
     model = _newest(f"{root}/**/Trainer/model/*")
     transform = _newest(f"{root}/**/Transform/transform_graph/*")
-    evaluation = evaluate_model(spec, examples, os.path.join(model, "Format-Serving"), transform)
+    if runner == "beam":
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from pipeline_compiler.environment import DIRECT_RUNNER_ARGS
+        from pipeline_compiler.evaluation_beam import evaluate_model_beam
+
+        evaluation = evaluate_model_beam(spec, examples, os.path.join(model, "Format-Serving"), transform,
+                                         beam.Pipeline(options=PipelineOptions(list(DIRECT_RUNNER_ARGS))),
+                                         os.path.dirname(out_path))
+    else:
+        evaluation = evaluate_model(spec, examples, os.path.join(model, "Format-Serving"), transform)
     with open(out_path, "w") as handle:
         handle.write(evaluation.model_dump_json(indent=2))
     os._exit(0)
@@ -191,24 +204,29 @@ def write_examples(out_dir: str, rows: int, products: int, train_share: float = 
     return out_dir
 
 
-def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: float, out: str) -> dict[str, Any]:
+def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: float, out: str,
+                    runner: str = "process", reuse: bool = False) -> dict[str, Any]:
     """The Evaluator alone, in a fresh process per size, over one trained run's model and transform:
-    only the rows grow (the catalog is the same), so its peak RSS ratio is the streaming's."""
+    only the rows grow (the catalog is the same), so its peak RSS ratio is the streaming's. runner
+    "beam": the Beam job (DirectRunner). reuse: the examples an earlier run wrote at that size."""
     figures = {}
     for rows in sizes:
-        workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-eval-{rows}-")
+        earlier = sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"trainyard-scale-eval-{rows}-*", "examples")),
+                         key=os.path.getmtime) if reuse else []
+        workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-eval-{rows}-{runner}-")
         started = time.time()
-        examples = write_examples(os.path.join(workdir, "examples"), rows, products)
+        examples = earlier[-1] if earlier else write_examples(os.path.join(workdir, "examples"), rows, products)
         written = time.time() - started
         result = os.path.join(workdir, "evaluation.json")
         seconds, sampler, code = run_measured(
-            [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples],
+            [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples, runner],
             every, os.path.join(workdir, "child.log"))
         if code:
             raise SystemExit(f"the Evaluator at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
         with open(result) as handle:
             evaluation = json.load(handle)
-        figures[_label(rows)] = {"seconds": round(seconds, 1), "peak_rss_mb": round(sampler.peak() / 2**20),
+        figures[_label(rows)] = {"runner": runner, "seconds": round(seconds, 1),
+                                 "peak_rss_mb": round(sampler.peak() / 2**20),
                                  "examples_written_seconds": round(written, 1),
                                  "load_average_1min": round(statistics.median(sampler.loads), 2),
                                  "ease_skipped_reason": evaluation.get("ease_skipped_reason"),
@@ -530,7 +548,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-pipeline":
         return child_pipeline(*sys.argv[2:5])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-evaluate":
-        return child_evaluate(*sys.argv[2:5])
+        return child_evaluate(*sys.argv[2:6])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-scann":
         return child_scann(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -546,6 +564,10 @@ def main() -> None:
                         help="no runs: rebuild the report from the per-repeat JSON lines earlier runs printed")
     parser.add_argument("--evaluator-alone", metavar="RUN_SPEC",
                         help="only the Evaluator, at each size, over this finished run's model and transform")
+    parser.add_argument("--evaluator-runner", choices=("process", "beam"), default="process",
+                        help="--evaluator-alone: in one process (evaluate_model) or as the Beam job (DirectRunner)")
+    parser.add_argument("--reuse-examples", action="store_true",
+                        help="--evaluator-alone: reuse the examples an earlier run wrote at each size")
     parser.add_argument("--scann-only", nargs="?", const="sized", metavar="VARIANTS",
                         help="only the retrieval index build at each size: sized (the export's), tfrs (TFRS's own "
                              "ScaNN, the 100k sample), or both comma-separated")
@@ -560,7 +582,8 @@ def main() -> None:
     if args.evaluator_alone:
         sizes = [SIZES.get(item.partition(":")[0]) or int(item.partition(":")[0]) for item in args.sizes.split(",") if item]
         os.makedirs(args.out, exist_ok=True)
-        evaluator_alone(args.evaluator_alone, sizes, args.products, args.sample_seconds, args.out)
+        evaluator_alone(args.evaluator_alone, sizes, args.products, args.sample_seconds, args.out,
+                        args.evaluator_runner, args.reuse_examples)
         return
 
     settings = {"epochs": args.epochs, "batch_size": args.batch_size, "products": args.products,
