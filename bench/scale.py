@@ -144,7 +144,9 @@ def child_pipeline(spec_path: str, registry_dir: str, metadata_path: str) -> Non
     os._exit(0)  # TF + Beam threads can crash at interpreter teardown; every file is written by now
 
 
-def child_evaluate(spec_path: str, out_path: str, examples: str = "") -> None:
+def child_evaluate(spec_path: str, out_path: str, examples: str = "", runner: str = "") -> None:
+    """The Evaluator over a run's model and transform: in this process, or (runner "beam") as the Beam
+    job a big test split gets (evaluation_beam, on the local DirectRunner args a run's pipeline has)."""
     from pipeline_compiler.evaluation import evaluate_model
     from shared.domain.run_config import RunSpec
 
@@ -154,7 +156,18 @@ def child_evaluate(spec_path: str, out_path: str, examples: str = "") -> None:
     examples = examples or _newest(f"{root}/**/ExampleGen/examples/*")
     model = _newest(f"{root}/**/Trainer/model/*")
     transform = _newest(f"{root}/**/Transform/transform_graph/*")
-    evaluation = evaluate_model(spec, examples, os.path.join(model, "Format-Serving"), transform)
+    if runner == "beam":
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from pipeline_compiler.environment import DIRECT_RUNNER_ARGS
+        from pipeline_compiler.evaluation_beam import evaluate_model_beam
+
+        evaluation = evaluate_model_beam(spec, examples, os.path.join(model, "Format-Serving"), transform,
+                                         beam.Pipeline(options=PipelineOptions(list(DIRECT_RUNNER_ARGS))),
+                                         os.path.dirname(out_path))
+    else:
+        evaluation = evaluate_model(spec, examples, os.path.join(model, "Format-Serving"), transform)
     with open(out_path, "w") as handle:
         handle.write(evaluation.model_dump_json(indent=2))
     os._exit(0)
@@ -191,24 +204,29 @@ def write_examples(out_dir: str, rows: int, products: int, train_share: float = 
     return out_dir
 
 
-def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: float, out: str) -> dict[str, Any]:
+def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: float, out: str,
+                    runner: str = "process", reuse: bool = False) -> dict[str, Any]:
     """The Evaluator alone, in a fresh process per size, over one trained run's model and transform:
-    only the rows grow (the catalog is the same), so its peak RSS ratio is the streaming's."""
+    only the rows grow (the catalog is the same), so its peak RSS ratio is the streaming's. runner
+    "beam": the Beam job (DirectRunner). reuse: the examples an earlier run wrote at that size."""
     figures = {}
     for rows in sizes:
-        workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-eval-{rows}-")
+        earlier = sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"trainyard-scale-eval-{rows}-*", "examples")),
+                         key=os.path.getmtime) if reuse else []
+        workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-eval-{rows}-{runner}-")
         started = time.time()
-        examples = write_examples(os.path.join(workdir, "examples"), rows, products)
+        examples = earlier[-1] if earlier else write_examples(os.path.join(workdir, "examples"), rows, products)
         written = time.time() - started
         result = os.path.join(workdir, "evaluation.json")
         seconds, sampler, code = run_measured(
-            [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples],
+            [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples, runner],
             every, os.path.join(workdir, "child.log"))
         if code:
             raise SystemExit(f"the Evaluator at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
         with open(result) as handle:
             evaluation = json.load(handle)
-        figures[_label(rows)] = {"seconds": round(seconds, 1), "peak_rss_mb": round(sampler.peak() / 2**20),
+        figures[_label(rows)] = {"runner": runner, "seconds": round(seconds, 1),
+                                 "peak_rss_mb": round(sampler.peak() / 2**20),
                                  "examples_written_seconds": round(written, 1),
                                  "load_average_1min": round(statistics.median(sampler.loads), 2),
                                  "ease_skipped_reason": evaluation.get("ease_skipped_reason"),
@@ -221,6 +239,94 @@ def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: floa
               "model_of": spec_path, "sizes": figures,
               "peak_rss_ratio": {label: round(f["peak_rss_mb"] / first, 3) for label, f in figures.items()}}
     path = os.path.join(out, f"evaluator-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json")
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+# --------------------------------------------------------------------------- the ScaNN index alone
+
+SCANN_DIM, SCANN_QUERIES, SCANN_K = 32, 1000, 100  # the default towers' embedding width; recall@100
+
+
+def child_scann(count: str, variant: str, out_path: str) -> None:
+    """Builds the index over `count` clustered vectors as the Trainer exports it ("sized": export.build_index)
+    or as TFRS's own ScaNN layer with the same leaves ("tfrs": the 100k training sample it fixes); writes the
+    build's seconds and this process's peak RSS (ru_maxrss, taken before the recall's exact search), and
+    recall@100 against the exact top 100 of SCANN_QUERIES queries."""
+    import resource
+
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    from bench.ml import clustered_vectors, recall
+    from pipeline_compiler.modules import export
+    from shared.domain.run_config import RetrievalIndex
+
+    rows = int(count)
+    rng = np.random.default_rng(11)
+    candidates = clustered_vectors(rows, SCANN_DIM, 1000, rng)
+    queries = clustered_vectors(SCANN_QUERIES, SCANN_DIM, 1000, rng)
+    ids = np.arange(rows).astype(str)
+    held_mb = int(_read_proc(os.getpid(), "statm").split()[1]) * PAGE / 2**20
+    plan = export.index_plan(rows, SCANN_K, RetrievalIndex())
+    started = time.perf_counter()
+    if variant == "sized":
+        index = export.build_index(candidates, ids, RetrievalIndex(), k=SCANN_K)
+    else:
+        params = export.scann_parameters(rows, SCANN_K, RetrievalIndex())
+        index = tfrs.layers.factorized_top_k.ScaNN(k=SCANN_K, **params)
+        index.index(tf.constant(candidates), tf.constant(ids))
+    build_seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    _, found = index(tf.constant(queries))
+    search_seconds = time.perf_counter() - started
+    found = found.numpy().astype(np.int64)
+    # ScaNN's exact scan (C++): numpy's top-k over 100 queries x 5M candidates held ~8 GB more, and the
+    # first 5M run was OOM-killed at 14.5 GB
+    import scann
+
+    truth, _ = scann.scann_ops_pybind.builder(candidates, SCANN_K, "dot_product").score_brute_force().build() \
+        .search_batched(queries)
+    truth = np.asarray(truth)
+    with open(out_path, "w") as handle:
+        json.dump({"candidates": rows, "variant": variant, "plan": plan if variant == "sized" else
+                   {**export.scann_parameters(rows, SCANN_K, RetrievalIndex()), "training_sample_size": 100_000},
+                   "build_seconds": round(build_seconds, 1), "peak_rss_mb": round(peak_mb),
+                   "vectors_held_rss_mb": round(held_mb), "recall_at_100": round(recall(found, truth), 4),
+                   "queries_per_second": round(SCANN_QUERIES / search_seconds)}, handle)
+    os._exit(0)
+
+
+def scann_only(sizes: list[tuple[int, int]], variants: list[str], out: str) -> dict[str, Any]:
+    """The index build alone per size (fresh process each), medians over repeats, load beside each."""
+    figures: dict[str, Any] = {}
+    for rows, repeats in sizes:
+        for variant in variants:
+            runs = []
+            for _ in range(repeats):
+                workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-scann-{rows}-")
+                result = os.path.join(workdir, "scann.json")
+                load_before = os.getloadavg()[0]
+                _, _, code = run_measured([sys.executable, os.path.abspath(__file__), "--child-scann", str(rows),
+                                           variant, result], 1.0, os.path.join(workdir, "child.log"))
+                if code:
+                    raise SystemExit(f"the ScaNN build at {rows:,} failed (exit {code}); see {workdir}/child.log")
+                with open(result) as handle:
+                    runs.append({**json.load(handle), "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+                print(json.dumps(runs[-1]), flush=True)
+            summary = {key: {"median": statistics.median(r[key] for r in runs),
+                             "min": min(r[key] for r in runs), "max": max(r[key] for r in runs)}
+                       for key in ("build_seconds", "peak_rss_mb", "recall_at_100", "queries_per_second")}
+            figures[f"{_label(rows)} {variant}"] = {"repeats": len(runs), "plan": runs[0]["plan"], **summary,
+                                                    "vectors_held_rss_mb": runs[0]["vectors_held_rss_mb"],
+                                                    "load_1min": [r["load_1min"] for r in runs]}
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "dim": SCANN_DIM, "queries": SCANN_QUERIES, "k": SCANN_K, "indexes": figures}
+    path = os.path.join(out, f"scann-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json")
     with open(path, "w") as handle:
         json.dump(report, handle, indent=2)
     print(json.dumps(report, indent=2))
@@ -448,7 +554,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-pipeline":
         return child_pipeline(*sys.argv[2:5])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-evaluate":
-        return child_evaluate(*sys.argv[2:5])
+        return child_evaluate(*sys.argv[2:6])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-scann":
+        return child_scann(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k:3,1M,5M",
                         help=f"comma-separated, of {', '.join(SIZES)} or a number, each with :repeats (else --repeats)")
@@ -462,12 +570,26 @@ def main() -> None:
                         help="no runs: rebuild the report from the per-repeat JSON lines earlier runs printed")
     parser.add_argument("--evaluator-alone", metavar="RUN_SPEC",
                         help="only the Evaluator, at each size, over this finished run's model and transform")
+    parser.add_argument("--evaluator-runner", choices=("process", "beam"), default="process",
+                        help="--evaluator-alone: in one process (evaluate_model) or as the Beam job (DirectRunner)")
+    parser.add_argument("--reuse-examples", action="store_true",
+                        help="--evaluator-alone: reuse the examples an earlier run wrote at each size")
+    parser.add_argument("--scann-only", nargs="?", const="sized", metavar="VARIANTS",
+                        help="only the retrieval index build at each size: sized (the export's), tfrs (TFRS's own "
+                             "ScaNN, the 100k sample), or both comma-separated")
     args = parser.parse_args()
 
+    if args.scann_only:
+        os.makedirs(args.out, exist_ok=True)
+        sizes = [(SIZES.get(label) or int(label), int(times or args.repeats))
+                 for label, _, times in (item.partition(":") for item in args.sizes.split(",") if item)]
+        scann_only(sizes, args.scann_only.split(","), args.out)
+        return
     if args.evaluator_alone:
         sizes = [SIZES.get(item.partition(":")[0]) or int(item.partition(":")[0]) for item in args.sizes.split(",") if item]
         os.makedirs(args.out, exist_ok=True)
-        evaluator_alone(args.evaluator_alone, sizes, args.products, args.sample_seconds, args.out)
+        evaluator_alone(args.evaluator_alone, sizes, args.products, args.sample_seconds, args.out,
+                        args.evaluator_runner, args.reuse_examples)
         return
 
     settings = {"epochs": args.epochs, "batch_size": args.batch_size, "products": args.products,

@@ -10,10 +10,13 @@ A not-blessed model is not registered.
 """
 # No `from __future__ import annotations`: TFX reads the component signatures at runtime.
 
+
+import apache_beam as beam
 import tensorflow as tf
 from tfx import v1 as tfx
 
 from pipeline_compiler import champion
+from pipeline_compiler import evaluation_beam
 from pipeline_compiler.evaluation import evaluate_model
 from pipeline_compiler.registry import GfileStore, VertexRegistrar, register_local, write_json
 from shared.contract import results
@@ -31,7 +34,17 @@ def is_blessed(blessing_uri: str) -> bool:
 # --------------------------------------------------------------------------- TFX components
 
 
-@tfx.dsl.components.component
+def _has_champion(spec: RunSpec, find) -> bool:
+    """Whether the run is held to a champion (a failed lookup counts: the in-process path reports it)."""
+    if not spec.evaluator_config.compare_to_champion:
+        return False
+    try:
+        return find() is not None
+    except Exception:  # noqa: BLE001 — evaluate_model records why in champion_error
+        return True
+
+
+@tfx.dsl.components.component(use_beam=True)
 def TrainyardEvaluator(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
@@ -43,14 +56,26 @@ def TrainyardEvaluator(
     region: tfx.dsl.components.Parameter[str],
     local_registry_dir: tfx.dsl.components.Parameter[str],
     local_endpoints_dir: tfx.dsl.components.Parameter[str],
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Gate on the test split, against the champion where the Pusher registers (champion.py); writes the
-    ModelBlessing and evaluation/evaluation_results.json."""
+    ModelBlessing and evaluation/evaluation_results.json. A test split of evaluator_config.beam_min_test_rows
+    or more is scored by a Beam job on the pipeline's beam_pipeline_args (the data stages' runner: Dataflow in
+    the cloud) when there is no champion to score; with one, the in-process Evaluator (streaming, bounded
+    memory, slower) decides, so the champion gate always holds."""
     spec = RunSpec.model_validate_json(run_spec)
     with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Evaluate"):
-        evaluation = evaluate_model(
-            spec, examples.uri, results.join(model.uri, "Format-Serving"), transform_graph.uri,
-            find_champion=lambda: champion.find(spec, target, project, region, local_registry_dir, local_endpoints_dir))
+        serving = results.join(model.uri, "Format-Serving")
+
+        def find():
+            return champion.find(spec, target, project, region, local_registry_dir, local_endpoints_dir)
+
+        if beam_pipeline is not None and evaluation_beam.runs_as_beam(spec, examples.uri) and not _has_champion(spec, find):
+            log.info("the test split is scored by a Beam job", threshold=spec.evaluator_config.beam_min_test_rows)
+            evaluation = evaluation_beam.evaluate_model_beam(spec, examples.uri, serving, transform_graph.uri,
+                                                             beam_pipeline, results.join(blessing.uri, "scores"))
+        else:
+            evaluation = evaluate_model(spec, examples.uri, serving, transform_graph.uri, find_champion=find)
         log.info("model evaluated", blessed=evaluation.blessed, metric=evaluation.threshold_metric,
                  actual_value=evaluation.actual_value, threshold_value=evaluation.threshold_value,
                  baseline_value=evaluation.baseline_value, champion_value=evaluation.champion_value,

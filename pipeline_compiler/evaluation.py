@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 import numpy as np
+import scann  # noqa: F401 - registers ScaNN's TF ops: the exported index does not load in a fresh process without them
 import tensorflow as tf
 
 from pipeline_compiler.baselines import TrainInteractions, fit_ease
@@ -35,17 +36,22 @@ def raw_batches(examples_uri: str, split: str, columns: dict[str, tf.dtypes.DTyp
     files = tf.io.gfile.glob(results.join(examples_uri, f"Split-{split}/*"))
     if not files:
         raise FileNotFoundError(f"no examples in split {split!r} under {examples_uri}")
-    spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in columns.items()}
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
     for records in dataset:
-        parsed = tf.io.parse_example(records, spec)
-        rows = int(tf.shape(records)[0])
-        batch = {}
-        for name, value in parsed.items():
-            default = b"" if value.dtype == tf.string else value.dtype.as_numpy_dtype(0)
-            dense = tf.sparse.to_dense(value, default_value=default).numpy()
-            batch[name] = dense[:, 0] if dense.shape[1] else np.full(rows, default)
-        yield batch
+        yield parse_records(records, columns)
+
+
+def parse_records(records, columns: dict[str, tf.dtypes.DType]) -> dict[str, np.ndarray]:
+    """Serialized tf.Examples (a tensor or list of bytes) as a dict of rank-1 arrays ('' / 0 when missing)."""
+    spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in columns.items()}
+    parsed = tf.io.parse_example(tf.convert_to_tensor(records, tf.string), spec)
+    rows = len(records)
+    batch = {}
+    for name, value in parsed.items():
+        default = b"" if value.dtype == tf.string else value.dtype.as_numpy_dtype(0)
+        dense = tf.sparse.to_dense(value, default_value=default).numpy()
+        batch[name] = dense[:, 0] if dense.shape[1] else np.full(rows, default)
+    return batch
 
 
 def as_text(values: np.ndarray) -> np.ndarray:
@@ -335,3 +341,70 @@ def decide_blessing(spec: RunSpec, metrics: dict[str, float], baselines: dict[st
     return results.Evaluation(evaluator_enabled=True, metrics=metrics, baseline_metrics=baselines,
                         threshold_metric=metric, threshold_value=threshold.value if threshold else None,
                         actual_value=actual, passed=passed, blessed=passed, reason=reason, **against_baseline)
+
+
+# ---------------------------------------------------------------- pieces a distributed Evaluator shares
+# The same steps as evaluate_model's, as values a Beam job can ship to its workers: the baselines fitted
+# in one streaming train pass (in the launcher), and a scorer that adds one test batch to the Scores.
+
+
+@dataclass
+class TrainBaselines:
+    """What the one streaming train pass yields: most-popular's list, EASE (or why not), the label mean."""
+    most_popular: list
+    ease: Optional[object]
+    ease_skipped: Optional[str]
+    train_mean: float
+
+
+def fit_train_baselines(spec: RunSpec, examples_uri: str, dtypes: dict[str, tf.dtypes.DType]) -> TrainBaselines:
+    columns, label = spec.dataset.columns, F.label_column(spec)
+    retrieval = model_kinds.kind(spec.model_type).retrieves
+    train = TrainInteractions(spec.evaluator_config.ease_max_items if retrieval else 0)
+    label_sum, label_count = 0.0, 0
+    wanted = {columns.item_id, columns.user_id} | ({label} if label else set())
+    for batch in raw_batches(examples_uri, "train", {c: dtypes[c] for c in wanted}):
+        train.add(as_text(batch[columns.user_id]), as_text(batch[columns.item_id]))
+        if label:
+            label_sum += float(np.sum(batch[label].astype(np.float64)))
+            label_count += len(batch[label])
+    ease, skipped = fit_ease(train, _gate_k(spec)) if retrieval else (None, None)
+    return TrainBaselines(train.most_popular(max(RECALL_KS)), ease, skipped,
+                          label_sum / label_count if label_count else 0.0)
+
+
+def scored_columns(spec: RunSpec, baselines: TrainBaselines) -> set[str]:
+    return set(F.all_raw_columns(spec)) | ({spec.dataset.columns.user_id} if baselines.ease is not None else set())
+
+
+class BatchScorer:
+    """Adds test batches to three Scores (the model, most-popular / predict-the-mean, EASE)."""
+
+    def __init__(self, spec: RunSpec, loaded, baselines: TrainBaselines):
+        kind = model_kinds.kind(spec.model_type)
+        self.columns, self.label, self.baselines = spec.dataset.columns, F.label_column(spec), baselines
+        self.retrieve = loaded.signatures["serving_default"] if kind.retrieves else None
+        self.rank = loaded.signatures[kind.rank_signature] if kind.ranks else None
+
+    def score(self, batch: dict[str, np.ndarray]) -> tuple["Scores", "Scores", "Scores", int]:
+        model, popular, ease = Scores(), Scores(), Scores()
+        if self.retrieve is not None:
+            actual = as_text(batch[self.columns.item_id])
+            model.add_top_ids(signature_top_ids(self.retrieve, batch), actual)
+            popular.add_popular(actual, np.array(self.baselines.most_popular))
+            if self.baselines.ease is not None:
+                ease.add_ranks(self.baselines.ease.ranks(as_text(batch[self.columns.user_id]), actual))
+        if self.rank is not None:
+            truth = batch[self.label].astype(np.float64)
+            model.add_predictions(signature_scores(self.rank, batch), truth)
+            popular.add_predictions(np.full(len(truth), self.baselines.train_mean), truth)
+        return model, popular, ease, len(batch[self.columns.item_id])
+
+
+def evaluation_from_scores(spec: RunSpec, baselines: TrainBaselines, model: "Scores", popular: "Scores",
+                           ease: "Scores", count: int) -> results.Evaluation:
+    metrics = model.metrics()
+    metrics["test_examples"] = float(count)
+    return decide_blessing(spec, metrics, popular.metrics(), ease.metrics(),
+                           ease_lambda=baselines.ease.lam if baselines.ease is not None else None,
+                           ease_skipped=baselines.ease_skipped)

@@ -6,6 +6,7 @@ tower models, and copies of the Transform graph and its vocabularies.
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -53,15 +54,59 @@ def scann_parameters(num_candidates: int, k: int, index_config: Any) -> dict[str
             "num_reordering_candidates": min(num_candidates, max(10 * k, 250))}
 
 
+# ScaNN's rules of thumb (google-research scann/docs/algorithms.md, "Rules-of-thumb"): fewer than 20k
+# points, brute force; num_leaves about sqrt(n). The partitioner's k-means trains on a sample
+# (ScannBuilder.tree / score_ah: training_sample_size, default 100,000), which at millions of candidates
+# leaves too few points per leaf: faiss's k-means asks 39-256 points per centroid (Clustering.cpp,
+# min/max_points_per_centroid), so the sample grows as SCANN_SAMPLE_PER_LEAF x leaves.
+SCANN_BRUTE_FORCE_BELOW = 20_000
+SCANN_DEFAULT_SAMPLE = 100_000
+SCANN_SAMPLE_PER_LEAF = 100
+
+
+def index_plan(num_candidates: int, k: int, index_config: Any) -> dict[str, Any]:
+    """How the index over num_candidates is built: "brute_force" (exact: ScaNN's own scan) below
+    SCANN_BRUTE_FORCE_BELOW with "auto" leaves, else "partitioned" (scann_parameters' tree, AH and
+    re-scoring) with the k-means and AH training sample sized from the leaves."""
+    auto = index_config.num_leaves == "auto" and index_config.num_leaves_to_search == "auto"
+    if auto and num_candidates < SCANN_BRUTE_FORCE_BELOW:
+        return {"search": "brute_force"}
+    params = scann_parameters(num_candidates, k, index_config)
+    sample = min(num_candidates, max(SCANN_DEFAULT_SAMPLE, SCANN_SAMPLE_PER_LEAF * params["num_leaves"]))
+    return {"search": "partitioned", "training_sample_size": sample, **params}
+
+
+def _scann_searcher(candidates: tf.Tensor, k: int, plan: dict[str, Any], name: str):
+    from scann import scann_ops
+
+    builder = scann_ops.builder(db=candidates, num_neighbors=k, distance_measure="dot_product")
+    if plan["search"] == "brute_force":
+        builder = builder.score_brute_force()
+    else:
+        builder = builder.tree(num_leaves=plan["num_leaves"], num_leaves_to_search=plan["num_leaves_to_search"],
+                               training_sample_size=plan["training_sample_size"])
+        builder = builder.score_ah(plan["dimensions_per_block"], training_sample_size=plan["training_sample_size"])
+        builder = builder.reorder(plan["num_reordering_candidates"])
+    return builder.build(shared_name=f"{name}/{uuid.uuid4()}")  # unique, as TFRS names its searchers
+
+
+class SizedScaNN(tfrs.layers.factorized_top_k.ScaNN):
+    """TFRS's ScaNN layer (search, SavedModel export) with the searcher index_plan sizes: TFRS's own
+    always partitions and keeps ScaNN's default 100k training sample."""
+
+    def __init__(self, k: int, plan: dict[str, Any]):
+        super().__init__(k=k)
+        self._build_searcher = lambda candidates: _scann_searcher(candidates, k, plan, self.name)
+
+
 def build_index(candidate_embeddings: np.ndarray, identifiers: np.ndarray, index_config: Any, k: int = TOP_K):
-    """The retrieval layer over all candidates: ScaNN (approximate, as configured) or BruteForce (exact)."""
+    """The retrieval layer over all candidates: ScaNN (sized by index_plan) or BruteForce (exact)."""
     count = len(identifiers)
     k = min(k, count)
     embeddings = tf.constant(candidate_embeddings, tf.float32)
     ids = tf.constant(identifiers)
     if index_config.type == "scann" and count >= 16:
-        params = scann_parameters(count, k, index_config)
-        index = tfrs.layers.factorized_top_k.ScaNN(k=k, **params)
+        index = SizedScaNN(k, index_plan(count, k, index_config))
     else:
         index = tfrs.layers.factorized_top_k.BruteForce(k=k)
     index.index(embeddings, ids)

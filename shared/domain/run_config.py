@@ -240,6 +240,11 @@ class EvaluatorConfig(Strict):
                                       "version of the model) on the same test split")
     champion_tolerance: float = Field(0.01, ge=0, le=0.5, description="blessed when challenger >= champion x "
                                       "(1 - tolerance) (error metrics: <= champion x (1 + tolerance))")
+    # One process scores ~1M test rows in minutes (docs/scale.md); above that the test split is scored by a Beam
+    # job on the run's data runner (Dataflow in the cloud): pipeline_compiler/evaluation_beam.py.
+    beam_min_test_rows: Optional[int] = Field(
+        1_000_000, ge=0, description="score the test split as a Beam job (Dataflow in the cloud) when it holds at "
+        "least this many rows (estimated from its files' size); null: always in the Evaluator's process")
 
 
 def lift_percent(metric: str, actual: float, baseline: float) -> Optional[float]:

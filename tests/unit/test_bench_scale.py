@@ -60,3 +60,15 @@ def test_the_dataflow_projection_scales_time_and_caps_workers():
 
 def test_machine_types_name_their_vcpus():
     assert scale._vcpus("e2-standard-4") == 4 and scale._vcpus("n2-highmem-16") == 16 and scale._vcpus("custom") == 1
+
+
+def test_the_index_alone_reports_build_memory_and_recall(tmp_path):
+    """--scann-only at a tiny size: the export's index (ScaNN's exact scan below 20k) and TFRS's own ScaNN,
+    each built in a fresh process, with its recall against the exact top 100."""
+    pytest.importorskip("scann")
+    report = scale.scann_only([(3_000, 1)], ["sized", "tfrs"], str(tmp_path))
+    sized, tfrs = report["indexes"]["3000 sized"], report["indexes"]["3000 tfrs"]
+    assert sized["plan"] == {"search": "brute_force"} and sized["recall_at_100"]["median"] == 1.0
+    assert tfrs["plan"]["training_sample_size"] == 100_000 and 0 < tfrs["recall_at_100"]["median"] <= 1.0
+    assert sized["peak_rss_mb"]["median"] >= sized["vectors_held_rss_mb"] > 0 and sized["build_seconds"]["max"] >= 0
+    assert len(sized["load_1min"]) == 1 and os.listdir(tmp_path)[0].startswith("scann-")
