@@ -26,11 +26,12 @@ class RunSubmit(BaseModel):
 
 
 CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY = "cancel", "deploy", "push_anyway", "notify"  # the run-commands
+GPU_FALLBACK = "gpu_fallback"  # the next attempt of a run that failed for GPU quota or capacity
 
 
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway", "notify"]
+    command: Literal["cancel", "deploy", "push_anyway", "notify", "gpu_fallback"]
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None

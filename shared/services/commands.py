@@ -6,16 +6,17 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from shared.adapters.pipelines import PipelineBackend
-from shared.contract.messages import CANCEL, DEPLOY, NOTIFY, PUSH_ANYWAY, RunCommand
+from shared.contract.messages import CANCEL, DEPLOY, GPU_FALLBACK, NOTIFY, PUSH_ANYWAY, RunCommand
 from shared.domain import teams
 from shared.services import ports
-from shared.services.actions import Consumer, cancel, deploy, notify, push_anyway
+from shared.services.actions import Consumer, cancel, deploy, gpu_fallback, notify, push_anyway
 
 EXECUTE: dict[str, Callable[[RunCommand, Consumer], str]] = {
     CANCEL: cancel.execute,  # stop the pipeline job and the Trainer's own jobs
     DEPLOY: deploy.execute,  # deploy a registered model to an endpoint
     PUSH_ANYWAY: push_anyway.execute,  # register a not-blessed model anyway
     NOTIFY: notify.execute,  # webhooks and topics, at most once
+    GPU_FALLBACK: gpu_fallback.execute,  # the next GPU shape of a run Vertex could not give its GPUs
 }
 
 
