@@ -72,6 +72,12 @@ def shapes(doc: dict) -> list[dict]:
     return [shape_of(first or gpu)] + [shape_of(f) for f in gpu.get("fallbacks") or []]
 
 
+def rank(listed: list[dict], free: list[Optional[bool]]) -> list[dict]:
+    """The shapes with free quota (the pre-flight's `sufficient` True) first, the user's order kept otherwise
+    (a stable sort: unknown or short keep their places after them)."""
+    return [shape for _, shape in sorted(zip(free, listed), key=lambda pair: pair[0] is not True)]
+
+
 def tried(doc: dict) -> list[dict]:
     """Every shape an attempt of the run ran on (earlier attempts as they recorded it, then the current one)."""
     earlier = [shape_of(a["shape"]) for a in sorted(doc.get("attempts") or [], key=lambda a: a["attempt"])

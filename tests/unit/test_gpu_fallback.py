@@ -149,3 +149,52 @@ def test_the_spend_guard_refusing_the_next_attempt_stops_the_fallback_and_says_w
     assert [(n["attempt"], n["event"]) for n in world.notifications()] == [(1, "failed")]  # its end, announced
     lifecycle.after_change(world.repo, run, run, world.effects)  # a redelivered event: stopped, nothing more
     assert world.consume() == [] and world.repo.get_run(run["id"])["attempt"] == 1
+
+
+class QuotaByType:
+    """The GPU quota pre-flight's port: free quota for some GPU types only; one type never answers."""
+
+    def __init__(self, free: set[str], broken: str = ""):
+        self.free, self.broken, self.asked = free, broken, []
+
+    def check(self, region, gpu_type, gpu_count, preemptible):
+        self.asked.append((region, gpu_type, preemptible))
+        if gpu_type == self.broken:
+            raise RuntimeError("quota services unreachable")
+        ok = gpu_type in self.free
+        return {"sufficient": ok, "message": f"{gpu_type} {'free' if ok else 'none free'}"}
+
+
+def _create_with_quota(quota) -> dict:
+    from shared.adapters.run_data_sources import RunDataSources
+    from tests.builders import local_settings
+
+    repo = InMemoryRepository()
+    ids = seed_catalog(repo)
+    body = run_body(ids["experiment"], gpu_config={"gpu_type": "NVIDIA_L4", "gpu_count": 2, "fallbacks": FALLBACKS})
+    return intake.create_run(repo, Effects(FakePublisher(), LocalTickerJobs()), body, *demo_member("owner@example.com"),
+                             run_data=RunDataSources(None, quota), settings=local_settings("owner@example.com"))
+
+
+def test_the_preflight_ranks_shapes_with_free_quota_first_and_the_run_starts_on_the_first():
+    quota = QuotaByType(free={"NVIDIA_TESLA_T4"})
+    run = _create_with_quota(quota)
+    order = [(s["gpu_type"], s["preemptible"]) for s in run["gpu_fallback"]["shapes"]]
+    assert order == [("NVIDIA_TESLA_T4", True), ("NVIDIA_L4", True), ("NVIDIA_L4", False)]  # the rest as listed
+    assert run["gpu_config"]["gpu_type"] == "NVIDIA_TESLA_T4" and run["gpu_config"]["region"] == "us-central1"
+    assert ("us-central1", "NVIDIA_TESLA_T4", True) in quota.asked  # each shape checked in its own region
+    assert any(w.startswith("GPU quota: starts on 2x NVIDIA_TESLA_T4") for w in run["warnings"])
+
+
+def test_with_quota_for_the_first_shape_or_no_answer_the_users_order_stands():
+    run = _create_with_quota(QuotaByType(free={"NVIDIA_L4"}))
+    assert run["gpu_config"]["gpu_type"] == "NVIDIA_L4" and run["gpu_config"]["preemptible"] is True
+    run = _create_with_quota(QuotaByType(free=set(), broken="NVIDIA_TESLA_T4"))
+    assert [s["gpu_type"] for s in run["gpu_fallback"]["shapes"]] == ["NVIDIA_L4", "NVIDIA_TESLA_T4", "NVIDIA_L4"]
+    assert run["gpu_config"]["gpu_type"] == "NVIDIA_L4"
+
+
+def test_a_run_started_on_a_ranked_shape_falls_back_along_the_ranked_order():
+    run = _create_with_quota(QuotaByType(free={"NVIDIA_TESLA_T4"}))
+    failed = {**run, "status": runs.FAILED, "error_stage": "Train", "error_message": CAPACITY}
+    assert gpu_fallback.shape_of(gpu_fallback.next_config(failed)) == run["gpu_fallback"]["shapes"][1]
