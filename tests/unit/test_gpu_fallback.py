@@ -198,3 +198,30 @@ def test_a_run_started_on_a_ranked_shape_falls_back_along_the_ranked_order():
     run = _create_with_quota(QuotaByType(free={"NVIDIA_TESLA_T4"}))
     failed = {**run, "status": runs.FAILED, "error_stage": "Train", "error_message": CAPACITY}
     assert gpu_fallback.shape_of(gpu_fallback.next_config(failed)) == run["gpu_fallback"]["shapes"][1]
+
+
+def test_a_trainer_custom_job_refused_for_quota_is_a_quota_cause_however_long_the_printed_job():
+    """TFX's Vertex Trainer raises RuntimeError("Job … did not succeed. Detailed response <CustomJob>") (tfx/
+    extensions/google_cloud_ai_platform/runner.py); a job Vertex could not give its GPUs ends with a
+    google.rpc.Status of code 8 and no traceback, after a job_spec long enough to pass MAX_CHARS."""
+    from google.cloud import aiplatform_v1
+    from google.rpc import status_pb2
+
+    from shared.domain.root_cause import MAX_CHARS, from_text
+
+    pools = [aiplatform_v1.WorkerPoolSpec(replica_count=1, container_spec=aiplatform_v1.ContainerSpec(
+        image_uri="europe-docker.pkg.dev/p/trainyard/gpu:1", args=[f"--arg{i}=" + "x" * 60 for i in range(40)]))]
+    job = aiplatform_v1.CustomJob(name="projects/1/locations/europe-west4/customJobs/99", display_name="trainer",
+                                  job_spec=aiplatform_v1.CustomJobSpec(worker_pool_specs=pools),
+                                  state=aiplatform_v1.JobState.JOB_STATE_FAILED)
+    job.error = status_pb2.Status(code=8, message="The following quota metrics exceed quota limits: "
+                                                  "aiplatform.googleapis.com/custom_model_training_nvidia_l4_gpus")
+    detailed = f"Job '{job.name}' did not succeed.  Detailed response {job}."
+    assert len(detailed) > MAX_CHARS
+    task_error = ("The replica workerpool0-0 exited with a non-zero status of 1. Termination reason: Error. \n"
+                  "Traceback (most recent call last):\n  [...]\n    raise RuntimeError(err_msg)\n"
+                  f"RuntimeError: {detailed}\n")
+    cause = from_text(task_error)
+    assert cause == ("RuntimeError: The following quota metrics exceed quota limits: "
+                     "aiplatform.googleapis.com/custom_model_training_nvidia_l4_gpus (code 8)")
+    assert gpu_fallback.classify(cause) == gpu_fallback.QUOTA
