@@ -137,7 +137,8 @@ def _example_gen(spec: RunSpec) -> Any:
 
 
 def trainer_job_spec(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
-    """The Vertex CustomJob the Trainer runs as: the run's GPUs, Spot when preemptible, the GPU image.
+    """The Vertex CustomJob the Trainer runs as: the attempt's shape (its GPUs, machine; Spot when preemptible:
+    the run's gpu_config, which a GPU fallback's attempt replaces with the next shape), the GPU image.
 
     With gpu_config.machine_count N > 1: worker pool 0 is the primary replica (replica_count 1; TF_CONFIG
     task type "chief") and worker pool 1 holds the N-1 workers ("worker"), same machine, GPUs and image
@@ -189,7 +190,9 @@ def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -
         return tfx.components.Trainer(custom_config=custom_config, **kwargs)
     custom_config.update({
         vertex_constants.ENABLE_VERTEX_KEY: True,
-        vertex_constants.VERTEX_REGION_KEY: env.region,
+        # The attempt's shape may name another region (a GPU fallback: shared/domain/gpu_fallback.py); only the
+        # Trainer's CustomJob moves there, reading and writing the run's artifacts where they are.
+        vertex_constants.VERTEX_REGION_KEY: spec.gpu_config.region or env.region,
         vertex_trainer_executor.TRAINING_ARGS_KEY: {
             "project": env.project,
             "job_spec": trainer_job_spec(spec, env),

@@ -43,6 +43,7 @@ from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
 from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, spend_commands, team_option
 from trainyard_cli import format as fmt
 from trainyard_cli.client import ApiClient, ApiError
+from trainyard_cli import gpu_fallback_option
 from trainyard_cli.output import Output, UsageError, read_document
 from trainyard_cli.watch import deployment_lines, exit_code, watch
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--batch-size", type=int)
     create.add_argument("--learning-rate", type=float)
     create.add_argument("--threshold", type=float, help="blessing threshold of the primary metric")
+    gpu_fallback_option.add(create)
     create.add_argument("--body", help="a YAML/JSON file with more of the request (merged under the flags)")
     create.add_argument("--notify-webhook", action="append", metavar="URL",
                         help="tell this https:// webhook on a public address (Slack-compatible JSON) when the run "
@@ -324,6 +326,7 @@ def create_body(args, client: ApiClient) -> dict:
             notifications["pubsub_topic"] = args.notify_topic
     elif args.notify_secret:
         raise UsageError("--notify-secret signs --notify-webhook: give a webhook too")
+    gpu_fallback_option.apply(body, args)
     if args.draft:
         body["draft"] = True
     if args.threshold is not None:
@@ -396,6 +399,7 @@ def describe(run_: dict, ui: Output | None = None) -> list[str]:
     metrics = {k: v for k, v in (run_.get("metrics") or {}).items() if isinstance(v, (int, float))}
     if metrics:
         lines.append("metrics: " + ", ".join(f"{k} {fmt.metric(v)}" for k, v in metrics.items()))
+    lines += gpu_fallback_option.attempt_lines(run_)
     lines += cost_lines(run_)
     if run_.get("vertex_model_resource_name"):
         lines.append(f"model: {run_['vertex_model_resource_name']} (version {run_.get('vertex_model_version')})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from trainyard_cli import format as fmt
+from trainyard_cli import format as fmt, gpu_fallback_option
 from trainyard_cli.output import Output, read_document
 from trainyard_cli.watch import TERMINAL
 
@@ -24,6 +24,7 @@ def register(runs, common) -> None:
     retry.add_argument("--machine-type")
     retry.add_argument("--machine-count", type=int, help="machines training together (a chief + workers on Vertex)")
     retry.add_argument("--on-demand", action="store_true", help="not Spot (preemptible) this time")
+    gpu_fallback_option.add(retry)
     retry.add_argument("--epochs", type=int)
     retry.add_argument("--batch-size", type=int)
     retry.add_argument("--learning-rate", type=float)
@@ -119,6 +120,7 @@ def retry_run(args, client, ui: Output) -> int:
             gpu[key] = getattr(args, flag)
     if args.on_demand:
         gpu["preemptible"] = False
+    gpu_fallback_option.apply(body, args)
     params = body.setdefault("training_params", {})
     for flag in ("epochs", "batch_size", "learning_rate"):
         if getattr(args, flag) is not None:

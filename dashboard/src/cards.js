@@ -3,6 +3,7 @@ import {
   actionLabel, actionsFor, ago, baseText, cssStatus, duration, epochText, esc, gateMetric, costText, gpuText, inHowLong,
   isDeployed, isDeploying, liftsText, lowerIsBetter, metricLabel, metricValue, statusIcon, statusLabel, toDate, when,
 } from './format.js';
+import { attemptsLine } from './attempts.js';
 
 const SEP = '<span class="sep">│</span>';
 
@@ -135,7 +136,7 @@ export function renderCard(run, now = new Date()) {
   const { left, right } = actionsFor(run);
   const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
   const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${right.map(button).join('')}</div></div>`;
-  return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${actions}</article>`;
+  return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${attemptsLine(run)}${actions}</article>`;
 }
 
 export function renderCards(runs, now = new Date()) {

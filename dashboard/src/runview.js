@@ -8,6 +8,7 @@ import {
   actionLabel, actionsFor, baseText, cssStatus, costText, duration, esc, gateMetric, gateSummary, gpuText, lowerIsBetter,
   metricLabel, metricValue, notificationsText, stageNames, statusIcon, statusLabel, when,
 } from './format.js';
+import { attemptsTable } from './attempts.js';
 import { listenHistory, listenRun } from './live.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 
@@ -265,7 +266,7 @@ function overview(run) {
       <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd>
       ${notificationsText(run) ? `<dt>Notifications</dt><dd data-role="notifications">${esc(notificationsText(run))}</dd>` : ''}
       ${costText(run) ? `<dt>Estimated cost</dt><dd data-role="cost">${esc(costText(run))} <span class="muted small">(${esc(run.estimated_cost.region)}, list prices of ${esc(run.estimated_cost.prices_as_of)}${run.estimated_cost.spot ? ', Spot' : ''})</span></dd>` : ''}</dl>
-      ${costBreakdown(run)}${deploymentSection(run)}</div>
+      ${costBreakdown(run)}${attemptsTable(run)}${deploymentSection(run)}</div>
     <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="4" class="muted">No final metrics yet</td></tr>'}</tbody></table>
       ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(metricLabel(k))}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}

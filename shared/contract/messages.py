@@ -29,11 +29,13 @@ class RunSubmit(BaseModel):
 CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY = "cancel", "deploy", "push_anyway", "notify"  # the run-commands
 CANARY_CHECK, ROLLBACK = "canary_check", "rollback"  # a canary's watch (sent by the reconciler), a rollback
 BATCH_PREDICT = "batch_predict"  # top-K for a list of users
+GPU_FALLBACK = "gpu_fallback"  # the next attempt of a run that failed for GPU quota or capacity
 
 
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    command: Literal["cancel", "deploy", "push_anyway", "notify", "canary_check", "rollback", "batch_predict"]
+    command: Literal["cancel", "deploy", "push_anyway", "notify", "canary_check", "rollback", "batch_predict",
+                     "gpu_fallback"]
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None  # deploy, canary_check, rollback: acted on only while it is the run's

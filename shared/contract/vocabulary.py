@@ -96,7 +96,8 @@ def vocabulary() -> dict:
                                              "admitted": gpu_machines.admitted(gpu, n)} for n in gpu_machines.counts(gpu)}}
                       for gpu in get_args(run_config.GpuType)],
         "default_gpu": {"gpu_type": default_gpu.gpu_type, "gpu_count": default_gpu.gpu_count,
-                        "machine_count": default_gpu.machine_count, "preemptible": default_gpu.preemptible},
+                        "machine_count": default_gpu.machine_count, "preemptible": default_gpu.preemptible,
+                        "region": default_gpu.region, "fallbacks": default_gpu.fallbacks},
         "max_machines": run_config.MAX_MACHINES,
         "actions": [{"name": a["name"], "statuses": list(a["statuses"]), "requires": list(a.get("requires", ())),
                      "unless": list(a.get("unless", ())), "method": a["method"], "path": a["path"]}

@@ -78,6 +78,21 @@ def _nested_error(exception: str) -> str | None:
     return None
 
 
+# A printed job's google.rpc.Status: `error {\n  code: 8\n  message: "…"\n}` (a CustomJob in TFX's RuntimeError).
+_JOB_STATUS = re.compile(r'\berror \{\s*code: (\d+)\s+message: "((?:[^"\\]|\\.)*)"')
+
+
+def _job_status(exception: str) -> str | None:
+    """`message (code N)` of the error a quoted job ended with when it holds no traceback: Vertex's own reason
+    (a quota or capacity refusal: google.rpc code 8 RESOURCE_EXHAUSTED), which the printed job's other
+    fields would otherwise push past MAX_CHARS (shared/domain/gpu_fallback.classify reads it)."""
+    match = _JOB_STATUS.search(exception)
+    if match is None:
+        return None
+    message = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), match.group(2))
+    return f"{message.strip()} (code {match.group(1)})"
+
+
 def has_traceback(text: str) -> bool:
     """Whether the text holds (the tail of) a Python traceback."""
     return bool(text) and (_TRACEBACK in text or any(_FRAME.match(line) for line in text.splitlines()))
@@ -94,6 +109,10 @@ def from_text(text: str) -> str:
         nested = _nested_error(exception or "")
         if nested:
             return from_text(nested)
+        status = _job_status(exception or "")
+        if status:
+            match = _EXCEPTION.match(exception)
+            return f"{match.group(1) if match else 'Error'}: {status}"[:MAX_CHARS]
         if exception:
             match = _EXCEPTION.match(exception)
             if match and match.group(2) is not None:

@@ -129,19 +129,24 @@ MAX_MACHINES = 16  # machines one Trainer job may span (chief + workers)
 GpuType = Literal["NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_A100"]
 
 
-class GpuConfig(Strict):
+# A Google Cloud region (europe-west4, us-central1): where a shape's Trainer CustomJob runs.
+_REGION = r"^[a-z]+-[a-z]+[0-9]{1,2}$"
+MAX_FALLBACKS = 8
+
+
+class GpuShape(Strict):
+    """What one attempt's Trainer runs on: GPUs, machine, region, Spot or on-demand (a GPU fallback's unit)."""
     gpu_type: GpuType = "NVIDIA_L4"
     gpu_count: Literal[1, 2, 4, 8] = 2
-    preemptible: bool = True
+    preemptible: bool = Field(True, description="Spot (true) or on-demand (false)")
     machine_type: Optional[str] = Field(
         None, validate_default=True,
         description="defaults to the machine Appendix A pairs with the GPUs (where Compute Engine admits it)")
-    machine_count: int = Field(
-        1, ge=1, le=MAX_MACHINES, description="machines of this shape training together: 1 = one VM (the default); "
-        "N = a chief and N-1 workers on Vertex (MultiWorkerMirroredStrategy; GPUs in all = gpu_count x machine_count)")
+    region: Optional[str] = Field(None, pattern=_REGION,
+                                  description="where the Trainer's CustomJob runs; none: the deployment's region")
 
     # Field validators (not one model validator) so that a 400 names the field at fault:
-    # gpu_config.gpu_count or gpu_config.machine_type. Fields validate in declaration order, so
+    # gpu_config.gpu_count or gpu_config.fallbacks.1.machine_type. Fields validate in declaration order, so
     # gpu_type and gpu_count are in info.data here (absent when they failed themselves).
     @field_validator("gpu_count")
     @classmethod
@@ -163,6 +168,16 @@ class GpuConfig(Strict):
         if problem:
             raise ValueError(problem)
         return machine_type
+
+
+class GpuConfig(GpuShape):
+    machine_count: int = Field(
+        1, ge=1, le=MAX_MACHINES, description="machines of this shape training together: 1 = one VM (the default); "
+        "N = a chief and N-1 workers on Vertex (MultiWorkerMirroredStrategy; GPUs in all = gpu_count x machine_count)")
+    fallbacks: list[GpuShape] = Field(
+        default_factory=list, max_length=MAX_FALLBACKS,
+        description="shapes to move on to, in order, when the Trainer cannot get this one (quota or capacity; "
+        "docs/lifecycle.md \"GPU fallback\")")
 
 
 # --------------------------------------------------------------------------- evaluator gate

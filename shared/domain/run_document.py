@@ -89,6 +89,10 @@ class Attempt(_Part):
     retried_by: Optional[str] = None
     retried_at: Optional[datetime] = None
     retry_changes: Optional[dict[str, Any]] = None
+    # GPU fallback (shared/domain/gpu_fallback.py): what the attempt ran on, and quota/capacity/preempted
+    # when Vertex could not give it its machines.
+    shape: Optional[dict[str, Any]] = None
+    ended_because: Optional[str] = None
 
 
 class LastRetry(_Part):
@@ -308,6 +312,11 @@ class EstimatedCost(_Part):
     upper_bound: bool
 
 
+class GpuFallback(_Part):
+    shapes: list[dict[str, Any]] = Field(default_factory=list)
+    stopped: Optional[str] = None
+
+
 # --------------------------------------------------------------------------- the document
 
 
@@ -425,6 +434,10 @@ class TrainingRun(_Part):
     restored_by: Optional[str] = None
     purging: Optional[bool] = None
     purge_started_at: Optional[datetime] = None
+
+    # GPU fallback (shared/domain/gpu_fallback.py): the shapes in the order the run started with, and why
+    # the fallback stopped before or at the list's end.
+    gpu_fallback: Optional[GpuFallback] = None
 
     @field_validator("status")
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from shared.contract.labels import parse_job_id
 from shared.contract.nodes import STAGES, stage_for_task
 from shared.contract.pipeline_jobs import JobSnapshot, TaskSnapshot
-from shared.domain import claims, model_kinds, webhook_addresses
+from shared.domain import claims, gpu_fallback, model_kinds, webhook_addresses
 from shared.errors import Conflict, TransientError
 
 PENDING, SCHEDULED, SUBMITTING, RUNNING = "pending", "scheduled", "submitting", "running"
@@ -578,7 +578,9 @@ def prepare_retry(doc: dict, by: str, at: datetime, training_params: dict, gpu_c
                     error_message=doc.get("error_message") or None, error_details=doc.get("error_details") or {},
                     cancelled_at_stage=doc.get("cancelled_at_stage"), cancelled_at_epoch=doc.get("cancelled_at_epoch"),
                     cancelled_by=doc.get("cancelled_by"), ended_at=doc.get("completed_at"),
-                    retried_by=by, retried_at=at, retry_changes=changes)
+                    retried_by=by, retried_at=at, retry_changes=changes,
+                    shape=gpu_fallback.shape_of(doc.get("gpu_config") or {}),
+                    ended_because=gpu_fallback.cause(doc))
     new.update({
         "attempt": previous + 1, "status": PENDING, "training_params": training_params, "gpu_config": gpu_config,
         "total_epochs": training_params.get("epochs", doc.get("total_epochs")),

@@ -22,7 +22,7 @@ import concurrent.futures
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from shared.domain import runs, teams
+from shared.domain import gpu_fallback, runs, teams
 from shared.domain.teams import Caller
 from shared import log
 from shared.errors import Conflict, FieldError
@@ -50,6 +50,8 @@ def create_run(repo: Repository, effects: ports.Effects, body: Any, who: Caller,
     notification_targets.check(targets, (doc["notifications"], "notifications"))
     if request.draft and doc["scheduled_at"] is not None:
         raise FieldError.one("draft", "a draft is not scheduled: leave scheduled_at out and submit the draft later")
+    if run_data is not None and settings is not None:
+        doc = ranked_shapes(run_data, doc, settings)
     warning = quota_warning(run_data, doc, settings) if run_data is not None and settings is not None else None
     if warning:
         doc = {**doc, "warnings": [*doc.get("warnings", []), warning]}
@@ -80,9 +82,7 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
     """A warning (never a refusal) when the GPU quota cannot cover the run, or was not read in time."""
     gpu = run.get("gpu_config") or {}
     try:
-        gpus = gpu["gpu_count"] * gpu.get("machine_count", 1)  # every machine of the Trainer holds gpu_count
-        check = _PREFLIGHT.submit(sources.gpu_quota.check, settings.region, gpu["gpu_type"], gpus,
-                                  gpu.get("preemptible", True)).result(timeout=settings.preflight_deadline_s)
+        check = _quota_check(sources, settings, gpu).result(timeout=settings.preflight_deadline_s)
     except concurrent.futures.TimeoutError:  # distinct from the builtin before Python 3.11; kept explicit
         log.info("gpu quota pre-flight past its deadline", run_name=run.get("name"),
                  deadline_s=settings.preflight_deadline_s)
@@ -94,6 +94,34 @@ def quota_warning(sources, run: dict, settings) -> Optional[str]:
     if check.get("sufficient") is False:
         return f"GPU quota: {check['message']}. The run is queued and will fail at Train unless quota is added."
     return None
+
+
+def _quota_check(sources, settings, gpu: dict) -> concurrent.futures.Future:
+    """The quota check of one GPU shape, on a pre-flight worker, in the shape's region (else the deployment's)."""
+    gpus = gpu["gpu_count"] * gpu.get("machine_count", 1)  # every machine of the Trainer holds gpu_count
+    return _PREFLIGHT.submit(sources.gpu_quota.check, gpu.get("region") or settings.region, gpu["gpu_type"], gpus,
+                             gpu.get("preemptible", True))
+
+
+def ranked_shapes(sources, run: dict, settings) -> dict:
+    """A run that lists GPU fallbacks, its shapes ranked by the quota the pre-flight sees (shared/domain/
+    gpu_fallback.rank): it starts on the first, and records the order it started with. All shapes are checked
+    at once, within the one pre-flight deadline; an unanswered check ranks as unknown (the user's order)."""
+    gpu = run.get("gpu_config") or {}
+    if not gpu.get("fallbacks"):
+        return run
+    shapes = gpu_fallback.shapes(run)
+    checks = [_quota_check(sources, settings, {**gpu, **shape}) for shape in shapes]
+    done, _ = concurrent.futures.wait(checks, timeout=settings.preflight_deadline_s)
+    free = [check.result().get("sufficient") if check in done and check.exception() is None else None
+            for check in checks]
+    order = gpu_fallback.rank(shapes, free)
+    run = {**run, "gpu_fallback": {"shapes": order}}
+    if order[0] != shapes[0]:
+        run["gpu_config"] = {**gpu, **order[0]}
+        run["warnings"] = [*run.get("warnings", []), f"GPU quota: starts on {gpu_fallback.describe(order[0])}, "
+                           f"the first listed shape with free quota ({gpu_fallback.describe(shapes[0])} has none)"]
+    return run
 
 
 def submit_run(repo: Repository, effects: ports.Effects, run_id: str, who: Caller, settings=None) -> dict:

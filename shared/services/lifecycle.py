@@ -8,6 +8,8 @@ the process's `Effects` (its publisher and scheduler jobs). A change that cannot
 
 - a run that ended is counted on its schedule exactly once (auto-pause after N failures, its Cloud
   Scheduler job paused too), and the schedule's next waiting run is released for submission;
+- a run that failed at Train for quota or capacity with a GPU shape left is queued for its next attempt on
+  it (shared/services/actions/gpu_fallback.py), and is not announced or counted as ended;
 - a run that ended has its measured cost replace its spend reservation (shared/services/spending.py);
 - a completed run whose deployment_config asks for it is deployed (shared/services/actions/deploy.py);
 - a run that reached a state its notification targets asked for (completed, failed, cancelled, not
@@ -21,12 +23,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable, Optional
 
-from shared.domain import runs, schedules
+from shared.contract.messages import GPU_FALLBACK
+from shared.domain import gpu_fallback, runs, schedules
 from shared import log
-from shared.errors import NotFound
+from shared.errors import NotFound, TransientError
 from shared.adapters.repository import Repository
 from shared.services import queueing, run_writes, spending
-from shared.services.actions import deploy, notify
+from shared.services.actions import deploy, notify, publish_command
 from shared.services.ports import Effects
 
 Transition = Callable[[dict], Optional[dict]]
@@ -56,11 +59,29 @@ def after_change(repo: Repository, before: Optional[dict], after: Optional[dict]
         return
     if runs.is_terminal(after["status"]):  # its measured cost replaces its spend reservation (idempotent)
         spending.settle(repo, after, at)
+        if _falls_back(repo, after, effects, at):
+            return  # the run goes on to its next GPU shape: this failure is not its end
     notify.queue(effects.publisher, before, after)  # the run's targets are told by the run-commands consumer
     if runs.is_terminal(after["status"]) and after.get("schedule_id"):
         settle_schedule(repo, after, effects, at)
     if after["status"] == runs.COMPLETED:
         deploy.after_training(repo, effects.publisher, after)
+
+
+def _falls_back(repo: Repository, run: dict, effects: Effects, at: Optional[datetime]) -> bool:
+    """GPU fallback (shared/domain/gpu_fallback.py): a run that failed at Train for quota or capacity with a
+    shape left is queued for its next attempt (shared/services/actions/gpu_fallback.py); on its last shape, its
+    error gets the account of every shape tried. True when it moves on."""
+    if gpu_fallback.next_config(run) is not None:
+        warning = publish_command(effects.publisher, {"command": GPU_FALLBACK, "run_id": run["id"],
+                                                      "attempt": run["attempt"]})
+        if warning:
+            raise TransientError(warning)  # the event is redelivered, and the redelivery queues it
+        return True
+    if gpu_fallback.exhausted(run) is not None:
+        move_run(repo, run["id"], lambda doc: gpu_fallback.exhausted(doc) if doc["attempt"] == run["attempt"] else None,
+                 effects, at)
+    return False
 
 
 def settle_schedule(repo: Repository, run: dict, effects: Effects, at: Optional[datetime] = None) -> Optional[dict]:

@@ -56,7 +56,8 @@ def test_create_inherits_from_experiment_fills_defaults_and_queues_submit(client
     assert params["lr_schedule"] == {"type": "reduce_on_plateau", "factor": 0.5, "patience": 3, "min_lr": 0.001,
                                      "monitor": "val_loss"}
     assert run["gpu_config"] == {"gpu_type": "NVIDIA_L4", "gpu_count": 2, "preemptible": True,
-                                 "machine_type": "g2-standard-24", "machine_count": 1}
+                                 "machine_type": "g2-standard-24", "machine_count": 1,
+                                 "region": None, "fallbacks": []}
     assert run["evaluator_config"]["blessing_threshold"] == {"metric": "recall_at_100", "min_value": 0.4,
                                                              "max_value": None}
     assert run["base_experiment"]["display_name"] == f"Exp #{ids['experiment_number']}"

@@ -58,8 +58,14 @@ def request(repo, effects: ports.Effects, run_id: str, who: Caller, body: Any, s
     team's per-run cap, or refused over the month's budget) and checked against the GPU quota when
     `run_data` is given."""
     access.run(repo, who, run_id, teams.TRAINER, "retrying a run")
-    identity = who.email
-    request = parse(RetryBody, body if body is not None else {})
+    return start(repo, effects, run_id, who.email, parse(RetryBody, body if body is not None else {}), settings,
+                 run_data)
+
+
+def start(repo, effects: ports.Effects, run_id: str, identity: str, request: RetryBody, settings=None,
+          run_data=None) -> dict:
+    """The next attempt on behalf of `identity` (a user whose role was checked, or Trainyard itself: a GPU
+    fallback, shared/services/actions/gpu_fallback.py). Raises OverBudget when the spend guard refuses it."""
     at = runs.now()
     first = _next_attempt(get_run(repo, run_id), request, run_id, identity, at)
     admitted = spending.admit(repo, first, run_id, settings, at) if first is not None else None
