@@ -30,7 +30,8 @@ def deployed_pair(cloud):
 
     def deploy(run_id, name, endpoint_id, percent):
         entry = registrar.register(SimpleNamespace(run_id=run_id, attempt=1, run_number=1, model_type="retrieval",
-                                                   run_name=name), f"gs://{cloud.project}-artifacts/{name}")
+                                                   run_name=name, artifacts_uri=f"gs://{cloud.project}-artifacts/{name}"),
+                                   f"gs://{cloud.project}-artifacts/{name}/model/saved_model")
         return endpoints.deploy(DeployRequest(
             run_id=run_id, run_name=name, model_resource_name=entry.model_resource_name,
             model_version_id=entry.model_version_id, serving_model_uri=entry.serving_model_uri, endpoint_id=endpoint_id,

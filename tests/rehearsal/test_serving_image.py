@@ -200,12 +200,15 @@ def test_the_container_serves_the_exported_scann_model_under_vertexs_contract(ex
         named = requests.post(base + PREDICT_ROUTE, json={"instances": instances[:1],
                                                           "parameters": {"signature_name": "serving_default"}}, timeout=60)
         assert named.status_code == 200 and named.json()["predictions"][0]["ids"] == export["expected"][0]["ids"]
+        # `k` (a batch prediction's model_parameters) keeps the first k of the same answer
+        first = requests.post(base + PREDICT_ROUTE, json={"instances": instances[:1], "parameters": {"k": 5}}, timeout=60)
+        assert first.status_code == 200 and first.json()["predictions"][0]["ids"] == export["expected"][0]["ids"][:5]
         bad = {
             "missing features": ({"instances": [{"city": "x"}]}, "missing"),
             "not a list": ({"instances": "c1"}, "instances"),
             "not a number": ({"instances": [dict(instances[0], timestamp="soon")]}, "'timestamp' must be a int64"),
             "unknown signature": ({"instances": instances[:1], "parameters": {"signature_name": "nope"}}, "no signature"),
-            "unknown parameter": ({"instances": instances[:1], "parameters": {"k": 5}}, "unknown parameters"),
+            "unknown parameter": ({"instances": instances[:1], "parameters": {"top": 5}}, "unknown parameters"),
         }
         for case, (payload, message) in bad.items():
             response = requests.post(base + PREDICT_ROUTE, json=payload, timeout=30)
