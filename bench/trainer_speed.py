@@ -127,7 +127,6 @@ def main() -> None:
     # memory_xla: XLA cannot compile the blocked loss (a while loop over dynamic slices), see docs/pipeline.md
     parser.add_argument("--arms", default="tfrs,ours,memory,memory_tfrs_task")
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import tensorflow as tf
     import tensorflow_transform as tft
