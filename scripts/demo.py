@@ -16,8 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 DEMO_ROWS = dict(rows=15_000, customers=400, products=2_000, months=4)
+# Early stopping watches the gate metric: it now always ends on its best epoch, and val_loss's best epoch
+# (the default monitor) was three epochs short of recall@100's on this data (docs/pipeline.md).
 DEMO_PARAMS = {"epochs": 12, "batch_size": 256, "learning_rate": 0.2, "lr_schedule": {"type": "constant"},
-               "early_stopping": {"enabled": True, "patience": 4}, "checkpoint_every_epochs": 4}
+               "early_stopping": {"enabled": True, "patience": 4, "monitor": "gate_metric"}, "checkpoint_every_epochs": 4}
 DEMO_THRESHOLD = 0.30  # recall@100 the demo model clears (about 0.43 here; most-popular ≈ 0.21)
 # Quick tests a team would have run before promoting a winner (their metrics are what ranks them).
 DEMO_EXPERIMENTS = [("retrieval", "quick test: towers 64→32", {"recall_at_100": 0.352, "recall_at_10": 0.081}),
