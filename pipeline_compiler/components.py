@@ -11,6 +11,8 @@ A not-blessed model is not registered.
 # No `from __future__ import annotations`: TFX reads the component signatures at runtime.
 
 
+import functools
+
 import apache_beam as beam
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -67,6 +69,7 @@ def TrainyardEvaluator(
     with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Evaluate"):
         serving = results.join(model.uri, "Format-Serving")
 
+        @functools.cache  # looked up once: whether to use the Beam job, then the champion scored
         def find():
             return champion.find(spec, target, project, region, local_registry_dir, local_endpoints_dir)
 

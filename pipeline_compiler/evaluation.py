@@ -200,58 +200,20 @@ class _ChampionScoring:
 def evaluate_model(spec: RunSpec, examples_uri: str, serving_model_dir: str, transform_dir: str,
                    find_champion: Optional[Callable[[], Optional[Champion]]] = None) -> results.Evaluation:
     """Test-split metrics of the exported serving model, the baselines, the champion (`find_champion`
-    finds it; scored on the same batches), and the blessing decision."""
-    loaded = tf.saved_model.load(serving_model_dir)
+    finds it; scored on the same batches), and the blessing decision. The same steps as the Beam
+    Evaluator's (evaluation_beam.py), in one process."""
     dtypes = raw_dtypes(transform_dir)
-    columns = spec.dataset.columns
-    label = F.label_column(spec)
-    wanted = set(F.all_raw_columns(spec))
-
-    kind = model_kinds.kind(spec.model_type)
-    retrieval, ranking = kind.retrieves, kind.ranks
-    # One streaming pass over train: item counts (most-popular) and, for EASE, the (user, item) pairs.
-    train = TrainInteractions(spec.evaluator_config.ease_max_items if retrieval else 0)
-    train_label_sum, train_label_count = 0.0, 0
-    base_columns = {columns.item_id: dtypes[columns.item_id], columns.user_id: dtypes[columns.user_id]}
-    if label:
-        base_columns[label] = dtypes[label]
-    for batch in raw_batches(examples_uri, "train", base_columns):
-        train.add(as_text(batch[columns.user_id]), as_text(batch[columns.item_id]))
-        if label:
-            train_label_sum += float(np.sum(batch[label].astype(np.float64)))
-            train_label_count += len(batch[label])
-    most_popular = train.most_popular(max(RECALL_KS))
-    ease, ease_skipped = fit_ease(train, _gate_k(spec)) if retrieval else (None, None)
-    del train  # EASE keeps its own matrix; the pairs and counts are not needed while scoring
-    retrieve = loaded.signatures["serving_default"] if retrieval else None
-    rank = loaded.signatures[kind.rank_signature] if ranking else None
-    model, popular, ease_scores = Scores(), Scores(), Scores()
-    train_mean = train_label_sum / train_label_count if train_label_count else 0.0
-    count = 0
+    baselines = fit_train_baselines(spec, examples_uri, dtypes)  # one streaming pass over train
+    scorer = BatchScorer(spec, tf.saved_model.load(serving_model_dir), baselines)
     champion = _ChampionScoring(spec, find_champion, dtypes)
-
+    model, popular, ease, count = Scores(), Scores(), Scores(), 0
     # The champion reads its own raw features: the challenger's, plus any its signature declares.
-    test_columns = wanted | ({columns.user_id} if ease is not None else set()) | champion.columns()
-    for batch in raw_batches(examples_uri, "test", {c: dtypes[c] for c in test_columns}):
-        count += len(batch[columns.item_id])
-        actual = truth = None
-        if retrieve is not None:
-            actual = as_text(batch[columns.item_id])
-            model.add_top_ids(signature_top_ids(retrieve, batch), actual)
-            popular.add_popular(actual, most_popular)
-            if ease is not None:
-                ease_scores.add_ranks(ease.ranks(as_text(batch[columns.user_id]), actual))
-        if rank is not None:
-            truth = batch[label].astype(np.float64)
-            model.add_predictions(signature_scores(rank, batch), truth)
-            popular.add_predictions(np.full(len(truth), train_mean), truth)  # predict-the-mean
-        champion.add(batch, actual, truth)
-
-    metrics, baselines, ease_metrics = model.metrics(), popular.metrics(), ease_scores.metrics()
-    metrics["test_examples"] = float(count)
-    return decide_blessing(spec, metrics, baselines, ease_metrics,
-                           ease_lambda=ease.lam if ease is not None else None, ease_skipped=ease_skipped,
-                           champion=champion.result())
+    columns = scored_columns(spec, baselines) | champion.columns()
+    for batch in raw_batches(examples_uri, "test", {c: dtypes[c] for c in columns}):
+        batch_model, batch_popular, batch_ease, rows = scorer.score(batch)
+        model, popular, ease, count = model.merge(batch_model), popular.merge(batch_popular), ease.merge(batch_ease), count + rows
+        champion.add(batch, *scorer.truths(batch))
+    return evaluation_from_scores(spec, baselines, model, popular, ease, count, champion=champion.result())
 
 
 def _gate_k(spec: RunSpec) -> int:
@@ -385,26 +347,31 @@ class BatchScorer:
         self.columns, self.label, self.baselines = spec.dataset.columns, F.label_column(spec), baselines
         self.retrieve = loaded.signatures["serving_default"] if kind.retrieves else None
         self.rank = loaded.signatures[kind.rank_signature] if kind.ranks else None
+        self._loaded = loaded  # the signatures hold only weak references to their SavedModel
+
+    def truths(self, batch: dict[str, np.ndarray]) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """The batch's actual items (retrieval) and labels (ranking), as every scored model is held to them."""
+        return (as_text(batch[self.columns.item_id]) if self.retrieve is not None else None,
+                batch[self.label].astype(np.float64) if self.rank is not None else None)
 
     def score(self, batch: dict[str, np.ndarray]) -> tuple["Scores", "Scores", "Scores", int]:
         model, popular, ease = Scores(), Scores(), Scores()
+        actual, truth = self.truths(batch)
         if self.retrieve is not None:
-            actual = as_text(batch[self.columns.item_id])
             model.add_top_ids(signature_top_ids(self.retrieve, batch), actual)
             popular.add_popular(actual, np.array(self.baselines.most_popular))
             if self.baselines.ease is not None:
                 ease.add_ranks(self.baselines.ease.ranks(as_text(batch[self.columns.user_id]), actual))
         if self.rank is not None:
-            truth = batch[self.label].astype(np.float64)
             model.add_predictions(signature_scores(self.rank, batch), truth)
             popular.add_predictions(np.full(len(truth), self.baselines.train_mean), truth)
         return model, popular, ease, len(batch[self.columns.item_id])
 
 
 def evaluation_from_scores(spec: RunSpec, baselines: TrainBaselines, model: "Scores", popular: "Scores",
-                           ease: "Scores", count: int) -> results.Evaluation:
+                           ease: "Scores", count: int, champion: Optional[ChampionScore] = None) -> results.Evaluation:
     metrics = model.metrics()
     metrics["test_examples"] = float(count)
     return decide_blessing(spec, metrics, popular.metrics(), ease.metrics(),
                            ease_lambda=baselines.ease.lam if baselines.ease is not None else None,
-                           ease_skipped=baselines.ease_skipped)
+                           ease_skipped=baselines.ease_skipped, champion=champion)
