@@ -13,7 +13,7 @@ setup:            ## install pinned Python dependencies into .venv, build the da
 tools:            ## offline infrastructure scanners (checkov) in their own venv
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
 
-test: setup tools ## the whole suite: unit, terraform, rehearsal of the deployment, integration (emulators), e2e, browser; the images' pins beside it
+test: setup tools ## the whole suite in three processes at once (scripts/test_suite.sh): unit+security+integration, e2e+rehearsal+browser, the images' pins
 	@PY=$(PY) bash scripts/test_suite.sh
 
 test-images: setup ## each image's pinned closure resolved against the package index for its own Python and platform
