@@ -212,3 +212,53 @@ def test_the_deployed_model_answers_like_the_exported_model(stack):
     ids_key = next(k for k in direct if "id" in k)
     direct_ids = [x.decode() for x in direct[ids_key].numpy()[0].tolist()]
     assert served["ids"][:10] == direct_ids[:10]
+
+
+def test_batch_predictions_match_the_endpoint_and_the_model_card_tells_the_run(stack, tmp_path):
+    """Issue 27's batch recommendations and model card on a real run: the run-commands consumer runs the
+    serving container's code over the users' instances; each user's written top-k is the first k of what
+    the deployed endpoint answers for the same instance. The registered version's card carries the run's
+    data, curves, metrics against the baselines, the gate and the lineage."""
+    import csv
+
+    import requests
+
+    deployed = wait(stack, "completed", lambda r: r.get("deployment_status") in ("deployed", "failed"), timeout_s=900)
+    assert deployed["deployment_status"] == "deployed", deployed.get("deployment")
+    client, run_id = stack["client"], deployed["id"]
+    dataset = client.get(f"/api/datasets/{deployed['dataset_id']}")["item"]
+    users: dict[str, dict] = {}
+    with open(dataset["source"]["uri"]) as rows:
+        for row in csv.DictReader(rows):
+            users.setdefault(row["customer_id"], {k: row[k] for k in ("customer_id", "segment", "city", "timestamp")})
+            if len(users) == 12:
+                break
+    instances = list(users.values())
+    asked = client.post(f"/api/training-runs/{run_id}/batch-predictions",
+                        {"users": instances, "k": 5, "gcs_output": str(tmp_path / "batch")})
+    assert asked["changed"] is True
+    deadline, batch = time.time() + 300, {}
+    while time.time() < deadline and batch.get("status") not in ("succeeded", "failed"):
+        time.sleep(0.5)
+        batch = client.get(f"/api/training-runs/{run_id}")["training_run"].get("batch_prediction") or {}
+    assert batch.get("status") == "succeeded", batch
+    output = batch["outputs"]["gcs"]
+    assert output["rows"] == len(instances) and not output.get("failed_rows")
+    written = [json.loads(line) for line in open(os.path.join(output["location"], "predictions.jsonl"))]
+    answers = requests.post(deployed["deployment"]["predict_url"], json={"instances": instances},
+                            timeout=120).json()["predictions"]
+    by_user = {w["instance"]["customer_id"]: w["prediction"] for w in written}
+    for instance, answer in zip(instances, answers):
+        assert by_user[instance["customer_id"]]["ids"] == answer["ids"][:5]
+    # A repeat of the same request is the same batch, not a second one.
+    assert client.post(f"/api/training-runs/{run_id}/batch-predictions",
+                       {"users": instances, "k": 5, "gcs_output": str(tmp_path / "batch")})["changed"] is False
+
+    card = client.get(f"/api/training-runs/{run_id}/model-card")["card"]
+    assert card["lineage"]["run_id"] == run_id and card["model_version"]
+    assert card["data"]["rows_per_split"].get("train", 0) > 0 and card["data"]["rows_per_split"].get("test", 0) > 0
+    assert [e["epoch"] for e in card["training"]["epochs"]] and card["training"]["epochs"][0]["loss"] is not None
+    assert card["metrics"]["recall_at_100"] == pytest.approx(deployed["metrics"]["recall_at_100"])
+    assert card["baselines"]["most_popular"]["recall_at_100"] == pytest.approx(
+        deployed["evaluation_results"]["baseline_metrics"]["recall_at_100"])
+    assert card["gate"]["blessed"] is True and card["gate"]["decision"].startswith("blessed")
