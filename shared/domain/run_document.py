@@ -215,7 +215,7 @@ class BatchOutput(_Part):
 class BatchPrediction(_Part):
     """Top-K for a list of users (shared/services/actions/batch_predict.py asks for it and does it)."""
     id: str
-    status: str  # running, succeeded, failed
+    status: str  # running, succeeded, failed; skipped (after training: not blessed, `error` says why)
     requested_by: Optional[str] = None
     requested_at: Optional[datetime] = None
     model_resource_name: Optional[str] = None
@@ -225,7 +225,10 @@ class BatchPrediction(_Part):
     machine_count: int = 1
     fingerprint: Optional[str] = None
     input_uri: Optional[str] = None
-    automatic: bool = False
+    automatic: bool = False  # asked by batch_prediction_config after training (requested_by says so)
+    queued_at: Optional[datetime] = None  # the automatic batch's command went out (its ledger)
+    users_from: Optional[str] = None  # "all" or a file: the consumer reads the users and writes the input
+    input_written: Optional[bool] = None  # users_from read: `users` counts them
     outputs: dict[str, BatchOutput] = Field(default_factory=dict)  # "gcs" / "bigquery" →
     error: Optional[str] = None
     finished_at: Optional[datetime] = None
@@ -349,6 +352,7 @@ class TrainingRun(_Part):
     gpu_config: Optional[dict[str, Any]] = None
     evaluator_config: Optional[dict[str, Any]] = None
     deployment_config: Optional[dict[str, Any]] = None
+    batch_prediction_config: Optional[dict[str, Any]] = None  # batch predictions after a blessed run
     notifications: Optional[dict[str, Any]] = None
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
@@ -497,7 +501,7 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
             base_experiment: Optional[dict], dataset: dict, feature_config: dict, model_config: dict,
             training_params: dict, gpu_config: dict, evaluator_config: dict, deployment_config: dict,
             notifications: Optional[dict], scheduled_at: Optional[datetime], created_at: datetime,
-            created_by: str) -> TrainingRun:
+            created_by: str, batch_prediction_config: Optional[dict] = None) -> TrainingRun:
     """A new run, pending its first attempt, from the resolved parts of a create request (the catalog
     documents it was made from by id and name; the validated configs as JSON)."""
     from shared.domain import runs  # imported here: runs.py may come to build on this module
@@ -514,8 +518,8 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
         feature_config_id=feature_config["id"], feature_config=ref(feature_config),
         model_config_id=model_config["id"], model_config=ref(model_config),
         training_params=training_params, gpu_config=gpu_config, evaluator_config=evaluator_config,
-        deployment_config=deployment_config, notifications=notifications,
-        scheduled_at=scheduled_at, schedule_id=None,
+        deployment_config=deployment_config, batch_prediction_config=batch_prediction_config,
+        notifications=notifications, scheduled_at=scheduled_at, schedule_id=None,
         stage_details=runs.initial_stages(), current_stage=STAGES[0], current_epoch=None,
         total_epochs=training_params.get("epochs"), progress_percent=0,
         vertex_pipeline_job_name="", gcs_artifacts_path="",
