@@ -66,29 +66,27 @@ def queue(publisher, before: Optional[dict], after: Optional[dict]) -> list[str]
     return events
 
 
-def queue_schedule_paused(publisher, schedule: dict, run: dict) -> bool:
-    """A schedule auto-paused after `run` failed: tell the schedule's targets."""
+def _queue_event(publisher, owner: dict, run: dict, event: str, **about) -> bool:
+    """Queue `event` of `run` when `owner`'s (the run's or its schedule's) targets asked for it."""
     try:
-        config = notifications.config_of(schedule)
+        config = notifications.config_of(owner)
     except ValueError:
         return False
-    if not config or notifications.SCHEDULE_AUTO_PAUSED not in config.events:
+    if not config or event not in config.events:
         return False
     return _publish(publisher, {"command": NOTIFY, "run_id": run["id"], "attempt": run.get("attempt", 1),
-                                "event": notifications.SCHEDULE_AUTO_PAUSED, "schedule_id": schedule["id"]})
+                                "event": event, **about})
+
+
+def queue_schedule_paused(publisher, schedule: dict, run: dict) -> bool:
+    """A schedule auto-paused after `run` failed: tell the schedule's targets."""
+    return _queue_event(publisher, schedule, run, notifications.SCHEDULE_AUTO_PAUSED, schedule_id=schedule["id"])
 
 
 def queue_rollback(publisher, run: dict) -> bool:
     """The run's deployment was rolled back (actions/rollback.py, once per rollback): tell the run's targets
     which endpoint, why (a breach's figure and limit, or who asked) and what traffic now serves."""
-    try:
-        config = notifications.config_of(run)
-    except ValueError:
-        return False
-    if not config or notifications.ROLLED_BACK not in config.events:
-        return False
-    return _publish(publisher, {"command": NOTIFY, "run_id": run["id"], "attempt": run.get("attempt", 1),
-                                "event": notifications.ROLLED_BACK, "deployment_id": run["deployment"]["id"]})
+    return _queue_event(publisher, run, run, notifications.ROLLED_BACK, deployment_id=run["deployment"]["id"])
 
 
 def _claim(repo, run_id: str, key: str) -> bool:
