@@ -176,6 +176,12 @@ def predictable(doc: dict) -> bool:
     return doc["status"] in runs.DEPLOYABLE and bool(doc.get("vertex_model_resource_name")) and bool(doc.get("gcs_artifacts_path"))
 
 
+def _with(doc: dict, batch: dict) -> dict:
+    """The run with `batch`, and its status copied to the top level (`batch_prediction_status`: the reconciler's
+    query for batches left running, shared/services/reconcile.py)."""
+    return {**doc, "batch_prediction": batch, "batch_prediction_status": batch["status"]}
+
+
 def request(doc: dict, batch_id: str, asked: dict, by: str, at: datetime, automatic: bool = False) -> Optional[dict]:
     """The run with a batch prediction under way (`asked`: users count, k, outputs, fingerprint, input_uri, and
     users_from when the users are read from a file or the run's data by the consumer); None when the same one
@@ -196,7 +202,7 @@ def request(doc: dict, batch_id: str, asked: dict, by: str, at: datetime, automa
              "outputs": {kind: {"destination": where, "job": None, "state": None, "location": None,
                                 "rows": 0, "failed_rows": 0} for kind, where in asked["outputs"].items()},
              **{k: asked[k] for k in ("users", "k", "fingerprint", "input_uri")}}
-    return {**doc, "batch_prediction": batch}
+    return _with(doc, batch)
 
 
 def not_after_training(doc: dict) -> Optional[str]:
@@ -213,15 +219,15 @@ def skipped(doc: dict, batch_id: str, reason: str, at: datetime) -> Optional[dic
     """After training, no batch predictions, and why (kept on the run); None when one is on the run already."""
     if doc.get("batch_prediction"):
         return None
-    return {**doc, "batch_prediction": {"id": batch_id, "status": SKIPPED, "automatic": True, "requested_at": at,
-                                        "requested_by": AUTOMATIC_REQUESTER, "error": reason, "finished_at": at}}
+    return _with(doc, {"id": batch_id, "status": SKIPPED, "automatic": True, "requested_at": at,
+                       "requested_by": AUTOMATIC_REQUESTER, "error": reason, "finished_at": at})
 
 
 def mark_queued(doc: dict, batch_id: str, at: datetime) -> Optional[dict]:
     """The automatic batch's command went out (`queued_at`, once): a redelivered final event sends nothing more."""
     ongoing = doc.get("batch_prediction") or {}
     queued = claims.done(ongoing, at, done_at="queued_at") if ongoing.get("id") == batch_id else None
-    return None if queued is None else {**doc, "batch_prediction": queued}
+    return None if queued is None else _with(doc, queued)
 
 
 def resolved(doc: dict, batch_id: str, users: int) -> Optional[dict]:
@@ -229,8 +235,7 @@ def resolved(doc: dict, batch_id: str, users: int) -> Optional[dict]:
     ongoing = doc.get("batch_prediction") or {}
     if ongoing.get("id") != batch_id or ongoing.get("status") != RUNNING:
         return None
-    return {**doc, "batch_prediction": {**ongoing, "users": users, "machine_count": machine_count(users),
-                                        "input_written": True}}
+    return _with(doc, {**ongoing, "users": users, "machine_count": machine_count(users), "input_written": True})
 
 
 def record(doc: dict, batch_id: str, kind: Optional[str], changes: dict) -> Optional[dict]:
@@ -241,7 +246,7 @@ def record(doc: dict, batch_id: str, kind: Optional[str], changes: dict) -> Opti
     if ongoing.get("id") != batch_id or ongoing.get("status") != RUNNING:
         return None
     if kind is None:
-        return {**doc, "batch_prediction": {**ongoing, **changes}}
+        return _with(doc, {**ongoing, **changes})
     outputs = {**ongoing["outputs"], kind: {**ongoing["outputs"][kind], **changes}}
     batch = {**ongoing, "outputs": outputs}
     states = [o.get("state") for o in outputs.values()]
@@ -250,4 +255,4 @@ def record(doc: dict, batch_id: str, kind: Optional[str], changes: dict) -> Opti
                      finished_at=changes.get("finished_at"))
     elif all(s == SUCCEEDED for s in states):
         batch.update(status=SUCCEEDED, finished_at=changes.get("finished_at"))
-    return {**doc, "batch_prediction": batch}
+    return _with(doc, batch)

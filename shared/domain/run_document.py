@@ -424,6 +424,7 @@ class TrainingRun(_Part):
 
     # Batch recommendations (shared/services/actions/batch_predict.py)
     batch_prediction: Optional[BatchPrediction] = None
+    batch_prediction_status: Optional[str] = None  # its status, top-level for the reconciler's query
 
     # The team's money (shared/services/spending.py)
     spend: Optional[Spend] = None
