@@ -62,6 +62,20 @@ class DataTriggerRecord(_Part):
     received_at: datetime
 
 
+class Trigger(_Part):
+    """What started the run's current attempt (shared/domain/triggers.py): a person through the API or the CLI,
+    a schedule's clock, run now, new data (the event), a retry or a GPU fallback."""
+    kind: str  # manual | schedule | run_now | data | retry | gpu_fallback
+    at: datetime
+    by: Optional[str] = None  # a person, or "trainyard (schedule)" / "trainyard (gpu fallback)"
+    via: Optional[str] = None  # manual: cli | api (the client that asked)
+    attempt: int = 1  # the attempt it started
+    schedule_id: Optional[str] = None
+    slot: Optional[datetime] = None  # a schedule's: the slot it fired for
+    data: Optional[DataTriggerRecord] = None  # new data: the object, table or file that landed
+    first: Optional[dict[str, Any]] = None  # a retry's or fallback's: what started the run's first attempt
+
+
 class StageDetail(_Part):
     """One pipeline stage (shared/contract/nodes.py STAGES) as shared/domain/runs.py moves it."""
     name: str
@@ -361,6 +375,7 @@ class TrainingRun(_Part):
     triggered_by: Optional[str] = None  # a schedule's run: "schedule" (a slot), "manual" (run now) or "data"
     # --- issue 27 part 3 (training when new data lands): the event that started a data-triggered run
     data_trigger: Optional[DataTriggerRecord] = None
+    trigger: Optional[Trigger] = None  # what started the current attempt, for every run (the one block to read)
 
     # Where it is (shared/domain/runs.py)
     status: Optional[str] = None
@@ -505,7 +520,7 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
             created_by: str, batch_prediction_config: Optional[dict] = None) -> TrainingRun:
     """A new run, pending its first attempt, from the resolved parts of a create request (the catalog
     documents it was made from by id and name; the validated configs as JSON)."""
-    from shared.domain import runs  # imported here: runs.py may come to build on this module
+    from shared.domain import runs, triggers  # imported here: runs.py may come to build on this module
 
     def ref(catalog_doc: dict) -> CatalogRef:
         return CatalogRef(id=catalog_doc["id"], name=catalog_doc["name"])
@@ -527,4 +542,5 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
         metrics={}, live_metrics={}, is_blessed=None, evaluation_results={}, artifacts={}, warnings=[],
         error_message="", error_stage="", error_details={},
         created_at=created_at, created_by=created_by, started_at=None, completed_at=None, duration_seconds=None,
+        trigger=triggers.manual(created_by, created_at),  # a schedule's run says otherwise (shared/services/scheduling.py)
     )
