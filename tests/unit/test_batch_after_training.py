@@ -173,3 +173,4 @@ def test_a_schedules_template_keeps_the_config_for_its_runs(world):
     _, slot_run = run_builder.build_run(world.repo, template, "dev@example.com", runs.now(), None)
     assert slot_run["batch_prediction_config"] == doc["batch_prediction_config"]
     assert slot_run["batch_prediction_config"]["users"] == batch_predictions.ALL_USERS
+
