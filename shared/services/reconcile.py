@@ -118,7 +118,9 @@ def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, s
     for run in _unchanged_since(repo, {"batch_prediction_status": batch_predictions.RUNNING},
                                 at - limits[deployments.DEPLOYING]):
         # A batch job outlives the consumer's wait (its command is redelivered to follow it); once the
-        # redeliveries stop (dead-lettered), nothing records its progress: a follow-up command takes it on.
+        # redeliveries stop — a dead-letter policy allows 5 to 100 delivery attempts (DeadLetterPolicy.
+        # max_delivery_attempts, cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions) — nothing
+        # records its progress: a follow-up command takes it on.
         batch = run.get("batch_prediction") or {}
         checked[BATCH] += 1
         if batch.get("status") == batch_predictions.RUNNING and _send(effects.publisher, {
