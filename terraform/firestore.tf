@@ -41,6 +41,11 @@ locals {
       collection = "training_runs"
       fields     = [["deployment_status", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # The reconciler's scan of batch predictions left running (shared/services/reconcile.py).
+    "training_runs-batch_prediction_status-created_at" = {
+      collection = "training_runs"
+      fields     = [["batch_prediction_status", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     # The deleted runs: GET /api/training-runs?deleted=true and the reconciler's purge (reconcile.py).
     "training_runs-deleted-created_at" = {
       collection = "training_runs"

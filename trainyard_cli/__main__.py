@@ -37,7 +37,7 @@ import json
 import sys
 
 from shared.contract import topics
-from shared.domain import model_kinds
+from shared.domain import model_kinds, triggers
 from shared.domain.runs import gate_lifts
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
 from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, spend_commands, team_option
@@ -386,6 +386,8 @@ def describe(run_: dict, ui: Output | None = None) -> list[str]:
                      + (f" for team {run_['team']}" if run_.get("team") else "")
                      + (f", attempt {run_['attempt']}" if (run_.get("attempt") or 1) > 1 else "")
                      + (f", took {fmt.duration(run_['duration_seconds'])}" if run_.get("duration_seconds") else ""))
+    if run_.get("trigger"):
+        lines.append(f"triggered: {triggers.describe(run_['trigger'])}")
     lines.append(f"stage: {run_.get('current_stage') or '-'}  progress: {run_.get('progress_percent') or 0}%"
                  + (f"  epoch {run_['current_epoch']}/{run_.get('total_epochs') or '?'}" if run_.get("current_epoch") else ""))
     timed = [f"{s['name']} {fmt.duration(s['duration_seconds'])}" for s in run_.get("stage_details") or []

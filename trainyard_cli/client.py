@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import requests
 
+from shared.domain.triggers import CLI_USER_AGENT
 from shared.settings import LOCAL_DEV_TOKEN, read
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -50,6 +51,7 @@ class ApiClient:
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, timeout_s: float = 30):
         self.url = (url or read("TRAINYARD_API_URL") or DEFAULT_URL).rstrip("/")
         self.session = requests.Session()
+        self.session.headers["User-Agent"] = CLI_USER_AGENT  # a run made here says so (its trigger's `via`)
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.timeout_s = timeout_s

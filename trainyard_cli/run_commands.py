@@ -156,9 +156,13 @@ def batch_lines(run: dict) -> list[str]:
     batch = run.get("batch_prediction") or {}
     if not batch:
         return []
+    if batch.get("status") == "skipped":  # after training, for a run that is not blessed: why none were written
+        return [f"batch predictions after training: none — {batch.get('error')}"]
     rows = sum(o.get("rows") or 0 for o in batch.get("outputs", {}).values())
     share = min(100, int(100 * rows / (batch["users"] * max(1, len(batch.get("outputs") or {}))) + 0.5)) if batch.get("users") else 0  # as the dashboard rounds
-    lines = [f"batch predictions: {batch.get('status')}  top-{batch.get('k')} for {batch.get('users')} users  "
+    users = batch.get("users") or batch.get("users_from")  # "all" or a file until the consumer has read them
+    lines = [f"batch predictions: {batch.get('status')}" + (" (after training)" if batch.get("automatic") else "")
+             + f"  top-{batch.get('k')} for {users} users  "
              f"{share}%  ({batch.get('machine_count')} machine(s))"]
     if batch.get("error"):
         lines.append(f"  failed: {batch['error']}")

@@ -58,7 +58,8 @@ class Repository(Protocol):
         """Delete after check(doc) passes (it raises to refuse), in one transaction."""
 
     def list_runs(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
-        """Newest first. filters: equality on status, model_type, dataset_id, schedule_id, deployment_status;
+        """Newest first. filters: equality on status, model_type, dataset_id, schedule_id, deployment_status,
+        batch_prediction_status;
         `team` is a list of teams (any of them: TEAMS_KEY)."""
 
     def count_runs(self, filters: dict) -> int: ...
@@ -296,7 +297,8 @@ class FirestoreRepository:
             return [None]
         return [c for c in chunks(filters[TEAMS_KEY]) if c]
 
-    RUN_FIELDS = ("status", "model_type", "dataset_id", "schedule_id", "deployment_status", "deleted")
+    RUN_FIELDS = ("status", "model_type", "dataset_id", "schedule_id", "deployment_status", "batch_prediction_status",
+                  "deleted")
 
     def list_runs(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
         from google.cloud import firestore

@@ -15,7 +15,7 @@ from typing import Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.domain import data_access, runs, teams
+from shared.domain import claims, data_access, runs, teams
 from shared.errors import Conflict, FieldError
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -35,26 +35,34 @@ USERS_PER_REPLICA = 100_000
 MAX_REPLICAS = 10
 
 
-class BatchPredictionBody(BaseModel):
+# The default population: every user of the run's data (its user id vocabulary, `population_uri`).
+ALL_USERS = "all"
+SKIPPED = "skipped"  # after training: the run's model is not one to write batch predictions with (the reason kept)
+AUTOMATIC_REQUESTER = "trainyard (after training)"
+
+
+def _population(users):
+    """`users`: a list of ids / instances, ALL_USERS, or a file of them (gs:// or a local path, one a line)."""
+    if isinstance(users, str):
+        if users != ALL_USERS and not users.startswith(data_access.GS) and not users.startswith("/"):
+            raise ValueError(f"give {ALL_USERS!r}, a list of user ids, or a gs:// file of them (one a line)")
+        return users
+    for user in users:
+        if isinstance(user, str) and not user.strip():
+            raise ValueError("a user id is not empty")
+        if isinstance(user, dict) and not user:
+            raise ValueError("an instance names at least one feature")
+    return users
+
+
+class _BatchOutputs(BaseModel):
+    """What a batch prediction writes: the one validation of a request by hand (POST …/batch-predictions)
+    and of a run's or schedule's batch_prediction_config."""
     model_config = ConfigDict(extra="forbid")
-    users: list[Union[str, dict]] = Field(..., min_length=1, max_length=MAX_USERS,
-                                          description="user ids (the run's user id column), or whole instances "
-                                                      "({feature: value}) when the serving signature needs more "
-                                                      "query features than the id")
     k: int = Field(10, ge=1, le=MODEL_TOP_K, description="items per user (at most the model's K)")
     gcs_output: Optional[str] = Field(None, description="gs:// prefix under one of the team's buckets (JSONL)")
     bigquery_output: Optional[str] = Field(None, description="`project.dataset` of the team: Vertex writes a "
                                                              "predictions table there")
-
-    @field_validator("users")
-    @classmethod
-    def _ids(cls, users):
-        for user in users:
-            if isinstance(user, str) and not user.strip():
-                raise ValueError("a user id is not empty")
-            if isinstance(user, dict) and not user:
-                raise ValueError("an instance names at least one feature")
-        return users
 
     @model_validator(mode="after")
     def _an_output(self):
@@ -63,13 +71,61 @@ class BatchPredictionBody(BaseModel):
         return self
 
 
+USERS_DOC = (f"{ALL_USERS!r}: every user of the run's data (the user ids its Transform saw); a gs:// file of user ids "
+             "(or JSON instances), one a line, under one of the team's buckets; or, by hand, the list itself")
+
+
+class BatchPredictionBody(_BatchOutputs):
+    users: Union[str, list[Union[str, dict]]] = Field(
+        ..., description=USERS_DOC + " (ids in the run's user id column, or whole instances ({feature: value}) "
+                                     "when the serving signature needs more query features than the id)")
+
+    @field_validator("users")
+    @classmethod
+    def _ids(cls, users):
+        if isinstance(users, list) and not 1 <= len(users) <= MAX_USERS:
+            raise ValueError(f"list between 1 and {MAX_USERS} users (more: a file of them)")
+        return _population(users)
+
+
+class BatchPredictionConfig(_BatchOutputs):
+    """A run's (or a schedule's run_template's) batch predictions after a blessed run registered its model."""
+    users: str = Field(ALL_USERS, description=USERS_DOC)
+
+    @field_validator("users")
+    @classmethod
+    def _from(cls, users):
+        return _population(users)
+
+
+def check_population(team: Optional[teams.Team], users, field: str = "users") -> None:
+    """A file of users is read by the run-commands consumer with Trainyard's identity: it must lie under
+    the team's buckets (as an output does), so nobody reads another team's files through a batch job."""
+    if not isinstance(users, str) or users == ALL_USERS or team is None:
+        return
+    if not users.startswith(data_access.GS):
+        if teams.ANYTHING not in team.buckets:
+            raise FieldError.one(field, "a local file is read only by the local stack")
+    elif not data_access.under_buckets(team.buckets, users):
+        raise FieldError.one(field, f"{users} is not under a bucket team {team.name!r} may use "
+                                    f"(its buckets: {', '.join(team.buckets) or 'none declared'})")
+
+
 def machine_count(users: int) -> int:
     return max(1, min(MAX_REPLICAS, math.ceil(users / USERS_PER_REPLICA)))
 
 
-def check_outputs(team: Optional[teams.Team], gcs_output: Optional[str], bigquery_output: Optional[str]) -> dict:
-    """The outputs, normalised, when the run's team may write them; FieldError (400) naming the field otherwise.
-    `team` None: a run of no team (a platform admin's): nothing more to limit."""
+def check_outputs(team: Optional[teams.Team], gcs_output: Optional[str], bigquery_output: Optional[str],
+                  prefix: str = "") -> dict:
+    """The outputs, normalised, when the run's team may write them; FieldError (400) naming the field (under
+    `prefix`: batch_prediction_config.) otherwise. `team` None: a run of no team (a platform admin's)."""
+    try:
+        return _outputs(team, gcs_output, bigquery_output)
+    except FieldError as exc:
+        raise FieldError([{**e, "field": prefix + e["field"]} for e in exc.errors]) from None
+
+
+def _outputs(team: Optional[teams.Team], gcs_output: Optional[str], bigquery_output: Optional[str]) -> dict:
     outputs = {}
     if gcs_output:
         try:
@@ -120,24 +176,66 @@ def predictable(doc: dict) -> bool:
     return doc["status"] in runs.DEPLOYABLE and bool(doc.get("vertex_model_resource_name")) and bool(doc.get("gcs_artifacts_path"))
 
 
-def request(doc: dict, batch_id: str, asked: dict, by: str, at: datetime) -> Optional[dict]:
-    """The run with a batch prediction under way (`asked`: users count, k, outputs, fingerprint, input_uri);
-    None when the same one is under way or done. Conflict when the run has no registered model or another
-    batch prediction runs."""
+def _with(doc: dict, batch: dict) -> dict:
+    """The run with `batch`, and its status copied to the top level (`batch_prediction_status`: the reconciler's
+    query for batches left running, shared/services/reconcile.py)."""
+    return {**doc, "batch_prediction": batch, "batch_prediction_status": batch["status"]}
+
+
+def request(doc: dict, batch_id: str, asked: dict, by: str, at: datetime, automatic: bool = False) -> Optional[dict]:
+    """The run with a batch prediction under way (`asked`: users count, k, outputs, fingerprint, input_uri, and
+    users_from when the users are read from a file or the run's data by the consumer); None when the same one
+    is under way or done (after training: when any batch prediction is on the run already). Conflict when the
+    run has no registered model or another batch prediction runs."""
+    ongoing = doc.get("batch_prediction") or {}
+    if automatic and ongoing:
+        return None
     if not predictable(doc):
         raise Conflict(f"run {doc['id']} has no registered model to predict with (it is {doc['status']})")
-    ongoing = doc.get("batch_prediction") or {}
     if ongoing.get("status") in (RUNNING, SUCCEEDED) and ongoing.get("fingerprint") == asked["fingerprint"]:
         return None
     if ongoing.get("status") == RUNNING:
         raise Conflict(f"run {doc['id']} is writing batch predictions {ongoing['id']}; wait for them to finish")
-    batch = {"id": batch_id, "status": RUNNING, "requested_by": by, "requested_at": at,
+    batch = {"id": batch_id, "status": RUNNING, "requested_by": by, "requested_at": at, "automatic": automatic,
              "model_resource_name": doc["vertex_model_resource_name"], "model_version_id": str(doc["vertex_model_version"]),
-             "machine_count": machine_count(asked["users"]),
+             "machine_count": machine_count(asked["users"]), "users_from": asked.get("users_from"),
              "outputs": {kind: {"destination": where, "job": None, "state": None, "location": None,
                                 "rows": 0, "failed_rows": 0} for kind, where in asked["outputs"].items()},
              **{k: asked[k] for k in ("users", "k", "fingerprint", "input_uri")}}
-    return {**doc, "batch_prediction": batch}
+    return _with(doc, batch)
+
+
+def not_after_training(doc: dict) -> Optional[str]:
+    """Why a run that ended asking for batch predictions after training gets none (None: it gets them)."""
+    if doc.get("status") == runs.NOT_BLESSED or doc.get("is_blessed") is False:
+        reason = ((doc.get("evaluation_results") or {}).get("reason") or "its model did not pass the gate")
+        return f"not written: the run is not blessed ({reason}); a model pushed anyway is predicted with by hand"
+    if not predictable(doc):
+        return "not written: the run registered no model to predict with"
+    return None
+
+
+def skipped(doc: dict, batch_id: str, reason: str, at: datetime) -> Optional[dict]:
+    """After training, no batch predictions, and why (kept on the run); None when one is on the run already."""
+    if doc.get("batch_prediction"):
+        return None
+    return _with(doc, {"id": batch_id, "status": SKIPPED, "automatic": True, "requested_at": at,
+                       "requested_by": AUTOMATIC_REQUESTER, "error": reason, "finished_at": at})
+
+
+def mark_queued(doc: dict, batch_id: str, at: datetime) -> Optional[dict]:
+    """The automatic batch's command went out (`queued_at`, once): a redelivered final event sends nothing more."""
+    ongoing = doc.get("batch_prediction") or {}
+    queued = claims.done(ongoing, at, done_at="queued_at") if ongoing.get("id") == batch_id else None
+    return None if queued is None else _with(doc, queued)
+
+
+def resolved(doc: dict, batch_id: str, users: int) -> Optional[dict]:
+    """The users read from a file or the run's data and written as the job's input: their count and machines."""
+    ongoing = doc.get("batch_prediction") or {}
+    if ongoing.get("id") != batch_id or ongoing.get("status") != RUNNING:
+        return None
+    return _with(doc, {**ongoing, "users": users, "machine_count": machine_count(users), "input_written": True})
 
 
 def record(doc: dict, batch_id: str, kind: Optional[str], changes: dict) -> Optional[dict]:
@@ -148,7 +246,7 @@ def record(doc: dict, batch_id: str, kind: Optional[str], changes: dict) -> Opti
     if ongoing.get("id") != batch_id or ongoing.get("status") != RUNNING:
         return None
     if kind is None:
-        return {**doc, "batch_prediction": {**ongoing, **changes}}
+        return _with(doc, {**ongoing, **changes})
     outputs = {**ongoing["outputs"], kind: {**ongoing["outputs"][kind], **changes}}
     batch = {**ongoing, "outputs": outputs}
     states = [o.get("state") for o in outputs.values()]
@@ -157,4 +255,4 @@ def record(doc: dict, batch_id: str, kind: Optional[str], changes: dict) -> Opti
                      finished_at=changes.get("finished_at"))
     elif all(s == SUCCEEDED for s in states):
         batch.update(status=SUCCEEDED, finished_at=changes.get("finished_at"))
-    return {**doc, "batch_prediction": batch}
+    return _with(doc, batch)

@@ -18,14 +18,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.domain import runs
+from shared.domain import deployments, runs
 from shared.domain.webhook_addresses import host_of
 
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = runs.COMPLETED, runs.FAILED, runs.CANCELLED, runs.NOT_BLESSED
 SCHEDULE_AUTO_PAUSED = "schedule_auto_paused"
+ROLLED_BACK = "rolled_back"  # the run's model taken out of traffic, by a canary's breach or by hand
 RUN_EVENTS = (COMPLETED, FAILED, CANCELLED, NOT_BLESSED)
-EVENTS = RUN_EVENTS + (SCHEDULE_AUTO_PAUSED,)
-Event = Literal["completed", "failed", "cancelled", "not_blessed", "schedule_auto_paused"]
+EVENTS = RUN_EVENTS + (SCHEDULE_AUTO_PAUSED, ROLLED_BACK)
+Event = Literal["completed", "failed", "cancelled", "not_blessed", "schedule_auto_paused", "rolled_back"]
 SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Trainyard-Signature", "X-Trainyard-Timestamp"
 _TOPIC = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/)?[A-Za-z][A-Za-z0-9._~%+-]{2,254}$")
 SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # a Secret Manager secret id
@@ -71,8 +72,8 @@ class NotificationConfig(BaseModel):
     pubsub_topic: Optional[str] = Field(None, description="a topic name or projects/P/topics/T of this project, "
                                                           "not one of Trainyard's own")
     events: list[Event] = Field(default_factory=lambda: list(EVENTS),
-                                description="which events notify (default: every terminal state, not blessed "
-                                            "and a schedule's auto-pause)")
+                                description="which events notify (default: every terminal state, not blessed, "
+                                            "a schedule's auto-pause and a rollback of the run's deployment)")
 
     @field_validator("pubsub_topic")
     @classmethod
@@ -152,8 +153,31 @@ def events_for(before: Optional[dict], after: Optional[dict]) -> list[str]:
     return [after["status"]] if config and after["status"] in config.events else []
 
 
-def ledger_key(attempt: int, event: str, target: str) -> str:
-    return f"{attempt}:{event}:{target}"
+def ledger_key(attempt: int, event: str, target: str, deployment_id: Optional[str] = None) -> str:
+    """One delivery per (attempt, event, target); a rollback's per deployment (each is rolled back once)."""
+    return f"{attempt}:{event}{'@' + deployment_id if deployment_id else ''}:{target}"
+
+
+def rollback_of(run: dict) -> Optional[dict]:
+    """The facts of the run's rolled-back deployment a notification gives: which endpoint, by whom or what,
+    why (a breach: the figures seen and the limits held to), and the split that now serves."""
+    deployment = run.get("deployment") or {}
+    rollback = deployment.get("rollback") or {}
+    if deployment.get("status") != deployments.ROLLED_BACK:
+        return None
+    watched = deployment.get("canary") or {}
+    breach = None
+    if rollback.get("automatic"):
+        breach = {"seen": {k: v for k, v in (watched.get("last_check") or {}).items() if k != "at"},
+                  "limits": {k: watched.get(k) for k in ("max_error_rate", "max_p95_latency_ms", "min_requests")}}
+    return {"deployment_id": deployment.get("id"), "endpoint": deployment.get("endpoint_resource_name"),
+            "deployed_model_id": deployment.get("deployed_model_id"), "automatic": bool(rollback.get("automatic")),
+            "by": rollback.get("requested_by"), "reason": rollback.get("reason"), "breach": breach,
+            "traffic": deployment.get("traffic") or {}, "at": rollback.get("done_at")}
+
+
+def _split(traffic: dict) -> str:
+    return ", ".join(f"{model} {share} %" for model, share in sorted(traffic.items(), key=lambda kv: -kv[1])) or "none"
 
 
 def _gate(run: dict) -> Optional[dict]:
@@ -173,7 +197,8 @@ def _num(value: Any) -> str:
 
 
 HEADLINES = {COMPLETED: "✅ completed", FAILED: "❌ failed", CANCELLED: "⏹ cancelled",
-             NOT_BLESSED: "⚠️ not blessed", SCHEDULE_AUTO_PAUSED: "⏸ schedule auto-paused"}
+             NOT_BLESSED: "⚠️ not blessed", SCHEDULE_AUTO_PAUSED: "⏸ schedule auto-paused",
+             ROLLED_BACK: "↩️ deployment rolled back"}
 
 
 def message(run: dict, event: str, link: Optional[str], schedule: Optional[dict] = None) -> dict:
@@ -185,6 +210,12 @@ def message(run: dict, event: str, link: Optional[str], schedule: Optional[dict]
                                                           if (run.get("attempt") or 1) > 1 else "")]
     if event == SCHEDULE_AUTO_PAUSED and schedule:
         facts.append(f"Schedule *{schedule.get('name')}* ({schedule.get('id')}): {schedule.get('paused_reason')}")
+    rollback = rollback_of(run) if event == ROLLED_BACK else None
+    if rollback:
+        how = "automatically (canary watch)" if rollback["automatic"] else f"by {rollback['by']}"
+        facts.append(f"Endpoint {rollback['endpoint']}: model {rollback['deployed_model_id']} rolled back {how}: "
+                     f"{rollback['reason']}")
+        facts.append(f"Traffic now: {_split(rollback['traffic'])}")
     if run.get("error_message"):
         facts.append(f"Failed at {run.get('error_stage')}: {str(run['error_message'])[:300]}")
     if gate:
@@ -209,7 +240,7 @@ def message(run: dict, event: str, link: Optional[str], schedule: Optional[dict]
             "gate": gate, "duration_seconds": run.get("duration_seconds"),
             "estimated_cost": {k: cost.get(k) for k in ("total", "currency", "upper_bound")} if cost else None,
             "error_stage": run.get("error_stage") or None, "error_message": run.get("error_message") or None,
-            "link": link,
+            "link": link, **({"rollback": rollback} if rollback else {}),
         },
     }
 

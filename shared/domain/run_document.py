@@ -62,6 +62,20 @@ class DataTriggerRecord(_Part):
     received_at: datetime
 
 
+class Trigger(_Part):
+    """What started the run's current attempt (shared/domain/triggers.py): a person through the API or the CLI,
+    a schedule's clock, run now, new data (the event), a retry or a GPU fallback."""
+    kind: str  # manual | schedule | run_now | data | retry | gpu_fallback
+    at: datetime
+    by: Optional[str] = None  # a person, or "trainyard (schedule)" / "trainyard (gpu fallback)"
+    via: Optional[str] = None  # manual: cli | api (the client that asked)
+    attempt: int = 1  # the attempt it started
+    schedule_id: Optional[str] = None
+    slot: Optional[datetime] = None  # a schedule's: the slot it fired for
+    data: Optional[DataTriggerRecord] = None  # new data: the object, table or file that landed
+    first: Optional[dict[str, Any]] = None  # a retry's or fallback's: what started the run's first attempt
+
+
 class StageDetail(_Part):
     """One pipeline stage (shared/contract/nodes.py STAGES) as shared/domain/runs.py moves it."""
     name: str
@@ -215,7 +229,7 @@ class BatchOutput(_Part):
 class BatchPrediction(_Part):
     """Top-K for a list of users (shared/services/actions/batch_predict.py asks for it and does it)."""
     id: str
-    status: str  # running, succeeded, failed
+    status: str  # running, succeeded, failed; skipped (after training: not blessed, `error` says why)
     requested_by: Optional[str] = None
     requested_at: Optional[datetime] = None
     model_resource_name: Optional[str] = None
@@ -225,7 +239,10 @@ class BatchPrediction(_Part):
     machine_count: int = 1
     fingerprint: Optional[str] = None
     input_uri: Optional[str] = None
-    automatic: bool = False
+    automatic: bool = False  # asked by batch_prediction_config after training (requested_by says so)
+    queued_at: Optional[datetime] = None  # the automatic batch's command went out (its ledger)
+    users_from: Optional[str] = None  # "all" or a file: the consumer reads the users and writes the input
+    input_written: Optional[bool] = None  # users_from read: `users` counts them
     outputs: dict[str, BatchOutput] = Field(default_factory=dict)  # "gcs" / "bigquery" →
     error: Optional[str] = None
     finished_at: Optional[datetime] = None
@@ -349,6 +366,7 @@ class TrainingRun(_Part):
     gpu_config: Optional[dict[str, Any]] = None
     evaluator_config: Optional[dict[str, Any]] = None
     deployment_config: Optional[dict[str, Any]] = None
+    batch_prediction_config: Optional[dict[str, Any]] = None  # batch predictions after a blessed run
     notifications: Optional[dict[str, Any]] = None
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
@@ -357,6 +375,7 @@ class TrainingRun(_Part):
     triggered_by: Optional[str] = None  # a schedule's run: "schedule" (a slot), "manual" (run now) or "data"
     # --- issue 27 part 3 (training when new data lands): the event that started a data-triggered run
     data_trigger: Optional[DataTriggerRecord] = None
+    trigger: Optional[Trigger] = None  # what started the current attempt, for every run (the one block to read)
 
     # Where it is (shared/domain/runs.py)
     status: Optional[str] = None
@@ -420,6 +439,7 @@ class TrainingRun(_Part):
 
     # Batch recommendations (shared/services/actions/batch_predict.py)
     batch_prediction: Optional[BatchPrediction] = None
+    batch_prediction_status: Optional[str] = None  # its status, top-level for the reconciler's query
 
     # The team's money (shared/services/spending.py)
     spend: Optional[Spend] = None
@@ -497,10 +517,10 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
             base_experiment: Optional[dict], dataset: dict, feature_config: dict, model_config: dict,
             training_params: dict, gpu_config: dict, evaluator_config: dict, deployment_config: dict,
             notifications: Optional[dict], scheduled_at: Optional[datetime], created_at: datetime,
-            created_by: str) -> TrainingRun:
+            created_by: str, batch_prediction_config: Optional[dict] = None) -> TrainingRun:
     """A new run, pending its first attempt, from the resolved parts of a create request (the catalog
     documents it was made from by id and name; the validated configs as JSON)."""
-    from shared.domain import runs  # imported here: runs.py may come to build on this module
+    from shared.domain import runs, triggers  # imported here: runs.py may come to build on this module
 
     def ref(catalog_doc: dict) -> CatalogRef:
         return CatalogRef(id=catalog_doc["id"], name=catalog_doc["name"])
@@ -514,12 +534,13 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
         feature_config_id=feature_config["id"], feature_config=ref(feature_config),
         model_config_id=model_config["id"], model_config=ref(model_config),
         training_params=training_params, gpu_config=gpu_config, evaluator_config=evaluator_config,
-        deployment_config=deployment_config, notifications=notifications,
-        scheduled_at=scheduled_at, schedule_id=None,
+        deployment_config=deployment_config, batch_prediction_config=batch_prediction_config,
+        notifications=notifications, scheduled_at=scheduled_at, schedule_id=None,
         stage_details=runs.initial_stages(), current_stage=STAGES[0], current_epoch=None,
         total_epochs=training_params.get("epochs"), progress_percent=0,
         vertex_pipeline_job_name="", gcs_artifacts_path="",
         metrics={}, live_metrics={}, is_blessed=None, evaluation_results={}, artifacts={}, warnings=[],
         error_message="", error_stage="", error_details={},
         created_at=created_at, created_by=created_by, started_at=None, completed_at=None, duration_seconds=None,
+        trigger=triggers.manual(created_by, created_at),  # a schedule's run says otherwise (shared/services/scheduling.py)
     )

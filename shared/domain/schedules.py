@@ -546,6 +546,7 @@ def run_template_from(run_doc: dict, description: str = "") -> dict:
         "gpu_config": run_doc["gpu_config"],
         "evaluator_config": run_doc["evaluator_config"],
         "deployment_config": run_doc["deployment_config"],
+        **({"batch_prediction_config": run_doc["batch_prediction_config"]} if run_doc.get("batch_prediction_config") else {}),
         **({"notifications": run_doc["notifications"]} if run_doc.get("notifications") else {}),
     }
 

@@ -7,7 +7,7 @@ from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from shared.domain import runs
+from shared.domain import runs, triggers
 from shared import log
 from shared.composition import Dependencies
 from shared.domain import teams
@@ -135,7 +135,8 @@ def create_app(deps: Dependencies) -> Flask:
     @app.post("/api/training-runs")
     def create_run():
         run = intake.create_run(deps.repo, deps.effects, body(), g.caller, deps.settings.teams, run_data=deps.run_data,
-                                settings=deps.settings, targets=deps.notification_targets)
+                                settings=deps.settings, targets=deps.notification_targets,
+                                client=triggers.via(request.headers.get("User-Agent")))
         return jsonify(success=True, training_run=runs.public_view(run), warnings=run.get("warnings", [])), 201
 
     @app.get("/api/training-runs")

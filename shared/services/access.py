@@ -7,14 +7,14 @@ What each action needs (docs/security.md, "Teams and roles"):
     viewer    read a run (logs, history, artifacts, errors), a schedule, a catalog entry
     trainer   create, submit, cancel, retry, run now; create, pause, resume, trigger, cancel a schedule;
               create a catalog entry
-    deployer  deploy, push anyway, a run whose deployment_config deploys after training
+    deployer  deploy, push anyway, a run whose deployment_config deploys after training (or batch_prediction_config)
     admin     delete a run, verify an experiment's metrics, move a resource to another team
 """
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from shared.domain import runs, teams
+from shared.domain import batch_predictions, runs, teams
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.teams import Caller
 from shared.errors import Conflict, FieldError, Forbidden, NotFound
@@ -98,6 +98,12 @@ def check_new_run(repo, who: Caller, declared: Iterable[teams.Team], doc: dict, 
     if config.get("action") in ("deploy_new", "deploy_existing"):
         teams.require_on(who, doc, teams.DEPLOYER, f"a run that deploys after training ({prefix}deployment_config)")
         check_endpoint(team, config.get("existing_endpoint_id"), f"{prefix}deployment_config.existing_endpoint_id")
+    batch = doc.get("batch_prediction_config")
+    if batch:  # as POST …/batch-predictions asks: deployer, outputs and users' file under the team's own
+        field = f"{prefix}batch_prediction_config"
+        teams.require_on(who, doc, teams.DEPLOYER, f"a run that writes batch predictions after training ({field})")
+        batch_predictions.check_outputs(team, batch.get("gcs_output"), batch.get("bigquery_output"), f"{field}.")
+        batch_predictions.check_population(team, batch.get("users"), f"{field}.users")
     used = [("datasets", doc.get("dataset_id")), ("feature_configs", doc.get("feature_config_id")),
             ("model_configs", doc.get("model_config_id")),
             ("experiments", (doc.get("base_experiment") or {}).get("id")),

@@ -22,7 +22,7 @@ import concurrent.futures
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from shared.domain import gpu_fallback, runs, teams
+from shared.domain import gpu_fallback, runs, teams, triggers
 from shared.domain.teams import Caller
 from shared import log
 from shared.errors import Conflict, FieldError
@@ -34,7 +34,7 @@ from shared.services.run_data import get_run
 
 def create_run(repo: Repository, effects: ports.Effects, body: Any, who: Caller, declared: Iterable[teams.Team],
                run_data=None, settings=None, run_id: Optional[str] = None, at: Optional[datetime] = None,
-               targets=None) -> dict:
+               targets=None, client: Optional[str] = None) -> dict:
     """A run owned by the team the body names (or the caller's only team where they are trainer);
     `declared` is the deployment's teams. `run_data` and `settings` enable the GPU quota pre-flight
     (the API gives them; tests may not); `targets` checks and seals the run's notification targets
@@ -44,6 +44,7 @@ def create_run(repo: Repository, effects: ports.Effects, body: Any, who: Caller,
     team = teams.team_for_new(who, run_builder.requested_team(body), declared, teams.TRAINER, "creating a run")
     identity = who.email
     request, doc = run_builder.build_run(repo, body, identity, at, team)
+    doc["trigger"] = triggers.manual(identity, at, client)  # `client`: cli or api (triggers.via)
     access.check_new_run(repo, who, declared, doc)
     catalog_entries.require_usable_dataset(repo, doc["dataset_id"], team, declared,
                                            settings.admins if settings is not None else frozenset())

@@ -12,6 +12,8 @@ the process's `Effects` (its publisher and scheduler jobs). A change that cannot
   it (shared/services/actions/gpu_fallback.py), and is not announced or counted as ended;
 - a run that ended has its measured cost replace its spend reservation (shared/services/spending.py);
 - a completed run whose deployment_config asks for it is deployed (shared/services/actions/deploy.py);
+- a run that ended with a batch_prediction_config gets its batch predictions when blessed and registered,
+  else the reason it gets none (shared/services/actions/batch_predict.py);
 - a run that reached a state its notification targets asked for (completed, failed, cancelled, not
   blessed; a schedule's auto-pause) is announced (shared/services/actions/notify.py).
 
@@ -29,7 +31,7 @@ from shared import log
 from shared.errors import NotFound, TransientError
 from shared.adapters.repository import Repository
 from shared.services import queueing, run_writes, spending
-from shared.services.actions import deploy, notify, publish_command
+from shared.services.actions import batch_predict, deploy, notify, publish_command
 from shared.services.ports import Effects
 
 Transition = Callable[[dict], Optional[dict]]
@@ -66,6 +68,8 @@ def after_change(repo: Repository, before: Optional[dict], after: Optional[dict]
         settle_schedule(repo, after, effects, at)
     if after["status"] == runs.COMPLETED:
         deploy.after_training(repo, effects.publisher, after)
+    if after["status"] in (runs.COMPLETED, runs.NOT_BLESSED):
+        batch_predict.after_training(repo, effects.publisher, after)
 
 
 def _falls_back(repo: Repository, run: dict, effects: Effects, at: Optional[datetime]) -> bool:

@@ -13,6 +13,10 @@ status's threshold (shared/settings.py) and repairs each through the path its ev
 - `cancelling` → the job is read and applied (a cancelled job ends it), else the cancel is sent again;
 - a deployment `deploying` or `rolling_back`, or a push-anyway `pushing` → its command is sent again
   (run-commands acts on a deployment id or a push once and skips a repeat);
+- a batch prediction `running` → its `batch_predict` command again (a job that outlived the consumer's
+  wait and the command's redeliveries: the follow-up records its progress, rows and final state);
+- a failed run with a GPU shape left (gpu_fallback.next_config) → its `gpu_fallback` command again (the
+  next attempt was never started: the command was lost);
 - a deployment in `canary` → `canary_check`, every pass: the watch of a staged deploy (run-commands reads
   its serving metrics and waits, promotes it or rolls it back; shared/services/actions/canary_watch.py);
 - a deleted run past its grace period (`purge_after`) → purged: marked `purging` (no restore after that),
@@ -27,7 +31,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Callable, Iterator, Optional
 
-from shared.domain import deployments, runs
+from shared.domain import batch_predictions, deployments, gpu_fallback, runs
 from shared import log
 from shared.adapters.pipelines import PipelineBackend
 from shared.contract import labels, messages
@@ -39,6 +43,8 @@ PAGE = 200
 MAX_SCAN = 5000  # per status and pass; the oldest stuck runs come last (newest first) and wait a pass
 RECENT_KEPT = 50
 STATUS = "reconciler"  # its status document (repo.mutate_status / get_status)
+BATCH, GPU_FALLBACK = "batch_prediction", "gpu_fallback"  # what else it checks (the status document's keys)
+FALLBACK_LOOKBACK = timedelta(days=7)  # failed runs made this recently are checked for a lost gpu_fallback
 
 
 def thresholds(settings) -> dict[str, timedelta]:
@@ -56,11 +62,14 @@ def _unchanged_since(repo, filters: dict, before: datetime) -> Iterator[dict]:
     return _scan(repo, filters, lambda run: bool(run.get("updated_at") and run["updated_at"] <= before))
 
 
-def _scan(repo, filters: dict, wanted: Callable[[dict], bool]) -> Iterator[dict]:
+def _scan(repo, filters: dict, wanted: Callable[[dict], bool],
+          stop: Callable[[dict], bool] = lambda run: False) -> Iterator[dict]:
     after, scanned = None, 0
     while scanned < MAX_SCAN:
         page = repo.list_runs(filters, PAGE, after)
         for run in page:
+            if stop(run):  # newest first: all that follow are older
+                return
             if wanted(run):
                 yield run
         scanned += len(page)
@@ -106,6 +115,22 @@ def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, s
         if deployment.get("status") == deployments.CANARY and _send(effects.publisher, {
                 "command": messages.CANARY_CHECK, "run_id": run["id"], "deployment_id": deployment.get("id")}):
             checked[deployments.CANARY] += 1
+    for run in _unchanged_since(repo, {"batch_prediction_status": batch_predictions.RUNNING},
+                                at - limits[deployments.DEPLOYING]):
+        # A batch job outlives the consumer's wait (its command is redelivered to follow it); once the
+        # redeliveries stop — a dead-letter policy allows 5 to 100 delivery attempts (DeadLetterPolicy.
+        # max_delivery_attempts, cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions) — nothing
+        # records its progress: a follow-up command takes it on.
+        batch = run.get("batch_prediction") or {}
+        checked[BATCH] += 1
+        if batch.get("status") == batch_predictions.RUNNING and _send(effects.publisher, {
+                "command": messages.BATCH_PREDICT, "run_id": run["id"], "batch_id": batch.get("id")}):
+            repaired(run, "batch_followed", batch_id=batch.get("id"))
+    for run in _falling_back(repo, at - limits[deployments.DEPLOYING], at - FALLBACK_LOOKBACK):
+        checked[GPU_FALLBACK] += 1
+        if _send(effects.publisher, {"command": messages.GPU_FALLBACK, "run_id": run["id"], "attempt": run["attempt"]}):
+            repaired(run, "gpu_fallback_resent", shape=gpu_fallback.describe(gpu_fallback.shape_of(
+                gpu_fallback.next_config(run))))
     for run in _unchanged_since(repo, {"status": runs.NOT_BLESSED}, at - limits[runs.PUSHING]):
         if (run.get("push_anyway") or {}).get("status") != runs.PUSHING:
             continue
@@ -128,6 +153,16 @@ def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, s
     repo.mutate_status(STATUS, lambda status: fold_report(status, report, RECENT_KEPT))
     log.info("reconcile pass", checked=dict(checked), repaired=report["repaired"])
     return report
+
+
+def _falling_back(repo, before: datetime, since: datetime) -> Iterator[dict]:
+    """Failed runs that should have moved on to their next GPU shape (lifecycle queued `gpu_fallback`) and
+    have not changed since `before`: the command was lost. Runs made before `since` are not looked at (the
+    scan is newest first and failed runs pile up; a fallback is queued minutes after a run fails)."""
+    for run in _scan(repo, {"status": runs.FAILED}, lambda r: bool(
+            r.get("updated_at") and r["updated_at"] <= before and gpu_fallback.next_config(r) is not None),
+            stop=lambda r: r["created_at"] < since):
+        yield run
 
 
 def _send(publisher, command: dict) -> bool:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.adapters.repository import Repository
 from shared.domain import model_kinds, run_document, run_numbers, runs
+from shared.domain.batch_predictions import BatchPredictionConfig
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_problem
 from shared.domain.doc_ids import DocumentId
 from shared.domain.notifications import NotificationConfig
@@ -39,6 +40,9 @@ class CreateRunRequest(BaseModel):
     gpu_config: GpuConfig = Field(default_factory=GpuConfig)
     evaluator_config: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
     deployment_config: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    batch_prediction_config: Optional[BatchPredictionConfig] = Field(
+        None, description="after a blessed run registers its model, write top-K for its users (as POST "
+                          "…/batch-predictions does; docs/lifecycle.md \"Batch recommendations\")")
     scheduled_at: Optional[datetime] = None
     notifications: Optional[NotificationConfig] = Field(None, description="webhooks / a Pub/Sub topic told when the "
                                                                           "run ends (shared/domain/notifications.py)")
@@ -145,7 +149,9 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime, team: Op
         training_params=params.model_dump(mode="json"), gpu_config=request.gpu_config.model_dump(mode="json"),
         evaluator_config=evaluator.model_dump(mode="json"), deployment_config=deployment.model_dump(mode="json"),
         notifications=request.notifications.model_dump(mode="json") if request.notifications else None,
-        scheduled_at=scheduled, created_at=at, created_by=identity)
+        scheduled_at=scheduled, created_at=at, created_by=identity,
+        batch_prediction_config=(request.batch_prediction_config.model_dump(mode="json")
+                                 if request.batch_prediction_config else None))
     return request, run.to_document()
 
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from shared.domain import data_triggers, runs, schedules, spend, teams
+from shared.domain import data_triggers, runs, schedules, spend, teams, triggers
 from shared.domain.teams import Caller
 from shared import log
 from shared.contract.messages import ScheduleTrigger
@@ -196,11 +196,11 @@ def _require(repo: Repository, schedule_id: str) -> dict:
 
 def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id: str, slot: datetime,
               at: datetime, manual: bool = False, strict: bool = True, settings=None,
-              trigger: Optional[dict] = None) -> dict:
+              trigger: Optional[dict] = None, by: Optional[str] = None) -> dict:
     """Decide one slot (active / queued / skipped, per the concurrency policy), make its run with
     the deterministic `run_id`, and queue an active one for submission. Idempotent: a repeated call
     finds the decision and the run already made and only re-queues a still-pending run. `trigger`: the
-    data event that fired it (shared/domain/data_triggers.py), recorded on the run."""
+    data event that fired it (shared/domain/data_triggers.py), recorded on the run; `by`: who ran it now."""
     settle_tracked(repo, _require(repo, schedule_id), at, effects)
     updated = _mutate(repo, schedule_id, lambda s: schedules.admit(s, run_id, slot, at, manual))
     schedule = updated or _require(repo, schedule_id)
@@ -214,7 +214,7 @@ def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id
                         reason=schedule["skipped_slots"][-1]["reason"])
         return {"outcome": "skipped", "run": None, "schedule": schedule}
     try:
-        run = _ensure_run(repo, effects, schedule, run_id, slot, at, manual, settings, trigger)
+        run = _ensure_run(repo, effects, schedule, run_id, slot, at, manual, settings, trigger, by)
     except (FieldError, spending.OverBudget) as exc:  # the template no longer resolves (e.g. its dataset was
         # deleted), or the team's month is spent: no run; why is on the schedule (skipped_slots, last_error)
         reason = f"over budget: {exc}" if isinstance(exc, spending.OverBudget) else f"run not created: {exc}"
@@ -232,7 +232,7 @@ def fire_slot(repo: Repository, effects: ports.Effects, schedule_id: str, run_id
 
 
 def _ensure_run(repo: Repository, effects: ports.Effects, schedule: dict, run_id: str, slot: datetime, at: datetime, manual: bool,
-                settings=None, trigger: Optional[dict] = None) -> dict:
+                settings=None, trigger: Optional[dict] = None, by: Optional[str] = None) -> dict:
     """The slot's run, admitted by the spend guard (reserved on its team's ledger; above the team's per-run cap
     it waits for approval instead of its turn); OverBudget when the team's month is spent."""
     existing = repo.get_run(run_id)
@@ -250,6 +250,7 @@ def _ensure_run(repo: Repository, effects: ports.Effects, schedule: dict, run_id
     _, doc = run_builder.build_run(repo, template, schedule["created_by"], at, schedule.get("team"))
     doc.update(status=runs.SCHEDULED, schedule_id=schedule["id"], scheduled_at=slot,
                triggered_by="data" if trigger else "manual" if manual else "schedule",
+               trigger=triggers.scheduled(schedule["id"], slot, at, by if manual else None, trigger),
                notifications=schedule["run_template"].get("notifications"))
     if trigger:
         doc["data_trigger"] = trigger
@@ -398,7 +399,7 @@ def trigger_schedule(repo: Repository, effects: ports.Effects, schedule_id: str,
         raise Conflict(f"schedule {schedule_id} is {schedule['status']}; only active or paused schedules can be "
                        f"triggered")
     result = fire_slot(repo, effects, schedule_id, schedules.manual_run_id(schedule_id, at), at, at,
-                       manual=True, strict=False, settings=settings)
+                       manual=True, strict=False, settings=settings, by=who.email)
     return {"outcome": result["outcome"], "training_run": runs.public_view(result["run"]) if result["run"] else None,
             "schedule": schedules.public_view(result["schedule"])}
 

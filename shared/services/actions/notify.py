@@ -1,6 +1,6 @@
 """Notify a run's (or its schedule's) targets: `queue` (after a run changed: one `notify` command per event on
 run-commands — from shared/services/lifecycle.after_change with (before, after)), `queue_schedule_paused`
-(a schedule auto-paused), and `deliver` (`execute`, the run-commands consumer: send to every target,
+(a schedule auto-paused), `queue_rollback` (its deployment rolled back: one per deployment), and `deliver` (`execute`, the run-commands consumer: send to every target,
 retried with backoff, at most once per (run, attempt, event, target)).
 
 At most once: a target is claimed in the run's `notifications_sent` ledger ("sending", shared/domain/claims.py) before it is
@@ -66,16 +66,27 @@ def queue(publisher, before: Optional[dict], after: Optional[dict]) -> list[str]
     return events
 
 
-def queue_schedule_paused(publisher, schedule: dict, run: dict) -> bool:
-    """A schedule auto-paused after `run` failed: tell the schedule's targets."""
+def _queue_event(publisher, owner: dict, run: dict, event: str, **about) -> bool:
+    """Queue `event` of `run` when `owner`'s (the run's or its schedule's) targets asked for it."""
     try:
-        config = notifications.config_of(schedule)
+        config = notifications.config_of(owner)
     except ValueError:
         return False
-    if not config or notifications.SCHEDULE_AUTO_PAUSED not in config.events:
+    if not config or event not in config.events:
         return False
     return _publish(publisher, {"command": NOTIFY, "run_id": run["id"], "attempt": run.get("attempt", 1),
-                                "event": notifications.SCHEDULE_AUTO_PAUSED, "schedule_id": schedule["id"]})
+                                "event": event, **about})
+
+
+def queue_schedule_paused(publisher, schedule: dict, run: dict) -> bool:
+    """A schedule auto-paused after `run` failed: tell the schedule's targets."""
+    return _queue_event(publisher, schedule, run, notifications.SCHEDULE_AUTO_PAUSED, schedule_id=schedule["id"])
+
+
+def queue_rollback(publisher, run: dict) -> bool:
+    """The run's deployment was rolled back (actions/rollback.py, once per rollback): tell the run's targets
+    which endpoint, why (a breach's figure and limit, or who asked) and what traffic now serves."""
+    return _queue_event(publisher, run, run, notifications.ROLLED_BACK, deployment_id=run["deployment"]["id"])
 
 
 def _claim(repo, run_id: str, key: str) -> bool:
@@ -115,7 +126,7 @@ def _send(notifier: Notifier, config, target: str, payload: dict) -> None:
 
 
 def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
-            schedule_id: Optional[str] = None) -> str:
+            schedule_id: Optional[str] = None, deployment_id: Optional[str] = None) -> str:
     run = repo.get_run(run_id)
     if run is None:
         return "skipped"
@@ -131,7 +142,7 @@ def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
     payload = notifications.message(run, event, link, schedule)
     failed = []
     for target in config.targets():
-        key = notifications.ledger_key(attempt, event, target)
+        key = notifications.ledger_key(attempt, event, target, deployment_id)
         if not _claim(repo, run_id, key):
             continue  # sent, or being sent by another delivery: at most once
         try:
@@ -153,4 +164,4 @@ def deliver(repo, notifier: Notifier, run_id: str, attempt: int, event: str,
 
 def execute(command: RunCommand, consumer: Consumer) -> str:
     return deliver(consumer.repo, consumer.notifier, command.run_id, command.attempt or 1, command.event or "",
-                   command.schedule_id)
+                   command.schedule_id, command.deployment_id)

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain import runs, teams
+from shared.domain import gpu_fallback, runs, teams, triggers
 from shared.domain.run_config import GpuConfig, TrainingParams
 from shared.domain.teams import Caller
 from shared.errors import Conflict, FieldError
@@ -50,7 +50,8 @@ def _next_attempt(doc: dict, request: RetryBody, run_id: str, identity: str, at)
     if doc["status"] not in runs.RETRYABLE:
         raise Conflict(f"run {run_id} is {doc['status']}; only failed or cancelled runs can be retried")
     params, gpu, changes = _retry_config(doc, request)
-    return runs.prepare_retry(doc, identity, at, params, gpu, changes)
+    new = runs.prepare_retry(doc, identity, at, params, gpu, changes)
+    return {**new, "trigger": triggers.retried(doc, identity, at, new["attempt"], gpu_fallback.AUTOMATIC_RETRIER)}
 
 
 def request(repo, effects: ports.Effects, run_id: str, who: Caller, body: Any, settings=None, run_data=None) -> dict:

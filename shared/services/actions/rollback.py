@@ -15,7 +15,7 @@ from shared.domain import canary, deployments, runs, teams
 from shared.domain.teams import Caller
 from shared.errors import Conflict, PermanentError
 from shared.services import access, ports, run_writes
-from shared.services.actions import Consumer, outcome, owned, publish_command, run_for
+from shared.services.actions import Consumer, notify, outcome, owned, publish_command, run_for
 from shared.validation import parse
 
 
@@ -64,8 +64,10 @@ def roll_back(run: dict, consumer: Consumer) -> str:
                          lambda doc: deployments.rollback_failed(doc, deployment["id"], str(exc), runs.now()))
         log.error("rollback failed", run_id=run["id"], endpoint=name, error=str(exc))
         return "rollback_failed"
-    run_writes.write(consumer.repo, run["id"],
-                     lambda doc: deployments.rolled_back(doc, deployment["id"], before, after, runs.now()))
+    done = run_writes.write(consumer.repo, run["id"],
+                            lambda doc: deployments.rolled_back(doc, deployment["id"], before, after, runs.now()))
+    if done is not None:  # this delivery rolled it back (a repeat finds it done): its targets are told once
+        notify.queue_rollback(consumer.effects.publisher, done)
     log.warning("deployment rolled back", run_id=run["id"], endpoint=name, traffic=after,
                 reason=deployment["rollback"]["reason"])
     return "rolled_back"
