@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain import deployments, runs
-from shared.domain.webhook_addresses import host_of
 
 COMPLETED, FAILED, CANCELLED, NOT_BLESSED = runs.COMPLETED, runs.FAILED, runs.CANCELLED, runs.NOT_BLESSED
 SCHEDULE_AUTO_PAUSED = "schedule_auto_paused"
