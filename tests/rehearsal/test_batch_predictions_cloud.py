@@ -21,6 +21,7 @@ import pytest
 from shared.contract import labels, results
 from shared.domain import batch_predictions, runs, teams
 from tests.builders import dataset_body, feature_config_body, model_config_body
+from tests.rehearsal.test_cloud_runs import _assert_iam_table_names_every_rpc_served
 from tests.rehearsal.test_cloud_runs import api  # noqa: F401 - the fixture: ana, deployer on team recs
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
@@ -145,3 +146,12 @@ def test_a_deployer_writes_top_k_through_a_batch_prediction_job_and_a_redelivery
     assert failed["status"] == batch_predictions.FAILED
     assert "Model server never became ready" in failed["error"]
     assert len(_created(cloud, good["id"])) == 1 and len(_created(cloud, bad["id"])) == 1
+    # Both deliveries of the good run's command were handled: each followed the one job, or found it ended.
+    handled = cloud.wait(lambda: len(o := _outcomes(cloud, good["id"])) == 2 and o, 60, "the repeat's command")
+    assert "done" in handled and set(handled) <= {"done", "skipped"}, handled
+    _assert_iam_table_names_every_rpc_served(cloud)  # run-commands' batch calls have their grants
+
+
+def _outcomes(cloud, run_id: str) -> list[str]:
+    return [e["outcome"] for e in cloud.log_entries('consumer_service["run_commands"]')
+            if e.get("run_id") == run_id and e.get("message") == "message handled"]

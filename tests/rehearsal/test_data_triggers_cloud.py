@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 
 import pytest
@@ -99,6 +100,8 @@ def test_new_objects_and_table_writes_start_one_run_each_whose_pipeline_job_is_c
         run, job = _one_run_and_its_job(cloud, schedule["id"])
         assert run["triggered_by"] == "data" and run["data_trigger"]["location"] == location
         assert job.labels[labels.RUN_ID_LABEL] == labels.label_value(run["id"])
+        # Its events wake pipeline-events: the job id is one the log sink's filter admits (terraform/logging.tf).
+        assert re.search(plan.local("pipeline_job_id_pattern"), job.name.rsplit("/", 1)[-1])
         kept = cloud.repo.get_schedule(schedule["id"])
         assert kept["total_runs"] == 1, kept
     event = data_triggers.from_message(attributes, obj, None)

@@ -15,7 +15,8 @@ import pytest
 from shared.domain import gpu_fallback, runs
 from shared.contract import labels
 from tests.events import HERE
-from tests.rehearsal.test_cloud_runs import api, experiment, submitted  # noqa: F401 - the fixtures
+from tests.rehearsal.test_cloud_runs import _assert_iam_table_names_every_rpc_served, submitted
+from tests.rehearsal.test_cloud_runs import api, experiment  # noqa: F401 - the fixtures
 from tests.rehearsal.test_deployment_runs import _params, compiled
 from tests.rehearsal.vertex_run import Player, task_order
 
@@ -93,3 +94,7 @@ def test_a_trainer_refused_its_gpus_moves_on_to_the_next_shape_over_grpc(cloud, 
     assert "SPOT" not in json.dumps(spec.get("scheduling") or {})  # the fallback is on-demand
     # One next attempt, however many times the failure was seen (the task's event and the job's).
     assert [n for n in cloud.pipelines.jobs if n.endswith(f"/{labels.job_id_for(run['id'], 3)}")] == []
+    handled = [e["outcome"] for e in cloud.log_entries('consumer_service["run_commands"]')
+               if e.get("run_id") == run["id"] and e.get("message") == "message handled"]
+    assert handled.count("started") == 1 and set(handled) <= {"started", "ignored"}, handled
+    _assert_iam_table_names_every_rpc_served(cloud)  # pipeline-events' GetCustomJob has its grant
