@@ -91,9 +91,9 @@ def _batch(api, run_id: str) -> dict:  # noqa: F811 - api is the fixture's value
 
 
 def test_a_deployer_writes_top_k_through_a_batch_prediction_job_and_a_redelivery_starts_no_second(cloud, api):  # noqa: F811
-    """Two batches at once (run-commands holds a delivery while it follows a job, and the emulator pushes
-    run-commands at most two at a time, so not three): team recs' run, asked by its deployer, writes GCS JSONL;
-    a run of no team, which only the operator may use, writes GCS and BigQuery, and its BigQuery job fails."""
+    """Two batches at once (run-commands holds a delivery while it follows a job; with two held, the emulator
+    pushed no third within two minutes): team recs' run, asked by its deployer, writes GCS JSONL; a run of no
+    team, which only the operator may use, writes GCS and BigQuery, and its BigQuery job fails."""
     good, other = _registered_run(cloud, "batch-rehearsal-good"), _registered_run(cloud, "batch-rehearsal-other", team=None)
     prefix, dataset = f"gs://{cloud.project}-data/batch-rehearsal", f"{cloud.project}.recs_batch"
     asked = {"users": USERS, "k": 10, "gcs_output": f"{prefix}/{good['name']}"}
