@@ -241,10 +241,16 @@ def resolved(doc: dict, batch_id: str, users: int) -> Optional[dict]:
 def record(doc: dict, batch_id: str, kind: Optional[str], changes: dict) -> Optional[dict]:
     """What the consumer found about one output (`kind`) or the whole batch (`kind` None); the batch's
     status follows its outputs: succeeded when all did, failed when one failed. None when that batch is
-    no longer under way."""
+    no longer under way — except for an output still running when another failed: its job goes on writing,
+    so its end (rows, where) is still recorded, the batch staying failed."""
     ongoing = doc.get("batch_prediction") or {}
-    if ongoing.get("id") != batch_id or ongoing.get("status") != RUNNING:
+    if ongoing.get("id") != batch_id:
         return None
+    if ongoing.get("status") != RUNNING:
+        output = (ongoing.get("outputs") or {}).get(kind) if kind else None
+        if ongoing.get("status") != FAILED or output is None or output.get("state") in (SUCCEEDED, FAILED):
+            return None
+        return {**doc, "batch_prediction": {**ongoing, "outputs": {**ongoing["outputs"], kind: {**output, **changes}}}}
     if kind is None:
         return _with(doc, {**ongoing, **changes})
     outputs = {**ongoing["outputs"], kind: {**ongoing["outputs"][kind], **changes}}

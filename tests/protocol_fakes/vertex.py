@@ -243,14 +243,20 @@ class JobServiceFake:
         return empty_pb2.Empty()
 
     def add_custom_job(self, parent: str, job_id: str, labels: dict, state: str = "JOB_STATE_RUNNING",
-                       error: str = ""):
+                       error: str = "", code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT):
+        """A CustomJob as the Trainer's launcher makes it; a failed one carries `error` as the google.rpc.Status
+        of `code` (a job refused its GPUs: RESOURCE_EXHAUSTED, code 8)."""
         with self.lock:
             name = f"{parent}/customJobs/{job_id}"
             self.custom_jobs[name] = aiplatform_v1.CustomJob(name=name, display_name=job_id, labels=labels,
                                                              state=aiplatform_v1.JobState[state], create_time=_now())
             if error:  # what Vertex sets on a failed job: google.rpc.Status
-                self.custom_jobs[name].error = status_pb2.Status(code=3, message=error)
+                self.custom_jobs[name].error = status_pb2.Status(code=code.value[0], message=error)
             return name
+
+    def custom_job(self, name: str) -> aiplatform_v1.CustomJob:
+        with self.lock:
+            return aiplatform_v1.CustomJob(self.custom_jobs[name])
 
     def state(self, name: str) -> str:
         with self.lock:

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.rehearsal
 
 
 def pytest_collection_modifyitems(config, items):
-    for started in ("tests/rehearsal/test_deployment_runs", "tests/rehearsal/test_cloud_runs"):
+    for started in ("tests/rehearsal/test_deployment_runs", "tests/rehearsal/test_cloud_runs",
+                    "tests/rehearsal/test_batch_predictions_cloud", "tests/rehearsal/test_gpu_fallback_cloud",
+                    "tests/rehearsal/test_data_triggers_cloud"):
         skip_without_emulators(items, started, "rehearsal")
 
 

@@ -76,7 +76,7 @@ def test_run_commands_rolls_a_breaching_canary_back_over_grpc(cloud, catalog):  
     assert doc["deployment"]["canary"]["status"] == "breached"
     assert "error rate 25.0% (15 of 60 requests)" in doc["deployment"]["canary"]["reason"]
     assert dict(cloud.endpoints.endpoint(name).traffic_split) == {old.deployed_model_id: 100}
-    (update,) = cloud.vertex.server.requests("update_endpoint")
+    (update,) = [r for r in cloud.vertex.server.requests("update_endpoint") if r.endpoint.name == name]  # shared fake
     assert list(update.update_mask.paths) == ["traffic_split"]
     reads = cloud.vertex.server.requests("list_time_series")
     assert {r.name for r in reads} == {f"projects/{cloud.project}"}

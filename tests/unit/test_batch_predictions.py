@@ -139,6 +139,26 @@ def test_a_failed_job_fails_the_batch_with_its_reason_and_a_new_request_may_foll
     assert post(world, f"/api/training-runs/{run['id']}/batch-predictions", BODY).status_code == 202
 
 
+def test_an_output_still_running_when_the_other_failed_records_its_end():
+    """A GCS job goes on writing after the BigQuery job failed: the run shows its rows and where they are,
+    the batch staying failed (before, its end was dropped and it showed `running` for good)."""
+    doc = {"id": "tr-1", "status": runs.COMPLETED, "vertex_model_resource_name": "projects/p/locations/l/models/7",
+           "vertex_model_version": "1", "gcs_artifacts_path": "gs://a/tr-1"}
+    outputs = {"gcs": "gs://recs-data/batch", "bigquery": "recs-proj.recs_out"}
+    doc = batch_predictions.request(doc, "b1", {"users": 3, "k": 5, "outputs": outputs, "fingerprint": "f",
+                                                "input_uri": "gs://a/tr-1/in.jsonl"}, "ana@example.com", runs.now())
+    doc = batch_predictions.record(doc, "b1", "bigquery", {"state": "failed", "error": "dataset not found",
+                                                           "finished_at": "t1"})
+    assert doc["batch_prediction"]["status"] == "failed"
+    ended = batch_predictions.record(doc, "b1", "gcs", {"state": "succeeded", "rows": 3, "location": "gs://recs-data/batch/p",
+                                                        "finished_at": "t2"})
+    batch = ended["batch_prediction"]
+    assert batch["outputs"]["gcs"]["rows"] == 3 and batch["outputs"]["gcs"]["location"] == "gs://recs-data/batch/p"
+    assert (batch["status"], batch["error"], batch["finished_at"]) == ("failed", "dataset not found", "t1")
+    assert batch_predictions.record(ended, "b1", "gcs", {"rows": 9}) is None  # ended outputs stay as they ended
+    assert batch_predictions.record(ended, "b2", "gcs", {"rows": 9}) is None  # another batch's news: not this one's
+
+
 # ----------------------------------------------------------------------------- Vertex, over gRPC
 
 PROJECT, REGION = "proj", "europe-west4"
