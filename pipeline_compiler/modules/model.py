@@ -205,7 +205,7 @@ def build(spec: RunSpec, vocabulary_sizes: dict[str, int], strategy: tf.distribu
     with strategy.scope():
         built = RecommenderModel(spec, vocabulary_sizes)
         optimizer = make_optimizer(spec.model_config_.optimizer, params.learning_rate, params.mixed_precision,
-                                   params.gradient_clipnorm)
+                                   params.clipnorm(spec.model_config_))
         built.compile(optimizer=optimizer)
         batch = sample()
         built.query_tower(batch), built.candidate_tower(batch)

@@ -216,8 +216,9 @@ class MultitaskWeights(Strict):
     ranking: float = Field(1.0, ge=0)
 
 
-TOWER_DOC = ("dense layer sizes, ReLU between them; the last is the embedding size. [] = embedding-only: "
-             "the tower's output is its features' vectors concatenated (the TFRS tutorials' model)")
+TOWER_DOC = ("dense layer sizes, ReLU between them; the last is the embedding size. [] (the default) = "
+             "embedding-only: the tower's output is its features' vectors concatenated (the TFRS tutorials' "
+             "model); when both towers are [] the wider side is linearly projected to the narrower's width")
 
 
 class ModelConfig(Strict):
@@ -225,10 +226,10 @@ class ModelConfig(Strict):
     name: str = Field(..., min_length=1, max_length=200)
     description: Description = ""
     model_type: ModelType
-    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
-                                   description=TOWER_DOC)
-    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
-                                       description=TOWER_DOC)
+    # Embedding-only by default: dense towers held a no-options run at most-popular's recall on every
+    # bench data set (docs/pipeline.md "Model quality").
+    query_tower: list[int] = Field(default_factory=list, max_length=MAX_TOWER_LAYERS, description=TOWER_DOC)
+    candidate_tower: list[int] = Field(default_factory=list, max_length=MAX_TOWER_LAYERS, description=TOWER_DOC)
     ranking_head: list[int] = Field(default_factory=lambda: [256, 64], max_length=MAX_TOWER_LAYERS,
                                     description="hidden layers before the score")
     multitask_weights: MultitaskWeights = Field(default_factory=MultitaskWeights)
