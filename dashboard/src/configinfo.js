@@ -48,7 +48,8 @@ export function featureDimsText(featureConfig) {
 
 export function towerShapes(modelConfig) {
   if (!modelConfig?.query_tower) return '';
-  const arrow = (layers) => layers.join('→');
+  // [] (the default): the features' embeddings are the tower's output (catalog.py's TOWER_DOC).
+  const arrow = (layers) => (layers?.length ? layers.join('→') : 'embedding-only');
   const parts = [`query ${arrow(modelConfig.query_tower)}`, `candidate ${arrow(modelConfig.candidate_tower)}`];
   if (trainsTower(modelConfig.model_type, 'ranking_head') && modelConfig.ranking_head?.length) parts.push(`ranking head ${arrow(modelConfig.ranking_head)}`);
   return `${parts.join(' · ')} towers, ${modelConfig.optimizer || 'adagrad'} optimizer`;

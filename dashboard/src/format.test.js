@@ -227,6 +227,8 @@ describe('the inherited configuration in words (wizard)', () => {
       .toBe('query 128→64→32 · candidate 128→64→32 towers, adagrad optimizer');
     expect(towerShapes({ model_type: 'hybrid', query_tower: [64, 32], candidate_tower: [64, 32], ranking_head: [256, 64], optimizer: 'adam' }))
       .toBe('query 64→32 · candidate 64→32 · ranking head 256→64 towers, adam optimizer');
+    expect(towerShapes({ model_type: 'retrieval', query_tower: [], candidate_tower: [], optimizer: 'adagrad' }))
+      .toBe('query embedding-only · candidate embedding-only towers, adagrad optimizer');
   });
   it('the ranking head shows for the kinds whose towers the server says include it', () => {
     const shapes = (type) => towerShapes({ model_type: type, query_tower: [8], candidate_tower: [8], ranking_head: [4] });

@@ -39,7 +39,8 @@ class FeatureTower(tf.keras.layers.Layer):
     """One side's configured features -> embeddings/values -> concatenated -> dense layers."""
 
     def __init__(self, features: Sequence[FeatureSpec], vocabulary_sizes: dict[str, int],
-                 layer_sizes: Sequence[int], normalize: bool = False, **kwargs: Any) -> None:
+                 layer_sizes: Sequence[int], normalize: bool = False, projection: Optional[int] = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.feature_specs = list(features)
         self.embeddings: dict[str, tf.keras.layers.Layer] = {}
@@ -58,9 +59,14 @@ class FeatureTower(tf.keras.layers.Layer):
         hidden = list(layer_sizes[:-1])
         self.dense_layers = [tf.keras.layers.Dense(n, activation="relu", name=f"dense_{i}") for i, n in enumerate(hidden)]
         # The output stays float32 under mixed precision: dot products and the index want full precision.
-        # No layer sizes: an embedding-only tower (the concatenated feature vectors are the embedding).
-        self.output_layer = (tf.keras.layers.Dense(layer_sizes[-1], dtype="float32", name="output")
-                             if layer_sizes else None)
+        # No layer sizes: an embedding-only tower (the concatenated feature vectors are the embedding),
+        # linearly projected to the other side's width when it is the wider (catalog.projection_width).
+        if layer_sizes:
+            self.output_layer = tf.keras.layers.Dense(layer_sizes[-1], dtype="float32", name="output")
+        elif projection:
+            self.output_layer = tf.keras.layers.Dense(projection, use_bias=False, dtype="float32", name="projection")
+        else:
+            self.output_layer = None
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         parts = []
@@ -102,10 +108,14 @@ class RecommenderModel(tfrs.Model):
         features = spec.feature_config.features
         self.kind = model_kinds.kind(spec.model_type)
         normalize = config.normalize_embeddings
+        # Only a kind that dot-multiplies the towers needs them to meet; a ranking head takes any widths.
+        projection = {side: catalog.projection_width(spec.feature_config, config, side) if self.kind.towers_must_fit
+                      else None for side in ("query", "candidate")}
         self.query_tower = FeatureTower([f for f in features if f.side == "query"], vocabulary_sizes,
-                                        config.query_tower, normalize, name="query_tower")
+                                        config.query_tower, normalize, projection["query"], name="query_tower")
         self.candidate_tower = FeatureTower([f for f in features if f.side == "candidate"], vocabulary_sizes,
-                                            config.candidate_tower, normalize, name="candidate_tower")
+                                            config.candidate_tower, normalize, projection["candidate"],
+                                            name="candidate_tower")
         self.remove_accidental_hits = config.remove_accidental_hits
         self.retrieval_weight = config.multitask_weights.retrieval if self.kind.weighted else 1.0
         self.ranking_weight = config.multitask_weights.ranking if self.kind.weighted else 1.0
@@ -195,7 +205,7 @@ def build(spec: RunSpec, vocabulary_sizes: dict[str, int], strategy: tf.distribu
     with strategy.scope():
         built = RecommenderModel(spec, vocabulary_sizes)
         optimizer = make_optimizer(spec.model_config_.optimizer, params.learning_rate, params.mixed_precision,
-                                   params.gradient_clipnorm)
+                                   params.clipnorm(spec.model_config_))
         built.compile(optimizer=optimizer)
         batch = sample()
         built.query_tower(batch), built.candidate_tower(batch)

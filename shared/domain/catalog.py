@@ -216,8 +216,9 @@ class MultitaskWeights(Strict):
     ranking: float = Field(1.0, ge=0)
 
 
-TOWER_DOC = ("dense layer sizes, ReLU between them; the last is the embedding size. [] = embedding-only: "
-             "the tower's output is its features' vectors concatenated (the TFRS tutorials' model)")
+TOWER_DOC = ("dense layer sizes, ReLU between them; the last is the embedding size. [] (the default) = "
+             "embedding-only: the tower's output is its features' vectors concatenated (the TFRS tutorials' "
+             "model); when both towers are [] the wider side is linearly projected to the narrower's width")
 
 
 class ModelConfig(Strict):
@@ -225,10 +226,10 @@ class ModelConfig(Strict):
     name: str = Field(..., min_length=1, max_length=200)
     description: Description = ""
     model_type: ModelType
-    query_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
-                                   description=TOWER_DOC)
-    candidate_tower: list[int] = Field(default_factory=lambda: [128, 64, 32], max_length=MAX_TOWER_LAYERS,
-                                       description=TOWER_DOC)
+    # Embedding-only by default: dense towers held a no-options run at most-popular's recall on every
+    # bench data set (docs/pipeline.md "Model quality").
+    query_tower: list[int] = Field(default_factory=list, max_length=MAX_TOWER_LAYERS, description=TOWER_DOC)
+    candidate_tower: list[int] = Field(default_factory=list, max_length=MAX_TOWER_LAYERS, description=TOWER_DOC)
     ranking_head: list[int] = Field(default_factory=lambda: [256, 64], max_length=MAX_TOWER_LAYERS,
                                     description="hidden layers before the score")
     multitask_weights: MultitaskWeights = Field(default_factory=MultitaskWeights)
@@ -266,21 +267,40 @@ def feature_width(feature: FeatureSpec) -> int:
     return 1  # normalize
 
 
+def concatenated_width(features: FeatureConfig, side: str) -> int:
+    """Width of one side's features' vectors concatenated: an embedding-only tower's output before any projection."""
+    return sum(feature_width(f) for f in features.features if f.side == side)
+
+
+def projection_width(features: FeatureConfig, model: ModelConfig, side: str) -> Optional[int]:
+    """When both towers are embedding-only and this side is the wider, the width its one linear projection
+    (no bias, no activation) maps it to: the other side's, so the two meet in one space for the dot product
+    with no more capacity than the embeddings. None when this side needs none."""
+    if model.query_tower or model.candidate_tower:
+        return None
+    other = "candidate" if side == "query" else "query"
+    own_width, other_width = concatenated_width(features, side), concatenated_width(features, other)
+    return other_width if own_width > other_width else None
+
+
 def tower_output_dim(features: FeatureConfig, model: ModelConfig, side: str) -> int:
     layers = model.query_tower if side == "query" else model.candidate_tower
     if layers:
         return layers[-1]
-    return sum(feature_width(f) for f in features.features if f.side == side)
+    return projection_width(features, model, side) or concatenated_width(features, side)
 
 
 def towers_mismatch(features: FeatureConfig, model: ModelConfig) -> Optional[str]:
-    """Why the two towers' embeddings cannot be dot-multiplied, or None when their sizes agree."""
+    """Why the two towers' embeddings cannot be dot-multiplied, or None when their sizes agree. Two
+    embedding-only towers always meet (the wider is projected); one embedding-only tower beside a dense
+    one must match the dense one's output size."""
     query, candidate = (tower_output_dim(features, model, side) for side in ("query", "candidate"))
     if query == candidate:
         return None
     return (f"the query tower's embeddings have {query} dimensions and the candidate tower's {candidate}: "
             "an embedding-only tower ([]) outputs its features' vectors concatenated, so give the two sides "
-            "features of equal total width or end the towers in a dense layer of the same size")
+            "features of equal total width, make both towers embedding-only (the wider side is then projected "
+            "to the narrower's width) or end both in a dense layer of the same size")
 
 
 def towers_problem(model_type: str, features: FeatureConfig, model: ModelConfig) -> Optional[str]:

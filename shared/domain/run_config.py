@@ -24,7 +24,8 @@ MONITOR_DOC = ("val_loss, or gate_metric: the run's gate metric as the trainer m
 class EarlyStopping(Strict):
     enabled: bool = True
     patience: int = Field(10, ge=1, le=100)
-    monitor: Monitor = Field("val_loss", description=MONITOR_DOC)
+    # The gate metric, not val_loss: the epoch restored is the one the gate judges (docs/pipeline.md).
+    monitor: Monitor = Field("gate_metric", description=MONITOR_DOC)
 
 
 class ConstantLR(Strict):
@@ -90,6 +91,9 @@ class RetrievalIndex(Strict):
         return self
 
 
+DENSE_TOWER_CLIPNORM = 1.0  # gradient_clipnorm "auto" when the model has dense layers (the default before issue 25)
+
+
 class TrainingParams(Strict):
     data_sample_percent: int = Field(100, ge=1, le=100)
     epochs: int = Field(150, ge=1, le=1000)
@@ -104,9 +108,17 @@ class TrainingParams(Strict):
     checkpoint_every_epochs: int = Field(10, ge=1, le=1000)
     live_metrics_every_epochs: int = Field(
         1, ge=1, le=1000, description="measure the gate metric on an eval sample every N epochs (and the last)")
-    gradient_clipnorm: Optional[float] = Field(
-        1.0, gt=0, le=1e6, description="clip each variable's gradient to this L2 norm; null = no clipping "
-        "(steadies small batches through dense towers; hurts large-batch embedding-only models, docs/pipeline.md)")
+    gradient_clipnorm: Union[Literal["auto"], Annotated[float, Field(gt=0, le=1e6)], None] = Field(
+        "auto", description="clip each variable's gradient to this L2 norm; null = no clipping; auto = "
+        f"{DENSE_TOWER_CLIPNORM} when the model has dense layers, none for an embedding-only retrieval model (clipping "
+        "steadies small batches through dense towers and starves large-batch embedding-only models, docs/pipeline.md)")
+
+    def clipnorm(self, model: ModelConfig) -> Optional[float]:
+        """The clip norm the optimizer gets for this model: "auto" resolved by its towers."""
+        if self.gradient_clipnorm != "auto":
+            return self.gradient_clipnorm
+        embedding_only = not (model.query_tower or model.candidate_tower or model_kinds.kind(model.model_type).ranks)
+        return None if embedding_only else DENSE_TOWER_CLIPNORM
 
     @model_validator(mode="after")
     def _schedule_fits(self):

@@ -70,3 +70,17 @@ def test_the_no_options_run_is_the_apis_defaults_but_the_epochs_budget(tmp_path)
     both, _ = quality.run_config("noclip+towers_none", "insteval", "item_id")
     assert both["training_params"] == {"gradient_clipnorm": None}
     assert both["model_config"]["query_tower"] == both["model_config"]["candidate_tower"] == []
+
+
+def test_ease_is_fitted_once_per_split_and_then_read_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(quality.tempfile, "gettempdir", lambda: str(tmp_path))
+    fits = []
+    monkeypatch.setattr(quality, "ease", lambda train, test, item: fits.append(item) or {"recall": {"recall_at_100": 0.5},
+                                                                                         "lambda": 3.0})
+    train = {"user_id": np.array(["1", "2"]), "item_id": np.array(["a", "b"])}
+    test = {"user_id": np.array(["1"]), "item_id": np.array(["b"])}
+    first = quality.ease_once(train, test, "item_id")
+    again = quality.ease_once(train, test, "item_id")
+    assert fits == ["item_id"] and again == {**first, "cached": True}
+    quality.ease_once(train, {"user_id": np.array(["2"]), "item_id": np.array(["a"])}, "item_id")
+    assert len(fits) == 2  # another split: fitted again

@@ -86,12 +86,13 @@ def test_the_vocabulary_serves_the_training_defaults_and_the_min_lr_rule():
 
 @pytest.mark.parametrize("model_type", model_kinds.NAMES)
 def test_the_towers_rule_is_one_for_the_request_and_the_run_spec(model_type):
-    """Embedding-only towers of unequal width: refused for a kind that retrieves, by the API (run_builder)
-    and by the frozen run spec alike, with the same words; a ranking model does not care."""
+    """An embedding-only tower beside a dense one of another output width: refused for a kind that retrieves,
+    by the API (run_builder) and by the frozen run spec alike, with the same words; a ranking model does not
+    care. (Two embedding-only towers always meet: the wider is projected, catalog.projection_width.)"""
     features = feature_config_body(features=[
         {"name": "customer_id", "column": "customer_id", "side": "query", "transform": {"type": "vocabulary", "embedding_dim": 32}},
         {"name": "product_id", "column": "product_id", "side": "candidate", "transform": {"type": "vocabulary", "embedding_dim": 16}}])
-    model = model_config_body(model_type, query_tower=[], candidate_tower=[])
+    model = model_config_body(model_type, query_tower=[], candidate_tower=[64, 16])
     expected = towers_problem(model_type, FeatureConfig.model_validate(features), ModelConfig.model_validate(model))
     assert (expected is not None) is model_kinds.kind(model_type).towers_must_fit
     repo = InMemoryRepository()

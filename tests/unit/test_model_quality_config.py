@@ -53,16 +53,21 @@ def test_embedding_only_towers_are_a_model_config(client):
     assert item["sampling_bias_correction"] is True and item["remove_accidental_hits"] is False  # the bench's defaults
 
 
-def test_a_run_whose_embedding_only_towers_differ_in_width_is_a_400(client, repo):
+def test_embedding_only_towers_of_unequal_width_meet_and_a_dense_side_of_another_width_is_a_400(client, repo):
     ids = seed_catalog(repo)
     # builders' feature config: query = customer_id (32) + cyclical (6) + cross (16) = 54; candidate = 32.
+    # Both sides embedding-only: the wider query side is projected to 32 (catalog.projection_width), accepted.
     model = post(client, "/api/model-configs", model_config_body(name="emb-only", query_tower=[], candidate_tower=[]))
     response = post(client, "/api/training-runs", run_body(ids["experiment"], model_config_id=model.get_json()["item"]["id"]))
+    assert response.status_code == 201, response.get_json()
+    # An embedding-only side beside a dense side must match the dense side's output: 54 against 32 is a 400.
+    mixed = post(client, "/api/model-configs", model_config_body(name="mixed", query_tower=[], candidate_tower=[64, 32]))
+    response = post(client, "/api/training-runs", run_body(ids["experiment"], model_config_id=mixed.get_json()["item"]["id"]))
     assert response.status_code == 400
     assert "54 dimensions and the candidate tower's 32" in fields(response)["model_config_id"]
     # Equal widths: accepted.
     features = post(client, "/api/feature-configs", feature_config_body(name="ids", features=feature_config_body()["features"][:2]))
-    response = post(client, "/api/training-runs", run_body(ids["experiment"], model_config_id=model.get_json()["item"]["id"],
+    response = post(client, "/api/training-runs", run_body(ids["experiment"], model_config_id=mixed.get_json()["item"]["id"],
                                                           feature_config_id=features.get_json()["item"]["id"]))
     assert response.status_code == 201, response.get_json()
 

@@ -60,11 +60,25 @@ def test_embedding_only_towers_train_and_serve(tiny_transform):
     assert found["ids"].shape == (3, 100)
 
 
-def test_embedding_only_towers_of_unequal_width_are_refused(tiny_transform):
+def test_embedding_only_towers_of_unequal_width_meet_through_one_linear_projection(tiny_transform):
     # The demo features: query side 32+8+4+4+6 = 54 wide, candidate side 32+8+8+1+4 = 53.
-    with pytest.raises(ValidationError, match="query tower's embeddings have 54 dimensions and the candidate tower's 53"):
-        _spec(tiny_transform, "unequal", model_config={"query_tower": [], "candidate_tower": []})
-    # An embedding-only side against a dense side of the same width is fine.
+    spec = _spec(tiny_transform, "unequal", model_config={"query_tower": [], "candidate_tower": []})
+    result = _train(tiny_transform, spec, export=True)
+    query_tower, candidate_tower = result.model.query_tower, result.model.candidate_tower
+    projection = query_tower.output_layer  # the wider side only, no bias, no activation: still embedding-only
+    assert projection.name == "projection" and projection.kernel.shape == (54, 53) and not projection.use_bias
+    assert projection.get_config()["activation"] == "linear"
+    assert candidate_tower.output_layer is None
+    query = tf.saved_model.load(result.artifacts.query_model).signatures["serving_default"]
+    assert query(**{c: tf.constant(tiny_transform.raw[c][:3]) for c in F.side_raw_columns(spec, "query")}
+                 )["embedding"].shape == (3, 53)
+    # A ranking model concatenates its towers for the head: no projection.
+    ranking = _spec(tiny_transform, "unequal-ranking", model_type="ranking",
+                    model_config={"query_tower": [], "candidate_tower": []})
+    assert _train(tiny_transform, ranking).model.query_tower.output_layer is None
+    # An embedding-only side beside a dense side must match its output width.
+    with pytest.raises(ValidationError, match="query tower's embeddings have 54 dimensions and the candidate tower's 32"):
+        _spec(tiny_transform, "mixed-unequal", model_config={"query_tower": [], "candidate_tower": [64, 32]})
     spec = _spec(tiny_transform, "mixed-towers", feature_config=IDS_ONLY,
                  model_config={"query_tower": [], "candidate_tower": [64, 32]})
     assert spec.model_config_.query_tower == []
@@ -122,7 +136,12 @@ def test_ranking_epochs_carry_rmse_and_mae(tiny_transform):
 
 
 def test_gradient_clipping_is_a_setting(tiny_transform):
-    assert tiny_spec(tiny_transform.workdir).training_params.gradient_clipnorm == 1.0  # the default
+    default = tiny_spec(tiny_transform.workdir)  # "auto": the demo's dense towers are clipped at 1.0
+    assert default.training_params.gradient_clipnorm == "auto"
+    assert _train(tiny_transform, _spec(tiny_transform, "auto-clipped", epochs=1)).model.optimizer.clipnorm == 1.0
+    spec = _spec(tiny_transform, "auto-embedding-only", epochs=1, feature_config=IDS_ONLY,
+                 model_config={"query_tower": [], "candidate_tower": []})
+    assert _train(tiny_transform, spec).model.optimizer.clipnorm is None  # "auto": an embedding-only model is not
     spec = _spec(tiny_transform, "unclipped", epochs=1, gradient_clipnorm=None)
     assert _train(tiny_transform, spec).model.optimizer.clipnorm is None
     spec = _spec(tiny_transform, "clipped", epochs=1, gradient_clipnorm=5.0)

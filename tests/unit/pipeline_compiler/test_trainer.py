@@ -56,7 +56,8 @@ def test_reduce_on_plateau_trace_and_early_stopping(tiny_transform):
     # A learning rate this small cannot move val_loss: a plateau from the first epoch.
     result = _train(tiny_transform, "plateau", model_config={
         "name": "sgd", "model_type": "retrieval", "query_tower": [16], "candidate_tower": [16], "optimizer": "sgd"},
-        training_params={"epochs": 30, "learning_rate": 1e-9, "early_stopping": {"enabled": True, "patience": 3},
+        training_params={"epochs": 30, "learning_rate": 1e-9,
+                         "early_stopping": {"enabled": True, "patience": 3, "monitor": "val_loss"},
                          "lr_schedule": {"type": "reduce_on_plateau", "factor": 0.5, "patience": 1, "min_lr": 2e-10}})
     trace = _trace(result)
     assert trace[0] == pytest.approx(1e-9)
