@@ -22,6 +22,9 @@ export const modelTypes = () => vocab.model_types.map((m) => m.name);
 export const gpuTypes = () => vocab.gpu_types;
 export const defaultGpu = () => ({ ...(vocab.default_gpu || {}) });
 export const maxMachines = () => vocab.max_machines || 1;
+/** The machines Vertex admits for `count` GPUs of `type` and the one the server picks when none is named. */
+export const gpuMachines = (type, count) => vocab.gpu_types.find((g) => g.name === type)?.machines?.[String(count)]
+  || { default: null, admitted: [] };
 export const isTerminal = (status) => (vocab.status_groups.terminal || []).includes(status);
 const modelType = (type) => vocab.model_types.find((m) => m.name === type);
 export const primaryMetric = (type) => modelType(type)?.primary_metric;
