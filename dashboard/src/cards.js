@@ -4,6 +4,7 @@ import {
   isDeployed, isDeploying, liftsText, lowerIsBetter, metricLabel, metricValue, statusIcon, statusLabel, toDate, when,
 } from './format.js';
 import { attemptsLine } from './attempts.js';
+import { triggerBadge } from './trigger.js';
 
 const SEP = '<span class="sep">│</span>';
 
@@ -73,7 +74,7 @@ export function renderCard(run, now = new Date()) {
       <span class="muted small">#${esc(run.run_number ?? '')}</span></div>
     <span class="status-badge ${cssStatus(status)}" data-role="status">${esc(statusLabel(status))}${status === 'completed' && isDeployed(run) ? ' • Deployed' : ''}${isDeploying(run) ? ' • Deploying' : ''}</span></div>`;
   const basics = line([`Based on: ${esc(baseText(run))}`, `Dataset: ${esc(run.dataset?.name || '—')}`,
-    `GPU: ${esc(gpuText(run.gpu_config))}`, `<span class="muted">${esc(run.model_type || '')}</span>`]);
+    `GPU: ${esc(gpuText(run.gpu_config))}`, `<span class="muted">${esc(run.model_type || '')}</span>`, triggerBadge(run)]);
   let body = '';
   switch (status) {
     case 'draft':

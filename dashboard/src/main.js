@@ -185,7 +185,7 @@ async function runAction(action, runId) {
   try {
     switch (action) {
       case 'view':
-        openRunView(runId, { onAction: runAction });
+        openRunView(runId, { onAction: runAction, me: state.me }); // what the caller may do on the run's team
         return;
       case 'cancel':
         if (!(await confirmDialog(`Cancel training run "${run.name}"?`))) return;

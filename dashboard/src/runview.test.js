@@ -68,3 +68,33 @@ describe('batchSection', () => {
     expect(html).toContain('&lt;b&gt;quota&lt;/b&gt;');
   });
 });
+
+describe('the batch predictions request', () => {
+  const registered = { id: 'tr-9', name: 'recs', team: 'recs', status: 'completed', vertex_model_resource_name: 'local/models/recs',
+    vertex_model_version: '2', gcs_artifacts_path: '/tmp/a' };
+  it('is offered to a deployer on the run\'s team, for a run with a registered model, not while one is written', async () => {
+    const { batchRequestButton } = await import('./runview.js');
+    const deployer = { roles: { recs: 'deployer' } };
+    expect(batchRequestButton(registered, deployer)).toContain('data-batch-request');
+    expect(batchRequestButton(registered, { roles: { recs: 'trainer' } })).toBe('');
+    expect(batchRequestButton(registered, { roles: { other: 'admin' } })).toBe('');
+    expect(batchRequestButton(registered, { roles: {}, platform_admin: true })).toContain('data-batch-request');
+    expect(batchRequestButton({ ...registered, vertex_model_resource_name: null }, deployer)).toBe('');
+    expect(batchRequestButton({ ...registered, status: 'failed' }, deployer)).toBe('');
+    expect(batchRequestButton({ ...registered, batch_prediction: { status: 'running' } }, deployer)).toContain('disabled');
+  });
+  it("sends the API's body: pasted ids (order kept, repeats dropped) or every user, k, the outputs given", async () => {
+    const { batchRequestBody, parseUserIds } = await import('./runview.js');
+    expect(parseUserIds('c1\nc2, c3;c1  c4\n\n')).toEqual(['c1', 'c2', 'c3', 'c4']);
+    expect(batchRequestBody({ users: 'ids', ids: 'c1\nc2', k: '5', gcs_output: ' gs://b/recs/ ', bigquery_output: '' }))
+      .toEqual({ users: ['c1', 'c2'], k: 5, gcs_output: 'gs://b/recs/' });
+    expect(batchRequestBody({ users: 'all', ids: 'ignored', k: '', gcs_output: '', bigquery_output: 'p.recs' }))
+      .toEqual({ users: 'all', bigquery_output: 'p.recs' });
+    expect(batchRequestBody({ users: 'ids', ids: '', k: 'ten' })).toEqual({ users: [], k: 'ten' });
+  });
+  it('the rollback button is only for a deployer on the run\'s team', () => {
+    const run = { ...watching, team: 'recs' };
+    expect(deploymentSection(run, { roles: { recs: 'deployer' } })).toContain('data-deployment-action="rollback"');
+    expect(deploymentSection(run, { roles: { recs: 'viewer' } })).not.toContain('data-deployment-action');
+  });
+});

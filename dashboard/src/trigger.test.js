@@ -1,0 +1,66 @@
+// What started a run, on its card and in its run view; who may act on a run's team.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { renderCard } from './cards.js';
+import { setVocabulary } from './format.js';
+import { mayAct } from './roles.js';
+import { restartOf, triggerBadge, triggerOf, triggerText } from './trigger.js';
+import served from './testdata/vocabulary.json';
+
+beforeEach(() => setVocabulary(structuredClone(served)));
+
+const at = '2026-12-06T02:00:00Z';
+
+describe('the trigger of a run', () => {
+  it('shows the typed trigger {kind, by, at, detail} when the run has one', () => {
+    const run = { trigger: { kind: 'data', by: 'trainyard (data trigger)', at,
+      detail: { source: 'gcs', location: 'gs://landing/events/2026-12-06.csv', version: '1733450400' } } };
+    expect(triggerText(run)).toBe('📥 New data by trainyard (data trigger) · object gs://landing/events/2026-12-06.csv (generation 1733450400) · 2026-12-06 02:00 UTC');
+    expect(triggerBadge(run)).toContain('📥 New data gs://landing/events/2026-12-06.csv');
+    expect(triggerText({ trigger: { kind: 'manual', by: 'ana@example.com', at, detail: 'trainyard runs create' } }))
+      .toBe('👤 Manual by ana@example.com · trainyard runs create · 2026-12-06 02:00 UTC');
+    expect(triggerText({ trigger: { kind: 'gpu_fallback', by: 'trainyard (gpu fallback)', at, detail: { attempt: 2, reason: 'capacity' } } }))
+      .toContain('🔀 GPU fallback by trainyard (gpu fallback) · attempt 2, reason capacity');
+    expect(triggerText({ trigger: { kind: 'webhook', at } })).toContain('Webhook'); // a kind the page has no words for
+  });
+  it('reads what a run written before the typed field had', () => {
+    expect(triggerOf({ schedule_id: 'ts-1', triggered_by: 'schedule', scheduled_at: at, created_by: 'dan@x' }))
+      .toEqual({ kind: 'schedule', by: null, at, detail: { schedule_id: 'ts-1' } });
+    expect(triggerText({ schedule_id: 'ts-1', triggered_by: 'manual', created_at: at, created_by: 'dan@x' }))
+      .toBe('👤 Manual · schedule ts-1 (Run now) · 2026-12-06 02:00 UTC');
+    const data = { schedule_id: 'ts-2', triggered_by: 'data', created_by: 'dan@x',
+      data_trigger: { source: 'bigquery', location: 'acme.events.interactions', version: 'job_42', occurred_at: at, received_at: at } };
+    expect(triggerText(data)).toBe('📥 New data · table acme.events.interactions (job job_42) · 2026-12-06 02:00 UTC');
+    expect(triggerText({ created_by: 'ana@example.com', created_at: at })).toBe('👤 Manual by ana@example.com · 2026-12-06 02:00 UTC');
+    expect(triggerText({})).toBe('');
+  });
+  it('names the retry or GPU fallback that started the attempt under way', () => {
+    const run = { created_by: 'ana@example.com', created_at: at, attempt: 2,
+      attempts: [{ attempt: 1, retried_by: 'trainyard (gpu fallback)', retried_at: at }] };
+    expect(restartOf(run)).toEqual({ kind: 'gpu_fallback', by: 'trainyard (gpu fallback)', at, attempt: 2 });
+    expect(triggerText(run)).toBe('👤 Manual by ana@example.com · 2026-12-06 02:00 UTC · attempt 2: 🔀 GPU fallback by trainyard (gpu fallback)');
+    expect(triggerBadge(run)).toContain('data-trigger="gpu_fallback"');
+    const retried = { ...run, attempts: [], last_retry: { attempt: 2, by: 'dan@example.com', at } };
+    expect(triggerText(retried)).toContain('attempt 2: 🔁 Retry by dan@example.com');
+    expect(restartOf({ ...run, attempt: 1 })).toBe(null);
+  });
+  it('is on the run card, escaped', () => {
+    const html = renderCard({ id: 'tr-1', name: 'r', status: 'pending', model_type: 'retrieval', created_at: at,
+      trigger: { kind: 'data', at, detail: { source: 'folder', location: '/srv/<landing>/a.csv', version: '1' } } });
+    expect(html).toContain('data-role="trigger"');
+    expect(html).toContain('/srv/&lt;landing&gt;/a.csv');
+    expect(html).not.toContain('<landing>');
+  });
+});
+
+describe('who may act on a run\'s team', () => {
+  const me = { email: 'v@x', platform_admin: false, roles: { recs: 'viewer', search: 'deployer' } };
+  it('follows the role order viewer < trainer < deployer < admin, per team', () => {
+    expect(mayAct(me, 'recs', 'deployer')).toBe(false);
+    expect(mayAct(me, 'recs', 'viewer')).toBe(true);
+    expect(mayAct(me, 'search', 'deployer')).toBe(true);
+    expect(mayAct(me, 'search', 'admin')).toBe(false);
+    expect(mayAct(me, 'other', 'viewer')).toBe(false);
+    expect(mayAct({ ...me, platform_admin: true }, 'other', 'admin')).toBe(true);
+    expect(mayAct(null, 'recs', 'deployer')).toBe(true); // not known yet: the API decides
+  });
+});
