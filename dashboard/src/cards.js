@@ -49,16 +49,22 @@ function cost(run) {
   return text ? `<span data-role="cost" title="estimated from stage durations × list prices of ${esc(run.estimated_cost.prices_as_of)}">Cost: ${esc(text)}</span>` : '';
 }
 
-/** The run's deployment (manual or after training): Deploying… / Deployed to <endpoint> / Deploy failed: <error>. */
+/** The run's deployment (manual or after training): Deploying… / Deployed to <endpoint> / Deploy failed: <error>,
+ * and a staged one's canary, rollback and its outcome (docs/lifecycle.md "Canary and rollback"). */
 export function deploymentLine(run) {
   const d = run.deployment || {};
   const status = d.status || run.deployment_status || (run.is_deployed ? 'deployed' : '');
   if (!status) return '';
   const where = esc(run.endpoint_resource_name || d.endpoint_resource_name || d.endpoint_id || d.endpoint_name || '—');
   const auto = d.automatic ? ' <span class="muted small">(after training)</span>' : '';
+  const c = d.canary || {};
+  const rollback = d.rollback || {};
   const text = {
     deploying: `⏳ Deploying… to ${where}`,
-    deployed: `🟢 Deployed to ${where}`,
+    deployed: `🟢 Deployed to ${where}${c.status === 'promoted' ? ' (canary promoted)' : ''}`,
+    canary: `🐤 Canary: ${esc(c.percent ?? '?')}% on ${where}${c.watch_until ? `, watched until ${esc(when(c.watch_until))}` : ''}`,
+    rolling_back: `<span class="card-warn">⏪ Rolling back on ${where}…</span>`,
+    rolled_back: `<span class="card-warn">↩️ Rolled back on ${where} ${rollback.automatic ? '(canary breached' : `(by ${esc(rollback.requested_by || '—')}`}${rollback.reason ? `: ${esc(String(rollback.reason).slice(0, 120))}` : ''})</span>`,
     failed: `<span class="card-error">Deploy failed: ${esc(String(d.error || 'unknown error').slice(0, 160))}</span>`,
   }[status] || esc(status);
   return `<div class="card-line" data-role="deployment" data-deployment="${esc(status)}">${text}${auto}</div>`;

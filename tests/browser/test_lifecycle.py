@@ -172,6 +172,9 @@ def test_roll_back_a_canary_from_the_run_view(page, stack):
         "predict_url": f"http://127.0.0.1/v1/endpoints/{endpoint}:predict"}, NOW)
     firestore(stack).collection("training_runs").document(run_id).set(doc)
 
+    page.locator("#filter-search").fill("lc-canary")
+    expect(card(page, run_id).locator("[data-role=deployment]")).to_contain_text(
+        "🐤 Canary: 10% on local/endpoints/lc-canary-prod, watched until")
     view = open_run_view(page, run_id, "lc-canary")
     expect(view.locator("[data-role=deployment-status]")).to_contain_text("canary on local/endpoints/lc-canary-prod")
     rows = view.locator("[data-role=endpoint-history] tbody tr")
@@ -187,3 +190,6 @@ def test_roll_back_a_canary_from_the_run_view(page, stack):
     expect(view.locator("[data-deployment-action=rollback]")).to_have_count(0)
     assert read_endpoint(endpoints_dir, endpoint)["traffic_split"] == {"old-v1": 100, "new-v2": 0}
     shot(page, "run-view-rolled-back")
+    page.keyboard.press("Escape")
+    expect(card(page, run_id).locator("[data-role=deployment]")).to_contain_text(
+        "↩️ Rolled back on local/endpoints/lc-canary-prod (by developer@localhost")
