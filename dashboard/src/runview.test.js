@@ -1,5 +1,7 @@
 // The run view's deployment (canary, rollback, endpoint history) and batch predictions sections.
-import { describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { setVocabulary } from './format.js';
+import served from './testdata/vocabulary.json';
 
 vi.mock('./live.js', () => ({ listenHistory: () => () => {}, listenRun: () => () => {} }));
 vi.mock('chart.js', () => {
@@ -8,6 +10,8 @@ vi.mock('chart.js', () => {
 });
 
 const { batchSection, deploymentSection } = await import('./runview.js');
+
+beforeEach(() => setVocabulary(structuredClone(served)));
 
 const watching = {
   name: 'recs-v7',

@@ -63,4 +63,10 @@ describe('who may act on a run\'s team', () => {
     expect(mayAct({ ...me, platform_admin: true }, 'other', 'admin')).toBe(true);
     expect(mayAct(null, 'recs', 'deployer')).toBe(true); // not known yet: the API decides
   });
+  it("reads the order from the server's vocabulary, and offers nothing without it", () => {
+    setVocabulary({ ...structuredClone(served), roles: ['viewer', 'deployer', 'trainer', 'admin'] });
+    expect(mayAct({ roles: { recs: 'trainer' } }, 'recs', 'deployer')).toBe(true);
+    setVocabulary({ ...structuredClone(served), roles: [] });
+    expect(mayAct({ roles: { recs: 'admin' } }, 'recs', 'deployer')).toBe(false);
+  });
 });

@@ -2,7 +2,7 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, debounce, defaultGpu, gpuMachines, defaultMinValue, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
+  GPU_LABEL, canaryDefaults, championGateDefaults, debounce, defaultGpu, gpuMachines, maxFallbacks, defaultMinValue, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
   modelTypeIcon, modelTypeLabel, modelTypes, primaryMetric, retrieves, stepForField, trainingDefaults,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
@@ -40,16 +40,30 @@ function defaults(experiment) {
     advancedOpen: false,
     gpu: { ...defaultGpu(), fallbacks: [] },
     evaluator: thresholdFor(type),
-    // Champion vs challenger (docs/lifecycle.md): the server's defaults, compared and within 1 %.
-    champion: { compare: true, tolerance_pct: 1 },
-    deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10,
-      // A staged deploy's limits as docs/lifecycle.md's example; the error rate in percent here, a fraction in the API.
-      canary: { enabled: false, percent: 10, watch_minutes: 30, max_error_rate_pct: 1, max_p95_latency_ms: '', min_requests: 20 } },
+    champion: championStart(),
+    deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10, canary: canaryStart() },
     schedule: { type: 'now', date: tomorrow(), time: '02:00', day_of_week: 0, timezone: 'UTC',
       on_data: false, data_where: '', data_interval: 60 },
     errors: [],
     submitting: false,
   };
+}
+
+const percent = (fraction) => (fraction == null ? '' : Number((fraction * 100).toFixed(6)));
+
+// Champion vs challenger (docs/lifecycle.md) as the server would gate a run naming nothing; its tolerance in
+// percent here, a fraction in the API.
+function championStart() {
+  const gate = championGateDefaults();
+  return { compare: gate.compare_to_champion ?? true, tolerance_pct: percent(gate.champion_tolerance) };
+}
+
+// A staged deploy: the server's limits where it has them (the error rate in percent here); the share and the
+// watch, which the API asks for, start at docs/lifecycle.md's example.
+function canaryStart() {
+  const c = canaryDefaults();
+  return { enabled: false, percent: 10, watch_minutes: 30, max_error_rate_pct: percent(c.max_error_rate),
+    max_p95_latency_ms: c.max_p95_latency_ms ?? '', min_requests: c.min_requests ?? '' };
 }
 
 // The server's defaults (its vocabulary's training.defaults), with the experiment's batch size and
@@ -140,9 +154,9 @@ export function championGateFor(champion) {
 // The review step's words for the three.
 export function canaryText(canary) {
   if (!canary) return '';
-  const rate = canary.max_error_rate ?? 0.01;
-  return `canary ${canary.percent ?? '?'}% for ${canary.watch_minutes ?? '?'} min, rolled back above ${Number((rate * 100).toFixed(3))}% errors`
-    + `${canary.max_p95_latency_ms != null ? ` or p95 ${canary.max_p95_latency_ms} ms` : ''} (over ≥ ${canary.min_requests ?? 20} requests), then 100%`;
+  const c = { ...canaryDefaults(), ...Object.fromEntries(Object.entries(canary).filter(([, v]) => v !== undefined)) };
+  return `canary ${c.percent ?? '?'}% for ${c.watch_minutes ?? '?'} min, rolled back above ${percent(c.max_error_rate)}% errors`
+    + `${c.max_p95_latency_ms != null ? ` or p95 ${c.max_p95_latency_ms} ms` : ''} (over ≥ ${c.min_requests} requests), then 100%`;
 }
 
 export function fallbacksText(rows) {
@@ -151,7 +165,8 @@ export function fallbacksText(rows) {
 
 export function championGateText(gate, lower) {
   if (!gate.compare_to_champion) return 'not compared with the champion';
-  const factor = lower ? 1 + (gate.champion_tolerance ?? 0.01) : 1 - (gate.champion_tolerance ?? 0.01);
+  const tolerance = gate.champion_tolerance ?? championGateDefaults().champion_tolerance;
+  const factor = lower ? 1 + tolerance : 1 - tolerance;
   return `and ${lower ? '≤' : '≥'} champion × ${Number(factor.toFixed(4))}`;
 }
 
@@ -369,7 +384,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     }).join('');
     return `<div data-role="gpu-fallbacks" style="margin-top:8px"><label class="lbl">Fallback shapes, in order</label>
       <div class="muted small">ℹ️ When the Trainer cannot get the GPUs above (quota or capacity), the run resumes from its checkpoint on the next shape here, within the team's budget. The pre-flight puts shapes with free quota first.</div>
-      ${rows}<button data-fallback-add>+ Add a fallback shape</button>${errorSlot('gpu_config.fallbacks')}</div>`;
+      ${rows}${w.gpu.fallbacks.length < maxFallbacks() ? '<button data-fallback-add>+ Add a fallback shape</button>' : ''}${errorSlot('gpu_config.fallbacks')}</div>`;
   }
 
   // A staged deploy on an existing endpoint (docs/lifecycle.md "Canary and rollback").

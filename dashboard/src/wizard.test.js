@@ -75,3 +75,14 @@ describe('the deployment, GPU and evaluator steps of the retraining loop', () =>
       'run_template.deployment_config.canary.max_error_rate']) expect(stepForField(field)).toBe(3);
   });
 });
+
+describe("the retraining loop's defaults are the server's", () => {
+  it('a canary names only what the API needs; the rest is read from the vocabulary', async () => {
+    const { canaryText, championGateText } = await import('./wizard.js');
+    expect(canaryText({ percent: 5, watch_minutes: 10 })).toBe('canary 5% for 10 min, rolled back above 1% errors (over ≥ 20 requests), then 100%');
+    setVocabulary({ ...structuredClone(served), canary: { max_error_rate: 0.02, min_requests: 50, max_p95_latency_ms: null },
+      champion_gate: { compare_to_champion: true, champion_tolerance: 0.05 } });
+    expect(canaryText({ percent: 5, watch_minutes: 10 })).toBe('canary 5% for 10 min, rolled back above 2% errors (over ≥ 50 requests), then 100%');
+    expect(championGateText({ compare_to_champion: true }, false)).toBe('and ≥ champion × 0.95');
+  });
+});
