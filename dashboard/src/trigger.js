@@ -91,3 +91,38 @@ export function triggerBadge(run) {
   const where = shown.kind === 'data' && shown.detail?.location ? ` ${shown.detail.location}` : '';
   return `<span data-role="trigger" data-trigger="${esc(shown.kind)}" title="${esc(triggerText(run))}">${icon} ${esc(words)}${esc(where)}</span>`;
 }
+
+// ------------------------------------------------------------------ schedules: what starts their runs
+
+const DAY_NAMES = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
+const dayName = (day) => (typeof day === 'number' || /^\d$/.test(String(day)) ? DAY_NAMES[Number(day)] : String(day));
+
+/** Where a schedule's data_trigger watches (docs/schedules.md "On new data"). */
+export function dataTriggerWhere(t) {
+  if (!t) return '';
+  if (t.source === 'gcs') return `gs://${t.bucket}/${t.prefix || ''}`;
+  if (t.source === 'bigquery') return `table ${t.table}`;
+  return `folder ${t.path}`;
+}
+
+/** When a schedule fires: its clock, and/or new data (where, at most how often). */
+export function scheduleWhen(s) {
+  const clock = {
+    once: () => `once at ${when(s.run_at || s.next_run_at)}`,
+    daily: () => `daily at ${s.time_of_day} ${s.timezone}`,
+    weekly: () => `weekly on ${dayName(s.day_of_week)} at ${s.time_of_day} ${s.timezone}`,
+    cron: () => `cron ${s.cron_expression} ${s.timezone || ''}`.trim(),
+  }[s.schedule_type];
+  const data = s.data_trigger
+    ? `when new data lands in ${dataTriggerWhere(s.data_trigger)} (at most one run per ${s.data_trigger.min_interval_minutes ?? 60} min)` : '';
+  return [clock ? clock() : '', data].filter(Boolean).join(', and ') || humanize(s.schedule_type);
+}
+
+/** The newest data event a schedule saw and what became of it ("fired tr-…", "recorded: within …"). */
+export function lastDataEventText(s) {
+  const e = s.last_data_trigger;
+  if (!e) return s.data_trigger ? 'no new data seen yet' : '';
+  const what = `${SOURCE[e.source] || e.source} ${e.location}`;
+  const outcome = e.outcome === 'fired' ? `started ${e.run_id}` : `${e.outcome}${e.reason ? `: ${e.reason}` : ''}`;
+  return `last new data: ${what} at ${when(e.occurred_at)} → ${outcome}`;
+}

@@ -70,3 +70,27 @@ describe('who may act on a run\'s team', () => {
     expect(mayAct({ roles: { recs: 'admin' } }, 'recs', 'deployer')).toBe(false);
   });
 });
+
+describe('what starts a schedule\'s runs', () => {
+  it('names its clock and/or where new data lands', async () => {
+    const { scheduleWhen } = await import('./trigger.js');
+    expect(scheduleWhen({ schedule_type: 'daily', time_of_day: '03:30', timezone: 'UTC' })).toBe('daily at 03:30 UTC');
+    expect(scheduleWhen({ schedule_type: 'weekly', day_of_week: 2, time_of_day: '03:30', timezone: 'Europe/Berlin' }))
+      .toBe('weekly on Wednesday at 03:30 Europe/Berlin');
+    expect(scheduleWhen({ schedule_type: 'data', data_trigger: { source: 'gcs', bucket: 'landing', prefix: 'events/', min_interval_minutes: 30 } }))
+      .toBe('when new data lands in gs://landing/events/ (at most one run per 30 min)');
+    expect(scheduleWhen({ schedule_type: 'daily', time_of_day: '02:00', timezone: 'UTC',
+      data_trigger: { source: 'bigquery', table: 'p.d.t', min_interval_minutes: 60 } }))
+      .toBe('daily at 02:00 UTC, and when new data lands in table p.d.t (at most one run per 60 min)');
+  });
+  it('says what became of the newest data event', async () => {
+    const { lastDataEventText } = await import('./trigger.js');
+    const s = { data_trigger: { source: 'folder', path: '/srv/in' } };
+    expect(lastDataEventText(s)).toBe('no new data seen yet');
+    expect(lastDataEventText({ ...s, last_data_trigger: { source: 'folder', location: '/srv/in/a.csv', occurred_at: at, outcome: 'fired', run_id: 'tr-9' } }))
+      .toBe('last new data: file /srv/in/a.csv at 2026-12-06 02:00 UTC → started tr-9');
+    expect(lastDataEventText({ ...s, last_data_trigger: { source: 'gcs', location: 'gs://b/x', occurred_at: at, outcome: 'recorded',
+      reason: 'run tr-9 (data-triggered) is still queued or running' } })).toContain('→ recorded: run tr-9 (data-triggered) is still queued or running');
+    expect(lastDataEventText({ schedule_type: 'daily' })).toBe('');
+  });
+});

@@ -193,3 +193,36 @@ def test_roll_back_a_canary_from_the_run_view(page, stack):
     page.keyboard.press("Escape")
     expect(card(page, run_id).locator("[data-role=deployment]")).to_contain_text(
         "↩️ Rolled back on local/endpoints/lc-canary-prod (by developer@localhost")
+
+
+def test_a_schedule_on_new_data_made_in_the_wizard_starts_a_run_when_a_file_lands(page, stack, tmp_path):
+    """When new data lands: the wizard's schedule, its card saying where it watches, then a file in the folder
+    (the local watcher stands in for the bucket notification) starts a run whose card says so, and the
+    schedule card names the event and the run it started."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    wizard = open_wizard(page)
+    wizard.locator("#wiz-name").fill("lc-on-data")
+    wizard.locator("[data-wiz=next]").click()
+    wizard.locator("#wiz-epochs").fill("3")
+    wizard.locator("[data-wiz=next]").click()
+    wizard.locator("input[name=schedule][value=data]").check()
+    set_field(wizard.locator("[data-bind='schedule.data_where']"), str(landing))
+    wizard.locator("[data-wiz=submit]").click()
+    expect(page.locator("#wizard")).to_have_count(0)
+    sched = page.locator(".schedule-card", has_text="lc-on-data")
+    expect(sched.locator("[data-role=schedule-when]")).to_have_text(
+        f"when new data lands in folder {landing} (at most one run per 60 min)")
+    expect(sched.locator("[data-role=schedule-data]")).to_have_text("no new data seen yet")
+
+    (landing / "interactions.csv").write_text("customer_id,product_id,ts\nc1,p1,1\n")
+    expect(sched.locator("[data-role=schedule-data]")).to_contain_text(
+        f"last new data: file {landing / 'interactions.csv'}", timeout=30_000)
+    expect(sched.locator("[data-role=schedule-data]")).to_contain_text("→ started ")
+    page.locator("#filter-search").fill("lc-on-data")
+    run_card = page.locator(".training-run-card", has_text="lc-on-data")
+    expect(run_card.locator("[data-role=trigger]")).to_contain_text("📥 New data")
+    expect(run_card.locator("[data-role=trigger]")).to_contain_text("interactions.csv")
+    shot(page, "schedule-on-new-data")
+    sched.locator("[data-sched-action=cancel]").click()
+    expect(sched).to_have_count(0)
