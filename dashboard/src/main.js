@@ -13,6 +13,7 @@ import { lastDataEventText, scheduleWhen } from './trigger.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
+import { openDeployDialog } from './deploydialog.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
 const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
@@ -213,8 +214,8 @@ async function runAction(action, runId) {
         await post(`/api/training-runs/${runId}/reject`);
         toast(`${run.name}: rejected`);
         return;
-      case 'deploy':
-        toast((await post(`/api/training-runs/${runId}/deploy`)).message || 'Deployment queued');
+      case 'deploy': // where to, and staged or not: the dialog starts from the run's deployment_config
+        openDeployDialog(state.registry.find((r) => r.id === runId) || run);
         return;
       case 'card': {
         const { card, uri } = await get(`/api/training-runs/${runId}/model-card`);

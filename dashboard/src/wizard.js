@@ -2,13 +2,14 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, canaryDefaults, championGateDefaults, debounce, defaultGpu, gpuMachines, maxFallbacks, defaultMinValue, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
+  GPU_LABEL, championGateDefaults, debounce, defaultGpu, gpuMachines, maxFallbacks, defaultMinValue, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
   modelTypeIcon, modelTypeLabel, modelTypes, primaryMetric, retrieves, stepForField, trainingDefaults,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
 import { errorSlot, placeErrors } from './fielderrors.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 import { shapeText } from './attempts.js';
+import { canaryBody, canaryFields, canaryStart, canaryText, percent } from './canary.js';
 
 // Words for the GPU types the server offers (its vocabulary's gpu_types); a type without words shows its name.
 const GPU_WORDS = {
@@ -49,21 +50,11 @@ function defaults(experiment) {
   };
 }
 
-const percent = (fraction) => (fraction == null ? '' : Number((fraction * 100).toFixed(6)));
-
 // Champion vs challenger (docs/lifecycle.md) as the server would gate a run naming nothing; its tolerance in
 // percent here, a fraction in the API.
 function championStart() {
   const gate = championGateDefaults();
   return { compare: gate.compare_to_champion ?? true, tolerance_pct: percent(gate.champion_tolerance) };
-}
-
-// A staged deploy: the server's limits where it has them (the error rate in percent here); the share and the
-// watch, which the API asks for, start at docs/lifecycle.md's example.
-function canaryStart() {
-  const c = canaryDefaults();
-  return { enabled: false, percent: 10, watch_minutes: 30, max_error_rate_pct: percent(c.max_error_rate),
-    max_p95_latency_ms: c.max_p95_latency_ms ?? '', min_requests: c.min_requests ?? '' };
 }
 
 // The server's defaults (its vocabulary's training.defaults), with the experiment's batch size and
@@ -104,16 +95,9 @@ export function dataTriggerFor(schedule) {
   return { source: 'bigquery', table: where.replace(/^(bigquery|bq):/, ''), ...interval };
 }
 
-// The API's deployment_config.canary (shared/domain/canary.py CanaryConfig) from the deployment step; null when the
-// deploy is not staged. Empty optional fields are left out for the server's defaults; a field left empty that the
-// API needs (percent, watch_minutes) comes back as its 400, under that field.
+/** The API's deployment_config.canary from the deployment step; null when the deploy is not staged. */
 export function canaryFor(deployment) {
-  const c = deployment.canary;
-  if (deployment.action !== 'deploy_existing' || !c?.enabled) return null;
-  const n = (v) => (v === '' || v == null ? undefined : Number(v));
-  return { percent: n(c.percent), watch_minutes: n(c.watch_minutes),
-    max_error_rate: n(c.max_error_rate_pct) === undefined ? undefined : Number(c.max_error_rate_pct) / 100,
-    max_p95_latency_ms: n(c.max_p95_latency_ms), min_requests: n(c.min_requests) };
+  return deployment.action === 'deploy_existing' ? canaryBody(deployment.canary) : null;
 }
 
 /** The run's deployment_config: a staged deploy takes canary.percent of the traffic, so it sends no traffic_split. */
@@ -151,14 +135,7 @@ export function championGateFor(champion) {
     ...(pct === '' || pct == null ? {} : { champion_tolerance: Number(pct) / 100 }) };
 }
 
-// The review step's words for the three.
-export function canaryText(canary) {
-  if (!canary) return '';
-  const c = { ...canaryDefaults(), ...Object.fromEntries(Object.entries(canary).filter(([, v]) => v !== undefined)) };
-  return `canary ${c.percent ?? '?'}% for ${c.watch_minutes ?? '?'} min, rolled back above ${percent(c.max_error_rate)}% errors`
-    + `${c.max_p95_latency_ms != null ? ` or p95 ${c.max_p95_latency_ms} ms` : ''} (over ≥ ${c.min_requests} requests), then 100%`;
-}
-
+// The review step's words for the fallbacks and the champion gate (the canary's: canary.js).
 export function fallbacksText(rows) {
   return fallbacksFor(rows).map((f, i) => `${i + 1}. ${shapeText({ ...f, machine_type: f.machine_type || gpuMachines(f.gpu_type, f.gpu_count).default })}`).join('; ');
 }
@@ -341,7 +318,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <label style="display:block"><input type="radio" name="deploy" value="deploy_new" data-deploy ${d.action === 'deploy_new' ? 'checked' : ''} /> Deploy to a new endpoint: <input type="text" data-bind="deployment.endpoint_name" value="${esc(d.endpoint_name)}" placeholder="${esc(w.name || 'run name')}" /></label>
         <label style="display:block"><input type="radio" name="deploy" value="deploy_existing" data-deploy ${d.action === 'deploy_existing' ? 'checked' : ''} /> Deploy to an existing endpoint: <input type="text" data-bind="deployment.existing_endpoint_id" value="${esc(d.existing_endpoint_id)}" placeholder="endpoint id" />
           ${d.action === 'deploy_existing' && d.canary.enabled ? '' : `traffic <input type="number" data-bind="deployment.traffic_split" value="${esc(d.traffic_split)}" style="width:70px" />%`}</label>
-        ${d.action === 'deploy_existing' ? canaryFields() : ''}
+        ${d.action === 'deploy_existing' ? canaryFields(d.canary, { bind: 'deployment.canary', errors: 'deployment_config.canary' }) : ''}
         ${errorSlot('deployment_config')}${errorSlot('deployment_config.existing_endpoint_id')}${errorSlot('deployment_config.traffic_split')}${errorSlot('deployment_config.endpoint_name')}</div>
       <h3>Schedule</h3><div class="option-cards">${sched('now', 'Run immediately')}${sched('once', 'Once, later')}${sched('daily', 'Daily')}${sched('weekly', 'Weekly')}${sched('data', 'When new data lands')}${sched('draft', 'Save as draft')}</div>
       ${['daily', 'weekly'].includes(s.type) ? `<label style="display:block;margin-top:8px"><input type="checkbox" data-bind="schedule.on_data" ${s.on_data ? 'checked' : ''} /> Also when new data lands</label>` : ''}
@@ -385,16 +362,6 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     return `<div data-role="gpu-fallbacks" style="margin-top:8px"><label class="lbl">Fallback shapes, in order</label>
       <div class="muted small">ℹ️ When the Trainer cannot get the GPUs above (quota or capacity), the run resumes from its checkpoint on the next shape here, within the team's budget. The pre-flight puts shapes with free quota first.</div>
       ${rows}${w.gpu.fallbacks.length < maxFallbacks() ? '<button data-fallback-add>+ Add a fallback shape</button>' : ''}${errorSlot('gpu_config.fallbacks')}</div>`;
-  }
-
-  // A staged deploy on an existing endpoint (docs/lifecycle.md "Canary and rollback").
-  function canaryFields() {
-    const c = w.deployment.canary;
-    const f = (key, label, value, attrs) => `<div class="field"><label class="lbl">${label}</label><input type="number" data-bind="deployment.canary.${key}" value="${esc(value)}" ${attrs} style="width:110px" />${errorSlot(`deployment_config.canary.${key === 'max_error_rate_pct' ? 'max_error_rate' : key}`)}</div>`;
-    return `<div data-role="canary" style="margin:6px 0 0 24px"><label><input type="checkbox" data-bind="deployment.canary.enabled" ${c.enabled ? 'checked' : ''} /> Staged rollout (canary): the new model takes a share of the traffic while its errors and latency are watched, then all of it — or the endpoint goes back to what it served, by itself</label>
-      ${c.enabled ? `<div class="grid2">${f('percent', 'Canary traffic %', c.percent, 'min="1" max="99"')}${f('watch_minutes', 'Watch for (minutes)', c.watch_minutes, 'min="1"')}
-        ${f('max_error_rate_pct', 'Roll back above error rate (%)', c.max_error_rate_pct, 'min="0" max="100" step="any"')}${f('max_p95_latency_ms', 'Roll back above p95 latency (ms, optional)', c.max_p95_latency_ms, 'min="1" step="any" placeholder="no limit"')}
-        ${f('min_requests', 'Judge the error rate over at least (requests)', c.min_requests, 'min="1"')}</div>` : ''}${errorSlot('deployment_config.canary')}</div>`;
   }
 
   function gpuKey() {

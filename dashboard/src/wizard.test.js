@@ -61,7 +61,8 @@ describe('the deployment, GPU and evaluator steps of the retraining loop', () =>
     expect(fitShape({ gpu_type: 'NVIDIA_TESLA_T4', gpu_count: '2', machine_type: 'n1-highmem-8' }).machine_type).toBe('n1-highmem-8');
   });
   it("sends the champion gate as the API's fraction and says it in the review", async () => {
-    const { championGateFor, championGateText, canaryText } = await import('./wizard.js');
+    const { championGateFor, championGateText } = await import('./wizard.js');
+    const { canaryText } = await import('./canary.js');
     expect(championGateFor({ compare: true, tolerance_pct: 2 })).toEqual({ compare_to_champion: true, champion_tolerance: 0.02 });
     expect(championGateFor({ compare: false, tolerance_pct: '' })).toEqual({ compare_to_champion: false });
     expect(championGateText({ compare_to_champion: true, champion_tolerance: 0.02 }, false)).toBe('and ≥ champion × 0.98');
@@ -78,7 +79,8 @@ describe('the deployment, GPU and evaluator steps of the retraining loop', () =>
 
 describe("the retraining loop's defaults are the server's", () => {
   it('a canary names only what the API needs; the rest is read from the vocabulary', async () => {
-    const { canaryText, championGateText } = await import('./wizard.js');
+    const { championGateText } = await import('./wizard.js');
+    const { canaryText } = await import('./canary.js');
     expect(canaryText({ percent: 5, watch_minutes: 10 })).toBe('canary 5% for 10 min, rolled back above 1% errors (over ≥ 20 requests), then 100%');
     setVocabulary({ ...structuredClone(served), canary: { max_error_rate: 0.02, min_requests: 50, max_p95_latency_ms: null },
       champion_gate: { compare_to_champion: true, champion_tolerance: 0.05 } });

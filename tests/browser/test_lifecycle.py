@@ -226,3 +226,35 @@ def test_a_schedule_on_new_data_made_in_the_wizard_starts_a_run_when_a_file_land
     shot(page, "schedule-on-new-data")
     sched.locator("[data-sched-action=cancel]").click()
     expect(sched).to_have_count(0)
+
+
+def test_deploy_from_the_card_staged_as_a_canary(page, stack):
+    """Deploy opens a dialog at the run's deployment_config (an existing endpoint, 10 %); staged as a canary it
+    posts the API's canary without traffic_split, its 400s under the canary's fields."""
+    run_id = "tr-lc-deploy"
+    firestore(stack).collection("training_runs").document(run_id).set(registered_run(
+        "lc-deploy-dialog", id=run_id, deployment_config={"action": "deploy_existing", "existing_endpoint_id": "lc-dlg-prod",
+                                                          "traffic_split": 10}))
+    page.locator("#filter-search").fill("lc-deploy-dialog")
+    card(page, run_id).locator("[data-action=deploy]").click()
+    dialog = page.locator("#deploy-dialog")
+    expect(dialog.locator("[data-bind=endpoint_id]")).to_have_value("lc-dlg-prod")
+    expect(dialog.locator("[data-role=deploy-summary]")).to_have_text("Deploys to endpoint lc-dlg-prod: 10% of the traffic at once.")
+    dialog.locator("[data-bind='canary.enabled']").check()
+    expect(dialog.locator("[data-bind=traffic_split]")).to_have_count(0)
+    set_field(dialog.locator("[data-bind='canary.percent']"), "")
+    dialog.locator("[data-deploy-submit]").click()
+    expect(dialog.locator("[data-error-for='canary.percent']")).to_contain_text("required")
+    set_field(dialog.locator("[data-bind='canary.percent']"), "20")
+    set_field(dialog.locator("[data-bind='canary.watch_minutes']"), "45")
+    expect(dialog.locator("[data-role=deploy-summary]")).to_have_text(
+        "Deploys to endpoint lc-dlg-prod: canary 20% for 45 min, rolled back above 1% errors (over ≥ 20 requests), then 100%.")
+    shot(page, "deploy-dialog-canary")
+    dialog.locator("[data-deploy-submit]").click()
+    expect(dialog).to_have_count(0)
+    deployment = stack.run(run_id)["deployment"]
+    assert deployment["endpoint_id"] == "lc-dlg-prod" and deployment["traffic_split"] == 20
+    assert {k: deployment["canary"][k] for k in LIMITS} == {
+        "percent": 20, "watch_minutes": 45, "max_error_rate": 0.01, "max_p95_latency_ms": None, "min_requests": 20}
+    assert deployment["requested_by"] == "developer@localhost"
+    expect(card(page, run_id).locator("[data-role=deployment]")).not_to_have_count(0)
