@@ -312,9 +312,11 @@ export function parseUserIds(text) {
 }
 
 /** POST …/batch-predictions' body (shared/domain/batch_predictions.py BatchPredictionBody) from the form:
- * every user ("all") or the pasted ids, k (left out: the API's 10), and the outputs given. */
+ * every user ("all"), a file of ids (gs:// or a path, one a line), or the pasted ids; k (left out: the API's
+ * 10); the outputs given. */
 export function batchRequestBody(form) {
-  const body = { users: form.users === 'all' ? 'all' : parseUserIds(form.ids) };
+  const users = { all: () => 'all', file: () => String(form.users_file || '').trim() }[form.users];
+  const body = { users: users ? users() : parseUserIds(form.ids) };
   const k = String(form.k ?? '').trim();
   if (k) body.k = /^\d+$/.test(k) ? Number(k) : k; // not a number: sent as typed, for the API to name
   if (String(form.gcs_output || '').trim()) body.gcs_output = form.gcs_output.trim();
@@ -326,12 +328,13 @@ export function batchRequestBody(form) {
 // being typed in.
 function openBatchRequest(run, me) {
   if (!run) return;
-  const form = { users: 'ids', ids: '', k: '10', gcs_output: '', bigquery_output: '' };
+  const form = { users: 'ids', ids: '', users_file: '', k: '10', gcs_output: '', bigquery_output: '' };
   const { el, close } = openModal(`<div class="modal-head"><h2>Batch predictions: ${esc(run.name)}</h2><button data-close>✕</button></div>
     <div class="modal-body" data-role="batch-form"><div class="general-error" data-role="general-error"></div>
       <p class="muted small">Top-K items per user from version ${esc(run.vertex_model_version ?? '')} of ${esc(run.vertex_model_name || run.name)}, written by the model's own serving container (docs/lifecycle.md "Batch recommendations").</p>
       <div class="field"><label class="lbl">Users</label>
         <label style="display:block"><input type="radio" name="batch-users" value="all" /> Every user of the run's data</label>
+        <label style="display:block"><input type="radio" name="batch-users" value="file" /> The ids in a file, one a line: <input type="text" data-batch="users_file" placeholder="gs://team-bucket/users.txt" style="width:60%" /></label>
         <label style="display:block"><input type="radio" name="batch-users" value="ids" checked /> These user ids (one per line, or separated by commas):</label>
         <textarea data-batch="ids" rows="5" style="width:100%" placeholder="c-1001&#10;c-1002"></textarea>${errorSlot('users')}</div>
       <div class="field"><label class="lbl">Items per user (k)</label><input type="number" data-batch="k" value="10" min="1" max="100" style="width:90px" />${errorSlot('k')}</div>

@@ -95,6 +95,8 @@ describe('the batch predictions request', () => {
     expect(batchRequestBody({ users: 'all', ids: 'ignored', k: '', gcs_output: '', bigquery_output: 'p.recs' }))
       .toEqual({ users: 'all', bigquery_output: 'p.recs' });
     expect(batchRequestBody({ users: 'ids', ids: '', k: 'ten' })).toEqual({ users: [], k: 'ten' });
+    expect(batchRequestBody({ users: 'file', users_file: ' gs://b/users.txt ', ids: 'c1', k: '10', gcs_output: 'gs://b/o' }))
+      .toEqual({ users: 'gs://b/users.txt', k: 10, gcs_output: 'gs://b/o' });
   });
   it('the rollback button is only for a deployer on the run\'s team', () => {
     const run = { ...watching, team: 'recs' };

@@ -24,14 +24,31 @@ describe('the trigger of a run', () => {
   });
   it('reads what a run written before the typed field had', () => {
     expect(triggerOf({ schedule_id: 'ts-1', triggered_by: 'schedule', scheduled_at: at, created_by: 'dan@x' }))
-      .toEqual({ kind: 'schedule', by: null, at, detail: { schedule_id: 'ts-1' } });
+      .toEqual({ kind: 'schedule', by: null, at, schedule_id: 'ts-1', slot: at });
+    expect(triggerText({ schedule_id: 'ts-1', triggered_by: 'schedule', scheduled_at: at }))
+      .toBe('⏰ Schedule · schedule ts-1 slot 2026-12-06 02:00 UTC · 2026-12-06 02:00 UTC');
     expect(triggerText({ schedule_id: 'ts-1', triggered_by: 'manual', created_at: at, created_by: 'dan@x' }))
-      .toBe('👤 Manual · schedule ts-1 (Run now) · 2026-12-06 02:00 UTC');
+      .toBe('▶ Run now · schedule ts-1 · 2026-12-06 02:00 UTC');
     const data = { schedule_id: 'ts-2', triggered_by: 'data', created_by: 'dan@x',
       data_trigger: { source: 'bigquery', location: 'acme.events.interactions', version: 'job_42', occurred_at: at, received_at: at } };
-    expect(triggerText(data)).toBe('📥 New data · table acme.events.interactions (job job_42) · 2026-12-06 02:00 UTC');
+    expect(triggerText(data)).toBe('📥 New data · table acme.events.interactions (job job_42) · schedule ts-2 · 2026-12-06 02:00 UTC');
     expect(triggerText({ created_by: 'ana@example.com', created_at: at })).toBe('👤 Manual by ana@example.com · 2026-12-06 02:00 UTC');
     expect(triggerText({})).toBe('');
+  });
+  it("renders the run document's Trigger block (shared/domain/triggers.py): via, run now, slot, data, first", () => {
+    expect(triggerText({ trigger: { kind: 'manual', by: 'ana@example.com', via: 'cli', at, attempt: 1 } }))
+      .toBe('👤 Manual by ana@example.com (CLI) · 2026-12-06 02:00 UTC');
+    expect(triggerText({ trigger: { kind: 'run_now', by: 'dan@example.com', at, attempt: 1, schedule_id: 'ts-1', slot: at } }))
+      .toBe('▶ Run now by dan@example.com · schedule ts-1 · 2026-12-06 02:00 UTC');
+    const data = { kind: 'data', by: 'trainyard (schedule)', at, attempt: 1, schedule_id: 'ts-1', slot: at,
+      data: { source: 'gcs', location: 'gs://landing/a.csv', version: '17', occurred_at: at, received_at: at } };
+    expect(triggerText({ trigger: data })).toBe('📥 New data · object gs://landing/a.csv (generation 17) · schedule ts-1 · 2026-12-06 02:00 UTC');
+    expect(triggerBadge({ trigger: data })).toContain('📥 New data gs://landing/a.csv');
+    const fallback = { trigger: { kind: 'gpu_fallback', by: 'trainyard (gpu fallback)', at, attempt: 2, first: data },
+      attempt: 2, last_retry: { attempt: 2, by: 'trainyard (gpu fallback)', at } };
+    expect(triggerText(fallback)).toBe('🔀 GPU fallback by trainyard (gpu fallback) · attempt 2 · 2026-12-06 02:00 UTC · '
+      + 'first: 📥 New data · object gs://landing/a.csv (generation 17) · schedule ts-1 · 2026-12-06 02:00 UTC');
+    expect(triggerBadge(fallback)).toContain('data-trigger="gpu_fallback"');
   });
   it('names the retry or GPU fallback that started the attempt under way', () => {
     const run = { created_by: 'ana@example.com', created_at: at, attempt: 2,
