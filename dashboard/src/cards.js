@@ -4,6 +4,7 @@ import {
   isDeployed, isDeploying, liftsText, lowerIsBetter, metricLabel, metricValue, statusIcon, statusLabel, toDate, when,
 } from './format.js';
 import { attemptsLine } from './attempts.js';
+import { triggerBadge } from './trigger.js';
 
 const SEP = '<span class="sep">│</span>';
 
@@ -48,16 +49,22 @@ function cost(run) {
   return text ? `<span data-role="cost" title="estimated from stage durations × list prices of ${esc(run.estimated_cost.prices_as_of)}">Cost: ${esc(text)}</span>` : '';
 }
 
-/** The run's deployment (manual or after training): Deploying… / Deployed to <endpoint> / Deploy failed: <error>. */
+/** The run's deployment (manual or after training): Deploying… / Deployed to <endpoint> / Deploy failed: <error>,
+ * and a staged one's canary, rollback and its outcome (docs/lifecycle.md "Canary and rollback"). */
 export function deploymentLine(run) {
   const d = run.deployment || {};
   const status = d.status || run.deployment_status || (run.is_deployed ? 'deployed' : '');
   if (!status) return '';
   const where = esc(run.endpoint_resource_name || d.endpoint_resource_name || d.endpoint_id || d.endpoint_name || '—');
   const auto = d.automatic ? ' <span class="muted small">(after training)</span>' : '';
+  const c = d.canary || {};
+  const rollback = d.rollback || {};
   const text = {
     deploying: `⏳ Deploying… to ${where}`,
-    deployed: `🟢 Deployed to ${where}`,
+    deployed: `🟢 Deployed to ${where}${c.status === 'promoted' ? ' (canary promoted)' : ''}`,
+    canary: `🐤 Canary: ${esc(c.percent ?? '?')}% on ${where}${c.watch_until ? `, watched until ${esc(when(c.watch_until))}` : ''}`,
+    rolling_back: `<span class="card-warn">⏪ Rolling back on ${where}…</span>`,
+    rolled_back: `<span class="card-warn">↩️ Rolled back on ${where} ${rollback.automatic ? '(canary breached' : `(by ${esc(rollback.requested_by || '—')}`}${rollback.reason ? `: ${esc(String(rollback.reason).slice(0, 120))}` : ''})</span>`,
     failed: `<span class="card-error">Deploy failed: ${esc(String(d.error || 'unknown error').slice(0, 160))}</span>`,
   }[status] || esc(status);
   return `<div class="card-line" data-role="deployment" data-deployment="${esc(status)}">${text}${auto}</div>`;
@@ -73,7 +80,7 @@ export function renderCard(run, now = new Date()) {
       <span class="muted small">#${esc(run.run_number ?? '')}</span></div>
     <span class="status-badge ${cssStatus(status)}" data-role="status">${esc(statusLabel(status))}${status === 'completed' && isDeployed(run) ? ' • Deployed' : ''}${isDeploying(run) ? ' • Deploying' : ''}</span></div>`;
   const basics = line([`Based on: ${esc(baseText(run))}`, `Dataset: ${esc(run.dataset?.name || '—')}`,
-    `GPU: ${esc(gpuText(run.gpu_config))}`, `<span class="muted">${esc(run.model_type || '')}</span>`]);
+    `GPU: ${esc(gpuText(run.gpu_config))}`, `<span class="muted">${esc(run.model_type || '')}</span>`, triggerBadge(run)]);
   let body = '';
   switch (status) {
     case 'draft':

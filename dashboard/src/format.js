@@ -8,6 +8,7 @@
 const vocab = {
   statuses: [], status_groups: {}, stages: [], stage_statuses: [], model_types: [], metrics: [], gpu_types: [],
   default_gpu: null, actions: [], training: { defaults: {}, lr_schedules: {}, min_lr: null }, gate: {},
+  champion_gate: {}, canary: {}, max_fallbacks: null, roles: [],
 };
 
 /** The server's vocabulary (the `vocabulary` of GET /api/vocabulary); every helper below reads it. */
@@ -22,6 +23,16 @@ export const modelTypes = () => vocab.model_types.map((m) => m.name);
 export const gpuTypes = () => vocab.gpu_types;
 export const defaultGpu = () => ({ ...(vocab.default_gpu || {}) });
 export const maxMachines = () => vocab.max_machines || 1;
+/** The champion gate a run gets when it names none: {compare_to_champion, champion_tolerance}. */
+export const championGateDefaults = () => ({ ...vocab.champion_gate });
+/** A staged deploy's limits that have a server default (max_error_rate, min_requests, max_p95_latency_ms). */
+export const canaryDefaults = () => ({ ...vocab.canary });
+export const maxFallbacks = () => vocab.max_fallbacks ?? Infinity;
+/** The team roles, weakest first. */
+export const roleOrder = () => vocab.roles;
+/** The machines Vertex admits for `count` GPUs of `type` and the one the server picks when none is named. */
+export const gpuMachines = (type, count) => vocab.gpu_types.find((g) => g.name === type)?.machines?.[String(count)]
+  || { default: null, admitted: [] };
 export const isTerminal = (status) => (vocab.status_groups.terminal || []).includes(status);
 const modelType = (type) => vocab.model_types.find((m) => m.name === type);
 export const primaryMetric = (type) => modelType(type)?.primary_metric;

@@ -9,9 +9,11 @@ import {
 } from './format.js';
 import * as live from './live.js';
 import { noTeamMessage } from './teams.js';
+import { lastDataEventText, scheduleWhen } from './trigger.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
+import { openDeployDialog } from './deploydialog.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
 const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
@@ -185,7 +187,7 @@ async function runAction(action, runId) {
   try {
     switch (action) {
       case 'view':
-        openRunView(runId, { onAction: runAction });
+        openRunView(runId, { onAction: runAction, me: state.me }); // what the caller may do on the run's team
         return;
       case 'cancel':
         if (!(await confirmDialog(`Cancel training run "${run.name}"?`))) return;
@@ -212,8 +214,8 @@ async function runAction(action, runId) {
         await post(`/api/training-runs/${runId}/reject`);
         toast(`${run.name}: rejected`);
         return;
-      case 'deploy':
-        toast((await post(`/api/training-runs/${runId}/deploy`)).message || 'Deployment queued');
+      case 'deploy': // where to, and staged or not: the dialog starts from the run's deployment_config
+        openDeployDialog(state.registry.find((r) => r.id === runId) || run);
         return;
       case 'card': {
         const { card, uri } = await get(`/api/training-runs/${runId}/model-card`);
@@ -237,8 +239,9 @@ async function runAction(action, runId) {
 }
 
 function onWizardCreated(result) {
-  if (result.schedule) toast(`Schedule "${result.schedule.name}" created: next run ${when(result.schedule.next_run_at)}`);
-  else toast(`Training run "${result.training_run.name}" created`);
+  if (result.schedule) {
+    toast(`Schedule "${result.schedule.name}" created: ${result.schedule.next_run_at ? `next run ${when(result.schedule.next_run_at)}` : scheduleWhen(result.schedule)}`);
+  } else toast(`Training run "${result.training_run.name}" created`);
   if (state.filters.status !== 'all' || state.filters.modelType || state.filters.dataset || state.filters.search) {
     state.filters = { status: 'all', modelType: '', dataset: '', search: '' };
     trainingSkeleton();
@@ -258,11 +261,9 @@ function renderSchedules() {
   }
   const cards = state.schedules.sort((a, b) => (toDate(a.next_run_at) || 0) - (toDate(b.next_run_at) || 0)).map((s) => {
     const rate = s.success_rate == null ? '—' : `${Math.round(s.success_rate)}%`;
-    const when_ = s.schedule_type === 'once' ? `once at ${when(s.run_at || s.next_run_at)}`
-      : s.schedule_type === 'weekly' ? `weekly on ${esc(dayName(s.day_of_week))} at ${esc(s.time_of_day)} ${esc(s.timezone)}`
-        : s.schedule_type === 'daily' ? `daily at ${esc(s.time_of_day)} ${esc(s.timezone)}` : `cron ${esc(s.cron_expression)}`;
     return `<div class="schedule-card ${esc(s.status)}" data-schedule-id="${esc(s.id)}"><div class="card-top"><b>⏰ ${esc(s.name)}</b><span class="status-badge ${s.status === 'active' ? 'scheduled' : ''}">${esc(s.status)}</span></div>
-      <div class="muted small">${when_}</div>
+      <div class="muted small" data-role="schedule-when">${esc(scheduleWhen(s))}</div>
+      ${lastDataEventText(s) ? `<div class="muted small" data-role="schedule-data">${esc(lastDataEventText(s))}</div>` : ''}
       <div class="stats"><div class="kpi"><b>${s.status === 'active' ? esc(inHowLong(s.next_run_at)) : '—'}</b><span>Next run</span></div>
         <div class="kpi"><b>${s.total_runs ?? 0}</b><span>Total runs</span></div><div class="kpi"><b>${rate}</b><span>Success</span></div>
         <div class="kpi"><b data-role="schedule-cost">${esc(costText(s) || '—')}</b><span>Est. cost</span></div></div>
@@ -272,11 +273,6 @@ function renderSchedules() {
         <div><button class="btn-danger" data-sched-action="cancel" data-schedule="${esc(s.id)}">Cancel</button></div></div></div>`;
   }).join('');
   root.innerHTML = `<h3>Active Schedules</h3><div class="schedule-grid" id="schedule-grid">${cards}</div>`;
-}
-
-const DAY_NAMES = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
-function dayName(day) {
-  return typeof day === 'number' || /^\d$/.test(String(day)) ? DAY_NAMES[Number(day)] : String(day);
 }
 
 async function scheduleAction(action, scheduleId) {

@@ -3,12 +3,15 @@
 import {
   Chart, CategoryScale, Legend, LineController, LineElement, LinearScale, LogarithmicScale, PointElement, Tooltip,
 } from 'chart.js';
-import { get, post } from './api.js';
+import { ApiError, get, post } from './api.js';
 import {
   actionLabel, actionsFor, baseText, cssStatus, costText, duration, esc, gateMetric, gateSummary, gpuText, lowerIsBetter,
   metricLabel, metricValue, notificationsText, stageNames, statusIcon, statusLabel, when,
 } from './format.js';
 import { attemptsTable } from './attempts.js';
+import { errorSlot, placeErrors } from './fielderrors.js';
+import { mayAct, NEEDS } from './roles.js';
+import { triggerText } from './trigger.js';
 import { listenHistory, listenRun } from './live.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 
@@ -16,8 +19,8 @@ Chart.register(LineController, LineElement, PointElement, LinearScale, Logarithm
 
 const TABS = ['overview', 'pipeline', 'training', 'artifacts', 'logs'];
 
-export function openRunView(runId, { onAction } = {}) {
-  const view = { run: null, history: [], tab: 'overview', charts: {}, unsubHistory: null, historyAttempt: null, logStage: '' };
+export function openRunView(runId, { onAction, me = null } = {}) {
+  const view = { me, run: null, history: [], tab: 'overview', charts: {}, unsubHistory: null, historyAttempt: null, logStage: '' };
   const { el } = openModal(`<div class="modal-head"><div><h2 data-role="title">Loading…</h2><div class="muted" data-role="subtitle"></div></div>
       <div data-role="actions"></div><button data-close>✕</button></div>
     <div class="tabs">${TABS.map((t) => `<button class="tab ${t === 'overview' ? 'active' : ''}" data-tab="${t}">${t[0].toUpperCase() + t.slice(1)}</button>`).join('')}</div>
@@ -41,6 +44,7 @@ export function openRunView(runId, { onAction } = {}) {
     const action = e.target.closest('[data-action]');
     if (action && action.dataset.action !== 'view') onAction?.(action.dataset.action, runId);
     if (e.target.closest('[data-deployment-action=rollback]')) rollBack();
+    if (e.target.closest('[data-batch-request]')) openBatchRequest(view.run, view.me);
     const stage = e.target.closest('[data-log-stage]');
     if (stage) {
       view.logStage = stage.dataset.logStage;
@@ -75,7 +79,7 @@ export function openRunView(runId, { onAction } = {}) {
     $('[data-role=actions]', el).innerHTML = [...left, ...right].filter((a) => a !== 'view')
       .map((a) => `<button data-action="${a}" class="${a === 'cancel' || a === 'delete' ? 'btn-danger' : ''}">${esc(actionLabel(a))}</button>`).join(' ');
     const body = $('[data-role=body]', el);
-    if (view.tab === 'overview') body.innerHTML = overview(run);
+    if (view.tab === 'overview') body.innerHTML = overview(run, view.me);
     else if (view.tab === 'pipeline') body.innerHTML = pipeline(run);
     else if (view.tab === 'training') {
       if (tabChanged || !$('#chart-loss', body)) {
@@ -188,14 +192,14 @@ const splitText = (split) => Object.entries(split || {}).sort((a, b) => b[1] - a
 /** The run's deployment: status, a canary's watch (limits, last check, decision), a rollback button while
  * its model takes traffic on a shared endpoint, and the endpoint history (every traffic change: when, what,
  * who, from → to, why). Empty when the run was never deployed. */
-export function deploymentSection(run) {
+export function deploymentSection(run, me = null) {
   const d = run.deployment;
   if (!d) return '';
   const c = d.canary;
   const check = c?.last_check;
   const limits = c ? `${c.percent}% for ${c.watch_minutes} min; rolled back above ${(c.max_error_rate * 100).toFixed(1)}% errors`
     + `${c.max_p95_latency_ms != null ? ` or p95 ${c.max_p95_latency_ms} ms` : ''} (judged over ≥ ${c.min_requests} requests)` : '';
-  const canRollBack = ['canary', 'deployed'].includes(d.status) && d.endpoint_id;
+  const canRollBack = ['canary', 'deployed'].includes(d.status) && d.endpoint_id && mayAct(me, run.team, NEEDS.rollback);
   const history = (run.endpoint_history || []).map((e) => `<tr><td>${esc(when(e.at))}</td><td>${esc(e.action)}</td><td>${esc(e.by)}</td>
     <td>${esc(splitText(e.from))} → ${esc(splitText(e.to))}</td><td>${esc(e.reason || '')}</td></tr>`).join('');
   return `<div data-role="deployment"><h3>Deployment</h3><dl class="kv">
@@ -239,7 +243,7 @@ export function championRows(run) {
   return rows.join('');
 }
 
-function overview(run) {
+function overview(run, me) {
   const p = run.training_params || {};
   const gate = gateMetric(run);
   const base = run.base_experiment?.metrics || {};
@@ -263,14 +267,15 @@ function overview(run) {
       ${championRows(run)}
       <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
       <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
+      ${triggerText(run) ? `<dt>Triggered by</dt><dd data-role="trigger">${esc(triggerText(run))}</dd>` : ''}
       <dt>Duration</dt><dd>${esc(duration(run.duration_seconds))}</dd>
       ${notificationsText(run) ? `<dt>Notifications</dt><dd data-role="notifications">${esc(notificationsText(run))}</dd>` : ''}
       ${costText(run) ? `<dt>Estimated cost</dt><dd data-role="cost">${esc(costText(run))} <span class="muted small">(${esc(run.estimated_cost.region)}, list prices of ${esc(run.estimated_cost.prices_as_of)}${run.estimated_cost.spot ? ', Spot' : ''})</span></dd>` : ''}</dl>
-      ${costBreakdown(run)}${attemptsTable(run)}${deploymentSection(run)}</div>
+      ${costBreakdown(run)}${attemptsTable(run)}${deploymentSection(run, me)}</div>
     <div><h3>Metrics vs base experiment</h3><table data-role="metrics"><thead><tr><th>Metric</th><th>This run</th><th>Experiment</th><th>Δ</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="4" class="muted">No final metrics yet</td></tr>'}</tbody></table>
       ${run.live_metrics && Object.keys(run.live_metrics).length ? `<h3>Live (epoch ${esc(run.current_epoch)})</h3><dl class="kv">${Object.entries(run.live_metrics).map(([k, v]) => `<dt>${esc(metricLabel(k))}</dt><dd>${metricValue(v)}</dd>`).join('')}</dl>` : ''}
-      ${batchSection(run)}</div></div>`;
+      ${batchSection(run)}${batchRequestButton(run, me)}</div></div>`;
 }
 
 /** The run's batch predictions: status, progress and, per output, rows and where they are. */
@@ -287,6 +292,74 @@ export function batchSection(run) {
     <div class="muted">${esc(batch.status)} · top-${esc(batch.k)} for ${esc(batch.users)} users · ${share}% · ${esc(batch.machine_count)} machine(s) · by ${esc(batch.requested_by)}</div>
     ${batch.error ? `<div class="general-error">${esc(batch.error)}</div>` : ''}
     <table><thead><tr><th>Output</th><th>State</th><th>Rows</th><th>Where</th></tr></thead><tbody>${lines}</tbody></table></div>`;
+}
+
+// A run whose registered model can write batch predictions (shared/domain/batch_predictions.predictable).
+const PREDICTABLE = ['completed', 'not_blessed'];
+
+/** The "Batch predictions…" button: for a run with a registered model and its files, to a deployer on its team;
+ * disabled while a batch is being written (the API would answer 409). */
+export function batchRequestButton(run, me) {
+  if (!PREDICTABLE.includes(run.status) || !run.vertex_model_resource_name || !run.gcs_artifacts_path) return '';
+  if (!mayAct(me, run.team, NEEDS['batch-predictions'])) return '';
+  const running = run.batch_prediction?.status === 'running';
+  return `<button data-batch-request ${running ? 'disabled title="a batch is being written"' : ''}>📤 Batch predictions…</button>`;
+}
+
+/** User ids pasted one per line, or separated by commas or spaces; the order kept, repeats dropped. */
+export function parseUserIds(text) {
+  return [...new Set(String(text || '').split(/[\s,;]+/).map((x) => x.trim()).filter(Boolean))];
+}
+
+/** POST …/batch-predictions' body (shared/domain/batch_predictions.py BatchPredictionBody) from the form:
+ * every user ("all"), a file of ids (gs:// or a path, one a line), or the pasted ids; k (left out: the API's
+ * 10); the outputs given. */
+export function batchRequestBody(form) {
+  const users = { all: () => 'all', file: () => String(form.users_file || '').trim() }[form.users];
+  const body = { users: users ? users() : parseUserIds(form.ids) };
+  const k = String(form.k ?? '').trim();
+  if (k) body.k = /^\d+$/.test(k) ? Number(k) : k; // not a number: sent as typed, for the API to name
+  if (String(form.gcs_output || '').trim()) body.gcs_output = form.gcs_output.trim();
+  if (String(form.bigquery_output || '').trim()) body.bigquery_output = form.bigquery_output.trim();
+  return body;
+}
+
+// The form sits in its own dialog: the run view redraws on every change of the run, which would wipe a form
+// being typed in.
+function openBatchRequest(run, me) {
+  if (!run) return;
+  const form = { users: 'ids', ids: '', users_file: '', k: '10', gcs_output: '', bigquery_output: '' };
+  const { el, close } = openModal(`<div class="modal-head"><h2>Batch predictions: ${esc(run.name)}</h2><button data-close>✕</button></div>
+    <div class="modal-body" data-role="batch-form"><div class="general-error" data-role="general-error"></div>
+      <p class="muted small">Top-K items per user from version ${esc(run.vertex_model_version ?? '')} of ${esc(run.vertex_model_name || run.name)}, written by the model's own serving container (docs/lifecycle.md "Batch recommendations").</p>
+      <div class="field"><label class="lbl">Users</label>
+        <label style="display:block"><input type="radio" name="batch-users" value="all" /> Every user of the run's data</label>
+        <label style="display:block"><input type="radio" name="batch-users" value="file" /> The ids in a file, one a line: <input type="text" data-batch="users_file" placeholder="gs://team-bucket/users.txt" style="width:60%" /></label>
+        <label style="display:block"><input type="radio" name="batch-users" value="ids" checked /> These user ids (one per line, or separated by commas):</label>
+        <textarea data-batch="ids" rows="5" style="width:100%" placeholder="c-1001&#10;c-1002"></textarea>${errorSlot('users')}</div>
+      <div class="field"><label class="lbl">Items per user (k)</label><input type="number" data-batch="k" value="10" min="1" max="100" style="width:90px" />${errorSlot('k')}</div>
+      <div class="field"><label class="lbl">GCS prefix (JSONL)</label><input type="text" data-batch="gcs_output" placeholder="gs://team-bucket/recs/daily/" style="width:100%" />${errorSlot('gcs_output')}</div>
+      <div class="field"><label class="lbl">BigQuery dataset (a predictions table is written in it)</label><input type="text" data-batch="bigquery_output" placeholder="project.dataset" style="width:100%" />${errorSlot('bigquery_output')}</div>
+      <div class="muted small">ℹ️ One or both outputs, under your team's buckets and datasets.</div>${errorSlot('body')}</div>
+    <div class="modal-foot"><button data-close>Cancel</button><button class="btn-primary" data-batch-submit>Write predictions</button></div>`, { id: 'batch-request', narrow: true });
+  el.addEventListener('click', async (e) => {
+    if (!e.target.closest('[data-batch-submit]')) return;
+    for (const input of $$('[data-batch]', el)) form[input.dataset.batch] = input.value;
+    form.users = $('input[name=batch-users]:checked', el).value;
+    for (const slot of $$('[data-error-for]', el)) slot.textContent = '';
+    $$('.has-error', el).forEach((f) => f.classList.remove('has-error'));
+    const button = e.target.closest('[data-batch-submit]');
+    button.disabled = true;
+    try {
+      const result = await post(`/api/training-runs/${run.id}/batch-predictions`, batchRequestBody(form));
+      close();
+      toast(result.message || 'Batch predictions queued');
+    } catch (err) {
+      button.disabled = false;
+      const errors = err instanceof ApiError && err.errors.length ? err.errors : [{ field: 'general', message: err.message }];
+      $('[data-role=general-error]', el).textContent = placeErrors(el, errors).join(' · ');
+    }
+  });
 }
 
 function pipeline(run) {

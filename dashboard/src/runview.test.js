@@ -1,5 +1,7 @@
 // The run view's deployment (canary, rollback, endpoint history) and batch predictions sections.
-import { describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { setVocabulary } from './format.js';
+import served from './testdata/vocabulary.json';
 
 vi.mock('./live.js', () => ({ listenHistory: () => () => {}, listenRun: () => () => {} }));
 vi.mock('chart.js', () => {
@@ -8,6 +10,8 @@ vi.mock('chart.js', () => {
 });
 
 const { batchSection, deploymentSection } = await import('./runview.js');
+
+beforeEach(() => setVocabulary(structuredClone(served)));
 
 const watching = {
   name: 'recs-v7',
@@ -66,5 +70,37 @@ describe('batchSection', () => {
     expect(batchSection({})).toBe('');
     const html = batchSection({ batch_prediction: { status: 'failed', error: '<b>quota</b>', outputs: {} } });
     expect(html).toContain('&lt;b&gt;quota&lt;/b&gt;');
+  });
+});
+
+describe('the batch predictions request', () => {
+  const registered = { id: 'tr-9', name: 'recs', team: 'recs', status: 'completed', vertex_model_resource_name: 'local/models/recs',
+    vertex_model_version: '2', gcs_artifacts_path: '/tmp/a' };
+  it('is offered to a deployer on the run\'s team, for a run with a registered model, not while one is written', async () => {
+    const { batchRequestButton } = await import('./runview.js');
+    const deployer = { roles: { recs: 'deployer' } };
+    expect(batchRequestButton(registered, deployer)).toContain('data-batch-request');
+    expect(batchRequestButton(registered, { roles: { recs: 'trainer' } })).toBe('');
+    expect(batchRequestButton(registered, { roles: { other: 'admin' } })).toBe('');
+    expect(batchRequestButton(registered, { roles: {}, platform_admin: true })).toContain('data-batch-request');
+    expect(batchRequestButton({ ...registered, vertex_model_resource_name: null }, deployer)).toBe('');
+    expect(batchRequestButton({ ...registered, status: 'failed' }, deployer)).toBe('');
+    expect(batchRequestButton({ ...registered, batch_prediction: { status: 'running' } }, deployer)).toContain('disabled');
+  });
+  it("sends the API's body: pasted ids (order kept, repeats dropped) or every user, k, the outputs given", async () => {
+    const { batchRequestBody, parseUserIds } = await import('./runview.js');
+    expect(parseUserIds('c1\nc2, c3;c1  c4\n\n')).toEqual(['c1', 'c2', 'c3', 'c4']);
+    expect(batchRequestBody({ users: 'ids', ids: 'c1\nc2', k: '5', gcs_output: ' gs://b/recs/ ', bigquery_output: '' }))
+      .toEqual({ users: ['c1', 'c2'], k: 5, gcs_output: 'gs://b/recs/' });
+    expect(batchRequestBody({ users: 'all', ids: 'ignored', k: '', gcs_output: '', bigquery_output: 'p.recs' }))
+      .toEqual({ users: 'all', bigquery_output: 'p.recs' });
+    expect(batchRequestBody({ users: 'ids', ids: '', k: 'ten' })).toEqual({ users: [], k: 'ten' });
+    expect(batchRequestBody({ users: 'file', users_file: ' gs://b/users.txt ', ids: 'c1', k: '10', gcs_output: 'gs://b/o' }))
+      .toEqual({ users: 'gs://b/users.txt', k: 10, gcs_output: 'gs://b/o' });
+  });
+  it('the rollback button is only for a deployer on the run\'s team', () => {
+    const run = { ...watching, team: 'recs' };
+    expect(deploymentSection(run, { roles: { recs: 'deployer' } })).toContain('data-deployment-action="rollback"');
+    expect(deploymentSection(run, { roles: { recs: 'viewer' } })).not.toContain('data-deployment-action');
   });
 });

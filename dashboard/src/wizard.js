@@ -2,11 +2,14 @@
 // next to the field they name (the wizard jumps to the step that holds it).
 import { ApiError, get, post } from './api.js';
 import {
-  GPU_LABEL, debounce, defaultGpu, defaultMinValue, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
+  GPU_LABEL, championGateDefaults, debounce, defaultGpu, gpuMachines, maxFallbacks, defaultMinValue, esc, gateMetrics, gpuText, gpuTypes, lowerIsBetter, lrScheduleFor, maxMachines, metricLabel, metricValue,
   modelTypeIcon, modelTypeLabel, modelTypes, primaryMetric, retrieves, stepForField, trainingDefaults,
 } from './format.js';
 import { $, $$, openModal } from './ui.js';
+import { errorSlot, placeErrors } from './fielderrors.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
+import { shapeText } from './attempts.js';
+import { canaryBody, canaryFields, canaryStart, canaryText, percent } from './canary.js';
 
 // Words for the GPU types the server offers (its vocabulary's gpu_types); a type without words shows its name.
 const GPU_WORDS = {
@@ -36,14 +39,22 @@ function defaults(experiment) {
     } : null,
     params: paramsFrom(experiment),
     advancedOpen: false,
-    gpu: defaultGpu(),
+    gpu: { ...defaultGpu(), fallbacks: [] },
     evaluator: thresholdFor(type),
-    deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10 },
+    champion: championStart(),
+    deployment: { action: 'register_only', endpoint_name: '', existing_endpoint_id: '', traffic_split: 10, canary: canaryStart() },
     schedule: { type: 'now', date: tomorrow(), time: '02:00', day_of_week: 0, timezone: 'UTC',
       on_data: false, data_where: '', data_interval: 60 },
     errors: [],
     submitting: false,
   };
+}
+
+// Champion vs challenger (docs/lifecycle.md) as the server would gate a run naming nothing; its tolerance in
+// percent here, a fraction in the API.
+function championStart() {
+  const gate = championGateDefaults();
+  return { compare: gate.compare_to_champion ?? true, tolerance_pct: percent(gate.champion_tolerance) };
 }
 
 // The server's defaults (its vocabulary's training.defaults), with the experiment's batch size and
@@ -69,7 +80,6 @@ function tomorrow() {
   return d.toISOString().slice(0, 10);
 }
 
-/** Wall-clock date+time in an IANA zone → ISO instant (UTC). */
 // The schedule's data_trigger from what the step's "new data" fields hold (docs/schedules.md "On new data"):
 // gs://bucket/prefix, project.dataset.table, or (local stack) an absolute folder; null when it does not fire on
 // data. The API validates the rest and names the field (data_trigger.bucket, …).
@@ -85,6 +95,59 @@ export function dataTriggerFor(schedule) {
   return { source: 'bigquery', table: where.replace(/^(bigquery|bq):/, ''), ...interval };
 }
 
+/** The API's deployment_config.canary from the deployment step; null when the deploy is not staged. */
+export function canaryFor(deployment) {
+  return deployment.action === 'deploy_existing' ? canaryBody(deployment.canary) : null;
+}
+
+/** The run's deployment_config: a staged deploy takes canary.percent of the traffic, so it sends no traffic_split. */
+export function deploymentFor(d) {
+  const deployment = { action: d.action };
+  if (d.action === 'deploy_new' && d.endpoint_name) deployment.endpoint_name = d.endpoint_name;
+  if (d.action === 'deploy_existing') {
+    deployment.existing_endpoint_id = d.existing_endpoint_id || null;
+    const canary = canaryFor(d);
+    if (canary) deployment.canary = canary;
+    else deployment.traffic_split = Number(d.traffic_split) || 100;
+  }
+  return deployment;
+}
+
+/** A fallback row made to fit: a count the GPU type comes in, a machine Vertex admits for it (else its default). */
+export function fitShape(row) {
+  const counts = gpuTypes().find((g) => g.name === row.gpu_type)?.counts || [];
+  const count = counts.includes(Number(row.gpu_count)) ? Number(row.gpu_count) : (counts[0] ?? Number(row.gpu_count));
+  const { admitted } = gpuMachines(row.gpu_type, count);
+  return { ...row, gpu_count: count, machine_type: admitted.includes(row.machine_type) ? row.machine_type : '' };
+}
+
+/** gpu_config.fallbacks (shared/domain/run_config.py GpuShape), in the order listed; a machine or region left
+ * empty is the server's: the machine paired with the GPUs, the deployment's region. */
+export function fallbacksFor(rows) {
+  return (rows || []).map((r) => ({ gpu_type: r.gpu_type, gpu_count: Number(r.gpu_count), preemptible: Boolean(r.preemptible),
+    ...(r.machine_type ? { machine_type: r.machine_type } : {}), ...(String(r.region || '').trim() ? { region: String(r.region).trim() } : {}) }));
+}
+
+/** evaluator_config's champion gate: compare_to_champion and champion_tolerance (a fraction; a percent here). */
+export function championGateFor(champion) {
+  const pct = champion.tolerance_pct;
+  return { compare_to_champion: Boolean(champion.compare),
+    ...(pct === '' || pct == null ? {} : { champion_tolerance: Number(pct) / 100 }) };
+}
+
+// The review step's words for the fallbacks and the champion gate (the canary's: canary.js).
+export function fallbacksText(rows) {
+  return fallbacksFor(rows).map((f, i) => `${i + 1}. ${shapeText({ ...f, machine_type: f.machine_type || gpuMachines(f.gpu_type, f.gpu_count).default })}`).join('; ');
+}
+
+export function championGateText(gate, lower) {
+  if (!gate.compare_to_champion) return 'not compared with the champion';
+  const tolerance = gate.champion_tolerance ?? championGateDefaults().champion_tolerance;
+  const factor = lower ? 1 + tolerance : 1 - tolerance;
+  return `and ${lower ? '≤' : '≥'} champion × ${Number(factor.toFixed(4))}`;
+}
+
+/** Wall-clock date+time in an IANA zone → ISO instant (UTC). */
 export function zonedToUtc(date, time, timeZone) {
   const [y, m, d] = date.split('-').map(Number);
   const [hh, mm] = time.split(':').map(Number);
@@ -160,10 +223,6 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   }
 
   // ---------------------------------------------------------------- rendering
-
-  function errorSlot(field) {
-    return `<div class="field-error" data-error-for="${field}"></div>`;
-  }
 
   function expRow(e) {
     const metric = primaryMetric(w.model_type);
@@ -246,15 +305,20 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <div class="field"><label class="lbl">Machines</label><select data-bind="gpu.machine_count">${Array.from({ length: maxMachines() }, (_, i) => i + 1).map((n) => `<option value="${n}" ${Number(w.gpu.machine_count) === n ? 'selected' : ''}>${n}</option>`).join('')}</select>
           <div class="muted small">1 = one VM. More: a chief + workers training together (MultiWorkerMirroredStrategy), each with the GPUs above.</div>${errorSlot('gpu_config.machine_count')}</div>
         <div class="field"><label class="lbl">&nbsp;</label><label><input type="checkbox" data-bind="gpu.preemptible" ${w.gpu.preemptible ? 'checked' : ''} /> Use Spot (preemptible) VMs — ~70% cheaper, checkpointing recovers interruptions</label></div></div>
+      ${fallbackRows()}
       <h3>Evaluator</h3><div class="field"><label><input type="checkbox" data-bind="evaluator.enabled" ${ev.enabled ? 'checked' : ''} /> Enable model evaluation (TFMA)</label>
         <div class="inline" style="margin-top:6px">Blessing threshold: <select data-bind="evaluator.metric">${metrics.map((m) => `<option value="${esc(m)}" ${ev.metric === m ? 'selected' : ''}>${esc(metricLabel(m))}</option>`).join('')}</select>
         must be ${lower ? 'at most' : 'at least'} <input type="number" step="any" data-bind="evaluator.value" value="${esc(ev.value)}" placeholder="${lower ? 'from the experiment' : esc(defaultMinValue())}" style="width:110px" /></div>
         <div class="muted small">ℹ️ Models below the threshold are saved but marked "not blessed".</div>${errorSlot('evaluator_config.blessing_threshold')}${errorSlot('evaluator_config.blessing_threshold.metric')}${errorSlot('evaluator_config')}</div>
+      <div class="field" data-role="champion-gate"><label><input type="checkbox" data-bind="champion.compare" ${w.champion.compare ? 'checked' : ''} /> Also hold it to the champion — the model serving on the target endpoint, else the registry's default version — scored on the same test split</label>
+        ${w.champion.compare ? `<div class="inline" style="margin-top:6px">Blessed when at most <input type="number" step="any" min="0" max="50" data-bind="champion.tolerance_pct" value="${esc(w.champion.tolerance_pct)}" style="width:80px" /> % ${lower ? 'above' : 'below'} the champion's ${esc(metricLabel(ev.metric))}</div>` : ''}
+        <div class="muted small">ℹ️ With no champion yet the threshold alone decides; a model that loses is not registered and never deployed by itself.</div>${errorSlot('evaluator_config.champion_tolerance')}${errorSlot('evaluator_config.compare_to_champion')}</div>
       <h3>Deployment</h3><div class="field">
         <label style="display:block"><input type="radio" name="deploy" value="register_only" data-deploy ${d.action === 'register_only' ? 'checked' : ''} /> Register model only (deploy manually later)</label>
         <label style="display:block"><input type="radio" name="deploy" value="deploy_new" data-deploy ${d.action === 'deploy_new' ? 'checked' : ''} /> Deploy to a new endpoint: <input type="text" data-bind="deployment.endpoint_name" value="${esc(d.endpoint_name)}" placeholder="${esc(w.name || 'run name')}" /></label>
         <label style="display:block"><input type="radio" name="deploy" value="deploy_existing" data-deploy ${d.action === 'deploy_existing' ? 'checked' : ''} /> Deploy to an existing endpoint: <input type="text" data-bind="deployment.existing_endpoint_id" value="${esc(d.existing_endpoint_id)}" placeholder="endpoint id" />
-          traffic <input type="number" data-bind="deployment.traffic_split" value="${esc(d.traffic_split)}" style="width:70px" />%</label>
+          ${d.action === 'deploy_existing' && d.canary.enabled ? '' : `traffic <input type="number" data-bind="deployment.traffic_split" value="${esc(d.traffic_split)}" style="width:70px" />%`}</label>
+        ${d.action === 'deploy_existing' ? canaryFields(d.canary, { bind: 'deployment.canary', errors: 'deployment_config.canary' }) : ''}
         ${errorSlot('deployment_config')}${errorSlot('deployment_config.existing_endpoint_id')}${errorSlot('deployment_config.traffic_split')}${errorSlot('deployment_config.endpoint_name')}</div>
       <h3>Schedule</h3><div class="option-cards">${sched('now', 'Run immediately')}${sched('once', 'Once, later')}${sched('daily', 'Daily')}${sched('weekly', 'Weekly')}${sched('data', 'When new data lands')}${sched('draft', 'Save as draft')}</div>
       ${['daily', 'weekly'].includes(s.type) ? `<label style="display:block;margin-top:8px"><input type="checkbox" data-bind="schedule.on_data" ${s.on_data ? 'checked' : ''} /> Also when new data lands</label>` : ''}
@@ -275,9 +339,29 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         <li>${esc(p.epochs)} epochs, batch ${esc(p.batch_size)}, LR ${esc(p.learning_rate)} (${esc(p.lr_schedule.type)})</li><li>Early stopping: ${p.early_stopping.enabled ? `patience ${esc(p.early_stopping.patience)}` : 'off'}</li>
         ${retrieves(w.model_type) ? `<li>Index: ${esc(p.retrieval_index.type)}</li>` : ''}
         <li>GPU: ${esc(gpuText(w.gpu))}</li>
-        <li>Evaluator: ${ev.enabled ? `${esc(metricLabel(ev.metric))} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')}` : 'disabled'}</li>
-        <li>Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}</li>
+        ${w.gpu.fallbacks.length ? `<li data-role="summary-fallbacks">Then, without quota or capacity: ${esc(fallbacksText(w.gpu.fallbacks))}</li>` : ''}
+        <li data-role="summary-evaluator">Evaluator: ${ev.enabled ? `${esc(metricLabel(ev.metric))} ${lower ? '≤' : '≥'} ${esc(ev.value || 'derived from the experiment')} ${esc(championGateText(championGateFor(w.champion), lower))}` : 'disabled'}</li>
+        <li data-role="summary-deploy">Deploy: ${esc({ register_only: 'register only (manual)', deploy_new: 'new endpoint', deploy_existing: 'existing endpoint' }[d.action])}${d.action === 'deploy_existing' ? esc(` ${d.existing_endpoint_id || '…'}: ${canaryFor(d) ? canaryText(canaryFor(d)) : `${Number(d.traffic_split) || 100}% of the traffic at once`}`) : ''}</li>
         <li>Schedule: ${esc(s.type === 'now' ? 'run immediately' : s.type === 'draft' ? 'saved as a draft, submitted later from its card' : s.type === 'once' ? `once on ${s.date} ${s.time} ${s.timezone}` : s.type === 'data' ? 'when new data lands' : s.type === 'daily' ? `daily at ${s.time} ${s.timezone}` : `weekly on ${DAYS[s.day_of_week]} at ${s.time} ${s.timezone}`)}${esc(dataTriggerFor(s) ? ` — new data in ${s.data_where || '…'}, at most one run per ${Number(s.data_interval) || 60} min` : '')}</li></ul></div>`;
+  }
+
+  // Shapes to move on to when the Trainer cannot get the GPUs above (docs/lifecycle.md "GPU fallback").
+  function fallbackRows() {
+    const rows = w.gpu.fallbacks.map((f, i) => {
+      const m = gpuMachines(f.gpu_type, f.gpu_count);
+      const at = `gpu_config.fallbacks.${i}`;
+      return `<div class="field fallback-row" data-fallback="${i}"><b>${i + 1}.</b>
+        <select data-bind="gpu.fallbacks.${i}.gpu_type" aria-label="fallback ${i + 1} GPU type">${gpuTypes().map(({ name }) => `<option value="${esc(name)}" ${f.gpu_type === name ? 'selected' : ''}>${esc(GPU_LABEL[name] || name)}</option>`).join('')}</select>
+        × <select data-bind="gpu.fallbacks.${i}.gpu_count" aria-label="fallback ${i + 1} GPU count">${gpuCounts(f.gpu_type).map((n) => `<option value="${n}" ${Number(f.gpu_count) === n ? 'selected' : ''}>${n}</option>`).join('')}</select>
+        on <select data-bind="gpu.fallbacks.${i}.machine_type" aria-label="fallback ${i + 1} machine"><option value="">${esc(m.default || 'default machine')} (default)</option>${m.admitted.filter((x) => x !== m.default).map((x) => `<option ${f.machine_type === x ? 'selected' : ''}>${esc(x)}</option>`).join('')}</select>
+        in <input type="text" data-bind="gpu.fallbacks.${i}.region" value="${esc(f.region)}" placeholder="the deployment's region" style="width:150px" aria-label="fallback ${i + 1} region" />
+        <label><input type="checkbox" data-bind="gpu.fallbacks.${i}.preemptible" ${f.preemptible ? 'checked' : ''} /> Spot</label>
+        <button data-fallback-move="-1" data-index="${i}" ${i === 0 ? 'disabled' : ''} title="earlier">↑</button><button data-fallback-move="1" data-index="${i}" ${i === w.gpu.fallbacks.length - 1 ? 'disabled' : ''} title="later">↓</button><button data-fallback-remove="${i}" title="remove">✕</button>
+        ${['gpu_type', 'gpu_count', 'machine_type', 'region', 'preemptible'].map((k) => errorSlot(`${at}.${k}`)).join('')}${errorSlot(at)}</div>`;
+    }).join('');
+    return `<div data-role="gpu-fallbacks" style="margin-top:8px"><label class="lbl">Fallback shapes, in order</label>
+      <div class="muted small">ℹ️ When the Trainer cannot get the GPUs above (quota or capacity), the run resumes from its checkpoint on the next shape here, within the team's budget. The pre-flight puts shapes with free quota first.</div>
+      ${rows}${w.gpu.fallbacks.length < maxFallbacks() ? '<button data-fallback-add>+ Add a fallback shape</button>' : ''}${errorSlot('gpu_config.fallbacks')}</div>`;
   }
 
   function gpuKey() {
@@ -313,19 +397,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   }
 
   function showErrors() {
-    const general = [];
-    for (const err of w.errors) {
-      const field = String(err.field || '').replace(/^run_template\./, '');
-      let slot = null;
-      for (let f = field; f && !slot; f = f.includes('.') ? f.slice(0, f.lastIndexOf('.')) : '') {
-        slot = $(`[data-error-for="${CSS.escape(f)}"]`, el);
-      }
-      if (slot) {
-        slot.textContent = slot.textContent ? `${slot.textContent}; ${err.message}` : err.message;
-        slot.closest('.field')?.classList.add('has-error');
-      } else general.push(`${err.field}: ${err.message}`);
-    }
-    $('[data-role=general-error]', el).textContent = general.join(' · ');
+    $('[data-role=general-error]', el).textContent = placeErrors(el, w.errors, /^run_template\./).join(' · ');
   }
 
   // ---------------------------------------------------------------- input
@@ -401,6 +473,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       render();
     } else if (w.step === 3 && t.dataset.bind) {
       collect();
+      w.gpu.fallbacks = w.gpu.fallbacks.map(fitShape); // a new type or count: a count and machine that fit it
       render();
     }
   });
@@ -417,6 +490,24 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       collect();
       const list = w.searchResults ?? w.experiments;
       selectExperiment(list.find((x) => x.id === row.dataset.selectExp));
+      render();
+      return;
+    }
+    const fallback = e.target.closest('[data-fallback-add],[data-fallback-move],[data-fallback-remove]');
+    if (fallback) {
+      collect();
+      const list = w.gpu.fallbacks;
+      if (fallback.dataset.fallbackAdd !== undefined) {
+        // Spot first, then on-demand (issue 27): the same GPUs on-demand is the usual next shape
+        list.push({ gpu_type: w.gpu.gpu_type, gpu_count: w.gpu.gpu_count, machine_type: '', region: '', preemptible: false });
+      } else if (fallback.dataset.fallbackRemove !== undefined) {
+        list.splice(Number(fallback.dataset.fallbackRemove), 1);
+      } else {
+        const i = Number(fallback.dataset.index);
+        const j = i + Number(fallback.dataset.fallbackMove);
+        [list[i], list[j]] = [list[j], list[i]];
+      }
+      w.errors = w.errors.filter((er) => !String(er.field).includes('gpu_config.fallbacks')); // their rows moved
       render();
       return;
     }
@@ -479,10 +570,6 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     const lower = lowerIsBetter(ev.metric);
     const threshold = ev.value === '' || ev.value == null ? null
       : { metric: ev.metric, [lower ? 'max_value' : 'min_value']: Number(ev.value) };
-    const d = w.deployment;
-    const deployment = { action: d.action };
-    if (d.action === 'deploy_new' && d.endpoint_name) deployment.endpoint_name = d.endpoint_name;
-    if (d.action === 'deploy_existing') Object.assign(deployment, { existing_endpoint_id: d.existing_endpoint_id || null, traffic_split: Number(d.traffic_split) || 100 });
     return {
       name: w.name,
       model_type: w.model_type,
@@ -492,9 +579,9 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       model_config_id: w.configs?.model_config?.id,
       training_params: p,
       gpu_config: { gpu_type: w.gpu.gpu_type, gpu_count: Number(w.gpu.gpu_count), machine_count: w.gpu.machine_count,
-        preemptible: w.gpu.preemptible },
-      evaluator_config: { enabled: ev.enabled, blessing_threshold: ev.enabled ? threshold : null },
-      deployment_config: deployment,
+        preemptible: w.gpu.preemptible, ...(w.gpu.fallbacks.length ? { fallbacks: fallbacksFor(w.gpu.fallbacks) } : {}) },
+      evaluator_config: { enabled: ev.enabled, blessing_threshold: ev.enabled ? threshold : null, ...championGateFor(w.champion) },
+      deployment_config: deploymentFor(w.deployment),
     };
   }
 

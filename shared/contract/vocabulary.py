@@ -15,6 +15,10 @@ own sets, so the dashboard (and any other client) never restates them:
   higher-is-better metric at least `default_min_value`; a lower-is-better one at most `derived_max_slack`
   times the base experiment's;
 - `gpu_types`: each accelerator with the counts a machine holds, and the default GPU request;
+- `champion_gate`, `canary`, `max_fallbacks`: where the retraining loop's settings start when a run names
+  none (evaluator_config's champion gate, a staged deploy's limits that have a default) and how many GPU
+  fallback shapes a run may list;
+- `roles`: the team roles, weakest first (each may do what those before it may);
 - `actions`: what a run offers in which status — `statuses` where the API accepts it, `requires` run
   fields that must be set, `unless` run fields that must be unset — and the route that carries it out.
 
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from shared.domain import gpu_machines, model_kinds, run_config, runs
+from shared.domain import canary, gpu_machines, model_kinds, run_config, runs, teams
 from shared.contract.nodes import NODE_OF_STAGE, STAGES
 
 _RUN = "/api/training-runs/{run_id}"
@@ -99,6 +103,12 @@ def vocabulary() -> dict:
                         "machine_count": default_gpu.machine_count, "preemptible": default_gpu.preemptible,
                         "region": default_gpu.region, "fallbacks": default_gpu.fallbacks},
         "max_machines": run_config.MAX_MACHINES,
+        "champion_gate": {name: run_config.EvaluatorConfig.model_fields[name].default
+                          for name in ("compare_to_champion", "champion_tolerance")},
+        "canary": {name: field.default for name, field in canary.CanaryConfig.model_fields.items()
+                   if not field.is_required()},
+        "max_fallbacks": run_config.MAX_FALLBACKS,
+        "roles": list(teams.ROLES),
         "actions": [{"name": a["name"], "statuses": list(a["statuses"]), "requires": list(a.get("requires", ())),
                      "unless": list(a.get("unless", ())), "method": a["method"], "path": a["path"]}
                     for a in ACTIONS],

@@ -207,6 +207,7 @@ def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, st
     expect(c.locator("[data-action=deploy]")).to_be_visible()
     shot(page, "chapter-2-training-completed")
     c.locator("[data-action=deploy]").click()
+    page.locator("#deploy-dialog [data-deploy-submit]").click()  # where the run's deployment_config says
     expect(page.locator(".toast").last).not_to_have_class(re.compile("error"))
     assert stack.run(run_id).get("deployment_status") in ("deploying", "deployed", "failed")
     page.locator(".chapter-tab[data-chapter=registry]").click()
