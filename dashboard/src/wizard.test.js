@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataTriggerFor } from './wizard.js';
+import { dataTriggerFor, warmRestartFor } from './wizard.js';
 import { stepForField } from './format.js';
 
 describe('the schedule step on new data', () => {
@@ -20,5 +20,19 @@ describe('the schedule step on new data', () => {
   it("the API's errors on the trigger take the user to the schedule step", () => {
     expect(stepForField('data_trigger.bucket')).toBe(3);
     expect(stepForField('data_trigger')).toBe(3);
+  });
+});
+
+describe('the warm restart field', () => {
+  it('sends only the id its source reads, and an empty run id as none', () => {
+    expect(warmRestartFor({ enabled: true, source: 'run', run_id: ' tr-0123 ', experiment_id: null }))
+      .toEqual({ enabled: true, source: 'run', run_id: 'tr-0123' });
+    expect(warmRestartFor({ enabled: true, source: 'champion', run_id: 'tr-0123' })).toEqual({ enabled: true, source: 'champion' });
+    expect(warmRestartFor({ enabled: false, source: 'experiment', run_id: '', experiment_id: null }))
+      .toEqual({ enabled: false, source: 'experiment' });
+    expect(warmRestartFor({ enabled: true, source: 'run', run_id: '' })).toEqual({ enabled: true, source: 'run', run_id: null });
+  });
+  it("the API's errors on it take the user to the parameters step", () => {
+    expect(stepForField('training_params.warm_restart.run_id')).toBe(2);
   });
 });

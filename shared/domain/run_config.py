@@ -12,6 +12,7 @@ from shared.domain.catalog import (Dataset, ExperimentMetrics, FeatureConfig, Mo
 from shared.domain import gpu_machines, model_kinds
 from shared.domain.canary import CanaryConfig
 from shared.domain.doc_ids import DocumentId
+from shared.domain.warm_start import WarmSource
 
 # --------------------------------------------------------------------------- training params
 
@@ -354,6 +355,7 @@ class RunSpec(Strict):
     model_config_: ModelConfig = Field(..., alias="model_config")
     base_experiment: Optional[BaseExperimentRef] = None
     training_params: TrainingParams
+    warm_source: Optional[WarmSource] = Field(None, description="what a warm restart loads (shared/domain/warm_start.py)")
     gpu_config: GpuConfig
     evaluator_config: EvaluatorConfig
     deployment_config: DeploymentConfig

@@ -126,3 +126,25 @@ def test_the_record_says_what_was_carried():
     assert record.summary() == ("partial from run tr-1; 2 embedding table(s): 90 rows kept, 10 new, 3 dropped "
                                 "(1 variable kept its fresh values)")
     assert W.WarmStartRecord().summary() == "none"
+
+
+def test_a_completed_run_records_what_it_started_from():
+    from shared.contract import results
+    from shared.contract.labels import job_id_for
+    from shared.contract.pipeline_jobs import JobSnapshot
+    from shared.domain import run_document, runs
+    from tests.unit.test_run_document import AT, _built
+
+    warm = W.WarmStartRecord(status="partial", source="run", source_id="tr-0", uri="gs://a/tr-0/model/saved_model",
+                             variables_loaded=7, variables_fresh=1, tables=2, rows_kept=300, rows_new=20,
+                             rows_dropped=4, reason="1 variable(s) kept their fresh values")
+    training = results.TrainingMetrics(warm_start="partial", warm_start_warning=warm.reason,
+                                       warm_start_record=warm).model_dump(mode="json")
+    doc = {**_built(), "id": "tr-1", "run_number": 1, "version": 1, "updated_at": AT}
+    doc = runs.record_submitted(runs.claim_for_submit(doc, 1, AT), 1, "projects/p/locations/r/pipelineJobs/j",
+                                "gs://a/tr-1", AT)
+    job = JobSnapshot(job_id=job_id_for("tr-1", 1), name="j", state="PIPELINE_STATE_SUCCEEDED", end_time=AT)
+    completed = runs.apply_job_snapshot(doc, job, {"evaluation": {"blessed": True}, "training_metrics": training})
+    run_document.check(completed)
+    assert run_document.TrainingRun.from_document(completed).warm_start == warm
+    assert warm.reason in completed["warnings"]
