@@ -5,9 +5,9 @@ was built, or the champion, found here when the run trains (pipeline_compiler/ch
 serving on the run's endpoint, else the registry's default), so each scheduled retrain starts from the
 champion of its moment. Only the SavedModel is read: a champion from another run has nothing else.
 
-- Variables are matched by checkpoint key (the object path: the export keeps training's, export.py), read
-  with tf.train.load_checkpoint; a dense weight whose shape matches is copied, any other keeps its fresh
-  initial value.
+- Variables are matched by object path (`model/query_tower/dense_layers/0/kernel`: the export keeps
+  training's, export.py), followed through the SavedModel checkpoint's object graph to its key and read
+  with tf.train.load_checkpoint; a weight whose shape matches is copied, any other keeps its fresh value.
 - A vocabulary feature's embedding table is carried by id: the source's vocabulary is the SavedModel's
   asset of the same name (the Transform layer's, `assets/{feature}`), this run's the Transform output's;
   kept ids keep their rows, new ids their fresh ones (shared/domain/warm_start.row_map, OOV buckets too).
@@ -24,7 +24,6 @@ from shared.contract import results
 from shared.domain import warm_start
 from shared.domain.run_config import RunSpec
 
-VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # The Trainer's custom_config key holding where to look the champion up: the Evaluator's and Pusher's
 # own parameters (target, project, region, local registry and endpoints), so all three see one champion.
 CHAMPION_LOOKUP_KEY = "warm_start_champion"
@@ -82,26 +81,49 @@ def resolve(spec: RunSpec, find_champion: Optional[Callable[[], Any]]) -> warm_s
     return source
 
 
-def model_variable_keys(model: tf.keras.Model) -> dict[int, tuple[str, tf.Variable]]:
-    """id(variable) -> (its checkpoint key under `model/`, the variable), for the model's own weights."""
+def model_variable_paths(model: tf.keras.Model) -> list[tuple[tuple[str, ...], tf.Variable]]:
+    """The model's own weights, each with its object path under `model` (Checkpoint(model=model)'s names)."""
     own = {id(v) for v in model.variables}
-    keys: dict[int, tuple[str, tf.Variable]] = {}
+    found: list[tuple[tuple[str, ...], tf.Variable]] = []
     root = tf.train.Checkpoint(model=model)  # the view holds its root weakly
     view = tf.train.TrackableView(root)
     queue, seen = [((), root)], {id(root)}
-    while queue:
+    while queue:  # breadth first: each variable's shortest path, as a checkpoint names it
         path, node = queue.pop(0)
         for name, child in view.children(node).items():
             if id(child) in seen:
                 continue
             seen.add(id(child))
-            child_path = path + (name.replace(".", "..").replace("/", ".S"),)  # the checkpoint's escaping
             if isinstance(child, tf.Variable):
                 if id(child) in own:
-                    keys[id(child)] = ("/".join(child_path) + VARIABLE_SUFFIX, child)
+                    found.append((path + (name,), child))
             else:
-                queue.append((child_path, child))
-    return keys
+                queue.append((path + (name,), child))
+    return found
+
+
+class SourceWeights:
+    """A SavedModel's variables by object path. Its checkpoint keys name each variable by ONE path from
+    the saved root (whichever the saver met first), so a path is followed through the checkpoint's own
+    object graph (as an object-based restore matches) to the variable's key."""
+
+    def __init__(self, directory: str) -> None:
+        from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+        self.reader = tf.train.load_checkpoint(results.join(directory, "variables/variables"))
+        self.graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        self.graph.ParseFromString(self.reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+
+    def get(self, path: tuple[str, ...]):
+        """The variable's value at `path` (from the saved root: `model/...`), or None."""
+        node = self.graph.nodes[0]
+        for name in path:
+            child = next((c.node_id for c in node.children if c.local_name == name), None)
+            if child is None:
+                return None
+            node = self.graph.nodes[child]
+        key = next((a.checkpoint_key for a in node.attributes if a.name == "VARIABLE_VALUE"), None)
+        return self.reader.get_tensor(key) if key else None
 
 
 def _vocabulary(directory: str, name: str) -> Optional[list[bytes]]:
@@ -120,8 +142,7 @@ def load(model: tf.keras.Model, spec: RunSpec, source: warm_start.WarmSource,
     if directory is None:
         return warm_start.WarmStartRecord.fallback(source, f"no SavedModel at {source.uri}")
     try:
-        reader = tf.train.load_checkpoint(results.join(directory, "variables/variables"))
-        stored = reader.get_variable_to_shape_map()
+        source_weights = SourceWeights(directory)
     except Exception as error:  # noqa: BLE001 - an unreadable source is a fresh start, never a failure
         return warm_start.WarmStartRecord.fallback(source, f"could not load weights from {directory}: "
                                                   f"{type(error).__name__}: {str(error)[:300]}")
@@ -130,8 +151,9 @@ def load(model: tf.keras.Model, spec: RunSpec, source: warm_start.WarmSource,
               if f.transform.type == "vocabulary"}
     loaded, fresh, notes = 0, [], []
     counts = dict(tables=0, rows_kept=0, rows_new=0, rows_dropped=0)
-    for key, variable in model_variable_keys(model).values():
-        value = reader.get_tensor(key) if key in stored else None
+    for path, variable in model_variable_paths(model):
+        key = "/".join(path)
+        value = source_weights.get(path)
         feature = tables.get(id(variable))
         if value is not None and feature is not None:
             old_vocabulary = _vocabulary(directory, feature.name)
@@ -163,7 +185,7 @@ def load(model: tf.keras.Model, spec: RunSpec, source: warm_start.WarmSource,
                                                   f"({len(fresh)} variables differ in name or shape)")
     reason = None
     if fresh:
-        shown = ", ".join(k.removesuffix(VARIABLE_SUFFIX) for k in fresh[:4]) + (", …" if len(fresh) > 4 else "")
+        shown = ", ".join(fresh[:4]) + (", …" if len(fresh) > 4 else "")
         reason = f"{len(fresh)} variable(s) kept their fresh values (not in the source or another shape: {shown})"
         if notes:
             reason += "; " + "; ".join(notes[:3])

@@ -84,11 +84,11 @@ def test_a_warm_retrain_from_the_champion_on_grown_data_keeps_rows_by_id_and_nee
     # the 5 vocabulary tables (customer, segment, product, category, subcategory) carried by id
     assert record.tables == 5 and record.rows_new > 0 and record.rows_kept > 0 and record.variables_fresh == 0
 
-    reader = tf.train.load_checkpoint(os.path.join(source_model, "variables", "variables"))
+    source_weights = warm_weights.SourceWeights(source_model)
     for name, tower in (("customer_id", "query_tower"), ("product_id", "candidate_tower")):
         old_vocabulary, new_vocabulary = _vocabulary(source_data, name), _vocabulary(grown_data, name)
         assert set(old_vocabulary) < set(new_vocabulary) and old_vocabulary != new_vocabulary[:len(old_vocabulary)]
-        old_table = reader.get_tensor(f"model/{tower}/embeddings/{name}/embeddings/.ATTRIBUTES/VARIABLE_VALUE")
+        old_table = source_weights.get(("model", tower, "embeddings", name, "embeddings"))
         new_index = {token: i for i, token in enumerate(new_vocabulary)}
         kept = [(i, new_index[token]) for i, token in enumerate(old_vocabulary)]
         np.testing.assert_array_equal(first.tables[name][[n for _, n in kept]], old_table[[o for o, _ in kept]])
