@@ -131,3 +131,49 @@ def test_the_trainer_is_told_where_to_find_the_champion_only_for_a_champion_warm
     plain = create_pipeline(tiny_spec(str(tmp_path)), env).components[4].exec_properties["custom_config"]
     assert warm_weights.CHAMPION_LOOKUP_KEY not in plain
     assert warm_weights.champion_finder(tiny_spec(str(tmp_path)), {"run_spec": "{}"}) is None
+
+
+def _built(spec, sizes):
+    """A model with its variables made, untrained (nothing here trains: no TFX lock needed)."""
+    from pipeline_compiler.modules import features as F
+    from pipeline_compiler.modules import model as M
+
+    ids = {"vocabulary", "hashing", "cross", "bucketize"}
+    batch = {k: tf.zeros([2], tf.int64) if f.transform.type in ids else tf.zeros([2])
+             for f in spec.feature_config.features for k in F.output_keys(f)}
+    return M.build(spec, sizes, tf.distribute.get_strategy(), lambda: batch)[0]
+
+
+def test_a_saved_models_weights_load_by_path_and_its_rows_by_id(tmp_path):
+    """The SavedModel layout the export writes (ServingModule.model; vocabulary assets by feature name):
+    its checkpoint names variables by another path than training's, and the rows follow the ids."""
+    from pipeline_compiler.modules.export import ServingModule
+    from shared.domain.warm_start import WarmSource
+
+    spec = tiny_spec(str(tmp_path))
+    names = [f.name for f in spec.feature_config.features if f.transform.type == "vocabulary"]
+    old = {name: [f"{name}-{i}".encode() for i in range(4)] for name in names}
+    new = {**old, "customer_id": [b"customer_id-3", b"new-a", b"customer_id-0", b"new-b", b"customer_id-1"]}
+    source = _built(spec, {n: len(v) for n, v in old.items()})
+    saved = str(tmp_path / "saved_model")
+    tf.saved_model.save(ServingModule(source, tf.keras.layers.Dense(1), {}), saved)
+    for name, tokens in old.items():
+        with open(os.path.join(saved, "assets", name), "wb") as handle:
+            handle.write(b"".join(t + b"\n" for t in tokens))
+
+    target = _built(spec, {n: len(v) for n, v in new.items()})
+    fresh = target.query_tower.embeddings["customer_id"].embeddings.numpy()
+    record = warm_weights.load(target, spec, WarmSource(source="run", source_id="tr-0", uri=saved), new)
+    assert (record.status, record.variables_fresh, record.tables) == ("loaded", 0, len(names)), record
+    oov = spec.feature_config.features[0].transform.num_oov_buckets
+    assert (record.rows_new, record.rows_dropped) == (2, 1)  # new-a, new-b fresh; customer_id-2 dropped
+    table = target.query_tower.embeddings["customer_id"].embeddings.numpy()
+    was = source.query_tower.embeddings["customer_id"].embeddings.numpy()
+    np.testing.assert_array_equal(table[[0, 2, 4]], was[[3, 0, 1]])  # kept ids: the source's rows
+    np.testing.assert_array_equal(table[[1, 3]], fresh[[1, 3]])  # new ids: their fresh rows
+    np.testing.assert_array_equal(table[5:], was[4:4 + oov])  # the OOV buckets, same count: carried
+    dense = target.query_tower.dense_layers[0].kernel.numpy()
+    np.testing.assert_array_equal(dense, source.query_tower.dense_layers[0].kernel.numpy())
+
+    nowhere = warm_weights.load(target, spec, WarmSource(source="run", uri=str(tmp_path / "none")), new)
+    assert nowhere.status == "fallback" and "no SavedModel at" in nowhere.reason
