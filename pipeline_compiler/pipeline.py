@@ -21,6 +21,7 @@ from pipeline_compiler.checked_schema_gen import CheckedSchemaGen
 from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
+from pipeline_compiler.modules import warm_weights
 from shared.domain import data_access
 from shared.domain.catalog import BigQuerySource, FileSource
 from shared.contract.labels import billing_labels_for
@@ -177,7 +178,8 @@ def trainer_job_spec(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
 
 
 def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -> Any:
-    custom_config: dict[str, Any] = {F.RUN_SPEC_KEY: spec.to_json()}
+    custom_config: dict[str, Any] = {F.RUN_SPEC_KEY: spec.to_json(), **warm_weights.champion_lookup(
+        spec, env.target, env.project or "", env.region, env.local_registry_dir, env.local_endpoints_dir)}
     kwargs = dict(
         module_file=TRAINER_MODULE,
         examples=transform.outputs["transformed_examples"],

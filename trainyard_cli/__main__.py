@@ -39,6 +39,7 @@ import sys
 from shared.contract import topics
 from shared.domain import model_kinds, triggers
 from shared.domain.runs import gate_lifts
+from shared.domain.warm_start import WarmStartRecord
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
 from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, spend_commands, team_option
 from trainyard_cli import format as fmt
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--batch-size", type=int)
     create.add_argument("--learning-rate", type=float)
     create.add_argument("--threshold", type=float, help="blessing threshold of the primary metric")
+    create.add_argument("--warm-start", metavar="SOURCE", type=warm_start_option,
+                        help="start from trained weights: experiment (the base one), experiment:ID, run:ID, or "
+                             "champion (found when the run trains; none yet: a fresh start)")
     gpu_fallback_option.add(create)
     create.add_argument("--body", help="a YAML/JSON file with more of the request (merged under the flags)")
     create.add_argument("--notify-webhook", action="append", metavar="URL",
@@ -326,6 +330,8 @@ def create_body(args, client: ApiClient) -> dict:
             notifications["pubsub_topic"] = args.notify_topic
     elif args.notify_secret:
         raise UsageError("--notify-secret signs --notify-webhook: give a webhook too")
+    if args.warm_start:
+        params["warm_restart"] = args.warm_start
     gpu_fallback_option.apply(body, args)
     if args.draft:
         body["draft"] = True
@@ -334,6 +340,15 @@ def create_body(args, client: ApiClient) -> dict:
         body["evaluator_config"] = {"enabled": True,
                                     "blessing_threshold": primary_threshold(client, model_type, args.threshold)}
     return body
+
+
+def warm_start_option(value: str) -> dict:
+    """--warm-start SOURCE[:ID] as the request's training_params.warm_restart."""
+    source, _, source_id = value.partition(":")
+    if source not in ("experiment", "run", "champion") or (source == "champion" and source_id) or \
+            (source == "run" and not source_id):
+        raise argparse.ArgumentTypeError("give experiment, experiment:ID, run:ID or champion")
+    return {"enabled": True, "source": source, **({f"{source}_id": source_id} if source_id else {})}
 
 
 def primary_threshold(client: ApiClient, model_type: str, value: float) -> dict:
@@ -398,6 +413,8 @@ def describe(run_: dict, ui: Output | None = None) -> list[str]:
         lines.append(f"failed at {run_.get('error_stage')}: {run_['error_message']}")
     if gate_line(run_):
         lines.append(gate_line(run_))
+    if (run_.get("warm_start") or {}).get("status", "none") != "none":
+        lines.append(f"warm start: {WarmStartRecord.model_validate(run_['warm_start']).summary()}")
     metrics = {k: v for k, v in (run_.get("metrics") or {}).items() if isinstance(v, (int, float))}
     if metrics:
         lines.append("metrics: " + ", ".join(f"{k} {fmt.metric(v)}" for k, v in metrics.items()))

@@ -243,6 +243,21 @@ export function championRows(run) {
   return rows.join('');
 }
 
+/** What the weights started from (a warm start): the status, the source and the embedding rows carried
+ * by id; before training says, what was asked. Empty for a fresh start that nobody asked to warm. */
+export function warmStartText(run) {
+  const w = run.warm_start;
+  if (!w || w.status === 'none') {
+    const asked = run.training_params?.warm_restart;
+    if (!asked?.enabled) return '';
+    const s = run.warm_source || {};
+    return `asked: from the ${s.source || asked.source || 'experiment'}${s.source_id ? ` ${s.source_id}` : ''}`;
+  }
+  let text = `${w.status} from the ${w.source || 'source'}${w.source_id ? ` ${w.source_id}` : ''}`;
+  if (w.tables) text += ` · ${w.tables} embedding table(s): ${w.rows_kept} rows kept, ${w.rows_new} new, ${w.rows_dropped} dropped`;
+  return w.reason ? `${text} — ${w.reason}` : text;
+}
+
 function overview(run, me) {
   const p = run.training_params || {};
   const gate = gateMetric(run);
@@ -265,6 +280,7 @@ function overview(run, me) {
       <dt>Evaluator</dt><dd>${run.evaluator_config?.enabled ? `${threshold ? `${esc(metricLabel(threshold.metric))} ${threshold.min_value != null ? `≥ ${threshold.min_value}` : `≤ ${threshold.max_value}`}` : ''}${run.evaluator_config.min_lift_over_baseline_percent != null ? `${threshold ? ' and ' : ''}beats the baseline by ≥ ${esc(run.evaluator_config.min_lift_over_baseline_percent)}%` : ''}` : 'off'}</dd>
       ${gateSummary(run) ? `<dt>Gate</dt><dd data-role="gate-summary">${esc(gateSummary(run))}</dd>` : ''}
       ${championRows(run)}
+      ${warmStartText(run) ? `<dt>Warm start</dt><dd data-role="warm-start">${esc(warmStartText(run))}</dd>` : ''}
       <dt>Deployment</dt><dd>${esc(run.deployment_config?.action)}${run.deployment_config?.endpoint_name ? ` → ${esc(run.deployment_config.endpoint_name)}` : ''}</dd>
       <dt>Created</dt><dd>${esc(when(run.created_at))} by ${esc(run.created_by)}</dd>
       ${triggerText(run) ? `<dt>Triggered by</dt><dd data-role="trigger">${esc(triggerText(run))}</dd>` : ''}

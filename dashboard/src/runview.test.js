@@ -9,7 +9,7 @@ vi.mock('chart.js', () => {
   return { Chart, CategoryScale: {}, Legend: {}, LineController: {}, LineElement: {}, LinearScale: {}, LogarithmicScale: {}, PointElement: {}, Tooltip: {} };
 });
 
-const { batchSection, deploymentSection } = await import('./runview.js');
+const { batchSection, deploymentSection, warmStartText } = await import('./runview.js');
 
 beforeEach(() => setVocabulary(structuredClone(served)));
 
@@ -102,5 +102,20 @@ describe('the batch predictions request', () => {
     const run = { ...watching, team: 'recs' };
     expect(deploymentSection(run, { roles: { recs: 'deployer' } })).toContain('data-deployment-action="rollback"');
     expect(deploymentSection(run, { roles: { recs: 'viewer' } })).not.toContain('data-deployment-action');
+  });
+});
+
+describe('the warm start row', () => {
+  const asked = { training_params: { warm_restart: { enabled: true, source: 'champion' } }, warm_source: { source: 'champion' } };
+  it('says what was asked before training, and what the weights started from after', () => {
+    expect(warmStartText(asked)).toBe('asked: from the champion');
+    expect(warmStartText({ ...asked, warm_start: { status: 'loaded', source: 'champion', source_id: 'models/9@3',
+      tables: 2, rows_kept: 340, rows_new: 12, rows_dropped: 1 } }))
+      .toBe('loaded from the champion models/9@3 · 2 embedding table(s): 340 rows kept, 12 new, 1 dropped');
+    expect(warmStartText({ ...asked, warm_start: { status: 'fallback', source: 'champion', reason: 'no champion yet' } }))
+      .toBe('fallback from the champion — no champion yet');
+  });
+  it('is empty for a run nobody asked to warm', () => {
+    expect(warmStartText({ training_params: { warm_restart: { enabled: false } } })).toBe('');
   });
 });

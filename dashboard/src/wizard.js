@@ -83,6 +83,14 @@ function tomorrow() {
 // The schedule's data_trigger from what the step's "new data" fields hold (docs/schedules.md "On new data"):
 // gs://bucket/prefix, project.dataset.table, or (local stack) an absolute folder; null when it does not fire on
 // data. The API validates the rest and names the field (data_trigger.bucket, …).
+/** The request's warm_restart from the form: only the id its source reads (an empty field is no id). */
+export function warmRestartFor(warm) {
+  const body = { enabled: Boolean(warm.enabled), source: warm.source || 'experiment' };
+  if (body.source === 'run') body.run_id = (warm.run_id || '').trim() || null;
+  if (body.source === 'experiment' && warm.experiment_id) body.experiment_id = warm.experiment_id;
+  return body;
+}
+
 export function dataTriggerFor(schedule) {
   if (schedule.type !== 'data' && !schedule.on_data) return null;
   const where = String(schedule.data_where || '').trim();
@@ -283,7 +291,11 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         ${lrOption('warmup_cosine', 'Warmup + cosine', `<div style="margin-left:24px">warmup epochs ${num('params.lr_schedule.warmup_epochs', lr.warmup_epochs, 'style="width:70px"')}</div>`)}
         ${errorSlot('training_params.lr_schedule')}${errorSlot('training_params.lr_schedule.min_lr')}${errorSlot('training_params.lr_schedule.warmup_epochs')}
         <div class="field"><label><input type="checkbox" data-bind="params.mixed_precision" ${p.mixed_precision ? 'checked' : ''} /> Mixed precision training (FP16) — ~2x faster on T4, L4, V100, A100</label></div>
-        <div class="field"><label><input type="checkbox" data-bind="params.warm_restart.enabled" ${p.warm_restart.enabled ? 'checked' : ''} /> Warm restart from the experiment (falls back to a fresh start if its artifacts are unavailable)</label>${errorSlot('training_params.warm_restart.experiment_id')}</div>
+        <div class="field"><label><input type="checkbox" data-bind="params.warm_restart.enabled" ${p.warm_restart.enabled ? 'checked' : ''} /> Warm restart from</label>
+          <select data-bind="params.warm_restart.source" data-role="warm-source">${[['experiment', 'the experiment'], ['run', 'a run'], ['champion', 'the champion when it trains']].map(([v, label]) => `<option value="${v}" ${p.warm_restart.source === v ? 'selected' : ''}>${label}</option>`).join('')}</select>
+          <input type="text" data-bind="params.warm_restart.run_id" value="${esc(p.warm_restart.run_id || '')}" placeholder="run id (for a run)" style="width:170px" />
+          <div class="muted small">Embedding rows carry over by id: kept ids keep theirs, new ids start fresh. No champion yet, or nothing that fits: a fresh start, with the reason on the run.</div>
+          ${errorSlot('training_params.warm_restart')}${errorSlot('training_params.warm_restart.experiment_id')}${errorSlot('training_params.warm_restart.run_id')}</div>
         ${retrieves(w.model_type) ? `<h3>Retrieval index</h3><select data-bind="params.retrieval_index.type"><option value="scann" ${p.retrieval_index.type === 'scann' ? 'selected' : ''}>ScaNN (approximate, 10K+ products)</option><option value="brute_force" ${p.retrieval_index.type === 'brute_force' ? 'selected' : ''}>Brute force (exact, &lt;10K products)</option></select>
           num leaves <input type="text" data-bind="params.retrieval_index.num_leaves" value="${esc(p.retrieval_index.num_leaves)}" style="width:80px" /> to search <input type="text" data-bind="params.retrieval_index.num_leaves_to_search" value="${esc(p.retrieval_index.num_leaves_to_search)}" style="width:80px" />${errorSlot('training_params.retrieval_index')}` : ''}
       </details>${errorSlot('training_params')}`;
@@ -561,6 +573,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
 
   function runBody() {
     const p = structuredClone(w.params);
+    p.warm_restart = warmRestartFor(p.warm_restart);
     for (const key of ['num_leaves', 'num_leaves_to_search']) {
       const v = p.retrieval_index[key];
       p.retrieval_index[key] = v === 'auto' || v === '' ? 'auto' : Number(v);

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { dataTriggerFor } from './wizard.js';
+import { dataTriggerFor, warmRestartFor } from './wizard.js';
 import { setVocabulary, stepForField } from './format.js';
 import served from './testdata/vocabulary.json';
 
@@ -86,5 +86,19 @@ describe("the retraining loop's defaults are the server's", () => {
       champion_gate: { compare_to_champion: true, champion_tolerance: 0.05 } });
     expect(canaryText({ percent: 5, watch_minutes: 10 })).toBe('canary 5% for 10 min, rolled back above 2% errors (over ≥ 50 requests), then 100%');
     expect(championGateText({ compare_to_champion: true }, false)).toBe('and ≥ champion × 0.95');
+  });
+});
+
+describe('the warm restart field', () => {
+  it('sends only the id its source reads, and an empty run id as none', () => {
+    expect(warmRestartFor({ enabled: true, source: 'run', run_id: ' tr-0123 ', experiment_id: null }))
+      .toEqual({ enabled: true, source: 'run', run_id: 'tr-0123' });
+    expect(warmRestartFor({ enabled: true, source: 'champion', run_id: 'tr-0123' })).toEqual({ enabled: true, source: 'champion' });
+    expect(warmRestartFor({ enabled: false, source: 'experiment', run_id: '', experiment_id: null }))
+      .toEqual({ enabled: false, source: 'experiment' });
+    expect(warmRestartFor({ enabled: true, source: 'run', run_id: '' })).toEqual({ enabled: true, source: 'run', run_id: null });
+  });
+  it("the API's errors on it take the user to the parameters step", () => {
+    expect(stepForField('training_params.warm_restart.run_id')).toBe(2);
   });
 });

@@ -1,7 +1,7 @@
 """The recommender model the Trainer fits: two feature towers and the tasks the run's model kind
 declares (shared/domain/model_kinds.py): retrieval (in-batch softmax over the towers' dot products),
 ranking (MSE of a head over both towers against the label), or both with weighted losses. Also the
-optimizer and the warm start from a base experiment's SavedModel.
+optimizer. The warm start that loads a source model's weights into it is warm_weights.py.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import tensorflow_recommenders as tfrs
 
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import retrieval_loss as R
-from shared.contract import results
 from shared.domain import model_kinds
 from shared.domain import catalog
 from shared.domain.catalog import FeatureSpec
@@ -212,37 +211,3 @@ def build(spec: RunSpec, vocabulary_sizes: dict[str, int], strategy: tf.distribu
         if built.kind.ranks:
             built.score(built.query_tower(batch), built.candidate_tower(batch))
     return built, optimizer
-
-
-# --------------------------------------------------------------------------- warm restart
-
-
-def _saved_model_dir(uri: str) -> Optional[str]:
-    for candidate in (uri, results.join(uri, results.SAVED_MODEL_DIR), results.join(uri, "Format-Serving")):
-        if tf.io.gfile.exists(results.join(candidate, "saved_model.pb")):
-            return candidate
-    return None
-
-
-def warm_start(model: RecommenderModel, spec: RunSpec) -> tuple[str, Optional[str]]:
-    """Load the base experiment's weights into `model`: ("loaded", None) or ("fallback", why).
-
-    All or nothing: the SavedModel's variables must match the model's object graph and shapes
-    (a model trained by this module from the same configs); anything else falls back to fresh weights.
-    """
-    params = spec.training_params.warm_restart
-    base = spec.base_experiment
-    if params.experiment_id and base and params.experiment_id != base.id:
-        return "fallback", f"warm restart asked for experiment {params.experiment_id}, only the base experiment {base.id} is in the run spec"
-    if not base or not base.saved_model_uri:
-        return "fallback", "the base experiment has no saved_model_uri"
-    directory = _saved_model_dir(base.saved_model_uri)
-    if directory is None:
-        return "fallback", f"no SavedModel at {base.saved_model_uri}"
-    try:
-        status = tf.train.Checkpoint(model=model).read(results.join(directory, "variables/variables"))
-        status.assert_existing_objects_matched()
-    except Exception as error:  # noqa: BLE001 - any mismatch means a fresh start, never a failure
-        return "fallback", f"could not load weights from {directory}: {type(error).__name__}: {str(error)[:300]}"
-    return "loaded", None
-

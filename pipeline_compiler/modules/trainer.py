@@ -20,7 +20,7 @@ import functools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -32,10 +32,12 @@ from pipeline_compiler.modules import export as E
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import live_metrics as L
 from pipeline_compiler.modules import model as M
+from pipeline_compiler.modules import warm_weights
 from shared import log
 from shared.contract import results
 from shared.domain import model_kinds
 from shared.domain.run_config import RunSpec, gate_metric
+from shared.domain.warm_start import WarmStartRecord
 
 
 def select_strategy(devices: Optional[Sequence[str]] = None,
@@ -70,12 +72,14 @@ def train_and_export(
     devices: Optional[Sequence[str]] = None,
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     export: bool = True,
+    find_champion: Optional[Callable[[], Any]] = None,
 ) -> TrainingResult:
     """Train on transformed examples and write every result file of the Trainer under artifacts_uri.
 
     On several machines (TF_CONFIG) every worker runs this; only the chief writes under
     artifacts_uri, serving_model_dir and the progress topic (cluster.py), and every worker returns
-    only once the chief's files are written (TFX's executor checks serving_model_dir on each)."""
+    only once the chief's files are written (TFX's executor checks serving_model_dir on each).
+    `find_champion`: the champion lookup a warm start from the champion calls (run_fn builds it)."""
     params = spec.training_params
     kind = model_kinds.kind(spec.model_type)
     artifacts_uri = spec.artifacts_uri
@@ -127,7 +131,7 @@ def train_and_export(
         manager = tf.train.CheckpointManager(checkpoint, checkpoint_write_dir, max_to_keep=2)
 
         resumed_from: Optional[int] = None
-        warm = ("none", None)
+        warm = WarmStartRecord()
         # Every worker resumes from the chief's checkpoints (the others' are scratch).
         history_path = results.join(checkpoint_dir, K.HISTORY_FILE)
         latest = tf.train.latest_checkpoint(checkpoint_dir)
@@ -140,9 +144,11 @@ def train_and_export(
             log.info("resuming from a checkpoint", epoch=resumed_from)
         elif params.warm_restart.enabled:
             with strategy.scope():
-                warm = M.warm_start(model, spec)
-            if warm[0] == "fallback":
-                log.warning("warm restart failed, starting fresh", error=warm[1])
+                warm = warm_weights.apply(model, spec, {name: tf_transform_output.vocabulary_by_name(name)
+                                            for name in vocabulary_sizes}, find_champion)
+            log.info("warm start", **warm.model_dump(exclude_none=True))
+            if warm.status == "fallback":
+                log.warning("warm restart found nothing to load, starting fresh", error=warm.reason)
                 model, optimizer = build()  # nothing half-loaded survives
                 checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_variable)
                 manager = tf.train.CheckpointManager(checkpoint, checkpoint_write_dir, max_to_keep=2)
@@ -209,7 +215,7 @@ def all_workers_reach(strategy: tf.distribute.Strategy) -> None:
 
 
 def _training_metrics(history: list[results.EpochMetrics], early_stopping: Any, resumed_from: Optional[int],
-                      warm: tuple[str, Optional[str]], examples_per_second: Optional[float]) -> results.TrainingMetrics:
+                      warm: WarmStartRecord, examples_per_second: Optional[float]) -> results.TrainingMetrics:
     best = None
     scored = [h for h in history if h.val_loss is not None]
     if scored:
@@ -227,8 +233,9 @@ def _training_metrics(history: list[results.EpochMetrics], early_stopping: Any, 
         best_epoch=best.epoch if best else None,
         stopped_early=bool(early_stopping is not None and early_stopping.stopped_epoch > 0),
         resumed_from_epoch=resumed_from,
-        warm_start=warm[0],  # type: ignore[arg-type]
-        warm_start_warning=warm[1],
+        warm_start=warm.status,
+        warm_start_warning=warm.reason if warm.status in ("partial", "fallback") else None,
+        warm_start_record=warm if warm.status != "none" else None,
         examples_per_second=examples_per_second,
     )
 
@@ -243,4 +250,5 @@ def run_fn(fn_args: Any) -> None:
             eval_patterns=fn_args.eval_files,
             transform_output_dir=fn_args.transform_output,
             serving_model_dir=fn_args.serving_model_dir,
+            find_champion=warm_weights.champion_finder(spec, fn_args.custom_config),
         )

@@ -11,6 +11,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from shared.domain.warm_start import WarmStartRecord
+
 CONFIG_FILE = "config.json"  # the frozen RunSpec, written by the submitter
 PIPELINE_JOB_FILE = "pipeline_job.json"  # the compiled Vertex PipelineJob JSON, written by the submitter
 TRAINING_METRICS_FILE = "training_metrics.json"  # TrainingMetrics, written by the Trainer
@@ -54,8 +56,9 @@ class TrainingMetrics(_Result):
     best_epoch: Optional[int] = None
     stopped_early: bool = False
     resumed_from_epoch: Optional[int] = None
-    warm_start: Literal["none", "loaded", "fallback"] = "none"
-    warm_start_warning: Optional[str] = None
+    warm_start: Literal["none", "loaded", "partial", "fallback"] = "none"
+    warm_start_warning: Optional[str] = None  # why a partial or fallback warm start is not a full one
+    warm_start_record: Optional[WarmStartRecord] = None  # what it started from (shared/domain/warm_start.py)
     examples_per_second: Optional[float] = None
 
 

@@ -54,7 +54,7 @@ class CardTraining(_Part):
     epochs: list[CardEpoch] = Field(default_factory=list)
     best_epoch: Optional[int] = None
     stopped_early: bool = False
-    warm_start: str = "none"
+    warm_start: str = "none"  # the status, then what it started from and the rows carried (WarmStartRecord.summary)
     examples_per_second: Optional[float] = None
 
 
@@ -146,7 +146,8 @@ def build(spec: RunSpec, entry: results.RegistryEntry, evaluation: Optional[resu
         training=CardTraining(epochs=[CardEpoch(epoch=e.epoch, loss=e.loss, val_loss=e.val_loss, metrics=e.metrics)
                                       for e in trained.epochs],
                               best_epoch=trained.best_epoch, stopped_early=trained.stopped_early,
-                              warm_start=trained.warm_start, examples_per_second=trained.examples_per_second),
+                              warm_start=(trained.warm_start_record.summary() if trained.warm_start_record
+                                          else trained.warm_start), examples_per_second=trained.examples_per_second),
         metrics=(evaluation.metrics if evaluation else {}), baselines=baselines,
         gate=CardGate(evaluator_enabled=evaluation.evaluator_enabled if evaluation else False,
                       metric=evaluation.threshold_metric if evaluation else None,

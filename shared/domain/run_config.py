@@ -12,6 +12,7 @@ from shared.domain.catalog import (Dataset, ExperimentMetrics, FeatureConfig, Mo
 from shared.domain import gpu_machines, model_kinds
 from shared.domain.canary import CanaryConfig
 from shared.domain.doc_ids import DocumentId
+from shared.domain.warm_start import WarmSource
 
 # --------------------------------------------------------------------------- training params
 
@@ -70,8 +71,27 @@ LRSchedule = Annotated[
 
 
 class WarmRestart(Strict):
+    """Where a run's weights start from (shared/domain/warm_start.py resolves it): an experiment's
+    SavedModel (`experiment_id`, else the base experiment), a run's trained model (`run_id`), or the
+    champion when the run trains (a schedule's runs each take the champion of their moment)."""
     enabled: bool = False
+    source: Optional[Literal["experiment", "run", "champion"]] = Field(
+        None, description="experiment (the default; experiment_id or the base experiment), run (run_id) or champion")
     experiment_id: Optional[DocumentId] = Field(None, description="defaults to the base experiment")
+    run_id: Optional[DocumentId] = Field(None, description="source run: its trained model")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        # `experiment_id` alone (today's callers) means source experiment; `run_id` alone, source run.
+        source = self.source or ("run" if self.run_id else "experiment")
+        if source != "run" and self.run_id:
+            raise ValueError(f"run_id is for source 'run', not {source!r}")
+        if source != "experiment" and self.experiment_id:
+            raise ValueError(f"experiment_id is for source 'experiment', not {source!r}")
+        if source == "run" and not self.run_id:
+            raise ValueError("source 'run' needs a run_id")
+        self.source = source
+        return self
 
 
 class RetrievalIndex(Strict):
@@ -347,6 +367,7 @@ class RunSpec(Strict):
     model_config_: ModelConfig = Field(..., alias="model_config")
     base_experiment: Optional[BaseExperimentRef] = None
     training_params: TrainingParams
+    warm_source: Optional[WarmSource] = Field(None, description="what a warm restart loads (shared/domain/warm_start.py)")
     gpu_config: GpuConfig
     evaluator_config: EvaluatorConfig
     deployment_config: DeploymentConfig

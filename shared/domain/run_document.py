@@ -21,6 +21,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.contract.nodes import STAGES
+from shared.domain.warm_start import WarmSource, WarmStartRecord
 
 SCHEMA_VERSION = 1
 
@@ -459,6 +460,11 @@ class TrainingRun(_Part):
     # the fallback stopped before or at the list's end.
     gpu_fallback: Optional[GpuFallback] = None
 
+    # --- issue 27 part 7 (warm starts, shared/domain/warm_start.py): the source resolved when the run was
+    # built (a champion's is found when it trains), and what training actually started from.
+    warm_source: Optional[WarmSource] = None
+    warm_start: Optional[WarmStartRecord] = None
+
     @field_validator("status")
     @classmethod
     def _known_status(cls, value: Optional[str]) -> Optional[str]:
@@ -517,7 +523,8 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
             base_experiment: Optional[dict], dataset: dict, feature_config: dict, model_config: dict,
             training_params: dict, gpu_config: dict, evaluator_config: dict, deployment_config: dict,
             notifications: Optional[dict], scheduled_at: Optional[datetime], created_at: datetime,
-            created_by: str, batch_prediction_config: Optional[dict] = None) -> TrainingRun:
+            created_by: str, batch_prediction_config: Optional[dict] = None,
+            warm_source: Optional[dict] = None) -> TrainingRun:
     """A new run, pending its first attempt, from the resolved parts of a create request (the catalog
     documents it was made from by id and name; the validated configs as JSON)."""
     from shared.domain import runs, triggers  # imported here: runs.py may come to build on this module
@@ -535,7 +542,7 @@ def new_run(*, name: str, description: str, team: Optional[str], model_type: str
         model_config_id=model_config["id"], model_config=ref(model_config),
         training_params=training_params, gpu_config=gpu_config, evaluator_config=evaluator_config,
         deployment_config=deployment_config, batch_prediction_config=batch_prediction_config,
-        notifications=notifications, scheduled_at=scheduled_at, schedule_id=None,
+        notifications=notifications, warm_source=warm_source, scheduled_at=scheduled_at, schedule_id=None,
         stage_details=runs.initial_stages(), current_stage=STAGES[0], current_epoch=None,
         total_epochs=training_params.get("epochs"), progress_percent=0,
         vertex_pipeline_job_name="", gcs_artifacts_path="",

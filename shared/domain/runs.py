@@ -376,6 +376,8 @@ def _complete(doc: dict, job: JobSnapshot, results: dict) -> None:
     doc["stopped_early"] = training.get("stopped_early", False)
     if training.get("warm_start_warning"):
         doc.setdefault("warnings", []).append(training["warm_start_warning"])
+    if training.get("warm_start_record"):  # what the weights started from (shared/domain/warm_start.py)
+        doc["warm_start"] = training["warm_start_record"]
     _record_coercions(doc, results)
     if registry:
         doc["vertex_model_name"] = registry.get("model_display_name")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from shared.domain import batch_predictions, runs, teams
+from shared.domain import batch_predictions, data_access, runs, teams
 from shared.domain.doc_ids import is_valid_id
 from shared.domain.teams import Caller
 from shared.errors import Conflict, FieldError, Forbidden, NotFound
@@ -111,6 +111,32 @@ def check_new_run(repo, who: Caller, declared: Iterable[teams.Team], doc: dict, 
     for kind, doc_id in used:
         if doc_id:
             catalog(repo, who, kind, doc_id, teams.VIEWER, f"building a run from a {WHAT[kind]}")
+    check_warm_source(repo, who, team, doc.get("warm_source"), prefix)
+
+
+def check_warm_source(repo, who: Caller, team: Optional[teams.Team], source: Optional[dict], prefix: str = "") -> None:
+    """The weights a run warm-starts from: a run the caller may read, and an experiment's SavedModel in the
+    team's buckets like its data (shared/domain/data_access.py): an experiment's saved_model_uri is typed
+    by whoever made it, so it could name another team's model. A run's model is under the platform's
+    artifacts root, found from the run the caller may read; a champion is the run's own model name's."""
+    if not source or source.get("source") == "champion":
+        return
+    field = f"{prefix}training_params.warm_restart"
+    if source["source"] == "run":
+        run(repo, who, source["source_id"], teams.VIEWER, f"warm-starting from a run ({field}.run_id)")
+        return
+    if team is None:  # no teams (a platform admin's run): nothing to confine to
+        return
+    try:
+        uri = data_access.file_uri(source["uri"])
+    except ValueError as exc:
+        raise FieldError.one(f"{field}.experiment_id", f"the experiment's saved_model_uri: {exc}") from None
+    inside = data_access.under_buckets(team.buckets, uri) if uri.startswith(data_access.GS) else \
+        teams.ANYTHING in team.buckets
+    if not inside:
+        raise FieldError.one(f"{field}.experiment_id", f"experiment {source['source_id']}'s saved_model_uri {uri} "
+                                                       f"is not under a bucket team {team.name!r} may read "
+                                                       f"(its buckets: {', '.join(team.buckets) or 'none declared'})")
 
 
 COLLECTIONS = ("training_runs", "training_schedules", *WHAT)

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.adapters.repository import Repository
-from shared.domain import model_kinds, run_document, run_numbers, runs
+from shared.domain import model_kinds, run_document, run_numbers, runs, warm_start
 from shared.domain.batch_predictions import BatchPredictionConfig
 from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, team_field, towers_problem
 from shared.domain.doc_ids import DocumentId
@@ -123,12 +123,12 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime, team: Op
     params_body = {k: exp_params[k] for k in ("batch_size", "learning_rate") if exp_params.get(k) is not None}
     params_body.update(request.training_params)
     params = parse(TrainingParams, params_body, "training_params")
-    if params.warm_restart.enabled and not (params.warm_restart.experiment_id or experiment):
-        raise FieldError.one("training_params.warm_restart.experiment_id",
-                             "warm restart needs a base experiment or an experiment_id to load weights from")
     if params.warm_restart.experiment_id and repo.get_catalog("experiments", params.warm_restart.experiment_id) is None:
-        raise FieldError.one("training_params.warm_restart.experiment_id",
+        raise FieldError.one("training_params.warm_restart.experiment_id",  # even when warm restart is off
                              f"no experiment with id {params.warm_restart.experiment_id!r}")
+    # Resolved at every build: a schedule's firing takes the named run's or experiment's model as it is then.
+    warm_source = warm_start.source_for(params.warm_restart, experiment,
+                                        lambda i: repo.get_catalog("experiments", i), repo.get_run)
 
     evaluator = _evaluator_for(request.evaluator_config, model_type, inherited)
     deployment = request.deployment_config
@@ -151,7 +151,8 @@ def build_run(repo: Repository, body: Any, identity: str, at: datetime, team: Op
         notifications=request.notifications.model_dump(mode="json") if request.notifications else None,
         scheduled_at=scheduled, created_at=at, created_by=identity,
         batch_prediction_config=(request.batch_prediction_config.model_dump(mode="json")
-                                 if request.batch_prediction_config else None))
+                                 if request.batch_prediction_config else None),
+        warm_source=warm_source.model_dump() if warm_source else None)
     return request, run.to_document()
 
 

@@ -96,7 +96,8 @@ def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:
             "model_config": load("model_configs", run["model_config_id"], ModelConfig),
             "base_experiment": BaseExperimentRef.model_validate(
                 {k: base.get(k) for k in BaseExperimentRef.model_fields}) if base else None,
-            "training_params": run["training_params"], "gpu_config": run["gpu_config"],
+            "training_params": run["training_params"], "warm_source": run.get("warm_source"),
+            "gpu_config": run["gpu_config"],
             "evaluator_config": run["evaluator_config"], "deployment_config": run["deployment_config"],
             "artifacts_uri": artifacts_uri,
             "pipeline_root": results.join(settings.pipeline_root, run["id"]),

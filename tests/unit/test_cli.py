@@ -246,3 +246,22 @@ def test_the_vocabulary_command_shows_the_served_training_defaults(api):
     code, out = run_cli("vocabulary")
     line = next(l for l in out.splitlines() if l.startswith("training defaults: "))
     assert code == 0 and "epochs 150" in line and "batch_size 8192" in line and '"type": "reduce_on_plateau"' in line
+
+
+def test_warm_start_from_the_champion_and_what_runs_get_says_it_started_from(api, capsys):
+    repo, ids = api
+    code, out = run_cli("runs", "create", "--name", "cli-warm", "--experiment", ids["experiment"],
+                        "--warm-start", "champion")
+    assert code == 0, capsys.readouterr().err
+    run_id, run = next(iter(repo.runs.items()))
+    assert run["training_params"]["warm_restart"]["source"] == "champion" and run["warm_source"]["source"] == "champion"
+    code, _ = run_cli("runs", "create", "--name", "cli-warm", "--experiment", ids["experiment"], "--warm-start", "run:tr-nope")
+    assert code == 1 and "warm_restart.run_id: no training run with id 'tr-nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a usage error: argparse says what it takes
+        run_cli("runs", "create", "--name", "cli-warm", "--experiment", ids["experiment"], "--warm-start", "run")
+    repo.mutate_run(run_id, lambda d: {**d, "warm_start": {
+        "status": "loaded", "source": "champion", "source_id": "models/9@3 (registry default)", "tables": 2,
+        "rows_kept": 340, "rows_new": 12, "rows_dropped": 1}})
+    code, out = run_cli("runs", "get", run_id)
+    assert ("warm start: loaded from champion models/9@3 (registry default); 2 embedding table(s): 340 rows kept, "
+            "12 new, 1 dropped") in out

@@ -80,3 +80,14 @@ def test_the_champion_is_beside_the_baselines_and_the_evaluators_verdict_is_the_
     assert card.gate.decision == ("not blessed: recall_at_100 0.6 < champion 0.62 × 0.99; +100.0% over most-popular; "
                                   "-7.7% over EASE; champion v3 (registry default) 0.62, required ≥ 0.6138 (× 0.99)")
     assert "| recall_at_100 | 0.6000 | 0.6200 | 0.6500 | 0.3000 |" in model_card.to_markdown(card)
+
+
+def test_the_training_section_says_what_the_weights_started_from():
+    from shared.domain.warm_start import WarmStartRecord
+
+    warm = WarmStartRecord(status="loaded", source="champion", source_id="projects/p/models/9@3 (registry default)",
+                           tables=2, rows_kept=340, rows_new=12, rows_dropped=1)
+    trained = TRAINING.model_copy(update={"warm_start": "loaded", "warm_start_record": warm})
+    text = model_card.to_markdown(model_card.build(_spec(), ENTRY, EVALUATION, trained, CHECK))
+    assert ("warm start: loaded from champion projects/p/models/9@3 (registry default); 2 embedding table(s): "
+            "340 rows kept, 12 new, 1 dropped") in text

@@ -129,8 +129,12 @@ def test_warm_restart_loads_the_base_model_or_falls_back(tiny_transform):
     other_shape = _train(tiny_transform, "warm-other", training_params=warm, base_experiment=base_experiment(base_uri),
                          model_config={"name": "wider", "model_type": "retrieval", "query_tower": [48, 32],
                                        "candidate_tower": [48, 32]})
-    assert other_shape.metrics.warm_start == "fallback"
-    assert "could not load weights" in other_shape.metrics.warm_start_warning
+    # Another tower width: the embedding tables still fit and are carried, the dense layers start fresh.
+    assert other_shape.metrics.warm_start == "partial"
+    assert "kept their fresh values" in other_shape.metrics.warm_start_warning
+    record = other_shape.metrics.warm_start_record
+    assert record.tables == 5 and record.rows_new == 0 and record.variables_fresh > 0  # the 5 vocabulary features
+    assert loaded.metrics.warm_start_record.variables_fresh == 0 and loaded.metrics.warm_start_record.tables == 5
 
 
 def test_mixed_precision_path(tiny_transform):
