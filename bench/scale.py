@@ -204,40 +204,56 @@ def write_examples(out_dir: str, rows: int, products: int, train_share: float = 
     return out_dir
 
 
-def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: float, out: str,
+def _load_1min() -> float:
+    with open("/proc/loadavg") as handle:
+        return float(handle.read().split()[0])
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1)}
+
+
+def evaluator_alone(spec_path: str, sizes: list[tuple[int, int]], products: int, every: float, out: str,
                     runner: str = "process", reuse: bool = False) -> dict[str, Any]:
-    """The Evaluator alone, in a fresh process per size, over one trained run's model and transform:
-    only the rows grow (the catalog is the same), so its peak RSS ratio is the streaming's. runner
-    "beam": the Beam job (DirectRunner). reuse: the examples an earlier run wrote at that size."""
+    """The Evaluator alone, in a fresh process per size and repeat, over one trained run's model and
+    transform: only the rows grow (the catalog is the same), so its peak RSS ratio (of the medians) is
+    the streaming's. runner "beam": the Beam job (DirectRunner). reuse: the examples an earlier run wrote
+    at that size (a size's repeats always share theirs)."""
     figures = {}
-    for rows in sizes:
+    for rows, times in sizes:
         earlier = sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"trainyard-scale-eval-{rows}-*", "examples")),
                          key=os.path.getmtime) if reuse else []
         workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-eval-{rows}-{runner}-")
         started = time.time()
         examples = earlier[-1] if earlier else write_examples(os.path.join(workdir, "examples"), rows, products)
         written = time.time() - started
-        result = os.path.join(workdir, "evaluation.json")
-        seconds, sampler, code = run_measured(
-            [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples, runner],
-            every, os.path.join(workdir, "child.log"))
-        if code:
-            raise SystemExit(f"the Evaluator at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
-        with open(result) as handle:
-            evaluation = json.load(handle)
-        figures[_label(rows)] = {"runner": runner, "seconds": round(seconds, 1),
-                                 "peak_rss_mb": round(sampler.peak() / 2**20),
-                                 "examples_written_seconds": round(written, 1),
-                                 "load_average_1min": round(statistics.median(sampler.loads), 2),
-                                 "ease_skipped_reason": evaluation.get("ease_skipped_reason"),
-                                 "recall_at_100": evaluation["metrics"].get("recall_at_100"),
-                                 "most_popular_recall_at_100": evaluation["baseline_metrics"].get("recall_at_100"),
-                                 "ease_recall_at_100": evaluation.get("ease_metrics", {}).get("recall_at_100")}
-        print(json.dumps({"evaluator_alone_rows": rows, **figures[_label(rows)]}), flush=True)
-    first = next(iter(figures.values()))["peak_rss_mb"]
+        repeats = []
+        for repeat in range(times):
+            result = os.path.join(workdir, f"evaluation-{repeat}.json")
+            load_before = _load_1min()
+            seconds, sampler, code = run_measured(
+                [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples, runner],
+                every, os.path.join(workdir, "child.log"))
+            if code:
+                raise SystemExit(f"the Evaluator at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
+            with open(result) as handle:
+                evaluation = json.load(handle)
+            repeats.append({"seconds": round(seconds, 1), "peak_rss_mb": round(sampler.peak() / 2**20),
+                            "load_1min_before": load_before, "load_1min_after": _load_1min(),
+                            "load_1min_median": round(statistics.median(sampler.loads), 2),
+                            "ease_skipped_reason": evaluation.get("ease_skipped_reason"),
+                            "ease_lambda": evaluation.get("ease_lambda"),
+                            "recall_at_100": evaluation["metrics"].get("recall_at_100"),
+                            "most_popular_recall_at_100": evaluation["baseline_metrics"].get("recall_at_100"),
+                            "ease_recall_at_100": (evaluation.get("ease_metrics") or {}).get("recall_at_100")})
+            print(json.dumps({"evaluator_alone_rows": rows, "repeat": repeat + 1, **repeats[-1]}), flush=True)
+        figures[_label(rows)] = {"runner": runner, "repeats": len(repeats), "examples_written_seconds": round(written, 1),
+                                 "peak_rss_mb": _spread([r["peak_rss_mb"] for r in repeats]),
+                                 "seconds": _spread([r["seconds"] for r in repeats]), "runs": repeats}
+    first = next(iter(figures.values()))["peak_rss_mb"]["median"]
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
               "model_of": spec_path, "sizes": figures,
-              "peak_rss_ratio": {label: round(f["peak_rss_mb"] / first, 3) for label, f in figures.items()}}
+              "peak_rss_ratio": {label: round(f["peak_rss_mb"]["median"] / first, 3) for label, f in figures.items()}}
     path = os.path.join(out, f"evaluator-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json")
     with open(path, "w") as handle:
         json.dump(report, handle, indent=2)
@@ -550,6 +566,12 @@ def _label(rows: int) -> str:
     return next((name for name, value in SIZES.items() if value == rows), str(rows))
 
 
+def _sizes(text: str, repeats: int) -> list[tuple[int, int]]:
+    """"100k:3,5M" -> [(100000, 3), (5000000, repeats)]."""
+    return [(SIZES.get(label) or int(label), int(times or repeats))
+            for label, _, times in (item.partition(":") for item in text.split(",") if item)]
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-pipeline":
         return child_pipeline(*sys.argv[2:5])
@@ -581,12 +603,11 @@ def main() -> None:
 
     if args.scann_only:
         os.makedirs(args.out, exist_ok=True)
-        sizes = [(SIZES.get(label) or int(label), int(times or args.repeats))
-                 for label, _, times in (item.partition(":") for item in args.sizes.split(",") if item)]
+        sizes = _sizes(args.sizes, args.repeats)
         scann_only(sizes, args.scann_only.split(","), args.out)
         return
     if args.evaluator_alone:
-        sizes = [SIZES.get(item.partition(":")[0]) or int(item.partition(":")[0]) for item in args.sizes.split(",") if item]
+        sizes = _sizes(args.sizes, args.repeats)
         os.makedirs(args.out, exist_ok=True)
         evaluator_alone(args.evaluator_alone, sizes, args.products, args.sample_seconds, args.out,
                         args.evaluator_runner, args.reuse_examples)
