@@ -261,6 +261,72 @@ def evaluator_alone(spec_path: str, sizes: list[tuple[int, int]], products: int,
     return report
 
 
+# --------------------------------------------------------------------------- EASE's fit alone
+
+EASE_TRAIN_SHARE, EASE_BATCH_ROWS = 0.8, 1024  # the Evaluator alone's train cut and its batch
+
+
+def child_ease(count: str, products: str, out_path: str) -> None:
+    """EASE's fit alone (baselines.Ease) on the train cut of `count` demo_data rows streamed in the
+    Evaluator's batches: its seconds, this process's RSS when the train pass is done, and the peak during
+    the fit (sampled every 10 ms), so what the fit adds is apart from TensorFlow and the model."""
+    from pipeline_compiler.baselines import Ease, TrainInteractions
+    from pipeline_compiler.demo_data import generate_transactions
+
+    rows = int(count)
+    data = generate_transactions(rows=rows, customers=max(400, rows // 50), products=int(products), months=6)
+    cut = int(rows * EASE_TRAIN_SHARE)
+    users, items = data["customer_id"][:cut].tolist(), data["product_id"][:cut].tolist()
+    del data
+    train = TrainInteractions(max_items=int(products))
+    for start in range(0, cut, EASE_BATCH_ROWS):
+        train.add(users[start:start + EASE_BATCH_ROWS], items[start:start + EASE_BATCH_ROWS])
+    del users, items
+    sampler = Sampler(os.getpid(), 0.01)
+    before = tree_rss(os.getpid())
+    started = time.time()
+    ease = Ease(train, gate_k=100)
+    ended = time.time()
+    sampler.stop()
+    peak = max(sampler.peak(started, ended), before)
+    with open(out_path, "w") as handle:
+        json.dump({"rows": rows, "train_rows": cut, "users": len(train.user_index), "items": len(train.item_index),
+                   "fit_seconds": round(ended - started, 1), "rss_before_fit_mb": round(before / 2**20),
+                   "fit_peak_rss_mb": round(peak / 2**20), "fit_adds_mb": round((peak - before) / 2**20),
+                   "lambda": ease.lam}, handle)
+
+
+def ease_only(sizes: list[tuple[int, int]], products: int, out: str) -> dict[str, Any]:
+    """EASE's fit alone per size (a fresh process each), medians (min..max) over repeats, load beside."""
+    figures: dict[str, Any] = {}
+    for rows, repeats in sizes:
+        runs = []
+        for _ in range(repeats):
+            workdir = tempfile.mkdtemp(prefix=f"ease-{rows}-", dir=out)
+            result = os.path.join(workdir, "ease.json")
+            load_before = _load_1min()
+            _, _, code = run_measured([sys.executable, os.path.abspath(__file__), "--child-ease", str(rows),
+                                       str(products), result], 1.0, os.path.join(workdir, "child.log"))
+            if code:
+                raise SystemExit(f"EASE's fit at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
+            with open(result) as handle:
+                runs.append({**json.load(handle), "load_1min": [load_before, _load_1min()]})
+            print(json.dumps(runs[-1]), flush=True)
+        figures[_label(rows)] = {"repeats": len(runs), "users": runs[0]["users"], "items": runs[0]["items"],
+                                 "lambda": runs[0]["lambda"],
+                                 **{key: _spread([r[key] for r in runs])
+                                    for key in ("fit_seconds", "fit_adds_mb", "fit_peak_rss_mb")}}
+    first = next(iter(figures.values()))["fit_peak_rss_mb"]["median"]
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "products": products, "sizes": figures,
+              "fit_peak_rss_ratio": {label: round(f["fit_peak_rss_mb"]["median"] / first, 3)
+                                     for label, f in figures.items()}}
+    with open(os.path.join(out, f"ease-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json"), "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(json.dumps(report, indent=2))
+    return report
+
+
 # --------------------------------------------------------------------------- the ScaNN index alone
 
 SCANN_DIM, SCANN_QUERIES, SCANN_K = 32, 1000, 100  # the default towers' embedding width; recall@100
@@ -579,6 +645,8 @@ def main() -> None:
         return child_evaluate(*sys.argv[2:6])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-scann":
         return child_scann(*sys.argv[2:5])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-ease":
+        return child_ease(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k:3,1M,5M",
                         help=f"comma-separated, of {', '.join(SIZES)} or a number, each with :repeats (else --repeats)")
@@ -599,8 +667,14 @@ def main() -> None:
     parser.add_argument("--scann-only", nargs="?", const="sized", metavar="VARIANTS",
                         help="only the retrieval index build at each size: sized (the export's), tfrs (TFRS's own "
                              "ScaNN, the 100k sample), or both comma-separated")
+    parser.add_argument("--ease-only", action="store_true",
+                        help="only EASE's fit (the Evaluator's baseline) at each size: seconds and the memory it adds")
     args = parser.parse_args()
 
+    if args.ease_only:
+        os.makedirs(args.out, exist_ok=True)
+        ease_only(_sizes(args.sizes, args.repeats), args.products, args.out)
+        return
     if args.scann_only:
         os.makedirs(args.out, exist_ok=True)
         sizes = _sizes(args.sizes, args.repeats)
