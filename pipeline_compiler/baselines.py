@@ -26,6 +26,9 @@ VALIDATION_SHARE = 0.1  # of the train rows, held out to choose λ
 SEED = 0
 GRAM_BLOCK_PRODUCTS = 1 << 22  # Σ (items a user has)² over a block of users: its sparse product's size bound
 _CHUNK = 1 << 20  # rows drawn at a time for the validation cut
+# Pairs are kept in blocks this long (4 MB of int32 each, mapped apart from the heap): thousands of
+# small per-batch arrays left between each batch's freed temporaries would hold the heap at its widest.
+PAIR_BLOCK = 1 << 20
 
 
 def gram(matrix, block_products: int = GRAM_BLOCK_PRODUCTS) -> np.ndarray:
@@ -98,8 +101,9 @@ class TrainInteractions:
         self.counts: Counter = Counter()
         self.item_index: dict[str, int] = {}
         self.user_index: dict[str, int] = {}
-        self._users: list[np.ndarray] = []
+        self._users: list[np.ndarray] = []  # blocks of PAIR_BLOCK; the last one filled up to _filled
         self._items: list[np.ndarray] = []
+        self._filled = 0
         self.keeps_pairs = max_items > 0
         self.rows = 0
 
@@ -112,10 +116,23 @@ class TrainInteractions:
             self.keeps_pairs, self._users, self._items = False, [], []
             self.user_index, self.item_index = {}, {}
             return
-        self._users.append(np.fromiter((self.user_index.setdefault(u, len(self.user_index)) for u in users),
-                                       np.int32, len(users)))
-        self._items.append(np.fromiter((self.item_index.setdefault(i, len(self.item_index)) for i in items),
-                                       np.int32, len(items)))
+        self._keep(np.fromiter((self.user_index.setdefault(u, len(self.user_index)) for u in users),
+                               np.int32, len(users)),
+                   np.fromiter((self.item_index.setdefault(i, len(self.item_index)) for i in items),
+                               np.int32, len(items)))
+
+    def _keep(self, users: np.ndarray, items: np.ndarray) -> None:
+        start = 0
+        while start < len(users):
+            if not self._users or self._filled == len(self._users[-1]):
+                self._users.append(np.empty(PAIR_BLOCK, np.int32))
+                self._items.append(np.empty(PAIR_BLOCK, np.int32))
+                self._filled = 0
+            take = min(len(users) - start, len(self._users[-1]) - self._filled)
+            self._users[-1][self._filled:self._filled + take] = users[start:start + take]
+            self._items[-1][self._filled:self._filled + take] = items[start:start + take]
+            self._filled += take
+            start += take
 
     def most_popular(self, k: int) -> list[str]:
         return [item for item, _ in self.counts.most_common(k)]
@@ -123,8 +140,10 @@ class TrainInteractions:
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         if not self._users:
             return np.zeros(0, np.int32), np.zeros(0, np.int32)
-        # Kept as the one joined array: the batches and their join are never held twice.
-        self._users, self._items = [np.concatenate(self._users)], [np.concatenate(self._items)]
+        # Kept as the one joined array (full, so a later add starts a new block): never held twice.
+        self._users = [np.concatenate(self._users[:-1] + [self._users[-1][:self._filled]])]
+        self._items = [np.concatenate(self._items[:-1] + [self._items[-1][:self._filled]])]
+        self._filled = len(self._users[0])
         return self._users[0], self._items[0]
 
 
