@@ -15,6 +15,7 @@ process tree's resident memory from /proc every --sample-seconds.
   * Growth exponent per stage: the least-squares slope of log(seconds) and log(peak RSS) against
     log(rows) over the sizes run (1 = linear; time at fixed throughput grows with slope 1).
   * A Dataflow projection from the same figures (see `dataflow_projection`).
+  * --ease-only: EASE's fit alone (the Evaluator's baseline) per size: its seconds and the memory it adds.
 Writes <out>/scale-<date>.json and prints a markdown table for docs/scale.md.
 """
 from __future__ import annotations
