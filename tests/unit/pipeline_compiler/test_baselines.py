@@ -134,3 +134,19 @@ def test_scores_and_the_chosen_lambda_are_the_explicit_inverses():
         recall[factor * mean_count] = float(np.mean(np.sum(scores > truth[:, None], axis=1) < 1))
     assert ease.validation_recall == pytest.approx(recall)
     assert ease.lam == max(recall, key=lambda lam: (recall[lam], -lam))
+
+
+def test_pairs_cross_block_boundaries_and_a_later_batch_starts_a_new_block(monkeypatch):
+    from pipeline_compiler import baselines
+
+    monkeypatch.setattr(baselines, "PAIR_BLOCK", 4)
+    train = TrainInteractions(max_items=100)
+    users = [f"u{n % 5}" for n in range(10)]
+    items = [f"i{n % 7}" for n in range(10)]
+    for start in range(0, 10, 3):  # batches of 3 into blocks of 4
+        train.add(users[start:start + 3], items[start:start + 3])
+    assert len(train._users) == 3  # 4 + 4 + 2 of 4
+    u, i = train.pairs()
+    assert u.tolist() == [n % 5 for n in range(10)] and i.tolist() == [n % 7 for n in range(10)]
+    train.add(["u0"], ["i0"])
+    assert train.pairs()[0].tolist() == [n % 5 for n in range(10)] + [0]
