@@ -15,6 +15,7 @@ process tree's resident memory from /proc every --sample-seconds.
   * Growth exponent per stage: the least-squares slope of log(seconds) and log(peak RSS) against
     log(rows) over the sizes run (1 = linear; time at fixed throughput grows with slope 1).
   * A Dataflow projection from the same figures (see `dataflow_projection`).
+  * --ease-only: EASE's fit alone (the Evaluator's baseline) per size: its seconds and the memory it adds.
 Writes <out>/scale-<date>.json and prints a markdown table for docs/scale.md.
 """
 from __future__ import annotations
@@ -204,42 +205,124 @@ def write_examples(out_dir: str, rows: int, products: int, train_share: float = 
     return out_dir
 
 
-def evaluator_alone(spec_path: str, sizes: list[int], products: int, every: float, out: str,
+def _load_1min() -> float:
+    with open("/proc/loadavg") as handle:
+        return float(handle.read().split()[0])
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1)}
+
+
+def evaluator_alone(spec_path: str, sizes: list[tuple[int, int]], products: int, every: float, out: str,
                     runner: str = "process", reuse: bool = False) -> dict[str, Any]:
-    """The Evaluator alone, in a fresh process per size, over one trained run's model and transform:
-    only the rows grow (the catalog is the same), so its peak RSS ratio is the streaming's. runner
-    "beam": the Beam job (DirectRunner). reuse: the examples an earlier run wrote at that size."""
+    """The Evaluator alone, in a fresh process per size and repeat, over one trained run's model and
+    transform: only the rows grow (the catalog is the same), so its peak RSS ratio (of the medians) is
+    the streaming's. runner "beam": the Beam job (DirectRunner). reuse: the examples an earlier run wrote
+    at that size (a size's repeats always share theirs)."""
     figures = {}
-    for rows in sizes:
+    for rows, times in sizes:
         earlier = sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"trainyard-scale-eval-{rows}-*", "examples")),
                          key=os.path.getmtime) if reuse else []
         workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-eval-{rows}-{runner}-")
         started = time.time()
         examples = earlier[-1] if earlier else write_examples(os.path.join(workdir, "examples"), rows, products)
         written = time.time() - started
-        result = os.path.join(workdir, "evaluation.json")
-        seconds, sampler, code = run_measured(
-            [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples, runner],
-            every, os.path.join(workdir, "child.log"))
-        if code:
-            raise SystemExit(f"the Evaluator at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
-        with open(result) as handle:
-            evaluation = json.load(handle)
-        figures[_label(rows)] = {"runner": runner, "seconds": round(seconds, 1),
-                                 "peak_rss_mb": round(sampler.peak() / 2**20),
-                                 "examples_written_seconds": round(written, 1),
-                                 "load_average_1min": round(statistics.median(sampler.loads), 2),
-                                 "ease_skipped_reason": evaluation.get("ease_skipped_reason"),
-                                 "recall_at_100": evaluation["metrics"].get("recall_at_100"),
-                                 "most_popular_recall_at_100": evaluation["baseline_metrics"].get("recall_at_100"),
-                                 "ease_recall_at_100": evaluation.get("ease_metrics", {}).get("recall_at_100")}
-        print(json.dumps({"evaluator_alone_rows": rows, **figures[_label(rows)]}), flush=True)
-    first = next(iter(figures.values()))["peak_rss_mb"]
+        repeats = []
+        for repeat in range(times):
+            result = os.path.join(workdir, f"evaluation-{repeat}.json")
+            load_before = _load_1min()
+            seconds, sampler, code = run_measured(
+                [sys.executable, os.path.abspath(__file__), "--child-evaluate", spec_path, result, examples, runner],
+                every, os.path.join(workdir, "child.log"))
+            if code:
+                raise SystemExit(f"the Evaluator at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
+            with open(result) as handle:
+                evaluation = json.load(handle)
+            repeats.append({"seconds": round(seconds, 1), "peak_rss_mb": round(sampler.peak() / 2**20),
+                            "load_1min_before": load_before, "load_1min_after": _load_1min(),
+                            "load_1min_median": round(statistics.median(sampler.loads), 2),
+                            "ease_skipped_reason": evaluation.get("ease_skipped_reason"),
+                            "ease_lambda": evaluation.get("ease_lambda"),
+                            "recall_at_100": evaluation["metrics"].get("recall_at_100"),
+                            "most_popular_recall_at_100": evaluation["baseline_metrics"].get("recall_at_100"),
+                            "ease_recall_at_100": (evaluation.get("ease_metrics") or {}).get("recall_at_100")})
+            print(json.dumps({"evaluator_alone_rows": rows, "repeat": repeat + 1, **repeats[-1]}), flush=True)
+        figures[_label(rows)] = {"runner": runner, "repeats": len(repeats), "examples_written_seconds": round(written, 1),
+                                 "peak_rss_mb": _spread([r["peak_rss_mb"] for r in repeats]),
+                                 "seconds": _spread([r["seconds"] for r in repeats]), "runs": repeats}
+    first = next(iter(figures.values()))["peak_rss_mb"]["median"]
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
               "model_of": spec_path, "sizes": figures,
-              "peak_rss_ratio": {label: round(f["peak_rss_mb"] / first, 3) for label, f in figures.items()}}
+              "peak_rss_ratio": {label: round(f["peak_rss_mb"]["median"] / first, 3) for label, f in figures.items()}}
     path = os.path.join(out, f"evaluator-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json")
     with open(path, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+# --------------------------------------------------------------------------- EASE's fit alone
+
+EASE_TRAIN_SHARE, EASE_BATCH_ROWS = 0.8, 1024  # the Evaluator alone's train cut and its batch
+
+
+def child_ease(count: str, products: str, out_path: str) -> None:
+    """EASE's fit alone (baselines.Ease) on the train cut of `count` demo_data rows streamed in the
+    Evaluator's batches: its seconds, this process's RSS when the train pass is done, and the peak during
+    the fit (sampled every 10 ms), so what the fit adds is apart from TensorFlow and the model."""
+    from pipeline_compiler.baselines import Ease, TrainInteractions
+    from pipeline_compiler.demo_data import generate_transactions
+
+    rows = int(count)
+    data = generate_transactions(rows=rows, customers=max(400, rows // 50), products=int(products), months=6)
+    cut = int(rows * EASE_TRAIN_SHARE)
+    users, items = data["customer_id"][:cut].tolist(), data["product_id"][:cut].tolist()
+    del data
+    train = TrainInteractions(max_items=int(products))
+    for start in range(0, cut, EASE_BATCH_ROWS):
+        train.add(users[start:start + EASE_BATCH_ROWS], items[start:start + EASE_BATCH_ROWS])
+    del users, items
+    sampler = Sampler(os.getpid(), 0.01)
+    before = tree_rss(os.getpid())
+    started = time.time()
+    ease = Ease(train, gate_k=100)
+    ended = time.time()
+    sampler.stop()
+    peak = max(sampler.peak(started, ended), before)
+    with open(out_path, "w") as handle:
+        json.dump({"rows": rows, "train_rows": cut, "users": len(train.user_index), "items": len(train.item_index),
+                   "fit_seconds": round(ended - started, 1), "rss_before_fit_mb": round(before / 2**20),
+                   "fit_peak_rss_mb": round(peak / 2**20), "fit_adds_mb": round((peak - before) / 2**20),
+                   "lambda": ease.lam}, handle)
+
+
+def ease_only(sizes: list[tuple[int, int]], products: int, out: str) -> dict[str, Any]:
+    """EASE's fit alone per size (a fresh process each), medians (min..max) over repeats, load beside."""
+    figures: dict[str, Any] = {}
+    for rows, repeats in sizes:
+        runs = []
+        for _ in range(repeats):
+            workdir = tempfile.mkdtemp(prefix=f"ease-{rows}-", dir=out)
+            result = os.path.join(workdir, "ease.json")
+            load_before = _load_1min()
+            _, _, code = run_measured([sys.executable, os.path.abspath(__file__), "--child-ease", str(rows),
+                                       str(products), result], 1.0, os.path.join(workdir, "child.log"))
+            if code:
+                raise SystemExit(f"EASE's fit at {rows:,} rows failed (exit {code}); see {workdir}/child.log")
+            with open(result) as handle:
+                runs.append({**json.load(handle), "load_1min": [load_before, _load_1min()]})
+            print(json.dumps(runs[-1]), flush=True)
+        figures[_label(rows)] = {"repeats": len(runs), "users": runs[0]["users"], "items": runs[0]["items"],
+                                 "lambda": runs[0]["lambda"],
+                                 **{key: _spread([r[key] for r in runs])
+                                    for key in ("fit_seconds", "fit_adds_mb", "fit_peak_rss_mb")}}
+    first = next(iter(figures.values()))["fit_peak_rss_mb"]["median"]
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "products": products, "sizes": figures,
+              "fit_peak_rss_ratio": {label: round(f["fit_peak_rss_mb"]["median"] / first, 3)
+                                     for label, f in figures.items()}}
+    with open(os.path.join(out, f"ease-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json"), "w") as handle:
         json.dump(report, handle, indent=2)
     print(json.dumps(report, indent=2))
     return report
@@ -550,6 +633,12 @@ def _label(rows: int) -> str:
     return next((name for name, value in SIZES.items() if value == rows), str(rows))
 
 
+def _sizes(text: str, repeats: int) -> list[tuple[int, int]]:
+    """"100k:3,5M" -> [(100000, 3), (5000000, repeats)]."""
+    return [(SIZES.get(label) or int(label), int(times or repeats))
+            for label, _, times in (item.partition(":") for item in text.split(",") if item)]
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-pipeline":
         return child_pipeline(*sys.argv[2:5])
@@ -557,6 +646,8 @@ def main() -> None:
         return child_evaluate(*sys.argv[2:6])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-scann":
         return child_scann(*sys.argv[2:5])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-ease":
+        return child_ease(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k:3,1M,5M",
                         help=f"comma-separated, of {', '.join(SIZES)} or a number, each with :repeats (else --repeats)")
@@ -577,16 +668,21 @@ def main() -> None:
     parser.add_argument("--scann-only", nargs="?", const="sized", metavar="VARIANTS",
                         help="only the retrieval index build at each size: sized (the export's), tfrs (TFRS's own "
                              "ScaNN, the 100k sample), or both comma-separated")
+    parser.add_argument("--ease-only", action="store_true",
+                        help="only EASE's fit (the Evaluator's baseline) at each size: seconds and the memory it adds")
     args = parser.parse_args()
 
+    if args.ease_only:
+        os.makedirs(args.out, exist_ok=True)
+        ease_only(_sizes(args.sizes, args.repeats), args.products, args.out)
+        return
     if args.scann_only:
         os.makedirs(args.out, exist_ok=True)
-        sizes = [(SIZES.get(label) or int(label), int(times or args.repeats))
-                 for label, _, times in (item.partition(":") for item in args.sizes.split(",") if item)]
+        sizes = _sizes(args.sizes, args.repeats)
         scann_only(sizes, args.scann_only.split(","), args.out)
         return
     if args.evaluator_alone:
-        sizes = [SIZES.get(item.partition(":")[0]) or int(item.partition(":")[0]) for item in args.sizes.split(",") if item]
+        sizes = _sizes(args.sizes, args.repeats)
         os.makedirs(args.out, exist_ok=True)
         evaluator_alone(args.evaluator_alone, sizes, args.products, args.sample_seconds, args.out,
                         args.evaluator_runner, args.reuse_examples)

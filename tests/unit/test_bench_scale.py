@@ -72,3 +72,19 @@ def test_the_index_alone_reports_build_memory_and_recall(tmp_path):
     assert tfrs["plan"]["training_sample_size"] == 100_000 and 0 < tfrs["recall_at_100"]["median"] <= 1.0
     assert sized["peak_rss_mb"]["median"] >= sized["vectors_held_rss_mb"] > 0 and sized["build_seconds"]["max"] >= 0
     assert len(sized["load_1min"]) == 1 and os.listdir(tmp_path)[0].startswith("scann-")
+
+
+def test_sizes_take_their_repeats_or_the_default():
+    assert scale._sizes("100k:3,5M", 1) == [(100_000, 3), (5_000_000, 1)]
+    assert scale._sizes("20000,1M:2", 4) == [(20_000, 4), (1_000_000, 2)]
+    assert scale._spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
+
+
+def test_eases_fit_alone_reports_its_time_and_the_memory_it_adds(tmp_path):
+    pytest.importorskip("scipy")
+    report = scale.ease_only([(2_000, 1)], products=300, out=str(tmp_path))
+    figures = report["sizes"]["2000"]
+    assert figures["repeats"] == 1 and 0 < figures["items"] <= 300 and 0 < figures["users"] <= 400  # 400 customers, not all in the train cut
+    assert figures["fit_seconds"]["median"] > 0 and figures["lambda"] > 0
+    assert figures["fit_peak_rss_mb"]["median"] >= figures["fit_adds_mb"]["median"] >= 0
+    assert report["fit_peak_rss_ratio"] == {"2000": 1.0} and list(tmp_path.glob("ease-*.json"))
