@@ -262,3 +262,26 @@ def test_batch_predictions_match_the_endpoint_and_the_model_card_tells_the_run(s
     assert card["baselines"]["most_popular"]["recall_at_100"] == pytest.approx(
         deployed["evaluation_results"]["baseline_metrics"]["recall_at_100"])
     assert card["gate"]["blessed"] is True and card["gate"]["decision"].startswith("blessed")
+
+
+def test_a_run_warm_started_from_the_blessed_run_loads_its_weights_and_says_so(stack):
+    """Issue 27's warm start through the whole stack: a second run names the blessed run as its source
+    (`warm_restart.source: run`); the Trainer loads its SavedModel's weights by name and carries every
+    embedding row by id (same data, so the vocabularies agree), and the run records it."""
+    final = wait(stack, "completed", lambda r: run_domain.is_terminal(r["status"]))
+    assert final["status"] == "completed"
+    run, recorder = stack["create"]("e2e-warm", training_params={
+        **PARAMS, "epochs": 1, "warm_restart": {"enabled": True, "source": "run", "run_id": final["id"]}})
+    try:
+        assert run["warm_source"]["source"] == "run" and run["warm_source"]["source_id"] == final["id"]
+        deadline, current = time.time() + 900, run
+        while time.time() < deadline and not run_domain.is_terminal(current["status"]):
+            time.sleep(0.5)
+            current = stack["client"].get(f"/api/training-runs/{run['id']}")["training_run"]
+        assert current["status"] in ("completed", "not_blessed"), current.get("error_message")
+        warm = current["warm_start"]
+        assert (warm["status"], warm["source"], warm["source_id"]) == ("loaded", "run", final["id"]), warm
+        assert warm["tables"] > 0 and warm["rows_kept"] > 0 and warm["rows_new"] == warm["rows_dropped"] == 0
+        assert warm["variables_fresh"] == 0 and warm["variables_loaded"] > 0
+    finally:
+        recorder.watch.unsubscribe()
