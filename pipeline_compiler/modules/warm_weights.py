@@ -10,7 +10,7 @@ champion of its moment. Only the SavedModel is read: a champion from another run
   with tf.train.load_checkpoint; a weight whose shape matches is copied, any other keeps its fresh value.
 - A vocabulary feature's embedding table is carried by id: the source's vocabulary is the SavedModel's
   asset of the same name (the Transform layer's, `assets/{feature}`), this run's the Transform output's;
-  kept ids keep their rows, new ids their fresh ones (shared/domain/warm_start.row_map, OOV buckets too).
+  kept ids keep their rows, new ids their fresh ones (pipeline_compiler/modules/embedding_rows.py, OOV buckets too).
 - Hashing, cross and bucketize tables have no vocabulary: their rows mean the same bucket when the
   bucket count (so the shape) is the same, and are copied as dense weights.
 """
@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 import tensorflow as tf
 
+from pipeline_compiler.modules import embedding_rows
 from shared.contract import results
 from shared.domain import warm_start
 from shared.domain.run_config import RunSpec
@@ -131,7 +132,7 @@ def _vocabulary(directory: str, name: str) -> Optional[list[bytes]]:
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path, "rb") as handle:
-        return warm_start.vocabulary_lines(handle.read())
+        return embedding_rows.vocabulary_lines(handle.read())
 
 
 def load(model: tf.keras.Model, spec: RunSpec, source: warm_start.WarmSource,
@@ -163,9 +164,9 @@ def load(model: tf.keras.Model, spec: RunSpec, source: warm_start.WarmSource,
                 fresh.append(key)
                 continue
             try:
-                mapping = warm_start.row_map(old_vocabulary, vocabularies[feature.name], old_oov,
+                mapping = embedding_rows.row_map(old_vocabulary, vocabularies[feature.name], old_oov,
                                     feature.transform.num_oov_buckets)
-                variable.assign(warm_start.carry_rows(value, variable.numpy(), mapping))
+                variable.assign(embedding_rows.carry_rows(value, variable.numpy(), mapping))
             except ValueError as error:  # another embedding width
                 notes.append(f"{feature.name}: {error}")
                 fresh.append(key)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
+from pipeline_compiler.modules import embedding_rows as R
 from shared.domain import warm_start as W
 from shared.services import catalog_entries, run_builder, scheduling
 from tests.builders import demo_member, run_body, seed_catalog
@@ -97,27 +98,27 @@ def test_a_schedule_freezes_what_was_asked_and_each_firing_resolves_it(client, r
 
 
 def test_row_map_keeps_kept_ids_rows_leaves_new_ids_fresh_and_counts_dropped():
-    mapping = W.row_map([b"a", b"b", b"c"], [b"c", b"a", b"d", b"e"], old_oov_buckets=1, new_oov_buckets=1)
+    mapping = R.row_map([b"a", b"b", b"c"], [b"c", b"a", b"d", b"e"], old_oov_buckets=1, new_oov_buckets=1)
     assert mapping.rows.tolist() == [2, 0, -1, -1, 3]  # c, a kept; d, e new; the OOV bucket carried
     assert (mapping.kept, mapping.new, mapping.dropped) == (3, 2, 1)  # b dropped
     old = np.arange(8, dtype=np.float32).reshape(4, 2)  # rows a, b, c, oov
     fresh = np.full((5, 2), -1.0, dtype=np.float32)
-    table = W.carry_rows(old, fresh, mapping)
+    table = R.carry_rows(old, fresh, mapping)
     assert table.tolist() == [[4, 5], [0, 1], [-1, -1], [-1, -1], [6, 7]]
 
 
 def test_oov_buckets_start_fresh_when_their_count_changes():
-    mapping = W.row_map([b"a"], [b"a"], old_oov_buckets=1, new_oov_buckets=2)
+    mapping = R.row_map([b"a"], [b"a"], old_oov_buckets=1, new_oov_buckets=2)
     assert mapping.rows.tolist() == [0, -1, -1] and (mapping.kept, mapping.new, mapping.dropped) == (1, 2, 0)
 
 
 def test_carry_rows_refuses_another_embedding_width():
     with pytest.raises(ValueError, match="embedding shapes differ"):
-        W.carry_rows(np.zeros((3, 4)), np.zeros((3, 8)), W.row_map([1, 2], [1, 2], 1, 1))
+        R.carry_rows(np.zeros((3, 4)), np.zeros((3, 8)), R.row_map([1, 2], [1, 2], 1, 1))
 
 
 def test_vocabulary_lines_are_the_ids_in_order():
-    assert W.vocabulary_lines(b"x\ny\n") == [b"x", b"y"] and W.vocabulary_lines(b"") == []
+    assert R.vocabulary_lines(b"x\ny\n") == [b"x", b"y"] and R.vocabulary_lines(b"") == []
 
 
 def test_the_record_says_what_was_carried():
