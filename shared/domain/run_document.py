@@ -16,7 +16,7 @@ the system writes it, and read it through the model. docs/architecture.md "The r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -194,9 +194,8 @@ class Deployment(_Part):
     endpoint_name: Optional[str] = None
     traffic_split: Optional[int] = None
     model_resource_name: Optional[str] = None
-    # int | str, in this order, as schedules.day_of_week: typing caches equal unions, so the first order
-    # imported would win everywhere and the served OpenAPI document would depend on import order.
-    model_version_id: Optional[int | str] = None
+    # int, str, in this order and written flat, as schedules.day_of_week (see there: typing's union cache).
+    model_version_id: Union[int, str, None] = None
     requested_by: Optional[str] = None
     requested_at: Optional[datetime] = None
     automatic: bool = False

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -65,7 +65,10 @@ class ScheduleRequest(BaseModel):
     schedule_type: Literal["once", "daily", "weekly", "cron", "data"]
     run_at: Optional[datetime] = Field(None, description="once: when (a time without offset is in `timezone`)")
     time_of_day: Optional[str] = Field(None, description="daily/weekly: HH:MM in `timezone`")
-    day_of_week: Optional[int | str] = Field(None, description="weekly: 0=Monday … 6=Sunday, or the day's name")
+    # Union[int, str, None] written flat: typing caches unions by their arguments, and Optional[int | str]
+    # is looked up as (int | str, None), which equals any library's earlier Optional[str | int] — whose
+    # order would then be ours, and the OpenAPI document would depend on what was imported first.
+    day_of_week: Union[int, str, None] = Field(None, description="weekly: 0=Monday … 6=Sunday, or the day's name")
     cron_expression: Optional[str] = Field(None, description="cron: 5 fields (minute hour day month weekday)")
     timezone: str = "UTC"
     start_at: Optional[datetime] = None
