@@ -135,7 +135,7 @@ def _vocabulary(directory: str, name: str) -> Optional[list[bytes]]:
         return embedding_rows.vocabulary_lines(handle.read())
 
 
-def load(model: tf.keras.Model, spec: RunSpec, source: warm_start.WarmSource,
+def load(model: tf.keras.Model, source: warm_start.WarmSource,
          vocabularies: dict[str, list[bytes]]) -> warm_start.WarmStartRecord:
     """Copy what fits of the source's weights into `model`; `vocabularies`: this run's, by feature name."""
     where = source.model_dump()
@@ -200,4 +200,4 @@ def apply(model: tf.keras.Model, spec: RunSpec, vocabularies: dict[str, list[byt
     source = resolve(spec, find_champion)
     if isinstance(source, warm_start.WarmStartRecord):
         return source
-    return load(model, spec, source, vocabularies)
+    return load(model, source, vocabularies)

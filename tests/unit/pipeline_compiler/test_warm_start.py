@@ -163,7 +163,7 @@ def test_a_saved_models_weights_load_by_path_and_its_rows_by_id(tmp_path):
 
     target = _built(spec, {n: len(v) for n, v in new.items()})
     fresh = target.query_tower.embeddings["customer_id"].embeddings.numpy()
-    record = warm_weights.load(target, spec, WarmSource(source="run", source_id="tr-0", uri=saved), new)
+    record = warm_weights.load(target, WarmSource(source="run", source_id="tr-0", uri=saved), new)
     assert (record.status, record.variables_fresh, record.tables) == ("loaded", 0, len(names)), record
     oov = spec.feature_config.features[0].transform.num_oov_buckets
     assert (record.rows_new, record.rows_dropped) == (2, 1)  # new-a, new-b fresh; customer_id-2 dropped
@@ -175,5 +175,5 @@ def test_a_saved_models_weights_load_by_path_and_its_rows_by_id(tmp_path):
     dense = target.query_tower.dense_layers[0].kernel.numpy()
     np.testing.assert_array_equal(dense, source.query_tower.dense_layers[0].kernel.numpy())
 
-    nowhere = warm_weights.load(target, spec, WarmSource(source="run", uri=str(tmp_path / "none")), new)
+    nowhere = warm_weights.load(target, WarmSource(source="run", uri=str(tmp_path / "none")), new)
     assert nowhere.status == "fallback" and "no SavedModel at" in nowhere.reason
