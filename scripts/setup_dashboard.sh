@@ -29,7 +29,8 @@ if ! command -v chromium >/dev/null; then
 fi
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
   echo "setup_dashboard: installing playwright==$PLAYWRIGHT_VERSION into $VENV (no browser download)"
-  "$VENV/bin/python" -m pip install --quiet "playwright==$PLAYWRIGHT_VERSION"
+  . scripts/setup_installer.sh
+  venv_install "$VENV" "playwright==$PLAYWRIGHT_VERSION"
 fi
 command -v npm >/dev/null || { echo "setup_dashboard: node/npm are missing; install Node.js 20+" >&2; exit 1; }
 echo "setup_dashboard: npm ci + build"
