@@ -10,8 +10,9 @@ setup:            ## install pinned Python dependencies into .venv, build the da
 	@bash scripts/setup.sh
 	@bash scripts/setup_dashboard.sh
 
-tools:            ## offline infrastructure scanners (checkov) in their own venv
+tools:            ## what only the tests need: offline infrastructure scanners (checkov) in their own venv, chromium and the Firebase Auth emulator for the browser tests
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
+	@bash scripts/setup_browser_tests.sh
 
 test: setup tools ## the whole suite in three processes at once (scripts/test_suite.sh): unit+security+integration, e2e+rehearsal+browser, the images' pins
 	@PY=$(PY) bash scripts/test_suite.sh
@@ -28,7 +29,7 @@ test-integration: setup
 test-e2e: setup
 	@$(PY) -m pytest tests/e2e
 
-test-browser: setup
+test-browser: setup tools
 	@$(PY) -m pytest tests/browser
 
 rehearse: setup   ## the deployment terraform/ describes, assembled and started from its own trees (tests/rehearsal)
