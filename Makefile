@@ -14,7 +14,7 @@ tools:            ## what only the tests need: offline infrastructure scanners (
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
 	@bash scripts/setup_browser_tests.sh
 
-test: setup tools ## the whole suite in three processes at once (scripts/test_suite.sh): unit+security+integration, e2e+rehearsal+browser, the images' pins
+test: setup tools ## the whole suite in five processes at once (scripts/test_suite.sh): e2e, unit+security, integration, rehearsal+browser, the images' pins
 	@PY=$(PY) bash scripts/test_suite.sh
 
 test-images: setup ## each image's pinned closure resolved against the package index for its own Python and platform
