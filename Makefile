@@ -7,8 +7,9 @@ export PYTHONPATH := $(CURDIR)
 .PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale bench-trainer
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
-	@bash scripts/setup.sh
-	@bash scripts/setup_dashboard.sh
+	@# The Python packages and the dashboard's build touch nothing in common: both at once.
+	@bash scripts/setup.sh & python=$$!; bash scripts/setup_dashboard.sh; dashboard=$$?; \
+	  wait $$python && exit $$dashboard
 
 tools:            ## what only the tests need: offline infrastructure scanners (checkov) in their own venv, chromium and the Firebase Auth emulator for the browser tests
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
