@@ -4,12 +4,14 @@
 # either way, so the same pins. TRAINYARD_INSTALLER=pip forces pip.
 UV_VERSION=0.13.8
 
-# Prints the command that runs uv, bootstrapping it (a wheel from the package index that carries the uv
-# binary) into VENV with pip once; prints nothing when that fails.
+# Prints the command that runs uv: the one on PATH, else one bootstrapped into VENV with pip once (a wheel
+# from the package index that carries the uv binary); prints nothing when that fails.
 _uv_command() {
   local venv=$1
   if [ "${TRAINYARD_INSTALLER:-uv}" = pip ]; then return; fi
-  if "$venv/bin/python" -m uv --version >/dev/null 2>&1 \
+  if command -v uv >/dev/null; then  # the developer's own uv: any recent one reads the same files
+    echo uv
+  elif "$venv/bin/python" -m uv --version >/dev/null 2>&1 \
      || "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" >/dev/null 2>&1; then
     echo "$venv/bin/python -m uv"
   fi

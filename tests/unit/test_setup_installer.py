@@ -40,7 +40,7 @@ exit 0
 def install(venv: Path, **env) -> list[str]:
     command = f'. scripts/setup_installer.sh && venv_install {venv} {" ".join(ARGS)}'
     subprocess.run(["bash", "-c", command], cwd=REPO, check=True, capture_output=True,
-                   env={"PATH": "/usr/bin:/bin", **env})
+                   env={"PATH": "/usr/bin:/bin", **env})  # no uv on this PATH unless a test puts one
     return (venv.parent / "calls.log").read_text().splitlines()
 
 
@@ -65,3 +65,13 @@ def test_pip_installs_the_same_arguments_when_uv_is_not_used(tmp_path, case):
     calls = install(venv, **({"TRAINYARD_INSTALLER": "pip"} if case == "pip forced" else {}))
     assert calls[-1] == "-m pip install --quiet --disable-pip-version-check " + " ".join(ARGS)
     assert (case == "pip forced") == (not any(c.startswith("-m uv") for c in calls))
+
+
+def test_a_uv_on_path_is_used_without_bootstrapping(tmp_path):
+    bin_dir = tmp_path / "path"
+    bin_dir.mkdir()
+    (bin_dir / "uv").write_text(f'#!/usr/bin/env bash\necho "uv $*" >> {tmp_path}/calls.log\n')
+    (bin_dir / "uv").chmod(0o755)
+    calls = install(fake_venv(tmp_path, uv_present=False, uv_bootstraps=False), PATH=f"{bin_dir}:/usr/bin:/bin")
+    assert calls == [f"uv pip install --quiet --python {tmp_path}/venv/bin/python "
+                     "-c requirements/constraints.txt -r requirements/runtime.txt"]
