@@ -1,14 +1,15 @@
 # Sourced by scripts/setup*.sh: `venv_install VENV ARGS...` installs ARGS (pip's syntax: -r, -c, --no-deps,
 # names with pins) into the virtualenv VENV with uv, a pip-compatible installer that downloads and unpacks
 # in parallel, and falls back to pip when uv cannot be had. The same requirement files and constraints
-# either way, so the same pins. TRAINYARD_INSTALLER=pip forces pip.
+# either way, so the same pins. SETUP_INSTALLER=pip forces pip (a knob of the setup scripts, not a
+# setting of a Trainyard process, so not in shared/settings.py).
 UV_VERSION=0.13.8
 
 # Prints the command that runs uv: the one on PATH, else one bootstrapped into VENV with pip once (a wheel
 # from the package index that carries the uv binary); prints nothing when that fails.
 _uv_command() {
   local venv=$1
-  if [ "${TRAINYARD_INSTALLER:-uv}" = pip ]; then return; fi
+  if [ "${SETUP_INSTALLER:-uv}" = pip ]; then return; fi
   if command -v uv >/dev/null; then  # the developer's own uv: any recent one reads the same files
     echo uv
   elif "$venv/bin/python" -m uv --version >/dev/null 2>&1 \

@@ -62,7 +62,7 @@ def test_uv_is_bootstrapped_from_the_index_with_pip_when_missing(tmp_path):
 def test_pip_installs_the_same_arguments_when_uv_is_not_used(tmp_path, case):
     venv = fake_venv(tmp_path, uv_present=case != "uv cannot be had", uv_bootstraps=False,
                      uv_installs=case != "uv fails")
-    calls = install(venv, **({"TRAINYARD_INSTALLER": "pip"} if case == "pip forced" else {}))
+    calls = install(venv, **({"SETUP_INSTALLER": "pip"} if case == "pip forced" else {}))
     assert calls[-1] == "-m pip install --quiet --disable-pip-version-check " + " ".join(ARGS)
     assert (case == "pip forced") == (not any(c.startswith("-m uv") for c in calls))
 
