@@ -21,7 +21,8 @@ rm -rf "$out"/*.xml "$out"/*.log "$out"/tmp-*
 
 lane() {  # lane NAME PATHS... : one pytest process, its log and junit report under $out
   local name=$1; shift
-  "$PY" -m pytest "$@" -p no:cacheprovider --basetemp="$out/tmp-$name" --junitxml="$out/$name.xml"
+  # The slowest tests and fixtures close each log: where the next cut is, without another run.
+  "$PY" -m pytest "$@" -p no:cacheprovider --durations=30 --basetemp="$out/tmp-$name" --junitxml="$out/$name.xml"
 }
 background=(images:"tests/images" unit:"tests/unit tests/security" integration:"tests/integration"
             rehearsal:"tests/rehearsal tests/browser")
