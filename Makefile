@@ -7,13 +7,15 @@ export PYTHONPATH := $(CURDIR)
 .PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale bench-trainer
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
-	@bash scripts/setup.sh
-	@bash scripts/setup_dashboard.sh
+	@# The Python packages and the dashboard's build touch nothing in common: both at once.
+	@bash scripts/setup.sh & python=$$!; bash scripts/setup_dashboard.sh; dashboard=$$?; \
+	  wait $$python && exit $$dashboard
 
-tools:            ## offline infrastructure scanners (checkov) in their own venv
+tools:            ## what only the tests need: offline infrastructure scanners (checkov) in their own venv, chromium and the Firebase Auth emulator for the browser tests
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
+	@bash scripts/setup_browser_tests.sh
 
-test: setup tools ## the whole suite in three processes at once (scripts/test_suite.sh): unit+security+integration, e2e+rehearsal+browser, the images' pins
+test: setup tools ## the whole suite in five processes at once (scripts/test_suite.sh): e2e, unit+security, integration, rehearsal+browser, the images' pins
 	@PY=$(PY) bash scripts/test_suite.sh
 
 test-images: setup ## each image's pinned closure resolved against the package index for its own Python and platform
@@ -28,7 +30,7 @@ test-integration: setup
 test-e2e: setup
 	@$(PY) -m pytest tests/e2e
 
-test-browser: setup
+test-browser: setup tools
 	@$(PY) -m pytest tests/browser
 
 rehearse: setup   ## the deployment terraform/ describes, assembled and started from its own trees (tests/rehearsal)

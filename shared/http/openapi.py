@@ -28,6 +28,21 @@ def _response(description: str, schema: dict | None = None) -> dict:
     return out
 
 
+def _envelope(**fields: dict) -> dict:
+    """A 2xx body as the routes write it, jsonify(success=True, **fields): success beside the payload's
+    keys, never the bare object (the document promised that once, and the fuzz never fetched a real id)."""
+    return {"type": "object", "required": ["success", *fields],
+            "properties": {"success": {"const": True}, **fields}}
+
+
+def _stored(model_schema: dict) -> dict:
+    """A catalog entry as stored and served: the model's fields plus its id and what the server adds
+    (team, created_by, created_at...), so it cannot forbid extra properties as the request body does."""
+    return {"type": "object", "required": ["id", *model_schema.get("required", [])],
+            "properties": {"id": {"type": "string"}, **model_schema.get("properties", {})},
+            "additionalProperties": True}
+
+
 def _errors(*codes: int) -> dict:
     text = {400: "invalid input: each error names the field path and the rule", 401: "no or invalid identity",
             403: "not allowed to this identity: its role on the resource's team is short of what the action "
@@ -60,20 +75,33 @@ def document() -> dict:
         "errors": {"type": "array", "items": {"type": "object", "properties": {
             "field": {"type": "string"}, "message": {"type": "string"}}}}}}
     schemas["TrainingRun"] = {"type": "object", "description": "a training run document (spec §6.1)",
-                              "properties": {"status": {"enum": list(runs.STATUSES)}},
+                              "required": ["id", "status"],
+                              "properties": {"id": {"type": "string"}, "status": {"enum": list(runs.STATUSES)}},
                               "additionalProperties": True}
+    nullable_text = {"type": ["string", "null"]}
+    # The route spreads run_errors' fields beside success (jsonify(success=True, **errors)).
+    schemas["RunErrors"] = {"description": "a run's failure, per attempt, and its actions' errors", **_envelope(
+        run_id={"type": "string"}, status={"enum": list(runs.STATUSES)},
+        error_stage=nullable_text, error_message=nullable_text, error_details={"type": "object"},
+        attempts={"type": "array", "items": {"type": "object", "required": ["attempt"], "properties": {
+            "attempt": {"type": "integer"}, "status": {"type": "string"},
+            "error_stage": nullable_text, "error_message": nullable_text}}},
+        action_errors={"type": "object", "additionalProperties": {"type": "object", "properties": {
+            "status": {"type": "string"}, "error": nullable_text}}})}
 
     def ref(name: str) -> dict:
         return {"$ref": f"#/components/schemas/{name}"}
 
     run_id = [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     paths: dict = {
-        "/health": {"get": {"summary": "Health check (no identity needed)", "security": [],
-                            "responses": {"200": _response("ok")}}},
+        "/health": {"get": {"summary": "Health check (no identity needed)", "security": [], "responses": {
+            "200": _response("ok", {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}})}}},
         "/api/training-runs": {
             "post": {"summary": "Create a training run", "requestBody": {
                 "required": True, "content": {"application/json": {"schema": ref("CreateRunRequest")}}},
-                     "responses": {"201": _response("created; queued for submission", ref("TrainingRun")),
+                     "responses": {"201": _response("created; queued for submission", _envelope(
+                         training_run=ref("TrainingRun"),
+                         warnings={"type": "array", "items": {"type": "string"}})),
                                    **_errors(400, 401)}},
             "get": {"summary": "List training runs, newest first", "parameters": [
                 {"name": n, "in": "query", "schema": {"type": "string"}} for n in
@@ -81,7 +109,8 @@ def document() -> dict:
                     "responses": {"200": _response("a page of runs"), **_errors(400, 401)}}},
         "/api/training-runs/{run_id}": {
             "get": {"summary": "Get a training run", "parameters": run_id,
-                    "responses": {"200": _response("the run", ref("TrainingRun")), **_errors(401, 404)}},
+                    "responses": {"200": _response("the run", _envelope(training_run=ref("TrainingRun"))),
+                                  **_errors(401, 404)}},
             "delete": {"summary": "Delete a draft or a finished run: hidden at once, restorable for the grace period "
                                   "(TRAINYARD_DELETE_GRACE_DAYS), then purged with its artifacts; refused while its "
                                   "model is deploying, deployed or being pushed", "parameters": run_id,
@@ -89,7 +118,8 @@ def document() -> dict:
                                                       "may be restored"), **_errors(401, 404, 409)}}},
         "/api/training-runs/{run_id}/submit": {
             "post": {"summary": "Submit a draft (draft → pending), or queue a pending run again", "parameters": run_id,
-                     "responses": {"202": _response("queued"), **_errors(401, 404, 409)}}},
+                     "responses": {"202": _response("queued", _envelope(training_run=ref("TrainingRun"))),
+                                  **_errors(401, 404, 409)}}},
         "/api/experiments/top-for-training": {
             "get": {"summary": "Best experiments by primary metric", "parameters": [
                 {"name": "model_type", "in": "query", "required": True,
@@ -103,15 +133,18 @@ def document() -> dict:
     }
     for route, model in (("datasets", "Dataset"), ("feature-configs", "FeatureConfig"),
                          ("model-configs", "ModelConfig"), ("experiments", "Experiment")):
+        schemas[f"Stored{model}"] = _stored(schemas[model])
+        item = ref(f"Stored{model}")
         paths[f"/api/{route}"] = {
             "post": {"summary": f"Create a {model}", "requestBody": {
                 "required": True, "content": {"application/json": {"schema": ref(model)}}},
-                     "responses": {"201": _response("created"), **_errors(400, 401)}},
-            "get": {"summary": f"List {model}s", "responses": {"200": _response("items"), **_errors(401)}}}
+                     "responses": {"201": _response("created", _envelope(item=item)), **_errors(400, 401)}},
+            "get": {"summary": f"List {model}s", "responses": {
+                "200": _response("items", _envelope(items={"type": "array", "items": item})), **_errors(401)}}}
         paths[f"/api/{route}/{{id}}"] = {"get": {
             "summary": f"Get a {model}", "parameters": [{"name": "id", "in": "path", "required": True,
                                                         "schema": {"type": "string"}}],
-            "responses": {"200": _response("the item", ref(model)), **_errors(401, 404)}}}
+            "responses": {"200": _response("the item", _envelope(item=item)), **_errors(401, 404)}}}
     from shared.http.schedule_routes import openapi_paths  # the schedule routes document themselves
 
     paths.update(openapi_paths(ref, _response, _errors))
@@ -136,6 +169,10 @@ def document() -> dict:
         if path.startswith(TEAM_ROUTES):
             for operation in operations.values():
                 operation["responses"].update(_errors(403))
+        for operation in operations.values():  # at least the envelope, so the fuzz checks every 2xx body
+            for code, response in operation["responses"].items():
+                if code.startswith("2") and "content" not in response:
+                    response["content"] = {"application/json": {"schema": _envelope()}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Trainyard API", "version": "1.0.0",
@@ -158,10 +195,10 @@ def _action_paths(ref, run_id: list) -> dict:
             op["requestBody"] = {"required": False, "content": {"application/json": {"schema": ref(body)}}}
         return {"post": op}
 
-    def data(summary: str, *query: str) -> dict:
+    def data(summary: str, *query: str, schema: dict | None = None) -> dict:
         return {"get": {"summary": summary, "parameters": run_id + [
             {"name": name, "in": "query", "schema": {"type": "string"}} for name in query],
-            "responses": {"200": _response(summary), **_errors(400, 401, 404)}}}
+            "responses": {"200": _response(summary, schema), **_errors(400, 401, 404)}}}
 
     base = "/api/training-runs/{run_id}"
     return {
@@ -179,7 +216,7 @@ def _action_paths(ref, run_id: list) -> dict:
         f"{base}/logs": data("Per-stage logs, bounded and paginated", "stage", "attempt", "page_size", "page_token"),
         f"{base}/training-history": data("Per-epoch metrics and learning rate", "attempt"),
         f"{base}/artifacts": data("Artifact URIs and registry/endpoint links"),
-        f"{base}/errors": data("Error stage, message and details, per attempt"),
+        f"{base}/errors": data("Error stage, message and details, per attempt", schema=ref("RunErrors")),
         f"{base}/model-card": data("The registered version's model card: data, features and config, training "
                                    "curve, metrics against the baselines, the gate's decision, lineage (JSON and "
                                    "Markdown)"),

@@ -1,5 +1,5 @@
 """The Firebase Auth emulator (firebase-tools, installed into tools/firebase_emulators/ by
-scripts/setup_dashboard.sh) for the cloud sign-in path's browser tests. Node only: it downloads
+scripts/setup_browser_tests.sh) for the cloud sign-in path's browser tests. Node only: it downloads
 nothing (the Firestore emulator stays gcloud's, which loads the rules)."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIREBASE = REPO / "tools" / "firebase_emulators" / "node_modules" / ".bin" / "firebase"
 MISSING = None if FIREBASE.exists() else (
     "the Firebase Auth emulator is missing: firebase-tools is not installed in tools/firebase_emulators/ "
-    "(`make setup` runs scripts/setup_dashboard.sh, which installs it with npm ci)")
+    "(`make tools` runs scripts/setup_browser_tests.sh, which installs it with npm ci)")
 
 
 class AuthEmulator:

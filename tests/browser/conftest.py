@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 def _missing() -> list[str]:
     missing = []
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        missing.append("chromium (Debian package; `make setup` installs it)")
+        missing.append("chromium (Debian package; `make tools` installs it)")
     if not shutil.which("node"):
         missing.append("node")
     if importlib.util.find_spec("playwright") is None:

@@ -42,21 +42,30 @@ def test_the_served_document_is_the_one_fuzzed(local_stack):
 
 @pytest.fixture(scope="module")
 def fuzz_catalog(local_stack):
-    """A real experiment (and the runs made from it): the fuzz also reaches the paths past "not found"."""
-    return {"experiment": post_catalog(local_stack.post, "fuzz base", {"batch_size": 512}, {"recall_at_100": 0.5}),
-            "runs": []}
+    """A real experiment, its dataset and configs (and the runs made from it): the fuzz also reaches the
+    paths past "not found", so the documented 200 bodies are checked too, not only the errors."""
+    experiment = post_catalog(local_stack.post, "fuzz base", {"batch_size": 512}, {"recall_at_100": 0.5})
+    item = local_stack.get(f"/api/experiments/{experiment}").json()["item"]
+    return {"experiment": experiment, "runs": [],
+            "by_id": {"/api/experiments/{id}": experiment, "/api/datasets/{id}": item["dataset_id"],
+                      "/api/feature-configs/{id}": item["feature_config_id"],
+                      "/api/model-configs/{id}": item["model_config_id"]}}
 
 
 def aim_at_real_documents(case, catalog: dict) -> None:
     """Every other run creation names the real base experiment (random ids name nothing, so no run would
-    ever be made) and every third run action a run the fuzz made: the services, the submitter and the
-    scripted pipeline service see valid runs too. Deterministic, as the seeded fuzz is."""
+    ever be made), every other catalog read by id a real entry, and every third run action a run the fuzz
+    made: the services, the submitter and the scripted pipeline service see valid runs too.
+    Deterministic, as the seeded fuzz is."""
     AIMED[case.operation.label] += 1
     turn = AIMED[case.operation.label]
     if case.operation.label == "POST /api/training-runs" and isinstance(case.body, dict) and turn % 2 == 0:
         for field in ("dataset_id", "feature_config_id", "model_config_id", "model_type"):
             case.body.pop(field, None)
         case.body["base_experiment_id"] = catalog["experiment"]
+    real = catalog["by_id"].get(case.operation.path)
+    if real and isinstance((case.path_parameters or {}).get("id"), str) and turn % 2 == 0:
+        case.path_parameters["id"] = real
     run_id = (case.path_parameters or {}).get("run_id")
     if isinstance(run_id, str) and catalog["runs"] and turn % 3 == 0:
         case.path_parameters["run_id"] = catalog["runs"][turn % len(catalog["runs"])]
@@ -82,3 +91,7 @@ def test_the_fuzz_reached_the_services():
     statuses = {status for _, status in SEEN}
     assert {200, 201, 400, 404} <= statuses, statuses
     assert SEEN[("POST /api/training-runs", 201)] >= 3  # valid runs were made, and went on to the submitter
+    # Real documents were read, so their 200 bodies met the document's schemas (response_schema_conformance).
+    reads = ["GET /api/datasets/{id}", "GET /api/feature-configs/{id}", "GET /api/model-configs/{id}",
+             "GET /api/experiments/{id}", "GET /api/training-runs/{run_id}", "GET /api/training-runs/{run_id}/errors"]
+    assert all(SEEN[(label, 200)] >= 1 for label in reads), {label: SEEN[(label, 200)] for label in reads}
