@@ -6,9 +6,10 @@ export PYTHONPATH := $(CURDIR)
 
 .PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale bench-trainer
 
-setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
+setup:            ## install pinned Python dependencies into .venv, build the dashboard, MLflow for the import tests (skipped when up to date)
 	@bash scripts/setup.sh
 	@bash scripts/setup_dashboard.sh
+	@bash scripts/setup_mlflow.sh
 
 tools:            ## offline infrastructure scanners (checkov) in their own venv
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
