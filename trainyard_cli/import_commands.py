@@ -34,6 +34,8 @@ def register(catalog, common) -> None:
     parser.add_argument("--project", help="vertex: the Google Cloud project")
     parser.add_argument("--location", help="vertex: the region (us-central1, europe-west4, ...)")
     parser.add_argument("--mapping", help="the mapping file (docs/import.md; default examples/import/<source>_mapping.yaml)")
+    parser.add_argument("--api-endpoint", help="vertex: the API endpoint (default LOCATION-aiplatform.googleapis.com; "
+                                               "a Private Service Connect endpoint's name)")
     parser.add_argument("--token-file", help="mlflow: a file holding a bearer token for the tracking server")
     parser.add_argument("--dry-run", action="store_true", help="read and map every run, validate, write nothing")
     team_option.add(parser)
@@ -50,7 +52,7 @@ def _source(args):
         raise UsageError("--from vertex takes --project and --location (no tracking URI)")
     from trainyard_cli.import_vertex import VertexSource  # the Vertex SDK only when it is asked for
 
-    return VertexSource(args.project, args.location)
+    return VertexSource(args.project, args.location, args.api_endpoint)
 
 
 def _checked(found: dict, team) -> list[str]:

@@ -89,7 +89,7 @@ def test_only_runs_of_the_statuses_asked_for_are_imported():
     assert anything.wants(a_run(status="FAILED"))
 
 
-@pytest.mark.parametrize("name", ["mlflow_mapping.yaml"])
+@pytest.mark.parametrize("name", ["mlflow_mapping.yaml", "vertex_mapping.yaml"])
 def test_the_shipped_mappings_parse(name):
     from trainyard_cli.import_commands import EXAMPLES
 
