@@ -40,6 +40,8 @@ class Origin(Strict):
     @field_validator("location")
     @classmethod
     def _one_spelling(cls, value: str) -> str:
+        if not location_key(value):
+            raise ValueError("name the tracking server or projects/P/locations/L")
         return location_key(value)
 
 

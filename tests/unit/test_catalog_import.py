@@ -61,6 +61,7 @@ def test_the_same_tracking_server_spelled_with_a_slash_is_the_same_place(repo):
 @pytest.mark.parametrize("body,field", [
     ({"origin": ORIGIN, "item": dataset_body(), "extra": 1}, "extra"),
     ({"origin": {**ORIGIN, "source": "neptune"}, "item": dataset_body()}, "origin.source"),
+    ({"origin": {**ORIGIN, "location": " / "}, "item": dataset_body()}, "origin.location"),
     ({"origin": ORIGIN, "item": dataset_body(columns={"user_id": "u"})}, "item.columns.item_id"),
     ({"origin": ORIGIN, "item": dataset_body(id="mine")}, "item.id"),
 ])
