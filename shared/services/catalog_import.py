@@ -26,8 +26,8 @@ CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 _BOOKKEEPING = {"id", "number", "created_at", "created_by", "updated_at", "updated_by", "origin", "source"}
 
 
-def _content(doc: dict) -> dict:
-    return {k: v for k, v in doc.items() if k not in _BOOKKEEPING}
+def _content(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k not in _BOOKKEEPING}
 
 
 def import_entry(repo: Repository, kind: str, body: dict, who: Caller,
@@ -42,20 +42,20 @@ def import_entry(repo: Repository, kind: str, body: dict, who: Caller,
     source = {"kind": origin.source, "by": who.email, "run_id": origin.run_id}
     if origin.url:
         source["url"] = origin.url
-    doc = catalog_entries.prepare(repo, kind, body.get("item"), who, declared, source, prefix="item")
-    doc["origin"] = origin.model_dump(exclude_none=True)
-    doc["id"] = entry_id(kind, origin, _content(doc))
-    existing = repo.get_catalog(kind, doc["id"])
-    if existing is None:
+    entry = catalog_entries.prepare(repo, kind, body.get("item"), who, declared, source, prefix="item")
+    entry["origin"] = origin.model_dump(exclude_none=True)
+    entry["id"] = entry_id(kind, origin, _content(entry))
+    prior = repo.get_catalog(kind, entry["id"])
+    if prior is None:
         try:
-            return repo.create_catalog(kind, doc), CREATED
+            return repo.create_catalog(kind, entry), CREATED
         except AlreadyExists:  # a concurrent import of the same run made it a moment ago
-            existing = repo.get_catalog(kind, doc["id"])
-    teams.require_on(who, existing, teams.TRAINER, f"re-importing a {access.WHAT[kind]}")
-    if _content(existing) == _content(doc):
-        return existing, UNCHANGED
+            prior = repo.get_catalog(kind, entry["id"])
+    teams.require_on(who, prior, teams.TRAINER, f"re-importing a {access.WHAT[kind]}")
+    if _content(prior) == _content(entry):
+        return prior, UNCHANGED
     # Only an experiment can differ here (a config's id is its content): the run's params, metrics or
     # configs changed at the source. Its number and creation stay; the change is stamped.
-    updated = {**doc, "number": existing.get("number"), "created_at": existing.get("created_at"),
-               "created_by": existing.get("created_by"), "updated_at": now(), "updated_by": who.email}
-    return repo.replace_catalog(kind, {k: v for k, v in updated.items() if v is not None}), UPDATED
+    changed = {**entry, "number": prior.get("number"), "created_at": prior.get("created_at"),
+               "created_by": prior.get("created_by"), "updated_at": now(), "updated_by": who.email}
+    return repo.replace_catalog(kind, {k: v for k, v in changed.items() if v is not None}), UPDATED
