@@ -29,6 +29,10 @@ def register_import_routes(app: Flask, deps) -> None:
 
 
 def openapi_paths(ref, response, errors) -> dict:
+    # The stored entry carries more than the request's model (origin, source, created_at, names): an object.
+    answer = {"type": "object", "required": ["success", "result", "item"], "properties": {
+        "success": {"type": "boolean"}, "result": {"enum": list(catalog_import.RESULTS)},
+        "item": {"type": "object", "required": ["id", "origin"]}}}
     paths = {}
     for route, (_, model) in KINDS.items():
         paths[f"/api/{route}:import"] = {"post": {
@@ -37,6 +41,7 @@ def openapi_paths(ref, response, errors) -> dict:
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["origin", "item"], "additionalProperties": False,
                 "properties": {"origin": Origin.model_json_schema(), "item": ref(model)}}}}},
-            "responses": {"201": response("created"), "200": response("updated or unchanged (result says which)"),
+            "responses": {"201": response("created", answer),
+                          "200": response("updated or unchanged (result says which)", answer),
                           **errors(400, 401)}}}
     return paths

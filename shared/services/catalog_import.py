@@ -22,6 +22,7 @@ from shared.services import access, catalog_entries
 from shared.validation import parse
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+RESULTS = (CREATED, UPDATED, UNCHANGED)
 # What an entry's identity and change detection leave out: when and by whom it was written, where from.
 _BOOKKEEPING = {"id", "number", "created_at", "created_by", "updated_at", "updated_by", "origin", "source"}
 

@@ -67,3 +67,15 @@ def test_another_team_importing_the_same_run_gets_its_own_entry(world):
     assert ads.status_code == 201 and recs.status_code == 201
     assert ads.get_json()["item"]["id"] != recs.get_json()["item"]["id"]
     refused(world.call("mallory@example.com", "GET", f"/api/datasets/{recs.get_json()['item']['id']}"))
+
+
+def test_the_answer_is_the_documented_one(world):
+    import jsonschema
+
+    made = world.call("tom@example.com", "POST", "/api/datasets:import", {"origin": ORIGIN, "item": dataset()})
+    again = world.call("tom@example.com", "POST", "/api/datasets:import", {"origin": ORIGIN, "item": dataset()})
+    operation = world.call("tom@example.com", "GET", "/api/openapi.json").get_json()["paths"][
+        "/api/datasets:import"]["post"]
+    for answer in (made, again):
+        schema = operation["responses"][str(answer.status_code)]["content"]["application/json"]["schema"]
+        jsonschema.validate(answer.get_json(), schema)
