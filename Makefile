@@ -11,9 +11,10 @@ setup:            ## install pinned Python dependencies into .venv, build the da
 	@bash scripts/setup.sh & python=$$!; bash scripts/setup_dashboard.sh; dashboard=$$?; \
 	  wait $$python && exit $$dashboard
 
-tools:            ## what only the tests need: offline infrastructure scanners (checkov) in their own venv, chromium and the Firebase Auth emulator for the browser tests
+tools:            ## what only the tests need: offline infrastructure scanners (checkov) in their own venv, chromium and the Firebase Auth emulator for the browser tests, MLflow for the import tests
 	@if [ -f scripts/setup_checkov.sh ]; then bash scripts/setup_checkov.sh; fi
 	@bash scripts/setup_browser_tests.sh
+	@bash scripts/setup_mlflow.sh
 
 test: setup tools ## the whole suite in five processes at once (scripts/test_suite.sh): e2e, unit+security, integration, rehearsal+browser, the images' pins
 	@PY=$(PY) bash scripts/test_suite.sh
@@ -24,7 +25,7 @@ test-images: setup ## each image's pinned closure resolved against the package i
 test-unit: setup
 	@$(PY) -m pytest tests/unit
 
-test-integration: setup
+test-integration: setup tools
 	@$(PY) -m pytest tests/integration
 
 test-e2e: setup

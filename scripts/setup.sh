@@ -7,7 +7,7 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 VENV=${VENV:-.venv}
 stamp="$VENV/.trainyard-installed"
-want=$(cat requirements/*.txt scripts/setup.sh scripts/setup_installer.sh | sha256sum | cut -d' ' -f1)
+want=$(cat requirements/{constraints,runtime,ml,serving,dev,bench-data}.txt scripts/setup.sh scripts/setup_installer.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

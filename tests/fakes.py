@@ -143,6 +143,13 @@ class InMemoryRepository:
             items.sort(key=lambda d: d.get("created_at") or datetime.min, reverse=True)
         return copy.deepcopy(items[:limit])
 
+    def replace_catalog(self, kind, doc):
+        with self.lock:
+            if doc["id"] not in self.catalog.get(kind, {}):
+                raise NotFound(f"{kind} {doc['id']}")
+            self.catalog[kind][doc["id"]] = copy.deepcopy(doc)
+            return copy.deepcopy(doc)
+
     def set_catalog_team(self, kind, doc_id, team):
         with self.lock:
             self.catalog[kind][doc_id]["team"] = team

@@ -3,7 +3,7 @@ the API's own route names) and `trainyard gpu availability`."""
 from __future__ import annotations
 
 from shared.domain import model_kinds
-from trainyard_cli import format as fmt, team_option
+from trainyard_cli import format as fmt, import_commands, team_option
 from trainyard_cli.output import Output, read_document
 
 KINDS = ("datasets", "feature-configs", "model-configs", "experiments")
@@ -37,6 +37,7 @@ def register(groups, common) -> None:
     get.add_argument("kind", choices=KINDS)
     get.add_argument("item_id")
     get.set_defaults(handler=get_item)
+    import_commands.register(catalog, common)  # catalog import --from mlflow|vertex (trainyard_cli/import_commands.py)
 
     gpu = groups.add_parser("gpu", help="GPU quota pre-flight").add_subparsers(
         dest="command", required=True, metavar="COMMAND")

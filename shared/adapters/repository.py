@@ -85,6 +85,10 @@ class Repository(Protocol):
     def set_catalog_team(self, kind: str, doc_id: str, team: str) -> dict:
         """Give a catalog entry made before teams its team (the only change a catalog entry takes)."""
 
+    def replace_catalog(self, kind: str, doc: dict) -> dict:
+        """Overwrite an existing catalog entry (doc["id"]): an imported experiment whose source run changed
+        (shared/services/catalog_import.py). NotFound when there is none."""
+
     def create_schedule(self, doc: dict) -> dict:
         """Store a new schedule under doc["id"] (version 1)."""
 
@@ -154,7 +158,8 @@ class FirestoreRepository:
     TRANSACTION_ATTEMPTS = 30
     # Catalog documents are create-only (the API has no update or delete for them), so an instance
     # may keep the ones it has read: creating runs from a known experiment then costs two round
-    # trips fewer. An update route for the catalog would have to invalidate this.
+    # trips fewer. The one exception, an imported experiment re-imported from a changed source run
+    # (replace_catalog), is never kept: another instance would go on reading the old one.
     CATALOG_CACHE_SIZE = 2048
 
     def __init__(self, project: str, client=None):
@@ -174,6 +179,8 @@ class FirestoreRepository:
             return copy.deepcopy(doc)
 
     def _remember(self, kind: str, doc_id: str, doc: dict) -> None:
+        if kind == "experiments" and doc.get("origin"):  # replaceable (above)
+            return
         with self._catalog_lock:
             self._catalog_cache[(kind, doc_id)] = copy.deepcopy(doc)
             if len(self._catalog_cache) > self.CATALOG_CACHE_SIZE:
@@ -384,6 +391,16 @@ class FirestoreRepository:
         with self._catalog_lock:
             self._catalog_cache.pop((kind, doc_id), None)
         return ref.get().to_dict()
+
+    def replace_catalog(self, kind: str, doc: dict) -> dict:
+        def replace(tx, ref, current):
+            tx.set(ref, doc)
+            return dict(doc)
+
+        replaced = self._with_document(kind, doc["id"], kind, replace)
+        with self._catalog_lock:
+            self._catalog_cache.pop((kind, doc["id"]), None)
+        return replaced
 
     def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int,
                         teams: Optional[list[str]] = None) -> list[dict]:

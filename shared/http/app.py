@@ -20,6 +20,7 @@ from shared.http.dashboard_routes import register_dashboard_routes
 from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
 from shared.http.identity import authenticate
+from shared.http.import_routes import register_import_routes
 from shared.http.me_routes import register_me_routes
 from shared.http.schedule_routes import register_schedule_routes
 from shared.http.spend_routes import register_spend_routes
@@ -192,4 +193,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_me_routes(app, deps)  # GET /api/me: who the caller is; renews their dashboard access
     register_admin_routes(app, deps)  # admin-only: dead-letter list and replay (shared/http/admin_routes.py)
     register_spend_routes(app, deps)  # approve / reject a run above its team's cap; a team's spend
+    register_import_routes(app, deps)  # POST /api/<kind>:import: entries from MLflow / Vertex AI Experiments
     return app

@@ -164,6 +164,9 @@ def document() -> dict:
     from shared.http.spend_routes import openapi_paths as spend_paths
 
     paths.update(spend_paths(_response, _errors))
+    from shared.http.import_routes import openapi_paths as import_paths
+
+    paths.update(import_paths(ref, _response, _errors))
     paths.update(_action_paths(ref, run_id))
     for path, operations in paths.items():  # every route on a team's resources can refuse the caller's role
         if path.startswith(TEAM_ROUTES):

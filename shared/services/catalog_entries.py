@@ -35,18 +35,26 @@ def _stored(model, who: Caller, team: str) -> dict:
 
 def create(repo: Repository, kind: str, body: dict, who: Caller, declared: Iterable[teams.Team]) -> dict:
     """A new catalog entry of `kind`, owned by the team named in the body (or the caller's only one)."""
-    model = parse(KINDS[kind], body)
+    # Where its metrics come from, set here and never by the client: the promotion list shows it.
+    return repo.create_catalog(kind, prepare(repo, kind, body, who, declared, {"kind": POSTED, "by": who.email}))
+
+
+def prepare(repo: Repository, kind: str, body: dict, who: Caller, declared: Iterable[teams.Team], source: dict,
+            prefix: str = "") -> dict:
+    """A catalog entry's document as it would be stored: validated, the caller's role on its team checked,
+    an experiment's references checked and `source` (where its metrics come from) set. Field errors are
+    named under `prefix` (an import's "item")."""
+    model = parse(KINDS[kind], body, prefix)
     if model.id:
-        raise FieldError.one("id", "is assigned by the server")
+        raise FieldError.one(f"{prefix}.id" if prefix else "id", "is assigned by the server")
     team = teams.team_for_new(who, model.team, declared, teams.TRAINER, f"creating a {access.WHAT[kind]}")
     if kind == "datasets" and team is not None:  # no team: a platform admin's, in a deployment with none
         data_access.require_source(model.source, teams.by_name(declared, team), who)
     doc = _stored(model, who, team)
     if kind == "experiments":
         doc.update(_experiment_references(repo, model, who))
-        # Where its metrics come from, set here and never by the client: the promotion list shows it.
-        doc["source"] = {"kind": POSTED, "by": who.email}
-    return repo.create_catalog(kind, doc)
+        doc["source"] = source
+    return doc
 
 
 def require_usable_dataset(repo: Repository, dataset_id: str, team: Optional[str], declared: Iterable[teams.Team],

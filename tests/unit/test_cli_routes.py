@@ -126,7 +126,7 @@ def test_models_card_prints_the_card_and_where_it_is_stored(api, tmp_path):
     assert code == 0 and json.loads(out)["card"]["model_version"] == "2"
 
 
-def test_every_api_route_has_a_command(api, tmp_path):
+def test_every_api_route_has_a_command(api, tmp_path, monkeypatch):
     """Each (method, route) of the OpenAPI document is called by some CLI command: a new route without
     a command fails here."""
     repo, ids = api["repo"], api["ids"]
@@ -152,7 +152,12 @@ def test_every_api_route_has_a_command(api, tmp_path):
     scheduled_run = json.loads(out)["training_run"]
     assert code == 0 and scheduled_run["status"] == "scheduled"
     scheduled_run = scheduled_run["id"]
+    from tests.unit.test_import_mapping import a_logged_run
+    from trainyard_cli.import_sources import MlflowSource
+
+    monkeypatch.setattr(MlflowSource, "runs", lambda self, experiment: iter([a_logged_run()]))
     commands = [
+        ("catalog", "import", "--from", "mlflow", "http://mlflow.test:5000", "--experiment", "quick"),
         ("runs", "create", "--name", "cli-a", "--best", "retrieval"), ("runs", "list"), ("runs", "get", failed["id"]),
         ("runs", "submit", pending["id"]), ("runs", "run-now", scheduled_run),
         ("runs", "cancel", pending["id"]), ("runs", "retry", failed["id"], "--gpu-type", "NVIDIA_TESLA_A100"),
@@ -203,7 +208,7 @@ def test_help_lists_every_command():
     assert {"runs retry", "runs deploy", "runs push-anyway", "runs logs", "runs history", "runs artifacts",
             "runs errors", "schedules create", "schedules list", "schedules get", "schedules pause",
             "schedules resume", "schedules trigger", "schedules cancel", "catalog create", "catalog list",
-            "catalog get", "gpu availability", "completion"} <= leaves
+            "catalog get", "catalog import", "gpu availability", "completion"} <= leaves
     text = subprocess.run([str(ROOT / "bin" / "trainyard"), "--help"], capture_output=True, text=True,
                           check=True).stdout
     for leaf in leaves:

@@ -1,0 +1,89 @@
+"""Where `trainyard catalog import` reads runs from: an MLflow tracking server (its REST API, so the CLI
+needs no mlflow package) and Vertex AI Experiments (the official SDK). Each yields SourceRuns
+(trainyard_cli/import_mapping.py)."""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+from urllib.parse import quote
+
+import requests
+
+from trainyard_cli.import_mapping import MappingError, SourceRun
+
+# runs/search returns at most this many a page (MLflow's own cap for max_results is 50,000; a smaller
+# page keeps each response small): https://mlflow.org/docs/latest/api_reference/rest-api.html#search-runs
+MLFLOW_PAGE = 1000
+
+
+class SourceError(Exception):
+    """The source cannot be read (unreachable, no such experiment, refused): exit 1, its message said."""
+
+
+class MlflowSource:
+    name = "mlflow"
+
+    def __init__(self, tracking_uri: str, token: Optional[str] = None, timeout_s: float = 30):
+        self.location = tracking_uri.strip().rstrip("/")
+        if not self.location.startswith(("http://", "https://")):
+            raise SourceError(f"{tracking_uri}: an MLflow tracking server's http(s) URL (file: and databricks "
+                              "URIs are not read; serve the store with `mlflow server`)")
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            response = self.session.request(method, f"{self.location}{path}", timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as exc:
+            raise SourceError(f"MLflow at {self.location}: {exc}") from None
+        return response
+
+    def _json(self, method: str, path: str, **kwargs) -> dict:
+        response = self._call(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message") or response.text
+            except ValueError:
+                message = response.text[:300]
+            raise SourceError(f"MLflow at {self.location}: {method} {path}: HTTP {response.status_code}: {message}")
+        return response.json()
+
+    def runs(self, experiment: str) -> Iterator[SourceRun]:
+        found = self._json("GET", "/api/2.0/mlflow/experiments/get-by-name",
+                           params={"experiment_name": experiment})["experiment"]
+        experiment_id = found["experiment_id"]
+        token = None
+        while True:
+            body = {"experiment_ids": [experiment_id], "max_results": MLFLOW_PAGE, "run_view_type": "ACTIVE_ONLY",
+                    "order_by": ["attributes.start_time ASC"]}
+            if token:
+                body["page_token"] = token
+            page = self._json("POST", "/api/2.0/mlflow/runs/search", json=body)
+            for run in page.get("runs", []):
+                yield self._run(experiment_id, run)
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+    def _run(self, experiment_id: str, run: dict) -> SourceRun:
+        info, data = run["info"], run.get("data", {})
+        run_id = info["run_id"]
+
+        def read_artifact(path: str) -> bytes:
+            # The tracking server's own download route (what its UI uses), for any artifact store it serves.
+            response = self._call("GET", "/get-artifact", params={"path": path, "run_uuid": run_id})
+            if response.status_code == 200:
+                return response.content
+            listed = self._json("GET", "/api/2.0/mlflow/artifacts/list", params={"run_id": run_id}).get("files", [])
+            raise FileNotFoundError(f"the run has no artifact {path!r} (it has: "
+                                    f"{', '.join(f['path'] for f in listed) or 'none'})")
+
+        return SourceRun(
+            id=run_id, name=info.get("run_name") or run_id, status=info.get("status", ""),
+            params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+            metrics={m["key"]: m["value"] for m in data.get("metrics", [])},
+            tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
+            artifact_uri=info.get("artifact_uri", ""),
+            url=f"{self.location}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}",
+            read_artifact=read_artifact)
