@@ -36,7 +36,7 @@ class GrowingLogs:
         self.lines: list[str] = []
         self.on_read = None
 
-    def read(self, run, job_id, stage, page_size, cursor):
+    def read(self, run, attempt, stage, severity, page_size, cursor):
         if self.on_read:
             self.on_read()
         offset = (cursor or {}).get("o", 0)
