@@ -142,7 +142,9 @@ class RunJobs:
     tasks' CustomJobs, the Trainer's own CustomJob (labelled with the run and attempt), the data stages'
     Dataflow jobs (named by shared/contract/dataflow_jobs.py). `logs` is the reader over them, in process."""
 
-    def __init__(self, project: str = "p", region: str = "l"):
+    def __init__(self, project: str = "p", region: str = "l", server=None):
+        """With a tests.protocol_fakes.grpc_service.FakeServer, Logging is served over gRPC there and the reader
+        reaches it with the official client; without, in process."""
         from google.cloud import aiplatform_v1
 
         from shared.adapters.run_logs import CloudLoggingLogs
@@ -151,7 +153,14 @@ class RunJobs:
         self.aiplatform, self.project, self.region = aiplatform_v1, project, region
         self.logging, self.pipelines, self.jobs = LoggingServiceFake(), PipelineServiceFake(), JobServiceFake()
         self.vertex = VertexRest(self.pipelines, self.jobs)
-        self.logs = CloudLoggingLogs(project, region, self.vertex, logging_client=InProcess(self.logging))
+        if server is None:
+            self.logs = CloudLoggingLogs(project, region, self.vertex, logging_client=InProcess(self.logging))
+        else:
+            from google.cloud.logging_v2.services.logging_service_v2.transports.grpc import (
+                LoggingServiceV2GrpcTransport)
+
+            server.add(LoggingServiceV2GrpcTransport, self.logging)
+            self.logs = CloudLoggingLogs(project, region, self.vertex, emulator_host=server.address)
 
     @property
     def parent(self) -> str:
@@ -173,7 +182,7 @@ class RunJobs:
 
     def task_line(self, job_id: str, seconds: float, text: str, severity: str = "INFO") -> None:
         self.logging.write(entry("ml_job", {"job_id": job_id, "project_id": self.project}, at(seconds), text, severity,
-                                 log=job_id))
+                                 log=job_id, project=self.project))
 
     def dataflow_line(self, run_id: str, attempt: int, stage: str, seconds: float, text: str, severity: str = "INFO",
                       kind: str = "worker") -> None:
@@ -182,4 +191,4 @@ class RunJobs:
         name = dataflow_job_name(run_id, attempt, stage)
         self.logging.write(entry("dataflow_step", {"job_name": name, "job_id": f"2026-12-07_{name}", "region": self.region,
                                                    "step_id": ""}, at(seconds), text, severity,
-                                 log=f"dataflow.googleapis.com%2F{kind}"))
+                                 log=f"dataflow.googleapis.com%2F{kind}", project=self.project))
