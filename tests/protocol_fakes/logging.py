@@ -175,10 +175,11 @@ class RunJobs:
             {"task_name": task, "executor_detail": {"container_detail": {"main_job": f"{self.parent}/customJobs/{job}"}}}
             for task, job in main_jobs.items()]})
 
-    def trainer_job(self, run_id: str, attempt: int, job_id: str) -> None:
+    def trainer_job(self, run_id: str, attempt: int, job_id: str, region: str = "") -> None:
         from shared.contract.labels import job_labels
 
-        self.jobs.add_custom_job(self.parent, job_id, job_labels(run_id, attempt))
+        parent = f"projects/{self.project}/locations/{region}" if region else self.parent
+        self.jobs.add_custom_job(parent, job_id, job_labels(run_id, attempt))
 
     def task_line(self, job_id: str, seconds: float, text: str, severity: str = "INFO") -> None:
         self.logging.write(entry("ml_job", {"job_id": job_id, "project_id": self.project}, at(seconds), text, severity,

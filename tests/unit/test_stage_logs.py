@@ -184,3 +184,32 @@ def test_the_local_runner_marks_each_component_as_a_structured_line(capsys):
     assert [(e["message"], e["stage"]) for e in out] == [("Component Transform is running.", "Transform"),
                                                         ("Component Transform is finished.", "Transform")]
     assert absl.level == logging.NOTSET or absl.level >= logging.WARNING  # put back as it was
+
+
+def test_dataflow_job_names_are_valid_and_distinct_for_manual_and_scheduled_runs():
+    import re
+
+    from shared.contract.dataflow_jobs import BEAM_STAGES, dataflow_job_name
+
+    valid = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
+    names = set()
+    for run_id in ("tr-0123456789abcdef", "ts-a19901802334-m20261207-021138", "ts-a19901802334-20261207-021138"):
+        for attempt in (1, 2, 120):
+            for stage in BEAM_STAGES:
+                name = dataflow_job_name(run_id, attempt, stage)
+                assert valid.fullmatch(name), name
+                names.add(name)
+    assert len(names) == 3 * 3 * len(BEAM_STAGES)
+    assert dataflow_job_name("tr-0123456789abcdef", 1, "Stats") == "tr-0123456789abcdef-a1-statisticsgen"
+    with pytest.raises(ValueError):
+        dataflow_job_name("tr-1", 1, "Train")
+
+
+def test_the_trainers_job_is_found_in_the_region_a_gpu_fallback_moved_it_to():
+    world = RunJobs(region="europe-west4")
+    moved = {**RUN, "gpu_config": {"region": "us-central1"}}
+    world.trainer_job(RUN["id"], 1, "950", region="us-central1")
+    world.task_line("950", 1, "epoch 1 on us-central1")
+    page = world.logs.read(moved, 1, "Train", None, 10, None)
+    assert [(e["origin"], e["message"]) for e in page["entries"]] == [("trainer-job", "epoch 1 on us-central1")]
+    assert any("/locations/us-central1/customJobs" in url for _, url, _ in world.vertex.calls)
