@@ -29,7 +29,7 @@ from shared.adapters.rest_client import RestClient
 from shared.contract import labels
 from shared.contract.dataflow_jobs import dataflow_jobs_of
 from shared.contract.nodes import NODE_OF_STAGE, stage_for_task
-from shared.domain.log_severity import at_least, severity_of_line
+from shared.domain.log_severity import SEVERITIES, at_least, severity_of_line
 from shared.errors import NotFound, TransientError
 from shared.validation import REGION
 
@@ -39,9 +39,10 @@ MAX_PAGE_SIZE = 500
 class LogSource(Protocol):
     def read(self, run: dict, attempt: int, stage: Optional[str], severity: Optional[str], page_size: int,
              cursor: Optional[dict]) -> dict:
-        """{entries: [{timestamp, severity, stage, origin, task, message}], next_cursor, source}. The cursor is
-        where a previous read ended (its next_cursor), handed back by the API only inside a token it signed
-        (shared/page_tokens.py); a source never sees anything a client wrote."""
+        """{entries: [{timestamp, severity, stage, origin, task, message}], more, next_cursor, source}: `more` when
+        there is more now; next_cursor where this read ended, to go on from now or later. The cursor is handed
+        back by the API only inside a token it signed (shared/page_tokens.py); a source never sees anything a
+        client wrote."""
 
 
 # --------------------------------------------------------------------------- cloud
@@ -75,7 +76,9 @@ def stage_logs_filter(ml_jobs: dict[str, str], dataflow_jobs: dict[str, str], se
         return None
     clauses = [f'({" OR ".join(sources)})']
     if severity:
-        clauses.append(f"severity>={severity}")  # LogSeverity names compare in their order
+        if severity not in SEVERITIES:
+            raise ValueError(f"{severity!r} is not a LogSeverity")
+        clauses.append(f"severity>={severity}")  # names compare in LogSeverity's order (the query language's example)
     if after:
         ts, insert_id = after["ts"], after["id"]
         if not _TIMESTAMP.fullmatch(ts) or not _INSERT_ID.fullmatch(insert_id):

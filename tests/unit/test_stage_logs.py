@@ -213,3 +213,9 @@ def test_the_trainers_job_is_found_in_the_region_a_gpu_fallback_moved_it_to():
     page = world.logs.read(moved, 1, "Train", None, 10, None)
     assert [(e["origin"], e["message"]) for e in page["entries"]] == [("trainer-job", "epoch 1 on us-central1")]
     assert any("/locations/us-central1/customJobs" in url for _, url, _ in world.vertex.calls)
+
+
+def test_the_filter_takes_only_a_logging_severity():
+    assert stage_logs_filter({"111": "Train"}, {}, "ERROR").endswith(" AND severity>=ERROR")
+    with pytest.raises(ValueError):
+        stage_logs_filter({"111": "Train"}, {}, 'ERROR OR logName:"x"')
