@@ -65,7 +65,7 @@ def _any_of(field: str, values) -> str:
 
 
 def stage_logs_filter(ml_jobs: dict[str, str], dataflow_jobs: dict[str, str], severity: Optional[str] = None,
-                      after: Optional[dict] = None) -> Optional[str]:
+                      since: Optional[dict] = None) -> Optional[str]:
     """The only filter the API sends to Cloud Logging: the run's own CustomJobs' and Dataflow jobs' logs,
     from the given severity on, after the given position. Built from the server's own values only."""
     ml = [k for k in ml_jobs if _JOB_ID.fullmatch(k)]
@@ -79,8 +79,8 @@ def stage_logs_filter(ml_jobs: dict[str, str], dataflow_jobs: dict[str, str], se
         if severity not in SEVERITIES:
             raise ValueError(f"{severity!r} is not a LogSeverity")
         clauses.append(f"severity>={severity}")  # names compare in LogSeverity's order (the query language's example)
-    if after:
-        ts, insert_id = after["ts"], after["id"]
+    if since:  # the last line's position: (timestamp, insert id)
+        ts, insert_id = since["ts"], since["id"]
         if not _TIMESTAMP.fullmatch(ts) or not _INSERT_ID.fullmatch(insert_id):
             raise ValueError("not a position this server wrote")
         clauses.append(f'(timestamp>{logging_string(ts)} OR (timestamp={logging_string(ts)} AND '

@@ -123,7 +123,7 @@ def test_the_filter_names_only_valid_job_ids_each_quoted():
         '((resource.type="ml_job" AND (resource.labels.job_id="111")))'
     assert stage_logs_filter({'" OR true OR "': "Train"}, {}) is None
     with pytest.raises(ValueError):
-        stage_logs_filter({"111": "Train"}, {}, after={"ts": 'x" OR "1', "id": "a"})
+        stage_logs_filter({"111": "Train"}, {}, since={"ts": 'x" OR "1', "id": "a"})
 
 
 # --------------------------------------------------------------------------- local
