@@ -31,12 +31,13 @@ def main(job_dir: str) -> int:
     outcome = {"exit_code": 0, "error": None}
     with log.bound(**job_context(job.get("job_id", ""))):
         try:
-            from pipeline_compiler import run_local
+            from pipeline_compiler import run_local, stage_marks
             from shared.domain.run_config import RunSpec
 
             with open(job["run_spec_path"]) as handle:
                 spec = RunSpec.model_validate_json(handle.read())
-            run_local(spec, metadata_path=job["metadata_path"])
+            with stage_marks.marking():  # which stage each line of the job's log belongs to
+                run_local(spec, metadata_path=job["metadata_path"])
         except BaseException as exc:  # noqa: BLE001 - whatever stopped the pipeline is the job's error
             outcome = {"exit_code": 1, "error": root_cause(exc)}
             log.error("local pipeline run failed", error=outcome["error"], traceback=traceback.format_exc())

@@ -24,6 +24,7 @@ from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import warm_weights
 from shared.domain import data_access
 from shared.domain.catalog import BigQuerySource, FileSource
+from shared.contract.dataflow_jobs import dataflow_job_name
 from shared.contract.labels import billing_labels_for
 from shared.domain.run_config import RunSpec
 from shared.errors import PermanentError
@@ -251,6 +252,14 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         local_registry_dir=env.local_registry_dir,
         pipeline_image=env.pipeline_image or "",  # the model card's lineage
     ).with_id("Pusher")
+
+    if env.is_vertex and env.data_runner == "dataflow":
+        # Each data stage's Dataflow job gets a name the logs reader derives from the run alone
+        # (shared/contract/dataflow_jobs.py); a component's own Beam args override the pipeline's
+        # (tfx/orchestration/pipeline.py, add_beam_pipeline_args_to_component).
+        for component, stage in ((examples, "Examples"), (statistics, "Stats"), (transform, "Transform"),
+                                 (evaluator, "Evaluate")):
+            component.with_beam_pipeline_args([f"--job_name={dataflow_job_name(spec.run_id, spec.attempt, stage)}"])
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name(spec),

@@ -107,7 +107,8 @@ def run_data(settings: Settings):
 
     if settings.pipeline_backend == "vertex":
         rest = RestClient()
-        return RunDataSources(CloudLoggingLogs(settings.project, settings.region, rest),
+        return RunDataSources(CloudLoggingLogs(settings.project, settings.region, rest,
+                                               emulator_host=settings.vertex_emulator_host),
                               CloudGpuQuota(settings.project, rest, usage_cache_s=settings.gpu_usage_cache_s))
     return RunDataSources(LocalPipelineLogs(settings.local_pipeline_url), LocalGpuQuota())
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from shared.domain.log_severity import SEVERITIES
 from trainyard_cli import format as fmt, gpu_fallback_option
 from trainyard_cli.output import Output, read_document
 from trainyard_cli.watch import TERMINAL
@@ -80,10 +81,12 @@ def register(runs, common) -> None:
     reject.add_argument("--reason", help="why (shown on the run)")
     reject.set_defaults(handler=reject_run)
 
-    logs = common(runs.add_parser("logs", help="the run's pipeline logs (-f follows until the run ends)"))
+    logs = common(runs.add_parser("logs", help="every stage's logs — its tasks, Dataflow jobs and the Trainer's job — "
+                                               "each line labelled by stage (-f follows until the run ends)"))
     logs.add_argument("run_id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run is terminal")
     logs.add_argument("--stage", choices=STAGES)
+    logs.add_argument("--severity", type=str.upper, choices=SEVERITIES, help="this severity and worse only")
     logs.add_argument("--attempt", type=int)
     logs.add_argument("--page-size", type=int, default=200)
     logs.set_defaults(handler=run_logs)
@@ -242,20 +245,25 @@ def _log_line(ui: Output, entry: dict) -> str:
 
 
 def run_logs(args, client, ui: Output) -> int:
-    """Page through the logs; with -f, keep re-reading the last page (the API's page token resumes
-    there) until the run is terminal and nothing more is written. --json prints one entry per line."""
+    """Page through the logs; with -f, keep asking from where the last page ended (its follow_token), or,
+    from a source that gives none, re-read the last page and print what is new, until the run is terminal
+    and nothing more is written. --json prints one entry per line."""
     path = f"/api/training-runs/{args.run_id}/logs"
     token, seen = None, 0
     while True:
         ended = args.follow and client.get(f"/api/training-runs/{args.run_id}")["training_run"]["status"] in TERMINAL
-        page = client.get(path, stage=args.stage, attempt=args.attempt, page_size=args.page_size, page_token=token)
+        page = client.get(path, stage=args.stage, severity=args.severity, attempt=args.attempt,
+                          page_size=args.page_size, page_token=token)
         for entry in page.get("entries", [])[seen:]:
             ui.line(fmt_json(entry) if ui.as_json else _log_line(ui, entry))
         ui.out.flush()
         if page.get("next_page_token"):
             token, seen = page["next_page_token"], 0
             continue
-        seen = len(page.get("entries", []))
+        if page.get("follow_token"):
+            token, seen = page["follow_token"], 0
+        else:
+            seen = len(page.get("entries", []))
         if not args.follow or ended:
             return 0
         time.sleep(LOG_POLL_S)

@@ -13,6 +13,7 @@ import { errorSlot, placeErrors } from './fielderrors.js';
 import { mayAct, NEEDS } from './roles.js';
 import { triggerText } from './trigger.js';
 import { listenHistory, listenRun } from './live.js';
+import { showLogs } from './logview.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, CategoryScale, Legend, Tooltip);
@@ -20,7 +21,7 @@ Chart.register(LineController, LineElement, PointElement, LinearScale, Logarithm
 const TABS = ['overview', 'pipeline', 'training', 'artifacts', 'logs'];
 
 export function openRunView(runId, { onAction, me = null } = {}) {
-  const view = { me, run: null, history: [], tab: 'overview', charts: {}, unsubHistory: null, historyAttempt: null, logStage: '' };
+  const view = { me, run: null, history: [], tab: 'overview', charts: {}, unsubHistory: null, historyAttempt: null, logFilter: { stage: '', severity: '' } };
   const { el } = openModal(`<div class="modal-head"><div><h2 data-role="title">Loading…</h2><div class="muted" data-role="subtitle"></div></div>
       <div data-role="actions"></div><button data-close>✕</button></div>
     <div class="tabs">${TABS.map((t) => `<button class="tab ${t === 'overview' ? 'active' : ''}" data-tab="${t}">${t[0].toUpperCase() + t.slice(1)}</button>`).join('')}</div>
@@ -45,11 +46,6 @@ export function openRunView(runId, { onAction, me = null } = {}) {
     if (action && action.dataset.action !== 'view') onAction?.(action.dataset.action, runId);
     if (e.target.closest('[data-deployment-action=rollback]')) rollBack();
     if (e.target.closest('[data-batch-request]')) openBatchRequest(view.run, view.me);
-    const stage = e.target.closest('[data-log-stage]');
-    if (stage) {
-      view.logStage = stage.dataset.logStage;
-      loadLogs();
-    }
   });
 
   const unsubRun = listenRun(runId, (run) => {
@@ -170,19 +166,8 @@ export function openRunView(runId, { onAction, me = null } = {}) {
     }
   }
 
-  async function loadLogs() {
-    const body = $('[data-role=body]', el);
-    const stages = ['', ...stageNames()].map((s) => `<button class="chip ${view.logStage === s ? 'active' : ''}" data-log-stage="${s}">${s || 'All stages'}</button>`).join('');
-    body.innerHTML = `<div class="chips">${stages}</div><div class="logs" data-role="logs">Loading…</div>`;
-    try {
-      const logs = await get(`/api/training-runs/${runId}/logs?page_size=200${view.logStage ? `&stage=${view.logStage}` : ''}`);
-      const entries = logs.entries || logs.logs || [];
-      $('[data-role=logs]', body).textContent = entries.length
-        ? entries.map((e) => `${e.timestamp || ''} ${e.severity || ''} ${e.stage ? `[${e.stage}] ` : ''}${e.message || e.text || JSON.stringify(e)}`).join('\n')
-        : 'No log entries for this selection.';
-    } catch (err) {
-      $('[data-role=logs]', body).textContent = `Logs are not available: ${err.message}`;
-    }
+  function loadLogs() {
+    return showLogs($('[data-role=body]', el), runId, view.logFilter);
   }
 }
 

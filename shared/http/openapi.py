@@ -216,7 +216,8 @@ def _action_paths(ref, run_id: list) -> dict:
                                             "dataset of the run's team (deployer)", "BatchPredictionBody"),
         f"{base}/push-anyway": action("Register a not-blessed run's model anyway"),
         f"{base}/restore": action("Bring a deleted run back before its grace period ends (409 once its purge began)"),
-        f"{base}/logs": data("Per-stage logs, bounded and paginated", "stage", "attempt", "page_size", "page_token"),
+        f"{base}/logs": data("Every stage's logs (tasks, Dataflow jobs, the Trainer's job) in time order, labelled by "
+                             "stage; bounded and paginated", "stage", "severity", "attempt", "page_size", "page_token"),
         f"{base}/training-history": data("Per-epoch metrics and learning rate", "attempt"),
         f"{base}/artifacts": data("Artifact URIs and registry/endpoint links"),
         f"{base}/errors": data("Error stage, message and details, per attempt", schema=ref("RunErrors")),

@@ -10,7 +10,7 @@ from typing import Optional
 from shared import page_tokens
 from shared.adapters.repository import TEAMS_KEY, Repository
 from shared.contract import labels, results
-from shared.domain import model_kinds, runs, teams
+from shared.domain import log_severity, model_kinds, runs, teams
 from shared.domain.model_card import ModelCard, to_markdown
 from shared.domain.teams import Caller
 from shared.domain.doc_ids import is_valid_id
@@ -113,22 +113,29 @@ def _attempt_arg(run: TrainingRun, args: dict) -> int:
 
 
 def run_logs(repo, sources, run_id: str, args: dict, who: Caller, token_key: bytes) -> dict:
-    """One page of a run's logs. Where the logs are read from is decided here from the run alone; the
-    page token is opaque, signed with token_key and good only for this run, attempt and stage."""
-    from shared.adapters.run_data_sources import MAX_PAGE_SIZE
+    """One page of a run's logs, every stage's (its tasks, its Dataflow jobs, the Trainer's job) in time order,
+    each entry labelled with its stage. Where they are read from is decided here from the run alone; a token
+    is opaque, signed with token_key and good only for this run, attempt, stage and severity.
+    next_page_token: more is there now. follow_token: where this page ended, to ask later what came since."""
+    from shared.adapters.run_logs import MAX_PAGE_SIZE
 
     run = access.run(repo, who, run_id, teams.VIEWER, "reading a run's logs")
     attempt = _attempt_arg(TrainingRun.from_document(run), args)
     stage = args.get("stage") or None
     if stage and stage not in runs.STAGES:
         raise FieldError.one("stage", f"must be one of {', '.join(runs.STAGES)}")
+    severity = (args.get("severity") or "").upper() or None
+    if severity and severity not in log_severity.SEVERITIES:
+        raise FieldError.one("severity", f"must be one of {', '.join(log_severity.SEVERITIES)}")
     page_size = whole_number(args, "page_size", 100, 1, MAX_PAGE_SIZE)
-    bound = {"run": run_id, "attempt": attempt, "stage": stage}
+    bound = {"run": run_id, "attempt": attempt, "stage": stage, "severity": severity}
     cursor = page_tokens.redeem(token_key, args["page_token"], bound) if args.get("page_token") else None
-    found = sources.logs.read(run, labels.job_id_for(run_id, attempt), stage, page_size, cursor)
+    found = sources.logs.read(run, attempt, stage, severity, page_size, cursor)
     next_cursor = found.pop("next_cursor", None)
-    return {"run_id": run_id, "attempt": attempt, "stage": stage, "page_size": page_size, **found,
-            "next_page_token": page_tokens.issue(token_key, bound, next_cursor) if next_cursor else None}
+    more = found.pop("more", next_cursor is not None)  # a source that resumes only while there is more says so
+    token = page_tokens.issue(token_key, bound, next_cursor) if next_cursor else None
+    return {"run_id": run_id, "attempt": attempt, "stage": stage, "severity": severity, "page_size": page_size,
+            **found, "next_page_token": token if more else None, "follow_token": token}
 
 
 def training_history(repo, store, run_id: str, args: dict, who: Caller) -> dict:

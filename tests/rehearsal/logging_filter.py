@@ -2,6 +2,8 @@
 test can show which canonical entries a sink forwards (https://cloud.google.com/logging/docs/view/logging-query-language):
 
 - `path = "value"` (equal), `path : "value"` (has: a substring here), `path:*` (the field is present);
+- `path > "value"` (and >=, <, <=): `severity` by LogSeverity's order, `timestamp` as times, anything else as
+  text; a value may be bare (`severity>=WARNING`);
 - a path's segments joined by `.`, a segment with characters outside [A-Za-z0-9_] in double quotes (`"@type"`);
 - AND, OR, NOT and parentheses; adjacent comparisons are ANDed. NOT binds tightest, then OR, then AND (the
   language's own order, unlike most).
@@ -14,7 +16,7 @@ import re
 from typing import Any
 
 _TOKEN = re.compile(r'\s*(?:(?P<paren>[()])|(?P<op>AND|OR|NOT)\b|(?P<cmp>(?P<path>(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_]*)'
-                    r'(?:\.(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_]*))*)\s*(?P<rel>=|:)\s*(?P<value>\*|"(?:[^"\\]|\\.)*")))')
+                    r'(?:\.(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_]*))*)\s*(?P<rel>>=|<=|=|:|>|<)\s*(?P<value>\*|"(?:[^"\\]|\\.)*"|[A-Za-z0-9_]+)))')
 _MISSING = object()
 
 
@@ -51,11 +53,34 @@ def _compare(entry: dict, path: list[str], rel: str, raw: str) -> bool:
         if rel != ":":
             raise ValueError("`=*` is not a presence test; write `:*`")
         return value is not _MISSING
-    wanted = raw[1:-1].replace('\\"', '"')
+    wanted = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\") if raw.startswith('"') else raw
     if value is _MISSING or isinstance(value, (dict, list)):
         return False
+    if rel in (">", ">=", "<", "<=") or (rel == "=" and path == ["timestamp"]):
+        return _ordered(path, str(value), wanted, rel)
     text = str(value).lower() if isinstance(value, bool) else str(value)
     return text == wanted if rel == "=" else wanted.lower() in text.lower()
+
+
+_SEVERITIES = ("DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY")
+
+
+def _ordered(path: list[str], have: str, wanted: str, rel: str) -> bool:
+    if path == ["severity"]:
+        left, right = _SEVERITIES.index(have), _SEVERITIES.index(wanted)
+    elif path == ["timestamp"]:
+        left, right = _instant(have), _instant(wanted)
+    else:
+        left, right = have, wanted
+    return {">": left > right, ">=": left >= right, "<": left < right, "<=": left <= right, "=": left == right}[rel]
+
+
+def _instant(text: str) -> tuple:
+    """An RFC 3339 time as (seconds, nanoseconds), its fraction of any length."""
+    from datetime import datetime
+
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    return int(datetime.fromisoformat(whole + "+00:00").timestamp()), int((fraction or "0").ljust(9, "0")[:9])
 
 
 def matches(filter_text: str, entry: dict) -> bool:

@@ -1,6 +1,8 @@
 """H2 (security review): the logs route sent the Cloud Logging filter a client wrote into the page token.
-Each attack is replayed through the HTTP app, with Cloud Logging and Vertex answering in their REST
-shapes (tests/fakes.RecordedRest), and must be refused with the filter never leaving the server."""
+Each attack is replayed through the HTTP app, with Cloud Logging and Vertex answered by the protocol fakes'
+logic (tests/protocol_fakes/logging.py, the official request types, in process), and must be refused with the
+filter never leaving the server. The logs are every stage's now (tasks, Dataflow jobs, the Trainer's job): the
+token carries one cursor over all of them, bound to the run, attempt, stage and severity."""
 from __future__ import annotations
 
 import base64
@@ -17,14 +19,16 @@ from shared.services import intake
 from shared.services.ports import Effects
 from shared.settings import Settings
 from tests.builders import demo_member, local_settings, run_body, seed_catalog
-from tests.fakes import FakePublisher, InMemoryRepository, RecordedRest
+from tests.fakes import FakePublisher, InMemoryRepository
+from tests.protocol_fakes.logging import RunJobs
 
 TOKEN = "security-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Alice's team, on which mallory may read (a viewer): she may page through the logs of its runs, and what
-# she tries is to make a page token read other logs than the run's.
+# she tries is to make a page token read other logs than the run's. Eve is on another team only.
 TEAMS = teams.parse({"recs": {"members": {"alice@example.com": "admin", "mallory@example.com": "viewer"},
-                              "model_names": ["*"], "buckets": ["*"]}})
+                              "model_names": ["*"], "buckets": ["*"]},
+                     "ads": {"members": {"eve@example.com": "admin"}, "model_names": ["*"], "buckets": ["*"]}})
 PROBE = 'logName:"cloudaudit.googleapis.com" OR resource.type="cloud_run_revision"'  # the review's probe_logs.py
 
 
@@ -33,34 +37,31 @@ class NoQuota:
         raise AssertionError("not asked")
 
 
-def pipeline_job(*main_jobs: str) -> dict:
-    return {"jobDetail": {"taskDetails": [
-        {"taskName": "Trainer", "executorDetail": {"containerDetail": {"mainJob": f"projects/p/locations/l/customJobs/{j}"}}}
-        for j in main_jobs]}}
-
-
 class World:
-    def __init__(self, main_jobs=("111",)):
-        self.filters: list[str] = []
-        self.rest = RecordedRest([("pipelineJobs", pipeline_job(*main_jobs)), ("customJobs", {"customJobs": []}),
-                                  ("entries:list", self.entries)])
+    def __init__(self, main_jobs=("111",), caller="mallory@example.com"):
+        self.jobs = RunJobs()
+        self.main_jobs = main_jobs
         self.repo = InMemoryRepository()
-        settings = local_settings("mallory@example.com", TOKEN, teams=TEAMS)
+        settings = local_settings(caller, TOKEN, teams=TEAMS)
         deps = Dependencies(repo=self.repo, publisher=FakePublisher(), store=None, settings=settings,
-                            run_data=RunDataSources(CloudLoggingLogs("p", "l", self.rest), NoQuota()))
+                            run_data=RunDataSources(self.jobs.logs, NoQuota()))
         self.client = create_app(deps).test_client()
         self.ids = seed_catalog(self.repo, member=demo_member("alice@example.com", TEAMS))
 
-    def entries(self, kwargs) -> dict:
-        body = kwargs["json"]
-        self.filters.append(body["filter"])
-        return {"entries": [{"timestamp": "t", "severity": "INFO", "textPayload": "secret audit entry",
-                             "resource": {"labels": {"job_id": "111"}}}], "nextPageToken": "logging-page-2"}
+    @property
+    def filters(self) -> list[str]:
+        return [r.filter for r in self.jobs.logging.requests]
 
     def run(self, name: str) -> str:
-        return intake.create_run(self.repo, Effects(FakePublisher(), LocalTickerJobs()),
-                                 run_body(self.ids["experiment"], name=name),
-                                 *demo_member("alice@example.com", TEAMS))["id"]
+        run_id = intake.create_run(self.repo, Effects(FakePublisher(), LocalTickerJobs()),
+                                   run_body(self.ids["experiment"], name=name),
+                                   *demo_member("alice@example.com", TEAMS))["id"]
+        self.jobs.pipeline(run_id, 1, {f"Trainer-{n}": job for n, job in enumerate(self.main_jobs)})
+        for n, job in enumerate(self.main_jobs):
+            self.jobs.task_line(job, n, "secret audit entry")
+            self.jobs.task_line(job, n + 0.5, "second line")
+        self.jobs.dataflow_line(run_id, 1, "Transform", 0.7, "a worker line", "ERROR")
+        return run_id
 
     def logs(self, run_id: str, **params):
         return self.client.get(f"/api/training-runs/{run_id}/logs", query_string=params, headers=AUTH)
@@ -91,10 +92,14 @@ def test_the_filter_is_the_servers_own_built_from_the_run():
     world = World(main_jobs=("111",))
     run_id = world.run("alice-run")
     first = world.logs(run_id, stage="Train", page_size=1).get_json()
-    assert first["next_page_token"] and world.filters == ['resource.type="ml_job" AND (resource.labels.job_id="111")']
+    assert first["next_page_token"] and world.filters == [
+        '((resource.type="ml_job" AND (resource.labels.job_id="111")))']
     second = world.logs(run_id, stage="Train", page_size=1, page_token=first["next_page_token"])
     assert second.status_code == 200 and world.filters[1] == world.filters[0]  # the token never carries a filter
-    assert world.rest.calls[-1][2]["json"]["pageToken"] == "logging-page-2"
+    sent = world.jobs.logging.requests
+    assert sent[1].page_token and sent[1].page_token != first["next_page_token"]  # Logging's own, kept server-side
+    assert [e["message"] for e in first["entries"] + second.get_json()["entries"]] == ["secret audit entry",
+                                                                                       "second line"]
 
 
 def test_a_token_of_run_a_is_refused_on_run_b():
@@ -104,6 +109,7 @@ def test_a_token_of_run_a_is_refused_on_run_b():
     sent = len(world.filters)
     assert _refused(world.logs(run_b, stage="Train", page_size=1, page_token=token))
     assert _refused(world.logs(run_a, stage="Examples", page_size=1, page_token=token))  # another stage either
+    assert _refused(world.logs(run_a, stage="Train", severity="ERROR", page_size=1, page_token=token))  # or severity
     assert len(world.filters) == sent
 
 
@@ -141,7 +147,41 @@ def test_a_job_id_vertex_reports_cannot_extend_the_filter():
     world = World(main_jobs=("111", '222" OR logName:"cloudaudit.googleapis.com'))
     run_id = world.run("alice-run")
     assert world.logs(run_id, stage="Train").status_code == 200
-    assert world.filters == ['resource.type="ml_job" AND (resource.labels.job_id="111")']
+    assert world.filters == ['((resource.type="ml_job" AND (resource.labels.job_id="111")))']
+
+
+def test_another_teams_run_shows_no_logs_and_logging_is_never_asked():
+    world = World(caller="eve@example.com")
+    run_id = world.run("alice-run")
+    assert world.logs(run_id).status_code == 403
+    assert world.filters == []
+
+
+def test_a_combined_token_of_all_stages_is_refused_for_one_stage_and_its_jobs_cannot_be_swapped():
+    """The token of the all-stages stream holds one cursor over the tasks, the Dataflow jobs and the
+    Trainer's job: it pages that stream only, and the jobs it carries (signed) cannot be pointed elsewhere."""
+    world = World(main_jobs=("111",))
+    run_id = world.run("alice-run")
+    first = world.logs(run_id, page_size=1).get_json()
+    assert {e["stage"] for e in first["entries"]} == {"Train"} and first["next_page_token"]
+    assert 'resource.type="dataflow_step"' in world.filters[0]
+    sent = len(world.filters)
+    assert _refused(world.logs(run_id, stage="Transform", page_size=1, page_token=first["next_page_token"]))
+
+    def other_dataflow_job(data):
+        data["c"]["f"] = {"someone-elses-job": "Transform"}
+    assert _refused(world.logs(run_id, page_size=1, page_token=_rewrite(first["next_page_token"], other_dataflow_job)))
+    assert len(world.filters) == sent
+    rest = world.logs(run_id, page_size=10, page_token=first["next_page_token"]).get_json()
+    assert [e["stage"] for e in rest["entries"]] == ["Train", "Transform"]
+
+
+def test_a_severity_that_is_not_one_is_refused_before_any_filter_is_built():
+    world = World()
+    run_id = world.run("alice-run")
+    response = world.logs(run_id, severity='ERROR" OR logName:"x')
+    assert response.status_code == 400 and "severity" in json.dumps(response.get_json())
+    assert world.filters == []
 
 
 def test_the_api_does_not_start_in_the_cloud_without_its_token_key():
@@ -149,7 +189,7 @@ def test_the_api_does_not_start_in_the_cloud_without_its_token_key():
     cloud = Settings.from_environ({"TRAINYARD_PIPELINE_BACKEND": "vertex", "GOOGLE_CLOUD_PROJECT": "p"})
     with pytest.raises(RuntimeError, match="TRAINYARD_CURSOR_KEY"):
         create_app(Dependencies(repo=InMemoryRepository(), publisher=FakePublisher(), store=None, settings=cloud,
-                                run_data=RunDataSources(CloudLoggingLogs("p", "l", RecordedRest([])), NoQuota()),
+                                run_data=RunDataSources(CloudLoggingLogs("p", "l"), NoQuota()),
                                 scheduler_jobs=object(), dead_letters=object()))
     with pytest.raises(ValueError, match="at least 32"):
         Settings.from_environ({"TRAINYARD_CURSOR_KEY": "short"})

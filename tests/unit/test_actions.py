@@ -51,8 +51,8 @@ class FakeLogs:
     def __init__(self):
         self.calls = []
 
-    def read(self, run, job_id, stage, page_size, cursor):
-        self.calls.append((job_id, stage, page_size, cursor))
+    def read(self, run, attempt, stage, severity, page_size, cursor):
+        self.calls.append((f"{run['id']}-a{attempt}", stage, page_size, cursor))
         entries = [{"timestamp": "2026-01-01T00:00:00Z", "severity": "INFO", "stage": stage or "Train",
                     "task": "Trainer", "message": f"line {i}"} for i in range(page_size)]
         return {"entries": entries, "next_cursor": {"next": True} if not cursor else None, "source": "fake"}

@@ -35,8 +35,11 @@ class GrowingLogs:
     def __init__(self):
         self.lines: list[str] = []
         self.on_read = None
+        self.resumes = False  # as the stage logs readers: the cursor comes back at the end too (a follow_token)
+        self.asked: list[tuple] = []
 
-    def read(self, run, job_id, stage, page_size, cursor):
+    def read(self, run, attempt, stage, severity, page_size, cursor):
+        self.asked.append((stage, severity, cursor))
         if self.on_read:
             self.on_read()
         offset = (cursor or {}).get("o", 0)
@@ -44,7 +47,8 @@ class GrowingLogs:
         more = offset + len(page) < len(self.lines)
         return {"entries": [{"timestamp": None, "severity": "ERROR" if "Traceback" in line else "INFO",
                              "stage": "Train", "task": "Trainer", "message": line} for line in page],
-                "source": "fake", "next_cursor": {"o": offset + len(page)} if more else None}
+                "source": "fake", "more": more,
+                "next_cursor": {"o": offset + len(page)} if more or self.resumes else None}
 
 
 @pytest.fixture
@@ -322,6 +326,24 @@ def test_logs_follow_until_the_run_is_terminal(api):
     logs.on_read = None
     code, out = run_cli("--json", "runs", "logs", run["id"])
     assert code == 0 and json.loads(out.splitlines()[0])["message"] == "line 1"
+
+
+def test_logs_follow_from_where_the_last_page_ended_with_stage_and_severity(api):
+    repo, logs = api["repo"], api["logs"]
+    run = stored_run(repo, status="running")
+    logs.resumes, reads = True, {"n": 0}
+
+    def grow():
+        reads["n"] += 1
+        logs.lines.append(f"line {reads['n']}")
+        if reads["n"] == 3:
+            repo.mutate_run(run["id"], lambda d: {**d, "status": "completed"})
+
+    logs.on_read = grow
+    code, out = run_cli("runs", "logs", run["id"], "-f", "--stage", "Train", "--severity", "warning")
+    assert code == 0 and out.splitlines() == [f"[Train] line {n}" for n in range(1, 5)]  # 4: after the end, once
+    assert [a[:2] for a in logs.asked] == [("Train", "WARNING")] * 4
+    assert [a[2] for a in logs.asked] == [None, {"o": 1}, {"o": 2}, {"o": 3}]  # each read from where the last ended
 
 
 def test_completion_script_knows_every_command(tmp_path):

@@ -46,7 +46,7 @@ def test_a_failed_local_run_logs_its_root_cause_with_its_run(tmp_path, capsys):
 
 
 def test_the_local_log_reader_takes_a_structured_lines_severity():
-    from shared.adapters.run_data_sources import _severity
+    from shared.domain.log_severity import severity_of_line
 
-    assert _severity(json.dumps({"severity": "ERROR", "message": "local pipeline run failed"})) == "ERROR"
-    assert _severity("{not json") == "DEFAULT" and _severity("WARNING something") == "WARNING"
+    assert severity_of_line(json.dumps({"severity": "ERROR", "message": "local pipeline run failed"})) == "ERROR"
+    assert severity_of_line("{not json") == "DEFAULT" and severity_of_line("WARNING something") == "WARNING"

@@ -92,6 +92,17 @@ def test_data_stages_run_on_dataflow_in_the_cloud(compiled):
             assert expected in " ".join(args), (node, expected)
 
 
+def test_each_data_stage_names_its_dataflow_job_for_the_logs_reader(compiled):
+    """The logs reader finds a stage's Dataflow worker logs by job name (shared/contract/dataflow_jobs.py)."""
+    from shared.contract.dataflow_jobs import dataflow_job_name
+
+    job, spec = compiled
+    for node, stage in (("ExampleGen", "Examples"), ("StatisticsGen", "Stats"), ("Transform", "Transform"),
+                        ("Evaluator", "Evaluate")):
+        names = [a for a in _beam_args(job, node) if a.startswith("--job_name=")]
+        assert names == [f"--job_name={dataflow_job_name('run-1', spec.attempt, stage)}"], (node, names)
+
+
 def test_a_compile_logs_json_lines_with_its_run_id(tmp_path, capsys):
     """The compile's own lines (shared/log.py) are JSON with the run bound once, so Cloud Logging
     finds a run's compile by jsonPayload.run_id."""

@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { logLineHtml, logsPath } from './logview.js';
+
+describe('the Logs tab', () => {
+  it('asks the server for one stage and severity, and pages on with its token', () => {
+    expect(logsPath('tr-1', { stage: 'Transform', severity: 'WARNING' }, 'tok/en'))
+      .toBe('/api/training-runs/tr-1/logs?page_size=200&stage=Transform&severity=WARNING&page_token=tok%2Fen');
+    expect(logsPath('tr-1', { stage: '', severity: '' })).toBe('/api/training-runs/tr-1/logs?page_size=200');
+  });
+
+  it('labels each line with its stage and where it came from, escaped', () => {
+    const html = logLineHtml({ timestamp: '2026-12-07T03:00:00.000000000Z', severity: 'ERROR', stage: 'Transform',
+      origin: 'dataflow-worker', message: '<b>out of memory</b>' });
+    expect(html).toContain('[Transform]');
+    expect(html).toContain('Dataflow worker');
+    expect(html).toContain('sev-error');
+    expect(html).toContain('&lt;b&gt;out of memory&lt;/b&gt;');
+    expect(logLineHtml({ message: 'no stage yet' })).toContain('[—]');
+  });
+});
