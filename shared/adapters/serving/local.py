@@ -98,7 +98,7 @@ class LocalEndpoints:
         return endpoint
 
     def traffic(self, endpoint_resource_name: str) -> dict:
-        return dict(self._existing(endpoint_resource_name).get("traffic_split", {}))
+        return endpoint_view(self._existing(endpoint_resource_name)).traffic_split  # models at 0 included, as Vertex's
 
     def set_traffic(self, endpoint_resource_name: str, split: dict) -> dict:
         endpoint = self._existing(endpoint_resource_name)
