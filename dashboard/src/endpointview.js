@@ -68,16 +68,13 @@ export function mayChange(me, endpoint) {
   return teams.length ? teams.some((t) => mayAct(me, t, 'deployer')) : Boolean(me?.platform_admin ?? true);
 }
 
-/** The wizard's and the Deploy dialog's choice of an existing endpoint: a picker over the caller's endpoints,
- * or the id typed in when there are none to pick (or the list could not be read). */
+/** The wizard's choice of an existing endpoint: the id field, with the caller's endpoints to pick from as you type
+ * or click (a datalist: the id can still be typed when there are none, or the list could not be read). */
 export function endpointPicker(endpoints, value, bind) {
-  if (!endpoints?.length) {
-    return `<input type="text" data-bind="${esc(bind)}" value="${esc(value || '')}" placeholder="endpoint id" data-role="endpoint-id" />`;
-  }
-  const known = endpoints.some((e) => e.id === value);
-  const option = (e) => `<option value="${esc(e.id)}" ${e.id === value ? 'selected' : ''}>${esc(e.display_name || e.id)} (${esc(e.id)}; ${esc(
-    (e.deployed_models || []).map((m) => `${m.run?.name || m.display_name || m.id} ${m.traffic_percent}%`).join(', ') || 'no models')})</option>`;
-  return `<select data-bind="${esc(bind)}" data-role="endpoint-picker"><option value="" ${value && known ? '' : 'selected'} disabled>choose an endpoint…</option>${endpoints.map(option).join('')}</select>`;
+  const option = (e) => `<option value="${esc(e.id)}">${esc(e.display_name || e.id)}: ${esc(
+    (e.deployed_models || []).map((m) => `${m.run?.name || m.display_name || m.id} ${m.traffic_percent}%`).join(', ') || 'no models')}</option>`;
+  const list = endpoints?.length ? `<datalist id="endpoint-choices">${endpoints.map(option).join('')}</datalist>` : '';
+  return `<input type="text" data-bind="${esc(bind)}" value="${esc(value || '')}" placeholder="${list ? 'pick or type an endpoint id' : 'endpoint id'}" data-role="endpoint-picker"${list ? ' list="endpoint-choices"' : ''} />${list}`;
 }
 
 export function renderEndpoint(endpoint, form, me) {

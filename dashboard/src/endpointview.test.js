@@ -67,9 +67,11 @@ describe('the endpoint view', () => {
     expect(renderEndpointList([endpoint])).toContain('data-manage-endpoint="recs-prod"');
     expect(renderEndpointList([])).toContain('No endpoints yet');
     const picker = endpointPicker([endpoint], 'recs-prod', 'deployment.existing_endpoint_id');
-    expect(picker).toContain('<select data-bind="deployment.existing_endpoint_id"');
-    expect(picker).toContain('<option value="recs-prod" selected>recs prod (recs-prod; recs-v2 80%, recs-v3 20%)</option>');
-    expect(endpointPicker([], 'typed', 'deployment.existing_endpoint_id')).toContain('<input type="text" data-bind="deployment.existing_endpoint_id" value="typed"');
+    expect(picker).toContain('<input type="text" data-bind="deployment.existing_endpoint_id" value="recs-prod" placeholder="pick or type an endpoint id" data-role="endpoint-picker" list="endpoint-choices" />');
+    expect(picker).toContain('<option value="recs-prod">recs prod: recs-v2 80%, recs-v3 20%</option>');
+    const typed = endpointPicker([], 'typed', 'deployment.existing_endpoint_id');
+    expect(typed).toContain('value="typed" placeholder="endpoint id"');
+    expect(typed).not.toContain('datalist');
   });
   it("puts Manage Endpoint on a deployed card, for the endpoint it is on", () => {
     const run = { id: 'tr-b', name: 'recs-v3', status: 'completed', deployment_status: 'deployed',
