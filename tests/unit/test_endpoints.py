@@ -134,3 +134,30 @@ def test_a_change_waits_while_a_deploy_or_canary_owns_the_split(served):
     response = post(served, f"/api/endpoints/{endpoint}/traffic", {"traffic_split": {a: 100}})
     assert response.status_code == 409 and "roll it back" in response.get_json()["message"]
     assert get(served, f"/api/endpoints/{endpoint}").get_json()["endpoint"]["canary"]["run_id"] == new["id"]
+
+
+def test_the_answers_match_the_openapi_document(served):
+    """What the fuzz checks on the local stack, here for each endpoint operation: the answer fits its documented
+    schema (the schemas of shared/http/endpoint_routes.py, resolved against the whole document)."""
+    import jsonschema
+
+    from shared.http.openapi import document
+
+    spec = document()
+    old, new, endpoint = two_on_one(served)
+
+    def fits(response, path: str, method: str):
+        schema = spec["paths"][path][method]["responses"][str(response.status_code)]["content"]["application/json"]["schema"]
+        jsonschema.validate(response.get_json(), {**schema, "components": spec["components"]})
+
+    fits(get(served, "/api/endpoints"), "/api/endpoints", "get")
+    fits(get(served, f"/api/endpoints/{endpoint}"), "/api/endpoints/{endpoint_id}", "get")
+    a = old["deployment"]["deployed_model_id"]
+    fits(post(served, f"/api/endpoints/{endpoint}/traffic", {"traffic_split": {a: 100}}),
+         "/api/endpoints/{endpoint_id}/traffic", "post")
+    run_commands(served)
+    fits(get(served, f"/api/endpoints/{endpoint}"), "/api/endpoints/{endpoint_id}", "get")  # with a by-hand change
+    fits(post(served, f"/api/endpoints/{endpoint}/undeploy", {"deployed_model_id": new["deployment"]["deployed_model_id"]}),
+         "/api/endpoints/{endpoint_id}/undeploy", "post")
+    fits(post(served, f"/api/endpoints/{endpoint}/traffic", {"traffic_split": {a: 1}}),
+         "/api/endpoints/{endpoint_id}/traffic", "post")  # a 400 fits the Error schema
