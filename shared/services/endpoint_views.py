@@ -11,6 +11,7 @@ The endpoint's models, split and creation time are read live through the serving
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional
 
 from shared import page_tokens
@@ -27,6 +28,9 @@ ON_AN_ENDPOINT = (deployments.DEPLOYING, deployments.CANARY, deployments.DEPLOYE
                   deployments.ROLLED_BACK, deployments.UNDEPLOYED)
 RUNS_READ = 1000  # per status: the runs that ever reached an endpoint, newest first
 PAGE = "endpoints"
+# An endpoint's id as Vertex makes them (numbers, or a user-chosen [a-z0-9-] letter first) and the local files' names:
+# anything else names no endpoint, and never reaches a file path or a resource name.
+ENDPOINT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 def endpoint_of(run: dict) -> Optional[str]:
@@ -109,7 +113,7 @@ def list_endpoints(repo, endpoints, args: dict, who: Caller, key: bytes) -> dict
 def seen(repo, endpoints, endpoint_id: str, who: Caller) -> tuple[EndpointView, list[dict]]:
     """The endpoint and every run deployed to it, if the caller may see it: 404 otherwise (an endpoint of
     another team's is not theirs to know of)."""
-    view = endpoints.get_endpoint(endpoint_id)
+    view = endpoints.get_endpoint(endpoint_id) if ENDPOINT_ID.fullmatch(endpoint_id) else None
     on_it = runs_on_endpoints(repo, None).get(short_id(endpoint_id), []) if view is not None else []
     if view is None or not _may_see(who, on_it):
         raise NotFound(f"endpoint {endpoint_id}")

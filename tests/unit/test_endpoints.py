@@ -56,6 +56,12 @@ def test_an_endpoint_is_listed_and_read_with_its_models_runs_split_and_history(s
     assert [(h["action"], h["run_id"]) for h in one["history"]] == [("deployed", old["id"]), ("deployed", new["id"])]
     assert one["teams"] == [old["team"]] and one["canary"] is None and one["under_way"] == []
     assert get(served, "/api/endpoints/nope").status_code == 404
+    asked = []
+    reads = served.deps.endpoints.get_endpoint
+    served.deps.endpoints.get_endpoint = lambda endpoint_id: asked.append(endpoint_id) or reads(endpoint_id)
+    for odd in ("..", "a.json", "%00x", "a%5Cb"):  # nothing that is no endpoint id reaches a file or a resource name
+        assert get(served, f"/api/endpoints/{odd}").status_code == 404, odd
+    assert asked == []
 
 
 def test_the_list_pages_with_a_signed_token(served):
