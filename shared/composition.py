@@ -73,6 +73,18 @@ def serving(settings: Settings, registrar):
                    metrics=LocalServingMetrics(settings.prediction_url), batch_predictions=LocalBatchPredictions())
 
 
+def endpoint_reader(settings: Settings):
+    """The endpoints the API reads and checks a change against (list, get, traffic): Vertex AI's EndpointService
+    (its GAPIC client is imported on the first endpoint request, not at the API's cold start) or the local files."""
+    if settings.pipeline_backend == "vertex":
+        from shared.adapters.serving.vertex import VertexEndpoints
+
+        return VertexEndpoints(settings.project, settings.region, emulator_host=settings.vertex_emulator_host)
+    from shared.adapters.serving.local import LocalEndpoints
+
+    return LocalEndpoints(settings.local_endpoints_dir, settings.prediction_url)
+
+
 def scheduler_jobs(settings: Settings):
     """One Cloud Scheduler job per schedule, or nothing (the local ticker reads Firestore)."""
     from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
@@ -174,6 +186,7 @@ BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": repository, "publisher": publisher, "store": artifact_store, "pipelines": pipelines,
     "scheduler_jobs": scheduler_jobs, "run_data": run_data, "compiler": compiler, "notifier": notifier,
     "dead_letters": dead_letters, "notification_targets": notification_targets, "groups_of": groups_of,
+    "endpoints": endpoint_reader,
 }
 
 
@@ -192,8 +205,11 @@ class Dependencies:
     # The caller's groups (e-mail -> group addresses), matched against a team's `group:` members.
     notification_targets: object = None
     groups_of: Optional[Callable[[str], Any]] = None
+    endpoints: object = None  # the serving port's endpoints (shared/services/endpoint_views.py reads them)
 
     def __post_init__(self):
+        if self.endpoints is None:
+            self.endpoints = endpoint_reader(self.settings)
         if self.groups_of is None:
             self.groups_of = groups_of(self.settings)
         if self.scheduler_jobs is None:
@@ -274,7 +290,8 @@ class Root:
         return Dependencies(repo=self.get("repo"), publisher=self.get("publisher"), store=self.get("store"),
                             settings=self.settings, scheduler_jobs=self.get("scheduler_jobs"),
                             run_data=self.get("run_data"), dead_letters=self.get("dead_letters"),
-                            notification_targets=self.get("notification_targets"), groups_of=self.get("groups_of"))
+                            notification_targets=self.get("notification_targets"), groups_of=self.get("groups_of"),
+                            endpoints=self.get("endpoints"))
 
     def warm_after_fork(self, *names: str) -> None:
         """Build these in the background in each forked worker, before the first message rather than during

@@ -441,14 +441,14 @@ VARIABLES: tuple[Variable, ...] = (
              (SUBMITTER, RUN_COMMANDS, PIPELINE_SERVICE), LOCAL,
              field="local_registry_dir", unset=lambda r: str(Path(r.local_dir) / "registry")),
     Variable("TRAINYARD_LOCAL_ENDPOINTS_DIR", "the local endpoints", "{TRAINYARD_LOCAL_DIR}/endpoints",
-             (RUN_COMMANDS, PREDICTION_SERVER), LOCAL,
+             (API, RUN_COMMANDS, PREDICTION_SERVER), LOCAL,
              field="local_endpoints_dir", unset=lambda r: str(Path(r.local_dir) / "endpoints")),
     Variable("TRAINYARD_PREDICTION_URL", "the local prediction server", "http://127.0.0.1:8089",
              (RUN_COMMANDS,), LOCAL,
              field="prediction_url", parse=_url),
     Variable("TRAINYARD_VERTEX_EMULATOR_HOST", "host:port of a Vertex AI stand-in spoken to over plain gRPC "
              "(the rehearsal's protocol fakes); unset: {region}-aiplatform.googleapis.com", "",
-             (SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), LOCAL,
+             (API, SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), LOCAL,
              field="vertex_emulator_host"),
     Variable("TRAINYARD_SCHEDULER_EMULATOR_HOST", "host:port of a Cloud Scheduler stand-in spoken to over plain gRPC "
              "(the rehearsal's protocol fakes)", "", (API, PIPELINE_EVENTS, SCHEDULER), LOCAL,

@@ -121,6 +121,11 @@ locals {
       collection = "training_runs"
       fields     = [["team", "ASCENDING"], ["status", "ASCENDING"], ["model_type", "ASCENDING"], ["dataset_id", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # GET /api/endpoints: the caller's teams' runs that reached an endpoint (shared/services/endpoint_views.py).
+    "training_runs-team-deployment_status-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["deployment_status", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     "experiments-team-model_type-recall_at_100" = {
       collection = "experiments"
       fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["metrics.recall_at_100", "DESCENDING"]]

@@ -26,7 +26,7 @@ locals {
       "roles/datastore.user",     # Firestore read/write
       "custom:schedule_manager",  # create/update/pause/resume/delete the schedules' jobs
       "roles/cloudquotas.viewer", # GPU quota for /api/gpu-availability
-      "roles/aiplatform.viewer",  # read pipeline jobs for run details
+      "roles/aiplatform.viewer",  # read pipeline jobs for run details, endpoints for /api/endpoints
       "roles/logging.viewer",     # a run's per-stage logs (GET .../logs)
       "roles/monitoring.viewer",  # current GPU quota usage for /api/gpu-availability
     ]

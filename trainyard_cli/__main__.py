@@ -41,7 +41,8 @@ from shared.domain import model_kinds, triggers
 from shared.domain.runs import gate_lifts
 from shared.domain.warm_start import WarmStartRecord
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
-from trainyard_cli import catalog_commands, completion, run_commands, schedule_commands, spend_commands, team_option
+from trainyard_cli import (catalog_commands, completion, endpoint_commands, run_commands, schedule_commands,
+                           spend_commands, team_option)
 from trainyard_cli import format as fmt
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli import gpu_fallback_option
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule_commands.register(groups, common)
     catalog_commands.register(groups, common)
     spend_commands.register(groups, common)
+    endpoint_commands.register(groups, common)
 
     admin = groups.add_parser("admin", help="operator tools (the reconciler, dead letters, the audit trail, team assignments)").add_subparsers(
         dest="command", required=True, metavar="COMMAND")

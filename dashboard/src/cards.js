@@ -5,6 +5,7 @@ import {
 } from './format.js';
 import { attemptsLine } from './attempts.js';
 import { triggerBadge } from './trigger.js';
+import { endpointIdOf } from './endpointview.js';
 
 const SEP = '<span class="sep">│</span>';
 
@@ -65,6 +66,7 @@ export function deploymentLine(run) {
     canary: `🐤 Canary: ${esc(c.percent ?? '?')}% on ${where}${c.watch_until ? `, watched until ${esc(when(c.watch_until))}` : ''}`,
     rolling_back: `<span class="card-warn">⏪ Rolling back on ${where}…</span>`,
     rolled_back: `<span class="card-warn">↩️ Rolled back on ${where} ${rollback.automatic ? '(canary breached' : `(by ${esc(rollback.requested_by || '—')}`}${rollback.reason ? `: ${esc(String(rollback.reason).slice(0, 120))}` : ''})</span>`,
+    undeployed: `⏏️ Undeployed from ${where}`,
     failed: `<span class="card-error">Deploy failed: ${esc(String(d.error || 'unknown error').slice(0, 160))}</span>`,
   }[status] || esc(status);
   return `<div class="card-line" data-role="deployment" data-deployment="${esc(status)}">${text}${auto}</div>`;
@@ -142,7 +144,10 @@ export function renderCard(run, now = new Date()) {
   }
   const { left, right } = actionsFor(run);
   const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
-  const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${right.map(button).join('')}</div></div>`;
+  // spec §5.1: a deployed card manages its endpoint (dashboard/src/endpointview.js)
+  const onEndpoint = endpointIdOf(run) && ['deployed', 'canary', 'rolled_back'].includes(run.deployment?.status);
+  const manage = onEndpoint ? `<button data-action="manage-endpoint" data-run="${esc(run.id)}">Manage Endpoint</button>` : '';
+  const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${manage}${right.map(button).join('')}</div></div>`;
   return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${attemptsLine(run)}${actions}</article>`;
 }
 

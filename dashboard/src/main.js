@@ -14,6 +14,7 @@ import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
 import { openDeployDialog } from './deploydialog.js';
+import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
 const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
@@ -108,7 +109,7 @@ function trainingSkeleton() {
   const root = $('#chapter-training');
   const chips = statusChips().map(([key, label]) => `<button class="chip ${state.filters.status === key ? 'active' : ''}" data-chip="${esc(key)}">${esc(label)}</button>`).join('');
   root.innerHTML = `<div class="section-head"><div><h2>Training</h2><div class="muted">Full-scale GPU training runs</div></div>
-      <button class="btn-primary" data-new-run>+ New Training Run</button></div>
+      <div><button data-endpoints>Endpoints</button> <button class="btn-primary" data-new-run>+ New Training Run</button></div></div>
     <div id="schedules-section"></div>
     <div class="filter-bar"><div class="chips">${chips}</div>
       <select id="filter-model-type"><option value="">Model type: All</option>${modelTypes().map((t) => `<option value="${esc(t)}">${esc(modelTypeLabel(t))}</option>`).join('')}</select>
@@ -214,6 +215,10 @@ async function runAction(action, runId) {
         await post(`/api/training-runs/${runId}/reject`);
         toast(`${run.name}: rejected`);
         return;
+      case 'manage-endpoint': // spec §5.1: the endpoint the run is deployed to (dashboard/src/endpointview.js)
+        openEndpointView(endpointIdOf(state.runs.find((r) => r.id === runId) || state.registry.find((r) => r.id === runId) || run),
+          { me: state.me });
+        return;
       case 'deploy': // where to, and staged or not: the dialog starts from the run's deployment_config
         openDeployDialog(state.registry.find((r) => r.id === runId) || run);
         return;
@@ -301,7 +306,8 @@ function renderRegistry() {
     return `<div class="card-box"><div class="card-top"><h2>📦 ${esc(m.name)}</h2><span class="muted">${esc(modelTypeLabel(m.model_type))} · ${m.versions.length} version${m.versions.length === 1 ? '' : 's'}</span></div>
       <table><thead><tr><th>Version</th><th>Run</th><th>${esc(metricLabel(metric))}</th><th>Registered</th><th>Endpoint</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
   }).join('') : '<div class="empty-state"><div class="big">📦</div><h2>No registered models yet</h2><p class="muted">Completed, blessed runs (and runs pushed anyway) appear here with their versions.</p></div>';
-  root.innerHTML = `<div class="section-head"><div><h2>Models Registry</h2><div class="muted">Registered models and versions from completed runs</div></div></div>${body}`;
+  root.innerHTML = `<div class="section-head"><div><h2>Models Registry</h2><div class="muted">Registered models and versions from completed runs</div></div>
+    <button data-endpoints>Endpoints</button></div>${body}`;
 }
 
 // ------------------------------------------------------------------ wiring
@@ -312,6 +318,7 @@ function wire() {
     const tab = t.closest('.chapter-tab');
     if (tab) return showChapter(tab.dataset.chapter);
     if (t.closest('[data-new-run]')) return openWizard({ onCreated: onWizardCreated, onViewExperiment: viewFromWizard });
+    if (t.closest('[data-endpoints]')) return openEndpointList({ me: state.me });
     const chip = t.closest('[data-chip]');
     if (chip) {
       state.filters.status = chip.dataset.chip;

@@ -10,6 +10,7 @@ import { errorSlot, placeErrors } from './fielderrors.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 import { shapeText } from './attempts.js';
 import { canaryBody, canaryFields, canaryStart, canaryText, percent } from './canary.js';
+import { endpointPicker, listEndpoints } from './endpointview.js';
 
 // Words for the GPU types the server offers (its vocabulary's gpu_types); a type without words shows its name.
 const GPU_WORDS = {
@@ -328,7 +329,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       <h3>Deployment</h3><div class="field">
         <label style="display:block"><input type="radio" name="deploy" value="register_only" data-deploy ${d.action === 'register_only' ? 'checked' : ''} /> Register model only (deploy manually later)</label>
         <label style="display:block"><input type="radio" name="deploy" value="deploy_new" data-deploy ${d.action === 'deploy_new' ? 'checked' : ''} /> Deploy to a new endpoint: <input type="text" data-bind="deployment.endpoint_name" value="${esc(d.endpoint_name)}" placeholder="${esc(w.name || 'run name')}" /></label>
-        <label style="display:block"><input type="radio" name="deploy" value="deploy_existing" data-deploy ${d.action === 'deploy_existing' ? 'checked' : ''} /> Deploy to an existing endpoint: <input type="text" data-bind="deployment.existing_endpoint_id" value="${esc(d.existing_endpoint_id)}" placeholder="endpoint id" />
+        <label style="display:block"><input type="radio" name="deploy" value="deploy_existing" data-deploy ${d.action === 'deploy_existing' ? 'checked' : ''} /> Deploy to an existing endpoint: ${endpointPicker(w.endpoints, d.existing_endpoint_id, 'deployment.existing_endpoint_id')}
           ${d.action === 'deploy_existing' && d.canary.enabled ? '' : `traffic <input type="number" data-bind="deployment.traffic_split" value="${esc(d.traffic_split)}" style="width:70px" />%`}</label>
         ${d.action === 'deploy_existing' ? canaryFields(d.canary, { bind: 'deployment.canary', errors: 'deployment_config.canary' }) : ''}
         ${errorSlot('deployment_config')}${errorSlot('deployment_config.existing_endpoint_id')}${errorSlot('deployment_config.traffic_split')}${errorSlot('deployment_config.endpoint_name')}</div>
@@ -635,5 +636,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   render();
   loadExperiments();
   loadDetails();
+  // the existing endpoint's picker: read now, shown when the deployment step renders (none, or unreadable: type the id)
+  listEndpoints().then((list) => { w.endpoints = list; }).catch(() => { w.endpoints = []; });
   return { el, close, state: w };
 }

@@ -30,18 +30,27 @@ CANCEL, DEPLOY, PUSH_ANYWAY, NOTIFY = "cancel", "deploy", "push_anyway", "notify
 CANARY_CHECK, ROLLBACK = "canary_check", "rollback"  # a canary's watch (sent by the reconciler), a rollback
 BATCH_PREDICT = "batch_predict"  # top-K for a list of users
 GPU_FALLBACK = "gpu_fallback"  # the next attempt of a run that failed for GPU quota or capacity
+ENDPOINT_TRAFFIC, UNDEPLOY = "endpoint_traffic", "undeploy"  # a change by hand on an endpoint the run is deployed to
 
 
 class RunCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
     command: Literal["cancel", "deploy", "push_anyway", "notify", "canary_check", "rollback", "batch_predict",
-                     "gpu_fallback"]
+                     "gpu_fallback", "endpoint_traffic", "undeploy"]
     run_id: str = Field(min_length=1)
     attempt: Optional[int] = None
     deployment_id: Optional[str] = None  # deploy, canary_check, rollback: acted on only while it is the run's
     batch_id: Optional[str] = None  # batch_predict: which batch prediction of the run
     event: Optional[str] = None  # notify: which event (shared/domain/notifications.py)
     schedule_id: Optional[str] = None  # notify: a schedule's event
+    # endpoint_traffic, undeploy: which endpoint, what change, by whom; change_id records it once in the history
+    endpoint: Optional[str] = None
+    traffic_split: Optional[dict[str, int]] = None
+    deployed_model_id: Optional[str] = None
+    force: bool = False  # undeploy: even the last model holding traffic
+    change_id: Optional[str] = None
+    requested_by: Optional[str] = None
+    reason: Optional[str] = None
 
 
 class ScheduleTrigger(BaseModel):

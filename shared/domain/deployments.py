@@ -17,6 +17,7 @@ from shared.errors import Conflict, FieldError
 
 DEPLOYING, DEPLOYED, DEPLOY_FAILED = "deploying", "deployed", "failed"
 CANARY, ROLLING_BACK, ROLLED_BACK = "canary", "rolling_back", "rolled_back"
+UNDEPLOYED = "undeployed"  # taken off its endpoint by hand (shared/services/actions/undeploy.py)
 SERVING = (CANARY, DEPLOYED)  # the endpoint routes traffic to the run's model
 UNDER_WAY = (DEPLOYING, CANARY, ROLLING_BACK)  # a command is (or will be) at work on it
 AUTOMATIC_DEPLOYER = "trainyard (deployment_config)"
@@ -212,3 +213,22 @@ def rollback_failed(doc: dict, deployment_id: str, error: str, at: datetime) -> 
     return {**doc, "deployment": {**current, "status": status,
                                   "rollback": {**current["rollback"], "error": error, "failed_at": at}},
             "deployment_status": status}
+
+
+def endpoint_changed(doc: dict, change_id: str, entry: dict) -> Optional[dict]:
+    """A change made by hand on an endpoint the run is deployed to (a traffic split, a model undeployed:
+    shared/services/actions/endpoint_traffic.py, undeploy.py), recorded once in its history under `change_id`
+    (a redelivery finds it there: None). The run's own model follows: its share, or off the endpoint."""
+    history = doc.get("endpoint_history") or []
+    if any(e.get("change_id") == change_id for e in history):
+        return None
+    out = {**doc, "endpoint_history": _history(doc, {**entry, "change_id": change_id})}
+    current = doc.get("deployment") or {}
+    model = current.get("deployed_model_id")
+    if not model or current.get("endpoint_resource_name") != entry.get("endpoint") or \
+            current.get("status") not in (*SERVING, ROLLED_BACK):
+        return out
+    if entry["action"] == "undeployed" and entry.get("deployed_model_id") == model:
+        return {**out, "deployment": {**current, "status": UNDEPLOYED, "traffic": dict(entry["to"])},
+                "deployment_status": UNDEPLOYED, "is_deployed": False}
+    return {**out, "deployment": {**current, "traffic": dict(entry["to"])}}

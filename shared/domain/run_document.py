@@ -178,12 +178,13 @@ class TrafficChange(_Part):
     """One traffic change of the run's endpoint (`endpoint_history`): who or what, when, from → to, why."""
     at: datetime
     by: str
-    action: str  # deployed, canary_started, promoted, rolled_back
+    action: str  # deployed, canary_started, promoted, rolled_back; traffic_changed, undeployed (by hand, on the endpoint)
     endpoint: Optional[str] = None
     deployed_model_id: Optional[str] = None
     from_: dict[str, int] = Field(default_factory=dict, alias="from")
     to: dict[str, int] = Field(default_factory=dict)
     reason: Optional[str] = None
+    change_id: Optional[str] = None  # a change made on the endpoint by hand: recorded once per change
 
 
 class Deployment(_Part):

@@ -17,6 +17,7 @@ from shared.http.action_routes import register_action_routes
 from shared.http.admin_routes import register_admin_routes
 from shared.http.audit_trail import register_audit_trail
 from shared.http.dashboard_routes import register_dashboard_routes
+from shared.http.endpoint_routes import register_endpoint_routes
 from shared.http.guards import error_body, register_guards
 from shared.http.reconciler_routes import register_reconciler_routes
 from shared.http.identity import authenticate
@@ -194,4 +195,5 @@ def create_app(deps: Dependencies) -> Flask:
     register_admin_routes(app, deps)  # admin-only: dead-letter list and replay (shared/http/admin_routes.py)
     register_spend_routes(app, deps)  # approve / reject a run above its team's cap; a team's spend
     register_import_routes(app, deps)  # POST /api/<kind>:import: entries from MLflow / Vertex AI Experiments
+    register_endpoint_routes(app, deps)  # endpoints: list, one, traffic, undeploy (shared/http/endpoint_routes.py)
     return app

@@ -11,14 +11,16 @@ from shared.domain.catalog import Dataset, Experiment, FeatureConfig, ModelConfi
 from shared.domain.run_config import TrainingParams
 from shared.domain.schedules import ScheduleRequest
 from shared.services.actions.deploy import DeployBody
+from shared.services.actions.endpoint_traffic import TrafficBody
 from shared.services.actions.retry import RetryBody
 from shared.services.actions.rollback import RollbackBody
+from shared.services.actions.undeploy import UndeployBody
 from shared.services.run_builder import CreateRunRequest
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 # Routes whose service checks the caller's role on a team (shared/services/access.py).
 TEAM_ROUTES = ("/api/training-runs", "/api/training/schedules", "/api/datasets", "/api/feature-configs",
-               "/api/model-configs", "/api/experiments")
+               "/api/model-configs", "/api/experiments", "/api/endpoints")
 
 
 def _response(description: str, schema: dict | None = None) -> dict:
@@ -59,7 +61,8 @@ def document() -> dict:
     models = [(CreateRunRequest, "validation"), (Dataset, "validation"), (FeatureConfig, "validation"),
               (ModelConfig, "validation"), (Experiment, "validation"), (TrainingParams, "validation"),
               (ScheduleRequest, "validation"), (RetryBody, "validation"), (DeployBody, "validation"),
-              (RollbackBody, "validation"), (BatchPredictionBody, "validation")]
+              (RollbackBody, "validation"), (BatchPredictionBody, "validation"), (TrafficBody, "validation"),
+              (UndeployBody, "validation")]
     _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = schema.get("$defs", {})
     # training_params is validated after inheritance from the base experiment; document its full shape.
@@ -168,6 +171,10 @@ def document() -> dict:
 
     paths.update(import_paths(ref, _response, _errors))
     paths.update(_action_paths(ref, run_id))
+    from shared.http.endpoint_routes import openapi_paths as endpoint_paths, openapi_schemas as endpoint_schemas
+
+    paths.update(endpoint_paths(ref, _response, _errors))
+    schemas.update(endpoint_schemas())
     for path, operations in paths.items():  # every route on a team's resources can refuse the caller's role
         if path.startswith(TEAM_ROUTES):
             for operation in operations.values():

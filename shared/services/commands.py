@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from shared.adapters.pipelines import PipelineBackend
-from shared.contract.messages import (BATCH_PREDICT, CANARY_CHECK, CANCEL, DEPLOY, GPU_FALLBACK, NOTIFY, PUSH_ANYWAY,
-                                     ROLLBACK, RunCommand)
+from shared.contract.messages import (BATCH_PREDICT, CANARY_CHECK, CANCEL, DEPLOY, ENDPOINT_TRAFFIC, GPU_FALLBACK,
+                                     NOTIFY, PUSH_ANYWAY, ROLLBACK, UNDEPLOY, RunCommand)
 from shared.domain import teams
 from shared.services import ports
-from shared.services.actions import (Consumer, batch_predict, canary_watch, cancel, deploy, gpu_fallback, notify,
-                                     push_anyway, rollback)
+from shared.services.actions import (Consumer, batch_predict, canary_watch, cancel, deploy, endpoint_traffic,
+                                     gpu_fallback, notify, push_anyway, rollback, undeploy)
 
 EXECUTE: dict[str, Callable[[RunCommand, Consumer], str]] = {
     CANCEL: cancel.execute,  # stop the pipeline job and the Trainer's own jobs
@@ -22,6 +22,8 @@ EXECUTE: dict[str, Callable[[RunCommand, Consumer], str]] = {
     ROLLBACK: rollback.execute,  # send an endpoint's traffic back to the split before the run's deploy
     BATCH_PREDICT: batch_predict.execute,  # top-K for a list of users, to GCS and/or BigQuery
     GPU_FALLBACK: gpu_fallback.execute,  # the next GPU shape of a run Vertex could not give its GPUs
+    ENDPOINT_TRAFFIC: endpoint_traffic.execute,  # an endpoint's split set by hand
+    UNDEPLOY: undeploy.execute,  # a model taken off an endpoint by hand
 }
 
 

@@ -412,6 +412,16 @@ class EndpointServiceFake:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"Endpoint {request.name} does not exist")
             return aiplatform_v1.Endpoint(endpoint)
 
+    def list_endpoints(self, request: aiplatform_v1.ListEndpointsRequest, context):
+        """Pages by the endpoint's name, `page_size` at a time (default 100 here), as ListEndpointsResponse's
+        next_page_token says (https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.endpoints/list)."""
+        _parent(request.parent, context, self.location)
+        size = request.page_size or 100
+        with self.lock:
+            names = sorted(n for n in self.endpoints if n.startswith(request.parent + "/") and n > request.page_token)
+            page = [aiplatform_v1.Endpoint(self.endpoints[n]) for n in names[:size]]
+        return aiplatform_v1.ListEndpointsResponse(endpoints=page, next_page_token=page[-1].name if len(names) > size else "")
+
     @staticmethod
     def _check_split(split: dict, known: set, context) -> None:
         if split and sum(split.values()) != 100:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import trainyard_cli.__main__ as cli
+from shared.adapters.serving.local import LocalEndpoints
 from shared.http.app import Dependencies, create_app
 from shared.http.openapi import document
 from shared.adapters.run_data_sources import LocalGpuQuota, RunDataSources
@@ -59,7 +60,8 @@ def api(monkeypatch, tmp_path, repo, publisher, store, ids):
     pubsub = FakePubSub()
     app = create_app(Dependencies(repo=repo, publisher=publisher, store=store, settings=settings,
                                   scheduler_jobs=NoJobs(), run_data=RunDataSources(logs, LocalGpuQuota()),
-                                  dead_letters=DeadLetters("p", pubsub, pubsub)))
+                                  dead_letters=DeadLetters("p", pubsub, pubsub),
+                                  endpoints=LocalEndpoints(str(tmp_path / "endpoints"), "http://127.0.0.1:1")))
     calls: list[tuple[str, str]] = []
 
     def client_factory(url=None, token=None, timeout_s=30):
@@ -130,6 +132,19 @@ def test_models_card_prints_the_card_and_where_it_is_stored(api, tmp_path):
     assert code == 0 and json.loads(out)["card"]["model_version"] == "2"
 
 
+def _endpoint_with_two_models(repo, tmp_path) -> str:
+    """A local endpoint (in the API's endpoints directory) serving a run's model m2, with m1 beside it at 0 %."""
+    from shared.adapters.serving.local import write_endpoint
+
+    write_endpoint(str(tmp_path / "endpoints"), {"endpoint_id": "shop", "display_name": "shop", "traffic_split": {
+        "m1": 0, "m2": 100}, "deployed_models": [{"id": "m1", "model": "/r/a", "model_version_id": "1"},
+                                                 {"id": "m2", "model": "/r/b", "model_version_id": "2"}]})
+    stored_run(repo, status="completed", deployment_status="deployed", is_deployed=True, deployment={
+        "id": "d-shop", "status": "deployed", "endpoint_resource_name": "local/endpoints/shop",
+        "deployed_model_id": "m2"})
+    return "shop"
+
+
 def test_every_api_route_has_a_command(api, tmp_path, monkeypatch):
     """Each (method, route) of the OpenAPI document is called by some CLI command: a new route without
     a command fails here."""
@@ -142,6 +157,7 @@ def test_every_api_route_has_a_command(api, tmp_path, monkeypatch):
                          vertex_model_version="1", gcs_artifacts_path=str(tmp_path / "batched"))
     carded = _run_with_card(api["store"], repo, str(tmp_path / "carded"))
     serving = stored_run(repo, status="completed", **CANARY_SERVING)
+    shop = _endpoint_with_two_models(repo, tmp_path)
     pending = stored_run(repo)
     gone = stored_run(repo, status="cancelled")
     waiting, unwanted = stored_run(repo, status="awaiting_approval"), stored_run(repo, status="awaiting_approval")
@@ -167,6 +183,8 @@ def test_every_api_route_has_a_command(api, tmp_path, monkeypatch):
         ("runs", "cancel", pending["id"]), ("runs", "retry", failed["id"], "--gpu-type", "NVIDIA_TESLA_A100"),
         ("runs", "deploy", done["id"], "--endpoint-name", "recs"), ("runs", "push-anyway", gated["id"]),
         ("runs", "rollback", serving["id"]), ("runs", "endpoint-history", serving["id"]),
+        ("endpoints", "list"), ("endpoints", "get", shop), ("endpoints", "traffic", shop, "m1=30", "m2=70"),
+        ("endpoints", "undeploy", shop, "m1"),
         ("runs", "batch-predict", batched["id"], "--users", write(tmp_path, "users.txt", "c1\nc2\n"), "--k", "5",
          "--gcs-output", str(tmp_path / "batch")),
         ("runs", "logs", done["id"]), ("runs", "history", done["id"]), ("runs", "artifacts", done["id"]),

@@ -103,6 +103,8 @@ EXPECTED_INDEXES = [
     ("training_runs", [("deployment_status", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("deleted", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_runs", [("team", "ASCENDING"), ("created_at", "DESCENDING")]),  # the dashboard's listeners
+    # GET /api/endpoints: the caller's teams' runs on an endpoint (shared/services/endpoint_views.py)
+    ("training_runs", [("team", "ASCENDING"), ("deployment_status", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.recall_at_100", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.test_rmse", "ASCENDING")]),
     ("training_schedules", [("status", "ASCENDING"), ("next_run_at", "ASCENDING")]),

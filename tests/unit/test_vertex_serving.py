@@ -101,12 +101,19 @@ def test_deploy_makes_the_runs_endpoint_once_and_sends_all_traffic(vertex):
     assert len(vertex.server.requests("create_endpoint")) == 1
 
 
-def test_deploy_to_an_existing_endpoint_splits_traffic_with_the_models_already_there(vertex):
+def two_models(vertex, percent):
+    """An old model on its run's endpoint, and a new one beside it at `percent`: (old, new, their deploys)."""
     old = registrar(vertex).register(spec("tr-aaaaaaaaaaaaaaaa", name="recs-v2"), "gs://a/old")
     first = endpoints(vertex).deploy(deploy_request(old, run_id="tr-aaaaaaaaaaaaaaaa"))
-    endpoint_id = first.endpoint_resource_name.rsplit("/", 1)[-1]
     new = registrar(vertex).register(spec(), "gs://a/new")
-    result = endpoints(vertex).deploy(deploy_request(new, endpoint_id=endpoint_id, percent=30))
+    second = endpoints(vertex).deploy(deploy_request(new, endpoint_id=first.endpoint_resource_name.rsplit("/", 1)[-1],
+                                                     percent=percent))
+    return old, new, first, second
+
+
+def test_deploy_to_an_existing_endpoint_splits_traffic_with_the_models_already_there(vertex):
+    old, new, _, result = two_models(vertex, 30)
+    endpoint_id = result.endpoint_resource_name.rsplit("/", 1)[-1]
     endpoint = vertex.endpoints.endpoint(endpoint_id)
     ids = {m.model.split("@")[0]: m.id for m in endpoint.deployed_models}
     assert result.traffic_split == {ids[new.model_resource_name]: 30, ids[old.model_resource_name]: 70}
@@ -126,3 +133,40 @@ def test_trainer_jobs_of_a_run_are_cancelled_and_others_left_alone(vertex):
     assert [vertex.jobs.state(n) for n in (mine, done, other)] == [
         "JOB_STATE_CANCELLED", "JOB_STATE_SUCCEEDED", "JOB_STATE_RUNNING"]
     assert jobs.cancel_for_run("tr-0123456789abcdef") == []  # again: nothing left running
+
+
+def test_endpoints_are_listed_across_pages_and_read_with_their_models_and_split(vertex):
+    old, new, first, second = two_models(vertex, 25)
+    endpoint_id = first.endpoint_resource_name.rsplit("/", 1)[-1]
+    for n in range(3):  # more endpoints than one page of the fake's (page_size 2 below)
+        endpoints(vertex).deploy(deploy_request(old, run_id=f"tr-b{n}aaaaaaaaaaaaaa"))
+    adapter = endpoints(vertex)
+    real_list = adapter.client.list_endpoints
+    adapter.client.list_endpoints = lambda request: real_list(request={**request, "page_size": 2})
+    listed = adapter.list_endpoints()
+    assert [e.id for e in listed] == sorted(e.id for e in listed) and len(listed) == 4
+    assert len(vertex.server.requests("list_endpoints")) >= 2  # the pager followed next_page_token
+
+    view = endpoints(vertex).get_endpoint(endpoint_id)
+    assert view.resource_name == first.endpoint_resource_name and view.display_name == "recs"
+    assert view.traffic_split == second.traffic_split and sum(view.traffic_split.values()) == 100
+    by_id = {m.id: m for m in view.deployed_models}
+    assert by_id[second.deployed_model_id].model == new.model_resource_name
+    assert by_id[second.deployed_model_id].model_version_id == new.model_version_id
+    assert by_id[first.deployed_model_id].deployed_at
+    assert endpoints(vertex).get_endpoint("missing-endpoint") is None
+
+
+def test_undeploy_takes_the_models_traffic_away_in_the_same_call_and_is_idempotent(vertex):
+    _, _, first, second = two_models(vertex, 40)
+    name = first.endpoint_resource_name
+    after = endpoints(vertex).undeploy(name, second.deployed_model_id, {first.deployed_model_id: 100})
+    assert after == {first.deployed_model_id: 100}
+    assert [m.id for m in vertex.endpoints.endpoint(name).deployed_models] == [first.deployed_model_id]
+    (request,) = vertex.server.requests("undeploy_model")
+    assert dict(request.traffic_split) == {first.deployed_model_id: 100}  # Vertex refuses a model that keeps traffic
+
+    assert endpoints(vertex).undeploy(name, second.deployed_model_id, {first.deployed_model_id: 100}) == after
+    assert len(vertex.server.requests("undeploy_model")) == 1  # already gone: nothing asked again
+    assert endpoints(vertex).undeploy(name, first.deployed_model_id, {}) == {}  # the last one: the split empties
+    assert not vertex.endpoints.endpoint(name).deployed_models

@@ -72,6 +72,47 @@ class Endpoints(Protocol):
         """Route the endpoint's traffic as `split` (ids of models deployed there, summing to 100);
         returns the split now in force. Idempotent: the same split twice changes nothing."""
 
+    def list_endpoints(self) -> list["EndpointView"]:
+        """Every endpoint of the project and region (the local server's), by id."""
+
+    def get_endpoint(self, endpoint_id: str) -> Optional["EndpointView"]:
+        """One endpoint (an id or a full resource name); None when there is none."""
+
+    def undeploy(self, endpoint_resource_name: str, deployed_model_id: str, split_after: dict) -> dict:
+        """Take one deployed model off the endpoint, the others' traffic set to `split_after` (empty: the
+        endpoint serves nothing); returns the split now in force. Idempotent: a model already gone is done."""
+
+
+@dataclass(frozen=True)
+class DeployedModelView:
+    id: str
+    model: str  # the registry model's resource name (local: its registry directory)
+    model_version_id: str
+    display_name: str
+    deployed_at: Optional[str] = None  # RFC 3339
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """An endpoint as either side reports it: what GET /api/endpoints shows beside the runs it came from."""
+    id: str  # the last segment of the resource name: unique in the project and region
+    resource_name: str
+    display_name: str
+    deployed_models: tuple[DeployedModelView, ...] = ()
+    traffic_split: dict = field(default_factory=dict)  # every deployed model's share, those at 0 included
+    created_at: Optional[str] = None
+    labels: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "resource_name": self.resource_name, "display_name": self.display_name,
+                "created_at": self.created_at, "labels": dict(self.labels), "traffic_split": dict(self.traffic_split),
+                "deployed_models": [vars(m).copy() for m in self.deployed_models]}
+
+
+def short_id(endpoint: str) -> str:
+    """An endpoint's id from its id or its resource name (projects/…/endpoints/{id}, local/endpoints/{id})."""
+    return endpoint.rsplit("/", 1)[-1]
+
 
 class ServingMetrics(Protocol):
     def read(self, endpoint_resource_name: str, deployed_model_id: str, since: datetime,

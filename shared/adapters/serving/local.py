@@ -17,7 +17,8 @@ from typing import Optional
 
 from shared.domain.canary import Observation
 from shared.errors import PermanentError, TransientError
-from shared.adapters.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+from shared.adapters.serving import (DeployedModelView, DeployRequest, DeployResult, EndpointView, endpoint_id_for,
+                                     short_id, split_traffic)
 
 
 class NoTrainerJobs:
@@ -44,7 +45,20 @@ def write_endpoint(endpoints_dir: str, endpoint: dict) -> None:
 
 
 def local_endpoint_id(endpoint_resource_name: str) -> str:
-    return endpoint_resource_name.rsplit("/", 1)[-1]  # local/endpoints/{id}
+    return short_id(endpoint_resource_name)  # local/endpoints/{id}
+
+
+def endpoint_view(endpoint: dict) -> EndpointView:
+    models = endpoint.get("deployed_models") or []
+    split = {**{m["id"]: 0 for m in models}, **{k: int(v) for k, v in (endpoint.get("traffic_split") or {}).items()}}
+    return EndpointView(
+        id=endpoint["endpoint_id"], resource_name=f"local/endpoints/{endpoint['endpoint_id']}",
+        display_name=endpoint.get("display_name") or endpoint["endpoint_id"], created_at=endpoint.get("created_at"),
+        labels=dict(endpoint.get("labels") or {}), traffic_split=split,
+        deployed_models=tuple(DeployedModelView(id=m["id"], model=m.get("model", ""),
+                                                model_version_id=str(m.get("model_version_id") or ""),
+                                                display_name=m.get("display_name") or m["id"],
+                                                deployed_at=m.get("deployed_at")) for m in models))
 
 
 class LocalEndpoints:
@@ -60,6 +74,7 @@ class LocalEndpoints:
             if request.endpoint_id:
                 raise PermanentError(f"there is no local endpoint {request.endpoint_id!r}", stage="Deploy")
             endpoint = {"endpoint_id": endpoint_id, "display_name": request.endpoint_display_name,
+                        "created_at": datetime.now(timezone.utc).isoformat(),
                         "labels": {"trainyard-run-id": request.run_id}, "deployed_models": [], "traffic_split": {}}
         deployed_id = f"{endpoint_id_for(request.run_id)}-v{request.model_version_id}"
         before = dict(endpoint.get("traffic_split", {}))
@@ -83,7 +98,7 @@ class LocalEndpoints:
         return endpoint
 
     def traffic(self, endpoint_resource_name: str) -> dict:
-        return dict(self._existing(endpoint_resource_name).get("traffic_split", {}))
+        return endpoint_view(self._existing(endpoint_resource_name)).traffic_split  # models at 0 included, as Vertex's
 
     def set_traffic(self, endpoint_resource_name: str, split: dict) -> dict:
         endpoint = self._existing(endpoint_resource_name)
@@ -96,6 +111,32 @@ class LocalEndpoints:
         endpoint["traffic_split"] = {k: int(v) for k, v in split.items()}
         write_endpoint(self.endpoints_dir, endpoint)  # the server reads the file on every request
         return dict(endpoint["traffic_split"])
+
+    def list_endpoints(self) -> list[EndpointView]:
+        if not os.path.isdir(self.endpoints_dir):
+            return []
+        found = (read_endpoint(self.endpoints_dir, name[:-len(".json")])
+                 for name in sorted(os.listdir(self.endpoints_dir)) if name.endswith(".json"))
+        return [endpoint_view(e) for e in found if e is not None]
+
+    def get_endpoint(self, endpoint_id: str) -> Optional[EndpointView]:
+        endpoint = read_endpoint(self.endpoints_dir, local_endpoint_id(endpoint_id))
+        return endpoint_view(endpoint) if endpoint is not None else None
+
+    def undeploy(self, endpoint_resource_name: str, deployed_model_id: str, split_after: dict) -> dict:
+        """As Vertex's UndeployModel: the model leaves the file (the server stops routing to it on the next
+        request) and the split becomes `split_after` over the models left, or empty when none is left."""
+        endpoint = self._existing(endpoint_resource_name)
+        remaining = [m for m in endpoint["deployed_models"] if m["id"] != deployed_model_id]
+        if len(remaining) == len(endpoint["deployed_models"]):
+            return endpoint_view(endpoint).traffic_split
+        split = {k: int(v) for k, v in split_after.items() if v}
+        if remaining and (set(split) - {m["id"] for m in remaining} or sum(split.values()) not in (0, 100)):
+            raise PermanentError(f"traffic split {split} is not one of the models left on endpoint "
+                                 f"{endpoint['endpoint_id']}", stage="Deploy")
+        endpoint.update(deployed_models=remaining, traffic_split=split if remaining else {})
+        write_endpoint(self.endpoints_dir, endpoint)
+        return endpoint_view(endpoint).traffic_split
 
     def _load(self, endpoint_id: str) -> dict:
         """The server loads every model of the endpoint before answering: deployed means it serves."""

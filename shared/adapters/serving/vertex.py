@@ -9,7 +9,8 @@ from typing import Optional
 
 from shared.contract.labels import RUN_ID_LABEL, label_value
 from shared.errors import PermanentError, TransientError
-from shared.adapters.serving import DeployRequest, DeployResult, endpoint_id_for, split_traffic
+from shared.adapters.serving import (DeployedModelView, DeployRequest, DeployResult, EndpointView, endpoint_id_for,
+                                     split_traffic)
 from shared.adapters.vertex_gapic import RegionalService, gapic
 
 _TRANSIENT = ("ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "Aborted")
@@ -134,6 +135,47 @@ class VertexEndpoints(RegionalService):
             raise map_error(exc, "changing the endpoint's traffic split") from exc
         return _every_model(endpoint)
 
+    def list_endpoints(self) -> list[EndpointView]:
+        """EndpointService.ListEndpoints over the region; the pager follows next_page_token itself."""
+        from google.api_core import exceptions
+
+        try:
+            return sorted((_view(e) for e in self.client.list_endpoints(request={"parent": self.parent})),
+                          key=lambda e: e.id)
+        except exceptions.GoogleAPICallError as exc:
+            raise map_error(exc, "listing the endpoints") from exc
+
+    def get_endpoint(self, endpoint_id: str) -> Optional[EndpointView]:
+        from google.api_core import exceptions
+
+        try:
+            return _view(self.client.get_endpoint(name=self.endpoint_name(endpoint_id)))
+        except exceptions.NotFound:
+            return None
+        except exceptions.GoogleAPICallError as exc:
+            raise map_error(exc, "reading the endpoint") from exc
+
+    def undeploy(self, endpoint_resource_name: str, deployed_model_id: str, split_after: dict) -> dict:
+        """EndpointService.UndeployModel: Vertex undeploys a model only if the request's traffic_split takes its
+        traffic away (UndeployModelRequest.traffic_split overwrites the endpoint's; empty once the last model
+        goes). A long operation, waited for as a deploy is; a model no longer there is done."""
+        from google.api_core import exceptions
+
+        name = self.endpoint_name(endpoint_resource_name)
+        try:
+            endpoint = self.client.get_endpoint(name=name)
+            if not any(m.id == deployed_model_id for m in endpoint.deployed_models):
+                return _every_model(endpoint)
+            operation = self.client.undeploy_model(endpoint=name, deployed_model_id=deployed_model_id,
+                                                   traffic_split={k: int(v) for k, v in split_after.items() if v})
+            operation.result(timeout=self.wait_s)
+            return _every_model(self.client.get_endpoint(name=name))
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            raise TransientError(f"undeploying {deployed_model_id} from {name} still running; a redelivery will "
+                                 "follow it") from None
+        except exceptions.GoogleAPICallError as exc:
+            raise map_error(exc, "undeploying the model") from exc
+
     @staticmethod
     def _deployed(endpoint, request: DeployRequest):
         for deployed in endpoint.deployed_models:
@@ -162,6 +204,19 @@ def _every_model(endpoint) -> dict:
     promotion is still there for a rollback to restore)."""
     split = {k: int(v) for k, v in endpoint.traffic_split.items()}
     return {**{m.id: 0 for m in endpoint.deployed_models}, **split}
+
+
+def _time(value) -> Optional[str]:
+    return value.isoformat() if value else None
+
+
+def _view(endpoint) -> EndpointView:
+    return EndpointView(
+        id=endpoint.name.rsplit("/", 1)[-1], resource_name=endpoint.name, display_name=endpoint.display_name,
+        created_at=_time(endpoint.create_time), labels=dict(endpoint.labels), traffic_split=_every_model(endpoint),
+        deployed_models=tuple(DeployedModelView(
+            id=m.id, model=m.model.split("@")[0], model_version_id=str(m.model_version_id or ""),
+            display_name=m.display_name, deployed_at=_time(m.create_time)) for m in endpoint.deployed_models))
 
 
 class VertexTrainerJobs(RegionalService):

@@ -9,10 +9,12 @@
 
 cancel, retry, approval (approve / reject above a team's per-run cap), deploy (by hand or after
 training), push_anyway, notify (queued after a run change, delivered at most once), deletion (delete /
-restore). What they share is here.
+restore); endpoint_traffic and undeploy (changes by hand on an endpoint, recorded on a run deployed to it).
+What they share is here.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -20,9 +22,9 @@ from shared import log
 from shared.adapters.pipelines import PipelineBackend
 from shared.contract import topics
 from shared.contract.messages import RunCommand
-from shared.domain import runs, teams
-from shared.errors import FieldError, Forbidden, PermanentError, TransientError
-from shared.services import access, ports
+from shared.domain import canary, deployments, runs, teams
+from shared.errors import Conflict, FieldError, Forbidden, PermanentError, TransientError
+from shared.services import access, ports, run_writes
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,41 @@ def owned(declared: Iterable[teams.Team], run: dict, check) -> None:
         check(access.declared_team(declared, run.get("team")))
     except (Forbidden, FieldError) as exc:
         raise PermanentError(f"refused: {exc}") from None
+
+
+def queue_endpoint_change(effects, run: dict, payload: dict, message: str) -> dict:
+    """Publish an endpoint change's command on its acting run (the run-commands consumer carries it out) and
+    answer as the run actions do: a failed publish is a warning, and repeating the request queues it again."""
+    warning = publish_command(effects.publisher, {**payload, "run_id": run["id"], "change_id": uuid.uuid4().hex[:12]})
+    return {"changed": True, "message": message, "run_id": run["id"], "warnings": [warning] if warning else []}
+
+
+def record_endpoint_change(consumer, run: dict, command, action: str, model_id: Optional[str], before: dict,
+                           after: dict) -> Optional[dict]:
+    """The change in the acting run's endpoint history, once per command (a redelivery finds it there)."""
+    entry = canary.history_entry(runs.now(), command.requested_by or "?", action, command.endpoint, model_id,
+                                 before, after, command.reason)
+    return run_writes.write(consumer.repo, run["id"],
+                            lambda doc: deployments.endpoint_changed(doc, command.change_id, entry))
+
+
+def carry_endpoint_change(command: RunCommand, consumer: Consumer, action: str, model_id: Optional[str],
+                          change) -> str:
+    """Carry out a change by hand on an endpoint (`change(endpoints, split now) -> split after`) for the command's
+    run, whose team must still own the endpoint (defence in depth, as a rollback's), and record it once. A
+    refusal (the endpoint changed meanwhile, or is no longer the team's) is logged and acknowledged."""
+    run = run_for(command, consumer)
+    if run is None:
+        return "skipped"
+    endpoints = consumer.serving.endpoints
+    try:
+        owned(consumer.declared, run, lambda team: access.check_endpoint(
+            team, (run.get("deployment") or {}).get("endpoint_id"), "endpoint_id"))
+        before = endpoints.traffic(command.endpoint)
+        after = change(endpoints, before)
+    except (PermanentError, Conflict, FieldError) as exc:
+        log.error(f"{action} refused", run_id=run["id"], endpoint=command.endpoint, error=str(exc))
+        return "refused"
+    record_endpoint_change(consumer, run, command, action, model_id, before, after)
+    log.info(f"endpoint {action}", run_id=run["id"], endpoint=command.endpoint, traffic=after)
+    return action
