@@ -46,6 +46,7 @@ class EpochMetrics(_Result):
     loss: Optional[float] = None
     val_loss: Optional[float] = None
     learning_rate: Optional[float] = None
+    grad_norm: Optional[float] = Field(None, description="the epoch's mean global L2 norm of the gradients, before clipping")
     metrics: dict[str, float] = Field(default_factory=dict, description="e.g. recall_at_100, rmse")
     timestamp: Optional[datetime] = None
 
