@@ -104,6 +104,7 @@ class RecommenderModel(tfrs.Model):
     # The epoch's mean global gradient norm (train_step). Declared on the class so Keras does not track it:
     # a tracked metric would join the checkpoint, the exported SavedModel and test_step's results.
     gradient_norm: Optional[tf.keras.metrics.Mean] = None
+    measure_gradient_norm: bool = True  # bench/trainer_speed.py turns it off to measure what it costs
 
     def __init__(self, spec: RunSpec, vocabulary_sizes: dict[str, int]) -> None:
         super().__init__()
@@ -180,13 +181,15 @@ class RecommenderModel(tfrs.Model):
         # Before clipping (the optimizer clips): the norm that says whether clipping bites. Under a
         # distribution strategy each replica's own gradients; the Mean sums over replicas. A step whose
         # loss scale overflowed (inf/nan, skipped by the optimizer) is left out.
-        norm = tf.cast(tf.linalg.global_norm(gradients), tf.float32)
-        finite = tf.math.is_finite(norm)
-        self.gradient_norm.update_state(tf.where(finite, norm, 0.0), sample_weight=tf.cast(finite, tf.float32))
+        if self.measure_gradient_norm:
+            norm = tf.cast(tf.linalg.global_norm(gradients), tf.float32)
+            finite = tf.math.is_finite(norm)
+            self.gradient_norm.update_state(tf.where(finite, norm, 0.0), sample_weight=tf.cast(finite, tf.float32))
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         metrics = {metric.name: metric.result() for metric in self.metrics}
         metrics["loss"] = loss
-        metrics["grad_norm"] = self.gradient_norm.result()
+        if self.measure_gradient_norm:
+            metrics["grad_norm"] = self.gradient_norm.result()
         return metrics
 
     def reset_metrics(self) -> None:
