@@ -96,9 +96,17 @@ class TensorBoardLogs(tf.keras.callbacks.Callback):
         if self._batch is None:
             self._batch = self.probe()
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = self.model.compute_loss(self._batch, training=True)
-        gradients = tape.gradient(loss, variables)
+
+        def probe_gradients(batch: dict[str, tf.Tensor]) -> list:
+            with tf.GradientTape() as tape:
+                loss = self.model.compute_loss(batch, training=True)
+            return tape.gradient(loss, variables)
+
+        # A distributed model's variables take gradients only in a replica context: each replica gets the
+        # probe batch, and the first replica's gradients are the ones drawn.
+        strategy = self.model.distribute_strategy
+        per_replica = strategy.run(probe_gradients, args=(self._batch,))
+        gradients = [strategy.experimental_local_results(g)[0] if g is not None else None for g in per_replica]
         with self._writer("train").as_default(step=step):
             for variable, gradient in zip(variables, gradients):
                 tf.summary.histogram(f"weights/{_tag(variable)}", variable)
