@@ -21,6 +21,9 @@ embeddings, in-batch softmax, Adagrad 0.1, batch 8192) in every arm.
      trainer before retrieval_loss.py), what the blocked loss buys;
    * ours/memory, XLA (`--arms ...,memory_xla`, not by default: XLA cannot compile the blocked loss):
      as ours/memory compiled with jit_compile.
+   * ours/memory, no gradient norm (`--arms memory,memory_no_grad_norm`): the train step without the
+     per-epoch gradient norm TensorBoard and the Training tab chart (model.py measure_gradient_norm):
+     memory's vs_memory_no_grad_norm is what measuring it costs.
    Examples/s: training examples over seconds inside training batches (bench/quality.BatchTimer: each
    epoch from its first batch's end), recall@100 scored as bench/quality.py scores it.
 The 1-min load average is recorded before and after every arm; medians and min–max over repeats.
@@ -108,6 +111,8 @@ def train_from_memory(spec: Any, vocabulary_sizes: dict[str, int], arrays: dict[
     if variant == "tfrs_task":
         original = built.compute_loss
         built.compute_loss = lambda inputs, training=False: original(inputs, training=False)
+    if variant == "no_grad_norm":  # the train step as it was before it measured the gradient norm
+        built.measure_gradient_norm = False
     if variant == "xla":
         built.compile(optimizer=built.optimizer, jit_compile=True)
     timer = Q.BatchTimer()
@@ -134,13 +139,13 @@ def main() -> None:
     from pipeline_compiler.modules import model as M
 
     tf.get_logger().setLevel("ERROR")
-    raw, cut = Q.random_split(Q.movielens_100k())
+    raw, cut, test_start = Q.random_split(Q.DATASETS["movielens-100k"].load())
     train = {k: v[:cut] for k, v in raw.items()}
-    test = {k: v[cut:] for k, v in raw.items()}
+    test = {k: v[test_start:] for k, v in raw.items()}
     config = Q.example_config(CONFIG)
     workdir = tempfile.mkdtemp(prefix="trainyard-bench-trainer-")
-    spec = Q.ours_spec(workdir, config, args.epochs, args.batch_size)
-    data = Q.transform_for(spec, raw, cut, workdir)
+    spec = Q.ours_spec(workdir, config, args.epochs, args.batch_size, as_configured=False)
+    data = Q.transform_for(spec, raw, cut, test_start, workdir)
     # run_ours transforms once per feature config and process: hand it this transform.
     transformed = {json.dumps(config["feature_config"], sort_keys=True): (workdir, data)}
     arrays = transformed_in_memory(data, spec)
@@ -169,12 +174,15 @@ def main() -> None:
     print(json.dumps(figures), flush=True)
 
     arms: dict[str, Callable[[], dict[str, Any]]] = {
-        "tfrs": lambda: Q.run_tfrs(train, raw["movie_id"], test, args.epochs, args.batch_size),
-        "ours": lambda: Q.run_ours(CONFIG, raw, cut, args.epochs, args.batch_size, transformed),
+        "tfrs": lambda: Q.run_tfrs(train, raw["movie_id"], test, "movie_id", args.epochs, args.batch_size),
+        "ours": lambda: Q.run_ours(CONFIG, "movielens-100k", "movie_id", raw, cut, test_start, args.epochs,
+                                   args.batch_size, transformed),
         "memory": lambda: train_from_memory(spec, vocabulary_sizes, arrays, args.epochs, args.batch_size, "blocked"),
         "memory_tfrs_task": lambda: train_from_memory(spec, vocabulary_sizes, arrays, args.epochs, args.batch_size,
                                                       "tfrs_task"),
         "memory_xla": lambda: train_from_memory(spec, vocabulary_sizes, arrays, args.epochs, args.batch_size, "xla"),
+        "memory_no_grad_norm": lambda: train_from_memory(spec, vocabulary_sizes, arrays, args.epochs,
+                                                         args.batch_size, "no_grad_norm"),
     }
     names = [n for n in args.arms.split(",") if n]
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
@@ -200,7 +208,7 @@ def main() -> None:
         results[name] = entry
     # Ratios within a repeat (both arms under the same moment's load), then their median.
     for name in names:
-        for base in ("tfrs", "memory"):
+        for base in ("tfrs", "memory", "memory_no_grad_norm"):
             if name != base and base in runs:
                 ratios = [a["examples_per_second"] / b["examples_per_second"] for a, b in zip(runs[name], runs[base])]
                 results[name][f"vs_{base}"] = summary(ratios)

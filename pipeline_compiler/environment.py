@@ -36,6 +36,8 @@ class PipelineEnv:
     dataflow_machine_type: str = "e2-standard-4"
     dataflow_max_workers: int = 10
     service_account: Optional[str] = None
+    # The Vertex AI TensorBoard instance the Trainer's CustomJob uploads its event files to (None: no upload).
+    vertex_tensorboard: Optional[str] = None
     local_registry_dir: str = ".local/registry"
     local_endpoints_dir: str = ".local/endpoints"  # the Evaluator finds a local champion's endpoint here
     # The prediction container the Pusher registers each model with: Trainyard's serving image
@@ -64,6 +66,7 @@ class PipelineEnv:
             dataflow_machine_type=settings.dataflow_machine_type,
             dataflow_max_workers=settings.dataflow_max_workers,
             service_account=settings.pipeline_service_account or None,
+            vertex_tensorboard=settings.vertex_tensorboard or None,
             local_registry_dir=settings.local_registry_dir,
             local_endpoints_dir=settings.local_endpoints_dir,
             serving_image=settings.serving_image,

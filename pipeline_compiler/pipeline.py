@@ -24,6 +24,7 @@ from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import warm_weights
 from shared.domain import data_access
 from shared.domain.catalog import BigQuerySource, FileSource
+from shared.contract import results
 from shared.contract.dataflow_jobs import dataflow_job_name
 from shared.contract.labels import billing_labels_for
 from shared.domain.run_config import RunSpec
@@ -175,7 +176,23 @@ def trainer_job_spec(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
         job_spec["scheduling"] = {"restart_job_on_worker_restart": True}
     if env.service_account:
         job_spec["service_account"] = env.service_account
+    job_spec.update(tensorboard_upload(spec, env))
     return job_spec
+
+
+def tensorboard_upload(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
+    """CustomJobSpec.tensorboard and base_output_directory: Vertex then sets AIP_TENSORBOARD_LOG_DIR to
+    {base_output_directory}/logs/ in every replica and uploads what is written there to the instance, in an
+    experiment named after the job (cloud.google.com/vertex-ai/docs/experiments/tensorboard-training; the job
+    needs a service account: trainer_job_spec sets the pipeline's, which terraform/tensorboard.tf grants).
+    The instance is regional: an attempt moved to another region by a GPU fallback keeps its event files
+    with the run's artifacts and uploads nothing."""
+    instance = env.vertex_tensorboard
+    trainer_region = spec.gpu_config.region or env.region
+    if not instance or f"/locations/{trainer_region}/" not in instance:
+        return {}
+    return {"tensorboard": instance,
+            "base_output_directory": {"output_uri_prefix": results.join(spec.artifacts_uri, results.TENSORBOARD_DIR)}}
 
 
 def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -> Any:

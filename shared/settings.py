@@ -283,6 +283,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_PIPELINE_SERVICE_ACCOUNT", "identity of the pipeline job, its Trainer custom job and its "
              "Dataflow workers", "", (SUBMITTER,), TERRAFORM,
              field="pipeline_service_account"),
+    Variable("TRAINYARD_VERTEX_TENSORBOARD", "the Vertex AI TensorBoard instance (projects/…/locations/…/tensorboards/…) "
+             "each Trainer CustomJob uploads its event files to (terraform/tensorboard.tf); unset: none, the event "
+             "files stay with the run's artifacts", "", (SUBMITTER,), TERRAFORM,
+             field="vertex_tensorboard"),
     Variable("TRAINYARD_PIPELINE_IMAGE", "the image every pipeline task and the Trainer run in (gpu_image/)", "",
              (SUBMITTER,), TERRAFORM,
              field="pipeline_image"),
@@ -507,6 +511,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TF_CONFIG", "the training cluster (JSON: cluster = chief/worker addresses, task = this replica) Vertex AI "
              "gives every replica of a Trainer job on several machines (gpu_config.machine_count); unset: one machine",
              "", (TRAINER,), VERTEX),
+    # Vertex sets these three in a CustomJob that names a TensorBoard instance (cloud.google.com/vertex-ai/docs/
+    # experiments/tensorboard-training); the Trainer writes its event files there and names the experiment.
+    Variable("AIP_TENSORBOARD_LOG_DIR", "where the Trainer writes its TensorBoard event files on Vertex (the CustomJob's "
+             "base_output_directory/logs/, uploaded to the TensorBoard instance as written); unset: the run's "
+             "artifacts, tensorboard/", "", (TRAINER,), VERTEX),
+    Variable("AIP_TENSORBOARD_RESOURCE_NAME", "the TensorBoard instance the Trainer's CustomJob uploads to", "",
+             (TRAINER,), VERTEX),
+    Variable("CLOUD_ML_JOB_ID", "the Trainer's CustomJob id: the Vertex TensorBoard experiment of its event files", "",
+             (TRAINER,), VERTEX),
     Variable("TRAINYARD_API_URL", "the API the CLI calls", "http://127.0.0.1:8080", (CLI,), LOCAL),
     Variable("TRAINYARD_TOKEN", "the CLI's bearer token (default: the developer token locally, else "
              "`gcloud auth print-identity-token`)", "", (CLI,), LOCAL),

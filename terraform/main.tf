@@ -122,6 +122,7 @@ locals {
       TRAINYARD_SUBMIT_LEASE_SECONDS     = tostring(local.submit_lease_seconds)
       TRAINYARD_PIPELINE_ROOT            = "gs://${google_storage_bucket.bucket["pipeline_root"].name}"
       TRAINYARD_PIPELINE_SERVICE_ACCOUNT = google_service_account.sa["pipeline"].email
+      TRAINYARD_VERTEX_TENSORBOARD       = google_vertex_ai_tensorboard.runs.name
       TRAINYARD_PIPELINE_IMAGE           = local.gpu_image
       TRAINYARD_DATAFLOW_IMAGE           = local.dataflow_image
       TRAINYARD_DATAFLOW_TEMP            = "gs://${google_storage_bucket.bucket["pipeline_root"].name}/dataflow-tmp"

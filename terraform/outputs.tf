@@ -107,3 +107,8 @@ output "budget_alert_topic" {
   description = "The Pub/Sub topic Cloud Billing publishes budget alerts to (JSON, schema 1.0), or null without billing_account."
   value       = local.budget_enabled ? google_pubsub_topic.budget_alerts[0].id : null
 }
+
+output "vertex_tensorboard" {
+  description = "The Vertex AI TensorBoard instance the Trainer's CustomJobs upload their event files to (one experiment per job)."
+  value       = google_vertex_ai_tensorboard.runs.name
+}

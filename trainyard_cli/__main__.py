@@ -43,6 +43,7 @@ from shared.domain.warm_start import WarmStartRecord
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
 from trainyard_cli import (catalog_commands, completion, endpoint_commands, run_commands, schedule_commands,
                            spend_commands, team_option)
+from trainyard_cli import tensorboard_command
 from trainyard_cli import format as fmt
 from trainyard_cli.client import ApiClient, ApiError
 from trainyard_cli import gpu_fallback_option
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "with its artifacts)")):
         common(runs.add_parser(name, help=helptext)).add_argument("run_id")
     run_commands.register(runs, common)
+    tensorboard_command.register(runs, common)
     run_commands.register_models(groups, common)
 
     experiments = groups.add_parser("experiments", help="find the experiment to train from").add_subparsers(

@@ -12,6 +12,7 @@ import { attemptsTable } from './attempts.js';
 import { errorSlot, placeErrors } from './fielderrors.js';
 import { mayAct, NEEDS } from './roles.js';
 import { triggerText } from './trigger.js';
+import { seriesData, tensorboardLine, trainingTabHtml } from './trainingtab.js';
 import { listenHistory, listenRun } from './live.js';
 import { showLogs } from './logview.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
@@ -95,26 +96,16 @@ export function openRunView(runId, { onAction, me = null } = {}) {
   }
 
   function trainingTab(run) {
-    const gate = gateMetric(run);
-    return `<div class="muted" data-role="epoch-summary">${esc(epochSummary(run))}</div><div class="charts">
-      <div class="chart-box"><canvas id="chart-loss" data-chart="loss"></canvas></div>
-      <div class="chart-box"><canvas id="chart-val-loss" data-chart="val_loss"></canvas></div>
-      <div class="chart-box"><canvas id="chart-gate" data-chart="gate"></canvas></div>
-      <div class="chart-box"><canvas id="chart-lr" data-chart="learning_rate"></canvas></div></div>
-      <p class="muted small">Gate metric: ${esc(metricLabel(gate))} (${lowerIsBetter(gate) ? 'lower' : 'higher'} is better). One point per epoch, from training_runs/${esc(run.id)}/history.</p>`;
+    return trainingTabHtml(run, epochSummary(run));
   }
 
   function updateCharts() {
     const body = $('[data-role=body]', el);
     if (view.tab !== 'training' || !view.run || !$('#chart-loss', body)) return;
-    const gate = gateMetric(view.run);
     const epochs = view.history.map((h) => h.epoch);
-    const series = {
-      loss: ['Loss', view.history.map((h) => h.loss ?? null), '#3b82f6'],
-      val_loss: ['Validation loss', view.history.map((h) => h.val_loss ?? null), '#f97316'],
-      gate: [metricLabel(gate), view.history.map((h) => h.metrics?.[gate] ?? h[gate] ?? null), '#10b981'],
-      learning_rate: ['Learning rate', view.history.map((h) => h.learning_rate ?? null), '#8b5cf6'],
-    };
+    const series = seriesData(view.run, view.history);
+    const link = $('[data-role=tensorboard]', body);
+    if (link) link.innerHTML = tensorboardLine(view.run);  // the Trainer names its experiment with its first epoch
     for (const canvas of $$('canvas[data-chart]', body)) {
       const key = canvas.dataset.chart;
       const [label, data, color] = series[key];

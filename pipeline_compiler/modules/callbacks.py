@@ -78,9 +78,10 @@ class EpochRecorder(tf.keras.callbacks.Callback):
     """Keeps the per-epoch history (with the LR each epoch used) and publishes it as it goes."""
 
     def __init__(self, spec: RunSpec, total_epochs: int, history: list[results.EpochMetrics],
-                 publisher: ProgressPublisher) -> None:
+                 publisher: ProgressPublisher, tensorboard_experiment: Optional[str] = None) -> None:
         super().__init__()
         self.spec = spec
+        self.tensorboard_experiment = tensorboard_experiment
         self.total_epochs = total_epochs
         self.history = history
         self.publisher = publisher
@@ -93,13 +94,15 @@ class EpochRecorder(tf.keras.callbacks.Callback):
         logs = dict(logs or {})
         loss = logs.pop("loss", None)
         val_loss = logs.pop("val_loss", None)
+        grad_norm = logs.pop("grad_norm", None)
         for redundant in ("lr", "learning_rate", "regularization_loss", "total_loss",
                           "val_regularization_loss", "val_total_loss"):
             logs.pop(redundant, None)
         record = results.EpochMetrics(
             run_id=self.spec.run_id, attempt=self.spec.attempt, epoch=epoch + 1, total_epochs=self.total_epochs,
-            loss=_finite(loss), val_loss=_finite(val_loss), learning_rate=self._epoch_lr,
+            loss=_finite(loss), val_loss=_finite(val_loss), learning_rate=self._epoch_lr, grad_norm=_finite(grad_norm),
             metrics={k: float(v) for k, v in logs.items() if _finite(v) is not None},
+            tensorboard_experiment=self.tensorboard_experiment,
             timestamp=datetime.now(timezone.utc),
         )
         self.history.append(record)

@@ -101,6 +101,11 @@ class RecommenderModel(tfrs.Model):
     """Two towers and the kind's tasks: retrieval (in-batch softmax), ranking (MSE on the label), or a
     weighted sum of both. Attribute names are the checkpoint's object paths: warm restart and resume read them."""
 
+    # The epoch's mean global gradient norm (train_step). Declared on the class so Keras does not track it:
+    # a tracked metric would join the checkpoint, the exported SavedModel and test_step's results.
+    gradient_norm: Optional[tf.keras.metrics.Mean] = None
+    measure_gradient_norm: bool = True  # bench/trainer_speed.py turns it off to measure what it costs
+
     def __init__(self, spec: RunSpec, vocabulary_sizes: dict[str, int]) -> None:
         super().__init__()
         config = spec.model_config_
@@ -130,6 +135,7 @@ class RecommenderModel(tfrs.Model):
                     metrics=[tf.keras.metrics.RootMeanSquaredError(name="rmse"),
                              tf.keras.metrics.MeanAbsoluteError(name="mae")],
                 )
+        self.gradient_norm = tf.keras.metrics.Mean(name="grad_norm", dtype=tf.float32)
         if self.kind.ranks:
             self.ranking_head = tf.keras.Sequential(
                 [tf.keras.layers.Dense(n, activation="relu") for n in config.ranking_head]
@@ -172,10 +178,24 @@ class RecommenderModel(tfrs.Model):
         gradients = tape.gradient(tape_loss, self.trainable_variables)
         if scaled:
             gradients = self.optimizer.get_unscaled_gradients(gradients)
+        # Before clipping (the optimizer clips): the norm that says whether clipping bites. Under a
+        # distribution strategy each replica's own gradients; the Mean sums over replicas. A step whose
+        # loss scale overflowed (inf/nan, skipped by the optimizer) is left out.
+        if self.measure_gradient_norm:
+            norm = tf.cast(tf.linalg.global_norm(gradients), tf.float32)
+            finite = tf.math.is_finite(norm)
+            self.gradient_norm.update_state(tf.where(finite, norm, 0.0), sample_weight=tf.cast(finite, tf.float32))
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         metrics = {metric.name: metric.result() for metric in self.metrics}
         metrics["loss"] = loss
+        if self.measure_gradient_norm:
+            metrics["grad_norm"] = self.gradient_norm.result()
         return metrics
+
+    def reset_metrics(self) -> None:
+        """Keras resets the tracked metrics at each epoch's start; the untracked gradient norm with them."""
+        super().reset_metrics()
+        self.gradient_norm.reset_state()
 
 
 def training_flops_per_example(model: RecommenderModel, spec: RunSpec, batch_size: int) -> int:

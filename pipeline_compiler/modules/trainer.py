@@ -9,6 +9,7 @@ RunSpec.artifacts_uri:
     model/saved_model      serving (export.py);  model/query_model, model/candidate_model  the towers
     transform/             the Transform graph;  vocabularies/  its vocabulary files
     checkpoints/           every N epochs; a restarted trainer resumes from the newest
+    tensorboard/           TensorBoard event files (tensorboard_logs.py; on Vertex, AIP_TENSORBOARD_LOG_DIR)
     training_metrics.json  shared.contract.results.TrainingMetrics;  artifacts.json  ArtifactLocations
 
 The parts, as TFX's penguin example and TFRS split them: model.py (towers and the kind's tasks),
@@ -32,6 +33,7 @@ from pipeline_compiler.modules import export as E
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import live_metrics as L
 from pipeline_compiler.modules import model as M
+from pipeline_compiler.modules import tensorboard_logs as T
 from pipeline_compiler.modules import warm_weights
 from shared import log
 from shared.contract import results
@@ -167,14 +169,19 @@ def train_and_export(
             candidates=candidates, query_keys=query_keys, candidate_keys=candidate_keys)
         gate = gate_metric(spec.model_type, spec.evaluator_config.blessing_threshold)
         schedulers, early_stopping = K.schedule_callbacks(params, gate)
-        recorder = K.EpochRecorder(spec, params.epochs, history, publisher)
+        recorder = K.EpochRecorder(spec, params.epochs, history, publisher, T.experiment_name())
         # The live metric first (the others see its values in the logs), then the LR schedulers so the
-        # recorder sees the rate each epoch actually used.
+        # recorder sees the rate each epoch actually used; TensorBoard writes the recorder's record.
         callbacks: list[tf.keras.callbacks.Callback] = [live, *schedulers, recorder]
         if early_stopping is not None:
             callbacks += [early_stopping, K.RestoreBestEpoch(early_stopping)]
         callbacks.append(K.PeriodicCheckpoint(manager, epoch_variable, params.checkpoint_every_epochs, history,
                                               checkpoint_write_dir))
+        if cluster.is_chief:  # after RestoreBestEpoch: the last histograms show the weights the run ends with
+            callbacks.append(T.TensorBoardLogs(
+                T.log_dir(artifacts_uri), history, params.tensorboard.histogram_every_epochs, params.epochs,
+                probe=lambda: next(iter(D.make_dataset(train_patterns, feature_spec, params.batch_size,
+                                                       item_probabilities=probabilities, keep=keep)))))
         callbacks += list(extra_callbacks)
 
         initial_epoch = resumed_from or 0

@@ -30,6 +30,7 @@ CANDIDATE_MODEL_DIR = "model/candidate_model"
 TRANSFORM_DIR = "transform"
 VOCABULARIES_DIR = "vocabularies"
 CHECKPOINTS_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"  # the Trainer's TensorBoard event files (on Vertex, its logs/ folder)
 
 
 class _Result(BaseModel):
@@ -46,6 +47,9 @@ class EpochMetrics(_Result):
     loss: Optional[float] = None
     val_loss: Optional[float] = None
     learning_rate: Optional[float] = None
+    grad_norm: Optional[float] = Field(None, description="the epoch's mean global L2 norm of the gradients, before clipping")
+    tensorboard_experiment: Optional[str] = Field(
+        None, description="the Vertex TensorBoard experiment the Trainer's event files upload to (a CustomJob's only)")
     metrics: dict[str, float] = Field(default_factory=dict, description="e.g. recall_at_100, rmse")
     timestamp: Optional[datetime] = None
 

@@ -111,6 +111,14 @@ class RetrievalIndex(Strict):
         return self
 
 
+class TensorBoardLogs(Strict):
+    """What the Trainer writes for TensorBoard (docs/pipeline.md): scalars every epoch always; weight and
+    gradient histograms every N epochs (and the last), 0 = none. Histograms cost a probe batch's
+    backward pass and the event file's size (every variable's values), hence not every epoch."""
+    histogram_every_epochs: int = Field(
+        10, ge=0, le=1000, description="weight and gradient histograms every N epochs (and the last); 0 = off")
+
+
 DENSE_TOWER_CLIPNORM = 1.0  # gradient_clipnorm "auto" when the model has dense layers (the default before issue 25)
 
 
@@ -132,6 +140,7 @@ class TrainingParams(Strict):
         "auto", description="clip each variable's gradient to this L2 norm; null = no clipping; auto = "
         f"{DENSE_TOWER_CLIPNORM} when the model has dense layers, none for an embedding-only retrieval model (clipping "
         "steadies small batches through dense towers and starves large-batch embedding-only models, docs/pipeline.md)")
+    tensorboard: TensorBoardLogs = Field(default_factory=TensorBoardLogs)
 
     def clipnorm(self, model: ModelConfig) -> Optional[float]:
         """The clip norm the optimizer gets for this model: "auto" resolved by its towers."""

@@ -407,6 +407,9 @@ class TrainingRun(_Part):
 
     # What it produced
     live_metrics: Optional[dict[str, Optional[float]]] = None  # the last epoch's: loss, val_loss, learning_rate, …
+    # The Vertex TensorBoard experiment of the attempt's Trainer (…/tensorboards/T/experiments/J), as its
+    # first recorded epoch names it: the run view links to it (a local run has none: `trainyard runs tensorboard`).
+    tensorboard_experiment: Optional[str] = None
     metrics: Optional[dict[str, float]] = None  # training's final and the evaluation's
     # The headline metrics, also top-level so Firestore can order and the dashboard show them.
     loss: Optional[float] = None

@@ -409,7 +409,10 @@ def apply_epoch(doc: dict, epoch: dict, at: datetime, min_interval_s: float) -> 
     new["current_epoch"] = epoch["epoch"]
     new["total_epochs"] = epoch["total_epochs"]
     new["live_metrics"] = {"loss": epoch.get("loss"), "val_loss": epoch.get("val_loss"),
-                           "learning_rate": epoch.get("learning_rate"), **epoch.get("metrics", {})}
+                           "learning_rate": epoch.get("learning_rate"), "grad_norm": epoch.get("grad_norm"),
+                           **epoch.get("metrics", {})}
+    if epoch.get("tensorboard_experiment"):
+        new["tensorboard_experiment"] = epoch["tensorboard_experiment"]
     new["progress_written_at"] = at
     _advance_status(new, RUNNING)
     _set_stage(new, "Train", STAGE_RUNNING)

@@ -150,7 +150,7 @@ def training_history(repo, store, run_id: str, args: dict, who: Caller) -> dict:
             metrics = results.TrainingMetrics.model_validate_json(text)
             epochs = [e.model_dump(mode="json") for e in metrics.epochs]
             best, source = metrics.best_epoch, "training_metrics"
-    keys = ("epoch", "total_epochs", "loss", "val_loss", "learning_rate", "metrics", "timestamp")
+    keys = ("epoch", "total_epochs", "loss", "val_loss", "learning_rate", "grad_norm", "metrics", "timestamp")
     return {"run_id": run_id, "attempt": attempt, "source": source, "best_epoch": best,
             "epochs": [{k: e.get(k) for k in keys} for e in epochs]}
 

@@ -147,6 +147,9 @@ def test_save_as_draft_then_submit_it_from_its_card(page, stack):
     assert stack.run(run_id)["attempt"] == 1
 
 
+TB_EXPERIMENT = "projects/123/locations/europe-west4/tensorboards/456/experiments/789"
+
+
 def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, stack):
     name = "browser-happy-path"
     walk_wizard(page, name, screenshots=True, change_config=True)
@@ -171,6 +174,7 @@ def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, st
     for epoch in range(1, 4):
         stack.publish("training-progress", {"run_id": run_id, "attempt": 1, "epoch": epoch, "total_epochs": 3,
                                             "loss": 1.0 / epoch, "val_loss": 1.1 / epoch, "learning_rate": 0.05 / epoch,
+                                            "grad_norm": 3.0 / epoch, "tensorboard_experiment": TB_EXPERIMENT,
                                             "metrics": {"recall_at_100": 0.15 * epoch}})
     expect(c.locator("[data-role=progress-label]")).to_contain_text("Epoch 3/3", timeout=10_000)
     # The run view follows the same run live; its charts have one point per epoch.
@@ -183,9 +187,12 @@ def test_wizard_submit_then_the_card_follows_the_run_live_to_completion(page, st
     expect(view.locator('.dag-node[data-stage="Train"]')).to_have_attribute("data-stage-status", "running")
     shot(page, "run-view-pipeline-running")
     view.locator("[data-tab=training]").click()
-    for chart in ("loss", "val_loss", "gate", "learning_rate"):
+    for chart in ("loss", "val_loss", "gate", "learning_rate", "grad_norm"):
         expect(view.locator(f'canvas[data-chart="{chart}"]')).to_have_attribute("data-points", "3", timeout=5_000)
     expect(view.locator('canvas[data-chart="loss"]')).to_have_attribute("data-epochs", "1,2,3")
+    # The Trainer named its Vertex TensorBoard experiment with its epochs: the tab links to it.
+    expect(view.locator("[data-role=tensorboard-link]")).to_have_attribute(
+        "href", "https://europe-west4.tensorboard.googleusercontent.com/experiment/" + TB_EXPERIMENT.replace("/", "+"))
     shot(page, "run-view-training-charts")
     deliver(stack, timeline[10:], job_id)
     expect(view.locator("[data-role=view-status]")).to_have_text("Completed", timeout=LIVE_MS)  # the open view follows

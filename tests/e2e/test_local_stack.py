@@ -115,6 +115,11 @@ def test_a_run_passes_every_stage_in_order_and_completes(stack):
     history = FirestoreRepository(stack["config"].project).list_epochs(final["id"], 1)
     assert [e["epoch"] for e in history] == list(range(1, len(history) + 1)) and len(history) >= 2
     assert all(e.get("loss") is not None and e.get("learning_rate") is not None for e in history)
+    assert all(e.get("grad_norm", 0) > 0 for e in history)  # the Training tab's gradient-norm chart
+    # TensorBoard's event files, where `trainyard runs tensorboard` serves them from (a local run: its artifacts).
+    board = os.path.join(final["gcs_artifacts_path"], "tensorboard")
+    assert {run for run in ("train", "validation") if any(
+        name.startswith("events.out.tfevents.") for name in os.listdir(os.path.join(board, run)))} == {"train", "validation"}
     job = os.path.join(final["gcs_artifacts_path"], "pipeline_job.json")
     assert os.path.exists(job), "the compiled job JSON is kept with the run's artifacts"
     # Its estimated cost, from the real stage durations (what it would cost on Vertex in TRAINYARD_REGION).

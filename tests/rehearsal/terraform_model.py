@@ -166,6 +166,10 @@ def _computed(rtype: str, args: dict) -> dict:
         # Cloud Monitoring assigns the channel's id when it creates it.
         channel = _after_apply(f"projects/{project}/notificationChannels/rehearsal")
         return {"id": channel, "name": channel}
+    if rtype == "google_vertex_ai_tensorboard":
+        # Vertex assigns the instance's numeric id when it creates it.
+        board = _after_apply(f"projects/{PROJECT_NUMBER}/locations/{region}/tensorboards/1234567890")
+        return {"name": board, "id": board}
     if rtype == "google_storage_bucket_object":
         return {"media_link": _after_apply("")}
     if rtype == "google_firebase_web_app":

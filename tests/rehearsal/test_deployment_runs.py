@@ -134,6 +134,9 @@ def test_the_submitter_compiles_for_vertex_and_submits_over_grpc(cloud, large_ru
     assert pool["replica_count"] == 1 and workers == {**pool, "replica_count": 1}
     assert spec["scheduling"]["strategy"] == "SPOT"
     assert spec["service_account"] == env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"]
+    # Terraform's TensorBoard instance (tensorboard.tf), in the Trainer's region: the job uploads its event files.
+    assert spec["tensorboard"] == env["TRAINYARD_VERTEX_TENSORBOARD"] and f"/locations/{cloud.region}/" in spec["tensorboard"]
+    assert spec["base_output_directory"] == {"output_uri_prefix": f"{env['TRAINYARD_ARTIFACTS_ROOT']}/{run['id']}/tensorboard"}
 
     bucket = env["TRAINYARD_PIPELINE_ROOT"]
     for task in ("ExampleGen", "StatisticsGen", "Transform"):

@@ -447,9 +447,11 @@ def test_training_history_per_epoch_with_learning_rate(world):
     run = make_run(world, runs.RUNNING)
     for epoch in (2, 1):
         world.repo.put_epoch(run["id"], 1, {"run_id": run["id"], "epoch": epoch, "total_epochs": 2, "loss": 1 / epoch,
-                                            "learning_rate": 0.1 / epoch, "metrics": {"recall_at_100": 0.2 * epoch}})
+                                            "learning_rate": 0.1 / epoch, "grad_norm": 3.0 / epoch,
+                                            "metrics": {"recall_at_100": 0.2 * epoch}})
     body = get(world, f"/api/training-runs/{run['id']}/training-history").get_json()
     assert [e["epoch"] for e in body["epochs"]] == [1, 2] and body["epochs"][1]["learning_rate"] == 0.05
+    assert [e["grad_norm"] for e in body["epochs"]] == [3.0, 1.5]  # the Training tab's gradient-norm chart
     assert body["source"] == "history"
 
 

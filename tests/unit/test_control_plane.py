@@ -346,7 +346,7 @@ def test_events_of_another_attempt_or_unknown_jobs_are_ignored(env):
 def epoch(run_id, n, total=10, attempt=1):
     return results.EpochMetrics.model_validate({
         "run_id": run_id, "attempt": attempt, "epoch": n, "total_epochs": total, "loss": 1 / n, "val_loss": 1.2 / n,
-        "learning_rate": 0.1, "metrics": {"recall_at_100": 0.04 * n}})
+        "learning_rate": 0.1, "grad_norm": 2.0 / n, "metrics": {"recall_at_100": 0.04 * n}})
 
 
 def test_epochs_update_live_fields_and_history(env):
@@ -357,8 +357,10 @@ def test_epochs_update_live_fields_and_history(env):
     run = env["repo"].get_run(run_id)
     assert run["current_epoch"] == 3 and run["total_epochs"] == 10
     assert run["live_metrics"]["recall_at_100"] == pytest.approx(0.12)
+    assert run["live_metrics"]["grad_norm"] == pytest.approx(2 / 3)
     assert run["current_stage"] == "Train" and 0 < run["progress_percent"] < 100
     assert [e["epoch"] for e in env["repo"].list_epochs(run_id, 1)] == [1, 2, 3]
+    assert [e["grad_norm"] for e in env["repo"].list_epochs(run_id, 1)] == pytest.approx([2, 1, 2 / 3])
 
 
 def test_epochs_out_of_order_or_repeated_never_go_back(env):

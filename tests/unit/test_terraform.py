@@ -908,3 +908,17 @@ def test_the_local_twin_starts_the_consumers_terraform_deploys():
         topic = push.resource("google_pubsub_subscription", "this").args["topic"].rsplit("/", 1)[-1]
         cloud[name] = ((topic,), source, _entry_point(instance), push.var("ack_deadline_seconds"))
     assert local == cloud
+
+
+def test_a_vertex_tensorboard_instance_in_the_region_is_named_to_the_submitter(root):
+    """The submitter hands the instance to each Trainer CustomJob (pipeline.tensorboard_upload), which
+    uploads only when the instance is in the Trainer's region: the deployment's."""
+    board = hcl.resources(root)[("google_vertex_ai_tensorboard", "runs")]
+    assert board["region"] == "${var.region}" and board["display_name"]
+    env = hcl.locals_(root)["environment"]["submitter"]
+    assert "google_vertex_ai_tensorboard.runs.name" in json.dumps(env)
+    outputs = {name for block in root.get("output", []) for name in block}
+    assert "vertex_tensorboard" in outputs
+    # The job uploads as the pipeline account: Vertex AI and the artifacts bucket, where the files are.
+    assert "roles/aiplatform.user" in hcl.locals_(root)["project_roles"]["pipeline"]
+    assert "roles/storage.objectUser" in hcl.locals_(root)["bucket_roles"]["pipeline"]["artifacts"]

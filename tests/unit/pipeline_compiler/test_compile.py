@@ -282,6 +282,43 @@ def test_several_machines_compile_to_a_chief_pool_and_a_worker_pool(tmp_path):
     assert proto.job_spec.scheduling.restart_job_on_worker_restart
 
 
+TENSORBOARD = "projects/demo-project/locations/europe-west4/tensorboards/123"
+
+
+def test_the_trainer_uploads_to_the_tensorboard_instance_from_the_runs_artifacts(tmp_path):
+    """CustomJobSpec.tensorboard + base_output_directory: Vertex sets AIP_TENSORBOARD_LOG_DIR under the
+    directory and uploads it to the instance; the official proto keeps both as TFX's client builds the job."""
+    import dataclasses
+
+    from google.cloud import aiplatform_v1
+    from tfx.extensions.google_cloud_ai_platform import training_clients
+
+    spec = _spec(tmp_path)
+    env = dataclasses.replace(VERTEX_ENV, vertex_tensorboard=TENSORBOARD)
+    with open(compile_run(spec, str(tmp_path / "tb.json"), env)) as handle:
+        args = _executor_config(json.load(handle), "Trainer")["ai_platform_training_args"]
+    assert args["job_spec"]["tensorboard"] == TENSORBOARD
+    assert args["job_spec"]["base_output_directory"] == {"output_uri_prefix": "gs://demo-bucket/artifacts/run-1/tensorboard"}
+    client = object.__new__(training_clients.VertexJobClient)
+    proto = aiplatform_v1.CustomJob(client.create_training_job(
+        {}, {}, {}, "tfx.components.trainer.executor.GenericExecutor", json.loads(json.dumps(args)), None, None))
+    assert proto.job_spec.tensorboard == TENSORBOARD
+    assert proto.job_spec.base_output_directory.output_uri_prefix == "gs://demo-bucket/artifacts/run-1/tensorboard"
+    assert proto.job_spec.service_account == VERTEX_ENV.service_account  # Vertex requires one for the upload
+
+
+def test_no_instance_or_another_region_uploads_nothing(compiled, tmp_path):
+    job, _ = compiled  # VERTEX_ENV names no instance
+    assert {"tensorboard", "base_output_directory"}.isdisjoint(
+        _executor_config(job, "Trainer")["ai_platform_training_args"]["job_spec"])
+    import dataclasses
+
+    from pipeline_compiler.pipeline import trainer_job_spec
+
+    moved = _spec(tmp_path, gpu_config={"gpu_type": "NVIDIA_L4", "gpu_count": 1, "region": "us-central1"})
+    assert "tensorboard" not in trainer_job_spec(moved, dataclasses.replace(VERTEX_ENV, vertex_tensorboard=TENSORBOARD))
+
+
 def test_one_machine_is_one_pool(compiled):
     job, _ = compiled
     pools = _executor_config(job, "Trainer")["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
