@@ -7,6 +7,7 @@
 # https://cloud.google.com/vertex-ai/docs/experiments/tensorboard-training). Regional: in var.region,
 # where the Trainer runs unless a GPU fallback moves an attempt elsewhere (that attempt uploads nothing).
 resource "google_vertex_ai_tensorboard" "runs" {
+  # checkov:skip=CKV2_GCP_26:Google-managed encryption, as the artifacts bucket the event files are written to first; CMEK for the whole deployment (buckets, Firestore, Vertex) is not offered yet, and one resource alone on a KMS key adds a dependency for no gain.
   project      = var.project_id
   region       = var.region
   display_name = "trainyard-runs"

@@ -141,7 +141,8 @@ def _team_list_indexes():
 
 
 # Every checkov waiver must be one of these (and carry its reason next to the resource).
-ALLOWED_WAIVERS = {"CKV_GCP_62", "CKV_GCP_83", "CKV_GCP_84", "CKV_GCP_124"}
+# CKV2_GCP_26: the TensorBoard instance keeps Google-managed encryption like the artifacts bucket (terraform/tensorboard.tf).
+ALLOWED_WAIVERS = {"CKV_GCP_62", "CKV_GCP_83", "CKV_GCP_84", "CKV_GCP_124", "CKV2_GCP_26"}
 
 READABLE_COLLECTIONS = ["training_runs", "training_schedules", "experiments", "datasets",
                         "feature_configs", "model_configs"]
