@@ -164,7 +164,8 @@ locals {
       collection = "training_runs"
       fields     = [["team", "ASCENDING"], ["schedule_id", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
-    # The schedule list by status and the experiment list by model type, paged newest first.
+    # The schedule list by status, and the experiment and model-config lists by model type (the
+    # wizard's picker), paged newest first.
     "training_schedules-status-created_at" = {
       collection = "training_schedules"
       fields     = [["status", "ASCENDING"], ["created_at", "DESCENDING"]]
@@ -179,6 +180,14 @@ locals {
     }
     "experiments-team-model_type-created_at" = {
       collection = "experiments"
+      fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "model_configs-model_type-created_at" = {
+      collection = "model_configs"
+      fields     = [["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "model_configs-team-model_type-created_at" = {
+      collection = "model_configs"
       fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
     "training_runs-deleted-team-created_at" = {

@@ -23,15 +23,18 @@ from shared.validation import moment, whole_number
 MAX_PAGE_SIZE = 100
 MAX_SCAN = 2000  # rows a page may read past its filters; bounded so a rare filter costs a bounded read
 LIST_FILTERS = ("status", "model_type", "dataset_id")  # equalities with a composite index for each combination
+TYPED = ("experiments", "model_configs")  # the catalog kinds that have a model type to filter by
 
 Cursor = tuple[datetime, str]
 Fetch = Callable[[int, Optional[Cursor]], list[dict]]
 
 
-def page_size(args: dict, default: int = 20) -> int:
-    """`page_size` in [1, MAX_PAGE_SIZE] (a 400 naming it); `limit` is the older name some lists took."""
-    name = "limit" if args.get("limit") not in (None, "") and args.get("page_size") in (None, "") else "page_size"
-    return whole_number(args, name, default, 1, MAX_PAGE_SIZE)
+def page_size(args: dict, default: int = 20, limit_max: int = MAX_PAGE_SIZE) -> int:
+    """`page_size` in [1, MAX_PAGE_SIZE] (a 400 naming it). `limit` is the older name the schedule and
+    catalog lists took, kept with its older bound (limit_max) for the clients that still send it."""
+    if args.get("limit") not in (None, "") and args.get("page_size") in (None, ""):
+        return whole_number(args, "limit", default, 1, limit_max)
+    return whole_number(args, "page_size", default, 1, MAX_PAGE_SIZE)
 
 
 def _cursor(key: bytes, args: dict, bound: dict) -> Optional[Cursor]:
@@ -184,8 +187,8 @@ def _named(terms: list[str], *fields: str) -> Callable[[dict], bool]:
 
 
 def _page_of(kind: str, fetch: Fetch, keep: Callable[[dict], bool], args: dict, who: Caller, key: bytes,
-             bound: dict, default_size: int) -> tuple[list[dict], Optional[str], int]:
-    size = page_size(args, default_size)
+             bound: dict, default_size: int, limit_max: int) -> tuple[list[dict], Optional[str], int]:
+    size = page_size(args, default_size, limit_max)
     bound = {"list": kind, "by": who.email, **bound}
     page, position = scan(fetch, keep, size, _cursor(key, args, bound))
     return page, _token(key, bound, position), size
@@ -204,7 +207,7 @@ def list_schedules(repo: Repository, args: dict, who: Caller, key: bytes) -> dic
 
     fetch: Fetch = (lambda limit, at: repo.page_schedules(filters, limit, at)) if teams != [] else (lambda limit, at: [])
     page, token, size = _page_of("training_schedules", fetch, keep, args, who, key,
-                                 {"status": statuses, "team": teams, "s": terms}, 50)
+                                 {"status": statuses, "team": teams, "s": terms}, 50, 200)
     return {"schedules": [schedules.public_view(s) for s in page], "page_size": size, "next_page_token": token}
 
 
@@ -212,11 +215,13 @@ def list_catalog(repo: Repository, kind: str, args: dict, who: Caller, key: byte
     model_type = args.get("model_type") or None
     if model_type and not model_kinds.is_kind(model_type):
         raise FieldError.one("model_type", model_kinds.ONE_OF)
+    if model_type and kind not in TYPED:
+        raise FieldError.one("model_type", "filters experiments and model configs only")
     teams = _teams(args, who)
     terms = run_search.terms(args.get("search") or args.get("q") or "")
     filters = {"model_type": model_type, TEAMS_KEY: teams}
     keep = _named(terms, "id", "name", "display_name", "description")
     fetch: Fetch = (lambda limit, at: repo.page_catalog(kind, filters, limit, at)) if teams != [] else (lambda limit, at: [])
     page, token, size = _page_of(kind, fetch, keep, args, who, key, {"model_type": model_type, "team": teams,
-                                                                       "s": terms}, 50)
+                                                                       "s": terms}, 50, 500)
     return {"items": page, "page_size": size, "next_page_token": token}

@@ -231,6 +231,12 @@ def test_the_catalog_pages_and_searches(client, repo, ids):
     assert [d["name"] for d in found["items"]] == ["clicks-07"] and found["next_page_token"] is None
     assert client.get("/api/datasets?page_size=500", headers=AUTH).status_code == 400
     assert client.get("/api/datasets?limit=3", headers=AUTH).get_json()["page_size"] == 3  # the older name
+    assert client.get("/api/datasets?limit=200", headers=AUTH).status_code == 200  # with its older bound
+    assert client.get("/api/datasets?limit=501", headers=AUTH).get_json()["errors"][0]["field"] == "limit"
+    assert client.get("/api/datasets?model_type=ranking", headers=AUTH).get_json()["errors"][0]["field"] == \
+        "model_type"  # datasets have no model type (and no index to filter by one)
+    typed = client.get("/api/model-configs?model_type=retrieval&limit=200", headers=AUTH).get_json()["items"]
+    assert typed and all(m["model_type"] == "retrieval" for m in typed)
 
 
 def test_schedules_page_filter_by_several_statuses_and_search(client, repo):

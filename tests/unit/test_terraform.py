@@ -113,6 +113,7 @@ EXPECTED_INDEXES = [
     ("training_runs", [("team", "ASCENDING"), ("schedule_id", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("training_schedules", [("team", "ASCENDING"), ("status", "ASCENDING"), ("created_at", "DESCENDING")]),
     ("experiments", [("team", "ASCENDING"), ("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
+    ("model_configs", [("team", "ASCENDING"), ("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
 ]
 
 
