@@ -69,7 +69,7 @@ def test_every_page_of_2100_runs_while_new_ones_arrive_has_each_run_once_in_orde
 
     seen = pages(many.repo, {"page_size": "100"}, arrive)
     assert seen == [f"tr-{n:05d}" for n in range(COUNT - 1, -1, -1)]
-    assert len(newer) == COUNT // 100 + 1
+    assert len(newer) == COUNT // 100  # one a page read
     first = listing.list_runs(many.repo, {"page_size": "5"}, demo_member()[0], KEY)
     assert [r["id"] for r in first["training_runs"]] == [d["id"] for d in newer[::-1][:5]]
     assert first["total"] == COUNT + len(newer)
@@ -97,3 +97,30 @@ def test_runs_written_before_search_tokens_are_found_after_the_backfill(store):
         swept += step
     assert swept == 1200
     assert pages(store.repo, {"search": "recs-00003"}) == ["tr-00003"]
+
+
+def test_schedules_and_the_catalog_page_newest_first_across_team_groups(store):
+    from shared.adapters.repository import IN_LIMIT
+
+    teams = [f"team-{n:02d}" for n in range(IN_LIMIT + 5)]  # two `in` queries, merged
+    for n in range(60):
+        at = T0 + timedelta(minutes=n)
+        store.repo.create_schedule({"id": f"ts-{n:03d}", "name": f"s {n}", "status": ("active", "paused")[n % 2],
+                                    "team": teams[n % len(teams)], "created_at": at})
+        store.repo.create_catalog("experiments", {"id": f"ex-{n:03d}", "name": f"e {n}", "team": teams[n % len(teams)],
+                                                  "model_type": ("retrieval", "ranking")[n % 2], "created_at": at})
+
+    def every(read) -> list[str]:
+        seen, after = [], None
+        while page := read(7, after):
+            seen += [d["id"] for d in page]
+            after = (page[-1]["created_at"], page[-1]["id"])
+        return seen
+
+    assert every(lambda limit, after: store.repo.page_schedules({"team": teams}, limit, after)) == \
+        [f"ts-{n:03d}" for n in range(59, -1, -1)]
+    assert every(lambda limit, after: store.repo.page_schedules({"team": teams, "status": "paused"}, limit, after)) == \
+        [f"ts-{n:03d}" for n in range(59, -1, -2)]
+    assert every(lambda limit, after: store.repo.page_catalog("experiments", {"team": teams, "model_type": "retrieval"},
+                                                              limit, after)) == [f"ex-{n:03d}" for n in range(58, -1, -2)]
+    assert store.repo.page_catalog("experiments", {"team": []}, 5) == []
