@@ -137,12 +137,12 @@ function renderDatasetOptions() {
 function resubscribeRuns() {
   state.unsubRuns?.();
   state.runsLoaded = false;
+  state.liveReady = false; // until this query's listener answers
   const wheres = runQueryPlan(state.filters);
   const chip = statusChips().find(([key]) => key === state.filters.status);
   const search = state.filters.search.trim();
   // The server pages the list with the search and filters; the listener keeps the newest page live
   // (while searching, the newest runs that match it).
-  state.runPages.setLive([]);
   state.runPages.reset(runQuery(state.filters, chip ? chip[2] : null, PAGE_SIZE).toString(),
     search ? (run) => searchMatches(run, search) : true);
   state.unsubRuns = live.listenRuns(wheres, PAGE_SIZE, (runs) => {

@@ -52,12 +52,12 @@ export class RunPages {
   constructor(fetchPage, onChange) {
     this.fetchPage = fetchPage;
     this.onChange = onChange;
-    this.live = [];
     this.reset(null, false);
   }
 
   /** A new query: back to its first page (an older query's answer arriving late is dropped). */
   reset(query, addNew) {
+    this.live = []; // the last query's listener's rows: the new one's follow
     this.query = query;
     this.addNew = addNew;
     this.pages = [];
