@@ -8,10 +8,12 @@ import { toDate } from './format.js';
 const newestFirst = (a, b) => ((toDate(b.created_at) || 0) - (toDate(a.created_at) || 0))
   || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
-// What the server searches (shared/domain/run_search.py): each term must start at a word of one of these.
-const searchedValues = (run) => [run.id, run.name, run.description, run.ml_model, run.created_by, run.dataset?.name,
+// What the server searches (shared/domain/run_search.py): each term must start at a word of one of the
+// run's names, or be the start of a word of its description.
+const searchedValues = (run) => [run.id, run.name, run.ml_model, run.created_by, run.dataset?.name,
   run.base_experiment?.name, run.base_experiment?.display_name, run.run_number != null ? `#${run.run_number}` : null]
-  .filter(Boolean).map((v) => String(v).toLowerCase().trim());
+  .filter(Boolean).map((v) => String(v).toLowerCase().trim())
+  .concat(String(run.description || '').toLowerCase().match(/[a-z0-9]+/g) || []);
 
 /** Whether a run matches a search as the server's does: every term starts at a word of a value. */
 export function searchMatches(run, text) {

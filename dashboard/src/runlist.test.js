@@ -72,6 +72,9 @@ describe('searchMatches', () => {
       expect(searchMatches(r, text)).toBe(true);
     }
     for (const text of ['ecs', 'recs monthly', 'licks']) expect(searchMatches(r, text)).toBe(false);
+    const described = run('x', 1, { description: 'Weekly refresh, all regions' });
+    expect(searchMatches(described, 'refr region')).toBe(true);
+    expect(searchMatches(described, 'weekly-refresh')).toBe(false); // description words one by one
   });
 
   it('while searching, only matching live runs join the first page', () => {

@@ -19,18 +19,27 @@ VERSION = 1  # raise it when `tokens` changes: the backfill (shared/services/sea
 MAX_PREFIX = 24
 MAX_WORDS = 40  # of a long description, the first words only
 _WORD = re.compile(r"[a-z0-9]+")
-# What a search looks in (a run has no tags field): its own words, then the names of what it was made
-# from (the dashboard's search box looked there before the search moved to the server), and "#12".
-SEARCHED = ("id", "name", "description", "ml_model", "created_by")
+# What a search looks in (a run has no tags field): its names, where a search may run across words
+# ("recs-week" in "recs-weekly-v2"), then its description, word by word (a long text would otherwise
+# cost hundreds of tokens, each a stored index entry and bytes in every listener's snapshot).
+PHRASED = ("id", "name", "ml_model", "created_by")
 NAMED = (("dataset", "name"), ("base_experiment", "name"), ("base_experiment", "display_name"))
 
 
-def _values(doc: dict) -> list[str]:
-    values = [doc.get(key) for key in SEARCHED]
+def _phrases(doc: dict) -> list[str]:
+    values = [doc.get(key) for key in PHRASED]
     values += [(doc.get(part) or {}).get(key) if isinstance(doc.get(part), dict) else None for part, key in NAMED]
     if doc.get("run_number") is not None:
         values.append(f"#{doc['run_number']}")
-    return [str(v).lower() for v in values if v]
+    return [str(v).lower().strip() for v in values if v]
+
+
+def _words(doc: dict) -> list[str]:
+    return _WORD.findall(str(doc.get("description") or "").lower())[:MAX_WORDS]
+
+
+def _values(doc: dict) -> list[str]:
+    return _phrases(doc) + _words(doc)
 
 
 def _prefixes(text: str) -> set[str]:
@@ -38,14 +47,15 @@ def _prefixes(text: str) -> set[str]:
 
 
 def tokens(doc: dict) -> list[str]:
-    """The run's search tokens: the prefixes of each searched value from each word on ("recs-weekly-v2"
-    gives "recs-w", "weekly-v", "v2", …), so a search may start at any word and run across the next."""
+    """The run's search tokens: the prefixes of each name from each of its words on ("recs-weekly-v2"
+    gives "recs-w", "weekly-v", "v2", …), and of each word of its description."""
     found: set[str] = set()
-    for value in _values(doc):
-        value = value.strip()
+    for value in _phrases(doc):
         found |= _prefixes(value)
         for word in list(_WORD.finditer(value))[:MAX_WORDS]:
             found |= _prefixes(value[word.start():])
+    for word in _words(doc):
+        found |= _prefixes(word)
     return sorted(found)
 
 

@@ -76,6 +76,10 @@ def test_tokens_are_prefixes_of_each_value_and_word_and_a_search_matches_every_t
     assert run_search.matches(doc, run_search.terms("RECS week"))
     assert not run_search.matches(doc, run_search.terms("recs monthly"))
     assert run_search.query_token(run_search.terms("a recs weekly")) == "weekly"
+    described = {"name": "x", "description": "Weekly refresh, all regions " + "filler " * 60 + "lastword"}
+    assert run_search.matches(described, ["refr", "region"]) and not run_search.matches(described, ["weekly-refresh"])
+    assert not run_search.matches(described, ["lastword"])  # past the first MAX_WORDS words of a description
+    assert len(run_search.tokens(described)) < 60
 
 
 def test_a_term_longer_than_a_stored_prefix_must_appear_in_full():
