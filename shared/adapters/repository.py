@@ -135,6 +135,12 @@ class Repository(Protocol):
     def get_access(self, email: str) -> Optional[dict]: ...
 
 
+def _named(snap) -> dict:
+    """A listed document with its id as Firestore names it: the page's cursor orders by that name, and a
+    document written by hand (a seed, a console edit) may lack the `id` field the API writes."""
+    return {**snap.to_dict(), "id": snap.id}
+
+
 def ledger_id(team: str, month: str) -> str:
     return f"{team}-{month}"
 
@@ -342,7 +348,7 @@ class FirestoreRepository:
             if after:
                 query = query.start_after({"created_at": after[0],
                                            "__name__": self.db.collection(RUNS).document(after[1])})
-            found += [snap.to_dict() for snap in query.limit(limit).stream()]
+            found += [_named(snap) for snap in query.limit(limit).stream()]
         # Each query is newest first; merged, the newest `limit` of all are the page.
         return sorted(found, key=lambda r: (r["created_at"], r["id"]), reverse=True)[:limit]
 
@@ -424,7 +430,7 @@ class FirestoreRepository:
             if after:
                 query = query.start_after({"created_at": after[0],
                                            "__name__": self.db.collection(collection).document(after[1])})
-            found += [s.to_dict() for s in query.limit(limit).stream()]
+            found += [_named(snap) for snap in query.limit(limit).stream()]
         return sorted(found, key=lambda d: (d["created_at"], d["id"]), reverse=True)[:limit]
 
     def set_catalog_team(self, kind: str, doc_id: str, team: str) -> dict:
