@@ -123,7 +123,7 @@ export class RunPages {
 
   /** The page shown: the server's rows with the listener's merged (new runs only on the first page). */
   rows() {
-    return mergeLive(this.pages[this.index] || [], this.live, this.addNew && this.index === 0);
+    return mergeLive(this.pages[this.index] || [], this.live, this.index === 0 ? this.addNew : false);
   }
 
   /** Every page loaded so far, one list (the registry reads on with "Load more"). */

@@ -52,6 +52,13 @@ describe('RunPages', () => {
     expect(pages.all().map((r) => r.id)).toEqual(['r4', 'r3', 'r2', 'r1', 'r0']);
   });
 
+  it('while searching, only the live runs that match join the first page', async () => {
+    const pages = new RunPages(server([run('old', 1, { name: 'alpha old' })], 5), () => {});
+    await pages.reset('search=alpha', (r) => r.name.startsWith('alpha'));
+    pages.setLive([run('b', 9, { name: 'beta' }), run('a', 8, { name: 'alpha new' })]);
+    expect(pages.rows().map((r) => r.id)).toEqual(['a', 'old']);
+  });
+
   it('drops the answer to a query that was replaced while it was on its way', async () => {
     let release;
     const slow = () => new Promise((resolve) => { release = resolve; });
