@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Type, TypeVar, get_args
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Optional, Type, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -39,6 +40,19 @@ def whole_number(args: dict, name: str, default: int, low: int, high: int) -> in
     if not low <= value <= high:
         raise FieldError.one(name, f"must be between {low} and {high}")
     return value
+
+
+def moment(args: Mapping[str, str], name: str) -> Optional[datetime]:
+    """A time query parameter (`since`, `until`) in ISO 8601; a date alone is its midnight and a time
+    without an offset is UTC. A 400 naming it otherwise."""
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise FieldError.one(name, "must be an ISO 8601 time such as 2026-12-06T13:00:00Z (or a date)") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def parse(model: Type[M], data: Any, prefix: str = "") -> M:

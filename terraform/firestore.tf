@@ -1,7 +1,7 @@
 # Firestore (native mode), the composite indexes of the API's queries, and the security rules.
 
 locals {
-  # Composite indexes: collection => list of [field_path, order] in index order.
+  # Composite indexes: collection => list of [field_path, order or "CONTAINS"] in index order.
   firestore_indexes = {
     "training_runs-status-created_at" = {
       collection = "training_runs"
@@ -154,6 +154,47 @@ locals {
       collection = "training_schedules"
       fields     = [["team", "ASCENDING"], ["created_at", "DESCENDING"]]
     }
+    # The run list's search (shared/domain/run_search.py): array-contains on the run's search tokens,
+    # newest first, with and without the team filter; its other filters are checked by the API
+    # (shared/services/listing.run_query). A schedule's runs, of the caller's teams.
+    "training_runs-search_tokens-created_at" = {
+      collection = "training_runs"
+      fields     = [["search_tokens", "CONTAINS"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-search_tokens-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["search_tokens", "CONTAINS"], ["created_at", "DESCENDING"]]
+    }
+    "training_runs-team-schedule_id-created_at" = {
+      collection = "training_runs"
+      fields     = [["team", "ASCENDING"], ["schedule_id", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    # The schedule list by status, and the experiment and model-config lists by model type (the
+    # wizard's picker), paged newest first.
+    "training_schedules-status-created_at" = {
+      collection = "training_schedules"
+      fields     = [["status", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "training_schedules-team-status-created_at" = {
+      collection = "training_schedules"
+      fields     = [["team", "ASCENDING"], ["status", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "experiments-model_type-created_at" = {
+      collection = "experiments"
+      fields     = [["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "experiments-team-model_type-created_at" = {
+      collection = "experiments"
+      fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "model_configs-model_type-created_at" = {
+      collection = "model_configs"
+      fields     = [["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
+    "model_configs-team-model_type-created_at" = {
+      collection = "model_configs"
+      fields     = [["team", "ASCENDING"], ["model_type", "ASCENDING"], ["created_at", "DESCENDING"]]
+    }
     "training_runs-deleted-team-created_at" = {
       collection = "training_runs"
       fields     = [["deleted", "ASCENDING"], ["team", "ASCENDING"], ["created_at", "DESCENDING"]]
@@ -200,7 +241,9 @@ resource "google_firestore_index" "composite" {
     for_each = each.value.fields
     content {
       field_path = fields.value[0]
-      order      = fields.value[1]
+      # "CONTAINS" marks an array-contains field: it takes array_config instead of an order.
+      order        = fields.value[1] == "CONTAINS" ? null : fields.value[1]
+      array_config = fields.value[1] == "CONTAINS" ? "CONTAINS" : null
     }
   }
 }

@@ -6,15 +6,15 @@ import itertools
 import threading
 import uuid
 from datetime import datetime
-from typing import Callable, Optional
+from typing import Optional
 
 from google.api_core.exceptions import AlreadyExists
 
-from shared.errors import NotFound, PermanentError, TransientError
+from shared.errors import NotFound, TransientError
 from shared.adapters.pipelines import JobRequest
 from shared.contract.pipeline_jobs import JobSnapshot
-from shared.adapters.repository import TEAMS_KEY, epoch_doc_id, ledger_id
-from shared.domain import run_document
+from shared.adapters.repository import SEARCH_KEY, SINCE_KEY, TEAMS_KEY, UNTIL_KEY, epoch_doc_id, ledger_id
+from shared.domain import run_document, run_search
 from shared.domain.runs import now
 
 
@@ -35,14 +35,32 @@ class RecordedRest:
                 return answer(kwargs) if callable(answer) else answer
         raise AssertionError(f"unexpected call {url}")
 def _matches(doc: dict, filters: dict) -> bool:
-    """Firestore's semantics: equality per field (a falsy value: no filter); `team` a list, any of which."""
+    """Firestore's semantics: equality per field (a falsy value: no filter); `team` or `status` a list, any
+    of which; a search token the stored run carries (array-contains: a run stored without tokens has none);
+    created_at in [since, until)."""
     for key, value in filters.items():
-        if key == TEAMS_KEY and value is not None:
-            if doc.get(TEAMS_KEY) not in value:
+        if (key == TEAMS_KEY and value is not None) or (key == "status" and isinstance(value, (list, tuple))):
+            if doc.get(key) not in value:
+                return False
+        elif key == SEARCH_KEY:
+            if value and value not in (doc.get(run_search.FIELD) or []):
+                return False
+        elif key in (SINCE_KEY, UNTIL_KEY):
+            if value and not (doc["created_at"] >= value if key == SINCE_KEY else doc["created_at"] < value):
                 return False
         elif value and doc.get(key) != value:
             return False
     return True
+
+
+def _page(docs, limit, after):
+    """Firestore's order_by(created_at desc, __name__ desc).start_after(cursor): a document without
+    created_at is not in an index ordered by it, so not listed."""
+    ordered = sorted((d for d in docs if d.get("created_at") is not None), key=lambda d: (d["created_at"], d["id"]),
+                     reverse=True)
+    if after:
+        ordered = [d for d in ordered if (d["created_at"], d["id"]) < after]
+    return copy.deepcopy(ordered[:limit])
 
 
 class InMemoryRepository:
@@ -103,10 +121,7 @@ class InMemoryRepository:
         return [r for r in self.runs.values() if _matches(r, filters)]
 
     def list_runs(self, filters, limit, after=None):
-        ordered = sorted(self._matching(filters), key=lambda r: (r["created_at"], r["id"]), reverse=True)
-        if after:
-            ordered = [r for r in ordered if (r["created_at"], r["id"]) < after]
-        return copy.deepcopy(ordered[:limit])
+        return _page(self._matching(filters), limit, after)
 
     def count_runs(self, filters):
         return len(self._matching(filters))
@@ -149,6 +164,9 @@ class InMemoryRepository:
                 raise NotFound(f"{kind} {doc['id']}")
             self.catalog[kind][doc["id"]] = copy.deepcopy(doc)
             return copy.deepcopy(doc)
+
+    def page_catalog(self, kind, filters, limit, after=None):
+        return _page([d for d in self.catalog.get(kind, {}).values() if _matches(d, filters)], limit, after)
 
     def set_catalog_team(self, kind, doc_id, team):
         with self.lock:
@@ -215,6 +233,9 @@ class InMemoryRepository:
     def list_schedules(self, status, limit, teams=None):
         items = [d for d in self.schedules.values() if _matches(d, {"status": status, TEAMS_KEY: teams})]
         return copy.deepcopy(sorted(items, key=lambda d: d["created_at"], reverse=True)[:limit])
+
+    def page_schedules(self, filters, limit, after=None):
+        return _page([d for d in self.schedules.values() if _matches(d, filters)], limit, after)
 
     def due_schedules(self, before, limit):
         items = [d for d in self.schedules.values()

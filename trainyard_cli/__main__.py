@@ -41,7 +41,7 @@ from shared.domain import model_kinds, triggers
 from shared.domain.runs import gate_lifts
 from shared.domain.warm_start import WarmStartRecord
 from shared.adapters.dead_letters import MAX_LIMIT as MAX_DEAD_LETTERS
-from trainyard_cli import (catalog_commands, completion, endpoint_commands, run_commands, schedule_commands,
+from trainyard_cli import (catalog_commands, completion, endpoint_commands, paging, run_commands, schedule_commands,
                            spend_commands, team_option)
 from trainyard_cli import tensorboard_command
 from trainyard_cli import format as fmt
@@ -102,11 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--watch", action="store_true", help="follow the run to its end")
     create.add_argument("--draft", action="store_true", help="save it as a draft, not submitted (`runs submit` later)")
     listing = common(runs.add_parser("list", help="runs, newest first"))
-    listing.add_argument("--status")
+    listing.add_argument("--status", help="one or more, comma-separated (failed,cancelled)")
     listing.add_argument("--model-type")
-    listing.add_argument("--search")
-    listing.add_argument("--page-size", type=int, default=20)
-    listing.add_argument("--page-token")
+    listing.add_argument("--dataset", help="a dataset id")
+    listing.add_argument("--schedule", help="a schedule id: its runs")
+    listing.add_argument("--since", help="made at or after (ISO 8601 date or time)")
+    listing.add_argument("--until", help="made before (ISO 8601 date or time)")
+    listing.add_argument("--registered", action="store_true", help="only runs whose model is in the registry")
+    paging.add(listing, "words of the name, id, description, model, creator or dataset, each the start of a word")
     listing.add_argument("--deleted", action="store_true",
                          help="the deleted runs, restorable until their purge_after (`runs restore`)")
     for name, helptext in (("get", "one run: stages, gate metric, cost, model, deployment"),
@@ -447,12 +450,12 @@ def run_command(args, client: ApiClient, ui: Output, out) -> int:
             if args.json:
                 ui.json(created)
         elif args.command == "list":
-            data = client.get("/api/training-runs", status=args.status, model_type=args.model_type,
-                              search=args.search, page_size=args.page_size, page_token=args.page_token,
-                              deleted="true" if args.deleted else None)
-            ui.result(data, lambda d: ui.table(d["training_runs"], RUN_COLUMNS))
-            if not args.json and data.get("next_page_token"):
-                ui.line(f"more: --page-token {data['next_page_token']}")
+            data = paging.fetch(client, "/api/training-runs", "training_runs", args, status=args.status,
+                                model_type=args.model_type, dataset=args.dataset, schedule_id=args.schedule,
+                                since=args.since, until=args.until,
+                                registered="true" if args.registered else None,
+                                deleted="true" if args.deleted else None)
+            ui.result(data, lambda d: (ui.table(d["training_runs"], RUN_COLUMNS), paging.next_hint(ui, d)))
         elif args.command == "get":
             ui.result(get_run(), lambda r: ui.lines(describe(r, ui)))
         elif args.command == "watch":

@@ -3,7 +3,7 @@ the API's own route names) and `trainyard gpu availability`."""
 from __future__ import annotations
 
 from shared.domain import model_kinds
-from trainyard_cli import format as fmt, import_commands, team_option
+from trainyard_cli import format as fmt, import_commands, paging, team_option
 from trainyard_cli.output import Output, read_document
 
 KINDS = ("datasets", "feature-configs", "model-configs", "experiments")
@@ -31,7 +31,7 @@ def register(groups, common) -> None:
     listing = common(catalog.add_parser("list", help="the items of a kind"))
     listing.add_argument("kind", choices=KINDS)
     listing.add_argument("--model-type", choices=model_kinds.NAMES)
-    listing.add_argument("--limit", type=int, default=50)
+    paging.add(listing, "words of the id, name or description (server-side)", 50)
     listing.set_defaults(handler=list_items)
     get = common(catalog.add_parser("get", help="one item"))
     get.add_argument("kind", choices=KINDS)
@@ -72,8 +72,8 @@ def create_item(args, client, ui: Output) -> int:
 
 
 def list_items(args, client, ui: Output) -> int:
-    data = client.get(f"/api/{args.kind}", limit=args.limit, model_type=args.model_type)
-    ui.result(data, lambda d: ui.table(d["items"], COLUMNS[args.kind]))
+    data = paging.fetch(client, f"/api/{args.kind}", "items", args, model_type=args.model_type)
+    ui.result(data, lambda d: (ui.table(d["items"], COLUMNS[args.kind]), paging.next_hint(ui, d)))
     return 0
 
 

@@ -1,7 +1,7 @@
 """`trainyard schedules create|list|get|pause|resume|trigger|cancel`, one per schedule route."""
 from __future__ import annotations
 
-from trainyard_cli import format as fmt, team_option
+from trainyard_cli import format as fmt, paging, team_option
 from trainyard_cli.output import Output, UsageError, read_document
 
 STATUSES = ("active", "paused", "completed", "cancelled")
@@ -30,8 +30,8 @@ def register(groups, common) -> None:
     team_option.add(create)
     create.set_defaults(handler=create_schedule)
     listing = common(schedules.add_parser("list", help="schedules, newest first"))
-    listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--limit", type=int)
+    listing.add_argument("--status", help=f"one or more, comma-separated, of {', '.join(STATUSES)}")
+    paging.add(listing, "words of the id, name or description (server-side)", 50)
     listing.set_defaults(handler=list_schedules)
     for name, helptext in (("get", "a schedule, its stats and its latest runs"),
                            ("pause", "pause an active schedule"),
@@ -74,8 +74,8 @@ def data_trigger(where: str) -> dict:
 
 
 def list_schedules(args, client, ui: Output) -> int:
-    data = client.get("/api/training/schedules", status=args.status, limit=args.limit)
-    ui.result(data, lambda d: ui.table(d["schedules"], SCHEDULE_COLUMNS))
+    data = paging.fetch(client, "/api/training/schedules", "schedules", args, status=args.status)
+    ui.result(data, lambda d: (ui.table(d["schedules"], SCHEDULE_COLUMNS), paging.next_hint(ui, d)))
     return 0
 
 

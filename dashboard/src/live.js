@@ -64,17 +64,20 @@ function listenTeams(wheres, build, onData, onError, merge = {}) {
   return () => stops.forEach((stop) => stop());
 }
 
+// The newest `max` runs matching the equality filters, live: the run list merges them into the first
+// page it reads from the API (runlist.js); the API does the search and every later page.
 export function listenRuns(wheres, max, onData, onError) {
   const clauses = wheres.map(([f, op, v]) => where(f, op, v));
   return listenTeams(wheres, (team) => query(collection(db, 'training_runs'), team, ...clauses,
     orderBy('created_at', 'desc'), limit(max)), onData, onError, { orderField: 'created_at', max });
 }
 
-export function listenRegistry(onData, onError) {
+// The newest `max` versions, live: the registry pages the rest from the API (runlist.js).
+export function listenRegistry(max, onData, onError) {
   const statuses = ['completed', 'not_blessed'];
   return listenTeams([['status', 'in', statuses]], (team) => query(collection(db, 'training_runs'), team,
-    where('status', 'in', statuses), orderBy('created_at', 'desc'), limit(300)), onData, onError,
-  { orderField: 'created_at', max: 300 });
+    where('status', 'in', statuses), orderBy('created_at', 'desc'), limit(max)), onData, onError,
+  { orderField: 'created_at', max });
 }
 
 export function listenRun(runId, onData, onError) {

@@ -3,7 +3,7 @@ import './styles.css';
 import { ApiError, del, get, post, setTokenProvider } from './api.js';
 import { renderCards } from './cards.js';
 import {
-  costText, debounce, esc, inHowLong, isDeployed, kpis, matchesSearch, metricLabel, metricValue, modelTypeIcon,
+  costText, debounce, esc, inHowLong, isDeployed, kpis, metricLabel, metricValue, modelTypeIcon,
   modelCardHtml, modelTypeLabel, modelTypes, primaryMetric, registryModels, runQueryPlan, setVocabulary, sortByPrimary, statusChips,
   toDate, when,
 } from './format.js';
@@ -15,6 +15,7 @@ import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
 import { openDeployDialog } from './deploydialog.js';
 import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview.js';
+import { RunPages, runQuery, searchMatches } from './runlist.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
 const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
@@ -22,7 +23,6 @@ const state = {
   config: null,
   chapter: 'experiments',
   filters: { status: 'all', modelType: '', dataset: '', search: '' },
-  page: 0,
   runs: [],
   runsLoaded: false,
   unsubRuns: null,
@@ -30,6 +30,8 @@ const state = {
   experiments: [],
   datasets: [],
   registry: [],
+  runPages: null, // the run list's pages from the server, the newest live (runlist.js)
+  registryPages: null, // the registry's versions, read on with "Load more"
   expType: null, // the chapter's model type: the vocabulary's first until one is picked
   started: performance.now(),
 };
@@ -118,8 +120,7 @@ function trainingSkeleton() {
     <div id="run-list"></div><div id="pagination" class="pagination"></div>`;
   $('#filter-search', root).addEventListener('input', debounce((e) => {
     state.filters.search = e.target.value;
-    state.page = 0;
-    renderRuns();
+    resubscribeRuns();
   }, 250));
   $('#filter-model-type', root).addEventListener('change', (e) => { state.filters.modelType = e.target.value; resubscribeRuns(); });
   $('#filter-dataset', root).addEventListener('change', (e) => { state.filters.dataset = e.target.value; resubscribeRuns(); });
@@ -136,24 +137,35 @@ function renderDatasetOptions() {
 
 function resubscribeRuns() {
   state.unsubRuns?.();
-  state.page = 0;
   state.runsLoaded = false;
+  state.liveReady = false; // until this query's listener answers
   const wheres = runQueryPlan(state.filters);
-  // One listener over the newest runs that match the equality filters; search and paging work on it.
-  state.unsubRuns = live.listenRuns(wheres, 500, (runs) => {
-    state.runs = runs;
+  const chip = statusChips().find(([key]) => key === state.filters.status);
+  const search = state.filters.search.trim();
+  // The server pages the list with the search and filters; the listener keeps the newest page live
+  // (while searching, the newest runs that match it).
+  state.runPages.reset(runQuery(state.filters, chip ? chip[2] : null, PAGE_SIZE).toString(),
+    search ? (run) => searchMatches(run, search) : true);
+  state.unsubRuns = live.listenRuns(wheres, PAGE_SIZE, (runs) => {
     if (!window.__trainyard.timings.runsSnapshot) mark('runsSnapshot');
-    state.runsLoaded = true;
+    state.liveReady = !search;
     setLive(true, 'live');
-    renderRuns();
-    // Milliseconds from navigation start to the first rendered list (performance.now()'s origin).
-    if (window.__trainyard.firstRunsRenderMs == null) {
-      window.__trainyard.firstRunsRenderMs = performance.now();
-      window.__trainyard.firstPaintSource = 'listener';
-    }
-    state.onFirstRuns?.();
+    state.runPages.setLive(runs);
   }, listenerError('runs'));
   $$('.chip').forEach((c) => c.classList.toggle('active', c.dataset.chip === state.filters.status));
+}
+
+function onRunPages() {
+  const pages = state.runPages;
+  state.runs = pages.rows();
+  state.runsLoaded = pages.loaded || Boolean(state.liveReady && pages.index === 0);
+  renderRuns();
+  if (state.runsLoaded && window.__trainyard.firstRunsRenderMs == null) {
+    // Milliseconds from navigation start to the first rendered list (performance.now()'s origin).
+    window.__trainyard.firstRunsRenderMs = performance.now();
+    window.__trainyard.firstPaintSource = pages.loaded ? 'api' : 'listener';
+  }
+  if (state.runsLoaded) state.onFirstRuns?.();
 }
 
 function renderRuns() {
@@ -161,25 +173,29 @@ function renderRuns() {
   if (!list) return;
   window.__trainyard.renders += 1;
   const t0 = performance.now();
+  const pages = state.runPages;
+  if (pages.error) {
+    list.innerHTML = `<div class="empty-state" data-empty="error"><h2>The runs could not be listed</h2><p class="muted">${esc(pages.error.message)}</p></div>`;
+    return;
+  }
   if (!state.runsLoaded) {
     list.innerHTML = '<div class="muted">Loading runs…</div>';
     return;
   }
-  const matching = state.runs.filter((r) => matchesSearch(r, state.filters.search));
-  const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
-  state.page = Math.min(state.page, pages - 1);
-  const shown = matching.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
+  const shown = state.runs;
   const filtered = state.filters.status !== 'all' || state.filters.modelType || state.filters.dataset || state.filters.search;
-  if (!matching.length) {
+  if (!shown.length) {
     list.innerHTML = filtered
       ? '<div class="empty-state" data-empty="filtered"><div class="big">🔍</div><h2>No runs match these filters</h2><p class="muted">Clear a filter or search for something else.</p></div>'
       : '<div class="empty-state" data-empty="none"><div class="big">🚀</div><h2>No training runs yet</h2><p class="muted">Run experiments first, then promote the best to full training</p><button class="btn-primary" data-new-run>+ New Training Run</button></div>';
   } else {
     list.innerHTML = renderCards(shown);
   }
-  $('#pagination').innerHTML = matching.length > PAGE_SIZE
-    ? `<button data-page="prev" ${state.page === 0 ? 'disabled' : ''}>← Previous</button><span>Page ${state.page + 1} of ${pages} · ${matching.length} runs</span><button data-page="next" ${state.page >= pages - 1 ? 'disabled' : ''}>Next →</button>`
-    : (matching.length ? `<span class="muted small">${matching.length} run${matching.length === 1 ? '' : 's'}</span>` : '');
+  const count = pages.total != null ? ` · ${pages.total} run${pages.total === 1 ? '' : 's'}` : '';
+  const of = pages.total != null ? ` of ${Math.max(1, Math.ceil(pages.total / PAGE_SIZE))}` : '';
+  $('#pagination').innerHTML = pages.index > 0 || pages.hasNext
+    ? `<button data-page="prev" ${pages.index === 0 || pages.loading ? 'disabled' : ''}>← Previous</button><span>Page ${pages.index + 1}${of}${count}</span><button data-page="next" ${!pages.hasNext || pages.loading ? 'disabled' : ''}>Next →</button>`
+    : (shown.length ? `<span class="muted small">${shown.length} run${shown.length === 1 ? '' : 's'}</span>` : '');
   window.__trainyard.lastRenderMs = performance.now() - t0;
 }
 
@@ -306,8 +322,11 @@ function renderRegistry() {
     return `<div class="card-box"><div class="card-top"><h2>📦 ${esc(m.name)}</h2><span class="muted">${esc(modelTypeLabel(m.model_type))} · ${m.versions.length} version${m.versions.length === 1 ? '' : 's'}</span></div>
       <table><thead><tr><th>Version</th><th>Run</th><th>${esc(metricLabel(metric))}</th><th>Registered</th><th>Endpoint</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
   }).join('') : '<div class="empty-state"><div class="big">📦</div><h2>No registered models yet</h2><p class="muted">Completed, blessed runs (and runs pushed anyway) appear here with their versions.</p></div>';
+  const pages = state.registryPages;
+  const more = pages?.hasMore
+    ? `<div class="pagination"><button data-registry-more ${pages.loading ? 'disabled' : ''}>Load more versions</button></div>` : '';
   root.innerHTML = `<div class="section-head"><div><h2>Models Registry</h2><div class="muted">Registered models and versions from completed runs</div></div>
-    <button data-endpoints>Endpoints</button></div>${body}`;
+    <button data-endpoints>Endpoints</button></div>${body}${more}`;
 }
 
 // ------------------------------------------------------------------ wiring
@@ -329,10 +348,8 @@ function wire() {
     const sched = t.closest('[data-sched-action]');
     if (sched) return scheduleAction(sched.dataset.schedAction, sched.dataset.schedule);
     const page = t.closest('[data-page]');
-    if (page) {
-      state.page += page.dataset.page === 'next' ? 1 : -1;
-      return renderRuns();
-    }
+    if (page) return state.runPages.load(state.runPages.index + (page.dataset.page === 'next' ? 1 : -1));
+    if (t.closest('[data-registry-more]')) return state.registryPages.load(state.registryPages.pages.length);
     const kpi = t.closest('[data-exp-type]');
     if (kpi) {
       state.expType = kpi.dataset.expType;
@@ -425,7 +442,10 @@ async function main() {
     if (state.chapter !== 'experiments') listenExperiments();
     live.listenSchedules((rows) => { state.schedules = rows; renderSchedules(); }, listenerError('schedules'));
     live.listenCatalog('datasets', (rows) => { state.datasets = rows; renderDatasetOptions(); }, listenerError('datasets'));
-    live.listenRegistry((rows) => { state.registry = rows; renderRegistry(); }, listenerError('registry'));
+    // The registry's versions page from the server (100 at a time, "Load more"); the newest arrive live.
+    state.registryPages.reset(new URLSearchParams({ status: 'completed,not_blessed', registered: 'true',
+      page_size: '100' }).toString(), true);
+    live.listenRegistry(100, (rows) => state.registryPages.setLive(rows), listenerError('registry'));
   };
   const listenExperiments = () => live.listenCatalog('experiments', (rows) => {
     state.experiments = rows;
@@ -435,6 +455,11 @@ async function main() {
   }, listenerError('experiments'));
   state.onFirstRuns = () => { if (state.chapter !== 'experiments') startRest(); };
   if (state.chapter === 'experiments') listenExperiments();
+  state.runPages = new RunPages((q) => get(`/api/training-runs?${q}`), onRunPages);
+  state.registryPages = new RunPages((q) => get(`/api/training-runs?${q}`), () => {
+    state.registry = state.registryPages.all();
+    renderRegistry();
+  });
   resubscribeRuns();
   setTimeout(startRest, 500);
   // Relative times ("4m ago", "in 2h") age without any data change.

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable, Optional, Protocol
 
-from shared.domain import run_document
+from shared.domain import run_document, run_search
 from shared.domain.doc_ids import is_valid_id
 from shared.errors import NotFound, TransientError
 from shared.domain.runs import is_deleted, now
@@ -33,6 +33,9 @@ ACCESS = "access"  # access/{email}: the teams a dashboard user may read (shared
 
 Mutator = Callable[[dict], Optional[dict]]
 TEAMS_KEY = "team"  # in filters: a list of team names, any of which matches
+# In list_runs' filters, beside the fields' equalities (`status` may be a list: any of them): a run whose
+# search tokens hold this one (shared/domain/run_search.py), and created_at in [since, until).
+SEARCH_KEY, SINCE_KEY, UNTIL_KEY = "search_token", "created_since", "created_until"
 # Firestore answers an `in` filter of at most 30 values (30 disjunctions in disjunctive normal form:
 # https://firebase.google.com/docs/firestore/query-data/queries#limits_on_or_queries); more teams are
 # asked for in chunks and the answers merged.
@@ -58,9 +61,10 @@ class Repository(Protocol):
         """Delete after check(doc) passes (it raises to refuse), in one transaction."""
 
     def list_runs(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
-        """Newest first. filters: equality on status, model_type, dataset_id, schedule_id, deployment_status,
-        batch_prediction_status;
-        `team` is a list of teams (any of them: TEAMS_KEY)."""
+        """Newest first (created_at, then id), after the `after` cursor. filters: equality on status (or a
+        list: any of them), model_type, dataset_id, schedule_id, deployment_status, batch_prediction_status;
+        `team` is a list of teams (any of them: TEAMS_KEY); SEARCH_KEY a search token the run carries;
+        SINCE_KEY / UNTIL_KEY bound created_at (from, before)."""
 
     def count_runs(self, filters: dict) -> int: ...
 
@@ -77,6 +81,10 @@ class Repository(Protocol):
 
     def list_catalog(self, kind: str, limit: int, filters: Optional[dict] = None) -> list[dict]:
         """Newest first; equality filters, and `team` as a list of teams (any of them)."""
+
+    def page_catalog(self, kind: str, filters: dict, limit: int,
+                     after: Optional[tuple[datetime, str]] = None) -> list[dict]:
+        """Newest first (created_at, then id) after the cursor; filters: model_type, `team` (a list)."""
 
     def top_experiments(self, model_type: str, metric: str, descending: bool, limit: int,
                         teams: Optional[list[str]] = None) -> list[dict]:
@@ -99,6 +107,9 @@ class Repository(Protocol):
 
     def list_schedules(self, status: Optional[str], limit: int, teams: Optional[list[str]] = None) -> list[dict]:
         """Newest first, optionally of one status; only those of `teams` when given."""
+
+    def page_schedules(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
+        """Newest first (created_at, then id) after the cursor; filters: status, `team` (a list, any of them)."""
 
     def due_schedules(self, before: datetime, limit: int) -> list[dict]:
         """Active schedules whose next_run_at is at or before `before`, soonest first."""
@@ -126,6 +137,12 @@ class Repository(Protocol):
         """Replace the caller's access document (terraform/firestore.rules reads it)."""
 
     def get_access(self, email: str) -> Optional[dict]: ...
+
+
+def _named(snap) -> dict:
+    """A listed document with its id as Firestore names it: the page's cursor orders by that name, and a
+    document written by hand (a seed, a console edit) may lack the `id` field the API writes."""
+    return {**snap.to_dict(), "id": snap.id}
 
 
 def ledger_id(team: str, month: str) -> str:
@@ -307,25 +324,45 @@ class FirestoreRepository:
     RUN_FIELDS = ("status", "model_type", "dataset_id", "schedule_id", "deployment_status", "batch_prediction_status",
                   "deleted")
 
+    def _run_queries(self, filters: dict) -> list:
+        """One query per group of teams and per status asked for (a list of statuses is several
+        queries, merged: `in` on both team and status would multiply past Firestore's 30 disjunctions)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        statuses = filters.get("status")
+        each_status = statuses if isinstance(statuses, (list, tuple)) else [statuses]
+        queries = []
+        for chunk in self._team_chunks(filters):
+            for status in each_status:
+                query = self._filtered(self.db.collection(RUNS), {**filters, "status": status}, self.RUN_FIELDS, chunk)
+                if filters.get(SEARCH_KEY):  # `in` and array-contains may share a query (StructuredQuery's
+                    # FieldFilter.Operator: IN forbids only NOT_IN beside it)
+                    query = query.where(filter=FieldFilter(run_search.FIELD, "array_contains", filters[SEARCH_KEY]))
+                if filters.get(SINCE_KEY):  # a range on the field the list is ordered by: no other index
+                    query = query.where(filter=FieldFilter("created_at", ">=", filters[SINCE_KEY]))
+                if filters.get(UNTIL_KEY):
+                    query = query.where(filter=FieldFilter("created_at", "<", filters[UNTIL_KEY]))
+                queries.append(query)
+        return queries
+
     def list_runs(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
         from google.cloud import firestore
 
         found: list[dict] = []
-        for chunk in self._team_chunks(filters):
-            query = self._filtered(self.db.collection(RUNS), filters, self.RUN_FIELDS, chunk).order_by(
-                "created_at", direction=firestore.Query.DESCENDING).order_by("__name__", direction=firestore.Query.DESCENDING)
+        for query in self._run_queries(filters):
+            query = query.order_by("created_at", direction=firestore.Query.DESCENDING).order_by(
+                "__name__", direction=firestore.Query.DESCENDING)
             if after:
                 query = query.start_after({"created_at": after[0],
                                            "__name__": self.db.collection(RUNS).document(after[1])})
-            found += [snap.to_dict() for snap in query.limit(limit).stream()]
-        # Each chunk is newest first; merged, the newest `limit` of all are the page.
+            found += [_named(snap) for snap in query.limit(limit).stream()]
+        # Each query is newest first; merged, the newest `limit` of all are the page.
         return sorted(found, key=lambda r: (r["created_at"], r["id"]), reverse=True)[:limit]
 
     def count_runs(self, filters: dict) -> int:
         total = 0
-        for chunk in self._team_chunks(filters):  # the chunks' teams are disjoint: their counts add up
-            result = self._filtered(self.db.collection(RUNS), filters, self.RUN_FIELDS, chunk).count().get()
-            total += int(result[0][0].value)
+        for query in self._run_queries(filters):  # the queries' teams and statuses are disjoint: counts add up
+            total += int(query.count().get()[0][0].value)
         return total
 
     def put_epoch(self, run_id: str, attempt: int, epoch: dict) -> None:
@@ -382,6 +419,26 @@ class FirestoreRepository:
         if len(found) > limit or (filters.get(TEAMS_KEY) is not None and not equal):
             found.sort(key=lambda d: d.get("created_at") or datetime.min, reverse=True)
         return found[:limit]
+
+    def page_catalog(self, kind: str, filters: dict, limit: int,
+                     after: Optional[tuple[datetime, str]] = None) -> list[dict]:
+        return self._page(kind, filters, ("model_type",), limit, after)
+
+    def _page(self, collection: str, filters: dict, fields: tuple, limit: int,
+              after: Optional[tuple[datetime, str]]) -> list[dict]:
+        """A page of a list other than the runs', newest first, each group of teams queried and merged
+        (indexes (team, [field,] created_at) in terraform/firestore.tf)."""
+        from google.cloud import firestore
+
+        found: list[dict] = []
+        for chunk in self._team_chunks(filters):
+            query = self._filtered(self.db.collection(collection), filters, fields, chunk).order_by(
+                "created_at", direction=firestore.Query.DESCENDING).order_by("__name__", direction=firestore.Query.DESCENDING)
+            if after:
+                query = query.start_after({"created_at": after[0],
+                                           "__name__": self.db.collection(collection).document(after[1])})
+            found += [_named(snap) for snap in query.limit(limit).stream()]
+        return sorted(found, key=lambda d: (d["created_at"], d["id"]), reverse=True)[:limit]
 
     def set_catalog_team(self, kind: str, doc_id: str, team: str) -> dict:
         # Only a team-less entry takes a team (shared/services/access.assign_team): another instance's
@@ -445,6 +502,9 @@ class FirestoreRepository:
                 found += [s.to_dict() for s in query.order_by("created_at", direction=firestore.Query.DESCENDING)
                           .limit(limit).stream()]
         return sorted(found, key=lambda d: d["created_at"], reverse=True)[:limit]
+
+    def page_schedules(self, filters: dict, limit: int, after: Optional[tuple[datetime, str]] = None) -> list[dict]:
+        return self._page(SCHEDULES, filters, ("status",), limit, after)
 
     def due_schedules(self, before: datetime, limit: int) -> list[dict]:
         from google.cloud.firestore_v1.base_query import FieldFilter

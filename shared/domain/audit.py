@@ -16,12 +16,12 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Mapping, Optional
 
 from shared.domain.doc_ids import is_valid_id
 from shared.errors import FieldError
-from shared.validation import whole_number
+from shared.validation import moment, whole_number
 
 RECORDED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 UNAUTHENTICATED = "unauthenticated"
@@ -114,22 +114,11 @@ def parse_query(args: Mapping[str, str]) -> Query:
         if not (result.isdigit() and len(result) == 3 and 100 <= int(result) <= 599):
             raise FieldError.one("result", f"must be one of {', '.join(OUTCOMES)} or an HTTP status such as 403")
         filters["status"] = int(result)
-    since, until = _time(args, "since"), _time(args, "until")
+    since, until = moment(args, "since"), moment(args, "until")
     if since and until and since >= until:
         raise FieldError.one("until", "must be later than since")
     return Query(filters=filters, since=since, until=until,
                  limit=whole_number(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT), after=decode_cursor(args.get("cursor")))
-
-
-def _time(args: Mapping[str, str], name: str) -> Optional[datetime]:
-    raw = (args.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise FieldError.one(name, "must be an ISO 8601 time such as 2026-12-06T13:00:00Z") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def encode_cursor(doc: dict) -> str:

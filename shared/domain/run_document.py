@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.contract.nodes import STAGES
 from shared.domain.warm_start import WarmSource, WarmStartRecord
+from shared.domain import run_search
 
 SCHEMA_VERSION = 1
 
@@ -371,6 +372,9 @@ class TrainingRun(_Part):
     notifications: Optional[dict[str, Any]] = None
     created_at: Optional[datetime] = None
     created_by: Optional[str] = None
+    # Lowercase prefixes of its id, name, description, model and creator (shared/domain/run_search.py),
+    # recomputed on every write by `check`: GET /api/training-runs?search= asks Firestore for one.
+    search_tokens: Optional[list[str]] = None
     schedule_id: Optional[str] = None
     scheduled_at: Optional[datetime] = None
     triggered_by: Optional[str] = None  # a schedule's run: "schedule" (a slot), "manual" (run now) or "data"
@@ -502,9 +506,10 @@ def upgrade(doc: dict) -> dict:
 
 
 def check(doc: dict) -> dict:
-    """What a repository stores for a run it writes: the document upgraded to the current version, after
-    checking every key against the declaration (RunDocumentError names each misfit)."""
-    doc = upgrade(doc)
+    """What a repository stores for a run it writes: the document upgraded to the current version, with
+    its search tokens as its fields are now, after checking every key against the declaration
+    (RunDocumentError names each misfit). Every create and every change (run_writes) passes here."""
+    doc = run_search.indexed(upgrade(doc))
     try:
         TrainingRun.model_validate(doc)
     except ValidationError as exc:

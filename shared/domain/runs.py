@@ -427,7 +427,7 @@ def _changed(old: dict, new: dict) -> bool:
 
 def public_view(doc: dict) -> dict[str, Any]:
     """The run as the API returns it (internal bookkeeping left out, webhooks by host only)."""
-    hidden = {"progress_written_at", "search_text", "run_spec"}
+    hidden = {"progress_written_at", "search_text", "search_tokens", "run_spec"}
     view = {k: v for k, v in doc.items() if k not in hidden}
     if view.get("notifications"):
         view["notifications"] = webhook_addresses.public_targets(view["notifications"])

@@ -27,7 +27,7 @@ from shared.http.schedule_routes import register_schedule_routes
 from shared.http.spend_routes import register_spend_routes
 from shared.http.vocabulary_routes import register_vocabulary_routes
 from shared.http.request_body import body
-from shared.services import catalog_entries, intake, run_data
+from shared.services import catalog_entries, intake, listing, run_data
 from shared.services.actions import deletion
 from shared.validation import whole_number
 
@@ -143,7 +143,8 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.get("/api/training-runs")
     def list_runs():
-        return jsonify(success=True, **run_data.list_runs(deps.repo, request.args.to_dict(), g.caller))
+        return jsonify(success=True, **listing.list_runs(deps.repo, request.args.to_dict(), g.caller,
+                                                         deps.settings.cursor_key))
 
     @app.get("/api/training-runs/<run_id>")
     def get_run(run_id):
@@ -177,10 +178,8 @@ def create_app(deps: Dependencies) -> Flask:
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>")
     def list_catalog(kind):
-        limit = whole_number(request.args, "limit", 50, 1, 500)
-        items = catalog_entries.list_all(deps.repo, CATALOG_ROUTES[kind], g.caller, limit,
-                                         request.args.get("model_type"))
-        return jsonify(success=True, items=items)
+        return jsonify(success=True, **listing.list_catalog(deps.repo, CATALOG_ROUTES[kind], request.args.to_dict(),
+                                                            g.caller, deps.settings.cursor_key))
 
     @app.get("/api/<any('datasets', 'feature-configs', 'model-configs', 'experiments'):kind>/<doc_id>")
     def get_catalog(kind, doc_id):

@@ -45,6 +45,15 @@ def _stored(model_schema: dict) -> dict:
             "additionalProperties": True}
 
 
+def paged() -> list[dict]:
+    """The query parameters of every paged list (shared/services/listing.py)."""
+    from shared.services.listing import MAX_PAGE_SIZE
+
+    return [{"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}},
+            {"name": "page_token", "in": "query", "schema": {"type": "string"},
+             "description": "the next_page_token of the page before, with the same filters"}]
+
+
 def _errors(*codes: int) -> dict:
     text = {400: "invalid input: each error names the field path and the rule", 401: "no or invalid identity",
             403: "not allowed to this identity: its role on the resource's team is short of what the action "
@@ -106,9 +115,12 @@ def document() -> dict:
                          training_run=ref("TrainingRun"),
                          warnings={"type": "array", "items": {"type": "string"}})),
                                    **_errors(400, 401)}},
-            "get": {"summary": "List training runs, newest first", "parameters": [
+            "get": {"summary": "List training runs, newest first: search (prefixes of the words of the name, id, "
+                               "description, model, creator, dataset; every term), filters, and a page token "
+                               "(shared/services/listing.py)", "parameters": [
                 {"name": n, "in": "query", "schema": {"type": "string"}} for n in
-                ("status", "model_type", "dataset", "search", "page_size", "page_token", "deleted")],
+                ("status", "model_type", "dataset", "schedule_id", "team", "search", "since", "until", "deleted",
+                 "registered")] + paged(),
                     "responses": {"200": _response("a page of runs"), **_errors(400, 401)}}},
         "/api/training-runs/{run_id}": {
             "get": {"summary": "Get a training run", "parameters": run_id,
@@ -142,15 +154,18 @@ def document() -> dict:
             "post": {"summary": f"Create a {model}", "requestBody": {
                 "required": True, "content": {"application/json": {"schema": ref(model)}}},
                      "responses": {"201": _response("created", _envelope(item=item)), **_errors(400, 401)}},
-            "get": {"summary": f"List {model}s", "responses": {
-                "200": _response("items", _envelope(items={"type": "array", "items": item})), **_errors(401)}}}
+            "get": {"summary": f"List {model}s, newest first (search: words of the id, name or description)",
+                    "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                                   for n in ("search", "team", "model_type")] + paged(),
+                    "responses": {"200": _response("a page of items", _envelope(
+                        items={"type": "array", "items": item})), **_errors(400, 401)}}}
         paths[f"/api/{route}/{{id}}"] = {"get": {
             "summary": f"Get a {model}", "parameters": [{"name": "id", "in": "path", "required": True,
                                                         "schema": {"type": "string"}}],
             "responses": {"200": _response("the item", _envelope(item=item)), **_errors(401, 404)}}}
     from shared.http.schedule_routes import openapi_paths  # the schedule routes document themselves
 
-    paths.update(openapi_paths(ref, _response, _errors))
+    paths.update(openapi_paths(ref, _response, _errors, paged))
     from shared.http.reconciler_routes import openapi_paths as reconciler_paths
 
     paths.update(reconciler_paths(_response, _errors))

@@ -5,13 +5,14 @@ from flask import Flask, g, jsonify, request
 
 from shared.domain import runs, schedules
 from shared.http.request_body import body
-from shared.services import scheduling
+from shared.services import listing, scheduling
 
 
 def register_schedule_routes(app: Flask, deps) -> None:
     @app.get("/api/training/schedules")
     def list_schedules():
-        return jsonify(success=True, **scheduling.list_schedules(deps.repo, request.args.to_dict(), g.caller))
+        return jsonify(success=True, **listing.list_schedules(deps.repo, request.args.to_dict(), g.caller,
+                                                              deps.settings.cursor_key))
 
     @app.post("/api/training/schedules")
     def create_schedule():
@@ -49,7 +50,7 @@ def register_schedule_routes(app: Flask, deps) -> None:
         return jsonify(success=True, training_run=runs.public_view(run)), 202
 
 
-def openapi_paths(ref, response, errors) -> dict:
+def openapi_paths(ref, response, errors, paged) -> dict:
     """The schedule routes for shared/http/openapi.py (it passes its helpers; ScheduleRequest is a schema there)."""
     sid = [{"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
@@ -59,9 +60,9 @@ def openapi_paths(ref, response, errors) -> dict:
 
     return {
         "/api/training/schedules": {
-            "get": {"summary": "List schedules, newest first", "parameters": [
-                {"name": "status", "in": "query", "schema": {"enum": list(schedules.STATUSES)}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+            "get": {"summary": "List schedules, newest first (search: words of the id, name or description)",
+                    "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                                   for n in ("status", "team", "search")] + paged(),
                     "responses": {"200": response("schedules"), **errors(400, 401)}},
             "post": {"summary": "Create a schedule (once, daily, weekly or cron, in an IANA time zone)",
                      "requestBody": {"required": True, "content": {"application/json": {

@@ -98,12 +98,6 @@ def get(repo: Repository, kind: str, doc_id: str, who: Caller) -> dict:
     return access.catalog(repo, who, kind, doc_id)
 
 
-def list_all(repo: Repository, kind: str, who: Caller, limit: int = 50, model_type: Optional[str] = None) -> list[dict]:
-    """Newest first, of the teams the caller may view."""
-    filters = {"model_type": model_type} if model_type else {}
-    return _visible(repo, kind, who, limit, filters)
-
-
 def _visible(repo: Repository, kind: str, who: Caller, limit: int, filters: dict) -> list[dict]:
     shown = access.team_filter(who)
     if shown is not None:

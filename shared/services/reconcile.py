@@ -36,7 +36,7 @@ from shared import log
 from shared.adapters.pipelines import PipelineBackend
 from shared.contract import labels, messages
 from shared.errors import Conflict, NotFound, TransientError
-from shared.services import ports, progress, queueing, run_writes
+from shared.services import ports, progress, queueing, run_writes, search_index
 from shared.services.actions import publish_command
 
 PAGE = 200
@@ -148,6 +148,9 @@ def reconcile(repo, effects: ports.Effects, pipelines: PipelineBackend, store, s
         if purged is not None:
             repaired(run, "purged", **purged)
 
+    indexed = search_index.backfill(repo)  # runs written before they carried search tokens, a batch a pass
+    if indexed:
+        checked["search_indexed"] += indexed
     report = {"at": at, "checked": dict(checked), "repaired": dict(Counter(r["action"] for r in repairs)),
               "repairs": repairs}
     repo.mutate_status(STATUS, lambda status: fold_report(status, report, RECENT_KEPT))

@@ -1,19 +1,15 @@
-"""Run data, read only (spec §7.2–7.3): a run, the list of runs, its logs, its training history, its
+"""Run data, read only (spec §7.2–7.3): a run (its list: shared/services/listing.py), its logs, its training history, its
 artifacts, its errors, and the GPU pre-flight. Nothing here writes."""
 from __future__ import annotations
 
-import base64
-import json
-from datetime import datetime
 from typing import Optional
 
 from shared import page_tokens
-from shared.adapters.repository import TEAMS_KEY, Repository
-from shared.contract import labels, results
-from shared.domain import log_severity, model_kinds, runs, teams
+from shared.adapters.repository import Repository
+from shared.contract import results
+from shared.domain import log_severity, runs, teams
 from shared.domain.model_card import ModelCard, to_markdown
 from shared.domain.teams import Caller
-from shared.domain.doc_ids import is_valid_id
 from shared.domain.run_config import MAX_MACHINES, GpuConfig, RunSpec
 from shared.domain.run_document import TrainingRun
 from shared.errors import FieldError, NotFound
@@ -31,81 +27,6 @@ def get_run(repo: Repository, run_id: str) -> dict:
 
 def read_run(repo: Repository, run_id: str, who: Caller) -> dict:
     return access.run(repo, who, run_id, teams.VIEWER, "reading a run")
-
-
-LIST_FILTERS = ("status", "model_type", "dataset_id")
-
-
-def list_runs(repo: Repository, args: dict, who: Caller) -> dict:
-    """Newest first, of the teams the caller may view; equality filters in the query, free text over
-    name/description on top."""
-    filters = {k: args[k] for k in LIST_FILTERS if args.get(k)}
-    shown = access.team_filter(who)
-    if "dataset" in args and args["dataset"]:
-        filters["dataset_id"] = args["dataset"]
-    if filters.get("status") and filters["status"] not in runs.STATUSES:
-        raise FieldError.one("status", f"must be one of {', '.join(runs.STATUSES)}")
-    if filters.get("model_type") and not model_kinds.is_kind(filters["model_type"]):
-        raise FieldError.one("model_type", model_kinds.ONE_OF)
-    page_size = whole_number(args, "page_size", 20, 1, 100)
-    after = _decode_token(args.get("page_token"))
-    text = (args.get("search") or args.get("q") or "").strip().lower()
-    deleted = _flag(args, "deleted")  # the deleted runs (restorable until purge_after), alone
-    if deleted and filters:
-        raise FieldError.one("deleted", "lists the deleted runs alone; drop status, model_type and dataset")
-    query = {"deleted": True} if deleted else filters
-    if shown is not None:  # the deleted runs too: only those of the teams the caller may view
-        query = {**query, TEAMS_KEY: shown}
-        filters = {**filters, TEAMS_KEY: shown}  # and the total counts only those teams' runs
-
-    found: list[dict] = []
-    scanned, batch = 0, max(page_size * 2, 50)
-    while len(found) < page_size + 1:
-        chunk = repo.list_runs(query, batch, after)
-        for run in chunk:
-            after = (run["created_at"], run["id"])
-            if runs.is_deleted(run) != deleted:
-                continue
-            if not text or text in f"{run.get('name', '')} {run.get('description', '')}".lower():
-                found.append(run)
-                if len(found) == page_size + 1:
-                    break
-        scanned += len(chunk)
-        if len(chunk) < batch or scanned >= 5000:
-            break
-    page = found[:page_size]
-    next_token = _encode_token(page[-1]) if len(found) > page_size else None
-    return {
-        "training_runs": [runs.public_view(r) for r in page],
-        "page_size": page_size,
-        "next_page_token": next_token,
-        "total": None if text else repo.count_runs(query) if deleted else
-        repo.count_runs(filters) - repo.count_runs({**filters, "deleted": True}),
-    }
-
-
-def _flag(args: dict, name: str) -> bool:
-    value = str(args.get(name) or "false").lower()
-    if value not in ("true", "false", "1", "0"):
-        raise FieldError.one(name, "must be true or false")
-    return value in ("true", "1")
-
-
-def _encode_token(run: dict) -> str:
-    raw = json.dumps([run["created_at"].isoformat(), run["id"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: Optional[str]):
-    if not token:
-        return None
-    try:
-        created, run_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not is_valid_id(run_id):
-            raise ValueError("not a run id")
-        return datetime.fromisoformat(created), run_id
-    except (ValueError, TypeError):
-        raise FieldError.one("page_token", "is not a token this API issued") from None
 
 
 def _attempt_arg(run: TrainingRun, args: dict) -> int:

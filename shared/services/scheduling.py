@@ -16,7 +16,6 @@ from shared.domain.teams import Caller
 from shared import log
 from shared.contract.messages import ScheduleTrigger
 from shared.errors import Conflict, FieldError, NotFound
-from shared.validation import whole_number
 from shared.adapters.repository import Repository
 from shared.adapters.scheduler_jobs import SchedulerJobs
 from shared.services import access, catalog_entries, lifecycle, notification_targets, ports, run_builder, spending
@@ -167,14 +166,6 @@ def schedule_run(repo: Repository, request, run_doc: dict, identity: str, at: da
     stored, _ = repo.create_run(run_doc, counter_key=run_builder.run_counter(),
                                 run_id=schedules.slot_run_id(doc["id"], scheduled_at))
     return stored
-
-
-def list_schedules(repo: Repository, args: dict, who: Caller) -> dict:
-    status = args.get("status") or None
-    if status and status not in schedules.STATUSES:
-        raise FieldError.one("status", f"must be one of {', '.join(schedules.STATUSES)}")
-    limit = whole_number(args, "limit", 50, 1, 200)
-    return {"schedules": [schedules.public_view(s) for s in repo.list_schedules(status, limit, access.team_filter(who))]}
 
 
 def get_schedule(repo: Repository, schedule_id: str, who: Caller) -> dict:

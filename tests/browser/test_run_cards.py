@@ -10,6 +10,7 @@ import pytest
 expect = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need the Python Playwright client (make setup installs it)").expect
 
+from shared.domain import run_document
 from shared.domain import runs as run_domain
 from tests.browser.conftest import shot
 from tests.browser.test_dashboard import card, walk_wizard
@@ -40,7 +41,7 @@ def run_doc(name, status, minutes_ago, **extra):
         stage["status"] = "completed"
         stage["duration_seconds"] = 42.0
     doc.update(extra)
-    return doc
+    return run_document.check(doc)  # as the repository stores it: with its search tokens
 
 
 STATES = {

@@ -12,7 +12,7 @@ from shared.domain.catalog import FeatureConfig, ModelConfig, ModelType, towers_
 from shared.contract.vocabulary import vocabulary
 from shared.errors import FieldError
 from shared.http.openapi import document
-from shared.services import catalog_entries, run_builder, run_data
+from shared.services import catalog_entries, listing, run_builder
 from tests.builders import demo_member, feature_config_body, model_config_body, run_body, seed_catalog
 from tests.fakes import InMemoryRepository
 
@@ -54,7 +54,7 @@ def test_an_unknown_kind_is_refused_with_the_declared_names():
     repo = InMemoryRepository()
     who, _ = demo_member()
     for call in (lambda: catalog_entries.top_for_training(repo, "sequential", who),
-                 lambda: run_data.list_runs(repo, {"model_type": "sequential"}, who)):
+                 lambda: listing.list_runs(repo, {"model_type": "sequential"}, who, b"k" * 32)):
         with pytest.raises(FieldError) as raised:
             call()
         assert raised.value.errors == [{"field": "model_type", "message": "must be one of retrieval, ranking, multitask"}]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.adapters.repository import FirestoreRepository
-from shared.domain import run_document, runs
+from shared.domain import run_document, run_search, runs
 from shared.domain.run_document import RunDocumentError, TrainingRun
 from shared.services import run_builder
 from tests.builders import run_body, seed_catalog
@@ -36,7 +36,8 @@ def test_a_new_run_is_built_by_the_model_pending_its_first_attempt_in_the_curren
     assert doc["ml_model"] == doc["name"] and doc["created_at"] == AT and doc["scheduled_at"] is None
     assert doc["base_experiment"]["display_name"].startswith("Exp #")
     assert set(doc) <= run_document.declared_keys()
-    assert run_document.check(doc) == doc  # what is built is what the repositories accept
+    # what is built is what the repositories accept, gaining only its search tokens (shared/domain/run_search.py)
+    assert run_document.check(doc) == run_search.indexed(doc)
 
 
 def test_the_model_reads_back_exactly_the_document_it_was_read_from():
@@ -68,7 +69,9 @@ def test_a_document_written_before_versions_reads_and_is_written_back_upgraded()
     repo.runs["tr-old"] = legacy  # as Firestore holds it
     written = repo.mutate_run("tr-old", lambda doc: {**doc, "warnings": ["seen"]})
     assert written["schema_version"] == run_document.SCHEMA_VERSION
-    assert {k: v for k, v in written.items() if k not in ("schema_version", "version", "updated_at", "warnings")} == \
+    assert written["search_tokens"] == run_search.tokens(legacy) and "tr-old" in written["search_tokens"]  # gained
+    assert {k: v for k, v in written.items()
+            if k not in ("schema_version", "version", "updated_at", "warnings", "search_tokens")} == \
         {k: v for k, v in legacy.items() if k not in ("version", "updated_at", "warnings")}
 
 

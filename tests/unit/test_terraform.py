@@ -108,6 +108,14 @@ EXPECTED_INDEXES = [
     ("experiments", [("model_type", "ASCENDING"), ("metrics.recall_at_100", "DESCENDING")]),
     ("experiments", [("model_type", "ASCENDING"), ("metrics.test_rmse", "ASCENDING")]),
     ("training_schedules", [("status", "ASCENDING"), ("next_run_at", "ASCENDING")]),
+    # the paged lists (shared/services/listing.py): the run search, a schedule's runs, schedules by
+    # status, experiments by model type
+    ("training_runs", [("search_tokens", "CONTAINS"), ("created_at", "DESCENDING")]),
+    ("training_runs", [("team", "ASCENDING"), ("search_tokens", "CONTAINS"), ("created_at", "DESCENDING")]),
+    ("training_runs", [("team", "ASCENDING"), ("schedule_id", "ASCENDING"), ("created_at", "DESCENDING")]),
+    ("training_schedules", [("team", "ASCENDING"), ("status", "ASCENDING"), ("created_at", "DESCENDING")]),
+    ("experiments", [("team", "ASCENDING"), ("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
+    ("model_configs", [("team", "ASCENDING"), ("model_type", "ASCENDING"), ("created_at", "DESCENDING")]),
 ]
 
 
@@ -115,7 +123,7 @@ def _run_list_indexes():
     """GET /api/training-runs combines its filters, newest first: one index per combination."""
     from itertools import combinations
 
-    from shared.services.run_data import LIST_FILTERS
+    from shared.services.listing import LIST_FILTERS
 
     return [("training_runs", [(field, "ASCENDING") for field in combo] + [("created_at", "DESCENDING")])
             for n in range(2, len(LIST_FILTERS) + 1) for combo in combinations(LIST_FILTERS, n)]
@@ -128,7 +136,7 @@ def _team_list_indexes():
     """Lists show the caller's teams (shared/services/access.team_filter): `team in [...]` first."""
     from itertools import combinations
 
-    from shared.services.run_data import LIST_FILTERS
+    from shared.services.listing import LIST_FILTERS
 
     team = [("team", "ASCENDING")]
     runs_ = [("training_runs", team + [(field, "ASCENDING") for field in combo] + [("created_at", "DESCENDING")])
