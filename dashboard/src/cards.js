@@ -5,6 +5,7 @@ import {
 } from './format.js';
 import { attemptsLine } from './attempts.js';
 import { triggerBadge } from './trigger.js';
+import { RETRY_MORE_MEMORY, wantsMoreGpuMemory } from './retryform.js';
 
 const SEP = '<span class="sep">│</span>';
 
@@ -141,7 +142,7 @@ export function renderCard(run, now = new Date()) {
         `Created ${ago(run.created_at, now)}`]);
   }
   const { left, right } = actionsFor(run);
-  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
+  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(a === 'retry' && wantsMoreGpuMemory(run) ? RETRY_MORE_MEMORY : actionLabel(a))}</button>`;
   const actions = `<div class="card-actions"><div>${left.map(button).join('')}</div><div>${right.map(button).join('')}</div></div>`;
   return `<article class="training-run-card ${cssStatus(status)}" data-run-id="${esc(run.id)}" data-status="${esc(status)}">${header}${basics}${body}${attemptsLine(run)}${actions}</article>`;
 }

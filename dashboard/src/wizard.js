@@ -9,6 +9,7 @@ import { $, $$, openModal } from './ui.js';
 import { errorSlot, placeErrors } from './fielderrors.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 import { shapeText } from './attempts.js';
+import { checkShape, shapeKey } from './gpupreflight.js';
 import { canaryBody, canaryFields, canaryStart, canaryText, percent } from './canary.js';
 
 // Words for the GPU types the server offers (its vocabulary's gpu_types); a type without words shows its name.
@@ -377,7 +378,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   }
 
   function gpuKey() {
-    return `${w.gpu.gpu_type}/${w.gpu.gpu_count}/${w.gpu.machine_count}/${w.gpu.preemptible}`;
+    return shapeKey(w.gpu);
   }
 
   // GPU pre-flight (GET /api/gpu-availability): advice shown under the GPU cards, never a refusal.
@@ -385,12 +386,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     const key = gpuKey();
     w.gpuAvailability = w.gpuAvailability || {};
     if (key in w.gpuAvailability) return;
-    try {
-      const a = await get(`/api/gpu-availability?gpu_type=${w.gpu.gpu_type}&gpu_count=${w.gpu.gpu_count}&machine_count=${w.gpu.machine_count}&preemptible=${w.gpu.preemptible}`);
-      w.gpuAvailability[key] = `${a.sufficient === false ? '⚠️ ' : a.sufficient ? '✔ ' : ''}${a.message || ''}`;
-    } catch (err) {
-      w.gpuAvailability[key] = `GPU availability is not known (${err.message})`;
-    }
+    await checkShape(w.gpu, w.gpuAvailability);
     const slot = $('[data-role=gpu-availability]', el);
     if (slot && key === gpuKey()) slot.textContent = w.gpuAvailability[key];
   }
