@@ -10,6 +10,7 @@ import { errorSlot, placeErrors } from './fielderrors.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 import { shapeText } from './attempts.js';
 import { checkShape, shapeKey } from './gpupreflight.js';
+import { openConfigModal } from './configmodal.js';
 import { canaryBody, canaryFields, canaryStart, canaryText, percent } from './canary.js';
 
 // Words for the GPU types the server offers (its vocabulary's gpu_types); a type without words shows its name.
@@ -553,18 +554,13 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     } catch (err) {
       items = [];
     }
-    const current = w.configs?.[kind]?.id;
-    const picker = openModal(`<div class="modal-head"><h2>Select ${kind.replace('_', ' ')}</h2><button data-close>✕</button></div>
-      <div class="modal-body">${items.map((it) => `<div class="exp-row ${it.id === current ? 'selected' : ''}" data-pick="${esc(it.id)}"><input type="radio" ${it.id === current ? 'checked' : ''} /> <b>${esc(it.name)}</b> <span class="muted small">${esc(it.id)}</span>${it.id === current ? '<span class="badge">★ Current</span>' : ''}</div>`).join('') || '<div class="muted">Nothing to choose from.</div>'}</div>`, { narrow: true });
-    picker.el.addEventListener('click', (e) => {
-      const pick = e.target.closest('[data-pick]');
-      if (!pick) return;
-      const item = items.find((x) => x.id === pick.dataset.pick);
-      w.configs = { ...(w.configs || {}), [kind]: { id: item.id, name: item.name } };
-      w.details = { ...(w.details || {}), [kind]: item }; // the list holds the items in full
-      picker.close();
-      render();
-    });
+    const title = { dataset: 'Select Dataset', feature_config: 'Select Feature Config', model_config: 'Select Model Config' }[kind];
+    openConfigModal({ kind, title, items, currentId: w.configs?.[kind]?.id, returnFocus: () => $(`[data-change="${kind}"]`, el),
+      onSelect: (item) => {
+        w.configs = { ...(w.configs || {}), [kind]: { id: item.id, name: item.name } };
+        w.details = { ...(w.details || {}), [kind]: item }; // the list holds the items in full
+        render();
+      } });
   }
 
   function runBody() {
