@@ -105,13 +105,13 @@ export function openRetryForm(run, { onRetried } = {}) {
   const machineFor = (f) => (f.gpu_type === start.gpu_type && Number(f.gpu_count) === start.gpu_count && run.gpu_config?.machine_type
     ? run.gpu_config.machine_type : gpuMachines(f.gpu_type, f.gpu_count).default || '—');
 
+  // The fields, drawn again when the GPU type changes (its counts) or a preset is applied; typing only refreshes
+  // what follows from them, so the form does not move under the pointer on its way to Retry.
   function render() {
     const counts = countsOf(form.gpu_type);
-    const changes = changesText(form, start);
-    const applied = preset && GPU_FIELDS.concat(PARAM_FIELDS).every((k) => String(form[k]) === String(preset.form[k]));
     body.innerHTML = `${run.error_message ? `<div class="muted small" data-role="root-cause">${esc(run.error_stage ? `${run.error_stage}: ` : '')}${esc(run.error_message)}</div>` : ''}
       ${preset ? `<div class="banner" data-role="preset">Out of memory — suggested: <b>More GPU memory</b>, ${esc(preset.says)}.
-        <button data-preset="more-gpu-memory" ${applied ? 'disabled' : ''}>${applied ? 'Applied' : 'Use it'}</button></div>` : ''}
+        <button data-preset="more-gpu-memory">Use it</button></div>` : ''}
       <div class="grid2">
         <div class="field"><label class="lbl" for="retry-gpu-type">GPU type</label><select id="retry-gpu-type" data-bind="gpu_type">${gpuTypes().map((g) => `<option value="${esc(g.name)}" ${g.name === form.gpu_type ? 'selected' : ''}>${esc(GPU_LABEL[g.name] || g.name)}${g.memory_gb ? ` (${g.memory_gb} GB each)` : ''}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_type')}</div>
         <div class="field"><label class="lbl" for="retry-gpu-count">GPUs per machine</label><select id="retry-gpu-count" data-bind="gpu_count">${counts.map((n) => `<option value="${n}" ${n === Number(form.gpu_count) ? 'selected' : ''}>${n}</option>`).join('')}</select>${errorSlot('gpu_config.gpu_count')}</div>
@@ -120,9 +120,23 @@ export function openRetryForm(run, { onRetried } = {}) {
         <div class="field"><label class="lbl" for="retry-epochs">Epochs</label><input type="number" id="retry-epochs" data-bind="epochs" value="${esc(form.epochs)}" min="1" />${errorSlot('training_params.epochs')}</div>
         <div class="field"><label class="lbl" for="retry-batch">Batch size</label><input type="number" id="retry-batch" data-bind="batch_size" value="${esc(form.batch_size)}" min="1" />${errorSlot('training_params.batch_size')}</div>
       </div>${errorSlot('gpu_config')}${errorSlot('training_params')}
-      <div class="muted small">Machine: ${esc(machineFor(form))}</div>
-      <div class="muted small" data-role="gpu-availability">${esc(answers[shapeKey(shapeOf(form))] ?? 'Checking GPU quota…')}</div>
-      <div class="small" data-role="retry-changes">${changes.length ? `Changes: ${changes.map(esc).join(' · ')}` : 'Retries as it last ran.'}</div>`;
+      <div class="muted small" data-role="machine"></div>
+      <div class="muted small" data-role="gpu-availability"></div>
+      <div class="small" data-role="retry-changes"></div>`;
+    refresh();
+  }
+
+  function refresh() {
+    const changes = changesText(form, start);
+    const applied = preset && GPU_FIELDS.concat(PARAM_FIELDS).every((k) => String(form[k]) === String(preset.form[k]));
+    const button = $('[data-preset]', body);
+    if (button) {
+      button.disabled = applied;
+      button.textContent = applied ? 'Applied' : 'Use it';
+    }
+    $('[data-role=machine]', body).textContent = `Machine: ${machineFor(form)}`;
+    $('[data-role=gpu-availability]', body).textContent = answers[shapeKey(shapeOf(form))] ?? 'Checking GPU quota…';
+    $('[data-role=retry-changes]', body).textContent = changes.length ? `Changes: ${changes.join(' · ')}` : 'Retries as it last ran.';
     preflight();
   }
 
@@ -140,11 +154,14 @@ export function openRetryForm(run, { onRetried } = {}) {
     form.gpu_count = fittingCount(form.gpu_type, Number(form.gpu_count)); // a count the type holds
   }
 
-  el.addEventListener('change', (e) => {
+  const onEdit = (e) => {
     if (!e.target.dataset.bind) return;
     collect();
-    render();
-  });
+    if (e.target.dataset.bind === 'gpu_type') render();
+    else refresh();
+  };
+  el.addEventListener('change', onEdit);
+  el.addEventListener('input', onEdit); // as typed: nothing is left to change when the pointer leaves for Retry
   el.addEventListener('click', async (e) => {
     if (e.target.closest('[data-preset]')) {
       form = { ...preset.form };
@@ -154,7 +171,9 @@ export function openRetryForm(run, { onRetried } = {}) {
     const submit = e.target.closest('[data-retry-submit]');
     if (!submit) return;
     collect();
-    render(); // clears the last answer's errors
+    for (const slot of $$('[data-error-for]', el)) slot.textContent = ''; // the last answer's errors
+    for (const field of $$('.field.has-error', el)) field.classList.remove('has-error');
+    $('[data-role=general-error]', el).textContent = '';
     submit.disabled = true;
     try {
       const answer = await post(`/api/training-runs/${run.id}/retry`, retryBody(form));
