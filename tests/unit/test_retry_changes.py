@@ -74,3 +74,11 @@ def test_an_unchanged_form_retries_as_it_was_on_its_own_machine(world):
     answer = post(world, f"/api/training-runs/{run['id']}/retry", same).get_json()
     assert answer["changes"] == {} and answer["message"] == "attempt 2 queued"
     assert world.repo.get_run(run["id"])["gpu_config"]["machine_type"] == "n1-highmem-16"  # not T4 x 1's default
+
+
+def test_more_gpus_than_the_quota_holds_is_a_warning_on_the_retry_as_at_create(world):
+    # security-review H4 said "retry skips [the quota pre-flight] entirely": the retry checks the new shape.
+    run = make_run(world, runs.FAILED)
+    answer = post(world, f"/api/training-runs/{run['id']}/retry", form(gpu_type="NVIDIA_TESLA_A100", gpu_count=8)).get_json()
+    assert answer["changed"] is True
+    assert any(w.startswith("GPU quota:") and "needs 8" in w for w in answer["warnings"]), answer["warnings"]
