@@ -6,6 +6,7 @@ import {
 import { attemptsLine } from './attempts.js';
 import { triggerBadge } from './trigger.js';
 import { endpointIdOf } from './endpointview.js';
+import { RETRY_MORE_MEMORY, wantsMoreGpuMemory } from './retryform.js';
 
 const SEP = '<span class="sep">│</span>';
 
@@ -143,7 +144,7 @@ export function renderCard(run, now = new Date()) {
         `Created ${ago(run.created_at, now)}`]);
   }
   const { left, right } = actionsFor(run);
-  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(actionLabel(a))}</button>`;
+  const button = (a) => `<button class="${a === 'cancel' || a === 'delete' || a === 'reject' ? 'btn-danger' : a === 'push-anyway' ? 'btn-warn' : ''}" data-action="${a}" data-run="${esc(run.id)}">${esc(a === 'retry' && wantsMoreGpuMemory(run) ? RETRY_MORE_MEMORY : actionLabel(a))}</button>`;
   // spec §5.1: a deployed card manages its endpoint (dashboard/src/endpointview.js)
   const onEndpoint = endpointIdOf(run) && ['deployed', 'canary', 'rolled_back'].includes(run.deployment?.status);
   const manage = onEndpoint ? `<button data-action="manage-endpoint" data-run="${esc(run.id)}">Manage Endpoint</button>` : '';

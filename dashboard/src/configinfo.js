@@ -54,3 +54,30 @@ export function towerShapes(modelConfig) {
   if (trainsTower(modelConfig.model_type, 'ranking_head') && modelConfig.ranking_head?.length) parts.push(`ranking head ${arrow(modelConfig.ranking_head)}`);
   return `${parts.join(' · ')} towers, ${modelConfig.optimizer || 'adagrad'} optimizer`;
 }
+
+const created = (item) => [item.created_by, item.created_at ? String(item.created_at).slice(0, 10) : null].filter(Boolean).join(', ');
+const sourceText = (s) => (s ? `${s.kind || ''} ${s.uri || s.table || (s.query ? 'a query' : '')}${s.format ? ` (${s.format})` : ''}`.trim() : '');
+
+/** One line under a config's name in the change modal (spec §4.5: "user_id: 64d │ product_id: 64d │ …"). */
+export function configSummary(kind, item) {
+  if (kind === 'dataset') return datasetSize(item);
+  if (kind === 'feature_config') return (item.features || []).map((f) => `${f.name}: ${featureWidth(f.transform) ?? '?'}d`).join(' │ ');
+  if (kind === 'model_config') return towerShapes(item) || item.model_type || '';
+  return item.description || '';
+}
+
+/** The highlighted config's fields for the modal's details pane: [[label, value]], empty values left out. */
+export function configFields(kind, item) {
+  const rows = {
+    dataset: () => [['Size', datasetSize(item)], ['Source', sourceText(item.source)], ['Split', item.split_strategy],
+      ['Sample', item.sample_percent != null ? `${item.sample_percent}%` : ''], ['Extra features', (item.features || []).join(', ')]],
+    feature_config: () => {
+      const d = featureDims(item);
+      return [['Query side', d.query.list ? `${d.query.total}d: ${d.query.list}` : ''],
+        ['Candidate side', d.candidate.list ? `${d.candidate.total}d: ${d.candidate.list}` : ''], ['Features', String((item.features || []).length)]];
+    },
+    model_config: () => [['Model type', item.model_type], ['Towers', towerShapes(item)], ['Optimizer', item.optimizer]],
+  }[kind] || (() => []);
+  return [['Id', item.id], ...rows(), ['Description', item.description], ['Created', created(item)]]
+    .filter(([, v]) => v !== undefined && v !== null && v !== '');
+}

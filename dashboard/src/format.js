@@ -8,7 +8,7 @@
 const vocab = {
   statuses: [], status_groups: {}, stages: [], stage_statuses: [], model_types: [], metrics: [], gpu_types: [],
   default_gpu: null, actions: [], training: { defaults: {}, lr_schedules: {}, min_lr: null }, gate: {},
-  champion_gate: {}, canary: {}, max_fallbacks: null, roles: [],
+  champion_gate: {}, canary: {}, max_fallbacks: null, roles: [], failure_kinds: {},
 };
 
 /** The server's vocabulary (the `vocabulary` of GET /api/vocabulary); every helper below reads it. */
@@ -28,6 +28,8 @@ export const championGateDefaults = () => ({ ...vocab.champion_gate });
 /** A staged deploy's limits that have a server default (max_error_rate, min_requests, max_p95_latency_ms). */
 export const canaryDefaults = () => ({ ...vocab.canary });
 export const maxFallbacks = () => vocab.max_fallbacks ?? Infinity;
+/** What makes a failed run's root cause a kind (shared/domain/failure_kinds.py): {out_of_memory: {patterns, …}}. */
+export const failureKinds = () => vocab.failure_kinds || {};
 /** The team roles, weakest first. */
 export const roleOrder = () => vocab.roles;
 /** The machines Vertex admits for `count` GPUs of `type` and the one the server picks when none is named. */

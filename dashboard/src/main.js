@@ -16,6 +16,7 @@ import { openWizard } from './wizard.js';
 import { openDeployDialog } from './deploydialog.js';
 import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview.js';
 import { RunPages, runQuery, searchMatches } from './runlist.js';
+import { openRetryForm } from './retryform.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
 const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
@@ -218,8 +219,8 @@ async function runAction(action, runId) {
         await post(`/api/training-runs/${runId}/run-now`);
         toast(`${run.name}: starting now`);
         return;
-      case 'retry':
-        toast((await post(`/api/training-runs/${runId}/retry`)).message || 'Retry queued');
+      case 'retry': // a form pre-filled from the run (dashboard/src/retryform.js); the run view's run may be off the page
+        openRetryForm(state.runs.find((r) => r.id === runId) || (await get(`/api/training-runs/${runId}`)).training_run);
         return;
       case 'approve': // above the team's per-run cap: a team admin's decision (docs/security.md, Spend guard)
         if (!(await confirmDialog(`Approve "${run.name}"? ${run.approval?.reason || ''}`))) return;

@@ -9,6 +9,8 @@ import { $, $$, openModal } from './ui.js';
 import { errorSlot, placeErrors } from './fielderrors.js';
 import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 import { shapeText } from './attempts.js';
+import { checkShape, shapeKey } from './gpupreflight.js';
+import { openConfigModal } from './configmodal.js';
 import { canaryBody, canaryFields, canaryStart, canaryText, percent } from './canary.js';
 import { endpointPicker, listEndpoints } from './endpointview.js';
 
@@ -378,7 +380,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   }
 
   function gpuKey() {
-    return `${w.gpu.gpu_type}/${w.gpu.gpu_count}/${w.gpu.machine_count}/${w.gpu.preemptible}`;
+    return shapeKey(w.gpu);
   }
 
   // GPU pre-flight (GET /api/gpu-availability): advice shown under the GPU cards, never a refusal.
@@ -386,12 +388,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     const key = gpuKey();
     w.gpuAvailability = w.gpuAvailability || {};
     if (key in w.gpuAvailability) return;
-    try {
-      const a = await get(`/api/gpu-availability?gpu_type=${w.gpu.gpu_type}&gpu_count=${w.gpu.gpu_count}&machine_count=${w.gpu.machine_count}&preemptible=${w.gpu.preemptible}`);
-      w.gpuAvailability[key] = `${a.sufficient === false ? '⚠️ ' : a.sufficient ? '✔ ' : ''}${a.message || ''}`;
-    } catch (err) {
-      w.gpuAvailability[key] = `GPU availability is not known (${err.message})`;
-    }
+    await checkShape(w.gpu, w.gpuAvailability);
     const slot = $('[data-role=gpu-availability]', el);
     if (slot && key === gpuKey()) slot.textContent = w.gpuAvailability[key];
   }
@@ -558,18 +555,13 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     } catch (err) {
       items = [];
     }
-    const current = w.configs?.[kind]?.id;
-    const picker = openModal(`<div class="modal-head"><h2>Select ${kind.replace('_', ' ')}</h2><button data-close>✕</button></div>
-      <div class="modal-body">${items.map((it) => `<div class="exp-row ${it.id === current ? 'selected' : ''}" data-pick="${esc(it.id)}"><input type="radio" ${it.id === current ? 'checked' : ''} /> <b>${esc(it.name)}</b> <span class="muted small">${esc(it.id)}</span>${it.id === current ? '<span class="badge">★ Current</span>' : ''}</div>`).join('') || '<div class="muted">Nothing to choose from.</div>'}</div>`, { narrow: true });
-    picker.el.addEventListener('click', (e) => {
-      const pick = e.target.closest('[data-pick]');
-      if (!pick) return;
-      const item = items.find((x) => x.id === pick.dataset.pick);
-      w.configs = { ...(w.configs || {}), [kind]: { id: item.id, name: item.name } };
-      w.details = { ...(w.details || {}), [kind]: item }; // the list holds the items in full
-      picker.close();
-      render();
-    });
+    const title = { dataset: 'Select Dataset', feature_config: 'Select Feature Config', model_config: 'Select Model Config' }[kind];
+    openConfigModal({ kind, title, items, currentId: w.configs?.[kind]?.id, returnFocus: () => $(`[data-change="${kind}"]`, el),
+      onSelect: (item) => {
+        w.configs = { ...(w.configs || {}), [kind]: { id: item.id, name: item.name } };
+        w.details = { ...(w.details || {}), [kind]: item }; // the list holds the items in full
+        render();
+      } });
   }
 
   function runBody() {

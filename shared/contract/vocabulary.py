@@ -14,7 +14,8 @@ own sets, so the dashboard (and any other client) never restates them:
 - `gate`: the blessing threshold a run gets when it names none, on its kind's primary metric: a
   higher-is-better metric at least `default_min_value`; a lower-is-better one at most `derived_max_slack`
   times the base experiment's;
-- `gpu_types`: each accelerator with the counts a machine holds, and the default GPU request;
+- `gpu_types`: each accelerator with the counts a machine holds and its memory, and the default GPU request;
+- `failure_kinds`: the texts that make a failed run's root cause out of memory (shared/domain/failure_kinds.py);
 - `champion_gate`, `canary`, `max_fallbacks`: where the retraining loop's settings start when a run names
   none (evaluator_config's champion gate, a staged deploy's limits that have a default) and how many GPU
   fallback shapes a run may list;
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from shared.domain import canary, gpu_machines, model_kinds, run_config, runs, teams
+from shared.domain import canary, failure_kinds, gpu_machines, model_kinds, run_config, runs, teams
 from shared.contract.nodes import NODE_OF_STAGE, STAGES
 
 _RUN = "/api/training-runs/{run_id}"
@@ -95,7 +96,7 @@ def vocabulary() -> dict:
         "training": _training(),
         "gate": {"default_min_value": run_config.DEFAULT_MIN_VALUE, "derived_max_slack": run_config.DERIVED_MAX_SLACK},
         # per GPU count: the machine a run gets by default and every machine Vertex accepts with it
-        "gpu_types": [{"name": gpu, "counts": gpu_machines.counts(gpu),
+        "gpu_types": [{"name": gpu, "counts": gpu_machines.counts(gpu), "memory_gb": gpu_machines.MEMORY_GB[gpu],
                        "machines": {str(n): {"default": run_config.GPU_MACHINES[gpu][n],
                                              "admitted": gpu_machines.admitted(gpu, n)} for n in gpu_machines.counts(gpu)}}
                       for gpu in get_args(run_config.GpuType)],
@@ -103,6 +104,7 @@ def vocabulary() -> dict:
                         "machine_count": default_gpu.machine_count, "preemptible": default_gpu.preemptible,
                         "region": default_gpu.region, "fallbacks": default_gpu.fallbacks},
         "max_machines": run_config.MAX_MACHINES,
+        "failure_kinds": failure_kinds.vocabulary(),  # what a failed run's root cause says (the retry form's preset)
         "champion_gate": {name: run_config.EvaluatorConfig.model_fields[name].default
                           for name in ("compare_to_champion", "champion_tolerance")},
         "canary": {name: field.default for name, field in canary.CanaryConfig.model_fields.items()

@@ -38,6 +38,7 @@ _CAUSES = (
                        r"exceeds the allowed maximum of|quota failure", re.I)),
     (PREEMPTED, re.compile(r"\bpreempt(ed|ion)\b", re.I)),
 )
+CAUSE_PATTERNS = tuple(pattern.pattern for _, pattern in _CAUSES)  # as GET /api/vocabulary serves them (failure_kinds)
 _EXHAUSTED = "GPU fallback: every listed shape failed for quota or capacity"
 
 

@@ -42,6 +42,9 @@ DEFAULT_MACHINES: dict[str, dict[int, str]] = {
     "NVIDIA_TESLA_V100": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
     "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g"},
 }
+# GB of memory on each GPU (Compute Engine's GPU table; A2's a2-highgpu types carry the 40 GB A100): what a
+# retry after an out-of-memory failure moves up by (dashboard/src/retryform.js, "More GPU memory").
+MEMORY_GB = {"NVIDIA_TESLA_T4": 16, "NVIDIA_L4": 24, "NVIDIA_TESLA_V100": 16, "NVIDIA_TESLA_A100": 40}
 FAMILY = {"NVIDIA_TESLA_T4": "n1", "NVIDIA_TESLA_V100": "n1", "NVIDIA_L4": "g2", "NVIDIA_TESLA_A100": "a2"}
 
 _N1 = re.compile(r"n1-(standard|highmem|highcpu)-(\d+)")

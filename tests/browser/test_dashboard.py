@@ -45,11 +45,12 @@ def walk_wizard(page, name, screenshots=False, schedule=None, epochs="3", timezo
     wizard.locator("[data-wiz=next]").click()
     expect(wizard).to_have_attribute("data-step", "2")
     wizard.locator("#wiz-epochs").fill(epochs)
-    if change_config:  # [Change] opens a picker over the API's catalog; picking closes it
+    if change_config:  # [Change] opens a picker over the API's catalog; Select closes it
         wizard.locator("[data-change=dataset]").click()
         picker = page.locator(".modal", has_text="Select dataset")
         expect(picker.locator("[data-pick]")).not_to_have_count(0)
         picker.locator("[data-pick]").first.click()
+        picker.locator("[data-config-select]").click()
         expect(picker).to_have_count(0)
     wizard.locator("[data-role=advanced] summary").click()
     if screenshots:
@@ -257,7 +258,8 @@ def test_cancel_from_a_card(page, stack, catalog):
     expect(c).to_have_attribute("data-status", "cancelled", timeout=10_000)
     expect(c.locator("[data-action=retry]")).to_be_visible()
     shot(page, "card-cancelled")
-    c.locator("[data-action=retry]").click()  # attempt 2 goes through the real submitter again
+    c.locator("[data-action=retry]").click()  # the retry form, as the run last ran; attempt 2 goes through the real submitter
+    page.locator("#retry-form [data-retry-submit]").click()
     expect(c).to_have_attribute("data-status", "running", timeout=30_000)
     assert stack.run(run_id)["attempt"] == 2
 

@@ -19,24 +19,38 @@ from shared.validation import parse
 class RetryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attempt: Optional[int] = Field(None, ge=1, description="the attempt being retried; a repeat for it is a no-op")
-    gpu_config: dict[str, Any] = Field(default_factory=dict)
-    training_params: dict[str, Any] = Field(default_factory=dict)
+    # What the dashboard's retry form changes (gpu_type, gpu_count, machine_count, preemptible; epochs,
+    # batch_size) and anything else of the two, validated as at create: a 400 names the field.
+    gpu_config: dict[str, Any] = Field(default_factory=dict, description=(
+        "changes to the run's gpu_config (GpuConfig's fields); a new gpu_type or gpu_count without a machine_type "
+        "gets that shape's default machine"))
+    training_params: dict[str, Any] = Field(default_factory=dict, description=(
+        "changes to the run's training_params (TrainingParams' fields: epochs, batch_size, …)"))
 
 
 def _retry_config(doc: dict, body: RetryBody) -> tuple[dict, dict, dict]:
     params = {**doc["training_params"], **body.training_params}
     params = parse(TrainingParams, params, "training_params").model_dump(mode="json")
     gpu = dict(doc["gpu_config"])
-    if ({"gpu_type", "gpu_count"} & set(body.gpu_config)) and "machine_type" not in body.gpu_config:
+    moved = any(k in body.gpu_config and body.gpu_config[k] != gpu.get(k) for k in ("gpu_type", "gpu_count"))
+    if moved and "machine_type" not in body.gpu_config:  # the same GPUs restated (the form sends all) keep theirs
         gpu.pop("machine_type", None)  # re-derived for the new GPUs
     gpu.update(body.gpu_config)
     gpu = parse(GpuConfig, gpu, "gpu_config").model_dump(mode="json")
     changes = {}
-    for name, old, new in (("training_params", doc["training_params"], params), ("gpu_config", doc["gpu_config"], gpu)):
-        diff = {k: v for k, v in new.items() if old.get(k) != v}
+    for name, model, old, new in (("training_params", TrainingParams, doc["training_params"], params),
+                                  ("gpu_config", GpuConfig, doc["gpu_config"], gpu)):
+        # a field the stored run lacks had its default (a run stored before the field existed): not a change
+        defaults = model().model_dump(mode="json")
+        diff = {k: v for k, v in new.items() if old.get(k, defaults.get(k)) != v}
         if diff:
             changes[name] = diff
     return params, gpu, changes
+
+
+def changes_text(changes: dict) -> str:
+    """`gpu_config.gpu_type NVIDIA_TESLA_A100, training_params.epochs 7`: what a retry changed, for its message."""
+    return ", ".join(f"{group}.{name} {value}" for group, fields in changes.items() for name, value in fields.items())
 
 
 def _next_attempt(doc: dict, request: RetryBody, run_id: str, identity: str, at) -> Optional[dict]:
@@ -82,5 +96,8 @@ def start(repo, effects: ports.Effects, run_id: str, identity: str, request: Ret
             run["warnings"].append(warning)
     if run["status"] == runs.PENDING:  # queued (again): the submitter's claim makes a duplicate harmless
         queueing.queue_submit(effects.publisher, run)
-    message = f"attempt {run['attempt']} queued" if changed else f"attempt {run['attempt']} is already under way"
-    return {**outcome(run, changed, message), "warnings": run["warnings"][known:]}
+    changes = (run.get("last_retry") or {}).get("changes") or {}
+    message = f"attempt {run['attempt']} is already under way"
+    if changed:
+        message = f"attempt {run['attempt']} queued" + (f" with {changes_text(changes)}" if changes else "")
+    return {**outcome(run, changed, message), "changes": changes, "warnings": run["warnings"][known:]}
