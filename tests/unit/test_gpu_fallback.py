@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,15 @@ HOOK = {"webhooks": [{"url": "https://hooks.example.com/trainyard"}]}
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['cause']}-{i}" for i, c in enumerate(CASES)])
 def test_vertex_texts_are_classified(case):
     assert gpu_fallback.classify(case["text"]) == case["cause"], case["source"]
+
+
+def test_the_trainer_out_of_memory_is_never_a_quota_or_capacity_failure():
+    """TensorFlow prints RESOURCE_EXHAUSTED inside an OOM ("(0) RESOURCE_EXHAUSTED: OOM when allocating tensor"):
+    the same texts the retry form calls out of memory (dashboard/src/testdata/failure_messages.json)."""
+    messages = json.loads((Path(__file__).parents[2] / "dashboard/src/testdata/failure_messages.json").read_text())
+    texts = [m if isinstance(m, str) else m["text"] for m in messages["out_of_memory"]]
+    assert any("RESOURCE_EXHAUSTED: OOM" in t for t in texts)
+    assert [t for t in texts if gpu_fallback.classify(t)] == []
 
 
 def test_a_fallback_is_validated_as_a_gpu_config_is_and_the_400_names_its_field():
