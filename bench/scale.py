@@ -80,12 +80,13 @@ def tree_rss(pid: int) -> int:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of pid and its live descendants (/proc/<pid>/stat fields 14 and 15)."""
+    """User + system CPU seconds of pid and its live descendants (/proc/<pid>/stat fields 14 and 15), and of
+    the descendants they have reaped (fields 16 and 17): Beam's multi-processing workers come and go."""
     ticks = 0
     for stat in (_read_proc(p, "stat") for p in _tree(pid)):
         if stat:
             fields = stat.rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
+            ticks += sum(int(field) for field in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -171,6 +172,41 @@ def child_evaluate(spec_path: str, out_path: str, examples: str = "", runner: st
         evaluation = evaluate_model(spec, examples, os.path.join(model, "Format-Serving"), transform)
     with open(out_path, "w") as handle:
         handle.write(evaluation.model_dump_json(indent=2))
+    os._exit(0)
+
+
+# The data stages Beam's direct runner can spread over processes (issue 25: "Example and Stats use the
+# machine's cores locally, if the bench shows that helps"); the Beam options per worker count.
+DATA_STAGE_NODES = ("ExampleGen", "StatisticsGen")
+
+
+def direct_worker_args(workers: int) -> list[str]:
+    """Beam options that override the local DirectRunner's (pipeline_compiler.environment.DIRECT_RUNNER_ARGS;
+    Beam's argparse keeps the last value): one worker in memory, or `workers` SDK worker processes
+    (direct_running_mode multi_processing, beam.apache.org/documentation/runners/direct/ "Parallel execution")."""
+    if workers <= 1:
+        return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+
+
+def child_data_stages(spec_path: str, metadata_path: str, workers: str) -> None:
+    """ExampleGen and StatisticsGen alone, as the pipeline builds them, on `workers` direct-runner workers."""
+    from tfx import v1 as tfx
+
+    from pipeline_compiler import PipelineEnv
+    from pipeline_compiler.pipeline import _example_gen, pipeline_name
+    from shared.domain.run_config import RunSpec
+
+    with open(spec_path) as handle:
+        spec = RunSpec.model_validate_json(handle.read())
+    # The two components as create_pipeline wires them (its others would be dangling downstream nodes).
+    examples = _example_gen(spec).with_id("ExampleGen")
+    statistics = tfx.components.StatisticsGen(examples=examples.outputs["examples"]).with_id("StatisticsGen")
+    env = PipelineEnv(extra_beam_args=tuple(direct_worker_args(int(workers))))
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name(spec), pipeline_root=spec.pipeline_root, components=[examples, statistics],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        beam_pipeline_args=env.beam_pipeline_args()))
     os._exit(0)
 
 
@@ -423,6 +459,65 @@ def _newest(pattern: str) -> str:
     return found[-1]
 
 
+def data_stages(sizes: list[tuple[int, int]], workers: list[int], args) -> dict[str, Any]:
+    """Examples and Stats alone per direct-runner worker count, in the same script and load window: each
+    repeat runs every worker count (order alternating between repeats) over the same CSV, a fresh process
+    and pipeline root each; seconds and CPU seconds from ML Metadata's windows, peak RSS of the tree (the
+    SDK worker processes included). The ratio of each count's median seconds to one worker's is the figure."""
+    from pipeline_compiler.demo_data import demo_run_spec
+    from shared.contract.nodes import STAGE_OF_NODE
+
+    figures: dict[str, Any] = {}
+    for rows, repeats in sizes:
+        workroot = tempfile.mkdtemp(prefix=f"trainyard-scale-data-{_label(rows)}-")
+        data = os.path.join(workroot, "data", "interactions.csv")
+        written = write_data(data, rows, args.products)
+        runs: dict[int, list[dict[str, Any]]] = {w: [] for w in workers}
+        for repeat in range(repeats):
+            for count in (workers if repeat % 2 == 0 else list(reversed(workers))):
+                workdir = os.path.join(workroot, f"w{count}-r{repeat}")
+                spec = demo_run_spec(data, os.path.join(workdir, "artifacts"), os.path.join(workdir, "root"),
+                                     run_id=f"scale-data-{rows}", evaluator_config={"enabled": True})
+                os.makedirs(workdir, exist_ok=True)
+                spec_path, metadata = os.path.join(workdir, "run_spec.json"), os.path.join(workdir, "metadata.sqlite")
+                with open(spec_path, "w") as handle:
+                    handle.write(spec.model_dump_json())
+                load_before = _load_1min()
+                _, sampler, code = run_measured(
+                    [sys.executable, os.path.abspath(__file__), "--child-data-stages", spec_path, metadata, str(count)],
+                    args.sample_seconds, os.path.join(workdir, "child.log"))
+                if code:
+                    raise SystemExit(f"Examples/Stats at {rows:,} rows, {count} workers failed (exit {code}); "
+                                     f"see {workdir}/child.log")
+                windows = stage_windows(metadata)
+                run = {"workers": count, "repeat": repeat + 1, "load_1min": [load_before, _load_1min()],
+                       "load_1min_median": round(statistics.median(sampler.loads), 2) if sampler.loads else None}
+                for node in DATA_STAGE_NODES:
+                    start, end = windows[node]
+                    run[STAGE_OF_NODE[node]] = {"seconds": round(end - start, 2), "cpu_seconds": sampler.cpu_seconds(start, end),
+                                                "peak_rss_mb": round(sampler.peak(start, end) / 2**20)}
+                print(json.dumps({"data_stages_rows": rows, **run}), flush=True)
+                runs[count].append(run)
+        by_workers = {}
+        for count, done in runs.items():
+            by_workers[str(count)] = {
+                stage: {key: _spread([r[stage][key] for r in done]) for key in ("seconds", "cpu_seconds", "peak_rss_mb")}
+                for stage in (STAGE_OF_NODE[n] for n in DATA_STAGE_NODES)}
+            by_workers[str(count)]["load_1min"] = [r["load_1min"] for r in done]
+        one = by_workers[str(workers[0])]
+        figures[_label(rows)] = {
+            "repeats": repeats, "data_seconds": round(written, 1), "workers": by_workers, "runs": runs,
+            "seconds_ratio_to_first": {str(count): {stage: round(by_workers[str(count)][stage]["seconds"]["median"]
+                                                                / one[stage]["seconds"]["median"], 3)
+                                                     for stage in ("Examples", "Stats")} for count in workers}}
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "products": args.products, "sizes": figures}
+    with open(os.path.join(args.out, f"data-stages-{datetime.now(timezone.utc):%Y%m%dT%H%M}.json"), "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(json.dumps({label: f["seconds_ratio_to_first"] for label, f in figures.items()}, indent=2))
+    return report
+
+
 # --------------------------------------------------------------------------- one size, one repeat
 
 
@@ -648,6 +743,8 @@ def main() -> None:
         return child_scann(*sys.argv[2:5])
     if len(sys.argv) > 1 and sys.argv[1] == "--child-ease":
         return child_ease(*sys.argv[2:5])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-data-stages":
+        return child_data_stages(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k:3,1M,5M",
                         help=f"comma-separated, of {', '.join(SIZES)} or a number, each with :repeats (else --repeats)")
@@ -670,8 +767,15 @@ def main() -> None:
                              "ScaNN, the 100k sample), or both comma-separated")
     parser.add_argument("--ease-only", action="store_true",
                         help="only EASE's fit (the Evaluator's baseline) at each size: seconds and the memory it adds")
+    parser.add_argument("--data-stages", metavar="WORKERS",
+                        help="only Examples and Stats at each size, once per direct-runner worker count "
+                             "(comma-separated, e.g. 1,2: in memory against multi-processing)")
     args = parser.parse_args()
 
+    if args.data_stages:
+        os.makedirs(args.out, exist_ok=True)
+        data_stages(_sizes(args.sizes, args.repeats), [int(w) for w in args.data_stages.split(",")], args)
+        return
     if args.ease_only:
         os.makedirs(args.out, exist_ok=True)
         ease_only(_sizes(args.sizes, args.repeats), args.products, args.out)

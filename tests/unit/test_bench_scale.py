@@ -41,6 +41,13 @@ def test_tree_cpu_seconds_grow_with_work():
     assert scale.tree_cpu_seconds(os.getpid()) > before
 
 
+def test_tree_cpu_seconds_keep_the_work_of_children_that_ended():
+    """A stage's worker processes exit before the stage does: their CPU must stay in the tree's count."""
+    before = scale.tree_cpu_seconds(os.getpid())
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(20_000_000))"], check=True)
+    assert scale.tree_cpu_seconds(os.getpid()) - before > 0.5
+
+
 def test_the_dataflow_projection_scales_time_and_caps_workers():
     one = {"stages": {stage: {"seconds": {"median": 100.0}} for stage in scale.DATAFLOW_STAGES}}
     measured = {100_000: one, 1_000_000: one}  # a 10x span: fitted exponents of 1 or more are used
@@ -88,3 +95,17 @@ def test_eases_fit_alone_reports_its_time_and_the_memory_it_adds(tmp_path):
     assert figures["fit_seconds"]["median"] > 0 and figures["lambda"] > 0
     assert figures["fit_peak_rss_mb"]["median"] >= figures["fit_adds_mb"]["median"] >= 0
     assert report["fit_peak_rss_ratio"] == {"2000": 1.0} and list(tmp_path.glob("ease-*.json"))
+
+
+@pytest.mark.parametrize("workers, mode", [(1, "in_memory"), (2, "multi_processing"), (4, "multi_processing")])
+def test_the_data_stage_bench_overrides_the_local_direct_runner_options(workers, mode):
+    """--data-stages appends its options after the pipeline's own DirectRunner options: Beam must read its."""
+    pytest.importorskip("apache_beam")
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    from pipeline_compiler.environment import DIRECT_RUNNER_ARGS, PipelineEnv
+
+    args = PipelineEnv(extra_beam_args=tuple(scale.direct_worker_args(workers))).beam_pipeline_args()
+    assert args[:len(DIRECT_RUNNER_ARGS)] == list(DIRECT_RUNNER_ARGS)
+    options = PipelineOptions(args).view_as(DirectOptions)
+    assert options.direct_running_mode == mode and options.direct_num_workers == workers
