@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import requests
 
-from trainyard_cli.import_mapping import MappingError, SourceRun
+from trainyard_cli.import_mapping import SourceRun
 
 # runs/search returns at most this many a page (MLflow's own cap for max_results is 50,000; a smaller
 # page keeps each response small): https://mlflow.org/docs/latest/api_reference/rest-api.html#search-runs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.domain.catalog import (Dataset, ExperimentMetrics, FeatureConfig, ModelConfig, ModelType, SplitStrategy, Strict,
                                    towers_problem)
