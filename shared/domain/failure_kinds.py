@@ -20,19 +20,11 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from shared.domain import gpu_fallback
+from shared.domain import gpu_fallback, memory_errors
 
 OUT_OF_MEMORY = "out_of_memory"
 # Texts that say so whatever else they hold (TensorFlow 2's "RESOURCE_EXHAUSTED: OOM when allocating …" too).
-OUT_OF_MEMORY_PATTERNS = (
-    r"\bOOM\b",
-    r"OOMKilled",
-    r"\bout of memory\b",
-    r"CUDA_ERROR_OUT_OF_MEMORY",
-    r"\bMemoryError\b",
-    r"non-zero status of 137\b",
-    r"\bexit(?:ed with)? (?:code|status) 137\b",
-)
+OUT_OF_MEMORY_PATTERNS = memory_errors.OUT_OF_MEMORY_PATTERNS
 # Texts that say so unless they also name a quota or capacity: TensorFlow's ResourceExhaustedError is memory,
 # Google's api_core ResourceExhausted is a quota.
 EXHAUSTED_PATTERNS = (r"ResourceExhausted(?:Error)?\b", r"\bResource exhausted\b")
@@ -43,7 +35,6 @@ NOT_OUT_OF_MEMORY = gpu_fallback.CAUSE_PATTERNS + (r"\bquota\b",)
 # workers, whose memory the run's gpu_config does not set).
 GPU_STAGES = ("Train",)
 
-_OUT_OF_MEMORY = re.compile("|".join(OUT_OF_MEMORY_PATTERNS), re.I)
 _EXHAUSTED = re.compile("|".join(EXHAUSTED_PATTERNS), re.I)
 _NOT_OUT_OF_MEMORY = re.compile("|".join(NOT_OUT_OF_MEMORY), re.I)
 
@@ -52,7 +43,7 @@ def out_of_memory(text: Optional[str]) -> bool:
     """Whether a root cause says a process ran out of memory (and not that Vertex lacked quota or capacity)."""
     if not text:
         return False
-    return bool(_OUT_OF_MEMORY.search(text) or _EXHAUSTED.search(text) and not _NOT_OUT_OF_MEMORY.search(text))
+    return memory_errors.says_out_of_memory(text) or bool(_EXHAUSTED.search(text) and not _NOT_OUT_OF_MEMORY.search(text))
 
 
 def kind(doc: dict) -> Optional[str]:

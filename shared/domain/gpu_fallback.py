@@ -16,6 +16,8 @@ import copy
 import re
 from typing import Optional
 
+from shared.domain import memory_errors
+
 QUOTA, CAPACITY, PREEMPTED = "quota", "capacity", "preempted"
 # Who starts an automatic attempt (its attempts[].retried_by and last_retry.by): never a user.
 AUTOMATIC_RETRIER = "trainyard (gpu fallback)"
@@ -45,11 +47,9 @@ _EXHAUSTED = "GPU fallback: every listed shape failed for quota or capacity"
 def classify(text: Optional[str]) -> Optional[str]:
     """quota, capacity or preempted when the text is Vertex saying the Trainer could not get (or keep) its
     machines; None for any other failure (a bug in the data or the code does not move to another GPU)."""
-    from shared.domain import failure_kinds  # it builds on this module's patterns
-
     # TensorFlow's "RESOURCE_EXHAUSTED: OOM when allocating tensor" is the Trainer out of memory, not a quota:
     # another shape of the list would not help, the retry form's more-GPU-memory preset does.
-    if failure_kinds.out_of_memory(text):
+    if memory_errors.says_out_of_memory(text):
         return None
     for cause, pattern in _CAUSES:
         if text and pattern.search(text):
