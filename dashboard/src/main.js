@@ -252,6 +252,8 @@ async function runAction(action, runId) {
       case 'delete':
         if (!(await confirmDialog(`Delete training run "${run.name}"? It can be restored (trainyard runs restore) until its grace period ends; then it is purged with its artifacts.`))) return;
         toast(`${run.name} ${(await del(`/api/training-runs/${runId}`)).message || 'deleted'}`);
+        state.runPages.drop(runId);
+        state.registryPages.drop(runId);
         return;
       default:
     }

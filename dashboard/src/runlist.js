@@ -108,6 +108,14 @@ export class RunPages {
     this.onChange();
   }
 
+  /** A run this page deleted leaves every loaded page at once: the listener's query no longer holds it,
+   * but a server page (a search's, an older page's) would keep its copy until the next load. */
+  drop(runId) {
+    this.pages = this.pages.map((page) => page && page.filter((r) => r.id !== runId));
+    this.live = this.live.filter((r) => r.id !== runId);
+    this.onChange();
+  }
+
   get loaded() {
     return this.pages[this.index] !== undefined;
   }

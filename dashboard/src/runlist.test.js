@@ -59,6 +59,17 @@ describe('RunPages', () => {
     expect(pages.rows().map((r) => r.id)).toEqual(['a', 'old']);
   });
 
+  it('a run deleted from the page leaves every loaded page, including a search result', async () => {
+    const pages = new RunPages(server([run('gone', 3, { name: 'alpha gone' }), run('kept', 2, { name: 'alpha kept' })], 1), () => {});
+    await pages.reset('search=alpha', (r) => r.name.startsWith('alpha'));
+    await pages.load(1);
+    pages.setLive([run('gone', 3, { name: 'alpha gone' })]);
+    pages.drop('gone');
+    expect(pages.all().map((r) => r.id)).toEqual(['kept']);
+    await pages.load(0);
+    expect(pages.rows()).toEqual([]);
+  });
+
   it('drops the answer to a query that was replaced while it was on its way', async () => {
     let release;
     const slow = () => new Promise((resolve) => { release = resolve; });

@@ -138,8 +138,7 @@ def test_the_card_and_the_run_view_say_what_triggered_the_run(page, stack):
         "lc-trigger-data", "pending", 2, schedule_id="ts-lc", triggered_by="data", data_trigger=landed))
     client.collection("training_runs").document("tr-lc-fallback").set(run_doc(
         "lc-trigger-fallback", "running", 3, attempt=2, current_stage="Train",
-        trigger={"kind": "gpu_fallback", "by": "trainyard (gpu fallback)", "at": NOW,
-                 "detail": {"attempt": 2, "after": "capacity"}}))
+        trigger={"kind": "gpu_fallback", "by": "trainyard (gpu fallback)", "at": NOW, "attempt": 2}))
     page.locator("#filter-search").fill("lc-trigger-")
     expect(card(page, "tr-lc-data").locator("[data-role=trigger]")).to_have_text(
         "📥 New data gs://lc-landing/events/2026-12-06.csv")

@@ -17,7 +17,7 @@ from google.protobuf import json_format
 
 from shared.domain import runs, schedules, teams
 from shared.contract import topics
-from shared.contract import labels
+from shared.contract import labels, results
 from tests.builders import dataset_body, feature_config_body, model_config_body
 from tests.rehearsal.deployment import topics_published_by
 
@@ -136,7 +136,9 @@ def test_the_submitter_compiles_for_vertex_and_submits_over_grpc(cloud, large_ru
     assert spec["service_account"] == env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"]
     # Terraform's TensorBoard instance (tensorboard.tf), in the Trainer's region: the job uploads its event files.
     assert spec["tensorboard"] == env["TRAINYARD_VERTEX_TENSORBOARD"] and f"/locations/{cloud.region}/" in spec["tensorboard"]
-    assert spec["base_output_directory"] == {"output_uri_prefix": f"{env['TRAINYARD_ARTIFACTS_ROOT']}/{run['id']}/tensorboard"}
+    # the rehearsal replaces the gs:// roots by local folders (tests/rehearsal/runtime.py: no GCS emulator for TensorFlow)
+    assert spec["base_output_directory"] == {"output_uri_prefix": results.join(
+        cloud.rehearsal.roots["TRAINYARD_ARTIFACTS_ROOT"], run["id"], results.TENSORBOARD_DIR)}
 
     bucket = env["TRAINYARD_PIPELINE_ROOT"]
     for task in ("ExampleGen", "StatisticsGen", "Transform"):
