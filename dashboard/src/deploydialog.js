@@ -6,6 +6,7 @@ import { canaryBody, canaryFields, canaryStart, canaryText } from './canary.js';
 import { esc } from './format.js';
 import { errorSlot, placeErrors } from './fielderrors.js';
 import { $, $$, openModal, toast } from './ui.js';
+import { endpointPicker, listEndpoints } from './endpointview.js';
 
 /** The dialog's starting point: where the run's deployment_config sends it, staged as it says. */
 export function deployStart(run) {
@@ -45,13 +46,16 @@ export function openDeployDialog(run) {
     <div class="modal-body"><div class="general-error" data-role="general-error"></div><div data-role="deploy-form"></div></div>
     <div class="modal-foot"><button data-close>Cancel</button><button class="btn-primary" data-deploy-submit>Deploy</button></div>`, { id: 'deploy-dialog', narrow: true });
   const body = $('[data-role=deploy-form]', el);
+  // the existing endpoint's picker over your endpoints (none, or unreadable: type the id)
+  let endpoints = [];
+  listEndpoints().then((list) => { endpoints = list; collect(); render(); }).catch(() => {});
 
   function render() {
     const existing = form.target === 'existing';
     body.innerHTML = `<div class="field"><label style="display:block"><input type="radio" name="deploy-target" value="new" data-bind="target" ${existing ? '' : 'checked'} /> A new endpoint:
         <input type="text" data-bind="endpoint_name" value="${esc(form.endpoint_name)}" placeholder="${esc(run.name)}" /></label>${errorSlot('endpoint_name')}
       <label style="display:block"><input type="radio" name="deploy-target" value="existing" data-bind="target" ${existing ? 'checked' : ''} /> An existing endpoint:
-        <input type="text" data-bind="endpoint_id" value="${esc(form.endpoint_id)}" placeholder="endpoint id" />
+        ${endpointPicker(endpoints, form.endpoint_id, 'endpoint_id')}
         ${existing && !form.canary.enabled ? `traffic <input type="number" data-bind="traffic_split" value="${esc(form.traffic_split)}" min="1" max="100" style="width:70px" />%` : ''}</label>
       ${errorSlot('endpoint_id')}${errorSlot('traffic_split')}
       ${existing ? canaryFields(form.canary, { bind: 'canary', errors: 'canary' }) : ''}${errorSlot('body')}</div>

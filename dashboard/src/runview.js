@@ -15,6 +15,7 @@ import { triggerText } from './trigger.js';
 import { seriesData, tensorboardLine, trainingTabHtml } from './trainingtab.js';
 import { listenHistory, listenRun } from './live.js';
 import { showLogs } from './logview.js';
+import { endpointIdOf } from './endpointview.js';
 import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, CategoryScale, Legend, Tooltip);
@@ -180,7 +181,8 @@ export function deploymentSection(run, me = null) {
     <td>${esc(splitText(e.from))} → ${esc(splitText(e.to))}</td><td>${esc(e.reason || '')}</td></tr>`).join('');
   return `<div data-role="deployment"><h3>Deployment</h3><dl class="kv">
     <dt>Status</dt><dd data-role="deployment-status">${esc(d.status)}${d.endpoint_resource_name || d.endpoint_id ? ` on ${esc(d.endpoint_resource_name || d.endpoint_id)}` : ''}
-      ${canRollBack ? '<button data-deployment-action="rollback">Roll back</button>' : ''}</dd>
+      ${canRollBack ? '<button data-deployment-action="rollback">Roll back</button>' : ''}
+      ${endpointIdOf(run) ? '<button data-action="manage-endpoint">Manage Endpoint</button>' : ''}</dd>
     ${c ? `<dt>Canary</dt><dd data-role="canary">${esc(c.status || 'pending')}${c.status === 'watching' ? ` until ${esc(when(c.watch_until))}` : ''} · ${esc(limits)}</dd>` : ''}
     ${check ? `<dt>Last check</dt><dd data-role="canary-check">${esc(check.requests)} requests, ${esc(check.errors)} errors${check.p95_latency_ms != null ? `, p95 ${esc(Math.round(check.p95_latency_ms))} ms` : ''}${check.error ? ` · ${esc(check.error)}` : ''}</dd>` : ''}
     ${c?.reason ? `<dt>Decision</dt><dd>${esc(c.reason)}</dd>` : ''}

@@ -33,6 +33,7 @@ describe('the run view deployment section', () => {
     expect(html).toContain('120 requests, 1 errors, p95 41 ms');
     expect(html).toContain('old 100% → old 90%, new 10%');
     expect(html).toContain('data-deployment-action="rollback"');
+    expect(html).toContain('data-action="manage-endpoint"'); // opens the endpoint view (spec §5.1)
   });
 
   it('shows an automatic rollback with its reason and offers no second rollback', () => {

@@ -104,3 +104,28 @@ def test_manage_endpoint_changes_traffic_and_undeploys(page, stack):
     wizard.locator("[data-wiz=next]").click()
     wizard.locator("[data-wiz=next]").click()
     expect(wizard.locator(f"#endpoint-choices option[value='{ENDPOINT}']")).to_have_count(1)
+
+
+def test_the_run_view_manages_its_endpoint_and_the_deploy_dialog_picks_one(page, stack):
+    """The run view's deployment has Manage Endpoint (spec §5.1), and the card's Deploy dialog offers your
+    endpoints for "an existing endpoint", as the wizard does."""
+    deployed(stack)
+    page.locator(".chapter-tab[data-chapter=training]").click()
+    page.locator("#filter-search").fill("ep-new")
+    card(page, RUN_ID).locator("[data-action=view]").click()
+    page.locator("#run-view [data-role=deployment] [data-action=manage-endpoint]").click()
+    expect(page.locator("#endpoint-view")).to_have_attribute("data-endpoint-id", ENDPOINT)
+    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+
+    run_id = "tr-ep-dialog"
+    firestore(stack).collection("training_runs").document(run_id).set(registered_run(
+        "ep-dialog", id=run_id, deployment_config={"action": "deploy_existing", "existing_endpoint_id": "",
+                                                   "traffic_split": 10}))
+    page.locator("#filter-search").fill("ep-dialog")
+    card(page, run_id).locator("[data-action=deploy]").click()
+    dialog = page.locator("#deploy-dialog")
+    expect(dialog.locator(f"#endpoint-choices option[value='{ENDPOINT}']")).to_have_count(1)
+    dialog.locator("[data-role=endpoint-picker]").fill(ENDPOINT)
+    dialog.locator("[data-role=endpoint-picker]").press("Tab")  # the dialog reads its fields on change
+    expect(dialog.locator("[data-role=deploy-summary]")).to_contain_text(f"endpoint {ENDPOINT}")
