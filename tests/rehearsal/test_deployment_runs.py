@@ -137,8 +137,8 @@ def test_the_submitter_compiles_for_vertex_and_submits_over_grpc(cloud, large_ru
     # Terraform's TensorBoard instance (tensorboard.tf), in the Trainer's region: the job uploads its event files.
     assert spec["tensorboard"] == env["TRAINYARD_VERTEX_TENSORBOARD"] and f"/locations/{cloud.region}/" in spec["tensorboard"]
     # the rehearsal replaces the gs:// roots by local folders (tests/rehearsal/runtime.py: no GCS emulator for TensorFlow)
-    assert spec["base_output_directory"] == {"output_uri_prefix": results.join(
-        cloud.rehearsal.roots["TRAINYARD_ARTIFACTS_ROOT"], run["id"], results.TENSORBOARD_DIR)}
+    assert spec["base_output_directory"] == {"output_uri_prefix": results.join(results.join(
+        cloud.rehearsal.roots["TRAINYARD_ARTIFACTS_ROOT"], run["id"]), results.TENSORBOARD_DIR)}
 
     bucket = env["TRAINYARD_PIPELINE_ROOT"]
     for task in ("ExampleGen", "StatisticsGen", "Transform"):
