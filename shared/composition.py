@@ -114,8 +114,9 @@ def scheduler_jobs_not_granted(settings: Settings):
 
 def run_data(settings: Settings):
     """Where a run's logs and the GPU quota are read: Cloud Logging + Cloud Quotas, or the local service."""
-    from shared.adapters.run_data_sources import (CloudGpuQuota, CloudLoggingLogs, LocalGpuQuota, LocalPipelineLogs,
-                                                  RestClient, RunDataSources)
+    from shared.adapters.rest_client import RestClient
+    from shared.adapters.run_data_sources import CloudGpuQuota, LocalGpuQuota, RunDataSources
+    from shared.adapters.run_logs import CloudLoggingLogs, LocalPipelineLogs
 
     if settings.pipeline_backend == "vertex":
         rest = RestClient()
@@ -163,7 +164,7 @@ def groups_of(settings: Settings):
     if settings.groups is not None:
         return StaticGroups(settings.groups)
     if settings.pipeline_backend == "vertex" and names_groups(settings.teams):
-        from shared.adapters.run_data_sources import RestClient
+        from shared.adapters.rest_client import RestClient
 
         return CloudIdentityGroups(RestClient())
     return StaticGroups({})

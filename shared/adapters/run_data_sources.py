@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional, Protocol
 
 from shared.adapters.rest_client import RestClient
-from shared.adapters.run_logs import CloudLoggingLogs, LocalPipelineLogs, LogSource  # noqa: F401 - what RunDataSources holds
+from shared.adapters.run_logs import LogSource
 from shared.errors import FieldError, NotFound, TransientError
 from shared.validation import REGION
 

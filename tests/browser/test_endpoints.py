@@ -14,7 +14,7 @@ expect = pytest.importorskip(
 from shared.adapters.serving.local import read_endpoint, write_endpoint
 from tests.browser.conftest import shot
 from tests.browser.test_dashboard import card, open_wizard
-from tests.browser.test_lifecycle import firestore, registered_run
+from tests.browser.test_lifecycle import firestore, open_deploy_dialog, registered_run
 from tests.browser.test_run_cards import NOW
 
 pytestmark = pytest.mark.integration
@@ -118,13 +118,7 @@ def test_the_run_view_manages_its_endpoint_and_the_deploy_dialog_picks_one(page,
     page.keyboard.press("Escape")
     page.keyboard.press("Escape")
 
-    run_id = "tr-ep-dialog"
-    firestore(stack).collection("training_runs").document(run_id).set(registered_run(
-        "ep-dialog", id=run_id, deployment_config={"action": "deploy_existing", "existing_endpoint_id": "",
-                                                   "traffic_split": 10}))
-    page.locator("#filter-search").fill("ep-dialog")
-    card(page, run_id).locator("[data-action=deploy]").click()
-    dialog = page.locator("#deploy-dialog")
+    dialog = open_deploy_dialog(page, stack, "tr-ep-dialog", "ep-dialog", "")
     expect(dialog.locator(f"#endpoint-choices option[value='{ENDPOINT}']")).to_have_count(1)
     dialog.locator("[data-role=endpoint-picker]").fill(ENDPOINT)
     dialog.locator("[data-role=endpoint-picker]").press("Tab")  # the dialog reads its fields on change

@@ -227,16 +227,21 @@ def test_a_schedule_on_new_data_made_in_the_wizard_starts_a_run_when_a_file_land
     expect(sched).to_have_count(0)
 
 
+def open_deploy_dialog(page, stack, run_id: str, name: str, endpoint_id: str):
+    """A registered run whose deployment_config targets `endpoint_id` (10 %), its card's Deploy dialog opened."""
+    firestore(stack).collection("training_runs").document(run_id).set(registered_run(
+        name, id=run_id, deployment_config={"action": "deploy_existing", "existing_endpoint_id": endpoint_id,
+                                            "traffic_split": 10}))
+    page.locator("#filter-search").fill(name)
+    card(page, run_id).locator("[data-action=deploy]").click()
+    return page.locator("#deploy-dialog")
+
+
 def test_deploy_from_the_card_staged_as_a_canary(page, stack):
     """Deploy opens a dialog at the run's deployment_config (an existing endpoint, 10 %); staged as a canary it
     posts the API's canary without traffic_split, its 400s under the canary's fields."""
     run_id = "tr-lc-deploy"
-    firestore(stack).collection("training_runs").document(run_id).set(registered_run(
-        "lc-deploy-dialog", id=run_id, deployment_config={"action": "deploy_existing", "existing_endpoint_id": "lc-dlg-prod",
-                                                          "traffic_split": 10}))
-    page.locator("#filter-search").fill("lc-deploy-dialog")
-    card(page, run_id).locator("[data-action=deploy]").click()
-    dialog = page.locator("#deploy-dialog")
+    dialog = open_deploy_dialog(page, stack, run_id, "lc-deploy-dialog", "lc-dlg-prod")
     expect(dialog.locator("[data-bind=endpoint_id]")).to_have_value("lc-dlg-prod")
     expect(dialog.locator("[data-role=deploy-summary]")).to_have_text("Deploys to endpoint lc-dlg-prod: 10% of the traffic at once.")
     dialog.locator("[data-bind='canary.enabled']").check()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, RunDataSources
+from shared.adapters.run_data_sources import CloudGpuQuota, RunDataSources
+from shared.adapters.run_logs import CloudLoggingLogs
 from shared.adapters.scheduler_jobs import LocalTickerJobs
 from shared.services import intake
 from shared.services.ports import Effects

@@ -16,7 +16,7 @@ import requests
 
 from shared.adapters.artifact_store import ArtifactStore
 from shared.adapters.group_directory import DISCUSSION_FORUM, CloudIdentityGroups, StaticGroups, names_groups
-from shared.adapters.run_data_sources import RestClient
+from shared.adapters.rest_client import RestClient
 from shared.domain import teams
 from shared.http.app import Dependencies, create_app
 from shared.settings import Settings
