@@ -80,7 +80,8 @@ def cloud_settings(stack_env: dict) -> Settings:
 
 
 def app_for(settings: Settings, rest=None):
-    from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, RunDataSources
+    from shared.adapters.run_data_sources import CloudGpuQuota, RunDataSources
+    from shared.adapters.run_logs import CloudLoggingLogs
     from shared.composition import Root
     from shared.http.app import create_app
 

@@ -44,12 +44,14 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.version import Version
 
 if __package__ in (None, ""):  # run as a script: gpu_image/image_pins.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -372,9 +374,23 @@ def _unreachable(stderr: str) -> bool:
                           r"resolution|ConnectTimeoutError|Max retries exceeded", stderr))
 
 
+# pip before 23.3 refuses --platform/--abi without --target even with --dry-run ("Can not use any platform
+# or abi specific options unless installing via '--target'"); requirements/dev.txt installs a newer one.
+MIN_PIP = Version("23.3")
+
+
+def require_pip() -> None:
+    """Refuse to check with a pip that cannot resolve for another platform, saying which pip that is."""
+    have = installed_version("pip")
+    if Version(have) < MIN_PIP:
+        raise RuntimeError(f"{sys.executable} has pip {have}; resolving an image's closure for its own platform "
+                           f"needs pip >= {MIN_PIP} (make setup installs it)")
+
+
 def check_image(spec: ImageSpec, cache_dir: Path = CACHE_DIR, index_url: str = INDEX_URL,
                 log=lambda line: None) -> ImageResult:
     """Resolve the image's closure for its target; every pin that does not hold becomes a failure."""
+    require_pip()
     started = time.monotonic()
     result = ImageResult(spec)
     pins = constraint_pins(spec.constraints)

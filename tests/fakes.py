@@ -19,7 +19,7 @@ from shared.domain.runs import now
 
 
 class RecordedRest:
-    """shared.adapters.run_data_sources.RestClient answering with recorded API shapes: (url marker, answer)
+    """shared.adapters.rest_client.RestClient answering with recorded API shapes: (url marker, answer)
     pairs, an answer being a JSON body, an exception to raise or a function of the call's kwargs."""
 
     def __init__(self, answers):

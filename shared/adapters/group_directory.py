@@ -41,7 +41,7 @@ class StaticGroups:
 
 class CloudIdentityGroups:
     def __init__(self, rest, api: str = API, cache_s: float = CACHE_S, clock: Callable[[], float] = time.monotonic):
-        self.rest = rest  # shared/adapters/run_data_sources.RestClient (built by shared/composition.py)
+        self.rest = rest  # shared/adapters/rest_client.RestClient (built by shared/composition.py)
         self.api = api.rstrip("/")
         self.cache_s = cache_s
         self.clock = clock

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from shared.adapters.run_data_sources import CloudLoggingLogs, RunDataSources
+from shared.adapters.run_data_sources import RunDataSources
+from shared.adapters.run_logs import CloudLoggingLogs
 from shared.composition import Dependencies
 from shared.http.app import create_app
 from shared.domain import teams

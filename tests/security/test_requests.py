@@ -10,7 +10,8 @@ import json
 import pytest
 
 from shared.adapters.artifact_store import ArtifactStore
-from shared.adapters.run_data_sources import CloudGpuQuota, CloudLoggingLogs, RunDataSources
+from shared.adapters.run_data_sources import CloudGpuQuota, RunDataSources
+from shared.adapters.run_logs import CloudLoggingLogs
 from shared.http.app import Dependencies, create_app
 from shared.settings import Settings
 from tests.builders import dataset_body, local_settings, run_body, seed_catalog

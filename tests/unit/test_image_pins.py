@@ -96,3 +96,17 @@ def test_the_resolution_ignores_this_machines_pip_configuration(monkeypatch, tmp
     assert not [k for k in env if k.startswith("PIP_") and k not in
                 ("PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_CACHE_DIR")]
     assert env["PIP_CONFIG_FILE"] == "/dev/null"
+
+
+def test_a_pip_too_old_to_resolve_for_another_platform_is_named_before_any_resolution(monkeypatch, tmp_path):
+    """CI's fresh venv (uv, Python 3.11's ensurepip) carried pip 23.2.1, which refuses --platform with
+    --dry-run; every image then 'failed' with pip's own usage error instead of a verdict on its pins."""
+    monkeypatch.setattr(image_pins, "installed_version", lambda name: "23.2.1")
+    monkeypatch.setattr(image_pins, "_pip_resolve", lambda *a, **k: pytest.fail("resolved with an old pip"))
+    with pytest.raises(RuntimeError, match=r"pip 23\.2\.1.*needs pip >= 23\.3"):
+        image_pins.check_image(image_pins.read_image_spec("serving"), cache_dir=tmp_path)
+
+
+def test_the_environment_the_suite_runs_in_has_a_pip_that_can_resolve_for_another_platform():
+    """requirements/dev.txt installs pip, pinned by the lock, into the venv whichever installer made it."""
+    image_pins.require_pip()
