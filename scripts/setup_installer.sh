@@ -4,9 +4,9 @@
 # either way, so the same pins. SETUP_INSTALLER=pip forces pip (a knob of the setup scripts, not a
 # setting of a Trainyard process, so not in shared/settings.py).
 UV_VERSION=0.13.8
-# Where a bootstrapped uv is kept: once per machine and version, not once per clone (pip took 17 s of a
-# fresh clone's setup to fetch it into each new virtualenv).
-UV_HOME=${TRAINYARD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trainyard}/uv-$UV_VERSION
+# Where a bootstrapped uv is kept (SETUP_TOOLS_DIR, a knob like SETUP_INSTALLER): once per machine and
+# version, not once per clone (pip took 17 s of a fresh clone's setup to fetch it into each new virtualenv).
+UV_HOME=${SETUP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trainyard}/uv-$UV_VERSION
 
 # Prints the command that runs uv: the one on PATH, else the one bootstrapped into UV_HOME (pip installs
 # the wheel from the package index that carries the uv binary, with the virtualenv's pip or else the

@@ -54,7 +54,7 @@ def install(venv: Path, **env) -> list[str]:
     subprocess.run(["bash", "-c", command], cwd=REPO, check=True, capture_output=True,
                    # No uv on this PATH unless a test puts one; the base Python is the stand-in too (never
                    # the machine's, which would fetch uv from the index).
-                   env={"PATH": "/usr/bin:/bin", "TRAINYARD_TOOLS_DIR": str(venv.parent / "tools"),
+                   env={"PATH": "/usr/bin:/bin", "SETUP_TOOLS_DIR": str(venv.parent / "tools"),
                         "PYTHON": str(venv / "bin" / "python"), **env})
     return (venv.parent / "calls.log").read_text().splitlines()
 
@@ -82,7 +82,7 @@ def test_uv_is_bootstrapped_once_per_machine_not_once_per_virtualenv(tmp_path):
     second = tmp_path / "second"
     fake_python(second / "venv" / "bin" / "python", second / "calls.log", uv_bootstraps=True, uv_installs=True)
     (second / "calls.log").touch()
-    calls = install(second / "venv", TRAINYARD_TOOLS_DIR=str(tmp_path / "tools"))
+    calls = install(second / "venv", SETUP_TOOLS_DIR=str(tmp_path / "tools"))
     assert not any("uv==" in c for c in calls)
     assert (tmp_path / "calls.log").read_text().startswith("uv pip install --quiet --compile-bytecode "
                                                             f"--python {second}/venv/bin/python")
