@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale bench-trainer
+.PHONY: setup setup-python tools test test-images test-unit test-integration test-e2e test-browser rehearse up down demo bench bench-create bench-ml bench-soak bench-quality bench-scale bench-trainer
 
 setup:            ## install pinned Python dependencies into .venv, build the dashboard (skipped when up to date)
 	@# The Python packages and the dashboard's build touch nothing in common: both at once.
@@ -43,8 +43,11 @@ up: setup         ## start the local stack (emulators + functions); prints the A
 down:             ## stop exactly what `make up` started
 	@$(PY) -m scripts.stack down
 
-demo: setup       ## start the stack, run a training run end to end, stop the stack
+demo: setup-python ## start the stack, run a training run end to end, stop the stack
 	@$(PY) -m scripts.demo
+
+setup-python:     ## only the pinned Python packages: what `make demo` needs (it stops its stack before anyone could open the dashboard, so it skips the dashboard's build)
+	@bash scripts/setup.sh
 
 bench: setup      ## control-plane latency/throughput against the local stack (not a test)
 	@$(PY) bench/control_plane.py

@@ -108,7 +108,7 @@ def recommend(client, run: dict, data_uri: str, timeout_s: float = 300) -> str:
 
 def main() -> int:
     from pipeline_compiler.demo_data import write_csv
-    from scripts.stack import Stack, StackConfig
+    from scripts.stack import Stack, StackConfig, readiness
     from trainyard_cli.client import ApiClient
     from trainyard_cli.watch import watch
 
@@ -123,6 +123,7 @@ def main() -> int:
     if owned:
         print("starting the local stack (Firestore + Pub/Sub emulators, functions, local pipeline service)…")
         stack.up(timeout_s=180)
+        print(f"local stack ready in {time.time() - stack.started_at:.0f}s; ready after: {readiness(stack)}")
     else:
         print("using the local stack that is already running")
     try:
@@ -150,8 +151,9 @@ def main() -> int:
         return 0
     finally:
         if owned:
+            stopping = time.time()
             stack.down()
-            print("local stack stopped")
+            print(f"local stack stopped ({time.time() - stopping:.0f}s)")
 
 
 if __name__ == "__main__":

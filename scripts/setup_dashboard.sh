@@ -16,6 +16,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f dashboard/dist/ind
 fi
 command -v npm >/dev/null || { echo "setup_dashboard: node/npm are missing; install Node.js 20+" >&2; exit 1; }
 echo "setup_dashboard: npm ci + build"
-(cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+# --prefer-offline: a package already in npm's cache is not revalidated against the registry (the lock
+# pins its version and integrity anyway): npm ci took 126 s with a warm cache at load 12 (2026-12-07).
+(cd dashboard && npm ci --prefer-offline --no-audit --no-fund --loglevel=error && npm run build --silent)
 echo "$want" > "$stamp"
 echo "setup_dashboard: done (dashboard/dist)"

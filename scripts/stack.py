@@ -22,7 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from scripts import firestore_rules
 from shared.settings import BY_NAME, LOCAL_DEV_TOKEN, child_environment, export, read, read_or_default
@@ -196,39 +196,59 @@ class Stack:
     def __init__(self, config: StackConfig):
         self.config = config
         self.processes: dict[str, dict] = {}
+        self._popens: dict[str, subprocess.Popen] = {}  # this process's own children, to see an early exit
+        self.started_at, self.ready_after = time.time(), {}  # seconds from `up` until each was ready
 
     # ------------------------------------------------------------------ lifecycle
 
-    def up(self, timeout_s: float = 90) -> None:
+    def launches(self) -> list[Launch]:
+        """Every process of the stack with its readiness probe: the two emulators, each function, each service."""
         if not shutil.which("gcloud"):
             raise RuntimeError("gcloud is not installed: the local stack needs the Google Cloud CLI with the "
                                "Firestore and Pub/Sub emulators (and Java 17)")
+        cfg, env = self.config, self.config.function_env()
+        # The security rules Terraform deploys, so the page's listeners are checked here as in the cloud
+        # (the server client libraries present the emulator's admin credential: rules do not apply to them).
+        rules = firestore_rules.write(cfg.rules_domain, cfg.local_dir / "stack" / "firestore.rules")
+        launches = [
+            Launch("firestore", ["gcloud", "emulators", "firestore", "start",
+                                 f"--host-port=127.0.0.1:{cfg.firestore_port}", f"--rules={rules}"],
+                   child_environment(), http_ready(f"http://127.0.0.1:{cfg.firestore_port}")),
+            Launch("pubsub", ["gcloud", "beta", "emulators", "pubsub", "start",
+                              f"--host-port=127.0.0.1:{cfg.pubsub_port}", f"--project={cfg.project}"],
+                   child_environment(), http_ready(f"http://127.0.0.1:{cfg.pubsub_port}"))]
+        launches += [Launch(fn.name, [str(VENV_BIN / "functions-framework"), "--target", fn.target, "--source",
+                                      str(REPO / fn.source), "--signature-type", fn.signature, "--host", "127.0.0.1",
+                                      "--port", str(cfg.port(fn.name))], env, tcp_ready(cfg.port(fn.name)))
+                     for fn in cfg.functions]
+        launches += [Launch(service.name, [sys.executable, "-m", service.module, "--port", str(cfg.port(service.name)),
+                                           *service.args], env, tcp_ready(cfg.port(service.name)))
+                     for service in cfg.services]
+        return launches
+
+    def up(self, timeout_s: float = 90) -> None:
+        """Starts every process at once and waits on each one's readiness: no process needs another to
+        start (clients connect on first use), so the stack is ready when its slowest process is, not
+        after the sum (the pipeline service, which loads TFX before it listens, is the long pole).
+        The topics and push subscriptions are made as soon as the Pub/Sub emulator answers (a push to a
+        function still starting is retried), the ticker and watcher after them (they publish)."""
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         if self.running():
             raise RuntimeError(f"a stack is already running (see {self.config.state_file}); `make down` first")
+        self.started_at, self.ready_after = time.time(), {}
         try:
-            # The security rules Terraform deploys, so the page's listeners are checked here as in the cloud
-            # (the server client libraries present the emulator's admin credential: rules do not apply to them).
-            rules = firestore_rules.write(self.config.rules_domain, self.config.local_dir / "stack" / "firestore.rules")
-            self._spawn("firestore", ["gcloud", "emulators", "firestore", "start",
-                                      f"--host-port=127.0.0.1:{self.config.firestore_port}", f"--rules={rules}"],
-                        child_environment())
-            self._spawn("pubsub", ["gcloud", "beta", "emulators", "pubsub", "start",
-                                   f"--host-port=127.0.0.1:{self.config.pubsub_port}",
-                                   f"--project={self.config.project}"], child_environment())
-            self._wait_http(f"http://127.0.0.1:{self.config.firestore_port}", timeout_s, "Firestore emulator")
-            self._wait_http(f"http://127.0.0.1:{self.config.pubsub_port}", timeout_s, "Pub/Sub emulator")
+            launches = self.launches()
+            for launch in launches:
+                self._spawn(launch.name, launch.argv, launch.env)
+            probes = {launch.name: launch.ready for launch in launches}
+            deadline = self.started_at + timeout_s
+            emulators = {name: probes.pop(name) for name in ("pubsub", "firestore") if name in probes}
+            if emulators:
+                self._await_ready(emulators, deadline)
+                self.create_topics_and_subscriptions()
+                self.ready_after["topics"] = round(time.time() - self.started_at, 1)
+            self._await_ready(probes, deadline)
             env = self.config.function_env()
-            for fn in self.config.functions:
-                self._spawn(fn.name, [str(VENV_BIN / "functions-framework"), "--target", fn.target, "--source",
-                                      str(REPO / fn.source), "--signature-type", fn.signature, "--host", "127.0.0.1",
-                                      "--port", str(self.config.port(fn.name))], env)
-            for service in self.config.services:
-                self._spawn(service.name, [sys.executable, "-m", service.module, "--port",
-                                           str(self.config.port(service.name)), *service.args], env)
-            for fn in self.config.functions + self.config.services:
-                self._wait_tcp(self.config.port(fn.name), timeout_s, f"{fn.name}")
-            self.create_topics_and_subscriptions()
             if self.config.ticker:  # after the topics: it publishes to schedule-trigger
                 self._spawn("ticker", [sys.executable, "-m", "scripts.ticker"], env)
             if self.config.watcher:  # after the topics: it publishes to data-landed
@@ -246,14 +266,14 @@ class Stack:
             except ProcessLookupError:
                 continue
         deadline = time.time() + 10
-        for proc in self._load().values():
-            while time.time() < deadline and _alive(proc["pgid"]):
+        for name, proc in self._load().items():
+            while time.time() < deadline and self._group_alive(name, proc["pgid"]):
                 time.sleep(0.1)
-            if _alive(proc["pgid"]):
+            if self._group_alive(name, proc["pgid"]):
                 os.killpg(proc["pgid"], signal.SIGKILL)
         if self.config.state_file.exists():
             self.config.state_file.unlink()
-        self.processes = {}
+        self.processes, self._popens = {}, {}
         return stopped
 
     def kill(self, name: str) -> None:
@@ -273,7 +293,15 @@ class Stack:
         argv = self._load()[name]["argv"]
         self._spawn(name, argv, self.config.function_env())
         if name in self.config.function_ports:
-            self._wait_tcp(self.config.port(name), timeout_s, name)
+            self._await_ready({name: tcp_ready(self.config.port(name))}, time.time() + timeout_s)
+
+    def _group_alive(self, name: str, pgid: int) -> bool:
+        """Whether any process of the group is left; our own child is reaped first (a zombie leader
+        would keep its group "alive" until the 10 s SIGKILL)."""
+        popen = self._popens.get(name)
+        if popen is not None:
+            popen.poll()
+        return _alive(pgid)
 
     def running(self) -> bool:
         return any(_alive(p["pgid"]) for p in self._load().values())
@@ -324,6 +352,7 @@ class Stack:
         log = open(self.config.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
                                 start_new_session=True)  # its own process group: `down` stops its children too
+        self._popens[name] = proc
         self.processes[name] = {"pid": proc.pid, "pgid": os.getpgid(proc.pid), "argv": argv,
                                 "log": str(self.config.log_dir / f"{name}.log")}
         self.config.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -336,24 +365,67 @@ class Stack:
             return json.loads(self.config.state_file.read_text())
         return {}
 
-    def _wait_http(self, url: str, timeout_s: float, what: str) -> None:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(url, timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.25)
-        raise RuntimeError(f"{what} did not start within {timeout_s:.0f}s (logs: {self.config.log_dir})")
+    def _await_ready(self, probes: dict[str, Callable[[], bool]], deadline: float) -> None:
+        """Polls every named probe in turn until each passes, noting when (self.ready_after). A process
+        that exits first fails the start at once, by name, with its log's last lines; at the deadline,
+        the start fails naming every process still not ready."""
+        pending = dict(probes)
+        while pending:
+            for name, ready in list(pending.items()):
+                if ready():
+                    self.ready_after[name] = round(time.time() - self.started_at, 1)
+                    del pending[name]
+                    continue
+                popen = self._popens.get(name)
+                if popen is not None and popen.poll() is not None:
+                    raise StackStartError(f"{name} exited with code {popen.returncode} before it was ready "
+                                          f"(log: {self.processes[name]['log']}):\n{_tail(self.processes[name]['log'])}")
+            if pending and time.time() > deadline:
+                raise StackStartError(f"not ready within {deadline - self.started_at:.0f}s: {', '.join(sorted(pending))} "
+                                      f"(logs: {self.config.log_dir})")
+            if pending:
+                time.sleep(0.2)
 
-    def _wait_tcp(self, port: int, timeout_s: float, what: str) -> None:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"{what} did not listen on {port} within {timeout_s:.0f}s (logs: {self.config.log_dir})")
+
+class StackStartError(RuntimeError):
+    """A process of the stack did not become ready: the message names it."""
+
+
+@dataclass
+class Launch:
+    """One process of the stack: its command line, environment and readiness probe."""
+
+    name: str
+    argv: list[str]
+    env: dict
+    ready: Callable[[], bool]
+
+
+def http_ready(url: str) -> Callable[[], bool]:
+    """Ready when the URL answers (the emulators answer their root before they serve requests)."""
+    def probe() -> bool:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return True
+        except OSError:
+            return False
+    return probe
+
+
+def tcp_ready(port: int) -> Callable[[], bool]:
+    """Ready when something listens on the port (functions-framework binds after importing its target)."""
+    def probe() -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+    return probe
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def _alive(pgid: int) -> bool:
@@ -366,6 +438,12 @@ def _alive(pgid: int) -> bool:
         return True
 
 
+def readiness(stack: Stack) -> str:
+    """When each process was ready, slowest first: where a start's time went."""
+    return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in
+                     sorted(stack.ready_after.items(), key=lambda item: -item[1]))
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     stack = Stack(StackConfig.from_env())
@@ -374,6 +452,7 @@ def main(argv: list[str]) -> int:
         stack.up()
         cfg = stack.config
         print(f"Trainyard local stack is up ({time.time() - started:.1f}s).")
+        print(f"  Ready after: {readiness(stack)}")
         print(f"  API:        {cfg.api_url}   (Authorization: Bearer {cfg.dev_token})")
         print(f"  Firestore:  127.0.0.1:{cfg.firestore_port}   Pub/Sub: 127.0.0.1:{cfg.pubsub_port}")
         print(f"  Logs:       {cfg.log_dir}")
