@@ -196,7 +196,8 @@ def tensorboard_upload(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
 
 def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -> Any:
     custom_config: dict[str, Any] = {F.RUN_SPEC_KEY: spec.to_json(), **warm_weights.champion_lookup(
-        spec, env.target, env.project or "", env.region, env.local_registry_dir, env.local_endpoints_dir)}
+        spec, env.target, env.project or "", env.region, env.local_registry_dir, env.local_endpoints_dir,
+        env.vertex_emulator_host)}
     kwargs = dict(
         module_file=TRAINER_MODULE,
         examples=transform.outputs["transformed_examples"],
