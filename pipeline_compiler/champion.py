@@ -106,8 +106,9 @@ class VertexChampions(RegionalService):
         return None
 
 
-def find(spec, target: str, project: str, region: str, registry_dir: str, endpoints_dir: str) -> Optional[Champion]:
+def find(spec, target: str, project: str, region: str, registry_dir: str, endpoints_dir: str,
+         emulator_host: str = "") -> Optional[Champion]:
     """The run's champion where its Pusher registers (the Pusher's own parameters), or None."""
     if target == "vertex":
-        return VertexChampions(project, region).find(spec)
+        return VertexChampions(project, region, emulator_host=emulator_host).find(spec)
     return find_local(spec, registry_dir, endpoints_dir)

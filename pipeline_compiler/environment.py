@@ -38,6 +38,9 @@ class PipelineEnv:
     service_account: Optional[str] = None
     # The Vertex AI TensorBoard instance the Trainer's CustomJob uploads its event files to (None: no upload).
     vertex_tensorboard: Optional[str] = None
+    # A Vertex AI stand-in (the rehearsal's gRPC fakes, TRAINYARD_VERTEX_EMULATOR_HOST): the Trainer's champion
+    # lookup asks it instead of {region}-aiplatform.googleapis.com. Unset in the cloud.
+    vertex_emulator_host: str = ""
     local_registry_dir: str = ".local/registry"
     local_endpoints_dir: str = ".local/endpoints"  # the Evaluator finds a local champion's endpoint here
     # The prediction container the Pusher registers each model with: Trainyard's serving image
@@ -67,6 +70,7 @@ class PipelineEnv:
             dataflow_max_workers=settings.dataflow_max_workers,
             service_account=settings.pipeline_service_account or None,
             vertex_tensorboard=settings.vertex_tensorboard or None,
+            vertex_emulator_host=settings.vertex_emulator_host,
             local_registry_dir=settings.local_registry_dir,
             local_endpoints_dir=settings.local_endpoints_dir,
             serving_image=settings.serving_image,

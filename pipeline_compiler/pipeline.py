@@ -22,7 +22,7 @@ from pipeline_compiler.components import TrainyardEvaluator, TrainyardPusher
 from pipeline_compiler.environment import PipelineEnv
 from pipeline_compiler.modules import features as F
 from pipeline_compiler.modules import warm_weights
-from shared.domain import data_access
+from shared.domain import data_access, gpu_fallback
 from shared.domain.catalog import BigQuerySource, FileSource
 from shared.contract import results
 from shared.contract.dataflow_jobs import dataflow_job_name
@@ -186,10 +186,9 @@ def tensorboard_upload(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
     experiment named after the job (cloud.google.com/vertex-ai/docs/experiments/tensorboard-training; the job
     needs a service account: trainer_job_spec sets the pipeline's, which terraform/tensorboard.tf grants).
     The instance is regional: an attempt moved to another region by a GPU fallback keeps its event files
-    with the run's artifacts and uploads nothing."""
+    with the run's artifacts and uploads nothing (gpu_fallback.tensorboard_skipped; the run says why)."""
     instance = env.vertex_tensorboard
-    trainer_region = spec.gpu_config.region or env.region
-    if not instance or f"/locations/{trainer_region}/" not in instance:
+    if not instance or gpu_fallback.tensorboard_skipped(instance, env.region, spec.gpu_config.region):
         return {}
     return {"tensorboard": instance,
             "base_output_directory": {"output_uri_prefix": results.join(spec.artifacts_uri, results.TENSORBOARD_DIR)}}
@@ -197,7 +196,8 @@ def tensorboard_upload(spec: RunSpec, env: PipelineEnv) -> dict[str, Any]:
 
 def _trainer(spec: RunSpec, env: PipelineEnv, transform: Any, schema_gen: Any) -> Any:
     custom_config: dict[str, Any] = {F.RUN_SPEC_KEY: spec.to_json(), **warm_weights.champion_lookup(
-        spec, env.target, env.project or "", env.region, env.local_registry_dir, env.local_endpoints_dir)}
+        spec, env.target, env.project or "", env.region, env.local_registry_dir, env.local_endpoints_dir,
+        env.vertex_emulator_host)}
     kwargs = dict(
         module_file=TRAINER_MODULE,
         examples=transform.outputs["transformed_examples"],

@@ -64,7 +64,8 @@ def serving(settings: Settings, registrar):
                        machine_type=settings.deploy_machine_type,
                        metrics=CloudMonitoringMetrics(settings.project, emulator_host=host),
                        batch_predictions=VertexBatchPredictions(settings.project, settings.region, settings.deploy_machine_type,
-                                                                settings.deploy_wait_s, emulator_host=host))
+                                                                settings.deploy_wait_s, emulator_host=host,
+                                                                service_account=settings.pipeline_service_account))
     from shared.adapters.batch_prediction import LocalBatchPredictions
     from shared.adapters.serving.local import LocalEndpoints, LocalServingMetrics, NoTrainerJobs
 

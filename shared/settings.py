@@ -280,8 +280,8 @@ VARIABLES: tuple[Variable, ...] = (
              (API, SUBMITTER, PIPELINE_EVENTS, RUN_COMMANDS), TERRAFORM,
              field="pipeline_backend", parse=_backend),
     # ------------------------------------------------------------------ the pipeline in the cloud
-    Variable("TRAINYARD_PIPELINE_SERVICE_ACCOUNT", "identity of the pipeline job, its Trainer custom job and its "
-             "Dataflow workers", "", (SUBMITTER,), TERRAFORM,
+    Variable("TRAINYARD_PIPELINE_SERVICE_ACCOUNT", "identity of the pipeline job, its Trainer custom job, its "
+             "Dataflow workers and the batch prediction jobs' serving containers", "", (SUBMITTER, RUN_COMMANDS), TERRAFORM,
              field="pipeline_service_account"),
     Variable("TRAINYARD_VERTEX_TENSORBOARD", "the Vertex AI TensorBoard instance (projects/…/locations/…/tensorboards/…) "
              "each Trainer CustomJob uploads its event files to (terraform/tensorboard.tf); unset: none, the event "

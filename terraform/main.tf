@@ -139,6 +139,8 @@ locals {
     scheduler = merge(local.base_env, local.scheduler_env, local.teams_env, { TRAINYARD_MODEL_NAME = coalesce(var.model_name, var.project_id) })
     run_commands = merge(local.cloud_env, local.teams_env, {
       TRAINYARD_SERVING_IMAGE = local.serving_image
+      # A BatchPredictionJob runs as it, not as a default agent a hardened project may not grant (batch_prediction.py).
+      TRAINYARD_PIPELINE_SERVICE_ACCOUNT = google_service_account.sa["pipeline"].email
       # Notifications link a run to the dashboard where people sign in: the public web entrance, not
       # trainyard-api, which Cloud Run IAM closes to a browser (review N11).
       TRAINYARD_DASHBOARD_URL = local.dashboard_url

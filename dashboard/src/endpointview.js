@@ -2,7 +2,9 @@
 // endpoints, and one endpoint's deployed models, traffic split, the run each came from, its canary and its
 // history; change the split (shares that must add up to 100), undeploy a model, roll a run's deploy back.
 // The API checks the role (deployer on the team of a run deployed there); a change is queued and carried out
-// by run-commands, so the view reloads the endpoint a moment later.
+// by run-commands, so the view reloads the endpoint a moment later. On an endpoint shared with another team, that
+// team's model is shown as "a model of another team" (the API names no run, id or creator), its share fixed here:
+// only its own team's deployers may move or undeploy it.
 import { ApiError, get, post } from './api.js';
 import { esc, when } from './format.js';
 import { mayAct } from './roles.js';
@@ -53,13 +55,15 @@ function split(s) {
   return Object.entries(s || {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}%`).join(', ') || '—';
 }
 
+const OTHER_TEAM = 'a model of another team';
+
 const ACTIONS = { deployed: 'Deployed', canary_started: 'Canary started', promoted: 'Canary promoted', rolled_back: 'Rolled back',
   traffic_changed: 'Traffic changed', undeployed: 'Undeployed' };
 
 /** The endpoint's history, newest first: one line per deploy, canary, promotion, rollback, traffic change, undeploy. */
 export function historyRows(endpoint) {
   return [...(endpoint.history || [])].reverse().map((h) => ({ at: h.at, action: ACTIONS[h.action] || h.action,
-    by: h.by, run: h.run_name || h.run_id, change: `${split(h.from)} → ${split(h.to)}`, reason: h.reason || '' }));
+    by: h.of_another_team ? '—' : h.by, run: h.of_another_team ? OTHER_TEAM : h.run_name || h.run_id, change: `${split(h.from)} → ${split(h.to)}`, reason: h.reason || '' }));
 }
 
 /** May `me` change this endpoint: deployer on the team of one of its runs. */
@@ -82,7 +86,13 @@ export function renderEndpoint(endpoint, form, me) {
   const total = Object.values(form).reduce((a, b) => a + (Number(b) || 0), 0);
   const rows = (endpoint.deployed_models || []).map((m) => {
     const run = m.run;
-    const rollback = run && ['deployed', 'canary'].includes(run.deployment_status);
+    const theirs = Boolean(run?.of_another_team);
+    const rollback = run && !theirs && ['deployed', 'canary'].includes(run.deployment_status);
+    if (theirs) {
+      return `<tr data-model="${esc(m.id)}" data-other-team><td>${esc(m.display_name || m.id)}<div class="muted small">${esc(m.id)}</div></td>
+      <td><span class="muted" data-role="other-team">${OTHER_TEAM}</span></td><td>${m.traffic_percent}%</td>
+      <td>${canChange ? `${esc(form[m.id])}% <span class="muted small" title="only its team's deployers may move its traffic">its team's to change</span>` : ''}</td><td></td></tr>`;
+    }
     return `<tr data-model="${esc(m.id)}"><td>${esc(m.display_name || m.id)}<div class="muted small">${esc(m.id)}</div></td>
       <td>${run ? `${esc(run.name)} <span class="muted small">v${esc(run.model_version ?? m.model_version_id)} · ${esc(run.id)}</span>` : `<span class="muted">not from a Trainyard run</span> v${esc(m.model_version_id)}`}</td>
       <td>${m.traffic_percent}%</td>
@@ -96,7 +106,7 @@ export function renderEndpoint(endpoint, form, me) {
   const history = historyRows(endpoint).map((h) => `<tr><td>${esc(when(h.at))}</td><td>${esc(h.action)}</td><td>${esc(h.by)}</td>
     <td>${esc(h.run)}</td><td>${esc(h.change)}</td><td>${esc(h.reason)}</td></tr>`).join('');
   return `<div class="muted small">${esc(endpoint.resource_name)} · teams: ${esc((endpoint.teams || []).join(', ') || '—')}${endpoint.created_at ? ` · created ${esc(when(endpoint.created_at))}` : ''}</div>
-    ${c ? `<div class="card-line" data-role="canary">🐤 Canary: ${esc(c.run_name || c.run_id)} at ${esc(c.percent ?? '?')}%, ${esc(c.status || '')}${c.watch_until ? ` until ${esc(when(c.watch_until))}` : ''}</div>` : ''}
+    ${c ? `<div class="card-line" data-role="canary">🐤 Canary: ${esc(c.of_another_team ? OTHER_TEAM : c.run_name || c.run_id)} at ${esc(c.percent ?? '?')}%, ${esc(c.status || '')}${c.watch_until ? ` until ${esc(when(c.watch_until))}` : ''}</div>` : ''}
     ${busy ? `<div class="card-warn" data-role="busy">A deploy, canary or rollback is at work here: changes wait for it.</div>` : ''}
     <h3>Deployed models</h3>
     <table class="table" data-role="models"><thead><tr><th>Model</th><th>Run</th><th>Now</th><th>New share</th><th></th></tr></thead><tbody>${rows || '<tr><td colspan="5" class="muted">no models deployed</td></tr>'}</tbody></table>

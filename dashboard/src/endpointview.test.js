@@ -63,6 +63,23 @@ describe('the endpoint view', () => {
     expect(viewer).not.toContain('data-undeploy');
     expect(mayChange({ roles: { ads: 'admin' } }, endpoint)).toBe(false);
   });
+  it("shows another team's model on a shared endpoint as such: no run, no buttons, its share fixed", () => {
+    const shared = { ...endpoint, teams: ['ads', 'recs'],
+      canary: { of_another_team: true, percent: 10, status: 'watching', deployed_model_id: '13' },
+      deployed_models: [...endpoint.deployed_models.slice(0, 1),
+        { id: '13', display_name: 'ads-v1-v1', model_version_id: '1', traffic_percent: 20, run: { of_another_team: true } }],
+      history: [{ at: '2026-12-06T22:00:00Z', action: 'deployed', endpoint: 'e', deployed_model_id: '13', from: {},
+        to: { 13: 20 }, of_another_team: true }] };
+    const html = renderEndpoint(shared, trafficForm(shared), { roles: { recs: 'deployer' } });
+    const row = html.slice(html.indexOf('data-model="13"'), html.indexOf('</tr>', html.indexOf('data-model="13"')));
+    expect(row).toContain('a model of another team');
+    expect(row).toContain("its team's to change");
+    expect(row).not.toMatch(/data-share|data-undeploy|data-rollback|undefined/);
+    expect(html).toContain('data-undeploy="11"'); // the caller's own model keeps its buttons
+    expect(html).toContain('Canary: a model of another team at 10%');
+    expect(historyRows(shared)[0]).toMatchObject({ by: '—', run: 'a model of another team', change: '— → 13 20%' });
+    expect(trafficBody(trafficForm(shared)).body.traffic_split).toEqual({ 11: 80, 13: 20 }); // sent unchanged
+  });
   it("lists endpoints with a Manage button, and the wizard picks one (or types the id when there are none)", () => {
     expect(renderEndpointList([endpoint])).toContain('data-manage-endpoint="recs-prod"');
     expect(renderEndpointList([])).toContain('No endpoints yet');

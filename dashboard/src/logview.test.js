@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { logLineHtml, logsPath } from './logview.js';
+import { logLineHtml, logsPath, nextAsk } from './logview.js';
 
 describe('the Logs tab', () => {
   it('asks the server for one stage and severity, and pages on with its token', () => {
     expect(logsPath('tr-1', { stage: 'Transform', severity: 'WARNING' }, 'tok/en'))
       .toBe('/api/training-runs/tr-1/logs?page_size=200&stage=Transform&severity=WARNING&page_token=tok%2Fen');
     expect(logsPath('tr-1', { stage: '', severity: '' })).toBe('/api/training-runs/tr-1/logs?page_size=200');
+  });
+
+  it('follows from where the last page ended once there is no more now', () => {
+    expect(nextAsk({ next_page_token: 'more', follow_token: 'more' })).toEqual({ next: 'more', tail: 'more' });
+    expect(nextAsk({ next_page_token: null, follow_token: 'end' })).toEqual({ next: '', tail: 'end' });
+    expect(nextAsk({ entries: [] })).toEqual({ next: '', tail: '' }); // a source that cannot resume: nothing to follow
   });
 
   it('labels each line with its stage and where it came from, escaped', () => {

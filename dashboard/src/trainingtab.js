@@ -38,7 +38,10 @@ export function tensorboardLine(run) {
     return `<a data-role="tensorboard-link" href="${esc(url)}" target="_blank" rel="noopener">Open in Vertex AI TensorBoard</a>
       <span class="muted small">weight and gradient histograms, every scalar</span>`;
   }
-  return `<span data-role="tensorboard-hint" class="muted small">TensorBoard (weight and gradient histograms): <code>trainyard runs tensorboard ${esc(run.id)}</code></span>`;
+  // A GPU fallback's attempt in another region than the TensorBoard instance uploads nothing: say so and why.
+  const skipped = run.tensorboard_upload_skipped
+    ? `<div data-role="tensorboard-skipped" class="card-warn small">${esc(run.tensorboard_upload_skipped)}</div>` : '';
+  return `${skipped}<span data-role="tensorboard-hint" class="muted small">TensorBoard (weight and gradient histograms): <code>trainyard runs tensorboard ${esc(run.id)}</code></span>`;
 }
 
 export function trainingTabHtml(run, summary) {

@@ -40,5 +40,14 @@ describe('the training tab', () => {
     const line = tensorboardLine(run);
     expect(line).toContain('trainyard runs tensorboard run-1');
     expect(line).not.toContain('href=');
+    expect(line).not.toContain('tensorboard-skipped');
+  });
+
+  it("says why a GPU fallback's attempt in another region uploaded nothing, and where its event files are", () => {
+    const why = "TensorBoard upload skipped: this attempt's Trainer runs in us-central1 (GPU fallback) <and> ...";
+    const line = tensorboardLine({ ...run, tensorboard_upload_skipped: why });
+    expect(line).toContain('data-role="tensorboard-skipped"');
+    expect(line).toContain('runs in us-central1 (GPU fallback) &lt;and&gt;');
+    expect(line).toContain('trainyard runs tensorboard run-1');
   });
 });

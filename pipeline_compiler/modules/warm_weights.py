@@ -31,12 +31,14 @@ CHAMPION_LOOKUP_KEY = "warm_start_champion"
 
 
 def champion_lookup(spec: RunSpec, target: str, project: str, region: str, registry_dir: str,
-                    endpoints_dir: str) -> dict[str, dict[str, str]]:
-    """The Trainer's custom_config entry for a warm start from the champion (none for other sources)."""
+                    endpoints_dir: str, emulator_host: str = "") -> dict[str, dict[str, str]]:
+    """The Trainer's custom_config entry for a warm start from the champion (none for other sources); a Vertex
+    stand-in's address only when there is one (the rehearsal), so the cloud's entry names none."""
     if spec.warm_source is None or spec.warm_source.source != "champion":
         return {}
     return {CHAMPION_LOOKUP_KEY: dict(target=target, project=project, region=region, registry_dir=registry_dir,
-                                      endpoints_dir=endpoints_dir)}
+                                      endpoints_dir=endpoints_dir,
+                                      **({"emulator_host": emulator_host} if emulator_host else {}))}
 
 
 def champion_finder(spec: RunSpec, custom_config: Optional[dict]) -> Optional[Callable[[], Any]]:

@@ -12,6 +12,10 @@ prediction container's own code. One interface, two sides, chosen once from sett
     bigquery_destination (output_uri `bq://project.dataset`: Vertex creates a predictions table there);
     so GCS and BigQuery together are two jobs;
   - dedicated_resources: BatchDedicatedResources(machine_spec, starting_replica_count, max_replica_count);
+  - service_account: the pipeline's account (terraform/iam.tf `pipeline`). The proto: "The service account that
+    the DeployedModel's container runs as. If not specified, a system generated one will be used, which has
+    minimal permissions [...] Users deploying the Model must have the iam.serviceAccounts.actAs permission on
+    this service account" (google/cloud/aiplatform/v1/batch_prediction_job.proto): run-commands acts as it;
   - completion_stats (successful_count, failed_count, incomplete_count) and output_info
     (gcs_output_directory, bigquery_output_table): progress, row counts, where the rows are.
   Idempotent: each job is labelled with its batch id and output kind, and a start finds a labelled job
@@ -75,9 +79,9 @@ class VertexBatchPredictions(RegionalService):
     CLIENT = "JobServiceClient"
 
     def __init__(self, project: str, region: str, machine_type: str, wait_s: float = 480, poll_s: float = 30,
-                 client=None, emulator_host: str = ""):
+                 client=None, emulator_host: str = "", service_account: str = ""):
         super().__init__(project, region, client, emulator_host)
-        self.machine_type = machine_type
+        self.machine_type, self.service_account = machine_type, service_account
         self.wait_s, self.poll_s = wait_s, poll_s
 
     def start(self, request: BatchJobRequest) -> str:
@@ -106,7 +110,7 @@ class VertexBatchPredictions(RegionalService):
                 dedicated_resources=aiplatform_v1.BatchDedicatedResources(
                     machine_spec=aiplatform_v1.MachineSpec(machine_type=self.machine_type),
                     starting_replica_count=request.machine_count, max_replica_count=request.machine_count),
-                labels=labels)
+                labels=labels, service_account=self.service_account)
             return self.client.create_batch_prediction_job(parent=self.parent, batch_prediction_job=job).name
         except exceptions.GoogleAPICallError as exc:
             raise _mapped(exc, "starting the batch prediction job") from exc

@@ -146,3 +146,23 @@ def exhausted(doc: dict) -> Optional[dict]:
     if cause(doc) is None or not (doc.get("gpu_config") or {}).get("fallbacks") or next_config(doc) is not None:
         return None
     return stop(doc, _EXHAUSTED)
+
+
+# A Vertex AI TensorBoard instance is regional, and a job may only name resources of its own location: "For
+# operations other than creating a dataset or importing a model, you must use the location of the resources you
+# are working on" (cloud.google.com/vertex-ai/docs/general/locations). An instance per fallback region would
+# cost for every region listed; an attempt moved elsewhere skips the upload and keeps its event files instead.
+_LOCATION = re.compile(r"/locations/([^/]+)/")
+
+
+def tensorboard_skipped(instance: Optional[str], home_region: str, trainer_region: Optional[str]) -> Optional[str]:
+    """Why an attempt's Trainer uploads nothing to the deployment's TensorBoard instance (None: it uploads, or
+    there is no instance): a GPU fallback moved it out of the instance's region."""
+    found = _LOCATION.search(instance or "")
+    where = trainer_region or home_region
+    if not instance or (found and found.group(1) == where):
+        return None
+    return (f"TensorBoard upload skipped: this attempt's Trainer runs in {where} (GPU fallback) and the Vertex AI "
+            f"TensorBoard instance is in {found.group(1) if found else 'another region'}; a Vertex job may only use "
+            f"resources of its own region. Its event files are kept with the run's artifacts "
+            f"(trainyard runs tensorboard)")

@@ -414,6 +414,9 @@ class TrainingRun(_Part):
     # The Vertex TensorBoard experiment of the attempt's Trainer (…/tensorboards/T/experiments/J), as its
     # first recorded epoch names it: the run view links to it (a local run has none: `trainyard runs tensorboard`).
     tensorboard_experiment: Optional[str] = None
+    # Why the current attempt's Trainer uploads nothing to the deployment's TensorBoard instance (a GPU fallback
+    # moved it to another region: gpu_fallback.tensorboard_skipped), set at each submit; the run view shows it.
+    tensorboard_upload_skipped: Optional[str] = None
     metrics: Optional[dict[str, float]] = None  # training's final and the evaluation's
     # The headline metrics, also top-level so Firestore can order and the dashboard show them.
     loss: Optional[float] = None

@@ -71,7 +71,8 @@ def openapi_schemas() -> dict:
     model = {"type": "object", "required": ["id", "traffic_percent"], "properties": {
         "id": {"type": "string"}, "model": {"type": "string"}, "model_version_id": {"type": "string"},
         "display_name": {"type": "string"}, "deployed_at": nullable_text, "traffic_percent": {"type": "integer"},
-        "run": {"type": ["object", "null"], "description": "the Trainyard run the model came from (null: none)"}}}
+        "run": {"type": ["object", "null"], "description": "the Trainyard run the model came from (null: none; "
+                "{\"of_another_team\": true}: a run of a team the caller may not view)"}}}
     endpoint = {"type": "object", "required": ["id", "resource_name", "traffic_split", "deployed_models"], "properties": {
         "id": {"type": "string"}, "resource_name": {"type": "string"}, "display_name": {"type": "string"},
         "created_at": nullable_text, "labels": {"type": "object"}, "traffic_split": split,

@@ -6,6 +6,11 @@ deployed to it: a viewer of one of them sees it, a deployer of one of them may c
 shared/services/actions/endpoint_traffic.py, undeploy.py; rollback.py for a run's own deploy). An endpoint
 no Trainyard run was deployed to is shown to platform admins only.
 
+An endpoint shared by two teams is seen whole by both (it serves both), but a run of a team the caller may
+not view is shown only as "a model of another team" (`{"of_another_team": true}`: no id, name or creator), in
+the models, the canary, the work under way and the history alike; only its team's deployers may move its
+traffic or take it off (endpoint_traffic.py, undeploy.py through `model_runs`).
+
 The endpoint's models, split and creation time are read live through the serving port
 (shared/adapters/serving/); the run each model came from, its canary and the history are joined from the runs.
 """
@@ -20,7 +25,6 @@ from shared.adapters.serving import EndpointView, endpoint_id_for, short_id
 from shared.domain import deployments, runs, teams
 from shared.domain.teams import Caller
 from shared.errors import Conflict, NotFound
-from shared.services import access
 from shared.validation import whole_number
 
 # Statuses of a deployment that names its endpoint (a failed deploy may never have reached one).
@@ -64,34 +68,59 @@ def _may_see(who: Caller, on_it: list[dict]) -> bool:
     return who.platform_admin or any(r.get("team") and who.may(r["team"], teams.VIEWER) for r in on_it)
 
 
-def summary(view: EndpointView, on_it: list[dict]) -> dict:
-    """An endpoint in the list: its models and split, the runs they came from, its canary."""
+def shown_to(who: Caller, run: dict) -> bool:
+    """Whether the caller may see who made this run and what it is: viewer on its team (a run of no team:
+    a platform admin)."""
+    return who.platform_admin or bool(run.get("team") and who.may(run["team"], teams.VIEWER))
+
+
+OF_ANOTHER_TEAM = {"of_another_team": True}
+# What a history entry of another team's run keeps: what changed and when; not who, why (a reason may name
+# them) or on which run.
+HISTORY_SHOWN = ("at", "action", "endpoint", "from", "to", "deployed_model_id", "change_id")
+
+
+def model_runs(on_it: list[dict]) -> dict[str, dict]:
+    """Deployed model id → the run it came from (the newest run wins a model id: a redeploy of the same version)."""
     by_model = {}
-    for run in reversed(on_it):  # the newest run wins a model id (a redeploy of the same version)
+    for run in reversed(on_it):
         deployment = run.get("deployment") or {}
         if deployment.get("deployed_model_id"):
             by_model[deployment["deployed_model_id"]] = run
+    return by_model
+
+
+def _named(who: Caller, run: dict) -> dict:
+    return {"run_id": run["id"], "run_name": run.get("name")} if shown_to(who, run) else OF_ANOTHER_TEAM
+
+
+def summary(view: EndpointView, on_it: list[dict], who: Caller) -> dict:
+    """An endpoint in the list: its models and split, the runs they came from, its canary; another team's
+    runs redacted."""
+    by_model = model_runs(on_it)
     models = []
     for model in view.deployed_models:
         run = by_model.get(model.id)
         models.append({**vars(model), "traffic_percent": int(view.traffic_split.get(model.id, 0)),
-                       "run": None if run is None else {
+                       "run": None if run is None else OF_ANOTHER_TEAM if not shown_to(who, run) else {
                            "id": run["id"], "name": run.get("name"), "team": run.get("team"),
                            "model_version": run.get("vertex_model_version"),
                            "deployment_status": (run.get("deployment") or {}).get("status")}})
-    watching = next(({"run_id": r["id"], "run_name": r.get("name"), **(r["deployment"].get("canary") or {}),
+    watching = next(({**_named(who, r), **(r["deployment"].get("canary") or {}),
                       "deployed_model_id": r["deployment"].get("deployed_model_id")}
                      for r in on_it if (r.get("deployment") or {}).get("status") == deployments.CANARY), None)
-    under_way = [{"run_id": r["id"], "status": r["deployment"]["status"]} for r in on_it
-                 if r["deployment"].get("status") in deployments.UNDER_WAY]
+    under_way = [{**({"run_id": r["id"]} if shown_to(who, r) else OF_ANOTHER_TEAM), "status": r["deployment"]["status"]}
+                 for r in on_it if r["deployment"].get("status") in deployments.UNDER_WAY]
     return {**view.as_dict(), "teams": _teams(on_it), "deployed_models": models, "canary": watching,
             "under_way": under_way}
 
 
-def history(view: EndpointView, on_it: list[dict]) -> list[dict]:
+def history(view: EndpointView, on_it: list[dict], who: Optional[Caller] = None) -> list[dict]:
     """Every recorded change of the endpoint (deploys, canaries, promotions, rollbacks, traffic changes,
-    undeploys), oldest first, each with the run it is recorded on."""
-    entries = [{**entry, "run_id": run["id"], "run_name": run.get("name")}
+    undeploys), oldest first, each with the run it is recorded on; for a `who`, another team's entries
+    redacted (without one, whole: for the actions' own checks)."""
+    entries = [{**entry, "run_id": run["id"], "run_name": run.get("name")} if who is None or shown_to(who, run)
+               else {**{k: entry[k] for k in HISTORY_SHOWN if k in entry}, **OF_ANOTHER_TEAM}
                for run in on_it for entry in run.get("endpoint_history") or []
                if entry.get("endpoint") and short_id(entry["endpoint"]) == view.id]
     unique = {(e["at"], e["action"], e.get("change_id"), e.get("deployed_model_id")): e for e in entries}
@@ -102,12 +131,12 @@ def list_endpoints(repo, endpoints, args: dict, who: Caller, key: bytes) -> dict
     """The endpoints the caller may see, by id, a page at a time (a signed token: shared/page_tokens.py)."""
     page_size = whole_number(args, "page_size", 50, 1, 200)
     after = page_tokens.redeem(key, args["page_token"], {"page": PAGE})["after"] if args.get("page_token") else ""
-    on = runs_on_endpoints(repo, access.team_filter(who))
+    on = runs_on_endpoints(repo, None)  # every team's: a shared endpoint's other models are shown, redacted
     visible = [e for e in endpoints.list_endpoints() if _may_see(who, on.get(e.id, []))]
     rest = [e for e in sorted(visible, key=lambda e: e.id) if e.id > after]
     page = rest[:page_size]
     token = page_tokens.issue(key, {"page": PAGE}, {"after": page[-1].id}) if len(rest) > page_size else None
-    return {"endpoints": [summary(e, on.get(e.id, [])) for e in page], "next_page_token": token}
+    return {"endpoints": [summary(e, on.get(e.id, []), who) for e in page], "next_page_token": token}
 
 
 def seen(repo, endpoints, endpoint_id: str, who: Caller) -> tuple[EndpointView, list[dict]]:
@@ -122,7 +151,7 @@ def seen(repo, endpoints, endpoint_id: str, who: Caller) -> tuple[EndpointView, 
 
 def get_endpoint(repo, endpoints, endpoint_id: str, who: Caller) -> dict:
     view, on_it = seen(repo, endpoints, endpoint_id, who)
-    return {"endpoint": {**summary(view, on_it), "history": history(view, on_it)}}
+    return {"endpoint": {**summary(view, on_it, who), "history": history(view, on_it, who)}}
 
 
 def acting_run(who: Caller, on_it: list[dict], action: str, model_id: Optional[str] = None) -> dict:
@@ -144,3 +173,11 @@ def acting_run(who: Caller, on_it: list[dict], action: str, model_id: Optional[s
                        + (" or roll it back" if doing == deployments.CANARY else ""))
     return run
 
+
+def require_models_of(who: Caller, on_it: list[dict], model_ids: Iterable[str], action: str) -> None:
+    """A change that moves a model's traffic needs deployer on the team of the run it came from: on an endpoint
+    shared by two teams, one team may not starve the other's model (403 naming that team)."""
+    by_model = model_runs(on_it)
+    for model_id in sorted(model_ids):
+        if model_id in by_model:
+            teams.require_on(who, by_model[model_id], teams.DEPLOYER, f"{action} (model {model_id})")

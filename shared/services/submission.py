@@ -11,7 +11,7 @@ from typing import Callable
 from pydantic import ValidationError
 
 from shared.contract import results
-from shared.domain import data_access, pipeline_cache, runs
+from shared.domain import data_access, gpu_fallback, pipeline_cache, runs
 from shared import log
 from shared.adapters.artifact_store import ArtifactStore
 from shared.domain.catalog import Dataset, FeatureConfig, ModelConfig
@@ -71,10 +71,18 @@ def submit(message: RunSubmit, repo: Repository, pipelines: PipelineBackend, sto
             doc, message.attempt, exc.stage or "Compile", str(exc), exc.details, runs.now()), effects)
         log.error("submission failed", run_id=message.run_id, stage=exc.stage, error=str(exc))
         return "failed"
-    lifecycle.move_run(repo, message.run_id, lambda doc: runs.record_submitted(
-        doc, message.attempt, job.name, results.join(settings.artifacts_root, message.run_id), runs.now()), effects)
+    skipped = gpu_fallback.tensorboard_skipped(settings.vertex_tensorboard, settings.region,
+                                               (claimed.get("gpu_config") or {}).get("region"))
+    lifecycle.move_run(repo, message.run_id, lambda doc: _noting(runs.record_submitted(
+        doc, message.attempt, job.name, results.join(settings.artifacts_root, message.run_id), runs.now()),
+        skipped), effects)
     log.info("pipeline job submitted", run_id=message.run_id, job=job.name, attempt=message.attempt)
     return "submitted"
+
+
+def _noting(doc, tensorboard_skipped):
+    """The submitted attempt's TensorBoard note (None clears a former attempt's)."""
+    return None if doc is None else {**doc, "tensorboard_upload_skipped": tensorboard_skipped}
 
 
 def build_run_spec(run: dict, repo: Repository, settings) -> RunSpec:

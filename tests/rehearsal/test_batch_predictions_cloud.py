@@ -122,6 +122,9 @@ def test_a_deployer_writes_top_k_through_a_batch_prediction_job_and_a_redelivery
     job = request.batch_prediction_job
     assert request.parent == f"projects/{cloud.project}/locations/{cloud.region}"
     assert job.model == f"{good['vertex_model_resource_name']}@{good['vertex_model_version']}"
+    # Runs as the pipeline's account Terraform made (not a default agent a hardened project may not grant).
+    pipeline_account = cloud.deployment.services[RUN_COMMANDS].env["TRAINYARD_PIPELINE_SERVICE_ACCOUNT"]
+    assert pipeline_account.startswith("trainyard-pipeline@") and job.service_account == pipeline_account
     version = cloud.models.version(job.model)
     assert version.container_spec.image_uri == cloud.deployment.services[RUN_COMMANDS].env["TRAINYARD_SERVING_IMAGE"]
     assert job.input_config.instances_format == "jsonl"

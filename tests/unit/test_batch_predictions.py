@@ -181,9 +181,11 @@ def vertex_request(kind="gcs", destination="gs://recs-data/batch", users=250_000
 
 
 def test_vertex_creates_the_job_with_the_model_version_input_output_and_machines_once(vertex):
-    adapter = VertexBatchPredictions(PROJECT, REGION, "n1-standard-4", emulator_host=vertex.server.address)
+    adapter = VertexBatchPredictions(PROJECT, REGION, "n1-standard-4", emulator_host=vertex.server.address,
+                                     service_account=f"trainyard-pipeline@{PROJECT}.iam.gserviceaccount.com")
     name = adapter.start(vertex_request())
     job = vertex.jobs.batch_jobs[name]
+    assert job.service_account == f"trainyard-pipeline@{PROJECT}.iam.gserviceaccount.com"  # not a default agent
     assert job.model == f"projects/{PROJECT}/locations/{REGION}/models/7@2"  # its container: our serving image
     assert job.input_config.instances_format == "jsonl"
     assert list(job.input_config.gcs_source.uris) == ["gs://a/tr-0123/batch_predictions/b1/instances.jsonl"]

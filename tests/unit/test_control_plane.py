@@ -442,3 +442,21 @@ def test_canonical_sink_entries_name_the_job(env):
             entry, env["repo"], env["backend"], env["store"], quiet()), "t")
         assert outcome in ("updated", "unchanged")
     assert env["repo"].get_run(run_id)["stage_details"][1]["status"] == "completed"
+
+
+@pytest.mark.parametrize("trainer_region, skipped", [(None, False), ("europe-west4", False), ("us-central1", True)])
+def test_a_submit_says_when_the_attempts_trainer_cannot_upload_to_the_tensorboard(env, trainer_region, skipped):
+    """The TensorBoard instance is in the deployment's region; a GPU fallback's attempt elsewhere uploads nothing
+    (pipeline_compiler/pipeline.py tensorboard_upload), and the run says so and why; an attempt at home clears it."""
+    env["settings"] = replace(env["settings"], region="europe-west4",
+                              vertex_tensorboard="projects/proj/locations/europe-west4/tensorboards/1")
+    env["repo"].mutate_run(env["run"]["id"], lambda d: {
+        **d, "gpu_config": {**d["gpu_config"], "region": trainer_region},
+        "tensorboard_upload_skipped": "a former attempt's note"})
+    assert do_submit(env) == "submitted"
+    note = env["repo"].get_run(env["run"]["id"])["tensorboard_upload_skipped"]
+    if skipped:
+        assert note.startswith("TensorBoard upload skipped: this attempt's Trainer runs in us-central1 (GPU fallback)")
+        assert "instance is in europe-west4" in note and "trainyard runs tensorboard" in note
+    else:
+        assert note is None

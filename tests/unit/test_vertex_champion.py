@@ -63,3 +63,41 @@ def test_an_unreachable_vertex_is_an_error_the_evaluator_reports(vertex):  # noq
     vertex.server.stop()
     with pytest.raises(exceptions.GoogleAPICallError):
         VertexChampions(PROJECT, REGION, emulator_host=vertex.server.address).find(run_spec())
+
+
+def test_the_cloud_trainers_champion_lookup_asks_the_registry_and_warm_starts_from_its_answer(vertex, tmp_path):  # noqa: F811
+    """The retraining loop's warm start in the cloud: the Trainer's custom_config as the Vertex pipeline compiles it
+    (pipeline.py _trainer, warm_weights.champion_lookup) is all run_fn has; the lookup it builds from it goes through
+    the official ModelServiceClient to the registry (ListModels under the region's parent, filtered by the run's
+    model name; GetModel of its @default) and the Trainer warm-starts from the version it answers."""
+    import dataclasses
+    import json
+
+    from pipeline_compiler.modules import warm_weights
+    from pipeline_compiler.pipeline import create_pipeline
+    from tests.unit.pipeline_compiler.test_compile import VERTEX_ENV
+    from tests.unit.pipeline_compiler.tiny_data import tiny_spec
+
+    name = "recs-champion"
+    registrar(vertex).register(spec(run_id="tr-1", name=name), "gs://a/tr-1/model/saved_model")
+    registrar(vertex).register(spec(run_id="tr-2", name="another-model"), "gs://a/tr-2/model/saved_model")
+    current = registrar(vertex).register(spec(run_id="tr-3", name=name), "gs://a/tr-3/model/saved_model")
+    run = tiny_spec(str(tmp_path), run_name=name, warm_source={"source": "champion"},
+                    training_params={"warm_restart": {"enabled": True, "source": "champion"}})
+    env = dataclasses.replace(VERTEX_ENV, project=PROJECT, region=REGION, vertex_emulator_host=vertex.server.address)
+    trainer = next(c for c in create_pipeline(run, env).components if type(c).__name__ == "Trainer")
+    config = trainer.exec_properties["custom_config"]
+    config = json.loads(config) if isinstance(config, str) else config
+    assert config[warm_weights.CHAMPION_LOOKUP_KEY]["target"] == "vertex"
+
+    before = len(vertex.server.requests("list_models"))
+    source = warm_weights.resolve(run, warm_weights.champion_finder(run, config))
+
+    (listed,) = vertex.server.requests("list_models")[before:]
+    assert listed.parent == f"projects/{PROJECT}/locations/{REGION}"
+    assert listed.filter == f'display_name="{name}"'
+    assert [r.name for r in vertex.server.requests("get_model")][-1] == f"{current.model_resource_name}@default"
+    assert (source.source, source.uri) == ("champion", "gs://a/tr-3/model/saved_model")  # the answer is used
+    assert source.source_id == f"{current.model_resource_name}@2 (registry default)"
+    cloud = warm_weights.champion_lookup(run, "vertex", PROJECT, REGION, "r", "e")[warm_weights.CHAMPION_LOOKUP_KEY]
+    assert "emulator_host" not in cloud  # the cloud's Trainer asks Vertex itself

@@ -1,8 +1,10 @@
 """Change an endpoint's traffic split by hand (`POST /api/endpoints/{id}/traffic`, deployer on the team of a run
 deployed there): a share for each of its deployed models, together 100 (a model left out gets 0). The request
 checks the split against the models the endpoint has now and queues the change on a run deployed there
-(shared/services/endpoint_views.acting_run); the run-commands consumer sets it (Vertex UpdateEndpoint, the local
-endpoint file) and records it in that run's endpoint history, once. The same split twice changes nothing."""
+(shared/services/endpoint_views.acting_run); a model whose share changes needs deployer on its own run's team
+(endpoint_views.require_models_of: a shared endpoint's other team keeps its traffic). The run-commands consumer
+sets it (Vertex UpdateEndpoint, the local endpoint file) and records it in that run's endpoint history, once.
+The same split twice changes nothing."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Optional
@@ -47,6 +49,8 @@ def request(repo, effects: ports.Effects, endpoints, endpoint_id: str, who: Call
     view, on_it = endpoint_views.seen(repo, endpoints, endpoint_id, who)
     run = endpoint_views.acting_run(who, on_it, f"changing the traffic of endpoint {view.id}")
     split = wanted_split(asked.traffic_split, [m.id for m in view.deployed_models], view.id)
+    endpoint_views.require_models_of(who, on_it, [k for k, v in split.items() if v != view.traffic_split.get(k, 0)],
+                                     f"changing the traffic of endpoint {view.id}")
     if split == view.traffic_split:
         return {"changed": False, "message": f"endpoint {view.id} already routes traffic so", "run_id": run["id"],
                 "warnings": []}

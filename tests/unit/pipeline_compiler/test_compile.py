@@ -319,6 +319,29 @@ def test_no_instance_or_another_region_uploads_nothing(compiled, tmp_path):
     assert "tensorboard" not in trainer_job_spec(moved, dataclasses.replace(VERTEX_ENV, vertex_tensorboard=TENSORBOARD))
 
 
+def test_an_attempt_moved_to_another_region_names_no_tensorboard_of_the_home_region(tmp_path):
+    """A GPU fallback's attempt in us-central1 with the instance in europe-west4: the compiled CustomJob, as TFX's
+    client builds it and the official proto reads it, names no TensorBoard (a job may only use resources of its own
+    location) and runs in us-central1; its event files stay with the run's artifacts."""
+    import dataclasses
+
+    from google.cloud import aiplatform_v1
+    from tfx.extensions.google_cloud_ai_platform import training_clients
+
+    moved = _spec(tmp_path, gpu_config={"gpu_type": "NVIDIA_L4", "gpu_count": 1, "region": "us-central1"})
+    with open(compile_run(moved, str(tmp_path / "moved.json"), dataclasses.replace(
+            VERTEX_ENV, vertex_tensorboard=TENSORBOARD))) as handle:
+        config = _executor_config(json.load(handle), "Trainer")
+    args = config["ai_platform_training_args"]
+    client = object.__new__(training_clients.VertexJobClient)
+    proto = aiplatform_v1.CustomJob(client.create_training_job(
+        {}, {}, {}, "tfx.components.trainer.executor.GenericExecutor", json.loads(json.dumps(args)), None, None))
+    assert proto.job_spec.tensorboard == "" and not proto.job_spec.base_output_directory.output_uri_prefix
+    assert proto.job_spec.service_account == VERTEX_ENV.service_account
+    from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
+    assert config[vertex_constants.VERTEX_REGION_KEY] == "us-central1"
+
+
 def test_one_machine_is_one_pool(compiled):
     job, _ = compiled
     pools = _executor_config(job, "Trainer")["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
