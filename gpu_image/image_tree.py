@@ -10,14 +10,15 @@ matching line wins.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
 from typing import Iterable
 
 
-def read_patterns(dockerignore: Path) -> list[tuple[bool, re.Pattern]]:
-    """(exclude?, compiled pattern) per line, comments and blank lines dropped."""
+def _lines(dockerignore: Path) -> list[tuple[bool, str]]:
+    """(exclude?, glob relative to the context root) per line, comments and blank lines dropped."""
     out = []
     for raw in dockerignore.read_text().splitlines():
         line = raw.strip()
@@ -25,8 +26,13 @@ def read_patterns(dockerignore: Path) -> list[tuple[bool, re.Pattern]]:
             continue
         negate = line.startswith("!")
         pattern = line[1:].strip() if negate else line
-        out.append((not negate, glob_pattern(pattern.strip("/").removeprefix("./"))))
+        out.append((not negate, pattern.strip("/").removeprefix("./")))
     return out
+
+
+def read_patterns(dockerignore: Path) -> list[tuple[bool, re.Pattern]]:
+    """(exclude?, compiled pattern) per line, comments and blank lines dropped."""
+    return [(exclude, glob_pattern(pattern)) for exclude, pattern in _lines(dockerignore)]
 
 
 def glob_pattern(pattern: str) -> re.Pattern:
@@ -58,15 +64,35 @@ def excluded(path: str, patterns: list[tuple[bool, re.Pattern]]) -> bool:
 
 
 def context_files(context: Path, dockerignore: Path) -> list[str]:
-    """Every file of the build context the dockerignore lets through (relative, sorted)."""
-    patterns = read_patterns(dockerignore)
+    """Every file of the build context the dockerignore lets through (relative, sorted).
+
+    An excluded directory that no `!` line can reach into is not walked (as Docker skips it): a
+    checkout's virtualenvs, node_modules and test output hold hundreds of thousands of files."""
+    lines = _lines(dockerignore)
+    patterns = [(exclude, glob_pattern(pattern)) for exclude, pattern in lines]
+    # What each re-inclusion starts with: a path under a directory can match it only where one of the two
+    # is a prefix of the other.
+    reincluded = [re.split(r"[*?]", pattern, maxsplit=1)[0] for exclude, pattern in lines if not exclude]
+
+    def prunable(rel_dir: str) -> bool:
+        below = rel_dir + "/"
+        return excluded(rel_dir, patterns) and not any(
+            below.startswith(start) or start.startswith(below) for start in reincluded)
+
     files = []
-    for path in sorted(context.rglob("*")):
-        if path.is_file() or path.is_symlink():
-            rel = path.relative_to(context).as_posix()
-            if not excluded(rel, patterns):
-                files.append(rel)
-    return files
+    for root, dirs, names in os.walk(context):
+        rel_root = Path(root).relative_to(context).as_posix()
+        prefix = "" if rel_root == "." else rel_root + "/"
+        kept = []
+        for name in dirs:
+            if os.path.islink(os.path.join(root, name)):
+                names.append(name)  # a link is one entry of the context, never walked into
+            elif not prunable(prefix + name):
+                kept.append(name)
+        dirs[:] = kept
+        files += [prefix + name for name in names if not excluded(prefix + name, patterns)
+                  and (os.path.isfile(os.path.join(root, name)) or os.path.islink(os.path.join(root, name)))]
+    return sorted(files, key=lambda rel: rel.split("/"))
 
 
 def assemble(context: Path, dockerignore: Path, into: Path) -> list[str]:

@@ -10,48 +10,28 @@ the registered model's, stays the same)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
 
 from shared.domain import runs as run_domain
+from tests.e2e.conftest import NOTIFY_SECRET_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2700)]  # two real TFX runs, one after the other
 
-SIZES = dict(rows=6_000, customers=150, products=600, months=4)
-SECRET_NAME, SECRET = "e2e-hook", "e2e-signing-secret"
 NAME = "e2e-weekly-retrain"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from pipeline_compiler.demo_data import write_csv
-    from scripts.demo import load_demo_catalog
-    from scripts.stack import Stack, StackConfig
+def stack(local_stack):
+    """The package's stack (tests/e2e/conftest.py) and a local webhook receiver."""
     from tests.integration.test_notifications_flow import Receiver
-    from trainyard_cli.client import ApiClient
 
-    root = tmp_path_factory.mktemp("champion")
-    data = str(root / "data" / "transactions.csv")
-    write_csv(data, **SIZES)
-    config = StackConfig.ephemeral(root / "stack", extra_env={
-        "TRAINYARD_NOTIFY_SECRETS": json.dumps({SECRET_NAME: SECRET}),
-        "TRAINYARD_NOTIFY_LOCAL_RECEIVERS": "true",  # the receiver listens on loopback over http
-        "TRAINYARD_NOTIFY_SIGNING_SECRETS": json.dumps({SECRET_NAME: ["http://127.0.0.1/hooks/"]}),
-    })
-    stack = Stack(config)
-    stack.up(timeout_s=180)
     receiver = Receiver(refuse=0)
     try:
-        os.environ.update(config.emulator_env())
-        client = ApiClient(url=config.api_url, token=config.dev_token)
-        load_demo_catalog(client, data)
-        best = client.get("/api/experiments/top-for-training", model_type="retrieval", limit=1)["experiments"][0]
-        yield {"client": client, "config": config, "receiver": receiver, "experiment": best["id"]}
+        yield {**local_stack, "receiver": receiver}
     finally:
         receiver.stop()
-        stack.down()
 
 
 def schedule(client, experiment, receiver, training_params) -> dict:
@@ -60,7 +40,7 @@ def schedule(client, experiment, receiver, training_params) -> dict:
                 "evaluator_config": {"enabled": True, "champion_tolerance": 0.01,
                                      "blessing_threshold": {"metric": "recall_at_100", "min_value": 0.01}},
                 "deployment_config": {"action": "deploy_new", "endpoint_name": "e2e-weekly"},
-                "notifications": {"webhooks": [{"url": receiver.url, "secret": SECRET_NAME}],
+                "notifications": {"webhooks": [{"url": receiver.url, "secret": NOTIFY_SECRET_NAME}],
                                   "events": ["completed", "not_blessed"]}}
     body = {"name": NAME, "schedule_type": "weekly", "time_of_day": "03:00", "day_of_week": "sunday",
             "run_template": template}

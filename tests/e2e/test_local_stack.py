@@ -13,7 +13,6 @@ from shared.domain import runs as run_domain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SIZES = dict(rows=6_000, customers=150, products=600, months=4)
 PARAMS = {"epochs": 4, "batch_size": 256, "learning_rate": 0.2, "lr_schedule": {"type": "constant"},
           "checkpoint_every_epochs": 2}
 
@@ -32,33 +31,19 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from pipeline_compiler.demo_data import write_csv
-    from scripts.demo import load_demo_catalog
-    from scripts.stack import Stack, StackConfig
-    from trainyard_cli.client import ApiClient
-
-    root = tmp_path_factory.mktemp("e2e")
-    data = str(root / "data" / "transactions.csv")
-    write_csv(data, **SIZES)
-    config = StackConfig.ephemeral(root / "stack")
-    stack = Stack(config)
-    stack.up(timeout_s=180)
-    os.environ.update(config.emulator_env())
-    client = ApiClient(url=config.api_url, token=config.dev_token)
-    ids = load_demo_catalog(client, data)
-    best = client.get("/api/experiments/top-for-training", model_type="retrieval", limit=1)["experiments"][0]
+def stack(local_stack):
     from google.cloud import firestore
 
+    client, config, root = local_stack["client"], local_stack["config"], local_stack["root"]
     db = firestore.Client(project=config.project)
 
     def create(name, **extra):
-        body = {"name": name, "base_experiment_id": best["id"], "training_params": PARAMS,
+        body = {"name": name, "base_experiment_id": local_stack["experiment"], "training_params": PARAMS,
                 "gpu_config": {"gpu_type": "NVIDIA_TESLA_T4", "gpu_count": 1}, **extra}
         run = client.post("/api/training-runs", body)["training_run"]
         return run, Recorder(db, run["id"])
 
-    missing = client.post("/api/datasets", {**_dataset(client, ids["dataset"]),
+    missing = client.post("/api/datasets", {**_dataset(client, local_stack["ids"]["dataset"]),
                                             "name": "missing-file",
                                             "source": {"kind": "files", "uri": str(root / "nope.csv"), "format": "csv"}})
     # Start these runs now: the local pipeline service runs them one at a time, in creation order
@@ -73,11 +58,10 @@ def stack(tmp_path_factory):
         "missing_data": create("e2e-missing-data", dataset_id=missing["item"]["id"]),
     }
     try:
-        yield {"client": client, "config": config, "runs": started, "stack": stack, "create": create}
+        yield {"client": client, "config": config, "runs": started, "stack": local_stack["stack"], "create": create}
     finally:
         for _, recorder in started.values():
             recorder.watch.unsubscribe()
-        stack.down()
 
 
 def _dataset(client, dataset_id):

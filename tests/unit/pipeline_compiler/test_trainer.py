@@ -25,6 +25,13 @@ def _train(tiny, run_id, export=False, devices=None, **spec_kwargs):
                                     export=export, devices=devices)
 
 
+@pytest.fixture(scope="module")
+def exported(tiny_transform):
+    """The demo model trained two epochs and exported, once: test_exports_and_result_files reads its files and
+    test_warm_restart_loads_the_base_model_or_falls_back starts from it (an export is most of a training's cost)."""
+    return _train(tiny_transform, "exported", export=True, training_params={"epochs": 2})
+
+
 def _trace(result):
     return [e.learning_rate for e in result.metrics.epochs]
 
@@ -108,10 +115,9 @@ def test_killed_trainer_resumes_from_its_last_checkpoint(tiny_transform):
     assert written.resumed_from_epoch == 4 and len(written.epochs) == 6
 
 
-def test_warm_restart_loads_the_base_model_or_falls_back(tiny_transform):
-    base = _train(tiny_transform, "base", export=True, training_params={"epochs": 2})
-    base_uri = os.path.join(tiny_transform.workdir, "artifacts", "base")
-    assert base.metrics.warm_start == "none"
+def test_warm_restart_loads_the_base_model_or_falls_back(tiny_transform, exported):
+    base_uri = os.path.join(tiny_transform.workdir, "artifacts", "exported")
+    assert exported.metrics.warm_start == "none"
 
     def base_experiment(uri):
         return {"id": "exp-1", "name": "Exp 1", "saved_model_uri": uri}
@@ -175,15 +181,14 @@ def test_mirrored_strategy_path_on_two_cpu_replicas(tiny_transform):
     assert len(result["losses"]) == 2 and all(np.isfinite(result["losses"]))
 
 
-def test_exports_and_result_files(tiny_transform):
-    result = _train(tiny_transform, "exported", export=True, training_params={"epochs": 2})
+def test_exports_and_result_files(tiny_transform, exported):
     root = os.path.join(tiny_transform.workdir, "artifacts", "exported")
     for relative in (R.SAVED_MODEL_DIR, R.QUERY_MODEL_DIR, R.CANDIDATE_MODEL_DIR):
         assert tf.io.gfile.exists(os.path.join(root, relative, "saved_model.pb")), relative
     assert tf.io.gfile.exists(os.path.join(root, R.VOCABULARIES_DIR, "product_id"))
     with open(os.path.join(root, R.ARTIFACTS_FILE)) as handle:
         artifacts = R.ArtifactLocations.model_validate_json(handle.read())
-    assert artifacts.saved_model == os.path.join(root, R.SAVED_MODEL_DIR)
+    assert artifacts.saved_model == os.path.join(root, R.SAVED_MODEL_DIR) == exported.artifacts.saved_model
 
     raw = tiny_transform.raw
     serving = tf.saved_model.load(artifacts.saved_model).signatures["serving_default"]
