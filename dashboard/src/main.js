@@ -15,7 +15,8 @@ import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
 import { openDeployDialog } from './deploydialog.js';
 import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview.js';
-import { RunPages, runQuery, searchMatches } from './runlist.js';
+import { ListPages } from './pages.js';
+import { runQuery, searchMatches } from './runlist.js';
 import { openRetryForm } from './retryform.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
@@ -458,8 +459,8 @@ async function main() {
   }, listenerError('experiments'));
   state.onFirstRuns = () => { if (state.chapter !== 'experiments') startRest(); };
   if (state.chapter === 'experiments') listenExperiments();
-  state.runPages = new RunPages((q) => get(`/api/training-runs?${q}`), onRunPages);
-  state.registryPages = new RunPages((q) => get(`/api/training-runs?${q}`), () => {
+  state.runPages = new ListPages((q) => get(`/api/training-runs?${q}`), onRunPages);
+  state.registryPages = new ListPages((q) => get(`/api/training-runs?${q}`), () => {
     state.registry = state.registryPages.all();
     renderRegistry();
   });
