@@ -14,6 +14,7 @@ import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
 import { openDeployDialog } from './deploydialog.js';
+import { openConfigModal } from './configmodal.js';
 import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview.js';
 import { ListPages, listQuery, namedMatches } from './pages.js';
 import { runQuery, searchMatches } from './runlist.js';
@@ -33,7 +34,7 @@ const state = {
   scheduleLive: [],
   scheduleSearch: '',
   experiments: [],
-  datasets: [],
+  datasetName: '', // the name of the dataset the runs are filtered by
   registry: [],
   runPages: null, // the run list's pages from the server, the newest live (runlist.js)
   registryPages: null, // the registry's versions, read on with "Load more"
@@ -120,7 +121,7 @@ function trainingSkeleton() {
     <div id="schedules-section"></div>
     <div class="filter-bar"><div class="chips">${chips}</div>
       <select id="filter-model-type"><option value="">Model type: All</option>${modelTypes().map((t) => `<option value="${esc(t)}">${esc(modelTypeLabel(t))}</option>`).join('')}</select>
-      <select id="filter-dataset"><option value="">Dataset: All</option></select>
+      <span class="inline"><button id="filter-dataset" data-pick-dataset aria-haspopup="dialog"></button><button data-clear-dataset hidden aria-label="All datasets" title="All datasets">✕</button></span>
       <input id="filter-search" class="search" type="search" placeholder="🔍 Search runs by name, experiment, dataset…" /></div>
     <div id="run-list"></div><div id="pagination" class="pagination"></div>`;
   $('#filter-search', root).addEventListener('input', debounce((e) => {
@@ -128,16 +129,29 @@ function trainingSkeleton() {
     resubscribeRuns();
   }, 250));
   $('#filter-model-type', root).addEventListener('change', (e) => { state.filters.modelType = e.target.value; resubscribeRuns(); });
-  $('#filter-dataset', root).addEventListener('change', (e) => { state.filters.dataset = e.target.value; resubscribeRuns(); });
-  renderDatasetOptions();
+  renderDatasetFilter();
 }
 
-function renderDatasetOptions() {
-  const select = $('#filter-dataset');
-  if (!select) return;
-  const current = state.filters.dataset;
-  select.innerHTML = `<option value="">Dataset: All</option>${state.datasets.map((d) => `<option value="${esc(d.id)}">${esc(d.name)}</option>`).join('')}`;
-  select.value = current;
+// The dataset filter is a picker over the datasets (the config modal: searched by the server when there are
+// more than a page of them), not a <select> holding every one.
+function renderDatasetFilter() {
+  const button = $('#filter-dataset');
+  if (!button) return;
+  button.textContent = `Dataset: ${state.filters.dataset ? state.datasetName || state.filters.dataset : 'All'} ▾`;
+  $('[data-clear-dataset]').hidden = !state.filters.dataset;
+}
+
+function pickDataset() {
+  openConfigModal({ kind: 'dataset', title: 'Filter runs by dataset', selectLabel: 'Filter', currentId: state.filters.dataset,
+    fetchPage: (q) => get(`/api/datasets?${q}`), returnFocus: () => $('#filter-dataset'),
+    onSelect: (item) => setDatasetFilter(item.id, item.name) });
+}
+
+function setDatasetFilter(id, name) {
+  state.filters.dataset = id;
+  state.datasetName = name;
+  renderDatasetFilter();
+  resubscribeRuns();
 }
 
 function resubscribeRuns() {
@@ -370,6 +384,8 @@ function wire() {
     if (tab) return showChapter(tab.dataset.chapter);
     if (t.closest('[data-new-run]')) return openWizard({ onCreated: onWizardCreated, onViewExperiment: viewFromWizard });
     if (t.closest('[data-endpoints]')) return openEndpointList({ me: state.me });
+    if (t.closest('[data-pick-dataset]')) return pickDataset();
+    if (t.closest('[data-clear-dataset]')) return setDatasetFilter('', '');
     const chip = t.closest('[data-chip]');
     if (chip) {
       state.filters.status = chip.dataset.chip;
@@ -478,7 +494,6 @@ async function main() {
       state.scheduleLive = rows;
       state.schedulePages.setLive(rows);
     }, listenerError('schedules'));
-    live.listenCatalog('datasets', (rows) => { state.datasets = rows; renderDatasetOptions(); }, listenerError('datasets'));
     // The registry's versions page from the server (100 at a time, "Load more"); the newest arrive live.
     state.registryPages.reset(new URLSearchParams({ status: 'completed,not_blessed', registered: 'true',
       page_size: '100' }).toString(), true);
