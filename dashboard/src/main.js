@@ -31,7 +31,7 @@ const state = {
   unsubRuns: null,
   schedules: [], // the schedules loaded so far (schedulePages.all())
   schedulePages: null, // the schedules from the server, the newest live
-  scheduleLive: [],
+  scheduleLive: null, // the schedules listener's rows, once it answered
   scheduleSearch: '',
   experiments: [],
   datasetName: '', // the name of the dataset the runs are filtered by
@@ -302,7 +302,7 @@ function resubscribeSchedules() {
   const search = state.scheduleSearch.trim();
   state.schedulePages.reset(listQuery(SCHEDULE_PAGE, search, { status: 'active,paused' }),
     search ? (s) => namedMatches(s, search, SCHEDULE_FIELDS) : true);
-  state.schedulePages.setLive(state.scheduleLive);
+  if (state.scheduleLive) state.schedulePages.setLive(state.scheduleLive, SCHEDULE_PAGE);
 }
 
 function renderSchedules() {
@@ -492,7 +492,7 @@ async function main() {
     resubscribeSchedules();
     live.listenSchedules(SCHEDULE_PAGE, (rows) => {
       state.scheduleLive = rows;
-      state.schedulePages.setLive(rows);
+      state.schedulePages.setLive(rows, SCHEDULE_PAGE);
     }, listenerError('schedules'));
     // The registry's versions page from the server (100 at a time, "Load more"); the newest arrive live.
     state.registryPages.reset(new URLSearchParams({ status: 'completed,not_blessed', registered: 'true',

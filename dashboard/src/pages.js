@@ -52,6 +52,7 @@ export class ListPages {
   /** A new query: back to its first page (an older query's answer arriving late is dropped). */
   reset(query, addNew) {
     this.live = []; // the last query's listener's rows: the new one's follow
+    this.liveMax = undefined;
     this.query = query;
     this.addNew = addNew;
     this.pages = [];
@@ -100,9 +101,20 @@ export class ListPages {
     return this.load(this.pages.length);
   }
 
-  setLive(rows) {
+  /** The listener's rows; with `max` (its limit) a server row it would hold but does not has left its query
+   * (a schedule cancelled elsewhere) and leaves the list too. */
+  setLive(rows, max) {
     this.live = rows;
+    this.liveMax = max;
     this.onChange();
+  }
+
+  withoutGone(rows) {
+    if (this.liveMax == null) return rows;
+    const held = new Set(this.live.map((r) => r.id));
+    // A full listener holds the rows down to its oldest; one with room holds every row of its query.
+    const oldest = this.live.length >= this.liveMax ? [...this.live].sort(newestFirst).at(-1) : null;
+    return rows.filter((r) => held.has(r.id) || (oldest && newestFirst(r, oldest) > 0));
   }
 
   /** A row this page deleted leaves every loaded page at once: the listener's query no longer holds it,
@@ -128,11 +140,11 @@ export class ListPages {
 
   /** The page shown: the server's rows with the listener's merged (new rows only on the first page). */
   rows() {
-    return mergeLive(this.pages[this.index] || [], this.live, this.index === 0 ? this.addNew : false);
+    return mergeLive(this.withoutGone(this.pages[this.index] || []), this.live, this.index === 0 ? this.addNew : false);
   }
 
   /** Every page loaded so far, one list (the lists read on with "Load more"). */
   all() {
-    return mergeLive(this.pages.flat(), this.live, this.addNew);
+    return mergeLive(this.withoutGone(this.pages.flat()), this.live, this.addNew);
   }
 }

@@ -127,3 +127,24 @@ describe('listQuery and namedMatches', () => {
     for (const text of ['weekly', 'nightly weekly']) expect(namedMatches(schedule, text, fields)).toBe(false);
   });
 });
+
+describe('a row that left the listener\'s query', () => {
+  const page = async () => ({ schedules: [run('s3', 30), run('s2', 20), run('s1', 10)], next_page_token: null });
+
+  it('leaves the list when the listener would hold it (it has room, or the row is in its window)', async () => {
+    const pages = new ListPages(page, () => {}, 'schedules');
+    await pages.reset('page_size=3', true);
+    pages.setLive([run('s3', 30), run('s1', 10)], 5); // room for five: s2 was cancelled
+    expect(pages.all().map((r) => r.id)).toEqual(['s3', 's1']);
+    pages.setLive([run('s3', 30)], 1); // full at s3: s2 and s1 are past its window, kept
+    expect(pages.all().map((r) => r.id)).toEqual(['s3', 's2', 's1']);
+  });
+
+  it('stays until the listener answered, and for a listener with no limit given', async () => {
+    const pages = new ListPages(page, () => {}, 'schedules');
+    await pages.reset('page_size=3', true);
+    expect(pages.all()).toHaveLength(3);
+    pages.setLive([run('s3', 30)]);
+    expect(pages.all()).toHaveLength(3);
+  });
+});
