@@ -100,8 +100,6 @@ export function listenSchedules(max, onData, onError) {
   { orderField: 'created_at', max });
 }
 
-// The newest `max` entries of a catalog kind, live (the experiments chapter ranks them with the server's best).
-export function listenCatalog(kind, max, onData, onError) {
-  return listenTeams([], (team) => query(collection(db, kind), team, orderBy('created_at', 'desc'), limit(max)),
-    onData, onError, { orderField: 'created_at', max });
+export function listenCatalog(kind, onData, onError) {
+  return listenTeams([], (team) => query(collection(db, kind), team, limit(500)), onData, onError);
 }
