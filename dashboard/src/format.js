@@ -291,14 +291,6 @@ export function runQueryPlan(filters) {
   return wheres;
 }
 
-export function matchesSearch(run, text) {
-  const needle = (text || '').trim().toLowerCase();
-  if (!needle) return true;
-  const hay = [run.name, run.description, run.base_experiment?.display_name, run.base_experiment?.name,
-    run.dataset?.name, run.id, run.run_number != null ? `#${run.run_number}` : ''].join(' ').toLowerCase();
-  return hay.includes(needle);
-}
-
 export function debounce(fn, ms) {
   let timer;
   return (...args) => {

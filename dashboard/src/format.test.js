@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, gateSummary, modelCardHtml, gpuText, kpis, liftsText, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, matchesSearch, primaryMetric,
+  actionsFor, costText, gateSummary, modelCardHtml, gpuText, kpis, liftsText, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, primaryMetric,
   registryModels, retrieves, runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate, trainingDefaults,
 } from './format.js';
 import { thresholdFor, zonedToUtc } from './wizard.js';
@@ -159,10 +159,6 @@ describe('helpers', () => {
     expect(gpuText(base.gpu_config)).toBe('2x L4 (Spot)');
     expect(gpuText({ ...base.gpu_config, machine_count: 1 })).toBe('2x L4 (Spot)');
     expect(gpuText({ ...base.gpu_config, machine_count: 3, preemptible: false })).toBe('3 machines × 2x L4');
-  });
-  it('search over name, experiment and dataset', () => {
-    expect(matchesSearch(base, 'exp #47')).toBe(true);
-    expect(matchesSearch(base, 'nothing-like-it')).toBe(false);
   });
   it('API error fields map to wizard steps (schedule errors arrive under run_template.)', () => {
     expect(stepForField('name')).toBe(1);

@@ -91,10 +91,13 @@ export function listenHistory(runId, attempt, onData, onError) {
     (rows) => onData(rows.sort((a, b) => a.epoch - b.epoch)), onError);
 }
 
-export function listenSchedules(onData, onError) {
+// The newest `max` active and paused schedules, live: the schedules section pages the rest from the API
+// (pages.js), and merges these into its first page.
+export function listenSchedules(max, onData, onError) {
   const statuses = ['active', 'paused'];
   return listenTeams([['status', 'in', statuses]], (team) => query(collection(db, 'training_schedules'), team,
-    where('status', 'in', statuses), limit(100)), onData, onError);
+    where('status', 'in', statuses), orderBy('created_at', 'desc'), limit(max)), onData, onError,
+  { orderField: 'created_at', max });
 }
 
 export function listenCatalog(kind, onData, onError) {

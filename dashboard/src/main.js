@@ -14,8 +14,10 @@ import { $, $$, confirmDialog, openModal, toast } from './ui.js';
 import { openRunView } from './runview.js';
 import { openWizard } from './wizard.js';
 import { openDeployDialog } from './deploydialog.js';
+import { openConfigModal } from './configmodal.js';
 import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview.js';
-import { RunPages, runQuery, searchMatches } from './runlist.js';
+import { ListPages, listQuery, namedMatches } from './pages.js';
+import { runQuery, searchMatches } from './runlist.js';
 import { openRetryForm } from './retryform.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
@@ -27,9 +29,12 @@ const state = {
   runs: [],
   runsLoaded: false,
   unsubRuns: null,
-  schedules: [],
+  schedules: [], // the schedules loaded so far (schedulePages.all())
+  schedulePages: null, // the schedules from the server, the newest live
+  scheduleLive: null, // the schedules listener's rows, once it answered
+  scheduleSearch: '',
   experiments: [],
-  datasets: [],
+  datasetName: '', // the name of the dataset the runs are filtered by
   registry: [],
   runPages: null, // the run list's pages from the server, the newest live (runlist.js)
   registryPages: null, // the registry's versions, read on with "Load more"
@@ -116,7 +121,7 @@ function trainingSkeleton() {
     <div id="schedules-section"></div>
     <div class="filter-bar"><div class="chips">${chips}</div>
       <select id="filter-model-type"><option value="">Model type: All</option>${modelTypes().map((t) => `<option value="${esc(t)}">${esc(modelTypeLabel(t))}</option>`).join('')}</select>
-      <select id="filter-dataset"><option value="">Dataset: All</option></select>
+      <span class="inline"><button id="filter-dataset" data-pick-dataset aria-haspopup="dialog"></button><button data-clear-dataset hidden aria-label="All datasets" title="All datasets">✕</button></span>
       <input id="filter-search" class="search" type="search" placeholder="🔍 Search runs by name, experiment, dataset…" /></div>
     <div id="run-list"></div><div id="pagination" class="pagination"></div>`;
   $('#filter-search', root).addEventListener('input', debounce((e) => {
@@ -124,16 +129,29 @@ function trainingSkeleton() {
     resubscribeRuns();
   }, 250));
   $('#filter-model-type', root).addEventListener('change', (e) => { state.filters.modelType = e.target.value; resubscribeRuns(); });
-  $('#filter-dataset', root).addEventListener('change', (e) => { state.filters.dataset = e.target.value; resubscribeRuns(); });
-  renderDatasetOptions();
+  renderDatasetFilter();
 }
 
-function renderDatasetOptions() {
-  const select = $('#filter-dataset');
-  if (!select) return;
-  const current = state.filters.dataset;
-  select.innerHTML = `<option value="">Dataset: All</option>${state.datasets.map((d) => `<option value="${esc(d.id)}">${esc(d.name)}</option>`).join('')}`;
-  select.value = current;
+// The dataset filter is a picker over the datasets (the config modal: searched by the server when there are
+// more than a page of them), not a <select> holding every one.
+function renderDatasetFilter() {
+  const button = $('#filter-dataset');
+  if (!button) return;
+  button.textContent = `Dataset: ${state.filters.dataset ? state.datasetName || state.filters.dataset : 'All'} ▾`;
+  $('[data-clear-dataset]').hidden = !state.filters.dataset;
+}
+
+function pickDataset() {
+  openConfigModal({ kind: 'dataset', title: 'Filter runs by dataset', selectLabel: 'Filter', currentId: state.filters.dataset,
+    fetchPage: (q) => get(`/api/datasets?${q}`), returnFocus: () => $('#filter-dataset'),
+    onSelect: (item) => setDatasetFilter(item.id, item.name) });
+}
+
+function setDatasetFilter(id, name) {
+  state.filters.dataset = id;
+  state.datasetName = name;
+  renderDatasetFilter();
+  resubscribeRuns();
 }
 
 function resubscribeRuns() {
@@ -276,14 +294,35 @@ function onWizardCreated(result) {
 
 // ------------------------------------------------------------------ active schedules
 
+// The schedules page from the server (newest first, 'Load more'), searched there; the newest arrive live.
+const SCHEDULE_PAGE = 24;
+const SCHEDULE_FIELDS = ['id', 'name', 'description']; // what the server searches (listing.list_schedules)
+
+function resubscribeSchedules() {
+  const search = state.scheduleSearch.trim();
+  state.schedulePages.reset(listQuery(SCHEDULE_PAGE, search, { status: 'active,paused' }),
+    search ? (s) => namedMatches(s, search, SCHEDULE_FIELDS) : true);
+  if (state.scheduleLive) state.schedulePages.setLive(state.scheduleLive, SCHEDULE_PAGE);
+}
+
 function renderSchedules() {
   const root = $('#schedules-section');
-  if (!root) return;
-  if (!state.schedules.length) {
-    root.innerHTML = '';
-    return;
+  const pages = state.schedulePages;
+  if (!root || !pages) return;
+  state.schedules = pages.all();
+  const searching = Boolean(state.scheduleSearch.trim());
+  root.hidden = !state.schedules.length && !searching;
+  if (!$('#schedule-search', root)) { // drawn once: a redraw would take the caret from the search box
+    root.innerHTML = `<div class="section-head"><h3>Active Schedules</h3><input id="schedule-search" class="search" type="search"
+      placeholder="🔍 Search schedules by name…" aria-label="Search schedules" /></div>
+      <div class="schedule-grid" id="schedule-grid"></div><div class="pagination" data-role="schedules-more"></div>`;
+    $('#schedule-search', root).value = state.scheduleSearch;
+    $('#schedule-search', root).addEventListener('input', debounce((e) => {
+      state.scheduleSearch = e.target.value;
+      resubscribeSchedules();
+    }, 250));
   }
-  const cards = state.schedules.sort((a, b) => (toDate(a.next_run_at) || 0) - (toDate(b.next_run_at) || 0)).map((s) => {
+  const cards = state.schedules.map((s) => {
     const rate = s.success_rate == null ? '—' : `${Math.round(s.success_rate)}%`;
     return `<div class="schedule-card ${esc(s.status)}" data-schedule-id="${esc(s.id)}"><div class="card-top"><b>⏰ ${esc(s.name)}</b><span class="status-badge ${s.status === 'active' ? 'scheduled' : ''}">${esc(s.status)}</span></div>
       <div class="muted small" data-role="schedule-when">${esc(scheduleWhen(s))}</div>
@@ -296,7 +335,10 @@ function renderSchedules() {
         ${s.status === 'active' ? `<button data-sched-action="pause" data-schedule="${esc(s.id)}">Pause</button>` : `<button data-sched-action="resume" data-schedule="${esc(s.id)}">Resume</button>`}</div>
         <div><button class="btn-danger" data-sched-action="cancel" data-schedule="${esc(s.id)}">Cancel</button></div></div></div>`;
   }).join('');
-  root.innerHTML = `<h3>Active Schedules</h3><div class="schedule-grid" id="schedule-grid">${cards}</div>`;
+  $('#schedule-grid', root).innerHTML = cards || (pages.loading ? '<div class="muted">Searching…</div>'
+    : '<div class="muted" data-empty="schedules">No schedule matches this search.</div>');
+  $('[data-role=schedules-more]', root).innerHTML = pages.error ? `<span class="card-warn">${esc(pages.error.message)}</span>`
+    : pages.hasMore ? `<button data-schedules-more ${pages.loading ? 'disabled' : ''}>Load more schedules</button>` : '';
 }
 
 async function scheduleAction(action, scheduleId) {
@@ -305,6 +347,7 @@ async function scheduleAction(action, scheduleId) {
     if (action === 'cancel' && !(await confirmDialog(`Cancel schedule "${s.name}" for good?`))) return;
     const result = await post(`/api/training/schedules/${scheduleId}/${action}`);
     const outcome = action === 'trigger' ? ` (${result.outcome || 'triggered'})` : '';
+    if (action === 'cancel') state.schedulePages.drop(scheduleId); // a server page would keep its copy
     toast(`Schedule "${s.name}": ${action}${outcome}`);
   } catch (err) {
     toast(`${action}: ${err.message}${err.status === 404 ? ' — schedules are not available on this API' : ''}`, 'error');
@@ -341,6 +384,8 @@ function wire() {
     if (tab) return showChapter(tab.dataset.chapter);
     if (t.closest('[data-new-run]')) return openWizard({ onCreated: onWizardCreated, onViewExperiment: viewFromWizard });
     if (t.closest('[data-endpoints]')) return openEndpointList({ me: state.me });
+    if (t.closest('[data-pick-dataset]')) return pickDataset();
+    if (t.closest('[data-clear-dataset]')) return setDatasetFilter('', '');
     const chip = t.closest('[data-chip]');
     if (chip) {
       state.filters.status = chip.dataset.chip;
@@ -350,6 +395,7 @@ function wire() {
     if (action && !action.closest('.modal')) return runAction(action.dataset.action, action.dataset.run);
     const sched = t.closest('[data-sched-action]');
     if (sched) return scheduleAction(sched.dataset.schedAction, sched.dataset.schedule);
+    if (t.closest('[data-schedules-more]')) return state.schedulePages.more();
     const page = t.closest('[data-page]');
     if (page) return state.runPages.load(state.runPages.index + (page.dataset.page === 'next' ? 1 : -1));
     if (t.closest('[data-registry-more]')) return state.registryPages.load(state.registryPages.pages.length);
@@ -443,8 +489,11 @@ async function main() {
     if (restStarted) return;
     restStarted = true;
     if (state.chapter !== 'experiments') listenExperiments();
-    live.listenSchedules((rows) => { state.schedules = rows; renderSchedules(); }, listenerError('schedules'));
-    live.listenCatalog('datasets', (rows) => { state.datasets = rows; renderDatasetOptions(); }, listenerError('datasets'));
+    resubscribeSchedules();
+    live.listenSchedules(SCHEDULE_PAGE, (rows) => {
+      state.scheduleLive = rows;
+      state.schedulePages.setLive(rows, SCHEDULE_PAGE);
+    }, listenerError('schedules'));
     // The registry's versions page from the server (100 at a time, "Load more"); the newest arrive live.
     state.registryPages.reset(new URLSearchParams({ status: 'completed,not_blessed', registered: 'true',
       page_size: '100' }).toString(), true);
@@ -458,8 +507,9 @@ async function main() {
   }, listenerError('experiments'));
   state.onFirstRuns = () => { if (state.chapter !== 'experiments') startRest(); };
   if (state.chapter === 'experiments') listenExperiments();
-  state.runPages = new RunPages((q) => get(`/api/training-runs?${q}`), onRunPages);
-  state.registryPages = new RunPages((q) => get(`/api/training-runs?${q}`), () => {
+  state.runPages = new ListPages((q) => get(`/api/training-runs?${q}`), onRunPages);
+  state.schedulePages = new ListPages((q) => get(`/api/training/schedules?${q}`), renderSchedules, 'schedules');
+  state.registryPages = new ListPages((q) => get(`/api/training-runs?${q}`), () => {
     state.registry = state.registryPages.all();
     renderRegistry();
   });

@@ -11,6 +11,7 @@ import { datasetSize, featureDimsText, towerShapes } from './configinfo.js';
 import { shapeText } from './attempts.js';
 import { checkShape, shapeKey } from './gpupreflight.js';
 import { openConfigModal } from './configmodal.js';
+import { CatalogPicker } from './picker.js';
 import { canaryBody, canaryFields, canaryStart, canaryText, percent } from './canary.js';
 import { endpointPicker, listEndpoints } from './endpointview.js';
 
@@ -254,8 +255,9 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
         </div>${errorSlot('model_type')}</div>
       <div class="field"><label class="lbl">Select experiment</label>
         <input type="text" id="wiz-exp-search" value="${esc(w.search)}" placeholder="🔍 Search by name, number, config… (e.g. &quot;Exp #65&quot;)" />
-        <div class="muted small" style="margin:6px 0">${w.searchResults ? `Search results (${list.length})` : `Top 5 ${esc(modelTypeLabel(w.model_type))} experiments by ${esc(metricLabel(primaryMetric(w.model_type)))}:`}</div>
+        <div class="muted small" style="margin:6px 0" data-role="exp-list-label">${esc(expListLabel())}</div>
         <div class="exp-list" data-role="exp-list">${list.length ? list.map(expRow).join('') : `<div class="exp-row muted">${w.loadError ? esc(w.loadError) : 'No experiments of this type yet.'}</div>`}</div>
+        <div data-role="exp-more">${expMore()}</div>
         ${errorSlot('base_experiment_id')}</div>
       ${exp ? `<div class="summary-box" data-role="exp-summary"><b>${esc(exp.number ? `Exp #${exp.number}` : '')} ${esc(exp.name)}</b><ul>
         <li>Dataset: ${esc(exp.dataset_name || exp.dataset_id)}<span data-detail-paren="dataset">${esc(inParens('dataset'))}</span></li>
@@ -433,23 +435,48 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     if (details) w.advancedOpen = details.open;
   }
 
-  async function runSearch(e) {
-    w.search = e.target.value;
-    if (!w.search.trim()) {
-      w.searchResults = null;
-    } else {
-      try {
-        const found = await get(`/api/experiments/search?q=${encodeURIComponent(w.search)}`);
-        w.searchResults = (found.experiments || []).filter((x) => x.model_type === w.model_type);
-      } catch (err) {
-        w.searchResults = [];
-        w.loadError = err.message;
-      }
-    }
-    collect();
+  function expListLabel() {
+    if (!w.searchResults) return `Top 5 ${modelTypeLabel(w.model_type)} experiments by ${metricLabel(primaryMetric(w.model_type))}:`;
+    return `Search results (${w.searchResults.length}${w.searchPicker?.hasMore ? '+' : ''})`;
+  }
+
+  function expMore() {
+    const picker = w.searchPicker;
+    if (!picker) return '';
+    if (picker.error) return `<div class="muted small">${esc(picker.error.message)}</div>`;
+    return picker.hasMore ? `<button data-exp-more ${picker.loading ? 'disabled' : ''}>Load more experiments</button>` : '';
+  }
+
+  // In place, so the search box keeps its caret.
+  function showExpList() {
     const list = $('[data-role=exp-list]', el);
+    if (!list) return;
     const rows = w.searchResults ?? w.experiments;
-    if (list) list.innerHTML = rows.length ? rows.map(expRow).join('') : '<div class="exp-row muted">No matching experiments.</div>';
+    list.innerHTML = rows.length ? rows.map(expRow).join('')
+      : `<div class="exp-row muted">${w.searchPicker?.loading ? 'Searching…' : 'No matching experiments.'}</div>`;
+    $('[data-role=exp-list-label]', el).textContent = expListLabel();
+    $('[data-role=exp-more]', el).innerHTML = expMore();
+  }
+
+  // A search is the server's, over every experiment of the model type, page by page (GET /api/experiments).
+  function runSearch(e) {
+    w.search = e.target.value;
+    collect();
+    if (!w.search.trim()) {
+      w.searchPicker = null;
+      w.searchResults = null;
+      showExpList();
+      return;
+    }
+    if (!w.searchPicker) {
+      const picker = new CatalogPicker((q) => get(`/api/experiments?${q}`), () => {
+        if (w.searchPicker !== picker) return; // a model type since picked: another picker's
+        w.searchResults = picker.items;
+        showExpList();
+      }, { filters: { model_type: w.model_type }, size: 20 });
+      w.searchPicker = picker;
+    }
+    w.searchPicker.search(w.search);
   }
 
   el.addEventListener('change', (e) => {
@@ -459,6 +486,7 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
       w.model_type = t.value;
       w.experiment = null;
       w.searchResults = null;
+      w.searchPicker = null;
       w.search = '';
       w.evaluator = thresholdFor(w.model_type);
       render();
@@ -489,6 +517,10 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
   });
 
   el.addEventListener('click', async (e) => {
+    if (e.target.closest('[data-exp-more]')) {
+      w.searchPicker?.more();
+      return;
+    }
     const viewExp = e.target.closest('[data-view-exp]');
     if (viewExp) {
       const list = w.searchResults ?? w.experiments;
@@ -547,16 +579,13 @@ export function openWizard({ experiment, onCreated, onViewExperiment } = {}) {
     render();
   });
 
-  async function changeConfig(kind) {
-    const path = { dataset: 'datasets', feature_config: 'feature-configs', model_config: 'model-configs' }[kind];
-    let items = [];
-    try {
-      items = (await get(`/api/${path}?limit=200${kind === 'model_config' ? `&model_type=${w.model_type}` : ''}`)).items || [];
-    } catch (err) {
-      items = [];
-    }
+  // The list pages from the server and is searched there when it is longer than a page (configmodal.js, picker.js).
+  function changeConfig(kind) {
+    const path = CATALOG_PATH[kind];
     const title = { dataset: 'Select Dataset', feature_config: 'Select Feature Config', model_config: 'Select Model Config' }[kind];
-    openConfigModal({ kind, title, items, currentId: w.configs?.[kind]?.id, returnFocus: () => $(`[data-change="${kind}"]`, el),
+    openConfigModal({ kind, title, fetchPage: (q) => get(`/api/${path}?${q}`),
+      filters: kind === 'model_config' ? { model_type: w.model_type } : {},
+      currentId: w.configs?.[kind]?.id, returnFocus: () => $(`[data-change="${kind}"]`, el),
       onSelect: (item) => {
         w.configs = { ...(w.configs || {}), [kind]: { id: item.id, name: item.name } };
         w.details = { ...(w.details || {}), [kind]: item }; // the list holds the items in full

@@ -154,7 +154,9 @@ def document() -> dict:
             "post": {"summary": f"Create a {model}", "requestBody": {
                 "required": True, "content": {"application/json": {"schema": ref(model)}}},
                      "responses": {"201": _response("created", _envelope(item=item)), **_errors(400, 401)}},
-            "get": {"summary": f"List {model}s, newest first (search: words of the id, name or description)",
+            "get": {"summary": f"List {model}s, newest first (search: words of the id, name or description"
+                               + (", of its dataset's and configs' names, or its number: 'Exp #65'"
+                                  if model == "Experiment" else "") + ")",
                     "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
                                    for n in ("search", "team", "model_type")] + paged(),
                     "responses": {"200": _response("a page of items", _envelope(

@@ -9,6 +9,7 @@ the scan stopped — never a hole, never a row twice.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Callable, Iterable, Optional
 
@@ -177,12 +178,27 @@ def list_runs(repo: Repository, args: dict, who: Caller, key: bytes) -> dict:
 # --------------------------------------------------------------------------- schedules and the catalog
 
 
-def _named(terms: list[str], *fields: str) -> Callable[[dict], bool]:
+SEARCHED = ("id", "name", "display_name", "description")
+# An experiment is also found by the names of what it was made from and by its number ("Exp #65", "#65"),
+# as the wizard's experiment picker is searched.
+SEARCHED_EXPERIMENT = SEARCHED + ("dataset_name", "feature_config_name", "model_config_name")
+_NUMBER_TERM = re.compile(r"#(\d+)")
+
+
+def _named(terms: list[str], *fields: str, numbered: bool = False) -> Callable[[dict], bool]:
     """A schedule or catalog entry matches when each term is in its id, name or description (a substring:
-    these lists are short beside the runs', so they are searched here, not tokenised)."""
+    these lists are short beside the runs', so they are searched here, not tokenised). Where `numbered`, an
+    entry's number reads "exp #N", and a term "#N" is that number exactly (#6 is not #65)."""
     def keep(doc: dict) -> bool:
         text = " ".join(str(doc.get(f) or "") for f in fields).lower()
-        return all(term in text for term in terms)
+        number = doc.get("number") if numbered else None
+        if number is not None:
+            text += f" exp #{number}"
+
+        def has(term: str) -> bool:
+            exact = _NUMBER_TERM.fullmatch(term) if number is not None else None
+            return int(exact.group(1)) == number if exact else term in text
+        return all(has(term) for term in terms)
     return keep
 
 
@@ -201,9 +217,10 @@ def list_schedules(repo: Repository, args: dict, who: Caller, key: bytes) -> dic
     # One status in the query ((team, status, created_at)); several are checked here.
     status = statuses[0] if len(statuses) == 1 else None
     filters = {"status": status, TEAMS_KEY: teams}
+    named = _named(terms, "id", "name", "description")
 
     def keep(doc: dict) -> bool:
-        return (not statuses or doc.get("status") in statuses) and _named(terms, "id", "name", "description")(doc)
+        return (not statuses or doc.get("status") in statuses) and named(doc)
 
     fetch: Fetch = (lambda limit, at: repo.page_schedules(filters, limit, at)) if teams != [] else (lambda limit, at: [])
     page, token, size = _page_of("training_schedules", fetch, keep, args, who, key,
@@ -220,7 +237,7 @@ def list_catalog(repo: Repository, kind: str, args: dict, who: Caller, key: byte
     teams = _teams(args, who)
     terms = run_search.terms(args.get("search") or args.get("q") or "")
     filters = {"model_type": model_type, TEAMS_KEY: teams}
-    keep = _named(terms, "id", "name", "display_name", "description")
+    keep = _named(terms, *(SEARCHED_EXPERIMENT if kind == "experiments" else SEARCHED), numbered=kind == "experiments")
     fetch: Fetch = (lambda limit, at: repo.page_catalog(kind, filters, limit, at)) if teams != [] else (lambda limit, at: [])
     page, token, size = _page_of(kind, fetch, keep, args, who, key, {"model_type": model_type, "team": teams,
                                                                        "s": terms}, 50, 500)

@@ -52,3 +52,29 @@ def test_the_catalog_and_schedule_lists_search_only_the_callers_teams(world):
     assert [e["name"] for e in found] == ["ads quick test"]
     assert world.call("mallory@example.com", "GET", "/api/datasets?team=recs").get_json()["items"] == []
     assert world.call("mallory@example.com", "GET", "/api/training/schedules?team=recs").get_json()["schedules"] == []
+
+
+def test_a_pickers_search_never_reaches_another_teams_entries(world):
+    """The dashboard's pickers search the server (dashboard/src/picker.js): by a name both teams use, by what an
+    experiment was made from, by another team's experiment number, or by an id, only the caller's come back."""
+    def found(who, path, key="items"):
+        response = world.call(who, "GET", path)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()[key]
+
+    mine = found("mallory@example.com", "/api/datasets?page_size=100")
+    shared_name = mine[0]["name"]  # both teams' datasets are made from the same body
+    assert [d["team"] for d in found("mallory@example.com", f"/api/datasets?search={shared_name}")] == ["ads"]
+    by_dataset = found("mallory@example.com", f"/api/experiments?model_type=retrieval&search={shared_name}")
+    assert [e["name"] for e in by_dataset] == ["ads quick test"]
+    recs_number = world.repo.get_catalog("experiments", world.recs_exp)["number"]
+    assert found("mallory@example.com", f"/api/experiments?search=%23{recs_number}") == []
+    assert found("mallory@example.com", f"/api/experiments?search={world.recs_exp}") == []
+    assert [e["id"] for e in found("alice@example.com", f"/api/experiments?search=exp %23{recs_number}")] == \
+        [world.recs_exp]
+    for team in ("recs", "ads"):
+        world.repo.create_schedule({"id": f"sch-{team}", "name": "nightly retrain", "status": "active", "team": team,
+                                    "created_at": world.repo.get_catalog("experiments", world.recs_exp)["created_at"]})
+    assert [s["id"] for s in found("mallory@example.com", "/api/training/schedules?search=nightly&status=active,paused",
+                                   "schedules")] == ["sch-ads"]
+    assert found("eve@example.com", "/api/training/schedules?search=nightly", "schedules") == []

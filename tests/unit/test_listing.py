@@ -259,3 +259,22 @@ def test_schedules_page_filter_by_several_statuses_and_search(client, repo):
     assert [s["id"] for s in weekly["schedules"]] == ["sch-6", "sch-0"]
     assert json.loads(client.get("/api/training/schedules?status=later", headers=AUTH).get_data())["errors"][0][
         "field"] == "status"
+
+
+def test_an_experiment_is_found_by_what_it_was_made_from_and_by_its_number_exactly(client, repo, ids):
+    """The wizard's experiment picker searches the server: "Exp #65" or "#65" is that experiment, not #650;
+    the dataset's and configs' names find the experiments made from them."""
+    for number in (6, 65, 650):
+        repo.create_catalog("experiments", {"id": f"exp-{number}", "number": number, "name": f"sweep {number}",
+                                            "model_type": "retrieval", "dataset_name": "clicks-q4",
+                                            "feature_config_name": "wide-embeddings", "team": "demo",
+                                            "created_at": T0 + timedelta(minutes=number)})
+
+    def found(search):
+        body = client.get(f"/api/experiments?model_type=retrieval&search={search}", headers=AUTH).get_json()
+        return [e["id"] for e in body["items"]]
+    assert found("Exp %2365") == found("%2365") == ["exp-65"]
+    assert found("%236") == ["exp-6"]
+    assert found("clicks-q4 wide") == ["exp-650", "exp-65", "exp-6"]
+    assert found("sweep 65") == ["exp-650", "exp-65"]  # a name is searched as a substring, as before
+    assert found("%2366") == []
