@@ -7,7 +7,6 @@ stack. Exit 0 when the run completes; non-zero with the failing stage and error 
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from scripts import firestore_rules
 from shared.settings import BY_NAME, LOCAL_DEV_TOKEN, child_environment, export, read, read_or_default
