@@ -17,6 +17,7 @@ import { openDeployDialog } from './deploydialog.js';
 import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview.js';
 import { RunPages, runQuery, searchMatches } from './runlist.js';
 import { openRetryForm } from './retryform.js';
+import { openImportDialog } from './importdialog.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
 const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
@@ -80,7 +81,8 @@ function renderExperiments() {
         <td>${esc(e.params?.learning_rate ?? '—')}</td><td>${esc(e.params?.batch_size ?? '—')}</td><td><b>${metricValue(e.metrics?.[metric])}</b></td></tr>`).join('')}
       </tbody></table></div>`
     : `<div class="empty-state"><div class="big">🧪</div><p>No ${esc(modelTypeLabel(state.expType).toLowerCase())} experiments with ${esc(metricLabel(metric))} yet.</p></div>`;
-  root.innerHTML = `<div class="section-head"><div><h2>Best Experiments</h2><div class="muted">Top performing experiment configurations</div></div></div>
+  root.innerHTML = `<div class="section-head"><div><h2>Best Experiments</h2><div class="muted">Top performing experiment configurations</div></div>
+    <button data-import-experiments title="Import the runs of an MLflow or Vertex AI Experiments experiment">⤓ Import experiments</button></div>
     ${rows}<h3>Top configurations — ${esc(modelTypeLabel(state.expType))}</h3>${table}`;
 }
 
@@ -341,6 +343,7 @@ function wire() {
     if (tab) return showChapter(tab.dataset.chapter);
     if (t.closest('[data-new-run]')) return openWizard({ onCreated: onWizardCreated, onViewExperiment: viewFromWizard });
     if (t.closest('[data-endpoints]')) return openEndpointList({ me: state.me });
+    if (t.closest('[data-import-experiments]')) return openImportDialog({ me: state.me });
     const chip = t.closest('[data-chip]');
     if (chip) {
       state.filters.status = chip.dataset.chip;
