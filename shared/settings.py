@@ -442,13 +442,15 @@ VARIABLES: tuple[Variable, ...] = (
              field="deploy_wait_s", parse=_float),
     Variable("TRAINYARD_IMPORT_MLFLOW_HOSTS", "the MLflow tracking servers (host, or host:port; comma-separated) "
              "POST /api/experiments:import-from may read: the API fetches the URL its caller gives, so only these "
-             "(docs/import.md); redirects elsewhere are refused. The CLI reads any server from the user's machine",
+             "(docs/import.md); redirects elsewhere are refused (Terraform: import_mlflow_hosts). The CLI reads any "
+             "server from the user's machine",
              "none with the vertex backend; localhost and 127.0.0.1 locally", (API,), OPTIONAL,
              field="import_mlflow_hosts", parse=_hosts,
              unset=lambda r: () if r.pipeline_backend == "vertex" else ("localhost", "127.0.0.1")),
     Variable("TRAINYARD_IMPORT_VERTEX_PROJECTS", "the projects (comma-separated) whose Vertex AI Experiments "
              "POST /api/experiments:import-from may read, as the API's service account (it needs "
-             "roles/aiplatform.viewer there)", "GOOGLE_CLOUD_PROJECT", (API,), OPTIONAL,
+             "roles/aiplatform.viewer there; Terraform: this project and import_vertex_projects)", "GOOGLE_CLOUD_PROJECT",
+             (API,), OPTIONAL,
              field="import_vertex_projects", parse=_names, unset=lambda r: (r.project,)),
     Variable("TRAINYARD_GPU_USAGE_CACHE_S", "how long the GPU quota pre-flight reuses a Cloud Monitoring quota-usage "
              "reading (per GPU metric and region; Monitoring samples it every 60 s)", "60", (API,), OPTIONAL,
