@@ -14,7 +14,7 @@ from flask import Flask, g, jsonify
 from shared.domain import teams
 from shared.domain.catalog_origin import Origin
 from shared.domain.import_mapping import SourceError
-from shared.errors import FieldError, Forbidden
+from shared.errors import FieldError
 from shared.http.request_body import body
 from shared.services import catalog_import, experiment_import
 
@@ -47,20 +47,11 @@ def register_import_routes(app: Flask, deps) -> None:
         team = teams.team_for_new(g.caller, team or None, deps.settings.teams, teams.TRAINER, "importing experiments")
         where = experiment_import.source_request(request, policy)
 
-        def post(kind: str, item_body: dict) -> dict:
-            try:
-                item, result = catalog_import.import_entry(deps.repo, kind, item_body, g.caller, deps.settings.teams)
-            except FieldError as exc:
-                raise experiment_import.ItemRefused(str(exc), [{**e, "field": f"{kind}.{e['field'].removeprefix('item.')}"}
-                                                                for e in exc.errors]) from None
-            except Forbidden as exc:
-                raise experiment_import.ItemRefused(str(exc)) from None
-            return {"item": item, "result": result}
-
         try:
             source = deps.experiment_runs(where["source"], tracking_uri=where.get("tracking_uri"),
                                           project=where.get("project"), location=where.get("location"),
                                           allowed=policy.host_allowed)
+            post = experiment_import.stored_by(deps.repo, g.caller, deps.settings.teams)
             done = experiment_import.import_runs(source, where["parsed_mapping"], where["experiment"], post, team,
                                                  request.get("dry_run", False))
         except SourceError as exc:

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from shared.domain.import_mapping import REFERENCES, Mapping, MappingError, RunSource, load
-from shared.errors import FieldError
+from shared.domain.import_mapping import REFERENCES, Mapping, MappingError, RunSource, items, load
+from shared.errors import FieldError, Forbidden
+from shared.services import catalog_import
 from shared.services.catalog_entries import KINDS as MODELS
 
 SOURCES = ("mlflow", "vertex")
@@ -72,6 +73,22 @@ def problems(found: dict, team: Optional[str]) -> list[dict]:
 Post = Callable[[str, dict], dict]  # (kind, {"origin", "item"}) -> {"item": the stored entry, "result": ...}
 
 
+def stored_by(repo, who, declared) -> Post:
+    """The API's `post`: each item through catalog_import.import_entry as POST /api/<kind>:import stores it
+    (validated, the caller's role on its team, a dataset confined to its data); a refusal fails its run alone,
+    its fields named as the run's (`datasets.source.uri`)."""
+    def post(kind: str, body: dict) -> dict:
+        try:
+            item, result = catalog_import.import_entry(repo, kind, body, who, declared)
+        except FieldError as exc:
+            raise ItemRefused(str(exc), [{**e, "field": f"{kind}.{e['field'].removeprefix('item.')}"}
+                                         for e in exc.errors]) from None
+        except Forbidden as exc:
+            raise ItemRefused(str(exc)) from None
+        return {"item": item, "result": result}
+    return post
+
+
 def _post(post: Post, found: dict, origin: dict, team: Optional[str], seen: dict) -> tuple[dict, dict]:
     """Import one run's items: the configs first (one post per distinct config in this import), then its
     experiment pointing at them. (the experiment's answer, the ids by kind)"""
@@ -95,8 +112,6 @@ def import_runs(source: RunSource, mapping: Mapping, experiment: str, post: Post
     """{"runs": one row per source run, "counts": {result: n}}. A row: run_id, run_name, result (created,
     updated, unchanged, valid, skipped (<state>), failed), experiment_id and ids (the entries by kind), and for
     a failed run error and errors ({field, message}). Raises SourceError when the source cannot be read."""
-    from shared.domain.import_mapping import items
-
     rows, counts, seen = [], Counter(), {}
     for run in source.runs(experiment):
         row = {"run_id": run.id, "run_name": run.name}
