@@ -82,8 +82,9 @@ class MlflowRuns:
             if not token:
                 return
 
-    def _run(self, experiment_id: str, run: dict) -> SourceRun:
-        info, data = run["info"], run.get("data", {})
+    def _run(self, experiment_id: str, logged: dict) -> SourceRun:
+        """A run as runs/search returns it ({info, data}; an MLflow run, not a Trainyard one)."""
+        info, data = logged["info"], logged.get("data", {})
         run_id = info["run_id"]
 
         def read_artifact(path: str) -> bytes:

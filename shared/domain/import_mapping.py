@@ -85,23 +85,23 @@ class Mapping:
         return not self.statuses or run.status.upper() in self.statuses
 
 
-def parse(doc: dict, where: str = "the mapping") -> Mapping:
+def parse(document: dict, where: str = "the mapping") -> Mapping:
     """A mapping from its file's contents; a MappingError names the first wrong key."""
-    if not isinstance(doc, dict):
+    if not isinstance(document, dict):
         raise MappingError(f"{where} must be a mapping of keys")
-    if doc.get("version", 1) != 1:
+    if document.get("version", 1) != 1:
         raise MappingError(f"{where}: version: only 1 is known")
-    unknown = sorted(set(doc) - {"version", "runs", *KINDS})
+    unknown = sorted(set(document) - {"version", "runs", *KINDS})
     if unknown:
         raise MappingError(f"{where}: unknown key {unknown[0]!r} (known: version, runs, {', '.join(KINDS)})")
-    runs = doc.get("runs") or {}
+    runs = document.get("runs") or {}
     if not isinstance(runs, dict) or set(runs) - {"status"}:
         raise MappingError(f"{where}: runs: only `status: [FINISHED, ...]` is known")
     statuses = runs.get("status", ["FINISHED"])
     statuses = tuple(s.upper() for s in ([statuses] if isinstance(statuses, str) else statuses or []))
     sections = {}
     for kind in KINDS:
-        section = doc.get(kind)
+        section = document.get(kind)
         if section is None:
             raise MappingError(f"{where}: {kind}: missing (give its fields, an artifact, or an existing id)")
         if not isinstance(section, dict) or set(section) - SECTION_KEYS:
@@ -125,10 +125,10 @@ def parse(doc: dict, where: str = "the mapping") -> Mapping:
 def load(text: str, where: str) -> Mapping:
     """A mapping from its file's text (YAML or JSON)."""
     try:
-        doc = yaml_text.load(text)
+        document = yaml_text.load(text)
     except Exception as exc:  # noqa: BLE001 — the parser's message says where
         raise MappingError(f"{where}: not YAML/JSON: {exc}") from None
-    return parse(doc, where)
+    return parse(document, where)
 
 
 def _is_source(value: Any) -> bool:
