@@ -86,6 +86,21 @@ def endpoint_reader(settings: Settings):
     return LocalEndpoints(settings.local_endpoints_dir, settings.prediction_url)
 
 
+def experiment_runs(source: str, *, tracking_uri: Optional[str] = None, token: Optional[str] = None,
+                    project: Optional[str] = None, location: Optional[str] = None, api_endpoint: Optional[str] = None,
+                    allowed: Optional[Callable[[str], bool]] = None):
+    """A tracked experiment's runs, read where they live (shared/domain/import_mapping.RunSource): an MLflow
+    tracking server's REST API (`allowed` asked of every URL it is sent to) or Vertex AI Experiments (the SDK,
+    imported when the runs are read). The CLI opens one on the user's machine, the API on the caller's behalf."""
+    if source == "mlflow":
+        from shared.adapters.mlflow_runs import MlflowRuns
+
+        return MlflowRuns(tracking_uri, token, allowed=allowed)
+    from shared.adapters.vertex_experiment_runs import VertexExperimentRuns
+
+    return VertexExperimentRuns(project, location, api_endpoint)
+
+
 def scheduler_jobs(settings: Settings):
     """One Cloud Scheduler job per schedule, or nothing (the local ticker reads Firestore)."""
     from shared.adapters.scheduler_jobs import CloudSchedulerJobs, LocalTickerJobs
@@ -208,12 +223,16 @@ class Dependencies:
     notification_targets: object = None
     groups_of: Optional[Callable[[str], Any]] = None
     endpoints: object = None  # the serving port's endpoints (shared/services/endpoint_views.py reads them)
+    # Opens a tracked experiment's runs for POST /api/experiments:import-from (tests hand in a fake source).
+    experiment_runs: Optional[Callable[..., Any]] = None
 
     def __post_init__(self):
         if self.endpoints is None:
             self.endpoints = endpoint_reader(self.settings)
         if self.groups_of is None:
             self.groups_of = groups_of(self.settings)
+        if self.experiment_runs is None:
+            self.experiment_runs = experiment_runs
         if self.scheduler_jobs is None:
             self.scheduler_jobs = scheduler_jobs(self.settings)
         if self.run_data is None:

@@ -131,6 +131,21 @@ def _emails(raw: str, name: str, r: "_Reading") -> frozenset:
     return frozenset(e.strip().lower() for e in raw.split(",") if e.strip())
 
 
+_HOST = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?$")
+
+
+def _hosts(raw: str, name: str, r: "_Reading") -> tuple:
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if not _HOST.match(host):
+            raise ValueError(f"{name}: {host!r} is not a host or host:port (no scheme, no path)")
+    return hosts
+
+
+def _names(raw: str, name: str, r: "_Reading") -> tuple:
+    return tuple(n.strip() for n in raw.split(",") if n.strip())
+
+
 def _dev_token(raw: str, name: str, r: "_Reading") -> str:
     # Only the local stack has a developer token; without TRAINYARD_AUTH=local it is never honoured.
     return _no_local_identity_in_the_cloud(raw, r.pipeline_backend, name)
@@ -425,6 +440,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRAINYARD_DEPLOY_WAIT_S", "how long one delivery follows a deployment before a redelivery resumes it",
              "480", (RUN_COMMANDS,), OPTIONAL,
              field="deploy_wait_s", parse=_float),
+    Variable("TRAINYARD_IMPORT_MLFLOW_HOSTS", "the MLflow tracking servers (host, or host:port; comma-separated) "
+             "POST /api/experiments:import-from may read: the API fetches the URL its caller gives, so only these "
+             "(docs/import.md); redirects elsewhere are refused (Terraform: import_mlflow_hosts). The CLI reads any "
+             "server from the user's machine",
+             "none with the vertex backend; localhost and 127.0.0.1 locally", (API,), OPTIONAL,
+             field="import_mlflow_hosts", parse=_hosts,
+             unset=lambda r: () if r.pipeline_backend == "vertex" else ("localhost", "127.0.0.1")),
+    Variable("TRAINYARD_IMPORT_VERTEX_PROJECTS", "the projects (comma-separated) whose Vertex AI Experiments "
+             "POST /api/experiments:import-from may read, as the API's service account (it needs "
+             "roles/aiplatform.viewer there; Terraform: this project and import_vertex_projects)", "GOOGLE_CLOUD_PROJECT",
+             (API,), OPTIONAL,
+             field="import_vertex_projects", parse=_names, unset=lambda r: (r.project,)),
     Variable("TRAINYARD_GPU_USAGE_CACHE_S", "how long the GPU quota pre-flight reuses a Cloud Monitoring quota-usage "
              "reading (per GPU metric and region; Monitoring samples it every 60 s)", "60", (API,), OPTIONAL,
              field="gpu_usage_cache_s", parse=_float),

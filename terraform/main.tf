@@ -110,6 +110,9 @@ locals {
       # Which URLs each webhook signing secret may sign for (notifications.tf): checked when a run is made.
       TRAINYARD_NOTIFY_SIGNING_SECRETS = jsonencode(var.notification_secrets)
       TRAINYARD_MODEL_NAME             = coalesce(var.model_name, var.project_id)
+      # What the page's Import experiments may read (docs/import.md): listed tracking hosts, listed projects.
+      TRAINYARD_IMPORT_MLFLOW_HOSTS    = join(",", var.import_mlflow_hosts)
+      TRAINYARD_IMPORT_VERTEX_PROJECTS = join(",", distinct(concat([var.project_id], var.import_vertex_projects)))
       # The page's Firebase web configuration (firebase.tf), handed to it by /training/config.json.
       TRAINYARD_FIREBASE_PROJECT_ID  = var.project_id
       TRAINYARD_FIREBASE_API_KEY     = data.google_firebase_web_app_config.dashboard.api_key

@@ -54,6 +54,23 @@ variable "admin_emails" {
   }
 }
 
+variable "import_mlflow_hosts" {
+  type        = list(string)
+  description = "MLflow tracking servers (host, or host:port) the API may read for the page's Import experiments (POST /api/experiments:import-from): it fetches the URL its caller gives, so only these (docs/security.md, \"Imports read only listed sources\"). Empty: none (the CLI still imports from a person's machine)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for host in var.import_mlflow_hosts : can(regex("^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$", host))])
+    error_message = "import_mlflow_hosts must be lower-case host names or host:port (no scheme, no path)."
+  }
+}
+
+variable "import_vertex_projects" {
+  type        = list(string)
+  description = "Projects beyond this one whose Vertex AI Experiments the API may import (it reads them as its own service account, which then needs roles/aiplatform.viewer there)."
+  default     = []
+}
+
 variable "teams" {
   type = map(object({
     members     = map(string)

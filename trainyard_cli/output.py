@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shared.domain import yaml_text
 from trainyard_cli import format as fmt
 
 
@@ -54,40 +55,9 @@ def read_document(path: str) -> dict:
         if path.endswith((".json",)):
             data = json.loads(text)
         else:
-            data = _plain(_yaml_load(text))  # YAML is a superset of JSON: a .yaml, .yml or stdin file may be either
+            data = yaml_text.load(text)  # YAML is a superset of JSON: a .yaml, .yml or stdin file may be either
     except Exception as exc:  # noqa: BLE001 — the parser's own message says where
         raise UsageError(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML/JSON'}: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold one object (a mapping of fields), not {type(data).__name__}")
     return data
-
-
-def _plain(value: Any) -> Any:
-    """YAML's dates and times back to the ISO strings the API reads (run_at: 2026-12-05T02:00:00)."""
-    from datetime import date
-
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _yaml_load(text: str):
-    """yaml.safe_load, except that 02:00 stays the string "02:00" (YAML 1.1 reads it as the base-60
-    integer 120, which is never what a time_of_day means)."""
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    int_tag = "tag:yaml.org,2002:int"
-    Loader.yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if tag != int_tag]
-                                      for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-    Loader.add_implicit_resolver(int_tag, re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
-                                                     r"|[-+]?0x[0-9a-fA-F_]+)$"), list("-+0123456789"))
-    return yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader subclass

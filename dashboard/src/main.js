@@ -19,6 +19,7 @@ import { endpointIdOf, openEndpointList, openEndpointView } from './endpointview
 import { ListPages, listQuery, namedMatches } from './pages.js';
 import { runQuery, searchMatches } from './runlist.js';
 import { openRetryForm } from './retryform.js';
+import { openImportDialog } from './importdialog.js';
 
 // ?page_size=N (1–100) shows more cards per page; 20 by default.
 const PAGE_SIZE = Math.min(100, Math.max(1, Number(new URLSearchParams(location.search).get('page_size')) || 20));
@@ -85,7 +86,8 @@ function renderExperiments() {
         <td>${esc(e.params?.learning_rate ?? '—')}</td><td>${esc(e.params?.batch_size ?? '—')}</td><td><b>${metricValue(e.metrics?.[metric])}</b></td></tr>`).join('')}
       </tbody></table></div>`
     : `<div class="empty-state"><div class="big">🧪</div><p>No ${esc(modelTypeLabel(state.expType).toLowerCase())} experiments with ${esc(metricLabel(metric))} yet.</p></div>`;
-  root.innerHTML = `<div class="section-head"><div><h2>Best Experiments</h2><div class="muted">Top performing experiment configurations</div></div></div>
+  root.innerHTML = `<div class="section-head"><div><h2>Best Experiments</h2><div class="muted">Top performing experiment configurations</div></div>
+    <button data-import-experiments title="Import the runs of an MLflow or Vertex AI Experiments experiment">⤓ Import experiments</button></div>
     ${rows}<h3>Top configurations — ${esc(modelTypeLabel(state.expType))}</h3>${table}`;
 }
 
@@ -386,6 +388,7 @@ function wire() {
     if (t.closest('[data-endpoints]')) return openEndpointList({ me: state.me });
     if (t.closest('[data-pick-dataset]')) return pickDataset();
     if (t.closest('[data-clear-dataset]')) return setDatasetFilter('', '');
+    if (t.closest('[data-import-experiments]')) return openImportDialog({ me: state.me });
     const chip = t.closest('[data-chip]');
     if (chip) {
       state.filters.status = chip.dataset.chip;

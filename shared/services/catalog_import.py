@@ -1,6 +1,6 @@
 """Importing catalog entries from where experiments are tracked (MLflow, Vertex AI Experiments).
 
-The CLI reads the source and maps each run to catalog items (trainyard_cli/import_mapping.py); each item
+The CLI or the API reads the source and maps each run to catalog items (shared/services/experiment_import.py); each item
 comes here through POST /api/<kind>:import with the run it came from. It is validated, checked against
 the caller's role on its team and audited like any entry, and stored under a deterministic id
 (shared/domain/catalog_origin.py): a re-import of an unchanged run changes nothing, a changed run

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.rehearsal.runtime import free_port
-from trainyard_cli import import_sources
+from shared.adapters import mlflow_runs
 from trainyard_cli.__main__ import run as cli
 
 pytestmark = pytest.mark.integration
@@ -129,7 +129,7 @@ def imported(stack, route: str, url: str) -> list[dict]:
 
 def test_runs_import_once_re_import_unchanged_and_a_changed_run_updates(mlflow_server, cli_env, monkeypatch):
     url, runs = mlflow_server
-    monkeypatch.setattr(import_sources, "MLFLOW_PAGE", 2)  # five runs: three pages of runs/search
+    monkeypatch.setattr(mlflow_runs, "MLFLOW_PAGE", 2)  # five runs: three pages of runs/search
     code, dry = call("--json", "catalog", "import", "--from", "mlflow", url, "--experiment", EXPERIMENT, "--dry-run")
     assert code == 1 and dry["counts"] == {"valid": 3, "skipped": 1, "failed": 1}, dry
     assert imported(cli_env, "experiments", url) == []  # a dry run writes nothing

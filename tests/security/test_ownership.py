@@ -41,8 +41,9 @@ class World:
     """The API as deployed behind Cloud Run IAM (Google ID tokens), with the teams above; ops is a
     platform admin."""
 
-    def __init__(self, declared=TEAMS):
+    def __init__(self, declared=TEAMS, **adapters):
         self.repo, self.publisher = InMemoryRepository(), FakePublisher()
+        self.adapters = adapters  # more of the API's Dependencies (a fake import source)
         self.serve(declared)
 
     def serve(self, declared) -> None:
@@ -50,7 +51,7 @@ class World:
                            auth_audience=f"{API_URL}, {GCLOUD_CLIENT_ID}", teams=declared,
                            admins=frozenset({"ops@example.com"}))
         self.client = create_app(Dependencies(repo=self.repo, publisher=self.publisher, store=ArtifactStore(),
-                                              settings=settings)).test_client()
+                                              settings=settings, **self.adapters)).test_client()
 
     def call(self, who: str, method: str, path: str, body=None):
         headers = {"Authorization": f"Bearer {delivered_token(who)}"}

@@ -173,11 +173,12 @@ def test_every_api_route_has_a_command(api, tmp_path, monkeypatch):
     assert code == 0 and scheduled_run["status"] == "scheduled"
     scheduled_run = scheduled_run["id"]
     from tests.unit.test_import_mapping import a_logged_run
-    from trainyard_cli.import_sources import MlflowSource
+    from shared.adapters.mlflow_runs import MlflowRuns
 
-    monkeypatch.setattr(MlflowSource, "runs", lambda self, experiment: iter([a_logged_run()]))
+    monkeypatch.setattr(MlflowRuns, "runs", lambda self, experiment: iter([a_logged_run()]))
     commands = [
         ("catalog", "import", "--from", "mlflow", "http://mlflow.test:5000", "--experiment", "quick"),
+        ("catalog", "import", "--from", "mlflow", "http://localhost:5000", "--experiment", "quick", "--by-api"),
         ("runs", "create", "--name", "cli-a", "--best", "retrieval"), ("runs", "list"), ("runs", "get", failed["id"]),
         ("runs", "submit", pending["id"]), ("runs", "run-now", scheduled_run),
         ("runs", "cancel", pending["id"]), ("runs", "retry", failed["id"], "--gpu-type", "NVIDIA_TESLA_A100"),

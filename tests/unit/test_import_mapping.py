@@ -1,11 +1,16 @@
-"""trainyard_cli/import_mapping.py: the mapping file of `catalog import` (docs/import.md) — its errors
+"""shared/domain/import_mapping.py: the mapping file of `catalog import` (docs/import.md) — its errors
 name the key, and a run's params, metrics, tags and artifacts land on the fields it names."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from trainyard_cli import import_mapping as m
+from shared.domain import import_mapping as m
 from trainyard_cli.output import read_document
+
+# Where docs/import.md tells users to copy the defaults from (links to shared/domain/import_mappings/).
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "import"
 
 SECTIONS = {"datasets": {}, "feature_configs": {}, "model_configs": {}, "experiments": {}}
 
@@ -91,8 +96,6 @@ def test_only_runs_of_the_statuses_asked_for_are_imported():
 
 @pytest.mark.parametrize("name", ["mlflow_mapping.yaml", "vertex_mapping.yaml"])
 def test_the_shipped_mappings_parse(name):
-    from trainyard_cli.import_commands import EXAMPLES
-
     assert set(m.parse(read_document(str(EXAMPLES / name))).sections) == set(m.KINDS)
 
 
@@ -110,10 +113,10 @@ def a_logged_run(run_id: str = "r1", **params) -> m.SourceRun:
 
 
 def test_the_shipped_mlflow_mapping_reads_a_logged_run_into_valid_items():
-    from trainyard_cli.import_commands import EXAMPLES, _checked
+    from shared.services.experiment_import import problems
 
     found = m.items(m.parse(read_document(str(EXAMPLES / "mlflow_mapping.yaml"))), a_logged_run(), "quick")
-    assert _checked(found, "demo") == []
+    assert problems(found, "demo") == []
     assert found["model_configs"]["query_tower"] == [64, 32] and found["experiments"]["params"] == {
         "epochs": 5, "learning_rate": 0.05}
     assert found["experiments"]["metrics"] == {"recall_at_100": 0.31}

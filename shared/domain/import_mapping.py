@@ -1,5 +1,6 @@
-"""The mapping file of `trainyard catalog import` (docs/import.md): which of a source run's params,
-metrics, tags and artifacts become which fields of the catalog entries it is imported as.
+"""The mapping file of an import (`trainyard catalog import`, POST /api/experiments:import-from; docs/import.md):
+which of a source run's params, metrics, tags and artifacts become which fields of the catalog entries it is
+imported as. The sources (MLflow, Vertex AI Experiments) are read by shared/adapters/ into SourceRuns.
 
     version: 1
     runs: {status: [FINISHED]}                    # which runs to import (default: finished ones)
@@ -22,7 +23,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional, Protocol
+
+from shared.domain import yaml_text
 
 KINDS = ("datasets", "feature_configs", "model_configs", "experiments")
 ROUTES = {"datasets": "datasets", "feature_configs": "feature-configs", "model_configs": "model-configs",
@@ -39,6 +42,10 @@ class MappingError(ValueError):
     """The mapping file is wrong (names the key), or a run lacks what it asks for (names the run too)."""
 
 
+class SourceError(Exception):
+    """The source cannot be read (unreachable, no such experiment, refused): its message names the source."""
+
+
 @dataclass
 class SourceRun:
     """One run of the source experiment, as both sources (MLflow, Vertex AI Experiments) are read."""
@@ -51,6 +58,15 @@ class SourceRun:
     artifact_uri: str
     url: Optional[str]
     read_artifact: Callable[[str], bytes] = field(repr=False)
+
+
+class RunSource(Protocol):
+    """A tracking system's experiment runs (shared/adapters/mlflow_runs.py, vertex_experiment_runs.py)."""
+    name: str  # mlflow | vertex
+    location: str  # the tracking URI, or projects/P/locations/L
+
+    def runs(self, experiment: str) -> Iterator[SourceRun]:
+        """Every run of the experiment; raises SourceError when the source cannot be read."""
 
 
 @dataclass
@@ -69,23 +85,23 @@ class Mapping:
         return not self.statuses or run.status.upper() in self.statuses
 
 
-def parse(doc: dict, where: str = "the mapping") -> Mapping:
+def parse(document: dict, where: str = "the mapping") -> Mapping:
     """A mapping from its file's contents; a MappingError names the first wrong key."""
-    if not isinstance(doc, dict):
+    if not isinstance(document, dict):
         raise MappingError(f"{where} must be a mapping of keys")
-    if doc.get("version", 1) != 1:
+    if document.get("version", 1) != 1:
         raise MappingError(f"{where}: version: only 1 is known")
-    unknown = sorted(set(doc) - {"version", "runs", *KINDS})
+    unknown = sorted(set(document) - {"version", "runs", *KINDS})
     if unknown:
         raise MappingError(f"{where}: unknown key {unknown[0]!r} (known: version, runs, {', '.join(KINDS)})")
-    runs = doc.get("runs") or {}
+    runs = document.get("runs") or {}
     if not isinstance(runs, dict) or set(runs) - {"status"}:
         raise MappingError(f"{where}: runs: only `status: [FINISHED, ...]` is known")
     statuses = runs.get("status", ["FINISHED"])
     statuses = tuple(s.upper() for s in ([statuses] if isinstance(statuses, str) else statuses or []))
     sections = {}
     for kind in KINDS:
-        section = doc.get(kind)
+        section = document.get(kind)
         if section is None:
             raise MappingError(f"{where}: {kind}: missing (give its fields, an artifact, or an existing id)")
         if not isinstance(section, dict) or set(section) - SECTION_KEYS:
@@ -104,6 +120,15 @@ def parse(doc: dict, where: str = "the mapping") -> Mapping:
         _check_values(fields, f"{where}: {kind}.fields")
         sections[kind] = Section(section.get("artifact"), fields, section.get("existing"))
     return Mapping(sections, statuses)
+
+
+def load(text: str, where: str) -> Mapping:
+    """A mapping from its file's text (YAML or JSON)."""
+    try:
+        document = yaml_text.load(text)
+    except Exception as exc:  # noqa: BLE001 — the parser's message says where
+        raise MappingError(f"{where}: not YAML/JSON: {exc}") from None
+    return parse(document, where)
 
 
 def _is_source(value: Any) -> bool:
@@ -221,8 +246,6 @@ def _merge(base: dict, over: dict) -> dict:
 def items(mapping: Mapping, run: SourceRun, experiment: str) -> dict[str, dict]:
     """The catalog items `run` maps to, by kind: {"existing": id} for a kind mapped to an existing entry.
     The experiment's references to the others are left for the importer to fill."""
-    from trainyard_cli.output import _plain, _yaml_load
-
     found = {}
     for kind, section in mapping.sections.items():
         if section.existing:
@@ -235,7 +258,7 @@ def items(mapping: Mapping, run: SourceRun, experiment: str) -> dict[str, dict]:
             except FileNotFoundError as exc:
                 raise MappingError(f"run {run.id}: {kind}.artifact: {exc}") from None
             try:
-                item = _plain(_yaml_load(text))
+                item = yaml_text.load(text)
             except Exception as exc:  # noqa: BLE001 — the parser's message says where
                 raise MappingError(f"run {run.id}: {kind}.artifact {section.artifact}: not YAML/JSON: {exc}") from None
             if not isinstance(item, dict):

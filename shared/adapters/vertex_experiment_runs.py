@@ -1,17 +1,16 @@
-"""Vertex AI Experiments as a source of `trainyard catalog import --from vertex`: the runs of an
-experiment through the official SDK (`aiplatform.ExperimentRun.list`, which reads MetadataService's
-contexts and executions), their params, summary metrics and state. Imported only when asked for: the
-SDK takes seconds to import."""
+"""Vertex AI Experiments as an import's source (the CLI's `--from vertex` and the API's; docs/import.md): the
+runs of an experiment through the official SDK (`aiplatform.ExperimentRun.list`, which reads MetadataService's
+contexts and executions), their params, summary metrics and state. The SDK is imported only when runs are
+read: it takes seconds, which the API's cold start never pays."""
 from __future__ import annotations
 
 from typing import Iterator, Optional
 from urllib.parse import quote
 
-from trainyard_cli.import_mapping import SourceRun
-from trainyard_cli.import_sources import SourceError
+from shared.domain.import_mapping import SourceError, SourceRun
 
 
-class VertexSource:
+class VertexExperimentRuns:
     name = "vertex"
 
     def __init__(self, project: str, location: str, api_endpoint: Optional[str] = None):

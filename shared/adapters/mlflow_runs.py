@@ -1,28 +1,32 @@
-"""Where `trainyard catalog import` reads runs from: an MLflow tracking server (its REST API, so the CLI
-needs no mlflow package) and Vertex AI Experiments (the official SDK). Each yields SourceRuns
-(trainyard_cli/import_mapping.py)."""
+"""An MLflow tracking server as an import's source (the CLI's and the API's: docs/import.md): its REST API,
+so neither needs the mlflow package. Yields SourceRuns (shared/domain/import_mapping.py).
+
+Read by the API, the URL is the caller's: `allowed(url)` (the deployment's hosts, shared/services/
+experiment_import.py) is asked of the tracking URI and of every redirect before it is followed, so a server
+cannot bounce the API to a host it may not reach (the metadata server, an internal service)."""
 from __future__ import annotations
 
-from typing import Iterator, Optional
-from urllib.parse import quote
+from typing import Callable, Iterator, Optional
+from urllib.parse import quote, urljoin
 
 import requests
 
-from trainyard_cli.import_mapping import SourceRun
+from shared.domain.import_mapping import SourceError, SourceRun
 
 # runs/search returns at most this many a page (MLflow's own cap for max_results is 50,000; a smaller
 # page keeps each response small): https://mlflow.org/docs/latest/api_reference/rest-api.html#search-runs
 MLFLOW_PAGE = 1000
 
 
-class SourceError(Exception):
-    """The source cannot be read (unreachable, no such experiment, refused): exit 1, its message said."""
+# Redirects followed at most (requests' own default is 30): a tracking server behind a proxy needs one or two.
+MAX_REDIRECTS = 5
 
 
-class MlflowSource:
+class MlflowRuns:
     name = "mlflow"
 
-    def __init__(self, tracking_uri: str, token: Optional[str] = None, timeout_s: float = 30):
+    def __init__(self, tracking_uri: str, token: Optional[str] = None, timeout_s: float = 30,
+                 allowed: Optional[Callable[[str], bool]] = None):
         self.location = tracking_uri.strip().rstrip("/")
         if not self.location.startswith(("http://", "https://")):
             raise SourceError(f"{tracking_uri}: an MLflow tracking server's http(s) URL (file: and databricks "
@@ -31,13 +35,25 @@ class MlflowSource:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.timeout_s = timeout_s
+        self.allowed = allowed or (lambda url: True)
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        url = f"{self.location}{path}"
         try:
-            response = self.session.request(method, f"{self.location}{path}", timeout=self.timeout_s, **kwargs)
+            for _ in range(MAX_REDIRECTS + 1):
+                response = self.session.request(method, url, timeout=self.timeout_s, allow_redirects=False, **kwargs)
+                if not response.is_redirect:
+                    return response
+                url = urljoin(url, response.headers["location"])
+                if not self.allowed(url):
+                    raise SourceError(f"MLflow at {self.location}: redirected to {url}, a host this deployment "
+                                      "does not read from")
+                if response.status_code not in (307, 308):  # 301-303 turn the request into a GET without a body
+                    method, kwargs = "GET", {k: v for k, v in kwargs.items() if k != "json"}
+                kwargs.pop("params", None)  # the redirect's URL carries its own query
         except requests.RequestException as exc:
             raise SourceError(f"MLflow at {self.location}: {exc}") from None
-        return response
+        raise SourceError(f"MLflow at {self.location}: more than {MAX_REDIRECTS} redirects")
 
     def _json(self, method: str, path: str, **kwargs) -> dict:
         response = self._call(method, path, **kwargs)
@@ -66,8 +82,9 @@ class MlflowSource:
             if not token:
                 return
 
-    def _run(self, experiment_id: str, run: dict) -> SourceRun:
-        info, data = run["info"], run.get("data", {})
+    def _run(self, experiment_id: str, logged: dict) -> SourceRun:
+        """A run as runs/search returns it ({info, data}; an MLflow run, not a Trainyard one)."""
+        info, data = logged["info"], logged.get("data", {})
         run_id = info["run_id"]
 
         def read_artifact(path: str) -> bytes:
