@@ -189,9 +189,9 @@ def _named(terms: list[str], *fields: str, numbered: bool = False) -> Callable[[
     """A schedule or catalog entry matches when each term is in its id, name or description (a substring:
     these lists are short beside the runs', so they are searched here, not tokenised). Where `numbered`, an
     entry's number reads "exp #N", and a term "#N" is that number exactly (#6 is not #65)."""
-    def keep(doc: dict) -> bool:
-        text = " ".join(str(doc.get(f) or "") for f in fields).lower()
-        number = doc.get("number") if numbered else None
+    def keep(entry: dict) -> bool:
+        text = " ".join(str(entry.get(f) or "") for f in fields).lower()
+        number = entry.get("number") if numbered else None
         if number is not None:
             text += f" exp #{number}"
 
