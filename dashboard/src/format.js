@@ -329,6 +329,14 @@ export function kpis(experiments, modelType) {
   return { count: rows.length, best, keys };
 }
 
+/** The experiments the chapter ranks: the server's best by the primary metric (over every experiment, however
+ * many) with the listener's newest, a listened copy replacing the server's (it is fresher); one of each. */
+export function rankedExperiments(listened, best) {
+  const byId = new Map(best.map((e) => [e.id, e]));
+  for (const e of listened) byId.set(e.id, e);
+  return [...byId.values()];
+}
+
 export function sortByPrimary(experiments, modelType) {
   const metric = primaryMetric(modelType);
   const lower = lowerIsBetter(metric);

@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { renderCard } from './cards.js';
 import { datasetSize, featureDims, featureDimsText, towerShapes } from './configinfo.js';
 import {
-  actionsFor, costText, gateSummary, modelCardHtml, gpuText, kpis, liftsText, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, primaryMetric,
+  actionsFor, costText, gateSummary, modelCardHtml, gpuText, kpis, liftsText, lowerIsBetter, lrScheduleFor, minLrFor, notificationsText, primaryMetric, rankedExperiments,
   registryModels, retrieves, runQueryPlan, setVocabulary, sortByPrimary, statusChips, statusLabel, stepForField, toDate, trainingDefaults,
 } from './format.js';
 import { thresholdFor, zonedToUtc } from './wizard.js';
@@ -197,6 +197,15 @@ describe('helpers', () => {
       { model_type: 'retrieval', metrics: { recall_at_100: 0.5 } }];
     expect(kpis(exps, 'ranking').best.test_rmse).toBe(0.7);
     expect(sortByPrimary(exps, 'ranking').map((e) => e.metrics.test_rmse)).toEqual([0.7, 0.9]);
+  });
+  it("ranks the server's best (older than anything listened to) with the listener's newest, fresher copies winning", () => {
+    const old = { id: 'e-old', model_type: 'ranking', metrics: { test_rmse: 0.5 } };
+    const listened = [{ id: 'e-new', model_type: 'ranking', metrics: { test_rmse: 0.8 } },
+      { id: 'e-best', model_type: 'ranking', metrics: { test_rmse: 0.6 }, name: 'renamed' }];
+    const ranked = rankedExperiments(listened, [old, { id: 'e-best', model_type: 'ranking', metrics: { test_rmse: 0.6 } }]);
+    expect(sortByPrimary(ranked, 'ranking').map((e) => e.id)).toEqual(['e-old', 'e-best', 'e-new']);
+    expect(ranked.find((e) => e.id === 'e-best').name).toBe('renamed');
+    expect(kpis(ranked, 'ranking').best.test_rmse).toBe(0.5);
   });
 });
 

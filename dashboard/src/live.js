@@ -100,6 +100,10 @@ export function listenSchedules(max, onData, onError) {
   { orderField: 'created_at', max });
 }
 
+// What one catalog listener holds at most (the experiments chapter says "500+" past it and ranks the
+// server's best of every experiment beside it).
+export const LISTENED_CATALOG = 500;
+
 export function listenCatalog(kind, onData, onError) {
-  return listenTeams([], (team) => query(collection(db, kind), team, limit(500)), onData, onError);
+  return listenTeams([], (team) => query(collection(db, kind), team, limit(LISTENED_CATALOG)), onData, onError);
 }

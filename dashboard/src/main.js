@@ -4,7 +4,7 @@ import { ApiError, del, get, post, setTokenProvider } from './api.js';
 import { renderCards } from './cards.js';
 import {
   costText, debounce, esc, inHowLong, isDeployed, kpis, metricLabel, metricValue, modelTypeIcon,
-  modelCardHtml, modelTypeLabel, modelTypes, primaryMetric, registryModels, runQueryPlan, setVocabulary, sortByPrimary, statusChips,
+  modelCardHtml, modelTypeLabel, modelTypes, primaryMetric, rankedExperiments, registryModels, runQueryPlan, setVocabulary, sortByPrimary, statusChips,
   toDate, when,
 } from './format.js';
 import * as live from './live.js';
@@ -34,7 +34,8 @@ const state = {
   schedulePages: null, // the schedules from the server, the newest live
   scheduleLive: null, // the schedules listener's rows, once it answered
   scheduleSearch: '',
-  experiments: [],
+  experiments: [], // the newest experiments, live
+  bestExperiments: [], // the server's best of each model type, by its primary metric
   datasetName: '', // the name of the dataset the runs are filtered by
   registry: [],
   runPages: null, // the run list's pages from the server, the newest live (runlist.js)
@@ -69,17 +70,34 @@ function showChapter(name) {
 
 // ------------------------------------------------------------------ chapter 1: best experiments
 
+// The chapter ranks the experiments a listener holds (up to live.LISTENED_CATALOG) with the server's best TOP of each type by the primary
+// metric over every experiment (GET /api/experiments/top-for-training): the best stay on top at any size.
+const TOP = 50;
+const knownExperiments = () => rankedExperiments(state.experiments, state.bestExperiments);
+
+const loadBestExperiments = debounce(async () => {
+  try {
+    const tops = await Promise.all(modelTypes().map((type) => get(`/api/experiments/top-for-training?model_type=${encodeURIComponent(type)}&limit=${TOP}`)));
+    state.bestExperiments = tops.flatMap((t) => t.experiments || []);
+    renderExperiments();
+  } catch (err) {
+    console.error('best experiments', err);
+  }
+}, 300);
+
 function renderExperiments() {
   const root = $('#chapter-experiments');
+  const known = knownExperiments();
+  const capped = state.experiments.length >= live.LISTENED_CATALOG; // more exist than the listener holds
   const rows = modelTypes().map((type) => {
-    const k = kpis(state.experiments, type);
+    const k = kpis(known, type);
     const cells = k.keys.map((key) => `<div class="kpi"><b>${metricValue(k.best[key])}</b><span>${esc(metricLabel(key))}</span></div>`).join('');
     return `<div class="kpi-row ${state.expType === type ? 'selected' : ''}" data-exp-type="${type}">
       <div class="kpi-type">${modelTypeIcon(type)} ${esc(modelTypeLabel(type).toUpperCase())}</div>
-      <div class="kpi"><b>${k.count}</b><span>Exps</span></div>${cells}</div>`;
+      <div class="kpi"><b>${k.count}${capped ? '+' : ''}</b><span>Exps</span></div>${cells}</div>`;
   }).join('');
   const metric = primaryMetric(state.expType);
-  const top = sortByPrimary(state.experiments, state.expType);
+  const top = sortByPrimary(known, state.expType).slice(0, TOP);
   const table = top.length ? `<div class="table-scroll"><table id="top-configs"><thead><tr><th>#</th><th>Experiment</th><th>Dataset</th><th>Feature</th><th>Model</th><th>LR</th><th>Batch</th><th>${esc(metricLabel(metric))}</th></tr></thead><tbody>
       ${top.map((e, i) => `<tr class="clickable" data-experiment="${esc(e.id)}"><td>${i + 1}</td><td>${esc(e.number ? `Exp #${e.number}` : e.name)}<div class="muted small">${esc(e.name)}</div></td>
         <td>${esc(e.dataset_name || e.dataset_id || '—')}</td><td>${esc(e.feature_config_name || e.feature_config_id || '—')}</td><td>${esc(e.model_config_name || e.model_config_id || '—')}</td>
@@ -92,7 +110,7 @@ function renderExperiments() {
 }
 
 export function openExperimentView(experimentId, { fromWizard = false, experiment } = {}) {
-  const e = experiment || state.experiments.find((x) => x.id === experimentId);
+  const e = experiment || knownExperiments().find((x) => x.id === experimentId);
   if (!e) return;
   const metrics = Object.entries(e.metrics || {}).map(([k, v]) => `<dt>${esc(metricLabel(k) || k)}</dt><dd>${metricValue(v)}</dd>`).join('');
   const params = Object.entries(e.params || {}).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</dd>`).join('');
@@ -504,6 +522,7 @@ async function main() {
   };
   const listenExperiments = () => live.listenCatalog('experiments', (rows) => {
     state.experiments = rows;
+    loadBestExperiments(); // an experiment posted or changed may be among the best
     mark('experiments');
     renderExperiments();
     if (state.chapter === 'experiments') startRest();
