@@ -4,6 +4,8 @@ contexts and executions), their params, summary metrics and state. The SDK is im
 read: it takes seconds, which the API's cold start never pays."""
 from __future__ import annotations
 
+import importlib
+import json
 from typing import Iterator, Optional
 from urllib.parse import quote
 
@@ -19,10 +21,11 @@ class VertexExperimentRuns:
         self.api_endpoint = api_endpoint
 
     def runs(self, experiment: str) -> Iterator[SourceRun]:
-        from google.api_core import exceptions
-        from google.auth import exceptions as auth_exceptions
-        from google.cloud import aiplatform
-
+        # The Vertex AI SDK takes seconds to import: loaded on the first import from Vertex, never on the
+        # API's cold start (as shared/adapters/vertex_gapic.py loads the GAPIC client).
+        aiplatform = importlib.import_module("google.cloud.aiplatform")
+        exceptions = importlib.import_module("google.api_core.exceptions")
+        auth_exceptions = importlib.import_module("google.auth.exceptions")
         try:
             aiplatform.init(project=self.project, location=self.region, api_endpoint=self.api_endpoint)
             runs = aiplatform.ExperimentRun.list(experiment=experiment)
@@ -44,8 +47,6 @@ class VertexExperimentRuns:
 
 def _text(value) -> str:
     """A param as MLflow gives it (text): the mapping decodes numbers and JSON the same way for both."""
-    import json
-
     return value if isinstance(value, str) else json.dumps(value)
 
 
