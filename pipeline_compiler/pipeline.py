@@ -244,6 +244,11 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         custom_config={F.RUN_SPEC_KEY: data_spec_json},
         # Vocabularies and statistics from train + eval only; test stays unseen.
         splits_config=tfx.proto.SplitsConfig(analyze=["train", "eval"], transform=["train", "eval", "test"]),
+        # TFDV's pre- and post-transform statistics (TFX 1.0+ computes them unless told not to, over every
+        # split it transforms): nothing reads them — StatisticsGen has the raw data's, the data check the rest.
+        disable_statistics=True,
+        # Nothing feeds an analyzer cache back (each run analyzes its own data), so writing one is waste.
+        disable_analyzer_cache=True,
     ).with_id("Transform")
     trainer = _trainer(spec, env, transform, schema).with_id("Trainer")
     evaluator = TrainyardEvaluator(

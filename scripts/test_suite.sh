@@ -21,8 +21,10 @@ rm -rf "$out"/*.xml "$out"/*.log "$out"/tmp-*
 
 lane() {  # lane NAME PATHS... : one pytest process, its log and junit report under $out
   local name=$1; shift
-  # The slowest tests and fixtures close each log: where the next cut is, without another run.
-  "$PY" -m pytest "$@" -p no:cacheprovider --durations=30 --basetemp="$out/tmp-$name" --junitxml="$out/$name.xml"
+  # The slowest tests and fixtures close each log, and the lane's CPU seconds (its own and those of the
+  # processes it started and waited for) its last line: where the next cut is, without another run.
+  local TIMEFORMAT="lane $name: %0R s wall, %0U s user + %0S s system CPU"
+  time "$PY" -m pytest "$@" -p no:cacheprovider --durations=30 --basetemp="$out/tmp-$name" --junitxml="$out/$name.xml"
 }
 background=(images:"tests/images" unit:"tests/unit tests/security" integration:"tests/integration"
             rehearsal:"tests/rehearsal tests/browser")
@@ -43,6 +45,8 @@ for spec in "${background[@]}"; do
   echo "---- ${spec#*:} (ran beside the rest) ----"
   cat "$out/${spec%%:*}.log"
 done
+echo
+grep -h '^lane ' "$out"/{images,unit,integration,rehearsal}.log  # e2e's printed above, as it ended
 "$PY" - "$out"/{e2e,images,unit,integration,rehearsal}.xml <<'PY'
 import sys
 import xml.etree.ElementTree as ET
