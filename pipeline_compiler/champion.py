@@ -13,10 +13,11 @@ model named after the run. The Evaluator scores it on the same test split (evalu
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from shared.adapters.serving.local import read_endpoint
 from shared.adapters.vertex_gapic import RegionalService, gapic
@@ -112,3 +113,10 @@ def find(spec, target: str, project: str, region: str, registry_dir: str, endpoi
     if target == "vertex":
         return VertexChampions(project, region, emulator_host=emulator_host).find(spec)
     return find_local(spec, registry_dir, endpoints_dir)
+
+
+def finder(spec, target: str, project: str, region: str, registry_dir: str, endpoints_dir: str,
+           emulator_host: str = "") -> Callable[[], Optional[Champion]]:
+    """`find` with these arguments, asked once however often it is called (the Evaluator asks whether to use
+    the Beam job, then scores the champion: one answer for both)."""
+    return functools.cache(lambda: find(spec, target, project, region, registry_dir, endpoints_dir, emulator_host))

@@ -11,8 +11,6 @@ A not-blessed model is not registered.
 # No `from __future__ import annotations`: TFX reads the component signatures at runtime.
 
 
-import functools
-
 import apache_beam as beam
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -58,6 +56,7 @@ def TrainyardEvaluator(
     region: tfx.dsl.components.Parameter[str],
     local_registry_dir: tfx.dsl.components.Parameter[str],
     local_endpoints_dir: tfx.dsl.components.Parameter[str],
+    vertex_emulator_host: tfx.dsl.components.Parameter[str],
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Gate on the test split, against the champion where the Pusher registers (champion.py); writes the
@@ -69,10 +68,8 @@ def TrainyardEvaluator(
     with log.bound(run_id=spec.run_id, attempt=spec.attempt, stage="Evaluate"):
         serving = results.join(model.uri, "Format-Serving")
 
-        @functools.cache  # looked up once: whether to use the Beam job, then the champion scored
-        def find():
-            return champion.find(spec, target, project, region, local_registry_dir, local_endpoints_dir)
-
+        find = champion.finder(spec, target, project, region, local_registry_dir, local_endpoints_dir,
+                               vertex_emulator_host)
         if beam_pipeline is not None and evaluation_beam.runs_as_beam(spec, examples.uri) and not _has_champion(spec, find):
             log.info("the test split is scored by a Beam job", threshold=spec.evaluator_config.beam_min_test_rows)
             evaluation = evaluation_beam.evaluate_model_beam(spec, examples.uri, serving, transform_graph.uri,

@@ -38,8 +38,8 @@ class PipelineEnv:
     service_account: Optional[str] = None
     # The Vertex AI TensorBoard instance the Trainer's CustomJob uploads its event files to (None: no upload).
     vertex_tensorboard: Optional[str] = None
-    # A Vertex AI stand-in (the rehearsal's gRPC fakes, TRAINYARD_VERTEX_EMULATOR_HOST): the Trainer's champion
-    # lookup asks it instead of {region}-aiplatform.googleapis.com. Unset in the cloud.
+    # A Vertex AI stand-in (the rehearsal's gRPC fakes, TRAINYARD_VERTEX_EMULATOR_HOST): the Trainer's and the
+    # Evaluator's champion lookups ask it instead of {region}-aiplatform.googleapis.com. Unset in the cloud.
     vertex_emulator_host: str = ""
     local_registry_dir: str = ".local/registry"
     local_endpoints_dir: str = ".local/endpoints"  # the Evaluator finds a local champion's endpoint here

@@ -262,6 +262,7 @@ def create_pipeline(spec: RunSpec, env: Optional[PipelineEnv] = None,
         region=env.region,
         local_registry_dir=env.local_registry_dir,
         local_endpoints_dir=env.local_endpoints_dir,
+        vertex_emulator_host=env.vertex_emulator_host,  # as the Trainer's lookup: a stand-in, never in the cloud
     ).with_id("Evaluator")
     pusher = TrainyardPusher(
         model=trainer.outputs["model"],

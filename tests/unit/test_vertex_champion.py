@@ -101,3 +101,34 @@ def test_the_cloud_trainers_champion_lookup_asks_the_registry_and_warm_starts_fr
     assert source.source_id == f"{current.model_resource_name}@2 (registry default)"
     cloud = warm_weights.champion_lookup(run, "vertex", PROJECT, REGION, "r", "e")[warm_weights.CHAMPION_LOOKUP_KEY]
     assert "emulator_host" not in cloud  # the cloud's Trainer asks Vertex itself
+
+
+def test_the_cloud_evaluators_champion_lookup_asks_where_the_pipeline_was_compiled_to_ask(vertex, tmp_path):  # noqa: F811
+    """The Evaluator's parameters as the Vertex pipeline compiles them are all its lookup has (components.py:
+    champion.finder over them): with the stand-in's address compiled in, it asks the stand-in (ListModels under
+    the region's parent, the run's model name) and scores against the version it answers, once however often
+    the Evaluator asks."""
+    import dataclasses
+
+    from pipeline_compiler import champion
+    from pipeline_compiler.pipeline import create_pipeline
+    from tests.unit.pipeline_compiler.test_compile import VERTEX_ENV
+    from tests.unit.pipeline_compiler.tiny_data import tiny_spec
+
+    name = "recs-gated"
+    current = registrar(vertex).register(spec(run_id="tr-4", name=name), "gs://a/tr-4/model/saved_model")
+    run = tiny_spec(str(tmp_path), run_name=name)
+    env = dataclasses.replace(VERTEX_ENV, project=PROJECT, region=REGION, vertex_emulator_host=vertex.server.address)
+    evaluator = next(c for c in create_pipeline(run, env).components if c.id == "Evaluator")
+    p = evaluator.exec_properties
+    assert (p["target"], p["vertex_emulator_host"]) == ("vertex", vertex.server.address)
+    assert dataclasses.replace(VERTEX_ENV).vertex_emulator_host == ""  # in the cloud: Vertex's own endpoint
+
+    before = len(vertex.server.requests("list_models"))
+    find = champion.finder(run, p["target"], p["project"], p["region"], p["local_registry_dir"],
+                           p["local_endpoints_dir"], p["vertex_emulator_host"])
+    found, again = find(), find()
+    (listed,) = vertex.server.requests("list_models")[before:]
+    assert listed.parent == f"projects/{PROJECT}/locations/{REGION}" and listed.filter == f'display_name="{name}"'
+    assert found is again and (found.model, found.artifact_uri) == (current.model_resource_name,
+                                                                   "gs://a/tr-4/model/saved_model")
