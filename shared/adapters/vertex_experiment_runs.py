@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from typing import Iterator, Optional
 from urllib.parse import quote
 
 from shared.domain.import_mapping import SourceError, SourceRun
+
+
+# `aiplatform.init` sets the SDK's one process-wide configuration, which `ExperimentRun.list` and each run's
+# params and metrics read: two imports at once (the API serves requests on threads) from different projects
+# would read each other's. So one import reads Vertex at a time, all it needs, before the next.
+_SDK_CONFIG = threading.Lock()
 
 
 class VertexExperimentRuns:
@@ -27,22 +34,26 @@ class VertexExperimentRuns:
         exceptions = importlib.import_module("google.api_core.exceptions")
         auth_exceptions = importlib.import_module("google.auth.exceptions")
         try:
-            aiplatform.init(project=self.project, location=self.region, api_endpoint=self.api_endpoint)
-            runs = aiplatform.ExperimentRun.list(experiment=experiment)
+            with _SDK_CONFIG:
+                aiplatform.init(project=self.project, location=self.region, api_endpoint=self.api_endpoint)
+                read = [self._source_run(run, experiment)
+                        for run in sorted(aiplatform.ExperimentRun.list(experiment=experiment), key=lambda r: r.name)]
         except exceptions.NotFound:
             raise SourceError(f"Vertex AI Experiments: no experiment {experiment!r} in {self.location}") from None
         except (exceptions.GoogleAPICallError, auth_exceptions.GoogleAuthError) as exc:
             raise SourceError(f"Vertex AI Experiments in {self.location}: {exc}") from None
-        for run in sorted(runs, key=lambda r: r.name):
-            yield SourceRun(
-                id=run.resource_name.rsplit("/", 1)[-1], name=run.name, status=str(run.get_state()),
-                params={k: _text(v) for k, v in run.get_params().items()},
-                metrics={k: float(v) for k, v in run.get_metrics().items() if isinstance(v, (int, float))},
-                tags={}, artifact_uri="",
-                url=(f"https://console.cloud.google.com/vertex-ai/experiments/locations/{quote(self.region)}/"
-                     f"experiments/{quote(experiment)}/runs/{quote(run.resource_name.rsplit('/', 1)[-1])}"
-                     f"?project={quote(self.project)}"),
-                read_artifact=_no_files)
+        yield from read
+
+    def _source_run(self, run, experiment: str) -> SourceRun:
+        run_id = run.resource_name.rsplit("/", 1)[-1]
+        return SourceRun(
+            id=run_id, name=run.name, status=str(run.get_state()),
+            params={k: _text(v) for k, v in run.get_params().items()},
+            metrics={k: float(v) for k, v in run.get_metrics().items() if isinstance(v, (int, float))},
+            tags={}, artifact_uri="",
+            url=(f"https://console.cloud.google.com/vertex-ai/experiments/locations/{quote(self.region)}/"
+                 f"experiments/{quote(experiment)}/runs/{quote(run_id)}?project={quote(self.project)}"),
+            read_artifact=_no_files)
 
 
 def _text(value) -> str:
