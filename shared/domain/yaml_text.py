@@ -2,6 +2,7 @@
 file (the CLI's and the API's, shared/services/experiment_import.py) are read by this one loader."""
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from typing import Any
@@ -26,7 +27,16 @@ def _plain(value: Any) -> Any:
 def _yaml_load(text: str):
     """yaml.safe_load, except that 02:00 stays the string "02:00" (YAML 1.1 reads it as the base-60
     integer 120, which is never what a time_of_day means)."""
-    import yaml  # only where a YAML document is read: the API's cold start does without it
+    import yaml
+
+    return yaml.load(text, Loader=_loader())  # noqa: S506 — a SafeLoader subclass
+
+
+@functools.cache
+def _loader():
+    """The loader class, made once: PyYAML is imported only where a YAML document is read (the API's cold
+    start does without it)."""
+    import yaml
 
     class Loader(yaml.SafeLoader):
         pass
@@ -36,4 +46,4 @@ def _yaml_load(text: str):
                                       for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
     Loader.add_implicit_resolver(int_tag, re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
                                                      r"|[-+]?0x[0-9a-fA-F_]+)$"), list("-+0123456789"))
-    return yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader subclass
+    return Loader
