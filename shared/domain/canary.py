@@ -102,9 +102,17 @@ def promoted(current: dict, new_id: str) -> dict:
 
 
 def restored(previous: dict, current: dict, new_id: str) -> dict:
-    """The split before the deploy, over the models still on the endpoint, the new model at 0. Falls back
-    to the other models' current shares; Conflict when no other model is left to take the traffic."""
+    """Undo one deploy: its model goes to 0; a model deployed since (on the endpoint now, not before; another
+    team's, perhaps) keeps its share; the models there before share the rest as they did before the deploy,
+    over those still on the endpoint. Falls back to the other models' current shares; Conflict when no other
+    model is left to take the traffic."""
+    since = {k: v for k, v in current.items() if k not in (previous or {}) and k != new_id and v > 0}
     base = {k: v for k, v in (previous or {}).items() if k in current and k != new_id and v > 0}
+    if previous and since and base:
+        kept = sum(since.values())
+        if kept < 100:  # the rest, whole percents; the models deployed since exactly as they are
+            return {**{k: 0 for k in current}, **since, **whole_percents(base, 100 - kept), new_id: 0}
+        base = {}
     base = base or {k: v for k, v in current.items() if k != new_id and v > 0}
     if not base:
         raise Conflict("no other model on the endpoint had traffic before this one: there is nothing to roll "

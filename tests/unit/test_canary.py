@@ -68,6 +68,19 @@ def test_promoting_and_restoring_the_split():
         canary.restored({"gone": 100}, {"b": 100}, "b")
 
 
+def test_rolling_back_one_deploy_leaves_a_model_deployed_since_as_it_is():
+    """Team A deployed b over a (a 100 before); team B then deployed c. A's rollback undoes A's deploy only:
+    c keeps its share, a takes the rest, b goes to 0 (before: a took everything and c was starved)."""
+    assert canary.restored({"a": 100}, {"a": 25, "b": 25, "c": 50}, "b") == {"a": 50, "b": 0, "c": 50}
+    # several older models share the rest as before the deploy, in whole percents
+    assert canary.restored({"a": 70, "d": 30}, {"a": 20, "d": 10, "b": 40, "c": 30}, "b") == {
+        "a": 49, "d": 21, "b": 0, "c": 30}
+    # the models since hold everything: nothing is taken from them, they keep it between them
+    assert canary.restored({"a": 100}, {"a": 0, "b": 0, "c": 100}, "b") == {"a": 0, "b": 0, "c": 100}
+    # nothing from before is left: the models since take all
+    assert canary.restored({"gone": 100}, {"b": 60, "c": 40}, "b") == {"b": 0, "c": 100}
+
+
 # ----------------------------------------------------------------------------- the loop on the fakes
 
 
