@@ -452,6 +452,11 @@ VARIABLES: tuple[Variable, ...] = (
              "roles/aiplatform.viewer there; Terraform: this project and import_vertex_projects)", "GOOGLE_CLOUD_PROJECT",
              (API,), OPTIONAL,
              field="import_vertex_projects", parse=_names, unset=lambda r: (r.project,)),
+    Variable("TRAINYARD_IMPORT_REQUEST_S", "how long one POST /api/experiments:import-from goes on starting runs "
+             "before it answers with the part done and `next_after` (the dialog and `trainyard catalog import "
+             "--by-api` ask again from there until the import is whole): below the API function's 60 s timeout",
+             "30", (API,), OPTIONAL,
+             field="import_request_s", parse=_float),
     Variable("TRAINYARD_GPU_USAGE_CACHE_S", "how long the GPU quota pre-flight reuses a Cloud Monitoring quota-usage "
              "reading (per GPU metric and region; Monitoring samples it every 60 s)", "60", (API,), OPTIONAL,
              field="gpu_usage_cache_s", parse=_float),

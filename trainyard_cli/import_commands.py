@@ -8,6 +8,7 @@ The CLI reads the source itself (a laptop's MLflow the API cannot reach) with th
 shared/services/experiment_import.py."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from shared import composition
@@ -76,13 +77,19 @@ def _by_api(args, client) -> dict:
             body["mapping"] = Path(args.mapping).read_text()
         except OSError as exc:
             raise UsageError(f"cannot read {args.mapping}: {exc.strerror or exc}") from None
-    try:
-        answer = client.post("/api/experiments:import-from", body)
-    except ApiError as exc:
-        if exc.status in (400, 502):  # the flags, the mapping or the source are wrong: exit 2, as without --by-api
-            raise UsageError(str(exc)) from None
-        raise
-    return {"runs": answer["runs"], "counts": answer["counts"]}
+    runs, counts = [], Counter()
+    while True:  # the API imports in parts, each within one request's time limit: ask again from next_after
+        try:
+            answer = client.post("/api/experiments:import-from", body)
+        except ApiError as exc:
+            if exc.status in (400, 502):  # the flags, the mapping or the source are wrong: exit 2, as without --by-api
+                raise UsageError(str(exc)) from None
+            raise
+        runs += answer["runs"]
+        counts.update(answer["counts"])
+        if not answer.get("next_after"):
+            return {"runs": runs, "counts": dict(counts)}
+        body["after"] = answer["next_after"]
 
 
 def import_runs(args, client, ui: Output) -> int:
@@ -99,6 +106,7 @@ def import_runs(args, client, ui: Output) -> int:
             source = _source(args)
             mapping = _mapping(args)
             done = experiment_import.import_runs(source, mapping, args.experiment, post, args.team, args.dry_run)
+            done.pop("next_after")  # one part: no deadline from this machine
         except (SourceError, MappingError) as exc:
             raise UsageError(str(exc)) from None  # nothing could be read: as a wrong flag, exit 2
 

@@ -32,6 +32,25 @@ export function importBody(form, { dryRun = false } = {}) {
   return body;
 }
 
+/**
+ * The whole import: the API answers in parts (each within one request's time limit, TRAINYARD_IMPORT_REQUEST_S)
+ * with `next_after` while runs remain; ask again from there until it is null. `onPart(soFar)` after each part,
+ * with the runs and counts merged so far.
+ */
+export async function importAll(postFn, body, onPart = () => {}) {
+  let merged = null;
+  let after = null;
+  do {
+    const answer = await postFn('/api/experiments:import-from', after ? { ...body, after } : body);
+    const counts = { ...(merged?.counts || {}) };
+    for (const [k, n] of Object.entries(answer.counts || {})) counts[k] = (counts[k] || 0) + n;
+    merged = { ...answer, runs: [...(merged?.runs || []), ...(answer.runs || [])], counts };
+    after = answer.next_after || null;
+    if (after) onPart(merged);
+  } while (after);
+  return merged;
+}
+
 const ORDER = ['created', 'updated', 'unchanged', 'valid', 'skipped', 'failed'];
 
 /** "2 created, 1 unchanged, 1 failed" (the answer's counts, in a fixed order); "no runs" for none. */
@@ -102,7 +121,9 @@ export function openImportDialog({ me, onImported = () => {} } = {}) {
     const dryRun = button.matches('[data-import-check]');
     $$('[data-import-submit], [data-import-check]', el).forEach((b) => { b.disabled = true; });
     try {
-      const answer = await post('/api/experiments:import-from', importBody(form, { dryRun }));
+      const answer = await importAll(post, importBody(form, { dryRun }), (soFar) => {
+        $('[data-role=import-results]', el).innerHTML = `<div class="muted" data-role="import-reading">${dryRun ? 'Checked' : 'Imported'} ${soFar.runs.length} runs so far (${esc(countsText(soFar.counts))}); going on…</div>`;
+      });
       show(answer);
       if (!dryRun) {
         toast(`Imported: ${countsText(answer.counts)}`);

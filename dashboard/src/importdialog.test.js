@@ -5,7 +5,7 @@ import { setVocabulary } from './format.js';
 import served from './testdata/vocabulary.json';
 
 beforeEach(() => setVocabulary(structuredClone(served)));
-const { countsText, importBody, importStart, importTeams, resultRows } = await import('./importdialog.js');
+const { countsText, importAll, importBody, importStart, importTeams, resultRows } = await import('./importdialog.js');
 
 const me = { teams: ['ads', 'recs', 'search'], roles: { ads: 'viewer', recs: 'trainer', search: 'admin' } };
 
@@ -37,5 +37,22 @@ describe('the Import experiments dialog', () => {
     expect(html).toContain('datasets.name: Field required');
     expect(html).toContain('HTTP 403: not on the team');
     expect(html).not.toContain('run r3: …');
+  });
+  it('asks again from next_after until the API says the import is whole, merging the parts', async () => {
+    const asked = [];
+    const parts = {
+      '': { source: 'mlflow', experiment: 'quick', runs: [{ run_id: 'a' }, { run_id: 'b' }], counts: { created: 2 }, next_after: 'b' },
+      b: { source: 'mlflow', experiment: 'quick', runs: [{ run_id: 'c' }], counts: { created: 1 }, next_after: 'c' },
+      c: { source: 'mlflow', experiment: 'quick', runs: [{ run_id: 'd' }], counts: { failed: 1 }, next_after: null },
+    };
+    const fakePost = async (path, body) => { asked.push([path, body]); return parts[body.after || '']; };
+    const progress = [];
+    const whole = await importAll(fakePost, { source: 'mlflow', experiment: 'quick' }, (soFar) => progress.push(soFar.runs.length));
+    expect(asked.map(([path, body]) => [path, body.after])).toEqual(
+      [['/api/experiments:import-from', undefined], ['/api/experiments:import-from', 'b'], ['/api/experiments:import-from', 'c']]);
+    expect(whole.runs.map((r) => r.run_id)).toEqual(['a', 'b', 'c', 'd']);
+    expect(whole.counts).toEqual({ created: 3, failed: 1 });
+    expect(progress).toEqual([2, 3]);
+    expect(whole.next_after).toBeNull();
   });
 });

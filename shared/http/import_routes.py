@@ -9,6 +9,8 @@ Added to the API by `register_import_routes(app, deps)` in shared/http/app.creat
 """
 from __future__ import annotations
 
+import time
+
 from flask import Flask, g, jsonify
 
 from shared.domain import teams
@@ -52,8 +54,10 @@ def register_import_routes(app: Flask, deps) -> None:
                                           project=where.get("project"), location=where.get("location"),
                                           allowed=policy.host_allowed)
             post = experiment_import.stored_by(deps.repo, g.caller, deps.settings.teams)
+            # In parts, each within the function's timeout: the caller asks again from `next_after`.
             done = experiment_import.import_runs(source, where["parsed_mapping"], where["experiment"], post, team,
-                                                 request.get("dry_run", False))
+                                                 request.get("dry_run", False), after=where["after"],
+                                                 deadline=time.monotonic() + deps.settings.import_request_s)
         except SourceError as exc:
             # The source, not this API, failed: 502 naming it (never a 500), as a proxy answers for its upstream.
             return jsonify(success=False, error="source_unavailable", message=str(exc)), 502
@@ -89,7 +93,8 @@ def openapi_paths(ref, response, errors) -> dict:
             "field": {"type": "string"}, "message": {"type": "string"}}}}}}
     paths["/api/experiments:import-from"] = {"post": {
         "summary": "Import every run of an MLflow or Vertex AI Experiments experiment, read by the API (the "
-                   "dashboard's Import experiments): per-run results; a re-import answers unchanged",
+                   "dashboard's Import experiments): per-run results, in parts of at most TRAINYARD_IMPORT_REQUEST_S "
+                   "each (next_after); a re-import answers unchanged",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["source", "experiment"], "additionalProperties": False, "properties": {
                 "source": {"enum": list(experiment_import.SOURCES)},
@@ -100,13 +105,17 @@ def openapi_paths(ref, response, errors) -> dict:
                 "experiment": {"type": "string"}, "team": {"type": "string"},
                 "mapping": {"type": "string", "description": "the mapping file's content (YAML or JSON; "
                                                              "docs/import.md); default the source's default"},
-                "dry_run": {"type": "boolean"}}}}}},
+                "dry_run": {"type": "boolean"},
+                "after": {"type": "string", "description": "the previous part's next_after: go on from there"}}}}}},
         "responses": {"200": response("every run of the source experiment and what became of it", {
             "type": "object", "required": ["success", "runs", "counts"], "properties": {
                 "success": {"const": True}, "source": {"type": "string"}, "experiment": {"type": "string"},
                 "team": {"type": ["string", "null"]}, "dry_run": {"type": "boolean"},
                 "runs": {"type": "array", "items": row},
-                "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}),
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "next_after": {"type": ["string", "null"], "description": (
+                    "null: the import is whole. Else the time limit of one request (TRAINYARD_IMPORT_REQUEST_S) "
+                    "was reached: post the same body with after set to this for the rest (runs in run-id order)")}}}),
                       **errors(400, 401),
                       "502": response("the source could not be read (unreachable, refused, no such experiment): "
                                       "the message names it", {"$ref": "#/components/schemas/Error"})}}}

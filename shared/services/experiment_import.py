@@ -12,6 +12,7 @@ make it fetch the metadata server or an internal service (server-side request fo
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,12 +109,24 @@ def _post(post: Post, found: dict, origin: dict, team: Optional[str], seen: dict
 
 
 def import_runs(source: RunSource, mapping: Mapping, experiment: str, post: Post, team: Optional[str] = None,
-                dry_run: bool = False) -> dict:
-    """{"runs": one row per source run, "counts": {result: n}}. A row: run_id, run_name, result (created,
-    updated, unchanged, valid, skipped (<state>), failed), experiment_id and ids (the entries by kind), and for
-    a failed run error and errors ({field, message}). Raises SourceError when the source cannot be read."""
+                dry_run: bool = False, after: Optional[str] = None, deadline: Optional[float] = None,
+                clock: Callable[[], float] = time.monotonic) -> dict:
+    """{"runs": one row per source run, "counts": {result: n}, "next_after": None}. A row: run_id, run_name,
+    result (created, updated, unchanged, valid, skipped (<state>), failed), experiment_id and ids (the entries by
+    kind), and for a failed run error and errors ({field, message}). Raises SourceError when the source cannot be
+    read.
+
+    In parts (the API, whose requests have a time limit): with a `deadline` (a `clock()` time) the runs go in
+    run-id order, those up to `after` are left out, and once the deadline has passed no further run starts (one
+    always does): `next_after` is then the last run id done, to ask again from. Entry ids derive from the source
+    run and the content (shared/domain/catalog_origin.py), so the parts add up to one import."""
     rows, counts, seen = [], Counter(), {}
-    for run in source.runs(experiment):
+    runs = source.runs(experiment)
+    if deadline is not None:
+        runs = sorted((run for run in runs if after is None or run.id > after), key=lambda run: run.id)
+    for run in runs:
+        if deadline is not None and rows and clock() >= deadline:
+            return {"runs": rows, "counts": dict(counts), "next_after": rows[-1]["run_id"]}
         row = {"run_id": run.id, "run_name": run.name}
         rows.append(row)
         if not mapping.wants(run):
@@ -144,7 +157,7 @@ def import_runs(source: RunSource, mapping: Mapping, experiment: str, post: Post
             continue
         row["experiment_id"], row["result"] = answer["item"]["id"], answer["result"]
         counts[answer["result"]] += 1
-    return {"runs": rows, "counts": dict(counts)}
+    return {"runs": rows, "counts": dict(counts), "next_after": None}
 
 
 # --------------------------------------------------------------------------- what the API may read
@@ -173,7 +186,7 @@ def source_request(body: dict, policy: SourcePolicy) -> dict:
     mapping}. A FieldError names each bad field (a host or project this deployment does not read is one)."""
     if not isinstance(body, dict):
         raise FieldError.one("body", "must be a JSON object")
-    known = {"source", "tracking_uri", "project", "location", "experiment", "team", "mapping", "dry_run"}
+    known = {"source", "tracking_uri", "project", "location", "experiment", "team", "mapping", "dry_run", "after"}
     errors = [{"field": key, "message": "unknown field"} for key in sorted(set(body) - known)]
 
     def text(key: str, required: bool = True) -> Optional[str]:
@@ -190,7 +203,8 @@ def source_request(body: dict, policy: SourcePolicy) -> dict:
     source = text("source")
     if source is not None and source not in SOURCES:
         errors.append({"field": "source", "message": f"must be one of {', '.join(SOURCES)}"})
-    where = {"source": source, "experiment": text("experiment"), "mapping": text("mapping", required=False)}
+    where = {"source": source, "experiment": text("experiment"), "mapping": text("mapping", required=False),
+             "after": text("after", required=False)}
     if source == "mlflow":
         uri = text("tracking_uri")
         if uri is not None and not policy.host_allowed(uri):

@@ -55,6 +55,8 @@ def stack(tmp_path_factory):
     config = StackConfig.ephemeral(tmp_path_factory.mktemp("browser-stack"), services=(), extra_env={
         "TRAINYARD_LOCAL_PIPELINE_URL": pipeline.url,
         "TRAINYARD_COMPILER": "tests.integration.scripted_compiler:compile_run",
+        # An import goes in parts of one run each (no time left after the first): the dialog must put them together.
+        "TRAINYARD_IMPORT_REQUEST_S": "0",
     })
     local = Stack(config)
     local.up()

@@ -52,9 +52,13 @@ def test_experiments_are_imported_through_the_dialog_and_a_re_import_is_unchange
     assert not [e for e in stack.get("/api/experiments", limit=500).json()["items"]
                 if (e.get("origin") or {}).get("location") == url]
 
+    parts = []  # the stack answers one run a request (TRAINYARD_IMPORT_REQUEST_S=0): the dialog asks again
+    page.on("request", lambda r: parts.append((r.post_data_json or {}).get("after"))
+            if r.url.endswith("/api/experiments:import-from") and r.method == "POST" else None)
     dialog.locator("[data-import-submit]").click()
     expect(counts).to_contain_text("Imported MLflow experiment", timeout=30_000)
     expect(counts).to_contain_text("3 created, 1 skipped, 1 failed")
+    assert len(parts) == 5 and parts[0] is None and None not in parts[1:], parts  # one part per run, each from the last
     expect(dialog.locator(f"tr[data-run-id='{runs['lucky-fox']}']")).to_have_attribute("data-result", "created")
     expect(dialog.locator(f"tr[data-run-id='{runs['still-going']}']")).to_contain_text("skipped (running)")
     failed = dialog.locator(f"tr[data-run-id='{runs['no-features']}']")

@@ -78,6 +78,42 @@ def test_every_run_is_imported_and_a_re_import_is_unchanged(post, repo, source):
     assert len(repo.catalog["experiments"]) == 2
 
 
+def test_an_import_past_one_requests_time_limit_goes_on_in_parts_that_add_up_to_one_import(repo, publisher, store, source):
+    """With no time left after the first run (TRAINYARD_IMPORT_REQUEST_S = 0) each request imports one run and
+    answers next_after; asked again from there until it is null, every run is imported once, in run-id order,
+    and the parts' configs are the same entries (content-addressed), as one request would have made them."""
+    source.runs_list.reverse()  # the source's own order is not the parts' order
+    client = create_app(Dependencies(repo=repo, publisher=publisher, store=store, experiment_runs=source,
+                                     settings=local_settings("dev@example.com", TOKEN, import_request_s=0))).test_client()
+    doc = document()["paths"]["/api/experiments:import-from"]["post"]["responses"]["200"]["content"]
+    parts, body = [], dict(MLFLOW)
+    while True:
+        response = client.post("/api/experiments:import-from", headers=HEADERS, data=json.dumps(body))
+        answer = response.get_json()
+        assert response.status_code == 200, answer
+        jsonschema.validate(answer, {**doc["application/json"]["schema"], "components": document()["components"]})
+        parts.append([row["run_id"] for row in answer["runs"]])
+        if answer["next_after"] is None:
+            break
+        assert answer["next_after"] == parts[-1][-1]
+        body["after"] = answer["next_after"]
+    assert parts == [["r1"], ["r2"], ["r3"], ["r4"]]
+    assert len(repo.catalog["experiments"]) == 3 and len(repo.catalog["datasets"]) == 1  # r3 fails alone
+
+    whole = import_runs_at_once(repo, source)
+    assert whole["counts"] == {"unchanged": 3, "failed": 1} and whole["next_after"] is None
+
+
+def import_runs_at_once(repo, source):
+    """The same import in one part (no deadline), as the CLI does."""
+    from shared.domain.teams import caller
+    from shared.services import experiment_import
+
+    who = caller("dev@example.com", local_settings().teams, admins=["dev@example.com"])
+    post = experiment_import.stored_by(repo, who, local_settings().teams)
+    return experiment_import.import_runs(source, experiment_import.mapping_for("mlflow", None), "quick", post)
+
+
 def test_a_dry_run_checks_every_run_and_writes_nothing(post, repo):
     code, answer = post({**MLFLOW, "dry_run": True})
     assert code == 200 and answer["counts"] == {"valid": 3, "failed": 1} and answer["dry_run"] is True
@@ -140,3 +176,24 @@ def test_vertex_is_read_in_the_deployments_project_only(post, source):
 def test_the_policy_admits_only_the_listed_hosts(url, allowed):
     policy = SourcePolicy(("localhost", "mlflow.internal", "tracking:5000"), ())
     assert policy.host_allowed(url) is allowed
+
+
+def test_the_clis_by_api_import_asks_again_from_next_after_until_the_import_is_whole():
+    from types import SimpleNamespace
+
+    from trainyard_cli.import_commands import _by_api
+
+    parts = {None: {"runs": [{"run_id": "r1"}, {"run_id": "r2"}], "counts": {"created": 2}, "next_after": "r2"},
+             "r2": {"runs": [{"run_id": "r3"}], "counts": {"created": 1, "failed": 0}, "next_after": None}}
+    asked = []
+
+    class Client:
+        def post(self, path, body):
+            asked.append((path, body.get("after")))
+            return parts[body.get("after")]
+
+    args = SimpleNamespace(token_file=None, api_endpoint=None, source="mlflow", experiment="quick", dry_run=False,
+                           tracking_uri="http://localhost:5000", team=None, mapping=None)
+    done = _by_api(args, Client())
+    assert asked == [("/api/experiments:import-from", None), ("/api/experiments:import-from", "r2")]
+    assert [r["run_id"] for r in done["runs"]] == ["r1", "r2", "r3"] and done["counts"] == {"created": 3, "failed": 0}
