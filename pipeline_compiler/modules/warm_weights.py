@@ -48,7 +48,7 @@ def champion_finder(spec: RunSpec, custom_config: Optional[dict]) -> Optional[Ca
         return None
     from pipeline_compiler import champion  # the Vertex clients load only for a champion warm start
 
-    return lambda: champion.find(spec, **where)
+    return champion.finder(spec, **where)
 
 
 def saved_model_dir(uri: str) -> Optional[str]:

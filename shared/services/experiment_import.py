@@ -109,14 +109,13 @@ def _post(post: Post, found: dict, origin: dict, team: Optional[str], seen: dict
 
 
 def import_runs(source: RunSource, mapping: Mapping, experiment: str, post: Post, team: Optional[str] = None,
-                dry_run: bool = False, after: Optional[str] = None, deadline: Optional[float] = None,
-                clock: Callable[[], float] = time.monotonic) -> dict:
+                dry_run: bool = False, after: Optional[str] = None, deadline: Optional[float] = None) -> dict:
     """{"runs": one row per source run, "counts": {result: n}, "next_after": None}. A row: run_id, run_name,
     result (created, updated, unchanged, valid, skipped (<state>), failed), experiment_id and ids (the entries by
     kind), and for a failed run error and errors ({field, message}). Raises SourceError when the source cannot be
     read.
 
-    In parts (the API, whose requests have a time limit): with a `deadline` (a `clock()` time) the runs go in
+    In parts (the API, whose requests have a time limit): with a `deadline` (a `time.monotonic()` time) the runs go in
     run-id order, those up to `after` are left out, and once the deadline has passed no further run starts (one
     always does): `next_after` is then the last run id done, to ask again from. Entry ids derive from the source
     run and the content (shared/domain/catalog_origin.py), so the parts add up to one import."""
@@ -125,7 +124,7 @@ def import_runs(source: RunSource, mapping: Mapping, experiment: str, post: Post
     if deadline is not None:
         runs = sorted((run for run in runs if after is None or run.id > after), key=lambda run: run.id)
     for run in runs:
-        if deadline is not None and rows and clock() >= deadline:
+        if deadline is not None and rows and time.monotonic() >= deadline:
             return {"runs": rows, "counts": dict(counts), "next_after": rows[-1]["run_id"]}
         row = {"run_id": run.id, "run_name": run.name}
         rows.append(row)
