@@ -94,18 +94,23 @@ class Cloud:
                 "jsonPayload": {}, "severity": "INFO"}
 
     def dead_lettered(self) -> dict[str, int]:
-        """Messages kept by each <topic>-dead-letter-hold subscription."""
+        """Messages kept by each <topic>-dead-letter-hold subscription. The emulator holds a pull on an empty
+        subscription open until its timeout, so the holds are pulled side by side (one after another, seven
+        empty holds cost 70 s a look)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from google.cloud import pubsub_v1
 
         from shared.contract import topics
 
         subscriber = pubsub_v1.SubscriberClient()
-        out = {}
-        for topic in topics.ALL:
+
+        def kept(topic: str) -> int:
             path = subscriber.subscription_path(self.project, f"{topics.dead_letter(topic)}-hold")
-            response = subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=10)
-            out[topic] = len(response.received_messages)
-        return out
+            return len(subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=10).received_messages)
+
+        with ThreadPoolExecutor(len(topics.ALL)) as pool:
+            return dict(zip(topics.ALL, pool.map(kept, topics.ALL)))
 
 
 def _per_minute_schedules(workdir):

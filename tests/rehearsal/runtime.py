@@ -63,7 +63,9 @@ def write_zip(function: Function, path: Path) -> Path:
 
 def function_venv(requirements: Path) -> Path:
     """A virtual environment with what Cloud Functions' build installs from this requirements.txt,
-    made once per distinct file (kept in .venv-rehearsal/ between runs)."""
+    made once per distinct file (kept in .venv-rehearsal/ between runs). pip resolves and installs as the
+    build's pip would; --no-compile leaves the bytecode to the first import (what a function imports, not every
+    module of every package: half pip's CPU here, 30 -> 15 s a venv), which changes nothing that is installed."""
     digest = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:16]
     venv = VENVS / digest
     if (venv / ".complete").exists():
@@ -71,7 +73,8 @@ def function_venv(requirements: Path) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     result = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                             "-r", str(requirements)], capture_output=True, text=True, env=_clean_env(), timeout=900)
+                             "--no-compile", "-r", str(requirements)],
+                            capture_output=True, text=True, env=_clean_env(), timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"installing {requirements} as Cloud Functions would failed:\n{result.stderr[-3000:]}")
     (venv / ".complete").write_text(requirements.read_text())
