@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from scripts import firestore_rules
-from scripts.stack import free_port
+from scripts.stack import emulator_environment, free_port
 
 PROJECT = "trainyard-rules"
 
@@ -37,8 +37,8 @@ def emulator(workdir: Path, org_domain: str):
     rules = firestore_rules.write(org_domain, workdir / "firestore.rules")
     port = free_port()
     proc = subprocess.Popen(["gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}",
-                             f"--rules={rules}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                             f"--rules={rules}"], env=emulator_environment(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 90
         while True:
