@@ -16,7 +16,7 @@ tools:            ## what only the tests need: offline infrastructure scanners (
 	@bash scripts/setup_browser_tests.sh
 	@bash scripts/setup_mlflow.sh
 
-test: setup tools ## the whole suite in five processes at once (scripts/test_suite.sh): e2e, unit+security, integration, rehearsal+browser, the images' pins
+test: setup tools ## the whole suite in five processes at once (scripts/test_suite.sh): e2e, the trainings on tiny data, the images' pins + unit + security, integration, rehearsal + browser
 	@PY=$(PY) bash scripts/test_suite.sh
 
 test-images: setup ## each image's pinned closure resolved against the package index for its own Python and platform
