@@ -112,3 +112,15 @@ def test_the_real_stack_launches_both_emulators_every_function_and_service(tmp_p
     names = [launch.name for launch in launches]
     assert sorted(names) == sorted(["firestore", "pubsub", *(f.name for f in FUNCTIONS + SERVICES)])
     assert all(callable(launch.ready) for launch in launches)
+
+
+def test_only_the_java_emulators_get_the_jvm_options_after_any_the_caller_set(tmp_path, monkeypatch):
+    from scripts.stack import EMULATOR_JVM_OPTIONS
+
+    monkeypatch.setattr("scripts.stack.shutil.which", lambda _: "/usr/bin/gcloud")
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xmx2g")
+    launches = {launch.name: launch for launch in Stack(StackConfig.ephemeral(tmp_path)).launches()}
+    for emulator in ("firestore", "pubsub"):
+        assert launches[emulator].env["JAVA_TOOL_OPTIONS"] == f"-Xmx2g {EMULATOR_JVM_OPTIONS}"
+    assert all(launch.env.get("JAVA_TOOL_OPTIONS") == "-Xmx2g" for name, launch in launches.items()
+               if name not in ("firestore", "pubsub"))
