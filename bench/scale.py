@@ -427,7 +427,7 @@ def scann_only(sizes: list[tuple[int, int]], variants: list[str], out: str) -> d
         for variant in variants:
             runs = []
             for _ in range(repeats):
-                workdir = tempfile.mkdtemp(prefix=f"trainyard-scale-scann-{rows}-")
+                workdir = tempfile.mkdtemp(prefix=f"scann-{rows}-", dir=out)  # its result and log, beside the report
                 result = os.path.join(workdir, "scann.json")
                 load_before = os.getloadavg()[0]
                 _, _, code = run_measured([sys.executable, os.path.abspath(__file__), "--child-scann", str(rows),
