@@ -6,6 +6,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import shutil
+import tempfile
 
 EMULATOR_TOOLS_MISSING = [tool for tool in ("gcloud", "java") if not shutil.which(tool)]
 
@@ -21,3 +22,28 @@ def skip_without_emulators(items, path_part: str, layer: str) -> None:
     for item in items:
         if path_part in str(item.fspath):
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    """One scratch directory for every temporary file the session makes, removed when it ends.
+
+    Ours, pytest's own, TensorFlow's autograph sources and Beam's and TFX's temporary directories all
+    go through `tempfile`, here and in every process a test starts (they inherit TMPDIR); the processes
+    a stack stops never run their exit hooks, so a whole suite used to leave ~250 entries in /tmp.
+    """
+    scratch = tempfile.mkdtemp(prefix="trainyard-tests-")
+    config._trainyard_scratch = (scratch, os.environ.get("TMPDIR"), tempfile.tempdir)
+    os.environ["TMPDIR"] = scratch
+    tempfile.tempdir = scratch
+
+
+def pytest_unconfigure(config):
+    scratch, tmpdir, tempdir = getattr(config, "_trainyard_scratch", (None, None, None))
+    if scratch is None:
+        return
+    if tmpdir is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = tmpdir
+    tempfile.tempdir = tempdir
+    shutil.rmtree(scratch, ignore_errors=True)
