@@ -8,8 +8,8 @@ accidental hits (a negative with the positive's id gets TFRS' MIN_FLOAT logit).
 Why blocks: TFRS materialises the batch's B×B logits, a B×B identity as labels and the B×B
 gradient (8192² floats = 268 MB each at the default batch), so a step streams ~1 GB through memory
 for 3 matmuls whose inner dimension is only the embedding's (32). Here each block of `block` query
-rows computes its logits, the fused sparse softmax cross entropy (loss and d loss/d logits in one
-kernel) and its share of both towers' gradients while the block is still in cache; the B×B matrix
+rows computes its logits, the softmax cross entropy (loss and d loss/d logits together,
+`_softmax_cross_entropy`) and its share of both towers' gradients while the block is still in cache; the B×B matrix
 never exists. bench/trainer_speed.py measured it against the TFRS task (docs/pipeline.md, Trainer).
 """
 from __future__ import annotations
@@ -37,6 +37,24 @@ def _block_logits(query_block: tf.Tensor, candidates: tf.Tensor, start: tf.Tenso
     return logits
 
 
+def _softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each row's softmax cross entropy against its label column, and d loss/d logits (softmax − one-hot).
+
+    What tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits returns, from plain ops: with the max, exp, sum and
+    scale as separate ops TensorFlow spreads each over the cores, where the fused kernel was the step's
+    slowest part: on 2 cores a step's loss and gradients at 8192 rows in 512-row blocks took 151 ms
+    against 227 (medians of 7, 2026-12-07, an AVX-512 host; equal loss to 1e-7 relative).
+    """
+    rows = tf.shape(logits)[0]
+    top = tf.reduce_max(logits, axis=1, keepdims=True)
+    exp = tf.exp(logits - top)
+    total = tf.reduce_sum(exp, axis=1, keepdims=True)
+    own = tf.stack([tf.range(rows), labels], axis=1)
+    losses = tf.math.log(total[:, 0]) + top[:, 0] - tf.gather_nd(logits, own)
+    gradient = tf.tensor_scatter_nd_sub(exp * tf.math.reciprocal(total), own, tf.ones([rows], logits.dtype))
+    return losses, gradient
+
+
 def in_batch_softmax_loss(query: tf.Tensor, candidate: tf.Tensor, temperature: Optional[float] = None,
                           candidate_sampling_probability: Optional[tf.Tensor] = None,
                           candidate_ids: Optional[tf.Tensor] = None, block: int = BLOCK_ROWS) -> tf.Tensor:
@@ -55,8 +73,7 @@ def in_batch_softmax_loss(query: tf.Tensor, candidate: tf.Tensor, temperature: O
             start = i * block
             query_block = query[start:start + block]
             logits = _block_logits(query_block, candidate, start, inverse_temperature, log_probability, candidate_ids)
-            losses, logit_gradient = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
-                features=logits, labels=tf.range(start, start + tf.shape(query_block)[0]))
+            losses, logit_gradient = _softmax_cross_entropy(logits, tf.range(start, start + tf.shape(query_block)[0]))
             query_gradients = query_gradients.write(i, tf.linalg.matmul(logit_gradient, candidate))
             candidate_gradient += tf.linalg.matmul(logit_gradient, query_block, transpose_a=True)
             return i + 1, total + tf.reduce_sum(losses), query_gradients, candidate_gradient
