@@ -88,10 +88,14 @@ def installed(venv: Path) -> dict[str, str]:
 
 
 def _clean_env() -> dict[str, str]:
-    """What a container starts with: a PATH and a HOME, nothing of this machine's settings."""
+    """What a container starts with: a PATH and a HOME, nothing of this machine's settings.
+
+    Its temporary directory stays the test session's scratch: a Cloud Run instance's /tmp is its own
+    in-memory filesystem, gone with it, and the submitter's pipeline compiles leave TFX's wheel build
+    directories there (47 in /tmp a suite before)."""
     keep = {k: v for k, v in S.child_environment().items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PIP_CACHE_DIR")}
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": keep.get("HOME", "/root"), "LANG": "C.UTF-8",
-            **({"PIP_CACHE_DIR": keep["PIP_CACHE_DIR"]} if "PIP_CACHE_DIR" in keep else {})}
+            **{k: keep[k] for k in ("PIP_CACHE_DIR", "TMPDIR") if k in keep}}
 
 
 @dataclass

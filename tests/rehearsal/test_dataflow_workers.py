@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def _port() -> int:
 
 
 def _env(image: images.Image, tree: Path) -> dict:
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tree), "LANG": "C.UTF-8"}
+    # TMPDIR: the container's own /tmp is the session's scratch here (tests/conftest.py), not this machine's.
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tree), "LANG": "C.UTF-8",
+           "TMPDIR": tempfile.gettempdir()}
     env.update({k: v.replace(image.workdir, str(tree)) if v.startswith(image.workdir) else v for k, v in image.env.items()})
     return env
 
