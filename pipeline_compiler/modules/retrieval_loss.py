@@ -10,7 +10,8 @@ gradient (8192² floats = 268 MB each at the default batch), so a step streams ~
 for 3 matmuls whose inner dimension is only the embedding's (32). Here each block of `block` query
 rows computes its logits, the softmax cross entropy (loss and d loss/d logits together,
 `_softmax_cross_entropy`) and its share of both towers' gradients while the block is still in
-cache; the B×B matrix never exists. bench/trainer_speed.py measured it against the TFRS task (docs/pipeline.md, Trainer).
+cache; the B×B matrix never exists. bench/trainer_speed.py measured it against the TFRS task
+(docs/pipeline.md, Trainer).
 """
 from __future__ import annotations
 

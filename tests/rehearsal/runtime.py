@@ -93,9 +93,9 @@ def _clean_env() -> dict[str, str]:
     Its temporary directory stays the test session's scratch: a Cloud Run instance's /tmp is its own
     in-memory filesystem, gone with it, and the submitter's pipeline compiles leave TFX's wheel build
     directories there (47 in /tmp a suite before)."""
-    keep = {k: v for k, v in S.child_environment().items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PIP_CACHE_DIR")}
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": keep.get("HOME", "/root"), "LANG": "C.UTF-8",
-            **{k: keep[k] for k in ("PIP_CACHE_DIR", "TMPDIR") if k in keep}}
+    here = S.child_environment()
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": here.get("HOME", "/root"), "LANG": "C.UTF-8",
+            **{k: here[k] for k in ("PIP_CACHE_DIR", "TMPDIR") if k in here}}
 
 
 @dataclass

@@ -2,12 +2,10 @@
 at most once per (run, attempt, event, target), never failing the run."""
 from __future__ import annotations
 
-import atexit
 import hashlib
 import hmac
 import json
 import os
-import shutil
 import tempfile
 
 import pytest
@@ -32,9 +30,8 @@ from tests.unit.test_control_plane import do_submit, env  # noqa: F401 (fixture)
 HOOK = {"webhooks": [{"url": "https://hooks.example.com/services/T/B/x", "secret": "team-hook"}],
         "pubsub_topic": "ml-alerts"}
 BINDINGS = {"team-hook": ("https://hooks.example.com/services/",)}
-_URLS_DIR = tempfile.mkdtemp(prefix="trainyard-test-urls-")
-atexit.register(shutil.rmtree, _URLS_DIR, True)  # module-level, so not a tmp_path: gone when the run ends
-URLS = LocalSecretFile(os.path.join(_URLS_DIR, "webhook-urls.json"))
+# Module-level, so not a tmp_path: under the session's scratch, which tests/conftest.py removes at the end.
+URLS = LocalSecretFile(os.path.join(tempfile.mkdtemp(prefix="trainyard-test-urls-"), "webhook-urls.json"))
 TARGETS = NotificationTargets(TargetPolicy("trainyard-local", signing_secrets=BINDINGS), URLS)
 
 
